@@ -1,0 +1,46 @@
+# Map Refiner: set-up, tests and the demo. See README.md.
+# Everything a fresh Debian 12 machine needs is installed by these targets;
+# each step leaves a stamp file so a second run is quick.
+
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DATA ?= ../shared/data
+OUTDIR ?= out
+APT_PACKAGES := python3-qgis qgis-providers python3-gdal gdal-bin python3-venv qgis xvfb
+export QT_QPA_PLATFORM ?= offscreen
+
+.PHONY: all setup system venv test demo bench experiment zip clean
+
+all: test
+
+system: $(VENV)/.system-stamp
+$(VENV)/.system-stamp:
+	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
+	  echo "Installing Debian packages: $(APT_PACKAGES)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
+	fi
+	@mkdir -p $(VENV) && touch $@
+
+venv: $(VENV)/.venv-stamp
+$(VENV)/.venv-stamp: $(VENV)/.system-stamp requirements.txt requirements-dev.txt pyproject.toml
+	@test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+setup: venv
+
+test: venv
+	$(PY) -m pytest -q tests
+
+demo: venv
+	$(PY) -m map_refiner demo --data $(DATA) --out-dir $(OUTDIR)
+
+zip: venv
+	$(PY) -m map_refiner.tools.package_zip --out dist/map_refiner.zip
+
+clean:
+	rm -rf $(OUTDIR) dist .pytest_cache

@@ -1,0 +1,107 @@
+"""Reading and writing model files: safetensors weights + JSON config, no pickle.
+
+The config is stored in the safetensors header metadata (so one file is a
+complete model) and also written beside it as ``<name>.json`` for people to
+read. Loading parses only the safetensors format, which cannot run code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Dict, Optional, Tuple, Union
+
+import torch
+
+from .errors import MapRefinerError
+from .files import atomic_path, check_output_path
+from .model_config import ModelConfig
+from .models import MapRefinerNet
+
+log = logging.getLogger(__name__)
+CONFIG_KEY = "map_refiner_config"
+PathLike = Union[str, Path]
+
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "resources" / "models" / "default.safetensors"
+
+
+def build_model(config: ModelConfig) -> MapRefinerNet:
+    return MapRefinerNet(config.in_channels, config.num_classes, config.class_specific)
+
+
+def save_model(model: MapRefinerNet, config: ModelConfig, path: PathLike,
+               overwrite: bool = False) -> Path:
+    """Write ``path`` (.safetensors) and ``path.json`` atomically."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise MapRefinerError(f"Model files end in .safetensors; got {path.name}.")
+    check_output_path(path, overwrite=overwrite)
+    config.validate()
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    meta = {CONFIG_KEY: json.dumps(config.to_dict())}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+    json_path = path.with_suffix(".json")
+    with atomic_path(json_path) as tmp:
+        tmp.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    log.info("saved model %s", path)
+    return path
+
+
+def read_model_file(path: PathLike) -> Tuple[ModelConfig, Dict[str, torch.Tensor]]:
+    """Parse a model file without building the network (safetensors only)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.exists():
+        raise MapRefinerError(f"Model file not found: {path}. Choose an existing .safetensors model.")
+    if path.is_dir():
+        raise MapRefinerError(f"{path} is a folder; choose a .safetensors model file.")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        tensors = load_file(str(path))
+    except Exception as exc:  # safetensors raises several types for bad headers
+        raise MapRefinerError(
+            f"{path.name} is not a readable Map Refiner model (expected a safetensors file; "
+            "it may be truncated or of another format). Use a model saved by Map Refiner.",
+            details=repr(exc)) from exc
+    if CONFIG_KEY not in meta:
+        raise MapRefinerError(
+            f"{path.name} is a safetensors file without a Map Refiner configuration; "
+            "use a model saved by Map Refiner.")
+    try:
+        cfg_dict = json.loads(meta[CONFIG_KEY])
+    except json.JSONDecodeError as exc:
+        raise MapRefinerError(f"The configuration inside {path.name} is not valid JSON.") from exc
+    return ModelConfig.from_dict(cfg_dict), tensors
+
+
+def load_model(path: Optional[PathLike] = None,
+               device: Union[str, torch.device] = "cpu") -> Tuple[MapRefinerNet, ModelConfig]:
+    """Build the network described by the file and load its weights (eval mode)."""
+    path = Path(path) if path else DEFAULT_MODEL_PATH
+    if path == DEFAULT_MODEL_PATH and not path.exists():
+        raise MapRefinerError(
+            "The bundled default model is missing from the plugin folder; reinstall the plugin "
+            "or pass a model file.")
+    config, tensors = read_model_file(path)
+    model = build_model(config)
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        raise MapRefinerError(
+            f"The weights in {Path(path).name} do not match its configuration "
+            f"({config.num_classes} classes, {config.in_channels} bands); the file is damaged or "
+            "was edited by hand.", details=str(exc)) from exc
+    model.to(device).eval()
+    return model, config
+
+
+def default_model_exists() -> bool:
+    return DEFAULT_MODEL_PATH.exists() and os.path.getsize(DEFAULT_MODEL_PATH) > 0

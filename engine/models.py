@@ -1,0 +1,176 @@
+"""The two networks of Maggiori et al. 2017, section III, as plain nn.Modules.
+
+* :class:`CoarseFCN`: a fully convolutional version of Mnih's network:
+  64 12x12 stride-4 filters -> 128 3x3 -> 128 3x3 -> K 9x9, ReLU between,
+  then a learned x4 upsampling (transposed convolution) back to the input grid.
+* :class:`RefinementRNN`: the learned PDE-like update (eqs. 6-8). 32 5x5
+  filters ``M_i`` applied to every class heat map (shared by the classes),
+  32 5x5 filters ``N_j`` applied to the image once, and one MLP per class
+  (32 hidden ReLU units, linear output) giving ``delta u_k`` which is added to
+  ``u_k``. The same weights are used at every iteration (unrolled T times).
+
+Shapes: images are ``(B, C, H, W)`` normalised floats, heat maps are
+``(B, K, H, W)`` unnormalised class scores (softmax gives probabilities).
+``H`` and ``W`` must be multiples of 4 for the coarse network.
+"""
+
+from __future__ import annotations
+
+from typing import List
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+#: Border (in pixels at the model's resolution) that influences an output pixel.
+COARSE_RECEPTIVE_RADIUS = 36
+#: Each RNN iteration widens the receptive field by the 5x5 heat-map filters.
+RNN_RADIUS_PER_ITERATION = 2
+#: The coarse network's output grid is aligned to multiples of its stride.
+COARSE_STRIDE = 4
+
+
+class CoarseFCN(nn.Module):
+    """Mnih-style fully convolutional network with learned x4 upsampling."""
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 2) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=12, stride=4, padding=4)
+        self.conv2 = nn.Conv2d(64, 128, kernel_size=3, padding=1)
+        self.conv3 = nn.Conv2d(128, 128, kernel_size=3, padding=1)
+        self.conv4 = nn.Conv2d(128, num_classes, kernel_size=9, padding=4)
+        # x4 learned upsampling; kernel 8 / stride 4 / padding 2 gives exactly
+        # 4x the size, centred on the stride-4 lattice of conv1.
+        self.upsample = nn.ConvTranspose2d(num_classes, num_classes, kernel_size=8,
+                                           stride=4, padding=2)
+        self._init_upsample_bilinear()
+
+    def _init_upsample_bilinear(self) -> None:
+        """Start the learned upsampling as bilinear interpolation (as FCN does)."""
+        k = self.upsample.kernel_size[0]
+        factor = (k + 1) // 2
+        center = factor - 0.5 if k % 2 == 0 else factor - 1
+        og = torch.arange(k, dtype=torch.float32)
+        filt1d = 1 - torch.abs(og - center) / factor
+        filt = filt1d[:, None] * filt1d[None, :]
+        with torch.no_grad():
+            self.upsample.weight.zero_()
+            for c in range(self.upsample.in_channels):
+                self.upsample.weight[c, c] = filt
+            self.upsample.bias.zero_()
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.conv1(image))
+        x = F.relu(self.conv2(x))
+        x = F.relu(self.conv3(x))
+        x = self.conv4(x)
+        return self.upsample(x)
+
+
+class RefinementRNN(nn.Module):
+    """Iterative heat-map refinement guided by the image (eqs. 6-8)."""
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 2,
+                 heat_filters: int = 32, image_filters: int = 32,
+                 hidden: int = 32, filter_size: int = 5,
+                 class_specific: bool = True) -> None:
+        super().__init__()
+        pad = filter_size // 2
+        self.num_classes = num_classes
+        self.heat_filters = heat_filters
+        self.image_filters = image_filters
+        self.class_specific = class_specific
+        # M_i: one single-channel filter bank applied to every class map.
+        self.heat_conv = nn.Conv2d(1, heat_filters, filter_size, padding=pad,
+                                   padding_mode="replicate")
+        # N_j: applied to the image once; independent of the iteration.
+        self.image_conv = nn.Conv2d(in_channels, image_filters, filter_size, padding=pad,
+                                    padding_mode="replicate")
+        # One MLP per class, run for all classes at once as grouped 1x1 convs.
+        groups = num_classes if class_specific else 1
+        self.mlp_groups = groups
+        features = heat_filters + image_filters
+        self.mlp_hidden = nn.Conv2d(features * groups, hidden * groups, 1, groups=groups)
+        self.mlp_out = nn.Conv2d(hidden * groups, groups, 1, groups=groups)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """Glorot initialisation, as the paper ([32]), zero-centred biases."""
+        for conv in (self.heat_conv, self.image_conv, self.mlp_hidden, self.mlp_out):
+            nn.init.xavier_uniform_(conv.weight)
+            nn.init.zeros_(conv.bias)
+
+    def image_features(self, image: torch.Tensor) -> torch.Tensor:
+        """``N_j * I``: computed once per image, reused at every iteration."""
+        return self.image_conv(image)
+
+    def step(self, heat: torch.Tensor, image_feats: torch.Tensor) -> torch.Tensor:
+        """One iteration: ``u_{t+1} = u_t + f_k(M * u_t, N * I)``."""
+        b, k, h, w = heat.shape
+        heat_feats = self.heat_conv(heat.reshape(b * k, 1, h, w))
+        heat_feats = heat_feats.reshape(b, k, self.heat_filters, h, w)
+        img = image_feats.unsqueeze(1).expand(b, k, self.image_filters, h, w)
+        phi = torch.cat([heat_feats, img], dim=2)  # (B, K, 64, H, W)
+        if self.class_specific:
+            hidden = F.relu(self.mlp_hidden(phi.reshape(b, -1, h, w)))
+            delta = self.mlp_out(hidden)
+        else:
+            flat = phi.reshape(b * k, -1, h, w)
+            delta = self.mlp_out(F.relu(self.mlp_hidden(flat))).reshape(b, k, h, w)
+        return heat + delta
+
+    def forward(self, image: torch.Tensor, heat: torch.Tensor,
+                iterations: int = 5) -> torch.Tensor:
+        feats = self.image_features(image)
+        for _ in range(iterations):
+            heat = self.step(heat, feats)
+        return heat
+
+    def trajectory(self, image: torch.Tensor, heat: torch.Tensor,
+                   iterations: int) -> List[torch.Tensor]:
+        """Heat maps at iterations 0..``iterations`` (for plots and the slider)."""
+        feats = self.image_features(image)
+        out = [heat]
+        for _ in range(iterations):
+            heat = self.step(heat, feats)
+            out.append(heat)
+        return out
+
+
+class UnsharedRefinement(nn.Module):
+    """Ablation of the paper: each iteration has its own weights (not recurrent)."""
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 2, iterations: int = 5) -> None:
+        super().__init__()
+        self.stages = nn.ModuleList(RefinementRNN(in_channels, num_classes)
+                                    for _ in range(iterations))
+
+    def forward(self, image: torch.Tensor, heat: torch.Tensor,
+                iterations: int = 5) -> torch.Tensor:
+        if iterations > len(self.stages):
+            raise ValueError(f"this variant has only {len(self.stages)} trained stages")
+        for stage in self.stages[:iterations]:
+            heat = stage.step(heat, stage.image_features(image))
+        return heat
+
+
+class MapRefinerNet(nn.Module):
+    """Coarse CNN followed by the refinement RNN; the unit a model file holds."""
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 2,
+                 class_specific: bool = True) -> None:
+        super().__init__()
+        self.coarse = CoarseFCN(in_channels, num_classes)
+        self.rnn = RefinementRNN(in_channels, num_classes, class_specific=class_specific)
+
+    def forward(self, image: torch.Tensor, iterations: int = 5) -> torch.Tensor:
+        return self.rnn(image, self.coarse(image), iterations)
+
+
+def receptive_radius(iterations: int) -> int:
+    """Pixels of context, at model resolution, that an output pixel depends on."""
+    return COARSE_RECEPTIVE_RADIUS + RNN_RADIUS_PER_ITERATION * (iterations + 1)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
