@@ -1,0 +1,131 @@
+"""The one call path for refining a raster file, shared by the CLI, the QGIS
+tasks and the Processing algorithms."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional, Tuple, Union
+
+import numpy as np
+import torch
+
+from .device import configure_threads, resolve_device
+from .errors import MapRefinerError
+from .files import check_output_path
+from .model_config import ModelConfig
+from .model_io import load_model
+from .models import MapRefinerNet
+from .predict import classes_and_probs, predict_tile, stack_bands
+from .progress import CancelFn, ProgressFn, make_reporter
+from .raster_io import check_bands, ground_resolution, open_raster, raster_info
+from .raster_write import CLASS_NODATA, refined_writer
+from .tiling import count_tiles, make_grids, plan_tiles
+
+log = logging.getLogger(__name__)
+PathLike = Union[str, Path]
+
+
+@dataclass
+class RefineParams:
+    """Everything a refine needs; built by the CLI, the dialog or an algorithm."""
+
+    image: Path
+    out: Path
+    model_path: Optional[Path] = None
+    iterations: Optional[int] = None
+    device: str = "auto"
+    scores: Optional[Path] = None
+    bands: Optional[List[int]] = None
+    input_resolution_m: Optional[float] = None
+    tile_size: int = 512
+    overwrite: bool = False
+
+
+@dataclass
+class RefineResult:
+    out: Path
+    scores: Optional[Path]
+    iterations: int
+    class_names: List[str]
+    colours: List[Tuple[int, int, int]]
+    seconds: float
+    device: str
+    tiles: int
+    model_grid: Tuple[int, int] = field(default=(0, 0))
+
+
+def refine_raster(params: RefineParams, progress: Optional[ProgressFn] = None,
+                  is_cancelled: Optional[CancelFn] = None,
+                  model: Optional[Tuple[MapRefinerNet, ModelConfig]] = None) -> RefineResult:
+    """Coarse CNN + ``iterations`` RNN steps over a raster, tile by tile, to a GeoTIFF."""
+    t0 = time.perf_counter()
+    rep = make_reporter(progress, is_cancelled)
+    image, out = Path(params.image), Path(params.out)
+    inputs = [image] + ([params.model_path] if params.model_path else [])
+    check_output_path(out, inputs, params.overwrite)
+    if params.scores is not None:
+        if Path(params.scores).resolve() == out.resolve():
+            raise MapRefinerError("The scores file and the class map must be different files.")
+        check_output_path(params.scores, inputs, params.overwrite)
+    ds = open_raster(image)
+    info = raster_info(ds)
+    configure_threads()
+    device = resolve_device(params.device)
+    net, config = model if model else load_model(params.model_path, device)
+    net.to(device).eval()
+    bands = stack_bands(params.bands, config)
+    check_bands(info, bands)
+    if len(bands) != config.in_channels:
+        raise MapRefinerError(f"The model needs {config.in_channels} bands; {len(bands)} were chosen.")
+    iterations = config.default_iterations if params.iterations is None else int(params.iterations)
+    if iterations < 0:
+        raise MapRefinerError("The number of iterations must be 0 or more.")
+    rx, ry = ground_resolution(info, params.input_resolution_m)
+    grids = make_grids(info.width, info.height, rx, ry, config.ground_resolution_m)
+    total = count_tiles(grids, params.tile_size)
+    log.info("refining %s (%dx%d, %.2fx%.2f m) on a %dx%d model grid, %d tiles, %d iterations, %s",
+             image.name, info.width, info.height, rx, ry, grids.model_width,
+             grids.model_height, total, iterations, device)
+    colours = [tuple(c.colour) for c in config.classes]
+    desc = f"{config.name}: {iterations} RNN iterations"
+    with refined_writer(info, out, config.class_names, colours, params.scores, desc) as writer:
+        for i, tile in enumerate(plan_tiles(grids, iterations, params.tile_size)):
+            rep.check()
+            res = predict_tile(net, config, ds, bands, grids, tile, iterations, device)
+            cls, probs = classes_and_probs(res.logits, res.valid, CLASS_NODATA,
+                                           params.scores is not None)
+            writer.write(tile.x0, tile.y0, cls, probs)
+            rep.report((i + 1) / total)
+        rep.check()
+    return RefineResult(out, params.scores, iterations, config.class_names, colours,
+                        time.perf_counter() - t0, str(device), total,
+                        (grids.model_width, grids.model_height))
+
+
+def refine_array(net: MapRefinerNet, config: ModelConfig, ds, iterations: int,
+                 device: Union[str, torch.device] = "cpu", bands: Optional[List[int]] = None,
+                 input_resolution_m: Optional[float] = None, tile_size: int = 512,
+                 trajectory: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+    """Logits on the whole input grid in memory (for evaluation and small rasters).
+
+    Returns ``(logits, valid)``; logits are ``(K, H, W)``, or ``(T+1, K, H, W)``
+    with ``trajectory``.
+    """
+    device = torch.device(device)
+    info = raster_info(ds)
+    bands = stack_bands(bands, config)
+    check_bands(info, bands)
+    rx, ry = ground_resolution(info, input_resolution_m)
+    grids = make_grids(info.width, info.height, rx, ry, config.ground_resolution_m)
+    k = config.num_classes
+    shape = ((iterations + 1, k) if trajectory else (k,)) + (info.height, info.width)
+    logits = np.zeros(shape, dtype=np.float32)
+    valid = np.zeros((info.height, info.width), dtype=bool)
+    for tile in plan_tiles(grids, iterations, tile_size):
+        res = predict_tile(net, config, ds, bands, grids, tile, iterations, device, trajectory)
+        logits[..., tile.y0:tile.y1, tile.x0:tile.x1] = res.logits.cpu().numpy()
+        valid[tile.y0:tile.y1, tile.x0:tile.x1] = res.valid
+    return logits, valid

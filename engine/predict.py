@@ -1,0 +1,99 @@
+"""Running the networks on one window: read, resample, normalise, infer, resample back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from .model_config import ModelConfig
+from .models import COARSE_STRIDE, MapRefinerNet
+from .raster_io import read_window
+from .resample import axis_weights, resample_window, source_range
+from .tiling import Grids, Tile
+
+
+@dataclass
+class WindowResult:
+    """Class scores (logits) on the tile's input-grid pixels and which are valid."""
+
+    logits: torch.Tensor  # (K, h, w) on the output tile, or (T+1, K, h, w) for a trajectory
+    valid: np.ndarray     # (h, w) bool
+
+
+def normalise(data: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    mean = torch.tensor(config.mean, dtype=data.dtype, device=data.device)[:, None, None]
+    std = torch.tensor(config.std, dtype=data.dtype, device=data.device)[:, None, None]
+    return (data - mean) / std
+
+
+def pad_to_stride(x: torch.Tensor) -> torch.Tensor:
+    """Zero-pad (normalised mean) the bottom/right edge to a multiple of the stride."""
+    h, w = x.shape[-2:]
+    ph = (-h) % COARSE_STRIDE
+    pw = (-w) % COARSE_STRIDE
+    return F.pad(x, (0, pw, 0, ph)) if (ph or pw) else x
+
+
+def model_image(ds, bands: Sequence[int], grids: Grids, config: ModelConfig,
+                mx0: int, my0: int, mx1: int, my1: int,
+                device: torch.device) -> torch.Tensor:
+    """The normalised image on model-grid window ``[mx0, mx1) x [my0, my1)``, ``(C, h, w)``."""
+    sx0, sx1 = source_range(mx0, mx1, grids.scale_x, grids.width)
+    sy0, sy1 = source_range(my0, my1, grids.scale_y, grids.height)
+    data, valid = read_window(ds, bands, sx0, sy0, sx1 - sx0, sy1 - sy0)
+    t = normalise(torch.from_numpy(data).to(device), config)
+    # Invalid pixels carry the training mean (0 after normalisation).
+    t = t * torch.from_numpy(valid).to(device)
+    rows = axis_weights(my0, my1, grids.scale_y, sy0, sy1, grids.height)
+    cols = axis_weights(mx0, mx1, grids.scale_x, sx0, sx1, grids.width)
+    return resample_window(t, rows, cols)
+
+
+def run_networks(model: MapRefinerNet, image: torch.Tensor, iterations: int,
+                 trajectory: bool = False) -> torch.Tensor:
+    """Coarse CNN then ``iterations`` RNN steps on a ``(C, h, w)`` window.
+
+    Returns ``(K, h, w)`` logits, or ``(iterations + 1, K, h, w)`` when
+    ``trajectory`` is set (iteration 0 is the coarse map).
+    """
+    h, w = image.shape[-2:]
+    x = pad_to_stride(image.unsqueeze(0))
+    heat = model.coarse(x)
+    if trajectory:
+        steps = model.rnn.trajectory(x, heat, iterations)
+        return torch.stack([s[0, :, :h, :w] for s in steps])
+    return model.rnn(x, heat, iterations)[0, :, :h, :w]
+
+
+def predict_tile(model: MapRefinerNet, config: ModelConfig, ds, bands: Sequence[int],
+                 grids: Grids, tile: Tile, iterations: int, device: torch.device,
+                 trajectory: bool = False) -> WindowResult:
+    """Scores for one output tile, resampled back bilinearly to the input grid."""
+    img = model_image(ds, bands, grids, config, tile.mx0, tile.my0, tile.mx1, tile.my1, device)
+    with torch.inference_mode():
+        logits = run_networks(model, img, iterations, trajectory)
+    rows = axis_weights(tile.y0, tile.y1, 1.0 / grids.scale_y, tile.my0, tile.my1, grids.model_height)
+    cols = axis_weights(tile.x0, tile.x1, 1.0 / grids.scale_x, tile.mx0, tile.mx1, grids.model_width)
+    out = resample_window(logits, rows, cols)
+    _, valid = read_window(ds, bands, tile.x0, tile.y0, tile.x1 - tile.x0, tile.y1 - tile.y0)
+    return WindowResult(out, valid)
+
+
+def classes_and_probs(logits: torch.Tensor, valid: np.ndarray, nodata: int,
+                      with_probs: bool) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """Arg-max class map (uint8, ``nodata`` where invalid) and optional softmax."""
+    cls = logits.argmax(dim=0).to(torch.uint8).cpu().numpy()
+    cls[~valid] = nodata
+    probs = None
+    if with_probs:
+        probs = torch.softmax(logits.float(), dim=0).cpu().numpy()
+        probs[:, ~valid] = -1.0
+    return cls, probs
+
+
+def stack_bands(bands: Optional[List[int]], config: ModelConfig) -> List[int]:
+    return list(bands) if bands else list(config.bands)
