@@ -68,7 +68,13 @@ class CoarseFCN(nn.Module):
 
 
 class RefinementRNN(nn.Module):
-    """Iterative heat-map refinement guided by the image (eqs. 6-8)."""
+    """Iterative heat-map refinement guided by the image (eqs. 6-8).
+
+    The per-class MLP's first layer reads the concatenation ``[M * u_k, N * I]``;
+    it is stored as two 1x1 convolutions (heat part, grouped by class, and image
+    part) whose sum is exactly that layer. The image part does not depend on the
+    iteration, so it is computed once per forward pass, as the paper notes.
+    """
 
     def __init__(self, in_channels: int = 3, num_classes: int = 2,
                  heat_filters: int = 32, image_filters: int = 32,
@@ -78,7 +84,7 @@ class RefinementRNN(nn.Module):
         pad = filter_size // 2
         self.num_classes = num_classes
         self.heat_filters = heat_filters
-        self.image_filters = image_filters
+        self.hidden = hidden
         self.class_specific = class_specific
         # M_i: one single-channel filter bank applied to every class map.
         self.heat_conv = nn.Conv2d(1, heat_filters, filter_size, padding=pad,
@@ -86,37 +92,43 @@ class RefinementRNN(nn.Module):
         # N_j: applied to the image once; independent of the iteration.
         self.image_conv = nn.Conv2d(in_channels, image_filters, filter_size, padding=pad,
                                     padding_mode="replicate")
-        # One MLP per class, run for all classes at once as grouped 1x1 convs.
+        # One MLP per class (or one shared MLP): hidden = relu(A_k (M*u_k) + B_k (N*I) + b_k),
+        # delta u_k = c_k . hidden + d_k. Run for all classes at once as grouped 1x1 convs.
         groups = num_classes if class_specific else 1
-        self.mlp_groups = groups
-        features = heat_filters + image_filters
-        self.mlp_hidden = nn.Conv2d(features * groups, hidden * groups, 1, groups=groups)
+        self.mlp_heat = nn.Conv2d(heat_filters * groups, hidden * groups, 1, groups=groups)
+        self.mlp_image = nn.Conv2d(image_filters, hidden * groups, 1, bias=False)
         self.mlp_out = nn.Conv2d(hidden * groups, groups, 1, groups=groups)
         self._init_weights()
 
     def _init_weights(self) -> None:
-        """Glorot initialisation, as the paper ([32]), zero-centred biases."""
-        for conv in (self.heat_conv, self.image_conv, self.mlp_hidden, self.mlp_out):
+        """Glorot initialisation, as the paper ([32]); zero biases."""
+        for conv in (self.heat_conv, self.image_conv):
             nn.init.xavier_uniform_(conv.weight)
             nn.init.zeros_(conv.bias)
+        # The MLP's first layer has fan-in heat_filters + image_filters.
+        fan_in = self.mlp_heat.in_channels // self.mlp_heat.groups + self.mlp_image.in_channels
+        bound = (6.0 / (fan_in + self.hidden)) ** 0.5
+        for conv in (self.mlp_heat, self.mlp_image):
+            nn.init.uniform_(conv.weight, -bound, bound)
+        nn.init.zeros_(self.mlp_heat.bias)
+        nn.init.xavier_uniform_(self.mlp_out.weight)
+        nn.init.zeros_(self.mlp_out.bias)
 
     def image_features(self, image: torch.Tensor) -> torch.Tensor:
-        """``N_j * I``: computed once per image, reused at every iteration."""
-        return self.image_conv(image)
+        """``N_j * I`` mapped into the MLPs' hidden layer: computed once per image."""
+        return self.mlp_image(self.image_conv(image))
 
-    def step(self, heat: torch.Tensor, image_feats: torch.Tensor) -> torch.Tensor:
+    def step(self, heat: torch.Tensor, image_hidden: torch.Tensor) -> torch.Tensor:
         """One iteration: ``u_{t+1} = u_t + f_k(M * u_t, N * I)``."""
         b, k, h, w = heat.shape
-        heat_feats = self.heat_conv(heat.reshape(b * k, 1, h, w))
-        heat_feats = heat_feats.reshape(b, k, self.heat_filters, h, w)
-        img = image_feats.unsqueeze(1).expand(b, k, self.image_filters, h, w)
-        phi = torch.cat([heat_feats, img], dim=2)  # (B, K, 64, H, W)
+        feats = self.heat_conv(heat.reshape(b * k, 1, h, w))
         if self.class_specific:
-            hidden = F.relu(self.mlp_hidden(phi.reshape(b, -1, h, w)))
-            delta = self.mlp_out(hidden)
+            hidden = self.mlp_heat(feats.reshape(b, k * self.heat_filters, h, w)) + image_hidden
+            delta = self.mlp_out(F.relu(hidden))
         else:
-            flat = phi.reshape(b * k, -1, h, w)
-            delta = self.mlp_out(F.relu(self.mlp_hidden(flat))).reshape(b, k, h, w)
+            hidden = self.mlp_heat(feats).reshape(b, k, self.hidden, h, w)
+            hidden = F.relu(hidden + image_hidden.unsqueeze(1))
+            delta = self.mlp_out(hidden.reshape(b * k, self.hidden, h, w)).reshape(b, k, h, w)
         return heat + delta
 
     def forward(self, image: torch.Tensor, heat: torch.Tensor,
