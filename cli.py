@@ -1,0 +1,147 @@
+"""``map-refiner`` / ``python -m map_refiner``: the command line.
+
+Every verb exits 0 on success, and 2 with one line on stderr for an expected
+error (bad input, cancelled); tracebacks only for real bugs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+log = logging.getLogger("map_refiner")
+
+
+def _value_map(text: Optional[str]) -> Optional[Dict[str, int]]:
+    """``"0:0,255:1"`` or ``"residential:1,road:2"`` -> dict."""
+    if not text:
+        return None
+    out: Dict[str, int] = {}
+    for part in text.split(","):
+        key, _, val = part.rpartition(":")
+        if not key:
+            raise argparse.ArgumentTypeError(f"bad mapping {part!r}; use VALUE:CLASS,VALUE:CLASS")
+        out[key.strip()] = int(val)
+    return out
+
+
+def _label_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("labels", type=Path, help="label raster (mask) or vector file (gpkg, shp, ...)")
+    p.add_argument("--class-field", help="vector: attribute holding the class (default: every "
+                   "feature is class 1)")
+    p.add_argument("--value-map", type=_value_map, help="label value to class index, e.g. "
+                   "'0:0,255:1' for a 0/255 building mask (unmapped values are ignored)")
+    p.add_argument("--layer", help="vector: layer name")
+    p.add_argument("--mode", choices=["tile", "sparse"], default="tile", help="vector: 'tile' "
+                   "= a fully labelled tile (unlabelled = background); 'sparse' = only pixels "
+                   "inside features count")
+    p.add_argument("--line-width", type=float, default=7.0, help="vector: width in metres of "
+                   "burned lines such as roads (default 7)")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--bands", help="1-based bands to read, e.g. '1,2,3' (default: the model's)")
+    p.add_argument("--input-resolution", type=float, help="pixel size in metres, for rasters "
+                   "without a CRS")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="map-refiner", description="Refine coarse classification "
+                                 "maps with a learned RNN (Maggiori et al. 2017).")
+    ap.add_argument("-v", "--verbose", action="store_true", help="log details")
+    sub = ap.add_subparsers(dest="verb", required=True)
+
+    p = sub.add_parser("refine", help="coarse CNN + RNN refinement of a raster")
+    p.add_argument("image", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="output class map (GeoTIFF)")
+    p.add_argument("--model", type=Path, help="model file (default: the bundled model)")
+    p.add_argument("--iterations", type=int, help="RNN iterations (0 = the coarse map; "
+                   "default: the model's, 5)")
+    p.add_argument("--scores", type=Path, help="also write per-class probabilities (GeoTIFF)")
+    p.add_argument("--tile-size", type=int, default=512, help="tile size in model pixels")
+    _common(p)
+
+    p = sub.add_parser("train-coarse", help="train the coarse CNN on imprecise labels")
+    p.add_argument("image", type=Path)
+    _label_args(p)
+    p.add_argument("--out", type=Path, required=True, help="new model file (.safetensors)")
+    p.add_argument("--classes", default="background,building", help="class names, in index order")
+    p.add_argument("--resolution", type=float, default=1.0, help="model ground resolution (m)")
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
+    _common(p)
+
+    for verb, helptext in (("train-rnn", "train the refinement RNN on an accurate tile"),
+                           ("finetune", "fine-tune the RNN on correction polygons")):
+        p = sub.add_parser(verb, help=helptext)
+        p.add_argument("image", type=Path)
+        _label_args(p)
+        p.add_argument("--model", type=Path, help="base model (default: the bundled model)")
+        p.add_argument("--out", type=Path, required=True, help="new model file (.safetensors)")
+        p.add_argument("--steps", type=int, default=3000 if verb == "train-rnn" else 150)
+        p.add_argument("--seed", type=int, default=0)
+        if verb == "train-rnn":
+            p.add_argument("--iterations", type=int, default=5)
+            p.add_argument("--batch-size", type=int, default=8)
+            p.add_argument("--patch-size", type=int, default=64)
+            p.add_argument("--lr", type=float, default=0.01)
+            p.add_argument("--class-agnostic", action="store_true", help="one MLP for all classes")
+            p.add_argument("--no-resume", action="store_true")
+        _common(p)
+
+    p = sub.add_parser("evaluate", help="accuracy and IoU of a class map against a reference")
+    p.add_argument("prediction", type=Path)
+    p.add_argument("reference", type=Path)
+    p.add_argument("--classes", default="background,building")
+    p.add_argument("--reference-map", type=_value_map, help="reference value to class, "
+                   "e.g. '0:0,255:1'")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("vectorize", help="class map to polygons (Shapefile or GeoPackage)")
+    p.add_argument("classmap", type=Path)
+    p.add_argument("--out", type=Path, required=True, help=".shp or .gpkg")
+    p.add_argument("--classes", help="only these class names, comma-separated")
+    p.add_argument("--simplify", type=float, default=0.0, help="tolerance in metres")
+    p.add_argument("--min-area", type=float, default=0.0, help="drop polygons smaller (m²)")
+    p.add_argument("--overwrite", action="store_true")
+
+    p = sub.add_parser("info", help="describe a model file")
+    p.add_argument("model", type=Path, nargs="?")
+
+    p = sub.add_parser("demo", help="refine the Austin test tile and score it")
+    p.add_argument("--data", type=Path, default=Path("../shared/data"))
+    p.add_argument("--out-dir", type=Path, default=Path("out"))
+    p.add_argument("--model", type=Path)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    return ap
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from .engine.errors import MapRefinerError
+    from . import cli_commands
+
+    try:
+        return cli_commands.run(args)
+    except MapRefinerError as exc:
+        print(f"map-refiner: error: {exc.message}", file=sys.stderr)
+        if exc.details:
+            log.info("details: %s", exc.details)
+        return 2
+    except KeyboardInterrupt:
+        print("map-refiner: interrupted; no output was written.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""What each command-line verb does; argument parsing lives in cli.py."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from typing import List, Optional
+
+from .cli_progress import ProgressBar
+
+
+def _bands(text: Optional[str]) -> Optional[List[int]]:
+    return [int(b) for b in text.split(",")] if text else None
+
+
+def _refine(a: argparse.Namespace) -> int:
+    from .engine.pipeline import RefineParams, refine_raster
+
+    res = refine_raster(RefineParams(
+        image=a.image, out=a.out, model_path=a.model, iterations=a.iterations, device=a.device,
+        scores=a.scores, bands=_bands(a.bands), input_resolution_m=a.input_resolution,
+        tile_size=a.tile_size, overwrite=a.overwrite), progress=ProgressBar("refine"))
+    print(f"wrote {res.out} ({res.iterations} iterations, {res.tiles} tiles, {res.device}, "
+          f"{res.seconds:.1f} s)")
+    return 0
+
+
+def _labels(a: argparse.Namespace):
+    from .training.data import LabelSource
+
+    return LabelSource(path=a.labels, value_map=a.value_map, class_field=a.class_field,
+                       layer=a.layer, mode=a.mode, line_width_m=a.line_width)
+
+
+def _train_coarse(a: argparse.Namespace) -> int:
+    from .training.coarse import CoarseParams, train_coarse
+
+    res = train_coarse(CoarseParams(
+        image=a.image, labels=_labels(a), out=a.out, class_names=a.classes.split(","),
+        ground_resolution_m=a.resolution, bands=_bands(a.bands),
+        input_resolution_m=a.input_resolution, steps=a.steps, batch_size=a.batch_size, lr=a.lr,
+        seed=a.seed, device=a.device, resume=not a.no_resume, overwrite=a.overwrite),
+        progress=ProgressBar("train-coarse"))
+    print(f"wrote {res.model} ({res.steps} steps, loss {res.final_loss:.4f}, {res.seconds:.0f} s)")
+    return 0
+
+
+def _train_rnn(a: argparse.Namespace) -> int:
+    from .training.rnn import RnnParams, finetune, train_rnn
+
+    if a.verb == "finetune":
+        res = finetune(a.image, _labels(a), a.out, a.model, steps=a.steps, device=a.device,
+                       seed=a.seed, overwrite=a.overwrite, progress=ProgressBar("finetune"))
+    else:
+        res = train_rnn(RnnParams(
+            image=a.image, labels=_labels(a), out=a.out, base_model=a.model, steps=a.steps,
+            batch_size=a.batch_size, patch_size=a.patch_size, iterations=a.iterations, lr=a.lr,
+            seed=a.seed, device=a.device, class_specific=not a.class_agnostic,
+            bands=_bands(a.bands), input_resolution_m=a.input_resolution,
+            resume=not a.no_resume, overwrite=a.overwrite), progress=ProgressBar("train-rnn"))
+    print(f"wrote {res.model} ({res.steps} steps, loss {res.final_loss:.4f}, {res.seconds:.0f} s)")
+    return 0
+
+
+def _evaluate(a: argparse.Namespace) -> int:
+    from .engine.metrics import evaluate_rasters
+
+    scores = evaluate_rasters(a.prediction, a.reference, a.classes.split(","),
+                              reference_value_map=a.reference_map)
+    print(json.dumps(scores.to_dict(), indent=2) if a.json else scores.format_table())
+    return 0
+
+
+def _vectorize(a: argparse.Namespace) -> int:
+    from .engine.vectorize import vectorize
+
+    res = vectorize(a.classmap, a.out, classes=a.classes.split(",") if a.classes else None,
+                    simplify_m=a.simplify, min_area_m2=a.min_area, overwrite=a.overwrite,
+                    progress=ProgressBar("vectorize"))
+    print(f"wrote {res.path} ({res.feature_count} polygons)")
+    return 0
+
+
+def _info(a: argparse.Namespace) -> int:
+    from .engine.model_io import DEFAULT_MODEL_PATH, read_model_file
+
+    cfg, tensors = read_model_file(a.model or DEFAULT_MODEL_PATH)
+    d = cfg.to_dict()
+    d["parameters"] = int(sum(t.numel() for t in tensors.values()))
+    print(json.dumps(d, indent=2))
+    return 0
+
+
+def _demo(a: argparse.Namespace) -> int:
+    from .tools.demo import run_demo
+
+    return run_demo(a.data, a.out_dir, a.model, a.device, stream=sys.stdout)
+
+
+VERBS = {"refine": _refine, "train-coarse": _train_coarse, "train-rnn": _train_rnn,
+         "finetune": _train_rnn, "evaluate": _evaluate, "vectorize": _vectorize,
+         "info": _info, "demo": _demo}
+
+
+def run(args: argparse.Namespace) -> int:
+    return VERBS[args.verb](args)

@@ -1,0 +1,74 @@
+"""Resumable training state in safetensors (never pickle): model + optimiser + step."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+from torch import nn
+
+from ..engine.errors import MapRefinerError
+from ..engine.files import atomic_path
+
+META_KEY = "map_refiner_checkpoint"
+
+
+def checkpoint_path(out_model: Path) -> Path:
+    """Where training toward ``out_model`` keeps its resumable state."""
+    return out_model.with_name(out_model.stem + ".ckpt.safetensors")
+
+
+def _optimizer_tensors(opt: torch.optim.Optimizer) -> Tuple[Dict[str, torch.Tensor], Dict[str, Any]]:
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"opt.{pid}.{k}"] = v.detach().cpu().contiguous()
+            else:
+                scalars[f"{pid}.{k}"] = v
+    return tensors, scalars
+
+
+def save_checkpoint(path: Path, module: nn.Module, opt: torch.optim.Optimizer,
+                    step: int, meta: Dict[str, Any]) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    opt_t, opt_s = _optimizer_tensors(opt)
+    tensors.update(opt_t)
+    info = {"step": step, "opt_scalars": opt_s, **meta}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(info)})
+
+
+def load_checkpoint(path: Path, module: nn.Module,
+                    opt: torch.optim.Optimizer) -> Optional[Dict[str, Any]]:
+    """Restore ``module`` and ``opt`` from ``path``; None when there is none."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    if not path.exists():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            info = json.loads((f.metadata() or {})[META_KEY])
+        tensors = load_file(str(path))
+    except Exception as exc:
+        raise MapRefinerError(f"The checkpoint {path.name} is unreadable; delete it to start over.",
+                              details=repr(exc)) from exc
+    module.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    sd = opt.state_dict()
+    state: Dict[int, Dict[str, Any]] = {}
+    for k, v in tensors.items():
+        if k.startswith("opt."):
+            _, pid, name = k.split(".", 2)
+            state.setdefault(int(pid), {})[name] = v
+    for k, v in info.get("opt_scalars", {}).items():
+        pid, name = k.split(".", 1)
+        state.setdefault(int(pid), {})[name] = v
+    sd["state"] = state
+    opt.load_state_dict(sd)
+    return info

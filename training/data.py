@@ -1,0 +1,167 @@
+"""Training tiles: an image and its labels on the model's grid, in memory.
+
+Training reads whole (small) tiles or the window around some correction
+polygons; labels use 255 for pixels the loss ignores.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from osgeo import gdal
+
+from ..engine import labels as label_io
+from ..engine.errors import MapRefinerError
+from ..engine.model_config import ModelConfig
+from ..engine.predict import model_image
+from ..engine.raster_io import check_bands, ground_resolution, open_raster, raster_info
+from ..engine.tiling import Grids, make_grids
+
+log = logging.getLogger(__name__)
+IGNORE = 255
+PathLike = Union[str, Path]
+VECTOR_SUFFIXES = {".gpkg", ".shp", ".geojson", ".json", ".kml", ".gml", ".sqlite", ".fgb"}
+
+
+@dataclass
+class LabelSource:
+    """Where labels come from: a label raster or a vector layer, and how to read it."""
+
+    path: Path
+    value_map: Optional[Dict[str, int]] = None   # raster value / field value -> class index
+    class_field: Optional[str] = None            # vector: attribute holding the class
+    layer: Optional[str] = None                  # vector: layer name
+    mode: str = "tile"                           # vector: "tile" (unlabelled = background) or "sparse"
+    line_width_m: float = 7.0                    # vector: width of burned lines (roads)
+    extent: Optional[Tuple[float, float, float, float]] = None  # vector "tile" mode: xmin, ymin, xmax, ymax
+
+    @property
+    def is_vector(self) -> bool:
+        return Path(self.path).suffix.lower() in VECTOR_SUFFIXES
+
+
+@dataclass
+class TrainingTile:
+    """A normalised image ``(C, H, W)`` and labels ``(H, W)`` on the model grid."""
+
+    image: torch.Tensor
+    labels: torch.Tensor
+    grids: Grids
+    window: Tuple[int, int, int, int] = (0, 0, 0, 0)  # model-grid window read: x0, y0, x1, y1
+    info: Dict[str, float] = field(default_factory=dict)
+
+    @property
+    def labelled_pixels(self) -> int:
+        return int((self.labels != IGNORE).sum())
+
+
+def image_labels(ds: gdal.Dataset, source: LabelSource, class_names: Sequence[str]) -> np.ndarray:
+    """Labels on the image's own grid (uint8, 255 = ignore)."""
+    grid = label_io.grid_of(ds)
+    if source.is_vector:
+        vm = {str(k): int(v) for k, v in source.value_map.items()} if source.value_map else None
+        return label_io.rasterize_vector(
+            source.path, grid, list(class_names), class_field=source.class_field, value_map=vm,
+            layer=source.layer, line_width_m=source.line_width_m, mode=source.mode,
+            extent=source.extent)
+    vm = {int(float(k)): int(v) for k, v in (source.value_map or {}).items()} or None
+    return label_io.read_label_raster(source.path, grid, vm)
+
+
+def model_grids(ds: gdal.Dataset, config: ModelConfig,
+                input_resolution_m: Optional[float] = None) -> Grids:
+    info = raster_info(ds)
+    rx, ry = ground_resolution(info, input_resolution_m)
+    return make_grids(info.width, info.height, rx, ry, config.ground_resolution_m)
+
+
+def labelled_window(labels_model: np.ndarray, margin: int) -> Tuple[int, int, int, int]:
+    """Model-grid bounding box of the labelled pixels, grown by ``margin``, aligned to 4."""
+    ys, xs = np.nonzero(labels_model != IGNORE)
+    if len(xs) == 0:
+        raise MapRefinerError(
+            "No labelled pixels fall on the image: check that the labels overlap the raster, "
+            "that their class values are known to the model, and the class field.")
+    h, w = labels_model.shape
+    x0 = max(0, (int(xs.min()) - margin) // 4 * 4)
+    y0 = max(0, (int(ys.min()) - margin) // 4 * 4)
+    x1 = min(w, int(xs.max()) + 1 + margin)
+    y1 = min(h, int(ys.max()) + 1 + margin)
+    return x0, y0, x1, y1
+
+
+def load_training_tile(image_path: PathLike, source: LabelSource, config: ModelConfig,
+                       bands: Optional[Sequence[int]] = None,
+                       input_resolution_m: Optional[float] = None,
+                       margin: Optional[int] = None,
+                       extra_ignore: Optional[np.ndarray] = None,
+                       chunk: int = 1024) -> TrainingTile:
+    """Read the image and labels onto the model grid.
+
+    With ``margin`` set, only the window around the labelled pixels (grown by
+    ``margin`` model pixels of context) is read: fine-tuning on a few polygons
+    of a large raster stays fast. ``extra_ignore`` (image grid, bool) marks
+    pixels whose labels must not be used (e.g. held-out tiles).
+    """
+    ds = open_raster(image_path)
+    info = raster_info(ds)
+    bands = list(bands) if bands else list(config.bands)
+    check_bands(info, bands)
+    grids = model_grids(ds, config, input_resolution_m)
+    lab = image_labels(ds, source, config.class_names)
+    if extra_ignore is not None:
+        lab = np.where(extra_ignore, IGNORE, lab).astype(np.uint8)
+    lab_m = label_io.downsample_labels(lab, grids.model_width, grids.model_height)
+    bad = (lab_m != IGNORE) & (lab_m >= config.num_classes)
+    if bad.any():
+        raise MapRefinerError(
+            f"The labels hold class values up to {int(lab_m[lab_m != IGNORE].max())} but the model "
+            f"has {config.num_classes} classes ({', '.join(config.class_names)}); map the label "
+            "values to the model's classes.")
+    if margin is None:
+        x0, y0, x1, y1 = 0, 0, grids.model_width, grids.model_height
+    else:
+        x0, y0, x1, y1 = labelled_window(lab_m, margin)
+    image = torch.empty((len(bands), y1 - y0, x1 - x0), dtype=torch.float32)
+    dev = torch.device("cpu")
+    for cy in range(y0, y1, chunk):
+        for cx in range(x0, x1, chunk):
+            ey, ex = min(y1, cy + chunk), min(x1, cx + chunk)
+            image[:, cy - y0:ey - y0, cx - x0:ex - x0] = model_image(
+                ds, bands, grids, config, cx, cy, ex, ey, dev)
+    labels = torch.from_numpy(np.ascontiguousarray(lab_m[y0:y1, x0:x1]))
+    tile = TrainingTile(image, labels, grids, (x0, y0, x1, y1))
+    log.info("training tile %s: model window %s, %d labelled pixels",
+             Path(image_path).name, tile.window, tile.labelled_pixels)
+    return tile
+
+
+def band_statistics(image_path: PathLike, bands: Sequence[int],
+                    max_pixels: int = 4_000_000) -> Tuple[List[float], List[float]]:
+    """Mean and std of each band over valid pixels (subsampled), for normalisation."""
+    ds = open_raster(image_path)
+    step = max(1, int(math.sqrt(ds.RasterXSize * ds.RasterYSize / max_pixels)))
+    bw, bh = max(1, ds.RasterXSize // step), max(1, ds.RasterYSize // step)
+    arrs, valid = [], np.ones((bh, bw), dtype=bool)
+    for b in bands:
+        band = ds.GetRasterBand(b)
+        a = band.ReadAsArray(buf_xsize=bw, buf_ysize=bh,
+                             resample_alg=gdal.GRIORA_NearestNeighbour).astype(np.float64)
+        nd = band.GetNoDataValue()
+        if nd is not None:
+            valid &= a != nd
+        valid &= np.isfinite(a)
+        arrs.append(a)
+    stack = np.stack(arrs)
+    # All-zero pixels are treated as "no image" (mosaics are black where no tile).
+    valid &= stack.sum(axis=0) > 0
+    if not valid.any():
+        raise MapRefinerError(f"{Path(image_path).name} has no valid pixels to learn from.")
+    sel = stack[:, valid]
+    return [float(v) for v in sel.mean(axis=1)], [float(max(v, 1e-3)) for v in sel.std(axis=1)]

@@ -1,0 +1,65 @@
+"""The shared optimisation loop: steps, loss tracking, checkpoints, progress, cancel."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+import torch
+from torch import nn
+
+from ..engine.progress import Reporter
+from .checkpoint import load_checkpoint, save_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoopResult:
+    steps: int
+    final_loss: float
+    seconds: float
+    history: List[float]
+    resumed_from: int = 0
+
+
+def run_loop(module: nn.Module, opt: torch.optim.Optimizer,
+             loss_at: Callable[[int], torch.Tensor], steps: int, rep: Reporter,
+             ckpt: Optional[Path], checkpoint_every: int, resume: bool,
+             meta: Dict[str, Any], log_every: int = 50) -> LoopResult:
+    """Run ``steps`` optimiser steps of ``loss_at(step)``, resuming from ``ckpt``."""
+    start = 0
+    if ckpt is not None and resume:
+        info = load_checkpoint(ckpt, module, opt)
+        if info is not None:
+            if info.get("fingerprint") != meta.get("fingerprint"):
+                log.warning("checkpoint %s was made with other settings; starting over", ckpt.name)
+                ckpt.unlink()
+            else:
+                start = int(info["step"])
+                log.info("resuming from step %d of %s", start, ckpt.name)
+    t0 = time.perf_counter()
+    history: List[float] = []
+    ema = None
+    module.train()
+    for step in range(start, steps):
+        rep.check()
+        loss = loss_at(step)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        value = float(loss.detach())
+        ema = value if ema is None else 0.98 * ema + 0.02 * value
+        if (step + 1) % log_every == 0 or step + 1 == steps:
+            history.append(ema)
+            log.info("step %d/%d  loss %.4f (avg %.4f)", step + 1, steps, value, ema)
+        if ckpt is not None and checkpoint_every and (step + 1) % checkpoint_every == 0 \
+                and step + 1 < steps:
+            save_checkpoint(ckpt, module, opt, step + 1, meta)
+        rep.report((step + 1 - start) / max(1, steps - start))
+    module.eval()
+    return LoopResult(steps, float(ema if ema is not None else float("nan")),
+                      time.perf_counter() - t0, history, start)
