@@ -1,0 +1,78 @@
+"""QGIS entry point: builds and removes the actions and the Processing provider.
+
+Everything else lives in ``ui/`` (QGIS side) and ``engine/`` (no QGIS). Nothing
+here imports torch, so QGIS starts fast and loads the plugin without it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, List, Optional
+
+from qgis.core import QgsApplication
+from qgis.gui import QgisInterface
+from qgis.PyQt.QtGui import QIcon
+from qgis.PyQt.QtWidgets import QAction
+
+from .ui.controller import Controller
+from .ui.icons import correction_layer_icon, plugin_icon
+from .ui.log import attach_log_handler, detach_log_handler
+from .ui.processing.provider import MapRefinerProvider
+
+MENU = "Map Refiner"
+
+
+class MapRefinerPlugin:
+    def __init__(self, iface: Optional[QgisInterface]) -> None:
+        self.iface = iface  # None under qgis_process, which only calls initProcessing()
+        self.actions: List[QAction] = []
+        self.toolbar_actions: List[QAction] = []
+        self.provider: Optional[MapRefinerProvider] = None
+        self.log_handler: Optional[logging.Handler] = None
+        self.controller: Optional[Controller] = None
+
+    def initProcessing(self) -> None:  # noqa: N802 - QGIS API
+        if self.log_handler is None:
+            self.log_handler = attach_log_handler()
+        if self.provider is None:
+            self.provider = MapRefinerProvider()
+            QgsApplication.processingRegistry().addProvider(self.provider)
+
+    def initGui(self) -> None:  # noqa: N802 - QGIS API
+        self.initProcessing()
+        self.controller = Controller(self.iface)
+        self._add_action(plugin_icon(), "Map Refiner…", self.controller.show_dialog,
+                         "Refine a classification map of the active raster", toolbar=True)
+        self._add_action(correction_layer_icon(), "New correction layer",
+                         self.controller.new_correction_layer,
+                         "A polygon layer with a class drop-down, for labels and corrections")
+
+    def _add_action(self, icon: QIcon, text: str, slot: Callable[[], None], tip: str,
+                    toolbar: bool = False) -> QAction:
+        action = QAction(icon, text, self.iface.mainWindow())
+        action.setObjectName("map_refiner_" + text.lower().replace(" ", "_").strip("…"))
+        action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        self.iface.addPluginToRasterMenu(MENU, action)
+        if toolbar:
+            self.iface.addToolBarIcon(action)
+            self.toolbar_actions.append(action)
+        self.actions.append(action)
+        return action
+
+    def unload(self) -> None:
+        for action in self.actions:
+            self.iface.removePluginRasterMenu(MENU, action)
+            if action in self.toolbar_actions:
+                self.iface.removeToolBarIcon(action)
+            action.deleteLater()
+        self.actions, self.toolbar_actions = [], []
+        if self.controller is not None:
+            self.controller.unload()
+            self.controller = None
+        if self.provider is not None:
+            QgsApplication.processingRegistry().removeProvider(self.provider)
+            self.provider = None
+        if self.log_handler is not None:
+            detach_log_handler(self.log_handler)
+            self.log_handler = None

@@ -1,0 +1,124 @@
+"""Fixtures for the QGIS-side tests: isolated settings, a tiny model, the plugin
+loaded through classFactory/initGui/unload, small rasters made in code."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import pytest
+from osgeo import gdal, osr
+from qgis.core import QgsApplication, QgsRasterLayer, QgsSettings
+from qgis.PyQt.QtCore import QSettings
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+AUSTIN_RGB = DATA / "austin" / "austin_dev_rgb.tif"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_settings(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """QgsSettings go to a temporary folder, never to the user's QGIS profile."""
+    folder = tmp_path_factory.mktemp("settings")
+    for fmt in (QSettings.NativeFormat, QSettings.IniFormat):
+        QSettings.setPath(fmt, QSettings.UserScope, str(folder))
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def clean_plugin_settings() -> Iterator[None]:
+    QgsSettings().remove("map_refiner")
+    yield
+    QgsSettings().remove("map_refiner")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A seeded random two-class model at 0.6 m, 2 iterations by default."""
+    import torch
+
+    from map_refiner.engine.model_config import ModelConfig, make_classes
+    from map_refiner.engine.model_io import build_model, save_model
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(classes=make_classes(["background", "building"]), ground_resolution_m=0.6,
+                      default_iterations=2, name="tiny test model")
+    return save_model(build_model(cfg), cfg, tmp_path_factory.mktemp("model") / "tiny.safetensors")
+
+
+@pytest.fixture
+def austin_rgb() -> Path:
+    if not AUSTIN_RGB.exists():
+        pytest.skip(f"real data not found: {AUSTIN_RGB} (see ../shared/data/README.md)")
+    return AUSTIN_RGB
+
+
+def write_rgb(path: Path, size: int = 48, seed: int = 0) -> Path:
+    """A seeded RGB GeoTIFF, 0.6 m pixels in UTM 14N."""
+    rng = np.random.default_rng(seed)
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), size, size, 3, gdal.GDT_Byte)
+    ds.SetGeoTransform((620000.0, 0.6, 0.0, 3350000.0, 0.0, -0.6))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(26914)
+    ds.SetProjection(srs.ExportToWkt())
+    for band in range(1, 4):
+        ds.GetRasterBand(band).WriteArray(rng.integers(0, 255, (size, size), dtype=np.uint8))
+    ds = None
+    return path
+
+
+@pytest.fixture
+def rgb_path(tmp_path: Path) -> Path:
+    return write_rgb(tmp_path / "scene.tif")
+
+
+@pytest.fixture
+def rgb_layer(rgb_path: Path, qgis_new_project) -> QgsRasterLayer:  # noqa: ANN001
+    layer = QgsRasterLayer(str(rgb_path), "scene")
+    assert layer.isValid()
+    qgis_new_project.addMapLayer(layer)
+    return layer
+
+
+@pytest.fixture
+def plugin(qgis_iface, qgis_new_project):  # noqa: ANN001, ANN201
+    """The plugin as QGIS loads it: classFactory, initGui ... unload."""
+    from map_refiner import classFactory
+
+    instance = classFactory(qgis_iface)
+    instance.initGui()
+    yield instance
+    instance.unload()
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Spin the event loop (task results arrive through it) until ``condition()``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        QgsApplication.processEvents()
+        time.sleep(0.01)
+
+
+def _wait_for_tasks(timeout: float = 60.0) -> None:
+    manager = QgsApplication.taskManager()
+    _wait_until(lambda: manager.countActiveTasks() == 0, timeout)
+    for _ in range(3):
+        QgsApplication.processEvents()
+
+
+@pytest.fixture
+def wait_until() -> Callable[..., None]:
+    return _wait_until
+
+
+@pytest.fixture
+def wait_for_tasks() -> Callable[..., None]:
+    return _wait_for_tasks
+
+
+@pytest.fixture
+def make_rgb() -> Callable[..., Path]:
+    return write_rgb

@@ -1,0 +1,68 @@
+"""processing.run("map_refiner:refine", ...) on real data, progress and errors included."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from osgeo import gdal
+from qgis.core import QgsProcessingException, QgsProcessingFeedback
+
+
+@pytest.fixture
+def processing_with_plugin(qgis_processing, plugin):  # noqa: ANN001, ANN201
+    import processing
+
+    return processing
+
+
+class RecordingFeedback(QgsProcessingFeedback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.percents = []
+        self.progressChanged.connect(self.percents.append)
+
+
+def test_refine_algorithm_on_real_data(processing_with_plugin, austin_rgb, tiny_model,
+                                       tmp_path) -> None:  # noqa: ANN001
+    out, scores = tmp_path / "refined.tif", tmp_path / "scores.tif"
+    feedback = RecordingFeedback()
+    result = processing_with_plugin.run("map_refiner:refine", {
+        "INPUT": str(austin_rgb), "MODEL": str(tiny_model), "ITERATIONS": 1, "DEVICE": 1,
+        "OUTPUT": str(out), "SCORES": str(scores)}, feedback=feedback)
+    assert result == {"OUTPUT": str(out), "SCORES": str(scores)}
+    info = gdal.Info(str(out))
+    assert "Size is 500, 500" in info
+    assert "0: background" in info and "1: building" in info
+    assert gdal.Info(str(scores)).count("Band ") == 2
+    assert feedback.percents and feedback.percents[-1] == pytest.approx(100.0)
+
+
+def test_defaults_use_the_model_iterations(processing_with_plugin, austin_rgb, tiny_model,
+                                           tmp_path) -> None:  # noqa: ANN001
+    out = tmp_path / "refined.tif"
+    feedback = RecordingFeedback()
+    processing_with_plugin.run("map_refiner:refine", {
+        "INPUT": str(austin_rgb), "MODEL": str(tiny_model), "OUTPUT": str(out)},
+        feedback=feedback)
+    assert "tiny test model: 2 RNN iterations" in gdal.Info(str(out))
+
+
+def test_cancelled_feedback_writes_nothing(processing_with_plugin, austin_rgb, tiny_model,
+                                           tmp_path) -> None:  # noqa: ANN001
+    feedback = QgsProcessingFeedback()
+    feedback.cancel()
+    with pytest.raises(QgsProcessingException, match="Cancelled"):
+        processing_with_plugin.run("map_refiner:refine", {
+            "INPUT": str(austin_rgb), "MODEL": str(tiny_model),
+            "OUTPUT": str(tmp_path / "o.tif")}, feedback=feedback)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_torch_is_a_processing_error(processing_with_plugin, austin_rgb, tmp_path,
+                                             monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setitem(sys.modules, "safetensors", None)
+    with pytest.raises(QgsProcessingException, match=r"needs safetensors.*pip install"):
+        processing_with_plugin.run("map_refiner:refine", {
+            "INPUT": str(austin_rgb), "OUTPUT": str(tmp_path / "o.tif")},
+            feedback=QgsProcessingFeedback())

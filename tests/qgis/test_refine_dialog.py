@@ -1,0 +1,104 @@
+"""The dialog's widgets become the right RefineParams; defaults come back next time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from qgis.core import QgsRasterLayer, QgsVectorLayer
+
+from map_refiner.engine.errors import MapRefinerError
+from map_refiner.ui.dialog import MapRefinerDialog
+from map_refiner.ui.refine_job import build_refine_job
+from map_refiner.ui.settings import DialogDefaults, load_defaults, save_defaults
+
+
+def _dialog(project, layer=None, **defaults) -> MapRefinerDialog:  # noqa: ANN001
+    return MapRefinerDialog(project, DialogDefaults(**defaults), layer)
+
+
+def test_widgets_become_refine_params(rgb_layer, rgb_path, tiny_model, qgis_new_project,
+                                      tmp_path) -> None:  # noqa: ANN001
+    dialog = _dialog(qgis_new_project, rgb_layer, model_path=str(tiny_model))
+    assert dialog.input_combo.currentLayer() is rgb_layer
+    assert dialog.iterations_spin.value() == 2  # the tiny model's default
+    assert "background" in dialog.model.info_label.text()
+    assert "0.6 m/pixel" in dialog.model.info_label.text()
+    dialog.iterations_spin.setValue(7)
+    dialog.device_combo.setCurrentIndex(dialog.device_combo.findData("cpu"))
+    dialog.scores_check.setChecked(True)
+    out = tmp_path / "result.tif"
+    dialog.output_widget.setFilePath(str(out))
+
+    job = dialog.refine_job()
+    p = job.params
+    assert (p.image, p.out, p.model_path) == (rgb_path, out, tiny_model)
+    assert (p.iterations, p.device, p.overwrite) == (7, "cpu", False)
+    assert p.scores == tmp_path / "result_scores.tif"
+    assert job.source_name == "scene"
+
+
+def test_output_defaults_beside_input_with_suffix(rgb_layer, rgb_path, tiny_model,
+                                                  qgis_new_project) -> None:  # noqa: ANN001
+    (rgb_path.parent / "scene_refined.tif").touch()
+    dialog = _dialog(qgis_new_project, rgb_layer, model_path=str(tiny_model))
+    assert Path(dialog.output_widget.filePath()) == rgb_path.parent / "scene_refined_2.tif"
+    job = dialog.refine_job()
+    assert job.params.out != job.params.image and job.params.scores is None
+
+
+def test_output_goes_beside_a_saved_project(rgb_layer, tiny_model, qgis_new_project,
+                                            tmp_path) -> None:  # noqa: ANN001
+    folder = tmp_path / "project"
+    folder.mkdir()
+    qgis_new_project.setFileName(str(folder / "p.qgz"))
+    dialog = _dialog(qgis_new_project, rgb_layer, model_path=str(tiny_model))
+    assert Path(dialog.output_widget.filePath()) == folder / "scene_refined.tif"
+
+
+def test_bundled_model_means_no_model_path(rgb_layer, qgis_new_project) -> None:  # noqa: ANN001
+    dialog = _dialog(qgis_new_project, rgb_layer)
+    assert dialog.model.bundled_radio.isChecked()
+    assert dialog.model.model_path() is None
+    assert dialog.refine_job().params.model_path is None
+
+
+def test_incomplete_dialog_says_what_is_missing(qgis_new_project, tiny_model) -> None:  # noqa: ANN001
+    dialog = _dialog(qgis_new_project, None, model_path=str(tiny_model))
+    with pytest.raises(MapRefinerError, match="Choose a raster layer"):
+        dialog.refine_job()
+
+
+def test_a_raster_that_is_no_file_is_refused_with_a_hint(tmp_path) -> None:  # noqa: ANN001
+    layer = QgsRasterLayer("wms://nowhere", "web tiles", "wms")
+    with pytest.raises(MapRefinerError, match="not a raster file on disk"):
+        build_refine_job(layer, None, 1, "cpu", str(tmp_path / "o.tif"), False)
+
+
+def test_output_must_be_a_geotiff(rgb_layer, tmp_path) -> None:  # noqa: ANN001
+    with pytest.raises(MapRefinerError, match="GeoTIFF"):
+        build_refine_job(rgb_layer, None, 1, "cpu", str(tmp_path / "o.png"), False)
+    job = build_refine_job(rgb_layer, None, 1, "cpu", str(tmp_path / "o"), False)
+    assert job.params.out == tmp_path / "o.tif"
+
+
+def test_settings_restore_the_dialog(rgb_layer, tiny_model, qgis_new_project) -> None:  # noqa: ANN001
+    save_defaults(DialogDefaults(model_path=str(tiny_model), iterations=9, device="cpu",
+                                 write_scores=True, label_mode="full"))
+    dialog = MapRefinerDialog(qgis_new_project, load_defaults(), rgb_layer)
+    assert dialog.model.model_path() == tiny_model
+    assert dialog.iterations_spin.value() == 9
+    assert dialog.device_combo.currentData() == "cpu"
+    assert dialog.scores_check.isChecked()
+    assert dialog.labels.mode() == "full"
+    assert dialog.current_defaults().iterations == 9
+
+
+def test_label_layer_and_field(rgb_layer, tiny_model, qgis_new_project) -> None:  # noqa: ANN001
+    polygons = QgsVectorLayer("Polygon?crs=EPSG:26914&field=class:string&field=n:integer",
+                              "labels", "memory")
+    qgis_new_project.addMapLayer(polygons)
+    dialog = _dialog(qgis_new_project, rgb_layer, model_path=str(tiny_model))
+    dialog.labels.set_layer(polygons, "class")
+    assert dialog.labels.layer() is polygons
+    assert dialog.labels.field() == "class"

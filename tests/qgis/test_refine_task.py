@@ -1,0 +1,91 @@
+"""Refining through the plugin's task: styled layers on success, nothing on cancel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qgis.core import Qgis, QgsPalettedRasterRenderer, QgsSingleBandPseudoColorRenderer
+
+from map_refiner.ui.refine_job import RefineJob
+
+
+def _job(image: Path, out: Path, model: Path, scores: bool = False, iterations: int = 2,
+         name: str = "austin_dev_rgb") -> RefineJob:
+    from map_refiner.engine.pipeline import RefineParams
+
+    return RefineJob(RefineParams(image=image, out=out, model_path=model, iterations=iterations,
+                                  device="cpu",
+                                  scores=out.with_name("scores.tif") if scores else None), name)
+
+
+def test_refine_adds_a_paletted_layer_with_class_names(plugin, austin_rgb, tiny_model, tmp_path,
+                                                       qgis_iface, qgis_new_project,
+                                                       wait_for_tasks) -> None:  # noqa: ANN001
+    out = tmp_path / "refined.tif"
+    plugin.controller.start_refine(_job(austin_rgb, out, tiny_model))
+    wait_for_tasks()
+
+    assert qgis_iface.messageBar().get_messages(Qgis.Critical) == []
+    layers = qgis_new_project.mapLayersByName("austin_dev_rgb — refined (2 it.)")
+    assert len(layers) == 1 and out.exists()
+    layer = layers[0]
+    renderer = layer.renderer()
+    assert isinstance(renderer, QgsPalettedRasterRenderer)
+    assert [(c.value, c.label) for c in renderer.classes()] == [(0, "background"), (1, "building")]
+    assert renderer.classes()[1].color.getRgb()[:3] == (200, 40, 40)
+    assert layer.crs().authid() == "EPSG:26914"
+    assert (layer.width(), layer.height()) == (500, 500)
+    assert plugin.controller.tasks == []
+
+
+def test_scores_come_as_a_group_of_probability_layers(plugin, austin_rgb, tiny_model, tmp_path,
+                                                      qgis_new_project,
+                                                      wait_for_tasks) -> None:  # noqa: ANN001
+    plugin.controller.start_refine(_job(austin_rgb, tmp_path / "r.tif", tiny_model, scores=True))
+    wait_for_tasks()
+    group = qgis_new_project.layerTreeRoot().findGroup("austin_dev_rgb — Map Refiner")
+    assert group is not None
+    names = [node.layer().name() for node in group.findLayers()]
+    assert names == ["austin_dev_rgb — refined (2 it.)", "austin_dev_rgb — P(background)",
+                     "austin_dev_rgb — P(building)"]
+    assert [node.isVisible() for node in group.findLayers()] == [True, False, False]
+    prob = group.findLayers()[2].layer()
+    assert isinstance(prob.renderer(), QgsSingleBandPseudoColorRenderer)
+    assert prob.renderer().band() == 2
+
+
+def test_cancel_stops_the_job_and_leaves_no_output(plugin, austin_rgb, tiny_model, tmp_path,
+                                                   qgis_iface, qgis_new_project,
+                                                   wait_for_tasks) -> None:  # noqa: ANN001
+    job = _job(austin_rgb, tmp_path / "never.tif", tiny_model, scores=True)
+    job.params.tile_size = 64  # several tiles, so the cancel lands mid-run
+    task = plugin.controller.start_refine(job)
+    real_job = task.job
+    progress_seen = []
+
+    def cancelling_job(progress, is_cancelled):  # noqa: ANN001, ANN202
+        def progress_then_cancel(fraction: float) -> None:
+            progress_seen.append(fraction)
+            progress(fraction)
+            task.cancel()  # as the Cancel button does, after the first tile
+        return real_job(progress_then_cancel, is_cancelled)
+
+    task.job = cancelling_job
+    wait_for_tasks()
+
+    assert len(progress_seen) == 1 and progress_seen[0] < 1.0
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    assert qgis_new_project.mapLayers() == {}
+    assert qgis_iface.messageBar().get_messages(Qgis.Critical) == []
+    assert any("Cancelled" in m for m in qgis_iface.messageBar().get_messages(Qgis.Info))
+
+
+def test_engine_error_is_one_message_bar_line(plugin, austin_rgb, tmp_path, qgis_iface,
+                                              wait_for_tasks) -> None:  # noqa: ANN001
+    bad_model = tmp_path / "broken.safetensors"
+    bad_model.write_bytes(b"not a model")
+    plugin.controller.start_refine(_job(austin_rgb, tmp_path / "o.tif", bad_model))
+    wait_for_tasks()
+    errors = qgis_iface.messageBar().get_messages(Qgis.Critical)
+    assert len(errors) == 1 and "not a readable Map Refiner model" in errors[0]
+    assert not (tmp_path / "o.tif").exists()

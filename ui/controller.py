@@ -1,0 +1,123 @@
+"""What the plugin's actions do: open the dialog, start tasks, take their results."""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from pathlib import Path
+from typing import List, Optional
+
+from qgis.core import QgsApplication, QgsProject, QgsRasterLayer
+from qgis.gui import QgisInterface
+
+from ..engine.errors import MapRefinerError
+from .correction_layer import create_correction_layer
+from .deps import check_dependencies
+from .dialog import MapRefinerDialog
+from .messages import show_error, show_success
+from .refine_job import RefineJob, add_refine_result, run_refine
+from .settings import load_defaults, save_defaults
+from .tasks import EngineTask
+
+log = logging.getLogger(__name__)
+
+
+class Controller:
+    def __init__(self, iface: QgisInterface) -> None:
+        self.iface = iface
+        self.dialog: Optional[MapRefinerDialog] = None
+        self.tasks: List[EngineTask] = []
+
+    def ensure_dialog(self) -> MapRefinerDialog:
+        if self.dialog is None:
+            check_dependencies()
+            self.dialog = MapRefinerDialog(QgsProject.instance(), load_defaults(),
+                                           self.iface.activeLayer(), self.iface.mainWindow())
+            self.dialog.refine_requested.connect(self.start_refine)
+            self.dialog.cancel_requested.connect(self.cancel_all)
+            self.dialog.new_correction_layer_requested.connect(self.new_correction_layer)
+            self.dialog.finished.connect(self._remember)
+        return self.dialog
+
+    def show_dialog(self) -> None:
+        try:
+            dialog = self.ensure_dialog()
+        except MapRefinerError as exc:
+            show_error(self.iface.messageBar(), exc)
+            return
+        dialog.show()
+        dialog.raise_()
+        dialog.activateWindow()
+
+    def _remember(self, _result: int = 0) -> None:
+        if self.dialog is not None:
+            save_defaults(self.dialog.current_defaults())
+
+    def start_refine(self, job: RefineJob) -> EngineTask:
+        self._remember()
+        task = EngineTask(f"Map Refiner: refining {job.source_name}", partial(run_refine, job),
+                          partial(self._refined, job), self._failed)
+        return self._start(task, f"Refining {job.source_name}…")
+
+    def _start(self, task: EngineTask, text: str) -> EngineTask:
+        self.tasks.append(task)
+        if self.dialog is not None:
+            self.dialog.set_running(True, text)
+            task.progressChanged.connect(self.dialog.set_progress)
+        QgsApplication.taskManager().addTask(task)
+        return task
+
+    def _done(self, task: EngineTask) -> None:
+        if task in self.tasks:
+            self.tasks.remove(task)
+        if self.dialog is not None and not self.tasks:
+            self.dialog.set_running(False)
+
+    def _refined(self, job: RefineJob, task: EngineTask, result) -> None:  # noqa: ANN001
+        self._done(task)
+        add_refine_result(result, job.source_name, QgsProject.instance())
+        show_success(self.iface.messageBar(),
+                     f"Refined {job.source_name} in {result.seconds:.1f} s on {result.device} "
+                     f"→ {result.out}")
+        if self.dialog is not None:
+            self.dialog.suggest_output_if_auto()
+
+    def _failed(self, task: EngineTask, exc: BaseException) -> None:
+        self._done(task)
+        show_error(self.iface.messageBar(), exc)
+
+    def cancel_all(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+
+    def new_correction_layer(self) -> None:
+        try:
+            dialog = self.ensure_dialog()
+            raster = self.iface.activeLayer()
+            if not isinstance(raster, QgsRasterLayer):
+                raster = dialog.input_combo.currentLayer()
+            if not isinstance(raster, QgsRasterLayer):
+                raise MapRefinerError("Select a raster layer first: the correction layer takes "
+                                      "its CRS and is saved beside it.")
+            summary = dialog.model.summary
+            if summary is None:
+                raise MapRefinerError("Choose a usable model first: its classes fill the "
+                                      "correction layer's drop-down.")
+            fallback = Path(load_defaults().output_dir or Path.home())
+            layer = create_correction_layer(raster, summary.class_names, summary.colours,
+                                            QgsProject.instance(), fallback)
+        except MapRefinerError as exc:
+            show_error(self.iface.messageBar(), exc)
+            return
+        dialog.labels.set_layer(layer)
+        self.iface.setActiveLayer(layer)
+        show_success(self.iface.messageBar(),
+                     f"Draw polygons in “{layer.name()}” and pick their class; saved in "
+                     f"{layer.source().split('|')[0]}")
+
+    def unload(self) -> None:
+        self.cancel_all()
+        if self.dialog is not None:
+            self.dialog.close()
+            self.dialog.deleteLater()
+            self.dialog = None

@@ -1,0 +1,75 @@
+"""Checking for the engine's pip dependencies without importing them.
+
+QGIS ships GDAL and numpy but not torch; the plugin must load without it and
+tell the user the exact command that installs the pinned versions.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import sysconfig
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+from ..engine.errors import MapRefinerError
+
+REQUIRED_MODULES = ("torch", "safetensors")
+REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements.txt"
+
+
+def missing_modules(modules: Sequence[str] = REQUIRED_MODULES) -> List[str]:
+    missing = []
+    for name in modules:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(name)
+    return missing
+
+
+def pinned_requirements(path: Path = REQUIREMENTS) -> Dict[str, str]:
+    """``{name: "name==version"}`` from the plugin's requirements.txt."""
+    pins: Dict[str, str] = {}
+    if not path.exists():
+        return pins
+    for line in path.read_text().splitlines():
+        spec = line.split("#", 1)[0].strip()
+        if spec and not spec.startswith("-"):
+            name = spec.split("==")[0].split(">=")[0].strip().lower()
+            pins[name] = spec
+    return pins
+
+
+def python_command() -> str:
+    """The interpreter QGIS runs (its sys.executable is often the QGIS binary)."""
+    exe = Path(sys.executable)
+    if exe.name.lower().startswith("python"):
+        return str(exe)
+    return "python" if os.name == "nt" else "/usr/bin/python3"
+
+
+def install_command(missing: Sequence[str]) -> str:
+    pins = pinned_requirements()
+    specs = " ".join(pins.get(name, name) for name in missing)
+    if sys.prefix != sys.base_prefix:  # a virtual environment: no --user there
+        return f"{python_command()} -m pip install {specs}"
+    flags = "--user"
+    if (Path(sysconfig.get_path("stdlib")) / "EXTERNALLY-MANAGED").exists():
+        flags += " --break-system-packages"  # Debian 12+/Ubuntu 23.04+ (PEP 668)
+    return f"{python_command()} -m pip install {flags} {specs}"
+
+
+def check_dependencies() -> None:
+    """Raise one actionable MapRefinerError when torch or safetensors is missing."""
+    missing = missing_modules()
+    if not missing:
+        return
+    command = install_command(missing)
+    raise MapRefinerError(
+        f"Map Refiner needs {' and '.join(missing)}, which QGIS's Python cannot import. "
+        f"Install with: {command} — then restart QGIS.",
+        details=f"Python: {sys.version}\nsys.path: {sys.path}")

@@ -1,0 +1,77 @@
+"""Result layers: the class map with a paletted renderer, probabilities in a group."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Sequence, Tuple
+
+from qgis.core import (QgsColorRampShader, QgsLayerTreeGroup, QgsPalettedRasterRenderer,
+                       QgsProject, QgsRasterLayer, QgsRasterShader,
+                       QgsSingleBandPseudoColorRenderer)
+from qgis.PyQt.QtGui import QColor
+
+from ..engine.errors import MapRefinerError
+
+Colour = Tuple[int, int, int]
+
+
+def refined_layer_name(source_name: str, iterations: int) -> str:
+    return f"{source_name} — refined ({iterations} it.)"
+
+
+def paletted_renderer(layer: QgsRasterLayer, names: Sequence[str],
+                      colours: Sequence[Colour]) -> QgsPalettedRasterRenderer:
+    classes = [QgsPalettedRasterRenderer.Class(i, QColor(*colour), name)
+               for i, (name, colour) in enumerate(zip(names, colours))]
+    return QgsPalettedRasterRenderer(layer.dataProvider(), 1, classes)
+
+
+def probability_renderer(layer: QgsRasterLayer, band: int,
+                         colour: Colour) -> QgsSingleBandPseudoColorRenderer:
+    """0 → transparent, 1 → the class colour."""
+    ramp = QgsColorRampShader(0.0, 1.0)
+    ramp.setColorRampType(QgsColorRampShader.Interpolated)
+    ramp.setColorRampItemList([
+        QgsColorRampShader.ColorRampItem(0.0, QColor(*colour, 0), "0"),
+        QgsColorRampShader.ColorRampItem(1.0, QColor(*colour, 255), "1")])
+    shader = QgsRasterShader(0.0, 1.0)
+    shader.setRasterShaderFunction(ramp)
+    renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), band, shader)
+    renderer.setClassificationMin(0.0)
+    renderer.setClassificationMax(1.0)
+    return renderer
+
+
+def open_raster_layer(path: Path, name: str) -> QgsRasterLayer:
+    layer = QgsRasterLayer(str(path), name, "gdal")
+    if not layer.isValid():
+        raise MapRefinerError(f"QGIS cannot open the result {path}; see the log for details.")
+    return layer
+
+
+def class_map_layer(path: Path, name: str, names: Sequence[str],
+                    colours: Sequence[Colour]) -> QgsRasterLayer:
+    layer = open_raster_layer(path, name)
+    layer.setRenderer(paletted_renderer(layer, names, colours))
+    return layer
+
+
+def probability_layers(path: Path, source_name: str, names: Sequence[str],
+                       colours: Sequence[Colour]) -> List[QgsRasterLayer]:
+    layers = []
+    for band, (name, colour) in enumerate(zip(names, colours), start=1):
+        layer = open_raster_layer(path, f"{source_name} — P({name})")
+        layer.setRenderer(probability_renderer(layer, band, colour))
+        layers.append(layer)
+    return layers
+
+
+def add_in_group(project: QgsProject, group_name: str, layers: Sequence[QgsRasterLayer],
+                 visible: int = 1) -> QgsLayerTreeGroup:
+    """A new group on top of the layer tree; only the first ``visible`` layers are checked."""
+    group = project.layerTreeRoot().insertGroup(0, group_name)
+    for i, layer in enumerate(layers):
+        project.addMapLayer(layer, False)
+        node = group.addLayer(layer)
+        node.setItemVisibilityChecked(i < visible)
+    return group

@@ -1,0 +1,35 @@
+"""The one place that shows errors to the user: one message-bar line, details in the log."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+from qgis.core import Qgis
+from qgis.gui import QgsMessageBar
+
+from ..engine.errors import CancelledError, MapRefinerError
+
+log = logging.getLogger(__name__)
+TITLE = "Map Refiner"
+
+
+def show_error(bar: QgsMessageBar, exc: BaseException) -> None:
+    """Show ``exc`` as one line; the traceback and details go to the Map Refiner log."""
+    if isinstance(exc, CancelledError):
+        bar.pushMessage(TITLE, exc.message, level=Qgis.Info, duration=5)
+        return
+    if isinstance(exc, MapRefinerError):
+        text = exc.message
+        details = exc.details
+    else:
+        text = (f"Unexpected error ({type(exc).__name__}: {exc}); "
+                "see the Map Refiner tab of the log messages.")
+        details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    log.error("%s%s", text, f"\n{details}" if details else "")
+    bar.pushMessage(TITLE, text, level=Qgis.Critical, duration=0)
+
+
+def show_success(bar: QgsMessageBar, text: str) -> None:
+    log.info(text)
+    bar.pushMessage(TITLE, text, level=Qgis.Success, duration=8)

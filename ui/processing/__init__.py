@@ -1,0 +1,1 @@
+"""The "Map Refiner" Processing provider (id ``map_refiner``) and its algorithms."""

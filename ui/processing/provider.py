@@ -1,0 +1,32 @@
+"""The Processing provider; registering it imports no torch."""
+
+from __future__ import annotations
+
+from typing import List
+
+from qgis.core import QgsProcessingProvider
+from qgis.PyQt.QtGui import QIcon
+
+from ..icons import plugin_icon
+from .refine_algorithm import RefineAlgorithm
+
+
+class MapRefinerProvider(QgsProcessingProvider):
+    def id(self) -> str:  # noqa: A003 - QGIS API
+        return "map_refiner"
+
+    def name(self) -> str:
+        return "Map Refiner"
+
+    def longName(self) -> str:  # noqa: N802
+        return "Map Refiner (Maggiori et al. 2017 CNN + RNN refinement)"
+
+    def icon(self) -> QIcon:
+        return plugin_icon()
+
+    def loadAlgorithms(self) -> None:  # noqa: N802
+        for alg in (RefineAlgorithm(),):
+            self.addAlgorithm(alg)
+
+    def supportedOutputRasterLayerExtensions(self) -> List[str]:  # noqa: N802
+        return ["tif"]

@@ -1,0 +1,94 @@
+"""Processing algorithm ``map_refiner:refine``: a raster in, a refined class map out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from qgis.core import (QgsProcessingAlgorithm, QgsProcessingContext, QgsProcessingFeedback,
+                       QgsProcessingParameterDefinition, QgsProcessingParameterEnum,
+                       QgsProcessingParameterFile, QgsProcessingParameterNumber,
+                       QgsProcessingParameterRasterDestination,
+                       QgsProcessingParameterRasterLayer)
+
+from ..layers import refined_layer_name
+from ..sources import raster_path
+from .engine_call import call_engine
+from .styling import style_on_load
+
+DEVICES = ["auto", "cpu", "cuda"]
+HELP = (
+    "Classifies a raster with a coarse CNN and refines the class map with an RNN that "
+    "iteratively sharpens boundaries, after Maggiori et al. (2017), “Recurrent neural "
+    "networks to correct satellite image classification maps”, IEEE TGRS. The input is "
+    "resampled to the model's ground resolution and the result back to the input grid.\n\n"
+    "The output is a single-band GeoTIFF (0, 1, … = the model's classes, 255 = no data) "
+    "with a colour table and class names.")
+
+
+def _param(param: QgsProcessingParameterDefinition, help_text: str
+           ) -> QgsProcessingParameterDefinition:
+    param.setHelp(help_text)
+    return param
+
+
+class RefineAlgorithm(QgsProcessingAlgorithm):
+    INPUT, MODEL, ITERATIONS, DEVICE, OUTPUT, SCORES = (
+        "INPUT", "MODEL", "ITERATIONS", "DEVICE", "OUTPUT", "SCORES")
+
+    def name(self) -> str:
+        return "refine"
+
+    def displayName(self) -> str:  # noqa: N802
+        return "Refine classification map"
+
+    def shortHelpString(self) -> str:  # noqa: N802
+        return HELP
+
+    def createInstance(self) -> "RefineAlgorithm":  # noqa: N802
+        return RefineAlgorithm()
+
+    def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
+        self.addParameter(_param(QgsProcessingParameterRasterLayer(
+            self.INPUT, "Input raster"), "The image to classify (a raster file, e.g. RGB GeoTIFF)."))
+        self.addParameter(_param(QgsProcessingParameterFile(
+            self.MODEL, "Model file (empty: bundled default)", extension="safetensors",
+            optional=True), "A .safetensors model saved by Map Refiner."))
+        self.addParameter(_param(QgsProcessingParameterNumber(
+            self.ITERATIONS, "RNN iterations (empty: the model's default)",
+            QgsProcessingParameterNumber.Integer, optional=True, minValue=0, maxValue=100),
+            "0 gives the coarse CNN map; more iterations refine boundaries further."))
+        self.addParameter(_param(QgsProcessingParameterEnum(
+            self.DEVICE, "Device", options=DEVICES, defaultValue=0),
+            "auto takes a CUDA GPU when torch can use one, else the CPU."))
+        self.addParameter(_param(QgsProcessingParameterRasterDestination(
+            self.OUTPUT, "Refined class map"), "A GeoTIFF with one class index per pixel."))
+        self.addParameter(_param(QgsProcessingParameterRasterDestination(
+            self.SCORES, "Per-class probabilities", optional=True, createByDefault=False),
+            "Optional float32 GeoTIFF, one band per class."))
+
+    def processAlgorithm(self, parameters: Dict[str, Any], context: QgsProcessingContext,  # noqa: N802
+                         feedback: QgsProcessingFeedback) -> Dict[str, Any]:
+        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        model = self.parameterAsFile(parameters, self.MODEL, context)
+        iterations = (None if parameters.get(self.ITERATIONS) is None
+                      else self.parameterAsInt(parameters, self.ITERATIONS, context))
+        device = DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)]
+        out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        scores = self.parameterAsOutputLayer(parameters, self.SCORES, context)
+
+        def job(progress, is_cancelled):  # noqa: ANN001, ANN202
+            from ...engine.pipeline import RefineParams, refine_raster
+
+            params = RefineParams(image=raster_path(layer), out=Path(out),
+                                  model_path=Path(model) if model else None,
+                                  iterations=iterations, device=device,
+                                  scores=Path(scores) if scores else None, overwrite=True)
+            return refine_raster(params, progress=progress, is_cancelled=is_cancelled)
+
+        result = call_engine(feedback, job)
+        feedback.pushInfo(f"{result.tiles} tiles, {result.iterations} iterations on "
+                          f"{result.device} in {result.seconds:.1f} s: {', '.join(result.class_names)}")
+        style_on_load(context, out, refined_layer_name(layer.name(), result.iterations),
+                      result.class_names, result.colours)
+        return {self.OUTPUT: out, self.SCORES: scores or None}

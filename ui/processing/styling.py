@@ -1,0 +1,37 @@
+"""Styling a result layer that Processing loads into the project when it finishes."""
+
+from __future__ import annotations
+
+from typing import List, Sequence, Tuple
+
+from qgis.core import (QgsMapLayer, QgsProcessingContext, QgsProcessingFeedback,
+                       QgsProcessingLayerPostProcessorInterface, QgsRasterLayer)
+
+from ..layers import paletted_renderer
+
+# Processing keeps only a pointer to post-processors: keep them alive here.
+_ALIVE: List["ClassMapStyler"] = []
+
+
+class ClassMapStyler(QgsProcessingLayerPostProcessorInterface):
+    def __init__(self, names: Sequence[str], colours: Sequence[Tuple[int, int, int]]) -> None:
+        super().__init__()
+        self.names = list(names)
+        self.colours = list(colours)
+
+    def postProcessLayer(self, layer: QgsMapLayer, context: QgsProcessingContext,  # noqa: N802
+                         feedback: QgsProcessingFeedback) -> None:
+        if isinstance(layer, QgsRasterLayer):
+            layer.setRenderer(paletted_renderer(layer, self.names, self.colours))
+            layer.triggerRepaint()
+
+
+def style_on_load(context: QgsProcessingContext, path: str, name: str,
+                  names: Sequence[str], colours: Sequence[Tuple[int, int, int]]) -> None:
+    if not context.willLoadLayerOnCompletion(path):
+        return
+    details = context.layerToLoadOnCompletionDetails(path)
+    details.name = name
+    styler = ClassMapStyler(names, colours)
+    _ALIVE[:] = _ALIVE[-7:] + [styler]
+    details.setPostProcessor(styler)

@@ -1,0 +1,64 @@
+"""The refine action: its parameters, the work in the task, the layers afterwards."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+from qgis.core import QgsMapLayer, QgsProject, QgsRasterLayer
+
+from ..engine.errors import MapRefinerError
+from ..engine.progress import CancelFn, ProgressFn
+from .deps import check_dependencies
+from .layers import add_in_group, class_map_layer, probability_layers, refined_layer_name
+from .sources import raster_path, scores_path_for
+
+if TYPE_CHECKING:
+    from ..engine.pipeline import RefineParams, RefineResult
+
+
+@dataclass
+class RefineJob:
+    """RefineParams for the engine plus the layer name the result is named after."""
+
+    params: "RefineParams"
+    source_name: str
+
+
+def build_refine_job(layer: Optional[QgsMapLayer], model_path: Optional[Path], iterations: int,
+                     device: str, output: str, write_scores: bool) -> RefineJob:
+    image = raster_path(layer)
+    if not output.strip():
+        raise MapRefinerError("Choose an output file for the refined class map.")
+    out = Path(output.strip())
+    if not out.suffix:
+        out = out.with_name(out.name + ".tif")
+    elif out.suffix.lower() not in (".tif", ".tiff"):
+        raise MapRefinerError(f"The class map is written as a GeoTIFF; name it {out.stem}.tif.")
+    check_dependencies()
+    from ..engine.pipeline import RefineParams
+
+    params = RefineParams(image=image, out=out, model_path=model_path, iterations=iterations,
+                          device=device, scores=scores_path_for(out) if write_scores else None)
+    return RefineJob(params, layer.name())  # type: ignore[union-attr]
+
+
+def run_refine(job: RefineJob, progress: ProgressFn, is_cancelled: CancelFn) -> "RefineResult":
+    """Runs in the task's worker thread."""
+    from ..engine.pipeline import refine_raster
+
+    return refine_raster(job.params, progress=progress, is_cancelled=is_cancelled)
+
+
+def add_refine_result(result: "RefineResult", source_name: str,
+                      project: QgsProject) -> QgsRasterLayer:
+    """Main thread: the styled class map, and the probabilities in one group if written."""
+    name = refined_layer_name(source_name, result.iterations)
+    layer = class_map_layer(result.out, name, result.class_names, result.colours)
+    if result.scores is None:
+        project.addMapLayer(layer)
+    else:
+        probs = probability_layers(result.scores, source_name, result.class_names, result.colours)
+        add_in_group(project, f"{source_name} — Map Refiner", [layer] + probs, visible=1)
+    return layer

@@ -1,0 +1,42 @@
+"""Dialog defaults remembered between sessions, all under one QgsSettings prefix."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from qgis.core import QgsSettings
+
+PREFIX = "map_refiner/"
+LABEL_MODES = ("sparse", "full")
+
+
+@dataclass
+class DialogDefaults:
+    """What the dialog restores when it opens; empty model_path = bundled model."""
+
+    model_path: str = ""
+    iterations: int = -1  # -1: the model's own default
+    device: str = "auto"
+    output_dir: str = ""
+    write_scores: bool = False
+    label_mode: str = "sparse"
+    label_field: str = "class"
+
+
+def load_defaults() -> DialogDefaults:
+    settings = QgsSettings()
+    values: dict = {}
+    for f in fields(DialogDefaults):
+        default: Any = f.default
+        values[f.name] = settings.value(PREFIX + f.name, default, type=type(default))
+    defaults = DialogDefaults(**values)
+    if defaults.label_mode not in LABEL_MODES:
+        defaults.label_mode = "sparse"
+    return defaults
+
+
+def save_defaults(defaults: DialogDefaults) -> None:
+    settings = QgsSettings()
+    for key, value in asdict(defaults).items():
+        settings.setValue(PREFIX + key, value)

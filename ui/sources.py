@@ -1,0 +1,44 @@
+"""From QGIS layers to the files the engine reads, and default output names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from qgis.core import QgsMapLayer, QgsProject, QgsProviderRegistry, QgsRasterLayer
+
+from ..engine.errors import MapRefinerError
+from .paths import output_beside
+
+
+def layer_file(layer: QgsMapLayer) -> Path:
+    """The file behind a layer (GDAL/OGR URIs may carry options after the path)."""
+    parts = QgsProviderRegistry.instance().decodeUri(layer.providerType(), layer.source())
+    return Path(parts.get("path") or layer.source())
+
+
+def raster_path(layer: Optional[QgsMapLayer]) -> Path:
+    """The GeoTIFF (or other GDAL file) behind a raster layer; raises MapRefinerError."""
+    if not isinstance(layer, QgsRasterLayer):
+        raise MapRefinerError("Choose a raster layer to refine.")
+    path = layer_file(layer)
+    if layer.providerType() != "gdal" or not path.is_file():
+        raise MapRefinerError(
+            f"“{layer.name()}” is not a raster file on disk; save it as a GeoTIFF first "
+            "(right-click ▸ Export ▸ Save As…) and refine that.")
+    return path
+
+
+def project_dir(project: QgsProject) -> Optional[Path]:
+    """The saved project's folder, or None while the project is unsaved."""
+    folder = project.absolutePath()
+    return Path(folder) if folder else None
+
+
+def default_refined_path(source: Path, project: QgsProject,
+                         fallback_dir: Optional[Path] = None) -> Path:
+    return output_beside(source, "_refined", ".tif", project_dir(project), fallback_dir)
+
+
+def scores_path_for(out: Path) -> Path:
+    return out.with_name(f"{out.stem}_scores.tif")
