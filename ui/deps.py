@@ -45,11 +45,15 @@ def pinned_requirements(path: Path = REQUIREMENTS) -> Dict[str, str]:
 
 
 def python_command() -> str:
-    """The interpreter QGIS runs (its sys.executable is often the QGIS binary)."""
-    exe = Path(sys.executable)
-    if exe.name.lower().startswith("python"):
-        return str(exe)
-    return "python" if os.name == "nt" else "/usr/bin/python3"
+    """The interpreter QGIS embeds, found from its prefix: inside QGIS, sys.executable
+    is the QGIS binary or whatever python3 comes first on PATH."""
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    prefix = Path(sys.prefix)
+    for candidate in (prefix / "bin" / f"python{version}", prefix / "bin" / "python3",
+                      prefix / "python.exe", prefix / "python3.exe"):
+        if candidate.exists():
+            return str(candidate)
+    return "python" if os.name == "nt" else "python3"
 
 
 def install_command(missing: Sequence[str]) -> str:
@@ -72,4 +76,4 @@ def check_dependencies() -> None:
     raise MapRefinerError(
         f"Map Refiner needs {' and '.join(missing)}, which QGIS's Python cannot import. "
         f"Install with: {command} — then restart QGIS.",
-        details=f"Python: {sys.version}\nsys.path: {sys.path}")
+        details=f"QGIS's Python {sys.version.split()[0]} in {sys.prefix}")

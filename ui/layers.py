@@ -70,8 +70,14 @@ def add_in_group(project: QgsProject, group_name: str, layers: Sequence[QgsRaste
                  visible: int = 1) -> QgsLayerTreeGroup:
     """A new group on top of the layer tree; only the first ``visible`` layers are checked."""
     group = project.layerTreeRoot().insertGroup(0, group_name)
+    nodes = []
     for i, layer in enumerate(layers):
         project.addMapLayer(layer, False)
-        node = group.addLayer(layer)
-        node.setItemVisibilityChecked(i < visible)
+        nodes.append(group.addLayer(layer))
+        nodes[-1].setItemVisibilityChecked(i < visible)
+    # The Layers panel shows a node's expanded state only when it changes after insertion:
+    # unfold the group and the class legend, fold the probabilities.
+    for node, expanded in [(group, True)] + [(n, i < visible) for i, n in enumerate(nodes)]:
+        node.setExpanded(not expanded)
+        node.setExpanded(expanded)
     return group

@@ -1,0 +1,145 @@
+"""Runs *inside* the QGIS desktop (``qgis --code``) for tools/desktop_screenshots.py.
+
+Opens the image, saves a project beside which outputs go, opens the Map Refiner
+dialog through the plugin QGIS loaded, refines, and takes screenshots of the
+whole X screen with ImageMagick's ``import -window root``. Steps run from
+QTimer callbacks so QGIS paints between them. Writes status.json when done.
+"""
+
+import json
+import os
+import subprocess
+import traceback
+from pathlib import Path
+
+import qgis.utils
+from qgis.core import (QgsApplication, QgsFeature, QgsGeometry, QgsProject, QgsRasterLayer,
+                       QgsRectangle)
+from qgis.PyQt.QtCore import QTimer
+from qgis.PyQt.QtWidgets import QComboBox
+
+SHOTS = Path(os.environ["MAP_REFINER_SHOTS"])
+IMAGE = os.environ["MAP_REFINER_IMAGE"]
+MODEL = os.environ.get("MAP_REFINER_MODEL", "")
+PROJECT = Path(os.environ["MAP_REFINER_PROJECT"])
+SCREEN = [int(v) for v in os.environ.get("MAP_REFINER_SCREEN", "1440x900").split("x")]
+iface = qgis.utils.iface
+status = {"steps": [], "shots": []}
+
+
+def finish(error=None):
+    if error:
+        status["error"] = error
+    (SHOTS / "status.json").write_text(json.dumps(status, indent=2))
+    QgsProject.instance().setDirty(False)
+    QTimer.singleShot(500, QgsApplication.instance().quit)
+
+
+def step(name, delay_ms, func):
+    def run():
+        try:
+            status["steps"].append(name)
+            func()
+        except Exception:  # noqa: BLE001 - reported in status.json, then QGIS quits
+            finish(traceback.format_exc())
+    QTimer.singleShot(delay_ms, run)
+
+
+def shoot(name):
+    QgsApplication.processEvents()
+    path = SHOTS / f"{name}.png"
+    subprocess.run(["import", "-window", "root", str(path)], check=True, timeout=60)
+    status["shots"].append(path.name)
+
+
+def controller():
+    return qgis.utils.plugins["map_refiner"].controller
+
+
+def open_image():
+    window = iface.mainWindow()
+    window.setGeometry(0, 0, *SCREEN)
+    layer = QgsRasterLayer(IMAGE, Path(IMAGE).stem)
+    QgsProject.instance().addMapLayer(layer)
+    PROJECT.parent.mkdir(parents=True, exist_ok=True)
+    QgsProject.instance().write(str(PROJECT))
+    iface.setActiveLayer(layer)
+    iface.zoomToActiveLayer()
+    step("open dialog", 2500, open_dialog)
+
+
+def open_dialog():
+    controller().show_dialog()
+    dialog = controller().dialog
+    if MODEL:
+        dialog.model.set_model_path(MODEL)
+    dialog.scores_check.setChecked(True)
+    dialog.adjustSize()
+    dialog.move(SCREEN[0] - dialog.width() - 40, 90)
+    step("dialog screenshot", 1500, dialog_shot)
+
+
+def dialog_shot():
+    shoot("dialog")
+    dialog = controller().dialog
+    status["output"] = dialog.output_widget.filePath()
+    dialog.refine_button.click()
+    step("wait for refine", 500, wait_for_refine)
+
+
+def wait_for_refine():
+    if controller().tasks:
+        step("wait for refine", 500, wait_for_refine)
+        return
+    bar = iface.messageBar().currentItem()
+    status["message"] = bar.text() if bar else ""
+    controller().dialog.hide()
+    layers = [l.name() for l in QgsProject.instance().mapLayers().values()]
+    status["layers"] = layers
+    root = QgsProject.instance().layerTreeRoot()
+    status["expanded"] = [(n.name(), n.isExpanded()) for n in root.findLayers()] + [
+        (g.name(), g.isExpanded()) for g in root.findGroups()]
+    iface.mapCanvas().refreshAllLayers()
+    step("map screenshot", 3000, map_shot)
+
+
+def map_shot():
+    shoot("map_refined")
+    controller().new_correction_layer()
+    step("correction layer screenshot", 2000, correction_shot)
+
+
+def correction_shot():
+    layer = iface.activeLayer()
+    status["correction_layer"] = layer.source() if layer else None
+    controller().show_dialog()
+    shoot("correction_layer")
+    controller().dialog.hide()
+    open_feature_form(layer)
+    step("feature form screenshot", 1500, form_shot)
+
+
+def open_feature_form(layer):
+    """A drawn polygon's attribute form, with the class drop-down opened."""
+    centre = iface.mapCanvas().extent().center()
+    feature = QgsFeature(layer.fields())
+    feature.setGeometry(QgsGeometry.fromRect(QgsRectangle(
+        centre.x() - 12, centre.y() - 8, centre.x() + 12, centre.y() + 8)))
+    feature.setAttribute("class", "building")
+    layer.addFeature(feature)
+    layer.triggerRepaint()
+    form = iface.getFeatureForm(layer, feature)
+    form.setModal(False)
+    form.show()
+    form.move(SCREEN[0] // 2 - form.width() // 2, 160)
+    status["form"] = form
+    QTimer.singleShot(700, lambda: form.findChildren(QComboBox)[0].showPopup())
+
+
+def form_shot():
+    shoot("correction_form")
+    status.pop("form").close()
+    finish()
+
+
+step("open image", 3000, open_image)
