@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from functools import partial
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from qgis.core import QgsApplication, QgsProject, QgsRasterLayer
 from qgis.gui import QgisInterface
@@ -18,6 +18,7 @@ from .messages import show_error, show_success
 from .refine_job import RefineJob, add_refine_result, run_refine
 from .settings import load_defaults, save_defaults
 from .tasks import EngineTask
+from .vectorize_job import ClassMap, VectorizeJob, add_vectorize_result, run_vectorize
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +28,16 @@ class Controller:
         self.iface = iface
         self.dialog: Optional[MapRefinerDialog] = None
         self.tasks: List[EngineTask] = []
+        self.refined: Dict[Path, ClassMap] = {}  # image -> its latest refined class map
 
     def ensure_dialog(self) -> MapRefinerDialog:
         if self.dialog is None:
             check_dependencies()
             self.dialog = MapRefinerDialog(QgsProject.instance(), load_defaults(),
                                            self.iface.activeLayer(), self.iface.mainWindow())
+            self.dialog.refined = self.refined
             self.dialog.refine_requested.connect(self.start_refine)
+            self.dialog.vectorize_requested.connect(self.start_vectorize)
             self.dialog.cancel_requested.connect(self.cancel_all)
             self.dialog.new_correction_layer_requested.connect(self.new_correction_layer)
             self.dialog.finished.connect(self._remember)
@@ -59,6 +63,12 @@ class Controller:
                           partial(self._refined, job), self._failed)
         return self._start(task, f"Refining {job.source_name}…")
 
+    def start_vectorize(self, job: VectorizeJob) -> EngineTask:
+        task = EngineTask(f"Map Refiner: polygons of {job.source_name}",
+                          partial(run_vectorize, job), partial(self._vectorized, job),
+                          self._failed)
+        return self._start(task, f"Exporting {job.out.name}…")
+
     def _start(self, task: EngineTask, text: str) -> EngineTask:
         self.tasks.append(task)
         if self.dialog is not None:
@@ -75,12 +85,19 @@ class Controller:
 
     def _refined(self, job: RefineJob, task: EngineTask, result) -> None:  # noqa: ANN001
         self._done(task)
+        self.refined[job.params.image] = ClassMap(result.out, result.class_names, result.colours)
         add_refine_result(result, job.source_name, QgsProject.instance())
         show_success(self.iface.messageBar(),
                      f"Refined {job.source_name} in {result.seconds:.1f} s on {result.device} "
                      f"→ {result.out}")
         if self.dialog is not None:
             self.dialog.suggest_output_if_auto()
+
+    def _vectorized(self, job: VectorizeJob, task: EngineTask, result) -> None:  # noqa: ANN001
+        self._done(task)
+        add_vectorize_result(result, job, QgsProject.instance())
+        show_success(self.iface.messageBar(),
+                     f"Wrote {result.feature_count} polygons → {result.path}")
 
     def _failed(self, task: EngineTask, exc: BaseException) -> None:
         self._done(task)

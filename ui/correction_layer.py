@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
-from qgis.core import (QgsCategorizedSymbolRenderer, QgsCoordinateTransformContext,
-                       QgsEditorWidgetSetup, QgsField, QgsFields, QgsFieldConstraints,
-                       QgsFillSymbol, QgsProject, QgsRasterLayer, QgsRendererCategory,
+from qgis.core import (QgsCoordinateTransformContext, QgsEditorWidgetSetup, QgsField,
+                       QgsFields, QgsFieldConstraints, QgsProject, QgsRasterLayer,
                        QgsVectorFileWriter, QgsVectorLayer, QgsWkbTypes)
 from qgis.PyQt.QtCore import QVariant
 
 from ..engine.errors import MapRefinerError
+from .layers import class_renderer
 from .paths import output_beside
 from .sources import layer_file, project_dir
 
@@ -47,16 +47,6 @@ def class_drop_down(layer: QgsVectorLayer, names: Sequence[str]) -> None:
     layer.setFieldConstraint(index, QgsFieldConstraints.ConstraintNotNull)
 
 
-def class_renderer(names: Sequence[str], colours: Sequence[Colour]) -> QgsCategorizedSymbolRenderer:
-    categories = []
-    for name, (r, g, b) in zip(names, colours):
-        symbol = QgsFillSymbol.createSimple({
-            "color": f"{r},{g},{b},90", "outline_color": f"{r},{g},{b},255",
-            "outline_width": "0.6"})
-        categories.append(QgsRendererCategory(name, symbol, name))
-    return QgsCategorizedSymbolRenderer(CLASS_FIELD, categories)
-
-
 def create_correction_layer(raster: QgsRasterLayer, names: Sequence[str],
                             colours: Sequence[Colour], project: QgsProject,
                             fallback_dir: Optional[Path] = None) -> QgsVectorLayer:
@@ -67,7 +57,7 @@ def create_correction_layer(raster: QgsRasterLayer, names: Sequence[str],
     if not layer.isValid():
         raise MapRefinerError(f"QGIS cannot open the new correction layer {path}.")
     class_drop_down(layer, names)
-    layer.setRenderer(class_renderer(names, colours))
+    layer.setRenderer(class_renderer(CLASS_FIELD, names, colours, fill_alpha=90))
     project.addMapLayer(layer)
     layer.startEditing()
     return layer

@@ -6,7 +6,7 @@ Slots only read widgets and emit; the controller runs the jobs.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Dict, Optional
 
 from qgis.core import QgsMapLayer, QgsMapLayerProxyModel, QgsProject, QgsRasterLayer
 from qgis.gui import QgsFileWidget, QgsMapLayerComboBox, QgsMessageBar, QgsSpinBox
@@ -24,12 +24,14 @@ from .model_widget import ModelChooser
 from .refine_job import RefineJob, build_refine_job
 from .settings import DialogDefaults
 from .sources import default_refined_path, raster_path
+from .vectorize_job import ClassMap, VectorizeJob, build_vectorize_job
 
 DEVICES = ("auto", "cpu", "cuda")
 
 
 class MapRefinerDialog(QDialog):
     refine_requested = pyqtSignal(object)  # RefineJob
+    vectorize_requested = pyqtSignal(object)  # VectorizeJob
     new_correction_layer_requested = pyqtSignal()
     cancel_requested = pyqtSignal()
 
@@ -40,6 +42,7 @@ class MapRefinerDialog(QDialog):
         self.setWindowTitle("Map Refiner")
         self.setMinimumWidth(560)
         self.project = project
+        self.refined: Dict[Path, ClassMap] = {}  # image -> its latest class map; set by the controller
         self.fallback_dir = Path(defaults.output_dir) if defaults.output_dir else None
         self._output_auto = True
         self._programmatic = False
@@ -65,8 +68,12 @@ class MapRefinerDialog(QDialog):
         self.status_label = QLabel("", self)
         self.buttons = QDialogButtonBox(QDialogButtonBox.Close, self)
         self.refine_button = QPushButton("Refine", self)
+        self.export_button = QPushButton("Export to shapefile", self)
+        self.export_button.setToolTip("Polygons of the chosen class map, or of the chosen "
+                                      "image's latest refined map")
         self.cancel_button = QPushButton("Cancel job", self)
         self.buttons.addButton(self.refine_button, QDialogButtonBox.ActionRole)
+        self.buttons.addButton(self.export_button, QDialogButtonBox.ActionRole)
         self.buttons.addButton(self.cancel_button, QDialogButtonBox.ActionRole)
         self._layout()
         self._connect()
@@ -98,6 +105,7 @@ class MapRefinerDialog(QDialog):
     def _connect(self) -> None:
         self.buttons.rejected.connect(self.reject)
         self.refine_button.clicked.connect(self._on_refine)
+        self.export_button.clicked.connect(self._on_export)
         self.cancel_button.clicked.connect(self.cancel_requested)
         self.labels.new_layer_button.clicked.connect(self.new_correction_layer_requested)
         self.input_combo.layerChanged.connect(self._on_input_changed)
@@ -155,13 +163,19 @@ class MapRefinerDialog(QDialog):
         if self._output_auto:
             self.suggest_output()
 
-    def _on_refine(self) -> None:
+    def _emit(self, signal, build: Callable[[], object]) -> None:  # noqa: ANN001 - a pyqtSignal
         try:
-            job = self.refine_job()
+            job = build()
         except MapRefinerError as exc:
             show_error(self.message_bar, exc)
             return
-        self.refine_requested.emit(job)
+        signal.emit(job)
+
+    def _on_refine(self) -> None:
+        self._emit(self.refine_requested, self.refine_job)
+
+    def _on_export(self) -> None:
+        self._emit(self.vectorize_requested, self.vectorize_job)
 
     def refine_job(self) -> RefineJob:
         """The dialog's state as one RefineJob; raises MapRefinerError when incomplete."""
@@ -169,6 +183,10 @@ class MapRefinerDialog(QDialog):
             layer=self.input_combo.currentLayer(), model_path=self.model.model_path(),
             iterations=self.iterations_spin.value(), device=self.device_combo.currentData(),
             output=self.output_widget.filePath(), write_scores=self.scores_check.isChecked())
+
+    def vectorize_job(self) -> VectorizeJob:
+        return build_vectorize_job(self.input_combo.currentLayer(), self.refined, self.project,
+                                   self.fallback_dir)
 
     def current_defaults(self) -> DialogDefaults:
         path = self.model.model_path()
@@ -183,6 +201,7 @@ class MapRefinerDialog(QDialog):
 
     def set_running(self, running: bool, text: str = "") -> None:
         self.refine_button.setEnabled(not running)
+        self.export_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
         self.progress_bar.setValue(0)
         self.progress_bar.setVisible(running)

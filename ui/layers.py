@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List, Sequence, Tuple
 
-from qgis.core import (QgsColorRampShader, QgsLayerTreeGroup, QgsPalettedRasterRenderer,
-                       QgsProject, QgsRasterLayer, QgsRasterShader,
+from qgis.core import (QgsCategorizedSymbolRenderer, QgsColorRampShader, QgsFillSymbol,
+                       QgsLayerTreeGroup, QgsPalettedRasterRenderer, QgsProject,
+                       QgsRasterLayer, QgsRasterShader, QgsRendererCategory,
                        QgsSingleBandPseudoColorRenderer)
 from qgis.PyQt.QtGui import QColor
 
@@ -24,6 +25,18 @@ def paletted_renderer(layer: QgsRasterLayer, names: Sequence[str],
     classes = [QgsPalettedRasterRenderer.Class(i, QColor(*colour), name)
                for i, (name, colour) in enumerate(zip(names, colours))]
     return QgsPalettedRasterRenderer(layer.dataProvider(), 1, classes)
+
+
+def class_renderer(field: str, names: Sequence[str], colours: Sequence[Colour],
+                   fill_alpha: int = 255) -> QgsCategorizedSymbolRenderer:
+    """Polygons coloured by class name, as in the class map's legend."""
+    categories = []
+    for name, (r, g, b) in zip(names, colours):
+        symbol = QgsFillSymbol.createSimple({
+            "color": f"{r},{g},{b},{fill_alpha}", "outline_color": f"{r},{g},{b},255",
+            "outline_width": "0.4"})
+        categories.append(QgsRendererCategory(name, symbol, name))
+    return QgsCategorizedSymbolRenderer(field, categories)
 
 
 def probability_renderer(layer: QgsRasterLayer, band: int,

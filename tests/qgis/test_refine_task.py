@@ -89,3 +89,32 @@ def test_engine_error_is_one_message_bar_line(plugin, austin_rgb, tmp_path, qgis
     errors = qgis_iface.messageBar().get_messages(Qgis.Critical)
     assert len(errors) == 1 and "not a readable Map Refiner model" in errors[0]
     assert not (tmp_path / "o.tif").exists()
+
+
+def test_export_to_shapefile_after_refine(plugin, austin_rgb, tiny_model, tmp_path, qgis_iface,
+                                          qgis_new_project, wait_for_tasks) -> None:  # noqa: ANN001
+    from qgis.core import QgsCategorizedSymbolRenderer, QgsRasterLayer
+
+    from map_refiner.ui.vectorize_job import build_vectorize_job
+
+    image_layer = QgsRasterLayer(str(austin_rgb), "austin_dev_rgb")
+    qgis_new_project.addMapLayer(image_layer)
+    plugin.controller.start_refine(_job(austin_rgb, tmp_path / "refined.tif", tiny_model))
+    wait_for_tasks()
+    # the image itself: its latest refined map this session
+    job = build_vectorize_job(image_layer, plugin.controller.refined, qgis_new_project, tmp_path)
+    assert job.classmap.path == tmp_path / "refined.tif"
+    assert job.classmap.names == ["background", "building"]
+    # the refined layer: a class map, read from its paletted renderer
+    refined_layer = qgis_new_project.mapLayersByName("austin_dev_rgb — refined (2 it.)")[0]
+    from_layer = build_vectorize_job(refined_layer, {}, qgis_new_project, tmp_path)
+    assert from_layer.classmap == job.classmap
+    assert job.out == tmp_path / "refined_polygons.shp"
+
+    plugin.controller.start_vectorize(job)
+    wait_for_tasks()
+    assert qgis_iface.messageBar().get_messages(Qgis.Critical) == []
+    polygons = qgis_new_project.mapLayersByName("austin_dev_rgb — polygons")[0]
+    assert polygons.featureCount() > 0
+    assert isinstance(polygons.renderer(), QgsCategorizedSymbolRenderer)
+    assert [c.value() for c in polygons.renderer().categories()] == ["background", "building"]

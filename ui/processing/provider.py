@@ -8,7 +8,9 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from ..icons import plugin_icon
+from .evaluate_algorithm import EvaluateAlgorithm
 from .refine_algorithm import RefineAlgorithm
+from .vectorize_algorithm import VectorizeAlgorithm
 
 
 class MapRefinerProvider(QgsProcessingProvider):
@@ -25,7 +27,7 @@ class MapRefinerProvider(QgsProcessingProvider):
         return plugin_icon()
 
     def loadAlgorithms(self) -> None:  # noqa: N802
-        for alg in (RefineAlgorithm(),):
+        for alg in (RefineAlgorithm(), VectorizeAlgorithm(), EvaluateAlgorithm()):
             self.addAlgorithm(alg)
 
     def supportedOutputRasterLayerExtensions(self) -> List[str]:  # noqa: N802

@@ -6,13 +6,14 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from qgis.core import (QgsProcessingAlgorithm, QgsProcessingContext, QgsProcessingFeedback,
-                       QgsProcessingParameterDefinition, QgsProcessingParameterEnum,
+                       QgsProcessingParameterEnum,
                        QgsProcessingParameterFile, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination,
                        QgsProcessingParameterRasterLayer)
 
 from ..layers import refined_layer_name
 from ..sources import raster_path
+from .common import with_help
 from .engine_call import call_engine
 from .styling import style_on_load
 
@@ -24,12 +25,6 @@ HELP = (
     "resampled to the model's ground resolution and the result back to the input grid.\n\n"
     "The output is a single-band GeoTIFF (0, 1, … = the model's classes, 255 = no data) "
     "with a colour table and class names.")
-
-
-def _param(param: QgsProcessingParameterDefinition, help_text: str
-           ) -> QgsProcessingParameterDefinition:
-    param.setHelp(help_text)
-    return param
 
 
 class RefineAlgorithm(QgsProcessingAlgorithm):
@@ -49,21 +44,21 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
         return RefineAlgorithm()
 
     def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
-        self.addParameter(_param(QgsProcessingParameterRasterLayer(
+        self.addParameter(with_help(QgsProcessingParameterRasterLayer(
             self.INPUT, "Input raster"), "The image to classify (a raster file, e.g. RGB GeoTIFF)."))
-        self.addParameter(_param(QgsProcessingParameterFile(
+        self.addParameter(with_help(QgsProcessingParameterFile(
             self.MODEL, "Model file (empty: bundled default)", extension="safetensors",
             optional=True), "A .safetensors model saved by Map Refiner."))
-        self.addParameter(_param(QgsProcessingParameterNumber(
+        self.addParameter(with_help(QgsProcessingParameterNumber(
             self.ITERATIONS, "RNN iterations (empty: the model's default)",
             QgsProcessingParameterNumber.Integer, optional=True, minValue=0, maxValue=100),
             "0 gives the coarse CNN map; more iterations refine boundaries further."))
-        self.addParameter(_param(QgsProcessingParameterEnum(
+        self.addParameter(with_help(QgsProcessingParameterEnum(
             self.DEVICE, "Device", options=DEVICES, defaultValue=0),
             "auto takes a CUDA GPU when torch can use one, else the CPU."))
-        self.addParameter(_param(QgsProcessingParameterRasterDestination(
+        self.addParameter(with_help(QgsProcessingParameterRasterDestination(
             self.OUTPUT, "Refined class map"), "A GeoTIFF with one class index per pixel."))
-        self.addParameter(_param(QgsProcessingParameterRasterDestination(
+        self.addParameter(with_help(QgsProcessingParameterRasterDestination(
             self.SCORES, "Per-class probabilities", optional=True, createByDefault=False),
             "Optional float32 GeoTIFF, one band per class."))
 

@@ -1,0 +1,60 @@
+"""map_refiner:vectorize and map_refiner:evaluate on the real Austin tile."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from qgis.core import QgsProcessingException, QgsVectorLayer
+
+
+@pytest.fixture
+def run_alg(qgis_processing, plugin):  # noqa: ANN001, ANN201
+    import processing
+
+    return processing.run
+
+
+@pytest.fixture
+def refined(run_alg, austin_rgb, tiny_model, tmp_path):  # noqa: ANN001, ANN201
+    out = tmp_path / "refined.tif"
+    run_alg("map_refiner:refine", {"INPUT": str(austin_rgb), "MODEL": str(tiny_model),
+                                   "ITERATIONS": 1, "OUTPUT": str(out)})
+    return out
+
+
+def test_vectorize_writes_class_polygons(run_alg, refined, tmp_path) -> None:  # noqa: ANN001
+    out = tmp_path / "polygons.gpkg"
+    result = run_alg("map_refiner:vectorize", {"INPUT": str(refined), "CLASSES": "building",
+                                               "MIN_AREA_M2": 1.0, "OUTPUT": str(out)})
+    layer = QgsVectorLayer(str(out), "p", "ogr")
+    assert layer.isValid() and result["FEATURE_COUNT"] == layer.featureCount() > 0
+    assert {f["class"] for f in layer.getFeatures()} == {"building"}
+    assert min(f["area_m2"] for f in layer.getFeatures()) >= 1.0
+    assert layer.crs().authid() == "EPSG:26914"
+
+
+def test_evaluate_scores_a_map_and_the_reference_itself(run_alg, refined, austin_rgb,
+                                                         tmp_path) -> None:  # noqa: ANN001
+    gt = austin_rgb.with_name("austin_dev_gt.tif")
+    report = tmp_path / "scores.json"
+    scored = run_alg("map_refiner:evaluate", {
+        "PREDICTION": str(refined), "REFERENCE": str(gt), "CLASS_NAMES": "background, building",
+        "REFERENCE_VALUE_MAP": "0=0, 255=1", "OUTPUT": str(report)})
+    assert 0.0 <= scored["OVERALL_ACCURACY"] <= 1.0
+    saved = json.loads(report.read_text())
+    assert saved["overall_accuracy"] == pytest.approx(scored["OVERALL_ACCURACY"])
+    assert saved["pixel_count"] == 500 * 500
+    assert "mean IoU" in scored["TABLE"]
+
+    perfect = run_alg("map_refiner:evaluate", {
+        "PREDICTION": str(gt), "REFERENCE": str(gt), "REFERENCE_VALUE_MAP": "0=0,255=1",
+        "PREDICTION_VALUE_MAP": "0=0,255=1"})
+    assert perfect["OVERALL_ACCURACY"] == 1.0 and perfect["MEAN_IOU"] == 1.0
+
+
+def test_bad_value_map_is_a_clear_error(run_alg, austin_rgb) -> None:  # noqa: ANN001
+    gt = austin_rgb.with_name("austin_dev_gt.tif")
+    with pytest.raises(QgsProcessingException, match="value=class pairs"):
+        run_alg("map_refiner:evaluate", {"PREDICTION": str(gt), "REFERENCE": str(gt),
+                                         "REFERENCE_VALUE_MAP": "0:0"})

@@ -1,0 +1,88 @@
+"""Processing algorithm ``map_refiner:evaluate``: a class map scored against a reference."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, Optional
+
+from qgis.core import (QgsProcessingAlgorithm, QgsProcessingContext, QgsProcessingFeedback,
+                       QgsProcessingOutputNumber, QgsProcessingOutputString,
+                       QgsProcessingParameterFileDestination, QgsProcessingParameterRasterLayer,
+                       QgsProcessingParameterString)
+
+from ..sources import layer_file
+from .common import parse_names, parse_value_map, with_help
+from .engine_call import call_engine
+
+HELP = ("Overall accuracy, per-class IoU and mean IoU of a class map against a reference "
+        "raster, on the reference's grid (the prediction is warped onto it when they "
+        "differ). Value maps turn raster values into class indices, e.g. 0=0,255=1 for a "
+        "0/255 building mask; without one, values are class indices.")
+
+
+class EvaluateAlgorithm(QgsProcessingAlgorithm):
+    PREDICTION, REFERENCE, NAMES, REF_MAP, PRED_MAP, OUTPUT = (
+        "PREDICTION", "REFERENCE", "CLASS_NAMES", "REFERENCE_VALUE_MAP",
+        "PREDICTION_VALUE_MAP", "OUTPUT")
+
+    def name(self) -> str:
+        return "evaluate"
+
+    def displayName(self) -> str:  # noqa: N802
+        return "Score a class map against a reference"
+
+    def shortHelpString(self) -> str:  # noqa: N802
+        return HELP
+
+    def createInstance(self) -> "EvaluateAlgorithm":  # noqa: N802
+        return EvaluateAlgorithm()
+
+    def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
+        self.addParameter(with_help(QgsProcessingParameterRasterLayer(
+            self.PREDICTION, "Class map"), "The map to score, e.g. a refined class map."))
+        self.addParameter(with_help(QgsProcessingParameterRasterLayer(
+            self.REFERENCE, "Reference"), "Accurate labels as a raster."))
+        self.addParameter(with_help(QgsProcessingParameterString(
+            self.NAMES, "Class names (comma separated, in index order)",
+            defaultValue="background, building"), "One name per class index."))
+        self.addParameter(with_help(QgsProcessingParameterString(
+            self.REF_MAP, "Reference value map (value=class, …)", optional=True),
+            "e.g. 0=0,255=1; unmapped values are not scored."))
+        self.addParameter(with_help(QgsProcessingParameterString(
+            self.PRED_MAP, "Class map value map (value=class, …)", optional=True),
+            "Usually empty: a Map Refiner class map already holds class indices."))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.OUTPUT, "Scores (JSON)", "JSON files (*.json)", optional=True,
+            createByDefault=False))
+        self.addOutput(QgsProcessingOutputNumber("OVERALL_ACCURACY", "Overall accuracy"))
+        self.addOutput(QgsProcessingOutputNumber("MEAN_IOU", "Mean IoU"))
+        self.addOutput(QgsProcessingOutputString("TABLE", "Scores as text"))
+
+    def processAlgorithm(self, parameters: Dict[str, Any], context: QgsProcessingContext,  # noqa: N802
+                         feedback: QgsProcessingFeedback) -> Dict[str, Any]:
+        prediction = self.parameterAsRasterLayer(parameters, self.PREDICTION, context)
+        reference = self.parameterAsRasterLayer(parameters, self.REFERENCE, context)
+        names_text = self.parameterAsString(parameters, self.NAMES, context)
+        ref_text = self.parameterAsString(parameters, self.REF_MAP, context)
+        pred_text = self.parameterAsString(parameters, self.PRED_MAP, context)
+        out = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
+
+        def job(_progress, _is_cancelled):  # noqa: ANN001, ANN202
+            from ...engine.errors import MapRefinerError
+            from ...engine.metrics import evaluate_rasters
+
+            names = parse_names(names_text)
+            if not names or len(names) < 2:
+                raise MapRefinerError("Give at least two class names, e.g. background, building.")
+            return evaluate_rasters(layer_file(prediction), layer_file(reference), names,
+                                    reference_value_map=parse_value_map(ref_text),
+                                    prediction_value_map=parse_value_map(pred_text))
+
+        scores = call_engine(feedback, job)
+        table = scores.format_table()
+        feedback.pushInfo(table)
+        if out:
+            with open(out, "w", encoding="utf-8") as f:
+                json.dump(scores.to_dict(), f, indent=2)
+        return {self.OUTPUT: out or None, "OVERALL_ACCURACY": scores.overall_accuracy,
+                "MEAN_IOU": scores.mean_iou, "TABLE": table}
