@@ -18,6 +18,7 @@ from .messages import show_error, show_success
 from .refine_job import RefineJob, add_refine_result, run_refine
 from .settings import load_defaults, save_defaults
 from .tasks import EngineTask
+from .training_jobs import FinetuneJob, TrainCoarseJob, run_finetune, run_train_coarse
 from .vectorize_job import ClassMap, VectorizeJob, add_vectorize_result, run_vectorize
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ class Controller:
             self.dialog.refined = self.refined
             self.dialog.refine_requested.connect(self.start_refine)
             self.dialog.vectorize_requested.connect(self.start_vectorize)
+            self.dialog.finetune_requested.connect(self.start_finetune)
+            self.dialog.train_coarse_requested.connect(self.start_train_coarse)
             self.dialog.cancel_requested.connect(self.cancel_all)
             self.dialog.new_correction_layer_requested.connect(self.new_correction_layer)
             self.dialog.finished.connect(self._remember)
@@ -68,6 +71,41 @@ class Controller:
                           partial(run_vectorize, job), partial(self._vectorized, job),
                           self._failed)
         return self._start(task, f"Exporting {job.out.name}…")
+
+    def start_finetune(self, job: FinetuneJob) -> Optional[EngineTask]:
+        if not self._save_label_edits(job.label_layer_id):
+            return None
+        task = EngineTask(f"Map Refiner: fine-tuning {job.out.name}", partial(run_finetune, job),
+                          self._trained, self._failed)
+        return self._start(task, f"Fine-tuning → {job.out.name}…")
+
+    def start_train_coarse(self, job: TrainCoarseJob) -> Optional[EngineTask]:
+        if not self._save_label_edits(job.label_layer_id):
+            return None
+        task = EngineTask(f"Map Refiner: training {job.params.out.name}",
+                          partial(run_train_coarse, job), self._trained, self._failed)
+        return self._start(task, f"Training → {job.params.out.name}…")
+
+    def _save_label_edits(self, layer_id: str) -> bool:
+        """Training reads the label file: save the layer's pending edits, keep editing."""
+        layer = QgsProject.instance().mapLayer(layer_id)
+        if layer is None or not layer.isEditable() or not layer.isModified():
+            return True
+        if layer.commitChanges(False):
+            return True
+        show_error(self.iface.messageBar(), MapRefinerError(
+            f"Could not save the edits of “{layer.name()}”, which training reads; save them "
+            "and try again.", details="\n".join(layer.commitErrors())))
+        return False
+
+    def _trained(self, task: EngineTask, result) -> None:  # noqa: ANN001 - TrainResult
+        self._done(task)
+        show_success(self.iface.messageBar(),
+                     f"Trained {result.steps} steps in {result.seconds:.0f} s on {result.device} "
+                     f"(final loss {result.final_loss:.3f}) → {result.model}; now selected")
+        if self.dialog is not None:
+            self.dialog.model.set_model_path(str(result.model))
+            self._remember()
 
     def _start(self, task: EngineTask, text: str) -> EngineTask:
         self.tasks.append(task)

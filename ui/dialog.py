@@ -24,6 +24,8 @@ from .model_widget import ModelChooser
 from .refine_job import RefineJob, build_refine_job
 from .settings import DialogDefaults
 from .sources import default_refined_path, raster_path
+from .training_jobs import (FinetuneJob, TrainCoarseJob, build_finetune_job,
+                            build_train_coarse_job)
 from .vectorize_job import ClassMap, VectorizeJob, build_vectorize_job
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -32,6 +34,8 @@ DEVICES = ("auto", "cpu", "cuda")
 class MapRefinerDialog(QDialog):
     refine_requested = pyqtSignal(object)  # RefineJob
     vectorize_requested = pyqtSignal(object)  # VectorizeJob
+    finetune_requested = pyqtSignal(object)  # FinetuneJob
+    train_coarse_requested = pyqtSignal(object)  # TrainCoarseJob
     new_correction_layer_requested = pyqtSignal()
     cancel_requested = pyqtSignal()
 
@@ -106,6 +110,8 @@ class MapRefinerDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
         self.refine_button.clicked.connect(self._on_refine)
         self.export_button.clicked.connect(self._on_export)
+        self.labels.finetune_button.clicked.connect(self._on_finetune)
+        self.labels.train_coarse_button.clicked.connect(self._on_train_coarse)
         self.cancel_button.clicked.connect(self.cancel_requested)
         self.labels.new_layer_button.clicked.connect(self.new_correction_layer_requested)
         self.input_combo.layerChanged.connect(self._on_input_changed)
@@ -177,6 +183,12 @@ class MapRefinerDialog(QDialog):
     def _on_export(self) -> None:
         self._emit(self.vectorize_requested, self.vectorize_job)
 
+    def _on_finetune(self) -> None:
+        self._emit(self.finetune_requested, self.finetune_job)
+
+    def _on_train_coarse(self) -> None:
+        self._emit(self.train_coarse_requested, self.train_coarse_job)
+
     def refine_job(self) -> RefineJob:
         """The dialog's state as one RefineJob; raises MapRefinerError when incomplete."""
         return build_refine_job(
@@ -187,6 +199,18 @@ class MapRefinerDialog(QDialog):
     def vectorize_job(self) -> VectorizeJob:
         return build_vectorize_job(self.input_combo.currentLayer(), self.refined, self.project,
                                    self.fallback_dir)
+
+    def finetune_job(self) -> FinetuneJob:
+        return build_finetune_job(
+            self.input_combo.currentLayer(), self.labels.layer(), self.labels.field(),
+            self.labels.mode(), self.model.model_path(), self.labels.steps(),
+            self.device_combo.currentData(), self.project, self.fallback_dir)
+
+    def train_coarse_job(self) -> TrainCoarseJob:
+        return build_train_coarse_job(
+            self.input_combo.currentLayer(), self.labels.layer(), self.labels.field(),
+            self.labels.mode(), self.model.summary, self.labels.steps(),
+            self.device_combo.currentData(), self.project, self.fallback_dir)
 
     def current_defaults(self) -> DialogDefaults:
         path = self.model.model_path()
@@ -201,7 +225,9 @@ class MapRefinerDialog(QDialog):
 
     def set_running(self, running: bool, text: str = "") -> None:
         self.refine_button.setEnabled(not running)
-        self.export_button.setEnabled(not running)
+        for button in (self.export_button, self.labels.finetune_button,
+                       self.labels.train_coarse_button):
+            button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
         self.progress_bar.setValue(0)
         self.progress_bar.setVisible(running)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Optional
 
 from qgis.core import QgsFieldProxyModel, QgsMapLayerProxyModel, QgsVectorLayer
-from qgis.gui import QgsCollapsibleGroupBox, QgsFieldComboBox, QgsMapLayerComboBox
-from qgis.PyQt.QtWidgets import QComboBox, QFormLayout, QHBoxLayout, QToolButton, QWidget
+from qgis.gui import QgsCollapsibleGroupBox, QgsFieldComboBox, QgsMapLayerComboBox, QgsSpinBox
+from qgis.PyQt.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QPushButton, QToolButton,
+                                 QWidget)
 
 LABEL_MODE_TEXT = {
     "sparse": "Sparse corrections (only pixels under polygons count)",
@@ -15,7 +16,7 @@ LABEL_MODE_TEXT = {
 
 
 class LabelsBox(QgsCollapsibleGroupBox):
-    """Label layer, class field and labeling mode."""
+    """Label layer, class field, labeling mode, training steps and the training actions."""
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__("Labels for fine-tuning and training", parent)
@@ -26,11 +27,26 @@ class LabelsBox(QgsCollapsibleGroupBox):
         self.field_combo = QgsFieldComboBox(self)
         self.field_combo.setFilters(QgsFieldProxyModel.String | QgsFieldProxyModel.Int
                                     | QgsFieldProxyModel.LongLong)
+        self.field_combo.setAllowEmptyFieldName(True)
+        self.field_combo.setToolTip("Class names or indices; empty: every polygon is class 1")
         self.mode_combo = QComboBox(self)
         for key, text in LABEL_MODE_TEXT.items():
             self.mode_combo.addItem(text, key)
         self.new_layer_button = QToolButton(self)
         self.new_layer_button.setText("New correction layer…")
+        self.steps_spin = QgsSpinBox(self)
+        self.steps_spin.setRange(0, 100000)
+        self.steps_spin.setSingleStep(50)
+        self.steps_spin.setSpecialValueText("default")
+        self.steps_spin.setClearValue(0)
+        self.steps_spin.setToolTip("Optimiser steps; default: 150 to fine-tune, 2000 for a "
+                                   "coarse CNN")
+        self.finetune_button = QPushButton("Fine-tune", self)
+        self.finetune_button.setToolTip("Fine-tune the model's RNN on these labels; saves a new "
+                                        "model and selects it")
+        self.train_coarse_button = QPushButton("Train coarse CNN", self)
+        self.train_coarse_button.setToolTip("Train a new coarse CNN on the raster and these "
+                                            "labels, with the model's classes and resolution")
         row = QHBoxLayout()
         row.addWidget(self.layer_combo, 1)
         row.addWidget(self.new_layer_button)
@@ -38,6 +54,12 @@ class LabelsBox(QgsCollapsibleGroupBox):
         form.addRow("Polygon layer", row)
         form.addRow("Class field", self.field_combo)
         form.addRow("Mode", self.mode_combo)
+        actions = QHBoxLayout()
+        actions.addWidget(self.steps_spin)
+        actions.addStretch(1)
+        actions.addWidget(self.finetune_button)
+        actions.addWidget(self.train_coarse_button)
+        form.addRow("Training steps", actions)
         self.layer_combo.layerChanged.connect(self.field_combo.setLayer)
 
     def set_layer(self, layer: Optional[QgsVectorLayer], field: str = "class") -> None:
@@ -54,6 +76,10 @@ class LabelsBox(QgsCollapsibleGroupBox):
 
     def mode(self) -> str:
         return self.mode_combo.currentData()
+
+    def steps(self) -> Optional[int]:
+        """None: the engine's default."""
+        return self.steps_spin.value() or None
 
     def set_mode(self, mode: str) -> None:
         index = self.mode_combo.findData(mode)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from qgis.core import QgsProcessingException, QgsVectorLayer
@@ -58,3 +59,20 @@ def test_bad_value_map_is_a_clear_error(run_alg, austin_rgb) -> None:  # noqa: A
     with pytest.raises(QgsProcessingException, match="value=class pairs"):
         run_alg("map_refiner:evaluate", {"PREDICTION": str(gt), "REFERENCE": str(gt),
                                          "REFERENCE_VALUE_MAP": "0:0"})
+
+
+def test_train_coarse_then_finetune_algorithms(run_alg, austin_rgb, tiny_model, tmp_path) -> None:  # noqa: ANN001
+    from map_refiner.engine.model_io import read_model_file
+
+    buildings = str(austin_rgb.with_name("austin_dev_buildings.gpkg"))
+    coarse = run_alg("map_refiner:train_coarse", {
+        "INPUT": str(austin_rgb), "LABELS": buildings, "MODE": 1, "STEPS": 2, "DEVICE": 1,
+        "CLASS_NAMES": "background, building", "RESOLUTION_M": 0.6,
+        "OUTPUT": str(tmp_path / "coarse.safetensors")})["OUTPUT"]
+    config, _ = read_model_file(coarse)
+    assert (config.class_names, config.ground_resolution_m) == (["background", "building"], 0.6)
+
+    tuned = run_alg("map_refiner:finetune", {
+        "INPUT": str(austin_rgb), "LABELS": buildings, "MODE": 0, "STEPS": 2, "DEVICE": 1,
+        "MODEL": str(tiny_model), "OUTPUT": str(tmp_path / "tuned.safetensors")})["OUTPUT"]
+    assert Path(tuned).exists() and tiny_model.exists()

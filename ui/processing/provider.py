@@ -9,8 +9,13 @@ from qgis.PyQt.QtGui import QIcon
 
 from ..icons import plugin_icon
 from .evaluate_algorithm import EvaluateAlgorithm
+from .finetune_algorithm import FinetuneAlgorithm
 from .refine_algorithm import RefineAlgorithm
+from .train_coarse_algorithm import TrainCoarseAlgorithm
 from .vectorize_algorithm import VectorizeAlgorithm
+
+ALGORITHMS = (RefineAlgorithm, VectorizeAlgorithm, EvaluateAlgorithm, FinetuneAlgorithm,
+              TrainCoarseAlgorithm)
 
 
 class MapRefinerProvider(QgsProcessingProvider):
@@ -27,8 +32,8 @@ class MapRefinerProvider(QgsProcessingProvider):
         return plugin_icon()
 
     def loadAlgorithms(self) -> None:  # noqa: N802
-        for alg in (RefineAlgorithm(), VectorizeAlgorithm(), EvaluateAlgorithm()):
-            self.addAlgorithm(alg)
+        for alg in ALGORITHMS:
+            self.addAlgorithm(alg())
 
     def supportedOutputRasterLayerExtensions(self) -> List[str]:  # noqa: N802
         return ["tif"]

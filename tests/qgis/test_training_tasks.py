@@ -1,0 +1,103 @@
+"""Fine-tune and Train coarse CNN from the dialog, as tasks, on the Austin tile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from qgis.core import (Qgis, QgsFeature, QgsGeometry, QgsProject, QgsRasterLayer, QgsRectangle,
+                       QgsVectorLayer)
+
+from map_refiner.engine.errors import MapRefinerError
+from map_refiner.ui.correction_layer import create_correction_layer
+from map_refiner.ui.settings import DialogDefaults, save_defaults
+
+
+@pytest.fixture
+def setup(plugin, austin_rgb, tiny_model, qgis_new_project, tmp_path):  # noqa: ANN001, ANN201
+    """A saved project in tmp_path, the Austin image, the dialog on the tiny model."""
+    qgis_new_project.setFileName(str(tmp_path / "project.qgz"))
+    image = QgsRasterLayer(str(austin_rgb), "austin_dev_rgb")
+    qgis_new_project.addMapLayer(image)
+    save_defaults(DialogDefaults(model_path=str(tiny_model), device="cpu"))
+    dialog = plugin.controller.ensure_dialog()
+    dialog.input_combo.setLayer(image)
+    dialog.labels.steps_spin.setValue(2)
+    return plugin.controller, dialog, image
+
+
+def _draw(layer: QgsVectorLayer, rect: QgsRectangle, name: str) -> None:
+    feature = QgsFeature(layer.fields())
+    feature.setGeometry(QgsGeometry.fromRect(rect))
+    feature["class"] = name
+    assert layer.addFeature(feature)
+
+
+def test_finetune_on_drawn_corrections(setup, qgis_iface, tmp_path, tiny_model,
+                                       wait_for_tasks) -> None:  # noqa: ANN001
+    controller, dialog, image = setup
+    summary = dialog.model.summary
+    labels = create_correction_layer(image, summary.class_names, summary.colours,
+                                     QgsProject.instance())
+    e = image.extent()
+    _draw(labels, QgsRectangle(e.xMinimum() + 10, e.yMinimum() + 10, e.xMinimum() + 40,
+                               e.yMinimum() + 40), "building")
+    _draw(labels, QgsRectangle(e.xMaximum() - 40, e.yMaximum() - 40, e.xMaximum() - 10,
+                               e.yMaximum() - 10), "background")
+    dialog.labels.set_layer(labels)
+    dialog.labels.set_mode("sparse")
+
+    job = dialog.finetune_job()
+    assert job.out == tmp_path / "tiny_finetuned.safetensors"
+    assert (job.labels.class_field, job.labels.mode, job.steps) == ("class", "sparse", 2)
+    assert labels.isModified()
+    controller.start_finetune(job)
+    wait_for_tasks(timeout=120)
+
+    assert qgis_iface.messageBar().get_messages(Qgis.Critical) == []
+    assert job.out.exists()
+    assert not labels.isModified() and labels.isEditable()  # edits saved, still editing
+    assert QgsVectorLayer(str(job.labels.path), "saved", "ogr").featureCount() == 2
+    assert dialog.model.model_path() == job.out
+    assert tiny_model.exists()  # the base model is only read
+
+
+def test_train_coarse_from_reference_polygons(setup, austin_rgb, qgis_iface, tmp_path,
+                                              wait_for_tasks) -> None:  # noqa: ANN001
+    controller, dialog, _image = setup
+    buildings = QgsVectorLayer(str(austin_rgb.with_name("austin_dev_buildings.gpkg")),
+                               "buildings", "ogr")
+    QgsProject.instance().addMapLayer(buildings)
+    dialog.labels.set_layer(buildings, "")
+    dialog.labels.set_mode("full")
+
+    job = dialog.train_coarse_job()
+    assert job.params.out == tmp_path / "austin_dev_rgb_coarse.safetensors"
+    assert job.params.labels.mode == "tile" and job.params.labels.class_field is None
+    assert (job.params.class_names, job.params.ground_resolution_m) == (
+        ["background", "building"], 0.6)
+    controller.start_train_coarse(job)
+    wait_for_tasks(timeout=120)
+
+    assert qgis_iface.messageBar().get_messages(Qgis.Critical) == []
+    from map_refiner.engine.model_io import read_model_file
+
+    config, _ = read_model_file(job.params.out)
+    assert config.class_names == ["background", "building"] and config.default_iterations == 0
+    assert dialog.model.model_path() == job.params.out
+
+
+def test_training_needs_a_label_layer(setup) -> None:  # noqa: ANN001
+    _controller, dialog, _image = setup
+    dialog.labels.set_layer(None)
+    with pytest.raises(MapRefinerError, match="polygon layer of labels"):
+        dialog.finetune_job()
+
+
+def test_memory_label_layer_is_refused(setup) -> None:  # noqa: ANN001
+    _controller, dialog, _image = setup
+    scratch = QgsVectorLayer("Polygon?crs=EPSG:26914&field=class:string", "scratch", "memory")
+    QgsProject.instance().addMapLayer(scratch)
+    dialog.labels.set_layer(scratch, "class")
+    with pytest.raises(MapRefinerError, match="save it as a GeoPackage"):
+        dialog.train_coarse_job()
