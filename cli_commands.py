@@ -29,7 +29,7 @@ def _refine(a: argparse.Namespace) -> int:
 
 
 def _labels(a: argparse.Namespace):
-    from .training.data import LabelSource
+    from .training.tile import LabelSource
 
     return LabelSource(path=a.labels, value_map=a.value_map, class_field=a.class_field,
                        layer=a.layer, mode=a.mode, line_width_m=a.line_width)

@@ -179,6 +179,14 @@ class MapRefinerNet(nn.Module):
         return self.rnn(image, self.coarse(image), iterations)
 
 
+def pad_to_stride(x: torch.Tensor) -> torch.Tensor:
+    """Zero-pad (the normalised mean) the bottom/right edge to a multiple of the stride."""
+    h, w = x.shape[-2:]
+    ph = (-h) % COARSE_STRIDE
+    pw = (-w) % COARSE_STRIDE
+    return F.pad(x, (0, pw, 0, ph)) if (ph or pw) else x
+
+
 def receptive_radius(iterations: int) -> int:
     """Pixels of context, at model resolution, that an output pixel depends on."""
     return COARSE_RECEPTIVE_RADIUS + RNN_RADIUS_PER_ITERATION * (iterations + 1)

@@ -7,10 +7,9 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from .model_config import ModelConfig
-from .models import COARSE_STRIDE, MapRefinerNet
+from .models import MapRefinerNet, pad_to_stride
 from .raster_io import read_window
 from .resample import axis_weights, resample_window, source_range
 from .tiling import Grids, Tile
@@ -28,14 +27,6 @@ def normalise(data: torch.Tensor, config: ModelConfig) -> torch.Tensor:
     mean = torch.tensor(config.mean, dtype=data.dtype, device=data.device)[:, None, None]
     std = torch.tensor(config.std, dtype=data.dtype, device=data.device)[:, None, None]
     return (data - mean) / std
-
-
-def pad_to_stride(x: torch.Tensor) -> torch.Tensor:
-    """Zero-pad (normalised mean) the bottom/right edge to a multiple of the stride."""
-    h, w = x.shape[-2:]
-    ph = (-h) % COARSE_STRIDE
-    pw = (-w) % COARSE_STRIDE
-    return F.pad(x, (0, pw, 0, ph)) if (ph or pw) else x
 
 
 def model_image(ds, bands: Sequence[int], grids: Grids, config: ModelConfig,

@@ -17,12 +17,17 @@ import numpy as np
 import torch
 
 
+def _taps(scale: float) -> Tuple[float, int]:
+    support = max(1.0, 1.0 / scale)
+    return support, int(math.ceil(2 * support)) + 1
+
+
 def source_range(out_start: int, out_stop: int, scale: float, n_src: int) -> Tuple[int, int]:
     """Source pixels ``[start, stop)`` that output pixels ``[out_start, out_stop)`` read."""
-    support = max(1.0, 1.0 / scale)
-    lo = (out_start + 0.5) / scale - 0.5 - support
-    hi = (out_stop - 0.5) / scale - 0.5 + support
-    return max(0, math.floor(lo)), min(n_src, math.ceil(hi) + 1)
+    support, taps = _taps(scale)
+    lo = math.floor((out_start + 0.5) / scale - 0.5 - support) + 1
+    hi = math.floor((out_stop - 0.5) / scale - 0.5 - support) + taps + 1
+    return max(0, min(lo, n_src - 1)), min(n_src, max(hi, 1))
 
 
 def axis_weights(out_start: int, out_stop: int, scale: float,
@@ -32,11 +37,10 @@ def axis_weights(out_start: int, out_stop: int, scale: float,
     Output pixel ``o`` is centred at source coordinate ``(o + 0.5) / scale - 0.5``;
     samples beyond the raster edge are clamped to the edge pixel.
     """
-    support = max(1.0, 1.0 / scale)
+    support, taps = _taps(scale)
     out = np.arange(out_start, out_stop, dtype=np.float64)
     centre = (out + 0.5) / scale - 0.5
     first = np.floor(centre - support).astype(np.int64) + 1
-    taps = int(math.ceil(2 * support)) + 1
     idx = first[:, None] + np.arange(taps)[None, :]
     w = np.maximum(0.0, 1.0 - np.abs(idx - centre[:, None]) / support)
     idx = np.clip(idx, 0, n_src - 1)

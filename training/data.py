@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -22,43 +21,10 @@ from ..engine.model_config import ModelConfig
 from ..engine.predict import model_image
 from ..engine.raster_io import check_bands, ground_resolution, open_raster, raster_info
 from ..engine.tiling import Grids, make_grids
+from .tile import IGNORE, LabelSource, TrainingTile
 
 log = logging.getLogger(__name__)
-IGNORE = 255
 PathLike = Union[str, Path]
-VECTOR_SUFFIXES = {".gpkg", ".shp", ".geojson", ".json", ".kml", ".gml", ".sqlite", ".fgb"}
-
-
-@dataclass
-class LabelSource:
-    """Where labels come from: a label raster or a vector layer, and how to read it."""
-
-    path: Path
-    value_map: Optional[Dict[str, int]] = None   # raster value / field value -> class index
-    class_field: Optional[str] = None            # vector: attribute holding the class
-    layer: Optional[str] = None                  # vector: layer name
-    mode: str = "tile"                           # vector: "tile" (unlabelled = background) or "sparse"
-    line_width_m: float = 7.0                    # vector: width of burned lines (roads)
-    extent: Optional[Tuple[float, float, float, float]] = None  # vector "tile" mode: xmin, ymin, xmax, ymax
-
-    @property
-    def is_vector(self) -> bool:
-        return Path(self.path).suffix.lower() in VECTOR_SUFFIXES
-
-
-@dataclass
-class TrainingTile:
-    """A normalised image ``(C, H, W)`` and labels ``(H, W)`` on the model grid."""
-
-    image: torch.Tensor
-    labels: torch.Tensor
-    grids: Grids
-    window: Tuple[int, int, int, int] = (0, 0, 0, 0)  # model-grid window read: x0, y0, x1, y1
-    info: Dict[str, float] = field(default_factory=dict)
-
-    @property
-    def labelled_pixels(self) -> int:
-        return int((self.labels != IGNORE).sum())
 
 
 def image_labels(ds: gdal.Dataset, source: LabelSource, class_names: Sequence[str]) -> np.ndarray:
@@ -136,7 +102,7 @@ def load_training_tile(image_path: PathLike, source: LabelSource, config: ModelC
             image[:, cy - y0:ey - y0, cx - x0:ex - x0] = model_image(
                 ds, bands, grids, config, cx, cy, ex, ey, dev)
     labels = torch.from_numpy(np.ascontiguousarray(lab_m[y0:y1, x0:x1]))
-    tile = TrainingTile(image, labels, grids, (x0, y0, x1, y1))
+    tile = TrainingTile(image, labels, (x0, y0, x1, y1))
     log.info("training tile %s: model window %s, %d labelled pixels",
              Path(image_path).name, tile.window, tile.labelled_pixels)
     return tile

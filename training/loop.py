@@ -29,8 +29,13 @@ class LoopResult:
 def run_loop(module: nn.Module, opt: torch.optim.Optimizer,
              loss_at: Callable[[int], torch.Tensor], steps: int, rep: Reporter,
              ckpt: Optional[Path], checkpoint_every: int, resume: bool,
-             meta: Dict[str, Any], log_every: int = 50) -> LoopResult:
-    """Run ``steps`` optimiser steps of ``loss_at(step)``, resuming from ``ckpt``."""
+             meta: Dict[str, Any], log_every: int = 50,
+             max_seconds: Optional[float] = None) -> LoopResult:
+    """Run ``steps`` optimiser steps of ``loss_at(step)``, resuming from ``ckpt``.
+
+    With ``max_seconds``, stop early once that much time has passed; the
+    result says how many steps were really made.
+    """
     start = 0
     if ckpt is not None and resume:
         info = load_checkpoint(ckpt, module, opt)
@@ -45,8 +50,12 @@ def run_loop(module: nn.Module, opt: torch.optim.Optimizer,
     history: List[float] = []
     ema = None
     module.train()
+    done = start
     for step in range(start, steps):
         rep.check()
+        if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
+            log.info("time budget of %.0f s reached after %d steps", max_seconds, step)
+            break
         loss = loss_at(step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -60,6 +69,9 @@ def run_loop(module: nn.Module, opt: torch.optim.Optimizer,
                 and step + 1 < steps:
             save_checkpoint(ckpt, module, opt, step + 1, meta)
         rep.report((step + 1 - start) / max(1, steps - start))
+        done = step + 1
     module.eval()
-    return LoopResult(steps, float(ema if ema is not None else float("nan")),
+    if history == [] and ema is not None:
+        history.append(ema)
+    return LoopResult(done, float(ema if ema is not None else float("nan")),
                       time.perf_counter() - t0, history, start)

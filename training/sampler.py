@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .data import IGNORE, TrainingTile
+from .tile import IGNORE, TrainingTile
 
 Batch = Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]
 

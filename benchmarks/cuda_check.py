@@ -1,0 +1,88 @@
+"""CUDA path check (torch only, no GDAL): the networks on a real image crop on
+the GPU, fp32 and mixed precision, against the CPU result; compute timings.
+
+    python -m map_refiner.benchmarks.cuda_check --model M --image CROP.jpg|png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..engine.model_io import load_model
+from ..engine.models import pad_to_stride
+
+
+def _load_crop(path: Path, size: int) -> np.ndarray:
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = None
+    a = np.asarray(Image.open(path))[:size, :size]
+    return a.transpose(2, 0, 1).astype(np.float32)
+
+
+def _run(net, x: torch.Tensor, iterations: int, amp: bool) -> torch.Tensor:
+    with torch.inference_mode(), torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        heat = net.coarse(x)
+        return net.rnn(x, heat, iterations).float()
+
+
+def _time(fn, device: torch.device, repeat: int = 5) -> float:
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t.append(time.perf_counter() - t0)
+    return float(np.median(t))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", type=Path, required=True)
+    ap.add_argument("--image", type=Path, required=True, help="RGB crop at the model's resolution")
+    ap.add_argument("--size", type=int, default=2500, help="crop side in model pixels")
+    ap.add_argument("--cpu-size", type=int, default=512, help="crop side for the CPU reference")
+    a = ap.parse_args()
+    net, cfg = load_model(a.model)
+    raw = _load_crop(a.image, a.size)
+    mean = np.asarray(cfg.mean, dtype=np.float32)[:, None, None]
+    std = np.asarray(cfg.std, dtype=np.float32)[:, None, None]
+    x = pad_to_stride(torch.from_numpy((raw - mean) / std)[None])
+    report = {"torch": torch.__version__, "cuda": torch.cuda.is_available()}
+    it = cfg.default_iterations
+    small = x[..., :a.cpu_size, :a.cpu_size]
+    ref = _run(net, small, it, False)
+    if torch.cuda.is_available():
+        dev = torch.device("cuda")
+        torch.backends.cudnn.benchmark = True
+        report["device"] = torch.cuda.get_device_name(0)
+        net_g = net.to(dev)
+        g32 = _run(net_g, small.to(dev), it, False).cpu()
+        g16 = _run(net_g, small.to(dev), it, True).cpu()
+        report["max_abs_diff_fp32_vs_cpu"] = float((g32 - ref).abs().max())
+        report["argmax_agree_fp32_vs_cpu"] = float((g32.argmax(1) == ref.argmax(1)).float().mean())
+        report["argmax_agree_bf16_vs_fp32"] = float((g16.argmax(1) == g32.argmax(1)).float().mean())
+        xg = x.to(dev)
+        mp = x.shape[-1] * x.shape[-2] / 1e6
+        for amp in (False, True):
+            s = _time(lambda: _run(net_g, xg, it, amp), dev)
+            report[f"seconds_{'bf16' if amp else 'fp32'}_{a.size}px"] = round(s, 4)
+            report[f"mpix_per_s_{'bf16' if amp else 'fp32'}"] = round(mp / s, 1)
+        report["peak_gpu_mem_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""The in-memory training tile (torch only, no GDAL, so a GPU box can use it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Optional, Tuple
+
+import torch
+
+IGNORE = 255
+VECTOR_SUFFIXES = {".gpkg", ".shp", ".geojson", ".json", ".kml", ".gml", ".sqlite", ".fgb"}
+
+
+@dataclass
+class LabelSource:
+    """Where labels come from: a label raster or a vector layer, and how to read it."""
+
+    path: Path
+    value_map: Optional[Dict[str, int]] = None   # raster value / field value -> class index
+    class_field: Optional[str] = None            # vector: attribute holding the class
+    layer: Optional[str] = None                  # vector: layer name
+    mode: str = "tile"                           # vector: "tile" (unlabelled = background) or "sparse"
+    line_width_m: float = 7.0                    # vector: width of burned lines (roads)
+    extent: Optional[Tuple[float, float, float, float]] = None  # vector "tile" mode: xmin, ymin, xmax, ymax
+
+    @property
+    def is_vector(self) -> bool:
+        return Path(self.path).suffix.lower() in VECTOR_SUFFIXES
+
+
+@dataclass
+class TrainingTile:
+    """A normalised image ``(C, H, W)`` and labels ``(H, W)`` (uint8) on the model grid."""
+
+    image: torch.Tensor
+    labels: torch.Tensor
+    window: Tuple[int, int, int, int] = (0, 0, 0, 0)  # model-grid window read: x0, y0, x1, y1
+    info: Dict[str, float] = field(default_factory=dict)
+
+    @property
+    def labelled_pixels(self) -> int:
+        return int((self.labels != IGNORE).sum())
