@@ -1,0 +1,44 @@
+"""The bundled default model on real data: it loads, and it refines the Austin
+test tile to a clearly better map than its own coarse output (issue 2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers_data import real_data
+
+from map_refiner.engine.metrics import evaluate_rasters
+from map_refiner.engine.model_io import DEFAULT_MODEL_PATH, load_model
+from map_refiner.engine.pipeline import RefineParams, refine_raster
+
+REF_MAP = {0: 0, 255: 1}
+
+
+def test_default_model_is_bundled_and_self_describing() -> None:
+    assert DEFAULT_MODEL_PATH.exists()
+    net, cfg = load_model()
+    assert cfg.class_names == ["background", "building"]
+    assert cfg.ground_resolution_m == pytest.approx(0.6)
+    assert cfg.default_iterations == 5
+    assert cfg.training["coarse"]["image"] == "xiamen_rgb.tif"
+    assert cfg.training["rnn"]["image"] == "austin_enh_rgb.tif"
+    assert DEFAULT_MODEL_PATH.with_suffix(".json").exists()
+
+
+def test_default_model_refines_austin_dev(tmp_path: Path) -> None:
+    """Measured when the model was committed: mean IoU 50.0 -> 72.1, building IoU 11.0 -> 51.3."""
+    image = real_data("austin", "austin_dev_rgb.tif")
+    reference = real_data("austin", "austin_dev_gt.tif")
+    model = load_model()
+    scores = {}
+    for name, iters in (("coarse", 0), ("refined", None)):
+        out = tmp_path / f"{name}.tif"
+        refine_raster(RefineParams(image=image, out=out, iterations=iters, device="cpu"), model=model)
+        scores[name] = evaluate_rasters(out, reference, model[1].class_names,
+                                        reference_value_map=REF_MAP)
+    coarse, refined = scores["coarse"], scores["refined"]
+    assert refined.mean_iou >= coarse.mean_iou + 0.10
+    assert refined.iou[1] >= 1.5 * coarse.iou[1]
+    assert refined.overall_accuracy > coarse.overall_accuracy
+    assert refined.iou[1] > 0.45
