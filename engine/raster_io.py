@@ -73,6 +73,9 @@ def ground_resolution(info: RasterInfo, override_m: Optional[float] = None) -> T
     geographic CRSs, for Web Mercator's scale factor and for rotated grids.
     """
     if override_m:
+        if not (override_m > 0 and math.isfinite(override_m)):
+            raise MapRefinerError(f"The input resolution must be a positive number of metres; "
+                                  f"got {override_m}.")
         return float(override_m), float(override_m)
     if not info.has_crs:
         raise MapRefinerError(
