@@ -105,6 +105,27 @@ def wait_for_refine():
 
 def map_shot():
     shoot("map_refined")
+    refined = [l for l in QgsProject.instance().mapLayers().values() if "refined" in l.name()][0]
+    refined.setOpacity(0.45)
+    refined.triggerRepaint()
+    step("overlay screenshot", 2500, overlay_shot)
+
+
+def overlay_shot():
+    shoot("map_overlay")
+    controller().dialog.export_button.click()  # polygons of the image's refined map
+    step("wait for export", 500, wait_for_export)
+
+
+def wait_for_export():
+    if controller().tasks:
+        step("wait for export", 500, wait_for_export)
+        return
+    polygons = QgsProject.instance().mapLayersByName(f"{Path(IMAGE).stem} — polygons")
+    status["polygons"] = polygons[0].featureCount() if polygons else None
+    if polygons:
+        QgsProject.instance().layerTreeRoot().findLayer(polygons[0]).setItemVisibilityChecked(False)
+    iface.setActiveLayer(QgsProject.instance().mapLayersByName(Path(IMAGE).stem)[0])
     controller().new_correction_layer()
     step("correction layer screenshot", 2000, correction_shot)
 

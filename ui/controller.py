@@ -11,7 +11,7 @@ from qgis.core import QgsApplication, QgsProject, QgsRasterLayer
 from qgis.gui import QgisInterface
 
 from ..engine.errors import MapRefinerError
-from .correction_layer import create_correction_layer
+from .correction_layer import CLASS_FIELD, create_correction_layer
 from .deps import check_dependencies
 from .dialog import MapRefinerDialog
 from .messages import show_error, show_success
@@ -164,7 +164,7 @@ class Controller:
         except MapRefinerError as exc:
             show_error(self.iface.messageBar(), exc)
             return
-        dialog.labels.set_layer(layer)
+        dialog.labels.set_layer(layer, CLASS_FIELD)
         self.iface.setActiveLayer(layer)
         show_success(self.iface.messageBar(),
                      f"Draw polygons in “{layer.name()}” and pick their class; saved in "

@@ -79,6 +79,9 @@ class MapRefinerDialog(QDialog):
         self.buttons.addButton(self.refine_button, QDialogButtonBox.ActionRole)
         self.buttons.addButton(self.export_button, QDialogButtonBox.ActionRole)
         self.buttons.addButton(self.cancel_button, QDialogButtonBox.ActionRole)
+        for button in self.findChildren(QPushButton):  # Enter must not start a training run
+            button.setAutoDefault(False)
+        self.refine_button.setDefault(True)
         self._layout()
         self._connect()
         self._restore(defaults, active_layer)
@@ -125,6 +128,7 @@ class MapRefinerDialog(QDialog):
         self.device_combo.setCurrentIndex(max(self.device_combo.findData(defaults.device), 0))
         self.scores_check.setChecked(defaults.write_scores)
         self.labels.set_mode(defaults.label_mode)
+        self.labels.preferred_field = defaults.label_field
         if defaults.iterations >= 0:
             self._set_quietly(self.iterations_spin.setValue, defaults.iterations)
         self.model.set_model_path(defaults.model_path)

@@ -60,13 +60,20 @@ class LabelsBox(QgsCollapsibleGroupBox):
         actions.addWidget(self.finetune_button)
         actions.addWidget(self.train_coarse_button)
         form.addRow("Training steps", actions)
-        self.layer_combo.layerChanged.connect(self.field_combo.setLayer)
+        self.preferred_field = "class"
+        self.layer_combo.layerChanged.connect(self._on_layer_changed)
 
-    def set_layer(self, layer: Optional[QgsVectorLayer], field: str = "class") -> None:
-        self.layer_combo.setLayer(layer)
+    def _on_layer_changed(self, layer: Optional[QgsVectorLayer]) -> None:
         self.field_combo.setLayer(layer)
-        if layer is not None and layer.fields().indexOf(field) >= 0:
-            self.field_combo.setField(field)
+        has_it = layer is not None and layer.fields().indexOf(self.preferred_field) >= 0
+        self.field_combo.setField(self.preferred_field if has_it else "")
+
+    def set_layer(self, layer: Optional[QgsVectorLayer], field: Optional[str] = None) -> None:
+        """Select ``layer``; its field ``field`` (default: the remembered one) if it has it."""
+        if field is not None:
+            self.preferred_field = field
+        self.layer_combo.setLayer(layer)
+        self._on_layer_changed(layer)
 
     def layer(self) -> Optional[QgsVectorLayer]:
         return self.layer_combo.currentLayer()

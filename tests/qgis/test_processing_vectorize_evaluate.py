@@ -76,3 +76,17 @@ def test_train_coarse_then_finetune_algorithms(run_alg, austin_rgb, tiny_model, 
         "INPUT": str(austin_rgb), "LABELS": buildings, "MODE": 0, "STEPS": 2, "DEVICE": 1,
         "MODEL": str(tiny_model), "OUTPUT": str(tmp_path / "tuned.safetensors")})["OUTPUT"]
     assert Path(tuned).exists() and tiny_model.exists()
+
+
+def test_vectorize_and_evaluate_need_no_torch(run_alg, refined, austin_rgb, tmp_path,
+                                              monkeypatch) -> None:  # noqa: ANN001
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    monkeypatch.setitem(sys.modules, "safetensors", None)
+    out = tmp_path / "all.shp"
+    assert run_alg("map_refiner:vectorize", {"INPUT": str(refined),
+                                             "OUTPUT": str(out)})["FEATURE_COUNT"] > 0
+    gt = str(austin_rgb.with_name("austin_dev_gt.tif"))
+    assert run_alg("map_refiner:evaluate", {"PREDICTION": gt, "REFERENCE": gt})[
+        "OVERALL_ACCURACY"] == 1.0

@@ -94,11 +94,15 @@ def test_settings_restore_the_dialog(rgb_layer, tiny_model, qgis_new_project) ->
     assert dialog.current_defaults().iterations == 9
 
 
-def test_label_layer_and_field(rgb_layer, tiny_model, qgis_new_project) -> None:  # noqa: ANN001
-    polygons = QgsVectorLayer("Polygon?crs=EPSG:26914&field=class:string&field=n:integer",
+def test_label_layer_takes_the_remembered_field(rgb_layer, tiny_model,
+                                                qgis_new_project) -> None:  # noqa: ANN001
+    polygons = QgsVectorLayer("Polygon?crs=EPSG:26914&field=kind:string&field=label:string",
                               "labels", "memory")
     qgis_new_project.addMapLayer(polygons)
-    dialog = _dialog(qgis_new_project, rgb_layer, model_path=str(tiny_model))
-    dialog.labels.set_layer(polygons, "class")
+    dialog = _dialog(qgis_new_project, rgb_layer, model_path=str(tiny_model),
+                     label_field="label")
+    dialog.labels.layer_combo.setLayer(polygons)  # as the user picks it
     assert dialog.labels.layer() is polygons
-    assert dialog.labels.field() == "class"
+    assert dialog.labels.field() == "label"
+    dialog.labels.set_layer(polygons, "")
+    assert dialog.labels.field() == ""  # no field: every polygon is class 1

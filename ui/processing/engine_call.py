@@ -12,11 +12,15 @@ from ...engine.progress import CancelFn, ProgressFn
 from ..deps import check_dependencies
 
 
-def call_engine(feedback: QgsProcessingFeedback,
-                job: Callable[[ProgressFn, CancelFn], Any]) -> Any:
-    """``job(progress, is_cancelled)`` with the engine's errors made Processing's."""
+def call_engine(feedback: QgsProcessingFeedback, job: Callable[[ProgressFn, CancelFn], Any],
+                needs_torch: bool = True) -> Any:
+    """``job(progress, is_cancelled)`` with the engine's errors made Processing's.
+
+    Vectorizing and scoring use GDAL and numpy only, so they run without torch.
+    """
     try:
-        check_dependencies()
+        if needs_torch:
+            check_dependencies()
         return job(lambda f: feedback.setProgress(100.0 * f), feedback.isCanceled)
     except MapRefinerError as exc:
         if exc.details:

@@ -78,7 +78,7 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
                                     reference_value_map=parse_value_map(ref_text),
                                     prediction_value_map=parse_value_map(pred_text))
 
-        scores = call_engine(feedback, job)
+        scores = call_engine(feedback, job, needs_torch=False)
         table = scores.format_table()
         feedback.pushInfo(table)
         if out:

@@ -66,7 +66,7 @@ class VectorizeAlgorithm(QgsProcessingAlgorithm):
                              min_area_m2=min_area, overwrite=True, progress=progress,
                              is_cancelled=is_cancelled)
 
-        result = call_engine(feedback, job)
+        result = call_engine(feedback, job, needs_torch=False)
         feedback.pushInfo(f"{result.feature_count} polygons ({result.removed_small} small ones "
                           "dropped)")
         return {self.OUTPUT: str(result.path), self.COUNT: result.feature_count}
