@@ -26,7 +26,7 @@ def check_output_path(out: PathLike, inputs: Iterable[PathLike] = (),
                 f"The output {out} is one of the inputs; choose another output file.")
     if out.exists() and not overwrite:
         raise MapRefinerError(
-            f"{out} already exists; choose another name or ask for overwrite (--overwrite).")
+            f"{out} already exists; choose another name or allow overwriting it.")
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise MapRefinerError(f"The output folder {parent} does not exist; create it first.")

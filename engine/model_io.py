@@ -18,13 +18,12 @@ import torch
 from .errors import MapRefinerError
 from .files import atomic_path, check_output_path
 from .model_config import ModelConfig
+from .model_header import CONFIG_KEY, DEFAULT_MODEL_PATH
 from .models import MapRefinerNet
 
 log = logging.getLogger(__name__)
-CONFIG_KEY = "map_refiner_config"
 PathLike = Union[str, Path]
 
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "resources" / "models" / "default.safetensors"
 
 
 def build_model(config: ModelConfig) -> MapRefinerNet:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Tuple, Union
 
@@ -17,6 +16,7 @@ from .errors import MapRefinerError
 from .files import check_output_path
 from .model_config import ModelConfig
 from .model_io import load_model
+from .params import RefineParams, RefineResult
 from .models import MapRefinerNet
 from .predict import classes_and_probs, predict_tile, stack_bands
 from .progress import CancelFn, ProgressFn, make_reporter
@@ -26,35 +26,6 @@ from .tiling import count_tiles, make_grids, plan_tiles
 
 log = logging.getLogger(__name__)
 PathLike = Union[str, Path]
-
-
-@dataclass
-class RefineParams:
-    """Everything a refine needs; built by the CLI, the dialog or an algorithm."""
-
-    image: Path
-    out: Path
-    model_path: Optional[Path] = None
-    iterations: Optional[int] = None
-    device: str = "auto"
-    scores: Optional[Path] = None
-    bands: Optional[List[int]] = None
-    input_resolution_m: Optional[float] = None
-    tile_size: int = 512
-    overwrite: bool = False
-
-
-@dataclass
-class RefineResult:
-    out: Path
-    scores: Optional[Path]
-    iterations: int
-    class_names: List[str]
-    colours: List[Tuple[int, int, int]]
-    seconds: float
-    device: str
-    tiles: int
-    model_grid: Tuple[int, int] = field(default=(0, 0))
 
 
 def refine_raster(params: RefineParams, progress: Optional[ProgressFn] = None,

@@ -1,7 +1,7 @@
 """What the dialog shows about a model file: classes, colours, resolution.
 
-Reading a model needs the engine (torch), so it happens when the dialog asks,
-never at QGIS start-up.
+Only the safetensors header is read (no torch, no weights), so the dialog
+shows a model instantly, even before torch is installed.
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Tuple
-
-from .deps import check_dependencies
 
 Colour = Tuple[int, int, int]
 
@@ -31,8 +29,7 @@ class ModelSummary:
 
 
 def model_path_or_default(path: Optional[Path]) -> Path:
-    check_dependencies()
-    from ..engine.model_io import DEFAULT_MODEL_PATH
+    from ..engine.model_header import DEFAULT_MODEL_PATH
 
     return Path(path) if path else DEFAULT_MODEL_PATH
 
@@ -47,12 +44,12 @@ def read_model_summary(path: Optional[Path]) -> ModelSummary:
 @functools.lru_cache(maxsize=8)
 def _read(path: str, _mtime: float, bundled: bool) -> ModelSummary:
     from ..engine.errors import MapRefinerError
-    from ..engine.model_io import read_model_file
+    from ..engine.model_header import read_model_config
 
     if bundled and not Path(path).exists():
         raise MapRefinerError("The bundled default model is missing from the plugin folder; "
                               "reinstall the plugin or choose a model file.")
-    config, _tensors = read_model_file(path)
+    config = read_model_config(path)
     return ModelSummary(Path(path), config.name, list(config.class_names),
                         [tuple(c.colour) for c in config.classes],  # type: ignore[misc]
                         float(config.ground_resolution_m), int(config.default_iterations))

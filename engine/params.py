@@ -1,0 +1,37 @@
+"""The parameters and result of a refine, free of torch so the QGIS side can
+build them without importing the engine's heavy parts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+
+@dataclass
+class RefineParams:
+    """Everything a refine needs; built by the CLI, the dialog or an algorithm."""
+
+    image: Path
+    out: Path
+    model_path: Optional[Path] = None
+    iterations: Optional[int] = None
+    device: str = "auto"
+    scores: Optional[Path] = None
+    bands: Optional[List[int]] = None
+    input_resolution_m: Optional[float] = None
+    tile_size: int = 512
+    overwrite: bool = False
+
+
+@dataclass
+class RefineResult:
+    out: Path
+    scores: Optional[Path]
+    iterations: int
+    class_names: List[str]
+    colours: List[Tuple[int, int, int]]
+    seconds: float
+    device: str
+    tiles: int
+    model_grid: Tuple[int, int] = field(default=(0, 0))
