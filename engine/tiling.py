@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Iterator, Tuple
 
 from .models import COARSE_STRIDE, receptive_radius
+from .resample import source_range
 
 
 @dataclass(frozen=True)
@@ -58,9 +59,12 @@ def _align_down(v: int) -> int:
 
 
 def _model_span(o0: int, o1: int, scale: float, n_model: int, halo: int) -> Tuple[int, int]:
-    """Model pixels needed (with halo) to bilinearly upsample outputs ``[o0, o1)``."""
-    lo = math.floor((o0 + 0.5) * scale - 0.5) - 1
-    hi = math.floor((o1 - 0.5) * scale - 0.5) + 2
+    """Model pixels needed (with halo) to resample outputs ``[o0, o1)`` back to the input grid.
+
+    When the model grid is finer than the input, the way back is a widened
+    (area-aware) kernel, so the footprint comes from the resampler itself.
+    """
+    lo, hi = source_range(o0, o1, 1.0 / scale, n_model)
     start = _align_down(max(0, lo - halo))
     stop = min(n_model, hi + halo)
     return start, max(stop, start + 1)
