@@ -24,6 +24,8 @@ def check_output_path(out: PathLike, inputs: Iterable[PathLike] = (),
         if inp and Path(inp).resolve() == out.resolve():
             raise MapRefinerError(
                 f"The output {out} is one of the inputs; choose another output file.")
+    if out.is_dir():
+        raise MapRefinerError(f"{out} is a folder; give the output a file name.")
     if out.exists() and not overwrite:
         raise MapRefinerError(
             f"{out} already exists; choose another name or allow overwriting it.")
