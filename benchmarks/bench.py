@@ -1,0 +1,182 @@
+"""``make bench``: throughput, FLOP rate against the machine's own matmul rate,
+the dense-CRF peer, scaling to large mosaics, and training times.
+
+All figures come from one run on one machine and are written to
+docs/benchmarks.md. Timings here are measurements, never test assertions.
+
+    python -m map_refiner.benchmarks.bench [--data ../shared/data] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+import torch
+
+from ..engine.model_io import load_model
+from ..engine.models import pad_to_stride
+from ..engine.pipeline import RefineParams, refine_raster
+from ..engine.predict import model_image
+from ..engine.raster_io import ground_resolution, open_raster, raster_info
+from ..engine.tiling import make_grids
+from .flops import coarse_flops_per_pixel, rnn_flops_per_pixel
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def matmul_gflops(n: int = 2048, repeat: int = 5) -> float:
+    """The machine's fp32 matrix-multiply rate with torch, best of ``repeat``."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = min(_timed(lambda: torch.mm(a, b)) for _ in range(repeat))
+    return 2 * n ** 3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def make_crop(data: Path, out: Path, km: float = 1.5) -> Path:
+    """A ``km`` x ``km`` crop (2.25 km² by default) of the Xiamen mosaic, fully covered."""
+    from osgeo import gdal
+
+    src = data / "xiamen" / "xiamen_rgb.tif"
+    rx, _ = ground_resolution(raster_info(open_raster(src)))
+    side = int(round(km * 1000 / rx))
+    gdal.Translate(str(out), str(src), srcWin=[3800, 2600, side, side],
+                   creationOptions=["TILED=YES", "COMPRESS=DEFLATE"])
+    return out
+
+
+def compute_only(model, crop: Path, iterations: int) -> Dict[str, float]:
+    """CNN and RNN on the whole crop already on the model grid (no I/O)."""
+    net, cfg = model
+    ds = open_raster(crop)
+    info = raster_info(ds)
+    rx, ry = ground_resolution(info)
+    g = make_grids(info.width, info.height, rx, ry, cfg.ground_resolution_m)
+    img = model_image(ds, cfg.bands, g, cfg, 0, 0, g.model_width, g.model_height, torch.device("cpu"))
+    x = pad_to_stride(img.unsqueeze(0))
+    with torch.inference_mode():
+        net.coarse(x[..., :256, :256])
+        t_cnn = _timed(lambda: net.coarse(x))
+        heat = net.coarse(x)
+        t_rnn = _timed(lambda: net.rnn(x, heat, iterations))
+    mp = g.model_width * g.model_height / 1e6
+    return {"model_mpix": mp, "cnn_s": t_cnn, "rnn_s": t_rnn, "model_grid": [g.model_width, g.model_height]}
+
+
+def crf_peer(model, crop: Path, iterations: int = 5) -> Dict[str, float]:
+    """pydensecrf2 (5 mean-field iterations) on the same crop and coarse scores."""
+    try:
+        import pydensecrf.densecrf as dcrf  # provided by pydensecrf2
+    except ImportError:
+        return {"available": 0.0}
+    net, cfg = model
+    ds = open_raster(crop)
+    info = raster_info(ds)
+    rx, ry = ground_resolution(info)
+    g = make_grids(info.width, info.height, rx, ry, cfg.ground_resolution_m)
+    img = model_image(ds, cfg.bands, g, cfg, 0, 0, g.model_width, g.model_height, torch.device("cpu"))
+    with torch.inference_mode():
+        x = pad_to_stride(img.unsqueeze(0))
+        prob = torch.softmax(net.coarse(x)[0, :, :g.model_height, :g.model_width], 0).numpy()
+    rgb = img * torch.tensor(cfg.std)[:, None, None] + torch.tensor(cfg.mean)[:, None, None]
+    rgb = np.ascontiguousarray(rgb.clamp(0, 255).byte().permute(1, 2, 0).numpy())
+    k, h, w = prob.shape
+
+    def run() -> None:
+        d = dcrf.DenseCRF2D(w, h, k)
+        d.setUnaryEnergy(np.ascontiguousarray(-np.log(np.clip(prob, 1e-6, 1)).reshape(k, -1)))
+        d.addPairwiseGaussian(sxy=3, compat=3)
+        d.addPairwiseBilateral(sxy=50, srgb=13, rgbim=rgb, compat=5)
+        d.inference(iterations)
+
+    return {"available": 1.0, "crf_s": _timed(run)}
+
+
+def end_to_end(crop: Path, tmp: Path, tile: int) -> float:
+    out = tmp / f"refined_{tile}.tif"
+    t = _timed(lambda: refine_raster(RefineParams(image=crop, out=out, device="cpu",
+                                                  tile_size=tile, overwrite=True)))
+    return t
+
+
+def mosaic_vrt(crop: Path, out: Path, n: int) -> Path:
+    """An n x n VRT mosaic repeating ``crop`` side by side (a large virtual raster)."""
+    from osgeo import gdal
+
+    ds = open_raster(crop)
+    w, h = ds.RasterXSize, ds.RasterYSize
+    gt = ds.GetGeoTransform()
+    bands = "".join(
+        f'<VRTRasterBand dataType="Byte" band="{b}">' + "".join(
+            f'<SimpleSource><SourceFilename relativeToVRT="0">{crop}</SourceFilename>'
+            f'<SourceBand>{b}</SourceBand><SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>'
+            f'<DstRect xOff="{i * w}" yOff="{j * h}" xSize="{w}" ySize="{h}"/></SimpleSource>'
+            for i in range(n) for j in range(n)) + "</VRTRasterBand>" for b in (1, 2, 3))
+    out.write_text(f'<VRTDataset rasterXSize="{n * w}" rasterYSize="{n * h}">'
+                   f"<SRS>{gdal.EscapeString(ds.GetProjection(), gdal.CPLES_XML)}</SRS>"
+                   f"<GeoTransform>{', '.join(map(str, gt))}</GeoTransform>{bands}</VRTDataset>")
+    return out
+
+
+def scaling_run(vrt: Path, out: Path, tile: int) -> Dict[str, float]:
+    """Refine in a fresh process; its own wall time and peak resident memory."""
+    code = (
+        "import resource, sys, time, json\n"
+        "from pathlib import Path\n"
+        "from map_refiner.engine.pipeline import RefineParams, refine_raster\n"
+        "t = time.perf_counter()\n"
+        f"refine_raster(RefineParams(image=Path({str(vrt)!r}), out=Path({str(out)!r}), device='cpu', tile_size={tile}, overwrite=True))\n"
+        "print(json.dumps({'s': time.perf_counter() - t, 'rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def main(argv: List[str] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    ap.add_argument("--tile", type=int, default=1024)
+    ap.add_argument("--mosaics", default="2,4,8", help="n for n x n mosaics of the 2.25 km² crop")
+    ap.add_argument("--quick", action="store_true", help="skip the large mosaics")
+    a = ap.parse_args(argv)
+    torch.set_num_threads(os.cpu_count() or 1)
+    model = load_model()
+    it = model[1].default_iterations
+    res: Dict[str, object] = {"machine": f"{platform.processor() or platform.machine()}, "
+                              f"{os.cpu_count()} cores, torch {torch.__version__}"}
+    with tempfile.TemporaryDirectory() as td:
+        tmp = Path(td)
+        crop = make_crop(a.data, tmp / "xiamen_2_25km2.tif")
+        res["matmul_gflops"] = matmul_gflops()
+        res["compute"] = compute_only(model, crop, it)
+        res["end_to_end_s"] = end_to_end(crop, tmp, a.tile)
+        res["crf"] = crf_peer(model, crop)
+        res["scaling"] = []
+        if not a.quick:
+            for n in [int(v) for v in a.mosaics.split(",")]:
+                vrt = mosaic_vrt(crop, tmp / f"mosaic_{n}.vrt", n)
+                r = scaling_run(vrt, tmp / f"mosaic_{n}.tif", a.tile)
+                r["input_mpix"] = (open_raster(vrt).RasterXSize ** 2) / 1e6
+                res["scaling"].append(r)
+                (tmp / f"mosaic_{n}.tif").unlink(missing_ok=True)
+    print(json.dumps(res, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
