@@ -67,7 +67,11 @@ class RefinedWriter:
         if scores is not None:
             self.scores_tmp = temp_sibling(scores)
             self.targets.append((self.scores_tmp, scores))
-            self.scores_ds = _create(self.scores_tmp, info, len(names), gdal.GDT_Float32)
+            try:
+                self.scores_ds = _create(self.scores_tmp, info, len(names), gdal.GDT_Float32)
+            except BaseException:
+                self.abort()  # the class map's temporary file exists already
+                raise
             for i, n in enumerate(names):
                 b = self.scores_ds.GetRasterBand(i + 1)
                 b.SetDescription(f"P({n})")
@@ -106,10 +110,10 @@ class RefinedWriter:
     def abort(self) -> None:
         with contextlib.suppress(Exception):
             self._close()
-        for tmp, _ in self.targets:
-            with contextlib.suppress(FileNotFoundError):
+        for tmp, _ in self.targets:  # best effort: a name never created may be unusable
+            with contextlib.suppress(OSError):
                 tmp.unlink()
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):
                 Path(str(tmp) + ".aux.xml").unlink()
 
 
