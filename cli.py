@@ -28,6 +28,15 @@ def _value_map(text: Optional[str]) -> Optional[Dict[str, int]]:
     return out
 
 
+def _band_list(text: str) -> List[int]:
+    """``"1,2,3"`` -> ``[1, 2, 3]``."""
+    try:
+        return [int(b) for b in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"bad band list {text!r}; use 1-based band numbers, e.g. '1,2,3'") from None
+
+
 def _label_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("labels", type=Path, help="label raster (mask) or vector file (gpkg, shp, ...)")
     p.add_argument("--class-field", help="vector: attribute holding the class (default: every "
@@ -44,7 +53,8 @@ def _label_args(p: argparse.ArgumentParser) -> None:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--bands", help="1-based bands to read, e.g. '1,2,3' (default: the model's)")
+    p.add_argument("--bands", type=_band_list, help="1-based bands to read, e.g. '1,2,3' "
+                   "(default: the model's)")
     p.add_argument("--input-resolution", type=float, help="pixel size in metres, for rasters "
                    "without a CRS")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")

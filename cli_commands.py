@@ -7,13 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from typing import List, Optional
-
 from .cli_progress import ProgressBar
-
-
-def _bands(text: Optional[str]) -> Optional[List[int]]:
-    return [int(b) for b in text.split(",")] if text else None
 
 
 def _refine(a: argparse.Namespace) -> int:
@@ -21,7 +15,7 @@ def _refine(a: argparse.Namespace) -> int:
 
     res = refine_raster(RefineParams(
         image=a.image, out=a.out, model_path=a.model, iterations=a.iterations, device=a.device,
-        scores=a.scores, bands=_bands(a.bands), input_resolution_m=a.input_resolution,
+        scores=a.scores, bands=a.bands, input_resolution_m=a.input_resolution,
         tile_size=a.tile_size, overwrite=a.overwrite), progress=ProgressBar("refine"))
     print(f"wrote {res.out} ({res.iterations} iterations, {res.tiles} tiles, {res.device}, "
           f"{res.seconds:.1f} s)")
@@ -40,7 +34,7 @@ def _train_coarse(a: argparse.Namespace) -> int:
 
     res = train_coarse(CoarseParams(
         image=a.image, labels=_labels(a), out=a.out, class_names=a.classes.split(","),
-        ground_resolution_m=a.resolution, bands=_bands(a.bands),
+        ground_resolution_m=a.resolution, bands=a.bands,
         input_resolution_m=a.input_resolution, steps=a.steps, batch_size=a.batch_size, lr=a.lr,
         seed=a.seed, device=a.device, resume=not a.no_resume, overwrite=a.overwrite),
         progress=ProgressBar("train-coarse"))
@@ -59,7 +53,7 @@ def _train_rnn(a: argparse.Namespace) -> int:
             image=a.image, labels=_labels(a), out=a.out, base_model=a.model, steps=a.steps,
             batch_size=a.batch_size, patch_size=a.patch_size, iterations=a.iterations, lr=a.lr,
             seed=a.seed, device=a.device, class_specific=not a.class_agnostic,
-            bands=_bands(a.bands), input_resolution_m=a.input_resolution,
+            bands=a.bands, input_resolution_m=a.input_resolution,
             resume=not a.no_resume, overwrite=a.overwrite), progress=ProgressBar("train-rnn"))
     print(f"wrote {res.model} ({res.steps} steps, loss {res.final_loss:.4f}, {res.seconds:.0f} s)")
     return 0
