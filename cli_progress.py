@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Optional, TextIO
 
 
 class ProgressBar:
     """Call with a 0..1 fraction; redraws at most a few times a second."""
 
-    def __init__(self, label: str, stream: TextIO = sys.stderr, width: int = 30) -> None:
-        self.label, self.stream, self.width = label, stream, width
+    def __init__(self, label: str, stream: Optional[TextIO] = None, width: int = 30) -> None:
+        # sys.stderr looked up now, not at import, so redirections are honoured.
+        self.label, self.stream, self.width = label, stream or sys.stderr, width
         self.t0 = time.perf_counter()
         self.last = -1.0
-        self.tty = stream.isatty()
+        self.tty = self.stream.isatty()
 
     def __call__(self, fraction: float) -> None:
         now = time.perf_counter()
