@@ -88,7 +88,6 @@ def ground_resolution(info: RasterInfo, override_m: Optional[float] = None) -> T
     dst = osr.SpatialReference()
     dst.ImportFromEPSG(4326)
     dst.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    tr = osr.CoordinateTransformation(src, dst)
     gt = info.geotransform
     cx, cy = info.width / 2.0, info.height / 2.0
 
@@ -98,9 +97,17 @@ def ground_resolution(info: RasterInfo, override_m: Optional[float] = None) -> T
         lon, lat, _ = tr.TransformPoint(x, y)
         return lon, lat
 
-    c = lonlat(cx, cy)
-    rx = _haversine(*c, *lonlat(cx + 1, cy))
-    ry = _haversine(*c, *lonlat(cx, cy + 1))
+    try:
+        tr = osr.CoordinateTransformation(src, dst)
+        c, px, py = lonlat(cx, cy), lonlat(cx + 1, cy), lonlat(cx, cy + 1)
+    except RuntimeError as exc:  # e.g. a local engineering CRS: no way to the ellipsoid
+        raise MapRefinerError(
+            f"The CRS of {Path(info.path).name} cannot be related to positions on the Earth, so "
+            "its pixel size on the ground is unknown; assign a proper CRS in QGIS or give the "
+            "resolution in metres (--input-resolution).", details=str(exc)) from exc
+    rx, ry = _haversine(*c, *px), _haversine(*c, *py)
+    if any(abs(p[1]) > 90 for p in (c, px, py)):
+        rx = ry = float("nan")  # latitudes beyond the poles: broken georeferencing
     if not (rx > 0 and ry > 0 and math.isfinite(rx) and math.isfinite(ry)):
         raise MapRefinerError(f"Cannot measure the pixel size of {Path(info.path).name}; "
                               "check its georeferencing.")
