@@ -33,8 +33,11 @@ $(VENV)/.venv-stamp: $(VENV)/.system-stamp requirements.txt requirements-dev.txt
 
 setup: venv
 
+# Engine, training and CLI tests run with QGIS absent (pytest-qgis disabled),
+# which proves the engine needs no QGIS; then the plugin tests with pytest-qgis.
 test: venv
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -p no:pytest_qgis --ignore=tests/qgis tests
+	$(PY) -m pytest -q tests/qgis
 
 demo: venv
 	$(PY) -m map_refiner demo --data $(DATA) --out-dir $(OUTDIR)
