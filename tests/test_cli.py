@@ -1,0 +1,188 @@
+"""The command line: help for every verb, one-line errors, refine and info end to end."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from osgeo import gdal
+
+from helpers_engine import make_tif, random_model
+from map_refiner import cli
+from map_refiner.cli_progress import ProgressBar
+from map_refiner.engine.model_io import DEFAULT_MODEL_PATH, save_model
+from map_refiner.engine.models import count_parameters
+
+gdal.UseExceptions()
+VERBS = sorted(cli.build_parser()._subparsers._group_actions[0].choices)  # noqa: SLF001
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    net, cfg = random_model(("background", "building"), resolution_m=0.6, seed=31, iterations=2)
+    return save_model(net, cfg, tmp_path_factory.mktemp("model") / "tiny.safetensors")
+
+
+def run_cli(args, capsys):
+    rc = cli.main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def assert_one_error_line(err: str) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("map-refiner: error:")
+    assert "Traceback" not in err
+
+
+def test_every_verb_is_known() -> None:
+    assert set(VERBS) >= {"refine", "train-coarse", "train-rnn", "finetune", "evaluate",
+                          "vectorize", "info", "demo"}
+
+
+@pytest.mark.parametrize("verb", [None] + VERBS)
+def test_help_exits_zero(verb, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(([verb] if verb else []) + ["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: map-refiner" + (f" {verb}" if verb else ""))
+
+
+def test_refine_missing_file_is_one_line(tmp_path: Path, capsys, model_file: Path) -> None:
+    rc, out, err = run_cli(["refine", tmp_path / "missing.tif", "--out", tmp_path / "o.tif",
+                            "--model", model_file], capsys)
+    assert rc == 2 and out == ""
+    assert_one_error_line(err)
+    assert "missing.tif" in err
+    assert not (tmp_path / "o.tif").exists()
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--iterations", "-1"], "0 or more"),
+    (["--bands", "1,2,7"], "--bands"),
+    (["--device", "cuda"], "CUDA"),
+])
+def test_refine_user_errors_are_one_line(tmp_path: Path, capsys, model_file: Path, extra,
+                                         message: str) -> None:
+    if "cuda" in extra:
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("this machine has CUDA")
+    image = make_tif(tmp_path / "in.tif", 24, 24)
+    rc, _, err = run_cli(["refine", image, "--out", tmp_path / "o.tif", "--model", model_file]
+                         + extra, capsys)
+    assert rc == 2
+    assert_one_error_line(err)
+    assert message in err
+
+
+@pytest.mark.parametrize("bands", ["a,b", "1,,2", ""])
+def test_bad_band_list_is_a_usage_error(tmp_path: Path, capsys, bands: str) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["refine", str(tmp_path / "in.tif"), "--out", str(tmp_path / "o.tif"),
+                  "--bands", bands])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --bands" in err and "Traceback" not in err
+
+
+def test_refine_writes_the_output(tmp_path: Path, capsys, model_file: Path) -> None:
+    image = make_tif(tmp_path / "in.tif", 60, 50, seed=3)
+    out, scores = tmp_path / "classes.tif", tmp_path / "scores.tif"
+    rc, stdout, _ = run_cli(["refine", image, "--out", out, "--model", model_file,
+                             "--scores", scores, "--tile-size", "40", "--device", "cpu"], capsys)
+    assert rc == 0
+    assert stdout.startswith(f"wrote {out} (2 iterations,")
+    ds = gdal.Open(str(out))
+    assert (ds.RasterXSize, ds.RasterYSize) == (50, 60)
+    assert gdal.Open(str(scores)).RasterCount == 2
+    rc, _, err = run_cli(["refine", image, "--out", out, "--model", model_file], capsys)
+    assert rc == 2 and "already exists" in err
+    rc, _, _ = run_cli(["refine", image, "--out", out, "--model", model_file, "--overwrite",
+                        "--iterations", "0", "--bands", "3,2,1"], capsys)
+    assert rc == 0
+
+
+def test_refine_without_crs_uses_input_resolution(tmp_path: Path, capsys,
+                                                  model_file: Path) -> None:
+    image = make_tif(tmp_path / "nocrs.tif", 30, 30, epsg=None, geotransform=(0, 1, 0, 0, 0, -1))
+    rc, _, err = run_cli(["refine", image, "--out", tmp_path / "o.tif", "--model", model_file],
+                         capsys)
+    assert rc == 2 and "--input-resolution" in err
+    rc, _, _ = run_cli(["refine", image, "--out", tmp_path / "o.tif", "--model", model_file,
+                        "--input-resolution", "0.3"], capsys)
+    assert rc == 0 and (tmp_path / "o.tif").exists()
+
+
+def test_info_prints_the_model_json(capsys, model_file: Path) -> None:
+    rc, out, _ = run_cli(["info", model_file], capsys)
+    assert rc == 0
+    d = json.loads(out)
+    sidecar = json.loads(model_file.with_suffix(".json").read_text())
+    assert d.pop("parameters") == count_parameters(random_model(("a", "b"))[0])
+    assert d == sidecar
+    assert d["classes"][1]["name"] == "building" and d["ground_resolution_m"] == 0.6
+
+
+def test_info_on_the_bundled_model(capsys) -> None:
+    if not DEFAULT_MODEL_PATH.exists():
+        pytest.skip("the bundled default model is not in this checkout")
+    rc, out, _ = run_cli(["info"], capsys)
+    assert rc == 0
+    d = json.loads(out)
+    assert d["architecture"] == "maggiori2017-fcn-rnn" and d["parameters"] > 100_000
+
+
+def test_info_on_a_bad_file_is_one_line(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x80\x04not a model")
+    rc, out, err = run_cli(["info", bad], capsys)
+    assert rc == 2 and out == ""
+    assert_one_error_line(err)
+
+
+def test_keyboard_interrupt_exits_130(capsys, monkeypatch) -> None:
+    from map_refiner import cli_commands
+
+    def interrupted(_args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli_commands.VERBS, "info", interrupted)
+    rc, _, err = run_cli(["info"], capsys)
+    assert rc == 130 and "interrupted" in err
+
+
+def test_progress_bar_follows_redirected_stderr(capsys) -> None:
+    bar = ProgressBar("job")
+    bar(0.5)
+    bar(1.0)
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("job [###############---------------]  50.0%")
+    assert err[-1].startswith("job [##############################] 100.0%")
+    buf = io.StringIO()
+    quiet = ProgressBar("q", stream=buf)
+    for i in range(100):
+        quiet(i / 100)
+    quiet(1.0)
+    assert len(buf.getvalue().splitlines()) == 2  # first call and the end; not 101 lines
+
+
+def test_as_a_subprocess(tmp_path: Path, model_file: Path) -> None:
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    # Run outside the repository so that the installed package is what gets imported.
+    done = subprocess.run([sys.executable, "-m", "map_refiner", "--help"], cwd=tmp_path,
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0 and "refine" in done.stdout
+    done = subprocess.run([sys.executable, "-m", "map_refiner", "refine", "missing.tif",
+                           "--out", "o.tif", "--model", str(model_file)], cwd=tmp_path,
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    assert_one_error_line(done.stderr)
