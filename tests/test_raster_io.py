@@ -188,3 +188,18 @@ def test_latitudes_beyond_the_pole_are_refused() -> None:
     ds = mem(np.zeros((1, 10, 10), np.uint8), (170.0, 1.0, 0.0, 120.0, 0.0, -1.0), 4326)
     with pytest.raises(MapRefinerError, match="georeferencing"):
         ground_resolution(info_of(ds))
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("parts,expected,rel", [
+    (("xiamen", "xiamen_rgb.tif"), (0.543, 0.543), 5e-3),   # 0.597 m Mercator at 24.5 N
+    (("austin", "austin_dev_rgb.tif"), (0.30, 0.30), 1e-2),  # UTM 14N, 0.30 m
+    (("swellendam", "3320D_2010_315_RGB_LATLNG.tif"), (2.30, 2.78), 1e-2),  # degrees
+])
+def test_real_rasters_ground_resolution(parts, expected, rel) -> None:
+    from helpers_data import real_data
+
+    info = raster_info(open_raster(real_data(*parts)))
+    rx, ry = ground_resolution(info)
+    assert (rx, ry) == (pytest.approx(expected[0], rel=rel), pytest.approx(expected[1], rel=rel))
+

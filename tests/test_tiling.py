@@ -224,3 +224,20 @@ def test_downsampling_is_area_aware() -> None:
     cols = axis_weights(0, 20, 0.5, 0, 40, 40)
     out = resample_window(board, rows, cols)[0, 2:-2, 2:-2]
     torch.testing.assert_close(out, torch.full_like(out, 0.5), atol=1e-5, rtol=0)
+
+
+@pytest.mark.realdata
+def test_bundled_model_tiles_equal_one_piece_on_real_imagery() -> None:
+    from helpers_data import real_data
+    from map_refiner.engine.model_io import DEFAULT_MODEL_PATH, load_model
+    from map_refiner.engine.raster_io import open_raster
+
+    if not DEFAULT_MODEL_PATH.exists():
+        pytest.skip("the bundled default model is not in this checkout")
+    src = open_raster(real_data("austin", "austin_dev_rgb.tif"))
+    ds = gdal.Translate("", src, format="MEM", srcWin=[100, 150, 203, 157])  # 0.3 m, UTM
+    net, cfg = load_model()
+    tiled, _ = refine_array(net, cfg, ds, 5, tile_size=48)
+    whole, _ = refine_array(net, cfg, ds, 5, tile_size=ONE_TILE)
+    assert_same_result(tiled, whole)
+    assert 0.02 < (whole.argmax(0) == 1).mean() < 0.98  # buildings and background both found
