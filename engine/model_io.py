@@ -38,13 +38,14 @@ def save_model(model: MapRefinerNet, config: ModelConfig, path: PathLike,
     path = Path(path)
     if path.suffix != ".safetensors":
         raise MapRefinerError(f"Model files end in .safetensors; got {path.name}.")
+    json_path = path.with_suffix(".json")
     check_output_path(path, overwrite=overwrite)
+    check_output_path(json_path, overwrite=overwrite)  # may be someone's GeoJSON labels
     config.validate()
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta = {CONFIG_KEY: json.dumps(config.to_dict())}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
-    json_path = path.with_suffix(".json")
     with atomic_path(json_path) as tmp:
         tmp.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     log.info("saved model %s", path)

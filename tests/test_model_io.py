@@ -48,6 +48,19 @@ def test_save_refuses_existing_file_unless_overwrite(tmp_path: Path) -> None:
         save_model(net, cfg, tmp_path / "m.pt")
 
 
+def test_save_never_clobbers_a_json_beside_it(tmp_path: Path) -> None:
+    # e.g. 'finetune img.tif corrections.json --out corrections.safetensors'
+    labels = tmp_path / "corrections.json"
+    labels.write_text('{"type": "FeatureCollection", "features": []}')
+    net, cfg = random_model()
+    with pytest.raises(MapRefinerError, match="corrections.json already exists"):
+        save_model(net, cfg, tmp_path / "corrections.safetensors")
+    assert labels.read_text().startswith('{"type": "FeatureCollection"')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corrections.json"]
+    save_model(net, cfg, tmp_path / "corrections.safetensors", overwrite=True)
+    assert json.loads(labels.read_text()) == cfg.to_dict()
+
+
 class _Touch:
     """Unpickling this creates a file: proof that a loader ran pickle."""
 
