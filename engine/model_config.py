@@ -79,6 +79,16 @@ class ModelConfig:
         return cfg
 
     def validate(self) -> None:
+        try:
+            self.ground_resolution_m = float(self.ground_resolution_m)
+            self.default_iterations = int(self.default_iterations)
+            self.bands = [int(b) for b in self.bands]
+            self.mean = [float(v) for v in self.mean]
+            self.std = [float(v) for v in self.std]
+        except (TypeError, ValueError) as exc:
+            raise MapRefinerError("The model's configuration has a non-numeric resolution, band, "
+                                  "mean or std; re-export the model with Map Refiner.",
+                                  details=repr(exc)) from exc
         n = len(self.bands)
         if self.num_classes < 2:
             raise MapRefinerError("A model needs at least two classes.")
@@ -87,8 +97,10 @@ class ModelConfig:
                 "The model's band list and its normalisation (mean/std) differ in length.")
         if any(s <= 0 for s in self.std):
             raise MapRefinerError("The model's normalisation has a non-positive std.")
-        if not self.ground_resolution_m > 0:
-            raise MapRefinerError("The model's ground resolution must be positive.")
+        if not self.ground_resolution_m > 0 or self.ground_resolution_m == float("inf"):
+            raise MapRefinerError("The model's ground resolution must be a positive number.")
+        if self.default_iterations < 0:
+            raise MapRefinerError("The model's default number of iterations is negative.")
 
 
 def make_classes(names: Sequence[str]) -> List[ClassInfo]:

@@ -11,7 +11,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Dict, Optional, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -24,6 +24,20 @@ from .models import MapRefinerNet
 log = logging.getLogger(__name__)
 PathLike = Union[str, Path]
 
+
+
+def check_model_output(path: PathLike, inputs: Sequence[PathLike] = (),
+                       overwrite: bool = False) -> Path:
+    """Refuse a model output whose file or JSON sidecar would replace an input or a file."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise MapRefinerError(f"Model files end in .safetensors; got {path.name}.")
+    check_output_path(path, inputs, overwrite)
+    sidecar = path.with_suffix(".json")
+    if any(Path(i).resolve() == sidecar.resolve() for i in inputs if i):
+        raise MapRefinerError(f"Saving {path.name} would replace the input {sidecar.name} with the "
+                              "model's description; choose another model name.")
+    return path
 
 
 def build_model(config: ModelConfig) -> MapRefinerNet:

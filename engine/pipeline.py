@@ -37,6 +37,8 @@ def refine_raster(params: RefineParams, progress: Optional[ProgressFn] = None,
     image, out = Path(params.image), Path(params.out)
     inputs = [image] + ([params.model_path] if params.model_path else [])
     check_output_path(out, inputs, params.overwrite)
+    if int(params.tile_size) < 16:
+        raise MapRefinerError(f"The tile size must be at least 16 model pixels; got {params.tile_size}.")
     if params.scores is not None:
         if Path(params.scores).resolve() == out.resolve():
             raise MapRefinerError("The scores file and the class map must be different files.")

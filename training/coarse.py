@@ -9,9 +9,8 @@ from typing import Optional
 import torch
 
 from ..engine.device import configure_threads, resolve_device
-from ..engine.files import check_output_path
 from ..engine.model_config import ModelConfig, make_classes
-from ..engine.model_io import build_model, save_model
+from ..engine.model_io import build_model, check_model_output, save_model
 from ..engine.progress import CancelFn, ProgressFn, make_reporter
 from ..engine.raster_io import open_raster
 from .checkpoint import checkpoint_path
@@ -27,7 +26,7 @@ def train_coarse(params: CoarseParams, progress: Optional[ProgressFn] = None,
     """Train the coarse FCN and save a model whose RNN is the identity (no refinement yet)."""
     rep = make_reporter(progress, is_cancelled)
     out = Path(params.out)
-    check_output_path(out, [params.image, params.labels.path], params.overwrite)
+    check_model_output(out, [params.image, params.labels.path], params.overwrite)
     configure_threads()
     device = resolve_device(params.device)
     torch.manual_seed(params.seed)

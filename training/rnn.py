@@ -12,8 +12,7 @@ import torch
 
 from ..engine.device import configure_threads, resolve_device
 from ..engine.errors import MapRefinerError
-from ..engine.files import check_output_path
-from ..engine.model_io import load_model, save_model
+from ..engine.model_io import check_model_output, load_model, save_model
 from ..engine.models import RefinementRNN
 from ..engine.progress import CancelFn, ProgressFn, make_reporter
 from .checkpoint import checkpoint_path
@@ -35,7 +34,7 @@ def train_rnn(params: RnnParams, progress: Optional[ProgressFn] = None,
     rep = make_reporter(progress, is_cancelled)
     out = Path(params.out)
     inputs = [params.image, params.labels.path] + ([params.base_model] if params.base_model else [])
-    check_output_path(out, inputs, params.overwrite)
+    check_model_output(out, inputs, params.overwrite)
     if params.iterations < 1:
         raise MapRefinerError("Training the RNN needs at least one iteration.")
     if params.init not in ("fresh", "base"):

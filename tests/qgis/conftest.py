@@ -3,6 +3,7 @@ loaded through classFactory/initGui/unload, small rasters made in code."""
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 from typing import Callable, Iterator
@@ -47,11 +48,21 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_model(build_model(cfg), cfg, tmp_path_factory.mktemp("model") / "tiny.safetensors")
 
 
-@pytest.fixture
-def austin_rgb() -> Path:
+@pytest.fixture(scope="session")
+def _austin_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Copies of the Austin test tile: QGIS writes statistics (.aux.xml) beside
+    the rasters it loads, and the shared data must never be modified."""
     if not AUSTIN_RGB.exists():
         pytest.skip(f"real data not found: {AUSTIN_RGB} (see ../shared/data/README.md)")
-    return AUSTIN_RGB
+    folder = tmp_path_factory.mktemp("austin")
+    for name in ("austin_dev_rgb.tif", "austin_dev_gt.tif", "austin_dev_buildings.gpkg"):
+        shutil.copy(AUSTIN_RGB.with_name(name), folder / name)
+    return folder / AUSTIN_RGB.name
+
+
+@pytest.fixture
+def austin_rgb(_austin_copy: Path) -> Path:
+    return _austin_copy
 
 
 def write_rgb(path: Path, size: int = 48, seed: int = 0) -> Path:

@@ -1,0 +1,24 @@
+"""Suite-wide guard: no test may write into the shared data folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, Iterator
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def _listing(root: Path) -> Dict[str, float]:
+    return {str(p.relative_to(root)): p.stat().st_mtime for p in root.rglob("*")} if root.is_dir() else {}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_data_untouched() -> Iterator[None]:
+    """Fails the run if any file under ../shared/data was added or modified."""
+    before = _listing(SHARED_DATA)
+    yield
+    after = _listing(SHARED_DATA)
+    changed = sorted(k for k in after if before.get(k) != after[k])
+    assert not changed, f"tests wrote into ../shared/data: {changed}"
