@@ -68,6 +68,10 @@ def run(image: Path, out_dir: Path, model: Optional[Path], timeout: float) -> di
     work.mkdir(parents=True)
     install_plugin(work)
     enable_plugin(work, QUIET_DESKTOP)
+    # QGIS writes statistics (.aux.xml) beside the rasters it opens: show a copy,
+    # never the shared original.
+    (work / "data").mkdir()
+    image = Path(shutil.copy(image, work / "data" / image.name))
     shots = work / "shots"
     shots.mkdir()
     display = free_display()
