@@ -16,6 +16,7 @@ from qgis.PyQt.QtWidgets import QAction
 
 from .ui.controller import Controller
 from .ui.icons import correction_layer_icon, plugin_icon
+from .ui.install_site import activate, deps_folder, profile_dir
 from .ui.log import attach_log_handler, detach_log_handler
 from .ui.processing.provider import MapRefinerProvider
 
@@ -30,6 +31,7 @@ class MapRefinerPlugin:
         self.provider: Optional[MapRefinerProvider] = None
         self.log_handler: Optional[logging.Handler] = None
         self.controller: Optional[Controller] = None
+        activate(deps_folder(profile_dir()))  # torch from the plugin's own installer, if any
 
     def initProcessing(self) -> None:  # noqa: N802 - QGIS API
         if self.log_handler is None:
@@ -46,6 +48,8 @@ class MapRefinerPlugin:
         self._add_action(correction_layer_icon(), "New correction layer",
                          self.controller.new_correction_layer,
                          "A polygon layer with a class drop-down, for labels and corrections")
+        self._add_action(QIcon(), "Install engine dependencies…", self.controller.open_installer,
+                         "Install, repair or remove torch for Map Refiner in this QGIS profile")
 
     def _add_action(self, icon: QIcon, text: str, slot: Callable[[], None], tip: str,
                     toolbar: bool = False) -> QAction:

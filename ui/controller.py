@@ -12,10 +12,12 @@ from qgis.gui import QgisInterface
 
 from ..engine.errors import MapRefinerError
 from .correction_layer import CLASS_FIELD, create_correction_layer
-from .deps import check_dependencies
+from .deps import MissingDependencies, check_dependencies
 from .dialog import MapRefinerDialog
+from .install_flow import InstallerFlow, offer_install
+from .iterations_flow import IterationsFlow
 from .messages import show_error, show_success
-from .refine_job import RefineJob, add_refine_result, run_refine
+from .refine_job import RefineJob, add_refine_result, keep_iteration_job, run_refine
 from .settings import load_defaults, save_defaults
 from .tasks import EngineTask
 from .training_jobs import FinetuneJob, TrainCoarseJob, run_finetune, run_train_coarse
@@ -30,6 +32,9 @@ class Controller:
         self.dialog: Optional[MapRefinerDialog] = None
         self.tasks: List[EngineTask] = []
         self.refined: Dict[Path, ClassMap] = {}  # image -> its latest refined class map
+        self.last_refine: Optional[RefineJob] = None  # what "Keep iteration N" re-runs
+        self.installer: Optional[InstallerFlow] = None
+        self.iterations: Optional[IterationsFlow] = None
 
     def ensure_dialog(self) -> MapRefinerDialog:
         if self.dialog is None:
@@ -51,10 +56,30 @@ class Controller:
             dialog = self.ensure_dialog()
         except MapRefinerError as exc:
             show_error(self.iface.messageBar(), exc)
+            if isinstance(exc, MissingDependencies):
+                offer_install(self.iface.messageBar(), self.open_installer)
             return
         dialog.show()
         dialog.raise_()
         dialog.activateWindow()
+
+    def open_installer(self) -> InstallerFlow:
+        if self.installer is None:
+            self.installer = InstallerFlow(self.iface.messageBar(), self.iface.mainWindow())
+        self.installer.show()
+        return self.installer
+
+    def iteration_flow(self) -> IterationsFlow:
+        if self.iterations is None:
+            self.iterations = IterationsFlow(self.iface)
+            self.iterations.keep_requested.connect(self.keep_iteration)
+        return self.iterations
+
+    def keep_iteration(self, iterations: int) -> Optional[EngineTask]:
+        """Write the whole raster with the slider's iteration count; Export then uses it."""
+        if self.last_refine is None:
+            return None
+        return self.start_refine(keep_iteration_job(self.last_refine, iterations))
 
     def _remember(self, _result: int = 0) -> None:
         if self.dialog is not None:
@@ -127,9 +152,15 @@ class Controller:
         add_refine_result(result, job.source_name, QgsProject.instance())
         show_success(self.iface.messageBar(),
                      f"Refined {job.source_name} in {result.seconds:.1f} s on {result.device} "
-                     f"→ {result.out}")
+                     f"→ {result.out}" + ("" if job.show_iterations else
+                                          "; Export to shapefile now uses this map"))
         if self.dialog is not None:
             self.dialog.suggest_output_if_auto()
+        if job.show_iterations:
+            self.last_refine = job
+            self.iteration_flow().start(job.params.image, job.params.model_path,
+                                        job.params.device, job.source_name, job.layer_id,
+                                        result.iterations)
 
     def _vectorized(self, job: VectorizeJob, task: EngineTask, result) -> None:  # noqa: ANN001
         self._done(task)
@@ -172,6 +203,10 @@ class Controller:
 
     def unload(self) -> None:
         self.cancel_all()
+        for flow in (self.installer, self.iterations):
+            if flow is not None:
+                flow.unload()
+        self.installer = self.iterations = None
         if self.dialog is not None:
             self.dialog.close()
             self.dialog.deleteLater()

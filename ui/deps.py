@@ -1,7 +1,7 @@
 """Checking for the engine's pip dependencies without importing them.
 
-QGIS ships GDAL and numpy but not torch; the plugin must load without it and
-tell the user the exact command that installs the pinned versions.
+QGIS ships GDAL and numpy but not torch; the plugin must load without it, offer
+its installer (install_*.py) and tell the user the exact manual command too.
 """
 
 from __future__ import annotations
@@ -67,13 +67,18 @@ def install_command(missing: Sequence[str]) -> str:
     return f"{python_command()} -m pip install {flags} {specs}"
 
 
+class MissingDependencies(MapRefinerError):
+    """torch or safetensors cannot be imported; the plugin offers its installer."""
+
+
 def check_dependencies() -> None:
-    """Raise one actionable MapRefinerError when torch or safetensors is missing."""
+    """Raise one actionable MissingDependencies when torch or safetensors is missing."""
     missing = missing_modules()
     if not missing:
         return
     command = install_command(missing)
-    raise MapRefinerError(
+    raise MissingDependencies(
         f"Map Refiner needs {' and '.join(missing)}, which QGIS's Python cannot import. "
-        f"Install with: {command} — then restart QGIS.",
+        "Use Raster ▸ Map Refiner ▸ Install engine dependencies… (no restart needed), or "
+        f"install with: {command} — then restart QGIS.",
         details=f"QGIS's Python {sys.version.split()[0]} in {sys.prefix}")

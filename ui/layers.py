@@ -21,10 +21,10 @@ def refined_layer_name(source_name: str, iterations: int) -> str:
 
 
 def paletted_renderer(layer: QgsRasterLayer, names: Sequence[str],
-                      colours: Sequence[Colour]) -> QgsPalettedRasterRenderer:
+                      colours: Sequence[Colour], band: int = 1) -> QgsPalettedRasterRenderer:
     classes = [QgsPalettedRasterRenderer.Class(i, QColor(*colour), name)
                for i, (name, colour) in enumerate(zip(names, colours))]
-    return QgsPalettedRasterRenderer(layer.dataProvider(), 1, classes)
+    return QgsPalettedRasterRenderer(layer.dataProvider(), band, classes)
 
 
 def class_renderer(field: str, names: Sequence[str], colours: Sequence[Colour],

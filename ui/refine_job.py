@@ -24,6 +24,8 @@ class RefineJob:
 
     params: "RefineParams"
     source_name: str
+    layer_id: str = ""
+    show_iterations: bool = True  # compute the iteration slider's maps afterwards
 
 
 def build_refine_job(layer: Optional[QgsMapLayer], model_path: Optional[Path], iterations: int,
@@ -41,7 +43,19 @@ def build_refine_job(layer: Optional[QgsMapLayer], model_path: Optional[Path], i
 
     params = RefineParams(image=image, out=out, model_path=model_path, iterations=iterations,
                           device=device, scores=scores_path_for(out) if write_scores else None)
-    return RefineJob(params, layer.name())  # type: ignore[union-attr]
+    return RefineJob(params, layer.name(), layer.id())  # type: ignore[union-attr]
+
+
+def keep_iteration_job(job: RefineJob, iterations: int) -> RefineJob:
+    """The same refine with ``iterations``, into a new ``<out>_it<N>.tif`` beside the last."""
+    from dataclasses import replace
+
+    from .paths import unique_path
+
+    out = unique_path(job.params.out.with_name(f"{job.params.out.stem}_it{iterations}.tif"))
+    params = replace(job.params, iterations=iterations, out=out,
+                     scores=scores_path_for(out) if job.params.scores else None)
+    return RefineJob(params, job.source_name, job.layer_id, show_iterations=False)
 
 
 def run_refine(job: RefineJob, progress: ProgressFn, is_cancelled: CancelFn) -> "RefineResult":

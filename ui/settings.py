@@ -40,3 +40,15 @@ def save_defaults(defaults: DialogDefaults) -> None:
     settings = QgsSettings()
     for key, value in asdict(defaults).items():
         settings.setValue(PREFIX + key, value)
+
+
+def load_install_build() -> str:
+    """The torch build last chosen in the installer (``auto``, ``cpu``, ``cu128``…)."""
+    from .install_builds import BUILD_KEYS
+
+    value = QgsSettings().value(PREFIX + "installer/build", "auto", type=str)
+    return value if value in BUILD_KEYS else "auto"
+
+
+def save_install_build(key: str) -> None:
+    QgsSettings().setValue(PREFIX + "installer/build", key)

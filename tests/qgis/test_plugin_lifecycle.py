@@ -32,10 +32,10 @@ def test_load_and_unload_leave_nothing_behind(qgis_iface, qgis_new_project, monk
         ids = sorted(a.id() for a in registry.providerById("map_refiner").algorithms())
         assert ids == ["map_refiner:evaluate", "map_refiner:finetune", "map_refiner:refine",
                        "map_refiner:train_coarse", "map_refiner:vectorize"]
-        texts = [c.args[1].text() for c in qgis_iface.addPluginToRasterMenu.call_args_list[-2:]]
-        assert texts == ["Map Refiner…", "New correction layer"]
+        texts = [c.args[1].text() for c in qgis_iface.addPluginToRasterMenu.call_args_list[-3:]]
+        assert texts == ["Map Refiner…", "New correction layer", "Install engine dependencies…"]
         assert qgis_iface.addPluginToRasterMenu.call_args_list[-1].args[0] == "Map Refiner"
-        assert len(_plugin_actions(qgis_iface.mainWindow())) == 2
+        assert len(_plugin_actions(qgis_iface.mainWindow())) == 3
         assert len(logging.getLogger("map_refiner").handlers) == len(handlers_before) + 1
 
         plugin.unload()
@@ -46,7 +46,7 @@ def test_load_and_unload_leave_nothing_behind(qgis_iface, qgis_new_project, monk
 
     added = [c.args for c in qgis_iface.addPluginToRasterMenu.call_args_list]
     removed = [c.args for c in qgis_iface.removePluginRasterMenu.call_args_list]
-    assert added == removed and len(added) == 4
+    assert added == removed and len(added) == 6
     tool_added = [c.args for c in qgis_iface.addToolBarIcon.call_args_list]
     assert tool_added == [c.args for c in qgis_iface.removeToolBarIcon.call_args_list]
     assert len(tool_added) == 2

@@ -1,0 +1,92 @@
+"""The uncertainty layer follows the slider; the ranked regions are a layer and a list,
+and a click on the list zooms the map there."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from osgeo import gdal
+from qgis.core import QgsRasterLayer, QgsSingleBandPseudoColorRenderer
+
+from test_iteration_slider import refine_with_slider
+
+
+@pytest.fixture
+def austin_flow(plugin, austin_rgb, tmp_path, qgis_new_project, wait_until, wait_for_tasks):  # noqa: ANN001, ANN201
+    layer = QgsRasterLayer(str(austin_rgb), "austin_dev_rgb")
+    qgis_new_project.addMapLayer(layer)
+    flow = refine_with_slider(plugin, layer, None, tmp_path / "austin_refined.tif", wait_until,
+                              wait_for_tasks, iterations=5)
+    yield flow
+    wait_for_tasks()
+
+
+def _mean_in(path: str, band: int, rect, gt) -> float:  # noqa: ANN001
+    ds = gdal.Open(path)
+    data = ds.GetRasterBand(band).ReadAsArray()
+    x0 = int(round((rect.xMinimum() - gt[0]) / gt[1]))
+    x1 = int(round((rect.xMaximum() - gt[0]) / gt[1]))
+    y0 = int(round((gt[3] - rect.yMaximum()) / -gt[5]))
+    y1 = int(round((gt[3] - rect.yMinimum()) / -gt[5]))
+    return float(np.nanmean(data[y0:y1, x0:x1]))
+
+
+def test_uncertainty_layer_follows_the_slider(austin_flow, qgis_new_project) -> None:  # noqa: ANN001
+    flow, dock = austin_flow, austin_flow.dock
+    unc = flow._layer("uncertainty")
+    assert isinstance(unc.renderer(), QgsSingleBandPseudoColorRenderer)
+    assert unc.renderer().band() == 6 and unc.name().endswith("uncertainty (entropy), iteration 5")
+    node = qgis_new_project.layerTreeRoot().findLayer(unc.id())
+    assert not node.isVisible()
+    dock.uncertainty_check.setChecked(True)
+    assert node.isVisible()
+    dock.slider.setValue(1)
+    assert unc.renderer().band() == 2
+    ds = gdal.Open(unc.source())
+    means = [float(np.nanmean(ds.GetRasterBand(b).ReadAsArray())) for b in (1, 6, 11)]
+    assert means[0] > means[1] > means[2]   # each iteration makes the map surer
+
+
+def test_regions_are_ranked_listed_and_drawn(austin_flow) -> None:  # noqa: ANN001
+    flow, dock = austin_flow, austin_flow.dock
+    regions = flow._layer("regions")
+    feats = sorted(regions.getFeatures(), key=lambda f: f["rank"])
+    assert len(feats) == dock.regions_list.count() == 10
+    assert [f["rank"] for f in feats] == list(range(1, 11))
+    scores = [f["score"] for f in feats]
+    assert scores == sorted(scores, reverse=True)
+    assert dock.regions_list.item(0).text().startswith(f"1.  uncertainty {scores[0]:.2f}  ·  ")
+    unc = flow._layer("uncertainty")
+    gt = flow.result.trajectory.window_geotransform
+    mean_all = float(np.nanmean(flow.result.trajectory.uncertainty[5].astype(np.float32)))
+    top = _mean_in(unc.source(), 6, flow.rects[0], gt)
+    assert top == pytest.approx(scores[0], abs=0.01) and top > 2 * mean_all
+    assert regions.labelsEnabled()
+    before = [dock.regions_list.item(i).text() for i in range(10)]
+    dock.slider.setValue(0)   # the coarse map is unsure elsewhere
+    assert [dock.regions_list.item(i).text() for i in range(10)] != before
+
+
+def test_a_click_on_a_region_zooms_the_map_there(austin_flow, qgis_iface) -> None:  # noqa: ANN001
+    flow, dock = austin_flow, austin_flow.dock
+    canvas = qgis_iface.mapCanvas()
+    canvas.setDestinationCrs(flow._layer("classes").crs())
+    rect = flow.rects[2]
+    dock.regions_list.itemClicked.emit(dock.regions_list.item(2))
+    extent = canvas.extent()
+    assert extent.contains(rect)
+    assert extent.center().x() == pytest.approx(rect.center().x(), abs=0.5)
+    assert extent.center().y() == pytest.approx(rect.center().y(), abs=0.5)
+    # twice the region in its tighter direction (the other follows the canvas's shape)
+    assert min(extent.width(), extent.height()) == pytest.approx(
+        2 * min(rect.width(), rect.height()), rel=0.05)
+
+
+def test_margin_is_the_other_uncertainty(austin_flow, wait_until) -> None:  # noqa: ANN001
+    flow, dock = austin_flow, austin_flow.dock
+    dock.kind_combo.setCurrentIndex(dock.kind_combo.findData("margin"))
+    dock.max_spin.setValue(6)
+    dock.recompute_button.click()
+    wait_until(lambda: flow.task is None and flow.result.trajectory.kind == "margin", 120)
+    assert flow.result.trajectory.iterations == 6 and dock.slider.maximum() == 6
+    assert flow._layer("uncertainty").name().endswith("uncertainty (margin), iteration 5")
