@@ -115,8 +115,19 @@ class RefinementRNN(nn.Module):
         nn.init.zeros_(self.mlp_out.bias)
 
     def image_features(self, image: torch.Tensor) -> torch.Tensor:
-        """``N_j * I`` mapped into the MLPs' hidden layer: computed once per image."""
-        return self.mlp_image(self.image_conv(image))
+        """``B (N * I + n)``: the image filters mapped into the MLPs' hidden layer.
+
+        Computed once per image (it does not depend on the iteration), as one
+        5x5 convolution whose weights compose ``N`` with the MLPs' image part.
+        """
+        b = self.mlp_image.weight[:, :, 0, 0]                              # (G*H, F)
+        weight = torch.einsum("of,fcxy->ocxy", b, self.image_conv.weight)
+        bias = b @ self.image_conv.bias
+        pad = self.image_conv.padding[0]
+        padded = F.pad(image, (pad, pad, pad, pad), mode="replicate")
+        if not torch.is_grad_enabled():
+            padded = padded.contiguous(memory_format=torch.channels_last)
+        return F.conv2d(padded, weight, bias)
 
     def fused_heat_filters(self) -> Tuple[torch.Tensor, torch.Tensor]:
         """``A_k M``: the heat filters composed with the MLPs' heat weights.
@@ -166,22 +177,41 @@ class RefinementRNN(nn.Module):
             out.append(heat[:, c:c + 1] + F.conv2d(hid, w2, b2))
         return torch.cat(out, dim=1)
 
+    def _iterate(self, image: torch.Tensor, heat: torch.Tensor, iterations: int,
+                 keep_all: bool) -> List[torch.Tensor]:
+        feats = self.image_features(image)
+        out = [heat]
+        if torch.is_grad_enabled() or not self.class_specific:
+            for _ in range(iterations):
+                heat = self.step(heat, feats)
+                out.append(heat)
+            return out if keep_all else out[-1:]
+        # Inference: the same arithmetic as step(), in channels-last memory with
+        # in-place activation (about twice as fast on CPUs).
+        cl = torch.channels_last
+        weight, bias = self.fused_heat_filters()
+        weight = weight.contiguous(memory_format=cl)
+        out_weight = self.mlp_out.weight.contiguous(memory_format=cl)
+        feats = feats.contiguous(memory_format=cl)
+        pad, k = self.heat_conv.padding[0], heat.shape[1]
+        for _ in range(iterations):
+            padded = F.pad(heat, (pad, pad, pad, pad), mode="replicate").contiguous(memory_format=cl)
+            hidden = F.conv2d(padded, weight, bias, groups=k)
+            hidden.add_(feats).relu_()
+            delta = F.conv2d(hidden, out_weight, self.mlp_out.bias, groups=k)
+            heat = (heat + delta).contiguous()
+            if keep_all:
+                out.append(heat)
+        return out if keep_all else [heat]
+
     def forward(self, image: torch.Tensor, heat: torch.Tensor,
                 iterations: int = 5) -> torch.Tensor:
-        feats = self.image_features(image)
-        for _ in range(iterations):
-            heat = self.step(heat, feats)
-        return heat
+        return self._iterate(image, heat, iterations, keep_all=False)[-1]
 
     def trajectory(self, image: torch.Tensor, heat: torch.Tensor,
                    iterations: int) -> List[torch.Tensor]:
         """Heat maps at iterations 0..``iterations`` (for plots and the slider)."""
-        feats = self.image_features(image)
-        out = [heat]
-        for _ in range(iterations):
-            heat = self.step(heat, feats)
-            out.append(heat)
-        return out
+        return self._iterate(image, heat, iterations, keep_all=True)
 
 
 class UnsharedRefinement(nn.Module):

@@ -152,3 +152,23 @@ def test_receptive_radius_bounds_the_influence_of_a_pixel(iterations: int) -> No
     reach = max((ys - 81).abs().max().item(), (xs - 78).abs().max().item())
     assert reach <= receptive_radius(iterations)
     assert reach >= receptive_radius(iterations) - 8  # the bound is not wildly loose
+
+
+def test_inference_fast_path_equals_autograd_path() -> None:
+    """Without autograd the RNN runs a channels-last, in-place path: same numbers."""
+    import torch as _torch
+
+    from map_refiner.engine.models import RefinementRNN as _RNN
+
+    _torch.manual_seed(3)
+    rnn = _RNN(3, 3)
+    for p in rnn.parameters():
+        _torch.nn.init.normal_(p, std=0.1)
+    image, heat = _torch.randn(2, 3, 40, 36), _torch.randn(2, 3, 40, 36)
+    with _torch.no_grad():
+        fast = rnn(image, heat, 4)
+        fast_traj = rnn.trajectory(image, heat, 4)
+    slow = rnn(image, heat, 4).detach()
+    assert _torch.allclose(fast, slow, atol=1e-5)
+    assert len(fast_traj) == 5 and _torch.equal(fast_traj[-1], fast)
+    assert _torch.equal(fast_traj[0], heat)
