@@ -61,6 +61,15 @@ def to_labels(values: np.ndarray, valid: np.ndarray,
 
 def read_on_grid(path: PathLike, grid: GridSpec) -> Tuple[np.ndarray, np.ndarray]:
     """Band 1 of a raster on ``grid`` (nearest neighbour) and the mask of pixels with data."""
+    try:
+        return _read_on_grid(path, grid)
+    except RuntimeError as exc:  # a damaged or truncated file fails while its pixels are read
+        raise MapRefinerError(f"Cannot read the pixels of {Path(str(path)).name}: the file is "
+                              "damaged or truncated; use a complete copy.",
+                              details=str(exc)) from exc
+
+
+def _read_on_grid(path: PathLike, grid: GridSpec) -> Tuple[np.ndarray, np.ndarray]:
     ds = open_raster(path)
     band = ds.GetRasterBand(1)
     georeferenced = (ds.GetGeoTransform(can_return_null=True) is not None

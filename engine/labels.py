@@ -82,7 +82,13 @@ def burn_vector(path: PathLike, grid: GridSpec, class_names: Sequence[str],
     layer_srs = _layer_srs(lyr, name)
     filter_to_grid(lyr, layer_srs, grid, line_width_m)
     burns = BurnList(grid)
-    result = _collect(lyr, field_index, resolver, make_prep(layer_srs, grid, line_width_m), burns)
+    try:
+        result = _collect(lyr, field_index, resolver, make_prep(layer_srs, grid, line_width_m),
+                          burns)
+    except RuntimeError as exc:  # e.g. a truncated .shp: GDAL fails mid-way through the features
+        raise MapRefinerError(f"Cannot read the features of {name}: the file is damaged or "
+                              "truncated; save the layer again or use a complete copy.",
+                              details=str(exc)) from exc
     ds = None  # the layer was read; close the file
     _report(result, resolver, name)
     if result.burned == 0 and result.unknown_class:
@@ -90,6 +96,10 @@ def burn_vector(path: PathLike, grid: GridSpec, class_names: Sequence[str],
             f"No feature of {name} near the raster has a usable class in field {class_field!r} "
             f"(values such as {resolver.unknown_examples()}); give a value map or class names "
             "that match these values.")
+    if result.burned == 0 and result.points:
+        raise MapRefinerError(
+            f"{name} holds only points near the raster; labels must be polygons (or lines, "
+            "burned to a width), so draw polygons over the objects.")
     if result.burned == 0:
         raise MapRefinerError(
             f"No feature of {name} falls on the raster; check that the vector and the raster "
@@ -139,8 +149,14 @@ def _field_index(lyr: ogr.Layer, class_field: Optional[str], name: str) -> int:
                           f"choose one of: {shown or '(no fields)'}.")
 
 
+#: What GeoPackage layers created without a CRS report (srs_id 0 and -1).
+_UNDEFINED_SRS = ("Undefined geographic SRS", "Undefined Cartesian SRS")
+
+
 def _layer_srs(lyr: ogr.Layer, name: str) -> Optional[osr.SpatialReference]:
     srs = lyr.GetSpatialRef()
+    if srs is not None and (srs.GetName() or "").lower() in {n.lower() for n in _UNDEFINED_SRS}:
+        srs = None
     if srs is None:
         log.warning("%s has no CRS; assuming the raster's CRS.", name)
         return None

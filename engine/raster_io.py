@@ -16,6 +16,7 @@ gdal.UseExceptions()
 osr.UseExceptions()
 PathLike = Union[str, Path]
 EARTH_RADIUS_M = 6371008.8
+_COMPLEX = {gdal.GDT_CInt16, gdal.GDT_CInt32, gdal.GDT_CFloat32, gdal.GDT_CFloat64}
 
 
 @dataclass
@@ -29,6 +30,7 @@ class RasterInfo:
     geotransform: Tuple[float, ...]
     projection: str
     nodata: List[Optional[float]]
+    band_types: Tuple[int, ...] = ()
 
     @property
     def has_crs(self) -> bool:
@@ -40,23 +42,44 @@ def open_raster(path: PathLike) -> gdal.Dataset:
     p = str(path)
     if not Path(p).exists() and not p.startswith("/vsi"):
         raise MapRefinerError(f"Raster not found: {p}. Check the path.")
+    if not p.startswith("/vsi") and Path(p).is_file() and Path(p).stat().st_size == 0:
+        raise MapRefinerError(f"{Path(p).name} is an empty file (0 bytes); the copy or download "
+                              "is incomplete, so use a complete raster file.")
     try:
         ds = gdal.Open(p, gdal.GA_ReadOnly)
     except RuntimeError as exc:
+        if Path(p).is_dir():  # some formats are folders (e.g. Arc/Info grids); not this one
+            raise MapRefinerError(f"{p} is a folder; choose a raster file.",
+                                  details=str(exc)) from exc
         raise MapRefinerError(
-            f"GDAL cannot read {Path(p).name} as a raster (is it a GeoTIFF or another raster "
-            "format, and complete?).", details=str(exc)) from exc
+            f"GDAL cannot read {Path(p).name} as a raster ({_first_line(exc)}); is it a GeoTIFF "
+            "or another raster format, and complete?", details=str(exc)) from exc
     if ds is None:
         raise MapRefinerError(f"GDAL cannot read {Path(p).name} as a raster.")
     if ds.RasterXSize == 0 or ds.RasterYSize == 0 or ds.RasterCount == 0:
         raise MapRefinerError(f"{Path(p).name} has no pixels or no bands.")
+    try:  # the last block is the first to go when a file is cut short
+        ds.GetRasterBand(1).ReadRaster(ds.RasterXSize - 1, ds.RasterYSize - 1, 1, 1)
+    except RuntimeError as exc:
+        raise _damaged(Path(p).name, exc) from exc
     return ds
 
 
+def _damaged(name: str, exc: BaseException) -> MapRefinerError:
+    return MapRefinerError(f"Cannot read the pixels of {name}: the file is damaged or "
+                           "truncated; use a complete copy.", details=str(exc))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
 def raster_info(ds: gdal.Dataset) -> RasterInfo:
-    nodata = [ds.GetRasterBand(i + 1).GetNoDataValue() for i in range(ds.RasterCount)]
+    bands = [ds.GetRasterBand(i + 1) for i in range(ds.RasterCount)]
     return RasterInfo(ds.GetDescription(), ds.RasterXSize, ds.RasterYSize, ds.RasterCount,
-                      tuple(ds.GetGeoTransform()), ds.GetProjection() or "", nodata)
+                      tuple(ds.GetGeoTransform()), ds.GetProjection() or "",
+                      [b.GetNoDataValue() for b in bands], tuple(b.DataType for b in bands))
 
 
 def _haversine(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
@@ -120,6 +143,14 @@ def read_window(ds: gdal.Dataset, bands: Sequence[int], x0: int, y0: int,
 
     A pixel is invalid when any band holds that band's nodata value or NaN.
     """
+    try:
+        return _read_window(ds, bands, x0, y0, w, h)
+    except RuntimeError as exc:
+        raise _damaged(Path(ds.GetDescription()).name, exc) from exc
+
+
+def _read_window(ds: gdal.Dataset, bands: Sequence[int], x0: int, y0: int,
+                 w: int, h: int) -> Tuple[np.ndarray, np.ndarray]:
     data = np.empty((len(bands), h, w), dtype=np.float32)
     valid = np.ones((h, w), dtype=bool)
     for i, b in enumerate(bands):
@@ -146,3 +177,8 @@ def check_bands(info: RasterInfo, bands: Sequence[int]) -> None:
         raise MapRefinerError(
             f"{Path(info.path).name} has {info.band_count} band(s) but the model reads band(s) "
             f"{list(bands)}; choose the bands to use (--bands) or a model made for this imagery.")
+    complex_bands = [b for b in bands if info.band_types and info.band_types[b - 1] in _COMPLEX]
+    if complex_bands:
+        raise MapRefinerError(
+            f"Band(s) {complex_bands} of {Path(info.path).name} hold complex numbers (e.g. SAR); "
+            "the model reads real-valued imagery, so convert them (e.g. to amplitude) first.")

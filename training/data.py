@@ -83,13 +83,15 @@ def load_training_tile(image_path: PathLike, source: LabelSource, config: ModelC
     lab = image_labels(ds, source, config.class_names)
     if extra_ignore is not None:
         lab = np.where(extra_ignore, IGNORE, lab).astype(np.uint8)
-    lab_m = label_io.downsample_labels(lab, grids.model_width, grids.model_height)
-    bad = (lab_m != IGNORE) & (lab_m >= config.num_classes)
+    # Checked on the image grid: a few pixels of an unknown class could lose every
+    # majority vote on a coarser model grid and pass unnoticed.
+    bad = (lab != IGNORE) & (lab >= config.num_classes)
     if bad.any():
         raise MapRefinerError(
-            f"The labels hold class values up to {int(lab_m[lab_m != IGNORE].max())} but the model "
+            f"The labels hold class values up to {int(lab[lab != IGNORE].max())} but the model "
             f"has {config.num_classes} classes ({', '.join(config.class_names)}); map the label "
             "values to the model's classes.")
+    lab_m = label_io.downsample_labels(lab, grids.model_width, grids.model_height)
     if margin is None:
         x0, y0, x1, y1 = 0, 0, grids.model_width, grids.model_height
     else:
@@ -112,13 +114,19 @@ def band_statistics(image_path: PathLike, bands: Sequence[int],
                     max_pixels: int = 4_000_000) -> Tuple[List[float], List[float]]:
     """Mean and std of each band over valid pixels (subsampled), for normalisation."""
     ds = open_raster(image_path)
+    check_bands(raster_info(ds), bands)
     step = max(1, int(math.sqrt(ds.RasterXSize * ds.RasterYSize / max_pixels)))
     bw, bh = max(1, ds.RasterXSize // step), max(1, ds.RasterYSize // step)
     arrs, valid = [], np.ones((bh, bw), dtype=bool)
     for b in bands:
         band = ds.GetRasterBand(b)
-        a = band.ReadAsArray(buf_xsize=bw, buf_ysize=bh,
-                             resample_alg=gdal.GRIORA_NearestNeighbour).astype(np.float64)
+        try:
+            a = band.ReadAsArray(buf_xsize=bw, buf_ysize=bh,
+                                 resample_alg=gdal.GRIORA_NearestNeighbour).astype(np.float64)
+        except RuntimeError as exc:
+            raise MapRefinerError(f"Cannot read the pixels of {Path(image_path).name}: the file "
+                                  "is damaged or truncated; use a complete copy.",
+                                  details=str(exc)) from exc
         nd = band.GetNoDataValue()
         if nd is not None:
             valid &= a != nd
