@@ -16,14 +16,13 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 import torch
 
 from .errors import MapRefinerError
-from .files import atomic_path, check_output_path
+from .files import atomic_path, check_output_path, write_error
 from .model_config import ModelConfig
 from .model_header import CONFIG_KEY, DEFAULT_MODEL_PATH
 from .models import MapRefinerNet
 
 log = logging.getLogger(__name__)
 PathLike = Union[str, Path]
-
 
 
 def check_model_output(path: PathLike, inputs: Sequence[PathLike] = (),
@@ -44,11 +43,22 @@ def build_model(config: ModelConfig) -> MapRefinerNet:
     return MapRefinerNet(config.in_channels, config.num_classes, config.class_specific)
 
 
-def save_model(model: MapRefinerNet, config: ModelConfig, path: PathLike,
-               overwrite: bool = False) -> Path:
-    """Write ``path`` (.safetensors) and ``path.json`` atomically."""
+def write_safetensors(tensors: Dict[str, torch.Tensor], path: PathLike,
+                      metadata: Dict[str, str]) -> None:
+    """Write a safetensors file atomically; a full disk is a user error, not a traceback."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
+    with atomic_path(path) as tmp:
+        try:
+            save_file(tensors, str(tmp), metadata=metadata)
+        except SafetensorError as exc:  # an OSError inside: disk full, folder gone...
+            raise write_error(path, exc) from exc
+
+
+def save_model(model: MapRefinerNet, config: ModelConfig, path: PathLike,
+               overwrite: bool = False) -> Path:
+    """Write ``path`` (.safetensors) and ``path.json`` atomically, the model first."""
     path = Path(path)
     if path.suffix != ".safetensors":
         raise MapRefinerError(f"Model files end in .safetensors; got {path.name}.")
@@ -58,10 +68,10 @@ def save_model(model: MapRefinerNet, config: ModelConfig, path: PathLike,
     config.validate()
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta = {CONFIG_KEY: json.dumps(config.to_dict())}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
+    # Both written before either is renamed: a full disk leaves neither behind.
     with atomic_path(json_path) as tmp:
         tmp.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+        write_safetensors(tensors, path, meta)
     log.info("saved model %s", path)
     return path
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import IO, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 from osgeo import gdal
 
-from .errors import MapRefinerError
-from .files import temp_sibling
+from .files import claim_temp, release, write_error
 from .raster_io import RasterInfo
 
 gdal.UseExceptions()
@@ -20,13 +19,12 @@ CLASS_NODATA = 255
 CREATION_OPTIONS = ["TILED=YES", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER"]
 
 
-def _create(tmp: Path, info: RasterInfo, bands: int, dtype: int) -> gdal.Dataset:
+def _create(tmp: Path, target: Path, info: RasterInfo, bands: int, dtype: int) -> gdal.Dataset:
     drv = gdal.GetDriverByName("GTiff")
     try:
         ds = drv.Create(str(tmp), info.width, info.height, bands, dtype, CREATION_OPTIONS)
     except RuntimeError as exc:
-        raise MapRefinerError(f"Cannot create {tmp.parent / tmp.name}: {exc}. Check the folder "
-                              "is writable and the disk has space.") from exc
+        raise write_error(target, exc) from exc
     ds.SetGeoTransform(info.geotransform)
     if info.projection:
         ds.SetProjection(info.projection)
@@ -57,18 +55,22 @@ class RefinedWriter:
                  colours: Sequence[Tuple[int, int, int]], scores: Optional[Path] = None,
                  description: str = "") -> None:
         self.targets: List[Tuple[Path, Path]] = []
-        self.class_tmp = temp_sibling(out)
-        self.targets.append((self.class_tmp, out))
-        self.class_ds = _create(self.class_tmp, info, 1, gdal.GDT_Byte)
+        self.locks: List[Optional[IO[bytes]]] = []
+        self.class_ds = self.scores_ds = None
+        self.class_tmp = self._claim(out)
+        try:
+            self.class_ds = _create(self.class_tmp, out, info, 1, gdal.GDT_Byte)
+        except BaseException:
+            self.abort()
+            raise
         style_class_band(self.class_ds.GetRasterBand(1), names, colours)
         if description:
             self.class_ds.GetRasterBand(1).SetDescription(description)
-        self.scores_ds = None
         if scores is not None:
-            self.scores_tmp = temp_sibling(scores)
-            self.targets.append((self.scores_tmp, scores))
             try:
-                self.scores_ds = _create(self.scores_tmp, info, len(names), gdal.GDT_Float32)
+                self.scores_tmp = self._claim(scores)
+                self.scores_ds = _create(self.scores_tmp, scores, info, len(names),
+                                         gdal.GDT_Float32)
             except BaseException:
                 self.abort()  # the class map's temporary file exists already
                 raise
@@ -76,6 +78,13 @@ class RefinedWriter:
                 b = self.scores_ds.GetRasterBand(i + 1)
                 b.SetDescription(f"P({n})")
                 b.SetNoDataValue(-1.0)
+
+    def _claim(self, target: Path) -> Path:
+        """A locked temporary file beside ``target`` (stale ones of earlier runs removed)."""
+        tmp, lock = claim_temp(target)
+        self.targets.append((tmp, target))
+        self.locks.append(lock)
+        return tmp
 
     def write(self, x0: int, y0: int, classes: np.ndarray,
               probs: Optional[np.ndarray] = None) -> None:
@@ -85,7 +94,12 @@ class RefinedWriter:
                 for i in range(probs.shape[0]):
                     self.scores_ds.GetRasterBand(i + 1).WriteArray(probs[i], x0, y0)
         except RuntimeError as exc:
-            raise MapRefinerError(f"Writing the output failed ({exc}); check free disk space.") from exc
+            raise write_error(self._failed(exc), exc) from exc
+
+    def _failed(self, exc: BaseException) -> Path:
+        """The target whose temporary file GDAL names in ``exc`` (default: the class map)."""
+        return next((final for tmp, final in self.targets if tmp.name in str(exc)),
+                    self.targets[0][1])
 
     def _close(self) -> None:
         for attr in ("class_ds", "scores_ds"):
@@ -99,13 +113,22 @@ class RefinedWriter:
         try:
             self._close()
         except RuntimeError as exc:
+            target = self._failed(exc)
             self.abort()
-            raise MapRefinerError(f"Finishing the output failed ({exc}); check free disk space.") from exc
-        for tmp, final in self.targets:
-            os.replace(tmp, final)
-            aux = Path(str(tmp) + ".aux.xml")  # category names live in GDAL's sidecar
-            if aux.exists():
-                os.replace(aux, Path(str(final) + ".aux.xml"))
+            raise write_error(target, exc) from exc
+        try:
+            for tmp, final in self.targets:
+                os.replace(tmp, final)
+                aux = Path(str(tmp) + ".aux.xml")  # category names live in GDAL's sidecar
+                if aux.exists():
+                    os.replace(aux, Path(str(final) + ".aux.xml"))
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        for lock in self.locks:
+            release(lock)
+        self.locks = []
 
     def abort(self) -> None:
         with contextlib.suppress(Exception):
@@ -115,6 +138,7 @@ class RefinedWriter:
                 tmp.unlink()
             with contextlib.suppress(OSError):
                 Path(str(tmp) + ".aux.xml").unlink()
+        self._release()
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ from typing import Iterable, Iterator, List, Optional, Union
 from osgeo import gdal, ogr, osr
 
 from .errors import MapRefinerError
-from .files import check_output_path
+from .files import check_output_path, write_error
 
 gdal.UseExceptions()
 ogr.UseExceptions()
@@ -60,25 +60,45 @@ class VectorTarget:
         ds = layer = None
         try:
             ds = self._create(tmp_dir / self.path.name)
-            layer = ds.CreateLayer(self.path.stem, srs=srs, geom_type=geom_type)
             transaction = self.driver == "GPKG"  # one commit: much faster than one per feature
-            if transaction:
-                ds.StartTransaction()
+            with self.write_errors():
+                layer = ds.CreateLayer(self.path.stem, srs=srs, geom_type=geom_type)
+                if transaction:
+                    ds.StartTransaction()
             yield layer
-            if transaction:
-                ds.CommitTransaction()
-            layer = ds = None  # closes and flushes the files
+            with self.write_errors():
+                count = layer.GetFeatureCount()
+                if transaction:
+                    ds.CommitTransaction()
+                ds.FlushCache()
+                layer = ds = None  # closes the files; a failure here is only printed by GDAL
+                self._check_complete(tmp_dir / self.path.name, count)
             self._move_into_place(tmp_dir)
         finally:
             layer = ds = None
             shutil.rmtree(tmp_dir, ignore_errors=True)
 
+    @contextlib.contextmanager
+    def write_errors(self) -> Iterator[None]:
+        """GDAL's write failures (disk full, quota, I/O) as one user-facing message."""
+        try:
+            yield
+        except RuntimeError as exc:
+            raise write_error(self.path, exc) from exc
+
+    def _check_complete(self, path: Path, count: int) -> None:
+        """Reopen what was written: the count must match (closing may have failed quietly)."""
+        written = gdal.OpenEx(str(path), gdal.OF_VECTOR | gdal.OF_READONLY)
+        found = written.GetLayer(0).GetFeatureCount() if written.GetLayerCount() else -1
+        written = None
+        if found != count:
+            raise RuntimeError(f"{count} features written but {found} read back")
+
     def _create(self, path: Path) -> gdal.Dataset:
         try:
             return gdal.GetDriverByName(self.driver).Create(str(path), 0, 0, 0, gdal.GDT_Unknown)
         except RuntimeError as exc:
-            raise MapRefinerError(f"Cannot create {self.path.name} in {self.path.parent}; check "
-                                  "the folder is writable.", details=str(exc)) from exc
+            raise write_error(self.path, exc) from exc
 
     def _move_into_place(self, tmp_dir: Path) -> None:
         written = sorted(tmp_dir.iterdir())

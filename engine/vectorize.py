@@ -63,9 +63,10 @@ def vectorize(classmap_path: PathLike, out_path: PathLike,
     keep = _class_ids(classes, names)
     regions, regions_ds = _polygonize(band, grid, keep, eight_connected, report.sub(0.0, 0.7))
     with target.writing(grid.srs()) as out_layer:
-        _add_fields(out_layer)
+        with target.write_errors():
+            _add_fields(out_layer)
         count, small = _write(regions, out_layer, grid, names, simplify_m, min_area_m2,
-                              report.sub(0.7, 1.0))
+                              report.sub(0.7, 1.0), target)
     del regions_ds
     report.report(1.0)
     log.info("Vectorized %d polygon(s) into %s (%d under %g m2 dropped).",
@@ -129,7 +130,8 @@ def _polygonize(band: gdal.Band, grid: GridSpec, keep: List[int], eight_connecte
 
 
 def _write(regions: ogr.Layer, out: ogr.Layer, grid: GridSpec, names: List[str],
-           simplify_m: float, min_area_m2: float, report: Reporter) -> Tuple[int, int]:
+           simplify_m: float, min_area_m2: float, report: Reporter,
+           target: VectorTarget) -> Tuple[int, int]:
     measure = _Measure(grid)
     total = max(1, regions.GetFeatureCount())
     count = small = 0
@@ -150,7 +152,8 @@ def _write(regions: ogr.Layer, out: ogr.Layer, grid: GridSpec, names: List[str],
         feat.SetField("class", names[cid])
         feat.SetField("area_m2", area)
         feat.SetGeometry(ogr.ForceToPolygon(geom))
-        out.CreateFeature(feat)
+        with target.write_errors():
+            out.CreateFeature(feat)
         count += 1
     report.check()
     return count, small
