@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
@@ -10,8 +11,9 @@ import torch
 from torch import nn
 
 from ..engine.errors import MapRefinerError
-from ..engine.files import atomic_path
+from ..engine.model_io import write_safetensors
 
+log = logging.getLogger(__name__)
 META_KEY = "map_refiner_checkpoint"
 
 
@@ -34,19 +36,20 @@ def _optimizer_tensors(opt: torch.optim.Optimizer) -> Tuple[Dict[str, torch.Tens
 
 def save_checkpoint(path: Path, module: nn.Module, opt: torch.optim.Optimizer,
                     step: int, meta: Dict[str, Any]) -> None:
-    from safetensors.torch import save_file
-
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     opt_t, opt_s = _optimizer_tensors(opt)
     tensors.update(opt_t)
     info = {"step": step, "opt_scalars": opt_s, **meta}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(info)})
+    write_safetensors(tensors, path, {META_KEY: json.dumps(info)})
 
 
-def load_checkpoint(path: Path, module: nn.Module,
-                    opt: torch.optim.Optimizer) -> Optional[Dict[str, Any]]:
-    """Restore ``module`` and ``opt`` from ``path``; None when there is none."""
+def load_checkpoint(path: Path, module: nn.Module, opt: torch.optim.Optimizer,
+                    fingerprint: Optional[str] = None) -> Optional[Dict[str, Any]]:
+    """Restore ``module`` and ``opt`` from ``path``; None when there is none.
+
+    A checkpoint made with other settings (another ``fingerprint``) is deleted
+    before anything is loaded from it, so the run starts from its fresh weights.
+    """
     from safetensors import safe_open
     from safetensors.torch import load_file
 
@@ -59,7 +62,10 @@ def load_checkpoint(path: Path, module: nn.Module,
     except Exception as exc:
         raise MapRefinerError(f"The checkpoint {path.name} is unreadable; delete it to start over.",
                               details=repr(exc)) from exc
-    module.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    if fingerprint is not None and info.get("fingerprint") != fingerprint:
+        log.warning("checkpoint %s was made with other settings; starting over", path.name)
+        path.unlink()
+        return None
     sd = opt.state_dict()
     state: Dict[int, Dict[str, Any]] = {}
     for k, v in tensors.items():
@@ -70,5 +76,10 @@ def load_checkpoint(path: Path, module: nn.Module,
         pid, name = k.split(".", 1)
         state.setdefault(int(pid), {})[name] = v
     sd["state"] = state
-    opt.load_state_dict(sd)
+    try:
+        module.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        opt.load_state_dict(sd)
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise MapRefinerError(f"The checkpoint {path.name} does not fit this model; delete it to "
+                              "start over.", details=repr(exc)) from exc
     return info

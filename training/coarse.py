@@ -6,8 +6,6 @@ import logging
 from pathlib import Path
 from typing import Optional
 
-import torch
-
 from ..engine.device import configure_threads, resolve_device
 from ..engine.model_config import ModelConfig, make_classes
 from ..engine.model_io import build_model, check_model_output, save_model
@@ -16,6 +14,7 @@ from ..engine.raster_io import open_raster
 from .checkpoint import checkpoint_path
 from .coarse_fit import CoarseParams, TrainResult, coarse_record, fit_coarse, identity_rnn
 from .data import band_statistics, load_training_tile
+from .loop import seeded_build
 
 log = logging.getLogger(__name__)
 __all__ = ["CoarseParams", "TrainResult", "train_coarse"]
@@ -29,7 +28,6 @@ def train_coarse(params: CoarseParams, progress: Optional[ProgressFn] = None,
     check_model_output(out, [params.image, params.labels.path], params.overwrite)
     configure_threads()
     device = resolve_device(params.device)
-    torch.manual_seed(params.seed)
     ds = open_raster(params.image)
     bands = params.bands or list(range(1, min(3, ds.RasterCount) + 1))
     mean, std = band_statistics(params.image, bands)
@@ -39,7 +37,7 @@ def train_coarse(params: CoarseParams, progress: Optional[ProgressFn] = None,
     tile = load_training_tile(params.image, params.labels, config, bands,
                               params.input_resolution_m, extra_ignore=params.ignore_mask)
     rep.sub(0.0, 0.05).report(1.0)
-    net = build_model(config)
+    net = seeded_build(params.seed, lambda: build_model(config))
     ckpt = checkpoint_path(out)
     res = fit_coarse(net.coarse, tile, params, device, rep.sub(0.05, 1.0), ckpt)
     identity_rnn(net)

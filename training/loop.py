@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, TypeVar
 
 import torch
 from torch import nn
@@ -15,6 +16,19 @@ from ..engine.progress import Reporter
 from .checkpoint import load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+_INIT_LOCK = threading.Lock()
+
+
+def seeded_build(seed: int, build: Callable[[], T]) -> T:
+    """``build()`` (random initial weights) right after seeding torch's global generator.
+
+    Under a lock: QGIS runs jobs in threads, and another job drawing from the
+    global generator between the seed and the draws would change the weights.
+    """
+    with _INIT_LOCK:
+        torch.manual_seed(seed)
+        return build()
 
 
 @dataclass
@@ -38,14 +52,10 @@ def run_loop(module: nn.Module, opt: torch.optim.Optimizer,
     """
     start = 0
     if ckpt is not None and resume:
-        info = load_checkpoint(ckpt, module, opt)
+        info = load_checkpoint(ckpt, module, opt, meta.get("fingerprint"))
         if info is not None:
-            if info.get("fingerprint") != meta.get("fingerprint"):
-                log.warning("checkpoint %s was made with other settings; starting over", ckpt.name)
-                ckpt.unlink()
-            else:
-                start = int(info["step"])
-                log.info("resuming from step %d of %s", start, ckpt.name)
+            start = int(info["step"])
+            log.info("resuming from step %d of %s", start, ckpt.name)
     t0 = time.perf_counter()
     history: List[float] = []
     ema = None

@@ -8,8 +8,6 @@ import logging
 from pathlib import Path
 from typing import Optional
 
-import torch
-
 from ..engine.device import configure_threads, resolve_device
 from ..engine.errors import MapRefinerError
 from ..engine.model_io import check_model_output, load_model, save_model
@@ -18,6 +16,7 @@ from ..engine.progress import CancelFn, ProgressFn, make_reporter
 from .checkpoint import checkpoint_path
 from .coarse_fit import TrainResult
 from .data import load_training_tile
+from .loop import seeded_build
 from .rnn_fit import RnnParams, fit_rnn, rnn_record
 from .tile import LabelSource
 
@@ -41,15 +40,14 @@ def train_rnn(params: RnnParams, progress: Optional[ProgressFn] = None,
         raise MapRefinerError(f"Unknown RNN initialisation {params.init!r}; use 'fresh' or 'base'.")
     configure_threads()
     device = resolve_device(params.device)
-    torch.manual_seed(params.seed)
     net, config = load_model(params.base_model, "cpu")
     config = copy.deepcopy(config)
     tile = load_training_tile(params.image, params.labels, config, params.bands,
                               params.input_resolution_m, margin=params.margin)
     rep.sub(0.0, 0.05).report(1.0)
     if params.init == "fresh" or params.class_specific != config.class_specific:
-        net.rnn = RefinementRNN(config.in_channels, config.num_classes,
-                                class_specific=params.class_specific)
+        net.rnn = seeded_build(params.seed, lambda: RefinementRNN(
+            config.in_channels, config.num_classes, class_specific=params.class_specific))
         config.class_specific = params.class_specific
     ckpt = checkpoint_path(out)
     res = fit_rnn(net, tile, params, device, rep.sub(0.05, 1.0), ckpt)
