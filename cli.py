@@ -7,12 +7,14 @@ error (bad input, cancelled); tracebacks only for real bugs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 log = logging.getLogger("map_refiner")
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 
 def _value_map(text: Optional[str]) -> Optional[Dict[str, int]]:
@@ -134,15 +136,68 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+@contextlib.contextmanager
+def _gdal_messages_to_log() -> Iterator[None]:
+    """GDAL's own warnings (e.g. a damaged tag) go to the log (shown with -v), not raw to
+    stderr, so an expected error stays one line; GDAL errors still raise exceptions."""
+    from osgeo import gdal
+
+    gdal_log = logging.getLogger("map_refiner.gdal")
+
+    def handler(err_class: int, err_no: int, message: str) -> None:
+        gdal_log.info("GDAL %s %d: %s", "warning" if err_class == gdal.CE_Warning else "message",
+                      err_no, message)
+
+    gdal.PushErrorHandler(handler)
+    try:
+        yield
+    finally:
+        gdal.PopErrorHandler()
+
+
+def _unraisable_to_log(unraisable: "sys.UnraisableHookArgs") -> None:
+    """GDAL raises while a dataset closes after a failed write (disk full); Python would
+    print that as a traceback beside the one-line error. It goes to the log instead."""
+    log.info("while cleaning up: %r in %r", unraisable.exc_value, unraisable.object)
+
+
+class _HeldWarnings(logging.Handler):
+    """Warnings wait for the end of the verb: printed after a success, dropped before an
+    expected error, whose one line says what matters (``-v`` shows everything as it comes)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.setFormatter(logging.Formatter(LOG_FORMAT))
+        self.records: List[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def print_held(self) -> None:  # not release(): logging.Handler uses that name for its lock
+        for record in self.records:
+            print(self.format(record), file=sys.stderr)
+        self.records = []
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    held = None
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
+    else:
+        held = _HeldWarnings()
+        logging.getLogger().addHandler(held)
     from .engine.errors import MapRefinerError
     from . import cli_commands
 
+    hook = sys.unraisablehook
+    sys.unraisablehook = _unraisable_to_log
     try:
-        return cli_commands.run(args)
+        with _gdal_messages_to_log():
+            rc = cli_commands.run(args)
+        if held is not None:
+            held.print_held()
+        return rc
     except MapRefinerError as exc:
         print(f"map-refiner: error: {exc.message}", file=sys.stderr)
         if exc.details:
@@ -151,6 +206,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("map-refiner: interrupted; no output was written.", file=sys.stderr)
         return 130
+    finally:
+        sys.unraisablehook = hook
+        if held is not None:
+            logging.getLogger().removeHandler(held)
 
 
 if __name__ == "__main__":
