@@ -141,7 +141,8 @@ def read_window(ds: gdal.Dataset, bands: Sequence[int], x0: int, y0: int,
                 w: int, h: int) -> Tuple[np.ndarray, np.ndarray]:
     """Read ``bands`` (1-based) of a window as float32 ``(C, h, w)`` and a valid mask.
 
-    A pixel is invalid when any band holds that band's nodata value or NaN.
+    A pixel is invalid when any band holds that band's nodata value or NaN, or
+    where an alpha band (RGBA) or a per-dataset mask is 0.
     """
     try:
         return _read_window(ds, bands, x0, y0, w, h)
@@ -155,20 +156,32 @@ def _read_window(ds: gdal.Dataset, bands: Sequence[int], x0: int, y0: int,
     valid = np.ones((h, w), dtype=bool)
     for i, b in enumerate(bands):
         band = ds.GetRasterBand(b)
-        arr = band.ReadAsArray(x0, y0, w, h).astype(np.float32, copy=False)
+        raw = band.ReadAsArray(x0, y0, w, h)
         nd = band.GetNoDataValue()
-        if nd is not None:
-            valid &= ~(arr == np.float32(nd)) if not math.isnan(nd) else True
+        if nd is not None and not math.isnan(nd):
+            valid &= raw != nd  # in the band's own type: float32 would merge close values
+        arr = raw.astype(np.float32, copy=False)
         bad = ~np.isfinite(arr)
         if bad.any():
             valid &= ~bad
             arr = np.where(bad, 0, arr)
         data[i] = arr
+    alpha = _alpha_band(ds)
     mask_flags = ds.GetRasterBand(bands[0]).GetMaskFlags()
-    if mask_flags & gdal.GMF_PER_DATASET and not mask_flags & gdal.GMF_ALL_VALID:
+    if alpha is not None:
+        # Read directly: GDAL's mask ignores alpha when nodata is set, or for non-8/16-bit types.
+        valid &= ds.GetRasterBand(alpha).ReadAsArray(x0, y0, w, h) > 0
+    elif mask_flags & gdal.GMF_PER_DATASET and not mask_flags & gdal.GMF_ALL_VALID:
         m = ds.GetRasterBand(bands[0]).GetMaskBand().ReadAsArray(x0, y0, w, h)
         valid &= m > 0
     return data, valid
+
+
+def _alpha_band(ds: gdal.Dataset) -> Optional[int]:
+    for i in range(ds.RasterCount, 0, -1):
+        if ds.GetRasterBand(i).GetColorInterpretation() == gdal.GCI_AlphaBand:
+            return i
+    return None
 
 
 def check_bands(info: RasterInfo, bands: Sequence[int]) -> None:
