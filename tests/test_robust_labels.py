@@ -246,3 +246,19 @@ def test_bad_labels_through_the_cli_are_one_line(case: str, tmp_path: Path, caps
     assert re.search(pattern, lines[0]), err
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     assert base.read_bytes() == before_model
+
+
+def test_skipped_features_are_reported_after_a_successful_run(tmp_path: Path, capsys,
+                                                               scene_files: Dict[str, Path]
+                                                               ) -> None:
+    labels = _vec(tmp_path, [(cell_box(1, 1, 20, 20), {"c": "building"}),
+                             (cell_box(30, 30, 50, 50), {"c": "lake"})])
+    rc = cli.main([str(a) for a in ["finetune", scene_files["image"], labels, "--class-field",
+                                    "c", "--model", scene_files["model"], "--out",
+                                    tmp_path / "new.safetensors", "--steps", "1",
+                                    "--device", "cpu"]])
+    out, err = capsys.readouterr()
+    assert rc == 0 and out.startswith("wrote ")
+    warnings = [ln for ln in err.splitlines() if ln.startswith("WARNING")]
+    assert len(warnings) == 1 and "'lake'" in warnings[0] and "skipped" in warnings[0]
+    assert err.rstrip().endswith(warnings[0]), "held warnings come after the progress bar"
