@@ -65,6 +65,10 @@ def git_state(repo: Path) -> Dict[str, str]:
             "dirty": "yes" if dirty else "no"}
 
 
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[1]
+
+
 def machine() -> str:
     return f"{os.cpu_count()}-core {platform.machine()} CPU"
 
@@ -74,8 +78,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--out-dir", type=Path, help="where results.md and figures/ go "
                     "(default docs/, or out/experiment_quick with --quick)")
-    ap.add_argument("--work", type=Path, default=Path("out/experiment"),
-                    help="scratch folder: results.json, the retrained CNN")
+    ap.add_argument("--work", type=Path, help="scratch folder: results.json, the retrained CNN "
+                    "(default out/experiment, or out/experiment_quick/work with --quick)")
     ap.add_argument("--quick", action="store_true", help="smoke run: a few steps, tiny grids")
     ap.add_argument("--steps", type=int, help="training steps of every learned refiner")
     ap.add_argument("--batch", type=int, help="patches per step")
@@ -88,7 +92,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--cnn-steps", type=int, default=2000)
     ap.add_argument("--machine", default=None, help="how the machine is described in the report")
     ap.add_argument("--skip-loveda", action="store_true")
+    ap.add_argument("--report-only", action="store_true",
+                    help="rewrite results.md from WORK/results.json without running anything")
     a = ap.parse_args(argv)
+    a.work = a.work or Path("out/experiment_quick/work" if a.quick else "out/experiment")
+    if a.report_only:
+        from .experiment_report import write_report
+        res = json.loads((a.work / "results.json").read_text())
+        res["rendered"] = git_state(repo_root())
+        default_out = Path("out/experiment_quick") if a.quick else Path("docs")
+        write_report(res, (a.out_dir or default_out) / "results.md")
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     for noisy in ("map_refiner.training.loop", "map_refiner.training.data"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -107,7 +121,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     out_dir = a.out_dir or (Path("out/experiment_quick") if a.quick else Path("docs"))
     (out_dir / "figures").mkdir(parents=True, exist_ok=True)
     a.work.mkdir(parents=True, exist_ok=True)
-    repo = Path(__file__).resolve().parents[1]
+    repo = repo_root()
     results: Dict[str, object] = {
         "command": "python -m map_refiner.training.experiment" + (" " + " ".join(argv or sys.argv[1:])).rstrip(),
         "seed": a.seed, "threads": threads, "device": str(device),

@@ -51,22 +51,29 @@ def targets(rows: Sequence[Dict]) -> List[str]:
     b0, b1 = cnn["test"]["iou"]["building"], rnn["test"]["iou"]["building"]
     m0, m1 = cnn["test"]["mean_iou"], rnn["test"]["mean_iou"]
     ratio = b1 / b0 if b0 else math.inf
-    others = [r for r in rows if r is not rnn and r is not cnn]
-    beaten = [r for r in others if r["test"]["mean_iou"] >= m1]
+    baselines = [r for r in rows if r is not rnn and not r.get("curve", {}).get("step")]
+    ablations = [r for r in rows if r is not rnn and r.get("curve", {}).get("step")]
     out = [
         f"- Building IoU x{ratio:.2f} over the CNN ({pct(b0)} -> {pct(b1)}; target x1.5): "
         f"**{'met' if ratio >= 1.5 else 'missed'}**.",
         f"- Mean IoU {100 * (m1 - m0):+.2f} points over the CNN ({pct(m0)} -> {pct(m1)}; target +10): "
         f"**{'met' if m1 - m0 >= 0.10 else 'missed'}**.",
+        _beats("every baseline row (CNN, offsets, CRF, guided filter)", baselines, m1),
+        _beats("the learned ablations (not a target)", ablations, m1),
     ]
+    return out
+
+
+def _beats(what: str, others: Sequence[Dict], m1: float) -> str:
+    if not others:
+        return f"- Beats {what}: (none run)."
+    beaten = [r for r in others if r["test"]["mean_iou"] >= m1]
     if beaten:
         names = ", ".join(f"{r['name']} ({pct(r['test']['mean_iou'])})" for r in beaten)
-        out.append(f"- Beats every other row on mean IoU: **missed**: {names} reach or pass {pct(m1)}.")
-    else:
-        best = max(others, key=lambda r: r["test"]["mean_iou"]) if others else None
-        out.append("- Beats every other row on mean IoU: **met**" +
-                   (f" (next best: {best['name']}, {pct(best['test']['mean_iou'])})." if best else "."))
-    return out
+        return f"- Beats {what} on mean IoU: **no**: {names} reach or pass {pct(m1)}."
+    best = max(others, key=lambda r: r["test"]["mean_iou"])
+    return (f"- Beats {what} on mean IoU: **yes** (next best: {best['name']}, "
+            f"{pct(best['test']['mean_iou'])}).")
 
 
 def recurrence_verdict(rows: Sequence[Dict]) -> str:
@@ -125,13 +132,17 @@ def write_report(res: Dict, path: Path) -> Path:
     lines = [
         "# Results: section IV of Maggiori et al. 2017 on our real data",
         "",
-        f"Every number below was produced by one run of `{res['command']}` "
-        f"(`make experiment`) at commit `{git['commit']}`"
+        f"Every number below was produced by one run of `{res['command']}`"
+        + (" (`make experiment`)" if res["command"].endswith("experiment") else "")
+        + f" at commit `{git['commit']}`"
         + (" (with uncommitted edits to the code it runs)" if git["dirty"] == "yes" else "")
         + f", seed {res['seed']}, on {res['machine']}, shared with other work "
         f"(load average {res['load_average_start']} at the start, {res['load_average_end']} at the end; "
         f"{res['threads']} torch thread(s), device {res['device']}, torch {res['torch']}), "
-        f"started {res['started']}. Wall time: **{minutes:.1f} min** for everything on this page.",
+        f"started {res['started']}. Wall time: **{minutes:.1f} min** for everything on this page."
+        + (f" This page was rendered from that run's `out/experiment/results.json` with `--report-only` "
+           f"at commit `{res['rendered']['commit']}` (formatting only; no number recomputed)."
+           if res.get("rendered") else ""),
         "",
         "## Protocol",
         "",
@@ -214,6 +225,19 @@ def write_report(res: Dict, path: Path) -> Path:
     ]
     if "loveda" in res:
         lines += loveda_section(res["loveda"], fit)
+    lines += [
+        "## Limits of these numbers",
+        "",
+        f"- One seed, and short training ({fit['steps']} steps of {fit['batch_size']} patches against the "
+        "paper's 50,000): the learning curves above show how much the test score still moves "
+        "between evaluations, so differences of a point or two between learned rows are within that noise.",
+        "- The tiles are small (150 m x 150 m for Austin; LoveDA's test tile has only a handful of "
+        "buildings and roads), so one object can move a class IoU by several points.",
+        "- The coarse CNN comes from another city and another kind of imagery (Xiamen web-map mosaic "
+        "vs Austin aerial orthophoto): part of what every refiner fixes here is that domain gap "
+        "(the CNN under-detects Austin's buildings), which the class-offset row isolates.",
+        "",
+    ]
     lines += ["## Data terms", "",
               "Austin: a crop of the Inria Aerial Image Labeling dataset (via Oslandia/deeposlandia, MIT); "
               "Inria asks for attribution. Xiamen: geocompass/robosat_buildings_training (AGPL-3.0), "

@@ -15,7 +15,8 @@ from ..engine.metrics import Scores
 from ..engine.model_config import ModelConfig
 from ..engine.models import MapRefinerNet
 from . import experiment_figures as figs
-from .experiment_data import Scene, coarse_scores, load_scene, refine_scene, to_reference
+from .experiment_data import (Scene, coarse_scores, load_scene, refine_scene, score_map,
+                              to_reference)
 from .experiment_loveda import load_loveda, loveda_config
 from .experiment_plan import Plan
 from .experiment_rows import (Row, coarse_row, crf_row, guided_row, iteration_curve,
@@ -89,7 +90,6 @@ def run_austin(net: MapRefinerNet, config: ModelConfig, data: Path, plan: Plan,
         t0 = time.perf_counter()
         maps = {s.name: to_reference(refine_scene(net.rnn, s, 5), s.grids).argmax(0).astype(np.uint8)
                 for s in (enh, test)}
-        from .experiment_data import score_map
         rec = config.training["rnn"]
         extra.append(Row(f"bundled model's RNN ({rec.get('steps')} steps, batch "
                          f"{rec.get('batch_size')}, on {rec.get('device')})",
