@@ -26,6 +26,7 @@ from osgeo import gdal
 
 from helpers_data import write_raster
 from helpers_engine import random_model, scene, write_image
+from map_refiner.engine.errors import CancelledError
 from map_refiner.engine.model_io import load_model, save_model
 from map_refiner.engine.pipeline import RefineParams, refine_raster
 from map_refiner.training.checkpoint import checkpoint_path
@@ -181,3 +182,60 @@ def _kill_and_resume(tmp_path: Path) -> None:
     assert _sha(files["base"]) == base_sha
     assert not ckpt.exists()
     assert [n for n in os.listdir(tmp_path) if n.startswith(".")] == []
+
+
+# --- checkpoints that do not belong to this run ----------------------------------------------
+
+def _coarse_params(files: Dict[str, Path], out: Path, **kw):
+    from map_refiner.training.coarse import CoarseParams
+
+    return CoarseParams(image=files["image"], labels=LabelSource(files["labels"],
+                                                                 {"0": 0, "255": 1}),
+                        out=out, ground_resolution_m=0.6, steps=4, batch_size=2, out_size=16,
+                        context=8, device="cpu", checkpoint_every=2, **kw)
+
+
+@pytest.fixture
+def coarse_scene(tmp_path: Path) -> Dict[str, Path]:
+    img = scene(48, 48, seed=95)
+    mask = np.zeros((48, 48), np.uint8)
+    mask[8:24, 10:30] = 255
+    gt = (500000.0, 0.6, 0.0, 4000000.0, 0.0, -0.6)
+    write_image(tmp_path / "img.tif", img, gt)
+    write_raster(tmp_path / "gt.tif", mask, gt, epsg=32633)
+    return {"image": tmp_path / "img.tif", "labels": tmp_path / "gt.tif"}
+
+
+def test_a_checkpoint_of_other_settings_is_not_loaded(tmp_path: Path, coarse_scene,
+                                                      caplog) -> None:
+    """It used to be loaded into the model before its fingerprint was compared, so the
+    'fresh' run started from the other run's weights."""
+    from map_refiner.training.coarse import train_coarse
+
+    straight = train_coarse(_coarse_params(coarse_scene, tmp_path / "a.safetensors"))
+    out = tmp_path / "b.safetensors"
+    other = _coarse_params(coarse_scene, out, lr=0.5)  # another fingerprint
+    with pytest.raises(CancelledError):
+        train_coarse(other, is_cancelled=lambda: checkpoint_path(out).exists())
+    assert checkpoint_path(out).exists()
+    with caplog.at_level("WARNING"):
+        res = train_coarse(_coarse_params(coarse_scene, out))
+    assert "other settings" in caplog.text and res.resumed_from == 0
+    a, b = load_model(straight.model)[0].state_dict(), load_model(res.model)[0].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_checkpoint_that_does_not_fit_is_a_clear_error(tmp_path: Path, coarse_scene) -> None:
+    from map_refiner.engine.errors import MapRefinerError
+    from map_refiner.training.coarse import train_coarse
+    from map_refiner.training.coarse_fit import fingerprint
+    from map_refiner.training.checkpoint import META_KEY
+    from safetensors.torch import save_file
+
+    params = _coarse_params(coarse_scene, tmp_path / "c.safetensors")
+    save_file({"model.conv1.weight": torch.zeros(1)}, str(checkpoint_path(params.out)),
+              metadata={META_KEY: __import__("json").dumps(
+                  {"step": 2, "fingerprint": fingerprint(params)})})
+    with pytest.raises(MapRefinerError, match="does not fit this model; delete it"):
+        train_coarse(params)
+    assert not params.out.exists()
