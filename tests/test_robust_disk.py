@@ -236,3 +236,17 @@ def test_nothing_partial_is_left_under_the_targets_name(tmp_path: Path, noisy_im
             n.startswith((".c.", ".s.")) and ".partial.tif" in n
             for n in listing if n.startswith("."))
     assert names(tmp_path) == ["c.tif", "c.tif.aux.xml", "s.tif"]
+
+
+def test_cli_on_a_full_disk_is_one_line(tmp_path: Path, noisy_image: Path, model,
+                                        capsys) -> None:
+    """GDAL raises again while the failed Shapefile closes; the CLI logs that instead of
+    letting Python print it as a traceback beside the error line."""
+    refine(noisy_image, tmp_path / "c.tif", model)
+    with tmpfs(tmp_path / "small", "48k") as fs:
+        rc = cli.main(["vectorize", str(tmp_path / "c.tif"), "--out", str(fs / "v.shp")])
+        err = capsys.readouterr().err
+        assert rc == 2, err
+        lines = [ln for ln in err.strip().splitlines() if not ln.startswith("vectorize [")]
+        assert len(lines) == 1 and "the disk is full" in lines[0], err
+        assert names(fs) == []

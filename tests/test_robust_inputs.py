@@ -145,7 +145,7 @@ REFINE_CASES: Dict[str, Builder] = {
     "raster-empty-file": lambda t, m: ([_text(t, "e.tif", b"")], r"empty file \(0 bytes\)"),
     "raster-size-zero": lambda t, m: ([_zero_size(t)], r"Invalid dataset dimensions : 0 x 10"),
     "raster-truncated-strips": lambda t, m: ([_truncated(t, (), 0.5)], "damaged or truncated"),
-    "raster-truncated-header": lambda t, m: ([_truncated(t, (), 0.03)], "damaged or truncated"),
+    "raster-truncated-header": lambda t, m: ([_truncated(t, (), 0.02)], "damaged or truncated"),
     "raster-truncated-tiled-deflate": lambda t, m: (
         [_truncated(t, ("TILED=YES", "BLOCKXSIZE=16", "BLOCKYSIZE=16", "COMPRESS=DEFLATE"),
                     0.7)], "damaged or truncated"),
@@ -340,3 +340,16 @@ def test_rgba_alpha_is_the_validity_mask(how: str, tmp_path: Path, capsys,
             p.unlink()
     cls, _ = _refine(tmp_path, src, model_file, capsys, *extra)
     np.testing.assert_array_equal(cls == 255, rgba[3] == 0)
+
+
+def test_gdal_warnings_do_not_reach_stderr(tmp_path: Path, capfd, model_file: Path) -> None:
+    """GDAL writes its warnings to the C-level stderr, beside the CLI's one line."""
+    cut = _truncated(tmp_path, (), 0.02)
+    with pytest.raises(RuntimeError):
+        gdal.Open(str(cut)).ReadAsArray()
+    assert "Warning" in capfd.readouterr().err  # GDAL does complain about this file
+    rc = cli.main(["refine", str(cut), "--out", str(tmp_path / "o.tif"), "--model",
+                   str(model_file)])
+    err = capfd.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1, err
+    assert "damaged or truncated" in err

@@ -116,7 +116,8 @@ def model():
                         iterations=2)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=cases(max_side=48), res=st.sampled_from([0.2, 0.4, 0.6, 1.5]),
        tile=st.sampled_from([16, 24, 40]))
 def test_refine_any_raster_tiled_equals_one_piece(model, case: Case, res: float,
