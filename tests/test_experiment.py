@@ -17,7 +17,7 @@ from map_refiner.training.baselines import (CrfParams, best_offsets, box_mean, d
 from map_refiner.training.experiment_data import (Scene, refine_scene, score_logits, score_map,
                                                   softmax, to_reference)
 from map_refiner.training.experiment_degrade import (Degradation, block_mean, degrade_reference,
-                                                     drop_objects, shift_map)
+                                                     displacement_field, drop_objects, warp)
 from map_refiner.training.experiment_figures import pick_windows
 from map_refiner.training.experiment_fit import FitSpec, fit_refiner
 from map_refiner.training.experiment_rows import iteration_curve
@@ -114,14 +114,18 @@ def test_degradation_is_seeded_and_deterministic() -> None:
 def test_degradation_without_noise_keeps_the_map_and_steps_do_what_they_say() -> None:
     lab = _labels()
     heat, rec = degrade_reference(lab, 3, (32, 32), Degradation(blur=0.1, max_shift=0, drop=0.0), 0)
-    assert rec["shift_px"] == (0, 0) and rec["dropped"] == 0
+    assert rec["mean_shift_px"] == 0 and rec["dropped"] == 0
     coarse = np.where(lab == 255, 0, lab)[::2, ::2]
     assert (heat.argmax(0) == coarse).mean() > 0.9
     gone, total, dropped = drop_objects(lab, 3, 1.0, np.random.default_rng(0))
     assert (gone == 0).all() and total == dropped == 3
     assert block_mean(np.arange(16.0).reshape(4, 4), 2).tolist() == [[2.5, 4.5], [10.5, 12.5]]
-    moved = shift_map(np.arange(9).reshape(3, 3), 1, 0)
-    assert moved.tolist() == [[0, 1, 2], [0, 1, 2], [3, 4, 5]]
+    down = np.stack([np.ones((3, 3)), np.zeros((3, 3))])           # dy = 1: one pixel down
+    moved = warp(np.arange(9.0).reshape(1, 3, 3), down)
+    assert moved[0].tolist() == [[0, 1, 2], [0, 1, 2], [3, 4, 5]]
+    field = displacement_field((40, 50), 3.0, 4, np.random.default_rng(0))
+    assert field.shape == (2, 40, 50) and np.abs(field).max() <= 3.0
+    assert np.abs(np.diff(field, axis=1)).max() <= 2 * 3.0 / (39 / 4)  # smooth: bilinear between knots
 
 
 def _scene(rng: np.random.Generator, size: int = 24) -> Scene:

@@ -11,8 +11,12 @@ the whole map misregistered by a few pixels. Steps, in order:
    reference grid downsampled by ``factor``);
 3. bilinear resampling of those to the model grid, then a Gaussian blur of
    ``blur`` model pixels;
-4. a shift of the whole map by an integer number of model pixels in each
-   axis, drawn from ``[-max_shift, max_shift]`` (never 0 in both), edges repeated;
+4. an irregular misregistration, as in OpenStreetMap: the map is resampled
+   through a smooth random displacement field whose x and y components are
+   drawn uniformly in ``[-max_shift, max_shift]`` model pixels on a lattice of
+   ``warp_cells`` x ``warp_cells`` cells and interpolated bilinearly between
+   them (edges repeated). Each object moves by a few pixels in its own
+   direction, so a refiner cannot learn one fixed translation;
 5. probabilities mixed with ``smoothing`` of the uniform distribution and
    turned into log-probabilities divided by ``temperature``: the heat maps.
 """
@@ -33,7 +37,8 @@ from ..engine.resample import axis_weights
 class Degradation:
     factor: int = 4
     blur: float = 1.5          # model pixels (Gaussian sigma)
-    max_shift: int = 3         # model pixels
+    max_shift: float = 4.0     # model pixels, per axis
+    warp_cells: int = 8        # displacement lattice cells across the tile
     drop: float = 0.25         # chance that each foreground object is omitted
     smoothing: float = 0.1
     temperature: float = 1.0
@@ -67,21 +72,24 @@ def block_mean(a: np.ndarray, factor: int) -> np.ndarray:
     return a.reshape(a.shape[:-2] + (h // factor, factor, w // factor, factor)).mean(axis=(-3, -1))
 
 
-def shift_map(a: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """``(..., H, W)`` moved by ``(dy, dx)`` pixels; uncovered pixels repeat the edge."""
-    h, w = a.shape[-2:]
-    rows = np.clip(np.arange(h) - dy, 0, h - 1)
-    cols = np.clip(np.arange(w) - dx, 0, w - 1)
-    return a[..., rows[:, None], cols[None, :]]
+def displacement_field(shape: Tuple[int, int], max_shift: float, cells: int,
+                       rng: np.random.Generator) -> np.ndarray:
+    """``(2, h, w)`` smooth displacements (dy, dx) in pixels, uniform on a lattice, bilinear between."""
+    h, w = shape
+    knots = rng.uniform(-max_shift, max_shift, size=(2, cells + 1, cells + 1))
+    ys = np.linspace(0, cells, h)
+    xs = np.linspace(0, cells, w)
+    yy, xx = np.meshgrid(ys, xs, indexing="ij")
+    return np.stack([ndimage.map_coordinates(k, [yy, xx], order=1) for k in knots])
 
 
-def draw_shift(rng: np.random.Generator, max_shift: int) -> Tuple[int, int]:
-    if max_shift <= 0:
-        return 0, 0
-    while True:
-        dy, dx = (int(v) for v in rng.integers(-max_shift, max_shift + 1, size=2))
-        if dy or dx:
-            return dy, dx
+def warp(maps: np.ndarray, field: np.ndarray) -> np.ndarray:
+    """``(K, h, w)`` maps moved by ``field``: output pixel p takes the value at p - field(p)."""
+    h, w = maps.shape[-2:]
+    yy, xx = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64),
+                         indexing="ij")
+    coords = [yy - field[0], xx - field[1]]
+    return np.stack([ndimage.map_coordinates(m, coords, order=1, mode="nearest") for m in maps])
 
 
 def degrade_reference(labels: np.ndarray, num_classes: int, model_shape: Tuple[int, int],
@@ -100,10 +108,12 @@ def degrade_reference(labels: np.ndarray, num_classes: int, model_shape: Tuple[i
     cols = axis_weights(0, mw, mw / cw, 0, cw, cw)
     probs = rows @ coarse @ cols.T
     probs = ndimage.gaussian_filter(probs, sigma=(0, spec.blur, spec.blur), mode="nearest")
-    dy, dx = draw_shift(rng, spec.max_shift)
-    probs = shift_map(probs, dy, dx)
+    field = displacement_field((mh, mw), spec.max_shift, spec.warp_cells, rng)
+    probs = warp(probs, field)
     probs = probs / np.maximum(probs.sum(axis=0, keepdims=True), 1e-12)
     probs = (1 - spec.smoothing) * probs + spec.smoothing / num_classes
     heat = (np.log(probs) / spec.temperature).astype(np.float32)
-    record = {"objects": total, "dropped": dropped, "shift_px": (dy, dx), **spec.describe()}
+    shift = np.hypot(field[0], field[1])
+    record = {"objects": total, "dropped": dropped, "mean_shift_px": round(float(shift.mean()), 2),
+              "max_shift_px": round(float(shift.max()), 2), **spec.describe()}
     return heat, record
