@@ -102,8 +102,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         from .experiment_report import write_report
         res = json.loads((a.work / "results.json").read_text())
         res["rendered"] = git_state(repo_root())
-        default_out = Path("out/experiment_quick") if a.quick else Path("docs")
-        write_report(res, (a.out_dir or default_out) / "results.md")
+        out = a.out_dir or (Path("out/experiment_quick") if a.quick else Path("docs"))
+        from .experiment_runs import austin_curve_figures
+        austin_curve_figures(res["austin"]["rows"], res["austin"]["iteration_curves"],
+                             res["fit"]["iterations"], out / "figures")
+        write_report(res, out / "results.md")
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     for noisy in ("map_refiner.training.loop", "map_refiner.training.data"):

@@ -30,18 +30,27 @@ def colourise(classes: np.ndarray, colours: Sequence[Tuple[int, int, int]]) -> n
     return lut[classes]
 
 
+def _colour(label: str, palette: Dict[str, str]) -> str:
+    """One colour per method, shared by its train (dashed) and test (solid) lines."""
+    method = label.rsplit(", ", 1)[0]
+    if method not in palette:
+        palette[method] = f"C{len(palette)}"
+    return palette[method]
+
+
 def plot_iteration_curves(curves: Mapping[str, Curve], trained: int, path: Path,
                           title: str) -> Path:
     """Scores against RNN iterations 0..T (Fig. 7b); ``curves[label][metric]`` in percent."""
     metrics = [m for m in ("overall accuracy", "mean IoU", "IoU building", "IoU road")
                if any(m in c for c in curves.values())]
     fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.4))
+    palette: Dict[str, str] = {}
     for ax, metric in zip(np.atleast_1d(axes), metrics):
         for label, curve in curves.items():
             if metric in curve:
                 ys = curve[metric]
                 ax.plot(range(len(ys)), ys, marker="o", ms=3, label=label,
-                        ls="--" if "train" in label else "-")
+                        color=_colour(label, palette), ls="--" if "train" in label else "-")
         ax.axvline(trained, color="grey", lw=0.8, ls=":")
         ax.set_xlabel("RNN iteration")
         ax.set_title(metric + " (%)")
@@ -57,9 +66,10 @@ def plot_iteration_curves(curves: Mapping[str, Curve], trained: int, path: Path,
 def plot_learning_curves(curves: Mapping[str, Tuple[List[int], List[float]]], path: Path,
                          title: str) -> Path:
     """Mean IoU (percent) against training steps, train tile dashed, test tile solid."""
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    palette: Dict[str, str] = {}
     for label, (steps, values) in curves.items():
-        ax.plot(steps, values, marker="o", ms=3, label=label,
+        ax.plot(steps, values, marker="o", ms=3, label=label, color=_colour(label, palette),
                 ls="--" if "train" in label else "-")
     ax.set_xlabel("training step")
     ax.set_ylabel("mean IoU (%)")

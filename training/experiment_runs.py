@@ -121,18 +121,7 @@ def figs_label(kind: str) -> str:
 def _austin_figures(rows: List[Row], curves: Dict, modules: Dict, test: Scene,
                     config: ModelConfig, plan: Plan, fig_dir: Path) -> List[str]:
     colours = [tuple(c.colour) for c in config.classes]
-    files = [figs.plot_iteration_curves(
-        curves, plan.fit.iterations, fig_dir / "austin_iterations.png",
-        "Austin: scores by RNN iteration (trained with 5; test tile solid, enhancement tile dashed)")]
-    learning = {}
-    for r in rows:
-        if r.curve.get("step"):
-            learning[f"{r.name}, train"] = (r.curve["step"], r.curve["train"])
-            learning[f"{r.name}, test"] = (r.curve["step"], r.curve["test"])
-    if learning:
-        files.append(figs.plot_learning_curves(
-            learning, fig_dir / "austin_learning_curves.png",
-            "Austin: mean IoU during training (enhancement tile dashed, test tile solid)"))
+    files = austin_curve_figures([row_dict(r) for r in rows], curves, plan.fit.iterations, fig_dir)
     by_name = {r.name: r for r in rows}
     wanted = ["CNN", "CNN + dense CRF", "CNN + guided filter", "CNN + RNN (the paper)"]
     maps = {n.replace("CNN + ", "+ "): by_name[n].test_map for n in wanted if n in by_name}
@@ -154,6 +143,23 @@ def _austin_figures(rows: List[Row], curves: Dict, modules: Dict, test: Scene,
                                        "Learned filters of the RNN (building heat map and image, "
                                        "Austin test tile, 0.6 m model grid)"))
     return [str(Path(f).name) for f in files]
+
+
+def austin_curve_figures(rows: List[Dict], curves: Dict, trained: int, fig_dir: Path) -> List[Path]:
+    """Fig. 7b and the learning curves, from the results alone (``--report-only`` redraws them)."""
+    files = [figs.plot_iteration_curves(
+        curves, trained, fig_dir / "austin_iterations.png",
+        "Austin: scores by RNN iteration (trained with 5; test tile solid, enhancement tile dashed)")]
+    learning = {}
+    for r in rows:
+        if r["curve"].get("step"):
+            learning[f"{r['name']}, train"] = (r["curve"]["step"], r["curve"]["train"])
+            learning[f"{r['name']}, test"] = (r["curve"]["step"], r["curve"]["test"])
+    if learning:
+        files.append(figs.plot_learning_curves(
+            learning, fig_dir / "austin_learning_curves.png",
+            "Austin: mean IoU during training (enhancement tile dashed, test tile solid)"))
+    return files
 
 
 def run_loveda(data: Path, plan: Plan, device: torch.device, out_dir: Path) -> Dict[str, object]:
