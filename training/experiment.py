@@ -104,6 +104,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         res["rendered"] = git_state(repo_root())
         out = a.out_dir or (Path("out/experiment_quick") if a.quick else Path("docs"))
         from .experiment_runs import austin_curve_figures
+        (out / "figures").mkdir(parents=True, exist_ok=True)
         austin_curve_figures(res["austin"]["rows"], res["austin"]["iteration_curves"],
                              res["fit"]["iterations"], out / "figures")
         write_report(res, out / "results.md")
@@ -163,10 +164,11 @@ def rerun_loveda(a: argparse.Namespace, plan, device: torch.device, out_dir: Pat
     from .experiment_report import write_report
     path = a.work / "results.json"
     results = json.loads(path.read_text())
+    git = git_state(repo_root())
     loveda = run_loveda(a.data, plan, device, out_dir)
     loveda["run"] = {
         "command": "python -m map_refiner.training.experiment " + " ".join(argv or sys.argv[1:]),
-        "git": git_state(repo_root()), "threads": threads, "started": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "git": git, "threads": threads, "started": time.strftime("%Y-%m-%d %H:%M %Z"),
         "seconds": round(time.perf_counter() - t_start, 1), "load_average_start": round(load_start, 2),
         "load_average_end": round(os.getloadavg()[0], 2)}
     old = results.get("loveda")

@@ -126,6 +126,16 @@ def plot_closeups(rgb: np.ndarray, maps: Mapping[str, np.ndarray],
     return path
 
 
+def busiest_window(prob: np.ndarray, size: int, step: int = 10) -> Tuple[int, int, int]:
+    """``(y, x, size)`` of the window where the coarse probability varies most (most edges
+    for the heat filters to act on): a rule on the input, not on the result."""
+    h, w = prob.shape
+    best = max(((float(prob[y:y + size, x:x + size].std()), y, x)
+                for y in range(0, max(1, h - size + 1), step)
+                for x in range(0, max(1, w - size + 1), step)), key=lambda t: (t[0], -t[1], -t[2]))
+    return best[1], best[2], size
+
+
 def filter_responses(rnn: RefinementRNN, image: torch.Tensor, heat: torch.Tensor
                      ) -> Tuple[np.ndarray, np.ndarray]:
     """Responses of the heat filters ``M_i`` to each class map ``(K, F, h, w)`` and of
@@ -145,6 +155,20 @@ def strongest(responses: np.ndarray, count: int) -> List[int]:
     return [int(i) for i in np.argsort(-spread)[:count]]
 
 
+def most_derivative(kernels: np.ndarray, count: int) -> List[int]:
+    """Indices of the kernels closest to derivative operators: smallest ``|sum k| / sum |k|``
+    (a derivative filter sums to zero; a smoothing one does not)."""
+    flat = kernels.reshape(kernels.shape[0], -1)
+    ratio = np.abs(flat.sum(axis=1)) / np.maximum(np.abs(flat).sum(axis=1), 1e-12)
+    return [int(i) for i in np.argsort(ratio)[:count]]
+
+
+FILTER_RULE = ("(on the 48 m window where the coarse building probability varies most) "
+               "the three heat-map filters `M_i` closest to derivative operators (smallest "
+               "|sum of weights| / sum of |weights|) and the three image filters `N_j` whose "
+               "responses vary most")
+
+
 def plot_filters(rnn: RefinementRNN, image: torch.Tensor, rgb: np.ndarray, heat: torch.Tensor,
                  cls: int, window: Tuple[int, int, int], path: Path, title: str,
                  count: int = 3) -> Path:
@@ -152,7 +176,8 @@ def plot_filters(rnn: RefinementRNN, image: torch.Tensor, rgb: np.ndarray, heat:
     filters (red high, blue low), and the 5x5 kernels themselves."""
     y, x, s = window
     m, n = filter_responses(rnn, image, heat)
-    mi, nj = strongest(m[cls], count), strongest(n, count)
+    mi = most_derivative(rnn.heat_conv.weight[:, 0].detach().numpy(), count)
+    nj = strongest(n, count)
     prob = torch.softmax(heat, dim=0)[cls].numpy()
     fig, axes = plt.subplots(4, count + 1, figsize=(2.3 * (count + 1), 9.2))
     sl = (slice(y, y + s), slice(x, x + s))

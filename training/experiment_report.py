@@ -10,6 +10,9 @@ PAPER = ("The paper (Pléiades, Forez; three classes): CNN 48.32 mean IoU, CNN+C
          "class-agnostic CNN+RNN 65.30, CNN+RNN 72.90; building IoU 38.92 -> 69.16.")
 
 
+OLD_FILTER_RULE = "the three heat-map filters `M_i` and image filters `N_j` whose responses vary most"
+
+
 def pct(v: Optional[float]) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.2f}"
 
@@ -142,7 +145,9 @@ def write_report(res: Dict, path: Path) -> Path:
         f"Every number below was produced by one run of `{res['command']}`"
         + (" (`make experiment`)" if res["command"].endswith("experiment") else "")
         + f" at commit `{git['commit']}`"
-        + (" (with uncommitted edits to the code it runs)" if git["dirty"] == "yes" else "")
+        + (" (the working tree, shared with other engineers, held uncommitted edits under "
+           "engine/ or training/ when it started; the experiment's own modules were as committed)"
+           if git["dirty"] == "yes" else "")
         + f", seed {res['seed']}, on {res['machine']}, shared with other work "
         f"(load average {res['load_average_start']} at the start, {res['load_average_end']} at the end; "
         f"{res['threads']} torch thread(s), device {res['device']}, torch {res['torch']}), "
@@ -224,8 +229,8 @@ def write_report(res: Dict, path: Path) -> Path:
         "",
         "### Learned filters (the paper's Fig. 11 in spirit)",
         "",
-        "Responses of the three heat-map filters `M_i` and image filters `N_j` whose responses vary "
-        "most, on a window of the test tile, and the kernels (red high, blue low).",
+        f"Responses of {a.get('filter_rule', OLD_FILTER_RULE)}, on a window of the test tile, and "
+        "their 5x5 kernels (red high, blue low).",
         "",
         "![filters](figures/austin_filters.png)",
         "",
@@ -257,9 +262,10 @@ def write_report(res: Dict, path: Path) -> Path:
 def loveda_section(lv: Dict, fit: Dict) -> List[str]:
     deg = next(iter(lv["degradation"].values()))
     names = list(lv["rows"][0]["test"]["iou"].keys())
-    recs = "; ".join(f"{k}: {v['dropped']} of {v['objects']} objects dropped, displacement "
-                     f"{v['mean_shift_px']} px on average, {v['max_shift_px']} px at most"
-                     for k, v in lv["degradation"].items())
+    recs = "; ".join(f"{k}: {v['dropped']} of {v['objects']} objects dropped, " + (
+        f"displacement {v['mean_shift_px']} px on average, {v['max_shift_px']} px at most"
+        if "mean_shift_px" in v else f"whole-tile shift {tuple(v['shift_px'])} px")
+        for k, v in lv["degradation"].items())
     run = lv.get("run")
     rerun = (f"This section was run separately with `{run['command']}` at commit "
              f"`{run['git']['commit']}`" + (" (with uncommitted edits to the code it runs)"

@@ -111,7 +111,7 @@ def run_austin(net: MapRefinerNet, config: ModelConfig, data: Path, plan: Plan,
             "model_grid": {"enh": [enh.grids.model_width, enh.grids.model_height],
                            "test": [test.grids.model_width, test.grids.model_height]},
             "rows": [row_dict(r) for r in rows], "extra_rows": [row_dict(r) for r in extra],
-            "iteration_curves": curves, "figures": files}
+            "iteration_curves": curves, "figures": files, "filter_rule": figs.FILTER_RULE}
 
 
 def figs_label(kind: str) -> str:
@@ -132,14 +132,11 @@ def _austin_figures(rows: List[Row], curves: Dict, modules: Dict, test: Scene,
                                     fig_dir / "austin_closeups.png",
                                     "Austin test tile (0.3 m reference grid, 36 m windows)"))
     if "rnn" in modules:
-        y, x = windows[0]
-        s = 80
-        my, mx = max(0, y // 2 + size // 4 - s // 2), max(0, x // 2 + size // 4 - s // 2)
         h, w = test.image.shape[-2:]
-        my, mx = min(my, h - s), min(mx, w - s)
         heat = test.heat[:, :h, :w]
+        window = figs.busiest_window(torch.softmax(heat, dim=0)[1].numpy(), 80)
         files.append(figs.plot_filters(modules["rnn"], test.image, _model_rgb(test, config), heat,
-                                       1, (my, mx, s), fig_dir / "austin_filters.png",
+                                       1, window, fig_dir / "austin_filters.png",
                                        "Learned filters of the RNN (building heat map and image, "
                                        "Austin test tile, 0.6 m model grid)"))
     return [str(Path(f).name) for f in files]
