@@ -7,13 +7,15 @@ either where the ranking points or under random points (several seeds), in one
 of two units (see :mod:`.active_candidates`): ``polygon`` (a building with a
 background ring, or a background square) and ``cell`` (a 12 m region cell,
 labelled inside as the reference says). Each set fine-tunes the RNN with the
-plugin's Fine-tune (``training.rnn.finetune``, sparse labels), and the fine-tuned
-model is scored on the rest of the tile: the corrected pixels are left out. The
-base model is scored on exactly the same pixels, so each run also gives a gain.
+plugin's Fine-tune (``training.rnn.finetune``): on the corrections alone
+(``sparse``, as the dialog does) or on the bundled model's own map with the
+corrections burned over it (``anchored``). The fine-tuned model is scored on the
+rest of the tile: the corrected pixels are left out. The base model is scored
+on exactly the same pixels, so each run also gives a gain.
 
-    python -m map_refiner.training.active_experiment [--units polygon,cell] [--steps 100]
+    python -m map_refiner.training.active_experiment [--configs polygon/sparse,...] [--steps 100]
 
-About 45 s per fine-tune on one core, so 15 min for a unit with 3 random users.
+About 45 s per fine-tune on one free core: 15 min per configuration with 3 random users.
 
 Writes ``out/active/<unit>/results.json``, ``docs/results_active.md`` and
 ``docs/figures/active_*.png``. Finished runs are kept and skipped on a rerun.
@@ -184,11 +186,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--out-dir", type=Path, default=ROOT / "out" / "active")
-    parser.add_argument("--units", default="polygon",
-                        help="polygon (about 15 min) and/or cell (as long again)")
-    parser.add_argument("--labels", default="sparse",
-                        help="sparse (the corrections only, as the plugin) and/or anchored "
-                             "(the base map elsewhere)")
+    parser.add_argument("--configs", default="polygon/sparse",
+                        help="comma-separated unit/labels pairs; unit: polygon or cell, labels: "
+                             "sparse (the corrections only, as the plugin's Fine-tune) or "
+                             "anchored (the bundled model's map elsewhere); about 15 min each")
     parser.add_argument("--ks", default="1,2,4,8,16")
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--seeds", type=int, default=3, help="random users (one fine-tune each)")
@@ -201,22 +202,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if not (args.data / "austin" / "austin_dev_rgb.tif").exists():
         raise SystemExit(f"{args.data}/austin not found (see ../shared/data/README.md)")
-    units = [u for u in args.units.split(",") if u]
-    modes = [m for m in args.labels.split(",") if m]
-    if not set(units) <= set(UNITS) or not set(modes) <= set(LABEL_MODES):
-        raise SystemExit(f"--units: {', '.join(UNITS)}; --labels: {', '.join(LABEL_MODES)}")
+    configs = [tuple(c.split("/")) for c in args.configs.split(",") if c]
+    if any(len(c) != 2 or c[0] not in UNITS or c[1] not in LABEL_MODES for c in configs):
+        raise SystemExit(f"--configs: unit/labels pairs, unit in {', '.join(UNITS)}, labels in "
+                         f"{', '.join(LABEL_MODES)}")
     logging.basicConfig(level=logging.WARNING)
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # configure_threads() then leaves it
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     ks = [int(k) for k in args.ks.split(",")]
     results, setups = {}, {}
-    for unit in units:
-        for mode in modes:
-            key = f"{unit}/{mode}"
-            setups[key] = prepare(args.data, unit, mode, args.cell_m)
-            folder = args.out_dir / (unit if mode == "sparse" else f"{unit}_{mode}")
-            results[key] = run(setups[key], folder, ks, args.steps, args.seeds, args.device)
+    for unit, mode in configs:
+        key = f"{unit}/{mode}"
+        setups[key] = prepare(args.data, unit, mode, args.cell_m)
+        folder = args.out_dir / (unit if mode == "sparse" else f"{unit}_{mode}")
+        results[key] = run(setups[key], folder, ks, args.steps, args.seeds, args.device)
     curve = iteration_curve(args.data)
     seconds = time.perf_counter() - t0
     (args.out_dir / "iterations.json").write_text(json.dumps(curve, indent=1))

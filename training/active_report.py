@@ -44,11 +44,11 @@ def write_figures(results: Dict[str, dict], setups: Dict[str, "Setup"], curve: L
     keys = list(results)
     fig, axes = plt.subplots(len(keys), 2, figsize=(10, 3.4 * len(keys)), squeeze=False)
     for row, key in enumerate(keys):
-        for ax, metric, title in ((axes[row][0], "building_iou", "building IoU (%)"),
-                                  (axes[row][1], "mean_iou", "mean IoU (%)")):
-            _curve_panel(ax, results[key], metric, f"{title}\n{key}")
+        _curve_panel(axes[row][0], results[key], False, f"building IoU (%)\n{key}")
+        _curve_panel(axes[row][1], results[key], True,
+                     f"gain in building IoU over the\nbundled model, same pixels ({key})")
     axes[0][0].legend(fontsize=8)
-    fig.suptitle("Austin dev tile, fine-tuned on K corrections, scored off them", fontsize=10)
+    fig.suptitle("Austin dev tile: fine-tuned on K corrections, scored off them", fontsize=10)
     fig.tight_layout()
     fig.savefig(paths[0], dpi=110)
     plt.close(fig)
@@ -61,15 +61,17 @@ def write_figures(results: Dict[str, dict], setups: Dict[str, "Setup"], curve: L
     return paths
 
 
-def _curve_panel(ax, result: dict, metric: str, title: str) -> None:  # noqa: ANN001
-    unc, rnd = _values(result, "uncertainty", metric), _values(result, "random", metric)
+def _curve_panel(ax, result: dict, gain: bool, title: str) -> None:  # noqa: ANN001
+    metric = "building_iou"
+    unc = _values(result, "uncertainty", metric, gain)
+    rnd = _values(result, "random", metric, gain)
     ax.plot(list(unc), [v[0] for v in unc.values()], "o-", color="#c0392b",
             label="uncertainty ranking")
     ax.plot(list(rnd), [np.mean(v) for v in rnd.values()], "s--", color="#2c3e50",
             label=f"random points (mean of {max(len(v) for v in rnd.values())})")
     for k, vals in rnd.items():
         ax.scatter([k] * len(vals), vals, s=10, color="#7f8c8d", alpha=0.6)
-    ax.axhline(100 * result["base_whole_tile"][metric], color="#888", ls=":",
+    ax.axhline(0.0 if gain else 100 * result["base_whole_tile"][metric], color="#888", ls=":",
                label="bundled model, no correction")
     ax.set_xscale("log", base=2)
     ax.set_xticks(list(unc))
@@ -138,6 +140,55 @@ def _cell(values: Dict[int, List[float]], k: int, spread: bool) -> str:
     return f"{np.mean(v):.1f} ± {np.std(v):.1f}"
 
 
+def _summary(result: dict) -> str:
+    """What the table says, computed from it (so a rerun cannot leave stale prose)."""
+    ks = result["ks"]
+    unc = _values(result, "uncertainty", "building_iou")
+    rnd = _values(result, "random", "building_iou")
+    ug = _values(result, "uncertainty", "building_iou", gain=True)
+    rg = _values(result, "random", "building_iou", gain=True)
+    both = [k for k in ks if k in unc and k in rnd]
+    wins = sum(ug[k][0] > np.mean(rg[k]) for k in both)
+    diff = np.mean([ug[k][0] - np.mean(rg[k]) for k in both]) if both else float("nan")
+    raw = np.mean([unc[k][0] - np.mean(rnd[k]) for k in both]) if both else float("nan")
+    below_u = sum(ug[k][0] < 0 for k in both)
+    below_r = sum(np.mean(rg[k]) < 0 for k in both)
+    return (f"Gain in building IoU over the bundled model on the same pixels (the fair "
+            f"comparison: each user's corrected pixels leave the score, and the uncertainty user's "
+            f"are the hard ones): the uncertainty-guided user is ahead of the random users' mean "
+            f"at {wins} of {len(both)} K, by {diff:+.1f} points on average (in raw building IoU "
+            f"by {raw:+.1f}). The fine-tuned model is worse than doing nothing at {below_u} of "
+            f"{len(both)} K with uncertainty-guided corrections and at {below_r} of {len(both)} "
+            "K with random ones.")
+
+
+def _reading(results: Dict[str, dict], curve: List[dict]) -> List[str]:
+    """The findings in three bullets, each computed from the numbers below it."""
+    lines = ["**Reading.**", ""]
+    for key, result in results.items():
+        gains = [100 * (r["tuned"]["building_iou"] - r["base"]["building_iou"])
+                 for r in result["runs"].values()]
+        shares = [100 * r["predicted_building_fraction"] for r in result["runs"].values()]
+        ug = _values(result, "uncertainty", "building_iou", gain=True)
+        rg = _values(result, "random", "building_iou", gain=True)
+        ahead = np.mean([ug[k][0] - np.mean(rg[k]) for k in result["ks"] if k in ug and k in rg])
+        lines.append(
+            f"- *{key}*: fine-tuning changes building IoU on the rest of the tile by "
+            f"{min(gains):+.1f} to {max(gains):+.1f} points against the bundled model; the "
+            f"predicted building share ranges {min(shares):.1f}–{max(shares):.1f} % (reference "
+            f"{100 * result['reference_building_fraction']:.1f} %). Uncertainty-guided "
+            f"corrections average {ahead:+.1f} points of gain over random ones.")
+    peak = max(curve, key=lambda c: c["building_iou"])
+    last = curve[-1]
+    lines += [f"- Iterations: building IoU peaks at iteration {peak['iteration']} "
+              f"({100 * peak['building_iou']:.1f} %) and is {100 * last['building_iou']:.1f} % at "
+              f"{last['iteration']}, while the mean uncertainty keeps falling "
+              f"({curve[0]['mean_uncertainty']:.3f} at 0, {last['mean_uncertainty']:.3f} at "
+              f"{last['iteration']}): past the trained iterations the RNN grows surer, not "
+              "better.", ""]
+    return lines
+
+
 def _unit_section(result: dict, first_of_unit: bool) -> List[str]:
     seeds = len([n for n in result["orders"] if n.startswith("random")])
     unit, labels = result["unit"], result.get("labels", "sparse")
@@ -160,6 +211,7 @@ def _unit_section(result: dict, first_of_unit: bool) -> List[str]:
             f"{', '.join(str(r['with_building']) for r in rnd)} | "
             f"{100 * unc[0]['predicted_building_fraction']:.1f} / "
             f"{np.mean([100 * r['predicted_building_fraction'] for r in rnd]):.1f} % |")
+    lines += ["", _summary(result)]
     lines += ["", f"({seeds} random users; {result['candidates']} candidates; reference building "
               f"share {100 * result['reference_building_fraction']:.1f} %, bundled model "
               f"{100 * result['base_building_fraction']:.1f} %.)", ""]
@@ -172,11 +224,13 @@ def write_report(results: Dict[str, dict], curve: List[dict], path: Path,
                  figures: Sequence[Path], command: str, seconds: float) -> None:
     first = next(iter(results.values()))
     base = first["base_whole_tile"]
+    all_runs = [r for result in results.values() for r in result["runs"].values()]
+    runs, run_seconds = len(all_runs), sum(r["seconds"] for r in all_runs)
     lines = [
         "## Where to draw next: uncertainty-guided corrections (issue 7)", "",
         "A simulated user on `../shared/data/austin/austin_dev_*` copies K corrections from the "
         "reference, fine-tunes the bundled model's RNN on them with the plugin's *Fine-tune* "
-        f"(`training.rnn.finetune`, sparse labels, {first['steps']} steps, seed 0), and the "
+        f"(`training.rnn.finetune`, {first['steps']} steps, seed 0; labels per section), and the "
         "result is scored on the rest of the tile (the corrected pixels are left out; the bundled "
         "model is scored on the same pixels for the gain column). *Uncertainty*: the plugin's "
         "ranking (normalised entropy of the bundled model at "
@@ -187,6 +241,7 @@ def write_report(results: Dict[str, dict], curve: List[dict], path: Path,
         f"{100 * base['building_iou']:.1f} %, mean IoU {100 * base['mean_iou']:.1f} %, overall accuracy "
         f"{100 * base['accuracy']:.1f} %.", "",
         "![IoU against K, both strategies](figures/active_curve.png)", ""]
+    lines += _reading(results, curve)
     seen = set()
     for result in results.values():
         lines += _unit_section(result, result["unit"] not in seen)
@@ -203,7 +258,9 @@ def write_report(results: Dict[str, dict], curve: List[dict], path: Path,
               "| mean uncertainty | " + " | ".join(f"{c['mean_uncertainty']:.3f}" for c in curve)
               + " |", "",
               f"Reproduce: `.venv/bin/python -m map_refiner.training.active_experiment {command}`"
-              f" ({seconds / 60:.1f} min for this run on the shared 2-core CPU, one torch thread; "
-              "raw numbers in `out/active/`; finished runs are skipped on a rerun).", ""]
+              f". The {runs} fine-tune-and-score runs took {run_seconds / 60:.0f} min in all "
+              f"({run_seconds / runs:.0f} s each on average) on this repository's 2-core CPU with "
+              "one torch thread, while other jobs shared it; a free core does one in about 45 s. "
+              "Raw numbers in `out/active/`; finished runs are skipped on a rerun.", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))

@@ -33,8 +33,6 @@ class LogRelay(QObject):
 
 
 class InstallerFlow(QObject):
-    installed = pyqtSignal()
-
     def __init__(self, bar: QgsMessageBar, parent_window: Optional[QWidget] = None,
                  folder: Optional[Path] = None, python: Optional[str] = None) -> None:
         super().__init__()
@@ -85,7 +83,6 @@ class InstallerFlow(QObject):
                 + ("restart QGIS to use the repaired install." if restart else
                    "Map Refiner is ready, no restart needed."))
         self._finish(text)
-        self.installed.emit()
 
     def _failed(self, task: EngineTask, exc: BaseException) -> None:
         self.task = None
