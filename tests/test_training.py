@@ -155,3 +155,25 @@ def test_labels_with_unknown_classes_are_refused(scene: dict, coarse_model: Path
                             out=tmp_path / "x.safetensors", base_model=coarse_model, steps=1,
                             device="cpu"))
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_anchored_labels_fill_only_unlabelled_pixels() -> None:
+    """Fine-tuning anchors unlabelled pixels to the model's own map."""
+    from map_refiner.engine.models import RefinementRNN
+    from map_refiner.training.rnn_fit import anchored
+    from map_refiner.training.tile import IGNORE, TrainingTile
+
+    torch.manual_seed(0)
+    rnn = RefinementRNN(3, 2)
+    image, heat = torch.randn(3, 20, 24), torch.randn(2, 20, 24) * 3
+    labels = torch.full((20, 24), IGNORE, dtype=torch.uint8)
+    labels[5:8, 5:9] = 1
+    labels[12, 3] = 0
+    tile = anchored(TrainingTile(image, labels), rnn, heat, 5, torch.device("cpu"))
+    with torch.no_grad():
+        current = rnn(image[None], heat[None], 5)[0].argmax(0).to(torch.uint8)
+    assert (tile.labels != IGNORE).all()
+    assert torch.equal(tile.labels[5:8, 5:9], labels[5:8, 5:9])
+    assert int(tile.labels[12, 3]) == 0
+    free = labels == IGNORE
+    assert torch.equal(tile.labels[free], current[free])

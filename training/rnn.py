@@ -70,8 +70,12 @@ def finetune(image: Path, labels: LabelSource, out: Path, base_model: Optional[P
              steps: int = 150, device: str = "auto", seed: int = 0, overwrite: bool = False,
              progress: Optional[ProgressFn] = None,
              is_cancelled: Optional[CancelFn] = None) -> TrainResult:
-    """Fine-tune the RNN on correction polygons: only the window around them is read."""
+    """Fine-tune the RNN on correction polygons: only the window around them is read.
+
+    Inside that window, pixels no polygon covers keep the model's own current
+    map as their label (see ``RnnParams.anchor_unlabelled``).
+    """
     params = RnnParams(image=image, labels=labels, out=out, base_model=base_model, steps=steps,
                        device=device, seed=seed, init="base", margin=64, overwrite=overwrite,
-                       checkpoint_every=0, resume=False)
+                       checkpoint_every=0, resume=False, anchor_unlabelled=True)
     return train_rnn(params, progress, is_cancelled)
