@@ -101,7 +101,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if a.report_only:
         from .experiment_report import write_report
         res = json.loads((a.work / "results.json").read_text())
-        res["rendered"] = git_state(repo_root())
+        res["rendered"] = {**git_state(repo_root()), "from": str(a.work / "results.json")}
         out = a.out_dir or (Path("out/experiment_quick") if a.quick else Path("docs"))
         from .experiment_runs import austin_curve_figures
         (out / "figures").mkdir(parents=True, exist_ok=True)

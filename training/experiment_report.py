@@ -151,8 +151,11 @@ def write_report(res: Dict, path: Path) -> Path:
         + f", seed {res['seed']}, on {res['machine']}, shared with other work "
         f"(load average {res['load_average_start']} at the start, {res['load_average_end']} at the end; "
         f"{res['threads']} torch thread(s), device {res['device']}, torch {res['torch']}), "
-        f"started {res['started']}. Wall time: **{minutes:.1f} min** for everything on this page."
-        + (f" This page was rendered from that run's `out/experiment/results.json` with `--report-only` "
+        f"started {res['started']}. Wall time: **{minutes:.1f} min** for everything on this page"
+        + (" except the LoveDA section, which was run separately and says how."
+           if (res.get("loveda") or {}).get("run") else ".")
+        + (f" This page was rendered from that run's `{res['rendered'].get('from', 'results.json')}` "
+           "with `--report-only` "
            f"at commit `{res['rendered']['commit']}` (formatting only; no number recomputed)."
            if res.get("rendered") else ""),
         "",
