@@ -42,6 +42,12 @@ test: venv
 demo: venv
 	$(PY) -m map_refiner demo --data $(DATA) --out-dir $(OUTDIR)
 
+# The paper's experiment (issue 3): about an hour on a 2-core CPU; writes
+# docs/results.md and docs/figures/. pydensecrf2 builds from source.
+experiment: venv
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-experiment.txt
+	$(PY) -m map_refiner.training.experiment --data $(DATA)
+
 zip: venv
 	$(PY) -m map_refiner.tools.package_zip --out dist/map_refiner.zip
 
