@@ -233,7 +233,9 @@ def write_report(res: Dict, path: Path) -> Path:
         "### Learned filters (the paper's Fig. 11 in spirit)",
         "",
         f"Responses of {a.get('filter_rule', OLD_FILTER_RULE)}, on a window of the test tile, and "
-        "their 5x5 kernels (red high, blue low).",
+        "their 5x5 kernels (red high, blue low). The fine grid in the heat-map filters' responses "
+        "is the coarse CNN's stride-4 transposed-convolution lattice, which derivative-like filters "
+        "amplify; the image filters separate roofs (blue) from vegetation and bare ground (red).",
         "",
         "![filters](figures/austin_filters.png)",
         "",
