@@ -235,7 +235,7 @@ def write_report(res: Dict, path: Path) -> Path:
         f"Responses of {a.get('filter_rule', OLD_FILTER_RULE)}, on a window of the test tile, and "
         "their 5x5 kernels (red high, blue low). The fine grid in the heat-map filters' responses "
         "is the coarse CNN's stride-4 transposed-convolution lattice, which derivative-like filters "
-        "amplify; the image filters separate roofs (blue) from vegetation and bare ground (red).",
+        "amplify; the image filters shown respond with opposite signs to roofs and to trees.",
         "",
         "![filters](figures/austin_filters.png)",
         "",
