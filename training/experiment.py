@@ -164,11 +164,11 @@ def rerun_loveda(a: argparse.Namespace, plan, device: torch.device, out_dir: Pat
     from .experiment_report import write_report
     path = a.work / "results.json"
     results = json.loads(path.read_text())
-    git = git_state(repo_root())
+    git, started = git_state(repo_root()), time.strftime("%Y-%m-%d %H:%M %Z")
     loveda = run_loveda(a.data, plan, device, out_dir)
     loveda["run"] = {
         "command": "python -m map_refiner.training.experiment " + " ".join(argv or sys.argv[1:]),
-        "git": git, "threads": threads, "started": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "git": git, "threads": threads, "started": started,
         "seconds": round(time.perf_counter() - t_start, 1), "load_average_start": round(load_start, 2),
         "load_average_end": round(os.getloadavg()[0], 2)}
     old = results.get("loveda")

@@ -142,7 +142,9 @@ def write_report(res: Dict, path: Path) -> Path:
     lines = [
         "# Results: section IV of Maggiori et al. 2017 on our real data",
         "",
-        f"Every number below was produced by one run of `{res['command']}`"
+        ("Every number below, except the LoveDA section's (run separately, as it says), was "
+         if (res.get("loveda") or {}).get("run") else "Every number below was ")
+        + f"produced by one run of `{res['command']}`"
         + (" (`make experiment`)" if res["command"].endswith("experiment") else "")
         + f" at commit `{git['commit']}`"
         + (" (the working tree, shared with other engineers, held uncommitted edits under "
@@ -152,8 +154,7 @@ def write_report(res: Dict, path: Path) -> Path:
         f"(load average {res['load_average_start']} at the start, {res['load_average_end']} at the end; "
         f"{res['threads']} torch thread(s), device {res['device']}, torch {res['torch']}), "
         f"started {res['started']}. Wall time: **{minutes:.1f} min** for everything on this page"
-        + (" except the LoveDA section, which was run separately and says how."
-           if (res.get("loveda") or {}).get("run") else ".")
+        + (" except the LoveDA section." if (res.get("loveda") or {}).get("run") else ".")
         + (f" This page was rendered from that run's `{res['rendered'].get('from', 'results.json')}` "
            "with `--report-only` "
            f"at commit `{res['rendered']['commit']}` (formatting only; no number recomputed)."
@@ -283,7 +284,7 @@ def loveda_section(lv: Dict, fit: Dict) -> List[str]:
         shifts = "; ".join(f"{k}: {tuple(v.get('shift_px', ()))} px" for k, v in old["degradation"].items())
         scores = ", ".join(f"{r['name']} {pct(r['test_mean_iou'])} (train {pct(r['train_mean_iou'])})"
                            for r in old["rows"])
-        rerun += (" It replaced the full run's LoveDA section, whose degradation moved each whole "
+        rerun += (" It replaced the LoveDA section of an earlier full run, whose degradation moved each whole "
                   f"tile by one random offset ({shifts}) instead of a displacement field; test mean "
                   f"IoU there was: {scores}.")
     rnn, coarse = _row(lv["rows"], "coarse + RNN"), _row(lv["rows"], "degraded reference")
