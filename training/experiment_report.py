@@ -278,7 +278,9 @@ def loveda_section(lv: Dict, fit: Dict) -> List[str]:
                                             if run["git"]["dirty"] == "yes" else "")
              + f", {run['threads']} thread(s), started {run['started']}, load average "
              f"{run['load_average_start']} -> {run['load_average_end']}: "
-             f"{run['seconds'] / 60:.1f} min." if run else "")
+             f"{run['seconds'] / 60:.1f} min"
+             + (f" (start time {run['started_note']})" if run.get("started_note") else "")
+             + "." if run else "")
     old = lv.get("replaced")
     if old:
         shifts = "; ".join(f"{k}: {tuple(v.get('shift_px', ()))} px" for k, v in old["degradation"].items())
