@@ -60,14 +60,20 @@ def make_crop(data: Path, out: Path, km: float = 1.5) -> Path:
     return out
 
 
-def compute_only(model, crop: Path, iterations: int) -> Dict[str, float]:
-    """CNN and RNN on the whole crop already on the model grid (no I/O)."""
-    net, cfg = model
+def _on_model_grid(cfg, crop: Path):
+    """The crop's model grid and its normalised image on that grid."""
     ds = open_raster(crop)
     info = raster_info(ds)
     rx, ry = ground_resolution(info)
     g = make_grids(info.width, info.height, rx, ry, cfg.ground_resolution_m)
     img = model_image(ds, cfg.bands, g, cfg, 0, 0, g.model_width, g.model_height, torch.device("cpu"))
+    return g, img
+
+
+def compute_only(model, crop: Path, iterations: int) -> Dict[str, float]:
+    """CNN and RNN on the whole crop already on the model grid (no I/O)."""
+    net, cfg = model
+    g, img = _on_model_grid(cfg, crop)
     x = pad_to_stride(img.unsqueeze(0))
     with torch.inference_mode():
         net.coarse(x[..., :256, :256])
@@ -85,11 +91,7 @@ def crf_peer(model, crop: Path, iterations: int = 5) -> Dict[str, float]:
     except ImportError:
         return {"available": 0.0}
     net, cfg = model
-    ds = open_raster(crop)
-    info = raster_info(ds)
-    rx, ry = ground_resolution(info)
-    g = make_grids(info.width, info.height, rx, ry, cfg.ground_resolution_m)
-    img = model_image(ds, cfg.bands, g, cfg, 0, 0, g.model_width, g.model_height, torch.device("cpu"))
+    g, img = _on_model_grid(cfg, crop)
     with torch.inference_mode():
         x = pad_to_stride(img.unsqueeze(0))
         prob = torch.softmax(net.coarse(x)[0, :, :g.model_height, :g.model_width], 0).numpy()
