@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .rnn_wavefront import iterate_wavefront
+
 #: Border (in pixels at the model's resolution) that influences an output pixel.
 COARSE_RECEPTIVE_RADIUS = 36
 #: Each RNN iteration widens the receptive field by the 5x5 heat-map filters.
@@ -179,6 +181,11 @@ class RefinementRNN(nn.Module):
 
     def _iterate(self, image: torch.Tensor, heat: torch.Tensor, iterations: int,
                  keep_all: bool) -> List[torch.Tensor]:
+        if not torch.is_grad_enabled() and heat.device.type == "cpu" \
+                and heat.dtype == torch.float32:
+            # CPU inference: strips and a wavefront over the iterations, so the
+            # hidden layer never leaves the cache (about 3x faster, same numbers).
+            return iterate_wavefront(self, image, heat, iterations, keep_all)
         feats = self.image_features(image)
         out = [heat]
         if torch.is_grad_enabled() or not self.class_specific:
@@ -186,8 +193,8 @@ class RefinementRNN(nn.Module):
                 heat = self.step(heat, feats)
                 out.append(heat)
             return out if keep_all else out[-1:]
-        # Inference: the same arithmetic as step(), in channels-last memory with
-        # in-place activation (about twice as fast on CPUs).
+        # GPU inference: the same arithmetic as step(), in channels-last memory
+        # with in-place activation.
         cl = torch.channels_last
         weight, bias = self.fused_heat_filters()
         weight = weight.contiguous(memory_format=cl)
