@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=int, help="RNN iterations (0 = the coarse map; "
                    "default: the model's, 5)")
     p.add_argument("--scores", type=Path, help="also write per-class probabilities (GeoTIFF)")
-    p.add_argument("--tile-size", type=int, default=512, help="tile size in model pixels")
+    p.add_argument("--tile-size", type=int, default=1024, help="tile size in model pixels")
     _common(p)
 
     p = sub.add_parser("train-coarse", help="train the coarse CNN on imprecise labels")

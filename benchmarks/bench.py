@@ -23,15 +23,19 @@ from typing import Dict, List
 import numpy as np
 import torch
 
+from ..engine.device import configure_threads
 from ..engine.model_io import load_model
 from ..engine.models import pad_to_stride
 from ..engine.pipeline import RefineParams, refine_raster
 from ..engine.predict import model_image
 from ..engine.raster_io import ground_resolution, open_raster, raster_info
 from ..engine.tiling import make_grids
-from .flops import coarse_flops_per_pixel, rnn_flops_per_pixel
+from .bench_report import write_report
+from .bench_train import finetune_time, rnn_training_time
 
 ROOT = Path(__file__).resolve().parent.parent
+#: Tile size (model pixels) of the scaling runs: the engine's default.
+DEFAULT_TILE = RefineParams.__dataclass_fields__["tile_size"].default
 
 
 def matmul_gflops(n: int = 2048, repeat: int = 5) -> float:
@@ -109,11 +113,12 @@ def crf_peer(model, crop: Path, iterations: int = 5) -> Dict[str, float]:
     return {"available": 1.0, "crf_s": _timed(run)}
 
 
-def end_to_end(crop: Path, tmp: Path, tile: int) -> float:
+def end_to_end(crop: Path, tmp: Path, tile: int, repeat: int = 2) -> float:
+    """GeoTIFF in to GeoTIFF out, best of ``repeat``."""
     out = tmp / f"refined_{tile}.tif"
-    t = _timed(lambda: refine_raster(RefineParams(image=crop, out=out, device="cpu",
-                                                  tile_size=tile, overwrite=True)))
-    return t
+    return min(_timed(lambda: refine_raster(RefineParams(image=crop, out=out, device="cpu",
+                                                          tile_size=tile, overwrite=True)))
+               for _ in range(repeat))
 
 
 def mosaic_vrt(crop: Path, out: Path, n: int) -> Path:
@@ -136,48 +141,107 @@ def mosaic_vrt(crop: Path, out: Path, n: int) -> Path:
 
 
 def scaling_run(vrt: Path, out: Path, tile: int) -> Dict[str, float]:
-    """Refine in a fresh process; its own wall time and peak resident memory."""
+    """Refine in a fresh process; its own wall time and peak resident memory.
+
+    Peak memory is the process's VmHWM (Linux), not ``ru_maxrss``: the latter
+    inherits the parent's peak across fork + exec."""
     code = (
-        "import resource, sys, time, json\n"
+        "import sys, time, json\n"
         "from pathlib import Path\n"
         "from map_refiner.engine.pipeline import RefineParams, refine_raster\n"
+        "import torch\n"
+        "def hwm():\n"
+        "    for line in open('/proc/self/status'):\n"
+        "        if line.startswith('VmHWM:'):\n"
+        "            return int(line.split()[1]) / 1024\n"
+        "base = hwm()\n"
         "t = time.perf_counter()\n"
         f"refine_raster(RefineParams(image=Path({str(vrt)!r}), out=Path({str(out)!r}), device='cpu', tile_size={tile}, overwrite=True))\n"
-        "print(json.dumps({'s': time.perf_counter() - t, 'rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n")
+        "print(json.dumps({'s': time.perf_counter() - t, 'rss_mb': hwm(), 'rss_after_import_mb': base}))\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def machine() -> str:
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def commit() -> str:
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
+                              capture_output=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               text=True, capture_output=True, check=True).stdout.strip()
+        return head + (" (with uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def main(argv: List[str] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
-    ap.add_argument("--tile", type=int, default=1024)
-    ap.add_argument("--mosaics", default="2,4,8", help="n for n x n mosaics of the 2.25 km² crop")
-    ap.add_argument("--quick", action="store_true", help="skip the large mosaics")
+    ap.add_argument("--json", type=Path, default=ROOT / "out" / "bench.json")
+    ap.add_argument("--tiles", default="512,1024,2048", help="tile sizes for the end-to-end runs")
+    ap.add_argument("--mosaics", default="1,2,4,8", help="n for n x n mosaics of the 2.25 km² crop")
+    ap.add_argument("--rnn-steps", type=int, default=1500, help="RNN training steps to time")
+    ap.add_argument("--quick", action="store_true", help="no mosaics above 25 MP, 200 RNN steps")
     a = ap.parse_args(argv)
-    torch.set_num_threads(os.cpu_count() or 1)
+    if not (a.data / "xiamen" / "xiamen_rgb.tif").exists():
+        print(f"make bench needs the shared data: {a.data}/xiamen/xiamen_rgb.tif is missing "
+              "(pass --data)", file=sys.stderr)
+        return 2
+    configure_threads()
     model = load_model()
     it = model[1].default_iterations
-    res: Dict[str, object] = {"machine": f"{platform.processor() or platform.machine()}, "
-                              f"{os.cpu_count()} cores, torch {torch.__version__}"}
+    t_start = time.time()
+    res: Dict[str, object] = {"machine": machine(), "commit": commit(),
+                              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                              "iterations": it, "k": model[1].num_classes}
+    mosaics = [int(v) for v in a.mosaics.split(",")]
+    if a.quick:
+        mosaics, a.rnn_steps = [n for n in mosaics if n <= 2], min(a.rnn_steps, 200)
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
         crop = make_crop(a.data, tmp / "xiamen_2_25km2.tif")
-        res["matmul_gflops"] = matmul_gflops()
-        res["compute"] = compute_only(model, crop, it)
-        res["end_to_end_s"] = end_to_end(crop, tmp, a.tile)
-        res["crf"] = crf_peer(model, crop)
+        ds = open_raster(crop)
+        res["crop"] = {"pixels": [ds.RasterXSize, ds.RasterYSize],
+                       "resolution_m": ground_resolution(raster_info(ds))[0]}
+        _step("matmul"); res["matmul_gflops"] = matmul_gflops()
+        _step("compute"); res["compute"] = compute_only(model, crop, it)
+        _step("end to end"); res["end_to_end_s"] = {t: end_to_end(crop, tmp, t)
+                                                    for t in map(int, a.tiles.split(","))}
+        _step("dense CRF"); res["crf"] = crf_peer(model, crop)
         res["scaling"] = []
-        if not a.quick:
-            for n in [int(v) for v in a.mosaics.split(",")]:
-                vrt = mosaic_vrt(crop, tmp / f"mosaic_{n}.vrt", n)
-                r = scaling_run(vrt, tmp / f"mosaic_{n}.tif", a.tile)
-                r["input_mpix"] = (open_raster(vrt).RasterXSize ** 2) / 1e6
-                res["scaling"].append(r)
-                (tmp / f"mosaic_{n}.tif").unlink(missing_ok=True)
-    print(json.dumps(res, indent=1))
+        for n in mosaics:
+            _step(f"mosaic {n}x{n}")
+            vrt = crop if n == 1 else mosaic_vrt(crop, tmp / f"mosaic_{n}.vrt", n)
+            r = scaling_run(vrt, tmp / f"mosaic_{n}.tif", DEFAULT_TILE)
+            src = open_raster(vrt)
+            r["input_mpix"] = src.RasterXSize * src.RasterYSize / 1e6
+            r["n"] = n
+            res["scaling"].append(r)
+            (tmp / f"mosaic_{n}.tif").unlink(missing_ok=True)
+        _step("fine-tune"); res["finetune"] = finetune_time(a.data, tmp)
+        _step("RNN training"); res["rnn_training"] = rnn_training_time(a.data, tmp, a.rnn_steps)
+    res["seconds"] = time.time() - t_start
+    a.json.parent.mkdir(parents=True, exist_ok=True)
+    a.json.write_text(json.dumps(res, indent=1))
+    text = write_report(res, a.out)
+    print(text)
     return 0
+
+
+def _step(name: str) -> None:
+    print(f"[bench] {time.strftime('%H:%M:%S')} {name}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -23,3 +23,16 @@ def rnn_flops_per_pixel(bands: int = 3, k: int = 2, iterations: int = 5,
     per_it = k * (size * size * filters + (2 * filters) * hidden + hidden)
     return {"image": 2.0 * image, "per_iteration": 2.0 * per_it,
             "total": 2.0 * (image + iterations * per_it)}
+
+
+def rnn_executed_flops_per_pixel(bands: int = 3, k: int = 2, iterations: int = 5,
+                                 hidden: int = 32, size: int = 5, groups: int = 0) -> Dict[str, float]:
+    """What the CPU path really computes (engine/rnn_wavefront.py): the image
+    filters composed with every MLP's image weights (once), and per iteration
+    each class's heat filters composed with its MLP's heat weights, then the
+    output layer. ``groups`` is K for class-specific MLPs (default), 1 if shared."""
+    g = groups or k
+    image = g * hidden * size * size * bands
+    per_it = k * (hidden * size * size + hidden)
+    return {"image": 2.0 * image, "per_iteration": 2.0 * per_it,
+            "total": 2.0 * (image + iterations * per_it)}

@@ -80,7 +80,7 @@ def refine_raster(params: RefineParams, progress: Optional[ProgressFn] = None,
 
 def refine_array(net: MapRefinerNet, config: ModelConfig, ds, iterations: int,
                  device: Union[str, torch.device] = "cpu", bands: Optional[List[int]] = None,
-                 input_resolution_m: Optional[float] = None, tile_size: int = 512,
+                 input_resolution_m: Optional[float] = None, tile_size: int = 1024,
                  trajectory: bool = False) -> Tuple[np.ndarray, np.ndarray]:
     """Logits on the whole input grid in memory (for evaluation and small rasters).
 

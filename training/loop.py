@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, List, Optional, TypeVar
 import torch
 from torch import nn
 
+from ..engine.device import denormals_flushed
 from ..engine.progress import Reporter
 from .checkpoint import load_checkpoint, save_checkpoint
 
@@ -61,25 +62,26 @@ def run_loop(module: nn.Module, opt: torch.optim.Optimizer,
     ema = None
     module.train()
     done = start
-    for step in range(start, steps):
-        rep.check()
-        if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
-            log.info("time budget of %.0f s reached after %d steps", max_seconds, step)
-            break
-        loss = loss_at(step)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        value = float(loss.detach())
-        ema = value if ema is None else 0.98 * ema + 0.02 * value
-        if (step + 1) % log_every == 0 or step + 1 == steps:
-            history.append(ema)
-            log.info("step %d/%d  loss %.4f (avg %.4f)", step + 1, steps, value, ema)
-        if ckpt is not None and checkpoint_every and (step + 1) % checkpoint_every == 0 \
-                and step + 1 < steps:
-            save_checkpoint(ckpt, module, opt, step + 1, meta)
-        rep.report((step + 1 - start) / max(1, steps - start))
-        done = step + 1
+    with denormals_flushed():  # 3x faster backward on a fresh RNN
+        for step in range(start, steps):
+            rep.check()
+            if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
+                log.info("time budget of %.0f s reached after %d steps", max_seconds, step)
+                break
+            loss = loss_at(step)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            value = float(loss.detach())
+            ema = value if ema is None else 0.98 * ema + 0.02 * value
+            if (step + 1) % log_every == 0 or step + 1 == steps:
+                history.append(ema)
+                log.info("step %d/%d  loss %.4f (avg %.4f)", step + 1, steps, value, ema)
+            if ckpt is not None and checkpoint_every and (step + 1) % checkpoint_every == 0 \
+                    and step + 1 < steps:
+                save_checkpoint(ckpt, module, opt, step + 1, meta)
+            rep.report((step + 1 - start) / max(1, steps - start))
+            done = step + 1
     module.eval()
     if history == [] and ema is not None:
         history.append(ema)

@@ -1,0 +1,109 @@
+"""docs/benchmarks.md from one ``make bench`` run's figures (out/bench.json)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List
+
+from .flops import coarse_flops_per_pixel, rnn_executed_flops_per_pixel, rnn_flops_per_pixel
+
+HEADER = """# Benchmarks
+
+Written by `make bench` (`python -m map_refiner.benchmarks.bench`); every
+figure on this page comes from the one run described here. Rerun it on your
+own machine: the ratios to the machine's own matrix-multiply rate and to the
+dense CRF carry over, the seconds do not. Timings are best-of-two where noted,
+otherwise single runs; a busy machine (other torch processes on the same cores)
+makes every figure several times worse.
+"""
+
+
+def _rate(flop_per_px: float, mpix: float, seconds: float) -> float:
+    return flop_per_px * mpix * 1e6 / seconds / 1e9
+
+
+def write_report(res: Dict, out: Path) -> str:
+    k, it = int(res["k"]), int(res["iterations"])
+    mm = float(res["matmul_gflops"])
+    comp = res["compute"]
+    mp = float(comp["model_mpix"])
+    cnn_f = coarse_flops_per_pixel(k=k)
+    rnn_f = rnn_flops_per_pixel(k=k, iterations=it)["total"]
+    rnn_x = rnn_executed_flops_per_pixel(k=k, iterations=it)["total"]
+    cnn_rate = _rate(cnn_f, mp, comp["cnn_s"])
+    rnn_rate = _rate(rnn_f, mp, comp["rnn_s"])
+    rnn_xrate = _rate(rnn_x, mp, comp["rnn_s"])
+    e2e = {int(t): s for t, s in res["end_to_end_s"].items()}
+    best_tile = min(e2e, key=e2e.get)
+    lines: List[str] = [HEADER]
+    crop = res["crop"]
+    lines += [
+        "## The run", "",
+        f"- machine: {res['machine']}",
+        f"- commit: {res['commit']}; date: {res['date']}; whole run {res['seconds'] / 60:.1f} min",
+        f"- model: the bundled default (K = {k} classes, {it} RNN iterations), fp32",
+        f"- input: a {crop['pixels'][0]} x {crop['pixels'][1]} px crop of "
+        f"`xiamen/xiamen_rgb.tif` ({crop['resolution_m']:.3f} m pixels, 2.25 km²), "
+        f"{comp['model_grid'][0]} x {comp['model_grid'][1]} = {mp:.2f} Mpx on the model's 0.6 m grid",
+        "", "## Throughput on the 2.25 km² crop", "",
+        "| part | seconds | Mpx/s (model grid) | FLOP/s | share of matmul rate |",
+        "|---|---:|---:|---:|---:|",
+        f"| fp32 matrix multiply (torch, 2048³) | | | {mm:.0f} G | 100% |",
+        f"| coarse CNN (compute) | {comp['cnn_s']:.2f} | {mp / comp['cnn_s']:.2f} | "
+        f"{cnn_rate:.0f} G | {cnn_rate / mm:.0%} |",
+        f"| RNN, {it} iterations (compute), paper's FLOPs | {comp['rnn_s']:.2f} | "
+        f"{mp / comp['rnn_s']:.2f} | {rnn_rate:.0f} G | {rnn_rate / mm:.0%} |",
+        f"| RNN, FLOPs actually executed (composed filters) | | | {rnn_xrate:.0f} G | {rnn_xrate / mm:.0%} |",
+        f"| CNN + RNN (compute) | {comp['cnn_s'] + comp['rnn_s']:.2f} | "
+        f"{mp / (comp['cnn_s'] + comp['rnn_s']):.2f} | | |",
+    ]
+    for t in sorted(e2e):
+        lines.append(f"| end to end, GeoTIFF in -> GeoTIFF out, tiles of {t} px (best of 2) | "
+                     f"{e2e[t]:.2f} | {mp / e2e[t]:.2f} | | |")
+    lines += ["", f"FLOPs per model pixel, counted from the architecture "
+              f"(`benchmarks/flops.py`): coarse CNN {cnn_f / 1e3:.1f} k; RNN in the paper's form "
+              f"{rnn_f / 1e3:.1f} k ({it} iterations, image filters once). The CPU path computes "
+              f"the same function with {rnn_x / 1e3:.1f} k (heat filters composed with each "
+              "class's MLP weights, image filters with the MLPs' image weights), so the RNN's "
+              "rate is given both ways."]
+    crf = res["crf"]
+    lines += ["", "## Against the dense CRF", ""]
+    if crf.get("available"):
+        lines += [f"pydensecrf2, 5 mean-field iterations, on the same crop and the same coarse "
+                  f"scores (model grid): {crf['crf_s']:.2f} s; our RNN ({it} iterations, compute): "
+                  f"{comp['rnn_s']:.2f} s, i.e. **{crf['crf_s'] / comp['rnn_s']:.1f}x faster**. "
+                  "On quality, the experiment (docs/results.md) has the dense CRF below the "
+                  "coarse CNN on the Austin test tile and the RNN far above it."]
+    else:
+        lines += ["pydensecrf2 is not installed; `make bench` installs it "
+                  "(requirements-experiment.txt). No CRF figure in this run."]
+    lines += ["", "## Scaling: virtual mosaics of the crop", "",
+              "Each refine runs in a fresh process over a GDAL VRT that repeats the crop n x n "
+              "(no copy on disk), with the engine's default tile size; peak resident memory "
+              "is the process's own high-water mark (VmHWM), torch and the model included.", "",
+              "| mosaic | input Mpx | seconds | s per input Mpx | peak RSS (MiB) | RSS after importing torch (MiB) |",
+              "|---|---:|---:|---:|---:|---:|"]
+    for r in res["scaling"]:
+        lines.append(f"| {r['n']} x {r['n']} | {r['input_mpix']:.1f} | {r['s']:.1f} | {r['s'] / r['input_mpix']:.3f} | "
+                     f"{r['rss_mb']:.0f} | {r['rss_after_import_mb']:.0f} |")
+    ft, tr = res["finetune"], res["rnn_training"]
+    lines += ["", "## Training", "",
+              f"- Fine-tune as the plugin runs it (`training.rnn.finetune`, default {ft['steps']:.0f} "
+              f"steps, batch 8 of 64 px patches, {it} unrolled iterations) on "
+              f"{ft['polygons']:.0f} correction polygons (3 buildings near the centre of "
+              f"`austin_dev` with their background rings, copied from the reference): "
+              f"**{ft['seconds']:.1f} s** from the call to the saved model file "
+              f"({ft['fit_seconds']:.1f} s fitting, {ft['s_per_step'] * 1000:.0f} ms per step).",
+              f"- A fresh RNN on `austin_enh` (CNN frozen; the paper's AdaGrad, lr 0.01, batch 8 "
+              f"of 64 px): {tr['steps']} steps in {tr['seconds']:.0f} s "
+              f"({tr['s_per_step'] * 1000:.0f} ms per step). Its loss (moving average) went "
+              f"from {tr['loss_first']:.3f} to {tr['loss_best']:.3f}; it came within 2% of "
+              f"the run's best after {tr['converged_step']} steps, "
+              f"**{tr['converged_seconds']:.0f} s** (loss by step: "
+              + ", ".join(f"{s}: {v}" for s, v in tr["loss_curve"]) + ")."]
+    text = "\n".join(lines) + "\n"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".partial")
+    tmp.write_text(text)
+    tmp.replace(out)
+    return text
