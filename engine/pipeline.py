@@ -14,6 +14,7 @@ import torch
 from .device import configure_threads, resolve_device
 from .errors import MapRefinerError
 from .files import check_output_path
+from .memory import bounded_memory, release_free_memory
 from .model_config import ModelConfig
 from .model_io import load_model
 from .params import RefineParams, RefineResult
@@ -64,13 +65,16 @@ def refine_raster(params: RefineParams, progress: Optional[ProgressFn] = None,
              grids.model_height, total, iterations, device)
     colours = [tuple(c.colour) for c in config.classes]
     desc = f"{config.name}: {iterations} RNN iterations"
-    with refined_writer(info, out, config.class_names, colours, params.scores, desc) as writer:
+    with bounded_memory(), \
+            refined_writer(info, out, config.class_names, colours, params.scores, desc) as writer:
         for i, tile in enumerate(plan_tiles(grids, iterations, params.tile_size)):
             rep.check()
             res = predict_tile(net, config, ds, bands, grids, tile, iterations, device)
             cls, probs = classes_and_probs(res.logits, res.valid, CLASS_NODATA,
                                            params.scores is not None)
             writer.write(tile.x0, tile.y0, cls, probs)
+            del res, cls, probs
+            release_free_memory()          # flat memory over thousands of tiles
             rep.report((i + 1) / total)
         rep.check()
     return RefineResult(out, params.scores, iterations, config.class_names, colours,

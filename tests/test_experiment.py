@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from map_refiner.engine.label_classes import IGNORE
 from map_refiner.engine.models import RefinementRNN, UnsharedRefinement
 from map_refiner.engine.tiling import Grids
 from map_refiner.training.baselines import (CrfParams, best_offsets, box_mean, dense_crf,
@@ -206,3 +207,32 @@ def test_quick_experiment_runs_end_to_end(tmp_path: Path) -> None:
     assert "CNN + RNN (the paper)" in text and "Xiamen evaluation tiles" in text
     assert (tmp_path / "figures" / "austin_iterations.png").exists()
     assert (tmp_path / "work" / "results.json").exists()
+
+
+def test_fit_refiner_takes_turns_over_several_coarse_maps() -> None:
+    """Two identical maps train exactly like one; a different second map changes the fit."""
+    scene = _scene(np.random.default_rng(2))
+    spec = FitSpec(steps=6, batch_size=2, patch_size=16, iterations=2, lr=0.05, seed=1)
+    other = scene.heat.flip(-1)
+
+    def fit(heats):
+        torch.manual_seed(0)
+        rnn = RefinementRNN(3, 2)
+        fit_refiner(rnn, scene.image, heats, scene.labels, spec, torch.device("cpu"))
+        return [p.detach().clone() for p in rnn.parameters()]
+
+    one, same, mixed = fit(scene.heat), fit([scene.heat, scene.heat]), fit([scene.heat, other])
+    assert all(torch.equal(a, b) for a, b in zip(one, same))
+    assert not all(torch.equal(a, b) for a, b in zip(one, mixed))
+
+
+def test_guarded_split_holds_out_the_bottom_rows() -> None:
+    from map_refiner.training.experiment_guarded import split_rows
+    scene = _scene(np.random.default_rng(3))
+    fit_part, held = split_rows(scene, 0.25)
+    h, H = scene.labels.shape[0], scene.reference.shape[0]
+    assert (fit_part.labels[18:] == IGNORE).all() and torch.equal(fit_part.labels[:18], scene.labels[:18])
+    assert (held.reference[:36] == IGNORE).all()
+    assert np.array_equal(held.reference[36:], scene.reference[36:])
+    assert (h, H) == (24, 48) and fit_part.image is scene.image
+    assert scene.labels[18:].ne(IGNORE).all()          # the original scene is untouched

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -50,11 +50,13 @@ class FitOutcome:
     loss_history: List[float]
 
 
-def fit_refiner(refiner: nn.Module, image: torch.Tensor, heat: torch.Tensor,
+def fit_refiner(refiner: nn.Module, image: torch.Tensor, heat: Union[torch.Tensor, Sequence[torch.Tensor]],
                 labels: torch.Tensor, spec: FitSpec, device: torch.device,
                 on_segment: Optional[SegmentFn] = None) -> FitOutcome:
     """AdaGrad on random (image, heat, labels) patches; ``refiner(img, heat, T)`` gives logits.
 
+    ``heat`` may be several coarse maps of the same tile: step ``s`` then draws
+    its whole batch from map ``s mod len(heat)``.
     ``on_segment(step)`` is called after every ``spec.eval_every`` steps (and at
     the end) with the module in eval mode.
     """
@@ -62,12 +64,13 @@ def fit_refiner(refiner: nn.Module, image: torch.Tensor, heat: torch.Tensor,
     refiner.to(device)
     context = 2 * (spec.iterations + 1)
     tile = TrainingTile(image, labels)
-    sampler = PatchSampler(tile, spec.patch_size, context, spec.seed, heat=heat)
+    heats = [heat] if isinstance(heat, torch.Tensor) else list(heat)
+    samplers = [PatchSampler(tile, spec.patch_size, context, spec.seed, heat=h) for h in heats]
     opt = torch.optim.Adagrad(refiner.parameters(), lr=spec.lr)
     s = spec.patch_size
 
     def loss_at(step: int) -> torch.Tensor:
-        img, lab, h = sampler.batch(spec.batch_size, step)
+        img, lab, h = samplers[step % len(samplers)].batch(spec.batch_size, step)
         out = refiner(img.to(device), h.to(device), spec.iterations)
         out = out[:, :, context:context + s, context:context + s]
         return F.cross_entropy(out, lab.to(device), ignore_index=IGNORE)

@@ -32,6 +32,11 @@ def loveda_config(data: Path) -> ModelConfig:
                        ground_resolution_m=MODEL_RESOLUTION_M, name="LoveDA three-class run")
 
 
+#: Seeds of further degradations of the training tile: seed + EXTRA_SEED + j
+#: (training/experiment_guarded.py).
+EXTRA_SEED = 1000
+
+
 def load_loveda(data: Path, config: ModelConfig, spec: Degradation,
                 seed: int) -> Tuple[Scene, Scene, Dict[str, dict]]:
     """Both tiles with their degraded coarse heat maps (seed + tile index)."""
@@ -40,12 +45,15 @@ def load_loveda(data: Path, config: ModelConfig, spec: Degradation,
         d = data / "loveda"
         s = load_scene(f"loveda_{i}", d / f"loveda_{i}_rgb.png", d / f"loveda_{i}_gt.png",
                        config, VALUE_MAP, RESOLUTION_IN_M)
-        heat, rec = degrade_reference(s.reference, len(CLASSES), tuple(s.image.shape[-2:]),
-                                      spec, seed + i)
-        h, w = s.image.shape[-2:]
-        padded = torch.nn.functional.pad(torch.from_numpy(heat)[None],
-                                         (0, (-w) % 4, 0, (-h) % 4), mode="replicate")[0]
-        s.heat = padded
+        s.heat, records[s.name] = degraded_heat(s, spec, seed + i)
         scenes.append(s)
-        records[s.name] = rec
     return scenes[0], scenes[1], records
+
+
+def degraded_heat(s: Scene, spec: Degradation, seed: int) -> Tuple[torch.Tensor, dict]:
+    """A degraded coarse map of the scene's reference, padded to the CNN's stride."""
+    heat, rec = degrade_reference(s.reference, len(CLASSES), tuple(s.image.shape[-2:]), spec, seed)
+    h, w = s.image.shape[-2:]
+    padded = torch.nn.functional.pad(torch.from_numpy(heat)[None],
+                                     (0, (-w) % 4, 0, (-h) % 4), mode="replicate")[0]
+    return padded, rec

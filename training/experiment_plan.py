@@ -33,6 +33,9 @@ class Plan:
     loveda_crf_grid: Dict[str, Sequence[float]] = field(default_factory=dict)
     loveda_gf_radii: Sequence[int] = ()
     loveda_gf_eps: Sequence[float] = ()
+    # The guarded LoveDA RNN (training/experiment_guarded.py): how many degradations
+    # of loveda_0 it trains on; 0 leaves the row out.
+    loveda_guarded_draws: int = 8
 
 
 def full_plan() -> Plan:
@@ -62,5 +65,5 @@ def quick_plan() -> Plan:
         prob_offsets_3=[0.0], curve_iterations=3, xiamen_tiles=1,
         loveda_crf_grid={"w_app": [5.0], "theta_alpha": [30.0], "theta_beta": [10.0],
                          "w_smooth": [3.0], "theta_gamma": [3.0]},
-        loveda_gf_radii=[4], loveda_gf_eps=[1e-2],
+        loveda_gf_radii=[4], loveda_gf_eps=[1e-2], loveda_guarded_draws=2,
     )

@@ -17,6 +17,7 @@ from ..engine.models import MapRefinerNet
 from . import experiment_figures as figs
 from .experiment_data import (Scene, coarse_scores, load_scene, refine_scene, score_map,
                               to_reference)
+from .experiment_guarded import guarded_rnn_row
 from .experiment_loveda import load_loveda, loveda_config
 from .experiment_plan import Plan
 from .experiment_rows import (Row, coarse_row, crf_row, guided_row, iteration_curve,
@@ -172,12 +173,22 @@ def run_loveda(data: Path, plan: Plan, device: torch.device, out_dir: Path) -> D
         log.info("LoveDA %s: test mean IoU %.2f (%.0f s)", r.name, 100 * r.test.mean_iou, r.seconds)
     learned, modules = _learned(plan, plan.loveda_variants, train, test, names, device)
     rows += learned
+    guarded = None
+    if plan.loveda_guarded_draws:
+        row, modules["guarded"], guarded = guarded_rnn_row(
+            train, test, names, plan.fit, plan.degradation, plan.loveda_guarded_draws, device)
+        rows.append(row)
+        log.info("LoveDA %s: test mean IoU %.2f (%.0f s)", row.name, 100 * row.test.mean_iou,
+                 row.seconds)
     for r in rows:
         r.name = r.name.replace("CNN + ", "coarse + ")
     curves = {}
     if "rnn" in modules:
         curves = {"RNN, test": iteration_curve(modules["rnn"], test, names, plan.curve_iterations),
                   "RNN, train": iteration_curve(modules["rnn"], train, names, plan.curve_iterations)}
+    if "guarded" in modules:
+        curves["guarded RNN, test"] = iteration_curve(modules["guarded"], test, names,
+                                                      plan.curve_iterations)
     fig_dir = out_dir / "figures"
     colours = [tuple(c.colour) for c in config.classes]
     files = []
@@ -190,6 +201,8 @@ def run_loveda(data: Path, plan: Plan, device: torch.device, out_dir: Path) -> D
               "coarse + RNN (the paper)"]
     maps = {n.replace("coarse + ", "+ ").replace(" (coarse input)", ""): by_name[n].test_map
             for n in wanted if n in by_name}
+    if guarded:
+        maps["+ guarded RNN"] = rows[-1].test_map
     maps["reference"] = test.reference
     size = 200
     windows = figs.pick_windows(np.where(test.reference == 2, 1, test.reference), size, 3)
@@ -199,4 +212,5 @@ def run_loveda(data: Path, plan: Plan, device: torch.device, out_dir: Path) -> D
     return {"degradation": records, "rows": [row_dict(r) for r in rows],
             "train_labelled_pixels": train.labelled_pixels,
             "test_labelled_pixels": test.labelled_pixels,
-            "iteration_curves": curves, "figures": [str(Path(f).name) for f in files]}
+            "iteration_curves": curves, "figures": [str(Path(f).name) for f in files],
+            "guarded": guarded}
