@@ -301,8 +301,15 @@ def loveda_section(lv: Dict, fit: Dict) -> List[str]:
                       + ". The changes remove the invented objects (see the close-ups) and recover "
                       "most of the loss, but with six buildings and one road to learn from, the "
                       "learned refiner still does not beat the input or the two-parameter baselines "
-                      "on this three-class pair; more accurately labelled three-class tiles are what "
-                      "it lacks, not iterations or steps.")
+                      "on this three-class pair.")
+            by_it = (lv.get("iteration_curves") or {}).get("guarded RNN, test", {}).get("mean IoU", [])
+            if by_it:
+                draws += (f" Other iteration counts do not change that (best {max(by_it):.2f} after "
+                          f"{by_it.index(max(by_it))} iteration(s), curve below), and over training "
+                          f"steps its test score moved between {min(c['test']):.1f} and "
+                          f"{max(c['test']):.1f} without a trend the held-out quarter could follow: "
+                          "the likeliest missing ingredient is more accurately labelled three-class "
+                          "data, which ../shared/data does not have (not tried).")
     run = lv.get("run")
     rerun = (f"This section was run separately with `{run['command']}` at commit "
              f"`{run['git']['commit']}`" + (" (with uncommitted edits to the code it runs)"
