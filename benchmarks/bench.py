@@ -30,6 +30,7 @@ from ..engine.pipeline import RefineParams, refine_raster
 from ..engine.predict import model_image
 from ..engine.raster_io import ground_resolution, open_raster, raster_info
 from ..engine.tiling import make_grids
+from .bench_levers import levers, training_step
 from .bench_report import write_report
 from .bench_train import finetune_time, rnn_training_time
 
@@ -86,6 +87,15 @@ def compute_only(model, crop: Path, iterations: int) -> Dict[str, float]:
         t_rnn = _timed(lambda: net.rnn(x, heat, iterations))
     mp = g.model_width * g.model_height / 1e6
     return {"model_mpix": mp, "cnn_s": t_cnn, "rnn_s": t_rnn, "model_grid": [g.model_width, g.model_height]}
+
+
+def lever_rows(model, crop: Path, iterations: int, data: Path) -> List[Dict[str, object]]:
+    """Before/after of each speed lever on a 1248 x 1248 square of the crop."""
+    net, cfg = model
+    _, img = _on_model_grid(cfg, crop)
+    rows = levers(net, img[:, :1248, :1248], iterations)
+    rows.append(training_step(net, cfg, data, iterations))
+    return rows
 
 
 def crf_peer(model, crop: Path, iterations: int = 5) -> Dict[str, float]:
@@ -217,6 +227,7 @@ def main(argv: List[str] = None) -> int:
                        "resolution_m": ground_resolution(raster_info(ds))[0]}
         _step("matmul"); res["matmul_gflops"] = matmul_gflops()
         _step("compute"); res["compute"] = compute_only(model, crop, it)
+        _step("levers"); res["levers"] = lever_rows(model, crop, it, a.data)
         _step("end to end"); res["end_to_end_s"] = {t: end_to_end(crop, tmp, t)
                                                     for t in map(int, a.tiles.split(","))}
         _step("dense CRF"); res["crf"] = crf_peer(model, crop)

@@ -42,11 +42,17 @@ def class_renderer(field: str, names: Sequence[str], colours: Sequence[Colour],
 def probability_renderer(layer: QgsRasterLayer, band: int,
                          colour: Colour) -> QgsSingleBandPseudoColorRenderer:
     """0 → transparent, 1 → the class colour."""
+    return unit_ramp_renderer(layer, band, [(0.0, QColor(*colour, 0), "0"),
+                                            (1.0, QColor(*colour, 255), "1")])
+
+
+def unit_ramp_renderer(layer: QgsRasterLayer, band: int,
+                       stops: List[Tuple[float, QColor, str]]) -> QgsSingleBandPseudoColorRenderer:
+    """A band of values in [0, 1] drawn with an interpolated ramp through ``stops``."""
     ramp = QgsColorRampShader(0.0, 1.0)
     ramp.setColorRampType(QgsColorRampShader.Interpolated)
-    ramp.setColorRampItemList([
-        QgsColorRampShader.ColorRampItem(0.0, QColor(*colour, 0), "0"),
-        QgsColorRampShader.ColorRampItem(1.0, QColor(*colour, 255), "1")])
+    ramp.setColorRampItemList([QgsColorRampShader.ColorRampItem(v, c, label)
+                               for v, c, label in stops])
     shader = QgsRasterShader(0.0, 1.0)
     shader.setRasterShaderFunction(ramp)
     renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), band, shader)

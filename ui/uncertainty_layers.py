@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from typing import List, Sequence
 
-from qgis.core import (QgsColorRampShader, QgsCoordinateReferenceSystem, QgsFeature, QgsField,
+from qgis.core import (QgsCoordinateReferenceSystem, QgsFeature, QgsField,
                        QgsFillSymbol, QgsGeometry, QgsPalLayerSettings, QgsRasterLayer,
-                       QgsRasterShader, QgsRectangle, QgsSingleBandPseudoColorRenderer,
+                       QgsRectangle, QgsSingleBandPseudoColorRenderer,
                        QgsSingleSymbolRenderer, QgsTextFormat, QgsVectorLayer,
                        QgsVectorLayerSimpleLabeling)
 from qgis.PyQt.QtCore import QVariant
 from qgis.PyQt.QtGui import QColor
 
 from ..engine.uncertainty import Region
+from .layers import unit_ramp_renderer
 
 # Transparent where the model is sure, then yellow -> orange -> magenta.
 UNCERTAINTY_RAMP = ((0.0, (255, 255, 178, 0)), (0.15, (254, 204, 92, 90)),
@@ -23,16 +24,7 @@ REGION_COLOUR = "0,200,255"
 
 
 def uncertainty_renderer(layer: QgsRasterLayer, band: int) -> QgsSingleBandPseudoColorRenderer:
-    ramp = QgsColorRampShader(0.0, 1.0)
-    ramp.setColorRampType(QgsColorRampShader.Interpolated)
-    ramp.setColorRampItemList([QgsColorRampShader.ColorRampItem(v, QColor(*c), f"{v:g}")
-                               for v, c in UNCERTAINTY_RAMP])
-    shader = QgsRasterShader(0.0, 1.0)
-    shader.setRasterShaderFunction(ramp)
-    renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), band, shader)
-    renderer.setClassificationMin(0.0)
-    renderer.setClassificationMax(1.0)
-    return renderer
+    return unit_ramp_renderer(layer, band, [(v, QColor(*c), f"{v:g}") for v, c in UNCERTAINTY_RAMP])
 
 
 def regions_layer(crs: QgsCoordinateReferenceSystem, name: str) -> QgsVectorLayer:

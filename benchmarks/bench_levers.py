@@ -1,0 +1,108 @@
+"""Before/after of each CPU speed lever, measured in the same process on the
+same input (a square of the 2.25 km² crop on the model grid).
+
+"Before" is the plain PyTorch formulation the paper describes (and the
+training path still uses); "after" is what inference runs now.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Dict, List
+
+import torch
+from torch.nn import functional as F
+
+from ..engine.coarse_cpu import coarse_forward_cpu
+from ..engine.predict import class_argmax
+from ..engine.rnn_wavefront import iterate_wavefront
+
+
+def _best(fn: Callable[[], object], repeat: int = 2) -> float:
+    fn()
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return min(out)
+
+
+def _plain_cnn(net, x: torch.Tensor) -> torch.Tensor:
+    y = F.relu(net.conv1(x))
+    y = F.relu(net.conv2(y))
+    y = F.relu(net.conv3(y))
+    return net.upsample(net.conv4(y))
+
+
+def _plain_rnn(rnn, x: torch.Tensor, heat: torch.Tensor, iterations: int) -> torch.Tensor:
+    feats = rnn.image_features(x)
+    for _ in range(iterations):
+        heat = rnn.step(heat, feats)
+    return heat
+
+
+def levers(net, image: torch.Tensor, iterations: int) -> List[Dict[str, object]]:
+    """``image``: (C, h, w) normalised, on the model grid, sides multiples of 4."""
+    x = image.unsqueeze(0).contiguous()
+    rows = []
+    with torch.no_grad():
+        heat = coarse_forward_cpu(net.coarse, x)
+        rows.append({"part": "coarse CNN",
+                     "before": _best(lambda: _plain_cnn(net.coarse, x)),
+                     "after": _best(lambda: coarse_forward_cpu(net.coarse, x)),
+                     "how": "channels-last; 9x9 K-output layer as one GEMM + shifted sums; "
+                            "even-sided transposed convolution"})
+        rows.append({"part": f"RNN, {iterations} iterations",
+                     "before": _best(lambda: _plain_rnn(net.rnn, x, heat, iterations), repeat=1),
+                     "after": _best(lambda: iterate_wavefront(net.rnn, x, heat, iterations, False)),
+                     "how": "strips + wavefront over the iterations, im2col + batched GEMM; "
+                            "hidden layer stays in cache"})
+        scores = heat[0]
+        rows.append({"part": "arg-max over classes",
+                     "before": _best(lambda: scores.argmax(0).to(torch.uint8)),
+                     "after": _best(lambda: class_argmax(scores)),
+                     "how": "K elementwise passes instead of torch.argmax over a leading dim"})
+    return rows
+
+
+def training_step(net, config, data, iterations: int, steps: int = 60) -> Dict[str, object]:
+    """A fresh RNN trained on real ``austin_enh`` patches (batch 8 of 64 px) for
+    ``steps`` steps, timing the last third: denormals computed, then flushed
+    (what ``engine.device.denormals_flushed`` does around every training loop)."""
+    from ..engine.models import RefinementRNN
+    from ..training.data import load_training_tile
+    from ..training.rnn_fit import coarse_heat
+    from ..training.sampler import PatchSampler
+    from ..training.tile import IGNORE, LabelSource
+    from .bench_train import AUSTIN_VALUES
+
+    tile = load_training_tile(data / "austin" / "austin_enh_rgb.tif",
+                              LabelSource(data / "austin" / "austin_enh_gt.tif", value_map=AUSTIN_VALUES),
+                              config, None, None)
+    heat = coarse_heat(net, tile.image, torch.device("cpu"))
+    ctx, patch = 2 * (iterations + 1), 64
+    sampler = PatchSampler(tile, patch, ctx, 0, heat=heat)
+
+    def run(flush: bool) -> float:
+        torch.manual_seed(0)
+        rnn = RefinementRNN(config.in_channels, config.num_classes)
+        opt = torch.optim.Adagrad(rnn.parameters(), lr=0.01)
+        times = []
+        torch.set_flush_denormal(flush)
+        try:
+            for step in range(steps):
+                img, lab, h = sampler.batch(8, step)
+                t0 = time.perf_counter()
+                opt.zero_grad()
+                out = rnn(img, h, iterations)[:, :, ctx:ctx + patch, ctx:ctx + patch]
+                F.cross_entropy(out, lab, ignore_index=IGNORE).backward()
+                opt.step()
+                times.append(time.perf_counter() - t0)
+        finally:
+            torch.set_flush_denormal(False)
+        tail = times[-(steps // 3):]
+        return sum(tail) / len(tail)
+
+    return {"part": f"RNN training step (fresh RNN, austin_enh, batch 8, steps {steps * 2 // 3}-{steps})",
+            "before": run(False), "after": run(True), "how": "denormals flushed to zero"}

@@ -1,0 +1,62 @@
+"""The benchmark's own logic: FLOP counts, mosaics, convergence, the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from osgeo import gdal
+
+from helpers_engine import make_tif
+from map_refiner.benchmarks.bench import mosaic_vrt
+from map_refiner.benchmarks.bench_report import write_report
+from map_refiner.benchmarks.bench_train import converged_at
+from map_refiner.benchmarks.flops import (coarse_flops_per_pixel, rnn_executed_flops_per_pixel,
+                                          rnn_flops_per_pixel)
+
+
+def test_flop_counts_by_hand():
+    # conv1 12*12*3*64, conv2 9*64*128, conv3 9*128*128, conv4 81*128*2, up 64*2*2; /16; x2
+    assert coarse_flops_per_pixel(3, 2) == 2 * (27648 + 73728 + 147456 + 20736 + 256) / 16
+    paper = rnn_flops_per_pixel(3, 2, 5)
+    assert paper["image"] == 2 * 25 * 3 * 32
+    assert paper["per_iteration"] == 2 * 2 * (25 * 32 + 64 * 32 + 32)
+    done = rnn_executed_flops_per_pixel(3, 2, 5)
+    assert done["image"] == 2 * 2 * 32 * 75 and done["total"] < paper["total"]
+
+
+def test_mosaic_vrt_repeats_the_tile(tmp_path: Path):
+    tile = make_tif(tmp_path / "t.tif", 40, 30)
+    vrt = mosaic_vrt(tile, tmp_path / "m.vrt", 3)
+    src = gdal.Open(str(tile)).ReadAsArray()
+    big = gdal.Open(str(vrt)).ReadAsArray()
+    assert big.shape == (3, 120, 90)
+    assert np.array_equal(big[:, 80:120, 30:60], src)
+    assert gdal.Open(str(vrt)).GetGeoTransform() == gdal.Open(str(tile)).GetGeoTransform()
+
+
+def test_converged_at_is_the_first_point_near_the_best():
+    assert converged_at([1.0, 0.5, 0.104, 0.101, 0.1]) == 2
+    assert converged_at([0.3, 0.3]) == 0
+
+
+def test_report_shows_ratios_from_the_figures(tmp_path: Path):
+    res = {"k": 2, "iterations": 5, "matmul_gflops": 300.0, "machine": "m", "commit": "c",
+           "date": "d", "seconds": 60.0, "crop": {"pixels": [10, 10], "resolution_m": 0.5},
+           "compute": {"model_mpix": 6.25, "cnn_s": 1.0, "rnn_s": 2.0, "model_grid": [2500, 2500]},
+           "end_to_end_s": {"1024": 4.0}, "crf": {"available": 1.0, "crf_s": 6.0},
+           "levers": [{"part": "p", "before": 3.0, "after": 1.0, "how": "h"}],
+           "scaling": [{"n": 1, "input_mpix": 10.0, "s": 5.0, "rss_mb": 600.0,
+                        "rss_after_import_mb": 250.0}],
+           "finetune": {"steps": 150.0, "polygons": 6.0, "seconds": 15.0, "fit_seconds": 14.0,
+                        "s_per_step": 0.1},
+           "rnn_training": {"steps": 100, "seconds": 20.0, "s_per_step": 0.2, "converged_step": 50,
+                            "converged_seconds": 10.0, "loss_first": 0.5, "loss_best": 0.1,
+                            "loss_curve": [(50, 0.1)]}}
+    text = write_report(res, tmp_path / "b.md")
+    assert (tmp_path / "b.md").read_text() == text
+    assert "**3.0x faster**" in text                       # CRF 6 s against RNN 2 s
+    cnn_rate = 33728 * 6.25e6 / 1.0 / 1e9
+    assert f"{cnn_rate:.0f} G | {cnn_rate / 300:.0%}" in text
+    assert "| p | 3.000 | 1.000 | 3.0x | h |" in text
+    assert "| 1 x 1 | 10.0 | 5.0 | 0.500 | 600 | 250 |" in text
