@@ -41,11 +41,13 @@ def describe_devices() -> str:
 def denormals_flushed() -> Iterator[None]:
     """Flush denormal floats to zero inside the block (training loops).
 
-    Gradients of a freshly initialised RNN are full of denormals; x86 cores take
-    ~100x longer on those, which made a training step on ``austin_enh`` 3.3x
-    slower (342 ms against 116 ms of backward pass per step). The flag is the
-    thread's FPU mode, which numpy shares (a denormal nodata value would compare
-    equal to 0), so it is switched off again on the way out.
+    x86 cores take ~100x longer on denormal floats. When a fit drives its
+    outputs to saturation (a degenerate run whose labels were all one class:
+    loss -> 0) the backward pass was 3x slower from them; on real ``austin_enh``
+    patches the gain is small (1.1x, `make bench`), so this is insurance, not a
+    speed-up. The flag is the thread's FPU mode, which numpy shares (a denormal
+    nodata value would compare equal to 0), so it is switched off again on the
+    way out.
     """
     supported = torch.set_flush_denormal(True)
     try:
