@@ -204,7 +204,14 @@ def main(argv: List[str] = None) -> int:
     ap.add_argument("--mosaics", default="1,2,4,8", help="n for n x n mosaics of the 2.25 km² crop")
     ap.add_argument("--rnn-steps", type=int, default=1500, help="RNN training steps to time")
     ap.add_argument("--quick", action="store_true", help="no mosaics above 25 MP, 200 RNN steps")
+    ap.add_argument("--report-only", action="store_true",
+                    help="rewrite docs/benchmarks.md from --json without measuring anything")
     a = ap.parse_args(argv)
+    if a.report_only:
+        res = json.loads(a.json.read_text())
+        res["rendered"] = commit()
+        print(write_report(res, a.out))
+        return 0
     if not (a.data / "xiamen" / "xiamen_rgb.tif").exists():
         print(f"make bench needs the shared data: {a.data}/xiamen/xiamen_rgb.tif is missing "
               "(pass --data)", file=sys.stderr)
@@ -215,7 +222,8 @@ def main(argv: List[str] = None) -> int:
     t_start = time.time()
     res: Dict[str, object] = {"machine": machine(), "commit": commit(),
                               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                              "iterations": it, "k": model[1].num_classes}
+                              "iterations": it, "k": model[1].num_classes,
+                              "default_tile": DEFAULT_TILE}
     mosaics = [int(v) for v in a.mosaics.split(",")]
     if a.quick:
         mosaics, a.rnn_steps = [n for n in mosaics if n <= 2], min(a.rnn_steps, 200)

@@ -44,7 +44,8 @@ def denormals_flushed() -> Iterator[None]:
     x86 cores take ~100x longer on denormal floats. When a fit drives its
     outputs to saturation (a degenerate run whose labels were all one class:
     loss -> 0) the backward pass was 3x slower from them; on real ``austin_enh``
-    patches the gain is small (1.1x, `make bench`), so this is insurance, not a
+    patches it gained nothing measurable (1.0x and 1.1x in two `make bench`
+    runs), so this is insurance, not a
     speed-up. The flag is the thread's FPU mode, which numpy shares (a denormal
     nodata value would compare equal to 0), so it is switched off again on the
     way out.

@@ -150,8 +150,11 @@ def write_report(res: Dict, path: Path) -> Path:
         + (" (the working tree, shared with other engineers, held uncommitted edits under "
            "engine/ or training/ when it started; the experiment's own modules were as committed)"
            if git["dirty"] == "yes" else "")
-        + f", seed {res['seed']}, on {res['machine']}, shared with other work "
-        f"(load average {res['load_average_start']} at the start, {res['load_average_end']} at the end; "
+        + f", seed {res['seed']}, on {res['machine']}, "
+        + ("shared with other work " if float(res["load_average_start"]) >= 1.0
+           else "with nothing else running when it started ")
+        + f"(load average {res['load_average_start']} at the start, {res['load_average_end']} at the end "
+        "including the run's own threads; "
         f"{res['threads']} torch thread(s), device {res['device']}, torch {res['torch']}), "
         f"started {res['started']}. Wall time: **{minutes:.1f} min** for everything on this page"
         + (" except the LoveDA section." if (res.get("loveda") or {}).get("run") else ".")
