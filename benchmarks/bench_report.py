@@ -95,6 +95,17 @@ def write_report(res: Dict, out: Path) -> str:
     for r in res["scaling"]:
         lines.append(f"| {r['n']} x {r['n']} | {r['input_mpix']:.1f} | {r['s']:.1f} | {r['s'] / r['input_mpix']:.3f} | "
                      f"{r['rss_mb']:.0f} | {r['rss_after_import_mb']:.0f} |")
+    sc = res["scaling"]
+    if len(sc) > 1:
+        per = [r["s"] / r["input_mpix"] for r in sc]
+        peak = [r["rss_mb"] for r in sc]
+        lines += ["", f"From {sc[0]['input_mpix']:.0f} to {sc[-1]['input_mpix']:.0f} Mpx "
+                  f"({sc[-1]['input_mpix'] / sc[0]['input_mpix']:.0f}x the pixels) the time per Mpx "
+                  f"stays between {min(per):.3f} and {max(per):.3f} s (linear), and the peak "
+                  f"memory between {min(peak):.0f} and {max(peak):.0f} MiB "
+                  f"({'under' if max(peak) < 2048 else 'over'} 2 GiB): tiles stream through GDAL "
+                  "windowed reads and writes; what grows at first is GDAL's block cache, capped at "
+                  "128 MB while refining (engine/memory.py)."]
     ft, tr = res["finetune"], res["rnn_training"]
     lines += ["", "## Training", "",
               f"- Fine-tune as the plugin runs it (`training.rnn.finetune`, default {ft['steps']:.0f} "
