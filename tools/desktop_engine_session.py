@@ -7,63 +7,16 @@ screenshots of the whole X screen with ImageMagick. Steps run from QTimer
 callbacks so QGIS paints between them. Writes status.json when done.
 """
 
-import json
-import os
-import subprocess
 import sys
-import traceback
-from pathlib import Path
 
 import qgis.utils
-from qgis.core import QgsApplication, QgsProject, QgsRasterLayer
-from qgis.PyQt.QtCore import QTimer
+from qgis.core import QgsProject
 
-SHOTS = Path(os.environ["MAP_REFINER_SHOTS"])
-IMAGE = os.environ["MAP_REFINER_IMAGE"]
-PROJECT = Path(os.environ["MAP_REFINER_PROJECT"])
-SCREEN = [int(v) for v in os.environ.get("MAP_REFINER_SCREEN", "1440x900").split("x")]
+from map_refiner.tools.desktop_steps import (SCREEN, controller, finish, open_image, shoot, status,
+                                             step)
+
+status["torch_at_start"] = "torch" in sys.modules
 iface = qgis.utils.iface
-status = {"steps": [], "shots": [], "torch_at_start": "torch" in sys.modules}
-
-
-def finish(error=None):
-    if error:
-        status["error"] = error
-    (SHOTS / "status.json").write_text(json.dumps(status, indent=2))
-    QgsProject.instance().setDirty(False)
-    QTimer.singleShot(500, QgsApplication.instance().quit)
-
-
-def step(name, delay_ms, func):
-    def run():
-        try:
-            status["steps"].append(name)
-            func()
-        except Exception:  # noqa: BLE001 - reported in status.json, then QGIS quits
-            finish(traceback.format_exc())
-    QTimer.singleShot(delay_ms, run)
-
-
-def shoot(name):
-    QgsApplication.processEvents()
-    path = SHOTS / f"{name}.png"
-    subprocess.run(["import", "-window", "root", str(path)], check=True, timeout=60)
-    status["shots"].append(path.name)
-
-
-def controller():
-    return qgis.utils.plugins["map_refiner"].controller
-
-
-def open_image():
-    iface.mainWindow().setGeometry(0, 0, *SCREEN)
-    layer = QgsRasterLayer(IMAGE, Path(IMAGE).stem)
-    QgsProject.instance().addMapLayer(layer)
-    PROJECT.parent.mkdir(parents=True, exist_ok=True)
-    QgsProject.instance().write(str(PROJECT))
-    iface.setActiveLayer(layer)
-    iface.zoomToActiveLayer()
-    step("ask for the dialog", 2500, ask_for_dialog)
 
 
 def ask_for_dialog():
@@ -168,4 +121,4 @@ def zoom_shot():
     finish()
 
 
-step("open image", 3000, open_image)
+step("open image", 3000, lambda: open_image("ask for the dialog", ask_for_dialog))

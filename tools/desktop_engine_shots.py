@@ -16,13 +16,11 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .desktop_screenshots import DATA, SCREEN, free_display
+from .desktop_screenshots import DATA, run_session
 from .package_zip import ROOT
 from .qgis_profile import QUIET_DESKTOP, enable_plugin, install_plugin
 
@@ -36,32 +34,10 @@ def run(image: Path, out_dir: Path, timeout: float, keep: bool) -> dict:
     work.mkdir(parents=True)
     install_plugin(work)
     enable_plugin(work, QUIET_DESKTOP)
-    shots = work / "shots"
-    shots.mkdir()
-    display = free_display()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "QT_QPA_PLATFORM")}
-    env.update(QGIS_CUSTOM_CONFIG_PATH=str(work), PYTHONNOUSERSITE="1", DISPLAY=f":{display}",
-               MAP_REFINER_SHOTS=str(shots), MAP_REFINER_IMAGE=str(image),
-               MAP_REFINER_SCREEN=SCREEN,
-               MAP_REFINER_PROJECT=str(work / "project" / "austin_engine.qgz"))
-    xvfb = subprocess.Popen(["Xvfb", f":{display}", "-screen", "0", f"{SCREEN}x24", "-nolisten",
-                             "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        time.sleep(1.5)
-        session = Path(__file__).with_name("desktop_engine_session.py")
-        with open(work / "qgis.log", "w") as log:
-            subprocess.run(["qgis", "--nologo", "--noversioncheck", "--code", str(session)],
-                           env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout)
-    finally:
-        xvfb.terminate()
-        xvfb.wait(10)
-    status_file = shots / "status.json"
-    if not status_file.exists():
-        raise SystemExit(f"QGIS ended without a status; see {work / 'qgis.log'}")
-    status = json.loads(status_file.read_text())
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name in status.get("shots", []):
-        shutil.copy(shots / name, out_dir / name)
+    env.update(QGIS_CUSTOM_CONFIG_PATH=str(work), PYTHONNOUSERSITE="1")
+    status = run_session(Path(__file__).with_name("desktop_engine_session.py"), work, env, image,
+                         work / "project" / "austin_engine.qgz", out_dir, timeout)
     if not keep:  # the installed engine is about 900 MB
         shutil.rmtree(work / "profiles" / "default" / "python" / "map_refiner_deps",
                       ignore_errors=True)

@@ -68,23 +68,34 @@ def run(image: Path, out_dir: Path, model: Optional[Path], timeout: float) -> di
     work.mkdir(parents=True)
     install_plugin(work)
     enable_plugin(work, QUIET_DESKTOP)
-    # QGIS writes statistics (.aux.xml) beside the rasters it opens: show a copy,
-    # never the shared original.
-    (work / "data").mkdir()
-    image = Path(shutil.copy(image, work / "data" / image.name))
+    env = qgis_env(work)
+    env.update(MAP_REFINER_MODEL=choose_model(model, work))
+    env.pop("QT_QPA_PLATFORM", None)
+    return run_session(Path(__file__).with_name("desktop_session.py"), work, env, image,
+                       work / "project" / "austin_demo.qgz", out_dir, timeout)
+
+
+def copy_image(image: Path, work: Path) -> Path:
+    """QGIS writes statistics (.aux.xml) beside the rasters it opens: show a copy,
+    never the shared original."""
+    (work / "data").mkdir(exist_ok=True)
+    return Path(shutil.copy(image, work / "data" / image.name))
+
+
+def run_session(session: Path, work: Path, env: dict, image: Path, project: Path,
+                out_dir: Path, timeout: float) -> dict:
+    """QGIS under a fresh Xvfb display running ``session`` (tools/desktop_steps.py
+    reads the MAP_REFINER_* variables set here); its status, shots copied to ``out_dir``."""
     shots = work / "shots"
     shots.mkdir()
     display = free_display()
-    env = qgis_env(work)
-    env.update(DISPLAY=f":{display}", MAP_REFINER_SHOTS=str(shots), MAP_REFINER_IMAGE=str(image),
-               MAP_REFINER_MODEL=choose_model(model, work), MAP_REFINER_SCREEN=SCREEN,
-               MAP_REFINER_PROJECT=str(work / "project" / "austin_demo.qgz"))
-    env.pop("QT_QPA_PLATFORM", None)
+    env = dict(env, DISPLAY=f":{display}", MAP_REFINER_SHOTS=str(shots),
+               MAP_REFINER_IMAGE=str(copy_image(image, work)), MAP_REFINER_SCREEN=SCREEN,
+               MAP_REFINER_PROJECT=str(project))
     xvfb = subprocess.Popen(["Xvfb", f":{display}", "-screen", "0", f"{SCREEN}x24", "-nolisten",
                              "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(1.5)
-        session = Path(__file__).with_name("desktop_session.py")
         with open(work / "qgis.log", "w") as log:
             subprocess.run(["qgis", "--nologo", "--noversioncheck", "--code", str(session)],
                            env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout)

@@ -6,66 +6,19 @@ whole X screen with ImageMagick's ``import -window root``. Steps run from
 QTimer callbacks so QGIS paints between them. Writes status.json when done.
 """
 
-import json
 import os
-import subprocess
-import traceback
 from pathlib import Path
 
 import qgis.utils
-from qgis.core import (QgsApplication, QgsFeature, QgsGeometry, QgsProject, QgsRasterLayer,
-                       QgsRectangle)
+from qgis.core import QgsFeature, QgsGeometry, QgsProject, QgsRectangle
 from qgis.PyQt.QtCore import QTimer
 from qgis.PyQt.QtWidgets import QComboBox
 
-SHOTS = Path(os.environ["MAP_REFINER_SHOTS"])
-IMAGE = os.environ["MAP_REFINER_IMAGE"]
+from map_refiner.tools.desktop_steps import (IMAGE, SCREEN, controller, finish, open_image, shoot,
+                                             status, step)
+
 MODEL = os.environ.get("MAP_REFINER_MODEL", "")
-PROJECT = Path(os.environ["MAP_REFINER_PROJECT"])
-SCREEN = [int(v) for v in os.environ.get("MAP_REFINER_SCREEN", "1440x900").split("x")]
 iface = qgis.utils.iface
-status = {"steps": [], "shots": []}
-
-
-def finish(error=None):
-    if error:
-        status["error"] = error
-    (SHOTS / "status.json").write_text(json.dumps(status, indent=2))
-    QgsProject.instance().setDirty(False)
-    QTimer.singleShot(500, QgsApplication.instance().quit)
-
-
-def step(name, delay_ms, func):
-    def run():
-        try:
-            status["steps"].append(name)
-            func()
-        except Exception:  # noqa: BLE001 - reported in status.json, then QGIS quits
-            finish(traceback.format_exc())
-    QTimer.singleShot(delay_ms, run)
-
-
-def shoot(name):
-    QgsApplication.processEvents()
-    path = SHOTS / f"{name}.png"
-    subprocess.run(["import", "-window", "root", str(path)], check=True, timeout=60)
-    status["shots"].append(path.name)
-
-
-def controller():
-    return qgis.utils.plugins["map_refiner"].controller
-
-
-def open_image():
-    window = iface.mainWindow()
-    window.setGeometry(0, 0, *SCREEN)
-    layer = QgsRasterLayer(IMAGE, Path(IMAGE).stem)
-    QgsProject.instance().addMapLayer(layer)
-    PROJECT.parent.mkdir(parents=True, exist_ok=True)
-    QgsProject.instance().write(str(PROJECT))
-    iface.setActiveLayer(layer)
-    iface.zoomToActiveLayer()
-    step("open dialog", 2500, open_dialog)
 
 
 def open_dialog():
@@ -163,4 +116,4 @@ def form_shot():
     finish()
 
 
-step("open image", 3000, open_image)
+step("open image", 3000, lambda: open_image("open dialog", open_dialog))
