@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=int, help="RNN iterations (0 = the coarse map; "
                    "default: the model's, 5)")
     p.add_argument("--scores", type=Path, help="also write per-class probabilities (GeoTIFF)")
+    p.add_argument("--coarse", type=Path, help="also write the coarse CNN's class map (GeoTIFF)")
     p.add_argument("--tile-size", type=int, default=1024, help="tile size in model pixels")
     _common(p)
 

@@ -18,6 +18,7 @@ class RefineParams:
     iterations: Optional[int] = None
     device: str = "auto"
     scores: Optional[Path] = None
+    coarse: Optional[Path] = None        # also write the coarse CNN's class map here
     bands: Optional[List[int]] = None
     input_resolution_m: Optional[float] = None
     tile_size: int = 1024  # model px; docs/benchmarks.md: 8% faster than 512, 625 MiB peak
@@ -35,3 +36,4 @@ class RefineResult:
     device: str
     tiles: int
     model_grid: Tuple[int, int] = field(default=(0, 0))
+    coarse: Optional[Path] = None

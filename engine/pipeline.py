@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import List, Optional, Tuple, Union
+from typing import Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -40,10 +41,14 @@ def refine_raster(params: RefineParams, progress: Optional[ProgressFn] = None,
     check_output_path(out, inputs, params.overwrite)
     if int(params.tile_size) < 16:
         raise MapRefinerError(f"The tile size must be at least 16 model pixels; got {params.tile_size}.")
-    if params.scores is not None:
-        if Path(params.scores).resolve() == out.resolve():
-            raise MapRefinerError("The scores file and the class map must be different files.")
-        check_output_path(params.scores, inputs, params.overwrite)
+    extra = [(p, what) for p, what in ((params.scores, "scores file"),
+                                       (params.coarse, "coarse class map")) if p is not None]
+    for p, what in extra:
+        if Path(p).resolve() == out.resolve():
+            raise MapRefinerError(f"The {what} and the class map must be different files.")
+        check_output_path(p, inputs, params.overwrite)
+    if len(extra) == 2 and Path(extra[0][0]).resolve() == Path(extra[1][0]).resolve():
+        raise MapRefinerError("The scores file and the coarse class map must be different files.")
     ds = open_raster(image)
     info = raster_info(ds)
     configure_threads()
@@ -65,21 +70,39 @@ def refine_raster(params: RefineParams, progress: Optional[ProgressFn] = None,
              grids.model_height, total, iterations, device)
     colours = [tuple(c.colour) for c in config.classes]
     desc = f"{config.name}: {iterations} RNN iterations"
+    keep = [0, iterations] if params.coarse is not None else None
     with bounded_memory(), \
-            refined_writer(info, out, config.class_names, colours, params.scores, desc) as writer:
+            refined_writer(info, out, config.class_names, colours, params.scores, desc) as writer, \
+            optional_writer(params.coarse, info, config, colours) as coarse_writer:
         for i, tile in enumerate(plan_tiles(grids, iterations, params.tile_size)):
             rep.check()
-            res = predict_tile(net, config, ds, bands, grids, tile, iterations, device)
-            cls, probs = classes_and_probs(res.logits, res.valid, CLASS_NODATA,
+            res = predict_tile(net, config, ds, bands, grids, tile, iterations, device, keep=keep)
+            refined = res.logits if keep is None else res.logits[1]
+            cls, probs = classes_and_probs(refined, res.valid, CLASS_NODATA,
                                            params.scores is not None)
             writer.write(tile.x0, tile.y0, cls, probs)
-            del res, cls, probs
+            if coarse_writer is not None:
+                coarse_cls, _ = classes_and_probs(res.logits[0], res.valid, CLASS_NODATA, False)
+                coarse_writer.write(tile.x0, tile.y0, coarse_cls, None)
+            del res, refined, cls, probs
             release_free_memory()          # flat memory over thousands of tiles
             rep.report((i + 1) / total)
         rep.check()
     return RefineResult(out, params.scores, iterations, config.class_names, colours,
                         time.perf_counter() - t0, str(device), total,
-                        (grids.model_width, grids.model_height))
+                        (grids.model_width, grids.model_height), params.coarse)
+
+
+@contextmanager
+def optional_writer(path: Optional[PathLike], info, config: ModelConfig,
+                    colours) -> Iterator[Optional[object]]:
+    """A class-map writer for ``path``, or None; written atomically like the main map."""
+    if path is None:
+        yield None
+        return
+    with refined_writer(info, Path(path), config.class_names, colours, None,
+                        f"{config.name}: coarse CNN (no RNN iteration)") as writer:
+        yield writer
 
 
 def refine_array(net: MapRefinerNet, config: ModelConfig, ds, iterations: int,

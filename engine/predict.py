@@ -62,11 +62,18 @@ def run_networks(model: MapRefinerNet, image: torch.Tensor, iterations: int,
 
 def predict_tile(model: MapRefinerNet, config: ModelConfig, ds, bands: Sequence[int],
                  grids: Grids, tile: Tile, iterations: int, device: torch.device,
-                 trajectory: bool = False) -> WindowResult:
-    """Scores for one output tile, resampled back bilinearly to the input grid."""
+                 trajectory: bool = False,
+                 keep: Optional[Sequence[int]] = None) -> WindowResult:
+    """Scores for one output tile, resampled back bilinearly to the input grid.
+
+    With ``keep``, only those iterations of the trajectory (e.g. ``[0, T]``: the
+    coarse map and the refined one) are resampled and returned, ``(len(keep), K, h, w)``.
+    """
     img = model_image(ds, bands, grids, config, tile.mx0, tile.my0, tile.mx1, tile.my1, device)
     with torch.inference_mode():
-        logits = run_networks(model, img, iterations, trajectory)
+        logits = run_networks(model, img, iterations, trajectory or keep is not None)
+        if keep is not None:
+            logits = logits[list(keep)]
     rows = axis_weights(tile.y0, tile.y1, 1.0 / grids.scale_y, tile.my0, tile.my1, grids.model_height)
     cols = axis_weights(tile.x0, tile.x1, 1.0 / grids.scale_x, tile.mx0, tile.mx1, grids.model_width)
     out = resample_window(logits, rows, cols)

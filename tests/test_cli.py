@@ -97,13 +97,16 @@ def test_bad_band_list_is_a_usage_error(tmp_path: Path, capsys, bands: str) -> N
 def test_refine_writes_the_output(tmp_path: Path, capsys, model_file: Path) -> None:
     image = make_tif(tmp_path / "in.tif", 60, 50, seed=3)
     out, scores = tmp_path / "classes.tif", tmp_path / "scores.tif"
+    coarse = tmp_path / "coarse.tif"
     rc, stdout, _ = run_cli(["refine", image, "--out", out, "--model", model_file,
-                             "--scores", scores, "--tile-size", "40", "--device", "cpu"], capsys)
+                             "--scores", scores, "--coarse", coarse, "--tile-size", "40",
+                             "--device", "cpu"], capsys)
     assert rc == 0
     assert stdout.startswith(f"wrote {out} (2 iterations,")
     ds = gdal.Open(str(out))
     assert (ds.RasterXSize, ds.RasterYSize) == (50, 60)
     assert gdal.Open(str(scores)).RasterCount == 2
+    assert gdal.Open(str(coarse)).RasterCount == 1
     rc, _, err = run_cli(["refine", image, "--out", out, "--model", model_file], capsys)
     assert rc == 2 and "already exists" in err
     rc, _, _ = run_cli(["refine", image, "--out", out, "--model", model_file, "--overwrite",

@@ -298,3 +298,39 @@ def test_reporter_maps_sub_jobs_and_cancels() -> None:
         quarter.check()
     assert isinstance(CancelledError(), MapRefinerError)
     make_reporter().report(0.3)  # no callbacks: a no-op
+
+
+def test_coarse_map_beside_the_refined_one(tmp_path: Path, image: Path, model) -> None:
+    """``coarse``: the CNN's own class map, as a refine with 0 iterations gives it;
+    the refined map is the same as without it."""
+    both = refine_raster(params(image, tmp_path / "r.tif", iterations=3,
+                                coarse=tmp_path / "c.tif"), model=model)
+    assert both.coarse == tmp_path / "c.tif"
+    alone = refine_raster(params(image, tmp_path / "r_alone.tif", iterations=3), model=model)
+    zero = refine_raster(params(image, tmp_path / "zero.tif", iterations=0), model=model)
+    assert alone.coarse is None
+
+    def read(p: Path) -> np.ndarray:
+        return gdal.Open(str(p)).ReadAsArray()
+
+    assert np.array_equal(read(both.out), read(alone.out))
+    coarse, cnn = read(tmp_path / "c.tif"), read(zero.out)
+    assert np.mean(coarse == cnn) > 0.999          # tile halos differ with T: float rounding
+    assert not np.array_equal(coarse, read(both.out))
+    ds = gdal.Open(str(tmp_path / "c.tif"))
+    ds.GetGeoTransform()                            # GDAL 3.6: category names after georef
+    assert ds.GetRasterBand(1).GetCategoryNames()[:3] == list(NAMES)
+
+
+def test_coarse_map_refusals_and_cancel(tmp_path: Path, image: Path, model) -> None:
+    for bad in (tmp_path / "out.tif", image):
+        with pytest.raises(MapRefinerError):
+            refine_raster(params(image, tmp_path / "out.tif", coarse=bad), model=model)
+    with pytest.raises(MapRefinerError, match="different files"):
+        refine_raster(params(image, tmp_path / "out.tif", coarse=tmp_path / "x.tif",
+                             scores=tmp_path / "x.tif"), model=model)
+    calls: List[float] = []
+    with pytest.raises(CancelledError):
+        refine_raster(params(image, tmp_path / "out.tif", iterations=2, coarse=tmp_path / "c.tif"),
+                      progress=calls.append, is_cancelled=lambda: len(calls) >= 1, model=model)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]

@@ -66,6 +66,9 @@ class MapRefinerDialog(QDialog):
         self.output_widget.setStorageMode(QgsFileWidget.SaveFile)
         self.output_widget.setFilter("GeoTIFF (*.tif *.tiff)")
         self.scores_check = QCheckBox("Also write per-class probabilities (…_scores.tif)", self)
+        self.coarse_check = QCheckBox("Also add the coarse CNN map (…_coarse.tif)", self)
+        self.coarse_check.setToolTip("The map before any RNN iteration, in the same group as "
+                                     "the refined one, to compare them")
         self.labels = LabelsBox(self)
         self.progress_bar = QProgressBar(self)
         self.progress_bar.setRange(0, 100)
@@ -98,6 +101,7 @@ class MapRefinerDialog(QDialog):
         form.addRow("Device", device_row)
         form.addRow("Output class map", self.output_widget)
         form.addRow("", self.scores_check)
+        form.addRow("", self.coarse_check)
         progress_row = QHBoxLayout()
         progress_row.addWidget(self.progress_bar, 1)
         progress_row.addWidget(self.status_label)
@@ -127,6 +131,7 @@ class MapRefinerDialog(QDialog):
             self.input_combo.setLayer(active_layer)
         self.device_combo.setCurrentIndex(max(self.device_combo.findData(defaults.device), 0))
         self.scores_check.setChecked(defaults.write_scores)
+        self.coarse_check.setChecked(defaults.add_coarse)
         self.labels.set_mode(defaults.label_mode)
         self.labels.preferred_field = defaults.label_field
         if defaults.iterations >= 0:
@@ -198,7 +203,8 @@ class MapRefinerDialog(QDialog):
         return build_refine_job(
             layer=self.input_combo.currentLayer(), model_path=self.model.model_path(),
             iterations=self.iterations_spin.value(), device=self.device_combo.currentData(),
-            output=self.output_widget.filePath(), write_scores=self.scores_check.isChecked())
+            output=self.output_widget.filePath(), write_scores=self.scores_check.isChecked(),
+            add_coarse=self.coarse_check.isChecked())
 
     def vectorize_job(self) -> VectorizeJob:
         return build_vectorize_job(self.input_combo.currentLayer(), self.refined, self.project,
@@ -224,7 +230,7 @@ class MapRefinerDialog(QDialog):
             iterations=-1 if self._iterations_auto else self.iterations_spin.value(),
             device=self.device_combo.currentData(),
             output_dir=str(Path(output).parent) if output else "",
-            write_scores=self.scores_check.isChecked(),
+            write_scores=self.scores_check.isChecked(), add_coarse=self.coarse_check.isChecked(),
             label_mode=self.labels.mode(), label_field=self.labels.field() or "class")
 
     def set_running(self, running: bool, text: str = "") -> None:

@@ -20,6 +20,10 @@ def refined_layer_name(source_name: str, iterations: int) -> str:
     return f"{source_name} — refined ({iterations} it.)"
 
 
+def coarse_layer_name(source_name: str) -> str:
+    return f"{source_name} — coarse (CNN)"
+
+
 def paletted_renderer(layer: QgsRasterLayer, names: Sequence[str],
                       colours: Sequence[Colour], band: int = 1) -> QgsPalettedRasterRenderer:
     classes = [QgsPalettedRasterRenderer.Class(i, QColor(*colour), name)

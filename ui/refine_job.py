@@ -11,8 +11,9 @@ from qgis.core import QgsMapLayer, QgsProject, QgsRasterLayer
 from ..engine.errors import MapRefinerError
 from ..engine.progress import CancelFn, ProgressFn
 from .deps import check_dependencies
-from .layers import add_in_group, class_map_layer, probability_layers, refined_layer_name
-from .sources import raster_path, scores_path_for
+from .layers import (add_in_group, class_map_layer, coarse_layer_name, probability_layers,
+                     refined_layer_name)
+from .sources import coarse_path_for, raster_path, scores_path_for
 
 if TYPE_CHECKING:
     from ..engine.pipeline import RefineParams, RefineResult
@@ -29,7 +30,8 @@ class RefineJob:
 
 
 def build_refine_job(layer: Optional[QgsMapLayer], model_path: Optional[Path], iterations: int,
-                     device: str, output: str, write_scores: bool) -> RefineJob:
+                     device: str, output: str, write_scores: bool,
+                     add_coarse: bool = False) -> RefineJob:
     image = raster_path(layer)
     if not output.strip():
         raise MapRefinerError("Choose an output file for the refined class map.")
@@ -42,7 +44,8 @@ def build_refine_job(layer: Optional[QgsMapLayer], model_path: Optional[Path], i
     from ..engine.pipeline import RefineParams
 
     params = RefineParams(image=image, out=out, model_path=model_path, iterations=iterations,
-                          device=device, scores=scores_path_for(out) if write_scores else None)
+                          device=device, scores=scores_path_for(out) if write_scores else None,
+                          coarse=coarse_path_for(out) if add_coarse else None)
     return RefineJob(params, layer.name(), layer.id())  # type: ignore[union-attr]
 
 
@@ -54,7 +57,7 @@ def keep_iteration_job(job: RefineJob, iterations: int) -> RefineJob:
 
     out = unique_path(job.params.out.with_name(f"{job.params.out.stem}_it{iterations}.tif"))
     params = replace(job.params, iterations=iterations, out=out,
-                     scores=scores_path_for(out) if job.params.scores else None)
+                     scores=scores_path_for(out) if job.params.scores else None, coarse=None)
     return RefineJob(params, job.source_name, job.layer_id, show_iterations=False)
 
 
@@ -67,12 +70,18 @@ def run_refine(job: RefineJob, progress: ProgressFn, is_cancelled: CancelFn) -> 
 
 def add_refine_result(result: "RefineResult", source_name: str,
                       project: QgsProject) -> QgsRasterLayer:
-    """Main thread: the styled class map, and the probabilities in one group if written."""
+    """Main thread: the styled class map; with the coarse map and/or the
+    probabilities, all in one group (only the refined map checked)."""
     name = refined_layer_name(source_name, result.iterations)
     layer = class_map_layer(result.out, name, result.class_names, result.colours)
-    if result.scores is None:
-        project.addMapLayer(layer)
+    extra = []
+    if result.coarse is not None:
+        extra.append(class_map_layer(result.coarse, coarse_layer_name(source_name),
+                                     result.class_names, result.colours))
+    if result.scores is not None:
+        extra += probability_layers(result.scores, source_name, result.class_names, result.colours)
+    if extra:
+        add_in_group(project, f"{source_name} — Map Refiner", [layer] + extra, visible=1)
     else:
-        probs = probability_layers(result.scores, source_name, result.class_names, result.colours)
-        add_in_group(project, f"{source_name} — Map Refiner", [layer] + probs, visible=1)
+        project.addMapLayer(layer)
     return layer

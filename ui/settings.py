@@ -20,6 +20,7 @@ class DialogDefaults:
     device: str = "auto"
     output_dir: str = ""
     write_scores: bool = False
+    add_coarse: bool = False
     label_mode: str = "sparse"
     label_field: str = "class"
 

@@ -42,3 +42,7 @@ def default_refined_path(source: Path, project: QgsProject,
 
 def scores_path_for(out: Path) -> Path:
     return out.with_name(f"{out.stem}_scores.tif")
+
+
+def coarse_path_for(out: Path) -> Path:
+    return out.with_name(f"{out.stem}_coarse.tif")

@@ -25,12 +25,13 @@ class RecordingFeedback(QgsProcessingFeedback):
 
 def test_refine_algorithm_on_real_data(processing_with_plugin, austin_rgb, tiny_model,
                                        tmp_path) -> None:  # noqa: ANN001
-    out, scores = tmp_path / "refined.tif", tmp_path / "scores.tif"
+    out, scores, coarse = tmp_path / "refined.tif", tmp_path / "scores.tif", tmp_path / "c.tif"
     feedback = RecordingFeedback()
     result = processing_with_plugin.run("map_refiner:refine", {
         "INPUT": str(austin_rgb), "MODEL": str(tiny_model), "ITERATIONS": 1, "DEVICE": 1,
-        "OUTPUT": str(out), "SCORES": str(scores)}, feedback=feedback)
-    assert result == {"OUTPUT": str(out), "SCORES": str(scores)}
+        "OUTPUT": str(out), "SCORES": str(scores), "COARSE": str(coarse)}, feedback=feedback)
+    assert result == {"OUTPUT": str(out), "SCORES": str(scores), "COARSE": str(coarse)}
+    assert "no RNN iteration" in gdal.Info(str(coarse))
     info = gdal.Info(str(out))
     assert "Size is 500, 500" in info
     assert "0: background" in info and "1: building" in info

@@ -84,12 +84,15 @@ def test_output_must_be_a_geotiff(rgb_layer, tmp_path) -> None:  # noqa: ANN001
 
 def test_settings_restore_the_dialog(rgb_layer, tiny_model, qgis_new_project) -> None:  # noqa: ANN001
     save_defaults(DialogDefaults(model_path=str(tiny_model), iterations=9, device="cpu",
-                                 write_scores=True, label_mode="full"))
+                                 write_scores=True, add_coarse=True, label_mode="full"))
     dialog = MapRefinerDialog(qgis_new_project, load_defaults(), rgb_layer)
     assert dialog.model.model_path() == tiny_model
     assert dialog.iterations_spin.value() == 9
     assert dialog.device_combo.currentData() == "cpu"
-    assert dialog.scores_check.isChecked()
+    assert dialog.scores_check.isChecked() and dialog.coarse_check.isChecked()
+    job = dialog.refine_job()
+    assert job.params.coarse == job.params.out.with_name(job.params.out.stem + "_coarse.tif")
+    assert dialog.current_defaults().add_coarse
     assert dialog.labels.mode() == "full"
     assert dialog.current_defaults().iterations == 9
 

@@ -54,6 +54,25 @@ def test_scores_come_as_a_group_of_probability_layers(plugin, austin_rgb, tiny_m
     assert prob.renderer().band() == 2
 
 
+def test_coarse_map_joins_the_group_unchecked(plugin, austin_rgb, tiny_model, tmp_path,
+                                              qgis_new_project, wait_for_tasks) -> None:  # noqa: ANN001
+    from dataclasses import replace
+
+    job = _job(austin_rgb, tmp_path / "r.tif", tiny_model)
+    job.params = replace(job.params, coarse=tmp_path / "r_coarse.tif")
+    plugin.controller.start_refine(job)
+    wait_for_tasks()
+    group = qgis_new_project.layerTreeRoot().findGroup("austin_dev_rgb — Map Refiner")
+    assert group is not None
+    nodes = group.findLayers()
+    assert [n.layer().name() for n in nodes] == ["austin_dev_rgb — refined (2 it.)",
+                                                 "austin_dev_rgb — coarse (CNN)"]
+    assert [n.isVisible() for n in nodes] == [True, False]
+    coarse = nodes[1].layer()
+    assert isinstance(coarse.renderer(), QgsPalettedRasterRenderer)
+    assert coarse.source() == str(tmp_path / "r_coarse.tif")
+
+
 def test_cancel_stops_the_job_and_leaves_no_output(plugin, austin_rgb, tiny_model, tmp_path,
                                                    qgis_iface, qgis_new_project,
                                                    wait_for_tasks) -> None:  # noqa: ANN001

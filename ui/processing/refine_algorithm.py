@@ -11,7 +11,7 @@ from qgis.core import (QgsProcessingAlgorithm, QgsProcessingContext, QgsProcessi
                        QgsProcessingParameterRasterDestination,
                        QgsProcessingParameterRasterLayer)
 
-from ..layers import refined_layer_name
+from ..layers import coarse_layer_name, refined_layer_name
 from ..sources import raster_path
 from .common import with_help
 from .engine_call import call_engine
@@ -28,8 +28,8 @@ HELP = (
 
 
 class RefineAlgorithm(QgsProcessingAlgorithm):
-    INPUT, MODEL, ITERATIONS, DEVICE, OUTPUT, SCORES = (
-        "INPUT", "MODEL", "ITERATIONS", "DEVICE", "OUTPUT", "SCORES")
+    INPUT, MODEL, ITERATIONS, DEVICE, OUTPUT, SCORES, COARSE = (
+        "INPUT", "MODEL", "ITERATIONS", "DEVICE", "OUTPUT", "SCORES", "COARSE")
 
     def name(self) -> str:
         return "refine"
@@ -61,6 +61,9 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(with_help(QgsProcessingParameterRasterDestination(
             self.SCORES, "Per-class probabilities", optional=True, createByDefault=False),
             "Optional float32 GeoTIFF, one band per class."))
+        self.addParameter(with_help(QgsProcessingParameterRasterDestination(
+            self.COARSE, "Coarse CNN class map", optional=True, createByDefault=False),
+            "Optional: the map before any RNN iteration, to compare with the refined one."))
 
     def processAlgorithm(self, parameters: Dict[str, Any], context: QgsProcessingContext,  # noqa: N802
                          feedback: QgsProcessingFeedback) -> Dict[str, Any]:
@@ -71,6 +74,7 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
         device = DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)]
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         scores = self.parameterAsOutputLayer(parameters, self.SCORES, context)
+        coarse = self.parameterAsOutputLayer(parameters, self.COARSE, context)
 
         def job(progress, is_cancelled):  # noqa: ANN001, ANN202
             from ...engine.pipeline import RefineParams, refine_raster
@@ -78,7 +82,8 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
             params = RefineParams(image=raster_path(layer), out=Path(out),
                                   model_path=Path(model) if model else None,
                                   iterations=iterations, device=device,
-                                  scores=Path(scores) if scores else None, overwrite=True)
+                                  scores=Path(scores) if scores else None,
+                                  coarse=Path(coarse) if coarse else None, overwrite=True)
             return refine_raster(params, progress=progress, is_cancelled=is_cancelled)
 
         result = call_engine(feedback, job)
@@ -86,4 +91,7 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
                           f"{result.device} in {result.seconds:.1f} s: {', '.join(result.class_names)}")
         style_on_load(context, out, refined_layer_name(layer.name(), result.iterations),
                       result.class_names, result.colours)
-        return {self.OUTPUT: out, self.SCORES: scores or None}
+        if coarse:
+            style_on_load(context, coarse, coarse_layer_name(layer.name()),
+                          result.class_names, result.colours)
+        return {self.OUTPUT: out, self.SCORES: scores or None, self.COARSE: coarse or None}
