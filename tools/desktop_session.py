@@ -27,6 +27,7 @@ def open_dialog():
     if MODEL:
         dialog.model.set_model_path(MODEL)
     dialog.scores_check.setChecked(True)
+    dialog.coarse_check.setChecked(True)
     dialog.adjustSize()
     dialog.move(SCREEN[0] - dialog.width() - 40, 90)
     step("dialog screenshot", 1500, dialog_shot)
