@@ -204,12 +204,16 @@ def main(argv: List[str] = None) -> int:
     ap.add_argument("--mosaics", default="1,2,4,8", help="n for n x n mosaics of the 2.25 km² crop")
     ap.add_argument("--rnn-steps", type=int, default=1500, help="RNN training steps to time")
     ap.add_argument("--quick", action="store_true", help="no mosaics above 25 MP, 200 RNN steps")
+    ap.add_argument("--gpu-json", type=Path, default=ROOT / "out" / "bench_gpu.json",
+                    help="cuda_check.json from tools/device_bench.sh, added with --report-only")
     ap.add_argument("--report-only", action="store_true",
                     help="rewrite docs/benchmarks.md from --json without measuring anything")
     a = ap.parse_args(argv)
     if a.report_only:
         res = json.loads(a.json.read_text())
         res["rendered"] = commit()
+        if a.gpu_json.exists():
+            res["gpu"] = json.loads(a.gpu_json.read_text())
         print(write_report(res, a.out))
         return 0
     if not (a.data / "xiamen" / "xiamen_rgb.tif").exists():

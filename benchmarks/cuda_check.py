@@ -1,7 +1,11 @@
 """CUDA path check (torch only, no GDAL): the networks on a real image crop on
 the GPU, fp32 and mixed precision, against the CPU result; compute timings.
 
-    python -m map_refiner.benchmarks.cuda_check --model M --image CROP.jpg|png
+    python -m map_refiner.benchmarks.cuda_check --model M --image CROP.jpg|png \
+        [--eval-image TILE.png --eval-labels LABELS.png]
+
+The inputs come from ``python -m map_refiner.benchmarks.gpu_prepare`` (GDAL,
+here); tools/device_bench.sh runs this on a lent GPU box.
 """
 
 from __future__ import annotations
@@ -47,12 +51,41 @@ def _time(fn, device: torch.device, repeat: int = 5) -> float:
     return float(np.median(t))
 
 
+def mean_iou(pred: np.ndarray, ref: np.ndarray, k: int) -> float:
+    """Mean IoU (percent) over the classes present in either map (ref 255 ignored)."""
+    keep = ref != 255
+    cm = np.bincount(ref[keep].astype(np.int64) * k + pred[keep], minlength=k * k).reshape(k, k)
+    hits = np.diag(cm)
+    union = cm.sum(0) + cm.sum(1) - hits
+    return float(100 * np.mean(hits[union > 0] / union[union > 0]))
+
+
+def iou_check(net, cfg, image: Path, labels: Path, dev: torch.device) -> dict:
+    """fp32 and bf16-autocast class maps of a labelled tile on ``dev``: mean IoU of each."""
+    from PIL import Image
+
+    raw = np.asarray(Image.open(image)).transpose(2, 0, 1).astype(np.float32)
+    ref = np.asarray(Image.open(labels))
+    mean = np.asarray(cfg.mean, dtype=np.float32)[:, None, None]
+    std = np.asarray(cfg.std, dtype=np.float32)[:, None, None]
+    h, w = ref.shape
+    x = pad_to_stride(torch.from_numpy((raw - mean) / std)[None]).to(dev)
+    out = {}
+    for amp in (False, True):
+        pred = _run(net, x, cfg.default_iterations, amp)[0].argmax(0)[:h, :w].cpu().numpy()
+        out["mean_iou_" + ("bf16" if amp else "fp32")] = round(mean_iou(pred, ref, cfg.num_classes), 3)
+    out["iou_diff_points"] = round(abs(out["mean_iou_bf16"] - out["mean_iou_fp32"]), 3)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", type=Path, required=True)
     ap.add_argument("--image", type=Path, required=True, help="RGB crop at the model's resolution")
     ap.add_argument("--size", type=int, default=2500, help="crop side in model pixels")
     ap.add_argument("--cpu-size", type=int, default=512, help="crop side for the CPU reference")
+    ap.add_argument("--eval-image", type=Path, help="labelled tile on the model grid (PNG)")
+    ap.add_argument("--eval-labels", type=Path, help="its labels (PNG, class indices, 255 ignored)")
     a = ap.parse_args()
     net, cfg = load_model(a.model)
     raw = _load_crop(a.image, a.size)
@@ -80,6 +113,10 @@ def main() -> int:
             report[f"seconds_{'bf16' if amp else 'fp32'}_{a.size}px"] = round(s, 4)
             report[f"mpix_per_s_{'bf16' if amp else 'fp32'}"] = round(mp / s, 1)
         report["peak_gpu_mem_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    if a.eval_image and a.eval_labels:
+        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        report["iou_check_device"] = str(dev)
+        report.update(iou_check(net.to(dev), cfg, a.eval_image, a.eval_labels, dev))
     print(json.dumps(report, indent=1))
     return 0
 

@@ -60,3 +60,25 @@ def test_report_shows_ratios_from_the_figures(tmp_path: Path):
     assert f"{cnn_rate:.0f} G | {cnn_rate / 300:.0%}" in text
     assert "| p | 3.000 | 1.000 | 3.0x | h |" in text
     assert "| 1 x 1 | 10.0 | 5.0 | 0.500 | 600 | 250 |" in text
+
+
+def test_gpu_section_only_with_a_cuda_run(tmp_path: Path):
+    from map_refiner.benchmarks.bench_report import _gpu, _gpu_target
+    assert _gpu(None) == [] and _gpu({"cuda": False}) == []
+    assert "not measured by this run" in _gpu_target(None)
+    gpu = {"cuda": True, "device": "NVIDIA X", "torch": "2.11", "seconds_fp32_2500px": 0.054,
+           "seconds_bf16_2500px": 0.045, "mpix_per_s_fp32": 115.7, "mpix_per_s_bf16": 138.9,
+           "argmax_agree_fp32_vs_cpu": 0.99998, "argmax_agree_bf16_vs_fp32": 0.9996,
+           "mean_iou_fp32": 72.04, "mean_iou_bf16": 71.99, "iou_diff_points": 0.05}
+    text = "\n".join(_gpu(gpu))
+    assert "## On a GPU: NVIDIA X" in text and "| fp32 | 0.0540 | 115.7 |" in text
+    assert "within the 0.1-point" in text
+    assert "**met**" in _gpu_target(gpu)
+
+
+def test_mean_iou_of_the_gpu_check():
+    from map_refiner.benchmarks.cuda_check import mean_iou
+    ref = np.array([[0, 0, 1, 1], [0, 255, 1, 1]], dtype=np.uint8)
+    pred = np.array([[0, 1, 1, 1], [0, 1, 1, 0]], dtype=np.int64)
+    # class 0: hits 2, union 4 (pred 0 at 3 kept pixels, ref 0 at 3) -> 2/4; class 1: 3/5
+    assert mean_iou(pred, ref, 2) == 100 * (0.5 + 0.6) / 2
