@@ -42,14 +42,14 @@ test: venv
 demo: venv
 	$(PY) -m map_refiner demo --data $(DATA) --out-dir $(OUTDIR)
 
-# Speed (issue 5): about 15 min on a 2-core CPU; writes docs/benchmarks.md
+# Speed (issue 5): about 10 min on a quiet 2-core CPU; writes docs/benchmarks.md
 # (and out/bench.json). Run it on a quiet machine: other torch processes on the
 # same cores make every figure several times worse. pydensecrf2 is the peer.
 bench: venv
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-experiment.txt
 	$(PY) -m map_refiner.benchmarks.bench --data $(DATA)
 
-# The paper's experiment (issue 3): about an hour on a 2-core CPU; writes
+# The paper's experiment (issue 3): 15 min on a quiet 2-core CPU (2026-11-26); writes
 # docs/results.md and docs/figures/. pydensecrf2 builds from source.
 experiment: venv
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-experiment.txt
