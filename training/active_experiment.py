@@ -7,15 +7,16 @@ either where the ranking points or under random points (several seeds), in one
 of two units (see :mod:`.active_candidates`): ``polygon`` (a building with a
 background ring, or a background square) and ``cell`` (a 12 m region cell,
 labelled inside as the reference says). Each set fine-tunes the RNN with the
-plugin's Fine-tune (``training.rnn.finetune``): on the corrections alone
-(``sparse``, as the dialog does) or on the bundled model's own map with the
-corrections burned over it (``anchored``). The fine-tuned model is scored on the
+plugin's Fine-tune (``training.rnn.finetune``): from the correction polygons
+(``sparse``, as the dialog does; the fine-tune keeps the model's own map for
+uncovered pixels in the window it reads) or on the bundled model's own map over
+the whole tile with the corrections burned in (``anchored``, a label raster). The fine-tuned model is scored on the
 rest of the tile: the corrected pixels are left out. The base model is scored
 on exactly the same pixels, so each run also gives a gain.
 
     python -m map_refiner.training.active_experiment [--configs polygon/sparse,...] [--steps 100]
 
-About 45 s per fine-tune on one free core: 15 min per configuration with 3 random users.
+About 10 s per fine-tune with two free cores: 3.5 min per configuration with 3 random users.
 
 Writes ``out/active/<unit>/results.json``, ``docs/results_active.md`` and
 ``docs/figures/active_*.png``. Finished runs are kept and skipped on a rerun.
@@ -188,8 +189,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--out-dir", type=Path, default=ROOT / "out" / "active")
     parser.add_argument("--configs", default="polygon/sparse",
                         help="comma-separated unit/labels pairs; unit: polygon or cell, labels: "
-                             "sparse (the corrections only, as the plugin's Fine-tune) or "
-                             "anchored (the bundled model's map elsewhere); about 15 min each")
+                             "sparse (the correction polygons, as the plugin's Fine-tune) or "
+                             "anchored (the bundled model's map elsewhere); about 3.5 min each on two free cores")
     parser.add_argument("--ks", default="1,2,4,8,16")
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--seeds", type=int, default=3, help="random users (one fine-tune each)")

@@ -16,8 +16,9 @@ UNIT_TEXT = {
     "cell": "a 12 m cell of the region grid, labelled inside as the reference says",
 }
 LABEL_TEXT = {
-    "sparse": "fine-tuned on the corrections alone, as the dialog's Fine-tune reads a "
-              "correction layer",
+    "sparse": "fine-tuned as the dialog's Fine-tune does from a correction layer: the "
+              "polygons' labels, and the model's own map for the pixels no polygon covers in "
+              "the window read around them",
     "anchored": "fine-tuned on the bundled model's own map with the corrections burned over it "
                 "(a label raster)",
 }
@@ -225,7 +226,7 @@ def write_report(results: Dict[str, dict], curve: List[dict], path: Path,
     first = next(iter(results.values()))
     base = first["base_whole_tile"]
     all_runs = [r for result in results.values() for r in result["runs"].values()]
-    runs, run_seconds = len(all_runs), sum(r["seconds"] for r in all_runs)
+    runs = len(all_runs)
     lines = [
         "## Where to draw next: uncertainty-guided corrections (issue 7)", "",
         "A simulated user on `../shared/data/austin/austin_dev_*` copies K corrections from the "
@@ -258,9 +259,10 @@ def write_report(results: Dict[str, dict], curve: List[dict], path: Path,
               "| mean uncertainty | " + " | ".join(f"{c['mean_uncertainty']:.3f}" for c in curve)
               + " |", "",
               f"Reproduce: `.venv/bin/python -m map_refiner.training.active_experiment {command}`"
-              f". The {runs} fine-tune-and-score runs took {run_seconds / 60:.0f} min in all "
-              f"({run_seconds / runs:.0f} s each on average) on this repository's 2-core CPU with "
-              "one torch thread, while other jobs shared it; a free core does one in about 45 s. "
-              "Raw numbers in `out/active/`; finished runs are skipped on a rerun.", ""]
+              f". {runs} fine-tune-and-score runs on this repository's 2-core CPU, on average "
+              + "; ".join(f"{key} {sum(r['seconds'] for r in res['runs'].values()) / len(res['runs']):.0f} s"
+                          for key, res in results.items() if res["runs"])
+              + " each (runs made at different times: finished runs are kept in `out/active/` "
+              "and skipped on a rerun; delete a unit's folder there to recompute it).", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
