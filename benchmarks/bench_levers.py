@@ -8,12 +8,14 @@ training path still uses); "after" is what inference runs now.
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from typing import Callable, Dict, List
 
 import torch
 from torch.nn import functional as F
 
 from ..engine.coarse_cpu import coarse_forward_cpu
+from ..engine.device import denormals_flushed
 from ..engine.predict import class_argmax
 from ..engine.rnn_wavefront import iterate_wavefront
 
@@ -26,13 +28,6 @@ def _best(fn: Callable[[], object], repeat: int = 2) -> float:
         fn()
         out.append(time.perf_counter() - t0)
     return min(out)
-
-
-def _plain_cnn(net, x: torch.Tensor) -> torch.Tensor:
-    y = F.relu(net.conv1(x))
-    y = F.relu(net.conv2(y))
-    y = F.relu(net.conv3(y))
-    return net.upsample(net.conv4(y))
 
 
 def _plain_rnn(rnn, x: torch.Tensor, heat: torch.Tensor, iterations: int) -> torch.Tensor:
@@ -49,7 +44,7 @@ def levers(net, image: torch.Tensor, iterations: int) -> List[Dict[str, object]]
     with torch.no_grad():
         heat = coarse_forward_cpu(net.coarse, x)
         rows.append({"part": "coarse CNN",
-                     "before": _best(lambda: _plain_cnn(net.coarse, x)),
+                     "before": _best(lambda: net.coarse.layers_forward(x)),
                      "after": _best(lambda: coarse_forward_cpu(net.coarse, x)),
                      "how": "channels-last; 9x9 K-output layer as one GEMM + shifted sums; "
                             "even-sided transposed convolution"})
@@ -69,7 +64,7 @@ def levers(net, image: torch.Tensor, iterations: int) -> List[Dict[str, object]]
 def training_step(net, config, data, iterations: int, steps: int = 60) -> Dict[str, object]:
     """A fresh RNN trained on real ``austin_enh`` patches (batch 8 of 64 px) for
     ``steps`` steps, timing the last third: denormals computed, then flushed
-    (what ``engine.device.denormals_flushed`` does around every training loop)."""
+    (``denormals_flushed``, as around every training loop)."""
     from ..engine.models import RefinementRNN
     from ..training.data import load_training_tile
     from ..training.rnn_fit import coarse_heat
@@ -89,8 +84,7 @@ def training_step(net, config, data, iterations: int, steps: int = 60) -> Dict[s
         rnn = RefinementRNN(config.in_channels, config.num_classes)
         opt = torch.optim.Adagrad(rnn.parameters(), lr=0.01)
         times = []
-        torch.set_flush_denormal(flush)
-        try:
+        with denormals_flushed() if flush else nullcontext():
             for step in range(steps):
                 img, lab, h = sampler.batch(8, step)
                 t0 = time.perf_counter()
@@ -99,8 +93,6 @@ def training_step(net, config, data, iterations: int, steps: int = 60) -> Dict[s
                 F.cross_entropy(out, lab, ignore_index=IGNORE).backward()
                 opt.step()
                 times.append(time.perf_counter() - t0)
-        finally:
-            torch.set_flush_denormal(False)
         tail = times[-(steps // 3):]
         return sum(tail) / len(tail)
 

@@ -80,10 +80,10 @@ def _one(rnn, image: torch.Tensor, heat: torch.Tensor, iterations: int,
     hid = rnn.hidden
     groups = rnn.mlp_heat.groups                      # K, or 1 for a shared MLP
     # Image part of every MLP's first layer, composed with N: (G*hid, C*size*size).
-    b = rnn.mlp_image.weight[:, :, 0, 0]
-    w_img = torch.einsum("of,fcxy->ocxy", b, rnn.image_conv.weight).reshape(groups * hid, -1)
+    img_w, img_b = rnn.fused_image_filters()
+    w_img = img_w.reshape(groups * hid, -1)
     heat_w, heat_b = rnn.fused_heat_filters()
-    bias = (b @ rnn.image_conv.bias + heat_b).unsqueeze(1)             # (G*hid, 1)
+    bias = (img_b + heat_b).unsqueeze(1)                               # (G*hid, 1)
     w_heat = heat_w.reshape(groups, hid, size * size).expand(k, hid, size * size)
     w_out = rnn.mlp_out.weight.reshape(groups, 1, hid).expand(k, 1, hid)
     b_out = rnn.mlp_out.bias.view(groups, 1, 1)
