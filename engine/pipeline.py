@@ -41,14 +41,14 @@ def refine_raster(params: RefineParams, progress: Optional[ProgressFn] = None,
     check_output_path(out, inputs, params.overwrite)
     if int(params.tile_size) < 16:
         raise MapRefinerError(f"The tile size must be at least 16 model pixels; got {params.tile_size}.")
-    extra = [(p, what) for p, what in ((params.scores, "scores file"),
-                                       (params.coarse, "coarse class map")) if p is not None]
-    for p, what in extra:
-        if Path(p).resolve() == out.resolve():
-            raise MapRefinerError(f"The {what} and the class map must be different files.")
+    written = {out.resolve(): "class map"}
+    for p, what in ((params.scores, "scores file"), (params.coarse, "coarse class map")):
+        if p is None:
+            continue
+        other = written.setdefault(Path(p).resolve(), what)
+        if other != what:
+            raise MapRefinerError(f"The {what} and the {other} must be different files.")
         check_output_path(p, inputs, params.overwrite)
-    if len(extra) == 2 and Path(extra[0][0]).resolve() == Path(extra[1][0]).resolve():
-        raise MapRefinerError("The scores file and the coarse class map must be different files.")
     ds = open_raster(image)
     info = raster_info(ds)
     configure_threads()

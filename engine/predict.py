@@ -45,18 +45,20 @@ def model_image(ds, bands: Sequence[int], grids: Grids, config: ModelConfig,
 
 
 def run_networks(model: MapRefinerNet, image: torch.Tensor, iterations: int,
-                 trajectory: bool = False) -> torch.Tensor:
+                 trajectory: bool = False, keep: Optional[Sequence[int]] = None) -> torch.Tensor:
     """Coarse CNN then ``iterations`` RNN steps on a ``(C, h, w)`` window.
 
     Returns ``(K, h, w)`` logits, or ``(iterations + 1, K, h, w)`` when
-    ``trajectory`` is set (iteration 0 is the coarse map).
+    ``trajectory`` is set (iteration 0 is the coarse map), or only the
+    iterations listed in ``keep``, ``(len(keep), K, h, w)``.
     """
     h, w = image.shape[-2:]
     x = pad_to_stride(image.unsqueeze(0))
     heat = model.coarse(x)
-    if trajectory:
+    if trajectory or keep is not None:
         steps = model.rnn.trajectory(x, heat, iterations)
-        return torch.stack([s[0, :, :h, :w] for s in steps])
+        picked = steps if keep is None else [steps[i] for i in keep]
+        return torch.stack([s[0, :, :h, :w] for s in picked])
     return model.rnn(x, heat, iterations)[0, :, :h, :w]
 
 
@@ -71,9 +73,7 @@ def predict_tile(model: MapRefinerNet, config: ModelConfig, ds, bands: Sequence[
     """
     img = model_image(ds, bands, grids, config, tile.mx0, tile.my0, tile.mx1, tile.my1, device)
     with torch.inference_mode():
-        logits = run_networks(model, img, iterations, trajectory or keep is not None)
-        if keep is not None:
-            logits = logits[list(keep)]
+        logits = run_networks(model, img, iterations, trajectory, keep)
     rows = axis_weights(tile.y0, tile.y1, 1.0 / grids.scale_y, tile.my0, tile.my1, grids.model_height)
     cols = axis_weights(tile.x0, tile.x1, 1.0 / grids.scale_x, tile.mx0, tile.mx1, grids.model_width)
     out = resample_window(logits, rows, cols)

@@ -26,7 +26,8 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 import torch
 
-from .experiment_data import IGNORE, Scene, refine_scene, score_logits, score_map, to_reference
+from .experiment_data import (IGNORE, Scene, refine_scene, score_logits, score_map,
+                              score_model_logits, to_reference)
 from .experiment_degrade import Degradation
 from .experiment_fit import FitSpec, fit_refiner
 from .experiment_loveda import EXTRA_SEED, degraded_heat
@@ -66,10 +67,8 @@ def guarded_rnn_row(train: Scene, test: Scene, names: Sequence[str], spec: FitSp
 
     def score_now(step: int) -> None:
         refiner.to("cpu")
-        v = score_logits(to_reference(refine_scene(refiner, held, spec.iterations), held.grids),
-                         held, names).mean_iou
-        t = score_logits(to_reference(refine_scene(refiner, test, spec.iterations), test.grids),
-                         test, names).mean_iou
+        v = score_model_logits(refine_scene(refiner, held, spec.iterations), held, names).mean_iou
+        t = score_model_logits(refine_scene(refiner, test, spec.iterations), test, names).mean_iou
         curve["step"].append(step)
         curve["held_out"].append(100 * v)
         curve["test"].append(100 * t)
