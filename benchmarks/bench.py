@@ -30,6 +30,7 @@ from ..engine.pipeline import RefineParams, refine_raster
 from ..engine.predict import model_image
 from ..engine.raster_io import ground_resolution, open_raster, raster_info
 from ..engine.tiling import make_grids
+from ..training.provenance import git_state
 from .bench_levers import levers, training_step
 from .bench_report import write_report
 from .bench_train import finetune_time, rnn_training_time
@@ -185,14 +186,8 @@ def machine() -> str:
 
 
 def commit() -> str:
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
-                              capture_output=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               text=True, capture_output=True, check=True).stdout.strip()
-        return head + (" (with uncommitted changes)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    state = git_state(untracked=False)
+    return state["commit"] + (" (with uncommitted changes)" if state["dirty"] == "yes" else "")
 
 
 def main(argv: List[str] = None) -> int:

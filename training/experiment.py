@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import platform
-import subprocess
 import sys
 import time
 from dataclasses import asdict
@@ -31,6 +30,7 @@ import torch
 
 from ..engine.device import resolve_device
 from ..engine.model_io import load_model
+from . import provenance
 from .experiment_plan import full_plan, quick_plan
 from .experiment_runs import run_austin, run_loveda, run_xiamen
 
@@ -54,19 +54,11 @@ def choose_threads(requested: int) -> int:
 
 def git_state(repo: Path) -> Dict[str, str]:
     """The commit the code came from and whether the experiment's files were edited since."""
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True,
-                                  timeout=20).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-    dirty = git("status", "--porcelain", "--", *EXPERIMENT_CODE)
-    return {"commit": git("rev-parse", "--short", "HEAD") or "unknown",
-            "dirty": "yes" if dirty else "no"}
+    return provenance.git_state(repo, EXPERIMENT_CODE)
 
 
 def repo_root() -> Path:
-    return Path(__file__).resolve().parents[1]
+    return provenance.REPO
 
 
 def machine() -> str:
