@@ -7,7 +7,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from osgeo import gdal, osr
+from osgeo import gdal, gdal_array, osr
 
 from map_refiner.engine.model_config import ModelConfig, make_classes
 from map_refiner.engine.model_io import build_model
@@ -16,8 +16,6 @@ from map_refiner.engine.models import MapRefinerNet
 gdal.UseExceptions()
 UTM33N = 32633
 UTM_GT_05 = (500000.0, 0.5, 0.0, 4000000.0, 0.0, -0.5)
-_GDAL_TYPES = {np.dtype(np.uint8): gdal.GDT_Byte, np.dtype(np.uint16): gdal.GDT_UInt16,
-               np.dtype(np.float32): gdal.GDT_Float32}
 
 
 def wkt(epsg: int) -> str:
@@ -38,11 +36,13 @@ def scene(height: int, width: int, bands: int = 3, seed: int = 0,
 
 def write_image(path: Path, array: np.ndarray, geotransform: Sequence[float] = UTM_GT_05,
                 epsg: Optional[int] = UTM33N, nodata: Optional[float] = None,
-                driver: str = "GTiff") -> gdal.Dataset:
-    """A ``(bands, h, w)`` array as a raster; returns the dataset (open, for MEM)."""
+                driver: str = "GTiff", options: Sequence[str] = ()) -> gdal.Dataset:
+    """A ``(bands, h, w)`` array of any numpy type as a raster (creation ``options``);
+    returns the dataset (open, for MEM)."""
     bands, h, w = array.shape
     drv = gdal.GetDriverByName(driver)
-    ds = drv.Create(str(path), w, h, bands, _GDAL_TYPES[array.dtype])
+    gtype = gdal_array.NumericTypeCodeToGDALTypeCode(array.dtype)
+    ds = drv.Create(str(path), w, h, bands, gtype, list(options))
     ds.SetGeoTransform(tuple(geotransform))
     if epsg is not None:
         ds.SetProjection(wkt(epsg))

@@ -13,10 +13,10 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import pytest
 import torch
-from osgeo import gdal, gdal_array
+from osgeo import gdal
 from safetensors.torch import save_file
 
-from helpers_engine import UTM33N, random_model, scene, wkt
+from helpers_engine import UTM33N, random_model, scene, write_image
 from map_refiner import cli
 from map_refiner.engine.model_io import CONFIG_KEY, save_model
 
@@ -32,19 +32,8 @@ def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def write(path: Path, array: np.ndarray, gt: Sequence[float] = GT, epsg: Optional[int] = UTM33N,
           nodata: Optional[float] = None, options: Sequence[str] = ()) -> Path:
-    """A ``(bands, h, w)`` array of any numpy type as a GeoTIFF."""
-    bands, h, w = array.shape
-    gtype = gdal_array.NumericTypeCodeToGDALTypeCode(array.dtype)
-    ds = gdal.GetDriverByName("GTiff").Create(str(path), w, h, bands, gtype, list(options))
-    ds.SetGeoTransform(tuple(gt))
-    if epsg is not None:
-        ds.SetProjection(wkt(epsg))
-    for i in range(bands):
-        band = ds.GetRasterBand(i + 1)
-        if nodata is not None:
-            band.SetNoDataValue(nodata)
-        band.WriteArray(array[i])
-    ds = None
+    """A ``(bands, h, w)`` array of any numpy type as a GeoTIFF, closed."""
+    write_image(path, array, gt, epsg, nodata, options=options)
     return path
 
 
