@@ -93,8 +93,8 @@ def compute_only(model, crop: Path, iterations: int) -> Dict[str, float]:
 def lever_rows(model, crop: Path, iterations: int, data: Path) -> List[Dict[str, object]]:
     """Before/after of each speed lever on a 1248 x 1248 square of the crop."""
     net, cfg = model
-    _, img = _on_model_grid(cfg, crop)
-    rows = levers(net, img[:, :1248, :1248], iterations)
+    g, img = _on_model_grid(cfg, crop)
+    rows = levers(net, img[:, :1248, :1248], iterations, g.scale_x)
     rows.append(training_step(net, cfg, data, iterations))
     return rows
 

@@ -17,6 +17,7 @@ from torch.nn import functional as F
 from ..engine.coarse_cpu import coarse_forward_cpu
 from ..engine.device import denormals_flushed
 from ..engine.predict import class_argmax
+from ..engine.resample import axis_band, axis_weights, resample_window
 from ..engine.rnn_wavefront import iterate_wavefront
 
 
@@ -37,8 +38,21 @@ def _plain_rnn(rnn, x: torch.Tensor, heat: torch.Tensor, iterations: int) -> tor
     return heat
 
 
-def levers(net, image: torch.Tensor, iterations: int) -> List[Dict[str, object]]:
-    """``image``: (C, h, w) normalised, on the model grid, sides multiples of 4."""
+def _resample_both_ways(data: torch.Tensor, heat: torch.Tensor, scale: float, dense: bool) -> None:
+    """The image window to the model grid and the scores back, as a refine's
+    tile does (``scale``: model pixels per input pixel; ``data`` on the input grid)."""
+    for x, s, n_out in ((data, scale, heat.shape[-1]), (heat, 1.0 / scale, data.shape[-1])):
+        h, w = x.shape[-2:]
+        if dense:  # the earlier resampler: (n_out, n_window) matrices, two products
+            rows, cols = (torch.from_numpy(axis_weights(0, n_out, s, 0, n, n)) for n in (h, w))
+            rows @ x @ cols.T
+        else:
+            resample_window(x, axis_band(0, n_out, s, 0, h, h), axis_band(0, n_out, s, 0, w, w))
+
+
+def levers(net, image: torch.Tensor, iterations: int, scale: float) -> List[Dict[str, object]]:
+    """``image``: (C, h, w) normalised, on the model grid, sides multiples of 4;
+    ``scale``: model pixels per input pixel of the raster it came from."""
     x = image.unsqueeze(0).contiguous()
     rows = []
     with torch.no_grad():
@@ -54,6 +68,13 @@ def levers(net, image: torch.Tensor, iterations: int) -> List[Dict[str, object]]
                      "how": "strips + wavefront over the iterations, im2col + batched GEMM; "
                             "hidden layer stays in cache"})
         scores = heat[0]
+        n_in = int(round(image.shape[-1] / scale))
+        src = torch.nn.functional.interpolate(x, size=(n_in, n_in), mode="bilinear")[0]
+        rows.append({"part": "resampling to the model grid and back",
+                     "before": _best(lambda: _resample_both_ways(src, scores, scale, True)),
+                     "after": _best(lambda: _resample_both_ways(src, scores, scale, False)),
+                     "how": "banded weights (3-4 taps per pixel, row gathers) instead of "
+                            "dense matrix products"})
         rows.append({"part": "arg-max over classes",
                      "before": _best(lambda: scores.argmax(0).to(torch.uint8)),
                      "after": _best(lambda: class_argmax(scores)),

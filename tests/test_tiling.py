@@ -19,7 +19,7 @@ from torch.nn import functional as F
 
 from helpers_engine import random_model, scene, write_image
 from map_refiner.engine.pipeline import RefineParams, refine_array, refine_raster
-from map_refiner.engine.resample import axis_weights, resample_window, source_range
+from map_refiner.engine.resample import axis_band, axis_weights, resample_window, source_range
 from map_refiner.engine.tiling import count_tiles, make_grids, plan_tiles
 
 ONE_TILE = 1 << 20
@@ -195,20 +195,41 @@ def test_window_weights_are_rows_of_the_whole_matrix(win) -> None:
        st.floats(-1000, 1000, allow_nan=False))
 def test_constant_image_stays_constant(h, w, sy, sx, value) -> None:
     oh, ow = max(1, round(h * sy)), max(1, round(w * sx))
-    rows = axis_weights(0, oh, sy, 0, h, h)
-    cols = axis_weights(0, ow, sx, 0, w, w)
+    rows = axis_band(0, oh, sy, 0, h, h)
+    cols = axis_band(0, ow, sx, 0, w, w)
     out = resample_window(torch.full((2, h, w), value), rows, cols)
     assert out.shape == (2, oh, ow)
     torch.testing.assert_close(out, torch.full_like(out, value), atol=1e-3 + 1e-5 * abs(value),
                                rtol=0)
 
 
+@settings(max_examples=100, deadline=None)
+@given(windows(), windows(), st.integers(0, 10_000))
+def test_banded_resampling_equals_the_dense_matrix_product(wy, wx, seed) -> None:
+    (ny, sy, _, y0, y1), (nx, sx, _, x0, x1) = wy, wx
+    sy0, sy1 = source_range(y0, y1, sy, ny)
+    sx0, sx1 = source_range(x0, x1, sx, nx)
+    data = torch.from_numpy(np.random.default_rng(seed).normal(
+        size=(2, 3, sy1 - sy0, sx1 - sx0))).float()
+    rows, cols = axis_band(y0, y1, sy, sy0, sy1, ny), axis_band(x0, x1, sx, sx0, sx1, nx)
+    dense = torch.from_numpy(rows.dense()) @ data @ torch.from_numpy(cols.dense()).T
+    out = resample_window(data, rows, cols)
+    assert out.shape == (2, 3, y1 - y0, x1 - x0)
+    torch.testing.assert_close(out, dense, atol=1e-5, rtol=1e-5)
+
+
+def test_resampling_refuses_a_window_of_the_wrong_size() -> None:
+    rows = axis_band(0, 10, 1.0, 0, 10, 10)
+    with pytest.raises(ValueError, match="weights expect 10"):
+        resample_window(torch.zeros(1, 12, 10), rows, rows)
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.integers(2, 30), st.integers(2, 30), st.integers(1, 6), st.integers(0, 10_000))
 def test_integer_upsampling_equals_torch_bilinear(h, w, factor, seed) -> None:
     img = torch.from_numpy(np.random.default_rng(seed).normal(size=(1, 2, h, w))).float()
-    rows = axis_weights(0, h * factor, float(factor), 0, h, h)
-    cols = axis_weights(0, w * factor, float(factor), 0, w, w)
+    rows = axis_band(0, h * factor, float(factor), 0, h, h)
+    cols = axis_band(0, w * factor, float(factor), 0, w, w)
     ours = resample_window(img, rows, cols)
     ref = F.interpolate(img, scale_factor=factor, mode="bilinear", align_corners=False)
     torch.testing.assert_close(ours[..., factor:-factor, factor:-factor],
@@ -220,8 +241,8 @@ def test_integer_upsampling_equals_torch_bilinear(h, w, factor, seed) -> None:
 def test_downsampling_is_area_aware() -> None:
     # Halving a 1-pixel checkerboard must not alias into stripes.
     board = torch.from_numpy(np.indices((40, 40)).sum(0) % 2).float()[None]
-    rows = axis_weights(0, 20, 0.5, 0, 40, 40)
-    cols = axis_weights(0, 20, 0.5, 0, 40, 40)
+    rows = axis_band(0, 20, 0.5, 0, 40, 40)
+    cols = axis_band(0, 20, 0.5, 0, 40, 40)
     out = resample_window(board, rows, cols)[0, 2:-2, 2:-2]
     torch.testing.assert_close(out, torch.full_like(out, 0.5), atol=1e-5, rtol=0)
 

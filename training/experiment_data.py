@@ -23,7 +23,7 @@ from ..engine.model_config import ModelConfig
 from ..engine.models import MapRefinerNet, pad_to_stride
 from ..engine.predict import model_image
 from ..engine.raster_io import open_raster
-from ..engine.resample import axis_weights, resample_window
+from ..engine.resample import axis_band, resample_window
 from ..engine.tiling import Grids
 from .data import model_grids
 
@@ -91,9 +91,9 @@ def refine_scene(refiner: torch.nn.Module, scene: Scene, iterations: int,
 
 def to_reference(logits: torch.Tensor, grids: Grids) -> np.ndarray:
     """Model-grid logits ``(..., h, w)`` resampled bilinearly to the reference grid."""
-    rows = axis_weights(0, grids.height, 1.0 / grids.scale_y, 0, grids.model_height,
+    rows = axis_band(0, grids.height, 1.0 / grids.scale_y, 0, grids.model_height,
                         grids.model_height)
-    cols = axis_weights(0, grids.width, 1.0 / grids.scale_x, 0, grids.model_width,
+    cols = axis_band(0, grids.width, 1.0 / grids.scale_x, 0, grids.model_width,
                         grids.model_width)
     return resample_window(logits.float(), rows, cols).numpy()
 
