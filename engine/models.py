@@ -206,14 +206,23 @@ class RefinementRNN(nn.Module):
                 heat = self.step(heat, feats)
                 out.append(heat)
             return out if keep_all else out[-1:]
-        # GPU inference: the same arithmetic as step(), in channels-last memory
-        # with in-place activation.
+        return self.iterate_channels_last(feats, heat, iterations, keep_all)
+
+    def iterate_channels_last(self, feats: torch.Tensor, heat: torch.Tensor, iterations: int,
+                              keep_all: bool) -> List[torch.Tensor]:
+        """GPU inference (class-specific MLPs, no autograd): the arithmetic of
+        :meth:`step` in channels-last memory with in-place activation.
+
+        ``feats`` are :meth:`image_features`. Public so that CPU tests can check
+        the path every CUDA refine takes (tests/test_models.py).
+        """
         cl = torch.channels_last
         weight, bias = self.fused_heat_filters()
         weight = weight.contiguous(memory_format=cl)
         out_weight = self.mlp_out.weight.contiguous(memory_format=cl)
         feats = feats.contiguous(memory_format=cl)
         pad, k = self.heat_conv.padding[0], heat.shape[1]
+        out = [heat]
         for _ in range(iterations):
             padded = F.pad(heat, (pad, pad, pad, pad), mode="replicate").contiguous(memory_format=cl)
             hidden = F.conv2d(padded, weight, bias, groups=k)

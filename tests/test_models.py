@@ -155,7 +155,9 @@ def test_receptive_radius_bounds_the_influence_of_a_pixel(iterations: int) -> No
 
 
 def test_inference_fast_path_equals_autograd_path() -> None:
-    """Without autograd the RNN runs a channels-last, in-place path: same numbers."""
+    """Without autograd the RNN runs other code: on the CPU in float32 the
+    wavefront, elsewhere (CUDA, or float64 here) the channels-last path.
+    Both give the autograd path's numbers."""
     import torch as _torch
 
     from map_refiner.engine.models import RefinementRNN as _RNN
@@ -165,10 +167,21 @@ def test_inference_fast_path_equals_autograd_path() -> None:
     for p in rnn.parameters():
         _torch.nn.init.normal_(p, std=0.1)
     image, heat = _torch.randn(2, 3, 40, 36), _torch.randn(2, 3, 40, 36)
+    slow = rnn(image, heat, 4).detach()
+    slow_traj = [t.detach() for t in rnn.trajectory(image, heat, 4)]
     with _torch.no_grad():
         fast = rnn(image, heat, 4)
         fast_traj = rnn.trajectory(image, heat, 4)
-    slow = rnn(image, heat, 4).detach()
+        cl_traj = rnn.iterate_channels_last(rnn.image_features(image), heat, 4, keep_all=True)
+        cl_last = rnn.iterate_channels_last(rnn.image_features(image), heat, 4, keep_all=False)
+        rnn64 = _RNN(3, 3).double()
+        rnn64.load_state_dict(rnn.state_dict())
+        via_dispatch = rnn64(image.double(), heat.double(), 4)
     assert _torch.allclose(fast, slow, atol=1e-5)
     assert len(fast_traj) == 5 and _torch.equal(fast_traj[-1], fast)
     assert _torch.equal(fast_traj[0], heat)
+    assert len(cl_traj) == 5 and len(cl_last) == 1 and _torch.equal(cl_traj[0], heat)
+    for got, want in zip(cl_traj, slow_traj):
+        assert _torch.allclose(got, want, atol=1e-5)
+    assert _torch.allclose(cl_last[0], slow, atol=1e-5)
+    assert _torch.allclose(via_dispatch.float(), slow, atol=1e-5)

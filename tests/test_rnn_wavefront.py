@@ -28,6 +28,17 @@ def _trained_like(rnn: RefinementRNN, seed: int) -> RefinementRNN:
     return rnn.eval()
 
 
+def _close(got: torch.Tensor, want: torch.Tensor) -> bool:
+    """Equal up to float32 rounding at the tensor's own scale.
+
+    With random weights the heat maps grow to ~1e4 over 9 iterations; the two
+    paths sum in other orders, so a pixel near 0 beside pixels near 1e4 can
+    differ by ~1e-3 while every relative error stays ~1e-6. An elementwise
+    rtol made this test fail on about half of the random draws.
+    """
+    return bool((got - want).abs().max() <= 1e-5 * max(1.0, want.abs().max().item()))
+
+
 @pytest.mark.parametrize("k,specific", [(2, True), (3, True), (3, False), (1, True)])
 @pytest.mark.parametrize("h,w,strip", [(37, 53, 64), (10, 7, 8), (5, 41, 41), (2, 3, 1), (64, 16, 200)])
 def test_wavefront_equals_step(k, specific, h, w, strip):
@@ -40,7 +51,7 @@ def test_wavefront_equals_step(k, specific, h, w, strip):
     assert len(got) == 6
     for t, (a, b) in enumerate(zip(got, ref)):
         assert a.shape == b.shape
-        assert torch.allclose(a, b, atol=1e-4, rtol=1e-4), f"iteration {t}"
+        assert _close(a, b), f"iteration {t}"
     last = iterate_wavefront(rnn, image, heat, 5, keep_all=False, strip_pixels=strip)
     assert len(last) == 1 and torch.equal(last[0], got[-1])
 
@@ -49,11 +60,12 @@ def test_wavefront_equals_step(k, specific, h, w, strip):
 def test_wavefront_any_iteration_count(iterations):
     """More iterations than strips, fewer, none: the ring of image features holds."""
     rnn = _trained_like(RefinementRNN(3, 2), seed=iterations)
-    image, heat = torch.randn(1, 3, 23, 19), torch.randn(1, 2, 23, 19)
+    g = torch.Generator().manual_seed(100 + iterations)
+    image, heat = torch.randn(1, 3, 23, 19, generator=g), torch.randn(1, 2, 23, 19, generator=g)
     ref = _stepwise(rnn, image, heat, iterations)
     got = iterate_wavefront(rnn, image, heat, iterations, keep_all=True, strip_pixels=40)
     assert [tuple(g.shape) for g in got] == [tuple(r.shape) for r in ref]
-    assert all(torch.allclose(a, b, atol=1e-4, rtol=1e-4) for a, b in zip(got, ref))
+    assert all(_close(a, b) for a, b in zip(got, ref))
     assert torch.equal(got[0], heat)
 
 
@@ -61,9 +73,10 @@ def test_inference_uses_wavefront_and_leaves_input_alone():
     """``RefinementRNN.forward`` without autograd on the CPU gives the step() result,
     and the caller's heat map is not modified."""
     rnn = _trained_like(RefinementRNN(3, 2), seed=7)
-    image, heat = torch.randn(1, 3, 40, 44), torch.randn(1, 2, 40, 44)
+    g = torch.Generator().manual_seed(8)
+    image, heat = torch.randn(1, 3, 40, 44, generator=g), torch.randn(1, 2, 40, 44, generator=g)
     keep = heat.clone()
     with torch.inference_mode():
         out = rnn(image, heat, 5)
     assert torch.equal(heat, keep)
-    assert torch.allclose(out, _stepwise(rnn, image, heat, 5)[-1], atol=1e-4)
+    assert _close(out, _stepwise(rnn, image, heat, 5)[-1])
