@@ -82,3 +82,22 @@ def test_mean_iou_of_the_gpu_check():
     pred = np.array([[0, 1, 1, 1], [0, 1, 1, 0]], dtype=np.int64)
     # class 0: hits 2, union 4 (pred 0 at 3 kept pixels, ref 0 at 3) -> 2/4; class 1: 3/5
     assert mean_iou(pred, ref, 2) == 100 * (0.5 + 0.6) / 2
+
+
+def test_prefetch_probe_does_the_refine_s_work(tmp_path: Path):
+    """The probe's prefetching loop writes what refine_raster writes, so its
+    timing compares the same work."""
+    from helpers_engine import random_model
+    from map_refiner.benchmarks.probes import _prefetched_refine
+    from map_refiner.engine.params import RefineParams
+    from map_refiner.engine.pipeline import refine_raster
+
+    image = make_tif(tmp_path / "img.tif", 150, 130, seed=4)
+    net, cfg = random_model(iterations=3)
+    plain = refine_raster(RefineParams(image=image, out=tmp_path / "plain.tif", device="cpu",
+                                       tile_size=48), model=(net, cfg))
+    assert plain.tiles > 4
+    _prefetched_refine(net, cfg, image, tmp_path / "probe.tif", 3, 48)
+    want = gdal.Open(str(tmp_path / "plain.tif")).ReadAsArray()
+    got = gdal.Open(str(tmp_path / "probe.tif")).ReadAsArray()
+    assert np.array_equal(got, want) and len(np.unique(want)) > 1
