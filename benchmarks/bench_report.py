@@ -74,6 +74,10 @@ def write_report(res: Dict, out: Path) -> str:
     for r in res.get("levers", []):
         lines.append(f"| {r['part']} | {r['before']:.3f} | {r['after']:.3f} | "
                      f"{r['before'] / r['after']:.1f}x | {r['how']} |")
+    lines += ["", "Tried and not used, each measured before/after in one process by "
+              "`python -m map_refiner.benchmarks.probes` (figures in docs/STATUS.md): bfloat16 "
+              "on the CPU (slower here: no AMX units) and a thread reading the next tile while "
+              "the networks run (slower on 2 cores: it competes with torch's threads)."]
     lines += _targets(res, e2e, cnn_rate / mm, rnn_rate / mm, rnn_xrate / mm)
     lines += _gpu(res.get("gpu"))
     crf = res["crf"]
