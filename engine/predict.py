@@ -55,6 +55,10 @@ def run_networks(model: MapRefinerNet, image: torch.Tensor, iterations: int,
     h, w = image.shape[-2:]
     x = pad_to_stride(image.unsqueeze(0))
     heat = model.coarse(x)
+    if not trajectory and keep is not None and set(keep) <= {0, iterations}:
+        # The coarse map and the last iteration: no trajectory kept in between.
+        ends = {0: heat, iterations: model.rnn(x, heat, iterations)}
+        return torch.stack([ends[i][0, :, :h, :w] for i in keep])
     if trajectory or keep is not None:
         steps = model.rnn.trajectory(x, heat, iterations)
         picked = steps if keep is None else [steps[i] for i in keep]

@@ -31,16 +31,27 @@ from torch.nn import functional as F
 STRIP_PIXELS = 8192
 
 
-def _padded_rows(src: torch.Tensor, y0: int, y1: int, pad: int) -> torch.Tensor:
-    """Rows ``[y0 - pad, y1 + pad)`` of ``src`` (C, H, W), replicated past the
-    top/bottom edges, and padded left/right by replication: (C, y1-y0+2p, W+2p)."""
-    h = src.shape[1]
-    if y0 - pad >= 0 and y1 + pad <= h:
+def _padded_rows(src: torch.Tensor, y0: int, y1: int, pad: int, h: int) -> torch.Tensor:
+    """Rows ``[y0 - pad, y1 + pad)`` of a (C, h, W) map, replicated past the
+    top/bottom edges, and padded left/right by replication: (C, y1-y0+2p, W+2p).
+
+    ``src`` holds either all ``h`` rows or a ring of its latest rows (fewer
+    than ``h``): row ``y`` is then at ``y % src.shape[1]``.
+    """
+    n = src.shape[1]
+    if n == h and y0 - pad >= 0 and y1 + pad <= h:
         rows = src[:, y0 - pad:y1 + pad]
     else:
-        idx = torch.arange(y0 - pad, y1 + pad).clamp_(0, h - 1)
+        idx = torch.arange(y0 - pad, y1 + pad).clamp_(0, h - 1).remainder_(n)
         rows = src.index_select(1, idx)
     return F.pad(rows.unsqueeze(0), (pad, pad, 0, 0), mode="replicate")[0]
+
+
+def _rows_of(level: torch.Tensor, y0: int, y1: int) -> torch.Tensor:
+    """Rows ``[y0, y1)`` of a full map or of a ring whose height is a multiple
+    of the strip height (a strip never wraps around the ring)."""
+    n = level.shape[1]
+    return level[:, y0 % n:y0 % n + (y1 - y0)]
 
 
 def _im2col(padded: torch.Tensor, rows: int, width: int, size: int,
@@ -91,7 +102,12 @@ def _one(rnn, image: torch.Tensor, heat: torch.Tensor, iterations: int,
     rows = max(pad, -(-strip_pixels // w))       # strip height; >= pad for the wavefront
     n_max = rows * w
     strips = -(-h // rows)
-    levels = [heat] + [torch.empty(k, h, w, dtype=heat.dtype) for _ in range(iterations)]
+    # Iteration t of strip s reads strips s-1..s+1 of level t-1, so the levels
+    # between the input and the output only keep a ring of 3 strips unless the
+    # whole trajectory is wanted (~40 MB less on a default tile, K = 2).
+    ring_rows = h if keep_all else min(h, 3 * rows)
+    levels = [heat] + [torch.empty(k, h if t == iterations else ring_rows, w, dtype=heat.dtype)
+                       for t in range(1, iterations + 1)]
     ring = [torch.empty(groups * hid, n_max, dtype=heat.dtype) for _ in range(min(iterations, strips))]
     img_cols = torch.empty(c * size * size * n_max, dtype=heat.dtype)
     heat_cols = torch.empty(k * size * size * n_max, dtype=heat.dtype)
@@ -101,7 +117,7 @@ def _one(rnn, image: torch.Tensor, heat: torch.Tensor, iterations: int,
     for step in range(strips + iterations - 1):
         if step < strips:                          # image features of the newest strip
             y0, y1 = step * rows, min(h, step * rows + rows)
-            cols = _im2col(_padded_rows(image, y0, y1, pad), y1 - y0, w, size, img_cols)
+            cols = _im2col(_padded_rows(image, y0, y1, pad, h), y1 - y0, w, size, img_cols)
             feats = ring[step % len(ring)][:, :cols.shape[1]]
             torch.addmm(bias, w_img, cols, out=feats)
         for t in range(1, iterations + 1):
@@ -111,7 +127,7 @@ def _one(rnn, image: torch.Tensor, heat: torch.Tensor, iterations: int,
             y0, y1 = s * rows, min(h, s * rows + rows)
             n = (y1 - y0) * w
             src, dst = levels[t - 1], levels[t]
-            cols = _im2col(_padded_rows(src, y0, y1, pad), y1 - y0, w, size, heat_cols)
+            cols = _im2col(_padded_rows(src, y0, y1, pad, h), y1 - y0, w, size, heat_cols)
             feats = ring[s % len(ring)][:, :n].view(groups, hid, n)
             hid_s = hidden[:k * hid * n].view(k, hid, n)
             torch.baddbmm(feats.expand(k, hid, n), w_heat, cols.view(k, size * size, n), out=hid_s)
@@ -119,5 +135,5 @@ def _one(rnn, image: torch.Tensor, heat: torch.Tensor, iterations: int,
             d = delta[:k * n].view(k, 1, n)
             torch.bmm(w_out, hid_s, out=d)
             d.add_(b_out)
-            torch.add(src[:, y0:y1], d.view(k, y1 - y0, w), out=dst[:, y0:y1])
+            torch.add(_rows_of(src, y0, y1), d.view(k, y1 - y0, w), out=_rows_of(dst, y0, y1))
     return levels if keep_all else [levels[-1]]

@@ -244,6 +244,18 @@ def test_run_networks_crops_padding() -> None:
     assert traj.shape == (3, 2, 10, 13)
 
 
+@pytest.mark.parametrize("keep", [[0, 3], [3], [0], [3, 0], [1, 3], [0, 2, 3]])
+def test_run_networks_keeps_the_asked_iterations(keep) -> None:
+    net, _ = random_model(seed=28)
+    image = torch.randn(3, 30, 26, generator=torch.Generator().manual_seed(5))
+    with torch.inference_mode():
+        traj = run_networks(net, image, 3, trajectory=True)
+        got = run_networks(net, image, 3, keep=keep)
+    assert got.shape == (len(keep),) + traj.shape[1:]
+    for g, i in zip(got, keep):
+        assert torch.equal(g, traj[i]), f"iteration {i}"
+
+
 def test_model_from_file_gives_the_same_map(tmp_path: Path, image: Path, model) -> None:
     from map_refiner.engine.model_io import save_model
 

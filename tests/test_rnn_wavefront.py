@@ -67,6 +67,9 @@ def test_wavefront_any_iteration_count(iterations):
     assert [tuple(g.shape) for g in got] == [tuple(r.shape) for r in ref]
     assert all(_close(a, b) for a, b in zip(got, ref))
     assert torch.equal(got[0], heat)
+    # Without the trajectory the levels in between live in rings of 3 strips.
+    last = iterate_wavefront(rnn, image, heat, iterations, keep_all=False, strip_pixels=40)
+    assert len(last) == 1 and torch.equal(last[0], got[-1])
 
 
 def test_inference_uses_wavefront_and_leaves_input_alone():
