@@ -21,7 +21,8 @@ from ..engine.resample import axis_band, axis_weights, resample_window
 from ..engine.rnn_wavefront import iterate_wavefront
 
 
-def _best(fn: Callable[[], object], repeat: int = 2) -> float:
+def best_time(fn: Callable[[], object], repeat: int = 2) -> float:
+    """Best of ``repeat`` timed calls after one warm-up call (seconds)."""
     fn()
     out = []
     for _ in range(repeat):
@@ -58,26 +59,26 @@ def levers(net, image: torch.Tensor, iterations: int, scale: float) -> List[Dict
     with torch.no_grad():
         heat = coarse_forward_cpu(net.coarse, x)
         rows.append({"part": "coarse CNN",
-                     "before": _best(lambda: net.coarse.layers_forward(x)),
-                     "after": _best(lambda: coarse_forward_cpu(net.coarse, x)),
+                     "before": best_time(lambda: net.coarse.layers_forward(x)),
+                     "after": best_time(lambda: coarse_forward_cpu(net.coarse, x)),
                      "how": "channels-last; 9x9 K-output layer as one GEMM + shifted sums; "
                             "even-sided transposed convolution"})
         rows.append({"part": f"RNN, {iterations} iterations",
-                     "before": _best(lambda: _plain_rnn(net.rnn, x, heat, iterations), repeat=1),
-                     "after": _best(lambda: iterate_wavefront(net.rnn, x, heat, iterations, False)),
+                     "before": best_time(lambda: _plain_rnn(net.rnn, x, heat, iterations), repeat=1),
+                     "after": best_time(lambda: iterate_wavefront(net.rnn, x, heat, iterations, False)),
                      "how": "strips + wavefront over the iterations, im2col + batched GEMM; "
                             "hidden layer stays in cache"})
         scores = heat[0]
         n_in = int(round(image.shape[-1] / scale))
         src = torch.nn.functional.interpolate(x, size=(n_in, n_in), mode="bilinear")[0]
         rows.append({"part": "resampling to the model grid and back",
-                     "before": _best(lambda: _resample_both_ways(src, scores, scale, True)),
-                     "after": _best(lambda: _resample_both_ways(src, scores, scale, False)),
+                     "before": best_time(lambda: _resample_both_ways(src, scores, scale, True)),
+                     "after": best_time(lambda: _resample_both_ways(src, scores, scale, False)),
                      "how": "banded weights (3-4 taps per pixel, row gathers) instead of "
                             "dense matrix products"})
         rows.append({"part": "arg-max over classes",
-                     "before": _best(lambda: scores.argmax(0).to(torch.uint8)),
-                     "after": _best(lambda: class_argmax(scores)),
+                     "before": best_time(lambda: scores.argmax(0).to(torch.uint8)),
+                     "after": best_time(lambda: class_argmax(scores)),
                      "how": "K elementwise passes instead of torch.argmax over a leading dim"})
     return rows
 

@@ -22,10 +22,9 @@ import copy
 import sys
 import tempfile
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Dict, List
 
 import torch
 
@@ -39,16 +38,7 @@ from ..engine.raster_write import CLASS_NODATA, refined_writer
 from ..engine.resample import axis_band, resample_window
 from ..engine.tiling import make_grids, plan_tiles
 from .bench import make_crop
-
-
-def _best(fn: Callable[[], object], repeat: int = 3) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+from .bench_levers import best_time
 
 
 def bf16_rows(net) -> List[Dict[str, object]]:
@@ -58,11 +48,11 @@ def bf16_rows(net) -> List[Dict[str, object]]:
     cnn16 = copy.deepcopy(net.coarse).to(torch.bfloat16).to(memory_format=torch.channels_last).eval()
     x16 = x.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
-        return [{"what": "matrix multiply 2048^3", "fp32": _best(lambda: a @ a),
-                 "tried": _best(lambda: a16 @ a16)},
+        return [{"what": "matrix multiply 2048^3", "fp32": best_time(lambda: a @ a, 3),
+                 "tried": best_time(lambda: a16 @ a16, 3)},
                 {"what": "coarse CNN, 1248^2 model px (fp32: the engine's CPU path)",
-                 "fp32": _best(lambda: net.coarse(x)),
-                 "tried": _best(lambda: cnn16.layers_forward(x16))}]
+                 "fp32": best_time(lambda: net.coarse(x), 3),
+                 "tried": best_time(lambda: cnn16.layers_forward(x16), 3)}]
 
 
 def _prefetched_refine(net, cfg, crop: Path, out: Path, iterations: int, tile_px: int) -> None:
@@ -99,8 +89,8 @@ def prefetch_rows(net, cfg, crop: Path, tmp: Path) -> List[Dict[str, object]]:
     it, tile = cfg.default_iterations, RefineParams.__dataclass_fields__["tile_size"].default
     params = RefineParams(image=crop, out=tmp / "plain.tif", device="cpu", overwrite=True)
     return [{"what": "refine of the 2.25 km² crop, GeoTIFF to GeoTIFF",
-             "fp32": _best(lambda: refine_raster(params, model=(net, cfg)), 2),
-             "tried": _best(lambda: _prefetched_refine(net, cfg, crop, tmp / "prefetched.tif",
+             "fp32": best_time(lambda: refine_raster(params, model=(net, cfg)), 2),
+             "tried": best_time(lambda: _prefetched_refine(net, cfg, crop, tmp / "prefetched.tif",
                                                        it, tile), 2)}]
 
 
