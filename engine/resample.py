@@ -80,29 +80,45 @@ def axis_weights(out_start: int, out_stop: int, scale: float,
     return axis_band(out_start, out_stop, scale, src_start, src_stop, n_src).dense()
 
 
-def _rows(data: torch.Tensor, band: AxisBand) -> torch.Tensor:
-    """Apply ``band`` along the rows (dimension -2) of ``data``.
+#: Output rows resampled together: their temporaries stay in the CPU's cache.
+#: Resampling a whole 2370 x 2370 window at once was 4.5x slower (memory-bound).
+ROW_BLOCK = 64
 
-    Gathering whole rows is a contiguous copy; gathering columns in place
-    would be ~7x slower, so columns go through a transpose (see
-    :func:`resample_window`).
+
+def _gather_rows(data: torch.Tensor, index: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``out[..., o, :] = sum_t weight[o, t] * data[..., index[o, t], :]``.
+
+    Gathering whole rows is a contiguous copy; gathering columns in place is
+    ~7x slower, so columns go through a transpose (see :func:`resample_window`).
     """
-    if data.shape[-2] != band.n_window:
-        raise ValueError(f"the window has {data.shape[-2]} pixels along this axis; "
-                         f"the weights expect {band.n_window}")
-    idx = torch.from_numpy(band.index).to(data.device)
-    w = torch.from_numpy(band.weight).to(data.device, data.dtype)
-    out = data.index_select(-2, idx[:, 0]).mul_(w[:, 0, None])
-    for t in range(1, idx.shape[1]):
-        out.addcmul_(data.index_select(-2, idx[:, t]), w[:, t, None])
+    out = data.index_select(-2, index[:, 0]).mul_(weight[:, 0, None])
+    for t in range(1, index.shape[1]):
+        out.addcmul_(data.index_select(-2, index[:, t]), weight[:, t, None])
     return out
 
 
 def resample_window(data: torch.Tensor, rows: AxisBand, cols: AxisBand) -> torch.Tensor:
     """Resample ``(..., H, W)`` data with row and column weights.
 
-    2-3x faster than the dense matrix products on a refine's tiles, and every
-    output pixel sums the same taps in the same order whatever the window.
+    Output rows go in blocks of :data:`ROW_BLOCK`: rows of the block, then
+    its columns (through a transpose), so each block's intermediates stay in
+    cache. Every output pixel sums the same taps in the same order whatever
+    the window, so tiles match the one-piece result.
     """
-    by_rows = _rows(data, rows).transpose(-1, -2).contiguous()
-    return _rows(by_rows, cols).transpose(-1, -2).contiguous()
+    for band, axis in ((rows, -2), (cols, -1)):
+        if data.shape[axis] != band.n_window:
+            raise ValueError(f"the window has {data.shape[axis]} pixels along this axis; "
+                             f"the weights expect {band.n_window}")
+    data = data.contiguous()  # index_select on a cropped view is ~20x slower
+    r_idx = torch.from_numpy(rows.index).to(data.device)
+    r_w = torch.from_numpy(rows.weight).to(data.device, data.dtype)
+    c_idx = torch.from_numpy(cols.index).to(data.device)
+    c_w = torch.from_numpy(cols.weight).to(data.device, data.dtype)
+    n_rows = r_idx.shape[0]
+    out = torch.empty(data.shape[:-2] + (n_rows, c_idx.shape[0]), dtype=data.dtype,
+                      device=data.device)
+    for b0 in range(0, n_rows, ROW_BLOCK):
+        b1 = min(n_rows, b0 + ROW_BLOCK)
+        block = _gather_rows(data, r_idx[b0:b1], r_w[b0:b1]).transpose(-1, -2).contiguous()
+        out[..., b0:b1, :] = _gather_rows(block, c_idx, c_w).transpose(-1, -2)
+    return out
