@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scores", type=Path, help="also write per-class probabilities (GeoTIFF)")
     p.add_argument("--coarse", type=Path, help="also write the coarse CNN's class map (GeoTIFF)")
     p.add_argument("--tile-size", type=int, default=1024, help="tile size in model pixels")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="auto: bf16 mixed precision on a CUDA GPU that supports it, fp32 on "
+                        "the CPU (where bf16 is slower)")
     _common(p)
 
     p = sub.add_parser("train-coarse", help="train the coarse CNN on imprecise labels")

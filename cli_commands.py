@@ -15,7 +15,7 @@ def _refine(a: argparse.Namespace) -> int:
 
     res = refine_raster(RefineParams(
         image=a.image, out=a.out, model_path=a.model, iterations=a.iterations, device=a.device,
-        scores=a.scores, coarse=a.coarse, bands=a.bands, input_resolution_m=a.input_resolution,
+        precision=a.precision, scores=a.scores, coarse=a.coarse, bands=a.bands, input_resolution_m=a.input_resolution,
         tile_size=a.tile_size, overwrite=a.overwrite), progress=ProgressBar("refine"))
     print(f"wrote {res.out} ({res.iterations} iterations, {res.tiles} tiles, {res.device}, "
           f"{res.seconds:.1f} s)")

@@ -21,6 +21,7 @@ import torch
 
 from ..engine.model_io import load_model
 from ..engine.models import pad_to_stride
+from ..engine.inference import infer
 
 
 def _load_crop(path: Path, size: int) -> np.ndarray:
@@ -32,9 +33,9 @@ def _load_crop(path: Path, size: int) -> np.ndarray:
 
 
 def _run(net, x: torch.Tensor, iterations: int, amp: bool) -> torch.Tensor:
-    with torch.inference_mode(), torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
-        heat = net.coarse(x)
-        return net.rnn(x, heat, iterations).float()
+    """The engine's own inference call (predict.infer, as a refine makes it) on
+    a (1, C, H, W) image: fp32, or bf16 autocast as refines on CUDA default to."""
+    return infer(net, x[0], iterations, autocast=torch.bfloat16 if amp else None)[None]
 
 
 def _time(fn, device: torch.device, repeat: int = 5) -> float:

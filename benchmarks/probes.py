@@ -32,7 +32,8 @@ from ..engine.device import configure_threads
 from ..engine.model_io import load_model
 from ..engine.params import RefineParams
 from ..engine.pipeline import refine_raster
-from ..engine.predict import classes_and_probs, model_image, run_networks
+from ..engine.inference import run_networks
+from ..engine.predict import classes_and_probs, model_image
 from ..engine.raster_io import ground_resolution, open_raster, raster_info, read_window
 from ..engine.raster_write import CLASS_NODATA, refined_writer
 from ..engine.resample import axis_band, resample_window

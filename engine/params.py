@@ -17,6 +17,7 @@ class RefineParams:
     model_path: Optional[Path] = None
     iterations: Optional[int] = None
     device: str = "auto"
+    precision: str = "auto"              # auto: bf16 mixed precision on CUDA, fp32 on the CPU
     scores: Optional[Path] = None
     coarse: Optional[Path] = None        # also write the coarse CNN's class map here
     bands: Optional[List[int]] = None

@@ -12,7 +12,7 @@ from typing import Iterator, List, Optional, Tuple, Union
 import numpy as np
 import torch
 
-from .device import configure_threads, resolve_device
+from .device import configure_threads, inference_autocast, resolve_device
 from .errors import MapRefinerError
 from .files import check_output_path
 from .memory import bounded_memory, release_free_memory
@@ -53,6 +53,7 @@ def refine_raster(params: RefineParams, progress: Optional[ProgressFn] = None,
     info = raster_info(ds)
     configure_threads()
     device = resolve_device(params.device)
+    autocast = inference_autocast(params.precision, device)
     net, config = model if model else load_model(params.model_path, device)
     net.to(device).eval()
     bands = stack_bands(params.bands, config)
@@ -67,7 +68,7 @@ def refine_raster(params: RefineParams, progress: Optional[ProgressFn] = None,
     total = count_tiles(grids, params.tile_size)
     log.info("refining %s (%dx%d, %.2fx%.2f m) on a %dx%d model grid, %d tiles, %d iterations, %s",
              image.name, info.width, info.height, rx, ry, grids.model_width,
-             grids.model_height, total, iterations, device)
+             grids.model_height, total, iterations, _device_label(device, autocast))
     colours = [tuple(c.colour) for c in config.classes]
     desc = f"{config.name}: {iterations} RNN iterations"
     keep = [0, iterations] if params.coarse is not None else None
@@ -76,7 +77,8 @@ def refine_raster(params: RefineParams, progress: Optional[ProgressFn] = None,
             optional_writer(params.coarse, info, config, colours) as coarse_writer:
         for i, tile in enumerate(plan_tiles(grids, iterations, params.tile_size)):
             rep.check()
-            res = predict_tile(net, config, ds, bands, grids, tile, iterations, device, keep=keep)
+            res = predict_tile(net, config, ds, bands, grids, tile, iterations, device, keep=keep,
+                               autocast=autocast)
             refined = res.logits if keep is None else res.logits[1]
             cls, probs = classes_and_probs(refined, res.valid, CLASS_NODATA,
                                            params.scores is not None)
@@ -89,8 +91,16 @@ def refine_raster(params: RefineParams, progress: Optional[ProgressFn] = None,
             rep.report((i + 1) / total)
         rep.check()
     return RefineResult(out, params.scores, iterations, config.class_names, colours,
-                        time.perf_counter() - t0, str(device), total,
+                        time.perf_counter() - t0, _device_label(device, autocast), total,
                         (grids.model_width, grids.model_height), params.coarse)
+
+
+def _device_label(device: torch.device, autocast: Optional[torch.dtype]) -> str:
+    """``cuda`` or ``cuda (bf16 mixed precision)``: what the messages show."""
+    if autocast is None:
+        return str(device)
+    name = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(autocast, str(autocast))
+    return f"{device} ({name} mixed precision)"
 
 
 @contextmanager

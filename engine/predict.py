@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from .model_config import ModelConfig
-from .models import MapRefinerNet, pad_to_stride
+from .inference import infer
+from .models import MapRefinerNet
 from .raster_io import read_window
 from .resample import axis_band, resample_window, source_range
 from .tiling import Grids, Tile
@@ -44,40 +45,19 @@ def model_image(ds, bands: Sequence[int], grids: Grids, config: ModelConfig,
     return resample_window(t, rows, cols)
 
 
-def run_networks(model: MapRefinerNet, image: torch.Tensor, iterations: int,
-                 trajectory: bool = False, keep: Optional[Sequence[int]] = None) -> torch.Tensor:
-    """Coarse CNN then ``iterations`` RNN steps on a ``(C, h, w)`` window.
-
-    Returns ``(K, h, w)`` logits, or ``(iterations + 1, K, h, w)`` when
-    ``trajectory`` is set (iteration 0 is the coarse map), or only the
-    iterations listed in ``keep``, ``(len(keep), K, h, w)``.
-    """
-    h, w = image.shape[-2:]
-    x = pad_to_stride(image.unsqueeze(0))
-    heat = model.coarse(x)
-    if not trajectory and keep is not None and set(keep) <= {0, iterations}:
-        # The coarse map and the last iteration: no trajectory kept in between.
-        ends = {0: heat, iterations: model.rnn(x, heat, iterations)}
-        return torch.stack([ends[i][0, :, :h, :w] for i in keep])
-    if trajectory or keep is not None:
-        steps = model.rnn.trajectory(x, heat, iterations)
-        picked = steps if keep is None else [steps[i] for i in keep]
-        return torch.stack([s[0, :, :h, :w] for s in picked])
-    return model.rnn(x, heat, iterations)[0, :, :h, :w]
-
-
 def predict_tile(model: MapRefinerNet, config: ModelConfig, ds, bands: Sequence[int],
                  grids: Grids, tile: Tile, iterations: int, device: torch.device,
-                 trajectory: bool = False,
-                 keep: Optional[Sequence[int]] = None) -> WindowResult:
+                 trajectory: bool = False, keep: Optional[Sequence[int]] = None,
+                 autocast: Optional[torch.dtype] = None) -> WindowResult:
     """Scores for one output tile, resampled back bilinearly to the input grid.
 
     With ``keep``, only those iterations of the trajectory (e.g. ``[0, T]``: the
     coarse map and the refined one) are resampled and returned, ``(len(keep), K, h, w)``.
+    With ``autocast`` (e.g. bfloat16, see device.inference_autocast) the networks
+    run in mixed precision; the scores are resampled in float32 either way.
     """
     img = model_image(ds, bands, grids, config, tile.mx0, tile.my0, tile.mx1, tile.my1, device)
-    with torch.inference_mode():
-        logits = run_networks(model, img, iterations, trajectory, keep)
+    logits = infer(model, img, iterations, trajectory, keep, autocast)
     rows = axis_band(tile.y0, tile.y1, 1.0 / grids.scale_y, tile.my0, tile.my1, grids.model_height)
     cols = axis_band(tile.x0, tile.x1, 1.0 / grids.scale_x, tile.mx0, tile.mx1, grids.model_width)
     out = resample_window(logits, rows, cols)

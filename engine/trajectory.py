@@ -17,7 +17,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from .device import configure_threads, resolve_device
+from .device import configure_threads, inference_autocast, resolve_device
 from .errors import MapRefinerError
 from .model_io import load_model
 from .predict import predict_tile, stack_bands
@@ -103,6 +103,7 @@ def compute_trajectory(image: Path, iterations: int, model_path: Optional[Path] 
     info = raster_info(ds)
     configure_threads()
     dev = resolve_device(device)
+    autocast = inference_autocast("auto", dev)
     net, config = load_model(model_path, dev)
     net.to(dev).eval()
     band_list = stack_bands(list(bands) if bands else None, config)
@@ -122,7 +123,8 @@ def compute_trajectory(image: Path, iterations: int, model_path: Optional[Path] 
     valid = np.zeros((h, w), dtype=bool)
     for i, tile in enumerate(tiles):
         rep.check()
-        res = predict_tile(net, config, ds, band_list, grids, tile, iterations, dev, True)
+        res = predict_tile(net, config, ds, band_list, grids, tile, iterations, dev, True,
+                           autocast=autocast)
         probs = torch.softmax(res.logits.float(), dim=1).cpu().numpy()  # (n, K, th, tw)
         ox0, oy0 = max(tile.x0, x0), max(tile.y0, y0)
         ox1, oy1 = min(tile.x1, x1), min(tile.y1, y1)

@@ -13,7 +13,7 @@ from osgeo import gdal
 from helpers_engine import random_model, scene, write_image
 from map_refiner.engine.errors import CancelledError, MapRefinerError
 from map_refiner.engine.pipeline import RefineParams, refine_array, refine_raster
-from map_refiner.engine.predict import run_networks
+from map_refiner.engine.inference import run_networks
 
 gdal.UseExceptions()
 NAMES = ("background", "building", "road")
@@ -178,6 +178,44 @@ def test_cuda_on_a_cpu_only_machine_is_a_clear_error(tmp_path: Path, image: Path
         refine_raster(params(image, tmp_path / "out.tif", device="tpu"), model=model)
     res = refine_raster(params(image, tmp_path / "out.tif", device="auto"), model=model)
     assert res.device == "cpu"
+
+
+def test_mixed_precision_is_bf16_on_cuda_only_by_default(monkeypatch) -> None:
+    from map_refiner.engine.device import inference_autocast
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert inference_autocast("auto", cpu) is None
+    assert inference_autocast("fp32", cpu) is None and inference_autocast("fp32", cuda) is None
+    assert inference_autocast("bf16", cpu) is torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert inference_autocast("auto", cuda) is torch.bfloat16
+    assert inference_autocast(None, cuda) is torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert inference_autocast("auto", cuda) is None      # e.g. a pre-Ampere GPU
+    with pytest.raises(MapRefinerError, match="Unknown precision 'fp8'.*auto, fp32, bf16"):
+        inference_autocast("fp8", cpu)
+
+
+def test_bf16_refine_runs_mixed_precision_and_keeps_the_map(tmp_path: Path, image: Path,
+                                                            model) -> None:
+    """The path a CUDA refine takes by default, run here under CPU autocast:
+    the networks compute in bf16 (scores differ in the last digits), the
+    class map stays that of fp32, the outputs stay float32, the message says so."""
+    fp32 = refine_raster(params(image, tmp_path / "a.tif", iterations=3, scores=tmp_path / "as.tif"),
+                         model=model)
+    bf16 = refine_raster(params(image, tmp_path / "b.tif", iterations=3, scores=tmp_path / "bs.tif",
+                                precision="bf16"), model=model)
+    assert fp32.device == "cpu" and bf16.device == "cpu (bf16 mixed precision)"
+    a, b = (gdal.Open(str(tmp_path / n)).ReadAsArray() for n in ("a.tif", "b.tif"))
+    pa, pb = (gdal.Open(str(tmp_path / n)).ReadAsArray() for n in ("as.tif", "bs.tif"))
+    assert gdal.Open(str(tmp_path / "bs.tif")).GetRasterBand(1).DataType == gdal.GDT_Float32
+    assert not np.array_equal(pa, pb)                     # bf16 really ran
+    assert np.abs(pa - pb).max() < 0.02                   # 0.004 when written
+    assert np.array_equal(a == 255, b == 255)
+    assert (a == b).mean() > 0.99                         # 99.85% when written
+    with pytest.raises(MapRefinerError, match="Unknown precision"):
+        refine_raster(params(image, tmp_path / "c.tif", precision="half"), model=model)
+    assert not (tmp_path / "c.tif").exists()
 
 
 @pytest.mark.parametrize("w,h", [(7, 5), (1, 1), (3, 40)])
