@@ -55,7 +55,8 @@ def inference_autocast(precision: str, device: torch.device) -> Optional[torch.d
 def describe_devices() -> str:
     """One line a user can read: what the engine can run on."""
     if torch.cuda.is_available():
-        return f"CUDA: {torch.cuda.get_device_name(0)}"
+        amp = ", bf16 mixed precision" if torch.cuda.is_bf16_supported() else ""
+        return f"CUDA: {torch.cuda.get_device_name(0)}{amp}"
     return f"CPU only ({os.cpu_count()} cores; torch {torch.__version__})"
 
 

@@ -196,6 +196,19 @@ def test_mixed_precision_is_bf16_on_cuda_only_by_default(monkeypatch) -> None:
         inference_autocast("fp8", cpu)
 
 
+def test_device_line_says_whether_refines_use_mixed_precision(monkeypatch) -> None:
+    from map_refiner.engine.device import describe_devices
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert describe_devices().startswith("CPU only (")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA X")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert describe_devices() == "CUDA: NVIDIA X, bf16 mixed precision"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert describe_devices() == "CUDA: NVIDIA X"
+
+
 def test_bf16_refine_runs_mixed_precision_and_keeps_the_map(tmp_path: Path, image: Path,
                                                             model) -> None:
     """The path a CUDA refine takes by default, run here under CPU autocast:
