@@ -49,3 +49,16 @@ def test_class_argmax_matches_torch_argmax():
         got = class_argmax(s)
         assert got.dtype == torch.uint8
         assert torch.equal(got, s.argmax(0).to(torch.uint8))
+
+
+def test_under_autocast_the_plain_layers_run_as_on_cuda():
+    """bf16 autocast (the CUDA default, emulated on the CPU in the accuracy
+    checks) must run the layers CUDA runs, not the shifted sums, whose 81
+    additions would accumulate in bf16."""
+    torch.manual_seed(5)
+    net = CoarseFCN(3, 2).eval()
+    x = torch.randn(1, 3, 40, 44, generator=torch.Generator().manual_seed(6))
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        got = net(x)
+        plain = net.layers_forward(x)
+    assert got.dtype == torch.bfloat16 and torch.equal(got, plain)
