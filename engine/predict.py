@@ -24,10 +24,11 @@ class WindowResult:
     valid: np.ndarray     # (h, w) bool
 
 
-def normalise(data: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+def normalise_(data: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    """``(data - mean) / std`` per band, in place on ``(C, h, w)`` data."""
     mean = torch.tensor(config.mean, dtype=data.dtype, device=data.device)[:, None, None]
     std = torch.tensor(config.std, dtype=data.dtype, device=data.device)[:, None, None]
-    return (data - mean) / std
+    return data.sub_(mean).div_(std)
 
 
 def model_image(ds, bands: Sequence[int], grids: Grids, config: ModelConfig,
@@ -37,9 +38,10 @@ def model_image(ds, bands: Sequence[int], grids: Grids, config: ModelConfig,
     sx0, sx1 = source_range(mx0, mx1, grids.scale_x, grids.width)
     sy0, sy1 = source_range(my0, my1, grids.scale_y, grids.height)
     data, valid = read_window(ds, bands, sx0, sy0, sx1 - sx0, sy1 - sy0)
-    t = normalise(torch.from_numpy(data).to(device), config)
-    # Invalid pixels carry the training mean (0 after normalisation).
-    t = t * torch.from_numpy(valid).to(device)
+    # ``data`` is this call's own array: normalised in place. Invalid pixels
+    # carry the training mean (0 after normalisation).
+    t = normalise_(torch.from_numpy(data).to(device), config)
+    t.mul_(torch.from_numpy(valid).to(device))
     rows = axis_band(my0, my1, grids.scale_y, sy0, sy1, grids.height)
     cols = axis_band(mx0, mx1, grids.scale_x, sx0, sx1, grids.width)
     return resample_window(t, rows, cols)
