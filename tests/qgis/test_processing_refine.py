@@ -49,6 +49,25 @@ def test_defaults_use_the_model_iterations(processing_with_plugin, austin_rgb, t
     assert "tiny test model: 2 RNN iterations" in gdal.Info(str(out))
 
 
+def test_precision_is_an_advanced_choice(processing_with_plugin, austin_rgb, tiny_model,
+                                         tmp_path) -> None:  # noqa: ANN001
+    from qgis.core import QgsApplication, QgsProcessingParameterDefinition
+
+    alg = QgsApplication.processingRegistry().algorithmById("map_refiner:refine")
+    param = alg.parameterDefinition("PRECISION")
+    assert param.options() == ["auto", "fp32", "bf16"] and param.defaultValue() == 0
+    assert param.flags() & QgsProcessingParameterDefinition.FlagAdvanced
+    out = tmp_path / "bf16.tif"
+    feedback = RecordingFeedback()
+    logged = []
+    feedback.pushInfo = logged.append  # type: ignore[method-assign]
+    processing_with_plugin.run("map_refiner:refine", {
+        "INPUT": str(austin_rgb), "MODEL": str(tiny_model), "DEVICE": 1, "PRECISION": 2,
+        "OUTPUT": str(out)}, feedback=feedback)
+    assert out.exists()
+    assert any("cpu (bf16 mixed precision)" in line for line in logged), logged
+
+
 def test_cancelled_feedback_writes_nothing(processing_with_plugin, austin_rgb, tiny_model,
                                            tmp_path) -> None:  # noqa: ANN001
     feedback = QgsProcessingFeedback()
