@@ -46,7 +46,7 @@ def coarse_forward_cpu(net, image: torch.Tensor) -> torch.Tensor:
     for one in image.split(1):
         x = one.contiguous(memory_format=torch.channels_last)
         # In-place ReLU: no fresh 64/128-channel maps to allocate and fault in
-        # (the CNN 16% faster on a 1120^2 window than with F.relu).
+        # (the CNN 11-17% faster on 1120^2 to 2500^2 windows than with F.relu).
         x = net.conv1(x).relu_()
         x = net.conv2(x).relu_()
         x = net.conv3(x).relu_()
