@@ -15,16 +15,18 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
 
 from ..engine.model_io import load_model
-from ..engine.models import pad_to_stride
 from ..engine.inference import infer
+from ..engine.models import pad_to_stride
+from ..engine.scores import Scores, confusion_matrix
 
 
-def _load_crop(path: Path, size: int) -> np.ndarray:
+def _load_crop(path: Path, size: Optional[int] = None) -> np.ndarray:
     from PIL import Image
 
     Image.MAX_IMAGE_PIXELS = None
@@ -32,8 +34,15 @@ def _load_crop(path: Path, size: int) -> np.ndarray:
     return a.transpose(2, 0, 1).astype(np.float32)
 
 
+def _model_input(raw: np.ndarray, cfg) -> torch.Tensor:
+    """``(1, C, H, W)``: the image normalised as the engine does."""
+    mean = np.asarray(cfg.mean, dtype=np.float32)[:, None, None]
+    std = np.asarray(cfg.std, dtype=np.float32)[:, None, None]
+    return torch.from_numpy((raw - mean) / std)[None]
+
+
 def _run(net, x: torch.Tensor, iterations: int, amp: bool) -> torch.Tensor:
-    """The engine's own inference call (predict.infer, as a refine makes it) on
+    """The engine's own inference call (inference.infer, as a refine makes it) on
     a (1, C, H, W) image: fp32, or bf16 autocast as refines on CUDA default to."""
     return infer(net, x[0], iterations, autocast=torch.bfloat16 if amp else None)[None]
 
@@ -53,24 +62,19 @@ def _time(fn, device: torch.device, repeat: int = 5) -> float:
 
 
 def mean_iou(pred: np.ndarray, ref: np.ndarray, k: int) -> float:
-    """Mean IoU (percent) over the classes present in either map (ref 255 ignored)."""
-    keep = ref != 255
-    cm = np.bincount(ref[keep].astype(np.int64) * k + pred[keep], minlength=k * k).reshape(k, k)
-    hits = np.diag(cm)
-    union = cm.sum(0) + cm.sum(1) - hits
-    return float(100 * np.mean(hits[union > 0] / union[union > 0]))
+    """Mean IoU (percent) over the classes present in either map (ref 255 ignored),
+    scored as ``map-refiner evaluate`` scores (engine/scores.py)."""
+    return 100 * Scores.from_confusion(confusion_matrix(pred, ref, k),
+                                       [str(c) for c in range(k)]).mean_iou
 
 
 def iou_check(net, cfg, image: Path, labels: Path, dev: torch.device) -> dict:
     """fp32 and bf16-autocast class maps of a labelled tile on ``dev``: mean IoU of each."""
     from PIL import Image
 
-    raw = np.asarray(Image.open(image)).transpose(2, 0, 1).astype(np.float32)
     ref = np.asarray(Image.open(labels))
-    mean = np.asarray(cfg.mean, dtype=np.float32)[:, None, None]
-    std = np.asarray(cfg.std, dtype=np.float32)[:, None, None]
     h, w = ref.shape
-    x = pad_to_stride(torch.from_numpy((raw - mean) / std)[None]).to(dev)
+    x = _model_input(_load_crop(image), cfg).to(dev)
     out = {}
     for amp in (False, True):
         pred = _run(net, x, cfg.default_iterations, amp)[0].argmax(0)[:h, :w].cpu().numpy()
@@ -89,10 +93,7 @@ def main() -> int:
     ap.add_argument("--eval-labels", type=Path, help="its labels (PNG, class indices, 255 ignored)")
     a = ap.parse_args()
     net, cfg = load_model(a.model)
-    raw = _load_crop(a.image, a.size)
-    mean = np.asarray(cfg.mean, dtype=np.float32)[:, None, None]
-    std = np.asarray(cfg.std, dtype=np.float32)[:, None, None]
-    x = pad_to_stride(torch.from_numpy((raw - mean) / std)[None])
+    x = pad_to_stride(_model_input(_load_crop(a.image, a.size), cfg))
     report = {"torch": torch.__version__, "cuda": torch.cuda.is_available()}
     it = cfg.default_iterations
     small = x[..., :a.cpu_size, :a.cpu_size]

@@ -112,6 +112,7 @@ def test_importing_every_module_loads_no_gui(tmp_path: Path, pkg: str, minimum: 
 
 @pytest.mark.parametrize("module", ["map_refiner.benchmarks.cuda_check",
                                     "map_refiner.engine.inference",
+                                    "map_refiner.engine.scores",
                                     "map_refiner.training.coarse_fit",
                                     "map_refiner.training.rnn_fit"])
 def test_gpu_box_modules_need_no_gdal(tmp_path: Path, module: str) -> None:
