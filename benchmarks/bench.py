@@ -37,7 +37,7 @@ from .bench_train import finetune_time, rnn_training_time
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Tile size (model pixels) of the scaling runs: the engine's default.
-DEFAULT_TILE = RefineParams.__dataclass_fields__["tile_size"].default
+DEFAULT_TILE = RefineParams.tile_size
 
 
 def matmul_gflops(n: int = 2048, repeat: int = 5) -> float:

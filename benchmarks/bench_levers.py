@@ -91,12 +91,10 @@ def training_step(net, config, data, iterations: int, steps: int = 60) -> Dict[s
     from ..training.data import load_training_tile
     from ..training.rnn_fit import coarse_heat
     from ..training.sampler import PatchSampler
-    from ..training.tile import IGNORE, LabelSource
-    from .bench_train import AUSTIN_VALUES
+    from ..training.tile import IGNORE
+    from .bench_train import austin_enh
 
-    tile = load_training_tile(data / "austin" / "austin_enh_rgb.tif",
-                              LabelSource(data / "austin" / "austin_enh_gt.tif", value_map=AUSTIN_VALUES),
-                              config, None, None)
+    tile = load_training_tile(*austin_enh(data), config, None, None)
     heat = coarse_heat(net, tile.image, torch.device("cpu"))
     ctx, patch = 2 * (iterations + 1), 64
     sampler = PatchSampler(tile, patch, ctx, 0, heat=heat)

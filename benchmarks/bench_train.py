@@ -10,17 +10,23 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import numpy as np
 
 from ..training.active_candidates import BUILDING, polygon_candidates, write_polygons
+from ..training.build_default import AUSTIN_ENH
 from ..training.rnn import RnnParams, finetune, train_rnn
 from ..training.tile import LabelSource
 
 LOG_EVERY = 25  # training/loop.py records the loss's moving average every 25 steps (RNN)
-#: austin_*_gt.tif: 0 background, 255 building.
-AUSTIN_VALUES = {"0": 0, "255": 1}
+
+
+def austin_enh(data: Path) -> Tuple[Path, LabelSource]:
+    """``austin_enh``'s image and labels, read as the bundled model's RNN was
+    trained on them (training/build_default.py: 0 background, 255 building)."""
+    return data / AUSTIN_ENH["image"], LabelSource(data / AUSTIN_ENH["labels"],
+                                                   value_map=AUSTIN_ENH["value_map"])
 
 
 def nearby_buildings(data: Path, count: int = 3) -> tuple:
@@ -60,8 +66,8 @@ def converged_at(history: List[float], tolerance: float = 0.05) -> int:
 
 def rnn_training_time(data: Path, tmp: Path, steps: int) -> Dict[str, object]:
     """A fresh RNN on ``austin_enh`` (CNN frozen), ``steps`` AdaGrad steps, batch 8 of 64 px."""
-    params = RnnParams(image=data / "austin" / "austin_enh_rgb.tif",
-                       labels=LabelSource(data / "austin" / "austin_enh_gt.tif", value_map=AUSTIN_VALUES),
+    image, labels = austin_enh(data)
+    params = RnnParams(image=image, labels=labels,
                        out=tmp / "rnn.safetensors", steps=steps, device="cpu",
                        checkpoint_every=0, resume=False, overwrite=True)
     t0 = time.perf_counter()

@@ -38,7 +38,7 @@ from ..engine.raster_io import ground_resolution, open_raster, raster_info, read
 from ..engine.raster_write import CLASS_NODATA, refined_writer
 from ..engine.resample import axis_band, resample_window
 from ..engine.tiling import make_grids, plan_tiles
-from .bench import make_crop
+from .bench import DEFAULT_TILE, make_crop
 from .bench_levers import best_time
 
 
@@ -87,7 +87,7 @@ def _prefetched_refine(net, cfg, crop: Path, out: Path, iterations: int, tile_px
 
 
 def prefetch_rows(net, cfg, crop: Path, tmp: Path) -> List[Dict[str, object]]:
-    it, tile = cfg.default_iterations, RefineParams.__dataclass_fields__["tile_size"].default
+    it, tile = cfg.default_iterations, DEFAULT_TILE
     params = RefineParams(image=crop, out=tmp / "plain.tif", device="cpu", overwrite=True)
     return [{"what": "refine of the 2.25 km² crop, GeoTIFF to GeoTIFF",
              "fp32": best_time(lambda: refine_raster(params, model=(net, cfg)), 2),

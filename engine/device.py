@@ -53,11 +53,19 @@ def inference_autocast(precision: str, device: torch.device) -> Optional[torch.d
     return None
 
 
+def device_label(device: torch.device, autocast: Optional[torch.dtype]) -> str:
+    """``cuda`` or ``cuda (bf16 mixed precision)``: what the messages show."""
+    if autocast is None:
+        return str(device)
+    name = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(autocast, str(autocast))
+    return f"{device} ({name} mixed precision)"
+
+
 def describe_devices() -> str:
     """One line a user can read: what the engine can run on."""
     if torch.cuda.is_available():
-        amp = ", bf16 mixed precision" if torch.cuda.is_bf16_supported() else ""
-        return f"CUDA: {torch.cuda.get_device_name(0)}{amp}"
+        amp = inference_autocast("auto", torch.device("cuda")) is not None
+        return f"CUDA: {torch.cuda.get_device_name(0)}{', bf16 mixed precision' if amp else ''}"
     return f"CPU only ({os.cpu_count()} cores; torch {torch.__version__})"
 
 

@@ -12,7 +12,7 @@ from typing import Iterator, List, Optional, Tuple, Union
 import numpy as np
 import torch
 
-from .device import configure_threads, inference_autocast, resolve_device
+from .device import configure_threads, device_label, inference_autocast, resolve_device
 from .errors import MapRefinerError
 from .files import check_output_path
 from .memory import bounded_memory, release_free_memory
@@ -68,7 +68,7 @@ def refine_raster(params: RefineParams, progress: Optional[ProgressFn] = None,
     total = count_tiles(grids, params.tile_size)
     log.info("refining %s (%dx%d, %.2fx%.2f m) on a %dx%d model grid, %d tiles, %d iterations, %s",
              image.name, info.width, info.height, rx, ry, grids.model_width,
-             grids.model_height, total, iterations, _device_label(device, autocast))
+             grids.model_height, total, iterations, device_label(device, autocast))
     colours = [tuple(c.colour) for c in config.classes]
     desc = f"{config.name}: {iterations} RNN iterations"
     keep = [0, iterations] if params.coarse is not None else None
@@ -91,16 +91,8 @@ def refine_raster(params: RefineParams, progress: Optional[ProgressFn] = None,
             rep.report((i + 1) / total)
         rep.check()
     return RefineResult(out, params.scores, iterations, config.class_names, colours,
-                        time.perf_counter() - t0, _device_label(device, autocast), total,
+                        time.perf_counter() - t0, device_label(device, autocast), total,
                         (grids.model_width, grids.model_height), params.coarse)
-
-
-def _device_label(device: torch.device, autocast: Optional[torch.dtype]) -> str:
-    """``cuda`` or ``cuda (bf16 mixed precision)``: what the messages show."""
-    if autocast is None:
-        return str(device)
-    name = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(autocast, str(autocast))
-    return f"{device} ({name} mixed precision)"
 
 
 @contextmanager
@@ -117,7 +109,7 @@ def optional_writer(path: Optional[PathLike], info, config: ModelConfig,
 
 def refine_array(net: MapRefinerNet, config: ModelConfig, ds, iterations: int,
                  device: Union[str, torch.device] = "cpu", bands: Optional[List[int]] = None,
-                 input_resolution_m: Optional[float] = None, tile_size: int = 1024,
+                 input_resolution_m: Optional[float] = None, tile_size: int = RefineParams.tile_size,
                  trajectory: bool = False) -> Tuple[np.ndarray, np.ndarray]:
     """Logits on the whole input grid in memory (for evaluation and small rasters).
 

@@ -17,7 +17,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from .device import configure_threads, inference_autocast, resolve_device
+from .device import configure_threads, device_label, inference_autocast, resolve_device
 from .errors import MapRefinerError
 from .model_io import load_model
 from .predict import predict_tile, stack_bands
@@ -140,4 +140,4 @@ def compute_trajectory(image: Path, iterations: int, model_path: Optional[Path] 
         rep.report((i + 1) / len(tiles))
     return Trajectory(classes, unc, valid, win, tuple(info.geotransform), info.projection,
                       list(config.class_names), [tuple(c.colour) for c in config.classes],
-                      kind, float((rx * ry) ** 0.5), time.perf_counter() - t0, str(dev), shrunk)
+                      kind, float((rx * ry) ** 0.5), time.perf_counter() - t0, device_label(dev, autocast), shrunk)
