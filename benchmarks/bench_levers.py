@@ -16,7 +16,7 @@ from torch.nn import functional as F
 
 from ..engine.coarse_cpu import coarse_forward_cpu
 from ..engine.device import denormals_flushed
-from ..engine.predict import class_argmax
+from ..engine.inference import class_argmax
 from ..engine.resample import axis_band, axis_weights, resample_window
 from ..engine.rnn_wavefront import iterate_wavefront
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .model_config import ModelConfig
-from .inference import infer
+from .inference import class_argmax, infer
 from .models import MapRefinerNet
 from .raster_io import read_window
 from .resample import axis_band, resample_window, source_range
@@ -65,22 +65,6 @@ def predict_tile(model: MapRefinerNet, config: ModelConfig, ds, bands: Sequence[
     out = resample_window(logits, rows, cols)
     _, valid = read_window(ds, bands, tile.x0, tile.y0, tile.x1 - tile.x0, tile.y1 - tile.y0)
     return WindowResult(out, valid)
-
-
-def class_argmax(scores: torch.Tensor) -> torch.Tensor:
-    """``scores.argmax(0)`` as uint8 for (K, h, w) scores, first class on ties.
-
-    torch's arg-max over a leading dimension of a few classes runs ~300x slower
-    on the CPU than these K elementwise passes (1.1 s against 3 ms on a
-    2500 x 2500 tile).
-    """
-    best = scores[0]
-    cls = torch.zeros(best.shape, dtype=torch.uint8, device=scores.device)
-    for k in range(1, scores.shape[0]):
-        better = scores[k] > best
-        cls.masked_fill_(better, k)
-        best = torch.where(better, scores[k], best)
-    return cls
 
 
 def classes_and_probs(logits: torch.Tensor, valid: np.ndarray, nodata: int,

@@ -41,7 +41,7 @@ def test_coarse_cpu_path_equals_layers(k):
 
 
 def test_class_argmax_matches_torch_argmax():
-    from map_refiner.engine.predict import class_argmax
+    from map_refiner.engine.inference import class_argmax
     torch.manual_seed(0)
     for k in (1, 2, 3, 7):
         s = torch.randn(k, 31, 17)

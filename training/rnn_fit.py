@@ -14,6 +14,7 @@ from typing import List, Optional
 import torch
 from torch.nn import functional as F
 
+from ..engine.inference import class_argmax
 from ..engine.models import MapRefinerNet, pad_to_stride
 from ..engine.progress import Reporter
 from .coarse_fit import fingerprint
@@ -89,8 +90,8 @@ def anchored(tile: TrainingTile, rnn: torch.nn.Module, heat: torch.Tensor, itera
              device: torch.device) -> TrainingTile:
     """The tile with its unlabelled pixels labelled by the model's current map."""
     with torch.no_grad():
-        current = rnn(tile.image.unsqueeze(0).to(device), heat.unsqueeze(0).to(device),
-                      iterations)[0].argmax(0).to(torch.uint8).cpu()
+        current = class_argmax(rnn(tile.image.unsqueeze(0).to(device),
+                                   heat.unsqueeze(0).to(device), iterations)[0]).cpu()
     labels = torch.where(tile.labels == IGNORE, current, tile.labels)
     return TrainingTile(tile.image, labels, tile.window, dict(tile.info))
 
