@@ -47,16 +47,16 @@ demo: venv
 # same cores make every figure several times worse. pydensecrf2 is the peer.
 bench: venv
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-experiment.txt
-	$(PY) -m map_refiner.benchmarks.bench --data $(DATA)
+	$(PY) -m map_refiner.dev.benchmarks.bench --data $(DATA)
 
 # The paper's experiment (issue 3): 15 min on a quiet 2-core CPU (2026-11-26); writes
 # docs/results.md and docs/figures/. pydensecrf2 builds from source.
 experiment: venv
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-experiment.txt
-	$(PY) -m map_refiner.training.experiment --data $(DATA)
+	$(PY) -m map_refiner.dev.experiment.run --data $(DATA)
 
 zip: venv
-	$(PY) -m map_refiner.tools.package_zip --out dist/map_refiner.zip
+	$(PY) -m map_refiner.dev.package_zip --out dist/map_refiner.zip
 
 clean:
 	rm -rf $(OUTDIR) dist .pytest_cache

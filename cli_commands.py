@@ -11,7 +11,7 @@ from .cli_progress import ProgressBar
 
 
 def _refine(a: argparse.Namespace) -> int:
-    from .engine.pipeline import RefineParams, refine_raster
+    from .engine.refine.pipeline import RefineParams, refine_raster
 
     res = refine_raster(RefineParams(
         image=a.image, out=a.out, model_path=a.model, iterations=a.iterations, device=a.device,
@@ -60,7 +60,7 @@ def _train_rnn(a: argparse.Namespace) -> int:
 
 
 def _evaluate(a: argparse.Namespace) -> int:
-    from .engine.metrics import evaluate_rasters
+    from .engine.scoring.metrics import evaluate_rasters
 
     scores = evaluate_rasters(a.prediction, a.reference, a.classes.split(","),
                               reference_value_map=a.reference_map)
@@ -69,7 +69,7 @@ def _evaluate(a: argparse.Namespace) -> int:
 
 
 def _vectorize(a: argparse.Namespace) -> int:
-    from .engine.vectorize import vectorize
+    from .engine.vectors.vectorize import vectorize
 
     res = vectorize(a.classmap, a.out, classes=a.classes.split(",") if a.classes else None,
                     simplify_m=a.simplify, min_area_m2=a.min_area, overwrite=a.overwrite,
@@ -79,7 +79,7 @@ def _vectorize(a: argparse.Namespace) -> int:
 
 
 def _info(a: argparse.Namespace) -> int:
-    from .engine.model_io import DEFAULT_MODEL_PATH, read_model_file
+    from .engine.modelfile.io import DEFAULT_MODEL_PATH, read_model_file
 
     cfg, tensors = read_model_file(a.model or DEFAULT_MODEL_PATH)
     d = cfg.to_dict()
@@ -89,7 +89,7 @@ def _info(a: argparse.Namespace) -> int:
 
 
 def _demo(a: argparse.Namespace) -> int:
-    from .tools.demo import run_demo
+    from .cli_demo import run_demo
 
     return run_demo(a.data, a.out_dir, a.model, a.device, stream=sys.stdout)
 

@@ -16,7 +16,7 @@ from qgis.PyQt.QtWidgets import QAction
 
 from .ui.controller import Controller
 from .ui.icons import correction_layer_icon, plugin_icon
-from .ui.install_site import activate, deps_folder, profile_dir
+from .ui.installer.site import activate, deps_folder, profile_dir
 from .ui.log import attach_log_handler, detach_log_handler
 from .ui.processing.provider import MapRefinerProvider
 

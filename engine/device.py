@@ -35,12 +35,12 @@ def inference_autocast(precision: str, device: torch.device) -> Optional[torch.d
     """The autocast dtype for inference on ``device``, or None for plain fp32.
 
     ``auto`` is bfloat16 mixed precision on CUDA GPUs that support it, fp32
-    elsewhere. On an H200 (session 1, benchmarks/cuda_check.py) bf16 cut the
+    elsewhere. On an H200 (session 1, dev/benchmarks/cuda_check.py) bf16 cut the
     networks' compute on the 2.25 km² crop from 54 to 45 ms with class maps
     equal to fp32 on 99.96% of pixels; under CPU autocast it moves the Austin
     tile's mean IoU by 0.006 points through the whole pipeline
     (tests/test_default_model.py) and 0.06 on the model grid; on this project's CPUs
-    bf16 is ~2x slower than fp32 (benchmarks/probes.py), so the CPU stays fp32.
+    bf16 is ~2x slower than fp32 (dev/benchmarks/probes.py), so the CPU stays fp32.
     """
     name = (precision or "auto").lower()
     if name not in PRECISION_CHOICES:

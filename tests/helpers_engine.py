@@ -9,9 +9,9 @@ import numpy as np
 import torch
 from osgeo import gdal, gdal_array, osr
 
-from map_refiner.engine.model_config import ModelConfig, make_classes
-from map_refiner.engine.model_io import build_model
-from map_refiner.engine.models import MapRefinerNet
+from map_refiner.engine.modelfile.config import ModelConfig, make_classes
+from map_refiner.engine.modelfile.io import build_model
+from map_refiner.engine.networks.models import MapRefinerNet
 
 gdal.UseExceptions()
 UTM33N = 32633

@@ -8,11 +8,11 @@ import numpy as np
 from osgeo import gdal
 
 from helpers_engine import make_tif
-from map_refiner.benchmarks.bench import mosaic_vrt
-from map_refiner.benchmarks.bench_report import write_report
-from map_refiner.benchmarks.bench_train import converged_at
-from map_refiner.benchmarks.flops import (coarse_flops_per_pixel, rnn_executed_flops_per_pixel,
-                                          rnn_flops_per_pixel)
+from map_refiner.dev.benchmarks.bench import mosaic_vrt
+from map_refiner.dev.benchmarks.bench_report import write_report
+from map_refiner.dev.benchmarks.bench_train import converged_at
+from map_refiner.dev.benchmarks.flops import (coarse_flops_per_pixel, rnn_executed_flops_per_pixel,
+                                              rnn_flops_per_pixel)
 
 
 def test_flop_counts_by_hand():
@@ -63,7 +63,7 @@ def test_report_shows_ratios_from_the_figures(tmp_path: Path):
 
 
 def test_gpu_section_only_with_a_cuda_run(tmp_path: Path):
-    from map_refiner.benchmarks.bench_report import _gpu, _gpu_target
+    from map_refiner.dev.benchmarks.bench_report import _gpu, _gpu_target
     assert _gpu(None) == [] and _gpu({"cuda": False}) == []
     assert "not measured by this run" in _gpu_target(None)
     gpu = {"cuda": True, "device": "NVIDIA X", "torch": "2.11", "seconds_fp32_2500px": 0.054,
@@ -77,7 +77,7 @@ def test_gpu_section_only_with_a_cuda_run(tmp_path: Path):
 
 
 def test_mean_iou_of_the_gpu_check():
-    from map_refiner.benchmarks.cuda_check import mean_iou
+    from map_refiner.dev.benchmarks.cuda_check import mean_iou
     ref = np.array([[0, 0, 1, 1], [0, 255, 1, 1]], dtype=np.uint8)
     pred = np.array([[0, 1, 1, 1], [0, 1, 1, 0]], dtype=np.int64)
     # class 0: hits 2, union 4 (pred 0 at 3 kept pixels, ref 0 at 3) -> 2/4; class 1: 3/5
@@ -88,9 +88,9 @@ def test_prefetch_probe_does_the_refine_s_work(tmp_path: Path):
     """The probe's prefetching loop writes what refine_raster writes, so its
     timing compares the same work."""
     from helpers_engine import random_model
-    from map_refiner.benchmarks.probes import _prefetched_refine
-    from map_refiner.engine.params import RefineParams
-    from map_refiner.engine.pipeline import refine_raster
+    from map_refiner.dev.benchmarks.probes import _prefetched_refine
+    from map_refiner.engine.refine.params import RefineParams
+    from map_refiner.engine.refine.pipeline import refine_raster
 
     image = make_tif(tmp_path / "img.tif", 150, 130, seed=4)
     net, cfg = random_model(iterations=3)

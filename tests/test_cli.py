@@ -15,8 +15,8 @@ from osgeo import gdal
 from helpers_engine import make_tif, random_model
 from map_refiner import cli
 from map_refiner.cli_progress import ProgressBar
-from map_refiner.engine.model_io import DEFAULT_MODEL_PATH, save_model
-from map_refiner.engine.models import count_parameters
+from map_refiner.engine.modelfile.io import DEFAULT_MODEL_PATH, save_model
+from map_refiner.engine.networks.models import count_parameters
 
 gdal.UseExceptions()
 VERBS = sorted(cli.build_parser()._subparsers._group_actions[0].choices)  # noqa: SLF001

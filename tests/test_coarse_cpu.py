@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from map_refiner.engine.coarse_cpu import coarse_forward_cpu, conv_as_shifted_sums
-from map_refiner.engine.models import CoarseFCN
+from map_refiner.engine.networks.coarse_cpu import coarse_forward_cpu, conv_as_shifted_sums
+from map_refiner.engine.networks.models import CoarseFCN
 
 
 @pytest.mark.parametrize("k,size,pad,h,w", [(2, 9, 4, 17, 23), (3, 9, 4, 1, 5), (1, 3, 1, 6, 4),
@@ -41,7 +41,7 @@ def test_coarse_cpu_path_equals_layers(k):
 
 
 def test_class_argmax_matches_torch_argmax():
-    from map_refiner.engine.inference import class_argmax
+    from map_refiner.engine.networks.inference import class_argmax
     torch.manual_seed(0)
     for k in (1, 2, 3, 7):
         s = torch.randn(k, 31, 17)

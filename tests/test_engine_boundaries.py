@@ -84,7 +84,7 @@ def test_the_scanner_catches_each_form(source: str, bad: bool) -> None:
 CHECK = """
 import importlib, pkgutil, sys
 import map_refiner.{pkg} as pkg
-mods = [m.name for m in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + '.')]
+mods = [m.name for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.')]
 assert len(mods) > {minimum}, mods
 for m in mods:
     importlib.import_module(m)
@@ -110,9 +110,9 @@ def test_importing_every_module_loads_no_gui(tmp_path: Path, pkg: str, minimum: 
     assert "modules" in done.stdout
 
 
-@pytest.mark.parametrize("module", ["map_refiner.benchmarks.cuda_check",
-                                    "map_refiner.engine.inference",
-                                    "map_refiner.engine.scores",
+@pytest.mark.parametrize("module", ["map_refiner.dev.benchmarks.cuda_check",
+                                    "map_refiner.engine.networks.inference",
+                                    "map_refiner.engine.scoring.scores",
                                     "map_refiner.training.coarse_fit",
                                     "map_refiner.training.rnn_fit"])
 def test_gpu_box_modules_need_no_gdal(tmp_path: Path, module: str) -> None:

@@ -10,18 +10,18 @@ import numpy as np
 import pytest
 import torch
 
-from map_refiner.engine.label_classes import IGNORE
-from map_refiner.engine.models import RefinementRNN, UnsharedRefinement
-from map_refiner.engine.tiling import Grids
-from map_refiner.training.baselines import (CrfParams, best_offsets, box_mean, dense_crf,
-                                            grid_search, guided_filter, offset_grid)
-from map_refiner.training.experiment_data import (Scene, refine_scene, score_logits, score_map,
-                                                  softmax, to_reference)
-from map_refiner.training.experiment_degrade import (Degradation, block_mean, degrade_reference,
-                                                     displacement_field, drop_objects, warp)
-from map_refiner.training.experiment_figures import pick_windows
-from map_refiner.training.experiment_fit import FitSpec, fit_refiner
-from map_refiner.training.experiment_rows import iteration_curve
+from map_refiner.engine.labels.classes import IGNORE
+from map_refiner.engine.networks.models import RefinementRNN, UnsharedRefinement
+from map_refiner.engine.refine.tiling import Grids
+from map_refiner.dev.experiment.baselines import (CrfParams, best_offsets, box_mean, dense_crf,
+                                                  grid_search, guided_filter, offset_grid)
+from map_refiner.dev.experiment.data import (Scene, refine_scene, score_logits, score_map,
+                                             softmax, to_reference)
+from map_refiner.dev.experiment.degrade import (Degradation, block_mean, degrade_reference,
+                                                displacement_field, drop_objects, warp)
+from map_refiner.dev.experiment.figures import pick_windows
+from map_refiner.dev.experiment.fit import FitSpec, fit_refiner
+from map_refiner.dev.experiment.rows import iteration_curve
 
 from helpers_data import real_data
 
@@ -199,7 +199,7 @@ def test_quick_experiment_runs_end_to_end(tmp_path: Path) -> None:
     """The whole command on real data with tiny step counts (LoveDA skipped to stay short)."""
     pytest.importorskip("pydensecrf.densecrf")
     data = real_data("austin", "austin_dev_rgb.tif").parents[1]
-    from map_refiner.training.experiment import main
+    from map_refiner.dev.experiment.run import main
 
     assert main(["--quick", "--skip-loveda", "--data", str(data), "--out-dir", str(tmp_path),
                  "--work", str(tmp_path / "work")]) == 0
@@ -227,7 +227,7 @@ def test_fit_refiner_takes_turns_over_several_coarse_maps() -> None:
 
 
 def test_guarded_split_holds_out_the_bottom_rows() -> None:
-    from map_refiner.training.experiment_guarded import split_rows
+    from map_refiner.dev.experiment.guarded import split_rows
     scene = _scene(np.random.default_rng(3))
     fit_part, held = split_rows(scene, 0.25)
     h, H = scene.labels.shape[0], scene.reference.shape[0]

@@ -6,7 +6,7 @@ import os
 
 from osgeo import gdal
 
-from map_refiner.engine.memory import bounded_memory, release_free_memory
+from map_refiner.engine.refine.memory import bounded_memory, release_free_memory
 
 
 def test_gdal_cache_is_capped_inside_and_restored_after(monkeypatch):

@@ -11,7 +11,7 @@ from osgeo import gdal
 
 from helpers_data import real_data, write_raster
 from map_refiner.engine.errors import MapRefinerError
-from map_refiner.engine.metrics import Scores, confusion_matrix, evaluate_rasters
+from map_refiner.engine.scoring.metrics import Scores, confusion_matrix, evaluate_rasters
 
 NAMES = ["background", "building", "road"]
 GT = (500000.0, 1.0, 0.0, 4000004.0, 0.0, -1.0)  # 4 x 4 m in UTM 33N

@@ -15,8 +15,8 @@ from safetensors.torch import save_file
 
 from helpers_engine import make_tif, random_model
 from map_refiner.engine.errors import MapRefinerError
-from map_refiner.engine.model_io import CONFIG_KEY, load_model, read_model_file, save_model
-from map_refiner.engine.pipeline import RefineParams, refine_raster
+from map_refiner.engine.modelfile.io import CONFIG_KEY, load_model, read_model_file, save_model
+from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
 
 PACKAGE = Path(__file__).resolve().parents[1]
 

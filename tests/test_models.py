@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from map_refiner.engine.models import (CoarseFCN, MapRefinerNet, RefinementRNN,
-                                       count_parameters, pad_to_stride, receptive_radius)
+from map_refiner.engine.networks.models import (CoarseFCN, MapRefinerNet, RefinementRNN,
+                                                count_parameters, pad_to_stride, receptive_radius)
 
 
 def conv_params(c_in: int, c_out: int, k: int) -> int:
@@ -160,7 +160,7 @@ def test_inference_fast_path_equals_autograd_path() -> None:
     Both give the autograd path's numbers."""
     import torch as _torch
 
-    from map_refiner.engine.models import RefinementRNN as _RNN
+    from map_refiner.engine.networks.models import RefinementRNN as _RNN
 
     _torch.manual_seed(3)
     rnn = _RNN(3, 3)

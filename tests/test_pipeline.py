@@ -12,8 +12,8 @@ from osgeo import gdal
 
 from helpers_engine import random_model, scene, write_image
 from map_refiner.engine.errors import CancelledError, MapRefinerError
-from map_refiner.engine.pipeline import RefineParams, refine_array, refine_raster
-from map_refiner.engine.inference import run_networks
+from map_refiner.engine.refine.pipeline import RefineParams, refine_array, refine_raster
+from map_refiner.engine.networks.inference import run_networks
 
 gdal.UseExceptions()
 NAMES = ("background", "building", "road")
@@ -148,7 +148,7 @@ def test_cancel_after_first_tile_leaves_nothing(tmp_path: Path, image: Path, mod
 
 def test_error_while_writing_leaves_nothing(tmp_path: Path, image: Path, model,
                                             monkeypatch) -> None:
-    from map_refiner.engine import pipeline
+    from map_refiner.engine.refine import pipeline
 
     def boom(*args, **kwargs):
         raise RuntimeError("simulated failure in the middle of the job")
@@ -308,7 +308,7 @@ def test_run_networks_keeps_the_asked_iterations(keep) -> None:
 
 
 def test_model_from_file_gives_the_same_map(tmp_path: Path, image: Path, model) -> None:
-    from map_refiner.engine.model_io import save_model
+    from map_refiner.engine.modelfile.io import save_model
 
     net, cfg = model
     path = save_model(net, cfg, tmp_path / "m.safetensors")

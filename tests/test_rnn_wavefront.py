@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from map_refiner.engine.models import RefinementRNN
-from map_refiner.engine.rnn_wavefront import iterate_wavefront
+from map_refiner.engine.networks.models import RefinementRNN
+from map_refiner.engine.networks.rnn_wavefront import iterate_wavefront
 
 
 def _stepwise(rnn: RefinementRNN, image, heat, iterations):

@@ -12,8 +12,8 @@ from osgeo import ogr
 
 from helpers_data import box_wkt, write_raster, write_vector
 from helpers_engine import random_model, scene, write_image
-from map_refiner.engine.model_io import load_model, save_model
-from map_refiner.engine.pipeline import RefineParams, refine_raster
+from map_refiner.engine.modelfile.io import load_model, save_model
+from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
 from map_refiner.training.rnn import RnnParams, finetune, train_rnn
 from map_refiner.training.tile import LabelSource
 

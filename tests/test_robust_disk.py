@@ -20,12 +20,12 @@ from osgeo import gdal
 
 from helpers_engine import random_model, write_image
 from map_refiner import cli
-from map_refiner.engine import files
+from map_refiner.engine.rasters import files
 from map_refiner.engine.errors import MapRefinerError
-from map_refiner.engine.files import claim_temp, release, remove_stale_partials
-from map_refiner.engine.model_io import save_model
-from map_refiner.engine.pipeline import RefineParams, refine_raster
-from map_refiner.engine.vectorize import vectorize
+from map_refiner.engine.rasters.files import claim_temp, release, remove_stale_partials
+from map_refiner.engine.modelfile.io import save_model
+from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
+from map_refiner.engine.vectors.vectorize import vectorize
 
 gdal.UseExceptions()
 GT = (600000.0, 0.4, 0.0, 5000000.0, 0.0, -0.4)
@@ -178,7 +178,7 @@ def test_disk_full_simulated(tmp_path: Path, model, monkeypatch) -> None:
     """The same messages without a mount: safetensors and GDAL report ENOSPC only as text."""
     from safetensors import SafetensorError
 
-    from map_refiner.engine import model_io
+    from map_refiner.engine.modelfile import io as model_io
 
     def full(*_a, **_k):
         raise SafetensorError("Error while serializing: I/O error: No space left on device "

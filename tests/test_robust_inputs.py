@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 
 from helpers_engine import UTM33N, random_model, scene, write_image
 from map_refiner import cli
-from map_refiner.engine.model_io import CONFIG_KEY, save_model
+from map_refiner.engine.modelfile.io import CONFIG_KEY, save_model
 
 gdal.UseExceptions()
 GT = (600000.0, 0.4, 0.0, 5000000.0, 0.0, -0.4)

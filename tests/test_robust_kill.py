@@ -27,8 +27,8 @@ from osgeo import gdal
 from helpers_data import write_raster
 from helpers_engine import random_model, scene, write_image
 from map_refiner.engine.errors import CancelledError
-from map_refiner.engine.model_io import load_model, save_model
-from map_refiner.engine.pipeline import RefineParams, refine_raster
+from map_refiner.engine.modelfile.io import load_model, save_model
+from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
 from map_refiner.training.checkpoint import checkpoint_path
 from map_refiner.training.rnn import RnnParams, train_rnn
 from map_refiner.training.tile import LabelSource

@@ -17,9 +17,9 @@ from helpers_data import box_wkt, srs_of, write_raster, write_vector, wkt_of
 from helpers_engine import random_model, scene, write_image
 from map_refiner import cli
 from map_refiner.engine.errors import MapRefinerError
-from map_refiner.engine.grid import GridSpec
-from map_refiner.engine.labels import IGNORE, burn_vector
-from map_refiner.engine.model_io import save_model
+from map_refiner.engine.rasters.grid import GridSpec
+from map_refiner.engine.labels.rasterize import IGNORE, burn_vector
+from map_refiner.engine.modelfile.io import save_model
 from map_refiner.training.rnn import finetune
 from map_refiner.training.tile import LabelSource
 

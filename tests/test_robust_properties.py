@@ -17,8 +17,8 @@ from osgeo import gdal, gdal_array
 
 from helpers_engine import UTM33N, random_model, wkt
 from map_refiner.engine.errors import MapRefinerError
-from map_refiner.engine.pipeline import RefineParams, refine_raster
-from map_refiner.engine.raster_io import open_raster, read_window
+from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
+from map_refiner.engine.rasters.read import open_raster, read_window
 
 gdal.UseExceptions()
 DTYPES = [np.uint8, np.uint16, np.int16, np.int32, np.float32, np.float64]
@@ -150,7 +150,7 @@ def test_refine_any_raster_tiled_equals_one_piece(model, case: Case, res: float,
 @given(n=st.sampled_from([1, 2, 4]), chosen=st.lists(st.integers(-1, 9), min_size=1,
                                                       max_size=4))
 def test_band_choices_beyond_the_raster_are_refused(n: int, chosen: List[int]) -> None:
-    from map_refiner.engine.raster_io import check_bands, raster_info
+    from map_refiner.engine.rasters.read import check_bands, raster_info
 
     ds = gdal.GetDriverByName("MEM").Create("", 4, 4, n, gdal.GDT_Byte)
     info = raster_info(ds)

@@ -12,7 +12,7 @@ import torch
 from osgeo import gdal, ogr
 
 from map_refiner.engine.errors import CancelledError, MapRefinerError
-from map_refiner.engine.model_io import load_model
+from map_refiner.engine.modelfile.io import load_model
 from map_refiner.training.checkpoint import checkpoint_path
 from map_refiner.training.coarse import CoarseParams, train_coarse
 from map_refiner.training.rnn import RnnParams, finetune, train_rnn
@@ -159,7 +159,7 @@ def test_labels_with_unknown_classes_are_refused(scene: dict, coarse_model: Path
 
 def test_anchored_labels_fill_only_unlabelled_pixels() -> None:
     """Fine-tuning anchors unlabelled pixels to the model's own map."""
-    from map_refiner.engine.models import RefinementRNN
+    from map_refiner.engine.networks.models import RefinementRNN
     from map_refiner.training.rnn_fit import anchored
     from map_refiner.training.tile import IGNORE, TrainingTile
 

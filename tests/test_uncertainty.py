@@ -8,14 +8,14 @@ import torch
 from osgeo import gdal
 
 from map_refiner.engine.errors import MapRefinerError
-from map_refiner.engine.model_config import ModelConfig, make_classes
-from map_refiner.engine.model_io import build_model, save_model
-from map_refiner.engine.params import RefineParams
-from map_refiner.engine.pipeline import refine_raster
-from map_refiner.engine.trajectory import clip_window, compute_trajectory
-from map_refiner.engine.trajectory_io import write_trajectory
-from map_refiner.engine.uncertainty import (cell_scores, entropy, margin, rank_regions, softmax,
-                                            uncertainty)
+from map_refiner.engine.modelfile.config import ModelConfig, make_classes
+from map_refiner.engine.modelfile.io import build_model, save_model
+from map_refiner.engine.refine.params import RefineParams
+from map_refiner.engine.refine.pipeline import refine_raster
+from map_refiner.engine.refine.trajectory import clip_window, compute_trajectory
+from map_refiner.engine.refine.trajectory_io import write_trajectory
+from map_refiner.engine.refine.uncertainty import (cell_scores, entropy, margin, rank_regions,
+                                                   softmax, uncertainty)
 
 from helpers_data import real_data
 

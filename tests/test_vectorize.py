@@ -10,10 +10,10 @@ import pytest
 from osgeo import gdal, ogr
 
 from helpers_data import srs_of, wgs84_metres_per_degree, write_raster
-from map_refiner.engine import vectorize as vectorize_module
+from map_refiner.engine.vectors import vectorize as vectorize_module
 from map_refiner.engine.errors import CancelledError, MapRefinerError
-from map_refiner.engine.raster_write import style_class_band
-from map_refiner.engine.vectorize import vectorize
+from map_refiner.engine.rasters.write import style_class_band
+from map_refiner.engine.vectors.vectorize import vectorize
 
 NAMES = ["background", "building", "road"]
 GT = (500000.0, 2.0, 0.0, 4000024.0, 0.0, -2.0)  # 12 x 12 pixels of 2 m in UTM 33N

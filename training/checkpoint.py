@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..engine.errors import MapRefinerError
-from ..engine.model_io import write_safetensors
+from ..engine.modelfile.io import write_safetensors
 
 log = logging.getLogger(__name__)
 META_KEY = "map_refiner_checkpoint"

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Optional
 
 from ..engine.device import configure_threads, resolve_device
-from ..engine.model_config import ModelConfig, make_classes
-from ..engine.model_io import build_model, check_model_output, save_model
+from ..engine.modelfile.config import ModelConfig, make_classes
+from ..engine.modelfile.io import build_model, check_model_output, save_model
 from ..engine.progress import CancelFn, ProgressFn, make_reporter
-from ..engine.raster_io import open_raster
+from ..engine.rasters.read import open_raster
 from .checkpoint import checkpoint_path
 from .coarse_fit import CoarseParams, TrainResult, coarse_record, fit_coarse, identity_rnn
 from .data import band_statistics, load_training_tile

@@ -15,12 +15,12 @@ import numpy as np
 import torch
 from osgeo import gdal
 
-from ..engine import labels as label_io
+from ..engine.labels import rasterize as label_io
 from ..engine.errors import MapRefinerError
-from ..engine.model_config import ModelConfig
-from ..engine.predict import model_image
-from ..engine.raster_io import check_bands, ground_resolution, open_raster, raster_info
-from ..engine.tiling import Grids, make_grids
+from ..engine.modelfile.config import ModelConfig
+from ..engine.refine.predict import model_image
+from ..engine.rasters.read import check_bands, ground_resolution, open_raster, raster_info
+from ..engine.refine.tiling import Grids, make_grids
 from .tile import IGNORE, LabelSource, TrainingTile
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,8 @@ from typing import Optional
 
 from ..engine.device import configure_threads, resolve_device
 from ..engine.errors import MapRefinerError
-from ..engine.model_io import check_model_output, load_model, save_model
-from ..engine.models import RefinementRNN
+from ..engine.modelfile.io import check_model_output, load_model, save_model
+from ..engine.networks.models import RefinementRNN
 from ..engine.progress import CancelFn, ProgressFn, make_reporter
 from .checkpoint import checkpoint_path
 from .coarse_fit import TrainResult

@@ -14,8 +14,8 @@ from typing import List, Optional
 import torch
 from torch.nn import functional as F
 
-from ..engine.inference import class_argmax
-from ..engine.models import MapRefinerNet, pad_to_stride
+from ..engine.networks.inference import class_argmax
+from ..engine.networks.models import MapRefinerNet, pad_to_stride
 from ..engine.progress import Reporter
 from .coarse_fit import fingerprint
 from .loop import LoopResult, run_loop

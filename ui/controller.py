@@ -11,17 +11,17 @@ from qgis.core import QgsApplication, QgsProject, QgsRasterLayer
 from qgis.gui import QgisInterface
 
 from ..engine.errors import MapRefinerError
-from .correction_layer import CLASS_FIELD, create_correction_layer
-from .deps import MissingDependencies, check_dependencies
-from .dialog import MapRefinerDialog
-from .install_flow import InstallerFlow, offer_install
-from .iterations_flow import IterationsFlow
+from .dialog.correction_layer import CLASS_FIELD, create_correction_layer
+from .installer.deps import MissingDependencies, check_dependencies
+from .dialog.dialog import MapRefinerDialog
+from .installer.flow import InstallerFlow, offer_install
+from .iterations.flow import IterationsFlow
 from .messages import show_error, show_success
-from .refine_job import RefineJob, add_refine_result, keep_iteration_job, run_refine
+from .jobs.refine_job import RefineJob, add_refine_result, keep_iteration_job, run_refine
 from .settings import load_defaults, save_defaults
-from .tasks import EngineTask
-from .training_jobs import FinetuneJob, TrainCoarseJob, run_finetune, run_train_coarse
-from .vectorize_job import ClassMap, VectorizeJob, add_vectorize_result, run_vectorize
+from .jobs.tasks import EngineTask
+from .jobs.training_jobs import FinetuneJob, TrainCoarseJob, run_finetune, run_train_coarse
+from .jobs.vectorize_job import ClassMap, VectorizeJob, add_vectorize_result, run_vectorize
 
 log = logging.getLogger(__name__)
 

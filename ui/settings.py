@@ -45,7 +45,7 @@ def save_defaults(defaults: DialogDefaults) -> None:
 
 def load_install_build() -> str:
     """The torch build last chosen in the installer (``auto``, ``cpu``, ``cu128``…)."""
-    from .install_builds import BUILD_KEYS
+    from .installer.builds import BUILD_KEYS
 
     value = QgsSettings().value(PREFIX + "installer/build", "auto", type=str)
     return value if value in BUILD_KEYS else "auto"

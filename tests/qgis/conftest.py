@@ -39,8 +39,8 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A seeded random two-class model at 0.6 m, 2 iterations by default."""
     import torch
 
-    from map_refiner.engine.model_config import ModelConfig, make_classes
-    from map_refiner.engine.model_io import build_model, save_model
+    from map_refiner.engine.modelfile.config import ModelConfig, make_classes
+    from map_refiner.engine.modelfile.io import build_model, save_model
 
     torch.manual_seed(0)
     cfg = ModelConfig(classes=make_classes(["background", "building"]), ground_resolution_m=0.6,

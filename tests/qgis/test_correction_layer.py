@@ -6,7 +6,7 @@ from pathlib import Path
 
 from qgis.core import Qgis, QgsCategorizedSymbolRenderer, QgsWkbTypes
 
-from map_refiner.ui.correction_layer import create_correction_layer
+from map_refiner.ui.dialog.correction_layer import create_correction_layer
 
 
 def test_layer_has_the_class_drop_down(rgb_layer, rgb_path, qgis_new_project) -> None:  # noqa: ANN001

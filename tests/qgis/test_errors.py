@@ -13,7 +13,7 @@ from osgeo import gdal, ogr, osr
 from qgis.core import (Qgis, QgsApplication, QgsProcessingException, QgsProcessingFeedback,
                        QgsVectorLayer)
 
-from map_refiner.ui.refine_job import RefineJob
+from map_refiner.ui.jobs.refine_job import RefineJob
 
 gdal.UseExceptions()
 MARKER = "unpickled.marker"
@@ -105,7 +105,7 @@ TASK_CASES: Dict[str, Callable] = {
 def test_task_error_is_one_message_bar_line_and_a_log_entry(
         case: str, plugin, tmp_path, make_rgb, tiny_model, qgis_iface, qgis_new_project,
         wait_for_tasks) -> None:  # noqa: ANN001
-    from map_refiner.engine.pipeline import RefineParams
+    from map_refiner.engine.refine.pipeline import RefineParams
 
     kwargs, text = TASK_CASES[case](tmp_path, make_rgb, tiny_model)
     kwargs.setdefault("out", tmp_path / "refined.tif")
@@ -127,7 +127,7 @@ def test_task_error_is_one_message_bar_line_and_a_log_entry(
 def test_finetune_task_with_unusable_labels(plugin, tmp_path, make_rgb, tiny_model,
                                             qgis_iface, wait_for_tasks) -> None:  # noqa: ANN001
     from map_refiner.training.tile import LabelSource
-    from map_refiner.ui.training_jobs import FinetuneJob
+    from map_refiner.ui.jobs.training_jobs import FinetuneJob
 
     base = tiny_model.read_bytes()
     job = FinetuneJob(make_rgb(tmp_path / "rgb.tif"),
@@ -203,7 +203,7 @@ def test_processing_read_only_output_folder(processing_with_plugin, tmp_path, ma
     tests/test_robust_disk.py, engine-side."""
     import os
 
-    from map_refiner.engine import files
+    from map_refiner.engine.rasters import files
 
     image = make_rgb(tmp_path / "rgb.tif")
     out_dir = tmp_path / "locked"

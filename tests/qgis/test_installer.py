@@ -14,15 +14,15 @@ from qgis.gui import QgsMessageBar
 from qgis.PyQt.QtWidgets import QPushButton
 
 from map_refiner.engine.errors import CancelledError, MapRefinerError
-from map_refiner.ui import deps
-from map_refiner.ui.install_builds import build, choose_build, nvidia_driver
-from map_refiner.ui.install_check import EXPECTED_CONV, check_verify_output, classify_pip_failure
-from map_refiner.ui.install_dialog import InstallerDialog, engine_status
-from map_refiner.ui.install_flow import OFFER_TEXT
-from map_refiner.ui.install_pip import pip_command, run_logged
-from map_refiner.ui.install_run import InstallPlan, _swap, uninstall
-from map_refiner.ui.install_site import (MANIFEST, SITE, activate, deactivate, deps_folder,
-                                         loaded_from, protected_in)
+from map_refiner.ui.installer import deps
+from map_refiner.ui.installer.builds import build, choose_build, nvidia_driver
+from map_refiner.ui.installer.check import EXPECTED_CONV, check_verify_output, classify_pip_failure
+from map_refiner.ui.installer.dialog import InstallerDialog, engine_status
+from map_refiner.ui.installer.flow import OFFER_TEXT
+from map_refiner.ui.installer.pip import pip_command, run_logged
+from map_refiner.ui.installer.run import InstallPlan, _swap, uninstall
+from map_refiner.ui.installer.site import (MANIFEST, SITE, activate, deactivate, deps_folder,
+                                           loaded_from, protected_in)
 from map_refiner.ui.settings import load_install_build, save_install_build
 
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -193,7 +193,7 @@ def test_install_plan_reads_the_pins_from_requirements(tmp_path: Path) -> None:
 
 def test_installer_dialog_shows_status_build_and_reason(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
     monkeypatch.setattr(deps, "missing_modules", lambda modules=(): ["torch", "safetensors"])
-    monkeypatch.setattr("map_refiner.ui.install_dialog.missing_modules",
+    monkeypatch.setattr("map_refiner.ui.installer.dialog.missing_modules",
                         lambda modules=(): ["torch", "safetensors"])
     folder = deps_folder(tmp_path)
     dialog = InstallerDialog(SYSTEM_PYTHON, folder, "auto", driver=None)

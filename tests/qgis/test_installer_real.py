@@ -17,12 +17,12 @@ from typing import Callable, Dict, List, Tuple
 import pytest
 from qgis.core import Qgis
 
-from map_refiner.tools.package_zip import build_zip
-from map_refiner.tools.qgis_profile import (enable_plugin, install_plugin, qgis_env,
-                                            qgis_process_command)
-from map_refiner.ui.deps import REQUIREMENTS, pinned_requirements
-from map_refiner.ui.install_flow import InstallerFlow
-from map_refiner.ui.install_site import MANIFEST, SITE, deps_folder
+from map_refiner.dev.package_zip import build_zip
+from map_refiner.dev.desktop.qgis_profile import (enable_plugin, install_plugin, qgis_env,
+                                                  qgis_process_command)
+from map_refiner.ui.installer.deps import REQUIREMENTS, pinned_requirements
+from map_refiner.ui.installer.flow import InstallerFlow
+from map_refiner.ui.installer.site import MANIFEST, SITE, deps_folder
 
 QGIS_PYTHON = "/usr/bin/python3"  # the interpreter Debian's QGIS embeds
 QGIS_PROCESS = qgis_process_command()

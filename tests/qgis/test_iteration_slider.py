@@ -12,12 +12,12 @@ import pytest
 from osgeo import gdal
 from qgis.core import (QgsApplication, QgsPalettedRasterRenderer, QgsRasterLayer, QgsRectangle)
 
-from map_refiner.engine.params import RefineParams
-from map_refiner.engine.pipeline import refine_raster
-from map_refiner.ui.iterations_flow import IterationsFlow
-from map_refiner.ui.refine_job import RefineJob
-from map_refiner.ui.trajectory_job import view_window
-from map_refiner.ui.vectorize_job import build_vectorize_job
+from map_refiner.engine.refine.params import RefineParams
+from map_refiner.engine.refine.pipeline import refine_raster
+from map_refiner.ui.iterations.flow import IterationsFlow
+from map_refiner.ui.jobs.refine_job import RefineJob
+from map_refiner.ui.jobs.trajectory_job import view_window
+from map_refiner.ui.jobs.vectorize_job import build_vectorize_job
 
 
 def refine_with_slider(plugin, layer: QgsRasterLayer, model: Optional[Path], out: Path,  # noqa: ANN001
@@ -123,8 +123,8 @@ def test_view_window_maps_the_canvas_extent_to_pixels(rgb_layer) -> None:  # noq
 def test_a_raster_larger_than_the_cache_uses_the_view(plugin, rgb_layer, tiny_model, tmp_path,  # noqa: ANN001
                                                       wait_until, wait_for_tasks,
                                                       monkeypatch) -> None:
-    monkeypatch.setattr("map_refiner.engine.trajectory.MAX_PIXELS", 1000)
-    monkeypatch.setattr("map_refiner.ui.iterations_flow.view_window",
+    monkeypatch.setattr("map_refiner.engine.refine.trajectory.MAX_PIXELS", 1000)
+    monkeypatch.setattr("map_refiner.ui.iterations.flow.view_window",
                         lambda layer, extent, crs: (5, 6, 30, 40))
     flow = refine_with_slider(plugin, rgb_layer, tiny_model, tmp_path / "r.tif", wait_until, wait_for_tasks)
     traj = flow.result.trajectory

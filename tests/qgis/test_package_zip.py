@@ -6,7 +6,7 @@ import configparser
 import zipfile
 from pathlib import Path
 
-from map_refiner.tools.package_zip import build_zip
+from map_refiner.dev.package_zip import build_zip
 
 
 def test_zip_has_the_plugin_and_no_dev_files(tmp_path: Path) -> None:
@@ -15,10 +15,10 @@ def test_zip_has_the_plugin_and_no_dev_files(tmp_path: Path) -> None:
     assert names == zipfile.ZipFile(out).namelist()
     assert all(n.startswith("map_refiner/") for n in names)
     for needed in ("__init__.py", "plugin.py", "metadata.txt", "requirements.txt",
-                   "ui/dialog.py", "ui/processing/provider.py", "engine/pipeline.py",
+                   "ui/dialog/dialog.py", "ui/processing/provider.py", "engine/refine/pipeline.py",
                    "resources/icons/map_refiner.svg"):
         assert f"map_refiner/{needed}" in names
-    for banned in ("/tests/", "/.venv/", "/docs/", "/tools/", "__pycache__", ".pyc", "/.git",
+    for banned in ("/tests/", "/.venv/", "/docs/", "/dev/", "__pycache__", ".pyc", "/.git",
                    "Makefile", "pyproject.toml"):
         assert not any(banned in n for n in names), banned
     meta = configparser.ConfigParser()

@@ -73,7 +73,7 @@ def test_log_records_reach_the_map_refiner_tab(plugin) -> None:  # noqa: ANN001
 
     log.messageReceived.connect(collect)
     try:
-        logging.getLogger("map_refiner.engine.pipeline").info("hello from the engine")
+        logging.getLogger("map_refiner.engine.refine.pipeline").info("hello from the engine")
     finally:
         log.messageReceived.disconnect(collect)
-    assert ("Map Refiner", "map_refiner.engine.pipeline: hello from the engine") in seen
+    assert ("Map Refiner", "map_refiner.engine.refine.pipeline: hello from the engine") in seen

@@ -62,7 +62,7 @@ def test_bad_value_map_is_a_clear_error(run_alg, austin_rgb) -> None:  # noqa: A
 
 
 def test_train_coarse_then_finetune_algorithms(run_alg, austin_rgb, tiny_model, tmp_path) -> None:  # noqa: ANN001
-    from map_refiner.engine.model_io import read_model_file
+    from map_refiner.engine.modelfile.io import read_model_file
 
     buildings = str(austin_rgb.with_name("austin_dev_buildings.gpkg"))
     coarse = run_alg("map_refiner:train_coarse", {

@@ -10,9 +10,9 @@ from typing import List
 
 import pytest
 
-from map_refiner.tools.package_zip import build_zip
-from map_refiner.tools.qgis_profile import (enable_plugin, install_plugin, qgis_env,
-                                            qgis_process_command)
+from map_refiner.dev.package_zip import build_zip
+from map_refiner.dev.desktop.qgis_profile import (enable_plugin, install_plugin, qgis_env,
+                                                  qgis_process_command)
 
 QGIS_PROCESS = qgis_process_command()
 pytestmark = pytest.mark.skipif(QGIS_PROCESS is None, reason="qgis_process is not installed")

@@ -8,8 +8,8 @@ import pytest
 from qgis.core import QgsRasterLayer, QgsVectorLayer
 
 from map_refiner.engine.errors import MapRefinerError
-from map_refiner.ui.dialog import MapRefinerDialog
-from map_refiner.ui.refine_job import build_refine_job
+from map_refiner.ui.dialog.dialog import MapRefinerDialog
+from map_refiner.ui.jobs.refine_job import build_refine_job
 from map_refiner.ui.settings import DialogDefaults, load_defaults, save_defaults
 
 

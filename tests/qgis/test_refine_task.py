@@ -6,12 +6,12 @@ from pathlib import Path
 
 from qgis.core import Qgis, QgsPalettedRasterRenderer, QgsSingleBandPseudoColorRenderer
 
-from map_refiner.ui.refine_job import RefineJob
+from map_refiner.ui.jobs.refine_job import RefineJob
 
 
 def _job(image: Path, out: Path, model: Path, scores: bool = False, iterations: int = 2,
          name: str = "austin_dev_rgb") -> RefineJob:
-    from map_refiner.engine.pipeline import RefineParams
+    from map_refiner.engine.refine.pipeline import RefineParams
 
     return RefineJob(RefineParams(image=image, out=out, model_path=model, iterations=iterations,
                                   device="cpu",
@@ -114,7 +114,7 @@ def test_export_to_shapefile_after_refine(plugin, austin_rgb, tiny_model, tmp_pa
                                           qgis_new_project, wait_for_tasks) -> None:  # noqa: ANN001
     from qgis.core import QgsCategorizedSymbolRenderer, QgsRasterLayer
 
-    from map_refiner.ui.vectorize_job import build_vectorize_job
+    from map_refiner.ui.jobs.vectorize_job import build_vectorize_job
 
     image_layer = QgsRasterLayer(str(austin_rgb), "austin_dev_rgb")
     qgis_new_project.addMapLayer(image_layer)

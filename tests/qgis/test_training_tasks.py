@@ -9,7 +9,7 @@ from qgis.core import (Qgis, QgsFeature, QgsGeometry, QgsProject, QgsRasterLayer
                        QgsVectorLayer)
 
 from map_refiner.engine.errors import MapRefinerError
-from map_refiner.ui.correction_layer import create_correction_layer
+from map_refiner.ui.dialog.correction_layer import create_correction_layer
 from map_refiner.ui.settings import DialogDefaults, save_defaults
 
 
@@ -80,7 +80,7 @@ def test_train_coarse_from_reference_polygons(setup, austin_rgb, qgis_iface, tmp
     wait_for_tasks(timeout=120)
 
     assert qgis_iface.messageBar().get_messages(Qgis.Critical) == []
-    from map_refiner.engine.model_io import read_model_file
+    from map_refiner.engine.modelfile.io import read_model_file
 
     config, _ = read_model_file(job.params.out)
     assert config.class_names == ["background", "building"] and config.default_iterations == 0

@@ -9,7 +9,7 @@ from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
 from ...engine.errors import MapRefinerError
 from ...engine.progress import CancelFn, ProgressFn
-from ..deps import check_dependencies
+from ..installer.deps import check_dependencies
 
 
 def call_engine(feedback: QgsProcessingFeedback, job: Callable[[ProgressFn, CancelFn], Any],

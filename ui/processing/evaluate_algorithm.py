@@ -69,7 +69,7 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
 
         def job(_progress, _is_cancelled):  # noqa: ANN001, ANN202
             from ...engine.errors import MapRefinerError
-            from ...engine.metrics import evaluate_rasters
+            from ...engine.scoring.metrics import evaluate_rasters
 
             names = parse_names(names_text)
             if not names or len(names) < 2:

@@ -9,7 +9,7 @@ from qgis.core import (QgsProcessingAlgorithm, QgsProcessingContext, QgsProcessi
                        QgsProcessingParameterFile)
 
 from ..sources import raster_path
-from ..training_jobs import label_source
+from ..jobs.training_jobs import label_source
 from .common import with_help
 from .engine_call import call_engine
 from .training_params import label_parameters, read_label_parameters

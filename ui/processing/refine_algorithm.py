@@ -85,7 +85,7 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
         coarse = self.parameterAsOutputLayer(parameters, self.COARSE, context)
 
         def job(progress, is_cancelled):  # noqa: ANN001, ANN202
-            from ...engine.pipeline import RefineParams, refine_raster
+            from ...engine.refine.pipeline import RefineParams, refine_raster
 
             params = RefineParams(image=raster_path(layer), out=Path(out),
                                   model_path=Path(model) if model else None,

@@ -10,7 +10,7 @@ from qgis.core import (QgsProcessingAlgorithm, QgsProcessingContext, QgsProcessi
 
 from ...engine.errors import MapRefinerError
 from ..sources import raster_path
-from ..training_jobs import label_source
+from ..jobs.training_jobs import label_source
 from .common import parse_names, with_help
 from .engine_call import call_engine
 from .training_params import label_parameters, read_label_parameters

@@ -59,7 +59,7 @@ class VectorizeAlgorithm(QgsProcessingAlgorithm):
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
 
         def job(progress, is_cancelled):  # noqa: ANN001, ANN202
-            from ...engine.vectorize import vectorize
+            from ...engine.vectors.vectorize import vectorize
 
             ids = [int(c) if c.isdigit() else c for c in classes] if classes else None
             return vectorize(layer_file(layer), out, classes=ids, simplify_m=simplify,

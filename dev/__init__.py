@@ -1,0 +1,1 @@
+"""Development and research; never imported by the plugin and never in its zip."""

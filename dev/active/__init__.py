@@ -1,0 +1,1 @@
+"""The corrections / active-learning study (docs/results_active.md)."""

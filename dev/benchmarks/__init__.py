@@ -1,0 +1,1 @@
+"""Speed figures (make bench -> docs/benchmarks.md) and the GPU box checks."""

@@ -1,0 +1,1 @@
+"""How the bundled model was built and scored (MODEL_CARD.md)."""

@@ -1,0 +1,131 @@
+"""Screenshots of the real QGIS desktop running Map Refiner, under Xvfb.
+
+Installs the working tree as a plugin in a throwaway profile, starts Xvfb and
+QGIS with dev/desktop/session.py, which opens the dialog on the Austin test
+tile, refines it and saves PNGs to docs/screenshots/:
+
+    .venv/bin/python -m map_refiner.dev.desktop.screenshots [--model M.safetensors]
+
+Without --model it uses the bundled model, or a seeded untrained model when
+the bundled one is missing (the screenshots then show the UI, not accuracy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+from ..package_zip import ROOT
+from .qgis_profile import QUIET_DESKTOP, enable_plugin, install_plugin, qgis_env
+
+DATA = ROOT.parent / "shared" / "data"
+SCREEN = "1440x900"
+
+
+def untrained_model(folder: Path) -> Path:
+    import torch
+
+    from ...engine.modelfile.config import ModelConfig, make_classes
+    from ...engine.modelfile.io import build_model, save_model
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(classes=make_classes(["background", "building"]), ground_resolution_m=0.6,
+                      name="untrained demo model")
+    return save_model(build_model(cfg), cfg, folder / "untrained.safetensors")
+
+
+def choose_model(arg: Optional[Path], work: Path) -> str:
+    from ...engine.modelfile.io import default_model_exists
+
+    if arg:
+        return str(arg.resolve())
+    if default_model_exists():
+        return ""  # the dialog's "Bundled default model"
+    print("warning: no bundled model yet; using an untrained one", file=sys.stderr)
+    return str(untrained_model(work))
+
+
+def free_display() -> int:
+    for number in range(91, 140):
+        if not Path(f"/tmp/.X{number}-lock").exists():
+            return number
+    raise SystemExit("no free X display number")
+
+
+def run(image: Path, out_dir: Path, model: Optional[Path], timeout: float) -> dict:
+    for tool in ("Xvfb", "qgis", "import"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is not installed (apt-get install xvfb qgis imagemagick)")
+    # Not under /tmp: QGIS marks layers there as temporary in the Layers panel.
+    work = ROOT / "out" / "desktop_screenshots"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    install_plugin(work)
+    enable_plugin(work, QUIET_DESKTOP)
+    env = qgis_env(work)
+    env.update(MAP_REFINER_MODEL=choose_model(model, work))
+    env.pop("QT_QPA_PLATFORM", None)
+    return run_session(Path(__file__).with_name("session.py"), work, env, image,
+                       work / "project" / "austin_demo.qgz", out_dir, timeout)
+
+
+def copy_image(image: Path, work: Path) -> Path:
+    """QGIS writes statistics (.aux.xml) beside the rasters it opens: show a copy,
+    never the shared original."""
+    (work / "data").mkdir(exist_ok=True)
+    return Path(shutil.copy(image, work / "data" / image.name))
+
+
+def run_session(session: Path, work: Path, env: dict, image: Path, project: Path,
+                out_dir: Path, timeout: float) -> dict:
+    """QGIS under a fresh Xvfb display running ``session`` (dev/desktop/steps.py
+    reads the MAP_REFINER_* variables set here); its status, shots copied to ``out_dir``."""
+    shots = work / "shots"
+    shots.mkdir()
+    display = free_display()
+    env = dict(env, DISPLAY=f":{display}", MAP_REFINER_SHOTS=str(shots),
+               MAP_REFINER_IMAGE=str(copy_image(image, work)), MAP_REFINER_SCREEN=SCREEN,
+               MAP_REFINER_PROJECT=str(project))
+    xvfb = subprocess.Popen(["Xvfb", f":{display}", "-screen", "0", f"{SCREEN}x24", "-nolisten",
+                             "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1.5)
+        with open(work / "qgis.log", "w") as log:
+            subprocess.run(["qgis", "--nologo", "--noversioncheck", "--code", str(session)],
+                           env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout)
+    finally:
+        xvfb.terminate()
+        xvfb.wait(10)
+    status_file = shots / "status.json"
+    if not status_file.exists():
+        raise SystemExit(f"QGIS ended without a status; see {work / 'qgis.log'}")
+    status = json.loads(status_file.read_text())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in status.get("shots", []):
+        shutil.copy(shots / name, out_dir / name)
+    status["work"] = str(work)
+    return status
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--image", type=Path, default=DATA / "austin" / "austin_dev_rgb.tif")
+    parser.add_argument("--model", type=Path)
+    parser.add_argument("--out-dir", type=Path, default=ROOT / "docs" / "screenshots")
+    parser.add_argument("--timeout", type=float, default=240.0)
+    args = parser.parse_args(argv)
+    if not args.image.exists():
+        raise SystemExit(f"{args.image} not found (see ../shared/data/README.md)")
+    status = run(args.image, args.out_dir, args.model, args.timeout)
+    print(json.dumps(status, indent=2))
+    return 1 if status.get("error") else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

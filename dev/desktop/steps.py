@@ -1,0 +1,67 @@
+"""What the desktop sessions share (dev/desktop/session.py and
+dev/desktop/engine_session.py, run *inside* QGIS by ``qgis --code``).
+
+The launcher passes everything through the environment: where screenshots go,
+the image to open, the project file and the screen size. Steps run from QTimer
+callbacks so QGIS paints between them; an exception in a step ends the session
+with its traceback in status.json.
+"""
+
+import json
+import os
+import subprocess
+import traceback
+from pathlib import Path
+
+import qgis.utils
+from qgis.core import QgsApplication, QgsProject, QgsRasterLayer
+from qgis.PyQt.QtCore import QTimer
+
+SHOTS = Path(os.environ["MAP_REFINER_SHOTS"])
+IMAGE = os.environ["MAP_REFINER_IMAGE"]
+PROJECT = Path(os.environ["MAP_REFINER_PROJECT"])
+SCREEN = [int(v) for v in os.environ.get("MAP_REFINER_SCREEN", "1440x900").split("x")]
+status = {"steps": [], "shots": []}
+
+
+def finish(error=None):
+    if error:
+        status["error"] = error
+    (SHOTS / "status.json").write_text(json.dumps(status, indent=2))
+    QgsProject.instance().setDirty(False)
+    QTimer.singleShot(500, QgsApplication.instance().quit)
+
+
+def step(name, delay_ms, func):
+    def run():
+        try:
+            status["steps"].append(name)
+            func()
+        except Exception:  # noqa: BLE001 - reported in status.json, then QGIS quits
+            finish(traceback.format_exc())
+    QTimer.singleShot(delay_ms, run)
+
+
+def shoot(name):
+    QgsApplication.processEvents()
+    path = SHOTS / f"{name}.png"
+    subprocess.run(["import", "-window", "root", str(path)], check=True, timeout=60)
+    status["shots"].append(path.name)
+
+
+def controller():
+    return qgis.utils.plugins["map_refiner"].controller
+
+
+def open_image(then_name, then):
+    """Full-screen window, the image as the active layer, the project saved
+    (outputs go beside it); then ``then`` as the next step."""
+    iface = qgis.utils.iface
+    iface.mainWindow().setGeometry(0, 0, *SCREEN)
+    layer = QgsRasterLayer(IMAGE, Path(IMAGE).stem)
+    QgsProject.instance().addMapLayer(layer)
+    PROJECT.parent.mkdir(parents=True, exist_ok=True)
+    QgsProject.instance().write(str(PROJECT))
+    iface.setActiveLayer(layer)
+    iface.zoomToActiveLayer()
+    step(then_name, 2500, then)

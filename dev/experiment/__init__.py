@@ -1,0 +1,1 @@
+"""The paper's experiment (make experiment -> docs/results.md) and its baselines."""

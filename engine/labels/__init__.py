@@ -1,0 +1,1 @@
+"""Training labels on an image grid: vector layers burned, label rasters read."""

@@ -1,0 +1,177 @@
+"""Training labels on an image grid, burned from a vector layer.
+
+Labels are ``uint8`` arrays on a :class:`GridSpec`: class index ``0..K-1``, and
+:data:`IGNORE` (255) where the loss must not look. Label rasters (masks) are
+read by :mod:`.rasters`; grids live in :mod:`..rasters.grid`; all are re-exported here.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Optional, Sequence, Union
+
+import numpy as np
+from osgeo import ogr, osr
+
+from ..errors import MapRefinerError
+from ..rasters.grid import GridSpec, grid_of, scaled
+from .burn import BurnList, Extent, filter_to_grid
+from .classes import IGNORE, ClassResolver
+from .geometry import GeometryPrep, is_point, make_prep
+from .rasters import downsample_labels, read_label_raster
+from ..vectors.read import open_layer
+
+__all__ = ["IGNORE", "GridSpec", "VectorLabels", "burn_vector", "downsample_labels",
+           "grid_of", "rasterize_vector", "read_label_raster", "scaled"]
+ogr.UseExceptions()
+log = logging.getLogger(__name__)
+PathLike = Union[str, Path]
+MODES = ("tile", "sparse")
+
+
+@dataclass
+class VectorLabels:
+    """Burned labels and how many features were left out, and why."""
+
+    labels: np.ndarray
+    burned: int = 0
+    unknown_class: int = 0
+    points: int = 0
+    failed: int = 0
+
+
+def rasterize_vector(path: PathLike, grid: GridSpec, class_names: Sequence[str],
+                     class_field: Optional[str] = None,
+                     value_map: Optional[Mapping[object, int]] = None,
+                     layer: Union[str, int, None] = None, line_width_m: float = 7.0,
+                     mode: str = "tile", extent: Extent = None) -> np.ndarray:
+    """Labels burned from a vector layer onto ``grid`` (see :func:`burn_vector`)."""
+    return burn_vector(path, grid, class_names, class_field, value_map, layer,
+                       line_width_m, mode, extent).labels
+
+
+def burn_vector(path: PathLike, grid: GridSpec, class_names: Sequence[str],
+                class_field: Optional[str] = None,
+                value_map: Optional[Mapping[object, int]] = None,
+                layer: Union[str, int, None] = None, line_width_m: float = 7.0,
+                mode: str = "tile", extent: Extent = None) -> VectorLabels:
+    """Burn polygons, and lines buffered to ``line_width_m`` ground metres, onto ``grid``.
+
+    Without ``class_field`` every feature is class 1; with it, the value goes
+    through ``value_map`` (keys compared as strings), else matches a class
+    name (any case) or is a class index. ``mode="tile"``: pixels of ``extent``
+    (default the whole grid; a bbox, geometry or WKT in grid CRS units) that no
+    feature covers are background 0, the rest IGNORE. ``mode="sparse"``: only
+    pixels inside features are labelled. A pixel is burned when its centre is
+    inside; where features overlap, the later one in layer order wins.
+    Features with no usable class, points and features that cannot be
+    reprojected are skipped, counted and logged.
+    """
+    if mode not in MODES:
+        raise MapRefinerError(f"Unknown label mode {mode!r}; use 'tile' or 'sparse'.")
+    if line_width_m < 0:
+        raise MapRefinerError(f"The line width must be positive, not {line_width_m} m.")
+    resolver = ClassResolver(class_names, value_map, class_field is None)
+    ds, lyr = open_layer(path, layer)
+    name = f"{Path(str(path)).name}:{lyr.GetName()}"
+    field_index = _field_index(lyr, class_field, name)
+    if lyr.GetFeatureCount() == 0:
+        raise MapRefinerError(f"The layer {name} has no features; choose a layer with labels.")
+    layer_srs = _layer_srs(lyr, name)
+    filter_to_grid(lyr, layer_srs, grid, line_width_m)
+    burns = BurnList(grid)
+    try:
+        result = _collect(lyr, field_index, resolver, make_prep(layer_srs, grid, line_width_m),
+                          burns)
+    except RuntimeError as exc:  # e.g. a truncated .shp: GDAL fails mid-way through the features
+        raise MapRefinerError(f"Cannot read the features of {name}: the file is damaged or "
+                              "truncated; save the layer again or use a complete copy.",
+                              details=str(exc)) from exc
+    ds = None  # the layer was read; close the file
+    _report(result, resolver, name)
+    if result.burned == 0 and result.unknown_class:
+        raise MapRefinerError(
+            f"No feature of {name} near the raster has a usable class in field {class_field!r} "
+            f"(values such as {resolver.unknown_examples()}); give a value map or class names "
+            "that match these values.")
+    if result.burned == 0 and result.points:
+        raise MapRefinerError(
+            f"{name} holds only points near the raster; labels must be polygons (or lines, "
+            "burned to a width), so draw polygons over the objects.")
+    if result.burned == 0:
+        raise MapRefinerError(
+            f"No feature of {name} falls on the raster; check that the vector and the raster "
+            "cover the same area and that their CRSs are set correctly.")
+    result.labels = burns.rasterize(mode, extent)
+    return result
+
+
+def _collect(lyr: ogr.Layer, field_index: int, resolver: ClassResolver, prep: GeometryPrep,
+             burns: BurnList) -> VectorLabels:
+    result = VectorLabels(np.empty((0, 0), np.uint8))
+    for feat in lyr:
+        geom = feat.GetGeometryRef()
+        if geom is None or geom.IsEmpty():
+            continue
+        if is_point(geom):
+            result.points += 1
+            continue
+        value = None
+        if field_index >= 0 and feat.IsFieldSetAndNotNull(field_index):
+            value = feat.GetField(field_index)
+        cls = resolver.resolve(value)
+        if cls is None:
+            result.unknown_class += 1
+            continue
+        try:
+            parts = prep.burnable(geom)
+        except RuntimeError as exc:
+            log.debug("Feature %s skipped: %s", feat.GetFID(), exc)
+            result.failed += 1
+            continue
+        on_grid = [burns.add(part, cls) for part in parts]
+        result.burned += any(on_grid)
+    return result
+
+
+def _field_index(lyr: ogr.Layer, class_field: Optional[str], name: str) -> int:
+    if class_field is None:
+        return -1
+    defn = lyr.GetLayerDefn()
+    fields = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]
+    for i, f in enumerate(fields):
+        if f.lower() == class_field.lower():
+            return i
+    shown = ", ".join(fields[:20]) + (", ..." if len(fields) > 20 else "")
+    raise MapRefinerError(f"The layer {name} has no field {class_field!r}; "
+                          f"choose one of: {shown or '(no fields)'}.")
+
+
+#: What GeoPackage layers created without a CRS report (srs_id 0 and -1).
+_UNDEFINED_SRS = ("Undefined geographic SRS", "Undefined Cartesian SRS")
+
+
+def _layer_srs(lyr: ogr.Layer, name: str) -> Optional[osr.SpatialReference]:
+    srs = lyr.GetSpatialRef()
+    if srs is not None and (srs.GetName() or "").lower() in {n.lower() for n in _UNDEFINED_SRS}:
+        srs = None
+    if srs is None:
+        log.warning("%s has no CRS; assuming the raster's CRS.", name)
+        return None
+    srs = srs.Clone()
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    return srs
+
+
+def _report(result: VectorLabels, resolver: ClassResolver, name: str) -> None:
+    if result.unknown_class:
+        log.warning("%d feature(s) of %s have no usable class (values such as %s) and were "
+                    "skipped.", result.unknown_class, name, resolver.unknown_examples())
+    if result.points:
+        log.warning("%d point feature(s) of %s were ignored; only polygons and lines are "
+                    "burned.", result.points, name)
+    if result.failed:
+        log.warning("%d feature(s) of %s could not be reprojected and were skipped.",
+                    result.failed, name)

@@ -1,0 +1,195 @@
+"""Label rasters (masks, ground truth, predictions) brought onto a grid, and
+labels carried onto a coarser grid by majority vote."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Mapping, Optional, Tuple, Union
+
+import numpy as np
+from osgeo import gdal
+
+from ..errors import MapRefinerError
+from ..rasters.grid import GridSpec, grid_of, mem_dataset, same_grid
+from .classes import IGNORE, check_class_index, value_key
+from ..rasters.read import open_raster
+
+gdal.UseExceptions()
+PathLike = Union[str, Path]
+
+
+def read_label_raster(path: PathLike, grid: GridSpec,
+                      value_map: Optional[Mapping[object, int]] = None) -> np.ndarray:
+    """Band 1 of a mask as labels on ``grid``.
+
+    Pixel values go through ``value_map`` (raster value -> class index;
+    unmapped values become IGNORE); without one they are class indices
+    already. The raster's nodata and pixels it does not cover are IGNORE.
+    Another grid or CRS is warped with nearest neighbour; a raster without
+    georeferencing (e.g. a PNG) is taken as-is when its size is the grid's.
+    """
+    values, valid = read_on_grid(path, grid)
+    name = Path(str(path)).name
+    if not valid.any():
+        raise MapRefinerError(f"{name} has no data on the image; check that both cover the same "
+                              "area and that their CRSs are set.")
+    labels = to_labels(values, valid, value_map, name)
+    if (labels == IGNORE).all():
+        seen = ", ".join(value_key(v) for v in np.unique(values[valid])[:10])
+        raise MapRefinerError(f"No pixel of {name} has a known class (it holds {seen}); "
+                              "give a value map for these values.")
+    return labels
+
+
+def to_labels(values: np.ndarray, valid: np.ndarray,
+              value_map: Optional[Mapping[object, int]], name: str) -> np.ndarray:
+    """``uint8`` labels from raster values, IGNORE where not ``valid``."""
+    if value_map is not None:
+        labels = map_values(values, value_map)
+    elif values.dtype == np.uint8:
+        labels = values.copy()
+    else:
+        bad = valid & ((values < 0) | (values > IGNORE) | (values != np.floor(values)))
+        if bad.any():
+            raise MapRefinerError(f"{name} holds values that are not class indices "
+                                  f"(e.g. {values[bad][0]}); give a value map.")
+        labels = np.where(valid, values, IGNORE).astype(np.uint8)
+    labels[~valid] = IGNORE
+    return labels
+
+
+def read_on_grid(path: PathLike, grid: GridSpec) -> Tuple[np.ndarray, np.ndarray]:
+    """Band 1 of a raster on ``grid`` (nearest neighbour) and the mask of pixels with data."""
+    try:
+        return _read_on_grid(path, grid)
+    except RuntimeError as exc:  # a damaged or truncated file fails while its pixels are read
+        raise MapRefinerError(f"Cannot read the pixels of {Path(str(path)).name}: the file is "
+                              "damaged or truncated; use a complete copy.",
+                              details=str(exc)) from exc
+
+
+def _read_on_grid(path: PathLike, grid: GridSpec) -> Tuple[np.ndarray, np.ndarray]:
+    ds = open_raster(path)
+    band = ds.GetRasterBand(1)
+    georeferenced = (ds.GetGeoTransform(can_return_null=True) is not None
+                     or bool(ds.GetProjection()))
+    if not georeferenced:
+        if (ds.RasterXSize, ds.RasterYSize) != (grid.width, grid.height):
+            raise MapRefinerError(
+                f"{Path(str(path)).name} has no georeferencing and is {ds.RasterXSize}x"
+                f"{ds.RasterYSize} pixels, not {grid.width}x{grid.height} like the image; "
+                "georeference it or use a mask of the image's size.")
+        values = band.ReadAsArray()
+    elif same_grid(grid_of(ds), grid):
+        values = band.ReadAsArray()
+    else:
+        values, covered = _warp_band1(ds, grid)
+        return values, covered & _has_data(values, band.GetNoDataValue())
+    return values, _has_data(values, band.GetNoDataValue())
+
+
+def map_values(values: np.ndarray, value_map: Mapping[object, int]) -> np.ndarray:
+    """``uint8`` labels from raster values; values missing from the map become IGNORE."""
+    pairs = [(float(value_key(v)), check_class_index(c, IGNORE, f"Raster value {v!r}"))
+             for v, c in value_map.items()]
+    if values.dtype in (np.uint8, np.uint16):
+        lut = np.full(np.iinfo(values.dtype).max + 1, IGNORE, dtype=np.uint8)
+        for v, c in pairs:
+            if v.is_integer() and 0 <= v < lut.size:
+                lut[int(v)] = c
+        return lut[values]
+    labels = np.full(values.shape, IGNORE, dtype=np.uint8)
+    for v, c in pairs:
+        labels[values == v] = c
+    return labels
+
+
+def _has_data(values: np.ndarray, nodata: object) -> np.ndarray:
+    valid = np.ones(values.shape, dtype=bool)
+    if values.dtype.kind == "f":
+        valid &= ~np.isnan(values)
+    if nodata is not None and not math.isnan(nodata):
+        valid &= values != nodata
+    return valid
+
+
+_CARRIERS = {gdal.GDT_Byte: (gdal.GDT_UInt16, 65535), gdal.GDT_UInt16: (gdal.GDT_Int32, -1),
+             gdal.GDT_Int16: (gdal.GDT_Int32, -(2 ** 31))}
+
+
+def _warp_band1(ds: gdal.Dataset, grid: GridSpec) -> Tuple[np.ndarray, np.ndarray]:
+    """Nearest-neighbour warp of band 1 and the mask of pixels the source covers.
+
+    Uncovered pixels are told apart by a fill value the source type cannot hold.
+    """
+    dtype, fill = _CARRIERS.get(ds.GetRasterBand(1).DataType, (gdal.GDT_Float64, math.nan))
+    dst = mem_dataset(grid, dtype, fill)
+    dst.GetRasterBand(1).SetNoDataValue(fill)
+    src = gdal.Translate("", ds, format="VRT", bandList=[1])
+    src_wkt = ds.GetProjection() or grid.projection_wkt
+    if src_wkt and not grid.projection_wkt:
+        dst.SetProjection(src_wkt)
+    try:
+        gdal.Warp(dst, src, resampleAlg="near", srcSRS=src_wkt or None,
+                  dstNodata=fill, warpOptions=["INIT_DEST=NO_DATA"])
+    except RuntimeError as exc:
+        raise MapRefinerError(f"Cannot bring {Path(ds.GetDescription()).name} onto the image "
+                              "grid; check both CRSs.", details=str(exc)) from exc
+    values = dst.GetRasterBand(1).ReadAsArray()
+    covered = ~np.isnan(values) if math.isnan(fill) else values != fill
+    return values, covered
+
+
+def downsample_labels(labels: np.ndarray, out_width: int, out_height: int) -> np.ndarray:
+    """Labels on a grid of ``out_width`` x ``out_height`` pixels over the same extent.
+
+    Each input pixel votes for the output pixel holding its centre; an output
+    pixel takes the most frequent class (the lowest index on ties), ignoring
+    IGNORE; with no vote it is IGNORE. Along an axis where the output has more
+    pixels than the input, the nearest input pixel is taken.
+    """
+    if labels.ndim != 2 or out_width < 1 or out_height < 1:
+        raise MapRefinerError(f"Cannot resample labels of shape {labels.shape} to "
+                              f"{out_width}x{out_height}.")
+    present = np.zeros(IGNORE + 1, dtype=bool)
+    present[labels.ravel()] = True
+    present[IGNORE] = False
+    rows, cols = _Axis(labels.shape[0], out_height), _Axis(labels.shape[1], out_width)
+    dtype = np.uint16 if rows.most * cols.most <= np.iinfo(np.uint16).max else np.int32
+    # work transposed after the row pass: whole-row gathers are numpy's fast path
+    out_t = np.full((out_width, out_height), IGNORE, dtype=np.uint8)
+    best = np.zeros((out_width, out_height), dtype=dtype)
+    for c in np.flatnonzero(present):
+        by_rows = np.ascontiguousarray(rows.sum(labels == c, dtype).T)
+        votes = cols.sum(by_rows, dtype)
+        better = votes > best
+        out_t[better] = c
+        best[better] = votes[better]
+    return np.ascontiguousarray(out_t.T)
+
+
+class _Axis:
+    """How input indices fall into output cells along one axis (by pixel centre)."""
+
+    def __init__(self, n_in: int, n_out: int) -> None:
+        j = np.arange(n_out, dtype=np.int64)
+        if n_out > n_in:  # finer output: the nearest input pixel
+            self.starts = np.minimum(n_in - 1, ((2 * j + 1) * n_in) // (2 * n_out))
+            self.ends = self.starts + 1
+        else:  # first input i with (2i+1) * n_out >= 2j * n_in
+            self.starts = np.maximum(0, -((n_out - 2 * j * n_in) // (2 * n_out)))
+            self.ends = np.append(self.starts[1:], n_in)
+        self.most = int((self.ends - self.starts).max())
+
+    def sum(self, a: np.ndarray, dtype: type) -> np.ndarray:
+        """Sums of the rows of ``a`` over each output cell."""
+        out = np.zeros((len(self.starts), a.shape[1]), dtype=dtype)
+        for k in range(self.most):
+            idx = self.starts + k
+            inside = idx < self.ends
+            if inside.all():
+                out += a[idx]
+            else:
+                out[inside] += a[idx[inside]]
+        return out

@@ -1,0 +1,1 @@
+"""Model files: the JSON config, the safetensors header, loading and saving."""

@@ -1,0 +1,108 @@
+"""The JSON-serialisable description that rebuilds a model and tells how to feed it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Sequence, Tuple
+
+from ..errors import MapRefinerError
+
+FORMAT_VERSION = 1
+DEFAULT_COLOURS: List[Tuple[int, int, int]] = [
+    (235, 235, 225), (200, 40, 40), (250, 190, 40), (40, 110, 200),
+    (60, 160, 60), (150, 90, 200), (120, 120, 120), (0, 170, 170),
+]
+
+
+@dataclass
+class ClassInfo:
+    name: str
+    colour: Tuple[int, int, int]
+
+
+@dataclass
+class ModelConfig:
+    """Architecture, classes, input contract and provenance of a model file."""
+
+    classes: List[ClassInfo]
+    bands: List[int] = field(default_factory=lambda: [1, 2, 3])
+    band_names: List[str] = field(default_factory=lambda: ["red", "green", "blue"])
+    mean: List[float] = field(default_factory=lambda: [127.5, 127.5, 127.5])
+    std: List[float] = field(default_factory=lambda: [64.0, 64.0, 64.0])
+    ground_resolution_m: float = 1.0
+    default_iterations: int = 5
+    class_specific: bool = True
+    name: str = "map-refiner model"
+    training: Dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+    architecture: str = "maggiori2017-fcn-rnn"
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def in_channels(self) -> int:
+        return len(self.bands)
+
+    @property
+    def class_names(self) -> List[str]:
+        return [c.name for c in self.classes]
+
+    def to_dict(self) -> Dict[str, Any]:
+        d = asdict(self)
+        d["classes"] = [{"name": c.name, "colour": list(c.colour)} for c in self.classes]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "ModelConfig":
+        try:
+            if d.get("architecture") != "maggiori2017-fcn-rnn":
+                raise MapRefinerError(
+                    f"Unsupported model architecture {d.get('architecture')!r}; "
+                    "this version of Map Refiner reads 'maggiori2017-fcn-rnn' models.")
+            if int(d.get("format_version", 0)) > FORMAT_VERSION:
+                raise MapRefinerError(
+                    "The model file was written by a newer Map Refiner; update the plugin.")
+            classes = [ClassInfo(str(c["name"]), tuple(int(v) for v in c["colour"]))  # type: ignore[arg-type]
+                       for c in d["classes"]]
+            known = {f for f in cls.__dataclass_fields__}
+            kwargs = {k: v for k, v in d.items() if k in known and k != "classes"}
+            cfg = cls(classes=classes, **kwargs)
+        except MapRefinerError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MapRefinerError(
+                "The model's configuration is incomplete or malformed; re-export the model "
+                "with Map Refiner.", details=repr(exc)) from exc
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        try:
+            self.ground_resolution_m = float(self.ground_resolution_m)
+            self.default_iterations = int(self.default_iterations)
+            self.bands = [int(b) for b in self.bands]
+            self.mean = [float(v) for v in self.mean]
+            self.std = [float(v) for v in self.std]
+        except (TypeError, ValueError) as exc:
+            raise MapRefinerError("The model's configuration has a non-numeric resolution, band, "
+                                  "mean or std; re-export the model with Map Refiner.",
+                                  details=repr(exc)) from exc
+        n = len(self.bands)
+        if self.num_classes < 2:
+            raise MapRefinerError("A model needs at least two classes.")
+        if n < 1 or len(self.mean) != n or len(self.std) != n:
+            raise MapRefinerError(
+                "The model's band list and its normalisation (mean/std) differ in length.")
+        if any(s <= 0 for s in self.std):
+            raise MapRefinerError("The model's normalisation has a non-positive std.")
+        if not self.ground_resolution_m > 0 or self.ground_resolution_m == float("inf"):
+            raise MapRefinerError("The model's ground resolution must be a positive number.")
+        if self.default_iterations < 0:
+            raise MapRefinerError("The model's default number of iterations is negative.")
+
+
+def make_classes(names: Sequence[str]) -> List[ClassInfo]:
+    """Class list with the default palette (background first, if present)."""
+    return [ClassInfo(n, DEFAULT_COLOURS[i % len(DEFAULT_COLOURS)]) for i, n in enumerate(names)]

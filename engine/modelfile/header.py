@@ -1,0 +1,41 @@
+"""Reading a model file's configuration without torch and without loading weights.
+
+A safetensors file starts with an 8-byte little-endian header length and a
+JSON header; our config sits in its ``__metadata__``. This is what the QGIS
+dialog uses to show a model's classes, so opening the dialog stays instant and
+works even before torch is installed.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+from typing import Union
+
+from ..errors import MapRefinerError
+from .config import ModelConfig
+
+CONFIG_KEY = "map_refiner_config"
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[2] / "resources" / "models" / "default.safetensors"
+MAX_HEADER_BYTES = 100 * 1024 * 1024
+
+
+def read_model_config(path: Union[str, Path]) -> ModelConfig:
+    """The :class:`ModelConfig` stored in ``path``'s safetensors header."""
+    path = Path(path)
+    if not path.is_file():
+        raise MapRefinerError(f"Model file not found: {path}. Choose an existing .safetensors model.")
+    try:
+        with open(path, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            if n <= 1 or n > MAX_HEADER_BYTES:
+                raise ValueError(f"implausible header length {n}")
+            header = json.loads(f.read(n).decode("utf-8"))
+        meta = header.get("__metadata__") or {}
+        cfg = json.loads(meta[CONFIG_KEY])
+    except (OSError, ValueError, KeyError, struct.error, UnicodeDecodeError) as exc:
+        raise MapRefinerError(
+            f"{path.name} is not a Map Refiner model (expected a safetensors file with a Map "
+            "Refiner configuration). Use a model saved by Map Refiner.", details=repr(exc)) from exc
+    return ModelConfig.from_dict(cfg)

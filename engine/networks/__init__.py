@@ -1,0 +1,1 @@
+"""The networks of the paper (coarse CNN, refinement RNN) and their inference paths."""

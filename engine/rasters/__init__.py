@@ -1,0 +1,1 @@
+"""Rasters: reading, writing GeoTIFFs, pixel grids, safe output files, quick-look PNGs."""

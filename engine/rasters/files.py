@@ -1,0 +1,194 @@
+"""Output-file safety: never overwrite inputs, write atomically, clean up on failure.
+
+Every output is written under a hidden temporary name beside its target
+(``.<stem>.<8 hex>.partial<suffix>``, same folder so the final rename is
+atomic) and renamed into place only when complete. A process killed mid-write
+cannot remove its temporary file; the next write to the same target deletes
+such leftovers. On POSIX a live writer holds an advisory lock on its temporary
+file, so only files whose writer is gone are deleted; on Windows an open file
+cannot be deleted, which protects live writers the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import re
+import shutil
+import uuid
+from pathlib import Path
+from typing import IO, Iterable, Iterator, List, Optional, Tuple, Union
+
+from ..errors import MapRefinerError
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
+PathLike = Union[str, Path]
+_FULL = "Free some space or choose another folder."
+_READ_ONLY = "Choose a writable folder."
+_DISK_ERRORS = {errno.ENOSPC: ("the disk is full", _FULL),
+                errno.EDQUOT: ("the disk quota is exceeded", _FULL),
+                errno.EROFS: ("the folder is on a read-only disk", _READ_ONLY),
+                errno.EACCES: ("permission was denied", _READ_ONLY),
+                errno.EPERM: ("permission was denied", _READ_ONLY)}
+
+
+def check_output_path(out: PathLike, inputs: Iterable[PathLike] = (),
+                      overwrite: bool = False) -> Path:
+    """Refuse outputs that would clobber an input or an existing file."""
+    out = Path(out)
+    for inp in inputs:
+        if inp and Path(inp).exists() and out.exists() and os.path.samefile(out, inp):
+            raise MapRefinerError(
+                f"The output {out} is one of the inputs; choose another output file.")
+        if inp and Path(inp).resolve() == out.resolve():
+            raise MapRefinerError(
+                f"The output {out} is one of the inputs; choose another output file.")
+    if out.is_dir():
+        raise MapRefinerError(f"{out} is a folder; give the output a file name.")
+    if out.exists() and not overwrite:
+        raise MapRefinerError(
+            f"{out} already exists; choose another name or allow overwriting it.")
+    parent = out.parent if str(out.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise MapRefinerError(f"{parent} is a file, not a folder; choose an output in a folder.")
+    if not parent.is_dir():
+        raise MapRefinerError(f"The output folder {parent} does not exist; create it first.")
+    if not os.access(parent, os.W_OK):
+        raise MapRefinerError(f"The output folder {parent} is not writable; choose another one.")
+    return out
+
+
+def write_error(path: PathLike, exc: BaseException) -> MapRefinerError:
+    """A failed write as one actionable line (disk full, read-only, ...)."""
+    path = Path(path)
+    code = getattr(exc, "errno", None)
+    text = str(exc)
+    found = _DISK_ERRORS.get(code) if code else None
+    if found is None:  # GDAL and safetensors report errno only as text, if at all
+        found = next((v for c, v in _DISK_ERRORS.items() if os.strerror(c) in text), None)
+    if found is None and _nearly_full(path.parent):
+        found = _DISK_ERRORS[errno.ENOSPC]
+    said = text.splitlines()[0] if text else type(exc).__name__
+    reason, advice = found or (f"the system said: {said}",
+                               "Check the folder and the disk, or choose another folder.")
+    return MapRefinerError(f"Writing {path.name} failed: {reason}; nothing was written to "
+                           f"{path.parent}. {advice}", details=repr(exc))
+
+
+def _nearly_full(folder: Path, margin: int = 1 << 20) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < margin
+    except OSError:
+        return False
+
+
+def temp_sibling(path: Path) -> Path:
+    """A hidden temporary name beside ``path`` (same filesystem, so rename is atomic)."""
+    return path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.partial{path.suffix}")
+
+
+def _partial_name(path: Path) -> "re.Pattern[str]":
+    return re.compile(re.escape(f".{path.stem}.") + r"[0-9a-f]{8}"
+                      + re.escape(f".partial{path.suffix}") + r"(\.aux\.xml)?")
+
+
+def claim_temp(path: Path) -> Tuple[Path, Optional[IO[bytes]]]:
+    """Clean stale temporaries of ``path``, then create a new one, locked while we live.
+
+    Returns the temporary path and the open lock handle (None on Windows);
+    close the handle once the temporary file has been renamed or removed.
+    """
+    remove_stale_partials(path)
+    tmp = temp_sibling(path)
+    handle: Optional[IO[bytes]] = None
+    if fcntl is not None:
+        try:
+            handle = open(tmp, "xb")  # noqa: SIM115 - held open for the lock's lifetime
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if handle is not None:
+                handle.close()
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+            raise MapRefinerError(f"Cannot create {path.name} in {path.parent} "
+                                  f"({exc.strerror or exc}); check the folder is writable and "
+                                  "has space, and that the name is not too long.",
+                                  details=repr(exc)) from exc
+    return tmp, handle
+
+
+def release(handle: Optional[IO[bytes]]) -> None:
+    if handle is not None:
+        with contextlib.suppress(OSError):
+            handle.close()
+
+
+def remove_stale_partials(path: Path) -> List[Path]:
+    """Delete temporaries beside ``path`` whose writer is gone (e.g. killed)."""
+    pattern = _partial_name(path)
+    removed: List[Path] = []
+    try:
+        candidates = sorted(p for p in path.parent.iterdir() if pattern.fullmatch(p.name))
+    except OSError:
+        return removed
+    for cand in candidates:
+        if cand.name.endswith(".aux.xml"):
+            continue  # removed with its raster below, or when the raster is already gone
+        if _remove_if_unlocked(cand):
+            removed.append(cand)
+    for cand in candidates:
+        if cand.name.endswith(".aux.xml") and not cand.with_name(cand.name[:-8]).exists():
+            with contextlib.suppress(OSError):
+                cand.unlink()
+                removed.append(cand)
+    if removed:
+        log.info("removed %d stale temporary file(s) beside %s", len(removed), path.name)
+    return removed
+
+
+def _remove_if_unlocked(cand: Path) -> bool:
+    if fcntl is None:
+        try:
+            cand.unlink()  # fails while another process has it open
+        except OSError:
+            return False
+        return True
+    try:
+        with open(cand, "rb") as f:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return False  # a live writer holds it
+            cand.unlink()
+            return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def atomic_path(path: PathLike) -> Iterator[Path]:
+    """Yield a temporary path; rename it to ``path`` only if the block succeeds.
+
+    An ``OSError`` while writing (disk full, read-only folder) becomes a
+    :class:`MapRefinerError` that says so.
+    """
+    path = Path(path)
+    tmp, handle = claim_temp(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        if isinstance(exc, OSError):
+            raise write_error(path, exc) from exc
+        raise
+    finally:
+        release(handle)

@@ -1,0 +1,197 @@
+"""Reading rasters with GDAL: opening with clear errors, ground resolution, windows."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+from osgeo import gdal, osr
+
+from ..errors import MapRefinerError
+
+gdal.UseExceptions()
+osr.UseExceptions()
+PathLike = Union[str, Path]
+EARTH_RADIUS_M = 6371008.8
+_COMPLEX = {gdal.GDT_CInt16, gdal.GDT_CInt32, gdal.GDT_CFloat32, gdal.GDT_CFloat64}
+
+
+@dataclass
+class RasterInfo:
+    """What the engine needs to know about an input raster."""
+
+    path: str
+    width: int
+    height: int
+    band_count: int
+    geotransform: Tuple[float, ...]
+    projection: str
+    nodata: List[Optional[float]]
+    band_types: Tuple[int, ...] = ()
+
+    @property
+    def has_crs(self) -> bool:
+        return bool(self.projection)
+
+
+def open_raster(path: PathLike) -> gdal.Dataset:
+    """Open any raster GDAL reads, or raise a message that says what to do."""
+    p = str(path)
+    if not Path(p).exists() and not p.startswith("/vsi"):
+        raise MapRefinerError(f"Raster not found: {p}. Check the path.")
+    if not p.startswith("/vsi") and Path(p).is_file() and Path(p).stat().st_size == 0:
+        raise MapRefinerError(f"{Path(p).name} is an empty file (0 bytes); the copy or download "
+                              "is incomplete, so use a complete raster file.")
+    try:
+        ds = gdal.Open(p, gdal.GA_ReadOnly)
+    except RuntimeError as exc:
+        if Path(p).is_dir():  # some formats are folders (e.g. Arc/Info grids); not this one
+            raise MapRefinerError(f"{p} is a folder; choose a raster file.",
+                                  details=str(exc)) from exc
+        raise MapRefinerError(
+            f"GDAL cannot read {Path(p).name} as a raster ({_first_line(exc)}); is it a GeoTIFF "
+            "or another raster format, and complete?", details=str(exc)) from exc
+    if ds is None:
+        raise MapRefinerError(f"GDAL cannot read {Path(p).name} as a raster.")
+    if ds.RasterXSize == 0 or ds.RasterYSize == 0 or ds.RasterCount == 0:
+        raise MapRefinerError(f"{Path(p).name} has no pixels or no bands.")
+    try:  # the last block is the first to go when a file is cut short
+        ds.GetRasterBand(1).ReadRaster(ds.RasterXSize - 1, ds.RasterYSize - 1, 1, 1)
+    except RuntimeError as exc:
+        raise _damaged(Path(p).name, exc) from exc
+    return ds
+
+
+def _damaged(name: str, exc: BaseException) -> MapRefinerError:
+    return MapRefinerError(f"Cannot read the pixels of {name}: the file is damaged or "
+                           "truncated; use a complete copy.", details=str(exc))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def raster_info(ds: gdal.Dataset) -> RasterInfo:
+    bands = [ds.GetRasterBand(i + 1) for i in range(ds.RasterCount)]
+    return RasterInfo(ds.GetDescription(), ds.RasterXSize, ds.RasterYSize, ds.RasterCount,
+                      tuple(ds.GetGeoTransform()), ds.GetProjection() or "",
+                      [b.GetNoDataValue() for b in bands], tuple(b.DataType for b in bands))
+
+
+def _haversine(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
+
+
+def ground_resolution(info: RasterInfo, override_m: Optional[float] = None) -> Tuple[float, float]:
+    """Ground size in metres of one pixel step along x and along y, at the centre.
+
+    Measured on the ground (great-circle distance), so it is right for
+    geographic CRSs, for Web Mercator's scale factor and for rotated grids.
+    """
+    if override_m:
+        if not (override_m > 0 and math.isfinite(override_m)):
+            raise MapRefinerError(f"The input resolution must be a positive number of metres; "
+                                  f"got {override_m}.")
+        return float(override_m), float(override_m)
+    if not info.has_crs:
+        raise MapRefinerError(
+            f"{Path(info.path).name} has no coordinate reference system, so its pixel size on the "
+            "ground is unknown; assign a CRS in QGIS or give the resolution in metres "
+            "(--input-resolution).")
+    src = osr.SpatialReference()
+    src.ImportFromWkt(info.projection)
+    src.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    dst = osr.SpatialReference()
+    dst.ImportFromEPSG(4326)
+    dst.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    gt = info.geotransform
+    cx, cy = info.width / 2.0, info.height / 2.0
+
+    def lonlat(px: float, py: float) -> Tuple[float, float]:
+        x = gt[0] + px * gt[1] + py * gt[2]
+        y = gt[3] + px * gt[4] + py * gt[5]
+        lon, lat, _ = tr.TransformPoint(x, y)
+        return lon, lat
+
+    try:
+        tr = osr.CoordinateTransformation(src, dst)
+        c, px, py = lonlat(cx, cy), lonlat(cx + 1, cy), lonlat(cx, cy + 1)
+    except RuntimeError as exc:  # e.g. a local engineering CRS: no way to the ellipsoid
+        raise MapRefinerError(
+            f"The CRS of {Path(info.path).name} cannot be related to positions on the Earth, so "
+            "its pixel size on the ground is unknown; assign a proper CRS in QGIS or give the "
+            "resolution in metres (--input-resolution).", details=str(exc)) from exc
+    rx, ry = _haversine(*c, *px), _haversine(*c, *py)
+    if any(abs(p[1]) > 90 for p in (c, px, py)):
+        rx = ry = float("nan")  # latitudes beyond the poles: broken georeferencing
+    if not (rx > 0 and ry > 0 and math.isfinite(rx) and math.isfinite(ry)):
+        raise MapRefinerError(f"Cannot measure the pixel size of {Path(info.path).name}; "
+                              "check its georeferencing.")
+    return rx, ry
+
+
+def read_window(ds: gdal.Dataset, bands: Sequence[int], x0: int, y0: int,
+                w: int, h: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Read ``bands`` (1-based) of a window as float32 ``(C, h, w)`` and a valid mask.
+
+    A pixel is invalid when any band holds that band's nodata value or NaN, or
+    where an alpha band (RGBA) or a per-dataset mask is 0.
+    """
+    try:
+        return _read_window(ds, bands, x0, y0, w, h)
+    except RuntimeError as exc:
+        raise _damaged(Path(ds.GetDescription()).name, exc) from exc
+
+
+def _read_window(ds: gdal.Dataset, bands: Sequence[int], x0: int, y0: int,
+                 w: int, h: int) -> Tuple[np.ndarray, np.ndarray]:
+    data = np.empty((len(bands), h, w), dtype=np.float32)
+    valid = np.ones((h, w), dtype=bool)
+    for i, b in enumerate(bands):
+        band = ds.GetRasterBand(b)
+        raw = band.ReadAsArray(x0, y0, w, h)
+        nd = band.GetNoDataValue()
+        if nd is not None and not math.isnan(nd):
+            valid &= raw != nd  # in the band's own type: float32 would merge close values
+        arr = raw.astype(np.float32, copy=False)
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            valid &= ~bad
+            arr = np.where(bad, 0, arr)
+        data[i] = arr
+    alpha = _alpha_band(ds)
+    mask_flags = ds.GetRasterBand(bands[0]).GetMaskFlags()
+    if alpha is not None:
+        # Read directly: GDAL's mask ignores alpha when nodata is set, or for non-8/16-bit types.
+        valid &= ds.GetRasterBand(alpha).ReadAsArray(x0, y0, w, h) > 0
+    elif mask_flags & gdal.GMF_PER_DATASET and not mask_flags & gdal.GMF_ALL_VALID:
+        m = ds.GetRasterBand(bands[0]).GetMaskBand().ReadAsArray(x0, y0, w, h)
+        valid &= m > 0
+    return data, valid
+
+
+def _alpha_band(ds: gdal.Dataset) -> Optional[int]:
+    for i in range(ds.RasterCount, 0, -1):
+        if ds.GetRasterBand(i).GetColorInterpretation() == gdal.GCI_AlphaBand:
+            return i
+    return None
+
+
+def check_bands(info: RasterInfo, bands: Sequence[int]) -> None:
+    missing = [b for b in bands if b < 1 or b > info.band_count]
+    if missing:
+        raise MapRefinerError(
+            f"{Path(info.path).name} has {info.band_count} band(s) but the model reads band(s) "
+            f"{list(bands)}; choose the bands to use (--bands) or a model made for this imagery.")
+    complex_bands = [b for b in bands if info.band_types and info.band_types[b - 1] in _COMPLEX]
+    if complex_bands:
+        raise MapRefinerError(
+            f"Band(s) {complex_bands} of {Path(info.path).name} hold complex numbers (e.g. SAR); "
+            "the model reads real-valued imagery, so convert them (e.g. to amplitude) first.")

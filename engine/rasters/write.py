@@ -1,0 +1,154 @@
+"""Writing class maps and score rasters: tiled GeoTIFFs, written under a temporary
+name and renamed into place only when complete."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import IO, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+from osgeo import gdal
+
+from .files import claim_temp, release, write_error
+from .read import RasterInfo
+
+gdal.UseExceptions()
+CLASS_NODATA = 255
+CREATION_OPTIONS = ["TILED=YES", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER"]
+
+
+def _create(tmp: Path, target: Path, info: RasterInfo, bands: int, dtype: int) -> gdal.Dataset:
+    drv = gdal.GetDriverByName("GTiff")
+    try:
+        ds = drv.Create(str(tmp), info.width, info.height, bands, dtype, CREATION_OPTIONS)
+    except RuntimeError as exc:
+        raise write_error(target, exc) from exc
+    ds.SetGeoTransform(info.geotransform)
+    if info.projection:
+        ds.SetProjection(info.projection)
+    return ds
+
+
+def style_class_band(band: gdal.Band, names: Sequence[str],
+                     colours: Sequence[Tuple[int, int, int]]) -> None:
+    """Colour table and category names, so QGIS and other tools show classes."""
+    ct = gdal.ColorTable()
+    for i, c in enumerate(colours):
+        ct.SetColorEntry(i, (int(c[0]), int(c[1]), int(c[2]), 255))
+    ct.SetColorEntry(CLASS_NODATA, (0, 0, 0, 0))
+    band.SetRasterColorTable(ct)
+    band.SetRasterColorInterpretation(gdal.GCI_PaletteIndex)
+    cats: List[str] = [""] * 256
+    for i, n in enumerate(names):
+        cats[i] = n
+    cats[CLASS_NODATA] = "nodata"
+    band.SetRasterCategoryNames(cats)
+    band.SetNoDataValue(CLASS_NODATA)
+
+
+class RefinedWriter:
+    """Class map (uint8) and, optionally, per-class probabilities (float32)."""
+
+    def __init__(self, info: RasterInfo, out: Path, names: Sequence[str],
+                 colours: Sequence[Tuple[int, int, int]], scores: Optional[Path] = None,
+                 description: str = "") -> None:
+        self.targets: List[Tuple[Path, Path]] = []
+        self.locks: List[Optional[IO[bytes]]] = []
+        self.class_ds = self.scores_ds = None
+        self.class_tmp = self._claim(out)
+        try:
+            self.class_ds = _create(self.class_tmp, out, info, 1, gdal.GDT_Byte)
+        except BaseException:
+            self.abort()
+            raise
+        style_class_band(self.class_ds.GetRasterBand(1), names, colours)
+        if description:
+            self.class_ds.GetRasterBand(1).SetDescription(description)
+        if scores is not None:
+            try:
+                self.scores_tmp = self._claim(scores)
+                self.scores_ds = _create(self.scores_tmp, scores, info, len(names),
+                                         gdal.GDT_Float32)
+            except BaseException:
+                self.abort()  # the class map's temporary file exists already
+                raise
+            for i, n in enumerate(names):
+                b = self.scores_ds.GetRasterBand(i + 1)
+                b.SetDescription(f"P({n})")
+                b.SetNoDataValue(-1.0)
+
+    def _claim(self, target: Path) -> Path:
+        """A locked temporary file beside ``target`` (stale ones of earlier runs removed)."""
+        tmp, lock = claim_temp(target)
+        self.targets.append((tmp, target))
+        self.locks.append(lock)
+        return tmp
+
+    def write(self, x0: int, y0: int, classes: np.ndarray,
+              probs: Optional[np.ndarray] = None) -> None:
+        try:
+            self.class_ds.GetRasterBand(1).WriteArray(classes, x0, y0)
+            if self.scores_ds is not None and probs is not None:
+                for i in range(probs.shape[0]):
+                    self.scores_ds.GetRasterBand(i + 1).WriteArray(probs[i], x0, y0)
+        except RuntimeError as exc:
+            raise write_error(self._failed(exc), exc) from exc
+
+    def _failed(self, exc: BaseException) -> Path:
+        """The target whose temporary file GDAL names in ``exc`` (default: the class map)."""
+        return next((final for tmp, final in self.targets if tmp.name in str(exc)),
+                    self.targets[0][1])
+
+    def _close(self) -> None:
+        for attr in ("class_ds", "scores_ds"):
+            ds = getattr(self, attr, None)
+            if ds is not None:
+                ds.FlushCache()
+                setattr(self, attr, None)
+                del ds
+
+    def commit(self) -> None:
+        try:
+            self._close()
+        except RuntimeError as exc:
+            target = self._failed(exc)
+            self.abort()
+            raise write_error(target, exc) from exc
+        try:
+            for tmp, final in self.targets:
+                os.replace(tmp, final)
+                aux = Path(str(tmp) + ".aux.xml")  # category names live in GDAL's sidecar
+                if aux.exists():
+                    os.replace(aux, Path(str(final) + ".aux.xml"))
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        for lock in self.locks:
+            release(lock)
+        self.locks = []
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self._close()
+        for tmp, _ in self.targets:  # best effort: a name never created may be unusable
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            with contextlib.suppress(OSError):
+                Path(str(tmp) + ".aux.xml").unlink()
+        self._release()
+
+
+@contextlib.contextmanager
+def refined_writer(info: RasterInfo, out: Path, names: Sequence[str],
+                   colours: Sequence[Tuple[int, int, int]], scores: Optional[Path] = None,
+                   description: str = "") -> Iterator[RefinedWriter]:
+    w = RefinedWriter(info, out, names, colours, scores, description)
+    try:
+        yield w
+    except BaseException:
+        w.abort()
+        raise
+    w.commit()

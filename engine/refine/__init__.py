@@ -1,0 +1,1 @@
+"""The refine pass: parameters, tiling, resampling, prediction, trajectories, uncertainty."""

@@ -1,0 +1,83 @@
+"""Running the networks on one window: read, resample, normalise, infer, resample back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from ..modelfile.config import ModelConfig
+from ..networks.inference import class_argmax, infer
+from ..networks.models import MapRefinerNet
+from ..rasters.read import read_window
+from .resample import axis_band, resample_window, source_range
+from .tiling import Grids, Tile
+
+
+@dataclass
+class WindowResult:
+    """Class scores (logits) on the tile's input-grid pixels and which are valid."""
+
+    logits: torch.Tensor  # (K, h, w) on the output tile, or (T+1, K, h, w) for a trajectory
+    valid: np.ndarray     # (h, w) bool
+
+
+def normalise_(data: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    """``(data - mean) / std`` per band, in place on ``(C, h, w)`` data."""
+    mean = torch.tensor(config.mean, dtype=data.dtype, device=data.device)[:, None, None]
+    std = torch.tensor(config.std, dtype=data.dtype, device=data.device)[:, None, None]
+    return data.sub_(mean).div_(std)
+
+
+def model_image(ds, bands: Sequence[int], grids: Grids, config: ModelConfig,
+                mx0: int, my0: int, mx1: int, my1: int,
+                device: torch.device) -> torch.Tensor:
+    """The normalised image on model-grid window ``[mx0, mx1) x [my0, my1)``, ``(C, h, w)``."""
+    sx0, sx1 = source_range(mx0, mx1, grids.scale_x, grids.width)
+    sy0, sy1 = source_range(my0, my1, grids.scale_y, grids.height)
+    data, valid = read_window(ds, bands, sx0, sy0, sx1 - sx0, sy1 - sy0)
+    # ``data`` is this call's own array: normalised in place. Invalid pixels
+    # carry the training mean (0 after normalisation).
+    t = normalise_(torch.from_numpy(data).to(device), config)
+    t.mul_(torch.from_numpy(valid).to(device))
+    rows = axis_band(my0, my1, grids.scale_y, sy0, sy1, grids.height)
+    cols = axis_band(mx0, mx1, grids.scale_x, sx0, sx1, grids.width)
+    return resample_window(t, rows, cols)
+
+
+def predict_tile(model: MapRefinerNet, config: ModelConfig, ds, bands: Sequence[int],
+                 grids: Grids, tile: Tile, iterations: int, device: torch.device,
+                 trajectory: bool = False, keep: Optional[Sequence[int]] = None,
+                 autocast: Optional[torch.dtype] = None) -> WindowResult:
+    """Scores for one output tile, resampled back bilinearly to the input grid.
+
+    With ``keep``, only those iterations of the trajectory (e.g. ``[0, T]``: the
+    coarse map and the refined one) are resampled and returned, ``(len(keep), K, h, w)``.
+    With ``autocast`` (e.g. bfloat16, see device.inference_autocast) the networks
+    run in mixed precision; the scores are resampled in float32 either way.
+    """
+    img = model_image(ds, bands, grids, config, tile.mx0, tile.my0, tile.mx1, tile.my1, device)
+    logits = infer(model, img, iterations, trajectory, keep, autocast)
+    rows = axis_band(tile.y0, tile.y1, 1.0 / grids.scale_y, tile.my0, tile.my1, grids.model_height)
+    cols = axis_band(tile.x0, tile.x1, 1.0 / grids.scale_x, tile.mx0, tile.mx1, grids.model_width)
+    out = resample_window(logits, rows, cols)
+    _, valid = read_window(ds, bands, tile.x0, tile.y0, tile.x1 - tile.x0, tile.y1 - tile.y0)
+    return WindowResult(out, valid)
+
+
+def classes_and_probs(logits: torch.Tensor, valid: np.ndarray, nodata: int,
+                      with_probs: bool) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """Arg-max class map (uint8, ``nodata`` where invalid) and optional softmax."""
+    cls = class_argmax(logits).cpu().numpy()
+    cls[~valid] = nodata
+    probs = None
+    if with_probs:
+        probs = torch.softmax(logits.float(), dim=0).cpu().numpy()
+        probs[:, ~valid] = -1.0
+    return cls, probs
+
+
+def stack_bands(bands: Optional[List[int]], config: ModelConfig) -> List[int]:
+    return list(bands) if bands else list(config.bands)

@@ -1,0 +1,1 @@
+"""Scores: confusion matrix, accuracy and IoU of arrays and of rasters."""

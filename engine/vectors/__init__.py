@@ -1,0 +1,1 @@
+"""Vectors: reading layers, writing polygons, class map -> polygons."""

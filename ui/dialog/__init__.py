@@ -1,0 +1,1 @@
+"""The Map Refiner dialog and its widgets."""

@@ -1,0 +1,16 @@
+"""The device line under the device combo; never fails the dialog."""
+
+from __future__ import annotations
+
+from ...engine.errors import MapRefinerError
+from ..installer.deps import check_dependencies
+
+
+def device_summary() -> str:
+    try:
+        check_dependencies()
+    except MapRefinerError:
+        return "torch is not installed"
+    from ...engine.device import describe_devices
+
+    return describe_devices()

@@ -1,0 +1,247 @@
+"""The Map Refiner dialog: widgets in, one parameters dataclass out per action.
+
+Slots only read widgets and emit; the controller runs the jobs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Dict, Optional
+
+from qgis.core import QgsMapLayer, QgsMapLayerProxyModel, QgsProject, QgsRasterLayer
+from qgis.gui import QgsFileWidget, QgsMapLayerComboBox, QgsMessageBar, QgsSpinBox
+from qgis.PyQt.QtCore import pyqtSignal
+from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout,
+                                 QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout,
+                                 QWidget)
+
+from ...engine.errors import MapRefinerError
+from .device_info import device_summary
+from .labels_widget import LabelsBox
+from ..messages import show_error
+from .model_info import ModelSummary
+from .model_widget import ModelChooser
+from ..jobs.refine_job import RefineJob, build_refine_job
+from ..settings import DialogDefaults
+from ..sources import default_refined_path, raster_path
+from ..jobs.training_jobs import (FinetuneJob, TrainCoarseJob, build_finetune_job,
+                                  build_train_coarse_job)
+from ..jobs.vectorize_job import ClassMap, VectorizeJob, build_vectorize_job
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class MapRefinerDialog(QDialog):
+    refine_requested = pyqtSignal(object)  # RefineJob
+    vectorize_requested = pyqtSignal(object)  # VectorizeJob
+    finetune_requested = pyqtSignal(object)  # FinetuneJob
+    train_coarse_requested = pyqtSignal(object)  # TrainCoarseJob
+    new_correction_layer_requested = pyqtSignal()
+    cancel_requested = pyqtSignal()
+
+    def __init__(self, project: QgsProject, defaults: DialogDefaults,
+                 active_layer: Optional[QgsMapLayer] = None,
+                 parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Map Refiner")
+        self.setMinimumWidth(560)
+        self.project = project
+        self.refined: Dict[Path, ClassMap] = {}  # image -> its latest class map; set by the controller
+        self.fallback_dir = Path(defaults.output_dir) if defaults.output_dir else None
+        self._output_auto = True
+        self._programmatic = False
+        self._iterations_auto = defaults.iterations < 0
+        self.message_bar = QgsMessageBar(self)
+        self.input_combo = QgsMapLayerComboBox(self)
+        self.input_combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        self.model = ModelChooser(self)
+        self.iterations_spin = QgsSpinBox(self)
+        self.iterations_spin.setRange(0, 20)
+        self.iterations_spin.setToolTip("RNN refinement steps; 0 gives the coarse CNN map.")
+        self.device_combo = QComboBox(self)
+        for name in DEVICES:
+            self.device_combo.addItem(name, name)
+        self.device_label = QLabel(device_summary(), self)
+        self.output_widget = QgsFileWidget(self)
+        self.output_widget.setStorageMode(QgsFileWidget.SaveFile)
+        self.output_widget.setFilter("GeoTIFF (*.tif *.tiff)")
+        self.scores_check = QCheckBox("Also write per-class probabilities (…_scores.tif)", self)
+        self.coarse_check = QCheckBox("Also add the coarse CNN map (…_coarse.tif)", self)
+        self.coarse_check.setToolTip("The map before any RNN iteration, in the same group as "
+                                     "the refined one, to compare them")
+        self.labels = LabelsBox(self)
+        self.progress_bar = QProgressBar(self)
+        self.progress_bar.setRange(0, 100)
+        self.status_label = QLabel("", self)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.Close, self)
+        self.refine_button = QPushButton("Refine", self)
+        self.export_button = QPushButton("Export to shapefile", self)
+        self.export_button.setToolTip("Polygons of the chosen class map, or of the chosen "
+                                      "image's latest refined map")
+        self.cancel_button = QPushButton("Cancel job", self)
+        self.buttons.addButton(self.refine_button, QDialogButtonBox.ActionRole)
+        self.buttons.addButton(self.export_button, QDialogButtonBox.ActionRole)
+        self.buttons.addButton(self.cancel_button, QDialogButtonBox.ActionRole)
+        for button in self.findChildren(QPushButton):  # Enter must not start a training run
+            button.setAutoDefault(False)
+        self.refine_button.setDefault(True)
+        self._layout()
+        self._connect()
+        self._restore(defaults, active_layer)
+        self.set_running(False)
+
+    def _layout(self) -> None:
+        form = QFormLayout()
+        form.addRow("Raster layer", self.input_combo)
+        form.addRow("Model", self.model)
+        form.addRow("Iterations", self.iterations_spin)
+        device_row = QHBoxLayout()
+        device_row.addWidget(self.device_combo)
+        device_row.addWidget(self.device_label, 1)
+        form.addRow("Device", device_row)
+        form.addRow("Output class map", self.output_widget)
+        form.addRow("", self.scores_check)
+        form.addRow("", self.coarse_check)
+        progress_row = QHBoxLayout()
+        progress_row.addWidget(self.progress_bar, 1)
+        progress_row.addWidget(self.status_label)
+        box = QVBoxLayout(self)
+        box.addWidget(self.message_bar)
+        box.addLayout(form)
+        box.addWidget(self.labels)
+        box.addStretch(1)
+        box.addLayout(progress_row)
+        box.addWidget(self.buttons)
+
+    def _connect(self) -> None:
+        self.buttons.rejected.connect(self.reject)
+        self.refine_button.clicked.connect(self._on_refine)
+        self.export_button.clicked.connect(self._on_export)
+        self.labels.finetune_button.clicked.connect(self._on_finetune)
+        self.labels.train_coarse_button.clicked.connect(self._on_train_coarse)
+        self.cancel_button.clicked.connect(self.cancel_requested)
+        self.labels.new_layer_button.clicked.connect(self.new_correction_layer_requested)
+        self.input_combo.layerChanged.connect(self._on_input_changed)
+        self.output_widget.fileChanged.connect(self._on_output_edited)
+        self.iterations_spin.valueChanged.connect(self._on_iterations_edited)
+        self.model.model_changed.connect(self._on_model_changed)
+
+    def _restore(self, defaults: DialogDefaults, active_layer: Optional[QgsMapLayer]) -> None:
+        if isinstance(active_layer, QgsRasterLayer):
+            self.input_combo.setLayer(active_layer)
+        self.device_combo.setCurrentIndex(max(self.device_combo.findData(defaults.device), 0))
+        self.scores_check.setChecked(defaults.write_scores)
+        self.coarse_check.setChecked(defaults.add_coarse)
+        self.labels.set_mode(defaults.label_mode)
+        self.labels.preferred_field = defaults.label_field
+        if defaults.iterations >= 0:
+            self._set_quietly(self.iterations_spin.setValue, defaults.iterations)
+        self.model.set_model_path(defaults.model_path)
+        self.suggest_output()
+
+    def _set_quietly(self, setter, value) -> None:  # noqa: ANN001 - any widget setter
+        self._programmatic = True
+        try:
+            setter(value)
+        finally:
+            self._programmatic = False
+
+    def _on_input_changed(self, _layer: Optional[QgsMapLayer]) -> None:
+        self.suggest_output_if_auto()
+
+    def _on_output_edited(self, _path: str) -> None:
+        if not self._programmatic:
+            self._output_auto = False
+
+    def _on_iterations_edited(self, _value: int) -> None:
+        if not self._programmatic:
+            self._iterations_auto = False
+
+    def _on_model_changed(self, summary: Optional[ModelSummary]) -> None:
+        if summary is None:
+            return
+        self.iterations_spin.setClearValue(summary.default_iterations)
+        if self._iterations_auto:
+            self._set_quietly(self.iterations_spin.setValue, summary.default_iterations)
+
+    def suggest_output(self) -> None:
+        """A fresh ``<input>_refined.tif`` name (after each run too, while not typed by hand)."""
+        layer = self.input_combo.currentLayer()
+        try:
+            path = default_refined_path(raster_path(layer), self.project, self.fallback_dir)
+        except MapRefinerError:
+            return
+        self._set_quietly(self.output_widget.setFilePath, str(path))
+        self._output_auto = True
+
+    def suggest_output_if_auto(self) -> None:
+        if self._output_auto:
+            self.suggest_output()
+
+    def _emit(self, signal, build: Callable[[], object]) -> None:  # noqa: ANN001 - a pyqtSignal
+        try:
+            job = build()
+        except MapRefinerError as exc:
+            show_error(self.message_bar, exc)
+            return
+        signal.emit(job)
+
+    def _on_refine(self) -> None:
+        self._emit(self.refine_requested, self.refine_job)
+
+    def _on_export(self) -> None:
+        self._emit(self.vectorize_requested, self.vectorize_job)
+
+    def _on_finetune(self) -> None:
+        self._emit(self.finetune_requested, self.finetune_job)
+
+    def _on_train_coarse(self) -> None:
+        self._emit(self.train_coarse_requested, self.train_coarse_job)
+
+    def refine_job(self) -> RefineJob:
+        """The dialog's state as one RefineJob; raises MapRefinerError when incomplete."""
+        return build_refine_job(
+            layer=self.input_combo.currentLayer(), model_path=self.model.model_path(),
+            iterations=self.iterations_spin.value(), device=self.device_combo.currentData(),
+            output=self.output_widget.filePath(), write_scores=self.scores_check.isChecked(),
+            add_coarse=self.coarse_check.isChecked())
+
+    def vectorize_job(self) -> VectorizeJob:
+        return build_vectorize_job(self.input_combo.currentLayer(), self.refined, self.project,
+                                   self.fallback_dir)
+
+    def finetune_job(self) -> FinetuneJob:
+        return build_finetune_job(
+            self.input_combo.currentLayer(), self.labels.layer(), self.labels.field(),
+            self.labels.mode(), self.model.model_path(), self.labels.steps(),
+            self.device_combo.currentData(), self.project, self.fallback_dir)
+
+    def train_coarse_job(self) -> TrainCoarseJob:
+        return build_train_coarse_job(
+            self.input_combo.currentLayer(), self.labels.layer(), self.labels.field(),
+            self.labels.mode(), self.model.summary, self.labels.steps(),
+            self.device_combo.currentData(), self.project, self.fallback_dir)
+
+    def current_defaults(self) -> DialogDefaults:
+        path = self.model.model_path()
+        output = self.output_widget.filePath().strip()
+        return DialogDefaults(
+            model_path=str(path) if path else "",
+            iterations=-1 if self._iterations_auto else self.iterations_spin.value(),
+            device=self.device_combo.currentData(),
+            output_dir=str(Path(output).parent) if output else "",
+            write_scores=self.scores_check.isChecked(), add_coarse=self.coarse_check.isChecked(),
+            label_mode=self.labels.mode(), label_field=self.labels.field() or "class")
+
+    def set_running(self, running: bool, text: str = "") -> None:
+        self.refine_button.setEnabled(not running)
+        for button in (self.export_button, self.labels.finetune_button,
+                       self.labels.train_coarse_button):
+            button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+        self.progress_bar.setValue(0)
+        self.progress_bar.setVisible(running)
+        self.status_label.setText(text)
+
+    def set_progress(self, percent: float) -> None:
+        self.progress_bar.setValue(int(round(percent)))

@@ -1,0 +1,55 @@
+"""What the dialog shows about a model file: classes, colours, resolution.
+
+Only the safetensors header is read (no torch, no weights), so the dialog
+shows a model instantly, even before torch is installed.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+Colour = Tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    path: Path
+    name: str
+    class_names: List[str]
+    colours: List[Colour]
+    resolution_m: float
+    default_iterations: int
+
+    def describe(self) -> str:
+        return (f"{self.name}: {len(self.class_names)} classes ({', '.join(self.class_names)}), "
+                f"{self.resolution_m:g} m/pixel, {self.default_iterations} iterations by default")
+
+
+def model_path_or_default(path: Optional[Path]) -> Path:
+    from ...engine.modelfile.header import DEFAULT_MODEL_PATH
+
+    return Path(path) if path else DEFAULT_MODEL_PATH
+
+
+def read_model_summary(path: Optional[Path]) -> ModelSummary:
+    """Summary of ``path`` (None: the bundled model); raises MapRefinerError."""
+    resolved = model_path_or_default(path)
+    mtime = resolved.stat().st_mtime if resolved.exists() else 0.0
+    return _read(str(resolved), mtime, path is None)
+
+
+@functools.lru_cache(maxsize=8)
+def _read(path: str, _mtime: float, bundled: bool) -> ModelSummary:
+    from ...engine.errors import MapRefinerError
+    from ...engine.modelfile.header import read_model_config
+
+    if bundled and not Path(path).exists():
+        raise MapRefinerError("The bundled default model is missing from the plugin folder; "
+                              "reinstall the plugin or choose a model file.")
+    config = read_model_config(path)
+    return ModelSummary(Path(path), config.name, list(config.class_names),
+                        [tuple(c.colour) for c in config.classes],  # type: ignore[misc]
+                        float(config.ground_resolution_m), int(config.default_iterations))

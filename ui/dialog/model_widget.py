@@ -1,0 +1,76 @@
+"""Choosing a model: the bundled default or a .safetensors file, with its classes shown."""
+
+from __future__ import annotations
+
+from html import escape
+from pathlib import Path
+from typing import Optional
+
+from qgis.gui import QgsFileWidget
+from qgis.PyQt.QtCore import pyqtSignal
+from qgis.PyQt.QtWidgets import QGridLayout, QLabel, QRadioButton, QWidget
+
+from ...engine.errors import MapRefinerError
+from .model_info import ModelSummary, read_model_summary
+
+MODEL_FILTER = "Map Refiner models (*.safetensors)"
+
+
+class ModelChooser(QWidget):
+    """Emits ``model_changed`` with a ModelSummary, or None when unusable."""
+
+    model_changed = pyqtSignal(object)
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.bundled_radio = QRadioButton("Bundled default model", self)
+        self.file_radio = QRadioButton("Model file", self)
+        self.file_widget = QgsFileWidget(self)
+        self.file_widget.setFilter(MODEL_FILTER)
+        self.file_widget.setDialogTitle("Choose a Map Refiner model")
+        self.info_label = QLabel(self)
+        self.info_label.setWordWrap(True)
+        self.summary: Optional[ModelSummary] = None
+        grid = QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.addWidget(self.bundled_radio, 0, 0, 1, 2)
+        grid.addWidget(self.file_radio, 1, 0)
+        grid.addWidget(self.file_widget, 1, 1)
+        grid.addWidget(self.info_label, 2, 0, 1, 2)
+        self.bundled_radio.setChecked(True)
+        self.file_widget.setEnabled(False)
+        self.bundled_radio.toggled.connect(self.refresh)
+        self.file_widget.fileChanged.connect(self.refresh)
+
+    def set_model_path(self, path: str) -> None:
+        self.file_widget.setFilePath(path)
+        (self.file_radio if path else self.bundled_radio).setChecked(True)
+        self.refresh()
+
+    def model_path(self) -> Optional[Path]:
+        """None means the bundled default model."""
+        if self.bundled_radio.isChecked():
+            return None
+        text = self.file_widget.filePath().strip()
+        return Path(text) if text else None
+
+    def refresh(self) -> None:
+        self.file_widget.setEnabled(self.file_radio.isChecked())
+        try:
+            if self.file_radio.isChecked() and not self.file_widget.filePath().strip():
+                raise MapRefinerError("Choose a .safetensors model file.")
+            self.summary = read_model_summary(self.model_path())
+        except MapRefinerError as exc:
+            self.summary = None
+            self.info_label.setText(f"<span style='color:#b00020'>{escape(exc.message)}</span>")
+        else:
+            self.info_label.setText(summary_html(self.summary))
+        self.model_changed.emit(self.summary)
+
+
+def summary_html(summary: ModelSummary) -> str:
+    swatches = " ".join(
+        f"<span style='background-color:rgb{colour};'>&nbsp;&nbsp;&nbsp;</span>&nbsp;{escape(name)}"
+        for name, colour in zip(summary.class_names, summary.colours))
+    return (f"<b>{escape(summary.name)}</b> — {swatches}<br>"
+            f"Works at {summary.resolution_m:g} m/pixel; input is resampled to it and back.")

@@ -1,0 +1,1 @@
+"""Installing the engine's dependencies (torch, safetensors) into the QGIS profile."""

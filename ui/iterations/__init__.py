@@ -1,0 +1,1 @@
+"""The iterations dock: the map at every RNN iteration, uncertainty layers."""

@@ -1,0 +1,228 @@
+"""What the iterations dock does: compute the trajectory in a task, switch the map
+layers' band when the slider moves (nothing is recomputed), rank uncertain regions
+and zoom to them."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from functools import partial
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from qgis.core import (QgsApplication, QgsCoordinateTransform, QgsGeometry, QgsProject,
+                       QgsRasterLayer, QgsRectangle)
+from qgis.gui import QgisInterface
+from qgis.PyQt.QtCore import QObject, Qt, QTimer, pyqtSignal
+
+from .dock import IterationsDock
+from ..layers import add_in_group, open_raster_layer, paletted_renderer
+from ..messages import show_error
+from ..jobs.tasks import EngineTask
+from ..jobs.trajectory_job import TrajectoryJob, TrajectoryResult, run_trajectory, view_window
+from .uncertainty_layers import regions_layer, set_regions, uncertainty_renderer
+
+log = logging.getLogger(__name__)
+REGION_CELL_M = 12.0
+TOP_REGIONS = 10
+PLAY_MS = 700
+
+
+class IterationsFlow(QObject):
+    keep_requested = pyqtSignal(int)
+
+    def __init__(self, iface: QgisInterface) -> None:
+        super().__init__()
+        self.iface = iface
+        self.dock: Optional[IterationsDock] = None
+        self.task: Optional[EngineTask] = None
+        self.result: Optional[TrajectoryResult] = None
+        self.source: Dict[str, object] = {}
+        self.layer_ids: Dict[str, str] = {}
+        self.rects: List[QgsRectangle] = []
+        self.cache = Path(tempfile.mkdtemp(prefix="map_refiner_iterations_"))
+        self.timer = QTimer(self)
+        self.timer.setInterval(PLAY_MS)
+        self.timer.timeout.connect(self._step)
+
+    def ensure_dock(self) -> IterationsDock:
+        if self.dock is None:
+            self.dock = IterationsDock(self.iface.mainWindow())
+            self.dock.iteration_changed.connect(self.show_iteration)
+            self.dock.recompute_requested.connect(self.recompute)
+            self.dock.keep_requested.connect(self.keep_requested)
+            self.dock.region_activated.connect(self.zoom_to)
+            self.dock.play_toggled.connect(self.play)
+            self.dock.uncertainty_toggled.connect(self._show_uncertainty)
+            self.iface.addDockWidget(Qt.RightDockWidgetArea, self.dock)
+        self.dock.show()
+        return self.dock
+
+    def start(self, image: Path, model_path: Optional[Path], device: str, source_name: str,
+              layer_id: str, shown: int) -> EngineTask:
+        """Compute iterations 0..N for the raster (its view when large) after a refine."""
+        self.source = dict(image=image, model_path=model_path, device=device,
+                           source_name=source_name, layer_id=layer_id, shown=shown)
+        return self.recompute()
+
+    def recompute(self) -> Optional[EngineTask]:
+        if not self.source:
+            return None
+        from ...engine.refine.trajectory import MAX_PIXELS
+
+        dock = self.ensure_dock()
+        layer = QgsProject.instance().mapLayer(str(self.source["layer_id"]))
+        window = None
+        if isinstance(layer, QgsRasterLayer) and layer.width() * layer.height() > MAX_PIXELS:
+            canvas = self.iface.mapCanvas()
+            window = view_window(layer, canvas.extent(), canvas.mapSettings().destinationCrs())
+        if self.task is not None:
+            self.task.cancel()
+        job = TrajectoryJob(Path(str(self.source["image"])),
+                            self.source["model_path"],  # type: ignore[arg-type]
+                            dock.max_spin.value(), window, dock.kind_combo.currentData(),
+                            str(self.source["device"]),
+                            Path(tempfile.mkdtemp(prefix="view_", dir=self.cache)),
+                            str(self.source["source_name"]))
+        self.task = EngineTask(f"Map Refiner: iterations of {job.source_name}",
+                               partial(run_trajectory, job), self._computed, self._failed)
+        self.task.progressChanged.connect(
+            lambda p: dock.set_busy(True, f"Computing iterations 0–{job.iterations}… {p:.0f} %"))
+        dock.set_busy(True, f"Computing iterations 0–{job.iterations}…")
+        QgsApplication.taskManager().addTask(self.task)
+        return self.task
+
+    def _failed(self, task: EngineTask, exc: BaseException) -> None:
+        if task is self.task:
+            self.task = None
+            if self.dock is not None:
+                self.dock.set_busy(False, "")
+            show_error(self.iface.messageBar(), exc)
+
+    def _computed(self, task: EngineTask, result: TrajectoryResult) -> None:
+        if task is not self.task:
+            return
+        self.task = None
+        self._remove_layers()
+        if self.result is not None:
+            shutil.rmtree(self.result.job.folder, ignore_errors=True)
+        self.result = result
+        traj = result.trajectory
+        name = str(self.source["source_name"])
+        classes = open_raster_layer(result.classes_path, f"{name} — iteration")
+        unc = open_raster_layer(result.uncertainty_path, f"{name} — uncertainty")
+        regions = regions_layer(classes.crs(), f"{name} — where to draw next")
+        project = QgsProject.instance()
+        add_in_group(project, f"{name} — iterations", [regions, unc, classes], visible=3)
+        self.layer_ids = {"classes": classes.id(), "uncertainty": unc.id(),
+                          "regions": regions.id()}
+        dock = self.ensure_dock()
+        self._show_uncertainty(dock.uncertainty_check.isChecked())
+        x0, y0, x1, y1 = traj.window
+        where = "whole raster" if result.whole_raster else f"view, pixels {x0}–{x1} × {y0}–{y1}"
+        dock.title_label.setText(
+            f"<b>{name}</b>: iterations 0–{traj.iterations} over the {where} "
+            f"({x1 - x0}×{y1 - y0} px), computed once in {traj.seconds:.1f} s on {traj.device}. "
+            "Iteration 0 is the coarse CNN.")
+        dock.set_range(traj.iterations, min(int(self.source["shown"]), traj.iterations))
+        dock.set_busy(False, "Move the slider: the map layer switches band, nothing is "
+                             "recomputed." + (" The view was larger than the cache; zoom in "
+                                              "for other areas." if traj.shrunk else ""))
+        self.show_iteration(dock.slider.value())
+
+    def _layer(self, key: str):  # noqa: ANN202 - a map layer or None
+        return QgsProject.instance().mapLayer(self.layer_ids.get(key, ""))
+
+    def show_iteration(self, t: int) -> None:
+        if self.result is None:
+            return
+        traj = self.result.trajectory
+        t = max(0, min(t, traj.iterations))
+        name = str(self.source["source_name"])
+        classes, unc = self._layer("classes"), self._layer("uncertainty")
+        if classes is not None:
+            classes.setRenderer(paletted_renderer(classes, traj.class_names, traj.colours, t + 1))
+            classes.setName(f"{name} — iteration {t} of {traj.iterations}")
+            classes.triggerRepaint()
+        if unc is not None:
+            unc.setRenderer(uncertainty_renderer(unc, t + 1))
+            unc.setName(f"{name} — uncertainty ({traj.kind}), iteration {t}")
+            unc.triggerRepaint()
+        self._rank(t)
+
+    def _rank(self, t: int) -> None:
+        from ...engine.refine.uncertainty import rank_regions
+
+        traj = self.result.trajectory  # type: ignore[union-attr]
+        cell = max(4, int(round(REGION_CELL_M / traj.pixel_size_m)))
+        regions = rank_regions(traj.uncertainty[t].astype("float32"), traj.valid, cell=cell,
+                               top=TOP_REGIONS)
+        self.rects = [QgsRectangle(*traj.box_to_map(r.x0, r.y0, r.x1, r.y1)) for r in regions]
+        layer = self._layer("regions")
+        if layer is not None:
+            set_regions(layer, regions, self.rects)
+        size = traj.pixel_size_m
+        self.ensure_dock().set_regions(regions, [
+            f"{(r.x1 - r.x0) * size:.0f} × {(r.y1 - r.y0) * size:.0f} m" for r in regions])
+
+    def zoom_to(self, row: int) -> None:
+        """Zoom the canvas to a region, with as much context again around it."""
+        classes = self._layer("classes")
+        if not 0 <= row < len(self.rects) or classes is None:
+            return
+        canvas = self.iface.mapCanvas()
+        transform = QgsCoordinateTransform(classes.crs(), canvas.mapSettings().destinationCrs(),
+                                           QgsProject.instance())
+        rect = transform.transformBoundingBox(self.rects[row])
+        view = QgsRectangle(rect)
+        view.scale(2.0)
+        canvas.setExtent(view)
+        canvas.refresh()
+        canvas.flashGeometries([QgsGeometry.fromRect(rect)], canvas.mapSettings().destinationCrs())
+
+    def play(self, on: bool) -> None:
+        dock = self.ensure_dock()
+        if on:
+            if dock.slider.value() >= dock.slider.maximum():
+                dock.set_iteration(0)
+            self.timer.start()
+        else:
+            self.timer.stop()
+        dock.play_button.setText("⏸" if on else "▶")
+
+    def _step(self) -> None:
+        dock = self.ensure_dock()
+        if dock.slider.value() >= dock.slider.maximum():
+            dock.play_button.setChecked(False)
+            return
+        dock.set_iteration(dock.slider.value() + 1)
+
+    def _show_uncertainty(self, visible: bool) -> None:
+        layer = self._layer("uncertainty")
+        node = QgsProject.instance().layerTreeRoot().findLayer(layer.id()) if layer else None
+        if node is not None:
+            node.setItemVisibilityChecked(visible)
+
+    def _remove_layers(self) -> None:
+        project = QgsProject.instance()
+        root = project.layerTreeRoot()
+        for layer_id in self.layer_ids.values():
+            node = root.findLayer(layer_id)
+            parent = node.parent() if node is not None else None
+            if project.mapLayer(layer_id) is not None:
+                project.removeMapLayer(layer_id)
+            if parent is not None and parent is not root and not parent.children():
+                parent.parent().removeChildNode(parent)
+        self.layer_ids = {}
+
+    def unload(self) -> None:
+        self.timer.stop()
+        if self.task is not None:
+            self.task.cancel()
+        self._remove_layers()
+        if self.dock is not None:
+            self.iface.removeDockWidget(self.dock)
+            self.dock.deleteLater()
+            self.dock = None
+        shutil.rmtree(self.cache, ignore_errors=True)

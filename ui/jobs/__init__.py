@@ -1,0 +1,1 @@
+"""QgsTasks and the jobs they run: refine, training, trajectory, vectorize."""

@@ -1,0 +1,105 @@
+"""Fine-tune and Train coarse CNN: a raster and a polygon layer of labels to a new model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+from qgis.core import QgsMapLayer, QgsProject, QgsProviderRegistry, QgsVectorLayer
+
+from ...engine.errors import MapRefinerError
+from ...engine.progress import CancelFn, ProgressFn
+from ..installer.deps import check_dependencies
+from ..dialog.model_info import ModelSummary
+from ..paths import output_beside, unique_path, writable_folder
+from ..sources import layer_file, project_dir, raster_path
+
+if TYPE_CHECKING:
+    from ...training.coarse import CoarseParams, TrainResult
+    from ...training.data import LabelSource
+
+ENGINE_MODES = {"sparse": "sparse", "full": "tile"}
+
+
+@dataclass
+class FinetuneJob:
+    """Arguments of training.rnn.finetune, and the label layer whose edits are saved first."""
+
+    image: Path
+    labels: "LabelSource"
+    out: Path
+    base_model: Optional[Path]
+    steps: Optional[int]
+    device: str
+    label_layer_id: str
+
+
+@dataclass
+class TrainCoarseJob:
+    params: "CoarseParams"
+    label_layer_id: str
+
+
+def label_source(layer: Optional[QgsMapLayer], class_field: str, mode: str) -> "LabelSource":
+    """The polygon layer's file as the engine's LabelSource (no field: every polygon is class 1)."""
+    if not isinstance(layer, QgsVectorLayer):
+        raise MapRefinerError("Choose a polygon layer of labels (or create a correction layer).")
+    if layer.providerType() != "ogr":
+        raise MapRefinerError(f"“{layer.name()}” is not a file; save it as a GeoPackage first "
+                              "(right-click ▸ Export ▸ Save Features As…).")
+    parts = QgsProviderRegistry.instance().decodeUri("ogr", layer.source())
+    check_dependencies()
+    from ...training.data import LabelSource
+
+    return LabelSource(path=layer_file(layer), class_field=class_field or None,
+                       layer=parts.get("layerName") or None, mode=ENGINE_MODES[mode])
+
+
+def build_finetune_job(image_layer: Optional[QgsMapLayer], label_layer: Optional[QgsMapLayer],
+                       class_field: str, mode: str, base_model: Optional[Path],
+                       steps: Optional[int], device: str, project: QgsProject,
+                       fallback_dir: Optional[Path] = None) -> FinetuneJob:
+    image = raster_path(image_layer)
+    labels = label_source(label_layer, class_field, mode)
+    stem = base_model.stem if base_model else "default"
+    folder = writable_folder([project_dir(project), labels.path.parent, fallback_dir])
+    out = unique_path(folder / f"{stem}_finetuned.safetensors")
+    return FinetuneJob(image, labels, out, base_model, steps, device, label_layer.id())
+
+
+def build_train_coarse_job(image_layer: Optional[QgsMapLayer],
+                           label_layer: Optional[QgsMapLayer], class_field: str, mode: str,
+                           model: Optional[ModelSummary], steps: Optional[int], device: str,
+                           project: QgsProject,
+                           fallback_dir: Optional[Path] = None) -> TrainCoarseJob:
+    """A new model with the current model's classes and resolution."""
+    image = raster_path(image_layer)
+    labels = label_source(label_layer, class_field, mode)
+    if model is None:
+        raise MapRefinerError("Choose a usable model first: the new model takes its classes "
+                              "and ground resolution.")
+    from ...training.coarse import CoarseParams
+
+    out = output_beside(image, "_coarse", ".safetensors", project_dir(project), fallback_dir)
+    params = CoarseParams(image=image, labels=labels, out=out, class_names=model.class_names,
+                          ground_resolution_m=model.resolution_m, device=device,
+                          name=f"coarse CNN from {image.name}")
+    if steps:
+        params.steps = steps
+    return TrainCoarseJob(params, label_layer.id())
+
+
+def run_finetune(job: FinetuneJob, progress: ProgressFn, is_cancelled: CancelFn) -> "TrainResult":
+    from ...training.rnn import finetune
+
+    extra = {"steps": job.steps} if job.steps else {}
+    return finetune(job.image, job.labels, job.out, base_model=job.base_model, device=job.device,
+                    progress=progress, is_cancelled=is_cancelled, **extra)
+
+
+def run_train_coarse(job: TrainCoarseJob, progress: ProgressFn,
+                     is_cancelled: CancelFn) -> "TrainResult":
+    from ...training.coarse import train_coarse
+
+    return train_coarse(job.params, progress=progress, is_cancelled=is_cancelled)

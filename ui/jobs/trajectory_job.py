@@ -1,0 +1,81 @@
+"""The iteration slider's job: the refinement at iterations 0..N over the current view,
+computed once in a task and written as one band per iteration."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional, Tuple
+
+from qgis.core import (QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsProject,
+                       QgsRasterLayer, QgsRectangle)
+
+from ...engine.errors import MapRefinerError
+from ...engine.progress import CancelFn, ProgressFn
+
+if TYPE_CHECKING:
+    from ...engine.refine.trajectory import Trajectory
+
+Window = Tuple[int, int, int, int]
+
+
+@dataclass
+class TrajectoryJob:
+    image: Path
+    model_path: Optional[Path]
+    iterations: int
+    window: Optional[Window]
+    kind: str
+    device: str
+    folder: Path
+    source_name: str
+
+
+@dataclass
+class TrajectoryResult:
+    trajectory: "Trajectory"
+    classes_path: Path
+    uncertainty_path: Path
+    job: TrajectoryJob
+
+    @property
+    def whole_raster(self) -> bool:
+        return self.job.window is None and not self.trajectory.shrunk
+
+
+def view_window(layer: QgsRasterLayer, extent: QgsRectangle,
+                crs: QgsCoordinateReferenceSystem) -> Optional[Window]:
+    """The raster pixels under a map extent given in ``crs`` (None: no overlap)."""
+    if crs.isValid() and layer.crs().isValid() and crs != layer.crs():
+        transform = QgsCoordinateTransform(crs, layer.crs(), QgsProject.instance())
+        extent = transform.transformBoundingBox(extent)
+    full = layer.extent()
+    part = extent.intersect(full)
+    if part.isEmpty():
+        return None
+    rx = full.width() / layer.width()
+    ry = full.height() / layer.height()
+    eps = 1e-6  # edges on pixel borders stay there despite float error
+    x0 = int(math.floor((part.xMinimum() - full.xMinimum()) / rx + eps))
+    x1 = int(math.ceil((part.xMaximum() - full.xMinimum()) / rx - eps))
+    y0 = int(math.floor((full.yMaximum() - part.yMaximum()) / ry + eps))
+    y1 = int(math.ceil((full.yMaximum() - part.yMinimum()) / ry - eps))
+    return max(0, x0), max(0, y0), min(layer.width(), x1), min(layer.height(), y1)
+
+
+def run_trajectory(job: TrajectoryJob, progress: ProgressFn,
+                   is_cancelled: CancelFn) -> TrajectoryResult:
+    """Runs in the task's worker thread."""
+    from ...engine.refine.trajectory import compute_trajectory
+    from ...engine.refine.trajectory_io import write_trajectory
+
+    if job.iterations < 1:
+        raise MapRefinerError("Show at least one iteration.")
+    traj = compute_trajectory(job.image, job.iterations, job.model_path, job.window, job.kind,
+                              job.device, progress=lambda f: progress(0.95 * f),
+                              is_cancelled=is_cancelled)
+    stem = f"{job.image.stem}_{traj.window[0]}_{traj.window[1]}_n{job.iterations}"
+    classes, unc = write_trajectory(traj, job.folder, stem)
+    progress(1.0)
+    return TrajectoryResult(traj, classes, unc, job)

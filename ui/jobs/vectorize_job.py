@@ -1,0 +1,84 @@
+"""The "Export to shapefile" action: a class map to polygons, styled by class."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
+
+from qgis.core import (Qgis, QgsMapLayer, QgsPalettedRasterRenderer, QgsProject, QgsRasterLayer,
+                       QgsVectorLayer)
+
+from ...engine.errors import MapRefinerError
+from ...engine.progress import CancelFn, ProgressFn
+from ..layers import class_renderer
+from ..paths import output_beside
+from ..sources import layer_file, project_dir
+
+if TYPE_CHECKING:
+    from ...engine.vectors.vectorize import VectorizeResult
+
+Colour = Tuple[int, int, int]
+
+
+@dataclass
+class ClassMap:
+    """A class-map file with the names and colours of its classes (index order)."""
+
+    path: Path
+    names: List[str]
+    colours: List[Colour]
+
+
+@dataclass
+class VectorizeJob:
+    classmap: ClassMap
+    out: Path
+    source_name: str
+
+
+def class_map_of_layer(layer: QgsRasterLayer) -> Optional[ClassMap]:
+    """The layer as a ClassMap when it is one band of bytes drawn as a palette."""
+    renderer = layer.renderer()
+    if (layer.bandCount() != 1 or layer.dataProvider().dataType(1) != Qgis.Byte
+            or not isinstance(renderer, QgsPalettedRasterRenderer)):
+        return None
+    classes = sorted(renderer.classes(), key=lambda c: c.value)
+    size = int(max((c.value for c in classes), default=-1)) + 1
+    names, colours = [f"class {i}" for i in range(size)], [(128, 128, 128)] * size
+    for c in classes:
+        names[int(c.value)] = c.label or names[int(c.value)]
+        colours[int(c.value)] = c.color.getRgb()[:3]
+    return ClassMap(layer_file(layer), names, colours)
+
+
+def build_vectorize_job(layer: Optional[QgsMapLayer], refined: Dict[Path, ClassMap],
+                        project: QgsProject, fallback_dir: Optional[Path] = None) -> VectorizeJob:
+    """The chosen raster if it is a class map, else its latest refined map this session."""
+    if not isinstance(layer, QgsRasterLayer):
+        raise MapRefinerError("Choose a raster layer: a refined class map, or an image you "
+                              "refined in this session.")
+    classmap = class_map_of_layer(layer) or refined.get(layer_file(layer))
+    if classmap is None:
+        raise MapRefinerError(f"“{layer.name()}” is not a class map and was not refined in this "
+                              "session; refine it first, or choose its refined layer.")
+    out = output_beside(classmap.path, "_polygons", ".shp", project_dir(project), fallback_dir)
+    return VectorizeJob(classmap, out, layer.name())
+
+
+def run_vectorize(job: VectorizeJob, progress: ProgressFn,
+                  is_cancelled: CancelFn) -> "VectorizeResult":
+    from ...engine.vectors.vectorize import vectorize
+
+    return vectorize(job.classmap.path, job.out, class_names=job.classmap.names,
+                     progress=progress, is_cancelled=is_cancelled)
+
+
+def add_vectorize_result(result: "VectorizeResult", job: VectorizeJob,
+                         project: QgsProject) -> QgsVectorLayer:
+    layer = QgsVectorLayer(str(result.path), f"{job.source_name} — polygons", "ogr")
+    if not layer.isValid():
+        raise MapRefinerError(f"QGIS cannot open the polygons {result.path}.")
+    layer.setRenderer(class_renderer("class", job.classmap.names, job.classmap.colours))
+    project.addMapLayer(layer)
+    return layer
