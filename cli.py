@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                    help="auto: bf16 mixed precision on a CUDA GPU that supports it, fp32 on "
                         "the CPU (where bf16 is slower)")
+    p.add_argument("--no-corrections", action="store_true", help="do not burn a fine-tuned "
+                   "model's drawn corrections over the map of the image they were drawn on")
     _common(p)
 
     p = sub.add_parser("train-coarse", help="train the coarse CNN on imprecise labels")

@@ -16,9 +16,11 @@ def _refine(a: argparse.Namespace) -> int:
     res = refine_raster(RefineParams(
         image=a.image, out=a.out, model_path=a.model, iterations=a.iterations, device=a.device,
         precision=a.precision, scores=a.scores, coarse=a.coarse, bands=a.bands, input_resolution_m=a.input_resolution,
-        tile_size=a.tile_size, overwrite=a.overwrite), progress=ProgressBar("refine"))
+        tile_size=a.tile_size, overwrite=a.overwrite, keep_corrections=not a.no_corrections),
+        progress=ProgressBar("refine"))
+    kept = f", {res.corrections} drawn corrections kept" if res.corrections else ""
     print(f"wrote {res.out} ({res.iterations} iterations, {res.tiles} tiles, {res.device}, "
-          f"{res.seconds:.1f} s)")
+          f"{res.seconds:.1f} s{kept})")
     return 0
 
 

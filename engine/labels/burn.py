@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Optional, Tuple, Union
+from dataclasses import dataclass
+from typing import List, Optional, Tuple, Union
 
 import numpy as np
 from osgeo import gdal, ogr, osr
@@ -18,6 +19,16 @@ log = logging.getLogger(__name__)
 Extent = Union[Tuple[float, float, float, float], ogr.Geometry, str, None]
 
 
+@dataclass(frozen=True)
+class Shape:
+    """One burned polygon in the grid CRS: its class, the number of the feature it
+    came from (a feature may give several polygons) and its geometry as WKT."""
+
+    cls: int
+    feature: int
+    wkt: str
+
+
 class BurnList:
     """Class-valued polygons in the grid CRS, burned in the order they were added."""
 
@@ -28,9 +39,11 @@ class BurnList:
         self._ds = ogr.GetDriverByName("Memory").CreateDataSource("labels")
         self._layer = self._ds.CreateLayer("labels", srs=grid.srs(), geom_type=ogr.wkbUnknown)
         self._layer.CreateField(ogr.FieldDefn("cls", ogr.OFTInteger))
+        self.shapes: List[Shape] = []
 
-    def add(self, geom: ogr.Geometry, cls: int) -> bool:
-        """Keep ``geom`` if it reaches the grid; say whether it did."""
+    def add(self, geom: ogr.Geometry, cls: int, feature: int = 0) -> bool:
+        """Keep ``geom`` (of source feature number ``feature``) if it reaches the grid;
+        say whether it did."""
         ex0, ex1, ey0, ey1 = geom.GetEnvelope()
         minx, maxx, miny, maxy = self._bounds
         if ex1 < minx or ex0 > maxx or ey1 < miny or ey0 > maxy:
@@ -39,6 +52,7 @@ class BurnList:
         feat.SetField(0, cls)
         feat.SetGeometry(geom)
         self._layer.CreateFeature(feat)
+        self.shapes.append(Shape(cls, feature, geom.ExportToWkt()))
         return True
 
     def rasterize(self, mode: str, extent: Extent) -> np.ndarray:

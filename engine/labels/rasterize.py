@@ -8,16 +8,16 @@ read by :mod:`.rasters`; grids live in :mod:`..rasters.grid`; all are re-exporte
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Optional, Sequence, Union
+from typing import List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 from osgeo import ogr, osr
 
 from ..errors import MapRefinerError
 from ..rasters.grid import GridSpec, grid_of, scaled
-from .burn import BurnList, Extent, filter_to_grid
+from .burn import BurnList, Extent, Shape, filter_to_grid
 from .classes import IGNORE, ClassResolver
 from .geometry import GeometryPrep, is_point, make_prep
 from .rasters import downsample_labels, read_label_raster
@@ -36,6 +36,7 @@ class VectorLabels:
     """Burned labels and how many features were left out, and why."""
 
     labels: np.ndarray
+    shapes: List[Shape] = field(default_factory=list)  # what was burned, in burn order
     burned: int = 0
     unknown_class: int = 0
     points: int = 0
@@ -105,6 +106,7 @@ def burn_vector(path: PathLike, grid: GridSpec, class_names: Sequence[str],
             f"No feature of {name} falls on the raster; check that the vector and the raster "
             "cover the same area and that their CRSs are set correctly.")
     result.labels = burns.rasterize(mode, extent)
+    result.shapes = burns.shapes
     return result
 
 
@@ -131,7 +133,7 @@ def _collect(lyr: ogr.Layer, field_index: int, resolver: ClassResolver, prep: Ge
             log.debug("Feature %s skipped: %s", feat.GetFID(), exc)
             result.failed += 1
             continue
-        on_grid = [burns.add(part, cls) for part in parts]
+        on_grid = [burns.add(part, cls, result.burned) for part in parts]
         result.burned += any(on_grid)
     return result
 

@@ -34,6 +34,9 @@ class ModelConfig:
     class_specific: bool = True
     name: str = "map-refiner model"
     training: Dict[str, Any] = field(default_factory=dict)
+    # Polygons a fine-tune was taught with, kept for the image they were drawn on
+    # (engine/labels/kept.py); empty for a model that was not fine-tuned.
+    corrections: Dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
     architecture: str = "maggiori2017-fcn-rnn"
 

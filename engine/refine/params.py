@@ -24,6 +24,7 @@ class RefineParams:
     input_resolution_m: Optional[float] = None
     tile_size: int = 1024  # model px; docs/benchmarks.md: 4.07 s vs 5.01 s at 512, ~500-630 MiB peak
     overwrite: bool = False
+    keep_corrections: bool = True        # burn a fine-tuned model's drawn polygons over its image
 
 
 @dataclass
@@ -38,3 +39,4 @@ class RefineResult:
     tiles: int
     model_grid: Tuple[int, int] = field(default=(0, 0))
     coarse: Optional[Path] = None
+    corrections: int = 0                 # drawn corrections burned over the map

@@ -21,6 +21,8 @@ from ..modelfile.io import load_model
 from .params import RefineParams, RefineResult
 from ..networks.models import MapRefinerNet
 from .predict import classes_and_probs, predict_tile, stack_bands
+from ..labels.kept import KeptCorrections, burn_into, from_config, window_grid
+from ..rasters.grid import grid_of
 from ..progress import CancelFn, ProgressFn, make_reporter
 from ..rasters.read import check_bands, ground_resolution, open_raster, raster_info
 from ..rasters.write import CLASS_NODATA, refined_writer
@@ -69,6 +71,7 @@ def refine_raster(params: RefineParams, progress: Optional[ProgressFn] = None,
     log.info("refining %s (%dx%d, %.2fx%.2f m) on a %dx%d model grid, %d tiles, %d iterations, %s",
              image.name, info.width, info.height, rx, ry, grids.model_width,
              grids.model_height, total, iterations, device_label(device, autocast))
+    kept = drawn_corrections(config, ds, params.keep_corrections, image.name)
     colours = [tuple(c.colour) for c in config.classes]
     desc = f"{config.name}: {iterations} RNN iterations"
     keep = [0, iterations] if params.coarse is not None else None
@@ -82,6 +85,9 @@ def refine_raster(params: RefineParams, progress: Optional[ProgressFn] = None,
             refined = res.logits if keep is None else res.logits[1]
             cls, probs = classes_and_probs(refined, res.valid, CLASS_NODATA,
                                            params.scores is not None)
+            if kept is not None:
+                burn_into(kept.labels_on(window_grid(kept.grid, tile.x0, tile.y0, tile.x1, tile.y1)),
+                          cls, probs, res.valid)
             writer.write(tile.x0, tile.y0, cls, probs)
             if coarse_writer is not None:
                 coarse_cls, _ = classes_and_probs(res.logits[0], res.valid, CLASS_NODATA, False)
@@ -92,7 +98,24 @@ def refine_raster(params: RefineParams, progress: Optional[ProgressFn] = None,
         rep.check()
     return RefineResult(out, params.scores, iterations, config.class_names, colours,
                         time.perf_counter() - t0, device_label(device, autocast), total,
-                        (grids.model_width, grids.model_height), params.coarse)
+                        (grids.model_width, grids.model_height), params.coarse,
+                        kept.features if kept is not None else 0)
+
+
+def drawn_corrections(config: ModelConfig, ds, wanted: bool, name: str) -> Optional[KeptCorrections]:
+    """The model's kept corrections when they belong to this image and are wanted."""
+    kept = from_config(config.corrections, config.num_classes)
+    if kept is None:
+        return None
+    if not wanted:
+        log.info("the model's %d drawn corrections are not applied (asked not to)", kept.features)
+        return None
+    if not kept.matches(grid_of(ds)):
+        log.info("the model's %d drawn corrections belong to %s, not to %s: not applied",
+                 kept.features, kept.image or "another image", name)
+        return None
+    log.info("applying the model's %d drawn corrections to %s", kept.features, name)
+    return kept
 
 
 @contextmanager

@@ -1,0 +1,120 @@
+"""Corrections a fine-tuned model keeps: the polygons the user drew, on the image
+they were drawn on.
+
+A cartographer who draws a roof must see that roof after the fine-tune, whatever
+the networks learnt from it. The fine-tune stores the drawn polygons (in the
+image's CRS) and the image's grid in the model's config; a refine of that same
+image burns them over the refined map, so every pixel whose centre lies inside a
+drawn polygon takes the drawn class. On any other raster they are not applied
+(the ground may have changed there).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+from osgeo import ogr
+
+from ..errors import MapRefinerError
+from ..rasters.grid import GridSpec, same_grid
+from .burn import BurnList, Shape
+from .classes import IGNORE
+
+
+@dataclass
+class KeptCorrections:
+    """Drawn polygons and the grid of the image they belong to."""
+
+    grid: GridSpec
+    shapes: List[Shape]
+    image: str = ""          # file name, for messages only
+
+    def to_dict(self) -> Dict[str, Any]:
+        g = self.grid
+        return {"image": self.image, "width": g.width, "height": g.height,
+                "geotransform": list(g.geotransform), "crs": g.projection_wkt,
+                "shapes": [{"class": s.cls, "feature": s.feature, "wkt": s.wkt}
+                           for s in self.shapes]}
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "KeptCorrections":
+        try:
+            grid = GridSpec(int(d["width"]), int(d["height"]),
+                            tuple(float(v) for v in d["geotransform"]),  # type: ignore[arg-type]
+                            str(d.get("crs") or ""))
+            shapes = [Shape(int(s["class"]), int(s["feature"]), str(s["wkt"]))
+                      for s in d["shapes"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MapRefinerError("The model's kept corrections are malformed; fine-tune the "
+                                  "model again.", details=repr(exc)) from exc
+        if len(grid.geotransform) != 6:
+            raise MapRefinerError("The model's kept corrections are malformed; fine-tune the "
+                                  "model again.")
+        return cls(grid, shapes, str(d.get("image", "")))
+
+    def check_classes(self, num_classes: int) -> None:
+        if any(not 0 <= s.cls < num_classes for s in self.shapes):
+            raise MapRefinerError("The model's kept corrections name a class the model does not "
+                                  "have; fine-tune the model again.")
+
+    def matches(self, grid: GridSpec) -> bool:
+        """True when ``grid`` is the image the corrections were drawn on."""
+        return same_grid(self.grid, grid)
+
+    @property
+    def features(self) -> int:
+        return len({s.feature for s in self.shapes})
+
+    def labels_on(self, grid: GridSpec) -> np.ndarray:
+        """The drawn classes on ``grid`` (uint8, IGNORE where nothing was drawn)."""
+        burns = BurnList(grid)
+        for s in self.shapes:
+            burns.add(ogr.CreateGeometryFromWkt(s.wkt), s.cls, s.feature)
+        return burns.rasterize("sparse", None)
+
+
+def merged(old: Optional[KeptCorrections], new: KeptCorrections) -> KeptCorrections:
+    """``new`` after ``old`` when both belong to the same image (later polygons win
+    where they overlap), else ``new`` alone."""
+    if old is None or not old.matches(new.grid):
+        return new
+    offset = old.features
+    shapes = list(old.shapes) + [Shape(s.cls, s.feature + offset, s.wkt) for s in new.shapes]
+    return KeptCorrections(new.grid, shapes, new.image)
+
+
+def window_grid(grid: GridSpec, x0: int, y0: int, x1: int, y1: int) -> GridSpec:
+    """The pixels ``[x0, x1) x [y0, y1)`` of ``grid`` as a grid of their own."""
+    gt = grid.geotransform
+    origin = (gt[0] + x0 * gt[1] + y0 * gt[2], gt[3] + x0 * gt[4] + y0 * gt[5])
+    return GridSpec(x1 - x0, y1 - y0, (origin[0], gt[1], gt[2], origin[1], gt[4], gt[5]),
+                    grid.projection_wkt)
+
+
+def burn_into(labels: np.ndarray, cls: np.ndarray, probs: Optional[np.ndarray],
+              valid: np.ndarray) -> int:
+    """Drawn classes over a class map (and one-hot over its probabilities), on valid
+    pixels only; returns how many pixels were set."""
+    drawn = (labels != IGNORE) & valid
+    if not drawn.any():
+        return 0
+    cls[drawn] = labels[drawn]
+    if probs is not None:
+        probs[:, drawn] = 0.0
+        for k in range(probs.shape[0]):
+            probs[k][drawn & (labels == k)] = 1.0
+    return int(drawn.sum())
+
+
+def from_config(corrections: Dict[str, Any], num_classes: int) -> Optional[KeptCorrections]:
+    """The config's kept corrections, or None when it has none."""
+    if not corrections:
+        return None
+    kept = KeptCorrections.from_dict(corrections)
+    kept.check_classes(num_classes)
+    return kept
+
+
+__all__: Sequence[str] = ["KeptCorrections", "burn_into", "from_config", "merged", "window_grid"]
