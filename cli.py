@@ -13,6 +13,9 @@ import sys
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence
 
+#: What a fine-tune may change (training/corrections/fit.py; kept here so that
+#: parsing the command line imports no torch).
+ADAPT_MODES = ("rnn", "head+rnn", "deep+rnn")
 log = logging.getLogger("map_refiner")
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
@@ -39,14 +42,14 @@ def _band_list(text: str) -> List[int]:
             f"bad band list {text!r}; use 1-based band numbers, e.g. '1,2,3'") from None
 
 
-def _label_args(p: argparse.ArgumentParser) -> None:
+def _label_args(p: argparse.ArgumentParser, default_mode: str = "tile") -> None:
     p.add_argument("labels", type=Path, help="label raster (mask) or vector file (gpkg, shp, ...)")
     p.add_argument("--class-field", help="vector: attribute holding the class (default: every "
                    "feature is class 1)")
     p.add_argument("--value-map", type=_value_map, help="label value to class index, e.g. "
                    "'0:0,255:1' for a 0/255 building mask (unmapped values are ignored)")
     p.add_argument("--layer", help="vector: layer name")
-    p.add_argument("--mode", choices=["tile", "sparse"], default="tile", help="vector: 'tile' "
+    p.add_argument("--mode", choices=["tile", "sparse"], default=default_mode, help="vector: 'tile' "
                    "= a fully labelled tile (unlabelled = background); 'sparse' = only pixels "
                    "inside features count")
     p.add_argument("--line-width", type=float, default=7.0, help="vector: width in metres of "
@@ -97,23 +100,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
     _common(p)
 
-    for verb, helptext in (("train-rnn", "train the refinement RNN on an accurate tile"),
-                           ("finetune", "fine-tune the RNN on correction polygons")):
-        p = sub.add_parser(verb, help=helptext)
-        p.add_argument("image", type=Path)
-        _label_args(p)
-        p.add_argument("--model", type=Path, help="base model (default: the bundled model)")
-        p.add_argument("--out", type=Path, required=True, help="new model file (.safetensors)")
-        p.add_argument("--steps", type=int, default=3000 if verb == "train-rnn" else 150)
-        p.add_argument("--seed", type=int, default=0)
-        if verb == "train-rnn":
-            p.add_argument("--iterations", type=int, default=5)
-            p.add_argument("--batch-size", type=int, default=8)
-            p.add_argument("--patch-size", type=int, default=64)
-            p.add_argument("--lr", type=float, default=0.01)
-            p.add_argument("--class-agnostic", action="store_true", help="one MLP for all classes")
-            p.add_argument("--no-resume", action="store_true")
-        _common(p)
+    p = sub.add_parser("train-rnn", help="train the refinement RNN on an accurate tile")
+    p.add_argument("image", type=Path)
+    _label_args(p)
+    p.add_argument("--model", type=Path, help="base model (default: the bundled model)")
+    p.add_argument("--out", type=Path, required=True, help="new model file (.safetensors)")
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--iterations", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--patch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--class-agnostic", action="store_true", help="one MLP for all classes")
+    p.add_argument("--no-resume", action="store_true")
+    _common(p)
+
+    p = sub.add_parser("finetune", help="fine-tune a model on correction polygons")
+    p.add_argument("image", type=Path)
+    _label_args(p, default_mode="sparse")
+    p.add_argument("--model", type=Path, help="base model (default: the bundled model)")
+    p.add_argument("--out", type=Path, required=True, help="new model file (.safetensors)")
+    p.add_argument("--adapt", choices=list(ADAPT_MODES), default="rnn",
+                   help="what learns: the RNN (the paper's fine-tune, default), or also the "
+                        "coarse CNN's last layer (head+rnn) or last two layers (deep+rnn)")
+    p.add_argument("--steps", type=int, default=150, help="at most this many steps (default 150)")
+    p.add_argument("--time-budget", type=float, help="seconds of fitting at most (default: 16 "
+                   "on the CPU, none on a GPU)")
+    p.add_argument("--seed", type=int, default=0)
+    _common(p)
 
     p = sub.add_parser("evaluate", help="accuracy and IoU of a class map against a reference")
     p.add_argument("prediction", type=Path)

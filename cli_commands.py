@@ -45,19 +45,29 @@ def _train_coarse(a: argparse.Namespace) -> int:
 
 
 def _train_rnn(a: argparse.Namespace) -> int:
-    from .training.rnn import RnnParams, finetune, train_rnn
+    from .training.rnn import RnnParams, train_rnn
 
-    if a.verb == "finetune":
-        res = finetune(a.image, _labels(a), a.out, a.model, steps=a.steps, device=a.device,
-                       seed=a.seed, overwrite=a.overwrite, progress=ProgressBar("finetune"))
-    else:
-        res = train_rnn(RnnParams(
-            image=a.image, labels=_labels(a), out=a.out, base_model=a.model, steps=a.steps,
-            batch_size=a.batch_size, patch_size=a.patch_size, iterations=a.iterations, lr=a.lr,
-            seed=a.seed, device=a.device, class_specific=not a.class_agnostic,
-            bands=a.bands, input_resolution_m=a.input_resolution,
-            resume=not a.no_resume, overwrite=a.overwrite), progress=ProgressBar("train-rnn"))
+    res = train_rnn(RnnParams(
+        image=a.image, labels=_labels(a), out=a.out, base_model=a.model, steps=a.steps,
+        batch_size=a.batch_size, patch_size=a.patch_size, iterations=a.iterations, lr=a.lr,
+        seed=a.seed, device=a.device, class_specific=not a.class_agnostic,
+        bands=a.bands, input_resolution_m=a.input_resolution,
+        resume=not a.no_resume, overwrite=a.overwrite), progress=ProgressBar("train-rnn"))
     print(f"wrote {res.model} ({res.steps} steps, loss {res.final_loss:.4f}, {res.seconds:.0f} s)")
+    return 0
+
+
+def _finetune(a: argparse.Namespace) -> int:
+    from .training.corrections.finetune import finetune
+    from .training.corrections.fit import FitParams
+
+    res = finetune(a.image, _labels(a), a.out, a.model,
+                   FitParams(adapt=a.adapt, steps=a.steps, seed=a.seed,
+                             max_seconds=a.time_budget),
+                   device=a.device, bands=a.bands, input_resolution_m=a.input_resolution,
+                   overwrite=a.overwrite, progress=ProgressBar("finetune"))
+    print(f"wrote {res.model} ({res.steps} steps, {res.seconds:.0f} s on {res.device})")
+    print(res.message)
     return 0
 
 
@@ -97,7 +107,7 @@ def _demo(a: argparse.Namespace) -> int:
 
 
 VERBS = {"refine": _refine, "train-coarse": _train_coarse, "train-rnn": _train_rnn,
-         "finetune": _train_rnn, "evaluate": _evaluate, "vectorize": _vectorize,
+         "finetune": _finetune, "evaluate": _evaluate, "vectorize": _vectorize,
          "info": _info, "demo": _demo}
 
 

@@ -116,3 +116,10 @@ def test_a_model_without_corrections_loads_as_before(tmp_path: Path) -> None:
     net, cfg = random_model()
     path = save_model(net, cfg, tmp_path / "plain.safetensors")
     assert load_model(path, "cpu")[1].corrections == {}
+
+
+def test_feature_numbers_on_a_coarser_grid() -> None:
+    from map_refiner.engine.rasters.grid import scaled
+    ids = kept().features_on(scaled(GRID, 55, 45))
+    assert ids.dtype == np.int32 and set(np.unique(ids)) == {-1, 0, 1}
+    assert (ids[6:11, 6:14] == 0).all() and (ids[21:34, 31:44] == 1).all()

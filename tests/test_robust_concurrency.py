@@ -20,7 +20,9 @@ from helpers_data import box_wkt, write_raster, write_vector
 from helpers_engine import random_model, scene, write_image
 from map_refiner.engine.modelfile.io import load_model, save_model
 from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
-from map_refiner.training.rnn import RnnParams, finetune, train_rnn
+from map_refiner.training.corrections.finetune import finetune
+from map_refiner.training.corrections.fit import FitParams
+from map_refiner.training.rnn import RnnParams, train_rnn
 from map_refiner.training.tile import LabelSource
 
 gdal.UseExceptions()
@@ -135,8 +137,8 @@ def test_refine_while_a_finetune_rewrites_the_model_it_reads(tmp_path: Path, fil
             for seed in range(3):
                 finetune(files["train"], LabelSource(files["fix"], class_field="c",
                                                      mode="sparse"),
-                         live, base_model=files["model"], steps=1, device="cpu", seed=seed,
-                         overwrite=True)
+                         live, base_model=files["model"], params=FitParams(steps=1, seed=seed),
+                         device="cpu", overwrite=True)
                 written.add(_tensor_hash(live))
         finally:
             stop.set()

@@ -14,7 +14,9 @@ from helpers_data import box_wkt, write_raster, write_vector
 from helpers_engine import random_model, scene, write_image
 from map_refiner.engine.modelfile.io import load_model, save_model
 from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
-from map_refiner.training.rnn import RnnParams, finetune, train_rnn
+from map_refiner.training.corrections.finetune import finetune
+from map_refiner.training.corrections.fit import FitParams
+from map_refiner.training.rnn import RnnParams, train_rnn
 from map_refiner.training.tile import LabelSource
 
 GT = (500000.0, 0.6, 0.0, 4000000.0, 0.0, -0.6)
@@ -76,7 +78,8 @@ def test_rnn_training_same_seed_same_weights(tmp_path: Path, files) -> None:
 
 def _finetune(files, out: Path, seed: int) -> Path:
     return finetune(files["image"], LabelSource(files["fix"], class_field="c", mode="sparse"),
-                    out, base_model=files["base"], steps=1, device="cpu", seed=seed).model
+                    out, base_model=files["base"], params=FitParams(steps=2, seed=seed),
+                    device="cpu").model
 
 
 def test_finetune_same_seed_same_weights(tmp_path: Path, files) -> None:

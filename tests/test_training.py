@@ -15,7 +15,7 @@ from map_refiner.engine.errors import CancelledError, MapRefinerError
 from map_refiner.engine.modelfile.io import load_model
 from map_refiner.training.checkpoint import checkpoint_path
 from map_refiner.training.coarse import CoarseParams, train_coarse
-from map_refiner.training.rnn import RnnParams, finetune, train_rnn
+from map_refiner.training.rnn import RnnParams, train_rnn
 from map_refiner.training.tile import LabelSource
 
 from helpers_data import box_wkt, write_raster, write_vector, wkt_of
@@ -127,53 +127,9 @@ def test_rnn_training_keeps_cnn_and_base_file(scene: dict, coarse_model: Path, t
     assert cfg.default_iterations == 5 and cfg.training["rnn"]["steps"] == 3
 
 
-def test_finetune_on_sparse_polygons_changes_only_the_rnn(scene: dict, coarse_model: Path,
-                                                         tmp_path: Path) -> None:
-    base_rnn = tmp_path / "base.safetensors"
-    train_rnn(RnnParams(image=scene["image"], labels=LabelSource(scene["labels"], {"0": 0, "255": 1}),
-                        out=base_rnn, base_model=coarse_model, steps=2, batch_size=2,
-                        patch_size=24, device="cpu"))
-    x0, y0 = GT[0], GT[3]
-    polys = write_vector(tmp_path / "fix.gpkg", [
-        (box_wkt(x0 + 30 * 0.6, y0 - 64 * 0.6, x0 + 34 * 0.6, y0 - 60 * 0.6), {"class": "building"}),
-        (box_wkt(x0 + 2 * 0.6, y0 - 40 * 0.6, x0 + 6 * 0.6, y0 - 36 * 0.6), {"class": "background"}),
-    ], epsg=32614, fields={"class": ogr.OFTString})
-    out = tmp_path / "fixed.safetensors"
-    res = finetune(scene["image"], LabelSource(polys, class_field="class", mode="sparse"), out,
-                   base_model=base_rnn, steps=3, device="cpu")
-    base, new = _weights(base_rnn), _weights(res.model)
-    assert any(not torch.equal(base[k], new[k]) for k in base if k.startswith("rnn."))
-    assert all(torch.equal(base[k], new[k]) for k in base if k.startswith("coarse."))
-    _, cfg = load_model(out)
-    assert len(cfg.training["finetune"]) == 1
-    assert cfg.training["finetune"][0]["init"] == "base"
-
-
 def test_labels_with_unknown_classes_are_refused(scene: dict, coarse_model: Path, tmp_path: Path) -> None:
     with pytest.raises(MapRefinerError, match="classes"):
         train_rnn(RnnParams(image=scene["image"], labels=LabelSource(scene["labels"], {"0": 0, "255": 7}),
                             out=tmp_path / "x.safetensors", base_model=coarse_model, steps=1,
                             device="cpu"))
     assert not (tmp_path / "x.safetensors").exists()
-
-
-def test_anchored_labels_fill_only_unlabelled_pixels() -> None:
-    """Fine-tuning anchors unlabelled pixels to the model's own map."""
-    from map_refiner.engine.networks.models import RefinementRNN
-    from map_refiner.training.rnn_fit import anchored
-    from map_refiner.training.tile import IGNORE, TrainingTile
-
-    torch.manual_seed(0)
-    rnn = RefinementRNN(3, 2)
-    image, heat = torch.randn(3, 20, 24), torch.randn(2, 20, 24) * 3
-    labels = torch.full((20, 24), IGNORE, dtype=torch.uint8)
-    labels[5:8, 5:9] = 1
-    labels[12, 3] = 0
-    tile = anchored(TrainingTile(image, labels), rnn, heat, 5, torch.device("cpu"))
-    with torch.no_grad():
-        current = rnn(image[None], heat[None], 5)[0].argmax(0).to(torch.uint8)
-    assert (tile.labels != IGNORE).all()
-    assert torch.equal(tile.labels[5:8, 5:9], labels[5:8, 5:9])
-    assert int(tile.labels[12, 3]) == 0
-    free = labels == IGNORE
-    assert torch.equal(tile.labels[free], current[free])

@@ -93,9 +93,23 @@ def load_training_tile(image_path: PathLike, source: LabelSource, config: ModelC
             "values to the model's classes.")
     lab_m = label_io.downsample_labels(lab, grids.model_width, grids.model_height)
     if margin is None:
-        x0, y0, x1, y1 = 0, 0, grids.model_width, grids.model_height
+        window = (0, 0, grids.model_width, grids.model_height)
     else:
-        x0, y0, x1, y1 = labelled_window(lab_m, margin)
+        window = labelled_window(lab_m, margin)
+    x0, y0, x1, y1 = window
+    image = read_model_window(ds, bands, grids, config, window, chunk)
+    labels = torch.from_numpy(np.ascontiguousarray(lab_m[y0:y1, x0:x1]))
+    tile = TrainingTile(image, labels, window)
+    log.info("training tile %s: model window %s, %d labelled pixels",
+             Path(image_path).name, tile.window, tile.labelled_pixels)
+    return tile
+
+
+def read_model_window(ds: gdal.Dataset, bands: Sequence[int], grids: Grids, config: ModelConfig,
+                      window: Tuple[int, int, int, int], chunk: int = 1024) -> torch.Tensor:
+    """The normalised image on the model-grid ``window`` (x0, y0, x1, y1), ``(C, h, w)``,
+    read in chunks so that a large window never needs a second full-size copy."""
+    x0, y0, x1, y1 = window
     image = torch.empty((len(bands), y1 - y0, x1 - x0), dtype=torch.float32)
     dev = torch.device("cpu")
     for cy in range(y0, y1, chunk):
@@ -103,11 +117,7 @@ def load_training_tile(image_path: PathLike, source: LabelSource, config: ModelC
             ey, ex = min(y1, cy + chunk), min(x1, cx + chunk)
             image[:, cy - y0:ey - y0, cx - x0:ex - x0] = model_image(
                 ds, bands, grids, config, cx, cy, ex, ey, dev)
-    labels = torch.from_numpy(np.ascontiguousarray(lab_m[y0:y1, x0:x1]))
-    tile = TrainingTile(image, labels, (x0, y0, x1, y1))
-    log.info("training tile %s: model window %s, %d labelled pixels",
-             Path(image_path).name, tile.window, tile.labelled_pixels)
-    return tile
+    return image
 
 
 def band_statistics(image_path: PathLike, bands: Sequence[int],

@@ -1,5 +1,5 @@
-"""Training the refinement RNN on an accurately labelled tile, and fine-tuning it
-on a few correction polygons (reads with GDAL; the fitting is in rnn_fit)."""
+"""Training the refinement RNN on an accurately labelled tile (reads with GDAL; the
+fitting is in rnn_fit). Fine-tuning on correction polygons: training/corrections/."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from .rnn_fit import RnnParams, fit_rnn, rnn_record
 from .tile import LabelSource
 
 log = logging.getLogger(__name__)
-__all__ = ["RnnParams", "train_rnn", "finetune"]
+__all__ = ["RnnParams", "train_rnn"]
 
 
 def train_rnn(params: RnnParams, progress: Optional[ProgressFn] = None,
@@ -64,18 +64,3 @@ def train_rnn(params: RnnParams, progress: Optional[ProgressFn] = None,
     ckpt.unlink(missing_ok=True)
     return TrainResult(out, res.steps, res.final_loss, res.seconds, str(device),
                        res.history, res.resumed_from)
-
-
-def finetune(image: Path, labels: LabelSource, out: Path, base_model: Optional[Path] = None,
-             steps: int = 150, device: str = "auto", seed: int = 0, overwrite: bool = False,
-             progress: Optional[ProgressFn] = None,
-             is_cancelled: Optional[CancelFn] = None) -> TrainResult:
-    """Fine-tune the RNN on correction polygons: only the window around them is read.
-
-    Inside that window, pixels no polygon covers keep the model's own current
-    map as their label (see ``RnnParams.anchor_unlabelled``).
-    """
-    params = RnnParams(image=image, labels=labels, out=out, base_model=base_model, steps=steps,
-                       device=device, seed=seed, init="base", margin=64, overwrite=overwrite,
-                       checkpoint_every=0, resume=False, anchor_unlabelled=True)
-    return train_rnn(params, progress, is_cancelled)

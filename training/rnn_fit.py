@@ -14,7 +14,6 @@ from typing import List, Optional
 import torch
 from torch.nn import functional as F
 
-from ..engine.networks.inference import class_argmax
 from ..engine.networks.models import MapRefinerNet, pad_to_stride
 from ..engine.progress import Reporter
 from .coarse_fit import fingerprint
@@ -46,10 +45,6 @@ class RnnParams:
     overwrite: bool = False
     name: Optional[str] = None
     max_seconds: Optional[float] = None  # stop early after this long (GPU time budgets)
-    # Fine-tuning: pixels without a label learn the model's own current map, so a
-    # few correction polygons correct it locally instead of resetting its class
-    # balance (corrections alone made the map worse: docs/results_active.md).
-    anchor_unlabelled: bool = False
 
 
 def coarse_heat(net: MapRefinerNet, image: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -68,8 +63,6 @@ def fit_rnn(net: MapRefinerNet, tile: TrainingTile, params: RnnParams, device: t
     for p in net.coarse.parameters():
         p.requires_grad_(False)
     rnn = net.rnn.to(device)
-    if params.anchor_unlabelled:
-        tile = anchored(tile, rnn, heat, params.iterations, device)
     context = 2 * (params.iterations + 1)
     sampler = PatchSampler(tile, params.patch_size, context, params.seed, heat=heat)
     opt = torch.optim.Adagrad(rnn.parameters(), lr=params.lr)
@@ -86,16 +79,6 @@ def fit_rnn(net: MapRefinerNet, tile: TrainingTile, params: RnnParams, device: t
                     max_seconds=params.max_seconds)
 
 
-def anchored(tile: TrainingTile, rnn: torch.nn.Module, heat: torch.Tensor, iterations: int,
-             device: torch.device) -> TrainingTile:
-    """The tile with its unlabelled pixels labelled by the model's current map."""
-    with torch.no_grad():
-        current = class_argmax(rnn(tile.image.unsqueeze(0).to(device),
-                                   heat.unsqueeze(0).to(device), iterations)[0]).cpu()
-    labels = torch.where(tile.labels == IGNORE, current, tile.labels)
-    return TrainingTile(tile.image, labels, tile.window, dict(tile.info))
-
-
 def rnn_record(params: RnnParams, tile: TrainingTile, res: LoopResult,
                device: torch.device) -> dict:
     """What the model card keeps about how the RNN was trained."""
@@ -103,6 +86,6 @@ def rnn_record(params: RnnParams, tile: TrainingTile, res: LoopResult,
             "labelled_pixels": tile.labelled_pixels, "steps": res.steps,
             "batch_size": params.batch_size, "patch_size": params.patch_size,
             "iterations": params.iterations, "lr": params.lr, "seed": params.seed,
-            "init": params.init, "anchor_unlabelled": params.anchor_unlabelled,
+            "init": params.init,
             "device": str(device), "seconds": round(res.seconds, 1),
             "final_loss": round(res.final_loss, 4)}

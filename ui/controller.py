@@ -16,7 +16,7 @@ from .installer.deps import MissingDependencies, check_dependencies
 from .dialog.dialog import MapRefinerDialog
 from .installer.flow import InstallerFlow, offer_install
 from .iterations.flow import IterationsFlow
-from .messages import show_error, show_success
+from .messages import show_error, show_success, show_warning
 from .jobs.refine_job import RefineJob, add_refine_result, keep_iteration_job, run_refine
 from .settings import load_defaults, save_defaults
 from .jobs.tasks import EngineTask
@@ -101,7 +101,7 @@ class Controller:
         if not self._save_label_edits(job.label_layer_id):
             return None
         task = EngineTask(f"Map Refiner: fine-tuning {job.out.name}", partial(run_finetune, job),
-                          self._trained, self._failed)
+                          self._finetuned, self._failed)
         return self._start(task, f"Fine-tuning → {job.out.name}…")
 
     def start_train_coarse(self, job: TrainCoarseJob) -> Optional[EngineTask]:
@@ -128,6 +128,17 @@ class Controller:
         show_success(self.iface.messageBar(),
                      f"Trained {result.steps} steps in {result.seconds:.0f} s on {result.device} "
                      f"(final loss {result.final_loss:.3f}) → {result.model}; now selected")
+        if self.dialog is not None:
+            self.dialog.model.set_model_path(str(result.model))
+            self._remember()
+
+    def _finetuned(self, task: EngineTask, result) -> None:  # noqa: ANN001 - FinetuneResult
+        self._done(task)
+        text = f"{result.message} → {result.model.name}; now selected"
+        if result.adopted:
+            show_success(self.iface.messageBar(), text)
+        else:
+            show_warning(self.iface.messageBar(), text)
         if self.dialog is not None:
             self.dialog.model.set_model_path(str(result.model))
             self._remember()

@@ -33,3 +33,9 @@ def show_error(bar: QgsMessageBar, exc: BaseException) -> None:
 def show_success(bar: QgsMessageBar, text: str) -> None:
     log.info(text)
     bar.pushMessage(TITLE, text, level=Qgis.Success, duration=8)
+
+
+def show_warning(bar: QgsMessageBar, text: str) -> None:
+    """A result the user must read (it did not do all they asked); stays until closed."""
+    log.warning(text)
+    bar.pushMessage(TITLE, text, level=Qgis.Warning, duration=0)

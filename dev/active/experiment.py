@@ -7,7 +7,7 @@ either where the ranking points or under random points (several seeds), in one
 of two units (see :mod:`.candidates`): ``polygon`` (a building with a
 background ring, or a background square) and ``cell`` (a 12 m region cell,
 labelled inside as the reference says). Each set fine-tunes the RNN with the
-plugin's Fine-tune (``training.rnn.finetune``): from the correction polygons
+plugin's Fine-tune (``training.corrections.finetune``): from the correction polygons
 (``sparse``, as the dialog does; the fine-tune keeps the model's own map for
 uncovered pixels in the window it reads) or on the bundled model's own map over
 the whole tile with the corrections burned in (``anchored``, a label raster). The fine-tuned model is scored on the
@@ -45,7 +45,9 @@ from ...engine.refine.uncertainty import Region, rank_regions, softmax, uncertai
 from .candidates import (Candidates, at_random, by_uncertainty, cell_candidates,
                          polygon_candidates, write_anchored_labels, write_polygons)
 from .report import write_figures, write_report
-from ...training.rnn import finetune
+from ...training.corrections.finetune import finetune
+from ...training.corrections.fit import FitParams
+from ...training.rnn import RnnParams, train_rnn
 from ...training.tile import LabelSource
 
 log = logging.getLogger(__name__)
@@ -128,7 +130,13 @@ def run_one(name: str, chosen: List[int], setup: Setup, out_dir: Path, steps: in
                                                    setup.probs.argmax(0), setup.cands, chosen))
     model = out_dir / f"{name}.safetensors"
     t0 = time.perf_counter()
-    finetune(setup.image, source, model, steps=steps, device=device, overwrite=True)
+    if setup.labels == "sparse":
+        finetune(setup.image, source, model, params=FitParams(steps=steps, max_seconds=1e9),
+                 device=device, overwrite=True)
+    else:  # a label raster: the RNN trained from the base model's (the pre-2026-12 fine-tune)
+        train_rnn(RnnParams(image=setup.image, labels=source, out=model, steps=steps,
+                            device=device, init="base", checkpoint_every=0, resume=False,
+                            overwrite=True))
     probs, _, _ = predict(model, setup.image)
     drawn = setup.cands.mask(chosen)
     keep = setup.valid & ~drawn

@@ -231,7 +231,7 @@ def write_report(results: Dict[str, dict], curve: List[dict], path: Path,
         "## Where to draw next: uncertainty-guided corrections (issue 7)", "",
         "A simulated user on `../shared/data/austin/austin_dev_*` copies K corrections from the "
         "reference, fine-tunes the bundled model's RNN on them with the plugin's *Fine-tune* "
-        f"(`training.rnn.finetune`, {first['steps']} steps, seed 0; labels per section), and the "
+        f"(`training.corrections.finetune`, {first['steps']} steps, seed 0; labels per section), and the "
         "result is scored on the rest of the tile (the corrected pixels are left out; the bundled "
         "model is scored on the same pixels for the gain column). *Uncertainty*: the plugin's "
         "ranking (normalised entropy of the bundled model at "

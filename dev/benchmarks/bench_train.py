@@ -16,7 +16,9 @@ import numpy as np
 
 from ..active.candidates import BUILDING, polygon_candidates, write_polygons
 from ..default_model.build import AUSTIN_ENH
-from ...training.rnn import RnnParams, finetune, train_rnn
+from ...training.corrections.finetune import finetune
+from ...training.corrections.fit import FitParams
+from ...training.rnn import RnnParams, train_rnn
 from ...training.tile import LabelSource
 
 LOG_EVERY = 25  # training/loop.py records the loss's moving average every 25 steps (RNN)

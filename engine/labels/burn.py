@@ -61,12 +61,17 @@ class BurnList:
         Pixels outside the extent are IGNORE; a pixel is burned when its centre
         is inside a polygon, and the last polygon over it wins.
         """
-        ds = mem_dataset(self.grid, fill=0 if mode == "tile" else IGNORE)
-        gdal.RasterizeLayer(ds, [1], self._layer, options=["ATTRIBUTE=cls"])
-        labels = ds.GetRasterBand(1).ReadAsArray()
+        labels = self.burn(gdal.GDT_Byte, 0 if mode == "tile" else IGNORE)
         if mode == "tile" or extent is not None:
             labels[~extent_mask(self.grid, extent)] = IGNORE
         return labels
+
+
+    def burn(self, dtype: int, fill: int) -> np.ndarray:
+        """The polygons' values on the grid (GDAL type ``dtype``), ``fill`` elsewhere."""
+        ds = mem_dataset(self.grid, dtype, fill=fill)
+        gdal.RasterizeLayer(ds, [1], self._layer, options=["ATTRIBUTE=cls"])
+        return ds.GetRasterBand(1).ReadAsArray()
 
 
 def extent_mask(grid: GridSpec, extent: Extent) -> np.ndarray:

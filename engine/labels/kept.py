@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
-from osgeo import ogr
+from osgeo import gdal, ogr
 
 from ..errors import MapRefinerError
 from ..rasters.grid import GridSpec, same_grid
@@ -73,6 +73,14 @@ class KeptCorrections:
         for s in self.shapes:
             burns.add(ogr.CreateGeometryFromWkt(s.wkt), s.cls, s.feature)
         return burns.rasterize("sparse", None)
+
+    def features_on(self, grid: GridSpec) -> np.ndarray:
+        """The number of the drawn feature over each pixel of ``grid`` (int32, -1 where
+        none; the later feature where they overlap)."""
+        burns = BurnList(grid)
+        for s in self.shapes:
+            burns.add(ogr.CreateGeometryFromWkt(s.wkt), s.feature, s.feature)
+        return burns.burn(gdal.GDT_Int32, -1)
 
 
 def merged(old: Optional[KeptCorrections], new: KeptCorrections) -> KeptCorrections:

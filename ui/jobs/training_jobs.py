@@ -17,6 +17,7 @@ from ..sources import layer_file, project_dir, raster_path
 
 if TYPE_CHECKING:
     from ...training.coarse import CoarseParams, TrainResult
+    from ...training.corrections.finetune import FinetuneResult
     from ...training.data import LabelSource
 
 ENGINE_MODES = {"sparse": "sparse", "full": "tile"}
@@ -24,7 +25,7 @@ ENGINE_MODES = {"sparse": "sparse", "full": "tile"}
 
 @dataclass
 class FinetuneJob:
-    """Arguments of training.rnn.finetune, and the label layer whose edits are saved first."""
+    """Arguments of the corrections fine-tune, and the label layer whose edits are saved first."""
 
     image: Path
     labels: "LabelSource"
@@ -60,6 +61,9 @@ def build_finetune_job(image_layer: Optional[QgsMapLayer], label_layer: Optional
                        class_field: str, mode: str, base_model: Optional[Path],
                        steps: Optional[int], device: str, project: QgsProject,
                        fallback_dir: Optional[Path] = None) -> FinetuneJob:
+    if mode != "sparse":
+        raise MapRefinerError("Fine-tune learns from correction polygons: choose “sparse” labels "
+                              "(a fully labelled tile trains a new RNN: map-refiner train-rnn).")
     image = raster_path(image_layer)
     labels = label_source(label_layer, class_field, mode)
     stem = base_model.stem if base_model else "default"
@@ -90,12 +94,14 @@ def build_train_coarse_job(image_layer: Optional[QgsMapLayer],
     return TrainCoarseJob(params, label_layer.id())
 
 
-def run_finetune(job: FinetuneJob, progress: ProgressFn, is_cancelled: CancelFn) -> "TrainResult":
-    from ...training.rnn import finetune
+def run_finetune(job: FinetuneJob, progress: ProgressFn,
+                 is_cancelled: CancelFn) -> "FinetuneResult":
+    from ...training.corrections.finetune import finetune
+    from ...training.corrections.fit import FitParams
 
-    extra = {"steps": job.steps} if job.steps else {}
-    return finetune(job.image, job.labels, job.out, base_model=job.base_model, device=job.device,
-                    progress=progress, is_cancelled=is_cancelled, **extra)
+    params = FitParams(steps=job.steps) if job.steps else FitParams()
+    return finetune(job.image, job.labels, job.out, base_model=job.base_model, params=params,
+                    device=job.device, progress=progress, is_cancelled=is_cancelled)
 
 
 def run_train_coarse(job: TrainCoarseJob, progress: ProgressFn,

@@ -14,9 +14,11 @@ from .common import with_help
 from .engine_call import call_engine
 from .training_params import label_parameters, read_label_parameters
 
-HELP = ("Fine-tunes the refinement RNN of a model on a few polygons drawn over an image "
-        "(Maggiori et al. 2017 train it on a small, accurately labelled tile) and saves a new "
-        "model file; the base model is only read. Only the window around the polygons is read.")
+HELP = ("Fine-tunes a model on a few correction polygons drawn over an image and saves a new "
+        "model file (the base model is only read). A third of the polygons are held out: the "
+        "fitted networks are adopted only when they get those more right than the base model, "
+        "else the base networks are kept. The new model keeps every drawn polygon, so refining "
+        "this image shows what was drawn.")
 
 
 class FinetuneAlgorithm(QgsProcessingAlgorithm):
@@ -24,7 +26,7 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
         return "finetune"
 
     def displayName(self) -> str:  # noqa: N802
-        return "Fine-tune the RNN on label polygons"
+        return "Fine-tune on correction polygons"
 
     def shortHelpString(self) -> str:  # noqa: N802
         return HELP
@@ -45,16 +47,17 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
         model = self.parameterAsFile(parameters, "MODEL", context)
 
         def job(progress, is_cancelled):  # noqa: ANN001, ANN202
-            from ...training.rnn import finetune
+            from ...training.corrections.finetune import finetune
+            from ...training.corrections.fit import FitParams
 
-            extra = {"steps": p["steps"]} if p["steps"] else {}
+            params = FitParams(steps=p["steps"]) if p["steps"] else FitParams()
             return finetune(raster_path(p["image"]), label_source(p["labels"], p["field"],
                                                                   p["mode"]),
                             Path(p["out"]), base_model=Path(model) if model else None,
-                            device=p["device"], overwrite=True, progress=progress,
-                            is_cancelled=is_cancelled, **extra)
+                            params=params, device=p["device"], overwrite=True,
+                            progress=progress, is_cancelled=is_cancelled)
 
         result = call_engine(feedback, job)
-        feedback.pushInfo(f"{result.steps} steps, final loss {result.final_loss:.4f}, "
-                          f"{result.seconds:.0f} s on {result.device}")
+        feedback.pushInfo(result.message)
+        feedback.pushInfo(f"{result.steps} steps, {result.seconds:.0f} s on {result.device}")
         return {"OUTPUT": str(result.model)}

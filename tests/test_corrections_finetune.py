@@ -1,0 +1,224 @@
+"""The correction loop's fine-tune: what it changes, when it adopts what it learnt,
+that a drawn polygon is honoured, and that a few polygons cannot blow it up."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from osgeo import gdal, ogr
+
+from helpers_data import box_wkt, real_data, write_vector, wkt_of
+from helpers_engine import random_model
+from map_refiner.engine.errors import MapRefinerError
+from map_refiner.engine.labels.classes import IGNORE
+from map_refiner.engine.labels.kept import KeptCorrections
+from map_refiner.engine.modelfile.io import load_model, save_model
+from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
+from map_refiner.engine.rasters.grid import grid_of
+from map_refiner.training.corrections.finetune import finetune
+from map_refiner.training.corrections.fit import CorrectionFit, FitParams
+from map_refiner.training.corrections.holdout import balanced_accuracy, held_out_features
+from map_refiner.training.tile import LabelSource, TrainingTile
+
+gdal.UseExceptions()
+GT = (500000.0, 0.6, 0.0, 4000000.0, 0.0, -0.6)
+EPSG = 32614
+
+
+def write_rgb(path: Path, arr: np.ndarray) -> Path:
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), arr.shape[2], arr.shape[1], arr.shape[0])
+    ds.SetGeoTransform(GT)
+    ds.SetProjection(wkt_of(EPSG))
+    for i in range(arr.shape[0]):
+        ds.GetRasterBand(i + 1).WriteArray(arr[i])
+    ds = None
+    return path
+
+
+def px_box(x0: int, y0: int, x1: int, y1: int) -> str:
+    """A rectangle given in pixels of the test image."""
+    return box_wkt(GT[0] + x0 * 0.6, GT[3] - y1 * 0.6, GT[0] + x1 * 0.6, GT[3] - y0 * 0.6)
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A 96x96 image with bright square 'roofs', and a random-weight base model."""
+    d = tmp_path_factory.mktemp("corr")
+    rng = np.random.default_rng(0)
+    img = rng.normal(90, 12, (3, 96, 96))
+    for y, x, s in [(10, 12, 14), (50, 60, 20), (70, 8, 12), (20, 70, 10)]:
+        img[:, y:y + s, x:x + s] += 80
+    net, cfg = random_model(resolution_m=0.6, seed=5)
+    model = save_model(net, cfg, d / "base.safetensors")
+    return {"dir": d, "image": write_rgb(d / "img.tif", np.clip(img, 0, 255).astype(np.uint8)),
+            "model": model}
+
+
+def corrections(path: Path, boxes) -> LabelSource:
+    feats = [(px_box(*b), {"class": c}) for b, c in boxes]
+    write_vector(path, feats, epsg=EPSG, fields={"class": ogr.OFTString})
+    return LabelSource(path, class_field="class", mode="sparse")
+
+
+FOUR = [((12, 10, 26, 24), "building"), ((60, 50, 80, 70), "building"),
+        ((30, 30, 45, 45), "background"), ((2, 50, 10, 60), "background")]
+
+
+def _weights(path: Path) -> dict:
+    return {k: v.clone() for k, v in load_model(path)[0].state_dict().items()}
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("adapt, learns", [
+    ("rnn", ("rnn.",)),
+    ("head+rnn", ("rnn.", "coarse.conv4", "coarse.upsample")),
+    ("deep+rnn", ("rnn.", "coarse.conv3", "coarse.conv4", "coarse.upsample"))])
+def test_only_the_chosen_layers_learn(scene: dict, tmp_path: Path, adapt: str, learns) -> None:
+    from map_refiner.engine.progress import make_reporter
+    from map_refiner.training.corrections.data import load_corrections
+
+    net, cfg = load_model(scene["model"], "cpu")
+    corr = load_corrections(scene["image"], corrections(tmp_path / "c.gpkg", FOUR), cfg)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    fit = CorrectionFit(net, corr.tile, FitParams(adapt=adapt), torch.device("cpu"))
+    fit.fit(fit.labels, 3, make_reporter())
+    changed = {k for k, v in net.state_dict().items() if not torch.equal(before[k], v)}
+    assert {k.rsplit(".", 1)[0] for k in changed} == {
+        k.rsplit(".", 1)[0] for k in before if k.startswith(learns)}
+
+
+def test_a_fine_tune_writes_a_new_model_and_never_touches_the_base(scene: dict,
+                                                                   tmp_path: Path) -> None:
+    labels = corrections(tmp_path / "c.gpkg", FOUR)
+    before = _sha(scene["model"])
+    res = finetune(scene["image"], labels, tmp_path / "new.safetensors", scene["model"],
+                   FitParams(steps=6, eval_every=2), device="cpu")
+    assert _sha(scene["model"]) == before, "the base model file is only read"
+    _, cfg = load_model(res.model)
+    assert cfg.name == "img — round 1 (4 corrections)"
+    rec = cfg.training["finetune"][-1]
+    assert rec["adapt"] == "rnn" and rec["held_out"] == res.held_out == 2
+    assert rec["adopted"] == res.adopted and rec["parent"] == "base.safetensors"
+    assert KeptCorrections.from_dict(cfg.corrections).features == 4
+
+
+def test_a_second_round_keeps_the_first_rounds_polygons(scene: dict, tmp_path: Path) -> None:
+    first = finetune(scene["image"], corrections(tmp_path / "a.gpkg", FOUR[:2]),
+                     tmp_path / "r1.safetensors", scene["model"], FitParams(steps=2), device="cpu")
+    second = finetune(scene["image"], corrections(tmp_path / "b.gpkg", FOUR[2:]),
+                      tmp_path / "r2.safetensors", first.model, FitParams(steps=2), device="cpu")
+    _, cfg = load_model(second.model)
+    assert second.polygons == 4 and cfg.name == "img — round 2 (4 corrections)"
+    assert [r["round"] for r in cfg.training["finetune"]] == [1, 2]
+    assert cfg.training["finetune"][-1]["parent"] == "r1.safetensors"
+
+
+def test_what_is_drawn_is_what_the_refined_map_shows(scene: dict, tmp_path: Path) -> None:
+    """The CLI contract: finetune on a correction layer, refine the same raster."""
+    labels = corrections(tmp_path / "c.gpkg", FOUR)
+    res = finetune(scene["image"], labels, tmp_path / "new.safetensors", scene["model"],
+                   FitParams(steps=4), device="cpu")
+    out = tmp_path / "refined.tif"
+    refine_raster(RefineParams(image=scene["image"], out=out, model_path=res.model, device="cpu"))
+    cls = gdal.Open(str(out)).ReadAsArray()
+    drawn = KeptCorrections.from_dict(load_model(res.model)[1].corrections).labels_on(
+        grid_of(gdal.Open(str(scene["image"]))))
+    inside = drawn != IGNORE
+    assert inside.sum() > 500 and (cls[inside] == drawn[inside]).all()
+
+
+def test_no_better_on_held_out_polygons_is_not_adopted(tmp_path: Path) -> None:
+    """On a featureless image every map is one class: the held-out building and
+    background polygons cannot be got more right than the base model does."""
+    image = write_rgb(tmp_path / "flat.tif", np.full((3, 96, 96), 100, np.uint8))
+    net, cfg = random_model(resolution_m=0.6, seed=5)
+    base = save_model(net, cfg, tmp_path / "base.safetensors")
+    res = finetune(image, corrections(tmp_path / "c.gpkg", FOUR), tmp_path / "new.safetensors",
+                   base, FitParams(steps=10, eval_every=5), device="cpu")
+    assert not res.adopted and res.held_out == 2
+    assert res.tuned_score is not None and res.tuned_score <= res.base_score
+    assert "Not adopted" in res.message and "kept" in res.message
+    b, n = _weights(base), _weights(res.model)
+    assert all(torch.equal(b[k], n[k]) for k in b)      # the base networks, unchanged
+    assert load_model(res.model)[1].corrections           # ... and the drawn polygons kept
+
+
+def test_held_out_polygons_never_take_a_class_away() -> None:
+    classes = {0: 1, 1: 1, 2: 0, 3: 1, 4: 0, 5: 0, 6: 1}
+    for seed in range(20):
+        held = held_out_features(classes, seed)
+        left = {c for f, c in classes.items() if f not in held}
+        assert left == {0, 1} and {classes[f] for f in held} == {0, 1}
+    assert held_out_features({0: 1, 1: 0}, 0) == []       # one polygon per class: none
+
+
+def test_balanced_accuracy_weighs_classes_alike() -> None:
+    labels = torch.tensor([[0, 0, 0, 1], [IGNORE, 0, 0, 0]])
+    pred = torch.zeros_like(labels)
+    assert balanced_accuracy(pred, labels, torch.ones_like(labels, dtype=torch.bool)) == 0.5
+
+
+def test_a_raster_or_a_full_tile_is_refused(scene: dict, tmp_path: Path) -> None:
+    labels = corrections(tmp_path / "c.gpkg", FOUR)
+    labels.mode = "tile"
+    with pytest.raises(MapRefinerError, match="train-rnn"):
+        finetune(scene["image"], labels, tmp_path / "x.safetensors", scene["model"], device="cpu")
+    assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_unknown_adapt_mode_is_refused() -> None:
+    with pytest.raises(MapRefinerError, match="adapt"):
+        FitParams(adapt="everything").check()
+
+
+@pytest.mark.realdata
+def test_a_few_polygons_cannot_blow_the_bundled_model_up(tmp_path: Path) -> None:
+    """The shipped optimiser on the bundled model: the first steps stay near the start.
+
+    (AdaGrad at 0.01, the paper's rate from scratch, took this loss from 0.2 to 11.)"""
+    image = real_data("austin", "austin_dev_rgb.tif")
+    gt = gdal.Open(str(real_data("austin", "austin_dev_gt.tif"))).ReadAsArray()
+    from map_refiner.training.corrections.data import load_corrections
+
+    gt_gt = gdal.Open(str(image)).GetGeoTransform()
+    ys, xs = np.nonzero(gt[:250, :250] > 0)
+    y, x = int(ys[0]), int(xs[0])
+
+    def box(x0: int, y0: int, x1: int, y1: int) -> str:
+        return box_wkt(gt_gt[0] + x0 * gt_gt[1], gt_gt[3] + y1 * gt_gt[5],
+                       gt_gt[0] + x1 * gt_gt[1], gt_gt[3] + y0 * gt_gt[5])
+    path = write_vector(tmp_path / "c.gpkg", [
+        (box(x, y, x + 12, y + 12), {"class": "building"}),
+        (box(300, 300, 340, 340), {"class": "background"}),
+        (box(100, 400, 130, 430), {"class": "background"})], epsg=26914,
+        fields={"class": ogr.OFTString})
+    net, cfg = load_model(None, "cpu")
+    corr = load_corrections(image, LabelSource(path, class_field="class", mode="sparse"), cfg)
+    fit = CorrectionFit(net, corr.tile, FitParams(seed=0), torch.device("cpu"))
+    from map_refiner.engine.progress import make_reporter
+    out = fit.fit(fit.labels, 20, make_reporter())
+    assert max(out.history[:20]) < 2.0 * out.history[0] + 0.1
+    assert np.mean(out.history[-5:]) < out.history[0]
+
+
+@pytest.mark.parametrize("adapt", ["rnn", "head+rnn", "deep+rnn"])
+def test_scores_on_a_box_equal_the_whole_windows(adapt: str) -> None:
+    """Held-out polygons are scored on a crop around them: the same numbers."""
+    net, _ = random_model(resolution_m=0.6, seed=9)
+    gen = torch.Generator().manual_seed(1)
+    labels = torch.full((203, 161), IGNORE, dtype=torch.uint8)
+    labels[50:60, 40:70] = 1
+    fit = CorrectionFit(net, TrainingTile(torch.randn(3, 203, 161, generator=gen), labels),
+                        FitParams(adapt=adapt), torch.device("cpu"))
+    with torch.no_grad():
+        whole = fit.logits()
+        for y0, y1, x0, x1 in [(0, 30, 0, 40), (50, 61, 37, 90), (170, 203, 120, 161)]:
+            part = fit.logits((y0, y1, x0, x1))
+            torch.testing.assert_close(part, whole[:, y0:y1, x0:x1], atol=1e-4, rtol=0)

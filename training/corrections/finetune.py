@@ -1,0 +1,144 @@
+"""The correction loop's fine-tune: a base model and a layer of drawn polygons in,
+a new model file out (the base file is only read).
+
+1. The polygons (with the earlier rounds' on the same image) are burned onto the
+   model grid (data.py).
+2. About a third of them are held out; the model is fitted to the rest and scored
+   on them as it learns (fit.py, holdout.py).
+3. The fitted networks are adopted only when they get the held-out polygons more
+   right than the base model does; then the fit continues on every polygon. When
+   they do not, the base networks are kept and the result says why.
+4. Either way the new model keeps every drawn polygon (engine/labels/kept.py), so
+   a refine of this image shows what the user drew.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+
+from ...engine.device import configure_threads, resolve_device
+from ...engine.modelfile.config import ModelConfig
+from ...engine.modelfile.io import check_model_output, load_model, save_model
+from ...engine.progress import CancelFn, ProgressFn, make_reporter
+from ..tile import IGNORE, LabelSource
+from .data import Corrections, load_corrections
+from .fit import CorrectionFit, FitOutcome, FitParams
+from .holdout import balanced_accuracy, held_out_features
+
+log = logging.getLogger(__name__)
+#: Seconds of fitting on the CPU, so that a round (fit + refine) stays a loop.
+CPU_BUDGET_S = 16.0
+#: Share of the held-out phase's best step count spent on every polygon afterwards.
+REFIT_SHARE = 0.5
+
+
+@dataclass
+class FinetuneResult:
+    model: Path
+    adopted: bool            # the fitted networks replaced the base's
+    polygons: int            # drawn polygons the model keeps (all rounds on this image)
+    held_out: int            # polygons the adoption check was made on
+    base_score: Optional[float]   # held-out polygons right, base model (balanced accuracy)
+    tuned_score: Optional[float]  # the same, fitted networks
+    steps: int
+    seconds: float
+    device: str
+    message: str
+
+    @property
+    def final_loss(self) -> float:  # what the CLI and the jobs print for every training
+        return float("nan")
+
+
+def finetune(image: Path, labels: LabelSource, out: Path, base_model: Optional[Path] = None,
+             params: Optional[FitParams] = None, device: str = "auto",
+             bands: Optional[Sequence[int]] = None, input_resolution_m: Optional[float] = None,
+             overwrite: bool = False, progress: Optional[ProgressFn] = None,
+             is_cancelled: Optional[CancelFn] = None) -> FinetuneResult:
+    """Fit ``base_model`` (default: the bundled one) to the polygons of ``labels``."""
+    params = copy.deepcopy(params) if params is not None else FitParams()
+    params.check()
+    rep = make_reporter(progress, is_cancelled)
+    out = Path(out)
+    check_model_output(out, [image, labels.path] + ([base_model] if base_model else []), overwrite)
+    configure_threads()
+    dev = resolve_device(device)
+    if params.max_seconds is None and dev.type == "cpu":
+        params.max_seconds = CPU_BUDGET_S
+    net, config = load_model(base_model, "cpu")
+    config = copy.deepcopy(config)
+    corr = load_corrections(image, labels, config, bands, input_resolution_m)
+    rep.report(0.05)
+    torch.manual_seed(params.seed)
+    fit = CorrectionFit(net, corr.tile, params, dev)
+    base_state = copy.deepcopy(net.state_dict())
+    held = held_out_features(corr.feature_classes(), params.seed)
+    budget = params.max_seconds
+    if held:
+        mask = torch.isin(corr.features, torch.tensor(held)) & (fit.labels != IGNORE)
+        train = fit.labels.clone()
+        train[mask] = IGNORE
+        base_score = balanced_accuracy(fit.base, fit.labels, mask)
+        first = fit.fit(train, params.steps, rep.sub(0.05, 0.7), held_out=mask,
+                        time_left=None if budget is None else 0.7 * budget)
+        adopted = first.score is not None and first.score > base_score
+        if adopted:
+            net.load_state_dict(first.state)
+            more = max(1, int(round(REFIT_SHARE * first.step)))
+            last = fit.fit(fit.labels, more, rep.sub(0.7, 0.95),
+                           time_left=None if budget is None else 0.3 * budget)
+            steps, seconds = first.steps + last.steps, first.seconds + last.seconds
+        else:
+            net.load_state_dict(base_state)
+            steps, seconds = first.steps, first.seconds
+        tuned_score: Optional[float] = first.score
+    else:
+        first = fit.fit(fit.labels, params.steps, rep.sub(0.05, 0.95), time_left=budget)
+        adopted, base_score, tuned_score = True, None, None
+        steps, seconds = first.steps, first.seconds
+    message = _message(adopted, len(held), corr.kept.features, base_score, tuned_score)
+    log.info(message)
+    _record(config, corr, image, base_model, params, adopted, len(held), base_score,
+            tuned_score, steps, seconds, str(dev))
+    save_model(net.cpu(), config, out, overwrite=overwrite)
+    rep.report(1.0)
+    return FinetuneResult(out, adopted, corr.kept.features, len(held), base_score, tuned_score,
+                          steps, seconds, str(dev), message)
+
+
+def _message(adopted: bool, held: int, polygons: int, base: Optional[float],
+             tuned: Optional[float]) -> str:
+    if not held:
+        return (f"Learnt from {polygons} polygon(s); too few per class to hold any out, so the "
+                "fine-tune could not be checked (draw at least two polygons of a class).")
+    scores = f"{100 * (tuned or 0):.0f} % of your {held} held-out polygon(s) right " \
+             f"(the starting model: {100 * (base or 0):.0f} %)"
+    if adopted:
+        return f"Adopted: the fine-tuned model got {scores}; then it learnt from all {polygons}."
+    return (f"Not adopted: the fine-tuned networks got {scores}, no better, so the starting "
+            f"networks are kept. The new model still shows your {polygons} drawn polygon(s) on "
+            "this image; corrections elsewhere, of the same kinds, may teach it more.")
+
+
+def _record(config: ModelConfig, corr: Corrections, image: Path, base_model: Optional[Path],
+            params: FitParams, adopted: bool, held: int, base: Optional[float],
+            tuned: Optional[float], steps: int, seconds: float, device: str) -> None:
+    """The model's name, its kept polygons and the round in its training record."""
+    rounds: List[Dict[str, Any]] = [r for r in (config.training.get("finetune") or [])
+                                    if isinstance(r, dict) and r.get("image") == Path(image).name]
+    number = len(rounds) + 1
+    config.name = f"{Path(image).stem} — round {number} ({corr.kept.features} corrections)"
+    config.corrections = corr.kept.to_dict()
+    record = {"image": Path(image).name, "round": number, "parent": base_model.name
+              if base_model else "bundled", "polygons": corr.kept.features, "held_out": held,
+              "adopted": adopted, "base_score": None if base is None else round(base, 4),
+              "tuned_score": None if tuned is None else round(tuned, 4), "adapt": params.adapt,
+              "steps": steps, "lr": params.lr, "seed": params.seed, "device": device,
+              "seconds": round(seconds, 1), "labelled_pixels": corr.tile.labelled_pixels}
+    config.training["finetune"] = list(config.training.get("finetune") or []) + [record]

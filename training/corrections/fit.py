@@ -1,0 +1,297 @@
+"""Fitting a model to a user's correction polygons (torch only, no GDAL).
+
+What a few polygons can teach safely, and how:
+
+* **What changes** (``adapt``): the paper's refinement RNN only (``rnn``, the
+  default), or the RNN with the coarse CNN's last layer and upsampling
+  (``head+rnn``), or also its third layer (``deep+rnn``). The frozen part of the
+  CNN is computed once over the window; every step then runs only what learns.
+* **Anchors**: inside the area the user worked on (the box around the polygons,
+  grown by ``anchor_margin`` model pixels), pixels no polygon covers keep the
+  base model's own map as their label. Without them a few polygons of one class
+  teach "everything is that class"; limited to that area, they do not hold the
+  rest of the image to the base model's mistakes.
+* **A stable optimiser**: Adam at 1e-3 with gradient clipping. AdaGrad at 0.01
+  (the paper's rate for training from scratch) takes the first step's loss from
+  0.2 to 11 on a pretrained model.
+* **Held-out polygons**: the fit is scored every ``eval_every`` steps on polygons
+  it does not learn from, and the best state is kept (early stopping).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from ...engine.errors import MapRefinerError
+from ...engine.networks.inference import class_argmax
+from ...engine.networks.models import MapRefinerNet, pad_to_stride
+from ...engine.progress import Reporter
+from ..tile import IGNORE, TrainingTile
+from .holdout import balanced_accuracy
+
+#: What a fine-tune may change, and how many CNN layers stay frozen before it.
+ADAPT_MODES: Dict[str, int] = {"rnn": 4, "head+rnn": 3, "deep+rnn": 2}
+#: Context, in model pixels, the RNN needs around a patch (2 px per iteration + 2).
+RNN_CONTEXT = 12
+#: Context, in cells of the CNN's stride-4 grid, the trained CNN layers need.
+CELL_CONTEXT = 9
+
+
+@dataclass
+class FitParams:
+    adapt: str = "rnn"
+    steps: int = 150
+    lr: float = 1e-3
+    batch_size: int = 8
+    patch_size: int = 64
+    iterations: int = 5
+    anchor_margin: int = 64          # model px around the polygons where anchors hold
+    anchor_weight: float = 1.0       # an anchor pixel counts this much against a drawn one
+    anchor_confidence: float = 0.0   # anchor only where the base model is at least this sure
+    eval_every: int = 25
+    clip: float = 1.0
+    seed: int = 0
+    max_seconds: Optional[float] = None
+
+    def check(self) -> None:
+        if self.adapt not in ADAPT_MODES:
+            raise MapRefinerError(f"Unknown adapt mode {self.adapt!r}; use one of "
+                                  f"{', '.join(ADAPT_MODES)}.")
+        if self.steps < 1:
+            raise MapRefinerError("A fine-tune needs at least one step.")
+        if not (0 < self.lr < 1):
+            raise MapRefinerError(f"The learning rate must be between 0 and 1, not {self.lr}.")
+
+
+@dataclass
+class FitOutcome:
+    """The best state seen (by held-out score, or the last one without held-out pixels)."""
+
+    state: Dict[str, torch.Tensor]
+    score: Optional[float]
+    step: int
+    steps: int
+    seconds: float
+    history: List[float] = field(default_factory=list)
+
+
+def _trunk(net: MapRefinerNet, x: torch.Tensor, frozen: int) -> torch.Tensor:
+    """The frozen CNN layers' output (for ``frozen`` = 4: the whole CNN's heat map)."""
+    c = net.coarse
+    if frozen == 4:
+        return c(x)
+    x = F.relu(c.conv1(x))
+    if frozen >= 2:
+        x = F.relu(c.conv2(x))
+    if frozen >= 3:
+        x = F.relu(c.conv3(x))
+    return x
+
+
+def _head(net: MapRefinerNet, f: torch.Tensor, frozen: int) -> torch.Tensor:
+    """The trained CNN layers after the frozen trunk (nothing for ``frozen`` = 4)."""
+    c = net.coarse
+    if frozen == 4:
+        return f
+    if frozen < 3:
+        f = F.relu(c.conv3(f))
+    return c.upsample(c.conv4(f))
+
+
+class CorrectionFit:
+    """A model, the frozen part of its CNN over a tile, and what its fit learns from."""
+
+    def __init__(self, net: MapRefinerNet, tile: TrainingTile, params: FitParams,
+                 device: torch.device) -> None:
+        params.check()
+        self.net, self.params, self.device = net.to(device), params, device
+        self.frozen = ADAPT_MODES[params.adapt]
+        self.labels = tile.labels.long()
+        self.h, self.w = self.labels.shape
+        self.image = tile.image.to(device)
+        self.x = pad_to_stride(self.image[None])
+        net.eval()
+        with torch.no_grad():
+            self.trunk = _trunk(net, self.x, self.frozen)
+            self.base = self.predict()
+        self.anchor = self._anchor_mask()
+        self.trained = self._trained_parameters()
+        self.rng = np.random.default_rng(params.seed)
+        self._pad()
+
+    # -- what is learnt -------------------------------------------------------------
+    def _anchor_mask(self) -> torch.Tensor:
+        """Unlabelled pixels within ``anchor_margin`` of the polygons' bounding box."""
+        ys, xs = torch.nonzero(self.labels != IGNORE, as_tuple=True)
+        m = self.params.anchor_margin
+        box = torch.zeros_like(self.labels, dtype=torch.bool)
+        box[max(0, int(ys.min()) - m):int(ys.max()) + 1 + m,
+            max(0, int(xs.min()) - m):int(xs.max()) + 1 + m] = True
+        anchor = box & (self.labels == IGNORE)
+        if self.params.anchor_confidence > 0:
+            anchor &= self.confidence() >= self.params.anchor_confidence
+        return anchor
+
+    def _trained_parameters(self) -> List[torch.nn.Parameter]:
+        c = self.net.coarse
+        layers: List[torch.nn.Module] = [self.net.rnn]
+        if self.frozen <= 3:
+            layers += [c.conv4, c.upsample]
+        if self.frozen <= 2:
+            layers.append(c.conv3)
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+        params = [p for layer in layers for p in layer.parameters()]
+        for p in params:
+            p.requires_grad_(True)
+        return params
+
+    def _pad(self) -> None:
+        """Padded copies, so that a patch near the window's edge is a plain slice."""
+        p, cc = self.params.patch_size, CELL_CONTEXT
+        px = 4 * cc
+        self.img_pad = F.pad(self.image, (px, px + p, px, px + p))
+        if self.frozen == 4:
+            heat = self.trunk[0, :, :self.h, :self.w]
+            self.trunk_pad = F.pad(heat[None], (px, px + p, px, px + p), mode="replicate")[0]
+        else:
+            self.trunk_pad = F.pad(self.trunk[0], (cc, cc + p // 4, cc, cc + p // 4))
+
+    # -- inference ----------------------------------------------------------------------
+    def logits(self, box: Optional[Tuple[int, int, int, int]] = None) -> torch.Tensor:
+        """Scores over the window, or over ``box`` (y0, y1, x0, x1) of it, computed from
+        the frozen trunk with just the context the trained layers need."""
+        if box is None:
+            heat = _head(self.net, self.trunk, self.frozen)
+            return self.net.rnn(self.x, heat, self.params.iterations)[0, :, :self.h, :self.w]
+        y0, y1, x0, x1 = box
+        hp, wp = self.x.shape[-2:]
+        # The crop stops at the window's edges, where the full pass pads the same way.
+        ya, yb = max(0, (y0 - RNN_CONTEXT) // 4 * 4), min(hp, y1 + RNN_CONTEXT)
+        xa, xb = max(0, (x0 - RNN_CONTEXT) // 4 * 4), min(wp, x1 + RNN_CONTEXT)
+        img = self.x[:, :, ya:yb, xa:xb]
+        if self.frozen == 4:
+            heat = self.trunk[:, :, ya:yb, xa:xb]
+        else:
+            hc, wc = self.trunk.shape[-2:]
+            ca, cb = max(0, ya // 4 - CELL_CONTEXT), min(hc, -(-yb // 4) + CELL_CONTEXT)
+            da, db = max(0, xa // 4 - CELL_CONTEXT), min(wc, -(-xb // 4) + CELL_CONTEXT)
+            heat = _head(self.net, self.trunk[:, :, ca:cb, da:db], self.frozen)
+            heat = heat[:, :, ya - 4 * ca:yb - 4 * ca, xa - 4 * da:xb - 4 * da]
+        out = self.net.rnn(img, heat, self.params.iterations)
+        return out[0, :, y0 - ya:y1 - ya, x0 - xa:x1 - xa]
+
+    def predict(self, box: Optional[Tuple[int, int, int, int]] = None) -> torch.Tensor:
+        self.net.eval()
+        with torch.no_grad():
+            return class_argmax(self.logits(box)).long()
+
+    def confidence(self) -> torch.Tensor:
+        """The current model's probability of its chosen class, per pixel."""
+        self.net.eval()
+        with torch.no_grad():
+            return torch.softmax(self.logits(), 0).max(0).values.cpu()
+
+    # -- training --------------------------------------------------------------------
+    def targets(self, labels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Per-pixel target and weight: drawn pixels 1, anchors ``anchor_weight``."""
+        drawn = labels != IGNORE
+        anchor = self.anchor & ~drawn
+        tgt = torch.where(drawn, labels, torch.where(anchor, self.base, torch.full_like(labels, 0)))
+        weight = drawn.float() + self.params.anchor_weight * anchor.float()
+        pad = 4 * CELL_CONTEXT
+        p = self.params.patch_size
+        return (F.pad(tgt, (pad, pad + p, pad, pad + p)).to(self.device),
+                F.pad(weight, (pad, pad + p, pad, pad + p)).to(self.device))
+
+    def _corners(self, labels: torch.Tensor) -> List[Tuple[int, int]]:
+        """Patch corners on the stride-4 lattice: half around drawn pixels (each class
+        as often), half anywhere in the area the anchors cover."""
+        p, rng = self.params.patch_size, self.rng
+        drawn = (labels != IGNORE).numpy()
+        by_class = [np.argwhere(drawn & (labels.numpy() == c)) for c in np.unique(labels[labels != IGNORE])]
+        area = np.argwhere((self.anchor | (labels != IGNORE)).numpy())
+        out = []
+        for b in range(self.params.batch_size):
+            pool = by_class[rng.integers(len(by_class))] if (b % 2 == 0 and by_class) else area
+            cy, cx = pool[rng.integers(len(pool))]
+            jitter = rng.integers(-p // 4, p // 4 + 1, size=2)
+            y = int(np.clip(cy - p // 2 + jitter[0], 0, max(0, self.h - p // 2))) // 4 * 4
+            x = int(np.clip(cx - p // 2 + jitter[1], 0, max(0, self.w - p // 2))) // 4 * 4
+            out.append((y, x))
+        return out
+
+    def _loss(self, tgt: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        p, rc, cc = self.params.patch_size, RNN_CONTEXT, CELL_CONTEXT
+        corners = self._corners(labels)
+        side = p + 8 * cc
+        imgs = torch.stack([self.img_pad[:, y:y + side, x:x + side] for y, x in corners])
+        if self.frozen == 4:
+            heat = torch.stack([self.trunk_pad[:, y:y + side, x:x + side] for y, x in corners])
+        else:
+            cells = p // 4 + 2 * cc
+            feats = torch.stack([self.trunk_pad[:, y // 4:y // 4 + cells, x // 4:x // 4 + cells]
+                                 for y, x in corners])
+            heat = _head(self.net, feats, self.frozen)
+        o = 4 * cc - rc
+        imgs = imgs[:, :, o:o + p + 2 * rc, o:o + p + 2 * rc]
+        heat = heat[:, :, o:o + p + 2 * rc, o:o + p + 2 * rc]
+        t = torch.stack([tgt[y + 4 * cc:y + 4 * cc + p, x + 4 * cc:x + 4 * cc + p] for y, x in corners])
+        w = torch.stack([weight[y + 4 * cc:y + 4 * cc + p, x + 4 * cc:x + 4 * cc + p]
+                         for y, x in corners])
+        k, flip = int(self.rng.integers(4)), bool(self.rng.integers(2))
+        imgs, heat, t, w = (torch.rot90(v, k, (-2, -1)) for v in (imgs, heat, t, w))
+        if flip:
+            imgs, heat, t, w = (v.flip(-1) for v in (imgs, heat, t, w))
+        out = self.net.rnn(imgs, heat, self.params.iterations)[:, :, rc:rc + p, rc:rc + p]
+        ce = F.cross_entropy(out, t, reduction="none")
+        return (ce * w).sum() / w.sum().clamp(min=1e-6)
+
+    def fit(self, labels: torch.Tensor, steps: int, rep: Reporter,
+            held_out: Optional[torch.Tensor] = None,
+            time_left: Optional[float] = None) -> FitOutcome:
+        """``steps`` Adam steps on ``labels`` (IGNORE = not drawn); with ``held_out``
+        (a mask of drawn pixels left out of ``labels``), keep the best-scoring state."""
+        if not (labels != IGNORE).any():
+            raise MapRefinerError("No drawn pixel is left to learn from.")
+        opt = torch.optim.Adam(self.trained, lr=self.params.lr)
+        tgt, weight = self.targets(labels)
+        if held_out is not None:
+            ys, xs = torch.nonzero(held_out, as_tuple=True)
+            box = b0, b1, c0, c1 = (int(ys.min()), int(ys.max()) + 1,
+                                    int(xs.min()), int(xs.max()) + 1)
+        t0 = time.perf_counter()
+        best = FitOutcome(copy.deepcopy(self.net.state_dict()), None, 0, 0, 0.0)
+        history: List[float] = []
+        step = 0
+        for step in range(1, steps + 1):
+            rep.check()
+            self.net.train()
+            loss = self._loss(tgt, weight, labels)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.trained, self.params.clip)
+            opt.step()
+            history.append(float(loss.detach()))
+            rep.report(step / steps)
+            out_of_time = time_left is not None and time.perf_counter() - t0 > time_left
+            if held_out is not None and (step % self.params.eval_every == 0 or step == steps
+                                         or out_of_time):
+                score = balanced_accuracy(self.predict(box), self.labels[b0:b1, c0:c1],
+                                          held_out[b0:b1, c0:c1])
+                if best.score is None or score > best.score:
+                    best = FitOutcome(copy.deepcopy(self.net.state_dict()), score, step, 0, 0.0)
+            if out_of_time:
+                break
+        if held_out is None:
+            best = FitOutcome(copy.deepcopy(self.net.state_dict()), None, step, 0, 0.0)
+        best.steps, best.seconds, best.history = step, time.perf_counter() - t0, history
+        self.net.eval()
+        return best

@@ -1,0 +1,45 @@
+"""Holding whole polygons out of a fine-tune, and scoring a map on them.
+
+A fine-tune is judged on corrections it did not learn from: the user's own held-out
+polygons say whether what it learnt from the others carries over. A polygon is
+held out whole (its pixels are alike, so a split inside one would flatter the fit).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List
+
+import numpy as np
+import torch
+
+from ..tile import IGNORE
+
+#: Share of the polygons held out when there are enough of them.
+HOLDOUT_SHARE = 0.34
+
+
+def held_out_features(feature_class: Dict[int, int], seed: int,
+                      share: float = HOLDOUT_SHARE) -> List[int]:
+    """About ``share`` of the features, drawn per class, never a class's only feature.
+
+    Returns ``[]`` when no class has two features (nothing can be held out without
+    removing a class from the training labels).
+    """
+    rng = np.random.default_rng(seed)
+    out: List[int] = []
+    for cls in sorted(set(feature_class.values())):
+        feats = sorted(f for f, c in feature_class.items() if c == cls)
+        if len(feats) < 2:
+            continue
+        n = min(len(feats) - 1, max(1, int(round(share * len(feats)))))
+        out += [int(f) for f in rng.choice(feats, size=n, replace=False)]
+    return sorted(out)
+
+
+def balanced_accuracy(pred: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> float:
+    """Mean over the classes present in ``labels[mask]`` of the share of their pixels
+    that ``pred`` gets right; 0 when ``mask`` selects no labelled pixel."""
+    mask = mask & (labels != IGNORE)
+    accs = [float((pred[mask & (labels == c)] == c).float().mean())
+            for c in torch.unique(labels[mask]).tolist()]
+    return float(np.mean(accs)) if accs else 0.0
