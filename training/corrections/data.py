@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -41,6 +41,15 @@ class Corrections:
     tile: TrainingTile
     features: torch.Tensor          # (h, w) int64: drawn feature number, -1 where none
     kept: KeptCorrections           # every polygon so far, on the image grid
+
+    def boxes(self, features: Sequence[int]) -> List[Tuple[int, int, int, int]]:
+        """Each feature's bounding box on the window, ``(y0, y1, x0, x1)``."""
+        out = []
+        for f in features:
+            ys, xs = torch.nonzero(self.features == f, as_tuple=True)
+            if len(ys):
+                out.append((int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1))
+        return out
 
     def feature_classes(self) -> Dict[int, int]:
         """Feature number -> class, for the features that reach the model grid."""

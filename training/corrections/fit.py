@@ -52,9 +52,11 @@ class FitParams:
     batch_size: int = 8
     patch_size: int = 64
     iterations: int = 5
-    anchor_margin: int = 64          # model px around the polygons where anchors hold
+    anchor_margin: Optional[int] = 64  # model px around the polygons where anchors hold
+                                       # (None: the whole window)
     anchor_weight: float = 1.0       # an anchor pixel counts this much against a drawn one
     anchor_confidence: float = 0.0   # anchor only where the base model is at least this sure
+    balance: bool = False            # drawn classes weigh alike, whatever their pixel counts
     eval_every: int = 25
     clip: float = 1.0
     seed: int = 0
@@ -120,23 +122,29 @@ class CorrectionFit:
         net.eval()
         with torch.no_grad():
             self.trunk = _trunk(net, self.x, self.frozen)
-            self.base = self.predict()
-        self.anchor = self._anchor_mask()
+            base = self.logits()
+            self.base = class_argmax(base).long()
+            confidence = torch.softmax(base, 0).max(0).values.cpu()
+        self.anchor = self._anchor_mask(confidence)
         self.trained = self._trained_parameters()
         self.rng = np.random.default_rng(params.seed)
         self._pad()
 
     # -- what is learnt -------------------------------------------------------------
-    def _anchor_mask(self) -> torch.Tensor:
-        """Unlabelled pixels within ``anchor_margin`` of the polygons' bounding box."""
-        ys, xs = torch.nonzero(self.labels != IGNORE, as_tuple=True)
+    def _anchor_mask(self, confidence: torch.Tensor) -> torch.Tensor:
+        """Unlabelled pixels within ``anchor_margin`` of the polygons' bounding box where
+        the base model is at least ``anchor_confidence`` sure."""
         m = self.params.anchor_margin
         box = torch.zeros_like(self.labels, dtype=torch.bool)
-        box[max(0, int(ys.min()) - m):int(ys.max()) + 1 + m,
-            max(0, int(xs.min()) - m):int(xs.max()) + 1 + m] = True
+        if m is None:
+            box[:] = True
+        else:
+            ys, xs = torch.nonzero(self.labels != IGNORE, as_tuple=True)
+            box[max(0, int(ys.min()) - m):int(ys.max()) + 1 + m,
+                max(0, int(xs.min()) - m):int(xs.max()) + 1 + m] = True
         anchor = box & (self.labels == IGNORE)
         if self.params.anchor_confidence > 0:
-            anchor &= self.confidence() >= self.params.anchor_confidence
+            anchor &= confidence >= self.params.anchor_confidence
         return anchor
 
     def _trained_parameters(self) -> List[torch.nn.Parameter]:
@@ -193,12 +201,6 @@ class CorrectionFit:
         with torch.no_grad():
             return class_argmax(self.logits(box)).long()
 
-    def confidence(self) -> torch.Tensor:
-        """The current model's probability of its chosen class, per pixel."""
-        self.net.eval()
-        with torch.no_grad():
-            return torch.softmax(self.logits(), 0).max(0).values.cpu()
-
     # -- training --------------------------------------------------------------------
     def targets(self, labels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Per-pixel target and weight: drawn pixels 1, anchors ``anchor_weight``."""
@@ -206,18 +208,30 @@ class CorrectionFit:
         anchor = self.anchor & ~drawn
         tgt = torch.where(drawn, labels, torch.where(anchor, self.base, torch.full_like(labels, 0)))
         weight = drawn.float() + self.params.anchor_weight * anchor.float()
+        if self.params.balance:
+            present = [c for c in torch.unique(labels[drawn]).tolist()]
+            n = float(drawn.sum())
+            for c in present:
+                sel = labels == c
+                weight[sel] = n / (len(present) * float(sel.sum()))
         pad = 4 * CELL_CONTEXT
         p = self.params.patch_size
         return (F.pad(tgt, (pad, pad + p, pad, pad + p)).to(self.device),
                 F.pad(weight, (pad, pad + p, pad, pad + p)).to(self.device))
 
-    def _corners(self, labels: torch.Tensor) -> List[Tuple[int, int]]:
+    def _pools(self, labels: torch.Tensor) -> List[np.ndarray]:
+        """Where patches are centred: the drawn pixels of each class, then the area the
+        anchors cover (``(n, 2)`` row/column arrays)."""
+        drawn = (labels != IGNORE).numpy()
+        lab = labels.numpy()
+        pools = [np.argwhere(drawn & (lab == c)) for c in np.unique(lab[drawn])]
+        return pools + [np.argwhere((self.anchor | (labels != IGNORE)).numpy())]
+
+    def _corners(self, pools: List[np.ndarray]) -> List[Tuple[int, int]]:
         """Patch corners on the stride-4 lattice: half around drawn pixels (each class
         as often), half anywhere in the area the anchors cover."""
         p, rng = self.params.patch_size, self.rng
-        drawn = (labels != IGNORE).numpy()
-        by_class = [np.argwhere(drawn & (labels.numpy() == c)) for c in np.unique(labels[labels != IGNORE])]
-        area = np.argwhere((self.anchor | (labels != IGNORE)).numpy())
+        by_class, area = pools[:-1], pools[-1]
         out = []
         for b in range(self.params.batch_size):
             pool = by_class[rng.integers(len(by_class))] if (b % 2 == 0 and by_class) else area
@@ -228,9 +242,17 @@ class CorrectionFit:
             out.append((y, x))
         return out
 
-    def _loss(self, tgt: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def held_out_score(self, held_out: torch.Tensor, boxes: List[Tuple[int, int, int, int]]) -> float:
+        """Balanced accuracy on the held-out pixels, each polygon's box scored alone."""
+        pred = torch.full_like(self.labels, -1)
+        for y0, y1, x0, x1 in boxes:
+            pred[y0:y1, x0:x1] = self.predict((y0, y1, x0, x1))
+        return balanced_accuracy(pred, self.labels, held_out)
+
+    def _loss(self, tgt: torch.Tensor, weight: torch.Tensor,
+              pools: List[np.ndarray]) -> torch.Tensor:
         p, rc, cc = self.params.patch_size, RNN_CONTEXT, CELL_CONTEXT
-        corners = self._corners(labels)
+        corners = self._corners(pools)
         side = p + 8 * cc
         imgs = torch.stack([self.img_pad[:, y:y + side, x:x + side] for y, x in corners])
         if self.frozen == 4:
@@ -256,17 +278,16 @@ class CorrectionFit:
 
     def fit(self, labels: torch.Tensor, steps: int, rep: Reporter,
             held_out: Optional[torch.Tensor] = None,
+            boxes: Optional[List[Tuple[int, int, int, int]]] = None,
             time_left: Optional[float] = None) -> FitOutcome:
         """``steps`` Adam steps on ``labels`` (IGNORE = not drawn); with ``held_out``
-        (a mask of drawn pixels left out of ``labels``), keep the best-scoring state."""
+        (a mask of drawn pixels left out of ``labels``, inside ``boxes``), keep the
+        best-scoring state."""
         if not (labels != IGNORE).any():
             raise MapRefinerError("No drawn pixel is left to learn from.")
         opt = torch.optim.Adam(self.trained, lr=self.params.lr)
         tgt, weight = self.targets(labels)
-        if held_out is not None:
-            ys, xs = torch.nonzero(held_out, as_tuple=True)
-            box = b0, b1, c0, c1 = (int(ys.min()), int(ys.max()) + 1,
-                                    int(xs.min()), int(xs.max()) + 1)
+        pools = self._pools(labels)
         t0 = time.perf_counter()
         best = FitOutcome(copy.deepcopy(self.net.state_dict()), None, 0, 0, 0.0)
         history: List[float] = []
@@ -274,7 +295,7 @@ class CorrectionFit:
         for step in range(1, steps + 1):
             rep.check()
             self.net.train()
-            loss = self._loss(tgt, weight, labels)
+            loss = self._loss(tgt, weight, pools)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.trained, self.params.clip)
@@ -284,8 +305,7 @@ class CorrectionFit:
             out_of_time = time_left is not None and time.perf_counter() - t0 > time_left
             if held_out is not None and (step % self.params.eval_every == 0 or step == steps
                                          or out_of_time):
-                score = balanced_accuracy(self.predict(box), self.labels[b0:b1, c0:c1],
-                                          held_out[b0:b1, c0:c1])
+                score = self.held_out_score(held_out, boxes or [(0, self.h, 0, self.w)])
                 if best.score is None or score > best.score:
                     best = FitOutcome(copy.deepcopy(self.net.state_dict()), score, step, 0, 0.0)
             if out_of_time:

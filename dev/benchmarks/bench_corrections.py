@@ -1,0 +1,107 @@
+"""One round of the correction loop, timed as a user lives it: fine-tune on 16
+polygons, then refine the whole raster again with the new model.
+
+The raster is a 2000 x 2000 px crop of the Xiamen mosaic (about 0.54 m pixels, so
+its model grid is nearly as large: the heaviest case for a 2000 px raster). The
+polygons are 8 OpenStreetMap buildings of the crop and 8 background squares, in
+the mask's classes (the figures are about time, not accuracy).
+
+    python -m map_refiner.dev.benchmarks.bench_corrections [--data ../shared/data]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from ...engine.refine.pipeline import RefineParams, refine_raster
+from ...training.corrections.finetune import finetune
+from ...training.tile import LabelSource
+
+SIDE = 2000
+ORIGIN = (3800, 2600)   # the bench's crop of the mosaic (bench.make_crop), fully covered
+
+
+def crop(data: Path, tmp: Path) -> Dict[str, Path]:
+    """The image crop and the OSM mask on the same pixels."""
+    from osgeo import gdal
+
+    out = {}
+    for key, name in (("image", "xiamen_rgb.tif"), ("mask", "xiamen_osm_buildings_mask.tif")):
+        out[key] = tmp / f"{key}.tif"
+        gdal.Translate(str(out[key]), str(data / "xiamen" / name),
+                       srcWin=[ORIGIN[0], ORIGIN[1], SIDE, SIDE])
+    return out
+
+
+def polygons(files: Dict[str, Path], path: Path, count: int = 16) -> Path:
+    """``count // 2`` building outlines from the mask and as many background squares."""
+    from osgeo import gdal, ogr, osr
+    from scipy import ndimage
+
+    ds = gdal.Open(str(files["mask"]))
+    mask = ds.GetRasterBand(1).ReadAsArray() == 1
+    lab, n = ndimage.label(mask)
+    sizes = ndimage.sum(mask, lab, range(1, n + 1))
+    keep = np.zeros_like(mask, dtype=np.uint8)
+    for i in np.argsort(-sizes)[:count // 2]:
+        keep[lab == i + 1] = 2                               # building
+    rng = np.random.default_rng(0)
+    free = ndimage.binary_dilation(mask, iterations=10)
+    placed = 0
+    while placed < count - count // 2:
+        y, x = (int(v) for v in rng.integers(0, SIDE - 40, size=2))
+        if not free[y:y + 40, x:x + 40].any() and not keep[y:y + 40, x:x + 40].any():
+            keep[y:y + 40, x:x + 40] = 1                     # background
+            placed += 1
+    mem = gdal.GetDriverByName("MEM").Create("", SIDE, SIDE, 1, gdal.GDT_Byte)
+    mem.SetGeoTransform(ds.GetGeoTransform())
+    mem.SetProjection(ds.GetProjection())
+    mem.GetRasterBand(1).WriteArray(keep)
+    vds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+    lyr = vds.CreateLayer("corrections", osr.SpatialReference(wkt=ds.GetProjection()),
+                          ogr.wkbPolygon)
+    lyr.CreateField(ogr.FieldDefn("value", ogr.OFTInteger))
+    gdal.Polygonize(mem.GetRasterBand(1), mem.GetRasterBand(1), lyr, 0)
+    lyr.CreateField(ogr.FieldDefn("class", ogr.OFTString))
+    for f in lyr:
+        f.SetField("class", "building" if f.GetField("value") == 2 else "background")
+        lyr.SetFeature(f)
+    vds = None
+    return path
+
+
+def correction_round(data: Path, tmp: Optional[Path] = None) -> Dict[str, float]:
+    """Seconds of one round (fine-tune with the CLI's defaults, then refine)."""
+    with tempfile.TemporaryDirectory(dir=tmp) as d:
+        d = Path(d)
+        files = crop(data, d)
+        gpkg = polygons(files, d / "corrections.gpkg")
+        t0 = time.perf_counter()
+        res = finetune(files["image"], LabelSource(gpkg, class_field="class", mode="sparse"),
+                       d / "round.safetensors", device="cpu")
+        t1 = time.perf_counter()
+        refine_raster(RefineParams(image=files["image"], out=d / "round.tif",
+                                   model_path=res.model, device="cpu"))
+        t2 = time.perf_counter()
+    return {"pixels": float(SIDE * SIDE), "polygons": float(res.polygons),
+            "finetune_s": t1 - t0, "fit_s": res.seconds, "steps": float(res.steps),
+            "refine_s": t2 - t1, "round_s": t2 - t0, "adopted": float(res.adopted)}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    a = ap.parse_args(argv)
+    print(json.dumps(correction_round(a.data)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

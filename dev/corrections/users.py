@@ -1,0 +1,96 @@
+"""Simulated cartographers: where each one draws its K corrections.
+
+Every user draws on the left half of the scene only (the right half is what the
+study scores) and draws what a careful cartographer would, copied from the
+accurate reference: a building the map missed is traced whole (every reference
+building the miss touches), a false building is outlined as background. Users
+differ in the order they find the errors:
+
+* ``largest``: the largest error regions first (the acceptance check's user);
+* ``uncertainty``: follows the dialog's "where to draw next" list (the base
+  model's most uncertain 12 m cells, engine/refine/uncertainty.py), drawing the
+  error regions that fall in each listed place, largest first;
+* ``random``: the error regions in a random order (seeded).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Tuple
+
+import numpy as np
+from osgeo import gdal, ogr, osr
+from scipy import ndimage
+
+from ...engine.refine.uncertainty import rank_regions, uncertainty
+
+Correction = Tuple[np.ndarray, int]   # pixel mask on the image grid, class (1 building)
+USERS = ("largest", "uncertainty", "random")
+MIN_PIXELS = 20                        # smaller error specks are not worth a polygon
+
+
+def error_regions(pred: np.ndarray, ref: np.ndarray, half: int) -> List[Tuple[int, Correction]]:
+    """(size, correction) of every error region of the left half."""
+    out = []
+    buildings, _ = ndimage.label(ref)
+    left = np.arange(ref.shape[1])[None, :] < half
+    for err, cls in (((~pred) & ref, 1), (pred & ~ref, 0)):
+        lab, n = ndimage.label(err & left)
+        if not n:
+            continue
+        sizes = ndimage.sum(err & left, lab, range(1, n + 1))
+        for i in np.nonzero(sizes >= MIN_PIXELS)[0]:
+            region = lab == i + 1
+            if cls == 1:
+                ids = np.unique(buildings[region])
+                region = np.isin(buildings, ids[ids > 0]) & left
+            out.append((int(sizes[i]), (region, cls)))
+    return out
+
+
+def ordered(regions: List[Tuple[int, Correction]], user: str, probs: np.ndarray, half: int,
+            cell_px: int, seed: int = 0) -> List[Correction]:
+    """The corrections in the order ``user`` draws them."""
+    by_size = sorted(regions, key=lambda r: -r[0])
+    if user == "largest":
+        return [c for _, c in by_size]
+    if user == "random":
+        order = np.random.default_rng(seed).permutation(len(regions))
+        return [regions[i][1] for i in order]
+    if user != "uncertainty":
+        raise ValueError(f"unknown user {user!r}")
+    valid = np.zeros(probs.shape[1:], dtype=bool)
+    valid[:, :half] = True
+    out, used = [], set()
+    for region in rank_regions(uncertainty(probs), valid, cell=cell_px, top=None):
+        for i, (_, (mask, cls)) in enumerate(by_size):
+            if i not in used and mask[region.y0:region.y1, region.x0:region.x1].any():
+                used.add(i)
+                out.append((mask, cls))
+    return out + [c for i, (_, c) in enumerate(by_size) if i not in used]
+
+
+def write_corrections(corrections: List[Correction], like: gdal.Dataset, path: Path) -> Path:
+    """The corrections as a GeoPackage polygon layer with a ``class`` field."""
+    mem = gdal.GetDriverByName("MEM").Create("", like.RasterXSize, like.RasterYSize, 1,
+                                             gdal.GDT_Byte)
+    mem.SetGeoTransform(like.GetGeoTransform())
+    mem.SetProjection(like.GetProjection())
+    arr = np.zeros((like.RasterYSize, like.RasterXSize), np.uint8)
+    for mask, cls in corrections:
+        arr[mask] = 2 + cls
+    mem.GetRasterBand(1).WriteArray(arr)
+    drv = ogr.GetDriverByName("GPKG")
+    if path.exists():
+        drv.DeleteDataSource(str(path))
+    vds = drv.CreateDataSource(str(path))
+    lyr = vds.CreateLayer("corrections", osr.SpatialReference(wkt=like.GetProjection()),
+                          ogr.wkbPolygon)
+    lyr.CreateField(ogr.FieldDefn("value", ogr.OFTInteger))
+    gdal.Polygonize(mem.GetRasterBand(1), mem.GetRasterBand(1), lyr, 0)
+    lyr.CreateField(ogr.FieldDefn("class", ogr.OFTString))
+    for f in lyr:
+        f.SetField("class", "building" if f.GetField("value") == 3 else "background")
+        lyr.SetFeature(f)
+    vds = None
+    return path
