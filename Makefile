@@ -10,7 +10,7 @@ OUTDIR ?= out
 APT_PACKAGES := python3-qgis qgis-providers python3-gdal gdal-bin python3-venv qgis xvfb
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: all setup system venv test demo bench experiment zip clean
+.PHONY: all setup system venv lint pytest test demo bench experiment zip clean
 
 all: test
 
@@ -33,11 +33,20 @@ $(VENV)/.venv-stamp: $(VENV)/.system-stamp requirements.txt requirements-dev.txt
 
 setup: venv
 
+# Lint, format and the engine's types (configured in pyproject.toml); `make
+# test` runs them first, so CI fails on any finding before the long tests.
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy engine
+
 # Engine, training and CLI tests run with QGIS absent (pytest-qgis disabled),
 # which proves the engine needs no QGIS; then the plugin tests with pytest-qgis.
-test: venv
+pytest: venv
 	$(PY) -m pytest -q -p no:pytest_qgis --ignore=tests/qgis tests
 	$(PY) -m pytest -q tests/qgis
+
+test: lint pytest
 
 demo: venv
 	$(PY) -m map_refiner demo --data $(DATA) --out-dir $(OUTDIR)
