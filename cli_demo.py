@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional, TextIO
+from typing import TextIO
 
 import numpy as np
 
 from .engine.errors import MapRefinerError
-from .engine.scoring.metrics import evaluate_rasters
 from .engine.modelfile.io import load_model
-from .engine.refine.pipeline import RefineParams, refine_raster
 from .engine.rasters.read import open_raster
 from .engine.rasters.render import overlay, side_by_side, to_rgb8, write_png
+from .engine.refine.pipeline import RefineParams, refine_raster
+from .engine.scoring.metrics import evaluate_rasters
 from .engine.vectors.vectorize import vectorize
 
 REFERENCE_MAP = {0: 0, 255: 1}
@@ -28,7 +28,7 @@ def _read(path: Path) -> np.ndarray:
     return open_raster(path).ReadAsArray()
 
 
-def run_demo(data: Path, out_dir: Path, model_path: Optional[Path], device: str,
+def run_demo(data: Path, out_dir: Path, model_path: Path | None, device: str,
              stream: TextIO) -> int:
     image = data / "austin" / "austin_dev_rgb.tif"
     reference = data / "austin" / "austin_dev_gt.tif"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Optional, TextIO
+from typing import TextIO
 
 
 class ProgressBar:
     """Call with a 0..1 fraction; redraws at most a few times a second."""
 
-    def __init__(self, label: str, stream: Optional[TextIO] = None, width: int = 30) -> None:
+    def __init__(self, label: str, stream: TextIO | None = None, width: int = 30) -> None:
         # sys.stderr looked up now, not at import, so redirections are honoured.
         self.label, self.stream, self.width = label, stream or sys.stderr, width
         self.t0 = time.perf_counter()

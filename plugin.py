@@ -7,7 +7,7 @@ here imports torch, so QGIS starts fast and loads the plugin without it.
 from __future__ import annotations
 
 import logging
-from typing import Callable, List, Optional
+from typing import Callable
 
 from qgis.core import QgsApplication
 from qgis.gui import QgisInterface
@@ -24,13 +24,13 @@ MENU = "Map Refiner"
 
 
 class MapRefinerPlugin:
-    def __init__(self, iface: Optional[QgisInterface]) -> None:
+    def __init__(self, iface: QgisInterface | None) -> None:
         self.iface = iface  # None under qgis_process, which only calls initProcessing()
-        self.actions: List[QAction] = []
-        self.toolbar_actions: List[QAction] = []
-        self.provider: Optional[MapRefinerProvider] = None
-        self.log_handler: Optional[logging.Handler] = None
-        self.controller: Optional[Controller] = None
+        self.actions: list[QAction] = []
+        self.toolbar_actions: list[QAction] = []
+        self.provider: MapRefinerProvider | None = None
+        self.log_handler: logging.Handler | None = None
+        self.controller: Controller | None = None
         activate(deps_folder(profile_dir()))  # torch from the plugin's own installer, if any
 
     def initProcessing(self) -> None:  # noqa: N802 - QGIS API

@@ -15,8 +15,8 @@ import argparse
 import fnmatch
 import sys
 import zipfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN_DIR = "map_refiner"
@@ -44,7 +44,7 @@ def plugin_files(root: Path = ROOT) -> Iterator[Path]:
                 yield rel
 
 
-def build_zip(out: Path, root: Path = ROOT) -> List[str]:
+def build_zip(out: Path, root: Path = ROOT) -> list[str]:
     if not (root / "metadata.txt").exists():
         raise SystemExit(f"{root} has no metadata.txt; run this from the plugin's repository.")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -62,7 +62,7 @@ def build_zip(out: Path, root: Path = ROOT) -> List[str]:
     return names
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "dist" / "map_refiner.zip")
     args = parser.parse_args(argv)

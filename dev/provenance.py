@@ -4,14 +4,14 @@ that matter had uncommitted edits (used by ``make experiment`` and ``make bench`
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def git_state(repo: Path = REPO, paths: Sequence[str] = (),
-              untracked: bool = True) -> Dict[str, str]:
+              untracked: bool = True) -> dict[str, str]:
     """``{"commit": short hash or "unknown", "dirty": "yes"/"no"}``; ``dirty`` looks
     at the files under ``paths`` (the whole tree when empty), new untracked ones
     included unless ``untracked`` is False."""

@@ -7,7 +7,6 @@ zoom-18 web-map tiles; this turns a split into a boolean mask on the mosaic grid
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Tuple, Union
 
 import numpy as np
 from osgeo import gdal
@@ -17,7 +16,7 @@ from ..engine.errors import MapRefinerError
 WEB_MERCATOR_HALF = 20037508.342789244
 
 
-def read_tiles(path: Union[str, Path]) -> List[Tuple[int, int, int]]:
+def read_tiles(path: str | Path) -> list[tuple[int, int, int]]:
     tiles = []
     for line in Path(path).read_text().split():
         x, y, z = (int(v) for v in line.strip().split(","))
@@ -25,7 +24,7 @@ def read_tiles(path: Union[str, Path]) -> List[Tuple[int, int, int]]:
     return tiles
 
 
-def tile_pixel_box(ds: gdal.Dataset, x: int, y: int, z: int) -> Tuple[int, int, int, int]:
+def tile_pixel_box(ds: gdal.Dataset, x: int, y: int, z: int) -> tuple[int, int, int, int]:
     """Pixel window ``(col0, row0, col1, row1)`` of web tile (x, y, z) on ``ds``'s grid."""
     size = 2 * WEB_MERCATOR_HALF / (2 ** z)
     gt = ds.GetGeoTransform()
@@ -37,7 +36,7 @@ def tile_pixel_box(ds: gdal.Dataset, x: int, y: int, z: int) -> Tuple[int, int, 
     return c0, r0, c1, r1
 
 
-def split_mask(ds: gdal.Dataset, tiles_file: Union[str, Path]) -> np.ndarray:
+def split_mask(ds: gdal.Dataset, tiles_file: str | Path) -> np.ndarray:
     """True on the pixels of ``ds`` covered by the tiles listed in ``tiles_file``."""
     if "3857" not in (ds.GetSpatialRef().GetAuthorityCode(None) or "") if ds.GetSpatialRef() else True:
         raise MapRefinerError("Web-tile splits need a raster in EPSG:3857 (Web Mercator).")

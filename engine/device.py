@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, Optional
 
 import torch
 
@@ -27,11 +27,12 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "cuda":
         raise MapRefinerError(
             "CUDA was asked for but no usable NVIDIA GPU was found by torch "
-            f"(torch {torch.__version__}); choose 'auto' or 'cpu', or install a CUDA build of torch.")
+            f"(torch {torch.__version__}); choose 'auto' "
+            "or 'cpu', or install a CUDA build of torch.")
     return torch.device("cpu")
 
 
-def inference_autocast(precision: str, device: torch.device) -> Optional[torch.dtype]:
+def inference_autocast(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for inference on ``device``, or None for plain fp32.
 
     ``auto`` is bfloat16 mixed precision on CUDA GPUs that support it, fp32
@@ -53,7 +54,7 @@ def inference_autocast(precision: str, device: torch.device) -> Optional[torch.d
     return None
 
 
-def device_label(device: torch.device, autocast: Optional[torch.dtype]) -> str:
+def device_label(device: torch.device, autocast: torch.dtype | None) -> str:
     """``cuda`` or ``cuda (bf16 mixed precision)``: what the messages show."""
     if autocast is None:
         return str(device)

@@ -6,7 +6,7 @@ The engine never sees Qt: QGIS tasks and the CLI pass these two callables.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable
 
 from .errors import CancelledError
 
@@ -40,12 +40,12 @@ class Reporter:
         if self.is_cancelled():
             raise CancelledError()
 
-    def sub(self, start: float, end: float) -> "Reporter":
+    def sub(self, start: float, end: float) -> Reporter:
         """A reporter for the part of this job between ``start`` and ``end``."""
         return Reporter(self.progress, self.is_cancelled,
                         self.start + self.span * start, self.span * (end - start))
 
 
-def make_reporter(progress: Optional[ProgressFn] = None,
-                  is_cancelled: Optional[CancelFn] = None) -> Reporter:
+def make_reporter(progress: ProgressFn | None = None,
+                  is_cancelled: CancelFn | None = None) -> Reporter:
     return Reporter(progress or _no_progress, is_cancelled or _never_cancelled)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import pytest
@@ -36,7 +36,7 @@ def wkt_of(epsg: int) -> str:
 
 
 def write_raster(path: Path, array: np.ndarray, geotransform: Sequence[float],
-                 epsg: Optional[int] = None, nodata: Optional[float] = None,
+                 epsg: int | None = None, nodata: float | None = None,
                  driver: str = "GTiff") -> Path:
     """A one-band raster holding ``array`` (its dtype decides the band type)."""
     dtype = gdal.GDT_Byte if array.dtype == np.uint8 else gdal.GDT_Float32
@@ -52,9 +52,9 @@ def write_raster(path: Path, array: np.ndarray, geotransform: Sequence[float],
     return path
 
 
-def write_vector(path: Path, features: Sequence[Tuple[str, Dict[str, object]]],
-                 epsg: Optional[int] = None, layer: str = "labels",
-                 fields: Optional[Dict[str, int]] = None) -> Path:
+def write_vector(path: Path, features: Sequence[tuple[str, dict[str, object]]],
+                 epsg: int | None = None, layer: str = "labels",
+                 fields: dict[str, int] | None = None) -> Path:
     """A vector file with one layer of ``(wkt, attributes)`` features, in order."""
     drv = ogr.GetDriverByName(_OGR_DRIVERS[path.suffix.lower()])
     ds = drv.CreateDataSource(str(path)) if not path.exists() else ogr.Open(str(path), 1)
@@ -78,7 +78,7 @@ def box_wkt(x0: float, y0: float, x1: float, y1: float) -> str:
     return f"POLYGON(({x0} {y0},{x1} {y0},{x1} {y1},{x0} {y1},{x0} {y0}))"
 
 
-def wgs84_metres_per_degree(lat: float) -> Tuple[float, float]:
+def wgs84_metres_per_degree(lat: float) -> tuple[float, float]:
     """Ground metres per degree of longitude and of latitude on WGS84 (series formulas)."""
     p = math.radians(lat)
     lat_m = 111132.954 - 559.822 * math.cos(2 * p) + 1.175 * math.cos(4 * p)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -35,7 +35,7 @@ def scene(height: int, width: int, bands: int = 3, seed: int = 0,
 
 
 def write_image(path: Path, array: np.ndarray, geotransform: Sequence[float] = UTM_GT_05,
-                epsg: Optional[int] = UTM33N, nodata: Optional[float] = None,
+                epsg: int | None = UTM33N, nodata: float | None = None,
                 driver: str = "GTiff", options: Sequence[str] = ()) -> gdal.Dataset:
     """A ``(bands, h, w)`` array of any numpy type as a raster (creation ``options``);
     returns the dataset (open, for MEM)."""
@@ -64,7 +64,7 @@ def make_tif(path: Path, height: int, width: int, seed: int = 0, **kwargs) -> Pa
 def random_model(classes: Sequence[str] = ("background", "building"),
                  resolution_m: float = 0.5, seed: int = 0, bands: int = 3,
                  iterations: int = 5, class_specific: bool = True
-                 ) -> Tuple[MapRefinerNet, ModelConfig]:
+                 ) -> tuple[MapRefinerNet, ModelConfig]:
     """A random-weight model (seeded) whose class maps vary in space (not one class)."""
     cfg = ModelConfig(classes=make_classes(list(classes)), ground_resolution_m=resolution_m,
                       bands=list(range(1, bands + 1)), band_names=[f"b{i}" for i in range(bands)],

@@ -5,14 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from helpers_engine import make_tif
 from osgeo import gdal
 
-from helpers_engine import make_tif
 from map_refiner.dev.benchmarks.bench import mosaic_vrt
 from map_refiner.dev.benchmarks.bench_report import write_report
 from map_refiner.dev.benchmarks.bench_train import converged_at
-from map_refiner.dev.benchmarks.flops import (coarse_flops_per_pixel, rnn_executed_flops_per_pixel,
-                                              rnn_flops_per_pixel)
+from map_refiner.dev.benchmarks.flops import (
+    coarse_flops_per_pixel,
+    rnn_executed_flops_per_pixel,
+    rnn_flops_per_pixel,
+)
 
 
 def test_flop_counts_by_hand():
@@ -88,6 +91,7 @@ def test_prefetch_probe_does_the_refine_s_work(tmp_path: Path):
     """The probe's prefetching loop writes what refine_raster writes, so its
     timing compares the same work."""
     from helpers_engine import random_model
+
     from map_refiner.dev.benchmarks.probes import _prefetched_refine
     from map_refiner.engine.refine.params import RefineParams
     from map_refiner.engine.refine.pipeline import refine_raster

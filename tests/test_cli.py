@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers_engine import make_tif, random_model
 from osgeo import gdal
 
-from helpers_engine import make_tif, random_model
 from map_refiner import cli
 from map_refiner.cli_progress import ProgressBar
 from map_refiner.engine.modelfile.io import DEFAULT_MODEL_PATH, save_model

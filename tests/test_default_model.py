@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from helpers_data import real_data
 
-from map_refiner.engine.scoring.metrics import evaluate_rasters
 from map_refiner.engine.modelfile.io import DEFAULT_MODEL_PATH, load_model
 from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
+from map_refiner.engine.scoring.metrics import evaluate_rasters
 
 REF_MAP = {0: 0, 255: 1}
 

@@ -1,4 +1,4 @@
-"""engine/ and training/ stay free of QGIS and Qt; engine/ never reaches up into training/ or ui/."""
+"""engine/ and training/ stay free of QGIS and Qt; engine/ never reaches into training/ or ui/."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import List
 
 import pytest
 
@@ -15,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1]
 GUI_ROOTS = ("qgis", "PyQt4", "PyQt5", "PyQt6", "PySide", "PySide2", "PySide6", "sip")
 
 
-def imported_names(source: str, package_parts: List[str]) -> List[str]:
+def imported_names(source: str, package_parts: list[str]) -> list[str]:
     """Every module an ``import``/``from`` statement (at any depth) names, made absolute."""
     names = []
     for node in ast.walk(ast.parse(source)):

@@ -9,21 +9,39 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers_data import real_data
 
-from map_refiner.engine.labels.classes import IGNORE
-from map_refiner.engine.networks.models import RefinementRNN, UnsharedRefinement
-from map_refiner.engine.refine.tiling import Grids
-from map_refiner.dev.experiment.baselines import (CrfParams, best_offsets, box_mean, dense_crf,
-                                                  grid_search, guided_filter, offset_grid)
-from map_refiner.dev.experiment.data import (Scene, refine_scene, score_logits, score_map,
-                                             softmax, to_reference)
-from map_refiner.dev.experiment.degrade import (Degradation, block_mean, degrade_reference,
-                                                displacement_field, drop_objects, warp)
+from map_refiner.dev.experiment.baselines import (
+    CrfParams,
+    best_offsets,
+    box_mean,
+    dense_crf,
+    grid_search,
+    guided_filter,
+    offset_grid,
+)
+from map_refiner.dev.experiment.data import (
+    Scene,
+    refine_scene,
+    score_logits,
+    score_map,
+    softmax,
+    to_reference,
+)
+from map_refiner.dev.experiment.degrade import (
+    Degradation,
+    block_mean,
+    degrade_reference,
+    displacement_field,
+    drop_objects,
+    warp,
+)
 from map_refiner.dev.experiment.figures import pick_windows
 from map_refiner.dev.experiment.fit import FitSpec, fit_refiner
 from map_refiner.dev.experiment.rows import iteration_curve
-
-from helpers_data import real_data
+from map_refiner.engine.labels.classes import IGNORE
+from map_refiner.engine.networks.models import RefinementRNN, UnsharedRefinement
+from map_refiner.engine.refine.tiling import Grids
 
 NAMES = ["background", "building"]
 

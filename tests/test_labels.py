@@ -7,13 +7,28 @@ import time
 
 import numpy as np
 import pytest
+from helpers_data import (
+    box_wkt,
+    real_data,
+    srs_of,
+    wgs84_metres_per_degree,
+    wkt_of,
+    write_raster,
+    write_vector,
+)
 from osgeo import gdal, ogr, osr
 
-from helpers_data import (box_wkt, real_data, srs_of, wgs84_metres_per_degree, wkt_of,
-                          write_raster, write_vector)
 from map_refiner.engine.errors import MapRefinerError
-from map_refiner.engine.labels.rasterize import (IGNORE, GridSpec, burn_vector, downsample_labels,
-                                                 grid_of, rasterize_vector, read_label_raster, scaled)
+from map_refiner.engine.labels.rasterize import (
+    IGNORE,
+    GridSpec,
+    burn_vector,
+    downsample_labels,
+    grid_of,
+    rasterize_vector,
+    read_label_raster,
+    scaled,
+)
 
 X0, Y0 = 500000.0, 4000010.0  # top-left of a 10 x 10 m UTM 33N grid of 1 m pixels
 UTM = GridSpec(10, 10, (X0, 1.0, 0.0, Y0, 0.0, -1.0), wkt_of(32633))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
-from typing import List
 
 import pytest
 
@@ -15,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1]
 MAX_MODULES = 12
 
 
-def imported_modules(source: str, package: List[str]) -> List[str]:
+def imported_modules(source: str, package: list[str]) -> list[str]:
     """Every module an import statement (at any depth) or ``import_module`` call names,
     relative imports resolved against ``package`` (the importing module's package)."""
     names = []
@@ -34,7 +33,7 @@ def imported_modules(source: str, package: List[str]) -> List[str]:
     return names
 
 
-def package_of(rel: Path) -> List[str]:
+def package_of(rel: Path) -> list[str]:
     parts = ["map_refiner", *rel.with_suffix("").parts]
     return parts if rel.name == "__init__.py" else parts[:-1]
 
@@ -43,7 +42,7 @@ def imports_dev(name: str) -> bool:
     return name == "map_refiner.dev" or name.startswith("map_refiner.dev.")
 
 
-def shipped_sources() -> List[Path]:
+def shipped_sources() -> list[Path]:
     return [p for p in plugin_files(PACKAGE) if p.suffix == ".py"]
 
 
@@ -84,7 +83,7 @@ def test_nothing_shipped_imports_dev() -> None:
     ("from ..device import device_label", ["map_refiner", "engine", "refine"], False),
     ("from .dev_notes import x", ["map_refiner"], False),
 ])
-def test_the_scanner_resolves_each_form(source: str, package: List[str], bad: bool) -> None:
+def test_the_scanner_resolves_each_form(source: str, package: list[str], bad: bool) -> None:
     assert any(imports_dev(n) for n in imported_modules(source, package)) == bad
 
 

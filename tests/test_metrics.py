@@ -7,9 +7,9 @@ import math
 
 import numpy as np
 import pytest
+from helpers_data import real_data, write_raster
 from osgeo import gdal
 
-from helpers_data import real_data, write_raster
 from map_refiner.engine.errors import MapRefinerError
 from map_refiner.engine.scoring.metrics import Scores, confusion_matrix, evaluate_rasters
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers_engine import make_tif, random_model
 from safetensors.torch import save_file
 
-from helpers_engine import make_tif, random_model
 from map_refiner.engine.errors import MapRefinerError
 from map_refiner.engine.modelfile.io import CONFIG_KEY, load_model, read_model_file, save_model
 from map_refiner.engine.refine.pipeline import RefineParams, refine_raster

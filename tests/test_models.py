@@ -6,8 +6,14 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from map_refiner.engine.networks.models import (CoarseFCN, MapRefinerNet, RefinementRNN,
-                                                count_parameters, pad_to_stride, receptive_radius)
+from map_refiner.engine.networks.models import (
+    CoarseFCN,
+    MapRefinerNet,
+    RefinementRNN,
+    count_parameters,
+    pad_to_stride,
+    receptive_radius,
+)
 
 
 def conv_params(c_in: int, c_out: int, k: int) -> int:
@@ -67,7 +73,10 @@ def test_upsampling_starts_as_bilinear_interpolation() -> None:
 
 
 def naive_step(rnn: RefinementRNN, heat: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-    """Eqs. 6-8 literally: per class, concat [M*u_k, N*I] -> Linear(64,32) -> ReLU -> Linear(32,1)."""
+    """Eqs. 6-8 literally.
+
+    Per class: concat [M*u_k, N*I] -> Linear(64,32) -> ReLU -> Linear(32,1).
+    """
     k_classes = heat.shape[1]
     n_img = rnn.image_conv(image)                                    # (B, 32, H, W)
     h = rnn.hidden

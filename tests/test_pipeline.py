@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List
 
 import numpy as np
 import pytest
 import torch
+from helpers_engine import random_model, scene, write_image
 from osgeo import gdal
 
-from helpers_engine import random_model, scene, write_image
 from map_refiner.engine.errors import CancelledError, MapRefinerError
-from map_refiner.engine.refine.pipeline import RefineParams, refine_array, refine_raster
 from map_refiner.engine.networks.inference import run_networks
+from map_refiner.engine.refine.pipeline import RefineParams, refine_array, refine_raster
 
 gdal.UseExceptions()
 NAMES = ("background", "building", "road")
@@ -133,7 +132,7 @@ def test_missing_output_folder_is_refused(tmp_path: Path, image: Path, model) ->
 @pytest.mark.parametrize("with_scores", [False, True])
 def test_cancel_after_first_tile_leaves_nothing(tmp_path: Path, image: Path, model,
                                                 with_scores: bool) -> None:
-    calls: List[float] = []
+    calls: list[float] = []
 
     def cancelled() -> bool:
         return len(calls) >= 1
@@ -160,7 +159,7 @@ def test_error_while_writing_leaves_nothing(tmp_path: Path, image: Path, model,
 
 
 def test_progress_is_monotonic_and_reaches_one(tmp_path: Path, image: Path, model) -> None:
-    seen: List[float] = []
+    seen: list[float] = []
     res = refine_raster(params(image, tmp_path / "out.tif", iterations=1), progress=seen.append,
                         model=model)
     assert len(seen) == res.tiles > 3
@@ -346,7 +345,7 @@ def test_scores_file_that_cannot_be_created_leaves_nothing(tmp_path: Path, image
 def test_reporter_maps_sub_jobs_and_cancels() -> None:
     from map_refiner.engine.progress import make_reporter
 
-    seen: List[float] = []
+    seen: list[float] = []
     stop = {"now": False}
     rep = make_reporter(seen.append, lambda: stop["now"])
     second = rep.sub(0.5, 1.0)
@@ -392,7 +391,7 @@ def test_coarse_map_refusals_and_cancel(tmp_path: Path, image: Path, model) -> N
     with pytest.raises(MapRefinerError, match="different files"):
         refine_raster(params(image, tmp_path / "out.tif", coarse=tmp_path / "x.tif",
                              scores=tmp_path / "x.tif"), model=model)
-    calls: List[float] = []
+    calls: list[float] = []
     with pytest.raises(CancelledError):
         refine_raster(params(image, tmp_path / "out.tif", iterations=2, coarse=tmp_path / "c.tif"),
                       progress=calls.append, is_cancelled=lambda: len(calls) >= 1, model=model)

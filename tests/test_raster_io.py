@@ -7,12 +7,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers_engine import UTM_GT_05, write_image
 from osgeo import gdal
 
-from helpers_engine import UTM_GT_05, write_image
 from map_refiner.engine.errors import MapRefinerError
-from map_refiner.engine.rasters.read import (EARTH_RADIUS_M, check_bands, ground_resolution,
-                                             open_raster, raster_info, read_window)
+from map_refiner.engine.rasters.read import (
+    EARTH_RADIUS_M,
+    check_bands,
+    ground_resolution,
+    open_raster,
+    raster_info,
+    read_window,
+)
 
 gdal.UseExceptions()
 

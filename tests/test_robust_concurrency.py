@@ -9,15 +9,15 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Callable, Dict, List, Set
+from typing import Callable
 
 import numpy as np
 import pytest
 import torch
-from osgeo import gdal, ogr
-
 from helpers_data import box_wkt, write_raster, write_vector
 from helpers_engine import random_model, scene, write_image
+from osgeo import gdal, ogr
+
 from map_refiner.engine.modelfile.io import load_model, save_model
 from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
 from map_refiner.training.corrections.finetune import finetune
@@ -41,7 +41,7 @@ def one_thread(monkeypatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Path]:
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("concurrency")
     write_image(d / "a.tif", scene(120, 110, seed=111), GT)
     write_image(d / "b.tif", scene(100, 130, seed=112), GT)
@@ -69,7 +69,7 @@ def refine(image: Path, out: Path, model: Path) -> np.ndarray:
 
 
 def run_threads(*jobs: Callable[[], None]) -> None:
-    errors: List[BaseException] = []
+    errors: list[BaseException] = []
 
     def guarded(job: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:
@@ -90,7 +90,7 @@ def run_threads(*jobs: Callable[[], None]) -> None:
 
 def test_two_refines_in_threads_equal_each_alone(tmp_path: Path, files) -> None:
     alone = {k: refine(files[k], tmp_path / f"alone_{k}.tif", files["model"]) for k in "ab"}
-    together: Dict[str, np.ndarray] = {}
+    together: dict[str, np.ndarray] = {}
     run_threads(*[lambda k=k: together.__setitem__(
         k, refine(files[k], tmp_path / f"both_{k}.tif", files["model"])) for k in "ab"])
     for k in "ab":
@@ -126,8 +126,8 @@ def test_refine_while_a_finetune_rewrites_the_model_it_reads(tmp_path: Path, fil
     it meanwhile and always gets one complete version; a refine with the base model gives
     the same map as alone; the base model is never modified."""
     live = save_model(*load_model(files["model"]), tmp_path / "live.safetensors")
-    written: Set[str] = {_tensor_hash(live)}
-    read: List[str] = []
+    written: set[str] = {_tensor_hash(live)}
+    read: list[str] = []
     base_bytes = files["model"].read_bytes()
     alone = refine(files["a"], tmp_path / "alone.tif", files["model"])
     stop = threading.Event()
@@ -147,7 +147,7 @@ def test_refine_while_a_finetune_rewrites_the_model_it_reads(tmp_path: Path, fil
         while not stop.is_set():
             read.append(_tensor_hash(live))
 
-    refined: Dict[str, np.ndarray] = {}
+    refined: dict[str, np.ndarray] = {}
     run_threads(tuner, reader, lambda: refined.__setitem__(
         "a", refine(files["a"], tmp_path / "during.tif", files["model"])))
     assert len(read) >= 3 and set(read) <= written, "a reader saw a model nobody wrote"
@@ -166,7 +166,7 @@ def test_two_trainings_in_threads_equal_each_alone(tmp_path: Path, files) -> Non
                          checkpoint_every=0)
 
     alone = {s: train_rnn(params(f"alone{s}", s)).model for s in (1, 2)}
-    together: Dict[int, Path] = {}
+    together: dict[int, Path] = {}
     run_threads(*[lambda s=s: together.__setitem__(s, train_rnn(params(f"both{s}", s)).model)
                   for s in (1, 2)])
     for s in (1, 2):

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict
 
 import numpy as np
 import pytest
 import torch
-from osgeo import ogr
-
 from helpers_data import box_wkt, write_raster, write_vector
 from helpers_engine import random_model, scene, write_image
+from osgeo import ogr
+
 from map_refiner.engine.modelfile.io import load_model, save_model
 from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
 from map_refiner.training.corrections.finetune import finetune
@@ -23,7 +22,7 @@ GT = (500000.0, 0.6, 0.0, 4000000.0, 0.0, -0.6)
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Path]:
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("determinism")
     img = scene(72, 80, seed=101)
     mask = np.zeros((72, 80), np.uint8)
@@ -41,7 +40,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Path]:
             "base": save_model(net, cfg, d / "base.safetensors")}
 
 
-def weights(path: Path) -> Dict[str, torch.Tensor]:
+def weights(path: Path) -> dict[str, torch.Tensor]:
     return load_model(path)[0].state_dict()
 
 

@@ -11,19 +11,19 @@ import contextlib
 import errno
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, List
 
 import numpy as np
 import pytest
+from helpers_engine import random_model, write_image
 from osgeo import gdal
 
-from helpers_engine import random_model, write_image
 from map_refiner import cli
-from map_refiner.engine.rasters import files
 from map_refiner.engine.errors import MapRefinerError
-from map_refiner.engine.rasters.files import claim_temp, release, remove_stale_partials
 from map_refiner.engine.modelfile.io import save_model
+from map_refiner.engine.rasters import files
+from map_refiner.engine.rasters.files import claim_temp, release, remove_stale_partials
 from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
 from map_refiner.engine.vectors.vectorize import vectorize
 
@@ -60,7 +60,7 @@ def tmpfs(where: Path, size: str, read_only: bool = False) -> Iterator[Path]:
         subprocess.run(["umount", str(where)], check=False)
 
 
-def names(folder: Path) -> List[str]:
+def names(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
@@ -226,7 +226,7 @@ def test_nothing_partial_is_left_under_the_targets_name(tmp_path: Path, noisy_im
                                                         model) -> None:
     """While a refine runs, the target does not exist yet; only a hidden temporary does."""
     out = tmp_path / "c.tif"
-    seen: List[List[str]] = []
+    seen: list[list[str]] = []
     refine(noisy_image, out, model, scores=tmp_path / "s.tif",
            progress=lambda f: seen.append(names(tmp_path)))
     assert len(seen) > 3

@@ -7,16 +7,16 @@ from __future__ import annotations
 import math
 import pickle
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable
 
 import numpy as np
 import pytest
-import torch
+from helpers_engine import UTM33N, random_model, scene, write_image
 from osgeo import gdal
 from safetensors.torch import save_file
 
-from helpers_engine import UTM33N, random_model, scene, write_image
 from map_refiner import cli
 from map_refiner.engine.modelfile.io import CONFIG_KEY, save_model
 
@@ -30,8 +30,8 @@ def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_model(net, cfg, tmp_path_factory.mktemp("model") / "tiny.safetensors")
 
 
-def write(path: Path, array: np.ndarray, gt: Sequence[float] = GT, epsg: Optional[int] = UTM33N,
-          nodata: Optional[float] = None, options: Sequence[str] = ()) -> Path:
+def write(path: Path, array: np.ndarray, gt: Sequence[float] = GT, epsg: int | None = UTM33N,
+          nodata: float | None = None, options: Sequence[str] = ()) -> Path:
     """A ``(bands, h, w)`` array of any numpy type as a GeoTIFF, closed."""
     write_image(path, array, gt, epsg, nodata, options=options)
     return path
@@ -42,7 +42,7 @@ def image(tmp: Path, name: str = "in.tif", h: int = 40, w: int = 44, bands: int 
     return write(tmp / name, scene(h, w, bands=bands, seed=62), **kw)
 
 
-def run_cli(args: Sequence[object], capsys) -> Tuple[int, str, str]:
+def run_cli(args: Sequence[object], capsys) -> tuple[int, str, str]:
     rc = cli.main([str(a) for a in args])
     out, err = capsys.readouterr()
     return rc, out, err
@@ -57,7 +57,7 @@ def error_line(err: str) -> str:
     return lines[0]
 
 
-def listing(folder: Path) -> List[str]:
+def listing(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
@@ -126,9 +126,9 @@ def _four_band_model(tmp: Path) -> Path:
     return save_model(net, cfg, tmp / "m4.safetensors")
 
 
-Builder = Callable[[Path, Path], Tuple[List[object], str]]
+Builder = Callable[[Path, Path], tuple[list[object], str]]
 # id -> builder(tmp, model) -> (argv after "refine", regex the error line must match)
-REFINE_CASES: Dict[str, Builder] = {
+REFINE_CASES: dict[str, Builder] = {
     "raster-1-band": lambda t, m: ([image(t, bands=1)], r"has 1 band\(s\).*\(--bands\)"),
     "raster-2-bands": lambda t, m: ([image(t, bands=2)], r"has 2 band\(s\).*\(--bands\)"),
     "raster-empty-file": lambda t, m: ([_text(t, "e.tif", b"")], r"empty file \(0 bytes\)"),
@@ -227,7 +227,7 @@ def test_other_verbs_refuse_bad_inputs_in_one_line(verb_args, pattern: str, tmp_
 
 # --- odd but usable rasters: they refine, and nodata stays nodata -----------------------------
 
-def _refine(tmp: Path, src: Path, model: Path, capsys, *extra: object) -> Tuple[np.ndarray,
+def _refine(tmp: Path, src: Path, model: Path, capsys, *extra: object) -> tuple[np.ndarray,
                                                                                 np.ndarray]:
     out, scores = tmp / "o.tif", tmp / "s.tif"
     rc, _, err = run_cli(["refine", src, "--out", out, "--scores", scores, "--model", model,
@@ -244,7 +244,7 @@ def _refine(tmp: Path, src: Path, model: Path, capsys, *extra: object) -> Tuple[
     return cls, probs
 
 
-def _rotated(angle_deg: float) -> Tuple[float, ...]:
+def _rotated(angle_deg: float) -> tuple[float, ...]:
     a = math.radians(angle_deg)
     return (500000.0, 0.4 * math.cos(a), 0.4 * math.sin(a), 4e6, 0.4 * math.sin(a),
             -0.4 * math.cos(a))
@@ -318,7 +318,7 @@ def test_rgba_alpha_is_the_validity_mask(how: str, tmp_path: Path, capsys,
         ds = gdal.Open(str(src), gdal.GA_Update)
         ds.GetRasterBand(4).SetColorInterpretation(gdal.GCI_AlphaBand)
         ds = None
-    extra: List[object] = []
+    extra: list[object] = []
     if how == "png-rgba":
         png = tmp_path / "in.png"
         gdal.Translate(str(png), str(src), format="PNG")

@@ -17,15 +17,14 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
 
 import numpy as np
 import pytest
 import torch
-from osgeo import gdal
-
 from helpers_data import write_raster
 from helpers_engine import random_model, scene, write_image
+from osgeo import gdal
+
 from map_refiner.engine.errors import CancelledError
 from map_refiner.engine.modelfile.io import load_model, save_model
 from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
@@ -39,7 +38,7 @@ PARTIAL = re.compile(r"^\.[cs]\.[0-9a-f]{8}\.partial\.tif(\.aux\.xml)?$")
 SEED = 20240613
 
 
-def env() -> Dict[str, str]:
+def env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "QT_QPA_PLATFORM": "offscreen"}
 
 
@@ -60,7 +59,7 @@ def kill(proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="module")
-def job(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Path]:
+def job(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("kill")
     rng = np.random.default_rng(91)
     write_image(d / "in.tif", rng.integers(0, 250, (3, 240, 240)).astype(np.uint8), GT)
@@ -73,7 +72,7 @@ def job(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Path]:
 
 
 def test_sigkill_during_refine_leaves_old_or_new_never_partial(tmp_path: Path,
-                                                               job: Dict[str, Path]) -> None:
+                                                               job: dict[str, Path]) -> None:
     out, scores = tmp_path / "c.tif", tmp_path / "s.tif"
     old_bytes = job["old"].read_bytes()
     out.write_bytes(old_bytes)
@@ -81,7 +80,7 @@ def test_sigkill_during_refine_leaves_old_or_new_never_partial(tmp_path: Path,
            "--scores", str(scores), "--model", str(job["model"]), "--tile-size", "32",
            "--device", "cpu", "--overwrite"]
     rng = np.random.default_rng(SEED)
-    states: List[Optional[np.ndarray]] = []
+    states: list[np.ndarray | None] = []
     kills = 0
     for delay in rng.uniform(0.0, 2.5, size=4):  # one lands near the end of the run
         proc = subprocess.Popen(cmd, cwd=tmp_path, env=env(), stdout=subprocess.DEVNULL,
@@ -126,7 +125,7 @@ TRAIN_SCRIPT = textwrap.dedent("""
 """)
 
 
-def _params(scene_files: Dict[str, Path], out: Path, **kw) -> RnnParams:
+def _params(scene_files: dict[str, Path], out: Path, **kw) -> RnnParams:
     return RnnParams(image=scene_files["image"],
                      labels=LabelSource(scene_files["labels"], {"0": 0, "255": 1}), out=out,
                      base_model=scene_files["base"], steps=14, batch_size=2, patch_size=24,
@@ -186,7 +185,7 @@ def _kill_and_resume(tmp_path: Path) -> None:
 
 # --- checkpoints that do not belong to this run ----------------------------------------------
 
-def _coarse_params(files: Dict[str, Path], out: Path, **kw):
+def _coarse_params(files: dict[str, Path], out: Path, **kw):
     from map_refiner.training.coarse import CoarseParams
 
     return CoarseParams(image=files["image"], labels=LabelSource(files["labels"],
@@ -196,7 +195,7 @@ def _coarse_params(files: Dict[str, Path], out: Path, **kw):
 
 
 @pytest.fixture
-def coarse_scene(tmp_path: Path) -> Dict[str, Path]:
+def coarse_scene(tmp_path: Path) -> dict[str, Path]:
     img = scene(48, 48, seed=95)
     mask = np.zeros((48, 48), np.uint8)
     mask[8:24, 10:30] = 255
@@ -226,11 +225,12 @@ def test_a_checkpoint_of_other_settings_is_not_loaded(tmp_path: Path, coarse_sce
 
 
 def test_a_checkpoint_that_does_not_fit_is_a_clear_error(tmp_path: Path, coarse_scene) -> None:
+    from safetensors.torch import save_file
+
     from map_refiner.engine.errors import MapRefinerError
+    from map_refiner.training.checkpoint import META_KEY
     from map_refiner.training.coarse import train_coarse
     from map_refiner.training.coarse_fit import fingerprint
-    from map_refiner.training.checkpoint import META_KEY
-    from safetensors.torch import save_file
 
     params = _coarse_params(coarse_scene, tmp_path / "c.safetensors")
     save_file({"model.conv1.weight": torch.zeros(1)}, str(checkpoint_path(params.out)),

@@ -7,19 +7,19 @@ import logging
 import math
 import re
 from pathlib import Path
-from typing import Callable, Dict, List, Tuple
+from typing import Callable
 
 import numpy as np
 import pytest
+from helpers_data import box_wkt, srs_of, wkt_of, write_raster, write_vector
+from helpers_engine import random_model, scene, write_image
 from osgeo import gdal, ogr, osr
 
-from helpers_data import box_wkt, srs_of, write_raster, write_vector, wkt_of
-from helpers_engine import random_model, scene, write_image
 from map_refiner import cli
 from map_refiner.engine.errors import MapRefinerError
-from map_refiner.engine.rasters.grid import GridSpec
 from map_refiner.engine.labels.rasterize import IGNORE, burn_vector
 from map_refiner.engine.modelfile.io import save_model
+from map_refiner.engine.rasters.grid import GridSpec
 from map_refiner.training.rnn import RnnParams, train_rnn
 from map_refiner.training.tile import LabelSource
 
@@ -29,7 +29,7 @@ X0, Y0, PX = 500000.0, 4000000.0, 0.6
 GT = (X0, PX, 0.0, Y0, 0.0, -PX)
 GRID = GridSpec(64, 64, GT, wkt_of(32633))
 NAMES = ["background", "building"]
-S, I = ogr.OFTString, ogr.OFTInteger
+TEXT, INTEGER = ogr.OFTString, ogr.OFTInteger
 
 
 def cell_box(c0: int, r0: int, c1: int, r1: int) -> str:
@@ -53,7 +53,7 @@ def test_geopackage_without_crs_is_taken_in_the_raster_crs(tmp_path: Path, caplo
     """GDAL reports such a layer's CRS as 'Undefined geographic SRS'; reading the UTM
     coordinates as degrees put every polygon off the raster ('no feature falls on it')."""
     path = write_vector(tmp_path / "nocrs.gpkg", [(cell_box(3, 4, 9, 8), {"c": "building"})],
-                        None, fields={"c": S})
+                        None, fields={"c": TEXT})
     ds = ogr.Open(str(path))
     assert "Undefined" in ds.GetLayer(0).GetSpatialRef().GetName()  # what GDAL makes of it
     ds = None
@@ -67,7 +67,7 @@ def test_labels_in_another_crs_are_reprojected(tmp_path: Path, epsg: int) -> Non
     ring = ogr.CreateGeometryFromWkt(cell_box(10, 20, 30, 28))
     ring.Transform(osr.CoordinateTransformation(srs_of(32633), srs_of(epsg)))
     path = write_vector(tmp_path / f"l{epsg}.gpkg", [(ring.ExportToWkt(), {"c": 1})], epsg,
-                        fields={"c": I})
+                        fields={"c": INTEGER})
     got = sparse(path)
     want = cells(10, 20, 30, 28)
     # Reprojected edges may move a pixel centre across; the area must agree closely.
@@ -79,7 +79,7 @@ def test_multipart_polygon_burns_every_part(tmp_path: Path) -> None:
     parts = [cell_box(2, 2, 6, 6), cell_box(40, 40, 50, 44)]
     multi = "MULTIPOLYGON(" + ",".join(p[len("POLYGON"):] for p in parts) + ")"
     got = sparse(write_vector(tmp_path / "m.gpkg", [(multi, {"c": "building"})], 32633,
-                              fields={"c": S}))
+                              fields={"c": TEXT}))
     want = cells(2, 2, 6, 6)
     want[40:44, 40:50] = 1
     np.testing.assert_array_equal(got, want)
@@ -94,7 +94,7 @@ def test_3d_multipolygon_with_a_self_intersecting_part(tmp_path: Path) -> None:
               f"{X0 + 30 * PX} {Y0 - 34 * PX} {z}))")
     got = sparse(write_vector(tmp_path / "z.gpkg", [(f"MULTIPOLYGON Z({bowtie},{square})",
                                                      {"c": "building"})], 32633,
-                              fields={"c": S}))
+                              fields={"c": TEXT}))
     assert got[5, 1] == 1 and got[5, 8] == 1      # both triangles of the bow-tie
     assert got[1, 5] == IGNORE and got[8, 5] == IGNORE
     assert (got[30:34, 30:34] == 1).all()
@@ -103,7 +103,7 @@ def test_3d_multipolygon_with_a_self_intersecting_part(tmp_path: Path) -> None:
 def test_lines_where_polygons_were_expected_are_burned_to_a_width(tmp_path: Path) -> None:
     line = f"LINESTRING({X0 + 5 * PX} {Y0 - 32 * PX},{X0 + 60 * PX} {Y0 - 32 * PX})"
     got = sparse(write_vector(tmp_path / "l.gpkg", [(line, {"c": "building"})], 32633,
-                              fields={"c": S}), line_width_m=3.0)
+                              fields={"c": TEXT}), line_width_m=3.0)
     across = int((got[:, 30] == 1).sum())
     assert abs(across * PX - 3.0) <= PX
 
@@ -113,7 +113,7 @@ def test_rotated_raster_grid(tmp_path: Path) -> None:
     gt = (X0, PX * math.cos(a), PX * math.sin(a), Y0, PX * math.sin(a), -PX * math.cos(a))
     grid = GridSpec(40, 40, gt, wkt_of(32633))
 
-    def at(c: float, r: float) -> Tuple[float, float]:
+    def at(c: float, r: float) -> tuple[float, float]:
         return gt[0] + c * gt[1] + r * gt[2], gt[3] + c * gt[4] + r * gt[5]
 
     ring = ",".join(f"{x} {y}" for x, y in (at(5, 10), at(15, 10), at(15, 20), at(5, 20),
@@ -130,7 +130,7 @@ def test_unknown_and_null_classes_beside_good_ones_are_skipped_and_named(tmp_pat
     feats = [(cell_box(0, 0, 4, 4), {"c": "building"}), (cell_box(10, 0, 14, 4), {"c": "lake"}),
              (cell_box(20, 0, 24, 4), {"c": None})]
     with caplog.at_level(logging.WARNING):
-        res = burn_vector(write_vector(tmp_path / "u.gpkg", feats, 32633, fields={"c": S}), GRID,
+        res = burn_vector(write_vector(tmp_path / "u.gpkg", feats, 32633, fields={"c": TEXT}), GRID,
                           NAMES, class_field="c", mode="sparse")
     assert res.burned == 1 and res.unknown_class == 2
     assert "'lake'" in caplog.text and "None" in caplog.text
@@ -142,7 +142,7 @@ def test_unknown_and_null_classes_beside_good_ones_are_skipped_and_named(tmp_pat
 def test_truncated_shapefile_is_a_clear_error(tmp_path: Path) -> None:
     feats = [(cell_box(i % 60, i % 60, i % 60 + 3, i % 60 + 3), {"c": "building"})
              for i in range(400)]
-    shp = write_vector(tmp_path / "t.shp", feats, 32633, fields={"c": S})
+    shp = write_vector(tmp_path / "t.shp", feats, 32633, fields={"c": TEXT})
     data = shp.read_bytes()
     shp.write_bytes(data[:len(data) // 2])
     with pytest.raises(MapRefinerError, match="damaged or truncated"):
@@ -151,7 +151,7 @@ def test_truncated_shapefile_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_only_points_is_a_clear_error(tmp_path: Path) -> None:
     pts = write_vector(tmp_path / "p.gpkg", [(f"POINT({X0 + 3} {Y0 - 3})", {"c": "building"})],
-                       32633, fields={"c": S})
+                       32633, fields={"c": TEXT})
     with pytest.raises(MapRefinerError, match="only points.*draw polygons"):
         sparse(pts)
 
@@ -177,7 +177,7 @@ def test_a_label_raster_class_the_model_lacks_is_refused_at_any_resolution(
 # --- the same through the command line: one line, nothing written ------------------------------
 
 @pytest.fixture(scope="module")
-def scene_files(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Path]:
+def scene_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("labels_cli")
     img = d / "img.tif"
     write_image(img, scene(64, 64, seed=72), GT, epsg=32633)
@@ -185,8 +185,8 @@ def scene_files(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Path]:
     return {"image": img, "model": save_model(net, cfg, d / "m.safetensors")}
 
 
-def _vec(t: Path, feats: List[Tuple[str, dict]], epsg=32633, name: str = "l.gpkg",
-         kind: int = S) -> Path:
+def _vec(t: Path, feats: list[tuple[str, dict]], epsg=32633, name: str = "l.gpkg",
+         kind: int = TEXT) -> Path:
     return write_vector(t / name, feats, epsg, fields={"c": kind})
 
 
@@ -198,8 +198,8 @@ def _trunc_shp(t: Path) -> Path:
     return shp
 
 
-LabelCase = Callable[[Path], Tuple[List[object], str]]
-FINETUNE_CASES: Dict[str, LabelCase] = {
+LabelCase = Callable[[Path], tuple[list[object], str]]
+FINETUNE_CASES: dict[str, LabelCase] = {
     "field-missing": lambda t: ([_vec(t, [(cell_box(1, 1, 9, 9), {"c": "building"})]),
                                  "--class-field", "kind"], r"no field 'kind'; choose one of: c"),
     "class-null": lambda t: ([_vec(t, [(cell_box(1, 1, 9, 9), {"c": None})]),
@@ -208,7 +208,7 @@ FINETUNE_CASES: Dict[str, LabelCase] = {
                                        "--class-field", "c"],
                                       r"usable class .*'lake'.*value map"),
     "class-index-beyond-model": lambda t: ([_vec(t, [(cell_box(1, 1, 9, 9), {"c": 3})],
-                                                 kind=I), "--class-field", "c"],
+                                                 kind=INTEGER), "--class-field", "c"],
                                            r"usable class .*values such as 3\)"),
     "value-map-beyond-model": lambda t: ([_vec(t, [(cell_box(1, 1, 9, 9), {"c": "x"})]),
                                           "--class-field", "c", "--value-map", "x:5"],
@@ -231,7 +231,7 @@ FINETUNE_CASES: Dict[str, LabelCase] = {
 
 @pytest.mark.parametrize("case", sorted(FINETUNE_CASES))
 def test_bad_labels_through_the_cli_are_one_line(case: str, tmp_path: Path, capsys,
-                                                 scene_files: Dict[str, Path]) -> None:
+                                                 scene_files: dict[str, Path]) -> None:
     labels, pattern = FINETUNE_CASES[case](tmp_path)
     base = scene_files["model"]
     before_model = base.read_bytes()
@@ -249,7 +249,7 @@ def test_bad_labels_through_the_cli_are_one_line(case: str, tmp_path: Path, caps
 
 
 def test_skipped_features_are_reported_after_a_successful_run(tmp_path: Path, capsys,
-                                                               scene_files: Dict[str, Path]
+                                                               scene_files: dict[str, Path]
                                                                ) -> None:
     labels = _vec(tmp_path, [(cell_box(1, 1, 20, 20), {"c": "building"}),
                              (cell_box(30, 30, 50, 50), {"c": "lake"})])

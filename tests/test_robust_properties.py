@@ -7,18 +7,17 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
 
 import numpy as np
 import pytest
+from helpers_engine import UTM33N, random_model, wkt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from osgeo import gdal, gdal_array
 
-from helpers_engine import UTM33N, random_model, wkt
 from map_refiner.engine.errors import MapRefinerError
-from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
 from map_refiner.engine.rasters.read import open_raster, read_window
+from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
 
 gdal.UseExceptions()
 DTYPES = [np.uint8, np.uint16, np.int16, np.int32, np.float32, np.float64]
@@ -33,9 +32,9 @@ class Case:
     """A raster to write, the bands a model reads, and which pixels are invalid."""
 
     data: np.ndarray               # (bands, h, w), the file's type
-    nodata: Optional[float]
-    alpha: Optional[np.ndarray]    # (h, w) uint8, written as an extra alpha band
-    bands: List[int]               # 1-based, what the model reads (repeats allowed)
+    nodata: float | None
+    alpha: np.ndarray | None    # (h, w) uint8, written as an extra alpha band
+    bands: list[int]               # 1-based, what the model reads (repeats allowed)
     invalid: np.ndarray            # (h, w) bool: the expected nodata pixels
 
     def write(self, path: Path) -> Path:
@@ -149,7 +148,7 @@ def test_refine_any_raster_tiled_equals_one_piece(model, case: Case, res: float,
 @settings(max_examples=40, deadline=None)
 @given(n=st.sampled_from([1, 2, 4]), chosen=st.lists(st.integers(-1, 9), min_size=1,
                                                       max_size=4))
-def test_band_choices_beyond_the_raster_are_refused(n: int, chosen: List[int]) -> None:
+def test_band_choices_beyond_the_raster_are_refused(n: int, chosen: list[int]) -> None:
     from map_refiner.engine.rasters.read import check_bands, raster_info
 
     ds = gdal.GetDriverByName("MEM").Create("", 4, 4, n, gdal.GDT_Byte)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from helpers_engine import make_tif
+
 from map_refiner.dev.benchmarks.bench import mosaic_vrt, scaling_run
 
 GT_06 = (500000.0, 0.6, 0.0, 4000000.0, 0.0, -0.6)

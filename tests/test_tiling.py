@@ -12,14 +12,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers_engine import random_model, scene, write_image
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from osgeo import gdal
 from torch.nn import functional as F
 
-from helpers_engine import random_model, scene, write_image
 from map_refiner.engine.refine.pipeline import RefineParams, refine_array, refine_raster
-from map_refiner.engine.refine.resample import axis_band, axis_weights, resample_window, source_range
+from map_refiner.engine.refine.resample import (
+    axis_band,
+    axis_weights,
+    resample_window,
+    source_range,
+)
 from map_refiner.engine.refine.tiling import count_tiles, make_grids, plan_tiles
 
 ONE_TILE = 1 << 20
@@ -250,6 +255,7 @@ def test_downsampling_is_area_aware() -> None:
 @pytest.mark.realdata
 def test_bundled_model_tiles_equal_one_piece_on_real_imagery() -> None:
     from helpers_data import real_data
+
     from map_refiner.engine.modelfile.io import DEFAULT_MODEL_PATH, load_model
     from map_refiner.engine.rasters.read import open_raster
 

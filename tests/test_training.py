@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from osgeo import gdal, ogr
+from helpers_data import wkt_of, write_raster
+from osgeo import gdal
 
 from map_refiner.engine.errors import CancelledError, MapRefinerError
 from map_refiner.engine.modelfile.io import load_model
@@ -17,8 +18,6 @@ from map_refiner.training.checkpoint import checkpoint_path
 from map_refiner.training.coarse import CoarseParams, train_coarse
 from map_refiner.training.rnn import RnnParams, train_rnn
 from map_refiner.training.tile import LabelSource
-
-from helpers_data import box_wkt, write_raster, write_vector, wkt_of
 
 GT = (500000.0, 0.6, 0.0, 4000000.0, 0.0, -0.6)
 

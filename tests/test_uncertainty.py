@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers_data import real_data
 from osgeo import gdal
 
 from map_refiner.engine.errors import MapRefinerError
@@ -14,10 +15,14 @@ from map_refiner.engine.refine.params import RefineParams
 from map_refiner.engine.refine.pipeline import refine_raster
 from map_refiner.engine.refine.trajectory import clip_window, compute_trajectory
 from map_refiner.engine.refine.trajectory_io import write_trajectory
-from map_refiner.engine.refine.uncertainty import (cell_scores, entropy, margin, rank_regions,
-                                                   softmax, uncertainty)
-
-from helpers_data import real_data
+from map_refiner.engine.refine.uncertainty import (
+    cell_scores,
+    entropy,
+    margin,
+    rank_regions,
+    softmax,
+    uncertainty,
+)
 
 
 def test_entropy_and_margin_span_zero_to_one() -> None:

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers_data import srs_of, wgs84_metres_per_degree, write_raster
 from osgeo import gdal, ogr
 
-from helpers_data import srs_of, wgs84_metres_per_degree, write_raster
-from map_refiner.engine.vectors import vectorize as vectorize_module
 from map_refiner.engine.errors import CancelledError, MapRefinerError
 from map_refiner.engine.rasters.write import style_class_band
+from map_refiner.engine.vectors import vectorize as vectorize_module
 from map_refiner.engine.vectors.vectorize import vectorize
 
 NAMES = ["background", "building", "road"]
@@ -128,9 +128,9 @@ def test_cancel_at_any_point_leaves_nothing(classmap, tmp_path) -> None:
     out_dir.mkdir()
     cancelled_at = []
     for n in range(50):
-        calls = []
+        calls: list = []
 
-        def is_cancelled() -> bool:
+        def is_cancelled(calls: list = calls, n: int = n) -> bool:
             calls.append(1)
             return len(calls) > n
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any
 
 import torch
 from torch import nn
@@ -22,7 +22,7 @@ def checkpoint_path(out_model: Path) -> Path:
     return out_model.with_name(out_model.stem + ".ckpt.safetensors")
 
 
-def _optimizer_tensors(opt: torch.optim.Optimizer) -> Tuple[Dict[str, torch.Tensor], Dict[str, Any]]:
+def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     sd = opt.state_dict()
     tensors, scalars = {}, {}
     for pid, st in sd["state"].items():
@@ -35,7 +35,7 @@ def _optimizer_tensors(opt: torch.optim.Optimizer) -> Tuple[Dict[str, torch.Tens
 
 
 def save_checkpoint(path: Path, module: nn.Module, opt: torch.optim.Optimizer,
-                    step: int, meta: Dict[str, Any]) -> None:
+                    step: int, meta: dict[str, Any]) -> None:
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     opt_t, opt_s = _optimizer_tensors(opt)
     tensors.update(opt_t)
@@ -44,7 +44,7 @@ def save_checkpoint(path: Path, module: nn.Module, opt: torch.optim.Optimizer,
 
 
 def load_checkpoint(path: Path, module: nn.Module, opt: torch.optim.Optimizer,
-                    fingerprint: Optional[str] = None) -> Optional[Dict[str, Any]]:
+                    fingerprint: str | None = None) -> dict[str, Any] | None:
     """Restore ``module`` and ``opt`` from ``path``; None when there is none.
 
     A checkpoint made with other settings (another ``fingerprint``) is deleted
@@ -67,7 +67,7 @@ def load_checkpoint(path: Path, module: nn.Module, opt: torch.optim.Optimizer,
         path.unlink()
         return None
     sd = opt.state_dict()
-    state: Dict[int, Dict[str, Any]] = {}
+    state: dict[int, dict[str, Any]] = {}
     for k, v in tensors.items():
         if k.startswith("opt."):
             _, pid, name = k.split(".", 2)

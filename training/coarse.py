@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional
 
 from ..engine.device import configure_threads, resolve_device
 from ..engine.modelfile.config import ModelConfig, make_classes
@@ -20,8 +19,8 @@ log = logging.getLogger(__name__)
 __all__ = ["CoarseParams", "TrainResult", "train_coarse"]
 
 
-def train_coarse(params: CoarseParams, progress: Optional[ProgressFn] = None,
-                 is_cancelled: Optional[CancelFn] = None) -> TrainResult:
+def train_coarse(params: CoarseParams, progress: ProgressFn | None = None,
+                 is_cancelled: CancelFn | None = None) -> TrainResult:
     """Train the coarse FCN and save a model whose RNN is the identity (no refinement yet)."""
     rep = make_reporter(progress, is_cancelled)
     out = Path(params.out)

@@ -11,7 +11,6 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import List, Optional
 
 import numpy as np
 import torch
@@ -30,10 +29,10 @@ class CoarseParams:
     image: Path
     labels: LabelSource
     out: Path
-    class_names: List[str] = field(default_factory=lambda: ["background", "building"])
+    class_names: list[str] = field(default_factory=lambda: ["background", "building"])
     ground_resolution_m: float = 1.0
-    bands: Optional[List[int]] = None
-    input_resolution_m: Optional[float] = None
+    bands: list[int] | None = None
+    input_resolution_m: float | None = None
     steps: int = 2000
     batch_size: int = 64
     out_size: int = 64
@@ -47,8 +46,8 @@ class CoarseParams:
     resume: bool = True
     overwrite: bool = False
     name: str = "coarse CNN"
-    max_seconds: Optional[float] = None  # stop early after this long (GPU time budgets)
-    ignore_mask: Optional[np.ndarray] = None  # image grid; True = do not learn from this pixel
+    max_seconds: float | None = None  # stop early after this long (GPU time budgets)
+    ignore_mask: np.ndarray | None = None  # image grid; True = do not learn from this pixel
 
 
 @dataclass
@@ -58,7 +57,7 @@ class TrainResult:
     final_loss: float
     seconds: float
     device: str
-    history: List[float]
+    history: list[float]
     resumed_from: int = 0
 
 
@@ -70,7 +69,7 @@ def fingerprint(params: object) -> str:
 
 
 def fit_coarse(coarse: torch.nn.Module, tile: TrainingTile, params: CoarseParams,
-               device: torch.device, rep: Reporter, ckpt: Optional[Path]) -> LoopResult:
+               device: torch.device, rep: Reporter, ckpt: Path | None) -> LoopResult:
     """SGD on random patches: loss on the ``out_size`` centre, ``context`` around it."""
     coarse.to(device)
     sampler = PatchSampler(tile, params.out_size, params.context, params.seed)

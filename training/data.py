@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Union
 
 import numpy as np
 import torch
 from osgeo import gdal
 
-from ..engine.labels import rasterize as label_io
 from ..engine.errors import MapRefinerError
+from ..engine.labels import rasterize as label_io
 from ..engine.modelfile.config import ModelConfig
-from ..engine.refine.predict import model_image
 from ..engine.rasters.read import check_bands, ground_resolution, open_raster, raster_info
+from ..engine.refine.predict import model_image
 from ..engine.refine.tiling import Grids, make_grids
 from .tile import IGNORE, LabelSource, TrainingTile
 
@@ -41,13 +42,13 @@ def image_labels(ds: gdal.Dataset, source: LabelSource, class_names: Sequence[st
 
 
 def model_grids(ds: gdal.Dataset, config: ModelConfig,
-                input_resolution_m: Optional[float] = None) -> Grids:
+                input_resolution_m: float | None = None) -> Grids:
     info = raster_info(ds)
     rx, ry = ground_resolution(info, input_resolution_m)
     return make_grids(info.width, info.height, rx, ry, config.ground_resolution_m)
 
 
-def labelled_window(labels_model: np.ndarray, margin: int) -> Tuple[int, int, int, int]:
+def labelled_window(labels_model: np.ndarray, margin: int) -> tuple[int, int, int, int]:
     """Model-grid bounding box of the labelled pixels, grown by ``margin``, aligned to 4."""
     ys, xs = np.nonzero(labels_model != IGNORE)
     if len(xs) == 0:
@@ -63,10 +64,10 @@ def labelled_window(labels_model: np.ndarray, margin: int) -> Tuple[int, int, in
 
 
 def load_training_tile(image_path: PathLike, source: LabelSource, config: ModelConfig,
-                       bands: Optional[Sequence[int]] = None,
-                       input_resolution_m: Optional[float] = None,
-                       margin: Optional[int] = None,
-                       extra_ignore: Optional[np.ndarray] = None,
+                       bands: Sequence[int] | None = None,
+                       input_resolution_m: float | None = None,
+                       margin: int | None = None,
+                       extra_ignore: np.ndarray | None = None,
                        chunk: int = 1024) -> TrainingTile:
     """Read the image and labels onto the model grid.
 
@@ -106,7 +107,7 @@ def load_training_tile(image_path: PathLike, source: LabelSource, config: ModelC
 
 
 def read_model_window(ds: gdal.Dataset, bands: Sequence[int], grids: Grids, config: ModelConfig,
-                      window: Tuple[int, int, int, int], chunk: int = 1024) -> torch.Tensor:
+                      window: tuple[int, int, int, int], chunk: int = 1024) -> torch.Tensor:
     """The normalised image on the model-grid ``window`` (x0, y0, x1, y1), ``(C, h, w)``,
     read in chunks so that a large window never needs a second full-size copy."""
     x0, y0, x1, y1 = window
@@ -121,7 +122,7 @@ def read_model_window(ds: gdal.Dataset, bands: Sequence[int], grids: Grids, conf
 
 
 def band_statistics(image_path: PathLike, bands: Sequence[int],
-                    max_pixels: int = 4_000_000) -> Tuple[List[float], List[float]]:
+                    max_pixels: int = 4_000_000) -> tuple[list[float], list[float]]:
     """Mean and std of each band over valid pixels (subsampled), for normalisation."""
     ds = open_raster(image_path)
     check_bands(raster_info(ds), bands)

@@ -7,7 +7,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, TypeVar
+from typing import Any, Callable, TypeVar
 
 import torch
 from torch import nn
@@ -37,15 +37,15 @@ class LoopResult:
     steps: int
     final_loss: float
     seconds: float
-    history: List[float]
+    history: list[float]
     resumed_from: int = 0
 
 
 def run_loop(module: nn.Module, opt: torch.optim.Optimizer,
              loss_at: Callable[[int], torch.Tensor], steps: int, rep: Reporter,
-             ckpt: Optional[Path], checkpoint_every: int, resume: bool,
-             meta: Dict[str, Any], log_every: int = 50,
-             max_seconds: Optional[float] = None) -> LoopResult:
+             ckpt: Path | None, checkpoint_every: int, resume: bool,
+             meta: dict[str, Any], log_every: int = 50,
+             max_seconds: float | None = None) -> LoopResult:
     """Run ``steps`` optimiser steps of ``loss_at(step)``, resuming from ``ckpt``.
 
     With ``max_seconds``, stop early once that much time has passed; the
@@ -58,7 +58,7 @@ def run_loop(module: nn.Module, opt: torch.optim.Optimizer,
             start = int(info["step"])
             log.info("resuming from step %d of %s", start, ckpt.name)
     t0 = time.perf_counter()
-    history: List[float] = []
+    history: list[float] = []
     ema = None
     module.train()
     done = start

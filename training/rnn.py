@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import logging
 from pathlib import Path
-from typing import Optional
 
 from ..engine.device import configure_threads, resolve_device
 from ..engine.errors import MapRefinerError
@@ -18,14 +17,13 @@ from .coarse_fit import TrainResult
 from .data import load_training_tile
 from .loop import seeded_build
 from .rnn_fit import RnnParams, fit_rnn, rnn_record
-from .tile import LabelSource
 
 log = logging.getLogger(__name__)
 __all__ = ["RnnParams", "train_rnn"]
 
 
-def train_rnn(params: RnnParams, progress: Optional[ProgressFn] = None,
-              is_cancelled: Optional[CancelFn] = None) -> TrainResult:
+def train_rnn(params: RnnParams, progress: ProgressFn | None = None,
+              is_cancelled: CancelFn | None = None) -> TrainResult:
     """Train (or fine-tune) the RNN of ``base_model`` and save a new model file.
 
     The base model file is only read, never modified.

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
 
 import torch
 from torch.nn import functional as F
@@ -27,7 +26,7 @@ class RnnParams:
     image: Path
     labels: LabelSource
     out: Path
-    base_model: Optional[Path] = None   # None: the bundled default model
+    base_model: Path | None = None   # None: the bundled default model
     steps: int = 3000
     batch_size: int = 8
     patch_size: int = 64
@@ -37,14 +36,14 @@ class RnnParams:
     device: str = "auto"
     class_specific: bool = True
     init: str = "fresh"                 # "fresh": new RNN (the paper); "base": continue the base's RNN
-    margin: Optional[int] = None        # read only the labelled window + margin (fine-tuning)
-    bands: Optional[List[int]] = None
-    input_resolution_m: Optional[float] = None
+    margin: int | None = None        # read only the labelled window + margin (fine-tuning)
+    bands: list[int] | None = None
+    input_resolution_m: float | None = None
     checkpoint_every: int = 500
     resume: bool = True
     overwrite: bool = False
-    name: Optional[str] = None
-    max_seconds: Optional[float] = None  # stop early after this long (GPU time budgets)
+    name: str | None = None
+    max_seconds: float | None = None  # stop early after this long (GPU time budgets)
 
 
 def coarse_heat(net: MapRefinerNet, image: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -57,7 +56,7 @@ def coarse_heat(net: MapRefinerNet, image: torch.Tensor, device: torch.device) -
 
 
 def fit_rnn(net: MapRefinerNet, tile: TrainingTile, params: RnnParams, device: torch.device,
-            rep: Reporter, ckpt: Optional[Path]) -> LoopResult:
+            rep: Reporter, ckpt: Path | None) -> LoopResult:
     """AdaGrad on random patches of (image, frozen CNN scores, labels)."""
     heat = coarse_heat(net, tile.image, device)
     for p in net.coarse.parameters():

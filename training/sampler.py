@@ -6,7 +6,7 @@ resumed from a checkpoint draws exactly the batches it would have drawn.
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Optional
 
 import numpy as np
 import torch
@@ -14,14 +14,14 @@ from torch.nn import functional as F
 
 from .tile import IGNORE, TrainingTile
 
-Batch = Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]
+Batch = tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]
 
 
 class PatchSampler:
     """Patches whose ``out_size`` centre holds labels, with ``context`` pixels around."""
 
     def __init__(self, tile: TrainingTile, out_size: int, context: int, seed: int,
-                 heat: Optional[torch.Tensor] = None, min_labelled: float = 0.05,
+                 heat: torch.Tensor | None = None, min_labelled: float = 0.05,
                  augment: bool = True) -> None:
         self.out, self.ctx, self.seed, self.augment = out_size, context, seed, augment
         pad = context
@@ -49,7 +49,7 @@ class PatchSampler:
         s, i = self.out, self.integral
         return int(i[y + s, x + s] - i[y, x + s] - i[y + s, x] + i[y, x])
 
-    def _corner(self, rng: np.random.Generator) -> Tuple[int, int]:
+    def _corner(self, rng: np.random.Generator) -> tuple[int, int]:
         best, best_count = (0, 0), -1
         for _ in range(200):
             y, x = int(rng.integers(self.span_y)), int(rng.integers(self.span_x))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Optional, Tuple
 
 import torch
 
@@ -17,12 +16,12 @@ class LabelSource:
     """Where labels come from: a label raster or a vector layer, and how to read it."""
 
     path: Path
-    value_map: Optional[Dict[str, int]] = None   # raster value / field value -> class index
-    class_field: Optional[str] = None            # vector: attribute holding the class
-    layer: Optional[str] = None                  # vector: layer name
+    value_map: dict[str, int] | None = None   # raster value / field value -> class index
+    class_field: str | None = None            # vector: attribute holding the class
+    layer: str | None = None                  # vector: layer name
     mode: str = "tile"                           # vector: "tile" (unlabelled = background) or "sparse"
     line_width_m: float = 7.0                    # vector: width of burned lines (roads)
-    extent: Optional[Tuple[float, float, float, float]] = None  # vector "tile" mode: xmin, ymin, xmax, ymax
+    extent: tuple[float, float, float, float] | None = None  # vector "tile" mode: xmin, ymin, xmax, ymax
 
     @property
     def is_vector(self) -> bool:
@@ -35,8 +34,8 @@ class TrainingTile:
 
     image: torch.Tensor
     labels: torch.Tensor
-    window: Tuple[int, int, int, int] = (0, 0, 0, 0)  # model-grid window read: x0, y0, x1, y1
-    info: Dict[str, float] = field(default_factory=dict)
+    window: tuple[int, int, int, int] = (0, 0, 0, 0)  # model-grid window read: x0, y0, x1, y1
+    info: dict[str, float] = field(default_factory=dict)
 
     @property
     def labelled_pixels(self) -> int:

@@ -5,23 +5,22 @@ from __future__ import annotations
 import logging
 from functools import partial
 from pathlib import Path
-from typing import Dict, List, Optional
 
 from qgis.core import QgsApplication, QgsProject, QgsRasterLayer
 from qgis.gui import QgisInterface
 
 from ..engine.errors import MapRefinerError
 from .dialog.correction_layer import CLASS_FIELD, create_correction_layer
-from .installer.deps import MissingDependencies, check_dependencies
 from .dialog.dialog import MapRefinerDialog
+from .installer.deps import MissingDependencies, check_dependencies
 from .installer.flow import InstallerFlow, offer_install
 from .iterations.flow import IterationsFlow
-from .messages import show_error, show_success, show_warning
 from .jobs.refine_job import RefineJob, add_refine_result, keep_iteration_job, run_refine
-from .settings import load_defaults, save_defaults
 from .jobs.tasks import EngineTask
 from .jobs.training_jobs import FinetuneJob, TrainCoarseJob, run_finetune, run_train_coarse
 from .jobs.vectorize_job import ClassMap, VectorizeJob, add_vectorize_result, run_vectorize
+from .messages import show_error, show_success, show_warning
+from .settings import load_defaults, save_defaults
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +28,12 @@ log = logging.getLogger(__name__)
 class Controller:
     def __init__(self, iface: QgisInterface) -> None:
         self.iface = iface
-        self.dialog: Optional[MapRefinerDialog] = None
-        self.tasks: List[EngineTask] = []
-        self.refined: Dict[Path, ClassMap] = {}  # image -> its latest refined class map
-        self.last_refine: Optional[RefineJob] = None  # what "Keep iteration N" re-runs
-        self.installer: Optional[InstallerFlow] = None
-        self.iterations: Optional[IterationsFlow] = None
+        self.dialog: MapRefinerDialog | None = None
+        self.tasks: list[EngineTask] = []
+        self.refined: dict[Path, ClassMap] = {}  # image -> its latest refined class map
+        self.last_refine: RefineJob | None = None  # what "Keep iteration N" re-runs
+        self.installer: InstallerFlow | None = None
+        self.iterations: IterationsFlow | None = None
 
     def ensure_dialog(self) -> MapRefinerDialog:
         if self.dialog is None:
@@ -75,7 +74,7 @@ class Controller:
             self.iterations.keep_requested.connect(self.keep_iteration)
         return self.iterations
 
-    def keep_iteration(self, iterations: int) -> Optional[EngineTask]:
+    def keep_iteration(self, iterations: int) -> EngineTask | None:
         """Write the whole raster with the slider's iteration count; Export then uses it."""
         if self.last_refine is None:
             return None
@@ -97,14 +96,14 @@ class Controller:
                           self._failed)
         return self._start(task, f"Exporting {job.out.name}…")
 
-    def start_finetune(self, job: FinetuneJob) -> Optional[EngineTask]:
+    def start_finetune(self, job: FinetuneJob) -> EngineTask | None:
         if not self._save_label_edits(job.label_layer_id):
             return None
         task = EngineTask(f"Map Refiner: fine-tuning {job.out.name}", partial(run_finetune, job),
                           self._finetuned, self._failed)
         return self._start(task, f"Fine-tuning → {job.out.name}…")
 
-    def start_train_coarse(self, job: TrainCoarseJob) -> Optional[EngineTask]:
+    def start_train_coarse(self, job: TrainCoarseJob) -> EngineTask | None:
         if not self._save_label_edits(job.label_layer_id):
             return None
         task = EngineTask(f"Map Refiner: training {job.params.out.name}",

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, Sequence, Tuple
 
-from qgis.core import (QgsCategorizedSymbolRenderer, QgsColorRampShader, QgsFillSymbol,
-                       QgsLayerTreeGroup, QgsPalettedRasterRenderer, QgsProject,
-                       QgsRasterLayer, QgsRasterShader, QgsRendererCategory,
-                       QgsSingleBandPseudoColorRenderer)
+from qgis.core import (
+    QgsCategorizedSymbolRenderer,
+    QgsColorRampShader,
+    QgsFillSymbol,
+    QgsLayerTreeGroup,
+    QgsPalettedRasterRenderer,
+    QgsProject,
+    QgsRasterLayer,
+    QgsRasterShader,
+    QgsRendererCategory,
+    QgsSingleBandPseudoColorRenderer,
+)
 from qgis.PyQt.QtGui import QColor
 
 from ..engine.errors import MapRefinerError
 
-Colour = Tuple[int, int, int]
+Colour = tuple[int, int, int]
 
 
 def refined_layer_name(source_name: str, iterations: int) -> str:
@@ -51,7 +59,7 @@ def probability_renderer(layer: QgsRasterLayer, band: int,
 
 
 def unit_ramp_renderer(layer: QgsRasterLayer, band: int,
-                       stops: List[Tuple[float, QColor, str]]) -> QgsSingleBandPseudoColorRenderer:
+                       stops: list[tuple[float, QColor, str]]) -> QgsSingleBandPseudoColorRenderer:
     """A band of values in [0, 1] drawn with an interpolated ramp through ``stops``."""
     ramp = QgsColorRampShader(0.0, 1.0)
     ramp.setColorRampType(QgsColorRampShader.Interpolated)
@@ -80,7 +88,7 @@ def class_map_layer(path: Path, name: str, names: Sequence[str],
 
 
 def probability_layers(path: Path, source_name: str, names: Sequence[str],
-                       colours: Sequence[Colour]) -> List[QgsRasterLayer]:
+                       colours: Sequence[Colour]) -> list[QgsRasterLayer]:
     layers = []
     for band, (name, colour) in enumerate(zip(names, colours), start=1):
         layer = open_raster_layer(path, f"{source_name} — P({name})")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional
 
 
 def unique_path(path: Path) -> Path:
@@ -27,7 +27,7 @@ def is_writable_folder(folder: Path) -> bool:
     return stat.S_ISDIR(mode) and bool(writable_bits) and os.access(folder, os.W_OK)
 
 
-def writable_folder(candidates: Iterable[Optional[Path]]) -> Path:
+def writable_folder(candidates: Iterable[Path | None]) -> Path:
     """The first existing, writable folder among ``candidates``, else the home folder."""
     for folder in candidates:
         if folder and is_writable_folder(folder):
@@ -35,8 +35,8 @@ def writable_folder(candidates: Iterable[Optional[Path]]) -> Path:
     return Path.home()
 
 
-def output_beside(source: Path, suffix: str, ext: str, project_dir: Optional[Path] = None,
-                  fallback_dir: Optional[Path] = None) -> Path:
+def output_beside(source: Path, suffix: str, ext: str, project_dir: Path | None = None,
+                  fallback_dir: Path | None = None) -> Path:
     """``<source stem><suffix><ext>`` in the project folder, the source's folder or a fallback."""
     folder = writable_folder([project_dir, source.parent, fallback_dir])
     return unique_path(folder / f"{source.stem}{suffix}{ext}")

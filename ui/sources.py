@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 from qgis.core import QgsMapLayer, QgsProject, QgsProviderRegistry, QgsRasterLayer
 
@@ -17,7 +16,7 @@ def layer_file(layer: QgsMapLayer) -> Path:
     return Path(parts.get("path") or layer.source())
 
 
-def raster_path(layer: Optional[QgsMapLayer]) -> Path:
+def raster_path(layer: QgsMapLayer | None) -> Path:
     """The GeoTIFF (or other GDAL file) behind a raster layer; raises MapRefinerError."""
     if not isinstance(layer, QgsRasterLayer):
         raise MapRefinerError("Choose a raster layer to refine.")
@@ -29,14 +28,14 @@ def raster_path(layer: Optional[QgsMapLayer]) -> Path:
     return path
 
 
-def project_dir(project: QgsProject) -> Optional[Path]:
+def project_dir(project: QgsProject) -> Path | None:
     """The saved project's folder, or None while the project is unsaved."""
     folder = project.absolutePath()
     return Path(folder) if folder else None
 
 
 def default_refined_path(source: Path, project: QgsProject,
-                         fallback_dir: Optional[Path] = None) -> Path:
+                         fallback_dir: Path | None = None) -> Path:
     return output_beside(source, "_refined", ".tif", project_dir(project), fallback_dir)
 
 

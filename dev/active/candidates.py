@@ -17,9 +17,9 @@ guidance draws the candidate under a random point of the tile.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Sequence, Tuple
 
 import numpy as np
 from osgeo import gdal, ogr, osr
@@ -29,7 +29,7 @@ from ...engine.refine.uncertainty import Region
 gdal.UseExceptions()
 ogr.UseExceptions()
 BUILDING, BACKGROUND = 1, 0
-Part = Tuple[str, int]  # WKT, class
+Part = tuple[str, int]  # WKT, class
 
 
 @dataclass
@@ -38,7 +38,7 @@ class Candidates:
     polygons with their classes, and its labelled pixels beyond ``ids`` (rings)."""
 
     ids: np.ndarray
-    parts: List[List[Part]]
+    parts: list[list[Part]]
     projection: str
     extra: dict = field(default_factory=dict)  # candidate -> bool mask
 
@@ -77,7 +77,7 @@ def _box(gt: Sequence[float], x0: int, y0: int, x1: int, y1: int) -> ogr.Geometr
     return ogr.CreateGeometryFromWkt(f"POLYGON (({ring}))")
 
 
-def _buildings(path: Path) -> Tuple[List[ogr.Geometry], ogr.Geometry]:
+def _buildings(path: Path) -> tuple[list[ogr.Geometry], ogr.Geometry]:
     source = ogr.Open(str(path))
     geoms = [feature.GetGeometryRef().Clone() for feature in source.GetLayer(0)]
     union = ogr.Geometry(ogr.wkbMultiPolygon)
@@ -133,9 +133,9 @@ def cell_candidates(image: Path, buildings: Path, cell: int) -> Candidates:
 
 
 def by_uncertainty(cands: Candidates, unc: np.ndarray, regions: Sequence[Region],
-                   count: int) -> List[int]:
+                   count: int) -> list[int]:
     """In ranked order, each region's candidate with the most uncertainty inside it."""
-    chosen: List[int] = []
+    chosen: list[int] = []
     for region in regions:
         ids = cands.ids[region.y0:region.y1, region.x0:region.x1]
         weights = unc[region.y0:region.y1, region.x0:region.x1]
@@ -152,9 +152,9 @@ def by_uncertainty(cands: Candidates, unc: np.ndarray, regions: Sequence[Region]
     return chosen
 
 
-def at_random(cands: Candidates, rng: np.random.Generator, count: int) -> List[int]:
+def at_random(cands: Candidates, rng: np.random.Generator, count: int) -> list[int]:
     """The candidates under uniformly random points, each once."""
-    chosen: List[int] = []
+    chosen: list[int] = []
     h, w = cands.ids.shape
     for _ in range(100000):
         cid = int(cands.ids[rng.integers(h), rng.integers(w)])

@@ -10,8 +10,9 @@ labelled inside as the reference says). Each set fine-tunes the RNN with the
 plugin's Fine-tune (``training.corrections.finetune``): from the correction polygons
 (``sparse``, as the dialog does; the fine-tune keeps the model's own map for
 uncovered pixels in the window it reads) or on the bundled model's own map over
-the whole tile with the corrections burned in (``anchored``, a label raster). The fine-tuned model is scored on the
-rest of the tile: the corrected pixels are left out. The base model is scored
+the whole tile with the corrections burned in (``anchored``, a label raster).
+The fine-tuned model is scored on the rest of the tile: the corrected pixels are
+left out. The base model is scored
 on exactly the same pixels, so each run also gives a gain.
 
     python -m map_refiner.dev.active.experiment [--configs polygon/sparse,...] [--steps 100]
@@ -30,25 +31,32 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 from osgeo import gdal
 
-from ...engine.scoring.metrics import Scores, confusion_matrix
 from ...engine.modelfile.io import load_model
 from ...engine.refine.pipeline import refine_array
 from ...engine.refine.uncertainty import Region, rank_regions, softmax, uncertainty
-from .candidates import (Candidates, at_random, by_uncertainty, cell_candidates,
-                         polygon_candidates, write_anchored_labels, write_polygons)
-from .report import write_figures, write_report
+from ...engine.scoring.metrics import Scores, confusion_matrix
 from ...training.corrections.finetune import finetune
 from ...training.corrections.fit import FitParams
 from ...training.rnn import RnnParams, train_rnn
 from ...training.tile import LabelSource
+from .candidates import (
+    Candidates,
+    at_random,
+    by_uncertainty,
+    cell_candidates,
+    polygon_candidates,
+    write_anchored_labels,
+    write_polygons,
+)
+from .report import write_figures, write_report
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,7 +66,7 @@ UNITS = ("polygon", "cell")
 LABEL_MODES = ("sparse", "anchored")
 
 
-def predict(model: Optional[Path], image: Path):  # noqa: ANN201
+def predict(model: Path | None, image: Path):  # noqa: ANN201
     """``(probs (K, H, W), valid, iterations)`` of a model over the whole image."""
     net, config = load_model(model, "cpu")
     its = config.default_iterations
@@ -66,7 +74,7 @@ def predict(model: Optional[Path], image: Path):  # noqa: ANN201
     return softmax(logits, axis=0), valid, its
 
 
-def score(pred: np.ndarray, ref: np.ndarray, keep: np.ndarray) -> Dict[str, float]:
+def score(pred: np.ndarray, ref: np.ndarray, keep: np.ndarray) -> dict[str, float]:
     cm = confusion_matrix(pred[keep].astype(np.uint8), ref[keep].astype(np.uint8), 2)
     s = Scores.from_confusion(cm, LABELS)
     return {"building_iou": s.iou[1], "mean_iou": s.mean_iou, "accuracy": s.overall_accuracy,
@@ -85,7 +93,7 @@ class Setup:
     valid: np.ndarray
     iterations: int
     unc: np.ndarray
-    regions: List[Region]
+    regions: list[Region]
     cands: Candidates
     cell_m: float
 
@@ -106,7 +114,7 @@ def prepare(data: Path, unit: str, labels: str, cell_m: float) -> Setup:
     return Setup(unit, labels, image, ref, probs, valid, its, unc, regions, cands, cell_m)
 
 
-def orders(setup: Setup, kmax: int, seeds: int) -> Dict[str, List[int]]:
+def orders(setup: Setup, kmax: int, seeds: int) -> dict[str, list[int]]:
     """The candidates each simulated user draws, in drawing order."""
     found = {"uncertainty": by_uncertainty(setup.cands, setup.unc, setup.regions, kmax)}
     for seed in range(seeds):
@@ -114,7 +122,7 @@ def orders(setup: Setup, kmax: int, seeds: int) -> Dict[str, List[int]]:
     return found
 
 
-def run_one(name: str, chosen: List[int], setup: Setup, out_dir: Path, steps: int,
+def run_one(name: str, chosen: list[int], setup: Setup, out_dir: Path, steps: int,
             device: str) -> dict:
     """Fine-tune on the chosen corrections; score tuned and base models off them.
 
@@ -172,14 +180,15 @@ def run(setup: Setup, out_dir: Path, ks: Sequence[int], steps: int, seeds: int,
             runs[key] = dict(run_one(key, order[:k], setup, out_dir, steps, device),
                              strategy=strategy, k=k, chosen=order[:k], steps=steps)
             path.write_text(json.dumps(result, indent=1))
-            print(f"{setup.unit}/{setup.labels} {key}: building IoU {runs[key]['tuned']['building_iou']:.4f} "
+            print(f"{setup.unit}/{setup.labels} {key}: building "
+                  f"IoU {runs[key]['tuned']['building_iou']:.4f} "
                   f"(base {runs[key]['base']['building_iou']:.4f}) {runs[key]['seconds']:.0f} s",
                   file=sys.stderr, flush=True)
     path.write_text(json.dumps(result, indent=1))
     return result
 
 
-def iteration_curve(data: Path, max_iterations: int = 10) -> List[dict]:
+def iteration_curve(data: Path, max_iterations: int = 10) -> list[dict]:
     """Scores of the bundled model's class map at each iteration 0..N (one trajectory)."""
     from ...engine.refine.trajectory import compute_trajectory
 
@@ -191,7 +200,7 @@ def iteration_curve(data: Path, max_iterations: int = 10) -> List[dict]:
             for t in range(max_iterations + 1)]
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--out-dir", type=Path, default=ROOT / "out" / "active")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from osgeo import gdal
@@ -24,8 +25,8 @@ LABEL_TEXT = {
 }
 
 
-def _values(result: dict, prefix: str, metric: str, gain: bool = False) -> Dict[int, List[float]]:
-    out: Dict[int, List[float]] = {}
+def _values(result: dict, prefix: str, metric: str, gain: bool = False) -> dict[int, list[float]]:
+    out: dict[int, list[float]] = {}
     for run in result["runs"].values():
         if run["strategy"].startswith(prefix) and run["k"] in result["ks"]:
             value = run["tuned"][metric] - (run["base"][metric] if gain else 0.0)
@@ -33,8 +34,8 @@ def _values(result: dict, prefix: str, metric: str, gain: bool = False) -> Dict[
     return dict(sorted(out.items()))
 
 
-def write_figures(results: Dict[str, dict], setups: Dict[str, "Setup"], curve: List[dict],
-                  folder: Path) -> List[Path]:
+def write_figures(results: dict[str, dict], setups: dict[str, Setup], curve: list[dict],
+                  folder: Path) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -82,7 +83,7 @@ def _curve_panel(ax, result: dict, gain: bool, title: str) -> None:  # noqa: ANN
     ax.grid(alpha=0.3)
 
 
-def _selection_figure(result: dict, setup: "Setup", path: Path, plt) -> None:  # noqa: ANN001
+def _selection_figure(result: dict, setup: Setup, path: Path, plt) -> None:  # noqa: ANN001
     rgb = np.moveaxis(gdal.Open(str(setup.image)).ReadAsArray()[:3], 0, -1)
     kmax = max(result["ks"])
     fig, axes = plt.subplots(1, 3, figsize=(12, 4.3))
@@ -113,7 +114,7 @@ def _selection_figure(result: dict, setup: "Setup", path: Path, plt) -> None:  #
     plt.close(fig)
 
 
-def _iterations_figure(curve: List[dict], path: Path, plt) -> None:  # noqa: ANN001
+def _iterations_figure(curve: list[dict], path: Path, plt) -> None:  # noqa: ANN001
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
     its = [c["iteration"] for c in curve]
     ax.plot(its, [100 * c["building_iou"] for c in curve], "o-", color="#c0392b",
@@ -132,7 +133,7 @@ def _iterations_figure(curve: List[dict], path: Path, plt) -> None:  # noqa: ANN
     plt.close(fig)
 
 
-def _cell(values: Dict[int, List[float]], k: int, spread: bool) -> str:
+def _cell(values: dict[int, list[float]], k: int, spread: bool) -> str:
     v = values.get(k, [])
     if not v:
         return "n/a"
@@ -163,7 +164,7 @@ def _summary(result: dict) -> str:
             "K with random ones.")
 
 
-def _reading(results: Dict[str, dict], curve: List[dict]) -> List[str]:
+def _reading(results: dict[str, dict], curve: list[dict]) -> list[str]:
     """The findings in three bullets, each computed from the numbers below it."""
     lines = ["**Reading.**", ""]
     for key, result in results.items():
@@ -190,7 +191,7 @@ def _reading(results: Dict[str, dict], curve: List[dict]) -> List[str]:
     return lines
 
 
-def _unit_section(result: dict, first_of_unit: bool) -> List[str]:
+def _unit_section(result: dict, first_of_unit: bool) -> list[str]:
     seeds = len([n for n in result["orders"] if n.startswith("random")])
     unit, labels = result["unit"], result.get("labels", "sparse")
     lines = [f"### {unit} / {labels}: {UNIT_TEXT[unit]}; {LABEL_TEXT[labels]}", "",
@@ -221,7 +222,7 @@ def _unit_section(result: dict, first_of_unit: bool) -> List[str]:
     return lines
 
 
-def write_report(results: Dict[str, dict], curve: List[dict], path: Path,
+def write_report(results: dict[str, dict], curve: list[dict], path: Path,
                  figures: Sequence[Path], command: str, seconds: float) -> None:
     first = next(iter(results.values()))
     base = first["base_whole_tile"]
@@ -231,7 +232,8 @@ def write_report(results: Dict[str, dict], curve: List[dict], path: Path,
         "## Where to draw next: uncertainty-guided corrections (issue 7)", "",
         "A simulated user on `../shared/data/austin/austin_dev_*` copies K corrections from the "
         "reference, fine-tunes the bundled model's RNN on them with the plugin's *Fine-tune* "
-        f"(`training.corrections.finetune`, {first['steps']} steps, seed 0; labels per section), and the "
+        f"(`training.corrections.finetune`, {first['steps']} "
+        "steps, seed 0; labels per section), and the "
         "result is scored on the rest of the tile (the corrected pixels are left out; the bundled "
         "model is scored on the same pixels for the gain column). *Uncertainty*: the plugin's "
         "ranking (normalised entropy of the bundled model at "
@@ -239,7 +241,8 @@ def write_report(results: Dict[str, dict], curve: List[dict], path: Path,
         "region the candidate holding the most uncertainty. *Random*: the candidate under a "
         "uniformly random point. Sets are nested (the K=2 set holds the K=1 correction).", "",
         "Bundled model, no correction, whole tile: building IoU "
-        f"{100 * base['building_iou']:.1f} %, mean IoU {100 * base['mean_iou']:.1f} %, overall accuracy "
+        f"{100 * base['building_iou']:.1f} %, mean IoU "
+        f"{100 * base['mean_iou']:.1f} %, overall accuracy "
         f"{100 * base['accuracy']:.1f} %.", "",
         "![IoU against K, both strategies](figures/active_curve.png)", ""]
     lines += _reading(results, curve)

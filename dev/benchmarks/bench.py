@@ -18,7 +18,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List
 
 import numpy as np
 import torch
@@ -26,9 +25,9 @@ import torch
 from ...engine.device import configure_threads
 from ...engine.modelfile.io import load_model
 from ...engine.networks.models import pad_to_stride
+from ...engine.rasters.read import ground_resolution, open_raster, raster_info
 from ...engine.refine.pipeline import RefineParams, refine_raster
 from ...engine.refine.predict import model_image
-from ...engine.rasters.read import ground_resolution, open_raster, raster_info
 from ...engine.refine.tiling import make_grids
 from ..provenance import git_state
 from .bench_levers import levers, training_step
@@ -76,7 +75,7 @@ def _on_model_grid(cfg, crop: Path):
     return g, img
 
 
-def compute_only(model, crop: Path, iterations: int) -> Dict[str, float]:
+def compute_only(model, crop: Path, iterations: int) -> dict[str, float]:
     """CNN and RNN on the whole crop already on the model grid (no I/O)."""
     net, cfg = model
     g, img = _on_model_grid(cfg, crop)
@@ -90,7 +89,7 @@ def compute_only(model, crop: Path, iterations: int) -> Dict[str, float]:
     return {"model_mpix": mp, "cnn_s": t_cnn, "rnn_s": t_rnn, "model_grid": [g.model_width, g.model_height]}
 
 
-def lever_rows(model, crop: Path, iterations: int, data: Path) -> List[Dict[str, object]]:
+def lever_rows(model, crop: Path, iterations: int, data: Path) -> list[dict[str, object]]:
     """Before/after of each speed lever on a 1248 x 1248 square of the crop."""
     net, cfg = model
     g, img = _on_model_grid(cfg, crop)
@@ -99,7 +98,7 @@ def lever_rows(model, crop: Path, iterations: int, data: Path) -> List[Dict[str,
     return rows
 
 
-def crf_peer(model, crop: Path, iterations: int = 5) -> Dict[str, float]:
+def crf_peer(model, crop: Path, iterations: int = 5) -> dict[str, float]:
     """pydensecrf2 (5 mean-field iterations) on the same crop and coarse scores."""
     try:
         import pydensecrf.densecrf as dcrf  # provided by pydensecrf2
@@ -151,7 +150,7 @@ def mosaic_vrt(crop: Path, out: Path, n: int) -> Path:
     return out
 
 
-def scaling_run(vrt: Path, out: Path, tile: int) -> Dict[str, float]:
+def scaling_run(vrt: Path, out: Path, tile: int) -> dict[str, float]:
     """Refine in a fresh process; its own wall time and peak resident memory.
 
     Peak memory is the process's VmHWM (Linux), not ``ru_maxrss``: the latter
@@ -167,8 +166,10 @@ def scaling_run(vrt: Path, out: Path, tile: int) -> Dict[str, float]:
         "            return int(line.split()[1]) / 1024\n"
         "base = hwm()\n"
         "t = time.perf_counter()\n"
-        f"refine_raster(RefineParams(image=Path({str(vrt)!r}), out=Path({str(out)!r}), device='cpu', tile_size={tile}, overwrite=True))\n"
-        "print(json.dumps({'s': time.perf_counter() - t, 'rss_mb': hwm(), 'rss_after_import_mb': base}))\n")
+        f"refine_raster(RefineParams(image=Path({str(vrt)!r}), "
+        f"out=Path({str(out)!r}), device='cpu', tile_size={tile}, overwrite=True))\n"
+        "print(json.dumps({'s': time.perf_counter() - t, "
+        "'rss_mb': hwm(), 'rss_after_import_mb': base}))\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -182,7 +183,8 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{name}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    return (f"{name}, {os.cpu_count()} cores, torch "
+            f"{torch.__version__}, {torch.get_num_threads()} threads")
 
 
 def commit() -> str:
@@ -190,7 +192,7 @@ def commit() -> str:
     return state["commit"] + (" (with uncommitted changes)" if state["dirty"] == "yes" else "")
 
 
-def main(argv: List[str] = None) -> int:
+def main(argv: list[str] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
@@ -219,7 +221,7 @@ def main(argv: List[str] = None) -> int:
     model = load_model()
     it = model[1].default_iterations
     t_start = time.time()
-    res: Dict[str, object] = {"machine": machine(), "commit": commit(),
+    res: dict[str, object] = {"machine": machine(), "commit": commit(),
                               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                               "iterations": it, "k": model[1].num_classes,
                               "default_tile": DEFAULT_TILE}
@@ -232,12 +234,17 @@ def main(argv: List[str] = None) -> int:
         ds = open_raster(crop)
         res["crop"] = {"pixels": [ds.RasterXSize, ds.RasterYSize],
                        "resolution_m": ground_resolution(raster_info(ds))[0]}
-        _step("matmul"); res["matmul_gflops"] = matmul_gflops()
-        _step("compute"); res["compute"] = compute_only(model, crop, it)
-        _step("levers"); res["levers"] = lever_rows(model, crop, it, a.data)
-        _step("end to end"); res["end_to_end_s"] = {t: end_to_end(crop, tmp, t)
-                                                    for t in map(int, a.tiles.split(","))}
-        _step("dense CRF"); res["crf"] = crf_peer(model, crop)
+        _step("matmul")
+        res["matmul_gflops"] = matmul_gflops()
+        _step("compute")
+        res["compute"] = compute_only(model, crop, it)
+        _step("levers")
+        res["levers"] = lever_rows(model, crop, it, a.data)
+        _step("end to end")
+        res["end_to_end_s"] = {t: end_to_end(crop, tmp, t)
+                                for t in map(int, a.tiles.split(","))}
+        _step("dense CRF")
+        res["crf"] = crf_peer(model, crop)
         res["scaling"] = []
         for n in mosaics:
             _step(f"mosaic {n}x{n}")
@@ -248,8 +255,10 @@ def main(argv: List[str] = None) -> int:
             r["n"] = n
             res["scaling"].append(r)
             (tmp / f"mosaic_{n}.tif").unlink(missing_ok=True)
-        _step("fine-tune"); res["finetune"] = finetune_time(a.data, tmp)
-        _step("RNN training"); res["rnn_training"] = rnn_training_time(a.data, tmp, a.rnn_steps)
+        _step("fine-tune")
+        res["finetune"] = finetune_time(a.data, tmp)
+        _step("RNN training")
+        res["rnn_training"] = rnn_training_time(a.data, tmp, a.rnn_steps)
     res["seconds"] = time.time() - t_start
     a.json.parent.mkdir(parents=True, exist_ok=True)
     a.json.write_text(json.dumps(res, indent=1))

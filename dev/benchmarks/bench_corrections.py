@@ -16,7 +16,6 @@ import json
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -28,7 +27,7 @@ SIDE = 2000
 ORIGIN = (3800, 2600)   # the bench's crop of the mosaic (bench.make_crop), fully covered
 
 
-def crop(data: Path, tmp: Path) -> Dict[str, Path]:
+def crop(data: Path, tmp: Path) -> dict[str, Path]:
     """The image crop and the OSM mask on the same pixels."""
     from osgeo import gdal
 
@@ -40,7 +39,7 @@ def crop(data: Path, tmp: Path) -> Dict[str, Path]:
     return out
 
 
-def polygons(files: Dict[str, Path], path: Path, count: int = 16) -> Path:
+def polygons(files: dict[str, Path], path: Path, count: int = 16) -> Path:
     """``count // 2`` building outlines from the mask and as many background squares."""
     from osgeo import gdal, ogr, osr
     from scipy import ndimage
@@ -77,7 +76,7 @@ def polygons(files: Dict[str, Path], path: Path, count: int = 16) -> Path:
     return path
 
 
-def correction_round(data: Path, tmp: Optional[Path] = None) -> Dict[str, float]:
+def correction_round(data: Path, tmp: Path | None = None) -> dict[str, float]:
     """Seconds of one round (fine-tune with the CLI's defaults, then refine)."""
     with tempfile.TemporaryDirectory(dir=tmp) as d:
         d = Path(d)
@@ -95,7 +94,7 @@ def correction_round(data: Path, tmp: Optional[Path] = None) -> Dict[str, float]
             "refine_s": t2 - t1, "round_s": t2 - t0, "adopted": float(res.adopted)}
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     a = ap.parse_args(argv)

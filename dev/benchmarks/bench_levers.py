@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import time
 from contextlib import nullcontext
-from typing import Callable, Dict, List
+from typing import Callable
 
 import torch
 from torch.nn import functional as F
 
-from ...engine.networks.coarse_cpu import coarse_forward_cpu
 from ...engine.device import denormals_flushed
+from ...engine.networks.coarse_cpu import coarse_forward_cpu
 from ...engine.networks.inference import class_argmax
-from ...engine.refine.resample import axis_band, axis_weights, resample_window
 from ...engine.networks.rnn_wavefront import iterate_wavefront
+from ...engine.refine.resample import axis_band, axis_weights, resample_window
 
 
 def best_time(fn: Callable[[], object], repeat: int = 2) -> float:
@@ -51,7 +51,7 @@ def _resample_both_ways(data: torch.Tensor, heat: torch.Tensor, scale: float, de
             resample_window(x, axis_band(0, n_out, s, 0, h, h), axis_band(0, n_out, s, 0, w, w))
 
 
-def levers(net, image: torch.Tensor, iterations: int, scale: float) -> List[Dict[str, object]]:
+def levers(net, image: torch.Tensor, iterations: int, scale: float) -> list[dict[str, object]]:
     """``image``: (C, h, w) normalised, on the model grid, sides multiples of 4;
     ``scale``: model pixels per input pixel of the raster it came from."""
     x = image.unsqueeze(0).contiguous()
@@ -83,7 +83,7 @@ def levers(net, image: torch.Tensor, iterations: int, scale: float) -> List[Dict
     return rows
 
 
-def training_step(net, config, data, iterations: int, steps: int = 60) -> Dict[str, object]:
+def training_step(net, config, data, iterations: int, steps: int = 60) -> dict[str, object]:
     """A fresh RNN trained on real ``austin_enh`` patches (batch 8 of 64 px) for
     ``steps`` steps, timing the last third: denormals computed, then flushed
     (``denormals_flushed``, as around every training loop)."""
@@ -116,5 +116,6 @@ def training_step(net, config, data, iterations: int, steps: int = 60) -> Dict[s
         tail = times[-(steps // 3):]
         return sum(tail) / len(tail)
 
-    return {"part": f"RNN training step (fresh RNN, austin_enh, batch 8, steps {steps * 2 // 3}-{steps})",
+    return {"part": ("RNN training step (fresh RNN, austin_enh, "
+                     f"batch 8, steps {steps * 2 // 3}-{steps})"),
             "before": run(False), "after": run(True), "how": "denormals flushed to zero"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List
 
 from .flops import coarse_flops_per_pixel, rnn_executed_flops_per_pixel, rnn_flops_per_pixel
 
@@ -22,7 +21,7 @@ def _rate(flop_per_px: float, mpix: float, seconds: float) -> float:
     return flop_per_px * mpix * 1e6 / seconds / 1e9
 
 
-def write_report(res: Dict, out: Path) -> str:
+def write_report(res: dict, out: Path) -> str:
     k, it = int(res["k"]), int(res["iterations"])
     mm = float(res["matmul_gflops"])
     comp = res["compute"]
@@ -34,8 +33,7 @@ def write_report(res: Dict, out: Path) -> str:
     rnn_rate = _rate(rnn_f, mp, comp["rnn_s"])
     rnn_xrate = _rate(rnn_x, mp, comp["rnn_s"])
     e2e = {int(t): s for t, s in res["end_to_end_s"].items()}
-    best_tile = min(e2e, key=e2e.get)
-    lines: List[str] = [HEADER]
+    lines: list[str] = [HEADER]
     crop = res["crop"]
     lines += [
         "## The run", "",
@@ -44,7 +42,8 @@ def write_report(res: Dict, out: Path) -> str:
         f"- model: the bundled default (K = {k} classes, {it} RNN iterations), fp32",
         f"- input: a {crop['pixels'][0]} x {crop['pixels'][1]} px crop of "
         f"`xiamen/xiamen_rgb.tif` ({crop['resolution_m']:.3f} m pixels, 2.25 km²), "
-        f"{comp['model_grid'][0]} x {comp['model_grid'][1]} = {mp:.2f} Mpx on the model's 0.6 m grid",
+        f"{comp['model_grid'][0]} x {comp['model_grid'][1]} "
+        f"= {mp:.2f} Mpx on the model's 0.6 m grid",
         "", "## Throughput on the 2.25 km² crop", "",
         "| part | seconds | Mpx/s (model grid) | FLOP/s | share of matmul rate |",
         "|---|---:|---:|---:|---:|",
@@ -53,7 +52,8 @@ def write_report(res: Dict, out: Path) -> str:
         f"{cnn_rate:.0f} G | {cnn_rate / mm:.0%} |",
         f"| RNN, {it} iterations (compute), paper's FLOPs | {comp['rnn_s']:.2f} | "
         f"{mp / comp['rnn_s']:.2f} | {rnn_rate:.0f} G | {rnn_rate / mm:.0%} |",
-        f"| RNN, FLOPs actually executed (composed filters) | | | {rnn_xrate:.0f} G | {rnn_xrate / mm:.0%} |",
+        "| RNN, FLOPs actually executed (composed filters) "
+        f"| | | {rnn_xrate:.0f} G | {rnn_xrate / mm:.0%} |",
         f"| CNN + RNN (compute) | {comp['cnn_s'] + comp['rnn_s']:.2f} | "
         f"{mp / (comp['cnn_s'] + comp['rnn_s']):.2f} | | |",
     ]
@@ -95,10 +95,12 @@ def write_report(res: Dict, out: Path) -> str:
               "Each refine runs in a fresh process over a GDAL VRT that repeats the crop n x n "
               "(no copy on disk), with the engine's default tile size; peak resident memory "
               "is the process's own high-water mark (VmHWM), torch and the model included.", "",
-              "| mosaic | input Mpx | seconds | s per input Mpx | peak RSS (MiB) | RSS after importing torch (MiB) |",
+              "| mosaic | input Mpx | seconds | s per input Mpx | "
+              "peak RSS (MiB) | RSS after importing torch (MiB) |",
               "|---|---:|---:|---:|---:|---:|"]
     for r in res["scaling"]:
-        lines.append(f"| {r['n']} x {r['n']} | {r['input_mpix']:.1f} | {r['s']:.1f} | {r['s'] / r['input_mpix']:.3f} | "
+        lines.append(f"| {r['n']} x {r['n']} | {r['input_mpix']:.1f} | "
+                     f"{r['s']:.1f} | {r['s'] / r['input_mpix']:.3f} | "
                      f"{r['rss_mb']:.0f} | {r['rss_after_import_mb']:.0f} |")
     sc = res["scaling"]
     if len(sc) > 1:
@@ -137,8 +139,8 @@ def write_report(res: Dict, out: Path) -> str:
     return text
 
 
-def _targets(res: Dict, e2e: Dict[int, float], cnn_share: float, rnn_share: float,
-             rnn_exec_share: float) -> List[str]:
+def _targets(res: dict, e2e: dict[int, float], cnn_share: float, rnn_share: float,
+             rnn_exec_share: float) -> list[str]:
     """Issue 5's targets against this run's figures."""
     default = res.get("default_tile", 1024)
     t = e2e.get(default, min(e2e.values()))
@@ -185,7 +187,7 @@ def _gpu_target(gpu) -> str:
             "2500 x 2500 crop (README, Development notes). " + default)
 
 
-def _gpu(gpu) -> List[str]:
+def _gpu(gpu) -> list[str]:
     """The GPU section, from dev/device_bench.sh's cuda_check.json (out/bench_gpu.json)."""
     if not gpu or not gpu.get("cuda"):
         return []

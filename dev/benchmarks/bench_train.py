@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Dict, List, Tuple
 
 import numpy as np
 
-from ..active.candidates import BUILDING, polygon_candidates, write_polygons
-from ..default_model.build import AUSTIN_ENH
 from ...training.corrections.finetune import finetune
-from ...training.corrections.fit import FitParams
 from ...training.rnn import RnnParams, train_rnn
 from ...training.tile import LabelSource
+from ..active.candidates import BUILDING, polygon_candidates, write_polygons
+from ..default_model.build import AUSTIN_ENH
 
 LOG_EVERY = 25  # training/loop.py records the loss's moving average every 25 steps (RNN)
 
 
-def austin_enh(data: Path) -> Tuple[Path, LabelSource]:
+def austin_enh(data: Path) -> tuple[Path, LabelSource]:
     """``austin_enh``'s image and labels, read as the bundled model's RNN was
     trained on them (dev/default_model/build.py: 0 background, 255 building)."""
     return data / AUSTIN_ENH["image"], LabelSource(data / AUSTIN_ENH["labels"],
@@ -48,7 +46,7 @@ def nearby_buildings(data: Path, count: int = 3) -> tuple:
     return image, cands, chosen[:count]
 
 
-def finetune_time(data: Path, tmp: Path, count: int = 3) -> Dict[str, float]:
+def finetune_time(data: Path, tmp: Path, count: int = 3) -> dict[str, float]:
     """Seconds for the dialog's Fine-tune (default steps) on ``count`` polygons."""
     image, cands, chosen = nearby_buildings(data, count)
     gpkg = write_polygons(tmp / "corrections.gpkg", cands, chosen, ["background", "building"])
@@ -60,13 +58,13 @@ def finetune_time(data: Path, tmp: Path, count: int = 3) -> Dict[str, float]:
             "seconds": total, "fit_seconds": res.seconds, "s_per_step": res.seconds / max(1, res.steps)}
 
 
-def converged_at(history: List[float], tolerance: float = 0.05) -> int:
+def converged_at(history: list[float], tolerance: float = 0.05) -> int:
     """Index of the first moving-average loss within ``tolerance`` of the run's best."""
     best = min(history)
     return next(i for i, v in enumerate(history) if v <= best * (1 + tolerance))
 
 
-def rnn_training_time(data: Path, tmp: Path, steps: int) -> Dict[str, object]:
+def rnn_training_time(data: Path, tmp: Path, steps: int) -> dict[str, object]:
     """A fresh RNN on ``austin_enh`` (CNN frozen), ``steps`` AdaGrad steps, batch 8 of 64 px."""
     image, labels = austin_enh(data)
     params = RnnParams(image=image, labels=labels,

@@ -14,8 +14,8 @@ import argparse
 import json
 import sys
 import time
+from functools import partial
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
@@ -26,7 +26,7 @@ from ...engine.networks.models import pad_to_stride
 from ...engine.scoring.scores import Scores, confusion_matrix
 
 
-def _load_crop(path: Path, size: Optional[int] = None) -> np.ndarray:
+def _load_crop(path: Path, size: int | None = None) -> np.ndarray:
     from PIL import Image
 
     Image.MAX_IMAGE_PIXELS = None
@@ -111,7 +111,7 @@ def main() -> int:
         xg = x.to(dev)
         mp = x.shape[-1] * x.shape[-2] / 1e6
         for amp in (False, True):
-            s = _time(lambda: _run(net_g, xg, it, amp), dev)
+            s = _time(partial(_run, net_g, xg, it, amp), dev)
             report[f"seconds_{'bf16' if amp else 'fp32'}_{a.size}px"] = round(s, 4)
             report[f"mpix_per_s_{'bf16' if amp else 'fp32'}"] = round(mp / s, 1)
         report["peak_gpu_mem_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)

@@ -6,8 +6,6 @@ layers run at a quarter of the resolution (stride 4).
 
 from __future__ import annotations
 
-from typing import Dict
-
 
 def coarse_flops_per_pixel(bands: int = 3, k: int = 2) -> float:
     quarter = 1.0 / 16.0
@@ -17,7 +15,7 @@ def coarse_flops_per_pixel(bands: int = 3, k: int = 2) -> float:
 
 
 def rnn_flops_per_pixel(bands: int = 3, k: int = 2, iterations: int = 5,
-                        filters: int = 32, hidden: int = 32, size: int = 5) -> Dict[str, float]:
+                        filters: int = 32, hidden: int = 32, size: int = 5) -> dict[str, float]:
     """The paper's form: M * u_k (shared), N * I once, per-class 64-32-1 MLP."""
     image = size * size * bands * filters                   # N * I, once
     per_it = k * (size * size * filters + (2 * filters) * hidden + hidden)
@@ -26,7 +24,7 @@ def rnn_flops_per_pixel(bands: int = 3, k: int = 2, iterations: int = 5,
 
 
 def rnn_executed_flops_per_pixel(bands: int = 3, k: int = 2, iterations: int = 5,
-                                 hidden: int = 32, size: int = 5, groups: int = 0) -> Dict[str, float]:
+                                 hidden: int = 32, size: int = 5, groups: int = 0) -> dict[str, float]:
     """What the CPU path really computes (engine/networks/rnn_wavefront.py): the image
     filters composed with every MLP's image weights (once), and per iteration
     each class's heat filters composed with its MLP's heat weights, then the

@@ -19,7 +19,6 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
-from typing import List, Optional
 
 from osgeo import gdal
 
@@ -31,7 +30,7 @@ gdal.UseExceptions()
 
 
 def to_model_grid(src: Path, out: Path, resolution_m: float, resampling: str,
-                  scale: Optional[List[float]] = None) -> Path:
+                  scale: list[float] | None = None) -> Path:
     """``src`` resampled to ``resolution_m`` over the same extent, as a PNG."""
     ds = open_raster(src)
     rx, ry = ground_resolution(raster_info(ds))
@@ -45,7 +44,7 @@ def to_model_grid(src: Path, out: Path, resolution_m: float, resampling: str,
     return out
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--out", type=Path, default=Path("out/gpu_bench"))

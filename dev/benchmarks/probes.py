@@ -24,25 +24,24 @@ import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, List
 
 import torch
 
 from ...engine.device import configure_threads
 from ...engine.modelfile.io import load_model
-from ...engine.refine.params import RefineParams
-from ...engine.refine.pipeline import refine_raster
 from ...engine.networks.inference import run_networks
-from ...engine.refine.predict import classes_and_probs, model_image
 from ...engine.rasters.read import ground_resolution, open_raster, raster_info, read_window
 from ...engine.rasters.write import CLASS_NODATA, refined_writer
+from ...engine.refine.params import RefineParams
+from ...engine.refine.pipeline import refine_raster
+from ...engine.refine.predict import classes_and_probs, model_image
 from ...engine.refine.resample import axis_band, resample_window
 from ...engine.refine.tiling import make_grids, plan_tiles
 from .bench import DEFAULT_TILE, make_crop
 from .bench_levers import best_time
 
 
-def bf16_rows(net) -> List[Dict[str, object]]:
+def bf16_rows(net) -> list[dict[str, object]]:
     a = torch.randn(2048, 2048)
     a16 = a.bfloat16()
     x = torch.randn(1, 3, 1248, 1248)
@@ -86,7 +85,7 @@ def _prefetched_refine(net, cfg, crop: Path, out: Path, iterations: int, tile_px
             writer.write(t.x0, t.y0, classes_and_probs(back, valid, CLASS_NODATA, False)[0])
 
 
-def prefetch_rows(net, cfg, crop: Path, tmp: Path) -> List[Dict[str, object]]:
+def prefetch_rows(net, cfg, crop: Path, tmp: Path) -> list[dict[str, object]]:
     it, tile = cfg.default_iterations, DEFAULT_TILE
     params = RefineParams(image=crop, out=tmp / "plain.tif", device="cpu", overwrite=True)
     return [{"what": "refine of the 2.25 km² crop, GeoTIFF to GeoTIFF",
@@ -95,7 +94,7 @@ def prefetch_rows(net, cfg, crop: Path, tmp: Path) -> List[Dict[str, object]]:
                                                        it, tile), 2)}]
 
 
-def main(argv: List[str] = None) -> int:
+def main(argv: list[str] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     a = ap.parse_args(argv)

@@ -16,9 +16,7 @@ import json
 import logging
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
-from typing import Dict, List, Optional
 
 import numpy as np
 import torch
@@ -28,7 +26,7 @@ from ...engine.modelfile.io import build_model, save_model
 from ...engine.progress import make_reporter
 from ...training.coarse_fit import CoarseParams, coarse_record, fit_coarse, identity_rnn
 from ...training.rnn_fit import RnnParams, fit_rnn, rnn_record
-from ...training.tile import IGNORE, LabelSource, TrainingTile
+from ...training.tile import LabelSource, TrainingTile
 
 log = logging.getLogger(__name__)
 RESOLUTION_M = 0.6
@@ -106,8 +104,8 @@ def _tile(work: Path, name: str, config: ModelConfig) -> TrainingTile:
 
 
 def fit(work: Path, out: Path, coarse_steps: int, rnn_steps: int, device: str,
-        seed: int, rnn_batch: int, coarse_seconds: Optional[float] = None,
-        rnn_seconds: Optional[float] = None) -> Dict[str, object]:
+        seed: int, rnn_batch: int, coarse_seconds: float | None = None,
+        rnn_seconds: float | None = None) -> dict[str, object]:
     """Train both networks from the prepared folder; writes ``out`` and a coarse-only model."""
     from ...engine.device import resolve_device
 
@@ -147,7 +145,7 @@ def fit(work: Path, out: Path, coarse_steps: int, rnn_steps: int, device: str,
     return summary
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("step", choices=["prepare", "fit", "card", "all"])
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))

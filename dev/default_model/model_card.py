@@ -6,9 +6,10 @@ import json
 import platform
 import tempfile
 from pathlib import Path
-from ...engine.scoring.metrics import evaluate_rasters
+
 from ...engine.modelfile.io import load_model
 from ...engine.refine.pipeline import RefineParams, refine_raster
+from ...engine.scoring.metrics import evaluate_rasters
 
 REFERENCE_MAP = {0: 0, 255: 1}
 

@@ -12,8 +12,15 @@ import sys
 import qgis.utils
 from qgis.core import QgsProject
 
-from map_refiner.dev.desktop.steps import (SCREEN, controller, finish, open_image, shoot, status,
-                                           step)
+from map_refiner.dev.desktop.steps import (
+    SCREEN,
+    controller,
+    finish,
+    open_image,
+    shoot,
+    status,
+    step,
+)
 
 status["torch_at_start"] = "torch" in sys.modules
 iface = qgis.utils.iface

@@ -17,12 +17,12 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
-from .screenshots import DATA, run_session
 from ..package_zip import ROOT
 from .qgis_profile import QUIET_DESKTOP, enable_plugin, install_plugin
+from .screenshots import DATA, run_session
 
 
 def run(image: Path, out_dir: Path, timeout: float, keep: bool) -> dict:
@@ -45,7 +45,7 @@ def run(image: Path, out_dir: Path, timeout: float, keep: bool) -> dict:
     return status
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", type=Path, default=DATA / "austin" / "austin_dev_rgb.tif")
     parser.add_argument("--out-dir", type=Path, default=ROOT / "docs" / "screenshots")

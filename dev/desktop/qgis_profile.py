@@ -12,7 +12,6 @@ import os
 import shutil
 import zipfile
 from pathlib import Path
-from typing import Dict, Optional
 
 from ..package_zip import ROOT
 
@@ -28,7 +27,7 @@ def plugins_dir(base: Path) -> Path:
     return base / "profiles" / "default" / "python" / "plugins"
 
 
-def install_plugin(base: Path, zip_path: Optional[Path] = None) -> Path:
+def install_plugin(base: Path, zip_path: Path | None = None) -> Path:
     """Extract ``zip_path`` into the profile, or link the working tree when None."""
     target = plugins_dir(base) / "map_refiner"
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -44,7 +43,7 @@ def install_plugin(base: Path, zip_path: Optional[Path] = None) -> Path:
     return target
 
 
-def enable_plugin(base: Path, extra: Optional[Dict[str, Dict[str, str]]] = None) -> Path:
+def enable_plugin(base: Path, extra: dict[str, dict[str, str]] | None = None) -> Path:
     """What ``qgis_process plugins enable map_refiner`` writes, plus ``extra`` sections."""
     ini = base / "profiles" / "default" / "QGIS" / "QGIS3.ini"
     ini.parent.mkdir(parents=True, exist_ok=True)
@@ -55,13 +54,13 @@ def enable_plugin(base: Path, extra: Optional[Dict[str, Dict[str, str]]] = None)
     return ini
 
 
-def torch_site_packages() -> Optional[Path]:
+def torch_site_packages() -> Path | None:
     """The folder holding torch for this interpreter (QGIS's own Python may lack it)."""
     spec = importlib.util.find_spec("torch")
     return Path(spec.origin).parent.parent if spec and spec.origin else None
 
 
-def qgis_env(base: Path) -> Dict[str, str]:
+def qgis_env(base: Path) -> dict[str, str]:
     """Environment for qgis / qgis_process using ``base`` and this venv's torch."""
     env = dict(os.environ, QGIS_CUSTOM_CONFIG_PATH=str(base))
     site = torch_site_packages()
@@ -70,7 +69,7 @@ def qgis_env(base: Path) -> Dict[str, str]:
     return env
 
 
-def qgis_process_command() -> Optional[str]:
+def qgis_process_command() -> str | None:
     """Debian's ``qgis_process`` wrapper passes --noversioncheck, which the binary
     rejects; call ``qgis_process.bin`` directly when it is there."""
     for name in ("qgis_process.bin", "qgis_process"):

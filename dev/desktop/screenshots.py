@@ -18,8 +18,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from ..package_zip import ROOT
 from .qgis_profile import QUIET_DESKTOP, enable_plugin, install_plugin, qgis_env
@@ -40,7 +40,7 @@ def untrained_model(folder: Path) -> Path:
     return save_model(build_model(cfg), cfg, folder / "untrained.safetensors")
 
 
-def choose_model(arg: Optional[Path], work: Path) -> str:
+def choose_model(arg: Path | None, work: Path) -> str:
     from ...engine.modelfile.io import default_model_exists
 
     if arg:
@@ -58,7 +58,7 @@ def free_display() -> int:
     raise SystemExit("no free X display number")
 
 
-def run(image: Path, out_dir: Path, model: Optional[Path], timeout: float) -> dict:
+def run(image: Path, out_dir: Path, model: Path | None, timeout: float) -> dict:
     for tool in ("Xvfb", "qgis", "import"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is not installed (apt-get install xvfb qgis imagemagick)")
@@ -113,7 +113,7 @@ def run_session(session: Path, work: Path, env: dict, image: Path, project: Path
     return status
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", type=Path, default=DATA / "austin" / "austin_dev_rgb.tif")
     parser.add_argument("--model", type=Path)

@@ -14,8 +14,16 @@ from qgis.core import QgsFeature, QgsGeometry, QgsProject, QgsRectangle
 from qgis.PyQt.QtCore import QTimer
 from qgis.PyQt.QtWidgets import QComboBox
 
-from map_refiner.dev.desktop.steps import (IMAGE, SCREEN, controller, finish, open_image, shoot,
-                                           status, step)
+from map_refiner.dev.desktop.steps import (
+    IMAGE,
+    SCREEN,
+    controller,
+    finish,
+    open_image,
+    shoot,
+    status,
+    step,
+)
 
 MODEL = os.environ.get("MAP_REFINER_MODEL", "")
 iface = qgis.utils.iface
@@ -48,7 +56,7 @@ def wait_for_refine():
     bar = iface.messageBar().currentItem()
     status["message"] = bar.text() if bar else ""
     controller().dialog.hide()
-    layers = [l.name() for l in QgsProject.instance().mapLayers().values()]
+    layers = [layer.name() for layer in QgsProject.instance().mapLayers().values()]
     status["layers"] = layers
     root = QgsProject.instance().layerTreeRoot()
     status["expanded"] = [(n.name(), n.isExpanded()) for n in root.findLayers()] + [
@@ -59,7 +67,9 @@ def wait_for_refine():
 
 def map_shot():
     shoot("map_refined")
-    refined = [l for l in QgsProject.instance().mapLayers().values() if "refined" in l.name()][0]
+    refined = [
+        layer for layer in QgsProject.instance().mapLayers().values() if "refined" in layer.name()
+    ][0]
     refined.setOpacity(0.45)
     refined.triggerRepaint()
     step("overlay screenshot", 2500, overlay_shot)

@@ -13,15 +13,16 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, List, Mapping, Sequence, Tuple
+from typing import Callable
 
 import numpy as np
 from scipy import ndimage
 
 from ...engine.scoring.metrics import Scores
 
-Params = Dict[str, float]
+Params = dict[str, float]
 
 
 def box_mean(a: np.ndarray, radius: int) -> np.ndarray:
@@ -54,8 +55,8 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -
     return out.astype(np.float32)
 
 
-def _inverse_sym3(s: Dict[Tuple[int, int], np.ndarray]
-                  ) -> Tuple[Dict[Tuple[int, int], np.ndarray], np.ndarray]:
+def _inverse_sym3(s: dict[tuple[int, int], np.ndarray]
+                  ) -> tuple[dict[tuple[int, int], np.ndarray], np.ndarray]:
     """Adjugate (upper triangle) and determinant of per-pixel symmetric 3x3 matrices."""
     a, b, c, d, e, f = s[0, 0], s[0, 1], s[0, 2], s[1, 1], s[1, 2], s[2, 2]
     adj = {(0, 0): d * f - e * e, (0, 1): c * e - b * f, (0, 2): b * e - c * d,
@@ -66,7 +67,10 @@ def _inverse_sym3(s: Dict[Tuple[int, int], np.ndarray]
 
 @dataclass(frozen=True)
 class CrfParams:
-    """DeepLab's CRF energy: ``w_app * exp(-|dp|^2/2a^2 - |dI|^2/2b^2) + w_smooth * exp(-|dp|^2/2g^2)``."""
+    """DeepLab's CRF energy.
+
+    ``w_app * exp(-|dp|^2/2a^2 - |dI|^2/2b^2) + w_smooth * exp(-|dp|^2/2g^2)``
+    """
 
     w_app: float
     theta_alpha: float   # pixels
@@ -77,7 +81,10 @@ class CrfParams:
 
 def dense_crf(rgb: np.ndarray, probs: np.ndarray, params: CrfParams,
               iterations: int = 5) -> np.ndarray:
-    """Mean-field marginals ``(K, H, W)`` of the fully connected CRF over ``rgb`` (H, W, 3) uint8."""
+    """Mean-field marginals ``(K, H, W)`` of the fully connected CRF over ``rgb``.
+
+    ``rgb`` is (H, W, 3) uint8.
+    """
     import pydensecrf.densecrf as dcrf
 
     k, h, w = probs.shape
@@ -92,14 +99,14 @@ def dense_crf(rgb: np.ndarray, probs: np.ndarray, params: CrfParams,
     return np.asarray(q, dtype=np.float32).reshape(k, h, w)
 
 
-def offset_grid(num_classes: int, values: Sequence[float]) -> List[np.ndarray]:
+def offset_grid(num_classes: int, values: Sequence[float]) -> list[np.ndarray]:
     """Offset vectors with class 0 fixed at 0 (only differences matter for the arg-max)."""
     return [np.array((0.0,) + combo, dtype=np.float32)
             for combo in itertools.product(values, repeat=num_classes - 1)]
 
 
 def best_offsets(scores: np.ndarray, evaluate: Callable[[np.ndarray], Scores],
-                 values: Sequence[float]) -> Tuple[np.ndarray, Scores]:
+                 values: Sequence[float]) -> tuple[np.ndarray, Scores]:
     """The per-class offset added to ``scores`` (K, H, W) that maximises mean IoU."""
     best, best_s = None, None
     for off in offset_grid(scores.shape[0], values):
@@ -110,10 +117,10 @@ def best_offsets(scores: np.ndarray, evaluate: Callable[[np.ndarray], Scores],
 
 
 def grid_search(grid: Mapping[str, Iterable[object]],
-                evaluate: Callable[[Params], Scores]) -> Tuple[Params, Scores, List[Tuple[Params, float]]]:
+                evaluate: Callable[[Params], Scores]) -> tuple[Params, Scores, list[tuple[Params, float]]]:
     """Every combination of ``grid``; the one with the best mean IoU (first on ties)."""
     names = list(grid)
-    tried: List[Tuple[Params, float]] = []
+    tried: list[tuple[Params, float]] = []
     best, best_s = None, None
     for combo in itertools.product(*(list(grid[n]) for n in names)):
         params = dict(zip(names, combo))

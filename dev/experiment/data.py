@@ -9,22 +9,22 @@ confusion matrix against the reference, as the engine's pipeline does.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional, Sequence
 
 import numpy as np
 import torch
 
 from ...engine.labels.classes import IGNORE
 from ...engine.labels.rasterize import downsample_labels, grid_of, read_label_raster
-from ...engine.scoring.metrics import Scores, confusion_matrix
 from ...engine.modelfile.config import ModelConfig
 from ...engine.networks.models import MapRefinerNet, pad_to_stride
-from ...engine.refine.predict import model_image
 from ...engine.rasters.read import open_raster
+from ...engine.refine.predict import model_image
 from ...engine.refine.resample import axis_band, resample_window
 from ...engine.refine.tiling import Grids
+from ...engine.scoring.metrics import Scores, confusion_matrix
 from ...training.data import model_grids
 
 
@@ -38,7 +38,7 @@ class Scene:
     rgb: np.ndarray            # (H, W, 3) uint8 on the reference grid (CRF, guided filter, figures)
     reference: np.ndarray      # (H, W) uint8 class indices, IGNORE where not scored
     grids: Grids
-    heat: Optional[torch.Tensor] = None  # (K, h4, w4) coarse scores, padded to the CNN's stride
+    heat: torch.Tensor | None = None  # (K, h4, w4) coarse scores, padded to the CNN's stride
 
     @property
     def labelled_pixels(self) -> int:
@@ -46,7 +46,7 @@ class Scene:
 
 
 def load_scene(name: str, image_path: Path, labels_path: Path, config: ModelConfig,
-               value_map: Dict[int, int], input_resolution_m: Optional[float] = None) -> Scene:
+               value_map: dict[int, int], input_resolution_m: float | None = None) -> Scene:
     """Read a tile (GDAL) onto the model grid, keeping its reference grid for scoring."""
     ds = open_raster(image_path)
     grids = model_grids(ds, config, input_resolution_m)

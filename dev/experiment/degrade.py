@@ -24,7 +24,6 @@ the whole map misregistered by a few pixels. Steps, in order:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Dict, Tuple
 
 import numpy as np
 from scipy import ndimage
@@ -43,12 +42,12 @@ class Degradation:
     smoothing: float = 0.1
     temperature: float = 1.0
 
-    def describe(self) -> Dict[str, float]:
+    def describe(self) -> dict[str, float]:
         return asdict(self)
 
 
 def drop_objects(labels: np.ndarray, num_classes: int, drop: float,
-                 rng: np.random.Generator) -> Tuple[np.ndarray, int, int]:
+                 rng: np.random.Generator) -> tuple[np.ndarray, int, int]:
     """Labels with whole connected objects of classes 1..K-1 turned into background.
 
     Returns the new labels, the number of objects and how many were dropped.
@@ -72,9 +71,12 @@ def block_mean(a: np.ndarray, factor: int) -> np.ndarray:
     return a.reshape(a.shape[:-2] + (h // factor, factor, w // factor, factor)).mean(axis=(-3, -1))
 
 
-def displacement_field(shape: Tuple[int, int], max_shift: float, cells: int,
+def displacement_field(shape: tuple[int, int], max_shift: float, cells: int,
                        rng: np.random.Generator) -> np.ndarray:
-    """``(2, h, w)`` smooth displacements (dy, dx) in pixels, uniform on a lattice, bilinear between."""
+    """``(2, h, w)`` smooth displacements (dy, dx) in pixels.
+
+    Uniform at the knots of a lattice, bilinear between them.
+    """
     h, w = shape
     knots = rng.uniform(-max_shift, max_shift, size=(2, cells + 1, cells + 1))
     ys = np.linspace(0, cells, h)
@@ -92,8 +94,8 @@ def warp(maps: np.ndarray, field: np.ndarray) -> np.ndarray:
     return np.stack([ndimage.map_coordinates(m, coords, order=1, mode="nearest") for m in maps])
 
 
-def degrade_reference(labels: np.ndarray, num_classes: int, model_shape: Tuple[int, int],
-                      spec: Degradation, seed: int) -> Tuple[np.ndarray, Dict[str, object]]:
+def degrade_reference(labels: np.ndarray, num_classes: int, model_shape: tuple[int, int],
+                      spec: Degradation, seed: int) -> tuple[np.ndarray, dict[str, object]]:
     """Coarse heat maps ``(K, h, w)`` on the model grid from reference ``labels`` (H, W).
 
     Deterministic for a given ``seed``; the second value records what was done.

@@ -3,8 +3,8 @@ before/after close-ups and learned filter responses (the paper's Figs. 6-8, 7b, 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Dict, List, Mapping, Sequence, Tuple
 
 import matplotlib
 
@@ -17,12 +17,12 @@ from torch.nn import functional as F  # noqa: E402
 from ...engine.labels.classes import IGNORE  # noqa: E402
 from ...engine.networks.models import RefinementRNN  # noqa: E402
 
-Curve = Dict[str, List[float]]
+Curve = dict[str, list[float]]
 DATA_NOTE = ("Imagery: Austin, Inria Aerial Image Labeling dataset (attribution: Inria); "
              "LoveDA (CC BY-NC-SA 4.0).")
 
 
-def colourise(classes: np.ndarray, colours: Sequence[Tuple[int, int, int]]) -> np.ndarray:
+def colourise(classes: np.ndarray, colours: Sequence[tuple[int, int, int]]) -> np.ndarray:
     """Class map (H, W) to RGB; IGNORE pixels black."""
     lut = np.zeros((256, 3), dtype=np.uint8)
     for i, c in enumerate(colours):
@@ -30,7 +30,7 @@ def colourise(classes: np.ndarray, colours: Sequence[Tuple[int, int, int]]) -> n
     return lut[classes]
 
 
-def _colour(label: str, palette: Dict[str, str]) -> str:
+def _colour(label: str, palette: dict[str, str]) -> str:
     """One colour per method, shared by its train (dashed) and test (solid) lines."""
     method = label.rsplit(", ", 1)[0]
     if method not in palette:
@@ -44,7 +44,7 @@ def plot_iteration_curves(curves: Mapping[str, Curve], trained: int, path: Path,
     metrics = [m for m in ("overall accuracy", "mean IoU", "IoU building", "IoU road")
                if any(m in c for c in curves.values())]
     fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.4))
-    palette: Dict[str, str] = {}
+    palette: dict[str, str] = {}
     for ax, metric in zip(np.atleast_1d(axes), metrics):
         for label, curve in curves.items():
             if metric in curve:
@@ -63,11 +63,11 @@ def plot_iteration_curves(curves: Mapping[str, Curve], trained: int, path: Path,
     return path
 
 
-def plot_learning_curves(curves: Mapping[str, Tuple[List[int], List[float]]], path: Path,
+def plot_learning_curves(curves: Mapping[str, tuple[list[int], list[float]]], path: Path,
                          title: str) -> Path:
     """Mean IoU (percent) against training steps, train tile dashed, test tile solid."""
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
-    palette: Dict[str, str] = {}
+    palette: dict[str, str] = {}
     for label, (steps, values) in curves.items():
         ax.plot(steps, values, marker="o", ms=3, label=label, color=_colour(label, palette),
                 ls="--" if "train" in label else "-")
@@ -82,7 +82,7 @@ def plot_learning_curves(curves: Mapping[str, Tuple[List[int], List[float]]], pa
     return path
 
 
-def pick_windows(reference: np.ndarray, size: int, count: int, cls: int = 1) -> List[Tuple[int, int]]:
+def pick_windows(reference: np.ndarray, size: int, count: int, cls: int = 1) -> list[tuple[int, int]]:
     """``count`` non-overlapping windows with the most reference pixels of ``cls``
     (a fixed rule, not a choice by result)."""
     h, w = reference.shape
@@ -92,7 +92,7 @@ def pick_windows(reference: np.ndarray, size: int, count: int, cls: int = 1) -> 
         for x in range(0, max(1, w - size + 1), step):
             cands.append(((reference[y:y + size, x:x + size] == cls).sum(), y, x))
     cands.sort(key=lambda t: (-t[0], t[1], t[2]))
-    chosen: List[Tuple[int, int]] = []
+    chosen: list[tuple[int, int]] = []
     for _, y, x in cands:
         if all(abs(y - cy) >= size or abs(x - cx) >= size for cy, cx in chosen):
             chosen.append((y, x))
@@ -102,7 +102,7 @@ def pick_windows(reference: np.ndarray, size: int, count: int, cls: int = 1) -> 
 
 
 def plot_closeups(rgb: np.ndarray, maps: Mapping[str, np.ndarray],
-                  colours: Sequence[Tuple[int, int, int]], windows: Sequence[Tuple[int, int]],
+                  colours: Sequence[tuple[int, int, int]], windows: Sequence[tuple[int, int]],
                   size: int, path: Path, title: str) -> Path:
     """Rows of close-ups: the image, then each class map (reference last, by the caller)."""
     cols = 1 + len(maps)
@@ -126,7 +126,7 @@ def plot_closeups(rgb: np.ndarray, maps: Mapping[str, np.ndarray],
     return path
 
 
-def busiest_window(prob: np.ndarray, size: int, step: int = 10) -> Tuple[int, int, int]:
+def busiest_window(prob: np.ndarray, size: int, step: int = 10) -> tuple[int, int, int]:
     """``(y, x, size)`` of the window where the coarse probability varies most (most edges
     for the heat filters to act on): a rule on the input, not on the result."""
     h, w = prob.shape
@@ -137,7 +137,7 @@ def busiest_window(prob: np.ndarray, size: int, step: int = 10) -> Tuple[int, in
 
 
 def filter_responses(rnn: RefinementRNN, image: torch.Tensor, heat: torch.Tensor
-                     ) -> Tuple[np.ndarray, np.ndarray]:
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """Responses of the heat filters ``M_i`` to each class map ``(K, F, h, w)`` and of
     the image filters ``N_j`` to the image ``(F, h, w)``."""
     with torch.no_grad():
@@ -149,13 +149,13 @@ def filter_responses(rnn: RefinementRNN, image: torch.Tensor, heat: torch.Tensor
     return m.reshape(k, -1, *heat.shape[-2:]).numpy(), n.numpy()
 
 
-def strongest(responses: np.ndarray, count: int) -> List[int]:
+def strongest(responses: np.ndarray, count: int) -> list[int]:
     """Indices of the filters whose responses vary most (the informative ones)."""
     spread = responses.reshape(responses.shape[0], -1).std(axis=1)
     return [int(i) for i in np.argsort(-spread)[:count]]
 
 
-def most_derivative(kernels: np.ndarray, count: int) -> List[int]:
+def most_derivative(kernels: np.ndarray, count: int) -> list[int]:
     """Indices of the kernels closest to derivative operators: smallest ``|sum k| / sum |k|``
     (a derivative filter sums to zero; a smoothing one does not)."""
     flat = kernels.reshape(kernels.shape[0], -1)
@@ -170,7 +170,7 @@ FILTER_RULE = ("(on the 48 m window where the coarse building probability varies
 
 
 def plot_filters(rnn: RefinementRNN, image: torch.Tensor, rgb: np.ndarray, heat: torch.Tensor,
-                 cls: int, window: Tuple[int, int, int], path: Path, title: str,
+                 cls: int, window: tuple[int, int, int], path: Path, title: str,
                  count: int = 3) -> Path:
     """Fig. 11 in spirit: a heat map and image fragment, responses to a few learned
     filters (red high, blue low), and the 5x5 kernels themselves."""

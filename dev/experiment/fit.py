@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Union
+from typing import Callable
 
 import torch
 from torch import nn
@@ -47,12 +48,12 @@ class FitOutcome:
     steps: int
     seconds: float
     final_loss: float
-    loss_history: List[float]
+    loss_history: list[float]
 
 
-def fit_refiner(refiner: nn.Module, image: torch.Tensor, heat: Union[torch.Tensor, Sequence[torch.Tensor]],
+def fit_refiner(refiner: nn.Module, image: torch.Tensor, heat: torch.Tensor | Sequence[torch.Tensor],
                 labels: torch.Tensor, spec: FitSpec, device: torch.device,
-                on_segment: Optional[SegmentFn] = None) -> FitOutcome:
+                on_segment: SegmentFn | None = None) -> FitOutcome:
     """AdaGrad on random (image, heat, labels) patches; ``refiner(img, heat, T)`` gives logits.
 
     ``heat`` may be several coarse maps of the same tile: step ``s`` then draws

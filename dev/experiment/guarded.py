@@ -21,13 +21,20 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-from typing import Dict, List, Sequence, Tuple
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-from .data import (IGNORE, Scene, refine_scene, score_logits, score_map,
-                   score_model_logits, to_reference)
+from .data import (
+    IGNORE,
+    Scene,
+    refine_scene,
+    score_logits,
+    score_map,
+    score_model_logits,
+    to_reference,
+)
 from .degrade import Degradation
 from .fit import FitSpec, fit_refiner
 from .loveda import EXTRA_SEED, degraded_heat
@@ -39,7 +46,7 @@ log = logging.getLogger(__name__)
 HELD_OUT = 0.25
 
 
-def split_rows(scene: Scene, held_out: float) -> Tuple[Scene, Scene]:
+def split_rows(scene: Scene, held_out: float) -> tuple[Scene, Scene]:
     """(training part: labels IGNORE'd in the held-out rows, held-out part:
     reference IGNORE'd outside them). Images and grids are shared."""
     h = scene.labels.shape[0]
@@ -53,7 +60,7 @@ def split_rows(scene: Scene, held_out: float) -> Tuple[Scene, Scene]:
 
 
 def guarded_rnn_row(train: Scene, test: Scene, names: Sequence[str], spec: FitSpec,
-                    degradation: Degradation, draws: int, device: torch.device) -> Tuple[Row, object, Dict]:
+                    degradation: Degradation, draws: int, device: torch.device) -> tuple[Row, object, dict]:
     """Train the variant on loveda_0; return its row (early-stopped weights),
     the module and a record (held-out curve, chosen step, last-step test score)."""
     clean = dataclasses.replace(degradation, drop=0.0)
@@ -62,7 +69,7 @@ def guarded_rnn_row(train: Scene, test: Scene, names: Sequence[str], spec: FitSp
     heats = [x[:, :h, :w] for x in heats]
     fit_part, held = split_rows(train, HELD_OUT)
     refiner = make_refiner("rnn", train.image.shape[0], len(names), spec.iterations, spec.seed)
-    curve: Dict[str, List[float]] = {"step": [], "held_out": [], "test": []}
+    curve: dict[str, list[float]] = {"step": [], "held_out": [], "test": []}
     best = {"score": -1.0, "step": 0, "state": None}
 
     def score_now(step: int) -> None:

@@ -9,7 +9,6 @@ PNGs carry no georeference: their 0.3 m resolution is given to the engine.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Tuple
 
 import torch
 
@@ -38,7 +37,7 @@ EXTRA_SEED = 1000
 
 
 def load_loveda(data: Path, config: ModelConfig, spec: Degradation,
-                seed: int) -> Tuple[Scene, Scene, Dict[str, dict]]:
+                seed: int) -> tuple[Scene, Scene, dict[str, dict]]:
     """Both tiles with their degraded coarse heat maps (seed + tile index)."""
     scenes, records = [], {}
     for i in (0, 1):
@@ -50,7 +49,7 @@ def load_loveda(data: Path, config: ModelConfig, spec: Degradation,
     return scenes[0], scenes[1], records
 
 
-def degraded_heat(s: Scene, spec: Degradation, seed: int) -> Tuple[torch.Tensor, dict]:
+def degraded_heat(s: Scene, spec: Degradation, seed: int) -> tuple[torch.Tensor, dict]:
     """A degraded coarse map of the scene's reference, padded to the CNN's stride."""
     heat, rec = degrade_reference(s.reference, len(CLASSES), tuple(s.image.shape[-2:]), spec, seed)
     h, w = s.image.shape[-2:]

@@ -6,8 +6,8 @@ the same code with tiny step counts and one-point grids.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence
 
 import numpy as np
 
@@ -18,7 +18,7 @@ from .fit import FitSpec
 @dataclass
 class Plan:
     fit: FitSpec
-    crf_grid: Dict[str, Sequence[float]]
+    crf_grid: dict[str, Sequence[float]]
     gf_radii: Sequence[int]
     gf_eps: Sequence[float]
     logit_offsets: Sequence[float]           # CNN + class offsets (two classes)
@@ -27,10 +27,10 @@ class Plan:
     curve_iterations: int = 10               # Fig. 7b: 0..10
     xiamen_tiles: int = 0                    # 0: all evaluation tiles
     degradation: Degradation = field(default_factory=Degradation)
-    variants: List[str] = field(default_factory=lambda: ["rnn", "agnostic", "unshared"])
-    loveda_variants: List[str] = field(default_factory=lambda: ["rnn"])
+    variants: list[str] = field(default_factory=lambda: ["rnn", "agnostic", "unshared"])
+    loveda_variants: list[str] = field(default_factory=lambda: ["rnn"])
     # LoveDA tiles are 4x larger with 3 classes: smaller grids keep the CRF/filter search short.
-    loveda_crf_grid: Dict[str, Sequence[float]] = field(default_factory=dict)
+    loveda_crf_grid: dict[str, Sequence[float]] = field(default_factory=dict)
     loveda_gf_radii: Sequence[int] = ()
     loveda_gf_eps: Sequence[float] = ()
     # The guarded LoveDA RNN (dev/experiment/guarded.py): how many degradations

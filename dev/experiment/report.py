@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
 
 PAPER = ("The paper (Pléiades, Forez; three classes): CNN 48.32 mean IoU, CNN+CRF 44.15, "
          "class-agnostic CNN+RNN 65.30, CNN+RNN 72.90; building IoU 38.92 -> 69.16.")
@@ -13,15 +13,15 @@ PAPER = ("The paper (Pléiades, Forez; three classes): CNN 48.32 mean IoU, CNN+C
 OLD_FILTER_RULE = "the three heat-map filters `M_i` and image filters `N_j` whose responses vary most"
 
 
-def pct(v: Optional[float]) -> str:
+def pct(v: float | None) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.2f}"
 
 
-def score_cells(s: Dict) -> List[str]:
+def score_cells(s: dict) -> list[str]:
     return [pct(s["overall_accuracy"]), pct(s["mean_iou"])] + [pct(v) for v in s["iou"].values()]
 
 
-def settings_text(settings: Dict) -> str:
+def settings_text(settings: dict) -> str:
     parts = []
     for k, v in settings.items():
         if isinstance(v, float):
@@ -30,7 +30,7 @@ def settings_text(settings: Dict) -> str:
     return "; ".join(parts)
 
 
-def table(rows: Sequence[Dict], class_names: Sequence[str], extra: Sequence[Dict] = ()) -> str:
+def table(rows: Sequence[dict], class_names: Sequence[str], extra: Sequence[dict] = ()) -> str:
     head = (["method", "overall accuracy", "mean IoU"] + [f"IoU {n}" for n in class_names]
             + ["mean IoU on the training tile", "tuned / trained setting", "time (s)"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -43,11 +43,11 @@ def table(rows: Sequence[Dict], class_names: Sequence[str], extra: Sequence[Dict
     return "\n".join(lines)
 
 
-def _row(rows: Sequence[Dict], prefix: str) -> Optional[Dict]:
+def _row(rows: Sequence[dict], prefix: str) -> dict | None:
     return next((r for r in rows if r["name"].startswith(prefix)), None)
 
 
-def targets(rows: Sequence[Dict]) -> List[str]:
+def targets(rows: Sequence[dict]) -> list[str]:
     cnn, rnn = _row(rows, "CNN"), _row(rows, "CNN + RNN (the paper)")
     if cnn is None or rnn is None:
         return ["(the RNN row is missing)"]
@@ -59,7 +59,8 @@ def targets(rows: Sequence[Dict]) -> List[str]:
     out = [
         f"- Building IoU x{ratio:.2f} over the CNN ({pct(b0)} -> {pct(b1)}; target x1.5): "
         f"**{'met' if ratio >= 1.5 else 'missed'}**.",
-        f"- Mean IoU {100 * (m1 - m0):+.2f} points over the CNN ({pct(m0)} -> {pct(m1)}; target +10): "
+        f"- Mean IoU {100 * (m1 - m0):+.2f} points over "
+        f"the CNN ({pct(m0)} -> {pct(m1)}; target +10): "
         f"**{'met' if m1 - m0 >= 0.10 else 'missed'}**.",
         _beats("every baseline row (CNN, offsets, CRF, guided filter)", baselines, m1),
         _beats("the learned ablations (not a target)", ablations, m1),
@@ -74,7 +75,7 @@ def targets(rows: Sequence[Dict]) -> List[str]:
     return out
 
 
-def _beats(what: str, others: Sequence[Dict], m1: float) -> str:
+def _beats(what: str, others: Sequence[dict], m1: float) -> str:
     if not others:
         return f"- Beats {what}: (none run)."
     beaten = [r for r in others if r["test"]["mean_iou"] >= m1]
@@ -86,16 +87,18 @@ def _beats(what: str, others: Sequence[Dict], m1: float) -> str:
             f"{pct(best['test']['mean_iou'])}).")
 
 
-def recurrence_verdict(rows: Sequence[Dict]) -> str:
+def recurrence_verdict(rows: Sequence[dict]) -> str:
     rnn, uns = _row(rows, "CNN + RNN (the paper)"), _row(rows, "CNN + non-recurrent")
     if rnn is None or uns is None or not rnn.get("train") or not uns.get("train"):
         return "(not run)"
     tr = uns["train"]["mean_iou"] - rnn["train"]["mean_iou"]
     te = uns["test"]["mean_iou"] - rnn["test"]["mean_iou"]
     if tr > 0 and te < 0:
-        word = "reproduced: the non-recurrent variant fits the enhancement tile better and the test tile worse"
+        word = ("reproduced: the non-recurrent variant fits the "
+                "enhancement tile better and the test tile worse")
     elif te < 0:
-        word = ("partly reproduced: the non-recurrent variant is worse on the test tile, but it does not "
+        word = ("partly reproduced: the non-recurrent variant "
+                "is worse on the test tile, but it does not "
                 "fit the enhancement tile better")
     elif tr > 0:
         word = ("not reproduced on the test tile: the non-recurrent variant fits the enhancement tile "
@@ -103,11 +106,12 @@ def recurrence_verdict(rows: Sequence[Dict]) -> str:
     else:
         word = "not reproduced: the non-recurrent variant is not better on the training tile"
     return (f"Same steps, seed and batches: non-recurrent minus RNN = {100 * tr:+.2f} mean IoU points "
-            f"on the enhancement (training) tile, {100 * te:+.2f} on the test tile: the paper's finding is "
+            f"on the enhancement (training) tile, {100 * te:+.2f} "
+            "on the test tile: the paper's finding is "
             f"{word}.")
 
 
-def curve_table(curves: Dict[str, Dict[str, List[float]]]) -> str:
+def curve_table(curves: dict[str, dict[str, list[float]]]) -> str:
     if not curves:
         return ""
     n = max(len(v) for c in curves.values() for v in c.values())
@@ -120,7 +124,7 @@ def curve_table(curves: Dict[str, Dict[str, List[float]]]) -> str:
     return "\n".join(lines)
 
 
-def peak_text(curves: Dict[str, Dict[str, List[float]]], label: str, trained: int) -> str:
+def peak_text(curves: dict[str, dict[str, list[float]]], label: str, trained: int) -> str:
     c = curves.get(label)
     if not c:
         return ""
@@ -132,7 +136,7 @@ def peak_text(curves: Dict[str, Dict[str, List[float]]], label: str, trained: in
             f"it is {ys[-1]:.2f}.")
 
 
-def write_report(res: Dict, path: Path) -> Path:
+def write_report(res: dict, path: Path) -> Path:
     a, x = res["austin"], res["xiamen"]
     fit = res["fit"]
     minutes = res["seconds"] / 60
@@ -153,12 +157,14 @@ def write_report(res: Dict, path: Path) -> Path:
         + f", seed {res['seed']}, on {res['machine']}, "
         + ("shared with other work " if float(res["load_average_start"]) >= 1.0
            else "with nothing else running when it started ")
-        + f"(load average {res['load_average_start']} at the start, {res['load_average_end']} at the end "
+        + f"(load average {res['load_average_start']} at the "
+        f"start, {res['load_average_end']} at the end "
         "including the run's own threads; "
         f"{res['threads']} torch thread(s), device {res['device']}, torch {res['torch']}), "
         f"started {res['started']}. Wall time: **{minutes:.1f} min** for everything on this page"
         + (" except the LoveDA section." if (res.get("loveda") or {}).get("run") else ".")
-        + (f" This page was rendered from that run's `{res['rendered'].get('from', 'results.json')}` "
+        + (" This page was rendered from that run's "
+           f"`{res['rendered'].get('from', 'results.json')}` "
            "with `--report-only` "
            f"at commit `{res['rendered']['commit']}` (formatting only; no number recomputed)."
            if res.get("rendered") else ""),
@@ -168,32 +174,40 @@ def write_report(res: Dict, path: Path) -> Path:
         "- **Coarse CNN**: the committed model's CNN (`resources/models/default.safetensors`, see "
         "`resources/models/MODEL_CARD.md`): trained by `dev/default_model/build.py` on "
         "`xiamen_rgb.tif` with the imprecise OpenStreetMap building mask, labels of Xiamen's "
-        f"`training.tiles` only ({cnn_train.get('steps')} SGD steps, batch {cnn_train.get('batch_size')}, "
+        f"`training.tiles` only ({cnn_train.get('steps')} "
+        f"SGD steps, batch {cnn_train.get('batch_size')}, "
         f"seed {cnn_train.get('seed')}, on {cnn_train.get('device')}). It is frozen here; "
         "`--retrain-cnn` retrains it first (slow on a CPU: 1-2 s a step).",
         "- **Enhancement tile** `austin/austin_enh_*` (accurate labels, "
         f"{a['enhancement_labelled_pixels']} labelled pixels on the 0.6 m model grid) trains every "
-        "learned refiner and tunes every baseline's parameters. **Test tile** `austin/austin_dev_*` is "
+        "learned refiner and tunes every baseline's "
+        "parameters. **Test tile** `austin/austin_dev_*` is "
         "used only for the scores below.",
         "- Both tiles (0.3 m) are resampled bilinearly to the model's 0.6 m grid; every method's "
         "scores are resampled back bilinearly to the 0.3 m reference grid, arg-maxed and scored "
         "there against the full reference (confusion matrix, overall accuracy, IoU).",
         f"- **Learned refiners** (RNN, class-agnostic RNN, non-recurrent variant) are trained "
-        f"identically from the same frozen CNN scores: {fit['steps']} AdaGrad steps (lr {fit['lr']}), "
-        f"batches of {fit['batch_size']} random {fit['patch_size']}x{fit['patch_size']} patches with "
+        "identically from the same frozen CNN scores: "
+        f"{fit['steps']} AdaGrad steps (lr {fit['lr']}), "
+        f"batches of {fit['batch_size']} random "
+        f"{fit['patch_size']}x{fit['patch_size']} patches with "
         f"context, cross-entropy after {fit['iterations']} unrolled iterations, seed {fit['seed']} "
-        "(same batches for all). The paper trained 50,000 steps on a GPU; this page's run has to fit "
+        "(same batches for all). The paper trained 50,000 "
+        "steps on a GPU; this page's run has to fit "
         "a shared 2-core CPU in under an hour.",
         "- **Baselines** are tuned on the enhancement tile for mean IoU, then applied once to the "
         "test tile: DeepLab's fully connected CRF (pydensecrf2, unaries from the CNN's "
         "probabilities, 5 mean-field iterations, appearance kernel weight/widths grid-searched, "
-        "smoothness kernel fixed at weight 3, width 3 px); a colour guided filter (He et al.) on the "
-        "CNN's probabilities with radius, eps and per-class offsets tuned; and per-class offsets on "
+        "smoothness kernel fixed at weight 3, width 3 "
+        "px); a colour guided filter (He et al.) on the "
+        "CNN's probabilities with radius, eps and per-class "
+        "offsets tuned; and per-class offsets on "
         "the CNN's logits alone (a recalibration that uses no image edges).",
         "",
         "## The coarse CNN on Xiamen's held-out evaluation tiles",
         "",
-        "Scored against Xiamen's **imprecise OpenStreetMap labels** (the CNN's own training target, "
+        "Scored against Xiamen's **imprecise OpenStreetMap "
+        "labels** (the CNN's own training target, "
         "not an accurate reference), on the source's `evaluation.tiles` "
         f"({x['tiles']} tiles), held out from training:",
         "",
@@ -238,7 +252,8 @@ def write_report(res: Dict, path: Path) -> Path:
         "",
         f"Responses of {a.get('filter_rule', OLD_FILTER_RULE)}, on a window of the test tile, and "
         "their 5x5 kernels (red high, blue low). The fine grid in the heat-map filters' responses "
-        "is the coarse CNN's stride-4 transposed-convolution lattice, which derivative-like filters "
+        "is the coarse CNN's stride-4 transposed-convolution "
+        "lattice, which derivative-like filters "
         "amplify; the image filters shown respond with opposite signs to roofs and to trees.",
         "",
         "![filters](figures/austin_filters.png)",
@@ -249,18 +264,22 @@ def write_report(res: Dict, path: Path) -> Path:
     lines += [
         "## Limits of these numbers",
         "",
-        f"- One seed, and short training ({fit['steps']} steps of {fit['batch_size']} patches against the "
+        f"- One seed, and short training ({fit['steps']} "
+        f"steps of {fit['batch_size']} patches against the "
         "paper's 50,000): the learning curves above show how much the test score still moves "
-        "between evaluations, so differences of a point or two between learned rows are within that noise.",
+        "between evaluations, so differences of a point or "
+        "two between learned rows are within that noise.",
         "- The tiles are small (150 m x 150 m for Austin; LoveDA's test tile has only a handful of "
         "buildings and roads), so one object can move a class IoU by several points.",
-        "- The coarse CNN comes from another city and another kind of imagery (Xiamen web-map mosaic "
+        "- The coarse CNN comes from another city and "
+        "another kind of imagery (Xiamen web-map mosaic "
         "vs Austin aerial orthophoto): part of what every refiner fixes here is that domain gap "
         "(the CNN under-detects Austin's buildings), which the class-offset row isolates.",
         "",
     ]
     lines += ["## Data terms", "",
-              "Austin: a crop of the Inria Aerial Image Labeling dataset (via Oslandia/deeposlandia, MIT); "
+              "Austin: a crop of the Inria Aerial Image Labeling "
+              "dataset (via Oslandia/deeposlandia, MIT); "
               "Inria asks for attribution. Xiamen: geocompass/robosat_buildings_training (AGPL-3.0), "
               "imagery for research use only. LoveDA: CC BY-NC-SA 4.0 (tiles carried by the "
               "mmsegmentation test data). Figures derived from them carry these terms.", ""]
@@ -268,7 +287,7 @@ def write_report(res: Dict, path: Path) -> Path:
     return path
 
 
-def loveda_section(lv: Dict, fit: Dict) -> List[str]:
+def loveda_section(lv: dict, fit: dict) -> list[str]:
     deg = next(iter(lv["degradation"].values()))
     names = list(lv["rows"][0]["test"]["iou"].keys())
     recs = "; ".join(f"{k}: {v['dropped']} of {v['objects']} objects dropped, " + (
@@ -327,7 +346,8 @@ def loveda_section(lv: Dict, fit: Dict) -> List[str]:
         shifts = "; ".join(f"{k}: {tuple(v.get('shift_px', ()))} px" for k, v in old["degradation"].items())
         scores = ", ".join(f"{r['name']} {pct(r['test_mean_iou'])} (train {pct(r['train_mean_iou'])})"
                            for r in old["rows"])
-        rerun += (" It replaced the LoveDA section of an earlier full run, whose degradation moved each whole "
+        rerun += (" It replaced the LoveDA section of an earlier "
+                  "full run, whose degradation moved each whole "
                   f"tile by one random offset ({shifts}) instead of a displacement field; test mean "
                   f"IoU there was: {scores}.")
     rnn, coarse = _row(lv["rows"], "coarse + RNN"), _row(lv["rows"], "degraded reference")
@@ -349,7 +369,8 @@ def loveda_section(lv: Dict, fit: Dict) -> List[str]:
         "",
         "The refiners are trained on `loveda_0` and tested on `loveda_1` (1024x1024 px at 0.3 m, "
         "no georeference: the resolution is given to the engine; the model grid is 0.6 m). LoveDA "
-        "labels map to 1 and 4-7 -> background, 2 -> building, 3 -> road, 0 (no data) -> not scored. "
+        "labels map to 1 and 4-7 -> background, 2 -> "
+        "building, 3 -> road, 0 (no data) -> not scored. "
         f"Labelled model-grid pixels: {lv['train_labelled_pixels']} (train), "
         f"{lv['test_labelled_pixels']} (test).",
         "",
@@ -359,9 +380,11 @@ def loveda_section(lv: Dict, fit: Dict) -> List[str]:
         f"{deg['drop']}, one-hot maps averaged over {deg['factor']}x{deg['factor']} blocks, "
         f"resampled to the model grid, Gaussian blur sigma {deg['blur']} model px, resampled "
         f"through a smooth random displacement field (up to {deg['max_shift']} model px per axis "
-        f"at the knots of a {deg['warp_cells']}x{deg['warp_cells']} lattice), mixed with {deg['smoothing']} of "
+        f"at the knots of a {deg['warp_cells']}x{deg['warp_cells']} "
+        f"lattice), mixed with {deg['smoothing']} of "
         f"the uniform distribution, log-probabilities / temperature {deg['temperature']}. "
-        f"This run: {recs}. Both tiles have few objects, so single objects weigh heavily in the IoUs."
+        f"This run: {recs}. Both tiles have few objects, "
+        "so single objects weigh heavily in the IoUs."
         + draws,
         "",
         rerun,

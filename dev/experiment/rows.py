@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable
 
 import numpy as np
 import torch
 
-from ...engine.scoring.metrics import Scores
 from ...engine.networks.models import RefinementRNN, UnsharedRefinement
+from ...engine.scoring.metrics import Scores
 from .baselines import CrfParams, best_offsets, dense_crf, grid_search, guided_filter
-from .data import (Scene, cropped_heat, refine_scene, score_logits, score_map,
-                   softmax, to_reference)
+from .data import Scene, cropped_heat, refine_scene, score_logits, score_map, softmax, to_reference
 from .fit import FitSpec, fit_refiner
 
 log = logging.getLogger(__name__)
@@ -30,11 +30,11 @@ class Row:
 
     name: str
     test: Scores
-    train: Optional[Scores] = None
-    test_map: Optional[np.ndarray] = None
-    settings: Dict[str, object] = field(default_factory=dict)
+    train: Scores | None = None
+    test_map: np.ndarray | None = None
+    settings: dict[str, object] = field(default_factory=dict)
     seconds: float = 0.0
-    curve: Dict[str, List[float]] = field(default_factory=dict)   # learning curve
+    curve: dict[str, list[float]] = field(default_factory=dict)   # learning curve
 
 
 def coarse_row(enh: Scene, test: Scene, names: Sequence[str], label: str = "CNN") -> Row:
@@ -56,13 +56,16 @@ def offsets_row(enh: Scene, test: Scene, names: Sequence[str], values: Sequence[
                {"offsets": [round(float(v), 3) for v in off]}, time.perf_counter() - t0)
 
 
-def crf_row(enh: Scene, test: Scene, names: Sequence[str], grid: Dict[str, Sequence[float]],
+def crf_row(enh: Scene, test: Scene, names: Sequence[str], grid: dict[str, Sequence[float]],
             iterations: int = 5) -> Row:
-    """DeepLab's dense CRF on the CNN's probabilities, energy grid-searched on the enhancement tile."""
+    """DeepLab's dense CRF on the CNN's probabilities.
+
+    Its energy is grid-searched on the enhancement tile.
+    """
     t0 = time.perf_counter()
     probs = {s.name: softmax(to_reference(cropped_heat(s), s.grids)) for s in (enh, test)}
 
-    def run(scene: Scene, params: Dict[str, float]) -> np.ndarray:
+    def run(scene: Scene, params: dict[str, float]) -> np.ndarray:
         q = dense_crf(scene.rgb, probs[scene.name], CrfParams(**params), iterations)
         return q.argmax(0).astype(np.uint8)
 
@@ -79,7 +82,7 @@ def guided_row(enh: Scene, test: Scene, names: Sequence[str], radii: Sequence[in
     tuned on the enhancement tile."""
     t0 = time.perf_counter()
     probs = {s.name: softmax(to_reference(cropped_heat(s), s.grids)) for s in (enh, test)}
-    cache: Dict[tuple, np.ndarray] = {}
+    cache: dict[tuple, np.ndarray] = {}
 
     def filtered(scene: Scene, r: int, e: float) -> np.ndarray:
         key = (scene.name, r, e)
@@ -87,7 +90,7 @@ def guided_row(enh: Scene, test: Scene, names: Sequence[str], radii: Sequence[in
             cache[key] = guided_filter(scene.rgb / 255.0, probs[scene.name], int(r), float(e))
         return cache[key]
 
-    def tune(p: Dict[str, float]) -> Scores:
+    def tune(p: dict[str, float]) -> Scores:
         return best_offsets(filtered(enh, p["radius"], p["eps"]),
                             lambda c: score_map(c, enh.reference, names), offsets)[1]
 
@@ -120,14 +123,14 @@ LABELS = {"rnn": "CNN + RNN (the paper)", "agnostic": "CNN + class-agnostic RNN"
 
 
 def learned_row(kind: str, enh: Scene, test: Scene, names: Sequence[str], spec: FitSpec,
-                device: torch.device, label: Optional[str] = None,
-                progress: Optional[Callable[[str], None]] = None) -> tuple:
+                device: torch.device, label: str | None = None,
+                progress: Callable[[str], None] | None = None) -> tuple:
     """Train one refiner on the enhancement scene; score it on both scenes.
 
     Returns the row and the trained module.
     """
     refiner = make_refiner(kind, enh.image.shape[0], len(names), spec.iterations, spec.seed)
-    curve: Dict[str, List[float]] = {"step": [], "train": [], "test": []}
+    curve: dict[str, list[float]] = {"step": [], "train": [], "test": []}
 
     def score_now(step: int) -> None:
         refiner.to("cpu")
@@ -155,10 +158,10 @@ def learned_row(kind: str, enh: Scene, test: Scene, names: Sequence[str], spec: 
 
 
 def iteration_curve(refiner: RefinementRNN, scene: Scene, names: Sequence[str],
-                    iterations: int) -> Dict[str, List[float]]:
+                    iterations: int) -> dict[str, list[float]]:
     """Scores (percent) after 0..``iterations`` RNN iterations on one scene (Fig. 7b)."""
     traj = refine_scene(refiner, scene, iterations, trajectory=True)
-    curve: Dict[str, List[float]] = {"overall accuracy": [], "mean IoU": []}
+    curve: dict[str, list[float]] = {"overall accuracy": [], "mean IoU": []}
     for name in names[1:]:
         curve[f"IoU {name}"] = []
     for t in range(traj.shape[0]):

@@ -23,7 +23,6 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Dict, List, Optional
 
 import numpy as np
 import torch
@@ -51,7 +50,7 @@ def choose_threads(requested: int) -> int:
     return cores if load < 0.5 * cores else 1
 
 
-def git_state(repo: Path) -> Dict[str, str]:
+def git_state(repo: Path) -> dict[str, str]:
     """The commit the code came from and whether the experiment's files were edited since."""
     return provenance.git_state(repo, EXPERIMENT_CODE)
 
@@ -64,7 +63,7 @@ def machine() -> str:
     return f"{os.cpu_count()}-core {platform.machine()} CPU"
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--out-dir", type=Path, help="where results.md and figures/ go "
@@ -121,7 +120,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     repo = repo_root()
     if a.loveda_only:
         return rerun_loveda(a, plan, device, out_dir, t_start, load_start, threads, argv)
-    results: Dict[str, object] = {
+    results: dict[str, object] = {
         "command": "python -m map_refiner.dev.experiment.run" + (" " + " ".join(argv or sys.argv[1:])).rstrip(),
         "seed": a.seed, "threads": threads, "device": str(device),
         "machine": a.machine or machine(), "git": git_state(repo),
@@ -150,7 +149,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def rerun_loveda(a: argparse.Namespace, plan, device: torch.device, out_dir: Path,
-                 t_start: float, load_start: float, threads: int, argv: Optional[List[str]]) -> int:
+                 t_start: float, load_start: float, threads: int, argv: list[str] | None) -> int:
     """The LoveDA part alone, recorded with its own command, commit, time and load."""
     from .report import write_report
     path = a.work / "results.json"

@@ -6,41 +6,38 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Dict, List
 
 import numpy as np
 import torch
 
-from ...engine.scoring.metrics import Scores
 from ...engine.modelfile.config import ModelConfig
 from ...engine.networks.models import MapRefinerNet
+from ...engine.scoring.metrics import Scores
 from . import figures as figs
-from .data import (Scene, coarse_scores, load_scene, refine_scene, score_map,
-                   to_reference)
+from .data import Scene, coarse_scores, load_scene, refine_scene, score_map, to_reference
 from .guarded import guarded_rnn_row
 from .loveda import load_loveda, loveda_config
 from .plan import Plan
-from .rows import (Row, coarse_row, crf_row, guided_row, iteration_curve,
-                   learned_row, offsets_row)
+from .rows import Row, coarse_row, crf_row, guided_row, iteration_curve, learned_row, offsets_row
 from .xiamen import evaluate_split
 
 log = logging.getLogger(__name__)
 AUSTIN_MAP = {0: 0, 255: 1}
 
 
-def scores_dict(s: Scores) -> Dict[str, object]:
+def scores_dict(s: Scores) -> dict[str, object]:
     d = s.to_dict()
     d.pop("confusion_matrix")
     return d
 
 
-def row_dict(row: Row) -> Dict[str, object]:
+def row_dict(row: Row) -> dict[str, object]:
     return {"name": row.name, "test": scores_dict(row.test),
             "train": scores_dict(row.train) if row.train else None,
             "settings": row.settings, "seconds": round(row.seconds, 1), "curve": row.curve}
 
 
-def run_xiamen(net: MapRefinerNet, config: ModelConfig, data: Path, plan: Plan) -> Dict[str, object]:
+def run_xiamen(net: MapRefinerNet, config: ModelConfig, data: Path, plan: Plan) -> dict[str, object]:
     t0 = time.perf_counter()
     x = data / "xiamen"
     s = evaluate_split(net, config, x / "xiamen_rgb.tif", x / "xiamen_osm_buildings_mask.tif",
@@ -58,7 +55,7 @@ def _model_rgb(scene: Scene, config: ModelConfig) -> np.ndarray:
     return rgb.permute(1, 2, 0).numpy()
 
 
-def _learned(plan: Plan, kinds: List[str], enh: Scene, test: Scene, names: List[str],
+def _learned(plan: Plan, kinds: list[str], enh: Scene, test: Scene, names: list[str],
              device: torch.device) -> tuple:
     rows, modules = [], {}
     for kind in kinds:
@@ -70,7 +67,7 @@ def _learned(plan: Plan, kinds: List[str], enh: Scene, test: Scene, names: List[
 
 
 def run_austin(net: MapRefinerNet, config: ModelConfig, data: Path, plan: Plan,
-               device: torch.device, out_dir: Path) -> Dict[str, object]:
+               device: torch.device, out_dir: Path) -> dict[str, object]:
     """The table of Fig. 7(a) on the Austin test tile, Fig. 7b, close-ups and filters."""
     d = data / "austin"
     names = config.class_names
@@ -119,8 +116,8 @@ def figs_label(kind: str) -> str:
     return {"rnn": "RNN", "agnostic": "class-agnostic RNN", "unshared": "non-recurrent"}[kind]
 
 
-def _austin_figures(rows: List[Row], curves: Dict, modules: Dict, test: Scene,
-                    config: ModelConfig, plan: Plan, fig_dir: Path) -> List[str]:
+def _austin_figures(rows: list[Row], curves: dict, modules: dict, test: Scene,
+                    config: ModelConfig, plan: Plan, fig_dir: Path) -> list[str]:
     colours = [tuple(c.colour) for c in config.classes]
     files = austin_curve_figures([row_dict(r) for r in rows], curves, plan.fit.iterations, fig_dir)
     by_name = {r.name: r for r in rows}
@@ -143,11 +140,12 @@ def _austin_figures(rows: List[Row], curves: Dict, modules: Dict, test: Scene,
     return [str(Path(f).name) for f in files]
 
 
-def austin_curve_figures(rows: List[Dict], curves: Dict, trained: int, fig_dir: Path) -> List[Path]:
+def austin_curve_figures(rows: list[dict], curves: dict, trained: int, fig_dir: Path) -> list[Path]:
     """Fig. 7b and the learning curves, from the results alone (``--report-only`` redraws them)."""
     files = [figs.plot_iteration_curves(
         curves, trained, fig_dir / "austin_iterations.png",
-        "Austin: scores by RNN iteration (trained with 5; test tile solid, enhancement tile dashed)")]
+        "Austin: scores by RNN iteration (trained with "
+        "5; test tile solid, enhancement tile dashed)")]
     learning = {}
     for r in rows:
         if r["curve"].get("step"):
@@ -160,7 +158,7 @@ def austin_curve_figures(rows: List[Dict], curves: Dict, trained: int, fig_dir: 
     return files
 
 
-def run_loveda(data: Path, plan: Plan, device: torch.device, out_dir: Path) -> Dict[str, object]:
+def run_loveda(data: Path, plan: Plan, device: torch.device, out_dir: Path) -> dict[str, object]:
     """Three classes: refiners trained on loveda_0 refine degraded maps of loveda_1."""
     config = loveda_config(data)
     names = config.class_names

@@ -11,14 +11,15 @@ how well the CNN learned its own task, not how accurate its maps are.
 from __future__ import annotations
 
 from pathlib import Path
+
 import numpy as np
 from osgeo import gdal
 
-from ...engine.scoring.metrics import Scores, confusion_matrix
 from ...engine.modelfile.config import ModelConfig
 from ...engine.networks.models import MapRefinerNet
-from ...engine.refine.pipeline import refine_array
 from ...engine.rasters.read import open_raster
+from ...engine.refine.pipeline import refine_array
+from ...engine.scoring.metrics import Scores, confusion_matrix
 from ..webtiles import read_tiles, tile_pixel_box
 
 MASK_VALUES = {0: 0, 1: 1}
@@ -26,7 +27,10 @@ MASK_VALUES = {0: 0, 1: 1}
 
 def evaluate_split(net: MapRefinerNet, config: ModelConfig, image: Path, mask: Path,
                    tiles_file: Path, margin: int = 64, limit: int = 0) -> Scores:
-    """Scores of the CNN's class map on the tiles of ``tiles_file`` (``limit`` > 0: the first ones)."""
+    """Scores of the CNN's class map on the tiles of ``tiles_file``.
+
+    ``limit`` > 0 scores only the first ``limit`` tiles.
+    """
     ds, mds = open_raster(image), open_raster(mask)
     k = config.num_classes
     cm = np.zeros((k, k), dtype=np.int64)

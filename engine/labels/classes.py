@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numbers
-from typing import List, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
 
 from ..errors import MapRefinerError
 
@@ -29,7 +29,7 @@ def check_class_index(index: object, num_classes: int, what: str) -> int:
 class ClassResolver:
     """Maps a feature's class-field value to a class index, or None when unusable."""
 
-    def __init__(self, class_names: Sequence[str], value_map: Optional[Mapping[object, int]],
+    def __init__(self, class_names: Sequence[str], value_map: Mapping[object, int] | None,
                  constant: bool) -> None:
         k = len(class_names)
         if k < 2 or k >= IGNORE:
@@ -39,9 +39,9 @@ class ClassResolver:
         self.names = {n.strip().lower(): i for i, n in enumerate(class_names)}
         self.value_map = None if value_map is None else {
             value_key(v): check_class_index(c, k, f"Value {v!r}") for v, c in value_map.items()}
-        self._unknown: List[str] = []
+        self._unknown: list[str] = []
 
-    def resolve(self, value: object) -> Optional[int]:
+    def resolve(self, value: object) -> int | None:
         if self.constant:
             return FOREGROUND
         found = None if value is None else self._lookup(value_key(value))
@@ -54,7 +54,7 @@ class ClassResolver:
     def unknown_examples(self) -> str:
         return ", ".join(self._unknown) or "(none)"
 
-    def _lookup(self, key: str) -> Optional[int]:
+    def _lookup(self, key: str) -> int | None:
         if self.value_map is not None:
             return self.value_map.get(key)
         if key.lower() in self.names:

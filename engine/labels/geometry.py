@@ -9,8 +9,8 @@ burnable.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, List, Optional
 
 from osgeo import gdal, ogr, osr
 
@@ -27,14 +27,14 @@ _POINTS = (ogr.wkbPoint, ogr.wkbMultiPoint)
 class GeometryPrep:
     """Transforms from the layer's CRS, built once per layer."""
 
-    to_grid: Optional[osr.CoordinateTransformation]
-    to_buffer: Optional[osr.CoordinateTransformation]
-    buffer_to_grid: Optional[osr.CoordinateTransformation]
+    to_grid: osr.CoordinateTransformation | None
+    to_buffer: osr.CoordinateTransformation | None
+    buffer_to_grid: osr.CoordinateTransformation | None
     half_width: float
 
-    def burnable(self, geom: ogr.Geometry) -> List[ogr.Geometry]:
+    def burnable(self, geom: ogr.Geometry) -> list[ogr.Geometry]:
         """Polygons in the grid CRS for one feature's geometry; ``[]`` for points."""
-        out: List[ogr.Geometry] = []
+        out: list[ogr.Geometry] = []
         for part in _simple_parts(_plain(geom)):
             kind = ogr.GT_Flatten(part.GetGeometryType())
             if kind in _POLYGONS:
@@ -46,7 +46,7 @@ class GeometryPrep:
         return [g for g in out if not g.IsEmpty()]
 
 
-def make_prep(layer_srs: Optional[osr.SpatialReference], grid: GridSpec,
+def make_prep(layer_srs: osr.SpatialReference | None, grid: GridSpec,
               line_width_m: float) -> GeometryPrep:
     """Transforms for a layer whose CRS is ``layer_srs`` (None: the grid's CRS)."""
     grid_srs = grid.srs()
@@ -65,8 +65,8 @@ def is_point(geom: ogr.Geometry) -> bool:
     return ogr.GT_Flatten(geom.GetGeometryType()) in _POINTS
 
 
-def _transform(src: Optional[osr.SpatialReference],
-               dst: Optional[osr.SpatialReference]) -> Optional[osr.CoordinateTransformation]:
+def _transform(src: osr.SpatialReference | None,
+               dst: osr.SpatialReference | None) -> osr.CoordinateTransformation | None:
     if src is None or dst is None or src.IsSame(dst):
         return None
     return osr.CoordinateTransformation(src, dst)
@@ -104,7 +104,7 @@ def _repaired(geom: ogr.Geometry) -> ogr.Geometry:
     return fixed if fixed is not None else geom.Buffer(0)
 
 
-def _transformed(geom: ogr.Geometry, ct: Optional[osr.CoordinateTransformation]) -> ogr.Geometry:
+def _transformed(geom: ogr.Geometry, ct: osr.CoordinateTransformation | None) -> ogr.Geometry:
     if ct is not None:
         geom = geom.Clone()
         geom.Transform(ct)

@@ -4,23 +4,24 @@ labels carried onto a coarser grid by majority vote."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, Optional, Tuple, Union
+from typing import Union
 
 import numpy as np
 from osgeo import gdal
 
 from ..errors import MapRefinerError
 from ..rasters.grid import GridSpec, grid_of, mem_dataset, same_grid
-from .classes import IGNORE, check_class_index, value_key
 from ..rasters.read import open_raster
+from .classes import IGNORE, check_class_index, value_key
 
 gdal.UseExceptions()
 PathLike = Union[str, Path]
 
 
 def read_label_raster(path: PathLike, grid: GridSpec,
-                      value_map: Optional[Mapping[object, int]] = None) -> np.ndarray:
+                      value_map: Mapping[object, int] | None = None) -> np.ndarray:
     """Band 1 of a mask as labels on ``grid``.
 
     Pixel values go through ``value_map`` (raster value -> class index;
@@ -43,7 +44,7 @@ def read_label_raster(path: PathLike, grid: GridSpec,
 
 
 def to_labels(values: np.ndarray, valid: np.ndarray,
-              value_map: Optional[Mapping[object, int]], name: str) -> np.ndarray:
+              value_map: Mapping[object, int] | None, name: str) -> np.ndarray:
     """``uint8`` labels from raster values, IGNORE where not ``valid``."""
     if value_map is not None:
         labels = map_values(values, value_map)
@@ -59,7 +60,7 @@ def to_labels(values: np.ndarray, valid: np.ndarray,
     return labels
 
 
-def read_on_grid(path: PathLike, grid: GridSpec) -> Tuple[np.ndarray, np.ndarray]:
+def read_on_grid(path: PathLike, grid: GridSpec) -> tuple[np.ndarray, np.ndarray]:
     """Band 1 of a raster on ``grid`` (nearest neighbour) and the mask of pixels with data."""
     try:
         return _read_on_grid(path, grid)
@@ -69,7 +70,7 @@ def read_on_grid(path: PathLike, grid: GridSpec) -> Tuple[np.ndarray, np.ndarray
                               details=str(exc)) from exc
 
 
-def _read_on_grid(path: PathLike, grid: GridSpec) -> Tuple[np.ndarray, np.ndarray]:
+def _read_on_grid(path: PathLike, grid: GridSpec) -> tuple[np.ndarray, np.ndarray]:
     ds = open_raster(path)
     band = ds.GetRasterBand(1)
     georeferenced = (ds.GetGeoTransform(can_return_null=True) is not None
@@ -118,7 +119,7 @@ _CARRIERS = {gdal.GDT_Byte: (gdal.GDT_UInt16, 65535), gdal.GDT_UInt16: (gdal.GDT
              gdal.GDT_Int16: (gdal.GDT_Int32, -(2 ** 31))}
 
 
-def _warp_band1(ds: gdal.Dataset, grid: GridSpec) -> Tuple[np.ndarray, np.ndarray]:
+def _warp_band1(ds: gdal.Dataset, grid: GridSpec) -> tuple[np.ndarray, np.ndarray]:
     """Nearest-neighbour warp of band 1 and the mask of pixels the source covers.
 
     Uncovered pixels are told apart by a fill value the source type cannot hold.

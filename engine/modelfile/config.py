@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any
 
 from ..errors import MapRefinerError
 
 FORMAT_VERSION = 1
-DEFAULT_COLOURS: List[Tuple[int, int, int]] = [
+DEFAULT_COLOURS: list[tuple[int, int, int]] = [
     (235, 235, 225), (200, 40, 40), (250, 190, 40), (40, 110, 200),
     (60, 160, 60), (150, 90, 200), (120, 120, 120), (0, 170, 170),
 ]
@@ -17,26 +18,26 @@ DEFAULT_COLOURS: List[Tuple[int, int, int]] = [
 @dataclass
 class ClassInfo:
     name: str
-    colour: Tuple[int, int, int]
+    colour: tuple[int, int, int]
 
 
 @dataclass
 class ModelConfig:
     """Architecture, classes, input contract and provenance of a model file."""
 
-    classes: List[ClassInfo]
-    bands: List[int] = field(default_factory=lambda: [1, 2, 3])
-    band_names: List[str] = field(default_factory=lambda: ["red", "green", "blue"])
-    mean: List[float] = field(default_factory=lambda: [127.5, 127.5, 127.5])
-    std: List[float] = field(default_factory=lambda: [64.0, 64.0, 64.0])
+    classes: list[ClassInfo]
+    bands: list[int] = field(default_factory=lambda: [1, 2, 3])
+    band_names: list[str] = field(default_factory=lambda: ["red", "green", "blue"])
+    mean: list[float] = field(default_factory=lambda: [127.5, 127.5, 127.5])
+    std: list[float] = field(default_factory=lambda: [64.0, 64.0, 64.0])
     ground_resolution_m: float = 1.0
     default_iterations: int = 5
     class_specific: bool = True
     name: str = "map-refiner model"
-    training: Dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
     # Polygons a fine-tune was taught with, kept for the image they were drawn on
     # (engine/labels/kept.py); empty for a model that was not fine-tuned.
-    corrections: Dict[str, Any] = field(default_factory=dict)
+    corrections: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
     architecture: str = "maggiori2017-fcn-rnn"
 
@@ -49,16 +50,16 @@ class ModelConfig:
         return len(self.bands)
 
     @property
-    def class_names(self) -> List[str]:
+    def class_names(self) -> list[str]:
         return [c.name for c in self.classes]
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["classes"] = [{"name": c.name, "colour": list(c.colour)} for c in self.classes]
         return d
 
     @classmethod
-    def from_dict(cls, d: Dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
         try:
             if d.get("architecture") != "maggiori2017-fcn-rnn":
                 raise MapRefinerError(
@@ -106,6 +107,6 @@ class ModelConfig:
             raise MapRefinerError("The model's default number of iterations is negative.")
 
 
-def make_classes(names: Sequence[str]) -> List[ClassInfo]:
+def make_classes(names: Sequence[str]) -> list[ClassInfo]:
     """Class list with the default palette (background first, if present)."""
     return [ClassInfo(n, DEFAULT_COLOURS[i % len(DEFAULT_COLOURS)]) for i, n in enumerate(names)]

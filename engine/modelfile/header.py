@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import struct
 from pathlib import Path
-from typing import Union
 
 from ..errors import MapRefinerError
 from .config import ModelConfig
@@ -21,7 +20,7 @@ DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[2] / "resources" / "models
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 
 
-def read_model_config(path: Union[str, Path]) -> ModelConfig:
+def read_model_config(path: str | Path) -> ModelConfig:
     """The :class:`ModelConfig` stored in ``path``'s safetensors header."""
     path = Path(path)
     if not path.is_file():

@@ -10,16 +10,17 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Union
 
 import torch
 
 from ..errors import MapRefinerError
+from ..networks.models import MapRefinerNet
 from ..rasters.files import atomic_path, check_output_path, write_error
 from .config import ModelConfig
 from .header import CONFIG_KEY, DEFAULT_MODEL_PATH
-from ..networks.models import MapRefinerNet
 
 log = logging.getLogger(__name__)
 PathLike = Union[str, Path]
@@ -43,8 +44,8 @@ def build_model(config: ModelConfig) -> MapRefinerNet:
     return MapRefinerNet(config.in_channels, config.num_classes, config.class_specific)
 
 
-def write_safetensors(tensors: Dict[str, torch.Tensor], path: PathLike,
-                      metadata: Dict[str, str]) -> None:
+def write_safetensors(tensors: dict[str, torch.Tensor], path: PathLike,
+                      metadata: dict[str, str]) -> None:
     """Write a safetensors file atomically; a full disk is a user error, not a traceback."""
     from safetensors import SafetensorError
     from safetensors.torch import save_file
@@ -76,7 +77,7 @@ def save_model(model: MapRefinerNet, config: ModelConfig, path: PathLike,
     return path
 
 
-def read_model_file(path: PathLike) -> Tuple[ModelConfig, Dict[str, torch.Tensor]]:
+def read_model_file(path: PathLike) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
     """Parse a model file without building the network (safetensors only)."""
     from safetensors import safe_open
     from safetensors.torch import load_file
@@ -106,8 +107,8 @@ def read_model_file(path: PathLike) -> Tuple[ModelConfig, Dict[str, torch.Tensor
     return ModelConfig.from_dict(cfg_dict), tensors
 
 
-def load_model(path: Optional[PathLike] = None,
-               device: Union[str, torch.device] = "cpu") -> Tuple[MapRefinerNet, ModelConfig]:
+def load_model(path: PathLike | None = None,
+               device: str | torch.device = "cpu") -> tuple[MapRefinerNet, ModelConfig]:
     """Build the network described by the file and load its weights (eval mode)."""
     path = Path(path) if path else DEFAULT_MODEL_PATH
     if path == DEFAULT_MODEL_PATH and not path.exists():

@@ -4,7 +4,7 @@ the same calls as a refine (dev/benchmarks/cuda_check.py), and training can use 
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -12,7 +12,7 @@ from .models import MapRefinerNet, pad_to_stride
 
 
 def run_networks(model: MapRefinerNet, image: torch.Tensor, iterations: int,
-                 trajectory: bool = False, keep: Optional[Sequence[int]] = None) -> torch.Tensor:
+                 trajectory: bool = False, keep: Sequence[int] | None = None) -> torch.Tensor:
     """Coarse CNN then ``iterations`` RNN steps on a ``(C, h, w)`` window.
 
     Returns ``(K, h, w)`` logits, or ``(iterations + 1, K, h, w)`` when
@@ -34,8 +34,8 @@ def run_networks(model: MapRefinerNet, image: torch.Tensor, iterations: int,
 
 
 def infer(model: MapRefinerNet, image: torch.Tensor, iterations: int, trajectory: bool = False,
-          keep: Optional[Sequence[int]] = None,
-          autocast: Optional[torch.dtype] = None) -> torch.Tensor:
+          keep: Sequence[int] | None = None,
+          autocast: torch.dtype | None = None) -> torch.Tensor:
     """:func:`run_networks` without autograd, under ``autocast`` (e.g. bfloat16,
     see device.inference_autocast) when given; the scores come back in float32.
     The one inference call of refines, trajectories and dev/benchmarks/cuda_check.py."""

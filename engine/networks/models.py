@@ -16,8 +16,6 @@ Shapes: images are ``(B, C, H, W)`` normalised floats, heat maps are
 
 from __future__ import annotations
 
-from typing import List, Tuple
-
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -139,14 +137,14 @@ class RefinementRNN(nn.Module):
             padded = padded.contiguous(memory_format=torch.channels_last)
         return F.conv2d(padded, weight, bias)
 
-    def fused_image_filters(self) -> Tuple[torch.Tensor, torch.Tensor]:
+    def fused_image_filters(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``B N``: the image filters composed with the MLPs' image weights,
         ``(G*H, C, 5, 5)`` and bias ``(G*H,)``."""
         b = self.mlp_image.weight[:, :, 0, 0]                              # (G*H, F)
         weight = torch.einsum("of,fcxy->ocxy", b, self.image_conv.weight)
         return weight, b @ self.image_conv.bias
 
-    def fused_heat_filters(self) -> Tuple[torch.Tensor, torch.Tensor]:
+    def fused_heat_filters(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``A_k M``: the heat filters composed with the MLPs' heat weights.
 
         ``A_k (M * u + m) + a_k = (A_k M) * u + (A_k m + a_k)``: one 5x5
@@ -195,7 +193,7 @@ class RefinementRNN(nn.Module):
         return torch.cat(out, dim=1)
 
     def _iterate(self, image: torch.Tensor, heat: torch.Tensor, iterations: int,
-                 keep_all: bool) -> List[torch.Tensor]:
+                 keep_all: bool) -> list[torch.Tensor]:
         if not torch.is_grad_enabled() and heat.device.type == "cpu" \
                 and heat.dtype == torch.float32:
             # CPU inference: strips and a wavefront over the iterations, so the
@@ -211,7 +209,7 @@ class RefinementRNN(nn.Module):
         return self.iterate_channels_last(feats, heat, iterations, keep_all)
 
     def iterate_channels_last(self, feats: torch.Tensor, heat: torch.Tensor, iterations: int,
-                              keep_all: bool) -> List[torch.Tensor]:
+                              keep_all: bool) -> list[torch.Tensor]:
         """GPU inference (class-specific MLPs, no autograd): the arithmetic of
         :meth:`step` in channels-last memory with in-place activation.
 
@@ -240,7 +238,7 @@ class RefinementRNN(nn.Module):
         return self._iterate(image, heat, iterations, keep_all=False)[-1]
 
     def trajectory(self, image: torch.Tensor, heat: torch.Tensor,
-                   iterations: int) -> List[torch.Tensor]:
+                   iterations: int) -> list[torch.Tensor]:
         """Heat maps at iterations 0..``iterations`` (for plots and the slider)."""
         return self._iterate(image, heat, iterations, keep_all=True)
 

@@ -21,8 +21,6 @@ to float rounding (tested in tests/test_rnn_wavefront.py).
 
 from __future__ import annotations
 
-from typing import List
-
 import torch
 from torch.nn import functional as F
 
@@ -68,7 +66,7 @@ def _im2col(padded: torch.Tensor, rows: int, width: int, size: int,
 
 @torch.no_grad()
 def iterate_wavefront(rnn, image: torch.Tensor, heat: torch.Tensor, iterations: int,
-                      keep_all: bool, strip_pixels: int = STRIP_PIXELS) -> List[torch.Tensor]:
+                      keep_all: bool, strip_pixels: int = STRIP_PIXELS) -> list[torch.Tensor]:
     """Heat maps after ``iterations`` steps (or at every step with ``keep_all``),
     for ``rnn`` a :class:`~map_refiner.engine.networks.models.RefinementRNN`.
 
@@ -81,7 +79,7 @@ def iterate_wavefront(rnn, image: torch.Tensor, heat: torch.Tensor, iterations: 
 
 
 def _one(rnn, image: torch.Tensor, heat: torch.Tensor, iterations: int,
-         keep_all: bool, strip_pixels: int) -> List[torch.Tensor]:
+         keep_all: bool, strip_pixels: int) -> list[torch.Tensor]:
     k, h, w = heat.shape
     c = image.shape[0]
     if iterations == 0:

@@ -18,8 +18,9 @@ import os
 import re
 import shutil
 import uuid
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import IO, Union
 
 from ..errors import MapRefinerError
 
@@ -94,12 +95,12 @@ def temp_sibling(path: Path) -> Path:
     return path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.partial{path.suffix}")
 
 
-def _partial_name(path: Path) -> "re.Pattern[str]":
+def _partial_name(path: Path) -> re.Pattern[str]:
     return re.compile(re.escape(f".{path.stem}.") + r"[0-9a-f]{8}"
                       + re.escape(f".partial{path.suffix}") + r"(\.aux\.xml)?")
 
 
-def claim_temp(path: Path) -> Tuple[Path, Optional[IO[bytes]]]:
+def claim_temp(path: Path) -> tuple[Path, IO[bytes] | None]:
     """Clean stale temporaries of ``path``, then create a new one, locked while we live.
 
     Returns the temporary path and the open lock handle (None on Windows);
@@ -107,7 +108,7 @@ def claim_temp(path: Path) -> Tuple[Path, Optional[IO[bytes]]]:
     """
     remove_stale_partials(path)
     tmp = temp_sibling(path)
-    handle: Optional[IO[bytes]] = None
+    handle: IO[bytes] | None = None
     if fcntl is not None:
         try:
             handle = open(tmp, "xb")  # noqa: SIM115 - held open for the lock's lifetime
@@ -124,16 +125,16 @@ def claim_temp(path: Path) -> Tuple[Path, Optional[IO[bytes]]]:
     return tmp, handle
 
 
-def release(handle: Optional[IO[bytes]]) -> None:
+def release(handle: IO[bytes] | None) -> None:
     if handle is not None:
         with contextlib.suppress(OSError):
             handle.close()
 
 
-def remove_stale_partials(path: Path) -> List[Path]:
+def remove_stale_partials(path: Path) -> list[Path]:
     """Delete temporaries beside ``path`` whose writer is gone (e.g. killed)."""
     pattern = _partial_name(path)
-    removed: List[Path] = []
+    removed: list[Path] = []
     try:
         candidates = sorted(p for p in path.parent.iterdir() if pattern.fullmatch(p.name))
     except OSError:

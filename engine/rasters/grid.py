@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Tuple
 
 from osgeo import gdal, osr
 
@@ -26,11 +25,11 @@ class GridSpec:
 
     width: int
     height: int
-    geotransform: Tuple[float, float, float, float, float, float]
+    geotransform: tuple[float, float, float, float, float, float]
     projection_wkt: str = ""
 
     @property
-    def bounds(self) -> Tuple[float, float, float, float]:
+    def bounds(self) -> tuple[float, float, float, float]:
         """``(minx, miny, maxx, maxy)`` of the four corners, in grid CRS units."""
         gt = self.geotransform
         xs, ys = [], []
@@ -39,12 +38,12 @@ class GridSpec:
             ys.append(gt[3] + px * gt[4] + py * gt[5])
         return min(xs), min(ys), max(xs), max(ys)
 
-    def srs(self) -> Optional[osr.SpatialReference]:
+    def srs(self) -> osr.SpatialReference | None:
         """The grid's CRS in traditional GIS (x = easting/longitude) order, or None."""
         return srs_from_wkt(self.projection_wkt)
 
 
-def srs_from_wkt(wkt: str) -> Optional[osr.SpatialReference]:
+def srs_from_wkt(wkt: str) -> osr.SpatialReference | None:
     if not wkt:
         return None
     srs = osr.SpatialReference()
@@ -90,7 +89,7 @@ def mem_dataset(grid: GridSpec, dtype: int = gdal.GDT_Byte, fill: float = 0) -> 
     return ds
 
 
-def metres_per_unit(grid: GridSpec) -> Tuple[float, float]:
+def metres_per_unit(grid: GridSpec) -> tuple[float, float]:
     """Ground metres per CRS unit along x and y at the grid centre (on the ellipsoid)."""
     srs = grid.srs()
     if srs is None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Union
 
 import numpy as np
 from osgeo import gdal, osr
@@ -27,10 +28,10 @@ class RasterInfo:
     width: int
     height: int
     band_count: int
-    geotransform: Tuple[float, ...]
+    geotransform: tuple[float, ...]
     projection: str
-    nodata: List[Optional[float]]
-    band_types: Tuple[int, ...] = ()
+    nodata: list[float | None]
+    band_types: tuple[int, ...] = ()
 
     @property
     def has_crs(self) -> bool:
@@ -89,7 +90,7 @@ def _haversine(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
     return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
 
 
-def ground_resolution(info: RasterInfo, override_m: Optional[float] = None) -> Tuple[float, float]:
+def ground_resolution(info: RasterInfo, override_m: float | None = None) -> tuple[float, float]:
     """Ground size in metres of one pixel step along x and along y, at the centre.
 
     Measured on the ground (great-circle distance), so it is right for
@@ -114,7 +115,7 @@ def ground_resolution(info: RasterInfo, override_m: Optional[float] = None) -> T
     gt = info.geotransform
     cx, cy = info.width / 2.0, info.height / 2.0
 
-    def lonlat(px: float, py: float) -> Tuple[float, float]:
+    def lonlat(px: float, py: float) -> tuple[float, float]:
         x = gt[0] + px * gt[1] + py * gt[2]
         y = gt[3] + px * gt[4] + py * gt[5]
         lon, lat, _ = tr.TransformPoint(x, y)
@@ -138,7 +139,7 @@ def ground_resolution(info: RasterInfo, override_m: Optional[float] = None) -> T
 
 
 def read_window(ds: gdal.Dataset, bands: Sequence[int], x0: int, y0: int,
-                w: int, h: int) -> Tuple[np.ndarray, np.ndarray]:
+                w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
     """Read ``bands`` (1-based) of a window as float32 ``(C, h, w)`` and a valid mask.
 
     A pixel is invalid when any band holds that band's nodata value or NaN, or
@@ -151,7 +152,7 @@ def read_window(ds: gdal.Dataset, bands: Sequence[int], x0: int, y0: int,
 
 
 def _read_window(ds: gdal.Dataset, bands: Sequence[int], x0: int, y0: int,
-                 w: int, h: int) -> Tuple[np.ndarray, np.ndarray]:
+                 w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
     data = np.empty((len(bands), h, w), dtype=np.float32)
     valid = np.ones((h, w), dtype=bool)
     for i, b in enumerate(bands):
@@ -177,7 +178,7 @@ def _read_window(ds: gdal.Dataset, bands: Sequence[int], x0: int, y0: int,
     return data, valid
 
 
-def _alpha_band(ds: gdal.Dataset) -> Optional[int]:
+def _alpha_band(ds: gdal.Dataset) -> int | None:
     for i in range(ds.RasterCount, 0, -1):
         if ds.GetRasterBand(i).GetColorInterpretation() == gdal.GCI_AlphaBand:
             return i

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence, Tuple, Union
 
 import numpy as np
 from osgeo import gdal
@@ -25,7 +25,7 @@ def to_rgb8(image: np.ndarray) -> np.ndarray:
     return out
 
 
-def overlay(rgb: np.ndarray, classes: np.ndarray, colours: Sequence[Tuple[int, int, int]],
+def overlay(rgb: np.ndarray, classes: np.ndarray, colours: Sequence[tuple[int, int, int]],
             alpha: float = 0.55, skip: Sequence[int] = (0,)) -> np.ndarray:
     """Class colours blended over a greyed image; class boundaries drawn solid."""
     grey = rgb.mean(axis=2, keepdims=True).repeat(3, axis=2) * 0.8 + 40
@@ -53,7 +53,7 @@ def side_by_side(panels: Sequence[np.ndarray], gap: int = 6) -> np.ndarray:
     return out
 
 
-def write_png(path: Union[str, Path], rgb: np.ndarray) -> Path:
+def write_png(path: str | Path, rgb: np.ndarray) -> Path:
     """Write an ``(H, W, 3)`` uint8 array as PNG, atomically."""
     path = Path(path)
     mem = gdal.GetDriverByName("MEM").Create("", rgb.shape[1], rgb.shape[0], 3, gdal.GDT_Byte)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Iterator, List, Optional, Sequence, Tuple
+from typing import IO
 
 import numpy as np
 from osgeo import gdal
@@ -32,7 +33,7 @@ def _create(tmp: Path, target: Path, info: RasterInfo, bands: int, dtype: int) -
 
 
 def style_class_band(band: gdal.Band, names: Sequence[str],
-                     colours: Sequence[Tuple[int, int, int]]) -> None:
+                     colours: Sequence[tuple[int, int, int]]) -> None:
     """Colour table and category names, so QGIS and other tools show classes."""
     ct = gdal.ColorTable()
     for i, c in enumerate(colours):
@@ -40,7 +41,7 @@ def style_class_band(band: gdal.Band, names: Sequence[str],
     ct.SetColorEntry(CLASS_NODATA, (0, 0, 0, 0))
     band.SetRasterColorTable(ct)
     band.SetRasterColorInterpretation(gdal.GCI_PaletteIndex)
-    cats: List[str] = [""] * 256
+    cats: list[str] = [""] * 256
     for i, n in enumerate(names):
         cats[i] = n
     cats[CLASS_NODATA] = "nodata"
@@ -52,10 +53,10 @@ class RefinedWriter:
     """Class map (uint8) and, optionally, per-class probabilities (float32)."""
 
     def __init__(self, info: RasterInfo, out: Path, names: Sequence[str],
-                 colours: Sequence[Tuple[int, int, int]], scores: Optional[Path] = None,
+                 colours: Sequence[tuple[int, int, int]], scores: Path | None = None,
                  description: str = "") -> None:
-        self.targets: List[Tuple[Path, Path]] = []
-        self.locks: List[Optional[IO[bytes]]] = []
+        self.targets: list[tuple[Path, Path]] = []
+        self.locks: list[IO[bytes] | None] = []
         self.class_ds = self.scores_ds = None
         self.class_tmp = self._claim(out)
         try:
@@ -87,7 +88,7 @@ class RefinedWriter:
         return tmp
 
     def write(self, x0: int, y0: int, classes: np.ndarray,
-              probs: Optional[np.ndarray] = None) -> None:
+              probs: np.ndarray | None = None) -> None:
         try:
             self.class_ds.GetRasterBand(1).WriteArray(classes, x0, y0)
             if self.scores_ds is not None and probs is not None:
@@ -143,7 +144,7 @@ class RefinedWriter:
 
 @contextlib.contextmanager
 def refined_writer(info: RasterInfo, out: Path, names: Sequence[str],
-                   colours: Sequence[Tuple[int, int, int]], scores: Optional[Path] = None,
+                   colours: Sequence[tuple[int, int, int]], scores: Path | None = None,
                    description: str = "") -> Iterator[RefinedWriter]:
     w = RefinedWriter(info, out, names, colours, scores, description)
     try:

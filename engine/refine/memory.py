@@ -15,8 +15,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, Optional
 
 from osgeo import gdal
 
@@ -24,7 +24,7 @@ from osgeo import gdal
 REFINE_CACHE_BYTES = 128 * 1024 * 1024
 
 
-def _load_libc() -> Optional[ctypes.CDLL]:
+def _load_libc() -> ctypes.CDLL | None:
     name = ctypes.util.find_library("c")
     try:
         libc = ctypes.CDLL(name) if name else None

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -49,8 +49,8 @@ def model_image(ds, bands: Sequence[int], grids: Grids, config: ModelConfig,
 
 def predict_tile(model: MapRefinerNet, config: ModelConfig, ds, bands: Sequence[int],
                  grids: Grids, tile: Tile, iterations: int, device: torch.device,
-                 trajectory: bool = False, keep: Optional[Sequence[int]] = None,
-                 autocast: Optional[torch.dtype] = None) -> WindowResult:
+                 trajectory: bool = False, keep: Sequence[int] | None = None,
+                 autocast: torch.dtype | None = None) -> WindowResult:
     """Scores for one output tile, resampled back bilinearly to the input grid.
 
     With ``keep``, only those iterations of the trajectory (e.g. ``[0, T]``: the
@@ -68,7 +68,7 @@ def predict_tile(model: MapRefinerNet, config: ModelConfig, ds, bands: Sequence[
 
 
 def classes_and_probs(logits: torch.Tensor, valid: np.ndarray, nodata: int,
-                      with_probs: bool) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+                      with_probs: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """Arg-max class map (uint8, ``nodata`` where invalid) and optional softmax."""
     cls = class_argmax(logits).cpu().numpy()
     cls[~valid] = nodata
@@ -79,5 +79,5 @@ def classes_and_probs(logits: torch.Tensor, valid: np.ndarray, nodata: int,
     return cls, probs
 
 
-def stack_bands(bands: Optional[List[int]], config: ModelConfig) -> List[int]:
+def stack_bands(bands: list[int] | None, config: ModelConfig) -> list[int]:
     return list(bands) if bands else list(config.bands)

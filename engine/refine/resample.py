@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Tuple
 
 import numpy as np
 import torch
 
 
-def _taps(scale: float) -> Tuple[float, int]:
+def _taps(scale: float) -> tuple[float, int]:
     support = max(1.0, 1.0 / scale)
     return support, int(math.ceil(2 * support)) + 1
 
 
-def source_range(out_start: int, out_stop: int, scale: float, n_src: int) -> Tuple[int, int]:
+def source_range(out_start: int, out_stop: int, scale: float, n_src: int) -> tuple[int, int]:
     """Source pixels ``[start, stop)`` that output pixels ``[out_start, out_stop)`` read."""
     support, taps = _taps(scale)
     lo = math.floor((out_start + 0.5) / scale - 0.5 - support) + 1
@@ -55,7 +54,7 @@ class AxisBand:
 
 def axis_band(out_start: int, out_stop: int, scale: float,
               src_start: int, src_stop: int, n_src: int) -> AxisBand:
-    """Weights mapping a source window ``[src_start, src_stop)`` to outputs ``[out_start, out_stop)``.
+    """Weights mapping source window ``[src_start, src_stop)`` to outputs ``[out_start, out_stop)``.
 
     Output pixel ``o`` is centred at source coordinate ``(o + 0.5) / scale - 0.5``;
     samples beyond the raster edge are clamped to the edge pixel. The weights

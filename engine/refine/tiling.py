@@ -8,8 +8,8 @@ network's stride lattice, so stitched tiles equal the one-piece result.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Tuple
 
 from ..networks.models import COARSE_STRIDE, receptive_radius
 from .resample import source_range
@@ -58,7 +58,7 @@ def _align_down(v: int) -> int:
     return (v // COARSE_STRIDE) * COARSE_STRIDE
 
 
-def _model_span(o0: int, o1: int, scale: float, n_model: int, halo: int) -> Tuple[int, int]:
+def _model_span(o0: int, o1: int, scale: float, n_model: int, halo: int) -> tuple[int, int]:
     """Model pixels needed (with halo) to resample outputs ``[o0, o1)`` back to the input grid.
 
     When the model grid is finer than the input, the way back is a widened

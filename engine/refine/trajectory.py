@@ -10,9 +10,9 @@ halo), so iteration ``t`` here is the class map ``refine_raster`` writes with
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -20,16 +20,16 @@ import torch
 from ..device import configure_threads, device_label, inference_autocast, resolve_device
 from ..errors import MapRefinerError
 from ..modelfile.io import load_model
-from .predict import predict_tile, stack_bands
 from ..progress import CancelFn, ProgressFn, make_reporter
 from ..rasters.read import check_bands, ground_resolution, open_raster, raster_info
 from ..rasters.write import CLASS_NODATA
+from .predict import predict_tile, stack_bands
 from .tiling import make_grids, plan_tiles
 from .uncertainty import uncertainty
 
 #: Largest window kept (pixels): N+1 class maps and uncertainty maps of this size stay in memory.
 MAX_PIXELS = 2048 * 2048
-Window = Tuple[int, int, int, int]  # x0, y0, x1, y1 on the input grid
+Window = tuple[int, int, int, int]  # x0, y0, x1, y1 on the input grid
 
 
 @dataclass
@@ -40,10 +40,10 @@ class Trajectory:
     uncertainty: np.ndarray
     valid: np.ndarray
     window: Window
-    geotransform: Tuple[float, ...]
+    geotransform: tuple[float, ...]
     projection: str
-    class_names: List[str]
-    colours: List[Tuple[int, int, int]]
+    class_names: list[str]
+    colours: list[tuple[int, int, int]]
     kind: str
     pixel_size_m: float
     seconds: float = 0.0
@@ -55,13 +55,13 @@ class Trajectory:
         return self.classes.shape[0] - 1
 
     @property
-    def window_geotransform(self) -> Tuple[float, ...]:
+    def window_geotransform(self) -> tuple[float, ...]:
         gt, (x0, y0) = self.geotransform, self.window[:2]
         return (gt[0] + x0 * gt[1] + y0 * gt[2], gt[1], gt[2],
                 gt[3] + x0 * gt[4] + y0 * gt[5], gt[4], gt[5])
 
     def box_to_map(self, x0: float, y0: float, x1: float, y1: float
-                   ) -> Tuple[float, float, float, float]:
+                   ) -> tuple[float, float, float, float]:
         """Window pixel box -> ``(xmin, ymin, xmax, ymax)`` in the raster's CRS."""
         gt = self.window_geotransform
         xs = [gt[0] + px * gt[1] + py * gt[2] for px in (x0, x1) for py in (y0, y1)]
@@ -69,8 +69,8 @@ class Trajectory:
         return min(xs), min(ys), max(xs), max(ys)
 
 
-def clip_window(window: Optional[Window], width: int, height: int,
-                max_pixels: int = MAX_PIXELS) -> Tuple[Window, bool]:
+def clip_window(window: Window | None, width: int, height: int,
+                max_pixels: int = MAX_PIXELS) -> tuple[Window, bool]:
     """The window inside the raster; a too-large one shrinks around its centre."""
     x0, y0, x1, y1 = window if window else (0, 0, width, height)
     x0, y0 = max(0, int(x0)), max(0, int(y0))
@@ -87,13 +87,13 @@ def clip_window(window: Optional[Window], width: int, height: int,
     return (nx0, ny0, min(x1, nx0 + nw), min(y1, ny0 + nh)), True
 
 
-def compute_trajectory(image: Path, iterations: int, model_path: Optional[Path] = None,
-                       window: Optional[Window] = None, kind: str = "entropy",
-                       device: str = "auto", bands: Optional[Sequence[int]] = None,
-                       input_resolution_m: Optional[float] = None,
+def compute_trajectory(image: Path, iterations: int, model_path: Path | None = None,
+                       window: Window | None = None, kind: str = "entropy",
+                       device: str = "auto", bands: Sequence[int] | None = None,
+                       input_resolution_m: float | None = None,
                        max_pixels: int = MAX_PIXELS, tile_size: int = 512,
-                       progress: Optional[ProgressFn] = None,
-                       is_cancelled: Optional[CancelFn] = None) -> Trajectory:
+                       progress: ProgressFn | None = None,
+                       is_cancelled: CancelFn | None = None) -> Trajectory:
     """Class maps and uncertainty at iterations ``0..iterations`` over ``window``."""
     t0 = time.perf_counter()
     rep = make_reporter(progress, is_cancelled)

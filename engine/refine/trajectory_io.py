@@ -4,7 +4,6 @@ iterations by switching its band (no recomputation, no rewriting)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Tuple
 
 import numpy as np
 from osgeo import gdal, osr
@@ -31,7 +30,7 @@ def _create(path: Path, traj: Trajectory, dtype: int) -> gdal.Dataset:
     return ds
 
 
-def write_trajectory(traj: Trajectory, folder: Path, stem: str) -> Tuple[Path, Path]:
+def write_trajectory(traj: Trajectory, folder: Path, stem: str) -> tuple[Path, Path]:
     """``<stem>_iterations.tif`` (uint8 classes) and ``<stem>_<kind>.tif`` (float32 in
     [0, 1]); band ``t + 1`` holds iteration ``t``."""
     folder.mkdir(parents=True, exist_ok=True)

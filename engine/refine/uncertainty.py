@@ -11,7 +11,6 @@ uncertain.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -68,11 +67,11 @@ class Region:
     cells: int
 
     @property
-    def centre(self) -> Tuple[float, float]:
+    def centre(self) -> tuple[float, float]:
         return (self.x0 + self.x1) / 2.0, (self.y0 + self.y1) / 2.0
 
 
-def cell_scores(unc: np.ndarray, valid: Optional[np.ndarray], cell: int) -> np.ndarray:
+def cell_scores(unc: np.ndarray, valid: np.ndarray | None, cell: int) -> np.ndarray:
     """Mean uncertainty per ``cell`` x ``cell`` block; NaN where under half is valid."""
     if cell < 1:
         raise MapRefinerError("The region cell size must be at least one pixel.")
@@ -94,9 +93,9 @@ def cell_scores(unc: np.ndarray, valid: Optional[np.ndarray], cell: int) -> np.n
     return means
 
 
-def rank_regions(unc: np.ndarray, valid: Optional[np.ndarray] = None, cell: int = 32,
-                 top: Optional[int] = 10, grow: float = 0.8, max_cells: int = 4,
-                 min_score: float = 0.02) -> List[Region]:
+def rank_regions(unc: np.ndarray, valid: np.ndarray | None = None, cell: int = 32,
+                 top: int | None = 10, grow: float = 0.8, max_cells: int = 4,
+                 min_score: float = 0.02) -> list[Region]:
     """The ``top`` most uncertain regions (all of them with ``top=None``), best first.
 
     The most uncertain unused cell seeds a region, which takes up to
@@ -107,7 +106,7 @@ def rank_regions(unc: np.ndarray, valid: Optional[np.ndarray] = None, cell: int 
     h, w = unc.shape
     used = ~np.isfinite(scores)
     order = np.argsort(np.where(used, -np.inf, scores), axis=None)[::-1]
-    regions: List[Region] = []
+    regions: list[Region] = []
     for flat in order:
         gy, gx = divmod(int(flat), scores.shape[1])
         if used[gy, gx] or scores[gy, gx] < min_score:
@@ -127,7 +126,7 @@ def rank_regions(unc: np.ndarray, valid: Optional[np.ndarray] = None, cell: int 
 
 
 def _grow(scores: np.ndarray, used: np.ndarray, gy: int, gx: int, floor: float,
-          max_cells: int) -> List[Tuple[int, int]]:
+          max_cells: int) -> list[tuple[int, int]]:
     members = [(gy, gx)]
     used[gy, gx] = True
     while len(members) < max_cells:

@@ -3,15 +3,16 @@ reference's grid, then scored (engine/scoring/scores.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Optional, Sequence, Union
+from typing import Union
 
 import numpy as np
 
 from ..errors import MapRefinerError
-from ..rasters.grid import GridSpec, grid_of
 from ..labels.classes import IGNORE
 from ..labels.rasters import read_on_grid, to_labels
+from ..rasters.grid import GridSpec, grid_of
 from ..rasters.read import open_raster
 from .scores import Scores, confusion_matrix
 
@@ -20,8 +21,8 @@ PathLike = Union[str, Path]
 
 def evaluate_rasters(prediction_path: PathLike, reference_path: PathLike,
                      class_names: Sequence[str],
-                     reference_value_map: Optional[Mapping[object, int]] = None,
-                     prediction_value_map: Optional[Mapping[object, int]] = None) -> Scores:
+                     reference_value_map: Mapping[object, int] | None = None,
+                     prediction_value_map: Mapping[object, int] | None = None) -> Scores:
     """Score a class map against a reference, on the reference's grid.
 
     A prediction on another grid or CRS is warped onto it (nearest neighbour).
@@ -43,7 +44,7 @@ def evaluate_rasters(prediction_path: PathLike, reference_path: PathLike,
     return scores
 
 
-def _labels_on(path: PathLike, grid: GridSpec, value_map: Optional[Mapping[object, int]]
+def _labels_on(path: PathLike, grid: GridSpec, value_map: Mapping[object, int] | None
                ) -> np.ndarray:
     values, valid = read_on_grid(path, grid)
     return to_labels(values, valid, value_map, Path(str(path)).name)

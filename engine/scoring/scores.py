@@ -7,8 +7,8 @@ score with the same code as ``map-refiner evaluate`` (engine/scoring/metrics.py)
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -48,15 +48,15 @@ def confusion_matrix(pred: np.ndarray, ref: np.ndarray, num_classes: int,
 class Scores:
     """Overall accuracy, per-class and mean IoU, and the confusion matrix behind them."""
 
-    class_names: List[str]
+    class_names: list[str]
     confusion: np.ndarray
     overall_accuracy: float
-    iou: List[float]
+    iou: list[float]
     mean_iou: float
     pixel_count: int
 
     @classmethod
-    def from_confusion(cls, confusion: np.ndarray, class_names: Sequence[str]) -> "Scores":
+    def from_confusion(cls, confusion: np.ndarray, class_names: Sequence[str]) -> Scores:
         """IoU is NaN for a class absent from both maps; the mean skips those."""
         cm = np.asarray(confusion, dtype=np.int64)
         total = int(cm.sum())
@@ -68,7 +68,7 @@ class Scores:
         return cls(list(class_names), cm, float(hits.sum() / total) if total else math.nan,
                    [float(v) for v in iou], float(seen.mean()) if seen.size else math.nan, total)
 
-    def to_dict(self) -> Dict[str, object]:
+    def to_dict(self) -> dict[str, object]:
         """Plain JSON types; NaN becomes None."""
         return {
             "class_names": list(self.class_names),
@@ -90,7 +90,7 @@ class Scores:
         return "\n".join(lines)
 
 
-def _json_float(v: float) -> Optional[float]:
+def _json_float(v: float) -> float | None:
     return None if math.isnan(v) else float(v)
 
 

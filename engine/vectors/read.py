@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Tuple, Union
 
 from osgeo import gdal, ogr
 
@@ -12,8 +11,8 @@ from ..errors import MapRefinerError
 ogr.UseExceptions()
 
 
-def open_layer(path: Union[str, Path], layer: Union[str, int, None] = None
-               ) -> Tuple[gdal.Dataset, ogr.Layer]:
+def open_layer(path: str | Path, layer: str | int | None = None
+               ) -> tuple[gdal.Dataset, ogr.Layer]:
     """The dataset and one of its layers; ``layer`` may be omitted when there is only one.
 
     Keep the dataset referenced while using the layer.

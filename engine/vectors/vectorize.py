@@ -4,17 +4,18 @@ class and its area in square metres, written atomically as Shapefile or GeoPacka
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Union
 
 import numpy as np
 from osgeo import gdal, ogr, osr
 
 from ..errors import MapRefinerError
-from ..rasters.grid import GridSpec, grid_of, is_metric, local_metric_srs, mem_dataset
 from ..labels.classes import IGNORE
 from ..progress import CancelFn, ProgressFn, Reporter, make_reporter
+from ..rasters.grid import GridSpec, grid_of, is_metric, local_metric_srs, mem_dataset
 from ..rasters.read import open_raster
 from .write import VectorTarget
 
@@ -35,10 +36,10 @@ class VectorizeResult:
 
 
 def vectorize(classmap_path: PathLike, out_path: PathLike,
-              class_names: Optional[Sequence[str]] = None,
-              classes: Optional[Sequence[Union[int, str]]] = None, simplify_m: float = 0.0,
+              class_names: Sequence[str] | None = None,
+              classes: Sequence[int | str] | None = None, simplify_m: float = 0.0,
               min_area_m2: float = 0.0, overwrite: bool = False,
-              progress: Optional[ProgressFn] = None, is_cancelled: Optional[CancelFn] = None,
+              progress: ProgressFn | None = None, is_cancelled: CancelFn | None = None,
               eight_connected: bool = False) -> VectorizeResult:
     """Polygons of band 1 of a ``uint8`` class map, in the map's CRS.
 
@@ -82,13 +83,13 @@ def _add_fields(layer: ogr.Layer) -> None:
         layer.CreateField(field)
 
 
-def _names(band: gdal.Band, given: Optional[Sequence[str]]) -> List[str]:
+def _names(band: gdal.Band, given: Sequence[str] | None) -> list[str]:
     names = list(given) if given else list(band.GetCategoryNames() or [])
     names = names[:IGNORE] + [""] * (IGNORE - len(names))
     return [n or f"class {i}" for i, n in enumerate(names)]
 
 
-def _class_ids(classes: Optional[Sequence[Union[int, str]]], names: List[str]) -> List[int]:
+def _class_ids(classes: Sequence[int | str] | None, names: list[str]) -> list[int]:
     if classes is None:
         return list(range(IGNORE))
     lookup = {n.lower(): i for i, n in enumerate(names)}
@@ -102,8 +103,8 @@ def _class_ids(classes: Optional[Sequence[Union[int, str]]], names: List[str]) -
     return ids
 
 
-def _polygonize(band: gdal.Band, grid: GridSpec, keep: List[int], eight_connected: bool,
-                report: Reporter) -> Tuple[ogr.Layer, ogr.DataSource]:
+def _polygonize(band: gdal.Band, grid: GridSpec, keep: list[int], eight_connected: bool,
+                report: Reporter) -> tuple[ogr.Layer, ogr.DataSource]:
     values = band.ReadAsArray()
     wanted = np.isin(values, keep) & (values != IGNORE)
     nodata = band.GetNoDataValue()
@@ -129,9 +130,9 @@ def _polygonize(band: gdal.Band, grid: GridSpec, keep: List[int], eight_connecte
     return layer, mem
 
 
-def _write(regions: ogr.Layer, out: ogr.Layer, grid: GridSpec, names: List[str],
+def _write(regions: ogr.Layer, out: ogr.Layer, grid: GridSpec, names: list[str],
            simplify_m: float, min_area_m2: float, report: Reporter,
-           target: VectorTarget) -> Tuple[int, int]:
+           target: VectorTarget) -> tuple[int, int]:
     measure = _Measure(grid)
     total = max(1, regions.GetFeatureCount())
     count = small = 0
@@ -163,8 +164,8 @@ class _Measure:
     """Simplification and area in metres, in the map's CRS or a local equal-area one."""
 
     def __init__(self, grid: GridSpec) -> None:
-        self.to_local: Optional[osr.CoordinateTransformation] = None
-        self.from_local: Optional[osr.CoordinateTransformation] = None
+        self.to_local: osr.CoordinateTransformation | None = None
+        self.from_local: osr.CoordinateTransformation | None = None
         srs = grid.srs()
         if srs is None:
             log.warning("The class map has no CRS; area_m2 is in squared map units.")
@@ -174,7 +175,7 @@ class _Measure:
             self.from_local = osr.CoordinateTransformation(local, srs)
 
     def simplified(self, geom: ogr.Geometry, tolerance_m: float
-                   ) -> Tuple[Optional[ogr.Geometry], float]:
+                   ) -> tuple[ogr.Geometry | None, float]:
         local = geom.Clone()
         if self.to_local is not None:
             local.Transform(self.to_local)

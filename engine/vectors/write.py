@@ -7,9 +7,10 @@ import contextlib
 import os
 import shutil
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, List, Optional, Union
+from typing import Union
 
 from osgeo import gdal, ogr, osr
 
@@ -33,7 +34,7 @@ class VectorTarget:
 
     @classmethod
     def for_path(cls, out: PathLike, inputs: Iterable[PathLike] = (),
-                 overwrite: bool = False) -> "VectorTarget":
+                 overwrite: bool = False) -> VectorTarget:
         """Check the extension and every file the output will occupy."""
         out = Path(out)
         driver = DRIVERS.get(out.suffix.lower())
@@ -46,13 +47,13 @@ class VectorTarget:
             check_output_path(part, inputs, overwrite)
         return target
 
-    def parts(self) -> List[Path]:
+    def parts(self) -> list[Path]:
         if self.driver != "ESRI Shapefile":
             return [self.path]
         return [self.path.with_suffix(ext) for ext in SHAPEFILE_PARTS]
 
     @contextlib.contextmanager
-    def writing(self, srs: Optional[osr.SpatialReference],
+    def writing(self, srs: osr.SpatialReference | None,
                 geom_type: int = ogr.wkbPolygon) -> Iterator[ogr.Layer]:
         """Yield a new layer; on success its files replace the target's, else all vanish."""
         tmp_dir = self.path.parent / f".{self.path.stem}.{uuid.uuid4().hex[:8]}.partial"

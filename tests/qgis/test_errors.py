@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import Callable, Dict, List, Tuple
+from typing import Callable
 
 import pytest
 from osgeo import gdal, ogr, osr
-from qgis.core import (Qgis, QgsApplication, QgsProcessingException, QgsProcessingFeedback,
-                       QgsVectorLayer)
+from qgis.core import (
+    Qgis,
+    QgsApplication,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsVectorLayer,
+)
 
 from map_refiner.ui.jobs.refine_job import RefineJob
 
@@ -71,8 +76,8 @@ def polygons_with_unknown_classes(folder: Path) -> Path:
     return path
 
 
-def log_lines(run: Callable[[], None]) -> List[Tuple[str, str]]:
-    seen: List[Tuple[str, str]] = []
+def log_lines(run: Callable[[], None]) -> list[tuple[str, str]]:
+    seen: list[tuple[str, str]] = []
 
     def collect(message: str, tag: str, _level) -> None:  # noqa: ANN001
         seen.append((tag, message))
@@ -86,7 +91,7 @@ def log_lines(run: Callable[[], None]) -> List[Tuple[str, str]]:
 
 
 # id -> builder(folder, make_rgb, tiny_model) -> (RefineParams kwargs, text of the message)
-TASK_CASES: Dict[str, Callable] = {
+TASK_CASES: dict[str, Callable] = {
     "truncated-raster": lambda d, mk, m: (dict(image=truncated(d, mk), model_path=m),
                                           "damaged or truncated"),
     "two-band-raster": lambda d, mk, m: (dict(image=two_band(d, mk), model_path=m),
@@ -148,7 +153,7 @@ def processing_with_plugin(qgis_processing, plugin):  # noqa: ANN001, ANN201
     return processing
 
 
-PROCESSING_CASES: Dict[str, Callable] = {
+PROCESSING_CASES: dict[str, Callable] = {
     "pickle-model": lambda d, mk, m: ({"INPUT": str(mk(d / "rgb.tif")),
                                        "MODEL": str(pickle_model(d))},
                                       "not a readable Map Refiner model"),

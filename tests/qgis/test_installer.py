@@ -21,8 +21,15 @@ from map_refiner.ui.installer.dialog import InstallerDialog, engine_status
 from map_refiner.ui.installer.flow import OFFER_TEXT
 from map_refiner.ui.installer.pip import pip_command, run_logged
 from map_refiner.ui.installer.run import InstallPlan, _swap, uninstall
-from map_refiner.ui.installer.site import (MANIFEST, SITE, activate, deactivate, deps_folder,
-                                           loaded_from, protected_in)
+from map_refiner.ui.installer.site import (
+    MANIFEST,
+    SITE,
+    activate,
+    deactivate,
+    deps_folder,
+    loaded_from,
+    protected_in,
+)
 from map_refiner.ui.settings import load_install_build, save_install_build
 
 SYSTEM_PYTHON = "/usr/bin/python3"

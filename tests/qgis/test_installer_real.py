@@ -12,14 +12,18 @@ import json
 import os
 import subprocess
 from pathlib import Path
-from typing import Callable, Dict, List, Tuple
+from typing import Callable
 
 import pytest
 from qgis.core import Qgis
 
+from map_refiner.dev.desktop.qgis_profile import (
+    enable_plugin,
+    install_plugin,
+    qgis_env,
+    qgis_process_command,
+)
 from map_refiner.dev.package_zip import build_zip
-from map_refiner.dev.desktop.qgis_profile import (enable_plugin, install_plugin, qgis_env,
-                                                  qgis_process_command)
 from map_refiner.ui.installer.deps import REQUIREMENTS, pinned_requirements
 from map_refiner.ui.installer.flow import InstallerFlow
 from map_refiner.ui.installer.site import MANIFEST, SITE, deps_folder
@@ -28,7 +32,7 @@ QGIS_PYTHON = "/usr/bin/python3"  # the interpreter Debian's QGIS embeds
 QGIS_PROCESS = qgis_process_command()
 
 
-def _pip_find_links() -> List[Path]:
+def _pip_find_links() -> list[Path]:
     found = [os.environ.get("PIP_FIND_LINKS", "")]
     proc = subprocess.run([QGIS_PYTHON, "-m", "pip", "config", "list"], capture_output=True,
                           text=True)
@@ -73,7 +77,7 @@ def _deps(profile: Path) -> Path:
     return deps_folder(profile / "profiles" / "default")
 
 
-def _snapshot(*folders: Path) -> Dict[str, Tuple[int, int]]:
+def _snapshot(*folders: Path) -> dict[str, tuple[int, int]]:
     """Every file's size and modification time, every folder's presence (a staging folder
     made and removed inside a folder changes only that folder's own time)."""
     files = {}
@@ -113,7 +117,7 @@ def _run(flow: InstallerFlow, wait: Callable[..., None], timeout: float = 900.0,
     return item.text() if item else ""
 
 
-def _qgis_process(profile: Path, args: List[str]) -> subprocess.CompletedProcess:
+def _qgis_process(profile: Path, args: list[str]) -> subprocess.CompletedProcess:
     """qgis_process on the profile, QGIS's Python seeing no torch but the profile's."""
     env = qgis_env(profile)
     env.pop("PYTHONPATH", None)

@@ -5,12 +5,11 @@ which Export to shapefile then uses."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import pytest
 from osgeo import gdal
-from qgis.core import (QgsApplication, QgsPalettedRasterRenderer, QgsRasterLayer, QgsRectangle)
+from qgis.core import QgsApplication, QgsPalettedRasterRenderer, QgsRasterLayer, QgsRectangle
 
 from map_refiner.engine.refine.params import RefineParams
 from map_refiner.engine.refine.pipeline import refine_raster
@@ -20,7 +19,7 @@ from map_refiner.ui.jobs.trajectory_job import view_window
 from map_refiner.ui.jobs.vectorize_job import build_vectorize_job
 
 
-def refine_with_slider(plugin, layer: QgsRasterLayer, model: Optional[Path], out: Path,  # noqa: ANN001
+def refine_with_slider(plugin, layer: QgsRasterLayer, model: Path | None, out: Path,  # noqa: ANN001
                        wait_until, wait_for_tasks, iterations: int = 2) -> IterationsFlow:
     job = RefineJob(RefineParams(image=Path(layer.source()), out=out, model_path=model,
                                  iterations=iterations, device="cpu"), layer.name(), layer.id())
@@ -45,7 +44,7 @@ def _band(path: str, band: int) -> np.ndarray:
     return ds.GetRasterBand(band).ReadAsArray()
 
 
-def _refined(image: Path, model: Optional[Path], iterations: int, out: Path) -> np.ndarray:
+def _refined(image: Path, model: Path | None, iterations: int, out: Path) -> np.ndarray:
     refine_raster(RefineParams(image=image, out=out, model_path=model, iterations=iterations,
                                device="cpu"))
     return gdal.Open(str(out)).ReadAsArray()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from qgis.core import Qgis, QgsApplication
 from qgis.gui import QgsMessageBar
 
@@ -45,7 +47,7 @@ def test_unexpected_error_points_to_the_log_with_its_traceback(plugin) -> None: 
     try:
         {}["missing"]
     except KeyError as exc:
-        seen = _log_lines(lambda: show_error(bar, exc))
+        seen = _log_lines(partial(show_error, bar, exc))
     assert len(bar.pushed) == 1
     assert "Unexpected error (KeyError" in bar.pushed[0][1] and "log" in bar.pushed[0][1]
     assert any("Traceback" in msg and "KeyError" in msg for _tag, msg in seen)

@@ -6,13 +6,16 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
-from typing import List
 
 import pytest
 
+from map_refiner.dev.desktop.qgis_profile import (
+    enable_plugin,
+    install_plugin,
+    qgis_env,
+    qgis_process_command,
+)
 from map_refiner.dev.package_zip import build_zip
-from map_refiner.dev.desktop.qgis_profile import (enable_plugin, install_plugin, qgis_env,
-                                                  qgis_process_command)
 
 QGIS_PROCESS = qgis_process_command()
 pytestmark = pytest.mark.skipif(QGIS_PROCESS is None, reason="qgis_process is not installed")
@@ -28,7 +31,7 @@ def profile(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base
 
 
-def _qgis_process(profile: Path, args: List[str], torch: bool = True) -> subprocess.CompletedProcess:
+def _qgis_process(profile: Path, args: list[str], torch: bool = True) -> subprocess.CompletedProcess:
     env = qgis_env(profile)
     env["QT_QPA_PLATFORM"] = "offscreen"
     if not torch:

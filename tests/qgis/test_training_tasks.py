@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from qgis.core import (Qgis, QgsFeature, QgsGeometry, QgsProject, QgsRasterLayer, QgsRectangle,
-                       QgsVectorLayer)
+from qgis.core import (
+    Qgis,
+    QgsFeature,
+    QgsGeometry,
+    QgsProject,
+    QgsRasterLayer,
+    QgsRectangle,
+    QgsVectorLayer,
+)
 
 from map_refiner.engine.errors import MapRefinerError
 from map_refiner.ui.dialog.correction_layer import create_correction_layer

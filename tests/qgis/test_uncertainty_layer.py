@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from osgeo import gdal
 from qgis.core import QgsRasterLayer, QgsSingleBandPseudoColorRenderer
-
 from test_iteration_slider import refine_with_slider
 
 

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence, Tuple
 
-from qgis.core import (QgsCoordinateTransformContext, QgsEditorWidgetSetup, QgsField,
-                       QgsFields, QgsFieldConstraints, QgsProject, QgsRasterLayer,
-                       QgsVectorFileWriter, QgsVectorLayer, QgsWkbTypes)
+from qgis.core import (
+    QgsCoordinateTransformContext,
+    QgsEditorWidgetSetup,
+    QgsField,
+    QgsFieldConstraints,
+    QgsFields,
+    QgsProject,
+    QgsRasterLayer,
+    QgsVectorFileWriter,
+    QgsVectorLayer,
+    QgsWkbTypes,
+)
 from qgis.PyQt.QtCore import QVariant
 
 from ...engine.errors import MapRefinerError
@@ -16,11 +25,11 @@ from ..paths import output_beside
 from ..sources import layer_file, project_dir
 
 CLASS_FIELD = "class"
-Colour = Tuple[int, int, int]
+Colour = tuple[int, int, int]
 
 
 def correction_layer_path(raster: QgsRasterLayer, project: QgsProject,
-                          fallback_dir: Optional[Path] = None) -> Path:
+                          fallback_dir: Path | None = None) -> Path:
     return output_beside(layer_file(raster), "_corrections", ".gpkg", project_dir(project),
                          fallback_dir)
 
@@ -49,7 +58,7 @@ def class_drop_down(layer: QgsVectorLayer, names: Sequence[str]) -> None:
 
 def create_correction_layer(raster: QgsRasterLayer, names: Sequence[str],
                             colours: Sequence[Colour], project: QgsProject,
-                            fallback_dir: Optional[Path] = None) -> QgsVectorLayer:
+                            fallback_dir: Path | None = None) -> QgsVectorLayer:
     """Create, style, add and start editing a correction layer beside the project or raster."""
     path = correction_layer_path(raster, project, fallback_dir)
     write_empty_polygons(path, raster)

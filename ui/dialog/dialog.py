@@ -6,27 +6,41 @@ Slots only read widgets and emit; the controller runs the jobs.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Dict, Optional
+from typing import Callable
 
 from qgis.core import QgsMapLayer, QgsMapLayerProxyModel, QgsProject, QgsRasterLayer
 from qgis.gui import QgsFileWidget, QgsMapLayerComboBox, QgsMessageBar, QgsSpinBox
 from qgis.PyQt.QtCore import pyqtSignal
-from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout,
-                                 QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout,
-                                 QWidget)
+from qgis.PyQt.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ...engine.errors import MapRefinerError
-from .device_info import device_summary
-from .labels_widget import LabelsBox
-from ..messages import show_error
-from .model_info import ModelSummary
-from .model_widget import ModelChooser
 from ..jobs.refine_job import RefineJob, build_refine_job
+from ..jobs.training_jobs import (
+    FinetuneJob,
+    TrainCoarseJob,
+    build_finetune_job,
+    build_train_coarse_job,
+)
+from ..jobs.vectorize_job import ClassMap, VectorizeJob, build_vectorize_job
+from ..messages import show_error
 from ..settings import DialogDefaults
 from ..sources import default_refined_path, raster_path
-from ..jobs.training_jobs import (FinetuneJob, TrainCoarseJob, build_finetune_job,
-                                  build_train_coarse_job)
-from ..jobs.vectorize_job import ClassMap, VectorizeJob, build_vectorize_job
+from .device_info import device_summary
+from .labels_widget import LabelsBox
+from .model_info import ModelSummary
+from .model_widget import ModelChooser
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -40,13 +54,13 @@ class MapRefinerDialog(QDialog):
     cancel_requested = pyqtSignal()
 
     def __init__(self, project: QgsProject, defaults: DialogDefaults,
-                 active_layer: Optional[QgsMapLayer] = None,
-                 parent: Optional[QWidget] = None) -> None:
+                 active_layer: QgsMapLayer | None = None,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Map Refiner")
         self.setMinimumWidth(560)
         self.project = project
-        self.refined: Dict[Path, ClassMap] = {}  # image -> its latest class map; set by the controller
+        self.refined: dict[Path, ClassMap] = {}  # image -> its latest class map; set by the controller
         self.fallback_dir = Path(defaults.output_dir) if defaults.output_dir else None
         self._output_auto = True
         self._programmatic = False
@@ -126,7 +140,7 @@ class MapRefinerDialog(QDialog):
         self.iterations_spin.valueChanged.connect(self._on_iterations_edited)
         self.model.model_changed.connect(self._on_model_changed)
 
-    def _restore(self, defaults: DialogDefaults, active_layer: Optional[QgsMapLayer]) -> None:
+    def _restore(self, defaults: DialogDefaults, active_layer: QgsMapLayer | None) -> None:
         if isinstance(active_layer, QgsRasterLayer):
             self.input_combo.setLayer(active_layer)
         self.device_combo.setCurrentIndex(max(self.device_combo.findData(defaults.device), 0))
@@ -146,7 +160,7 @@ class MapRefinerDialog(QDialog):
         finally:
             self._programmatic = False
 
-    def _on_input_changed(self, _layer: Optional[QgsMapLayer]) -> None:
+    def _on_input_changed(self, _layer: QgsMapLayer | None) -> None:
         self.suggest_output_if_auto()
 
     def _on_output_edited(self, _path: str) -> None:
@@ -157,7 +171,7 @@ class MapRefinerDialog(QDialog):
         if not self._programmatic:
             self._iterations_auto = False
 
-    def _on_model_changed(self, summary: Optional[ModelSummary]) -> None:
+    def _on_model_changed(self, summary: ModelSummary | None) -> None:
         if summary is None:
             return
         self.iterations_spin.setClearValue(summary.default_iterations)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from qgis.core import QgsFieldProxyModel, QgsMapLayerProxyModel, QgsVectorLayer
 from qgis.gui import QgsCollapsibleGroupBox, QgsFieldComboBox, QgsMapLayerComboBox, QgsSpinBox
-from qgis.PyQt.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QPushButton, QToolButton,
-                                 QWidget)
+from qgis.PyQt.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QPushButton,
+    QToolButton,
+    QWidget,
+)
 
 LABEL_MODE_TEXT = {
     "sparse": "Sparse corrections (only pixels under polygons count)",
@@ -18,7 +22,7 @@ LABEL_MODE_TEXT = {
 class LabelsBox(QgsCollapsibleGroupBox):
     """Label layer, class field, labeling mode, training steps and the training actions."""
 
-    def __init__(self, parent: Optional[QWidget] = None) -> None:
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Labels for fine-tuning and training", parent)
         self.layer_combo = QgsMapLayerComboBox(self)
         self.layer_combo.setFilters(QgsMapLayerProxyModel.PolygonLayer)
@@ -63,19 +67,19 @@ class LabelsBox(QgsCollapsibleGroupBox):
         self.preferred_field = "class"
         self.layer_combo.layerChanged.connect(self._on_layer_changed)
 
-    def _on_layer_changed(self, layer: Optional[QgsVectorLayer]) -> None:
+    def _on_layer_changed(self, layer: QgsVectorLayer | None) -> None:
         self.field_combo.setLayer(layer)
         has_it = layer is not None and layer.fields().indexOf(self.preferred_field) >= 0
         self.field_combo.setField(self.preferred_field if has_it else "")
 
-    def set_layer(self, layer: Optional[QgsVectorLayer], field: Optional[str] = None) -> None:
+    def set_layer(self, layer: QgsVectorLayer | None, field: str | None = None) -> None:
         """Select ``layer``; its field ``field`` (default: the remembered one) if it has it."""
         if field is not None:
             self.preferred_field = field
         self.layer_combo.setLayer(layer)
         self._on_layer_changed(layer)
 
-    def layer(self) -> Optional[QgsVectorLayer]:
+    def layer(self) -> QgsVectorLayer | None:
         return self.layer_combo.currentLayer()
 
     def field(self) -> str:
@@ -84,7 +88,7 @@ class LabelsBox(QgsCollapsibleGroupBox):
     def mode(self) -> str:
         return self.mode_combo.currentData()
 
-    def steps(self) -> Optional[int]:
+    def steps(self) -> int | None:
         """None: the engine's default."""
         return self.steps_spin.value() or None
 

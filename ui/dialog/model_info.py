@@ -9,17 +9,16 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Tuple
 
-Colour = Tuple[int, int, int]
+Colour = tuple[int, int, int]
 
 
 @dataclass(frozen=True)
 class ModelSummary:
     path: Path
     name: str
-    class_names: List[str]
-    colours: List[Colour]
+    class_names: list[str]
+    colours: list[Colour]
     resolution_m: float
     default_iterations: int
 
@@ -28,13 +27,13 @@ class ModelSummary:
                 f"{self.resolution_m:g} m/pixel, {self.default_iterations} iterations by default")
 
 
-def model_path_or_default(path: Optional[Path]) -> Path:
+def model_path_or_default(path: Path | None) -> Path:
     from ...engine.modelfile.header import DEFAULT_MODEL_PATH
 
     return Path(path) if path else DEFAULT_MODEL_PATH
 
 
-def read_model_summary(path: Optional[Path]) -> ModelSummary:
+def read_model_summary(path: Path | None) -> ModelSummary:
     """Summary of ``path`` (None: the bundled model); raises MapRefinerError."""
     resolved = model_path_or_default(path)
     mtime = resolved.stat().st_mtime if resolved.exists() else 0.0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from html import escape
 from pathlib import Path
-from typing import Optional
 
 from qgis.gui import QgsFileWidget
 from qgis.PyQt.QtCore import pyqtSignal
@@ -21,7 +20,7 @@ class ModelChooser(QWidget):
 
     model_changed = pyqtSignal(object)
 
-    def __init__(self, parent: Optional[QWidget] = None) -> None:
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.bundled_radio = QRadioButton("Bundled default model", self)
         self.file_radio = QRadioButton("Model file", self)
@@ -30,7 +29,7 @@ class ModelChooser(QWidget):
         self.file_widget.setDialogTitle("Choose a Map Refiner model")
         self.info_label = QLabel(self)
         self.info_label.setWordWrap(True)
-        self.summary: Optional[ModelSummary] = None
+        self.summary: ModelSummary | None = None
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
         grid.addWidget(self.bundled_radio, 0, 0, 1, 2)
@@ -47,7 +46,7 @@ class ModelChooser(QWidget):
         (self.file_radio if path else self.bundled_radio).setChecked(True)
         self.refresh()
 
-    def model_path(self) -> Optional[Path]:
+    def model_path(self) -> Path | None:
         """None means the bundled default model."""
         if self.bundled_radio.isChecked():
             return None

@@ -13,13 +13,12 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Tuple
 
 TORCH_INDEX = "https://download.pytorch.org/whl/"
 #: CUDA builds offered for the pinned torch, newest first, with the oldest driver
 #: (major version) each needs; CUDA 12 builds run on any 12.x driver (minor-version
 #: compatibility), CUDA 13 needs a 580 driver.
-CUDA_BUILDS: Tuple[Tuple[str, str, int], ...] = (
+CUDA_BUILDS: tuple[tuple[str, str, int], ...] = (
     ("cu130", "CUDA 13.0", 580),
     ("cu128", "CUDA 12.8", 570),
     ("cu126", "CUDA 12.6", 525),
@@ -33,7 +32,7 @@ class BuildChoice:
 
     key: str
     label: str
-    index_url: Optional[str]
+    index_url: str | None
     reason: str
 
     def torch_spec(self, pin: str) -> str:
@@ -43,7 +42,7 @@ class BuildChoice:
         return f"{pin}+{self.key}"
 
 
-def nvidia_driver(timeout: float = 10.0) -> Optional[str]:
+def nvidia_driver(timeout: float = 10.0) -> str | None:
     """The NVIDIA driver version (``"550.54.14"``), or None when there is none."""
     proc_file = Path("/proc/driver/nvidia/version")
     if proc_file.exists():
@@ -76,7 +75,7 @@ def build(key: str, reason: str = "") -> BuildChoice:
     raise ValueError(f"unknown torch build {key!r}; use one of {', '.join(BUILD_KEYS)}")
 
 
-def choose_build(key: str = "auto", driver: Optional[str] = "detect") -> BuildChoice:
+def choose_build(key: str = "auto", driver: str | None = "detect") -> BuildChoice:
     """``auto``: the newest CUDA build the NVIDIA driver supports, else CPU; any
     other key is the user's override."""
     if key != "auto":

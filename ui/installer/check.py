@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, Sequence
 
 from ...engine.errors import MapRefinerError
 from .builds import BuildChoice
@@ -67,7 +67,7 @@ def check_verify_output(code: int, lines: Sequence[str], site: Path) -> dict:
     return report
 
 
-def classify_pip_failure(code: int, lines: List[str], specs: Sequence[str],
+def classify_pip_failure(code: int, lines: list[str], specs: Sequence[str],
                          build: BuildChoice, online: bool = True) -> MapRefinerError:
     """One message for a failed ``pip install``: network, no such version, conflict, disk.
 

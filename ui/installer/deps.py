@@ -10,8 +10,8 @@ import importlib.util
 import os
 import sys
 import sysconfig
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Sequence
 
 from ...engine.errors import MapRefinerError
 
@@ -19,7 +19,7 @@ REQUIRED_MODULES = ("torch", "safetensors")
 REQUIREMENTS = Path(__file__).resolve().parents[2] / "requirements.txt"
 
 
-def missing_modules(modules: Sequence[str] = REQUIRED_MODULES) -> List[str]:
+def missing_modules(modules: Sequence[str] = REQUIRED_MODULES) -> list[str]:
     missing = []
     for name in modules:
         try:
@@ -31,9 +31,9 @@ def missing_modules(modules: Sequence[str] = REQUIRED_MODULES) -> List[str]:
     return missing
 
 
-def pinned_requirements(path: Path = REQUIREMENTS) -> Dict[str, str]:
+def pinned_requirements(path: Path = REQUIREMENTS) -> dict[str, str]:
     """``{name: "name==version"}`` from the plugin's requirements.txt."""
-    pins: Dict[str, str] = {}
+    pins: dict[str, str] = {}
     if not path.exists():
         return pins
     for line in path.read_text().splitlines():

@@ -7,17 +7,25 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Dict, Optional
 
 from qgis.gui import QgsMessageBar
 from qgis.PyQt.QtCore import pyqtSignal
 from qgis.PyQt.QtGui import QFontDatabase
-from qgis.PyQt.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel,
-                                 QPlainTextEdit, QProgressBar, QPushButton, QVBoxLayout,
-                                 QWidget)
+from qgis.PyQt.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
-from .deps import REQUIREMENTS, missing_modules, pinned_requirements
 from .builds import CUDA_BUILDS, BuildChoice, build, choose_build
+from .deps import REQUIREMENTS, missing_modules, pinned_requirements
 from .run import PACKAGES, InstallPlan
 from .site import read_manifest
 
@@ -42,13 +50,13 @@ class InstallerDialog(QDialog):
     cancel_requested = pyqtSignal()
 
     def __init__(self, python: str, folder: Path, build_key: str = "auto",
-                 driver: Optional[str] = "detect", parent: Optional[QWidget] = None) -> None:
+                 driver: str | None = "detect", parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Map Refiner — engine dependencies")
         self.setMinimumWidth(640)
         self.python, self.folder = python, folder
         self.requirements = REQUIREMENTS
-        self.pip_env: Dict[str, str] = {}  # extra environment for pip (proxies; tests)
+        self.pip_env: dict[str, str] = {}  # extra environment for pip (proxies; tests)
         self.auto = choose_build("auto", driver)
         self.message_bar = QgsMessageBar(self)
         self.status_label = QLabel(self)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from functools import partial
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
 
 from qgis.core import QgsApplication
 from qgis.gui import QgsMessageBar
@@ -14,13 +14,13 @@ from qgis.PyQt.QtCore import QObject, pyqtSignal
 from qgis.PyQt.QtWidgets import QPushButton, QWidget
 
 from ...engine.errors import CancelledError, MapRefinerError
+from ..jobs.tasks import EngineTask
+from ..messages import show_error, show_success
+from ..settings import load_install_build, save_install_build
 from .deps import python_command
 from .dialog import InstallerDialog
 from .run import InstallPlan, InstallResult, install, uninstall
 from .site import activate, deactivate, deps_folder, loaded_from, profile_dir
-from ..messages import show_error, show_success
-from ..settings import load_install_build, save_install_build
-from ..jobs.tasks import EngineTask
 
 log = logging.getLogger(__name__)
 OFFER_TEXT = "Install engine dependencies…"
@@ -33,15 +33,15 @@ class LogRelay(QObject):
 
 
 class InstallerFlow(QObject):
-    def __init__(self, bar: QgsMessageBar, parent_window: Optional[QWidget] = None,
-                 folder: Optional[Path] = None, python: Optional[str] = None) -> None:
+    def __init__(self, bar: QgsMessageBar, parent_window: QWidget | None = None,
+                 folder: Path | None = None, python: str | None = None) -> None:
         super().__init__()
         self.bar = bar
         self.parent_window = parent_window
         self.folder = folder or deps_folder(profile_dir())
         self.python = python or python_command()
-        self.dialog: Optional[InstallerDialog] = None
-        self.task: Optional[EngineTask] = None
+        self.dialog: InstallerDialog | None = None
+        self.task: EngineTask | None = None
         self.relay = LogRelay()
 
     def show(self) -> InstallerDialog:
@@ -123,7 +123,7 @@ class InstallerFlow(QObject):
             self.dialog = None
 
 
-def offer_install(bar: QgsMessageBar, open_installer: Callable[[], None]) -> Optional[QPushButton]:
+def offer_install(bar: QgsMessageBar, open_installer: Callable[[], None]) -> QPushButton | None:
     """Put an "Install engine dependencies…" button on the bar's current message."""
     item = bar.currentItem()
     if item is None:

@@ -13,8 +13,9 @@ import queue
 import signal
 import subprocess
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable
 
 from ...engine.errors import CancelledError, MapRefinerError
 from ...engine.progress import CancelFn
@@ -24,8 +25,8 @@ WHEEL_FOLDERS = (Path("/usr/share/python-wheels"),)
 
 
 def run_logged(argv: Sequence[str], log: LogFn, is_cancelled: CancelFn,
-               env: Optional[Dict[str, str]] = None,
-               cancel_message: str = "") -> Tuple[int, List[str]]:
+               env: dict[str, str] | None = None,
+               cancel_message: str = "") -> tuple[int, list[str]]:
     """Run ``argv``, passing each output line to ``log``; kill it when cancelled.
 
     Returns the exit code and the lines; raises CancelledError when cancelled.
@@ -38,10 +39,10 @@ def run_logged(argv: Sequence[str], log: LogFn, is_cancelled: CancelFn,
     proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, text=True, errors="replace", bufsize=1,
                             env=env, **kwargs)
-    lines: "queue.Queue[Optional[str]]" = queue.Queue()
+    lines: queue.Queue[str | None] = queue.Queue()
     reader = threading.Thread(target=_pump, args=(proc, lines), daemon=True)
     reader.start()
-    out: List[str] = []
+    out: list[str] = []
     while True:
         if is_cancelled():
             _kill(proc)
@@ -57,7 +58,7 @@ def run_logged(argv: Sequence[str], log: LogFn, is_cancelled: CancelFn,
     return proc.wait(), out
 
 
-def _pump(proc: subprocess.Popen, lines: "queue.Queue[Optional[str]]") -> None:
+def _pump(proc: subprocess.Popen, lines: queue.Queue[str | None]) -> None:
     assert proc.stdout is not None
     for line in proc.stdout:
         lines.put(line)
@@ -75,8 +76,8 @@ def _kill(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def quiet(argv: Sequence[str], env: Optional[Dict[str, str]] = None,
-          timeout: float = 120.0) -> Tuple[int, str]:
+def quiet(argv: Sequence[str], env: dict[str, str] | None = None,
+          timeout: float = 120.0) -> tuple[int, str]:
     """Exit code and output of a short helper command."""
     try:
         proc = subprocess.run(list(argv), capture_output=True, text=True, errors="replace",
@@ -86,21 +87,21 @@ def quiet(argv: Sequence[str], env: Optional[Dict[str, str]] = None,
     return proc.returncode, proc.stdout + proc.stderr
 
 
-def pip_wheels(python: str, env: Optional[Dict[str, str]] = None) -> List[Path]:
+def pip_wheels(python: str, env: dict[str, str] | None = None) -> list[Path]:
     """Pip wheels that ``python`` can run as a zip application, newest name first."""
     code, stdlib = quiet([python, "-c", "import sysconfig; print(sysconfig.get_path('stdlib'))"],
                          env)
     folders = list(WHEEL_FOLDERS)
     if code == 0:
         folders.append(Path(stdlib.strip()) / "ensurepip" / "_bundled")
-    found: List[Path] = []
+    found: list[Path] = []
     for folder in folders:
         if folder.is_dir():
             found += sorted(folder.glob("pip-*.whl"), reverse=True)
     return found
 
 
-def pip_command(python: str, env: Optional[Dict[str, str]] = None) -> List[str]:
+def pip_command(python: str, env: dict[str, str] | None = None) -> list[str]:
     """How to run pip with ``python``: its own ``-m pip``, else a pip wheel."""
     if quiet([python, "-m", "pip", "--version"], env)[0] == 0:
         return [python, "-m", "pip"]
@@ -118,7 +119,7 @@ def venv_python(venv: Path) -> Path:
 
 
 
-def reachable(url: str, env: Dict[str, str], timeout: float = 5.0) -> bool:
+def reachable(url: str, env: dict[str, str], timeout: float = 5.0) -> bool:
     """Whether ``url`` answers at all (any HTTP status), through the proxies in ``env``."""
     import urllib.error
     import urllib.request

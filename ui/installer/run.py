@@ -23,13 +23,12 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List
 
 from ...engine.errors import MapRefinerError
 from ...engine.progress import CancelFn, ProgressFn
-from .deps import REQUIREMENTS, pinned_requirements
 from .builds import BuildChoice
 from .check import VERIFY_SCRIPT, check_verify_output, classify_pip_failure
+from .deps import REQUIREMENTS, pinned_requirements
 from .pip import LogFn, pip_command, quiet, reachable, run_logged, venv_python
 from .site import MANIFEST, SITE, protected_in
 
@@ -48,9 +47,9 @@ class InstallPlan:
     folder: Path
     build: BuildChoice
     requirements: Path = REQUIREMENTS
-    env: Dict[str, str] = field(default_factory=dict)  # added to the environment (tests, proxies)
+    env: dict[str, str] = field(default_factory=dict)  # added to the environment (tests, proxies)
 
-    def specs(self) -> List[str]:
+    def specs(self) -> list[str]:
         pins = pinned_requirements(self.requirements)
         missing = [name for name in PACKAGES if name not in pins]
         if missing:
@@ -58,7 +57,7 @@ class InstallPlan:
                                   "the plugin's files are incomplete: reinstall the plugin.")
         return [self.build.torch_spec(pins["torch"]), pins["safetensors"]]
 
-    def environment(self) -> Dict[str, str]:
+    def environment(self) -> dict[str, str]:
         env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1",
                    PYTHONIOENCODING="utf-8")
         env.update(self.env)
@@ -68,7 +67,7 @@ class InstallPlan:
 @dataclass
 class InstallResult:
     folder: Path
-    versions: Dict[str, str]
+    versions: dict[str, str]
     build: str
     seconds: float
     report: dict
@@ -105,7 +104,7 @@ def install(plan: InstallPlan, progress: ProgressFn, is_cancelled: CancelFn,
                          time.monotonic() - t0, report)
 
 
-def _pip_install(plan: InstallPlan, specs: List[str], staging: Path, env: Dict[str, str],
+def _pip_install(plan: InstallPlan, specs: list[str], staging: Path, env: dict[str, str],
                  progress: ProgressFn, is_cancelled: CancelFn, log: LogFn) -> Path:
     venv = staging / "venv"
     code, lines = run_logged([plan.python, "-m", "venv", "--without-pip",
@@ -157,7 +156,7 @@ def _pip_install(plan: InstallPlan, specs: List[str], staging: Path, env: Dict[s
     return site
 
 
-def _held_versions(python: str, env: Dict[str, str]) -> Dict[str, str]:
+def _held_versions(python: str, env: dict[str, str]) -> dict[str, str]:
     """numpy and GDAL as QGIS's Python has them, for pip's constraint file."""
     code, out = quiet([python, "-c", VERSIONS_SCRIPT], env)
     try:
@@ -168,7 +167,7 @@ def _held_versions(python: str, env: Dict[str, str]) -> Dict[str, str]:
     return {names[k]: v for k, v in found.items() if k in names}
 
 
-def verify(python: str, site: Path, env: Dict[str, str], is_cancelled: CancelFn,
+def verify(python: str, site: Path, env: dict[str, str], is_cancelled: CancelFn,
            log: LogFn) -> dict:
     """Import torch from ``site`` in a new process of QGIS's Python and run a convolution."""
     log("Checking: import torch and run a small convolution in a separate process…")

@@ -14,7 +14,6 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Optional
 
 log = logging.getLogger(__name__)
 DEPS_DIRNAME = "map_refiner_deps"
@@ -34,7 +33,7 @@ def profile_dir() -> Path:
     return Path(QgsApplication.qgisSettingsDirPath())
 
 
-def read_manifest(folder: Path) -> Optional[dict]:
+def read_manifest(folder: Path) -> dict | None:
     try:
         return json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError):
@@ -47,13 +46,13 @@ def protected_in(site: Path) -> list:
                   if p.name.split("-")[0].split(".")[0] in PROTECTED) if site.is_dir() else []
 
 
-def site_dir(folder: Path) -> Optional[Path]:
+def site_dir(folder: Path) -> Path | None:
     """The usable site-packages of a complete install, else None."""
     site = folder / SITE
     return site if read_manifest(folder) is not None and site.is_dir() else None
 
 
-def activate(folder: Path) -> Optional[Path]:
+def activate(folder: Path) -> Path | None:
     """Put the install's site-packages first on sys.path (once); returns it, or None."""
     site = site_dir(folder)
     if site is None:

@@ -3,13 +3,24 @@ the ranked list of uncertain regions. Widgets and signals only; see flow.py."""
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from qgis.gui import QgsDockWidget
 from qgis.PyQt.QtCore import Qt, pyqtSignal
-from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QGroupBox, QHBoxLayout, QLabel,
-                                 QListWidget, QListWidgetItem, QPushButton, QSlider, QSpinBox,
-                                 QVBoxLayout, QWidget)
+from qgis.PyQt.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ...engine.refine.uncertainty import KINDS, Region
 
@@ -22,7 +33,7 @@ class IterationsDock(QgsDockWidget):
     play_toggled = pyqtSignal(bool)
     uncertainty_toggled = pyqtSignal(bool)
 
-    def __init__(self, parent: Optional[QWidget] = None) -> None:
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Map Refiner: iterations", parent)
         self.setObjectName("MapRefinerIterationsDock")
         body = QWidget(self)

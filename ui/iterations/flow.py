@@ -9,18 +9,23 @@ import shutil
 import tempfile
 from functools import partial
 from pathlib import Path
-from typing import Dict, List, Optional
 
-from qgis.core import (QgsApplication, QgsCoordinateTransform, QgsGeometry, QgsProject,
-                       QgsRasterLayer, QgsRectangle)
+from qgis.core import (
+    QgsApplication,
+    QgsCoordinateTransform,
+    QgsGeometry,
+    QgsProject,
+    QgsRasterLayer,
+    QgsRectangle,
+)
 from qgis.gui import QgisInterface
 from qgis.PyQt.QtCore import QObject, Qt, QTimer, pyqtSignal
 
-from .dock import IterationsDock
-from ..layers import add_in_group, open_raster_layer, paletted_renderer
-from ..messages import show_error
 from ..jobs.tasks import EngineTask
 from ..jobs.trajectory_job import TrajectoryJob, TrajectoryResult, run_trajectory, view_window
+from ..layers import add_in_group, open_raster_layer, paletted_renderer
+from ..messages import show_error
+from .dock import IterationsDock
 from .uncertainty_layers import regions_layer, set_regions, uncertainty_renderer
 
 log = logging.getLogger(__name__)
@@ -35,12 +40,12 @@ class IterationsFlow(QObject):
     def __init__(self, iface: QgisInterface) -> None:
         super().__init__()
         self.iface = iface
-        self.dock: Optional[IterationsDock] = None
-        self.task: Optional[EngineTask] = None
-        self.result: Optional[TrajectoryResult] = None
-        self.source: Dict[str, object] = {}
-        self.layer_ids: Dict[str, str] = {}
-        self.rects: List[QgsRectangle] = []
+        self.dock: IterationsDock | None = None
+        self.task: EngineTask | None = None
+        self.result: TrajectoryResult | None = None
+        self.source: dict[str, object] = {}
+        self.layer_ids: dict[str, str] = {}
+        self.rects: list[QgsRectangle] = []
         self.cache = Path(tempfile.mkdtemp(prefix="map_refiner_iterations_"))
         self.timer = QTimer(self)
         self.timer.setInterval(PLAY_MS)
@@ -59,14 +64,14 @@ class IterationsFlow(QObject):
         self.dock.show()
         return self.dock
 
-    def start(self, image: Path, model_path: Optional[Path], device: str, source_name: str,
+    def start(self, image: Path, model_path: Path | None, device: str, source_name: str,
               layer_id: str, shown: int) -> EngineTask:
         """Compute iterations 0..N for the raster (its view when large) after a refine."""
         self.source = dict(image=image, model_path=model_path, device=device,
                            source_name=source_name, layer_id=layer_id, shown=shown)
         return self.recompute()
 
-    def recompute(self) -> Optional[EngineTask]:
+    def recompute(self) -> EngineTask | None:
         if not self.source:
             return None
         from ...engine.refine.trajectory import MAX_PIXELS

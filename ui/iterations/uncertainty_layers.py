@@ -3,13 +3,23 @@ uncertainty, and the ranked regions as labelled rectangles."""
 
 from __future__ import annotations
 
-from typing import List, Sequence
+from collections.abc import Sequence
 
-from qgis.core import (QgsCoordinateReferenceSystem, QgsFeature, QgsField,
-                       QgsFillSymbol, QgsGeometry, QgsPalLayerSettings, QgsRasterLayer,
-                       QgsRectangle, QgsSingleBandPseudoColorRenderer,
-                       QgsSingleSymbolRenderer, QgsTextFormat, QgsVectorLayer,
-                       QgsVectorLayerSimpleLabeling)
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsFeature,
+    QgsField,
+    QgsFillSymbol,
+    QgsGeometry,
+    QgsPalLayerSettings,
+    QgsRasterLayer,
+    QgsRectangle,
+    QgsSingleBandPseudoColorRenderer,
+    QgsSingleSymbolRenderer,
+    QgsTextFormat,
+    QgsVectorLayer,
+    QgsVectorLayerSimpleLabeling,
+)
 from qgis.PyQt.QtCore import QVariant
 from qgis.PyQt.QtGui import QColor
 
@@ -51,7 +61,7 @@ def regions_layer(crs: QgsCoordinateReferenceSystem, name: str) -> QgsVectorLaye
 
 
 def set_regions(layer: QgsVectorLayer, regions: Sequence[Region],
-                rects: Sequence[QgsRectangle]) -> List[QgsFeature]:
+                rects: Sequence[QgsRectangle]) -> list[QgsFeature]:
     """Replace the layer's rectangles with ``rects`` (one per region, in the layer's CRS)."""
     provider = layer.dataProvider()
     provider.truncate()

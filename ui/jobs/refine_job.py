@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from qgis.core import QgsMapLayer, QgsProject, QgsRasterLayer
 
 from ...engine.errors import MapRefinerError
 from ...engine.progress import CancelFn, ProgressFn
 from ..installer.deps import check_dependencies
-from ..layers import (add_in_group, class_map_layer, coarse_layer_name, probability_layers,
-                      refined_layer_name)
+from ..layers import (
+    add_in_group,
+    class_map_layer,
+    coarse_layer_name,
+    probability_layers,
+    refined_layer_name,
+)
 from ..sources import coarse_path_for, raster_path, scores_path_for
 
 if TYPE_CHECKING:
@@ -23,13 +28,13 @@ if TYPE_CHECKING:
 class RefineJob:
     """RefineParams for the engine plus the layer name the result is named after."""
 
-    params: "RefineParams"
+    params: RefineParams
     source_name: str
     layer_id: str = ""
     show_iterations: bool = True  # compute the iteration slider's maps afterwards
 
 
-def build_refine_job(layer: Optional[QgsMapLayer], model_path: Optional[Path], iterations: int,
+def build_refine_job(layer: QgsMapLayer | None, model_path: Path | None, iterations: int,
                      device: str, output: str, write_scores: bool,
                      add_coarse: bool = False) -> RefineJob:
     image = raster_path(layer)
@@ -61,14 +66,14 @@ def keep_iteration_job(job: RefineJob, iterations: int) -> RefineJob:
     return RefineJob(params, job.source_name, job.layer_id, show_iterations=False)
 
 
-def run_refine(job: RefineJob, progress: ProgressFn, is_cancelled: CancelFn) -> "RefineResult":
+def run_refine(job: RefineJob, progress: ProgressFn, is_cancelled: CancelFn) -> RefineResult:
     """Runs in the task's worker thread."""
     from ...engine.refine.pipeline import refine_raster
 
     return refine_raster(job.params, progress=progress, is_cancelled=is_cancelled)
 
 
-def add_refine_result(result: "RefineResult", source_name: str,
+def add_refine_result(result: RefineResult, source_name: str,
                       project: QgsProject) -> QgsRasterLayer:
     """Main thread: the styled class map; with the coarse map and/or the
     probabilities, all in one group (only the refined map checked)."""

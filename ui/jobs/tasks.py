@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from qgis.core import QgsTask
 
@@ -23,14 +23,14 @@ class EngineTask(QgsTask):
     """
 
     def __init__(self, description: str, job: Job,
-                 on_success: Callable[["EngineTask", Any], None],
-                 on_error: Callable[["EngineTask", BaseException], None]) -> None:
+                 on_success: Callable[[EngineTask, Any], None],
+                 on_error: Callable[[EngineTask, BaseException], None]) -> None:
         super().__init__(description, QgsTask.CanCancel)
         self.job = job
         self.on_success = on_success
         self.on_error = on_error
         self.result: Any = None
-        self.exception: Optional[BaseException] = None
+        self.exception: BaseException | None = None
 
     def report(self, fraction: float) -> None:
         self.setProgress(100.0 * min(max(fraction, 0.0), 1.0))

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from qgis.core import QgsMapLayer, QgsProject, QgsProviderRegistry, QgsVectorLayer
 
 from ...engine.errors import MapRefinerError
 from ...engine.progress import CancelFn, ProgressFn
-from ..installer.deps import check_dependencies
 from ..dialog.model_info import ModelSummary
+from ..installer.deps import check_dependencies
 from ..paths import output_beside, unique_path, writable_folder
 from ..sources import layer_file, project_dir, raster_path
 
@@ -28,21 +28,21 @@ class FinetuneJob:
     """Arguments of the corrections fine-tune, and the label layer whose edits are saved first."""
 
     image: Path
-    labels: "LabelSource"
+    labels: LabelSource
     out: Path
-    base_model: Optional[Path]
-    steps: Optional[int]
+    base_model: Path | None
+    steps: int | None
     device: str
     label_layer_id: str
 
 
 @dataclass
 class TrainCoarseJob:
-    params: "CoarseParams"
+    params: CoarseParams
     label_layer_id: str
 
 
-def label_source(layer: Optional[QgsMapLayer], class_field: str, mode: str) -> "LabelSource":
+def label_source(layer: QgsMapLayer | None, class_field: str, mode: str) -> LabelSource:
     """The polygon layer's file as the engine's LabelSource (no field: every polygon is class 1)."""
     if not isinstance(layer, QgsVectorLayer):
         raise MapRefinerError("Choose a polygon layer of labels (or create a correction layer).")
@@ -57,10 +57,10 @@ def label_source(layer: Optional[QgsMapLayer], class_field: str, mode: str) -> "
                        layer=parts.get("layerName") or None, mode=ENGINE_MODES[mode])
 
 
-def build_finetune_job(image_layer: Optional[QgsMapLayer], label_layer: Optional[QgsMapLayer],
-                       class_field: str, mode: str, base_model: Optional[Path],
-                       steps: Optional[int], device: str, project: QgsProject,
-                       fallback_dir: Optional[Path] = None) -> FinetuneJob:
+def build_finetune_job(image_layer: QgsMapLayer | None, label_layer: QgsMapLayer | None,
+                       class_field: str, mode: str, base_model: Path | None,
+                       steps: int | None, device: str, project: QgsProject,
+                       fallback_dir: Path | None = None) -> FinetuneJob:
     if mode != "sparse":
         raise MapRefinerError("Fine-tune learns from correction polygons: choose “sparse” labels "
                               "(a fully labelled tile trains a new RNN: map-refiner train-rnn).")
@@ -72,11 +72,11 @@ def build_finetune_job(image_layer: Optional[QgsMapLayer], label_layer: Optional
     return FinetuneJob(image, labels, out, base_model, steps, device, label_layer.id())
 
 
-def build_train_coarse_job(image_layer: Optional[QgsMapLayer],
-                           label_layer: Optional[QgsMapLayer], class_field: str, mode: str,
-                           model: Optional[ModelSummary], steps: Optional[int], device: str,
+def build_train_coarse_job(image_layer: QgsMapLayer | None,
+                           label_layer: QgsMapLayer | None, class_field: str, mode: str,
+                           model: ModelSummary | None, steps: int | None, device: str,
                            project: QgsProject,
-                           fallback_dir: Optional[Path] = None) -> TrainCoarseJob:
+                           fallback_dir: Path | None = None) -> TrainCoarseJob:
     """A new model with the current model's classes and resolution."""
     image = raster_path(image_layer)
     labels = label_source(label_layer, class_field, mode)
@@ -95,7 +95,7 @@ def build_train_coarse_job(image_layer: Optional[QgsMapLayer],
 
 
 def run_finetune(job: FinetuneJob, progress: ProgressFn,
-                 is_cancelled: CancelFn) -> "FinetuneResult":
+                 is_cancelled: CancelFn) -> FinetuneResult:
     from ...training.corrections.finetune import finetune
     from ...training.corrections.fit import FitParams
 
@@ -105,7 +105,7 @@ def run_finetune(job: FinetuneJob, progress: ProgressFn,
 
 
 def run_train_coarse(job: TrainCoarseJob, progress: ProgressFn,
-                     is_cancelled: CancelFn) -> "TrainResult":
+                     is_cancelled: CancelFn) -> TrainResult:
     from ...training.coarse import train_coarse
 
     return train_coarse(job.params, progress=progress, is_cancelled=is_cancelled)

@@ -6,10 +6,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Tuple
+from typing import TYPE_CHECKING
 
-from qgis.core import (QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsProject,
-                       QgsRasterLayer, QgsRectangle)
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsProject,
+    QgsRasterLayer,
+    QgsRectangle,
+)
 
 from ...engine.errors import MapRefinerError
 from ...engine.progress import CancelFn, ProgressFn
@@ -17,15 +22,15 @@ from ...engine.progress import CancelFn, ProgressFn
 if TYPE_CHECKING:
     from ...engine.refine.trajectory import Trajectory
 
-Window = Tuple[int, int, int, int]
+Window = tuple[int, int, int, int]
 
 
 @dataclass
 class TrajectoryJob:
     image: Path
-    model_path: Optional[Path]
+    model_path: Path | None
     iterations: int
-    window: Optional[Window]
+    window: Window | None
     kind: str
     device: str
     folder: Path
@@ -34,7 +39,7 @@ class TrajectoryJob:
 
 @dataclass
 class TrajectoryResult:
-    trajectory: "Trajectory"
+    trajectory: Trajectory
     classes_path: Path
     uncertainty_path: Path
     job: TrajectoryJob
@@ -45,7 +50,7 @@ class TrajectoryResult:
 
 
 def view_window(layer: QgsRasterLayer, extent: QgsRectangle,
-                crs: QgsCoordinateReferenceSystem) -> Optional[Window]:
+                crs: QgsCoordinateReferenceSystem) -> Window | None:
     """The raster pixels under a map extent given in ``crs`` (None: no overlap)."""
     if crs.isValid() and layer.crs().isValid() and crs != layer.crs():
         transform = QgsCoordinateTransform(crs, layer.crs(), QgsProject.instance())

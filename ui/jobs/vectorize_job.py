@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING
 
-from qgis.core import (Qgis, QgsMapLayer, QgsPalettedRasterRenderer, QgsProject, QgsRasterLayer,
-                       QgsVectorLayer)
+from qgis.core import (
+    Qgis,
+    QgsMapLayer,
+    QgsPalettedRasterRenderer,
+    QgsProject,
+    QgsRasterLayer,
+    QgsVectorLayer,
+)
 
 from ...engine.errors import MapRefinerError
 from ...engine.progress import CancelFn, ProgressFn
@@ -18,7 +24,7 @@ from ..sources import layer_file, project_dir
 if TYPE_CHECKING:
     from ...engine.vectors.vectorize import VectorizeResult
 
-Colour = Tuple[int, int, int]
+Colour = tuple[int, int, int]
 
 
 @dataclass
@@ -26,8 +32,8 @@ class ClassMap:
     """A class-map file with the names and colours of its classes (index order)."""
 
     path: Path
-    names: List[str]
-    colours: List[Colour]
+    names: list[str]
+    colours: list[Colour]
 
 
 @dataclass
@@ -37,7 +43,7 @@ class VectorizeJob:
     source_name: str
 
 
-def class_map_of_layer(layer: QgsRasterLayer) -> Optional[ClassMap]:
+def class_map_of_layer(layer: QgsRasterLayer) -> ClassMap | None:
     """The layer as a ClassMap when it is one band of bytes drawn as a palette."""
     renderer = layer.renderer()
     if (layer.bandCount() != 1 or layer.dataProvider().dataType(1) != Qgis.Byte
@@ -52,8 +58,8 @@ def class_map_of_layer(layer: QgsRasterLayer) -> Optional[ClassMap]:
     return ClassMap(layer_file(layer), names, colours)
 
 
-def build_vectorize_job(layer: Optional[QgsMapLayer], refined: Dict[Path, ClassMap],
-                        project: QgsProject, fallback_dir: Optional[Path] = None) -> VectorizeJob:
+def build_vectorize_job(layer: QgsMapLayer | None, refined: dict[Path, ClassMap],
+                        project: QgsProject, fallback_dir: Path | None = None) -> VectorizeJob:
     """The chosen raster if it is a class map, else its latest refined map this session."""
     if not isinstance(layer, QgsRasterLayer):
         raise MapRefinerError("Choose a raster layer: a refined class map, or an image you "
@@ -67,14 +73,14 @@ def build_vectorize_job(layer: Optional[QgsMapLayer], refined: Dict[Path, ClassM
 
 
 def run_vectorize(job: VectorizeJob, progress: ProgressFn,
-                  is_cancelled: CancelFn) -> "VectorizeResult":
+                  is_cancelled: CancelFn) -> VectorizeResult:
     from ...engine.vectors.vectorize import vectorize
 
     return vectorize(job.classmap.path, job.out, class_names=job.classmap.names,
                      progress=progress, is_cancelled=is_cancelled)
 
 
-def add_vectorize_result(result: "VectorizeResult", job: VectorizeJob,
+def add_vectorize_result(result: VectorizeResult, job: VectorizeJob,
                          project: QgsProject) -> QgsVectorLayer:
     layer = QgsVectorLayer(str(result.path), f"{job.source_name} — polygons", "ogr")
     if not layer.isValid():

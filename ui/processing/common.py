@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional
-
 from qgis.core import QgsProcessingParameterDefinition
 
 from ...engine.errors import MapRefinerError
@@ -15,17 +13,17 @@ def with_help(param: QgsProcessingParameterDefinition,
     return param
 
 
-def parse_names(text: str) -> Optional[List[str]]:
+def parse_names(text: str) -> list[str] | None:
     """``"background, building"`` -> ``["background", "building"]``; empty -> None."""
     names = [n.strip() for n in (text or "").split(",") if n.strip()]
     return names or None
 
 
-def parse_value_map(text: str) -> Optional[Dict[str, int]]:
+def parse_value_map(text: str) -> dict[str, int] | None:
     """``"0=0, 255=1"`` -> ``{"0": 0, "255": 1}`` (raster value -> class index)."""
     if not (text or "").strip():
         return None
-    mapping: Dict[str, int] = {}
+    mapping: dict[str, int] = {}
     for item in text.split(","):
         value, sep, index = item.partition("=")
         if not sep or not value.strip() or not index.strip().isdigit():

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Optional
+from typing import Any
 
-from qgis.core import (QgsProcessingAlgorithm, QgsProcessingContext, QgsProcessingFeedback,
-                       QgsProcessingOutputNumber, QgsProcessingOutputString,
-                       QgsProcessingParameterFileDestination, QgsProcessingParameterRasterLayer,
-                       QgsProcessingParameterString)
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingFeedback,
+    QgsProcessingOutputNumber,
+    QgsProcessingOutputString,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+)
 
 from ..sources import layer_file
 from .common import parse_names, parse_value_map, with_help
@@ -34,10 +40,10 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
     def shortHelpString(self) -> str:  # noqa: N802
         return HELP
 
-    def createInstance(self) -> "EvaluateAlgorithm":  # noqa: N802
+    def createInstance(self) -> EvaluateAlgorithm:  # noqa: N802
         return EvaluateAlgorithm()
 
-    def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         self.addParameter(with_help(QgsProcessingParameterRasterLayer(
             self.PREDICTION, "Class map"), "The map to score, e.g. a refined class map."))
         self.addParameter(with_help(QgsProcessingParameterRasterLayer(
@@ -58,8 +64,8 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("MEAN_IOU", "Mean IoU"))
         self.addOutput(QgsProcessingOutputString("TABLE", "Scores as text"))
 
-    def processAlgorithm(self, parameters: Dict[str, Any], context: QgsProcessingContext,  # noqa: N802
-                         feedback: QgsProcessingFeedback) -> Dict[str, Any]:
+    def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,  # noqa: N802
+                         feedback: QgsProcessingFeedback) -> dict[str, Any]:
         prediction = self.parameterAsRasterLayer(parameters, self.PREDICTION, context)
         reference = self.parameterAsRasterLayer(parameters, self.REFERENCE, context)
         names_text = self.parameterAsString(parameters, self.NAMES, context)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any
 
-from qgis.core import (QgsProcessingAlgorithm, QgsProcessingContext, QgsProcessingFeedback,
-                       QgsProcessingParameterFile)
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingFeedback,
+    QgsProcessingParameterFile,
+)
 
-from ..sources import raster_path
 from ..jobs.training_jobs import label_source
+from ..sources import raster_path
 from .common import with_help
 from .engine_call import call_engine
 from .training_params import label_parameters, read_label_parameters
@@ -31,18 +35,18 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
     def shortHelpString(self) -> str:  # noqa: N802
         return HELP
 
-    def createInstance(self) -> "FinetuneAlgorithm":  # noqa: N802
+    def createInstance(self) -> FinetuneAlgorithm:  # noqa: N802
         return FinetuneAlgorithm()
 
-    def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         self.addParameter(with_help(QgsProcessingParameterFile(
             "MODEL", "Base model (empty: bundled default)", extension="safetensors",
             optional=True), "The model whose RNN is fine-tuned."))
         for param in label_parameters("Default 150."):
             self.addParameter(param)
 
-    def processAlgorithm(self, parameters: Dict[str, Any], context: QgsProcessingContext,  # noqa: N802
-                         feedback: QgsProcessingFeedback) -> Dict[str, Any]:
+    def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,  # noqa: N802
+                         feedback: QgsProcessingFeedback) -> dict[str, Any]:
         p = read_label_parameters(self, parameters, context)
         model = self.parameterAsFile(parameters, "MODEL", context)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import List
-
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
@@ -35,5 +33,5 @@ class MapRefinerProvider(QgsProcessingProvider):
         for alg in ALGORITHMS:
             self.addAlgorithm(alg())
 
-    def supportedOutputRasterLayerExtensions(self) -> List[str]:  # noqa: N802
+    def supportedOutputRasterLayerExtensions(self) -> list[str]:  # noqa: N802
         return ["tif"]

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any
 
-from qgis.core import (QgsProcessingAlgorithm, QgsProcessingContext, QgsProcessingFeedback,
-                       QgsProcessingParameterDefinition, QgsProcessingParameterEnum,
-                       QgsProcessingParameterFile, QgsProcessingParameterNumber,
-                       QgsProcessingParameterRasterDestination,
-                       QgsProcessingParameterRasterLayer)
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingFeedback,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+)
 
 from ..layers import coarse_layer_name, refined_layer_name
 from ..sources import raster_path
@@ -41,10 +47,10 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
     def shortHelpString(self) -> str:  # noqa: N802
         return HELP
 
-    def createInstance(self) -> "RefineAlgorithm":  # noqa: N802
+    def createInstance(self) -> RefineAlgorithm:  # noqa: N802
         return RefineAlgorithm()
 
-    def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         self.addParameter(with_help(QgsProcessingParameterRasterLayer(
             self.INPUT, "Input raster"), "The image to classify (a raster file, e.g. RGB GeoTIFF)."))
         self.addParameter(with_help(QgsProcessingParameterFile(
@@ -72,8 +78,8 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
             self.COARSE, "Coarse CNN class map", optional=True, createByDefault=False),
             "Optional: the map before any RNN iteration, to compare with the refined one."))
 
-    def processAlgorithm(self, parameters: Dict[str, Any], context: QgsProcessingContext,  # noqa: N802
-                         feedback: QgsProcessingFeedback) -> Dict[str, Any]:
+    def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,  # noqa: N802
+                         feedback: QgsProcessingFeedback) -> dict[str, Any]:
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         model = self.parameterAsFile(parameters, self.MODEL, context)
         iterations = (None if parameters.get(self.ITERATIONS) is None

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from collections.abc import Sequence
 
-from qgis.core import (QgsMapLayer, QgsProcessingContext, QgsProcessingFeedback,
-                       QgsProcessingLayerPostProcessorInterface, QgsRasterLayer)
+from qgis.core import (
+    QgsMapLayer,
+    QgsProcessingContext,
+    QgsProcessingFeedback,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsRasterLayer,
+)
 
 from ..layers import paletted_renderer
 
 # Processing keeps only a pointer to post-processors: keep them alive here.
-_ALIVE: List["ClassMapStyler"] = []
+_ALIVE: list[ClassMapStyler] = []
 
 
 class ClassMapStyler(QgsProcessingLayerPostProcessorInterface):
-    def __init__(self, names: Sequence[str], colours: Sequence[Tuple[int, int, int]]) -> None:
+    def __init__(self, names: Sequence[str], colours: Sequence[tuple[int, int, int]]) -> None:
         super().__init__()
         self.names = list(names)
         self.colours = list(colours)
@@ -27,7 +32,7 @@ class ClassMapStyler(QgsProcessingLayerPostProcessorInterface):
 
 
 def style_on_load(context: QgsProcessingContext, path: str, name: str,
-                  names: Sequence[str], colours: Sequence[Tuple[int, int, int]]) -> None:
+                  names: Sequence[str], colours: Sequence[tuple[int, int, int]]) -> None:
     if not context.willLoadLayerOnCompletion(path):
         return
     details = context.layerToLoadOnCompletionDetails(path)

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any
 
-from qgis.core import (QgsProcessingAlgorithm, QgsProcessingContext, QgsProcessingFeedback,
-                       QgsProcessingParameterNumber, QgsProcessingParameterString)
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingFeedback,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
+)
 
 from ...engine.errors import MapRefinerError
-from ..sources import raster_path
 from ..jobs.training_jobs import label_source
+from ..sources import raster_path
 from .common import parse_names, with_help
 from .engine_call import call_engine
 from .training_params import label_parameters, read_label_parameters
@@ -31,10 +36,10 @@ class TrainCoarseAlgorithm(QgsProcessingAlgorithm):
     def shortHelpString(self) -> str:  # noqa: N802
         return HELP
 
-    def createInstance(self) -> "TrainCoarseAlgorithm":  # noqa: N802
+    def createInstance(self) -> TrainCoarseAlgorithm:  # noqa: N802
         return TrainCoarseAlgorithm()
 
-    def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         for param in label_parameters("Default 2000."):
             self.addParameter(param)
         self.addParameter(with_help(QgsProcessingParameterString(
@@ -45,8 +50,8 @@ class TrainCoarseAlgorithm(QgsProcessingAlgorithm):
             QgsProcessingParameterNumber.Double, defaultValue=1.0, minValue=0.05),
             "The network works at this resolution; inputs are resampled to it."))
 
-    def processAlgorithm(self, parameters: Dict[str, Any], context: QgsProcessingContext,  # noqa: N802
-                         feedback: QgsProcessingFeedback) -> Dict[str, Any]:
+    def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,  # noqa: N802
+                         feedback: QgsProcessingFeedback) -> dict[str, Any]:
         p = read_label_parameters(self, parameters, context)
         names_text = self.parameterAsString(parameters, "CLASS_NAMES", context)
         resolution = self.parameterAsDouble(parameters, "RESOLUTION_M", context)

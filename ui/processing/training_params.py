@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any
 
-from qgis.core import (QgsProcessing, QgsProcessingAlgorithm, QgsProcessingContext,
-                       QgsProcessingParameterDefinition, QgsProcessingParameterEnum,
-                       QgsProcessingParameterField, QgsProcessingParameterFileDestination,
-                       QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer,
-                       QgsProcessingParameterVectorLayer)
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterField,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterVectorLayer,
+)
 
 from .common import with_help
 
@@ -17,7 +24,7 @@ MODES = ["sparse", "full"]
 MODEL_FILTER = "Map Refiner models (*.safetensors)"
 
 
-def label_parameters(steps_help: str) -> List[QgsProcessingParameterDefinition]:
+def label_parameters(steps_help: str) -> list[QgsProcessingParameterDefinition]:
     return [
         with_help(QgsProcessingParameterRasterLayer("INPUT", "Image"),
                   "The raster the labels were drawn on."),
@@ -41,8 +48,8 @@ def label_parameters(steps_help: str) -> List[QgsProcessingParameterDefinition]:
     ]
 
 
-def read_label_parameters(alg: QgsProcessingAlgorithm, parameters: Dict[str, Any],
-                          context: QgsProcessingContext) -> Dict[str, Any]:
+def read_label_parameters(alg: QgsProcessingAlgorithm, parameters: dict[str, Any],
+                          context: QgsProcessingContext) -> dict[str, Any]:
     steps = parameters.get("STEPS")
     return {
         "image": alg.parameterAsRasterLayer(parameters, "INPUT", context),

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any
 
-from qgis.core import (QgsProcessing, QgsProcessingAlgorithm, QgsProcessingContext,
-                       QgsProcessingFeedback, QgsProcessingOutputNumber,
-                       QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer,
-                       QgsProcessingParameterString, QgsProcessingParameterVectorDestination)
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingFeedback,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+    QgsProcessingParameterVectorDestination,
+)
 
 from ..sources import layer_file
 from .common import parse_names, with_help
@@ -31,10 +38,10 @@ class VectorizeAlgorithm(QgsProcessingAlgorithm):
     def shortHelpString(self) -> str:  # noqa: N802
         return HELP
 
-    def createInstance(self) -> "VectorizeAlgorithm":  # noqa: N802
+    def createInstance(self) -> VectorizeAlgorithm:  # noqa: N802
         return VectorizeAlgorithm()
 
-    def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         self.addParameter(with_help(QgsProcessingParameterRasterLayer(
             self.INPUT, "Class map"), "A refined class map (one band, 0..n-1 = classes)."))
         self.addParameter(with_help(QgsProcessingParameterString(
@@ -50,8 +57,8 @@ class VectorizeAlgorithm(QgsProcessingAlgorithm):
             self.OUTPUT, "Polygons", QgsProcessing.TypeVectorPolygon))
         self.addOutput(QgsProcessingOutputNumber(self.COUNT, "Number of polygons"))
 
-    def processAlgorithm(self, parameters: Dict[str, Any], context: QgsProcessingContext,  # noqa: N802
-                         feedback: QgsProcessingFeedback) -> Dict[str, Any]:
+    def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,  # noqa: N802
+                         feedback: QgsProcessingFeedback) -> dict[str, Any]:
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         classes = parse_names(self.parameterAsString(parameters, self.CLASSES, context))
         simplify = self.parameterAsDouble(parameters, self.SIMPLIFY, context)
