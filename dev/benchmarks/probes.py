@@ -69,7 +69,7 @@ def _prefetched_refine(net, cfg, crop: Path, out: Path, iterations: int, tile_px
         img = model_image(local.ds, bands, g, cfg, t.mx0, t.my0, t.mx1, t.my1, cpu)
         return img, read_window(local.ds, bands, t.x0, t.y0, t.x1 - t.x0, t.y1 - t.y0)[1]
 
-    colours = [tuple(c.colour) for c in cfg.classes]
+    colours = cfg.colours
     with ThreadPoolExecutor(1) as pool, \
             refined_writer(info, out, cfg.class_names, colours, None, "probe") as writer:
         pending = pool.submit(load, tiles[0])

@@ -118,7 +118,7 @@ def figs_label(kind: str) -> str:
 
 def _austin_figures(rows: list[Row], curves: dict, modules: dict, test: Scene,
                     config: ModelConfig, plan: Plan, fig_dir: Path) -> list[str]:
-    colours = [tuple(c.colour) for c in config.classes]
+    colours = config.colours
     files = austin_curve_figures([row_dict(r) for r in rows], curves, plan.fit.iterations, fig_dir)
     by_name = {r.name: r for r in rows}
     wanted = ["CNN", "CNN + dense CRF", "CNN + guided filter", "CNN + RNN (the paper)"]
@@ -188,7 +188,7 @@ def run_loveda(data: Path, plan: Plan, device: torch.device, out_dir: Path) -> d
         curves["guarded RNN, test"] = iteration_curve(modules["guarded"], test, names,
                                                       plan.curve_iterations)
     fig_dir = out_dir / "figures"
-    colours = [tuple(c.colour) for c in config.classes]
+    colours = config.colours
     files = []
     if curves:
         files.append(figs.plot_iteration_curves(

@@ -106,7 +106,7 @@ def map_values(values: np.ndarray, value_map: Mapping[object, int]) -> np.ndarra
     return labels
 
 
-def _has_data(values: np.ndarray, nodata: object) -> np.ndarray:
+def _has_data(values: np.ndarray, nodata: float | None) -> np.ndarray:
     valid = np.ones(values.shape, dtype=bool)
     if values.dtype.kind == "f":
         valid &= ~np.isnan(values)
@@ -185,7 +185,7 @@ class _Axis:
 
     def sum(self, a: np.ndarray, dtype: type) -> np.ndarray:
         """Sums of the rows of ``a`` over each output cell."""
-        out = np.zeros((len(self.starts), a.shape[1]), dtype=dtype)
+        out: np.ndarray = np.zeros((len(self.starts), a.shape[1]), dtype=dtype)
         for k in range(self.most):
             idx = self.starts + k
             inside = idx < self.ends

@@ -53,6 +53,11 @@ class ModelConfig:
     def class_names(self) -> list[str]:
         return [c.name for c in self.classes]
 
+    @property
+    def colours(self) -> list[tuple[int, int, int]]:
+        """The classes' RGB colours, in class order (for colour tables and renderers)."""
+        return [c.colour for c in self.classes]
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["classes"] = [{"name": c.name, "colour": list(c.colour)} for c in self.classes]

@@ -11,9 +11,14 @@ float rounding (tests/test_coarse_cpu.py).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+if TYPE_CHECKING:
+    from .models import CoarseFCN
 
 
 def conv_as_shifted_sums(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
@@ -21,6 +26,8 @@ def conv_as_shifted_sums(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
 
     ``x`` is (1, C, H, W); channels-last memory avoids a copy.
     """
+    if isinstance(conv.padding, str) or conv.bias is None:
+        raise ValueError("conv_as_shifted_sums needs numeric padding and a bias")
     weight = conv.weight
     k, cin, kh, kw = weight.shape
     ph, pw = conv.padding
@@ -40,7 +47,7 @@ def conv_as_shifted_sums(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
 
 
 @torch.no_grad()
-def coarse_forward_cpu(net, image: torch.Tensor) -> torch.Tensor:
+def coarse_forward_cpu(net: CoarseFCN, image: torch.Tensor) -> torch.Tensor:
     """``CoarseFCN.forward`` for inference on the CPU, one image at a time."""
     outs = []
     for one in image.split(1):

@@ -58,7 +58,7 @@ class CoarseFCN(nn.Module):
             self.upsample.weight.zero_()
             for c in range(self.upsample.in_channels):
                 self.upsample.weight[c, c] = filt
-            self.upsample.bias.zero_()
+            _bias(self.upsample).zero_()
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         if not torch.is_grad_enabled() and image.device.type == "cpu" \
@@ -92,6 +92,8 @@ class RefinementRNN(nn.Module):
                  class_specific: bool = True) -> None:
         super().__init__()
         pad = filter_size // 2
+        #: Replicate padding of the heat-map and image filters: a map keeps its size.
+        self.pad = pad
         self.num_classes = num_classes
         self.heat_filters = heat_filters
         self.hidden = hidden
@@ -114,15 +116,15 @@ class RefinementRNN(nn.Module):
         """Glorot initialisation, as the paper ([32]); zero biases."""
         for conv in (self.heat_conv, self.image_conv):
             nn.init.xavier_uniform_(conv.weight)
-            nn.init.zeros_(conv.bias)
+            nn.init.zeros_(_bias(conv))
         # The MLP's first layer has fan-in heat_filters + image_filters.
         fan_in = self.mlp_heat.in_channels // self.mlp_heat.groups + self.mlp_image.in_channels
         bound = (6.0 / (fan_in + self.hidden)) ** 0.5
         for conv in (self.mlp_heat, self.mlp_image):
             nn.init.uniform_(conv.weight, -bound, bound)
-        nn.init.zeros_(self.mlp_heat.bias)
+        nn.init.zeros_(_bias(self.mlp_heat))
         nn.init.xavier_uniform_(self.mlp_out.weight)
-        nn.init.zeros_(self.mlp_out.bias)
+        nn.init.zeros_(_bias(self.mlp_out))
 
     def image_features(self, image: torch.Tensor) -> torch.Tensor:
         """``B (N * I + n)``: the image filters mapped into the MLPs' hidden layer.
@@ -131,7 +133,7 @@ class RefinementRNN(nn.Module):
         5x5 convolution whose weights compose ``N`` with the MLPs' image part.
         """
         weight, bias = self.fused_image_filters()
-        pad = self.image_conv.padding[0]
+        pad = self.pad
         padded = F.pad(image, (pad, pad, pad, pad), mode="replicate")
         if not torch.is_grad_enabled():
             padded = padded.contiguous(memory_format=torch.channels_last)
@@ -142,7 +144,7 @@ class RefinementRNN(nn.Module):
         ``(G*H, C, 5, 5)`` and bias ``(G*H,)``."""
         b = self.mlp_image.weight[:, :, 0, 0]                              # (G*H, F)
         weight = torch.einsum("of,fcxy->ocxy", b, self.image_conv.weight)
-        return weight, b @ self.image_conv.bias
+        return weight, b @ _bias(self.image_conv)
 
     def fused_heat_filters(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``A_k M``: the heat filters composed with the MLPs' heat weights.
@@ -155,14 +157,14 @@ class RefinementRNN(nn.Module):
         m = self.heat_conv.weight[:, 0]                                   # (F, 5, 5)
         a = self.mlp_heat.weight.reshape(groups, self.hidden, self.heat_filters)
         weight = torch.einsum("goi,ixy->goxy", a, m).reshape(groups * self.hidden, 1, *m.shape[1:])
-        bias = self.mlp_heat.bias + (a @ self.heat_conv.bias).reshape(-1)
+        bias = _bias(self.mlp_heat) + (a @ _bias(self.heat_conv)).reshape(-1)
         return weight, bias
 
     def step(self, heat: torch.Tensor, image_hidden: torch.Tensor) -> torch.Tensor:
         """One iteration: ``u_{t+1} = u_t + f_k(M * u_t, N * I)``."""
         b, k, h, w = heat.shape
         weight, bias = self.fused_heat_filters()
-        pad = self.heat_conv.padding[0]
+        pad = self.pad
         padded = F.pad(heat, (pad, pad, pad, pad), mode="replicate")
         if self.class_specific:
             hidden = F.conv2d(padded, weight, bias, groups=k) + image_hidden
@@ -185,10 +187,10 @@ class RefinementRNN(nn.Module):
             w1 = torch.cat([
                 self.mlp_heat.weight[g * self.hidden:(g + 1) * self.hidden],
                 self.mlp_image.weight[g * self.hidden:(g + 1) * self.hidden]], dim=1)
-            b1 = self.mlp_heat.bias[g * self.hidden:(g + 1) * self.hidden]
+            b1 = _bias(self.mlp_heat)[g * self.hidden:(g + 1) * self.hidden]
             hid = F.relu(F.conv2d(phi, w1, b1))
             w2 = self.mlp_out.weight[g:g + 1]
-            b2 = self.mlp_out.bias[g:g + 1]
+            b2 = _bias(self.mlp_out)[g:g + 1]
             out.append(heat[:, c:c + 1] + F.conv2d(hid, w2, b2))
         return torch.cat(out, dim=1)
 
@@ -221,7 +223,7 @@ class RefinementRNN(nn.Module):
         weight = weight.contiguous(memory_format=cl)
         out_weight = self.mlp_out.weight.contiguous(memory_format=cl)
         feats = feats.contiguous(memory_format=cl)
-        pad, k = self.heat_conv.padding[0], heat.shape[1]
+        pad, k = self.pad, heat.shape[1]
         out = [heat]
         for _ in range(iterations):
             padded = F.pad(heat, (pad, pad, pad, pad), mode="replicate").contiguous(memory_format=cl)
@@ -256,6 +258,7 @@ class UnsharedRefinement(nn.Module):
         if iterations > len(self.stages):
             raise ValueError(f"this variant has only {len(self.stages)} trained stages")
         for stage in self.stages[:iterations]:
+            assert isinstance(stage, RefinementRNN)
             heat = stage.step(heat, stage.image_features(image))
         return heat
 
@@ -271,6 +274,13 @@ class MapRefinerNet(nn.Module):
 
     def forward(self, image: torch.Tensor, iterations: int = 5) -> torch.Tensor:
         return self.rnn(image, self.coarse(image), iterations)
+
+
+def _bias(layer: nn.Conv2d | nn.ConvTranspose2d) -> torch.Tensor:
+    """The layer's bias; every layer built here has one except ``mlp_image``."""
+    if layer.bias is None:
+        raise ValueError(f"{layer} has no bias")
+    return layer.bias
 
 
 def _autocast_on_cpu() -> bool:

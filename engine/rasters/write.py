@@ -89,6 +89,8 @@ class RefinedWriter:
 
     def write(self, x0: int, y0: int, classes: np.ndarray,
               probs: np.ndarray | None = None) -> None:
+        if self.class_ds is None:
+            raise ValueError("the writer was committed or aborted; nothing more can be written")
         try:
             self.class_ds.GetRasterBand(1).WriteArray(classes, x0, y0)
             if self.scores_ds is not None and probs is not None:

@@ -139,5 +139,5 @@ def compute_trajectory(image: Path, iterations: int, model_path: Path | None = N
         valid[dst] = ok
         rep.report((i + 1) / len(tiles))
     return Trajectory(classes, unc, valid, win, tuple(info.geotransform), info.projection,
-                      list(config.class_names), [tuple(c.colour) for c in config.classes],
+                      list(config.class_names), config.colours,
                       kind, float((rx * ry) ** 0.5), time.perf_counter() - t0, device_label(dev, autocast), shrunk)

@@ -50,5 +50,5 @@ def _read(path: str, _mtime: float, bundled: bool) -> ModelSummary:
                               "reinstall the plugin or choose a model file.")
     config = read_model_config(path)
     return ModelSummary(Path(path), config.name, list(config.class_names),
-                        [tuple(c.colour) for c in config.classes],  # type: ignore[misc]
+                        config.colours,
                         float(config.ground_resolution_m), int(config.default_iterations))
