@@ -43,16 +43,29 @@ class MapRefinerPlugin:
     def initGui(self) -> None:  # noqa: N802 - QGIS API
         self.initProcessing()
         self.controller = Controller(self.iface)
-        self._add_action(plugin_icon(), "Map Refiner…", self.controller.show_dialog,
-                         "Refine a classification map of the active raster", toolbar=True)
-        self._add_action(correction_layer_icon(), "New correction layer",
-                         self.controller.new_correction_layer,
-                         "A polygon layer with a class drop-down, for labels and corrections")
-        self._add_action(QIcon(), "Install engine dependencies…", self.controller.open_installer,
-                         "Install, repair or remove torch for Map Refiner in this QGIS profile")
+        self._add_action(
+            plugin_icon(),
+            "Map Refiner…",
+            self.controller.show_dialog,
+            "Refine a classification map of the active raster",
+            toolbar=True,
+        )
+        self._add_action(
+            correction_layer_icon(),
+            "New correction layer",
+            self.controller.new_correction_layer,
+            "A polygon layer with a class drop-down, for labels and corrections",
+        )
+        self._add_action(
+            QIcon(),
+            "Install engine dependencies…",
+            self.controller.open_installer,
+            "Install, repair or remove torch for Map Refiner in this QGIS profile",
+        )
 
-    def _add_action(self, icon: QIcon, text: str, slot: Callable[[], None], tip: str,
-                    toolbar: bool = False) -> QAction:
+    def _add_action(
+        self, icon: QIcon, text: str, slot: Callable[[], None], tip: str, toolbar: bool = False
+    ) -> QAction:
         action = QAction(icon, text, self.iface.mainWindow())
         action.setObjectName("map_refiner_" + text.lower().replace(" ", "_").strip("…"))
         action.setStatusTip(tip)

@@ -20,8 +20,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN_DIR = "map_refiner"
-TOP_LEVEL = ("*.py", "engine", "training", "ui", "resources", "metadata.txt",
-             "requirements.txt", "README.md", "LICENSE*")
+TOP_LEVEL = (
+    "*.py",
+    "engine",
+    "training",
+    "ui",
+    "resources",
+    "metadata.txt",
+    "requirements.txt",
+    "README.md",
+    "LICENSE*",
+)
 SKIP = ("__pycache__", "*.pyc", "*.pyo", ".*", "*.tmp", "*.partial*", "*.aux.xml", "*.egg-info")
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)
 
@@ -68,8 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     names = build_zip(args.out)
     if not any(n.endswith("resources/models/default.safetensors") for n in names):
-        print("warning: no bundled model (resources/models/default.safetensors) in the zip",
-              file=sys.stderr)
+        print(
+            "warning: no bundled model (resources/models/default.safetensors) in the zip",
+            file=sys.stderr,
+        )
     print(f"wrote {args.out} ({len(names)} files, {args.out.stat().st_size / 1e6:.1f} MB)")
     return 0
 

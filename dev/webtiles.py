@@ -26,7 +26,7 @@ def read_tiles(path: str | Path) -> list[tuple[int, int, int]]:
 
 def tile_pixel_box(ds: gdal.Dataset, x: int, y: int, z: int) -> tuple[int, int, int, int]:
     """Pixel window ``(col0, row0, col1, row1)`` of web tile (x, y, z) on ``ds``'s grid."""
-    size = 2 * WEB_MERCATOR_HALF / (2 ** z)
+    size = 2 * WEB_MERCATOR_HALF / (2**z)
     gt = ds.GetGeoTransform()
     mx0, my0 = -WEB_MERCATOR_HALF + x * size, WEB_MERCATOR_HALF - y * size
     c0 = int(round((mx0 - gt[0]) / gt[1]))
@@ -38,7 +38,11 @@ def tile_pixel_box(ds: gdal.Dataset, x: int, y: int, z: int) -> tuple[int, int, 
 
 def split_mask(ds: gdal.Dataset, tiles_file: str | Path) -> np.ndarray:
     """True on the pixels of ``ds`` covered by the tiles listed in ``tiles_file``."""
-    if "3857" not in (ds.GetSpatialRef().GetAuthorityCode(None) or "") if ds.GetSpatialRef() else True:
+    if (
+        "3857" not in (ds.GetSpatialRef().GetAuthorityCode(None) or "")
+        if ds.GetSpatialRef()
+        else True
+    ):
         raise MapRefinerError("Web-tile splits need a raster in EPSG:3857 (Web Mercator).")
     mask = np.zeros((ds.RasterYSize, ds.RasterXSize), dtype=bool)
     for x, y, z in read_tiles(tiles_file):

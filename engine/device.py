@@ -28,7 +28,8 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise MapRefinerError(
             "CUDA was asked for but no usable NVIDIA GPU was found by torch "
             f"(torch {torch.__version__}); choose 'auto' "
-            "or 'cpu', or install a CUDA build of torch.")
+            "or 'cpu', or install a CUDA build of torch."
+        )
     return torch.device("cpu")
 
 
@@ -45,8 +46,9 @@ def inference_autocast(precision: str, device: torch.device) -> torch.dtype | No
     """
     name = (precision or "auto").lower()
     if name not in PRECISION_CHOICES:
-        raise MapRefinerError(f"Unknown precision {precision!r}; use one of "
-                              f"{', '.join(PRECISION_CHOICES)}.")
+        raise MapRefinerError(
+            f"Unknown precision {precision!r}; use one of {', '.join(PRECISION_CHOICES)}."
+        )
     if name == "bf16":
         return torch.bfloat16
     if name == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported():

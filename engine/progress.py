@@ -42,10 +42,15 @@ class Reporter:
 
     def sub(self, start: float, end: float) -> Reporter:
         """A reporter for the part of this job between ``start`` and ``end``."""
-        return Reporter(self.progress, self.is_cancelled,
-                        self.start + self.span * start, self.span * (end - start))
+        return Reporter(
+            self.progress,
+            self.is_cancelled,
+            self.start + self.span * start,
+            self.span * (end - start),
+        )
 
 
-def make_reporter(progress: ProgressFn | None = None,
-                  is_cancelled: CancelFn | None = None) -> Reporter:
+def make_reporter(
+    progress: ProgressFn | None = None, is_cancelled: CancelFn | None = None
+) -> Reporter:
     return Reporter(progress or _no_progress, is_cancelled or _never_cancelled)

@@ -11,7 +11,11 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def _listing(root: Path) -> dict[str, float]:
-    return {str(p.relative_to(root)): p.stat().st_mtime for p in root.rglob("*")} if root.is_dir() else {}
+    return (
+        {str(p.relative_to(root)): p.stat().st_mtime for p in root.rglob("*")}
+        if root.is_dir()
+        else {}
+    )
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -35,9 +35,14 @@ def wkt_of(epsg: int) -> str:
     return srs_of(epsg).ExportToWkt()
 
 
-def write_raster(path: Path, array: np.ndarray, geotransform: Sequence[float],
-                 epsg: int | None = None, nodata: float | None = None,
-                 driver: str = "GTiff") -> Path:
+def write_raster(
+    path: Path,
+    array: np.ndarray,
+    geotransform: Sequence[float],
+    epsg: int | None = None,
+    nodata: float | None = None,
+    driver: str = "GTiff",
+) -> Path:
     """A one-band raster holding ``array`` (its dtype decides the band type)."""
     dtype = gdal.GDT_Byte if array.dtype == np.uint8 else gdal.GDT_Float32
     ds = gdal.GetDriverByName(driver).Create(str(path), array.shape[1], array.shape[0], 1, dtype)
@@ -52,9 +57,13 @@ def write_raster(path: Path, array: np.ndarray, geotransform: Sequence[float],
     return path
 
 
-def write_vector(path: Path, features: Sequence[tuple[str, dict[str, object]]],
-                 epsg: int | None = None, layer: str = "labels",
-                 fields: dict[str, int] | None = None) -> Path:
+def write_vector(
+    path: Path,
+    features: Sequence[tuple[str, dict[str, object]]],
+    epsg: int | None = None,
+    layer: str = "labels",
+    fields: dict[str, int] | None = None,
+) -> Path:
     """A vector file with one layer of ``(wkt, attributes)`` features, in order."""
     drv = ogr.GetDriverByName(_OGR_DRIVERS[path.suffix.lower()])
     ds = drv.CreateDataSource(str(path)) if not path.exists() else ogr.Open(str(path), 1)

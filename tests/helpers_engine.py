@@ -24,8 +24,9 @@ def wkt(epsg: int) -> str:
     return srs.ExportToWkt()
 
 
-def scene(height: int, width: int, bands: int = 3, seed: int = 0,
-          dtype: type = np.uint8) -> np.ndarray:
+def scene(
+    height: int, width: int, bands: int = 3, seed: int = 0, dtype: type = np.uint8
+) -> np.ndarray:
     """A blocky image with edges and noise, ``(bands, height, width)``, values 0..250."""
     rng = np.random.default_rng(seed)
     coarse = rng.integers(0, 250, size=(bands, height // 8 + 2, width // 8 + 2))
@@ -34,9 +35,15 @@ def scene(height: int, width: int, bands: int = 3, seed: int = 0,
     return np.clip(img, 0, 250).astype(dtype)
 
 
-def write_image(path: Path, array: np.ndarray, geotransform: Sequence[float] = UTM_GT_05,
-                epsg: int | None = UTM33N, nodata: float | None = None,
-                driver: str = "GTiff", options: Sequence[str] = ()) -> gdal.Dataset:
+def write_image(
+    path: Path,
+    array: np.ndarray,
+    geotransform: Sequence[float] = UTM_GT_05,
+    epsg: int | None = UTM33N,
+    nodata: float | None = None,
+    driver: str = "GTiff",
+    options: Sequence[str] = (),
+) -> gdal.Dataset:
     """A ``(bands, h, w)`` array of any numpy type as a raster (creation ``options``);
     returns the dataset (open, for MEM)."""
     bands, h, w = array.shape
@@ -61,15 +68,25 @@ def make_tif(path: Path, height: int, width: int, seed: int = 0, **kwargs) -> Pa
     return path
 
 
-def random_model(classes: Sequence[str] = ("background", "building"),
-                 resolution_m: float = 0.5, seed: int = 0, bands: int = 3,
-                 iterations: int = 5, class_specific: bool = True
-                 ) -> tuple[MapRefinerNet, ModelConfig]:
+def random_model(
+    classes: Sequence[str] = ("background", "building"),
+    resolution_m: float = 0.5,
+    seed: int = 0,
+    bands: int = 3,
+    iterations: int = 5,
+    class_specific: bool = True,
+) -> tuple[MapRefinerNet, ModelConfig]:
     """A random-weight model (seeded) whose class maps vary in space (not one class)."""
-    cfg = ModelConfig(classes=make_classes(list(classes)), ground_resolution_m=resolution_m,
-                      bands=list(range(1, bands + 1)), band_names=[f"b{i}" for i in range(bands)],
-                      mean=[120.0] * bands, std=[70.0] * bands, default_iterations=iterations,
-                      class_specific=class_specific)
+    cfg = ModelConfig(
+        classes=make_classes(list(classes)),
+        ground_resolution_m=resolution_m,
+        bands=list(range(1, bands + 1)),
+        band_names=[f"b{i}" for i in range(bands)],
+        mean=[120.0] * bands,
+        std=[70.0] * bands,
+        default_iterations=iterations,
+        class_specific=class_specific,
+    )
     torch.manual_seed(seed)
     net = build_model(cfg)
     with torch.no_grad():

@@ -44,21 +44,43 @@ def test_converged_at_is_the_first_point_near_the_best():
 
 
 def test_report_shows_ratios_from_the_figures(tmp_path: Path):
-    res = {"k": 2, "iterations": 5, "matmul_gflops": 300.0, "machine": "m", "commit": "c",
-           "date": "d", "seconds": 60.0, "crop": {"pixels": [10, 10], "resolution_m": 0.5},
-           "compute": {"model_mpix": 6.25, "cnn_s": 1.0, "rnn_s": 2.0, "model_grid": [2500, 2500]},
-           "end_to_end_s": {"1024": 4.0}, "crf": {"available": 1.0, "crf_s": 6.0},
-           "levers": [{"part": "p", "before": 3.0, "after": 1.0, "how": "h"}],
-           "scaling": [{"n": 1, "input_mpix": 10.0, "s": 5.0, "rss_mb": 600.0,
-                        "rss_after_import_mb": 250.0}],
-           "finetune": {"steps": 150.0, "polygons": 6.0, "seconds": 15.0, "fit_seconds": 14.0,
-                        "s_per_step": 0.1},
-           "rnn_training": {"steps": 100, "seconds": 20.0, "s_per_step": 0.2, "converged_step": 50,
-                            "converged_seconds": 10.0, "loss_first": 0.5, "loss_best": 0.1,
-                            "loss_curve": [(50, 0.1)]}}
+    res = {
+        "k": 2,
+        "iterations": 5,
+        "matmul_gflops": 300.0,
+        "machine": "m",
+        "commit": "c",
+        "date": "d",
+        "seconds": 60.0,
+        "crop": {"pixels": [10, 10], "resolution_m": 0.5},
+        "compute": {"model_mpix": 6.25, "cnn_s": 1.0, "rnn_s": 2.0, "model_grid": [2500, 2500]},
+        "end_to_end_s": {"1024": 4.0},
+        "crf": {"available": 1.0, "crf_s": 6.0},
+        "levers": [{"part": "p", "before": 3.0, "after": 1.0, "how": "h"}],
+        "scaling": [
+            {"n": 1, "input_mpix": 10.0, "s": 5.0, "rss_mb": 600.0, "rss_after_import_mb": 250.0}
+        ],
+        "finetune": {
+            "steps": 150.0,
+            "polygons": 6.0,
+            "seconds": 15.0,
+            "fit_seconds": 14.0,
+            "s_per_step": 0.1,
+        },
+        "rnn_training": {
+            "steps": 100,
+            "seconds": 20.0,
+            "s_per_step": 0.2,
+            "converged_step": 50,
+            "converged_seconds": 10.0,
+            "loss_first": 0.5,
+            "loss_best": 0.1,
+            "loss_curve": [(50, 0.1)],
+        },
+    }
     text = write_report(res, tmp_path / "b.md")
     assert (tmp_path / "b.md").read_text() == text
-    assert "**3.0x faster**" in text                       # CRF 6 s against RNN 2 s
+    assert "**3.0x faster**" in text  # CRF 6 s against RNN 2 s
     cnn_rate = 33728 * 6.25e6 / 1.0 / 1e9
     assert f"{cnn_rate:.0f} G | {cnn_rate / 300:.0%}" in text
     assert "| p | 3.000 | 1.000 | 3.0x | h |" in text
@@ -67,12 +89,23 @@ def test_report_shows_ratios_from_the_figures(tmp_path: Path):
 
 def test_gpu_section_only_with_a_cuda_run(tmp_path: Path):
     from map_refiner.dev.benchmarks.bench_report import _gpu, _gpu_target
+
     assert _gpu(None) == [] and _gpu({"cuda": False}) == []
     assert "not measured by this run" in _gpu_target(None)
-    gpu = {"cuda": True, "device": "NVIDIA X", "torch": "2.11", "seconds_fp32_2500px": 0.054,
-           "seconds_bf16_2500px": 0.045, "mpix_per_s_fp32": 115.7, "mpix_per_s_bf16": 138.9,
-           "argmax_agree_fp32_vs_cpu": 0.99998, "argmax_agree_bf16_vs_fp32": 0.9996,
-           "mean_iou_fp32": 72.04, "mean_iou_bf16": 71.99, "iou_diff_points": 0.05}
+    gpu = {
+        "cuda": True,
+        "device": "NVIDIA X",
+        "torch": "2.11",
+        "seconds_fp32_2500px": 0.054,
+        "seconds_bf16_2500px": 0.045,
+        "mpix_per_s_fp32": 115.7,
+        "mpix_per_s_bf16": 138.9,
+        "argmax_agree_fp32_vs_cpu": 0.99998,
+        "argmax_agree_bf16_vs_fp32": 0.9996,
+        "mean_iou_fp32": 72.04,
+        "mean_iou_bf16": 71.99,
+        "iou_diff_points": 0.05,
+    }
     text = "\n".join(_gpu(gpu))
     assert "## On a GPU: NVIDIA X" in text and "| fp32 | 0.0540 | 115.7 |" in text
     assert "within the 0.1-point" in text
@@ -81,6 +114,7 @@ def test_gpu_section_only_with_a_cuda_run(tmp_path: Path):
 
 def test_mean_iou_of_the_gpu_check():
     from map_refiner.dev.benchmarks.cuda_check import mean_iou
+
     ref = np.array([[0, 0, 1, 1], [0, 255, 1, 1]], dtype=np.uint8)
     pred = np.array([[0, 1, 1, 1], [0, 1, 1, 0]], dtype=np.int64)
     # class 0: hits 2, union 4 (pred 0 at 3 kept pixels, ref 0 at 3) -> 2/4; class 1: 3/5
@@ -98,8 +132,10 @@ def test_prefetch_probe_does_the_refine_s_work(tmp_path: Path):
 
     image = make_tif(tmp_path / "img.tif", 150, 130, seed=4)
     net, cfg = random_model(iterations=3)
-    plain = refine_raster(RefineParams(image=image, out=tmp_path / "plain.tif", device="cpu",
-                                       tile_size=48), model=(net, cfg))
+    plain = refine_raster(
+        RefineParams(image=image, out=tmp_path / "plain.tif", device="cpu", tile_size=48),
+        model=(net, cfg),
+    )
     assert plain.tiles > 4
     _prefetched_refine(net, cfg, image, tmp_path / "probe.tif", 3, 48)
     want = gdal.Open(str(tmp_path / "plain.tif")).ReadAsArray()

@@ -42,8 +42,16 @@ def assert_one_error_line(err: str) -> None:
 
 
 def test_every_verb_is_known() -> None:
-    assert set(VERBS) >= {"refine", "train-coarse", "train-rnn", "finetune", "evaluate",
-                          "vectorize", "info", "demo"}
+    assert set(VERBS) >= {
+        "refine",
+        "train-coarse",
+        "train-rnn",
+        "finetune",
+        "evaluate",
+        "vectorize",
+        "info",
+        "demo",
+    }
 
 
 @pytest.mark.parametrize("verb", [None] + VERBS)
@@ -56,29 +64,36 @@ def test_help_exits_zero(verb, capsys) -> None:
 
 
 def test_refine_missing_file_is_one_line(tmp_path: Path, capsys, model_file: Path) -> None:
-    rc, out, err = run_cli(["refine", tmp_path / "missing.tif", "--out", tmp_path / "o.tif",
-                            "--model", model_file], capsys)
+    rc, out, err = run_cli(
+        ["refine", tmp_path / "missing.tif", "--out", tmp_path / "o.tif", "--model", model_file],
+        capsys,
+    )
     assert rc == 2 and out == ""
     assert_one_error_line(err)
     assert "missing.tif" in err
     assert not (tmp_path / "o.tif").exists()
 
 
-@pytest.mark.parametrize("extra,message", [
-    (["--iterations", "-1"], "0 or more"),
-    (["--bands", "1,2,7"], "--bands"),
-    (["--device", "cuda"], "CUDA"),
-])
-def test_refine_user_errors_are_one_line(tmp_path: Path, capsys, model_file: Path, extra,
-                                         message: str) -> None:
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--iterations", "-1"], "0 or more"),
+        (["--bands", "1,2,7"], "--bands"),
+        (["--device", "cuda"], "CUDA"),
+    ],
+)
+def test_refine_user_errors_are_one_line(
+    tmp_path: Path, capsys, model_file: Path, extra, message: str
+) -> None:
     if "cuda" in extra:
         import torch
 
         if torch.cuda.is_available():
             pytest.skip("this machine has CUDA")
     image = make_tif(tmp_path / "in.tif", 24, 24)
-    rc, _, err = run_cli(["refine", image, "--out", tmp_path / "o.tif", "--model", model_file]
-                         + extra, capsys)
+    rc, _, err = run_cli(
+        ["refine", image, "--out", tmp_path / "o.tif", "--model", model_file] + extra, capsys
+    )
     assert rc == 2
     assert_one_error_line(err)
     assert message in err
@@ -87,8 +102,9 @@ def test_refine_user_errors_are_one_line(tmp_path: Path, capsys, model_file: Pat
 @pytest.mark.parametrize("bands", ["a,b", "1,,2", ""])
 def test_bad_band_list_is_a_usage_error(tmp_path: Path, capsys, bands: str) -> None:
     with pytest.raises(SystemExit) as exc:
-        cli.main(["refine", str(tmp_path / "in.tif"), "--out", str(tmp_path / "o.tif"),
-                  "--bands", bands])
+        cli.main(
+            ["refine", str(tmp_path / "in.tif"), "--out", str(tmp_path / "o.tif"), "--bands", bands]
+        )
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "argument --bands" in err and "Traceback" not in err
@@ -98,9 +114,25 @@ def test_refine_writes_the_output(tmp_path: Path, capsys, model_file: Path) -> N
     image = make_tif(tmp_path / "in.tif", 60, 50, seed=3)
     out, scores = tmp_path / "classes.tif", tmp_path / "scores.tif"
     coarse = tmp_path / "coarse.tif"
-    rc, stdout, _ = run_cli(["refine", image, "--out", out, "--model", model_file,
-                             "--scores", scores, "--coarse", coarse, "--tile-size", "40",
-                             "--device", "cpu"], capsys)
+    rc, stdout, _ = run_cli(
+        [
+            "refine",
+            image,
+            "--out",
+            out,
+            "--model",
+            model_file,
+            "--scores",
+            scores,
+            "--coarse",
+            coarse,
+            "--tile-size",
+            "40",
+            "--device",
+            "cpu",
+        ],
+        capsys,
+    )
     assert rc == 0
     assert stdout.startswith(f"wrote {out} (2 iterations,")
     ds = gdal.Open(str(out))
@@ -109,19 +141,44 @@ def test_refine_writes_the_output(tmp_path: Path, capsys, model_file: Path) -> N
     assert gdal.Open(str(coarse)).RasterCount == 1
     rc, _, err = run_cli(["refine", image, "--out", out, "--model", model_file], capsys)
     assert rc == 2 and "already exists" in err
-    rc, _, _ = run_cli(["refine", image, "--out", out, "--model", model_file, "--overwrite",
-                        "--iterations", "0", "--bands", "3,2,1"], capsys)
+    rc, _, _ = run_cli(
+        [
+            "refine",
+            image,
+            "--out",
+            out,
+            "--model",
+            model_file,
+            "--overwrite",
+            "--iterations",
+            "0",
+            "--bands",
+            "3,2,1",
+        ],
+        capsys,
+    )
     assert rc == 0
 
 
-def test_refine_without_crs_uses_input_resolution(tmp_path: Path, capsys,
-                                                  model_file: Path) -> None:
+def test_refine_without_crs_uses_input_resolution(tmp_path: Path, capsys, model_file: Path) -> None:
     image = make_tif(tmp_path / "nocrs.tif", 30, 30, epsg=None, geotransform=(0, 1, 0, 0, 0, -1))
-    rc, _, err = run_cli(["refine", image, "--out", tmp_path / "o.tif", "--model", model_file],
-                         capsys)
+    rc, _, err = run_cli(
+        ["refine", image, "--out", tmp_path / "o.tif", "--model", model_file], capsys
+    )
     assert rc == 2 and "--input-resolution" in err
-    rc, _, _ = run_cli(["refine", image, "--out", tmp_path / "o.tif", "--model", model_file,
-                        "--input-resolution", "0.3"], capsys)
+    rc, _, _ = run_cli(
+        [
+            "refine",
+            image,
+            "--out",
+            tmp_path / "o.tif",
+            "--model",
+            model_file,
+            "--input-resolution",
+            "0.3",
+        ],
+        capsys,
+    )
     assert rc == 0 and (tmp_path / "o.tif").exists()
 
 
@@ -181,11 +238,32 @@ def test_progress_bar_follows_redirected_stderr(capsys) -> None:
 def test_as_a_subprocess(tmp_path: Path, model_file: Path) -> None:
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     # Run outside the repository so that the installed package is what gets imported.
-    done = subprocess.run([sys.executable, "-m", "map_refiner", "--help"], cwd=tmp_path,
-                          capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "map_refiner", "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert done.returncode == 0 and "refine" in done.stdout
-    done = subprocess.run([sys.executable, "-m", "map_refiner", "refine", "missing.tif",
-                           "--out", "o.tif", "--model", str(model_file)], cwd=tmp_path,
-                          capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "map_refiner",
+            "refine",
+            "missing.tif",
+            "--out",
+            "o.tif",
+            "--model",
+            str(model_file),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert done.returncode == 2 and done.stdout == ""
     assert_one_error_line(done.stderr)

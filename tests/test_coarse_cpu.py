@@ -10,8 +10,10 @@ from map_refiner.engine.networks.coarse_cpu import coarse_forward_cpu, conv_as_s
 from map_refiner.engine.networks.models import CoarseFCN
 
 
-@pytest.mark.parametrize("k,size,pad,h,w", [(2, 9, 4, 17, 23), (3, 9, 4, 1, 5), (1, 3, 1, 6, 4),
-                                            (2, 5, 0, 9, 8), (4, 4, 2, 7, 7)])
+@pytest.mark.parametrize(
+    "k,size,pad,h,w",
+    [(2, 9, 4, 17, 23), (3, 9, 4, 1, 5), (1, 3, 1, 6, 4), (2, 5, 0, 9, 8), (4, 4, 2, 7, 7)],
+)
 def test_shifted_sums_equal_conv2d(k, size, pad, h, w):
     torch.manual_seed(size * 10 + k)
     conv = nn.Conv2d(16, k, size, padding=pad)
@@ -31,21 +33,22 @@ def test_coarse_cpu_path_equals_layers(k):
     with torch.no_grad():
         for p in net.parameters():
             p.add_(torch.randn_like(p) * 0.05)
-    x = torch.randn(2, 3, 52, 36)          # 13 x 9 after the stride: odd sides
+    x = torch.randn(2, 3, 52, 36)  # 13 x 9 after the stride: odd sides
     with torch.enable_grad():
-        ref = net(x).detach()                      # the plain layers (training path)
+        ref = net(x).detach()  # the plain layers (training path)
     with torch.inference_mode():
-        fast = net(x)                              # dispatches to coarse_forward_cpu
+        fast = net(x)  # dispatches to coarse_forward_cpu
     assert torch.allclose(coarse_forward_cpu(net, x), ref, atol=1e-4, rtol=1e-4)
     assert fast.shape == ref.shape and torch.allclose(fast, ref, atol=1e-4, rtol=1e-4)
 
 
 def test_class_argmax_matches_torch_argmax():
     from map_refiner.engine.networks.inference import class_argmax
+
     torch.manual_seed(0)
     for k in (1, 2, 3, 7):
         s = torch.randn(k, 31, 17)
-        s[:, 0, :5] = 1.0                          # ties: the first class wins, like argmax
+        s[:, 0, :5] = 1.0  # ties: the first class wins, like argmax
         got = class_argmax(s)
         assert got.dtype == torch.uint8
         assert torch.equal(got, s.argmax(0).to(torch.uint8))

@@ -34,9 +34,12 @@ def test_default_model_refines_austin_dev(tmp_path: Path) -> None:
     scores = {}
     for name, iters in (("coarse", 0), ("refined", None)):
         out = tmp_path / f"{name}.tif"
-        refine_raster(RefineParams(image=image, out=out, iterations=iters, device="cpu"), model=model)
-        scores[name] = evaluate_rasters(out, reference, model[1].class_names,
-                                        reference_value_map=REF_MAP)
+        refine_raster(
+            RefineParams(image=image, out=out, iterations=iters, device="cpu"), model=model
+        )
+        scores[name] = evaluate_rasters(
+            out, reference, model[1].class_names, reference_value_map=REF_MAP
+        )
     coarse, refined = scores["coarse"], scores["refined"]
     assert refined.mean_iou >= coarse.mean_iou + 0.10
     assert refined.iou[1] >= 1.5 * coarse.iou[1]
@@ -53,9 +56,11 @@ def test_bf16_mixed_precision_keeps_the_scores_within_a_tenth_of_a_point(tmp_pat
     miou = {}
     for precision in ("fp32", "bf16"):
         out = tmp_path / f"{precision}.tif"
-        refine_raster(RefineParams(image=image, out=out, device="cpu", precision=precision),
-                      model=model)
-        miou[precision] = evaluate_rasters(out, reference, model[1].class_names,
-                                           reference_value_map=REF_MAP).mean_iou
+        refine_raster(
+            RefineParams(image=image, out=out, device="cpu", precision=precision), model=model
+        )
+        miou[precision] = evaluate_rasters(
+            out, reference, model[1].class_names, reference_value_map=REF_MAP
+        ).mean_iou
     assert miou["fp32"] > 0.70
     assert abs(miou["bf16"] - miou["fp32"]) < 0.001

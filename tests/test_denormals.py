@@ -9,12 +9,12 @@ from map_refiner.engine.device import denormals_flushed
 
 
 def test_denormals_flushed_only_inside_the_block():
-    tiny = np.array([1e-40], dtype=np.float32)          # a denormal float32
+    tiny = np.array([1e-40], dtype=np.float32)  # a denormal float32
     assert (tiny * np.float32(1.0))[0] != 0
     with denormals_flushed():
-        if torch.set_flush_denormal(True):             # the CPU supports FTZ/DAZ
+        if torch.set_flush_denormal(True):  # the CPU supports FTZ/DAZ
             assert float(torch.from_numpy(tiny) * 1.0) == 0.0
-    assert (tiny * np.float32(1.0))[0] != 0             # numpy sees denormals again
+    assert (tiny * np.float32(1.0))[0] != 0  # numpy sees denormals again
     assert float(torch.from_numpy(tiny) * 1.0) != 0.0
 
 
@@ -25,8 +25,18 @@ def test_training_loop_restores_the_mode(tmp_path):
     layer = torch.nn.Linear(2, 1)
     opt = torch.optim.SGD(layer.parameters(), lr=0.1)
     x = torch.ones(4, 2)
-    res = run_loop(layer, opt, lambda step: layer(x).pow(2).mean(), 3, make_reporter(), None, 0,
-                   False, {}, log_every=1)
+    res = run_loop(
+        layer,
+        opt,
+        lambda step: layer(x).pow(2).mean(),
+        3,
+        make_reporter(),
+        None,
+        0,
+        False,
+        {},
+        log_every=1,
+    )
     assert res.steps == 3
     tiny = np.array([1e-40], dtype=np.float32)
     assert (tiny * np.float32(1.0))[0] != 0

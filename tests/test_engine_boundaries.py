@@ -22,15 +22,20 @@ def imported_names(source: str, package_parts: list[str]) -> list[str]:
             names += [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                base = package_parts[:len(package_parts) - node.level]
+                base = package_parts[: len(package_parts) - node.level]
                 mod = ".".join(base + ([node.module] if node.module else []))
                 # ``from .. import training`` names the subpackage in the alias.
                 names += [f"{mod}.{a.name}" for a in node.names] if not node.module else [mod]
             else:
                 names.append(node.module or "")
-        elif (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(
-                node.func, "id", "")) in ("import_module", "__import__") and node.args
-              and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", getattr(node.func, "id", ""))
+            in ("import_module", "__import__")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
             names.append(node.args[0].value)
     return names
 
@@ -47,8 +52,9 @@ def offenders(folder: str, also: tuple) -> dict:
     for path in files:
         rel = path.relative_to(PACKAGE)
         parts = ["map_refiner", *rel.with_suffix("").parts]
-        bad = [n for n in imported_names(path.read_text(encoding="utf-8"), parts)
-               if forbidden(n, also)]
+        bad = [
+            n for n in imported_names(path.read_text(encoding="utf-8"), parts) if forbidden(n, also)
+        ]
         if bad:
             found[str(rel)] = bad
     return found
@@ -62,19 +68,22 @@ def test_training_sources_import_no_qgis_qt_or_ui() -> None:
     assert offenders("training", ("map_refiner.ui",)) == {}
 
 
-@pytest.mark.parametrize("source,bad", [
-    ("import qgis.core", True),
-    ("from qgis.PyQt.QtCore import QObject", True),
-    ("from PyQt5 import QtCore", True),
-    ("def f():\n    from PySide6.QtCore import Qt", True),
-    ("from ..training import coarse", True),
-    ("from .. import ui", True),
-    ("from ..ui.dialog import RefineDialog", True),
-    ("import importlib\nimportlib.import_module('qgis.core')", True),
-    ("from map_refiner.training.rnn import train_rnn", True),
-    ("from . import models\nfrom .models import CoarseFCN\nimport torch", False),
-    ("from ..engine import models", False),
-])
+@pytest.mark.parametrize(
+    "source,bad",
+    [
+        ("import qgis.core", True),
+        ("from qgis.PyQt.QtCore import QObject", True),
+        ("from PyQt5 import QtCore", True),
+        ("def f():\n    from PySide6.QtCore import Qt", True),
+        ("from ..training import coarse", True),
+        ("from .. import ui", True),
+        ("from ..ui.dialog import RefineDialog", True),
+        ("import importlib\nimportlib.import_module('qgis.core')", True),
+        ("from map_refiner.training.rnn import train_rnn", True),
+        ("from . import models\nfrom .models import CoarseFCN\nimport torch", False),
+        ("from ..engine import models", False),
+    ],
+)
 def test_the_scanner_catches_each_form(source: str, bad: bool) -> None:
     names = imported_names(source, ["map_refiner", "engine", "some_module"])
     assert any(forbidden(n, ("map_refiner.training", "map_refiner.ui")) for n in names) == bad
@@ -95,31 +104,54 @@ assert not up, up
 """
 
 
-@pytest.mark.parametrize("pkg,minimum,forbidden_pkgs", [
-    ("engine", 10, [["map_refiner", "training"], ["map_refiner", "ui"]]),
-    ("training", 3, [["map_refiner", "ui"]]),
-])
-def test_importing_every_module_loads_no_gui(tmp_path: Path, pkg: str, minimum: int,
-                                             forbidden_pkgs) -> None:
+@pytest.mark.parametrize(
+    "pkg,minimum,forbidden_pkgs",
+    [
+        ("engine", 10, [["map_refiner", "training"], ["map_refiner", "ui"]]),
+        ("training", 3, [["map_refiner", "ui"]]),
+    ],
+)
+def test_importing_every_module_loads_no_gui(
+    tmp_path: Path, pkg: str, minimum: int, forbidden_pkgs
+) -> None:
     code = CHECK.format(pkg=pkg, minimum=minimum, roots=GUI_ROOTS, forbidden_pkgs=forbidden_pkgs)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
-                          text=True, env=env, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "modules" in done.stdout
 
 
-@pytest.mark.parametrize("module", ["map_refiner.dev.benchmarks.cuda_check",
-                                    "map_refiner.engine.networks.inference",
-                                    "map_refiner.engine.scoring.scores",
-                                    "map_refiner.training.coarse_fit",
-                                    "map_refiner.training.rnn_fit"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "map_refiner.dev.benchmarks.cuda_check",
+        "map_refiner.engine.networks.inference",
+        "map_refiner.engine.scoring.scores",
+        "map_refiner.training.coarse_fit",
+        "map_refiner.training.rnn_fit",
+    ],
+)
 def test_gpu_box_modules_need_no_gdal(tmp_path: Path, module: str) -> None:
     """The lent GPU machine has torch but no GDAL (docs/STATUS.md): what runs
     there must import without osgeo."""
-    code = ("import sys\nsys.modules['osgeo'] = None  # any 'import osgeo...' now fails\n"
-            f"import {module}\nprint('ok')\n")
+    code = (
+        "import sys\nsys.modules['osgeo'] = None  # any 'import osgeo...' now fails\n"
+        f"import {module}\nprint('ok')\n"
+    )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
-                          text=True, env=env, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-3000:]

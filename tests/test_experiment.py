@@ -64,21 +64,22 @@ def _guided_reference(guide: np.ndarray, src: np.ndarray, r: int, eps: float) ->
 def test_guided_filter_matches_the_textbook_formula() -> None:
     rng = np.random.default_rng(0)
     guide, src = rng.random((20, 24, 3)), rng.random((2, 20, 24))
-    np.testing.assert_allclose(guided_filter(guide, src, 2, 1e-2),
-                               _guided_reference(guide, src, 2, 1e-2), atol=1e-5)
+    np.testing.assert_allclose(
+        guided_filter(guide, src, 2, 1e-2), _guided_reference(guide, src, 2, 1e-2), atol=1e-5
+    )
 
 
 def test_guided_filter_keeps_constants_and_follows_guide_edges() -> None:
     guide = np.zeros((32, 32, 3))
-    guide[:, 16:] = 1.0                                  # a sharp vertical edge
+    guide[:, 16:] = 1.0  # a sharp vertical edge
     const = np.full((1, 32, 32), 0.3)
     np.testing.assert_allclose(guided_filter(guide, const, 3, 1e-3), const, atol=1e-5)
     step = np.zeros((1, 32, 32))
-    step[0, :, 16:] = 1.0                                # scores agreeing with the edge
+    step[0, :, 16:] = 1.0  # scores agreeing with the edge
     out = guided_filter(guide, step, 4, 1e-4)[0]
     box = box_mean(step[0], 4)
-    assert np.abs(out - step[0]).max() < 0.01            # edge kept
-    assert np.abs(box - step[0]).max() > 0.3             # a plain box blur smears it
+    assert np.abs(out - step[0]).max() < 0.01  # edge kept
+    assert np.abs(box - step[0]).max() > 0.3  # a plain box blur smears it
 
 
 def test_dense_crf_returns_marginals_and_smooths_an_isolated_pixel() -> None:
@@ -86,13 +87,13 @@ def test_dense_crf_returns_marginals_and_smooths_an_isolated_pixel() -> None:
     rgb = np.full((24, 24, 3), 120, dtype=np.uint8)
     probs = np.zeros((2, 24, 24), dtype=np.float32)
     probs[0], probs[1] = 0.8, 0.2
-    probs[:, 12, 12] = (0.45, 0.55)                      # a lone, unsure "building" pixel
+    probs[:, 12, 12] = (0.45, 0.55)  # a lone, unsure "building" pixel
     q = dense_crf(rgb, probs, CrfParams(w_app=5, theta_alpha=10, theta_beta=10), 5)
     assert q.shape == probs.shape
     np.testing.assert_allclose(q.sum(axis=0), 1.0, atol=1e-4)
     assert q.argmax(0)[12, 12] == 0
     weak = dense_crf(rgb, probs, CrfParams(w_app=0, theta_alpha=1, theta_beta=1, w_smooth=0), 5)
-    assert weak.argmax(0)[12, 12] == 1                   # no pairwise terms: unaries decide
+    assert weak.argmax(0)[12, 12] == 1  # no pairwise terms: unaries decide
 
 
 def test_offsets_and_grid_search_pick_the_best_mean_iou() -> None:
@@ -102,9 +103,10 @@ def test_offsets_and_grid_search_pick_the_best_mean_iou() -> None:
     assert [list(o) for o in offset_grid(3, [0.0, 1.0])][:2] == [[0, 0, 0], [0, 0, 1]]
     off, s = best_offsets(scores, lambda c: score_map(c, ref, NAMES), [-0.2, 0.0, 0.2])
     assert off.tolist() == pytest.approx([0.0, 0.2]) and s.mean_iou == pytest.approx(1.0)
-    best, s, tried = grid_search({"t": [0.0, 0.2, 0.4]},
-                                 lambda p: score_map((scores[1] + p["t"] > scores[0]).astype(np.uint8),
-                                                     ref, NAMES))
+    best, s, tried = grid_search(
+        {"t": [0.0, 0.2, 0.4]},
+        lambda p: score_map((scores[1] + p["t"] > scores[0]).astype(np.uint8), ref, NAMES),
+    )
     assert best == {"t": 0.2} and len(tried) == 3 and s.mean_iou == pytest.approx(1.0)
 
 
@@ -139,12 +141,14 @@ def test_degradation_without_noise_keeps_the_map_and_steps_do_what_they_say() ->
     gone, total, dropped = drop_objects(lab, 3, 1.0, np.random.default_rng(0))
     assert (gone == 0).all() and total == dropped == 3
     assert block_mean(np.arange(16.0).reshape(4, 4), 2).tolist() == [[2.5, 4.5], [10.5, 12.5]]
-    down = np.stack([np.ones((3, 3)), np.zeros((3, 3))])           # dy = 1: one pixel down
+    down = np.stack([np.ones((3, 3)), np.zeros((3, 3))])  # dy = 1: one pixel down
     moved = warp(np.arange(9.0).reshape(1, 3, 3), down)
     assert moved[0].tolist() == [[0, 1, 2], [0, 1, 2], [3, 4, 5]]
     field = displacement_field((40, 50), 3.0, 4, np.random.default_rng(0))
     assert field.shape == (2, 40, 50) and np.abs(field).max() <= 3.0
-    assert np.abs(np.diff(field, axis=1)).max() <= 2 * 3.0 / (39 / 4)  # smooth: bilinear between knots
+    assert np.abs(np.diff(field, axis=1)).max() <= 2 * 3.0 / (
+        39 / 4
+    )  # smooth: bilinear between knots
 
 
 def _scene(rng: np.random.Generator, size: int = 24) -> Scene:
@@ -155,8 +159,15 @@ def _scene(rng: np.random.Generator, size: int = 24) -> Scene:
     lab = torch.from_numpy(ref[::2, ::2].copy())
     heat = torch.zeros(2, size, size)
     heat[1, 4:16, 4:16] = 1.0
-    return Scene("tiny", image, lab, np.zeros((2 * size, 2 * size, 3), np.uint8), ref,
-                 Grids(2 * size, 2 * size, size, size), heat)
+    return Scene(
+        "tiny",
+        image,
+        lab,
+        np.zeros((2 * size, 2 * size, 3), np.uint8),
+        ref,
+        Grids(2 * size, 2 * size, size, size),
+        heat,
+    )
 
 
 def test_iteration_curve_of_an_identity_rnn_is_flat() -> None:
@@ -175,23 +186,31 @@ def test_iteration_curve_of_an_identity_rnn_is_flat() -> None:
 def test_fit_refiner_is_seeded_and_learns() -> None:
     rng = np.random.default_rng(1)
     scene = _scene(rng)
-    spec = FitSpec(steps=30, batch_size=4, patch_size=16, iterations=2, lr=0.05, seed=3,
-                   eval_every=10)
+    spec = FitSpec(
+        steps=30, batch_size=4, patch_size=16, iterations=2, lr=0.05, seed=3, eval_every=10
+    )
     runs = []
     for _ in range(2):
         torch.manual_seed(0)
         rnn = RefinementRNN(3, 2)
         seen = []
-        out = fit_refiner(rnn, scene.image, scene.heat, scene.labels, spec, torch.device("cpu"),
-                          seen.append)
+        out = fit_refiner(
+            rnn, scene.image, scene.heat, scene.labels, spec, torch.device("cpu"), seen.append
+        )
         runs.append((rnn, out))
     assert seen == [10, 20, 30] and runs[0][1].steps == 30
     for p, q in zip(runs[0][0].parameters(), runs[1][0].parameters()):
         assert torch.equal(p, q)
     assert runs[0][1].loss_history[-1] < runs[0][1].loss_history[0]
     unshared = UnsharedRefinement(3, 2, 2)
-    fit_refiner(unshared, scene.image, scene.heat, scene.labels,
-                FitSpec(steps=2, batch_size=2, patch_size=16, iterations=2), torch.device("cpu"))
+    fit_refiner(
+        unshared,
+        scene.image,
+        scene.heat,
+        scene.labels,
+        FitSpec(steps=2, batch_size=2, patch_size=16, iterations=2),
+        torch.device("cpu"),
+    )
     assert refine_scene(unshared, scene, 2).shape == (2, 24, 24)
 
 
@@ -219,8 +238,21 @@ def test_quick_experiment_runs_end_to_end(tmp_path: Path) -> None:
     data = real_data("austin", "austin_dev_rgb.tif").parents[1]
     from map_refiner.dev.experiment.run import main
 
-    assert main(["--quick", "--skip-loveda", "--data", str(data), "--out-dir", str(tmp_path),
-                 "--work", str(tmp_path / "work")]) == 0
+    assert (
+        main(
+            [
+                "--quick",
+                "--skip-loveda",
+                "--data",
+                str(data),
+                "--out-dir",
+                str(tmp_path),
+                "--work",
+                str(tmp_path / "work"),
+            ]
+        )
+        == 0
+    )
     text = (tmp_path / "results.md").read_text()
     assert "CNN + RNN (the paper)" in text and "Xiamen evaluation tiles" in text
     assert (tmp_path / "figures" / "austin_iterations.png").exists()
@@ -246,11 +278,14 @@ def test_fit_refiner_takes_turns_over_several_coarse_maps() -> None:
 
 def test_guarded_split_holds_out_the_bottom_rows() -> None:
     from map_refiner.dev.experiment.guarded import split_rows
+
     scene = _scene(np.random.default_rng(3))
     fit_part, held = split_rows(scene, 0.25)
     h, H = scene.labels.shape[0], scene.reference.shape[0]
-    assert (fit_part.labels[18:] == IGNORE).all() and torch.equal(fit_part.labels[:18], scene.labels[:18])
+    assert (fit_part.labels[18:] == IGNORE).all() and torch.equal(
+        fit_part.labels[:18], scene.labels[:18]
+    )
     assert (held.reference[:36] == IGNORE).all()
     assert np.array_equal(held.reference[36:], scene.reference[36:])
     assert (h, H) == (24, 48) and fit_part.image is scene.image
-    assert scene.labels[18:].ne(IGNORE).all()          # the original scene is untouched
+    assert scene.labels[18:].ne(IGNORE).all()  # the original scene is untouched

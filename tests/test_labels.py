@@ -40,14 +40,14 @@ def square(c0: int, r0: int, c1: int, r1: int) -> str:
     return box_wkt(X0 + c0, Y0 - r1, X0 + c1, Y0 - r0)
 
 
-def expected(c0: int, r0: int, c1: int, r1: int, value: int = 1,
-             fill: int = 0) -> np.ndarray:
+def expected(c0: int, r0: int, c1: int, r1: int, value: int = 1, fill: int = 0) -> np.ndarray:
     out = np.full((10, 10), fill, dtype=np.uint8)
     out[r0:r1, c0:c1] = value
     return out
 
 
 # --- grids ------------------------------------------------------------------------------
+
 
 def test_grid_of_and_scaled_keep_the_extent() -> None:
     ds = gdal.GetDriverByName("MEM").Create("", 30, 20, 1)
@@ -67,6 +67,7 @@ def test_grid_of_and_scaled_keep_the_extent() -> None:
 
 # --- rasterize_vector ---------------------------------------------------------------------
 
+
 def test_polygon_burns_exactly_its_pixels(tmp_path) -> None:
     path = write_vector(tmp_path / "b.gpkg", [(square(2, 3, 6, 7), {})], 32633)
     labels = rasterize_vector(path, UTM, NAMES[:2])
@@ -75,8 +76,12 @@ def test_polygon_burns_exactly_its_pixels(tmp_path) -> None:
 
 
 def test_class_field_names_indices_and_value_map(tmp_path, caplog) -> None:
-    feats = [(square(0, 0, 2, 2), {"kind": "BUILDING"}), (square(3, 0, 5, 2), {"kind": "2"}),
-             (square(6, 0, 8, 2), {"kind": "tree"}), (square(0, 5, 2, 7), {"kind": None})]
+    feats = [
+        (square(0, 0, 2, 2), {"kind": "BUILDING"}),
+        (square(3, 0, 5, 2), {"kind": "2"}),
+        (square(6, 0, 8, 2), {"kind": "tree"}),
+        (square(0, 5, 2, 7), {"kind": None}),
+    ]
     path = write_vector(tmp_path / "c.gpkg", feats, 32633, fields={"kind": ogr.OFTString})
     with caplog.at_level(logging.WARNING):
         result = burn_vector(path, UTM, NAMES, class_field="kind")
@@ -84,14 +89,16 @@ def test_class_field_names_indices_and_value_map(tmp_path, caplog) -> None:
     assert "2 feature(s)" in caplog.text and "'tree'" in caplog.text
     assert (result.labels[0:2, 0:2] == 1).all() and (result.labels[0:2, 3:5] == 2).all()
     assert (result.labels[0:2, 6:8] == 0).all() and (result.labels[5:7, 0:2] == 0).all()
-    mapped = rasterize_vector(path, UTM, NAMES, class_field="KIND",
-                              value_map={"tree": 2, "BUILDING": 1})
+    mapped = rasterize_vector(
+        path, UTM, NAMES, class_field="KIND", value_map={"tree": 2, "BUILDING": 1}
+    )
     assert (mapped[0:2, 6:8] == 2).all() and (mapped[0:2, 3:5] == 0).all()
 
 
 def test_integer_field_and_value_map_validation(tmp_path) -> None:
-    path = write_vector(tmp_path / "i.gpkg", [(square(0, 0, 3, 3), {"v": 7})], 32633,
-                        fields={"v": ogr.OFTInteger})
+    path = write_vector(
+        tmp_path / "i.gpkg", [(square(0, 0, 3, 3), {"v": 7})], 32633, fields={"v": ogr.OFTInteger}
+    )
     labels = rasterize_vector(path, UTM, NAMES, class_field="v", value_map={7: 2})
     assert (labels[0:3, 0:3] == 2).all()
     with pytest.raises(MapRefinerError, match="classes are 0..2"):
@@ -142,10 +149,13 @@ def test_layer_without_crs_is_taken_in_the_grid_crs(tmp_path, caplog) -> None:
 
 
 def test_invalid_3d_and_point_geometries(tmp_path, caplog) -> None:
-    bowtie = (f"POLYGON(({X0} {Y0 - 10},{X0 + 10} {Y0},{X0 + 10} {Y0 - 10},{X0} {Y0},"
-              f"{X0} {Y0 - 10}))")
-    z_square = (f"POLYGON Z(({X0 + 4} {Y0 - 1} 5,{X0 + 6} {Y0 - 1} 5,{X0 + 6} {Y0} 5,"
-                f"{X0 + 4} {Y0} 5,{X0 + 4} {Y0 - 1} 5))")
+    bowtie = (
+        f"POLYGON(({X0} {Y0 - 10},{X0 + 10} {Y0},{X0 + 10} {Y0 - 10},{X0} {Y0},{X0} {Y0 - 10}))"
+    )
+    z_square = (
+        f"POLYGON Z(({X0 + 4} {Y0 - 1} 5,{X0 + 6} {Y0 - 1} 5,{X0 + 6} {Y0} 5,"
+        f"{X0 + 4} {Y0} 5,{X0 + 4} {Y0 - 1} 5))"
+    )
     feats = [(bowtie, {}), (z_square, {}), (f"POINT({X0 + 5} {Y0 - 5})", {})]
     path = write_vector(tmp_path / "bad.gpkg", feats, 32633)
     with caplog.at_level(logging.WARNING):
@@ -164,8 +174,10 @@ def _cross(tmp_path, grid: GridSpec, epsg: int, width: float):
     """Burn an east-west and a north-south line through the grid centre."""
     minx, miny, maxx, maxy = grid.bounds
     cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
-    feats = [(f"LINESTRING({minx} {cy},{maxx} {cy})", {}),
-             (f"LINESTRING({cx} {miny},{cx} {maxy})", {})]
+    feats = [
+        (f"LINESTRING({minx} {cy},{maxx} {cy})", {}),
+        (f"LINESTRING({cx} {miny},{cx} {maxy})", {}),
+    ]
     path = write_vector(tmp_path / f"roads{epsg}_{width}.gpkg", feats, epsg)
     labels = rasterize_vector(path, grid, NAMES[:2], line_width_m=width)
     n = grid.width
@@ -198,8 +210,9 @@ def test_line_width_on_web_mercator_is_ground_metres(tmp_path) -> None:
 
 
 def test_vector_errors(tmp_path) -> None:
-    good = write_vector(tmp_path / "g.gpkg", [(square(0, 0, 2, 2), {"c": 1})], 32633,
-                        fields={"c": ogr.OFTInteger})
+    good = write_vector(
+        tmp_path / "g.gpkg", [(square(0, 0, 2, 2), {"c": 1})], 32633, fields={"c": ogr.OFTInteger}
+    )
     write_vector(good, [(square(0, 0, 2, 2), {})], 32633, layer="other")
     cases = [
         (dict(path=tmp_path / "missing.gpkg"), "not found"),
@@ -226,6 +239,7 @@ def test_empty_layer_and_layer_off_the_grid(tmp_path) -> None:
 
 
 # --- read_label_raster ----------------------------------------------------------------------
+
 
 def test_label_raster_on_the_same_grid(tmp_path) -> None:
     mask = np.zeros((10, 10), np.uint8)
@@ -269,12 +283,14 @@ def test_label_raster_warped_from_another_grid_and_crs(tmp_path) -> None:
 
 
 def test_label_raster_partly_outside_and_not_overlapping(tmp_path) -> None:
-    half = write_raster(tmp_path / "h.tif", np.ones((10, 5), np.uint8),
-                        (X0 + 5, 1.0, 0, Y0, 0, -1.0), 32633)
+    half = write_raster(
+        tmp_path / "h.tif", np.ones((10, 5), np.uint8), (X0 + 5, 1.0, 0, Y0, 0, -1.0), 32633
+    )
     labels = read_label_raster(half, UTM, {1: 1})
     assert (labels[:, 5:] == 1).all() and (labels[:, :5] == IGNORE).all()
-    away = write_raster(tmp_path / "a.tif", np.ones((4, 4), np.uint8), (0, 1.0, 0, 4, 0, -1.0),
-                        32633)
+    away = write_raster(
+        tmp_path / "a.tif", np.ones((4, 4), np.uint8), (0, 1.0, 0, 4, 0, -1.0), 32633
+    )
     with pytest.raises(MapRefinerError, match="no data on the image"):
         read_label_raster(away, UTM, {1: 1})
 
@@ -293,6 +309,7 @@ def test_label_png_without_georeference(tmp_path) -> None:
 
 # --- downsample_labels ----------------------------------------------------------------------
 
+
 def _brute_downsample(labels: np.ndarray, w: int, h: int) -> np.ndarray:
     """Reference: every input pixel votes for the output pixel holding its centre."""
     H, W = labels.shape
@@ -307,10 +324,9 @@ def _brute_downsample(labels: np.ndarray, w: int, h: int) -> np.ndarray:
 
 
 def test_downsample_majority_ignoring_ignore() -> None:
-    labels = np.array([[1, 1, 0, 2],
-                       [0, 1, 2, 2],
-                       [IGNORE, IGNORE, 0, 1],
-                       [IGNORE, 1, 1, 0]], np.uint8)
+    labels = np.array(
+        [[1, 1, 0, 2], [0, 1, 2, 2], [IGNORE, IGNORE, 0, 1], [IGNORE, 1, 1, 0]], np.uint8
+    )
     # top-left 1 wins 3:1; top-right 2 wins 3:1; bottom-left only one vote (1);
     # bottom-right 0 and 1 tie 2:2 -> the lower index
     np.testing.assert_array_equal(downsample_labels(labels, 2, 2), [[1, 2], [1, 0]])
@@ -319,10 +335,13 @@ def test_downsample_majority_ignoring_ignore() -> None:
 
 def test_downsample_uneven_sizes_match_the_definition() -> None:
     rng = np.random.default_rng(3)
-    labels = rng.choice(np.array([0, 1, 2, IGNORE], np.uint8), size=(37, 23), p=[.4, .3, .2, .1])
+    labels = rng.choice(
+        np.array([0, 1, 2, IGNORE], np.uint8), size=(37, 23), p=[0.4, 0.3, 0.2, 0.1]
+    )
     for w, h in ((10, 7), (23, 5), (4, 37), (1, 1), (11, 18)):
-        np.testing.assert_array_equal(downsample_labels(labels, w, h),
-                                      _brute_downsample(labels, w, h))
+        np.testing.assert_array_equal(
+            downsample_labels(labels, w, h), _brute_downsample(labels, w, h)
+        )
 
 
 def test_downsample_to_a_finer_grid_is_nearest() -> None:
@@ -351,6 +370,7 @@ def test_downsample_is_fast_on_a_large_raster() -> None:
 
 # --- real data ------------------------------------------------------------------------------
 
+
 def test_austin_buildings_match_the_manual_mask() -> None:
     """Austin enhancement tile: burned polygons vs the manual mask. Measured: 100.00 % of
     pixels agree and building IoU 1.000 (the mask was made from these polygons)."""
@@ -370,12 +390,18 @@ def test_xiamen_wgs84_buildings_onto_a_web_mercator_window() -> None:
     ds = gdal.Open(str(real_data("xiamen", "xiamen_rgb.tif")))
     full = grid_of(ds)
     gt = full.geotransform
-    window = GridSpec(1024, 1024, (gt[0] + 3000 * gt[1], gt[1], 0.0, gt[3] + 3000 * gt[5], 0.0,
-                                   gt[5]), full.projection_wkt)
-    labels = rasterize_vector(real_data("xiamen", "xiamen_osm_buildings.gpkg"), window,
-                              ["background", "building"])
-    mask = read_label_raster(real_data("xiamen", "xiamen_osm_buildings_mask.tif"), window,
-                             {0: 0, 1: 1})
+    window = GridSpec(
+        1024,
+        1024,
+        (gt[0] + 3000 * gt[1], gt[1], 0.0, gt[3] + 3000 * gt[5], 0.0, gt[5]),
+        full.projection_wkt,
+    )
+    labels = rasterize_vector(
+        real_data("xiamen", "xiamen_osm_buildings.gpkg"), window, ["background", "building"]
+    )
+    mask = read_label_raster(
+        real_data("xiamen", "xiamen_osm_buildings_mask.tif"), window, {0: 0, 1: 1}
+    )
     tiled = mask != IGNORE
     assert tiled.mean() > 0.5 and (mask == 1).sum() > 10000
     assert (labels[tiled] == mask[tiled]).mean() > 0.995

@@ -22,13 +22,18 @@ def imported_modules(source: str, package: list[str]) -> list[str]:
         if isinstance(node, ast.Import):
             names += [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
-            base = ".".join(package[:len(package) - node.level + 1] if node.level else [])
+            base = ".".join(package[: len(package) - node.level + 1] if node.level else [])
             mod = ".".join(p for p in (base, node.module or "") if p)
             names.append(mod)
             names += [f"{mod}.{a.name}" for a in node.names]  # ``from .. import dev``
-        elif (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(
-                node.func, "id", "")) in ("import_module", "__import__") and node.args
-              and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", getattr(node.func, "id", ""))
+            in ("import_module", "__import__")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
             names.append(node.args[0].value)
     return names
 
@@ -54,9 +59,17 @@ def test_the_zip_carries_no_dev_and_no_tests() -> None:
 
 def test_the_scan_covers_the_shipped_code() -> None:
     names = {p.as_posix() for p in shipped_sources()}
-    for needed in ("__init__.py", "plugin.py", "cli.py", "cli_commands.py", "cli_demo.py",
-                   "engine/refine/pipeline.py", "training/rnn.py", "ui/controller.py",
-                   "ui/processing/provider.py"):
+    for needed in (
+        "__init__.py",
+        "plugin.py",
+        "cli.py",
+        "cli_commands.py",
+        "cli_demo.py",
+        "engine/refine/pipeline.py",
+        "training/rnn.py",
+        "ui/controller.py",
+        "ui/processing/provider.py",
+    ):
         assert needed in names
     for folder in ("engine", "training", "ui"):
         on_disk = {p.relative_to(PACKAGE).as_posix() for p in (PACKAGE / folder).rglob("*.py")}
@@ -73,16 +86,23 @@ def test_nothing_shipped_imports_dev() -> None:
     assert offenders == {}
 
 
-@pytest.mark.parametrize("source,package,bad", [
-    ("from ..dev.package_zip import ROOT", ["map_refiner", "ui"], True),
-    ("from .. import dev", ["map_refiner", "engine"], True),
-    ("def f():\n    from ...dev import provenance", ["map_refiner", "ui", "jobs"], True),
-    ("from map_refiner.dev.benchmarks import bench", ["map_refiner"], True),
-    ("import importlib\nimportlib.import_module('map_refiner.dev.webtiles')", ["map_refiner"], True),
-    ("from .device import resolve_device", ["map_refiner", "engine"], False),
-    ("from ..device import device_label", ["map_refiner", "engine", "refine"], False),
-    ("from .dev_notes import x", ["map_refiner"], False),
-])
+@pytest.mark.parametrize(
+    "source,package,bad",
+    [
+        ("from ..dev.package_zip import ROOT", ["map_refiner", "ui"], True),
+        ("from .. import dev", ["map_refiner", "engine"], True),
+        ("def f():\n    from ...dev import provenance", ["map_refiner", "ui", "jobs"], True),
+        ("from map_refiner.dev.benchmarks import bench", ["map_refiner"], True),
+        (
+            "import importlib\nimportlib.import_module('map_refiner.dev.webtiles')",
+            ["map_refiner"],
+            True,
+        ),
+        ("from .device import resolve_device", ["map_refiner", "engine"], False),
+        ("from ..device import device_label", ["map_refiner", "engine", "refine"], False),
+        ("from .dev_notes import x", ["map_refiner"], False),
+    ],
+)
 def test_the_scanner_resolves_each_form(source: str, package: list[str], bad: bool) -> None:
     assert any(imports_dev(n) for n in imported_modules(source, package)) == bad
 

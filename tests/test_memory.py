@@ -32,5 +32,5 @@ def test_a_users_gdal_cachemax_is_left_alone(monkeypatch):
     before = gdal.GetCacheMax()
     with bounded_memory(64 << 20):
         assert gdal.GetCacheMax() == before
-    release_free_memory()            # harmless anywhere
+    release_free_memory()  # harmless anywhere
     assert os.environ["GDAL_CACHEMAX"] == "2048"

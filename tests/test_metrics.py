@@ -15,18 +15,10 @@ from map_refiner.engine.scoring.metrics import Scores, confusion_matrix, evaluat
 
 NAMES = ["background", "building", "road"]
 GT = (500000.0, 1.0, 0.0, 4000004.0, 0.0, -1.0)  # 4 x 4 m in UTM 33N
-REF = np.array([[0, 0, 1, 1],
-                [0, 0, 1, 1],
-                [2, 2, 0, 0],
-                [255, 2, 0, 0]], np.uint8)
-PRED = np.array([[0, 1, 1, 1],
-                 [0, 0, 1, 0],
-                 [2, 0, 0, 0],
-                 [1, 2, 255, 0]], np.uint8)
+REF = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 0, 0], [255, 2, 0, 0]], np.uint8)
+PRED = np.array([[0, 1, 1, 1], [0, 0, 1, 0], [2, 0, 0, 0], [1, 2, 255, 0]], np.uint8)
 # Worked by hand: 14 pixels scored (one 255 in each map); rows = reference.
-CM = [[6, 1, 0],
-      [1, 3, 0],
-      [1, 0, 2]]
+CM = [[6, 1, 0], [1, 3, 0], [1, 0, 2]]
 IOU = [6 / (7 + 8 - 6), 3 / (4 + 4 - 3), 2 / (3 + 2 - 2)]  # 0.667, 0.600, 0.667
 
 
@@ -34,8 +26,11 @@ def test_confusion_matrix_by_hand() -> None:
     cm = confusion_matrix(PRED, REF, 3)
     assert cm.dtype == np.int64
     assert cm.tolist() == CM
-    assert confusion_matrix(PRED, REF, 3, ignore=(255, 2)).tolist() == [[6, 1, 0], [1, 3, 0],
-                                                                        [0, 0, 0]]
+    assert confusion_matrix(PRED, REF, 3, ignore=(255, 2)).tolist() == [
+        [6, 1, 0],
+        [1, 3, 0],
+        [0, 0, 0],
+    ]
 
 
 def test_confusion_matrix_rejects_bad_input() -> None:
@@ -79,8 +74,13 @@ def test_evaluate_rasters_with_value_maps_and_nodata(tmp_path) -> None:
     ref = write_raster(tmp_path / "gt.tif", mask, GT, 32633, nodata=9)
     pred_vals = np.where(PRED == 1, 10, np.where(PRED == 255, 77, 20)).astype(np.uint8)
     pred = write_raster(tmp_path / "p.tif", pred_vals, GT, 32633, nodata=77)
-    s = evaluate_rasters(pred, ref, ["background", "building"], reference_value_map={0: 0, 255: 1},
-                         prediction_value_map={20: 0, 10: 1})
+    s = evaluate_rasters(
+        pred,
+        ref,
+        ["background", "building"],
+        reference_value_map={0: 0, 255: 1},
+        prediction_value_map={20: 0, 10: 1},
+    )
     # background = reference classes 0 and 2 merged: [[6+0+1+2, 1], [1, 3]]
     assert s.confusion.tolist() == [[9, 1], [1, 3]]
     with pytest.raises(MapRefinerError, match="class value 20 but there are only 2"):
@@ -93,8 +93,9 @@ def test_evaluate_rasters_with_value_maps_and_nodata(tmp_path) -> None:
 def test_prediction_on_another_grid_and_crs_is_warped(tmp_path) -> None:
     ref = write_raster(tmp_path / "ref.tif", REF, GT, 32633)
     fine = np.kron(PRED, np.ones((4, 4), np.uint8))
-    pred = write_raster(tmp_path / "fine.tif", fine, (GT[0], 0.25, 0, GT[3], 0, -0.25), 32633,
-                        nodata=255)
+    pred = write_raster(
+        tmp_path / "fine.tif", fine, (GT[0], 0.25, 0, GT[3], 0, -0.25), 32633, nodata=255
+    )
     assert evaluate_rasters(pred, ref, NAMES).confusion.tolist() == CM
     geo = tmp_path / "geo.tif"
     gdal.Warp(str(geo), str(pred), dstSRS="EPSG:4326", resampleAlg="near", xRes=2e-6, yRes=2e-6)

@@ -119,16 +119,22 @@ def test_safetensors_without_our_config_is_refused(tmp_path: Path) -> None:
 
 def _with_config(tmp_path: Path, name: str, tensors, config: dict) -> Path:
     path = tmp_path / name
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path),
-              metadata={CONFIG_KEY: json.dumps(config)})
+    save_file(
+        {k: v.contiguous() for k, v in tensors.items()},
+        str(path),
+        metadata={CONFIG_KEY: json.dumps(config)},
+    )
     return path
 
 
-@pytest.mark.parametrize("change", [
-    {"classes": [{"name": n, "colour": [0, 0, 0]} for n in ("a", "b", "c")]},
-    {"bands": [1, 2, 3, 4], "mean": [0.0] * 4, "std": [1.0] * 4},
-    {"class_specific": False},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"classes": [{"name": n, "colour": [0, 0, 0]} for n in ("a", "b", "c")]},
+        {"bands": [1, 2, 3, 4], "mean": [0.0] * 4, "std": [1.0] * 4},
+        {"class_specific": False},
+    ],
+)
 def test_config_that_does_not_match_weights_is_refused(tmp_path: Path, change: dict) -> None:
     net, cfg = random_model()
     d = {**cfg.to_dict(), **change}
@@ -137,14 +143,17 @@ def test_config_that_does_not_match_weights_is_refused(tmp_path: Path, change: d
         load_model(path)
 
 
-@pytest.mark.parametrize("change,message", [
-    ({"architecture": "unet"}, "Unsupported model architecture"),
-    ({"format_version": 99}, "newer Map Refiner"),
-    ({"classes": [{"name": "only"}]}, "incomplete or malformed"),
-    ({"std": [64.0, 0.0, 64.0]}, "non-positive std"),
-    ({"mean": [1.0, 2.0]}, "differ in length"),
-    ({"ground_resolution_m": 0}, "ground resolution"),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"architecture": "unet"}, "Unsupported model architecture"),
+        ({"format_version": 99}, "newer Map Refiner"),
+        ({"classes": [{"name": "only"}]}, "incomplete or malformed"),
+        ({"std": [64.0, 0.0, 64.0]}, "non-positive std"),
+        ({"mean": [1.0, 2.0]}, "differ in length"),
+        ({"ground_resolution_m": 0}, "ground resolution"),
+    ],
+)
 def test_malformed_config_is_refused(tmp_path: Path, change: dict, message: str) -> None:
     net, cfg = random_model()
     path = _with_config(tmp_path, "bad.safetensors", net.state_dict(), {**cfg.to_dict(), **change})
@@ -163,8 +172,9 @@ def test_four_band_model_on_three_band_raster_is_a_clear_error(tmp_path: Path) -
     net, cfg = random_model(bands=4)
     model_path = save_model(net, cfg, tmp_path / "m4.safetensors")
     image = make_tif(tmp_path / "rgb.tif", 32, 32)
-    params = RefineParams(image=image, out=tmp_path / "out.tif", model_path=model_path,
-                          device="cpu")
+    params = RefineParams(
+        image=image, out=tmp_path / "out.tif", model_path=model_path, device="cpu"
+    )
     with pytest.raises(MapRefinerError, match=r"has 3 band\(s\).*--bands"):
         refine_raster(params)
     # Choosing three bands for a four-band model is refused too, with the count.
@@ -180,8 +190,12 @@ def _unsafe_calls(source: str) -> list:
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             base = node.func.value
             name = base.id if isinstance(base, ast.Name) else getattr(base, "attr", "")
-            if (name, node.func.attr) in {("torch", "load"), ("pickle", "load"),
-                                          ("pickle", "loads"), ("cPickle", "load")}:
+            if (name, node.func.attr) in {
+                ("torch", "load"),
+                ("pickle", "load"),
+                ("pickle", "loads"),
+                ("cPickle", "load"),
+            }:
                 found.append(f"{name}.{node.func.attr} line {node.lineno}")
         if isinstance(node, ast.ImportFrom) and node.module in ("pickle", "torch"):
             if any(a.name in ("load", "loads") for a in node.names):
@@ -196,8 +210,11 @@ def test_no_code_in_the_package_unpickles() -> None:
         dirs[:] = [d for d in dirs if d not in skip]
         sources += [Path(root) / f for f in files if f.endswith(".py")]
     assert len(sources) > 20
-    offenders = {str(p.relative_to(PACKAGE)): bad for p in sources
-                 if (bad := _unsafe_calls(p.read_text(encoding="utf-8")))}
+    offenders = {
+        str(p.relative_to(PACKAGE)): bad
+        for p in sources
+        if (bad := _unsafe_calls(p.read_text(encoding="utf-8")))
+    }
     assert offenders == {}
     # The scanner itself catches the forms it looks for.
     assert _unsafe_calls("import torch\ntorch.load('x')\n")

@@ -23,17 +23,22 @@ def conv_params(c_in: int, c_out: int, k: int) -> int:
 @pytest.mark.parametrize("k", [2, 3])
 def test_coarse_fcn_parameter_count_matches_paper(k: int) -> None:
     # 64 12x12 stride 4 on RGB -> 128 3x3 -> 128 3x3 -> K 9x9, then deconv K->K 8x8.
-    expected = (conv_params(3, 64, 12) + conv_params(64, 128, 3) + conv_params(128, 128, 3)
-                + conv_params(128, k, 9) + conv_params(k, k, 8))
+    expected = (
+        conv_params(3, 64, 12)
+        + conv_params(64, 128, 3)
+        + conv_params(128, 128, 3)
+        + conv_params(128, k, 9)
+        + conv_params(k, k, 8)
+    )
     assert expected == 27712 + 73856 + 147584 + 10369 * k + 64 * k * k + k
     assert count_parameters(CoarseFCN(3, k)) == expected
 
 
 @pytest.mark.parametrize("k", [2, 3])
 def test_rnn_parameter_count_matches_paper(k: int) -> None:
-    m_filters = conv_params(1, 32, 5)        # 32 M_i 5x5 on one heat map, shared by classes
-    n_filters = conv_params(3, 32, 5)        # 32 N_j 5x5 on the image
-    mlp = (64 * 32 + 32) + (32 * 1 + 1)      # [M*u_k, N*I] -> 32 ReLU -> 1
+    m_filters = conv_params(1, 32, 5)  # 32 M_i 5x5 on one heat map, shared by classes
+    n_filters = conv_params(3, 32, 5)  # 32 N_j 5x5 on the image
+    mlp = (64 * 32 + 32) + (32 * 1 + 1)  # [M*u_k, N*I] -> 32 ReLU -> 1
     assert count_parameters(RefinementRNN(3, k)) == m_filters + n_filters + k * mlp
     agnostic = RefinementRNN(3, k, class_specific=False)
     assert count_parameters(agnostic) == m_filters + n_filters + mlp
@@ -78,19 +83,24 @@ def naive_step(rnn: RefinementRNN, heat: torch.Tensor, image: torch.Tensor) -> t
     Per class: concat [M*u_k, N*I] -> Linear(64,32) -> ReLU -> Linear(32,1).
     """
     k_classes = heat.shape[1]
-    n_img = rnn.image_conv(image)                                    # (B, 32, H, W)
+    n_img = rnn.image_conv(image)  # (B, 32, H, W)
     h = rnn.hidden
     out = []
     for k in range(k_classes):
         g = k if rnn.class_specific else 0
-        m_u = rnn.heat_conv(heat[:, k:k + 1])                        # (B, 32, H, W)
-        feats = torch.cat([m_u, n_img], dim=1).permute(0, 2, 3, 1)   # (B, H, W, 64)
-        w1 = torch.cat([rnn.mlp_heat.weight[g * h:(g + 1) * h, :, 0, 0],
-                        rnn.mlp_image.weight[g * h:(g + 1) * h, :, 0, 0]], dim=1)
-        b1 = rnn.mlp_heat.bias[g * h:(g + 1) * h]
+        m_u = rnn.heat_conv(heat[:, k : k + 1])  # (B, 32, H, W)
+        feats = torch.cat([m_u, n_img], dim=1).permute(0, 2, 3, 1)  # (B, H, W, 64)
+        w1 = torch.cat(
+            [
+                rnn.mlp_heat.weight[g * h : (g + 1) * h, :, 0, 0],
+                rnn.mlp_image.weight[g * h : (g + 1) * h, :, 0, 0],
+            ],
+            dim=1,
+        )
+        b1 = rnn.mlp_heat.bias[g * h : (g + 1) * h]
         w2 = rnn.mlp_out.weight[g, :, 0, 0]
         b2 = rnn.mlp_out.bias[g]
-        delta = F.relu(feats @ w1.T + b1) @ w2 + b2                  # (B, H, W)
+        delta = F.relu(feats @ w1.T + b1) @ w2 + b2  # (B, H, W)
         out.append(heat[:, k] + delta)
     return torch.stack(out, dim=1)
 

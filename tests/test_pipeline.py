@@ -56,8 +56,11 @@ def test_class_map_on_disk(tmp_path: Path, image: Path, model) -> None:
     arr = band.ReadAsArray()
     assert (arr[10:30, 60:100] == 255).all()
     assert set(np.unique(arr[40:, :])) <= {0, 1, 2} and len(np.unique(arr[40:, :])) >= 2
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["classes.tif", "classes.tif.aux.xml",
-                                                          "in.tif"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "classes.tif",
+        "classes.tif.aux.xml",
+        "in.tif",
+    ]
 
 
 def test_category_names_read_first_thing(tmp_path: Path, image: Path, model) -> None:
@@ -105,8 +108,9 @@ def test_zero_iterations_is_the_coarse_cnn(tmp_path: Path, model) -> None:
     assert (gdal.Open(str(tmp_path / "c5.tif")).ReadAsArray() != got).any()
 
 
-def test_refuses_to_overwrite_the_input_or_an_existing_output(tmp_path: Path, image: Path,
-                                                              model) -> None:
+def test_refuses_to_overwrite_the_input_or_an_existing_output(
+    tmp_path: Path, image: Path, model
+) -> None:
     before = image.read_bytes()
     with pytest.raises(MapRefinerError, match="one of the inputs"):
         refine_raster(params(image, image, overwrite=True), model=model)
@@ -130,23 +134,29 @@ def test_missing_output_folder_is_refused(tmp_path: Path, image: Path, model) ->
 
 
 @pytest.mark.parametrize("with_scores", [False, True])
-def test_cancel_after_first_tile_leaves_nothing(tmp_path: Path, image: Path, model,
-                                                with_scores: bool) -> None:
+def test_cancel_after_first_tile_leaves_nothing(
+    tmp_path: Path, image: Path, model, with_scores: bool
+) -> None:
     calls: list[float] = []
 
     def cancelled() -> bool:
         return len(calls) >= 1
 
-    p = params(image, tmp_path / "out.tif", iterations=2,
-               scores=tmp_path / "scores.tif" if with_scores else None)
+    p = params(
+        image,
+        tmp_path / "out.tif",
+        iterations=2,
+        scores=tmp_path / "scores.tif" if with_scores else None,
+    )
     with pytest.raises(CancelledError):
         refine_raster(p, progress=calls.append, is_cancelled=cancelled, model=model)
     assert calls and calls[0] < 1.0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
 
 
-def test_error_while_writing_leaves_nothing(tmp_path: Path, image: Path, model,
-                                            monkeypatch) -> None:
+def test_error_while_writing_leaves_nothing(
+    tmp_path: Path, image: Path, model, monkeypatch
+) -> None:
     from map_refiner.engine.refine import pipeline
 
     def boom(*args, **kwargs):
@@ -160,15 +170,15 @@ def test_error_while_writing_leaves_nothing(tmp_path: Path, image: Path, model,
 
 def test_progress_is_monotonic_and_reaches_one(tmp_path: Path, image: Path, model) -> None:
     seen: list[float] = []
-    res = refine_raster(params(image, tmp_path / "out.tif", iterations=1), progress=seen.append,
-                        model=model)
+    res = refine_raster(
+        params(image, tmp_path / "out.tif", iterations=1), progress=seen.append, model=model
+    )
     assert len(seen) == res.tiles > 3
     assert seen == sorted(seen) and all(0 < f <= 1 for f in seen)
     assert seen[-1] == pytest.approx(1.0)
 
 
-def test_cuda_on_a_cpu_only_machine_is_a_clear_error(tmp_path: Path, image: Path,
-                                                     model) -> None:
+def test_cuda_on_a_cpu_only_machine_is_a_clear_error(tmp_path: Path, image: Path, model) -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     with pytest.raises(MapRefinerError, match="CUDA.*'cpu'"):
@@ -190,7 +200,7 @@ def test_mixed_precision_is_bf16_on_cuda_only_by_default(monkeypatch) -> None:
     assert inference_autocast("auto", cuda) is torch.bfloat16
     assert inference_autocast(None, cuda) is torch.bfloat16
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
-    assert inference_autocast("auto", cuda) is None      # e.g. a pre-Ampere GPU
+    assert inference_autocast("auto", cuda) is None  # e.g. a pre-Ampere GPU
     with pytest.raises(MapRefinerError, match="Unknown precision 'fp8'.*auto, fp32, bf16"):
         inference_autocast("fp8", cpu)
 
@@ -208,23 +218,29 @@ def test_device_line_says_whether_refines_use_mixed_precision(monkeypatch) -> No
     assert describe_devices() == "CUDA: NVIDIA X"
 
 
-def test_bf16_refine_runs_mixed_precision_and_keeps_the_map(tmp_path: Path, image: Path,
-                                                            model) -> None:
+def test_bf16_refine_runs_mixed_precision_and_keeps_the_map(
+    tmp_path: Path, image: Path, model
+) -> None:
     """The path a CUDA refine takes by default, run here under CPU autocast:
     the networks compute in bf16 (scores differ in the last digits), the
     class map stays that of fp32, the outputs stay float32, the message says so."""
-    fp32 = refine_raster(params(image, tmp_path / "a.tif", iterations=3, scores=tmp_path / "as.tif"),
-                         model=model)
-    bf16 = refine_raster(params(image, tmp_path / "b.tif", iterations=3, scores=tmp_path / "bs.tif",
-                                precision="bf16"), model=model)
+    fp32 = refine_raster(
+        params(image, tmp_path / "a.tif", iterations=3, scores=tmp_path / "as.tif"), model=model
+    )
+    bf16 = refine_raster(
+        params(
+            image, tmp_path / "b.tif", iterations=3, scores=tmp_path / "bs.tif", precision="bf16"
+        ),
+        model=model,
+    )
     assert fp32.device == "cpu" and bf16.device == "cpu (bf16 mixed precision)"
     a, b = (gdal.Open(str(tmp_path / n)).ReadAsArray() for n in ("a.tif", "b.tif"))
     pa, pb = (gdal.Open(str(tmp_path / n)).ReadAsArray() for n in ("as.tif", "bs.tif"))
     assert gdal.Open(str(tmp_path / "bs.tif")).GetRasterBand(1).DataType == gdal.GDT_Float32
-    assert not np.array_equal(pa, pb)                     # bf16 really ran
-    assert np.abs(pa - pb).max() < 0.02                   # 0.004 when written
+    assert not np.array_equal(pa, pb)  # bf16 really ran
+    assert np.abs(pa - pb).max() < 0.02  # 0.004 when written
     assert np.array_equal(a == 255, b == 255)
-    assert (a == b).mean() > 0.99                         # 99.85% when written
+    assert (a == b).mean() > 0.99  # 99.85% when written
     with pytest.raises(MapRefinerError, match="Unknown precision"):
         refine_raster(params(image, tmp_path / "c.tif", precision="half"), model=model)
     assert not (tmp_path / "c.tif").exists()
@@ -270,8 +286,9 @@ def test_uint16_and_float_inputs_refine(tmp_path: Path, model) -> None:
     for dtype in (np.uint16, np.float32):
         image = tmp_path / f"in_{np.dtype(dtype).name}.tif"
         write_image(image, base.astype(dtype), GT)
-        refine_raster(params(image, tmp_path / f"out_{np.dtype(dtype).name}.tif", iterations=1),
-                      model=model)
+        refine_raster(
+            params(image, tmp_path / f"out_{np.dtype(dtype).name}.tif", iterations=1), model=model
+        )
     a = gdal.Open(str(tmp_path / "out_uint16.tif")).ReadAsArray()
     b = gdal.Open(str(tmp_path / "out_float32.tif")).ReadAsArray()
     np.testing.assert_array_equal(a, b)
@@ -314,15 +331,18 @@ def test_model_from_file_gives_the_same_map(tmp_path: Path, image: Path, model) 
     a = refine_raster(params(image, tmp_path / "a.tif", model_path=path, iterations=1))
     refine_raster(params(image, tmp_path / "b.tif", iterations=1), model=model)
     assert a.class_names == list(NAMES)
-    np.testing.assert_array_equal(gdal.Open(str(tmp_path / "a.tif")).ReadAsArray(),
-                                  gdal.Open(str(tmp_path / "b.tif")).ReadAsArray())
+    np.testing.assert_array_equal(
+        gdal.Open(str(tmp_path / "a.tif")).ReadAsArray(),
+        gdal.Open(str(tmp_path / "b.tif")).ReadAsArray(),
+    )
     with pytest.raises(MapRefinerError, match="one of the inputs"):
         refine_raster(params(image, path, model_path=path, overwrite=True))
 
 
 @pytest.mark.parametrize("which", ["out", "scores"])
-def test_a_folder_as_output_is_refused_even_with_overwrite(tmp_path: Path, image: Path, model,
-                                                           which: str) -> None:
+def test_a_folder_as_output_is_refused_even_with_overwrite(
+    tmp_path: Path, image: Path, model, which: str
+) -> None:
     folder = tmp_path / "a_folder"
     folder.mkdir()
     kw = {"scores": folder} if which == "scores" else {}
@@ -333,8 +353,9 @@ def test_a_folder_as_output_is_refused_even_with_overwrite(tmp_path: Path, image
     assert not any(folder.iterdir())
 
 
-def test_scores_file_that_cannot_be_created_leaves_nothing(tmp_path: Path, image: Path,
-                                                           model) -> None:
+def test_scores_file_that_cannot_be_created_leaves_nothing(
+    tmp_path: Path, image: Path, model
+) -> None:
     # A legal name whose hidden temporary sibling is longer than the 255 bytes allowed.
     scores = tmp_path / ("s" * 240 + ".tif")
     with pytest.raises(MapRefinerError, match="Cannot create"):
@@ -365,8 +386,9 @@ def test_reporter_maps_sub_jobs_and_cancels() -> None:
 def test_coarse_map_beside_the_refined_one(tmp_path: Path, image: Path, model) -> None:
     """``coarse``: the CNN's own class map, as a refine with 0 iterations gives it;
     the refined map is the same as without it."""
-    both = refine_raster(params(image, tmp_path / "r.tif", iterations=3,
-                                coarse=tmp_path / "c.tif"), model=model)
+    both = refine_raster(
+        params(image, tmp_path / "r.tif", iterations=3, coarse=tmp_path / "c.tif"), model=model
+    )
     assert both.coarse == tmp_path / "c.tif"
     alone = refine_raster(params(image, tmp_path / "r_alone.tif", iterations=3), model=model)
     zero = refine_raster(params(image, tmp_path / "zero.tif", iterations=0), model=model)
@@ -377,10 +399,10 @@ def test_coarse_map_beside_the_refined_one(tmp_path: Path, image: Path, model) -
 
     assert np.array_equal(read(both.out), read(alone.out))
     coarse, cnn = read(tmp_path / "c.tif"), read(zero.out)
-    assert np.mean(coarse == cnn) > 0.999          # tile halos differ with T: float rounding
+    assert np.mean(coarse == cnn) > 0.999  # tile halos differ with T: float rounding
     assert not np.array_equal(coarse, read(both.out))
     ds = gdal.Open(str(tmp_path / "c.tif"))
-    ds.GetGeoTransform()                            # GDAL 3.6: category names after georef
+    ds.GetGeoTransform()  # GDAL 3.6: category names after georef
     assert ds.GetRasterBand(1).GetCategoryNames()[:3] == list(NAMES)
 
 
@@ -389,10 +411,18 @@ def test_coarse_map_refusals_and_cancel(tmp_path: Path, image: Path, model) -> N
         with pytest.raises(MapRefinerError):
             refine_raster(params(image, tmp_path / "out.tif", coarse=bad), model=model)
     with pytest.raises(MapRefinerError, match="different files"):
-        refine_raster(params(image, tmp_path / "out.tif", coarse=tmp_path / "x.tif",
-                             scores=tmp_path / "x.tif"), model=model)
+        refine_raster(
+            params(
+                image, tmp_path / "out.tif", coarse=tmp_path / "x.tif", scores=tmp_path / "x.tif"
+            ),
+            model=model,
+        )
     calls: list[float] = []
     with pytest.raises(CancelledError):
-        refine_raster(params(image, tmp_path / "out.tif", iterations=2, coarse=tmp_path / "c.tif"),
-                      progress=calls.append, is_cancelled=lambda: len(calls) >= 1, model=model)
+        refine_raster(
+            params(image, tmp_path / "out.tif", iterations=2, coarse=tmp_path / "c.tif"),
+            progress=calls.append,
+            is_cancelled=lambda: len(calls) >= 1,
+            model=model,
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]

@@ -70,8 +70,14 @@ def test_geographic_degrees_at_34_south() -> None:
 def test_rotated_geotransform_gives_pixel_step(angle_deg: float) -> None:
     a = math.radians(angle_deg)
     px, py = 0.5, 0.8
-    gt = (500000.0, px * math.cos(a), py * math.sin(a), 4000000.0,
-          px * math.sin(a), -py * math.cos(a))
+    gt = (
+        500000.0,
+        px * math.cos(a),
+        py * math.sin(a),
+        4000000.0,
+        px * math.sin(a),
+        -py * math.cos(a),
+    )
     rx, ry = ground_resolution(info_of(mem(np.zeros((1, 30, 40), np.uint8), gt)))
     assert rx == pytest.approx(px, rel=5e-3)
     assert ry == pytest.approx(py, rel=5e-3)
@@ -197,15 +203,17 @@ def test_latitudes_beyond_the_pole_are_refused() -> None:
 
 
 @pytest.mark.realdata
-@pytest.mark.parametrize("parts,expected,rel", [
-    (("xiamen", "xiamen_rgb.tif"), (0.543, 0.543), 5e-3),   # 0.597 m Mercator at 24.5 N
-    (("austin", "austin_dev_rgb.tif"), (0.30, 0.30), 1e-2),  # UTM 14N, 0.30 m
-    (("swellendam", "3320D_2010_315_RGB_LATLNG.tif"), (2.30, 2.78), 1e-2),  # degrees
-])
+@pytest.mark.parametrize(
+    "parts,expected,rel",
+    [
+        (("xiamen", "xiamen_rgb.tif"), (0.543, 0.543), 5e-3),  # 0.597 m Mercator at 24.5 N
+        (("austin", "austin_dev_rgb.tif"), (0.30, 0.30), 1e-2),  # UTM 14N, 0.30 m
+        (("swellendam", "3320D_2010_315_RGB_LATLNG.tif"), (2.30, 2.78), 1e-2),  # degrees
+    ],
+)
 def test_real_rasters_ground_resolution(parts, expected, rel) -> None:
     from helpers_data import real_data
 
     info = raster_info(open_raster(real_data(*parts)))
     rx, ry = ground_resolution(info)
     assert (rx, ry) == (pytest.approx(expected[0], rel=rel), pytest.approx(expected[1], rel=rel))
-

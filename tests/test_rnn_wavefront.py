@@ -40,7 +40,9 @@ def _close(got: torch.Tensor, want: torch.Tensor) -> bool:
 
 
 @pytest.mark.parametrize("k,specific", [(2, True), (3, True), (3, False), (1, True)])
-@pytest.mark.parametrize("h,w,strip", [(37, 53, 64), (10, 7, 8), (5, 41, 41), (2, 3, 1), (64, 16, 200)])
+@pytest.mark.parametrize(
+    "h,w,strip", [(37, 53, 64), (10, 7, 8), (5, 41, 41), (2, 3, 1), (64, 16, 200)]
+)
 def test_wavefront_equals_step(k, specific, h, w, strip):
     rnn = _trained_like(RefinementRNN(3, k, class_specific=specific), seed=k * 100 + h)
     g = torch.Generator().manual_seed(h * w)

@@ -52,19 +52,44 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     write_image(d / "train.tif", img, GT_TRAIN)
     write_raster(d / "gt.tif", mask, GT_TRAIN, epsg=32633)
     x0, y0 = GT_TRAIN[0], GT_TRAIN[3]
-    write_vector(d / "fix.gpkg", [
-        (box_wkt(x0 + 11 * 0.6, y0 - 28 * 0.6, x0 + 38 * 0.6, y0 - 10 * 0.6), {"c": "building"}),
-        (box_wkt(x0 + 2 * 0.6, y0 - 60 * 0.6, x0 + 30 * 0.6, y0 - 40 * 0.6), {"c": "background"}),
-    ], 32633, fields={"c": ogr.OFTString})
+    write_vector(
+        d / "fix.gpkg",
+        [
+            (
+                box_wkt(x0 + 11 * 0.6, y0 - 28 * 0.6, x0 + 38 * 0.6, y0 - 10 * 0.6),
+                {"c": "building"},
+            ),
+            (
+                box_wkt(x0 + 2 * 0.6, y0 - 60 * 0.6, x0 + 30 * 0.6, y0 - 40 * 0.6),
+                {"c": "background"},
+            ),
+        ],
+        32633,
+        fields={"c": ogr.OFTString},
+    )
     net, cfg = random_model(("background", "building"), resolution_m=0.6, seed=114, iterations=3)
-    return {"dir": d, "a": d / "a.tif", "b": d / "b.tif", "train": d / "train.tif",
-            "gt": d / "gt.tif", "fix": d / "fix.gpkg",
-            "model": save_model(net, cfg, d / "m.safetensors")}
+    return {
+        "dir": d,
+        "a": d / "a.tif",
+        "b": d / "b.tif",
+        "train": d / "train.tif",
+        "gt": d / "gt.tif",
+        "fix": d / "fix.gpkg",
+        "model": save_model(net, cfg, d / "m.safetensors"),
+    }
 
 
 def refine(image: Path, out: Path, model: Path) -> np.ndarray:
-    refine_raster(RefineParams(image=image, out=out, model_path=model, device="cpu",
-                               scores=out.with_name(out.stem + "_s.tif"), tile_size=32))
+    refine_raster(
+        RefineParams(
+            image=image,
+            out=out,
+            model_path=model,
+            device="cpu",
+            scores=out.with_name(out.stem + "_s.tif"),
+            tile_size=32,
+        )
+    )
     return gdal.Open(str(out)).ReadAsArray()
 
 
@@ -77,6 +102,7 @@ def run_threads(*jobs: Callable[[], None]) -> None:
                 job()
             except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
                 errors.append(exc)
+
         return run
 
     threads = [threading.Thread(target=guarded(j)) for j in jobs]
@@ -91,22 +117,47 @@ def run_threads(*jobs: Callable[[], None]) -> None:
 def test_two_refines_in_threads_equal_each_alone(tmp_path: Path, files) -> None:
     alone = {k: refine(files[k], tmp_path / f"alone_{k}.tif", files["model"]) for k in "ab"}
     together: dict[str, np.ndarray] = {}
-    run_threads(*[lambda k=k: together.__setitem__(
-        k, refine(files[k], tmp_path / f"both_{k}.tif", files["model"])) for k in "ab"])
+    run_threads(
+        *[
+            lambda k=k: together.__setitem__(
+                k, refine(files[k], tmp_path / f"both_{k}.tif", files["model"])
+            )
+            for k in "ab"
+        ]
+    )
     for k in "ab":
         np.testing.assert_array_equal(together[k], alone[k])
-        assert ((tmp_path / f"both_{k}_s.tif").read_bytes()
-                == (tmp_path / f"alone_{k}_s.tif").read_bytes())
+        assert (tmp_path / f"both_{k}_s.tif").read_bytes() == (
+            tmp_path / f"alone_{k}_s.tif"
+        ).read_bytes()
 
 
 def test_two_refine_processes_at_once(tmp_path: Path, files) -> None:
     alone = refine(files["a"], tmp_path / "alone.tif", files["model"])
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    procs = [subprocess.Popen([sys.executable, "-m", "map_refiner", "refine", str(files[k]),
-                               "--out", str(tmp_path / f"p_{k}.tif"), "--model",
-                               str(files["model"]), "--tile-size", "32", "--device", "cpu"],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-             for k in "ab"]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "map_refiner",
+                "refine",
+                str(files[k]),
+                "--out",
+                str(tmp_path / f"p_{k}.tif"),
+                "--model",
+                str(files["model"]),
+                "--tile-size",
+                "32",
+                "--device",
+                "cpu",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for k in "ab"
+    ]
     for p in procs:
         assert p.wait(timeout=300) == 0, p.stderr.read().decode()
     np.testing.assert_array_equal(gdal.Open(str(tmp_path / "p_a.tif")).ReadAsArray(), alone)
@@ -135,10 +186,15 @@ def test_refine_while_a_finetune_rewrites_the_model_it_reads(tmp_path: Path, fil
     def tuner() -> None:
         try:
             for seed in range(3):
-                finetune(files["train"], LabelSource(files["fix"], class_field="c",
-                                                     mode="sparse"),
-                         live, base_model=files["model"], params=FitParams(steps=1, seed=seed),
-                         device="cpu", overwrite=True)
+                finetune(
+                    files["train"],
+                    LabelSource(files["fix"], class_field="c", mode="sparse"),
+                    live,
+                    base_model=files["model"],
+                    params=FitParams(steps=1, seed=seed),
+                    device="cpu",
+                    overwrite=True,
+                )
                 written.add(_tensor_hash(live))
         finally:
             stop.set()
@@ -148,8 +204,13 @@ def test_refine_while_a_finetune_rewrites_the_model_it_reads(tmp_path: Path, fil
             read.append(_tensor_hash(live))
 
     refined: dict[str, np.ndarray] = {}
-    run_threads(tuner, reader, lambda: refined.__setitem__(
-        "a", refine(files["a"], tmp_path / "during.tif", files["model"])))
+    run_threads(
+        tuner,
+        reader,
+        lambda: refined.__setitem__(
+            "a", refine(files["a"], tmp_path / "during.tif", files["model"])
+        ),
+    )
     assert len(read) >= 3 and set(read) <= written, "a reader saw a model nobody wrote"
     assert len(written) == 4
     np.testing.assert_array_equal(refined["a"], alone)
@@ -159,15 +220,28 @@ def test_refine_while_a_finetune_rewrites_the_model_it_reads(tmp_path: Path, fil
 
 def test_two_trainings_in_threads_equal_each_alone(tmp_path: Path, files) -> None:
     """Fresh RNN weights come from the seed even when another job seeds and draws at once."""
+
     def params(name: str, seed: int) -> RnnParams:
-        return RnnParams(image=files["train"], labels=LabelSource(files["gt"], {"0": 0, "255": 1}),
-                         out=tmp_path / f"{name}.safetensors", base_model=files["model"],
-                         steps=1, batch_size=2, patch_size=24, device="cpu", seed=seed,
-                         checkpoint_every=0)
+        return RnnParams(
+            image=files["train"],
+            labels=LabelSource(files["gt"], {"0": 0, "255": 1}),
+            out=tmp_path / f"{name}.safetensors",
+            base_model=files["model"],
+            steps=1,
+            batch_size=2,
+            patch_size=24,
+            device="cpu",
+            seed=seed,
+            checkpoint_every=0,
+        )
 
     alone = {s: train_rnn(params(f"alone{s}", s)).model for s in (1, 2)}
     together: dict[int, Path] = {}
-    run_threads(*[lambda s=s: together.__setitem__(s, train_rnn(params(f"both{s}", s)).model)
-                  for s in (1, 2)])
+    run_threads(
+        *[
+            lambda s=s: together.__setitem__(s, train_rnn(params(f"both{s}", s)).model)
+            for s in (1, 2)
+        ]
+    )
     for s in (1, 2):
         assert _tensor_hash(together[s]) == _tensor_hash(alone[s])

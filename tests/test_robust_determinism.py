@@ -31,13 +31,29 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     write_image(d / "img.tif", img, GT)
     write_raster(d / "gt.tif", mask, GT, epsg=32633)
     x0, y0 = GT[0], GT[3]
-    write_vector(d / "fix.gpkg", [
-        (box_wkt(x0 + 13 * 0.6, y0 - 28 * 0.6, x0 + 38 * 0.6, y0 - 12 * 0.6), {"c": "building"}),
-        (box_wkt(x0 + 2 * 0.6, y0 - 70 * 0.6, x0 + 20 * 0.6, y0 - 50 * 0.6), {"c": "background"}),
-    ], 32633, fields={"c": ogr.OFTString})
+    write_vector(
+        d / "fix.gpkg",
+        [
+            (
+                box_wkt(x0 + 13 * 0.6, y0 - 28 * 0.6, x0 + 38 * 0.6, y0 - 12 * 0.6),
+                {"c": "building"},
+            ),
+            (
+                box_wkt(x0 + 2 * 0.6, y0 - 70 * 0.6, x0 + 20 * 0.6, y0 - 50 * 0.6),
+                {"c": "background"},
+            ),
+        ],
+        32633,
+        fields={"c": ogr.OFTString},
+    )
     net, cfg = random_model(("background", "building"), resolution_m=0.6, seed=102, iterations=2)
-    return {"dir": d, "image": d / "img.tif", "labels": d / "gt.tif", "fix": d / "fix.gpkg",
-            "base": save_model(net, cfg, d / "base.safetensors")}
+    return {
+        "dir": d,
+        "image": d / "img.tif",
+        "labels": d / "gt.tif",
+        "fix": d / "fix.gpkg",
+        "base": save_model(net, cfg, d / "base.safetensors"),
+    }
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
@@ -54,36 +70,62 @@ def test_refine_output_is_byte_identical_across_runs(tmp_path: Path, files) -> N
     for run in ("a", "b"):
         out = tmp_path / run / "c.tif"
         out.parent.mkdir()
-        refine_raster(RefineParams(image=files["image"], out=out, model_path=files["base"],
-                                   scores=out.with_name("s.tif"), device="cpu", tile_size=32))
+        refine_raster(
+            RefineParams(
+                image=files["image"],
+                out=out,
+                model_path=files["base"],
+                scores=out.with_name("s.tif"),
+                device="cpu",
+                tile_size=32,
+            )
+        )
         outs.append(out)
     for name in ("c.tif", "s.tif", "c.tif.aux.xml"):
         assert (outs[0].parent / name).read_bytes() == (outs[1].parent / name).read_bytes(), name
 
 
 def _rnn(files, out: Path, seed: int) -> Path:
-    return train_rnn(RnnParams(image=files["image"],
-                               labels=LabelSource(files["labels"], {"0": 0, "255": 1}), out=out,
-                               base_model=files["base"], steps=3, batch_size=2, patch_size=24,
-                               device="cpu", seed=seed, checkpoint_every=0)).model
+    return train_rnn(
+        RnnParams(
+            image=files["image"],
+            labels=LabelSource(files["labels"], {"0": 0, "255": 1}),
+            out=out,
+            base_model=files["base"],
+            steps=3,
+            batch_size=2,
+            patch_size=24,
+            device="cpu",
+            seed=seed,
+            checkpoint_every=0,
+        )
+    ).model
 
 
 def test_rnn_training_same_seed_same_weights(tmp_path: Path, files) -> None:
-    a, b, c = (_rnn(files, tmp_path / f"{n}.safetensors", s) for n, s in
-               (("a", 3), ("b", 3), ("c", 4)))
+    a, b, c = (
+        _rnn(files, tmp_path / f"{n}.safetensors", s) for n, s in (("a", 3), ("b", 3), ("c", 4))
+    )
     assert same(a, b)
     assert not same(a, c)
 
 
 def _finetune(files, out: Path, seed: int) -> Path:
-    return finetune(files["image"], LabelSource(files["fix"], class_field="c", mode="sparse"),
-                    out, base_model=files["base"], params=FitParams(steps=2, seed=seed),
-                    device="cpu").model
+    return finetune(
+        files["image"],
+        LabelSource(files["fix"], class_field="c", mode="sparse"),
+        out,
+        base_model=files["base"],
+        params=FitParams(steps=2, seed=seed),
+        device="cpu",
+    ).model
 
 
 def test_finetune_same_seed_same_weights(tmp_path: Path, files) -> None:
-    a, b, c = (_finetune(files, tmp_path / f"{n}.safetensors", s) for n, s in
-               (("a", 0), ("b", 0), ("c", 1)))
+    a, b, c = (
+        _finetune(files, tmp_path / f"{n}.safetensors", s)
+        for n, s in (("a", 0), ("b", 0), ("c", 1))
+    )
     assert same(a, b)
     assert not same(a, c)
     assert not same(a, files["base"])

@@ -49,11 +49,14 @@ def noisy_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tmpfs(where: Path, size: str, read_only: bool = False) -> Iterator[Path]:
     where.mkdir(parents=True, exist_ok=True)
     opts = f"size={size}" + (",ro" if read_only else "")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(where)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(where)], capture_output=True, text=True
+    )
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or done.returncode}); "
-                    "the simulated tests cover the messages")
+        pytest.skip(
+            f"cannot mount a tmpfs here ({done.stderr.strip() or done.returncode}); "
+            "the simulated tests cover the messages"
+        )
     try:
         yield where
     finally:
@@ -72,8 +75,10 @@ def refine(image: Path, out: Path, model, progress=None, **kw):
 
 # --- a read-only folder, for real -------------------------------------------------------------
 
-def test_read_only_filesystem_is_refused_before_any_work(tmp_path: Path, noisy_image: Path,
-                                                         model, capsys) -> None:
+
+def test_read_only_filesystem_is_refused_before_any_work(
+    tmp_path: Path, noisy_image: Path, model, capsys
+) -> None:
     with tmpfs(tmp_path / "ro", "1m", read_only=True) as ro:
         with pytest.raises(MapRefinerError, match="is not writable; choose another one"):
             refine(noisy_image, ro / "o.tif", model)
@@ -83,20 +88,33 @@ def test_read_only_filesystem_is_refused_before_any_work(tmp_path: Path, noisy_i
         with pytest.raises(MapRefinerError, match="not writable"):
             vectorize(noisy_image, ro / "v.gpkg")
         model_file = save_model(net, cfg, tmp_path / "m.safetensors")
-        rc = cli.main(["refine", str(noisy_image), "--out", str(ro / "o.tif"), "--model",
-                       str(model_file), "--device", "cpu"])
+        rc = cli.main(
+            [
+                "refine",
+                str(noisy_image),
+                "--out",
+                str(ro / "o.tif"),
+                "--model",
+                str(model_file),
+                "--device",
+                "cpu",
+            ]
+        )
         err = capsys.readouterr().err
         assert rc == 2 and err.strip().splitlines() == [
-            f"map-refiner: error: The output folder {ro} is not writable; choose another one."]
+            f"map-refiner: error: The output folder {ro} is not writable; choose another one."
+        ]
         assert names(ro) == []
 
 
-def test_not_writable_folder_simulated(tmp_path: Path, noisy_image: Path, model,
-                                       monkeypatch) -> None:
+def test_not_writable_folder_simulated(
+    tmp_path: Path, noisy_image: Path, model, monkeypatch
+) -> None:
     """Where no read-only mount is possible (root may write anywhere): os.access says no."""
     real = os.access
-    monkeypatch.setattr(files.os, "access",
-                        lambda p, mode: False if mode == os.W_OK else real(p, mode))
+    monkeypatch.setattr(
+        files.os, "access", lambda p, mode: False if mode == os.W_OK else real(p, mode)
+    )
     with pytest.raises(MapRefinerError, match="not writable"):
         refine(noisy_image, tmp_path / "o.tif", model)
     assert not (tmp_path / "o.tif").exists()
@@ -104,20 +122,24 @@ def test_not_writable_folder_simulated(tmp_path: Path, noisy_image: Path, model,
 
 # --- a disk that fills up mid-write, for real --------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory, noisy_image: Path, model):
     d = tmp_path_factory.mktemp("ref")
     refine(noisy_image, d / "c.tif", model, scores=d / "s.tif")
     old_d = tmp_path_factory.mktemp("old")
     refine(noisy_image, old_d / "c.tif", model, iterations=0)
-    return {"classes": gdal.Open(str(d / "c.tif")).ReadAsArray(),
-            "scores": gdal.Open(str(d / "s.tif")).ReadAsArray(),
-            "scores_bytes": os.path.getsize(d / "s.tif"),
-            "old": (old_d / "c.tif").read_bytes()}
+    return {
+        "classes": gdal.Open(str(d / "c.tif")).ReadAsArray(),
+        "scores": gdal.Open(str(d / "s.tif")).ReadAsArray(),
+        "scores_bytes": os.path.getsize(d / "s.tif"),
+        "old": (old_d / "c.tif").read_bytes(),
+    }
 
 
-def test_disk_filling_up_at_any_point_of_a_refine(tmp_path: Path, noisy_image: Path, model,
-                                                  reference) -> None:
+def test_disk_filling_up_at_any_point_of_a_refine(
+    tmp_path: Path, noisy_image: Path, model, reference
+) -> None:
     """A filler file leaves less room each time: the run succeeds with complete files, or
     fails with 'the disk is full', the previous output untouched and nothing partial left."""
     size = 3 * reference["scores_bytes"] // 2
@@ -138,10 +160,12 @@ def test_disk_filling_up_at_any_point_of_a_refine(tmp_path: Path, noisy_image: P
                 assert names(fs) == ["c.tif"] + (["filler"] if filler else [])
                 outcomes.append("full")
                 continue
-            np.testing.assert_array_equal(gdal.Open(str(fs / "c.tif")).ReadAsArray(),
-                                          reference["classes"])
-            np.testing.assert_array_equal(gdal.Open(str(fs / "s.tif")).ReadAsArray(),
-                                          reference["scores"])
+            np.testing.assert_array_equal(
+                gdal.Open(str(fs / "c.tif")).ReadAsArray(), reference["classes"]
+            )
+            np.testing.assert_array_equal(
+                gdal.Open(str(fs / "s.tif")).ReadAsArray(), reference["scores"]
+            )
             assert not [n for n in names(fs) if n.startswith(".")]
             outcomes.append("ok")
     assert "ok" in outcomes and "full" in outcomes, outcomes
@@ -165,8 +189,7 @@ def test_disk_full_while_saving_a_model_or_a_checkpoint(tmp_path: Path, model) -
 # sends it to the log).
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize("suffix", [".gpkg", ".shp"])
-def test_disk_full_while_vectorizing(tmp_path: Path, noisy_image: Path, model,
-                                     suffix: str) -> None:
+def test_disk_full_while_vectorizing(tmp_path: Path, noisy_image: Path, model, suffix: str) -> None:
     refine(noisy_image, tmp_path / "c.tif", model)
     with tmpfs(tmp_path / "small", "48k") as fs:
         with pytest.raises(MapRefinerError, match="the disk is full"):
@@ -181,8 +204,9 @@ def test_disk_full_simulated(tmp_path: Path, model, monkeypatch) -> None:
     from map_refiner.engine.modelfile import io as model_io
 
     def full(*_a, **_k):
-        raise SafetensorError("Error while serializing: I/O error: No space left on device "
-                              "(os error 28)")
+        raise SafetensorError(
+            "Error while serializing: I/O error: No space left on device (os error 28)"
+        )
 
     monkeypatch.setattr("safetensors.torch.save_file", full)
     net, cfg = model
@@ -195,15 +219,22 @@ def test_disk_full_simulated(tmp_path: Path, model, monkeypatch) -> None:
 
 # --- temporaries left by a killed run ----------------------------------------------------------
 
-def test_stale_partials_of_a_killed_run_are_removed_by_the_next_write(tmp_path: Path,
-                                                                       noisy_image: Path,
-                                                                       model) -> None:
+
+def test_stale_partials_of_a_killed_run_are_removed_by_the_next_write(
+    tmp_path: Path, noisy_image: Path, model
+) -> None:
     out = tmp_path / "c.tif"
-    stale = [tmp_path / ".c.0badcafe.partial.tif", tmp_path / ".c.0badcafe.partial.tif.aux.xml",
-             tmp_path / ".c.12345678.partial.tif.aux.xml",  # its raster is gone already
-             tmp_path / ".s.deadbeef.partial.tif"]
-    others = [tmp_path / ".other.0badcafe.partial.tif", tmp_path / ".c.notahexx.partial.tif",
-              tmp_path / "c.tif.partial"]
+    stale = [
+        tmp_path / ".c.0badcafe.partial.tif",
+        tmp_path / ".c.0badcafe.partial.tif.aux.xml",
+        tmp_path / ".c.12345678.partial.tif.aux.xml",  # its raster is gone already
+        tmp_path / ".s.deadbeef.partial.tif",
+    ]
+    others = [
+        tmp_path / ".other.0badcafe.partial.tif",
+        tmp_path / ".c.notahexx.partial.tif",
+        tmp_path / "c.tif.partial",
+    ]
     for p in stale + others:
         p.write_bytes(b"left by a killed run")
     refine(noisy_image, out, model, scores=tmp_path / "s.tif")
@@ -222,24 +253,31 @@ def test_a_live_writers_temporary_is_never_removed(tmp_path: Path) -> None:
     assert remove_stale_partials(target) == [tmp]  # once its writer is gone
 
 
-def test_nothing_partial_is_left_under_the_targets_name(tmp_path: Path, noisy_image: Path,
-                                                        model) -> None:
+def test_nothing_partial_is_left_under_the_targets_name(
+    tmp_path: Path, noisy_image: Path, model
+) -> None:
     """While a refine runs, the target does not exist yet; only a hidden temporary does."""
     out = tmp_path / "c.tif"
     seen: list[list[str]] = []
-    refine(noisy_image, out, model, scores=tmp_path / "s.tif",
-           progress=lambda f: seen.append(names(tmp_path)))
+    refine(
+        noisy_image,
+        out,
+        model,
+        scores=tmp_path / "s.tif",
+        progress=lambda f: seen.append(names(tmp_path)),
+    )
     assert len(seen) > 3
     for listing in seen:
         assert "c.tif" not in listing and "s.tif" not in listing
         assert {n for n in listing if n.startswith(".")} and all(
             n.startswith((".c.", ".s.")) and ".partial.tif" in n
-            for n in listing if n.startswith("."))
+            for n in listing
+            if n.startswith(".")
+        )
     assert names(tmp_path) == ["c.tif", "c.tif.aux.xml", "s.tif"]
 
 
-def test_cli_on_a_full_disk_is_one_line(tmp_path: Path, noisy_image: Path, model,
-                                        capsys) -> None:
+def test_cli_on_a_full_disk_is_one_line(tmp_path: Path, noisy_image: Path, model, capsys) -> None:
     """GDAL raises again while the failed Shapefile closes; the CLI logs that instead of
     letting Python print it as a traceback beside the error line."""
     refine(noisy_image, tmp_path / "c.tif", model)

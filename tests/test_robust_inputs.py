@@ -30,15 +30,20 @@ def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_model(net, cfg, tmp_path_factory.mktemp("model") / "tiny.safetensors")
 
 
-def write(path: Path, array: np.ndarray, gt: Sequence[float] = GT, epsg: int | None = UTM33N,
-          nodata: float | None = None, options: Sequence[str] = ()) -> Path:
+def write(
+    path: Path,
+    array: np.ndarray,
+    gt: Sequence[float] = GT,
+    epsg: int | None = UTM33N,
+    nodata: float | None = None,
+    options: Sequence[str] = (),
+) -> Path:
     """A ``(bands, h, w)`` array of any numpy type as a GeoTIFF, closed."""
     write_image(path, array, gt, epsg, nodata, options=options)
     return path
 
 
-def image(tmp: Path, name: str = "in.tif", h: int = 40, w: int = 44, bands: int = 3,
-          **kw) -> Path:
+def image(tmp: Path, name: str = "in.tif", h: int = 40, w: int = 44, bands: int = 3, **kw) -> Path:
     return write(tmp / name, scene(h, w, bands=bands, seed=62), **kw)
 
 
@@ -63,19 +68,22 @@ def listing(folder: Path) -> list[str]:
 
 # --- bad inputs: one line, exit 2, nothing written -------------------------------------------
 
+
 def _truncated(tmp: Path, options: Sequence[str], keep: float) -> Path:
     full = image(tmp, "full.tif", 64, 64, options=options)
     data = full.read_bytes()
     full.unlink()
     cut = tmp / "cut.tif"
-    cut.write_bytes(data[:int(len(data) * keep)])
+    cut.write_bytes(data[: int(len(data) * keep)])
     return cut
 
 
 def _zero_size(tmp: Path) -> Path:
     vrt = tmp / "zero.vrt"
-    vrt.write_text('<VRTDataset rasterXSize="0" rasterYSize="10"><VRTRasterBand '
-                   'dataType="Byte" band="1"/></VRTDataset>')
+    vrt.write_text(
+        '<VRTDataset rasterXSize="0" rasterYSize="10"><VRTRasterBand '
+        'dataType="Byte" band="1"/></VRTDataset>'
+    )
     return vrt
 
 
@@ -111,14 +119,17 @@ def _mismatched_model(tmp: Path) -> Path:
     net, cfg = random_model(("a", "b"), resolution_m=0.6)
     d = {**cfg.to_dict(), "classes": [{"name": n, "colour": [0, 0, 0]} for n in "abc"]}
     path = tmp / "mismatch.safetensors"
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path),
-              metadata={CONFIG_KEY: __import__("json").dumps(d)})
+    save_file(
+        {k: v.contiguous() for k, v in net.state_dict().items()},
+        str(path),
+        metadata={CONFIG_KEY: __import__("json").dumps(d)},
+    )
     return path
 
 
 def _truncated_model(tmp: Path, model: Path) -> Path:
     data = model.read_bytes()
-    return _text(tmp, "cut.safetensors", data[:len(data) // 2])
+    return _text(tmp, "cut.safetensors", data[: len(data) // 2])
 
 
 def _four_band_model(tmp: Path) -> Path:
@@ -136,49 +147,74 @@ REFINE_CASES: dict[str, Builder] = {
     "raster-truncated-strips": lambda t, m: ([_truncated(t, (), 0.5)], "damaged or truncated"),
     "raster-truncated-header": lambda t, m: ([_truncated(t, (), 0.02)], "damaged or truncated"),
     "raster-truncated-tiled-deflate": lambda t, m: (
-        [_truncated(t, ("TILED=YES", "BLOCKXSIZE=16", "BLOCKYSIZE=16", "COMPRESS=DEFLATE"),
-                    0.7)], "damaged or truncated"),
-    "raster-not-a-raster": lambda t, m: ([_text(t, "notes.tif", b"just some text\n")],
-                                         r"cannot read notes\.tif as a raster"),
+        [_truncated(t, ("TILED=YES", "BLOCKXSIZE=16", "BLOCKYSIZE=16", "COMPRESS=DEFLATE"), 0.7)],
+        "damaged or truncated",
+    ),
+    "raster-not-a-raster": lambda t, m: (
+        [_text(t, "notes.tif", b"just some text\n")],
+        r"cannot read notes\.tif as a raster",
+    ),
     "raster-is-a-folder": lambda t, m: ([t], "is a folder; choose a raster file"),
     "raster-missing": lambda t, m: ([t / "nope.tif"], r"Raster not found: .*nope\.tif"),
     "raster-complex": lambda t, m: ([_complex(t)], "complex numbers.*convert"),
-    "raster-no-crs": lambda t, m: ([image(t, epsg=None)], r"no coordinate reference system"
-                                                          r".*--input-resolution"),
+    "raster-no-crs": lambda t, m: (
+        [image(t, epsg=None)],
+        r"no coordinate reference system"
+        r".*--input-resolution",
+    ),
     "tile-size-0": lambda t, m: ([image(t), "--tile-size", 0], "at least 16"),
     "tile-size-negative": lambda t, m: ([image(t), "--tile-size", -64], "at least 16"),
-    "model-not-a-model": lambda t, m: ([image(t), "--model", _text(t, "m.safetensors",
-                                                                   b"hello")],
-                                       "not a readable Map Refiner model"),
-    "model-truncated": lambda t, m: ([image(t), "--model", _truncated_model(t, m)],
-                                     "truncated"),
-    "model-pickle": lambda t, m: ([image(t), "--model", _pickle_model(t)],
-                                  "not a readable Map Refiner model"),
-    "model-shapes-mismatch": lambda t, m: ([image(t), "--model", _mismatched_model(t)],
-                                           "do not match its configuration"),
-    "model-4-bands-on-rgb": lambda t, m: ([image(t), "--model", _four_band_model(t)],
-                                          r"has 3 band\(s\) but the model reads"),
-    "model-missing": lambda t, m: ([image(t), "--model", t / "gone.safetensors"],
-                                   "Model file not found"),
-    "out-is-input": lambda t, m: ([image(t), "--overwrite", "--out", t / "in.tif"],
-                                  "one of the inputs"),
+    "model-not-a-model": lambda t, m: (
+        [image(t), "--model", _text(t, "m.safetensors", b"hello")],
+        "not a readable Map Refiner model",
+    ),
+    "model-truncated": lambda t, m: ([image(t), "--model", _truncated_model(t, m)], "truncated"),
+    "model-pickle": lambda t, m: (
+        [image(t), "--model", _pickle_model(t)],
+        "not a readable Map Refiner model",
+    ),
+    "model-shapes-mismatch": lambda t, m: (
+        [image(t), "--model", _mismatched_model(t)],
+        "do not match its configuration",
+    ),
+    "model-4-bands-on-rgb": lambda t, m: (
+        [image(t), "--model", _four_band_model(t)],
+        r"has 3 band\(s\) but the model reads",
+    ),
+    "model-missing": lambda t, m: (
+        [image(t), "--model", t / "gone.safetensors"],
+        "Model file not found",
+    ),
+    "out-is-input": lambda t, m: (
+        [image(t), "--overwrite", "--out", t / "in.tif"],
+        "one of the inputs",
+    ),
     "out-is-model": lambda t, m: ([image(t), "--overwrite", "--out", m], "one of the inputs"),
-    "out-exists": lambda t, m: ([image(t), "--out", _text(t, "old.tif", b"old")],
-                                "already exists; choose another name or allow overwriting"),
-    "out-folder-missing": lambda t, m: ([image(t), "--out", t / "no" / "o.tif"],
-                                        "does not exist; create it first"),
-    "out-parent-is-a-file": lambda t, m: ([image(t), "--out", _text(t, "f", b"") / "o.tif"],
-                                          "is a file, not a folder"),
+    "out-exists": lambda t, m: (
+        [image(t), "--out", _text(t, "old.tif", b"old")],
+        "already exists; choose another name or allow overwriting",
+    ),
+    "out-folder-missing": lambda t, m: (
+        [image(t), "--out", t / "no" / "o.tif"],
+        "does not exist; create it first",
+    ),
+    "out-parent-is-a-file": lambda t, m: (
+        [image(t), "--out", _text(t, "f", b"") / "o.tif"],
+        "is a file, not a folder",
+    ),
     "out-is-a-folder": lambda t, m: ([image(t), "--overwrite", "--out", t], "is a folder"),
     "scores-is-out": lambda t, m: ([image(t), "--scores", t / "o.tif"], "different files"),
-    "scores-is-input": lambda t, m: ([image(t), "--overwrite", "--scores", t / "in.tif"],
-                                     "one of the inputs"),
+    "scores-is-input": lambda t, m: (
+        [image(t), "--overwrite", "--scores", t / "in.tif"],
+        "one of the inputs",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", sorted(REFINE_CASES))
-def test_bad_refine_input_is_one_line_and_writes_nothing(case: str, tmp_path: Path, capsys,
-                                                         model_file: Path) -> None:
+def test_bad_refine_input_is_one_line_and_writes_nothing(
+    case: str, tmp_path: Path, capsys, model_file: Path
+) -> None:
     argv, pattern = REFINE_CASES[case](tmp_path, model_file)
     if "--model" not in argv:
         argv += ["--model", model_file]
@@ -194,30 +230,76 @@ def test_bad_refine_input_is_one_line_and_writes_nothing(case: str, tmp_path: Pa
     assert not (tmp_path / "unpickled.marker").exists(), "a model file was unpickled"
 
 
-@pytest.mark.parametrize("verb_args,pattern", [
-    (lambda t, m: ["info", _pickle_model(t)], "not a readable Map Refiner model"),
-    (lambda t, m: ["info", _truncated_model(t, m)], "truncated"),
-    (lambda t, m: ["finetune", image(t), _text(t, "l.gpkg", b"x"), "--model",
-                   _pickle_model(t), "--out", t / "n.safetensors"],
-     "not a readable Map Refiner model"),
-    (lambda t, m: ["finetune", image(t), _text(t, "l.gpkg", b"x"), "--model", m,
-                   "--out", m, "--overwrite"], "one of the inputs"),
-    (lambda t, m: ["train-coarse", image(t), _text(t, "l.tif", b"x"), "--bands", "1,2,7",
-                   "--out", t / "c.safetensors"], r"has 3 band\(s\)"),
-    (lambda t, m: ["evaluate", _truncated(t, (), 0.5), image(t, "ref.tif")],
-     "damaged or truncated"),
-    (lambda t, m: ["vectorize", _truncated(t, (), 0.5), "--out", t / "v.gpkg"],
-     "damaged or truncated|not a class map"),
-], ids=["info-pickle", "info-truncated", "finetune-pickle-base", "finetune-out-is-base",
-        "train-coarse-bands", "evaluate-truncated", "vectorize-truncated"])
-def test_other_verbs_refuse_bad_inputs_in_one_line(verb_args, pattern: str, tmp_path: Path,
-                                                   capsys, model_file: Path) -> None:
+@pytest.mark.parametrize(
+    "verb_args,pattern",
+    [
+        (lambda t, m: ["info", _pickle_model(t)], "not a readable Map Refiner model"),
+        (lambda t, m: ["info", _truncated_model(t, m)], "truncated"),
+        (
+            lambda t, m: [
+                "finetune",
+                image(t),
+                _text(t, "l.gpkg", b"x"),
+                "--model",
+                _pickle_model(t),
+                "--out",
+                t / "n.safetensors",
+            ],
+            "not a readable Map Refiner model",
+        ),
+        (
+            lambda t, m: [
+                "finetune",
+                image(t),
+                _text(t, "l.gpkg", b"x"),
+                "--model",
+                m,
+                "--out",
+                m,
+                "--overwrite",
+            ],
+            "one of the inputs",
+        ),
+        (
+            lambda t, m: [
+                "train-coarse",
+                image(t),
+                _text(t, "l.tif", b"x"),
+                "--bands",
+                "1,2,7",
+                "--out",
+                t / "c.safetensors",
+            ],
+            r"has 3 band\(s\)",
+        ),
+        (
+            lambda t, m: ["evaluate", _truncated(t, (), 0.5), image(t, "ref.tif")],
+            "damaged or truncated",
+        ),
+        (
+            lambda t, m: ["vectorize", _truncated(t, (), 0.5), "--out", t / "v.gpkg"],
+            "damaged or truncated|not a class map",
+        ),
+    ],
+    ids=[
+        "info-pickle",
+        "info-truncated",
+        "finetune-pickle-base",
+        "finetune-out-is-base",
+        "train-coarse-bands",
+        "evaluate-truncated",
+        "vectorize-truncated",
+    ],
+)
+def test_other_verbs_refuse_bad_inputs_in_one_line(
+    verb_args, pattern: str, tmp_path: Path, capsys, model_file: Path
+) -> None:
     argv = verb_args(tmp_path, model_file)
     before = listing(tmp_path)
     sha = model_file.read_bytes()
-    rc, _, err = run_cli([*argv] + (["--device", "cpu"] if argv[0] in ("finetune",
-                                                                        "train-coarse") else []),
-                         capsys)
+    rc, _, err = run_cli(
+        [*argv] + (["--device", "cpu"] if argv[0] in ("finetune", "train-coarse") else []), capsys
+    )
     assert rc == 2
     assert re.search(pattern, error_line(err))
     assert listing(tmp_path) == before
@@ -227,11 +309,29 @@ def test_other_verbs_refuse_bad_inputs_in_one_line(verb_args, pattern: str, tmp_
 
 # --- odd but usable rasters: they refine, and nodata stays nodata -----------------------------
 
-def _refine(tmp: Path, src: Path, model: Path, capsys, *extra: object) -> tuple[np.ndarray,
-                                                                                np.ndarray]:
+
+def _refine(
+    tmp: Path, src: Path, model: Path, capsys, *extra: object
+) -> tuple[np.ndarray, np.ndarray]:
     out, scores = tmp / "o.tif", tmp / "s.tif"
-    rc, _, err = run_cli(["refine", src, "--out", out, "--scores", scores, "--model", model,
-                          "--device", "cpu", "--tile-size", "32", *extra], capsys)
+    rc, _, err = run_cli(
+        [
+            "refine",
+            src,
+            "--out",
+            out,
+            "--scores",
+            scores,
+            "--model",
+            model,
+            "--device",
+            "cpu",
+            "--tile-size",
+            "32",
+            *extra,
+        ],
+        capsys,
+    )
     assert rc == 0, err
     assert "Traceback" not in err
     cls, probs = gdal.Open(str(out)).ReadAsArray(), gdal.Open(str(scores)).ReadAsArray()
@@ -246,13 +346,20 @@ def _refine(tmp: Path, src: Path, model: Path, capsys, *extra: object) -> tuple[
 
 def _rotated(angle_deg: float) -> tuple[float, ...]:
     a = math.radians(angle_deg)
-    return (500000.0, 0.4 * math.cos(a), 0.4 * math.sin(a), 4e6, 0.4 * math.sin(a),
-            -0.4 * math.cos(a))
+    return (
+        500000.0,
+        0.4 * math.cos(a),
+        0.4 * math.sin(a),
+        4e6,
+        0.4 * math.sin(a),
+        -0.4 * math.cos(a),
+    )
 
 
 @pytest.mark.parametrize("case", ["geographic", "rotated-30", "eight-bands", "uint16", "int16"])
-def test_usable_rasters_refine_everywhere(case: str, tmp_path: Path, capsys,
-                                          model_file: Path) -> None:
+def test_usable_rasters_refine_everywhere(
+    case: str, tmp_path: Path, capsys, model_file: Path
+) -> None:
     base = scene(36, 40, bands=8, seed=63)
     kw: dict = {}
     if case == "geographic":
@@ -264,8 +371,11 @@ def test_usable_rasters_refine_everywhere(case: str, tmp_path: Path, capsys,
     elif case == "eight-bands":
         arr = base
     else:
-        arr = base[:3].astype(np.uint16) * 200 if case == "uint16" else \
-            base[:3].astype(np.int16) - 100
+        arr = (
+            base[:3].astype(np.uint16) * 200
+            if case == "uint16"
+            else base[:3].astype(np.int16) - 100
+        )
     cls, _ = _refine(tmp_path, write(tmp_path / "in.tif", arr, **kw), model_file, capsys)
     assert (cls != 255).all(), "no nodata in, none out"
     out = gdal.Open(str(tmp_path / "o.tif"))
@@ -279,38 +389,43 @@ def test_rotated_grid_is_refined_in_pixel_space(tmp_path: Path, capsys, model_fi
     (tmp_path / "o.tif").unlink()
     (tmp_path / "s.tif").unlink()
     (tmp_path / "o.tif.aux.xml").unlink()
-    rotated, _ = _refine(tmp_path, write(tmp_path / "rot.tif", arr, gt=_rotated(137.0)),
-                         model_file, capsys)
+    rotated, _ = _refine(
+        tmp_path, write(tmp_path / "rot.tif", arr, gt=_rotated(137.0)), model_file, capsys
+    )
     np.testing.assert_array_equal(rotated, north_up)
 
 
-def test_nodata_regions_and_nan_come_out_as_nodata(tmp_path: Path, capsys,
-                                                   model_file: Path) -> None:
+def test_nodata_regions_and_nan_come_out_as_nodata(
+    tmp_path: Path, capsys, model_file: Path
+) -> None:
     arr = scene(40, 44, seed=65).astype(np.float32)
-    arr[:, 5:15, 10:30] = -9999.0   # a nodata hole in every band
-    arr[1, 30:35, :] = np.nan       # NaN in one band only
+    arr[:, 5:15, 10:30] = -9999.0  # a nodata hole in every band
+    arr[1, 30:35, :] = np.nan  # NaN in one band only
     arr[2, 0, 0] = np.inf
-    cls, probs = _refine(tmp_path, write(tmp_path / "in.tif", arr, nodata=-9999.0),
-                         model_file, capsys)
+    cls, probs = _refine(
+        tmp_path, write(tmp_path / "in.tif", arr, nodata=-9999.0), model_file, capsys
+    )
     expected = np.zeros(cls.shape, bool)
     expected[5:15, 10:30] = expected[30:35, :] = expected[0, 0] = True
     np.testing.assert_array_equal(cls == 255, expected)
     assert (probs[:, expected] == -1).all() and (probs[:, ~expected] >= 0).all()
 
 
-def test_all_nodata_raster_is_all_nodata_not_invented_classes(tmp_path: Path, capsys,
-                                                              model_file: Path) -> None:
+def test_all_nodata_raster_is_all_nodata_not_invented_classes(
+    tmp_path: Path, capsys, model_file: Path
+) -> None:
     arr = np.full((3, 20, 24), np.nan, np.float32)
     cls, probs = _refine(tmp_path, write(tmp_path / "in.tif", arr), model_file, capsys)
     assert (cls == 255).all() and (probs == -1).all()
 
 
 @pytest.mark.parametrize("how", ["alpha-band", "ALPHA=YES", "png-rgba"])
-def test_rgba_alpha_is_the_validity_mask(how: str, tmp_path: Path, capsys,
-                                         model_file: Path) -> None:
+def test_rgba_alpha_is_the_validity_mask(
+    how: str, tmp_path: Path, capsys, model_file: Path
+) -> None:
     rgba = np.concatenate([scene(40, 40, seed=66), np.full((1, 40, 40), 255, np.uint8)])
-    rgba[3, :8, :] = 0      # transparent rows
-    rgba[3, 20:30, 5] = 0   # a transparent stripe
+    rgba[3, :8, :] = 0  # transparent rows
+    rgba[3, 20:30, 5] = 0  # a transparent stripe
     if how == "ALPHA=YES":
         src = write(tmp_path / "in.tif", rgba, options=["ALPHA=YES", "PHOTOMETRIC=RGB"])
     else:
@@ -337,8 +452,9 @@ def test_gdal_warnings_do_not_reach_stderr(tmp_path: Path, capfd, model_file: Pa
     with pytest.raises(RuntimeError):
         gdal.Open(str(cut)).ReadAsArray()
     assert "Warning" in capfd.readouterr().err  # GDAL does complain about this file
-    rc = cli.main(["refine", str(cut), "--out", str(tmp_path / "o.tif"), "--model",
-                   str(model_file)])
+    rc = cli.main(
+        ["refine", str(cut), "--out", str(tmp_path / "o.tif"), "--model", str(model_file)]
+    )
     err = capfd.readouterr().err
     assert rc == 2 and len(err.strip().splitlines()) == 1, err
     assert "damaged or truncated" in err

@@ -66,43 +66,64 @@ def job(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     net, cfg = random_model(("background", "building"), resolution_m=0.6, seed=92, iterations=5)
     model = save_model(net, cfg, d / "m.safetensors")
     old = d / "old.tif"
-    refine_raster(RefineParams(image=d / "in.tif", out=old, device="cpu", iterations=0),
-                  model=(net, cfg))
+    refine_raster(
+        RefineParams(image=d / "in.tif", out=old, device="cpu", iterations=0), model=(net, cfg)
+    )
     return {"dir": d, "image": d / "in.tif", "model": model, "old": old}
 
 
-def test_sigkill_during_refine_leaves_old_or_new_never_partial(tmp_path: Path,
-                                                               job: dict[str, Path]) -> None:
+def test_sigkill_during_refine_leaves_old_or_new_never_partial(
+    tmp_path: Path, job: dict[str, Path]
+) -> None:
     out, scores = tmp_path / "c.tif", tmp_path / "s.tif"
     old_bytes = job["old"].read_bytes()
     out.write_bytes(old_bytes)
-    cmd = [sys.executable, "-m", "map_refiner", "refine", str(job["image"]), "--out", str(out),
-           "--scores", str(scores), "--model", str(job["model"]), "--tile-size", "32",
-           "--device", "cpu", "--overwrite"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "map_refiner",
+        "refine",
+        str(job["image"]),
+        "--out",
+        str(out),
+        "--scores",
+        str(scores),
+        "--model",
+        str(job["model"]),
+        "--tile-size",
+        "32",
+        "--device",
+        "cpu",
+        "--overwrite",
+    ]
     rng = np.random.default_rng(SEED)
     states: list[np.ndarray | None] = []
     kills = 0
     for delay in rng.uniform(0.0, 2.5, size=4):  # one lands near the end of the run
-        proc = subprocess.Popen(cmd, cwd=tmp_path, env=env(), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            cmd, cwd=tmp_path, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         writing = wait_for(lambda: any(PARTIAL.match(n) for n in os.listdir(tmp_path)), proc)
         if writing:
             time.sleep(float(delay))
             kills += proc.poll() is None
         kill(proc)
-        stray = [n for n in os.listdir(tmp_path)
-                 if n not in ("c.tif", "s.tif", "c.tif.aux.xml") and not PARTIAL.match(n)]
+        stray = [
+            n
+            for n in os.listdir(tmp_path)
+            if n not in ("c.tif", "s.tif", "c.tif.aux.xml") and not PARTIAL.match(n)
+        ]
         assert stray == [], "only hidden temporaries may be left beside the target"
         if out.read_bytes() == old_bytes:
             states.append(None)  # the complete old state
         else:
             states.append(gdal.Open(str(out)).ReadAsArray())  # must be complete to read
     assert kills >= 1, "no kill landed while the refine was writing"
-    done = subprocess.run(cmd, cwd=tmp_path, env=env(), capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(cmd, cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert sorted(os.listdir(tmp_path)) == ["c.tif", "c.tif.aux.xml", "s.tif"], \
+    assert sorted(os.listdir(tmp_path)) == ["c.tif", "c.tif.aux.xml", "s.tif"], (
         "the next run removes the temporaries the killed runs left"
+    )
     new = gdal.Open(str(out)).ReadAsArray()
     assert new.shape == (240, 240) and set(np.unique(new)) <= {0, 1}
     for state in states:
@@ -126,10 +147,18 @@ TRAIN_SCRIPT = textwrap.dedent("""
 
 
 def _params(scene_files: dict[str, Path], out: Path, **kw) -> RnnParams:
-    return RnnParams(image=scene_files["image"],
-                     labels=LabelSource(scene_files["labels"], {"0": 0, "255": 1}), out=out,
-                     base_model=scene_files["base"], steps=14, batch_size=2, patch_size=24,
-                     device="cpu", seed=5, **kw)
+    return RnnParams(
+        image=scene_files["image"],
+        labels=LabelSource(scene_files["labels"], {"0": 0, "255": 1}),
+        out=out,
+        base_model=scene_files["base"],
+        steps=14,
+        batch_size=2,
+        patch_size=24,
+        device="cpu",
+        seed=5,
+        **kw,
+    )
 
 
 def _sha(path: Path) -> str:
@@ -161,10 +190,21 @@ def _kill_and_resume(tmp_path: Path) -> None:
 
     out = tmp_path / "resumed.safetensors"
     ckpt = checkpoint_path(out)
-    proc = subprocess.Popen([sys.executable, "-c", TRAIN_SCRIPT, str(files["image"]),
-                             str(files["labels"]), str(files["base"]), str(out)],
-                            cwd=tmp_path, env=env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            TRAIN_SCRIPT,
+            str(files["image"]),
+            str(files["labels"]),
+            str(files["base"]),
+            str(out),
+        ],
+        cwd=tmp_path,
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     assert wait_for(ckpt.exists, proc), proc.stderr.read().decode() if proc.stderr else ""
     time.sleep(float(np.random.default_rng(SEED).uniform(0.0, 0.8)))
     kill(proc)
@@ -185,13 +225,23 @@ def _kill_and_resume(tmp_path: Path) -> None:
 
 # --- checkpoints that do not belong to this run ----------------------------------------------
 
+
 def _coarse_params(files: dict[str, Path], out: Path, **kw):
     from map_refiner.training.coarse import CoarseParams
 
-    return CoarseParams(image=files["image"], labels=LabelSource(files["labels"],
-                                                                 {"0": 0, "255": 1}),
-                        out=out, ground_resolution_m=0.6, steps=4, batch_size=2, out_size=16,
-                        context=8, device="cpu", checkpoint_every=2, **kw)
+    return CoarseParams(
+        image=files["image"],
+        labels=LabelSource(files["labels"], {"0": 0, "255": 1}),
+        out=out,
+        ground_resolution_m=0.6,
+        steps=4,
+        batch_size=2,
+        out_size=16,
+        context=8,
+        device="cpu",
+        checkpoint_every=2,
+        **kw,
+    )
 
 
 @pytest.fixture
@@ -205,8 +255,7 @@ def coarse_scene(tmp_path: Path) -> dict[str, Path]:
     return {"image": tmp_path / "img.tif", "labels": tmp_path / "gt.tif"}
 
 
-def test_a_checkpoint_of_other_settings_is_not_loaded(tmp_path: Path, coarse_scene,
-                                                      caplog) -> None:
+def test_a_checkpoint_of_other_settings_is_not_loaded(tmp_path: Path, coarse_scene, caplog) -> None:
     """It used to be loaded into the model before its fingerprint was compared, so the
     'fresh' run started from the other run's weights."""
     from map_refiner.training.coarse import train_coarse
@@ -233,9 +282,13 @@ def test_a_checkpoint_that_does_not_fit_is_a_clear_error(tmp_path: Path, coarse_
     from map_refiner.training.coarse_fit import fingerprint
 
     params = _coarse_params(coarse_scene, tmp_path / "c.safetensors")
-    save_file({"model.conv1.weight": torch.zeros(1)}, str(checkpoint_path(params.out)),
-              metadata={META_KEY: __import__("json").dumps(
-                  {"step": 2, "fingerprint": fingerprint(params)})})
+    save_file(
+        {"model.conv1.weight": torch.zeros(1)},
+        str(checkpoint_path(params.out)),
+        metadata={
+            META_KEY: __import__("json").dumps({"step": 2, "fingerprint": fingerprint(params)})
+        },
+    )
     with pytest.raises(MapRefinerError, match="does not fit this model; delete it"):
         train_coarse(params)
     assert not params.out.exists()

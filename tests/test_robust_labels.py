@@ -49,11 +49,16 @@ def sparse(path: Path, field: str = "c", **kw) -> np.ndarray:
 
 # --- burned correctly --------------------------------------------------------------------------
 
+
 def test_geopackage_without_crs_is_taken_in_the_raster_crs(tmp_path: Path, caplog) -> None:
     """GDAL reports such a layer's CRS as 'Undefined geographic SRS'; reading the UTM
     coordinates as degrees put every polygon off the raster ('no feature falls on it')."""
-    path = write_vector(tmp_path / "nocrs.gpkg", [(cell_box(3, 4, 9, 8), {"c": "building"})],
-                        None, fields={"c": TEXT})
+    path = write_vector(
+        tmp_path / "nocrs.gpkg",
+        [(cell_box(3, 4, 9, 8), {"c": "building"})],
+        None,
+        fields={"c": TEXT},
+    )
     ds = ogr.Open(str(path))
     assert "Undefined" in ds.GetLayer(0).GetSpatialRef().GetName()  # what GDAL makes of it
     ds = None
@@ -66,8 +71,9 @@ def test_geopackage_without_crs_is_taken_in_the_raster_crs(tmp_path: Path, caplo
 def test_labels_in_another_crs_are_reprojected(tmp_path: Path, epsg: int) -> None:
     ring = ogr.CreateGeometryFromWkt(cell_box(10, 20, 30, 28))
     ring.Transform(osr.CoordinateTransformation(srs_of(32633), srs_of(epsg)))
-    path = write_vector(tmp_path / f"l{epsg}.gpkg", [(ring.ExportToWkt(), {"c": 1})], epsg,
-                        fields={"c": INTEGER})
+    path = write_vector(
+        tmp_path / f"l{epsg}.gpkg", [(ring.ExportToWkt(), {"c": 1})], epsg, fields={"c": INTEGER}
+    )
     got = sparse(path)
     want = cells(10, 20, 30, 28)
     # Reprojected edges may move a pixel centre across; the area must agree closely.
@@ -77,9 +83,10 @@ def test_labels_in_another_crs_are_reprojected(tmp_path: Path, epsg: int) -> Non
 
 def test_multipart_polygon_burns_every_part(tmp_path: Path) -> None:
     parts = [cell_box(2, 2, 6, 6), cell_box(40, 40, 50, 44)]
-    multi = "MULTIPOLYGON(" + ",".join(p[len("POLYGON"):] for p in parts) + ")"
-    got = sparse(write_vector(tmp_path / "m.gpkg", [(multi, {"c": "building"})], 32633,
-                              fields={"c": TEXT}))
+    multi = "MULTIPOLYGON(" + ",".join(p[len("POLYGON") :] for p in parts) + ")"
+    got = sparse(
+        write_vector(tmp_path / "m.gpkg", [(multi, {"c": "building"})], 32633, fields={"c": TEXT})
+    )
     want = cells(2, 2, 6, 6)
     want[40:44, 40:50] = 1
     np.testing.assert_array_equal(got, want)
@@ -87,23 +94,34 @@ def test_multipart_polygon_burns_every_part(tmp_path: Path) -> None:
 
 def test_3d_multipolygon_with_a_self_intersecting_part(tmp_path: Path) -> None:
     z = 12.5
-    bowtie = (f"(({X0} {Y0 - 10 * PX} {z},{X0 + 10 * PX} {Y0} {z},{X0 + 10 * PX} "
-              f"{Y0 - 10 * PX} {z},{X0} {Y0} {z},{X0} {Y0 - 10 * PX} {z}))")
-    square = (f"(({X0 + 30 * PX} {Y0 - 34 * PX} {z},{X0 + 34 * PX} {Y0 - 34 * PX} {z},"
-              f"{X0 + 34 * PX} {Y0 - 30 * PX} {z},{X0 + 30 * PX} {Y0 - 30 * PX} {z},"
-              f"{X0 + 30 * PX} {Y0 - 34 * PX} {z}))")
-    got = sparse(write_vector(tmp_path / "z.gpkg", [(f"MULTIPOLYGON Z({bowtie},{square})",
-                                                     {"c": "building"})], 32633,
-                              fields={"c": TEXT}))
-    assert got[5, 1] == 1 and got[5, 8] == 1      # both triangles of the bow-tie
+    bowtie = (
+        f"(({X0} {Y0 - 10 * PX} {z},{X0 + 10 * PX} {Y0} {z},{X0 + 10 * PX} "
+        f"{Y0 - 10 * PX} {z},{X0} {Y0} {z},{X0} {Y0 - 10 * PX} {z}))"
+    )
+    square = (
+        f"(({X0 + 30 * PX} {Y0 - 34 * PX} {z},{X0 + 34 * PX} {Y0 - 34 * PX} {z},"
+        f"{X0 + 34 * PX} {Y0 - 30 * PX} {z},{X0 + 30 * PX} {Y0 - 30 * PX} {z},"
+        f"{X0 + 30 * PX} {Y0 - 34 * PX} {z}))"
+    )
+    got = sparse(
+        write_vector(
+            tmp_path / "z.gpkg",
+            [(f"MULTIPOLYGON Z({bowtie},{square})", {"c": "building"})],
+            32633,
+            fields={"c": TEXT},
+        )
+    )
+    assert got[5, 1] == 1 and got[5, 8] == 1  # both triangles of the bow-tie
     assert got[1, 5] == IGNORE and got[8, 5] == IGNORE
     assert (got[30:34, 30:34] == 1).all()
 
 
 def test_lines_where_polygons_were_expected_are_burned_to_a_width(tmp_path: Path) -> None:
     line = f"LINESTRING({X0 + 5 * PX} {Y0 - 32 * PX},{X0 + 60 * PX} {Y0 - 32 * PX})"
-    got = sparse(write_vector(tmp_path / "l.gpkg", [(line, {"c": "building"})], 32633,
-                              fields={"c": TEXT}), line_width_m=3.0)
+    got = sparse(
+        write_vector(tmp_path / "l.gpkg", [(line, {"c": "building"})], 32633, fields={"c": TEXT}),
+        line_width_m=3.0,
+    )
     across = int((got[:, 30] == 1).sum())
     assert abs(across * PX - 3.0) <= PX
 
@@ -116,8 +134,9 @@ def test_rotated_raster_grid(tmp_path: Path) -> None:
     def at(c: float, r: float) -> tuple[float, float]:
         return gt[0] + c * gt[1] + r * gt[2], gt[3] + c * gt[4] + r * gt[5]
 
-    ring = ",".join(f"{x} {y}" for x, y in (at(5, 10), at(15, 10), at(15, 20), at(5, 20),
-                                             at(5, 10)))
+    ring = ",".join(
+        f"{x} {y}" for x, y in (at(5, 10), at(15, 10), at(15, 20), at(5, 20), at(5, 10))
+    )
     path = write_vector(tmp_path / "r.gpkg", [(f"POLYGON(({ring}))", {})], 32633)
     got = burn_vector(path, grid, NAMES, mode="sparse").labels
     want = np.full((40, 40), IGNORE, np.uint8)
@@ -125,13 +144,22 @@ def test_rotated_raster_grid(tmp_path: Path) -> None:
     np.testing.assert_array_equal(got, want)
 
 
-def test_unknown_and_null_classes_beside_good_ones_are_skipped_and_named(tmp_path: Path,
-                                                                         caplog) -> None:
-    feats = [(cell_box(0, 0, 4, 4), {"c": "building"}), (cell_box(10, 0, 14, 4), {"c": "lake"}),
-             (cell_box(20, 0, 24, 4), {"c": None})]
+def test_unknown_and_null_classes_beside_good_ones_are_skipped_and_named(
+    tmp_path: Path, caplog
+) -> None:
+    feats = [
+        (cell_box(0, 0, 4, 4), {"c": "building"}),
+        (cell_box(10, 0, 14, 4), {"c": "lake"}),
+        (cell_box(20, 0, 24, 4), {"c": None}),
+    ]
     with caplog.at_level(logging.WARNING):
-        res = burn_vector(write_vector(tmp_path / "u.gpkg", feats, 32633, fields={"c": TEXT}), GRID,
-                          NAMES, class_field="c", mode="sparse")
+        res = burn_vector(
+            write_vector(tmp_path / "u.gpkg", feats, 32633, fields={"c": TEXT}),
+            GRID,
+            NAMES,
+            class_field="c",
+            mode="sparse",
+        )
     assert res.burned == 1 and res.unknown_class == 2
     assert "'lake'" in caplog.text and "None" in caplog.text
     np.testing.assert_array_equal(res.labels, cells(0, 0, 4, 4))
@@ -139,25 +167,30 @@ def test_unknown_and_null_classes_beside_good_ones_are_skipped_and_named(tmp_pat
 
 # --- refused, with a message that says what to do ----------------------------------------------
 
+
 def test_truncated_shapefile_is_a_clear_error(tmp_path: Path) -> None:
-    feats = [(cell_box(i % 60, i % 60, i % 60 + 3, i % 60 + 3), {"c": "building"})
-             for i in range(400)]
+    feats = [
+        (cell_box(i % 60, i % 60, i % 60 + 3, i % 60 + 3), {"c": "building"}) for i in range(400)
+    ]
     shp = write_vector(tmp_path / "t.shp", feats, 32633, fields={"c": TEXT})
     data = shp.read_bytes()
-    shp.write_bytes(data[:len(data) // 2])
+    shp.write_bytes(data[: len(data) // 2])
     with pytest.raises(MapRefinerError, match="damaged or truncated"):
         sparse(shp)
 
 
 def test_only_points_is_a_clear_error(tmp_path: Path) -> None:
-    pts = write_vector(tmp_path / "p.gpkg", [(f"POINT({X0 + 3} {Y0 - 3})", {"c": "building"})],
-                       32633, fields={"c": TEXT})
+    pts = write_vector(
+        tmp_path / "p.gpkg",
+        [(f"POINT({X0 + 3} {Y0 - 3})", {"c": "building"})],
+        32633,
+        fields={"c": TEXT},
+    )
     with pytest.raises(MapRefinerError, match="only points.*draw polygons"):
         sparse(pts)
 
 
-def test_a_label_raster_class_the_model_lacks_is_refused_at_any_resolution(
-        tmp_path: Path) -> None:
+def test_a_label_raster_class_the_model_lacks_is_refused_at_any_resolution(tmp_path: Path) -> None:
     """One pixel of class 3 on a grid twice as fine as the model's loses every majority vote
     after downsampling; it used to slip through unnoticed."""
     img = tmp_path / "img.tif"
@@ -169,12 +202,22 @@ def test_a_label_raster_class_the_model_lacks_is_refused_at_any_resolution(
     net, cfg = random_model(NAMES, resolution_m=0.6, seed=71)
     base = save_model(net, cfg, tmp_path / "m.safetensors")
     with pytest.raises(MapRefinerError, match="up to 3 but the model has 2 classes"):
-        train_rnn(RnnParams(image=img, labels=LabelSource(labels), out=tmp_path / "n.safetensors",
-                            base_model=base, steps=1, device="cpu", init="base"))
+        train_rnn(
+            RnnParams(
+                image=img,
+                labels=LabelSource(labels),
+                out=tmp_path / "n.safetensors",
+                base_model=base,
+                steps=1,
+                device="cpu",
+                init="base",
+            )
+        )
     assert not (tmp_path / "n.safetensors").exists()
 
 
 # --- the same through the command line: one line, nothing written ------------------------------
+
 
 @pytest.fixture(scope="module")
 def scene_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
@@ -185,60 +228,103 @@ def scene_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"image": img, "model": save_model(net, cfg, d / "m.safetensors")}
 
 
-def _vec(t: Path, feats: list[tuple[str, dict]], epsg=32633, name: str = "l.gpkg",
-         kind: int = TEXT) -> Path:
+def _vec(
+    t: Path, feats: list[tuple[str, dict]], epsg=32633, name: str = "l.gpkg", kind: int = TEXT
+) -> Path:
     return write_vector(t / name, feats, epsg, fields={"c": kind})
 
 
 def _trunc_shp(t: Path) -> Path:
-    shp = _vec(t, [(cell_box(i % 50, 0, i % 50 + 3, 3), {"c": "building"}) for i in range(300)],
-               name="t.shp")
+    shp = _vec(
+        t,
+        [(cell_box(i % 50, 0, i % 50 + 3, 3), {"c": "building"}) for i in range(300)],
+        name="t.shp",
+    )
     data = shp.read_bytes()
-    shp.write_bytes(data[:len(data) // 2])
+    shp.write_bytes(data[: len(data) // 2])
     return shp
 
 
 LabelCase = Callable[[Path], tuple[list[object], str]]
 FINETUNE_CASES: dict[str, LabelCase] = {
-    "field-missing": lambda t: ([_vec(t, [(cell_box(1, 1, 9, 9), {"c": "building"})]),
-                                 "--class-field", "kind"], r"no field 'kind'; choose one of: c"),
-    "class-null": lambda t: ([_vec(t, [(cell_box(1, 1, 9, 9), {"c": None})]),
-                              "--class-field", "c"], r"usable class .*None"),
-    "class-unknown-names": lambda t: ([_vec(t, [(cell_box(1, 1, 9, 9), {"c": "lake"})]),
-                                       "--class-field", "c"],
-                                      r"usable class .*'lake'.*value map"),
-    "class-index-beyond-model": lambda t: ([_vec(t, [(cell_box(1, 1, 9, 9), {"c": 3})],
-                                                 kind=INTEGER), "--class-field", "c"],
-                                           r"usable class .*values such as 3\)"),
-    "value-map-beyond-model": lambda t: ([_vec(t, [(cell_box(1, 1, 9, 9), {"c": "x"})]),
-                                          "--class-field", "c", "--value-map", "x:5"],
-                                         r"maps to class 5, but the classes are 0\.\.1"),
-    "outside-raster": lambda t: ([_vec(t, [(box_wkt(0, 0, 10, 10), {"c": "building"})]),
-                                  "--class-field", "c"], r"falls on the raster.*CRS"),
+    "field-missing": lambda t: (
+        [_vec(t, [(cell_box(1, 1, 9, 9), {"c": "building"})]), "--class-field", "kind"],
+        r"no field 'kind'; choose one of: c",
+    ),
+    "class-null": lambda t: (
+        [_vec(t, [(cell_box(1, 1, 9, 9), {"c": None})]), "--class-field", "c"],
+        r"usable class .*None",
+    ),
+    "class-unknown-names": lambda t: (
+        [_vec(t, [(cell_box(1, 1, 9, 9), {"c": "lake"})]), "--class-field", "c"],
+        r"usable class .*'lake'.*value map",
+    ),
+    "class-index-beyond-model": lambda t: (
+        [_vec(t, [(cell_box(1, 1, 9, 9), {"c": 3})], kind=INTEGER), "--class-field", "c"],
+        r"usable class .*values such as 3\)",
+    ),
+    "value-map-beyond-model": lambda t: (
+        [_vec(t, [(cell_box(1, 1, 9, 9), {"c": "x"})]), "--class-field", "c", "--value-map", "x:5"],
+        r"maps to class 5, but the classes are 0\.\.1",
+    ),
+    "outside-raster": lambda t: (
+        [_vec(t, [(box_wkt(0, 0, 10, 10), {"c": "building"})]), "--class-field", "c"],
+        r"falls on the raster.*CRS",
+    ),
     "empty-layer": lambda t: ([_vec(t, [])], "has no features"),
-    "points-only": lambda t: ([_vec(t, [(f"POINT({X0 + 3} {Y0 - 3})", {"c": "building"})])],
-                              "only points"),
-    "truncated-shapefile": lambda t: ([_trunc_shp(t), "--class-field", "c"],
-                                      "damaged or truncated"),
-    "not-a-vector": lambda t: ([(t / "x.gpkg").write_bytes(b"nope") and t / "x.gpkg"],
-                               r"cannot read x\.gpkg as a vector layer"),
+    "points-only": lambda t: (
+        [_vec(t, [(f"POINT({X0 + 3} {Y0 - 3})", {"c": "building"})])],
+        "only points",
+    ),
+    "truncated-shapefile": lambda t: (
+        [_trunc_shp(t), "--class-field", "c"],
+        "damaged or truncated",
+    ),
+    "not-a-vector": lambda t: (
+        [(t / "x.gpkg").write_bytes(b"nope") and t / "x.gpkg"],
+        r"cannot read x\.gpkg as a vector layer",
+    ),
     "labels-missing": lambda t: ([t / "gone.gpkg"], "Vector file not found"),
     "raster-labels": lambda t: (
-        [write_raster(t / "lab.tif", np.arange(64 * 64, dtype=np.uint8).reshape(64, 64) % 4, GT,
-                      epsg=32633)], "correction polygons.*train-rnn"),
+        [
+            write_raster(
+                t / "lab.tif",
+                np.arange(64 * 64, dtype=np.uint8).reshape(64, 64) % 4,
+                GT,
+                epsg=32633,
+            )
+        ],
+        "correction polygons.*train-rnn",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", sorted(FINETUNE_CASES))
-def test_bad_labels_through_the_cli_are_one_line(case: str, tmp_path: Path, capsys,
-                                                 scene_files: dict[str, Path]) -> None:
+def test_bad_labels_through_the_cli_are_one_line(
+    case: str, tmp_path: Path, capsys, scene_files: dict[str, Path]
+) -> None:
     labels, pattern = FINETUNE_CASES[case](tmp_path)
     base = scene_files["model"]
     before_model = base.read_bytes()
     before = sorted(p.name for p in tmp_path.iterdir())
-    rc = cli.main([str(a) for a in ["finetune", scene_files["image"], *labels, "--model", base,
-                                    "--out", tmp_path / "new.safetensors", "--steps", "1",
-                                    "--device", "cpu"]])
+    rc = cli.main(
+        [
+            str(a)
+            for a in [
+                "finetune",
+                scene_files["image"],
+                *labels,
+                "--model",
+                base,
+                "--out",
+                tmp_path / "new.safetensors",
+                "--steps",
+                "1",
+                "--device",
+                "cpu",
+            ]
+        ]
+    )
     out, err = capsys.readouterr()
     assert rc == 2 and "Traceback" not in err
     lines = err.strip().splitlines()  # held warnings (e.g. skipped features) are not printed
@@ -248,15 +334,33 @@ def test_bad_labels_through_the_cli_are_one_line(case: str, tmp_path: Path, caps
     assert base.read_bytes() == before_model
 
 
-def test_skipped_features_are_reported_after_a_successful_run(tmp_path: Path, capsys,
-                                                               scene_files: dict[str, Path]
-                                                               ) -> None:
-    labels = _vec(tmp_path, [(cell_box(1, 1, 20, 20), {"c": "building"}),
-                             (cell_box(30, 30, 50, 50), {"c": "lake"})])
-    rc = cli.main([str(a) for a in ["finetune", scene_files["image"], labels, "--class-field",
-                                    "c", "--model", scene_files["model"], "--out",
-                                    tmp_path / "new.safetensors", "--steps", "1",
-                                    "--device", "cpu"]])
+def test_skipped_features_are_reported_after_a_successful_run(
+    tmp_path: Path, capsys, scene_files: dict[str, Path]
+) -> None:
+    labels = _vec(
+        tmp_path,
+        [(cell_box(1, 1, 20, 20), {"c": "building"}), (cell_box(30, 30, 50, 50), {"c": "lake"})],
+    )
+    rc = cli.main(
+        [
+            str(a)
+            for a in [
+                "finetune",
+                scene_files["image"],
+                labels,
+                "--class-field",
+                "c",
+                "--model",
+                scene_files["model"],
+                "--out",
+                tmp_path / "new.safetensors",
+                "--steps",
+                "1",
+                "--device",
+                "cpu",
+            ]
+        ]
+    )
     out, err = capsys.readouterr()
     assert rc == 0 and out.startswith("wrote ")
     warnings = [ln for ln in err.splitlines() if ln.startswith("WARNING")]

@@ -22,20 +22,25 @@ from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
 gdal.UseExceptions()
 DTYPES = [np.uint8, np.uint16, np.int16, np.int32, np.float32, np.float64]
 LAYOUTS = ["none", "rectangle", "speckle", "rows", "all", "one-band-only"]
-NODATA = {np.dtype(np.uint8): 0, np.dtype(np.uint16): 65535, np.dtype(np.int16): -32768,
-          np.dtype(np.int32): -2147483648, np.dtype(np.float32): -9999.0,
-          np.dtype(np.float64): -3.4e38}
+NODATA = {
+    np.dtype(np.uint8): 0,
+    np.dtype(np.uint16): 65535,
+    np.dtype(np.int16): -32768,
+    np.dtype(np.int32): -2147483648,
+    np.dtype(np.float32): -9999.0,
+    np.dtype(np.float64): -3.4e38,
+}
 
 
 @dataclass
 class Case:
     """A raster to write, the bands a model reads, and which pixels are invalid."""
 
-    data: np.ndarray               # (bands, h, w), the file's type
+    data: np.ndarray  # (bands, h, w), the file's type
     nodata: float | None
-    alpha: np.ndarray | None    # (h, w) uint8, written as an extra alpha band
-    bands: list[int]               # 1-based, what the model reads (repeats allowed)
-    invalid: np.ndarray            # (h, w) bool: the expected nodata pixels
+    alpha: np.ndarray | None  # (h, w) uint8, written as an extra alpha band
+    bands: list[int]  # 1-based, what the model reads (repeats allowed)
+    invalid: np.ndarray  # (h, w) bool: the expected nodata pixels
 
     def write(self, path: Path) -> Path:
         n, h, w = self.data.shape
@@ -63,7 +68,7 @@ def cases(draw, max_side: int = 48) -> Case:
     dtype = np.dtype(draw(st.sampled_from(DTYPES)))
     n = draw(st.sampled_from([1, 2, 3, 4, 8]))
     bands = draw(st.lists(st.integers(1, n), min_size=3, max_size=3))
-    seed = draw(st.integers(0, 2 ** 16))
+    seed = draw(st.integers(0, 2**16))
     rng = np.random.default_rng(seed)
     data = rng.integers(1, 250, (n, h, w)).astype(dtype)
     layout = draw(st.sampled_from(LAYOUTS))
@@ -71,7 +76,7 @@ def cases(draw, max_side: int = 48) -> Case:
     hole = np.zeros((h, w), bool)
     if layout == "rectangle":
         y0, x0 = draw(st.integers(0, h - 1)), draw(st.integers(0, w - 1))
-        hole[y0:y0 + draw(st.integers(1, h)), x0:x0 + draw(st.integers(1, w))] = True
+        hole[y0 : y0 + draw(st.integers(1, h)), x0 : x0 + draw(st.integers(1, w))] = True
     elif layout == "speckle":
         hole = rng.random((h, w)) < 0.2
     elif layout == "rows":
@@ -93,8 +98,10 @@ def cases(draw, max_side: int = 48) -> Case:
 
 
 @settings(max_examples=200, deadline=None)
-@given(case=cases(max_side=40), window=st.tuples(st.floats(0, 1), st.floats(0, 1),
-                                                 st.floats(0, 1), st.floats(0, 1)))
+@given(
+    case=cases(max_side=40),
+    window=st.tuples(st.floats(0, 1), st.floats(0, 1), st.floats(0, 1), st.floats(0, 1)),
+)
 def test_read_window_marks_exactly_the_nodata_pixels(case: Case, window) -> None:
     with tempfile.TemporaryDirectory() as d:
         ds = open_raster(case.write(Path(d) / "r.tif"))
@@ -104,34 +111,49 @@ def test_read_window_marks_exactly_the_nodata_pixels(case: Case, window) -> None
         data, valid = read_window(ds, case.bands, x0, y0, ww, hh)
         ds = None
     assert data.dtype == np.float32 and np.isfinite(data).all()
-    np.testing.assert_array_equal(~valid, case.invalid[y0:y0 + hh, x0:x0 + ww])
-    expect = case.data[[b - 1 for b in case.bands], y0:y0 + hh, x0:x0 + ww].astype(np.float32)
+    np.testing.assert_array_equal(~valid, case.invalid[y0 : y0 + hh, x0 : x0 + ww])
+    expect = case.data[[b - 1 for b in case.bands], y0 : y0 + hh, x0 : x0 + ww].astype(np.float32)
     np.testing.assert_array_equal(data[:, valid], expect[:, valid])
 
 
 @pytest.fixture(scope="module")
 def model():
-    return random_model(("background", "building", "road"), resolution_m=0.6, seed=121,
-                        iterations=2)
+    return random_model(
+        ("background", "building", "road"), resolution_m=0.6, seed=121, iterations=2
+    )
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(case=cases(max_side=48), res=st.sampled_from([0.2, 0.4, 0.6, 1.5]),
-       tile=st.sampled_from([16, 24, 40]))
-def test_refine_any_raster_tiled_equals_one_piece(model, case: Case, res: float,
-                                                  tile: int) -> None:
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    case=cases(max_side=48),
+    res=st.sampled_from([0.2, 0.4, 0.6, 1.5]),
+    tile=st.sampled_from([16, 24, 40]),
+)
+def test_refine_any_raster_tiled_equals_one_piece(model, case: Case, res: float, tile: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         image = case.write(d / "in.tif")
         maps = {}
         for size in (tile, 1 << 20):
             out = d / f"c{size}.tif"
-            refine_raster(RefineParams(image=image, out=out, scores=d / f"s{size}.tif",
-                                       bands=case.bands, input_resolution_m=res,
-                                       device="cpu", tile_size=size), model=model)
-            maps[size] = (gdal.Open(str(out)).ReadAsArray(),
-                          gdal.Open(str(d / f"s{size}.tif")).ReadAsArray())
+            refine_raster(
+                RefineParams(
+                    image=image,
+                    out=out,
+                    scores=d / f"s{size}.tif",
+                    bands=case.bands,
+                    input_resolution_m=res,
+                    device="cpu",
+                    tile_size=size,
+                ),
+                model=model,
+            )
+            maps[size] = (
+                gdal.Open(str(out)).ReadAsArray(),
+                gdal.Open(str(d / f"s{size}.tif")).ReadAsArray(),
+            )
     (cls, probs), (cls1, probs1) = maps[tile], maps[1 << 20]
     _, h, w = case.data.shape
     probs, probs1 = probs.reshape(3, h, w), probs1.reshape(3, h, w)
@@ -146,8 +168,7 @@ def test_refine_any_raster_tiled_equals_one_piece(model, case: Case, res: float,
 
 
 @settings(max_examples=40, deadline=None)
-@given(n=st.sampled_from([1, 2, 4]), chosen=st.lists(st.integers(-1, 9), min_size=1,
-                                                      max_size=4))
+@given(n=st.sampled_from([1, 2, 4]), chosen=st.lists(st.integers(-1, 9), min_size=1, max_size=4))
 def test_band_choices_beyond_the_raster_are_refused(n: int, chosen: list[int]) -> None:
     from map_refiner.engine.rasters.read import check_bands, raster_info
 

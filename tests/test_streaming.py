@@ -26,9 +26,12 @@ def test_peak_memory_is_flat_in_the_raster_size(tmp_path: Path):
     small = scaling_run(tile, tmp_path / "small.tif", 256)
     big_vrt = mosaic_vrt(tile, tmp_path / "mosaic.vrt", 6)
     big = scaling_run(big_vrt, tmp_path / "big.tif", 256)
-    grown = (big["rss_mb"] - big["rss_after_import_mb"]) - (small["rss_mb"] - small["rss_after_import_mb"])
+    grown = (big["rss_mb"] - big["rss_after_import_mb"]) - (
+        small["rss_mb"] - small["rss_after_import_mb"]
+    )
     assert grown < 60, f"peak memory grew by {grown:.0f} MiB for 36x the pixels"
     from osgeo import gdal
+
     out = gdal.Open(str(tmp_path / "big.tif"))
     assert (out.RasterXSize, out.RasterYSize) == (3000, 3000)
     # The mosaic repeats the tile: so does the refined map, away from tile seams.

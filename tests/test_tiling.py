@@ -42,8 +42,9 @@ def assert_same_result(tiled: np.ndarray, whole: np.ndarray, atol: float = 1e-4)
     assert not (differ & (margin > atol)).any(), f"{differ.sum()} class changes beyond ties"
 
 
-def raster(h: int, w: int, res: float, seed: int, epsg: int = 32633,
-           origin=(500000.0, 4000000.0)) -> gdal.Dataset:
+def raster(
+    h: int, w: int, res: float, seed: int, epsg: int = 32633, origin=(500000.0, 4000000.0)
+) -> gdal.Dataset:
     gt = (origin[0], res, 0.0, origin[1], 0.0, -res)
     return write_image("", scene(h, w, seed=seed), gt, epsg, driver="MEM")
 
@@ -56,17 +57,16 @@ CASES = [
     (101, 87, 0.5, 0.5, 12, 64),
     (96, 64, 1.0, 0.6, 12, 64),
     (130, 97, 0.3, 0.6, 0, 44),
-    (37, 43, 3.0, 0.6, 5, 56),   # model 5x finer than the input
-    (23, 29, 4.0, 0.5, 1, 56),   # model 8x finer than the input
-    (12, 14, 4.0, 0.5, 0, 40),   # ... with the smallest halo
-    (7, 9, 8.0, 0.5, 0, 40),     # model 16x finer: the way back is a 33-tap kernel
+    (37, 43, 3.0, 0.6, 5, 56),  # model 5x finer than the input
+    (23, 29, 4.0, 0.5, 1, 56),  # model 8x finer than the input
+    (12, 14, 4.0, 0.5, 0, 40),  # ... with the smallest halo
+    (7, 9, 8.0, 0.5, 0, 40),  # model 16x finer: the way back is a 33-tap kernel
 ]
 
 
 @pytest.mark.parametrize("h,w,res_in,res_model,iterations,tile", CASES)
 def test_tiles_equal_one_piece(h, w, res_in, res_model, iterations, tile) -> None:
-    net, cfg = random_model(("background", "building", "road"), resolution_m=res_model,
-                            seed=h + w)
+    net, cfg = random_model(("background", "building", "road"), resolution_m=res_model, seed=h + w)
     ds = raster(h, w, res_in, seed=h * w)
     grids = make_grids(w, h, res_in, res_in, res_model)
     assert count_tiles(grids, tile) >= 4
@@ -80,8 +80,9 @@ def test_tiles_equal_one_piece(h, w, res_in, res_model, iterations, tile) -> Non
 
 def test_tiles_equal_one_piece_in_geographic_crs() -> None:
     step = 2e-5  # about 1.84 m x 2.22 m at 34 S: different scales along x and y
-    ds = write_image("", scene(61, 70, seed=5), (20.0, step, 0.0, -34.0, 0.0, -step), 4326,
-                     driver="MEM")
+    ds = write_image(
+        "", scene(61, 70, seed=5), (20.0, step, 0.0, -34.0, 0.0, -step), 4326, driver="MEM"
+    )
     net, cfg = random_model(("background", "building"), resolution_m=1.0, seed=6)
     tiled, _ = refine_array(net, cfg, ds, 5, tile_size=48)
     whole, _ = refine_array(net, cfg, ds, 5, tile_size=ONE_TILE)
@@ -102,8 +103,9 @@ def test_trajectory_tiles_equal_one_piece() -> None:
 def test_nodata_regions_tile_like_one_piece() -> None:
     arr = scene(80, 100, seed=9)
     arr[:, 20:45, 30:70] = 255  # scene() stays below 255
-    ds = write_image("", arr, (500000.0, 0.5, 0.0, 4000000.0, 0.0, -0.5), 32633, nodata=255,
-                     driver="MEM")
+    ds = write_image(
+        "", arr, (500000.0, 0.5, 0.0, 4000000.0, 0.0, -0.5), 32633, nodata=255, driver="MEM"
+    )
     net, cfg = random_model(resolution_m=0.6, seed=10)
     tiled, valid_t = refine_array(net, cfg, ds, 5, tile_size=40)
     whole, valid_w = refine_array(net, cfg, ds, 5, tile_size=ONE_TILE)
@@ -118,9 +120,14 @@ def test_refine_raster_small_tiles_write_the_same_files(tmp_path: Path) -> None:
     model = random_model(("background", "building", "road"), resolution_m=0.6, seed=12)
     outs = {}
     for tile in (40, ONE_TILE):
-        p = RefineParams(image=image, out=tmp_path / f"c{tile}.tif",
-                         scores=tmp_path / f"s{tile}.tif", iterations=5, device="cpu",
-                         tile_size=tile)
+        p = RefineParams(
+            image=image,
+            out=tmp_path / f"c{tile}.tif",
+            scores=tmp_path / f"s{tile}.tif",
+            iterations=5,
+            device="cpu",
+            tile_size=tile,
+        )
         res = refine_raster(p, model=model)
         outs[tile] = [gdal.Open(str(f)).ReadAsArray() for f in (p.out, p.scores)]
         assert res.tiles == (count_tiles(make_grids(77, 123, 0.4, 0.4, 0.6), tile))
@@ -138,7 +145,7 @@ def test_plan_covers_every_pixel_once(w: int, h: int, tile: int) -> None:
     cover = np.zeros((h, w), np.int32)
     tiles = list(plan_tiles(grids, 5, tile))
     for t in tiles:
-        cover[t.y0:t.y1, t.x0:t.x1] += 1
+        cover[t.y0 : t.y1, t.x0 : t.x1] += 1
         assert t.mx0 % 4 == 0 and t.my0 % 4 == 0
         assert 0 <= t.mx0 < t.mx1 <= grids.model_width
         assert 0 <= t.my0 < t.my1 <= grids.model_height
@@ -196,16 +203,18 @@ def test_window_weights_are_rows_of_the_whole_matrix(win) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.integers(1, 60), st.integers(1, 60), scales, scales,
-       st.floats(-1000, 1000, allow_nan=False))
+@given(
+    st.integers(1, 60), st.integers(1, 60), scales, scales, st.floats(-1000, 1000, allow_nan=False)
+)
 def test_constant_image_stays_constant(h, w, sy, sx, value) -> None:
     oh, ow = max(1, round(h * sy)), max(1, round(w * sx))
     rows = axis_band(0, oh, sy, 0, h, h)
     cols = axis_band(0, ow, sx, 0, w, w)
     out = resample_window(torch.full((2, h, w), value), rows, cols)
     assert out.shape == (2, oh, ow)
-    torch.testing.assert_close(out, torch.full_like(out, value), atol=1e-3 + 1e-5 * abs(value),
-                               rtol=0)
+    torch.testing.assert_close(
+        out, torch.full_like(out, value), atol=1e-3 + 1e-5 * abs(value), rtol=0
+    )
 
 
 @settings(max_examples=100, deadline=None)
@@ -214,8 +223,9 @@ def test_banded_resampling_equals_the_dense_matrix_product(wy, wx, seed) -> None
     (ny, sy, _, y0, y1), (nx, sx, _, x0, x1) = wy, wx
     sy0, sy1 = source_range(y0, y1, sy, ny)
     sx0, sx1 = source_range(x0, x1, sx, nx)
-    data = torch.from_numpy(np.random.default_rng(seed).normal(
-        size=(2, 3, sy1 - sy0, sx1 - sx0))).float()
+    data = torch.from_numpy(
+        np.random.default_rng(seed).normal(size=(2, 3, sy1 - sy0, sx1 - sx0))
+    ).float()
     rows, cols = axis_band(y0, y1, sy, sy0, sy1, ny), axis_band(x0, x1, sx, sx0, sx1, nx)
     dense = torch.from_numpy(rows.dense()) @ data @ torch.from_numpy(cols.dense()).T
     out = resample_window(data, rows, cols)
@@ -237,8 +247,12 @@ def test_integer_upsampling_equals_torch_bilinear(h, w, factor, seed) -> None:
     cols = axis_band(0, w * factor, float(factor), 0, w, w)
     ours = resample_window(img, rows, cols)
     ref = F.interpolate(img, scale_factor=factor, mode="bilinear", align_corners=False)
-    torch.testing.assert_close(ours[..., factor:-factor, factor:-factor],
-                               ref[..., factor:-factor, factor:-factor], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        ours[..., factor:-factor, factor:-factor],
+        ref[..., factor:-factor, factor:-factor],
+        atol=1e-5,
+        rtol=1e-5,
+    )
     # Both clamp at the edges, so they agree there too.
     torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
 

@@ -40,7 +40,7 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> dict:
     img = rng.normal(90, 12, (3, 96, 96))
     mask = np.zeros((96, 96), dtype=np.uint8)
     for y, x, s in [(10, 12, 14), (50, 60, 20), (70, 8, 12), (20, 70, 10)]:
-        mask[y:y + s, x:x + s] = 255
+        mask[y : y + s, x : x + s] = 255
     img[:, mask > 0] += 80
     image = write_rgb(d / "img.tif", np.clip(img, 0, 255).astype(np.uint8))
     labels = write_raster(d / "gt.tif", mask, GT, epsg=32614)
@@ -48,9 +48,18 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def _coarse(scene: dict, out: Path, steps: int = 4, **kw) -> CoarseParams:
-    return CoarseParams(image=scene["image"], labels=LabelSource(scene["labels"], {"0": 0, "255": 1}),
-                        out=out, ground_resolution_m=0.6, steps=steps, batch_size=4,
-                        out_size=16, context=8, device="cpu", **kw)
+    return CoarseParams(
+        image=scene["image"],
+        labels=LabelSource(scene["labels"], {"0": 0, "255": 1}),
+        out=out,
+        ground_resolution_m=0.6,
+        steps=steps,
+        batch_size=4,
+        out_size=16,
+        context=8,
+        device="cpu",
+        **kw,
+    )
 
 
 def _weights(path: Path) -> dict:
@@ -98,8 +107,11 @@ def test_cancelled_run_resumes_to_the_same_weights(scene: dict, tmp_path: Path) 
         seen.append(f)
 
     with pytest.raises(CancelledError):
-        train_coarse(_coarse(scene, out, steps=6, checkpoint_every=2), progress=progress,
-                     is_cancelled=lambda: len(seen) >= 5)
+        train_coarse(
+            _coarse(scene, out, steps=6, checkpoint_every=2),
+            progress=progress,
+            is_cancelled=lambda: len(seen) >= 5,
+        )
     assert not out.exists(), "a cancelled run must not leave a model"
     assert checkpoint_path(out).exists(), "a cancelled run keeps its checkpoint to resume"
     res = train_coarse(_coarse(scene, out, steps=6, checkpoint_every=2))
@@ -110,12 +122,23 @@ def test_cancelled_run_resumes_to_the_same_weights(scene: dict, tmp_path: Path) 
     assert not checkpoint_path(out).exists()
 
 
-def test_rnn_training_keeps_cnn_and_base_file(scene: dict, coarse_model: Path, tmp_path: Path) -> None:
+def test_rnn_training_keeps_cnn_and_base_file(
+    scene: dict, coarse_model: Path, tmp_path: Path
+) -> None:
     before = _sha(coarse_model)
     out = tmp_path / "rnn.safetensors"
-    res = train_rnn(RnnParams(image=scene["image"], labels=LabelSource(scene["labels"], {"0": 0, "255": 1}),
-                              out=out, base_model=coarse_model, steps=3, batch_size=2,
-                              patch_size=24, device="cpu"))
+    res = train_rnn(
+        RnnParams(
+            image=scene["image"],
+            labels=LabelSource(scene["labels"], {"0": 0, "255": 1}),
+            out=out,
+            base_model=coarse_model,
+            steps=3,
+            batch_size=2,
+            patch_size=24,
+            device="cpu",
+        )
+    )
     assert _sha(coarse_model) == before, "the base model file must never be modified"
     base, new = _weights(coarse_model), _weights(res.model)
     for k in base:
@@ -126,9 +149,18 @@ def test_rnn_training_keeps_cnn_and_base_file(scene: dict, coarse_model: Path, t
     assert cfg.default_iterations == 5 and cfg.training["rnn"]["steps"] == 3
 
 
-def test_labels_with_unknown_classes_are_refused(scene: dict, coarse_model: Path, tmp_path: Path) -> None:
+def test_labels_with_unknown_classes_are_refused(
+    scene: dict, coarse_model: Path, tmp_path: Path
+) -> None:
     with pytest.raises(MapRefinerError, match="classes"):
-        train_rnn(RnnParams(image=scene["image"], labels=LabelSource(scene["labels"], {"0": 0, "255": 7}),
-                            out=tmp_path / "x.safetensors", base_model=coarse_model, steps=1,
-                            device="cpu"))
+        train_rnn(
+            RnnParams(
+                image=scene["image"],
+                labels=LabelSource(scene["labels"], {"0": 0, "255": 7}),
+                out=tmp_path / "x.safetensors",
+                base_model=coarse_model,
+                steps=1,
+                device="cpu",
+            )
+        )
     assert not (tmp_path / "x.safetensors").exists()

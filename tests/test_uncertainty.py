@@ -47,8 +47,8 @@ def test_cell_scores_average_valid_pixels_only() -> None:
     unc = np.zeros((8, 8), dtype=np.float32)
     unc[:4, :4] = 1.0
     valid = np.ones((8, 8), dtype=bool)
-    valid[:4, :2] = False                       # half of the first cell: still scored
-    valid[4:, 4:] = False                        # a whole cell without data: NaN
+    valid[:4, :2] = False  # half of the first cell: still scored
+    valid[4:, 4:] = False  # a whole cell without data: NaN
     scores = cell_scores(unc, valid, 4)
     assert scores[0, 0] == pytest.approx(1.0) and scores[0, 1] == 0.0
     assert np.isnan(scores[1, 1])
@@ -57,7 +57,7 @@ def test_cell_scores_average_valid_pixels_only() -> None:
 def test_regions_rank_planted_uncertain_blocks_first() -> None:
     rng = np.random.default_rng(1)
     unc = rng.uniform(0, 0.1, (100, 120)).astype(np.float32)
-    unc[10:20, 80:100] = 0.9   # two cells wide: one region of two cells
+    unc[10:20, 80:100] = 0.9  # two cells wide: one region of two cells
     unc[60:70, 20:30] = 0.6
     regions = rank_regions(unc, cell=10, top=5)
     assert [r.rank for r in regions] == [1, 2, 3, 4, 5]
@@ -68,7 +68,7 @@ def test_regions_rank_planted_uncertain_blocks_first() -> None:
     assert all(a.score >= b.score for a, b in zip(regions, regions[1:]))
     assert first.centre == (90.0, 15.0)
     everything = rank_regions(unc, cell=10, top=None, max_cells=1)
-    assert len(everything) == 10 * 12   # every cell once, none twice
+    assert len(everything) == 10 * 12  # every cell once, none twice
 
 
 def test_regions_skip_invalid_pixels_and_partial_edges() -> None:
@@ -78,7 +78,7 @@ def test_regions_skip_invalid_pixels_and_partial_edges() -> None:
     valid[:10, :10] = False
     regions = rank_regions(unc, valid, cell=10, top=None, max_cells=1)
     assert all((r.x0, r.y0) != (0, 0) for r in regions)
-    assert max(r.x1 for r in regions) == 25   # the edge cells end at the raster's edge
+    assert max(r.x1 for r in regions) == 25  # the edge cells end at the raster's edge
 
 
 @pytest.fixture(scope="module")
@@ -92,12 +92,17 @@ def scene(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     ds.SetProjection(_utm14())
     base = rng.integers(40, 200, (110, 150))
     for b in range(3):
-        ds.GetRasterBand(b + 1).WriteArray(np.clip(base + rng.integers(-30, 30, (110, 150)),
-                                                   0, 255).astype(np.uint8))
+        ds.GetRasterBand(b + 1).WriteArray(
+            np.clip(base + rng.integers(-30, 30, (110, 150)), 0, 255).astype(np.uint8)
+        )
     ds = None
     torch.manual_seed(0)
-    cfg = ModelConfig(classes=make_classes(["background", "building"]), ground_resolution_m=0.6,
-                      default_iterations=2, name="seeded")
+    cfg = ModelConfig(
+        classes=make_classes(["background", "building"]),
+        ground_resolution_m=0.6,
+        default_iterations=2,
+        name="seeded",
+    )
     model = save_model(build_model(cfg), cfg, folder / "seeded.safetensors")
     return image, model, folder
 
@@ -113,15 +118,23 @@ def _utm14() -> str:
 def _refined(scene, iterations: int, name: str) -> np.ndarray:  # noqa: ANN001
     image, model, folder = scene
     out = folder / name
-    refine_raster(RefineParams(image=image, out=out, model_path=model, iterations=iterations,
-                               device="cpu", overwrite=True))
+    refine_raster(
+        RefineParams(
+            image=image,
+            out=out,
+            model_path=model,
+            iterations=iterations,
+            device="cpu",
+            overwrite=True,
+        )
+    )
     return gdal.Open(str(out)).ReadAsArray()
 
 
 def test_trajectory_iterations_equal_refine_raster(scene) -> None:  # noqa: ANN001
     image, model, _ = scene
     traj = compute_trajectory(image, 7, model, device="cpu", tile_size=32)
-    assert traj.classes.shape == (8, 110, 150) and traj.iterations == 7   # past the trained 2
+    assert traj.classes.shape == (8, 110, 150) and traj.iterations == 7  # past the trained 2
     for t in (0, 2, 7):
         np.testing.assert_array_equal(traj.classes[t], _refined(scene, t, f"r{t}.tif"))
     assert traj.uncertainty.dtype == np.float16
@@ -132,14 +145,18 @@ def test_trajectory_iterations_equal_refine_raster(scene) -> None:  # noqa: ANN0
 def test_trajectory_of_a_window_is_the_same_crop(scene) -> None:  # noqa: ANN001
     image, model, _ = scene
     whole = compute_trajectory(image, 3, model, device="cpu", tile_size=32)
-    part = compute_trajectory(image, 3, model, window=(37, 21, 101, 90), device="cpu",
-                              tile_size=32)
+    part = compute_trajectory(image, 3, model, window=(37, 21, 101, 90), device="cpu", tile_size=32)
     assert part.window == (37, 21, 101, 90) and not part.shrunk
     np.testing.assert_array_equal(part.classes, whole.classes[:, 21:90, 37:101])
-    np.testing.assert_allclose(part.uncertainty.astype(np.float32),
-                               whole.uncertainty[:, 21:90, 37:101].astype(np.float32), atol=2e-3)
+    np.testing.assert_allclose(
+        part.uncertainty.astype(np.float32),
+        whole.uncertainty[:, 21:90, 37:101].astype(np.float32),
+        atol=2e-3,
+    )
     gt = part.window_geotransform
-    assert gt[0] == pytest.approx(620000.0 + 37 * 0.3) and gt[3] == pytest.approx(3350000.0 - 21 * 0.3)
+    assert gt[0] == pytest.approx(620000.0 + 37 * 0.3) and gt[3] == pytest.approx(
+        3350000.0 - 21 * 0.3
+    )
     xmin, ymin, xmax, ymax = part.box_to_map(0, 0, 10, 20)
     assert (xmin, xmax) == pytest.approx((gt[0], gt[0] + 3.0))
     assert (ymin, ymax) == pytest.approx((gt[3] - 6.0, gt[3]))

@@ -47,8 +47,9 @@ def files_in(folder: Path):
 
 
 # Expected regions, 4-connected: (class, area in m2), pixels of 4 m2.
-REGIONS_4 = Counter({(0, 106 * 4.0): 1, (0, 6 * 4.0): 1, (1, 12 * 4.0): 1, (1, 4.0): 2,
-                     (2, 12 * 4.0): 1})
+REGIONS_4 = Counter(
+    {(0, 106 * 4.0): 1, (0, 6 * 4.0): 1, (1, 12 * 4.0): 1, (1, 4.0): 2, (2, 12 * 4.0): 1}
+)
 
 
 @pytest.mark.parametrize("suffix", [".gpkg", ".shp"])
@@ -58,8 +59,11 @@ def test_regions_areas_and_crs_in_both_formats(classmap, tmp_path, suffix) -> No
     assert result.path == out and result.feature_count == 6
     rows, srs, extent = read_back(out)
     assert Counter((cid, area) for cid, _, area in rows) == REGIONS_4
-    assert {(cid, name) for cid, name, _ in rows} == {(0, "background"), (1, "building"),
-                                                      (2, "road")}
+    assert {(cid, name) for cid, name, _ in rows} == {
+        (0, "background"),
+        (1, "building"),
+        (2, "road"),
+    }
     assert srs.IsSame(srs_of(32633))
     assert extent == (500000.0, 500024.0, 4000000.0, 4000024.0)
     assert sum(area for _, _, area in rows) == (144 - 6) * 4.0  # nodata is not vectorized
@@ -106,8 +110,9 @@ def test_area_on_a_geographic_grid_is_in_square_metres(tmp_path) -> None:
 
 def test_simplify_and_minimum_area(classmap, tmp_path) -> None:
     stairs = np.tril(np.ones((30, 30), np.uint8))
-    path = write_raster(tmp_path / "stairs.tif", stairs, (500000.0, 1.0, 0, 4000030.0, 0, -1.0),
-                        32633)
+    path = write_raster(
+        tmp_path / "stairs.tif", stairs, (500000.0, 1.0, 0, 4000030.0, 0, -1.0), 32633
+    )
 
     def vertices(out: Path) -> int:
         ds = ogr.Open(str(out))

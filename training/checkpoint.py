@@ -22,7 +22,9 @@ def checkpoint_path(out_model: Path) -> Path:
     return out_model.with_name(out_model.stem + ".ckpt.safetensors")
 
 
-def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def _optimizer_tensors(
+    opt: torch.optim.Optimizer,
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     sd = opt.state_dict()
     tensors, scalars = {}, {}
     for pid, st in sd["state"].items():
@@ -34,8 +36,9 @@ def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tens
     return tensors, scalars
 
 
-def save_checkpoint(path: Path, module: nn.Module, opt: torch.optim.Optimizer,
-                    step: int, meta: dict[str, Any]) -> None:
+def save_checkpoint(
+    path: Path, module: nn.Module, opt: torch.optim.Optimizer, step: int, meta: dict[str, Any]
+) -> None:
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     opt_t, opt_s = _optimizer_tensors(opt)
     tensors.update(opt_t)
@@ -43,8 +46,9 @@ def save_checkpoint(path: Path, module: nn.Module, opt: torch.optim.Optimizer,
     write_safetensors(tensors, path, {META_KEY: json.dumps(info)})
 
 
-def load_checkpoint(path: Path, module: nn.Module, opt: torch.optim.Optimizer,
-                    fingerprint: str | None = None) -> dict[str, Any] | None:
+def load_checkpoint(
+    path: Path, module: nn.Module, opt: torch.optim.Optimizer, fingerprint: str | None = None
+) -> dict[str, Any] | None:
     """Restore ``module`` and ``opt`` from ``path``; None when there is none.
 
     A checkpoint made with other settings (another ``fingerprint``) is deleted
@@ -60,8 +64,9 @@ def load_checkpoint(path: Path, module: nn.Module, opt: torch.optim.Optimizer,
             info = json.loads((f.metadata() or {})[META_KEY])
         tensors = load_file(str(path))
     except Exception as exc:
-        raise MapRefinerError(f"The checkpoint {path.name} is unreadable; delete it to start over.",
-                              details=repr(exc)) from exc
+        raise MapRefinerError(
+            f"The checkpoint {path.name} is unreadable; delete it to start over.", details=repr(exc)
+        ) from exc
     if fingerprint is not None and info.get("fingerprint") != fingerprint:
         log.warning("checkpoint %s was made with other settings; starting over", path.name)
         path.unlink()
@@ -80,6 +85,8 @@ def load_checkpoint(path: Path, module: nn.Module, opt: torch.optim.Optimizer,
         module.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         opt.load_state_dict(sd)
     except (RuntimeError, ValueError, KeyError) as exc:
-        raise MapRefinerError(f"The checkpoint {path.name} does not fit this model; delete it to "
-                              "start over.", details=repr(exc)) from exc
+        raise MapRefinerError(
+            f"The checkpoint {path.name} does not fit this model; delete it to start over.",
+            details=repr(exc),
+        ) from exc
     return info

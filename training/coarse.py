@@ -19,8 +19,9 @@ log = logging.getLogger(__name__)
 __all__ = ["CoarseParams", "TrainResult", "train_coarse"]
 
 
-def train_coarse(params: CoarseParams, progress: ProgressFn | None = None,
-                 is_cancelled: CancelFn | None = None) -> TrainResult:
+def train_coarse(
+    params: CoarseParams, progress: ProgressFn | None = None, is_cancelled: CancelFn | None = None
+) -> TrainResult:
     """Train the coarse FCN and save a model whose RNN is the identity (no refinement yet)."""
     rep = make_reporter(progress, is_cancelled)
     out = Path(params.out)
@@ -30,11 +31,23 @@ def train_coarse(params: CoarseParams, progress: ProgressFn | None = None,
     ds = open_raster(params.image)
     bands = params.bands or list(range(1, min(3, ds.RasterCount) + 1))
     mean, std = band_statistics(params.image, bands)
-    config = ModelConfig(classes=make_classes(params.class_names), bands=bands,
-                         band_names=[f"band {b}" for b in bands], mean=mean, std=std,
-                         ground_resolution_m=params.ground_resolution_m, name=params.name)
-    tile = load_training_tile(params.image, params.labels, config, bands,
-                              params.input_resolution_m, extra_ignore=params.ignore_mask)
+    config = ModelConfig(
+        classes=make_classes(params.class_names),
+        bands=bands,
+        band_names=[f"band {b}" for b in bands],
+        mean=mean,
+        std=std,
+        ground_resolution_m=params.ground_resolution_m,
+        name=params.name,
+    )
+    tile = load_training_tile(
+        params.image,
+        params.labels,
+        config,
+        bands,
+        params.input_resolution_m,
+        extra_ignore=params.ignore_mask,
+    )
     rep.sub(0.0, 0.05).report(1.0)
     net = seeded_build(params.seed, lambda: build_model(config))
     ckpt = checkpoint_path(out)
@@ -44,5 +57,6 @@ def train_coarse(params: CoarseParams, progress: ProgressFn | None = None,
     config.training = {"coarse": coarse_record(params, res, device), "rnn": None}
     save_model(net.cpu(), config, out, overwrite=params.overwrite)
     ckpt.unlink(missing_ok=True)
-    return TrainResult(out, res.steps, res.final_loss, res.seconds, str(device),
-                       res.history, res.resumed_from)
+    return TrainResult(
+        out, res.steps, res.final_loss, res.seconds, str(device), res.history, res.resumed_from
+    )

@@ -62,38 +62,77 @@ class TrainResult:
 
 
 def fingerprint(params: object) -> str:
-    d = {k: str(v) for k, v in asdict(params).items()
-         if k not in ("resume", "overwrite", "ignore_mask", "steps", "checkpoint_every", "device",
-                      "max_seconds")}
+    d = {
+        k: str(v)
+        for k, v in asdict(params).items()
+        if k
+        not in (
+            "resume",
+            "overwrite",
+            "ignore_mask",
+            "steps",
+            "checkpoint_every",
+            "device",
+            "max_seconds",
+        )
+    }
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def fit_coarse(coarse: torch.nn.Module, tile: TrainingTile, params: CoarseParams,
-               device: torch.device, rep: Reporter, ckpt: Path | None) -> LoopResult:
+def fit_coarse(
+    coarse: torch.nn.Module,
+    tile: TrainingTile,
+    params: CoarseParams,
+    device: torch.device,
+    rep: Reporter,
+    ckpt: Path | None,
+) -> LoopResult:
     """SGD on random patches: loss on the ``out_size`` centre, ``context`` around it."""
     coarse.to(device)
     sampler = PatchSampler(tile, params.out_size, params.context, params.seed)
-    opt = torch.optim.SGD(coarse.parameters(), lr=params.lr, momentum=params.momentum,
-                          weight_decay=params.weight_decay)
+    opt = torch.optim.SGD(
+        coarse.parameters(),
+        lr=params.lr,
+        momentum=params.momentum,
+        weight_decay=params.weight_decay,
+    )
     c, s = params.context, params.out_size
 
     def loss_at(step: int) -> torch.Tensor:
         img, lab, _ = sampler.batch(params.batch_size, step)
-        logits = coarse(img.to(device, non_blocking=True))[:, :, c:c + s, c:c + s]
+        logits = coarse(img.to(device, non_blocking=True))[:, :, c : c + s, c : c + s]
         return F.cross_entropy(logits, lab.to(device, non_blocking=True), ignore_index=IGNORE)
 
-    return run_loop(coarse, opt, loss_at, params.steps, rep, ckpt, params.checkpoint_every,
-                    params.resume, {"fingerprint": fingerprint(params)},
-                    max_seconds=params.max_seconds)
+    return run_loop(
+        coarse,
+        opt,
+        loss_at,
+        params.steps,
+        rep,
+        ckpt,
+        params.checkpoint_every,
+        params.resume,
+        {"fingerprint": fingerprint(params)},
+        max_seconds=params.max_seconds,
+    )
 
 
 def coarse_record(params: CoarseParams, res: LoopResult, device: torch.device) -> dict:
     """What the model card keeps about how the coarse CNN was trained."""
-    return {"image": Path(params.image).name, "labels": Path(params.labels.path).name,
-            "steps": res.steps, "batch_size": params.batch_size,
-            "out_size": params.out_size, "lr": params.lr, "momentum": params.momentum,
-            "weight_decay": params.weight_decay, "seed": params.seed, "device": str(device),
-            "seconds": round(res.seconds, 1), "final_loss": round(res.final_loss, 4)}
+    return {
+        "image": Path(params.image).name,
+        "labels": Path(params.labels.path).name,
+        "steps": res.steps,
+        "batch_size": params.batch_size,
+        "out_size": params.out_size,
+        "lr": params.lr,
+        "momentum": params.momentum,
+        "weight_decay": params.weight_decay,
+        "seed": params.seed,
+        "device": str(device),
+        "seconds": round(res.seconds, 1),
+        "final_loss": round(res.final_loss, 4),
+    }
 
 
 def identity_rnn(net: torch.nn.Module) -> None:

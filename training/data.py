@@ -34,15 +34,23 @@ def image_labels(ds: gdal.Dataset, source: LabelSource, class_names: Sequence[st
     if source.is_vector:
         vm = {str(k): int(v) for k, v in source.value_map.items()} if source.value_map else None
         return label_io.rasterize_vector(
-            source.path, grid, list(class_names), class_field=source.class_field, value_map=vm,
-            layer=source.layer, line_width_m=source.line_width_m, mode=source.mode,
-            extent=source.extent)
+            source.path,
+            grid,
+            list(class_names),
+            class_field=source.class_field,
+            value_map=vm,
+            layer=source.layer,
+            line_width_m=source.line_width_m,
+            mode=source.mode,
+            extent=source.extent,
+        )
     vm = {int(float(k)): int(v) for k, v in (source.value_map or {}).items()} or None
     return label_io.read_label_raster(source.path, grid, vm)
 
 
-def model_grids(ds: gdal.Dataset, config: ModelConfig,
-                input_resolution_m: float | None = None) -> Grids:
+def model_grids(
+    ds: gdal.Dataset, config: ModelConfig, input_resolution_m: float | None = None
+) -> Grids:
     info = raster_info(ds)
     rx, ry = ground_resolution(info, input_resolution_m)
     return make_grids(info.width, info.height, rx, ry, config.ground_resolution_m)
@@ -54,7 +62,8 @@ def labelled_window(labels_model: np.ndarray, margin: int) -> tuple[int, int, in
     if len(xs) == 0:
         raise MapRefinerError(
             "No labelled pixels fall on the image: check that the labels overlap the raster, "
-            "that their class values are known to the model, and the class field.")
+            "that their class values are known to the model, and the class field."
+        )
     h, w = labels_model.shape
     x0 = max(0, (int(xs.min()) - margin) // 4 * 4)
     y0 = max(0, (int(ys.min()) - margin) // 4 * 4)
@@ -63,12 +72,16 @@ def labelled_window(labels_model: np.ndarray, margin: int) -> tuple[int, int, in
     return x0, y0, x1, y1
 
 
-def load_training_tile(image_path: PathLike, source: LabelSource, config: ModelConfig,
-                       bands: Sequence[int] | None = None,
-                       input_resolution_m: float | None = None,
-                       margin: int | None = None,
-                       extra_ignore: np.ndarray | None = None,
-                       chunk: int = 1024) -> TrainingTile:
+def load_training_tile(
+    image_path: PathLike,
+    source: LabelSource,
+    config: ModelConfig,
+    bands: Sequence[int] | None = None,
+    input_resolution_m: float | None = None,
+    margin: int | None = None,
+    extra_ignore: np.ndarray | None = None,
+    chunk: int = 1024,
+) -> TrainingTile:
     """Read the image and labels onto the model grid.
 
     With ``margin`` set, only the window around the labelled pixels (grown by
@@ -91,7 +104,8 @@ def load_training_tile(image_path: PathLike, source: LabelSource, config: ModelC
         raise MapRefinerError(
             f"The labels hold class values up to {int(lab[lab != IGNORE].max())} but the model "
             f"has {config.num_classes} classes ({', '.join(config.class_names)}); map the label "
-            "values to the model's classes.")
+            "values to the model's classes."
+        )
     lab_m = label_io.downsample_labels(lab, grids.model_width, grids.model_height)
     if margin is None:
         window = (0, 0, grids.model_width, grids.model_height)
@@ -101,13 +115,23 @@ def load_training_tile(image_path: PathLike, source: LabelSource, config: ModelC
     image = read_model_window(ds, bands, grids, config, window, chunk)
     labels = torch.from_numpy(np.ascontiguousarray(lab_m[y0:y1, x0:x1]))
     tile = TrainingTile(image, labels, window)
-    log.info("training tile %s: model window %s, %d labelled pixels",
-             Path(image_path).name, tile.window, tile.labelled_pixels)
+    log.info(
+        "training tile %s: model window %s, %d labelled pixels",
+        Path(image_path).name,
+        tile.window,
+        tile.labelled_pixels,
+    )
     return tile
 
 
-def read_model_window(ds: gdal.Dataset, bands: Sequence[int], grids: Grids, config: ModelConfig,
-                      window: tuple[int, int, int, int], chunk: int = 1024) -> torch.Tensor:
+def read_model_window(
+    ds: gdal.Dataset,
+    bands: Sequence[int],
+    grids: Grids,
+    config: ModelConfig,
+    window: tuple[int, int, int, int],
+    chunk: int = 1024,
+) -> torch.Tensor:
     """The normalised image on the model-grid ``window`` (x0, y0, x1, y1), ``(C, h, w)``,
     read in chunks so that a large window never needs a second full-size copy."""
     x0, y0, x1, y1 = window
@@ -116,13 +140,15 @@ def read_model_window(ds: gdal.Dataset, bands: Sequence[int], grids: Grids, conf
     for cy in range(y0, y1, chunk):
         for cx in range(x0, x1, chunk):
             ey, ex = min(y1, cy + chunk), min(x1, cx + chunk)
-            image[:, cy - y0:ey - y0, cx - x0:ex - x0] = model_image(
-                ds, bands, grids, config, cx, cy, ex, ey, dev)
+            image[:, cy - y0 : ey - y0, cx - x0 : ex - x0] = model_image(
+                ds, bands, grids, config, cx, cy, ex, ey, dev
+            )
     return image
 
 
-def band_statistics(image_path: PathLike, bands: Sequence[int],
-                    max_pixels: int = 4_000_000) -> tuple[list[float], list[float]]:
+def band_statistics(
+    image_path: PathLike, bands: Sequence[int], max_pixels: int = 4_000_000
+) -> tuple[list[float], list[float]]:
     """Mean and std of each band over valid pixels (subsampled), for normalisation."""
     ds = open_raster(image_path)
     check_bands(raster_info(ds), bands)
@@ -132,12 +158,15 @@ def band_statistics(image_path: PathLike, bands: Sequence[int],
     for b in bands:
         band = ds.GetRasterBand(b)
         try:
-            a = band.ReadAsArray(buf_xsize=bw, buf_ysize=bh,
-                                 resample_alg=gdal.GRIORA_NearestNeighbour).astype(np.float64)
+            a = band.ReadAsArray(
+                buf_xsize=bw, buf_ysize=bh, resample_alg=gdal.GRIORA_NearestNeighbour
+            ).astype(np.float64)
         except RuntimeError as exc:
-            raise MapRefinerError(f"Cannot read the pixels of {Path(image_path).name}: the file "
-                                  "is damaged or truncated; use a complete copy.",
-                                  details=str(exc)) from exc
+            raise MapRefinerError(
+                f"Cannot read the pixels of {Path(image_path).name}: the file "
+                "is damaged or truncated; use a complete copy.",
+                details=str(exc),
+            ) from exc
         nd = band.GetNoDataValue()
         if nd is not None:
             valid &= a != nd

@@ -41,11 +41,19 @@ class LoopResult:
     resumed_from: int = 0
 
 
-def run_loop(module: nn.Module, opt: torch.optim.Optimizer,
-             loss_at: Callable[[int], torch.Tensor], steps: int, rep: Reporter,
-             ckpt: Path | None, checkpoint_every: int, resume: bool,
-             meta: dict[str, Any], log_every: int = 50,
-             max_seconds: float | None = None) -> LoopResult:
+def run_loop(
+    module: nn.Module,
+    opt: torch.optim.Optimizer,
+    loss_at: Callable[[int], torch.Tensor],
+    steps: int,
+    rep: Reporter,
+    ckpt: Path | None,
+    checkpoint_every: int,
+    resume: bool,
+    meta: dict[str, Any],
+    log_every: int = 50,
+    max_seconds: float | None = None,
+) -> LoopResult:
     """Run ``steps`` optimiser steps of ``loss_at(step)``, resuming from ``ckpt``.
 
     With ``max_seconds``, stop early once that much time has passed; the
@@ -77,13 +85,22 @@ def run_loop(module: nn.Module, opt: torch.optim.Optimizer,
             if (step + 1) % log_every == 0 or step + 1 == steps:
                 history.append(ema)
                 log.info("step %d/%d  loss %.4f (avg %.4f)", step + 1, steps, value, ema)
-            if ckpt is not None and checkpoint_every and (step + 1) % checkpoint_every == 0 \
-                    and step + 1 < steps:
+            if (
+                ckpt is not None
+                and checkpoint_every
+                and (step + 1) % checkpoint_every == 0
+                and step + 1 < steps
+            ):
                 save_checkpoint(ckpt, module, opt, step + 1, meta)
             rep.report((step + 1 - start) / max(1, steps - start))
             done = step + 1
     module.eval()
     if history == [] and ema is not None:
         history.append(ema)
-    return LoopResult(done, float(ema if ema is not None else float("nan")),
-                      time.perf_counter() - t0, history, start)
+    return LoopResult(
+        done,
+        float(ema if ema is not None else float("nan")),
+        time.perf_counter() - t0,
+        history,
+        start,
+    )

@@ -22,8 +22,9 @@ log = logging.getLogger(__name__)
 __all__ = ["RnnParams", "train_rnn"]
 
 
-def train_rnn(params: RnnParams, progress: ProgressFn | None = None,
-              is_cancelled: CancelFn | None = None) -> TrainResult:
+def train_rnn(
+    params: RnnParams, progress: ProgressFn | None = None, is_cancelled: CancelFn | None = None
+) -> TrainResult:
     """Train (or fine-tune) the RNN of ``base_model`` and save a new model file.
 
     The base model file is only read, never modified.
@@ -40,12 +41,22 @@ def train_rnn(params: RnnParams, progress: ProgressFn | None = None,
     device = resolve_device(params.device)
     net, config = load_model(params.base_model, "cpu")
     config = copy.deepcopy(config)
-    tile = load_training_tile(params.image, params.labels, config, params.bands,
-                              params.input_resolution_m, margin=params.margin)
+    tile = load_training_tile(
+        params.image,
+        params.labels,
+        config,
+        params.bands,
+        params.input_resolution_m,
+        margin=params.margin,
+    )
     rep.sub(0.0, 0.05).report(1.0)
     if params.init == "fresh" or params.class_specific != config.class_specific:
-        net.rnn = seeded_build(params.seed, lambda: RefinementRNN(
-            config.in_channels, config.num_classes, class_specific=params.class_specific))
+        net.rnn = seeded_build(
+            params.seed,
+            lambda: RefinementRNN(
+                config.in_channels, config.num_classes, class_specific=params.class_specific
+            ),
+        )
         config.class_specific = params.class_specific
     ckpt = checkpoint_path(out)
     res = fit_rnn(net, tile, params, device, rep.sub(0.05, 1.0), ckpt)
@@ -60,5 +71,6 @@ def train_rnn(params: RnnParams, progress: ProgressFn | None = None,
         config.training["finetune"] = list(config.training.get("finetune") or []) + [record]
     save_model(net.cpu(), config, out, overwrite=params.overwrite)
     ckpt.unlink(missing_ok=True)
-    return TrainResult(out, res.steps, res.final_loss, res.seconds, str(device),
-                       res.history, res.resumed_from)
+    return TrainResult(
+        out, res.steps, res.final_loss, res.seconds, str(device), res.history, res.resumed_from
+    )

@@ -26,7 +26,7 @@ class RnnParams:
     image: Path
     labels: LabelSource
     out: Path
-    base_model: Path | None = None   # None: the bundled default model
+    base_model: Path | None = None  # None: the bundled default model
     steps: int = 3000
     batch_size: int = 8
     patch_size: int = 64
@@ -35,8 +35,8 @@ class RnnParams:
     seed: int = 0
     device: str = "auto"
     class_specific: bool = True
-    init: str = "fresh"                 # "fresh": new RNN (the paper); "base": continue the base's RNN
-    margin: int | None = None        # read only the labelled window + margin (fine-tuning)
+    init: str = "fresh"  # "fresh": new RNN (the paper); "base": continue the base's RNN
+    margin: int | None = None  # read only the labelled window + margin (fine-tuning)
     bands: list[int] | None = None
     input_resolution_m: float | None = None
     checkpoint_every: int = 500
@@ -55,8 +55,14 @@ def coarse_heat(net: MapRefinerNet, image: torch.Tensor, device: torch.device) -
         return net.coarse(x)[0, :, :h, :w].cpu()
 
 
-def fit_rnn(net: MapRefinerNet, tile: TrainingTile, params: RnnParams, device: torch.device,
-            rep: Reporter, ckpt: Path | None) -> LoopResult:
+def fit_rnn(
+    net: MapRefinerNet,
+    tile: TrainingTile,
+    params: RnnParams,
+    device: torch.device,
+    rep: Reporter,
+    ckpt: Path | None,
+) -> LoopResult:
     """AdaGrad on random patches of (image, frozen CNN scores, labels)."""
     heat = coarse_heat(net, tile.image, device)
     for p in net.coarse.parameters():
@@ -70,21 +76,40 @@ def fit_rnn(net: MapRefinerNet, tile: TrainingTile, params: RnnParams, device: t
     def loss_at(step: int) -> torch.Tensor:
         img, lab, h = sampler.batch(params.batch_size, step)
         refined = rnn(img.to(device), h.to(device), params.iterations)
-        refined = refined[:, :, context:context + s, context:context + s]
+        refined = refined[:, :, context : context + s, context : context + s]
         return F.cross_entropy(refined, lab.to(device), ignore_index=IGNORE)
 
-    return run_loop(rnn, opt, loss_at, params.steps, rep, ckpt, params.checkpoint_every,
-                    params.resume, {"fingerprint": fingerprint(params)}, log_every=25,
-                    max_seconds=params.max_seconds)
+    return run_loop(
+        rnn,
+        opt,
+        loss_at,
+        params.steps,
+        rep,
+        ckpt,
+        params.checkpoint_every,
+        params.resume,
+        {"fingerprint": fingerprint(params)},
+        log_every=25,
+        max_seconds=params.max_seconds,
+    )
 
 
-def rnn_record(params: RnnParams, tile: TrainingTile, res: LoopResult,
-               device: torch.device) -> dict:
+def rnn_record(
+    params: RnnParams, tile: TrainingTile, res: LoopResult, device: torch.device
+) -> dict:
     """What the model card keeps about how the RNN was trained."""
-    return {"image": Path(params.image).name, "labels": Path(params.labels.path).name,
-            "labelled_pixels": tile.labelled_pixels, "steps": res.steps,
-            "batch_size": params.batch_size, "patch_size": params.patch_size,
-            "iterations": params.iterations, "lr": params.lr, "seed": params.seed,
-            "init": params.init,
-            "device": str(device), "seconds": round(res.seconds, 1),
-            "final_loss": round(res.final_loss, 4)}
+    return {
+        "image": Path(params.image).name,
+        "labels": Path(params.labels.path).name,
+        "labelled_pixels": tile.labelled_pixels,
+        "steps": res.steps,
+        "batch_size": params.batch_size,
+        "patch_size": params.patch_size,
+        "iterations": params.iterations,
+        "lr": params.lr,
+        "seed": params.seed,
+        "init": params.init,
+        "device": str(device),
+        "seconds": round(res.seconds, 1),
+        "final_loss": round(res.final_loss, 4),
+    }

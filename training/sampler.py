@@ -20,14 +20,23 @@ Batch = tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]
 class PatchSampler:
     """Patches whose ``out_size`` centre holds labels, with ``context`` pixels around."""
 
-    def __init__(self, tile: TrainingTile, out_size: int, context: int, seed: int,
-                 heat: torch.Tensor | None = None, min_labelled: float = 0.05,
-                 augment: bool = True) -> None:
+    def __init__(
+        self,
+        tile: TrainingTile,
+        out_size: int,
+        context: int,
+        seed: int,
+        heat: torch.Tensor | None = None,
+        min_labelled: float = 0.05,
+        augment: bool = True,
+    ) -> None:
         self.out, self.ctx, self.seed, self.augment = out_size, context, seed, augment
         pad = context
         self.image = F.pad(tile.image, (pad, pad, pad, pad))
         self.labels = F.pad(tile.labels, (pad, pad, pad, pad), value=IGNORE)
-        self.heat = F.pad(heat, (pad, pad, pad, pad), mode="replicate") if heat is not None else None
+        self.heat = (
+            F.pad(heat, (pad, pad, pad, pad), mode="replicate") if heat is not None else None
+        )
         h, w = tile.labels.shape
         # Label patches may hang over the tile edge when the tile is small.
         self.span_y = max(1, h - out_size + 1)
@@ -66,9 +75,11 @@ class PatchSampler:
         full = self.out + 2 * self.ctx
         for _ in range(size):
             y, x = self._corner(rng)
-            img = self.image[:, y:y + full, x:x + full]
-            lab = self.labels[y + self.ctx:y + self.ctx + self.out, x + self.ctx:x + self.ctx + self.out]
-            heat = self.heat[:, y:y + full, x:x + full] if self.heat is not None else None
+            img = self.image[:, y : y + full, x : x + full]
+            lab = self.labels[
+                y + self.ctx : y + self.ctx + self.out, x + self.ctx : x + self.ctx + self.out
+            ]
+            heat = self.heat[:, y : y + full, x : x + full] if self.heat is not None else None
             if self.augment:
                 k, flip = int(rng.integers(4)), bool(rng.integers(2))
                 img, lab = torch.rot90(img, k, (1, 2)), torch.rot90(lab, k, (0, 1))
@@ -80,5 +91,4 @@ class PatchSampler:
             labs.append(lab)
             if heat is not None:
                 heats.append(heat)
-        return (torch.stack(imgs), torch.stack(labs).long(),
-                torch.stack(heats) if heats else None)
+        return (torch.stack(imgs), torch.stack(labs).long(), torch.stack(heats) if heats else None)

@@ -16,12 +16,14 @@ class LabelSource:
     """Where labels come from: a label raster or a vector layer, and how to read it."""
 
     path: Path
-    value_map: dict[str, int] | None = None   # raster value / field value -> class index
-    class_field: str | None = None            # vector: attribute holding the class
-    layer: str | None = None                  # vector: layer name
-    mode: str = "tile"                           # vector: "tile" (unlabelled = background) or "sparse"
-    line_width_m: float = 7.0                    # vector: width of burned lines (roads)
-    extent: tuple[float, float, float, float] | None = None  # vector "tile" mode: xmin, ymin, xmax, ymax
+    value_map: dict[str, int] | None = None  # raster value / field value -> class index
+    class_field: str | None = None  # vector: attribute holding the class
+    layer: str | None = None  # vector: layer name
+    mode: str = "tile"  # vector: "tile" (unlabelled = background) or "sparse"
+    line_width_m: float = 7.0  # vector: width of burned lines (roads)
+    extent: tuple[float, float, float, float] | None = (
+        None  # vector "tile" mode: xmin, ymin, xmax, ymax
+    )
 
     @property
     def is_vector(self) -> bool:

@@ -38,8 +38,12 @@ class Controller:
     def ensure_dialog(self) -> MapRefinerDialog:
         if self.dialog is None:
             check_dependencies()
-            self.dialog = MapRefinerDialog(QgsProject.instance(), load_defaults(),
-                                           self.iface.activeLayer(), self.iface.mainWindow())
+            self.dialog = MapRefinerDialog(
+                QgsProject.instance(),
+                load_defaults(),
+                self.iface.activeLayer(),
+                self.iface.mainWindow(),
+            )
             self.dialog.refined = self.refined
             self.dialog.refine_requested.connect(self.start_refine)
             self.dialog.vectorize_requested.connect(self.start_vectorize)
@@ -86,28 +90,43 @@ class Controller:
 
     def start_refine(self, job: RefineJob) -> EngineTask:
         self._remember()
-        task = EngineTask(f"Map Refiner: refining {job.source_name}", partial(run_refine, job),
-                          partial(self._refined, job), self._failed)
+        task = EngineTask(
+            f"Map Refiner: refining {job.source_name}",
+            partial(run_refine, job),
+            partial(self._refined, job),
+            self._failed,
+        )
         return self._start(task, f"Refining {job.source_name}…")
 
     def start_vectorize(self, job: VectorizeJob) -> EngineTask:
-        task = EngineTask(f"Map Refiner: polygons of {job.source_name}",
-                          partial(run_vectorize, job), partial(self._vectorized, job),
-                          self._failed)
+        task = EngineTask(
+            f"Map Refiner: polygons of {job.source_name}",
+            partial(run_vectorize, job),
+            partial(self._vectorized, job),
+            self._failed,
+        )
         return self._start(task, f"Exporting {job.out.name}…")
 
     def start_finetune(self, job: FinetuneJob) -> EngineTask | None:
         if not self._save_label_edits(job.label_layer_id):
             return None
-        task = EngineTask(f"Map Refiner: fine-tuning {job.out.name}", partial(run_finetune, job),
-                          self._finetuned, self._failed)
+        task = EngineTask(
+            f"Map Refiner: fine-tuning {job.out.name}",
+            partial(run_finetune, job),
+            self._finetuned,
+            self._failed,
+        )
         return self._start(task, f"Fine-tuning → {job.out.name}…")
 
     def start_train_coarse(self, job: TrainCoarseJob) -> EngineTask | None:
         if not self._save_label_edits(job.label_layer_id):
             return None
-        task = EngineTask(f"Map Refiner: training {job.params.out.name}",
-                          partial(run_train_coarse, job), self._trained, self._failed)
+        task = EngineTask(
+            f"Map Refiner: training {job.params.out.name}",
+            partial(run_train_coarse, job),
+            self._trained,
+            self._failed,
+        )
         return self._start(task, f"Training → {job.params.out.name}…")
 
     def _save_label_edits(self, layer_id: str) -> bool:
@@ -117,16 +136,23 @@ class Controller:
             return True
         if layer.commitChanges(False):
             return True
-        show_error(self.iface.messageBar(), MapRefinerError(
-            f"Could not save the edits of “{layer.name()}”, which training reads; save them "
-            "and try again.", details="\n".join(layer.commitErrors())))
+        show_error(
+            self.iface.messageBar(),
+            MapRefinerError(
+                f"Could not save the edits of “{layer.name()}”, which training reads; save them "
+                "and try again.",
+                details="\n".join(layer.commitErrors()),
+            ),
+        )
         return False
 
     def _trained(self, task: EngineTask, result) -> None:  # noqa: ANN001 - TrainResult
         self._done(task)
-        show_success(self.iface.messageBar(),
-                     f"Trained {result.steps} steps in {result.seconds:.0f} s on {result.device} "
-                     f"(final loss {result.final_loss:.3f}) → {result.model}; now selected")
+        show_success(
+            self.iface.messageBar(),
+            f"Trained {result.steps} steps in {result.seconds:.0f} s on {result.device} "
+            f"(final loss {result.final_loss:.3f}) → {result.model}; now selected",
+        )
         if self.dialog is not None:
             self.dialog.model.set_model_path(str(result.model))
             self._remember()
@@ -160,23 +186,31 @@ class Controller:
         self._done(task)
         self.refined[job.params.image] = ClassMap(result.out, result.class_names, result.colours)
         add_refine_result(result, job.source_name, QgsProject.instance())
-        show_success(self.iface.messageBar(),
-                     f"Refined {job.source_name} in {result.seconds:.1f} s on {result.device} "
-                     f"→ {result.out}" + ("" if job.show_iterations else
-                                          "; Export to shapefile now uses this map"))
+        show_success(
+            self.iface.messageBar(),
+            f"Refined {job.source_name} in {result.seconds:.1f} s on {result.device} "
+            f"→ {result.out}"
+            + ("" if job.show_iterations else "; Export to shapefile now uses this map"),
+        )
         if self.dialog is not None:
             self.dialog.suggest_output_if_auto()
         if job.show_iterations:
             self.last_refine = job
-            self.iteration_flow().start(job.params.image, job.params.model_path,
-                                        job.params.device, job.source_name, job.layer_id,
-                                        result.iterations)
+            self.iteration_flow().start(
+                job.params.image,
+                job.params.model_path,
+                job.params.device,
+                job.source_name,
+                job.layer_id,
+                result.iterations,
+            )
 
     def _vectorized(self, job: VectorizeJob, task: EngineTask, result) -> None:  # noqa: ANN001
         self._done(task)
         add_vectorize_result(result, job, QgsProject.instance())
-        show_success(self.iface.messageBar(),
-                     f"Wrote {result.feature_count} polygons → {result.path}")
+        show_success(
+            self.iface.messageBar(), f"Wrote {result.feature_count} polygons → {result.path}"
+        )
 
     def _failed(self, task: EngineTask, exc: BaseException) -> None:
         self._done(task)
@@ -193,23 +227,30 @@ class Controller:
             if not isinstance(raster, QgsRasterLayer):
                 raster = dialog.input_combo.currentLayer()
             if not isinstance(raster, QgsRasterLayer):
-                raise MapRefinerError("Select a raster layer first: the correction layer takes "
-                                      "its CRS and is saved beside it.")
+                raise MapRefinerError(
+                    "Select a raster layer first: the correction layer takes "
+                    "its CRS and is saved beside it."
+                )
             summary = dialog.model.summary
             if summary is None:
-                raise MapRefinerError("Choose a usable model first: its classes fill the "
-                                      "correction layer's drop-down.")
+                raise MapRefinerError(
+                    "Choose a usable model first: its classes fill the "
+                    "correction layer's drop-down."
+                )
             fallback = Path(load_defaults().output_dir or Path.home())
-            layer = create_correction_layer(raster, summary.class_names, summary.colours,
-                                            QgsProject.instance(), fallback)
+            layer = create_correction_layer(
+                raster, summary.class_names, summary.colours, QgsProject.instance(), fallback
+            )
         except MapRefinerError as exc:
             show_error(self.iface.messageBar(), exc)
             return
         dialog.labels.set_layer(layer, CLASS_FIELD)
         self.iface.setActiveLayer(layer)
-        show_success(self.iface.messageBar(),
-                     f"Draw polygons in “{layer.name()}” and pick their class; saved in "
-                     f"{layer.source().split('|')[0]}")
+        show_success(
+            self.iface.messageBar(),
+            f"Draw polygons in “{layer.name()}” and pick their class; saved in "
+            f"{layer.source().split('|')[0]}",
+        )
 
     def unload(self) -> None:
         self.cancel_all()

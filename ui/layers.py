@@ -32,39 +32,51 @@ def coarse_layer_name(source_name: str) -> str:
     return f"{source_name} — coarse (CNN)"
 
 
-def paletted_renderer(layer: QgsRasterLayer, names: Sequence[str],
-                      colours: Sequence[Colour], band: int = 1) -> QgsPalettedRasterRenderer:
-    classes = [QgsPalettedRasterRenderer.Class(i, QColor(*colour), name)
-               for i, (name, colour) in enumerate(zip(names, colours))]
+def paletted_renderer(
+    layer: QgsRasterLayer, names: Sequence[str], colours: Sequence[Colour], band: int = 1
+) -> QgsPalettedRasterRenderer:
+    classes = [
+        QgsPalettedRasterRenderer.Class(i, QColor(*colour), name)
+        for i, (name, colour) in enumerate(zip(names, colours))
+    ]
     return QgsPalettedRasterRenderer(layer.dataProvider(), band, classes)
 
 
-def class_renderer(field: str, names: Sequence[str], colours: Sequence[Colour],
-                   fill_alpha: int = 255) -> QgsCategorizedSymbolRenderer:
+def class_renderer(
+    field: str, names: Sequence[str], colours: Sequence[Colour], fill_alpha: int = 255
+) -> QgsCategorizedSymbolRenderer:
     """Polygons coloured by class name, as in the class map's legend."""
     categories = []
     for name, (r, g, b) in zip(names, colours):
-        symbol = QgsFillSymbol.createSimple({
-            "color": f"{r},{g},{b},{fill_alpha}", "outline_color": f"{r},{g},{b},255",
-            "outline_width": "0.4"})
+        symbol = QgsFillSymbol.createSimple(
+            {
+                "color": f"{r},{g},{b},{fill_alpha}",
+                "outline_color": f"{r},{g},{b},255",
+                "outline_width": "0.4",
+            }
+        )
         categories.append(QgsRendererCategory(name, symbol, name))
     return QgsCategorizedSymbolRenderer(field, categories)
 
 
-def probability_renderer(layer: QgsRasterLayer, band: int,
-                         colour: Colour) -> QgsSingleBandPseudoColorRenderer:
+def probability_renderer(
+    layer: QgsRasterLayer, band: int, colour: Colour
+) -> QgsSingleBandPseudoColorRenderer:
     """0 → transparent, 1 → the class colour."""
-    return unit_ramp_renderer(layer, band, [(0.0, QColor(*colour, 0), "0"),
-                                            (1.0, QColor(*colour, 255), "1")])
+    return unit_ramp_renderer(
+        layer, band, [(0.0, QColor(*colour, 0), "0"), (1.0, QColor(*colour, 255), "1")]
+    )
 
 
-def unit_ramp_renderer(layer: QgsRasterLayer, band: int,
-                       stops: list[tuple[float, QColor, str]]) -> QgsSingleBandPseudoColorRenderer:
+def unit_ramp_renderer(
+    layer: QgsRasterLayer, band: int, stops: list[tuple[float, QColor, str]]
+) -> QgsSingleBandPseudoColorRenderer:
     """A band of values in [0, 1] drawn with an interpolated ramp through ``stops``."""
     ramp = QgsColorRampShader(0.0, 1.0)
     ramp.setColorRampType(QgsColorRampShader.Interpolated)
-    ramp.setColorRampItemList([QgsColorRampShader.ColorRampItem(v, c, label)
-                               for v, c, label in stops])
+    ramp.setColorRampItemList(
+        [QgsColorRampShader.ColorRampItem(v, c, label) for v, c, label in stops]
+    )
     shader = QgsRasterShader(0.0, 1.0)
     shader.setRasterShaderFunction(ramp)
     renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), band, shader)
@@ -80,15 +92,17 @@ def open_raster_layer(path: Path, name: str) -> QgsRasterLayer:
     return layer
 
 
-def class_map_layer(path: Path, name: str, names: Sequence[str],
-                    colours: Sequence[Colour]) -> QgsRasterLayer:
+def class_map_layer(
+    path: Path, name: str, names: Sequence[str], colours: Sequence[Colour]
+) -> QgsRasterLayer:
     layer = open_raster_layer(path, name)
     layer.setRenderer(paletted_renderer(layer, names, colours))
     return layer
 
 
-def probability_layers(path: Path, source_name: str, names: Sequence[str],
-                       colours: Sequence[Colour]) -> list[QgsRasterLayer]:
+def probability_layers(
+    path: Path, source_name: str, names: Sequence[str], colours: Sequence[Colour]
+) -> list[QgsRasterLayer]:
     layers = []
     for band, (name, colour) in enumerate(zip(names, colours), start=1):
         layer = open_raster_layer(path, f"{source_name} — P({name})")
@@ -97,8 +111,9 @@ def probability_layers(path: Path, source_name: str, names: Sequence[str],
     return layers
 
 
-def add_in_group(project: QgsProject, group_name: str, layers: Sequence[QgsRasterLayer],
-                 visible: int = 1) -> QgsLayerTreeGroup:
+def add_in_group(
+    project: QgsProject, group_name: str, layers: Sequence[QgsRasterLayer], visible: int = 1
+) -> QgsLayerTreeGroup:
     """A new group on top of the layer tree; only the first ``visible`` layers are checked."""
     group = project.layerTreeRoot().insertGroup(0, group_name)
     nodes = []

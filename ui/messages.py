@@ -23,8 +23,10 @@ def show_error(bar: QgsMessageBar, exc: BaseException) -> None:
         text = exc.message
         details = exc.details
     else:
-        text = (f"Unexpected error ({type(exc).__name__}: {exc}); "
-                "see the Map Refiner tab of the log messages.")
+        text = (
+            f"Unexpected error ({type(exc).__name__}: {exc}); "
+            "see the Map Refiner tab of the log messages."
+        )
         details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     log.error("%s%s", text, f"\n{details}" if details else "")
     bar.pushMessage(TITLE, text, level=Qgis.Critical, duration=0)

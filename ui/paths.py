@@ -35,8 +35,13 @@ def writable_folder(candidates: Iterable[Path | None]) -> Path:
     return Path.home()
 
 
-def output_beside(source: Path, suffix: str, ext: str, project_dir: Path | None = None,
-                  fallback_dir: Path | None = None) -> Path:
+def output_beside(
+    source: Path,
+    suffix: str,
+    ext: str,
+    project_dir: Path | None = None,
+    fallback_dir: Path | None = None,
+) -> Path:
     """``<source stem><suffix><ext>`` in the project folder, the source's folder or a fallback."""
     folder = writable_folder([project_dir, source.parent, fallback_dir])
     return unique_path(folder / f"{source.stem}{suffix}{ext}")

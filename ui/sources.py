@@ -24,7 +24,8 @@ def raster_path(layer: QgsMapLayer | None) -> Path:
     if layer.providerType() != "gdal" or not path.is_file():
         raise MapRefinerError(
             f"“{layer.name()}” is not a raster file on disk; save it as a GeoTIFF first "
-            "(right-click ▸ Export ▸ Save As…) and refine that.")
+            "(right-click ▸ Export ▸ Save As…) and refine that."
+        )
     return path
 
 
@@ -34,8 +35,9 @@ def project_dir(project: QgsProject) -> Path | None:
     return Path(folder) if folder else None
 
 
-def default_refined_path(source: Path, project: QgsProject,
-                         fallback_dir: Path | None = None) -> Path:
+def default_refined_path(
+    source: Path, project: QgsProject, fallback_dir: Path | None = None
+) -> Path:
     return output_beside(source, "_refined", ".tif", project_dir(project), fallback_dir)
 
 

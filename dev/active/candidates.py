@@ -86,8 +86,9 @@ def _buildings(path: Path) -> tuple[list[ogr.Geometry], ogr.Geometry]:
     return geoms, union.UnionCascaded()
 
 
-def polygon_candidates(image: Path, buildings: Path, square_m: float = 6.0, gap_m: float = 0.6,
-                       ring_m: float = 2.4) -> Candidates:
+def polygon_candidates(
+    image: Path, buildings: Path, square_m: float = 6.0, gap_m: float = 0.6, ring_m: float = 2.4
+) -> Candidates:
     """Building polygons with their rings, and background squares."""
     ds = gdal.Open(str(image))
     gt, h, w = ds.GetGeoTransform(), ds.RasterYSize, ds.RasterXSize
@@ -106,10 +107,11 @@ def polygon_candidates(image: Path, buildings: Path, square_m: float = 6.0, gap_
     step = max(1, int(round(square_m / abs(gt[1]))))
     for y0 in range(0, h - step + 1, step):
         for x0 in range(0, w - step + 1, step):
-            if not near[y0:y0 + step, x0:x0 + step].any():
-                cands.ids[y0:y0 + step, x0:x0 + step] = len(cands.parts)
-                cands.parts.append([(_box(gt, x0, y0, x0 + step, y0 + step).ExportToWkt(),
-                                     BACKGROUND)])
+            if not near[y0 : y0 + step, x0 : x0 + step].any():
+                cands.ids[y0 : y0 + step, x0 : x0 + step] = len(cands.parts)
+                cands.parts.append(
+                    [(_box(gt, x0, y0, x0 + step, y0 + step).ExportToWkt(), BACKGROUND)]
+                )
     return cands
 
 
@@ -122,7 +124,7 @@ def cell_candidates(image: Path, buildings: Path, cell: int) -> Candidates:
     for y0 in range(0, h, cell):
         for x0 in range(0, w, cell):
             box = _box(gt, x0, y0, min(w, x0 + cell), min(h, y0 + cell))
-            cands.ids[y0:y0 + cell, x0:x0 + cell] = len(cands.parts)
+            cands.ids[y0 : y0 + cell, x0 : x0 + cell] = len(cands.parts)
             inside = box.Intersection(union)
             parts = [] if inside.IsEmpty() else [(inside.ExportToWkt(), BUILDING)]
             rest = box.Difference(union)
@@ -132,13 +134,14 @@ def cell_candidates(image: Path, buildings: Path, cell: int) -> Candidates:
     return cands
 
 
-def by_uncertainty(cands: Candidates, unc: np.ndarray, regions: Sequence[Region],
-                   count: int) -> list[int]:
+def by_uncertainty(
+    cands: Candidates, unc: np.ndarray, regions: Sequence[Region], count: int
+) -> list[int]:
     """In ranked order, each region's candidate with the most uncertainty inside it."""
     chosen: list[int] = []
     for region in regions:
-        ids = cands.ids[region.y0:region.y1, region.x0:region.x1]
-        weights = unc[region.y0:region.y1, region.x0:region.x1]
+        ids = cands.ids[region.y0 : region.y1, region.x0 : region.x1]
+        weights = unc[region.y0 : region.y1, region.x0 : region.x1]
         ok = ids >= 0
         if not ok.any():
             continue
@@ -180,13 +183,15 @@ def _multipolygon(wkt: str) -> ogr.Geometry:
     return out
 
 
-def write_anchored_labels(path: Path, image: Path, base_classes: np.ndarray, cands: Candidates,
-                          chosen: Sequence[int]) -> Path:
+def write_anchored_labels(
+    path: Path, image: Path, base_classes: np.ndarray, cands: Candidates, chosen: Sequence[int]
+) -> Path:
     """A label raster: the base model's own class map, with the chosen corrections burned
     over it (a correction changes the map where it is drawn, nothing else)."""
     ds = gdal.Open(str(image))
-    out = gdal.GetDriverByName("GTiff").Create(str(path), ds.RasterXSize, ds.RasterYSize, 1,
-                                               gdal.GDT_Byte)
+    out = gdal.GetDriverByName("GTiff").Create(
+        str(path), ds.RasterXSize, ds.RasterYSize, 1, gdal.GDT_Byte
+    )
     out.SetGeoTransform(ds.GetGeoTransform())
     out.SetProjection(ds.GetProjection())
     labels = base_classes.astype(np.uint8).copy()
@@ -198,8 +203,9 @@ def write_anchored_labels(path: Path, image: Path, base_classes: np.ndarray, can
     return path
 
 
-def write_polygons(path: Path, cands: Candidates, chosen: Sequence[int],
-                   class_names: Sequence[str]) -> Path:
+def write_polygons(
+    path: Path, cands: Candidates, chosen: Sequence[int], class_names: Sequence[str]
+) -> Path:
     """A GeoPackage of the chosen candidates' polygons, ``class`` = class name."""
     if path.exists():
         path.unlink()

@@ -77,8 +77,12 @@ def predict(model: Path | None, image: Path):  # noqa: ANN201
 def score(pred: np.ndarray, ref: np.ndarray, keep: np.ndarray) -> dict[str, float]:
     cm = confusion_matrix(pred[keep].astype(np.uint8), ref[keep].astype(np.uint8), 2)
     s = Scores.from_confusion(cm, LABELS)
-    return {"building_iou": s.iou[1], "mean_iou": s.mean_iou, "accuracy": s.overall_accuracy,
-            "pixels": s.pixel_count}
+    return {
+        "building_iou": s.iou[1],
+        "mean_iou": s.mean_iou,
+        "accuracy": s.overall_accuracy,
+        "pixels": s.pixel_count,
+    }
 
 
 @dataclass
@@ -105,10 +109,10 @@ def prepare(data: Path, unit: str, labels: str, cell_m: float) -> Setup:
     probs, valid, its = predict(None, image)
     unc = uncertainty(probs, "entropy")
     cell = max(1, int(round(cell_m / abs(gdal.Open(str(image)).GetGeoTransform()[1]))))
-    if unit == "polygon":   # the dock's ranking, regions grown from cells
+    if unit == "polygon":  # the dock's ranking, regions grown from cells
         regions = rank_regions(unc, valid, cell=cell, top=None)
         cands = polygon_candidates(image, buildings)
-    else:                   # one cell per correction, so every correction labels one cell
+    else:  # one cell per correction, so every correction labels one cell
         regions = rank_regions(unc, valid, cell=cell, top=None, max_cells=1)
         cands = cell_candidates(image, buildings, cell)
     return Setup(unit, labels, image, ref, probs, valid, its, unc, regions, cands, cell_m)
@@ -122,8 +126,9 @@ def orders(setup: Setup, kmax: int, seeds: int) -> dict[str, list[int]]:
     return found
 
 
-def run_one(name: str, chosen: list[int], setup: Setup, out_dir: Path, steps: int,
-            device: str) -> dict:
+def run_one(
+    name: str, chosen: list[int], setup: Setup, out_dir: Path, steps: int, device: str
+) -> dict:
     """Fine-tune on the chosen corrections; score tuned and base models off them.
 
     ``sparse``: the corrections' polygons only, as the dialog's Fine-tune reads a
@@ -134,56 +139,98 @@ def run_one(name: str, chosen: list[int], setup: Setup, out_dir: Path, steps: in
     if setup.labels == "sparse":
         source = LabelSource(gpkg, class_field="class", mode="sparse")
     else:
-        source = LabelSource(write_anchored_labels(out_dir / f"{name}_labels.tif", setup.image,
-                                                   setup.probs.argmax(0), setup.cands, chosen))
+        source = LabelSource(
+            write_anchored_labels(
+                out_dir / f"{name}_labels.tif",
+                setup.image,
+                setup.probs.argmax(0),
+                setup.cands,
+                chosen,
+            )
+        )
     model = out_dir / f"{name}.safetensors"
     t0 = time.perf_counter()
     if setup.labels == "sparse":
-        finetune(setup.image, source, model, params=FitParams(steps=steps, max_seconds=1e9),
-                 device=device, overwrite=True)
+        finetune(
+            setup.image,
+            source,
+            model,
+            params=FitParams(steps=steps, max_seconds=1e9),
+            device=device,
+            overwrite=True,
+        )
     else:  # a label raster: the RNN trained from the base model's (the pre-2026-12 fine-tune)
-        train_rnn(RnnParams(image=setup.image, labels=source, out=model, steps=steps,
-                            device=device, init="base", checkpoint_every=0, resume=False,
-                            overwrite=True))
+        train_rnn(
+            RnnParams(
+                image=setup.image,
+                labels=source,
+                out=model,
+                steps=steps,
+                device=device,
+                init="base",
+                checkpoint_every=0,
+                resume=False,
+                overwrite=True,
+            )
+        )
     probs, _, _ = predict(model, setup.image)
     drawn = setup.cands.mask(chosen)
     keep = setup.valid & ~drawn
-    return {"tuned": score(probs.argmax(0), setup.ref, keep),
-            "base": score(setup.probs.argmax(0), setup.ref, keep),
-            "with_building": sum(setup.cands.has_building(c) for c in chosen),
-            "drawn_pixels": int(drawn.sum()),
-            "drawn_building_pixels": int((drawn & setup.ref).sum()),
-            "predicted_building_fraction": float((probs.argmax(0) == 1)[keep].mean()),
-            "seconds": time.perf_counter() - t0}
+    return {
+        "tuned": score(probs.argmax(0), setup.ref, keep),
+        "base": score(setup.probs.argmax(0), setup.ref, keep),
+        "with_building": sum(setup.cands.has_building(c) for c in chosen),
+        "drawn_pixels": int(drawn.sum()),
+        "drawn_building_pixels": int((drawn & setup.ref).sum()),
+        "predicted_building_fraction": float((probs.argmax(0) == 1)[keep].mean()),
+        "seconds": time.perf_counter() - t0,
+    }
 
 
-def run(setup: Setup, out_dir: Path, ks: Sequence[int], steps: int, seeds: int,
-        device: str) -> dict:
+def run(
+    setup: Setup, out_dir: Path, ks: Sequence[int], steps: int, seeds: int, device: str
+) -> dict:
     """Every (strategy, K) fine-tune of one unit; resumes from ``out_dir/results.json``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "results.json"
     runs = json.loads(path.read_text()).get("runs", {}) if path.exists() else {}
     picks = orders(setup, max(ks), seeds)
-    result = {"unit": setup.unit, "labels": setup.labels, "runs": runs, "orders": picks, "iterations": setup.iterations,
-              "cell_m": setup.cell_m, "steps": steps, "ks": list(ks),
-              "base_whole_tile": score(setup.probs.argmax(0), setup.ref, setup.valid),
-              "reference_building_fraction": float(setup.ref[setup.valid].mean()),
-              "base_building_fraction": float((setup.probs.argmax(0) == 1)[setup.valid].mean()),
-              "candidates": len(setup.cands.parts),
-              "regions": [r.__dict__ for r in setup.regions[:16]]}
+    result = {
+        "unit": setup.unit,
+        "labels": setup.labels,
+        "runs": runs,
+        "orders": picks,
+        "iterations": setup.iterations,
+        "cell_m": setup.cell_m,
+        "steps": steps,
+        "ks": list(ks),
+        "base_whole_tile": score(setup.probs.argmax(0), setup.ref, setup.valid),
+        "reference_building_fraction": float(setup.ref[setup.valid].mean()),
+        "base_building_fraction": float((setup.probs.argmax(0) == 1)[setup.valid].mean()),
+        "candidates": len(setup.cands.parts),
+        "regions": [r.__dict__ for r in setup.regions[:16]],
+    }
     for strategy, order in picks.items():
         for k in ks:
             key = f"{strategy}_k{k}"
             old = runs.get(key)
             if old and old["chosen"] == order[:k] and old["steps"] == steps:
                 continue
-            runs[key] = dict(run_one(key, order[:k], setup, out_dir, steps, device),
-                             strategy=strategy, k=k, chosen=order[:k], steps=steps)
+            runs[key] = dict(
+                run_one(key, order[:k], setup, out_dir, steps, device),
+                strategy=strategy,
+                k=k,
+                chosen=order[:k],
+                steps=steps,
+            )
             path.write_text(json.dumps(result, indent=1))
-            print(f"{setup.unit}/{setup.labels} {key}: building "
-                  f"IoU {runs[key]['tuned']['building_iou']:.4f} "
-                  f"(base {runs[key]['base']['building_iou']:.4f}) {runs[key]['seconds']:.0f} s",
-                  file=sys.stderr, flush=True)
+            print(
+                f"{setup.unit}/{setup.labels} {key}: building "
+                f"IoU {runs[key]['tuned']['building_iou']:.4f} "
+                f"(base {runs[key]['base']['building_iou']:.4f}) {runs[key]['seconds']:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
     path.write_text(json.dumps(result, indent=1))
     return result
 
@@ -195,26 +242,38 @@ def iteration_curve(data: Path, max_iterations: int = 10) -> list[dict]:
     image = data / "austin" / "austin_dev_rgb.tif"
     ref = gdal.Open(str(data / "austin" / "austin_dev_gt.tif")).ReadAsArray() > 0
     traj = compute_trajectory(image, max_iterations, device="cpu")
-    return [dict(score(traj.classes[t], ref, traj.valid), iteration=t,
-                 mean_uncertainty=float(traj.uncertainty[t][traj.valid].astype(np.float32).mean()))
-            for t in range(max_iterations + 1)]
+    return [
+        dict(
+            score(traj.classes[t], ref, traj.valid),
+            iteration=t,
+            mean_uncertainty=float(traj.uncertainty[t][traj.valid].astype(np.float32).mean()),
+        )
+        for t in range(max_iterations + 1)
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--out-dir", type=Path, default=ROOT / "out" / "active")
-    parser.add_argument("--configs", default="polygon/sparse",
-                        help="comma-separated unit/labels pairs; unit: polygon or cell, labels: "
-                             "sparse (the correction polygons, as the plugin's Fine-tune) or "
-                             "anchored (the bundled model's map elsewhere); about 3.5 min each on two free cores")
+    parser.add_argument(
+        "--configs",
+        default="polygon/sparse",
+        help="comma-separated unit/labels pairs; unit: polygon or cell, labels: "
+        "sparse (the correction polygons, as the plugin's Fine-tune) or "
+        "anchored (the bundled model's map elsewhere); about 3.5 min each on two free cores",
+    )
     parser.add_argument("--ks", default="1,2,4,8,16")
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--seeds", type=int, default=3, help="random users (one fine-tune each)")
     parser.add_argument("--cell-m", type=float, default=12.0, help="region cell size, metres")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (1 is fastest on a shared 2-core machine)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (1 is fastest on a shared 2-core machine)",
+    )
     parser.add_argument("--report", type=Path, default=ROOT / "docs" / "results_active.md")
     parser.add_argument("--figures", type=Path, default=ROOT / "docs" / "figures")
     args = parser.parse_args(argv)
@@ -222,8 +281,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"{args.data}/austin not found (see ../shared/data/README.md)")
     configs = [tuple(c.split("/")) for c in args.configs.split(",") if c]
     if any(len(c) != 2 or c[0] not in UNITS or c[1] not in LABEL_MODES for c in configs):
-        raise SystemExit(f"--configs: unit/labels pairs, unit in {', '.join(UNITS)}, labels in "
-                         f"{', '.join(LABEL_MODES)}")
+        raise SystemExit(
+            f"--configs: unit/labels pairs, unit in {', '.join(UNITS)}, labels in "
+            f"{', '.join(LABEL_MODES)}"
+        )
     logging.basicConfig(level=logging.WARNING)
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # configure_threads() then leaves it
     torch.set_num_threads(args.threads)
@@ -241,8 +302,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     figures = write_figures(results, setups, curve, args.figures)
     command = " ".join(sys.argv[1:] if argv is None else argv)
     write_report(results, curve, args.report, figures, command, seconds)
-    print(f"wrote {args.report} and {len(figures)} figures in {seconds / 60:.1f} min",
-          file=sys.stderr)
+    print(
+        f"wrote {args.report} and {len(figures)} figures in {seconds / 60:.1f} min", file=sys.stderr
+    )
     return 0
 
 

@@ -44,7 +44,7 @@ def matmul_gflops(n: int = 2048, repeat: int = 5) -> float:
     a, b = torch.randn(n, n), torch.randn(n, n)
     torch.mm(a, b)
     best = min(_timed(lambda: torch.mm(a, b)) for _ in range(repeat))
-    return 2 * n ** 3 / best / 1e9
+    return 2 * n**3 / best / 1e9
 
 
 def _timed(fn) -> float:
@@ -60,8 +60,12 @@ def make_crop(data: Path, out: Path, km: float = 1.5) -> Path:
     src = data / "xiamen" / "xiamen_rgb.tif"
     rx, _ = ground_resolution(raster_info(open_raster(src)))
     side = int(round(km * 1000 / rx))
-    gdal.Translate(str(out), str(src), srcWin=[3800, 2600, side, side],
-                   creationOptions=["TILED=YES", "COMPRESS=DEFLATE"])
+    gdal.Translate(
+        str(out),
+        str(src),
+        srcWin=[3800, 2600, side, side],
+        creationOptions=["TILED=YES", "COMPRESS=DEFLATE"],
+    )
     return out
 
 
@@ -71,7 +75,9 @@ def _on_model_grid(cfg, crop: Path):
     info = raster_info(ds)
     rx, ry = ground_resolution(info)
     g = make_grids(info.width, info.height, rx, ry, cfg.ground_resolution_m)
-    img = model_image(ds, cfg.bands, g, cfg, 0, 0, g.model_width, g.model_height, torch.device("cpu"))
+    img = model_image(
+        ds, cfg.bands, g, cfg, 0, 0, g.model_width, g.model_height, torch.device("cpu")
+    )
     return g, img
 
 
@@ -86,7 +92,12 @@ def compute_only(model, crop: Path, iterations: int) -> dict[str, float]:
         heat = net.coarse(x)
         t_rnn = _timed(lambda: net.rnn(x, heat, iterations))
     mp = g.model_width * g.model_height / 1e6
-    return {"model_mpix": mp, "cnn_s": t_cnn, "rnn_s": t_rnn, "model_grid": [g.model_width, g.model_height]}
+    return {
+        "model_mpix": mp,
+        "cnn_s": t_cnn,
+        "rnn_s": t_rnn,
+        "model_grid": [g.model_width, g.model_height],
+    }
 
 
 def lever_rows(model, crop: Path, iterations: int, data: Path) -> list[dict[str, object]]:
@@ -108,7 +119,7 @@ def crf_peer(model, crop: Path, iterations: int = 5) -> dict[str, float]:
     g, img = _on_model_grid(cfg, crop)
     with torch.inference_mode():
         x = pad_to_stride(img.unsqueeze(0))
-        prob = torch.softmax(net.coarse(x)[0, :, :g.model_height, :g.model_width], 0).numpy()
+        prob = torch.softmax(net.coarse(x)[0, :, : g.model_height, : g.model_width], 0).numpy()
     rgb = img * torch.tensor(cfg.std)[:, None, None] + torch.tensor(cfg.mean)[:, None, None]
     rgb = np.ascontiguousarray(rgb.clamp(0, 255).byte().permute(1, 2, 0).numpy())
     k, h, w = prob.shape
@@ -126,9 +137,14 @@ def crf_peer(model, crop: Path, iterations: int = 5) -> dict[str, float]:
 def end_to_end(crop: Path, tmp: Path, tile: int, repeat: int = 2) -> float:
     """GeoTIFF in to GeoTIFF out, best of ``repeat``."""
     out = tmp / f"refined_{tile}.tif"
-    return min(_timed(lambda: refine_raster(RefineParams(image=crop, out=out, device="cpu",
-                                                          tile_size=tile, overwrite=True)))
-               for _ in range(repeat))
+    return min(
+        _timed(
+            lambda: refine_raster(
+                RefineParams(image=crop, out=out, device="cpu", tile_size=tile, overwrite=True)
+            )
+        )
+        for _ in range(repeat)
+    )
 
 
 def mosaic_vrt(crop: Path, out: Path, n: int) -> Path:
@@ -139,14 +155,22 @@ def mosaic_vrt(crop: Path, out: Path, n: int) -> Path:
     w, h = ds.RasterXSize, ds.RasterYSize
     gt = ds.GetGeoTransform()
     bands = "".join(
-        f'<VRTRasterBand dataType="Byte" band="{b}">' + "".join(
+        f'<VRTRasterBand dataType="Byte" band="{b}">'
+        + "".join(
             f'<SimpleSource><SourceFilename relativeToVRT="0">{crop}</SourceFilename>'
             f'<SourceBand>{b}</SourceBand><SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>'
             f'<DstRect xOff="{i * w}" yOff="{j * h}" xSize="{w}" ySize="{h}"/></SimpleSource>'
-            for i in range(n) for j in range(n)) + "</VRTRasterBand>" for b in (1, 2, 3))
-    out.write_text(f'<VRTDataset rasterXSize="{n * w}" rasterYSize="{n * h}">'
-                   f"<SRS>{gdal.EscapeString(ds.GetProjection(), gdal.CPLES_XML)}</SRS>"
-                   f"<GeoTransform>{', '.join(map(str, gt))}</GeoTransform>{bands}</VRTDataset>")
+            for i in range(n)
+            for j in range(n)
+        )
+        + "</VRTRasterBand>"
+        for b in (1, 2, 3)
+    )
+    out.write_text(
+        f'<VRTDataset rasterXSize="{n * w}" rasterYSize="{n * h}">'
+        f"<SRS>{gdal.EscapeString(ds.GetProjection(), gdal.CPLES_XML)}</SRS>"
+        f"<GeoTransform>{', '.join(map(str, gt))}</GeoTransform>{bands}</VRTDataset>"
+    )
     return out
 
 
@@ -169,7 +193,8 @@ def scaling_run(vrt: Path, out: Path, tile: int) -> dict[str, float]:
         f"refine_raster(RefineParams(image=Path({str(vrt)!r}), "
         f"out=Path({str(out)!r}), device='cpu', tile_size={tile}, overwrite=True))\n"
         "print(json.dumps({'s': time.perf_counter() - t, "
-        "'rss_mb': hwm(), 'rss_after_import_mb': base}))\n")
+        "'rss_mb': hwm(), 'rss_after_import_mb': base}))\n"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -183,8 +208,10 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return (f"{name}, {os.cpu_count()} cores, torch "
-            f"{torch.__version__}, {torch.get_num_threads()} threads")
+    return (
+        f"{name}, {os.cpu_count()} cores, torch "
+        f"{torch.__version__}, {torch.get_num_threads()} threads"
+    )
 
 
 def commit() -> str:
@@ -201,10 +228,17 @@ def main(argv: list[str] = None) -> int:
     ap.add_argument("--mosaics", default="1,2,4,8", help="n for n x n mosaics of the 2.25 km² crop")
     ap.add_argument("--rnn-steps", type=int, default=1500, help="RNN training steps to time")
     ap.add_argument("--quick", action="store_true", help="no mosaics above 25 MP, 200 RNN steps")
-    ap.add_argument("--gpu-json", type=Path, default=ROOT / "out" / "bench_gpu.json",
-                    help="cuda_check.json from dev/device_bench.sh, added with --report-only")
-    ap.add_argument("--report-only", action="store_true",
-                    help="rewrite docs/benchmarks.md from --json without measuring anything")
+    ap.add_argument(
+        "--gpu-json",
+        type=Path,
+        default=ROOT / "out" / "bench_gpu.json",
+        help="cuda_check.json from dev/device_bench.sh, added with --report-only",
+    )
+    ap.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite docs/benchmarks.md from --json without measuring anything",
+    )
     a = ap.parse_args(argv)
     if a.report_only:
         res = json.loads(a.json.read_text())
@@ -214,17 +248,24 @@ def main(argv: list[str] = None) -> int:
         print(write_report(res, a.out))
         return 0
     if not (a.data / "xiamen" / "xiamen_rgb.tif").exists():
-        print(f"make bench needs the shared data: {a.data}/xiamen/xiamen_rgb.tif is missing "
-              "(pass --data)", file=sys.stderr)
+        print(
+            f"make bench needs the shared data: {a.data}/xiamen/xiamen_rgb.tif is missing "
+            "(pass --data)",
+            file=sys.stderr,
+        )
         return 2
     configure_threads()
     model = load_model()
     it = model[1].default_iterations
     t_start = time.time()
-    res: dict[str, object] = {"machine": machine(), "commit": commit(),
-                              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                              "iterations": it, "k": model[1].num_classes,
-                              "default_tile": DEFAULT_TILE}
+    res: dict[str, object] = {
+        "machine": machine(),
+        "commit": commit(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "iterations": it,
+        "k": model[1].num_classes,
+        "default_tile": DEFAULT_TILE,
+    }
     mosaics = [int(v) for v in a.mosaics.split(",")]
     if a.quick:
         mosaics, a.rnn_steps = [n for n in mosaics if n <= 2], min(a.rnn_steps, 200)
@@ -232,8 +273,10 @@ def main(argv: list[str] = None) -> int:
         tmp = Path(td)
         crop = make_crop(a.data, tmp / "xiamen_2_25km2.tif")
         ds = open_raster(crop)
-        res["crop"] = {"pixels": [ds.RasterXSize, ds.RasterYSize],
-                       "resolution_m": ground_resolution(raster_info(ds))[0]}
+        res["crop"] = {
+            "pixels": [ds.RasterXSize, ds.RasterYSize],
+            "resolution_m": ground_resolution(raster_info(ds))[0],
+        }
         _step("matmul")
         res["matmul_gflops"] = matmul_gflops()
         _step("compute")
@@ -241,8 +284,7 @@ def main(argv: list[str] = None) -> int:
         _step("levers")
         res["levers"] = lever_rows(model, crop, it, a.data)
         _step("end to end")
-        res["end_to_end_s"] = {t: end_to_end(crop, tmp, t)
-                                for t in map(int, a.tiles.split(","))}
+        res["end_to_end_s"] = {t: end_to_end(crop, tmp, t) for t in map(int, a.tiles.split(","))}
         _step("dense CRF")
         res["crf"] = crf_peer(model, crop)
         res["scaling"] = []

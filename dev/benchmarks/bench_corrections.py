@@ -24,7 +24,7 @@ from ...training.corrections.finetune import finetune
 from ...training.tile import LabelSource
 
 SIDE = 2000
-ORIGIN = (3800, 2600)   # the bench's crop of the mosaic (bench.make_crop), fully covered
+ORIGIN = (3800, 2600)  # the bench's crop of the mosaic (bench.make_crop), fully covered
 
 
 def crop(data: Path, tmp: Path) -> dict[str, Path]:
@@ -34,8 +34,9 @@ def crop(data: Path, tmp: Path) -> dict[str, Path]:
     out = {}
     for key, name in (("image", "xiamen_rgb.tif"), ("mask", "xiamen_osm_buildings_mask.tif")):
         out[key] = tmp / f"{key}.tif"
-        gdal.Translate(str(out[key]), str(data / "xiamen" / name),
-                       srcWin=[ORIGIN[0], ORIGIN[1], SIDE, SIDE])
+        gdal.Translate(
+            str(out[key]), str(data / "xiamen" / name), srcWin=[ORIGIN[0], ORIGIN[1], SIDE, SIDE]
+        )
     return out
 
 
@@ -49,23 +50,24 @@ def polygons(files: dict[str, Path], path: Path, count: int = 16) -> Path:
     lab, n = ndimage.label(mask)
     sizes = ndimage.sum(mask, lab, range(1, n + 1))
     keep = np.zeros_like(mask, dtype=np.uint8)
-    for i in np.argsort(-sizes)[:count // 2]:
-        keep[lab == i + 1] = 2                               # building
+    for i in np.argsort(-sizes)[: count // 2]:
+        keep[lab == i + 1] = 2  # building
     rng = np.random.default_rng(0)
     free = ndimage.binary_dilation(mask, iterations=10)
     placed = 0
     while placed < count - count // 2:
         y, x = (int(v) for v in rng.integers(0, SIDE - 40, size=2))
-        if not free[y:y + 40, x:x + 40].any() and not keep[y:y + 40, x:x + 40].any():
-            keep[y:y + 40, x:x + 40] = 1                     # background
+        if not free[y : y + 40, x : x + 40].any() and not keep[y : y + 40, x : x + 40].any():
+            keep[y : y + 40, x : x + 40] = 1  # background
             placed += 1
     mem = gdal.GetDriverByName("MEM").Create("", SIDE, SIDE, 1, gdal.GDT_Byte)
     mem.SetGeoTransform(ds.GetGeoTransform())
     mem.SetProjection(ds.GetProjection())
     mem.GetRasterBand(1).WriteArray(keep)
     vds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
-    lyr = vds.CreateLayer("corrections", osr.SpatialReference(wkt=ds.GetProjection()),
-                          ogr.wkbPolygon)
+    lyr = vds.CreateLayer(
+        "corrections", osr.SpatialReference(wkt=ds.GetProjection()), ogr.wkbPolygon
+    )
     lyr.CreateField(ogr.FieldDefn("value", ogr.OFTInteger))
     gdal.Polygonize(mem.GetRasterBand(1), mem.GetRasterBand(1), lyr, 0)
     lyr.CreateField(ogr.FieldDefn("class", ogr.OFTString))
@@ -83,15 +85,29 @@ def correction_round(data: Path, tmp: Path | None = None) -> dict[str, float]:
         files = crop(data, d)
         gpkg = polygons(files, d / "corrections.gpkg")
         t0 = time.perf_counter()
-        res = finetune(files["image"], LabelSource(gpkg, class_field="class", mode="sparse"),
-                       d / "round.safetensors", device="cpu")
+        res = finetune(
+            files["image"],
+            LabelSource(gpkg, class_field="class", mode="sparse"),
+            d / "round.safetensors",
+            device="cpu",
+        )
         t1 = time.perf_counter()
-        refine_raster(RefineParams(image=files["image"], out=d / "round.tif",
-                                   model_path=res.model, device="cpu"))
+        refine_raster(
+            RefineParams(
+                image=files["image"], out=d / "round.tif", model_path=res.model, device="cpu"
+            )
+        )
         t2 = time.perf_counter()
-    return {"pixels": float(SIDE * SIDE), "polygons": float(res.polygons),
-            "finetune_s": t1 - t0, "fit_s": res.seconds, "steps": float(res.steps),
-            "refine_s": t2 - t1, "round_s": t2 - t0, "adopted": float(res.adopted)}
+    return {
+        "pixels": float(SIDE * SIDE),
+        "polygons": float(res.polygons),
+        "finetune_s": t1 - t0,
+        "fit_s": res.seconds,
+        "steps": float(res.steps),
+        "refine_s": t2 - t1,
+        "round_s": t2 - t0,
+        "adopted": float(res.adopted),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

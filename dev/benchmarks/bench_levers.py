@@ -58,28 +58,44 @@ def levers(net, image: torch.Tensor, iterations: int, scale: float) -> list[dict
     rows = []
     with torch.no_grad():
         heat = coarse_forward_cpu(net.coarse, x)
-        rows.append({"part": "coarse CNN",
-                     "before": best_time(lambda: net.coarse.layers_forward(x)),
-                     "after": best_time(lambda: coarse_forward_cpu(net.coarse, x)),
-                     "how": "channels-last; 9x9 K-output layer as one GEMM + shifted sums; "
-                            "even-sided transposed convolution"})
-        rows.append({"part": f"RNN, {iterations} iterations",
-                     "before": best_time(lambda: _plain_rnn(net.rnn, x, heat, iterations), repeat=1),
-                     "after": best_time(lambda: iterate_wavefront(net.rnn, x, heat, iterations, False)),
-                     "how": "strips + wavefront over the iterations, im2col + batched GEMM; "
-                            "hidden layer stays in cache"})
+        rows.append(
+            {
+                "part": "coarse CNN",
+                "before": best_time(lambda: net.coarse.layers_forward(x)),
+                "after": best_time(lambda: coarse_forward_cpu(net.coarse, x)),
+                "how": "channels-last; 9x9 K-output layer as one GEMM + shifted sums; "
+                "even-sided transposed convolution",
+            }
+        )
+        rows.append(
+            {
+                "part": f"RNN, {iterations} iterations",
+                "before": best_time(lambda: _plain_rnn(net.rnn, x, heat, iterations), repeat=1),
+                "after": best_time(lambda: iterate_wavefront(net.rnn, x, heat, iterations, False)),
+                "how": "strips + wavefront over the iterations, im2col + batched GEMM; "
+                "hidden layer stays in cache",
+            }
+        )
         scores = heat[0]
         n_in = int(round(image.shape[-1] / scale))
         src = torch.nn.functional.interpolate(x, size=(n_in, n_in), mode="bilinear")[0]
-        rows.append({"part": "resampling to the model grid and back",
-                     "before": best_time(lambda: _resample_both_ways(src, scores, scale, True)),
-                     "after": best_time(lambda: _resample_both_ways(src, scores, scale, False)),
-                     "how": "banded weights (3-4 taps per pixel, row gathers) instead of "
-                            "dense matrix products"})
-        rows.append({"part": "arg-max over classes",
-                     "before": best_time(lambda: scores.argmax(0).to(torch.uint8)),
-                     "after": best_time(lambda: class_argmax(scores)),
-                     "how": "K elementwise passes instead of torch.argmax over a leading dim"})
+        rows.append(
+            {
+                "part": "resampling to the model grid and back",
+                "before": best_time(lambda: _resample_both_ways(src, scores, scale, True)),
+                "after": best_time(lambda: _resample_both_ways(src, scores, scale, False)),
+                "how": "banded weights (3-4 taps per pixel, row gathers) instead of "
+                "dense matrix products",
+            }
+        )
+        rows.append(
+            {
+                "part": "arg-max over classes",
+                "before": best_time(lambda: scores.argmax(0).to(torch.uint8)),
+                "after": best_time(lambda: class_argmax(scores)),
+                "how": "K elementwise passes instead of torch.argmax over a leading dim",
+            }
+        )
     return rows
 
 
@@ -109,13 +125,18 @@ def training_step(net, config, data, iterations: int, steps: int = 60) -> dict[s
                 img, lab, h = sampler.batch(8, step)
                 t0 = time.perf_counter()
                 opt.zero_grad()
-                out = rnn(img, h, iterations)[:, :, ctx:ctx + patch, ctx:ctx + patch]
+                out = rnn(img, h, iterations)[:, :, ctx : ctx + patch, ctx : ctx + patch]
                 F.cross_entropy(out, lab, ignore_index=IGNORE).backward()
                 opt.step()
                 times.append(time.perf_counter() - t0)
-        tail = times[-(steps // 3):]
+        tail = times[-(steps // 3) :]
         return sum(tail) / len(tail)
 
-    return {"part": ("RNN training step (fresh RNN, austin_enh, "
-                     f"batch 8, steps {steps * 2 // 3}-{steps})"),
-            "before": run(False), "after": run(True), "how": "denormals flushed to zero"}
+    return {
+        "part": (
+            f"RNN training step (fresh RNN, austin_enh, batch 8, steps {steps * 2 // 3}-{steps})"
+        ),
+        "before": run(False),
+        "after": run(True),
+        "how": "denormals flushed to zero",
+    }

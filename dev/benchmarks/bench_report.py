@@ -36,7 +36,8 @@ def write_report(res: dict, out: Path) -> str:
     lines: list[str] = [HEADER]
     crop = res["crop"]
     lines += [
-        "## The run", "",
+        "## The run",
+        "",
         f"- machine: {res['machine']}",
         f"- commit: {res['commit']}; date: {res['date']}; whole run {res['seconds'] / 60:.1f} min",
         f"- model: the bundled default (K = {k} classes, {it} RNN iterations), fp32",
@@ -44,7 +45,9 @@ def write_report(res: dict, out: Path) -> str:
         f"`xiamen/xiamen_rgb.tif` ({crop['resolution_m']:.3f} m pixels, 2.25 km²), "
         f"{comp['model_grid'][0]} x {comp['model_grid'][1]} "
         f"= {mp:.2f} Mpx on the model's 0.6 m grid",
-        "", "## Throughput on the 2.25 km² crop", "",
+        "",
+        "## Throughput on the 2.25 km² crop",
+        "",
         "| part | seconds | Mpx/s (model grid) | FLOP/s | share of matmul rate |",
         "|---|---:|---:|---:|---:|",
         f"| fp32 matrix multiply (torch, 2048³) | | | {mm:.0f} G | 100% |",
@@ -58,79 +61,117 @@ def write_report(res: dict, out: Path) -> str:
         f"{mp / (comp['cnn_s'] + comp['rnn_s']):.2f} | | |",
     ]
     for t in sorted(e2e):
-        lines.append(f"| end to end, GeoTIFF in -> GeoTIFF out, tiles of {t} px (best of 2) | "
-                     f"{e2e[t]:.2f} | {mp / e2e[t]:.2f} | | |")
-    lines += ["", f"FLOPs per model pixel, counted from the architecture "
-              f"(`dev/benchmarks/flops.py`): coarse CNN {cnn_f / 1e3:.1f} k; RNN in the paper's form "
-              f"{rnn_f / 1e3:.1f} k ({it} iterations, image filters once). The CPU path computes "
-              f"the same function with {rnn_x / 1e3:.1f} k (heat filters composed with each "
-              "class's MLP weights, image filters with the MLPs' image weights), so the RNN's "
-              "rate is given both ways."]
-    lines += ["", "## What made it fast: before and after, same process", "",
-              "Each lever measured in this run on the same input (a 1248 x 1248 model-pixel "
-              "square of the crop; the training step on real `austin_enh` patches). \"Before\" "
-              "is the plain PyTorch formulation, which the training path still uses.", "",
-              "| part | before (s) | after (s) | speed-up | how |", "|---|---:|---:|---:|---|"]
+        lines.append(
+            f"| end to end, GeoTIFF in -> GeoTIFF out, tiles of {t} px (best of 2) | "
+            f"{e2e[t]:.2f} | {mp / e2e[t]:.2f} | | |"
+        )
+    lines += [
+        "",
+        f"FLOPs per model pixel, counted from the architecture "
+        f"(`dev/benchmarks/flops.py`): coarse CNN {cnn_f / 1e3:.1f} k; RNN in the paper's form "
+        f"{rnn_f / 1e3:.1f} k ({it} iterations, image filters once). The CPU path computes "
+        f"the same function with {rnn_x / 1e3:.1f} k (heat filters composed with each "
+        "class's MLP weights, image filters with the MLPs' image weights), so the RNN's "
+        "rate is given both ways.",
+    ]
+    lines += [
+        "",
+        "## What made it fast: before and after, same process",
+        "",
+        "Each lever measured in this run on the same input (a 1248 x 1248 model-pixel "
+        'square of the crop; the training step on real `austin_enh` patches). "Before" '
+        "is the plain PyTorch formulation, which the training path still uses.",
+        "",
+        "| part | before (s) | after (s) | speed-up | how |",
+        "|---|---:|---:|---:|---|",
+    ]
     for r in res.get("levers", []):
-        lines.append(f"| {r['part']} | {r['before']:.3f} | {r['after']:.3f} | "
-                     f"{r['before'] / r['after']:.1f}x | {r['how']} |")
-    lines += ["", "Tried and not used, each measured before/after in one process by "
-              "`python -m map_refiner.dev.benchmarks.probes` (figures in docs/STATUS.md): bfloat16 "
-              "on the CPU (slower here: no AMX units) and a thread reading the next tile while "
-              "the networks run (slower on 2 cores: it competes with torch's threads)."]
+        lines.append(
+            f"| {r['part']} | {r['before']:.3f} | {r['after']:.3f} | "
+            f"{r['before'] / r['after']:.1f}x | {r['how']} |"
+        )
+    lines += [
+        "",
+        "Tried and not used, each measured before/after in one process by "
+        "`python -m map_refiner.dev.benchmarks.probes` (figures in docs/STATUS.md): bfloat16 "
+        "on the CPU (slower here: no AMX units) and a thread reading the next tile while "
+        "the networks run (slower on 2 cores: it competes with torch's threads).",
+    ]
     lines += _targets(res, e2e, cnn_rate / mm, rnn_rate / mm, rnn_xrate / mm)
     lines += _gpu(res.get("gpu"))
     crf = res["crf"]
     lines += ["", "## Against the dense CRF", ""]
     if crf.get("available"):
-        lines += [f"pydensecrf2, 5 mean-field iterations, on the same crop and the same coarse "
-                  f"scores (model grid): {crf['crf_s']:.2f} s; our RNN ({it} iterations, compute): "
-                  f"{comp['rnn_s']:.2f} s, i.e. **{crf['crf_s'] / comp['rnn_s']:.1f}x faster**. "
-                  "On quality, the experiment (docs/results.md) has the dense CRF below the "
-                  "coarse CNN on the Austin test tile and the RNN far above it."]
+        lines += [
+            f"pydensecrf2, 5 mean-field iterations, on the same crop and the same coarse "
+            f"scores (model grid): {crf['crf_s']:.2f} s; our RNN ({it} iterations, compute): "
+            f"{comp['rnn_s']:.2f} s, i.e. **{crf['crf_s'] / comp['rnn_s']:.1f}x faster**. "
+            "On quality, the experiment (docs/results.md) has the dense CRF below the "
+            "coarse CNN on the Austin test tile and the RNN far above it."
+        ]
     else:
-        lines += ["pydensecrf2 is not installed; `make bench` installs it "
-                  "(requirements-experiment.txt). No CRF figure in this run."]
-    lines += ["", "## Scaling: virtual mosaics of the crop", "",
-              "Each refine runs in a fresh process over a GDAL VRT that repeats the crop n x n "
-              "(no copy on disk), with the engine's default tile size; peak resident memory "
-              "is the process's own high-water mark (VmHWM), torch and the model included.", "",
-              "| mosaic | input Mpx | seconds | s per input Mpx | "
-              "peak RSS (MiB) | RSS after importing torch (MiB) |",
-              "|---|---:|---:|---:|---:|---:|"]
+        lines += [
+            "pydensecrf2 is not installed; `make bench` installs it "
+            "(requirements-experiment.txt). No CRF figure in this run."
+        ]
+    lines += [
+        "",
+        "## Scaling: virtual mosaics of the crop",
+        "",
+        "Each refine runs in a fresh process over a GDAL VRT that repeats the crop n x n "
+        "(no copy on disk), with the engine's default tile size; peak resident memory "
+        "is the process's own high-water mark (VmHWM), torch and the model included.",
+        "",
+        "| mosaic | input Mpx | seconds | s per input Mpx | "
+        "peak RSS (MiB) | RSS after importing torch (MiB) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for r in res["scaling"]:
-        lines.append(f"| {r['n']} x {r['n']} | {r['input_mpix']:.1f} | "
-                     f"{r['s']:.1f} | {r['s'] / r['input_mpix']:.3f} | "
-                     f"{r['rss_mb']:.0f} | {r['rss_after_import_mb']:.0f} |")
+        lines.append(
+            f"| {r['n']} x {r['n']} | {r['input_mpix']:.1f} | "
+            f"{r['s']:.1f} | {r['s'] / r['input_mpix']:.3f} | "
+            f"{r['rss_mb']:.0f} | {r['rss_after_import_mb']:.0f} |"
+        )
     sc = res["scaling"]
     if len(sc) > 1:
         per = [r["s"] / r["input_mpix"] for r in sc]
         peak = [r["rss_mb"] for r in sc]
-        lines += ["", f"From {sc[0]['input_mpix']:.0f} to {sc[-1]['input_mpix']:.0f} Mpx "
-                  f"({sc[-1]['input_mpix'] / sc[0]['input_mpix']:.0f}x the pixels) the time per Mpx "
-                  f"stays between {min(per):.3f} and {max(per):.3f} s (linear), and the peak "
-                  f"memory between {min(peak):.0f} and {max(peak):.0f} MiB "
-                  f"({'under' if max(peak) < 2048 else 'over'} 2 GiB): tiles stream through GDAL "
-                  "windowed reads and writes; what grows at first is GDAL's block cache, capped at "
-                  "128 MB while refining (engine/refine/memory.py)."]
+        lines += [
+            "",
+            f"From {sc[0]['input_mpix']:.0f} to {sc[-1]['input_mpix']:.0f} Mpx "
+            f"({sc[-1]['input_mpix'] / sc[0]['input_mpix']:.0f}x the pixels) the time per Mpx "
+            f"stays between {min(per):.3f} and {max(per):.3f} s (linear), and the peak "
+            f"memory between {min(peak):.0f} and {max(peak):.0f} MiB "
+            f"({'under' if max(peak) < 2048 else 'over'} 2 GiB): tiles stream through GDAL "
+            "windowed reads and writes; what grows at first is GDAL's block cache, capped at "
+            "128 MB while refining (engine/refine/memory.py).",
+        ]
     ft, tr = res["finetune"], res["rnn_training"]
-    lines += ["", "## Training", "",
-              f"- Fine-tune as the plugin runs it (`training.rnn.finetune`, default {ft['steps']:.0f} "
-              f"steps, batch 8 of 64 px patches, {it} unrolled iterations) on "
-              f"{ft['polygons']:.0f} correction polygons (3 buildings near the centre of "
-              f"`austin_dev` with their background rings, copied from the reference): "
-              f"**{ft['seconds']:.1f} s** from the call to the saved model file "
-              f"({ft['fit_seconds']:.1f} s fitting, {ft['s_per_step'] * 1000:.0f} ms per step).",
-              f"- A fresh RNN on `austin_enh` (CNN frozen; the paper's AdaGrad, lr 0.01, batch 8 "
-              f"of 64 px): {tr['steps']} steps in {tr['seconds']:.0f} s "
-              f"({tr['s_per_step'] * 1000:.0f} ms per step). Its loss (moving average) went "
-              f"from {tr['loss_first']:.3f} to {tr['loss_best']:.3f}; it came within 5% of "
-              f"the run's best after {tr['converged_step']} steps, "
-              f"**{tr['converged_seconds']:.0f} s** (loss by step: "
-              + ", ".join(f"{s}: {v}" for s, v in tr["loss_curve"]) + ")."]
+    lines += [
+        "",
+        "## Training",
+        "",
+        f"- Fine-tune as the plugin runs it (`training.rnn.finetune`, default {ft['steps']:.0f} "
+        f"steps, batch 8 of 64 px patches, {it} unrolled iterations) on "
+        f"{ft['polygons']:.0f} correction polygons (3 buildings near the centre of "
+        f"`austin_dev` with their background rings, copied from the reference): "
+        f"**{ft['seconds']:.1f} s** from the call to the saved model file "
+        f"({ft['fit_seconds']:.1f} s fitting, {ft['s_per_step'] * 1000:.0f} ms per step).",
+        f"- A fresh RNN on `austin_enh` (CNN frozen; the paper's AdaGrad, lr 0.01, batch 8 "
+        f"of 64 px): {tr['steps']} steps in {tr['seconds']:.0f} s "
+        f"({tr['s_per_step'] * 1000:.0f} ms per step). Its loss (moving average) went "
+        f"from {tr['loss_first']:.3f} to {tr['loss_best']:.3f}; it came within 5% of "
+        f"the run's best after {tr['converged_step']} steps, "
+        f"**{tr['converged_seconds']:.0f} s** (loss by step: "
+        + ", ".join(f"{s}: {v}" for s, v in tr["loss_curve"])
+        + ").",
+    ]
     if res.get("rendered"):
-        lines += ["", f"(Rendered from this run's figures at commit {res['rendered']}; no figure "
-                  "recomputed.)"]
+        lines += [
+            "",
+            f"(Rendered from this run's figures at commit {res['rendered']}; no figure "
+            "recomputed.)",
+        ]
     text = "\n".join(lines) + "\n"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".partial")
@@ -139,8 +180,9 @@ def write_report(res: dict, out: Path) -> str:
     return text
 
 
-def _targets(res: dict, e2e: dict[int, float], cnn_share: float, rnn_share: float,
-             rnn_exec_share: float) -> list[str]:
+def _targets(
+    res: dict, e2e: dict[int, float], cnn_share: float, rnn_share: float, rnn_exec_share: float
+) -> list[str]:
     """Issue 5's targets against this run's figures."""
     default = res.get("default_tile", 1024)
     t = e2e.get(default, min(e2e.values()))
@@ -150,61 +192,88 @@ def _targets(res: dict, e2e: dict[int, float], cnn_share: float, rnn_share: floa
     def mark(ok: bool) -> str:
         return "**met**" if ok else "**not met**"
 
-    lines = ["", "## Targets", "",
-             f"- 2.25 km² refine, GeoTIFF to GeoTIFF, in at most 15 s on this CPU: {t:.2f} s with "
-             f"the default {default} px tiles, {mark(t <= 15)}.",
-             f"- Convolution-heavy parts at 50% or more of the matmul rate, FLOPs counted from "
-             f"the architecture: coarse CNN {cnn_share:.0%}, {mark(cnn_share >= 0.5)}; RNN "
-             f"{rnn_share:.0%}, {mark(rnn_share >= 0.5)}. Counting only what the RNN's CPU path "
-             f"executes (composed filters: less than half the architecture's arithmetic) it runs at "
-             f"{rnn_exec_share:.0%}: its 5x5 filters read one heat map each (25-long dot products, "
-             "32 outputs), too little work per pixel for the GEMM kernels to reach their peak."]
+    lines = [
+        "",
+        "## Targets",
+        "",
+        f"- 2.25 km² refine, GeoTIFF to GeoTIFF, in at most 15 s on this CPU: {t:.2f} s with "
+        f"the default {default} px tiles, {mark(t <= 15)}.",
+        f"- Convolution-heavy parts at 50% or more of the matmul rate, FLOPs counted from "
+        f"the architecture: coarse CNN {cnn_share:.0%}, {mark(cnn_share >= 0.5)}; RNN "
+        f"{rnn_share:.0%}, {mark(rnn_share >= 0.5)}. Counting only what the RNN's CPU path "
+        f"executes (composed filters: less than half the architecture's arithmetic) it runs at "
+        f"{rnn_exec_share:.0%}: its 5x5 filters read one heat map each (25-long dot products, "
+        "32 outputs), too little work per pixel for the GEMM kernels to reach their peak.",
+    ]
     if crf.get("available"):
         r = crf["crf_s"] / res["compute"]["rnn_s"]
-        lines.append(f"- Faster than the dense CRF on the same input: {r:.1f}x, {mark(r > 1)}; and "
-                     "better (docs/results.md).")
-    lines += [f"- Fine-tune on a few correction polygons in under 30 s: {ft:.1f} s, {mark(ft < 30)}.",
-              _gpu_target(res.get("gpu"))]
+        lines.append(
+            f"- Faster than the dense CRF on the same input: {r:.1f}x, {mark(r > 1)}; and "
+            "better (docs/results.md)."
+        )
+    lines += [
+        f"- Fine-tune on a few correction polygons in under 30 s: {ft:.1f} s, {mark(ft < 30)}.",
+        _gpu_target(res.get("gpu")),
+    ]
     return lines
 
 
 def _gpu_target(gpu) -> str:
-    default = ("The engine runs bf16 mixed precision on CUDA by default (`--precision auto`); "
-               "under CPU autocast it moves the Austin tile's mean IoU by 0.006 points through "
-               "the whole pipeline (72.124 fp32, 72.118 bf16; tests/test_default_model.py) and "
-               "by 0.06 on the model grid (72.04, 71.98; dev/benchmarks/cuda_check.py).")
+    default = (
+        "The engine runs bf16 mixed precision on CUDA by default (`--precision auto`); "
+        "under CPU autocast it moves the Austin tile's mean IoU by 0.006 points through "
+        "the whole pipeline (72.124 fp32, 72.118 bf16; tests/test_default_model.py) and "
+        "by 0.06 on the model grid (72.04, 71.98; dev/benchmarks/cuda_check.py)."
+    )
     if gpu and gpu.get("cuda"):
         s32, s16 = gpu.get("seconds_fp32_2500px"), gpu.get("seconds_bf16_2500px")
         used = s16 if s16 is not None else s32
         ok = used is not None and used < 1
-        return (f"- On a GPU ({gpu.get('device')}), the 2.25 km² refine in under 1 s of compute: "
-                f"{s32:.3f} s fp32, {s16:.3f} s bf16, **{'met' if ok else 'not met'}** (below). "
-                + default)
-    return ("- On a GPU, the 2.25 km² refine in under 1 s of compute: not measured by this run "
-            "(no GPU here; `dev/device_bench.sh` does it on a lent one); dev/benchmarks/cuda_check.py "
-            "on an NVIDIA H200 in session 1 gave 54 ms (fp32) and 45 ms (bf16 autocast, class "
-            "maps equal to fp32 on 99.96% of pixels) for CNN + 5 RNN iterations on the same "
-            "2500 x 2500 crop (README, Development notes). " + default)
+        return (
+            f"- On a GPU ({gpu.get('device')}), the 2.25 km² refine in under 1 s of compute: "
+            f"{s32:.3f} s fp32, {s16:.3f} s bf16, **{'met' if ok else 'not met'}** (below). "
+            + default
+        )
+    return (
+        "- On a GPU, the 2.25 km² refine in under 1 s of compute: not measured by this run "
+        "(no GPU here; `dev/device_bench.sh` does it on a lent one); dev/benchmarks/cuda_check.py "
+        "on an NVIDIA H200 in session 1 gave 54 ms (fp32) and 45 ms (bf16 autocast, class "
+        "maps equal to fp32 on 99.96% of pixels) for CNN + 5 RNN iterations on the same "
+        "2500 x 2500 crop (README, Development notes). " + default
+    )
 
 
 def _gpu(gpu) -> list[str]:
     """The GPU section, from dev/device_bench.sh's cuda_check.json (out/bench_gpu.json)."""
     if not gpu or not gpu.get("cuda"):
         return []
-    lines = ["", f"## On a GPU: {gpu.get('device')}", "",
-             "`dev/device_bench.sh` (dev/benchmarks/cuda_check.py) on a lent GPU box, the same "
-             "2500 x 2500 model-pixel crop and the bundled model, CNN + 5 RNN iterations, compute "
-             f"only (torch {gpu.get('torch')}):", "",
-             "| precision | seconds | Mpx/s |", "|---|---:|---:|"]
+    lines = [
+        "",
+        f"## On a GPU: {gpu.get('device')}",
+        "",
+        "`dev/device_bench.sh` (dev/benchmarks/cuda_check.py) on a lent GPU box, the same "
+        "2500 x 2500 model-pixel crop and the bundled model, CNN + 5 RNN iterations, compute "
+        f"only (torch {gpu.get('torch')}):",
+        "",
+        "| precision | seconds | Mpx/s |",
+        "|---|---:|---:|",
+    ]
     for p in ("fp32", "bf16"):
         if f"seconds_{p}_2500px" in gpu:
-            lines.append(f"| {p} | {gpu[f'seconds_{p}_2500px']:.4f} | {gpu.get(f'mpix_per_s_{p}')} |")
-    lines += ["", f"fp32 GPU class maps agree with the CPU's on "
-              f"{100 * gpu.get('argmax_agree_fp32_vs_cpu', float('nan')):.3f}% of pixels, bf16 with "
-              f"fp32 on {100 * gpu.get('argmax_agree_bf16_vs_fp32', float('nan')):.3f}%."]
+            lines.append(
+                f"| {p} | {gpu[f'seconds_{p}_2500px']:.4f} | {gpu.get(f'mpix_per_s_{p}')} |"
+            )
+    lines += [
+        "",
+        f"fp32 GPU class maps agree with the CPU's on "
+        f"{100 * gpu.get('argmax_agree_fp32_vs_cpu', float('nan')):.3f}% of pixels, bf16 with "
+        f"fp32 on {100 * gpu.get('argmax_agree_bf16_vs_fp32', float('nan')):.3f}%.",
+    ]
     if "mean_iou_fp32" in gpu:
-        lines.append(f"On the Austin test tile (model grid): mean IoU {gpu['mean_iou_fp32']} fp32, "
-                     f"{gpu['mean_iou_bf16']} bf16, {gpu['iou_diff_points']} points apart "
-                     f"({'within' if gpu['iou_diff_points'] <= 0.1 else 'outside'} the 0.1-point "
-                     "budget for mixed precision).")
+        lines.append(
+            f"On the Austin test tile (model grid): mean IoU {gpu['mean_iou_fp32']} fp32, "
+            f"{gpu['mean_iou_bf16']} bf16, {gpu['iou_diff_points']} points apart "
+            f"({'within' if gpu['iou_diff_points'] <= 0.1 else 'outside'} the 0.1-point "
+            "budget for mixed precision)."
+        )
     return lines

@@ -25,8 +25,9 @@ LOG_EVERY = 25  # training/loop.py records the loss's moving average every 25 st
 def austin_enh(data: Path) -> tuple[Path, LabelSource]:
     """``austin_enh``'s image and labels, read as the bundled model's RNN was
     trained on them (dev/default_model/build.py: 0 background, 255 building)."""
-    return data / AUSTIN_ENH["image"], LabelSource(data / AUSTIN_ENH["labels"],
-                                                   value_map=AUSTIN_ENH["value_map"])
+    return data / AUSTIN_ENH["image"], LabelSource(
+        data / AUSTIN_ENH["labels"], value_map=AUSTIN_ENH["value_map"]
+    )
 
 
 def nearby_buildings(data: Path, count: int = 3) -> tuple:
@@ -42,7 +43,9 @@ def nearby_buildings(data: Path, count: int = 3) -> tuple:
         if any(cls == BUILDING for _, cls in cands.parts[cid]):
             sel = ids == cid
             centres[int(cid)] = (ys[sel].mean(), xs[sel].mean())
-    chosen = sorted(centres, key=lambda c: (centres[c][0] - h / 2) ** 2 + (centres[c][1] - w / 2) ** 2)
+    chosen = sorted(
+        centres, key=lambda c: (centres[c][0] - h / 2) ** 2 + (centres[c][1] - w / 2) ** 2
+    )
     return image, cands, chosen[:count]
 
 
@@ -51,11 +54,21 @@ def finetune_time(data: Path, tmp: Path, count: int = 3) -> dict[str, float]:
     image, cands, chosen = nearby_buildings(data, count)
     gpkg = write_polygons(tmp / "corrections.gpkg", cands, chosen, ["background", "building"])
     t0 = time.perf_counter()
-    res = finetune(image, LabelSource(gpkg, class_field="class", mode="sparse"),
-                   tmp / "tuned.safetensors", device="cpu", overwrite=True)
+    res = finetune(
+        image,
+        LabelSource(gpkg, class_field="class", mode="sparse"),
+        tmp / "tuned.safetensors",
+        device="cpu",
+        overwrite=True,
+    )
     total = time.perf_counter() - t0
-    return {"polygons": float(sum(len(cands.parts[c]) for c in chosen)), "steps": float(res.steps),
-            "seconds": total, "fit_seconds": res.seconds, "s_per_step": res.seconds / max(1, res.steps)}
+    return {
+        "polygons": float(sum(len(cands.parts[c]) for c in chosen)),
+        "steps": float(res.steps),
+        "seconds": total,
+        "fit_seconds": res.seconds,
+        "s_per_step": res.seconds / max(1, res.steps),
+    }
 
 
 def converged_at(history: list[float], tolerance: float = 0.05) -> int:
@@ -67,16 +80,32 @@ def converged_at(history: list[float], tolerance: float = 0.05) -> int:
 def rnn_training_time(data: Path, tmp: Path, steps: int) -> dict[str, object]:
     """A fresh RNN on ``austin_enh`` (CNN frozen), ``steps`` AdaGrad steps, batch 8 of 64 px."""
     image, labels = austin_enh(data)
-    params = RnnParams(image=image, labels=labels,
-                       out=tmp / "rnn.safetensors", steps=steps, device="cpu",
-                       checkpoint_every=0, resume=False, overwrite=True)
+    params = RnnParams(
+        image=image,
+        labels=labels,
+        out=tmp / "rnn.safetensors",
+        steps=steps,
+        device="cpu",
+        checkpoint_every=0,
+        resume=False,
+        overwrite=True,
+    )
     t0 = time.perf_counter()
     res = train_rnn(params)
     total = time.perf_counter() - t0
     i = converged_at(res.history)
     per_step = res.seconds / max(1, res.steps)
-    return {"steps": res.steps, "seconds": total, "s_per_step": per_step,
-            "converged_step": (i + 1) * LOG_EVERY, "converged_seconds": (i + 1) * LOG_EVERY * per_step,
-            "loss_first": res.history[0], "loss_best": min(res.history),
-            "loss_curve": [(k * LOG_EVERY, round(v, 4)) for k, v in enumerate(res.history, 1)
-                           if k % max(1, len(res.history) // 6) == 0]}
+    return {
+        "steps": res.steps,
+        "seconds": total,
+        "s_per_step": per_step,
+        "converged_step": (i + 1) * LOG_EVERY,
+        "converged_seconds": (i + 1) * LOG_EVERY * per_step,
+        "loss_first": res.history[0],
+        "loss_best": min(res.history),
+        "loss_curve": [
+            (k * LOG_EVERY, round(v, 4))
+            for k, v in enumerate(res.history, 1)
+            if k % max(1, len(res.history) // 6) == 0
+        ],
+    }

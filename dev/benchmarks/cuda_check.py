@@ -64,8 +64,10 @@ def _time(fn, device: torch.device, repeat: int = 5) -> float:
 def mean_iou(pred: np.ndarray, ref: np.ndarray, k: int) -> float:
     """Mean IoU (percent) over the classes present in either map (ref 255 ignored),
     scored as ``map-refiner evaluate`` scores (engine/scoring/scores.py)."""
-    return 100 * Scores.from_confusion(confusion_matrix(pred, ref, k),
-                                       [str(c) for c in range(k)]).mean_iou
+    return (
+        100
+        * Scores.from_confusion(confusion_matrix(pred, ref, k), [str(c) for c in range(k)]).mean_iou
+    )
 
 
 def iou_check(net, cfg, image: Path, labels: Path, dev: torch.device) -> dict:
@@ -78,7 +80,9 @@ def iou_check(net, cfg, image: Path, labels: Path, dev: torch.device) -> dict:
     out = {}
     for amp in (False, True):
         pred = _run(net, x, cfg.default_iterations, amp)[0].argmax(0)[:h, :w].cpu().numpy()
-        out["mean_iou_" + ("bf16" if amp else "fp32")] = round(mean_iou(pred, ref, cfg.num_classes), 3)
+        out["mean_iou_" + ("bf16" if amp else "fp32")] = round(
+            mean_iou(pred, ref, cfg.num_classes), 3
+        )
     out["iou_diff_points"] = round(abs(out["mean_iou_bf16"] - out["mean_iou_fp32"]), 3)
     return out
 
@@ -96,7 +100,7 @@ def main() -> int:
     x = pad_to_stride(_model_input(_load_crop(a.image, a.size), cfg))
     report = {"torch": torch.__version__, "cuda": torch.cuda.is_available()}
     it = cfg.default_iterations
-    small = x[..., :a.cpu_size, :a.cpu_size]
+    small = x[..., : a.cpu_size, : a.cpu_size]
     ref = _run(net, small, it, False)
     if torch.cuda.is_available():
         dev = torch.device("cuda")

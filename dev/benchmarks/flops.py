@@ -14,17 +14,32 @@ def coarse_flops_per_pixel(bands: int = 3, k: int = 2) -> float:
     return 2.0 * macs
 
 
-def rnn_flops_per_pixel(bands: int = 3, k: int = 2, iterations: int = 5,
-                        filters: int = 32, hidden: int = 32, size: int = 5) -> dict[str, float]:
+def rnn_flops_per_pixel(
+    bands: int = 3,
+    k: int = 2,
+    iterations: int = 5,
+    filters: int = 32,
+    hidden: int = 32,
+    size: int = 5,
+) -> dict[str, float]:
     """The paper's form: M * u_k (shared), N * I once, per-class 64-32-1 MLP."""
-    image = size * size * bands * filters                   # N * I, once
+    image = size * size * bands * filters  # N * I, once
     per_it = k * (size * size * filters + (2 * filters) * hidden + hidden)
-    return {"image": 2.0 * image, "per_iteration": 2.0 * per_it,
-            "total": 2.0 * (image + iterations * per_it)}
+    return {
+        "image": 2.0 * image,
+        "per_iteration": 2.0 * per_it,
+        "total": 2.0 * (image + iterations * per_it),
+    }
 
 
-def rnn_executed_flops_per_pixel(bands: int = 3, k: int = 2, iterations: int = 5,
-                                 hidden: int = 32, size: int = 5, groups: int = 0) -> dict[str, float]:
+def rnn_executed_flops_per_pixel(
+    bands: int = 3,
+    k: int = 2,
+    iterations: int = 5,
+    hidden: int = 32,
+    size: int = 5,
+    groups: int = 0,
+) -> dict[str, float]:
     """What the CPU path really computes (engine/networks/rnn_wavefront.py): the image
     filters composed with every MLP's image weights (once), and per iteration
     each class's heat filters composed with its MLP's heat weights, then the
@@ -32,5 +47,8 @@ def rnn_executed_flops_per_pixel(bands: int = 3, k: int = 2, iterations: int = 5
     g = groups or k
     image = g * hidden * size * size * bands
     per_it = k * (hidden * size * size + hidden)
-    return {"image": 2.0 * image, "per_iteration": 2.0 * per_it,
-            "total": 2.0 * (image + iterations * per_it)}
+    return {
+        "image": 2.0 * image,
+        "per_iteration": 2.0 * per_it,
+        "total": 2.0 * (image + iterations * per_it),
+    }

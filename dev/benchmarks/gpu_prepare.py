@@ -29,8 +29,9 @@ from .bench import make_crop
 gdal.UseExceptions()
 
 
-def to_model_grid(src: Path, out: Path, resolution_m: float, resampling: str,
-                  scale: list[float] | None = None) -> Path:
+def to_model_grid(
+    src: Path, out: Path, resolution_m: float, resampling: str, scale: list[float] | None = None
+) -> Path:
     """``src`` resampled to ``resolution_m`` over the same extent, as a PNG."""
     ds = open_raster(src)
     rx, ry = ground_resolution(raster_info(ds))
@@ -57,8 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     austin = a.data / "austin"
     to_model_grid(austin / "austin_dev_rgb.tif", a.out / "austin_dev.png", res, "bilinear")
     # 0/255 reference -> 0/1 on the model grid (nearest keeps it a label map).
-    to_model_grid(austin / "austin_dev_gt.tif", a.out / "austin_dev_labels.png", res, "nearest",
-                  scale=[0, 255, 0, 1])
+    to_model_grid(
+        austin / "austin_dev_gt.tif",
+        a.out / "austin_dev_labels.png",
+        res,
+        "nearest",
+        scale=[0, 255, 0, 1],
+    )
     for p in sorted(a.out.iterdir()):
         print(f"{p} {p.stat().st_size / 1e6:.1f} MB")
     return 0

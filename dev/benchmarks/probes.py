@@ -45,14 +45,23 @@ def bf16_rows(net) -> list[dict[str, object]]:
     a = torch.randn(2048, 2048)
     a16 = a.bfloat16()
     x = torch.randn(1, 3, 1248, 1248)
-    cnn16 = copy.deepcopy(net.coarse).to(torch.bfloat16).to(memory_format=torch.channels_last).eval()
+    cnn16 = (
+        copy.deepcopy(net.coarse).to(torch.bfloat16).to(memory_format=torch.channels_last).eval()
+    )
     x16 = x.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
-        return [{"what": "matrix multiply 2048^3", "fp32": best_time(lambda: a @ a, 3),
-                 "tried": best_time(lambda: a16 @ a16, 3)},
-                {"what": "coarse CNN, 1248^2 model px (fp32: the engine's CPU path)",
-                 "fp32": best_time(lambda: net.coarse(x), 3),
-                 "tried": best_time(lambda: cnn16.layers_forward(x16), 3)}]
+        return [
+            {
+                "what": "matrix multiply 2048^3",
+                "fp32": best_time(lambda: a @ a, 3),
+                "tried": best_time(lambda: a16 @ a16, 3),
+            },
+            {
+                "what": "coarse CNN, 1248^2 model px (fp32: the engine's CPU path)",
+                "fp32": best_time(lambda: net.coarse(x), 3),
+                "tried": best_time(lambda: cnn16.layers_forward(x16), 3),
+            },
+        ]
 
 
 def _prefetched_refine(net, cfg, crop: Path, out: Path, iterations: int, tile_px: int) -> None:
@@ -64,14 +73,16 @@ def _prefetched_refine(net, cfg, crop: Path, out: Path, iterations: int, tile_px
     bands, cpu, local = list(cfg.bands), torch.device("cpu"), threading.local()
 
     def load(t):
-        if not hasattr(local, "ds"):       # a GDAL dataset is used by one thread only
+        if not hasattr(local, "ds"):  # a GDAL dataset is used by one thread only
             local.ds = open_raster(crop)
         img = model_image(local.ds, bands, g, cfg, t.mx0, t.my0, t.mx1, t.my1, cpu)
         return img, read_window(local.ds, bands, t.x0, t.y0, t.x1 - t.x0, t.y1 - t.y0)[1]
 
     colours = cfg.colours
-    with ThreadPoolExecutor(1) as pool, \
-            refined_writer(info, out, cfg.class_names, colours, None, "probe") as writer:
+    with (
+        ThreadPoolExecutor(1) as pool,
+        refined_writer(info, out, cfg.class_names, colours, None, "probe") as writer,
+    ):
         pending = pool.submit(load, tiles[0])
         for i, t in enumerate(tiles):
             img, valid = pending.result()
@@ -80,27 +91,39 @@ def _prefetched_refine(net, cfg, crop: Path, out: Path, iterations: int, tile_px
             with torch.inference_mode():
                 logits = run_networks(net, img, iterations)
             back = resample_window(
-                logits, axis_band(t.y0, t.y1, 1.0 / g.scale_y, t.my0, t.my1, g.model_height),
-                axis_band(t.x0, t.x1, 1.0 / g.scale_x, t.mx0, t.mx1, g.model_width))
+                logits,
+                axis_band(t.y0, t.y1, 1.0 / g.scale_y, t.my0, t.my1, g.model_height),
+                axis_band(t.x0, t.x1, 1.0 / g.scale_x, t.mx0, t.mx1, g.model_width),
+            )
             writer.write(t.x0, t.y0, classes_and_probs(back, valid, CLASS_NODATA, False)[0])
 
 
 def prefetch_rows(net, cfg, crop: Path, tmp: Path) -> list[dict[str, object]]:
     it, tile = cfg.default_iterations, DEFAULT_TILE
     params = RefineParams(image=crop, out=tmp / "plain.tif", device="cpu", overwrite=True)
-    return [{"what": "refine of the 2.25 km² crop, GeoTIFF to GeoTIFF",
-             "fp32": best_time(lambda: refine_raster(params, model=(net, cfg)), 2),
-             "tried": best_time(lambda: _prefetched_refine(net, cfg, crop, tmp / "prefetched.tif",
-                                                       it, tile), 2)}]
+    return [
+        {
+            "what": "refine of the 2.25 km² crop, GeoTIFF to GeoTIFF",
+            "fp32": best_time(lambda: refine_raster(params, model=(net, cfg)), 2),
+            "tried": best_time(
+                lambda: _prefetched_refine(net, cfg, crop, tmp / "prefetched.tif", it, tile), 2
+            ),
+        }
+    ]
 
 
 def main(argv: list[str] = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     a = ap.parse_args(argv)
     if not (a.data / "xiamen" / "xiamen_rgb.tif").exists():
-        print(f"the probes need the shared data: {a.data}/xiamen/xiamen_rgb.tif is missing "
-              "(pass --data)", file=sys.stderr)
+        print(
+            f"the probes need the shared data: {a.data}/xiamen/xiamen_rgb.tif is missing "
+            "(pass --data)",
+            file=sys.stderr,
+        )
         return 2
     configure_threads()
     net, cfg = load_model()
@@ -110,11 +133,16 @@ def main(argv: list[str] = None) -> int:
     print("|---|---|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as td:
         crop = make_crop(a.data, Path(td) / "crop.tif")
-        for name, rows in (("bf16 on the CPU", bf16_rows(net)),
-                           ("prefetch thread", prefetch_rows(net, cfg, crop, Path(td)))):
+        for name, rows in (
+            ("bf16 on the CPU", bf16_rows(net)),
+            ("prefetch thread", prefetch_rows(net, cfg, crop, Path(td))),
+        ):
             for r in rows:
-                print(f"| {name} | {r['what']} | {r['fp32']:.3f} | {r['tried']:.3f} | "
-                      f"{r['tried'] / r['fp32']:.2f}x the time |", flush=True)
+                print(
+                    f"| {name} | {r['what']} | {r['fp32']:.3f} | {r['tried']:.3f} | "
+                    f"{r['tried'] / r['fp32']:.2f}x the time |",
+                    flush=True,
+                )
     return 0
 
 

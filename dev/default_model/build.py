@@ -31,10 +31,17 @@ from ...training.tile import LabelSource, TrainingTile
 log = logging.getLogger(__name__)
 RESOLUTION_M = 0.6
 CLASSES = ["background", "building"]
-XIAMEN = dict(image="xiamen/xiamen_rgb.tif", labels="xiamen/xiamen_osm_buildings_mask.tif",
-              value_map={"0": 0, "1": 1}, split="xiamen/training.tiles")
-AUSTIN_ENH = dict(image="austin/austin_enh_rgb.tif", labels="austin/austin_enh_gt.tif",
-                  value_map={"0": 0, "255": 1})
+XIAMEN = dict(
+    image="xiamen/xiamen_rgb.tif",
+    labels="xiamen/xiamen_osm_buildings_mask.tif",
+    value_map={"0": 0, "1": 1},
+    split="xiamen/training.tiles",
+)
+AUSTIN_ENH = dict(
+    image="austin/austin_enh_rgb.tif",
+    labels="austin/austin_enh_gt.tif",
+    value_map={"0": 0, "255": 1},
+)
 AUSTIN_DEV = dict(image="austin/austin_dev_rgb.tif", labels="austin/austin_dev_gt.tif")
 
 
@@ -53,8 +60,13 @@ def prepare(data: Path, work: Path) -> None:
     work.mkdir(parents=True, exist_ok=True)
     image = data / XIAMEN["image"]
     mean, std = band_statistics(image, [1, 2, 3])
-    config = ModelConfig(classes=make_classes(CLASSES), mean=mean, std=std,
-                         ground_resolution_m=RESOLUTION_M, name="Map Refiner default (buildings)")
+    config = ModelConfig(
+        classes=make_classes(CLASSES),
+        mean=mean,
+        std=std,
+        ground_resolution_m=RESOLUTION_M,
+        name="Map Refiner default (buildings)",
+    )
     (work / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
     ignore = ~split_mask(open_raster(image), data / XIAMEN["split"])
     for name, spec, extra in (("xiamen", XIAMEN, ignore), ("austin_enh", AUSTIN_ENH, None)):
@@ -64,7 +76,9 @@ def prepare(data: Path, work: Path) -> None:
         rgb = raw.round().clamp(0, 255).to(torch.uint8).numpy()
         _write_image(work / f"{name}_image.{'jpg' if name == 'xiamen' else 'png'}", rgb)
         _write_image(work / f"{name}_labels.png", tile.labels.numpy()[None])
-        log.info("%s: %s model pixels, %d labelled", name, tuple(rgb.shape[1:]), tile.labelled_pixels)
+        log.info(
+            "%s: %s model pixels, %d labelled", name, tuple(rgb.shape[1:]), tile.labelled_pixels
+        )
     del gdal
 
 
@@ -87,6 +101,7 @@ def _read_image(path: Path) -> np.ndarray:
         from PIL import Image
     except ImportError:  # here: GDAL reads PNG too
         from osgeo import gdal
+
         a = gdal.Open(str(path)).ReadAsArray()
         return a if a.ndim == 3 else a[None]
     Image.MAX_IMAGE_PIXELS = None
@@ -103,9 +118,17 @@ def _tile(work: Path, name: str, config: ModelConfig) -> TrainingTile:
     return TrainingTile((rgb - mean) / std, labels)
 
 
-def fit(work: Path, out: Path, coarse_steps: int, rnn_steps: int, device: str,
-        seed: int, rnn_batch: int, coarse_seconds: float | None = None,
-        rnn_seconds: float | None = None) -> dict[str, object]:
+def fit(
+    work: Path,
+    out: Path,
+    coarse_steps: int,
+    rnn_steps: int,
+    device: str,
+    seed: int,
+    rnn_batch: int,
+    coarse_seconds: float | None = None,
+    rnn_seconds: float | None = None,
+) -> dict[str, object]:
     """Train both networks from the prepared folder; writes ``out`` and a coarse-only model."""
     from ...engine.device import resolve_device
 
@@ -116,10 +139,17 @@ def fit(work: Path, out: Path, coarse_steps: int, rnn_steps: int, device: str,
     config = ModelConfig.from_dict(json.loads((work / "config.json").read_text()))
     net = build_model(config)
     xiamen = _tile(work, "xiamen", config)
-    cp = CoarseParams(image=Path(XIAMEN["image"]), labels=LabelSource(Path(XIAMEN["labels"])),
-                      out=out, ground_resolution_m=config.ground_resolution_m,
-                      steps=coarse_steps, seed=seed, checkpoint_every=0, resume=False,
-                      max_seconds=coarse_seconds)
+    cp = CoarseParams(
+        image=Path(XIAMEN["image"]),
+        labels=LabelSource(Path(XIAMEN["labels"])),
+        out=out,
+        ground_resolution_m=config.ground_resolution_m,
+        steps=coarse_steps,
+        seed=seed,
+        checkpoint_every=0,
+        resume=False,
+        max_seconds=coarse_seconds,
+    )
     t0 = time.perf_counter()
     res_c = fit_coarse(net.coarse, xiamen, cp, dev, make_reporter(), None)
     identity_rnn(net)
@@ -130,17 +160,30 @@ def fit(work: Path, out: Path, coarse_steps: int, rnn_steps: int, device: str,
     enh = _tile(work, "austin_enh", config)
     torch.manual_seed(seed)
     net.rnn = type(net.rnn)(config.in_channels, config.num_classes)
-    rp = RnnParams(image=Path(AUSTIN_ENH["image"]), labels=LabelSource(Path(AUSTIN_ENH["labels"])),
-                   out=out, steps=rnn_steps, batch_size=rnn_batch, seed=seed,
-                   checkpoint_every=0, resume=False, max_seconds=rnn_seconds)
+    rp = RnnParams(
+        image=Path(AUSTIN_ENH["image"]),
+        labels=LabelSource(Path(AUSTIN_ENH["labels"])),
+        out=out,
+        steps=rnn_steps,
+        batch_size=rnn_batch,
+        seed=seed,
+        checkpoint_every=0,
+        resume=False,
+        max_seconds=rnn_seconds,
+    )
     res_r = fit_rnn(net, enh, rp, dev, make_reporter(), None)
     config.training["rnn"] = rnn_record(rp, enh, res_r, dev)
     config.default_iterations = rp.iterations
     save_model(net.cpu(), config, out, overwrite=True)
-    summary = {"coarse_steps": res_c.steps, "rnn_steps": res_r.steps,
-               "coarse_loss_history": res_c.history, "rnn_loss_history": res_r.history,
-               "seconds": round(time.perf_counter() - t0, 1), "device": str(dev),
-               "device_name": torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu"}
+    summary = {
+        "coarse_steps": res_c.steps,
+        "rnn_steps": res_r.steps,
+        "coarse_loss_history": res_c.history,
+        "rnn_loss_history": res_r.history,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "device": str(dev),
+        "device_name": torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu",
+    }
     out.with_suffix(".fit.json").write_text(json.dumps(summary, indent=1))
     return summary
 
@@ -163,10 +206,20 @@ def main(argv: list[str] | None = None) -> int:
     if a.step in ("prepare", "all"):
         prepare(a.data, a.work)
     if a.step in ("fit", "all"):
-        fit(a.work, a.out, a.coarse_steps, a.rnn_steps, a.device, a.seed, a.rnn_batch,
-            a.coarse_seconds, a.rnn_seconds)
+        fit(
+            a.work,
+            a.out,
+            a.coarse_steps,
+            a.rnn_steps,
+            a.device,
+            a.seed,
+            a.rnn_batch,
+            a.coarse_seconds,
+            a.rnn_seconds,
+        )
     if a.step in ("card", "all"):
         from .model_card import write_card
+
         write_card(a.out, a.data)
     return 0
 

@@ -22,45 +22,53 @@ def score_on(model_path: Path, image: Path, reference: Path) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         for label, iters in (("coarse", 0), ("refined", cfg.default_iterations)):
             tif = Path(tmp) / f"{label}.tif"
-            refine_raster(RefineParams(image=image, out=tif, iterations=iters, device="cpu"),
-                          model=model)
+            refine_raster(
+                RefineParams(image=image, out=tif, iterations=iters, device="cpu"), model=model
+            )
             s = evaluate_rasters(tif, reference, cfg.class_names, reference_value_map=REFERENCE_MAP)
-            out[label] = {"overall_accuracy": s.overall_accuracy, "mean_iou": s.mean_iou,
-                          "iou": dict(zip(cfg.class_names, s.iou))}
+            out[label] = {
+                "overall_accuracy": s.overall_accuracy,
+                "mean_iou": s.mean_iou,
+                "iou": dict(zip(cfg.class_names, s.iou)),
+            }
     return out
 
 
 def write_card(model_path: Path, data: Path) -> Path:
     cfg = load_model(model_path)[1]
-    scores = score_on(model_path, data / "austin/austin_dev_rgb.tif", data / "austin/austin_dev_gt.tif")
+    scores = score_on(
+        model_path, data / "austin/austin_dev_rgb.tif", data / "austin/austin_dev_gt.tif"
+    )
     t = cfg.training
     c, r = t.get("coarse") or {}, t.get("rnn") or {}
 
     def row(label: str, s: dict) -> str:
         ious = " | ".join(f"{100 * v:.2f}" for v in s["iou"].values())
-        return f"| {label} | {100 * s['overall_accuracy']:.2f} | {100 * s['mean_iou']:.2f} | {ious} |"
+        return (
+            f"| {label} | {100 * s['overall_accuracy']:.2f} | {100 * s['mean_iou']:.2f} | {ious} |"
+        )
 
     names = " | ".join(f"IoU {n}" for n in cfg.class_names)
     text = f"""# Model card: {cfg.name}
 
 File: `{model_path.name}` (safetensors weights; the JSON config is embedded and
-copied to `{model_path.with_suffix('.json').name}`). Classes: {', '.join(cfg.class_names)}.
+copied to `{model_path.with_suffix(".json").name}`). Classes: {", ".join(cfg.class_names)}.
 Input: bands {cfg.bands} (RGB), normalised with the mean/std in the config.
 Ground resolution: {cfg.ground_resolution_m} m per pixel (inputs are resampled to it
 bilinearly and the scores back to the input grid). Default RNN iterations: {cfg.default_iterations}.
 
 ## Training
-- Coarse CNN (paper's section III, SGD lr {c.get('lr')}, momentum {c.get('momentum')},
-  weight decay {c.get('weight_decay')}, batches of {c.get('batch_size')} patches with
-  {c.get('out_size')}x{c.get('out_size')} outputs): `{c.get('image')}` with the imprecise
-  OpenStreetMap building mask `{c.get('labels')}`, labels of Xiamen's `training.tiles` only
-  (validation and evaluation tiles held out). {c.get('steps')} steps, seed {c.get('seed')},
-  {c.get('seconds')} s on {c.get('device')}; final loss (running mean) {c.get('final_loss')}.
-- RNN (AdaGrad lr {r.get('lr')}, {r.get('iterations')} unrolled iterations, batches of
-  {r.get('batch_size')} patches of {r.get('patch_size')}x{r.get('patch_size')}, CNN frozen):
-  the accurately labelled Austin enhancement tile `{r.get('image')}` / `{r.get('labels')}`
-  ({r.get('labelled_pixels')} labelled pixels at model resolution). {r.get('steps')} steps,
-  seed {r.get('seed')}, {r.get('seconds')} s on {r.get('device')}; final loss {r.get('final_loss')}.
+- Coarse CNN (paper's section III, SGD lr {c.get("lr")}, momentum {c.get("momentum")},
+  weight decay {c.get("weight_decay")}, batches of {c.get("batch_size")} patches with
+  {c.get("out_size")}x{c.get("out_size")} outputs): `{c.get("image")}` with the imprecise
+  OpenStreetMap building mask `{c.get("labels")}`, labels of Xiamen's `training.tiles` only
+  (validation and evaluation tiles held out). {c.get("steps")} steps, seed {c.get("seed")},
+  {c.get("seconds")} s on {c.get("device")}; final loss (running mean) {c.get("final_loss")}.
+- RNN (AdaGrad lr {r.get("lr")}, {r.get("iterations")} unrolled iterations, batches of
+  {r.get("batch_size")} patches of {r.get("patch_size")}x{r.get("patch_size")}, CNN frozen):
+  the accurately labelled Austin enhancement tile `{r.get("image")}` / `{r.get("labels")}`
+  ({r.get("labelled_pixels")} labelled pixels at model resolution). {r.get("steps")} steps,
+  seed {r.get("seed")}, {r.get("seconds")} s on {r.get("device")}; final loss {r.get("final_loss")}.
 - Commands (`dev/default_model/build.py`):
 
       python -m map_refiner.dev.default_model.build prepare --data ../shared/data
@@ -78,9 +86,9 @@ Measured on the 0.3 m reference grid against `austin_dev_gt.tif`, in percent
 (scored on {platform.machine()} CPU with `python -m map_refiner.dev.default_model.build card`):
 
 | map | overall accuracy | mean IoU | {names} |
-|---|---|---|{'---|' * len(cfg.class_names)}
-{row('coarse CNN (0 iterations)', scores['coarse'])}
-{row(f'CNN + RNN ({cfg.default_iterations} iterations)', scores['refined'])}
+|---|---|---|{"---|" * len(cfg.class_names)}
+{row("coarse CNN (0 iterations)", scores["coarse"])}
+{row(f"CNN + RNN ({cfg.default_iterations} iterations)", scores["refined"])}
 
 The coarse CNN was trained in another city (Xiamen, web-map imagery) with imprecise
 labels, so on Austin's aerial imagery it finds few buildings; the RNN, trained on one

@@ -95,8 +95,10 @@ def slider_shot(t, name, then=None):
 
     def take():
         shoot(name)
-        then() if then else step("slider at 0", 500, lambda: slider_shot(0, "slider_iteration0",
-                                                                           show_uncertainty))
+        then() if then else step(
+            "slider at 0", 500, lambda: slider_shot(0, "slider_iteration0", show_uncertainty)
+        )
+
     step(f"screenshot {name}", 2500, take)
 
 

@@ -36,11 +36,19 @@ def run(image: Path, out_dir: Path, timeout: float, keep: bool) -> dict:
     enable_plugin(work, QUIET_DESKTOP)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "QT_QPA_PLATFORM")}
     env.update(QGIS_CUSTOM_CONFIG_PATH=str(work), PYTHONNOUSERSITE="1")
-    status = run_session(Path(__file__).with_name("engine_session.py"), work, env, image,
-                         work / "project" / "austin_engine.qgz", out_dir, timeout)
+    status = run_session(
+        Path(__file__).with_name("engine_session.py"),
+        work,
+        env,
+        image,
+        work / "project" / "austin_engine.qgz",
+        out_dir,
+        timeout,
+    )
     if not keep:  # the installed engine is about 900 MB
-        shutil.rmtree(work / "profiles" / "default" / "python" / "map_refiner_deps",
-                      ignore_errors=True)
+        shutil.rmtree(
+            work / "profiles" / "default" / "python" / "map_refiner_deps", ignore_errors=True
+        )
     status["work"] = str(work)
     return status
 
@@ -50,8 +58,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--image", type=Path, default=DATA / "austin" / "austin_dev_rgb.tif")
     parser.add_argument("--out-dir", type=Path, default=ROOT / "docs" / "screenshots")
     parser.add_argument("--timeout", type=float, default=900.0)
-    parser.add_argument("--keep-profile", action="store_true",
-                        help="keep the installed engine in out/desktop_engine")
+    parser.add_argument(
+        "--keep-profile",
+        action="store_true",
+        help="keep the installed engine in out/desktop_engine",
+    )
     args = parser.parse_args(argv)
     if not args.image.exists():
         raise SystemExit(f"{args.image} not found (see ../shared/data/README.md)")

@@ -48,9 +48,12 @@ def enable_plugin(base: Path, extra: dict[str, dict[str, str]] | None = None) ->
     ini = base / "profiles" / "default" / "QGIS" / "QGIS3.ini"
     ini.parent.mkdir(parents=True, exist_ok=True)
     sections = {"PythonPlugins": {"map_refiner": "true"}, **(extra or {})}
-    ini.write_text("".join(
-        f"[{name}]\n" + "".join(f"{k}={v}\n" for k, v in values.items()) + "\n"
-        for name, values in sections.items()))
+    ini.write_text(
+        "".join(
+            f"[{name}]\n" + "".join(f"{k}={v}\n" for k, v in values.items()) + "\n"
+            for name, values in sections.items()
+        )
+    )
     return ini
 
 

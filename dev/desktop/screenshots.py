@@ -35,8 +35,11 @@ def untrained_model(folder: Path) -> Path:
     from ...engine.modelfile.io import build_model, save_model
 
     torch.manual_seed(0)
-    cfg = ModelConfig(classes=make_classes(["background", "building"]), ground_resolution_m=0.6,
-                      name="untrained demo model")
+    cfg = ModelConfig(
+        classes=make_classes(["background", "building"]),
+        ground_resolution_m=0.6,
+        name="untrained demo model",
+    )
     return save_model(build_model(cfg), cfg, folder / "untrained.safetensors")
 
 
@@ -71,8 +74,15 @@ def run(image: Path, out_dir: Path, model: Path | None, timeout: float) -> dict:
     env = qgis_env(work)
     env.update(MAP_REFINER_MODEL=choose_model(model, work))
     env.pop("QT_QPA_PLATFORM", None)
-    return run_session(Path(__file__).with_name("session.py"), work, env, image,
-                       work / "project" / "austin_demo.qgz", out_dir, timeout)
+    return run_session(
+        Path(__file__).with_name("session.py"),
+        work,
+        env,
+        image,
+        work / "project" / "austin_demo.qgz",
+        out_dir,
+        timeout,
+    )
 
 
 def copy_image(image: Path, work: Path) -> Path:
@@ -82,23 +92,37 @@ def copy_image(image: Path, work: Path) -> Path:
     return Path(shutil.copy(image, work / "data" / image.name))
 
 
-def run_session(session: Path, work: Path, env: dict, image: Path, project: Path,
-                out_dir: Path, timeout: float) -> dict:
+def run_session(
+    session: Path, work: Path, env: dict, image: Path, project: Path, out_dir: Path, timeout: float
+) -> dict:
     """QGIS under a fresh Xvfb display running ``session`` (dev/desktop/steps.py
     reads the MAP_REFINER_* variables set here); its status, shots copied to ``out_dir``."""
     shots = work / "shots"
     shots.mkdir()
     display = free_display()
-    env = dict(env, DISPLAY=f":{display}", MAP_REFINER_SHOTS=str(shots),
-               MAP_REFINER_IMAGE=str(copy_image(image, work)), MAP_REFINER_SCREEN=SCREEN,
-               MAP_REFINER_PROJECT=str(project))
-    xvfb = subprocess.Popen(["Xvfb", f":{display}", "-screen", "0", f"{SCREEN}x24", "-nolisten",
-                             "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = dict(
+        env,
+        DISPLAY=f":{display}",
+        MAP_REFINER_SHOTS=str(shots),
+        MAP_REFINER_IMAGE=str(copy_image(image, work)),
+        MAP_REFINER_SCREEN=SCREEN,
+        MAP_REFINER_PROJECT=str(project),
+    )
+    xvfb = subprocess.Popen(
+        ["Xvfb", f":{display}", "-screen", "0", f"{SCREEN}x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         time.sleep(1.5)
         with open(work / "qgis.log", "w") as log:
-            subprocess.run(["qgis", "--nologo", "--noversioncheck", "--code", str(session)],
-                           env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout)
+            subprocess.run(
+                ["qgis", "--nologo", "--noversioncheck", "--code", str(session)],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=timeout,
+            )
     finally:
         xvfb.terminate()
         xvfb.wait(10)

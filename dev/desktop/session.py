@@ -60,7 +60,8 @@ def wait_for_refine():
     status["layers"] = layers
     root = QgsProject.instance().layerTreeRoot()
     status["expanded"] = [(n.name(), n.isExpanded()) for n in root.findLayers()] + [
-        (g.name(), g.isExpanded()) for g in root.findGroups()]
+        (g.name(), g.isExpanded()) for g in root.findGroups()
+    ]
     iface.mapCanvas().refreshAllLayers()
     step("map screenshot", 3000, map_shot)
 
@@ -108,8 +109,11 @@ def open_feature_form(layer):
     """A drawn polygon's attribute form, with the class drop-down opened."""
     centre = iface.mapCanvas().extent().center()
     feature = QgsFeature(layer.fields())
-    feature.setGeometry(QgsGeometry.fromRect(QgsRectangle(
-        centre.x() - 12, centre.y() - 8, centre.x() + 12, centre.y() + 8)))
+    feature.setGeometry(
+        QgsGeometry.fromRect(
+            QgsRectangle(centre.x() - 12, centre.y() - 8, centre.x() + 12, centre.y() + 8)
+        )
+    )
     feature.setAttribute("class", "building")
     layer.addFeature(feature)
     layer.triggerRepaint()

@@ -39,6 +39,7 @@ def step(name, delay_ms, func):
             func()
         except Exception:  # noqa: BLE001 - reported in status.json, then QGIS quits
             finish(traceback.format_exc())
+
     QTimer.singleShot(delay_ms, run)
 
 

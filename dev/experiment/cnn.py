@@ -18,11 +18,16 @@ def retrain_cnn(data: Path, work: Path, steps: int, seed: int, device: str) -> P
     """Train the CNN (validation and evaluation tiles held out); returns the model file."""
     image = data / "xiamen" / "xiamen_rgb.tif"
     held_out = ~split_mask(open_raster(image), data / "xiamen" / "training.tiles")
-    params = CoarseParams(image=image,
-                          labels=LabelSource(data / "xiamen" / "xiamen_osm_buildings_mask.tif",
-                                             {"0": 0, "1": 1}),
-                          out=work / "coarse_retrained.safetensors",
-                          ground_resolution_m=RESOLUTION_M, steps=steps, seed=seed,
-                          device=device, overwrite=True, name="experiment coarse CNN",
-                          ignore_mask=held_out)
+    params = CoarseParams(
+        image=image,
+        labels=LabelSource(data / "xiamen" / "xiamen_osm_buildings_mask.tif", {"0": 0, "1": 1}),
+        out=work / "coarse_retrained.safetensors",
+        ground_resolution_m=RESOLUTION_M,
+        steps=steps,
+        seed=seed,
+        device=device,
+        overwrite=True,
+        name="experiment coarse CNN",
+        ignore_mask=held_out,
+    )
     return train_coarse(params).model

@@ -33,10 +33,10 @@ class Scene:
     """One tile: model-grid image/labels (training), reference-grid RGB/labels (scoring)."""
 
     name: str
-    image: torch.Tensor        # (C, h, w) normalised, model grid
-    labels: torch.Tensor       # (h, w) uint8 class indices, IGNORE where unlabelled
-    rgb: np.ndarray            # (H, W, 3) uint8 on the reference grid (CRF, guided filter, figures)
-    reference: np.ndarray      # (H, W) uint8 class indices, IGNORE where not scored
+    image: torch.Tensor  # (C, h, w) normalised, model grid
+    labels: torch.Tensor  # (h, w) uint8 class indices, IGNORE where unlabelled
+    rgb: np.ndarray  # (H, W, 3) uint8 on the reference grid (CRF, guided filter, figures)
+    reference: np.ndarray  # (H, W) uint8 class indices, IGNORE where not scored
     grids: Grids
     heat: torch.Tensor | None = None  # (K, h4, w4) coarse scores, padded to the CNN's stride
 
@@ -45,15 +45,30 @@ class Scene:
         return int((self.labels != IGNORE).sum())
 
 
-def load_scene(name: str, image_path: Path, labels_path: Path, config: ModelConfig,
-               value_map: dict[int, int], input_resolution_m: float | None = None) -> Scene:
+def load_scene(
+    name: str,
+    image_path: Path,
+    labels_path: Path,
+    config: ModelConfig,
+    value_map: dict[int, int],
+    input_resolution_m: float | None = None,
+) -> Scene:
     """Read a tile (GDAL) onto the model grid, keeping its reference grid for scoring."""
     ds = open_raster(image_path)
     grids = model_grids(ds, config, input_resolution_m)
     reference = read_label_raster(labels_path, grid_of(ds), value_map)
     labels = downsample_labels(reference, grids.model_width, grids.model_height)
-    image = model_image(ds, list(config.bands), grids, config, 0, 0, grids.model_width,
-                        grids.model_height, torch.device("cpu"))
+    image = model_image(
+        ds,
+        list(config.bands),
+        grids,
+        config,
+        0,
+        0,
+        grids.model_width,
+        grids.model_height,
+        torch.device("cpu"),
+    )
     rgb = np.stack([ds.GetRasterBand(b).ReadAsArray() for b in config.bands[:3]], axis=-1)
     return Scene(name, image, torch.from_numpy(labels), rgb.astype(np.uint8), reference, grids)
 
@@ -71,8 +86,9 @@ def cropped_heat(scene: Scene) -> torch.Tensor:
     return scene.heat[:, :h, :w]
 
 
-def refine_scene(refiner: torch.nn.Module, scene: Scene, iterations: int,
-                 trajectory: bool = False) -> torch.Tensor:
+def refine_scene(
+    refiner: torch.nn.Module, scene: Scene, iterations: int, trajectory: bool = False
+) -> torch.Tensor:
     """Refined logits on the model grid, ``(K, h, w)`` or ``(T+1, K, h, w)``.
 
     Like the engine's ``run_networks``: image and heat padded to the CNN's
@@ -91,10 +107,10 @@ def refine_scene(refiner: torch.nn.Module, scene: Scene, iterations: int,
 
 def to_reference(logits: torch.Tensor, grids: Grids) -> np.ndarray:
     """Model-grid logits ``(..., h, w)`` resampled bilinearly to the reference grid."""
-    rows = axis_band(0, grids.height, 1.0 / grids.scale_y, 0, grids.model_height,
-                        grids.model_height)
-    cols = axis_band(0, grids.width, 1.0 / grids.scale_x, 0, grids.model_width,
-                        grids.model_width)
+    rows = axis_band(
+        0, grids.height, 1.0 / grids.scale_y, 0, grids.model_height, grids.model_height
+    )
+    cols = axis_band(0, grids.width, 1.0 / grids.scale_x, 0, grids.model_width, grids.model_width)
     return resample_window(logits.float(), rows, cols).numpy()
 
 
@@ -106,8 +122,9 @@ def softmax(logits: np.ndarray, axis: int = 0) -> np.ndarray:
 
 def score_map(classes: np.ndarray, reference: np.ndarray, class_names: Sequence[str]) -> Scores:
     """Scores of a class map against a reference on the same grid."""
-    return Scores.from_confusion(confusion_matrix(classes, reference, len(class_names)),
-                                 class_names)
+    return Scores.from_confusion(
+        confusion_matrix(classes, reference, len(class_names)), class_names
+    )
 
 
 def score_logits(logits_ref: np.ndarray, scene: Scene, class_names: Sequence[str]) -> Scores:

@@ -35,10 +35,10 @@ from ...engine.refine.resample import axis_weights
 @dataclass(frozen=True)
 class Degradation:
     factor: int = 4
-    blur: float = 1.5          # model pixels (Gaussian sigma)
-    max_shift: float = 4.0     # model pixels, per axis
-    warp_cells: int = 8        # displacement lattice cells across the tile
-    drop: float = 0.25         # chance that each foreground object is omitted
+    blur: float = 1.5  # model pixels (Gaussian sigma)
+    max_shift: float = 4.0  # model pixels, per axis
+    warp_cells: int = 8  # displacement lattice cells across the tile
+    drop: float = 0.25  # chance that each foreground object is omitted
     smoothing: float = 0.1
     temperature: float = 1.0
 
@@ -46,8 +46,9 @@ class Degradation:
         return asdict(self)
 
 
-def drop_objects(labels: np.ndarray, num_classes: int, drop: float,
-                 rng: np.random.Generator) -> tuple[np.ndarray, int, int]:
+def drop_objects(
+    labels: np.ndarray, num_classes: int, drop: float, rng: np.random.Generator
+) -> tuple[np.ndarray, int, int]:
     """Labels with whole connected objects of classes 1..K-1 turned into background.
 
     Returns the new labels, the number of objects and how many were dropped.
@@ -71,8 +72,9 @@ def block_mean(a: np.ndarray, factor: int) -> np.ndarray:
     return a.reshape(a.shape[:-2] + (h // factor, factor, w // factor, factor)).mean(axis=(-3, -1))
 
 
-def displacement_field(shape: tuple[int, int], max_shift: float, cells: int,
-                       rng: np.random.Generator) -> np.ndarray:
+def displacement_field(
+    shape: tuple[int, int], max_shift: float, cells: int, rng: np.random.Generator
+) -> np.ndarray:
     """``(2, h, w)`` smooth displacements (dy, dx) in pixels.
 
     Uniform at the knots of a lattice, bilinear between them.
@@ -88,14 +90,16 @@ def displacement_field(shape: tuple[int, int], max_shift: float, cells: int,
 def warp(maps: np.ndarray, field: np.ndarray) -> np.ndarray:
     """``(K, h, w)`` maps moved by ``field``: output pixel p takes the value at p - field(p)."""
     h, w = maps.shape[-2:]
-    yy, xx = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64),
-                         indexing="ij")
+    yy, xx = np.meshgrid(
+        np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij"
+    )
     coords = [yy - field[0], xx - field[1]]
     return np.stack([ndimage.map_coordinates(m, coords, order=1, mode="nearest") for m in maps])
 
 
-def degrade_reference(labels: np.ndarray, num_classes: int, model_shape: tuple[int, int],
-                      spec: Degradation, seed: int) -> tuple[np.ndarray, dict[str, object]]:
+def degrade_reference(
+    labels: np.ndarray, num_classes: int, model_shape: tuple[int, int], spec: Degradation, seed: int
+) -> tuple[np.ndarray, dict[str, object]]:
     """Coarse heat maps ``(K, h, w)`` on the model grid from reference ``labels`` (H, W).
 
     Deterministic for a given ``seed``; the second value records what was done.
@@ -116,6 +120,11 @@ def degrade_reference(labels: np.ndarray, num_classes: int, model_shape: tuple[i
     probs = (1 - spec.smoothing) * probs + spec.smoothing / num_classes
     heat = (np.log(probs) / spec.temperature).astype(np.float32)
     shift = np.hypot(field[0], field[1])
-    record = {"objects": total, "dropped": dropped, "mean_shift_px": round(float(shift.mean()), 2),
-              "max_shift_px": round(float(shift.max()), 2), **spec.describe()}
+    record = {
+        "objects": total,
+        "dropped": dropped,
+        "mean_shift_px": round(float(shift.mean()), 2),
+        "max_shift_px": round(float(shift.max()), 2),
+        **spec.describe(),
+    }
     return heat, record

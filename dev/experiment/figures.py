@@ -18,8 +18,10 @@ from ...engine.labels.classes import IGNORE  # noqa: E402
 from ...engine.networks.models import RefinementRNN  # noqa: E402
 
 Curve = dict[str, list[float]]
-DATA_NOTE = ("Imagery: Austin, Inria Aerial Image Labeling dataset (attribution: Inria); "
-             "LoveDA (CC BY-NC-SA 4.0).")
+DATA_NOTE = (
+    "Imagery: Austin, Inria Aerial Image Labeling dataset (attribution: Inria); "
+    "LoveDA (CC BY-NC-SA 4.0)."
+)
 
 
 def colourise(classes: np.ndarray, colours: Sequence[tuple[int, int, int]]) -> np.ndarray:
@@ -38,19 +40,30 @@ def _colour(label: str, palette: dict[str, str]) -> str:
     return palette[method]
 
 
-def plot_iteration_curves(curves: Mapping[str, Curve], trained: int, path: Path,
-                          title: str) -> Path:
+def plot_iteration_curves(
+    curves: Mapping[str, Curve], trained: int, path: Path, title: str
+) -> Path:
     """Scores against RNN iterations 0..T (Fig. 7b); ``curves[label][metric]`` in percent."""
-    metrics = [m for m in ("overall accuracy", "mean IoU", "IoU building", "IoU road")
-               if any(m in c for c in curves.values())]
+    metrics = [
+        m
+        for m in ("overall accuracy", "mean IoU", "IoU building", "IoU road")
+        if any(m in c for c in curves.values())
+    ]
     fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.4))
     palette: dict[str, str] = {}
     for ax, metric in zip(np.atleast_1d(axes), metrics):
         for label, curve in curves.items():
             if metric in curve:
                 ys = curve[metric]
-                ax.plot(range(len(ys)), ys, marker="o", ms=3, label=label,
-                        color=_colour(label, palette), ls="--" if "train" in label else "-")
+                ax.plot(
+                    range(len(ys)),
+                    ys,
+                    marker="o",
+                    ms=3,
+                    label=label,
+                    color=_colour(label, palette),
+                    ls="--" if "train" in label else "-",
+                )
         ax.axvline(trained, color="grey", lw=0.8, ls=":")
         ax.set_xlabel("RNN iteration")
         ax.set_title(metric + " (%)")
@@ -63,14 +76,22 @@ def plot_iteration_curves(curves: Mapping[str, Curve], trained: int, path: Path,
     return path
 
 
-def plot_learning_curves(curves: Mapping[str, tuple[list[int], list[float]]], path: Path,
-                         title: str) -> Path:
+def plot_learning_curves(
+    curves: Mapping[str, tuple[list[int], list[float]]], path: Path, title: str
+) -> Path:
     """Mean IoU (percent) against training steps, train tile dashed, test tile solid."""
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     palette: dict[str, str] = {}
     for label, (steps, values) in curves.items():
-        ax.plot(steps, values, marker="o", ms=3, label=label, color=_colour(label, palette),
-                ls="--" if "train" in label else "-")
+        ax.plot(
+            steps,
+            values,
+            marker="o",
+            ms=3,
+            label=label,
+            color=_colour(label, palette),
+            ls="--" if "train" in label else "-",
+        )
     ax.set_xlabel("training step")
     ax.set_ylabel("mean IoU (%)")
     ax.grid(alpha=0.3)
@@ -82,7 +103,9 @@ def plot_learning_curves(curves: Mapping[str, tuple[list[int], list[float]]], pa
     return path
 
 
-def pick_windows(reference: np.ndarray, size: int, count: int, cls: int = 1) -> list[tuple[int, int]]:
+def pick_windows(
+    reference: np.ndarray, size: int, count: int, cls: int = 1
+) -> list[tuple[int, int]]:
     """``count`` non-overlapping windows with the most reference pixels of ``cls``
     (a fixed rule, not a choice by result)."""
     h, w = reference.shape
@@ -90,7 +113,7 @@ def pick_windows(reference: np.ndarray, size: int, count: int, cls: int = 1) -> 
     cands = []
     for y in range(0, max(1, h - size + 1), step):
         for x in range(0, max(1, w - size + 1), step):
-            cands.append(((reference[y:y + size, x:x + size] == cls).sum(), y, x))
+            cands.append(((reference[y : y + size, x : x + size] == cls).sum(), y, x))
     cands.sort(key=lambda t: (-t[0], t[1], t[2]))
     chosen: list[tuple[int, int]] = []
     for _, y, x in cands:
@@ -101,13 +124,20 @@ def pick_windows(reference: np.ndarray, size: int, count: int, cls: int = 1) -> 
     return chosen
 
 
-def plot_closeups(rgb: np.ndarray, maps: Mapping[str, np.ndarray],
-                  colours: Sequence[tuple[int, int, int]], windows: Sequence[tuple[int, int]],
-                  size: int, path: Path, title: str) -> Path:
+def plot_closeups(
+    rgb: np.ndarray,
+    maps: Mapping[str, np.ndarray],
+    colours: Sequence[tuple[int, int, int]],
+    windows: Sequence[tuple[int, int]],
+    size: int,
+    path: Path,
+    title: str,
+) -> Path:
     """Rows of close-ups: the image, then each class map (reference last, by the caller)."""
     cols = 1 + len(maps)
-    fig, axes = plt.subplots(len(windows), cols, figsize=(2.1 * cols, 2.2 * len(windows)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(windows), cols, figsize=(2.1 * cols, 2.2 * len(windows)), squeeze=False
+    )
     for r, (y, x) in enumerate(windows):
         sl = (slice(y, y + size), slice(x, x + size))
         panels = [("image", rgb[sl])] + [(k, colourise(v[sl], colours)) for k, v in maps.items()]
@@ -130,14 +160,20 @@ def busiest_window(prob: np.ndarray, size: int, step: int = 10) -> tuple[int, in
     """``(y, x, size)`` of the window where the coarse probability varies most (most edges
     for the heat filters to act on): a rule on the input, not on the result."""
     h, w = prob.shape
-    best = max(((float(prob[y:y + size, x:x + size].std()), y, x)
-                for y in range(0, max(1, h - size + 1), step)
-                for x in range(0, max(1, w - size + 1), step)), key=lambda t: (t[0], -t[1], -t[2]))
+    best = max(
+        (
+            (float(prob[y : y + size, x : x + size].std()), y, x)
+            for y in range(0, max(1, h - size + 1), step)
+            for x in range(0, max(1, w - size + 1), step)
+        ),
+        key=lambda t: (t[0], -t[1], -t[2]),
+    )
     return best[1], best[2], size
 
 
-def filter_responses(rnn: RefinementRNN, image: torch.Tensor, heat: torch.Tensor
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def filter_responses(
+    rnn: RefinementRNN, image: torch.Tensor, heat: torch.Tensor
+) -> tuple[np.ndarray, np.ndarray]:
     """Responses of the heat filters ``M_i`` to each class map ``(K, F, h, w)`` and of
     the image filters ``N_j`` to the image ``(F, h, w)``."""
     with torch.no_grad():
@@ -163,15 +199,25 @@ def most_derivative(kernels: np.ndarray, count: int) -> list[int]:
     return [int(i) for i in np.argsort(ratio)[:count]]
 
 
-FILTER_RULE = ("(on the 48 m window where the coarse building probability varies most) "
-               "the three heat-map filters `M_i` closest to derivative operators (smallest "
-               "|sum of weights| / sum of |weights|) and the three image filters `N_j` whose "
-               "responses vary most")
+FILTER_RULE = (
+    "(on the 48 m window where the coarse building probability varies most) "
+    "the three heat-map filters `M_i` closest to derivative operators (smallest "
+    "|sum of weights| / sum of |weights|) and the three image filters `N_j` whose "
+    "responses vary most"
+)
 
 
-def plot_filters(rnn: RefinementRNN, image: torch.Tensor, rgb: np.ndarray, heat: torch.Tensor,
-                 cls: int, window: tuple[int, int, int], path: Path, title: str,
-                 count: int = 3) -> Path:
+def plot_filters(
+    rnn: RefinementRNN,
+    image: torch.Tensor,
+    rgb: np.ndarray,
+    heat: torch.Tensor,
+    cls: int,
+    window: tuple[int, int, int],
+    path: Path,
+    title: str,
+    count: int = 3,
+) -> Path:
     """Fig. 11 in spirit: a heat map and image fragment, responses to a few learned
     filters (red high, blue low), and the 5x5 kernels themselves."""
     y, x, s = window
@@ -190,7 +236,7 @@ def plot_filters(rnn: RefinementRNN, image: torch.Tensor, rgb: np.ndarray, heat:
         _signed(axes[1, c], rnn.heat_conv.weight[i, 0].detach().numpy(), f"kernel M{i}")
     for c, j in enumerate(nj, start=1):
         _signed(axes[2, c], n[j][sl], f"N{j} * I")
-        kern = rnn.image_conv.weight[j].detach().numpy()          # (3, 5, 5)
+        kern = rnn.image_conv.weight[j].detach().numpy()  # (3, 5, 5)
         _signed(axes[3, c], np.concatenate(list(kern), axis=1), f"kernel N{j} (R|G|B)")
     for ax in axes.ravel():
         ax.set_xticks([])

@@ -40,7 +40,7 @@ class FitSpec:
     iterations: int = 5
     lr: float = 0.01
     seed: int = 0
-    eval_every: int = 0          # 0: no learning-curve points
+    eval_every: int = 0  # 0: no learning-curve points
 
 
 @dataclass
@@ -51,9 +51,15 @@ class FitOutcome:
     loss_history: list[float]
 
 
-def fit_refiner(refiner: nn.Module, image: torch.Tensor, heat: torch.Tensor | Sequence[torch.Tensor],
-                labels: torch.Tensor, spec: FitSpec, device: torch.device,
-                on_segment: SegmentFn | None = None) -> FitOutcome:
+def fit_refiner(
+    refiner: nn.Module,
+    image: torch.Tensor,
+    heat: torch.Tensor | Sequence[torch.Tensor],
+    labels: torch.Tensor,
+    spec: FitSpec,
+    device: torch.device,
+    on_segment: SegmentFn | None = None,
+) -> FitOutcome:
     """AdaGrad on random (image, heat, labels) patches; ``refiner(img, heat, T)`` gives logits.
 
     ``heat`` may be several coarse maps of the same tile: step ``s`` then draws
@@ -73,7 +79,7 @@ def fit_refiner(refiner: nn.Module, image: torch.Tensor, heat: torch.Tensor | Se
     def loss_at(step: int) -> torch.Tensor:
         img, lab, h = samplers[step % len(samplers)].batch(spec.batch_size, step)
         out = refiner(img.to(device), h.to(device), spec.iterations)
-        out = out[:, :, context:context + s, context:context + s]
+        out = out[:, :, context : context + s, context : context + s]
         return F.cross_entropy(out, lab.to(device), ignore_index=IGNORE)
 
     segment = spec.eval_every or spec.steps
@@ -81,8 +87,18 @@ def fit_refiner(refiner: nn.Module, image: torch.Tensor, heat: torch.Tensor | Se
     while done < spec.steps:
         n = min(segment, spec.steps - done)
         t0 = time.perf_counter()
-        res = run_loop(refiner, opt, lambda k, off=done: loss_at(k + off), n, make_reporter(),
-                       None, 0, False, {}, log_every=50)
+        res = run_loop(
+            refiner,
+            opt,
+            lambda k, off=done: loss_at(k + off),
+            n,
+            make_reporter(),
+            None,
+            0,
+            False,
+            {},
+            log_every=50,
+        )
         seconds += time.perf_counter() - t0
         done += n
         history += res.history

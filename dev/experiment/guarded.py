@@ -52,15 +52,24 @@ def split_rows(scene: Scene, held_out: float) -> tuple[Scene, Scene]:
     h = scene.labels.shape[0]
     H = scene.reference.shape[0]
     labels = scene.labels.clone()
-    labels[int(round(h * (1 - held_out))):] = IGNORE
+    labels[int(round(h * (1 - held_out))) :] = IGNORE
     reference = np.full_like(scene.reference, IGNORE)
     r0 = int(round(H * (1 - held_out)))
     reference[r0:] = scene.reference[r0:]
-    return dataclasses.replace(scene, labels=labels), dataclasses.replace(scene, reference=reference)
+    return dataclasses.replace(scene, labels=labels), dataclasses.replace(
+        scene, reference=reference
+    )
 
 
-def guarded_rnn_row(train: Scene, test: Scene, names: Sequence[str], spec: FitSpec,
-                    degradation: Degradation, draws: int, device: torch.device) -> tuple[Row, object, dict]:
+def guarded_rnn_row(
+    train: Scene,
+    test: Scene,
+    names: Sequence[str],
+    spec: FitSpec,
+    degradation: Degradation,
+    draws: int,
+    device: torch.device,
+) -> tuple[Row, object, dict]:
     """Train the variant on loveda_0; return its row (early-stopped weights),
     the module and a record (held-out curve, chosen step, last-step test score)."""
     clean = dataclasses.replace(degradation, drop=0.0)
@@ -88,15 +97,30 @@ def guarded_rnn_row(train: Scene, test: Scene, names: Sequence[str], spec: FitSp
     last_test = curve["test"][-1]
     refiner.load_state_dict(best["state"])
     refiner.to("cpu").eval()
-    logits = {s.name: to_reference(refine_scene(refiner, s, spec.iterations), s.grids)
-              for s in (train, test)}
+    logits = {
+        s.name: to_reference(refine_scene(refiner, s, spec.iterations), s.grids)
+        for s in (train, test)
+    }
     m = logits[test.name].argmax(0).astype(np.uint8)
-    row = Row(f"coarse + RNN, {draws} draws without drops, early-stopped",
-              score_map(m, test.reference, names), score_logits(logits[train.name], train, names), m,
-              {"steps trained": out.steps, "kept step": best["step"],
-               "held-out rows": f"bottom {HELD_OUT:.0%} of loveda_0"}, out.seconds,
-              {"step": curve["step"], "train": curve["held_out"], "test": curve["test"]})
-    record = {"draws": draws, "held_out_fraction": HELD_OUT, "kept_step": best["step"],
-              "held_out_curve": curve, "last_step_test_mean_iou": last_test,
-              "steps": out.steps}
+    row = Row(
+        f"coarse + RNN, {draws} draws without drops, early-stopped",
+        score_map(m, test.reference, names),
+        score_logits(logits[train.name], train, names),
+        m,
+        {
+            "steps trained": out.steps,
+            "kept step": best["step"],
+            "held-out rows": f"bottom {HELD_OUT:.0%} of loveda_0",
+        },
+        out.seconds,
+        {"step": curve["step"], "train": curve["held_out"], "test": curve["test"]},
+    )
+    record = {
+        "draws": draws,
+        "held_out_fraction": HELD_OUT,
+        "kept_step": best["step"],
+        "held_out_curve": curve,
+        "last_step_test_mean_iou": last_test,
+        "steps": out.steps,
+    }
     return row, refiner, record

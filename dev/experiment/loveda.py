@@ -27,8 +27,13 @@ VALUE_MAP = {1: 0, 2: 1, 3: 2, 4: 0, 5: 0, 6: 0, 7: 0}
 def loveda_config(data: Path) -> ModelConfig:
     """Three classes at the bundled model's 0.6 m; normalised with loveda_0's statistics."""
     mean, std = band_statistics(data / "loveda" / "loveda_0_rgb.png", [1, 2, 3])
-    return ModelConfig(classes=make_classes(CLASSES), mean=mean, std=std,
-                       ground_resolution_m=MODEL_RESOLUTION_M, name="LoveDA three-class run")
+    return ModelConfig(
+        classes=make_classes(CLASSES),
+        mean=mean,
+        std=std,
+        ground_resolution_m=MODEL_RESOLUTION_M,
+        name="LoveDA three-class run",
+    )
 
 
 #: Seeds of further degradations of the training tile: seed + EXTRA_SEED + j
@@ -36,14 +41,21 @@ def loveda_config(data: Path) -> ModelConfig:
 EXTRA_SEED = 1000
 
 
-def load_loveda(data: Path, config: ModelConfig, spec: Degradation,
-                seed: int) -> tuple[Scene, Scene, dict[str, dict]]:
+def load_loveda(
+    data: Path, config: ModelConfig, spec: Degradation, seed: int
+) -> tuple[Scene, Scene, dict[str, dict]]:
     """Both tiles with their degraded coarse heat maps (seed + tile index)."""
     scenes, records = [], {}
     for i in (0, 1):
         d = data / "loveda"
-        s = load_scene(f"loveda_{i}", d / f"loveda_{i}_rgb.png", d / f"loveda_{i}_gt.png",
-                       config, VALUE_MAP, RESOLUTION_IN_M)
+        s = load_scene(
+            f"loveda_{i}",
+            d / f"loveda_{i}_rgb.png",
+            d / f"loveda_{i}_gt.png",
+            config,
+            VALUE_MAP,
+            RESOLUTION_IN_M,
+        )
         s.heat, records[s.name] = degraded_heat(s, spec, seed + i)
         scenes.append(s)
     return scenes[0], scenes[1], records
@@ -53,6 +65,7 @@ def degraded_heat(s: Scene, spec: Degradation, seed: int) -> tuple[torch.Tensor,
     """A degraded coarse map of the scene's reference, padded to the CNN's stride."""
     heat, rec = degrade_reference(s.reference, len(CLASSES), tuple(s.image.shape[-2:]), spec, seed)
     h, w = s.image.shape[-2:]
-    padded = torch.nn.functional.pad(torch.from_numpy(heat)[None],
-                                     (0, (-w) % 4, 0, (-h) % 4), mode="replicate")[0]
+    padded = torch.nn.functional.pad(
+        torch.from_numpy(heat)[None], (0, (-w) % 4, 0, (-h) % 4), mode="replicate"
+    )[0]
     return padded, rec

@@ -35,9 +35,17 @@ from .runs import run_austin, run_loveda, run_xiamen
 
 log = logging.getLogger(__name__)
 # The code this experiment's numbers depend on (the report says if it was edited since the commit).
-EXPERIMENT_CODE = ["engine", "dev/experiment", "dev/webtiles.py", "training/data.py",
-                   "training/sampler.py", "training/loop.py", "training/tile.py",
-                   "training/coarse.py", "training/coarse_fit.py"]
+EXPERIMENT_CODE = [
+    "engine",
+    "dev/experiment",
+    "dev/webtiles.py",
+    "training/data.py",
+    "training/sampler.py",
+    "training/loop.py",
+    "training/tile.py",
+    "training/coarse.py",
+    "training/coarse_fit.py",
+]
 
 
 def choose_threads(requested: int) -> int:
@@ -66,10 +74,18 @@ def machine() -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--out-dir", type=Path, help="where results.md and figures/ go "
-                    "(default docs/, or out/experiment_quick with --quick)")
-    ap.add_argument("--work", type=Path, help="scratch folder: results.json, the retrained CNN "
-                    "(default out/experiment, or out/experiment_quick/work with --quick)")
+    ap.add_argument(
+        "--out-dir",
+        type=Path,
+        help="where results.md and figures/ go "
+        "(default docs/, or out/experiment_quick with --quick)",
+    )
+    ap.add_argument(
+        "--work",
+        type=Path,
+        help="scratch folder: results.json, the retrained CNN "
+        "(default out/experiment, or out/experiment_quick/work with --quick)",
+    )
     ap.add_argument("--quick", action="store_true", help="smoke run: a few steps, tiny grids")
     ap.add_argument("--steps", type=int, help="training steps of every learned refiner")
     ap.add_argument("--batch", type=int, help="patches per step")
@@ -77,26 +93,41 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: automatic)")
     ap.add_argument("--model", type=Path, help="model whose CNN is used (default: bundled)")
-    ap.add_argument("--retrain-cnn", action="store_true",
-                    help="retrain the coarse CNN on Xiamen first (slow on a CPU: 1-2 s a step)")
+    ap.add_argument(
+        "--retrain-cnn",
+        action="store_true",
+        help="retrain the coarse CNN on Xiamen first (slow on a CPU: 1-2 s a step)",
+    )
     ap.add_argument("--cnn-steps", type=int, default=2000)
     ap.add_argument("--machine", default=None, help="how the machine is described in the report")
     ap.add_argument("--skip-loveda", action="store_true")
-    ap.add_argument("--loveda-only", action="store_true",
-                    help="rerun only the LoveDA part and replace it in WORK/results.json")
-    ap.add_argument("--report-only", action="store_true",
-                    help="rewrite results.md from WORK/results.json without running anything")
+    ap.add_argument(
+        "--loveda-only",
+        action="store_true",
+        help="rerun only the LoveDA part and replace it in WORK/results.json",
+    )
+    ap.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite results.md from WORK/results.json without running anything",
+    )
     a = ap.parse_args(argv)
     a.work = a.work or Path("out/experiment_quick/work" if a.quick else "out/experiment")
     if a.report_only:
         from .report import write_report
+
         res = json.loads((a.work / "results.json").read_text())
         res["rendered"] = {**git_state(repo_root()), "from": str(a.work / "results.json")}
         out = a.out_dir or (Path("out/experiment_quick") if a.quick else Path("docs"))
         from .runs import austin_curve_figures
+
         (out / "figures").mkdir(parents=True, exist_ok=True)
-        austin_curve_figures(res["austin"]["rows"], res["austin"]["iteration_curves"],
-                             res["fit"]["iterations"], out / "figures")
+        austin_curve_figures(
+            res["austin"]["rows"],
+            res["austin"]["iteration_curves"],
+            res["fit"]["iterations"],
+            out / "figures",
+        )
         write_report(res, out / "results.md")
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
@@ -121,20 +152,29 @@ def main(argv: list[str] | None = None) -> int:
     if a.loveda_only:
         return rerun_loveda(a, plan, device, out_dir, t_start, load_start, threads, argv)
     results: dict[str, object] = {
-        "command": "python -m map_refiner.dev.experiment.run" + (" " + " ".join(argv or sys.argv[1:])).rstrip(),
-        "seed": a.seed, "threads": threads, "device": str(device),
-        "machine": a.machine or machine(), "git": git_state(repo),
-        "torch": torch.__version__, "fit": asdict(plan.fit), "load_average_start": round(load_start, 2),
+        "command": "python -m map_refiner.dev.experiment.run"
+        + (" " + " ".join(argv or sys.argv[1:])).rstrip(),
+        "seed": a.seed,
+        "threads": threads,
+        "device": str(device),
+        "machine": a.machine or machine(),
+        "git": git_state(repo),
+        "torch": torch.__version__,
+        "fit": asdict(plan.fit),
+        "load_average_start": round(load_start, 2),
         "started": time.strftime("%Y-%m-%d %H:%M %Z"),
     }
     model_path = a.model
     if a.retrain_cnn:
         from .cnn import retrain_cnn
+
         model_path = retrain_cnn(a.data, a.work, a.cnn_steps, a.seed, a.device)
         results["cnn_retrained"] = {"steps": a.cnn_steps, "model": str(model_path)}
     net, config = load_model(model_path, "cpu")
-    results["cnn"] = {"model": str(model_path or "bundled default.safetensors"),
-                      "training": config.training.get("coarse")}
+    results["cnn"] = {
+        "model": str(model_path or "bundled default.safetensors"),
+        "training": config.training.get("coarse"),
+    }
     results["xiamen"] = run_xiamen(net, config, a.data, plan)
     results["austin"] = run_austin(net, config, a.data, plan, device, out_dir)
     if not a.skip_loveda:
@@ -143,30 +183,51 @@ def main(argv: list[str] | None = None) -> int:
     results["load_average_end"] = round(os.getloadavg()[0], 2)
     (a.work / "results.json").write_text(json.dumps(results, indent=1, default=_plain))
     from .report import write_report
+
     path = write_report(results, out_dir / "results.md")
     log.info("wrote %s in %.0f s", path, results["seconds"])
     return 0
 
 
-def rerun_loveda(a: argparse.Namespace, plan, device: torch.device, out_dir: Path,
-                 t_start: float, load_start: float, threads: int, argv: list[str] | None) -> int:
+def rerun_loveda(
+    a: argparse.Namespace,
+    plan,
+    device: torch.device,
+    out_dir: Path,
+    t_start: float,
+    load_start: float,
+    threads: int,
+    argv: list[str] | None,
+) -> int:
     """The LoveDA part alone, recorded with its own command, commit, time and load."""
     from .report import write_report
+
     path = a.work / "results.json"
     results = json.loads(path.read_text())
     git, started = git_state(repo_root()), time.strftime("%Y-%m-%d %H:%M %Z")
     loveda = run_loveda(a.data, plan, device, out_dir)
     loveda["run"] = {
         "command": "python -m map_refiner.dev.experiment.run " + " ".join(argv or sys.argv[1:]),
-        "git": git, "threads": threads, "started": started,
-        "seconds": round(time.perf_counter() - t_start, 1), "load_average_start": round(load_start, 2),
-        "load_average_end": round(os.getloadavg()[0], 2)}
+        "git": git,
+        "threads": threads,
+        "started": started,
+        "seconds": round(time.perf_counter() - t_start, 1),
+        "load_average_start": round(load_start, 2),
+        "load_average_end": round(os.getloadavg()[0], 2),
+    }
     old = results.get("loveda")
     if old and "run" not in old:
-        loveda["replaced"] = {"rows": [{"name": r["name"], "test_mean_iou": r["test"]["mean_iou"],
-                                        "train_mean_iou": (r["train"] or {}).get("mean_iou")}
-                                       for r in old["rows"]],
-                              "degradation": old["degradation"]}
+        loveda["replaced"] = {
+            "rows": [
+                {
+                    "name": r["name"],
+                    "test_mean_iou": r["test"]["mean_iou"],
+                    "train_mean_iou": (r["train"] or {}).get("mean_iou"),
+                }
+                for r in old["rows"]
+            ],
+            "degradation": old["degradation"],
+        }
     elif old and old.get("replaced"):
         loveda["replaced"] = old["replaced"]
     results["loveda"] = loveda

@@ -25,8 +25,15 @@ from ..webtiles import read_tiles, tile_pixel_box
 MASK_VALUES = {0: 0, 1: 1}
 
 
-def evaluate_split(net: MapRefinerNet, config: ModelConfig, image: Path, mask: Path,
-                   tiles_file: Path, margin: int = 64, limit: int = 0) -> Scores:
+def evaluate_split(
+    net: MapRefinerNet,
+    config: ModelConfig,
+    image: Path,
+    mask: Path,
+    tiles_file: Path,
+    margin: int = 64,
+    limit: int = 0,
+) -> Scores:
     """Scores of the CNN's class map on the tiles of ``tiles_file``.
 
     ``limit`` > 0 scores only the first ``limit`` tiles.
@@ -58,4 +65,3 @@ def evaluate_split(net: MapRefinerNet, config: ModelConfig, image: Path, mask: P
 
 def tile_count(tiles_file: Path) -> int:
     return len(read_tiles(tiles_file))
-

@@ -19,26 +19,37 @@ def value_key(value: object) -> str:
 
 
 def check_class_index(index: object, num_classes: int, what: str) -> int:
-    if (isinstance(index, bool) or not isinstance(index, numbers.Integral)
-            or not 0 <= int(index) < num_classes):
-        raise MapRefinerError(f"{what} maps to class {index!r}, but the classes are 0.."
-                              f"{num_classes - 1}; fix the value map.")
+    if (
+        isinstance(index, bool)
+        or not isinstance(index, numbers.Integral)
+        or not 0 <= int(index) < num_classes
+    ):
+        raise MapRefinerError(
+            f"{what} maps to class {index!r}, but the classes are 0.."
+            f"{num_classes - 1}; fix the value map."
+        )
     return int(index)
 
 
 class ClassResolver:
     """Maps a feature's class-field value to a class index, or None when unusable."""
 
-    def __init__(self, class_names: Sequence[str], value_map: Mapping[object, int] | None,
-                 constant: bool) -> None:
+    def __init__(
+        self, class_names: Sequence[str], value_map: Mapping[object, int] | None, constant: bool
+    ) -> None:
         k = len(class_names)
         if k < 2 or k >= IGNORE:
             raise MapRefinerError(f"Labels need 2 to {IGNORE - 1} class names, not {k}.")
         self.constant = constant
         self.num_classes = k
         self.names = {n.strip().lower(): i for i, n in enumerate(class_names)}
-        self.value_map = None if value_map is None else {
-            value_key(v): check_class_index(c, k, f"Value {v!r}") for v, c in value_map.items()}
+        self.value_map = (
+            None
+            if value_map is None
+            else {
+                value_key(v): check_class_index(c, k, f"Value {v!r}") for v, c in value_map.items()
+            }
+        )
         self._unknown: list[str] = []
 
     def resolve(self, value: object) -> int | None:

@@ -41,13 +41,15 @@ class GeometryPrep:
                 out.extend(_polygons(_transformed(_repaired(part), self.to_grid)))
             elif kind in _LINES and self.half_width > 0:
                 line = _transformed(part, self.to_buffer)
-                out.extend(_polygons(_transformed(line.Buffer(self.half_width),
-                                                  self.buffer_to_grid)))
+                out.extend(
+                    _polygons(_transformed(line.Buffer(self.half_width), self.buffer_to_grid))
+                )
         return [g for g in out if not g.IsEmpty()]
 
 
-def make_prep(layer_srs: osr.SpatialReference | None, grid: GridSpec,
-              line_width_m: float) -> GeometryPrep:
+def make_prep(
+    layer_srs: osr.SpatialReference | None, grid: GridSpec, line_width_m: float
+) -> GeometryPrep:
     """Transforms for a layer whose CRS is ``layer_srs`` (None: the grid's CRS)."""
     grid_srs = grid.srs()
     to_grid = _transform(layer_srs, grid_srs)
@@ -57,16 +59,21 @@ def make_prep(layer_srs: osr.SpatialReference | None, grid: GridSpec,
     if is_metric(grid):
         return GeometryPrep(to_grid, to_grid, None, line_width_m / 2)
     local = local_metric_srs(grid)
-    return GeometryPrep(to_grid, _transform(layer_srs or grid_srs, local),
-                        osr.CoordinateTransformation(local, grid_srs), line_width_m / 2)
+    return GeometryPrep(
+        to_grid,
+        _transform(layer_srs or grid_srs, local),
+        osr.CoordinateTransformation(local, grid_srs),
+        line_width_m / 2,
+    )
 
 
 def is_point(geom: ogr.Geometry) -> bool:
     return ogr.GT_Flatten(geom.GetGeometryType()) in _POINTS
 
 
-def _transform(src: osr.SpatialReference | None,
-               dst: osr.SpatialReference | None) -> osr.CoordinateTransformation | None:
+def _transform(
+    src: osr.SpatialReference | None, dst: osr.SpatialReference | None
+) -> osr.CoordinateTransformation | None:
     if src is None or dst is None or src.IsSame(dst):
         return None
     return osr.CoordinateTransformation(src, dst)

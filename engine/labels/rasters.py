@@ -20,8 +20,9 @@ gdal.UseExceptions()
 PathLike = Union[str, Path]
 
 
-def read_label_raster(path: PathLike, grid: GridSpec,
-                      value_map: Mapping[object, int] | None = None) -> np.ndarray:
+def read_label_raster(
+    path: PathLike, grid: GridSpec, value_map: Mapping[object, int] | None = None
+) -> np.ndarray:
     """Band 1 of a mask as labels on ``grid``.
 
     Pixel values go through ``value_map`` (raster value -> class index;
@@ -33,18 +34,23 @@ def read_label_raster(path: PathLike, grid: GridSpec,
     values, valid = read_on_grid(path, grid)
     name = Path(str(path)).name
     if not valid.any():
-        raise MapRefinerError(f"{name} has no data on the image; check that both cover the same "
-                              "area and that their CRSs are set.")
+        raise MapRefinerError(
+            f"{name} has no data on the image; check that both cover the same "
+            "area and that their CRSs are set."
+        )
     labels = to_labels(values, valid, value_map, name)
     if (labels == IGNORE).all():
         seen = ", ".join(value_key(v) for v in np.unique(values[valid])[:10])
-        raise MapRefinerError(f"No pixel of {name} has a known class (it holds {seen}); "
-                              "give a value map for these values.")
+        raise MapRefinerError(
+            f"No pixel of {name} has a known class (it holds {seen}); "
+            "give a value map for these values."
+        )
     return labels
 
 
-def to_labels(values: np.ndarray, valid: np.ndarray,
-              value_map: Mapping[object, int] | None, name: str) -> np.ndarray:
+def to_labels(
+    values: np.ndarray, valid: np.ndarray, value_map: Mapping[object, int] | None, name: str
+) -> np.ndarray:
     """``uint8`` labels from raster values, IGNORE where not ``valid``."""
     if value_map is not None:
         labels = map_values(values, value_map)
@@ -53,8 +59,10 @@ def to_labels(values: np.ndarray, valid: np.ndarray,
     else:
         bad = valid & ((values < 0) | (values > IGNORE) | (values != np.floor(values)))
         if bad.any():
-            raise MapRefinerError(f"{name} holds values that are not class indices "
-                                  f"(e.g. {values[bad][0]}); give a value map.")
+            raise MapRefinerError(
+                f"{name} holds values that are not class indices "
+                f"(e.g. {values[bad][0]}); give a value map."
+            )
         labels = np.where(valid, values, IGNORE).astype(np.uint8)
     labels[~valid] = IGNORE
     return labels
@@ -65,22 +73,24 @@ def read_on_grid(path: PathLike, grid: GridSpec) -> tuple[np.ndarray, np.ndarray
     try:
         return _read_on_grid(path, grid)
     except RuntimeError as exc:  # a damaged or truncated file fails while its pixels are read
-        raise MapRefinerError(f"Cannot read the pixels of {Path(str(path)).name}: the file is "
-                              "damaged or truncated; use a complete copy.",
-                              details=str(exc)) from exc
+        raise MapRefinerError(
+            f"Cannot read the pixels of {Path(str(path)).name}: the file is "
+            "damaged or truncated; use a complete copy.",
+            details=str(exc),
+        ) from exc
 
 
 def _read_on_grid(path: PathLike, grid: GridSpec) -> tuple[np.ndarray, np.ndarray]:
     ds = open_raster(path)
     band = ds.GetRasterBand(1)
-    georeferenced = (ds.GetGeoTransform(can_return_null=True) is not None
-                     or bool(ds.GetProjection()))
+    georeferenced = ds.GetGeoTransform(can_return_null=True) is not None or bool(ds.GetProjection())
     if not georeferenced:
         if (ds.RasterXSize, ds.RasterYSize) != (grid.width, grid.height):
             raise MapRefinerError(
                 f"{Path(str(path)).name} has no georeferencing and is {ds.RasterXSize}x"
                 f"{ds.RasterYSize} pixels, not {grid.width}x{grid.height} like the image; "
-                "georeference it or use a mask of the image's size.")
+                "georeference it or use a mask of the image's size."
+            )
         values = band.ReadAsArray()
     elif same_grid(grid_of(ds), grid):
         values = band.ReadAsArray()
@@ -92,8 +102,10 @@ def _read_on_grid(path: PathLike, grid: GridSpec) -> tuple[np.ndarray, np.ndarra
 
 def map_values(values: np.ndarray, value_map: Mapping[object, int]) -> np.ndarray:
     """``uint8`` labels from raster values; values missing from the map become IGNORE."""
-    pairs = [(float(value_key(v)), check_class_index(c, IGNORE, f"Raster value {v!r}"))
-             for v, c in value_map.items()]
+    pairs = [
+        (float(value_key(v)), check_class_index(c, IGNORE, f"Raster value {v!r}"))
+        for v, c in value_map.items()
+    ]
     if values.dtype in (np.uint8, np.uint16):
         lut = np.full(np.iinfo(values.dtype).max + 1, IGNORE, dtype=np.uint8)
         for v, c in pairs:
@@ -115,8 +127,11 @@ def _has_data(values: np.ndarray, nodata: float | None) -> np.ndarray:
     return valid
 
 
-_CARRIERS = {gdal.GDT_Byte: (gdal.GDT_UInt16, 65535), gdal.GDT_UInt16: (gdal.GDT_Int32, -1),
-             gdal.GDT_Int16: (gdal.GDT_Int32, -(2 ** 31))}
+_CARRIERS = {
+    gdal.GDT_Byte: (gdal.GDT_UInt16, 65535),
+    gdal.GDT_UInt16: (gdal.GDT_Int32, -1),
+    gdal.GDT_Int16: (gdal.GDT_Int32, -(2**31)),
+}
 
 
 def _warp_band1(ds: gdal.Dataset, grid: GridSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -132,11 +147,19 @@ def _warp_band1(ds: gdal.Dataset, grid: GridSpec) -> tuple[np.ndarray, np.ndarra
     if src_wkt and not grid.projection_wkt:
         dst.SetProjection(src_wkt)
     try:
-        gdal.Warp(dst, src, resampleAlg="near", srcSRS=src_wkt or None,
-                  dstNodata=fill, warpOptions=["INIT_DEST=NO_DATA"])
+        gdal.Warp(
+            dst,
+            src,
+            resampleAlg="near",
+            srcSRS=src_wkt or None,
+            dstNodata=fill,
+            warpOptions=["INIT_DEST=NO_DATA"],
+        )
     except RuntimeError as exc:
-        raise MapRefinerError(f"Cannot bring {Path(ds.GetDescription()).name} onto the image "
-                              "grid; check both CRSs.", details=str(exc)) from exc
+        raise MapRefinerError(
+            f"Cannot bring {Path(ds.GetDescription()).name} onto the image grid; check both CRSs.",
+            details=str(exc),
+        ) from exc
     values = dst.GetRasterBand(1).ReadAsArray()
     covered = ~np.isnan(values) if math.isnan(fill) else values != fill
     return values, covered
@@ -151,8 +174,9 @@ def downsample_labels(labels: np.ndarray, out_width: int, out_height: int) -> np
     pixels than the input, the nearest input pixel is taken.
     """
     if labels.ndim != 2 or out_width < 1 or out_height < 1:
-        raise MapRefinerError(f"Cannot resample labels of shape {labels.shape} to "
-                              f"{out_width}x{out_height}.")
+        raise MapRefinerError(
+            f"Cannot resample labels of shape {labels.shape} to {out_width}x{out_height}."
+        )
     present = np.zeros(IGNORE + 1, dtype=bool)
     present[labels.ravel()] = True
     present[IGNORE] = False

@@ -10,8 +10,14 @@ from ..errors import MapRefinerError
 
 FORMAT_VERSION = 1
 DEFAULT_COLOURS: list[tuple[int, int, int]] = [
-    (235, 235, 225), (200, 40, 40), (250, 190, 40), (40, 110, 200),
-    (60, 160, 60), (150, 90, 200), (120, 120, 120), (0, 170, 170),
+    (235, 235, 225),
+    (200, 40, 40),
+    (250, 190, 40),
+    (40, 110, 200),
+    (60, 160, 60),
+    (150, 90, 200),
+    (120, 120, 120),
+    (0, 170, 170),
 ]
 
 
@@ -69,12 +75,16 @@ class ModelConfig:
             if d.get("architecture") != "maggiori2017-fcn-rnn":
                 raise MapRefinerError(
                     f"Unsupported model architecture {d.get('architecture')!r}; "
-                    "this version of Map Refiner reads 'maggiori2017-fcn-rnn' models.")
+                    "this version of Map Refiner reads 'maggiori2017-fcn-rnn' models."
+                )
             if int(d.get("format_version", 0)) > FORMAT_VERSION:
                 raise MapRefinerError(
-                    "The model file was written by a newer Map Refiner; update the plugin.")
-            classes = [ClassInfo(str(c["name"]), tuple(int(v) for v in c["colour"]))  # type: ignore[arg-type]
-                       for c in d["classes"]]
+                    "The model file was written by a newer Map Refiner; update the plugin."
+                )
+            classes = [
+                ClassInfo(str(c["name"]), tuple(int(v) for v in c["colour"]))  # type: ignore[arg-type]
+                for c in d["classes"]
+            ]
             known = {f for f in cls.__dataclass_fields__}
             kwargs = {k: v for k, v in d.items() if k in known and k != "classes"}
             cfg = cls(classes=classes, **kwargs)
@@ -83,7 +93,9 @@ class ModelConfig:
         except (KeyError, TypeError, ValueError) as exc:
             raise MapRefinerError(
                 "The model's configuration is incomplete or malformed; re-export the model "
-                "with Map Refiner.", details=repr(exc)) from exc
+                "with Map Refiner.",
+                details=repr(exc),
+            ) from exc
         cfg.validate()
         return cfg
 
@@ -95,15 +107,18 @@ class ModelConfig:
             self.mean = [float(v) for v in self.mean]
             self.std = [float(v) for v in self.std]
         except (TypeError, ValueError) as exc:
-            raise MapRefinerError("The model's configuration has a non-numeric resolution, band, "
-                                  "mean or std; re-export the model with Map Refiner.",
-                                  details=repr(exc)) from exc
+            raise MapRefinerError(
+                "The model's configuration has a non-numeric resolution, band, "
+                "mean or std; re-export the model with Map Refiner.",
+                details=repr(exc),
+            ) from exc
         n = len(self.bands)
         if self.num_classes < 2:
             raise MapRefinerError("A model needs at least two classes.")
         if n < 1 or len(self.mean) != n or len(self.std) != n:
             raise MapRefinerError(
-                "The model's band list and its normalisation (mean/std) differ in length.")
+                "The model's band list and its normalisation (mean/std) differ in length."
+            )
         if any(s <= 0 for s in self.std):
             raise MapRefinerError("The model's normalisation has a non-positive std.")
         if not self.ground_resolution_m > 0 or self.ground_resolution_m == float("inf"):

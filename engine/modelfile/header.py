@@ -16,7 +16,9 @@ from ..errors import MapRefinerError
 from .config import ModelConfig
 
 CONFIG_KEY = "map_refiner_config"
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[2] / "resources" / "models" / "default.safetensors"
+DEFAULT_MODEL_PATH = (
+    Path(__file__).resolve().parents[2] / "resources" / "models" / "default.safetensors"
+)
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 
 
@@ -24,7 +26,9 @@ def read_model_config(path: str | Path) -> ModelConfig:
     """The :class:`ModelConfig` stored in ``path``'s safetensors header."""
     path = Path(path)
     if not path.is_file():
-        raise MapRefinerError(f"Model file not found: {path}. Choose an existing .safetensors model.")
+        raise MapRefinerError(
+            f"Model file not found: {path}. Choose an existing .safetensors model."
+        )
     try:
         with open(path, "rb") as f:
             (n,) = struct.unpack("<Q", f.read(8))
@@ -36,5 +40,7 @@ def read_model_config(path: str | Path) -> ModelConfig:
     except (OSError, ValueError, KeyError, struct.error, UnicodeDecodeError) as exc:
         raise MapRefinerError(
             f"{path.name} is not a Map Refiner model (expected a safetensors file with a Map "
-            "Refiner configuration). Use a model saved by Map Refiner.", details=repr(exc)) from exc
+            "Refiner configuration). Use a model saved by Map Refiner.",
+            details=repr(exc),
+        ) from exc
     return ModelConfig.from_dict(cfg)

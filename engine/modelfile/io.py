@@ -26,8 +26,9 @@ log = logging.getLogger(__name__)
 PathLike = Union[str, Path]
 
 
-def check_model_output(path: PathLike, inputs: Sequence[PathLike] = (),
-                       overwrite: bool = False) -> Path:
+def check_model_output(
+    path: PathLike, inputs: Sequence[PathLike] = (), overwrite: bool = False
+) -> Path:
     """Refuse a model output whose file or JSON sidecar would replace an input or a file."""
     path = Path(path)
     if path.suffix != ".safetensors":
@@ -35,8 +36,10 @@ def check_model_output(path: PathLike, inputs: Sequence[PathLike] = (),
     check_output_path(path, inputs, overwrite)
     sidecar = path.with_suffix(".json")
     if any(Path(i).resolve() == sidecar.resolve() for i in inputs if i):
-        raise MapRefinerError(f"Saving {path.name} would replace the input {sidecar.name} with the "
-                              "model's description; choose another model name.")
+        raise MapRefinerError(
+            f"Saving {path.name} would replace the input {sidecar.name} with the "
+            "model's description; choose another model name."
+        )
     return path
 
 
@@ -44,8 +47,9 @@ def build_model(config: ModelConfig) -> MapRefinerNet:
     return MapRefinerNet(config.in_channels, config.num_classes, config.class_specific)
 
 
-def write_safetensors(tensors: dict[str, torch.Tensor], path: PathLike,
-                      metadata: dict[str, str]) -> None:
+def write_safetensors(
+    tensors: dict[str, torch.Tensor], path: PathLike, metadata: dict[str, str]
+) -> None:
     """Write a safetensors file atomically; a full disk is a user error, not a traceback."""
     from safetensors import SafetensorError
     from safetensors.torch import save_file
@@ -57,8 +61,9 @@ def write_safetensors(tensors: dict[str, torch.Tensor], path: PathLike,
             raise write_error(path, exc) from exc
 
 
-def save_model(model: MapRefinerNet, config: ModelConfig, path: PathLike,
-               overwrite: bool = False) -> Path:
+def save_model(
+    model: MapRefinerNet, config: ModelConfig, path: PathLike, overwrite: bool = False
+) -> Path:
     """Write ``path`` (.safetensors) and ``path.json`` atomically, the model first."""
     path = Path(path)
     if path.suffix != ".safetensors":
@@ -84,7 +89,9 @@ def read_model_file(path: PathLike) -> tuple[ModelConfig, dict[str, torch.Tensor
 
     path = Path(path)
     if not path.exists():
-        raise MapRefinerError(f"Model file not found: {path}. Choose an existing .safetensors model.")
+        raise MapRefinerError(
+            f"Model file not found: {path}. Choose an existing .safetensors model."
+        )
     if path.is_dir():
         raise MapRefinerError(f"{path} is a folder; choose a .safetensors model file.")
     try:
@@ -95,11 +102,13 @@ def read_model_file(path: PathLike) -> tuple[ModelConfig, dict[str, torch.Tensor
         raise MapRefinerError(
             f"{path.name} is not a readable Map Refiner model (expected a safetensors file; "
             "it may be truncated or of another format). Use a model saved by Map Refiner.",
-            details=repr(exc)) from exc
+            details=repr(exc),
+        ) from exc
     if CONFIG_KEY not in meta:
         raise MapRefinerError(
             f"{path.name} is a safetensors file without a Map Refiner configuration; "
-            "use a model saved by Map Refiner.")
+            "use a model saved by Map Refiner."
+        )
     try:
         cfg_dict = json.loads(meta[CONFIG_KEY])
     except json.JSONDecodeError as exc:
@@ -107,14 +116,16 @@ def read_model_file(path: PathLike) -> tuple[ModelConfig, dict[str, torch.Tensor
     return ModelConfig.from_dict(cfg_dict), tensors
 
 
-def load_model(path: PathLike | None = None,
-               device: str | torch.device = "cpu") -> tuple[MapRefinerNet, ModelConfig]:
+def load_model(
+    path: PathLike | None = None, device: str | torch.device = "cpu"
+) -> tuple[MapRefinerNet, ModelConfig]:
     """Build the network described by the file and load its weights (eval mode)."""
     path = Path(path) if path else DEFAULT_MODEL_PATH
     if path == DEFAULT_MODEL_PATH and not path.exists():
         raise MapRefinerError(
             "The bundled default model is missing from the plugin folder; reinstall the plugin "
-            "or pass a model file.")
+            "or pass a model file."
+        )
     config, tensors = read_model_file(path)
     model = build_model(config)
     try:
@@ -123,7 +134,9 @@ def load_model(path: PathLike | None = None,
         raise MapRefinerError(
             f"The weights in {Path(path).name} do not match its configuration "
             f"({config.num_classes} classes, {config.in_channels} bands); the file is damaged or "
-            "was edited by hand.", details=str(exc)) from exc
+            "was edited by hand.",
+            details=str(exc),
+        ) from exc
     model.to(device).eval()
     return model, config
 

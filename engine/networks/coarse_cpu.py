@@ -40,9 +40,9 @@ def conv_as_shifted_sums(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     acc = torch.zeros(k, h + kh - 1, w + kw - 1, dtype=x.dtype)
     for dy in range(kh):
         for dx in range(kw):
-            acc[:, kh - 1 - dy:kh - 1 - dy + h, kw - 1 - dx:kw - 1 - dx + w] += z[dy, dx]
+            acc[:, kh - 1 - dy : kh - 1 - dy + h, kw - 1 - dx : kw - 1 - dx + w] += z[dy, dx]
     oh, ow = h + 2 * ph - kh + 1, w + 2 * pw - kw + 1
-    out = acc[:, kh - 1 - ph:kh - 1 - ph + oh, kw - 1 - pw:kw - 1 - pw + ow]
+    out = acc[:, kh - 1 - ph : kh - 1 - ph + oh, kw - 1 - pw : kw - 1 - pw + ow]
     return (out + conv.bias.view(k, 1, 1)).unsqueeze(0)
 
 
@@ -63,6 +63,6 @@ def coarse_forward_cpu(net: CoarseFCN, image: torch.Tensor) -> torch.Tensor:
         # any output) to even sides, then crop back to 4x the size.
         h, w = x.shape[-2:]
         x = F.pad(x, (0, w % 2, 0, h % 2)).contiguous(memory_format=torch.channels_last)
-        up = net.upsample(x)[..., :4 * h, :4 * w]
+        up = net.upsample(x)[..., : 4 * h, : 4 * w]
         outs.append(up.contiguous())
     return torch.cat(outs)

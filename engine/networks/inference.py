@@ -11,8 +11,13 @@ import torch
 from .models import MapRefinerNet, pad_to_stride
 
 
-def run_networks(model: MapRefinerNet, image: torch.Tensor, iterations: int,
-                 trajectory: bool = False, keep: Sequence[int] | None = None) -> torch.Tensor:
+def run_networks(
+    model: MapRefinerNet,
+    image: torch.Tensor,
+    iterations: int,
+    trajectory: bool = False,
+    keep: Sequence[int] | None = None,
+) -> torch.Tensor:
     """Coarse CNN then ``iterations`` RNN steps on a ``(C, h, w)`` window.
 
     Returns ``(K, h, w)`` logits, or ``(iterations + 1, K, h, w)`` when
@@ -33,15 +38,23 @@ def run_networks(model: MapRefinerNet, image: torch.Tensor, iterations: int,
     return model.rnn(x, heat, iterations)[0, :, :h, :w]
 
 
-def infer(model: MapRefinerNet, image: torch.Tensor, iterations: int, trajectory: bool = False,
-          keep: Sequence[int] | None = None,
-          autocast: torch.dtype | None = None) -> torch.Tensor:
+def infer(
+    model: MapRefinerNet,
+    image: torch.Tensor,
+    iterations: int,
+    trajectory: bool = False,
+    keep: Sequence[int] | None = None,
+    autocast: torch.dtype | None = None,
+) -> torch.Tensor:
     """:func:`run_networks` without autograd, under ``autocast`` (e.g. bfloat16,
     see device.inference_autocast) when given; the scores come back in float32.
     The one inference call of refines, trajectories and dev/benchmarks/cuda_check.py."""
-    with torch.inference_mode(), torch.autocast(image.device.type,
-                                                dtype=autocast or torch.bfloat16,
-                                                enabled=autocast is not None):
+    with (
+        torch.inference_mode(),
+        torch.autocast(
+            image.device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None
+        ),
+    ):
         logits = run_networks(model, image, iterations, trajectory, keep)
     return logits.float()
 

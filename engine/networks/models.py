@@ -42,8 +42,9 @@ class CoarseFCN(nn.Module):
         self.conv4 = nn.Conv2d(128, num_classes, kernel_size=9, padding=4)
         # x4 learned upsampling; kernel 8 / stride 4 / padding 2 gives exactly
         # 4x the size, centred on the stride-4 lattice of conv1.
-        self.upsample = nn.ConvTranspose2d(num_classes, num_classes, kernel_size=8,
-                                           stride=4, padding=2)
+        self.upsample = nn.ConvTranspose2d(
+            num_classes, num_classes, kernel_size=8, stride=4, padding=2
+        )
         self._init_upsample_bilinear()
 
     def _init_upsample_bilinear(self) -> None:
@@ -61,8 +62,12 @@ class CoarseFCN(nn.Module):
             _bias(self.upsample).zero_()
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        if not torch.is_grad_enabled() and image.device.type == "cpu" \
-                and image.dtype == torch.float32 and not _autocast_on_cpu():
+        if (
+            not torch.is_grad_enabled()
+            and image.device.type == "cpu"
+            and image.dtype == torch.float32
+            and not _autocast_on_cpu()
+        ):
             # Same numbers, 1.5x faster (make bench). Under autocast the plain
             # layers run, as on CUDA (the shifted sums would accumulate in bf16).
             return coarse_forward_cpu(self, image)
@@ -86,10 +91,16 @@ class RefinementRNN(nn.Module):
     iteration, so it is computed once per forward pass, as the paper notes.
     """
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 2,
-                 heat_filters: int = 32, image_filters: int = 32,
-                 hidden: int = 32, filter_size: int = 5,
-                 class_specific: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int = 3,
+        num_classes: int = 2,
+        heat_filters: int = 32,
+        image_filters: int = 32,
+        hidden: int = 32,
+        filter_size: int = 5,
+        class_specific: bool = True,
+    ) -> None:
         super().__init__()
         pad = filter_size // 2
         #: Replicate padding of the heat-map and image filters: a map keeps its size.
@@ -99,11 +110,13 @@ class RefinementRNN(nn.Module):
         self.hidden = hidden
         self.class_specific = class_specific
         # M_i: one single-channel filter bank applied to every class map.
-        self.heat_conv = nn.Conv2d(1, heat_filters, filter_size, padding=pad,
-                                   padding_mode="replicate")
+        self.heat_conv = nn.Conv2d(
+            1, heat_filters, filter_size, padding=pad, padding_mode="replicate"
+        )
         # N_j: applied to the image once; independent of the iteration.
-        self.image_conv = nn.Conv2d(in_channels, image_filters, filter_size, padding=pad,
-                                    padding_mode="replicate")
+        self.image_conv = nn.Conv2d(
+            in_channels, image_filters, filter_size, padding=pad, padding_mode="replicate"
+        )
         # One MLP per class (or one shared MLP): hidden = relu(A_k (M*u_k) + B_k (N*I) + b_k),
         # delta u_k = c_k . hidden + d_k. Run for all classes at once as grouped 1x1 convs.
         groups = num_classes if class_specific else 1
@@ -142,7 +155,7 @@ class RefinementRNN(nn.Module):
     def fused_image_filters(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``B N``: the image filters composed with the MLPs' image weights,
         ``(G*H, C, 5, 5)`` and bias ``(G*H,)``."""
-        b = self.mlp_image.weight[:, :, 0, 0]                              # (G*H, F)
+        b = self.mlp_image.weight[:, :, 0, 0]  # (G*H, F)
         weight = torch.einsum("of,fcxy->ocxy", b, self.image_conv.weight)
         return weight, b @ _bias(self.image_conv)
 
@@ -154,7 +167,7 @@ class RefinementRNN(nn.Module):
         layer. Same function and parameters, about half the work.
         """
         groups = self.mlp_heat.groups
-        m = self.heat_conv.weight[:, 0]                                   # (F, 5, 5)
+        m = self.heat_conv.weight[:, 0]  # (F, 5, 5)
         a = self.mlp_heat.weight.reshape(groups, self.hidden, self.heat_filters)
         weight = torch.einsum("goi,ixy->goxy", a, m).reshape(groups * self.hidden, 1, *m.shape[1:])
         bias = _bias(self.mlp_heat) + (a @ _bias(self.heat_conv)).reshape(-1)
@@ -183,21 +196,29 @@ class RefinementRNN(nn.Module):
         out = []
         for c in range(k):
             g = c if self.class_specific else 0
-            phi = torch.cat([self.heat_conv(heat[:, c:c + 1]), feats_img], dim=1)
-            w1 = torch.cat([
-                self.mlp_heat.weight[g * self.hidden:(g + 1) * self.hidden],
-                self.mlp_image.weight[g * self.hidden:(g + 1) * self.hidden]], dim=1)
-            b1 = _bias(self.mlp_heat)[g * self.hidden:(g + 1) * self.hidden]
+            phi = torch.cat([self.heat_conv(heat[:, c : c + 1]), feats_img], dim=1)
+            w1 = torch.cat(
+                [
+                    self.mlp_heat.weight[g * self.hidden : (g + 1) * self.hidden],
+                    self.mlp_image.weight[g * self.hidden : (g + 1) * self.hidden],
+                ],
+                dim=1,
+            )
+            b1 = _bias(self.mlp_heat)[g * self.hidden : (g + 1) * self.hidden]
             hid = F.relu(F.conv2d(phi, w1, b1))
-            w2 = self.mlp_out.weight[g:g + 1]
-            b2 = _bias(self.mlp_out)[g:g + 1]
-            out.append(heat[:, c:c + 1] + F.conv2d(hid, w2, b2))
+            w2 = self.mlp_out.weight[g : g + 1]
+            b2 = _bias(self.mlp_out)[g : g + 1]
+            out.append(heat[:, c : c + 1] + F.conv2d(hid, w2, b2))
         return torch.cat(out, dim=1)
 
-    def _iterate(self, image: torch.Tensor, heat: torch.Tensor, iterations: int,
-                 keep_all: bool) -> list[torch.Tensor]:
-        if not torch.is_grad_enabled() and heat.device.type == "cpu" \
-                and heat.dtype == torch.float32:
+    def _iterate(
+        self, image: torch.Tensor, heat: torch.Tensor, iterations: int, keep_all: bool
+    ) -> list[torch.Tensor]:
+        if (
+            not torch.is_grad_enabled()
+            and heat.device.type == "cpu"
+            and heat.dtype == torch.float32
+        ):
             # CPU inference: strips and a wavefront over the iterations, so the
             # hidden layer never leaves the cache (about 3x faster, same numbers).
             return iterate_wavefront(self, image, heat, iterations, keep_all)
@@ -210,8 +231,9 @@ class RefinementRNN(nn.Module):
             return out if keep_all else out[-1:]
         return self.iterate_channels_last(feats, heat, iterations, keep_all)
 
-    def iterate_channels_last(self, feats: torch.Tensor, heat: torch.Tensor, iterations: int,
-                              keep_all: bool) -> list[torch.Tensor]:
+    def iterate_channels_last(
+        self, feats: torch.Tensor, heat: torch.Tensor, iterations: int, keep_all: bool
+    ) -> list[torch.Tensor]:
         """GPU inference (class-specific MLPs, no autograd): the arithmetic of
         :meth:`step` in channels-last memory with in-place activation.
 
@@ -226,7 +248,9 @@ class RefinementRNN(nn.Module):
         pad, k = self.pad, heat.shape[1]
         out = [heat]
         for _ in range(iterations):
-            padded = F.pad(heat, (pad, pad, pad, pad), mode="replicate").contiguous(memory_format=cl)
+            padded = F.pad(heat, (pad, pad, pad, pad), mode="replicate").contiguous(
+                memory_format=cl
+            )
             hidden = F.conv2d(padded, weight, bias, groups=k)
             hidden.add_(feats).relu_()
             delta = F.conv2d(hidden, out_weight, self.mlp_out.bias, groups=k)
@@ -235,12 +259,12 @@ class RefinementRNN(nn.Module):
                 out.append(heat)
         return out if keep_all else [heat]
 
-    def forward(self, image: torch.Tensor, heat: torch.Tensor,
-                iterations: int = 5) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, heat: torch.Tensor, iterations: int = 5) -> torch.Tensor:
         return self._iterate(image, heat, iterations, keep_all=False)[-1]
 
-    def trajectory(self, image: torch.Tensor, heat: torch.Tensor,
-                   iterations: int) -> list[torch.Tensor]:
+    def trajectory(
+        self, image: torch.Tensor, heat: torch.Tensor, iterations: int
+    ) -> list[torch.Tensor]:
         """Heat maps at iterations 0..``iterations`` (for plots and the slider)."""
         return self._iterate(image, heat, iterations, keep_all=True)
 
@@ -250,11 +274,11 @@ class UnsharedRefinement(nn.Module):
 
     def __init__(self, in_channels: int = 3, num_classes: int = 2, iterations: int = 5) -> None:
         super().__init__()
-        self.stages = nn.ModuleList(RefinementRNN(in_channels, num_classes)
-                                    for _ in range(iterations))
+        self.stages = nn.ModuleList(
+            RefinementRNN(in_channels, num_classes) for _ in range(iterations)
+        )
 
-    def forward(self, image: torch.Tensor, heat: torch.Tensor,
-                iterations: int = 5) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, heat: torch.Tensor, iterations: int = 5) -> torch.Tensor:
         if iterations > len(self.stages):
             raise ValueError(f"this variant has only {len(self.stages)} trained stages")
         for stage in self.stages[:iterations]:
@@ -266,8 +290,9 @@ class UnsharedRefinement(nn.Module):
 class MapRefinerNet(nn.Module):
     """Coarse CNN followed by the refinement RNN; the unit a model file holds."""
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 2,
-                 class_specific: bool = True) -> None:
+    def __init__(
+        self, in_channels: int = 3, num_classes: int = 2, class_specific: bool = True
+    ) -> None:
         super().__init__()
         self.coarse = CoarseFCN(in_channels, num_classes)
         self.rnn = RefinementRNN(in_channels, num_classes, class_specific=class_specific)

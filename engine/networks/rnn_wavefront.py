@@ -38,7 +38,7 @@ def _padded_rows(src: torch.Tensor, y0: int, y1: int, pad: int, h: int) -> torch
     """
     n = src.shape[1]
     if n == h and y0 - pad >= 0 and y1 + pad <= h:
-        rows = src[:, y0 - pad:y1 + pad]
+        rows = src[:, y0 - pad : y1 + pad]
     else:
         idx = torch.arange(y0 - pad, y1 + pad).clamp_(0, h - 1).remainder_(n)
         rows = src.index_select(1, idx)
@@ -49,37 +49,48 @@ def _rows_of(level: torch.Tensor, y0: int, y1: int) -> torch.Tensor:
     """Rows ``[y0, y1)`` of a full map or of a ring whose height is a multiple
     of the strip height (a strip never wraps around the ring)."""
     n = level.shape[1]
-    return level[:, y0 % n:y0 % n + (y1 - y0)]
+    return level[:, y0 % n : y0 % n + (y1 - y0)]
 
 
-def _im2col(padded: torch.Tensor, rows: int, width: int, size: int,
-            out: torch.Tensor) -> torch.Tensor:
+def _im2col(
+    padded: torch.Tensor, rows: int, width: int, size: int, out: torch.Tensor
+) -> torch.Tensor:
     """(C, rows+size-1, width+size-1) -> (C * size * size, rows * width) in ``out``."""
     c = padded.shape[0]
     sc, sy, sx = padded.stride()
-    view = padded.as_strided((c, size, size, rows, width), (sc, sy, sx, sy, sx),
-                             padded.storage_offset())
-    cols = out[:c * size * size * rows * width].view(c, size, size, rows, width)
+    view = padded.as_strided(
+        (c, size, size, rows, width), (sc, sy, sx, sy, sx), padded.storage_offset()
+    )
+    cols = out[: c * size * size * rows * width].view(c, size, size, rows, width)
     cols.copy_(view)
     return cols.view(c * size * size, rows * width)
 
 
 @torch.no_grad()
-def iterate_wavefront(rnn, image: torch.Tensor, heat: torch.Tensor, iterations: int,
-                      keep_all: bool, strip_pixels: int = STRIP_PIXELS) -> list[torch.Tensor]:
+def iterate_wavefront(
+    rnn,
+    image: torch.Tensor,
+    heat: torch.Tensor,
+    iterations: int,
+    keep_all: bool,
+    strip_pixels: int = STRIP_PIXELS,
+) -> list[torch.Tensor]:
     """Heat maps after ``iterations`` steps (or at every step with ``keep_all``),
     for ``rnn`` a :class:`~map_refiner.engine.networks.models.RefinementRNN`.
 
     ``image`` is (B, C, H, W), ``heat`` (B, K, H, W); the result is a list of
     (B, K, H, W) tensors, like ``RefinementRNN._iterate``.
     """
-    results = [_one(rnn, image[i], heat[i], iterations, keep_all, strip_pixels)
-               for i in range(heat.shape[0])]
+    results = [
+        _one(rnn, image[i], heat[i], iterations, keep_all, strip_pixels)
+        for i in range(heat.shape[0])
+    ]
     return [torch.stack([r[t] for r in results]) for t in range(len(results[0]))]
 
 
-def _one(rnn, image: torch.Tensor, heat: torch.Tensor, iterations: int,
-         keep_all: bool, strip_pixels: int) -> list[torch.Tensor]:
+def _one(
+    rnn, image: torch.Tensor, heat: torch.Tensor, iterations: int, keep_all: bool, strip_pixels: int
+) -> list[torch.Tensor]:
     k, h, w = heat.shape
     c = image.shape[0]
     if iterations == 0:
@@ -87,36 +98,40 @@ def _one(rnn, image: torch.Tensor, heat: torch.Tensor, iterations: int,
     size = rnn.heat_conv.kernel_size[0]
     pad = size // 2
     hid = rnn.hidden
-    groups = rnn.mlp_heat.groups                      # K, or 1 for a shared MLP
+    groups = rnn.mlp_heat.groups  # K, or 1 for a shared MLP
     # Image part of every MLP's first layer, composed with N: (G*hid, C*size*size).
     img_w, img_b = rnn.fused_image_filters()
     w_img = img_w.reshape(groups * hid, -1)
     heat_w, heat_b = rnn.fused_heat_filters()
-    bias = (img_b + heat_b).unsqueeze(1)                               # (G*hid, 1)
+    bias = (img_b + heat_b).unsqueeze(1)  # (G*hid, 1)
     w_heat = heat_w.reshape(groups, hid, size * size).expand(k, hid, size * size)
     w_out = rnn.mlp_out.weight.reshape(groups, 1, hid).expand(k, 1, hid)
     b_out = rnn.mlp_out.bias.view(groups, 1, 1)
 
-    rows = max(pad, -(-strip_pixels // w))       # strip height; >= pad for the wavefront
+    rows = max(pad, -(-strip_pixels // w))  # strip height; >= pad for the wavefront
     n_max = rows * w
     strips = -(-h // rows)
     # Iteration t of strip s reads strips s-1..s+1 of level t-1, so the levels
     # between the input and the output only keep a ring of 3 strips unless the
     # whole trajectory is wanted (~40 MB less on a default tile, K = 2).
     ring_rows = h if keep_all else min(h, 3 * rows)
-    levels = [heat] + [torch.empty(k, h if t == iterations else ring_rows, w, dtype=heat.dtype)
-                       for t in range(1, iterations + 1)]
-    ring = [torch.empty(groups * hid, n_max, dtype=heat.dtype) for _ in range(min(iterations, strips))]
+    levels = [heat] + [
+        torch.empty(k, h if t == iterations else ring_rows, w, dtype=heat.dtype)
+        for t in range(1, iterations + 1)
+    ]
+    ring = [
+        torch.empty(groups * hid, n_max, dtype=heat.dtype) for _ in range(min(iterations, strips))
+    ]
     img_cols = torch.empty(c * size * size * n_max, dtype=heat.dtype)
     heat_cols = torch.empty(k * size * size * n_max, dtype=heat.dtype)
     hidden = torch.empty(k * hid * n_max, dtype=heat.dtype)
     delta = torch.empty(k * n_max, dtype=heat.dtype)
 
     for step in range(strips + iterations - 1):
-        if step < strips:                          # image features of the newest strip
+        if step < strips:  # image features of the newest strip
             y0, y1 = step * rows, min(h, step * rows + rows)
             cols = _im2col(_padded_rows(image, y0, y1, pad, h), y1 - y0, w, size, img_cols)
-            feats = ring[step % len(ring)][:, :cols.shape[1]]
+            feats = ring[step % len(ring)][:, : cols.shape[1]]
             torch.addmm(bias, w_img, cols, out=feats)
         for t in range(1, iterations + 1):
             s = step - (t - 1)
@@ -127,10 +142,10 @@ def _one(rnn, image: torch.Tensor, heat: torch.Tensor, iterations: int,
             src, dst = levels[t - 1], levels[t]
             cols = _im2col(_padded_rows(src, y0, y1, pad, h), y1 - y0, w, size, heat_cols)
             feats = ring[s % len(ring)][:, :n].view(groups, hid, n)
-            hid_s = hidden[:k * hid * n].view(k, hid, n)
+            hid_s = hidden[: k * hid * n].view(k, hid, n)
             torch.baddbmm(feats.expand(k, hid, n), w_heat, cols.view(k, size * size, n), out=hid_s)
             hid_s.relu_()
-            d = delta[:k * n].view(k, 1, n)
+            d = delta[: k * n].view(k, 1, n)
             torch.bmm(w_out, hid_s, out=d)
             d.add_(b_out)
             torch.add(_rows_of(src, y0, y1), d.view(k, y1 - y0, w), out=_rows_of(dst, y0, y1))

@@ -33,29 +33,33 @@ log = logging.getLogger(__name__)
 PathLike = Union[str, Path]
 _FULL = "Free some space or choose another folder."
 _READ_ONLY = "Choose a writable folder."
-_DISK_ERRORS = {errno.ENOSPC: ("the disk is full", _FULL),
-                errno.EDQUOT: ("the disk quota is exceeded", _FULL),
-                errno.EROFS: ("the folder is on a read-only disk", _READ_ONLY),
-                errno.EACCES: ("permission was denied", _READ_ONLY),
-                errno.EPERM: ("permission was denied", _READ_ONLY)}
+_DISK_ERRORS = {
+    errno.ENOSPC: ("the disk is full", _FULL),
+    errno.EDQUOT: ("the disk quota is exceeded", _FULL),
+    errno.EROFS: ("the folder is on a read-only disk", _READ_ONLY),
+    errno.EACCES: ("permission was denied", _READ_ONLY),
+    errno.EPERM: ("permission was denied", _READ_ONLY),
+}
 
 
-def check_output_path(out: PathLike, inputs: Iterable[PathLike] = (),
-                      overwrite: bool = False) -> Path:
+def check_output_path(
+    out: PathLike, inputs: Iterable[PathLike] = (), overwrite: bool = False
+) -> Path:
     """Refuse outputs that would clobber an input or an existing file."""
     out = Path(out)
     for inp in inputs:
         if inp and Path(inp).exists() and out.exists() and os.path.samefile(out, inp):
             raise MapRefinerError(
-                f"The output {out} is one of the inputs; choose another output file.")
+                f"The output {out} is one of the inputs; choose another output file."
+            )
         if inp and Path(inp).resolve() == out.resolve():
             raise MapRefinerError(
-                f"The output {out} is one of the inputs; choose another output file.")
+                f"The output {out} is one of the inputs; choose another output file."
+            )
     if out.is_dir():
         raise MapRefinerError(f"{out} is a folder; give the output a file name.")
     if out.exists() and not overwrite:
-        raise MapRefinerError(
-            f"{out} already exists; choose another name or allow overwriting it.")
+        raise MapRefinerError(f"{out} already exists; choose another name or allow overwriting it.")
     parent = out.parent if str(out.parent) else Path(".")
     if parent.exists() and not parent.is_dir():
         raise MapRefinerError(f"{parent} is a file, not a folder; choose an output in a folder.")
@@ -77,10 +81,14 @@ def write_error(path: PathLike, exc: BaseException) -> MapRefinerError:
     if found is None and _nearly_full(path.parent):
         found = _DISK_ERRORS[errno.ENOSPC]
     said = text.splitlines()[0] if text else type(exc).__name__
-    reason, advice = found or (f"the system said: {said}",
-                               "Check the folder and the disk, or choose another folder.")
-    return MapRefinerError(f"Writing {path.name} failed: {reason}; nothing was written to "
-                           f"{path.parent}. {advice}", details=repr(exc))
+    reason, advice = found or (
+        f"the system said: {said}",
+        "Check the folder and the disk, or choose another folder.",
+    )
+    return MapRefinerError(
+        f"Writing {path.name} failed: {reason}; nothing was written to {path.parent}. {advice}",
+        details=repr(exc),
+    )
 
 
 def _nearly_full(folder: Path, margin: int = 1 << 20) -> bool:
@@ -96,8 +104,12 @@ def temp_sibling(path: Path) -> Path:
 
 
 def _partial_name(path: Path) -> re.Pattern[str]:
-    return re.compile(re.escape(f".{path.stem}.") + r"[0-9a-f]{8}"
-                      + re.escape(f".partial{path.suffix}") + r"(\.aux\.xml)?")
+    return re.compile(
+        re.escape(f".{path.stem}.")
+        + r"[0-9a-f]{8}"
+        + re.escape(f".partial{path.suffix}")
+        + r"(\.aux\.xml)?"
+    )
 
 
 def claim_temp(path: Path) -> tuple[Path, IO[bytes] | None]:
@@ -118,10 +130,12 @@ def claim_temp(path: Path) -> tuple[Path, IO[bytes] | None]:
                 handle.close()
                 with contextlib.suppress(OSError):
                     tmp.unlink()
-            raise MapRefinerError(f"Cannot create {path.name} in {path.parent} "
-                                  f"({exc.strerror or exc}); check the folder is writable and "
-                                  "has space, and that the name is not too long.",
-                                  details=repr(exc)) from exc
+            raise MapRefinerError(
+                f"Cannot create {path.name} in {path.parent} "
+                f"({exc.strerror or exc}); check the folder is writable and "
+                "has space, and that the name is not too long.",
+                details=repr(exc),
+            ) from exc
     return tmp, handle
 
 

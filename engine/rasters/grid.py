@@ -54,8 +54,9 @@ def srs_from_wkt(wkt: str) -> osr.SpatialReference | None:
 
 def grid_of(ds: gdal.Dataset) -> GridSpec:
     """The grid of an open raster."""
-    return GridSpec(ds.RasterXSize, ds.RasterYSize, tuple(ds.GetGeoTransform()),
-                    ds.GetProjection() or "")
+    return GridSpec(
+        ds.RasterXSize, ds.RasterYSize, tuple(ds.GetGeoTransform()), ds.GetProjection() or ""
+    )
 
 
 def scaled(grid: GridSpec, width: int, height: int) -> GridSpec:
@@ -64,8 +65,12 @@ def scaled(grid: GridSpec, width: int, height: int) -> GridSpec:
         raise MapRefinerError(f"A grid needs at least one pixel each way, not {width}x{height}.")
     gt = grid.geotransform
     fx, fy = grid.width / width, grid.height / height
-    return GridSpec(width, height, (gt[0], gt[1] * fx, gt[2] * fy, gt[3], gt[4] * fx, gt[5] * fy),
-                    grid.projection_wkt)
+    return GridSpec(
+        width,
+        height,
+        (gt[0], gt[1] * fx, gt[2] * fy, gt[3], gt[4] * fx, gt[5] * fy),
+        grid.projection_wkt,
+    )
 
 
 def same_grid(a: GridSpec, b: GridSpec) -> bool:
@@ -93,8 +98,10 @@ def metres_per_unit(grid: GridSpec) -> tuple[float, float]:
     """Ground metres per CRS unit along x and y at the grid centre (on the ellipsoid)."""
     srs = grid.srs()
     if srs is None:
-        raise MapRefinerError("The grid has no CRS, so distances in metres are unknown; "
-                              "assign a CRS to the raster first.")
+        raise MapRefinerError(
+            "The grid has no CRS, so distances in metres are unknown; "
+            "assign a CRS to the raster first."
+        )
     # distances from the centre of an azimuthal equidistant projection are geodesic
     to_local = osr.CoordinateTransformation(srs, local_metric_srs(grid))
     minx, miny, maxx, maxy = grid.bounds
@@ -125,8 +132,10 @@ def local_metric_srs(grid: GridSpec, equal_area: bool = False) -> osr.SpatialRef
     """
     srs = grid.srs()
     if srs is None:
-        raise MapRefinerError("The grid has no CRS, so distances in metres are unknown; "
-                              "assign a CRS to the raster first.")
+        raise MapRefinerError(
+            "The grid has no CRS, so distances in metres are unknown; "
+            "assign a CRS to the raster first."
+        )
     minx, miny, maxx, maxy = grid.bounds
     geog = srs.CloneGeogCS()
     geog.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)

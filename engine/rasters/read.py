@@ -44,17 +44,22 @@ def open_raster(path: PathLike) -> gdal.Dataset:
     if not Path(p).exists() and not p.startswith("/vsi"):
         raise MapRefinerError(f"Raster not found: {p}. Check the path.")
     if not p.startswith("/vsi") and Path(p).is_file() and Path(p).stat().st_size == 0:
-        raise MapRefinerError(f"{Path(p).name} is an empty file (0 bytes); the copy or download "
-                              "is incomplete, so use a complete raster file.")
+        raise MapRefinerError(
+            f"{Path(p).name} is an empty file (0 bytes); the copy or download "
+            "is incomplete, so use a complete raster file."
+        )
     try:
         ds = gdal.Open(p, gdal.GA_ReadOnly)
     except RuntimeError as exc:
         if Path(p).is_dir():  # some formats are folders (e.g. Arc/Info grids); not this one
-            raise MapRefinerError(f"{p} is a folder; choose a raster file.",
-                                  details=str(exc)) from exc
+            raise MapRefinerError(
+                f"{p} is a folder; choose a raster file.", details=str(exc)
+            ) from exc
         raise MapRefinerError(
             f"GDAL cannot read {Path(p).name} as a raster ({_first_line(exc)}); is it a GeoTIFF "
-            "or another raster format, and complete?", details=str(exc)) from exc
+            "or another raster format, and complete?",
+            details=str(exc),
+        ) from exc
     if ds is None:
         raise MapRefinerError(f"GDAL cannot read {Path(p).name} as a raster.")
     if ds.RasterXSize == 0 or ds.RasterYSize == 0 or ds.RasterCount == 0:
@@ -67,8 +72,10 @@ def open_raster(path: PathLike) -> gdal.Dataset:
 
 
 def _damaged(name: str, exc: BaseException) -> MapRefinerError:
-    return MapRefinerError(f"Cannot read the pixels of {name}: the file is damaged or "
-                           "truncated; use a complete copy.", details=str(exc))
+    return MapRefinerError(
+        f"Cannot read the pixels of {name}: the file is damaged or truncated; use a complete copy.",
+        details=str(exc),
+    )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -78,9 +85,16 @@ def _first_line(exc: BaseException) -> str:
 
 def raster_info(ds: gdal.Dataset) -> RasterInfo:
     bands = [ds.GetRasterBand(i + 1) for i in range(ds.RasterCount)]
-    return RasterInfo(ds.GetDescription(), ds.RasterXSize, ds.RasterYSize, ds.RasterCount,
-                      tuple(ds.GetGeoTransform()), ds.GetProjection() or "",
-                      [b.GetNoDataValue() for b in bands], tuple(b.DataType for b in bands))
+    return RasterInfo(
+        ds.GetDescription(),
+        ds.RasterXSize,
+        ds.RasterYSize,
+        ds.RasterCount,
+        tuple(ds.GetGeoTransform()),
+        ds.GetProjection() or "",
+        [b.GetNoDataValue() for b in bands],
+        tuple(b.DataType for b in bands),
+    )
 
 
 def _haversine(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
@@ -98,14 +112,16 @@ def ground_resolution(info: RasterInfo, override_m: float | None = None) -> tupl
     """
     if override_m:
         if not (override_m > 0 and math.isfinite(override_m)):
-            raise MapRefinerError(f"The input resolution must be a positive number of metres; "
-                                  f"got {override_m}.")
+            raise MapRefinerError(
+                f"The input resolution must be a positive number of metres; got {override_m}."
+            )
         return float(override_m), float(override_m)
     if not info.has_crs:
         raise MapRefinerError(
             f"{Path(info.path).name} has no coordinate reference system, so its pixel size on the "
             "ground is unknown; assign a CRS in QGIS or give the resolution in metres "
-            "(--input-resolution).")
+            "(--input-resolution)."
+        )
     src = osr.SpatialReference()
     src.ImportFromWkt(info.projection)
     src.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
@@ -128,18 +144,22 @@ def ground_resolution(info: RasterInfo, override_m: float | None = None) -> tupl
         raise MapRefinerError(
             f"The CRS of {Path(info.path).name} cannot be related to positions on the Earth, so "
             "its pixel size on the ground is unknown; assign a proper CRS in QGIS or give the "
-            "resolution in metres (--input-resolution).", details=str(exc)) from exc
+            "resolution in metres (--input-resolution).",
+            details=str(exc),
+        ) from exc
     rx, ry = _haversine(*c, *px), _haversine(*c, *py)
     if any(abs(p[1]) > 90 for p in (c, px, py)):
         rx = ry = float("nan")  # latitudes beyond the poles: broken georeferencing
     if not (rx > 0 and ry > 0 and math.isfinite(rx) and math.isfinite(ry)):
-        raise MapRefinerError(f"Cannot measure the pixel size of {Path(info.path).name}; "
-                              "check its georeferencing.")
+        raise MapRefinerError(
+            f"Cannot measure the pixel size of {Path(info.path).name}; check its georeferencing."
+        )
     return rx, ry
 
 
-def read_window(ds: gdal.Dataset, bands: Sequence[int], x0: int, y0: int,
-                w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+def read_window(
+    ds: gdal.Dataset, bands: Sequence[int], x0: int, y0: int, w: int, h: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Read ``bands`` (1-based) of a window as float32 ``(C, h, w)`` and a valid mask.
 
     A pixel is invalid when any band holds that band's nodata value or NaN, or
@@ -151,8 +171,9 @@ def read_window(ds: gdal.Dataset, bands: Sequence[int], x0: int, y0: int,
         raise _damaged(Path(ds.GetDescription()).name, exc) from exc
 
 
-def _read_window(ds: gdal.Dataset, bands: Sequence[int], x0: int, y0: int,
-                 w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+def _read_window(
+    ds: gdal.Dataset, bands: Sequence[int], x0: int, y0: int, w: int, h: int
+) -> tuple[np.ndarray, np.ndarray]:
     data = np.empty((len(bands), h, w), dtype=np.float32)
     valid = np.ones((h, w), dtype=bool)
     for i, b in enumerate(bands):
@@ -190,9 +211,11 @@ def check_bands(info: RasterInfo, bands: Sequence[int]) -> None:
     if missing:
         raise MapRefinerError(
             f"{Path(info.path).name} has {info.band_count} band(s) but the model reads band(s) "
-            f"{list(bands)}; choose the bands to use (--bands) or a model made for this imagery.")
+            f"{list(bands)}; choose the bands to use (--bands) or a model made for this imagery."
+        )
     complex_bands = [b for b in bands if info.band_types and info.band_types[b - 1] in _COMPLEX]
     if complex_bands:
         raise MapRefinerError(
             f"Band(s) {complex_bands} of {Path(info.path).name} hold complex numbers (e.g. SAR); "
-            "the model reads real-valued imagery, so convert them (e.g. to amplitude) first.")
+            "the model reads real-valued imagery, so convert them (e.g. to amplitude) first."
+        )

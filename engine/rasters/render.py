@@ -25,8 +25,13 @@ def to_rgb8(image: np.ndarray) -> np.ndarray:
     return out
 
 
-def overlay(rgb: np.ndarray, classes: np.ndarray, colours: Sequence[tuple[int, int, int]],
-            alpha: float = 0.55, skip: Sequence[int] = (0,)) -> np.ndarray:
+def overlay(
+    rgb: np.ndarray,
+    classes: np.ndarray,
+    colours: Sequence[tuple[int, int, int]],
+    alpha: float = 0.55,
+    skip: Sequence[int] = (0,),
+) -> np.ndarray:
     """Class colours blended over a greyed image; class boundaries drawn solid."""
     grey = rgb.mean(axis=2, keepdims=True).repeat(3, axis=2) * 0.8 + 40
     out = grey.copy()
@@ -48,7 +53,7 @@ def side_by_side(panels: Sequence[np.ndarray], gap: int = 6) -> np.ndarray:
     out = np.full((h, w, 3), 255, dtype=np.uint8)
     x = 0
     for p in panels:
-        out[:p.shape[0], x:x + p.shape[1]] = p
+        out[: p.shape[0], x : x + p.shape[1]] = p
         x += p.shape[1] + gap
     return out
 

@@ -32,8 +32,9 @@ def _create(tmp: Path, target: Path, info: RasterInfo, bands: int, dtype: int) -
     return ds
 
 
-def style_class_band(band: gdal.Band, names: Sequence[str],
-                     colours: Sequence[tuple[int, int, int]]) -> None:
+def style_class_band(
+    band: gdal.Band, names: Sequence[str], colours: Sequence[tuple[int, int, int]]
+) -> None:
     """Colour table and category names, so QGIS and other tools show classes."""
     ct = gdal.ColorTable()
     for i, c in enumerate(colours):
@@ -52,9 +53,15 @@ def style_class_band(band: gdal.Band, names: Sequence[str],
 class RefinedWriter:
     """Class map (uint8) and, optionally, per-class probabilities (float32)."""
 
-    def __init__(self, info: RasterInfo, out: Path, names: Sequence[str],
-                 colours: Sequence[tuple[int, int, int]], scores: Path | None = None,
-                 description: str = "") -> None:
+    def __init__(
+        self,
+        info: RasterInfo,
+        out: Path,
+        names: Sequence[str],
+        colours: Sequence[tuple[int, int, int]],
+        scores: Path | None = None,
+        description: str = "",
+    ) -> None:
         self.targets: list[tuple[Path, Path]] = []
         self.locks: list[IO[bytes] | None] = []
         self.class_ds = self.scores_ds = None
@@ -70,8 +77,9 @@ class RefinedWriter:
         if scores is not None:
             try:
                 self.scores_tmp = self._claim(scores)
-                self.scores_ds = _create(self.scores_tmp, scores, info, len(names),
-                                         gdal.GDT_Float32)
+                self.scores_ds = _create(
+                    self.scores_tmp, scores, info, len(names), gdal.GDT_Float32
+                )
             except BaseException:
                 self.abort()  # the class map's temporary file exists already
                 raise
@@ -87,8 +95,7 @@ class RefinedWriter:
         self.locks.append(lock)
         return tmp
 
-    def write(self, x0: int, y0: int, classes: np.ndarray,
-              probs: np.ndarray | None = None) -> None:
+    def write(self, x0: int, y0: int, classes: np.ndarray, probs: np.ndarray | None = None) -> None:
         if self.class_ds is None:
             raise ValueError("the writer was committed or aborted; nothing more can be written")
         try:
@@ -101,8 +108,9 @@ class RefinedWriter:
 
     def _failed(self, exc: BaseException) -> Path:
         """The target whose temporary file GDAL names in ``exc`` (default: the class map)."""
-        return next((final for tmp, final in self.targets if tmp.name in str(exc)),
-                    self.targets[0][1])
+        return next(
+            (final for tmp, final in self.targets if tmp.name in str(exc)), self.targets[0][1]
+        )
 
     def _close(self) -> None:
         for attr in ("class_ds", "scores_ds"):
@@ -145,9 +153,14 @@ class RefinedWriter:
 
 
 @contextlib.contextmanager
-def refined_writer(info: RasterInfo, out: Path, names: Sequence[str],
-                   colours: Sequence[tuple[int, int, int]], scores: Path | None = None,
-                   description: str = "") -> Iterator[RefinedWriter]:
+def refined_writer(
+    info: RasterInfo,
+    out: Path,
+    names: Sequence[str],
+    colours: Sequence[tuple[int, int, int]],
+    scores: Path | None = None,
+    description: str = "",
+) -> Iterator[RefinedWriter]:
     w = RefinedWriter(info, out, names, colours, scores, description)
     try:
         yield w

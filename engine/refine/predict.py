@@ -21,7 +21,7 @@ class WindowResult:
     """Class scores (logits) on the tile's input-grid pixels and which are valid."""
 
     logits: torch.Tensor  # (K, h, w) on the output tile, or (T+1, K, h, w) for a trajectory
-    valid: np.ndarray     # (h, w) bool
+    valid: np.ndarray  # (h, w) bool
 
 
 def normalise_(data: torch.Tensor, config: ModelConfig) -> torch.Tensor:
@@ -31,9 +31,17 @@ def normalise_(data: torch.Tensor, config: ModelConfig) -> torch.Tensor:
     return data.sub_(mean).div_(std)
 
 
-def model_image(ds, bands: Sequence[int], grids: Grids, config: ModelConfig,
-                mx0: int, my0: int, mx1: int, my1: int,
-                device: torch.device) -> torch.Tensor:
+def model_image(
+    ds,
+    bands: Sequence[int],
+    grids: Grids,
+    config: ModelConfig,
+    mx0: int,
+    my0: int,
+    mx1: int,
+    my1: int,
+    device: torch.device,
+) -> torch.Tensor:
     """The normalised image on model-grid window ``[mx0, mx1) x [my0, my1)``, ``(C, h, w)``."""
     sx0, sx1 = source_range(mx0, mx1, grids.scale_x, grids.width)
     sy0, sy1 = source_range(my0, my1, grids.scale_y, grids.height)
@@ -47,10 +55,19 @@ def model_image(ds, bands: Sequence[int], grids: Grids, config: ModelConfig,
     return resample_window(t, rows, cols)
 
 
-def predict_tile(model: MapRefinerNet, config: ModelConfig, ds, bands: Sequence[int],
-                 grids: Grids, tile: Tile, iterations: int, device: torch.device,
-                 trajectory: bool = False, keep: Sequence[int] | None = None,
-                 autocast: torch.dtype | None = None) -> WindowResult:
+def predict_tile(
+    model: MapRefinerNet,
+    config: ModelConfig,
+    ds,
+    bands: Sequence[int],
+    grids: Grids,
+    tile: Tile,
+    iterations: int,
+    device: torch.device,
+    trajectory: bool = False,
+    keep: Sequence[int] | None = None,
+    autocast: torch.dtype | None = None,
+) -> WindowResult:
     """Scores for one output tile, resampled back bilinearly to the input grid.
 
     With ``keep``, only those iterations of the trajectory (e.g. ``[0, T]``: the
@@ -67,8 +84,9 @@ def predict_tile(model: MapRefinerNet, config: ModelConfig, ds, bands: Sequence[
     return WindowResult(out, valid)
 
 
-def classes_and_probs(logits: torch.Tensor, valid: np.ndarray, nodata: int,
-                      with_probs: bool) -> tuple[np.ndarray, np.ndarray | None]:
+def classes_and_probs(
+    logits: torch.Tensor, valid: np.ndarray, nodata: int, with_probs: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Arg-max class map (uint8, ``nodata`` where invalid) and optional softmax."""
     cls = class_argmax(logits).cpu().numpy()
     cls[~valid] = nodata

@@ -40,7 +40,7 @@ class AxisBand:
     the arithmetic and 16% of a refine's time.
     """
 
-    index: np.ndarray   # (n_out, taps) int64, positions in the source window
+    index: np.ndarray  # (n_out, taps) int64, positions in the source window
     weight: np.ndarray  # (n_out, taps) float32, each row sums to 1
     n_window: int
 
@@ -52,8 +52,9 @@ class AxisBand:
         return mat.astype(np.float32)
 
 
-def axis_band(out_start: int, out_stop: int, scale: float,
-              src_start: int, src_stop: int, n_src: int) -> AxisBand:
+def axis_band(
+    out_start: int, out_stop: int, scale: float, src_start: int, src_stop: int, n_src: int
+) -> AxisBand:
     """Weights mapping source window ``[src_start, src_stop)`` to outputs ``[out_start, out_stop)``.
 
     Output pixel ``o`` is centred at source coordinate ``(o + 0.5) / scale - 0.5``;
@@ -73,8 +74,9 @@ def axis_band(out_start: int, out_stop: int, scale: float,
     return AxisBand(idx - src_start, w.astype(np.float32), src_stop - src_start)
 
 
-def axis_weights(out_start: int, out_stop: int, scale: float,
-                 src_start: int, src_stop: int, n_src: int) -> np.ndarray:
+def axis_weights(
+    out_start: int, out_stop: int, scale: float, src_start: int, src_stop: int, n_src: int
+) -> np.ndarray:
     """:func:`axis_band` as a dense ``(n_out, n_window)`` matrix (for numpy callers)."""
     return axis_band(out_start, out_stop, scale, src_start, src_stop, n_src).dense()
 
@@ -106,16 +108,19 @@ def resample_window(data: torch.Tensor, rows: AxisBand, cols: AxisBand) -> torch
     """
     for band, axis in ((rows, -2), (cols, -1)):
         if data.shape[axis] != band.n_window:
-            raise ValueError(f"the window has {data.shape[axis]} pixels along this axis; "
-                             f"the weights expect {band.n_window}")
+            raise ValueError(
+                f"the window has {data.shape[axis]} pixels along this axis; "
+                f"the weights expect {band.n_window}"
+            )
     data = data.contiguous()  # index_select on a cropped view is ~20x slower
     r_idx = torch.from_numpy(rows.index).to(data.device)
     r_w = torch.from_numpy(rows.weight).to(data.device, data.dtype)
     c_idx = torch.from_numpy(cols.index).to(data.device)
     c_w = torch.from_numpy(cols.weight).to(data.device, data.dtype)
     n_rows = r_idx.shape[0]
-    out = torch.empty(data.shape[:-2] + (n_rows, c_idx.shape[0]), dtype=data.dtype,
-                      device=data.device)
+    out = torch.empty(
+        data.shape[:-2] + (n_rows, c_idx.shape[0]), dtype=data.dtype, device=data.device
+    )
     for b0 in range(0, n_rows, ROW_BLOCK):
         b1 = min(n_rows, b0 + ROW_BLOCK)
         block = _gather_rows(data, r_idx[b0:b1], r_w[b0:b1]).transpose(-1, -2).contiguous()

@@ -33,8 +33,9 @@ class Grids:
         return self.model_height / self.height
 
 
-def make_grids(width: int, height: int, res_x_m: float, res_y_m: float,
-               model_res_m: float) -> Grids:
+def make_grids(
+    width: int, height: int, res_x_m: float, res_y_m: float, model_res_m: float
+) -> Grids:
     mw = max(1, int(round(width * res_x_m / model_res_m)))
     mh = max(1, int(round(height * res_y_m / model_res_m)))
     return Grids(width, height, mw, mh)

@@ -20,8 +20,9 @@ def _create(path: Path, traj: Trajectory, dtype: int) -> gdal.Dataset:
     try:
         ds = gdal.GetDriverByName("GTiff").Create(str(path), w, h, n, dtype, CREATION_OPTIONS)
     except RuntimeError as exc:
-        raise MapRefinerError(f"Cannot write {path}: {exc}. Check the folder is writable "
-                              "and the disk has space.") from exc
+        raise MapRefinerError(
+            f"Cannot write {path}: {exc}. Check the folder is writable and the disk has space."
+        ) from exc
     ds.SetGeoTransform(traj.window_geotransform)
     if traj.projection:
         srs = osr.SpatialReference()

@@ -93,9 +93,15 @@ def cell_scores(unc: np.ndarray, valid: np.ndarray | None, cell: int) -> np.ndar
     return means
 
 
-def rank_regions(unc: np.ndarray, valid: np.ndarray | None = None, cell: int = 32,
-                 top: int | None = 10, grow: float = 0.8, max_cells: int = 4,
-                 min_score: float = 0.02) -> list[Region]:
+def rank_regions(
+    unc: np.ndarray,
+    valid: np.ndarray | None = None,
+    cell: int = 32,
+    top: int | None = 10,
+    grow: float = 0.8,
+    max_cells: int = 4,
+    min_score: float = 0.02,
+) -> list[Region]:
     """The ``top`` most uncertain regions (all of them with ``top=None``), best first.
 
     The most uncertain unused cell seeds a region, which takes up to
@@ -113,10 +119,17 @@ def rank_regions(unc: np.ndarray, valid: np.ndarray | None = None, cell: int = 3
             continue
         members = _grow(scores, used, gy, gx, grow * scores[gy, gx], max_cells)
         ys, xs = zip(*members)
-        regions.append(Region(
-            rank=len(regions) + 1, score=float(np.mean([scores[m] for m in members])),
-            x0=min(xs) * cell, y0=min(ys) * cell, x1=min(w, (max(xs) + 1) * cell),
-            y1=min(h, (max(ys) + 1) * cell), cells=len(members)))
+        regions.append(
+            Region(
+                rank=len(regions) + 1,
+                score=float(np.mean([scores[m] for m in members])),
+                x0=min(xs) * cell,
+                y0=min(ys) * cell,
+                x1=min(w, (max(xs) + 1) * cell),
+                y1=min(h, (max(ys) + 1) * cell),
+                cells=len(members),
+            )
+        )
         if top is not None and len(regions) >= top:
             break
     regions.sort(key=lambda r: -r.score)
@@ -125,8 +138,9 @@ def rank_regions(unc: np.ndarray, valid: np.ndarray | None = None, cell: int = 3
     return regions
 
 
-def _grow(scores: np.ndarray, used: np.ndarray, gy: int, gx: int, floor: float,
-          max_cells: int) -> list[tuple[int, int]]:
+def _grow(
+    scores: np.ndarray, used: np.ndarray, gy: int, gx: int, floor: float, max_cells: int
+) -> list[tuple[int, int]]:
     members = [(gy, gx)]
     used[gy, gx] = True
     while len(members) < max_cells:
@@ -134,8 +148,11 @@ def _grow(scores: np.ndarray, used: np.ndarray, gy: int, gx: int, floor: float,
         for my, mx in members:
             for ny in range(max(0, my - 1), min(scores.shape[0], my + 2)):
                 for nx in range(max(0, mx - 1), min(scores.shape[1], mx + 2)):
-                    if not used[ny, nx] and scores[ny, nx] >= floor and (
-                            best is None or scores[ny, nx] > scores[best]):
+                    if (
+                        not used[ny, nx]
+                        and scores[ny, nx] >= floor
+                        and (best is None or scores[ny, nx] > scores[best])
+                    ):
                         best = (ny, nx)
         if best is None:
             break

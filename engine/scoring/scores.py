@@ -18,28 +18,33 @@ from ..labels.classes import IGNORE
 _CHUNK = 1 << 22  # pixels per bincount pass, to bound memory on large rasters
 
 
-def confusion_matrix(pred: np.ndarray, ref: np.ndarray, num_classes: int,
-                     ignore: Sequence[int] = (IGNORE,)) -> np.ndarray:
+def confusion_matrix(
+    pred: np.ndarray, ref: np.ndarray, num_classes: int, ignore: Sequence[int] = (IGNORE,)
+) -> np.ndarray:
     """``(K, K)`` pixel counts, rows = reference class, columns = predicted class.
 
     Pixels where either array holds an ``ignore`` value are left out; any other
     value outside ``0..K-1`` is an error.
     """
     if pred.shape != ref.shape:
-        raise MapRefinerError(f"The prediction ({pred.shape}) and the reference ({ref.shape}) "
-                              "differ in size; bring them onto one grid first.")
+        raise MapRefinerError(
+            f"The prediction ({pred.shape}) and the reference ({ref.shape}) "
+            "differ in size; bring them onto one grid first."
+        )
     k = int(num_classes)
     cm = np.zeros(k * k, dtype=np.int64)
     p_all, r_all = pred.ravel(), ref.ravel()
     for i in range(0, p_all.size, _CHUNK):
-        p, r = p_all[i:i + _CHUNK], r_all[i:i + _CHUNK]
+        p, r = p_all[i : i + _CHUNK], r_all[i : i + _CHUNK]
         keep = ~(np.isin(p, ignore) | np.isin(r, ignore))
         p, r = p[keep].astype(np.int64), r[keep].astype(np.int64)
         bad = np.concatenate([p[(p < 0) | (p >= k)], r[(r < 0) | (r >= k)]])
         if bad.size:
             value = int(bad[0])
-            raise MapRefinerError(f"Found class value {value} but there are only {k} classes; "
-                                  "give a value map or the full list of class names.")
+            raise MapRefinerError(
+                f"Found class value {value} but there are only {k} classes; "
+                "give a value map or the full list of class names."
+            )
         cm += np.bincount(r * k + p, minlength=k * k)
     return cm.reshape(k, k)
 
@@ -65,8 +70,14 @@ class Scores:
         with np.errstate(invalid="ignore", divide="ignore"):
             iou = np.where(union > 0, hits / union, np.nan)
         seen = iou[~np.isnan(iou)]
-        return cls(list(class_names), cm, float(hits.sum() / total) if total else math.nan,
-                   [float(v) for v in iou], float(seen.mean()) if seen.size else math.nan, total)
+        return cls(
+            list(class_names),
+            cm,
+            float(hits.sum() / total) if total else math.nan,
+            [float(v) for v in iou],
+            float(seen.mean()) if seen.size else math.nan,
+            total,
+        )
 
     def to_dict(self) -> dict[str, object]:
         """Plain JSON types; NaN becomes None."""

@@ -11,8 +11,7 @@ from ..errors import MapRefinerError
 ogr.UseExceptions()
 
 
-def open_layer(path: str | Path, layer: str | int | None = None
-               ) -> tuple[gdal.Dataset, ogr.Layer]:
+def open_layer(path: str | Path, layer: str | int | None = None) -> tuple[gdal.Dataset, ogr.Layer]:
     """The dataset and one of its layers; ``layer`` may be omitted when there is only one.
 
     Keep the dataset referenced while using the layer.
@@ -23,22 +22,27 @@ def open_layer(path: str | Path, layer: str | int | None = None
     try:
         ds = gdal.OpenEx(p, gdal.OF_VECTOR | gdal.OF_READONLY)
     except RuntimeError as exc:
-        raise MapRefinerError(f"GDAL cannot read {Path(p).name} as a vector layer (is it a "
-                              "GeoPackage, Shapefile or GeoJSON, and complete?).",
-                              details=str(exc)) from exc
+        raise MapRefinerError(
+            f"GDAL cannot read {Path(p).name} as a vector layer (is it a "
+            "GeoPackage, Shapefile or GeoJSON, and complete?).",
+            details=str(exc),
+        ) from exc
     if ds is None or ds.GetLayerCount() == 0:
         raise MapRefinerError(f"{Path(p).name} holds no vector layer; choose a vector file.")
     names = [ds.GetLayerByIndex(i).GetName() for i in range(ds.GetLayerCount())]
     if layer is None:
         if len(names) > 1:
-            raise MapRefinerError(f"{Path(p).name} has several layers ({', '.join(names)}); "
-                                  "say which one holds the labels.")
+            raise MapRefinerError(
+                f"{Path(p).name} has several layers ({', '.join(names)}); "
+                "say which one holds the labels."
+            )
         layer = 0
     if isinstance(layer, int):
         lyr = ds.GetLayerByIndex(layer) if 0 <= layer < len(names) else None
     else:
         lyr = ds.GetLayerByName(layer) if layer in names else None
     if lyr is None:
-        raise MapRefinerError(f"{Path(p).name} has no layer {layer!r}; choose one of: "
-                              f"{', '.join(names)}.")
+        raise MapRefinerError(
+            f"{Path(p).name} has no layer {layer!r}; choose one of: {', '.join(names)}."
+        )
     return ds, lyr

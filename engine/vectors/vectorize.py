@@ -35,12 +35,18 @@ class VectorizeResult:
     removed_small: int = 0
 
 
-def vectorize(classmap_path: PathLike, out_path: PathLike,
-              class_names: Sequence[str] | None = None,
-              classes: Sequence[int | str] | None = None, simplify_m: float = 0.0,
-              min_area_m2: float = 0.0, overwrite: bool = False,
-              progress: ProgressFn | None = None, is_cancelled: CancelFn | None = None,
-              eight_connected: bool = False) -> VectorizeResult:
+def vectorize(
+    classmap_path: PathLike,
+    out_path: PathLike,
+    class_names: Sequence[str] | None = None,
+    classes: Sequence[int | str] | None = None,
+    simplify_m: float = 0.0,
+    min_area_m2: float = 0.0,
+    overwrite: bool = False,
+    progress: ProgressFn | None = None,
+    is_cancelled: CancelFn | None = None,
+    eight_connected: bool = False,
+) -> VectorizeResult:
     """Polygons of band 1 of a ``uint8`` class map, in the map's CRS.
 
     Attributes: ``class_id``, ``class`` (from ``class_names``, else the raster's
@@ -57,8 +63,10 @@ def vectorize(classmap_path: PathLike, out_path: PathLike,
     ds = open_raster(classmap_path)
     band = ds.GetRasterBand(1)
     if band.DataType not in (gdal.GDT_Byte, gdal.GDT_UInt16, gdal.GDT_Int16):
-        raise MapRefinerError(f"{Path(str(classmap_path)).name} is not a class map (band 1 is "
-                              f"{gdal.GetDataTypeName(band.DataType)}); vectorize a refined map.")
+        raise MapRefinerError(
+            f"{Path(str(classmap_path)).name} is not a class map (band 1 is "
+            f"{gdal.GetDataTypeName(band.DataType)}); vectorize a refined map."
+        )
     grid = grid_of(ds)  # first: GDAL 3.6 GTiff reads the .aux.xml (category names) only then
     names = _names(band, class_names)
     keep = _class_ids(classes, names)
@@ -66,20 +74,29 @@ def vectorize(classmap_path: PathLike, out_path: PathLike,
     with target.writing(grid.srs()) as out_layer:
         with target.write_errors():
             _add_fields(out_layer)
-        count, small = _write(regions, out_layer, grid, names, simplify_m, min_area_m2,
-                              report.sub(0.7, 1.0), target)
+        count, small = _write(
+            regions, out_layer, grid, names, simplify_m, min_area_m2, report.sub(0.7, 1.0), target
+        )
     del regions_ds
     report.report(1.0)
-    log.info("Vectorized %d polygon(s) into %s (%d under %g m2 dropped).",
-             count, target.path, small, min_area_m2)
+    log.info(
+        "Vectorized %d polygon(s) into %s (%d under %g m2 dropped).",
+        count,
+        target.path,
+        small,
+        min_area_m2,
+    )
     return VectorizeResult(target.path, count, small)
 
 
 def _add_fields(layer: ogr.Layer) -> None:
     name = ogr.FieldDefn("class", ogr.OFTString)
     name.SetWidth(64)
-    for field in (ogr.FieldDefn("class_id", ogr.OFTInteger), name,
-                  ogr.FieldDefn("area_m2", ogr.OFTReal)):
+    for field in (
+        ogr.FieldDefn("class_id", ogr.OFTInteger),
+        name,
+        ogr.FieldDefn("area_m2", ogr.OFTReal),
+    ):
         layer.CreateField(field)
 
 
@@ -97,14 +114,16 @@ def _class_ids(classes: Sequence[int | str] | None, names: list[str]) -> list[in
     for c in classes:
         i = c if isinstance(c, (int, np.integer)) else lookup.get(str(c).strip().lower())
         if i is None or not 0 <= int(i) < IGNORE:
-            raise MapRefinerError(f"Unknown class {c!r}; give class ids or names of the map "
-                                  "(see its legend).")
+            raise MapRefinerError(
+                f"Unknown class {c!r}; give class ids or names of the map (see its legend)."
+            )
         ids.append(int(i))
     return ids
 
 
-def _polygonize(band: gdal.Band, grid: GridSpec, keep: list[int], eight_connected: bool,
-                report: Reporter) -> tuple[ogr.Layer, ogr.DataSource]:
+def _polygonize(
+    band: gdal.Band, grid: GridSpec, keep: list[int], eight_connected: bool, report: Reporter
+) -> tuple[ogr.Layer, ogr.DataSource]:
     values = band.ReadAsArray()
     wanted = np.isin(values, keep) & (values != IGNORE)
     nodata = band.GetNoDataValue()
@@ -130,9 +149,16 @@ def _polygonize(band: gdal.Band, grid: GridSpec, keep: list[int], eight_connecte
     return layer, mem
 
 
-def _write(regions: ogr.Layer, out: ogr.Layer, grid: GridSpec, names: list[str],
-           simplify_m: float, min_area_m2: float, report: Reporter,
-           target: VectorTarget) -> tuple[int, int]:
+def _write(
+    regions: ogr.Layer,
+    out: ogr.Layer,
+    grid: GridSpec,
+    names: list[str],
+    simplify_m: float,
+    min_area_m2: float,
+    report: Reporter,
+    target: VectorTarget,
+) -> tuple[int, int]:
     measure = _Measure(grid)
     total = max(1, regions.GetFeatureCount())
     count = small = 0
@@ -174,8 +200,9 @@ class _Measure:
             self.to_local = osr.CoordinateTransformation(srs, local)
             self.from_local = osr.CoordinateTransformation(local, srs)
 
-    def simplified(self, geom: ogr.Geometry, tolerance_m: float
-                   ) -> tuple[ogr.Geometry | None, float]:
+    def simplified(
+        self, geom: ogr.Geometry, tolerance_m: float
+    ) -> tuple[ogr.Geometry | None, float]:
         local = geom.Clone()
         if self.to_local is not None:
             local.Transform(self.to_local)
@@ -188,4 +215,3 @@ class _Measure:
             geom = local.Clone()
             geom.Transform(self.from_local)
         return geom, local.GetArea()
-

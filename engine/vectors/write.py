@@ -33,14 +33,16 @@ class VectorTarget:
     driver: str
 
     @classmethod
-    def for_path(cls, out: PathLike, inputs: Iterable[PathLike] = (),
-                 overwrite: bool = False) -> VectorTarget:
+    def for_path(
+        cls, out: PathLike, inputs: Iterable[PathLike] = (), overwrite: bool = False
+    ) -> VectorTarget:
         """Check the extension and every file the output will occupy."""
         out = Path(out)
         driver = DRIVERS.get(out.suffix.lower())
         if driver is None:
-            raise MapRefinerError(f"Cannot write {out.name}: use a .shp (Shapefile) or .gpkg "
-                                  "(GeoPackage) file name.")
+            raise MapRefinerError(
+                f"Cannot write {out.name}: use a .shp (Shapefile) or .gpkg (GeoPackage) file name."
+            )
         target = cls(out, driver)
         inputs = list(inputs)
         for part in target.parts():
@@ -53,8 +55,9 @@ class VectorTarget:
         return [self.path.with_suffix(ext) for ext in SHAPEFILE_PARTS]
 
     @contextlib.contextmanager
-    def writing(self, srs: osr.SpatialReference | None,
-                geom_type: int = ogr.wkbPolygon) -> Iterator[ogr.Layer]:
+    def writing(
+        self, srs: osr.SpatialReference | None, geom_type: int = ogr.wkbPolygon
+    ) -> Iterator[ogr.Layer]:
         """Yield a new layer; on success its files replace the target's, else all vanish."""
         tmp_dir = self.path.parent / f".{self.path.stem}.{uuid.uuid4().hex[:8]}.partial"
         tmp_dir.mkdir()
@@ -104,8 +107,11 @@ class VectorTarget:
     def _move_into_place(self, tmp_dir: Path) -> None:
         written = sorted(tmp_dir.iterdir())
         names = {p.name for p in written}
-        stale = [p for p in self.parts() + [self.path.with_suffix(e) for e in _SHAPEFILE_EXTRAS]
-                 if self.driver == "ESRI Shapefile" and p.name not in names]
+        stale = [
+            p
+            for p in self.parts() + [self.path.with_suffix(e) for e in _SHAPEFILE_EXTRAS]
+            if self.driver == "ESRI Shapefile" and p.name not in names
+        ]
         for src in written:
             os.replace(src, self.path.parent / src.name)
         for old in stale:

@@ -44,8 +44,12 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from map_refiner.engine.modelfile.io import build_model, save_model
 
     torch.manual_seed(0)
-    cfg = ModelConfig(classes=make_classes(["background", "building"]), ground_resolution_m=0.6,
-                      default_iterations=2, name="tiny test model")
+    cfg = ModelConfig(
+        classes=make_classes(["background", "building"]),
+        ground_resolution_m=0.6,
+        default_iterations=2,
+        name="tiny test model",
+    )
     return save_model(build_model(cfg), cfg, tmp_path_factory.mktemp("model") / "tiny.safetensors")
 
 

@@ -1,4 +1,4 @@
-""""New correction layer": a GeoPackage beside the project with a class drop-down."""
+""" "New correction layer": a GeoPackage beside the project with a class drop-down."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from map_refiner.ui.dialog.correction_layer import create_correction_layer
 
 
 def test_layer_has_the_class_drop_down(rgb_layer, rgb_path, qgis_new_project) -> None:  # noqa: ANN001
-    layer = create_correction_layer(rgb_layer, ["background", "building"],
-                                    [(235, 235, 225), (200, 40, 40)], qgis_new_project)
+    layer = create_correction_layer(
+        rgb_layer, ["background", "building"], [(235, 235, 225), (200, 40, 40)], qgis_new_project
+    )
     assert Path(layer.source().split("|")[0]) == rgb_path.parent / "scene_corrections.gpkg"
     assert layer.geometryType() == QgsWkbTypes.PolygonGeometry
     assert layer.crs() == rgb_layer.crs()
@@ -25,8 +26,9 @@ def test_layer_has_the_class_drop_down(rgb_layer, rgb_path, qgis_new_project) ->
     assert [c.value() for c in renderer.categories()] == ["background", "building"]
 
 
-def test_never_overwrites_and_prefers_the_project_folder(rgb_layer, qgis_new_project,
-                                                         tmp_path) -> None:  # noqa: ANN001
+def test_never_overwrites_and_prefers_the_project_folder(
+    rgb_layer, qgis_new_project, tmp_path
+) -> None:  # noqa: ANN001
     folder = tmp_path / "project"
     folder.mkdir()
     qgis_new_project.setFileName(str(folder / "p.qgz"))
@@ -37,8 +39,9 @@ def test_never_overwrites_and_prefers_the_project_folder(rgb_layer, qgis_new_pro
     assert second.source().startswith(str(folder / "scene_corrections_2.gpkg"))
 
 
-def test_action_selects_it_as_the_dialog_label_layer(plugin, rgb_layer, tiny_model, qgis_iface,
-                                                     qgis_new_project) -> None:  # noqa: ANN001
+def test_action_selects_it_as_the_dialog_label_layer(
+    plugin, rgb_layer, tiny_model, qgis_iface, qgis_new_project
+) -> None:  # noqa: ANN001
     from map_refiner.ui.settings import DialogDefaults, save_defaults
 
     save_defaults(DialogDefaults(model_path=str(tiny_model)))

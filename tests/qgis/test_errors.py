@@ -56,7 +56,7 @@ def truncated(folder: Path, make_rgb) -> Path:  # noqa: ANN001
     data = rgb.read_bytes()
     rgb.unlink()
     cut = folder / "cut.tif"
-    cut.write_bytes(data[:len(data) // 2])
+    cut.write_bytes(data[: len(data) // 2])
     return cut
 
 
@@ -69,8 +69,11 @@ def polygons_with_unknown_classes(folder: Path) -> Path:
     lyr.CreateField(ogr.FieldDefn("c", ogr.OFTString))
     feat = ogr.Feature(lyr.GetLayerDefn())
     feat.SetField("c", "lake")
-    feat.SetGeometry(ogr.CreateGeometryFromWkt(
-        "POLYGON((620003 3349990,620010 3349990,620010 3349997,620003 3349997,620003 3349990))"))
+    feat.SetGeometry(
+        ogr.CreateGeometryFromWkt(
+            "POLYGON((620003 3349990,620010 3349990,620010 3349997,620003 3349997,620003 3349990))"
+        )
+    )
     lyr.CreateFeature(feat)
     ds = None
     return path
@@ -92,24 +95,33 @@ def log_lines(run: Callable[[], None]) -> list[tuple[str, str]]:
 
 # id -> builder(folder, make_rgb, tiny_model) -> (RefineParams kwargs, text of the message)
 TASK_CASES: dict[str, Callable] = {
-    "truncated-raster": lambda d, mk, m: (dict(image=truncated(d, mk), model_path=m),
-                                          "damaged or truncated"),
-    "two-band-raster": lambda d, mk, m: (dict(image=two_band(d, mk), model_path=m),
-                                         "has 2 band(s)"),
-    "pickle-model": lambda d, mk, m: (dict(image=mk(d / "rgb.tif"), model_path=pickle_model(d)),
-                                      "not a readable Map Refiner model"),
-    "output-is-input": lambda d, mk, m: (dict(image=mk(d / "rgb.tif"), model_path=m,
-                                              out=d / "rgb.tif", overwrite=True),
-                                         "is one of the inputs"),
-    "output-exists": lambda d, mk, m: (dict(image=mk(d / "rgb.tif"), model_path=m,
-                                            out=mk(d / "old.tif")), "already exists"),
+    "truncated-raster": lambda d, mk, m: (
+        dict(image=truncated(d, mk), model_path=m),
+        "damaged or truncated",
+    ),
+    "two-band-raster": lambda d, mk, m: (
+        dict(image=two_band(d, mk), model_path=m),
+        "has 2 band(s)",
+    ),
+    "pickle-model": lambda d, mk, m: (
+        dict(image=mk(d / "rgb.tif"), model_path=pickle_model(d)),
+        "not a readable Map Refiner model",
+    ),
+    "output-is-input": lambda d, mk, m: (
+        dict(image=mk(d / "rgb.tif"), model_path=m, out=d / "rgb.tif", overwrite=True),
+        "is one of the inputs",
+    ),
+    "output-exists": lambda d, mk, m: (
+        dict(image=mk(d / "rgb.tif"), model_path=m, out=mk(d / "old.tif")),
+        "already exists",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", sorted(TASK_CASES))
 def test_task_error_is_one_message_bar_line_and_a_log_entry(
-        case: str, plugin, tmp_path, make_rgb, tiny_model, qgis_iface, qgis_new_project,
-        wait_for_tasks) -> None:  # noqa: ANN001
+    case: str, plugin, tmp_path, make_rgb, tiny_model, qgis_iface, qgis_new_project, wait_for_tasks
+) -> None:  # noqa: ANN001
     from map_refiner.engine.refine.pipeline import RefineParams
 
     kwargs, text = TASK_CASES[case](tmp_path, make_rgb, tiny_model)
@@ -129,16 +141,22 @@ def test_task_error_is_one_message_bar_line_and_a_log_entry(
     assert plugin.controller.tasks == []
 
 
-def test_finetune_task_with_unusable_labels(plugin, tmp_path, make_rgb, tiny_model,
-                                            qgis_iface, wait_for_tasks) -> None:  # noqa: ANN001
+def test_finetune_task_with_unusable_labels(
+    plugin, tmp_path, make_rgb, tiny_model, qgis_iface, wait_for_tasks
+) -> None:  # noqa: ANN001
     from map_refiner.training.tile import LabelSource
     from map_refiner.ui.jobs.training_jobs import FinetuneJob
 
     base = tiny_model.read_bytes()
-    job = FinetuneJob(make_rgb(tmp_path / "rgb.tif"),
-                      LabelSource(polygons_with_unknown_classes(tmp_path), class_field="c",
-                                  mode="sparse"),
-                      tmp_path / "new.safetensors", tiny_model, 1, "cpu", "")
+    job = FinetuneJob(
+        make_rgb(tmp_path / "rgb.tif"),
+        LabelSource(polygons_with_unknown_classes(tmp_path), class_field="c", mode="sparse"),
+        tmp_path / "new.safetensors",
+        tiny_model,
+        1,
+        "cpu",
+        "",
+    )
     plugin.controller.start_finetune(job)
     wait_for_tasks(timeout=120)
     errors = qgis_iface.messageBar().get_messages(Qgis.Critical)
@@ -154,28 +172,36 @@ def processing_with_plugin(qgis_processing, plugin):  # noqa: ANN001, ANN201
 
 
 PROCESSING_CASES: dict[str, Callable] = {
-    "pickle-model": lambda d, mk, m: ({"INPUT": str(mk(d / "rgb.tif")),
-                                       "MODEL": str(pickle_model(d))},
-                                      "not a readable Map Refiner model"),
-    "two-band-raster": lambda d, mk, m: ({"INPUT": str(two_band(d, mk)), "MODEL": str(m)},
-                                         "has 2 band(s)"),
-    "output-is-input": lambda d, mk, m: ({"INPUT": str(mk(d / "rgb.tif")), "MODEL": str(m),
-                                          "OUTPUT": str(d / "rgb.tif")}, "one of the inputs"),
-    "truncated-model": lambda d, mk, m: ({"INPUT": str(mk(d / "rgb.tif")),
-                                          "MODEL": str(_cut(d, m))}, "truncated"),
+    "pickle-model": lambda d, mk, m: (
+        {"INPUT": str(mk(d / "rgb.tif")), "MODEL": str(pickle_model(d))},
+        "not a readable Map Refiner model",
+    ),
+    "two-band-raster": lambda d, mk, m: (
+        {"INPUT": str(two_band(d, mk)), "MODEL": str(m)},
+        "has 2 band(s)",
+    ),
+    "output-is-input": lambda d, mk, m: (
+        {"INPUT": str(mk(d / "rgb.tif")), "MODEL": str(m), "OUTPUT": str(d / "rgb.tif")},
+        "one of the inputs",
+    ),
+    "truncated-model": lambda d, mk, m: (
+        {"INPUT": str(mk(d / "rgb.tif")), "MODEL": str(_cut(d, m))},
+        "truncated",
+    ),
 }
 
 
 def _cut(folder: Path, model: Path) -> Path:
     data = model.read_bytes()
     cut = folder / "cut.safetensors"
-    cut.write_bytes(data[:len(data) // 3])
+    cut.write_bytes(data[: len(data) // 3])
     return cut
 
 
 @pytest.mark.parametrize("case", sorted(PROCESSING_CASES))
-def test_processing_error_is_one_line_exception(case: str, processing_with_plugin, tmp_path,
-                                                make_rgb, tiny_model) -> None:  # noqa: ANN001
+def test_processing_error_is_one_line_exception(
+    case: str, processing_with_plugin, tmp_path, make_rgb, tiny_model
+) -> None:  # noqa: ANN001
     params, text = PROCESSING_CASES[case](tmp_path, make_rgb, tiny_model)
     params.setdefault("OUTPUT", str(tmp_path / "refined.tif"))
     params["DEVICE"] = 1
@@ -184,26 +210,38 @@ def test_processing_error_is_one_line_exception(case: str, processing_with_plugi
         processing_with_plugin.run("map_refiner:refine", params, feedback=QgsProcessingFeedback())
     message = str(caught.value)
     assert text in message and "\n" not in message.strip() and "Traceback" not in message
-    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".aux.xml")) == \
-        [n for n in before if not n.endswith(".aux.xml")]
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".aux.xml")) == [
+        n for n in before if not n.endswith(".aux.xml")
+    ]
     assert not (tmp_path / MARKER).exists(), "a model file was unpickled"
 
 
-def test_processing_finetune_with_unusable_labels(processing_with_plugin, tmp_path, make_rgb,
-                                                  tiny_model) -> None:  # noqa: ANN001
+def test_processing_finetune_with_unusable_labels(
+    processing_with_plugin, tmp_path, make_rgb, tiny_model
+) -> None:  # noqa: ANN001
     labels = polygons_with_unknown_classes(tmp_path)
     assert QgsVectorLayer(str(labels), "l", "ogr").isValid()
     with pytest.raises(QgsProcessingException, match=r"usable class .*'lake'") as caught:
-        processing_with_plugin.run("map_refiner:finetune", {
-            "INPUT": str(make_rgb(tmp_path / "rgb.tif")), "LABELS": str(labels),
-            "CLASS_FIELD": "c", "MODEL": str(tiny_model), "STEPS": 1, "DEVICE": 1,
-            "OUTPUT": str(tmp_path / "new.safetensors")}, feedback=QgsProcessingFeedback())
+        processing_with_plugin.run(
+            "map_refiner:finetune",
+            {
+                "INPUT": str(make_rgb(tmp_path / "rgb.tif")),
+                "LABELS": str(labels),
+                "CLASS_FIELD": "c",
+                "MODEL": str(tiny_model),
+                "STEPS": 1,
+                "DEVICE": 1,
+                "OUTPUT": str(tmp_path / "new.safetensors"),
+            },
+            feedback=QgsProcessingFeedback(),
+        )
     assert "\n" not in str(caught.value).strip()
     assert not (tmp_path / "new.safetensors").exists()
 
 
-def test_processing_read_only_output_folder(processing_with_plugin, tmp_path, make_rgb,
-                                            tiny_model, monkeypatch) -> None:  # noqa: ANN001
+def test_processing_read_only_output_folder(
+    processing_with_plugin, tmp_path, make_rgb, tiny_model, monkeypatch
+) -> None:  # noqa: ANN001
     """Simulated (os.access says no): a real read-only mount is tested in
     tests/test_robust_disk.py, engine-side."""
     import os
@@ -214,10 +252,20 @@ def test_processing_read_only_output_folder(processing_with_plugin, tmp_path, ma
     out_dir = tmp_path / "locked"
     out_dir.mkdir()
     real = os.access
-    monkeypatch.setattr(files.os, "access", lambda p, mode: False
-                        if mode == os.W_OK and Path(p) == out_dir else real(p, mode))
+    monkeypatch.setattr(
+        files.os,
+        "access",
+        lambda p, mode: False if mode == os.W_OK and Path(p) == out_dir else real(p, mode),
+    )
     with pytest.raises(QgsProcessingException, match="is not writable; choose another one"):
-        processing_with_plugin.run("map_refiner:refine", {
-            "INPUT": str(image), "MODEL": str(tiny_model), "DEVICE": 1,
-            "OUTPUT": str(out_dir / "o.tif")}, feedback=QgsProcessingFeedback())
+        processing_with_plugin.run(
+            "map_refiner:refine",
+            {
+                "INPUT": str(image),
+                "MODEL": str(tiny_model),
+                "DEVICE": 1,
+                "OUTPUT": str(out_dir / "o.tif"),
+            },
+            feedback=QgsProcessingFeedback(),
+        )
     assert list(out_dir.iterdir()) == []

@@ -35,9 +35,16 @@ from map_refiner.ui.settings import load_install_build, save_install_build
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 
-@pytest.mark.parametrize("driver, key", [(None, "cpu"), ("470.256.02", "cpu"),
-                                         ("535.183.01", "cu126"), ("570.86.10", "cu128"),
-                                         ("580.65.06", "cu130")])
+@pytest.mark.parametrize(
+    "driver, key",
+    [
+        (None, "cpu"),
+        ("470.256.02", "cpu"),
+        ("535.183.01", "cu126"),
+        ("570.86.10", "cu128"),
+        ("580.65.06", "cu130"),
+    ],
+)
 def test_automatic_build_follows_the_nvidia_driver(driver, key) -> None:  # noqa: ANN001
     choice = choose_build("auto", driver)
     assert choice.key == key
@@ -76,34 +83,59 @@ def test_pip_is_found_or_run_from_a_wheel(tmp_path: Path) -> None:
 
 def test_run_logged_streams_lines_and_kills_on_cancel() -> None:
     lines: list = []
-    code, out = run_logged([sys.executable, "-c", "print('one'); print('two')"], lines.append,
-                           lambda: False)
+    code, out = run_logged(
+        [sys.executable, "-c", "print('one'); print('two')"], lines.append, lambda: False
+    )
     assert code == 0 and out == lines == ["one", "two"]
     started = time.monotonic()
     with pytest.raises(CancelledError, match="nothing was changed"):
-        run_logged([sys.executable, "-c", "import time; print('go', flush=True); time.sleep(60)"],
-                   lambda _line: None, lambda: time.monotonic() - started > 1.0)
+        run_logged(
+            [sys.executable, "-c", "import time; print('go', flush=True); time.sleep(60)"],
+            lambda _line: None,
+            lambda: time.monotonic() - started > 1.0,
+        )
     assert time.monotonic() - started < 10
 
 
 def test_pip_failures_become_one_message_each() -> None:
     cpu = build("cpu")
     specs = ["torch==0.0.1+cpu", "safetensors==0.7.0"]
-    version = classify_pip_failure(1, [
-        "ERROR: Could not find a version that satisfies the requirement torch==0.0.1+cpu "
-        "(from versions: 2.13.0+cpu)", "ERROR: No matching distribution found for torch"],
-        specs, cpu, online=True)
+    version = classify_pip_failure(
+        1,
+        [
+            "ERROR: Could not find a version that satisfies the requirement torch==0.0.1+cpu "
+            "(from versions: 2.13.0+cpu)",
+            "ERROR: No matching distribution found for torch",
+        ],
+        specs,
+        cpu,
+        online=True,
+    )
     assert "No torch==0.0.1+cpu" in version.message and "found: 2.13.0+cpu" in version.message
-    offline = classify_pip_failure(1, [
-        "ERROR: Could not find a version that satisfies the requirement torch==2.13.0+cpu "
-        "(from versions: none)", "ERROR: No matching distribution found for torch"],
-        specs, cpu, online=False)
+    offline = classify_pip_failure(
+        1,
+        [
+            "ERROR: Could not find a version that satisfies the requirement torch==2.13.0+cpu "
+            "(from versions: none)",
+            "ERROR: No matching distribution found for torch",
+        ],
+        specs,
+        cpu,
+        online=False,
+    )
     assert "Could not reach the package index" in offline.message
     assert "Nothing was changed" in offline.message and "from versions" in offline.details
-    conflict = classify_pip_failure(1, [
-        "The conflict is caused by:", "    The user requested torch==0.0.1+cpu",
-        "    The user requested (constraint) torch<=2.14.1", "ERROR: ResolutionImpossible: ..."],
-        specs, cpu)
+    conflict = classify_pip_failure(
+        1,
+        [
+            "The conflict is caused by:",
+            "    The user requested torch==0.0.1+cpu",
+            "    The user requested (constraint) torch<=2.14.1",
+            "ERROR: ResolutionImpossible: ...",
+        ],
+        specs,
+        cpu,
+    )
     assert "pip cannot install torch==0.0.1+cpu" in conflict.message
     assert "The user requested (constraint) torch<=2.14.1" in conflict.message
     disk = classify_pip_failure(1, ["OSError: [Errno 28] No space left on device"], specs, cpu)
@@ -113,10 +145,18 @@ def test_pip_failures_become_one_message_each() -> None:
 
 
 def _report(site: Path, **changes) -> list:  # noqa: ANN003
-    report = {"torch": "2.13.0+cpu", "torch_file": str(site / "torch" / "__init__.py"),
-              "safetensors": "0.7.0", "conv": EXPECTED_CONV, "cuda": False, "cuda_conv": None,
-              "numpy": "1.24.2", "numpy_file": "/usr/lib/python3/dist-packages/numpy/__init__.py",
-              "gdal_file": None, "python": "3.11.2"}
+    report = {
+        "torch": "2.13.0+cpu",
+        "torch_file": str(site / "torch" / "__init__.py"),
+        "safetensors": "0.7.0",
+        "conv": EXPECTED_CONV,
+        "cuda": False,
+        "cuda_conv": None,
+        "numpy": "1.24.2",
+        "numpy_file": "/usr/lib/python3/dist-packages/numpy/__init__.py",
+        "gdal_file": None,
+        "python": "3.11.2",
+    }
     report.update(changes)
     return ["some output", "VERIFY " + json.dumps(report)]
 
@@ -141,15 +181,21 @@ def _fake_install(folder: Path, extra: str = "") -> Path:
     (site / "fake_engine_pkg" / "__init__.py").write_text("VALUE = 7\n")
     if extra:
         (site / extra).mkdir()
-    (folder / MANIFEST).write_text(json.dumps({"packages": {"torch": "2.13.0+cpu",
-                                                            "safetensors": "0.7.0"},
-                                               "build": "cpu", "installed": "today"}))
+    (folder / MANIFEST).write_text(
+        json.dumps(
+            {
+                "packages": {"torch": "2.13.0+cpu", "safetensors": "0.7.0"},
+                "build": "cpu",
+                "installed": "today",
+            }
+        )
+    )
     return site
 
 
 def test_the_private_folder_goes_first_on_sys_path(tmp_path: Path) -> None:
     folder = deps_folder(tmp_path)
-    assert activate(folder) is None                       # nothing installed: nothing added
+    assert activate(folder) is None  # nothing installed: nothing added
     site = _fake_install(folder)
     try:
         assert activate(folder) == site and sys.path[0] == str(site)
@@ -200,8 +246,10 @@ def test_install_plan_reads_the_pins_from_requirements(tmp_path: Path) -> None:
 
 def test_installer_dialog_shows_status_build_and_reason(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
     monkeypatch.setattr(deps, "missing_modules", lambda modules=(): ["torch", "safetensors"])
-    monkeypatch.setattr("map_refiner.ui.installer.dialog.missing_modules",
-                        lambda modules=(): ["torch", "safetensors"])
+    monkeypatch.setattr(
+        "map_refiner.ui.installer.dialog.missing_modules",
+        lambda modules=(): ["torch", "safetensors"],
+    )
     folder = deps_folder(tmp_path)
     dialog = InstallerDialog(SYSTEM_PYTHON, folder, "auto", driver=None)
     assert "Not installed" in dialog.status_label.text()

@@ -34,32 +34,42 @@ QGIS_PROCESS = qgis_process_command()
 
 def _pip_find_links() -> list[Path]:
     found = [os.environ.get("PIP_FIND_LINKS", "")]
-    proc = subprocess.run([QGIS_PYTHON, "-m", "pip", "config", "list"], capture_output=True,
-                          text=True)
-    found += [line.split("=", 1)[1].strip("'\" ") for line in proc.stdout.splitlines()
-              if "find-links" in line]
+    proc = subprocess.run(
+        [QGIS_PYTHON, "-m", "pip", "config", "list"], capture_output=True, text=True
+    )
+    found += [
+        line.split("=", 1)[1].strip("'\" ")
+        for line in proc.stdout.splitlines()
+        if "find-links" in line
+    ]
     return [Path(p) for entry in found for p in entry.split() if p]
 
 
 def _local_torch() -> bool:
     version = pinned_requirements()["torch"].split("==")[1]
-    return any(folder.is_dir() and any(folder.glob(f"torch-{version}*.whl"))
-               for folder in _pip_find_links())
+    return any(
+        folder.is_dir() and any(folder.glob(f"torch-{version}*.whl"))
+        for folder in _pip_find_links()
+    )
 
 
 pytestmark = [
     pytest.mark.skipif(not Path(QGIS_PYTHON).exists(), reason=f"no {QGIS_PYTHON}"),
-    pytest.mark.skipif(not (_local_torch() or os.environ.get("MAP_REFINER_TEST_DOWNLOAD")),
-                       reason="no local torch wheel in pip's find-links; set "
-                              "MAP_REFINER_TEST_DOWNLOAD=1 to download it"),
+    pytest.mark.skipif(
+        not (_local_torch() or os.environ.get("MAP_REFINER_TEST_DOWNLOAD")),
+        reason="no local torch wheel in pip's find-links; set "
+        "MAP_REFINER_TEST_DOWNLOAD=1 to download it",
+    ),
 ]
 
 
 def _system_has_torch() -> bool:
     env = dict(os.environ, PYTHONNOUSERSITE="1")
     env.pop("PYTHONPATH", None)
-    return subprocess.run([QGIS_PYTHON, "-c", "import torch"], env=env,
-                          capture_output=True).returncode == 0
+    return (
+        subprocess.run([QGIS_PYTHON, "-c", "import torch"], env=env, capture_output=True).returncode
+        == 0
+    )
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +100,7 @@ def _snapshot(*folders: Path) -> dict[str, tuple[int, int]]:
 
 
 def _user_site() -> Path:
-    out = subprocess.run([QGIS_PYTHON, "-m", "site", "--user-site"], capture_output=True,
-                         text=True)
+    out = subprocess.run([QGIS_PYTHON, "-m", "site", "--user-site"], capture_output=True, text=True)
     return Path(out.stdout.strip())
 
 
@@ -102,8 +111,12 @@ def _flow(profile: Path, qgis_iface, build: str = "cpu") -> InstallerFlow:  # no
     return flow
 
 
-def _run(flow: InstallerFlow, wait: Callable[..., None], timeout: float = 900.0,
-         cancel_when: Callable[[str], bool] = lambda _text: False) -> str:
+def _run(
+    flow: InstallerFlow,
+    wait: Callable[..., None],
+    timeout: float = 900.0,
+    cancel_when: Callable[[str], bool] = lambda _text: False,
+) -> str:
     """Click Install, wait for the task (cancelling when asked); the dialog's last message."""
     flow.dialog.install_button.click()
 
@@ -122,12 +135,17 @@ def _qgis_process(profile: Path, args: list[str]) -> subprocess.CompletedProcess
     env = qgis_env(profile)
     env.pop("PYTHONPATH", None)
     env.update(QT_QPA_PLATFORM="offscreen", PYTHONNOUSERSITE="1")
-    return subprocess.run([QGIS_PROCESS, *args], env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [QGIS_PROCESS, *args], env=env, capture_output=True, text=True, timeout=300
+    )
 
 
-def test_failed_installs_leave_everything_as_it_was(profile, qgis_iface, wait_until,  # noqa: ANN001
-                                                    tmp_path) -> None:
+def test_failed_installs_leave_everything_as_it_was(
+    profile,
+    qgis_iface,
+    wait_until,  # noqa: ANN001
+    tmp_path,
+) -> None:
     before = _snapshot(profile, _user_site())
     flow = _flow(profile, qgis_iface)
     wrong = tmp_path / "requirements.txt"
@@ -141,10 +159,16 @@ def test_failed_installs_leave_everything_as_it_was(profile, qgis_iface, wait_un
 
     # No network: pip's own configuration (local wheels) off, every proxy unreachable.
     flow.dialog.requirements = REQUIREMENTS
-    flow.dialog.pip_env = {"PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": "",
-                           "PIP_RETRIES": "0", "PIP_TIMEOUT": "5",
-                           "https_proxy": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
-                           "http_proxy": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"}
+    flow.dialog.pip_env = {
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_FIND_LINKS": "",
+        "PIP_RETRIES": "0",
+        "PIP_TIMEOUT": "5",
+        "https_proxy": "http://127.0.0.1:9",
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "http_proxy": "http://127.0.0.1:9",
+        "HTTP_PROXY": "http://127.0.0.1:9",
+    }
     text = _run(flow, wait_until, 300)
     assert "Could not reach the package index" in text and "Nothing was changed" in text
     assert _snapshot(profile, _user_site()) == before
@@ -154,8 +178,9 @@ def test_failed_installs_leave_everything_as_it_was(profile, qgis_iface, wait_un
 def test_cancel_mid_install_changes_nothing(profile, qgis_iface, wait_until) -> None:  # noqa: ANN001
     before = _snapshot(profile, _user_site())
     flow = _flow(profile, qgis_iface)
-    text = _run(flow, wait_until, 600, cancel_when=lambda log: "Processing" in log
-                or "Collecting" in log)
+    text = _run(
+        flow, wait_until, 600, cancel_when=lambda log: "Processing" in log or "Collecting" in log
+    )
     assert text == "Installation cancelled; nothing was changed."
     assert _snapshot(profile, _user_site()) == before
     assert not _deps(profile).exists()
@@ -163,20 +188,34 @@ def test_cancel_mid_install_changes_nothing(profile, qgis_iface, wait_until) -> 
 
 
 @pytest.mark.skipif(QGIS_PROCESS is None, reason="qgis_process is not installed")
-def test_fresh_profile_installs_then_refines(profile, qgis_iface, wait_until,  # noqa: ANN001
-                                             austin_rgb, tiny_model) -> None:
+def test_fresh_profile_installs_then_refines(
+    profile,
+    qgis_iface,
+    wait_until,  # noqa: ANN001
+    austin_rgb,
+    tiny_model,
+) -> None:
     if _system_has_torch():
         pytest.skip("QGIS's Python has torch already; the fresh-profile claim needs it absent")
     out = profile / "refined.tif"
-    args = ["--json", "run", "map_refiner:refine", "--", f"INPUT={austin_rgb}",
-            f"MODEL={tiny_model}", "ITERATIONS=2", f"OUTPUT={out}"]
+    args = [
+        "--json",
+        "run",
+        "map_refiner:refine",
+        "--",
+        f"INPUT={austin_rgb}",
+        f"MODEL={tiny_model}",
+        "ITERATIONS=2",
+        f"OUTPUT={out}",
+    ]
     before = _qgis_process(profile, args)
     assert before.returncode != 0 and "needs torch" in before.stdout + before.stderr
 
     flow = _flow(profile, qgis_iface)
     text = _run(flow, wait_until)
-    assert text.startswith("Engine installed: torch 2.13.0+cpu, safetensors 0.7.0 (cpu build, "
-                           "checked)"), text
+    assert text.startswith(
+        "Engine installed: torch 2.13.0+cpu, safetensors 0.7.0 (cpu build, checked)"
+    ), text
     folder = _deps(profile)
     manifest = json.loads((folder / MANIFEST).read_text())
     assert manifest["packages"] == {"torch": "2.13.0+cpu", "safetensors": "0.7.0"}
@@ -190,7 +229,7 @@ def test_fresh_profile_installs_then_refines(profile, qgis_iface, wait_until,  #
 
     after = _qgis_process(profile, args)
     assert after.returncode == 0, after.stdout[-2000:] + after.stderr[-2000:]
-    assert json.loads(after.stdout[after.stdout.index("{"):])["results"]["OUTPUT"] == str(out)
+    assert json.loads(after.stdout[after.stdout.index("{") :])["results"]["OUTPUT"] == str(out)
     assert out.exists()
 
     flow.remove()

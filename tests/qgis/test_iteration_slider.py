@@ -19,10 +19,26 @@ from map_refiner.ui.jobs.trajectory_job import view_window
 from map_refiner.ui.jobs.vectorize_job import build_vectorize_job
 
 
-def refine_with_slider(plugin, layer: QgsRasterLayer, model: Path | None, out: Path,  # noqa: ANN001
-                       wait_until, wait_for_tasks, iterations: int = 2) -> IterationsFlow:
-    job = RefineJob(RefineParams(image=Path(layer.source()), out=out, model_path=model,
-                                 iterations=iterations, device="cpu"), layer.name(), layer.id())
+def refine_with_slider(
+    plugin,
+    layer: QgsRasterLayer,
+    model: Path | None,
+    out: Path,  # noqa: ANN001
+    wait_until,
+    wait_for_tasks,
+    iterations: int = 2,
+) -> IterationsFlow:
+    job = RefineJob(
+        RefineParams(
+            image=Path(layer.source()),
+            out=out,
+            model_path=model,
+            iterations=iterations,
+            device="cpu",
+        ),
+        layer.name(),
+        layer.id(),
+    )
     plugin.controller.start_refine(job)
     controller = plugin.controller
 
@@ -45,22 +61,34 @@ def _band(path: str, band: int) -> np.ndarray:
 
 
 def _refined(image: Path, model: Path | None, iterations: int, out: Path) -> np.ndarray:
-    refine_raster(RefineParams(image=image, out=out, model_path=model, iterations=iterations,
-                               device="cpu"))
+    refine_raster(
+        RefineParams(image=image, out=out, model_path=model, iterations=iterations, device="cpu")
+    )
     return gdal.Open(str(out)).ReadAsArray()
 
 
-def test_slider_switches_bands_without_recomputing(plugin, rgb_layer, rgb_path, tiny_model,  # noqa: ANN001
-                                                   tmp_path, qgis_new_project, wait_until,
-                                                   wait_for_tasks) -> None:
-    flow = refine_with_slider(plugin, rgb_layer, tiny_model, tmp_path / "r.tif", wait_until, wait_for_tasks)
+def test_slider_switches_bands_without_recomputing(
+    plugin,
+    rgb_layer,
+    rgb_path,
+    tiny_model,  # noqa: ANN001
+    tmp_path,
+    qgis_new_project,
+    wait_until,
+    wait_for_tasks,
+) -> None:
+    flow = refine_with_slider(
+        plugin, rgb_layer, tiny_model, tmp_path / "r.tif", wait_until, wait_for_tasks
+    )
     dock = flow.dock
-    assert (dock.slider.minimum(), dock.slider.maximum()) == (0, 10)   # past the trained 2
+    assert (dock.slider.minimum(), dock.slider.maximum()) == (0, 10)  # past the trained 2
     assert dock.slider.value() == 2 and dock.keep_button.text() == "Keep iteration 2"
     group = qgis_new_project.layerTreeRoot().findGroup("scene — iterations")
     assert [n.layer().name() for n in group.findLayers()] == [
-        "scene — where to draw next", "scene — uncertainty (entropy), iteration 2",
-        "scene — iteration 2 of 10"]
+        "scene — where to draw next",
+        "scene — uncertainty (entropy), iteration 2",
+        "scene — iteration 2 of 10",
+    ]
     classes = _classes(flow)
     assert isinstance(classes.renderer(), QgsPalettedRasterRenderer)
     assert classes.renderer().band() == 3 and classes.bandCount() == 11
@@ -77,23 +105,37 @@ def test_slider_switches_bands_without_recomputing(plugin, rgb_layer, rgb_path, 
     assert dock.slider.value() == 0 and classes.renderer().band() == 1
 
 
-def test_play_runs_to_the_last_iteration(plugin, rgb_layer, tiny_model, tmp_path,  # noqa: ANN001
-                                         wait_for_tasks, wait_until) -> None:
-    flow = refine_with_slider(plugin, rgb_layer, tiny_model, tmp_path / "r.tif", wait_until, wait_for_tasks)
+def test_play_runs_to_the_last_iteration(
+    plugin,
+    rgb_layer,
+    tiny_model,
+    tmp_path,  # noqa: ANN001
+    wait_for_tasks,
+    wait_until,
+) -> None:
+    flow = refine_with_slider(
+        plugin, rgb_layer, tiny_model, tmp_path / "r.tif", wait_until, wait_for_tasks
+    )
     flow.dock.slider.setValue(8)
     flow.dock.play_button.setChecked(True)
     assert flow.timer.isActive() and flow.dock.play_button.text() == "⏸"
     wait_until(lambda: not flow.dock.play_button.isChecked(), 20)
     assert flow.dock.slider.value() == 10 and not flow.timer.isActive()
-    flow.dock.play_button.setChecked(True)   # from the end, play starts again at 0
+    flow.dock.play_button.setChecked(True)  # from the end, play starts again at 0
     assert flow.dock.slider.value() == 0
     flow.dock.play_button.setChecked(False)
 
 
-def test_keep_writes_the_chosen_iteration_and_export_uses_it(plugin, rgb_layer, rgb_path,  # noqa: ANN001
-                                                             tiny_model, tmp_path, wait_until,
-                                                             qgis_new_project,
-                                                             wait_for_tasks) -> None:
+def test_keep_writes_the_chosen_iteration_and_export_uses_it(
+    plugin,
+    rgb_layer,
+    rgb_path,  # noqa: ANN001
+    tiny_model,
+    tmp_path,
+    wait_until,
+    qgis_new_project,
+    wait_for_tasks,
+) -> None:
     out = tmp_path / "refined.tif"
     flow = refine_with_slider(plugin, rgb_layer, tiny_model, out, wait_until, wait_for_tasks)
     computed = flow.result
@@ -101,9 +143,11 @@ def test_keep_writes_the_chosen_iteration_and_export_uses_it(plugin, rgb_layer, 
     flow.dock.keep_button.click()
     wait_for_tasks()
     kept = tmp_path / "refined_it4.tif"
-    assert kept.exists() and flow.result is computed   # the slider's maps were not recomputed
-    np.testing.assert_array_equal(gdal.Open(str(kept)).ReadAsArray(),
-                                  _refined(rgb_path, tiny_model, 4, tmp_path / "check.tif"))
+    assert kept.exists() and flow.result is computed  # the slider's maps were not recomputed
+    np.testing.assert_array_equal(
+        gdal.Open(str(kept)).ReadAsArray(),
+        _refined(rgb_path, tiny_model, 4, tmp_path / "check.tif"),
+    )
     assert len(qgis_new_project.mapLayersByName("scene — refined (4 it.)")) == 1
     assert plugin.controller.refined[rgb_path].path == kept
     job = build_vectorize_job(rgb_layer, plugin.controller.refined, qgis_new_project)
@@ -119,21 +163,36 @@ def test_view_window_maps_the_canvas_extent_to_pixels(rgb_layer) -> None:  # noq
     assert view_window(rgb_layer, QgsRectangle(0, 0, 1, 1), rgb_layer.crs()) is None
 
 
-def test_a_raster_larger_than_the_cache_uses_the_view(plugin, rgb_layer, tiny_model, tmp_path,  # noqa: ANN001
-                                                      wait_until, wait_for_tasks,
-                                                      monkeypatch) -> None:
+def test_a_raster_larger_than_the_cache_uses_the_view(
+    plugin,
+    rgb_layer,
+    tiny_model,
+    tmp_path,  # noqa: ANN001
+    wait_until,
+    wait_for_tasks,
+    monkeypatch,
+) -> None:
     monkeypatch.setattr("map_refiner.engine.refine.trajectory.MAX_PIXELS", 1000)
-    monkeypatch.setattr("map_refiner.ui.iterations.flow.view_window",
-                        lambda layer, extent, crs: (5, 6, 30, 40))
-    flow = refine_with_slider(plugin, rgb_layer, tiny_model, tmp_path / "r.tif", wait_until, wait_for_tasks)
+    monkeypatch.setattr(
+        "map_refiner.ui.iterations.flow.view_window", lambda layer, extent, crs: (5, 6, 30, 40)
+    )
+    flow = refine_with_slider(
+        plugin, rgb_layer, tiny_model, tmp_path / "r.tif", wait_until, wait_for_tasks
+    )
     traj = flow.result.trajectory
     assert traj.window == (5, 6, 30, 40) and not flow.result.whole_raster
     assert traj.classes.shape == (11, 34, 25)
     assert "view, pixels 5–30 × 6–40" in flow.dock.title_label.text()
 
 
-def test_the_slider_shows_what_refine_wrote(plugin, austin_rgb, tmp_path, qgis_new_project,  # noqa: ANN001
-                                            wait_until, wait_for_tasks) -> None:
+def test_the_slider_shows_what_refine_wrote(
+    plugin,
+    austin_rgb,
+    tmp_path,
+    qgis_new_project,  # noqa: ANN001
+    wait_until,
+    wait_for_tasks,
+) -> None:
     """The bundled model on the Austin tile: iteration 5 on the slider is the written map."""
     layer = QgsRasterLayer(str(austin_rgb), "austin_dev_rgb")
     qgis_new_project.addMapLayer(layer)
@@ -143,7 +202,7 @@ def test_the_slider_shows_what_refine_wrote(plugin, austin_rgb, tmp_path, qgis_n
     shown = _band(_classes(flow).source(), 6)
     np.testing.assert_array_equal(shown, gdal.Open(str(out)).ReadAsArray())
     coarse = _band(_classes(flow).source(), 1)
-    assert (coarse == 1).sum() < (shown == 1).sum()   # the RNN recovers buildings
+    assert (coarse == 1).sum() < (shown == 1).sum()  # the RNN recovers buildings
 
 
 @pytest.fixture(autouse=True)

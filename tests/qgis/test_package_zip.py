@@ -14,12 +14,28 @@ def test_zip_has_the_plugin_and_no_dev_files(tmp_path: Path) -> None:
     names = build_zip(out)
     assert names == zipfile.ZipFile(out).namelist()
     assert all(n.startswith("map_refiner/") for n in names)
-    for needed in ("__init__.py", "plugin.py", "metadata.txt", "requirements.txt",
-                   "ui/dialog/dialog.py", "ui/processing/provider.py", "engine/refine/pipeline.py",
-                   "resources/icons/map_refiner.svg"):
+    for needed in (
+        "__init__.py",
+        "plugin.py",
+        "metadata.txt",
+        "requirements.txt",
+        "ui/dialog/dialog.py",
+        "ui/processing/provider.py",
+        "engine/refine/pipeline.py",
+        "resources/icons/map_refiner.svg",
+    ):
         assert f"map_refiner/{needed}" in names
-    for banned in ("/tests/", "/.venv/", "/docs/", "/dev/", "__pycache__", ".pyc", "/.git",
-                   "Makefile", "pyproject.toml"):
+    for banned in (
+        "/tests/",
+        "/.venv/",
+        "/docs/",
+        "/dev/",
+        "__pycache__",
+        ".pyc",
+        "/.git",
+        "Makefile",
+        "pyproject.toml",
+    ):
         assert not any(banned in n for n in names), banned
     meta = configparser.ConfigParser()
     meta.read_string(zipfile.ZipFile(out).read("map_refiner/metadata.txt").decode())

@@ -11,8 +11,12 @@ from qgis.PyQt.QtWidgets import QAction
 
 from map_refiner import classFactory
 
-REGISTERING = ("addPluginToRasterMenu", "removePluginRasterMenu", "addToolBarIcon",
-               "removeToolBarIcon")
+REGISTERING = (
+    "addPluginToRasterMenu",
+    "removePluginRasterMenu",
+    "addToolBarIcon",
+    "removeToolBarIcon",
+)
 
 
 def _plugin_actions(window) -> list:  # noqa: ANN001
@@ -30,8 +34,13 @@ def test_load_and_unload_leave_nothing_behind(qgis_iface, qgis_new_project, monk
         plugin.initGui()
         assert registry.providerById("map_refiner") is not None
         ids = sorted(a.id() for a in registry.providerById("map_refiner").algorithms())
-        assert ids == ["map_refiner:evaluate", "map_refiner:finetune", "map_refiner:refine",
-                       "map_refiner:train_coarse", "map_refiner:vectorize"]
+        assert ids == [
+            "map_refiner:evaluate",
+            "map_refiner:finetune",
+            "map_refiner:refine",
+            "map_refiner:train_coarse",
+            "map_refiner:vectorize",
+        ]
         texts = [c.args[1].text() for c in qgis_iface.addPluginToRasterMenu.call_args_list[-3:]]
         assert texts == ["Map Refiner…", "New correction layer", "Install engine dependencies…"]
         assert qgis_iface.addPluginToRasterMenu.call_args_list[-1].args[0] == "Map Refiner"

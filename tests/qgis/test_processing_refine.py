@@ -23,13 +23,24 @@ class RecordingFeedback(QgsProcessingFeedback):
         self.progressChanged.connect(self.percents.append)
 
 
-def test_refine_algorithm_on_real_data(processing_with_plugin, austin_rgb, tiny_model,
-                                       tmp_path) -> None:  # noqa: ANN001
+def test_refine_algorithm_on_real_data(
+    processing_with_plugin, austin_rgb, tiny_model, tmp_path
+) -> None:  # noqa: ANN001
     out, scores, coarse = tmp_path / "refined.tif", tmp_path / "scores.tif", tmp_path / "c.tif"
     feedback = RecordingFeedback()
-    result = processing_with_plugin.run("map_refiner:refine", {
-        "INPUT": str(austin_rgb), "MODEL": str(tiny_model), "ITERATIONS": 1, "DEVICE": 1,
-        "OUTPUT": str(out), "SCORES": str(scores), "COARSE": str(coarse)}, feedback=feedback)
+    result = processing_with_plugin.run(
+        "map_refiner:refine",
+        {
+            "INPUT": str(austin_rgb),
+            "MODEL": str(tiny_model),
+            "ITERATIONS": 1,
+            "DEVICE": 1,
+            "OUTPUT": str(out),
+            "SCORES": str(scores),
+            "COARSE": str(coarse),
+        },
+        feedback=feedback,
+    )
     assert result == {"OUTPUT": str(out), "SCORES": str(scores), "COARSE": str(coarse)}
     assert "no RNN iteration" in gdal.Info(str(coarse))
     info = gdal.Info(str(out))
@@ -39,18 +50,22 @@ def test_refine_algorithm_on_real_data(processing_with_plugin, austin_rgb, tiny_
     assert feedback.percents and feedback.percents[-1] == pytest.approx(100.0)
 
 
-def test_defaults_use_the_model_iterations(processing_with_plugin, austin_rgb, tiny_model,
-                                           tmp_path) -> None:  # noqa: ANN001
+def test_defaults_use_the_model_iterations(
+    processing_with_plugin, austin_rgb, tiny_model, tmp_path
+) -> None:  # noqa: ANN001
     out = tmp_path / "refined.tif"
     feedback = RecordingFeedback()
-    processing_with_plugin.run("map_refiner:refine", {
-        "INPUT": str(austin_rgb), "MODEL": str(tiny_model), "OUTPUT": str(out)},
-        feedback=feedback)
+    processing_with_plugin.run(
+        "map_refiner:refine",
+        {"INPUT": str(austin_rgb), "MODEL": str(tiny_model), "OUTPUT": str(out)},
+        feedback=feedback,
+    )
     assert "tiny test model: 2 RNN iterations" in gdal.Info(str(out))
 
 
-def test_precision_is_an_advanced_choice(processing_with_plugin, austin_rgb, tiny_model,
-                                         tmp_path) -> None:  # noqa: ANN001
+def test_precision_is_an_advanced_choice(
+    processing_with_plugin, austin_rgb, tiny_model, tmp_path
+) -> None:  # noqa: ANN001
     from qgis.core import QgsApplication, QgsProcessingParameterDefinition
 
     alg = QgsApplication.processingRegistry().algorithmById("map_refiner:refine")
@@ -61,28 +76,42 @@ def test_precision_is_an_advanced_choice(processing_with_plugin, austin_rgb, tin
     feedback = RecordingFeedback()
     logged = []
     feedback.pushInfo = logged.append  # type: ignore[method-assign]
-    processing_with_plugin.run("map_refiner:refine", {
-        "INPUT": str(austin_rgb), "MODEL": str(tiny_model), "DEVICE": 1, "PRECISION": 2,
-        "OUTPUT": str(out)}, feedback=feedback)
+    processing_with_plugin.run(
+        "map_refiner:refine",
+        {
+            "INPUT": str(austin_rgb),
+            "MODEL": str(tiny_model),
+            "DEVICE": 1,
+            "PRECISION": 2,
+            "OUTPUT": str(out),
+        },
+        feedback=feedback,
+    )
     assert out.exists()
     assert any("cpu (bf16 mixed precision)" in line for line in logged), logged
 
 
-def test_cancelled_feedback_writes_nothing(processing_with_plugin, austin_rgb, tiny_model,
-                                           tmp_path) -> None:  # noqa: ANN001
+def test_cancelled_feedback_writes_nothing(
+    processing_with_plugin, austin_rgb, tiny_model, tmp_path
+) -> None:  # noqa: ANN001
     feedback = QgsProcessingFeedback()
     feedback.cancel()
     with pytest.raises(QgsProcessingException, match="Cancelled"):
-        processing_with_plugin.run("map_refiner:refine", {
-            "INPUT": str(austin_rgb), "MODEL": str(tiny_model),
-            "OUTPUT": str(tmp_path / "o.tif")}, feedback=feedback)
+        processing_with_plugin.run(
+            "map_refiner:refine",
+            {"INPUT": str(austin_rgb), "MODEL": str(tiny_model), "OUTPUT": str(tmp_path / "o.tif")},
+            feedback=feedback,
+        )
     assert list(tmp_path.iterdir()) == []
 
 
-def test_missing_torch_is_a_processing_error(processing_with_plugin, austin_rgb, tmp_path,
-                                             monkeypatch) -> None:  # noqa: ANN001
+def test_missing_torch_is_a_processing_error(
+    processing_with_plugin, austin_rgb, tmp_path, monkeypatch
+) -> None:  # noqa: ANN001
     monkeypatch.setitem(sys.modules, "safetensors", None)
     with pytest.raises(QgsProcessingException, match=r"needs safetensors.*pip install"):
-        processing_with_plugin.run("map_refiner:refine", {
-            "INPUT": str(austin_rgb), "OUTPUT": str(tmp_path / "o.tif")},
-            feedback=QgsProcessingFeedback())
+        processing_with_plugin.run(
+            "map_refiner:refine",
+            {"INPUT": str(austin_rgb), "OUTPUT": str(tmp_path / "o.tif")},
+            feedback=QgsProcessingFeedback(),
+        )

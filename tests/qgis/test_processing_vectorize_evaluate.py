@@ -19,15 +19,19 @@ def run_alg(qgis_processing, plugin):  # noqa: ANN001, ANN201
 @pytest.fixture
 def refined(run_alg, austin_rgb, tiny_model, tmp_path):  # noqa: ANN001, ANN201
     out = tmp_path / "refined.tif"
-    run_alg("map_refiner:refine", {"INPUT": str(austin_rgb), "MODEL": str(tiny_model),
-                                   "ITERATIONS": 1, "OUTPUT": str(out)})
+    run_alg(
+        "map_refiner:refine",
+        {"INPUT": str(austin_rgb), "MODEL": str(tiny_model), "ITERATIONS": 1, "OUTPUT": str(out)},
+    )
     return out
 
 
 def test_vectorize_writes_class_polygons(run_alg, refined, tmp_path) -> None:  # noqa: ANN001
     out = tmp_path / "polygons.gpkg"
-    result = run_alg("map_refiner:vectorize", {"INPUT": str(refined), "CLASSES": "building",
-                                               "MIN_AREA_M2": 1.0, "OUTPUT": str(out)})
+    result = run_alg(
+        "map_refiner:vectorize",
+        {"INPUT": str(refined), "CLASSES": "building", "MIN_AREA_M2": 1.0, "OUTPUT": str(out)},
+    )
     layer = QgsVectorLayer(str(out), "p", "ogr")
     assert layer.isValid() and result["FEATURE_COUNT"] == layer.featureCount() > 0
     assert {f["class"] for f in layer.getFeatures()} == {"building"}
@@ -35,58 +39,99 @@ def test_vectorize_writes_class_polygons(run_alg, refined, tmp_path) -> None:  #
     assert layer.crs().authid() == "EPSG:26914"
 
 
-def test_evaluate_scores_a_map_and_the_reference_itself(run_alg, refined, austin_rgb,
-                                                         tmp_path) -> None:  # noqa: ANN001
+def test_evaluate_scores_a_map_and_the_reference_itself(
+    run_alg, refined, austin_rgb, tmp_path
+) -> None:  # noqa: ANN001
     gt = austin_rgb.with_name("austin_dev_gt.tif")
     report = tmp_path / "scores.json"
-    scored = run_alg("map_refiner:evaluate", {
-        "PREDICTION": str(refined), "REFERENCE": str(gt), "CLASS_NAMES": "background, building",
-        "REFERENCE_VALUE_MAP": "0=0, 255=1", "OUTPUT": str(report)})
+    scored = run_alg(
+        "map_refiner:evaluate",
+        {
+            "PREDICTION": str(refined),
+            "REFERENCE": str(gt),
+            "CLASS_NAMES": "background, building",
+            "REFERENCE_VALUE_MAP": "0=0, 255=1",
+            "OUTPUT": str(report),
+        },
+    )
     assert 0.0 <= scored["OVERALL_ACCURACY"] <= 1.0
     saved = json.loads(report.read_text())
     assert saved["overall_accuracy"] == pytest.approx(scored["OVERALL_ACCURACY"])
     assert saved["pixel_count"] == 500 * 500
     assert "mean IoU" in scored["TABLE"]
 
-    perfect = run_alg("map_refiner:evaluate", {
-        "PREDICTION": str(gt), "REFERENCE": str(gt), "REFERENCE_VALUE_MAP": "0=0,255=1",
-        "PREDICTION_VALUE_MAP": "0=0,255=1"})
+    perfect = run_alg(
+        "map_refiner:evaluate",
+        {
+            "PREDICTION": str(gt),
+            "REFERENCE": str(gt),
+            "REFERENCE_VALUE_MAP": "0=0,255=1",
+            "PREDICTION_VALUE_MAP": "0=0,255=1",
+        },
+    )
     assert perfect["OVERALL_ACCURACY"] == 1.0 and perfect["MEAN_IOU"] == 1.0
 
 
 def test_bad_value_map_is_a_clear_error(run_alg, austin_rgb) -> None:  # noqa: ANN001
     gt = austin_rgb.with_name("austin_dev_gt.tif")
     with pytest.raises(QgsProcessingException, match="value=class pairs"):
-        run_alg("map_refiner:evaluate", {"PREDICTION": str(gt), "REFERENCE": str(gt),
-                                         "REFERENCE_VALUE_MAP": "0:0"})
+        run_alg(
+            "map_refiner:evaluate",
+            {"PREDICTION": str(gt), "REFERENCE": str(gt), "REFERENCE_VALUE_MAP": "0:0"},
+        )
 
 
 def test_train_coarse_then_finetune_algorithms(run_alg, austin_rgb, tiny_model, tmp_path) -> None:  # noqa: ANN001
     from map_refiner.engine.modelfile.io import read_model_file
 
     buildings = str(austin_rgb.with_name("austin_dev_buildings.gpkg"))
-    coarse = run_alg("map_refiner:train_coarse", {
-        "INPUT": str(austin_rgb), "LABELS": buildings, "MODE": 1, "STEPS": 2, "DEVICE": 1,
-        "CLASS_NAMES": "background, building", "RESOLUTION_M": 0.6,
-        "OUTPUT": str(tmp_path / "coarse.safetensors")})["OUTPUT"]
+    coarse = run_alg(
+        "map_refiner:train_coarse",
+        {
+            "INPUT": str(austin_rgb),
+            "LABELS": buildings,
+            "MODE": 1,
+            "STEPS": 2,
+            "DEVICE": 1,
+            "CLASS_NAMES": "background, building",
+            "RESOLUTION_M": 0.6,
+            "OUTPUT": str(tmp_path / "coarse.safetensors"),
+        },
+    )["OUTPUT"]
     config, _ = read_model_file(coarse)
     assert (config.class_names, config.ground_resolution_m) == (["background", "building"], 0.6)
 
-    tuned = run_alg("map_refiner:finetune", {
-        "INPUT": str(austin_rgb), "LABELS": buildings, "MODE": 0, "STEPS": 2, "DEVICE": 1,
-        "MODEL": str(tiny_model), "OUTPUT": str(tmp_path / "tuned.safetensors")})["OUTPUT"]
+    tuned = run_alg(
+        "map_refiner:finetune",
+        {
+            "INPUT": str(austin_rgb),
+            "LABELS": buildings,
+            "MODE": 0,
+            "STEPS": 2,
+            "DEVICE": 1,
+            "MODEL": str(tiny_model),
+            "OUTPUT": str(tmp_path / "tuned.safetensors"),
+        },
+    )["OUTPUT"]
     assert Path(tuned).exists() and tiny_model.exists()
 
 
-def test_vectorize_and_evaluate_need_no_torch(run_alg, refined, austin_rgb, tmp_path,
-                                              monkeypatch) -> None:  # noqa: ANN001
+def test_vectorize_and_evaluate_need_no_torch(
+    run_alg, refined, austin_rgb, tmp_path, monkeypatch
+) -> None:  # noqa: ANN001
     import sys
 
     monkeypatch.setitem(sys.modules, "torch", None)
     monkeypatch.setitem(sys.modules, "safetensors", None)
     out = tmp_path / "all.shp"
-    assert run_alg("map_refiner:vectorize", {"INPUT": str(refined),
-                                             "OUTPUT": str(out)})["FEATURE_COUNT"] > 0
+    assert (
+        run_alg("map_refiner:vectorize", {"INPUT": str(refined), "OUTPUT": str(out)})[
+            "FEATURE_COUNT"
+        ]
+        > 0
+    )
     gt = str(austin_rgb.with_name("austin_dev_gt.tif"))
-    assert run_alg("map_refiner:evaluate", {"PREDICTION": gt, "REFERENCE": gt})[
-        "OVERALL_ACCURACY"] == 1.0
+    assert (
+        run_alg("map_refiner:evaluate", {"PREDICTION": gt, "REFERENCE": gt})["OVERALL_ACCURACY"]
+        == 1.0
+    )

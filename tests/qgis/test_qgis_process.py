@@ -31,25 +31,38 @@ def profile(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base
 
 
-def _qgis_process(profile: Path, args: list[str], torch: bool = True) -> subprocess.CompletedProcess:
+def _qgis_process(
+    profile: Path, args: list[str], torch: bool = True
+) -> subprocess.CompletedProcess:
     env = qgis_env(profile)
     env["QT_QPA_PLATFORM"] = "offscreen"
     if not torch:
         env.pop("PYTHONPATH", None)
         env["PYTHONNOUSERSITE"] = "1"
-    return subprocess.run([QGIS_PROCESS, *args], env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [QGIS_PROCESS, *args], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_qgis_process_lists_and_runs_refine(profile, austin_rgb, tiny_model) -> None:  # noqa: ANN001
     listed = _qgis_process(profile, ["plugins"])
     assert "* map_refiner" in listed.stdout, listed.stdout + listed.stderr
     out = profile / "refined.tif"
-    run = _qgis_process(profile, ["--json", "run", "map_refiner:refine", "--",
-                                  f"INPUT={austin_rgb}", f"MODEL={tiny_model}", "ITERATIONS=1",
-                                  f"OUTPUT={out}"])
+    run = _qgis_process(
+        profile,
+        [
+            "--json",
+            "run",
+            "map_refiner:refine",
+            "--",
+            f"INPUT={austin_rgb}",
+            f"MODEL={tiny_model}",
+            "ITERATIONS=1",
+            f"OUTPUT={out}",
+        ],
+    )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    result = json.loads(run.stdout[run.stdout.index("{"):])
+    result = json.loads(run.stdout[run.stdout.index("{") :])
     assert result["results"]["OUTPUT"] == str(out)
     assert out.exists()
 
@@ -58,8 +71,11 @@ def test_qgis_process_without_torch_says_how_to_install(profile, austin_rgb, tmp
     probe = subprocess.run(["/usr/bin/python3", "-c", "import torch"], capture_output=True)
     if probe.returncode == 0:
         pytest.skip("the system Python has torch, so QGIS's Python is not missing it")
-    run = _qgis_process(profile, ["run", "map_refiner:refine", "--", f"INPUT={austin_rgb}",
-                                  f"OUTPUT={tmp_path / 'o.tif'}"], torch=False)
+    run = _qgis_process(
+        profile,
+        ["run", "map_refiner:refine", "--", f"INPUT={austin_rgb}", f"OUTPUT={tmp_path / 'o.tif'}"],
+        torch=False,
+    )
     assert run.returncode != 0
     assert "needs torch" in run.stdout + run.stderr and "pip install" in run.stdout + run.stderr
     assert not (tmp_path / "o.tif").exists()

@@ -17,8 +17,9 @@ def _dialog(project, layer=None, **defaults) -> MapRefinerDialog:  # noqa: ANN00
     return MapRefinerDialog(project, DialogDefaults(**defaults), layer)
 
 
-def test_widgets_become_refine_params(rgb_layer, rgb_path, tiny_model, qgis_new_project,
-                                      tmp_path) -> None:  # noqa: ANN001
+def test_widgets_become_refine_params(
+    rgb_layer, rgb_path, tiny_model, qgis_new_project, tmp_path
+) -> None:  # noqa: ANN001
     dialog = _dialog(qgis_new_project, rgb_layer, model_path=str(tiny_model))
     assert dialog.input_combo.currentLayer() is rgb_layer
     assert dialog.iterations_spin.value() == 2  # the tiny model's default
@@ -38,8 +39,9 @@ def test_widgets_become_refine_params(rgb_layer, rgb_path, tiny_model, qgis_new_
     assert job.source_name == "scene"
 
 
-def test_output_defaults_beside_input_with_suffix(rgb_layer, rgb_path, tiny_model,
-                                                  qgis_new_project) -> None:  # noqa: ANN001
+def test_output_defaults_beside_input_with_suffix(
+    rgb_layer, rgb_path, tiny_model, qgis_new_project
+) -> None:  # noqa: ANN001
     (rgb_path.parent / "scene_refined.tif").touch()
     dialog = _dialog(qgis_new_project, rgb_layer, model_path=str(tiny_model))
     assert Path(dialog.output_widget.filePath()) == rgb_path.parent / "scene_refined_2.tif"
@@ -47,8 +49,9 @@ def test_output_defaults_beside_input_with_suffix(rgb_layer, rgb_path, tiny_mode
     assert job.params.out != job.params.image and job.params.scores is None
 
 
-def test_output_goes_beside_a_saved_project(rgb_layer, tiny_model, qgis_new_project,
-                                            tmp_path) -> None:  # noqa: ANN001
+def test_output_goes_beside_a_saved_project(
+    rgb_layer, tiny_model, qgis_new_project, tmp_path
+) -> None:  # noqa: ANN001
     folder = tmp_path / "project"
     folder.mkdir()
     qgis_new_project.setFileName(str(folder / "p.qgz"))
@@ -83,8 +86,16 @@ def test_output_must_be_a_geotiff(rgb_layer, tmp_path) -> None:  # noqa: ANN001
 
 
 def test_settings_restore_the_dialog(rgb_layer, tiny_model, qgis_new_project) -> None:  # noqa: ANN001
-    save_defaults(DialogDefaults(model_path=str(tiny_model), iterations=9, device="cpu",
-                                 write_scores=True, add_coarse=True, label_mode="full"))
+    save_defaults(
+        DialogDefaults(
+            model_path=str(tiny_model),
+            iterations=9,
+            device="cpu",
+            write_scores=True,
+            add_coarse=True,
+            label_mode="full",
+        )
+    )
     dialog = MapRefinerDialog(qgis_new_project, load_defaults(), rgb_layer)
     assert dialog.model.model_path() == tiny_model
     assert dialog.iterations_spin.value() == 9
@@ -97,13 +108,12 @@ def test_settings_restore_the_dialog(rgb_layer, tiny_model, qgis_new_project) ->
     assert dialog.current_defaults().iterations == 9
 
 
-def test_label_layer_takes_the_remembered_field(rgb_layer, tiny_model,
-                                                qgis_new_project) -> None:  # noqa: ANN001
-    polygons = QgsVectorLayer("Polygon?crs=EPSG:26914&field=kind:string&field=label:string",
-                              "labels", "memory")
+def test_label_layer_takes_the_remembered_field(rgb_layer, tiny_model, qgis_new_project) -> None:  # noqa: ANN001
+    polygons = QgsVectorLayer(
+        "Polygon?crs=EPSG:26914&field=kind:string&field=label:string", "labels", "memory"
+    )
     qgis_new_project.addMapLayer(polygons)
-    dialog = _dialog(qgis_new_project, rgb_layer, model_path=str(tiny_model),
-                     label_field="label")
+    dialog = _dialog(qgis_new_project, rgb_layer, model_path=str(tiny_model), label_field="label")
     dialog.labels.layer_combo.setLayer(polygons)  # as the user picks it
     assert dialog.labels.layer() is polygons
     assert dialog.labels.field() == "label"

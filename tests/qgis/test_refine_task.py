@@ -9,18 +9,32 @@ from qgis.core import Qgis, QgsPalettedRasterRenderer, QgsSingleBandPseudoColorR
 from map_refiner.ui.jobs.refine_job import RefineJob
 
 
-def _job(image: Path, out: Path, model: Path, scores: bool = False, iterations: int = 2,
-         name: str = "austin_dev_rgb") -> RefineJob:
+def _job(
+    image: Path,
+    out: Path,
+    model: Path,
+    scores: bool = False,
+    iterations: int = 2,
+    name: str = "austin_dev_rgb",
+) -> RefineJob:
     from map_refiner.engine.refine.pipeline import RefineParams
 
-    return RefineJob(RefineParams(image=image, out=out, model_path=model, iterations=iterations,
-                                  device="cpu",
-                                  scores=out.with_name("scores.tif") if scores else None), name)
+    return RefineJob(
+        RefineParams(
+            image=image,
+            out=out,
+            model_path=model,
+            iterations=iterations,
+            device="cpu",
+            scores=out.with_name("scores.tif") if scores else None,
+        ),
+        name,
+    )
 
 
-def test_refine_adds_a_paletted_layer_with_class_names(plugin, austin_rgb, tiny_model, tmp_path,
-                                                       qgis_iface, qgis_new_project,
-                                                       wait_for_tasks) -> None:  # noqa: ANN001
+def test_refine_adds_a_paletted_layer_with_class_names(
+    plugin, austin_rgb, tiny_model, tmp_path, qgis_iface, qgis_new_project, wait_for_tasks
+) -> None:  # noqa: ANN001
     out = tmp_path / "refined.tif"
     plugin.controller.start_refine(_job(austin_rgb, out, tiny_model))
     wait_for_tasks()
@@ -38,24 +52,28 @@ def test_refine_adds_a_paletted_layer_with_class_names(plugin, austin_rgb, tiny_
     assert plugin.controller.tasks == []
 
 
-def test_scores_come_as_a_group_of_probability_layers(plugin, austin_rgb, tiny_model, tmp_path,
-                                                      qgis_new_project,
-                                                      wait_for_tasks) -> None:  # noqa: ANN001
+def test_scores_come_as_a_group_of_probability_layers(
+    plugin, austin_rgb, tiny_model, tmp_path, qgis_new_project, wait_for_tasks
+) -> None:  # noqa: ANN001
     plugin.controller.start_refine(_job(austin_rgb, tmp_path / "r.tif", tiny_model, scores=True))
     wait_for_tasks()
     group = qgis_new_project.layerTreeRoot().findGroup("austin_dev_rgb — Map Refiner")
     assert group is not None
     names = [node.layer().name() for node in group.findLayers()]
-    assert names == ["austin_dev_rgb — refined (2 it.)", "austin_dev_rgb — P(background)",
-                     "austin_dev_rgb — P(building)"]
+    assert names == [
+        "austin_dev_rgb — refined (2 it.)",
+        "austin_dev_rgb — P(background)",
+        "austin_dev_rgb — P(building)",
+    ]
     assert [node.isVisible() for node in group.findLayers()] == [True, False, False]
     prob = group.findLayers()[2].layer()
     assert isinstance(prob.renderer(), QgsSingleBandPseudoColorRenderer)
     assert prob.renderer().band() == 2
 
 
-def test_coarse_map_joins_the_group_unchecked(plugin, austin_rgb, tiny_model, tmp_path,
-                                              qgis_new_project, wait_for_tasks) -> None:  # noqa: ANN001
+def test_coarse_map_joins_the_group_unchecked(
+    plugin, austin_rgb, tiny_model, tmp_path, qgis_new_project, wait_for_tasks
+) -> None:  # noqa: ANN001
     from dataclasses import replace
 
     job = _job(austin_rgb, tmp_path / "r.tif", tiny_model)
@@ -65,17 +83,19 @@ def test_coarse_map_joins_the_group_unchecked(plugin, austin_rgb, tiny_model, tm
     group = qgis_new_project.layerTreeRoot().findGroup("austin_dev_rgb — Map Refiner")
     assert group is not None
     nodes = group.findLayers()
-    assert [n.layer().name() for n in nodes] == ["austin_dev_rgb — refined (2 it.)",
-                                                 "austin_dev_rgb — coarse (CNN)"]
+    assert [n.layer().name() for n in nodes] == [
+        "austin_dev_rgb — refined (2 it.)",
+        "austin_dev_rgb — coarse (CNN)",
+    ]
     assert [n.isVisible() for n in nodes] == [True, False]
     coarse = nodes[1].layer()
     assert isinstance(coarse.renderer(), QgsPalettedRasterRenderer)
     assert coarse.source() == str(tmp_path / "r_coarse.tif")
 
 
-def test_cancel_stops_the_job_and_leaves_no_output(plugin, austin_rgb, tiny_model, tmp_path,
-                                                   qgis_iface, qgis_new_project,
-                                                   wait_for_tasks) -> None:  # noqa: ANN001
+def test_cancel_stops_the_job_and_leaves_no_output(
+    plugin, austin_rgb, tiny_model, tmp_path, qgis_iface, qgis_new_project, wait_for_tasks
+) -> None:  # noqa: ANN001
     job = _job(austin_rgb, tmp_path / "never.tif", tiny_model, scores=True)
     job.params.tile_size = 64  # several tiles, so the cancel lands mid-run
     task = plugin.controller.start_refine(job)
@@ -87,6 +107,7 @@ def test_cancel_stops_the_job_and_leaves_no_output(plugin, austin_rgb, tiny_mode
             progress_seen.append(fraction)
             progress(fraction)
             task.cancel()  # as the Cancel button does, after the first tile
+
         return real_job(progress_then_cancel, is_cancelled)
 
     task.job = cancelling_job
@@ -99,8 +120,9 @@ def test_cancel_stops_the_job_and_leaves_no_output(plugin, austin_rgb, tiny_mode
     assert any("Cancelled" in m for m in qgis_iface.messageBar().get_messages(Qgis.Info))
 
 
-def test_engine_error_is_one_message_bar_line(plugin, austin_rgb, tmp_path, qgis_iface,
-                                              wait_for_tasks) -> None:  # noqa: ANN001
+def test_engine_error_is_one_message_bar_line(
+    plugin, austin_rgb, tmp_path, qgis_iface, wait_for_tasks
+) -> None:  # noqa: ANN001
     bad_model = tmp_path / "broken.safetensors"
     bad_model.write_bytes(b"not a model")
     plugin.controller.start_refine(_job(austin_rgb, tmp_path / "o.tif", bad_model))
@@ -110,8 +132,9 @@ def test_engine_error_is_one_message_bar_line(plugin, austin_rgb, tmp_path, qgis
     assert not (tmp_path / "o.tif").exists()
 
 
-def test_export_to_shapefile_after_refine(plugin, austin_rgb, tiny_model, tmp_path, qgis_iface,
-                                          qgis_new_project, wait_for_tasks) -> None:  # noqa: ANN001
+def test_export_to_shapefile_after_refine(
+    plugin, austin_rgb, tiny_model, tmp_path, qgis_iface, qgis_new_project, wait_for_tasks
+) -> None:  # noqa: ANN001
     from qgis.core import QgsCategorizedSymbolRenderer, QgsRasterLayer
 
     from map_refiner.ui.jobs.vectorize_job import build_vectorize_job

@@ -38,13 +38,20 @@ print("REPORT " + json.dumps(report))
 
 
 def _run(mode: str, home: Path) -> dict:
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(home),
-               XDG_DATA_HOME=str(home))
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, mode], capture_output=True, text=True,
-                          env=env, timeout=120, cwd=Path(__file__).parent)
+    env = dict(
+        os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(home), XDG_DATA_HOME=str(home)
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, mode],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=Path(__file__).parent,
+    )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("REPORT ")]
     assert proc.returncode == 0 and lines, proc.stdout + proc.stderr
-    return json.loads(lines[-1][len("REPORT "):])
+    return json.loads(lines[-1][len("REPORT ") :])
 
 
 def test_initgui_does_not_import_torch(tmp_path: Path) -> None:

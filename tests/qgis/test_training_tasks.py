@@ -38,17 +38,25 @@ def _draw(layer: QgsVectorLayer, rect: QgsRectangle, name: str) -> None:
     assert layer.addFeature(feature)
 
 
-def test_finetune_on_drawn_corrections(setup, qgis_iface, tmp_path, tiny_model,
-                                       wait_for_tasks) -> None:  # noqa: ANN001
+def test_finetune_on_drawn_corrections(
+    setup, qgis_iface, tmp_path, tiny_model, wait_for_tasks
+) -> None:  # noqa: ANN001
     controller, dialog, image = setup
     summary = dialog.model.summary
-    labels = create_correction_layer(image, summary.class_names, summary.colours,
-                                     QgsProject.instance())
+    labels = create_correction_layer(
+        image, summary.class_names, summary.colours, QgsProject.instance()
+    )
     e = image.extent()
-    _draw(labels, QgsRectangle(e.xMinimum() + 10, e.yMinimum() + 10, e.xMinimum() + 40,
-                               e.yMinimum() + 40), "building")
-    _draw(labels, QgsRectangle(e.xMaximum() - 40, e.yMaximum() - 40, e.xMaximum() - 10,
-                               e.yMaximum() - 10), "background")
+    _draw(
+        labels,
+        QgsRectangle(e.xMinimum() + 10, e.yMinimum() + 10, e.xMinimum() + 40, e.yMinimum() + 40),
+        "building",
+    )
+    _draw(
+        labels,
+        QgsRectangle(e.xMaximum() - 40, e.yMaximum() - 40, e.xMaximum() - 10, e.yMaximum() - 10),
+        "background",
+    )
     dialog.labels.set_layer(labels)
     dialog.labels.set_mode("sparse")
 
@@ -67,11 +75,13 @@ def test_finetune_on_drawn_corrections(setup, qgis_iface, tmp_path, tiny_model,
     assert tiny_model.exists()  # the base model is only read
 
 
-def test_train_coarse_from_reference_polygons(setup, austin_rgb, qgis_iface, tmp_path,
-                                              wait_for_tasks) -> None:  # noqa: ANN001
+def test_train_coarse_from_reference_polygons(
+    setup, austin_rgb, qgis_iface, tmp_path, wait_for_tasks
+) -> None:  # noqa: ANN001
     controller, dialog, _image = setup
-    buildings = QgsVectorLayer(str(austin_rgb.with_name("austin_dev_buildings.gpkg")),
-                               "buildings", "ogr")
+    buildings = QgsVectorLayer(
+        str(austin_rgb.with_name("austin_dev_buildings.gpkg")), "buildings", "ogr"
+    )
     QgsProject.instance().addMapLayer(buildings)
     dialog.labels.set_layer(buildings, "")
     dialog.labels.set_mode("full")
@@ -80,7 +90,9 @@ def test_train_coarse_from_reference_polygons(setup, austin_rgb, qgis_iface, tmp
     assert job.params.out == tmp_path / "austin_dev_rgb_coarse.safetensors"
     assert job.params.labels.mode == "tile" and job.params.labels.class_field is None
     assert (job.params.class_names, job.params.ground_resolution_m) == (
-        ["background", "building"], 0.6)
+        ["background", "building"],
+        0.6,
+    )
     controller.start_train_coarse(job)
     wait_for_tasks(timeout=120)
 

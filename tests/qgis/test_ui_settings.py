@@ -12,9 +12,15 @@ def test_defaults_when_nothing_was_saved() -> None:
 
 
 def test_round_trip_under_the_prefix() -> None:
-    saved = DialogDefaults(model_path="/models/a.safetensors", iterations=7, device="cpu",
-                           output_dir="/tmp/out", write_scores=True, label_mode="full",
-                           label_field="label")
+    saved = DialogDefaults(
+        model_path="/models/a.safetensors",
+        iterations=7,
+        device="cpu",
+        output_dir="/tmp/out",
+        write_scores=True,
+        label_mode="full",
+        label_field="label",
+    )
     save_defaults(saved)
     assert load_defaults() == saved
     settings = QgsSettings()

@@ -14,8 +14,15 @@ from test_iteration_slider import refine_with_slider
 def austin_flow(plugin, austin_rgb, tmp_path, qgis_new_project, wait_until, wait_for_tasks):  # noqa: ANN001, ANN201
     layer = QgsRasterLayer(str(austin_rgb), "austin_dev_rgb")
     qgis_new_project.addMapLayer(layer)
-    flow = refine_with_slider(plugin, layer, None, tmp_path / "austin_refined.tif", wait_until,
-                              wait_for_tasks, iterations=5)
+    flow = refine_with_slider(
+        plugin,
+        layer,
+        None,
+        tmp_path / "austin_refined.tif",
+        wait_until,
+        wait_for_tasks,
+        iterations=5,
+    )
     yield flow
     wait_for_tasks()
 
@@ -43,7 +50,7 @@ def test_uncertainty_layer_follows_the_slider(austin_flow, qgis_new_project) -> 
     assert unc.renderer().band() == 2
     ds = gdal.Open(unc.source())
     means = [float(np.nanmean(ds.GetRasterBand(b).ReadAsArray())) for b in (1, 6, 11)]
-    assert means[0] > means[1] > means[2]   # each iteration makes the map surer
+    assert means[0] > means[1] > means[2]  # each iteration makes the map surer
 
 
 def test_regions_are_ranked_listed_and_drawn(austin_flow) -> None:  # noqa: ANN001
@@ -62,7 +69,7 @@ def test_regions_are_ranked_listed_and_drawn(austin_flow) -> None:  # noqa: ANN0
     assert top == pytest.approx(scores[0], abs=0.01) and top > 2 * mean_all
     assert regions.labelsEnabled()
     before = [dock.regions_list.item(i).text() for i in range(10)]
-    dock.slider.setValue(0)   # the coarse map is unsure elsewhere
+    dock.slider.setValue(0)  # the coarse map is unsure elsewhere
     assert [dock.regions_list.item(i).text() for i in range(10)] != before
 
 
@@ -78,7 +85,8 @@ def test_a_click_on_a_region_zooms_the_map_there(austin_flow, qgis_iface) -> Non
     assert extent.center().y() == pytest.approx(rect.center().y(), abs=0.5)
     # twice the region in its tighter direction (the other follows the canvas's shape)
     assert min(extent.width(), extent.height()) == pytest.approx(
-        2 * min(rect.width(), rect.height()), rel=0.05)
+        2 * min(rect.width(), rect.height()), rel=0.05
+    )
 
 
 def test_margin_is_the_other_uncertainty(austin_flow, wait_until) -> None:  # noqa: ANN001

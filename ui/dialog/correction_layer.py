@@ -28,10 +28,12 @@ CLASS_FIELD = "class"
 Colour = tuple[int, int, int]
 
 
-def correction_layer_path(raster: QgsRasterLayer, project: QgsProject,
-                          fallback_dir: Path | None = None) -> Path:
-    return output_beside(layer_file(raster), "_corrections", ".gpkg", project_dir(project),
-                         fallback_dir)
+def correction_layer_path(
+    raster: QgsRasterLayer, project: QgsProject, fallback_dir: Path | None = None
+) -> Path:
+    return output_beside(
+        layer_file(raster), "_corrections", ".gpkg", project_dir(project), fallback_dir
+    )
 
 
 def write_empty_polygons(path: Path, raster: QgsRasterLayer) -> None:
@@ -40,8 +42,14 @@ def write_empty_polygons(path: Path, raster: QgsRasterLayer) -> None:
     options = QgsVectorFileWriter.SaveVectorOptions()
     options.driverName = "GPKG"
     options.layerName = path.stem
-    writer = QgsVectorFileWriter.create(str(path), fields, QgsWkbTypes.MultiPolygon,
-                                        raster.crs(), QgsCoordinateTransformContext(), options)
+    writer = QgsVectorFileWriter.create(
+        str(path),
+        fields,
+        QgsWkbTypes.MultiPolygon,
+        raster.crs(),
+        QgsCoordinateTransformContext(),
+        options,
+    )
     error = writer.hasError()
     message = writer.errorMessage()
     del writer  # closes the file
@@ -52,13 +60,18 @@ def write_empty_polygons(path: Path, raster: QgsRasterLayer) -> None:
 def class_drop_down(layer: QgsVectorLayer, names: Sequence[str]) -> None:
     index = layer.fields().indexOf(CLASS_FIELD)
     layer.setEditorWidgetSetup(
-        index, QgsEditorWidgetSetup("ValueMap", {"map": [{name: name} for name in names]}))
+        index, QgsEditorWidgetSetup("ValueMap", {"map": [{name: name} for name in names]})
+    )
     layer.setFieldConstraint(index, QgsFieldConstraints.ConstraintNotNull)
 
 
-def create_correction_layer(raster: QgsRasterLayer, names: Sequence[str],
-                            colours: Sequence[Colour], project: QgsProject,
-                            fallback_dir: Path | None = None) -> QgsVectorLayer:
+def create_correction_layer(
+    raster: QgsRasterLayer,
+    names: Sequence[str],
+    colours: Sequence[Colour],
+    project: QgsProject,
+    fallback_dir: Path | None = None,
+) -> QgsVectorLayer:
     """Create, style, add and start editing a correction layer beside the project or raster."""
     path = correction_layer_path(raster, project, fallback_dir)
     write_empty_polygons(path, raster)

@@ -53,14 +53,20 @@ class MapRefinerDialog(QDialog):
     new_correction_layer_requested = pyqtSignal()
     cancel_requested = pyqtSignal()
 
-    def __init__(self, project: QgsProject, defaults: DialogDefaults,
-                 active_layer: QgsMapLayer | None = None,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        project: QgsProject,
+        defaults: DialogDefaults,
+        active_layer: QgsMapLayer | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Map Refiner")
         self.setMinimumWidth(560)
         self.project = project
-        self.refined: dict[Path, ClassMap] = {}  # image -> its latest class map; set by the controller
+        self.refined: dict[
+            Path, ClassMap
+        ] = {}  # image -> its latest class map; set by the controller
         self.fallback_dir = Path(defaults.output_dir) if defaults.output_dir else None
         self._output_auto = True
         self._programmatic = False
@@ -81,8 +87,10 @@ class MapRefinerDialog(QDialog):
         self.output_widget.setFilter("GeoTIFF (*.tif *.tiff)")
         self.scores_check = QCheckBox("Also write per-class probabilities (…_scores.tif)", self)
         self.coarse_check = QCheckBox("Also add the coarse CNN map (…_coarse.tif)", self)
-        self.coarse_check.setToolTip("The map before any RNN iteration, in the same group as "
-                                     "the refined one, to compare them")
+        self.coarse_check.setToolTip(
+            "The map before any RNN iteration, in the same group as "
+            "the refined one, to compare them"
+        )
         self.labels = LabelsBox(self)
         self.progress_bar = QProgressBar(self)
         self.progress_bar.setRange(0, 100)
@@ -90,8 +98,9 @@ class MapRefinerDialog(QDialog):
         self.buttons = QDialogButtonBox(QDialogButtonBox.Close, self)
         self.refine_button = QPushButton("Refine", self)
         self.export_button = QPushButton("Export to shapefile", self)
-        self.export_button.setToolTip("Polygons of the chosen class map, or of the chosen "
-                                      "image's latest refined map")
+        self.export_button.setToolTip(
+            "Polygons of the chosen class map, or of the chosen image's latest refined map"
+        )
         self.cancel_button = QPushButton("Cancel job", self)
         self.buttons.addButton(self.refine_button, QDialogButtonBox.ActionRole)
         self.buttons.addButton(self.export_button, QDialogButtonBox.ActionRole)
@@ -215,26 +224,45 @@ class MapRefinerDialog(QDialog):
     def refine_job(self) -> RefineJob:
         """The dialog's state as one RefineJob; raises MapRefinerError when incomplete."""
         return build_refine_job(
-            layer=self.input_combo.currentLayer(), model_path=self.model.model_path(),
-            iterations=self.iterations_spin.value(), device=self.device_combo.currentData(),
-            output=self.output_widget.filePath(), write_scores=self.scores_check.isChecked(),
-            add_coarse=self.coarse_check.isChecked())
+            layer=self.input_combo.currentLayer(),
+            model_path=self.model.model_path(),
+            iterations=self.iterations_spin.value(),
+            device=self.device_combo.currentData(),
+            output=self.output_widget.filePath(),
+            write_scores=self.scores_check.isChecked(),
+            add_coarse=self.coarse_check.isChecked(),
+        )
 
     def vectorize_job(self) -> VectorizeJob:
-        return build_vectorize_job(self.input_combo.currentLayer(), self.refined, self.project,
-                                   self.fallback_dir)
+        return build_vectorize_job(
+            self.input_combo.currentLayer(), self.refined, self.project, self.fallback_dir
+        )
 
     def finetune_job(self) -> FinetuneJob:
         return build_finetune_job(
-            self.input_combo.currentLayer(), self.labels.layer(), self.labels.field(),
-            self.labels.mode(), self.model.model_path(), self.labels.steps(),
-            self.device_combo.currentData(), self.project, self.fallback_dir)
+            self.input_combo.currentLayer(),
+            self.labels.layer(),
+            self.labels.field(),
+            self.labels.mode(),
+            self.model.model_path(),
+            self.labels.steps(),
+            self.device_combo.currentData(),
+            self.project,
+            self.fallback_dir,
+        )
 
     def train_coarse_job(self) -> TrainCoarseJob:
         return build_train_coarse_job(
-            self.input_combo.currentLayer(), self.labels.layer(), self.labels.field(),
-            self.labels.mode(), self.model.summary, self.labels.steps(),
-            self.device_combo.currentData(), self.project, self.fallback_dir)
+            self.input_combo.currentLayer(),
+            self.labels.layer(),
+            self.labels.field(),
+            self.labels.mode(),
+            self.model.summary,
+            self.labels.steps(),
+            self.device_combo.currentData(),
+            self.project,
+            self.fallback_dir,
+        )
 
     def current_defaults(self) -> DialogDefaults:
         path = self.model.model_path()
@@ -244,13 +272,19 @@ class MapRefinerDialog(QDialog):
             iterations=-1 if self._iterations_auto else self.iterations_spin.value(),
             device=self.device_combo.currentData(),
             output_dir=str(Path(output).parent) if output else "",
-            write_scores=self.scores_check.isChecked(), add_coarse=self.coarse_check.isChecked(),
-            label_mode=self.labels.mode(), label_field=self.labels.field() or "class")
+            write_scores=self.scores_check.isChecked(),
+            add_coarse=self.coarse_check.isChecked(),
+            label_mode=self.labels.mode(),
+            label_field=self.labels.field() or "class",
+        )
 
     def set_running(self, running: bool, text: str = "") -> None:
         self.refine_button.setEnabled(not running)
-        for button in (self.export_button, self.labels.finetune_button,
-                       self.labels.train_coarse_button):
+        for button in (
+            self.export_button,
+            self.labels.finetune_button,
+            self.labels.train_coarse_button,
+        ):
             button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
         self.progress_bar.setValue(0)

@@ -29,8 +29,9 @@ class LabelsBox(QgsCollapsibleGroupBox):
         self.layer_combo.setAllowEmptyLayer(True)
         self.layer_combo.setLayer(None)
         self.field_combo = QgsFieldComboBox(self)
-        self.field_combo.setFilters(QgsFieldProxyModel.String | QgsFieldProxyModel.Int
-                                    | QgsFieldProxyModel.LongLong)
+        self.field_combo.setFilters(
+            QgsFieldProxyModel.String | QgsFieldProxyModel.Int | QgsFieldProxyModel.LongLong
+        )
         self.field_combo.setAllowEmptyFieldName(True)
         self.field_combo.setToolTip("Class names or indices; empty: every polygon is class 1")
         self.mode_combo = QComboBox(self)
@@ -43,14 +44,18 @@ class LabelsBox(QgsCollapsibleGroupBox):
         self.steps_spin.setSingleStep(50)
         self.steps_spin.setSpecialValueText("default")
         self.steps_spin.setClearValue(0)
-        self.steps_spin.setToolTip("Optimiser steps; default: 150 to fine-tune, 2000 for a "
-                                   "coarse CNN")
+        self.steps_spin.setToolTip(
+            "Optimiser steps; default: 150 to fine-tune, 2000 for a coarse CNN"
+        )
         self.finetune_button = QPushButton("Fine-tune", self)
-        self.finetune_button.setToolTip("Fine-tune the model's RNN on these labels; saves a new "
-                                        "model and selects it")
+        self.finetune_button.setToolTip(
+            "Fine-tune the model's RNN on these labels; saves a new model and selects it"
+        )
         self.train_coarse_button = QPushButton("Train coarse CNN", self)
-        self.train_coarse_button.setToolTip("Train a new coarse CNN on the raster and these "
-                                            "labels, with the model's classes and resolution")
+        self.train_coarse_button.setToolTip(
+            "Train a new coarse CNN on the raster and these "
+            "labels, with the model's classes and resolution"
+        )
         row = QHBoxLayout()
         row.addWidget(self.layer_combo, 1)
         row.addWidget(self.new_layer_button)

@@ -23,8 +23,10 @@ class ModelSummary:
     default_iterations: int
 
     def describe(self) -> str:
-        return (f"{self.name}: {len(self.class_names)} classes ({', '.join(self.class_names)}), "
-                f"{self.resolution_m:g} m/pixel, {self.default_iterations} iterations by default")
+        return (
+            f"{self.name}: {len(self.class_names)} classes ({', '.join(self.class_names)}), "
+            f"{self.resolution_m:g} m/pixel, {self.default_iterations} iterations by default"
+        )
 
 
 def model_path_or_default(path: Path | None) -> Path:
@@ -46,9 +48,16 @@ def _read(path: str, _mtime: float, bundled: bool) -> ModelSummary:
     from ...engine.modelfile.header import read_model_config
 
     if bundled and not Path(path).exists():
-        raise MapRefinerError("The bundled default model is missing from the plugin folder; "
-                              "reinstall the plugin or choose a model file.")
+        raise MapRefinerError(
+            "The bundled default model is missing from the plugin folder; "
+            "reinstall the plugin or choose a model file."
+        )
     config = read_model_config(path)
-    return ModelSummary(Path(path), config.name, list(config.class_names),
-                        config.colours,
-                        float(config.ground_resolution_m), int(config.default_iterations))
+    return ModelSummary(
+        Path(path),
+        config.name,
+        list(config.class_names),
+        config.colours,
+        float(config.ground_resolution_m),
+        int(config.default_iterations),
+    )

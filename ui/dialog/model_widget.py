@@ -70,6 +70,9 @@ class ModelChooser(QWidget):
 def summary_html(summary: ModelSummary) -> str:
     swatches = " ".join(
         f"<span style='background-color:rgb{colour};'>&nbsp;&nbsp;&nbsp;</span>&nbsp;{escape(name)}"
-        for name, colour in zip(summary.class_names, summary.colours))
-    return (f"<b>{escape(summary.name)}</b> — {swatches}<br>"
-            f"Works at {summary.resolution_m:g} m/pixel; input is resampled to it and back.")
+        for name, colour in zip(summary.class_names, summary.colours)
+    )
+    return (
+        f"<b>{escape(summary.name)}</b> — {swatches}<br>"
+        f"Works at {summary.resolution_m:g} m/pixel; input is resampled to it and back."
+    )

@@ -46,16 +46,22 @@ def nvidia_driver(timeout: float = 10.0) -> str | None:
     """The NVIDIA driver version (``"550.54.14"``), or None when there is none."""
     proc_file = Path("/proc/driver/nvidia/version")
     if proc_file.exists():
-        found = re.search(r"Kernel Module\s+(?:for \S+\s+)?([0-9]+(?:\.[0-9]+)+)",
-                          proc_file.read_text(errors="replace"))
+        found = re.search(
+            r"Kernel Module\s+(?:for \S+\s+)?([0-9]+(?:\.[0-9]+)+)",
+            proc_file.read_text(errors="replace"),
+        )
         if found:
             return found.group(1)
     smi = shutil.which("nvidia-smi")
     if smi is None:
         return None
     try:
-        out = subprocess.run([smi, "--query-gpu=driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=timeout)
+        out = subprocess.run(
+            [smi, "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     first = out.stdout.strip().splitlines()[0].strip() if out.stdout.strip() else ""
@@ -66,8 +72,12 @@ def build(key: str, reason: str = "") -> BuildChoice:
     """The build called ``key`` (``cpu`` or one of :data:`CUDA_BUILDS`)."""
     if key == "cpu":
         if sys.platform == "darwin":
-            return BuildChoice("cpu", "CPU (Apple: the default build, uses the GPU via MPS)", None,
-                               reason or "macOS has one torch build.")
+            return BuildChoice(
+                "cpu",
+                "CPU (Apple: the default build, uses the GPU via MPS)",
+                None,
+                reason or "macOS has one torch build.",
+            )
         return BuildChoice("cpu", "CPU", TORCH_INDEX + "cpu", reason or "chosen by you")
     for cuda_key, label, _ in CUDA_BUILDS:
         if cuda_key == key:
@@ -89,7 +99,13 @@ def choose_build(key: str = "auto", driver: str | None = "detect") -> BuildChoic
     major = int(driver.split(".")[0])
     for cuda_key, label, min_major in CUDA_BUILDS:
         if major >= min_major:
-            return build(cuda_key, f"NVIDIA driver {driver} found; {label} is the newest build "
-                                   f"it runs (needs driver {min_major} or later)")
-    return build("cpu", f"NVIDIA driver {driver} is older than any CUDA build of this torch "
-                        f"needs ({CUDA_BUILDS[-1][2]}); update the driver for GPU use")
+            return build(
+                cuda_key,
+                f"NVIDIA driver {driver} found; {label} is the newest build "
+                f"it runs (needs driver {min_major} or later)",
+            )
+    return build(
+        "cpu",
+        f"NVIDIA driver {driver} is older than any CUDA build of this torch "
+        f"needs ({CUDA_BUILDS[-1][2]}); update the driver for GPU use",
+    )

@@ -49,8 +49,12 @@ def python_command() -> str:
     is the QGIS binary or whatever python3 comes first on PATH."""
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     prefix = Path(sys.prefix)
-    for candidate in (prefix / "bin" / f"python{version}", prefix / "bin" / "python3",
-                      prefix / "python.exe", prefix / "python3.exe"):
+    for candidate in (
+        prefix / "bin" / f"python{version}",
+        prefix / "bin" / "python3",
+        prefix / "python.exe",
+        prefix / "python3.exe",
+    ):
         if candidate.exists():
             return str(candidate)
     return "python" if os.name == "nt" else "python3"
@@ -81,4 +85,5 @@ def check_dependencies() -> None:
         f"Map Refiner needs {' and '.join(missing)}, which QGIS's Python cannot import. "
         "Use Raster ▸ Map Refiner ▸ Install engine dependencies… (no restart needed), or "
         f"install with: {command} — then restart QGIS.",
-        details=f"QGIS's Python {sys.version.split()[0]} in {sys.prefix}")
+        details=f"QGIS's Python {sys.version.split()[0]} in {sys.prefix}",
+    )

@@ -35,9 +35,11 @@ def engine_status(folder: Path) -> str:
     manifest = read_manifest(folder)
     if manifest is not None:
         pkgs = manifest.get("packages", {})
-        return (f"Installed by Map Refiner: torch {pkgs.get('torch', '?')}, safetensors "
-                f"{pkgs.get('safetensors', '?')} ({manifest.get('build', '?')} build, "
-                f"{manifest.get('installed', '')}).")
+        return (
+            f"Installed by Map Refiner: torch {pkgs.get('torch', '?')}, safetensors "
+            f"{pkgs.get('safetensors', '?')} ({manifest.get('build', '?')} build, "
+            f"{manifest.get('installed', '')})."
+        )
     missing = missing_modules()
     if not missing:
         return "QGIS's Python already has torch and safetensors (not installed by Map Refiner)."
@@ -49,8 +51,14 @@ class InstallerDialog(QDialog):
     uninstall_requested = pyqtSignal()
     cancel_requested = pyqtSignal()
 
-    def __init__(self, python: str, folder: Path, build_key: str = "auto",
-                 driver: str | None = "detect", parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        python: str,
+        folder: Path,
+        build_key: str = "auto",
+        driver: str | None = "detect",
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Map Refiner — engine dependencies")
         self.setMinimumWidth(640)
@@ -62,8 +70,9 @@ class InstallerDialog(QDialog):
         self.status_label = QLabel(self)
         self.status_label.setWordWrap(True)
         pins = pinned_requirements(self.requirements)
-        self.versions_label = QLabel(", ".join(pins.get(n, n) for n in PACKAGES)
-                                     + "  (pinned in requirements.txt)", self)
+        self.versions_label = QLabel(
+            ", ".join(pins.get(n, n) for n in PACKAGES) + "  (pinned in requirements.txt)", self
+        )
         self.build_combo = QComboBox(self)
         self.build_combo.addItem(f"Automatic: {self.auto.label}", "auto")
         self.build_combo.addItem("CPU", "cpu")
@@ -99,8 +108,11 @@ class InstallerDialog(QDialog):
         form = QFormLayout()
         form.addRow("Status", self.status_label)
         form.addRow("QGIS's Python", QLabel(f"{self.python}  (Python {sys.version.split()[0]})"))
-        target = QLabel(f"{self.folder}  (private to this QGIS profile; QGIS's own packages, "
-                        "numpy and GDAL included, are never changed)", self)
+        target = QLabel(
+            f"{self.folder}  (private to this QGIS profile; QGIS's own packages, "
+            "numpy and GDAL included, are never changed)",
+            self,
+        )
         target.setWordWrap(True)
         form.addRow("Install into", target)
         form.addRow("Versions", self.versions_label)
@@ -124,12 +136,19 @@ class InstallerDialog(QDialog):
         choice = self.chosen_build()
         how = "Automatic choice" if self.build_combo.currentData() == "auto" else "Your choice"
         where = choice.index_url or "PyPI"
-        self.reason_label.setText(f"{how}: {choice.label}, because {choice.reason}. "
-                                  f"Packages from {where} (and pip's own configuration).")
+        self.reason_label.setText(
+            f"{how}: {choice.label}, because {choice.reason}. "
+            f"Packages from {where} (and pip's own configuration)."
+        )
 
     def plan(self) -> InstallPlan:
-        return InstallPlan(python=self.python, folder=self.folder, build=self.chosen_build(),
-                           requirements=self.requirements, env=dict(self.pip_env))
+        return InstallPlan(
+            python=self.python,
+            folder=self.folder,
+            build=self.chosen_build(),
+            requirements=self.requirements,
+            env=dict(self.pip_env),
+        )
 
     def _on_install(self) -> None:
         self.log_view.clear()
@@ -139,9 +158,11 @@ class InstallerDialog(QDialog):
         installed = read_manifest(self.folder) is not None
         self.status_label.setText(engine_status(self.folder))
         self.install_button.setText("Repair" if installed else "Install")
-        self.install_button.setToolTip("Install again from scratch (replaces the folder only "
-                                       "when the new install works)" if installed else
-                                       "Install the pinned versions into the private folder")
+        self.install_button.setToolTip(
+            "Install again from scratch (replaces the folder only when the new install works)"
+            if installed
+            else "Install the pinned versions into the private folder"
+        )
         self.uninstall_button.setEnabled(installed and not self.cancel_button.isEnabled())
 
     def set_running(self, running: bool) -> None:

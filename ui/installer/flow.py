@@ -33,8 +33,13 @@ class LogRelay(QObject):
 
 
 class InstallerFlow(QObject):
-    def __init__(self, bar: QgsMessageBar, parent_window: QWidget | None = None,
-                 folder: Path | None = None, python: str | None = None) -> None:
+    def __init__(
+        self,
+        bar: QgsMessageBar,
+        parent_window: QWidget | None = None,
+        folder: Path | None = None,
+        python: str | None = None,
+    ) -> None:
         super().__init__()
         self.bar = bar
         self.parent_window = parent_window
@@ -46,8 +51,9 @@ class InstallerFlow(QObject):
 
     def show(self) -> InstallerDialog:
         if self.dialog is None:
-            self.dialog = InstallerDialog(self.python, self.folder, load_install_build(),
-                                          parent=self.parent_window)
+            self.dialog = InstallerDialog(
+                self.python, self.folder, load_install_build(), parent=self.parent_window
+            )
             self.dialog.install_requested.connect(self.start)
             self.dialog.uninstall_requested.connect(self.remove)
             self.dialog.cancel_requested.connect(self.cancel)
@@ -59,8 +65,12 @@ class InstallerFlow(QObject):
 
     def start(self, plan: InstallPlan) -> EngineTask:
         save_install_build(self.dialog.build_combo.currentData() if self.dialog else "auto")
-        self.task = EngineTask("Map Refiner: installing engine dependencies",
-                               partial(self._job, plan), self._done, self._failed)
+        self.task = EngineTask(
+            "Map Refiner: installing engine dependencies",
+            partial(self._job, plan),
+            self._done,
+            self._failed,
+        )
         if self.dialog is not None:
             self.dialog.set_running(True)
             self.task.progressChanged.connect(self.dialog.set_progress)
@@ -71,17 +81,23 @@ class InstallerFlow(QObject):
         def emit(line: str) -> None:
             log.info("pip: %s", line)
             self.relay.line.emit(line)
+
         return install(plan, progress, is_cancelled, emit)
 
     def _done(self, task: EngineTask, result: InstallResult) -> None:
         self.task = None
         restart = loaded_from(result.folder)
         activate(result.folder)
-        text = (f"Engine installed: torch {result.versions['torch']}, safetensors "
-                f"{result.versions['safetensors']} ({result.build} build, checked) in "
-                f"{result.seconds:.0f} s; "
-                + ("restart QGIS to use the repaired install." if restart else
-                   "Map Refiner is ready, no restart needed."))
+        text = (
+            f"Engine installed: torch {result.versions['torch']}, safetensors "
+            f"{result.versions['safetensors']} ({result.build} build, checked) in "
+            f"{result.seconds:.0f} s; "
+            + (
+                "restart QGIS to use the repaired install."
+                if restart
+                else "Map Refiner is ready, no restart needed."
+            )
+        )
         self._finish(text)
 
     def _failed(self, task: EngineTask, exc: BaseException) -> None:
@@ -107,9 +123,11 @@ class InstallerFlow(QObject):
             show_error(self.dialog.message_bar if self.dialog else self.bar, exc)
             return
         deactivate(self.folder)
-        self._finish(f"Removed {self.folder}" + ("; restart QGIS to unload torch." if restart
-                                                  else ".") if removed else
-                     "Nothing to remove: Map Refiner had not installed anything.")
+        self._finish(
+            f"Removed {self.folder}" + ("; restart QGIS to unload torch." if restart else ".")
+            if removed
+            else "Nothing to remove: Map Refiner had not installed anything."
+        )
 
     def cancel(self) -> None:
         if self.task is not None:

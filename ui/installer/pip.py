@@ -24,9 +24,13 @@ LogFn = Callable[[str], None]
 WHEEL_FOLDERS = (Path("/usr/share/python-wheels"),)
 
 
-def run_logged(argv: Sequence[str], log: LogFn, is_cancelled: CancelFn,
-               env: dict[str, str] | None = None,
-               cancel_message: str = "") -> tuple[int, list[str]]:
+def run_logged(
+    argv: Sequence[str],
+    log: LogFn,
+    is_cancelled: CancelFn,
+    env: dict[str, str] | None = None,
+    cancel_message: str = "",
+) -> tuple[int, list[str]]:
     """Run ``argv``, passing each output line to ``log``; kill it when cancelled.
 
     Returns the exit code and the lines; raises CancelledError when cancelled.
@@ -36,9 +40,17 @@ def run_logged(argv: Sequence[str], log: LogFn, is_cancelled: CancelFn,
         kwargs["creationflags"] = getattr(subprocess, "CREATE_NO_WINDOW", 0)
     else:
         kwargs["start_new_session"] = True  # its own process group, killed as one
-    proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, text=True, errors="replace", bufsize=1,
-                            env=env, **kwargs)
+    proc = subprocess.Popen(
+        list(argv),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        errors="replace",
+        bufsize=1,
+        env=env,
+        **kwargs,
+    )
     lines: queue.Queue[str | None] = queue.Queue()
     reader = threading.Thread(target=_pump, args=(proc, lines), daemon=True)
     reader.start()
@@ -76,12 +88,20 @@ def _kill(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def quiet(argv: Sequence[str], env: dict[str, str] | None = None,
-          timeout: float = 120.0) -> tuple[int, str]:
+def quiet(
+    argv: Sequence[str], env: dict[str, str] | None = None, timeout: float = 120.0
+) -> tuple[int, str]:
     """Exit code and output of a short helper command."""
     try:
-        proc = subprocess.run(list(argv), capture_output=True, text=True, errors="replace",
-                              env=env, timeout=timeout, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            list(argv),
+            capture_output=True,
+            text=True,
+            errors="replace",
+            env=env,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
     except (OSError, subprocess.SubprocessError) as exc:
         return -1, str(exc)
     return proc.returncode, proc.stdout + proc.stderr
@@ -89,8 +109,9 @@ def quiet(argv: Sequence[str], env: dict[str, str] | None = None,
 
 def pip_wheels(python: str, env: dict[str, str] | None = None) -> list[Path]:
     """Pip wheels that ``python`` can run as a zip application, newest name first."""
-    code, stdlib = quiet([python, "-c", "import sysconfig; print(sysconfig.get_path('stdlib'))"],
-                         env)
+    code, stdlib = quiet(
+        [python, "-c", "import sysconfig; print(sysconfig.get_path('stdlib'))"], env
+    )
     folders = list(WHEEL_FOLDERS)
     if code == 0:
         folders.append(Path(stdlib.strip()) / "ensurepip" / "_bundled")
@@ -111,12 +132,12 @@ def pip_command(python: str, env: dict[str, str] | None = None) -> list[str]:
             return argv
     raise MapRefinerError(
         f"QGIS's Python ({python}) has no pip and no pip wheel was found. Install pip for it "
-        "(Debian/Ubuntu: sudo apt install python3-pip) and try again; nothing was changed.")
+        "(Debian/Ubuntu: sudo apt install python3-pip) and try again; nothing was changed."
+    )
 
 
 def venv_python(venv: Path) -> Path:
     return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-
 
 
 def reachable(url: str, env: dict[str, str], timeout: float = 5.0) -> bool:

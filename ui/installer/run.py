@@ -34,9 +34,11 @@ from .site import MANIFEST, SITE, protected_in
 
 PACKAGES = ("torch", "safetensors")
 PYPI = "https://pypi.org/simple/"
-VERSIONS_SCRIPT = ("import json\nout = {}\nfor name in ('numpy', 'osgeo'):\n    try:\n"
-                   "        out[name] = __import__(name).__version__\n    except Exception:\n"
-                   "        pass\nprint(json.dumps(out))")
+VERSIONS_SCRIPT = (
+    "import json\nout = {}\nfor name in ('numpy', 'osgeo'):\n    try:\n"
+    "        out[name] = __import__(name).__version__\n    except Exception:\n"
+    "        pass\nprint(json.dumps(out))"
+)
 
 
 @dataclass
@@ -53,13 +55,19 @@ class InstallPlan:
         pins = pinned_requirements(self.requirements)
         missing = [name for name in PACKAGES if name not in pins]
         if missing:
-            raise MapRefinerError(f"{self.requirements} pins no version of {', '.join(missing)}; "
-                                  "the plugin's files are incomplete: reinstall the plugin.")
+            raise MapRefinerError(
+                f"{self.requirements} pins no version of {', '.join(missing)}; "
+                "the plugin's files are incomplete: reinstall the plugin."
+            )
         return [self.build.torch_spec(pins["torch"]), pins["safetensors"]]
 
     def environment(self) -> dict[str, str]:
-        env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1",
-                   PYTHONIOENCODING="utf-8")
+        env = dict(
+            os.environ,
+            PIP_DISABLE_PIP_VERSION_CHECK="1",
+            PIP_NO_INPUT="1",
+            PYTHONIOENCODING="utf-8",
+        )
         env.update(self.env)
         return env
 
@@ -73,8 +81,9 @@ class InstallResult:
     report: dict
 
 
-def install(plan: InstallPlan, progress: ProgressFn, is_cancelled: CancelFn,
-            log: LogFn) -> InstallResult:
+def install(
+    plan: InstallPlan, progress: ProgressFn, is_cancelled: CancelFn, log: LogFn
+) -> InstallResult:
     """Install into ``plan.folder`` (replacing what is there) or change nothing."""
     t0 = time.monotonic()
     specs = plan.specs()
@@ -89,10 +98,16 @@ def install(plan: InstallPlan, progress: ProgressFn, is_cancelled: CancelFn,
         progress(0.85)
         report = verify(plan.python, site, env, is_cancelled, log)
         progress(0.95)
-        manifest = {"packages": {n: report[n] for n in PACKAGES}, "build": plan.build.key,
-                    "reason": plan.build.reason, "python": plan.python,
-                    "python_version": report.get("python", ""), "specs": specs,
-                    "installed": time.strftime("%Y-%m-%d %H:%M:%S"), "verify": report}
+        manifest = {
+            "packages": {n: report[n] for n in PACKAGES},
+            "build": plan.build.key,
+            "reason": plan.build.reason,
+            "python": plan.python,
+            "python_version": report.get("python", ""),
+            "specs": specs,
+            "installed": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "verify": report,
+        }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
         _swap(staging, plan.folder)
     except BaseException:
@@ -100,18 +115,33 @@ def install(plan: InstallPlan, progress: ProgressFn, is_cancelled: CancelFn,
         raise
     progress(1.0)
     log(f"Done: torch {report['torch']} and safetensors {report['safetensors']} in {plan.folder}")
-    return InstallResult(plan.folder, {n: report[n] for n in PACKAGES}, plan.build.key,
-                         time.monotonic() - t0, report)
+    return InstallResult(
+        plan.folder, {n: report[n] for n in PACKAGES}, plan.build.key, time.monotonic() - t0, report
+    )
 
 
-def _pip_install(plan: InstallPlan, specs: list[str], staging: Path, env: dict[str, str],
-                 progress: ProgressFn, is_cancelled: CancelFn, log: LogFn) -> Path:
+def _pip_install(
+    plan: InstallPlan,
+    specs: list[str],
+    staging: Path,
+    env: dict[str, str],
+    progress: ProgressFn,
+    is_cancelled: CancelFn,
+    log: LogFn,
+) -> Path:
     venv = staging / "venv"
-    code, lines = run_logged([plan.python, "-m", "venv", "--without-pip",
-                              "--system-site-packages", str(venv)], log, is_cancelled, env)
+    code, lines = run_logged(
+        [plan.python, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)],
+        log,
+        is_cancelled,
+        env,
+    )
     if code != 0:
-        raise MapRefinerError(f"QGIS's Python could not make a virtual environment (exit {code}); "
-                              "see the log. Nothing was changed.", details="\n".join(lines))
+        raise MapRefinerError(
+            f"QGIS's Python could not make a virtual environment (exit {code}); "
+            "see the log. Nothing was changed.",
+            details="\n".join(lines),
+        )
     vpy = str(venv_python(venv))
     pins = _held_versions(plan.python, env)
     constraints = staging / "constraints.txt"
@@ -122,8 +152,10 @@ def _pip_install(plan: InstallPlan, specs: list[str], staging: Path, env: dict[s
     if plan.build.index_url and reachable(plan.build.index_url, env):
         argv += ["--extra-index-url", plan.build.index_url]
     elif plan.build.index_url:
-        log(f"{plan.build.index_url} does not answer: using pip's own indexes and find-links "
-            f"only (the {plan.build.key} build is still pinned)")
+        log(
+            f"{plan.build.index_url} does not answer: using pip's own indexes and find-links "
+            f"only (the {plan.build.key} build is still pinned)"
+        )
     progress(0.05)
     seen = [0]
 
@@ -135,8 +167,9 @@ def _pip_install(plan: InstallPlan, specs: list[str], staging: Path, env: dict[s
         elif line.startswith("Installing collected packages"):
             progress(0.65)
 
-    code, lines = run_logged(argv + specs, on_line, is_cancelled, env,
-                             "Installation cancelled; nothing was changed.")
+    code, lines = run_logged(
+        argv + specs, on_line, is_cancelled, env, "Installation cancelled; nothing was changed."
+    )
     if code != 0:
         indexes = [plan.build.index_url or "", env.get("PIP_INDEX_URL") or PYPI]
         online = any(reachable(url, env) for url in indexes if url)
@@ -144,12 +177,16 @@ def _pip_install(plan: InstallPlan, specs: list[str], staging: Path, env: dict[s
     code, out = quiet([vpy, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], env)
     built = Path(out.strip().splitlines()[-1]) if code == 0 and out.strip() else None
     if built is None or not built.is_dir():
-        raise MapRefinerError("pip finished but its site-packages folder was not found; "
-                              "see the log.")
+        raise MapRefinerError(
+            "pip finished but its site-packages folder was not found; see the log."
+        )
     bad = protected_in(built)
     if bad:
-        raise MapRefinerError(f"pip wanted to install {', '.join(bad)}, which QGIS's own Python "
-                              "provides; refused, nothing was changed.", details="\n".join(lines))
+        raise MapRefinerError(
+            f"pip wanted to install {', '.join(bad)}, which QGIS's own Python "
+            "provides; refused, nothing was changed.",
+            details="\n".join(lines),
+        )
     site = staging / SITE
     shutil.move(str(built), str(site))
     shutil.rmtree(venv, ignore_errors=True)
@@ -167,8 +204,9 @@ def _held_versions(python: str, env: dict[str, str]) -> dict[str, str]:
     return {names[k]: v for k, v in found.items() if k in names}
 
 
-def verify(python: str, site: Path, env: dict[str, str], is_cancelled: CancelFn,
-           log: LogFn) -> dict:
+def verify(
+    python: str, site: Path, env: dict[str, str], is_cancelled: CancelFn, log: LogFn
+) -> dict:
     """Import torch from ``site`` in a new process of QGIS's Python and run a convolution."""
     log("Checking: import torch and run a small convolution in a separate process…")
     code, lines = run_logged([python, "-c", VERIFY_SCRIPT, str(site)], log, is_cancelled, env)
@@ -187,7 +225,8 @@ def _swap(staging: Path, folder: Path) -> None:
             old.rename(folder)
         raise MapRefinerError(
             f"Could not replace {folder} ({exc}); torch may be in use: restart QGIS and try again "
-            "before running Map Refiner. The previous install is unchanged.") from exc
+            "before running Map Refiner. The previous install is unchanged."
+        ) from exc
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -200,8 +239,9 @@ def uninstall(folder: Path) -> bool:
     try:
         folder.rename(trash)
     except OSError as exc:
-        raise MapRefinerError(f"Could not remove {folder} ({exc}); restart QGIS and uninstall "
-                              "before using Map Refiner.") from exc
+        raise MapRefinerError(
+            f"Could not remove {folder} ({exc}); restart QGIS and uninstall "
+            "before using Map Refiner."
+        ) from exc
     shutil.rmtree(trash, ignore_errors=True)
     return True
-

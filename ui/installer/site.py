@@ -42,8 +42,11 @@ def read_manifest(folder: Path) -> dict | None:
 
 def protected_in(site: Path) -> list:
     """Names in ``site`` that would shadow a package QGIS's Python owns."""
-    return sorted(p.name for p in site.iterdir()
-                  if p.name.split("-")[0].split(".")[0] in PROTECTED) if site.is_dir() else []
+    return (
+        sorted(p.name for p in site.iterdir() if p.name.split("-")[0].split(".")[0] in PROTECTED)
+        if site.is_dir()
+        else []
+    )
 
 
 def site_dir(folder: Path) -> Path | None:
@@ -59,8 +62,9 @@ def activate(folder: Path) -> Path | None:
         return None
     bad = protected_in(site)
     if bad:
-        log.warning("not using %s: it holds %s, which QGIS's own Python provides", site,
-                    ", ".join(bad))
+        log.warning(
+            "not using %s: it holds %s, which QGIS's own Python provides", site, ", ".join(bad)
+        )
         return None
     if str(site) not in sys.path:
         sys.path.insert(0, str(site))

@@ -50,17 +50,23 @@ class IterationsDock(QgsDockWidget):
         self.max_spin = QSpinBox(body)
         self.max_spin.setRange(1, 50)
         self.max_spin.setValue(10)
-        self.max_spin.setToolTip("How many iterations to compute; the RNN was trained with fewer "
-                                 "and may keep changing the map past them.")
+        self.max_spin.setToolTip(
+            "How many iterations to compute; the RNN was trained with fewer "
+            "and may keep changing the map past them."
+        )
         self.kind_combo = QComboBox(body)
         for kind in KINDS:
             self.kind_combo.addItem(kind, kind)
         self.recompute_button = QPushButton("Recompute", body)
-        self.recompute_button.setToolTip("Run the iterations again (a raster larger than "
-                                         "2048×2048 pixels: over the map view; pan or zoom first)")
+        self.recompute_button.setToolTip(
+            "Run the iterations again (a raster larger than "
+            "2048×2048 pixels: over the map view; pan or zoom first)"
+        )
         self.keep_button = QPushButton("Keep iteration 0", body)
-        self.keep_button.setToolTip("Write the whole raster refined with this many iterations; "
-                                    "it becomes the map that Export to shapefile uses")
+        self.keep_button.setToolTip(
+            "Write the whole raster refined with this many iterations; "
+            "it becomes the map that Export to shapefile uses"
+        )
         self.uncertainty_check = QCheckBox("Show the uncertainty layer", body)
         self.regions_list = QListWidget(body)
         self.regions_list.setToolTip("Most uncertain first; click to zoom there")
@@ -83,8 +89,11 @@ class IterationsDock(QgsDockWidget):
         compute_row.addWidget(self.recompute_button, 1)
         regions = QGroupBox("Where to draw next", body)
         rbox = QVBoxLayout(regions)
-        hint = QLabel("The most uncertain places at the iteration shown. Click one to zoom "
-                      "there, draw corrections in it, then Fine-tune.", regions)
+        hint = QLabel(
+            "The most uncertain places at the iteration shown. Click one to zoom "
+            "there, draw corrections in it, then Fine-tune.",
+            regions,
+        )
         hint.setWordWrap(True)
         rbox.addWidget(hint)
         rbox.addWidget(self.uncertainty_check)

@@ -64,11 +64,24 @@ class IterationsFlow(QObject):
         self.dock.show()
         return self.dock
 
-    def start(self, image: Path, model_path: Path | None, device: str, source_name: str,
-              layer_id: str, shown: int) -> EngineTask:
+    def start(
+        self,
+        image: Path,
+        model_path: Path | None,
+        device: str,
+        source_name: str,
+        layer_id: str,
+        shown: int,
+    ) -> EngineTask:
         """Compute iterations 0..N for the raster (its view when large) after a refine."""
-        self.source = dict(image=image, model_path=model_path, device=device,
-                           source_name=source_name, layer_id=layer_id, shown=shown)
+        self.source = dict(
+            image=image,
+            model_path=model_path,
+            device=device,
+            source_name=source_name,
+            layer_id=layer_id,
+            shown=shown,
+        )
         return self.recompute()
 
     def recompute(self) -> EngineTask | None:
@@ -84,16 +97,25 @@ class IterationsFlow(QObject):
             window = view_window(layer, canvas.extent(), canvas.mapSettings().destinationCrs())
         if self.task is not None:
             self.task.cancel()
-        job = TrajectoryJob(Path(str(self.source["image"])),
-                            self.source["model_path"],  # type: ignore[arg-type]
-                            dock.max_spin.value(), window, dock.kind_combo.currentData(),
-                            str(self.source["device"]),
-                            Path(tempfile.mkdtemp(prefix="view_", dir=self.cache)),
-                            str(self.source["source_name"]))
-        self.task = EngineTask(f"Map Refiner: iterations of {job.source_name}",
-                               partial(run_trajectory, job), self._computed, self._failed)
+        job = TrajectoryJob(
+            Path(str(self.source["image"])),
+            self.source["model_path"],  # type: ignore[arg-type]
+            dock.max_spin.value(),
+            window,
+            dock.kind_combo.currentData(),
+            str(self.source["device"]),
+            Path(tempfile.mkdtemp(prefix="view_", dir=self.cache)),
+            str(self.source["source_name"]),
+        )
+        self.task = EngineTask(
+            f"Map Refiner: iterations of {job.source_name}",
+            partial(run_trajectory, job),
+            self._computed,
+            self._failed,
+        )
         self.task.progressChanged.connect(
-            lambda p: dock.set_busy(True, f"Computing iterations 0–{job.iterations}… {p:.0f} %"))
+            lambda p: dock.set_busy(True, f"Computing iterations 0–{job.iterations}… {p:.0f} %")
+        )
         dock.set_busy(True, f"Computing iterations 0–{job.iterations}…")
         QgsApplication.taskManager().addTask(self.task)
         return self.task
@@ -120,8 +142,7 @@ class IterationsFlow(QObject):
         regions = regions_layer(classes.crs(), f"{name} — where to draw next")
         project = QgsProject.instance()
         add_in_group(project, f"{name} — iterations", [regions, unc, classes], visible=3)
-        self.layer_ids = {"classes": classes.id(), "uncertainty": unc.id(),
-                          "regions": regions.id()}
+        self.layer_ids = {"classes": classes.id(), "uncertainty": unc.id(), "regions": regions.id()}
         dock = self.ensure_dock()
         self._show_uncertainty(dock.uncertainty_check.isChecked())
         x0, y0, x1, y1 = traj.window
@@ -129,11 +150,19 @@ class IterationsFlow(QObject):
         dock.title_label.setText(
             f"<b>{name}</b>: iterations 0–{traj.iterations} over the {where} "
             f"({x1 - x0}×{y1 - y0} px), computed once in {traj.seconds:.1f} s on {traj.device}. "
-            "Iteration 0 is the coarse CNN.")
+            "Iteration 0 is the coarse CNN."
+        )
         dock.set_range(traj.iterations, min(int(self.source["shown"]), traj.iterations))
-        dock.set_busy(False, "Move the slider: the map layer switches band, nothing is "
-                             "recomputed." + (" The view was larger than the cache; zoom in "
-                                              "for other areas." if traj.shrunk else ""))
+        dock.set_busy(
+            False,
+            "Move the slider: the map layer switches band, nothing is "
+            "recomputed."
+            + (
+                " The view was larger than the cache; zoom in for other areas."
+                if traj.shrunk
+                else ""
+            ),
+        )
         self.show_iteration(dock.slider.value())
 
     def _layer(self, key: str):  # noqa: ANN202 - a map layer or None
@@ -161,15 +190,17 @@ class IterationsFlow(QObject):
 
         traj = self.result.trajectory  # type: ignore[union-attr]
         cell = max(4, int(round(REGION_CELL_M / traj.pixel_size_m)))
-        regions = rank_regions(traj.uncertainty[t].astype("float32"), traj.valid, cell=cell,
-                               top=TOP_REGIONS)
+        regions = rank_regions(
+            traj.uncertainty[t].astype("float32"), traj.valid, cell=cell, top=TOP_REGIONS
+        )
         self.rects = [QgsRectangle(*traj.box_to_map(r.x0, r.y0, r.x1, r.y1)) for r in regions]
         layer = self._layer("regions")
         if layer is not None:
             set_regions(layer, regions, self.rects)
         size = traj.pixel_size_m
-        self.ensure_dock().set_regions(regions, [
-            f"{(r.x1 - r.x0) * size:.0f} × {(r.y1 - r.y0) * size:.0f} m" for r in regions])
+        self.ensure_dock().set_regions(
+            regions, [f"{(r.x1 - r.x0) * size:.0f} × {(r.y1 - r.y0) * size:.0f} m" for r in regions]
+        )
 
     def zoom_to(self, row: int) -> None:
         """Zoom the canvas to a region, with as much context again around it."""
@@ -177,8 +208,9 @@ class IterationsFlow(QObject):
         if not 0 <= row < len(self.rects) or classes is None:
             return
         canvas = self.iface.mapCanvas()
-        transform = QgsCoordinateTransform(classes.crs(), canvas.mapSettings().destinationCrs(),
-                                           QgsProject.instance())
+        transform = QgsCoordinateTransform(
+            classes.crs(), canvas.mapSettings().destinationCrs(), QgsProject.instance()
+        )
         rect = transform.transformBoundingBox(self.rects[row])
         view = QgsRectangle(rect)
         view.scale(2.0)

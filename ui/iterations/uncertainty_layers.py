@@ -27,9 +27,13 @@ from ...engine.refine.uncertainty import Region
 from ..layers import unit_ramp_renderer
 
 # Transparent where the model is sure, then yellow -> orange -> magenta.
-UNCERTAINTY_RAMP = ((0.0, (255, 255, 178, 0)), (0.15, (254, 204, 92, 90)),
-                    (0.5, (253, 141, 60, 190)), (0.8, (240, 59, 32, 230)),
-                    (1.0, (189, 0, 130, 255)))
+UNCERTAINTY_RAMP = (
+    (0.0, (255, 255, 178, 0)),
+    (0.15, (254, 204, 92, 90)),
+    (0.5, (253, 141, 60, 190)),
+    (0.8, (240, 59, 32, 230)),
+    (1.0, (189, 0, 130, 255)),
+)
 REGION_COLOUR = "0,200,255"
 
 
@@ -41,12 +45,22 @@ def regions_layer(crs: QgsCoordinateReferenceSystem, name: str) -> QgsVectorLaye
     """A memory layer of rectangles with ``rank`` and ``score``, labelled by rank."""
     layer = QgsVectorLayer("Polygon", name, "memory")
     layer.setCrs(crs)
-    layer.dataProvider().addAttributes([QgsField("rank", QVariant.Int),
-                                        QgsField("score", QVariant.Double)])
+    layer.dataProvider().addAttributes(
+        [QgsField("rank", QVariant.Int), QgsField("score", QVariant.Double)]
+    )
     layer.updateFields()
-    layer.setRenderer(QgsSingleSymbolRenderer(QgsFillSymbol.createSimple({
-        "color": "0,0,0,0", "outline_color": REGION_COLOUR + ",255", "outline_width": "0.7",
-        "outline_style": "dash"})))
+    layer.setRenderer(
+        QgsSingleSymbolRenderer(
+            QgsFillSymbol.createSimple(
+                {
+                    "color": "0,0,0,0",
+                    "outline_color": REGION_COLOUR + ",255",
+                    "outline_width": "0.7",
+                    "outline_style": "dash",
+                }
+            )
+        )
+    )
     settings = QgsPalLayerSettings()
     settings.fieldName = "rank"
     settings.placement = QgsPalLayerSettings.OverPoint
@@ -60,8 +74,9 @@ def regions_layer(crs: QgsCoordinateReferenceSystem, name: str) -> QgsVectorLaye
     return layer
 
 
-def set_regions(layer: QgsVectorLayer, regions: Sequence[Region],
-                rects: Sequence[QgsRectangle]) -> list[QgsFeature]:
+def set_regions(
+    layer: QgsVectorLayer, regions: Sequence[Region], rects: Sequence[QgsRectangle]
+) -> list[QgsFeature]:
     """Replace the layer's rectangles with ``rects`` (one per region, in the layer's CRS)."""
     provider = layer.dataProvider()
     provider.truncate()

@@ -34,9 +34,15 @@ class RefineJob:
     show_iterations: bool = True  # compute the iteration slider's maps afterwards
 
 
-def build_refine_job(layer: QgsMapLayer | None, model_path: Path | None, iterations: int,
-                     device: str, output: str, write_scores: bool,
-                     add_coarse: bool = False) -> RefineJob:
+def build_refine_job(
+    layer: QgsMapLayer | None,
+    model_path: Path | None,
+    iterations: int,
+    device: str,
+    output: str,
+    write_scores: bool,
+    add_coarse: bool = False,
+) -> RefineJob:
     image = raster_path(layer)
     if not output.strip():
         raise MapRefinerError("Choose an output file for the refined class map.")
@@ -48,9 +54,15 @@ def build_refine_job(layer: QgsMapLayer | None, model_path: Path | None, iterati
     check_dependencies()
     from ...engine.refine.pipeline import RefineParams
 
-    params = RefineParams(image=image, out=out, model_path=model_path, iterations=iterations,
-                          device=device, scores=scores_path_for(out) if write_scores else None,
-                          coarse=coarse_path_for(out) if add_coarse else None)
+    params = RefineParams(
+        image=image,
+        out=out,
+        model_path=model_path,
+        iterations=iterations,
+        device=device,
+        scores=scores_path_for(out) if write_scores else None,
+        coarse=coarse_path_for(out) if add_coarse else None,
+    )
     return RefineJob(params, layer.name(), layer.id())  # type: ignore[union-attr]
 
 
@@ -61,8 +73,13 @@ def keep_iteration_job(job: RefineJob, iterations: int) -> RefineJob:
     from ..paths import unique_path
 
     out = unique_path(job.params.out.with_name(f"{job.params.out.stem}_it{iterations}.tif"))
-    params = replace(job.params, iterations=iterations, out=out,
-                     scores=scores_path_for(out) if job.params.scores else None, coarse=None)
+    params = replace(
+        job.params,
+        iterations=iterations,
+        out=out,
+        scores=scores_path_for(out) if job.params.scores else None,
+        coarse=None,
+    )
     return RefineJob(params, job.source_name, job.layer_id, show_iterations=False)
 
 
@@ -73,16 +90,20 @@ def run_refine(job: RefineJob, progress: ProgressFn, is_cancelled: CancelFn) -> 
     return refine_raster(job.params, progress=progress, is_cancelled=is_cancelled)
 
 
-def add_refine_result(result: RefineResult, source_name: str,
-                      project: QgsProject) -> QgsRasterLayer:
+def add_refine_result(
+    result: RefineResult, source_name: str, project: QgsProject
+) -> QgsRasterLayer:
     """Main thread: the styled class map; with the coarse map and/or the
     probabilities, all in one group (only the refined map checked)."""
     name = refined_layer_name(source_name, result.iterations)
     layer = class_map_layer(result.out, name, result.class_names, result.colours)
     extra = []
     if result.coarse is not None:
-        extra.append(class_map_layer(result.coarse, coarse_layer_name(source_name),
-                                     result.class_names, result.colours))
+        extra.append(
+            class_map_layer(
+                result.coarse, coarse_layer_name(source_name), result.class_names, result.colours
+            )
+        )
     if result.scores is not None:
         extra += probability_layers(result.scores, source_name, result.class_names, result.colours)
     if extra:

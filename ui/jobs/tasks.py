@@ -22,9 +22,13 @@ class EngineTask(QgsTask):
     on the main thread.
     """
 
-    def __init__(self, description: str, job: Job,
-                 on_success: Callable[[EngineTask, Any], None],
-                 on_error: Callable[[EngineTask, BaseException], None]) -> None:
+    def __init__(
+        self,
+        description: str,
+        job: Job,
+        on_success: Callable[[EngineTask, Any], None],
+        on_error: Callable[[EngineTask, BaseException], None],
+    ) -> None:
         super().__init__(description, QgsTask.CanCancel)
         self.job = job
         self.on_success = on_success

@@ -47,23 +47,38 @@ def label_source(layer: QgsMapLayer | None, class_field: str, mode: str) -> Labe
     if not isinstance(layer, QgsVectorLayer):
         raise MapRefinerError("Choose a polygon layer of labels (or create a correction layer).")
     if layer.providerType() != "ogr":
-        raise MapRefinerError(f"“{layer.name()}” is not a file; save it as a GeoPackage first "
-                              "(right-click ▸ Export ▸ Save Features As…).")
+        raise MapRefinerError(
+            f"“{layer.name()}” is not a file; save it as a GeoPackage first "
+            "(right-click ▸ Export ▸ Save Features As…)."
+        )
     parts = QgsProviderRegistry.instance().decodeUri("ogr", layer.source())
     check_dependencies()
     from ...training.data import LabelSource
 
-    return LabelSource(path=layer_file(layer), class_field=class_field or None,
-                       layer=parts.get("layerName") or None, mode=ENGINE_MODES[mode])
+    return LabelSource(
+        path=layer_file(layer),
+        class_field=class_field or None,
+        layer=parts.get("layerName") or None,
+        mode=ENGINE_MODES[mode],
+    )
 
 
-def build_finetune_job(image_layer: QgsMapLayer | None, label_layer: QgsMapLayer | None,
-                       class_field: str, mode: str, base_model: Path | None,
-                       steps: int | None, device: str, project: QgsProject,
-                       fallback_dir: Path | None = None) -> FinetuneJob:
+def build_finetune_job(
+    image_layer: QgsMapLayer | None,
+    label_layer: QgsMapLayer | None,
+    class_field: str,
+    mode: str,
+    base_model: Path | None,
+    steps: int | None,
+    device: str,
+    project: QgsProject,
+    fallback_dir: Path | None = None,
+) -> FinetuneJob:
     if mode != "sparse":
-        raise MapRefinerError("Fine-tune learns from correction polygons: choose “sparse” labels "
-                              "(a fully labelled tile trains a new RNN: map-refiner train-rnn).")
+        raise MapRefinerError(
+            "Fine-tune learns from correction polygons: choose “sparse” labels "
+            "(a fully labelled tile trains a new RNN: map-refiner train-rnn)."
+        )
     image = raster_path(image_layer)
     labels = label_source(label_layer, class_field, mode)
     stem = base_model.stem if base_model else "default"
@@ -72,40 +87,61 @@ def build_finetune_job(image_layer: QgsMapLayer | None, label_layer: QgsMapLayer
     return FinetuneJob(image, labels, out, base_model, steps, device, label_layer.id())
 
 
-def build_train_coarse_job(image_layer: QgsMapLayer | None,
-                           label_layer: QgsMapLayer | None, class_field: str, mode: str,
-                           model: ModelSummary | None, steps: int | None, device: str,
-                           project: QgsProject,
-                           fallback_dir: Path | None = None) -> TrainCoarseJob:
+def build_train_coarse_job(
+    image_layer: QgsMapLayer | None,
+    label_layer: QgsMapLayer | None,
+    class_field: str,
+    mode: str,
+    model: ModelSummary | None,
+    steps: int | None,
+    device: str,
+    project: QgsProject,
+    fallback_dir: Path | None = None,
+) -> TrainCoarseJob:
     """A new model with the current model's classes and resolution."""
     image = raster_path(image_layer)
     labels = label_source(label_layer, class_field, mode)
     if model is None:
-        raise MapRefinerError("Choose a usable model first: the new model takes its classes "
-                              "and ground resolution.")
+        raise MapRefinerError(
+            "Choose a usable model first: the new model takes its classes and ground resolution."
+        )
     from ...training.coarse import CoarseParams
 
     out = output_beside(image, "_coarse", ".safetensors", project_dir(project), fallback_dir)
-    params = CoarseParams(image=image, labels=labels, out=out, class_names=model.class_names,
-                          ground_resolution_m=model.resolution_m, device=device,
-                          name=f"coarse CNN from {image.name}")
+    params = CoarseParams(
+        image=image,
+        labels=labels,
+        out=out,
+        class_names=model.class_names,
+        ground_resolution_m=model.resolution_m,
+        device=device,
+        name=f"coarse CNN from {image.name}",
+    )
     if steps:
         params.steps = steps
     return TrainCoarseJob(params, label_layer.id())
 
 
-def run_finetune(job: FinetuneJob, progress: ProgressFn,
-                 is_cancelled: CancelFn) -> FinetuneResult:
+def run_finetune(job: FinetuneJob, progress: ProgressFn, is_cancelled: CancelFn) -> FinetuneResult:
     from ...training.corrections.finetune import finetune
     from ...training.corrections.fit import FitParams
 
     params = FitParams(steps=job.steps) if job.steps else FitParams()
-    return finetune(job.image, job.labels, job.out, base_model=job.base_model, params=params,
-                    device=job.device, progress=progress, is_cancelled=is_cancelled)
+    return finetune(
+        job.image,
+        job.labels,
+        job.out,
+        base_model=job.base_model,
+        params=params,
+        device=job.device,
+        progress=progress,
+        is_cancelled=is_cancelled,
+    )
 
 
-def run_train_coarse(job: TrainCoarseJob, progress: ProgressFn,
-                     is_cancelled: CancelFn) -> TrainResult:
+def run_train_coarse(
+    job: TrainCoarseJob, progress: ProgressFn, is_cancelled: CancelFn
+) -> TrainResult:
     from ...training.coarse import train_coarse
 
     return train_coarse(job.params, progress=progress, is_cancelled=is_cancelled)

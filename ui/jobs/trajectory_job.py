@@ -49,8 +49,9 @@ class TrajectoryResult:
         return self.job.window is None and not self.trajectory.shrunk
 
 
-def view_window(layer: QgsRasterLayer, extent: QgsRectangle,
-                crs: QgsCoordinateReferenceSystem) -> Window | None:
+def view_window(
+    layer: QgsRasterLayer, extent: QgsRectangle, crs: QgsCoordinateReferenceSystem
+) -> Window | None:
     """The raster pixels under a map extent given in ``crs`` (None: no overlap)."""
     if crs.isValid() and layer.crs().isValid() and crs != layer.crs():
         transform = QgsCoordinateTransform(crs, layer.crs(), QgsProject.instance())
@@ -69,17 +70,25 @@ def view_window(layer: QgsRasterLayer, extent: QgsRectangle,
     return max(0, x0), max(0, y0), min(layer.width(), x1), min(layer.height(), y1)
 
 
-def run_trajectory(job: TrajectoryJob, progress: ProgressFn,
-                   is_cancelled: CancelFn) -> TrajectoryResult:
+def run_trajectory(
+    job: TrajectoryJob, progress: ProgressFn, is_cancelled: CancelFn
+) -> TrajectoryResult:
     """Runs in the task's worker thread."""
     from ...engine.refine.trajectory import compute_trajectory
     from ...engine.refine.trajectory_io import write_trajectory
 
     if job.iterations < 1:
         raise MapRefinerError("Show at least one iteration.")
-    traj = compute_trajectory(job.image, job.iterations, job.model_path, job.window, job.kind,
-                              job.device, progress=lambda f: progress(0.95 * f),
-                              is_cancelled=is_cancelled)
+    traj = compute_trajectory(
+        job.image,
+        job.iterations,
+        job.model_path,
+        job.window,
+        job.kind,
+        job.device,
+        progress=lambda f: progress(0.95 * f),
+        is_cancelled=is_cancelled,
+    )
     stem = f"{job.image.stem}_{traj.window[0]}_{traj.window[1]}_n{job.iterations}"
     classes, unc = write_trajectory(traj, job.folder, stem)
     progress(1.0)

@@ -46,8 +46,11 @@ class VectorizeJob:
 def class_map_of_layer(layer: QgsRasterLayer) -> ClassMap | None:
     """The layer as a ClassMap when it is one band of bytes drawn as a palette."""
     renderer = layer.renderer()
-    if (layer.bandCount() != 1 or layer.dataProvider().dataType(1) != Qgis.Byte
-            or not isinstance(renderer, QgsPalettedRasterRenderer)):
+    if (
+        layer.bandCount() != 1
+        or layer.dataProvider().dataType(1) != Qgis.Byte
+        or not isinstance(renderer, QgsPalettedRasterRenderer)
+    ):
         return None
     classes = sorted(renderer.classes(), key=lambda c: c.value)
     size = int(max((c.value for c in classes), default=-1)) + 1
@@ -58,30 +61,44 @@ def class_map_of_layer(layer: QgsRasterLayer) -> ClassMap | None:
     return ClassMap(layer_file(layer), names, colours)
 
 
-def build_vectorize_job(layer: QgsMapLayer | None, refined: dict[Path, ClassMap],
-                        project: QgsProject, fallback_dir: Path | None = None) -> VectorizeJob:
+def build_vectorize_job(
+    layer: QgsMapLayer | None,
+    refined: dict[Path, ClassMap],
+    project: QgsProject,
+    fallback_dir: Path | None = None,
+) -> VectorizeJob:
     """The chosen raster if it is a class map, else its latest refined map this session."""
     if not isinstance(layer, QgsRasterLayer):
-        raise MapRefinerError("Choose a raster layer: a refined class map, or an image you "
-                              "refined in this session.")
+        raise MapRefinerError(
+            "Choose a raster layer: a refined class map, or an image you refined in this session."
+        )
     classmap = class_map_of_layer(layer) or refined.get(layer_file(layer))
     if classmap is None:
-        raise MapRefinerError(f"“{layer.name()}” is not a class map and was not refined in this "
-                              "session; refine it first, or choose its refined layer.")
+        raise MapRefinerError(
+            f"“{layer.name()}” is not a class map and was not refined in this "
+            "session; refine it first, or choose its refined layer."
+        )
     out = output_beside(classmap.path, "_polygons", ".shp", project_dir(project), fallback_dir)
     return VectorizeJob(classmap, out, layer.name())
 
 
-def run_vectorize(job: VectorizeJob, progress: ProgressFn,
-                  is_cancelled: CancelFn) -> VectorizeResult:
+def run_vectorize(
+    job: VectorizeJob, progress: ProgressFn, is_cancelled: CancelFn
+) -> VectorizeResult:
     from ...engine.vectors.vectorize import vectorize
 
-    return vectorize(job.classmap.path, job.out, class_names=job.classmap.names,
-                     progress=progress, is_cancelled=is_cancelled)
+    return vectorize(
+        job.classmap.path,
+        job.out,
+        class_names=job.classmap.names,
+        progress=progress,
+        is_cancelled=is_cancelled,
+    )
 
 
-def add_vectorize_result(result: VectorizeResult, job: VectorizeJob,
-                         project: QgsProject) -> QgsVectorLayer:
+def add_vectorize_result(
+    result: VectorizeResult, job: VectorizeJob, project: QgsProject
+) -> QgsVectorLayer:
     layer = QgsVectorLayer(str(result.path), f"{job.source_name} — polygons", "ogr")
     if not layer.isValid():
         raise MapRefinerError(f"QGIS cannot open the polygons {result.path}.")

@@ -7,8 +7,9 @@ from qgis.core import QgsProcessingParameterDefinition
 from ...engine.errors import MapRefinerError
 
 
-def with_help(param: QgsProcessingParameterDefinition,
-              help_text: str) -> QgsProcessingParameterDefinition:
+def with_help(
+    param: QgsProcessingParameterDefinition, help_text: str
+) -> QgsProcessingParameterDefinition:
     param.setHelp(help_text)
     return param
 
@@ -27,7 +28,9 @@ def parse_value_map(text: str) -> dict[str, int] | None:
     for item in text.split(","):
         value, sep, index = item.partition("=")
         if not sep or not value.strip() or not index.strip().isdigit():
-            raise MapRefinerError(f"Cannot read {item.strip()!r} in the value map; write "
-                                  "value=class pairs such as 0=0,255=1.")
+            raise MapRefinerError(
+                f"Cannot read {item.strip()!r} in the value map; write "
+                "value=class pairs such as 0=0,255=1."
+            )
         mapping[value.strip()] = int(index)
     return mapping

@@ -12,8 +12,11 @@ from ...engine.progress import CancelFn, ProgressFn
 from ..installer.deps import check_dependencies
 
 
-def call_engine(feedback: QgsProcessingFeedback, job: Callable[[ProgressFn, CancelFn], Any],
-                needs_torch: bool = True) -> Any:
+def call_engine(
+    feedback: QgsProcessingFeedback,
+    job: Callable[[ProgressFn, CancelFn], Any],
+    needs_torch: bool = True,
+) -> Any:
     """``job(progress, is_cancelled)`` with the engine's errors made Processing's.
 
     Vectorizing and scoring use GDAL and numpy only, so they run without torch.

@@ -20,16 +20,23 @@ from ..sources import layer_file
 from .common import parse_names, parse_value_map, with_help
 from .engine_call import call_engine
 
-HELP = ("Overall accuracy, per-class IoU and mean IoU of a class map against a reference "
-        "raster, on the reference's grid (the prediction is warped onto it when they "
-        "differ). Value maps turn raster values into class indices, e.g. 0=0,255=1 for a "
-        "0/255 building mask; without one, values are class indices.")
+HELP = (
+    "Overall accuracy, per-class IoU and mean IoU of a class map against a reference "
+    "raster, on the reference's grid (the prediction is warped onto it when they "
+    "differ). Value maps turn raster values into class indices, e.g. 0=0,255=1 for a "
+    "0/255 building mask; without one, values are class indices."
+)
 
 
 class EvaluateAlgorithm(QgsProcessingAlgorithm):
     PREDICTION, REFERENCE, NAMES, REF_MAP, PRED_MAP, OUTPUT = (
-        "PREDICTION", "REFERENCE", "CLASS_NAMES", "REFERENCE_VALUE_MAP",
-        "PREDICTION_VALUE_MAP", "OUTPUT")
+        "PREDICTION",
+        "REFERENCE",
+        "CLASS_NAMES",
+        "REFERENCE_VALUE_MAP",
+        "PREDICTION_VALUE_MAP",
+        "OUTPUT",
+    )
 
     def name(self) -> str:
         return "evaluate"
@@ -44,28 +51,63 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
         return EvaluateAlgorithm()
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
-        self.addParameter(with_help(QgsProcessingParameterRasterLayer(
-            self.PREDICTION, "Class map"), "The map to score, e.g. a refined class map."))
-        self.addParameter(with_help(QgsProcessingParameterRasterLayer(
-            self.REFERENCE, "Reference"), "Accurate labels as a raster."))
-        self.addParameter(with_help(QgsProcessingParameterString(
-            self.NAMES, "Class names (comma separated, in index order)",
-            defaultValue="background, building"), "One name per class index."))
-        self.addParameter(with_help(QgsProcessingParameterString(
-            self.REF_MAP, "Reference value map (value=class, …)", optional=True),
-            "e.g. 0=0,255=1; unmapped values are not scored."))
-        self.addParameter(with_help(QgsProcessingParameterString(
-            self.PRED_MAP, "Class map value map (value=class, …)", optional=True),
-            "Usually empty: a Map Refiner class map already holds class indices."))
-        self.addParameter(QgsProcessingParameterFileDestination(
-            self.OUTPUT, "Scores (JSON)", "JSON files (*.json)", optional=True,
-            createByDefault=False))
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterRasterLayer(self.PREDICTION, "Class map"),
+                "The map to score, e.g. a refined class map.",
+            )
+        )
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterRasterLayer(self.REFERENCE, "Reference"),
+                "Accurate labels as a raster.",
+            )
+        )
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterString(
+                    self.NAMES,
+                    "Class names (comma separated, in index order)",
+                    defaultValue="background, building",
+                ),
+                "One name per class index.",
+            )
+        )
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterString(
+                    self.REF_MAP, "Reference value map (value=class, …)", optional=True
+                ),
+                "e.g. 0=0,255=1; unmapped values are not scored.",
+            )
+        )
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterString(
+                    self.PRED_MAP, "Class map value map (value=class, …)", optional=True
+                ),
+                "Usually empty: a Map Refiner class map already holds class indices.",
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterFileDestination(
+                self.OUTPUT,
+                "Scores (JSON)",
+                "JSON files (*.json)",
+                optional=True,
+                createByDefault=False,
+            )
+        )
         self.addOutput(QgsProcessingOutputNumber("OVERALL_ACCURACY", "Overall accuracy"))
         self.addOutput(QgsProcessingOutputNumber("MEAN_IOU", "Mean IoU"))
         self.addOutput(QgsProcessingOutputString("TABLE", "Scores as text"))
 
-    def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,  # noqa: N802
-                         feedback: QgsProcessingFeedback) -> dict[str, Any]:
+    def processAlgorithm(
+        self,
+        parameters: dict[str, Any],
+        context: QgsProcessingContext,  # noqa: N802
+        feedback: QgsProcessingFeedback,
+    ) -> dict[str, Any]:
         prediction = self.parameterAsRasterLayer(parameters, self.PREDICTION, context)
         reference = self.parameterAsRasterLayer(parameters, self.REFERENCE, context)
         names_text = self.parameterAsString(parameters, self.NAMES, context)
@@ -80,9 +122,13 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
             names = parse_names(names_text)
             if not names or len(names) < 2:
                 raise MapRefinerError("Give at least two class names, e.g. background, building.")
-            return evaluate_rasters(layer_file(prediction), layer_file(reference), names,
-                                    reference_value_map=parse_value_map(ref_text),
-                                    prediction_value_map=parse_value_map(pred_text))
+            return evaluate_rasters(
+                layer_file(prediction),
+                layer_file(reference),
+                names,
+                reference_value_map=parse_value_map(ref_text),
+                prediction_value_map=parse_value_map(pred_text),
+            )
 
         scores = call_engine(feedback, job, needs_torch=False)
         table = scores.format_table()
@@ -90,5 +136,9 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
         if out:
             with open(out, "w", encoding="utf-8") as f:
                 json.dump(scores.to_dict(), f, indent=2)
-        return {self.OUTPUT: out or None, "OVERALL_ACCURACY": scores.overall_accuracy,
-                "MEAN_IOU": scores.mean_iou, "TABLE": table}
+        return {
+            self.OUTPUT: out or None,
+            "OVERALL_ACCURACY": scores.overall_accuracy,
+            "MEAN_IOU": scores.mean_iou,
+            "TABLE": table,
+        }

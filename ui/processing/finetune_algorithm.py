@@ -18,11 +18,13 @@ from .common import with_help
 from .engine_call import call_engine
 from .training_params import label_parameters, read_label_parameters
 
-HELP = ("Fine-tunes a model on a few correction polygons drawn over an image and saves a new "
-        "model file (the base model is only read). A third of the polygons are held out: the "
-        "fitted networks are adopted only when they get those more right than the base model, "
-        "else the base networks are kept. The new model keeps every drawn polygon, so refining "
-        "this image shows what was drawn.")
+HELP = (
+    "Fine-tunes a model on a few correction polygons drawn over an image and saves a new "
+    "model file (the base model is only read). A third of the polygons are held out: the "
+    "fitted networks are adopted only when they get those more right than the base model, "
+    "else the base networks are kept. The new model keeps every drawn polygon, so refining "
+    "this image shows what was drawn."
+)
 
 
 class FinetuneAlgorithm(QgsProcessingAlgorithm):
@@ -39,14 +41,26 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
         return FinetuneAlgorithm()
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
-        self.addParameter(with_help(QgsProcessingParameterFile(
-            "MODEL", "Base model (empty: bundled default)", extension="safetensors",
-            optional=True), "The model whose RNN is fine-tuned."))
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterFile(
+                    "MODEL",
+                    "Base model (empty: bundled default)",
+                    extension="safetensors",
+                    optional=True,
+                ),
+                "The model whose RNN is fine-tuned.",
+            )
+        )
         for param in label_parameters("Default 150."):
             self.addParameter(param)
 
-    def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,  # noqa: N802
-                         feedback: QgsProcessingFeedback) -> dict[str, Any]:
+    def processAlgorithm(
+        self,
+        parameters: dict[str, Any],
+        context: QgsProcessingContext,  # noqa: N802
+        feedback: QgsProcessingFeedback,
+    ) -> dict[str, Any]:
         p = read_label_parameters(self, parameters, context)
         model = self.parameterAsFile(parameters, "MODEL", context)
 
@@ -55,11 +69,17 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
             from ...training.corrections.fit import FitParams
 
             params = FitParams(steps=p["steps"]) if p["steps"] else FitParams()
-            return finetune(raster_path(p["image"]), label_source(p["labels"], p["field"],
-                                                                  p["mode"]),
-                            Path(p["out"]), base_model=Path(model) if model else None,
-                            params=params, device=p["device"], overwrite=True,
-                            progress=progress, is_cancelled=is_cancelled)
+            return finetune(
+                raster_path(p["image"]),
+                label_source(p["labels"], p["field"], p["mode"]),
+                Path(p["out"]),
+                base_model=Path(model) if model else None,
+                params=params,
+                device=p["device"],
+                overwrite=True,
+                progress=progress,
+                is_cancelled=is_cancelled,
+            )
 
         result = call_engine(feedback, job)
         feedback.pushInfo(result.message)

@@ -12,8 +12,13 @@ from .refine_algorithm import RefineAlgorithm
 from .train_coarse_algorithm import TrainCoarseAlgorithm
 from .vectorize_algorithm import VectorizeAlgorithm
 
-ALGORITHMS = (RefineAlgorithm, VectorizeAlgorithm, EvaluateAlgorithm, FinetuneAlgorithm,
-              TrainCoarseAlgorithm)
+ALGORITHMS = (
+    RefineAlgorithm,
+    VectorizeAlgorithm,
+    EvaluateAlgorithm,
+    FinetuneAlgorithm,
+    TrainCoarseAlgorithm,
+)
 
 
 class MapRefinerProvider(QgsProcessingProvider):

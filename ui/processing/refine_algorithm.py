@@ -31,12 +31,21 @@ HELP = (
     "networks to correct satellite image classification maps”, IEEE TGRS. The input is "
     "resampled to the model's ground resolution and the result back to the input grid.\n\n"
     "The output is a single-band GeoTIFF (0, 1, … = the model's classes, 255 = no data) "
-    "with a colour table and class names.")
+    "with a colour table and class names."
+)
 
 
 class RefineAlgorithm(QgsProcessingAlgorithm):
     INPUT, MODEL, ITERATIONS, DEVICE, PRECISION, OUTPUT, SCORES, COARSE = (
-        "INPUT", "MODEL", "ITERATIONS", "DEVICE", "PRECISION", "OUTPUT", "SCORES", "COARSE")
+        "INPUT",
+        "MODEL",
+        "ITERATIONS",
+        "DEVICE",
+        "PRECISION",
+        "OUTPUT",
+        "SCORES",
+        "COARSE",
+    )
 
     def name(self) -> str:
         return "refine"
@@ -51,39 +60,87 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
         return RefineAlgorithm()
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
-        self.addParameter(with_help(QgsProcessingParameterRasterLayer(
-            self.INPUT, "Input raster"), "The image to classify (a raster file, e.g. RGB GeoTIFF)."))
-        self.addParameter(with_help(QgsProcessingParameterFile(
-            self.MODEL, "Model file (empty: bundled default)", extension="safetensors",
-            optional=True), "A .safetensors model saved by Map Refiner."))
-        self.addParameter(with_help(QgsProcessingParameterNumber(
-            self.ITERATIONS, "RNN iterations (empty: the model's default)",
-            QgsProcessingParameterNumber.Integer, optional=True, minValue=0, maxValue=100),
-            "0 gives the coarse CNN map; more iterations refine boundaries further."))
-        self.addParameter(with_help(QgsProcessingParameterEnum(
-            self.DEVICE, "Device", options=DEVICES, defaultValue=0),
-            "auto takes a CUDA GPU when torch can use one, else the CPU."))
-        precision = with_help(QgsProcessingParameterEnum(
-            self.PRECISION, "Precision", options=PRECISIONS, defaultValue=0),
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterRasterLayer(self.INPUT, "Input raster"),
+                "The image to classify (a raster file, e.g. RGB GeoTIFF).",
+            )
+        )
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterFile(
+                    self.MODEL,
+                    "Model file (empty: bundled default)",
+                    extension="safetensors",
+                    optional=True,
+                ),
+                "A .safetensors model saved by Map Refiner.",
+            )
+        )
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterNumber(
+                    self.ITERATIONS,
+                    "RNN iterations (empty: the model's default)",
+                    QgsProcessingParameterNumber.Integer,
+                    optional=True,
+                    minValue=0,
+                    maxValue=100,
+                ),
+                "0 gives the coarse CNN map; more iterations refine boundaries further.",
+            )
+        )
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterEnum(self.DEVICE, "Device", options=DEVICES, defaultValue=0),
+                "auto takes a CUDA GPU when torch can use one, else the CPU.",
+            )
+        )
+        precision = with_help(
+            QgsProcessingParameterEnum(
+                self.PRECISION, "Precision", options=PRECISIONS, defaultValue=0
+            ),
             "auto: bf16 mixed precision on a CUDA GPU that supports it (class maps within "
-            "0.1 IoU points of fp32), fp32 on the CPU, where bf16 is slower.")
+            "0.1 IoU points of fp32), fp32 on the CPU, where bf16 is slower.",
+        )
         precision.setFlags(precision.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(precision)
-        self.addParameter(with_help(QgsProcessingParameterRasterDestination(
-            self.OUTPUT, "Refined class map"), "A GeoTIFF with one class index per pixel."))
-        self.addParameter(with_help(QgsProcessingParameterRasterDestination(
-            self.SCORES, "Per-class probabilities", optional=True, createByDefault=False),
-            "Optional float32 GeoTIFF, one band per class."))
-        self.addParameter(with_help(QgsProcessingParameterRasterDestination(
-            self.COARSE, "Coarse CNN class map", optional=True, createByDefault=False),
-            "Optional: the map before any RNN iteration, to compare with the refined one."))
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterRasterDestination(self.OUTPUT, "Refined class map"),
+                "A GeoTIFF with one class index per pixel.",
+            )
+        )
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterRasterDestination(
+                    self.SCORES, "Per-class probabilities", optional=True, createByDefault=False
+                ),
+                "Optional float32 GeoTIFF, one band per class.",
+            )
+        )
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterRasterDestination(
+                    self.COARSE, "Coarse CNN class map", optional=True, createByDefault=False
+                ),
+                "Optional: the map before any RNN iteration, to compare with the refined one.",
+            )
+        )
 
-    def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,  # noqa: N802
-                         feedback: QgsProcessingFeedback) -> dict[str, Any]:
+    def processAlgorithm(
+        self,
+        parameters: dict[str, Any],
+        context: QgsProcessingContext,  # noqa: N802
+        feedback: QgsProcessingFeedback,
+    ) -> dict[str, Any]:
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         model = self.parameterAsFile(parameters, self.MODEL, context)
-        iterations = (None if parameters.get(self.ITERATIONS) is None
-                      else self.parameterAsInt(parameters, self.ITERATIONS, context))
+        iterations = (
+            None
+            if parameters.get(self.ITERATIONS) is None
+            else self.parameterAsInt(parameters, self.ITERATIONS, context)
+        )
         device = DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)]
         precision = PRECISIONS[self.parameterAsEnum(parameters, self.PRECISION, context)]
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
@@ -93,19 +150,33 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
         def job(progress, is_cancelled):  # noqa: ANN001, ANN202
             from ...engine.refine.pipeline import RefineParams, refine_raster
 
-            params = RefineParams(image=raster_path(layer), out=Path(out),
-                                  model_path=Path(model) if model else None,
-                                  iterations=iterations, device=device, precision=precision,
-                                  scores=Path(scores) if scores else None,
-                                  coarse=Path(coarse) if coarse else None, overwrite=True)
+            params = RefineParams(
+                image=raster_path(layer),
+                out=Path(out),
+                model_path=Path(model) if model else None,
+                iterations=iterations,
+                device=device,
+                precision=precision,
+                scores=Path(scores) if scores else None,
+                coarse=Path(coarse) if coarse else None,
+                overwrite=True,
+            )
             return refine_raster(params, progress=progress, is_cancelled=is_cancelled)
 
         result = call_engine(feedback, job)
-        feedback.pushInfo(f"{result.tiles} tiles, {result.iterations} iterations on "
-                          f"{result.device} in {result.seconds:.1f} s: {', '.join(result.class_names)}")
-        style_on_load(context, out, refined_layer_name(layer.name(), result.iterations),
-                      result.class_names, result.colours)
+        feedback.pushInfo(
+            f"{result.tiles} tiles, {result.iterations} iterations on "
+            f"{result.device} in {result.seconds:.1f} s: {', '.join(result.class_names)}"
+        )
+        style_on_load(
+            context,
+            out,
+            refined_layer_name(layer.name(), result.iterations),
+            result.class_names,
+            result.colours,
+        )
         if coarse:
-            style_on_load(context, coarse, coarse_layer_name(layer.name()),
-                          result.class_names, result.colours)
+            style_on_load(
+                context, coarse, coarse_layer_name(layer.name()), result.class_names, result.colours
+            )
         return {self.OUTPUT: out, self.SCORES: scores or None, self.COARSE: coarse or None}

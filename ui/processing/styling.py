@@ -24,15 +24,24 @@ class ClassMapStyler(QgsProcessingLayerPostProcessorInterface):
         self.names = list(names)
         self.colours = list(colours)
 
-    def postProcessLayer(self, layer: QgsMapLayer, context: QgsProcessingContext,  # noqa: N802
-                         feedback: QgsProcessingFeedback) -> None:
+    def postProcessLayer(
+        self,
+        layer: QgsMapLayer,
+        context: QgsProcessingContext,  # noqa: N802
+        feedback: QgsProcessingFeedback,
+    ) -> None:
         if isinstance(layer, QgsRasterLayer):
             layer.setRenderer(paletted_renderer(layer, self.names, self.colours))
             layer.triggerRepaint()
 
 
-def style_on_load(context: QgsProcessingContext, path: str, name: str,
-                  names: Sequence[str], colours: Sequence[tuple[int, int, int]]) -> None:
+def style_on_load(
+    context: QgsProcessingContext,
+    path: str,
+    name: str,
+    names: Sequence[str],
+    colours: Sequence[tuple[int, int, int]],
+) -> None:
     if not context.willLoadLayerOnCompletion(path):
         return
     details = context.layerToLoadOnCompletionDetails(path)

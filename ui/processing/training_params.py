@@ -26,30 +26,55 @@ MODEL_FILTER = "Map Refiner models (*.safetensors)"
 
 def label_parameters(steps_help: str) -> list[QgsProcessingParameterDefinition]:
     return [
-        with_help(QgsProcessingParameterRasterLayer("INPUT", "Image"),
-                  "The raster the labels were drawn on."),
-        with_help(QgsProcessingParameterVectorLayer(
-            "LABELS", "Label polygons", [QgsProcessing.TypeVectorPolygon]),
-            "A polygon layer saved in a file (GeoPackage, Shapefile …)."),
-        with_help(QgsProcessingParameterField(
-            "CLASS_FIELD", "Class field", parentLayerParameterName="LABELS", optional=True),
-            "Class names or indices; empty: every polygon is class 1."),
-        with_help(QgsProcessingParameterEnum(
-            "MODE", "Labels are", options=["sparse corrections (only pixels under polygons)",
-                                           "a fully labelled tile (elsewhere background)"],
-            defaultValue=0), "Sparse: unlabelled pixels are ignored."),
-        with_help(QgsProcessingParameterNumber(
-            "STEPS", "Training steps (empty: default)", QgsProcessingParameterNumber.Integer,
-            optional=True, minValue=1), steps_help),
-        with_help(QgsProcessingParameterEnum("DEVICE", "Device", options=DEVICES,
-                                             defaultValue=0),
-                  "auto takes a CUDA GPU when torch can use one, else the CPU."),
+        with_help(
+            QgsProcessingParameterRasterLayer("INPUT", "Image"),
+            "The raster the labels were drawn on.",
+        ),
+        with_help(
+            QgsProcessingParameterVectorLayer(
+                "LABELS", "Label polygons", [QgsProcessing.TypeVectorPolygon]
+            ),
+            "A polygon layer saved in a file (GeoPackage, Shapefile …).",
+        ),
+        with_help(
+            QgsProcessingParameterField(
+                "CLASS_FIELD", "Class field", parentLayerParameterName="LABELS", optional=True
+            ),
+            "Class names or indices; empty: every polygon is class 1.",
+        ),
+        with_help(
+            QgsProcessingParameterEnum(
+                "MODE",
+                "Labels are",
+                options=[
+                    "sparse corrections (only pixels under polygons)",
+                    "a fully labelled tile (elsewhere background)",
+                ],
+                defaultValue=0,
+            ),
+            "Sparse: unlabelled pixels are ignored.",
+        ),
+        with_help(
+            QgsProcessingParameterNumber(
+                "STEPS",
+                "Training steps (empty: default)",
+                QgsProcessingParameterNumber.Integer,
+                optional=True,
+                minValue=1,
+            ),
+            steps_help,
+        ),
+        with_help(
+            QgsProcessingParameterEnum("DEVICE", "Device", options=DEVICES, defaultValue=0),
+            "auto takes a CUDA GPU when torch can use one, else the CPU.",
+        ),
         QgsProcessingParameterFileDestination("OUTPUT", "New model", MODEL_FILTER),
     ]
 
 
-def read_label_parameters(alg: QgsProcessingAlgorithm, parameters: dict[str, Any],
-                          context: QgsProcessingContext) -> dict[str, Any]:
+def read_label_parameters(
+    alg: QgsProcessingAlgorithm, parameters: dict[str, Any], context: QgsProcessingContext
+) -> dict[str, Any]:
     steps = parameters.get("STEPS")
     return {
         "image": alg.parameterAsRasterLayer(parameters, "INPUT", context),

@@ -20,14 +20,22 @@ from ..sources import layer_file
 from .common import parse_names, with_help
 from .engine_call import call_engine
 
-HELP = ("One polygon per connected region of a class in a Map Refiner class map, with "
-        "fields class_id, class and area_m2, in the map's CRS. Writes a Shapefile (.shp) or "
-        "a GeoPackage (.gpkg). No-data pixels (255) are skipped.")
+HELP = (
+    "One polygon per connected region of a class in a Map Refiner class map, with "
+    "fields class_id, class and area_m2, in the map's CRS. Writes a Shapefile (.shp) or "
+    "a GeoPackage (.gpkg). No-data pixels (255) are skipped."
+)
 
 
 class VectorizeAlgorithm(QgsProcessingAlgorithm):
     INPUT, CLASSES, SIMPLIFY, MIN_AREA, OUTPUT, COUNT = (
-        "INPUT", "CLASSES", "SIMPLIFY_M", "MIN_AREA_M2", "OUTPUT", "FEATURE_COUNT")
+        "INPUT",
+        "CLASSES",
+        "SIMPLIFY_M",
+        "MIN_AREA_M2",
+        "OUTPUT",
+        "FEATURE_COUNT",
+    )
 
     def name(self) -> str:
         return "vectorize"
@@ -42,23 +50,59 @@ class VectorizeAlgorithm(QgsProcessingAlgorithm):
         return VectorizeAlgorithm()
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
-        self.addParameter(with_help(QgsProcessingParameterRasterLayer(
-            self.INPUT, "Class map"), "A refined class map (one band, 0..n-1 = classes)."))
-        self.addParameter(with_help(QgsProcessingParameterString(
-            self.CLASSES, "Only these classes (names or ids, comma separated)", optional=True),
-            "Empty: every class."))
-        self.addParameter(with_help(QgsProcessingParameterNumber(
-            self.SIMPLIFY, "Simplify tolerance (m)", QgsProcessingParameterNumber.Double,
-            defaultValue=0.0, minValue=0.0), "0 keeps the pixel outlines."))
-        self.addParameter(with_help(QgsProcessingParameterNumber(
-            self.MIN_AREA, "Drop polygons smaller than (m²)", QgsProcessingParameterNumber.Double,
-            defaultValue=0.0, minValue=0.0), "0 keeps every polygon."))
-        self.addParameter(QgsProcessingParameterVectorDestination(
-            self.OUTPUT, "Polygons", QgsProcessing.TypeVectorPolygon))
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterRasterLayer(self.INPUT, "Class map"),
+                "A refined class map (one band, 0..n-1 = classes).",
+            )
+        )
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterString(
+                    self.CLASSES,
+                    "Only these classes (names or ids, comma separated)",
+                    optional=True,
+                ),
+                "Empty: every class.",
+            )
+        )
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterNumber(
+                    self.SIMPLIFY,
+                    "Simplify tolerance (m)",
+                    QgsProcessingParameterNumber.Double,
+                    defaultValue=0.0,
+                    minValue=0.0,
+                ),
+                "0 keeps the pixel outlines.",
+            )
+        )
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterNumber(
+                    self.MIN_AREA,
+                    "Drop polygons smaller than (m²)",
+                    QgsProcessingParameterNumber.Double,
+                    defaultValue=0.0,
+                    minValue=0.0,
+                ),
+                "0 keeps every polygon.",
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterVectorDestination(
+                self.OUTPUT, "Polygons", QgsProcessing.TypeVectorPolygon
+            )
+        )
         self.addOutput(QgsProcessingOutputNumber(self.COUNT, "Number of polygons"))
 
-    def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,  # noqa: N802
-                         feedback: QgsProcessingFeedback) -> dict[str, Any]:
+    def processAlgorithm(
+        self,
+        parameters: dict[str, Any],
+        context: QgsProcessingContext,  # noqa: N802
+        feedback: QgsProcessingFeedback,
+    ) -> dict[str, Any]:
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         classes = parse_names(self.parameterAsString(parameters, self.CLASSES, context))
         simplify = self.parameterAsDouble(parameters, self.SIMPLIFY, context)
@@ -69,11 +113,19 @@ class VectorizeAlgorithm(QgsProcessingAlgorithm):
             from ...engine.vectors.vectorize import vectorize
 
             ids = [int(c) if c.isdigit() else c for c in classes] if classes else None
-            return vectorize(layer_file(layer), out, classes=ids, simplify_m=simplify,
-                             min_area_m2=min_area, overwrite=True, progress=progress,
-                             is_cancelled=is_cancelled)
+            return vectorize(
+                layer_file(layer),
+                out,
+                classes=ids,
+                simplify_m=simplify,
+                min_area_m2=min_area,
+                overwrite=True,
+                progress=progress,
+                is_cancelled=is_cancelled,
+            )
 
         result = call_engine(feedback, job, needs_torch=False)
-        feedback.pushInfo(f"{result.feature_count} polygons ({result.removed_small} small ones "
-                          "dropped)")
+        feedback.pushInfo(
+            f"{result.feature_count} polygons ({result.removed_small} small ones dropped)"
+        )
         return {self.OUTPUT: str(result.path), self.COUNT: result.feature_count}
