@@ -120,9 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     _label_args(p, default_mode="sparse")
     p.add_argument("--model", type=Path, help="base model (default: the bundled model)")
     p.add_argument("--out", type=Path, required=True, help="new model file (.safetensors)")
-    p.add_argument("--adapt", choices=list(ADAPT_MODES), default="rnn",
-                   help="what learns: the RNN (the paper's fine-tune, default), or also the "
-                        "coarse CNN's last layer (head+rnn) or last two layers (deep+rnn)")
+    p.add_argument("--adapt", choices=list(ADAPT_MODES), default="head+rnn",
+                   help="what learns: the RNN and the coarse CNN's last layer (head+rnn, "
+                        "default), the RNN alone (rnn, the paper's fine-tune), or also the "
+                        "CNN's third layer (deep+rnn)")
     p.add_argument("--steps", type=int, default=150, help="at most this many steps (default 150)")
     p.add_argument("--time-budget", type=float, help="seconds of fitting at most (default: 16 "
                    "on the CPU, none on a GPU)")

@@ -104,7 +104,7 @@ def test_a_fine_tune_writes_a_new_model_and_never_touches_the_base(scene: dict,
     _, cfg = load_model(res.model)
     assert cfg.name == "img — round 1 (4 corrections)"
     rec = cfg.training["finetune"][-1]
-    assert rec["adapt"] == "rnn" and rec["held_out"] == res.held_out == 2
+    assert rec["adapt"] == "head+rnn" and rec["held_out"] == res.held_out == 2
     assert rec["adopted"] == res.adopted and rec["parent"] == "base.safetensors"
     assert KeptCorrections.from_dict(cfg.corrections).features == 4
 

@@ -2,20 +2,24 @@
 
 What a few polygons can teach safely, and how:
 
-* **What changes** (``adapt``): the paper's refinement RNN only (``rnn``, the
-  default), or the RNN with the coarse CNN's last layer and upsampling
-  (``head+rnn``), or also its third layer (``deep+rnn``). The frozen part of the
-  CNN is computed once over the window; every step then runs only what learns.
-* **Anchors**: inside the area the user worked on (the box around the polygons,
-  grown by ``anchor_margin`` model pixels), pixels no polygon covers keep the
-  base model's own map as their label. Without them a few polygons of one class
-  teach "everything is that class"; limited to that area, they do not hold the
-  rest of the image to the base model's mistakes.
+* **What changes** (``adapt``): the refinement RNN together with the coarse CNN's
+  last layer and upsampling (``head+rnn``, the default: on new imagery the CNN is
+  what is wrong), the paper's RNN alone (``rnn``), or also the CNN's third layer
+  (``deep+rnn``). The frozen part of the CNN is computed once over the window;
+  every step then runs only what learns.
+* **Anchors**: pixels no polygon covers, where the base model is sure of itself
+  (``anchor_confidence``), keep its map as their label with a small weight
+  (``anchor_weight``). Without them a few polygons of one class teach
+  "everything is that class"; limited to the sure pixels they leave the model
+  free to change where it hesitated.
+* **Class balance**: each drawn class weighs alike, however many pixels it has.
 * **A stable optimiser**: Adam at 1e-3 with gradient clipping. AdaGrad at 0.01
   (the paper's rate for training from scratch) takes the first step's loss from
   0.2 to 11 on a pretrained model.
 * **Held-out polygons**: the fit is scored every ``eval_every`` steps on polygons
   it does not learn from, and the best state is kept (early stopping).
+
+The comparison of these choices on every shared scene is docs/results_corrections.md.
 """
 
 from __future__ import annotations
@@ -46,17 +50,17 @@ CELL_CONTEXT = 9
 
 @dataclass
 class FitParams:
-    adapt: str = "rnn"
+    adapt: str = "head+rnn"
     steps: int = 150
     lr: float = 1e-3
     batch_size: int = 8
     patch_size: int = 64
     iterations: int = 5
-    anchor_margin: Optional[int] = 64  # model px around the polygons where anchors hold
-                                       # (None: the whole window)
-    anchor_weight: float = 1.0       # an anchor pixel counts this much against a drawn one
-    anchor_confidence: float = 0.0   # anchor only where the base model is at least this sure
-    balance: bool = False            # drawn classes weigh alike, whatever their pixel counts
+    anchor_margin: Optional[int] = None  # model px around the polygons where anchors hold
+                                         # (None: the whole window)
+    anchor_weight: float = 0.3       # an anchor pixel counts this much against a drawn one
+    anchor_confidence: float = 0.9   # anchor only where the base model is at least this sure
+    balance: bool = True             # drawn classes weigh alike, whatever their pixel counts
     eval_every: int = 25
     clip: float = 1.0
     seed: int = 0
