@@ -51,15 +51,15 @@ test: lint pytest
 demo: venv
 	$(PY) -m map_refiner demo --data $(DATA) --out-dir $(OUTDIR)
 
-# Speed (issue 5): about 10 min on a quiet 2-core CPU; writes docs/benchmarks.md
-# (and out/bench.json). Run it on a quiet machine: other torch processes on the
-# same cores make every figure several times worse. pydensecrf2 is the peer.
+# Speed: writes docs/benchmarks.md (and out/bench.json), which says how long the
+# run took. Run it on a quiet machine: other torch processes on the same cores
+# make every figure several times worse. pydensecrf2 is the peer.
 bench: venv
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-experiment.txt
 	$(PY) -m map_refiner.dev.benchmarks.bench --data $(DATA)
 
-# The paper's experiment (issue 3): 15 min on a quiet 2-core CPU (2026-11-26); writes
-# docs/results.md and docs/figures/. pydensecrf2 builds from source.
+# The paper's experiment: writes docs/results.md (which says how long the run
+# took) and docs/figures/. pydensecrf2 builds from source.
 experiment: venv
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-experiment.txt
 	$(PY) -m map_refiner.dev.experiment.run --data $(DATA)

@@ -37,12 +37,10 @@ def inference_autocast(precision: str, device: torch.device) -> torch.dtype | No
     """The autocast dtype for inference on ``device``, or None for plain fp32.
 
     ``auto`` is bfloat16 mixed precision on CUDA GPUs that support it, fp32
-    elsewhere. On an H200 (session 1, dev/benchmarks/cuda_check.py) bf16 cut the
-    networks' compute on the 2.25 km² crop from 54 to 45 ms with class maps
-    equal to fp32 on 99.96% of pixels; under CPU autocast it moves the Austin
-    tile's mean IoU by 0.006 points through the whole pipeline
-    (tests/test_default_model.py) and 0.06 on the model grid; on this project's CPUs
-    bf16 is ~2x slower than fp32 (dev/benchmarks/probes.py), so the CPU stays fp32.
+    elsewhere: on a GPU bf16 is faster with nearly the same class maps, within
+    the accuracy budget that tests/test_default_model.py keeps; on this
+    project's CPUs it is slower than fp32, so the CPU stays fp32 (figures:
+    docs/benchmarks.md).
     """
     name = (precision or "auto").lower()
     if name not in PRECISION_CHOICES:
@@ -76,14 +74,13 @@ def describe_devices() -> str:
 def denormals_flushed() -> Iterator[None]:
     """Flush denormal floats to zero inside the block (training loops).
 
-    x86 cores take ~100x longer on denormal floats. When a fit drives its
-    outputs to saturation (a degenerate run whose labels were all one class:
-    loss -> 0) the backward pass was 3x slower from them; on real ``austin_enh``
-    patches it gained nothing measurable (1.0x and 1.1x in two `make bench`
-    runs), so this is insurance, not a
-    speed-up. The flag is the thread's FPU mode, which numpy shares (a denormal
-    nodata value would compare equal to 0), so it is switched off again on the
-    way out.
+    x86 cores are far slower on denormal floats. When a fit drives its outputs
+    to saturation (a degenerate run whose labels were all one class: loss -> 0)
+    they slow the backward pass down; on real ``austin_enh`` patches flushing
+    them gains nothing measurable (docs/benchmarks.md), so this is insurance,
+    not a speed-up. The flag is the thread's FPU mode, which numpy shares (a
+    denormal nodata value would compare equal to 0), so it is switched off again
+    on the way out.
     """
     supported = torch.set_flush_denormal(True)
     try:

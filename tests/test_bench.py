@@ -85,6 +85,9 @@ def test_report_shows_ratios_from_the_figures(tmp_path: Path):
     assert f"{cnn_rate:.0f} G | {cnn_rate / 300:.0%}" in text
     assert "| p | 3.000 | 1.000 | 3.0x | h |" in text
     assert "| 1 x 1 | 10.0 | 5.0 | 0.500 | 600 | 250 |" in text
+    # the figures the engine's comments point to are on the page after every run
+    assert text.rstrip().endswith("two `make bench` runs |")
+    assert "## Figures behind the code" in text and "| `engine/refine/resample.py` |" in text
 
 
 def test_gpu_section_only_with_a_cuda_run(tmp_path: Path):

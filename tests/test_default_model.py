@@ -1,5 +1,5 @@
 """The bundled default model on real data: it loads, and it refines the Austin
-test tile to a clearly better map than its own coarse output (issue 2)."""
+test tile to a clearly better map than its own coarse output."""
 
 from __future__ import annotations
 
@@ -48,8 +48,8 @@ def test_default_model_refines_austin_dev(tmp_path: Path) -> None:
 
 
 def test_bf16_mixed_precision_keeps_the_scores_within_a_tenth_of_a_point(tmp_path: Path) -> None:
-    """Issue 5's budget for mixed precision (the default on CUDA): mean IoU within
-    0.1 points of fp32. Run under CPU autocast here (72.124 vs 72.118 when written)."""
+    """The budget for mixed precision (the default on CUDA): mean IoU within 0.1
+    points of fp32. Run under CPU autocast here (figures: docs/benchmarks.md)."""
     image = real_data("austin", "austin_dev_rgb.tif")
     reference = real_data("austin", "austin_dev_gt.tif")
     model = load_model()

@@ -352,7 +352,7 @@ def test_downsample_to_a_finer_grid_is_nearest() -> None:
 
 
 def test_downsample_is_fast_on_a_large_raster() -> None:
-    """7424 x 7936 (the Xiamen mosaic) to about half size: about 1.5 s here with 3 classes."""
+    """7424 x 7936 (the Xiamen mosaic), 3 classes, to about half size."""
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 3, size=(7936, 7424), dtype=np.uint8)
     labels[:100] = IGNORE

@@ -12,12 +12,10 @@ plugin's Fine-tune (``training.corrections.finetune``): from the correction poly
 uncovered pixels in the window it reads) or on the bundled model's own map over
 the whole tile with the corrections burned in (``anchored``, a label raster).
 The fine-tuned model is scored on the rest of the tile: the corrected pixels are
-left out. The base model is scored
-on exactly the same pixels, so each run also gives a gain.
+left out. The base model is scored on exactly the same pixels, so each run also
+gives a gain.
 
     python -m map_refiner.dev.active.experiment [--configs polygon/sparse,...] [--steps 100]
-
-About 10 s per fine-tune with two free cores: 3.5 min per configuration with 3 random users.
 
 Writes ``out/active/<unit>/results.json``, ``docs/results_active.md`` and
 ``docs/figures/active_*.png``. Finished runs are kept and skipped on a rerun.

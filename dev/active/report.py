@@ -274,7 +274,7 @@ def write_report(
     all_runs = [r for result in results.values() for r in result["runs"].values()]
     runs = len(all_runs)
     lines = [
-        "## Where to draw next: uncertainty-guided corrections (issue 7)",
+        "## Where to draw next: uncertainty-guided corrections",
         "",
         "A simulated user on `../shared/data/austin/austin_dev_*` copies K corrections from the "
         "reference, fine-tunes the bundled model's RNN on them with the plugin's *Fine-tune* "

@@ -9,12 +9,87 @@ from .flops import coarse_flops_per_pixel, rnn_executed_flops_per_pixel, rnn_flo
 HEADER = """# Benchmarks
 
 Written by `make bench` (`python -m map_refiner.dev.benchmarks.bench`); every
-figure on this page comes from the one run described here. Rerun it on your
-own machine: the ratios to the machine's own matrix-multiply rate and to the
-dense CRF carry over, the seconds do not. Timings are best-of-two where noted,
-otherwise single runs; a busy machine (other torch processes on the same cores)
-makes every figure several times worse.
+figure on this page but the last section's comes from the one run described
+here. Rerun it on your own machine: the ratios to the machine's own
+matrix-multiply rate and to the dense CRF carry over, the seconds do not.
+Timings are best-of-two where noted, otherwise single runs; a busy machine
+(other torch processes on the same cores) makes every figure several times
+worse.
 """
+
+# Figures that decided how the engine's CPU paths are written: (module, what was
+# compared, figure). The code says why; the figures live here.
+DESIGN_FIGURES: list[tuple[str, str, str]] = [
+    (
+        "engine/networks/coarse_cpu.py",
+        "oneDNN on the CNN's last layer (K = 2 or 3 outputs, 9x9)",
+        "about a tenth of the matrix-multiply rate; as one GEMM plus 81 shifted sums the layer "
+        "takes about a third of the time",
+    ),
+    (
+        "engine/networks/coarse_cpu.py",
+        "in-place ReLU against `F.relu`",
+        "the CNN 11-17% faster on 1120² to 2500² windows",
+    ),
+    (
+        "engine/networks/coarse_cpu.py",
+        "the x4 transposed convolution",
+        "about 4x faster on channels-last input; about 30x slower when a side is odd",
+    ),
+    (
+        "engine/networks/models.py",
+        "the RNN on the CPU as strips and a wavefront over the iterations",
+        "about 3x faster, same numbers",
+    ),
+    (
+        "engine/networks/rnn_wavefront.py",
+        "a ring of 3 strips per intermediate level against whole levels",
+        "about 40 MB less on a default tile (K = 2)",
+    ),
+    (
+        "engine/networks/inference.py",
+        "`torch.argmax` over the leading class dimension against K elementwise passes",
+        "about 300x slower: 1.1 s against 3 ms on a 2500 x 2500 tile",
+    ),
+    (
+        "engine/refine/resample.py",
+        "a dense `(n_out, n_window)` matrix product against banded taps",
+        "about 100x the arithmetic, 16% of a refine's time",
+    ),
+    (
+        "engine/refine/resample.py",
+        "a whole 2370 x 2370 window at once against blocks of 64 output rows",
+        "4.5x slower (memory-bound)",
+    ),
+    (
+        "engine/refine/resample.py",
+        "gathering columns in place against rows through a transpose",
+        "about 7x slower",
+    ),
+    (
+        "engine/refine/resample.py",
+        "`index_select` on a cropped view against a contiguous copy",
+        "about 20x slower",
+    ),
+    (
+        "engine/device.py",
+        "bf16 autocast on an NVIDIA H200 (`dev/benchmarks/cuda_check.py`)",
+        "the networks' compute on the 2.25 km² crop from 54 to 45 ms, class maps equal to fp32 on "
+        "99.96% of pixels",
+    ),
+    (
+        "engine/device.py",
+        "bf16 against fp32 on this project's CPUs (`dev/benchmarks/probes.py`)",
+        "about 2x slower",
+    ),
+    (
+        "engine/device.py",
+        "denormal floats on x86 cores",
+        "about 100x slower arithmetic; the backward pass 3x slower in a degenerate fit (labels "
+        "all one class, loss -> 0); 1.0x and 1.1x on real `austin_enh` patches in two `make "
+        "bench` runs",
+    ),
+]
 
 
 def _rate(flop_per_px: float, mpix: float, seconds: float) -> float:
@@ -172,6 +247,7 @@ def write_report(res: dict, out: Path) -> str:
             f"(Rendered from this run's figures at commit {res['rendered']}; no figure "
             "recomputed.)",
         ]
+    lines += _design_figures()
     text = "\n".join(lines) + "\n"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".partial")
@@ -180,10 +256,26 @@ def write_report(res: dict, out: Path) -> str:
     return text
 
 
+def _design_figures() -> list[str]:
+    lines = [
+        "",
+        "## Figures behind the code",
+        "",
+        "Measured once, when the code they explain was written (on the 2-core CPU of the "
+        "run above unless the row says otherwise), not by this run. The modules say why "
+        "they are written as they are; these are the figures that decided it.",
+        "",
+        "| module | what was compared | figure |",
+        "|---|---|---|",
+    ]
+    lines += [f"| `{module}` | {what} | {figure} |" for module, what, figure in DESIGN_FIGURES]
+    return lines
+
+
 def _targets(
     res: dict, e2e: dict[int, float], cnn_share: float, rnn_share: float, rnn_exec_share: float
 ) -> list[str]:
-    """Issue 5's targets against this run's figures."""
+    """The speed targets against this run's figures."""
     default = res.get("default_tile", 1024)
     t = e2e.get(default, min(e2e.values()))
     crf = res["crf"]
@@ -237,7 +329,7 @@ def _gpu_target(gpu) -> str:
     return (
         "- On a GPU, the 2.25 km² refine in under 1 s of compute: not measured by this run "
         "(no GPU here; `dev/device_bench.sh` does it on a lent one); dev/benchmarks/cuda_check.py "
-        "on an NVIDIA H200 in session 1 gave 54 ms (fp32) and 45 ms (bf16 autocast, class "
+        "on an NVIDIA H200 gave 54 ms (fp32) and 45 ms (bf16 autocast, class "
         "maps equal to fp32 on 99.96% of pixels) for CNN + 5 RNN iterations on the same "
         "2500 x 2500 crop (README, Development notes). " + default
     )

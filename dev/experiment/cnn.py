@@ -1,6 +1,6 @@
 """Retraining the coarse CNN for the experiment (``--retrain-cnn``): the same
 recipe as the bundled model's (``dev/default_model/build.py``), Xiamen's
-imprecise OSM mask on its ``training.tiles`` only. Slow on a CPU (1-2 s a step)."""
+imprecise OSM mask on its ``training.tiles`` only. Slow on a CPU."""
 
 from __future__ import annotations
 

@@ -2,11 +2,11 @@
 (128 -> K channels, 9x9) as one matrix multiply plus shifted sums.
 
 oneDNN runs a convolution with only K (2 or 3) output channels and a 9x9
-kernel at about a tenth of the machine's matrix-multiply rate. Written as
-``Z = W' X`` (all 81 kernel offsets x K outputs at once: one large, efficient
-GEMM over the 128 input channels) followed by 81 shifted additions of K-channel
-planes, the same layer takes about a third of the time. Same arithmetic up to
-float rounding (tests/test_coarse_cpu.py).
+kernel far below the machine's matrix-multiply rate. Written as ``Z = W' X``
+(all 81 kernel offsets x K outputs at once: one large, efficient GEMM over the
+128 input channels) followed by 81 shifted additions of K-channel planes, the
+same layer takes a fraction of the time (figures: docs/benchmarks.md). Same
+arithmetic up to float rounding (tests/test_coarse_cpu.py).
 """
 
 from __future__ import annotations
@@ -52,14 +52,13 @@ def coarse_forward_cpu(net: CoarseFCN, image: torch.Tensor) -> torch.Tensor:
     outs = []
     for one in image.split(1):
         x = one.contiguous(memory_format=torch.channels_last)
-        # In-place ReLU: no fresh 64/128-channel maps to allocate and fault in
-        # (the CNN 11-17% faster on 1120^2 to 2500^2 windows than with F.relu).
+        # In-place ReLU: no fresh 64/128-channel maps to allocate and fault in.
         x = net.conv1(x).relu_()
         x = net.conv2(x).relu_()
         x = net.conv3(x).relu_()
         x = conv_as_shifted_sums(x, net.conv4)
-        # The transposed convolution is ~4x faster on channels-last input, and
-        # ~30x slower when a side is odd: pad with zeros (which add nothing to
+        # The transposed convolution is much faster on channels-last input, and
+        # much slower when a side is odd: pad with zeros (which add nothing to
         # any output) to even sides, then crop back to 4x the size.
         h, w = x.shape[-2:]
         x = F.pad(x, (0, w % 2, 0, h % 2)).contiguous(memory_format=torch.channels_last)

@@ -62,9 +62,9 @@ def infer(
 def class_argmax(scores: torch.Tensor) -> torch.Tensor:
     """``scores.argmax(0)`` as uint8 for (K, h, w) scores, first class on ties.
 
-    torch's arg-max over a leading dimension of a few classes runs ~300x slower
-    on the CPU than these K elementwise passes (1.1 s against 3 ms on a
-    2500 x 2500 tile).
+    torch's arg-max over a leading dimension of a few classes runs orders of
+    magnitude slower on the CPU than these K elementwise passes
+    (docs/benchmarks.md).
     """
     best = scores[0]
     cls = torch.zeros(best.shape, dtype=torch.uint8, device=scores.device)

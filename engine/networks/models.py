@@ -68,7 +68,7 @@ class CoarseFCN(nn.Module):
             and image.dtype == torch.float32
             and not _autocast_on_cpu()
         ):
-            # Same numbers, 1.5x faster (make bench). Under autocast the plain
+            # Same numbers, faster (docs/benchmarks.md). Under autocast the plain
             # layers run, as on CUDA (the shifted sums would accumulate in bf16).
             return coarse_forward_cpu(self, image)
         return self.layers_forward(image)
@@ -220,7 +220,7 @@ class RefinementRNN(nn.Module):
             and heat.dtype == torch.float32
         ):
             # CPU inference: strips and a wavefront over the iterations, so the
-            # hidden layer never leaves the cache (about 3x faster, same numbers).
+            # hidden layer never leaves the cache (faster, same numbers).
             return iterate_wavefront(self, image, heat, iterations, keep_all)
         feats = self.image_features(image)
         out = [heat]

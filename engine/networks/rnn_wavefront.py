@@ -113,7 +113,7 @@ def _one(
     strips = -(-h // rows)
     # Iteration t of strip s reads strips s-1..s+1 of level t-1, so the levels
     # between the input and the output only keep a ring of 3 strips unless the
-    # whole trajectory is wanted (~40 MB less on a default tile, K = 2).
+    # whole trajectory is wanted.
     ring_rows = h if keep_all else min(h, 3 * rows)
     levels = [heat] + [
         torch.empty(k, h if t == iterations else ring_rows, w, dtype=heat.dtype)

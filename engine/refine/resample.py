@@ -36,8 +36,8 @@ class AxisBand:
 
     Output pixel ``o`` is ``sum_t weight[o, t] * window[index[o, t]]``: a few
     taps per output pixel (3 when enlarging, ``2/scale + 1`` when shrinking)
-    instead of a dense ``(n_out, n_window)`` matrix, whose product cost ~100x
-    the arithmetic and 16% of a refine's time.
+    instead of a dense ``(n_out, n_window)`` matrix, whose product costs far
+    more arithmetic (docs/benchmarks.md).
     """
 
     index: np.ndarray  # (n_out, taps) int64, positions in the source window
@@ -81,8 +81,8 @@ def axis_weights(
     return axis_band(out_start, out_stop, scale, src_start, src_stop, n_src).dense()
 
 
-#: Output rows resampled together: their temporaries stay in the CPU's cache.
-#: Resampling a whole 2370 x 2370 window at once was 4.5x slower (memory-bound).
+#: Output rows resampled together: their temporaries stay in the CPU's cache
+#: (a whole window at once is memory-bound, and slower).
 ROW_BLOCK = 64
 
 
@@ -90,7 +90,7 @@ def _gather_rows(data: torch.Tensor, index: torch.Tensor, weight: torch.Tensor) 
     """``out[..., o, :] = sum_t weight[o, t] * data[..., index[o, t], :]``.
 
     Gathering whole rows is a contiguous copy; gathering columns in place is
-    ~7x slower, so columns go through a transpose (see :func:`resample_window`).
+    much slower, so columns go through a transpose (see :func:`resample_window`).
     """
     out = data.index_select(-2, index[:, 0]).mul_(weight[:, 0, None])
     for t in range(1, index.shape[1]):
@@ -112,7 +112,7 @@ def resample_window(data: torch.Tensor, rows: AxisBand, cols: AxisBand) -> torch
                 f"the window has {data.shape[axis]} pixels along this axis; "
                 f"the weights expect {band.n_window}"
             )
-    data = data.contiguous()  # index_select on a cropped view is ~20x slower
+    data = data.contiguous()  # index_select on a cropped view is much slower
     r_idx = torch.from_numpy(rows.index).to(data.device)
     r_w = torch.from_numpy(rows.weight).to(data.device, data.dtype)
     c_idx = torch.from_numpy(cols.index).to(data.device)
