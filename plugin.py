@@ -12,7 +12,11 @@ from typing import Callable
 from qgis.core import QgsApplication
 from qgis.gui import QgisInterface
 from qgis.PyQt.QtGui import QIcon
-from qgis.PyQt.QtWidgets import QAction
+
+try:  # QAction is in QtGui under Qt6 (QGIS 4), in QtWidgets under Qt5
+    from qgis.PyQt.QtGui import QAction
+except ImportError:
+    from qgis.PyQt.QtWidgets import QAction
 
 from .ui.controller import Controller
 from .ui.icons import correction_layer_icon, plugin_icon

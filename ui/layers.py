@@ -73,7 +73,7 @@ def unit_ramp_renderer(
 ) -> QgsSingleBandPseudoColorRenderer:
     """A band of values in [0, 1] drawn with an interpolated ramp through ``stops``."""
     ramp = QgsColorRampShader(0.0, 1.0)
-    ramp.setColorRampType(QgsColorRampShader.Interpolated)
+    ramp.setColorRampType(QgsColorRampShader.Type.Interpolated)
     ramp.setColorRampItemList(
         [QgsColorRampShader.ColorRampItem(v, c, label) for v, c, label in stops]
     )

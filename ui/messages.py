@@ -17,7 +17,7 @@ TITLE = "Map Refiner"
 def show_error(bar: QgsMessageBar, exc: BaseException) -> None:
     """Show ``exc`` as one line; the traceback and details go to the Map Refiner log."""
     if isinstance(exc, CancelledError):
-        bar.pushMessage(TITLE, exc.message, level=Qgis.Info, duration=5)
+        bar.pushMessage(TITLE, exc.message, level=Qgis.MessageLevel.Info, duration=5)
         return
     if isinstance(exc, MapRefinerError):
         text = exc.message
@@ -29,15 +29,15 @@ def show_error(bar: QgsMessageBar, exc: BaseException) -> None:
         )
         details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     log.error("%s%s", text, f"\n{details}" if details else "")
-    bar.pushMessage(TITLE, text, level=Qgis.Critical, duration=0)
+    bar.pushMessage(TITLE, text, level=Qgis.MessageLevel.Critical, duration=0)
 
 
 def show_success(bar: QgsMessageBar, text: str) -> None:
     log.info(text)
-    bar.pushMessage(TITLE, text, level=Qgis.Success, duration=8)
+    bar.pushMessage(TITLE, text, level=Qgis.MessageLevel.Success, duration=8)
 
 
 def show_warning(bar: QgsMessageBar, text: str) -> None:
     """A result the user must read (it did not do all they asked); stays until closed."""
     log.warning(text)
-    bar.pushMessage(TITLE, text, level=Qgis.Warning, duration=0)
+    bar.pushMessage(TITLE, text, level=Qgis.MessageLevel.Warning, duration=0)

@@ -23,8 +23,8 @@ AUSTIN_RGB = DATA / "austin" / "austin_dev_rgb.tif"
 def isolated_settings(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """QgsSettings go to a temporary folder, never to the user's QGIS profile."""
     folder = tmp_path_factory.mktemp("settings")
-    for fmt in (QSettings.NativeFormat, QSettings.IniFormat):
-        QSettings.setPath(fmt, QSettings.UserScope, str(folder))
+    for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
+        QSettings.setPath(fmt, QSettings.Scope.UserScope, str(folder))
     return folder
 
 

@@ -14,7 +14,7 @@ def test_layer_has_the_class_drop_down(rgb_layer, rgb_path, qgis_new_project) ->
         rgb_layer, ["background", "building"], [(235, 235, 225), (200, 40, 40)], qgis_new_project
     )
     assert Path(layer.source().split("|")[0]) == rgb_path.parent / "scene_corrections.gpkg"
-    assert layer.geometryType() == QgsWkbTypes.PolygonGeometry
+    assert layer.geometryType() == QgsWkbTypes.GeometryType.PolygonGeometry
     assert layer.crs() == rgb_layer.crs()
     assert layer.isEditable()
     assert qgis_new_project.mapLayer(layer.id()) is layer
@@ -47,7 +47,7 @@ def test_action_selects_it_as_the_dialog_label_layer(
     save_defaults(DialogDefaults(model_path=str(tiny_model)))
     qgis_iface.setActiveLayer(rgb_layer)
     plugin.actions[1].trigger()  # "New correction layer"
-    assert qgis_iface.messageBar().get_messages(Qgis.Critical) == []
+    assert qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical) == []
     label_layer = plugin.controller.dialog.labels.layer()
     assert label_layer is not None and label_layer.name() == "scene — corrections"
     assert plugin.controller.dialog.labels.field() == "class"

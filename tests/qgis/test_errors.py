@@ -130,7 +130,7 @@ def test_task_error_is_one_message_bar_line_and_a_log_entry(
     job = RefineJob(RefineParams(device="cpu", **kwargs), "scene")
     seen = log_lines(lambda: (plugin.controller.start_refine(job), wait_for_tasks()))
 
-    errors = qgis_iface.messageBar().get_messages(Qgis.Critical)
+    errors = qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical)
     assert len(errors) == 1 and text in errors[0], errors
     assert "\n" not in errors[0] and "Unexpected error" not in errors[0]
     ours = [msg for tag, msg in seen if tag == "Map Refiner"]
@@ -159,7 +159,7 @@ def test_finetune_task_with_unusable_labels(
     )
     plugin.controller.start_finetune(job)
     wait_for_tasks(timeout=120)
-    errors = qgis_iface.messageBar().get_messages(Qgis.Critical)
+    errors = qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical)
     assert len(errors) == 1 and "usable class" in errors[0] and "'lake'" in errors[0]
     assert not job.out.exists() and tiny_model.read_bytes() == base
 

@@ -172,7 +172,10 @@ def test_failed_installs_leave_everything_as_it_was(
     text = _run(flow, wait_until, 300)
     assert "Could not reach the package index" in text and "Nothing was changed" in text
     assert _snapshot(profile, _user_site()) == before
-    assert any("Could not reach" in m for m in qgis_iface.messageBar().get_messages(Qgis.Critical))
+    assert any(
+        "Could not reach" in m
+        for m in qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical)
+    )
 
 
 def test_cancel_mid_install_changes_nothing(profile, qgis_iface, wait_until) -> None:  # noqa: ANN001

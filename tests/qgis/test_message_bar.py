@@ -16,7 +16,7 @@ class RecordingBar(QgsMessageBar):
         super().__init__()
         self.pushed = []
 
-    def pushMessage(self, title, text, level=Qgis.Info, duration=-1):  # noqa: N802, ANN001, ANN201
+    def pushMessage(self, title, text, level=Qgis.MessageLevel.Info, duration=-1):  # noqa: N802, ANN001, ANN201
         self.pushed.append((title, text, level))
 
 
@@ -38,7 +38,9 @@ def test_user_error_is_its_message_with_details_in_the_log(plugin) -> None:  # n
     bar = RecordingBar()
     exc = MapRefinerError("The model needs 3 bands; 1 was chosen.", details="band list [1]")
     seen = _log_lines(lambda: show_error(bar, exc))
-    assert bar.pushed == [("Map Refiner", "The model needs 3 bands; 1 was chosen.", Qgis.Critical)]
+    assert bar.pushed == [
+        ("Map Refiner", "The model needs 3 bands; 1 was chosen.", Qgis.MessageLevel.Critical)
+    ]
     assert any(tag == "Map Refiner" and "band list [1]" in msg for tag, msg in seen)
 
 
@@ -56,4 +58,4 @@ def test_unexpected_error_points_to_the_log_with_its_traceback(plugin) -> None: 
 def test_cancel_is_information_not_an_error() -> None:
     bar = RecordingBar()
     show_error(bar, CancelledError())
-    assert bar.pushed[0][2] == Qgis.Info
+    assert bar.pushed[0][2] == Qgis.MessageLevel.Info

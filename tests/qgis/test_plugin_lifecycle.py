@@ -7,7 +7,11 @@ from unittest.mock import MagicMock
 
 from qgis.core import QgsApplication
 from qgis.PyQt.QtCore import QCoreApplication, QEvent
-from qgis.PyQt.QtWidgets import QAction
+
+try:  # QAction is in QtGui under Qt6 (QGIS 4), in QtWidgets under Qt5
+    from qgis.PyQt.QtGui import QAction
+except ImportError:
+    from qgis.PyQt.QtWidgets import QAction
 
 from map_refiner import classFactory
 
@@ -48,7 +52,7 @@ def test_load_and_unload_leave_nothing_behind(qgis_iface, qgis_new_project, monk
         assert len(logging.getLogger("map_refiner").handlers) == len(handlers_before) + 1
 
         plugin.unload()
-        QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
         assert registry.providerById("map_refiner") is None
         assert _plugin_actions(qgis_iface.mainWindow()) == []
         assert logging.getLogger("map_refiner").handlers == handlers_before

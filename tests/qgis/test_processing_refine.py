@@ -71,7 +71,7 @@ def test_precision_is_an_advanced_choice(
     alg = QgsApplication.processingRegistry().algorithmById("map_refiner:refine")
     param = alg.parameterDefinition("PRECISION")
     assert param.options() == ["auto", "fp32", "bf16"] and param.defaultValue() == 0
-    assert param.flags() & QgsProcessingParameterDefinition.FlagAdvanced
+    assert param.flags() & QgsProcessingParameterDefinition.Flag.FlagAdvanced
     out = tmp_path / "bf16.tif"
     feedback = RecordingFeedback()
     logged = []

@@ -39,7 +39,7 @@ def test_refine_adds_a_paletted_layer_with_class_names(
     plugin.controller.start_refine(_job(austin_rgb, out, tiny_model))
     wait_for_tasks()
 
-    assert qgis_iface.messageBar().get_messages(Qgis.Critical) == []
+    assert qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical) == []
     layers = qgis_new_project.mapLayersByName("austin_dev_rgb — refined (2 it.)")
     assert len(layers) == 1 and out.exists()
     layer = layers[0]
@@ -116,8 +116,10 @@ def test_cancel_stops_the_job_and_leaves_no_output(
     assert len(progress_seen) == 1 and progress_seen[0] < 1.0
     assert sorted(p.name for p in tmp_path.iterdir()) == []
     assert qgis_new_project.mapLayers() == {}
-    assert qgis_iface.messageBar().get_messages(Qgis.Critical) == []
-    assert any("Cancelled" in m for m in qgis_iface.messageBar().get_messages(Qgis.Info))
+    assert qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical) == []
+    assert any(
+        "Cancelled" in m for m in qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Info)
+    )
 
 
 def test_engine_error_is_one_message_bar_line(
@@ -127,7 +129,7 @@ def test_engine_error_is_one_message_bar_line(
     bad_model.write_bytes(b"not a model")
     plugin.controller.start_refine(_job(austin_rgb, tmp_path / "o.tif", bad_model))
     wait_for_tasks()
-    errors = qgis_iface.messageBar().get_messages(Qgis.Critical)
+    errors = qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical)
     assert len(errors) == 1 and "not a readable Map Refiner model" in errors[0]
     assert not (tmp_path / "o.tif").exists()
 
@@ -155,7 +157,7 @@ def test_export_to_shapefile_after_refine(
 
     plugin.controller.start_vectorize(job)
     wait_for_tasks()
-    assert qgis_iface.messageBar().get_messages(Qgis.Critical) == []
+    assert qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical) == []
     polygons = qgis_new_project.mapLayersByName("austin_dev_rgb — polygons")[0]
     assert polygons.featureCount() > 0
     assert isinstance(polygons.renderer(), QgsCategorizedSymbolRenderer)

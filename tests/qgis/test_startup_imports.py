@@ -31,7 +31,7 @@ plugin.initGui()
 report = {"torch_after_start": sys.modules.get("torch") is not None,
           "provider": app.processingRegistry().providerById("map_refiner") is not None}
 plugin.actions[0].trigger()  # "Map Refiner…"
-report["errors"] = iface.messageBar().get_messages(Qgis.Critical)
+report["errors"] = iface.messageBar().get_messages(Qgis.MessageLevel.Critical)
 plugin.unload()
 print("REPORT " + json.dumps(report))
 """

@@ -67,7 +67,7 @@ def test_finetune_on_drawn_corrections(
     controller.start_finetune(job)
     wait_for_tasks(timeout=120)
 
-    assert qgis_iface.messageBar().get_messages(Qgis.Critical) == []
+    assert qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical) == []
     assert job.out.exists()
     assert not labels.isModified() and labels.isEditable()  # edits saved, still editing
     assert QgsVectorLayer(str(job.labels.path), "saved", "ogr").featureCount() == 2
@@ -96,7 +96,7 @@ def test_train_coarse_from_reference_polygons(
     controller.start_train_coarse(job)
     wait_for_tasks(timeout=120)
 
-    assert qgis_iface.messageBar().get_messages(Qgis.Critical) == []
+    assert qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical) == []
     from map_refiner.engine.modelfile.io import read_model_file
 
     config, _ = read_model_file(job.params.out)

@@ -45,7 +45,7 @@ def write_empty_polygons(path: Path, raster: QgsRasterLayer) -> None:
     writer = QgsVectorFileWriter.create(
         str(path),
         fields,
-        QgsWkbTypes.MultiPolygon,
+        QgsWkbTypes.Type.MultiPolygon,
         raster.crs(),
         QgsCoordinateTransformContext(),
         options,
@@ -53,7 +53,7 @@ def write_empty_polygons(path: Path, raster: QgsRasterLayer) -> None:
     error = writer.hasError()
     message = writer.errorMessage()
     del writer  # closes the file
-    if error != QgsVectorFileWriter.NoError:
+    if error != QgsVectorFileWriter.WriterError.NoError:
         raise MapRefinerError(f"Cannot create {path}: {message}")
 
 
@@ -62,7 +62,7 @@ def class_drop_down(layer: QgsVectorLayer, names: Sequence[str]) -> None:
     layer.setEditorWidgetSetup(
         index, QgsEditorWidgetSetup("ValueMap", {"map": [{name: name} for name in names]})
     )
-    layer.setFieldConstraint(index, QgsFieldConstraints.ConstraintNotNull)
+    layer.setFieldConstraint(index, QgsFieldConstraints.Constraint.ConstraintNotNull)
 
 
 def create_correction_layer(

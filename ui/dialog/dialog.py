@@ -73,7 +73,7 @@ class MapRefinerDialog(QDialog):
         self._iterations_auto = defaults.iterations < 0
         self.message_bar = QgsMessageBar(self)
         self.input_combo = QgsMapLayerComboBox(self)
-        self.input_combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        self.input_combo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
         self.model = ModelChooser(self)
         self.iterations_spin = QgsSpinBox(self)
         self.iterations_spin.setRange(0, 20)
@@ -83,7 +83,7 @@ class MapRefinerDialog(QDialog):
             self.device_combo.addItem(name, name)
         self.device_label = QLabel(device_summary(), self)
         self.output_widget = QgsFileWidget(self)
-        self.output_widget.setStorageMode(QgsFileWidget.SaveFile)
+        self.output_widget.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
         self.output_widget.setFilter("GeoTIFF (*.tif *.tiff)")
         self.scores_check = QCheckBox("Also write per-class probabilities (…_scores.tif)", self)
         self.coarse_check = QCheckBox("Also add the coarse CNN map (…_coarse.tif)", self)
@@ -95,16 +95,16 @@ class MapRefinerDialog(QDialog):
         self.progress_bar = QProgressBar(self)
         self.progress_bar.setRange(0, 100)
         self.status_label = QLabel("", self)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.Close, self)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
         self.refine_button = QPushButton("Refine", self)
         self.export_button = QPushButton("Export to shapefile", self)
         self.export_button.setToolTip(
             "Polygons of the chosen class map, or of the chosen image's latest refined map"
         )
         self.cancel_button = QPushButton("Cancel job", self)
-        self.buttons.addButton(self.refine_button, QDialogButtonBox.ActionRole)
-        self.buttons.addButton(self.export_button, QDialogButtonBox.ActionRole)
-        self.buttons.addButton(self.cancel_button, QDialogButtonBox.ActionRole)
+        self.buttons.addButton(self.refine_button, QDialogButtonBox.ButtonRole.ActionRole)
+        self.buttons.addButton(self.export_button, QDialogButtonBox.ButtonRole.ActionRole)
+        self.buttons.addButton(self.cancel_button, QDialogButtonBox.ButtonRole.ActionRole)
         for button in self.findChildren(QPushButton):  # Enter must not start a training run
             button.setAutoDefault(False)
         self.refine_button.setDefault(True)

@@ -25,12 +25,14 @@ class LabelsBox(QgsCollapsibleGroupBox):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Labels for fine-tuning and training", parent)
         self.layer_combo = QgsMapLayerComboBox(self)
-        self.layer_combo.setFilters(QgsMapLayerProxyModel.PolygonLayer)
+        self.layer_combo.setFilters(QgsMapLayerProxyModel.Filter.PolygonLayer)
         self.layer_combo.setAllowEmptyLayer(True)
         self.layer_combo.setLayer(None)
         self.field_combo = QgsFieldComboBox(self)
         self.field_combo.setFilters(
-            QgsFieldProxyModel.String | QgsFieldProxyModel.Int | QgsFieldProxyModel.LongLong
+            QgsFieldProxyModel.Filter.String
+            | QgsFieldProxyModel.Filter.Int
+            | QgsFieldProxyModel.Filter.LongLong
         )
         self.field_combo.setAllowEmptyFieldName(True)
         self.field_combo.setToolTip("Class names or indices; empty: every polygon is class 1")

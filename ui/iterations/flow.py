@@ -60,7 +60,7 @@ class IterationsFlow(QObject):
             self.dock.region_activated.connect(self.zoom_to)
             self.dock.play_toggled.connect(self.play)
             self.dock.uncertainty_toggled.connect(self._show_uncertainty)
-            self.iface.addDockWidget(Qt.RightDockWidgetArea, self.dock)
+            self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
         self.dock.show()
         return self.dock
 

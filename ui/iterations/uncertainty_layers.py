@@ -63,7 +63,7 @@ def regions_layer(crs: QgsCoordinateReferenceSystem, name: str) -> QgsVectorLaye
     )
     settings = QgsPalLayerSettings()
     settings.fieldName = "rank"
-    settings.placement = QgsPalLayerSettings.OverPoint
+    settings.placement = QgsPalLayerSettings.Placement.OverPoint
     fmt = QgsTextFormat()
     fmt.setColor(QColor(0, 200, 255))
     fmt.setSize(11)

@@ -29,7 +29,7 @@ class EngineTask(QgsTask):
         on_success: Callable[[EngineTask, Any], None],
         on_error: Callable[[EngineTask, BaseException], None],
     ) -> None:
-        super().__init__(description, QgsTask.CanCancel)
+        super().__init__(description, QgsTask.Flag.CanCancel)
         self.job = job
         self.on_success = on_success
         self.on_error = on_error

@@ -48,7 +48,7 @@ def class_map_of_layer(layer: QgsRasterLayer) -> ClassMap | None:
     renderer = layer.renderer()
     if (
         layer.bandCount() != 1
-        or layer.dataProvider().dataType(1) != Qgis.Byte
+        or layer.dataProvider().dataType(1) != Qgis.DataType.Byte
         or not isinstance(renderer, QgsPalettedRasterRenderer)
     ):
         return None

@@ -82,7 +82,7 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
                 QgsProcessingParameterNumber(
                     self.ITERATIONS,
                     "RNN iterations (empty: the model's default)",
-                    QgsProcessingParameterNumber.Integer,
+                    QgsProcessingParameterNumber.Type.Integer,
                     optional=True,
                     minValue=0,
                     maxValue=100,
@@ -103,7 +103,7 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
             "auto: bf16 mixed precision on a CUDA GPU that supports it (class maps within "
             "0.1 IoU points of fp32), fp32 on the CPU, where bf16 is slower.",
         )
-        precision.setFlags(precision.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        precision.setFlags(precision.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
         self.addParameter(precision)
         self.addParameter(
             with_help(

@@ -59,7 +59,7 @@ class TrainCoarseAlgorithm(QgsProcessingAlgorithm):
                 QgsProcessingParameterNumber(
                     "RESOLUTION_M",
                     "Model ground resolution (m/pixel)",
-                    QgsProcessingParameterNumber.Double,
+                    QgsProcessingParameterNumber.Type.Double,
                     defaultValue=1.0,
                     minValue=0.05,
                 ),

@@ -32,7 +32,7 @@ def label_parameters(steps_help: str) -> list[QgsProcessingParameterDefinition]:
         ),
         with_help(
             QgsProcessingParameterVectorLayer(
-                "LABELS", "Label polygons", [QgsProcessing.TypeVectorPolygon]
+                "LABELS", "Label polygons", [QgsProcessing.SourceType.TypeVectorPolygon]
             ),
             "A polygon layer saved in a file (GeoPackage, Shapefile …).",
         ),
@@ -58,7 +58,7 @@ def label_parameters(steps_help: str) -> list[QgsProcessingParameterDefinition]:
             QgsProcessingParameterNumber(
                 "STEPS",
                 "Training steps (empty: default)",
-                QgsProcessingParameterNumber.Integer,
+                QgsProcessingParameterNumber.Type.Integer,
                 optional=True,
                 minValue=1,
             ),

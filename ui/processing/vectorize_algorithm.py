@@ -71,7 +71,7 @@ class VectorizeAlgorithm(QgsProcessingAlgorithm):
                 QgsProcessingParameterNumber(
                     self.SIMPLIFY,
                     "Simplify tolerance (m)",
-                    QgsProcessingParameterNumber.Double,
+                    QgsProcessingParameterNumber.Type.Double,
                     defaultValue=0.0,
                     minValue=0.0,
                 ),
@@ -83,7 +83,7 @@ class VectorizeAlgorithm(QgsProcessingAlgorithm):
                 QgsProcessingParameterNumber(
                     self.MIN_AREA,
                     "Drop polygons smaller than (m²)",
-                    QgsProcessingParameterNumber.Double,
+                    QgsProcessingParameterNumber.Type.Double,
                     defaultValue=0.0,
                     minValue=0.0,
                 ),
@@ -92,7 +92,7 @@ class VectorizeAlgorithm(QgsProcessingAlgorithm):
         )
         self.addParameter(
             QgsProcessingParameterVectorDestination(
-                self.OUTPUT, "Polygons", QgsProcessing.TypeVectorPolygon
+                self.OUTPUT, "Polygons", QgsProcessing.SourceType.TypeVectorPolygon
             )
         )
         self.addOutput(QgsProcessingOutputNumber(self.COUNT, "Number of polygons"))
