@@ -222,3 +222,15 @@ def test_scores_on_a_box_equal_the_whole_windows(adapt: str) -> None:
         for y0, y1, x0, x1 in [(0, 30, 0, 40), (50, 61, 37, 90), (170, 203, 120, 161)]:
             part = fit.logits((y0, y1, x0, x1))
             torch.testing.assert_close(part, whole[:, y0:y1, x0:x1], atol=1e-4, rtol=0)
+
+
+def test_with_nothing_to_hold_out_the_networks_stay(scene: dict, tmp_path: Path) -> None:
+    """One polygon per class: no check is possible, so nothing is learnt unchecked
+    (the drawn polygons are still kept and shown)."""
+    res = finetune(scene["image"], corrections(tmp_path / "c.gpkg", [FOUR[0], FOUR[2]]),
+                   tmp_path / "new.safetensors", scene["model"], FitParams(steps=5), device="cpu")
+    assert not res.adopted and res.held_out == 0 and res.steps == 0
+    assert "none can be held out" in res.message
+    b, n = _weights(scene["model"]), _weights(res.model)
+    assert all(torch.equal(b[k], n[k]) for k in b)
+    assert KeptCorrections.from_dict(load_model(res.model)[1].corrections).features == 2

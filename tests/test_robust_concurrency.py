@@ -174,14 +174,24 @@ def _tensor_hash(path: Path) -> str:
 
 def test_refine_while_a_finetune_rewrites_the_model_it_reads(tmp_path: Path, files) -> None:
     """The fine-tune replaces ``live.safetensors`` three times (atomically); a reader loads
-    it meanwhile and always gets one complete version; a refine with the base model gives
-    the same map as alone; the base model is never modified."""
+    it meanwhile and always gets one complete version; a refine with another model gives
+    the same map as alone; that model is never modified."""
     live = save_model(*load_model(files["model"]), tmp_path / "live.safetensors")
     written: set[str] = {_tensor_hash(live)}
     read: list[str] = []
     base_bytes = files["model"].read_bytes()
     alone = refine(files["a"], tmp_path / "alone.tif", files["model"])
     stop = threading.Event()
+
+    # Three bases, so that the three models written differ whether or not the fit is
+    # adopted (two polygons, one per class: nothing to hold out, the base networks stay).
+    bases = [
+        save_model(
+            *random_model(("background", "building"), resolution_m=0.6, seed=200 + i),
+            tmp_path / f"base{i}.safetensors",
+        )
+        for i in range(3)
+    ]
 
     def tuner() -> None:
         try:
@@ -190,7 +200,7 @@ def test_refine_while_a_finetune_rewrites_the_model_it_reads(tmp_path: Path, fil
                     files["train"],
                     LabelSource(files["fix"], class_field="c", mode="sparse"),
                     live,
-                    base_model=files["model"],
+                    base_model=bases[seed],
                     params=FitParams(steps=1, seed=seed),
                     device="cpu",
                     overwrite=True,

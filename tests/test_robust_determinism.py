@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Dict
 
 import numpy as np
 import pytest
@@ -110,22 +111,37 @@ def test_rnn_training_same_seed_same_weights(tmp_path: Path, files) -> None:
     assert not same(a, c)
 
 
-def _finetune(files, out: Path, seed: int) -> Path:
-    return finetune(
-        files["image"],
-        LabelSource(files["fix"], class_field="c", mode="sparse"),
-        out,
-        base_model=files["base"],
-        params=FitParams(steps=2, seed=seed),
-        device="cpu",
-    ).model
+def _fit(files, seed: int) -> Dict[str, torch.Tensor]:
+    """The corrections fit's weights after a few steps (what a fine-tune adopts)."""
+    from map_refiner.engine.progress import make_reporter
+    from map_refiner.training.corrections.data import load_corrections
+    from map_refiner.training.corrections.fit import CorrectionFit
+
+    net, cfg = load_model(files["base"])
+    corr = load_corrections(
+        files["image"], LabelSource(files["fix"], class_field="c", mode="sparse"), cfg
+    )
+    fit = CorrectionFit(net, corr.tile, FitParams(steps=2, seed=seed), torch.device("cpu"))
+    fit.fit(fit.labels, 2, make_reporter())
+    return {k: v.clone() for k, v in net.state_dict().items()}
 
 
 def test_finetune_same_seed_same_weights(tmp_path: Path, files) -> None:
-    a, b, c = (
-        _finetune(files, tmp_path / f"{n}.safetensors", s)
-        for n, s in (("a", 0), ("b", 0), ("c", 1))
-    )
-    assert same(a, b)
-    assert not same(a, c)
-    assert not same(a, files["base"])
+    a, b, c = (_fit(files, s) for s in (0, 0, 1))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+    base = load_model(files["base"])[0].state_dict()
+    assert not all(torch.equal(a[k], base[k]) for k in a)
+    # and the whole fine-tune writes the same model twice
+    runs = [
+        finetune(
+            files["image"],
+            LabelSource(files["fix"], class_field="c", mode="sparse"),
+            tmp_path / f"{n}.safetensors",
+            base_model=files["base"],
+            params=FitParams(steps=2, seed=0),
+            device="cpu",
+        ).model
+        for n in ("a", "b")
+    ]
+    assert same(*runs)

@@ -6,8 +6,11 @@ a new model file out (the base file is only read).
 2. About a third of them are held out; the model is fitted to the rest and scored
    on them as it learns (fit.py, holdout.py).
 3. The fitted networks are adopted only when they get the held-out polygons more
-   right than the base model does; then the fit continues on every polygon. When
-   they do not, the base networks are kept and the result says why.
+   right than the base model does (and at least half right); then the fit
+   continues on every polygon. When they do not, or when no polygon can be held
+   out (a single polygon of each class), the base networks are kept and the
+   result says why: a single background polygon on a satellite scene, learnt
+   unchecked, took the rest of its map from 11 to 1 building IoU.
 4. Either way the new model keeps every drawn polygon (engine/labels/kept.py), so
    a refine of this image shows what the user drew.
 """
@@ -104,10 +107,8 @@ def finetune(image: Path, labels: LabelSource, out: Path, base_model: Optional[P
             net.load_state_dict(base_state)
             steps, seconds = first.steps, first.seconds
         tuned_score: Optional[float] = first.score
-    else:
-        first = fit.fit(fit.labels, params.steps, rep.sub(0.05, 0.95), time_left=budget)
-        adopted, base_score, tuned_score = True, None, None
-        steps, seconds = first.steps, first.seconds
+    else:  # nothing to check a fit on: the networks stay as they are
+        adopted, base_score, tuned_score, steps, seconds = False, None, None, 0, 0.0
     message = _message(adopted, len(held), corr.kept.features, base_score, tuned_score)
     log.info(message)
     _record(config, corr, image, base_model, params, adopted, len(held), base_score,
@@ -121,8 +122,9 @@ def finetune(image: Path, labels: LabelSource, out: Path, base_model: Optional[P
 def _message(adopted: bool, held: int, polygons: int, base: Optional[float],
              tuned: Optional[float]) -> str:
     if not held:
-        return (f"Learnt from {polygons} polygon(s); too few per class to hold any out, so the "
-                "fine-tune could not be checked (draw at least two polygons of a class).")
+        return (f"Not adopted: with {polygons} polygon(s), none can be held out to check what the "
+                "networks would learn (draw at least two polygons of a class), so the starting "
+                "networks are kept. The new model shows your drawn polygon(s) on this image.")
     scores = f"{100 * (tuned or 0):.0f} % of your {held} held-out polygon(s) right " \
              f"(the starting model: {100 * (base or 0):.0f} %)"
     if adopted:
