@@ -10,8 +10,8 @@ import argparse
 import contextlib
 import logging
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence
 
 #: What a fine-tune may change (training/corrections/fit.py; kept here so that
 #: parsing the command line imports no torch).
@@ -20,11 +20,11 @@ log = logging.getLogger("map_refiner")
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 
-def _value_map(text: Optional[str]) -> Optional[Dict[str, int]]:
+def _value_map(text: str | None) -> dict[str, int] | None:
     """``"0:0,255:1"`` or ``"residential:1,road:2"`` -> dict."""
     if not text:
         return None
-    out: Dict[str, int] = {}
+    out: dict[str, int] = {}
     for part in text.split(","):
         key, _, val = part.rpartition(":")
         if not key:
@@ -33,41 +33,63 @@ def _value_map(text: Optional[str]) -> Optional[Dict[str, int]]:
     return out
 
 
-def _band_list(text: str) -> List[int]:
+def _band_list(text: str) -> list[int]:
     """``"1,2,3"`` -> ``[1, 2, 3]``."""
     try:
         return [int(b) for b in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"bad band list {text!r}; use 1-based band numbers, e.g. '1,2,3'") from None
+            f"bad band list {text!r}; use 1-based band numbers, e.g. '1,2,3'"
+        ) from None
 
 
 def _label_args(p: argparse.ArgumentParser, default_mode: str = "tile") -> None:
     p.add_argument("labels", type=Path, help="label raster (mask) or vector file (gpkg, shp, ...)")
-    p.add_argument("--class-field", help="vector: attribute holding the class (default: every "
-                   "feature is class 1)")
-    p.add_argument("--value-map", type=_value_map, help="label value to class index, e.g. "
-                   "'0:0,255:1' for a 0/255 building mask (unmapped values are ignored)")
+    p.add_argument(
+        "--class-field",
+        help="vector: attribute holding the class (default: every feature is class 1)",
+    )
+    p.add_argument(
+        "--value-map",
+        type=_value_map,
+        help="label value to class index, e.g. "
+        "'0:0,255:1' for a 0/255 building mask (unmapped values are ignored)",
+    )
     p.add_argument("--layer", help="vector: layer name")
-    p.add_argument("--mode", choices=["tile", "sparse"], default=default_mode, help="vector: 'tile' "
-                   "= a fully labelled tile (unlabelled = background); 'sparse' = only pixels "
-                   "inside features count")
-    p.add_argument("--line-width", type=float, default=7.0, help="vector: width in metres of "
-                   "burned lines such as roads (default 7)")
+    p.add_argument(
+        "--mode",
+        choices=["tile", "sparse"],
+        default=default_mode,
+        help="vector: 'tile' "
+        "= a fully labelled tile (unlabelled = background); 'sparse' = only pixels "
+        "inside features count",
+    )
+    p.add_argument(
+        "--line-width",
+        type=float,
+        default=7.0,
+        help="vector: width in metres of burned lines such as roads (default 7)",
+    )
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--bands", type=_band_list, help="1-based bands to read, e.g. '1,2,3' "
-                   "(default: the model's)")
-    p.add_argument("--input-resolution", type=float, help="pixel size in metres, for rasters "
-                   "without a CRS")
+    p.add_argument(
+        "--bands",
+        type=_band_list,
+        help="1-based bands to read, e.g. '1,2,3' (default: the model's)",
+    )
+    p.add_argument(
+        "--input-resolution", type=float, help="pixel size in metres, for rasters without a CRS"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="map-refiner", description="Refine coarse classification "
-                                 "maps with a learned RNN (Maggiori et al. 2017).")
+    ap = argparse.ArgumentParser(
+        prog="map-refiner",
+        description="Refine coarse classification maps with a learned RNN (Maggiori et al. 2017).",
+    )
     ap.add_argument("-v", "--verbose", action="store_true", help="log details")
     sub = ap.add_subparsers(dest="verb", required=True)
 
@@ -75,16 +97,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image", type=Path)
     p.add_argument("--out", type=Path, required=True, help="output class map (GeoTIFF)")
     p.add_argument("--model", type=Path, help="model file (default: the bundled model)")
-    p.add_argument("--iterations", type=int, help="RNN iterations (0 = the coarse map; "
-                   "default: the model's, 5)")
+    p.add_argument(
+        "--iterations",
+        type=int,
+        help="RNN iterations (0 = the coarse map; default: the model's, 5)",
+    )
     p.add_argument("--scores", type=Path, help="also write per-class probabilities (GeoTIFF)")
     p.add_argument("--coarse", type=Path, help="also write the coarse CNN's class map (GeoTIFF)")
     p.add_argument("--tile-size", type=int, default=1024, help="tile size in model pixels")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
-                   help="auto: bf16 mixed precision on a CUDA GPU that supports it, fp32 on "
-                        "the CPU (where bf16 is slower)")
-    p.add_argument("--no-corrections", action="store_true", help="do not burn a fine-tuned "
-                   "model's drawn corrections over the map of the image they were drawn on")
+    p.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16"],
+        default="auto",
+        help="auto: bf16 mixed precision on a CUDA GPU that supports it, fp32 on "
+        "the CPU (where bf16 is slower)",
+    )
+    p.add_argument(
+        "--no-corrections",
+        action="store_true",
+        help="do not burn a fine-tuned "
+        "model's drawn corrections over the map of the image they were drawn on",
+    )
     _common(p)
 
     p = sub.add_parser("train-coarse", help="train the coarse CNN on imprecise labels")
@@ -120,13 +153,20 @@ def build_parser() -> argparse.ArgumentParser:
     _label_args(p, default_mode="sparse")
     p.add_argument("--model", type=Path, help="base model (default: the bundled model)")
     p.add_argument("--out", type=Path, required=True, help="new model file (.safetensors)")
-    p.add_argument("--adapt", choices=list(ADAPT_MODES), default="head+rnn",
-                   help="what learns: the RNN and the coarse CNN's last layer (head+rnn, "
-                        "default), the RNN alone (rnn, the paper's fine-tune), or also the "
-                        "CNN's third layer (deep+rnn)")
+    p.add_argument(
+        "--adapt",
+        choices=list(ADAPT_MODES),
+        default="head+rnn",
+        help="what learns: the RNN and the coarse CNN's last layer (head+rnn, "
+        "default), the RNN alone (rnn, the paper's fine-tune), or also the "
+        "CNN's third layer (deep+rnn)",
+    )
     p.add_argument("--steps", type=int, default=150, help="at most this many steps (default 150)")
-    p.add_argument("--time-budget", type=float, help="seconds of fitting at most (default: 16 "
-                   "on the CPU, none on a GPU)")
+    p.add_argument(
+        "--time-budget",
+        type=float,
+        help="seconds of fitting at most (default: 16 on the CPU, none on a GPU)",
+    )
     p.add_argument("--seed", type=int, default=0)
     _common(p)
 
@@ -134,8 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("prediction", type=Path)
     p.add_argument("reference", type=Path)
     p.add_argument("--classes", default="background,building")
-    p.add_argument("--reference-map", type=_value_map, help="reference value to class, "
-                   "e.g. '0:0,255:1'")
+    p.add_argument(
+        "--reference-map", type=_value_map, help="reference value to class, e.g. '0:0,255:1'"
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = sub.add_parser("vectorize", help="class map to polygons (Shapefile or GeoPackage)")
@@ -166,8 +207,12 @@ def _gdal_messages_to_log() -> Iterator[None]:
     gdal_log = logging.getLogger("map_refiner.gdal")
 
     def handler(err_class: int, err_no: int, message: str) -> None:
-        gdal_log.info("GDAL %s %d: %s", "warning" if err_class == gdal.CE_Warning else "message",
-                      err_no, message)
+        gdal_log.info(
+            "GDAL %s %d: %s",
+            "warning" if err_class == gdal.CE_Warning else "message",
+            err_no,
+            message,
+        )
 
     gdal.PushErrorHandler(handler)
     try:
@@ -176,7 +221,7 @@ def _gdal_messages_to_log() -> Iterator[None]:
         gdal.PopErrorHandler()
 
 
-def _unraisable_to_log(unraisable: "sys.UnraisableHookArgs") -> None:
+def _unraisable_to_log(unraisable: sys.UnraisableHookArgs) -> None:
     """GDAL raises while a dataset closes after a failed write (disk full); Python would
     print that as a traceback beside the one-line error. It goes to the log instead."""
     log.info("while cleaning up: %r in %r", unraisable.exc_value, unraisable.object)
@@ -189,7 +234,7 @@ class _HeldWarnings(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.setFormatter(logging.Formatter(LOG_FORMAT))
-        self.records: List[logging.LogRecord] = []
+        self.records: list[logging.LogRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
@@ -200,7 +245,7 @@ class _HeldWarnings(logging.Handler):
         self.records = []
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     held = None
     if args.verbose:
@@ -208,8 +253,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     else:
         held = _HeldWarnings()
         logging.getLogger().addHandler(held)
-    from .engine.errors import MapRefinerError
     from . import cli_commands
+    from .engine.errors import MapRefinerError
 
     hook = sys.unraisablehook
     sys.unraisablehook = _unraisable_to_log

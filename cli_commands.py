@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from .cli_progress import ProgressBar
 
@@ -13,33 +12,67 @@ from .cli_progress import ProgressBar
 def _refine(a: argparse.Namespace) -> int:
     from .engine.refine.pipeline import RefineParams, refine_raster
 
-    res = refine_raster(RefineParams(
-        image=a.image, out=a.out, model_path=a.model, iterations=a.iterations, device=a.device,
-        precision=a.precision, scores=a.scores, coarse=a.coarse, bands=a.bands, input_resolution_m=a.input_resolution,
-        tile_size=a.tile_size, overwrite=a.overwrite, keep_corrections=not a.no_corrections),
-        progress=ProgressBar("refine"))
+    res = refine_raster(
+        RefineParams(
+            image=a.image,
+            out=a.out,
+            model_path=a.model,
+            iterations=a.iterations,
+            device=a.device,
+            precision=a.precision,
+            scores=a.scores,
+            coarse=a.coarse,
+            bands=a.bands,
+            input_resolution_m=a.input_resolution,
+            tile_size=a.tile_size,
+            overwrite=a.overwrite,
+            keep_corrections=not a.no_corrections,
+        ),
+        progress=ProgressBar("refine"),
+    )
     kept = f", {res.corrections} drawn corrections kept" if res.corrections else ""
-    print(f"wrote {res.out} ({res.iterations} iterations, {res.tiles} tiles, {res.device}, "
-          f"{res.seconds:.1f} s{kept})")
+    print(
+        f"wrote {res.out} ({res.iterations} iterations, {res.tiles} tiles, {res.device}, "
+        f"{res.seconds:.1f} s{kept})"
+    )
     return 0
 
 
 def _labels(a: argparse.Namespace):
     from .training.tile import LabelSource
 
-    return LabelSource(path=a.labels, value_map=a.value_map, class_field=a.class_field,
-                       layer=a.layer, mode=a.mode, line_width_m=a.line_width)
+    return LabelSource(
+        path=a.labels,
+        value_map=a.value_map,
+        class_field=a.class_field,
+        layer=a.layer,
+        mode=a.mode,
+        line_width_m=a.line_width,
+    )
 
 
 def _train_coarse(a: argparse.Namespace) -> int:
     from .training.coarse import CoarseParams, train_coarse
 
-    res = train_coarse(CoarseParams(
-        image=a.image, labels=_labels(a), out=a.out, class_names=a.classes.split(","),
-        ground_resolution_m=a.resolution, bands=a.bands,
-        input_resolution_m=a.input_resolution, steps=a.steps, batch_size=a.batch_size, lr=a.lr,
-        seed=a.seed, device=a.device, resume=not a.no_resume, overwrite=a.overwrite),
-        progress=ProgressBar("train-coarse"))
+    res = train_coarse(
+        CoarseParams(
+            image=a.image,
+            labels=_labels(a),
+            out=a.out,
+            class_names=a.classes.split(","),
+            ground_resolution_m=a.resolution,
+            bands=a.bands,
+            input_resolution_m=a.input_resolution,
+            steps=a.steps,
+            batch_size=a.batch_size,
+            lr=a.lr,
+            seed=a.seed,
+            device=a.device,
+            resume=not a.no_resume,
+            overwrite=a.overwrite,
+        ),
+        progress=ProgressBar("train-coarse"),
+    )
     print(f"wrote {res.model} ({res.steps} steps, loss {res.final_loss:.4f}, {res.seconds:.0f} s)")
     return 0
 
@@ -47,12 +80,27 @@ def _train_coarse(a: argparse.Namespace) -> int:
 def _train_rnn(a: argparse.Namespace) -> int:
     from .training.rnn import RnnParams, train_rnn
 
-    res = train_rnn(RnnParams(
-        image=a.image, labels=_labels(a), out=a.out, base_model=a.model, steps=a.steps,
-        batch_size=a.batch_size, patch_size=a.patch_size, iterations=a.iterations, lr=a.lr,
-        seed=a.seed, device=a.device, class_specific=not a.class_agnostic,
-        bands=a.bands, input_resolution_m=a.input_resolution,
-        resume=not a.no_resume, overwrite=a.overwrite), progress=ProgressBar("train-rnn"))
+    res = train_rnn(
+        RnnParams(
+            image=a.image,
+            labels=_labels(a),
+            out=a.out,
+            base_model=a.model,
+            steps=a.steps,
+            batch_size=a.batch_size,
+            patch_size=a.patch_size,
+            iterations=a.iterations,
+            lr=a.lr,
+            seed=a.seed,
+            device=a.device,
+            class_specific=not a.class_agnostic,
+            bands=a.bands,
+            input_resolution_m=a.input_resolution,
+            resume=not a.no_resume,
+            overwrite=a.overwrite,
+        ),
+        progress=ProgressBar("train-rnn"),
+    )
     print(f"wrote {res.model} ({res.steps} steps, loss {res.final_loss:.4f}, {res.seconds:.0f} s)")
     return 0
 
@@ -61,11 +109,18 @@ def _finetune(a: argparse.Namespace) -> int:
     from .training.corrections.finetune import finetune
     from .training.corrections.fit import FitParams
 
-    res = finetune(a.image, _labels(a), a.out, a.model,
-                   FitParams(adapt=a.adapt, steps=a.steps, seed=a.seed,
-                             max_seconds=a.time_budget),
-                   device=a.device, bands=a.bands, input_resolution_m=a.input_resolution,
-                   overwrite=a.overwrite, progress=ProgressBar("finetune"))
+    res = finetune(
+        a.image,
+        _labels(a),
+        a.out,
+        a.model,
+        FitParams(adapt=a.adapt, steps=a.steps, seed=a.seed, max_seconds=a.time_budget),
+        device=a.device,
+        bands=a.bands,
+        input_resolution_m=a.input_resolution,
+        overwrite=a.overwrite,
+        progress=ProgressBar("finetune"),
+    )
     print(f"wrote {res.model} ({res.steps} steps, {res.seconds:.0f} s on {res.device})")
     print(res.message)
     return 0
@@ -74,8 +129,9 @@ def _finetune(a: argparse.Namespace) -> int:
 def _evaluate(a: argparse.Namespace) -> int:
     from .engine.scoring.metrics import evaluate_rasters
 
-    scores = evaluate_rasters(a.prediction, a.reference, a.classes.split(","),
-                              reference_value_map=a.reference_map)
+    scores = evaluate_rasters(
+        a.prediction, a.reference, a.classes.split(","), reference_value_map=a.reference_map
+    )
     print(json.dumps(scores.to_dict(), indent=2) if a.json else scores.format_table())
     return 0
 
@@ -83,9 +139,15 @@ def _evaluate(a: argparse.Namespace) -> int:
 def _vectorize(a: argparse.Namespace) -> int:
     from .engine.vectors.vectorize import vectorize
 
-    res = vectorize(a.classmap, a.out, classes=a.classes.split(",") if a.classes else None,
-                    simplify_m=a.simplify, min_area_m2=a.min_area, overwrite=a.overwrite,
-                    progress=ProgressBar("vectorize"))
+    res = vectorize(
+        a.classmap,
+        a.out,
+        classes=a.classes.split(",") if a.classes else None,
+        simplify_m=a.simplify,
+        min_area_m2=a.min_area,
+        overwrite=a.overwrite,
+        progress=ProgressBar("vectorize"),
+    )
     print(f"wrote {res.path} ({res.feature_count} polygons)")
     return 0
 
@@ -106,9 +168,16 @@ def _demo(a: argparse.Namespace) -> int:
     return run_demo(a.data, a.out_dir, a.model, a.device, stream=sys.stdout)
 
 
-VERBS = {"refine": _refine, "train-coarse": _train_coarse, "train-rnn": _train_rnn,
-         "finetune": _finetune, "evaluate": _evaluate, "vectorize": _vectorize,
-         "info": _info, "demo": _demo}
+VERBS = {
+    "refine": _refine,
+    "train-coarse": _train_coarse,
+    "train-rnn": _train_rnn,
+    "finetune": _finetune,
+    "evaluate": _evaluate,
+    "vectorize": _vectorize,
+    "info": _info,
+    "demo": _demo,
+}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,16 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers_data import box_wkt, real_data, wkt_of, write_vector
+from helpers_engine import random_model
 from osgeo import gdal, ogr
 
-from helpers_data import box_wkt, real_data, write_vector, wkt_of
-from helpers_engine import random_model
 from map_refiner.engine.errors import MapRefinerError
 from map_refiner.engine.labels.classes import IGNORE
 from map_refiner.engine.labels.kept import KeptCorrections
 from map_refiner.engine.modelfile.io import load_model, save_model
-from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
 from map_refiner.engine.rasters.grid import grid_of
+from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
 from map_refiner.training.corrections.finetune import finetune
 from map_refiner.training.corrections.fit import CorrectionFit, FitParams
 from map_refiner.training.corrections.holdout import balanced_accuracy, held_out_features
@@ -51,11 +51,14 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> dict:
     rng = np.random.default_rng(0)
     img = rng.normal(90, 12, (3, 96, 96))
     for y, x, s in [(10, 12, 14), (50, 60, 20), (70, 8, 12), (20, 70, 10)]:
-        img[:, y:y + s, x:x + s] += 80
+        img[:, y : y + s, x : x + s] += 80
     net, cfg = random_model(resolution_m=0.6, seed=5)
     model = save_model(net, cfg, d / "base.safetensors")
-    return {"dir": d, "image": write_rgb(d / "img.tif", np.clip(img, 0, 255).astype(np.uint8)),
-            "model": model}
+    return {
+        "dir": d,
+        "image": write_rgb(d / "img.tif", np.clip(img, 0, 255).astype(np.uint8)),
+        "model": model,
+    }
 
 
 def corrections(path: Path, boxes) -> LabelSource:
@@ -64,8 +67,12 @@ def corrections(path: Path, boxes) -> LabelSource:
     return LabelSource(path, class_field="class", mode="sparse")
 
 
-FOUR = [((12, 10, 26, 24), "building"), ((60, 50, 80, 70), "building"),
-        ((30, 30, 45, 45), "background"), ((2, 50, 10, 60), "background")]
+FOUR = [
+    ((12, 10, 26, 24), "building"),
+    ((60, 50, 80, 70), "building"),
+    ((30, 30, 45, 45), "background"),
+    ((2, 50, 10, 60), "background"),
+]
 
 
 def _weights(path: Path) -> dict:
@@ -76,10 +83,14 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.mark.parametrize("adapt, learns", [
-    ("rnn", ("rnn.",)),
-    ("head+rnn", ("rnn.", "coarse.conv4", "coarse.upsample")),
-    ("deep+rnn", ("rnn.", "coarse.conv3", "coarse.conv4", "coarse.upsample"))])
+@pytest.mark.parametrize(
+    "adapt, learns",
+    [
+        ("rnn", ("rnn.",)),
+        ("head+rnn", ("rnn.", "coarse.conv4", "coarse.upsample")),
+        ("deep+rnn", ("rnn.", "coarse.conv3", "coarse.conv4", "coarse.upsample")),
+    ],
+)
 def test_only_the_chosen_layers_learn(scene: dict, tmp_path: Path, adapt: str, learns) -> None:
     from map_refiner.engine.progress import make_reporter
     from map_refiner.training.corrections.data import load_corrections
@@ -91,15 +102,23 @@ def test_only_the_chosen_layers_learn(scene: dict, tmp_path: Path, adapt: str, l
     fit.fit(fit.labels, 3, make_reporter())
     changed = {k for k, v in net.state_dict().items() if not torch.equal(before[k], v)}
     assert {k.rsplit(".", 1)[0] for k in changed} == {
-        k.rsplit(".", 1)[0] for k in before if k.startswith(learns)}
+        k.rsplit(".", 1)[0] for k in before if k.startswith(learns)
+    }
 
 
-def test_a_fine_tune_writes_a_new_model_and_never_touches_the_base(scene: dict,
-                                                                   tmp_path: Path) -> None:
+def test_a_fine_tune_writes_a_new_model_and_never_touches_the_base(
+    scene: dict, tmp_path: Path
+) -> None:
     labels = corrections(tmp_path / "c.gpkg", FOUR)
     before = _sha(scene["model"])
-    res = finetune(scene["image"], labels, tmp_path / "new.safetensors", scene["model"],
-                   FitParams(steps=6, eval_every=2), device="cpu")
+    res = finetune(
+        scene["image"],
+        labels,
+        tmp_path / "new.safetensors",
+        scene["model"],
+        FitParams(steps=6, eval_every=2),
+        device="cpu",
+    )
     assert _sha(scene["model"]) == before, "the base model file is only read"
     _, cfg = load_model(res.model)
     assert cfg.name == "img — round 1 (4 corrections)"
@@ -110,10 +129,22 @@ def test_a_fine_tune_writes_a_new_model_and_never_touches_the_base(scene: dict,
 
 
 def test_a_second_round_keeps_the_first_rounds_polygons(scene: dict, tmp_path: Path) -> None:
-    first = finetune(scene["image"], corrections(tmp_path / "a.gpkg", FOUR[:2]),
-                     tmp_path / "r1.safetensors", scene["model"], FitParams(steps=2), device="cpu")
-    second = finetune(scene["image"], corrections(tmp_path / "b.gpkg", FOUR[2:]),
-                      tmp_path / "r2.safetensors", first.model, FitParams(steps=2), device="cpu")
+    first = finetune(
+        scene["image"],
+        corrections(tmp_path / "a.gpkg", FOUR[:2]),
+        tmp_path / "r1.safetensors",
+        scene["model"],
+        FitParams(steps=2),
+        device="cpu",
+    )
+    second = finetune(
+        scene["image"],
+        corrections(tmp_path / "b.gpkg", FOUR[2:]),
+        tmp_path / "r2.safetensors",
+        first.model,
+        FitParams(steps=2),
+        device="cpu",
+    )
     _, cfg = load_model(second.model)
     assert second.polygons == 4 and cfg.name == "img — round 2 (4 corrections)"
     assert [r["round"] for r in cfg.training["finetune"]] == [1, 2]
@@ -123,13 +154,20 @@ def test_a_second_round_keeps_the_first_rounds_polygons(scene: dict, tmp_path: P
 def test_what_is_drawn_is_what_the_refined_map_shows(scene: dict, tmp_path: Path) -> None:
     """The CLI contract: finetune on a correction layer, refine the same raster."""
     labels = corrections(tmp_path / "c.gpkg", FOUR)
-    res = finetune(scene["image"], labels, tmp_path / "new.safetensors", scene["model"],
-                   FitParams(steps=4), device="cpu")
+    res = finetune(
+        scene["image"],
+        labels,
+        tmp_path / "new.safetensors",
+        scene["model"],
+        FitParams(steps=4),
+        device="cpu",
+    )
     out = tmp_path / "refined.tif"
     refine_raster(RefineParams(image=scene["image"], out=out, model_path=res.model, device="cpu"))
     cls = gdal.Open(str(out)).ReadAsArray()
     drawn = KeptCorrections.from_dict(load_model(res.model)[1].corrections).labels_on(
-        grid_of(gdal.Open(str(scene["image"]))))
+        grid_of(gdal.Open(str(scene["image"])))
+    )
     inside = drawn != IGNORE
     assert inside.sum() > 500 and (cls[inside] == drawn[inside]).all()
 
@@ -140,14 +178,20 @@ def test_no_better_on_held_out_polygons_is_not_adopted(tmp_path: Path) -> None:
     image = write_rgb(tmp_path / "flat.tif", np.full((3, 96, 96), 100, np.uint8))
     net, cfg = random_model(resolution_m=0.6, seed=5)
     base = save_model(net, cfg, tmp_path / "base.safetensors")
-    res = finetune(image, corrections(tmp_path / "c.gpkg", FOUR), tmp_path / "new.safetensors",
-                   base, FitParams(steps=10, eval_every=5), device="cpu")
+    res = finetune(
+        image,
+        corrections(tmp_path / "c.gpkg", FOUR),
+        tmp_path / "new.safetensors",
+        base,
+        FitParams(steps=10, eval_every=5),
+        device="cpu",
+    )
     assert not res.adopted and res.held_out == 2
     assert res.tuned_score is not None and res.tuned_score <= res.base_score
     assert "Not adopted" in res.message and "kept" in res.message
     b, n = _weights(base), _weights(res.model)
-    assert all(torch.equal(b[k], n[k]) for k in b)      # the base networks, unchanged
-    assert load_model(res.model)[1].corrections           # ... and the drawn polygons kept
+    assert all(torch.equal(b[k], n[k]) for k in b)  # the base networks, unchanged
+    assert load_model(res.model)[1].corrections  # ... and the drawn polygons kept
 
 
 def test_held_out_polygons_never_take_a_class_away() -> None:
@@ -156,7 +200,7 @@ def test_held_out_polygons_never_take_a_class_away() -> None:
         held = held_out_features(classes, seed)
         left = {c for f, c in classes.items() if f not in held}
         assert left == {0, 1} and {classes[f] for f in held} == {0, 1}
-    assert held_out_features({0: 1, 1: 0}, 0) == []       # one polygon per class: none
+    assert held_out_features({0: 1, 1: 0}, 0) == []  # one polygon per class: none
 
 
 def test_balanced_accuracy_weighs_classes_alike() -> None:
@@ -192,17 +236,28 @@ def test_a_few_polygons_cannot_blow_the_bundled_model_up(tmp_path: Path) -> None
     y, x = int(ys[0]), int(xs[0])
 
     def box(x0: int, y0: int, x1: int, y1: int) -> str:
-        return box_wkt(gt_gt[0] + x0 * gt_gt[1], gt_gt[3] + y1 * gt_gt[5],
-                       gt_gt[0] + x1 * gt_gt[1], gt_gt[3] + y0 * gt_gt[5])
-    path = write_vector(tmp_path / "c.gpkg", [
-        (box(x, y, x + 12, y + 12), {"class": "building"}),
-        (box(300, 300, 340, 340), {"class": "background"}),
-        (box(100, 400, 130, 430), {"class": "background"})], epsg=26914,
-        fields={"class": ogr.OFTString})
+        return box_wkt(
+            gt_gt[0] + x0 * gt_gt[1],
+            gt_gt[3] + y1 * gt_gt[5],
+            gt_gt[0] + x1 * gt_gt[1],
+            gt_gt[3] + y0 * gt_gt[5],
+        )
+
+    path = write_vector(
+        tmp_path / "c.gpkg",
+        [
+            (box(x, y, x + 12, y + 12), {"class": "building"}),
+            (box(300, 300, 340, 340), {"class": "background"}),
+            (box(100, 400, 130, 430), {"class": "background"}),
+        ],
+        epsg=26914,
+        fields={"class": ogr.OFTString},
+    )
     net, cfg = load_model(None, "cpu")
     corr = load_corrections(image, LabelSource(path, class_field="class", mode="sparse"), cfg)
     fit = CorrectionFit(net, corr.tile, FitParams(seed=0), torch.device("cpu"))
     from map_refiner.engine.progress import make_reporter
+
     out = fit.fit(fit.labels, 20, make_reporter())
     assert max(out.history[:20]) < 2.0 * out.history[0] + 0.1
     assert np.mean(out.history[-5:]) < out.history[0]
@@ -215,8 +270,12 @@ def test_scores_on_a_box_equal_the_whole_windows(adapt: str) -> None:
     gen = torch.Generator().manual_seed(1)
     labels = torch.full((203, 161), IGNORE, dtype=torch.uint8)
     labels[50:60, 40:70] = 1
-    fit = CorrectionFit(net, TrainingTile(torch.randn(3, 203, 161, generator=gen), labels),
-                        FitParams(adapt=adapt), torch.device("cpu"))
+    fit = CorrectionFit(
+        net,
+        TrainingTile(torch.randn(3, 203, 161, generator=gen), labels),
+        FitParams(adapt=adapt),
+        torch.device("cpu"),
+    )
     with torch.no_grad():
         whole = fit.logits()
         for y0, y1, x0, x1 in [(0, 30, 0, 40), (50, 61, 37, 90), (170, 203, 120, 161)]:
@@ -227,8 +286,14 @@ def test_scores_on_a_box_equal_the_whole_windows(adapt: str) -> None:
 def test_with_nothing_to_hold_out_the_networks_stay(scene: dict, tmp_path: Path) -> None:
     """One polygon per class: no check is possible, so nothing is learnt unchecked
     (the drawn polygons are still kept and shown)."""
-    res = finetune(scene["image"], corrections(tmp_path / "c.gpkg", [FOUR[0], FOUR[2]]),
-                   tmp_path / "new.safetensors", scene["model"], FitParams(steps=5), device="cpu")
+    res = finetune(
+        scene["image"],
+        corrections(tmp_path / "c.gpkg", [FOUR[0], FOUR[2]]),
+        tmp_path / "new.safetensors",
+        scene["model"],
+        FitParams(steps=5),
+        device="cpu",
+    )
     assert not res.adopted and res.held_out == 0 and res.steps == 0
     assert "none can be held out" in res.message
     b, n = _weights(scene["model"]), _weights(res.model)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers_engine import UTM33N, random_model, scene, wkt, write_image
 from osgeo import gdal
 
-from helpers_engine import random_model, scene, wkt, write_image, UTM33N
 from map_refiner.engine.errors import MapRefinerError
 from map_refiner.engine.labels.burn import Shape
 from map_refiner.engine.labels.classes import IGNORE
@@ -27,8 +27,10 @@ GRID = GridSpec(110, 90, GT, wkt(UTM33N))
 
 def box(x0: float, y0: float, x1: float, y1: float) -> str:
     """A rectangle in pixel units of GRID, as WKT in its CRS."""
+
     def at(px: float, py: float) -> str:
         return f"{GT[0] + px * GT[1]} {GT[3] + py * GT[5]}"
+
     return f"POLYGON(({at(x0, y0)},{at(x1, y0)},{at(x1, y1)},{at(x0, y1)},{at(x0, y0)}))"
 
 
@@ -65,7 +67,7 @@ def test_later_rounds_add_their_polygons_after_the_earlier_ones() -> None:
     labels = both.labels_on(GRID)
     assert (labels[12, 12] == 1) and (labels[12, 25] == 0)  # the later polygon wins
     elsewhere = KeptCorrections(GridSpec(50, 50, GT, GRID.projection_wkt), second.shapes)
-    assert merged(first, elsewhere) is elsewhere     # another image: only the new round
+    assert merged(first, elsewhere) is elsewhere  # another image: only the new round
 
 
 @pytest.fixture
@@ -82,8 +84,17 @@ def model_with(tmp_path: Path, k: KeptCorrections) -> Path:
 
 
 def refined(image: Path, out: Path, model: Path, **kw):
-    res = refine_raster(RefineParams(image=image, out=out, model_path=model, device="cpu",
-                                     tile_size=32, scores=out.with_suffix(".scores.tif"), **kw))
+    res = refine_raster(
+        RefineParams(
+            image=image,
+            out=out,
+            model_path=model,
+            device="cpu",
+            tile_size=32,
+            scores=out.with_suffix(".scores.tif"),
+            **kw,
+        )
+    )
     ds = gdal.Open(str(out))
     cls = ds.GetRasterBand(1).ReadAsArray()
     scores = gdal.Open(str(res.scores)).ReadAsArray()
@@ -120,6 +131,7 @@ def test_a_model_without_corrections_loads_as_before(tmp_path: Path) -> None:
 
 def test_feature_numbers_on_a_coarser_grid() -> None:
     from map_refiner.engine.rasters.grid import scaled
+
     ids = kept().features_on(scaled(GRID, 55, 45))
     assert ids.dtype == np.int32 and set(np.unique(ids)) == {-1, 0, 1}
     assert (ids[6:11, 6:14] == 0).all() and (ids[21:34, 31:44] == 1).all()

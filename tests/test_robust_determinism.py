@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict
 
 import numpy as np
 import pytest
@@ -111,7 +110,7 @@ def test_rnn_training_same_seed_same_weights(tmp_path: Path, files) -> None:
     assert not same(a, c)
 
 
-def _fit(files, seed: int) -> Dict[str, torch.Tensor]:
+def _fit(files, seed: int) -> dict[str, torch.Tensor]:
     """The corrections fit's weights after a few steps (what a fine-tune adopts)."""
     from map_refiner.engine.progress import make_reporter
     from map_refiner.training.corrections.data import load_corrections

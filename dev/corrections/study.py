@@ -17,8 +17,8 @@ import argparse
 import json
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from osgeo import gdal
@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: The fine-tunes compared: the shipped one (the RNN and the coarse CNN's last
 #: layer) and the paper's RNN-only fine-tune, with the same safeguards. Fixed step
 #: counts (no time budget), so that a row does not depend on the machine's load.
-VARIANTS: Dict[str, FitParams] = {
+VARIANTS: dict[str, FitParams] = {
     "head+rnn": FitParams(adapt="head+rnn", max_seconds=1e9),
     "rnn": FitParams(adapt="rnn", max_seconds=1e9),
 }
@@ -43,14 +43,17 @@ VARIANTS: Dict[str, FitParams] = {
 CELL_M = 12.0
 
 
-def refine(image: Path, out: Path, model: Optional[Path] = None) -> Tuple[np.ndarray, np.ndarray]:
+def refine(image: Path, out: Path, model: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Building mask and class probabilities of a refine through the product's path."""
     scores = out.with_name(out.stem + "_scores.tif")
-    refine_raster(RefineParams(image=image, out=out, model_path=model, scores=scores,
-                               device="cpu", overwrite=True))
+    refine_raster(
+        RefineParams(
+            image=image, out=out, model_path=model, scores=scores, device="cpu", overwrite=True
+        )
+    )
     ds = gdal.Open(str(out))
     band = ds.GetRasterBand(1)
-    band.GetDescription()          # GDAL 3.6: category names appear once PAM is loaded
+    band.GetDescription()  # GDAL 3.6: category names appear once PAM is loaded
     names = [n.lower() for n in band.GetCategoryNames()]
     return band.ReadAsArray() == names.index("building"), gdal.Open(str(scores)).ReadAsArray()
 
@@ -63,12 +66,21 @@ def iou(pred: np.ndarray, ref: np.ndarray) -> float:
 def done_rows(path: Path) -> set:
     if not path.exists():
         return set()
-    return {(r["scene"], r["user"], r["k"], r["variant"])
-            for r in map(json.loads, path.read_text().splitlines()) if r}
+    return {
+        (r["scene"], r["user"], r["k"], r["variant"])
+        for r in map(json.loads, path.read_text().splitlines())
+        if r
+    }
 
 
-def run_scene(scene: Scene, users: Sequence[str], ks: Sequence[int], variants: Sequence[str],
-              rows: Path, work: Path) -> None:
+def run_scene(
+    scene: Scene,
+    users: Sequence[str],
+    ks: Sequence[int],
+    variants: Sequence[str],
+    rows: Path,
+    work: Path,
+) -> None:
     done = done_rows(rows)
     ref = gdal.Open(str(scene.reference)).ReadAsArray() > 0
     half = ref.shape[1] // 2
@@ -76,8 +88,11 @@ def run_scene(scene: Scene, users: Sequence[str], ks: Sequence[int], variants: S
     before = iou(pred[:, half:], ref[:, half:])
     like = gdal.Open(str(scene.image))
     res_m = abs(like.GetGeoTransform()[1])
-    cell = max(8, int(round(CELL_M / res_m))) if scene.name.startswith(("isprs", "loveda")) \
+    cell = (
+        max(8, int(round(CELL_M / res_m)))
+        if scene.name.startswith(("isprs", "loveda"))
         else max(8, int(round(CELL_M / _ground_m(scene.image))))
+    )
     regions = error_regions(pred, ref, half)
     for user in users:
         order = ordered(regions, user, probs, half, cell)
@@ -91,20 +106,35 @@ def run_scene(scene: Scene, users: Sequence[str], ks: Sequence[int], variants: S
                     continue
                 model = work / f"{user}_{k}_{variant}.safetensors"
                 t0 = time.perf_counter()
-                res = finetune(scene.image, LabelSource(gpkg, class_field="class", mode="sparse"),
-                               model, params=VARIANTS[variant], device="cpu", overwrite=True)
+                res = finetune(
+                    scene.image,
+                    LabelSource(gpkg, class_field="class", mode="sparse"),
+                    model,
+                    params=VARIANTS[variant],
+                    device="cpu",
+                    overwrite=True,
+                )
                 seconds = time.perf_counter() - t0
                 after, _ = refine(scene.image, work / "after.tif", model)
                 pixels = sum(int(m.sum()) for m, _ in drawn)
                 honoured = sum(int((after[m] == bool(c)).sum()) for m, c in drawn) / max(1, pixels)
-                row = {"scene": scene.name, "user": user, "k": k, "variant": variant,
-                       "drawn": len(drawn), "classes": [int(c) for _, c in drawn],
-                       "before": round(100 * before, 2),
-                       "after": round(100 * iou(after[:, half:], ref[:, half:]), 2),
-                       "honoured": round(100 * honoured, 2), "adopted": res.adopted,
-                       "held_out": res.held_out, "base_score": res.base_score,
-                       "tuned_score": res.tuned_score, "steps": res.steps,
-                       "finetune_s": round(seconds, 1)}
+                row = {
+                    "scene": scene.name,
+                    "user": user,
+                    "k": k,
+                    "variant": variant,
+                    "drawn": len(drawn),
+                    "classes": [int(c) for _, c in drawn],
+                    "before": round(100 * before, 2),
+                    "after": round(100 * iou(after[:, half:], ref[:, half:]), 2),
+                    "honoured": round(100 * honoured, 2),
+                    "adopted": res.adopted,
+                    "held_out": res.held_out,
+                    "base_score": res.base_score,
+                    "tuned_score": res.tuned_score,
+                    "steps": res.steps,
+                    "finetune_s": round(seconds, 1),
+                }
                 with rows.open("a") as f:
                     f.write(json.dumps(row) + "\n")
                 print(json.dumps(row), flush=True)
@@ -116,7 +146,7 @@ def _ground_m(image: Path) -> float:
     return ground_resolution(raster_info(open_raster(image)))[0]
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--out-dir", type=Path, default=ROOT / "out" / "corrections")
@@ -133,8 +163,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         raise SystemExit(f"users are {', '.join(USERS)}")
     for name in names:
         with tempfile.TemporaryDirectory(dir=a.out_dir) as work:
-            run_scene(all_scenes[name], users, [int(k) for k in a.ks.split(",")],
-                      a.variants.split(","), a.out_dir / "rows.jsonl", Path(work))
+            run_scene(
+                all_scenes[name],
+                users,
+                [int(k) for k in a.ks.split(",")],
+                a.variants.split(","),
+                a.out_dir / "rows.jsonl",
+                Path(work),
+            )
     return 0
 
 

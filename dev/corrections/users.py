@@ -16,7 +16,6 @@ differ in the order they find the errors:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Tuple
 
 import numpy as np
 from osgeo import gdal, ogr, osr
@@ -24,12 +23,12 @@ from scipy import ndimage
 
 from ...engine.refine.uncertainty import rank_regions, uncertainty
 
-Correction = Tuple[np.ndarray, int]   # pixel mask on the image grid, class (1 building)
+Correction = tuple[np.ndarray, int]  # pixel mask on the image grid, class (1 building)
 USERS = ("largest", "uncertainty", "random")
-MIN_PIXELS = 20                        # smaller error specks are not worth a polygon
+MIN_PIXELS = 20  # smaller error specks are not worth a polygon
 
 
-def error_regions(pred: np.ndarray, ref: np.ndarray, half: int) -> List[Tuple[int, Correction]]:
+def error_regions(pred: np.ndarray, ref: np.ndarray, half: int) -> list[tuple[int, Correction]]:
     """(size, correction) of every error region of the left half."""
     out = []
     buildings, _ = ndimage.label(ref)
@@ -48,8 +47,14 @@ def error_regions(pred: np.ndarray, ref: np.ndarray, half: int) -> List[Tuple[in
     return out
 
 
-def ordered(regions: List[Tuple[int, Correction]], user: str, probs: np.ndarray, half: int,
-            cell_px: int, seed: int = 0) -> List[Correction]:
+def ordered(
+    regions: list[tuple[int, Correction]],
+    user: str,
+    probs: np.ndarray,
+    half: int,
+    cell_px: int,
+    seed: int = 0,
+) -> list[Correction]:
     """The corrections in the order ``user`` draws them."""
     by_size = sorted(regions, key=lambda r: -r[0])
     if user == "largest":
@@ -64,16 +69,17 @@ def ordered(regions: List[Tuple[int, Correction]], user: str, probs: np.ndarray,
     out, used = [], set()
     for region in rank_regions(uncertainty(probs), valid, cell=cell_px, top=None):
         for i, (_, (mask, cls)) in enumerate(by_size):
-            if i not in used and mask[region.y0:region.y1, region.x0:region.x1].any():
+            if i not in used and mask[region.y0 : region.y1, region.x0 : region.x1].any():
                 used.add(i)
                 out.append((mask, cls))
     return out + [c for i, (_, c) in enumerate(by_size) if i not in used]
 
 
-def write_corrections(corrections: List[Correction], like: gdal.Dataset, path: Path) -> Path:
+def write_corrections(corrections: list[Correction], like: gdal.Dataset, path: Path) -> Path:
     """The corrections as a GeoPackage polygon layer with a ``class`` field."""
-    mem = gdal.GetDriverByName("MEM").Create("", like.RasterXSize, like.RasterYSize, 1,
-                                             gdal.GDT_Byte)
+    mem = gdal.GetDriverByName("MEM").Create(
+        "", like.RasterXSize, like.RasterYSize, 1, gdal.GDT_Byte
+    )
     mem.SetGeoTransform(like.GetGeoTransform())
     mem.SetProjection(like.GetProjection())
     arr = np.zeros((like.RasterYSize, like.RasterXSize), np.uint8)
@@ -84,8 +90,9 @@ def write_corrections(corrections: List[Correction], like: gdal.Dataset, path: P
     if path.exists():
         drv.DeleteDataSource(str(path))
     vds = drv.CreateDataSource(str(path))
-    lyr = vds.CreateLayer("corrections", osr.SpatialReference(wkt=like.GetProjection()),
-                          ogr.wkbPolygon)
+    lyr = vds.CreateLayer(
+        "corrections", osr.SpatialReference(wkt=like.GetProjection()), ogr.wkbPolygon
+    )
     lyr.CreateField(ogr.FieldDefn("value", ogr.OFTInteger))
     gdal.Polygonize(mem.GetRasterBand(1), mem.GetRasterBand(1), lyr, 0)
     lyr.CreateField(ogr.FieldDefn("class", ogr.OFTString))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import List, Optional, Tuple, Union
+from typing import Union
 
 import numpy as np
 from osgeo import gdal, ogr, osr
@@ -16,7 +16,7 @@ from .classes import IGNORE
 gdal.UseExceptions()
 ogr.UseExceptions()
 log = logging.getLogger(__name__)
-Extent = Union[Tuple[float, float, float, float], ogr.Geometry, str, None]
+Extent = Union[tuple[float, float, float, float], ogr.Geometry, str, None]
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class BurnList:
         self._ds = ogr.GetDriverByName("Memory").CreateDataSource("labels")
         self._layer = self._ds.CreateLayer("labels", srs=grid.srs(), geom_type=ogr.wkbUnknown)
         self._layer.CreateField(ogr.FieldDefn("cls", ogr.OFTInteger))
-        self.shapes: List[Shape] = []
+        self.shapes: list[Shape] = []
 
     def add(self, geom: ogr.Geometry, cls: int, feature: int = 0) -> bool:
         """Keep ``geom`` (of source feature number ``feature``) if it reaches the grid;
@@ -66,7 +66,6 @@ class BurnList:
             labels[~extent_mask(self.grid, extent)] = IGNORE
         return labels
 
-
     def burn(self, dtype: int, fill: int) -> np.ndarray:
         """The polygons' values on the grid (GDAL type ``dtype``), ``fill`` elsewhere."""
         ds = mem_dataset(self.grid, dtype, fill=fill)
@@ -85,7 +84,8 @@ def extent_mask(grid: GridSpec, extent: Extent) -> np.ndarray:
     else:
         x0, y0, x1, y1 = (float(v) for v in extent)
         geom = ogr.CreateGeometryFromWkt(
-            f"POLYGON(({x0} {y0},{x1} {y0},{x1} {y1},{x0} {y1},{x0} {y0}))")
+            f"POLYGON(({x0} {y0},{x1} {y0},{x1} {y1},{x0} {y1},{x0} {y0}))"
+        )
     ds = mem_dataset(grid, fill=0)
     mem = ogr.GetDriverByName("Memory").CreateDataSource("extent")
     lyr = mem.CreateLayer("extent", srs=grid.srs())
@@ -95,13 +95,16 @@ def extent_mask(grid: GridSpec, extent: Extent) -> np.ndarray:
     gdal.RasterizeLayer(ds, [1], lyr, burn_values=[1])
     mask = ds.GetRasterBand(1).ReadAsArray() > 0
     if not mask.any():
-        raise MapRefinerError("The label extent does not cover any pixel of the raster; "
-                              "give the extent in the raster's CRS.")
+        raise MapRefinerError(
+            "The label extent does not cover any pixel of the raster; "
+            "give the extent in the raster's CRS."
+        )
     return mask
 
 
-def filter_to_grid(lyr: ogr.Layer, layer_srs: Optional[osr.SpatialReference], grid: GridSpec,
-                   margin_m: float) -> None:
+def filter_to_grid(
+    lyr: ogr.Layer, layer_srs: osr.SpatialReference | None, grid: GridSpec, margin_m: float
+) -> None:
     """Let ``lyr`` return only features near the grid (uses the spatial index, and
     spares reprojecting far-away features)."""
     minx, miny, maxx, maxy = grid.bounds

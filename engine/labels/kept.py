@@ -11,8 +11,9 @@ drawn polygon takes the drawn class. On any other raster they are not applied
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any
 
 import numpy as np
 from osgeo import gdal, ogr
@@ -28,36 +29,47 @@ class KeptCorrections:
     """Drawn polygons and the grid of the image they belong to."""
 
     grid: GridSpec
-    shapes: List[Shape]
-    image: str = ""          # file name, for messages only
+    shapes: list[Shape]
+    image: str = ""  # file name, for messages only
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         g = self.grid
-        return {"image": self.image, "width": g.width, "height": g.height,
-                "geotransform": list(g.geotransform), "crs": g.projection_wkt,
-                "shapes": [{"class": s.cls, "feature": s.feature, "wkt": s.wkt}
-                           for s in self.shapes]}
+        return {
+            "image": self.image,
+            "width": g.width,
+            "height": g.height,
+            "geotransform": list(g.geotransform),
+            "crs": g.projection_wkt,
+            "shapes": [{"class": s.cls, "feature": s.feature, "wkt": s.wkt} for s in self.shapes],
+        }
 
     @classmethod
-    def from_dict(cls, d: Dict[str, Any]) -> "KeptCorrections":
+    def from_dict(cls, d: dict[str, Any]) -> KeptCorrections:
         try:
-            grid = GridSpec(int(d["width"]), int(d["height"]),
-                            tuple(float(v) for v in d["geotransform"]),  # type: ignore[arg-type]
-                            str(d.get("crs") or ""))
-            shapes = [Shape(int(s["class"]), int(s["feature"]), str(s["wkt"]))
-                      for s in d["shapes"]]
+            grid = GridSpec(
+                int(d["width"]),
+                int(d["height"]),
+                tuple(float(v) for v in d["geotransform"]),  # type: ignore[arg-type]
+                str(d.get("crs") or ""),
+            )
+            shapes = [Shape(int(s["class"]), int(s["feature"]), str(s["wkt"])) for s in d["shapes"]]
         except (KeyError, TypeError, ValueError) as exc:
-            raise MapRefinerError("The model's kept corrections are malformed; fine-tune the "
-                                  "model again.", details=repr(exc)) from exc
+            raise MapRefinerError(
+                "The model's kept corrections are malformed; fine-tune the model again.",
+                details=repr(exc),
+            ) from exc
         if len(grid.geotransform) != 6:
-            raise MapRefinerError("The model's kept corrections are malformed; fine-tune the "
-                                  "model again.")
+            raise MapRefinerError(
+                "The model's kept corrections are malformed; fine-tune the model again."
+            )
         return cls(grid, shapes, str(d.get("image", "")))
 
     def check_classes(self, num_classes: int) -> None:
         if any(not 0 <= s.cls < num_classes for s in self.shapes):
-            raise MapRefinerError("The model's kept corrections name a class the model does not "
-                                  "have; fine-tune the model again.")
+            raise MapRefinerError(
+                "The model's kept corrections name a class the model does not "
+                "have; fine-tune the model again."
+            )
 
     def matches(self, grid: GridSpec) -> bool:
         """True when ``grid`` is the image the corrections were drawn on."""
@@ -83,7 +95,7 @@ class KeptCorrections:
         return burns.burn(gdal.GDT_Int32, -1)
 
 
-def merged(old: Optional[KeptCorrections], new: KeptCorrections) -> KeptCorrections:
+def merged(old: KeptCorrections | None, new: KeptCorrections) -> KeptCorrections:
     """``new`` after ``old`` when both belong to the same image (later polygons win
     where they overlap), else ``new`` alone."""
     if old is None or not old.matches(new.grid):
@@ -97,12 +109,14 @@ def window_grid(grid: GridSpec, x0: int, y0: int, x1: int, y1: int) -> GridSpec:
     """The pixels ``[x0, x1) x [y0, y1)`` of ``grid`` as a grid of their own."""
     gt = grid.geotransform
     origin = (gt[0] + x0 * gt[1] + y0 * gt[2], gt[3] + x0 * gt[4] + y0 * gt[5])
-    return GridSpec(x1 - x0, y1 - y0, (origin[0], gt[1], gt[2], origin[1], gt[4], gt[5]),
-                    grid.projection_wkt)
+    return GridSpec(
+        x1 - x0, y1 - y0, (origin[0], gt[1], gt[2], origin[1], gt[4], gt[5]), grid.projection_wkt
+    )
 
 
-def burn_into(labels: np.ndarray, cls: np.ndarray, probs: Optional[np.ndarray],
-              valid: np.ndarray) -> int:
+def burn_into(
+    labels: np.ndarray, cls: np.ndarray, probs: np.ndarray | None, valid: np.ndarray
+) -> int:
     """Drawn classes over a class map (and one-hot over its probabilities), on valid
     pixels only; returns how many pixels were set."""
     drawn = (labels != IGNORE) & valid
@@ -116,7 +130,7 @@ def burn_into(labels: np.ndarray, cls: np.ndarray, probs: Optional[np.ndarray],
     return int(drawn.sum())
 
 
-def from_config(corrections: Dict[str, Any], num_classes: int) -> Optional[KeptCorrections]:
+def from_config(corrections: dict[str, Any], num_classes: int) -> KeptCorrections | None:
     """The config's kept corrections, or None when it has none."""
     if not corrections:
         return None

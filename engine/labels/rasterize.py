@@ -8,23 +8,33 @@ read by :mod:`.rasters`; grids live in :mod:`..rasters.grid`; all are re-exporte
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Mapping, Optional, Sequence, Union
+from typing import Union
 
 import numpy as np
 from osgeo import ogr, osr
 
 from ..errors import MapRefinerError
 from ..rasters.grid import GridSpec, grid_of, scaled
+from ..vectors.read import open_layer
 from .burn import BurnList, Extent, Shape, filter_to_grid
 from .classes import IGNORE, ClassResolver
 from .geometry import GeometryPrep, is_point, make_prep
 from .rasters import downsample_labels, read_label_raster
-from ..vectors.read import open_layer
 
-__all__ = ["IGNORE", "GridSpec", "VectorLabels", "burn_vector", "downsample_labels",
-           "grid_of", "rasterize_vector", "read_label_raster", "scaled"]
+__all__ = [
+    "IGNORE",
+    "GridSpec",
+    "VectorLabels",
+    "burn_vector",
+    "downsample_labels",
+    "grid_of",
+    "rasterize_vector",
+    "read_label_raster",
+    "scaled",
+]
 ogr.UseExceptions()
 log = logging.getLogger(__name__)
 PathLike = Union[str, Path]
@@ -36,28 +46,41 @@ class VectorLabels:
     """Burned labels and how many features were left out, and why."""
 
     labels: np.ndarray
-    shapes: List[Shape] = field(default_factory=list)  # what was burned, in burn order
+    shapes: list[Shape] = field(default_factory=list)  # what was burned, in burn order
     burned: int = 0
     unknown_class: int = 0
     points: int = 0
     failed: int = 0
 
 
-def rasterize_vector(path: PathLike, grid: GridSpec, class_names: Sequence[str],
-                     class_field: Optional[str] = None,
-                     value_map: Optional[Mapping[object, int]] = None,
-                     layer: Union[str, int, None] = None, line_width_m: float = 7.0,
-                     mode: str = "tile", extent: Extent = None) -> np.ndarray:
+def rasterize_vector(
+    path: PathLike,
+    grid: GridSpec,
+    class_names: Sequence[str],
+    class_field: str | None = None,
+    value_map: Mapping[object, int] | None = None,
+    layer: str | int | None = None,
+    line_width_m: float = 7.0,
+    mode: str = "tile",
+    extent: Extent = None,
+) -> np.ndarray:
     """Labels burned from a vector layer onto ``grid`` (see :func:`burn_vector`)."""
-    return burn_vector(path, grid, class_names, class_field, value_map, layer,
-                       line_width_m, mode, extent).labels
+    return burn_vector(
+        path, grid, class_names, class_field, value_map, layer, line_width_m, mode, extent
+    ).labels
 
 
-def burn_vector(path: PathLike, grid: GridSpec, class_names: Sequence[str],
-                class_field: Optional[str] = None,
-                value_map: Optional[Mapping[object, int]] = None,
-                layer: Union[str, int, None] = None, line_width_m: float = 7.0,
-                mode: str = "tile", extent: Extent = None) -> VectorLabels:
+def burn_vector(
+    path: PathLike,
+    grid: GridSpec,
+    class_names: Sequence[str],
+    class_field: str | None = None,
+    value_map: Mapping[object, int] | None = None,
+    layer: str | int | None = None,
+    line_width_m: float = 7.0,
+    mode: str = "tile",
+    extent: Extent = None,
+) -> VectorLabels:
     """Burn polygons, and lines buffered to ``line_width_m`` ground metres, onto ``grid``.
 
     Without ``class_field`` every feature is class 1; with it, the value goes
@@ -84,34 +107,41 @@ def burn_vector(path: PathLike, grid: GridSpec, class_names: Sequence[str],
     filter_to_grid(lyr, layer_srs, grid, line_width_m)
     burns = BurnList(grid)
     try:
-        result = _collect(lyr, field_index, resolver, make_prep(layer_srs, grid, line_width_m),
-                          burns)
+        result = _collect(
+            lyr, field_index, resolver, make_prep(layer_srs, grid, line_width_m), burns
+        )
     except RuntimeError as exc:  # e.g. a truncated .shp: GDAL fails mid-way through the features
-        raise MapRefinerError(f"Cannot read the features of {name}: the file is damaged or "
-                              "truncated; save the layer again or use a complete copy.",
-                              details=str(exc)) from exc
-    ds = None  # the layer was read; close the file
+        raise MapRefinerError(
+            f"Cannot read the features of {name}: the file is damaged or "
+            "truncated; save the layer again or use a complete copy.",
+            details=str(exc),
+        ) from exc
+    del ds  # the layer was read; close the file
     _report(result, resolver, name)
     if result.burned == 0 and result.unknown_class:
         raise MapRefinerError(
             f"No feature of {name} near the raster has a usable class in field {class_field!r} "
             f"(values such as {resolver.unknown_examples()}); give a value map or class names "
-            "that match these values.")
+            "that match these values."
+        )
     if result.burned == 0 and result.points:
         raise MapRefinerError(
             f"{name} holds only points near the raster; labels must be polygons (or lines, "
-            "burned to a width), so draw polygons over the objects.")
+            "burned to a width), so draw polygons over the objects."
+        )
     if result.burned == 0:
         raise MapRefinerError(
             f"No feature of {name} falls on the raster; check that the vector and the raster "
-            "cover the same area and that their CRSs are set correctly.")
+            "cover the same area and that their CRSs are set correctly."
+        )
     result.labels = burns.rasterize(mode, extent)
     result.shapes = burns.shapes
     return result
 
 
-def _collect(lyr: ogr.Layer, field_index: int, resolver: ClassResolver, prep: GeometryPrep,
-             burns: BurnList) -> VectorLabels:
+def _collect(
+    lyr: ogr.Layer, field_index: int, resolver: ClassResolver, prep: GeometryPrep, burns: BurnList
+) -> VectorLabels:
     result = VectorLabels(np.empty((0, 0), np.uint8))
     for feat in lyr:
         geom = feat.GetGeometryRef()
@@ -138,7 +168,7 @@ def _collect(lyr: ogr.Layer, field_index: int, resolver: ClassResolver, prep: Ge
     return result
 
 
-def _field_index(lyr: ogr.Layer, class_field: Optional[str], name: str) -> int:
+def _field_index(lyr: ogr.Layer, class_field: str | None, name: str) -> int:
     if class_field is None:
         return -1
     defn = lyr.GetLayerDefn()
@@ -147,15 +177,16 @@ def _field_index(lyr: ogr.Layer, class_field: Optional[str], name: str) -> int:
         if f.lower() == class_field.lower():
             return i
     shown = ", ".join(fields[:20]) + (", ..." if len(fields) > 20 else "")
-    raise MapRefinerError(f"The layer {name} has no field {class_field!r}; "
-                          f"choose one of: {shown or '(no fields)'}.")
+    raise MapRefinerError(
+        f"The layer {name} has no field {class_field!r}; choose one of: {shown or '(no fields)'}."
+    )
 
 
 #: What GeoPackage layers created without a CRS report (srs_id 0 and -1).
 _UNDEFINED_SRS = ("Undefined geographic SRS", "Undefined Cartesian SRS")
 
 
-def _layer_srs(lyr: ogr.Layer, name: str) -> Optional[osr.SpatialReference]:
+def _layer_srs(lyr: ogr.Layer, name: str) -> osr.SpatialReference | None:
     srs = lyr.GetSpatialRef()
     if srs is not None and (srs.GetName() or "").lower() in {n.lower() for n in _UNDEFINED_SRS}:
         srs = None
@@ -169,11 +200,19 @@ def _layer_srs(lyr: ogr.Layer, name: str) -> Optional[osr.SpatialReference]:
 
 def _report(result: VectorLabels, resolver: ClassResolver, name: str) -> None:
     if result.unknown_class:
-        log.warning("%d feature(s) of %s have no usable class (values such as %s) and were "
-                    "skipped.", result.unknown_class, name, resolver.unknown_examples())
+        log.warning(
+            "%d feature(s) of %s have no usable class (values such as %s) and were skipped.",
+            result.unknown_class,
+            name,
+            resolver.unknown_examples(),
+        )
     if result.points:
-        log.warning("%d point feature(s) of %s were ignored; only polygons and lines are "
-                    "burned.", result.points, name)
+        log.warning(
+            "%d point feature(s) of %s were ignored; only polygons and lines are burned.",
+            result.points,
+            name,
+        )
     if result.failed:
-        log.warning("%d feature(s) of %s could not be reprojected and were skipped.",
-                    result.failed, name)
+        log.warning(
+            "%d feature(s) of %s could not be reprojected and were skipped.", result.failed, name
+        )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional, Tuple
 
 
 @dataclass
@@ -14,29 +13,29 @@ class RefineParams:
 
     image: Path
     out: Path
-    model_path: Optional[Path] = None
-    iterations: Optional[int] = None
+    model_path: Path | None = None
+    iterations: int | None = None
     device: str = "auto"
-    precision: str = "auto"              # auto: bf16 mixed precision on CUDA, fp32 on the CPU
-    scores: Optional[Path] = None
-    coarse: Optional[Path] = None        # also write the coarse CNN's class map here
-    bands: Optional[List[int]] = None
-    input_resolution_m: Optional[float] = None
-    tile_size: int = 1024  # model px; docs/benchmarks.md: 4.07 s vs 5.01 s at 512, ~500-630 MiB peak
+    precision: str = "auto"  # auto: bf16 mixed precision on CUDA, fp32 on the CPU
+    scores: Path | None = None
+    coarse: Path | None = None  # also write the coarse CNN's class map here
+    bands: list[int] | None = None
+    input_resolution_m: float | None = None
+    tile_size: int = 1024  # model px; docs/benchmarks.md compares tile sizes
     overwrite: bool = False
-    keep_corrections: bool = True        # burn a fine-tuned model's drawn polygons over its image
+    keep_corrections: bool = True  # burn a fine-tuned model's drawn polygons over its image
 
 
 @dataclass
 class RefineResult:
     out: Path
-    scores: Optional[Path]
+    scores: Path | None
     iterations: int
-    class_names: List[str]
-    colours: List[Tuple[int, int, int]]
+    class_names: list[str]
+    colours: list[tuple[int, int, int]]
     seconds: float
     device: str
     tiles: int
-    model_grid: Tuple[int, int] = field(default=(0, 0))
-    coarse: Optional[Path] = None
-    corrections: int = 0                 # drawn corrections burned over the map
+    model_grid: tuple[int, int] = field(default=(0, 0))
+    coarse: Path | None = None
+    corrections: int = 0  # drawn corrections burned over the map

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any
 
 import torch
 
@@ -31,7 +32,7 @@ from ...engine.modelfile.io import check_model_output, load_model, save_model
 from ...engine.progress import CancelFn, ProgressFn, make_reporter
 from ..tile import IGNORE, LabelSource
 from .data import Corrections, load_corrections
-from .fit import CorrectionFit, FitOutcome, FitParams
+from .fit import CorrectionFit, FitParams
 from .holdout import balanced_accuracy, held_out_features
 
 log = logging.getLogger(__name__)
@@ -49,11 +50,11 @@ ADOPT_AT_LEAST = 0.5
 @dataclass
 class FinetuneResult:
     model: Path
-    adopted: bool            # the fitted networks replaced the base's
-    polygons: int            # drawn polygons the model keeps (all rounds on this image)
-    held_out: int            # polygons the adoption check was made on
-    base_score: Optional[float]   # held-out polygons right, base model (balanced accuracy)
-    tuned_score: Optional[float]  # the same, fitted networks
+    adopted: bool  # the fitted networks replaced the base's
+    polygons: int  # drawn polygons the model keeps (all rounds on this image)
+    held_out: int  # polygons the adoption check was made on
+    base_score: float | None  # held-out polygons right, base model (balanced accuracy)
+    tuned_score: float | None  # the same, fitted networks
     steps: int
     seconds: float
     device: str
@@ -64,11 +65,19 @@ class FinetuneResult:
         return float("nan")
 
 
-def finetune(image: Path, labels: LabelSource, out: Path, base_model: Optional[Path] = None,
-             params: Optional[FitParams] = None, device: str = "auto",
-             bands: Optional[Sequence[int]] = None, input_resolution_m: Optional[float] = None,
-             overwrite: bool = False, progress: Optional[ProgressFn] = None,
-             is_cancelled: Optional[CancelFn] = None) -> FinetuneResult:
+def finetune(
+    image: Path,
+    labels: LabelSource,
+    out: Path,
+    base_model: Path | None = None,
+    params: FitParams | None = None,
+    device: str = "auto",
+    bands: Sequence[int] | None = None,
+    input_resolution_m: float | None = None,
+    overwrite: bool = False,
+    progress: ProgressFn | None = None,
+    is_cancelled: CancelFn | None = None,
+) -> FinetuneResult:
     """Fit ``base_model`` (default: the bundled one) to the polygons of ``labels``."""
     params = copy.deepcopy(params) if params is not None else FitParams()
     params.check()
@@ -93,62 +102,130 @@ def finetune(image: Path, labels: LabelSource, out: Path, base_model: Optional[P
         train = fit.labels.clone()
         train[mask] = IGNORE
         base_score = balanced_accuracy(fit.base, fit.labels, mask)
-        first = fit.fit(train, params.steps, rep.sub(0.05, 0.7), held_out=mask,
-                        boxes=corr.boxes(held), time_left=None if budget is None else 0.7 * budget)
-        adopted = (first.score is not None and first.score > base_score
-                   and first.score >= ADOPT_AT_LEAST)
+        first = fit.fit(
+            train,
+            params.steps,
+            rep.sub(0.05, 0.7),
+            held_out=mask,
+            boxes=corr.boxes(held),
+            time_left=None if budget is None else 0.7 * budget,
+        )
+        adopted = (
+            first.score is not None and first.score > base_score and first.score >= ADOPT_AT_LEAST
+        )
         if adopted:
             net.load_state_dict(first.state)
             more = max(1, int(round(REFIT_SHARE * first.step)))
-            last = fit.fit(fit.labels, more, rep.sub(0.7, 0.95),
-                           time_left=None if budget is None else 0.3 * budget)
+            last = fit.fit(
+                fit.labels,
+                more,
+                rep.sub(0.7, 0.95),
+                time_left=None if budget is None else 0.3 * budget,
+            )
             steps, seconds = first.steps + last.steps, first.seconds + last.seconds
         else:
             net.load_state_dict(base_state)
             steps, seconds = first.steps, first.seconds
-        tuned_score: Optional[float] = first.score
+        tuned_score: float | None = first.score
     else:  # nothing to check a fit on: the networks stay as they are
         adopted, base_score, tuned_score, steps, seconds = False, None, None, 0, 0.0
     message = _message(adopted, len(held), corr.kept.features, base_score, tuned_score)
     log.info(message)
-    _record(config, corr, image, base_model, params, adopted, len(held), base_score,
-            tuned_score, steps, seconds, str(dev))
+    _record(
+        config,
+        corr,
+        image,
+        base_model,
+        params,
+        adopted,
+        len(held),
+        base_score,
+        tuned_score,
+        steps,
+        seconds,
+        str(dev),
+    )
     save_model(net.cpu(), config, out, overwrite=overwrite)
     rep.report(1.0)
-    return FinetuneResult(out, adopted, corr.kept.features, len(held), base_score, tuned_score,
-                          steps, seconds, str(dev), message)
+    return FinetuneResult(
+        out,
+        adopted,
+        corr.kept.features,
+        len(held),
+        base_score,
+        tuned_score,
+        steps,
+        seconds,
+        str(dev),
+        message,
+    )
 
 
-def _message(adopted: bool, held: int, polygons: int, base: Optional[float],
-             tuned: Optional[float]) -> str:
+def _message(
+    adopted: bool, held: int, polygons: int, base: float | None, tuned: float | None
+) -> str:
     if not held:
-        return (f"Not adopted: with {polygons} polygon(s), none can be held out to check what the "
-                "networks would learn (draw at least two polygons of a class), so the starting "
-                "networks are kept. The new model shows your drawn polygon(s) on this image.")
-    scores = f"{100 * (tuned or 0):.0f} % of your {held} held-out polygon(s) right " \
-             f"(the starting model: {100 * (base or 0):.0f} %)"
+        return (
+            f"Not adopted: with {polygons} polygon(s), none can be held out to check what the "
+            "networks would learn (draw at least two polygons of a class), so the starting "
+            "networks are kept. The new model shows your drawn polygon(s) on this image."
+        )
+    scores = (
+        f"{100 * (tuned or 0):.0f} % of your {held} held-out polygon(s) right "
+        f"(the starting model: {100 * (base or 0):.0f} %)"
+    )
     if adopted:
         return f"Adopted: the fine-tuned model got {scores}; then it learnt from all {polygons}."
-    why = "no better" if (tuned or 0) <= (base or 0) else \
-        f"under the {100 * ADOPT_AT_LEAST:.0f} % a fine-tune must reach"
-    return (f"Not adopted: the fine-tuned networks got {scores}, {why}, so the starting "
-            f"networks are kept. The new model still shows your {polygons} drawn polygon(s) on "
-            "this image; more corrections of the same kinds may teach it more.")
+    why = (
+        "no better"
+        if (tuned or 0) <= (base or 0)
+        else f"under the {100 * ADOPT_AT_LEAST:.0f} % a fine-tune must reach"
+    )
+    return (
+        f"Not adopted: the fine-tuned networks got {scores}, {why}, so the starting "
+        f"networks are kept. The new model still shows your {polygons} drawn polygon(s) on "
+        "this image; more corrections of the same kinds may teach it more."
+    )
 
 
-def _record(config: ModelConfig, corr: Corrections, image: Path, base_model: Optional[Path],
-            params: FitParams, adopted: bool, held: int, base: Optional[float],
-            tuned: Optional[float], steps: int, seconds: float, device: str) -> None:
+def _record(
+    config: ModelConfig,
+    corr: Corrections,
+    image: Path,
+    base_model: Path | None,
+    params: FitParams,
+    adopted: bool,
+    held: int,
+    base: float | None,
+    tuned: float | None,
+    steps: int,
+    seconds: float,
+    device: str,
+) -> None:
     """The model's name, its kept polygons and the round in its training record."""
-    rounds: List[Dict[str, Any]] = [r for r in (config.training.get("finetune") or [])
-                                    if isinstance(r, dict) and r.get("image") == Path(image).name]
+    rounds: list[dict[str, Any]] = [
+        r
+        for r in (config.training.get("finetune") or [])
+        if isinstance(r, dict) and r.get("image") == Path(image).name
+    ]
     number = len(rounds) + 1
     config.name = f"{Path(image).stem} — round {number} ({corr.kept.features} corrections)"
     config.corrections = corr.kept.to_dict()
-    record = {"image": Path(image).name, "round": number, "parent": base_model.name
-              if base_model else "bundled", "polygons": corr.kept.features, "held_out": held,
-              "adopted": adopted, "base_score": None if base is None else round(base, 4),
-              "tuned_score": None if tuned is None else round(tuned, 4), "adapt": params.adapt,
-              "steps": steps, "lr": params.lr, "seed": params.seed, "device": device,
-              "seconds": round(seconds, 1), "labelled_pixels": corr.tile.labelled_pixels}
+    record = {
+        "image": Path(image).name,
+        "round": number,
+        "parent": base_model.name if base_model else "bundled",
+        "polygons": corr.kept.features,
+        "held_out": held,
+        "adopted": adopted,
+        "base_score": None if base is None else round(base, 4),
+        "tuned_score": None if tuned is None else round(tuned, 4),
+        "adapt": params.adapt,
+        "steps": steps,
+        "lr": params.lr,
+        "seed": params.seed,
+        "device": device,
+        "seconds": round(seconds, 1),
+        "labelled_pixels": corr.tile.labelled_pixels,
+    }
     config.training["finetune"] = list(config.training.get("finetune") or []) + [record]

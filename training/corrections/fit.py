@@ -27,7 +27,6 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -41,7 +40,7 @@ from ..tile import IGNORE, TrainingTile
 from .holdout import balanced_accuracy
 
 #: What a fine-tune may change, and how many CNN layers stay frozen before it.
-ADAPT_MODES: Dict[str, int] = {"rnn": 4, "head+rnn": 3, "deep+rnn": 2}
+ADAPT_MODES: dict[str, int] = {"rnn": 4, "head+rnn": 3, "deep+rnn": 2}
 #: Context, in model pixels, the RNN needs around a patch (2 px per iteration + 2).
 RNN_CONTEXT = 12
 #: Context, in cells of the CNN's stride-4 grid, the trained CNN layers need.
@@ -56,20 +55,21 @@ class FitParams:
     batch_size: int = 8
     patch_size: int = 64
     iterations: int = 5
-    anchor_margin: Optional[int] = None  # model px around the polygons where anchors hold
-                                         # (None: the whole window)
-    anchor_weight: float = 0.3       # an anchor pixel counts this much against a drawn one
-    anchor_confidence: float = 0.9   # anchor only where the base model is at least this sure
-    balance: bool = True             # drawn classes weigh alike, whatever their pixel counts
+    anchor_margin: int | None = None  # model px around the polygons where anchors hold
+    # (None: the whole window)
+    anchor_weight: float = 0.3  # an anchor pixel counts this much against a drawn one
+    anchor_confidence: float = 0.9  # anchor only where the base model is at least this sure
+    balance: bool = True  # drawn classes weigh alike, whatever their pixel counts
     eval_every: int = 25
     clip: float = 1.0
     seed: int = 0
-    max_seconds: Optional[float] = None
+    max_seconds: float | None = None
 
     def check(self) -> None:
         if self.adapt not in ADAPT_MODES:
-            raise MapRefinerError(f"Unknown adapt mode {self.adapt!r}; use one of "
-                                  f"{', '.join(ADAPT_MODES)}.")
+            raise MapRefinerError(
+                f"Unknown adapt mode {self.adapt!r}; use one of {', '.join(ADAPT_MODES)}."
+            )
         if self.steps < 1:
             raise MapRefinerError("A fine-tune needs at least one step.")
         if not (0 < self.lr < 1):
@@ -80,12 +80,12 @@ class FitParams:
 class FitOutcome:
     """The best state seen (by held-out score, or the last one without held-out pixels)."""
 
-    state: Dict[str, torch.Tensor]
-    score: Optional[float]
+    state: dict[str, torch.Tensor]
+    score: float | None
     step: int
     steps: int
     seconds: float
-    history: List[float] = field(default_factory=list)
+    history: list[float] = field(default_factory=list)
 
 
 def _trunk(net: MapRefinerNet, x: torch.Tensor, frozen: int) -> torch.Tensor:
@@ -114,8 +114,9 @@ def _head(net: MapRefinerNet, f: torch.Tensor, frozen: int) -> torch.Tensor:
 class CorrectionFit:
     """A model, the frozen part of its CNN over a tile, and what its fit learns from."""
 
-    def __init__(self, net: MapRefinerNet, tile: TrainingTile, params: FitParams,
-                 device: torch.device) -> None:
+    def __init__(
+        self, net: MapRefinerNet, tile: TrainingTile, params: FitParams, device: torch.device
+    ) -> None:
         params.check()
         self.net, self.params, self.device = net.to(device), params, device
         self.frozen = ADAPT_MODES[params.adapt]
@@ -144,16 +145,18 @@ class CorrectionFit:
             box[:] = True
         else:
             ys, xs = torch.nonzero(self.labels != IGNORE, as_tuple=True)
-            box[max(0, int(ys.min()) - m):int(ys.max()) + 1 + m,
-                max(0, int(xs.min()) - m):int(xs.max()) + 1 + m] = True
+            box[
+                max(0, int(ys.min()) - m) : int(ys.max()) + 1 + m,
+                max(0, int(xs.min()) - m) : int(xs.max()) + 1 + m,
+            ] = True
         anchor = box & (self.labels == IGNORE)
         if self.params.anchor_confidence > 0:
             anchor &= confidence >= self.params.anchor_confidence
         return anchor
 
-    def _trained_parameters(self) -> List[torch.nn.Parameter]:
+    def _trained_parameters(self) -> list[torch.nn.Parameter]:
         c = self.net.coarse
-        layers: List[torch.nn.Module] = [self.net.rnn]
+        layers: list[torch.nn.Module] = [self.net.rnn]
         if self.frozen <= 3:
             layers += [c.conv4, c.upsample]
         if self.frozen <= 2:
@@ -171,18 +174,18 @@ class CorrectionFit:
         px = 4 * cc
         self.img_pad = F.pad(self.image, (px, px + p, px, px + p))
         if self.frozen == 4:
-            heat = self.trunk[0, :, :self.h, :self.w]
+            heat = self.trunk[0, :, : self.h, : self.w]
             self.trunk_pad = F.pad(heat[None], (px, px + p, px, px + p), mode="replicate")[0]
         else:
             self.trunk_pad = F.pad(self.trunk[0], (cc, cc + p // 4, cc, cc + p // 4))
 
     # -- inference ----------------------------------------------------------------------
-    def logits(self, box: Optional[Tuple[int, int, int, int]] = None) -> torch.Tensor:
+    def logits(self, box: tuple[int, int, int, int] | None = None) -> torch.Tensor:
         """Scores over the window, or over ``box`` (y0, y1, x0, x1) of it, computed from
         the frozen trunk with just the context the trained layers need."""
         if box is None:
             heat = _head(self.net, self.trunk, self.frozen)
-            return self.net.rnn(self.x, heat, self.params.iterations)[0, :, :self.h, :self.w]
+            return self.net.rnn(self.x, heat, self.params.iterations)[0, :, : self.h, : self.w]
         y0, y1, x0, x1 = box
         hp, wp = self.x.shape[-2:]
         # The crop stops at the window's edges, where the full pass pads the same way.
@@ -196,17 +199,17 @@ class CorrectionFit:
             ca, cb = max(0, ya // 4 - CELL_CONTEXT), min(hc, -(-yb // 4) + CELL_CONTEXT)
             da, db = max(0, xa // 4 - CELL_CONTEXT), min(wc, -(-xb // 4) + CELL_CONTEXT)
             heat = _head(self.net, self.trunk[:, :, ca:cb, da:db], self.frozen)
-            heat = heat[:, :, ya - 4 * ca:yb - 4 * ca, xa - 4 * da:xb - 4 * da]
+            heat = heat[:, :, ya - 4 * ca : yb - 4 * ca, xa - 4 * da : xb - 4 * da]
         out = self.net.rnn(img, heat, self.params.iterations)
-        return out[0, :, y0 - ya:y1 - ya, x0 - xa:x1 - xa]
+        return out[0, :, y0 - ya : y1 - ya, x0 - xa : x1 - xa]
 
-    def predict(self, box: Optional[Tuple[int, int, int, int]] = None) -> torch.Tensor:
+    def predict(self, box: tuple[int, int, int, int] | None = None) -> torch.Tensor:
         self.net.eval()
         with torch.no_grad():
             return class_argmax(self.logits(box)).long()
 
     # -- training --------------------------------------------------------------------
-    def targets(self, labels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def targets(self, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-pixel target and weight: drawn pixels 1, anchors ``anchor_weight``."""
         drawn = labels != IGNORE
         anchor = self.anchor & ~drawn
@@ -220,10 +223,12 @@ class CorrectionFit:
                 weight[sel] = n / (len(present) * float(sel.sum()))
         pad = 4 * CELL_CONTEXT
         p = self.params.patch_size
-        return (F.pad(tgt, (pad, pad + p, pad, pad + p)).to(self.device),
-                F.pad(weight, (pad, pad + p, pad, pad + p)).to(self.device))
+        return (
+            F.pad(tgt, (pad, pad + p, pad, pad + p)).to(self.device),
+            F.pad(weight, (pad, pad + p, pad, pad + p)).to(self.device),
+        )
 
-    def _pools(self, labels: torch.Tensor) -> List[np.ndarray]:
+    def _pools(self, labels: torch.Tensor) -> list[np.ndarray]:
         """Where patches are centred: the drawn pixels of each class, then the area the
         anchors cover (``(n, 2)`` row/column arrays)."""
         drawn = (labels != IGNORE).numpy()
@@ -231,7 +236,7 @@ class CorrectionFit:
         pools = [np.argwhere(drawn & (lab == c)) for c in np.unique(lab[drawn])]
         return pools + [np.argwhere((self.anchor | (labels != IGNORE)).numpy())]
 
-    def _corners(self, pools: List[np.ndarray]) -> List[Tuple[int, int]]:
+    def _corners(self, pools: list[np.ndarray]) -> list[tuple[int, int]]:
         """Patch corners on the stride-4 lattice: half around drawn pixels (each class
         as often), half anywhere in the area the anchors cover."""
         p, rng = self.params.patch_size, self.rng
@@ -246,44 +251,59 @@ class CorrectionFit:
             out.append((y, x))
         return out
 
-    def held_out_score(self, held_out: torch.Tensor, boxes: List[Tuple[int, int, int, int]]) -> float:
+    def held_out_score(
+        self, held_out: torch.Tensor, boxes: list[tuple[int, int, int, int]]
+    ) -> float:
         """Balanced accuracy on the held-out pixels, each polygon's box scored alone."""
         pred = torch.full_like(self.labels, -1)
         for y0, y1, x0, x1 in boxes:
             pred[y0:y1, x0:x1] = self.predict((y0, y1, x0, x1))
         return balanced_accuracy(pred, self.labels, held_out)
 
-    def _loss(self, tgt: torch.Tensor, weight: torch.Tensor,
-              pools: List[np.ndarray]) -> torch.Tensor:
+    def _loss(
+        self, tgt: torch.Tensor, weight: torch.Tensor, pools: list[np.ndarray]
+    ) -> torch.Tensor:
         p, rc, cc = self.params.patch_size, RNN_CONTEXT, CELL_CONTEXT
         corners = self._corners(pools)
         side = p + 8 * cc
-        imgs = torch.stack([self.img_pad[:, y:y + side, x:x + side] for y, x in corners])
+        imgs = torch.stack([self.img_pad[:, y : y + side, x : x + side] for y, x in corners])
         if self.frozen == 4:
-            heat = torch.stack([self.trunk_pad[:, y:y + side, x:x + side] for y, x in corners])
+            heat = torch.stack([self.trunk_pad[:, y : y + side, x : x + side] for y, x in corners])
         else:
             cells = p // 4 + 2 * cc
-            feats = torch.stack([self.trunk_pad[:, y // 4:y // 4 + cells, x // 4:x // 4 + cells]
-                                 for y, x in corners])
+            feats = torch.stack(
+                [
+                    self.trunk_pad[:, y // 4 : y // 4 + cells, x // 4 : x // 4 + cells]
+                    for y, x in corners
+                ]
+            )
             heat = _head(self.net, feats, self.frozen)
         o = 4 * cc - rc
-        imgs = imgs[:, :, o:o + p + 2 * rc, o:o + p + 2 * rc]
-        heat = heat[:, :, o:o + p + 2 * rc, o:o + p + 2 * rc]
-        t = torch.stack([tgt[y + 4 * cc:y + 4 * cc + p, x + 4 * cc:x + 4 * cc + p] for y, x in corners])
-        w = torch.stack([weight[y + 4 * cc:y + 4 * cc + p, x + 4 * cc:x + 4 * cc + p]
-                         for y, x in corners])
+        imgs = imgs[:, :, o : o + p + 2 * rc, o : o + p + 2 * rc]
+        heat = heat[:, :, o : o + p + 2 * rc, o : o + p + 2 * rc]
+        t = torch.stack(
+            [tgt[y + 4 * cc : y + 4 * cc + p, x + 4 * cc : x + 4 * cc + p] for y, x in corners]
+        )
+        w = torch.stack(
+            [weight[y + 4 * cc : y + 4 * cc + p, x + 4 * cc : x + 4 * cc + p] for y, x in corners]
+        )
         k, flip = int(self.rng.integers(4)), bool(self.rng.integers(2))
         imgs, heat, t, w = (torch.rot90(v, k, (-2, -1)) for v in (imgs, heat, t, w))
         if flip:
             imgs, heat, t, w = (v.flip(-1) for v in (imgs, heat, t, w))
-        out = self.net.rnn(imgs, heat, self.params.iterations)[:, :, rc:rc + p, rc:rc + p]
+        out = self.net.rnn(imgs, heat, self.params.iterations)[:, :, rc : rc + p, rc : rc + p]
         ce = F.cross_entropy(out, t, reduction="none")
         return (ce * w).sum() / w.sum().clamp(min=1e-6)
 
-    def fit(self, labels: torch.Tensor, steps: int, rep: Reporter,
-            held_out: Optional[torch.Tensor] = None,
-            boxes: Optional[List[Tuple[int, int, int, int]]] = None,
-            time_left: Optional[float] = None) -> FitOutcome:
+    def fit(
+        self,
+        labels: torch.Tensor,
+        steps: int,
+        rep: Reporter,
+        held_out: torch.Tensor | None = None,
+        boxes: list[tuple[int, int, int, int]] | None = None,
+        time_left: float | None = None,
+    ) -> FitOutcome:
         """``steps`` Adam steps on ``labels`` (IGNORE = not drawn); with ``held_out``
         (a mask of drawn pixels left out of ``labels``, inside ``boxes``), keep the
         best-scoring state."""
@@ -294,7 +314,7 @@ class CorrectionFit:
         pools = self._pools(labels)
         t0 = time.perf_counter()
         best = FitOutcome(copy.deepcopy(self.net.state_dict()), None, 0, 0, 0.0)
-        history: List[float] = []
+        history: list[float] = []
         step = 0
         for step in range(1, steps + 1):
             rep.check()
@@ -307,8 +327,9 @@ class CorrectionFit:
             history.append(float(loss.detach()))
             rep.report(step / steps)
             out_of_time = time_left is not None and time.perf_counter() - t0 > time_left
-            if held_out is not None and (step % self.params.eval_every == 0 or step == steps
-                                         or out_of_time):
+            if held_out is not None and (
+                step % self.params.eval_every == 0 or step == steps or out_of_time
+            ):
                 score = self.held_out_score(held_out, boxes or [(0, self.h, 0, self.w)])
                 if best.score is None or score > best.score:
                     best = FitOutcome(copy.deepcopy(self.net.state_dict()), score, step, 0, 0.0)

@@ -7,8 +7,6 @@ held out whole (its pixels are alike, so a split inside one would flatter the fi
 
 from __future__ import annotations
 
-from typing import Dict, List
-
 import numpy as np
 import torch
 
@@ -18,15 +16,16 @@ from ..tile import IGNORE
 HOLDOUT_SHARE = 0.34
 
 
-def held_out_features(feature_class: Dict[int, int], seed: int,
-                      share: float = HOLDOUT_SHARE) -> List[int]:
+def held_out_features(
+    feature_class: dict[int, int], seed: int, share: float = HOLDOUT_SHARE
+) -> list[int]:
     """About ``share`` of the features, drawn per class, never a class's only feature.
 
     Returns ``[]`` when no class has two features (nothing can be held out without
     removing a class from the training labels).
     """
     rng = np.random.default_rng(seed)
-    out: List[int] = []
+    out: list[int] = []
     for cls in sorted(set(feature_class.values())):
         feats = sorted(f for f, c in feature_class.items() if c == cls)
         if len(feats) < 2:
@@ -40,6 +39,8 @@ def balanced_accuracy(pred: torch.Tensor, labels: torch.Tensor, mask: torch.Tens
     """Mean over the classes present in ``labels[mask]`` of the share of their pixels
     that ``pred`` gets right; 0 when ``mask`` selects no labelled pixel."""
     mask = mask & (labels != IGNORE)
-    accs = [float((pred[mask & (labels == c)] == c).float().mean())
-            for c in torch.unique(labels[mask]).tolist()]
+    accs = [
+        float((pred[mask & (labels == c)] == c).float().mean())
+        for c in torch.unique(labels[mask]).tolist()
+    ]
     return float(np.mean(accs)) if accs else 0.0
