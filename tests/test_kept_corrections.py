@@ -115,6 +115,28 @@ def test_a_refine_of_the_same_image_shows_every_drawn_pixel(image: Path, tmp_pat
     np.testing.assert_array_equal(cls[drawn == IGNORE], plain[drawn == IGNORE])
 
 
+def test_the_iterations_kept_carry_them_too(image: Path, tmp_path: Path) -> None:
+    """The slider's maps (every iteration, from the refine's pass or a pass of
+    their own) show the drawn classes, as a refine with that many iterations does."""
+    from map_refiner.engine.refine.params import KeepIterations
+    from map_refiner.engine.refine.trajectory import compute_trajectory
+
+    k = kept()
+    model = model_with(tmp_path, k)
+    cls, _, res = refined(image, tmp_path / "out.tif", model, keep_iterations=KeepIterations())
+    drawn = k.labels_on(GRID) != IGNORE
+    traj = res.trajectory
+    assert traj is not None
+    np.testing.assert_array_equal(traj.classes[-1], cls)
+    for t in range(traj.iterations + 1):
+        assert (traj.classes[t][drawn] == k.labels_on(GRID)[drawn]).all()
+        assert (traj.uncertainty[t][drawn] == 0).all()
+    zero, _, _ = refined(image, tmp_path / "zero.tif", model, iterations=0)
+    np.testing.assert_array_equal(traj.classes[0], zero)
+    alone = compute_trajectory(image, traj.iterations, model, device="cpu", tile_size=32)
+    np.testing.assert_array_equal(alone.classes, traj.classes)
+
+
 def test_another_image_is_refined_without_them(tmp_path: Path) -> None:
     other = tmp_path / "other.tif"
     write_image(other, scene(90, 110, seed=3), (600004.0, 0.4, 0.0, 5000000.0, 0.0, -0.4))

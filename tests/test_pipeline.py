@@ -157,12 +157,12 @@ def test_cancel_after_first_tile_leaves_nothing(
 def test_error_while_writing_leaves_nothing(
     tmp_path: Path, image: Path, model, monkeypatch
 ) -> None:
-    from map_refiner.engine.refine import pipeline
+    from map_refiner.engine.refine import refine_pass
 
     def boom(*args, **kwargs):
         raise RuntimeError("simulated failure in the middle of the job")
 
-    monkeypatch.setattr(pipeline, "predict_tile", boom)
+    monkeypatch.setattr(refine_pass, "predict_tile", boom)
     with pytest.raises(RuntimeError):
         refine_raster(params(image, tmp_path / "out.tif", scores=tmp_path / "s.tif"), model=model)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
@@ -426,3 +426,19 @@ def test_coarse_map_refusals_and_cancel(tmp_path: Path, image: Path, model) -> N
             model=model,
         )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
+
+
+def test_each_tile_is_read_once(tmp_path: Path, image: Path, model, monkeypatch) -> None:
+    """The tile's valid mask comes from the read of its model window."""
+    from map_refiner.engine.refine import predict
+
+    reads = []
+    real = predict.read_window
+
+    def counted(*args, **kwargs):
+        reads.append(args[2:])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(predict, "read_window", counted)
+    res = refine_raster(params(image, tmp_path / "out.tif", iterations=2), model=model)
+    assert len(reads) == res.tiles > 3

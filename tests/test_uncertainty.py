@@ -11,7 +11,7 @@ from osgeo import gdal
 from map_refiner.engine.errors import MapRefinerError
 from map_refiner.engine.modelfile.config import ModelConfig, make_classes
 from map_refiner.engine.modelfile.io import build_model, save_model
-from map_refiner.engine.refine.params import RefineParams
+from map_refiner.engine.refine.params import KeepIterations, RefineParams
 from map_refiner.engine.refine.pipeline import refine_raster
 from map_refiner.engine.refine.trajectory import clip_window, compute_trajectory
 from map_refiner.engine.refine.trajectory_io import write_trajectory
@@ -192,3 +192,49 @@ def test_more_iterations_settle_the_bundled_model_on_real_data() -> None:
     assert all(a > b for a, b in zip(means, means[1:])), means
     regions = rank_regions(traj.uncertainty[5].astype(np.float32), traj.valid, cell=40)
     assert len(regions) == 10 and regions[0].score > 2 * means[5]
+
+
+def test_a_refine_keeps_its_iterations_from_the_same_pass(scene) -> None:  # noqa: ANN001
+    """Asked to, a refine keeps every iteration over a window: the written map is
+    unchanged, its last iteration is that map, and the maps are the trajectory's."""
+    image, model, folder = scene
+    plain = refine_raster(
+        RefineParams(
+            image=image, out=folder / "a.tif", model_path=model, iterations=3, device="cpu"
+        )
+    )
+    assert plain.trajectory is None
+    res = refine_raster(
+        RefineParams(
+            image=image,
+            out=folder / "b.tif",
+            model_path=model,
+            iterations=3,
+            device="cpu",
+            tile_size=32,
+            keep_iterations=KeepIterations(kind="margin"),
+        )
+    )
+    written = gdal.Open(str(folder / "b.tif")).ReadAsArray()
+    np.testing.assert_array_equal(written, gdal.Open(str(folder / "a.tif")).ReadAsArray())
+    traj = res.trajectory
+    assert traj is not None and traj.iterations == 3 and traj.kind == "margin"
+    assert traj.window == (0, 0, 150, 110) and traj.device == res.device
+    np.testing.assert_array_equal(traj.classes[3], written)
+    alone = compute_trajectory(image, 3, model, kind="margin", device="cpu", tile_size=32)
+    np.testing.assert_array_equal(traj.classes, alone.classes)
+    np.testing.assert_array_equal(traj.uncertainty, alone.uncertainty)
+    np.testing.assert_array_equal(traj.valid, alone.valid)
+    part = refine_raster(
+        RefineParams(
+            image=image,
+            out=folder / "c.tif",
+            model_path=model,
+            iterations=3,
+            device="cpu",
+            tile_size=32,
+            keep_iterations=KeepIterations(window=(37, 21, 101, 90)),
+        )
+    ).trajectory
+    assert part is not None and part.window == (37, 21, 101, 90)
+    np.testing.assert_array_equal(part.classes, traj.classes[:, 21:90, 37:101])

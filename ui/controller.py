@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -15,7 +16,13 @@ from .dialog.dialog import MapRefinerDialog
 from .installer.deps import MissingDependencies, check_dependencies
 from .installer.flow import InstallerFlow, offer_install
 from .iterations.flow import IterationsFlow
-from .jobs.refine_job import RefineJob, add_refine_result, keep_iteration_job, run_refine
+from .jobs.refine_job import (
+    RefineJob,
+    RefineOutcome,
+    add_refine_result,
+    keep_iteration_job,
+    run_refine,
+)
 from .jobs.tasks import EngineTask
 from .jobs.training_jobs import FinetuneJob, TrainCoarseJob, run_finetune, run_train_coarse
 from .jobs.vectorize_job import ClassMap, VectorizeJob, add_vectorize_result, run_vectorize
@@ -31,7 +38,7 @@ class Controller:
         self.dialog: MapRefinerDialog | None = None
         self.tasks: list[EngineTask] = []
         self.refined: dict[Path, ClassMap] = {}  # image -> its latest refined class map
-        self.last_refine: RefineJob | None = None  # what "Keep iteration N" re-runs
+        self.last_refine: RefineJob | None = None  # what "Keep iteration N" keeps from
         self.installer: InstallerFlow | None = None
         self.iterations: IterationsFlow | None = None
 
@@ -79,10 +86,11 @@ class Controller:
         return self.iterations
 
     def keep_iteration(self, iterations: int) -> EngineTask | None:
-        """Write the whole raster with the slider's iteration count; Export then uses it."""
+        """Write the whole raster at the slider's iteration; Export then uses it."""
         if self.last_refine is None:
             return None
-        return self.start_refine(keep_iteration_job(self.last_refine, iterations))
+        slider = self.iterations.result if self.iterations is not None else None
+        return self.start_refine(keep_iteration_job(self.last_refine, iterations, slider))
 
     def _remember(self, _result: int = 0) -> None:
         if self.dialog is not None:
@@ -90,6 +98,15 @@ class Controller:
 
     def start_refine(self, job: RefineJob) -> EngineTask:
         self._remember()
+        if job.show_iterations and job.slider is None:  # the slider's maps, from the same pass
+            p = job.params
+            flow = self.iteration_flow()
+            job = replace(
+                job,
+                slider=flow.slider_job(
+                    p.image, p.model_path, p.device, p.precision, job.source_name, job.layer_id
+                ),
+            )
         task = EngineTask(
             f"Map Refiner: refining {job.source_name}",
             partial(run_refine, job),
@@ -182,28 +199,26 @@ class Controller:
         if self.dialog is not None and not self.tasks:
             self.dialog.set_running(False)
 
-    def _refined(self, job: RefineJob, task: EngineTask, result) -> None:  # noqa: ANN001
+    def _refined(self, job: RefineJob, task: EngineTask, outcome: RefineOutcome) -> None:
         self._done(task)
+        result = outcome.result
         self.refined[job.params.image] = ClassMap(result.out, result.class_names, result.colours)
         add_refine_result(result, job.source_name, QgsProject.instance())
-        show_success(
-            self.iface.messageBar(),
-            f"Refined {job.source_name} in {result.seconds:.1f} s on {result.device} "
-            f"→ {result.out}"
-            + ("" if job.show_iterations else "; Export to shapefile now uses this map"),
-        )
+        if job.kept_from is not None:
+            text = f"Kept iteration {result.iterations} of {job.source_name} → {result.out}"
+        else:
+            text = (
+                f"Refined {job.source_name} in {result.seconds:.1f} s on {result.device} "
+                f"→ {result.out}"
+            )
+        if not job.show_iterations:
+            text += "; Export to shapefile now uses this map"
+        show_success(self.iface.messageBar(), text)
         if self.dialog is not None:
             self.dialog.suggest_output_if_auto()
-        if job.show_iterations:
+        if outcome.slider is not None:
             self.last_refine = job
-            self.iteration_flow().start(
-                job.params.image,
-                job.params.model_path,
-                job.params.device,
-                job.source_name,
-                job.layer_id,
-                result.iterations,
-            )
+            self.iteration_flow().show_refined(outcome.slider, result.iterations)
 
     def _vectorized(self, job: VectorizeJob, task: EngineTask, result) -> None:  # noqa: ANN001
         self._done(task)

@@ -5,6 +5,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .trajectory import Trajectory
+
+Window = tuple[int, int, int, int]  # x0, y0, x1, y1 on the input grid
+
+
+@dataclass
+class KeepIterations:
+    """Also keep the class map and the uncertainty at every iteration ``0..N`` over
+    a window, from the same pass (what an iteration slider shows)."""
+
+    window: Window | None = None  # None: the whole raster
+    kind: str = "entropy"  # or "margin" (engine/refine/uncertainty.py)
+    max_pixels: int | None = None  # a larger window shrinks; None: trajectory.MAX_PIXELS
 
 
 @dataclass
@@ -24,6 +40,7 @@ class RefineParams:
     tile_size: int = 1024  # model px; docs/benchmarks.md compares tile sizes
     overwrite: bool = False
     keep_corrections: bool = True  # burn a fine-tuned model's drawn polygons over its image
+    keep_iterations: KeepIterations | None = None
 
 
 @dataclass
@@ -39,3 +56,4 @@ class RefineResult:
     model_grid: tuple[int, int] = field(default=(0, 0))
     coarse: Path | None = None
     corrections: int = 0  # drawn corrections burned over the map
+    trajectory: Trajectory | None = None  # the iterations kept, when asked

@@ -43,16 +43,37 @@ def model_image(
     device: torch.device,
 ) -> torch.Tensor:
     """The normalised image on model-grid window ``[mx0, mx1) x [my0, my1)``, ``(C, h, w)``."""
+    return _read_model_window(ds, bands, grids, config, (mx0, my0, mx1, my1), device)[0]
+
+
+def _read_model_window(
+    ds,
+    bands: Sequence[int],
+    grids: Grids,
+    config: ModelConfig,
+    window: tuple[int, int, int, int],
+    device: torch.device,
+    tile: Tile | None = None,
+) -> tuple[torch.Tensor, np.ndarray]:
+    """The normalised image on model-grid ``window`` (x0, y0, x1, y1), and the
+    valid mask of ``tile``'s input-grid pixels (empty without a tile), from one read."""
+    mx0, my0, mx1, my1 = window
     sx0, sx1 = source_range(mx0, mx1, grids.scale_x, grids.width)
     sy0, sy1 = source_range(my0, my1, grids.scale_y, grids.height)
+    if tile is not None:  # the halo keeps the tile inside; the union makes sure
+        sx0, sy0 = min(sx0, tile.x0), min(sy0, tile.y0)
+        sx1, sy1 = max(sx1, tile.x1), max(sy1, tile.y1)
     data, valid = read_window(ds, bands, sx0, sy0, sx1 - sx0, sy1 - sy0)
+    tile_valid = np.zeros((0, 0), dtype=bool)
+    if tile is not None:
+        tile_valid = valid[tile.y0 - sy0 : tile.y1 - sy0, tile.x0 - sx0 : tile.x1 - sx0].copy()
     # ``data`` is this call's own array: normalised in place. Invalid pixels
     # carry the training mean (0 after normalisation).
     t = normalise_(torch.from_numpy(data).to(device), config)
     t.mul_(torch.from_numpy(valid).to(device))
     rows = axis_band(my0, my1, grids.scale_y, sy0, sy1, grids.height)
     cols = axis_band(mx0, mx1, grids.scale_x, sx0, sx1, grids.width)
-    return resample_window(t, rows, cols)
+    return resample_window(t, rows, cols), tile_valid
 
 
 def predict_tile(
@@ -70,18 +91,19 @@ def predict_tile(
 ) -> WindowResult:
     """Scores for one output tile, resampled back bilinearly to the input grid.
 
-    With ``keep``, only those iterations of the trajectory (e.g. ``[0, T]``: the
-    coarse map and the refined one) are resampled and returned, ``(len(keep), K, h, w)``.
-    With ``autocast`` (e.g. bfloat16, see device.inference_autocast) the networks
-    run in mixed precision; the scores are resampled in float32 either way.
+    The tile is read once: the image of its model window and the valid mask of
+    its own pixels come from the same window of the raster. With ``keep``, only
+    those iterations of the trajectory (e.g. ``[0, T]``: the coarse map and the
+    refined one) are resampled and returned, ``(len(keep), K, h, w)``. With
+    ``autocast`` (e.g. bfloat16, see device.inference_autocast) the networks run
+    in mixed precision; the scores are resampled in float32 either way.
     """
-    img = model_image(ds, bands, grids, config, tile.mx0, tile.my0, tile.mx1, tile.my1, device)
+    window = (tile.mx0, tile.my0, tile.mx1, tile.my1)
+    img, valid = _read_model_window(ds, bands, grids, config, window, device, tile)
     logits = infer(model, img, iterations, trajectory, keep, autocast)
     rows = axis_band(tile.y0, tile.y1, 1.0 / grids.scale_y, tile.my0, tile.my1, grids.model_height)
     cols = axis_band(tile.x0, tile.x1, 1.0 / grids.scale_x, tile.mx0, tile.mx1, grids.model_width)
-    out = resample_window(logits, rows, cols)
-    _, valid = read_window(ds, bands, tile.x0, tile.y0, tile.x1 - tile.x0, tile.y1 - tile.y0)
-    return WindowResult(out, valid)
+    return WindowResult(resample_window(logits, rows, cols), valid)
 
 
 def classes_and_probs(

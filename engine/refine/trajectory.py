@@ -1,10 +1,12 @@
 """The refinement step by step over one window of a raster (the view), kept in memory.
 
 For an iteration slider: the class map and the uncertainty at iterations
-``0..N`` of a window, computed once. The window is covered by the same output
-tiles as :func:`engine.pipeline.refine_raster` uses (same model grid, same
-halo), so iteration ``t`` here is the class map ``refine_raster`` writes with
-``iterations=t``.
+``0..N`` of a window. A refine keeps them from its own pass when asked
+(``RefineParams.keep_iterations``); :func:`compute_trajectory` runs a pass over
+the window alone. Either way the window is covered by the refine's output tiles
+(same model grid, same halo) and the model's kept corrections are burned in as
+a refine burns them, so iteration ``t`` here is the class map ``refine_raster``
+writes with ``iterations=t``.
 """
 
 from __future__ import annotations
@@ -17,19 +19,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..device import configure_threads, device_label, inference_autocast, resolve_device
 from ..errors import MapRefinerError
-from ..modelfile.io import load_model
+from ..labels.kept import burn_into
+from ..networks.inference import class_argmax
 from ..progress import CancelFn, ProgressFn, make_reporter
-from ..rasters.read import check_bands, ground_resolution, open_raster, raster_info
 from ..rasters.write import CLASS_NODATA
-from .predict import predict_tile, stack_bands
-from .tiling import make_grids, plan_tiles
-from .uncertainty import uncertainty
+from .params import Window
+from .refine_pass import RefinePass, open_pass
+from .tiling import Tile
+from .uncertainty import KINDS, uncertainty
 
 #: Largest window kept (pixels): N+1 class maps and uncertainty maps of this size stay in memory.
 MAX_PIXELS = 2048 * 2048
-Window = tuple[int, int, int, int]  # x0, y0, x1, y1 on the input grid
 
 
 @dataclass
@@ -49,6 +50,7 @@ class Trajectory:
     seconds: float = 0.0
     device: str = "cpu"
     shrunk: bool = False  # the requested window was larger than MAX_PIXELS
+    model_name: str = ""
 
     @property
     def iterations(self) -> int:
@@ -95,6 +97,71 @@ def clip_window(
     return (nx0, ny0, min(x1, nx0 + nw), min(y1, ny0 + nh)), True
 
 
+class TrajectoryCollector:
+    """The iterations ``0..N`` of a pass, gathered from the tiles that overlap a window."""
+
+    def __init__(
+        self, p: RefinePass, window: Window | None, kind: str, max_pixels: int | None = None
+    ) -> None:
+        if kind not in KINDS:
+            raise MapRefinerError(f"Unknown uncertainty {kind!r}; use one of {', '.join(KINDS)}.")
+        limit = MAX_PIXELS if max_pixels is None else max_pixels
+        self.p, self.kind = p, kind
+        self.window, self.shrunk = clip_window(window, p.info.width, p.info.height, limit)
+        x0, y0, x1, y1 = self.window
+        n, h, w = p.iterations + 1, y1 - y0, x1 - x0
+        self.keep = list(range(n))  # the iterations a tile it wants must return
+        self.classes = np.full((n, h, w), CLASS_NODATA, dtype=np.uint8)
+        self.uncertainty = np.zeros((n, h, w), dtype=np.float16)
+        self.valid = np.zeros((h, w), dtype=bool)
+
+    def wants(self, tile: Tile) -> bool:
+        x0, y0, x1, y1 = self.window
+        return tile.x0 < x1 and tile.x1 > x0 and tile.y0 < y1 and tile.y1 > y0
+
+    def add(
+        self, tile: Tile, logits: torch.Tensor, valid: np.ndarray, drawn: np.ndarray | None
+    ) -> None:
+        """A tile's scores at every iteration ``(N+1, K, h, w)``, its valid mask and the
+        kept corrections on it (see RefinePass.drawn)."""
+        x0, y0, x1, y1 = self.window
+        ox0, oy0 = max(tile.x0, x0), max(tile.y0, y0)
+        ox1, oy1 = min(tile.x1, x1), min(tile.y1, y1)
+        src = np.s_[oy0 - tile.y0 : oy1 - tile.y0, ox0 - tile.x0 : ox1 - tile.x0]
+        dst = np.s_[oy0 - y0 : oy1 - y0, ox0 - x0 : ox1 - x0]
+        part = logits[:, :, src[0], src[1]]
+        ok = valid[src]
+        # Classes as the refine takes them (arg-max of the scores, first class on ties).
+        cls = class_argmax(part.transpose(0, 1)).cpu().numpy()
+        probs = torch.softmax(part.float(), dim=1).cpu().numpy()
+        cls[:, ~ok] = CLASS_NODATA
+        if drawn is not None:
+            for t in range(cls.shape[0]):
+                burn_into(drawn[src], cls[t], probs[t], ok)
+        self.classes[(slice(None),) + dst] = cls
+        self.uncertainty[(slice(None),) + dst] = np.where(ok, uncertainty(probs, self.kind, 1), 0.0)
+        self.valid[dst] = ok
+
+    def result(self, seconds: float) -> Trajectory:
+        p = self.p
+        return Trajectory(
+            self.classes,
+            self.uncertainty,
+            self.valid,
+            self.window,
+            tuple(p.info.geotransform),
+            p.info.projection,
+            list(p.config.class_names),
+            p.config.colours,
+            self.kind,
+            p.pixel_size_m,
+            seconds,
+            p.device_label,
+            self.shrunk,
+            p.config.name,
+        )
+
+
 def compute_trajectory(
     image: Path,
     iterations: int,
@@ -108,68 +175,31 @@ def compute_trajectory(
     tile_size: int = 512,
     progress: ProgressFn | None = None,
     is_cancelled: CancelFn | None = None,
+    precision: str = "auto",
+    keep_corrections: bool = True,
 ) -> Trajectory:
-    """Class maps and uncertainty at iterations ``0..iterations`` over ``window``."""
+    """Class maps and uncertainty at iterations ``0..iterations`` over ``window``,
+    from a pass over the tiles that cover it."""
     t0 = time.perf_counter()
     rep = make_reporter(progress, is_cancelled)
     if iterations < 0:
         raise MapRefinerError("The number of iterations must be 0 or more.")
-    ds = open_raster(image)
-    info = raster_info(ds)
-    configure_threads()
-    dev = resolve_device(device)
-    autocast = inference_autocast("auto", dev)
-    net, config = load_model(model_path, dev)
-    net.to(dev).eval()
-    band_list = stack_bands(list(bands) if bands else None, config)
-    check_bands(info, band_list)
-    if len(band_list) != config.in_channels:
-        raise MapRefinerError(
-            f"The model needs {config.in_channels} bands; {len(band_list)} were chosen."
-        )
-    rx, ry = ground_resolution(info, input_resolution_m)
-    grids = make_grids(info.width, info.height, rx, ry, config.ground_resolution_m)
-    win, shrunk = clip_window(window, info.width, info.height, max_pixels)
-    x0, y0, x1, y1 = win
-    tiles = [
-        t
-        for t in plan_tiles(grids, iterations, tile_size)
-        if t.x0 < x1 and t.x1 > x0 and t.y0 < y1 and t.y1 > y0
-    ]
-    n, h, w = iterations + 1, y1 - y0, x1 - x0
-    classes = np.full((n, h, w), CLASS_NODATA, dtype=np.uint8)
-    unc = np.zeros((n, h, w), dtype=np.float16)
-    valid = np.zeros((h, w), dtype=bool)
+    p = open_pass(
+        image,
+        model_path,
+        device=device,
+        precision=precision,
+        bands=bands,
+        iterations=iterations,
+        input_resolution_m=input_resolution_m,
+        tile_size=tile_size,
+        keep_corrections=keep_corrections,
+    )
+    kept = TrajectoryCollector(p, window, kind, max_pixels)
+    tiles = [t for t in p.tiles() if kept.wants(t)]
     for i, tile in enumerate(tiles):
         rep.check()
-        res = predict_tile(
-            net, config, ds, band_list, grids, tile, iterations, dev, True, autocast=autocast
-        )
-        probs = torch.softmax(res.logits.float(), dim=1).cpu().numpy()  # (n, K, th, tw)
-        ox0, oy0 = max(tile.x0, x0), max(tile.y0, y0)
-        ox1, oy1 = min(tile.x1, x1), min(tile.y1, y1)
-        src = np.s_[:, :, oy0 - tile.y0 : oy1 - tile.y0, ox0 - tile.x0 : ox1 - tile.x0]
-        dst = np.s_[oy0 - y0 : oy1 - y0, ox0 - x0 : ox1 - x0]
-        p = probs[src]
-        ok = res.valid[src[2:]]
-        cls = p.argmax(axis=1).astype(np.uint8)
-        cls[:, ~ok] = CLASS_NODATA
-        classes[(slice(None),) + dst] = cls
-        unc[(slice(None),) + dst] = np.where(ok, uncertainty(p, kind, axis=1), 0.0)
-        valid[dst] = ok
+        res = p.predict(tile, kept.keep)
+        kept.add(tile, res.logits, res.valid, p.drawn(tile))
         rep.report((i + 1) / len(tiles))
-    return Trajectory(
-        classes,
-        unc,
-        valid,
-        win,
-        tuple(info.geotransform),
-        info.projection,
-        list(config.class_names),
-        config.colours,
-        kind,
-        float((rx * ry) ** 0.5),
-        time.perf_counter() - t0,
-        device_label(dev, autocast),
-        shrunk,
-    )
+    return kept.result(time.perf_counter() - t0)

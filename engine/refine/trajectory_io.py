@@ -1,15 +1,20 @@
 """A trajectory on disk: one GeoTIFF band per iteration, so a map layer can switch
-iterations by switching its band (no recomputation, no rewriting)."""
+iterations by switching its band (no recomputation, no rewriting); and one of its
+iterations kept as a class map, as a refine with that many iterations writes it."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
 from osgeo import gdal, osr
 
 from ..errors import MapRefinerError
-from ..rasters.write import CLASS_NODATA, CREATION_OPTIONS
+from ..rasters.files import check_output_path
+from ..rasters.read import RasterInfo
+from ..rasters.write import CLASS_NODATA, CREATION_OPTIONS, refined_writer
+from .params import RefineResult
 from .trajectory import Trajectory
 
 gdal.UseExceptions()
@@ -52,3 +57,29 @@ def write_trajectory(traj: Trajectory, folder: Path, stem: str) -> tuple[Path, P
         band.SetNoDataValue(float("nan"))
     ds = None
     return classes_path, unc_path
+
+
+def write_iteration(traj: Trajectory, iterations: int, out: Path) -> RefineResult:
+    """Iteration ``iterations`` of the trajectory as the class map a refine with that
+    many iterations writes (colour table, class names, nodata), over its window."""
+    t0 = time.perf_counter()
+    if not 0 <= iterations <= traj.iterations:
+        raise MapRefinerError(
+            f"Iterations 0 to {traj.iterations} were kept; {iterations} is not one of them."
+        )
+    check_output_path(out, [], overwrite=False)
+    _, h, w = traj.classes.shape
+    grid = RasterInfo(str(out), w, h, 1, traj.window_geotransform, traj.projection, [None])
+    desc = f"{traj.model_name}: {iterations} RNN iterations"
+    with refined_writer(grid, out, traj.class_names, traj.colours, None, desc) as writer:
+        writer.write(0, 0, traj.classes[iterations])
+    return RefineResult(
+        out,
+        None,
+        iterations,
+        list(traj.class_names),
+        list(traj.colours),
+        time.perf_counter() - t0,
+        traj.device,
+        0,
+    )

@@ -1,6 +1,6 @@
-"""After a refine, the dock's slider shows iterations 0..N by switching the layer's
-band (nothing recomputed), plays them, and "Keep" writes the chosen iteration,
-which Export to shapefile then uses."""
+"""After a refine, the dock's slider shows iterations 0..N that the refine's own pass
+kept, by switching the layer's band (nothing recomputed), plays them, and "Keep"
+writes the chosen iteration from them, which Export to shapefile then uses."""
 
 from __future__ import annotations
 
@@ -67,6 +67,16 @@ def _refined(image: Path, model: Path | None, iterations: int, out: Path) -> np.
     return gdal.Open(str(out)).ReadAsArray()
 
 
+def _no_networks_run(monkeypatch) -> None:  # noqa: ANN001
+    """From here on, running the networks over the raster again fails the test."""
+
+    def boom(*args, **kwargs):
+        raise AssertionError("the networks ran again")
+
+    monkeypatch.setattr("map_refiner.engine.refine.pipeline.refine_raster", boom)
+    monkeypatch.setattr("map_refiner.engine.refine.trajectory.compute_trajectory", boom)
+
+
 def test_slider_switches_bands_without_recomputing(
     plugin,
     rgb_layer,
@@ -76,31 +86,48 @@ def test_slider_switches_bands_without_recomputing(
     qgis_new_project,
     wait_until,
     wait_for_tasks,
+    monkeypatch,
 ) -> None:
-    flow = refine_with_slider(
-        plugin, rgb_layer, tiny_model, tmp_path / "r.tif", wait_until, wait_for_tasks
+    calls = []
+    real = refine_raster
+
+    def counted(params, **kwargs):  # noqa: ANN001, ANN202
+        calls.append(params)
+        return real(params, **kwargs)
+
+    monkeypatch.setattr("map_refiner.engine.refine.pipeline.refine_raster", counted)
+    monkeypatch.setattr(
+        "map_refiner.engine.refine.trajectory.compute_trajectory",
+        lambda *a, **k: pytest.fail("the slider's maps were recomputed"),
     )
+    flow = refine_with_slider(
+        plugin, rgb_layer, tiny_model, tmp_path / "r.tif", wait_until, wait_for_tasks, 7
+    )
+    assert len(calls) == 1 and calls[0].keep_iterations is not None  # one pass, maps kept
     dock = flow.dock
-    assert (dock.slider.minimum(), dock.slider.maximum()) == (0, 10)  # past the trained 2
-    assert dock.slider.value() == 2 and dock.keep_button.text() == "Keep iteration 2"
+    assert (dock.slider.minimum(), dock.slider.maximum()) == (0, 7)  # past the trained 2
+    assert dock.slider.value() == 7 and dock.keep_button.text() == "Keep iteration 7"
     group = qgis_new_project.layerTreeRoot().findGroup("scene — iterations")
     assert [n.layer().name() for n in group.findLayers()] == [
         "scene — where to draw next",
-        "scene — uncertainty (entropy), iteration 2",
-        "scene — iteration 2 of 10",
+        "scene — uncertainty (entropy), iteration 7",
+        "scene — iteration 7 of 7",
     ]
     classes = _classes(flow)
     assert isinstance(classes.renderer(), QgsPalettedRasterRenderer)
-    assert classes.renderer().band() == 3 and classes.bandCount() == 11
+    assert classes.renderer().band() == 8 and classes.bandCount() == 8
+    np.testing.assert_array_equal(
+        _band(classes.source(), 8), gdal.Open(str(tmp_path / "r.tif")).ReadAsArray()
+    )
     computed = flow.result
-    dock.slider.setValue(7)
+    dock.slider.setValue(3)
     assert flow.task is None and flow.result is computed
     assert QgsApplication.taskManager().countActiveTasks() == 0
-    assert classes.renderer().band() == 8 and classes.name() == "scene — iteration 7 of 10"
+    assert classes.renderer().band() == 4 and classes.name() == "scene — iteration 3 of 7"
     assert [c.label for c in classes.renderer().classes()] == ["background", "building"]
-    assert flow._layer("uncertainty").renderer().band() == 8
-    shown = _band(classes.source(), 8)
-    np.testing.assert_array_equal(shown, _refined(rgb_path, tiny_model, 7, tmp_path / "r7.tif"))
+    assert flow._layer("uncertainty").renderer().band() == 4
+    shown = _band(classes.source(), 4)
+    np.testing.assert_array_equal(shown, _refined(rgb_path, tiny_model, 3, tmp_path / "r3.tif"))
     dock.spin.setValue(0)
     assert dock.slider.value() == 0 and classes.renderer().band() == 1
 
@@ -114,13 +141,13 @@ def test_play_runs_to_the_last_iteration(
     wait_until,
 ) -> None:
     flow = refine_with_slider(
-        plugin, rgb_layer, tiny_model, tmp_path / "r.tif", wait_until, wait_for_tasks
+        plugin, rgb_layer, tiny_model, tmp_path / "r.tif", wait_until, wait_for_tasks, 5
     )
-    flow.dock.slider.setValue(8)
+    flow.dock.slider.setValue(3)
     flow.dock.play_button.setChecked(True)
     assert flow.timer.isActive() and flow.dock.play_button.text() == "⏸"
     wait_until(lambda: not flow.dock.play_button.isChecked(), 20)
-    assert flow.dock.slider.value() == 10 and not flow.timer.isActive()
+    assert flow.dock.slider.value() == 5 and not flow.timer.isActive()
     flow.dock.play_button.setChecked(True)  # from the end, play starts again at 0
     assert flow.dock.slider.value() == 0
     flow.dock.play_button.setChecked(False)
@@ -135,23 +162,57 @@ def test_keep_writes_the_chosen_iteration_and_export_uses_it(
     wait_until,
     qgis_new_project,
     wait_for_tasks,
+    monkeypatch,
 ) -> None:
     out = tmp_path / "refined.tif"
-    flow = refine_with_slider(plugin, rgb_layer, tiny_model, out, wait_until, wait_for_tasks)
+    flow = refine_with_slider(plugin, rgb_layer, tiny_model, out, wait_until, wait_for_tasks, 5)
     computed = flow.result
+    expected = _refined(rgb_path, tiny_model, 4, tmp_path / "check.tif")
+    _no_networks_run(monkeypatch)
     flow.dock.slider.setValue(4)
     flow.dock.keep_button.click()
     wait_for_tasks()
     kept = tmp_path / "refined_it4.tif"
     assert kept.exists() and flow.result is computed  # the slider's maps were not recomputed
-    np.testing.assert_array_equal(
-        gdal.Open(str(kept)).ReadAsArray(),
-        _refined(rgb_path, tiny_model, 4, tmp_path / "check.tif"),
-    )
+    np.testing.assert_array_equal(gdal.Open(str(kept)).ReadAsArray(), expected)
+    ds, check = gdal.Open(str(kept)), gdal.Open(str(tmp_path / "check.tif"))
+    band, same = ds.GetRasterBand(1), check.GetRasterBand(1)
+    assert band.GetDescription() == same.GetDescription() == "tiny test model: 4 RNN iterations"
+    assert band.GetNoDataValue() == 255 and band.GetColorTable().GetCount() == 256
+    assert band.GetColorTable().GetColorEntry(1) == same.GetColorTable().GetColorEntry(1)
     assert len(qgis_new_project.mapLayersByName("scene — refined (4 it.)")) == 1
     assert plugin.controller.refined[rgb_path].path == kept
     job = build_vectorize_job(rgb_layer, plugin.controller.refined, qgis_new_project)
     assert job.classmap.path == kept
+
+
+def test_keep_with_scores_refines_that_iteration(
+    plugin, rgb_layer, tiny_model, tmp_path, wait_until, qgis_new_project, wait_for_tasks
+) -> None:  # noqa: ANN001
+    """The slider holds class maps, not probabilities: with scores, keep refines."""
+    out = tmp_path / "refined.tif"
+    job = RefineJob(
+        RefineParams(
+            image=Path(rgb_layer.source()),
+            out=out,
+            model_path=tiny_model,
+            iterations=3,
+            device="cpu",
+            scores=tmp_path / "refined_scores.tif",
+        ),
+        rgb_layer.name(),
+        rgb_layer.id(),
+    )
+    controller = plugin.controller
+    controller.start_refine(job)
+    wait_until(lambda: controller.iterations is not None and controller.iterations.result, 300)
+    wait_for_tasks()
+    keep = controller.keep_iteration(1)
+    wait_for_tasks()
+    assert keep is not None
+    kept = tmp_path / "refined_it1.tif"
+    assert kept.exists() and (tmp_path / "refined_it1_scores.tif").exists()
+    assert len(qgis_new_project.mapLayersByName("scene — refined (1 it.)")) == 1
 
 
 def test_view_window_maps_the_canvas_extent_to_pixels(rgb_layer) -> None:  # noqa: ANN001
@@ -181,7 +242,7 @@ def test_a_raster_larger_than_the_cache_uses_the_view(
     )
     traj = flow.result.trajectory
     assert traj.window == (5, 6, 30, 40) and not flow.result.whole_raster
-    assert traj.classes.shape == (11, 34, 25)
+    assert traj.classes.shape == (3, 34, 25)
     assert "view, pixels 5–30 × 6–40" in flow.dock.title_label.text()
 
 

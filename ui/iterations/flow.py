@@ -1,12 +1,14 @@
-"""What the iterations dock does: compute the trajectory in a task, switch the map
-layers' band when the slider moves (nothing is recomputed), rank uncertain regions
-and zoom to them."""
+"""What the iterations dock does: show the maps a refine kept at every iteration (or
+recompute them in a task), switch the map layers' band when the slider moves
+(nothing is recomputed), rank uncertain regions and zoom to them."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import shutil
 import tempfile
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -43,10 +45,12 @@ class IterationsFlow(QObject):
         self.dock: IterationsDock | None = None
         self.task: EngineTask | None = None
         self.result: TrajectoryResult | None = None
-        self.source: dict[str, object] = {}
+        self.source: TrajectoryJob | None = None  # what Recompute starts from
+        self.shown = 0  # the refine's iterations, where the slider starts
         self.layer_ids: dict[str, str] = {}
         self.rects: list[QgsRectangle] = []
         self.cache = Path(tempfile.mkdtemp(prefix="map_refiner_iterations_"))
+        self.folders = itertools.count()
         self.timer = QTimer(self)
         self.timer.setInterval(PLAY_MS)
         self.timer.timeout.connect(self._step)
@@ -64,48 +68,67 @@ class IterationsFlow(QObject):
         self.dock.show()
         return self.dock
 
-    def start(
+    def slider_job(
         self,
         image: Path,
         model_path: Path | None,
         device: str,
+        precision: str,
         source_name: str,
         layer_id: str,
-        shown: int,
-    ) -> EngineTask:
-        """Compute iterations 0..N for the raster (its view when large) after a refine."""
-        self.source = dict(
-            image=image,
-            model_path=model_path,
-            device=device,
-            source_name=source_name,
-            layer_id=layer_id,
-            shown=shown,
+    ) -> TrajectoryJob:
+        """Where and how a refine keeps the slider's maps: the whole raster, or the
+        view of one larger than the cache; the dock's uncertainty; a new folder."""
+        from ...engine.refine.uncertainty import KINDS
+
+        kind = self.dock.kind_combo.currentData() if self.dock is not None else KINDS[0]
+        return TrajectoryJob(
+            image,
+            model_path,
+            0,
+            self._window(layer_id),
+            kind,
+            device,
+            self._folder(),
+            source_name,
+            precision,
+            layer_id,
         )
-        return self.recompute()
 
-    def recompute(self) -> EngineTask | None:
-        if not self.source:
-            return None
-        from ...engine.refine.trajectory import MAX_PIXELS
-
-        dock = self.ensure_dock()
-        layer = QgsProject.instance().mapLayer(str(self.source["layer_id"]))
-        window = None
-        if isinstance(layer, QgsRasterLayer) and layer.width() * layer.height() > MAX_PIXELS:
-            canvas = self.iface.mapCanvas()
-            window = view_window(layer, canvas.extent(), canvas.mapSettings().destinationCrs())
+    def show_refined(self, result: TrajectoryResult, shown: int) -> None:
+        """The maps a refine kept, shown at its iterations (nothing recomputed)."""
         if self.task is not None:
             self.task.cancel()
-        job = TrajectoryJob(
-            Path(str(self.source["image"])),
-            self.source["model_path"],  # type: ignore[arg-type]
-            dock.max_spin.value(),
-            window,
-            dock.kind_combo.currentData(),
-            str(self.source["device"]),
-            Path(tempfile.mkdtemp(prefix="view_", dir=self.cache)),
-            str(self.source["source_name"]),
+            self.task = None
+        self.source, self.shown = result.job, shown
+        self._show(result)
+
+    def _window(self, layer_id: str) -> tuple[int, int, int, int] | None:
+        """None (the whole raster), or the view of a raster larger than the cache."""
+        from ...engine.refine.trajectory import MAX_PIXELS
+
+        layer = QgsProject.instance().mapLayer(layer_id)
+        if isinstance(layer, QgsRasterLayer) and layer.width() * layer.height() > MAX_PIXELS:
+            canvas = self.iface.mapCanvas()
+            return view_window(layer, canvas.extent(), canvas.mapSettings().destinationCrs())
+        return None
+
+    def _folder(self) -> Path:
+        return self.cache / f"view_{next(self.folders)}"
+
+    def recompute(self) -> EngineTask | None:
+        """Other iterations, uncertainty or view, for the last refine's raster and model."""
+        if self.source is None:
+            return None
+        dock = self.ensure_dock()
+        if self.task is not None:
+            self.task.cancel()
+        job = replace(
+            self.source,
+            iterations=dock.max_spin.value(),
+            window=self._window(self.source.layer_id),
+            kind=dock.kind_combo.currentData(),
+            folder=self._folder(),
         )
         self.task = EngineTask(
             f"Map Refiner: iterations of {job.source_name}",
@@ -131,12 +154,15 @@ class IterationsFlow(QObject):
         if task is not self.task:
             return
         self.task = None
+        self._show(result)
+
+    def _show(self, result: TrajectoryResult) -> None:
         self._remove_layers()
         if self.result is not None:
             shutil.rmtree(self.result.job.folder, ignore_errors=True)
         self.result = result
         traj = result.trajectory
-        name = str(self.source["source_name"])
+        name = result.job.source_name
         classes = open_raster_layer(result.classes_path, f"{name} — iteration")
         unc = open_raster_layer(result.uncertainty_path, f"{name} — uncertainty")
         regions = regions_layer(classes.crs(), f"{name} — where to draw next")
@@ -152,7 +178,7 @@ class IterationsFlow(QObject):
             f"({x1 - x0}×{y1 - y0} px), computed once in {traj.seconds:.1f} s on {traj.device}. "
             "Iteration 0 is the coarse CNN."
         )
-        dock.set_range(traj.iterations, min(int(self.source["shown"]), traj.iterations))
+        dock.set_range(traj.iterations, min(self.shown, traj.iterations))
         dock.set_busy(
             False,
             "Move the slider: the map layer switches band, nothing is "
@@ -173,7 +199,7 @@ class IterationsFlow(QObject):
             return
         traj = self.result.trajectory
         t = max(0, min(t, traj.iterations))
-        name = str(self.source["source_name"])
+        name = self.result.job.source_name
         classes, unc = self._layer("classes"), self._layer("uncertainty")
         if classes is not None:
             classes.setRenderer(paletted_renderer(classes, traj.class_names, traj.colours, t + 1))

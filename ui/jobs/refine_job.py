@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,9 +19,11 @@ from ..layers import (
     refined_layer_name,
 )
 from ..sources import coarse_path_for, raster_path, scores_path_for
+from .trajectory_job import TrajectoryJob, TrajectoryResult, write_slider_maps
 
 if TYPE_CHECKING:
     from ...engine.refine.pipeline import RefineParams, RefineResult
+    from ...engine.refine.trajectory import Trajectory
 
 
 @dataclass
@@ -31,7 +33,17 @@ class RefineJob:
     params: RefineParams
     source_name: str
     layer_id: str = ""
-    show_iterations: bool = True  # compute the iteration slider's maps afterwards
+    show_iterations: bool = True  # keep the iteration slider's maps from the same pass
+    slider: TrajectoryJob | None = None  # where they go (set when the job starts)
+    kept_from: Trajectory | None = None  # an iteration the slider holds: written, not refined
+
+
+@dataclass
+class RefineOutcome:
+    """The refine's result and, when kept, the slider's maps on disk."""
+
+    result: RefineResult
+    slider: TrajectoryResult | None = None
 
 
 def build_refine_job(
@@ -66,10 +78,12 @@ def build_refine_job(
     return RefineJob(params, layer.name(), layer.id())  # type: ignore[union-attr]
 
 
-def keep_iteration_job(job: RefineJob, iterations: int) -> RefineJob:
-    """The same refine with ``iterations``, into a new ``<out>_it<N>.tif`` beside the last."""
-    from dataclasses import replace
-
+def keep_iteration_job(
+    job: RefineJob, iterations: int, slider: TrajectoryResult | None = None
+) -> RefineJob:
+    """The map at ``iterations`` into a new ``<out>_it<N>.tif`` beside the last: written
+    from the slider's maps when they hold it for the whole raster, else refined (the
+    slider covered only the view of a large raster, or the scores are wanted too)."""
     from ..paths import unique_path
 
     out = unique_path(job.params.out.with_name(f"{job.params.out.stem}_it{iterations}.tif"))
@@ -80,14 +94,42 @@ def keep_iteration_job(job: RefineJob, iterations: int) -> RefineJob:
         scores=scores_path_for(out) if job.params.scores else None,
         coarse=None,
     )
-    return RefineJob(params, job.source_name, job.layer_id, show_iterations=False)
+    derivable = (
+        slider is not None
+        and slider.whole_raster
+        and (slider.job.image, slider.job.model_path) == (job.params.image, job.params.model_path)
+        and iterations <= slider.trajectory.iterations
+        and params.scores is None
+    )
+    return RefineJob(
+        params,
+        job.source_name,
+        job.layer_id,
+        show_iterations=False,
+        kept_from=slider.trajectory if slider is not None and derivable else None,
+    )
 
 
-def run_refine(job: RefineJob, progress: ProgressFn, is_cancelled: CancelFn) -> RefineResult:
+def run_refine(job: RefineJob, progress: ProgressFn, is_cancelled: CancelFn) -> RefineOutcome:
     """Runs in the task's worker thread."""
-    from ...engine.refine.pipeline import refine_raster
+    from ...engine.refine.pipeline import KeepIterations, refine_raster
+    from ...engine.refine.trajectory_io import write_iteration
 
-    return refine_raster(job.params, progress=progress, is_cancelled=is_cancelled)
+    if job.kept_from is not None:  # keep_iteration_job set the iterations
+        iterations = int(job.params.iterations or 0)
+        return RefineOutcome(write_iteration(job.kept_from, iterations, job.params.out))
+    params, share = job.params, 1.0
+    if job.slider is not None:
+        params = replace(params, keep_iterations=KeepIterations(job.slider.window, job.slider.kind))
+        share = 0.95  # the slider's maps are written afterwards
+    result = refine_raster(
+        params, progress=lambda f: progress(share * f), is_cancelled=is_cancelled
+    )
+    slider = None
+    if job.slider is not None and result.trajectory is not None:
+        slider = write_slider_maps(job.slider, result.trajectory)
+        progress(1.0)
+    return RefineOutcome(result, slider)
 
 
 def add_refine_result(

@@ -1,10 +1,11 @@
-"""The iteration slider's job: the refinement at iterations 0..N over the current view,
-computed once in a task and written as one band per iteration."""
+"""The iteration slider's maps: the refinement at iterations 0..N over the raster (the
+view of a large one), kept by the refine's own pass or recomputed in a task, and
+written as one band per iteration."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,8 @@ Window = tuple[int, int, int, int]
 
 @dataclass
 class TrajectoryJob:
+    """Where and how the slider's maps are made; ``window`` None: the whole raster."""
+
     image: Path
     model_path: Path | None
     iterations: int
@@ -35,6 +38,8 @@ class TrajectoryJob:
     device: str
     folder: Path
     source_name: str
+    precision: str = "auto"
+    layer_id: str = ""
 
 
 @dataclass
@@ -73,9 +78,8 @@ def view_window(
 def run_trajectory(
     job: TrajectoryJob, progress: ProgressFn, is_cancelled: CancelFn
 ) -> TrajectoryResult:
-    """Runs in the task's worker thread."""
+    """Runs in the task's worker thread (Recompute: other iterations, uncertainty or view)."""
     from ...engine.refine.trajectory import compute_trajectory
-    from ...engine.refine.trajectory_io import write_trajectory
 
     if job.iterations < 1:
         raise MapRefinerError("Show at least one iteration.")
@@ -88,8 +92,17 @@ def run_trajectory(
         job.device,
         progress=lambda f: progress(0.95 * f),
         is_cancelled=is_cancelled,
+        precision=job.precision,
     )
-    stem = f"{job.image.stem}_{traj.window[0]}_{traj.window[1]}_n{job.iterations}"
-    classes, unc = write_trajectory(traj, job.folder, stem)
+    result = write_slider_maps(job, traj)
     progress(1.0)
-    return TrajectoryResult(traj, classes, unc, job)
+    return result
+
+
+def write_slider_maps(job: TrajectoryJob, traj: Trajectory) -> TrajectoryResult:
+    """The maps on disk, one band per iteration, in the job's folder (worker thread)."""
+    from ...engine.refine.trajectory_io import write_trajectory
+
+    stem = f"{job.image.stem}_{traj.window[0]}_{traj.window[1]}_n{traj.iterations}"
+    classes, unc = write_trajectory(traj, job.folder, stem)
+    return TrajectoryResult(traj, classes, unc, replace(job, iterations=traj.iterations))

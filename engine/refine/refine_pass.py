@@ -1,0 +1,173 @@
+"""One refine pass, set up in one place: the raster opened, the model loaded,
+device and precision resolved, bands checked and tiles planned, for
+``refine_raster``, the trajectory and ``refine_array`` alike; then each tile read
+once and run through the networks, with the model's kept corrections at hand."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import torch
+
+from ..device import configure_threads, device_label, inference_autocast, resolve_device
+from ..errors import MapRefinerError
+from ..labels.kept import KeptCorrections, from_config, window_grid
+from ..modelfile.config import ModelConfig
+from ..modelfile.io import load_model
+from ..networks.models import MapRefinerNet
+from ..rasters.grid import grid_of
+from ..rasters.read import RasterInfo, check_bands, ground_resolution, open_raster, raster_info
+from .predict import WindowResult, predict_tile, stack_bands
+from .tiling import Grids, Tile, count_tiles, make_grids, plan_tiles
+
+log = logging.getLogger(__name__)
+PathLike = Union[str, Path]
+#: Smallest tile, in model pixels.
+MIN_TILE = 16
+
+
+@dataclass
+class RefinePass:
+    """A raster and a model ready to run, tile by tile."""
+
+    ds: Any  # gdal.Dataset
+    info: RasterInfo
+    net: MapRefinerNet
+    config: ModelConfig
+    device: torch.device
+    autocast: torch.dtype | None
+    bands: list[int]
+    iterations: int
+    resolution_m: tuple[float, float]  # ground size of an input pixel along x and y
+    grids: Grids
+    tile_size: int
+    kept: KeptCorrections | None = None  # drawn corrections burned over this image's map
+
+    @property
+    def device_label(self) -> str:
+        return device_label(self.device, self.autocast)
+
+    @property
+    def pixel_size_m(self) -> float:
+        rx, ry = self.resolution_m
+        return float((rx * ry) ** 0.5)
+
+    def tiles(self) -> Iterator[Tile]:
+        return plan_tiles(self.grids, self.iterations, self.tile_size)
+
+    def tile_count(self) -> int:
+        return count_tiles(self.grids, self.tile_size)
+
+    def predict(self, tile: Tile, keep: Sequence[int] | None = None) -> WindowResult:
+        """Scores of ``tile`` on the input grid: the last iteration ``(K, h, w)``, or
+        the iterations listed in ``keep`` ``(len(keep), K, h, w)``."""
+        return predict_tile(
+            self.net,
+            self.config,
+            self.ds,
+            self.bands,
+            self.grids,
+            tile,
+            self.iterations,
+            self.device,
+            keep=keep,
+            autocast=self.autocast,
+        )
+
+    def drawn(self, tile: Tile) -> np.ndarray | None:
+        """The kept corrections' classes on ``tile`` (IGNORE where none), or None."""
+        if self.kept is None:
+            return None
+        return self.kept.labels_on(window_grid(self.kept.grid, tile.x0, tile.y0, tile.x1, tile.y1))
+
+
+def check_tile_size(tile_size: int) -> None:
+    if int(tile_size) < MIN_TILE:
+        raise MapRefinerError(
+            f"The tile size must be at least {MIN_TILE} model pixels; got {tile_size}."
+        )
+
+
+def open_pass(
+    image: PathLike,
+    model_path: PathLike | None = None,
+    *,
+    model: tuple[MapRefinerNet, ModelConfig] | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    bands: Sequence[int] | None = None,
+    iterations: int | None = None,
+    input_resolution_m: float | None = None,
+    tile_size: int = 1024,
+    keep_corrections: bool = True,
+) -> RefinePass:
+    """Open ``image``, load the model (``model`` if given, else ``model_path``, else
+    the bundled one) on the device, and plan the pass."""
+    check_tile_size(tile_size)
+    ds = open_raster(image)
+    configure_threads()
+    dev = resolve_device(device)
+    autocast = inference_autocast(precision, dev)
+    net, config = model if model else load_model(model_path, dev)
+    net.to(dev).eval()
+    p = prepare_pass(
+        ds, net, config, dev, autocast, bands, iterations, input_resolution_m, tile_size
+    )
+    p.kept = drawn_corrections(config, ds, keep_corrections, Path(image).name)
+    return p
+
+
+def prepare_pass(
+    ds,
+    net: MapRefinerNet,
+    config: ModelConfig,
+    device: torch.device,
+    autocast: torch.dtype | None,
+    bands: Sequence[int] | None,
+    iterations: int | None,
+    input_resolution_m: float | None,
+    tile_size: int,
+) -> RefinePass:
+    """The pass of an open raster and a loaded model: bands checked, the model grid
+    and its tiles planned (``iterations`` None: the model's own)."""
+    check_tile_size(tile_size)
+    info = raster_info(ds)
+    band_list = stack_bands(list(bands) if bands else None, config)
+    check_bands(info, band_list)
+    if len(band_list) != config.in_channels:
+        raise MapRefinerError(
+            f"The model needs {config.in_channels} bands; {len(band_list)} were chosen."
+        )
+    n = config.default_iterations if iterations is None else int(iterations)
+    if n < 0:
+        raise MapRefinerError("The number of iterations must be 0 or more.")
+    rx, ry = ground_resolution(info, input_resolution_m)
+    grids = make_grids(info.width, info.height, rx, ry, config.ground_resolution_m)
+    return RefinePass(
+        ds, info, net, config, device, autocast, band_list, n, (rx, ry), grids, int(tile_size)
+    )
+
+
+def drawn_corrections(config: ModelConfig, ds, wanted: bool, name: str) -> KeptCorrections | None:
+    """The model's kept corrections when they belong to this image and are wanted."""
+    kept = from_config(config.corrections, config.num_classes)
+    if kept is None:
+        return None
+    if not wanted:
+        log.info("the model's %d drawn corrections are not applied (asked not to)", kept.features)
+        return None
+    if not kept.matches(grid_of(ds)):
+        log.info(
+            "the model's %d drawn corrections belong to %s, not to %s: not applied",
+            kept.features,
+            kept.image or "another image",
+            name,
+        )
+        return None
+    log.info("applying the model's %d drawn corrections to %s", kept.features, name)
+    return kept
