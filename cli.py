@@ -13,24 +13,26 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-#: What a fine-tune may change (training/corrections/fit.py; kept here so that
-#: parsing the command line imports no torch).
-ADAPT_MODES = ("rnn", "head+rnn", "deep+rnn")
+from .engine import vocabulary as vocab
+from .engine.errors import MapRefinerError
+
 log = logging.getLogger("map_refiner")
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 
 def _value_map(text: str | None) -> dict[str, int] | None:
     """``"0:0,255:1"`` or ``"residential:1,road:2"`` -> dict."""
-    if not text:
-        return None
-    out: dict[str, int] = {}
-    for part in text.split(","):
-        key, _, val = part.rpartition(":")
-        if not key:
-            raise argparse.ArgumentTypeError(f"bad mapping {part!r}; use VALUE:CLASS,VALUE:CLASS")
-        out[key.strip()] = int(val)
-    return out
+    try:
+        return vocab.parse_value_map(text)
+    except MapRefinerError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+
+
+def _label_mode(text: str) -> str:
+    try:
+        return vocab.label_mode(text)
+    except MapRefinerError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def _band_list(text: str) -> list[int]:
@@ -53,12 +55,13 @@ def _label_args(p: argparse.ArgumentParser, default_mode: str = "tile") -> None:
         "--value-map",
         type=_value_map,
         help="label value to class index, e.g. "
-        "'0:0,255:1' for a 0/255 building mask (unmapped values are ignored)",
+        f"'{vocab.VALUE_MAP_EXAMPLE}' for a 0/255 building mask (unmapped values are ignored)",
     )
     p.add_argument("--layer", help="vector: layer name")
     p.add_argument(
         "--mode",
-        choices=["tile", "sparse"],
+        type=_label_mode,
+        choices=vocab.LABEL_MODES,
         default=default_mode,
         help="vector: 'tile' "
         "= a fully labelled tile (unlabelled = background); 'sparse' = only pixels "
@@ -73,7 +76,7 @@ def _label_args(p: argparse.ArgumentParser, default_mode: str = "tile") -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--device", choices=vocab.DEVICES, default="auto")
     p.add_argument(
         "--bands",
         type=_band_list,
@@ -107,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tile-size", type=int, default=1024, help="tile size in model pixels")
     p.add_argument(
         "--precision",
-        choices=["auto", "fp32", "bf16"],
+        choices=vocab.PRECISIONS,
         default="auto",
         help="auto: bf16 mixed precision on a CUDA GPU that supports it, fp32 on "
         "the CPU (where bf16 is slower)",
@@ -155,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="new model file (.safetensors)")
     p.add_argument(
         "--adapt",
-        choices=list(ADAPT_MODES),
+        choices=vocab.ADAPT_MODES,
         default="head+rnn",
         help="what learns: the RNN and the coarse CNN's last layer (head+rnn, "
         "default), the RNN alone (rnn, the paper's fine-tune), or also the "
@@ -175,7 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("reference", type=Path)
     p.add_argument("--classes", default="background,building")
     p.add_argument(
-        "--reference-map", type=_value_map, help="reference value to class, e.g. '0:0,255:1'"
+        "--reference-map",
+        type=_value_map,
+        help=f"reference value to class, e.g. '{vocab.VALUE_MAP_EXAMPLE}'",
     )
     p.add_argument("--json", action="store_true", help="print JSON")
 
@@ -194,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, default=Path("../shared/data"))
     p.add_argument("--out-dir", type=Path, default=Path("out"))
     p.add_argument("--model", type=Path)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--device", choices=vocab.DEVICES, default="auto")
     return ap
 
 
@@ -254,7 +259,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         held = _HeldWarnings()
         logging.getLogger().addHandler(held)
     from . import cli_commands
-    from .engine.errors import MapRefinerError
 
     hook = sys.unraisablehook
     sys.unraisablehook = _unraisable_to_log

@@ -10,16 +10,14 @@ from contextlib import contextmanager
 import torch
 
 from .errors import MapRefinerError
+from .vocabulary import DEVICES, PRECISIONS, choice
 
 log = logging.getLogger(__name__)
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
-PRECISION_CHOICES = ("auto", "fp32", "bf16")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    name = (name or "auto").lower()
-    if name not in DEVICE_CHOICES:
-        raise MapRefinerError(f"Unknown device {name!r}; use one of {', '.join(DEVICE_CHOICES)}.")
+    """The torch device that ``name`` (one of vocabulary.DEVICES) stands for here."""
+    name = choice(name, DEVICES, "device")
     if name == "cpu":
         return torch.device("cpu")
     if torch.cuda.is_available():
@@ -42,11 +40,7 @@ def inference_autocast(precision: str, device: torch.device) -> torch.dtype | No
     project's CPUs it is slower than fp32, so the CPU stays fp32 (figures:
     docs/benchmarks.md).
     """
-    name = (precision or "auto").lower()
-    if name not in PRECISION_CHOICES:
-        raise MapRefinerError(
-            f"Unknown precision {precision!r}; use one of {', '.join(PRECISION_CHOICES)}."
-        )
+    name = choice(precision, PRECISIONS, "precision")
     if name == "bf16":
         return torch.bfloat16
     if name == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported():

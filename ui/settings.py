@@ -7,8 +7,10 @@ from typing import Any
 
 from qgis.core import QgsSettings
 
+from ..engine.errors import MapRefinerError
+from ..engine.vocabulary import label_mode
+
 PREFIX = "map_refiner/"
-LABEL_MODES = ("sparse", "full")
 
 
 @dataclass
@@ -32,7 +34,9 @@ def load_defaults() -> DialogDefaults:
         default: Any = f.default
         values[f.name] = settings.value(PREFIX + f.name, default, type=type(default))
     defaults = DialogDefaults(**values)
-    if defaults.label_mode not in LABEL_MODES:
+    try:  # saved as "full" before the label modes had one name
+        defaults.label_mode = label_mode(defaults.label_mode)
+    except MapRefinerError:
         defaults.label_mode = "sparse"
     return defaults
 

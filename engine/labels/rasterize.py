@@ -19,6 +19,7 @@ from osgeo import ogr, osr
 from ..errors import MapRefinerError
 from ..rasters.grid import GridSpec, grid_of, scaled
 from ..vectors.read import open_layer
+from ..vocabulary import label_mode
 from .burn import BurnList, Extent, Shape, filter_to_grid
 from .classes import IGNORE, ClassResolver
 from .geometry import GeometryPrep, is_point, make_prep
@@ -38,7 +39,6 @@ __all__ = [
 ogr.UseExceptions()
 log = logging.getLogger(__name__)
 PathLike = Union[str, Path]
-MODES = ("tile", "sparse")
 
 
 @dataclass
@@ -93,8 +93,7 @@ def burn_vector(
     Features with no usable class, points and features that cannot be
     reprojected are skipped, counted and logged.
     """
-    if mode not in MODES:
-        raise MapRefinerError(f"Unknown label mode {mode!r}; use 'tile' or 'sparse'.")
+    mode = label_mode(mode)
     if line_width_m < 0:
         raise MapRefinerError(f"The line width must be positive, not {line_width_m} m.")
     resolver = ClassResolver(class_names, value_map, class_field is None)

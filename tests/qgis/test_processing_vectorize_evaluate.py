@@ -65,7 +65,7 @@ def test_evaluate_scores_a_map_and_the_reference_itself(
         {
             "PREDICTION": str(gt),
             "REFERENCE": str(gt),
-            "REFERENCE_VALUE_MAP": "0=0,255=1",
+            "REFERENCE_VALUE_MAP": "0:0,255:1",
             "PREDICTION_VALUE_MAP": "0=0,255=1",
         },
     )
@@ -74,10 +74,10 @@ def test_evaluate_scores_a_map_and_the_reference_itself(
 
 def test_bad_value_map_is_a_clear_error(run_alg, austin_rgb) -> None:  # noqa: ANN001
     gt = austin_rgb.with_name("austin_dev_gt.tif")
-    with pytest.raises(QgsProcessingException, match="value=class pairs"):
+    with pytest.raises(QgsProcessingException, match="value:class pairs such as 0:0,255:1"):
         run_alg(
             "map_refiner:evaluate",
-            {"PREDICTION": str(gt), "REFERENCE": str(gt), "REFERENCE_VALUE_MAP": "0:0"},
+            {"PREDICTION": str(gt), "REFERENCE": str(gt), "REFERENCE_VALUE_MAP": "0>0"},
         )
 
 

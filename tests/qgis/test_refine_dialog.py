@@ -93,7 +93,7 @@ def test_settings_restore_the_dialog(rgb_layer, tiny_model, qgis_new_project) ->
             device="cpu",
             write_scores=True,
             add_coarse=True,
-            label_mode="full",
+            label_mode="full",  # the earlier name of "tile", still in users' settings
         )
     )
     dialog = MapRefinerDialog(qgis_new_project, load_defaults(), rgb_layer)
@@ -104,7 +104,7 @@ def test_settings_restore_the_dialog(rgb_layer, tiny_model, qgis_new_project) ->
     job = dialog.refine_job()
     assert job.params.coarse == job.params.out.with_name(job.params.out.stem + "_coarse.tif")
     assert dialog.current_defaults().add_coarse
-    assert dialog.labels.mode() == "full"
+    assert dialog.labels.mode() == "tile"
     assert dialog.current_defaults().iterations == 9
 
 

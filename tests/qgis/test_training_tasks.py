@@ -84,7 +84,7 @@ def test_train_coarse_from_reference_polygons(
     )
     QgsProject.instance().addMapLayer(buildings)
     dialog.labels.set_layer(buildings, "")
-    dialog.labels.set_mode("full")
+    dialog.labels.set_mode("tile")
 
     job = dialog.train_coarse_job()
     assert job.params.out == tmp_path / "austin_dev_rgb_coarse.safetensors"

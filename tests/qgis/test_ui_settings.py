@@ -18,7 +18,7 @@ def test_round_trip_under_the_prefix() -> None:
         device="cpu",
         output_dir="/tmp/out",
         write_scores=True,
-        label_mode="full",
+        label_mode="tile",
         label_field="label",
     )
     save_defaults(saved)
@@ -35,3 +35,9 @@ def test_round_trip_under_the_prefix() -> None:
 def test_unknown_label_mode_falls_back_to_sparse() -> None:
     QgsSettings().setValue(PREFIX + "label_mode", "bogus")
     assert load_defaults().label_mode == "sparse"
+
+
+def test_old_spellings_in_settings_are_read() -> None:
+    """The dialog saved a fully labelled tile as "full" before the modes had one name."""
+    QgsSettings().setValue(PREFIX + "label_mode", "full")
+    assert load_defaults().label_mode == "tile"

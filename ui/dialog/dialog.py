@@ -26,6 +26,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ...engine.errors import MapRefinerError
+from ...engine.vocabulary import DEVICES
 from ..jobs.refine_job import RefineJob, build_refine_job
 from ..jobs.training_jobs import (
     FinetuneJob,
@@ -41,8 +42,6 @@ from .device_info import device_summary
 from .labels_widget import LabelsBox
 from .model_info import ModelSummary
 from .model_widget import ModelChooser
-
-DEVICES = ("auto", "cpu", "cuda")
 
 
 class MapRefinerDialog(QDialog):

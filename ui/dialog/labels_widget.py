@@ -13,10 +13,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-LABEL_MODE_TEXT = {
-    "sparse": "Sparse corrections (only pixels under polygons count)",
-    "full": "Fully labeled tile (pixels outside polygons are background)",
-}
+from ...engine.vocabulary import LABEL_MODE_TEXT, label_mode
 
 
 class LabelsBox(QgsCollapsibleGroupBox):
@@ -100,5 +97,6 @@ class LabelsBox(QgsCollapsibleGroupBox):
         return self.steps_spin.value() or None
 
     def set_mode(self, mode: str) -> None:
-        index = self.mode_combo.findData(mode)
+        """Select ``mode`` (one of vocabulary.LABEL_MODES; ``full`` reads as ``tile``)."""
+        index = self.mode_combo.findData(label_mode(mode))
         self.mode_combo.setCurrentIndex(max(index, 0))

@@ -10,6 +10,7 @@ from qgis.core import QgsMapLayer, QgsProject, QgsProviderRegistry, QgsVectorLay
 
 from ...engine.errors import MapRefinerError
 from ...engine.progress import CancelFn, ProgressFn
+from ...engine.vocabulary import label_mode
 from ..dialog.model_info import ModelSummary
 from ..installer.deps import check_dependencies
 from ..paths import output_beside, unique_path, writable_folder
@@ -19,8 +20,6 @@ if TYPE_CHECKING:
     from ...training.coarse import CoarseParams, TrainResult
     from ...training.corrections.finetune import FinetuneResult
     from ...training.data import LabelSource
-
-ENGINE_MODES = {"sparse": "sparse", "full": "tile"}
 
 
 @dataclass
@@ -59,7 +58,7 @@ def label_source(layer: QgsMapLayer | None, class_field: str, mode: str) -> Labe
         path=layer_file(layer),
         class_field=class_field or None,
         layer=parts.get("layerName") or None,
-        mode=ENGINE_MODES[mode],
+        mode=label_mode(mode),
     )
 
 
@@ -74,7 +73,7 @@ def build_finetune_job(
     project: QgsProject,
     fallback_dir: Path | None = None,
 ) -> FinetuneJob:
-    if mode != "sparse":
+    if label_mode(mode) != "sparse":
         raise MapRefinerError(
             "Fine-tune learns from correction polygons: choose “sparse” labels "
             "(a fully labelled tile trains a new RNN: map-refiner train-rnn)."

@@ -16,15 +16,16 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ...engine.vocabulary import VALUE_MAP_EXAMPLE, parse_value_map
 from ..sources import layer_file
-from .common import parse_names, parse_value_map, with_help
+from .common import parse_names, with_help
 from .engine_call import call_engine
 
 HELP = (
     "Overall accuracy, per-class IoU and mean IoU of a class map against a reference "
     "raster, on the reference's grid (the prediction is warped onto it when they "
-    "differ). Value maps turn raster values into class indices, e.g. 0=0,255=1 for a "
-    "0/255 building mask; without one, values are class indices."
+    "differ). Value maps turn raster values into class indices, e.g. "
+    f"{VALUE_MAP_EXAMPLE} for a 0/255 building mask; without one, values are class indices."
 )
 
 
@@ -76,15 +77,15 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(
             with_help(
                 QgsProcessingParameterString(
-                    self.REF_MAP, "Reference value map (value=class, …)", optional=True
+                    self.REF_MAP, "Reference value map (value:class, …)", optional=True
                 ),
-                "e.g. 0=0,255=1; unmapped values are not scored.",
+                f"e.g. {VALUE_MAP_EXAMPLE}; unmapped values are not scored.",
             )
         )
         self.addParameter(
             with_help(
                 QgsProcessingParameterString(
-                    self.PRED_MAP, "Class map value map (value=class, …)", optional=True
+                    self.PRED_MAP, "Class map value map (value:class, …)", optional=True
                 ),
                 "Usually empty: a Map Refiner class map already holds class indices.",
             )

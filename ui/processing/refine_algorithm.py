@@ -17,14 +17,13 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
+from ...engine.vocabulary import DEVICES, PRECISIONS
 from ..layers import coarse_layer_name, refined_layer_name
 from ..sources import raster_path
 from .common import with_help
 from .engine_call import call_engine
 from .styling import style_on_load
 
-DEVICES = ["auto", "cpu", "cuda"]
-PRECISIONS = ["auto", "fp32", "bf16"]
 HELP = (
     "Classifies a raster with a coarse CNN and refines the class map with an RNN that "
     "iteratively sharpens boundaries, after Maggiori et al. (2017), “Recurrent neural "
@@ -92,13 +91,15 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
         )
         self.addParameter(
             with_help(
-                QgsProcessingParameterEnum(self.DEVICE, "Device", options=DEVICES, defaultValue=0),
+                QgsProcessingParameterEnum(
+                    self.DEVICE, "Device", options=list(DEVICES), defaultValue=0
+                ),
                 "auto takes a CUDA GPU when torch can use one, else the CPU.",
             )
         )
         precision = with_help(
             QgsProcessingParameterEnum(
-                self.PRECISION, "Precision", options=PRECISIONS, defaultValue=0
+                self.PRECISION, "Precision", options=list(PRECISIONS), defaultValue=0
             ),
             "auto: bf16 mixed precision on a CUDA GPU that supports it (class maps within "
             "0.1 IoU points of fp32), fp32 on the CPU, where bf16 is slower.",

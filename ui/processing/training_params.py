@@ -17,10 +17,9 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
+from ...engine.vocabulary import DEVICES, LABEL_MODE_TEXT, LABEL_MODES
 from .common import with_help
 
-DEVICES = ["auto", "cpu", "cuda"]
-MODES = ["sparse", "full"]
 MODEL_FILTER = "Map Refiner models (*.safetensors)"
 
 
@@ -46,10 +45,7 @@ def label_parameters(steps_help: str) -> list[QgsProcessingParameterDefinition]:
             QgsProcessingParameterEnum(
                 "MODE",
                 "Labels are",
-                options=[
-                    "sparse corrections (only pixels under polygons)",
-                    "a fully labelled tile (elsewhere background)",
-                ],
+                options=[LABEL_MODE_TEXT[mode] for mode in LABEL_MODES],
                 defaultValue=0,
             ),
             "Sparse: unlabelled pixels are ignored.",
@@ -65,7 +61,7 @@ def label_parameters(steps_help: str) -> list[QgsProcessingParameterDefinition]:
             steps_help,
         ),
         with_help(
-            QgsProcessingParameterEnum("DEVICE", "Device", options=DEVICES, defaultValue=0),
+            QgsProcessingParameterEnum("DEVICE", "Device", options=list(DEVICES), defaultValue=0),
             "auto takes a CUDA GPU when torch can use one, else the CPU.",
         ),
         QgsProcessingParameterFileDestination("OUTPUT", "New model", MODEL_FILTER),
@@ -80,7 +76,7 @@ def read_label_parameters(
         "image": alg.parameterAsRasterLayer(parameters, "INPUT", context),
         "labels": alg.parameterAsVectorLayer(parameters, "LABELS", context),
         "field": (alg.parameterAsFields(parameters, "CLASS_FIELD", context) or [""])[0],
-        "mode": MODES[alg.parameterAsEnum(parameters, "MODE", context)],
+        "mode": LABEL_MODES[alg.parameterAsEnum(parameters, "MODE", context)],
         "steps": None if steps in (None, "") else alg.parameterAsInt(parameters, "STEPS", context),
         "device": DEVICES[alg.parameterAsEnum(parameters, "DEVICE", context)],
         "out": alg.parameterAsFileOutput(parameters, "OUTPUT", context),

@@ -1,0 +1,70 @@
+"""The words users choose from, defined once: devices, precisions, label modes and
+the value-map syntax. The command line, the dialog and Processing import them
+from here; no torch, so the QGIS side can too before the engine is installed.
+
+Where an older spelling may sit in saved settings or scripts it is still read
+(``full`` for the ``tile`` label mode, ``0=0,255=1`` value maps); only the one
+spelling here is shown.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .errors import MapRefinerError
+
+#: ``auto`` takes a CUDA GPU when torch can use one, else the CPU.
+DEVICES = ("auto", "cpu", "cuda")
+#: ``auto``: bf16 mixed precision on a CUDA GPU that supports it, fp32 elsewhere.
+PRECISIONS = ("auto", "fp32", "bf16")
+
+#: How vector labels count: ``sparse``, only the pixels under features (corrections);
+#: ``tile``, a fully labelled tile whose unlabelled pixels are background.
+LABEL_MODES = ("sparse", "tile")
+LABEL_MODE_TEXT = {
+    "sparse": "Sparse corrections (only pixels under polygons count)",
+    "tile": "Fully labelled tile (pixels outside polygons are background)",
+}
+_LABEL_MODE_ALIASES = {"full": "tile"}  # the dialog's and Processing's earlier name
+
+#: What a fine-tune may change (training/corrections/fit.py says how many CNN layers
+#: each keeps frozen): the RNN alone, with the CNN's last layer, or its last two.
+ADAPT_MODES = ("rnn", "head+rnn", "deep+rnn")
+
+#: The value-map syntax: raster or field value, a colon, the class index.
+VALUE_MAP_EXAMPLE = "0:0,255:1"
+_PAIR = re.compile(r"^(.+?)\s*[:=]\s*(\d+)$")  # "=" was Processing's separator
+
+
+def choice(value: str | None, choices: tuple[str, ...], what: str) -> str:
+    """``value`` (any case; empty: the first choice) if it is one of ``choices``."""
+    name = (value or choices[0]).strip().lower()
+    if name not in choices:
+        raise MapRefinerError(f"Unknown {what} {value!r}; use one of {', '.join(choices)}.")
+    return name
+
+
+def label_mode(value: str | None) -> str:
+    """The label mode ``value`` names (``full`` is read as ``tile``)."""
+    name = (value or LABEL_MODES[0]).strip().lower()
+    return choice(_LABEL_MODE_ALIASES.get(name, name), LABEL_MODES, "label mode")
+
+
+def parse_value_map(text: str | None) -> dict[str, int] | None:
+    """``"0:0,255:1"`` -> ``{"0": 0, "255": 1}`` (value -> class index); empty: None.
+
+    Values may contain colons (the index follows the last one); ``0=0,255=1``
+    is read too.
+    """
+    if not (text or "").strip():
+        return None
+    mapping: dict[str, int] = {}
+    for item in (text or "").split(","):
+        match = _PAIR.match(item.strip())
+        if not match:
+            raise MapRefinerError(
+                f"Cannot read {item.strip()!r} in the value map; write value:class pairs "
+                f"such as {VALUE_MAP_EXAMPLE}."
+            )
+        mapping[match.group(1).strip()] = int(match.group(2))
+    return mapping
