@@ -53,7 +53,7 @@ def run_demo(
     vec = vectorize(refined_tif, shp, classes=[config.class_names[1]], overwrite=True)
     rgb = to_rgb8(_read(image))
     ref = np.vectorize(lambda v: REFERENCE_MAP.get(int(v), 0))(_read(reference)).astype(np.uint8)
-    colours = [c.colour for c in config.classes]
+    colours = config.colours
     png = write_png(
         out_dir / "austin_dev_before_after.png",
         side_by_side(

@@ -20,16 +20,34 @@ CLASS_NODATA = 255
 CREATION_OPTIONS = ["TILED=YES", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER"]
 
 
-def _create(tmp: Path, target: Path, info: RasterInfo, bands: int, dtype: int) -> gdal.Dataset:
-    drv = gdal.GetDriverByName("GTiff")
+def create_geotiff(
+    path: Path,
+    width: int,
+    height: int,
+    bands: int,
+    dtype: int,
+    geotransform: Sequence[float],
+    projection: str,
+    target: Path | None = None,
+) -> gdal.Dataset:
+    """A tiled, compressed GeoTIFF on a grid: the one place the engine creates one.
+    A failure names ``target`` (the final name when ``path`` is a temporary one)."""
     try:
-        ds = drv.Create(str(tmp), info.width, info.height, bands, dtype, CREATION_OPTIONS)
+        ds = gdal.GetDriverByName("GTiff").Create(
+            str(path), width, height, bands, dtype, CREATION_OPTIONS
+        )
     except RuntimeError as exc:
-        raise write_error(target, exc) from exc
-    ds.SetGeoTransform(info.geotransform)
-    if info.projection:
-        ds.SetProjection(info.projection)
+        raise write_error(target or path, exc) from exc
+    ds.SetGeoTransform(tuple(geotransform))
+    if projection:
+        ds.SetProjection(projection)
     return ds
+
+
+def _create(tmp: Path, target: Path, info: RasterInfo, bands: int, dtype: int) -> gdal.Dataset:
+    return create_geotiff(
+        tmp, info.width, info.height, bands, dtype, info.geotransform, info.projection, target
+    )
 
 
 def style_class_band(

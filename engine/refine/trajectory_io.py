@@ -8,12 +8,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from osgeo import gdal, osr
+from osgeo import gdal
 
 from ..errors import MapRefinerError
 from ..rasters.files import check_output_path
 from ..rasters.read import RasterInfo
-from ..rasters.write import CLASS_NODATA, CREATION_OPTIONS, refined_writer
+from ..rasters.write import CLASS_NODATA, create_geotiff, refined_writer
 from .params import RefineResult
 from .trajectory import Trajectory
 
@@ -22,18 +22,7 @@ gdal.UseExceptions()
 
 def _create(path: Path, traj: Trajectory, dtype: int) -> gdal.Dataset:
     n, h, w = traj.classes.shape
-    try:
-        ds = gdal.GetDriverByName("GTiff").Create(str(path), w, h, n, dtype, CREATION_OPTIONS)
-    except RuntimeError as exc:
-        raise MapRefinerError(
-            f"Cannot write {path}: {exc}. Check the folder is writable and the disk has space."
-        ) from exc
-    ds.SetGeoTransform(traj.window_geotransform)
-    if traj.projection:
-        srs = osr.SpatialReference()
-        srs.ImportFromWkt(traj.projection)
-        ds.SetSpatialRef(srs)
-    return ds
+    return create_geotiff(path, w, h, n, dtype, traj.window_geotransform, traj.projection)
 
 
 def write_trajectory(traj: Trajectory, folder: Path, stem: str) -> tuple[Path, Path]:
