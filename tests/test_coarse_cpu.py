@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from map_refiner.engine.networks.coarse_cpu import coarse_forward_cpu, conv_as_shifted_sums
+from map_refiner.engine.networks.inference import coarse_scores
 from map_refiner.engine.networks.models import CoarseFCN
 
 
@@ -37,7 +38,8 @@ def test_coarse_cpu_path_equals_layers(k):
     with torch.enable_grad():
         ref = net(x).detach()  # the plain layers (training path)
     with torch.inference_mode():
-        fast = net(x)  # dispatches to coarse_forward_cpu
+        assert torch.equal(net(x), ref)  # forward is the plain layers, with or without autograd
+        fast = coarse_scores(net, x)  # dispatches to coarse_forward_cpu
     assert torch.allclose(coarse_forward_cpu(net, x), ref, atol=1e-4, rtol=1e-4)
     assert fast.shape == ref.shape and torch.allclose(fast, ref, atol=1e-4, rtol=1e-4)
 
@@ -62,6 +64,6 @@ def test_under_autocast_the_plain_layers_run_as_on_cuda():
     net = CoarseFCN(3, 2).eval()
     x = torch.randn(1, 3, 40, 44, generator=torch.Generator().manual_seed(6))
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-        got = net(x)
-        plain = net.layers_forward(x)
+        got = coarse_scores(net, x)
+        plain = net(x)
     assert got.dtype == torch.bfloat16 and torch.equal(got, plain)

@@ -174,33 +174,52 @@ def test_receptive_radius_bounds_the_influence_of_a_pixel(iterations: int) -> No
 
 
 def test_inference_fast_path_equals_autograd_path() -> None:
-    """Without autograd the RNN runs other code: on the CPU in float32 the
-    wavefront, elsewhere (CUDA, or float64 here) the channels-last path.
-    Both give the autograd path's numbers."""
-    import torch as _torch
+    """``forward`` is the paper's computation, with or without autograd; inference
+    runs other code: on the CPU in float32 the wavefront, elsewhere (CUDA, or
+    float64 here) the channels-last path. Both give forward's numbers."""
+    from map_refiner.engine.networks.inference import refine_heat, rnn_steps
 
-    from map_refiner.engine.networks.models import RefinementRNN as _RNN
-
-    _torch.manual_seed(3)
-    rnn = _RNN(3, 3)
+    torch.manual_seed(3)
+    rnn = RefinementRNN(3, 3)
     for p in rnn.parameters():
-        _torch.nn.init.normal_(p, std=0.1)
-    image, heat = _torch.randn(2, 3, 40, 36), _torch.randn(2, 3, 40, 36)
+        torch.nn.init.normal_(p, std=0.1)
+    image, heat = torch.randn(2, 3, 40, 36), torch.randn(2, 3, 40, 36)
     slow = rnn(image, heat, 4).detach()
     slow_traj = [t.detach() for t in rnn.trajectory(image, heat, 4)]
-    with _torch.no_grad():
-        fast = rnn(image, heat, 4)
-        fast_traj = rnn.trajectory(image, heat, 4)
-        cl_traj = rnn.iterate_channels_last(rnn.image_features(image), heat, 4, keep_all=True)
-        cl_last = rnn.iterate_channels_last(rnn.image_features(image), heat, 4, keep_all=False)
-        rnn64 = _RNN(3, 3).double()
+    with torch.no_grad():
+        assert torch.equal(rnn(image, heat, 4), slow)  # forward does not switch paths
+        fast = refine_heat(rnn, image, heat, 4)
+        fast_traj = rnn_steps(rnn, image, heat, 4, keep_all=True)
+        feats = rnn.image_features(image, channels_last=True)
+        cl_traj = rnn.iterate_channels_last(feats, heat, 4, keep_all=True)
+        cl_last = rnn.iterate_channels_last(feats, heat, 4, keep_all=False)
+        rnn64 = RefinementRNN(3, 3).double()
         rnn64.load_state_dict(rnn.state_dict())
-        via_dispatch = rnn64(image.double(), heat.double(), 4)
-    assert _torch.allclose(fast, slow, atol=1e-5)
-    assert len(fast_traj) == 5 and _torch.equal(fast_traj[-1], fast)
-    assert _torch.equal(fast_traj[0], heat)
-    assert len(cl_traj) == 5 and len(cl_last) == 1 and _torch.equal(cl_traj[0], heat)
+        via_dispatch = refine_heat(rnn64, image.double(), heat.double(), 4)
+        agnostic = RefinementRNN(3, 3, class_specific=False)
+        plain_agnostic = agnostic(image, heat, 4)
+        fast_agnostic = refine_heat(agnostic.double(), image.double(), heat.double(), 4)
+    assert torch.allclose(fast, slow, atol=1e-5)
+    assert len(fast_traj) == 5 and torch.equal(fast_traj[-1], fast)
+    assert torch.equal(fast_traj[0], heat)
+    assert len(cl_traj) == 5 and len(cl_last) == 1 and torch.equal(cl_traj[0], heat)
     for got, want in zip(cl_traj, slow_traj):
-        assert _torch.allclose(got, want, atol=1e-5)
-    assert _torch.allclose(cl_last[0], slow, atol=1e-5)
-    assert _torch.allclose(via_dispatch.float(), slow, atol=1e-5)
+        assert torch.allclose(got, want, atol=1e-5)
+    assert torch.allclose(cl_last[0], slow, atol=1e-5)
+    assert torch.allclose(via_dispatch.float(), slow, atol=1e-5)
+    assert torch.allclose(fast_agnostic.float(), plain_agnostic, atol=1e-5)
+
+
+def test_training_sees_the_autograd_path() -> None:
+    """forward keeps gradients whatever the device and dtype; inference has none."""
+    from map_refiner.engine.networks.inference import coarse_scores, refine_heat
+
+    torch.manual_seed(4)
+    net = MapRefinerNet(3, 2)
+    image = torch.randn(1, 3, 16, 16)
+    out = net(image, iterations=2)
+    assert out.requires_grad and out.grad_fn is not None
+    out.sum().backward()
+    assert net.rnn.mlp_out.weight.grad is not None and net.coarse.conv1.weight.grad is not None
+    heat = coarse_scores(net.coarse, image)
+    assert not heat.requires_grad and not refine_heat(net.rnn, image, heat, 2).requires_grad

@@ -75,13 +75,15 @@ def test_wavefront_any_iteration_count(iterations):
 
 
 def test_inference_uses_wavefront_and_leaves_input_alone():
-    """``RefinementRNN.forward`` without autograd on the CPU gives the step() result,
-    and the caller's heat map is not modified."""
+    """Inference on the CPU (the wavefront) gives the step() result, and the
+    caller's heat map is not modified."""
+    from map_refiner.engine.networks.inference import refine_heat
+
     rnn = _trained_like(RefinementRNN(3, 2), seed=7)
     g = torch.Generator().manual_seed(8)
     image, heat = torch.randn(1, 3, 40, 44, generator=g), torch.randn(1, 2, 40, 44, generator=g)
     keep = heat.clone()
     with torch.inference_mode():
-        out = rnn(image, heat, 5)
+        out = refine_heat(rnn, image, heat, 5)
     assert torch.equal(heat, keep)
     assert _close(out, _stepwise(rnn, image, heat, 5)[-1])

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
+from ..engine.networks.inference import coarse_scores
 from ..engine.networks.models import MapRefinerNet, pad_to_stride
 from ..engine.progress import Reporter
 from .coarse_fit import fingerprint
@@ -52,7 +53,7 @@ def coarse_heat(net: MapRefinerNet, image: torch.Tensor, device: torch.device) -
     net.coarse.to(device).eval()
     with torch.no_grad():
         x = pad_to_stride(image.unsqueeze(0).to(device))
-        return net.coarse(x)[0, :, :h, :w].cpu()
+        return coarse_scores(net.coarse, x)[0, :, :h, :w].cpu()
 
 
 def fit_rnn(

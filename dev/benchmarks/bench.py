@@ -24,6 +24,7 @@ import torch
 
 from ...engine.device import configure_threads
 from ...engine.modelfile.io import load_model
+from ...engine.networks.inference import coarse_scores, refine_heat
 from ...engine.networks.models import pad_to_stride
 from ...engine.rasters.read import ground_resolution, open_raster, raster_info
 from ...engine.refine.pipeline import RefineParams, refine_raster
@@ -87,10 +88,10 @@ def compute_only(model, crop: Path, iterations: int) -> dict[str, float]:
     g, img = _on_model_grid(cfg, crop)
     x = pad_to_stride(img.unsqueeze(0))
     with torch.inference_mode():
-        net.coarse(x[..., :256, :256])
-        t_cnn = _timed(lambda: net.coarse(x))
-        heat = net.coarse(x)
-        t_rnn = _timed(lambda: net.rnn(x, heat, iterations))
+        coarse_scores(net.coarse, x[..., :256, :256])
+        t_cnn = _timed(lambda: coarse_scores(net.coarse, x))
+        heat = coarse_scores(net.coarse, x)
+        t_rnn = _timed(lambda: refine_heat(net.rnn, x, heat, iterations))
     mp = g.model_width * g.model_height / 1e6
     return {
         "model_mpix": mp,
@@ -119,7 +120,8 @@ def crf_peer(model, crop: Path, iterations: int = 5) -> dict[str, float]:
     g, img = _on_model_grid(cfg, crop)
     with torch.inference_mode():
         x = pad_to_stride(img.unsqueeze(0))
-        prob = torch.softmax(net.coarse(x)[0, :, : g.model_height, : g.model_width], 0).numpy()
+        heat = coarse_scores(net.coarse, x)[0, :, : g.model_height, : g.model_width]
+        prob = torch.softmax(heat, 0).numpy()
     rgb = img * torch.tensor(cfg.std)[:, None, None] + torch.tensor(cfg.mean)[:, None, None]
     rgb = np.ascontiguousarray(rgb.clamp(0, 255).byte().permute(1, 2, 0).numpy())
     k, h, w = prob.shape

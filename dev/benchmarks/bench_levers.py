@@ -32,13 +32,6 @@ def best_time(fn: Callable[[], object], repeat: int = 2) -> float:
     return min(out)
 
 
-def _plain_rnn(rnn, x: torch.Tensor, heat: torch.Tensor, iterations: int) -> torch.Tensor:
-    feats = rnn.image_features(x)
-    for _ in range(iterations):
-        heat = rnn.step(heat, feats)
-    return heat
-
-
 def _resample_both_ways(data: torch.Tensor, heat: torch.Tensor, scale: float, dense: bool) -> None:
     """The image window to the model grid and the scores back, as a refine's
     tile does (``scale``: model pixels per input pixel; ``data`` on the input grid)."""
@@ -61,7 +54,7 @@ def levers(net, image: torch.Tensor, iterations: int, scale: float) -> list[dict
         rows.append(
             {
                 "part": "coarse CNN",
-                "before": best_time(lambda: net.coarse.layers_forward(x)),
+                "before": best_time(lambda: net.coarse(x)),
                 "after": best_time(lambda: coarse_forward_cpu(net.coarse, x)),
                 "how": "channels-last; 9x9 K-output layer as one GEMM + shifted sums; "
                 "even-sided transposed convolution",
@@ -70,7 +63,7 @@ def levers(net, image: torch.Tensor, iterations: int, scale: float) -> list[dict
         rows.append(
             {
                 "part": f"RNN, {iterations} iterations",
-                "before": best_time(lambda: _plain_rnn(net.rnn, x, heat, iterations), repeat=1),
+                "before": best_time(lambda: net.rnn(x, heat, iterations), repeat=1),
                 "after": best_time(lambda: iterate_wavefront(net.rnn, x, heat, iterations, False)),
                 "how": "strips + wavefront over the iterations, im2col + batched GEMM; "
                 "hidden layer stays in cache",

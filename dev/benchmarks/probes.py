@@ -29,7 +29,7 @@ import torch
 
 from ...engine.device import configure_threads
 from ...engine.modelfile.io import load_model
-from ...engine.networks.inference import run_networks
+from ...engine.networks.inference import coarse_scores, run_networks
 from ...engine.rasters.read import ground_resolution, open_raster, raster_info, read_window
 from ...engine.rasters.write import CLASS_NODATA, refined_writer
 from ...engine.refine.params import RefineParams
@@ -58,8 +58,8 @@ def bf16_rows(net) -> list[dict[str, object]]:
             },
             {
                 "what": "coarse CNN, 1248^2 model px (fp32: the engine's CPU path)",
-                "fp32": best_time(lambda: net.coarse(x), 3),
-                "tried": best_time(lambda: cnn16.layers_forward(x16), 3),
+                "fp32": best_time(lambda: coarse_scores(net.coarse, x), 3),
+                "tried": best_time(lambda: cnn16(x16), 3),
             },
         ]
 

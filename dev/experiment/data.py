@@ -19,7 +19,8 @@ import torch
 from ...engine.labels.classes import IGNORE
 from ...engine.labels.rasterize import downsample_labels, grid_of, read_label_raster
 from ...engine.modelfile.config import ModelConfig
-from ...engine.networks.models import MapRefinerNet, pad_to_stride
+from ...engine.networks import inference
+from ...engine.networks.models import MapRefinerNet, RefinementRNN, pad_to_stride
 from ...engine.rasters.read import open_raster
 from ...engine.refine.predict import model_image
 from ...engine.refine.resample import axis_band, resample_window
@@ -77,7 +78,7 @@ def coarse_scores(net: MapRefinerNet, image: torch.Tensor) -> torch.Tensor:
     """The frozen CNN's logits on a whole model-grid image padded to the stride,
     ``(K, h4, w4)``: the RNN then sees what it sees in the engine's pipeline."""
     with torch.inference_mode():
-        return net.coarse.eval()(pad_to_stride(image[None]))[0].clone()
+        return inference.coarse_scores(net.coarse.eval(), pad_to_stride(image[None]))[0].clone()
 
 
 def cropped_heat(scene: Scene) -> torch.Tensor:
@@ -99,10 +100,15 @@ def refine_scene(
     heat = scene.heat[None]
     with torch.inference_mode():
         refiner.eval()
-        if trajectory:
+        if isinstance(refiner, RefinementRNN):  # the engine's inference paths
+            steps = inference.rnn_steps(refiner, x, heat, iterations, keep_all=trajectory)
+        elif trajectory:
             steps = refiner.trajectory(x, heat, iterations)
+        else:
+            steps = [refiner(x, heat, iterations)]
+        if trajectory:
             return torch.stack([s[0, :, :h, :w] for s in steps])
-        return refiner(x, heat, iterations)[0, :, :h, :w].clone()
+        return steps[-1][0, :, :h, :w].clone()
 
 
 def to_reference(logits: torch.Tensor, grids: Grids) -> np.ndarray:

@@ -1,6 +1,14 @@
-"""The networks on one window already on the model grid, and the class map
-of their scores: torch only (no GDAL), so the GPU box, which has no GDAL, runs
-the same calls as a refine (dev/benchmarks/cuda_check.py), and training can use them."""
+"""The networks for inference: the path each runs on, chosen here, and the class
+map of their scores. Torch only (no GDAL), so the GPU box, which has no GDAL, runs
+the same calls as a refine (dev/benchmarks/cuda_check.py), and training can use them.
+
+The models' ``forward`` is the paper's computation with autograd. Without
+gradients the same numbers come faster: on the CPU in float32 the CNN runs
+channels-last with its last layer as one GEMM (coarse_cpu.py) and the RNN as a
+wavefront over strips that stays in the cache (rnn_wavefront.py); elsewhere (a
+GPU, or autocast) the RNN runs channels-last (``RefinementRNN.iterate_channels_last``)
+and the CNN its plain layers. Tests compare each path with ``forward``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +16,44 @@ from collections.abc import Sequence
 
 import torch
 
-from .models import MapRefinerNet, pad_to_stride
+from .coarse_cpu import coarse_forward_cpu
+from .models import CoarseFCN, MapRefinerNet, RefinementRNN, pad_to_stride
+from .rnn_wavefront import iterate_wavefront
+
+
+def coarse_scores(coarse: CoarseFCN, x: torch.Tensor) -> torch.Tensor:
+    """The coarse CNN's scores on ``(B, C, H, W)`` images, without autograd."""
+    with torch.no_grad():
+        if x.device.type == "cpu" and x.dtype == torch.float32 and not _autocast_on_cpu():
+            # Under autocast the plain layers run, as on CUDA (the shifted sums
+            # would accumulate in bf16).
+            return coarse_forward_cpu(coarse, x)
+        return coarse(x)
+
+
+def rnn_steps(
+    rnn: RefinementRNN, x: torch.Tensor, heat: torch.Tensor, iterations: int, keep_all: bool
+) -> list[torch.Tensor]:
+    """The heat maps after ``iterations`` RNN steps (``[u_T]``), or at every step
+    (``[u_0, ..., u_T]``) with ``keep_all``, without autograd."""
+    with torch.no_grad():
+        if heat.device.type == "cpu" and heat.dtype == torch.float32:
+            return iterate_wavefront(rnn, x, heat, iterations, keep_all)
+        feats = rnn.image_features(x, channels_last=True)
+        if rnn.class_specific:
+            return rnn.iterate_channels_last(feats, heat, iterations, keep_all)
+        out = [heat]
+        for _ in range(iterations):
+            heat = rnn.step(heat, feats)
+            out.append(heat)
+        return out if keep_all else out[-1:]
+
+
+def refine_heat(
+    rnn: RefinementRNN, x: torch.Tensor, heat: torch.Tensor, iterations: int
+) -> torch.Tensor:
+    """``rnn(x, heat, iterations)`` without autograd, on the fastest path."""
+    return rnn_steps(rnn, x, heat, iterations, keep_all=False)[-1]
 
 
 def run_networks(
@@ -18,7 +63,8 @@ def run_networks(
     trajectory: bool = False,
     keep: Sequence[int] | None = None,
 ) -> torch.Tensor:
-    """Coarse CNN then ``iterations`` RNN steps on a ``(C, h, w)`` window.
+    """Coarse CNN then ``iterations`` RNN steps on a ``(C, h, w)`` window, without
+    autograd.
 
     Returns ``(K, h, w)`` logits, or ``(iterations + 1, K, h, w)`` when
     ``trajectory`` is set (iteration 0 is the coarse map), or only the
@@ -26,16 +72,16 @@ def run_networks(
     """
     h, w = image.shape[-2:]
     x = pad_to_stride(image.unsqueeze(0))
-    heat = model.coarse(x)
+    heat = coarse_scores(model.coarse, x)
     if not trajectory and keep is not None and set(keep) <= {0, iterations}:
         # The coarse map and the last iteration: no trajectory kept in between.
-        ends = {0: heat, iterations: model.rnn(x, heat, iterations)}
+        ends = {0: heat, iterations: refine_heat(model.rnn, x, heat, iterations)}
         return torch.stack([ends[i][0, :, :h, :w] for i in keep])
     if trajectory or keep is not None:
-        steps = model.rnn.trajectory(x, heat, iterations)
+        steps = rnn_steps(model.rnn, x, heat, iterations, keep_all=True)
         picked = steps if keep is None else [steps[i] for i in keep]
         return torch.stack([s[0, :, :h, :w] for s in picked])
-    return model.rnn(x, heat, iterations)[0, :, :h, :w]
+    return refine_heat(model.rnn, x, heat, iterations)[0, :, :h, :w]
 
 
 def infer(
@@ -73,3 +119,10 @@ def class_argmax(scores: torch.Tensor) -> torch.Tensor:
         cls.masked_fill_(better, k)
         best = torch.where(better, scores[k], best)
     return cls
+
+
+def _autocast_on_cpu() -> bool:
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:  # torch < 2.4 takes no device type
+        return torch.is_autocast_cpu_enabled()

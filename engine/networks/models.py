@@ -12,6 +12,10 @@
 Shapes: images are ``(B, C, H, W)`` normalised floats, heat maps are
 ``(B, K, H, W)`` unnormalised class scores (softmax gives probabilities).
 ``H`` and ``W`` must be multiples of 4 for the coarse network.
+
+``forward`` is the paper's computation, with autograd, on any device: what
+training calls. Inference goes through :mod:`.inference`, which picks the
+CPU and GPU paths that compute the same numbers faster.
 """
 
 from __future__ import annotations
@@ -19,9 +23,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional as F
-
-from .coarse_cpu import coarse_forward_cpu
-from .rnn_wavefront import iterate_wavefront
 
 #: Border (in pixels at the model's resolution) that influences an output pixel.
 COARSE_RECEPTIVE_RADIUS = 36
@@ -62,19 +63,6 @@ class CoarseFCN(nn.Module):
             _bias(self.upsample).zero_()
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        if (
-            not torch.is_grad_enabled()
-            and image.device.type == "cpu"
-            and image.dtype == torch.float32
-            and not _autocast_on_cpu()
-        ):
-            # Same numbers, faster (docs/benchmarks.md). Under autocast the plain
-            # layers run, as on CUDA (the shifted sums would accumulate in bf16).
-            return coarse_forward_cpu(self, image)
-        return self.layers_forward(image)
-
-    def layers_forward(self, image: torch.Tensor) -> torch.Tensor:
-        """The network as plain layers (training, GPUs; the reference for the CPU path)."""
         x = F.relu(self.conv1(image))
         x = F.relu(self.conv2(x))
         x = F.relu(self.conv3(x))
@@ -139,16 +127,17 @@ class RefinementRNN(nn.Module):
         nn.init.xavier_uniform_(self.mlp_out.weight)
         nn.init.zeros_(_bias(self.mlp_out))
 
-    def image_features(self, image: torch.Tensor) -> torch.Tensor:
+    def image_features(self, image: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
         """``B (N * I + n)``: the image filters mapped into the MLPs' hidden layer.
 
         Computed once per image (it does not depend on the iteration), as one
         5x5 convolution whose weights compose ``N`` with the MLPs' image part.
+        ``channels_last``: the image in the memory layout inference runs in.
         """
         weight, bias = self.fused_image_filters()
         pad = self.pad
         padded = F.pad(image, (pad, pad, pad, pad), mode="replicate")
-        if not torch.is_grad_enabled():
+        if channels_last:
             padded = padded.contiguous(memory_format=torch.channels_last)
         return F.conv2d(padded, weight, bias)
 
@@ -211,34 +200,14 @@ class RefinementRNN(nn.Module):
             out.append(heat[:, c : c + 1] + F.conv2d(hid, w2, b2))
         return torch.cat(out, dim=1)
 
-    def _iterate(
-        self, image: torch.Tensor, heat: torch.Tensor, iterations: int, keep_all: bool
-    ) -> list[torch.Tensor]:
-        if (
-            not torch.is_grad_enabled()
-            and heat.device.type == "cpu"
-            and heat.dtype == torch.float32
-        ):
-            # CPU inference: strips and a wavefront over the iterations, so the
-            # hidden layer never leaves the cache (faster, same numbers).
-            return iterate_wavefront(self, image, heat, iterations, keep_all)
-        feats = self.image_features(image)
-        out = [heat]
-        if torch.is_grad_enabled() or not self.class_specific:
-            for _ in range(iterations):
-                heat = self.step(heat, feats)
-                out.append(heat)
-            return out if keep_all else out[-1:]
-        return self.iterate_channels_last(feats, heat, iterations, keep_all)
-
     def iterate_channels_last(
         self, feats: torch.Tensor, heat: torch.Tensor, iterations: int, keep_all: bool
     ) -> list[torch.Tensor]:
         """GPU inference (class-specific MLPs, no autograd): the arithmetic of
         :meth:`step` in channels-last memory with in-place activation.
 
-        ``feats`` are :meth:`image_features`. Public so that CPU tests can check
-        the path every CUDA refine takes (tests/test_models.py).
+        ``feats`` are :meth:`image_features`; engine/networks/inference.py calls it
+        on a GPU, and CPU tests check it (tests/test_models.py).
         """
         cl = torch.channels_last
         weight, bias = self.fused_heat_filters()
@@ -260,13 +229,19 @@ class RefinementRNN(nn.Module):
         return out if keep_all else [heat]
 
     def forward(self, image: torch.Tensor, heat: torch.Tensor, iterations: int = 5) -> torch.Tensor:
-        return self._iterate(image, heat, iterations, keep_all=False)[-1]
+        """``u_T``: ``iterations`` steps from the heat maps ``u_0``."""
+        return self.trajectory(image, heat, iterations)[-1]
 
     def trajectory(
         self, image: torch.Tensor, heat: torch.Tensor, iterations: int
     ) -> list[torch.Tensor]:
-        """Heat maps at iterations 0..``iterations`` (for plots and the slider)."""
-        return self._iterate(image, heat, iterations, keep_all=True)
+        """Heat maps at iterations 0..``iterations`` (for plots and training)."""
+        feats = self.image_features(image)
+        out = [heat]
+        for _ in range(iterations):
+            heat = self.step(heat, feats)
+            out.append(heat)
+        return out
 
 
 class UnsharedRefinement(nn.Module):
@@ -306,13 +281,6 @@ def _bias(layer: nn.Conv2d | nn.ConvTranspose2d) -> torch.Tensor:
     if layer.bias is None:
         raise ValueError(f"{layer} has no bias")
     return layer.bias
-
-
-def _autocast_on_cpu() -> bool:
-    try:
-        return torch.is_autocast_enabled("cpu")
-    except TypeError:  # torch < 2.4 takes no device type
-        return torch.is_autocast_cpu_enabled()
 
 
 def pad_to_stride(x: torch.Tensor) -> torch.Tensor:

@@ -79,7 +79,7 @@ def iterate_wavefront(
     for ``rnn`` a :class:`~map_refiner.engine.networks.models.RefinementRNN`.
 
     ``image`` is (B, C, H, W), ``heat`` (B, K, H, W); the result is a list of
-    (B, K, H, W) tensors, like ``RefinementRNN._iterate``.
+    (B, K, H, W) tensors, like ``RefinementRNN.trajectory`` (or its last entry).
     """
     results = [
         _one(rnn, image[i], heat[i], iterations, keep_all, strip_pixels)

@@ -33,7 +33,7 @@ import torch
 from torch.nn import functional as F
 
 from ...engine.errors import MapRefinerError
-from ...engine.networks.inference import class_argmax
+from ...engine.networks.inference import class_argmax, coarse_scores, refine_heat
 from ...engine.networks.models import MapRefinerNet, pad_to_stride
 from ...engine.progress import Reporter
 from ..tile import IGNORE, TrainingTile
@@ -92,7 +92,7 @@ def _trunk(net: MapRefinerNet, x: torch.Tensor, frozen: int) -> torch.Tensor:
     """The frozen CNN layers' output (for ``frozen`` = 4: the whole CNN's heat map)."""
     c = net.coarse
     if frozen == 4:
-        return c(x)
+        return coarse_scores(c, x)
     x = F.relu(c.conv1(x))
     if frozen >= 2:
         x = F.relu(c.conv2(x))
@@ -185,7 +185,8 @@ class CorrectionFit:
         the frozen trunk with just the context the trained layers need."""
         if box is None:
             heat = _head(self.net, self.trunk, self.frozen)
-            return self.net.rnn(self.x, heat, self.params.iterations)[0, :, : self.h, : self.w]
+            out = refine_heat(self.net.rnn, self.x, heat, self.params.iterations)
+            return out[0, :, : self.h, : self.w]
         y0, y1, x0, x1 = box
         hp, wp = self.x.shape[-2:]
         # The crop stops at the window's edges, where the full pass pads the same way.
@@ -200,7 +201,7 @@ class CorrectionFit:
             da, db = max(0, xa // 4 - CELL_CONTEXT), min(wc, -(-xb // 4) + CELL_CONTEXT)
             heat = _head(self.net, self.trunk[:, :, ca:cb, da:db], self.frozen)
             heat = heat[:, :, ya - 4 * ca : yb - 4 * ca, xa - 4 * da : xb - 4 * da]
-        out = self.net.rnn(img, heat, self.params.iterations)
+        out = refine_heat(self.net.rnn, img, heat, self.params.iterations)
         return out[0, :, y0 - ya : y1 - ya, x0 - xa : x1 - xa]
 
     def predict(self, box: tuple[int, int, int, int] | None = None) -> torch.Tensor:
