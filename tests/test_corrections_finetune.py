@@ -19,7 +19,7 @@ from map_refiner.engine.labels.kept import KeptCorrections
 from map_refiner.engine.modelfile.io import load_model, save_model
 from map_refiner.engine.rasters.grid import grid_of
 from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
-from map_refiner.training.corrections.finetune import finetune
+from map_refiner.training.corrections.finetune import finetune, should_adopt
 from map_refiner.training.corrections.fit import CorrectionFit, FitParams
 from map_refiner.training.corrections.holdout import balanced_accuracy, held_out_features
 from map_refiner.training.tile import LabelSource, TrainingTile
@@ -207,6 +207,19 @@ def test_balanced_accuracy_weighs_classes_alike() -> None:
     labels = torch.tensor([[0, 0, 0, 1], [IGNORE, 0, 0, 0]])
     pred = torch.zeros_like(labels)
     assert balanced_accuracy(pred, labels, torch.ones_like(labels, dtype=torch.bool)) == 0.5
+
+
+def test_a_fit_at_chance_is_not_adopted() -> None:
+    """A map of one class gets half of two held-out classes right: that is no evidence,
+    however far below it the base model was; a fit must also beat the base."""
+    labels = torch.tensor([[0, 0, 1, 1], [0, 0, 1, 1]])
+    one_class = torch.ones_like(labels)
+    at_chance = balanced_accuracy(one_class, labels, torch.ones_like(labels, dtype=torch.bool))
+    assert not should_adopt(0.0, at_chance)
+    assert not should_adopt(0.04, 0.504)
+    assert should_adopt(0.04, 0.7)
+    assert not should_adopt(0.9, 0.8)  # clear of chance but worse than the base
+    assert not should_adopt(0.0, None)  # nothing scored
 
 
 def test_a_raster_or_a_full_tile_is_refused(scene: dict, tmp_path: Path) -> None:
