@@ -86,6 +86,20 @@ def test_report_shows_ratios_from_the_figures(tmp_path: Path):
     assert "| p | 3.000 | 1.000 | 3.0x | h |" in text
     assert "| 1 x 1 | 10.0 | 5.0 | 0.500 | 600 | 250 |" in text
     # the figures the engine's comments point to are on the page after every run
+    assert "One correction round" not in text  # no row without the round's figures
+    res["correction_round"] = {
+        "pixels": 4e6,
+        "polygons": 16.0,
+        "finetune_s": 20.0,
+        "fit_s": 12.0,
+        "steps": 40.0,
+        "refine_s": 5.0,
+        "round_s": 25.0,
+        "adopted": 0.0,
+    }
+    text = write_report(res, tmp_path / "b.md")
+    assert "px raster) in under 30 s: 25.0 s, **met**." in text
+    assert "**25.0 s** (fine-tune 20.0 s of which 12.0 s fitting, 40 steps" in text
     assert text.rstrip().endswith("two `make bench` runs |")
     assert "## Figures behind the code" in text and "| `engine/refine/resample.py` |" in text
 

@@ -31,6 +31,7 @@ from ...engine.refine.pipeline import RefineParams, refine_raster
 from ...engine.refine.predict import model_image
 from ...engine.refine.tiling import make_grids
 from ..provenance import git_state
+from .bench_corrections import correction_round
 from .bench_levers import levers, training_step
 from .bench_report import write_report
 from .bench_train import finetune_time, rnn_training_time
@@ -301,6 +302,8 @@ def main(argv: list[str] = None) -> int:
             (tmp / f"mosaic_{n}.tif").unlink(missing_ok=True)
         _step("fine-tune")
         res["finetune"] = finetune_time(a.data, tmp)
+        _step("correction round")
+        res["correction_round"] = correction_round(a.data, tmp)
         _step("RNN training")
         res["rnn_training"] = rnn_training_time(a.data, tmp, a.rnn_steps)
     res["seconds"] = time.time() - t_start
