@@ -23,11 +23,12 @@ def test_default_model_is_bundled_and_self_describing() -> None:
     assert cfg.default_iterations == 5
     assert cfg.training["coarse"]["image"] == "xiamen_rgb.tif"
     assert cfg.training["rnn"]["image"] == "austin_enh_rgb.tif"
+    assert "austin_dev" in cfg.training["multiscene"]["left_out"]  # the demo tile stays unseen
     assert DEFAULT_MODEL_PATH.with_suffix(".json").exists()
 
 
 def test_default_model_refines_austin_dev(tmp_path: Path) -> None:
-    """Measured when the model was committed: mean IoU 50.0 -> 72.1, building IoU 11.0 -> 51.3."""
+    """Measured when the model was committed: mean IoU 56.2 -> 69.8, building IoU 22.9 -> 47.9."""
     image = real_data("austin", "austin_dev_rgb.tif")
     reference = real_data("austin", "austin_dev_gt.tif")
     model = load_model()
@@ -62,5 +63,5 @@ def test_bf16_mixed_precision_keeps_the_scores_within_a_tenth_of_a_point(tmp_pat
         miou[precision] = evaluate_rasters(
             out, reference, model[1].class_names, reference_value_map=REF_MAP
         ).mean_iou
-    assert miou["fp32"] > 0.70
+    assert miou["fp32"] > 0.65  # the bundled model, not a broken one (69.8 committed)
     assert abs(miou["bf16"] - miou["fp32"]) < 0.001

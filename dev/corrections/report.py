@@ -99,6 +99,8 @@ def write(rows: list[dict], out: Path, figure: Path | None) -> str:
         "(else the base networks were kept and only the drawn polygons are burned in).",
         "",
     ]
+    models = sorted({r.get("model", "Map Refiner default (buildings)") for r in rows})
+    lines += [f"Starting model: {', '.join(models)} (the bundled one).", ""]
     if figure is not None:
         fig_path = figure.relative_to(out.parent).as_posix()
         lines += [
@@ -207,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "results_corrections.md")
     a = ap.parse_args(argv)
     rows = load(a.rows)
-    fig = curve_figure(rows, a.out.parent / "figures" / "corrections_curves.png")
+    name = "corrections_curves" if a.out.stem == "results_corrections" else a.out.stem
+    fig = curve_figure(rows, a.out.parent / "figures" / f"{name}.png")
     write(rows, a.out, fig)
     return 0
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from osgeo import gdal
 
+from ...engine.modelfile.io import load_model
 from ...engine.refine.pipeline import RefineParams, refine_raster
 from ...training.corrections.finetune import finetune
 from ...training.corrections.fit import FitParams
@@ -89,6 +90,7 @@ def run_scene(
     work: Path,
 ) -> None:
     done = done_rows(rows)
+    base_name = load_model(None, "cpu")[1].name
     ref = gdal.Open(str(scene.reference)).ReadAsArray() > 0
     half = ref.shape[1] // 2
     pred, probs = refine(scene.image, work / "base.tif")
@@ -126,6 +128,7 @@ def run_scene(
                 pixels = sum(int(m.sum()) for m, _ in drawn)
                 honoured = sum(int((after[m] == bool(c)).sum()) for m, c in drawn) / max(1, pixels)
                 row = {
+                    "model": base_name,
                     "scene": scene.name,
                     "user": user,
                     "k": k,
