@@ -45,6 +45,7 @@ from ...training.corrections.fit import CorrectionFit, FitParams
 from ...training.data import load_training_tile
 from ...training.tile import LabelSource, TrainingTile
 from ..corrections.scenes import scenes
+from ..corrections.study import iou
 
 gdal.UseExceptions()
 log = logging.getLogger(__name__)
@@ -179,11 +180,6 @@ def train(
     config.name = "Map Refiner default (buildings, several scenes)"
     save_model(net, config, out, overwrite=True)
     return record
-
-
-def iou(pred: np.ndarray, ref: np.ndarray) -> float:
-    union = (pred | ref).sum()
-    return float((pred & ref).sum() / union) if union else 1.0
 
 
 def score(
