@@ -42,8 +42,10 @@ def crop(data: Path, tmp: Path) -> dict[str, Path]:
 
 def polygons(files: dict[str, Path], path: Path, count: int = 16) -> Path:
     """``count // 2`` building outlines from the mask and as many background squares."""
-    from osgeo import gdal, ogr, osr
+    from osgeo import gdal
     from scipy import ndimage
+
+    from ..corrections.users import write_class_polygons
 
     ds = gdal.Open(str(files["mask"]))
     mask = ds.GetRasterBand(1).ReadAsArray() == 1
@@ -60,22 +62,7 @@ def polygons(files: dict[str, Path], path: Path, count: int = 16) -> Path:
         if not free[y : y + 40, x : x + 40].any() and not keep[y : y + 40, x : x + 40].any():
             keep[y : y + 40, x : x + 40] = 1  # background
             placed += 1
-    mem = gdal.GetDriverByName("MEM").Create("", SIDE, SIDE, 1, gdal.GDT_Byte)
-    mem.SetGeoTransform(ds.GetGeoTransform())
-    mem.SetProjection(ds.GetProjection())
-    mem.GetRasterBand(1).WriteArray(keep)
-    vds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
-    lyr = vds.CreateLayer(
-        "corrections", osr.SpatialReference(wkt=ds.GetProjection()), ogr.wkbPolygon
-    )
-    lyr.CreateField(ogr.FieldDefn("value", ogr.OFTInteger))
-    gdal.Polygonize(mem.GetRasterBand(1), mem.GetRasterBand(1), lyr, 0)
-    lyr.CreateField(ogr.FieldDefn("class", ogr.OFTString))
-    for f in lyr:
-        f.SetField("class", "building" if f.GetField("value") == 2 else "background")
-        lyr.SetFeature(f)
-    vds = None
-    return path
+    return write_class_polygons(keep, ds, path)
 
 
 def correction_round(data: Path, tmp: Path | None = None) -> dict[str, float]:

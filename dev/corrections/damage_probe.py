@@ -15,7 +15,7 @@ from osgeo import gdal
 from ...training.corrections.finetune import finetune
 from ...training.tile import LabelSource
 from .scenes import scenes
-from .study import CELL_M, VARIANTS, _ground_m, iou, refine
+from .study import VARIANTS, cell_px, iou, refine
 from .users import error_regions, ordered, write_corrections
 
 cases = [
@@ -39,13 +39,7 @@ for name, user, k in cases:
         half = ref.shape[1] // 2
         pred, probs = refine(s.image, w / "base.tif")
         like = gdal.Open(str(s.image))
-        res_m = abs(like.GetGeoTransform()[1])
-        cell = (
-            max(8, int(round(CELL_M / res_m)))
-            if name.startswith(("isprs", "loveda"))
-            else max(8, int(round(CELL_M / _ground_m(s.image))))
-        )
-        order = ordered(error_regions(pred, ref, half), user, probs, half, cell)
+        order = ordered(error_regions(pred, ref, half), user, probs, half, cell_px(s, like))
         drawn = order[:k]
         gpkg = write_corrections(drawn, like, w / "c.gpkg")
         r = finetune(

@@ -96,12 +96,7 @@ def run_scene(
     pred, probs = refine(scene.image, work / "base.tif")
     before = iou(pred[:, half:], ref[:, half:])
     like = gdal.Open(str(scene.image))
-    res_m = abs(like.GetGeoTransform()[1])
-    cell = (
-        max(8, int(round(CELL_M / res_m)))
-        if scene.name.startswith(("isprs", "loveda"))
-        else max(8, int(round(CELL_M / _ground_m(scene.image))))
-    )
+    cell = cell_px(scene, like)
     regions = error_regions(pred, ref, half)
     for user in users:
         order = ordered(regions, user, probs, half, cell)
@@ -150,6 +145,14 @@ def run_scene(
                 with rows.open("a") as f:
                     f.write(json.dumps(row) + "\n")
                 print(json.dumps(row), flush=True)
+
+
+def cell_px(scene: Scene, like: gdal.Dataset) -> int:
+    """The dialog's "where to draw next" cell (CELL_M) in the scene's pixels; the PNG
+    scenes carry a nominal resolution in their geotransform."""
+    if scene.name.startswith(("isprs", "loveda")):
+        return max(8, int(round(CELL_M / abs(like.GetGeoTransform()[1]))))
+    return max(8, int(round(CELL_M / _ground_m(scene.image))))
 
 
 def _ground_m(image: Path) -> float:

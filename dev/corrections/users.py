@@ -77,15 +77,21 @@ def ordered(
 
 def write_corrections(corrections: list[Correction], like: gdal.Dataset, path: Path) -> Path:
     """The corrections as a GeoPackage polygon layer with a ``class`` field."""
+    arr = np.zeros((like.RasterYSize, like.RasterXSize), np.uint8)
+    for mask, cls in corrections:
+        arr[mask] = 1 + cls
+    return write_class_polygons(arr, like, path)
+
+
+def write_class_polygons(classes: np.ndarray, like: gdal.Dataset, path: Path) -> Path:
+    """Polygons of ``classes`` (on ``like``'s grid: 0 nothing, 1 background, 2 building)
+    as a GeoPackage layer ``corrections`` with a ``class`` field; replaces ``path``."""
     mem = gdal.GetDriverByName("MEM").Create(
         "", like.RasterXSize, like.RasterYSize, 1, gdal.GDT_Byte
     )
     mem.SetGeoTransform(like.GetGeoTransform())
     mem.SetProjection(like.GetProjection())
-    arr = np.zeros((like.RasterYSize, like.RasterXSize), np.uint8)
-    for mask, cls in corrections:
-        arr[mask] = 2 + cls
-    mem.GetRasterBand(1).WriteArray(arr)
+    mem.GetRasterBand(1).WriteArray(classes)
     drv = ogr.GetDriverByName("GPKG")
     if path.exists():
         drv.DeleteDataSource(str(path))
@@ -97,7 +103,7 @@ def write_corrections(corrections: list[Correction], like: gdal.Dataset, path: P
     gdal.Polygonize(mem.GetRasterBand(1), mem.GetRasterBand(1), lyr, 0)
     lyr.CreateField(ogr.FieldDefn("class", ogr.OFTString))
     for f in lyr:
-        f.SetField("class", "building" if f.GetField("value") == 3 else "background")
+        f.SetField("class", "building" if f.GetField("value") == 2 else "background")
         lyr.SetFeature(f)
     vds = None
     return path
