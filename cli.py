@@ -164,11 +164,18 @@ def build_parser() -> argparse.ArgumentParser:
         "default), the RNN alone (rnn, the paper's fine-tune), or also the "
         "CNN's third layer (deep+rnn)",
     )
-    p.add_argument("--steps", type=int, default=150, help="at most this many steps (default 150)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="steps of the held-out phase (default 30 on a CPU, 150 on a GPU; "
+        "the refit on every polygon adds up to half as many)",
+    )
     p.add_argument(
         "--time-budget",
         type=float,
-        help="seconds of fitting at most (default: 16 on the CPU, none on a GPU)",
+        help="stop fitting after this many seconds (default: no limit; a limit makes "
+        "the result depend on the machine's speed and load)",
     )
     p.add_argument("--seed", type=int, default=0)
     _common(p)

@@ -312,3 +312,66 @@ def test_with_nothing_to_hold_out_the_networks_stay(scene: dict, tmp_path: Path)
     b, n = _weights(scene["model"]), _weights(res.model)
     assert all(torch.equal(b[k], n[k]) for k in b)
     assert KeptCorrections.from_dict(load_model(res.model)[1].corrections).features == 2
+
+
+def test_a_round_runs_a_fixed_step_count_per_device() -> None:
+    """Not a time budget: under one, the same round gave +3.2 and -5.7 points in two
+    runs as the machine's load changed the steps it got."""
+    from map_refiner.training.corrections.fit import CPU_STEPS, GPU_STEPS
+
+    assert FitParams().steps_on(torch.device("cpu")) == CPU_STEPS
+    assert FitParams().steps_on(torch.device("cuda")) == GPU_STEPS
+    assert FitParams(steps=7).steps_on(torch.device("cpu")) == 7
+    assert FitParams().max_seconds is None
+    from map_refiner.training.corrections.finetune import MAX_FLIP_RATIO
+
+    assert FitParams().max_flip_ratio == MAX_FLIP_RATIO == 0.3
+
+
+def test_flip_ratio_measures_how_much_of_the_sure_map_a_fit_changes() -> None:
+    net, _ = random_model(resolution_m=0.6, seed=9)
+    gen = torch.Generator().manual_seed(1)
+    labels = torch.full((64, 64), IGNORE, dtype=torch.uint8)
+    labels[10:18, 10:18] = 1  # 64 of 4096 pixels drawn
+    params = FitParams(anchor_confidence=0.0)  # every undrawn pixel counts as sure
+    fit = CorrectionFit(
+        net,
+        TrainingTile(torch.randn(3, 64, 64, generator=gen), labels),
+        params,
+        torch.device("cpu"),
+    )
+    assert fit.flip_ratio() == 0.0  # the base networks change nothing
+    with torch.no_grad():  # now the networks call every pixel "building"
+        net.coarse.conv4.bias[1] += 1e4
+        net.coarse.conv4.bias[0] -= 1e4
+    assert (fit.predict() == 1).all()
+    sure = fit.anchor
+    changed = float(((fit.base != 1) & sure).sum()) / float(sure.sum())
+    assert changed > 0.1
+    assert fit.flip_ratio() == pytest.approx(changed / (64 / 4096))
+
+
+@pytest.mark.parametrize("cap, adopted", [(-1.0, False), (float("inf"), True)])
+def test_a_fit_that_changes_too_much_of_the_sure_map_is_dropped(
+    scene: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cap: float, adopted: bool
+) -> None:
+    """The check after the held-out one: past the cap the base networks stay (forced
+    here by the cap, with a fit that passed the held-out check)."""
+    from map_refiner.training.corrections import finetune as ft
+
+    monkeypatch.setattr(ft, "should_adopt", lambda base, tuned: True)
+    res = finetune(
+        scene["image"],
+        corrections(tmp_path / "c.gpkg", FOUR),
+        tmp_path / "new.safetensors",
+        scene["model"],
+        FitParams(steps=4, eval_every=2, max_flip_ratio=cap),
+        device="cpu",
+    )
+    assert res.adopted is adopted and res.flip_ratio is not None and res.flip_ratio >= 0
+    b, n = _weights(scene["model"]), _weights(res.model)
+    assert all(torch.equal(b[k], n[k]) for k in b) is not adopted
+    rec = load_model(res.model)[1].training["finetune"][-1]
+    assert rec["flip_ratio"] == pytest.approx(res.flip_ratio, abs=1e-4)
+    if not adopted:
+        assert "changed" in res.message and "kept" in res.message

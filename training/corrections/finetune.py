@@ -7,10 +7,14 @@ a new model file out (the base file is only read).
    on them as it learns (fit.py, holdout.py).
 3. The fitted networks are adopted only when they get the held-out polygons more
    right than the base model does (and clear of chance); then the fit
-   continues on every polygon. When they do not, or when no polygon can be held
-   out (a single polygon of each class), the base networks are kept and the
-   result says why: a single background polygon on a satellite scene, learnt
-   unchecked, took the rest of its map from 11 to 1 building IoU.
+   continues on every polygon, and the result is checked once more away from the
+   polygons: if it changes much more of what the base model was sure of than was
+   drawn (``MAX_FLIP_RATIO``), it is dropped. When a check fails, or when no
+   polygon can be held out (a single polygon of each class), the base networks are
+   kept and the result says why: a single background polygon on a satellite scene,
+   learnt unchecked, took the rest of its map from 11 to 1 building IoU.
+   The fit runs a fixed number of steps per kind of device (fit.CPU_STEPS), so a
+   round gives the same model whatever the machine's load.
 4. Either way the new model keeps every drawn polygon (engine/labels/kept.py), so
    a refine of this image shows what the user drew.
 """
@@ -36,8 +40,6 @@ from .fit import CorrectionFit, FitParams
 from .holdout import balanced_accuracy, held_out_features
 
 log = logging.getLogger(__name__)
-#: Seconds of fitting on the CPU, so that a round (fit + refine) stays a loop.
-CPU_BUDGET_S = 16.0
 #: Share of the held-out phase's best step count spent on every polygon afterwards.
 REFIT_SHARE = 0.5
 #: A fit is adopted only when it gets more than this share of the held-out polygons'
@@ -48,6 +50,16 @@ REFIT_SHARE = 0.5
 #: that scored a fifth made it worse (docs/results_corrections.md); a fit must clear
 #: chance by a margin.
 ADOPT_AT_LEAST = 0.55
+#: A fit is adopted only when it changes at most this multiple of the drawn share of
+#: the image among the pixels the base model was sure of (p >= 0.9) and nobody drew
+#: on: a fit that learnt the drawn kind of error changes a little more than was
+#: drawn, one that learnt "paint everything" changes much more. The held-out polygons
+#: cannot see that damage. Chosen before the study that tests it, from a probe of nine
+#: fits (dev/corrections/damage_probe.py): three that gained 4.5-8.1 points of
+#: building IoU flipped 0.06-0.16, three that lost 2-11 points flipped 0.8-4.3.
+#: (FitParams.max_flip_ratio carries it; the study sets it to inf to record what the
+#: fits it drops would have done.)
+MAX_FLIP_RATIO = FitParams.max_flip_ratio
 
 
 @dataclass
@@ -58,6 +70,7 @@ class FinetuneResult:
     held_out: int  # polygons the adoption check was made on
     base_score: float | None  # held-out polygons right, base model (balanced accuracy)
     tuned_score: float | None  # the same, fitted networks
+    flip_ratio: float | None  # sure base pixels the fit changes / drawn share (None: no fit)
     steps: int
     seconds: float
     device: str
@@ -95,8 +108,7 @@ def finetune(
     check_model_output(out, [image, labels.path] + ([base_model] if base_model else []), overwrite)
     configure_threads()
     dev = resolve_device(device)
-    if params.max_seconds is None and dev.type == "cpu":
-        params.max_seconds = CPU_BUDGET_S
+    steps_first = params.steps_on(dev)
     net, config = load_model(base_model, "cpu")
     config = copy.deepcopy(config)
     corr = load_corrections(image, labels, config, bands, input_resolution_m)
@@ -106,6 +118,7 @@ def finetune(
     base_state = copy.deepcopy(net.state_dict())
     held = held_out_features(corr.feature_classes(), params.seed)
     budget = params.max_seconds
+    flips: float | None = None
     if held:
         mask = torch.isin(corr.features, torch.tensor(held)) & (fit.labels != IGNORE)
         train = fit.labels.clone()
@@ -113,7 +126,7 @@ def finetune(
         base_score = balanced_accuracy(fit.base, fit.labels, mask)
         first = fit.fit(
             train,
-            params.steps,
+            steps_first,
             rep.sub(0.05, 0.7),
             held_out=mask,
             boxes=corr.boxes(held),
@@ -130,13 +143,25 @@ def finetune(
                 time_left=None if budget is None else 0.3 * budget,
             )
             steps, seconds = first.steps + last.steps, first.seconds + last.seconds
+            flips = fit.flip_ratio()
+            if flips > params.max_flip_ratio:  # learnt more than the corrections: keep the base
+                adopted = False
+                net.load_state_dict(base_state)
         else:
             net.load_state_dict(base_state)
             steps, seconds = first.steps, first.seconds
         tuned_score: float | None = first.score
     else:  # nothing to check a fit on: the networks stay as they are
         adopted, base_score, tuned_score, steps, seconds = False, None, None, 0, 0.0
-    message = _message(adopted, len(held), corr.kept.features, base_score, tuned_score)
+    message = _message(
+        adopted,
+        len(held),
+        corr.kept.features,
+        base_score,
+        tuned_score,
+        flips,
+        params.max_flip_ratio,
+    )
     log.info(message)
     _record(
         config,
@@ -148,6 +173,7 @@ def finetune(
         len(held),
         base_score,
         tuned_score,
+        flips,
         steps,
         seconds,
         str(dev),
@@ -161,6 +187,7 @@ def finetune(
         len(held),
         base_score,
         tuned_score,
+        flips,
         steps,
         seconds,
         str(dev),
@@ -169,7 +196,13 @@ def finetune(
 
 
 def _message(
-    adopted: bool, held: int, polygons: int, base: float | None, tuned: float | None
+    adopted: bool,
+    held: int,
+    polygons: int,
+    base: float | None,
+    tuned: float | None,
+    flips: float | None = None,
+    cap: float = MAX_FLIP_RATIO,
 ) -> str:
     if not held:
         return (
@@ -183,6 +216,14 @@ def _message(
     )
     if adopted:
         return f"Adopted: the fine-tuned model got {scores}; then it learnt from all {polygons}."
+    if flips is not None and flips > cap:
+        return (
+            f"Not adopted: the fine-tuned networks got {scores}, but they changed "
+            f"{flips:.1f} times as much of what the starting model was sure of as you drew "
+            f"(at most {cap:g} is accepted): they learnt more than your corrections "
+            "say, which usually damages the rest of the map. The starting networks are kept; "
+            f"the new model still shows your {polygons} drawn polygon(s) on this image."
+        )
     why = (
         "no better"
         if (tuned or 0) <= (base or 0)
@@ -205,6 +246,7 @@ def _record(
     held: int,
     base: float | None,
     tuned: float | None,
+    flips: float | None,
     steps: int,
     seconds: float,
     device: str,
@@ -227,6 +269,7 @@ def _record(
         "adopted": adopted,
         "base_score": None if base is None else round(base, 4),
         "tuned_score": None if tuned is None else round(tuned, 4),
+        "flip_ratio": None if flips is None else round(flips, 4),
         "adapt": params.adapt,
         "steps": steps,
         "lr": params.lr,

@@ -41,6 +41,13 @@ from .holdout import balanced_accuracy
 
 #: What a fine-tune may change, and how many CNN layers stay frozen before it.
 ADAPT_MODES: dict[str, int] = {"rnn": 4, "head+rnn": 3, "deep+rnn": 2}
+#: Steps of the held-out phase on a CPU: about 11 s on the 2-core development machine
+#: (0.37 s a step), so that a round (fit, refit, refine) stays under 30 s there. A
+#: fixed count rather than a time budget: under a budget the same round gave +3.2 and
+#: -5.7 points in two runs, as the machine's load changed the steps it got.
+CPU_STEPS = 30
+#: The same on a GPU, where a step takes milliseconds.
+GPU_STEPS = 150
 #: Context, in model pixels, the RNN needs around a patch (2 px per iteration + 2).
 RNN_CONTEXT = 12
 #: Context, in cells of the CNN's stride-4 grid, the trained CNN layers need.
@@ -50,7 +57,7 @@ CELL_CONTEXT = 9
 @dataclass
 class FitParams:
     adapt: str = "head+rnn"
-    steps: int = 150
+    steps: int | None = None  # held-out phase; None: CPU_STEPS on a CPU, GPU_STEPS elsewhere
     lr: float = 1e-3
     batch_size: int = 8
     patch_size: int = 64
@@ -60,17 +67,26 @@ class FitParams:
     anchor_weight: float = 0.3  # an anchor pixel counts this much against a drawn one
     anchor_confidence: float = 0.9  # anchor only where the base model is at least this sure
     balance: bool = True  # drawn classes weigh alike, whatever their pixel counts
-    eval_every: int = 25
+    max_flip_ratio: float = 0.3  # see finetune.MAX_FLIP_RATIO (inf: no such check)
+    eval_every: int = 10
     clip: float = 1.0
     seed: int = 0
-    max_seconds: float | None = None
+    max_seconds: float | None = None  # an optional wall-clock stop: makes a round's outcome
+    # depend on the machine's speed and load, so nothing sets it by default
+
+    def steps_on(self, device: torch.device) -> int:
+        """The held-out phase's step count: a fixed number per kind of device, so that a
+        round gives the same model on any machine of that kind, whatever its load."""
+        if self.steps is not None:
+            return self.steps
+        return CPU_STEPS if device.type == "cpu" else GPU_STEPS
 
     def check(self) -> None:
         if self.adapt not in ADAPT_MODES:
             raise MapRefinerError(
                 f"Unknown adapt mode {self.adapt!r}; use one of {', '.join(ADAPT_MODES)}."
             )
-        if self.steps < 1:
+        if self.steps is not None and self.steps < 1:
             raise MapRefinerError("A fine-tune needs at least one step.")
         if not (0 < self.lr < 1):
             raise MapRefinerError(f"The learning rate must be between 0 and 1, not {self.lr}.")
@@ -208,6 +224,17 @@ class CorrectionFit:
         self.net.eval()
         with torch.no_grad():
             return class_argmax(self.logits(box)).long()
+
+    def flip_ratio(self) -> float:
+        """How much of the base model's sure map (the anchor pixels: undrawn, base at least
+        ``anchor_confidence`` sure) the current networks change, as a multiple of the
+        drawn share of the window. 0 for the base networks themselves."""
+        sure = int(self.anchor.sum())
+        drawn = float((self.labels != IGNORE).float().mean())
+        if not sure or drawn <= 0:
+            return 0.0
+        flipped = int(((self.predict().cpu() != self.base.cpu()) & self.anchor).sum())
+        return flipped / sure / drawn
 
     # -- training --------------------------------------------------------------------
     def targets(self, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
