@@ -1,9 +1,18 @@
-"""Resumable training state in safetensors (never pickle): model + optimiser + step."""
+"""Resumable training state in safetensors (never pickle): model + optimiser + step.
+
+A run writes, reads and deletes only a checkpoint it can prove is one: a file at the
+checkpoint's path that is not (a user's model called ``x.ckpt.safetensors``, the
+run's own base model, anything else) is never written over, loaded or deleted; the
+run then goes without a checkpoint and says so.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import struct
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +29,58 @@ META_KEY = "map_refiner_checkpoint"
 def checkpoint_path(out_model: Path) -> Path:
     """Where training toward ``out_model`` keeps its resumable state."""
     return out_model.with_name(out_model.stem + ".ckpt.safetensors")
+
+
+def is_checkpoint(path: Path) -> bool:
+    """Whether ``path`` is a regular file holding a Map Refiner training checkpoint (its
+    safetensors header names one); reads only the header."""
+    try:
+        if not path.is_file():
+            return False
+        with open(path, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            if n <= 1 or n > 100 * 1024 * 1024:
+                return False
+            header = json.loads(f.read(n).decode("utf-8"))
+        return META_KEY in (header.get("__metadata__") or {})
+    except (OSError, ValueError, struct.error, UnicodeDecodeError, AttributeError):
+        return False
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return Path(os.path.abspath(a)) == Path(os.path.abspath(b))
+
+
+def checkpoint_for(out_model: Path, inputs: Sequence[Path | None] = ()) -> Path | None:
+    """The checkpoint path of a run toward ``out_model``, or None when that path is taken
+    by a file the run must not touch: one of its ``inputs`` or anything that is not a
+    checkpoint. Then the run cannot be resumed, but nothing of the user's is lost."""
+    path = checkpoint_path(out_model)
+    for i in inputs:
+        if i is not None and _same_file(path, Path(i)):
+            log.warning(
+                "%s is an input of this run, so the run keeps no checkpoint (cannot resume); "
+                "choose another output name to have one",
+                path.name,
+            )
+            return None
+    if (path.exists() or path.is_symlink()) and not is_checkpoint(path):
+        log.warning(
+            "%s exists and is not a Map Refiner checkpoint: it is left alone and the run keeps "
+            "no checkpoint (cannot resume)",
+            path.name,
+        )
+        return None
+    return path
+
+
+def remove_checkpoint(path: Path | None) -> None:
+    """Delete ``path`` once its run is done, only if it is a checkpoint."""
+    if path is not None and is_checkpoint(path):
+        path.unlink(missing_ok=True)
 
 
 def _optimizer_tensors(

@@ -10,7 +10,7 @@ from ..engine.modelfile.config import ModelConfig, make_classes
 from ..engine.modelfile.io import build_model, check_model_output, save_model
 from ..engine.progress import CancelFn, ProgressFn, make_reporter
 from ..engine.rasters.read import open_raster
-from .checkpoint import checkpoint_path
+from .checkpoint import checkpoint_for, remove_checkpoint
 from .coarse_fit import CoarseParams, TrainResult, coarse_record, fit_coarse, identity_rnn
 from .data import band_statistics, load_training_tile
 from .loop import seeded_build
@@ -50,13 +50,13 @@ def train_coarse(
     )
     rep.sub(0.0, 0.05).report(1.0)
     net = seeded_build(params.seed, lambda: build_model(config))
-    ckpt = checkpoint_path(out)
+    ckpt = checkpoint_for(out, [params.image, params.labels.path])
     res = fit_coarse(net.coarse, tile, params, device, rep.sub(0.05, 1.0), ckpt)
     identity_rnn(net)
     config.default_iterations = 0
     config.training = {"coarse": coarse_record(params, res, device), "rnn": None}
     save_model(net.cpu(), config, out, overwrite=params.overwrite)
-    ckpt.unlink(missing_ok=True)
+    remove_checkpoint(ckpt)
     return TrainResult(
         out, res.steps, res.final_loss, res.seconds, str(device), res.history, res.resumed_from
     )

@@ -61,21 +61,30 @@ class TrainResult:
     resumed_from: int = 0
 
 
+def _canonical(v: object) -> object:
+    """A settings value with every path made absolute and resolved, so that a resume does
+    not depend on how a path was spelled (``a.tif``, ``./a.tif``, ``/abs/a.tif``)."""
+    if isinstance(v, Path):
+        return str(v.resolve())
+    if isinstance(v, dict):
+        return {k: _canonical(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_canonical(x) for x in v]
+    return str(v)
+
+
 def fingerprint(params: object) -> str:
-    d = {
-        k: str(v)
-        for k, v in asdict(params).items()
-        if k
-        not in (
-            "resume",
-            "overwrite",
-            "ignore_mask",
-            "steps",
-            "checkpoint_every",
-            "device",
-            "max_seconds",
-        )
-    }
+    skip = (
+        "resume",
+        "overwrite",
+        "ignore_mask",
+        "steps",
+        "checkpoint_every",
+        "device",
+        "max_seconds",
+        "out",
+    )
+    d = {k: _canonical(v) for k, v in asdict(params).items() if k not in skip}  # type: ignore
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

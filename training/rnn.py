@@ -12,7 +12,7 @@ from ..engine.errors import MapRefinerError
 from ..engine.modelfile.io import check_model_output, load_model, save_model
 from ..engine.networks.models import RefinementRNN
 from ..engine.progress import CancelFn, ProgressFn, make_reporter
-from .checkpoint import checkpoint_path
+from .checkpoint import checkpoint_for, remove_checkpoint
 from .coarse_fit import TrainResult
 from .data import load_training_tile
 from .loop import seeded_build
@@ -58,7 +58,7 @@ def train_rnn(
             ),
         )
         config.class_specific = params.class_specific
-    ckpt = checkpoint_path(out)
+    ckpt = checkpoint_for(out, [params.image, params.labels.path, params.base_model])
     res = fit_rnn(net, tile, params, device, rep.sub(0.05, 1.0), ckpt)
     config.default_iterations = params.iterations
     if params.name:
@@ -70,7 +70,7 @@ def train_rnn(
     else:
         config.training["finetune"] = list(config.training.get("finetune") or []) + [record]
     save_model(net.cpu(), config, out, overwrite=params.overwrite)
-    ckpt.unlink(missing_ok=True)
+    remove_checkpoint(ckpt)
     return TrainResult(
         out, res.steps, res.final_loss, res.seconds, str(device), res.history, res.resumed_from
     )
