@@ -121,6 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not burn a fine-tuned "
         "model's drawn corrections over the map of the image they were drawn on",
     )
+    p.add_argument(
+        "--allow-large",
+        action="store_true",
+        help="go ahead with a refine estimated at more than about an hour on a 2-core CPU "
+        "(refused otherwise)",
+    )
     _common(p)
 
     p = sub.add_parser("train-coarse", help="train the coarse CNN on imprecise labels")

@@ -27,6 +27,7 @@ def _refine(a: argparse.Namespace) -> int:
             tile_size=a.tile_size,
             overwrite=a.overwrite,
             keep_corrections=not a.no_corrections,
+            allow_large=a.allow_large,
         ),
         progress=ProgressBar("refine"),
     )

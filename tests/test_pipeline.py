@@ -268,7 +268,7 @@ def test_raster_without_crs_needs_input_resolution(tmp_path: Path, model) -> Non
 
 
 def test_negative_iterations_refused(tmp_path: Path, image: Path, model) -> None:
-    with pytest.raises(MapRefinerError, match="0 or more"):
+    with pytest.raises(MapRefinerError, match="between 0 and"):
         refine_raster(params(image, tmp_path / "out.tif", iterations=-1), model=model)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..engine.device import configure_threads, resolve_device
 from ..engine.errors import MapRefinerError
+from ..engine.limits import check_iterations
 from ..engine.modelfile.io import check_model_output, load_model, save_model
 from ..engine.networks.models import RefinementRNN
 from ..engine.progress import CancelFn, ProgressFn, make_reporter
@@ -33,7 +34,7 @@ def train_rnn(
     out = Path(params.out)
     inputs = [params.image, params.labels.path] + ([params.base_model] if params.base_model else [])
     check_model_output(out, inputs, params.overwrite)
-    if params.iterations < 1:
+    if check_iterations(params.iterations) < 1:
         raise MapRefinerError("Training the RNN needs at least one iteration.")
     if params.init not in ("fresh", "base"):
         raise MapRefinerError(f"Unknown RNN initialisation {params.init!r}; use 'fresh' or 'base'.")

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..errors import MapRefinerError
+from ..limits import check_iterations, check_model_resolution
 
 FORMAT_VERSION = 1
 DEFAULT_COLOURS: list[tuple[int, int, int]] = [
@@ -121,10 +122,10 @@ class ModelConfig:
             )
         if any(s <= 0 for s in self.std):
             raise MapRefinerError("The model's normalisation has a non-positive std.")
-        if not self.ground_resolution_m > 0 or self.ground_resolution_m == float("inf"):
-            raise MapRefinerError("The model's ground resolution must be a positive number.")
-        if self.default_iterations < 0:
-            raise MapRefinerError("The model's default number of iterations is negative.")
+        self.ground_resolution_m = check_model_resolution(self.ground_resolution_m)
+        self.default_iterations = check_iterations(
+            self.default_iterations, "The model's default number of iterations"
+        )
 
 
 def make_classes(names: Sequence[str]) -> list[ClassInfo]:

@@ -41,6 +41,7 @@ class RefineParams:
     overwrite: bool = False
     keep_corrections: bool = True  # burn a fine-tuned model's drawn polygons over its image
     keep_iterations: KeepIterations | None = None
+    allow_large: bool = False  # go ahead with a refine estimated at hours (limits.check_work)
 
 
 @dataclass

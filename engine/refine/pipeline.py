@@ -15,6 +15,7 @@ import torch
 
 from ..errors import MapRefinerError
 from ..labels.kept import burn_into
+from ..limits import check_work
 from ..modelfile.config import ModelConfig
 from ..networks.models import MapRefinerNet
 from ..progress import CancelFn, ProgressFn, make_reporter
@@ -58,6 +59,7 @@ def refine_raster(
         tile_size=params.tile_size,
         keep_corrections=params.keep_corrections,
     )
+    check_work(p.grids.model_width * p.grids.model_height, params.allow_large)
     info, config, iterations, total = p.info, p.config, p.iterations, p.tile_count()
     log.info(
         "refining %s (%dx%d, %.2fx%.2f m) on a %dx%d model grid, %d tiles, %d iterations, %s",

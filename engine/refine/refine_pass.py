@@ -17,6 +17,7 @@ import torch
 from ..device import configure_threads, device_label, inference_autocast, resolve_device
 from ..errors import MapRefinerError
 from ..labels.kept import KeptCorrections, from_config, window_grid
+from ..limits import check_iterations
 from ..modelfile.config import ModelConfig
 from ..modelfile.io import load_model
 from ..networks.models import MapRefinerNet
@@ -143,9 +144,7 @@ def prepare_pass(
         raise MapRefinerError(
             f"The model needs {config.in_channels} bands; {len(band_list)} were chosen."
         )
-    n = config.default_iterations if iterations is None else int(iterations)
-    if n < 0:
-        raise MapRefinerError("The number of iterations must be 0 or more.")
+    n = check_iterations(config.default_iterations if iterations is None else iterations)
     rx, ry = ground_resolution(info, input_resolution_m)
     grids = make_grids(info.width, info.height, rx, ry, config.ground_resolution_m)
     return RefinePass(

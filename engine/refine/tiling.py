@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from ..limits import check_scale
 from ..networks.models import COARSE_STRIDE, receptive_radius
 from .resample import source_range
 
@@ -36,6 +37,7 @@ class Grids:
 def make_grids(
     width: int, height: int, res_x_m: float, res_y_m: float, model_res_m: float
 ) -> Grids:
+    check_scale(res_x_m, res_y_m, model_res_m)
     mw = max(1, int(round(width * res_x_m / model_res_m)))
     mh = max(1, int(round(height * res_y_m / model_res_m)))
     return Grids(width, height, mw, mh)

@@ -21,6 +21,7 @@ import torch
 
 from ..errors import MapRefinerError
 from ..labels.kept import burn_into
+from ..limits import check_iterations
 from ..networks.inference import class_argmax
 from ..progress import CancelFn, ProgressFn, make_reporter
 from ..rasters.write import CLASS_NODATA
@@ -182,8 +183,7 @@ def compute_trajectory(
     from a pass over the tiles that cover it."""
     t0 = time.perf_counter()
     rep = make_reporter(progress, is_cancelled)
-    if iterations < 0:
-        raise MapRefinerError("The number of iterations must be 0 or more.")
+    iterations = check_iterations(iterations)
     p = open_pass(
         image,
         model_path,

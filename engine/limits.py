@@ -1,0 +1,98 @@
+"""Bounds on the numbers a user, a model file or a raster can set, checked before any
+work starts: a value outside them is a mistake (or an attack), never a long job.
+
+Each bound says why it is where it is.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .errors import MapRefinerError
+
+#: RNN iterations: the paper unrolls 5 and the dialog's slider goes to 10; each one
+#: widens every tile's halo by 2 model pixels, and 1e9 of them filled 22 GB.
+MAX_ITERATIONS = 100
+#: A model's ground resolution, metres: finer than 5 mm or coarser than 1 km is no
+#: imagery this architecture was made for (1e-9 m took 11 GB in 30 s).
+MIN_MODEL_RESOLUTION_M = 0.005
+MAX_MODEL_RESOLUTION_M = 1000.0
+#: How much coarser than the model's pixels an image's pixels may be. A safety bound,
+#: not a quality one (already at 4x the networks see upsampled blur): a 10 x 10 raster
+#: of 1 km pixels on a 0.6 m model was a 278 Mpx job that ran for 50 minutes. The tiling
+#: tests run the model 16x finer than the input on purpose.
+MAX_COARSER = 32.0
+#: How much finer: beyond this the image is read at a scale where the model's grid
+#: holds a few pixels of it (a 1 cm drone image on a 0.6 m model is 60x).
+MAX_FINER = 256.0
+#: Model-grid pixels of one refine before it asks for ``allow_large``: about an hour on
+#: the 2-core development CPU (0.64 s per model megapixel, docs/benchmarks.md), some
+#: 1,800 km2 at 0.6 m.
+MAX_MODEL_PIXELS = 5_000_000_000
+#: Seconds per model megapixel on the development CPU, for the estimate in messages.
+CPU_S_PER_MODEL_MPX = 0.64
+
+
+def check_iterations(n: int, what: str = "The number of iterations") -> int:
+    """``n`` as an int in ``[0, MAX_ITERATIONS]``."""
+    try:
+        v = int(n)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise MapRefinerError(f"{what} must be a whole number; got {n!r}.") from exc
+    if not 0 <= v <= MAX_ITERATIONS:
+        raise MapRefinerError(
+            f"{what} must be between 0 and {MAX_ITERATIONS} (the paper uses 5); got {n}."
+        )
+    return v
+
+
+def check_model_resolution(res_m: float) -> float:
+    try:
+        v = float(res_m)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise MapRefinerError(
+            f"The model's ground resolution must be a number; got {res_m!r}."
+        ) from exc
+    if not (math.isfinite(v) and MIN_MODEL_RESOLUTION_M <= v <= MAX_MODEL_RESOLUTION_M):
+        raise MapRefinerError(
+            f"The model's ground resolution must be between {MIN_MODEL_RESOLUTION_M} and "
+            f"{MAX_MODEL_RESOLUTION_M:g} m; it says {res_m} m. Use a model saved by Map Refiner."
+        )
+    return v
+
+
+def check_scale(res_x_m: float, res_y_m: float, model_res_m: float) -> None:
+    """An image whose pixels (metres) the model can work on: not far coarser, not far finer."""
+    for r in (res_x_m, res_y_m):
+        if not (math.isfinite(r) and r > 0):
+            raise MapRefinerError(
+                f"The image's pixel size is {r} m; check its georeferencing, or give its "
+                "ground resolution (--input-resolution)."
+            )
+    coarse, fine = max(res_x_m, res_y_m), min(res_x_m, res_y_m)
+    if coarse > MAX_COARSER * model_res_m:
+        raise MapRefinerError(
+            f"The image's pixels are {coarse:g} m across; this model works at "
+            f"{model_res_m:g} m and cannot refine imagery coarser than "
+            f"{MAX_COARSER * model_res_m:g} m. Check the raster's georeferencing (units?), give "
+            "its true ground resolution with --input-resolution, or use a model made for "
+            "coarser imagery."
+        )
+    if fine * MAX_FINER < model_res_m:
+        raise MapRefinerError(
+            f"The image's pixels are {fine:g} m across, more than {MAX_FINER:g} times finer "
+            f"than this model's {model_res_m:g} m. Check the raster's georeferencing, or give "
+            "its true ground resolution with --input-resolution."
+        )
+
+
+def check_work(model_pixels: int, allow_large: bool) -> None:
+    """Refuse a refine that would run for hours unless the user insists."""
+    if model_pixels <= MAX_MODEL_PIXELS or allow_large:
+        return
+    hours = model_pixels / 1e6 * CPU_S_PER_MODEL_MPX / 3600
+    raise MapRefinerError(
+        f"This refine covers {model_pixels / 1e9:.1f} billion pixels on the model's grid: "
+        f"about {hours:.0f} hours on a 2-core CPU. Refine a smaller extent, or insist "
+        "(--allow-large in the command line) to go ahead."
+    )

@@ -1,0 +1,121 @@
+"""Every number has bounds, checked before work starts: iterations, a model's ground
+resolution, the image's pixel size against the model's, and the size of a refine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers_engine import random_model, write_image
+
+from map_refiner.engine.errors import MapRefinerError
+from map_refiner.engine.limits import (
+    MAX_COARSER,
+    MAX_ITERATIONS,
+    MAX_MODEL_PIXELS,
+    check_iterations,
+    check_model_resolution,
+    check_scale,
+    check_work,
+)
+from map_refiner.engine.modelfile.io import save_model
+from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
+
+
+@pytest.mark.parametrize("bad", [-1, MAX_ITERATIONS + 1, 10**20, 1e9, "x", None])
+def test_iterations_out_of_bounds_are_refused(bad) -> None:
+    with pytest.raises(MapRefinerError, match="iterations"):
+        check_iterations(bad)
+
+
+def test_iterations_in_bounds_pass() -> None:
+    assert [check_iterations(v) for v in (0, 5, MAX_ITERATIONS)] == [0, 5, MAX_ITERATIONS]
+
+
+@pytest.mark.parametrize("bad", [1e-9, 1e-300, 0.0, -1.0, float("nan"), float("inf"), 1e6])
+def test_a_model_resolution_out_of_bounds_is_refused(bad: float) -> None:
+    with pytest.raises(MapRefinerError, match="ground resolution"):
+        check_model_resolution(bad)
+
+
+def test_a_model_file_claiming_a_nanometre_grid_is_refused_on_load(tmp_path: Path) -> None:
+    """Such a file took 11 GB in 30 s; now loading it is a one-line error."""
+    from map_refiner.engine.modelfile.io import load_model
+
+    net, cfg = random_model(resolution_m=0.6, seed=1)
+    cfg.ground_resolution_m = 1e-9
+    path = tmp_path / "nano.safetensors"
+    try:
+        save_model(net, cfg, path)
+    except MapRefinerError:
+        return  # refused already when saving: as good
+    with pytest.raises(MapRefinerError, match="ground resolution"):
+        load_model(path)
+
+
+def test_a_model_file_asking_for_a_billion_iterations_is_refused(tmp_path: Path) -> None:
+    from map_refiner.engine.modelfile.io import load_model
+
+    net, cfg = random_model(resolution_m=0.6, seed=1)
+    cfg.default_iterations = 10**9
+    path = tmp_path / "long.safetensors"
+    try:
+        save_model(net, cfg, path)
+    except MapRefinerError:
+        return
+    with pytest.raises(MapRefinerError, match="iterations"):
+        load_model(path)
+
+
+def test_scale_between_image_and_model() -> None:
+    check_scale(0.3, 0.3, 0.6)  # aerial
+    check_scale(0.075, 0.075, 0.6)  # drone, 8x finer
+    check_scale(2.8, 2.3, 0.6)  # Swellendam's 2.3-2.8 m
+    check_scale(8.0, 8.0, 0.5)  # the tiling tests' 16x
+    with pytest.raises(MapRefinerError, match="coarser than"):
+        check_scale(1000.0, 1000.0, 0.6)
+    with pytest.raises(MapRefinerError, match="finer"):
+        check_scale(1e-4, 1e-4, 0.6)
+    with pytest.raises(MapRefinerError, match="georeferencing"):
+        check_scale(float("nan"), 1.0, 0.6)
+    check_scale(MAX_COARSER * 0.6, 0.6, 0.6)
+
+
+def test_a_raster_of_kilometre_pixels_is_refused_before_any_work(tmp_path: Path) -> None:
+    """A 10 x 10 raster of 1 km pixels on a 0.6 m model ran for about 50 minutes."""
+    net, cfg = random_model(resolution_m=0.6, seed=1)
+    model = save_model(net, cfg, tmp_path / "m.safetensors")
+    img = np.full((3, 10, 10), 100, np.uint8)
+    image = tmp_path / "km.tif"
+    write_image(image, img, (500000.0, 1000.0, 0.0, 4000000.0, 0.0, -1000.0))
+    out = tmp_path / "out.tif"
+    with pytest.raises(MapRefinerError, match="coarser than"):
+        refine_raster(RefineParams(image=image, out=out, model_path=model, device="cpu"))
+    assert not out.exists()
+
+
+def test_a_refine_estimated_at_hours_needs_allow_large() -> None:
+    check_work(MAX_MODEL_PIXELS, allow_large=False)
+    with pytest.raises(MapRefinerError, match="allow-large"):
+        check_work(MAX_MODEL_PIXELS + 1, allow_large=False)
+    check_work(10 * MAX_MODEL_PIXELS, allow_large=True)
+
+
+def test_refine_refuses_iterations_past_the_bound(tmp_path: Path) -> None:
+    net, cfg = random_model(resolution_m=0.6, seed=1)
+    model = save_model(net, cfg, tmp_path / "m.safetensors")
+    img = np.full((3, 32, 32), 100, np.uint8)
+    image = tmp_path / "i.tif"
+    write_image(image, img, (500000.0, 0.6, 0.0, 4000000.0, 0.0, -0.6))
+    with pytest.raises(MapRefinerError, match="iterations"):
+        refine_raster(
+            RefineParams(
+                image=image,
+                out=tmp_path / "o.tif",
+                model_path=model,
+                iterations=10**20,
+                device="cpu",
+            )
+        )
+    assert not (tmp_path / "o.tif").exists()
