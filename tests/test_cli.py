@@ -78,7 +78,7 @@ def test_refine_missing_file_is_one_line(tmp_path: Path, capsys, model_file: Pat
     "extra,message",
     [
         (["--iterations", "-1"], "between 0 and 100"),
-            (["--iterations", "99999999999999999999"], "between 0 and 100"),
+        (["--iterations", "99999999999999999999"], "between 0 and 100"),
         (["--bands", "1,2,7"], "--bands"),
         (["--device", "cuda"], "CUDA"),
     ],
