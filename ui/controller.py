@@ -13,6 +13,7 @@ from qgis.gui import QgisInterface
 from ..engine.errors import MapRefinerError
 from .dialog.correction_layer import CLASS_FIELD, create_correction_layer
 from .dialog.dialog import MapRefinerDialog
+from .dialog.model_info import model_label
 from .installer.deps import MissingDependencies, check_dependencies
 from .installer.flow import InstallerFlow, offer_install
 from .iterations.flow import IterationsFlow
@@ -203,7 +204,9 @@ class Controller:
         self._done(task)
         result = outcome.result
         self.refined[job.params.image] = ClassMap(result.out, result.class_names, result.colours)
-        add_refine_result(result, job.source_name, QgsProject.instance())
+        add_refine_result(
+            result, job.source_name, QgsProject.instance(), model_label(job.params.model_path)
+        )
         if job.kept_from is not None:
             text = f"Kept iteration {result.iterations} of {job.source_name} → {result.out}"
         else:

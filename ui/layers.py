@@ -24,8 +24,18 @@ from ..engine.errors import MapRefinerError
 Colour = tuple[int, int, int]
 
 
-def refined_layer_name(source_name: str, iterations: int) -> str:
-    return f"{source_name} — refined ({iterations} it.)"
+#: A custom layer property naming what a layer is to Map Refiner.
+ROLE_KEY = "map_refiner/role"
+CORRECTIONS_ROLE = "corrections"
+#: Classes drawn transparent on a class map, so that the image shows through.
+SEE_THROUGH = ("background",)
+
+
+def refined_layer_name(source_name: str, iterations: int, model_name: str | None = None) -> str:
+    """``<source> — refined (5 it.)`` with the bundled model; with another model its name
+    says which (``<source> — refined by tanzania — round 2 (7 corrections) (5 it.)``)."""
+    by = f" by {model_name}" if model_name else ""
+    return f"{source_name} — refined{by} ({iterations} it.)"
 
 
 def coarse_layer_name(source_name: str) -> str:
@@ -36,7 +46,9 @@ def paletted_renderer(
     layer: QgsRasterLayer, names: Sequence[str], colours: Sequence[Colour], band: int = 1
 ) -> QgsPalettedRasterRenderer:
     classes = [
-        QgsPalettedRasterRenderer.Class(i, QColor(*colour), name)
+        QgsPalettedRasterRenderer.Class(
+            i, QColor(*colour, 0 if name.lower() in SEE_THROUGH else 255), name
+        )
         for i, (name, colour) in enumerate(zip(names, colours))
     ]
     return QgsPalettedRasterRenderer(layer.dataProvider(), band, classes)
@@ -109,6 +121,24 @@ def probability_layers(
         layer.setRenderer(probability_renderer(layer, band, colour))
         layers.append(layer)
     return layers
+
+
+def keep_corrections_on_top(project: QgsProject) -> None:
+    """Move every correction layer (``ROLE_KEY``) to the top of the layer tree, in its
+    order, so that what the user draws is never hidden under a result."""
+    root = project.layerTreeRoot()
+    nodes = [
+        n
+        for n in root.findLayers()
+        if n.layer() is not None and n.layer().customProperty(ROLE_KEY) == CORRECTIONS_ROLE
+    ]
+    for node in reversed(nodes):
+        parent = node.parent()
+        if parent is root and root.children().index(node) == nodes.index(node):
+            continue
+        clone = node.clone()
+        root.insertChildNode(0, clone)
+        parent.removeChildNode(node)
 
 
 def add_in_group(

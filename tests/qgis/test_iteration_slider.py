@@ -180,7 +180,7 @@ def test_keep_writes_the_chosen_iteration_and_export_uses_it(
     assert band.GetDescription() == same.GetDescription() == "tiny test model: 4 RNN iterations"
     assert band.GetNoDataValue() == 255 and band.GetColorTable().GetCount() == 256
     assert band.GetColorTable().GetColorEntry(1) == same.GetColorTable().GetColorEntry(1)
-    assert len(qgis_new_project.mapLayersByName("scene — refined (4 it.)")) == 1
+    assert len(qgis_new_project.mapLayersByName("scene — refined by tiny test model (4 it.)")) == 1
     assert plugin.controller.refined[rgb_path].path == kept
     job = build_vectorize_job(rgb_layer, plugin.controller.refined, qgis_new_project)
     assert job.classmap.path == kept
@@ -212,7 +212,7 @@ def test_keep_with_scores_refines_that_iteration(
     assert keep is not None
     kept = tmp_path / "refined_it1.tif"
     assert kept.exists() and (tmp_path / "refined_it1_scores.tif").exists()
-    assert len(qgis_new_project.mapLayersByName("scene — refined (1 it.)")) == 1
+    assert len(qgis_new_project.mapLayersByName("scene — refined by tiny test model (1 it.)")) == 1
 
 
 def test_view_window_maps_the_canvas_extent_to_pixels(rgb_layer) -> None:  # noqa: ANN001

@@ -40,7 +40,7 @@ def test_refine_adds_a_paletted_layer_with_class_names(
     wait_for_tasks()
 
     assert qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical) == []
-    layers = qgis_new_project.mapLayersByName("austin_dev_rgb — refined (2 it.)")
+    layers = qgis_new_project.mapLayersByName("austin_dev_rgb — refined by tiny test model (2 it.)")
     assert len(layers) == 1 and out.exists()
     layer = layers[0]
     renderer = layer.renderer()
@@ -61,7 +61,7 @@ def test_scores_come_as_a_group_of_probability_layers(
     assert group is not None
     names = [node.layer().name() for node in group.findLayers()]
     assert names == [
-        "austin_dev_rgb — refined (2 it.)",
+        "austin_dev_rgb — refined by tiny test model (2 it.)",
         "austin_dev_rgb — P(background)",
         "austin_dev_rgb — P(building)",
     ]
@@ -84,7 +84,7 @@ def test_coarse_map_joins_the_group_unchecked(
     assert group is not None
     nodes = group.findLayers()
     assert [n.layer().name() for n in nodes] == [
-        "austin_dev_rgb — refined (2 it.)",
+        "austin_dev_rgb — refined by tiny test model (2 it.)",
         "austin_dev_rgb — coarse (CNN)",
     ]
     assert [n.isVisible() for n in nodes] == [True, False]
@@ -150,7 +150,7 @@ def test_export_to_shapefile_after_refine(
     assert job.classmap.path == tmp_path / "refined.tif"
     assert job.classmap.names == ["background", "building"]
     # the refined layer: a class map, read from its paletted renderer
-    refined_layer = qgis_new_project.mapLayersByName("austin_dev_rgb — refined (2 it.)")[0]
+    refined_layer = qgis_new_project.mapLayersByName("austin_dev_rgb — refined by tiny test model (2 it.)")[0]
     from_layer = build_vectorize_job(refined_layer, {}, qgis_new_project, tmp_path)
     assert from_layer.classmap == job.classmap
     assert job.out == tmp_path / "refined_polygons.shp"

@@ -43,7 +43,8 @@ def test_uncertainty_layer_follows_the_slider(austin_flow, qgis_new_project) -> 
     assert isinstance(unc.renderer(), QgsSingleBandPseudoColorRenderer)
     assert unc.renderer().band() == 6 and unc.name().endswith("uncertainty (entropy), iteration 5")
     node = qgis_new_project.layerTreeRoot().findLayer(unc.id())
-    assert not node.isVisible()
+    assert not node.isVisible()  # off until asked for, and then see-through
+    assert abs(unc.opacity() - 0.6) < 1e-6
     dock.uncertainty_check.setChecked(True)
     assert node.isVisible()
     dock.slider.setValue(1)

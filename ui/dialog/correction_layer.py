@@ -20,7 +20,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 
 from ...engine.errors import MapRefinerError
-from ..layers import class_renderer
+from ..layers import CORRECTIONS_ROLE, ROLE_KEY, class_renderer
 from ..paths import output_beside
 from ..sources import layer_file, project_dir
 
@@ -80,6 +80,8 @@ def create_correction_layer(
         raise MapRefinerError(f"QGIS cannot open the new correction layer {path}.")
     class_drop_down(layer, names)
     layer.setRenderer(class_renderer(CLASS_FIELD, names, colours, fill_alpha=90))
-    project.addMapLayer(layer)
+    layer.setCustomProperty(ROLE_KEY, CORRECTIONS_ROLE)
+    project.addMapLayer(layer, False)
+    project.layerTreeRoot().insertLayer(0, layer)  # on top: results never hide it
     layer.startEditing()
     return layer

@@ -61,3 +61,18 @@ def _read(path: str, _mtime: float, bundled: bool) -> ModelSummary:
         float(config.ground_resolution_m),
         int(config.default_iterations),
     )
+
+
+def model_label(path: Path | None) -> str | None:
+    """The name a result layer carries for the model at ``path``: None for the bundled
+    model (or its file chosen explicitly), else the model's own name (a fine-tune
+    names itself after its image and round), or its file name if it cannot be read."""
+    from ...engine.errors import MapRefinerError
+
+    resolved = model_path_or_default(path)
+    if path is None or resolved.resolve() == model_path_or_default(None).resolve():
+        return None
+    try:
+        return read_model_summary(path).name or resolved.stem
+    except MapRefinerError:
+        return resolved.stem

@@ -25,7 +25,7 @@ from qgis.PyQt.QtCore import QObject, Qt, QTimer, pyqtSignal
 
 from ..jobs.tasks import EngineTask
 from ..jobs.trajectory_job import TrajectoryJob, TrajectoryResult, run_trajectory, view_window
-from ..layers import add_in_group, open_raster_layer, paletted_renderer
+from ..layers import add_in_group, keep_corrections_on_top, open_raster_layer, paletted_renderer
 from ..messages import show_error
 from .dock import IterationsDock
 from .uncertainty_layers import regions_layer, set_regions, uncertainty_renderer
@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 REGION_CELL_M = 12.0
 TOP_REGIONS = 10
 PLAY_MS = 700
+#: The uncertainty layer's opacity: the image under it stays readable.
+UNCERTAINTY_OPACITY = 0.6
 
 
 class IterationsFlow(QObject):
@@ -168,6 +170,7 @@ class IterationsFlow(QObject):
         regions = regions_layer(classes.crs(), f"{name} — where to draw next")
         project = QgsProject.instance()
         add_in_group(project, f"{name} — iterations", [regions, unc, classes], visible=3)
+        keep_corrections_on_top(project)
         self.layer_ids = {"classes": classes.id(), "uncertainty": unc.id(), "regions": regions.id()}
         dock = self.ensure_dock()
         self._show_uncertainty(dock.uncertainty_check.isChecked())
@@ -207,6 +210,7 @@ class IterationsFlow(QObject):
             classes.triggerRepaint()
         if unc is not None:
             unc.setRenderer(uncertainty_renderer(unc, t + 1))
+            unc.setOpacity(UNCERTAINTY_OPACITY)  # a new renderer starts opaque
             unc.setName(f"{name} — uncertainty ({traj.kind}), iteration {t}")
             unc.triggerRepaint()
         self._rank(t)

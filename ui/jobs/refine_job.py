@@ -15,6 +15,7 @@ from ..layers import (
     add_in_group,
     class_map_layer,
     coarse_layer_name,
+    keep_corrections_on_top,
     probability_layers,
     refined_layer_name,
 )
@@ -133,11 +134,12 @@ def run_refine(job: RefineJob, progress: ProgressFn, is_cancelled: CancelFn) -> 
 
 
 def add_refine_result(
-    result: RefineResult, source_name: str, project: QgsProject
+    result: RefineResult, source_name: str, project: QgsProject, model_name: str | None = None
 ) -> QgsRasterLayer:
-    """Main thread: the styled class map; with the coarse map and/or the
-    probabilities, all in one group (only the refined map checked)."""
-    name = refined_layer_name(source_name, result.iterations)
+    """Main thread: the styled class map (named after the model unless it is the bundled
+    one); with the coarse map and/or the probabilities, all in one group (only the
+    refined map checked); correction layers stay on top."""
+    name = refined_layer_name(source_name, result.iterations, model_name)
     layer = class_map_layer(result.out, name, result.class_names, result.colours)
     extra = []
     if result.coarse is not None:
@@ -151,5 +153,7 @@ def add_refine_result(
     if extra:
         add_in_group(project, f"{source_name} — Map Refiner", [layer] + extra, visible=1)
     else:
-        project.addMapLayer(layer)
+        project.addMapLayer(layer, False)
+        project.layerTreeRoot().insertLayer(0, layer)
+    keep_corrections_on_top(project)
     return layer

@@ -1,0 +1,93 @@
+"""What the user draws stays visible: correction layers on top of every result, the
+class map's background transparent, the uncertainty layer see-through, and a result
+named after the model that made it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qgis.core import QgsRasterLayer
+
+from map_refiner.ui.dialog.correction_layer import create_correction_layer
+from map_refiner.ui.dialog.model_info import model_label
+from map_refiner.ui.jobs.refine_job import RefineJob
+from map_refiner.ui.layers import keep_corrections_on_top, refined_layer_name
+
+
+def _top_names(project) -> list[str]:  # noqa: ANN001
+    return [n.name() for n in project.layerTreeRoot().children()]
+
+
+def test_a_refine_result_lands_under_the_correction_layer(
+    plugin, austin_rgb, tiny_model, tmp_path, qgis_new_project, wait_for_tasks
+) -> None:  # noqa: ANN001
+    from map_refiner.engine.refine.pipeline import RefineParams
+
+    raster = QgsRasterLayer(str(austin_rgb), "austin_dev_rgb", "gdal")
+    qgis_new_project.addMapLayer(raster)
+    corrections = create_correction_layer(
+        raster, ["background", "building"], [(0, 0, 0), (200, 40, 40)], qgis_new_project, tmp_path
+    )
+    assert _top_names(qgis_new_project)[0] == corrections.name()
+    for i, scores in enumerate((None, tmp_path / "s.tif")):  # a plain layer, then a group
+        params = RefineParams(
+            image=austin_rgb,
+            out=tmp_path / f"r{i}.tif",
+            model_path=tiny_model,
+            iterations=1,
+            device="cpu",
+            scores=scores,
+        )
+        plugin.controller.start_refine(RefineJob(params, "austin_dev_rgb"))
+        wait_for_tasks()
+        names = _top_names(qgis_new_project)
+        assert names[0] == "austin_dev_rgb — corrections", names
+        assert names[1].startswith("austin_dev_rgb — "), names  # the new result, under it
+    assert qgis_new_project.mapLayer(corrections.id()) is corrections  # moved, not removed
+    assert corrections.isEditable()
+
+
+def test_keep_corrections_on_top_keeps_their_order_and_nothing_else_moves(
+    rgb_layer, qgis_new_project, tmp_path
+) -> None:  # noqa: ANN001
+    names, colours = ["background", "building"], [(0, 0, 0), (200, 40, 40)]
+    a = create_correction_layer(rgb_layer, names, colours, qgis_new_project, tmp_path)
+    b = create_correction_layer(rgb_layer, names, colours, qgis_new_project, tmp_path)
+    other = QgsRasterLayer(rgb_layer.source(), "other", "gdal")
+    qgis_new_project.addMapLayer(other, False)
+    qgis_new_project.layerTreeRoot().insertLayer(0, other)
+    keep_corrections_on_top(qgis_new_project)
+    ids = [n.layerId() for n in qgis_new_project.layerTreeRoot().findLayers()]
+    assert ids[:2] == [b.id(), a.id()] and ids[2] == other.id()
+    keep_corrections_on_top(qgis_new_project)  # already in place: unchanged
+    assert [n.layerId() for n in qgis_new_project.layerTreeRoot().findLayers()] == ids
+
+
+def test_the_class_map_shows_the_image_through_its_background(
+    plugin, austin_rgb, tiny_model, tmp_path, qgis_new_project, wait_for_tasks
+) -> None:  # noqa: ANN001
+    from map_refiner.engine.refine.pipeline import RefineParams
+
+    params = RefineParams(
+        image=austin_rgb, out=tmp_path / "r.tif", model_path=tiny_model, iterations=1, device="cpu"
+    )
+    plugin.controller.start_refine(RefineJob(params, "austin_dev_rgb"))
+    wait_for_tasks()
+    layer = qgis_new_project.mapLayersByName("austin_dev_rgb — refined by tiny test model (1 it.)")[
+        0
+    ]
+    alpha = {c.label: c.color.alpha() for c in layer.renderer().classes()}
+    assert alpha == {"background": 0, "building": 255}
+
+
+def test_result_names_say_which_model_made_them(tiny_model: Path) -> None:
+    assert model_label(None) is None
+    from map_refiner.engine.modelfile.header import DEFAULT_MODEL_PATH
+
+    assert model_label(DEFAULT_MODEL_PATH) is None  # the bundled file chosen explicitly
+    assert model_label(tiny_model) == "tiny test model"
+    assert refined_layer_name("img", 5) == "img — refined (5 it.)"
+    assert (
+        refined_layer_name("img", 5, "img — round 2 (7 corrections)")
+        == "img — refined by img — round 2 (7 corrections) (5 it.)"
+    )
