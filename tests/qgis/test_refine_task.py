@@ -150,7 +150,9 @@ def test_export_to_shapefile_after_refine(
     assert job.classmap.path == tmp_path / "refined.tif"
     assert job.classmap.names == ["background", "building"]
     # the refined layer: a class map, read from its paletted renderer
-    refined_layer = qgis_new_project.mapLayersByName("austin_dev_rgb — refined by tiny test model (2 it.)")[0]
+    refined_layer = qgis_new_project.mapLayersByName(
+        "austin_dev_rgb — refined by tiny test model (2 it.)"
+    )[0]
     from_layer = build_vectorize_job(refined_layer, {}, qgis_new_project, tmp_path)
     assert from_layer.classmap == job.classmap
     assert job.out == tmp_path / "refined_polygons.shp"
