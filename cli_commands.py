@@ -159,6 +159,20 @@ def _info(a: argparse.Namespace) -> int:
     cfg, tensors = read_model_file(a.model or DEFAULT_MODEL_PATH)
     d = cfg.to_dict()
     d["parameters"] = int(sum(t.numel() for t in tensors.values()))
+    rounds = [r for r in (cfg.training.get("finetune") or []) if isinstance(r, dict)]
+    if rounds:  # a fine-tuned model: which round it is and what it came from, first
+        last = rounds[-1]
+        d = {
+            "round": {
+                "name": cfg.name,
+                "round": last.get("round"),
+                "parent": last.get("parent"),
+                "adopted": last.get("adopted"),
+                "held_out_score": last.get("tuned_score"),
+                "starting_model_score": last.get("base_score"),
+            },
+            **d,
+        }
     print(json.dumps(d, indent=2))
     return 0
 

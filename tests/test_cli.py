@@ -193,6 +193,24 @@ def test_info_prints_the_model_json(capsys, model_file: Path) -> None:
     assert d["classes"][1]["name"] == "building" and d["ground_resolution_m"] == 0.6
 
 
+def test_info_names_a_fine_tuned_round_and_its_parent(capsys, tmp_path: Path) -> None:
+
+    net, cfg = random_model(("background", "building"))
+    cfg.name = "tanzania — round 2 (7 corrections)"
+    cfg.training["finetune"] = [
+        {"image": "tanzania.tif", "round": 1, "parent": "bundled", "adopted": True},
+        {"image": "tanzania.tif", "round": 2, "parent": "r1.safetensors", "adopted": False},
+    ]
+    path = save_model(net, cfg, tmp_path / "r2.safetensors")
+    rc, out, _ = run_cli(["info", path], capsys)
+    assert rc == 0
+    d = json.loads(out)
+    assert next(iter(d)) == "round"  # printed first
+    assert d["round"]["name"] == "tanzania — round 2 (7 corrections)"
+    assert d["round"]["round"] == 2 and d["round"]["parent"] == "r1.safetensors"
+    assert d["round"]["adopted"] is False
+
+
 def test_info_on_the_bundled_model(capsys) -> None:
     if not DEFAULT_MODEL_PATH.exists():
         pytest.skip("the bundled default model is not in this checkout")
