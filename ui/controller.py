@@ -42,6 +42,18 @@ class Controller:
         self.last_refine: RefineJob | None = None  # what "Keep iteration N" keeps from
         self.installer: InstallerFlow | None = None
         self.iterations: IterationsFlow | None = None
+        QgsProject.instance().cleared.connect(self.project_cleared)
+
+    def project_cleared(self) -> None:
+        """Project ▸ New, Close or Open: nothing of the old project's state stays (its
+        refined maps, the slider's raster, the dialog's layer choices, stale messages)."""
+        self.refined.clear()
+        self.last_refine = None
+        if self.iterations is not None:
+            self.iterations.reset()
+        if self.dialog is not None:
+            self.dialog.project_changed()
+        self.iface.messageBar().clearWidgets()
 
     def ensure_dialog(self) -> MapRefinerDialog:
         if self.dialog is None:
@@ -271,6 +283,10 @@ class Controller:
         )
 
     def unload(self) -> None:
+        try:
+            QgsProject.instance().cleared.disconnect(self.project_cleared)
+        except (TypeError, RuntimeError):
+            pass
         self.cancel_all()
         for flow in (self.installer, self.iterations):
             if flow is not None:

@@ -40,7 +40,7 @@ from ..settings import DialogDefaults
 from ..sources import default_refined_path, raster_path
 from .device_info import device_summary
 from .labels_widget import LabelsBox
-from .model_info import ModelSummary
+from .model_info import ModelSummary, is_fine_tuned
 from .model_widget import ModelChooser
 
 
@@ -276,6 +276,22 @@ class MapRefinerDialog(QDialog):
             label_mode=self.labels.mode(),
             label_field=self.labels.field() or "class",
         )
+
+    def project_changed(self) -> None:
+        """A new, closed or opened project: stale messages go, and a fine-tuned model
+        (made for an image of the old project) is not carried over silently: the
+        dialog goes back to the bundled model and says why."""
+        self.message_bar.clearWidgets()
+        self.status_label.setText("")
+        path = self.model.model_path()
+        if path is not None and is_fine_tuned(path):
+            self.model.set_model_path("")
+            self.message_bar.pushInfo(
+                "Map Refiner",
+                f"New project: the model is the bundled one again ({path.name} was "
+                "fine-tuned on another project's image; choose it again to use it here).",
+            )
+        self.suggest_output()
 
     def set_running(self, running: bool, text: str = "") -> None:
         self.refine_button.setEnabled(not running)

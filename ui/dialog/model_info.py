@@ -76,3 +76,16 @@ def model_label(path: Path | None) -> str | None:
         return read_model_summary(path).name or resolved.stem
     except MapRefinerError:
         return resolved.stem
+
+
+def is_fine_tuned(path: Path) -> bool:
+    """Whether the model at ``path`` came out of a correction round (it keeps polygons
+    drawn on one image, or records fine-tune rounds); False if it cannot be read."""
+    from ...engine.errors import MapRefinerError
+    from ...engine.modelfile.header import read_model_config
+
+    try:
+        config = read_model_config(path)
+    except MapRefinerError:
+        return False
+    return bool(config.corrections) or bool(config.training.get("finetune"))

@@ -146,6 +146,13 @@ class IterationsDock(QgsDockWidget):
             self.regions_list.addItem(item)
         self.regions_list.blockSignals(False)
 
+    def clear(self) -> None:
+        """No raster: an empty list, a disabled slider, a title that says so."""
+        self.title_label.setText("No iterations yet: refine a raster with the dialog.")
+        self.set_regions([], [])
+        self.set_range(0, 0)
+        self.set_busy(False, "")
+
     def set_busy(self, busy: bool, text: str = "") -> None:
         self.recompute_button.setEnabled(not busy)
         self.keep_button.setEnabled(not busy and self.slider.maximum() > 0)

@@ -283,6 +283,20 @@ class IterationsFlow(QObject):
                 parent.parent().removeChildNode(parent)
         self.layer_ids = {}
 
+    def reset(self) -> None:
+        """The project was closed or a new one started: forget the old raster's
+        iterations (its layers went with the project) and empty the dock."""
+        self.timer.stop()
+        if self.task is not None:
+            self.task.cancel()
+            self.task = None
+        if self.result is not None:
+            shutil.rmtree(self.result.job.folder, ignore_errors=True)
+        self.result = self.source = None
+        self.layer_ids, self.rects, self.shown = {}, [], 0
+        if self.dock is not None:
+            self.dock.clear()
+
     def unload(self) -> None:
         self.timer.stop()
         if self.task is not None:

@@ -1,0 +1,66 @@
+"""State follows the project: Project ▸ New empties the iterations dock and forgets
+the old project's maps; a fine-tuned model is not carried into a new project silently."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from test_iteration_slider import refine_with_slider
+
+from map_refiner.ui.settings import DialogDefaults, save_defaults
+
+
+def test_a_new_project_empties_the_iterations_dock(
+    plugin, rgb_layer, tiny_model, tmp_path, qgis_new_project, wait_until, wait_for_tasks
+) -> None:  # noqa: ANN001
+    flow = refine_with_slider(
+        plugin, rgb_layer, tiny_model, tmp_path / "r.tif", wait_until, wait_for_tasks, 2
+    )
+    dock = flow.dock
+    assert dock.regions_list.count() > 0 and plugin.controller.refined
+    folder = flow.result.job.folder
+    qgis_new_project.clear()  # what Project ▸ New does
+    assert flow.result is None and flow.layer_ids == {} and flow.rects == []
+    assert dock.regions_list.count() == 0 and dock.slider.maximum() == 0
+    assert not dock.keep_button.isEnabled() and "No iterations" in dock.title_label.text()
+    assert plugin.controller.refined == {} and plugin.controller.last_refine is None
+    assert not folder.exists()  # the slider's maps of the old raster are gone
+    flow.zoom_to(0)  # a click on a (now absent) region does nothing
+
+
+def test_a_fine_tuned_model_is_not_carried_into_a_new_project(
+    plugin, tiny_model, tmp_path, qgis_iface, qgis_new_project
+) -> None:  # noqa: ANN001
+    from map_refiner.engine.modelfile.io import load_model, save_model
+
+    net, cfg = load_model(tiny_model)
+    cfg.name = "scene — round 1 (3 corrections)"
+    cfg.training["finetune"] = [{"image": "scene.tif", "round": 1, "parent": "bundled"}]
+    tuned = save_model(net, cfg, tmp_path / "round1.safetensors")
+    save_defaults(DialogDefaults(model_path=str(tuned)))
+    plugin.controller.show_dialog()
+    dialog = plugin.controller.dialog
+    assert dialog.model.model_path() == tuned
+    qgis_new_project.clear()
+    assert dialog.model.model_path() is None  # the bundled model again ...
+    texts = [w.text() for w in dialog.message_bar.items()]
+    assert any("round1.safetensors" in t and "bundled" in t for t in texts), texts  # ... said
+
+
+def test_a_plain_model_stays_chosen_across_projects(plugin, tiny_model, qgis_new_project) -> None:  # noqa: ANN001
+    save_defaults(DialogDefaults(model_path=str(tiny_model)))
+    plugin.controller.show_dialog()
+    qgis_new_project.clear()
+    assert plugin.controller.dialog.model.model_path() == Path(tiny_model)
+
+
+def test_stale_messages_go_with_the_project(
+    plugin, qgis_iface, qgis_new_project, monkeypatch
+) -> None:  # noqa: ANN001
+    """(pytest-qgis's message bar records pushes and does not forget them on clear, so
+    the call itself is what is checked.)"""
+    bar = qgis_iface.messageBar()
+    cleared = []
+    monkeypatch.setattr(bar, "clearWidgets", lambda: cleared.append(True))
+    qgis_new_project.clear()
+    assert cleared == [True]
