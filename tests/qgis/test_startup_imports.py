@@ -30,8 +30,23 @@ plugin = classFactory(iface)
 plugin.initGui()
 report = {"torch_after_start": sys.modules.get("torch") is not None,
           "provider": app.processingRegistry().providerById("map_refiner") is not None}
+import builtins, threading, time
+real_import = builtins.__import__
+def spy(name, *args, **kwargs):  # records the thread that first imports torch
+    if name.split(".")[0] == "torch" and "torch_thread" not in report:
+        report["torch_thread"] = threading.current_thread().name
+    return real_import(name, *args, **kwargs)
+builtins.__import__ = spy
 plugin.actions[0].trigger()  # "Map Refiner…"
+report["torch_on_open"] = sys.modules.get("torch") is not None
 report["errors"] = iface.messageBar().get_messages(Qgis.MessageLevel.Critical)
+deadline = time.monotonic() + 90
+while QgsApplication.taskManager().countActiveTasks() and time.monotonic() < deadline:
+    app.processEvents()
+    time.sleep(0.01)
+app.processEvents()
+dialog = plugin.controller.dialog
+report["device_label"] = dialog.device_label.text() if dialog is not None else None
 plugin.unload()
 print("REPORT " + json.dumps(report))
 """
@@ -58,6 +73,15 @@ def test_initgui_does_not_import_torch(tmp_path: Path) -> None:
     report = _run("normal", tmp_path)
     assert report["provider"]
     assert report["torch_after_start"] is False
+
+
+def test_opening_the_dialog_imports_torch_off_the_main_thread(tmp_path: Path) -> None:
+    """The first open used to block QGIS for 2.6-6.8 s importing torch for the device
+    line; now a task finds the devices and fills the line in."""
+    report = _run("normal", tmp_path)
+    assert report["errors"] == []
+    assert report["torch_thread"] != "MainThread", report
+    assert report["device_label"] and "Looking" not in report["device_label"], report
 
 
 def test_plugin_loads_without_torch_and_says_how_to_install_it(tmp_path: Path) -> None:

@@ -8,7 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from qgis.core import QgsMapLayer, QgsMapLayerProxyModel, QgsProject, QgsRasterLayer
+from qgis.core import (
+    QgsApplication,
+    QgsMapLayer,
+    QgsMapLayerProxyModel,
+    QgsProject,
+    QgsRasterLayer,
+)
 from qgis.gui import QgsFileWidget, QgsMapLayerComboBox, QgsMessageBar, QgsSpinBox
 from qgis.PyQt.QtCore import pyqtSignal
 from qgis.PyQt.QtWidgets import (
@@ -28,6 +34,7 @@ from qgis.PyQt.QtWidgets import (
 from ...engine.errors import MapRefinerError
 from ...engine.vocabulary import DEVICES
 from ..jobs.refine_job import RefineJob, build_refine_job
+from ..jobs.tasks import EngineTask
 from ..jobs.training_jobs import (
     FinetuneJob,
     TrainCoarseJob,
@@ -80,7 +87,7 @@ class MapRefinerDialog(QDialog):
         self.device_combo = QComboBox(self)
         for name in DEVICES:
             self.device_combo.addItem(name, name)
-        self.device_label = QLabel(device_summary(), self)
+        self.device_label = QLabel("Looking for devices…", self)
         self.output_widget = QgsFileWidget(self)
         self.output_widget.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
         self.output_widget.setFilter("GeoTIFF (*.tif *.tiff)")
@@ -111,6 +118,26 @@ class MapRefinerDialog(QDialog):
         self._connect()
         self._restore(defaults, active_layer)
         self.set_running(False)
+        self._device_task = self._describe_devices()
+
+    def _describe_devices(self) -> EngineTask:
+        """The device line, found in a worker thread: it imports torch, which takes
+        seconds the first time and must not freeze QGIS while the dialog opens."""
+
+        def show(_task: EngineTask, text: str) -> None:
+            try:
+                self.device_label.setText(text)
+            except RuntimeError:  # the dialog was closed and deleted meanwhile
+                pass
+
+        def failed(_task: EngineTask, exc: BaseException) -> None:
+            show(_task, f"devices unknown ({exc})")
+
+        task = EngineTask(
+            "Map Refiner: looking for devices", lambda _p, _c: device_summary(), show, failed
+        )
+        QgsApplication.taskManager().addTask(task)
+        return task
 
     def _layout(self) -> None:
         form = QFormLayout()
