@@ -41,3 +41,11 @@ def show_warning(bar: QgsMessageBar, text: str) -> None:
     """A result the user must read (it did not do all they asked); stays until closed."""
     log.warning(text)
     bar.pushMessage(TITLE, text, level=Qgis.MessageLevel.Warning, duration=0)
+
+
+def dismiss(bar: QgsMessageBar, containing: str) -> int:
+    """Close the bar's messages whose text contains ``containing``; how many."""
+    stale = [item for item in list(bar.items()) if containing in item.text()]
+    for item in stale:
+        bar.popWidget(item)
+    return len(stale)

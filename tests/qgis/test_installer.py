@@ -298,3 +298,25 @@ def test_the_menu_action_opens_the_installer(plugin) -> None:  # noqa: ANN001
     action = [a for a in plugin.actions if a.text() == "Install engine dependencies…"][0]
     action.trigger()
     assert plugin.controller.installer.dialog.isVisible()
+
+
+def test_a_successful_install_takes_the_needs_torch_message_away(
+    plugin, qgis_iface, monkeypatch, tmp_path: Path
+) -> None:  # noqa: ANN001
+    """It used to come back and stay although torch worked."""
+    from map_refiner.ui.installer import flow as flow_module
+    from map_refiner.ui.installer.run import InstallResult
+
+    monkeypatch.setattr(deps, "missing_modules", lambda modules=(): ["torch"])
+    bar = QgsMessageBar()
+    monkeypatch.setattr(qgis_iface, "messageBar", lambda: bar)
+    plugin.controller.show_dialog()
+    assert any("needs torch" in i.text() for i in bar.items())
+    installer = plugin.controller.open_installer()
+    monkeypatch.setattr(flow_module, "activate", lambda folder: None)
+    monkeypatch.setattr(flow_module, "loaded_from", lambda folder: False)
+    result = InstallResult(tmp_path, {"torch": "2.13.0", "safetensors": "0.4"}, "cpu", 3.0, {})
+    installer._done(None, result)
+    texts = [i.text() for i in bar.items()]
+    assert not any("needs torch" in t for t in texts), texts
+    assert any("Engine installed" in t for t in texts), texts

@@ -15,7 +15,7 @@ from qgis.PyQt.QtWidgets import QPushButton, QWidget
 
 from ...engine.errors import CancelledError, MapRefinerError
 from ..jobs.tasks import EngineTask
-from ..messages import show_error, show_success
+from ..messages import dismiss, show_error, show_success
 from ..settings import load_install_build, save_install_build
 from .deps import python_command
 from .dialog import InstallerDialog
@@ -24,6 +24,9 @@ from .site import activate, deactivate, deps_folder, loaded_from, profile_dir
 
 log = logging.getLogger(__name__)
 OFFER_TEXT = "Install engine dependencies…"
+#: Words of the missing-dependencies message (installer/deps.py) that a successful
+#: install takes off the message bar.
+NEEDS_TORCH = "Map Refiner needs"
 
 
 class LogRelay(QObject):
@@ -88,6 +91,8 @@ class InstallerFlow(QObject):
         self.task = None
         restart = loaded_from(result.folder)
         activate(result.folder)
+        if not restart:  # torch imports now: the "needs torch" message is stale
+            dismiss(self.bar, NEEDS_TORCH)
         text = (
             f"Engine installed: torch {result.versions['torch']}, safetensors "
             f"{result.versions['safetensors']} ({result.build} build, checked) in "
