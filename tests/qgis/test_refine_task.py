@@ -164,3 +164,46 @@ def test_export_to_shapefile_after_refine(
     assert polygons.featureCount() > 0
     assert isinstance(polygons.renderer(), QgsCategorizedSymbolRenderer)
     assert [c.value() for c in polygons.renderer().categories()] == ["background", "building"]
+
+
+def test_export_leaves_out_background_and_slivers_unless_asked(
+    plugin, austin_rgb, tiny_model, tmp_path, qgis_new_project, wait_for_tasks
+) -> None:  # noqa: ANN001
+    """It wrote one huge background polygon plus 0.09 m² slivers."""
+    from qgis.core import QgsRasterLayer
+
+    from map_refiner.ui.jobs.vectorize_job import DEFAULT_MIN_AREA_M2, build_vectorize_job
+
+    image_layer = QgsRasterLayer(str(austin_rgb), "austin_dev_rgb")
+    qgis_new_project.addMapLayer(image_layer)
+    plugin.controller.start_refine(_job(austin_rgb, tmp_path / "refined.tif", tiny_model))
+    wait_for_tasks()
+    counts = {}
+    for name, kw in (
+        ("default", {}),
+        ("all", {"include_background": True, "min_area_m2": 0.0}),
+    ):
+        job = build_vectorize_job(
+            image_layer, plugin.controller.refined, qgis_new_project, tmp_path, **kw
+        )
+        job.out = tmp_path / f"{name}.shp"
+        plugin.controller.start_vectorize(job)
+        wait_for_tasks()
+        layer = qgis_new_project.mapLayersByName("austin_dev_rgb — polygons")[-1]
+        feats = list(layer.getFeatures())
+        counts[name] = len(feats)
+        classes = {f["class"] for f in feats}
+        smallest = min(f["area_m2"] for f in feats)
+        if name == "default":
+            assert classes == {"building"} and smallest >= DEFAULT_MIN_AREA_M2
+        else:
+            assert classes == {"background", "building"} and smallest < 0.1
+        qgis_new_project.removeMapLayer(layer.id())
+    assert counts["default"] < counts["all"]
+
+
+def test_the_dialog_export_options_reach_the_job(plugin, qgis_new_project) -> None:  # noqa: ANN001
+    plugin.controller.show_dialog()
+    dialog = plugin.controller.dialog
+    assert not dialog.export_background_check.isChecked()
+    assert dialog.min_area_spin.value() == 2.0

@@ -15,7 +15,13 @@ from qgis.core import (
     QgsProject,
     QgsRasterLayer,
 )
-from qgis.gui import QgsFileWidget, QgsMapLayerComboBox, QgsMessageBar, QgsSpinBox
+from qgis.gui import (
+    QgsDoubleSpinBox,
+    QgsFileWidget,
+    QgsMapLayerComboBox,
+    QgsMessageBar,
+    QgsSpinBox,
+)
 from qgis.PyQt.QtCore import pyqtSignal
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
@@ -41,7 +47,12 @@ from ..jobs.training_jobs import (
     build_finetune_job,
     build_train_coarse_job,
 )
-from ..jobs.vectorize_job import ClassMap, VectorizeJob, build_vectorize_job
+from ..jobs.vectorize_job import (
+    DEFAULT_MIN_AREA_M2,
+    ClassMap,
+    VectorizeJob,
+    build_vectorize_job,
+)
 from ..messages import show_error
 from ..settings import DialogDefaults
 from ..sources import default_refined_path, raster_path
@@ -97,6 +108,17 @@ class MapRefinerDialog(QDialog):
             "The map before any RNN iteration, in the same group as "
             "the refined one, to compare them"
         )
+        self.export_background_check = QCheckBox("Export the background class too", self)
+        self.export_background_check.setToolTip(
+            "Off: the shapefile holds the objects only, not one polygon of everything else"
+        )
+        self.min_area_spin = QgsDoubleSpinBox(self)
+        self.min_area_spin.setRange(0.0, 1e6)
+        self.min_area_spin.setDecimals(1)
+        self.min_area_spin.setSuffix(" m²")
+        self.min_area_spin.setValue(DEFAULT_MIN_AREA_M2)
+        self.min_area_spin.setClearValue(DEFAULT_MIN_AREA_M2)
+        self.min_area_spin.setToolTip("Polygons smaller than this are not exported (0: all)")
         self.labels = LabelsBox(self)
         self.progress_bar = QProgressBar(self)
         self.progress_bar.setRange(0, 100)
@@ -151,6 +173,11 @@ class MapRefinerDialog(QDialog):
         form.addRow("Output class map", self.output_widget)
         form.addRow("", self.scores_check)
         form.addRow("", self.coarse_check)
+        export_row = QHBoxLayout()
+        export_row.addWidget(QLabel("smallest polygon", self))
+        export_row.addWidget(self.min_area_spin)
+        export_row.addWidget(self.export_background_check, 1)
+        form.addRow("Export", export_row)
         progress_row = QHBoxLayout()
         progress_row.addWidget(self.progress_bar, 1)
         progress_row.addWidget(self.status_label)
@@ -261,7 +288,12 @@ class MapRefinerDialog(QDialog):
 
     def vectorize_job(self) -> VectorizeJob:
         return build_vectorize_job(
-            self.input_combo.currentLayer(), self.refined, self.project, self.fallback_dir
+            self.input_combo.currentLayer(),
+            self.refined,
+            self.project,
+            self.fallback_dir,
+            include_background=self.export_background_check.isChecked(),
+            min_area_m2=self.min_area_spin.value(),
         )
 
     def finetune_job(self) -> FinetuneJob:

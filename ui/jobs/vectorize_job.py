@@ -36,11 +36,27 @@ class ClassMap:
     colours: list[Colour]
 
 
+#: The export's default smallest polygon: a few pixels of 0.3 m imagery, so that the
+#: one-pixel slivers (0.09 m²) a class map holds do not become features.
+DEFAULT_MIN_AREA_M2 = 2.0
+#: Classes left out of an export unless asked for: one huge polygon of everything else.
+BACKGROUND = "background"
+
+
 @dataclass
 class VectorizeJob:
     classmap: ClassMap
     out: Path
     source_name: str
+    include_background: bool = False
+    min_area_m2: float = DEFAULT_MIN_AREA_M2
+
+    def classes(self) -> list[str] | None:
+        """The class names to export (None: all of them)."""
+        if self.include_background:
+            return None
+        kept = [n for n in self.classmap.names if n.lower() != BACKGROUND]
+        return kept if len(kept) < len(self.classmap.names) else None
 
 
 def class_map_of_layer(layer: QgsRasterLayer) -> ClassMap | None:
@@ -66,8 +82,11 @@ def build_vectorize_job(
     refined: dict[Path, ClassMap],
     project: QgsProject,
     fallback_dir: Path | None = None,
+    include_background: bool = False,
+    min_area_m2: float = DEFAULT_MIN_AREA_M2,
 ) -> VectorizeJob:
-    """The chosen raster if it is a class map, else its latest refined map this session."""
+    """The chosen raster if it is a class map, else its latest refined map this session;
+    without the background class and polygons under ``min_area_m2`` unless asked."""
     if not isinstance(layer, QgsRasterLayer):
         raise MapRefinerError(
             "Choose a raster layer: a refined class map, or an image you refined in this session."
@@ -79,7 +98,7 @@ def build_vectorize_job(
             "session; refine it first, or choose its refined layer."
         )
     out = output_beside(classmap.path, "_polygons", ".shp", project_dir(project), fallback_dir)
-    return VectorizeJob(classmap, out, layer.name())
+    return VectorizeJob(classmap, out, layer.name(), include_background, float(min_area_m2))
 
 
 def run_vectorize(
@@ -91,6 +110,8 @@ def run_vectorize(
         job.classmap.path,
         job.out,
         class_names=job.classmap.names,
+        classes=job.classes(),
+        min_area_m2=job.min_area_m2,
         progress=progress,
         is_cancelled=is_cancelled,
     )
