@@ -242,3 +242,16 @@ def test_a_refine_keeps_its_iterations_from_the_same_pass(scene) -> None:  # noq
     ).trajectory
     assert part is not None and part.window == (37, 21, 101, 90)
     np.testing.assert_array_equal(part.classes, traj.classes[:, 21:90, 37:101])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_region_rectangles_never_overlap(seed: int) -> None:
+    """Grown regions of several cells used to give rectangles drawn over each other."""
+    gen = np.random.default_rng(seed)
+    unc = gen.random((200, 260)).astype(np.float32)
+    regions = rank_regions(unc, cell=10, top=None, max_cells=4)
+    assert len(regions) > 5
+    for i, a in enumerate(regions):
+        for b in regions[i + 1 :]:
+            apart = a.x1 <= b.x0 or b.x1 <= a.x0 or a.y1 <= b.y0 or b.y1 <= a.y0
+            assert apart, (a, b)

@@ -106,19 +106,30 @@ def rank_regions(
 
     The most uncertain unused cell seeds a region, which takes up to
     ``max_cells - 1`` unused neighbours (8-connected, best first) scoring at
-    least ``grow`` times the seed. A region scores the mean of its cells.
+    least ``grow`` times the seed. A region scores the mean of its cells. Regions'
+    rectangles never overlap: the cells of a region's rectangle are used up, and a
+    region whose rectangle would cross an earlier one is dropped.
     """
     scores = cell_scores(unc, valid, cell)
     h, w = unc.shape
     used = ~np.isfinite(scores)
     order = np.argsort(np.where(used, -np.inf, scores), axis=None)[::-1]
     regions: list[Region] = []
+    boxes: list[tuple[int, int, int, int]] = []  # cell rows/columns of each region's rectangle
     for flat in order:
         gy, gx = divmod(int(flat), scores.shape[1])
         if used[gy, gx] or scores[gy, gx] < min_score:
             continue
         members = _grow(scores, used, gy, gx, grow * scores[gy, gx], max_cells)
         ys, xs = zip(*members)
+        box = (min(ys), max(ys) + 1, min(xs), max(xs) + 1)
+        crosses = any(
+            box[0] < b[1] and b[0] < box[1] and box[2] < b[3] and b[2] < box[3] for b in boxes
+        )
+        used[box[0] : box[1], box[2] : box[3]] = True
+        if crosses:
+            continue
+        boxes.append(box)
         regions.append(
             Region(
                 rank=len(regions) + 1,

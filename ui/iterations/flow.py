@@ -32,7 +32,7 @@ from .uncertainty_layers import regions_layer, set_regions, uncertainty_renderer
 
 log = logging.getLogger(__name__)
 REGION_CELL_M = 12.0
-TOP_REGIONS = 10
+TOP_REGIONS = 5  # a short list a user works through, redone after each round
 PLAY_MS = 700
 #: The uncertainty layer's opacity: the image under it stays readable.
 UNCERTAINTY_OPACITY = 0.6
