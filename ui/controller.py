@@ -28,6 +28,7 @@ from .jobs.tasks import EngineTask
 from .jobs.training_jobs import FinetuneJob, TrainCoarseJob, run_finetune, run_train_coarse
 from .jobs.vectorize_job import ClassMap, VectorizeJob, add_vectorize_result, run_vectorize
 from .messages import show_error, show_success, show_warning
+from .rounds import Round
 from .settings import load_defaults, save_defaults
 
 log = logging.getLogger(__name__)
@@ -42,16 +43,21 @@ class Controller:
         self.last_refine: RefineJob | None = None  # what "Keep iteration N" keeps from
         self.installer: InstallerFlow | None = None
         self.iterations: IterationsFlow | None = None
+        self.rounds: list[Round] = []  # this project's fine-tune rounds, oldest first
+        self.refined_with: dict[Path, Path | None] = {}  # image -> model of its latest map
         QgsProject.instance().cleared.connect(self.project_cleared)
 
     def project_cleared(self) -> None:
         """Project ▸ New, Close or Open: nothing of the old project's state stays (its
         refined maps, the slider's raster, the dialog's layer choices, stale messages)."""
         self.refined.clear()
+        self.refined_with.clear()
+        self.rounds.clear()
         self.last_refine = None
         if self.iterations is not None:
             self.iterations.reset()
         if self.dialog is not None:
+            self.dialog.labels.set_rounds([])
             self.dialog.project_changed()
         self.iface.messageBar().clearWidgets()
 
@@ -71,6 +77,8 @@ class Controller:
             self.dialog.train_coarse_requested.connect(self.start_train_coarse)
             self.dialog.cancel_requested.connect(self.cancel_all)
             self.dialog.new_correction_layer_requested.connect(self.new_correction_layer)
+            self.dialog.undo_round_requested.connect(self.undo_round)
+            self.dialog.labels.set_rounds([r.describe() for r in self.rounds])
             self.dialog.finished.connect(self._remember)
         return self.dialog
 
@@ -143,7 +151,7 @@ class Controller:
         task = EngineTask(
             f"Map Refiner: fine-tuning {job.out.name}",
             partial(run_finetune, job),
-            self._finetuned,
+            partial(self._finetuned, job),
             self._failed,
         )
         return self._start(task, f"Fine-tuning → {job.out.name}…")
@@ -187,16 +195,58 @@ class Controller:
             self.dialog.model.set_model_path(str(result.model))
             self._remember()
 
-    def _finetuned(self, task: EngineTask, result) -> None:  # noqa: ANN001 - FinetuneResult
+    def _finetuned(self, job: FinetuneJob, task: EngineTask, result) -> None:  # noqa: ANN001
         self._done(task)
         text = f"{result.message} → {result.model.name}; now selected"
         if result.adopted:
             show_success(self.iface.messageBar(), text)
         else:
             show_warning(self.iface.messageBar(), text)
+        name = model_label(result.model) or result.model.stem
+        self.rounds.append(
+            Round(
+                result.model,
+                name,
+                job.image,
+                job.base_model,
+                result.adopted,
+                result.tuned_score,
+                result.base_score,
+            )
+        )
         if self.dialog is not None:
             self.dialog.model.set_model_path(str(result.model))
+            self.dialog.labels.set_rounds([r.describe() for r in self.rounds])
             self._remember()
+
+    def undo_round(self) -> Round | None:
+        """Back to the model the last round started from: it is selected again, the maps
+        refined with the round's model leave the project (the parent's maps stay), and
+        the round's model file stays on disk."""
+        if not self.rounds:
+            show_warning(self.iface.messageBar(), "No fine-tune round of this project to undo.")
+            return None
+        last = self.rounds.pop()
+        project = QgsProject.instance()
+        gone = [
+            layer.id()
+            for layer in project.mapLayers().values()
+            if f" — refined by {last.name} (" in layer.name()
+        ]
+        project.removeMapLayers(gone)
+        if self.refined_with.get(last.image) == last.model:  # Export must not use its map
+            self.refined.pop(last.image, None)
+            self.refined_with.pop(last.image, None)
+        if self.dialog is not None:
+            self.dialog.model.set_model_path(str(last.parent) if last.parent else "")
+            self.dialog.labels.set_rounds([r.describe() for r in self.rounds])
+            self._remember()
+        show_success(
+            self.iface.messageBar(),
+            f"Undid {last.name}: back to {last.parent_label()}; {len(gone)} map(s) refined with "
+            f"it removed from the project (the model file stays: {last.model}).",
+        )
+        return last
 
     def _start(self, task: EngineTask, text: str) -> EngineTask:
         self.tasks.append(task)
@@ -216,6 +266,7 @@ class Controller:
         self._done(task)
         result = outcome.result
         self.refined[job.params.image] = ClassMap(result.out, result.class_names, result.colours)
+        self.refined_with[job.params.image] = job.params.model_path
         add_refine_result(
             result, job.source_name, QgsProject.instance(), model_label(job.params.model_path)
         )

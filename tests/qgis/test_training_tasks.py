@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from qgis.core import (
     Qgis,
@@ -61,7 +63,7 @@ def test_finetune_on_drawn_corrections(
     dialog.labels.set_mode("sparse")
 
     job = dialog.finetune_job()
-    assert job.out == tmp_path / "tiny_finetuned.safetensors"
+    assert job.out == tmp_path / "austin_dev_rgb_round1.safetensors"  # image and round
     assert (job.labels.class_field, job.labels.mode, job.steps) == ("class", "sparse", 2)
     assert labels.isModified()
     controller.start_finetune(job)
@@ -73,6 +75,60 @@ def test_finetune_on_drawn_corrections(
     assert QgsVectorLayer(str(job.labels.path), "saved", "ogr").featureCount() == 2
     assert dialog.model.model_path() == job.out
     assert tiny_model.exists()  # the base model is only read
+    assert dialog.labels.rounds_list.count() == 1 and dialog.labels.undo_button.isEnabled()
+    assert (
+        dialog.labels.rounds_list.item(0)
+        .text()
+        .startswith("austin_dev_rgb — round 1 (2 corrections): ")
+    )
+
+
+def test_undo_round_goes_back_to_the_parent_model_and_map(
+    setup, qgis_iface, tmp_path, tiny_model, wait_for_tasks
+) -> None:  # noqa: ANN001
+    controller, dialog, image = setup
+    summary = dialog.model.summary
+    labels = create_correction_layer(
+        image, summary.class_names, summary.colours, QgsProject.instance()
+    )
+    e = image.extent()
+    for dx, name in ((10, "building"), (60, "background"), (110, "building")):
+        _draw(
+            labels,
+            QgsRectangle(
+                e.xMinimum() + dx, e.yMinimum() + 10, e.xMinimum() + dx + 30, e.yMinimum() + 40
+            ),
+            name,
+        )
+    dialog.labels.set_layer(labels)
+    dialog.labels.set_mode("sparse")
+    dialog.iterations_spin.setValue(1)
+    controller.start_refine(dialog.refine_job())  # the parent's map
+    wait_for_tasks(timeout=120)
+    controller.start_finetune(dialog.finetune_job())
+    wait_for_tasks(timeout=120)
+    round_model = dialog.model.model_path()
+    assert round_model.name == "austin_dev_rgb_round1.safetensors"
+    dialog.suggest_output()
+    controller.start_refine(dialog.refine_job())  # the round's map
+    wait_for_tasks(timeout=120)
+    project = QgsProject.instance()
+    names = [layer.name() for layer in project.mapLayers().values()]
+    by_round = [n for n in names if "refined by austin_dev_rgb — round 1 (3 corrections)" in n]
+    by_parent = [n for n in names if "refined by tiny test model" in n]
+    assert len(by_round) == 1 and len(by_parent) == 1, names
+
+    undone = controller.undo_round()
+    assert undone is not None and undone.model == round_model
+    assert dialog.model.model_path() == tiny_model  # the parent model, selected again
+    names = [layer.name() for layer in project.mapLayers().values()]
+    assert not any("round 1" in n for n in names), names  # the round's map is gone ...
+    assert any("refined by tiny test model" in n for n in names)  # ... the parent's stays
+    assert round_model.exists()  # nothing on disk is deleted
+    assert dialog.labels.rounds_list.count() == 0 and not dialog.labels.undo_button.isEnabled()
+    assert Path(image.source()) not in controller.refined  # Export won't use the undone map
+    assert controller.undo_round() is None  # nothing left to undo: a message, no error
+    assert qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical) == []
 
 
 def test_train_coarse_from_reference_polygons(

@@ -264,6 +264,7 @@ def _record(
         "image": Path(image).name,
         "round": number,
         "parent": base_model.name if base_model else "bundled",
+        "parent_path": str(Path(base_model).resolve()) if base_model else None,
         "polygons": corr.kept.features,
         "held_out": held,
         "adopted": adopted,

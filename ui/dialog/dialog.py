@@ -68,6 +68,7 @@ class MapRefinerDialog(QDialog):
     finetune_requested = pyqtSignal(object)  # FinetuneJob
     train_coarse_requested = pyqtSignal(object)  # TrainCoarseJob
     new_correction_layer_requested = pyqtSignal()
+    undo_round_requested = pyqtSignal()
     cancel_requested = pyqtSignal()
 
     def __init__(
@@ -195,6 +196,7 @@ class MapRefinerDialog(QDialog):
         self.export_button.clicked.connect(self._on_export)
         self.labels.finetune_button.clicked.connect(self._on_finetune)
         self.labels.train_coarse_button.clicked.connect(self._on_train_coarse)
+        self.labels.undo_button.clicked.connect(self.undo_round_requested)
         self.cancel_button.clicked.connect(self.cancel_requested)
         self.labels.new_layer_button.clicked.connect(self.new_correction_layer_requested)
         self.input_combo.layerChanged.connect(self._on_input_changed)
@@ -360,6 +362,7 @@ class MapRefinerDialog(QDialog):
             self.labels.train_coarse_button,
         ):
             button.setEnabled(not running)
+        self.labels.undo_button.setEnabled(not running and self.labels.rounds_list.count() > 0)
         self.cancel_button.setEnabled(running)
         self.progress_bar.setValue(0)
         self.progress_bar.setVisible(running)

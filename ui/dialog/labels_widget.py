@@ -8,6 +8,7 @@ from qgis.PyQt.QtWidgets import (
     QComboBox,
     QFormLayout,
     QHBoxLayout,
+    QListWidget,
     QPushButton,
     QToolButton,
     QWidget,
@@ -44,7 +45,8 @@ class LabelsBox(QgsCollapsibleGroupBox):
         self.steps_spin.setSpecialValueText("default")
         self.steps_spin.setClearValue(0)
         self.steps_spin.setToolTip(
-            "Optimiser steps; default: 150 to fine-tune, 2000 for a coarse CNN"
+            "Optimiser steps; default: 30 on a CPU (150 on a GPU) to fine-tune, "
+            "2000 for a coarse CNN"
         )
         self.finetune_button = QPushButton("Fine-tune", self)
         self.finetune_button.setToolTip(
@@ -55,6 +57,18 @@ class LabelsBox(QgsCollapsibleGroupBox):
             "Train a new coarse CNN on the raster and these "
             "labels, with the model's classes and resolution"
         )
+        self.rounds_list = QListWidget(self)
+        self.rounds_list.setMaximumHeight(72)
+        self.rounds_list.setToolTip(
+            "This project's fine-tune rounds, newest last, with how they scored on the "
+            "polygons each one held out"
+        )
+        self.undo_button = QPushButton("Undo round", self)
+        self.undo_button.setToolTip(
+            "Go back to the model the last round started from and remove the maps refined "
+            "with it (its model file stays on disk)"
+        )
+        self.undo_button.setEnabled(False)
         row = QHBoxLayout()
         row.addWidget(self.layer_combo, 1)
         row.addWidget(self.new_layer_button)
@@ -68,6 +82,10 @@ class LabelsBox(QgsCollapsibleGroupBox):
         actions.addWidget(self.finetune_button)
         actions.addWidget(self.train_coarse_button)
         form.addRow("Training steps", actions)
+        rounds = QHBoxLayout()
+        rounds.addWidget(self.rounds_list, 1)
+        rounds.addWidget(self.undo_button)
+        form.addRow("Rounds", rounds)
         self.preferred_field = "class"
         self.layer_combo.layerChanged.connect(self._on_layer_changed)
 
@@ -95,6 +113,14 @@ class LabelsBox(QgsCollapsibleGroupBox):
     def steps(self) -> int | None:
         """None: the engine's default."""
         return self.steps_spin.value() or None
+
+    def set_rounds(self, lines: list[str]) -> None:
+        """The rounds' descriptions, newest last; Undo only when there is one."""
+        self.rounds_list.clear()
+        self.rounds_list.addItems(lines)
+        if lines:
+            self.rounds_list.scrollToBottom()
+        self.undo_button.setEnabled(bool(lines))
 
     def set_mode(self, mode: str) -> None:
         """Select ``mode`` (one of vocabulary.LABEL_MODES; ``full`` reads as ``tile``)."""

@@ -62,6 +62,21 @@ def label_source(layer: QgsMapLayer | None, class_field: str, mode: str) -> Labe
     )
 
 
+def rounds_of(model: Path | None, image_name: str) -> int:
+    """How many correction rounds on ``image_name`` the model at ``model`` holds
+    (header only; 0 for the bundled model or an unreadable file)."""
+    if model is None:
+        return 0
+    from ...engine.errors import MapRefinerError
+    from ...engine.modelfile.header import read_model_config
+
+    try:
+        records = read_model_config(model).training.get("finetune") or []
+    except MapRefinerError:
+        return 0
+    return sum(1 for r in records if isinstance(r, dict) and r.get("image") == image_name)
+
+
 def build_finetune_job(
     image_layer: QgsMapLayer | None,
     label_layer: QgsMapLayer | None,
@@ -80,9 +95,9 @@ def build_finetune_job(
         )
     image = raster_path(image_layer)
     labels = label_source(label_layer, class_field, mode)
-    stem = base_model.stem if base_model else "default"
     folder = writable_folder([project_dir(project), labels.path.parent, fallback_dir])
-    out = unique_path(folder / f"{stem}_finetuned.safetensors")
+    number = rounds_of(base_model, image.name) + 1
+    out = unique_path(folder / f"{image.stem}_round{number}.safetensors")
     return FinetuneJob(image, labels, out, base_model, steps, device, label_layer.id())
 
 

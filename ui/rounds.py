@@ -1,0 +1,33 @@
+"""The correction rounds of the current project: what each fine-tune made, from which
+model, how it scored on the user's held-out polygons; the last one can be undone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Round:
+    model: Path  # the round's model file (kept on disk when the round is undone)
+    name: str  # the model's own name: "<image> — round N (K corrections)"
+    image: Path
+    parent: Path | None  # the model it started from; None: the bundled one
+    adopted: bool  # the fitted networks were kept (else only the drawn polygons)
+    tuned_score: float | None  # held-out polygons right, the fitted networks
+    base_score: float | None  # the same, the starting model
+
+    def describe(self) -> str:
+        """One line for the dialog's list."""
+        if self.tuned_score is None or self.base_score is None:
+            score = "not checked (too few polygons to hold one out)"
+        else:
+            score = (
+                f"{100 * self.tuned_score:.0f} % of your held-out polygons right "
+                f"(start {100 * self.base_score:.0f} %)"
+            )
+        kept = "networks adopted" if self.adopted else "networks kept, polygons shown"
+        return f"{self.name}: {score}; {kept}"
+
+    def parent_label(self) -> str:
+        return self.parent.name if self.parent is not None else "the bundled model"
