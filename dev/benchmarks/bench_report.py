@@ -242,7 +242,7 @@ def write_report(res: dict, out: Path) -> str:
         "",
         f"- Fine-tune as the plugin runs it (`training.corrections.finetune`, its defaults: "
         f"the RNN and the CNN's last layer, batch 8 of 64 px patches, {it} unrolled "
-        f"iterations, held-out check, at most 16 s of fitting on a CPU) on "
+        f"iterations, held-out and flip checks, 30 held-out-phase steps on a CPU) on "
         f"{ft['polygons']:.0f} correction polygons (3 buildings near the centre of "
         f"`austin_dev` with their background rings, copied from the reference): "
         f"**{ft['seconds']:.1f} s** from the call to the saved model file "

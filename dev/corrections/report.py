@@ -237,6 +237,9 @@ def write(rows: list[dict], out: Path, figure: Path | None) -> str:
         "flip check to the ratio each fit records (a dropped fit leaves the base networks, "
         "whose undrawn half is the starting map), so that it can show what a dropped fit "
         "would have done.",
+        "- *fine-tune s* is the study's wall-clock time, which other jobs on the machine "
+        "lengthen (the outcome no longer depends on them); the one-round time of a quiet "
+        "machine is `make bench`'s row in docs/benchmarks.md.",
         "- A row with *adopted* no has the starting map on the undrawn half by design (only "
         "the drawn polygons change): the safeguard at work, not a failed run.",
         "- loveda is scored here as building against everything else: the bundled model has "

@@ -28,6 +28,7 @@ from ...engine.refine.pipeline import RefineParams, refine_raster
 from ...training.corrections.finetune import MAX_FLIP_RATIO, finetune
 from ...training.corrections.fit import FitParams
 from ...training.tile import LabelSource
+from ..provenance import git_state
 from .scenes import Scene, scenes
 from .users import USERS, error_regions, ordered, write_corrections
 
@@ -44,6 +45,7 @@ VARIANTS: dict[str, FitParams] = {
     "head+rnn": FitParams(adapt="head+rnn", max_flip_ratio=float("inf")),
     "rnn": FitParams(adapt="rnn", max_flip_ratio=float("inf")),
 }
+COMMIT = git_state(untracked=False)["commit"]
 #: The dialog's "where to draw next" cells are 12 m across.
 CELL_M = 12.0
 
@@ -148,6 +150,7 @@ def run_scene(
                     "flip_ratio": res.flip_ratio,
                     "steps": res.steps,
                     "finetune_s": round(seconds, 1),
+                    "commit": COMMIT,
                 }
                 with rows.open("a") as f:
                     f.write(json.dumps(row) + "\n")
