@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from .engine import vocabulary as vocab
 from .engine.errors import MapRefinerError
@@ -45,6 +47,37 @@ def _band_list(text: str) -> list[int]:
         ) from None
 
 
+def _bounded(kind: type, lo: float, hi: float, what: str):  # noqa: ANN202 - an argparse type
+    """An argparse type: a finite ``kind`` number in ``[lo, hi]``, else one clear line."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except (ValueError, OverflowError):
+            raise argparse.ArgumentTypeError(f"{what} must be a number; got {text!r}") from None
+        if not (math.isfinite(value) and lo <= value <= hi):
+            raise argparse.ArgumentTypeError(
+                f"{what} must be between {lo:g} and {hi:g}; got {text}"
+            )
+        return value
+
+    return parse
+
+
+_STEPS = _bounded(int, 1, 10_000_000, "--steps")
+_SEED = _bounded(int, 0, 2**32 - 1, "--seed")
+_LR = _bounded(float, 1e-12, 10.0, "--lr")
+_BATCH = _bounded(int, 1, 4096, "--batch-size")
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments end in one line, like every other error of the command line."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"map-refiner: error: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def _label_args(p: argparse.ArgumentParser, default_mode: str = "tile") -> None:
     p.add_argument("labels", type=Path, help="label raster (mask) or vector file (gpkg, shp, ...)")
     p.add_argument(
@@ -69,7 +102,7 @@ def _label_args(p: argparse.ArgumentParser, default_mode: str = "tile") -> None:
     )
     p.add_argument(
         "--line-width",
-        type=float,
+        type=_bounded(float, 0.01, 1000.0, "--line-width"),
         default=7.0,
         help="vector: width in metres of burned lines such as roads (default 7)",
     )
@@ -83,13 +116,15 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="1-based bands to read, e.g. '1,2,3' (default: the model's)",
     )
     p.add_argument(
-        "--input-resolution", type=float, help="pixel size in metres, for rasters without a CRS"
+        "--input-resolution",
+        type=_bounded(float, 1e-4, 1e5, "--input-resolution"),
+        help="pixel size in metres, for rasters without a CRS",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+    ap = _Parser(
         prog="map-refiner",
         description="Refine coarse classification maps with a learned RNN (Maggiori et al. 2017).",
     )
@@ -107,7 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--scores", type=Path, help="also write per-class probabilities (GeoTIFF)")
     p.add_argument("--coarse", type=Path, help="also write the coarse CNN's class map (GeoTIFF)")
-    p.add_argument("--tile-size", type=int, default=1024, help="tile size in model pixels")
+    p.add_argument(
+        "--tile-size",
+        type=int,
+        default=1024,
+        help="tile size in model pixels",
+    )
     p.add_argument(
         "--precision",
         choices=vocab.PRECISIONS,
@@ -134,11 +174,16 @@ def build_parser() -> argparse.ArgumentParser:
     _label_args(p)
     p.add_argument("--out", type=Path, required=True, help="new model file (.safetensors)")
     p.add_argument("--classes", default="background,building", help="class names, in index order")
-    p.add_argument("--resolution", type=float, default=1.0, help="model ground resolution (m)")
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--resolution",
+        type=_bounded(float, 0.005, 1000.0, "--resolution"),
+        default=1.0,
+        help="model ground resolution (m)",
+    )
+    p.add_argument("--steps", type=_STEPS, default=2000)
+    p.add_argument("--batch-size", type=_BATCH, default=64)
+    p.add_argument("--lr", type=_LR, default=0.01)
+    p.add_argument("--seed", type=_SEED, default=0)
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
     _common(p)
 
@@ -147,12 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
     _label_args(p)
     p.add_argument("--model", type=Path, help="base model (default: the bundled model)")
     p.add_argument("--out", type=Path, required=True, help="new model file (.safetensors)")
-    p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--iterations", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--patch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--steps", type=_STEPS, default=3000)
+    p.add_argument("--seed", type=_SEED, default=0)
+    p.add_argument("--iterations", type=_bounded(int, 1, 100, "--iterations"), default=5)
+    p.add_argument("--batch-size", type=_BATCH, default=8)
+    p.add_argument("--patch-size", type=_bounded(int, 8, 4096, "--patch-size"), default=64)
+    p.add_argument("--lr", type=_LR, default=0.01)
     p.add_argument("--class-agnostic", action="store_true", help="one MLP for all classes")
     p.add_argument("--no-resume", action="store_true")
     _common(p)
@@ -172,18 +217,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--steps",
-        type=int,
+        type=_STEPS,
         default=None,
         help="steps of the held-out phase (default 30 on a CPU, 150 on a GPU; "
         "the refit on every polygon adds up to half as many)",
     )
     p.add_argument(
         "--time-budget",
-        type=float,
+        type=_bounded(float, 0.001, 1e7, "--time-budget"),
         help="stop fitting after this many seconds (default: no limit; a limit makes "
         "the result depend on the machine's speed and load)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_SEED, default=0)
     _common(p)
 
     p = sub.add_parser("evaluate", help="accuracy and IoU of a class map against a reference")
@@ -201,8 +246,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("classmap", type=Path)
     p.add_argument("--out", type=Path, required=True, help=".shp or .gpkg")
     p.add_argument("--classes", help="only these class names, comma-separated")
-    p.add_argument("--simplify", type=float, default=0.0, help="tolerance in metres")
-    p.add_argument("--min-area", type=float, default=0.0, help="drop polygons smaller (m²)")
+    p.add_argument(
+        "--simplify",
+        type=_bounded(float, 0.0, 1e4, "--simplify"),
+        default=0.0,
+        help="tolerance in metres",
+    )
+    p.add_argument(
+        "--min-area",
+        type=_bounded(float, 0.0, 1e12, "--min-area"),
+        default=0.0,
+        help="drop polygons smaller (m²)",
+    )
     p.add_argument("--overwrite", action="store_true")
 
     p = sub.add_parser("info", help="describe a model file")
@@ -264,7 +319,10 @@ class _HeldWarnings(logging.Handler):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a bad argument (2, one line printed)
+        return int(exc.code or 0)
     held = None
     if args.verbose:
         logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)

@@ -119,3 +119,56 @@ def test_refine_refuses_iterations_past_the_bound(tmp_path: Path) -> None:
             )
         )
     assert not (tmp_path / "o.tif").exists()
+
+
+def test_a_model_with_nan_weights_is_refused_on_load(tmp_path: Path) -> None:
+    """It gave an all-background map with exit 0."""
+    import torch
+
+    from map_refiner.engine.modelfile.io import load_model, write_safetensors
+
+    net, cfg = random_model(resolution_m=0.6, seed=1)
+    good = save_model(net, cfg, tmp_path / "good.safetensors")
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(good))
+    with safe_open(str(good), framework="pt") as f:
+        meta = f.metadata()
+    key = next(k for k in tensors if k.endswith("weight"))
+    tensors[key][..., 0] = float("nan")
+    bad = tmp_path / "nan.safetensors"
+    write_safetensors({k: v.contiguous() for k, v in tensors.items()}, bad, meta)
+    with pytest.raises(MapRefinerError, match="not finite"):
+        load_model(bad)
+    assert torch.isnan(load_file(str(bad))[key]).any()  # the file really held a NaN
+
+
+def test_a_diverged_model_is_never_saved(tmp_path: Path) -> None:
+    """``--lr 1e30`` saved a NaN model."""
+    import torch
+
+    net, cfg = random_model(resolution_m=0.6, seed=1)
+    with torch.no_grad():
+        next(net.parameters()).fill_(float("inf"))
+    out = tmp_path / "diverged.safetensors"
+    with pytest.raises(MapRefinerError, match="diverged"):
+        save_model(net, cfg, out)
+    assert not out.exists() and not out.with_suffix(".json").exists()
+
+
+@pytest.mark.parametrize("field, value", [("mean", float("nan")), ("std", float("inf"))])
+def test_a_non_finite_normalisation_is_refused(field: str, value: float) -> None:
+    _, cfg = random_model(resolution_m=0.6, seed=1)
+    getattr(cfg, field)[0] = value
+    with pytest.raises(MapRefinerError, match="not finite"):
+        cfg.validate()
+
+
+def test_more_classes_than_an_8_bit_map_holds_is_refused() -> None:
+    """Class 255 would collide with the class map's nodata."""
+    from map_refiner.engine.modelfile.config import ModelConfig, make_classes
+
+    ModelConfig(classes=make_classes([f"c{i}" for i in range(255)])).validate()
+    with pytest.raises(MapRefinerError, match="at most 255 classes"):
+        ModelConfig(classes=make_classes([f"c{i}" for i in range(256)])).validate()

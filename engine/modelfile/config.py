@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -116,9 +117,19 @@ class ModelConfig:
         n = len(self.bands)
         if self.num_classes < 2:
             raise MapRefinerError("A model needs at least two classes.")
+        if self.num_classes > 255:  # class maps are uint8 with 255 as nodata
+            raise MapRefinerError(
+                f"A model has at most 255 classes (the class map is 8-bit, 255 marks no "
+                f"data); this one has {self.num_classes}."
+            )
         if n < 1 or len(self.mean) != n or len(self.std) != n:
             raise MapRefinerError(
                 "The model's band list and its normalisation (mean/std) differ in length."
+            )
+        if not all(math.isfinite(v) for v in self.mean + self.std):
+            raise MapRefinerError(
+                "The model's normalisation (mean/std) is not finite; re-export the model "
+                "with Map Refiner."
             )
         if any(s <= 0 for s in self.std):
             raise MapRefinerError("The model's normalisation has a non-positive std.")

@@ -73,6 +73,13 @@ def save_model(
     check_output_path(json_path, overwrite=overwrite)  # may be someone's GeoJSON labels
     config.validate()
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    bad = non_finite(tensors)
+    if bad:
+        raise MapRefinerError(
+            f"Nothing was saved: the trained weights are not finite (NaN or infinity in "
+            f"{', '.join(bad[:3])}): the training diverged. Train again with a lower "
+            "learning rate."
+        )
     meta = {CONFIG_KEY: json.dumps(config.to_dict())}
     # Both written before either is renamed: a full disk leaves neither behind.
     with atomic_path(json_path) as tmp:
@@ -80,6 +87,13 @@ def save_model(
         write_safetensors(tensors, path, meta)
     log.info("saved model %s", path)
     return path
+
+
+def non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors holding a NaN or an infinity."""
+    return [
+        k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())
+    ]
 
 
 def read_model_file(path: PathLike) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
@@ -127,6 +141,13 @@ def load_model(
             "or pass a model file."
         )
     config, tensors = read_model_file(path)
+    bad = non_finite(tensors)
+    if bad:
+        raise MapRefinerError(
+            f"{Path(path).name} holds weights that are not finite (NaN or infinity in "
+            f"{', '.join(bad[:3])}); it would give a blank map. Use another model or train "
+            "it again."
+        )
     model = build_model(config)
     try:
         model.load_state_dict(tensors, strict=True)

@@ -42,12 +42,34 @@ _DISK_ERRORS = {
 }
 
 
+def input_files(path: PathLike) -> list[Path]:
+    """``path`` and, when GDAL reads it, every file GDAL says belongs to it (a world file,
+    ``.aux.xml`` statistics, ``.ovr`` overviews, a Shapefile's parts)."""
+    files = [Path(path)]
+    from osgeo import gdal
+
+    gdal.PushErrorHandler("CPLQuietErrorHandler")
+    try:
+        ds = gdal.OpenEx(str(path), gdal.OF_RASTER | gdal.OF_VECTOR | gdal.OF_READONLY)
+        listed = ds.GetFileList() if ds is not None else None
+    except Exception:  # noqa: BLE001 - not a GDAL dataset: the path alone
+        listed = None
+    finally:
+        gdal.PopErrorHandler()
+    for f in listed or []:
+        if not str(f).startswith("/vsi") and Path(f) not in files:
+            files.append(Path(f))
+    return files
+
+
 def check_output_path(
     out: PathLike, inputs: Iterable[PathLike] = (), overwrite: bool = False
 ) -> Path:
-    """Refuse outputs that would clobber an input or an existing file."""
+    """Refuse outputs that would clobber an input (or one of its files: its world file,
+    statistics, overviews) or an existing file, and outputs that are not regular files."""
     out = Path(out)
-    for inp in inputs:
+    expanded = [f for inp in inputs if inp for f in input_files(inp)]
+    for inp in expanded:
         if inp and Path(inp).exists() and out.exists() and os.path.samefile(out, inp):
             raise MapRefinerError(
                 f"The output {out} is one of the inputs; choose another output file."
@@ -58,6 +80,10 @@ def check_output_path(
             )
     if out.is_dir():
         raise MapRefinerError(f"{out} is a folder; give the output a file name.")
+    if out.exists() and not out.is_file():
+        raise MapRefinerError(
+            f"{out} is not a regular file (a pipe or a device); give the output a file name."
+        )
     if out.exists() and not overwrite:
         raise MapRefinerError(f"{out} already exists; choose another name or allow overwriting it.")
     parent = out.parent if str(out.parent) else Path(".")

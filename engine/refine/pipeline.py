@@ -129,6 +129,16 @@ def check_outputs(params: RefineParams) -> None:
     out = Path(params.out)
     inputs = [Path(params.image)] + ([params.model_path] if params.model_path else [])
     check_output_path(out, inputs, params.overwrite)
+    for path, what in (
+        (out, "class map"),
+        (params.scores, "scores"),
+        (params.coarse, "coarse map"),
+    ):
+        if path is not None and Path(path).suffix.lower() not in (".tif", ".tiff"):
+            raise MapRefinerError(
+                f"The {what} is written as a GeoTIFF: give it a .tif name, not "
+                f"{Path(path).name} (for polygons, run vectorize on the class map)."
+            )
     written = {out.resolve(): "class map"}
     for path, what in ((params.scores, "scores file"), (params.coarse, "coarse class map")):
         if path is None:
