@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers_engine import random_model
-from osgeo import gdal
+from osgeo import gdal, osr
 
 from map_refiner.engine.errors import MapRefinerError
 from map_refiner.engine.modelfile.io import save_model
@@ -65,3 +65,75 @@ def test_refine_writes_geotiff_only_under_a_geotiff_name(tmp_path: Path, name: s
     with pytest.raises(MapRefinerError, match=r"\.tif name"):
         refine_raster(RefineParams(image=image, out=tmp_path / name, model_path=model))
     assert not (tmp_path / name).exists()
+
+
+@pytest.fixture
+def small_job(tmp_path: Path) -> tuple[Path, Path]:
+    net, cfg = random_model(resolution_m=0.6, seed=1)
+    model = save_model(net, cfg, tmp_path / "m.safetensors")
+    image = tmp_path / "img.tif"
+    ds = gdal.GetDriverByName("GTiff").Create(str(image), 40, 40, 3, gdal.GDT_Byte)
+    ds.SetGeoTransform((500000.0, 0.6, 0.0, 4000000.0, 0.0, -0.6))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32633)
+    ds.SetProjection(srs.ExportToWkt())
+    for b in range(3):
+        ds.GetRasterBand(b + 1).WriteArray(np.random.default_rng(b).integers(0, 255, (40, 40)))
+    ds = None
+    return image, model
+
+
+def test_of_two_runs_racing_to_a_new_name_the_second_fails(
+    tmp_path: Path, small_job: tuple[Path, Path]
+) -> None:
+    """The second used to replace the first silently."""
+    image, model = small_job
+    out = tmp_path / "new.tif"
+
+    def other_run_finishes_first(_fraction: float) -> None:
+        if not out.exists():
+            out.write_bytes(b"the other run's map")
+
+    with pytest.raises(MapRefinerError, match="appeared while this run"):
+        refine_raster(
+            RefineParams(image=image, out=out, model_path=model, device="cpu"),
+            progress=other_run_finishes_first,
+        )
+    assert out.read_bytes() == b"the other run's map"
+    assert [p.name for p in tmp_path.iterdir() if ".partial" in p.name] == []
+
+
+def test_overwriting_a_map_removes_its_stale_overviews_and_statistics(
+    tmp_path: Path, small_job: tuple[Path, Path]
+) -> None:
+    """QGIS showed the old map at small scales from the old .ovr."""
+    image, model = small_job
+    out = tmp_path / "map.tif"
+    refine_raster(RefineParams(image=image, out=out, model_path=model, device="cpu"))
+    ovr = Path(str(out) + ".ovr")
+    ovr.write_bytes(b"old overviews")
+    refine_raster(
+        RefineParams(image=image, out=out, model_path=model, device="cpu", overwrite=True)
+    )
+    assert not ovr.exists()
+    ds = gdal.Open(str(out))
+    ds.GetGeoTransform()  # GDAL 3.6 reads the category names with the georeferencing
+    assert ds.GetRasterBand(1).GetCategoryNames()  # the new sidecar, not the old one
+
+
+def test_overwriting_a_geopackage_drops_the_old_files_journal(
+    tmp_path: Path, small_job: tuple[Path, Path]
+) -> None:
+    from map_refiner.engine.vectors.vectorize import vectorize
+
+    image, model = small_job
+    classes = tmp_path / "c.tif"
+    refine_raster(RefineParams(image=image, out=classes, model_path=model, device="cpu"))
+    out = tmp_path / "p.gpkg"
+    vectorize(classes, out)
+    wal = Path(str(out) + "-wal")
+    wal.write_bytes(b"an old journal")
+    vectorize(classes, out, overwrite=True)
+    assert not wal.exists()
+    ds = gdal.OpenEx(str(out), gdal.OF_VECTOR)
+    assert ds.GetLayer(0).GetFeatureCount() > 0

@@ -48,13 +48,16 @@ def build_model(config: ModelConfig) -> MapRefinerNet:
 
 
 def write_safetensors(
-    tensors: dict[str, torch.Tensor], path: PathLike, metadata: dict[str, str]
+    tensors: dict[str, torch.Tensor],
+    path: PathLike,
+    metadata: dict[str, str],
+    overwrite: bool = True,
 ) -> None:
     """Write a safetensors file atomically; a full disk is a user error, not a traceback."""
     from safetensors import SafetensorError
     from safetensors.torch import save_file
 
-    with atomic_path(path) as tmp:
+    with atomic_path(path, overwrite) as tmp:
         try:
             save_file(tensors, str(tmp), metadata=metadata)
         except SafetensorError as exc:  # an OSError inside: disk full, folder gone...
@@ -82,9 +85,9 @@ def save_model(
         )
     meta = {CONFIG_KEY: json.dumps(config.to_dict())}
     # Both written before either is renamed: a full disk leaves neither behind.
-    with atomic_path(json_path) as tmp:
+    with atomic_path(json_path, overwrite) as tmp:
         tmp.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-        write_safetensors(tensors, path, meta)
+        write_safetensors(tensors, path, meta, overwrite)
     log.info("saved model %s", path)
     return path
 

@@ -213,9 +213,45 @@ def _remove_if_unlocked(cand: Path) -> bool:
         return False
 
 
+def place(tmp: Path, final: Path, overwrite: bool) -> None:
+    """Move a finished temporary file onto its target. Without ``overwrite`` the target
+    must still not exist at this moment (a hard link fails if it does), so that of two
+    runs racing to the same new name the second fails instead of replacing the first."""
+    if overwrite:
+        os.replace(tmp, final)
+        return
+    try:
+        os.link(tmp, final)
+    except FileExistsError:
+        raise MapRefinerError(
+            f"{final} appeared while this run was writing it (another run?); it was left as "
+            "it is. Run again with another name, or allow overwriting it."
+        ) from None
+    except OSError:  # a filesystem without hard links: check, then rename
+        if final.exists():
+            raise MapRefinerError(
+                f"{final} appeared while this run was writing it (another run?); it was left "
+                "as it is. Run again with another name, or allow overwriting it."
+            ) from None
+        os.replace(tmp, final)
+        return
+    tmp.unlink()
+
+
+def remove_stale_sidecars(final: Path, keep: Iterable[Path] = ()) -> None:
+    """After ``final`` was replaced: the old file's overviews and statistics go with it,
+    so that QGIS never shows the old map at small scales."""
+    kept = {Path(k) for k in keep}
+    for side in (Path(str(final) + ".ovr"), Path(str(final) + ".aux.xml")):
+        if side not in kept:
+            with contextlib.suppress(FileNotFoundError):
+                side.unlink()
+
+
 @contextlib.contextmanager
-def atomic_path(path: PathLike) -> Iterator[Path]:
-    """Yield a temporary path; rename it to ``path`` only if the block succeeds.
+def atomic_path(path: PathLike, overwrite: bool = True) -> Iterator[Path]:
+    """Yield a temporary path; move it to ``path`` only if the block succeeds (without
+    ``overwrite``, only if ``path`` still does not exist then).
 
     An ``OSError`` while writing (disk full, read-only folder) becomes a
     :class:`MapRefinerError` that says so.
@@ -224,7 +260,7 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     tmp, handle = claim_temp(path)
     try:
         yield tmp
-        os.replace(tmp, path)
+        place(tmp, path, overwrite)
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

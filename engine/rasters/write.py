@@ -12,7 +12,8 @@ from typing import IO
 import numpy as np
 from osgeo import gdal
 
-from .files import claim_temp, release, write_error
+from ..errors import MapRefinerError
+from .files import claim_temp, place, release, remove_stale_sidecars, write_error
 from .read import RasterInfo
 
 gdal.UseExceptions()
@@ -79,7 +80,9 @@ class RefinedWriter:
         colours: Sequence[tuple[int, int, int]],
         scores: Path | None = None,
         description: str = "",
+        overwrite: bool = True,
     ) -> None:
+        self.overwrite = overwrite
         self.targets: list[tuple[Path, Path]] = []
         self.locks: list[IO[bytes] | None] = []
         self.class_ds = self.scores_ds = None
@@ -147,8 +150,13 @@ class RefinedWriter:
             raise write_error(target, exc) from exc
         try:
             for tmp, final in self.targets:
-                os.replace(tmp, final)
                 aux = Path(str(tmp) + ".aux.xml")  # category names live in GDAL's sidecar
+                try:
+                    place(tmp, final, self.overwrite)
+                except MapRefinerError:
+                    self.abort()  # this run's temporaries go; the file in the way stays
+                    raise
+                remove_stale_sidecars(final)  # the old map's overviews and statistics
                 if aux.exists():
                     os.replace(aux, Path(str(final) + ".aux.xml"))
         finally:
@@ -178,8 +186,9 @@ def refined_writer(
     colours: Sequence[tuple[int, int, int]],
     scores: Path | None = None,
     description: str = "",
+    overwrite: bool = True,
 ) -> Iterator[RefinedWriter]:
-    w = RefinedWriter(info, out, names, colours, scores, description)
+    w = RefinedWriter(info, out, names, colours, scores, description, overwrite)
     try:
         yield w
     except BaseException:

@@ -82,8 +82,10 @@ def refine_raster(
     ends = [0, iterations] if params.coarse is not None else None
     with (
         bounded_memory(),
-        refined_writer(info, out, config.class_names, colours, params.scores, desc) as writer,
-        optional_writer(params.coarse, p) as coarse_writer,
+        refined_writer(
+            info, out, config.class_names, colours, params.scores, desc, params.overwrite
+        ) as writer,
+        optional_writer(params.coarse, p, params.overwrite) as coarse_writer,
     ):
         for i, tile in enumerate(p.tiles()):
             rep.check()
@@ -150,7 +152,9 @@ def check_outputs(params: RefineParams) -> None:
 
 
 @contextmanager
-def optional_writer(path: PathLike | None, p: RefinePass) -> Iterator[RefinedWriter | None]:
+def optional_writer(
+    path: PathLike | None, p: RefinePass, overwrite: bool = True
+) -> Iterator[RefinedWriter | None]:
     """A class-map writer for ``path``, or None; written atomically like the main map."""
     if path is None:
         yield None
@@ -163,6 +167,7 @@ def optional_writer(path: PathLike | None, p: RefinePass) -> Iterator[RefinedWri
         config.colours,
         None,
         f"{config.name}: coarse CNN (no RNN iteration)",
+        overwrite,
     ) as writer:
         yield writer
 

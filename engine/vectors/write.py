@@ -4,7 +4,6 @@ the target and moved into place only when complete."""
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import uuid
 from collections.abc import Iterable, Iterator
@@ -15,7 +14,7 @@ from typing import Union
 from osgeo import gdal, ogr, osr
 
 from ..errors import MapRefinerError
-from ..rasters.files import check_output_path, write_error
+from ..rasters.files import check_output_path, place, write_error
 
 gdal.UseExceptions()
 ogr.UseExceptions()
@@ -31,6 +30,7 @@ class VectorTarget:
 
     path: Path
     driver: str
+    overwrite: bool = True  # without it, a file that appears meanwhile is never replaced
 
     @classmethod
     def for_path(
@@ -43,7 +43,7 @@ class VectorTarget:
             raise MapRefinerError(
                 f"Cannot write {out.name}: use a .shp (Shapefile) or .gpkg (GeoPackage) file name."
             )
-        target = cls(out, driver)
+        target = cls(out, driver, overwrite)
         inputs = list(inputs)
         for part in target.parts():
             check_output_path(part, inputs, overwrite)
@@ -113,7 +113,11 @@ class VectorTarget:
             if self.driver == "ESRI Shapefile" and p.name not in names
         ]
         for src in written:
-            os.replace(src, self.path.parent / src.name)
+            place(src, self.path.parent / src.name, self.overwrite)
+        if self.driver == "GPKG":  # an old file's SQLite journal must never meet the new one
+            for suffix in ("-wal", "-shm", "-journal"):
+                with contextlib.suppress(FileNotFoundError):
+                    Path(str(self.path) + suffix).unlink()
         for old in stale:
             with contextlib.suppress(FileNotFoundError):
                 old.unlink()
