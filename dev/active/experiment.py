@@ -15,7 +15,7 @@ The fine-tuned model is scored on the rest of the tile: the corrected pixels are
 left out. The base model is scored on exactly the same pixels, so each run also
 gives a gain.
 
-    python -m map_refiner.dev.active.experiment [--configs polygon/sparse,...] [--steps 100]
+    python -m map_refiner.dev.active.experiment [--configs polygon/sparse,...] [--steps N]
 
 Writes ``out/active/<unit>/results.json``, ``docs/results_active.md`` and
 ``docs/figures/active_*.png``. Finished runs are kept and skipped on a rerun.
@@ -125,7 +125,7 @@ def orders(setup: Setup, kmax: int, seeds: int) -> dict[str, list[int]]:
 
 
 def run_one(
-    name: str, chosen: list[int], setup: Setup, out_dir: Path, steps: int, device: str
+    name: str, chosen: list[int], setup: Setup, out_dir: Path, steps: int | None, device: str
 ) -> dict:
     """Fine-tune on the chosen corrections; score tuned and base models off them.
 
@@ -153,7 +153,7 @@ def run_one(
             setup.image,
             source,
             model,
-            params=FitParams(steps=steps, max_seconds=1e9),
+            params=FitParams(steps=steps),
             device=device,
             overwrite=True,
         )
@@ -163,7 +163,7 @@ def run_one(
                 image=setup.image,
                 labels=source,
                 out=model,
-                steps=steps,
+                steps=steps or 100,  # the label-raster path has no product default here
                 device=device,
                 init="base",
                 checkpoint_every=0,
@@ -186,7 +186,7 @@ def run_one(
 
 
 def run(
-    setup: Setup, out_dir: Path, ks: Sequence[int], steps: int, seeds: int, device: str
+    setup: Setup, out_dir: Path, ks: Sequence[int], steps: int | None, seeds: int, device: str
 ) -> dict:
     """Every (strategy, K) fine-tune of one unit; resumes from ``out_dir/results.json``."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -262,7 +262,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "anchored (the bundled model's map elsewhere); about 3.5 min each on two free cores",
     )
     parser.add_argument("--ks", default="1,2,4,8,16")
-    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="fine-tune steps (default: the product's, 30 + the refit on a CPU)",
+    )
     parser.add_argument("--seeds", type=int, default=3, help="random users (one fine-tune each)")
     parser.add_argument("--cell-m", type=float, default=12.0, help="region cell size, metres")
     parser.add_argument("--device", default="cpu")

@@ -277,9 +277,15 @@ def write_report(
         "## Where to draw next: uncertainty-guided corrections",
         "",
         "A simulated user on `../shared/data/austin/austin_dev_*` copies K corrections from the "
-        "reference, fine-tunes the bundled model's RNN on them with the plugin's *Fine-tune* "
-        f"(`training.corrections.finetune`, {first['steps']} "
-        "steps, seed 0; labels per section), and the "
+        "reference, fine-tunes the bundled model on them with the plugin's *Fine-tune* "
+        "(`training.corrections.finetune` with its defaults: the RNN and the CNN's last layer, "
+        "held-out and flip checks, "
+        + (
+            f"{first['steps']} steps"
+            if first["steps"]
+            else "the product's CPU step count (30, then the refit)"
+        )
+        + ", seed 0; labels per section), and the "
         "result is scored on the rest of the tile (the corrected pixels are left out; the bundled "
         "model is scored on the same pixels for the gain column). *Uncertainty*: the plugin's "
         "ranking (normalised entropy of the bundled model at "
