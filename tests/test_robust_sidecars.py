@@ -137,3 +137,24 @@ def test_overwriting_a_geopackage_drops_the_old_files_journal(
     assert not wal.exists()
     ds = gdal.OpenEx(str(out), gdal.OF_VECTOR)
     assert ds.GetLayer(0).GetFeatureCount() > 0
+
+
+def test_an_absolute_vsizip_path_survives_being_a_path(
+    tmp_path: Path, small_job: tuple[Path, Path]
+) -> None:
+    """``/vsizip//abs/a.zip/x.tif`` became ``/vsizip/abs/...`` (relative) in a ``Path``."""
+    import zipfile
+
+    image, model = small_job
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(image, "x.tif")
+    spelled = f"/vsizip/{archive}/x.tif"  # archive is absolute: /vsizip//tmp/...
+    assert "//" in spelled and "//" not in str(Path(spelled))
+    out = tmp_path / "from_zip.tif"
+    refine_raster(RefineParams(image=Path(spelled), out=out, model_path=model, device="cpu"))
+    direct = tmp_path / "direct.tif"
+    refine_raster(RefineParams(image=image, out=direct, model_path=model, device="cpu"))
+    np.testing.assert_array_equal(
+        gdal.Open(str(out)).ReadAsArray(), gdal.Open(str(direct)).ReadAsArray()
+    )

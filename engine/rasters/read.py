@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,9 +39,23 @@ class RasterInfo:
         return bool(self.projection)
 
 
+def vsi_path(path: PathLike) -> str:
+    """``path`` as GDAL must see it. A ``Path`` collapses ``/vsizip//abs/a.zip/x.tif``
+    (an absolute archive path) to ``/vsizip/abs/a.zip/x.tif``, which GDAL reads as
+    relative: when the archive is absolute on this machine, the double slash comes back."""
+    p = str(path)
+    m = re.match(r"^/(vsi(?:zip|tar|gzip|7z|rar))/(?!/)(.*)$", p)
+    if m and not Path(m.group(2).split("/", 1)[0]).exists():
+        parts = m.group(2).split("/")
+        for i in range(1, len(parts) + 1):  # the archive: the first prefix that is a file
+            if Path("/" + "/".join(parts[:i])).is_file():
+                return f"/{m.group(1)}//{m.group(2)}"
+    return p
+
+
 def open_raster(path: PathLike) -> gdal.Dataset:
     """Open any raster GDAL reads, or raise a message that says what to do."""
-    p = str(path)
+    p = vsi_path(path)
     if not Path(p).exists() and not p.startswith("/vsi"):
         raise MapRefinerError(f"Raster not found: {p}. Check the path.")
     if not p.startswith("/vsi") and Path(p).is_file() and Path(p).stat().st_size == 0:
