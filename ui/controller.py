@@ -44,14 +44,15 @@ class Controller:
         self.installer: InstallerFlow | None = None
         self.iterations: IterationsFlow | None = None
         self.rounds: list[Round] = []  # this project's fine-tune rounds, oldest first
-        self.refined_with: dict[Path, Path | None] = {}  # image -> model of its latest map
+        # image -> its maps this session, oldest first, with the model each was made with
+        self.history: dict[Path, list[tuple[Path | None, ClassMap]]] = {}
         QgsProject.instance().cleared.connect(self.project_cleared)
 
     def project_cleared(self) -> None:
         """Project ▸ New, Close or Open: nothing of the old project's state stays (its
         refined maps, the slider's raster, the dialog's layer choices, stale messages)."""
         self.refined.clear()
-        self.refined_with.clear()
+        self.history.clear()
         self.rounds.clear()
         self.last_refine = None
         if self.iterations is not None:
@@ -234,9 +235,13 @@ class Controller:
             if f" — refined by {last.name} (" in layer.name()
         ]
         project.removeMapLayers(gone)
-        if self.refined_with.get(last.image) == last.model:  # Export must not use its map
+        # Export must not use the round's maps: the image's latest map is its parent's again
+        kept = [(m, c) for m, c in self.history.get(last.image, []) if m != last.model]
+        self.history[last.image] = kept
+        if kept:
+            self.refined[last.image] = kept[-1][1]
+        else:
             self.refined.pop(last.image, None)
-            self.refined_with.pop(last.image, None)
         if self.dialog is not None:
             self.dialog.model.set_model_path(str(last.parent) if last.parent else "")
             self.dialog.labels.set_rounds([r.describe() for r in self.rounds])
@@ -265,8 +270,9 @@ class Controller:
     def _refined(self, job: RefineJob, task: EngineTask, outcome: RefineOutcome) -> None:
         self._done(task)
         result = outcome.result
-        self.refined[job.params.image] = ClassMap(result.out, result.class_names, result.colours)
-        self.refined_with[job.params.image] = job.params.model_path
+        classmap = ClassMap(result.out, result.class_names, result.colours)
+        self.refined[job.params.image] = classmap
+        self.history.setdefault(job.params.image, []).append((job.params.model_path, classmap))
         add_refine_result(
             result, job.source_name, QgsProject.instance(), model_label(job.params.model_path)
         )
@@ -326,6 +332,7 @@ class Controller:
             show_error(self.iface.messageBar(), exc)
             return
         dialog.labels.set_layer(layer, CLASS_FIELD)
+        dialog.labels.set_mode("sparse")  # corrections: only the drawn pixels count
         self.iface.setActiveLayer(layer)
         show_success(
             self.iface.messageBar(),

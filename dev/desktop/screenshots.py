@@ -5,6 +5,7 @@ QGIS with dev/desktop/session.py, which opens the dialog on the Austin test
 tile, refines it and saves PNGs to docs/screenshots/:
 
     .venv/bin/python -m map_refiner.dev.desktop.screenshots [--model M.safetensors]
+        [--session refine|rounds]
 
 Without --model it uses the bundled model, or a seeded untrained model when
 the bundled one is missing (the screenshots then show the UI, not accuracy).
@@ -61,7 +62,12 @@ def free_display() -> int:
     raise SystemExit("no free X display number")
 
 
-def run(image: Path, out_dir: Path, model: Path | None, timeout: float) -> dict:
+SESSIONS = {"refine": "session.py", "rounds": "rounds_session.py"}
+
+
+def run(
+    image: Path, out_dir: Path, model: Path | None, timeout: float, session: str = "refine"
+) -> dict:
     for tool in ("Xvfb", "qgis", "import"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is not installed (apt-get install xvfb qgis imagemagick)")
@@ -73,9 +79,13 @@ def run(image: Path, out_dir: Path, model: Path | None, timeout: float) -> dict:
     enable_plugin(work, QUIET_DESKTOP)
     env = qgis_env(work)
     env.update(MAP_REFINER_MODEL=choose_model(model, work))
+    reference = image.with_name(image.name.replace("_rgb.tif", "_buildings.gpkg"))
+    if reference.exists():  # a copy: QGIS may write beside a GeoPackage it opens
+        (work / "data").mkdir(exist_ok=True)
+        env.update(MAP_REFINER_REFERENCE=str(shutil.copy(reference, work / "data")))
     env.pop("QT_QPA_PLATFORM", None)
     return run_session(
-        Path(__file__).with_name("session.py"),
+        Path(__file__).with_name(SESSIONS[session]),
         work,
         env,
         image,
@@ -143,10 +153,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", type=Path)
     parser.add_argument("--out-dir", type=Path, default=ROOT / "docs" / "screenshots")
     parser.add_argument("--timeout", type=float, default=240.0)
+    parser.add_argument(
+        "--session",
+        choices=SESSIONS,
+        default="refine",
+        help="refine: dialog, refine, export, correction layer; rounds: two fine-tune "
+        "rounds, undo, export (needs the image's *_buildings.gpkg reference beside it)",
+    )
     args = parser.parse_args(argv)
     if not args.image.exists():
         raise SystemExit(f"{args.image} not found (see ../shared/data/README.md)")
-    status = run(args.image, args.out_dir, args.model, args.timeout)
+    status = run(args.image, args.out_dir, args.model, args.timeout, args.session)
     print(json.dumps(status, indent=2))
     return 1 if status.get("error") else 0
 

@@ -51,4 +51,5 @@ def test_action_selects_it_as_the_dialog_label_layer(
     label_layer = plugin.controller.dialog.labels.layer()
     assert label_layer is not None and label_layer.name() == "scene — corrections"
     assert plugin.controller.dialog.labels.field() == "class"
+    assert plugin.controller.dialog.labels.mode() == "sparse"  # a correction layer is sparse
     assert qgis_iface.activeLayer() is label_layer

@@ -103,7 +103,8 @@ def test_undo_round_goes_back_to_the_parent_model_and_map(
     dialog.labels.set_layer(labels)
     dialog.labels.set_mode("sparse")
     dialog.iterations_spin.setValue(1)
-    controller.start_refine(dialog.refine_job())  # the parent's map
+    first = dialog.refine_job()
+    controller.start_refine(first)  # the parent's map
     wait_for_tasks(timeout=120)
     controller.start_finetune(dialog.finetune_job())
     wait_for_tasks(timeout=120)
@@ -126,7 +127,8 @@ def test_undo_round_goes_back_to_the_parent_model_and_map(
     assert any("refined by tiny test model" in n for n in names)  # ... the parent's stays
     assert round_model.exists()  # nothing on disk is deleted
     assert dialog.labels.rounds_list.count() == 0 and not dialog.labels.undo_button.isEnabled()
-    assert Path(image.source()) not in controller.refined  # Export won't use the undone map
+    # Export uses the parent's map again, not the undone round's
+    assert controller.refined[Path(image.source())].path == first.params.out
     assert controller.undo_round() is None  # nothing left to undo: a message, no error
     assert qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical) == []
 
