@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DATA ?= ../shared/data
 OUTDIR ?= out
-APT_PACKAGES := python3-qgis qgis-providers python3-gdal gdal-bin python3-venv qgis xvfb
+APT_PACKAGES := python3-qgis qgis-providers python3-gdal gdal-bin python3-venv qgis xvfb imagemagick
 export QT_QPA_PLATFORM ?= offscreen
 
 .PHONY: all setup system venv lint pytest test demo bench experiment zip clean
@@ -15,7 +15,7 @@ export QT_QPA_PLATFORM ?= offscreen
 all: test
 
 system: $(VENV)/.system-stamp
-$(VENV)/.system-stamp:
+$(VENV)/.system-stamp: Makefile  # the package list lives here
 	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
 	  echo "Installing Debian packages: $(APT_PACKAGES)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

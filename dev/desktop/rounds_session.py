@@ -153,7 +153,7 @@ def message():
 def buildings(first, last):
     """Reference building outlines ``first..last`` (nearest the image centre first)."""
     ref = QgsVectorLayer(REFERENCE, "reference", "ogr")
-    centre = iface.mapCanvas().extent().center()
+    centre = QgsProject.instance().mapLayersByName(Path(IMAGE).stem)[0].extent().center()
     feats = sorted(
         ref.getFeatures(),
         key=lambda f: f.geometry().centroid().asPoint().sqrDist(centre),
@@ -164,7 +164,7 @@ def buildings(first, last):
 def squares(count, offset=0):
     """Background squares of 8 m that touch no reference building."""
     ref = [f.geometry() for f in QgsVectorLayer(REFERENCE, "reference", "ogr").getFeatures()]
-    e = iface.mapCanvas().extent()
+    e = QgsProject.instance().mapLayersByName(Path(IMAGE).stem)[0].extent()  # on the raster
     out, skipped = [], 0
     y = e.yMinimum() + 10
     while y < e.yMaximum() - 10 and len(out) < count:

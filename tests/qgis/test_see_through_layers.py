@@ -91,3 +91,21 @@ def test_result_names_say_which_model_made_them(tiny_model: Path) -> None:
         refined_layer_name("img", 5, "img — round 2 (7 corrections)")
         == "img — refined by img — round 2 (7 corrections) (5 it.)"
     )
+
+
+def test_one_class_map_on_screen_until_the_slider_moves(
+    plugin, rgb_layer, tiny_model, tmp_path, qgis_new_project, wait_until, wait_for_tasks
+) -> None:  # noqa: ANN001
+    """The slider's copy of the map showed over the refined layer, the same map twice."""
+    from test_iteration_slider import refine_with_slider
+
+    flow = refine_with_slider(
+        plugin, rgb_layer, tiny_model, tmp_path / "r.tif", wait_until, wait_for_tasks, 3
+    )
+    root = qgis_new_project.layerTreeRoot()
+    node = root.findLayer(flow._layer("classes").id())
+    assert flow.dock.slider.value() == 3 and not node.isVisible()  # the refined layer shows it
+    flow.dock.slider.setValue(1)
+    assert node.isVisible()  # another iteration: the slider's layer on top
+    flow.dock.slider.setValue(3)
+    assert not node.isVisible()

@@ -49,6 +49,7 @@ class IterationsFlow(QObject):
         self.result: TrajectoryResult | None = None
         self.source: TrajectoryJob | None = None  # what Recompute starts from
         self.shown = 0  # the refine's iterations, where the slider starts
+        self.has_refined_layer = False  # a refine's own class map shows iteration `shown`
         self.layer_ids: dict[str, str] = {}
         self.rects: list[QgsRectangle] = []
         self.cache = Path(tempfile.mkdtemp(prefix="map_refiner_iterations_"))
@@ -103,6 +104,7 @@ class IterationsFlow(QObject):
             self.task.cancel()
             self.task = None
         self.source, self.shown = result.job, shown
+        self.has_refined_layer = True
         self._show(result)
 
     def _window(self, layer_id: str) -> tuple[int, int, int, int] | None:
@@ -208,6 +210,11 @@ class IterationsFlow(QObject):
             classes.setRenderer(paletted_renderer(classes, traj.class_names, traj.colours, t + 1))
             classes.setName(f"{name} — iteration {t} of {traj.iterations}")
             classes.triggerRepaint()
+            # One class map on screen: at the refine's own iteration the refined layer
+            # shows it; the slider's copy appears only for another iteration.
+            node = QgsProject.instance().layerTreeRoot().findLayer(classes.id())
+            if node is not None:
+                node.setItemVisibilityChecked(t != self.shown or not self.has_refined_layer)
         if unc is not None:
             unc.setRenderer(uncertainty_renderer(unc, t + 1))
             unc.setOpacity(UNCERTAINTY_OPACITY)  # a new renderer starts opaque
@@ -294,6 +301,7 @@ class IterationsFlow(QObject):
             shutil.rmtree(self.result.job.folder, ignore_errors=True)
         self.result = self.source = None
         self.layer_ids, self.rects, self.shown = {}, [], 0
+        self.has_refined_layer = False
         if self.dock is not None:
             self.dock.clear()
 
