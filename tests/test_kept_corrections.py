@@ -70,6 +70,18 @@ def test_later_rounds_add_their_polygons_after_the_earlier_ones() -> None:
     assert merged(first, elsewhere) is elsewhere  # another image: only the new round
 
 
+def test_a_polygon_drawn_again_in_the_next_round_is_kept_once() -> None:
+    """A user keeps drawing in one correction layer: round 2 reads round 1's polygons
+    again; they were counted (and learnt) twice (5 + 9 = "14 corrections")."""
+    round1 = kept(((1, 0, (10, 10, 30, 25)), (0, 1, (60, 40, 90, 70))))
+    layer_now = kept(((1, 0, (10, 10, 30, 25)), (0, 1, (60, 40, 90, 70)), (1, 2, (35, 50, 50, 65))))
+    both = merged(round1, layer_now)
+    assert both.features == 3 and len(both.shapes) == 3
+    assert sorted(s.feature for s in both.shapes) == [0, 1, 2]
+    other = kept(((0, 0, (10, 10, 30, 25)),))  # the same outline, now background: a change
+    assert merged(round1, other).features == 3
+
+
 @pytest.fixture
 def image(tmp_path: Path) -> Path:
     write_image(tmp_path / "in.tif", scene(90, 110, seed=3), GT)

@@ -97,11 +97,17 @@ class KeptCorrections:
 
 def merged(old: KeptCorrections | None, new: KeptCorrections) -> KeptCorrections:
     """``new`` after ``old`` when both belong to the same image (later polygons win
-    where they overlap), else ``new`` alone."""
+    where they overlap), else ``new`` alone. A polygon ``new`` holds again (a user keeps
+    drawing in the same correction layer, round after round) is kept once: the old
+    copy goes, so it is neither counted nor learnt twice."""
     if old is None or not old.matches(new.grid):
         return new
-    offset = old.features
-    shapes = list(old.shapes) + [Shape(s.cls, s.feature + offset, s.wkt) for s in new.shapes]
+    again = {(s.cls, s.wkt) for s in new.shapes}
+    old_shapes = [s for s in old.shapes if (s.cls, s.wkt) not in again]
+    renumber = {f: i for i, f in enumerate(sorted({s.feature for s in old_shapes}))}
+    shapes = [Shape(s.cls, renumber[s.feature], s.wkt) for s in old_shapes]
+    offset = len(renumber)
+    shapes += [Shape(s.cls, s.feature + offset, s.wkt) for s in new.shapes]
     return KeptCorrections(new.grid, shapes, new.image)
 
 
