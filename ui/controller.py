@@ -213,6 +213,7 @@ class Controller:
                 result.adopted,
                 result.tuned_score,
                 result.base_score,
+                result.flip_ratio,
             )
         )
         if self.dialog is not None:

@@ -16,6 +16,8 @@ class Round:
     adopted: bool  # the fitted networks were kept (else only the drawn polygons)
     tuned_score: float | None  # held-out polygons right, the fitted networks
     base_score: float | None  # the same, the starting model
+    flip_ratio: float | None = None  # sure pixels the fit changed / drawn share
+    max_flip_ratio: float = 0.3
 
     def describe(self) -> str:
         """One line for the dialog's list."""
@@ -26,7 +28,12 @@ class Round:
                 f"{100 * self.tuned_score:.0f} % of your held-out polygons right "
                 f"(start {100 * self.base_score:.0f} %)"
             )
-        kept = "networks adopted" if self.adopted else "networks kept, polygons shown"
+        if self.adopted:
+            kept = "networks adopted"
+        elif self.flip_ratio is not None and self.flip_ratio > self.max_flip_ratio:
+            kept = "networks kept (the fit changed too much elsewhere), polygons shown"
+        else:
+            kept = "networks kept, polygons shown"
         return f"{self.name}: {score}; {kept}"
 
     def parent_label(self) -> str:

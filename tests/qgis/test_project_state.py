@@ -64,3 +64,14 @@ def test_stale_messages_go_with_the_project(
     monkeypatch.setattr(bar, "clearWidgets", lambda: cleared.append(True))
     qgis_new_project.clear()
     assert cleared == [True]
+
+
+def test_a_round_says_why_its_networks_were_kept() -> None:
+    from map_refiner.ui.rounds import Round
+
+    common = dict(model=Path("r.safetensors"), name="img — round 1 (5 corrections)")
+    common.update(image=Path("img.tif"), parent=None, tuned_score=1.0, base_score=0.94)
+    assert "adopted" in Round(adopted=True, flip_ratio=0.1, **common).describe()
+    dropped = Round(adopted=False, flip_ratio=0.8, **common).describe()
+    assert "changed too much elsewhere" in dropped and "100 %" in dropped and "94 %" in dropped
+    assert "too much" not in Round(adopted=False, flip_ratio=None, **common).describe()
