@@ -64,6 +64,20 @@ def _bounded(kind: type, lo: float, hi: float, what: str):  # noqa: ANN202 - an 
     return parse
 
 
+def _tile_size(text: str) -> int:
+    """At most 16384 model pixels a side (one such tile already needs tens of GB); the
+    engine says the least."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--tile-size must be a whole number; got {text!r}"
+        ) from None
+    if value > 16384:
+        raise argparse.ArgumentTypeError(f"--tile-size must be at most 16384; got {text}")
+    return value
+
+
 _STEPS = _bounded(int, 1, 10_000_000, "--steps")
 _SEED = _bounded(int, 0, 2**32 - 1, "--seed")
 _LR = _bounded(float, 1e-12, 10.0, "--lr")
@@ -144,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--coarse", type=Path, help="also write the coarse CNN's class map (GeoTIFF)")
     p.add_argument(
         "--tile-size",
-        type=int,
+        type=_tile_size,
         default=1024,
         help="tile size in model pixels",
     )

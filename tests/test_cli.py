@@ -202,6 +202,7 @@ def test_info_prints_the_model_json(capsys, model_file: Path) -> None:
         ["train-rnn", "IMG", "LAB", "--out", "OUT", "--iterations", "99999999999"],
         ["finetune", "IMG", "LAB", "--out", "OUT", "--steps", "0"],
         ["refine", "IMG", "--out", "OUT", "--input-resolution", "inf"],
+        ["refine", "IMG", "--out", "OUT", "--tile-size", "100000000"],
         ["vectorize", "IMG", "--out", "OUT", "--min-area", "-1"],
     ],
 )

@@ -87,18 +87,10 @@ class RefinePass:
         return self.kept.labels_on(window_grid(self.kept.grid, tile.x0, tile.y0, tile.x1, tile.y1))
 
 
-#: Largest tile (model pixels a side): a 16384^2 tile already needs tens of GB.
-MAX_TILE = 16384
-
-
 def check_tile_size(tile_size: int) -> None:
     if int(tile_size) < MIN_TILE:
         raise MapRefinerError(
             f"The tile size must be at least {MIN_TILE} model pixels; got {tile_size}."
-        )
-    if int(tile_size) > MAX_TILE:
-        raise MapRefinerError(
-            f"The tile size must be at most {MAX_TILE} model pixels; got {tile_size}."
         )
 
 
