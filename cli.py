@@ -176,6 +176,24 @@ def build_parser() -> argparse.ArgumentParser:
         "model's drawn corrections over the map of the image they were drawn on",
     )
     p.add_argument(
+        "--prior",
+        type=Path,
+        help="a class raster (any grid and CRS) the RNN starts from instead of the "
+        "coarse CNN: snap an existing map to the image's edges",
+    )
+    p.add_argument(
+        "--prior-value-map",
+        type=_value_map,
+        help="prior value to class index, e.g. '0:0,255:1' (default: values are classes)",
+    )
+    p.add_argument(
+        "--prior-strength",
+        type=_bounded(float, 0.01, 99.0, "--prior-strength"),
+        default=None,
+        help="a fixed logit for the prior's class (default: the CNN's own heat maps for "
+        "each class, measured on the image; docs/results_prior.md compares them)",
+    )
+    p.add_argument(
         "--allow-large",
         action="store_true",
         help="go ahead with a refine estimated at more than about an hour on a 2-core CPU "

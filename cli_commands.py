@@ -7,6 +7,19 @@ import json
 import sys
 
 from .cli_progress import ProgressBar
+from .engine.errors import MapRefinerError
+
+
+def _numeric_map(m: dict | None, what: str) -> dict[int, int] | None:
+    """A value map whose keys are raster values (whole numbers)."""
+    if not m:
+        return None
+    try:
+        return {int(k): int(v) for k, v in m.items()}
+    except ValueError:
+        raise MapRefinerError(
+            f"{what} maps raster values, e.g. '0:0,255:1'; got {', '.join(map(str, m))}."
+        ) from None
 
 
 def _refine(a: argparse.Namespace) -> int:
@@ -28,6 +41,9 @@ def _refine(a: argparse.Namespace) -> int:
             overwrite=a.overwrite,
             keep_corrections=not a.no_corrections,
             allow_large=a.allow_large,
+            prior=a.prior,
+            prior_value_map=_numeric_map(a.prior_value_map, "--prior-value-map"),
+            prior_strength=a.prior_strength,
         ),
         progress=ProgressBar("refine"),
     )

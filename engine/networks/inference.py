@@ -62,9 +62,11 @@ def run_networks(
     iterations: int,
     trajectory: bool = False,
     keep: Sequence[int] | None = None,
+    start: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Coarse CNN then ``iterations`` RNN steps on a ``(C, h, w)`` window, without
-    autograd.
+    autograd. With ``start`` (``(K, h, w)`` heat maps, e.g. a prior map's, and the
+    ``(h, w)`` pixels they cover) the RNN starts from them instead of the CNN's there.
 
     Returns ``(K, h, w)`` logits, or ``(iterations + 1, K, h, w)`` when
     ``trajectory`` is set (iteration 0 is the coarse map), or only the
@@ -73,6 +75,10 @@ def run_networks(
     h, w = image.shape[-2:]
     x = pad_to_stride(image.unsqueeze(0))
     heat = coarse_scores(model.coarse, x)
+    if start is not None:
+        first, covered = start
+        heat = heat.clone()
+        heat[0, :, :h, :w] = torch.where(covered, first.to(heat.dtype), heat[0, :, :h, :w])
     if not trajectory and keep is not None and set(keep) <= {0, iterations}:
         # The coarse map and the last iteration: no trajectory kept in between.
         ends = {0: heat, iterations: refine_heat(model.rnn, x, heat, iterations)}
@@ -91,6 +97,7 @@ def infer(
     trajectory: bool = False,
     keep: Sequence[int] | None = None,
     autocast: torch.dtype | None = None,
+    start: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """:func:`run_networks` without autograd, under ``autocast`` (e.g. bfloat16,
     see device.inference_autocast) when given; the scores come back in float32.
@@ -101,7 +108,7 @@ def infer(
             image.device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None
         ),
     ):
-        logits = run_networks(model, image, iterations, trajectory, keep)
+        logits = run_networks(model, image, iterations, trajectory, keep, start)
     return logits.float()
 
 

@@ -42,6 +42,10 @@ class RefineParams:
     keep_corrections: bool = True  # burn a fine-tuned model's drawn polygons over its image
     keep_iterations: KeepIterations | None = None
     allow_large: bool = False  # go ahead with a refine estimated at hours (limits.check_work)
+    prior: Path | None = None  # a class raster the RNN starts from instead of the coarse CNN
+    prior_value_map: dict[int, int] | None = None  # prior value -> class (None: values are)
+    prior_strength: float | None = None  # a fixed logit for the prior's class; None: the
+    # CNN's own heat vectors, measured on this image (prior.calibration)
 
 
 @dataclass

@@ -24,6 +24,7 @@ from ..rasters.write import CLASS_NODATA, RefinedWriter, refined_writer
 from .memory import bounded_memory, release_free_memory
 from .params import KeepIterations, RefineParams, RefineResult
 from .predict import classes_and_probs
+from .prior import DEFAULT_STRENGTH, Prior
 from .refine_pass import RefinePass, open_pass, prepare_pass
 from .trajectory import TrajectoryCollector
 
@@ -60,6 +61,16 @@ def refine_raster(
         keep_corrections=params.keep_corrections,
     )
     check_work(p.grids.model_width * p.grids.model_height, params.allow_large)
+    if params.prior is not None:
+        strength = params.prior_strength
+        p.prior = Prior(
+            Path(params.prior),
+            p.config.num_classes,
+            params.prior_value_map,
+            DEFAULT_STRENGTH if strength is None else strength,
+        )
+        if strength is None:
+            p.calibrate_prior()
     info, config, iterations, total = p.info, p.config, p.iterations, p.tile_count()
     log.info(
         "refining %s (%dx%d, %.2fx%.2f m) on a %dx%d model grid, %d tiles, %d iterations, %s",
@@ -130,6 +141,7 @@ def check_outputs(params: RefineParams) -> None:
     """The outputs are new (or may be overwritten), distinct, and none of the inputs."""
     out = Path(params.out)
     inputs = [Path(params.image)] + ([params.model_path] if params.model_path else [])
+    inputs += [Path(params.prior)] if params.prior else []
     check_output_path(out, inputs, params.overwrite)
     for path, what in (
         (out, "class map"),

@@ -88,8 +88,11 @@ def predict_tile(
     trajectory: bool = False,
     keep: Sequence[int] | None = None,
     autocast: torch.dtype | None = None,
+    start: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> WindowResult:
     """Scores for one output tile, resampled back bilinearly to the input grid.
+    ``start``: the RNN's starting heat maps on the tile's model window (a prior map),
+    instead of the coarse CNN's.
 
     The tile is read once: the image of its model window and the valid mask of
     its own pixels come from the same window of the raster. With ``keep``, only
@@ -100,7 +103,12 @@ def predict_tile(
     """
     window = (tile.mx0, tile.my0, tile.mx1, tile.my1)
     img, valid = _read_model_window(ds, bands, grids, config, window, device, tile)
-    logits = infer(model, img, iterations, trajectory, keep, autocast)
+    first = (
+        None
+        if start is None
+        else (torch.from_numpy(start[0]).to(device), torch.from_numpy(start[1]).to(device))
+    )
+    logits = infer(model, img, iterations, trajectory, keep, autocast, first)
     rows = axis_band(tile.y0, tile.y1, 1.0 / grids.scale_y, tile.my0, tile.my1, grids.model_height)
     cols = axis_band(tile.x0, tile.x1, 1.0 / grids.scale_x, tile.mx0, tile.mx1, grids.model_width)
     return WindowResult(resample_window(logits, rows, cols), valid)

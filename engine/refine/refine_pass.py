@@ -21,9 +21,10 @@ from ..limits import check_iterations
 from ..modelfile.config import ModelConfig
 from ..modelfile.io import load_model
 from ..networks.models import MapRefinerNet
-from ..rasters.grid import grid_of
+from ..rasters.grid import GridSpec, grid_of, scaled
 from ..rasters.read import RasterInfo, check_bands, ground_resolution, open_raster, raster_info
 from .predict import WindowResult, predict_tile, stack_bands
+from .prior import Prior
 from .tiling import Grids, Tile, count_tiles, make_grids, plan_tiles
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class RefinePass:
     grids: Grids
     tile_size: int
     kept: KeptCorrections | None = None  # drawn corrections burned over this image's map
+    prior: Prior | None = None  # a map the RNN starts from instead of the coarse CNN's
 
     @property
     def device_label(self) -> str:
@@ -78,7 +80,47 @@ class RefinePass:
             self.device,
             keep=keep,
             autocast=self.autocast,
+            start=self._prior_heat(tile),
         )
+
+    def _prior_heat(self, tile: Tile) -> tuple[np.ndarray, np.ndarray] | None:
+        if self.prior is None:
+            return None
+        return self.prior.heat(
+            window_grid(self.model_grid(), tile.mx0, tile.my0, tile.mx1, tile.my1)
+        )
+
+    def model_grid(self) -> GridSpec:
+        """The model grid over the image (same extent, the model's pixels)."""
+        return scaled(grid_of(self.ds), self.grids.model_width, self.grids.model_height)
+
+    def calibrate_prior(self, windows: int = 3, side: int = 512) -> None:
+        """The prior's heat vectors from the CNN's own on this image: ``windows`` x
+        ``windows`` model-grid windows of ``side`` px on a fixed lattice (the same for
+        any tile size), the CNN's mean heat per class it calls (prior.calibration)."""
+        if self.prior is None:
+            return
+        from ..networks.inference import coarse_scores
+        from ..networks.models import pad_to_stride
+        from .predict import model_image
+        from .prior import calibration
+
+        mw, mh = self.grids.model_width, self.grids.model_height
+        heats, valids = [], []
+        for fy in range(windows):
+            for fx in range(windows):
+                x0 = int((mw - min(side, mw)) * fx / max(1, windows - 1)) // 4 * 4
+                y0 = int((mh - min(side, mh)) * fy / max(1, windows - 1)) // 4 * 4
+                x1, y1 = min(mw, x0 + side), min(mh, y0 + side)
+                img = model_image(
+                    self.ds, self.bands, self.grids, self.config, x0, y0, x1, y1, self.device
+                )
+                with torch.inference_mode():
+                    heat = coarse_scores(self.net.coarse, pad_to_stride(img[None]))
+                h, w = img.shape[-2:]
+                heats.append(heat[0, :, :h, :w].float().cpu().numpy())
+                valids.append((img != 0).any(0).cpu().numpy())
+        self.prior.class_heat = calibration(heats, valids, self.prior.strength)
 
     def drawn(self, tile: Tile) -> np.ndarray | None:
         """The kept corrections' classes on ``tile`` (IGNORE where none), or None."""

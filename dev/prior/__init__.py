@@ -1,0 +1,1 @@
+"""Refining a map the user already has: measurements (docs/results_prior.md)."""

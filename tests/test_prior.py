@@ -1,0 +1,125 @@
+"""Refine from a map the user already has (a class raster on any grid and CRS) instead
+of the coarse CNN's: the RNN starts from it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers_engine import random_model, scene, write_image
+from osgeo import gdal, osr
+
+from map_refiner.engine.errors import MapRefinerError
+from map_refiner.engine.modelfile.io import save_model
+from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
+
+gdal.UseExceptions()
+GT = (500000.0, 0.6, 0.0, 4000000.0, 0.0, -0.6)
+
+
+def write_mask(path: Path, mask: np.ndarray, gt, epsg: int | None = 32633, nodata=None) -> Path:
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), mask.shape[1], mask.shape[0], 1)
+    ds.SetGeoTransform(gt)
+    if epsg:
+        srs = osr.SpatialReference()
+        srs.ImportFromEPSG(epsg)
+        ds.SetProjection(srs.ExportToWkt())
+    if nodata is not None:
+        ds.GetRasterBand(1).SetNoDataValue(nodata)
+    ds.GetRasterBand(1).WriteArray(mask)
+    ds = None
+    return path
+
+
+@pytest.fixture
+def job(tmp_path: Path) -> dict:
+    net, cfg = random_model(resolution_m=0.6, seed=2)
+    image = tmp_path / "img.tif"
+    write_image(image, scene(80, 100, seed=7), GT)
+    # the prior: a 0/255 mask at twice the pixel size, covering the image
+    coarse = np.zeros((40, 50), np.uint8)
+    coarse[5:20, 10:30] = 255
+    coarse[25:35, 35:45] = 255
+    prior = write_mask(tmp_path / "prior.tif", coarse, (GT[0], 1.2, 0, GT[3], 0, -1.2))
+    return {
+        "image": image,
+        "model": save_model(net, cfg, tmp_path / "m.safetensors"),
+        "prior": prior,
+        "expected": np.kron(coarse == 255, np.ones((2, 2), bool)),  # on the image grid
+    }
+
+
+def refined(job: dict, out: Path, **kw) -> np.ndarray:
+    refine_raster(
+        RefineParams(image=job["image"], out=out, model_path=job["model"], device="cpu", **kw)
+    )
+    return gdal.Open(str(out)).ReadAsArray()
+
+
+def test_with_no_iteration_the_map_is_the_prior(job: dict, tmp_path: Path) -> None:
+    cls = refined(
+        job, tmp_path / "o.tif", iterations=0, prior=job["prior"], prior_value_map={0: 0, 255: 1}
+    )
+    agree = float(((cls == 1) == job["expected"]).mean())
+    assert agree > 0.97, agree  # only the resampled edges may differ
+    plain = refined(job, tmp_path / "plain.tif", iterations=0)
+    assert float(((plain == 1) == job["expected"]).mean()) < agree  # not the CNN's map
+
+
+def test_a_prior_in_another_crs_lands_in_place(job: dict, tmp_path: Path) -> None:
+    """The same prior in WGS 84 (warped by GDAL onto each tile's model window)."""
+    geo = tmp_path / "prior_4326.tif"
+    gdal.Warp(str(geo), str(job["prior"]), dstSRS="EPSG:4326", resampleAlg="near")
+    cls = refined(job, tmp_path / "o.tif", iterations=0, prior=geo, prior_value_map={0: 0, 255: 1})
+    assert float(((cls == 1) == job["expected"]).mean()) > 0.95
+
+
+def test_the_rnn_moves_the_prior(job: dict, tmp_path: Path) -> None:
+    kw = {"prior": job["prior"], "prior_value_map": {0: 0, 255: 1}}
+    start = refined(job, tmp_path / "a.tif", iterations=0, **kw)
+    moved = refined(job, tmp_path / "b.tif", iterations=3, **kw)
+    assert not np.array_equal(start, moved)
+
+
+def test_tiles_give_the_one_piece_map_with_a_prior(job: dict, tmp_path: Path) -> None:
+    kw = {"prior": job["prior"], "prior_value_map": {0: 0, 255: 1}, "iterations": 3}
+    whole = refined(job, tmp_path / "a.tif", **kw)
+    tiled = refined(job, tmp_path / "b.tif", tile_size=16, **kw)
+    np.testing.assert_array_equal(whole, tiled)
+
+
+def test_bad_priors_are_one_clear_error(job: dict, tmp_path: Path) -> None:
+    no_crs = write_mask(tmp_path / "nocrs.tif", np.zeros((10, 10), np.uint8), GT, epsg=None)
+    with pytest.raises(MapRefinerError, match="coordinate reference system"):
+        refined(job, tmp_path / "o.tif", prior=no_crs)
+    with pytest.raises(MapRefinerError, match="maps to class 7"):
+        refined(job, tmp_path / "o.tif", prior=job["prior"], prior_value_map={255: 7})
+    assert not (tmp_path / "o.tif").exists()
+    with pytest.raises(MapRefinerError, match="one of the inputs"):
+        refined(job, job["prior"], prior=job["prior"], overwrite=True)
+
+
+def test_calibration_is_the_cnns_mean_heat_per_class_it_calls() -> None:
+    from map_refiner.engine.refine.prior import calibration
+
+    heat = np.zeros((2, 2, 3), np.float32)
+    heat[:, 0, :] = [[2.0, 4.0, 3.0], [0.0, 1.0, 0.0]]  # called class 0 (three pixels)
+    heat[:, 1, :] = [[0.0, -1.0, 1.0], [1.0, 0.0, 2.0]]  # called class 1 (three pixels)
+    valid = np.ones((2, 3), bool)
+    out = calibration([heat], [valid], strength=1.0)
+    np.testing.assert_allclose(out[0], [3.0, 1.0 / 3.0])
+    np.testing.assert_allclose(out[1], [0.0, 1.0])
+    only_background = calibration([heat[:, :1, :]], [valid[:1]], strength=2.0)
+    np.testing.assert_allclose(only_background[1], [0.0, 2.0])  # never called: fixed logit
+
+
+def test_where_the_prior_has_no_data_the_cnn_decides(job: dict, tmp_path: Path) -> None:
+    half = np.full((40, 50), 255, np.uint8)
+    half[:, 25:] = 9  # nodata on the right half
+    prior = write_mask(tmp_path / "half.tif", half, (GT[0], 1.2, 0, GT[3], 0, -1.2), nodata=9)
+    kw = {"prior": prior, "prior_value_map": {0: 0, 255: 1}, "iterations": 0}
+    cls = refined(job, tmp_path / "a.tif", **kw)
+    plain = refined(job, tmp_path / "plain.tif", iterations=0)
+    np.testing.assert_array_equal(cls[:, 60:], plain[:, 60:])  # the CNN's map there
+    assert (cls[:, :40] == 1).mean() > 0.95  # the prior's building half
