@@ -1,0 +1,164 @@
+"""A snap model: the bundled model with its RNN trained to move a wrong prior map
+onto the image (``refine --prior``), not to refine the CNN's heat maps.
+
+Training data: the accurately labelled shared scenes on the model grid (the left
+halves of kampala_drone, nepal_drone and rio_wv2; austin_enh whole; austin_dev never),
+each with the coarse CNN's heat maps computed once and their calibration (the CNN's
+mean heat vector per class it calls, engine/refine/prior.calibration, as a refine
+with a prior computes it). Each step draws a scene, degrades its reference the way
+coarse maps are wrong (shifted by up to 4 m, a fifth of the buildings dropped,
+outlines grown or shrunk by a pixel or two; sometimes left right), turns it into the
+calibrated start, and fits the RNN (from the bundled one) to the reference with Adam.
+
+    python -m map_refiner.dev.default_model.snap --out out/snap/snap.safetensors [--steps 1200]
+    python -m map_refiner.dev.prior.shifted --model out/snap/snap.safetensors --right-half
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+from ...engine.device import configure_threads
+from ...engine.labels.classes import IGNORE
+from ...engine.modelfile.io import load_model, save_model
+from ...engine.networks.inference import coarse_scores
+from ...engine.networks.models import pad_to_stride
+from ...engine.refine.prior import calibration
+from ...training.data import load_training_tile
+from ...training.tile import LabelSource
+from ..corrections.scenes import scenes
+
+log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parents[2]
+TRAIN = {"austin_enh": "whole", "kampala_drone": "left", "nepal_drone": "left", "rio_wv2": "left"}
+CONTEXT = 12  # model px the RNN needs around a patch (2 per iteration + 2)
+
+
+def scene_data(net, config, s, part: str) -> dict:
+    tile = load_training_tile(
+        s.image, LabelSource(s.reference, value_map={"0": 0, "255": 1}), config
+    )
+    img = tile.image
+    with torch.no_grad():
+        heat = coarse_scores(net.coarse, pad_to_stride(img[None]))[
+            0, :, : img.shape[1], : img.shape[2]
+        ]
+    labels = tile.labels.numpy().astype(np.int64)
+    valid = labels != IGNORE
+    calib = calibration([heat.numpy()], [np.ones(labels.shape, bool)], 1.0)
+    limit = labels.shape[1] if part == "whole" else labels.shape[1] // 2
+    return {"img": img, "labels": labels, "valid": valid, "calib": calib, "x_limit": limit}
+
+
+def degrade(ref: np.ndarray, rng: np.random.Generator, px_m: float = 0.6) -> np.ndarray:
+    """The reference as a coarse map would have it."""
+    out = ref.copy()
+    if rng.random() < 0.15:
+        return out
+    shift = int(round(rng.uniform(0, 4.0) / px_m))
+    angle = rng.uniform(0, 2 * np.pi)
+    dy, dx = int(round(shift * np.sin(angle))), int(round(shift * np.cos(angle)))
+    out = np.roll(out, (dy, dx), axis=(0, 1))
+    if rng.random() < 0.5:
+        labels, n = ndimage.label(out)
+        if n:
+            gone = rng.choice(np.arange(1, n + 1), size=max(0, int(round(0.2 * n))), replace=False)
+            out[np.isin(labels, gone)] = False
+    grow = rng.integers(-2, 3)
+    if grow > 0:
+        out = ndimage.binary_dilation(out, iterations=int(grow))
+    elif grow < 0:
+        out = ndimage.binary_erosion(out, iterations=int(-grow))
+    return out
+
+
+def batch(d: dict, rng: np.random.Generator, size: int, patch: int):
+    h, w = d["labels"].shape
+    side = patch + 2 * CONTEXT
+    prior = degrade(d["labels"] == 1, rng)
+    start = torch.from_numpy(d["calib"][prior.astype(np.int64)].transpose(2, 0, 1).copy())
+    img = F.pad(d["img"], (CONTEXT, CONTEXT + patch, CONTEXT, CONTEXT + patch))
+    heat = F.pad(start, (CONTEXT, CONTEXT + patch, CONTEXT, CONTEXT + patch))
+    labels = np.pad(d["labels"], ((0, patch), (0, patch)), constant_values=IGNORE)
+    imgs, heats, targets = [], [], []
+    for _ in range(size):
+        y = int(rng.integers(0, max(1, h - patch // 2)))
+        x = int(rng.integers(0, max(1, d["x_limit"] - patch // 2)))
+        imgs.append(img[:, y : y + side, x : x + side])
+        heats.append(heat[:, y : y + side, x : x + side])
+        t = labels[y : y + patch, x : x + patch].copy()
+        t[:, max(0, d["x_limit"] - x) :] = IGNORE  # never learn the right half
+        targets.append(torch.from_numpy(t))
+    return torch.stack(imgs), torch.stack(heats), torch.stack(targets)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--steps", type=int, default=1200)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--patch", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    configure_threads()
+    torch.manual_seed(a.seed)
+    rng = np.random.default_rng(a.seed)
+    net, config = load_model(None, "cpu")
+    config = copy.deepcopy(config)
+    sc = scenes(a.data, ROOT / "out" / "corrections" / "data")
+    data = [scene_data(net, config, sc[name], part) for name, part in TRAIN.items()]
+    for p in net.parameters():
+        p.requires_grad_(False)
+    for p in net.rnn.parameters():
+        p.requires_grad_(True)
+    opt = torch.optim.Adam(net.rnn.parameters(), lr=a.lr)
+    t0, ema = time.perf_counter(), None
+    net.train()
+    for step in range(1, a.steps + 1):
+        d = data[int(rng.integers(len(data)))]
+        imgs, heats, targets = batch(d, rng, a.batch, a.patch)
+        out = net.rnn(imgs, heats, config.default_iterations)
+        out = out[:, :, CONTEXT : CONTEXT + a.patch, CONTEXT : CONTEXT + a.patch]
+        loss = F.cross_entropy(out, targets, ignore_index=IGNORE)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.rnn.parameters(), 1.0)
+        opt.step()
+        value = float(loss.detach())
+        ema = value if ema is None else 0.98 * ema + 0.02 * value
+        if step % 100 == 0:
+            log.info("step %d loss %.4f (%.0f s)", step, ema, time.perf_counter() - t0)
+    net.eval()
+    config.name = "Map Refiner snap (buildings, priors)"
+    config.training["snap"] = {
+        "scenes": TRAIN,
+        "steps": a.steps,
+        "lr": a.lr,
+        "batch": a.batch,
+        "patch": a.patch,
+        "seed": a.seed,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "final_loss": round(ema or float("nan"), 4),
+        "degradations": "shift 0-4 m, drop 20 % of buildings (p 0.5), grow/shrink 0-2 px, "
+        "15 % left right",
+    }
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    save_model(net, config, a.out, overwrite=True)
+    log.info("wrote %s", a.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
