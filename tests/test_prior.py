@@ -123,3 +123,20 @@ def test_where_the_prior_has_no_data_the_cnn_decides(job: dict, tmp_path: Path) 
     plain = refined(job, tmp_path / "plain.tif", iterations=0)
     np.testing.assert_array_equal(cls[:, 60:], plain[:, 60:])  # the CNN's map there
     assert (cls[:, :40] == 1).mean() > 0.95  # the prior's building half
+
+
+def test_a_refine_from_a_prior_uses_the_snap_model_unless_told(job: dict, tmp_path: Path) -> None:
+    from map_refiner.engine.modelfile.header import SNAP_MODEL_PATH
+
+    if not SNAP_MODEL_PATH.exists():
+        pytest.skip("the bundled snap model is not in this checkout")
+    kw = {"prior": job["prior"], "prior_value_map": {0: 0, 255: 1}, "iterations": 3}
+    default = tmp_path / "default.tif"
+    refine_raster(RefineParams(image=job["image"], out=default, device="cpu", **kw))
+    snap = tmp_path / "snap.tif"
+    refine_raster(
+        RefineParams(image=job["image"], out=snap, model_path=SNAP_MODEL_PATH, device="cpu", **kw)
+    )
+    np.testing.assert_array_equal(
+        gdal.Open(str(default)).ReadAsArray(), gdal.Open(str(snap)).ReadAsArray()
+    )

@@ -19,6 +19,10 @@ CONFIG_KEY = "map_refiner_config"
 DEFAULT_MODEL_PATH = (
     Path(__file__).resolve().parents[2] / "resources" / "models" / "default.safetensors"
 )
+#: The bundled snap model: the default model with its RNN trained to move a wrong prior
+#: map onto the image (dev/default_model/snap.py); ``refine --prior`` uses it unless a
+#: model is given.
+SNAP_MODEL_PATH = DEFAULT_MODEL_PATH.with_name("snap.safetensors")
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 
 

@@ -17,6 +17,7 @@ from ..errors import MapRefinerError
 from ..labels.kept import burn_into
 from ..limits import check_work
 from ..modelfile.config import ModelConfig
+from ..modelfile.header import SNAP_MODEL_PATH
 from ..networks.models import MapRefinerNet
 from ..progress import CancelFn, ProgressFn, make_reporter
 from ..rasters.files import check_output_path
@@ -48,9 +49,17 @@ def refine_raster(
     rep = make_reporter(progress, is_cancelled)
     image, out = Path(params.image), Path(params.out)
     check_outputs(params)
+    model_path = params.model_path
+    if (
+        model is None
+        and model_path is None
+        and params.prior is not None
+        and SNAP_MODEL_PATH.exists()
+    ):
+        model_path = SNAP_MODEL_PATH  # trained to start from a prior (docs/results_prior_snap.md)
     p = open_pass(
         image,
-        params.model_path,
+        model_path,
         model=model,
         device=params.device,
         precision=params.precision,
