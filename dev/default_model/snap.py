@@ -59,10 +59,17 @@ def scene_data(net, config, s, part: str) -> dict:
     return {"img": img, "labels": labels, "valid": valid, "calib": calib, "x_limit": limit}
 
 
-def degrade(ref: np.ndarray, rng: np.random.Generator, px_m: float = 0.6) -> np.ndarray:
+#: Share of steps whose prior is the reference itself: the snap model must keep a map
+#: that is already right.
+RIGHT_SHARE = 0.4
+
+
+def degrade(
+    ref: np.ndarray, rng: np.random.Generator, px_m: float = 0.6, right: float = RIGHT_SHARE
+) -> np.ndarray:
     """The reference as a coarse map would have it."""
     out = ref.copy()
-    if rng.random() < 0.15:
+    if rng.random() < right:
         return out
     shift = int(round(rng.uniform(0, 4.0) / px_m))
     angle = rng.uniform(0, 2 * np.pi)
@@ -81,10 +88,10 @@ def degrade(ref: np.ndarray, rng: np.random.Generator, px_m: float = 0.6) -> np.
     return out
 
 
-def batch(d: dict, rng: np.random.Generator, size: int, patch: int):
+def batch(d: dict, rng: np.random.Generator, size: int, patch: int, right: float = RIGHT_SHARE):
     h, w = d["labels"].shape
     side = patch + 2 * CONTEXT
-    prior = degrade(d["labels"] == 1, rng)
+    prior = degrade(d["labels"] == 1, rng, right=right)
     start = torch.from_numpy(d["calib"][prior.astype(np.int64)].transpose(2, 0, 1).copy())
     img = F.pad(d["img"], (CONTEXT, CONTEXT + patch, CONTEXT, CONTEXT + patch))
     heat = F.pad(start, (CONTEXT, CONTEXT + patch, CONTEXT, CONTEXT + patch))
@@ -110,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--patch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--right-share", type=float, default=RIGHT_SHARE, help="steps whose prior is right"
+    )
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     configure_threads()
@@ -128,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     net.train()
     for step in range(1, a.steps + 1):
         d = data[int(rng.integers(len(data)))]
-        imgs, heats, targets = batch(d, rng, a.batch, a.patch)
+        imgs, heats, targets = batch(d, rng, a.batch, a.patch, a.right_share)
         out = net.rnn(imgs, heats, config.default_iterations)
         out = out[:, :, CONTEXT : CONTEXT + a.patch, CONTEXT : CONTEXT + a.patch]
         loss = F.cross_entropy(out, targets, ignore_index=IGNORE)
@@ -152,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(time.perf_counter() - t0, 1),
         "final_loss": round(ema or float("nan"), 4),
         "degradations": "shift 0-4 m, drop 20 % of buildings (p 0.5), grow/shrink 0-2 px, "
-        "15 % left right",
+        f"{100 * a.right_share:.0f} % left right",
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     save_model(net, config, a.out, overwrite=True)
