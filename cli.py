@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from .engine import limits
 from .engine import vocabulary as vocab
 from .engine.errors import MapRefinerError
 
@@ -208,7 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classes", default="background,building", help="class names, in index order")
     p.add_argument(
         "--resolution",
-        type=_bounded(float, 0.005, 1000.0, "--resolution"),
+        type=_bounded(
+            float, limits.MIN_MODEL_RESOLUTION_M, limits.MAX_MODEL_RESOLUTION_M, "--resolution"
+        ),
         default=1.0,
         help="model ground resolution (m)",
     )
@@ -226,7 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="new model file (.safetensors)")
     p.add_argument("--steps", type=_STEPS, default=3000)
     p.add_argument("--seed", type=_SEED, default=0)
-    p.add_argument("--iterations", type=_bounded(int, 1, 100, "--iterations"), default=5)
+    p.add_argument(
+        "--iterations", type=_bounded(int, 1, limits.MAX_ITERATIONS, "--iterations"), default=5
+    )
     p.add_argument("--batch-size", type=_BATCH, default=8)
     p.add_argument("--patch-size", type=_bounded(int, 8, 4096, "--patch-size"), default=64)
     p.add_argument("--lr", type=_LR, default=0.01)

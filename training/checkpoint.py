@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..engine.errors import MapRefinerError
+from ..engine.modelfile.header import read_metadata
 from ..engine.modelfile.io import write_safetensors
 
 log = logging.getLogger(__name__)
@@ -35,15 +36,8 @@ def is_checkpoint(path: Path) -> bool:
     """Whether ``path`` is a regular file holding a Map Refiner training checkpoint (its
     safetensors header names one); reads only the header."""
     try:
-        if not path.is_file():
-            return False
-        with open(path, "rb") as f:
-            (n,) = struct.unpack("<Q", f.read(8))
-            if n <= 1 or n > 100 * 1024 * 1024:
-                return False
-            header = json.loads(f.read(n).decode("utf-8"))
-        return META_KEY in (header.get("__metadata__") or {})
-    except (OSError, ValueError, struct.error, UnicodeDecodeError, AttributeError):
+        return path.is_file() and META_KEY in read_metadata(path)
+    except (OSError, ValueError, struct.error, UnicodeDecodeError):
         return False
 
 

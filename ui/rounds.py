@@ -16,8 +16,8 @@ class Round:
     adopted: bool  # the fitted networks were kept (else only the drawn polygons)
     tuned_score: float | None  # held-out polygons right, the fitted networks
     base_score: float | None  # the same, the starting model
-    flip_ratio: float | None = None  # sure pixels the fit changed / drawn share
-    max_flip_ratio: float = 0.3
+    flip_ratio: float | None = None  # sure pixels the fit changed / drawn share; only
+    # measured for a fit that passed the held-out check
 
     def describe(self) -> str:
         """One line for the dialog's list."""
@@ -30,7 +30,7 @@ class Round:
             )
         if self.adopted:
             kept = "networks adopted"
-        elif self.flip_ratio is not None and self.flip_ratio > self.max_flip_ratio:
+        elif self.flip_ratio is not None:  # passed the held-out check, not the flip check
             kept = "networks kept (the fit changed too much elsewhere), polygons shown"
         else:
             kept = "networks kept, polygons shown"

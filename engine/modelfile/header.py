@@ -26,6 +26,22 @@ SNAP_MODEL_PATH = DEFAULT_MODEL_PATH.with_name("snap.safetensors")
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 
 
+def read_metadata(path: Path) -> dict:
+    """The ``__metadata__`` of a safetensors file's header (no weights read); raises
+    OSError, ValueError, struct.error or UnicodeDecodeError for what is not one."""
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        if n <= 1 or n > MAX_HEADER_BYTES:
+            raise ValueError(f"implausible header length {n}")
+        header = json.loads(f.read(n).decode("utf-8"))
+    if not isinstance(header, dict):
+        raise ValueError("the header is not a JSON object")
+    meta = header.get("__metadata__") or {}
+    if not isinstance(meta, dict):
+        raise ValueError("the header's metadata is not a JSON object")
+    return meta
+
+
 def read_model_config(path: str | Path) -> ModelConfig:
     """The :class:`ModelConfig` stored in ``path``'s safetensors header."""
     path = Path(path)
@@ -34,13 +50,7 @@ def read_model_config(path: str | Path) -> ModelConfig:
             f"Model file not found: {path}. Choose an existing .safetensors model."
         )
     try:
-        with open(path, "rb") as f:
-            (n,) = struct.unpack("<Q", f.read(8))
-            if n <= 1 or n > MAX_HEADER_BYTES:
-                raise ValueError(f"implausible header length {n}")
-            header = json.loads(f.read(n).decode("utf-8"))
-        meta = header.get("__metadata__") or {}
-        cfg = json.loads(meta[CONFIG_KEY])
+        cfg = json.loads(read_metadata(path)[CONFIG_KEY])
     except (OSError, ValueError, KeyError, struct.error, UnicodeDecodeError) as exc:
         raise MapRefinerError(
             f"{path.name} is not a Map Refiner model (expected a safetensors file with a Map "

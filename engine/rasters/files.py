@@ -217,35 +217,31 @@ def place(tmp: Path, final: Path, overwrite: bool) -> None:
     """Move a finished temporary file onto its target. Without ``overwrite`` the target
     must still not exist at this moment (a hard link fails if it does), so that of two
     runs racing to the same new name the second fails instead of replacing the first."""
+    appeared = MapRefinerError(
+        f"{final} appeared while this run was writing it (another run?); it was left as "
+        "it is. Run again with another name, or allow overwriting it."
+    )
     if overwrite:
         os.replace(tmp, final)
         return
     try:
         os.link(tmp, final)
     except FileExistsError:
-        raise MapRefinerError(
-            f"{final} appeared while this run was writing it (another run?); it was left as "
-            "it is. Run again with another name, or allow overwriting it."
-        ) from None
+        raise appeared from None
     except OSError:  # a filesystem without hard links: check, then rename
         if final.exists():
-            raise MapRefinerError(
-                f"{final} appeared while this run was writing it (another run?); it was left "
-                "as it is. Run again with another name, or allow overwriting it."
-            ) from None
+            raise appeared from None
         os.replace(tmp, final)
         return
     tmp.unlink()
 
 
-def remove_stale_sidecars(final: Path, keep: Iterable[Path] = ()) -> None:
+def remove_stale_sidecars(final: Path) -> None:
     """After ``final`` was replaced: the old file's overviews and statistics go with it,
     so that QGIS never shows the old map at small scales."""
-    kept = {Path(k) for k in keep}
     for side in (Path(str(final) + ".ovr"), Path(str(final) + ".aux.xml")):
-        if side not in kept:
-            with contextlib.suppress(FileNotFoundError):
-                side.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            side.unlink()
 
 
 @contextlib.contextmanager

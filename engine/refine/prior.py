@@ -10,10 +10,11 @@ a fixed lattice of windows (so the map does not depend on the tile size); with a
 fixed ``strength``, the prior's class gets that logit and the others 0. Where the
 prior has no data the CNN's own heat maps are kept.
 
-With the bundled RNN, on four of the five georeferenced shared scenes, the calibrated
-start moved a 2 m-shifted reference up by 9-15 points of building IoU and kept 87-90
-of a right one; fixed logits of 1 or 3 did worse (docs/results_prior.md). The RNN
-was trained on the CNN's heat maps, not priors: a snap model is still to be built.
+With the default model's RNN, on four of the five georeferenced shared scenes, the
+calibrated start moved a 2 m-shifted reference up by 9-15 points of building IoU and
+kept 87-90 of a right one; fixed logits of 1 or 3 did worse (docs/results_prior.md).
+``refine --prior`` uses the bundled snap model, whose RNN was trained from this start
+(resources/models/SNAP_MODEL_CARD.md, docs/results_prior_snap.md).
 """
 
 from __future__ import annotations
