@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,9 @@ from osgeo import gdal
 from map_refiner.engine.errors import CancelledError
 from map_refiner.engine.modelfile.io import load_model, save_model
 from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
-from map_refiner.training.checkpoint import checkpoint_path
+from map_refiner.training.checkpoint import checkpoint_for, checkpoint_path, is_checkpoint
+from map_refiner.training.coarse import train_coarse
+from map_refiner.training.coarse_fit import fingerprint
 from map_refiner.training.rnn import RnnParams, train_rnn
 from map_refiner.training.tile import LabelSource
 
@@ -292,3 +295,76 @@ def test_a_checkpoint_that_does_not_fit_is_a_clear_error(tmp_path: Path, coarse_
     with pytest.raises(MapRefinerError, match="does not fit this model; delete it"):
         train_coarse(params)
     assert not params.out.exists()
+
+
+# A run writes, reads and deletes only its own checkpoint: a user's file at
+# <out>.ckpt.safetensors (their base model, anything else) survives; a resume does not
+# depend on how a path was spelled.
+
+
+def test_a_base_model_named_like_the_checkpoint_survives_the_run(
+    coarse_scene: dict[str, Path], tmp_path: Path
+) -> None:
+    """``--model mine.ckpt.safetensors --out mine.safetensors`` used to delete the user's
+    input model when the run ended."""
+    net, cfg = random_model(resolution_m=0.6, seed=3)
+    out = tmp_path / "mine.safetensors"
+    base = save_model(net, cfg, checkpoint_path(out))
+    before = _sha(base)
+    res = train_rnn(
+        RnnParams(
+            image=coarse_scene["image"],
+            labels=LabelSource(coarse_scene["labels"], {"0": 0, "255": 1}),
+            out=out,
+            base_model=base,
+            steps=4,
+            batch_size=2,
+            patch_size=24,
+            device="cpu",
+            checkpoint_every=2,
+        )
+    )
+    assert res.model == out and out.exists()
+    assert base.exists() and _sha(base) == before
+
+
+def test_a_foreign_file_at_the_checkpoint_path_is_never_written_or_deleted(
+    coarse_scene: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "coarse.safetensors"
+    foreign = checkpoint_path(out)
+    foreign.write_bytes(b"someone's notes, not a checkpoint")
+    assert checkpoint_for(out) is None
+    train_coarse(_coarse_params(coarse_scene, out))
+    assert foreign.read_bytes() == b"someone's notes, not a checkpoint"
+
+
+def test_a_run_still_removes_its_own_checkpoint(
+    coarse_scene: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "coarse.safetensors"
+    assert checkpoint_for(out) == checkpoint_path(out)  # nothing there yet: a run may make one
+    seen = []
+    train_coarse(
+        _coarse_params(coarse_scene, out),
+        progress=lambda f: seen.append(is_checkpoint(checkpoint_path(out))),
+    )
+    assert any(seen), "the run checkpointed"
+    assert not checkpoint_path(out).exists()
+
+
+def test_the_resume_fingerprint_does_not_depend_on_path_spelling(
+    coarse_scene: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    absolute = _coarse_params(coarse_scene, tmp_path / "m.safetensors")
+    monkeypatch.chdir(tmp_path)
+    relative = replace(
+        absolute,
+        image=Path("img.tif"),
+        labels=LabelSource(Path("./gt.tif"), {"0": 0, "255": 1}),
+        out=Path("m.safetensors"),
+    )
+    assert fingerprint(relative) == fingerprint(absolute)
+    assert fingerprint(replace(absolute, lr=0.5)) != fingerprint(absolute)
+    os.symlink(coarse_scene["image"], tmp_path / "link.tif")
+    assert fingerprint(replace(absolute, image=tmp_path / "link.tif")) == fingerprint(absolute)
