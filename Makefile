@@ -25,9 +25,9 @@ $(VENV)/.system-stamp: Makefile  # the package list lives here
 	@mkdir -p $(VENV) && touch $@
 
 venv: $(VENV)/.venv-stamp
-$(VENV)/.venv-stamp: $(VENV)/.system-stamp requirements.txt requirements-dev.txt pyproject.toml
+$(VENV)/.venv-stamp: $(VENV)/.system-stamp requirements.txt requirements-dev.txt requirements-cluster.txt pyproject.toml
 	@test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt -r requirements-cluster.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
