@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
@@ -27,6 +28,7 @@ from .params import KeepIterations, RefineParams, RefineResult
 from .predict import classes_and_probs
 from .prior import DEFAULT_STRENGTH, Prior
 from .refine_pass import RefinePass, open_pass, prepare_pass
+from .tiling import Tile
 from .trajectory import TrajectoryCollector
 
 log = logging.getLogger(__name__)
@@ -49,26 +51,7 @@ def refine_raster(
     rep = make_reporter(progress, is_cancelled)
     image, out = Path(params.image), Path(params.out)
     check_outputs(params)
-    model_path = params.model_path
-    if (
-        model is None
-        and model_path is None
-        and params.prior is not None
-        and SNAP_MODEL_PATH.exists()
-    ):
-        model_path = SNAP_MODEL_PATH  # trained to start from a prior (docs/results_prior_snap.md)
-    p = open_pass(
-        image,
-        model_path,
-        model=model,
-        device=params.device,
-        precision=params.precision,
-        bands=params.bands,
-        iterations=params.iterations,
-        input_resolution_m=params.input_resolution_m,
-        tile_size=params.tile_size,
-        keep_corrections=params.keep_corrections,
-    )
+    p = open_refine_pass(params, model)
     check_work(p.grids.model_width * p.grids.model_height, params.allow_large)
     if params.prior is not None:
         strength = params.prior_strength
@@ -98,34 +81,26 @@ def refine_raster(
     if wanted is not None:
         traj = TrajectoryCollector(p, wanted.window, wanted.kind, wanted.max_pixels)
     colours = config.colours
-    desc = f"{config.name}: {iterations} RNN iterations"
-    ends = [0, iterations] if params.coarse is not None else None
     with (
         bounded_memory(),
         refined_writer(
-            info, out, config.class_names, colours, params.scores, desc, params.overwrite
+            info,
+            out,
+            config.class_names,
+            colours,
+            params.scores,
+            map_description(p),
+            params.overwrite,
         ) as writer,
         optional_writer(params.coarse, p, params.overwrite) as coarse_writer,
     ):
         for i, tile in enumerate(p.tiles()):
             rep.check()
-            every = traj is not None and traj.wants(tile)  # the tile keeps all its iterations
-            keep = traj.keep if traj is not None and every else ends
-            res = p.predict(tile, keep)
-            refined = res.logits if keep is None else res.logits[-1]
-            cls, probs = classes_and_probs(
-                refined, res.valid, CLASS_NODATA, params.scores is not None
-            )
-            drawn = p.drawn(tile)
-            if drawn is not None:
-                burn_into(drawn, cls, probs, res.valid)
-            writer.write(tile.x0, tile.y0, cls, probs)
-            if coarse_writer is not None:
-                coarse_cls, _ = classes_and_probs(res.logits[0], res.valid, CLASS_NODATA, False)
-                coarse_writer.write(tile.x0, tile.y0, coarse_cls, None)
-            if traj is not None and every:
-                traj.add(tile, res.logits, res.valid, drawn)
-            del res, refined, cls, probs
+            maps = refine_tile(p, tile, params.scores is not None, coarse_writer is not None, traj)
+            writer.write(tile.x0, tile.y0, maps.classes, maps.probs)
+            if coarse_writer is not None and maps.coarse is not None:
+                coarse_writer.write(tile.x0, tile.y0, maps.coarse, None)
+            del maps
             release_free_memory()  # flat memory over thousands of tiles
             rep.report((i + 1) / total)
         rep.check()
@@ -146,8 +121,75 @@ def refine_raster(
     )
 
 
-def check_outputs(params: RefineParams) -> None:
-    """The outputs are new (or may be overwritten), distinct, and none of the inputs."""
+def open_refine_pass(
+    params: RefineParams, model: tuple[MapRefinerNet, ModelConfig] | None = None
+) -> RefinePass:
+    """The pass ``params`` ask for (``model`` if given, else their model file, else the
+    bundled one; the snap model with a prior), for one process or a cluster's block."""
+    model_path = params.model_path
+    if (
+        model is None
+        and model_path is None
+        and params.prior is not None
+        and SNAP_MODEL_PATH.exists()
+    ):
+        model_path = SNAP_MODEL_PATH  # trained to start from a prior (docs/results_prior_snap.md)
+    return open_pass(
+        Path(params.image),
+        model_path,
+        model=model,
+        device=params.device,
+        precision=params.precision,
+        bands=params.bands,
+        iterations=params.iterations,
+        input_resolution_m=params.input_resolution_m,
+        tile_size=params.tile_size,
+        keep_corrections=params.keep_corrections,
+    )
+
+
+def map_description(p: RefinePass) -> str:
+    """The class map band's description."""
+    return f"{p.config.name}: {p.iterations} RNN iterations"
+
+
+@dataclass
+class TileMaps:
+    """One output tile's class map, probabilities (when asked) and coarse class map
+    (when asked), drawn corrections burned in."""
+
+    classes: np.ndarray
+    probs: np.ndarray | None
+    coarse: np.ndarray | None
+
+
+def refine_tile(
+    p: RefinePass,
+    tile: Tile,
+    scores: bool,
+    coarse: bool,
+    traj: TrajectoryCollector | None = None,
+) -> TileMaps:
+    """One tile through the networks: what ``refine_raster`` and a cluster's block write."""
+    every = traj is not None and traj.wants(tile)  # the tile keeps all its iterations
+    keep = traj.keep if traj is not None and every else ([0, p.iterations] if coarse else None)
+    res = p.predict(tile, keep)
+    refined = res.logits if keep is None else res.logits[-1]
+    cls, probs = classes_and_probs(refined, res.valid, CLASS_NODATA, scores)
+    drawn = p.drawn(tile)
+    if drawn is not None:
+        burn_into(drawn, cls, probs, res.valid)
+    coarse_cls = None
+    if coarse:
+        coarse_cls, _ = classes_and_probs(res.logits[0], res.valid, CLASS_NODATA, False)
+    if traj is not None and every:
+        traj.add(tile, res.logits, res.valid, drawn)
+    return TileMaps(cls, probs, coarse_cls)
+
+
+def check_outputs(params: RefineParams, vrt: bool = False) -> None:
+    """The outputs are new (or may be overwritten), distinct, and none of the inputs;
+    GeoTIFFs (or, with ``vrt``, VRTs over a cluster's parts)."""
     out = Path(params.out)
     inputs = [Path(params.image)] + ([params.model_path] if params.model_path else [])
     inputs += [Path(params.prior)] if params.prior else []
@@ -157,7 +199,15 @@ def check_outputs(params: RefineParams) -> None:
         (params.scores, "scores"),
         (params.coarse, "coarse map"),
     ):
-        if path is not None and Path(path).suffix.lower() not in (".tif", ".tiff"):
+        if path is None:
+            continue
+        suffix = Path(path).suffix.lower()
+        if vrt and suffix != ".vrt":
+            raise MapRefinerError(
+                f"With --format vrt the {what} is written as a VRT over its parts: give it "
+                f"a .vrt name, not {Path(path).name}."
+            )
+        if not vrt and suffix not in (".tif", ".tiff"):
             raise MapRefinerError(
                 f"The {what} is written as a GeoTIFF: give it a .tif name, not "
                 f"{Path(path).name} (for polygons, run vectorize on the class map)."
