@@ -123,6 +123,42 @@ def _label_args(p: argparse.ArgumentParser, default_mode: str = "tile") -> None:
     )
 
 
+def _scheduler(text: str) -> str:
+    from .engine.cluster.scheduler import check_scheduler
+
+    try:
+        return check_scheduler(text)
+    except MapRefinerError as exc:
+        raise argparse.ArgumentTypeError(exc.message.rstrip(".")) from None
+
+
+def _cluster_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("on a Dask cluster (README: Refining a whole county)")
+    g.add_argument(
+        "--scheduler",
+        type=_scheduler,
+        help="refine block by block on a Dask cluster: its scheduler's address "
+        "(tcp://HOST:8786), or local:N for N worker processes on this machine",
+    )
+    g.add_argument(
+        "--format",
+        choices=vocab.CLUSTER_FORMATS,
+        help="gtiff (default): assemble the parts into --out; vrt: --out is a VRT over the "
+        "parts, which stay in OUT.parts/",
+    )
+    g.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse the finished parts of an interrupted refine of the same image, model "
+        "and settings; compute only the missing ones",
+    )
+    g.add_argument(
+        "--block-tiles",
+        type=_bounded(int, 1, 64, "--block-tiles"),
+        help="a block (one task) is this many tiles on a side (default 4)",
+    )
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=vocab.DEVICES, default="auto")
     p.add_argument(
@@ -200,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="go ahead with a refine estimated at more than about an hour on a 2-core CPU "
         "(refused otherwise)",
     )
+    _cluster_args(p)
     _common(p)
 
     p = sub.add_parser("train-coarse", help="train the coarse CNN on imprecise labels")

@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from .cli_progress import ProgressBar
 from .engine.errors import MapRefinerError
+
+if TYPE_CHECKING:
+    from .engine.refine.params import RefineParams
 
 
 def _numeric_map(m: dict | None, what: str) -> dict[int, int] | None:
@@ -25,32 +29,66 @@ def _numeric_map(m: dict | None, what: str) -> dict[int, int] | None:
 def _refine(a: argparse.Namespace) -> int:
     from .engine.refine.pipeline import RefineParams, refine_raster
 
-    res = refine_raster(
-        RefineParams(
-            image=a.image,
-            out=a.out,
-            model_path=a.model,
-            iterations=a.iterations,
-            device=a.device,
-            precision=a.precision,
-            scores=a.scores,
-            coarse=a.coarse,
-            bands=a.bands,
-            input_resolution_m=a.input_resolution,
-            tile_size=a.tile_size,
-            overwrite=a.overwrite,
-            keep_corrections=not a.no_corrections,
-            allow_large=a.allow_large,
-            prior=a.prior,
-            prior_value_map=_numeric_map(a.prior_value_map, "--prior-value-map"),
-            prior_strength=a.prior_strength,
-        ),
-        progress=ProgressBar("refine"),
+    params = RefineParams(
+        image=a.image,
+        out=a.out,
+        model_path=a.model,
+        iterations=a.iterations,
+        device=a.device,
+        precision=a.precision,
+        scores=a.scores,
+        coarse=a.coarse,
+        bands=a.bands,
+        input_resolution_m=a.input_resolution,
+        tile_size=a.tile_size,
+        overwrite=a.overwrite,
+        keep_corrections=not a.no_corrections,
+        allow_large=a.allow_large,
+        prior=a.prior,
+        prior_value_map=_numeric_map(a.prior_value_map, "--prior-value-map"),
+        prior_strength=a.prior_strength,
     )
+    if a.scheduler:
+        return _refine_on_cluster(a, params)
+    cluster_only = [f for f, v in _cluster_flags(a).items() if v]
+    if cluster_only:
+        raise MapRefinerError(
+            f"{', '.join(cluster_only)}: only for a refine on a cluster; add --scheduler."
+        )
+    res = refine_raster(params, progress=ProgressBar("refine"))
     kept = f", {res.corrections} drawn corrections kept" if res.corrections else ""
     print(
         f"wrote {res.out} ({res.iterations} iterations, {res.tiles} tiles, {res.device}, "
         f"{res.seconds:.1f} s{kept})"
+    )
+    return 0
+
+
+def _cluster_flags(a: argparse.Namespace) -> dict[str, bool]:
+    return {
+        "--format": a.format is not None,
+        "--resume": a.resume,
+        "--block-tiles": a.block_tiles is not None,
+    }
+
+
+def _refine_on_cluster(a: argparse.Namespace, params: RefineParams) -> int:
+    from .engine.cluster.driver import ClusterOptions, refine_on_cluster
+    from .engine.cluster.job import DEFAULT_BLOCK_TILES
+
+    run = refine_on_cluster(
+        params,
+        ClusterOptions(
+            a.scheduler, a.format or "gtiff", a.resume, a.block_tiles or DEFAULT_BLOCK_TILES
+        ),
+        progress=ProgressBar("refine"),
+    )
+    res = run.result
+    resumed = run.blocks - len(run.computed)
+    print(
+        f"wrote {res.out} ({res.iterations} iterations, {res.tiles} tiles in {run.blocks} "
+        f"blocks, {len(run.computed)} computed, {resumed} resumed, {res.device}, "
+        f"{res.seconds:.1f} s)"
     )
     return 0
 

@@ -17,6 +17,8 @@ from .errors import MapRefinerError
 DEVICES = ("auto", "cpu", "cuda")
 #: ``auto``: bf16 mixed precision on a CUDA GPU that supports it, fp32 elsewhere.
 PRECISIONS = ("auto", "fp32", "bf16")
+#: How a cluster refine hands its result over: one GeoTIFF, or a VRT over its parts.
+CLUSTER_FORMATS = ("gtiff", "vrt")
 
 #: How vector labels count: ``sparse``, only the pixels under features (corrections);
 #: ``tile``, a fully labelled tile whose unlabelled pixels are background.
