@@ -8,7 +8,11 @@ cluster of two single-threaded worker processes shared by the module's tests.
 
 from __future__ import annotations
 
+import functools
+import http.server
+import io
 import os
+import re
 import sys
 import threading
 from pathlib import Path
@@ -137,6 +141,38 @@ def test_vrt_over_the_parts(image, reference, scheduler, tmp_path) -> None:
 def reference_colour(image: Path) -> tuple[int, int, int, int]:
     r, g, b = open_pass(image, device="cpu").config.colours[1]
     return (r, g, b, 255)
+
+
+class RangeHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves byte ranges, as /vsicurl/ asks (http.server alone does not)."""
+
+    def send_head(self):  # noqa: ANN201 - http.server's own signature
+        m = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
+        if m is None:
+            return super().send_head()
+        data = Path(self.translate_path(self.path)).read_bytes()
+        end = min(int(m.group(2) or len(data) - 1), len(data) - 1)
+        self.send_response(206)
+        self.send_header("Content-Range", f"bytes {m.group(1)}-{end}/{len(data)}")
+        self.send_header("Content-Length", str(end - int(m.group(1)) + 1))
+        self.end_headers()
+        return io.BytesIO(data[int(m.group(1)) : end + 1])
+
+    def log_message(self, *args) -> None:  # noqa: ANN002 - quiet
+        pass
+
+
+def test_workers_read_the_image_over_http(image, reference, scheduler, tmp_path) -> None:
+    """No worker gets a copy of the input: each reads its window through /vsicurl/."""
+    handler = functools.partial(RangeHandler, directory=str(image.parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = Path(f"/vsicurl/http://127.0.0.1:{server.server_port}/{image.name}")
+        refine_on_cluster(params(url, tmp_path / "map.tif"), options(scheduler))
+    finally:
+        server.shutdown()
+    assert np.array_equal(read(tmp_path / "map.tif"), reference["map"])
 
 
 def dies_once(job: ClusterJob, index: int) -> int:

@@ -42,8 +42,12 @@ class RasterInfo:
 def vsi_path(path: PathLike) -> str:
     """``path`` as GDAL must see it. A ``Path`` collapses ``/vsizip//abs/a.zip/x.tif``
     (an absolute archive path) to ``/vsizip/abs/a.zip/x.tif``, which GDAL reads as
-    relative: when the archive is absolute on this machine, the double slash comes back."""
+    relative: when the archive is absolute on this machine, the double slash comes back;
+    and ``/vsicurl/https://host/x.tif`` to ``/vsicurl/https:/host/x.tif``, repaired."""
     p = str(path)
+    url = re.match(r"^(/vsicurl(?:_streaming)?/)(https?|ftps?):/(?!/)(.*)$", p)
+    if url:  # a URL's "//" collapsed the same way
+        return f"{url.group(1)}{url.group(2)}://{url.group(3)}"
     m = re.match(r"^/(vsi(?:zip|tar|gzip|7z|rar))/(?!/)(.*)$", p)
     if m and not Path(m.group(2).split("/", 1)[0]).exists():
         parts = m.group(2).split("/")
