@@ -10,7 +10,7 @@ OUTDIR ?= out
 APT_PACKAGES := python3-qgis qgis-providers python3-gdal gdal-bin python3-venv qgis xvfb imagemagick
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: all setup system venv lint pytest test demo bench experiment zip clean
+.PHONY: all setup system venv lint pytest test demo bench bench-cluster experiment zip clean
 
 all: test
 
@@ -57,6 +57,11 @@ demo: venv
 bench: venv
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-experiment.txt
 	$(PY) -m map_refiner.dev.benchmarks.bench --data $(DATA)
+
+# A refine on a local Dask cluster against the single process: writes
+# docs/benchmarks_cluster.md (~10 min; alone on the machine, like bench).
+bench-cluster: venv
+	$(PY) -m map_refiner.dev.benchmarks.cluster --data $(DATA)
 
 # The paper's experiment: writes docs/results.md (which says how long the run
 # took) and docs/figures/. pydensecrf2 builds from source.
