@@ -106,6 +106,9 @@ def test_a_local_cluster_gives_the_single_process_maps(image, reference, tmp_pat
         options("local:2"),
     )
     assert (run.blocks, run.computed) == (12, list(range(12)))
+    assert sorted(r["block"] for r in run.records) == list(range(12))
+    assert sum(r["tiles"] for r in run.records) == 35
+    assert all(r["pid"] != os.getpid() and r["peak_rss_mb"] > 0 for r in run.records)
     assert np.array_equal(read(out), reference["map"])
     assert np.array_equal(read(tmp_path / "s.tif"), reference["s"])  # bit for bit
     assert np.array_equal(read(tmp_path / "c.tif"), reference["c"])
@@ -175,7 +178,7 @@ def test_workers_read_the_image_over_http(image, reference, scheduler, tmp_path)
     assert np.array_equal(read(tmp_path / "map.tif"), reference["map"])
 
 
-def dies_once(job: ClusterJob, index: int) -> int:
+def dies_once(job: ClusterJob, index: int) -> dict:
     """Block 5's first run kills its worker process in the middle of the block."""
     flag = job.parts.parent / "killed"
     if index == 5:
@@ -200,7 +203,7 @@ def test_a_killed_worker_still_gives_the_same_map(image, reference, scheduler, t
     assert np.array_equal(read(tmp_path / "s.tif"), reference["s"])
 
 
-def counted(job: ClusterJob, index: int) -> int:
+def counted(job: ClusterJob, index: int) -> dict:
     """refine_block, leaving a file per block it computed."""
     (job.parts.parent / "computed").mkdir(exist_ok=True)
     (job.parts.parent / "computed" / str(index)).touch()

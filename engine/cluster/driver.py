@@ -9,9 +9,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import MapRefinerError
-from ..progress import CancelFn, ProgressFn, make_reporter
+from ..progress import CancelFn, ProgressFn, Reporter, make_reporter
 from ..refine.params import RefineParams, RefineResult
 from ..refine.pipeline import check_outputs, map_description, open_refine_pass
 from ..refine.refine_pass import RefinePass
@@ -30,7 +31,7 @@ from .job import fingerprint as job_fingerprint
 from .scheduler import check_scheduler, connect, import_distributed
 
 log = logging.getLogger(__name__)
-BlockTask = Callable[[ClusterJob, int], int]
+BlockTask = Callable[[ClusterJob, int], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class ClusterRun:
     result: RefineResult
     blocks: int
     computed: list[int]  # the blocks this run computed (the others were resumed)
+    records: list[dict[str, Any]]  # their tasks' records (times, worker, peak memory)
+    assemble_s: float  # the driver's assembly of the parts
 
 
 def refine_on_cluster(
@@ -74,14 +77,15 @@ def refine_on_cluster(
         options.block_tiles,
         len(todo),
     )
-    if todo:
-        _run(job, todo, options.scheduler, task, rep.sub(0.0, 0.95), len(done))
+    records = _run(job, todo, options.scheduler, task, rep.sub(0.0, 0.95), len(done))
     _check_parts(job)
+    t1 = time.perf_counter()
     if options.out_format == "vrt":
         assemble.assemble_vrts(job, p.info, p.config)
     else:
         assemble.assemble_geotiff(job, p.info, p.config)
         parts.clear(job.parts, remove_folder=True)
+    assemble_s = time.perf_counter() - t1
     rep.report(1.0)
     config = p.config
     result = RefineResult(
@@ -97,7 +101,7 @@ def refine_on_cluster(
         params.coarse,
         p.kept.features if p.kept is not None else 0,
     )
-    return ClusterRun(result, len(job.blocks), todo)
+    return ClusterRun(result, len(job.blocks), todo, records, assemble_s)
 
 
 def plan_job(params: RefineParams, block_tiles: int) -> tuple[ClusterJob, RefinePass]:
@@ -135,16 +139,21 @@ def check_supported(params: RefineParams, options: ClusterOptions) -> None:
         raise MapRefinerError("Keeping every iteration is not supported on a cluster.")
 
 
-def _run(job: ClusterJob, todo: list[int], scheduler: str, task: BlockTask, rep, done: int):
+def _run(
+    job: ClusterJob, todo: list[int], scheduler: str, task: BlockTask, rep: Reporter, done: int
+) -> list[dict[str, Any]]:
+    """Blocks ``todo`` on the cluster; their records, in the order they finished."""
+    if not todo:
+        return []
     distributed = import_distributed()
-    total = len(job.blocks)
+    total, records = len(job.blocks), []
     with connect(scheduler) as client:
         futures = client.map(task, [job] * len(todo), todo, pure=False)
         try:
             for n, fut in enumerate(distributed.as_completed(futures), start=1):
                 rep.check()
                 try:
-                    fut.result()
+                    records.append(fut.result())
                 except distributed.KilledWorker as exc:
                     raise MapRefinerError(
                         "A block's workers died again and again (out of memory?); the "
@@ -154,6 +163,7 @@ def _run(job: ClusterJob, todo: list[int], scheduler: str, task: BlockTask, rep,
                 rep.report((done + n) / total)
         finally:
             client.cancel(futures)
+    return records
 
 
 def _check_parts(job: ClusterJob) -> None:

@@ -39,11 +39,13 @@ def part_kinds(job: ClusterJob) -> list[str]:
     return [k for k in KINDS if k == "map" or getattr(p, k) is not None]
 
 
-def write_marker(job: ClusterJob, block: Block, record: dict[str, Any]) -> None:
-    """Say ``block`` is finished: called once its parts are in place."""
+def write_marker(job: ClusterJob, block: Block, record: dict[str, Any]) -> dict[str, Any]:
+    """Say ``block`` is finished: called once its parts are in place. Returns the
+    marker's record."""
     record = {"fingerprint": job.fingerprint, "block": block.index, **record}
     with atomic_path(marker_path(job.parts, block.index)) as tmp:
         tmp.write_text(json.dumps(record))
+    return record
 
 
 def read_marker(parts: Path, index: int) -> dict[str, Any] | None:
