@@ -29,7 +29,7 @@ from map_refiner.engine.cluster import parts
 from map_refiner.engine.cluster.block import refine_block
 from map_refiner.engine.cluster.driver import ClusterOptions, plan_job, refine_on_cluster
 from map_refiner.engine.cluster.job import ClusterJob, plan_blocks
-from map_refiner.engine.cluster.scheduler import check_scheduler, connect
+from map_refiner.engine.cluster.scheduler import check_scheduler
 from map_refiner.engine.errors import MapRefinerError
 from map_refiner.engine.refine.params import KeepIterations, RefineParams
 from map_refiner.engine.refine.pipeline import refine_raster
@@ -278,10 +278,13 @@ def test_bad_scheduler_addresses_say_what_is_wanted(text: str) -> None:
         check_scheduler(text)
 
 
-def test_an_unreachable_scheduler_is_one_clear_error() -> None:
+def test_an_unreachable_scheduler_is_one_clear_error(image, tmp_path) -> None:
     with pytest.raises(MapRefinerError, match="No Dask scheduler answered at tcp://"):
-        with connect("tcp://127.0.0.1:9", timeout_s=1):
-            pass
+        refine_on_cluster(
+            params(image, tmp_path / "m.tif"),
+            ClusterOptions("tcp://127.0.0.1:9", connect_timeout_s=1),
+        )
+    assert list(tmp_path.iterdir()) == []  # no parts folder to trip a second try
 
 
 def test_without_dask_the_error_says_what_to_install(image, monkeypatch, tmp_path) -> None:

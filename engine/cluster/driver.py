@@ -28,7 +28,7 @@ from .job import (
     plan_blocks,
 )
 from .job import fingerprint as job_fingerprint
-from .scheduler import check_scheduler, connect, import_distributed
+from .scheduler import CONNECT_TIMEOUT_S, check_scheduler, connect, import_distributed
 
 log = logging.getLogger(__name__)
 BlockTask = Callable[[ClusterJob, int], dict[str, Any]]
@@ -40,6 +40,7 @@ class ClusterOptions:
     out_format: str = "gtiff"  # or "vrt": a VRT over the parts
     resume: bool = False  # reuse this refine's finished parts
     block_tiles: int = DEFAULT_BLOCK_TILES  # a block is this many tiles on a side
+    connect_timeout_s: float = CONNECT_TIMEOUT_S  # for a scheduler's address
 
 
 @dataclass
@@ -66,18 +67,20 @@ def refine_on_cluster(
     check_outputs(params, options.out_format == "vrt")
     job, p = plan_job(params, options.block_tiles)
     params = job.params
-    done = parts.start(job, options.resume, params.overwrite)
-    todo = [b.index for b in job.blocks if b.index not in done]
-    log.info(
-        "refining %s on %s: %d blocks of up to %d x %d tiles, %d to compute",
-        Path(params.image).name,
-        options.scheduler,
-        len(job.blocks),
-        options.block_tiles,
-        options.block_tiles,
-        len(todo),
-    )
-    records = _run(job, todo, options.scheduler, task, rep.sub(0.0, 0.95), len(done))
+    parts.check_folder(job.parts, options.resume, params.overwrite)
+    with connect(options.scheduler, options.connect_timeout_s) as client:  # nothing written yet
+        done = parts.start(job, options.resume, params.overwrite)
+        todo = [b.index for b in job.blocks if b.index not in done]
+        log.info(
+            "refining %s on %s: %d blocks of up to %d x %d tiles, %d to compute",
+            Path(params.image).name,
+            options.scheduler,
+            len(job.blocks),
+            options.block_tiles,
+            options.block_tiles,
+            len(todo),
+        )
+        records = _run(job, todo, client, task, rep.sub(0.0, 0.95), len(done))
     _check_parts(job)
     t1 = time.perf_counter()
     if options.out_format == "vrt":
@@ -140,29 +143,28 @@ def check_supported(params: RefineParams, options: ClusterOptions) -> None:
 
 
 def _run(
-    job: ClusterJob, todo: list[int], scheduler: str, task: BlockTask, rep: Reporter, done: int
+    job: ClusterJob, todo: list[int], client: Any, task: BlockTask, rep: Reporter, done: int
 ) -> list[dict[str, Any]]:
     """Blocks ``todo`` on the cluster; their records, in the order they finished."""
     if not todo:
         return []
     distributed = import_distributed()
     total, records = len(job.blocks), []
-    with connect(scheduler) as client:
-        futures = client.map(task, [job] * len(todo), todo, pure=False)
-        try:
-            for n, fut in enumerate(distributed.as_completed(futures), start=1):
-                rep.check()
-                try:
-                    records.append(fut.result())
-                except distributed.KilledWorker as exc:
-                    raise MapRefinerError(
-                        "A block's workers died again and again (out of memory?); the "
-                        "finished parts are kept: run again with --resume.",
-                        details=repr(exc),
-                    ) from exc
-                rep.report((done + n) / total)
-        finally:
-            client.cancel(futures)
+    futures = client.map(task, [job] * len(todo), todo, pure=False)
+    try:
+        for n, fut in enumerate(distributed.as_completed(futures), start=1):
+            rep.check()
+            try:
+                records.append(fut.result())
+            except distributed.KilledWorker as exc:
+                raise MapRefinerError(
+                    "A block's workers died again and again (out of memory?); the "
+                    "finished parts are kept: run again with --resume.",
+                    details=repr(exc),
+                ) from exc
+            rep.report((done + n) / total)
+    finally:
+        client.cancel(futures)
     return records
 
 

@@ -63,18 +63,24 @@ def is_finished(job: ClusterJob, block: Block) -> bool:
     return all(part_path(job.parts, block.index, k).is_file() for k in part_kinds(job))
 
 
-def start(job: ClusterJob, resume: bool, overwrite: bool) -> set[int]:
-    """Make the parts folder ready; the blocks already finished (only with ``resume``)."""
-    parts = job.parts
+def check_folder(parts: Path, resume: bool, overwrite: bool) -> bool:
+    """Whether ``parts`` holds an earlier refine's files (refused unless resuming or
+    overwriting). Writes nothing."""
     if parts.exists() and not parts.is_dir():
         raise MapRefinerError(f"{parts} is a file; the parts of a cluster refine go there.")
     earlier = parts.is_dir() and any(_OURS.fullmatch(f.name) for f in parts.iterdir())
-    if earlier and not resume:
-        if not overwrite:
-            raise MapRefinerError(
-                f"{parts} holds the parts of an earlier refine; add --resume to reuse the "
-                "finished ones, or --overwrite to start again."
-            )
+    if earlier and not resume and not overwrite:
+        raise MapRefinerError(
+            f"{parts} holds the parts of an earlier refine; add --resume to reuse the "
+            "finished ones, or --overwrite to start again."
+        )
+    return earlier
+
+
+def start(job: ClusterJob, resume: bool, overwrite: bool) -> set[int]:
+    """Make the parts folder ready; the blocks already finished (only with ``resume``)."""
+    parts = job.parts
+    if check_folder(parts, resume, overwrite) and not resume:
         clear(parts)
     parts.mkdir(exist_ok=True)
     with atomic_path(parts / "manifest.json") as tmp:
