@@ -15,6 +15,9 @@ matrix-multiply rate and to the dense CRF carry over, the seconds do not.
 Timings are best-of-two where noted, otherwise single runs; a busy machine
 (other torch processes on the same cores) makes every figure several times
 worse.
+
+A refine on a Dask cluster (`refine --scheduler`) has its own page, written by
+`make bench-cluster`: [benchmarks_cluster.md](benchmarks_cluster.md).
 """
 
 # Figures that decided how the engine's CPU paths are written: (module, what was
