@@ -325,7 +325,7 @@ def test_a_round_runs_a_fixed_step_count_per_device() -> None:
     assert FitParams().max_seconds is None
     from map_refiner.training.corrections.finetune import MAX_FLIP_RATIO
 
-    assert FitParams().max_flip_ratio == MAX_FLIP_RATIO == 0.3
+    assert FitParams().max_flip_ratio == MAX_FLIP_RATIO == 1.0
 
 
 def test_flip_ratio_measures_how_much_of_the_sure_map_a_fit_changes() -> None:

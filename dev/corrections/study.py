@@ -18,6 +18,7 @@ import json
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -92,12 +93,14 @@ def run_scene(
     variants: Sequence[str],
     rows: Path,
     work: Path,
+    base_model: Path | None = None,
+    overrides: dict[str, float] | None = None,
 ) -> None:
     done = done_rows(rows)
-    base_name = load_model(None, "cpu")[1].name
+    base_name = load_model(base_model, "cpu")[1].name
     ref = gdal.Open(str(scene.reference)).ReadAsArray() > 0
     half = ref.shape[1] // 2
-    pred, probs = refine(scene.image, work / "base.tif")
+    pred, probs = refine(scene.image, work / "base.tif", base_model)
     before = iou(pred[:, half:], ref[:, half:])
     like = gdal.Open(str(scene.image))
     cell = cell_px(scene, like)
@@ -118,7 +121,8 @@ def run_scene(
                     scene.image,
                     LabelSource(gpkg, class_field="class", mode="sparse"),
                     model,
-                    params=VARIANTS[variant],
+                    base_model=base_model,
+                    params=replace(VARIANTS[variant], **(overrides or {})),
                     device="cpu",
                     overwrite=True,
                 )
@@ -130,6 +134,8 @@ def run_scene(
                 honoured = sum(int((after[m] == bool(c)).sum()) for m, c in drawn) / max(1, pixels)
                 row = {
                     "model": base_name,
+                    "base_model": str(base_model) if base_model else None,
+                    "overrides": overrides or {},
                     "scene": scene.name,
                     "user": user,
                     "k": k,
@@ -141,6 +147,7 @@ def run_scene(
                     "after_fit": round(100 * iou(fitted[:, half:], ref[:, half:]), 2),
                     "acc_before": round(100 * accuracy(pred[:, half:], ref[:, half:]), 2),
                     "acc_after": round(100 * accuracy(after[:, half:], ref[:, half:]), 2),
+                    "acc_after_fit": round(100 * accuracy(fitted[:, half:], ref[:, half:]), 2),
                     "honoured": round(100 * honoured, 2),
                     "adopted": res.adopted and not dropped,
                     "passed_held_out": res.adopted,
@@ -180,6 +187,21 @@ def _ground_m(image: Path) -> float:
     return ground_resolution(raster_info(open_raster(image)))[0]
 
 
+def _overrides(items: Sequence[str]) -> dict[str, float]:
+    """``FIELD=VALUE`` pairs for FitParams fields (numbers, or a string field as is)."""
+    known = {f.name: f for f in fields(FitParams)}
+    out: dict = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        if name not in known:
+            raise SystemExit(f"--set: FitParams has no field {name!r}")
+        try:
+            out[name] = int(value) if value.lstrip("-").isdigit() else float(value)
+        except ValueError:
+            out[name] = value
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -188,7 +210,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--users", default="largest")
     ap.add_argument("--ks", default="1,4,16")
     ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument(
+        "--model", type=Path, default=None, help="base model (default: the bundled one)"
+    )
+    ap.add_argument("--rows", default="rows.jsonl", help="rows file name in --out-dir")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a FitParams field for every variant (repeatable)",
+    )
     a = ap.parse_args(argv)
+    overrides = _overrides(a.set)
     a.out_dir.mkdir(parents=True, exist_ok=True)
     all_scenes = scenes(a.data, a.out_dir / "data")
     names = a.scenes.split(",") if a.scenes else list(all_scenes)
@@ -202,8 +236,10 @@ def main(argv: list[str] | None = None) -> int:
                 users,
                 [int(k) for k in a.ks.split(",")],
                 a.variants.split(","),
-                a.out_dir / "rows.jsonl",
+                a.out_dir / a.rows,
                 Path(work),
+                a.model,
+                overrides,
             )
     return 0
 
