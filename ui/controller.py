@@ -27,6 +27,7 @@ from .jobs.refine_job import (
 from .jobs.tasks import EngineTask
 from .jobs.training_jobs import FinetuneJob, TrainCoarseJob, run_finetune, run_train_coarse
 from .jobs.vectorize_job import ClassMap, VectorizeJob, add_vectorize_result, run_vectorize
+from .layers import remove_layers
 from .messages import show_error, show_success, show_warning
 from .rounds import Round
 from .settings import load_defaults, save_defaults
@@ -235,7 +236,14 @@ class Controller:
             for layer in project.mapLayers().values()
             if f" — refined by {last.name} (" in layer.name()
         ]
-        project.removeMapLayers(gone)
+        if (
+            self.last_refine is not None
+            and self.last_refine.params.model_path == last.model
+            and self.iterations is not None
+        ):  # the slider shows the round's map: its iterations and regions go with it
+            self.iterations.clear()
+            self.last_refine = None
+        remove_layers(project, gone)
         # Export must not use the round's maps: the image's latest map is its parent's again
         kept = [(m, c) for m, c in self.history.get(last.image, []) if m != last.model]
         self.history[last.image] = kept
@@ -274,8 +282,12 @@ class Controller:
         classmap = ClassMap(result.out, result.class_names, result.colours)
         self.refined[job.params.image] = classmap
         self.history.setdefault(job.params.image, []).append((job.params.model_path, classmap))
-        add_refine_result(
-            result, job.source_name, QgsProject.instance(), model_label(job.params.model_path)
+        layer = add_refine_result(
+            result,
+            job.source_name,
+            QgsProject.instance(),
+            model_label(job.params.model_path),
+            grouped=outcome.slider is not None,
         )
         if job.kept_from is not None:
             text = f"Kept iteration {result.iterations} of {job.source_name} → {result.out}"
@@ -291,7 +303,7 @@ class Controller:
             self.dialog.suggest_output_if_auto()
         if outcome.slider is not None:
             self.last_refine = job
-            self.iteration_flow().show_refined(outcome.slider, result.iterations)
+            self.iteration_flow().show_refined(outcome.slider, result.iterations, layer.id())
 
     def _vectorized(self, job: VectorizeJob, task: EngineTask, result) -> None:  # noqa: ANN001
         self._done(task)

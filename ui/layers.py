@@ -142,10 +142,15 @@ def keep_corrections_on_top(project: QgsProject) -> None:
 
 
 def add_in_group(
-    project: QgsProject, group_name: str, layers: Sequence[QgsRasterLayer], visible: int = 1
+    project: QgsProject,
+    group_name: str,
+    layers: Sequence[QgsRasterLayer],
+    visible: int = 1,
+    parent: QgsLayerTreeGroup | None = None,
 ) -> QgsLayerTreeGroup:
-    """A new group on top of the layer tree; only the first ``visible`` layers are checked."""
-    group = project.layerTreeRoot().insertGroup(0, group_name)
+    """A new group on top of the layer tree (or of ``parent``); only the first
+    ``visible`` layers are checked."""
+    group = (parent or project.layerTreeRoot()).insertGroup(0, group_name)
     nodes = []
     for i, layer in enumerate(layers):
         project.addMapLayer(layer, False)
@@ -157,3 +162,23 @@ def add_in_group(
         node.setExpanded(not expanded)
         node.setExpanded(expanded)
     return group
+
+
+def group_of(project: QgsProject, layer_id: str | None) -> QgsLayerTreeGroup | None:
+    """The group a layer sits in, or None (no such layer, or at the top of the tree)."""
+    root = project.layerTreeRoot()
+    node = root.findLayer(layer_id) if layer_id else None
+    parent = node.parent() if node is not None else None
+    return parent if isinstance(parent, QgsLayerTreeGroup) and parent is not root else None
+
+
+def remove_layers(project: QgsProject, layer_ids: Sequence[str]) -> None:
+    """The layers leave the project, and so does every group they leave empty."""
+    root = project.layerTreeRoot()
+    parents = [group_of(project, i) for i in layer_ids]
+    project.removeMapLayers(list(layer_ids))
+    for group in parents:
+        while group is not None and group is not root and not group.children():
+            up = group.parent()
+            up.removeChildNode(group)
+            group = up if isinstance(up, QgsLayerTreeGroup) else None

@@ -109,3 +109,29 @@ def test_one_class_map_on_screen_until_the_slider_moves(
     assert node.isVisible()  # another iteration: the slider's layer on top
     flow.dock.slider.setValue(3)
     assert not node.isVisible()
+
+
+def test_the_iterations_view_sits_inside_the_refines_group(
+    plugin, rgb_layer, tiny_model, tmp_path, qgis_new_project, wait_until, wait_for_tasks
+) -> None:  # noqa: ANN001
+    """One group per refine: the slider's layers are not a second group beside it."""
+    from test_iteration_slider import refine_with_slider
+
+    flow = refine_with_slider(
+        plugin, rgb_layer, tiny_model, tmp_path / "r.tif", wait_until, wait_for_tasks, 2
+    )
+    root = qgis_new_project.layerTreeRoot()
+    view = root.findGroup("scene — iterations")
+    refine = view.parent()
+    assert refine is not root and refine.name() == "scene — Map Refiner"
+    first, second = refine.children()[:2]
+    assert first is view  # above the refined map, so another iteration shows over it
+    assert "refined by tiny test model" in second.layer().name()
+    tops = [n.name() for n in root.children()]
+    assert "scene — iterations" not in tops and tops.count("scene — Map Refiner") == 1
+    flow.recompute()  # other iterations: the new view goes to the same place
+    wait_until(lambda: flow.task is None and flow.result is not None, 300)
+    wait_for_tasks()
+    view = root.findGroup("scene — iterations")
+    assert view.parent() is not root and view.parent().name() == "scene — Map Refiner"
+    assert [g.name() for g in root.findGroups(True)].count("scene — iterations") == 1

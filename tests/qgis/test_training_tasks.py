@@ -118,6 +118,9 @@ def test_undo_round_goes_back_to_the_parent_model_and_map(
     by_round = [n for n in names if "refined by austin_dev_rgb — round 1 (3 corrections)" in n]
     by_parent = [n for n in names if "refined by tiny test model" in n]
     assert len(by_round) == 1 and len(by_parent) == 1, names
+    flow = controller.iterations
+    assert flow is not None and flow.result is not None  # the round's map in the slider
+    view = list(flow.layer_ids.values())
 
     undone = controller.undo_round()
     assert undone is not None and undone.model == round_model
@@ -125,6 +128,11 @@ def test_undo_round_goes_back_to_the_parent_model_and_map(
     names = [layer.name() for layer in project.mapLayers().values()]
     assert not any("round 1" in n for n in names), names  # the round's map is gone ...
     assert any("refined by tiny test model" in n for n in names)  # ... the parent's stays
+    # ... and so does the slider's view of it: its iterations and "where to draw next"
+    assert flow.result is None and not flow.rects
+    assert all(project.mapLayer(i) is None for i in view)
+    empty = [g.name() for g in project.layerTreeRoot().findGroups(True) if not g.children()]
+    assert empty == []  # no group left behind empty
     assert round_model.exists()  # nothing on disk is deleted
     assert dialog.labels.rounds_list.count() == 0 and not dialog.labels.undo_button.isEnabled()
     # Export uses the parent's map again, not the undone round's

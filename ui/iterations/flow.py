@@ -25,7 +25,13 @@ from qgis.PyQt.QtCore import QObject, Qt, QTimer, pyqtSignal
 
 from ..jobs.tasks import EngineTask
 from ..jobs.trajectory_job import TrajectoryJob, TrajectoryResult, run_trajectory, view_window
-from ..layers import add_in_group, keep_corrections_on_top, open_raster_layer, paletted_renderer
+from ..layers import (
+    add_in_group,
+    group_of,
+    keep_corrections_on_top,
+    open_raster_layer,
+    paletted_renderer,
+)
 from ..messages import show_error
 from .dock import IterationsDock
 from .uncertainty_layers import regions_layer, set_regions, uncertainty_renderer
@@ -50,6 +56,7 @@ class IterationsFlow(QObject):
         self.source: TrajectoryJob | None = None  # what Recompute starts from
         self.shown = 0  # the refine's iterations, where the slider starts
         self.has_refined_layer = False  # a refine's own class map shows iteration `shown`
+        self.refined_layer_id: str | None = None  # its group holds the iterations view
         self.layer_ids: dict[str, str] = {}
         self.rects: list[QgsRectangle] = []
         self.cache = Path(tempfile.mkdtemp(prefix="map_refiner_iterations_"))
@@ -98,13 +105,17 @@ class IterationsFlow(QObject):
             layer_id,
         )
 
-    def show_refined(self, result: TrajectoryResult, shown: int) -> None:
-        """The maps a refine kept, shown at its iterations (nothing recomputed)."""
+    def show_refined(
+        self, result: TrajectoryResult, shown: int, refined_layer_id: str | None = None
+    ) -> None:
+        """The maps a refine kept, shown at its iterations (nothing recomputed), inside
+        the group of the refine's own layer when it has one."""
         if self.task is not None:
             self.task.cancel()
             self.task = None
         self.source, self.shown = result.job, shown
         self.has_refined_layer = True
+        self.refined_layer_id = refined_layer_id
         self._show(result)
 
     def _window(self, layer_id: str) -> tuple[int, int, int, int] | None:
@@ -171,7 +182,13 @@ class IterationsFlow(QObject):
         unc = open_raster_layer(result.uncertainty_path, f"{name} — uncertainty")
         regions = regions_layer(classes.crs(), f"{name} — where to draw next")
         project = QgsProject.instance()
-        add_in_group(project, f"{name} — iterations", [regions, unc, classes], visible=3)
+        add_in_group(
+            project,
+            f"{name} — iterations",
+            [regions, unc, classes],
+            visible=3,
+            parent=group_of(project, self.refined_layer_id),
+        )
         keep_corrections_on_top(project)
         self.layer_ids = {"classes": classes.id(), "uncertainty": unc.id(), "regions": regions.id()}
         dock = self.ensure_dock()
@@ -290,6 +307,12 @@ class IterationsFlow(QObject):
                 parent.parent().removeChildNode(parent)
         self.layer_ids = {}
 
+    def clear(self) -> None:
+        """The map the slider showed left the project (its round was undone): its
+        iterations, uncertainty and regions go too, and the dock empties."""
+        self._remove_layers()
+        self.reset()
+
     def reset(self) -> None:
         """The project was closed or a new one started: forget the old raster's
         iterations (its layers went with the project) and empty the dock."""
@@ -302,6 +325,7 @@ class IterationsFlow(QObject):
         self.result = self.source = None
         self.layer_ids, self.rects, self.shown = {}, [], 0
         self.has_refined_layer = False
+        self.refined_layer_id = None
         if self.dock is not None:
             self.dock.clear()
 

@@ -134,11 +134,16 @@ def run_refine(job: RefineJob, progress: ProgressFn, is_cancelled: CancelFn) -> 
 
 
 def add_refine_result(
-    result: RefineResult, source_name: str, project: QgsProject, model_name: str | None = None
+    result: RefineResult,
+    source_name: str,
+    project: QgsProject,
+    model_name: str | None = None,
+    grouped: bool = False,
 ) -> QgsRasterLayer:
     """Main thread: the styled class map (named after the model unless it is the bundled
-    one); with the coarse map and/or the probabilities, all in one group (only the
-    refined map checked); correction layers stay on top."""
+    one); with the coarse map and/or the probabilities, or when ``grouped`` (the
+    iterations view joins it), all in one group (only the refined map checked);
+    correction layers stay on top."""
     name = refined_layer_name(source_name, result.iterations, model_name)
     layer = class_map_layer(result.out, name, result.class_names, result.colours)
     extra = []
@@ -150,7 +155,7 @@ def add_refine_result(
         )
     if result.scores is not None:
         extra += probability_layers(result.scores, source_name, result.class_names, result.colours)
-    if extra:
+    if extra or grouped:
         add_in_group(project, f"{source_name} — Map Refiner", [layer] + extra, visible=1)
     else:
         project.addMapLayer(layer, False)
