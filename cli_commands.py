@@ -9,21 +9,10 @@ from typing import TYPE_CHECKING
 
 from .cli_progress import ProgressBar
 from .engine.errors import MapRefinerError
+from .engine.vocabulary import numeric_value_map
 
 if TYPE_CHECKING:
     from .engine.refine.params import RefineParams
-
-
-def _numeric_map(m: dict | None, what: str) -> dict[int, int] | None:
-    """A value map whose keys are raster values (whole numbers)."""
-    if not m:
-        return None
-    try:
-        return {int(k): int(v) for k, v in m.items()}
-    except ValueError:
-        raise MapRefinerError(
-            f"{what} maps raster values, e.g. '0:0,255:1'; got {', '.join(map(str, m))}."
-        ) from None
 
 
 def _refine(a: argparse.Namespace) -> int:
@@ -45,7 +34,7 @@ def _refine(a: argparse.Namespace) -> int:
         keep_corrections=not a.no_corrections,
         allow_large=a.allow_large,
         prior=a.prior,
-        prior_value_map=_numeric_map(a.prior_value_map, "--prior-value-map"),
+        prior_value_map=numeric_value_map(a.prior_value_map, "--prior-value-map"),
         prior_strength=a.prior_strength,
     )
     if a.scheduler:

@@ -70,3 +70,22 @@ def parse_value_map(text: str | None) -> dict[str, int] | None:
             )
         mapping[match.group(1).strip()] = int(match.group(2))
     return mapping
+
+
+def parse_raster_value_map(text: str | None, what: str) -> dict[int, int] | None:
+    """A value map whose keys are raster values (whole numbers): ``"0:0,255:1"`` ->
+    ``{0: 0, 255: 1}``; empty: None. ``what`` names the option in the error."""
+    return numeric_value_map(parse_value_map(text), what)
+
+
+def numeric_value_map(m: dict[str, int] | None, what: str) -> dict[int, int] | None:
+    """``{"255": 1}`` -> ``{255: 1}``: a parsed value map whose keys must be raster
+    values (whole numbers)."""
+    if not m:
+        return None
+    try:
+        return {int(k): int(v) for k, v in m.items()}
+    except ValueError:
+        raise MapRefinerError(
+            f"{what} maps raster values, e.g. {VALUE_MAP_EXAMPLE}; got {', '.join(map(str, m))}."
+        ) from None

@@ -64,3 +64,10 @@ def test_adapt_modes_are_the_fits() -> None:
 def test_the_vocabulary_needs_no_torch() -> None:
     code = "import sys, map_refiner.engine.vocabulary; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_a_raster_value_map_needs_whole_number_values() -> None:
+    assert vocab.parse_raster_value_map("0:0, 255:1", "--prior-value-map") == {0: 0, 255: 1}
+    assert vocab.parse_raster_value_map("  ", "--prior-value-map") is None
+    with pytest.raises(MapRefinerError, match="PRIOR_VALUE_MAP maps raster values"):
+        vocab.parse_raster_value_map("building:1", "PRIOR_VALUE_MAP")

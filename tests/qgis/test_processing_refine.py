@@ -115,3 +115,75 @@ def test_missing_torch_is_a_processing_error(
             {"INPUT": str(austin_rgb), "OUTPUT": str(tmp_path / "o.tif")},
             feedback=QgsProcessingFeedback(),
         )
+
+
+def test_an_existing_map_is_snapped_as_the_cli_does(
+    processing_with_plugin, austin_rgb, tiny_model, tmp_path
+) -> None:  # noqa: ANN001
+    """PRIOR starts the RNN from another map: the same output as the engine's refine with
+    the same prior, and not the map the CNN would start from."""
+    import numpy as np
+
+    from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
+
+    ds = gdal.Open(str(austin_rgb))
+    prior = tmp_path / "prior.tif"
+    mask = np.zeros((ds.RasterYSize, ds.RasterXSize), np.uint8)
+    mask[100:300, 150:400] = 255  # one big "building" block, nothing like the image
+    out_ds = gdal.GetDriverByName("GTiff").Create(str(prior), mask.shape[1], mask.shape[0], 1)
+    out_ds.SetGeoTransform(ds.GetGeoTransform())
+    out_ds.SetProjection(ds.GetProjection())
+    out_ds.GetRasterBand(1).WriteArray(mask)
+    out_ds = None
+    out, plain = tmp_path / "snapped.tif", tmp_path / "plain.tif"
+    processing_with_plugin.run(
+        "map_refiner:refine",
+        {
+            "INPUT": str(austin_rgb),
+            "MODEL": str(tiny_model),
+            "ITERATIONS": 1,
+            "DEVICE": 1,
+            "PRIOR": str(prior),
+            "PRIOR_VALUE_MAP": "0:0,255:1",
+            "PRIOR_STRENGTH": 20.0,
+            "OUTPUT": str(out),
+        },
+        feedback=QgsProcessingFeedback(),
+    )
+    engine = tmp_path / "engine.tif"
+    refine_raster(
+        RefineParams(
+            image=austin_rgb,
+            out=engine,
+            model_path=tiny_model,
+            iterations=1,
+            device="cpu",
+            prior=prior,
+            prior_value_map={0: 0, 255: 1},
+            prior_strength=20.0,
+        )
+    )
+    refine_raster(
+        RefineParams(image=austin_rgb, out=plain, model_path=tiny_model, iterations=1, device="cpu")
+    )
+    got = gdal.Open(str(out)).ReadAsArray()
+    np.testing.assert_array_equal(got, gdal.Open(str(engine)).ReadAsArray())
+    # the prior counted: the tiny model's own map is nearly all building, the prior's is not
+    assert (got != gdal.Open(str(plain)).ReadAsArray()).mean() > 0.2
+
+
+def test_a_bad_prior_value_map_is_a_clear_error(
+    processing_with_plugin, austin_rgb, tiny_model, tmp_path
+) -> None:  # noqa: ANN001
+    with pytest.raises(QgsProcessingException, match="maps raster values"):
+        processing_with_plugin.run(
+            "map_refiner:refine",
+            {
+                "INPUT": str(austin_rgb),
+                "MODEL": str(tiny_model),
+                "PRIOR": str(austin_rgb),
+                "PRIOR_VALUE_MAP": "building:1",
+                "OUTPUT": str(tmp_path / "x.tif"),
+            },
+            feedback=QgsProcessingFeedback(),
+        )

@@ -15,9 +15,10 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
 )
 
-from ...engine.vocabulary import DEVICES, PRECISIONS
+from ...engine.vocabulary import DEVICES, PRECISIONS, VALUE_MAP_EXAMPLE, parse_raster_value_map
 from ..layers import coarse_layer_name, refined_layer_name
 from ..sources import raster_path
 from .common import with_help
@@ -30,7 +31,11 @@ HELP = (
     "networks to correct satellite image classification maps”, IEEE TGRS. The input is "
     "resampled to the model's ground resolution and the result back to the input grid.\n\n"
     "The output is a single-band GeoTIFF (0, 1, … = the model's classes, 255 = no data) "
-    "with a colour table and class names."
+    "with a colour table and class names.\n\n"
+    "With an existing class map (another tool's classification or a rasterized OSM "
+    "layer) the RNN starts from that map instead of the coarse CNN and moves its "
+    "outlines onto the image's edges; without a model file it uses the bundled snap "
+    "model, trained for this."
 )
 
 
@@ -45,6 +50,7 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
         "SCORES",
         "COARSE",
     )
+    PRIOR, PRIOR_VALUE_MAP, PRIOR_STRENGTH = "PRIOR", "PRIOR_VALUE_MAP", "PRIOR_STRENGTH"
 
     def name(self) -> str:
         return "refine"
@@ -108,6 +114,38 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(precision)
         self.addParameter(
             with_help(
+                QgsProcessingParameterRasterLayer(
+                    self.PRIOR, "Existing class map to snap to the image", optional=True
+                ),
+                "Optional: a class raster (any grid and CRS) the RNN starts from instead of "
+                "the coarse CNN, e.g. another tool's classification or rasterized OSM. "
+                "Where it has no data the CNN's own map is used.",
+            )
+        )
+        prior_map = with_help(
+            QgsProcessingParameterString(
+                self.PRIOR_VALUE_MAP, "Existing map's value map (value:class, …)", optional=True
+            ),
+            f"e.g. {VALUE_MAP_EXAMPLE} for a 0/255 building mask; empty: its values are "
+            "the model's class indices.",
+        )
+        strength = with_help(
+            QgsProcessingParameterNumber(
+                self.PRIOR_STRENGTH,
+                "Existing map's strength (empty: calibrated on the image)",
+                QgsProcessingParameterNumber.Type.Double,
+                optional=True,
+                minValue=0.0,
+                maxValue=100.0,
+            ),
+            "A fixed logit for the existing map's class; empty: each class starts from the "
+            "CNN's own mean heat for that class on this image.",
+        )
+        for param in (prior_map, strength):
+            param.setFlags(param.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+            self.addParameter(param)
+        self.addParameter(
+            with_help(
                 QgsProcessingParameterRasterDestination(self.OUTPUT, "Refined class map"),
                 "A GeoTIFF with one class index per pixel.",
             )
@@ -147,6 +185,13 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         scores = self.parameterAsOutputLayer(parameters, self.SCORES, context)
         coarse = self.parameterAsOutputLayer(parameters, self.COARSE, context)
+        prior_layer = self.parameterAsRasterLayer(parameters, self.PRIOR, context)
+        prior_map = self.parameterAsString(parameters, self.PRIOR_VALUE_MAP, context)
+        strength = (
+            None
+            if parameters.get(self.PRIOR_STRENGTH) is None
+            else self.parameterAsDouble(parameters, self.PRIOR_STRENGTH, context)
+        )
 
         def job(progress, is_cancelled):  # noqa: ANN001, ANN202
             from ...engine.refine.pipeline import RefineParams, refine_raster
@@ -161,6 +206,9 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
                 scores=Path(scores) if scores else None,
                 coarse=Path(coarse) if coarse else None,
                 overwrite=True,
+                prior=raster_path(prior_layer) if prior_layer is not None else None,
+                prior_value_map=parse_raster_value_map(prior_map, "The value map"),
+                prior_strength=strength,
             )
             return refine_raster(params, progress=progress, is_cancelled=is_cancelled)
 
