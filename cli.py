@@ -215,13 +215,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--prior",
         type=Path,
-        help="a class raster (any grid and CRS) the RNN starts from instead of the "
-        "coarse CNN: snap an existing map to the image's edges",
+        help="a class raster (any grid and CRS) or a vector layer (polygons, e.g. OSM "
+        "buildings) the RNN starts from instead of the coarse CNN: snap an existing map "
+        "to the image's edges",
     )
     p.add_argument(
         "--prior-value-map",
         type=_value_map,
-        help="prior value to class index, e.g. '0:0,255:1' (default: values are classes)",
+        help="prior value to class index, e.g. '0:0,255:1' (default: a raster's values "
+        "are classes, a vector field's values class names or indices)",
+    )
+    p.add_argument(
+        "--prior-class-field",
+        default=None,
+        help="a vector prior's field holding the class (default: every feature is class 1, "
+        "e.g. building; what no feature covers is class 0)",
     )
     p.add_argument(
         "--prior-strength",

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 from .cli_progress import ProgressBar
 from .engine.errors import MapRefinerError
-from .engine.vocabulary import numeric_value_map
 
 if TYPE_CHECKING:
     from .engine.refine.params import RefineParams
@@ -34,7 +33,8 @@ def _refine(a: argparse.Namespace) -> int:
         keep_corrections=not a.no_corrections,
         allow_large=a.allow_large,
         prior=a.prior,
-        prior_value_map=numeric_value_map(a.prior_value_map, "--prior-value-map"),
+        prior_value_map=a.prior_value_map,  # checked by the prior (raster values: numbers)
+        prior_class_field=a.prior_class_field,
         prior_strength=a.prior_strength,
     )
     if a.scheduler:

@@ -140,3 +140,81 @@ def test_a_refine_from_a_prior_uses_the_snap_model_unless_told(job: dict, tmp_pa
     np.testing.assert_array_equal(
         gdal.Open(str(default)).ReadAsArray(), gdal.Open(str(snap)).ReadAsArray()
     )
+
+
+# -- a vector prior (OSM or cadastre polygons) ----------------------------------------
+
+
+def write_polygons(path: Path, boxes: list[tuple[float, float, float, float, str]]) -> Path:
+    """A GeoPackage of boxes (x0, y0, x1, y1 in EPSG:32633 metres, class name)."""
+    from osgeo import ogr
+
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32633)
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+    lyr = ds.CreateLayer("prior", srs, ogr.wkbPolygon)
+    lyr.CreateField(ogr.FieldDefn("kind", ogr.OFTString))
+    for x0, y0, x1, y1, name in boxes:
+        feat = ogr.Feature(lyr.GetLayerDefn())
+        feat.SetField("kind", name)
+        feat.SetGeometry(
+            ogr.CreateGeometryFromWkt(
+                f"POLYGON(({x0} {y0},{x1} {y0},{x1} {y1},{x0} {y1},{x0} {y0}))"
+            )
+        )
+        lyr.CreateFeature(feat)
+    ds = None
+    return path
+
+
+def _boxes_of(job: dict) -> list[tuple[float, float, float, float, str]]:
+    """The job's two prior blocks as polygons (rows/cols of its 1.2 m mask)."""
+    x, y = GT[0], GT[3]
+    return [
+        (x + 10 * 1.2, y - 20 * 1.2, x + 30 * 1.2, y - 5 * 1.2, "building"),
+        (x + 35 * 1.2, y - 35 * 1.2, x + 45 * 1.2, y - 25 * 1.2, "building"),
+    ]
+
+
+def test_a_vector_prior_is_the_raster_prior_it_draws(job: dict, tmp_path: Path) -> None:
+    """The blocks of the raster prior, as polygons: the same starting map (but for the
+    edge pixels that burning and warping place differently), every feature a building
+    without a class field, and what no feature covers is background."""
+    gpkg = write_polygons(tmp_path / "prior.gpkg", _boxes_of(job))
+    cls = refined(job, tmp_path / "v.tif", iterations=0, prior=gpkg)
+    agree = float(((cls == 1) == job["expected"]).mean())
+    assert agree > 0.97, agree
+    plain = refined(job, tmp_path / "plain.tif", iterations=0)
+    assert float(((plain == 1) == job["expected"]).mean()) < agree  # not the CNN's map
+    moved = refined(job, tmp_path / "moved.tif", iterations=3, prior=gpkg)
+    assert (moved != cls).any()  # the RNN runs from it
+
+
+def test_a_vector_priors_class_field_holds_class_names(job: dict, tmp_path: Path) -> None:
+    x, y = GT[0], GT[3]
+    boxes = _boxes_of(job) + [(x + 12 * 1.2, y - 18 * 1.2, x + 20 * 1.2, y - 8 * 1.2, "background")]
+    gpkg = write_polygons(tmp_path / "prior.gpkg", boxes)
+    cls = refined(job, tmp_path / "v.tif", iterations=0, prior=gpkg, prior_class_field="kind")
+    assert (cls[20:32, 28:36] == 0).all()  # the later background polygon wins inside
+    assert (cls[12:36, 20:23] == 1).all()  # the building around it stays
+    tiled = refined(
+        job,
+        tmp_path / "t.tif",
+        iterations=2,
+        prior=gpkg,
+        prior_class_field="kind",
+        tile_size=16,  # many tiles have no feature at all: not an error
+    )
+    whole = refined(job, tmp_path / "w.tif", iterations=2, prior=gpkg, prior_class_field="kind")
+    np.testing.assert_array_equal(tiled, whole)
+
+
+def test_bad_vector_priors_are_one_clear_error(job: dict, tmp_path: Path) -> None:
+    gpkg = write_polygons(tmp_path / "prior.gpkg", _boxes_of(job))
+    with pytest.raises(MapRefinerError, match="no field 'class'; choose one of: kind"):
+        refined(job, tmp_path / "o.tif", prior=gpkg, prior_class_field="class")
+    with pytest.raises(MapRefinerError, match="a class field is for a vector prior"):
+        refined(job, tmp_path / "o.tif", prior=job["prior"], prior_class_field="kind")
+    with pytest.raises(MapRefinerError, match="maps raster values"):
+        refined(job, tmp_path / "o.tif", prior=job["prior"], prior_value_map={"yes": 1})
+    assert not (tmp_path / "o.tif").exists()

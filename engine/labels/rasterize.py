@@ -80,6 +80,7 @@ def burn_vector(
     line_width_m: float = 7.0,
     mode: str = "tile",
     extent: Extent = None,
+    allow_empty: bool = False,
 ) -> VectorLabels:
     """Burn polygons, and lines buffered to ``line_width_m`` ground metres, onto ``grid``.
 
@@ -91,7 +92,9 @@ def burn_vector(
     pixels inside features are labelled. A pixel is burned when its centre is
     inside; where features overlap, the later one in layer order wins.
     Features with no usable class, points and features that cannot be
-    reprojected are skipped, counted and logged.
+    reprojected are skipped, counted and logged. A grid no feature falls on is an
+    error (labels that teach nothing), unless ``allow_empty`` (a window of a map
+    with nothing there, e.g. a prior's tile without buildings).
     """
     mode = label_mode(mode)
     if line_width_m < 0:
@@ -117,25 +120,32 @@ def burn_vector(
         ) from exc
     del ds  # the layer was read; close the file
     _report(result, resolver, name)
-    if result.burned == 0 and result.unknown_class:
+    if result.burned == 0 and not allow_empty:
+        _refuse_empty(result, resolver, name, class_field)
+    result.labels = burns.rasterize(mode, extent)
+    result.shapes = burns.shapes
+    return result
+
+
+def _refuse_empty(
+    result: VectorLabels, resolver: ClassResolver, name: str, class_field: str | None
+) -> None:
+    """Why nothing was burned, as an error that says what to do."""
+    if result.unknown_class:
         raise MapRefinerError(
             f"No feature of {name} near the raster has a usable class in field {class_field!r} "
             f"(values such as {resolver.unknown_examples()}); give a value map or class names "
             "that match these values."
         )
-    if result.burned == 0 and result.points:
+    if result.points:
         raise MapRefinerError(
             f"{name} holds only points near the raster; labels must be polygons (or lines, "
             "burned to a width), so draw polygons over the objects."
         )
-    if result.burned == 0:
-        raise MapRefinerError(
-            f"No feature of {name} falls on the raster; check that the vector and the raster "
-            "cover the same area and that their CRSs are set correctly."
-        )
-    result.labels = burns.rasterize(mode, extent)
-    result.shapes = burns.shapes
-    return result
+    raise MapRefinerError(
+        f"No feature of {name} falls on the raster; check that the vector and the raster "
+        "cover the same area and that their CRSs are set correctly."
+    )
 
 
 def _collect(

@@ -3,6 +3,7 @@ build them without importing the engine's heavy parts."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,8 +43,12 @@ class RefineParams:
     keep_corrections: bool = True  # burn a fine-tuned model's drawn polygons over its image
     keep_iterations: KeepIterations | None = None
     allow_large: bool = False  # go ahead with a refine estimated at hours (limits.check_work)
-    prior: Path | None = None  # a class raster the RNN starts from instead of the coarse CNN
-    prior_value_map: dict[int, int] | None = None  # prior value -> class (None: values are)
+    prior: Path | None = None  # a class raster or vector layer the RNN starts from instead
+    # of the coarse CNN (engine/refine/prior.py)
+    prior_value_map: Mapping[object, int] | None = None  # prior value -> class (None: a
+    # raster's values are classes, a vector's field holds class names or indices)
+    prior_class_field: str | None = None  # a vector prior's class field (None: every
+    # feature is class 1)
     prior_strength: float | None = None  # a fixed logit for the prior's class; None: the
     # CNN's own heat vectors, measured on this image (prior.calibration)
 

@@ -60,6 +60,8 @@ def refine_raster(
             p.config.num_classes,
             params.prior_value_map,
             DEFAULT_STRENGTH if strength is None else strength,
+            class_field=params.prior_class_field,
+            class_names=p.config.class_names,
         )
         if strength is None:
             p.calibrate_prior()

@@ -2,8 +2,12 @@
 
 The paper's RNN moves a coarse map onto the image's edges; the coarse map need not
 be our CNN's. A prior here is a class raster (any grid, CRS and resolution GDAL
-reads; nodata respected) whose values map to the model's classes. On each tile's
-model-grid window it is warped (nearest neighbour) and turned into heat maps the RNN
+reads; nodata respected) whose values map to the model's classes, or a vector layer
+(polygons, and lines burned to a width, as training labels are: an OSM or cadastre
+layer) whose class field holds the model's class names (without a field every
+feature is the model's class 1, e.g. building; what no feature covers is class 0).
+On each tile's model-grid window it is warped (nearest neighbour) or burned
+(engine/labels/rasterize.burn_vector) and turned into heat maps the RNN
 knows: by default (``calibrate``) each prior class takes the coarse CNN's own mean
 heat vector over the pixels the CNN calls that class on this image, measured once on
 a fixed lattice of windows (so the map does not depend on the tile size); with a
@@ -19,16 +23,19 @@ kept 87-90 of a right one; fixed logits of 1 or 3 did worse (docs/results_prior.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from osgeo import gdal
 
 from ..errors import MapRefinerError
+from ..labels.rasterize import IGNORE, burn_vector
 from ..rasters.grid import GridSpec
 from ..rasters.read import open_raster
+from ..vectors.read import open_layer
+from ..vocabulary import numeric_value_map
 
 #: Default logit of the prior's class (the others 0).
 DEFAULT_STRENGTH = 1.0
@@ -38,20 +45,35 @@ DEFAULT_STRENGTH = 1.0
 class Prior:
     path: Path
     num_classes: int
-    value_map: Mapping[int, int] | None = None  # raster value -> class; None: values are classes
+    value_map: Mapping[object, int] | None = None  # value -> class; None: values are classes
     strength: float = DEFAULT_STRENGTH
     class_heat: np.ndarray | None = None  # (K, K): row k = the heat vector of prior class k
+    class_field: str | None = None  # a vector prior's class field (None: every feature is 1)
+    class_names: Sequence[str] = field(default_factory=tuple)  # the model's, for a vector prior
+    line_width_m: float = 7.0  # a vector prior's lines, burned to this width
 
     def __post_init__(self) -> None:
+        if not (0 < self.strength < 100):
+            raise MapRefinerError(
+                f"The prior strength must be between 0 and 100, not {self.strength}."
+            )
+        self.is_vector = is_vector(self.path)
+        if self.is_vector:
+            self._check_vector()
+            return
+        if self.class_field is not None:
+            raise MapRefinerError(
+                f"The prior {Path(self.path).name} is a raster: its values are the classes "
+                "(with a value map); a class field is for a vector prior."
+            )
+        self.value_map = numeric_value_map(
+            {str(k): v for k, v in (self.value_map or {}).items()}, "The prior's value map"
+        )
         self.ds = open_raster(self.path)
         if not self.ds.GetProjection():
             raise MapRefinerError(
                 f"The prior {Path(self.path).name} has no coordinate reference system; "
                 "assign one (it must be placed on the image)."
-            )
-        if not (0 < self.strength < 100):
-            raise MapRefinerError(
-                f"The prior strength must be between 0 and 100, not {self.strength}."
             )
         lut = np.full(65536, -1, dtype=np.int32)
         if self.value_map is None:
@@ -66,8 +88,40 @@ class Prior:
                 lut[int(value)] = int(cls)
         self.lut = lut
 
+    def _check_vector(self) -> None:
+        """Open the layer once: a missing field, an empty layer or class names that the
+        model does not have are errors before any work (a window without features is not)."""
+        if not self.class_names:
+            raise MapRefinerError("A vector prior needs the model's class names.")
+        ds, lyr = open_layer(self.path)
+        name = f"{Path(self.path).name}:{lyr.GetName()}"
+        if lyr.GetFeatureCount() == 0:
+            raise MapRefinerError(f"The prior layer {name} has no features.")
+        if self.class_field is not None:
+            defn = lyr.GetLayerDefn()
+            fields = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]
+            if self.class_field.lower() not in {f.lower() for f in fields}:
+                raise MapRefinerError(
+                    f"The prior layer {name} has no field {self.class_field!r}; choose one of: "
+                    f"{', '.join(fields) or '(no fields)'}."
+                )
+        del ds
+
     def classes_on(self, grid: GridSpec) -> np.ndarray:
         """The prior's class on each pixel of ``grid`` (int32, -1 where it has none)."""
+        if self.is_vector:
+            burned = burn_vector(
+                self.path,
+                grid,
+                self.class_names,
+                self.class_field,
+                self.value_map,
+                line_width_m=self.line_width_m,
+                mode="tile",
+                allow_empty=True,
+            ).labels.astype(np.int32)
+            burned[burned == IGNORE] = -1
+            return burned
         gt = grid.geotransform
         if gt[2] or gt[4]:
             raise MapRefinerError("A prior needs a north-up image (no rotation).")
@@ -120,6 +174,15 @@ class Prior:
             else:
                 out[k][sel] = self.strength
         return out, classes >= 0
+
+
+def is_vector(path: Path) -> bool:
+    """Whether GDAL reads ``path`` as a vector layer and not as a raster."""
+    try:
+        ds = gdal.OpenEx(str(path), gdal.OF_VECTOR | gdal.OF_READONLY)
+    except RuntimeError:
+        return False
+    return ds is not None and ds.GetLayerCount() > 0 and ds.RasterCount == 0
 
 
 def calibration(heats: list[np.ndarray], valids: list[np.ndarray], strength: float) -> np.ndarray:
