@@ -66,7 +66,7 @@ class Prior:
                 f"The prior {Path(self.path).name} is a raster: its values are the classes "
                 "(with a value map); a class field is for a vector prior."
             )
-        self.value_map = numeric_value_map(
+        values = numeric_value_map(
             {str(k): v for k, v in (self.value_map or {}).items()}, "The prior's value map"
         )
         self.ds = open_raster(self.path)
@@ -76,10 +76,10 @@ class Prior:
                 "assign one (it must be placed on the image)."
             )
         lut = np.full(65536, -1, dtype=np.int32)
-        if self.value_map is None:
+        if values is None:
             lut[: self.num_classes] = np.arange(self.num_classes)
         else:
-            for value, cls in self.value_map.items():
+            for value, cls in values.items():
                 if not 0 <= int(cls) < self.num_classes:
                     raise MapRefinerError(
                         f"The prior's value {value} maps to class {cls}; the model has "
