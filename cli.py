@@ -342,6 +342,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--overwrite", action="store_true")
 
+    p = sub.add_parser(
+        "compare",
+        help="flag what the image contradicts in a vector map (kept, moved, reshaped, not "
+        "seen, new)",
+    )
+    p.add_argument("prior", type=Path, help="the vector map you have (e.g. OSM buildings)")
+    p.add_argument("refined", type=Path, help="a refined class map of the same area")
+    p.add_argument("--out", type=Path, required=True, help="the flags, .gpkg or .shp")
+    p.add_argument("--class", dest="class_name", default="building", help="the compared class")
+    p.add_argument(
+        "--prior-class-field",
+        default=None,
+        help="the prior's class field (default: every feature is of the compared class)",
+    )
+    p.add_argument(
+        "--moved",
+        type=_bounded(float, 0.0, 1e4, "--moved"),
+        default=1.0,
+        help="shift in metres from which a feature counts as moved",
+    )
+    p.add_argument(
+        "--search",
+        type=_bounded(float, 0.0, 1e4, "--search"),
+        default=4.0,
+        help="how far (m) from a feature its object is looked for",
+    )
+    p.add_argument(
+        "--min-area",
+        type=_bounded(float, 0.0, 1e12, "--min-area"),
+        default=2.0,
+        help="refined objects smaller than this (m²) are never 'new'",
+    )
+    p.add_argument("--overwrite", action="store_true")
+
     p = sub.add_parser("info", help="describe a model file")
     p.add_argument("model", type=Path, nargs="?")
 

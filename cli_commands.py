@@ -196,6 +196,26 @@ def _vectorize(a: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(a: argparse.Namespace) -> int:
+    from .engine.vectors.compare import CompareParams, compare
+
+    res = compare(
+        a.prior,
+        a.refined,
+        a.out,
+        CompareParams(
+            class_name=a.class_name,
+            prior_class_field=a.prior_class_field,
+            moved_m=a.moved,
+            search_m=a.search,
+            min_area_m2=a.min_area,
+        ),
+        overwrite=a.overwrite,
+    )
+    print(f"wrote {res.path}: {res.summary()}")
+    return 0
+
+
 def _info(a: argparse.Namespace) -> int:
     from .engine.modelfile.io import DEFAULT_MODEL_PATH, read_model_file
 
@@ -233,6 +253,7 @@ VERBS = {
     "finetune": _finetune,
     "evaluate": _evaluate,
     "vectorize": _vectorize,
+    "compare": _compare,
     "info": _info,
     "demo": _demo,
 }

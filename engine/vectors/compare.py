@@ -1,0 +1,310 @@
+"""What the image contradicts in a map the user already has: a change list.
+
+``compare`` matches the features of a prior vector layer (OSM buildings, a cadastre,
+an older survey) with the objects of one class in a refined class map, and writes one
+flag per prior feature and one per refined object no prior feature explains:
+
+* ``kept``: a refined object covers the feature in place (IoU >= ``kept_iou``, its
+  centroid within ``moved_m``);
+* ``moved``: the best refined object near it is the same shape shifted by at least
+  ``moved_m`` (IoU >= ``kept_iou`` once the feature is moved by the centroid offset,
+  given as ``dx_m``/``dy_m``/``shift_m``);
+* ``reshaped``: a refined object overlaps it but neither in place nor shifted;
+* ``not seen``: no refined object within ``search_m`` of it (or covering less than
+  ``seen_share`` of it);
+* ``new``: a refined object (at least ``min_area_m2``) that touches no prior feature.
+
+A mapper then reviews a list instead of the whole map. Geometry work happens in
+metres (the map's CRS when it is metric, else a local projection); the flags are
+written in the refined map's CRS, atomically, as GeoPackage or Shapefile.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Union
+
+from osgeo import gdal, ogr, osr
+
+from ..errors import MapRefinerError
+from ..labels.classes import ClassResolver
+from ..progress import CancelFn, ProgressFn, make_reporter
+from ..rasters.grid import grid_of, is_metric, local_metric_srs
+from ..rasters.read import open_raster
+from .read import open_layer
+from .vectorize import _class_ids, _names, _polygonize
+from .write import VectorTarget
+
+gdal.UseExceptions()
+ogr.UseExceptions()
+log = logging.getLogger(__name__)
+PathLike = Union[str, Path]
+STATUSES = ("kept", "moved", "reshaped", "not seen", "new")
+
+
+@dataclass
+class CompareParams:
+    class_name: str = "building"  # the refined map's class the prior features are
+    prior_class_field: str | None = None  # None: every prior feature is that class
+    prior_value_map: Mapping[object, int] | None = None  # field value -> class index
+    kept_iou: float = 0.5
+    moved_m: float = 1.0
+    search_m: float = 4.0
+    seen_share: float = 0.2
+    min_area_m2: float = 2.0  # smaller refined specks are never "new"
+
+    def check(self) -> None:
+        if not 0 < self.kept_iou <= 1:
+            raise MapRefinerError(f"kept_iou must be in (0, 1], not {self.kept_iou}.")
+        if not 0 <= self.seen_share <= 1:
+            raise MapRefinerError(f"seen_share must be in [0, 1], not {self.seen_share}.")
+        for name in ("moved_m", "search_m", "min_area_m2"):
+            value = getattr(self, name)
+            if not 0 <= value < 1e6:
+                raise MapRefinerError(f"{name} must be between 0 and 1e6, not {value}.")
+
+
+@dataclass
+class CompareResult:
+    path: Path
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        return ", ".join(f"{self.counts.get(s, 0)} {s}" for s in STATUSES)
+
+
+@dataclass
+class _Flag:
+    status: str
+    geom: ogr.Geometry  # in metres
+    prior_fid: int | None = None
+    iou: float | None = None
+    dx: float | None = None
+    dy: float | None = None
+
+
+def compare(
+    prior_path: PathLike,
+    refined_path: PathLike,
+    out_path: PathLike,
+    params: CompareParams | None = None,
+    overwrite: bool = False,
+    progress: ProgressFn | None = None,
+    is_cancelled: CancelFn | None = None,
+) -> CompareResult:
+    """Flag each prior feature (kept / moved / reshaped / not seen) against the refined
+    map's objects of ``params.class_name``, and each unexplained object as new."""
+    params = params or CompareParams()
+    params.check()
+    target = VectorTarget.for_path(out_path, [prior_path, refined_path], overwrite)
+    report = make_reporter(progress, is_cancelled)
+    ds = open_raster(refined_path)
+    band = ds.GetRasterBand(1)
+    grid = grid_of(ds)  # first: GDAL 3.6 reads the category names only then
+    srs = grid.srs()
+    if srs is None:
+        raise MapRefinerError(
+            f"{Path(str(refined_path)).name} has no CRS; a comparison needs both layers placed."
+        )
+    names = _names(band, None)
+    cls = _class_ids([params.class_name], names)[0]
+    regions, regions_ds = _polygonize(band, grid, [cls], False, report.sub(0.0, 0.4))
+    metric = srs if is_metric(grid) else local_metric_srs(grid)
+    to_metric = None if metric is srs else osr.CoordinateTransformation(srs, metric)
+    objects, objects_ds = _objects(regions, to_metric)
+    del regions_ds
+    k = max(2, len(band.GetCategoryNames() or []))
+    prior = _prior_features(prior_path, metric, params, names[:k], cls)
+    report.report(0.5)
+    flags = _flag(prior, objects, params, report)
+    back = None if to_metric is None else osr.CoordinateTransformation(metric, srs)
+    counts = {s: 0 for s in STATUSES}
+    with target.writing(srs) as out:
+        with target.write_errors():
+            for name, kind in (
+                ("status", ogr.OFTString),
+                ("prior_fid", ogr.OFTInteger64),
+                ("iou", ogr.OFTReal),
+                ("shift_m", ogr.OFTReal),
+                ("dx_m", ogr.OFTReal),
+                ("dy_m", ogr.OFTReal),
+                ("area_m2", ogr.OFTReal),
+            ):
+                out.CreateField(ogr.FieldDefn(name, kind))
+        defn = out.GetLayerDefn()
+        for f in flags:
+            feat = ogr.Feature(defn)
+            feat.SetField("status", f.status)
+            if f.prior_fid is not None:
+                feat.SetField("prior_fid", f.prior_fid)
+            if f.iou is not None:
+                feat.SetField("iou", round(f.iou, 4))
+            if f.dx is not None and f.dy is not None:
+                feat.SetField("dx_m", round(f.dx, 3))
+                feat.SetField("dy_m", round(f.dy, 3))
+                feat.SetField("shift_m", round((f.dx**2 + f.dy**2) ** 0.5, 3))
+            feat.SetField("area_m2", round(f.geom.GetArea(), 3))
+            geom = f.geom.Clone()
+            if back is not None:
+                geom.Transform(back)
+            feat.SetGeometry(ogr.ForceToMultiPolygon(geom))
+            with target.write_errors():
+                out.CreateFeature(feat)
+            counts[f.status] += 1
+    del objects_ds
+    report.report(1.0)
+    result = CompareResult(target.path, counts)
+    log.info("Compared %s with %s: %s.", Path(str(prior_path)).name, target.path, result.summary())
+    return result
+
+
+def _objects(
+    regions: ogr.Layer, to_metric: osr.CoordinateTransformation | None
+) -> tuple[ogr.Layer, ogr.DataSource]:
+    """The refined objects as a memory layer in metres (spatial filters find neighbours),
+    and its data source (keep it referenced while using the layer)."""
+    mem = ogr.GetDriverByName("Memory").CreateDataSource("objects")
+    layer = mem.CreateLayer("objects", geom_type=ogr.wkbPolygon)
+    defn = layer.GetLayerDefn()
+    for region in regions:
+        geom = region.GetGeometryRef().Clone()
+        if to_metric is not None:
+            geom.Transform(to_metric)
+        feat = ogr.Feature(defn)
+        feat.SetGeometry(geom)
+        layer.CreateFeature(feat)
+    return layer, mem
+
+
+def _prior_features(
+    path: PathLike,
+    metric: osr.SpatialReference,
+    params: CompareParams,
+    names: Sequence[str],
+    cls: int,
+) -> list[tuple[int, ogr.Geometry]]:
+    """(fid, polygon in metres) of the prior features of class ``cls`` (every feature
+    without a class field; else those whose value names it, or maps to it)."""
+    ds, lyr = open_layer(path)
+    name = f"{Path(str(path)).name}:{lyr.GetName()}"
+    field_index = -1
+    if params.prior_class_field is not None:
+        field_index = lyr.GetLayerDefn().GetFieldIndex(params.prior_class_field)
+        if field_index < 0:
+            raise MapRefinerError(
+                f"The layer {name} has no field {params.prior_class_field!r}; choose a field "
+                "that holds class names."
+            )
+    resolver = ClassResolver(names, params.prior_value_map, False)
+    layer_srs = lyr.GetSpatialRef()
+    ct = None
+    if layer_srs is not None:
+        layer_srs = layer_srs.Clone()
+        layer_srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+        if not layer_srs.IsSame(metric):
+            ct = osr.CoordinateTransformation(layer_srs, metric)
+    out = []
+    for feat in lyr:
+        geom = feat.GetGeometryRef()
+        if geom is None or geom.IsEmpty() or geom.GetDimension() != 2:
+            continue
+        if field_index >= 0 and resolver.resolve(feat.GetField(field_index)) != cls:
+            continue
+        geom = geom.Clone()
+        try:
+            if ct is not None:
+                geom.Transform(ct)
+        except RuntimeError as exc:
+            raise MapRefinerError(
+                f"The features of {name} cannot be placed on the map (their CRS does not "
+                "transform to the map's); check the layer's CRS.",
+                details=str(exc),
+            ) from exc
+        if not geom.IsValid():
+            geom = geom.MakeValid() if hasattr(geom, "MakeValid") else geom.Buffer(0)
+        out.append((feat.GetFID(), geom))
+    del ds
+    if not out:
+        raise MapRefinerError(
+            f"No feature of {name} is a polygon of class {params.class_name!r}; check the "
+            "layer and its class field."
+        )
+    return out
+
+
+def _iou(a: ogr.Geometry, b: ogr.Geometry) -> float:
+    inter = a.Intersection(b)
+    i = inter.GetArea() if inter is not None else 0.0
+    union = a.GetArea() + b.GetArea() - i
+    return i / union if union > 0 else 0.0
+
+
+def _shifted(geom: ogr.Geometry, dx: float, dy: float) -> ogr.Geometry:
+    moved = geom.Clone()
+    for i in range(moved.GetGeometryCount()):
+        _shift_part(moved.GetGeometryRef(i), dx, dy)
+    if moved.GetGeometryCount() == 0:
+        _shift_part(moved, dx, dy)
+    return moved
+
+
+def _shift_part(g: ogr.Geometry, dx: float, dy: float) -> None:
+    if g.GetGeometryCount():
+        for i in range(g.GetGeometryCount()):
+            _shift_part(g.GetGeometryRef(i), dx, dy)
+        return
+    for i in range(g.GetPointCount()):
+        x, y = g.GetX(i), g.GetY(i)
+        g.SetPoint_2D(i, x + dx, y + dy)
+
+
+def _flag(
+    prior: list[tuple[int, ogr.Geometry]],
+    objects: ogr.Layer,
+    params: CompareParams,
+    report,  # noqa: ANN001 - a Reporter
+) -> list[_Flag]:
+    flags: list[_Flag] = []
+    explained: set[int] = set()
+    for n, (fid, geom) in enumerate(prior):
+        if n % 200 == 0:
+            report.check()
+            report.report(0.5 + 0.4 * n / max(1, len(prior)))
+        near = geom.Buffer(params.search_m)
+        objects.SetSpatialFilter(near)
+        candidates = [(o.GetFID(), o.GetGeometryRef().Clone()) for o in objects]
+        objects.SetSpatialFilter(None)
+        candidates = [(i, g) for i, g in candidates if g.Intersects(near)]
+        for i, g in candidates:
+            if g.Intersects(geom):
+                explained.add(i)
+        if not candidates:
+            flags.append(_Flag("not seen", geom, fid))
+            continue
+        covered = sum(
+            (geom.Intersection(g).GetArea() for _, g in candidates if g.Intersects(geom)), 0.0
+        )
+        best_i, best = max(candidates, key=lambda c: c[1].Intersection(near).GetArea())
+        explained.add(best_i)
+        iou = _iou(geom, best)
+        c0, c1 = geom.Centroid(), best.Centroid()
+        dx, dy = c1.GetX() - c0.GetX(), c1.GetY() - c0.GetY()
+        shift = (dx * dx + dy * dy) ** 0.5
+        if iou >= params.kept_iou and shift < params.moved_m:
+            flags.append(_Flag("kept", geom, fid, iou, dx, dy))
+        elif shift >= params.moved_m and _iou(_shifted(geom, dx, dy), best) >= params.kept_iou:
+            flags.append(_Flag("moved", geom, fid, iou, dx, dy))
+        elif covered < params.seen_share * geom.GetArea() and iou < params.kept_iou / 2:
+            flags.append(_Flag("not seen", geom, fid, iou))
+        else:
+            flags.append(_Flag("reshaped", geom, fid, iou, dx, dy))
+    for obj in objects:
+        if obj.GetFID() in explained:
+            continue
+        g = obj.GetGeometryRef()
+        if g.GetArea() >= params.min_area_m2:
+            flags.append(_Flag("new", g.Clone()))
+    return flags
