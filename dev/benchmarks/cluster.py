@@ -138,6 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--mosaic", type=int, default=4, help="n for an n x n mosaic of the crop")
     ap.add_argument("--crop-km", type=float, default=1.5, help="side of the Xiamen crop (km)")
+    ap.add_argument(
+        "--single-threads",
+        default="2",
+        help="torch threads of the single-process runs, e.g. '2,1' (1 on a busy machine: "
+        "two threads then spin against the other work)",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks_cluster.md")
     ap.add_argument("--json", type=Path, default=ROOT / "out" / "bench_cluster.json")
     ap.add_argument("--report-only", action="store_true", help="rewrite the page from --json")
@@ -170,13 +176,14 @@ def main(argv: list[str] | None = None) -> int:
         res["pixel_m"] = abs(ds.GetGeoTransform()[1])
         res["model_mpx"] = res["input_mpx"] * (res["pixel_m"] / 0.6) ** 2
         runs = res["runs"]
-        for name, fn in (
-            ("single, 2 threads", lambda out: single_run(vrt, out, 2)),
-            ("local:1", lambda out: cluster_run(vrt, out, 1, tmp)),
-            ("local:2", lambda out: cluster_run(vrt, out, 2, tmp)),
-        ):
+        for threads in map(int, a.single_threads.split(",")):
+            name = f"single process, {threads} thread{'s' if threads > 1 else ''}"
             _step(name)
-            runs[name] = fn(tmp / "out.tif")
+            runs[name] = single_run(vrt, tmp / "out.tif", threads)
+            (tmp / "out.tif").unlink(missing_ok=True)
+        for workers in (1, 2):
+            _step(f"local:{workers}")
+            runs[f"local:{workers}"] = cluster_run(vrt, tmp / "out.tif", workers, tmp)
             (tmp / "out.tif").unlink(missing_ok=True)
         _step("local:2 on the crop alone (peak memory against the raster's size)")
         res["small"] = cluster_run(crop, tmp / "small.tif", 2, tmp)

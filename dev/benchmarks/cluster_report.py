@@ -17,7 +17,7 @@ def _hms(s: float) -> str:
 
 def write_report(res: dict, out: Path) -> str:
     runs = res["runs"]
-    single = runs["single, 2 threads"]
+    name, single = next((k, v) for k, v in runs.items() if "threads" in v)
     lines = [
         "# Benchmarks: a refine on a Dask cluster",
         "",
@@ -40,20 +40,31 @@ def write_report(res: dict, out: Path) -> str:
         "took 639 s in one process alone)",
         f"- tiles of {res['tile']} model px; a block (one Dask task) is "
         f"{res['block_tiles']} x {res['block_tiles']} tiles; workers are `local:N`: N "
-        "worker processes of one thread each (one torch thread each); the single process "
-        "uses 2 torch threads, as `refine` does on this machine",
+        "worker processes of one thread each (one torch thread each); `refine` in one "
+        "process uses 2 torch threads on this machine",
+        *(
+            [
+                "",
+                "**Taken under load**: other torch work ran on the same two cores (load "
+                f"average {res['load_at_start'][0]:.1f} at the start); every time here is "
+                "longer than on a quiet machine, and the ratios between runs of this page "
+                "are what carries over.",
+            ]
+            if res["load_at_start"][0] > 1.0
+            else []
+        ),
         "",
         "## Time and memory",
         "",
-        "| run | seconds | s per input Mpx | against the single process | blocks | "
+        f"| run | seconds | s per input Mpx | against the {name} | blocks | "
         "peak RSS per worker (MiB) | driver peak RSS (MiB) |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     mpx = res["input_mpx"]
-    for name, r in runs.items():
+    for run_name, r in runs.items():
         is_single = "threads" in r
         lines.append(
-            f"| {name} | {r['s']:.1f} | {r['s'] / mpx:.3f} | {single['s'] / r['s']:.2f}x | "
+            f"| {run_name} | {r['s']:.1f} | {r['s'] / mpx:.3f} | {single['s'] / r['s']:.2f}x | "
             f"{'' if is_single else r['blocks']} | "
             f"{'(one process)' if is_single else _mib(r['worker_peak_rss_mb'])} | "
             f"{r['rss_mb'] if is_single else r['driver_rss_mb']:.0f} |"
@@ -84,7 +95,7 @@ def write_report(res: dict, out: Path) -> str:
         f"{one['assemble_s']:.1f} s ({one['assemble_s'] / mpx * 1000:.1f} ms per input Mpx, "
         "serial on the driver; `--format vrt` skips it).",
         "",
-        f"Two single-threaded workers against one process with two threads: "
+        f"Two single-threaded workers against the {name}: "
         f"{single['s'] / big['s']:.2f}x; against one single-threaded worker: "
         f"{one['s'] / big['s']:.2f}x.",
         "",
