@@ -47,8 +47,8 @@ def write_report(res: dict, out: Path) -> str:
                 "",
                 "**Taken under load**: other torch work ran on the same two cores (load "
                 f"average {res['load_at_start'][0]:.1f} at the start); every time here is "
-                "longer than on a quiet machine, and the ratios between runs of this page "
-                "are what carries over.",
+                "longer than on a quiet machine, the runs of this page compare with each "
+                "other only roughly, and not with benchmarks.md.",
             ]
             if res["load_at_start"][0] > 1.0
             else []
