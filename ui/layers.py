@@ -71,6 +71,21 @@ def class_renderer(
     return QgsCategorizedSymbolRenderer(field, categories)
 
 
+#: How ``compare``'s flags are drawn: what needs a look stands out, "kept" recedes.
+FLAG_COLOURS: dict[str, Colour] = {
+    "kept": (160, 160, 160),
+    "moved": (255, 140, 0),
+    "reshaped": (230, 200, 0),
+    "not seen": (220, 30, 30),
+    "new": (30, 110, 255),
+}
+
+
+def flags_renderer() -> QgsCategorizedSymbolRenderer:
+    """``compare``'s flags by status, see-through fills with solid outlines."""
+    return class_renderer("status", list(FLAG_COLOURS), list(FLAG_COLOURS.values()), 90)
+
+
 def probability_renderer(
     layer: QgsRasterLayer, band: int, colour: Colour
 ) -> QgsSingleBandPseudoColorRenderer:

@@ -135,3 +135,44 @@ def test_vectorize_and_evaluate_need_no_torch(
         run_alg("map_refiner:evaluate", {"PREDICTION": gt, "REFERENCE": gt})["OVERALL_ACCURACY"]
         == 1.0
     )
+
+
+def test_compare_flags_a_vector_map_and_styles_them_by_status(
+    qgis_processing, plugin, tmp_path, qgis_new_project
+) -> None:  # noqa: ANN001
+    """map_refiner:compare writes the change list; loaded in QGIS it is coloured by status
+    (needs no torch)."""
+    import numpy as np
+    import processing
+    from qgis.core import QgsCategorizedSymbolRenderer, QgsProcessingContext, QgsProject
+    from test_compare import box, write_classmap, write_prior
+
+    cls = np.zeros((100, 100), np.uint8)
+    cls[10:30, 10:30] = 1
+    cls[60:80, 60:80] = 1
+    refined = write_classmap(tmp_path / "refined.tif", cls)
+    prior = write_prior(tmp_path / "osm.gpkg", [(box(10, 10, 30, 30, dx_m=-2.0), "building")])
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    out = tmp_path / "flags.gpkg"
+    result = processing.runAndLoadResults(
+        "map_refiner:compare",
+        {"PRIOR": str(prior), "REFINED": str(refined), "OUTPUT": str(out)},
+        context=context,
+    )
+    layer = QgsVectorLayer(result["OUTPUT"], "flags")
+    assert sorted(f["status"] for f in layer.getFeatures()) == ["moved", "new"]
+    loaded = [
+        lyr for lyr in QgsProject.instance().mapLayers().values() if "changes seen in" in lyr.name()
+    ]
+    assert len(loaded) == 1
+    renderer = loaded[0].renderer()
+    assert isinstance(renderer, QgsCategorizedSymbolRenderer)
+    assert renderer.classAttribute() == "status"
+    assert [c.value() for c in renderer.categories()] == [
+        "kept",
+        "moved",
+        "reshaped",
+        "not seen",
+        "new",
+    ]

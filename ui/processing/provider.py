@@ -6,6 +6,7 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from ..icons import plugin_icon
+from .compare_algorithm import CompareAlgorithm
 from .evaluate_algorithm import EvaluateAlgorithm
 from .finetune_algorithm import FinetuneAlgorithm
 from .refine_algorithm import RefineAlgorithm
@@ -16,6 +17,7 @@ ALGORITHMS = (
     RefineAlgorithm,
     VectorizeAlgorithm,
     EvaluateAlgorithm,
+    CompareAlgorithm,
     FinetuneAlgorithm,
     TrainCoarseAlgorithm,
 )
