@@ -8,6 +8,7 @@ cluster of two single-threaded worker processes shared by the module's tests.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import io
@@ -15,13 +16,14 @@ import os
 import re
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import cloudpickle
 import numpy as np
 import pytest
 import torch
-from helpers_engine import make_tif
+from helpers_engine import make_tif, scene, write_image
 from osgeo import gdal
 
 from map_refiner.cli import main as cli_main
@@ -55,16 +57,23 @@ def params(image: Path, out: Path, **kw) -> RefineParams:
 def reference(image: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, np.ndarray]:
     """The single process's class map, scores and coarse map, with one torch thread."""
     d = tmp_path_factory.mktemp("reference")
+    with one_torch_thread():
+        refine_raster(params(image, d / "map.tif", scores=d / "s.tif", coarse=d / "c.tif"))
+    return {k: read(d / f"{k}.tif") for k in ("map", "s", "c")}
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """As each worker runs: float sums in the same order, so scores equal bit for bit."""
     threads = torch.get_num_threads()
     mp = pytest.MonkeyPatch()
     mp.setenv("OMP_NUM_THREADS", "1")  # engine.device.configure_threads then keeps 1
     torch.set_num_threads(1)
     try:
-        refine_raster(params(image, d / "map.tif", scores=d / "s.tif", coarse=d / "c.tif"))
+        yield
     finally:
         torch.set_num_threads(threads)
         mp.undo()
-    return {k: read(d / f"{k}.tif") for k in ("map", "s", "c")}
 
 
 @pytest.fixture(scope="module")
@@ -250,6 +259,37 @@ def test_parts_of_another_refine_are_not_reused(image, reference, scheduler, tmp
     run = refine_on_cluster(params(image, out), options(scheduler, resume=True), task=counted)
     assert run.computed == list(range(12)) and computed(tmp_path) == set(range(12))
     assert np.array_equal(read(out), reference["map"])
+
+
+def test_a_models_drawn_corrections_are_burned_in_as_in_one_process(scheduler, tmp_path):
+    from test_kept_corrections import GRID, GT, kept, model_with
+
+    from map_refiner.engine.labels.classes import IGNORE
+
+    image = tmp_path / "in.tif"
+    write_image(image, scene(90, 110, seed=3), GT)  # closed as it is dropped
+    model = model_with(tmp_path, kept())
+    maps = {}
+    for name in ("one", "cluster"):
+        p = RefineParams(
+            image=image,
+            out=tmp_path / f"{name}.tif",
+            model_path=model,
+            device="cpu",
+            tile_size=32,
+            scores=tmp_path / f"{name}_s.tif",
+        )
+        if name == "one":
+            with one_torch_thread():
+                refine_raster(p)
+        else:
+            run = refine_on_cluster(p, options(scheduler))
+            assert run.result.corrections == 2 and run.blocks == 2
+        maps[name] = read(tmp_path / f"{name}.tif"), read(tmp_path / f"{name}_s.tif")
+    assert np.array_equal(maps["one"][0], maps["cluster"][0])
+    assert np.array_equal(maps["one"][1], maps["cluster"][1])
+    drawn = kept().labels_on(GRID)
+    assert (maps["cluster"][0][drawn != IGNORE] == drawn[drawn != IGNORE]).all()
 
 
 def test_an_existing_output_is_kept_unless_overwriting(image, scheduler, tmp_path) -> None:
