@@ -9,6 +9,7 @@ cluster of two single-threaded worker processes shared by the module's tests.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import http.server
 import io
@@ -290,6 +291,15 @@ def test_a_models_drawn_corrections_are_burned_in_as_in_one_process(scheduler, t
     assert np.array_equal(maps["one"][1], maps["cluster"][1])
     drawn = kept().labels_on(GRID)
     assert (maps["cluster"][0][drawn != IGNORE] == drawn[drawn != IGNORE]).all()
+
+
+def test_a_worker_whose_model_file_differs_refuses_the_block(image, tmp_path) -> None:
+    job, _ = plan_job(params(image, tmp_path / "map.tif"), BLOCK)
+    parts.start(job, resume=False, overwrite=False)
+    job = dataclasses.replace(job, model_sha256="0" * 64)
+    with pytest.raises(MapRefinerError, match="not the driver's"):
+        in_this_process(job, [0])
+    assert not parts.marker_path(job.parts, 0).exists()
 
 
 def test_an_existing_output_is_kept_unless_overwriting(image, scheduler, tmp_path) -> None:

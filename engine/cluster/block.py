@@ -83,8 +83,9 @@ def refine_block(job: ClusterJob, index: int) -> dict[str, Any]:
 
 def _pass(job: ClusterJob) -> RefinePass:
     """The job's pass, opened once per worker thread and kept for its next blocks."""
+    key = (job.fingerprint, job.model_sha256)
     cached = getattr(_local, "cached", None)
-    if cached is not None and cached[0] == job.fingerprint:
+    if cached is not None and cached[0] == key:
         return cached[1]
     _local.cached = None
     if file_sha256(model_file(job.params)) != job.model_sha256:
@@ -94,7 +95,7 @@ def _pass(job: ClusterJob) -> RefinePass:
         )
     p = open_refine_pass(job.params)
     torch.set_num_threads(1)
-    _local.cached = (job.fingerprint, p)
+    _local.cached = (key, p)
     return p
 
 
