@@ -329,6 +329,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help=".shp or .gpkg")
     p.add_argument("--classes", help="only these class names, comma-separated")
     p.add_argument(
+        "--scores",
+        type=Path,
+        help="the refine's probabilities (refine --scores): adds each polygon's mean "
+        "probability of its class (mean_prob)",
+    )
+    p.add_argument(
         "--simplify",
         type=_bounded(float, 0.0, 1e4, "--simplify"),
         default=0.0,

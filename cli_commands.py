@@ -191,6 +191,7 @@ def _vectorize(a: argparse.Namespace) -> int:
         min_area_m2=a.min_area,
         overwrite=a.overwrite,
         progress=ProgressBar("vectorize"),
+        scores_path=a.scores,
     )
     print(f"wrote {res.path} ({res.feature_count} polygons)")
     return 0

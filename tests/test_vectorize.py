@@ -195,3 +195,59 @@ def test_bad_outputs(classmap, tmp_path) -> None:
     floats = write_raster(tmp_path / "f.tif", class_map().astype(np.float32), GT, 32633)
     with pytest.raises(MapRefinerError, match="not a class map"):
         vectorize(floats, tmp_path / "f.gpkg", NAMES)
+
+
+def write_scores(path: Path, probs: np.ndarray) -> Path:
+    """A float32 probability raster, one band per class, on the class map's grid."""
+    k, h, w = probs.shape
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), w, h, k, gdal.GDT_Float32)
+    ds.SetGeoTransform(GT)
+    for i in range(k):
+        ds.GetRasterBand(i + 1).WriteArray(probs[i])
+    ds = None
+    return path
+
+
+def test_each_polygon_carries_its_source_and_mean_class_probability(tmp_path) -> None:
+    """mean_prob: the polygon's own class's probability averaged over its pixels (not its
+    neighbours'); source: the model that made the map (the class band's description)."""
+    classes = class_map()
+    ds = gdal.Open(str(write_raster(tmp_path / "c.tif", classes, GT, 32633, nodata=255)), 1)
+    ds.GetRasterBand(1).SetDescription("tanzania — round 2 (7 corrections): 5 RNN iterations")
+    ds = None
+    rng = np.random.default_rng(3)
+    probs = rng.uniform(0.0, 1.0, (3, 12, 12)).astype(np.float32)
+    scores = write_scores(tmp_path / "p.tif", probs)
+    out = tmp_path / "poly.gpkg"
+    vectorize(tmp_path / "c.tif", out, NAMES, classes=["building", "road"], scores_path=scores)
+    polygons = ogr.Open(str(out))  # kept alive while its layer is read
+    lyr = polygons.GetLayer(0)
+    got = sorted(
+        (f.GetField("class_id"), round(f.GetField("area_m2")), f.GetField("mean_prob"))
+        for f in lyr
+    )
+    expected = sorted(
+        [
+            (1, 48, float(probs[1, 1:4, 1:5].mean())),
+            (1, 4, float(probs[1, 6, 6])),
+            (1, 4, float(probs[1, 7, 7])),
+            (2, 48, float(probs[2, 10, :].mean())),
+        ]
+    )
+    assert [g[:2] for g in got] == [e[:2] for e in expected]
+    for g, e in zip(got, expected):
+        assert g[2] == pytest.approx(e[2], abs=1e-4)
+    lyr.ResetReading()
+    assert {f.GetField("source") for f in lyr} == {
+        "tanzania — round 2 (7 corrections): 5 RNN iterations"
+    }
+
+
+def test_probabilities_of_another_refine_are_refused(classmap, tmp_path) -> None:
+    small = write_scores(tmp_path / "p.tif", np.zeros((3, 6, 6), np.float32))
+    with pytest.raises(MapRefinerError, match="same refine"):
+        vectorize(classmap, tmp_path / "o.gpkg", NAMES, scores_path=small)
+    two = write_scores(tmp_path / "p2.tif", np.zeros((2, 12, 12), np.float32))
+    with pytest.raises(MapRefinerError, match="probability band"):
+        vectorize(classmap, tmp_path / "o.gpkg", NAMES, scores_path=two)
+    assert not (tmp_path / "o.gpkg").exists()

@@ -279,7 +279,7 @@ class Controller:
     def _refined(self, job: RefineJob, task: EngineTask, outcome: RefineOutcome) -> None:
         self._done(task)
         result = outcome.result
-        classmap = ClassMap(result.out, result.class_names, result.colours)
+        classmap = ClassMap(result.out, result.class_names, result.colours, result.scores)
         self.refined[job.params.image] = classmap
         self.history.setdefault(job.params.image, []).append((job.params.model_path, classmap))
         layer = add_refine_result(

@@ -1,5 +1,7 @@
 """Class map to polygons: one polygon per connected region of a class, with its
-class and its area in square metres, written atomically as Shapefile or GeoPackage."""
+class, its area in square metres, the map's source (the model that made it) and,
+given the refine's probabilities, the mean probability of its class over it; written
+atomically as Shapefile or GeoPackage."""
 
 from __future__ import annotations
 
@@ -46,18 +48,25 @@ def vectorize(
     progress: ProgressFn | None = None,
     is_cancelled: CancelFn | None = None,
     eight_connected: bool = False,
+    scores_path: PathLike | None = None,
+    source: str | None = None,
 ) -> VectorizeResult:
     """Polygons of band 1 of a ``uint8`` class map, in the map's CRS.
 
     Attributes: ``class_id``, ``class`` (from ``class_names``, else the raster's
-    category names) and ``area_m2`` (planar when the CRS unit is a ground
-    metre, else on a local equal-area projection). Nodata/255 is skipped;
+    category names), ``area_m2`` (planar when the CRS unit is a ground
+    metre, else on a local equal-area projection), ``source`` (``source``, else the
+    map's band description, e.g. "Map Refiner default (buildings): 5 RNN iterations")
+    and, with ``scores_path`` (the refine's per-class probabilities on the same
+    grid), ``mean_prob``: the mean probability of the polygon's class over its
+    pixels. Nodata/255 is skipped;
     ``classes`` (ids or names) keeps only those. ``simplify_m`` simplifies each
     polygon on its own (neighbours may then gap or overlap slightly);
     polygons under ``min_area_m2`` after that are dropped. The format comes
     from the extension (.shp or .gpkg); nothing is left behind on failure or cancel.
     """
-    target = VectorTarget.for_path(out_path, [classmap_path], overwrite)
+    inputs = [classmap_path] + ([scores_path] if scores_path else [])
+    target = VectorTarget.for_path(out_path, inputs, overwrite)
     report = make_reporter(progress, is_cancelled)
     report.check()
     ds = open_raster(classmap_path)
@@ -70,12 +79,23 @@ def vectorize(
     grid = grid_of(ds)  # first: GDAL 3.6 GTiff reads the .aux.xml (category names) only then
     names = _names(band, class_names)
     keep = _class_ids(classes, names)
+    source = source if source is not None else (band.GetDescription() or "")
     regions, regions_ds = _polygonize(band, grid, keep, eight_connected, report.sub(0.0, 0.7))
+    means = None if scores_path is None else _mean_probabilities(regions, grid, scores_path)
     with target.writing(grid.srs()) as out_layer:
         with target.write_errors():
-            _add_fields(out_layer)
+            _add_fields(out_layer, means is not None)
         count, small = _write(
-            regions, out_layer, grid, names, simplify_m, min_area_m2, report.sub(0.7, 1.0), target
+            regions,
+            out_layer,
+            grid,
+            names,
+            simplify_m,
+            min_area_m2,
+            report.sub(0.7, 1.0),
+            target,
+            source,
+            means,
         )
     del regions_ds
     report.report(1.0)
@@ -89,15 +109,57 @@ def vectorize(
     return VectorizeResult(target.path, count, small)
 
 
-def _add_fields(layer: ogr.Layer) -> None:
+def _add_fields(layer: ogr.Layer, with_probability: bool) -> None:
     name = ogr.FieldDefn("class", ogr.OFTString)
     name.SetWidth(64)
-    for field in (
+    source = ogr.FieldDefn("source", ogr.OFTString)
+    source.SetWidth(254)  # a Shapefile's longest text
+    fields = [
         ogr.FieldDefn("class_id", ogr.OFTInteger),
         name,
         ogr.FieldDefn("area_m2", ogr.OFTReal),
-    ):
+    ]
+    if with_probability:
+        fields.append(ogr.FieldDefn("mean_prob", ogr.OFTReal))
+    for field in fields + [source]:
         layer.CreateField(field)
+
+
+def _mean_probabilities(regions: ogr.Layer, grid: GridSpec, scores_path: PathLike) -> np.ndarray:
+    """Per region (in layer order), the mean probability of its class over its pixels:
+    the regions are burned back as zones (their outlines are pixel edges, so each pixel
+    lands in its own region) and the class's probability band averaged per zone."""
+    ds = open_raster(scores_path)
+    if (ds.RasterXSize, ds.RasterYSize) != (grid.width, grid.height):
+        raise MapRefinerError(
+            f"{Path(str(scores_path)).name} is {ds.RasterXSize}x{ds.RasterYSize} pixels, the "
+            f"class map {grid.width}x{grid.height}; give the probabilities the same refine wrote."
+        )
+    regions.CreateField(ogr.FieldDefn("zone", ogr.OFTInteger))
+    classes = []
+    for i, region in enumerate(regions):
+        region.SetField("zone", i + 1)
+        regions.SetFeature(region)
+        classes.append(region.GetField("class_id"))
+    if any(c >= ds.RasterCount for c in classes):
+        raise MapRefinerError(
+            f"{Path(str(scores_path)).name} has {ds.RasterCount} probability band(s); the class "
+            f"map has class {max(classes)}: give the probabilities the same refine wrote."
+        )
+    zones_ds = mem_dataset(grid, gdal.GDT_Int32)
+    gdal.RasterizeLayer(zones_ds, [1], regions, options=["ATTRIBUTE=zone"])
+    zones = zones_ds.GetRasterBand(1).ReadAsArray()
+    means = np.zeros(len(classes) + 1)
+    for c in sorted(set(classes)):
+        prob = ds.GetRasterBand(c + 1).ReadAsArray().astype(np.float64)
+        of_class = np.zeros(len(classes) + 1, bool)
+        of_class[[i + 1 for i, k in enumerate(classes) if k == c]] = True
+        sel = of_class[zones]
+        sums = np.bincount(zones[sel], weights=prob[sel], minlength=len(classes) + 1)
+        counts = np.bincount(zones[sel], minlength=len(classes) + 1)
+        means[of_class] = sums[of_class] / np.maximum(counts[of_class], 1)
+    regions.ResetReading()
+    return means[1:]
 
 
 def _names(band: gdal.Band, given: Sequence[str] | None) -> list[str]:
@@ -158,6 +220,8 @@ def _write(
     min_area_m2: float,
     report: Reporter,
     target: VectorTarget,
+    source: str = "",
+    means: np.ndarray | None = None,
 ) -> tuple[int, int]:
     measure = _Measure(grid)
     total = max(1, regions.GetFeatureCount())
@@ -178,6 +242,9 @@ def _write(
         feat.SetField("class_id", cid)
         feat.SetField("class", names[cid])
         feat.SetField("area_m2", area)
+        feat.SetField("source", source[:254])
+        if means is not None:
+            feat.SetField("mean_prob", round(float(means[i]), 4))
         feat.SetGeometry(ogr.ForceToPolygon(geom))
         with target.write_errors():
             out.CreateFeature(feat)

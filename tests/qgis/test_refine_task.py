@@ -9,6 +9,13 @@ from qgis.core import Qgis, QgsPalettedRasterRenderer, QgsSingleBandPseudoColorR
 from map_refiner.ui.jobs.refine_job import RefineJob
 
 
+def _layer_children(group):  # noqa: ANN001, ANN202
+    """The group's own layers (not those of its subgroups, such as the iterations view)."""
+    from qgis.core import QgsLayerTree
+
+    return [n for n in group.children() if QgsLayerTree.isLayer(n)]
+
+
 def _job(
     image: Path,
     out: Path,
@@ -59,14 +66,15 @@ def test_scores_come_as_a_group_of_probability_layers(
     wait_for_tasks()
     group = qgis_new_project.layerTreeRoot().findGroup("austin_dev_rgb — Map Refiner")
     assert group is not None
-    names = [node.layer().name() for node in group.findLayers()]
-    assert names == [
+    assert group.children()[0].name() == "austin_dev_rgb — iterations"  # the slider's view
+    nodes = _layer_children(group)
+    assert [node.layer().name() for node in nodes] == [
         "austin_dev_rgb — refined by tiny test model (2 it.)",
         "austin_dev_rgb — P(background)",
         "austin_dev_rgb — P(building)",
     ]
-    assert [node.isVisible() for node in group.findLayers()] == [True, False, False]
-    prob = group.findLayers()[2].layer()
+    assert [node.isVisible() for node in nodes] == [True, False, False]
+    prob = nodes[2].layer()
     assert isinstance(prob.renderer(), QgsSingleBandPseudoColorRenderer)
     assert prob.renderer().band() == 2
 
@@ -82,7 +90,7 @@ def test_coarse_map_joins_the_group_unchecked(
     wait_for_tasks()
     group = qgis_new_project.layerTreeRoot().findGroup("austin_dev_rgb — Map Refiner")
     assert group is not None
-    nodes = group.findLayers()
+    nodes = _layer_children(group)
     assert [n.layer().name() for n in nodes] == [
         "austin_dev_rgb — refined by tiny test model (2 it.)",
         "austin_dev_rgb — coarse (CNN)",
@@ -164,6 +172,30 @@ def test_export_to_shapefile_after_refine(
     assert polygons.featureCount() > 0
     assert isinstance(polygons.renderer(), QgsCategorizedSymbolRenderer)
     assert [c.value() for c in polygons.renderer().categories()] == ["background", "building"]
+    # which model made each polygon; no probabilities were kept, so no mean_prob
+    assert {f["source"] for f in polygons.getFeatures()} == {"tiny test model: 2 RNN iterations"}
+    assert polygons.fields().indexOf("mean_prob") == -1
+
+
+def test_export_after_a_refine_with_probabilities_gives_their_mean(
+    plugin, austin_rgb, tiny_model, tmp_path, qgis_new_project, wait_for_tasks
+) -> None:  # noqa: ANN001
+    from qgis.core import QgsRasterLayer
+
+    from map_refiner.ui.jobs.vectorize_job import build_vectorize_job
+
+    image_layer = QgsRasterLayer(str(austin_rgb), "austin_dev_rgb")
+    qgis_new_project.addMapLayer(image_layer)
+    job = _job(austin_rgb, tmp_path / "refined.tif", tiny_model, scores=True)
+    plugin.controller.start_refine(job)
+    wait_for_tasks()
+    export = build_vectorize_job(image_layer, plugin.controller.refined, qgis_new_project, tmp_path)
+    assert export.classmap.scores == job.params.scores
+    plugin.controller.start_vectorize(export)
+    wait_for_tasks()
+    polygons = qgis_new_project.mapLayersByName("austin_dev_rgb — polygons")[0]
+    means = [f["mean_prob"] for f in polygons.getFeatures()]
+    assert means and all(0.5 <= m <= 1.0 for m in means)  # each polygon's own, winning class
 
 
 def test_export_leaves_out_background_and_slivers_unless_asked(

@@ -34,6 +34,7 @@ class ClassMap:
     path: Path
     names: list[str]
     colours: list[Colour]
+    scores: Path | None = None  # the refine's probabilities: polygons get mean_prob
 
 
 #: The export's default smallest polygon: a few pixels of 0.3 m imagery, so that the
@@ -114,6 +115,9 @@ def run_vectorize(
         min_area_m2=job.min_area_m2,
         progress=progress,
         is_cancelled=is_cancelled,
+        scores_path=job.classmap.scores
+        if job.classmap.scores is not None and job.classmap.scores.exists()
+        else None,
     )
 
 
