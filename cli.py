@@ -1,7 +1,7 @@
 """``map-refiner`` / ``python -m map_refiner``: the command line.
 
-Every verb exits 0 on success, and 2 with one line on stderr for an expected
-error (bad input, cancelled); tracebacks only for real bugs.
+Every verb exits 0 on success, 2 with one line on stderr for an expected error (bad
+input, cancelled), and 70 with one line and a log file holding the traceback for a bug.
 """
 
 from __future__ import annotations
@@ -441,6 +441,20 @@ class _HeldWarnings(logging.Handler):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one verb: 0 on success, 2 and one line for an expected error, 70 and one line
+    (the traceback in a log file) for a bug."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(argv)
+    except Exception as exc:  # a bug: one line and a log file, never a traceback
+        if "-v" in argv or "--verbose" in argv:
+            log.exception("internal error")
+        from .cli_crash import report_internal_error
+
+        return report_internal_error(exc, argv)
+
+
+def _main(argv: Sequence[str]) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help (0) or a bad argument (2, one line printed)

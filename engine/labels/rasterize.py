@@ -108,10 +108,9 @@ def burn_vector(
     layer_srs = _layer_srs(lyr, name)
     filter_to_grid(lyr, layer_srs, grid, line_width_m)
     burns = BurnList(grid)
+    prep = _prep(layer_srs, grid, line_width_m, name)
     try:
-        result = _collect(
-            lyr, field_index, resolver, make_prep(layer_srs, grid, line_width_m), burns
-        )
+        result = _collect(lyr, field_index, resolver, prep, burns)
     except RuntimeError as exc:  # e.g. a truncated .shp: GDAL fails mid-way through the features
         raise MapRefinerError(
             f"Cannot read the features of {name}: the file is damaged or "
@@ -125,6 +124,23 @@ def burn_vector(
     result.labels = burns.rasterize(mode, extent)
     result.shapes = burns.shapes
     return result
+
+
+def _prep(
+    layer_srs: osr.SpatialReference | None, grid: GridSpec, line_width_m: float, name: str
+) -> GeometryPrep:
+    """The transforms onto the grid, or a message that the CRSs do not meet."""
+    try:
+        return make_prep(layer_srs, grid, line_width_m)
+    except RuntimeError as exc:  # PROJ knows no way between them (e.g. a local CRS)
+        src = layer_srs.GetName() if layer_srs is not None else "none"
+        dst = grid.srs()
+        raise MapRefinerError(
+            f"The CRS of {name} ({src}) cannot be transformed to the raster's CRS "
+            f"({dst.GetName() if dst is not None else 'none'}); reproject the layer into the "
+            "raster's CRS, or set the layer's CRS right, and try again.",
+            details=str(exc),
+        ) from exc
 
 
 def _refuse_empty(

@@ -73,6 +73,11 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        if not isinstance(d, dict):
+            raise MapRefinerError(
+                f"The model's configuration is a JSON {type(d).__name__}, not an object of "
+                "fields; re-export the model with Map Refiner."
+            )
         try:
             if d.get("architecture") != "maggiori2017-fcn-rnn":
                 raise MapRefinerError(
@@ -92,7 +97,7 @@ class ModelConfig:
             cfg = cls(classes=classes, **kwargs)
         except MapRefinerError:
             raise
-        except (KeyError, TypeError, ValueError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError, OverflowError) as exc:
             raise MapRefinerError(
                 "The model's configuration is incomplete or malformed; re-export the model "
                 "with Map Refiner.",
@@ -108,12 +113,17 @@ class ModelConfig:
             self.bands = [int(b) for b in self.bands]
             self.mean = [float(v) for v in self.mean]
             self.std = [float(v) for v in self.std]
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise MapRefinerError(
                 "The model's configuration has a non-numeric resolution, band, "
                 "mean or std; re-export the model with Map Refiner.",
                 details=repr(exc),
             ) from exc
+        if not (isinstance(self.training, dict) and isinstance(self.corrections, dict)):
+            raise MapRefinerError(
+                "The model's configuration has a 'training' or 'corrections' entry that is "
+                "not a JSON object; re-export the model with Map Refiner."
+            )
         n = len(self.bands)
         if self.num_classes < 2:
             raise MapRefinerError("A model needs at least two classes.")
@@ -122,6 +132,13 @@ class ModelConfig:
                 f"A model has at most 255 classes (the class map is 8-bit, 255 marks no "
                 f"data); this one has {self.num_classes}."
             )
+        for c in self.classes:
+            if len(c.colour) != 3 or not all(0 <= v <= 255 for v in c.colour):
+                raise MapRefinerError(
+                    f"The colour of class {c.name!r} in the model's configuration is "
+                    f"{list(c.colour)}; a colour is three values 0-255 (red, green, blue). "
+                    "Fix it or re-export the model with Map Refiner."
+                )
         if n < 1 or len(self.mean) != n or len(self.std) != n:
             raise MapRefinerError(
                 "The model's band list and its normalisation (mean/std) differ in length."

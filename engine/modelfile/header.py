@@ -9,6 +9,7 @@ works even before torch is installed.
 from __future__ import annotations
 
 import json
+import stat
 import struct
 from pathlib import Path
 
@@ -24,6 +25,29 @@ DEFAULT_MODEL_PATH = (
 #: model is given.
 SNAP_MODEL_PATH = DEFAULT_MODEL_PATH.with_name("snap.safetensors")
 MAX_HEADER_BYTES = 100 * 1024 * 1024
+
+
+def check_model_path(path: Path) -> Path:
+    """Refuse what is not a regular file before opening it: a FIFO or a device would
+    block the read forever or stream without end."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise MapRefinerError(
+            f"Model file not found: {path}. Choose an existing .safetensors model."
+        ) from None
+    except OSError as exc:
+        raise MapRefinerError(
+            f"Cannot read the model file {path}: {exc.strerror}.", details=str(exc)
+        ) from exc
+    if stat.S_ISDIR(mode):
+        raise MapRefinerError(f"{path} is a folder; choose a .safetensors model file.")
+    if not stat.S_ISREG(mode):
+        raise MapRefinerError(
+            f"{path.name} is not a regular file (a pipe, socket or device); save the model "
+            "as a file and choose that."
+        )
+    return path
 
 
 def read_metadata(path: Path) -> dict:
@@ -44,11 +68,7 @@ def read_metadata(path: Path) -> dict:
 
 def read_model_config(path: str | Path) -> ModelConfig:
     """The :class:`ModelConfig` stored in ``path``'s safetensors header."""
-    path = Path(path)
-    if not path.is_file():
-        raise MapRefinerError(
-            f"Model file not found: {path}. Choose an existing .safetensors model."
-        )
+    path = check_model_path(Path(path))
     try:
         cfg = json.loads(read_metadata(path)[CONFIG_KEY])
     except (OSError, ValueError, KeyError, struct.error, UnicodeDecodeError) as exc:

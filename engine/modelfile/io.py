@@ -20,7 +20,7 @@ from ..errors import MapRefinerError
 from ..networks.models import MapRefinerNet
 from ..rasters.files import atomic_path, check_output_path, write_error
 from .config import ModelConfig
-from .header import CONFIG_KEY, DEFAULT_MODEL_PATH
+from .header import CONFIG_KEY, DEFAULT_MODEL_PATH, check_model_path
 
 log = logging.getLogger(__name__)
 PathLike = Union[str, Path]
@@ -104,13 +104,7 @@ def read_model_file(path: PathLike) -> tuple[ModelConfig, dict[str, torch.Tensor
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    path = Path(path)
-    if not path.exists():
-        raise MapRefinerError(
-            f"Model file not found: {path}. Choose an existing .safetensors model."
-        )
-    if path.is_dir():
-        raise MapRefinerError(f"{path} is a folder; choose a .safetensors model file.")
+    path = check_model_path(Path(path))
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}

@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -46,6 +47,8 @@ def input_files(path: PathLike) -> list[Path]:
     """``path`` and, when GDAL reads it, every file GDAL says belongs to it (a world file,
     ``.aux.xml`` statistics, ``.ovr`` overviews, a Shapefile's parts)."""
     files = [Path(path)]
+    if _special(Path(path)):
+        return files  # opening a FIFO would block until a writer comes
     from osgeo import gdal
 
     gdal.PushErrorHandler("CPLQuietErrorHandler")
@@ -60,6 +63,15 @@ def input_files(path: PathLike) -> list[Path]:
         if not str(f).startswith("/vsi") and Path(f) not in files:
             files.append(Path(f))
     return files
+
+
+def _special(path: Path) -> bool:
+    """A FIFO, socket or device (neither a file nor a folder)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def check_output_path(
@@ -99,6 +111,20 @@ def check_output_path(
 def write_error(path: PathLike, exc: BaseException) -> MapRefinerError:
     """A failed write as one actionable line (disk full, read-only, ...)."""
     path = Path(path)
+    reason, advice = failure_reason(path, exc)
+    return MapRefinerError(
+        f"Writing {path.name} failed: {reason}; nothing was written to {path.parent}. {advice}",
+        details=repr(exc),
+    )
+
+
+def failure_reason(path: Path, exc: BaseException) -> tuple[str, str]:
+    """Why writing ``path`` failed, and what to do, from the error raised."""
+    if not path.parent.is_dir():
+        return (
+            f"the folder {path.parent} was removed while writing",
+            "Create the folder again and rerun.",
+        )
     code = getattr(exc, "errno", None)
     text = str(exc)
     found = _DISK_ERRORS.get(code) if code else None
@@ -107,13 +133,9 @@ def write_error(path: PathLike, exc: BaseException) -> MapRefinerError:
     if found is None and _nearly_full(path.parent):
         found = _DISK_ERRORS[errno.ENOSPC]
     said = text.splitlines()[0] if text else type(exc).__name__
-    reason, advice = found or (
+    return found or (
         f"the system said: {said}",
         "Check the folder and the disk, or choose another folder.",
-    )
-    return MapRefinerError(
-        f"Writing {path.name} failed: {reason}; nothing was written to {path.parent}. {advice}",
-        details=repr(exc),
     )
 
 

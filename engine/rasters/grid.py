@@ -54,9 +54,9 @@ def srs_from_wkt(wkt: str) -> osr.SpatialReference | None:
 
 def grid_of(ds: gdal.Dataset) -> GridSpec:
     """The grid of an open raster."""
-    return GridSpec(
-        ds.RasterXSize, ds.RasterYSize, tuple(ds.GetGeoTransform()), ds.GetProjection() or ""
-    )
+    from .read import geotransform
+
+    return GridSpec(ds.RasterXSize, ds.RasterYSize, geotransform(ds), ds.GetProjection() or "")
 
 
 def scaled(grid: GridSpec, width: int, height: int) -> GridSpec:

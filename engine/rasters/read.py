@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 import re
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,11 +59,28 @@ def vsi_path(path: PathLike) -> str:
     return p
 
 
+def refuse_special_file(path: str, what: str) -> None:
+    """Refuse an input that is neither a file nor a folder (a FIFO, socket or device)
+    before GDAL opens it: reading one blocks until a writer comes, or never ends."""
+    if path.startswith("/vsi"):
+        return
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # missing: the caller says so
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise MapRefinerError(
+            f"{Path(path).name} is not a regular file (a pipe, socket or device); save the "
+            f"{what} as a file and choose that."
+        )
+
+
 def open_raster(path: PathLike) -> gdal.Dataset:
     """Open any raster GDAL reads, or raise a message that says what to do."""
     p = vsi_path(path)
     if not Path(p).exists() and not p.startswith("/vsi"):
         raise MapRefinerError(f"Raster not found: {p}. Check the path.")
+    refuse_special_file(p, "raster")
     if not p.startswith("/vsi") and Path(p).is_file() and Path(p).stat().st_size == 0:
         raise MapRefinerError(
             f"{Path(p).name} is an empty file (0 bytes); the copy or download "
@@ -109,11 +128,31 @@ def raster_info(ds: gdal.Dataset) -> RasterInfo:
         ds.RasterXSize,
         ds.RasterYSize,
         ds.RasterCount,
-        tuple(ds.GetGeoTransform()),
+        geotransform(ds),
         ds.GetProjection() or "",
         [b.GetNoDataValue() for b in bands],
         tuple(b.DataType for b in bands),
     )
+
+
+def geotransform(ds: gdal.Dataset) -> tuple[float, float, float, float, float, float]:
+    """The dataset's geotransform, finite, or a message about its georeferencing."""
+    name = Path(ds.GetDescription()).name
+    try:
+        x0, dx, rx, y0, ry, dy = (float(v) for v in ds.GetGeoTransform())
+    except RuntimeError as exc:  # e.g. a binary file where the world file should be
+        raise MapRefinerError(
+            f"Cannot read the georeferencing of {name} ({_first_line(exc)}): its world file "
+            "(.wld, .tfw) or .aux.xml beside it is damaged; fix or delete that file.",
+            details=str(exc),
+        ) from exc
+    gt = (x0, dx, rx, y0, ry, dy)
+    if not all(math.isfinite(v) for v in gt) or gt[1] * gt[5] - gt[2] * gt[4] == 0:
+        raise MapRefinerError(
+            f"The georeferencing of {name} is broken (geotransform {list(gt)}: not finite or "
+            "of zero pixel size); fix it (its world file, or Raster ▸ Georeferencer in QGIS)."
+        )
+    return gt
 
 
 def _haversine(lon1: float, lat1: float, lon2: float, lat2: float) -> float:

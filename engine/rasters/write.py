@@ -7,7 +7,7 @@ import contextlib
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 from osgeo import gdal
@@ -15,6 +15,9 @@ from osgeo import gdal
 from ..errors import MapRefinerError
 from .files import claim_temp, place, release, remove_stale_sidecars, write_error
 from .read import RasterInfo
+
+if TYPE_CHECKING:
+    from .group import WriterGroup
 
 gdal.UseExceptions()
 CLASS_NODATA = 255
@@ -142,12 +145,20 @@ class RefinedWriter:
                 del ds
 
     def commit(self) -> None:
+        self.finish()
+        self.place_files([])
+
+    def finish(self) -> None:
+        """Close the temporary files: every byte is on disk (a full disk shows here)."""
         try:
             self._close()
         except RuntimeError as exc:
             target = self._failed(exc)
             self.abort()
             raise write_error(target, exc) from exc
+
+    def place_files(self, placed: list[Path]) -> None:
+        """Move the finished files onto their targets, appending each to ``placed``."""
         try:
             for tmp, final in self.targets:
                 aux = Path(str(tmp) + ".aux.xml")  # category names live in GDAL's sidecar
@@ -156,6 +167,10 @@ class RefinedWriter:
                 except MapRefinerError:
                     self.abort()  # this run's temporaries go; the file in the way stays
                     raise
+                except OSError as exc:
+                    self.abort()
+                    raise write_error(final, exc) from exc
+                placed.append(final)
                 remove_stale_sidecars(final)  # the old map's overviews and statistics
                 if aux.exists():
                     os.replace(aux, Path(str(final) + ".aux.xml"))
@@ -187,11 +202,16 @@ def refined_writer(
     scores: Path | None = None,
     description: str = "",
     overwrite: bool = True,
+    group: WriterGroup | None = None,
 ) -> Iterator[RefinedWriter]:
+    """A writer committed when the block ends, or with the rest of ``group``."""
     w = RefinedWriter(info, out, names, colours, scores, description, overwrite)
     try:
         yield w
     except BaseException:
         w.abort()
         raise
-    w.commit()
+    if group is None:
+        w.commit()
+    else:
+        group.writers.insert(0, w)  # blocks end innermost first: keep the order of entry

@@ -22,6 +22,7 @@ from ..modelfile.header import SNAP_MODEL_PATH
 from ..networks.models import MapRefinerNet
 from ..progress import CancelFn, ProgressFn, make_reporter
 from ..rasters.files import check_output_path
+from ..rasters.group import WriterGroup, writer_group
 from ..rasters.write import CLASS_NODATA, RefinedWriter, refined_writer
 from .memory import bounded_memory, release_free_memory
 from .params import KeepIterations, RefineParams, RefineResult
@@ -85,6 +86,7 @@ def refine_raster(
     colours = config.colours
     with (
         bounded_memory(),
+        writer_group() as group,  # the class map, scores and coarse map: all or none
         refined_writer(
             info,
             out,
@@ -93,8 +95,9 @@ def refine_raster(
             params.scores,
             map_description(p),
             params.overwrite,
+            group,
         ) as writer,
-        optional_writer(params.coarse, p, params.overwrite) as coarse_writer,
+        optional_writer(params.coarse, p, params.overwrite, group) as coarse_writer,
     ):
         for i, tile in enumerate(p.tiles()):
             rep.check()
@@ -226,7 +229,7 @@ def check_outputs(params: RefineParams, vrt: bool = False) -> None:
 
 @contextmanager
 def optional_writer(
-    path: PathLike | None, p: RefinePass, overwrite: bool = True
+    path: PathLike | None, p: RefinePass, overwrite: bool = True, group: WriterGroup | None = None
 ) -> Iterator[RefinedWriter | None]:
     """A class-map writer for ``path``, or None; written atomically like the main map."""
     if path is None:
@@ -241,6 +244,7 @@ def optional_writer(
         None,
         f"{config.name}: coarse CNN (no RNN iteration)",
         overwrite,
+        group,
     ) as writer:
         yield writer
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from osgeo import gdal, ogr
 
 from ..errors import MapRefinerError
+from ..rasters.read import refuse_special_file
 
 ogr.UseExceptions()
 
@@ -19,6 +20,7 @@ def open_layer(path: str | Path, layer: str | int | None = None) -> tuple[gdal.D
     p = str(path)
     if not Path(p).exists() and not p.startswith("/vsi"):
         raise MapRefinerError(f"Vector file not found: {p}. Check the path.")
+    refuse_special_file(p, "vector layer")
     try:
         ds = gdal.OpenEx(p, gdal.OF_VECTOR | gdal.OF_READONLY)
     except RuntimeError as exc:

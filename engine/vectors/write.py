@@ -60,7 +60,10 @@ class VectorTarget:
     ) -> Iterator[ogr.Layer]:
         """Yield a new layer; on success its files replace the target's, else all vanish."""
         tmp_dir = self.path.parent / f".{self.path.stem}.{uuid.uuid4().hex[:8]}.partial"
-        tmp_dir.mkdir()
+        try:
+            tmp_dir.mkdir()
+        except OSError as exc:
+            raise write_error(self.path, exc) from exc
         ds = layer = None
         try:
             ds = self._create(tmp_dir / self.path.name)
@@ -77,7 +80,10 @@ class VectorTarget:
                 ds.FlushCache()
                 layer = ds = None  # closes the files; a failure here is only printed by GDAL
                 self._check_complete(tmp_dir / self.path.name, count)
-            self._move_into_place(tmp_dir)
+            try:
+                self._move_into_place(tmp_dir)
+            except OSError as exc:  # e.g. the folder was removed meanwhile
+                raise write_error(self.path, exc) from exc
         finally:
             layer = ds = None
             shutil.rmtree(tmp_dir, ignore_errors=True)
