@@ -323,9 +323,13 @@ def test_a_round_runs_a_fixed_step_count_per_device() -> None:
     assert FitParams().steps_on(torch.device("cuda")) == GPU_STEPS
     assert FitParams(steps=7).steps_on(torch.device("cpu")) == 7
     assert FitParams().max_seconds is None
-    from map_refiner.training.corrections.finetune import MAX_FLIP_RATIO
+    from map_refiner.training.corrections.finetune import FLIP_PER_SCORE, flip_cap
 
-    assert FitParams().max_flip_ratio == MAX_FLIP_RATIO == 1.0
+    assert FitParams().flip_per_score == FLIP_PER_SCORE == 3.0
+    # the allowance grows with the held-out score: nothing at chance, 1.5x at 100 %
+    assert flip_cap(0.5) == 0.0 and flip_cap(0.4) == 0.0 and flip_cap(None) == 0.0
+    assert flip_cap(0.75) == pytest.approx(0.75) and flip_cap(1.0) == pytest.approx(1.5)
+    assert flip_cap(0.6, float("inf")) == float("inf")
 
 
 def test_flip_ratio_measures_how_much_of_the_sure_map_a_fit_changes() -> None:
@@ -351,7 +355,7 @@ def test_flip_ratio_measures_how_much_of_the_sure_map_a_fit_changes() -> None:
     assert fit.flip_ratio() == pytest.approx(changed / (64 / 4096))
 
 
-@pytest.mark.parametrize("cap, adopted", [(-1.0, False), (float("inf"), True)])
+@pytest.mark.parametrize("cap, adopted", [(0.0, False), (float("inf"), True)])
 def test_a_fit_that_changes_too_much_of_the_sure_map_is_dropped(
     scene: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cap: float, adopted: bool
 ) -> None:
@@ -365,7 +369,7 @@ def test_a_fit_that_changes_too_much_of_the_sure_map_is_dropped(
         corrections(tmp_path / "c.gpkg", FOUR),
         tmp_path / "new.safetensors",
         scene["model"],
-        FitParams(steps=4, eval_every=2, max_flip_ratio=cap),
+        FitParams(steps=4, eval_every=2, flip_per_score=cap),
         device="cpu",
     )
     assert res.adopted is adopted and res.flip_ratio is not None and res.flip_ratio >= 0

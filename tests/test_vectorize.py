@@ -223,8 +223,7 @@ def test_each_polygon_carries_its_source_and_mean_class_probability(tmp_path) ->
     polygons = ogr.Open(str(out))  # kept alive while its layer is read
     lyr = polygons.GetLayer(0)
     got = sorted(
-        (f.GetField("class_id"), round(f.GetField("area_m2")), f.GetField("mean_prob"))
-        for f in lyr
+        (f.GetField("class_id"), round(f.GetField("area_m2")), f.GetField("mean_prob")) for f in lyr
     )
     expected = sorted(
         [

@@ -26,7 +26,7 @@ from osgeo import gdal
 
 from ...engine.modelfile.io import load_model
 from ...engine.refine.pipeline import RefineParams, refine_raster
-from ...training.corrections.finetune import MAX_FLIP_RATIO, finetune
+from ...training.corrections.finetune import finetune, flip_cap
 from ...training.corrections.fit import FitParams
 from ...training.tile import LabelSource
 from ..provenance import git_state
@@ -43,8 +43,8 @@ ROOT = Path(__file__).resolve().parents[2]
 #: leaves the base networks, whose undrawn half is the starting map), so that a row
 #: also says what a dropped fit would have done.
 VARIANTS: dict[str, FitParams] = {
-    "head+rnn": FitParams(adapt="head+rnn", max_flip_ratio=float("inf")),
-    "rnn": FitParams(adapt="rnn", max_flip_ratio=float("inf")),
+    "head+rnn": FitParams(adapt="head+rnn", flip_per_score=float("inf")),
+    "rnn": FitParams(adapt="rnn", flip_per_score=float("inf")),
 }
 COMMIT = git_state(untracked=False)["commit"]
 #: The dialog's "where to draw next" cells are 12 m across.
@@ -128,7 +128,7 @@ def run_scene(
                 )
                 seconds = time.perf_counter() - t0
                 fitted, _ = refine(scene.image, work / "after.tif", model)
-                dropped = res.adopted and (res.flip_ratio or 0.0) > MAX_FLIP_RATIO
+                dropped = res.adopted and (res.flip_ratio or 0.0) > flip_cap(res.tuned_score)
                 after = _burned(pred, drawn) if dropped else fitted
                 pixels = sum(int(m.sum()) for m, _ in drawn)
                 honoured = sum(int((after[m] == bool(c)).sum()) for m, c in drawn) / max(1, pixels)

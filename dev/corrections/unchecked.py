@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ks", default="4,16")
     a = ap.parse_args(argv)
     ft.should_adopt = lambda base, tuned: tuned is not None  # every fit adopted
-    VARIANTS["unchecked"] = replace(VARIANTS["head+rnn"], max_flip_ratio=float("inf"))
+    VARIANTS["unchecked"] = replace(VARIANTS["head+rnn"], flip_per_score=float("inf"))
     rows = a.out_dir / "rows_unchecked.jsonl"
     all_scenes = scenes(a.data, a.out_dir / "data")
     for name in a.scenes.split(",") if a.scenes else list(all_scenes):

@@ -67,7 +67,7 @@ class FitParams:
     anchor_weight: float = 0.3  # an anchor pixel counts this much against a drawn one
     anchor_confidence: float = 0.9  # anchor only where the base model is at least this sure
     balance: bool = True  # drawn classes weigh alike, whatever their pixel counts
-    max_flip_ratio: float = 1.0  # see finetune.MAX_FLIP_RATIO (inf: no such check)
+    flip_per_score: float = 3.0  # see finetune.FLIP_PER_SCORE (inf: no flip check)
     eval_every: int = 10
     clip: float = 1.0
     seed: int = 0
