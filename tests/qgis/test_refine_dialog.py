@@ -119,3 +119,99 @@ def test_label_layer_takes_the_remembered_field(rgb_layer, tiny_model, qgis_new_
     assert dialog.labels.field() == "label"
     dialog.labels.set_layer(polygons, "")
     assert dialog.labels.field() == ""  # no field: every polygon is class 1
+
+
+def _polygons(path: Path) -> Path:
+    """One polygon over the top-left quarter of the scene (UTM 14N), with a class field."""
+    from osgeo import ogr, osr
+
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(26914)
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+    lyr = ds.CreateLayer("osm", srs, ogr.wkbPolygon)
+    lyr.CreateField(ogr.FieldDefn("kind", ogr.OFTString))
+    feat = ogr.Feature(lyr.GetLayerDefn())
+    feat.SetField("kind", "building")
+    x0, y1 = 620000.0, 3350000.0
+    feat.SetGeometry(
+        ogr.CreateGeometryFromWkt(
+            f"POLYGON(({x0} {y1 - 14.4},{x0 + 14.4} {y1 - 14.4},{x0 + 14.4} {y1},{x0} {y1},"
+            f"{x0} {y1 - 14.4}))"
+        )
+    )
+    lyr.CreateFeature(feat)
+    ds = None
+    return path
+
+
+def test_start_from_a_map_you_have(
+    rgb_layer, rgb_path, tiny_model, qgis_new_project, tmp_path
+) -> None:  # noqa: ANN001
+    """ "Start from": empty is the model's CNN; a polygon layer with its class field, or a
+    class raster with its value map, becomes the refine's prior (no slider then)."""
+    from osgeo import gdal
+
+    dialog = _dialog(qgis_new_project, rgb_layer, model_path=str(tiny_model))
+    assert dialog.prior_combo.currentLayer() is None and dialog.refine_job().params.prior is None
+    assert dialog.refine_job().show_iterations
+    assert not dialog.prior_field.isVisibleTo(dialog) and not dialog.prior_values.isVisibleTo(
+        dialog
+    )
+
+    osm = QgsVectorLayer(str(_polygons(tmp_path / "osm.gpkg")), "osm", "ogr")
+    qgis_new_project.addMapLayer(osm)
+    dialog.prior_combo.setLayer(osm)
+    assert dialog.prior_field.isVisibleTo(dialog) and not dialog.prior_values.isVisibleTo(dialog)
+    dialog.prior_field.setField("kind")
+    job = dialog.refine_job()
+    assert job.params.prior == tmp_path / "osm.gpkg"
+    assert job.params.prior_class_field == "kind" and job.params.prior_value_map is None
+    assert not job.show_iterations
+
+    mask = tmp_path / "mask.tif"
+    gdal.Translate(str(mask), str(rgb_path), bandList=[1])
+    raster = QgsRasterLayer(str(mask), "mask")
+    qgis_new_project.addMapLayer(raster)
+    dialog.prior_combo.setLayer(raster)
+    assert dialog.prior_values.isVisibleTo(dialog) and not dialog.prior_field.isVisibleTo(dialog)
+    dialog.prior_values.setText("0:0,255:1")
+    p = dialog.refine_job().params
+    assert (p.prior, p.prior_value_map, p.prior_class_field) == (mask, {0: 0, 255: 1}, None)
+    dialog.prior_values.setText("yes:1")
+    with pytest.raises(MapRefinerError, match="maps raster values"):
+        dialog.refine_job()
+    dialog.prior_combo.setLayer(rgb_layer)
+    with pytest.raises(MapRefinerError, match="another map than the image"):
+        dialog.refine_job()
+
+
+def test_a_refine_from_polygons_runs_in_the_task(
+    plugin, rgb_layer, rgb_path, tiny_model, qgis_new_project, tmp_path, wait_for_tasks
+) -> None:  # noqa: ANN001
+    """The controller's refine from a polygon layer equals the engine's, and is not the
+    CNN's own map."""
+    import numpy as np
+    from osgeo import gdal
+
+    from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
+
+    osm = QgsVectorLayer(str(_polygons(tmp_path / "osm.gpkg")), "osm", "ogr")
+    qgis_new_project.addMapLayer(osm)
+    dialog = _dialog(qgis_new_project, rgb_layer, model_path=str(tiny_model))
+    dialog.prior_combo.setLayer(osm)
+    dialog.output_widget.setFilePath(str(tmp_path / "from_osm.tif"))
+    plugin.controller.start_refine(dialog.refine_job())
+    wait_for_tasks()
+    got = gdal.Open(str(tmp_path / "from_osm.tif")).ReadAsArray()
+    refine_raster(
+        RefineParams(
+            image=rgb_path,
+            out=tmp_path / "e.tif",
+            model_path=tiny_model,
+            prior=tmp_path / "osm.gpkg",
+        )
+    )
+    np.testing.assert_array_equal(got, gdal.Open(str(tmp_path / "e.tif")).ReadAsArray())
+    refine_raster(RefineParams(image=rgb_path, out=tmp_path / "cnn.tif", model_path=tiny_model))
+    assert (got != gdal.Open(str(tmp_path / "cnn.tif")).ReadAsArray()).any()  # the prior counted
+    assert qgis_new_project.mapLayersByName("scene — refined by tiny test model (2 it.)")

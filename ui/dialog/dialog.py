@@ -14,9 +14,11 @@ from qgis.core import (
     QgsMapLayerProxyModel,
     QgsProject,
     QgsRasterLayer,
+    QgsVectorLayer,
 )
 from qgis.gui import (
     QgsDoubleSpinBox,
+    QgsFieldComboBox,
     QgsFileWidget,
     QgsMapLayerComboBox,
     QgsMessageBar,
@@ -31,6 +33,7 @@ from qgis.PyQt.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QProgressBar,
     QPushButton,
     QVBoxLayout,
@@ -39,7 +42,7 @@ from qgis.PyQt.QtWidgets import (
 
 from ...engine.errors import MapRefinerError
 from ...engine.vocabulary import DEVICES
-from ..jobs.refine_job import RefineJob, build_refine_job
+from ..jobs.refine_job import PriorChoice, RefineJob, build_refine_job
 from ..jobs.tasks import EngineTask
 from ..jobs.training_jobs import (
     FinetuneJob,
@@ -93,6 +96,28 @@ class MapRefinerDialog(QDialog):
         self.input_combo = QgsMapLayerComboBox(self)
         self.input_combo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
         self.model = ModelChooser(self)
+        self.prior_combo = QgsMapLayerComboBox(self)
+        self.prior_combo.setFilters(
+            QgsMapLayerProxyModel.Filter.RasterLayer | QgsMapLayerProxyModel.Filter.PolygonLayer
+        )
+        self.prior_combo.setAllowEmptyLayer(True)
+        self.prior_combo.setLayer(None)
+        self.prior_combo.setToolTip(
+            "Empty: the model's coarse CNN makes the first map. A class map or polygon layer "
+            "you already have (another tool's classification, OSM buildings): the RNN "
+            "moves it onto the image's edges, with the bundled snap model unless you "
+            "choose a model."
+        )
+        self.prior_field = QgsFieldComboBox(self)
+        self.prior_field.setAllowEmptyFieldName(True)
+        self.prior_field.setToolTip(
+            "The polygons' class field (the model's class names); empty: every polygon "
+            "is a building and the rest background"
+        )
+        self.prior_values = QLineEdit(self)
+        self.prior_values.setPlaceholderText(
+            "value map, e.g. 0:0,255:1 (empty: values are classes)"
+        )
         self.iterations_spin = QgsSpinBox(self)
         self.iterations_spin.setRange(0, 20)
         self.iterations_spin.setToolTip("RNN refinement steps; 0 gives the coarse CNN map.")
@@ -166,6 +191,11 @@ class MapRefinerDialog(QDialog):
         form = QFormLayout()
         form.addRow("Raster layer", self.input_combo)
         form.addRow("Model", self.model)
+        prior_row = QHBoxLayout()
+        prior_row.addWidget(self.prior_combo, 1)
+        prior_row.addWidget(self.prior_field)
+        prior_row.addWidget(self.prior_values)
+        form.addRow("Start from", prior_row)
         form.addRow("Iterations", self.iterations_spin)
         device_row = QHBoxLayout()
         device_row.addWidget(self.device_combo)
@@ -200,6 +230,7 @@ class MapRefinerDialog(QDialog):
         self.cancel_button.clicked.connect(self.cancel_requested)
         self.labels.new_layer_button.clicked.connect(self.new_correction_layer_requested)
         self.input_combo.layerChanged.connect(self._on_input_changed)
+        self.prior_combo.layerChanged.connect(self._on_prior_changed)
         self.output_widget.fileChanged.connect(self._on_output_edited)
         self.iterations_spin.valueChanged.connect(self._on_iterations_edited)
         self.model.model_changed.connect(self._on_model_changed)
@@ -210,6 +241,7 @@ class MapRefinerDialog(QDialog):
         self.device_combo.setCurrentIndex(max(self.device_combo.findData(defaults.device), 0))
         self.scores_check.setChecked(defaults.write_scores)
         self.coarse_check.setChecked(defaults.add_coarse)
+        self._on_prior_changed(None)
         self.labels.set_mode(defaults.label_mode)
         self.labels.preferred_field = defaults.label_field
         if defaults.iterations >= 0:
@@ -226,6 +258,22 @@ class MapRefinerDialog(QDialog):
 
     def _on_input_changed(self, _layer: QgsMapLayer | None) -> None:
         self.suggest_output_if_auto()
+
+    def _on_prior_changed(self, layer: QgsMapLayer | None) -> None:
+        """A polygon layer asks for its class field, a raster for its value map."""
+        vector = isinstance(layer, QgsVectorLayer)
+        self.prior_field.setLayer(layer if vector else None)
+        self.prior_field.setVisible(vector)
+        self.prior_values.setVisible(isinstance(layer, QgsRasterLayer))
+
+    def prior_choice(self) -> PriorChoice | None:
+        """The map to start from, or None (the model's coarse CNN)."""
+        layer = self.prior_combo.currentLayer()
+        if layer is None:
+            return None
+        if isinstance(layer, QgsVectorLayer):
+            return PriorChoice(layer, class_field=self.prior_field.currentField() or None)
+        return PriorChoice(layer, value_map=self.prior_values.text())
 
     def _on_output_edited(self, _path: str) -> None:
         if not self._programmatic:
@@ -286,6 +334,7 @@ class MapRefinerDialog(QDialog):
             output=self.output_widget.filePath(),
             write_scores=self.scores_check.isChecked(),
             add_coarse=self.coarse_check.isChecked(),
+            prior=self.prior_choice(),
         )
 
     def vectorize_job(self) -> VectorizeJob:

@@ -19,7 +19,7 @@ from ..layers import (
     probability_layers,
     refined_layer_name,
 )
-from ..sources import coarse_path_for, raster_path, scores_path_for
+from ..sources import coarse_path_for, layer_file, raster_path, scores_path_for
 from .trajectory_job import TrajectoryJob, TrajectoryResult, write_slider_maps
 
 if TYPE_CHECKING:
@@ -40,6 +40,15 @@ class RefineJob:
 
 
 @dataclass
+class PriorChoice:
+    """A map the user already has, to start the RNN from (engine/refine/prior.py)."""
+
+    layer: QgsMapLayer  # a class raster or a polygon layer
+    class_field: str | None = None  # a polygon layer's class field (None: all buildings)
+    value_map: str = ""  # a raster's "value:class" pairs (empty: values are classes)
+
+
+@dataclass
 class RefineOutcome:
     """The refine's result and, when kept, the slider's maps on disk."""
 
@@ -55,7 +64,10 @@ def build_refine_job(
     output: str,
     write_scores: bool,
     add_coarse: bool = False,
+    prior: PriorChoice | None = None,
 ) -> RefineJob:
+    """The refine of ``layer``; with ``prior``, from that map instead of the coarse CNN
+    (no iterations slider then: its Recompute starts from the CNN)."""
     image = raster_path(layer)
     if not output.strip():
         raise MapRefinerError("Choose an output file for the refined class map.")
@@ -76,7 +88,28 @@ def build_refine_job(
         scores=scores_path_for(out) if write_scores else None,
         coarse=coarse_path_for(out) if add_coarse else None,
     )
-    return RefineJob(params, layer.name(), layer.id())  # type: ignore[union-attr]
+    if prior is not None:
+        from ...engine.vocabulary import parse_raster_value_map
+
+        path = layer_file(prior.layer)
+        if not path.is_file():
+            raise MapRefinerError(
+                f"“{prior.layer.name()}” is not a file on disk; save it (GeoTIFF or "
+                "GeoPackage) and start from that."
+            )
+        if path == image:
+            raise MapRefinerError("Start from another map than the image being refined.")
+        params = replace(
+            params,
+            prior=path,
+            prior_class_field=prior.class_field,
+            prior_value_map=parse_raster_value_map(prior.value_map, "The value map")
+            if isinstance(prior.layer, QgsRasterLayer)
+            else None,
+        )
+    return RefineJob(  # type: ignore[union-attr]
+        params, layer.name(), layer.id(), show_iterations=prior is None
+    )
 
 
 def keep_iteration_job(
