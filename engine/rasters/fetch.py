@@ -1,0 +1,182 @@
+"""Online imagery as input: the tiles of an XYZ service over an extent, at the model's
+resolution, fetched through GDAL's WMS driver (TMS mini-driver) into a GeoTIFF that
+is written atomically, and that a later fetch of the same extent reuses."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from osgeo import gdal
+
+from ..errors import CancelledError, MapRefinerError
+from ..progress import CancelFn, ProgressFn, Reporter
+from .files import atomic_path, check_output_path
+from .tiles import (
+    DEFAULT_MAX_TILES,
+    TILE_SIZE,
+    WEB_MERCATOR_HALF,
+    TilePlan,
+    XyzSource,
+    check_tile_budget,
+    plan_tiles,
+    to_web_mercator,
+)
+
+gdal.UseExceptions()
+log = logging.getLogger(__name__)
+KEY = "MAP_REFINER_FETCH"  # GeoTIFF metadata: what was fetched, so a cache is reused only for it
+
+
+@dataclass(frozen=True)
+class FetchRequest:
+    source: XyzSource
+    bbox: tuple[float, float, float, float]  # minx, miny, maxx, maxy in ``crs``
+    crs: str  # EPSG:n or WKT
+    resolution_m: float  # the model's ground resolution
+    out: Path
+    max_tiles: int = DEFAULT_MAX_TILES
+
+    def plan(self) -> TilePlan:
+        self.source.check()
+        return plan_tiles(to_web_mercator(self.bbox, self.crs), self.resolution_m, self.source)
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    path: Path
+    zoom: int
+    tiles: int  # fetched from the service (0 when the cached GeoTIFF was reused)
+    bytes: int  # downloaded
+    width: int
+    height: int
+    ground_m: float
+    cached: bool = False
+
+    def describe(self) -> str:
+        size = f"{self.width} x {self.height} px at {self.ground_m:.2f} m, zoom {self.zoom}"
+        if self.cached:
+            return f"Reused the fetched image {self.path.name} ({size})"
+        mb = self.bytes / 1e6
+        return f"Fetched {self.tiles} tiles ({mb:.1f} MB, {size}) → {self.path}"
+
+
+def fetch_key(source: XyzSource, plan: TilePlan) -> str:
+    """Identifies a fetch: the service and the pixels asked for."""
+    text = f"{source.url}|{plan.zoom}|{plan.tx0},{plan.ty0}|{plan.window}"
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def wms_xml(source: XyzSource, zoom: int, cache: Path) -> str:
+    """A GDAL_WMS description of the service at ``zoom``: one raster, the world mosaic of
+    that zoom's tiles, of which a fetch reads one window. Tiles land in ``cache``."""
+    flipped = "{-y}" in source.url
+    url = source.url.replace("{-y}", "{y}")
+    for name in ("x", "y", "z"):
+        url = url.replace("{" + name + "}", "${" + name + "}")
+    h = repr(WEB_MERCATOR_HALF)
+    return f"""<GDAL_WMS>
+  <Service name="TMS"><ServerUrl>{escape(url)}</ServerUrl></Service>
+  <DataWindow>
+    <UpperLeftX>-{h}</UpperLeftX><UpperLeftY>{h}</UpperLeftY>
+    <LowerRightX>{h}</LowerRightX><LowerRightY>-{h}</LowerRightY>
+    <TileLevel>{zoom}</TileLevel><TileCountX>1</TileCountX><TileCountY>1</TileCountY>
+    <YOrigin>{"bottom" if flipped else "top"}</YOrigin>
+  </DataWindow>
+  <Projection>EPSG:3857</Projection>
+  <BlockSizeX>{TILE_SIZE}</BlockSizeX><BlockSizeY>{TILE_SIZE}</BlockSizeY>
+  <BandsCount>3</BandsCount>
+  <MaxConnections>4</MaxConnections>
+  <ZeroBlockHttpCodes>204,404</ZeroBlockHttpCodes>
+  <Cache><Path>{escape(str(cache))}</Path></Cache>
+</GDAL_WMS>"""
+
+
+def cached_fetch(path: Path, key: str) -> bool:
+    """``path`` holds this very fetch (same service, zoom and pixels)."""
+    if not path.is_file():
+        return False
+    gdal.PushErrorHandler("CPLQuietErrorHandler")
+    try:
+        ds = gdal.OpenEx(str(path), gdal.OF_RASTER | gdal.OF_READONLY)
+        return ds is not None and ds.GetMetadataItem(KEY) == key
+    except RuntimeError:
+        return False
+    finally:
+        gdal.PopErrorHandler()
+
+
+def fetch_xyz(
+    request: FetchRequest,
+    progress: ProgressFn | None = None,
+    is_cancelled: CancelFn | None = None,
+) -> FetchResult:
+    """Fetch the request's extent into ``request.out`` (reused when it already holds the
+    same fetch); refuses more than ``max_tiles`` tiles. Nothing is left on failure."""
+    rep = Reporter(progress or (lambda _f: None), is_cancelled or (lambda: False))
+    plan = request.plan()
+    key = fetch_key(request.source, plan)
+    _, _, width, height = plan.window
+    if cached_fetch(request.out, key):
+        log.info("reusing %s for %s", request.out, key)
+        return FetchResult(request.out, plan.zoom, 0, 0, width, height, plan.ground_m, True)
+    check_tile_budget(plan, request.max_tiles)
+    out = check_output_path(request.out)
+    cache = Path(tempfile.mkdtemp(prefix="map_refiner_tiles_"))
+    try:
+        with atomic_path(out, overwrite=False) as tmp:
+            _translate(wms_xml(request.source, plan.zoom, cache), plan, tmp, key, rep)
+            tiles, size = _downloaded(cache)
+            if tiles == 0:
+                raise MapRefinerError(
+                    f"The tile service gave no tile for this extent at zoom {plan.zoom} "
+                    f"({request.source.url}); check the URL and that it covers the area."
+                )
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+    log.info("fetched %d tiles, %d bytes -> %s", tiles, size, out)
+    return FetchResult(out, plan.zoom, tiles, size, width, height, plan.ground_m)
+
+
+def _translate(xml: str, plan: TilePlan, tmp: Path, key: str, rep: Reporter) -> None:
+    def callback(fraction: float, _msg: str, _data: object) -> int:
+        if rep.is_cancelled():
+            return 0
+        rep.report(fraction)
+        return 1
+
+    col, row, width, height = plan.window
+    try:
+        src = gdal.Open(xml)
+        gdal.Translate(
+            str(tmp),
+            src,
+            format="GTiff",
+            srcWin=[col, row, width, height],
+            creationOptions=["TILED=YES", "COMPRESS=DEFLATE", "PREDICTOR=2", "BIGTIFF=IF_SAFER"],
+            metadataOptions=[f"{KEY}={key}"],
+            callback=callback,
+        )
+    except RuntimeError as exc:
+        if rep.is_cancelled():
+            raise CancelledError() from exc
+        raise MapRefinerError(
+            f"Fetching the tiles failed: {str(exc).splitlines()[0]}; check the tile URL and "
+            "the network.",
+            details=repr(exc),
+        ) from exc
+    finally:
+        src = None  # noqa: F841 - GDAL closes the service before the cache is read
+    if rep.is_cancelled():
+        raise CancelledError()
+
+
+def _downloaded(cache: Path) -> tuple[int, int]:
+    """Tiles and bytes GDAL's cache holds: what came from the service."""
+    files = [f for f in cache.rglob("*") if f.is_file()]
+    return len(files), sum(f.stat().st_size for f in files)

@@ -1,0 +1,127 @@
+"""A local XYZ tile server for tests: 256 x 256 PNG tiles cut from an EPSG:3857 raster
+whose pixels are one zoom level's pixels, on 127.0.0.1 (port chosen by the system)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+from osgeo import gdal
+
+gdal.UseExceptions()
+HALF = 20037508.342789244
+TILE = 256
+
+
+def pixel_size(zoom: int) -> float:
+    return 2 * HALF / (TILE * 2**zoom)
+
+
+@dataclass
+class TileServer:
+    """Serves ``source`` (read-only) at ``zoom``; counts what it served."""
+
+    source: Path
+    zoom: int
+    flip_y: bool = False  # rows counted from the south (TMS, QGIS's {-y})
+    url: str = ""
+    served: list[tuple[int, int, int]] = field(default_factory=list)
+    bytes_served: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def tile_png(self, z: int, x: int, y: int) -> bytes | None:
+        if z != self.zoom:
+            return None
+        if self.flip_y:
+            y = 2**z - 1 - y
+        ds = gdal.OpenEx(str(self.source), gdal.OF_RASTER | gdal.OF_READONLY)
+        gt = ds.GetGeoTransform()
+        res = pixel_size(z)
+        col0 = round((-HALF + x * TILE * res - gt[0]) / res)
+        row0 = round((gt[3] - (HALF - y * TILE * res)) / res)
+        c0, r0 = max(col0, 0), max(row0, 0)
+        c1, r1 = min(col0 + TILE, ds.RasterXSize), min(row0 + TILE, ds.RasterYSize)
+        if c1 <= c0 or r1 <= r0:
+            return None
+        tile = np.zeros((3, TILE, TILE), dtype=np.uint8)
+        data = ds.ReadAsArray(c0, r0, c1 - c0, r1 - r0, band_list=[1, 2, 3])
+        tile[:, r0 - row0 : r1 - row0, c0 - col0 : c1 - col0] = data
+        mem = gdal.GetDriverByName("MEM").Create("", TILE, TILE, 3, gdal.GDT_Byte)
+        mem.WriteArray(tile)
+        name = f"/vsimem/tile_{uuid.uuid4().hex}.png"
+        gdal.GetDriverByName("PNG").CreateCopy(name, mem)
+        png = bytes(gdal.VSIGetMemFileBuffer_unsafe(name))
+        gdal.Unlink(name)
+        return png
+
+
+def _handler(server: TileServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            try:
+                z, x, name = self.path.strip("/").split("/")[-3:]
+                png = server.tile_png(int(z), int(x), int(name.split(".")[0]))
+            except ValueError:
+                png = None
+            if png is None:
+                self.send_response(404)
+                self.end_headers()
+                return
+            with server.lock:
+                server.served.append((int(z), int(x), int(name.split(".")[0])))
+                server.bytes_served += len(png)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(png)))
+            self.end_headers()
+            self.wfile.write(png)
+
+        def log_message(self, *_args: object) -> None:
+            return None
+
+    return Handler
+
+
+@contextmanager
+def serve_tiles(source: Path, zoom: int, flip_y: bool = False) -> Iterator[TileServer]:
+    """A running server for ``source``; its ``url`` is an XYZ template."""
+    tiles = TileServer(source, zoom, flip_y)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(tiles))
+    tiles.url = f"http://127.0.0.1:{httpd.server_address[1]}/tiles/{{z}}/{{x}}/{{y}}.png"
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield tiles
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def web_mosaic(
+    path: Path, zoom: int, tx: int, ty: int, cols: int, rows: int, seed: int = 0
+) -> Path:
+    """A seeded RGB GeoTIFF in EPSG:3857 covering tiles ``tx..``, ``ty..`` at ``zoom``
+    (pixels on the zoom's lattice): smooth gradients plus blocks, so PNG stays small."""
+    from osgeo import osr
+
+    rng = np.random.default_rng(seed)
+    w, h = cols * TILE, rows * TILE
+    res = pixel_size(zoom)
+    yy, xx = np.mgrid[0:h, 0:w]
+    blocks = rng.integers(0, 120, (h // 16 + 1, w // 16 + 1))[yy // 16, xx // 16]
+    bands = [(xx * 255 // w), (yy * 255 // h), blocks + 60]
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), w, h, 3, gdal.GDT_Byte)
+    ds.SetGeoTransform((-HALF + tx * TILE * res, res, 0.0, HALF - ty * TILE * res, 0.0, -res))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(3857)
+    ds.SetProjection(srs.ExportToWkt())
+    for i, band in enumerate(bands, start=1):
+        ds.GetRasterBand(i).WriteArray(band.astype(np.uint8))
+    ds = None
+    return path

@@ -1,0 +1,190 @@
+"""Online imagery as input: an XYZ service on 127.0.0.1 fetched into a GeoTIFF at the
+model's resolution (engine/rasters/fetch.py, tiles.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers_data import real_data
+from helpers_tiles import HALF, pixel_size, serve_tiles, web_mosaic
+from osgeo import gdal, osr
+
+from map_refiner.engine.errors import CancelledError, MapRefinerError
+from map_refiner.engine.rasters.fetch import FetchRequest, fetch_xyz
+from map_refiner.engine.rasters.tiles import XyzSource, choose_zoom, plan_tiles
+
+gdal.UseExceptions()
+ZOOM, TX, TY = 18, 215000, 114000  # a zoom-18 spot near 24.5° N, as Xiamen's mosaic
+
+
+@pytest.fixture
+def mosaic(tmp_path: Path) -> Path:
+    return web_mosaic(tmp_path / "mosaic.tif", ZOOM, TX, TY, cols=3, rows=2)
+
+
+def window_bbox(src: Path, col: int, row: int, w: int, h: int) -> tuple[float, ...]:
+    gt = gdal.Open(str(src)).GetGeoTransform()
+    return (
+        gt[0] + col * gt[1],
+        gt[3] + (row + h) * gt[5],
+        gt[0] + (col + w) * gt[1],
+        gt[3] + row * gt[5],
+    )
+
+
+def assert_fetched_window(out: Path, src: Path, col: int, row: int, w: int, h: int) -> None:
+    """``out`` is exactly the pixels and the grid of ``src``'s window."""
+    got, want = gdal.Open(str(out)), gdal.OpenEx(str(src), gdal.OF_RASTER | gdal.OF_READONLY)
+    gt = want.GetGeoTransform()
+    assert (got.RasterXSize, got.RasterYSize, got.RasterCount) == (w, h, 3)
+    expected_gt = (gt[0] + col * gt[1], gt[1], 0.0, gt[3] + row * gt[5], 0.0, gt[5])
+    assert np.allclose(got.GetGeoTransform(), expected_gt, rtol=0, atol=1e-3)
+    assert got.GetSpatialRef().GetAuthorityCode(None) == "3857"
+    np.testing.assert_array_equal(got.ReadAsArray(), want.ReadAsArray(col, row, w, h))
+
+
+def test_fetch_matches_the_served_raster_and_counts_tiles(mosaic: Path, tmp_path: Path) -> None:
+    with serve_tiles(mosaic, ZOOM) as server:
+        out = tmp_path / "fetched.tif"
+        bbox = window_bbox(mosaic, 100, 50, 500, 350)
+        seen: list[float] = []
+        result = fetch_xyz(
+            FetchRequest(XyzSource(server.url), bbox, "EPSG:3857", 0.6, out), seen.append
+        )
+    assert result.path == out and not result.cached and result.zoom == ZOOM
+    assert result.tiles == len(server.served) == 6  # 500 x 350 px from col 100: 3 x 2 tiles
+    assert result.bytes == server.bytes_served
+    assert (result.width, result.height) == (500, 350)
+    assert seen and seen[-1] == pytest.approx(1.0)
+    assert_fetched_window(out, mosaic, 100, 50, 500, 350)
+    assert "Fetched 6 tiles" in result.describe() and "MB" in result.describe()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fetched.tif", "mosaic.tif"]
+
+
+def test_the_same_extent_reuses_the_cached_geotiff(mosaic: Path, tmp_path: Path) -> None:
+    out = tmp_path / "fetched.tif"
+    bbox = window_bbox(mosaic, 10, 10, 200, 200)
+    with serve_tiles(mosaic, ZOOM) as server:
+        fetch_xyz(FetchRequest(XyzSource(server.url), bbox, "EPSG:3857", 0.6, out))
+        first = len(server.served)
+        again = fetch_xyz(FetchRequest(XyzSource(server.url), bbox, "EPSG:3857", 0.6, out))
+        assert again.cached and again.tiles == 0 and len(server.served) == first
+        assert "Reused" in again.describe()
+        other = window_bbox(mosaic, 300, 10, 200, 200)  # another extent: never overwritten
+        with pytest.raises(MapRefinerError, match="already exists"):
+            fetch_xyz(FetchRequest(XyzSource(server.url), other, "EPSG:3857", 0.6, out))
+
+
+def test_an_extent_in_another_crs_is_covered(mosaic: Path, tmp_path: Path) -> None:
+    minx, miny, maxx, maxy = window_bbox(mosaic, 200, 100, 300, 300)
+    wgs, merc = osr.SpatialReference(), osr.SpatialReference()
+    wgs.ImportFromEPSG(4326)
+    merc.ImportFromEPSG(3857)
+    for ref in (wgs, merc):
+        ref.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    bbox = osr.CoordinateTransformation(merc, wgs).TransformBounds(minx, miny, maxx, maxy, 21)
+    with serve_tiles(mosaic, ZOOM) as server:
+        result = fetch_xyz(
+            FetchRequest(XyzSource(server.url), bbox, "EPSG:4326", 0.6, tmp_path / "f.tif")
+        )
+    gt = gdal.Open(str(result.path)).GetGeoTransform()
+    assert gt[0] <= minx + 1e-6 and gt[3] >= maxy - 1e-6
+    assert gt[0] + result.width * gt[1] >= maxx - 1e-6
+    assert result.width - 300 <= 2 and result.height - 300 <= 2
+
+
+def test_tms_rows_from_the_south(mosaic: Path, tmp_path: Path) -> None:
+    with serve_tiles(mosaic, ZOOM, flip_y=True) as server:
+        url = server.url.replace("{y}", "{-y}")
+        out = tmp_path / "tms.tif"
+        fetch_xyz(
+            FetchRequest(XyzSource(url), window_bbox(mosaic, 0, 0, 300, 300), "EPSG:3857", 0.6, out)
+        )
+    assert_fetched_window(out, mosaic, 0, 0, 300, 300)
+
+
+def test_zoom_is_the_coarsest_as_fine_as_the_model() -> None:
+    source = XyzSource("http://x/{z}/{x}/{y}.png", 0, 19)
+    assert choose_zoom(0.6, 24.5, source) == 18  # 0.54 m on the ground; zoom 17 is 1.09 m
+    assert choose_zoom(1.0, 0.0, source) == 18  # 0.60 m at the equator, 17 is 1.19 m
+    assert choose_zoom(2.0, 60.0, source) == 16
+    assert choose_zoom(0.1, 24.5, XyzSource("http://x/{z}/{x}/{y}", 0, 17)) == 17  # capped
+    px = pixel_size(18)
+    plan = plan_tiles((-5 * px, -5 * px, 5 * px, 5 * px), 1.0, source)
+    assert plan.window[2:] == (10, 10) and plan.tiles == 4  # the equator and meridian meet
+
+
+def test_too_many_tiles_are_refused_before_any_request(mosaic: Path, tmp_path: Path) -> None:
+    with serve_tiles(mosaic, ZOOM) as server:
+        request = FetchRequest(
+            XyzSource(server.url),
+            window_bbox(mosaic, 0, 0, 768, 512),
+            "EPSG:3857",
+            0.6,
+            tmp_path / "big.tif",
+            max_tiles=4,
+        )
+        with pytest.raises(MapRefinerError, match="needs 6 tiles at zoom 18.*limit is 4.*Zoom in"):
+            fetch_xyz(request)
+        assert server.served == []
+    assert not (tmp_path / "big.tif").exists()
+
+
+def test_cancel_leaves_nothing(mosaic: Path, tmp_path: Path) -> None:
+    calls: list[float] = []
+    with serve_tiles(mosaic, ZOOM) as server:
+        request = FetchRequest(
+            XyzSource(server.url),
+            window_bbox(mosaic, 0, 0, 768, 512),
+            "EPSG:3857",
+            0.6,
+            tmp_path / "cancelled.tif",
+        )
+        with pytest.raises(CancelledError):
+            fetch_xyz(request, calls.append, lambda: len(calls) > 0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mosaic.tif"]
+
+
+def test_a_service_without_the_area_is_one_clear_error(mosaic: Path, tmp_path: Path) -> None:
+    with serve_tiles(mosaic, ZOOM) as server:
+        bbox = (0.0, 0.0, 100.0, 100.0)  # far from the mosaic: every tile 404
+        with pytest.raises(MapRefinerError, match="gave no tile"):
+            fetch_xyz(
+                FetchRequest(XyzSource(server.url), bbox, "EPSG:3857", 0.6, tmp_path / "n.tif")
+            )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mosaic.tif"]
+
+
+@pytest.mark.parametrize("url", ["http://x/{z}/{q}.png", "http://x/{z}/{x}.png"])
+def test_unusable_templates_are_refused(url: str, tmp_path: Path) -> None:
+    with pytest.raises(MapRefinerError, match="not supported|lacks"):
+        fetch_xyz(
+            FetchRequest(XyzSource(url), (0, 0, 10, 10), "EPSG:3857", 0.6, tmp_path / "o.tif")
+        )
+
+
+def test_xiamen_tiles_fetched_back_at_the_model_resolution(tmp_path: Path) -> None:
+    """The Xiamen mosaic is zoom-18 web-map imagery: tiles cut from it and fetched back at
+    the bundled model's 0.6 m give its own pixels on its own grid (read only)."""
+    xiamen = real_data("xiamen", "xiamen_rgb.tif")
+    ds = gdal.OpenEx(str(xiamen), gdal.OF_RASTER | gdal.OF_READONLY)
+    gt = ds.GetGeoTransform()
+    assert gt[1] == pytest.approx(pixel_size(18))
+    lattice = (gt[0] + HALF) / gt[1] / 256
+    assert lattice == pytest.approx(round(lattice), abs=1e-6)  # on the tile lattice
+    col, row, w, h = 3000, 3500, 700, 500
+    with serve_tiles(xiamen, 18) as server:
+        result = fetch_xyz(
+            FetchRequest(
+                XyzSource(server.url, 0, 19),
+                window_bbox(xiamen, col, row, w, h),
+                "EPSG:3857",
+                0.6,
+                tmp_path / "xiamen_view.tif",
+            )
+        )
+    assert result.zoom == 18 and result.tiles == len(server.served)
+    assert result.ground_m == pytest.approx(0.543, abs=0.001)
+    assert_fetched_window(result.path, xiamen, col, row, w, h)
