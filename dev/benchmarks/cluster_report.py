@@ -23,8 +23,8 @@ def write_report(res: dict, out: Path) -> str:
         "",
         "Written by `make bench-cluster` (`python -m map_refiner.dev.benchmarks.cluster`) "
         "from one run; the page [benchmarks.md](benchmarks.md) has the single-process "
-        "figures. Every run below uses both cores of this machine, so the page is only "
-        "meaningful from a run with nothing else running.",
+        "figures. local:2 (and one process with two threads) use both cores of this "
+        "machine, so the page is only meaningful from a run with nothing else running.",
         "",
         "## The run",
         "",
@@ -56,7 +56,7 @@ def write_report(res: dict, out: Path) -> str:
         "",
         "## Time and memory",
         "",
-        f"| run | seconds | s per input Mpx | against the {name} | blocks | "
+        f"| run | seconds | s per input Mpx | speed against the {name} | blocks | "
         "peak RSS per worker (MiB) | driver peak RSS (MiB) |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
