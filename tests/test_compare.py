@@ -73,6 +73,7 @@ def scene(tmp_path: Path) -> dict:
         (box(150, 40, 170, 60), "building"),  # nothing there in the image
         (box(45, 100, 55, 190), "building"),  # a strip across C and beyond
         (box(20, 20, 40, 40), "road"),  # another class: not compared
+        (box(300, 300, 340, 340), "building"),  # off the map: not compared
     ]
     return {
         "map": write_classmap(tmp_path / "refined.tif", cls),
@@ -108,6 +109,7 @@ def test_each_prior_feature_gets_a_status_and_new_objects_are_listed(
     assert got[3]["status"] == "not seen"
     assert got[4]["status"] == "reshaped"
     assert 5 not in got  # a road, not a building
+    assert 6 not in got  # not on the map at all
     new = [f for f in flags(out) if f["status"] == "new"]
     assert len(new) == 1 and new[0]["area"] == pytest.approx(100.0)  # D; the speck is not
     assert res.counts == {"kept": 1, "moved": 1, "reshaped": 1, "not seen": 1, "new": 1}
@@ -160,3 +162,14 @@ def test_the_cli_writes_the_flags_and_says_what_it_found(
     assert "1 kept, 1 moved, 1 reshaped, 1 not seen, 1 new" in capsys.readouterr().out
     assert main(["compare", *args, "--moved", "-1"]) == 2  # a bad number: one line
     assert "--moved" in capsys.readouterr().err
+
+
+def test_a_class_map_whose_names_are_padded_compares(scene: dict, tmp_path: Path) -> None:
+    """A refine's class map carries 256 category names ("" past the model's classes)."""
+    ds = gdal.Open(str(scene["map"]), 1)
+    ds.GetRasterBand(1).SetCategoryNames(["background", "building"] + [""] * 254)
+    ds = None
+    res = compare(
+        scene["prior"], scene["map"], tmp_path / "f.gpkg", CompareParams("building", "kind")
+    )
+    assert res.counts["kept"] == 1

@@ -30,7 +30,7 @@ from typing import Union
 from osgeo import gdal, ogr, osr
 
 from ..errors import MapRefinerError
-from ..labels.classes import ClassResolver
+from ..labels.classes import IGNORE, ClassResolver
 from ..progress import CancelFn, ProgressFn, make_reporter
 from ..rasters.grid import grid_of, is_metric, local_metric_srs
 from ..rasters.read import open_raster
@@ -116,13 +116,16 @@ def compare(
     to_metric = None if metric is srs else osr.CoordinateTransformation(srs, metric)
     objects, objects_ds = _objects(regions, to_metric)
     del regions_ds
-    k = max(2, len(band.GetCategoryNames() or []))
-    prior = _prior_features(prior_path, metric, params, names[:k], cls)
+    cats = list(band.GetCategoryNames() or [])
+    named = [i for i, c in enumerate(cats) if c]  # a colour table pads its names with ""
+    k = min(IGNORE - 1, max(2, cls + 1, (named[-1] + 1) if named else 0))
+    footprint = _footprint(grid.bounds, to_metric)
+    prior = _prior_features(prior_path, metric, params, names[:k], cls, footprint)
     report.report(0.5)
     flags = _flag(prior, objects, params, report)
     back = None if to_metric is None else osr.CoordinateTransformation(metric, srs)
     counts = {s: 0 for s in STATUSES}
-    with target.writing(srs) as out:
+    with target.writing(srs, ogr.wkbMultiPolygon) as out:
         with target.write_errors():
             for name, kind in (
                 ("status", ogr.OFTString),
@@ -150,7 +153,7 @@ def compare(
             geom = f.geom.Clone()
             if back is not None:
                 geom.Transform(back)
-            feat.SetGeometry(ogr.ForceToMultiPolygon(geom))
+            feat.SetGeometry(ogr.ForceToMultiPolygon(geom))  # a clipped feature may split
             with target.write_errors():
                 out.CreateFeature(feat)
             counts[f.status] += 1
@@ -185,9 +188,11 @@ def _prior_features(
     params: CompareParams,
     names: Sequence[str],
     cls: int,
+    footprint: ogr.Geometry,
 ) -> list[tuple[int, ogr.Geometry]]:
-    """(fid, polygon in metres) of the prior features of class ``cls`` (every feature
-    without a class field; else those whose value names it, or maps to it)."""
+    """(fid, polygon in metres, clipped to the map's ``footprint``) of the prior
+    features of class ``cls`` on the map (every feature without a class field; else
+    those whose value names it, or maps to it); features off the map are not compared."""
     ds, lyr = open_layer(path)
     name = f"{Path(str(path)).name}:{lyr.GetName()}"
     field_index = -1
@@ -223,8 +228,13 @@ def _prior_features(
                 "transform to the map's); check the layer's CRS.",
                 details=str(exc),
             ) from exc
+        if not geom.Intersects(footprint):
+            continue
         if not geom.IsValid():
             geom = geom.MakeValid() if hasattr(geom, "MakeValid") else geom.Buffer(0)
+        geom = geom.Intersection(footprint)
+        if geom is None or geom.IsEmpty() or geom.GetArea() <= 0:
+            continue
         out.append((feat.GetFID(), geom))
     del ds
     if not out:
@@ -233,6 +243,29 @@ def _prior_features(
             "layer and its class field."
         )
     return out
+
+
+def _footprint(
+    bounds: tuple[float, float, float, float], to_metric: osr.CoordinateTransformation | None
+) -> ogr.Geometry:
+    """The map's extent as a polygon in metres."""
+    x0, y0, x1, y1 = bounds
+    ring = ogr.Geometry(ogr.wkbLinearRing)
+    steps = 16  # densified, so that a reprojected edge stays close to the true one
+    for i in range(steps):
+        ring.AddPoint_2D(x0 + (x1 - x0) * i / steps, y0)
+    for i in range(steps):
+        ring.AddPoint_2D(x1, y0 + (y1 - y0) * i / steps)
+    for i in range(steps):
+        ring.AddPoint_2D(x1 - (x1 - x0) * i / steps, y1)
+    for i in range(steps):
+        ring.AddPoint_2D(x0, y1 - (y1 - y0) * i / steps)
+    ring.CloseRings()
+    poly = ogr.Geometry(ogr.wkbPolygon)
+    poly.AddGeometry(ring)
+    if to_metric is not None:
+        poly.Transform(to_metric)
+    return poly
 
 
 def _iou(a: ogr.Geometry, b: ogr.Geometry) -> float:
