@@ -215,9 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--prior",
         type=Path,
-        help="a class raster (any grid and CRS) or a vector layer (polygons, e.g. OSM "
-        "buildings) the RNN starts from instead of the coarse CNN: snap an existing map "
-        "to the image's edges",
+        help="a class raster (any grid and CRS), a probability raster (one float band "
+        "per class) or a vector layer (polygons, e.g. OSM buildings) the RNN starts from "
+        "instead of the coarse CNN: snap an existing map to the image's edges",
     )
     p.add_argument(
         "--prior-value-map",

@@ -218,3 +218,53 @@ def test_bad_vector_priors_are_one_clear_error(job: dict, tmp_path: Path) -> Non
     with pytest.raises(MapRefinerError, match="maps raster values"):
         refined(job, tmp_path / "o.tif", prior=job["prior"], prior_value_map={"yes": 1})
     assert not (tmp_path / "o.tif").exists()
+
+
+# -- a probability prior (one float band per class) --------------------------------------
+
+
+def write_probs(path: Path, probs: np.ndarray, gt) -> Path:
+    k, h, w = probs.shape
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), w, h, k, gdal.GDT_Float32)
+    ds.SetGeoTransform(gt)
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32633)
+    ds.SetProjection(srs.ExportToWkt())
+    for i in range(k):
+        ds.GetRasterBand(i + 1).WriteArray(probs[i])
+    ds = None
+    return path
+
+
+def test_a_one_hot_probability_prior_is_the_class_prior(job: dict, tmp_path: Path) -> None:
+    coarse = gdal.Open(str(job["prior"])).ReadAsArray() == 255
+    probs = np.stack([~coarse, coarse]).astype(np.float32)
+    prior = write_probs(tmp_path / "p.tif", probs, (GT[0], 1.2, 0, GT[3], 0, -1.2))
+    cls = refined(job, tmp_path / "o.tif", iterations=0, prior=prior)
+    assert float(((cls == 1) == job["expected"]).mean()) > 0.97  # bilinear edges only
+    hard = refined(
+        job, tmp_path / "h.tif", iterations=3, prior=job["prior"], prior_value_map={0: 0, 255: 1}
+    )
+    soft = refined(job, tmp_path / "s.tif", iterations=3, prior=prior)
+    assert float((hard == soft).mean()) > 0.95
+
+
+def test_a_soft_prior_mixes_the_class_starts(job: dict, tmp_path: Path) -> None:
+    """Probabilities 0.5/0.5 start halfway between the two classes' heat vectors: with
+    a fixed strength that is a tie everywhere, broken the same way as a zero heat map."""
+    from map_refiner.engine.rasters.grid import GridSpec
+    from map_refiner.engine.refine.prior import Prior
+
+    probs = np.full((2, 40, 50), 0.5, np.float32)
+    probs[:, :, 25:] = [[[0.2]], [[0.8]]]
+    path = write_probs(tmp_path / "p.tif", probs, (GT[0], 1.2, 0, GT[3], 0, -1.2))
+    prior = Prior(path, 2, strength=4.0)
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32633)
+    grid = GridSpec(50, 40, (GT[0], 1.2, 0.0, GT[3], 0.0, -1.2), srs.ExportToWkt())
+    heat, covered = prior.heat(grid)
+    assert covered.all()
+    np.testing.assert_allclose(heat[:, 5, 5], [2.0, 2.0], atol=1e-5)
+    np.testing.assert_allclose(heat[:, 5, 40], [0.8, 3.2], atol=1e-5)
+    with pytest.raises(MapRefinerError, match="a value map is for a class raster"):
+        Prior(path, 2, value_map={0: 0})

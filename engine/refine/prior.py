@@ -2,7 +2,9 @@
 
 The paper's RNN moves a coarse map onto the image's edges; the coarse map need not
 be our CNN's. A prior here is a class raster (any grid, CRS and resolution GDAL
-reads; nodata respected) whose values map to the model's classes, or a vector layer
+reads; nodata respected) whose values map to the model's classes, a per-class
+probability raster (one floating-point band per class, e.g. another tool's soft
+output or our own ``--scores``; warped bilinearly, renormalised), or a vector layer
 (polygons, and lines burned to a width, as training labels are: an OSM or cadastre
 layer) whose class field holds the model's class names (without a field every
 feature is the model's class 1, e.g. building; what no feature covers is class 0).
@@ -58,6 +60,7 @@ class Prior:
                 f"The prior strength must be between 0 and 100, not {self.strength}."
             )
         self.is_vector = is_vector(self.path)
+        self.is_probability = False
         if self.is_vector:
             self._check_vector()
             return
@@ -74,6 +77,12 @@ class Prior:
             raise MapRefinerError(
                 f"The prior {Path(self.path).name} has no coordinate reference system; "
                 "assign one (it must be placed on the image)."
+            )
+        self.is_probability = is_probability(self.ds, self.num_classes)
+        if self.is_probability and values is not None:
+            raise MapRefinerError(
+                f"The prior {Path(self.path).name} holds one probability band per class; "
+                "a value map is for a class raster."
             )
         lut = np.full(65536, -1, dtype=np.int32)
         if values is None:
@@ -107,6 +116,50 @@ class Prior:
                 )
         del ds
 
+    def _bounds(self, grid: GridSpec) -> tuple[float, float, float, float]:
+        gt = grid.geotransform
+        if gt[2] or gt[4]:
+            raise MapRefinerError("A prior needs a north-up image (no rotation).")
+        return (gt[0], gt[3] + grid.height * gt[5], gt[0] + grid.width * gt[1], gt[3])
+
+    def _warp(self, source: gdal.Dataset, grid: GridSpec, **options) -> gdal.Dataset:
+        try:
+            return gdal.Warp(
+                "",
+                source,
+                format="MEM",
+                outputBounds=self._bounds(grid),
+                width=grid.width,
+                height=grid.height,
+                dstSRS=grid.projection_wkt or None,
+                **options,
+            )
+        except RuntimeError as exc:
+            raise MapRefinerError(
+                f"The prior {Path(self.path).name} cannot be placed on the image's grid "
+                f"({str(exc).splitlines()[0]}); check its CRS.",
+                details=str(exc),
+            ) from exc
+
+    def probabilities_on(self, grid: GridSpec) -> tuple[np.ndarray, np.ndarray]:
+        """A probability prior on ``grid`` (bilinear): ``(K, h, w)`` float32 summing to 1
+        where it has data, and that mask (no data, NaN or an all-zero pixel: none)."""
+        nodata = self.ds.GetRasterBand(1).GetNoDataValue()
+        warped = self._warp(
+            self.ds,
+            grid,
+            resampleAlg="bilinear",
+            srcNodata=nodata,
+            dstNodata=np.nan,
+            outputType=gdal.GDT_Float32,
+        )
+        probs = warped.ReadAsArray().reshape(self.num_classes, grid.height, grid.width)
+        probs = np.where(np.isfinite(probs), np.clip(probs, 0.0, None), np.nan)
+        total = probs.sum(0)
+        covered = np.isfinite(total) & (total > 1e-6)
+        probs = np.where(covered[None], probs / np.where(covered, total, 1.0)[None], 0.0)
+        return probs.astype(np.float32), covered
+
     def classes_on(self, grid: GridSpec) -> np.ndarray:
         """The prior's class on each pixel of ``grid`` (int32, -1 where it has none)."""
         if self.is_vector:
@@ -122,40 +175,19 @@ class Prior:
             ).labels.astype(np.int32)
             burned[burned == IGNORE] = -1
             return burned
-        gt = grid.geotransform
-        if gt[2] or gt[4]:
-            raise MapRefinerError("A prior needs a north-up image (no rotation).")
-        bounds = (
-            gt[0],
-            gt[3] + grid.height * gt[5],
-            gt[0] + grid.width * gt[1],
-            gt[3],
-        )
         band = self.ds.GetRasterBand(1)
         nodata = band.GetNoDataValue()
         source = self.ds
         if self.ds.RasterCount > 1:  # the first band holds the classes
             source = gdal.Translate("", self.ds, format="VRT", bandList=[1])
-        try:
-            warped = gdal.Warp(
-                "",
-                source,
-                format="MEM",
-                outputBounds=bounds,
-                width=grid.width,
-                height=grid.height,
-                dstSRS=grid.projection_wkt or None,
-                resampleAlg="near",
-                srcNodata=nodata,
-                dstNodata=65535 if nodata is None else nodata,
-                outputType=gdal.GDT_UInt16,
-            )
-        except RuntimeError as exc:
-            raise MapRefinerError(
-                f"The prior {Path(self.path).name} cannot be placed on the image's grid "
-                f"({str(exc).splitlines()[0]}); check its CRS.",
-                details=str(exc),
-            ) from exc
+        warped = self._warp(
+            source,
+            grid,
+            resampleAlg="near",
+            srcNodata=nodata,
+            dstNodata=65535 if nodata is None else nodata,
+            outputType=gdal.GDT_UInt16,
+        )
         values = warped.GetRasterBand(1).ReadAsArray().astype(np.int64)
         classes = self.lut[np.clip(values, 0, 65535)]
         fill = 65535 if nodata is None else int(nodata)
@@ -164,16 +196,33 @@ class Prior:
 
     def heat(self, grid: GridSpec) -> tuple[np.ndarray, np.ndarray]:
         """Starting heat maps on ``grid``, ``(num_classes, h, w)`` float32, and where the
-        prior covers it ``(h, w)`` bool (elsewhere the CNN's own heat maps are used)."""
+        prior covers it ``(h, w)`` bool (elsewhere the CNN's own heat maps are used).
+        Each prior class k has a heat vector (the CNN's calibrated one, or ``strength``
+        on its own logit); a probability prior mixes them by its probabilities, so a
+        one-hot probability gives the class raster's start."""
+        vectors = (
+            self.class_heat
+            if self.class_heat is not None
+            else self.strength * np.eye(self.num_classes, dtype=np.float32)
+        )
+        if self.is_probability:
+            probs, covered = self.probabilities_on(grid)
+            out = np.einsum("kc,khw->chw", vectors.astype(np.float32), probs)
+            return out.astype(np.float32), covered
         classes = self.classes_on(grid)
         out = np.zeros((self.num_classes, grid.height, grid.width), dtype=np.float32)
         for k in range(self.num_classes):
             sel = classes == k
-            if self.class_heat is not None:
-                out[:, sel] = self.class_heat[k][:, None]
-            else:
-                out[k][sel] = self.strength
+            out[:, sel] = vectors[k][:, None]
         return out, classes >= 0
+
+
+def is_probability(ds: gdal.Dataset, num_classes: int) -> bool:
+    """A raster of one floating-point band per class: per-class probabilities."""
+    floats = (gdal.GDT_Float32, gdal.GDT_Float64)
+    return ds.RasterCount == num_classes and all(
+        ds.GetRasterBand(i + 1).DataType in floats for i in range(num_classes)
+    )
 
 
 def is_vector(path: Path) -> bool:
