@@ -187,3 +187,75 @@ def test_a_bad_prior_value_map_is_a_clear_error(
             },
             feedback=QgsProcessingFeedback(),
         )
+
+
+def test_a_polygon_map_is_snapped_as_the_engine_does(
+    processing_with_plugin, austin_rgb, tiny_model, tmp_path
+) -> None:  # noqa: ANN001
+    """PRIOR_VECTOR: polygons (here every feature a building, no class field) as the
+    start; the same map as the engine's refine from that layer. Both kinds at once: an
+    error."""
+    import numpy as np
+    from osgeo import ogr
+
+    from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
+
+    ds = gdal.Open(str(austin_rgb))
+    gt = ds.GetGeoTransform()
+    osm = tmp_path / "osm.gpkg"
+    src = ogr.GetDriverByName("GPKG").CreateDataSource(str(osm))
+    from osgeo import osr
+
+    srs = osr.SpatialReference()
+    srs.ImportFromWkt(ds.GetProjection())
+    lyr = src.CreateLayer("osm", srs, ogr.wkbPolygon)
+    x0, y0 = gt[0] + 30, gt[3] - 30
+    feat = ogr.Feature(lyr.GetLayerDefn())
+    feat.SetGeometry(
+        ogr.CreateGeometryFromWkt(
+            f"POLYGON(({x0} {y0},{x0 + 40} {y0},{x0 + 40} {y0 - 30},{x0} {y0 - 30},{x0} {y0}))"
+        )
+    )
+    lyr.CreateFeature(feat)
+    src = None
+    out = tmp_path / "snapped.tif"
+    processing_with_plugin.run(
+        "map_refiner:refine",
+        {
+            "INPUT": str(austin_rgb),
+            "MODEL": str(tiny_model),
+            "ITERATIONS": 1,
+            "DEVICE": 1,
+            "PRIOR_VECTOR": str(osm),
+            "PRIOR_STRENGTH": 20.0,
+            "OUTPUT": str(out),
+        },
+        feedback=QgsProcessingFeedback(),
+    )
+    engine = tmp_path / "engine.tif"
+    refine_raster(
+        RefineParams(
+            image=austin_rgb,
+            out=engine,
+            model_path=tiny_model,
+            iterations=1,
+            device="cpu",
+            prior=osm,
+            prior_strength=20.0,
+        )
+    )
+    got = gdal.Open(str(out)).ReadAsArray()
+    np.testing.assert_array_equal(got, gdal.Open(str(engine)).ReadAsArray())
+    assert (got == 1).mean() < 0.2  # the block, not the tiny model's all-building map
+    with pytest.raises(QgsProcessingException, match="not both"):
+        processing_with_plugin.run(
+            "map_refiner:refine",
+            {
+                "INPUT": str(austin_rgb),
+                "MODEL": str(tiny_model),
+                "PRIOR": str(austin_rgb),
+                "PRIOR_VECTOR": str(osm),
+                "OUTPUT": str(tmp_path / "x.tif"),
+            },
+            feedback=QgsProcessingFeedback(),
+        )

@@ -6,21 +6,25 @@ from pathlib import Path
 from typing import Any
 
 from qgis.core import (
+    QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
+    QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterField,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
+    QgsProcessingParameterVectorLayer,
 )
 
 from ...engine.vocabulary import DEVICES, PRECISIONS, VALUE_MAP_EXAMPLE, parse_raster_value_map
 from ..layers import coarse_layer_name, refined_layer_name
-from ..sources import raster_path
+from ..sources import layer_file, raster_path
 from .common import with_help
 from .engine_call import call_engine
 from .styling import style_on_load
@@ -51,6 +55,7 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
         "COARSE",
     )
     PRIOR, PRIOR_VALUE_MAP, PRIOR_STRENGTH = "PRIOR", "PRIOR_VALUE_MAP", "PRIOR_STRENGTH"
+    PRIOR_VECTOR, PRIOR_CLASS_FIELD = "PRIOR_VECTOR", "PRIOR_CLASS_FIELD"
 
     def name(self) -> str:
         return "refine"
@@ -122,6 +127,29 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
                 "Where it has no data the CNN's own map is used.",
             )
         )
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterVectorLayer(
+                    self.PRIOR_VECTOR,
+                    "Existing polygon map to snap (instead of a class map)",
+                    [QgsProcessing.SourceType.TypeVectorPolygon],
+                    optional=True,
+                ),
+                "Optional: polygons you already have (OSM buildings, a cadastre) the RNN "
+                "starts from; what no polygon covers is background.",
+            )
+        )
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterField(
+                    self.PRIOR_CLASS_FIELD,
+                    "Its class field",
+                    parentLayerParameterName=self.PRIOR_VECTOR,
+                    optional=True,
+                ),
+                "The model's class names; empty: every polygon is a building.",
+            )
+        )
         prior_map = with_help(
             QgsProcessingParameterString(
                 self.PRIOR_VALUE_MAP, "Existing map's value map (value:class, …)", optional=True
@@ -186,6 +214,12 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
         scores = self.parameterAsOutputLayer(parameters, self.SCORES, context)
         coarse = self.parameterAsOutputLayer(parameters, self.COARSE, context)
         prior_layer = self.parameterAsRasterLayer(parameters, self.PRIOR, context)
+        prior_vector = self.parameterAsVectorLayer(parameters, self.PRIOR_VECTOR, context)
+        prior_fields = self.parameterAsFields(parameters, self.PRIOR_CLASS_FIELD, context)
+        if prior_layer is not None and prior_vector is not None:
+            raise QgsProcessingException(
+                "Give one existing map to start from: a class map or a polygon layer, not both."
+            )
         prior_map = self.parameterAsString(parameters, self.PRIOR_VALUE_MAP, context)
         strength = (
             None
@@ -206,8 +240,11 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
                 scores=Path(scores) if scores else None,
                 coarse=Path(coarse) if coarse else None,
                 overwrite=True,
-                prior=raster_path(prior_layer) if prior_layer is not None else None,
+                prior=raster_path(prior_layer)
+                if prior_layer is not None
+                else (layer_file(prior_vector) if prior_vector is not None else None),
                 prior_value_map=parse_raster_value_map(prior_map, "The value map"),
+                prior_class_field=prior_fields[0] if prior_fields else None,
                 prior_strength=strength,
             )
             return refine_raster(params, progress=progress, is_cancelled=is_cancelled)
