@@ -59,7 +59,7 @@ def test_fetch_matches_the_served_raster_and_counts_tiles(mosaic: Path, tmp_path
     assert (result.width, result.height) == (500, 350)
     assert seen and seen[-1] == pytest.approx(1.0)
     assert_fetched_window(out, mosaic, 100, 50, 500, 350)
-    assert "Fetched 6 tiles" in result.describe() and "MB" in result.describe()
+    assert "Fetched 6 tiles (10 kB, 500 x 350 px at 0.55 m, zoom 18)" in result.describe()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fetched.tif", "mosaic.tif"]
 
 

@@ -17,6 +17,7 @@ from .dialog.model_info import model_label
 from .installer.deps import MissingDependencies, check_dependencies
 from .installer.flow import InstallerFlow, offer_install
 from .iterations.flow import IterationsFlow
+from .jobs.fetch_job import View, add_fetched_layer, fetched_message, run_fetch
 from .jobs.refine_job import (
     RefineJob,
     RefineOutcome,
@@ -73,6 +74,7 @@ class Controller:
                 self.iface.mainWindow(),
             )
             self.dialog.refined = self.refined
+            self.dialog.view = self.map_view
             self.dialog.refine_requested.connect(self.start_refine)
             self.dialog.vectorize_requested.connect(self.start_vectorize)
             self.dialog.finetune_requested.connect(self.start_finetune)
@@ -119,8 +121,22 @@ class Controller:
         if self.dialog is not None:
             save_defaults(self.dialog.current_defaults())
 
+    def map_view(self) -> View | None:
+        canvas = self.iface.mapCanvas()
+        if canvas is None:
+            return None
+        return canvas.extent(), canvas.mapSettings().destinationCrs()
+
     def start_refine(self, job: RefineJob) -> EngineTask:
         self._remember()
+        if job.fetch is not None:  # online imagery: fetched first, then refined
+            task = EngineTask(
+                f"Map Refiner: fetching {job.fetch.layer_name}",
+                partial(run_fetch, job.fetch),
+                partial(self._fetched, job),
+                self._failed,
+            )
+            return self._start(task, f"Fetching the view of {job.fetch.layer_name}…")
         if job.show_iterations and job.slider is None:  # the slider's maps, from the same pass
             p = job.params
             flow = self.iteration_flow()
@@ -304,6 +320,21 @@ class Controller:
         if outcome.slider is not None:
             self.last_refine = job
             self.iteration_flow().show_refined(outcome.slider, result.iterations, layer.id())
+
+    def _fetched(self, job: RefineJob, task: EngineTask, result) -> None:  # noqa: ANN001
+        """The fetched image becomes a layer, the dialog's input, and is refined."""
+        self._done(task)
+        layer = add_fetched_layer(result, QgsProject.instance())
+        fetch = job.fetch
+        if fetch is not None:
+            show_success(
+                self.iface.messageBar(),
+                f"{fetched_message(fetch, result)}; refining it (choose {fetch.layer_name} "
+                "again to fetch another view)",
+            )
+        if self.dialog is not None:
+            self.dialog.input_combo.setLayer(layer)
+        self.start_refine(replace(job, fetch=None, source_name=layer.name(), layer_id=layer.id()))
 
     def _vectorized(self, job: VectorizeJob, task: EngineTask, result) -> None:  # noqa: ANN001
         self._done(task)

@@ -62,8 +62,12 @@ class FetchResult:
         size = f"{self.width} x {self.height} px at {self.ground_m:.2f} m, zoom {self.zoom}"
         if self.cached:
             return f"Reused the fetched image {self.path.name} ({size})"
-        mb = self.bytes / 1e6
-        return f"Fetched {self.tiles} tiles ({mb:.1f} MB, {size}) → {self.path}"
+        return f"Fetched {self.tiles} tiles ({size_text(self.bytes)}, {size}) → {self.path}"
+
+
+def size_text(n_bytes: int) -> str:
+    """Bytes as MB (kB under 0.1 MB, so a small fetch does not read "0.0 MB")."""
+    return f"{n_bytes / 1e6:.1f} MB" if n_bytes >= 100_000 else f"{n_bytes / 1e3:.0f} kB"
 
 
 def fetch_key(source: XyzSource, plan: TilePlan) -> str:
@@ -151,6 +155,8 @@ def _translate(xml: str, plan: TilePlan, tmp: Path, key: str, rep: Reporter) -> 
         return 1
 
     col, row, width, height = plan.window
+    # a missing tile (404) is a blank block, which GDAL also reports as an error line
+    gdal.PushErrorHandler("CPLQuietErrorHandler")
     try:
         src = gdal.Open(xml)
         gdal.Translate(
@@ -171,6 +177,7 @@ def _translate(xml: str, plan: TilePlan, tmp: Path, key: str, rep: Reporter) -> 
             details=repr(exc),
         ) from exc
     finally:
+        gdal.PopErrorHandler()
         src = None  # noqa: F841 - GDAL closes the service before the cache is read
     if rep.is_cancelled():
         raise CancelledError()

@@ -42,6 +42,7 @@ from qgis.PyQt.QtWidgets import (
 
 from ...engine.errors import MapRefinerError
 from ...engine.vocabulary import DEVICES
+from ..jobs.fetch_job import FetchJob, View, build_fetch_job, is_online, online_folder, safe_stem
 from ..jobs.refine_job import PriorChoice, RefineJob, build_refine_job
 from ..jobs.tasks import EngineTask
 from ..jobs.training_jobs import (
@@ -88,6 +89,7 @@ class MapRefinerDialog(QDialog):
         self.refined: dict[
             Path, ClassMap
         ] = {}  # image -> its latest class map; set by the controller
+        self.view: Callable[[], View | None] = lambda: None  # the map view; set by the controller
         self.fallback_dir = Path(defaults.output_dir) if defaults.output_dir else None
         self._output_auto = True
         self._programmatic = False
@@ -294,7 +296,12 @@ class MapRefinerDialog(QDialog):
         """A fresh ``<input>_refined.tif`` name (after each run too, while not typed by hand)."""
         layer = self.input_combo.currentLayer()
         try:
-            path = default_refined_path(raster_path(layer), self.project, self.fallback_dir)
+            source = (
+                online_folder(self.project, self.fallback_dir) / f"{safe_stem(layer.name())}.tif"
+                if is_online(layer)
+                else raster_path(layer)
+            )
+            path = default_refined_path(source, self.project, self.fallback_dir)
         except MapRefinerError:
             return
         self._set_quietly(self.output_widget.setFilePath, str(path))
@@ -335,6 +342,19 @@ class MapRefinerDialog(QDialog):
             write_scores=self.scores_check.isChecked(),
             add_coarse=self.coarse_check.isChecked(),
             prior=self.prior_choice(),
+            online=self.fetch_job(),
+        )
+
+    def fetch_job(self) -> FetchJob | None:
+        """For an XYZ layer: its tiles over the map view, at the model's resolution."""
+        layer = self.input_combo.currentLayer()
+        if not is_online(layer):
+            return None
+        summary = self.model.summary
+        if summary is None:
+            raise MapRefinerError("Choose a usable model first: its resolution sets the zoom.")
+        return build_fetch_job(
+            layer, self.view(), summary.resolution_m, self.project, self.fallback_dir
         )
 
     def vectorize_job(self) -> VectorizeJob:

@@ -20,6 +20,7 @@ from ..layers import (
     refined_layer_name,
 )
 from ..sources import coarse_path_for, layer_file, raster_path, scores_path_for
+from .fetch_job import FetchJob
 from .trajectory_job import TrajectoryJob, TrajectoryResult, write_slider_maps
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ class RefineJob:
     show_iterations: bool = True  # keep the iteration slider's maps from the same pass
     slider: TrajectoryJob | None = None  # where they go (set when the job starts)
     kept_from: Trajectory | None = None  # an iteration the slider holds: written, not refined
+    fetch: FetchJob | None = None  # online imagery: fetched into params.image first
 
 
 @dataclass
@@ -65,10 +67,12 @@ def build_refine_job(
     write_scores: bool,
     add_coarse: bool = False,
     prior: PriorChoice | None = None,
+    online: FetchJob | None = None,
 ) -> RefineJob:
     """The refine of ``layer``; with ``prior``, from that map instead of the coarse CNN
-    (no iterations slider then: its Recompute starts from the CNN)."""
-    image = raster_path(layer)
+    (no iterations slider then: its Recompute starts from the CNN); with ``online`` (an
+    XYZ layer), of the image that fetch writes."""
+    image = online.request.out if online is not None else raster_path(layer)
     if not output.strip():
         raise MapRefinerError("Choose an output file for the refined class map.")
     out = Path(output.strip())
@@ -108,7 +112,7 @@ def build_refine_job(
             else None,
         )
     return RefineJob(  # type: ignore[union-attr]
-        params, layer.name(), layer.id(), show_iterations=prior is None
+        params, layer.name(), layer.id(), show_iterations=prior is None, fetch=online
     )
 
 

@@ -1,0 +1,167 @@
+"""Online imagery as input: an XYZ layer served from 127.0.0.1 is fetched over the map
+view at the model's resolution, cached beside the project, added and refined."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers_tiles import pixel_size, serve_tiles, web_mosaic
+from osgeo import gdal
+from qgis.core import (
+    Qgis,
+    QgsCoordinateReferenceSystem,
+    QgsDataSourceUri,
+    QgsProject,
+    QgsRasterLayer,
+    QgsRectangle,
+)
+
+from map_refiner.engine.errors import MapRefinerError
+from map_refiner.engine.rasters.fetch import fetch_xyz
+from map_refiner.ui.jobs.fetch_job import build_fetch_job, xyz_source
+from map_refiner.ui.settings import DialogDefaults, save_defaults
+
+ZOOM, TX, TY = 18, 215000, 114000
+MERCATOR = QgsCoordinateReferenceSystem("EPSG:3857")
+
+
+def xyz_layer(url: str, name: str = "Local XYZ") -> QgsRasterLayer:
+    """As QGIS's browser makes an XYZ connection's layer."""
+    uri = QgsDataSourceUri()
+    uri.setParam("type", "xyz")
+    uri.setParam("url", url)
+    uri.setParam("zmin", "0")
+    uri.setParam("zmax", "19")
+    return QgsRasterLayer(bytes(uri.encodedUri()).decode(), name, "wms")
+
+
+@pytest.fixture
+def mosaic(tmp_path: Path) -> Path:
+    folder = tmp_path / "served"
+    folder.mkdir()
+    return web_mosaic(folder / "mosaic.tif", ZOOM, TX, TY, cols=4, rows=3)
+
+
+@pytest.fixture
+def setup(plugin, tiny_model, qgis_new_project, qgis_iface, tmp_path):  # noqa: ANN001, ANN201
+    """A saved project in tmp_path/project, the dialog on the tiny model, a 3857 map."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    qgis_new_project.setFileName(str(folder / "project.qgz"))
+    save_defaults(DialogDefaults(model_path=str(tiny_model), device="cpu"))
+    canvas = qgis_iface.mapCanvas()
+    canvas.setDestinationCrs(MERCATOR)
+    return plugin.controller, plugin.controller.ensure_dialog(), canvas, folder
+
+
+def mosaic_rect(mosaic: Path, col: int, row: int, w: int, h: int) -> QgsRectangle:
+    gt = gdal.Open(str(mosaic)).GetGeoTransform()
+    return QgsRectangle(
+        gt[0] + col * gt[1],
+        gt[3] + (row + h) * gt[5],
+        gt[0] + (col + w) * gt[1],
+        gt[3] + row * gt[5],
+    )
+
+
+def test_an_xyz_layer_is_fetched_over_the_view_and_refined(
+    setup, mosaic, qgis_iface, wait_until, wait_for_tasks
+) -> None:  # noqa: ANN001
+    controller, dialog, canvas, folder = setup
+    with serve_tiles(mosaic, ZOOM) as server:
+        layer = xyz_layer(server.url)
+        assert layer.isValid(), layer.error().summary()
+        QgsProject.instance().addMapLayer(layer)
+        dialog.input_combo.setLayer(layer)
+        assert Path(dialog.output_widget.filePath()) == folder / "Local_XYZ_refined.tif"
+        canvas.setExtent(mosaic_rect(mosaic, 300, 250, 400, 300))
+        view = canvas.extent()
+        job = dialog.refine_job()
+        fetched = job.fetch.request.out
+        assert fetched.parent == folder and fetched.name.startswith("Local_XYZ_")
+        controller.start_refine(job)
+        refined_name = f"{fetched.stem} — refined by tiny test model (2 it.)"
+        wait_until(lambda: QgsProject.instance().mapLayersByName(refined_name), 120)
+        wait_for_tasks()
+        served = len(server.served)
+
+    bar = qgis_iface.messageBar()
+    assert bar.get_messages(Qgis.MessageLevel.Critical) == []
+    said = " ".join(bar.get_messages(Qgis.MessageLevel.Success))
+    assert f"Fetched {served} tiles (" in said and "kB, zoom 18" in said and str(fetched) in said
+    # the fetched image: the view on the zoom-18 grid, with the served pixels
+    ds = gdal.Open(str(fetched))
+    gt = ds.GetGeoTransform()
+    assert gt[1] == pytest.approx(pixel_size(ZOOM))
+    assert gt[0] <= view.xMinimum() + 1e-6 and gt[3] >= view.yMaximum() - 1e-6
+    assert gt[0] + ds.RasterXSize * gt[1] >= view.xMaximum() - 1e-6
+    src = gdal.Open(str(mosaic))  # where the view is inside the mosaic, its pixels
+    sgt = src.GetGeoTransform()
+    col, row = round((gt[0] - sgt[0]) / sgt[1]), round((gt[3] - sgt[3]) / sgt[5])
+    c0, r0 = max(col, 0), max(row, 0)
+    c1 = min(col + ds.RasterXSize, src.RasterXSize)
+    r1 = min(row + ds.RasterYSize, src.RasterYSize)
+    assert c1 - c0 >= 300 and r1 - r0 >= 250
+    np.testing.assert_array_equal(
+        ds.ReadAsArray(c0 - col, r0 - row, c1 - c0, r1 - r0),
+        src.ReadAsArray(c0, r0, c1 - c0, r1 - r0),
+    )
+    # added as a layer, now the dialog's input; the refined map on its grid
+    (image,) = QgsProject.instance().mapLayersByName(fetched.stem)
+    assert dialog.input_combo.currentLayer() is image
+    (refined,) = QgsProject.instance().mapLayersByName(refined_name)
+    out = Path(refined.source())
+    assert out == folder / "Local_XYZ_refined.tif"
+    assert gdal.Open(str(out)).GetGeoTransform() == pytest.approx(gt)
+    assert controller.refined[fetched].path == out  # Export uses it
+    assert controller.tasks == []
+
+
+def test_the_same_view_is_fetched_once(
+    setup, mosaic, qgis_iface, wait_until, wait_for_tasks
+) -> None:  # noqa: ANN001
+    controller, dialog, canvas, folder = setup
+    with serve_tiles(mosaic, ZOOM) as server:
+        layer = xyz_layer(server.url)
+        QgsProject.instance().addMapLayer(layer)
+        canvas.setExtent(mosaic_rect(mosaic, 100, 100, 200, 200))
+        first = build_fetch_job(layer, controller.map_view(), 0.6, QgsProject.instance())
+        fetch_xyz(first.request)
+        served = len(server.served)
+        dialog.input_combo.setLayer(layer)
+        job = dialog.refine_job()
+        assert job.fetch.request.out == first.request.out  # the cached file, same name
+        controller.start_refine(job)
+        wait_until(
+            lambda: any(
+                "Reused" in m
+                for m in qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Success)
+            ),
+            60,
+        )
+        wait_for_tasks()
+        assert len(server.served) == served
+    fetched = [p for p in folder.glob("Local_XYZ_*.tif") if "refined" not in p.name]
+    assert fetched == [first.request.out]  # fetched once, refined from the cache
+
+
+def test_a_view_too_large_is_refused_before_fetching(setup, mosaic) -> None:  # noqa: ANN001
+    controller, dialog, canvas, _folder = setup
+    layer = xyz_layer("http://127.0.0.1:9/{z}/{x}/{y}.png")
+    QgsProject.instance().addMapLayer(layer)
+    dialog.input_combo.setLayer(layer)
+    canvas.setExtent(QgsRectangle(13100000, 2780000, 13200000, 2850000))  # 100 km wide
+    with pytest.raises(MapRefinerError, match="tiles at zoom 18.*Zoom in"):
+        dialog.refine_job()
+
+
+def test_a_wms_layer_says_what_to_do(qgis_new_project) -> None:  # noqa: ANN001
+    layer = QgsRasterLayer(
+        "crs=EPSG:3857&format=image/png&layers=ortho&styles=&url=http://127.0.0.1:9/wms",
+        "Ortho WMS",
+        "wms",
+    )
+    with pytest.raises(MapRefinerError, match="WMS layers are not supported yet.*GeoTIFF"):
+        xyz_source(layer)

@@ -1,0 +1,123 @@
+"""Online imagery as input: an XYZ layer's tiles over the map view, fetched into a GeoTIFF
+beside the project (reused for the same view), added as a layer and then refined."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsDataSourceUri,
+    QgsMapLayer,
+    QgsProject,
+    QgsRasterLayer,
+    QgsRectangle,
+)
+
+from ...engine.errors import MapRefinerError
+from ...engine.progress import CancelFn, ProgressFn
+from ...engine.rasters.fetch import (
+    FetchRequest,
+    FetchResult,
+    cached_fetch,
+    fetch_key,
+    fetch_xyz,
+    size_text,
+)
+from ...engine.rasters.tiles import XyzSource, check_tile_budget
+from ..paths import unique_path, writable_folder
+from ..sources import project_dir
+
+View = tuple[QgsRectangle, QgsCoordinateReferenceSystem]
+NOT_XYZ = (
+    "“{name}” is a WMS layer; WMS layers are not supported yet. Use an XYZ layer of the "
+    "same imagery, or save the view as a GeoTIFF (right-click ▸ Export ▸ Save As…) and "
+    "refine that."
+)
+
+
+@dataclass(frozen=True)
+class FetchJob:
+    request: FetchRequest
+    layer_name: str
+
+
+def is_online(layer: QgsMapLayer | None) -> bool:
+    """An XYZ or WMS layer (QGIS's "wms" provider serves both)."""
+    return isinstance(layer, QgsRasterLayer) and layer.providerType() == "wms"
+
+
+def xyz_source(layer: QgsRasterLayer) -> XyzSource:
+    """The tile service behind an XYZ layer; a WMS layer is refused with what to do."""
+    uri = QgsDataSourceUri()
+    uri.setEncodedUri(layer.source())
+    if uri.param("type") != "xyz" or not uri.param("url"):
+        raise MapRefinerError(NOT_XYZ.format(name=layer.name()))
+    zmin = int(uri.param("zmin") or 0)
+    zmax = int(uri.param("zmax") or 19)
+    return XyzSource(uri.param("url"), zmin, zmax)
+
+
+def safe_stem(name: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", name).strip("_.") or "imagery"
+
+
+def online_folder(project: QgsProject, fallback_dir: Path | None) -> Path:
+    """Where fetched images go: beside the saved project, else the last output folder."""
+    return writable_folder([project_dir(project), fallback_dir])
+
+
+def build_fetch_job(
+    layer: QgsRasterLayer,
+    view: View | None,
+    resolution_m: float,
+    project: QgsProject,
+    fallback_dir: Path | None = None,
+) -> FetchJob:
+    """The view's extent at ``resolution_m`` into ``<layer>_<fetch key>.tif`` (the same
+    file for the same view, so it is fetched once; never another file's name)."""
+    if view is None or view[0].isEmpty():
+        raise MapRefinerError(
+            f"Zoom the map to the area of “{layer.name()}” to refine; its view is fetched."
+        )
+    extent, crs = view
+    if not crs.isValid():
+        crs = layer.crs()
+    bbox = (extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum())
+    source = xyz_source(layer)
+    folder = online_folder(project, fallback_dir)
+    probe = FetchRequest(source, bbox, crs.toWkt(), resolution_m, folder / "probe.tif")
+    plan = probe.plan()
+    check_tile_budget(plan, probe.max_tiles)
+    key = fetch_key(source, plan)
+    out = folder / f"{safe_stem(layer.name())}_{key[:8]}.tif"
+    if out.exists() and not cached_fetch(out, key):
+        out = unique_path(out)
+    return FetchJob(
+        FetchRequest(source, bbox, crs.toWkt(), resolution_m, out, probe.max_tiles), layer.name()
+    )
+
+
+def run_fetch(job: FetchJob, progress: ProgressFn, is_cancelled: CancelFn) -> FetchResult:
+    """Runs in the task's worker thread."""
+    return fetch_xyz(job.request, progress, is_cancelled)
+
+
+def add_fetched_layer(result: FetchResult, project: QgsProject) -> QgsRasterLayer:
+    """Main thread: the fetched GeoTIFF as a layer (the one refined next)."""
+    layer = QgsRasterLayer(str(result.path), result.path.stem)
+    if not layer.isValid():
+        raise MapRefinerError(f"QGIS cannot open the fetched image {result.path}.")
+    project.addMapLayer(layer)
+    return layer
+
+
+def fetched_message(job: FetchJob, result: FetchResult) -> str:
+    if result.cached:
+        return f"Reused {result.path} (fetched from {job.layer_name} before)"
+    return (
+        f"Fetched {result.tiles} tiles ({size_text(result.bytes)}, zoom {result.zoom}, "
+        f"{result.ground_m:.2f} m) from {job.layer_name} → {result.path}"
+    )
