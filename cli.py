@@ -174,6 +174,17 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
 
+def _bbox(text: str) -> tuple[float, float, float, float]:
+    """An argparse type: ``minx,miny,maxx,maxy``."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"--bbox must be minx,miny,maxx,maxy; got {text!r}")
+    return values  # type: ignore[return-value]
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(
         prog="map-refiner",
@@ -381,6 +392,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="refined objects smaller than this (m²) are never 'new'",
     )
     p.add_argument("--overwrite", action="store_true")
+
+    p = sub.add_parser("fetch", help="an XYZ tile service's imagery over an extent, to refine")
+    p.add_argument("url", help="tile URL with {z}, {x} and {y} (or {-y}), as QGIS's XYZ layers")
+    p.add_argument("--bbox", type=_bbox, required=True, help="minx,miny,maxx,maxy in --crs")
+    p.add_argument("--crs", default="EPSG:4326", help="the bbox's CRS (default: EPSG:4326)")
+    p.add_argument("--out", type=Path, required=True, help="output image (GeoTIFF)")
+    p.add_argument(
+        "--resolution",
+        type=_bounded(float, 1e-3, 1e5, "--resolution"),
+        help="ground metres per pixel wanted (default: the model's)",
+    )
+    p.add_argument("--model", type=Path, help="model whose resolution to fetch at")
+    p.add_argument("--max-zoom", type=_bounded(int, 0, 22, "--max-zoom"), default=19)
+    p.add_argument(
+        "--max-tiles",
+        type=_bounded(int, 1, 1_000_000, "--max-tiles"),
+        default=2000,
+        help="refuse a fetch of more tiles (default 2000)",
+    )
 
     p = sub.add_parser("info", help="describe a model file")
     p.add_argument("model", type=Path, nargs="?")

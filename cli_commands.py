@@ -217,6 +217,21 @@ def _compare(a: argparse.Namespace) -> int:
     return 0
 
 
+def _fetch(a: argparse.Namespace) -> int:
+    from .engine.rasters.fetch import FetchRequest, fetch_xyz
+    from .engine.rasters.tiles import XyzSource
+
+    resolution = a.resolution
+    if resolution is None:
+        from .engine.modelfile.header import DEFAULT_MODEL_PATH, read_model_config
+
+        resolution = read_model_config(a.model or DEFAULT_MODEL_PATH).ground_resolution_m
+    source = XyzSource(a.url, 0, a.max_zoom)
+    request = FetchRequest(source, a.bbox, a.crs, resolution, a.out, a.max_tiles)
+    print(fetch_xyz(request, progress=ProgressBar("fetch")).describe())
+    return 0
+
+
 def _info(a: argparse.Namespace) -> int:
     from .engine.modelfile.io import DEFAULT_MODEL_PATH, read_model_file
 
@@ -255,6 +270,7 @@ VERBS = {
     "evaluate": _evaluate,
     "vectorize": _vectorize,
     "compare": _compare,
+    "fetch": _fetch,
     "info": _info,
     "demo": _demo,
 }

@@ -188,3 +188,19 @@ def test_xiamen_tiles_fetched_back_at_the_model_resolution(tmp_path: Path) -> No
     assert result.zoom == 18 and result.tiles == len(server.served)
     assert result.ground_m == pytest.approx(0.543, abs=0.001)
     assert_fetched_window(result.path, xiamen, col, row, w, h)
+
+
+def test_cli_fetch(mosaic: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from map_refiner.cli import main
+
+    bbox = ",".join(f"{v!r}" for v in window_bbox(mosaic, 50, 60, 300, 200))
+    with serve_tiles(mosaic, ZOOM) as server:
+        out = tmp_path / "cli.tif"
+        args = ["fetch", server.url, "--bbox", bbox, "--crs", "EPSG:3857", "--out", str(out)]
+        assert main(args) == 0  # the bundled model's 0.6 m: zoom 18
+        assert f"Fetched {len(server.served)} tiles" in capsys.readouterr().out
+        assert main([*args[:-2], "--out", str(tmp_path / "big.tif"), "--max-tiles", "1"]) == 2
+        assert "--max-tiles" in capsys.readouterr().err
+    assert_fetched_window(out, mosaic, 50, 60, 300, 200)
+    assert main(["fetch", "http://x/{z}/{x}/{y}", "--bbox", "1,2,3", "--out", "o.tif"]) == 2
+    assert "--bbox must be minx,miny,maxx,maxy" in capsys.readouterr().err
