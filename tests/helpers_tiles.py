@@ -4,6 +4,7 @@ whose pixels are one zoom level's pixels, on 127.0.0.1 (port chosen by the syste
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +31,7 @@ class TileServer:
     source: Path
     zoom: int
     flip_y: bool = False  # rows counted from the south (TMS, QGIS's {-y})
+    delay_s: float = 0.0  # per tile: a slow service, to cancel in mid-fetch
     url: str = ""
     served: list[tuple[int, int, int]] = field(default_factory=list)
     bytes_served: int = 0
@@ -64,6 +66,7 @@ class TileServer:
 def _handler(server: TileServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            time.sleep(server.delay_s)
             try:
                 z, x, name = self.path.strip("/").split("/")[-3:]
                 png = server.tile_png(int(z), int(x), int(name.split(".")[0]))
@@ -89,9 +92,11 @@ def _handler(server: TileServer) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def serve_tiles(source: Path, zoom: int, flip_y: bool = False) -> Iterator[TileServer]:
+def serve_tiles(
+    source: Path, zoom: int, flip_y: bool = False, delay_s: float = 0.0
+) -> Iterator[TileServer]:
     """A running server for ``source``; its ``url`` is an XYZ template."""
-    tiles = TileServer(source, zoom, flip_y)
+    tiles = TileServer(source, zoom, flip_y, delay_s)
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(tiles))
     tiles.url = f"http://127.0.0.1:{httpd.server_address[1]}/tiles/{{z}}/{{x}}/{{y}}.png"
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)

@@ -165,3 +165,66 @@ def test_a_wms_layer_says_what_to_do(qgis_new_project) -> None:  # noqa: ANN001
     )
     with pytest.raises(MapRefinerError, match="WMS layers are not supported yet.*GeoTIFF"):
         xyz_source(layer)
+
+
+def test_xiamen_tiles_through_the_dialog_with_the_bundled_model(
+    plugin, qgis_new_project, qgis_iface, tmp_path, wait_until, wait_for_tasks
+) -> None:  # noqa: ANN001
+    """Tiles cut from the Xiamen web-map mosaic (read only) on 127.0.0.1: the view is fetched
+    at zoom 18 and the bundled model's map of it is its map of the same pixels on disk."""
+    from helpers_data import real_data
+
+    from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
+
+    xiamen = real_data("xiamen", "xiamen_rgb.tif")
+    qgis_new_project.setFileName(str(tmp_path / "project.qgz"))
+    save_defaults(DialogDefaults(model_path="", device="cpu"))
+    dialog = plugin.controller.ensure_dialog()
+    canvas = qgis_iface.mapCanvas()
+    canvas.setDestinationCrs(MERCATOR)
+    with serve_tiles(xiamen, 18) as server:
+        layer = xyz_layer(server.url, "Xiamen imagery")
+        QgsProject.instance().addMapLayer(layer)
+        dialog.input_combo.setLayer(layer)
+        canvas.setExtent(mosaic_rect(xiamen, 3000, 3500, 600, 400))
+        job = dialog.refine_job()
+        plugin.controller.start_refine(job)
+        name = f"{job.fetch.request.out.stem} — refined (5 it.)"
+        wait_until(lambda: QgsProject.instance().mapLayersByName(name), 180)
+        wait_for_tasks()
+    fetched = job.fetch.request.out
+    ds = gdal.Open(str(fetched))
+    src = gdal.OpenEx(str(xiamen), gdal.OF_RASTER | gdal.OF_READONLY)
+    gt, sgt = ds.GetGeoTransform(), src.GetGeoTransform()
+    col, row = round((gt[0] - sgt[0]) / sgt[1]), round((gt[3] - sgt[3]) / sgt[5])
+    assert gt[1] == pytest.approx(sgt[1]) and 0 <= col and 0 <= row
+    window = tmp_path / "window.tif"  # the same pixels, cut from the file
+    gdal.Translate(str(window), src, srcWin=[col, row, ds.RasterXSize, ds.RasterYSize])
+    direct = refine_raster(RefineParams(image=window, out=tmp_path / "direct.tif", device="cpu"))
+    (refined,) = QgsProject.instance().mapLayersByName(name)
+    ours = gdal.Open(refined.source()).ReadAsArray()
+    np.testing.assert_array_equal(ours, gdal.Open(str(direct.out)).ReadAsArray())
+    assert 0.02 < (ours == 1).mean() < 0.8  # buildings found, not everything
+    said = " ".join(qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Success))
+    assert f"Fetched {len(server.served)} tiles (" in said and "from Xiamen imagery" in said
+
+
+def test_cancel_in_mid_fetch_leaves_no_file_and_no_layer(
+    setup, mosaic, qgis_iface, wait_until, wait_for_tasks
+) -> None:  # noqa: ANN001
+    controller, dialog, canvas, folder = setup
+    with serve_tiles(mosaic, ZOOM, delay_s=0.3) as server:
+        layer = xyz_layer(server.url)
+        QgsProject.instance().addMapLayer(layer)
+        dialog.input_combo.setLayer(layer)
+        canvas.setExtent(mosaic_rect(mosaic, 0, 0, 1024, 768))
+        controller.start_refine(dialog.refine_job())
+        wait_until(lambda: len(server.served) >= 1, 30)
+        dialog.cancel_button.click()
+        wait_for_tasks()
+        assert len(server.served) < 12  # stopped before the last tile
+    said = qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Info)
+    assert any("Cancelled" in m for m in said), said
+    assert list(folder.iterdir()) == [] or [p.name for p in folder.iterdir()] == ["project.qgz"]
+    assert [n for n in QgsProject.instance().mapLayers().values() if n.name() != "Local XYZ"] == []
+    assert controller.tasks == []
