@@ -140,9 +140,11 @@ class RefinedWriter:
         for attr in ("class_ds", "scores_ds"):
             ds = getattr(self, attr, None)
             if ds is not None:
-                ds.FlushCache()
-                setattr(self, attr, None)
-                del ds
+                setattr(self, attr, None)  # released even if the flush fails (disk full)
+                try:
+                    ds.FlushCache()
+                finally:
+                    del ds
 
     def commit(self) -> None:
         self.finish()

@@ -15,6 +15,7 @@ from osgeo import gdal, ogr, osr
 
 from ..errors import MapRefinerError
 from ..rasters.files import check_output_path, place, write_error
+from .inuse import write_lock
 
 gdal.UseExceptions()
 ogr.UseExceptions()
@@ -118,8 +119,10 @@ class VectorTarget:
             for p in self.parts() + [self.path.with_suffix(e) for e in _SHAPEFILE_EXTRAS]
             if self.driver == "ESRI Shapefile" and p.name not in names
         ]
-        for src in written:
-            place(src, self.path.parent / src.name, self.overwrite)
+        lock = write_lock(self.path) if self.driver == "GPKG" else contextlib.nullcontext()
+        with lock:
+            for src in written:
+                place(src, self.path.parent / src.name, self.overwrite)
         if self.driver == "GPKG":  # an old file's SQLite journal must never meet the new one
             for suffix in ("-wal", "-shm", "-journal"):
                 with contextlib.suppress(FileNotFoundError):

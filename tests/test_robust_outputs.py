@@ -1,0 +1,207 @@
+"""What a run's outputs do when something fails or someone else holds them: a refine's
+class map and coarse map are written both or neither (or the message names each), and a
+GeoPackage another program is writing to is never replaced under it."""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from helpers_engine import random_model, scene, write_image
+from osgeo import gdal
+
+from map_refiner import cli
+from map_refiner.engine.modelfile.io import save_model
+from map_refiner.engine.rasters import write as raster_write
+
+gdal.UseExceptions()
+GT = (500000.0, 0.5, 0.0, 4000000.0, 0.0, -0.5)
+BAR = re.compile(r"^\w[\w-]* \[[#-]+\]")
+
+
+@pytest.fixture
+def job(tmp_path: Path) -> tuple[Path, Path]:
+    net, cfg = random_model(resolution_m=0.6, seed=1, iterations=1)
+    model = save_model(net, cfg, tmp_path / "m.safetensors")
+    image = tmp_path / "img.tif"
+    write_image(image, scene(40, 40), GT)
+    return image, model
+
+
+def run_cli(args: Sequence[object], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    rc = cli.main([str(a) for a in args])
+    return rc, capsys.readouterr().err
+
+
+def error_line(err: str) -> str:
+    assert "Traceback" not in err, err
+    lines = [ln for ln in err.strip().splitlines() if not BAR.match(ln)]
+    assert len(lines) == 1 and lines[0].startswith("map-refiner: error: "), err
+    return lines[0]
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+# --- --coarse: both files or neither ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("failing", ["c.tif", "coarse.tif"])
+def test_a_full_disk_on_either_map_writes_neither(
+    job: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    failing: str,
+) -> None:
+    """The disk fills while one of the two maps is finished (GDAL flushes it): the other,
+    finished first, was moved into place while the message said nothing was written."""
+    image, model = job
+    out = tmp_path / "out"
+    out.mkdir()
+    close = raster_write.RefinedWriter._close
+
+    def full(self: raster_write.RefinedWriter) -> None:
+        close(self)
+        if self.targets[0][1].name == failing:
+            raise RuntimeError(f"{self.targets[0][0]}: No space left on device")
+
+    monkeypatch.setattr(raster_write.RefinedWriter, "_close", full)
+    rc, err = run_cli(
+        ["refine", image, "--out", out / "c.tif", "--coarse", out / "coarse.tif", "--model"]
+        + [model],
+        capsys,
+    )
+    line = error_line(err)
+    assert rc == 2 and f"Writing {failing} failed: the disk is full; nothing was written" in line
+    assert listing(out) == []
+
+
+def test_a_move_that_fails_after_the_first_names_what_was_written(
+    job: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Both maps are complete; moving the second into place fails (ENOSPC growing the
+    folder): the message names the file written and the one not written."""
+    image, model = job
+    out = tmp_path / "out"
+    out.mkdir()
+    place = raster_write.place
+
+    def second_fails(tmp: Path, final: Path, overwrite: bool) -> None:
+        if final.name == "coarse.tif":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        place(tmp, final, overwrite)
+
+    monkeypatch.setattr(raster_write, "place", second_fails)
+    rc, err = run_cli(
+        ["refine", image, "--out", out / "c.tif", "--coarse", out / "coarse.tif", "--model"]
+        + [model],
+        capsys,
+    )
+    line = error_line(err)
+    assert rc == 2
+    assert "Wrote c.tif but not coarse.tif: the disk is full. Free some space" in line
+    assert "nothing was written" not in line
+    assert listing(out) == ["c.tif", "c.tif.aux.xml"]  # no temporary of coarse.tif left
+
+
+def test_both_maps_are_written_when_nothing_fails(
+    job: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image, model = job
+    rc, _ = run_cli(
+        ["refine", image, "--out", tmp_path / "c.tif", "--coarse", tmp_path / "k.tif"]
+        + ["--scores", tmp_path / "s.tif", "--model", model],
+        capsys,
+    )
+    assert rc == 0
+    for name in ("c.tif", "k.tif", "s.tif"):
+        assert gdal.Open(str(tmp_path / name)).RasterXSize == 40
+    assert not [n for n in listing(tmp_path) if "partial" in n]
+
+
+# --- a GeoPackage held open by another program ------------------------------------------------
+
+
+@pytest.fixture
+def class_map(job: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    image, model = job
+    out = tmp_path / "classes.tif"
+    assert run_cli(["refine", image, "--out", out, "--model", model], capsys)[0] == 0
+    return out
+
+
+def _features(gpkg: Path) -> int:
+    ds = gdal.OpenEx(str(gpkg), gdal.OF_VECTOR)
+    return int(ds.GetLayer(0).GetFeatureCount())
+
+
+def _integrity(gpkg: Path) -> str:
+    con = sqlite3.connect(str(gpkg))
+    try:
+        return str(con.execute("PRAGMA integrity_check").fetchone()[0])
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("journal", ["delete", "wal"])
+def test_a_geopackage_another_program_is_writing_is_not_replaced(
+    class_map: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], journal: str
+) -> None:
+    """Another connection has a write transaction open on the old file: the overwrite is
+    refused and leaves it as it is; that program's commit then lands in a sound file."""
+    gpkg = tmp_path / "v.gpkg"
+    assert run_cli(["vectorize", class_map, "--out", gpkg], capsys)[0] == 0
+    other = sqlite3.connect(str(gpkg), isolation_level=None)
+    other.execute(f"PRAGMA journal_mode={journal}")
+    other.execute("CREATE TABLE notes(t TEXT)")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO notes VALUES ('an edit being saved')")
+    rc, err = run_cli(["vectorize", class_map, "--out", gpkg, "--overwrite"], capsys)
+    assert rc == 2 and "v.gpkg is being written by another program" in error_line(err)
+    other.execute("COMMIT")
+    other.close()
+    assert _integrity(gpkg) == "ok"
+    con = sqlite3.connect(str(gpkg))
+    assert con.execute("SELECT t FROM notes").fetchall() == [("an edit being saved",)]
+    con.close()
+    assert not [n for n in listing(tmp_path) if "partial" in n]
+
+
+@pytest.mark.parametrize("journal", ["delete", "wal"])
+def test_a_geopackage_open_in_another_program_is_replaced_whole(
+    class_map: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], journal: str
+) -> None:
+    """Another connection holds the old file open (idle, as a layer shown in QGIS): the
+    overwrite replaces it atomically; that program's later write fails or goes to the old
+    file, never into the new one, which stays sound with the new features."""
+    gpkg = tmp_path / "v.gpkg"
+    assert run_cli(["vectorize", class_map, "--out", gpkg, "--min-area", "5"], capsys)[0] == 0
+    fewer = _features(gpkg)
+    other = sqlite3.connect(str(gpkg), isolation_level=None)
+    other.execute(f"PRAGMA journal_mode={journal}")
+    other.execute("CREATE TABLE notes(t TEXT)")
+    rc, _ = run_cli(["vectorize", class_map, "--out", gpkg, "--overwrite"], capsys)
+    assert rc == 0
+    try:  # the other program writes on
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("INSERT INTO notes VALUES ('late')")
+        other.execute("COMMIT")
+    except sqlite3.Error:
+        pass  # rollback-journal mode: SQLite sees that the file moved and refuses
+    other.close()
+    assert _integrity(gpkg) == "ok"
+    assert _features(gpkg) > fewer
+    con = sqlite3.connect(str(gpkg))
+    names = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+    con.close()
+    assert "notes" not in names
