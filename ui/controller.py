@@ -75,6 +75,7 @@ class Controller:
             )
             self.dialog.refined = self.refined
             self.dialog.view = self.map_view
+            self.dialog.area.set_canvas(self.iface.mapCanvas())
             self.dialog.refine_requested.connect(self.start_refine)
             self.dialog.vectorize_requested.connect(self.start_vectorize)
             self.dialog.finetune_requested.connect(self.start_finetune)

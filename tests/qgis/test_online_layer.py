@@ -228,3 +228,28 @@ def test_cancel_in_mid_fetch_leaves_no_file_and_no_layer(
     assert list(folder.iterdir()) == [] or [p.name for p in folder.iterdir()] == ["project.qgz"]
     assert [n for n in QgsProject.instance().mapLayers().values() if n.name() != "Local XYZ"] == []
     assert controller.tasks == []
+
+
+def test_an_extent_chosen_or_drawn_replaces_the_map_view(setup, mosaic) -> None:  # noqa: ANN001
+    controller, dialog, canvas, _folder = setup
+    image = QgsRasterLayer(str(mosaic), "mosaic")
+    layer = xyz_layer("http://127.0.0.1:9/{z}/{x}/{y}.png")
+    QgsProject.instance().addMapLayers([image, layer])
+    dialog.input_combo.setLayer(image)
+    assert not dialog.area.isVisibleTo(dialog)  # only for XYZ layers
+    dialog.input_combo.setLayer(layer)
+    assert dialog.area.isVisibleTo(dialog)
+    canvas.setExtent(mosaic_rect(mosaic, 0, 0, 1024, 768))
+    drawn = mosaic_rect(mosaic, 10, 20, 100, 50)  # as "Draw on canvas" leaves it
+    dialog.area.setOutputExtentFromUser(drawn, MERCATOR)
+    request = dialog.refine_job().fetch.request
+    assert request.bbox == pytest.approx(
+        (drawn.xMinimum(), drawn.yMinimum(), drawn.xMaximum(), drawn.yMaximum())
+    )
+    width, height = request.plan().window[2:]  # the box shows (and gives back) rounded numbers
+    assert abs(width - 100) <= 1 and abs(height - 50) <= 1
+    dialog.project_changed()  # a new project: the map view again
+    view = canvas.extent()
+    assert dialog.refine_job().fetch.request.bbox == pytest.approx(
+        (view.xMinimum(), view.yMinimum(), view.xMaximum(), view.yMaximum())
+    )

@@ -60,6 +60,7 @@ from ..jobs.vectorize_job import (
 from ..messages import show_error
 from ..settings import DialogDefaults
 from ..sources import default_refined_path, raster_path
+from .area_box import AreaBox
 from .device_info import device_summary
 from .labels_widget import LabelsBox
 from .model_info import ModelSummary, is_fine_tuned
@@ -98,6 +99,7 @@ class MapRefinerDialog(QDialog):
         self.input_combo = QgsMapLayerComboBox(self)
         self.input_combo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
         self.model = ModelChooser(self)
+        self.area = AreaBox(self)  # shown for XYZ layers only
         self.prior_combo = QgsMapLayerComboBox(self)
         self.prior_combo.setFilters(
             QgsMapLayerProxyModel.Filter.RasterLayer | QgsMapLayerProxyModel.Filter.PolygonLayer
@@ -167,6 +169,7 @@ class MapRefinerDialog(QDialog):
         self._layout()
         self._connect()
         self._restore(defaults, active_layer)
+        self.area.setVisible(is_online(self.input_combo.currentLayer()))
         self.set_running(False)
         self._device_task = self._describe_devices()
 
@@ -192,6 +195,7 @@ class MapRefinerDialog(QDialog):
     def _layout(self) -> None:
         form = QFormLayout()
         form.addRow("Raster layer", self.input_combo)
+        form.addRow("", self.area)
         form.addRow("Model", self.model)
         prior_row = QHBoxLayout()
         prior_row.addWidget(self.prior_combo, 1)
@@ -258,7 +262,8 @@ class MapRefinerDialog(QDialog):
         finally:
             self._programmatic = False
 
-    def _on_input_changed(self, _layer: QgsMapLayer | None) -> None:
+    def _on_input_changed(self, layer: QgsMapLayer | None) -> None:
+        self.area.setVisible(is_online(layer))
         self.suggest_output_if_auto()
 
     def _on_prior_changed(self, layer: QgsMapLayer | None) -> None:
@@ -354,7 +359,11 @@ class MapRefinerDialog(QDialog):
         if summary is None:
             raise MapRefinerError("Choose a usable model first: its resolution sets the zoom.")
         return build_fetch_job(
-            layer, self.view(), summary.resolution_m, self.project, self.fallback_dir
+            layer,
+            self.area.chosen() or self.view(),
+            summary.resolution_m,
+            self.project,
+            self.fallback_dir,
         )
 
     def vectorize_job(self) -> VectorizeJob:
@@ -413,6 +422,7 @@ class MapRefinerDialog(QDialog):
         dialog goes back to the bundled model and says why."""
         self.message_bar.clearWidgets()
         self.status_label.setText("")
+        self.area.forget()
         path = self.model.model_path()
         if path is not None and is_fine_tuned(path):
             self.model.set_model_path("")
