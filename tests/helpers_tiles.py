@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import numpy as np
 from osgeo import gdal
@@ -33,6 +34,7 @@ class TileServer:
     flip_y: bool = False  # rows counted from the south (TMS, QGIS's {-y})
     delay_s: float = 0.0  # per tile: a slow service, to cancel in mid-fetch
     url: str = ""
+    wms_url: str = ""
     served: list[tuple[int, int, int]] = field(default_factory=list)
     bytes_served: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -62,28 +64,92 @@ class TileServer:
         gdal.Unlink(name)
         return png
 
+    def wms_png(self, query: dict[str, str]) -> bytes | None:
+        """A WMS 1.1.1 GetMap in EPSG:3857: the source resampled (nearest) onto the box."""
+        if query.get("REQUEST") != "GetMap" or query.get("SRS") != "EPSG:3857":
+            return None
+        minx, miny, maxx, maxy = (float(v) for v in query["BBOX"].split(","))
+        name = f"/vsimem/wms_{uuid.uuid4().hex}.png"
+        src = gdal.OpenEx(str(self.source), gdal.OF_RASTER | gdal.OF_READONLY)
+        gdal.PushErrorHandler("CPLQuietErrorHandler")  # a box partly outside: filled black
+        try:
+            gdal.Translate(
+                name,
+                src,
+                format="PNG",
+                projWin=[minx, maxy, maxx, miny],
+                bandList=[1, 2, 3],
+                width=int(query["WIDTH"]),
+                height=int(query["HEIGHT"]),
+                resampleAlg="nearest",
+            )
+        except RuntimeError:
+            return None
+        finally:
+            gdal.PopErrorHandler()
+        png = bytes(gdal.VSIGetMemFileBuffer_unsafe(name))
+        gdal.Unlink(name)
+        return png
+
+    def capabilities(self) -> bytes:
+        """Just enough WMS 1.3.0 capabilities for QGIS to make a valid layer ``mosaic``."""
+        link = f'xlink:href="{self.wms_url}?"'
+        get = f"<DCPType><HTTP><Get><OnlineResource {link}/></Get></HTTP></DCPType>"
+        world = (
+            "<EX_GeographicBoundingBox><westBoundLongitude>-180</westBoundLongitude>"
+            "<eastBoundLongitude>180</eastBoundLongitude><southBoundLatitude>-85"
+            "</southBoundLatitude><northBoundLatitude>85</northBoundLatitude>"
+            "</EX_GeographicBoundingBox>"
+            f'<BoundingBox CRS="EPSG:3857" minx="{-HALF}" miny="{-HALF}" '
+            f'maxx="{HALF}" maxy="{HALF}"/>'
+        )
+        return (
+            '<?xml version="1.0" encoding="UTF-8"?><WMS_Capabilities version="1.3.0" '
+            'xmlns="http://www.opengis.net/wms" xmlns:xlink="http://www.w3.org/1999/xlink">'
+            f"<Service><Name>WMS</Name><Title>test</Title><OnlineResource {link}/></Service>"
+            "<Capability><Request>"
+            f"<GetCapabilities><Format>text/xml</Format>{get}</GetCapabilities>"
+            f"<GetMap><Format>image/png</Format>{get}</GetMap>"
+            "</Request><Exception><Format>XML</Format></Exception>"
+            f"<Layer><Title>root</Title><CRS>EPSG:3857</CRS>{world}"
+            f'<Layer queryable="0"><Name>mosaic</Name><Title>mosaic</Title><CRS>EPSG:3857</CRS>'
+            f"{world}</Layer></Layer></Capability></WMS_Capabilities>"
+        ).encode()
+
 
 def _handler(server: TileServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
             time.sleep(server.delay_s)
+            path, _, query = self.path.partition("?")
             try:
-                z, x, name = self.path.strip("/").split("/")[-3:]
-                png = server.tile_png(int(z), int(x), int(name.split(".")[0]))
-            except ValueError:
+                if path.endswith("/wms"):
+                    params = {k.upper(): v[0] for k, v in parse_qs(query).items()}
+                    if params.get("REQUEST") == "GetCapabilities":
+                        self._send(server.capabilities(), "text/xml")
+                        return
+                    png, key = server.wms_png(params), (0, 0, 0)
+                else:
+                    z, x, name = path.strip("/").split("/")[-3:]
+                    key = (int(z), int(x), int(name.split(".")[0]))
+                    png = server.tile_png(*key)
+            except (ValueError, KeyError):
                 png = None
             if png is None:
                 self.send_response(404)
                 self.end_headers()
                 return
             with server.lock:
-                server.served.append((int(z), int(x), int(name.split(".")[0])))
+                server.served.append(key)
                 server.bytes_served += len(png)
+            self._send(png, "image/png")
+
+        def _send(self, body: bytes, kind: str) -> None:
             self.send_response(200)
-            self.send_header("Content-Type", "image/png")
-            self.send_header("Content-Length", str(len(png)))
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(png)
+            self.wfile.write(body)
 
         def log_message(self, *_args: object) -> None:
             return None
@@ -95,10 +161,12 @@ def _handler(server: TileServer) -> type[BaseHTTPRequestHandler]:
 def serve_tiles(
     source: Path, zoom: int, flip_y: bool = False, delay_s: float = 0.0
 ) -> Iterator[TileServer]:
-    """A running server for ``source``; its ``url`` is an XYZ template."""
+    """A running server for ``source``; its ``url`` is an XYZ template, ``wms_url`` a WMS."""
     tiles = TileServer(source, zoom, flip_y, delay_s)
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(tiles))
-    tiles.url = f"http://127.0.0.1:{httpd.server_address[1]}/tiles/{{z}}/{{x}}/{{y}}.png"
+    root = f"http://127.0.0.1:{httpd.server_address[1]}"
+    tiles.url = f"{root}/tiles/{{z}}/{{x}}/{{y}}.png"
+    tiles.wms_url = f"{root}/wms"
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:

@@ -150,7 +150,7 @@ def test_cancel_leaves_nothing(mosaic: Path, tmp_path: Path) -> None:
 def test_a_service_without_the_area_is_one_clear_error(mosaic: Path, tmp_path: Path) -> None:
     with serve_tiles(mosaic, ZOOM) as server:
         bbox = (0.0, 0.0, 100.0, 100.0)  # far from the mosaic: every tile 404
-        with pytest.raises(MapRefinerError, match="gave no tile"):
+        with pytest.raises(MapRefinerError, match="gave no image for this extent at zoom 18"):
             fetch_xyz(
                 FetchRequest(XyzSource(server.url), bbox, "EPSG:3857", 0.6, tmp_path / "n.tif")
             )
@@ -204,3 +204,36 @@ def test_cli_fetch(mosaic: Path, tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert_fetched_window(out, mosaic, 50, 60, 300, 200)
     assert main(["fetch", "http://x/{z}/{x}/{y}", "--bbox", "1,2,3", "--out", "o.tif"]) == 2
     assert "--bbox must be minx,miny,maxx,maxy" in capsys.readouterr().err
+
+
+def test_a_wms_layer_is_fetched_on_a_grid_at_the_model_resolution(
+    mosaic: Path, tmp_path: Path
+) -> None:
+    from map_refiner.engine.rasters.wms import WmsSource, ground_per_unit
+
+    bbox = window_bbox(mosaic, 100, 50, 500, 350)
+    merc = osr.SpatialReference()
+    merc.ImportFromEPSG(3857)
+    merc.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    centre = ((bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2)
+    ground = pixel_size(ZOOM) * ground_per_unit(merc, *centre)[0]  # the mosaic's own pixels
+    with serve_tiles(mosaic, ZOOM) as server:
+        source = WmsSource(server.wms_url, "mosaic", "EPSG:3857")
+        out = tmp_path / "wms.tif"
+        request = FetchRequest(source, bbox, "EPSG:3857", ground, out)
+        result = fetch_xyz(request)
+    blocks = request.plan().tiles  # 256-pixel requests: 501 x 351 px (the box snapped out)
+    assert result.zoom is None and result.tiles == len(server.served) == blocks == 4
+    assert result.bytes == server.bytes_served
+    assert "Fetched 4 tiles" in result.describe() and "zoom" not in result.describe()
+    got = gdal.Open(str(out))
+    gt = got.GetGeoTransform()
+    assert gt[1] == pytest.approx(pixel_size(ZOOM), rel=1e-6)
+    assert gt[0] <= bbox[0] and gt[3] >= bbox[3]
+    assert abs(got.RasterXSize - 500) <= 1 and abs(got.RasterYSize - 350) <= 1
+    src = gdal.Open(str(mosaic))
+    sgt = src.GetGeoTransform()
+    col, row = round((gt[0] - sgt[0]) / sgt[1]), round((gt[3] - sgt[3]) / sgt[5])
+    w, h = min(got.RasterXSize, 500), min(got.RasterYSize, 350)
+    same = got.ReadAsArray(0, 0, w, h) == src.ReadAsArray(col, row, w, h)
+    assert same.mean() > 0.99  # the mosaic's grid, sampled back

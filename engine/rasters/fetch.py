@@ -1,5 +1,5 @@
-"""Online imagery as input: the tiles of an XYZ service over an extent, at the model's
-resolution, fetched through GDAL's WMS driver (TMS mini-driver) into a GeoTIFF that
+"""Online imagery as input: the tiles of an XYZ service (or a WMS layer's image) over an
+extent, at the model's resolution, fetched through GDAL's WMS driver into a GeoTIFF that
 is written atomically, and that a later fetch of the same extent reuses."""
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from .tiles import (
     WEB_MERCATOR_HALF,
     TilePlan,
     XyzSource,
-    check_tile_budget,
     plan_tiles,
     to_web_mercator,
 )
+from .wms import WmsPlan, WmsSource, plan_wms, wms_service_xml
 
 gdal.UseExceptions()
 log = logging.getLogger(__name__)
@@ -35,22 +35,24 @@ KEY = "MAP_REFINER_FETCH"  # GeoTIFF metadata: what was fetched, so a cache is r
 
 @dataclass(frozen=True)
 class FetchRequest:
-    source: XyzSource
+    source: XyzSource | WmsSource
     bbox: tuple[float, float, float, float]  # minx, miny, maxx, maxy in ``crs``
     crs: str  # EPSG:n or WKT
     resolution_m: float  # the model's ground resolution
     out: Path
     max_tiles: int = DEFAULT_MAX_TILES
 
-    def plan(self) -> TilePlan:
+    def plan(self) -> TilePlan | WmsPlan:
         self.source.check()
+        if isinstance(self.source, WmsSource):
+            return plan_wms(self.bbox, self.crs, self.resolution_m, self.source)
         return plan_tiles(to_web_mercator(self.bbox, self.crs), self.resolution_m, self.source)
 
 
 @dataclass(frozen=True)
 class FetchResult:
     path: Path
-    zoom: int
+    zoom: int | None  # None for a WMS layer
     tiles: int  # fetched from the service (0 when the cached GeoTIFF was reused)
     bytes: int  # downloaded
     width: int
@@ -59,10 +61,18 @@ class FetchResult:
     cached: bool = False
 
     def describe(self) -> str:
-        size = f"{self.width} x {self.height} px at {self.ground_m:.2f} m, zoom {self.zoom}"
+        size = f"{self.width} x {self.height} px at {self.ground_m:.2f} m{zoom_text(self.zoom)}"
         if self.cached:
             return f"Reused the fetched image {self.path.name} ({size})"
         return f"Fetched {self.tiles} tiles ({size_text(self.bytes)}, {size}) → {self.path}"
+
+
+def zoom_text(zoom: int | None) -> str:
+    return "" if zoom is None else f", zoom {zoom}"
+
+
+def at_zoom(zoom: int | None) -> str:
+    return "" if zoom is None else f" at zoom {zoom}"
 
 
 def size_text(n_bytes: int) -> str:
@@ -70,13 +80,27 @@ def size_text(n_bytes: int) -> str:
     return f"{n_bytes / 1e6:.1f} MB" if n_bytes >= 100_000 else f"{n_bytes / 1e3:.0f} kB"
 
 
-def fetch_key(source: XyzSource, plan: TilePlan) -> str:
+def check_tile_budget(plan: TilePlan | WmsPlan, max_tiles: int) -> None:
+    """Refuse a fetch larger than ``max_tiles``, saying how to make it fit."""
+    if plan.tiles > max_tiles:
+        w, h = plan.window[2], plan.window[3]
+        raise MapRefinerError(
+            f"The extent needs {plan.tiles} tiles{at_zoom(plan.zoom)} ({w} x {h} pixels at "
+            f"{plan.ground_m:.2f} m); the limit is {max_tiles}. Zoom in or draw a smaller "
+            "extent, or raise the limit (map-refiner fetch --max-tiles)."
+        )
+
+
+def fetch_key(source: XyzSource | WmsSource, plan: TilePlan | WmsPlan) -> str:
     """Identifies a fetch: the service and the pixels asked for."""
-    text = f"{source.url}|{plan.zoom}|{plan.tx0},{plan.ty0}|{plan.window}"
+    if isinstance(plan, TilePlan):
+        text = f"{source}|{plan.zoom}|{plan.window}"
+    else:
+        text = f"{source}|{plan.bounds}|{plan.width}x{plan.height}"
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
-def wms_xml(source: XyzSource, zoom: int, cache: Path) -> str:
+def tms_xml(source: XyzSource, zoom: int, cache: Path) -> str:
     """A GDAL_WMS description of the service at ``zoom``: one raster, the world mosaic of
     that zoom's tiles, of which a fetch reads one window. Tiles land in ``cache``."""
     flipped = "{-y}" in source.url
@@ -99,6 +123,14 @@ def wms_xml(source: XyzSource, zoom: int, cache: Path) -> str:
   <ZeroBlockHttpCodes>204,404</ZeroBlockHttpCodes>
   <Cache><Path>{escape(str(cache))}</Path></Cache>
 </GDAL_WMS>"""
+
+
+def service_xml(source: XyzSource | WmsSource, plan: TilePlan | WmsPlan, cache: Path) -> str:
+    if isinstance(source, WmsSource) and isinstance(plan, WmsPlan):
+        return wms_service_xml(source, plan, str(cache))
+    if isinstance(source, XyzSource) and isinstance(plan, TilePlan):
+        return tms_xml(source, plan.zoom, cache)
+    raise TypeError(f"a plan {type(plan).__name__} for a source {type(source).__name__}")
 
 
 def cached_fetch(path: Path, key: str) -> bool:
@@ -134,11 +166,11 @@ def fetch_xyz(
     cache = Path(tempfile.mkdtemp(prefix="map_refiner_tiles_"))
     try:
         with atomic_path(out, overwrite=False) as tmp:
-            _translate(wms_xml(request.source, plan.zoom, cache), plan, tmp, key, rep)
+            _translate(service_xml(request.source, plan, cache), plan, tmp, key, rep)
             tiles, size = _downloaded(cache)
             if tiles == 0:
                 raise MapRefinerError(
-                    f"The tile service gave no tile for this extent at zoom {plan.zoom} "
+                    f"The service gave no image for this extent{at_zoom(plan.zoom)} "
                     f"({request.source.url}); check the URL and that it covers the area."
                 )
     finally:
@@ -147,7 +179,7 @@ def fetch_xyz(
     return FetchResult(out, plan.zoom, tiles, size, width, height, plan.ground_m)
 
 
-def _translate(xml: str, plan: TilePlan, tmp: Path, key: str, rep: Reporter) -> None:
+def _translate(xml: str, plan: TilePlan | WmsPlan, tmp: Path, key: str, rep: Reporter) -> None:
     def callback(fraction: float, _msg: str, _data: object) -> int:
         if rep.is_cancelled():
             return 0
@@ -177,8 +209,8 @@ def _translate(xml: str, plan: TilePlan, tmp: Path, key: str, rep: Reporter) -> 
             details=repr(exc),
         ) from exc
     finally:
-        gdal.PopErrorHandler()
         src = None  # noqa: F841 - GDAL closes the service before the cache is read
+        gdal.PopErrorHandler()
     if rep.is_cancelled():
         raise CancelledError()
 

@@ -144,14 +144,3 @@ def plan_tiles(
     window = (c0, r0, c1 - c0, r1 - r0)
     ground = res * math.cos(math.radians(lat))
     return TilePlan(zoom, tx0, ty0, tx1, ty1, window, res, ground)
-
-
-def check_tile_budget(plan: TilePlan, max_tiles: int) -> None:
-    """Refuse a fetch larger than ``max_tiles``, saying how to make it fit."""
-    if plan.tiles > max_tiles:
-        w, h = plan.window[2], plan.window[3]
-        raise MapRefinerError(
-            f"The extent needs {plan.tiles} tiles at zoom {plan.zoom} ({w} x {h} pixels at "
-            f"{plan.ground_m:.2f} m); the limit is {max_tiles}. Zoom in or draw a smaller "
-            "extent, or raise the limit (map-refiner fetch --max-tiles)."
-        )

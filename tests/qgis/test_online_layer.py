@@ -20,7 +20,7 @@ from qgis.core import (
 
 from map_refiner.engine.errors import MapRefinerError
 from map_refiner.engine.rasters.fetch import fetch_xyz
-from map_refiner.ui.jobs.fetch_job import build_fetch_job, xyz_source
+from map_refiner.ui.jobs.fetch_job import build_fetch_job, online_source
 from map_refiner.ui.settings import DialogDefaults, save_defaults
 
 ZOOM, TX, TY = 18, 215000, 114000
@@ -157,14 +157,15 @@ def test_a_view_too_large_is_refused_before_fetching(setup, mosaic) -> None:  # 
         dialog.refine_job()
 
 
-def test_a_wms_layer_says_what_to_do(qgis_new_project) -> None:  # noqa: ANN001
+def test_a_wmts_layer_says_what_to_do(qgis_new_project) -> None:  # noqa: ANN001
     layer = QgsRasterLayer(
-        "crs=EPSG:3857&format=image/png&layers=ortho&styles=&url=http://127.0.0.1:9/wms",
-        "Ortho WMS",
+        "crs=EPSG:3857&format=image/png&layers=ortho&styles=default&tileMatrixSet=g"
+        "&url=http://127.0.0.1:9/wmts",
+        "Ortho WMTS",
         "wms",
     )
-    with pytest.raises(MapRefinerError, match="WMS layers are not supported yet.*GeoTIFF"):
-        xyz_source(layer)
+    with pytest.raises(MapRefinerError, match="WMTS layers are not supported yet.*GeoTIFF"):
+        online_source(layer)
 
 
 def test_xiamen_tiles_through_the_dialog_with_the_bundled_model(
@@ -253,3 +254,32 @@ def test_an_extent_chosen_or_drawn_replaces_the_map_view(setup, mosaic) -> None:
     assert dialog.refine_job().fetch.request.bbox == pytest.approx(
         (view.xMinimum(), view.yMinimum(), view.xMaximum(), view.yMaximum())
     )
+
+
+def test_a_wms_layer_is_fetched_over_the_view_and_refined(
+    setup, mosaic, qgis_iface, wait_until, wait_for_tasks
+) -> None:  # noqa: ANN001
+    controller, dialog, canvas, folder = setup
+    with serve_tiles(mosaic, ZOOM) as server:
+        layer = QgsRasterLayer(
+            f"crs=EPSG:3857&format=image/png&layers=mosaic&styles=&url={server.wms_url}",
+            "Local WMS",
+            "wms",
+        )
+        assert layer.isValid(), layer.error().summary()
+        QgsProject.instance().addMapLayer(layer)
+        dialog.input_combo.setLayer(layer)
+        canvas.setExtent(mosaic_rect(mosaic, 300, 250, 400, 300))
+        job = dialog.refine_job()
+        fetched = job.fetch.request.out
+        controller.start_refine(job)
+        refined_name = f"{fetched.stem} — refined by tiny test model (2 it.)"
+        wait_until(lambda: QgsProject.instance().mapLayersByName(refined_name), 120)
+        wait_for_tasks()
+        served = len(server.served)
+    said = " ".join(qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Success))
+    assert f"Fetched {served} tiles (" in said and "from Local WMS" in said
+    ds = gdal.Open(str(fetched))
+    assert ds.GetSpatialRef().GetAuthorityCode(None) == "3857"
+    assert ds.GetGeoTransform()[1] == pytest.approx(0.6 / 0.9207, rel=1e-3)  # 0.6 m on the ground
+    assert (ds.ReadAsArray() > 0).mean() > 0.9  # the mosaic's pixels, not blank

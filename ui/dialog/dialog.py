@@ -357,7 +357,9 @@ class MapRefinerDialog(QDialog):
             return None
         summary = self.model.summary
         if summary is None:
-            raise MapRefinerError("Choose a usable model first: its resolution sets the zoom.")
+            raise MapRefinerError(
+                "Choose a usable model first: its resolution sets the fetched image's."
+            )
         return build_fetch_job(
             layer,
             self.area.chosen() or self.view(),

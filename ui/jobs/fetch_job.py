@@ -22,19 +22,22 @@ from ...engine.rasters.fetch import (
     FetchRequest,
     FetchResult,
     cached_fetch,
+    check_tile_budget,
     fetch_key,
     fetch_xyz,
     size_text,
+    zoom_text,
 )
-from ...engine.rasters.tiles import XyzSource, check_tile_budget
+from ...engine.rasters.tiles import XyzSource
+from ...engine.rasters.wms import WmsSource
 from ..paths import unique_path, writable_folder
 from ..sources import project_dir
 
 View = tuple[QgsRectangle, QgsCoordinateReferenceSystem]
-NOT_XYZ = (
-    "“{name}” is a WMS layer; WMS layers are not supported yet. Use an XYZ layer of the "
-    "same imagery, or save the view as a GeoTIFF (right-click ▸ Export ▸ Save As…) and "
-    "refine that."
+NOT_SUPPORTED = (
+    "“{name}” is a WMTS layer; WMTS layers are not supported yet. Use an XYZ or WMS layer "
+    "of the same imagery, or save the view as a GeoTIFF (right-click ▸ Export ▸ Save As…) "
+    "and refine that."
 )
 
 
@@ -49,15 +52,23 @@ def is_online(layer: QgsMapLayer | None) -> bool:
     return isinstance(layer, QgsRasterLayer) and layer.providerType() == "wms"
 
 
-def xyz_source(layer: QgsRasterLayer) -> XyzSource:
-    """The tile service behind an XYZ layer; a WMS layer is refused with what to do."""
+def online_source(layer: QgsRasterLayer) -> XyzSource | WmsSource:
+    """The service behind an XYZ or WMS layer; a WMTS layer is refused with what to do."""
     uri = QgsDataSourceUri()
     uri.setEncodedUri(layer.source())
-    if uri.param("type") != "xyz" or not uri.param("url"):
-        raise MapRefinerError(NOT_XYZ.format(name=layer.name()))
-    zmin = int(uri.param("zmin") or 0)
-    zmax = int(uri.param("zmax") or 19)
-    return XyzSource(uri.param("url"), zmin, zmax)
+    if uri.param("type") == "xyz":
+        zmin = int(uri.param("zmin") or 0)
+        zmax = int(uri.param("zmax") or 19)
+        return XyzSource(uri.param("url"), zmin, zmax)
+    if uri.param("type") == "wmts" or uri.hasParam("tileMatrixSet"):
+        raise MapRefinerError(NOT_SUPPORTED.format(name=layer.name()))
+    return WmsSource(
+        uri.param("url"),
+        ",".join(uri.params("layers")),
+        uri.param("crs") or layer.crs().authid(),
+        ",".join(uri.params("styles")),
+        uri.param("format") or "image/png",
+    )
 
 
 def safe_stem(name: str) -> str:
@@ -86,7 +97,7 @@ def build_fetch_job(
     if not crs.isValid():
         crs = layer.crs()
     bbox = (extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum())
-    source = xyz_source(layer)
+    source = online_source(layer)
     folder = online_folder(project, fallback_dir)
     probe = FetchRequest(source, bbox, crs.toWkt(), resolution_m, folder / "probe.tif")
     plan = probe.plan()
@@ -118,6 +129,6 @@ def fetched_message(job: FetchJob, result: FetchResult) -> str:
     if result.cached:
         return f"Reused {result.path} (fetched from {job.layer_name} before)"
     return (
-        f"Fetched {result.tiles} tiles ({size_text(result.bytes)}, zoom {result.zoom}, "
+        f"Fetched {result.tiles} tiles ({size_text(result.bytes)}{zoom_text(result.zoom)}, "
         f"{result.ground_m:.2f} m) from {job.layer_name} → {result.path}"
     )
