@@ -226,7 +226,9 @@ def _fetch(a: argparse.Namespace) -> int:
         from .engine.modelfile.header import DEFAULT_MODEL_PATH, read_model_config
 
         resolution = read_model_config(a.model or DEFAULT_MODEL_PATH).ground_resolution_m
-    source = XyzSource(a.url, 0, a.max_zoom)
+    from .engine.rasters.wms import WmsSource
+
+    source = WmsSource(a.url, a.wms, a.wms_crs) if a.wms else XyzSource(a.url, 0, a.max_zoom)
     request = FetchRequest(source, a.bbox, a.crs, resolution, a.out, a.max_tiles)
     print(fetch_xyz(request, progress=ProgressBar("fetch")).describe())
     return 0

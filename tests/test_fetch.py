@@ -201,6 +201,10 @@ def test_cli_fetch(mosaic: Path, tmp_path: Path, capsys: pytest.CaptureFixture[s
         assert f"Fetched {len(server.served)} tiles" in capsys.readouterr().out
         assert main([*args[:-2], "--out", str(tmp_path / "big.tif"), "--max-tiles", "1"]) == 2
         assert "--max-tiles" in capsys.readouterr().err
+        wms = tmp_path / "wms.tif"
+        wms_args = [server.wms_url, "--wms", "mosaic", "--bbox", bbox, "--crs", "EPSG:3857"]
+        assert main(["fetch", *wms_args, "--out", str(wms)]) == 0
+        assert "Fetched" in capsys.readouterr().out and wms.exists()
     assert_fetched_window(out, mosaic, 50, 60, 300, 200)
     assert main(["fetch", "http://x/{z}/{x}/{y}", "--bbox", "1,2,3", "--out", "o.tif"]) == 2
     assert "--bbox must be minx,miny,maxx,maxy" in capsys.readouterr().err
