@@ -283,3 +283,16 @@ def test_a_wms_layer_is_fetched_over_the_view_and_refined(
     assert ds.GetSpatialRef().GetAuthorityCode(None) == "3857"
     assert ds.GetGeoTransform()[1] == pytest.approx(0.6 / 0.9207, rel=1e-3)  # 0.6 m on the ground
     assert (ds.ReadAsArray() > 0).mean() > 0.9  # the mosaic's pixels, not blank
+
+
+def test_a_file_of_the_same_name_is_never_taken(setup, mosaic) -> None:  # noqa: ANN001
+    controller, dialog, canvas, folder = setup
+    layer = xyz_layer("http://127.0.0.1:9/{z}/{x}/{y}.png")
+    QgsProject.instance().addMapLayer(layer)
+    dialog.input_combo.setLayer(layer)
+    canvas.setExtent(mosaic_rect(mosaic, 0, 0, 300, 300))
+    first = dialog.refine_job().fetch.request.out
+    first.write_bytes(b"someone else's file")
+    second = dialog.refine_job().fetch.request.out
+    assert second == first.with_name(f"{first.stem}_2.tif")
+    assert first.read_bytes() == b"someone else's file"
