@@ -36,6 +36,7 @@ class TileServer:
     url: str = ""
     wms_url: str = ""
     served: list[tuple[int, int, int]] = field(default_factory=list)
+    referers: set[str | None] = field(default_factory=set)
     bytes_served: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -121,6 +122,7 @@ def _handler(server: TileServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
             time.sleep(server.delay_s)
+            server.referers.add(self.headers.get("Referer"))
             path, _, query = self.path.partition("?")
             try:
                 if path.endswith("/wms"):

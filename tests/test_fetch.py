@@ -241,3 +241,17 @@ def test_a_wms_layer_is_fetched_on_a_grid_at_the_model_resolution(
     w, h = min(got.RasterXSize, 500), min(got.RasterYSize, 350)
     same = got.ReadAsArray(0, 0, w, h) == src.ReadAsArray(col, row, w, h)
     assert same.mean() > 0.99  # the mosaic's grid, sampled back
+
+
+def test_a_referer_is_sent_and_an_unreachable_service_is_one_line(
+    mosaic: Path, tmp_path: Path
+) -> None:
+    bbox = window_bbox(mosaic, 0, 0, 100, 100)
+    with serve_tiles(mosaic, ZOOM) as server:
+        source = XyzSource(server.url, referer="https://example.org/map")
+        fetch_xyz(FetchRequest(source, bbox, "EPSG:3857", 0.6, tmp_path / "r.tif"))
+    assert server.referers == {"https://example.org/map"}
+    dead = XyzSource(server.url)  # the server is gone
+    with pytest.raises(MapRefinerError, match="Could not download the imagery from http.*network"):
+        fetch_xyz(FetchRequest(dead, bbox, "EPSG:3857", 0.6, tmp_path / "dead.tif"))
+    assert not (tmp_path / "dead.tif").exists()

@@ -26,7 +26,7 @@ from .tiles import (
     plan_tiles,
     to_web_mercator,
 )
-from .wms import WmsPlan, WmsSource, plan_wms, wms_service_xml
+from .wms import WmsPlan, WmsSource, plan_wms, referer_xml, wms_service_xml
 
 gdal.UseExceptions()
 log = logging.getLogger(__name__)
@@ -120,6 +120,7 @@ def tms_xml(source: XyzSource, zoom: int, cache: Path) -> str:
   <BlockSizeX>{TILE_SIZE}</BlockSizeX><BlockSizeY>{TILE_SIZE}</BlockSizeY>
   <BandsCount>3</BandsCount>
   <MaxConnections>4</MaxConnections>
+  <Timeout>60</Timeout>{referer_xml(source.referer)}
   <ZeroBlockHttpCodes>204,404</ZeroBlockHttpCodes>
   <Cache><Path>{escape(str(cache))}</Path></Cache>
 </GDAL_WMS>"""
@@ -166,7 +167,8 @@ def fetch_xyz(
     cache = Path(tempfile.mkdtemp(prefix="map_refiner_tiles_"))
     try:
         with atomic_path(out, overwrite=False) as tmp:
-            _translate(service_xml(request.source, plan, cache), plan, tmp, key, rep)
+            xml = service_xml(request.source, plan, cache)
+            _translate(xml, plan, tmp, key, rep, request.source.url)
             tiles, size = _downloaded(cache)
             if tiles == 0:
                 raise MapRefinerError(
@@ -179,7 +181,9 @@ def fetch_xyz(
     return FetchResult(out, plan.zoom, tiles, size, width, height, plan.ground_m)
 
 
-def _translate(xml: str, plan: TilePlan | WmsPlan, tmp: Path, key: str, rep: Reporter) -> None:
+def _translate(
+    xml: str, plan: TilePlan | WmsPlan, tmp: Path, key: str, rep: Reporter, url: str
+) -> None:
     def callback(fraction: float, _msg: str, _data: object) -> int:
         if rep.is_cancelled():
             return 0
@@ -203,9 +207,11 @@ def _translate(xml: str, plan: TilePlan | WmsPlan, tmp: Path, key: str, rep: Rep
     except RuntimeError as exc:
         if rep.is_cancelled():
             raise CancelledError() from exc
+        said = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        said = said.split("GDALWMS: ")[-1].rstrip(".")  # GDAL's own words, not its prefixes
         raise MapRefinerError(
-            f"Fetching the tiles failed: {str(exc).splitlines()[0]}; check the tile URL and "
-            "the network.",
+            f"Could not download the imagery from {url} ({said}); check the URL, the "
+            "network and that the service answers, then try again.",
             details=repr(exc),
         ) from exc
     finally:

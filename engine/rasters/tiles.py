@@ -28,6 +28,7 @@ class XyzSource:
     url: str
     zmin: int = 0
     zmax: int = 19
+    referer: str = ""  # some services answer only requests that name their site
 
     def check(self) -> None:
         """Refuse templates the fetch cannot follow, saying what to use instead."""

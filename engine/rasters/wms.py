@@ -25,6 +25,7 @@ class WmsSource:
     crs: str = "EPSG:3857"
     styles: str = ""
     image_format: str = "image/png"
+    referer: str = ""
 
     def check(self) -> None:
         if not self.url or not self.layers:
@@ -109,6 +110,10 @@ def plan_wms(
     return WmsPlan((x0, y0, x1, y1), width, height, resolution_m)
 
 
+def referer_xml(referer: str) -> str:
+    return f"\n  <Referer>{escape(referer)}</Referer>" if referer else ""
+
+
 def wms_service_xml(source: WmsSource, plan: WmsPlan, cache: str) -> str:
     """A GDAL_WMS description of the plan's grid (WMS 1.1.1: x,y axis order everywhere)."""
     x0, y0, x1, y1 = plan.bounds
@@ -130,5 +135,6 @@ def wms_service_xml(source: WmsSource, plan: WmsPlan, cache: str) -> str:
   <BlockSizeX>{TILE_SIZE}</BlockSizeX><BlockSizeY>{TILE_SIZE}</BlockSizeY>
   <BandsCount>3</BandsCount>
   <MaxConnections>4</MaxConnections>
+  <Timeout>60</Timeout>{referer_xml(source.referer)}
   <Cache><Path>{escape(cache)}</Path></Cache>
 </GDAL_WMS>"""

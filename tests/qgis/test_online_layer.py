@@ -27,9 +27,11 @@ ZOOM, TX, TY = 18, 215000, 114000
 MERCATOR = QgsCoordinateReferenceSystem("EPSG:3857")
 
 
-def xyz_layer(url: str, name: str = "Local XYZ") -> QgsRasterLayer:
+def xyz_layer(url: str, name: str = "Local XYZ", referer: str = "") -> QgsRasterLayer:
     """As QGIS's browser makes an XYZ connection's layer."""
     uri = QgsDataSourceUri()
+    if referer:
+        uri.setParam("referer", referer)
     uri.setParam("type", "xyz")
     uri.setParam("url", url)
     uri.setParam("zmin", "0")
@@ -155,6 +157,12 @@ def test_a_view_too_large_is_refused_before_fetching(setup, mosaic) -> None:  # 
     canvas.setExtent(QgsRectangle(13100000, 2780000, 13200000, 2850000))  # 100 km wide
     with pytest.raises(MapRefinerError, match="tiles at zoom 18.*Zoom in"):
         dialog.refine_job()
+
+
+def test_the_layers_referer_goes_with_the_requests(qgis_new_project) -> None:  # noqa: ANN001
+    layer = xyz_layer("http://127.0.0.1:9/{z}/{x}/{y}.png", referer="https://example.org/")
+    assert online_source(layer).referer == "https://example.org/"
+    assert online_source(layer).url == "http://127.0.0.1:9/{z}/{x}/{y}.png"
 
 
 def test_a_wmts_layer_says_what_to_do(qgis_new_project) -> None:  # noqa: ANN001

@@ -56,10 +56,11 @@ def online_source(layer: QgsRasterLayer) -> XyzSource | WmsSource:
     """The service behind an XYZ or WMS layer; a WMTS layer is refused with what to do."""
     uri = QgsDataSourceUri()
     uri.setEncodedUri(layer.source())
+    referer = uri.param("http-header:referer") or uri.param("referer")
     if uri.param("type") == "xyz":
         zmin = int(uri.param("zmin") or 0)
         zmax = int(uri.param("zmax") or 19)
-        return XyzSource(uri.param("url"), zmin, zmax)
+        return XyzSource(uri.param("url"), zmin, zmax, referer)
     if uri.param("type") == "wmts" or uri.hasParam("tileMatrixSet"):
         raise MapRefinerError(NOT_SUPPORTED.format(name=layer.name()))
     return WmsSource(
@@ -68,6 +69,7 @@ def online_source(layer: QgsRasterLayer) -> XyzSource | WmsSource:
         uri.param("crs") or layer.crs().authid(),
         ",".join(uri.params("styles")),
         uri.param("format") or "image/png",
+        referer,
     )
 
 
