@@ -12,7 +12,7 @@ import numpy as np
 from osgeo import gdal
 
 from ..errors import MapRefinerError
-from ..rasters.grid import GridSpec, grid_of, mem_dataset, same_grid
+from ..rasters.grid import GridSpec, grid_of, mem_dataset, same_grid, window
 from ..rasters.read import open_raster
 from .classes import IGNORE, check_class_index, value_key
 
@@ -70,32 +70,41 @@ def to_labels(
 
 def read_on_grid(path: PathLike, grid: GridSpec) -> tuple[np.ndarray, np.ndarray]:
     """Band 1 of a raster on ``grid`` (nearest neighbour) and the mask of pixels with data."""
+    return read_block(open_raster(path), grid, (0, 0, grid.width, grid.height))
+
+
+def read_block(
+    ds: gdal.Dataset, grid: GridSpec, block: tuple[int, int, int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Like :func:`read_on_grid` for the ``(x0, y0, width, height)`` pixels of ``grid``
+    only, so that a large raster is read a block at a time."""
     try:
-        return _read_on_grid(path, grid)
+        return _read_block(ds, grid, block)
     except RuntimeError as exc:  # a damaged or truncated file fails while its pixels are read
         raise MapRefinerError(
-            f"Cannot read the pixels of {Path(str(path)).name}: the file is "
+            f"Cannot read the pixels of {Path(ds.GetDescription()).name}: the file is "
             "damaged or truncated; use a complete copy.",
             details=str(exc),
         ) from exc
 
 
-def _read_on_grid(path: PathLike, grid: GridSpec) -> tuple[np.ndarray, np.ndarray]:
-    ds = open_raster(path)
+def _read_block(
+    ds: gdal.Dataset, grid: GridSpec, block: tuple[int, int, int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     band = ds.GetRasterBand(1)
     georeferenced = ds.GetGeoTransform(can_return_null=True) is not None or bool(ds.GetProjection())
     if not georeferenced:
         if (ds.RasterXSize, ds.RasterYSize) != (grid.width, grid.height):
             raise MapRefinerError(
-                f"{Path(str(path)).name} has no georeferencing and is {ds.RasterXSize}x"
-                f"{ds.RasterYSize} pixels, not {grid.width}x{grid.height} like the image; "
-                "georeference it or use a mask of the image's size."
+                f"{Path(ds.GetDescription()).name} has no georeferencing and is "
+                f"{ds.RasterXSize}x{ds.RasterYSize} pixels, not {grid.width}x{grid.height} "
+                "like the image; georeference it or use a mask of the image's size."
             )
-        values = band.ReadAsArray()
+        values = band.ReadAsArray(*block)
     elif same_grid(grid_of(ds), grid):
-        values = band.ReadAsArray()
+        values = band.ReadAsArray(*block)
     else:
-        values, covered = _warp_band1(ds, grid)
+        values, covered = _warp_band1(ds, window(grid, *block))
         return values, covered & _has_data(values, band.GetNoDataValue())
     return values, _has_data(values, band.GetNoDataValue())
 

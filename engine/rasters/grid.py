@@ -73,6 +73,24 @@ def scaled(grid: GridSpec, width: int, height: int) -> GridSpec:
     )
 
 
+def window(grid: GridSpec, x0: int, y0: int, width: int, height: int) -> GridSpec:
+    """The ``width`` x ``height`` pixels of ``grid`` from column ``x0``, row ``y0``."""
+    gt = grid.geotransform
+    return GridSpec(
+        width,
+        height,
+        (
+            gt[0] + x0 * gt[1] + y0 * gt[2],
+            gt[1],
+            gt[2],
+            gt[3] + x0 * gt[4] + y0 * gt[5],
+            gt[4],
+            gt[5],
+        ),
+        grid.projection_wkt,
+    )
+
+
 def same_grid(a: GridSpec, b: GridSpec) -> bool:
     """True when pixels coincide (CRSs equal, or one of them unknown)."""
     if (a.width, a.height) != (b.width, b.height):

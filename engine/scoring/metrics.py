@@ -8,15 +8,18 @@ from pathlib import Path
 from typing import Union
 
 import numpy as np
+from osgeo import gdal
 
 from ..errors import MapRefinerError
 from ..labels.classes import IGNORE
-from ..labels.rasters import read_on_grid, to_labels
+from ..labels.rasters import read_block, to_labels
 from ..rasters.grid import GridSpec, grid_of
 from ..rasters.read import open_raster
+from ..refine.memory import bounded_memory
 from .scores import Scores, confusion_matrix
 
 PathLike = Union[str, Path]
+BLOCK_PIXELS = 1 << 20  # pixels of each raster read at once (a few MB)
 
 
 def evaluate_rasters(
@@ -33,16 +36,26 @@ def evaluate_rasters(
     ignored); without one, values are class indices. Nodata, IGNORE (255) and
     pixels outside either raster are not scored.
     """
-    grid = grid_of(open_raster(reference_path))
-    ref = _labels_on(reference_path, grid, reference_value_map)
-    pred = _labels_on(prediction_path, grid, prediction_value_map)
-    if (pred == IGNORE).all():
+    ref_ds, pred_ds = open_raster(reference_path), open_raster(prediction_path)
+    grid = grid_of(ref_ds)
+    k = len(class_names)
+    cm = np.zeros((k, k), dtype=np.int64)
+    predicted = False
+    rows = max(1, BLOCK_PIXELS // grid.width)
+    with bounded_memory():  # a block of rows at a time, GDAL's cache capped: memory flat
+        for y0 in range(0, grid.height, rows):
+            block = (0, y0, grid.width, min(rows, grid.height - y0))
+            ref = _labels_on(ref_ds, grid, block, reference_value_map)
+            pred = _labels_on(pred_ds, grid, block, prediction_value_map)
+            predicted = predicted or bool((pred != IGNORE).any())
+            cm += confusion_matrix(pred, ref, k)
+    if not predicted:
         raise MapRefinerError(
             f"The prediction {Path(str(prediction_path)).name} has no data over "
             f"the reference {Path(str(reference_path)).name}; check that they "
             "cover the same area and that their CRSs are set."
         )
-    scores = Scores.from_confusion(confusion_matrix(pred, ref, len(class_names)), class_names)
+    scores = Scores.from_confusion(cm, class_names)
     if scores.pixel_count == 0:
         raise MapRefinerError(
             "No pixel has data in both the prediction and the reference; "
@@ -52,7 +65,10 @@ def evaluate_rasters(
 
 
 def _labels_on(
-    path: PathLike, grid: GridSpec, value_map: Mapping[object, int] | None
+    ds: gdal.Dataset,
+    grid: GridSpec,
+    block: tuple[int, int, int, int],
+    value_map: Mapping[object, int] | None,
 ) -> np.ndarray:
-    values, valid = read_on_grid(path, grid)
-    return to_labels(values, valid, value_map, Path(str(path)).name)
+    values, valid = read_block(ds, grid, block)
+    return to_labels(values, valid, value_map, Path(ds.GetDescription()).name)

@@ -5,8 +5,10 @@ atomically as Shapefile or GeoPackage."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -17,8 +19,11 @@ from osgeo import gdal, ogr, osr
 from ..errors import MapRefinerError
 from ..labels.classes import IGNORE
 from ..progress import CancelFn, ProgressFn, Reporter, make_reporter
+from ..rasters.files import write_error
 from ..rasters.grid import GridSpec, grid_of, is_metric, local_metric_srs, mem_dataset
 from ..rasters.read import open_raster
+from ..rasters.write import create_geotiff
+from ..refine.memory import bounded_memory
 from .write import VectorTarget
 
 gdal.UseExceptions()
@@ -26,6 +31,7 @@ ogr.UseExceptions()
 log = logging.getLogger(__name__)
 PathLike = Union[str, Path]
 _CHECK_EVERY = 500  # features between cancel checks while writing
+BLOCK_PIXELS = 1 << 20  # pixels of the class map (and probabilities) read at once
 
 
 @dataclass
@@ -80,24 +86,33 @@ def vectorize(
     names = _names(band, class_names)
     keep = _class_ids(classes, names)
     source = source if source is not None else (band.GetDescription() or "")
-    regions, regions_ds = _polygonize(band, grid, keep, eight_connected, report.sub(0.0, 0.7))
-    means = None if scores_path is None else _mean_probabilities(regions, grid, scores_path)
-    with target.writing(grid.srs()) as out_layer:
-        with target.write_errors():
-            _add_fields(out_layer, means is not None)
-        count, small = _write(
-            regions,
-            out_layer,
-            grid,
-            names,
-            simplify_m,
-            min_area_m2,
-            report.sub(0.7, 1.0),
-            target,
-            source,
-            means,
-        )
-    del regions_ds
+    with bounded_memory(), _scratch_folder(target) as scratch:
+        regions = regions_ds = None
+        try:
+            with target.write_errors():
+                regions, regions_ds = _polygonize(
+                    band, grid, keep, eight_connected, report.sub(0.0, 0.7), scratch
+                )
+                means = None
+                if scores_path is not None:
+                    means = _mean_probabilities(regions, grid, scores_path, scratch)
+            with target.writing(grid.srs()) as out_layer:
+                with target.write_errors():
+                    _add_fields(out_layer, means is not None)
+                count, small = _write(
+                    regions,
+                    out_layer,
+                    grid,
+                    names,
+                    simplify_m,
+                    min_area_m2,
+                    report.sub(0.7, 1.0),
+                    target,
+                    source,
+                    means,
+                )
+        finally:  # SQLite's regions closed before the scratch folder goes
+            del regions, regions_ds
     report.report(1.0)
     log.info(
         "Vectorized %d polygon(s) into %s (%d under %g m2 dropped).",
@@ -125,7 +140,9 @@ def _add_fields(layer: ogr.Layer, with_probability: bool) -> None:
         layer.CreateField(field)
 
 
-def _mean_probabilities(regions: ogr.Layer, grid: GridSpec, scores_path: PathLike) -> np.ndarray:
+def _mean_probabilities(
+    regions: ogr.Layer, grid: GridSpec, scores_path: PathLike, scratch: Path
+) -> np.ndarray:
     """Per region (in layer order), the mean probability of its class over its pixels:
     the regions are burned back as zones (their outlines are pixel edges, so each pixel
     lands in its own region) and the class's probability band averaged per zone."""
@@ -137,29 +154,62 @@ def _mean_probabilities(regions: ogr.Layer, grid: GridSpec, scores_path: PathLik
         )
     regions.CreateField(ogr.FieldDefn("zone", ogr.OFTInteger))
     classes = []
+    batched = regions.TestCapability(ogr.OLCTransactions)
+    if batched:
+        regions.StartTransaction()
     for i, region in enumerate(regions):
         region.SetField("zone", i + 1)
         regions.SetFeature(region)
         classes.append(region.GetField("class_id"))
+    if batched:
+        regions.CommitTransaction()
     if any(c >= ds.RasterCount for c in classes):
         raise MapRefinerError(
             f"{Path(str(scores_path)).name} has {ds.RasterCount} probability band(s); the class "
             f"map has class {max(classes)}: give the probabilities the same refine wrote."
         )
-    zones_ds = mem_dataset(grid, gdal.GDT_Int32)
+    zones_ds = _scratch_raster(scratch / "zones.tif", grid, gdal.GDT_Int32)
     gdal.RasterizeLayer(zones_ds, [1], regions, options=["ATTRIBUTE=zone"])
-    zones = zones_ds.GetRasterBand(1).ReadAsArray()
-    means = np.zeros(len(classes) + 1)
-    for c in sorted(set(classes)):
-        prob = ds.GetRasterBand(c + 1).ReadAsArray().astype(np.float64)
-        of_class = np.zeros(len(classes) + 1, bool)
-        of_class[[i + 1 for i, k in enumerate(classes) if k == c]] = True
-        sel = of_class[zones]
-        sums = np.bincount(zones[sel], weights=prob[sel], minlength=len(classes) + 1)
-        counts = np.bincount(zones[sel], minlength=len(classes) + 1)
-        means[of_class] = sums[of_class] / np.maximum(counts[of_class], 1)
+    n = len(classes) + 1
+    class_of = np.array([-1] + classes)
+    sums, counts = np.zeros(n), np.zeros(n)
+    for y0, h in _row_blocks(grid):
+        zones = zones_ds.GetRasterBand(1).ReadAsArray(0, y0, grid.width, h)
+        for c in np.unique(class_of[zones]):
+            if c < 0:
+                continue  # pixels of no region
+            prob = ds.GetRasterBand(int(c) + 1).ReadAsArray(0, y0, grid.width, h)
+            sel = class_of[zones] == c
+            sums += np.bincount(zones[sel], weights=prob[sel].astype(np.float64), minlength=n)
+            counts += np.bincount(zones[sel], minlength=n)
     regions.ResetReading()
-    return means[1:]
+    return (sums / np.maximum(counts, 1))[1:]
+
+
+@contextlib.contextmanager
+def _scratch_folder(target: VectorTarget) -> Iterator[Path]:
+    """A hidden folder beside the output for the mask and the regions (on disk, so memory
+    stays flat in the map's size), removed at the end."""
+    try:
+        tmp = tempfile.TemporaryDirectory(prefix=f".{target.path.stem}.", dir=target.path.parent)
+    except OSError as exc:
+        raise write_error(target.path, exc) from exc
+    with tmp as folder:
+        yield Path(folder)
+
+
+def _row_blocks(grid: GridSpec) -> Iterator[tuple[int, int]]:
+    """``(first row, row count)`` of blocks of about ``BLOCK_PIXELS`` pixels."""
+    rows = max(1, BLOCK_PIXELS // grid.width)
+    for y0 in range(0, grid.height, rows):
+        yield y0, min(rows, grid.height - y0)
+
+
+def _scratch_raster(path: Path, grid: GridSpec, dtype: int) -> gdal.Dataset:
+    """A compressed single-band GeoTIFF on ``grid``, filled with 0."""
+    return create_geotiff(
+        path, grid.width, grid.height, 1, dtype, grid.geotransform, grid.projection_wkt
+    )
 
 
 def _names(band: gdal.Band, given: Sequence[str] | None) -> list[str]:
@@ -184,18 +234,33 @@ def _class_ids(classes: Sequence[int | str] | None, names: list[str]) -> list[in
 
 
 def _polygonize(
-    band: gdal.Band, grid: GridSpec, keep: list[int], eight_connected: bool, report: Reporter
+    band: gdal.Band,
+    grid: GridSpec,
+    keep: list[int],
+    eight_connected: bool,
+    report: Reporter,
+    scratch: Path | None = None,
 ) -> tuple[ogr.Layer, ogr.DataSource]:
-    values = band.ReadAsArray()
-    wanted = np.isin(values, keep) & (values != IGNORE)
+    """The regions of the ``keep`` classes, in a GeoPackage layer in ``scratch`` (memory
+    flat in the map's size), else in memory."""
+    if scratch is None:
+        mask_ds = mem_dataset(grid)
+        store = ogr.GetDriverByName("Memory").CreateDataSource("regions")
+    else:
+        mask_ds = _scratch_raster(scratch / "mask.tif", grid, gdal.GDT_Byte)
+        store = gdal.GetDriverByName("GPKG").Create(str(scratch / "regions.gpkg"), 0, 0, 0)
     nodata = band.GetNoDataValue()
-    if nodata is not None:
-        wanted &= values != nodata
-    mask_ds = mem_dataset(grid)
-    mask_ds.GetRasterBand(1).WriteArray(wanted.astype(np.uint8))
-    mem = ogr.GetDriverByName("Memory").CreateDataSource("regions")
-    layer = mem.CreateLayer("regions", srs=grid.srs(), geom_type=ogr.wkbPolygon)
+    for y0, h in _row_blocks(grid):
+        values = band.ReadAsArray(0, y0, grid.width, h)
+        wanted = np.isin(values, keep) & (values != IGNORE)
+        if nodata is not None:
+            wanted &= values != nodata
+        mask_ds.GetRasterBand(1).WriteArray(wanted.astype(np.uint8), 0, y0)
+    layer = store.CreateLayer("regions", srs=grid.srs(), geom_type=ogr.wkbPolygon)
     layer.CreateField(ogr.FieldDefn("class_id", ogr.OFTInteger))
+    batched = layer.TestCapability(ogr.OLCTransactions)  # one commit, not one per polygon
+    if batched:
+        layer.StartTransaction()
 
     def callback(complete: float, _message: object, _data: object) -> int:
         report.report(complete)
@@ -204,11 +269,16 @@ def _polygonize(
     options = ["8CONNECTED=8"] if eight_connected else []
     try:
         gdal.Polygonize(band, mask_ds.GetRasterBand(1), layer, 0, options, callback=callback)
-    except RuntimeError as exc:
+        if batched:
+            layer.CommitTransaction()
         report.check()
-        raise MapRefinerError("Vectorizing the class map failed.", details=str(exc)) from exc
-    report.check()
-    return layer, mem
+    except BaseException as exc:
+        layer = store = None  # closed now, not when the traceback goes after the folder
+        report.check()
+        if isinstance(exc, RuntimeError):
+            raise MapRefinerError("Vectorizing the class map failed.", details=str(exc)) from exc
+        raise
+    return layer, store
 
 
 def _write(
