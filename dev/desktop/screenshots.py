@@ -5,7 +5,7 @@ QGIS with dev/desktop/session.py, which opens the dialog on the Austin test
 tile, refines it and saves PNGs to docs/screenshots/:
 
     .venv/bin/python -m map_refiner.dev.desktop.screenshots [--model M.safetensors]
-        [--session refine|rounds]
+        [--session refine|rounds|online]
 
 Without --model it uses the bundled model, or a seeded untrained model when
 the bundled one is missing (the screenshots then show the UI, not accuracy).
@@ -62,7 +62,8 @@ def free_display() -> int:
     raise SystemExit("no free X display number")
 
 
-SESSIONS = {"refine": "session.py", "rounds": "rounds_session.py"}
+SESSIONS = {"refine": "session.py", "rounds": "rounds_session.py", "online": "online_session.py"}
+XIAMEN_TILES = (2048, 2048, 2048, 2048)  # the mosaic window served as XYZ tiles (online)
 
 
 def run(
@@ -84,15 +85,42 @@ def run(
         (work / "data").mkdir(exist_ok=True)
         env.update(MAP_REFINER_REFERENCE=str(shutil.copy(reference, work / "data")))
     env.pop("QT_QPA_PLATFORM", None)
-    return run_session(
-        Path(__file__).with_name(SESSIONS[session]),
-        work,
-        env,
-        image,
-        work / "project" / "austin_demo.qgz",
-        out_dir,
-        timeout,
-    )
+    server = None
+    if session == "online":  # the image's tiles on 127.0.0.1, the view at their centre
+        server, url = online_service(image, work)
+        env.update(MAP_REFINER_XYZ_URL=url, MAP_REFINER_VIEW=online_view(image))
+    try:
+        return run_session(
+            Path(__file__).with_name(SESSIONS[session]),
+            work,
+            env,
+            image,
+            work / "project" / f"{image.stem.split('_')[0]}_demo.qgz",
+            out_dir,
+            timeout,
+        )
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(10)
+
+
+def online_service(image: Path, work: Path) -> tuple[subprocess.Popen, str]:
+    from .tile_server import cut_tiles, serve
+
+    cut_tiles(image, work / "tiles", XIAMEN_TILES)
+    return serve(work / "tiles")
+
+
+def online_view(image: Path) -> str:
+    """A view of 1100 x 700 pixels at the served window's centre (EPSG:3857)."""
+    from osgeo import gdal
+
+    gt = gdal.OpenEx(str(image), gdal.OF_RASTER | gdal.OF_READONLY).GetGeoTransform()
+    col = XIAMEN_TILES[0] + XIAMEN_TILES[2] / 2
+    row = XIAMEN_TILES[1] + XIAMEN_TILES[3] / 2
+    x, y = gt[0] + col * gt[1], gt[3] + row * gt[5]
+    return f"{x - 550 * gt[1]},{y - 350 * gt[1]},{x + 550 * gt[1]},{y + 350 * gt[1]}"
 
 
 def copy_image(image: Path, work: Path) -> Path:
@@ -158,7 +186,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=SESSIONS,
         default="refine",
         help="refine: dialog, refine, export, correction layer; rounds: two fine-tune "
-        "rounds, undo, export (needs the image's *_buildings.gpkg reference beside it)",
+        "rounds, undo, export (needs the image's *_buildings.gpkg reference beside it); "
+        "online: an XYZ layer of the image's tiles on 127.0.0.1, fetched and refined "
+        "(--image ../shared/data/xiamen/xiamen_rgb.tif)",
     )
     args = parser.parse_args(argv)
     if not args.image.exists():

@@ -249,6 +249,8 @@ def test_an_extent_chosen_or_drawn_replaces_the_map_view(setup, mosaic) -> None:
     dialog.input_combo.setLayer(layer)
     assert dialog.area.isVisibleTo(dialog)
     canvas.setExtent(mosaic_rect(mosaic, 0, 0, 1024, 768))
+    assert dialog.area.title() == "Area to fetch (current: map view)"
+    assert dialog.area.outputExtent().xMinimum() == pytest.approx(canvas.extent().xMinimum(), abs=1)
     drawn = mosaic_rect(mosaic, 10, 20, 100, 50)  # as "Draw on canvas" leaves it
     dialog.area.setOutputExtentFromUser(drawn, MERCATOR)
     request = dialog.refine_job().fetch.request

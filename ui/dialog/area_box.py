@@ -1,5 +1,5 @@
-"""The area an XYZ layer is fetched over: the map view when it is refined, unless the
-user types an extent, takes one from a layer or draws one on the map."""
+"""The area an XYZ or WMS layer is fetched over: the map view when it is refined, unless
+the user types an extent, takes one from a layer or draws one on the map."""
 
 from __future__ import annotations
 
@@ -19,12 +19,31 @@ CHOSEN = (
 class AreaBox(QgsExtentGroupBox):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setTitle("Area to fetch (XYZ layers): the map view, or an extent you choose or draw")
+        self.setTitleBase("Area to fetch")  # QGIS adds "(current: map view)" and so on
+        self.setToolTip(
+            "An XYZ or WMS layer is fetched over the map view when you click Refine, "
+            "or over the extent you type, take from a layer or draw here"
+        )
         self.setOutputCrs(QgsCoordinateReferenceSystem("EPSG:3857"))
+        self.setOutputExtentFromCurrent()
+        self.setCollapsed(True)
+        self.canvas: QgsMapCanvas | None = None
 
     def set_canvas(self, canvas: QgsMapCanvas | None) -> None:
-        if canvas is not None:
-            self.setMapCanvas(canvas)  # with "Draw on Canvas"
+        """Draw on canvas, and the map view's numbers kept up to date while they apply."""
+        if canvas is None:
+            return
+        self.canvas = canvas
+        self.setMapCanvas(canvas)
+        canvas.extentsChanged.connect(self.follow_view)
+        self.follow_view()
+
+    def follow_view(self) -> None:
+        if self.canvas is None:
+            return
+        self.setCurrentExtent(self.canvas.extent(), self.canvas.mapSettings().destinationCrs())
+        if self.extentState() == QgsExtentGroupBox.ExtentState.CurrentExtent:
+            self.setOutputExtentFromCurrent()
 
     def chosen(self) -> View | None:
         """The extent the user chose or drew; None: the map view at refine time."""
