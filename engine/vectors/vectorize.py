@@ -275,9 +275,9 @@ def _polygonize(
     except BaseException as exc:
         layer = store = None  # closed now, not when the traceback goes after the folder
         report.check()
-        if isinstance(exc, RuntimeError):
+        if isinstance(exc, RuntimeError) and scratch is None:
             raise MapRefinerError("Vectorizing the class map failed.", details=str(exc)) from exc
-        raise
+        raise  # on disk: the caller says it as a write error (disk full, folder gone)
     return layer, store
 
 
