@@ -20,6 +20,12 @@ def raster_path(layer: QgsMapLayer | None) -> Path:
     """The GeoTIFF (or other GDAL file) behind a raster layer; raises MapRefinerError."""
     if not isinstance(layer, QgsRasterLayer):
         raise MapRefinerError("Choose a raster layer to refine.")
+    if layer.providerType() == "wms":  # XYZ and WMS layers
+        raise MapRefinerError(
+            f"“{layer.name()}” is an online layer: refine it from the Map Refiner dialog, "
+            "which fetches the map view first, or save the view as a GeoTIFF (right-click ▸ "
+            "Export ▸ Save As…, or map-refiner fetch) and use that."
+        )
     path = layer_file(layer)
     if layer.providerType() != "gdal" or not path.is_file():
         raise MapRefinerError(

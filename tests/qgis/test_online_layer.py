@@ -306,3 +306,12 @@ def test_a_file_of_the_same_name_is_never_taken(setup, mosaic) -> None:  # noqa:
     second = dialog.refine_job().fetch.request.out
     assert second == first.with_name(f"{first.stem}_2.tif")
     assert first.read_bytes() == b"someone else's file"
+
+
+def test_processing_and_training_say_how_to_use_an_online_layer(qgis_new_project) -> None:  # noqa: ANN001
+    from map_refiner.ui.sources import raster_path
+
+    with pytest.raises(
+        MapRefinerError, match="online layer: refine it from the Map Refiner dialog"
+    ):
+        raster_path(xyz_layer("http://127.0.0.1:9/{z}/{x}/{y}.png"))

@@ -74,7 +74,7 @@ def test_incomplete_dialog_says_what_is_missing(qgis_new_project, tiny_model) ->
 
 def test_a_raster_that_is_no_file_is_refused_with_a_hint(tmp_path) -> None:  # noqa: ANN001
     layer = QgsRasterLayer("wms://nowhere", "web tiles", "wms")
-    with pytest.raises(MapRefinerError, match="not a raster file on disk"):
+    with pytest.raises(MapRefinerError, match="online layer: refine it from the Map Refiner"):
         build_refine_job(layer, None, 1, "cpu", str(tmp_path / "o.tif"), False)
 
 
