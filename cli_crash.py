@@ -38,18 +38,18 @@ def _write_log(exc: BaseException, argv: Sequence[str]) -> Path:
         f"python {platform.python_version()} on {platform.platform()}\n\n"
         + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     )
-    folders = [crash_log_dir(), Path(tempfile.gettempdir())]
-    for i, folder in enumerate(folders):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / name
-            with open(path, "x", encoding="utf-8") as f:
-                f.write(text)
-            return path
-        except OSError:
-            if i == len(folders) - 1:
-                raise
-    raise AssertionError("unreachable")
+    try:
+        return _write_new(crash_log_dir(), name, text)
+    except OSError:  # no cache folder to write in: the temp folder
+        return _write_new(Path(tempfile.gettempdir()), name, text)
+
+
+def _write_new(folder: Path, name: str, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    with open(path, "x", encoding="utf-8") as f:
+        f.write(text)
+    return path
 
 
 def report_internal_error(exc: BaseException, argv: Sequence[str]) -> int:
