@@ -157,11 +157,13 @@ def test_start_from_a_map_you_have(
     assert not dialog.prior_field.isVisibleTo(dialog) and not dialog.prior_values.isVisibleTo(
         dialog
     )
+    assert dialog.prior_hint.isVisibleTo(dialog)  # what empty means, said beside it
 
     osm = QgsVectorLayer(str(_polygons(tmp_path / "osm.gpkg")), "osm", "ogr")
     qgis_new_project.addMapLayer(osm)
     dialog.prior_combo.setLayer(osm)
     assert dialog.prior_field.isVisibleTo(dialog) and not dialog.prior_values.isVisibleTo(dialog)
+    assert not dialog.prior_hint.isVisibleTo(dialog)
     dialog.prior_field.setField("kind")
     job = dialog.refine_job()
     assert job.params.prior == tmp_path / "osm.gpkg"

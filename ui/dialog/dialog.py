@@ -118,6 +118,8 @@ class MapRefinerDialog(QDialog):
             "The polygons' class field (the model's class names); empty: every polygon "
             "is a building and the rest background"
         )
+        self.prior_hint = QLabel("empty: the model's coarse CNN", self)
+        self.prior_hint.setEnabled(False)  # greyed, as a placeholder
         self.prior_values = QLineEdit(self)
         self.prior_values.setPlaceholderText(
             "value map, e.g. 0:0,255:1 (empty: values are classes)"
@@ -199,6 +201,7 @@ class MapRefinerDialog(QDialog):
         form.addRow("Model", self.model)
         prior_row = QHBoxLayout()
         prior_row.addWidget(self.prior_combo, 1)
+        prior_row.addWidget(self.prior_hint)
         prior_row.addWidget(self.prior_field)
         prior_row.addWidget(self.prior_values)
         form.addRow("Start from", prior_row)
@@ -272,6 +275,7 @@ class MapRefinerDialog(QDialog):
         self.prior_field.setLayer(layer if vector else None)
         self.prior_field.setVisible(vector)
         self.prior_values.setVisible(isinstance(layer, QgsRasterLayer))
+        self.prior_hint.setVisible(layer is None)
 
     def prior_choice(self) -> PriorChoice | None:
         """The map to start from, or None (the model's coarse CNN)."""
