@@ -17,6 +17,7 @@ from qgis.core import (
     QgsRendererCategory,
     QgsSingleBandPseudoColorRenderer,
 )
+from qgis.PyQt import sip
 from qgis.PyQt.QtGui import QColor
 
 from ..engine.errors import MapRefinerError
@@ -192,8 +193,13 @@ def remove_layers(project: QgsProject, layer_ids: Sequence[str]) -> None:
     root = project.layerTreeRoot()
     parents = [group_of(project, i) for i in layer_ids]
     project.removeMapLayers(list(layer_ids))
-    for group in parents:
-        while group is not None and group is not root and not group.children():
+    for group in parents:  # several layers may share a group: it goes once
+        while (
+            group is not None
+            and not sip.isdeleted(group)
+            and group is not root
+            and not group.children()
+        ):
             up = group.parent()
             up.removeChildNode(group)
             group = up if isinstance(up, QgsLayerTreeGroup) else None

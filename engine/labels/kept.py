@@ -19,7 +19,7 @@ import numpy as np
 from osgeo import gdal, ogr
 
 from ..errors import MapRefinerError
-from ..rasters.grid import GridSpec, same_grid
+from ..rasters.grid import GridSpec, same_grid, window
 from .burn import BurnList, Shape
 from .classes import IGNORE
 
@@ -113,11 +113,7 @@ def merged(old: KeptCorrections | None, new: KeptCorrections) -> KeptCorrections
 
 def window_grid(grid: GridSpec, x0: int, y0: int, x1: int, y1: int) -> GridSpec:
     """The pixels ``[x0, x1) x [y0, y1)`` of ``grid`` as a grid of their own."""
-    gt = grid.geotransform
-    origin = (gt[0] + x0 * gt[1] + y0 * gt[2], gt[3] + x0 * gt[4] + y0 * gt[5])
-    return GridSpec(
-        x1 - x0, y1 - y0, (origin[0], gt[1], gt[2], origin[1], gt[4], gt[5]), grid.projection_wkt
-    )
+    return window(grid, x0, y0, x1 - x0, y1 - y0)
 
 
 def burn_into(

@@ -102,7 +102,7 @@ def burn_vector(
     resolver = ClassResolver(class_names, value_map, class_field is None)
     ds, lyr = open_layer(path, layer)
     name = f"{Path(str(path)).name}:{lyr.GetName()}"
-    field_index = _field_index(lyr, class_field, name)
+    field_index = class_field_index(lyr, class_field, name)
     if lyr.GetFeatureCount() == 0:
         raise MapRefinerError(f"The layer {name} has no features; choose a layer with labels.")
     layer_srs = _layer_srs(lyr, name)
@@ -193,7 +193,9 @@ def _collect(
     return result
 
 
-def _field_index(lyr: ogr.Layer, class_field: str | None, name: str) -> int:
+def class_field_index(lyr: ogr.Layer, class_field: str | None, name: str) -> int:
+    """The index of ``class_field`` in ``lyr`` (any case), -1 for None; a missing field
+    is an error that lists the layer's fields."""
     if class_field is None:
         return -1
     defn = lyr.GetLayerDefn()

@@ -33,7 +33,7 @@ import numpy as np
 from osgeo import gdal
 
 from ..errors import MapRefinerError
-from ..labels.rasterize import IGNORE, burn_vector
+from ..labels.rasterize import IGNORE, burn_vector, class_field_index
 from ..rasters.grid import GridSpec
 from ..rasters.read import open_raster
 from ..vectors.read import open_layer
@@ -106,14 +106,7 @@ class Prior:
         name = f"{Path(self.path).name}:{lyr.GetName()}"
         if lyr.GetFeatureCount() == 0:
             raise MapRefinerError(f"The prior layer {name} has no features.")
-        if self.class_field is not None:
-            defn = lyr.GetLayerDefn()
-            fields = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]
-            if self.class_field.lower() not in {f.lower() for f in fields}:
-                raise MapRefinerError(
-                    f"The prior layer {name} has no field {self.class_field!r}; choose one of: "
-                    f"{', '.join(fields) or '(no fields)'}."
-                )
+        class_field_index(lyr, self.class_field, name)
         del ds
 
     def _bounds(self, grid: GridSpec) -> tuple[float, float, float, float]:

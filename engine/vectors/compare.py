@@ -31,6 +31,7 @@ from osgeo import gdal, ogr, osr
 
 from ..errors import MapRefinerError
 from ..labels.classes import IGNORE, ClassResolver
+from ..labels.rasterize import class_field_index
 from ..progress import CancelFn, ProgressFn, make_reporter
 from ..rasters.grid import grid_of, is_metric, local_metric_srs
 from ..rasters.read import open_raster
@@ -195,14 +196,7 @@ def _prior_features(
     those whose value names it, or maps to it); features off the map are not compared."""
     ds, lyr = open_layer(path)
     name = f"{Path(str(path)).name}:{lyr.GetName()}"
-    field_index = -1
-    if params.prior_class_field is not None:
-        field_index = lyr.GetLayerDefn().GetFieldIndex(params.prior_class_field)
-        if field_index < 0:
-            raise MapRefinerError(
-                f"The layer {name} has no field {params.prior_class_field!r}; choose a field "
-                "that holds class names."
-            )
+    field_index = class_field_index(lyr, params.prior_class_field, name)
     resolver = ClassResolver(names, params.prior_value_map, False)
     layer_srs = lyr.GetSpatialRef()
     ct = None

@@ -31,6 +31,7 @@ from ..layers import (
     keep_corrections_on_top,
     open_raster_layer,
     paletted_renderer,
+    remove_layers,
 )
 from ..messages import show_error
 from .dock import IterationsDock
@@ -296,15 +297,7 @@ class IterationsFlow(QObject):
             node.setItemVisibilityChecked(visible)
 
     def _remove_layers(self) -> None:
-        project = QgsProject.instance()
-        root = project.layerTreeRoot()
-        for layer_id in self.layer_ids.values():
-            node = root.findLayer(layer_id)
-            parent = node.parent() if node is not None else None
-            if project.mapLayer(layer_id) is not None:
-                project.removeMapLayer(layer_id)
-            if parent is not None and parent is not root and not parent.children():
-                parent.parent().removeChildNode(parent)
+        remove_layers(QgsProject.instance(), list(self.layer_ids.values()))
         self.layer_ids = {}
 
     def clear(self) -> None:
