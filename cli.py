@@ -243,6 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
         "e.g. building; what no feature covers is class 0)",
     )
     p.add_argument(
+        "--prior-layer",
+        default=None,
+        help="a vector prior's layer, for a file with several (e.g. a GeoPackage's "
+        "'buildings'; default: the file's only layer)",
+    )
+    p.add_argument(
         "--prior-strength",
         type=_bounded(float, 0.01, 99.0, "--prior-strength"),
         default=None,
@@ -372,6 +378,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--prior-class-field",
         default=None,
         help="the prior's class field (default: every feature is of the compared class)",
+    )
+    p.add_argument(
+        "--prior-layer",
+        default=None,
+        help="the prior's layer, for a file with several (default: the file's only layer)",
     )
     p.add_argument(
         "--moved",

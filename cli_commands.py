@@ -35,6 +35,7 @@ def _refine(a: argparse.Namespace) -> int:
         prior=a.prior,
         prior_value_map=a.prior_value_map,  # checked by the prior (raster values: numbers)
         prior_class_field=a.prior_class_field,
+        prior_layer=a.prior_layer,
         prior_strength=a.prior_strength,
     )
     if a.scheduler:
@@ -207,6 +208,7 @@ def _compare(a: argparse.Namespace) -> int:
         CompareParams(
             class_name=a.class_name,
             prior_class_field=a.prior_class_field,
+            prior_layer=a.prior_layer,
             moved_m=a.moved,
             search_m=a.search,
             min_area_m2=a.min_area,

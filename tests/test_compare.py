@@ -36,12 +36,18 @@ def box(r0: int, c0: int, r1: int, c1: int, dx_m: float = 0.0, dy_m: float = 0.0
     return f"POLYGON(({x0} {y0},{x1} {y0},{x1} {y1},{x0} {y1},{x0} {y0}))"
 
 
-def write_prior(path: Path, wkts: list[tuple[str, str]], epsg: int = 32633) -> Path:
+def write_prior(
+    path: Path, wkts: list[tuple[str, str]], epsg: int = 32633, layer: str = "osm"
+) -> Path:
+    """A GeoPackage layer of the polygons; a file that exists gets one more layer."""
     srs = osr.SpatialReference()
     srs.ImportFromEPSG(epsg)
     srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
-    lyr = ds.CreateLayer("osm", srs, ogr.wkbPolygon)
+    if path.exists():
+        ds = ogr.Open(str(path), 1)
+    else:
+        ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+    lyr = ds.CreateLayer(layer, srs, ogr.wkbPolygon)
     lyr.CreateField(ogr.FieldDefn("kind", ogr.OFTString))
     src = osr.SpatialReference()
     src.ImportFromEPSG(32633)
@@ -162,6 +168,32 @@ def test_the_cli_writes_the_flags_and_says_what_it_found(
     assert "1 kept, 1 moved, 1 reshaped, 1 not seen, 1 new" in capsys.readouterr().out
     assert main(["compare", *args, "--moved", "-1"]) == 2  # a bad number: one line
     assert "--moved" in capsys.readouterr().err
+
+
+def test_a_prior_of_several_layers_is_compared_by_the_named_one(
+    scene: dict, tmp_path: Path, capsys
+) -> None:  # noqa: ANN001
+    """A GeoPackage whose first layer is something else (roads): without a layer, one
+    line listing the layers; with --prior-layer, the flags of the named layer alone."""
+    from map_refiner.cli import main
+
+    two = tmp_path / "two.gpkg"
+    write_prior(two, [(box(0, 0, 10, 200), "road")], layer="roads")
+    ds = ogr.Open(str(scene["prior"]))
+    wkts = [(f.GetGeometryRef().ExportToWkt(), f.GetField("kind")) for f in ds.GetLayer(0)]
+    ds = None
+    write_prior(two, wkts, layer="buildings")
+    out = tmp_path / "flags.gpkg"
+    with pytest.raises(MapRefinerError, match=r"several layers \(roads, buildings\); choose one"):
+        compare(two, scene["map"], out)
+    with pytest.raises(MapRefinerError, match="no layer 'osm'; choose one of: roads, buildings"):
+        compare(two, scene["map"], out, CompareParams(prior_layer="osm"))
+    assert not out.exists()
+    args = [str(two), str(scene["map"]), "--out", str(out), "--prior-class-field", "kind"]
+    assert main(["compare", *args]) == 2
+    assert "--prior-layer" in capsys.readouterr().err
+    assert main(["compare", *args, "--prior-layer", "buildings"]) == 0
+    assert "1 kept, 1 moved, 1 reshaped, 1 not seen, 1 new" in capsys.readouterr().out
 
 
 def test_a_class_map_whose_names_are_padded_compares(scene: dict, tmp_path: Path) -> None:

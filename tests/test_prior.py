@@ -145,14 +145,20 @@ def test_a_refine_from_a_prior_uses_the_snap_model_unless_told(job: dict, tmp_pa
 # -- a vector prior (OSM or cadastre polygons) ----------------------------------------
 
 
-def write_polygons(path: Path, boxes: list[tuple[float, float, float, float, str]]) -> Path:
-    """A GeoPackage of boxes (x0, y0, x1, y1 in EPSG:32633 metres, class name)."""
+def write_polygons(
+    path: Path, boxes: list[tuple[float, float, float, float, str]], layer: str = "prior"
+) -> Path:
+    """A GeoPackage of boxes (x0, y0, x1, y1 in EPSG:32633 metres, class name); a file
+    that exists gets one more layer."""
     from osgeo import ogr
 
     srs = osr.SpatialReference()
     srs.ImportFromEPSG(32633)
-    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
-    lyr = ds.CreateLayer("prior", srs, ogr.wkbPolygon)
+    if path.exists():
+        ds = ogr.Open(str(path), 1)
+    else:
+        ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+    lyr = ds.CreateLayer(layer, srs, ogr.wkbPolygon)
     lyr.CreateField(ogr.FieldDefn("kind", ogr.OFTString))
     for x0, y0, x1, y1, name in boxes:
         feat = ogr.Feature(lyr.GetLayerDefn())
@@ -213,11 +219,61 @@ def test_bad_vector_priors_are_one_clear_error(job: dict, tmp_path: Path) -> Non
     gpkg = write_polygons(tmp_path / "prior.gpkg", _boxes_of(job))
     with pytest.raises(MapRefinerError, match="no field 'class'; choose one of: kind"):
         refined(job, tmp_path / "o.tif", prior=gpkg, prior_class_field="class")
-    with pytest.raises(MapRefinerError, match="a class field is for a vector prior"):
+    with pytest.raises(MapRefinerError, match="a class field and a layer are for a vector prior"):
         refined(job, tmp_path / "o.tif", prior=job["prior"], prior_class_field="kind")
     with pytest.raises(MapRefinerError, match="maps raster values"):
         refined(job, tmp_path / "o.tif", prior=job["prior"], prior_value_map={"yes": 1})
     assert not (tmp_path / "o.tif").exists()
+
+
+def _two_layers(job: dict, path: Path) -> Path:
+    """A GeoPackage like an OSM extract: a 'landuse' layer first, then 'buildings'."""
+    x, y = GT[0], GT[3]
+    write_polygons(path, [(x + 2, y - 50, x + 50, y - 2, "park")], layer="landuse")
+    return write_polygons(path, _boxes_of(job), layer="buildings")
+
+
+def test_a_vector_prior_of_several_layers_takes_the_named_one(job: dict, tmp_path: Path) -> None:
+    gpkg = _two_layers(job, tmp_path / "osm.gpkg")
+    one = write_polygons(tmp_path / "one.gpkg", _boxes_of(job))
+    chosen = refined(job, tmp_path / "b.tif", iterations=0, prior=gpkg, prior_layer="buildings")
+    np.testing.assert_array_equal(chosen, refined(job, tmp_path / "o.tif", iterations=0, prior=one))
+    park = refined(job, tmp_path / "p.tif", iterations=0, prior=gpkg, prior_layer="landuse")
+    assert (park[5:80, 5:80] == 1).all()  # the park's 48 m square, not the buildings
+    assert (chosen[5:80, 5:80] == 0).any()
+
+
+def test_a_vector_prior_of_several_layers_needs_one_named(job: dict, tmp_path: Path) -> None:
+    gpkg = _two_layers(job, tmp_path / "osm.gpkg")
+    out = tmp_path / "o.tif"
+    with pytest.raises(
+        MapRefinerError,
+        match=r"osm.gpkg has several layers \(landuse, buildings\); choose one with "
+        "--prior-layer",
+    ):
+        refined(job, out, prior=gpkg)
+    with pytest.raises(
+        MapRefinerError, match="no layer 'roads'; choose one of: landuse, buildings"
+    ):
+        refined(job, out, prior=gpkg, prior_layer="roads")
+    with pytest.raises(MapRefinerError, match="a layer are for a vector prior"):
+        refined(job, out, prior=job["prior"], prior_layer="buildings")
+    assert not out.exists()
+
+
+def test_the_cli_names_a_vector_priors_layer(job: dict, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    from map_refiner.cli import main
+
+    gpkg = _two_layers(job, tmp_path / "osm.gpkg")
+    out = tmp_path / "o.tif"
+    args = ["refine", str(job["image"]), "--out", str(out), "--model", str(job["model"])]
+    args += ["--device", "cpu", "--iterations", "0", "--prior", str(gpkg)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "several layers (landuse, buildings)" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+    assert main(args + ["--prior-layer", "buildings"]) == 0
+    assert (gdal.Open(str(out)).ReadAsArray() == 1).any()
 
 
 # -- a probability prior (one float band per class) --------------------------------------

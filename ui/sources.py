@@ -16,6 +16,13 @@ def layer_file(layer: QgsMapLayer) -> Path:
     return Path(parts.get("path") or layer.source())
 
 
+def layer_in_file(layer: QgsMapLayer) -> str | None:
+    """The layer's name inside its file (a GeoPackage holds several), None when the
+    source names none (a Shapefile)."""
+    parts = QgsProviderRegistry.instance().decodeUri(layer.providerType(), layer.source())
+    return parts.get("layerName") or None
+
+
 def raster_path(layer: QgsMapLayer | None) -> Path:
     """The GeoTIFF (or other GDAL file) behind a raster layer; raises MapRefinerError."""
     if not isinstance(layer, QgsRasterLayer):

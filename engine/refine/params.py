@@ -49,6 +49,7 @@ class RefineParams:
     # raster's values are classes, a vector's field holds class names or indices)
     prior_class_field: str | None = None  # a vector prior's class field (None: every
     # feature is class 1)
+    prior_layer: str | None = None  # a vector prior's layer (None: the file's only one)
     prior_strength: float | None = None  # a fixed logit for the prior's class; None: the
     # CNN's own heat vectors, measured on this image (prior.calibration)
 

@@ -62,6 +62,7 @@ def refine_raster(
             params.prior_value_map,
             DEFAULT_STRENGTH if strength is None else strength,
             class_field=params.prior_class_field,
+            layer=params.prior_layer,
             class_names=p.config.class_names,
         )
         if strength is None:

@@ -53,6 +53,7 @@ class Prior:
     class_field: str | None = None  # a vector prior's class field (None: every feature is 1)
     class_names: Sequence[str] = field(default_factory=tuple)  # the model's, for a vector prior
     line_width_m: float = 7.0  # a vector prior's lines, burned to this width
+    layer: str | None = None  # a vector prior's layer (None: the file's only one)
 
     def __post_init__(self) -> None:
         if not (0 < self.strength < 100):
@@ -64,10 +65,10 @@ class Prior:
         if self.is_vector:
             self._check_vector()
             return
-        if self.class_field is not None:
+        if self.class_field is not None or self.layer is not None:
             raise MapRefinerError(
                 f"The prior {Path(self.path).name} is a raster: its values are the classes "
-                "(with a value map); a class field is for a vector prior."
+                "(with a value map); a class field and a layer are for a vector prior."
             )
         values = numeric_value_map(
             {str(k): v for k, v in (self.value_map or {}).items()}, "The prior's value map"
@@ -102,7 +103,7 @@ class Prior:
         model does not have are errors before any work (a window without features is not)."""
         if not self.class_names:
             raise MapRefinerError("A vector prior needs the model's class names.")
-        ds, lyr = open_layer(self.path)
+        ds, lyr = open_layer(self.path, self.layer, "--prior-layer")
         name = f"{Path(self.path).name}:{lyr.GetName()}"
         if lyr.GetFeatureCount() == 0:
             raise MapRefinerError(f"The prior layer {name} has no features.")
@@ -162,6 +163,7 @@ class Prior:
                 self.class_names,
                 self.class_field,
                 self.value_map,
+                self.layer,
                 line_width_m=self.line_width_m,
                 mode="tile",
                 allow_empty=True,

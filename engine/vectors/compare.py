@@ -51,6 +51,7 @@ class CompareParams:
     class_name: str = "building"  # the refined map's class the prior features are
     prior_class_field: str | None = None  # None: every prior feature is that class
     prior_value_map: Mapping[object, int] | None = None  # field value -> class index
+    prior_layer: str | None = None  # the prior file's layer (None: its only one)
     kept_iou: float = 0.5
     moved_m: float = 1.0
     search_m: float = 4.0
@@ -194,7 +195,7 @@ def _prior_features(
     """(fid, polygon in metres, clipped to the map's ``footprint``) of the prior
     features of class ``cls`` on the map (every feature without a class field; else
     those whose value names it, or maps to it); features off the map are not compared."""
-    ds, lyr = open_layer(path)
+    ds, lyr = open_layer(path, params.prior_layer, "--prior-layer")
     name = f"{Path(str(path)).name}:{lyr.GetName()}"
     field_index = class_field_index(lyr, params.prior_class_field, name)
     resolver = ClassResolver(names, params.prior_value_map, False)

@@ -12,8 +12,11 @@ from ..rasters.read import refuse_special_file
 ogr.UseExceptions()
 
 
-def open_layer(path: str | Path, layer: str | int | None = None) -> tuple[gdal.Dataset, ogr.Layer]:
-    """The dataset and one of its layers; ``layer`` may be omitted when there is only one.
+def open_layer(
+    path: str | Path, layer: str | int | None = None, option: str = "--layer"
+) -> tuple[gdal.Dataset, ogr.Layer]:
+    """The dataset and one of its layers; ``layer`` may be omitted when there is only one
+    (else the error lists the layers and names ``option``, the setting that chooses one).
 
     Keep the dataset referenced while using the layer.
     """
@@ -36,7 +39,7 @@ def open_layer(path: str | Path, layer: str | int | None = None) -> tuple[gdal.D
         if len(names) > 1:
             raise MapRefinerError(
                 f"{Path(p).name} has several layers ({', '.join(names)}); "
-                "say which one holds the labels."
+                f"choose one with {option}, e.g. {option} {names[0]}."
             )
         layer = 0
     if isinstance(layer, int):

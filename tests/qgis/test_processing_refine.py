@@ -193,7 +193,8 @@ def test_a_polygon_map_is_snapped_as_the_engine_does(
     processing_with_plugin, austin_rgb, tiny_model, tmp_path
 ) -> None:  # noqa: ANN001
     """PRIOR_VECTOR: polygons (here every feature a building, no class field) as the
-    start; the same map as the engine's refine from that layer. Both kinds at once: an
+    start; the same map as the engine's refine from that layer (the second of its
+    GeoPackage: the layer QGIS shows is the one refined from). Both kinds at once: an
     error."""
     import numpy as np
     from osgeo import ogr
@@ -208,8 +209,10 @@ def test_a_polygon_map_is_snapped_as_the_engine_does(
 
     srs = osr.SpatialReference()
     srs.ImportFromWkt(ds.GetProjection())
-    lyr = src.CreateLayer("osm", srs, ogr.wkbPolygon)
     x0, y0 = gt[0] + 30, gt[3] - 30
+    roads = src.CreateLayer("roads", srs, ogr.wkbLineString)  # the first layer: not refined
+    roads.CreateFeature(_line(roads, x0, y0 - 60))
+    lyr = src.CreateLayer("osm", srs, ogr.wkbPolygon)
     feat = ogr.Feature(lyr.GetLayerDefn())
     feat.SetGeometry(
         ogr.CreateGeometryFromWkt(
@@ -226,7 +229,7 @@ def test_a_polygon_map_is_snapped_as_the_engine_does(
             "MODEL": str(tiny_model),
             "ITERATIONS": 1,
             "DEVICE": 1,
-            "PRIOR_VECTOR": str(osm),
+            "PRIOR_VECTOR": f"{osm}|layername=osm",
             "PRIOR_STRENGTH": 20.0,
             "OUTPUT": str(out),
         },
@@ -241,6 +244,7 @@ def test_a_polygon_map_is_snapped_as_the_engine_does(
             iterations=1,
             device="cpu",
             prior=osm,
+            prior_layer="osm",
             prior_strength=20.0,
         )
     )
@@ -259,3 +263,12 @@ def test_a_polygon_map_is_snapped_as_the_engine_does(
             },
             feedback=QgsProcessingFeedback(),
         )
+
+
+def _line(layer, x0: float, y0: float):  # noqa: ANN001, ANN202
+    """A 60 m east-west line feature of ``layer``."""
+    from osgeo import ogr
+
+    feat = ogr.Feature(layer.GetLayerDefn())
+    feat.SetGeometry(ogr.CreateGeometryFromWkt(f"LINESTRING({x0} {y0},{x0 + 60} {y0})"))
+    return feat

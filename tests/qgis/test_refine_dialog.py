@@ -85,6 +85,25 @@ def test_output_must_be_a_geotiff(rgb_layer, tmp_path) -> None:  # noqa: ANN001
     assert job.params.out == tmp_path / "o.tif"
 
 
+def test_a_prior_layer_of_a_geopackage_is_named_to_the_engine(rgb_layer, tmp_path) -> None:  # noqa: ANN001
+    """QGIS shows one layer of a GeoPackage of several; the refine starts from that one."""
+    from osgeo import ogr
+
+    from map_refiner.ui.jobs.refine_job import PriorChoice
+
+    gpkg = tmp_path / "osm.gpkg"
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(gpkg))
+    for name in ("roads", "buildings"):
+        ds.CreateLayer(name, None, ogr.wkbPolygon)
+    ds = None
+    layer = QgsVectorLayer(f"{gpkg}|layername=buildings", "buildings", "ogr")
+    assert layer.isValid()
+    job = build_refine_job(
+        rgb_layer, None, 1, "cpu", str(tmp_path / "o.tif"), False, prior=PriorChoice(layer)
+    )
+    assert (job.params.prior, job.params.prior_layer) == (gpkg, "buildings")
+
+
 def test_settings_restore_the_dialog(rgb_layer, tiny_model, qgis_new_project) -> None:  # noqa: ANN001
     save_defaults(
         DialogDefaults(

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qgis.core import QgsMapLayer, QgsProject, QgsRasterLayer
+from qgis.core import QgsMapLayer, QgsProject, QgsRasterLayer, QgsVectorLayer
 
 from ...engine.errors import MapRefinerError
 from ...engine.progress import CancelFn, ProgressFn
@@ -19,7 +19,7 @@ from ..layers import (
     probability_layers,
     refined_layer_name,
 )
-from ..sources import coarse_path_for, layer_file, raster_path, scores_path_for
+from ..sources import coarse_path_for, layer_file, layer_in_file, raster_path, scores_path_for
 from .fetch_job import FetchJob
 from .trajectory_job import TrajectoryJob, TrajectoryResult, write_slider_maps
 
@@ -107,6 +107,9 @@ def build_refine_job(
             params,
             prior=path,
             prior_class_field=prior.class_field,
+            prior_layer=layer_in_file(prior.layer)
+            if isinstance(prior.layer, QgsVectorLayer)
+            else None,
             prior_value_map=parse_raster_value_map(prior.value_map, "The value map")
             if isinstance(prior.layer, QgsRasterLayer)
             else None,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qgis.core import QgsMapLayer, QgsProject, QgsProviderRegistry, QgsVectorLayer
+from qgis.core import QgsMapLayer, QgsProject, QgsVectorLayer
 
 from ...engine.errors import MapRefinerError
 from ...engine.progress import CancelFn, ProgressFn
@@ -14,7 +14,7 @@ from ...engine.vocabulary import label_mode
 from ..dialog.model_info import ModelSummary
 from ..installer.deps import check_dependencies
 from ..paths import output_beside, unique_path, writable_folder
-from ..sources import layer_file, project_dir, raster_path
+from ..sources import layer_file, layer_in_file, project_dir, raster_path
 
 if TYPE_CHECKING:
     from ...training.coarse import CoarseParams, TrainResult
@@ -50,14 +50,13 @@ def label_source(layer: QgsMapLayer | None, class_field: str, mode: str) -> Labe
             f"“{layer.name()}” is not a file; save it as a GeoPackage first "
             "(right-click ▸ Export ▸ Save Features As…)."
         )
-    parts = QgsProviderRegistry.instance().decodeUri("ogr", layer.source())
     check_dependencies()
     from ...training.data import LabelSource
 
     return LabelSource(
         path=layer_file(layer),
         class_field=class_field or None,
-        layer=parts.get("layerName") or None,
+        layer=layer_in_file(layer),
         mode=label_mode(mode),
     )
 

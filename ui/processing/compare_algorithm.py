@@ -22,7 +22,7 @@ from qgis.core import (
 )
 
 from ..layers import flags_renderer
-from ..sources import layer_file
+from ..sources import layer_file, layer_in_file
 from .common import with_help
 from .engine_call import call_engine
 
@@ -143,6 +143,7 @@ class CompareAlgorithm(QgsProcessingAlgorithm):
                 CompareParams(
                     class_name=class_name,
                     prior_class_field=fields[0] if fields else None,
+                    prior_layer=layer_in_file(prior),
                     moved_m=moved,
                     search_m=search,
                     min_area_m2=min_area,

@@ -24,7 +24,7 @@ from qgis.core import (
 
 from ...engine.vocabulary import DEVICES, PRECISIONS, VALUE_MAP_EXAMPLE, parse_raster_value_map
 from ..layers import coarse_layer_name, refined_layer_name
-from ..sources import layer_file, raster_path
+from ..sources import layer_file, layer_in_file, raster_path
 from .common import with_help
 from .engine_call import call_engine
 from .styling import style_on_load
@@ -245,6 +245,7 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
                 else (layer_file(prior_vector) if prior_vector is not None else None),
                 prior_value_map=parse_raster_value_map(prior_map, "The value map"),
                 prior_class_field=prior_fields[0] if prior_fields else None,
+                prior_layer=layer_in_file(prior_vector) if prior_vector is not None else None,
                 prior_strength=strength,
             )
             return refine_raster(params, progress=progress, is_cancelled=is_cancelled)
