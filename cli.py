@@ -363,6 +363,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="drop polygons smaller (m²)",
     )
+    p.add_argument(
+        "--regularize",
+        nargs="?",
+        const="building",
+        metavar="CLASSES",
+        help="give these classes' outlines (comma-separated; bare: building) right angles "
+        "and parallel edges where they are nearly so, instead of --simplify",
+    )
+    p.add_argument(
+        "--regularize-tolerance",
+        type=_bounded(float, 0.01, 1e3, "--regularize-tolerance"),
+        default=1.0,
+        help="how far (m) a regularised outline may cut across the map's: the "
+        "simplification tolerance and the distance under which parallel edges merge "
+        "(default 1)",
+    )
     p.add_argument("--overwrite", action="store_true")
 
     p = sub.add_parser(
@@ -405,7 +421,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
 
     p = sub.add_parser("fetch", help="an XYZ or WMS service's imagery over an extent, to refine")
-    p.add_argument("url", help="tile URL with {z}, {x} and {y} (or {-y}); with --wms, the WMS URL")
+    p.add_argument(
+        "url",
+        help="tile URL with {z}, {x} and {y} (or {-y}), or a quadkey {q}; {s} is 'a'; "
+        "with --wms, the WMS URL",
+    )
     p.add_argument("--wms", metavar="LAYERS", help="a WMS: its layers (comma-separated)")
     p.add_argument("--wms-crs", default="EPSG:3857", help="the CRS to ask the WMS for")
     p.add_argument("--bbox", type=_bbox, required=True, help="minx,miny,maxx,maxy in --crs")
@@ -418,6 +438,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--model", type=Path, help="model whose resolution to fetch at")
     p.add_argument("--max-zoom", type=_bounded(int, 0, 22, "--max-zoom"), default=19)
+    p.add_argument(
+        "--tile-size",
+        type=int,
+        choices=vocab.XYZ_TILE_SIZES,
+        help="the service's tile size in pixels (default: 512 for @2x URLs, else 256)",
+    )
     p.add_argument(
         "--max-tiles",
         type=_bounded(int, 1, 1_000_000, "--max-tiles"),

@@ -193,6 +193,8 @@ def _vectorize(a: argparse.Namespace) -> int:
         overwrite=a.overwrite,
         progress=ProgressBar("vectorize"),
         scores_path=a.scores,
+        regularize=a.regularize.split(",") if a.regularize else None,
+        regularize_m=a.regularize_tolerance,
     )
     print(f"wrote {res.path} ({res.feature_count} polygons)")
     return 0
@@ -221,7 +223,7 @@ def _compare(a: argparse.Namespace) -> int:
 
 def _fetch(a: argparse.Namespace) -> int:
     from .engine.rasters.fetch import FetchRequest, fetch_xyz
-    from .engine.rasters.tiles import XyzSource
+    from .engine.rasters.tiles import XyzSource, xyz_tile_size
 
     resolution = a.resolution
     if resolution is None:
@@ -230,7 +232,11 @@ def _fetch(a: argparse.Namespace) -> int:
         resolution = read_model_config(a.model or DEFAULT_MODEL_PATH).ground_resolution_m
     from .engine.rasters.wms import WmsSource
 
-    source = WmsSource(a.url, a.wms, a.wms_crs) if a.wms else XyzSource(a.url, 0, a.max_zoom)
+    if a.wms:
+        source: WmsSource | XyzSource = WmsSource(a.url, a.wms, a.wms_crs)
+    else:
+        size = a.tile_size or xyz_tile_size(a.url)
+        source = XyzSource(a.url, 0, a.max_zoom, tile_size=size)
     request = FetchRequest(source, a.bbox, a.crs, resolution, a.out, a.max_tiles)
     print(fetch_xyz(request, progress=ProgressBar("fetch")).describe())
     return 0

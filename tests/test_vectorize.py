@@ -154,7 +154,7 @@ def test_a_failure_while_writing_leaves_nothing(classmap, tmp_path, monkeypatch)
     def boom(*_args: object) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(vectorize_module._Measure, "simplified", boom)
+    monkeypatch.setattr(vectorize_module._Measure, "shaped", boom)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     with pytest.raises(RuntimeError):

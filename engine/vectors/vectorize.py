@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -24,6 +24,7 @@ from ..rasters.grid import GridSpec, grid_of, is_metric, local_metric_srs, mem_d
 from ..rasters.read import open_raster
 from ..rasters.write import create_geotiff
 from ..refine.memory import bounded_memory
+from .regularize import Regularizer
 from .write import VectorTarget
 
 gdal.UseExceptions()
@@ -56,6 +57,8 @@ def vectorize(
     eight_connected: bool = False,
     scores_path: PathLike | None = None,
     source: str | None = None,
+    regularize: Sequence[int | str] | None = None,
+    regularize_m: float = 1.0,
 ) -> VectorizeResult:
     """Polygons of band 1 of a ``uint8`` class map, in the map's CRS.
 
@@ -67,7 +70,9 @@ def vectorize(
     grid), ``mean_prob``: the mean probability of the polygon's class over its
     pixels. Nodata/255 is skipped;
     ``classes`` (ids or names) keeps only those. ``simplify_m`` simplifies each
-    polygon on its own (neighbours may then gap or overlap slightly);
+    polygon on its own (neighbours may then gap or overlap slightly); the polygons
+    of the ``regularize`` classes (ids or names, e.g. building) get right angles and
+    parallel edges where nearly so instead (.regularize, tolerance ``regularize_m``);
     polygons under ``min_area_m2`` after that are dropped. The format comes
     from the extension (.shp or .gpkg); nothing is left behind on failure or cancel.
     """
@@ -85,6 +90,15 @@ def vectorize(
     grid = grid_of(ds)  # first: GDAL 3.6 GTiff reads the .aux.xml (category names) only then
     names = _names(band, class_names)
     keep = _class_ids(classes, names)
+    if not 0 < regularize_m < 1e4:
+        raise MapRefinerError(
+            f"The regularisation tolerance must be between 0 and 10000 m, not {regularize_m}."
+        )
+    shaper = _Shaper(
+        simplify_m,
+        set(_class_ids(regularize, names)) if regularize else set(),
+        Regularizer(regularize_m),
+    )
     source = source if source is not None else (band.GetDescription() or "")
     with bounded_memory(), _scratch_folder(target) as scratch:
         regions = regions_ds = None
@@ -104,7 +118,7 @@ def vectorize(
                     out_layer,
                     grid,
                     names,
-                    simplify_m,
+                    shaper,
                     min_area_m2,
                     report.sub(0.7, 1.0),
                     target,
@@ -286,7 +300,7 @@ def _write(
     out: ogr.Layer,
     grid: GridSpec,
     names: list[str],
-    simplify_m: float,
+    shaper: _Shaper,
     min_area_m2: float,
     report: Reporter,
     target: VectorTarget,
@@ -301,13 +315,13 @@ def _write(
         if i % _CHECK_EVERY == 0:
             report.check()
             report.report(i / total)
-        geom, area = measure.simplified(region.GetGeometryRef(), simplify_m)
+        cid = region.GetField(0)
+        geom, area = measure.shaped(region.GetGeometryRef(), shaper.shape_of(cid))
         if geom is None or geom.IsEmpty():
             continue
         if area < min_area_m2:
             small += 1
             continue
-        cid = region.GetField(0)
         feat = ogr.Feature(defn)
         feat.SetField("class_id", cid)
         feat.SetField("class", names[cid])
@@ -323,8 +337,26 @@ def _write(
     return count, small
 
 
+@dataclass(frozen=True)
+class _Shaper:
+    """What becomes of each class's outlines: regularised, simplified or kept."""
+
+    simplify_m: float
+    regularize: set[int]
+    regularizer: Regularizer
+
+    def shape_of(self, class_id: int) -> Callable[[ogr.Geometry], ogr.Geometry] | None:
+        if class_id in self.regularize:
+            return self.regularizer.polygon
+        if self.simplify_m > 0:
+            tolerance = self.simplify_m
+            return lambda geom: geom.SimplifyPreserveTopology(tolerance)
+        return None
+
+
 class _Measure:
-    """Simplification and area in metres, in the map's CRS or a local equal-area one."""
+    """Outlines reshaped and measured in metres, in the map's CRS or a local
+    equal-area one."""
 
     def __init__(self, grid: GridSpec) -> None:
         self.to_local: osr.CoordinateTransformation | None = None
@@ -337,14 +369,15 @@ class _Measure:
             self.to_local = osr.CoordinateTransformation(srs, local)
             self.from_local = osr.CoordinateTransformation(local, srs)
 
-    def simplified(
-        self, geom: ogr.Geometry, tolerance_m: float
+    def shaped(
+        self, geom: ogr.Geometry, shape: Callable[[ogr.Geometry], ogr.Geometry] | None
     ) -> tuple[ogr.Geometry | None, float]:
+        """``geom`` reshaped by ``shape`` in metres (None: kept), and its area in m²."""
         local = geom.Clone()
         if self.to_local is not None:
             local.Transform(self.to_local)
-        if tolerance_m > 0:
-            local = local.SimplifyPreserveTopology(tolerance_m)
+        if shape is not None:
+            local = shape(local)
             if local is None or local.IsEmpty():
                 return None, 0.0
             if self.from_local is None:

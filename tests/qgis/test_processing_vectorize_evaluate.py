@@ -37,6 +37,22 @@ def test_vectorize_writes_class_polygons(run_alg, refined, tmp_path) -> None:  #
     assert {f["class"] for f in layer.getFeatures()} == {"building"}
     assert min(f["area_m2"] for f in layer.getFeatures()) >= 1.0
     assert layer.crs().authid() == "EPSG:26914"
+    regular = tmp_path / "regular.gpkg"
+    run_alg(
+        "map_refiner:vectorize",
+        {
+            "INPUT": str(refined),
+            "CLASSES": "building",
+            "REGULARIZE": "building",
+            "REGULARIZE_M": 1.5,
+            "MIN_AREA_M2": 1.0,
+            "OUTPUT": str(regular),
+        },
+    )
+    regular_layer = QgsVectorLayer(str(regular), "r", "ogr")
+    vertices = [f.geometry().constGet().nCoordinates() for f in regular_layer.getFeatures()]
+    raw = [f.geometry().constGet().nCoordinates() for f in layer.getFeatures()]
+    assert vertices and sum(vertices) < sum(raw) / 2  # fewer corners than the pixel outlines
 
 
 def test_evaluate_scores_a_map_and_the_reference_itself(

@@ -23,7 +23,9 @@ from .engine_call import call_engine
 HELP = (
     "One polygon per connected region of a class in a Map Refiner class map, with "
     "fields class_id, class and area_m2, in the map's CRS. Writes a Shapefile (.shp) or "
-    "a GeoPackage (.gpkg). No-data pixels (255) are skipped."
+    "a GeoPackage (.gpkg). No-data pixels (255) are skipped. The classes named under "
+    "'Regularise' (e.g. building) get right angles and parallel edges where the outline "
+    "is nearly so, instead of the plain simplification."
 )
 
 
@@ -36,6 +38,7 @@ class VectorizeAlgorithm(QgsProcessingAlgorithm):
         "OUTPUT",
         "FEATURE_COUNT",
     )
+    REGULARIZE, REGULARIZE_M = "REGULARIZE", "REGULARIZE_M"
 
     def name(self) -> str:
         return "vectorize"
@@ -91,6 +94,28 @@ class VectorizeAlgorithm(QgsProcessingAlgorithm):
             )
         )
         self.addParameter(
+            with_help(
+                QgsProcessingParameterString(
+                    self.REGULARIZE,
+                    "Regularise these classes' outlines (names or ids, comma separated)",
+                    optional=True,
+                ),
+                "e.g. building: right angles and parallel edges where nearly so. Empty: none.",
+            )
+        )
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterNumber(
+                    self.REGULARIZE_M,
+                    "Regularisation tolerance (m)",
+                    QgsProcessingParameterNumber.Type.Double,
+                    defaultValue=1.0,
+                    minValue=0.01,
+                ),
+                "How far a regularised outline may cut across the map's.",
+            )
+        )
+        self.addParameter(
             QgsProcessingParameterVectorDestination(
                 self.OUTPUT, "Polygons", QgsProcessing.SourceType.TypeVectorPolygon
             )
@@ -108,17 +133,22 @@ class VectorizeAlgorithm(QgsProcessingAlgorithm):
         simplify = self.parameterAsDouble(parameters, self.SIMPLIFY, context)
         min_area = self.parameterAsDouble(parameters, self.MIN_AREA, context)
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        regular = parse_names(self.parameterAsString(parameters, self.REGULARIZE, context))
+        regular_m = self.parameterAsDouble(parameters, self.REGULARIZE_M, context)
 
         def job(progress, is_cancelled):  # noqa: ANN001, ANN202
             from ...engine.vectors.vectorize import vectorize
 
             ids = [int(c) if c.isdigit() else c for c in classes] if classes else None
+            regular_ids = [int(c) if c.isdigit() else c for c in regular] if regular else None
             return vectorize(
                 layer_file(layer),
                 out,
                 classes=ids,
                 simplify_m=simplify,
                 min_area_m2=min_area,
+                regularize=regular_ids,
+                regularize_m=regular_m,
                 overwrite=True,
                 progress=progress,
                 is_cancelled=is_cancelled,
