@@ -19,6 +19,9 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
 #: How a cluster refine hands its result over: one GeoTIFF, or a VRT over its parts.
 CLUSTER_FORMATS = ("gtiff", "vrt")
+#: Web-map tile sizes in pixels: standard tiles, and high-DPI (``@2x``) ones covering the
+#: same ground with twice the pixels.
+XYZ_TILE_SIZES = (256, 512)
 
 #: How vector labels count: ``sparse``, only the pixels under features (corrections);
 #: ``tile``, a fully labelled tile whose unlabelled pixels are background.

@@ -1,5 +1,6 @@
-"""A local XYZ tile server for tests: 256 x 256 PNG tiles cut from an EPSG:3857 raster
-whose pixels are one zoom level's pixels, on 127.0.0.1 (port chosen by the system)."""
+"""A local XYZ tile server for tests: 256 x 256 (or 512 x 512) PNG tiles cut from an
+EPSG:3857 raster whose pixels are one zoom level's pixels, on 127.0.0.1 (port chosen by
+the system), named by {z}/{x}/{y} or by a Bing-style quadkey."""
 
 from __future__ import annotations
 
@@ -21,8 +22,19 @@ HALF = 20037508.342789244
 TILE = 256
 
 
-def pixel_size(zoom: int) -> float:
-    return 2 * HALF / (TILE * 2**zoom)
+def pixel_size(zoom: int, tile: int = TILE) -> float:
+    return 2 * HALF / (tile * 2**zoom)
+
+
+def quadkey_tile(quadkey: str) -> tuple[int, int, int]:
+    """(z, x, y) of a Bing quadkey: one digit per zoom, bit 0 for x, bit 1 for y."""
+    x = y = 0
+    for digit in quadkey:
+        d = int(digit)
+        if not 0 <= d <= 3:
+            raise ValueError(quadkey)
+        x, y = 2 * x + (d & 1), 2 * y + (d >> 1)
+    return len(quadkey), x, y
 
 
 @dataclass
@@ -33,9 +45,12 @@ class TileServer:
     zoom: int
     flip_y: bool = False  # rows counted from the south (TMS, QGIS's {-y})
     delay_s: float = 0.0  # per tile: a slow service, to cancel in mid-fetch
+    tile: int = TILE  # tile width and height in pixels
     url: str = ""
+    quadkey_url: str = ""
     wms_url: str = ""
     served: list[tuple[int, int, int]] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)  # every request's path, answered or not
     referers: set[str | None] = field(default_factory=set)
     bytes_served: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -47,17 +62,18 @@ class TileServer:
             y = 2**z - 1 - y
         ds = gdal.OpenEx(str(self.source), gdal.OF_RASTER | gdal.OF_READONLY)
         gt = ds.GetGeoTransform()
-        res = pixel_size(z)
-        col0 = round((-HALF + x * TILE * res - gt[0]) / res)
-        row0 = round((gt[3] - (HALF - y * TILE * res)) / res)
+        n = self.tile
+        res = pixel_size(z, n)
+        col0 = round((-HALF + x * n * res - gt[0]) / res)
+        row0 = round((gt[3] - (HALF - y * n * res)) / res)
         c0, r0 = max(col0, 0), max(row0, 0)
-        c1, r1 = min(col0 + TILE, ds.RasterXSize), min(row0 + TILE, ds.RasterYSize)
+        c1, r1 = min(col0 + n, ds.RasterXSize), min(row0 + n, ds.RasterYSize)
         if c1 <= c0 or r1 <= r0:
             return None
-        tile = np.zeros((3, TILE, TILE), dtype=np.uint8)
+        tile = np.zeros((3, n, n), dtype=np.uint8)
         data = ds.ReadAsArray(c0, r0, c1 - c0, r1 - r0, band_list=[1, 2, 3])
         tile[:, r0 - row0 : r1 - row0, c0 - col0 : c1 - col0] = data
-        mem = gdal.GetDriverByName("MEM").Create("", TILE, TILE, 3, gdal.GDT_Byte)
+        mem = gdal.GetDriverByName("MEM").Create("", n, n, 3, gdal.GDT_Byte)
         mem.WriteArray(tile)
         name = f"/vsimem/tile_{uuid.uuid4().hex}.png"
         gdal.GetDriverByName("PNG").CreateCopy(name, mem)
@@ -124,6 +140,8 @@ def _handler(server: TileServer) -> type[BaseHTTPRequestHandler]:
             time.sleep(server.delay_s)
             server.referers.add(self.headers.get("Referer"))
             path, _, query = self.path.partition("?")
+            with server.lock:
+                server.paths.append(path)
             try:
                 if path.endswith("/wms"):
                     params = {k.upper(): v[0] for k, v in parse_qs(query).items()}
@@ -131,9 +149,12 @@ def _handler(server: TileServer) -> type[BaseHTTPRequestHandler]:
                         self._send(server.capabilities(), "text/xml")
                         return
                     png, key = server.wms_png(params), (0, 0, 0)
+                elif path.split("/")[-2] == "q":
+                    key = quadkey_tile(path.split("/")[-1].split(".")[0])
+                    png = server.tile_png(*key)
                 else:
                     z, x, name = path.strip("/").split("/")[-3:]
-                    key = (int(z), int(x), int(name.split(".")[0]))
+                    key = (int(z), int(x), int(name.split(".")[0].removesuffix("@2x")))
                     png = server.tile_png(*key)
             except (ValueError, KeyError):
                 png = None
@@ -161,13 +182,15 @@ def _handler(server: TileServer) -> type[BaseHTTPRequestHandler]:
 
 @contextmanager
 def serve_tiles(
-    source: Path, zoom: int, flip_y: bool = False, delay_s: float = 0.0
+    source: Path, zoom: int, flip_y: bool = False, delay_s: float = 0.0, tile: int = TILE
 ) -> Iterator[TileServer]:
-    """A running server for ``source``; its ``url`` is an XYZ template, ``wms_url`` a WMS."""
-    tiles = TileServer(source, zoom, flip_y, delay_s)
+    """A running server for ``source``; its ``url`` is an XYZ template, ``quadkey_url`` the
+    same tiles named by {q}, ``wms_url`` a WMS."""
+    tiles = TileServer(source, zoom, flip_y, delay_s, tile)
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(tiles))
     root = f"http://127.0.0.1:{httpd.server_address[1]}"
     tiles.url = f"{root}/tiles/{{z}}/{{x}}/{{y}}.png"
+    tiles.quadkey_url = f"{root}/q/{{q}}.png"
     tiles.wms_url = f"{root}/wms"
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -179,20 +202,20 @@ def serve_tiles(
 
 
 def web_mosaic(
-    path: Path, zoom: int, tx: int, ty: int, cols: int, rows: int, seed: int = 0
+    path: Path, zoom: int, tx: int, ty: int, cols: int, rows: int, seed: int = 0, tile: int = TILE
 ) -> Path:
-    """A seeded RGB GeoTIFF in EPSG:3857 covering tiles ``tx..``, ``ty..`` at ``zoom``
-    (pixels on the zoom's lattice): smooth gradients plus blocks, so PNG stays small."""
+    """A seeded RGB GeoTIFF in EPSG:3857 covering ``tile``-pixel tiles ``tx..``, ``ty..`` at
+    ``zoom`` (pixels on the zoom's lattice): smooth gradients plus blocks, so PNG stays small."""
     from osgeo import osr
 
     rng = np.random.default_rng(seed)
-    w, h = cols * TILE, rows * TILE
-    res = pixel_size(zoom)
+    w, h = cols * tile, rows * tile
+    res = pixel_size(zoom, tile)
     yy, xx = np.mgrid[0:h, 0:w]
     blocks = rng.integers(0, 120, (h // 16 + 1, w // 16 + 1))[yy // 16, xx // 16]
     bands = [(xx * 255 // w), (yy * 255 // h), blocks + 60]
     ds = gdal.GetDriverByName("GTiff").Create(str(path), w, h, 3, gdal.GDT_Byte)
-    ds.SetGeoTransform((-HALF + tx * TILE * res, res, 0.0, HALF - ty * TILE * res, 0.0, -res))
+    ds.SetGeoTransform((-HALF + tx * tile * res, res, 0.0, HALF - ty * tile * res, 0.0, -res))
     srs = osr.SpatialReference()
     srs.ImportFromEPSG(3857)
     ds.SetProjection(srs.ExportToWkt())

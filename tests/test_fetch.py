@@ -13,7 +13,7 @@ from osgeo import gdal, osr
 
 from map_refiner.engine.errors import CancelledError, MapRefinerError
 from map_refiner.engine.rasters.fetch import FetchRequest, fetch_xyz
-from map_refiner.engine.rasters.tiles import XyzSource, choose_zoom, plan_tiles
+from map_refiner.engine.rasters.tiles import XyzSource, choose_zoom, plan_tiles, xyz_tile_size
 
 gdal.UseExceptions()
 ZOOM, TX, TY = 18, 215000, 114000  # a zoom-18 spot near 24.5° N, as Xiamen's mosaic
@@ -157,12 +157,109 @@ def test_a_service_without_the_area_is_one_clear_error(mosaic: Path, tmp_path: P
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mosaic.tif"]
 
 
-@pytest.mark.parametrize("url", ["http://x/{z}/{q}.png", "http://x/{z}/{x}.png"])
-def test_unusable_templates_are_refused(url: str, tmp_path: Path) -> None:
-    with pytest.raises(MapRefinerError, match="not supported|lacks"):
-        fetch_xyz(
-            FetchRequest(XyzSource(url), (0, 0, 10, 10), "EPSG:3857", 0.6, tmp_path / "o.tif")
-        )
+@pytest.mark.parametrize(
+    ("url", "size", "said"),
+    [
+        ("http://x/{q}/{x}/{y}.png", 256, "names the tile twice, by {q} and by {x}/{y}"),
+        ("http://x/{z}/{x}.png", 256, "lacks {y}.*{z}/{x}/{y} or by a quadkey {q}"),
+        ("http://x/{z}/{x}/{y}.png", 384, "Tiles of 384 px are not supported.*256 or 512"),
+    ],
+)
+def test_unusable_templates_are_refused(url: str, size: int, said: str, tmp_path: Path) -> None:
+    source = XyzSource(url, tile_size=size)
+    with pytest.raises(MapRefinerError, match=said):
+        fetch_xyz(FetchRequest(source, (0, 0, 10, 10), "EPSG:3857", 0.6, tmp_path / "o.tif"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_quadkey_tiles_through_gdals_virtualearth_driver(mosaic: Path, tmp_path: Path) -> None:
+    """A Bing-style {q} URL: the same pixels as {x}/{y}/{z}, each tile asked by its quadkey;
+    {z} beside {q} is the zoom written in."""
+    bbox = window_bbox(mosaic, 100, 50, 500, 350)
+    with serve_tiles(mosaic, ZOOM) as server:
+        url = server.quadkey_url.replace("/q/", "/z{z}/q/")
+        result = fetch_xyz(FetchRequest(XyzSource(url), bbox, "EPSG:3857", 0.6, tmp_path / "q.tif"))
+    assert result.zoom == ZOOM and result.tiles == len(server.served) == 6
+    assert_fetched_window(result.path, mosaic, 100, 50, 500, 350)
+    quadkeys = {p.split("/")[-1].split(".")[0] for p in server.paths}
+    assert len(quadkeys) == 6 and all(len(q) == ZOOM for q in quadkeys)
+    assert {p.split("/")[1] for p in server.paths} == {f"z{ZOOM}"}
+
+
+def test_subdomains_are_asked_of_the_first_one(mosaic: Path, tmp_path: Path) -> None:
+    """{s}: QGIS does not expand it and GDAL has no placeholder for it; every tile is asked
+    of subdomain "a", in an XYZ and in a quadkey URL alike."""
+    bbox = window_bbox(mosaic, 0, 0, 300, 300)
+    with serve_tiles(mosaic, ZOOM) as server:
+        for name, url in (("xyz", server.url), ("q", server.quadkey_url)):
+            url = url.replace("/tiles/", "/{s}/tiles/").replace("/q/", "/{s}/q/")
+            out = tmp_path / f"{name}.tif"
+            fetch_xyz(FetchRequest(XyzSource(url), bbox, "EPSG:3857", 0.6, out))
+            assert_fetched_window(out, mosaic, 0, 0, 300, 300)
+    assert server.paths and {p.split("/")[1] for p in server.paths} == {"a"}
+
+
+def test_512_px_tiles_cover_the_ground_of_256_px_ones(tmp_path: Path) -> None:
+    """High-DPI tiles: zoom 17's 512 px tiles hold zoom 18's pixels; the plan, GDAL's blocks
+    and the requests follow the source's tile size."""
+    mosaic = web_mosaic(tmp_path / "m512.tif", ZOOM - 1, TX // 2, TY // 2, 2, 1, tile=512)
+    bbox = window_bbox(mosaic, 100, 50, 500, 350)
+    source_url = ""
+    with serve_tiles(mosaic, ZOOM - 1, tile=512) as server:
+        source_url = server.url.replace(".png", "@2x.png")
+        source = XyzSource(source_url, tile_size=xyz_tile_size(source_url))
+        assert source.tile_size == 512
+        request = FetchRequest(source, bbox, "EPSG:3857", 0.6, tmp_path / "hi.tif")
+        plan = request.plan()
+        result = fetch_xyz(request)
+    assert (plan.tile_size, plan.tiles, plan.window) == (
+        512,
+        2,
+        (TX * 256 + 100, TY * 256 + 50, 500, 350),
+    )
+    assert result.zoom == ZOOM - 1 and result.tiles == len(server.served) == 2
+    assert {z for z, _x, _y in server.served} == {ZOOM - 1}
+    standard = FetchRequest(XyzSource(server.url), bbox, "EPSG:3857", 0.6, tmp_path / "s.tif")
+    assert standard.plan().zoom == ZOOM  # zoom 18's pixels, in a quarter of the tiles
+    assert result.ground_m == pytest.approx(standard.plan().ground_m, rel=1e-12)
+    assert_fetched_window(result.path, mosaic, 100, 50, 500, 350)
+
+
+def test_cli_fetch_of_512_px_tiles(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from map_refiner.cli import main
+
+    mosaic = web_mosaic(tmp_path / "m512.tif", ZOOM - 1, TX // 2, TY // 2, 2, 1, tile=512)
+    bbox = ",".join(f"{v!r}" for v in window_bbox(mosaic, 300, 40, 400, 300))
+    out = tmp_path / "cli.tif"
+    with serve_tiles(mosaic, ZOOM - 1, tile=512) as server:
+        args = ["fetch", server.url, "--bbox", bbox, "--crs", "EPSG:3857", "--out", str(out)]
+        assert main([*args, "--tile-size", "512"]) == 0
+        assert "Fetched 2 tiles" in capsys.readouterr().out
+    assert_fetched_window(out, mosaic, 300, 40, 400, 300)
+    assert main([*args[:-1], str(tmp_path / "o.tif"), "--tile-size", "300"]) == 2
+    assert "--tile-size: invalid choice" in capsys.readouterr().err
+
+
+def test_tile_size_as_qgis_records_it() -> None:
+    assert xyz_tile_size("http://x/{z}/{x}/{y}.png") == 256
+    assert xyz_tile_size("http://x/{z}/{x}/{y}@2x.png") == 512  # unknown resolution, @2x name
+    assert xyz_tile_size("http://x/{z}/{x}/{y}.png", 2.0) == 512  # Tile resolution: High
+    assert xyz_tile_size("http://x/{z}/{x}/{y}@2x.png", 1.0) == 256  # Standard, said so
+    hi = XyzSource("http://x/{z}/{x}/{y}", 0, 22, tile_size=512)
+    assert choose_zoom(0.6, 24.5, hi) == 17 and hi.max_zoom == 21
+    assert choose_zoom(0.01, 24.5, hi) == 21  # 512 * 2**21 px: still one GDAL raster
+
+
+def test_tiles_of_the_wrong_size_say_which_setting_to_change(tmp_path: Path) -> None:
+    mosaic = web_mosaic(tmp_path / "m512.tif", ZOOM - 1, TX // 2, TY // 2, 2, 1, tile=512)
+    bbox = window_bbox(mosaic, 0, 0, 300, 300)
+    with serve_tiles(mosaic, ZOOM - 1, tile=512) as server:
+        request = FetchRequest(XyzSource(server.url), bbox, "EPSG:3857", 1.2, tmp_path / "o.tif")
+        with pytest.raises(
+            MapRefinerError, match="not 256 px images.*Tile resolution.*--tile-size 512"
+        ):
+            fetch_xyz(request)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m512.tif"]
 
 
 def test_xiamen_tiles_fetched_back_at_the_model_resolution(tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 from osgeo import gdal
 
@@ -19,14 +18,13 @@ from ..progress import CancelFn, ProgressFn, Reporter
 from .files import atomic_path, check_output_path
 from .tiles import (
     DEFAULT_MAX_TILES,
-    TILE_SIZE,
-    WEB_MERCATOR_HALF,
     TilePlan,
     XyzSource,
     plan_tiles,
     to_web_mercator,
+    xyz_service_xml,
 )
-from .wms import WmsPlan, WmsSource, plan_wms, referer_xml, wms_service_xml
+from .wms import WmsPlan, WmsSource, plan_wms, wms_service_xml
 
 gdal.UseExceptions()
 log = logging.getLogger(__name__)
@@ -100,37 +98,11 @@ def fetch_key(source: XyzSource | WmsSource, plan: TilePlan | WmsPlan) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
-def tms_xml(source: XyzSource, zoom: int, cache: Path) -> str:
-    """A GDAL_WMS description of the service at ``zoom``: one raster, the world mosaic of
-    that zoom's tiles, of which a fetch reads one window. Tiles land in ``cache``."""
-    flipped = "{-y}" in source.url
-    url = source.url.replace("{-y}", "{y}")
-    for name in ("x", "y", "z"):
-        url = url.replace("{" + name + "}", "${" + name + "}")
-    h = repr(WEB_MERCATOR_HALF)
-    return f"""<GDAL_WMS>
-  <Service name="TMS"><ServerUrl>{escape(url)}</ServerUrl></Service>
-  <DataWindow>
-    <UpperLeftX>-{h}</UpperLeftX><UpperLeftY>{h}</UpperLeftY>
-    <LowerRightX>{h}</LowerRightX><LowerRightY>-{h}</LowerRightY>
-    <TileLevel>{zoom}</TileLevel><TileCountX>1</TileCountX><TileCountY>1</TileCountY>
-    <YOrigin>{"bottom" if flipped else "top"}</YOrigin>
-  </DataWindow>
-  <Projection>EPSG:3857</Projection>
-  <BlockSizeX>{TILE_SIZE}</BlockSizeX><BlockSizeY>{TILE_SIZE}</BlockSizeY>
-  <BandsCount>3</BandsCount>
-  <MaxConnections>4</MaxConnections>
-  <Timeout>60</Timeout>{referer_xml(source.referer)}
-  <ZeroBlockHttpCodes>204,404</ZeroBlockHttpCodes>
-  <Cache><Path>{escape(str(cache))}</Path></Cache>
-</GDAL_WMS>"""
-
-
 def service_xml(source: XyzSource | WmsSource, plan: TilePlan | WmsPlan, cache: Path) -> str:
     if isinstance(source, WmsSource) and isinstance(plan, WmsPlan):
         return wms_service_xml(source, plan, str(cache))
     if isinstance(source, XyzSource) and isinstance(plan, TilePlan):
-        return tms_xml(source, plan.zoom, cache)
+        return xyz_service_xml(source, plan, cache)
     raise TypeError(f"a plan {type(plan).__name__} for a source {type(source).__name__}")
 
 
@@ -209,16 +181,27 @@ def _translate(
             raise CancelledError() from exc
         said = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         said = said.split("GDALWMS: ")[-1].rstrip(".")  # GDAL's own words, not its prefixes
-        raise MapRefinerError(
-            f"Could not download the imagery from {url} ({said}); check the URL, the "
-            "network and that the service answers, then try again.",
-            details=repr(exc),
-        ) from exc
+        raise MapRefinerError(download_error(url, plan, said), details=repr(exc)) from exc
     finally:
         src = None  # noqa: F841 - GDAL closes the service before the cache is read
         gdal.PopErrorHandler()
     if rep.is_cancelled():
         raise CancelledError()
+
+
+def download_error(url: str, plan: TilePlan | WmsPlan, said: str) -> str:
+    """What went wrong, in GDAL's words, and what to do about it."""
+    if isinstance(plan, TilePlan) and "ReadBlockFromFile" in said:  # a tile GDAL cannot decode
+        other = 768 - plan.tile_size  # 256 <-> 512
+        return (
+            f"The tiles from {url} are not {plan.tile_size} px images ({said}); if the service "
+            f"sends {other} px tiles, set its XYZ connection's Tile resolution to match "
+            f"(map-refiner fetch --tile-size {other})."
+        )
+    return (
+        f"Could not download the imagery from {url} ({said}); check the URL, the network "
+        "and that the service answers, then try again."
+    )
 
 
 def _downloaded(cache: Path) -> tuple[int, int]:

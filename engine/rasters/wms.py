@@ -10,7 +10,7 @@ from xml.sax.saxutils import escape
 from osgeo import osr
 
 from ..errors import MapRefinerError
-from .tiles import TILE_SIZE
+from .tiles import TILE_SIZE, referer_xml
 
 osr.UseExceptions()
 EARTH_RADIUS_M = 6371008.8
@@ -108,10 +108,6 @@ def plan_wms(
     y0, y1 = math.floor(miny / py) * py, math.ceil(maxy / py) * py
     width, height = max(1, round((x1 - x0) / px)), max(1, round((y1 - y0) / py))
     return WmsPlan((x0, y0, x1, y1), width, height, resolution_m)
-
-
-def referer_xml(referer: str) -> str:
-    return f"\n  <Referer>{escape(referer)}</Referer>" if referer else ""
 
 
 def wms_service_xml(source: WmsSource, plan: WmsPlan, cache: str) -> str:

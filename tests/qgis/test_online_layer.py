@@ -27,11 +27,16 @@ ZOOM, TX, TY = 18, 215000, 114000
 MERCATOR = QgsCoordinateReferenceSystem("EPSG:3857")
 
 
-def xyz_layer(url: str, name: str = "Local XYZ", referer: str = "") -> QgsRasterLayer:
-    """As QGIS's browser makes an XYZ connection's layer."""
+def xyz_layer(
+    url: str, name: str = "Local XYZ", referer: str = "", pixel_ratio: str = ""
+) -> QgsRasterLayer:
+    """As QGIS's browser makes an XYZ connection's layer (``pixel_ratio``: its Tile
+    resolution, 1 standard, 2 high)."""
     uri = QgsDataSourceUri()
     if referer:
         uri.setParam("referer", referer)
+    if pixel_ratio:
+        uri.setParam("tilePixelRatio", pixel_ratio)
     uri.setParam("type", "xyz")
     uri.setParam("url", url)
     uri.setParam("zmin", "0")
@@ -163,6 +168,44 @@ def test_the_layers_referer_goes_with_the_requests(qgis_new_project) -> None:  #
     layer = xyz_layer("http://127.0.0.1:9/{z}/{x}/{y}.png", referer="https://example.org/")
     assert online_source(layer).referer == "https://example.org/"
     assert online_source(layer).url == "http://127.0.0.1:9/{z}/{x}/{y}.png"
+
+
+def test_the_layers_tile_resolution_sets_the_tile_size(qgis_new_project) -> None:  # noqa: ANN001
+    plain, retina = "http://127.0.0.1:9/{z}/{x}/{y}.png", "http://127.0.0.1:9/{z}/{x}/{y}@2x.png"
+    assert online_source(xyz_layer(plain)).tile_size == 256
+    assert online_source(xyz_layer(plain, pixel_ratio="2")).tile_size == 512  # High (512x512)
+    assert online_source(xyz_layer(retina, pixel_ratio="0")).tile_size == 512  # Unknown, @2x
+    assert online_source(xyz_layer(retina, pixel_ratio="1")).tile_size == 256  # Standard
+
+
+def test_512_px_and_quadkey_layers_are_fetched_over_the_view(setup, tmp_path) -> None:  # noqa: ANN001
+    """A High-resolution XYZ layer (512 px tiles) and a Bing-style {q} layer, as QGIS holds
+    them: the view's fetch gets the served pixels on the served zoom's grid."""
+    controller, _dialog, canvas, folder = setup
+    mosaic = web_mosaic(tmp_path / "m512.tif", ZOOM - 1, TX // 2, TY // 2, 2, 2, tile=512)
+    with serve_tiles(mosaic, ZOOM - 1, tile=512) as server:
+        hi = xyz_layer(server.url, "High DPI", pixel_ratio="2")
+        quad = xyz_layer(server.quadkey_url, "Quadkeys", pixel_ratio="2")
+        QgsProject.instance().addMapLayers([hi, quad])
+        assert hi.isValid() and quad.isValid()
+        canvas.setExtent(mosaic_rect(mosaic, 300, 250, 400, 300))
+        for layer in (hi, quad):
+            job = build_fetch_job(layer, controller.map_view(), 0.6, QgsProject.instance())
+            served = len(server.served)
+            result = fetch_xyz(job.request)
+            assert result.zoom == ZOOM - 1 and result.tiles == len(server.served) - served
+            ds, src = gdal.Open(str(result.path)), gdal.Open(str(mosaic))
+            gt, sgt = ds.GetGeoTransform(), src.GetGeoTransform()
+            assert gt[1] == pytest.approx(pixel_size(ZOOM)) and result.path.parent == folder
+            col, row = round((gt[0] - sgt[0]) / sgt[1]), round((gt[3] - sgt[3]) / sgt[5])
+            c0, r0 = max(col, 0), max(row, 0)  # the view, where it is inside the mosaic
+            c1 = min(col + ds.RasterXSize, src.RasterXSize)
+            r1 = min(row + ds.RasterYSize, src.RasterYSize)
+            assert c1 - c0 >= 400 and r1 - r0 >= 300
+            np.testing.assert_array_equal(
+                ds.ReadAsArray(c0 - col, r0 - row, c1 - c0, r1 - r0),
+                src.ReadAsArray(c0, r0, c1 - c0, r1 - r0),
+            )
 
 
 def test_a_wmts_layer_says_what_to_do(qgis_new_project) -> None:  # noqa: ANN001

@@ -28,7 +28,7 @@ from ...engine.rasters.fetch import (
     size_text,
     zoom_text,
 )
-from ...engine.rasters.tiles import XyzSource
+from ...engine.rasters.tiles import XyzSource, xyz_tile_size
 from ...engine.rasters.wms import WmsSource
 from ..paths import unique_path, writable_folder
 from ..sources import project_dir
@@ -58,9 +58,11 @@ def online_source(layer: QgsRasterLayer) -> XyzSource | WmsSource:
     uri.setEncodedUri(layer.source())
     referer = uri.param("http-header:referer") or uri.param("referer")
     if uri.param("type") == "xyz":
+        url = uri.param("url")
         zmin = int(uri.param("zmin") or 0)
         zmax = int(uri.param("zmax") or 19)
-        return XyzSource(uri.param("url"), zmin, zmax, referer)
+        size = xyz_tile_size(url, float(uri.param("tilePixelRatio") or 0))
+        return XyzSource(url, zmin, zmax, referer, size)
     if uri.param("type") == "wmts" or uri.hasParam("tileMatrixSet"):
         raise MapRefinerError(NOT_SUPPORTED.format(name=layer.name()))
     return WmsSource(
