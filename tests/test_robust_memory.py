@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -137,3 +138,136 @@ def test_evaluate_and_vectorize_memory_does_not_grow_with_the_raster(tmp_path: P
         "vectorize": _peak_mb("vectorize", pred, "--out", tmp_path / "v.gpkg") - base,
     }
     assert all(mb < 200 for mb in grown.values()), grown
+
+
+# --- finetune: the corrections and the image read around the polygons ------------------------
+
+
+def _image(path: Path, size: int, written: tuple[int, int, int], gt: tuple = GT) -> Path:
+    """A tiled RGB GeoTIFF of ``size`` x ``size`` pixels, textured only over the square
+    ``written`` (x0, y0, side); the rest is left sparse, so a large one costs nothing."""
+    ds = gdal.GetDriverByName("GTiff").Create(
+        str(path), size, size, 3, gdal.GDT_Byte, ["TILED=YES", "SPARSE_OK=TRUE"]
+    )
+    ds.SetGeoTransform(gt)
+    ds.SetProjection(wkt(UTM33N))
+    x0, y0, side = written
+    rng = np.random.default_rng(0)
+    for b in range(3):
+        ds.GetRasterBand(b + 1).WriteArray(rng.integers(40, 220, (side, side), np.uint8), x0, y0)
+    ds = None
+    return path
+
+
+def _polygons(path: Path, boxes: list[tuple[float, float, float, float, str]], gt=GT) -> Path:
+    """Correction polygons given in pixels (x0, y0, x1, y1, class) of a grid of ``gt``."""
+    drv = ogr.GetDriverByName("GPKG")
+    src = drv.CreateDataSource(str(path))
+    srs = ogr.osr.SpatialReference(wkt(UTM33N))
+    lyr = src.CreateLayer("c", srs=srs, geom_type=ogr.wkbPolygon)
+    lyr.CreateField(ogr.FieldDefn("class", ogr.OFTString))
+    for x0, y0, x1, y1, cls in boxes:
+        a, b = gt[0] + x0 * gt[1], gt[3] + y0 * gt[5]
+        c, d = gt[0] + x1 * gt[1], gt[3] + y1 * gt[5]
+        feat = ogr.Feature(lyr.GetLayerDefn())
+        feat.SetField("class", cls)
+        feat.SetGeometry(
+            ogr.CreateGeometryFromWkt(f"POLYGON(({a} {b},{c} {b},{c} {d},{a} {d},{a} {b}))")
+        )
+        lyr.CreateFeature(feat)
+    src = None
+    return path
+
+
+FOUR = [
+    (300.3, 310, 330, 331.7, "building"),
+    (352, 300, 371.5, 322, "background"),
+    (310, 352.2, 324, 370, "building"),
+    (360.5, 355, 380, 377, "background"),
+]
+
+
+@pytest.mark.parametrize(
+    "model_m, whole",
+    [(0.5, True), (0.7, True), (0.7, False), (0.35, False), (0.5, False)],
+    ids=["same-whole", "coarser-whole", "coarser-window", "finer-window", "same-window"],
+)
+def test_corrections_read_around_the_polygons_equal_a_whole_grid_burn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_m: float, whole: bool
+) -> None:
+    """The fine-tune burns its polygons only around them: its window, labels, feature
+    numbers equal those of burning the whole grid and cropping (how it was done
+    before), at scales that do not divide the image's; so the same polygons and seed fit
+    the same model."""
+    from helpers_engine import random_model
+
+    from map_refiner.engine.labels.rasterize import downsample_labels
+    from map_refiner.engine.rasters.grid import grid_of, scaled
+    from map_refiner.training.corrections import data as corrections_data
+    from map_refiner.training.data import labelled_window
+    from map_refiner.training.tile import LabelSource
+
+    if not whole:  # the window around the corrections of a large image, at test scale
+        monkeypatch.setattr(corrections_data, "WHOLE_IMAGE_PIXELS", 1000)
+        monkeypatch.setattr(corrections_data, "MARGIN", 24)
+    image = _image(tmp_path / "img.tif", 700, (200, 200, 300))
+    boxes = FOUR + [(0, 0, 9.5, 7, "background")]  # one on the corner
+    source = LabelSource(_polygons(tmp_path / "c.gpkg", boxes), class_field="class", mode="sparse")
+    _, cfg = random_model(resolution_m=model_m, seed=2)
+    corr = corrections_data.load_corrections(image, source, cfg)
+
+    ds = gdal.Open(str(image))
+    grids = corrections_data.model_grids(ds, cfg)
+    model_grid = scaled(grid_of(ds), grids.model_width, grids.model_height)
+    labels = downsample_labels(
+        corr.kept.labels_on(grid_of(ds)), model_grid.width, model_grid.height
+    )
+    if whole:
+        window = (0, 0, model_grid.width, model_grid.height)
+    else:
+        window = labelled_window(labels, 24)
+    x0, y0, x1, y1 = window
+    assert corr.tile.window == window
+    assert corr.tile.image.shape == (3, y1 - y0, x1 - x0)
+    assert (corr.tile.labels.numpy() == labels[y0:y1, x0:x1]).all()
+    features = corr.kept.features_on(model_grid)[y0:y1, x0:x1]
+    assert (corr.features.numpy() == features).all()
+    assert corr.tile.labelled_pixels == int((labels != 255).sum())
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads Linux's VmHWM")
+def test_finetune_memory_does_not_grow_with_the_raster(tmp_path: Path) -> None:
+    """Four polygons on a 16000 x 16000 image against the same four on a 700 x 700 one:
+    burning the whole grid took 2.26 GB on a 12000 x 12000 image (the labels, and the
+    feature numbers as int32 twice); around the polygons the large one costs no more."""
+    peaks = {}
+    for size in (700, 16000):
+        image = _image(tmp_path / f"img{size}.tif", size, (200, 200, 300))
+        labels = _polygons(tmp_path / f"c{size}.gpkg", FOUR)
+        out = tmp_path / f"m{size}.safetensors"
+        peaks[size] = _peak_mb(
+            "finetune", image, labels, "--class-field", "class", "--steps", 1, "--out", out
+        )
+    assert peaks[16000] - peaks[700] < 100, peaks
+
+
+def test_corrections_spread_over_a_large_image_are_refused_before_it_is_read(
+    tmp_path: Path,
+) -> None:
+    """Two polygons at opposite corners of a 12000 x 12000 image: the window between
+    them is 100 million model pixels (a 3900 x 3900 one took 3.4 GB); refused with what
+    to do, nothing written."""
+    from map_refiner.engine.errors import MapRefinerError
+    from map_refiner.training.corrections.finetune import finetune
+    from map_refiner.training.tile import LabelSource
+
+    image = _image(tmp_path / "img.tif", 12000, (0, 0, 16))
+    corners = [(2, 2, 30, 30, "building"), (11950, 11950, 11990, 11990, "background")]
+    source = LabelSource(
+        _polygons(tmp_path / "c.gpkg", corners), class_field="class", mode="sparse"
+    )
+    out = tmp_path / "m.safetensors"
+    with pytest.raises(MapRefinerError, match="closer together, or fine-tune on a crop") as e:
+        finetune(image, source, out)
+    assert re.search(r"spread over \d{4,5} x \d{4,5} pixels of the model's grid", str(e.value))
+    assert not out.exists()

@@ -64,12 +64,22 @@ def labelled_window(labels_model: np.ndarray, margin: int) -> tuple[int, int, in
             "No labelled pixels fall on the image: check that the labels overlap the raster, "
             "that their class values are known to the model, and the class field."
         )
-    h, w = labels_model.shape
-    x0 = max(0, (int(xs.min()) - margin) // 4 * 4)
-    y0 = max(0, (int(ys.min()) - margin) // 4 * 4)
-    x1 = min(w, int(xs.max()) + 1 + margin)
-    y1 = min(h, int(ys.max()) + 1 + margin)
-    return x0, y0, x1, y1
+    box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+    return grown_box(box, margin, (labels_model.shape[1], labels_model.shape[0]))
+
+
+def grown_box(
+    box: tuple[int, int, int, int], margin: int, size: tuple[int, int]
+) -> tuple[int, int, int, int]:
+    """The pixels ``box`` (x0, y0, x1, y1) grown by ``margin`` within a grid of ``size``
+    (width, height), its first corner on the stride-4 lattice."""
+    x0, y0, x1, y1 = box
+    return (
+        max(0, (x0 - margin) // 4 * 4),
+        max(0, (y0 - margin) // 4 * 4),
+        min(size[0], x1 + margin),
+        min(size[1], y1 + margin),
+    )
 
 
 def load_training_tile(

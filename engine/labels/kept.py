@@ -11,6 +11,7 @@ drawn polygon takes the drawn class. On any other raster they are not applied
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -78,6 +79,24 @@ class KeptCorrections:
     @property
     def features(self) -> int:
         return len({s.feature for s in self.shapes})
+
+    def pixel_box(self, shapes: Sequence[Shape] | None = None) -> tuple[int, int, int, int] | None:
+        """The pixels ``(x0, y0, x1, y1)`` of the image's grid that hold ``shapes`` (default
+        every polygon; a pixel of margin), so that a large image is burned only there; None
+        when none is on it."""
+        inv = gdal.InvGeoTransform(self.grid.geotransform)
+        xs, ys = [], []
+        for s in self.shapes if shapes is None else shapes:
+            ex0, ex1, ey0, ey1 = ogr.CreateGeometryFromWkt(s.wkt).GetEnvelope()
+            for x, y in ((ex0, ey0), (ex0, ey1), (ex1, ey0), (ex1, ey1)):
+                xs.append(inv[0] + x * inv[1] + y * inv[2])
+                ys.append(inv[3] + x * inv[4] + y * inv[5])
+        if not xs:
+            return None
+        g = self.grid
+        x0, x1 = max(0, math.floor(min(xs)) - 1), min(g.width, math.ceil(max(xs)) + 1)
+        y0, y1 = max(0, math.floor(min(ys)) - 1), min(g.height, math.ceil(max(ys)) + 1)
+        return (x0, y0, x1, y1) if x0 < x1 and y0 < y1 else None
 
     def labels_on(self, grid: GridSpec) -> np.ndarray:
         """The drawn classes on ``grid`` (uint8, IGNORE where nothing was drawn)."""

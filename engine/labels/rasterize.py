@@ -35,6 +35,7 @@ __all__ = [
     "rasterize_vector",
     "read_label_raster",
     "scaled",
+    "vector_shapes",
 ]
 ogr.UseExceptions()
 log = logging.getLogger(__name__)
@@ -97,6 +98,39 @@ def burn_vector(
     with nothing there, e.g. a prior's tile without buildings).
     """
     mode = label_mode(mode)
+    result, burns = _read_features(
+        path, grid, class_names, class_field, value_map, layer, line_width_m, allow_empty
+    )
+    result.labels = burns.rasterize(mode, extent)
+    return result
+
+
+def vector_shapes(
+    path: PathLike,
+    grid: GridSpec,
+    class_names: Sequence[str],
+    class_field: str | None = None,
+    value_map: Mapping[object, int] | None = None,
+    layer: str | int | None = None,
+    line_width_m: float = 7.0,
+) -> VectorLabels:
+    """What :func:`burn_vector` would burn onto ``grid``, unburned (``labels`` empty): for
+    a caller that burns only a window of a large grid (a fine-tune's corrections)."""
+    return _read_features(
+        path, grid, class_names, class_field, value_map, layer, line_width_m, False
+    )[0]
+
+
+def _read_features(
+    path: PathLike,
+    grid: GridSpec,
+    class_names: Sequence[str],
+    class_field: str | None,
+    value_map: Mapping[object, int] | None,
+    layer: str | int | None,
+    line_width_m: float,
+    allow_empty: bool,
+) -> tuple[VectorLabels, BurnList]:
     if line_width_m < 0:
         raise MapRefinerError(f"The line width must be positive, not {line_width_m} m.")
     resolver = ClassResolver(class_names, value_map, class_field is None)
@@ -121,9 +155,8 @@ def burn_vector(
     _report(result, resolver, name)
     if result.burned == 0 and not allow_empty:
         _refuse_empty(result, resolver, name, class_field)
-    result.labels = burns.rasterize(mode, extent)
     result.shapes = burns.shapes
-    return result
+    return result, burns
 
 
 def _prep(

@@ -3,6 +3,7 @@ labels carried onto a coarser grid by majority vote."""
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -186,14 +187,46 @@ def downsample_labels(labels: np.ndarray, out_width: int, out_height: int) -> np
         raise MapRefinerError(
             f"Cannot resample labels of shape {labels.shape} to {out_width}x{out_height}."
         )
+    return _vote(labels, _Axis(labels.shape[0], out_height), _Axis(labels.shape[1], out_width))
+
+
+def cells_of_pixels(n_in: int, n_out: int, i0: int, i1: int) -> tuple[int, int]:
+    """The output cells ``[j0, j1)`` that input pixels ``[i0, i1)`` vote in, along an axis
+    of ``n_in`` input and ``n_out`` output pixels."""
+    axis = _Axis(n_in, n_out)
+    hit = np.flatnonzero((axis.starts < i1) & (axis.ends > i0))
+    return (int(hit[0]), int(hit[-1]) + 1) if len(hit) else (0, 0)
+
+
+def pixels_of_cells(n_in: int, n_out: int, j0: int, j1: int) -> tuple[int, int]:
+    """The input pixels ``[i0, i1)`` that vote in output cells ``[j0, j1)``."""
+    axis = _Axis(n_in, n_out)
+    return int(axis.starts[j0]), int(axis.ends[j0:j1].max())
+
+
+def downsample_window(
+    labels: np.ndarray, in_size: tuple[int, int], out_size: tuple[int, int], cells: tuple[int, ...]
+) -> np.ndarray:
+    """The cells ``(x0, y0, x1, y1)`` of :func:`downsample_labels` of a ``in_size``
+    (width, height) grid to ``out_size``, from ``labels``: only the input pixels that vote
+    in them (:func:`pixels_of_cells`). Equal to the whole grid's result cropped, at the
+    cost of the window alone."""
+    x0, y0, x1, y1 = cells
+    rows = _Axis(in_size[1], out_size[1]).crop(y0, y1)
+    cols = _Axis(in_size[0], out_size[0]).crop(x0, x1)
+    if labels.shape != (rows.n_in, cols.n_in):
+        raise ValueError(f"labels of shape {labels.shape} for {rows.n_in}x{cols.n_in} pixels")
+    return _vote(labels, rows, cols)
+
+
+def _vote(labels: np.ndarray, rows: _Axis, cols: _Axis) -> np.ndarray:
     present = np.zeros(IGNORE + 1, dtype=bool)
     present[labels.ravel()] = True
     present[IGNORE] = False
-    rows, cols = _Axis(labels.shape[0], out_height), _Axis(labels.shape[1], out_width)
     dtype = np.uint16 if rows.most * cols.most <= np.iinfo(np.uint16).max else np.int32
     # work transposed after the row pass: whole-row gathers are numpy's fast path
-    out_t = np.full((out_width, out_height), IGNORE, dtype=np.uint8)
-    best = np.zeros((out_width, out_height), dtype=dtype)
+    out_t = np.full((len(cols.starts), len(rows.starts)), IGNORE, dtype=np.uint8)
+    best = np.zeros(out_t.shape, dtype=dtype)
     for c in np.flatnonzero(present):
         by_rows = np.ascontiguousarray(rows.sum(labels == c, dtype).T)
         votes = cols.sum(by_rows, dtype)
@@ -214,7 +247,17 @@ class _Axis:
         else:  # first input i with (2i+1) * n_out >= 2j * n_in
             self.starts = np.maximum(0, -((n_out - 2 * j * n_in) // (2 * n_out)))
             self.ends = np.append(self.starts[1:], n_in)
+        self.n_in = n_in
         self.most = int((self.ends - self.starts).max())
+
+    def crop(self, j0: int, j1: int) -> _Axis:
+        """Output cells ``[j0, j1)`` only, over the input pixels that vote in them."""
+        out = copy.copy(self)
+        first = int(self.starts[j0])
+        out.starts, out.ends = self.starts[j0:j1] - first, self.ends[j0:j1] - first
+        out.n_in = int(out.ends.max())
+        out.most = int((out.ends - out.starts).max())
+        return out
 
     def sum(self, a: np.ndarray, dtype: type) -> np.ndarray:
         """Sums of the rows of ``a`` over each output cell."""

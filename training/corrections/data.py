@@ -18,11 +18,12 @@ import torch
 
 from ...engine.errors import MapRefinerError
 from ...engine.labels.kept import KeptCorrections, from_config, merged
-from ...engine.labels.rasterize import burn_vector, downsample_labels
+from ...engine.labels.rasterize import vector_shapes
+from ...engine.labels.rasters import cells_of_pixels, downsample_window, pixels_of_cells
 from ...engine.modelfile.config import ModelConfig
-from ...engine.rasters.grid import grid_of, scaled
+from ...engine.rasters.grid import grid_of, scaled, window
 from ...engine.rasters.read import check_bands, open_raster, raster_info
-from ..data import labelled_window, model_grids, read_model_window
+from ..data import grown_box, model_grids, read_model_window
 from ..tile import IGNORE, LabelSource, TrainingTile
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,14 @@ PathLike = Union[str, Path]
 WHOLE_IMAGE_PIXELS = 4_000_000
 #: Model pixels of context read around the corrections of a large image.
 MARGIN = 192
+#: The most model pixels a fine-tune holds around the corrections of a large image
+#: (4000 x 4000). The fit keeps the window's image, its frozen CNN features, the base
+#: model's map and the anchors (which cover the whole window) for every pixel, so its
+#: memory grows with the window: corrections spread wider than this over a large image
+#: are refused with what to do, before the image is read. Windows within it are
+#: exactly what they were before the bound (whole images up to WHOLE_IMAGE_PIXELS,
+#: else the corrections' box and MARGIN), so the same polygons give the same model.
+MAX_WINDOW_PIXELS = 16_000_000
 
 
 @dataclass
@@ -82,7 +91,7 @@ def load_corrections(
     check_bands(info, bands)
     grid = grid_of(ds)
     vm = {str(k): int(v) for k, v in source.value_map.items()} if source.value_map else None
-    drawn = burn_vector(
+    drawn = vector_shapes(
         source.path,
         grid,
         config.class_names,
@@ -90,36 +99,95 @@ def load_corrections(
         value_map=vm,
         layer=source.layer,
         line_width_m=source.line_width_m,
-        mode="sparse",
     )
     new = KeptCorrections(grid, drawn.shapes, Path(image_path).name)
     kept = merged(from_config(config.corrections, config.num_classes), new)
-    if len(kept.shapes) > len(new.shapes):
+    earlier = len(kept.shapes) > len(new.shapes)
+    if earlier:
         log.info(
             "the base model's %d earlier corrections of this image are learnt again",
             kept.features - new.features,
         )
     grids = model_grids(ds, config, input_resolution_m)
-    model_grid = scaled(grid, grids.model_width, grids.model_height)
-    labels = downsample_labels(kept.labels_on(grid), grids.model_width, grids.model_height)
-    if not (labels != IGNORE).any():
+    size = (grids.model_width, grids.model_height)
+    drawn_box = _drawn_cells(kept, size)
+    if drawn_box is None:
         raise MapRefinerError(
             "The corrections are too small to show on the model's grid "
             f"({config.ground_resolution_m:g} m pixels); draw polygons a few metres across."
         )
-    if grids.model_width * grids.model_height <= WHOLE_IMAGE_PIXELS:
-        window = (0, 0, grids.model_width, grids.model_height)
+    if size[0] * size[1] <= WHOLE_IMAGE_PIXELS:
+        win = (0, 0, *size)
     else:
-        window = labelled_window(labels, MARGIN)
-    x0, y0, x1, y1 = window
-    features = kept.features_on(model_grid)[y0:y1, x0:x1].astype(np.int64)
-    image = read_model_window(ds, bands, grids, config, window)
-    tile = TrainingTile(image, torch.from_numpy(np.ascontiguousarray(labels[y0:y1, x0:x1])), window)
+        win = grown_box(drawn_box, MARGIN, size)
+        _check_window(win, config.ground_resolution_m, Path(image_path).name, earlier)
+    x0, y0, x1, y1 = win
+    model_grid = scaled(grid, *size)
+    features = kept.features_on(window(model_grid, x0, y0, x1 - x0, y1 - y0)).astype(np.int64)
+    labels = _labels_on_cells(kept, size, win)
+    image = read_model_window(ds, bands, grids, config, win)
+    tile = TrainingTile(image, torch.from_numpy(labels), win)
     log.info(
         "corrections on %s: %d polygons, %d model pixels drawn, model window %s",
         Path(image_path).name,
         kept.features,
         tile.labelled_pixels,
-        window,
+        win,
     )
     return Corrections(tile, torch.from_numpy(np.ascontiguousarray(features)), kept)
+
+
+def _labels_on_cells(
+    kept: KeptCorrections, size: tuple[int, int], cells: tuple[int, int, int, int]
+) -> np.ndarray:
+    """The drawn classes on the model-grid ``cells`` (x0, y0, x1, y1) of a model grid of
+    ``size``: only the image pixels under them are burned."""
+    g = kept.grid
+    x0, y0, x1, y1 = cells
+    px0, px1 = pixels_of_cells(g.width, size[0], x0, x1)
+    py0, py1 = pixels_of_cells(g.height, size[1], y0, y1)
+    on_image = kept.labels_on(window(g, px0, py0, px1 - px0, py1 - py0))
+    return downsample_window(on_image, (g.width, g.height), size, cells)
+
+
+def _drawn_cells(kept: KeptCorrections, size: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """The box ``(x0, y0, x1, y1)`` of the model-grid cells the polygons label, or None.
+    Each polygon is burned alone, around itself: a cell is labelled when any polygon
+    labels a pixel in it, so the union of their boxes is the box of all of them burned
+    together, and spread polygons never burn the image between them."""
+    g = kept.grid
+    boxes = []
+    for shape in kept.shapes:
+        box = kept.pixel_box([shape])
+        if box is None:
+            continue
+        cx0, cx1 = cells_of_pixels(g.width, size[0], box[0], box[2])
+        cy0, cy1 = cells_of_pixels(g.height, size[1], box[1], box[3])
+        if cx0 == cx1 or cy0 == cy1:
+            continue
+        alone = KeptCorrections(g, [shape])
+        ys, xs = np.nonzero(_labels_on_cells(alone, size, (cx0, cy0, cx1, cy1)) != IGNORE)
+        if len(xs):
+            boxes.append((cx0 + xs.min(), cy0 + ys.min(), cx0 + xs.max() + 1, cy0 + ys.max() + 1))
+    if not boxes:
+        return None
+    b = np.array(boxes)
+    return int(b[:, 0].min()), int(b[:, 1].min()), int(b[:, 2].max()), int(b[:, 3].max())
+
+
+def _check_window(
+    win: tuple[int, int, int, int], resolution_m: float, image: str, earlier: bool
+) -> None:
+    """Refuse a window past MAX_WINDOW_PIXELS before anything is read."""
+    w, h = win[2] - win[0], win[3] - win[1]
+    if w * h <= MAX_WINDOW_PIXELS:
+        return
+    side = int(MAX_WINDOW_PIXELS**0.5)
+    also = " (with the earlier rounds' on this image)" if earlier else ""
+    raise MapRefinerError(
+        f"The corrections{also} on {image} spread over {w} x {h} pixels of the model's grid "
+        f"({w * resolution_m / 1000:.1f} x {h * resolution_m / 1000:.1f} km); a fine-tune "
+        f"holds that whole area in memory and takes at most {side} x {side} "
+        f"({side * resolution_m / 1000:.1f} km across). Draw this round's corrections "
+        "closer together, or fine-tune on a crop of the image around them."
+    )
