@@ -1,5 +1,6 @@
-"""The command line's last resort: an unexpected exception (a bug) becomes one line on
-stderr and a log file holding the traceback, never a traceback on the terminal."""
+"""The last resort for a bug (an unexpected exception): one line for the user and a log
+file holding the traceback, never a traceback on the terminal (the command line) or in
+the algorithm's log (Processing, ui/processing/engine_call.py)."""
 
 from __future__ import annotations
 
@@ -28,13 +29,14 @@ def crash_log_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or home / ".cache") / "map-refiner"
 
 
-def _write_log(exc: BaseException, argv: Sequence[str]) -> Path:
-    """Write the traceback into a new file of the cache folder, else of the temp folder."""
+def write_crash_log(exc: BaseException, running: str) -> Path:
+    """Write the traceback, after ``running`` (what was run, e.g. ``command: ...``), into a
+    new file of the cache folder, else of the temp folder; OSError when neither takes it."""
     now = datetime.datetime.now()
     name = f"crash-{now:%Y%m%d-%H%M%S}-{os.getpid()}.log"
     text = (
         f"map-refiner internal error at {now.isoformat(timespec='seconds')}\n"
-        f"command: map-refiner {' '.join(argv)}\n"
+        f"{running}\n"
         f"python {platform.python_version()} on {platform.platform()}\n\n"
         + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     )
@@ -52,14 +54,18 @@ def _write_new(folder: Path, name: str, text: str) -> Path:
     return path
 
 
+def summary(exc: BaseException) -> str:
+    """``<type>: <first line of the message>``, for the one line a user sees."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:300] if lines else '(no message)'}"
+
+
 def report_internal_error(exc: BaseException, argv: Sequence[str]) -> int:
     """Print ``map-refiner: internal error: <type>: <message>; details in <log>``; the
     exit status of a bug."""
-    lines = str(exc).strip().splitlines()
-    message = f"{type(exc).__name__}: {lines[0][:300] if lines else '(no message)'}"
     try:
-        where = f"details in {_write_log(exc, argv)}"
+        where = f"details in {write_crash_log(exc, 'command: map-refiner ' + ' '.join(argv))}"
     except OSError as log_exc:
         where = f"no log could be written ({log_exc.strerror or log_exc}); rerun with -v"
-    print(f"map-refiner: internal error: {message}; {where}", file=sys.stderr)
+    print(f"map-refiner: internal error: {summary(exc)}; {where}", file=sys.stderr)
     return EXIT_INTERNAL

@@ -269,3 +269,40 @@ def test_processing_read_only_output_folder(
             feedback=QgsProcessingFeedback(),
         )
     assert list(out_dir.iterdir()) == []
+
+
+def test_a_bug_in_processing_is_one_line_and_a_crash_log(
+    processing_with_plugin, tmp_path, make_rgb, tiny_model, monkeypatch
+) -> None:  # noqa: ANN001
+    """An exception that is not a MapRefinerError (a bug) reaches Processing as one line
+    naming the crash log, which holds the traceback (before: QGIS printed the traceback
+    in the algorithm's log)."""
+    from map_refiner import cli_crash
+    from map_refiner.engine.refine import pipeline
+
+    def bug(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise ValueError("boom\nsecond line of the bug")
+
+    monkeypatch.setattr(pipeline, "refine_raster", bug)
+    logs = tmp_path / "logs"
+    monkeypatch.setattr(cli_crash, "crash_log_dir", lambda: logs)
+    with pytest.raises(QgsProcessingException) as caught:
+        processing_with_plugin.run(
+            "map_refiner:refine",
+            {
+                "INPUT": str(make_rgb(tmp_path / "rgb.tif")),
+                "MODEL": str(tiny_model),
+                "DEVICE": 1,
+                "OUTPUT": str(tmp_path / "refined.tif"),
+            },
+            feedback=QgsProcessingFeedback(),
+        )
+    message = str(caught.value)
+    assert "\n" not in message.strip() and "Traceback" not in message, message
+    assert "internal error (ValueError: boom)" in message and "second line" not in message
+    (crash,) = logs.iterdir()
+    assert str(crash) in message
+    text = crash.read_text()
+    assert "in QGIS Processing" in text and "Traceback" in text
+    assert 'raise ValueError("boom' in text and "second line of the bug" in text
+    assert not (tmp_path / "refined.tif").exists()
