@@ -420,7 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--overwrite", action="store_true")
 
-    p = sub.add_parser("fetch", help="an XYZ or WMS service's imagery over an extent, to refine")
+    p = sub.add_parser(
+        "fetch", help="an XYZ, WMTS or WMS service's imagery over an extent, to refine"
+    )
     p.add_argument(
         "url",
         help="tile URL with {z}, {x} and {y} (or {-y}), or a quadkey {q}; {s} is 'a'; "
@@ -428,6 +430,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--wms", metavar="LAYERS", help="a WMS: its layers (comma-separated)")
     p.add_argument("--wms-crs", default="EPSG:3857", help="the CRS to ask the WMS for")
+    p.add_argument(
+        "--wmts", metavar="LAYER", help="a WMTS: its layer (URL: its capabilities document)"
+    )
+    p.add_argument("--tile-matrix-set", default="", help="with --wmts: the tile matrix set")
     p.add_argument("--bbox", type=_bbox, required=True, help="minx,miny,maxx,maxy in --crs")
     p.add_argument("--crs", default="EPSG:4326", help="the bbox's CRS (default: EPSG:4326)")
     p.add_argument("--out", type=Path, required=True, help="output image (GeoTIFF)")

@@ -231,9 +231,13 @@ def _fetch(a: argparse.Namespace) -> int:
 
         resolution = read_model_config(a.model or DEFAULT_MODEL_PATH).ground_resolution_m
     from .engine.rasters.wms import WmsSource
+    from .engine.rasters.wmts import WmtsSource
 
+    source: WmsSource | WmtsSource | XyzSource
     if a.wms:
-        source: WmsSource | XyzSource = WmsSource(a.url, a.wms, a.wms_crs)
+        source = WmsSource(a.url, a.wms, a.wms_crs)
+    elif a.wmts:
+        source = WmtsSource(a.url, a.wmts, a.tile_matrix_set)
     else:
         size = a.tile_size or xyz_tile_size(a.url)
         source = XyzSource(a.url, 0, a.max_zoom, tile_size=size)

@@ -1,6 +1,7 @@
-"""Online imagery as input: the tiles of an XYZ service (or a WMS layer's image) over an
-extent, at the model's resolution, fetched through GDAL's WMS driver into a GeoTIFF that
-is written atomically, and that a later fetch of the same extent reuses."""
+"""Online imagery as input: the tiles of an XYZ service or a WMTS layer (or a WMS layer's
+image) over an extent, at the model's resolution, fetched through GDAL's WMS and WMTS
+drivers into a GeoTIFF that is written atomically, and that a later fetch of the same
+extent reuses."""
 
 from __future__ import annotations
 
@@ -25,32 +26,42 @@ from .tiles import (
     xyz_service_xml,
 )
 from .wms import WmsPlan, WmsSource, plan_wms, wms_service_xml
+from .wmts import WmtsPlan, WmtsSource, plan_wmts, wmts_service_xml
 
 gdal.UseExceptions()
 log = logging.getLogger(__name__)
 KEY = "MAP_REFINER_FETCH"  # GeoTIFF metadata: what was fetched, so a cache is reused only for it
+Source = XyzSource | WmsSource | WmtsSource
+Plan = TilePlan | WmsPlan | WmtsPlan
 
 
 @dataclass(frozen=True)
 class FetchRequest:
-    source: XyzSource | WmsSource
+    source: Source
     bbox: tuple[float, float, float, float]  # minx, miny, maxx, maxy in ``crs``
     crs: str  # EPSG:n or WKT
     resolution_m: float  # the model's ground resolution
     out: Path
     max_tiles: int = DEFAULT_MAX_TILES
 
-    def plan(self) -> TilePlan | WmsPlan:
+    @property
+    def plans_offline(self) -> bool:
+        """XYZ and WMS plans are arithmetic; a WMTS plan reads the service's capabilities."""
+        return not isinstance(self.source, WmtsSource)
+
+    def plan(self) -> Plan:
         self.source.check()
         if isinstance(self.source, WmsSource):
             return plan_wms(self.bbox, self.crs, self.resolution_m, self.source)
+        if isinstance(self.source, WmtsSource):
+            return plan_wmts(self.bbox, self.crs, self.resolution_m, self.source)
         return plan_tiles(to_web_mercator(self.bbox, self.crs), self.resolution_m, self.source)
 
 
 @dataclass(frozen=True)
 class FetchResult:
     path: Path
-    zoom: int | None  # None for a WMS layer
+    zoom: int | None  # None for a WMS layer; a WMTS layer's tile matrix index
     tiles: int  # fetched from the service (0 when the cached GeoTIFF was reused)
     bytes: int  # downloaded
     width: int
@@ -78,7 +89,7 @@ def size_text(n_bytes: int) -> str:
     return f"{n_bytes / 1e6:.1f} MB" if n_bytes >= 100_000 else f"{n_bytes / 1e3:.0f} kB"
 
 
-def check_tile_budget(plan: TilePlan | WmsPlan, max_tiles: int) -> None:
+def check_tile_budget(plan: Plan, max_tiles: int) -> None:
     """Refuse a fetch larger than ``max_tiles``, saying how to make it fit."""
     if plan.tiles > max_tiles:
         w, h = plan.window[2], plan.window[3]
@@ -89,18 +100,26 @@ def check_tile_budget(plan: TilePlan | WmsPlan, max_tiles: int) -> None:
         )
 
 
-def fetch_key(source: XyzSource | WmsSource, plan: TilePlan | WmsPlan) -> str:
-    """Identifies a fetch: the service and the pixels asked for."""
-    if isinstance(plan, TilePlan):
-        text = f"{source}|{plan.zoom}|{plan.window}"
+def fetch_key(request: FetchRequest, plan: Plan | None = None) -> str:
+    """Identifies a fetch: the service and the pixels asked for (``plan``, made when not
+    given); for a WMTS layer, whose plan needs the service, the service and the extent."""
+    source = request.source
+    if isinstance(source, WmtsSource):
+        text = f"{source}|{request.bbox}|{request.crs}|{request.resolution_m!r}"
     else:
-        text = f"{source}|{plan.bounds}|{plan.width}x{plan.height}"
+        plan = plan or request.plan()
+        if isinstance(plan, WmsPlan):
+            text = f"{source}|{plan.bounds}|{plan.width}x{plan.height}"
+        else:
+            text = f"{source}|{plan.zoom}|{plan.window}"
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
-def service_xml(source: XyzSource | WmsSource, plan: TilePlan | WmsPlan, cache: Path) -> str:
+def service_xml(source: Source, plan: Plan, cache: Path) -> str:
     if isinstance(source, WmsSource) and isinstance(plan, WmsPlan):
         return wms_service_xml(source, plan, str(cache))
+    if isinstance(source, WmtsSource) and isinstance(plan, WmtsPlan):
+        return wmts_service_xml(source, plan.zoom, cache)
     if isinstance(source, XyzSource) and isinstance(plan, TilePlan):
         return xyz_service_xml(source, plan, cache)
     raise TypeError(f"a plan {type(plan).__name__} for a source {type(source).__name__}")
@@ -129,7 +148,7 @@ def fetch_xyz(
     same fetch); refuses more than ``max_tiles`` tiles. Nothing is left on failure."""
     rep = Reporter(progress or (lambda _f: None), is_cancelled or (lambda: False))
     plan = request.plan()
-    key = fetch_key(request.source, plan)
+    key = fetch_key(request, plan)
     _, _, width, height = plan.window
     if cached_fetch(request.out, key):
         log.info("reusing %s for %s", request.out, key)
@@ -153,9 +172,7 @@ def fetch_xyz(
     return FetchResult(out, plan.zoom, tiles, size, width, height, plan.ground_m)
 
 
-def _translate(
-    xml: str, plan: TilePlan | WmsPlan, tmp: Path, key: str, rep: Reporter, url: str
-) -> None:
+def _translate(xml: str, plan: Plan, tmp: Path, key: str, rep: Reporter, url: str) -> None:
     def callback(fraction: float, _msg: str, _data: object) -> int:
         if rep.is_cancelled():
             return 0
@@ -189,7 +206,7 @@ def _translate(
         raise CancelledError()
 
 
-def download_error(url: str, plan: TilePlan | WmsPlan, said: str) -> str:
+def download_error(url: str, plan: Plan, said: str) -> str:
     """What went wrong, in GDAL's words, and what to do about it."""
     if isinstance(plan, TilePlan) and "ReadBlockFromFile" in said:  # a tile GDAL cannot decode
         other = 768 - plan.tile_size  # 256 <-> 512

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers_tiles import pixel_size, serve_tiles, web_mosaic
+from helpers_wmts import serve_wmts
 from osgeo import gdal
 from qgis.core import (
     Qgis,
@@ -20,6 +21,7 @@ from qgis.core import (
 
 from map_refiner.engine.errors import MapRefinerError
 from map_refiner.engine.rasters.fetch import fetch_xyz
+from map_refiner.engine.rasters.wmts import WmtsSource
 from map_refiner.ui.jobs.fetch_job import build_fetch_job, online_source
 from map_refiner.ui.settings import DialogDefaults, save_defaults
 
@@ -208,15 +210,64 @@ def test_512_px_and_quadkey_layers_are_fetched_over_the_view(setup, tmp_path) ->
             )
 
 
-def test_a_wmts_layer_says_what_to_do(qgis_new_project) -> None:  # noqa: ANN001
+def test_a_wmts_layers_source_is_read_as_qgis_records_it(qgis_new_project) -> None:  # noqa: ANN001
     layer = QgsRasterLayer(
-        "crs=EPSG:3857&format=image/png&layers=ortho&styles=default&tileMatrixSet=g"
-        "&url=http://127.0.0.1:9/wmts",
+        "crs=EPSG:3857&format=image/jpeg&layers=ortho&styles=default&tileMatrixSet=g"
+        "&url=http://127.0.0.1:9/wmts/1.0.0/WMTSCapabilities.xml",
         "Ortho WMTS",
         "wms",
     )
-    with pytest.raises(MapRefinerError, match="WMTS layers are not supported yet.*GeoTIFF"):
-        online_source(layer)
+    assert online_source(layer) == WmtsSource(
+        "http://127.0.0.1:9/wmts/1.0.0/WMTSCapabilities.xml", "ortho", "g", "default", "image/jpeg"
+    )
+
+
+def test_a_wmts_layer_is_fetched_over_the_view_and_refined(
+    setup, mosaic, qgis_iface, wait_until, wait_for_tasks, tmp_path
+) -> None:  # noqa: ANN001
+    """A WMTS layer QGIS made from the local service's capabilities: the task reads them,
+    fetches the tile matrix as fine as the model over the view, and refines it."""
+    controller, dialog, canvas, folder = setup
+    with serve_wmts(mosaic, ZOOM, tmp_path / "wmts") as wmts:
+        layer = QgsRasterLayer(
+            "crs=EPSG:3857&format=image/png&layers=mosaic&styles=default&tileMatrixSet=g"
+            f"&url={wmts.capabilities_url}",
+            "Local WMTS",
+            "wms",
+        )
+        assert layer.isValid(), layer.error().summary()
+        QgsProject.instance().addMapLayer(layer)
+        dialog.input_combo.setLayer(layer)
+        assert dialog.area.isVisibleTo(dialog)
+        canvas.setExtent(mosaic_rect(mosaic, 300, 250, 400, 300))
+        job = dialog.refine_job()
+        fetched = job.fetch.request.out
+        assert fetched.parent == folder and fetched.name.startswith("Local_WMTS_")
+        controller.start_refine(job)
+        refined_name = f"{fetched.stem} — refined by tiny test model (2 it.)"
+        wait_until(lambda: QgsProject.instance().mapLayersByName(refined_name), 120)
+        wait_for_tasks()
+        served = len(wmts.tiles_requested)
+    bar = qgis_iface.messageBar()
+    assert bar.get_messages(Qgis.MessageLevel.Critical) == []
+    said = " ".join(bar.get_messages(Qgis.MessageLevel.Success))
+    fetched_tiles = int(said.split("Fetched ")[1].split(" tiles")[0])
+    assert 6 <= fetched_tiles <= served  # QGIS asks for tiles too, to draw the layer
+    assert "zoom 18" in said and "from Local WMTS" in said
+    ds, src = gdal.Open(str(fetched)), gdal.Open(str(mosaic))
+    gt, sgt = ds.GetGeoTransform(), src.GetGeoTransform()
+    assert gt[1] == pytest.approx(pixel_size(ZOOM)) and ds.RasterCount == 3
+    col, row = round((gt[0] - sgt[0]) / sgt[1]), round((gt[3] - sgt[3]) / sgt[5])
+    c0, r0 = max(col, 0), max(row, 0)
+    c1 = min(col + ds.RasterXSize, src.RasterXSize)
+    r1 = min(row + ds.RasterYSize, src.RasterYSize)
+    assert c1 - c0 >= 400 and r1 - r0 >= 300
+    np.testing.assert_array_equal(
+        ds.ReadAsArray(c0 - col, r0 - row, c1 - c0, r1 - r0),
+        src.ReadAsArray(c0, r0, c1 - c0, r1 - r0),
+    )
+    (refined,) = QgsProject.instance().mapLayersByName(refined_name)
+    assert gdal.Open(refined.source()).GetGeoTransform() == pytest.approx(gt)
 
 
 def test_xiamen_tiles_through_the_dialog_with_the_bundled_model(

@@ -1,5 +1,6 @@
-"""Online imagery as input: an XYZ layer's tiles over the map view, fetched into a GeoTIFF
-beside the project (reused for the same view), added as a layer and then refined."""
+"""Online imagery as input: an XYZ, WMTS or WMS layer's image over the map view, fetched
+into a GeoTIFF beside the project (reused for the same view), added as a layer and then
+refined."""
 
 from __future__ import annotations
 
@@ -30,15 +31,11 @@ from ...engine.rasters.fetch import (
 )
 from ...engine.rasters.tiles import XyzSource, xyz_tile_size
 from ...engine.rasters.wms import WmsSource
+from ...engine.rasters.wmts import WmtsSource
 from ..paths import unique_path, writable_folder
 from ..sources import project_dir
 
 View = tuple[QgsRectangle, QgsCoordinateReferenceSystem]
-NOT_SUPPORTED = (
-    "“{name}” is a WMTS layer; WMTS layers are not supported yet. Use an XYZ or WMS layer "
-    "of the same imagery, or save the view as a GeoTIFF (right-click ▸ Export ▸ Save As…) "
-    "and refine that."
-)
 
 
 @dataclass(frozen=True)
@@ -48,12 +45,12 @@ class FetchJob:
 
 
 def is_online(layer: QgsMapLayer | None) -> bool:
-    """An XYZ or WMS layer (QGIS's "wms" provider serves both)."""
+    """An XYZ, WMS or WMTS layer (QGIS's "wms" provider serves them all)."""
     return isinstance(layer, QgsRasterLayer) and layer.providerType() == "wms"
 
 
-def online_source(layer: QgsRasterLayer) -> XyzSource | WmsSource:
-    """The service behind an XYZ or WMS layer; a WMTS layer is refused with what to do."""
+def online_source(layer: QgsRasterLayer) -> XyzSource | WmsSource | WmtsSource:
+    """The service behind an XYZ, WMTS or WMS layer, as QGIS records it in the source."""
     uri = QgsDataSourceUri()
     uri.setEncodedUri(layer.source())
     referer = uri.param("http-header:referer") or uri.param("referer")
@@ -64,7 +61,14 @@ def online_source(layer: QgsRasterLayer) -> XyzSource | WmsSource:
         size = xyz_tile_size(url, float(uri.param("tilePixelRatio") or 0))
         return XyzSource(url, zmin, zmax, referer, size)
     if uri.param("type") == "wmts" or uri.hasParam("tileMatrixSet"):
-        raise MapRefinerError(NOT_SUPPORTED.format(name=layer.name()))
+        return WmtsSource(
+            uri.param("url"),
+            uri.param("layers"),
+            uri.param("tileMatrixSet"),
+            uri.param("styles"),
+            uri.param("format"),
+            referer,
+        )
     return WmsSource(
         uri.param("url"),
         ",".join(uri.params("layers")),
@@ -104,9 +108,11 @@ def build_fetch_job(
     source = online_source(layer)
     folder = online_folder(project, fallback_dir)
     probe = FetchRequest(source, bbox, crs.toWkt(), resolution_m, folder / "probe.tif")
-    plan = probe.plan()
-    check_tile_budget(plan, probe.max_tiles)
-    key = fetch_key(source, plan)
+    if probe.plans_offline:  # a WMTS plan reads the service: its task checks the budget
+        check_tile_budget(probe.plan(), probe.max_tiles)
+    else:
+        source.check()
+    key = fetch_key(probe)
     out = folder / f"{safe_stem(layer.name())}_{key[:8]}.tif"
     if out.exists() and not cached_fetch(out, key):
         out = unique_path(out)
