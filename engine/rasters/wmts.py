@@ -156,9 +156,9 @@ def plan_wmts(
     gt = ds.GetGeoTransform()
     if abs(gt[1] / (res0 * width / sizes[level]) - 1) > 0.01:  # GDAL skipped a matrix
         raise MapRefinerError(
-            f"The WMTS tile matrix set {source.tile_matrix_set} has matrices GDAL does not "
-            "list in order; save the view as a GeoTIFF (right-click ▸ Export ▸ Save As…) "
-            "and refine that."
+            f"GDAL's zoom level {zoom} of the WMTS tile matrix set {source.tile_matrix_set} "
+            "is not the matrix its overviews list; save the view as a GeoTIFF (right-click "
+            "▸ Export ▸ Save As…) and refine that."
         )
     eps = 1e-6  # an edge on a pixel border stays there despite float error
     c0 = max(math.floor((x0 - gt[0]) / gt[1] + eps), 0)
