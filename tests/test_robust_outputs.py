@@ -4,6 +4,7 @@ GeoPackage another program is writing to is never replaced under it."""
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import re
@@ -205,3 +206,92 @@ def test_a_geopackage_open_in_another_program_is_replaced_whole(
     names = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
     con.close()
     assert "notes" not in names
+
+
+# --- a cluster refine's assembly: both files or neither ---------------------------------------
+
+
+@pytest.fixture
+def cluster_parts(job: tuple[Path, Path], tmp_path: Path):  # noqa: ANN201
+    """A cluster job with --scores and --coarse whose parts are all finished (its blocks
+    refined in this process, as a worker would), ready to be assembled."""
+    from map_refiner.engine.cluster import parts
+    from map_refiner.engine.cluster.block import refine_block
+    from map_refiner.engine.cluster.driver import plan_job
+    from map_refiner.engine.refine.params import RefineParams
+
+    def planned(out: Path, coarse: Path, scores: Path):  # noqa: ANN202
+        image, model = job
+        params = RefineParams(image=image, out=out, model_path=model, device="cpu", tile_size=16)
+        params = dataclasses.replace(params, scores=scores, coarse=coarse)
+        cluster_job, p = plan_job(params, 1)
+        assert len(cluster_job.blocks) > 1
+        parts.start(cluster_job, False, False)
+        for b in cluster_job.blocks:
+            refine_block(cluster_job, b.index)
+        return cluster_job, p
+
+    return planned
+
+
+@pytest.mark.parametrize("failing", ["c.tif", "coarse.tif"])
+def test_a_cluster_assembly_that_fails_on_either_map_writes_neither(
+    cluster_parts, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    """The disk fills while the class map or the coarse map is finished: before, the
+    class map (and scores) were in place when the coarse map failed."""
+    from map_refiner.engine.cluster import assemble
+    from map_refiner.engine.errors import MapRefinerError
+
+    out = tmp_path / "out"
+    out.mkdir()
+    job, p = cluster_parts(out / "c.tif", out / "coarse.tif", out / "s.tif")
+    close = raster_write.RefinedWriter._close
+
+    def full(self: raster_write.RefinedWriter) -> None:
+        close(self)
+        if self.targets[0][1].name == failing:
+            raise RuntimeError(f"{self.targets[0][0]}: No space left on device")
+
+    monkeypatch.setattr(raster_write.RefinedWriter, "_close", full)
+    with pytest.raises(MapRefinerError, match=f"Writing {failing} failed: the disk is full"):
+        assemble.assemble_geotiff(job, p.info, p.config)
+    assert listing(out) == ["c.parts"]
+    monkeypatch.undo()
+    assemble.assemble_geotiff(job, p.info, p.config)  # the parts are still there
+    assert listing(out) == [
+        "c.parts",
+        "c.tif",
+        "c.tif.aux.xml",
+        "coarse.tif",
+        "coarse.tif.aux.xml",
+        "s.tif",
+    ]
+
+
+def test_a_cluster_vrt_that_fails_writes_none(
+    cluster_parts, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The coarse map's VRT cannot be written (GDAL raises): the class map's and the
+    scores' VRTs, written before it, are not left in place either."""
+    from map_refiner.engine.cluster import assemble
+    from map_refiner.engine.errors import MapRefinerError
+
+    out = tmp_path / "out"
+    out.mkdir()
+    job, p = cluster_parts(out / "c.vrt", out / "coarse.vrt", out / "s.vrt")
+    vrt = assemble._vrt
+
+    def fails_on_coarse(*args: object) -> None:
+        if args[5] == "coarse":
+            raise RuntimeError(f"{args[3]}: No space left on device")
+        vrt(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(assemble, "_vrt", fails_on_coarse)
+    with pytest.raises(MapRefinerError, match="Writing coarse.vrt failed: the disk is full"):
+        assemble.assemble_vrts(job, p.info, p.config)
+    assert listing(out) == ["c.parts"]
+    monkeypatch.undo()
+    assemble.assemble_vrts(job, p.info, p.config)
+    assert listing(out) == ["c.parts", "c.vrt", "coarse.vrt", "s.vrt"]
+    assert gdal.Open(str(out / "c.vrt")).ReadAsArray().shape == (40, 40)
