@@ -176,6 +176,32 @@ def test_vectorize_regularises_only_the_classes_asked(classmap: Path, tmp_path: 
     assert reg["road"][0].Equals(raw["road"][0])  # the road's outline is the map's
 
 
+def test_a_building_the_map_cuts_keeps_its_cut(tmp_path: Path) -> None:
+    """A turned building running off the map's right edge: the cut stays on the edge
+    (it is not a wall to turn), nothing leaves the map, and the walls meet at right
+    angles."""
+    building = rotated([(36.0, 18.0), (70.0, 18.0), (70.0, 34.0), (36.0, 34.0)], 14.0)
+    classes = burned([(building, 1)])
+    path = write_raster(tmp_path / "cut.tif", classes, GT, 32633)
+    raw = polygons(vectorize(path, tmp_path / "raw.gpkg", classes=[1]).path)["class 1"][0]
+    out = vectorize(path, tmp_path / "reg.gpkg", classes=[1], regularize=[1])
+    regular = polygons(out.path)["class 1"][0]
+    x0, x1, y0, y1 = regular.GetEnvelope()
+    assert x1 == pytest.approx(GT[0] + 60.0, abs=1e-6)  # on the edge, not past it
+    assert y0 >= GT[3] - 60.0 - 1e-6 and y1 <= GT[3] + 1e-6
+    assert iou(regular, raw) > 0.97
+    inside = building.Intersection(
+        ogr.CreateGeometryFromWkt(
+            f"POLYGON(({GT[0]} {GT[3] - 60},{GT[0] + 60} {GT[3] - 60},{GT[0] + 60} {GT[3]},"
+            f"{GT[0]} {GT[3]},{GT[0]} {GT[3] - 60}))"
+        )
+    )
+    assert iou(regular, inside) > iou(raw, inside)
+    angles = sorted(corner_angles(regular))  # the walls' two corners, and the cut's 90 -/+ 14
+    assert len(angles) == 4 and all(abs(a - 90.0) < 1e-6 for a in angles[1:3])
+    assert angles[0] == pytest.approx(76.0, abs=1.0) and angles[3] == pytest.approx(104.0, abs=1.0)
+
+
 def test_regularise_errors_and_the_cli(classmap: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
     from map_refiner.cli import main
 

@@ -3,7 +3,8 @@
 The approach of the MIT-licensed ``buildingregulariser`` package (after
 RS-building-regularization), written here on numpy and OGR: simplify the ring
 (Douglas-Peucker), find the building's main direction, turn each edge within
-``max_turn_deg`` of that direction or its perpendicular onto it, and rebuild the
+``max_turn_deg`` of that direction or its perpendicular onto it (when its ends move by
+no more than the tolerance), and rebuild the
 ring from the edges' lines: consecutive edges meet at their lines' intersection,
 parallel neighbours closer than the tolerance merge into one edge, farther ones are
 joined by a short perpendicular step. Differences from the package: the main
@@ -11,8 +12,9 @@ direction is the length-weighted mean of all edges modulo 90 degrees (not the lo
 edge alone), an edge's line is placed through the mean of the pixel boundary it
 replaces (a staircase's outer and inner corners average out, so area and position
 stay close), edges far from both axes are kept as they are (no 45-degree snapping),
-and an outline that comes out invalid or overlaps its source by less than
-``min_iou`` falls back to the plain simplified one.
+and an outline that comes out invalid, overlaps its source by less than ``min_iou`` or
+has a corner more than 1.5 tolerances from the source's outline falls back to the
+plain simplified one.
 
 Coordinates are in metres (the caller works in a metric CRS).
 """
@@ -20,6 +22,7 @@ Coordinates are in metres (the caller works in a metric CRS).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,31 +41,42 @@ class Regularizer:
     max_turn_deg: float = 15.0
     min_iou: float = 0.75
 
-    def polygon(self, geom: ogr.Geometry) -> ogr.Geometry:
+    def polygon(
+        self, geom: ogr.Geometry, border: Sequence[np.ndarray] | None = None
+    ) -> ogr.Geometry:
         """The regularised polygon (holes with the outline's main direction), or the
-        simplified one where regularising fails its checks."""
+        simplified one where regularising fails its checks. ``border``: per ring, which
+        of its points lie on the map's edge; edges along it stay where they are (a
+        building the map cuts keeps its cut)."""
         rings = [_ring_xy(geom.GetGeometryRef(i)) for i in range(geom.GetGeometryCount())]
         if not rings or len(rings[0]) < 4:
             return geom.Clone()
+        edges = [None] * len(rings) if border is None else [b[:-1] for b in border]
         pts = rings[0][:-1]
-        theta = main_direction(pts, simplify_ring(pts, self.tolerance_m))
-        out = [self.ring(xy, theta) for xy in rings]
+        theta = main_direction(pts, simplify_ring(pts, self.tolerance_m), edges[0])
+        out = [self.ring(xy, theta, on_edge) for xy, on_edge in zip(rings, edges)]
         fallback = geom.SimplifyPreserveTopology(self.tolerance_m)
         if out[0] is None:
             return fallback
         poly = _polygon([r for r in out if r is not None])
         if not poly.IsValid() or _iou(poly, geom) < self.min_iou:
             return fallback
+        if _farthest_corner(poly, geom) > 1.5 * self.tolerance_m:  # not "nearly so"
+            return fallback
         return poly
 
-    def ring(self, xy: np.ndarray, theta: float) -> np.ndarray | None:
+    def ring(
+        self, xy: np.ndarray, theta: float, on_edge: np.ndarray | None = None
+    ) -> np.ndarray | None:
         """One closed ring (``(n, 2)``, last point = first) regularised along ``theta``
-        (radians), or None when too little is left."""
+        (radians), or None when too little is left; ``on_edge``: which of its points
+        (but the closing one) lie on the map's edge."""
         pts = xy[:-1]
         keep = simplify_ring(pts, self.tolerance_m)
         if len(keep) < 3:
             return None
-        lines = _edge_lines(pts, keep, theta, math.radians(self.max_turn_deg))
+        turn = (math.radians(self.max_turn_deg), self.tolerance_m)
+        lines = _edge_lines(pts, keep, theta, turn, on_edge)
         lines = _drop_short(_merge_parallel(lines, self.tolerance_m), self.tolerance_m)
         lines = _merge_parallel(lines, self.tolerance_m)
         if len(lines) < 3:
@@ -73,14 +87,17 @@ class Regularizer:
         return np.vstack([corners, corners[:1]])
 
 
-def main_direction(pts: np.ndarray, keep: list[int]) -> float:
+def main_direction(pts: np.ndarray, keep: list[int], on_edge: np.ndarray | None = None) -> float:
     """The outline's main direction modulo 90 degrees (radians): the length-weighted
     mean of its simplified edges' directions, each fitted to the boundary it replaces
     (a pixel staircase's own segments all run along the grid; its centre line does
-    not), averaged on the quadrupled angle so that an edge and its perpendicular agree."""
+    not), averaged on the quadrupled angle so that an edge and its perpendicular agree.
+    Edges along the map's edge (``on_edge``) say nothing of the building: left out."""
     n = len(pts)
     s = c = 0.0
     for a, b in zip(keep, keep[1:] + [keep[0] + n]):
+        if _along_edge(on_edge, a, b) is not None:
+            continue
         angle, _, length = _span_fit(pts, a, b)
         s += length * math.sin(4 * angle)
         c += length * math.cos(4 * angle)
@@ -146,26 +163,53 @@ class _Line:
     length: float
     end: np.ndarray
     turned: bool = False  # onto a main axis
+    fixed: bool = False  # along the map's edge: kept in place
 
     @property
     def normal(self) -> np.ndarray:
         return np.array([-math.sin(self.angle), math.cos(self.angle)])
 
 
-def _edge_lines(pts: np.ndarray, keep: list[int], theta: float, max_turn: float) -> list[_Line]:
-    """Each simplified edge's line, fitted to the boundary it replaces: its angle turned
-    onto the main axes when within ``max_turn`` of one, through the boundary's centre."""
+def _edge_lines(
+    pts: np.ndarray,
+    keep: list[int],
+    theta: float,
+    turn: tuple[float, float],
+    on_edge: np.ndarray | None = None,
+) -> list[_Line]:
+    """Each simplified edge's line, fitted to the boundary it replaces, through the
+    boundary's centre: turned onto the main axes when within ``turn`` = (the most angle,
+    the most its ends may move) of one; an edge mostly along the map's edge stays on it."""
     n = len(pts)
     lines = []
     for a, b in zip(keep, keep[1:] + [keep[0] + n]):
+        along = _along_edge(on_edge, a, b)
+        if along is not None:
+            run = pts[along]
+            chord = run[-1] - run[0]
+            angle = math.atan2(chord[1], chord[0])
+            normal = np.array([-math.sin(angle), math.cos(angle)])
+            length = float(np.hypot(*(pts[b % n] - pts[a % n])))
+            lines.append(_Line(angle, float(run[0] @ normal), length, pts[b % n], fixed=True))
+            continue
         angle, centre, length = _span_fit(pts, a, b)
         dev = (angle - theta + math.pi / 4) % (math.pi / 2) - math.pi / 4
-        turned = abs(dev) <= max_turn
+        turned = abs(dev) <= turn[0] and length / 2 * abs(math.sin(dev)) <= turn[1]
         if turned:
             angle -= dev
         normal = np.array([-math.sin(angle), math.cos(angle)])
         lines.append(_Line(angle, float(centre @ normal), length, pts[b % n], turned))
     return lines
+
+
+def _along_edge(on_edge: np.ndarray | None, a: int, b: int) -> np.ndarray | None:
+    """The indices of the points from ``a`` to ``b`` on the map's edge, when most of
+    them are (and at least two), else None."""
+    if on_edge is None:
+        return None
+    idx = np.arange(a, b + 1) % len(on_edge)
+    hits = idx[on_edge[idx]]
+    return hits if len(hits) >= 2 and len(hits) * 2 >= len(idx) else None
 
 
 def _merge_parallel(lines: list[_Line], tolerance: float) -> list[_Line]:
@@ -180,7 +224,9 @@ def _merge_parallel(lines: list[_Line], tolerance: float) -> list[_Line]:
             if same and abs(a.offset - b.offset) < tolerance:
                 total = a.length + b.length
                 offset = (a.offset * a.length + b.offset * b.length) / total
-                lines[i] = _Line(a.angle, offset, total, b.end, a.turned)
+                if a.fixed or b.fixed:  # the map's edge stays
+                    offset = a.offset if a.fixed else b.offset
+                lines[i] = _Line(a.angle, offset, total, b.end, a.turned, a.fixed or b.fixed)
                 del lines[(i + 1) % len(lines)]
                 merged = True
                 break
@@ -197,7 +243,8 @@ def _drop_short(lines: list[_Line], tolerance: float) -> list[_Line]:
         gone = [
             i
             for i in range(count)
-            if lines[i].length < 2 * tolerance
+            if not lines[i].fixed
+            and lines[i].length < 2 * tolerance
             or _cuts_corner(lines[i - 1], lines[i], lines[(i + 1) % count], tolerance)
         ]
         if not gone:
@@ -205,13 +252,17 @@ def _drop_short(lines: list[_Line], tolerance: float) -> list[_Line]:
         i = min(gone, key=lambda k: lines[k].length)
         before = lines[i - 1]
         end = (before.end + lines[i].end) / 2
-        lines[i - 1] = _Line(before.angle, before.offset, before.length, end, before.turned)
+        lines[i - 1] = _Line(
+            before.angle, before.offset, before.length, end, before.turned, before.fixed
+        )
         del lines[i]
     return lines
 
 
 def _cuts_corner(before: _Line, line: _Line, after: _Line, tolerance: float) -> bool:
-    if line.turned or not (before.turned and after.turned):
+    if line.turned or line.fixed or not (before.turned or before.fixed):
+        return False
+    if not (after.turned or after.fixed):
         return False
     corner = _meet(before, after)
     return corner is not None and abs(corner @ line.normal - line.offset) <= 1.5 * tolerance
@@ -257,6 +308,18 @@ def _polygon(rings: list[np.ndarray]) -> ogr.Geometry:
             ring.AddPoint_2D(float(x), float(y))
         poly.AddGeometry(ring)
     return poly
+
+
+def _farthest_corner(poly: ogr.Geometry, source: ogr.Geometry) -> float:
+    """How far the corner of ``poly`` farthest from the outline of ``source`` is."""
+    outline = source.Boundary()
+    point = ogr.Geometry(ogr.wkbPoint)
+    far = 0.0
+    for r in range(poly.GetGeometryCount()):
+        for x, y in poly.GetGeometryRef(r).GetPoints():
+            point.SetPoint_2D(0, x, y)
+            far = max(far, point.Distance(outline))
+    return far
 
 
 def _iou(a: ogr.Geometry, b: ogr.Geometry) -> float:

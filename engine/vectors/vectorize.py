@@ -31,6 +31,7 @@ gdal.UseExceptions()
 ogr.UseExceptions()
 log = logging.getLogger(__name__)
 PathLike = Union[str, Path]
+Shape = Callable[[ogr.Geometry, Sequence[np.ndarray]], ogr.Geometry]  # outline, its map-edge points
 _CHECK_EVERY = 500  # features between cancel checks while writing
 BLOCK_PIXELS = 1 << 20  # pixels of the class map (and probabilities) read at once
 
@@ -345,12 +346,12 @@ class _Shaper:
     regularize: set[int]
     regularizer: Regularizer
 
-    def shape_of(self, class_id: int) -> Callable[[ogr.Geometry], ogr.Geometry] | None:
+    def shape_of(self, class_id: int) -> Shape | None:
         if class_id in self.regularize:
             return self.regularizer.polygon
         if self.simplify_m > 0:
             tolerance = self.simplify_m
-            return lambda geom: geom.SimplifyPreserveTopology(tolerance)
+            return lambda geom, _border: geom.SimplifyPreserveTopology(tolerance)
         return None
 
 
@@ -359,6 +360,7 @@ class _Measure:
     equal-area one."""
 
     def __init__(self, grid: GridSpec) -> None:
+        self.bounds = grid.bounds
         self.to_local: osr.CoordinateTransformation | None = None
         self.from_local: osr.CoordinateTransformation | None = None
         srs = grid.srs()
@@ -369,15 +371,13 @@ class _Measure:
             self.to_local = osr.CoordinateTransformation(srs, local)
             self.from_local = osr.CoordinateTransformation(local, srs)
 
-    def shaped(
-        self, geom: ogr.Geometry, shape: Callable[[ogr.Geometry], ogr.Geometry] | None
-    ) -> tuple[ogr.Geometry | None, float]:
+    def shaped(self, geom: ogr.Geometry, shape: Shape | None) -> tuple[ogr.Geometry | None, float]:
         """``geom`` reshaped by ``shape`` in metres (None: kept), and its area in m²."""
         local = geom.Clone()
         if self.to_local is not None:
             local.Transform(self.to_local)
         if shape is not None:
-            local = shape(local)
+            local = shape(local, self.on_border(geom))
             if local is None or local.IsEmpty():
                 return None, 0.0
             if self.from_local is None:
@@ -385,3 +385,20 @@ class _Measure:
             geom = local.Clone()
             geom.Transform(self.from_local)
         return geom, local.GetArea()
+
+    def on_border(self, geom: ogr.Geometry) -> list[np.ndarray]:
+        """Per ring of a polygon in the map's CRS, which points lie on the map's edge
+        (the polygonised outline's points there are exactly on it)."""
+        x0, y0, x1, y1 = self.bounds
+        eps = 1e-9 * max(abs(x0), abs(x1), abs(y0), abs(y1), 1.0)
+        out = []
+        for i in range(geom.GetGeometryCount()):
+            xy = np.array(geom.GetGeometryRef(i).GetPoints())[:, :2]
+            x, y = xy[:, 0], xy[:, 1]
+            out.append(
+                (np.abs(x - x0) < eps)
+                | (np.abs(x - x1) < eps)
+                | (np.abs(y - y0) < eps)
+                | (np.abs(y - y1) < eps)
+            )
+        return out
