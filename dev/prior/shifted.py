@@ -22,6 +22,8 @@ from ...engine.refine.pipeline import RefineParams, refine_raster
 from ..corrections.scenes import scenes
 from ..corrections.study import iou
 from ..provenance import git_state
+from .regularize_eval import HEADING as REGULARISED
+from .sections import kept_sections
 
 gdal.UseExceptions()
 ROOT = Path(__file__).resolve().parents[2]
@@ -206,7 +208,8 @@ def write_report(rows: list[dict], a: argparse.Namespace, path: Path) -> None:
         "heat vector for that class on the image (engine/refine/prior.py); a number is a "
         "fixed logit for the prior's class.",
     ]
-    path.write_text("\n".join(lines) + "\n")
+    kept = kept_sections(path, [REGULARISED])  # another study's section of this file
+    path.write_text("\n".join(lines) + "\n" + (f"\n{kept}\n" if kept else ""))
 
 
 if __name__ == "__main__":

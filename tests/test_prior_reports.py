@@ -1,0 +1,51 @@
+"""The prior studies' report: each script rewrites only its own section of
+docs/results_prior.md, and the regularisation study's scores mean what they say."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from osgeo import ogr
+
+from map_refiner.dev.prior.regularize_eval import scores
+from map_refiner.dev.prior.sections import kept_sections, write_section
+
+
+def test_a_section_is_added_then_replaced_and_the_rest_kept(tmp_path: Path) -> None:
+    report = tmp_path / "results.md"
+    report.write_text("# Title\n\nthe shifted study's table\n")
+    write_section(report, "Regularised outlines", "first run")
+    assert report.read_text() == (
+        "# Title\n\nthe shifted study's table\n\n## Regularised outlines\n\nfirst run\n"
+    )
+    report.write_text(report.read_text() + "\n## Later\n\nkept too\n")
+    write_section(report, "Regularised outlines", "second run")
+    text = report.read_text()
+    assert "first run" not in text and text.count("## Regularised outlines") == 1
+    assert text.startswith("# Title\n\nthe shifted study's table\n\n## Regularised outlines")
+    assert text.endswith("second run\n\n## Later\n\nkept too\n")
+    assert kept_sections(report, ["Regularised outlines"]) == (
+        "## Regularised outlines\n\nsecond run"
+    )
+    assert kept_sections(tmp_path / "none.md", ["Regularised outlines"]) == ""
+
+
+def _box(x0: float, y0: float, x1: float, y1: float) -> ogr.Geometry:
+    return ogr.CreateGeometryFromWkt(
+        f"POLYGON(({x0} {y0},{x1} {y0},{x1} {y1},{x0} {y1},{x0} {y0}))"
+    )
+
+
+def test_iou_and_boundary_f_score() -> None:
+    ref = _box(0, 0, 10, 10)
+    assert scores(ref, ref, 1.0) == pytest.approx(
+        {"iou": 1.0, "precision": 1.0, "recall": 1.0, "f": 1.0}
+    )
+    shifted = scores(_box(0.5, 0, 10.5, 10), ref, 1.0)  # within the tolerance: all boundary
+    assert shifted["iou"] == pytest.approx(95 / 105) and shifted["f"] == pytest.approx(1.0)
+    far = scores(_box(3, 0, 13, 10), ref, 1.0)  # the vertical sides 3 m off
+    # within 1 m of the other outline: 8 m of each horizontal side (the overlap and 1 m
+    # past the corner) and the last metre of the near vertical side at each end
+    assert far["precision"] == pytest.approx(18 / 40, abs=0.01)
+    assert far["recall"] == pytest.approx(18 / 40, abs=0.01)
