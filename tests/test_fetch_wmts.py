@@ -65,16 +65,19 @@ def test_the_tile_matrix_follows_the_models_resolution(mosaic: Path, tmp_path: P
     assert fine.zoom == 19 and fine.window[2:] == (1000, 700)
 
 
-def test_the_same_wmts_extent_reuses_the_geotiff(mosaic: Path, tmp_path: Path) -> None:
+def test_the_same_wmts_extent_reuses_the_geotiff_even_offline(mosaic: Path, tmp_path: Path) -> None:
     bbox = window_bbox(mosaic, 10, 10, 200, 200)
     out = tmp_path / "w.tif"
     with serve_wmts(mosaic, ZOOM, tmp_path / "served") as wmts:
         source = WmtsSource(wmts.capabilities_url, "mosaic", "g", referer="https://example.org/")
         fetch_xyz(FetchRequest(source, bbox, "EPSG:3857", 0.6, out))
-        served = len(wmts.tiles_requested)
-        again = fetch_xyz(FetchRequest(source, bbox, "EPSG:3857", 0.6, out))
-        assert again.cached and len(wmts.tiles_requested) == served
+        asked = len(wmts.requested)
+        first = fetch_xyz(FetchRequest(source, bbox, "EPSG:3857", 0.6, out))
+        assert first.cached and len(wmts.requested) == asked  # not even the capabilities
     assert wmts.referers == {"https://example.org/"}
+    offline = fetch_xyz(FetchRequest(source, bbox, "EPSG:3857", 0.6, out))  # service gone
+    assert offline == first and (offline.zoom, offline.width) == (ZOOM, 200)
+    assert offline.describe().startswith("Reused the fetched image w.tif (200 x 200 px at 0.55")
 
 
 def test_a_missing_layer_or_service_is_one_clear_line(mosaic: Path, tmp_path: Path) -> None:

@@ -139,6 +139,19 @@ def cached_fetch(path: Path, key: str) -> bool:
         gdal.PopErrorHandler()
 
 
+def reused_result(path: Path, plan: Plan | None) -> FetchResult:
+    """The fetch ``path`` holds, described by ``plan`` or, without one, by what the fetch
+    wrote beside its key."""
+    ds = gdal.OpenEx(str(path), gdal.OF_RASTER | gdal.OF_READONLY)
+    if plan is not None:
+        zoom, ground = plan.zoom, plan.ground_m
+    else:
+        said = ds.GetMetadataItem(f"{KEY}_ZOOM") or ""
+        zoom = int(said) if said.isdigit() else None
+        ground = float(ds.GetMetadataItem(f"{KEY}_GROUND_M") or "nan")
+    return FetchResult(path, zoom, 0, 0, ds.RasterXSize, ds.RasterYSize, ground, True)
+
+
 def fetch_xyz(
     request: FetchRequest,
     progress: ProgressFn | None = None,
@@ -147,12 +160,13 @@ def fetch_xyz(
     """Fetch the request's extent into ``request.out`` (reused when it already holds the
     same fetch); refuses more than ``max_tiles`` tiles. Nothing is left on failure."""
     rep = Reporter(progress or (lambda _f: None), is_cancelled or (lambda: False))
-    plan = request.plan()
+    plan = request.plan() if request.plans_offline else None  # WMTS: reused offline too
     key = fetch_key(request, plan)
-    _, _, width, height = plan.window
     if cached_fetch(request.out, key):
         log.info("reusing %s for %s", request.out, key)
-        return FetchResult(request.out, plan.zoom, 0, 0, width, height, plan.ground_m, True)
+        return reused_result(request.out, plan)
+    plan = plan or request.plan()
+    _, _, width, height = plan.window
     check_tile_budget(plan, request.max_tiles)
     out = check_output_path(request.out)
     cache = Path(tempfile.mkdtemp(prefix="map_refiner_tiles_"))
@@ -190,7 +204,11 @@ def _translate(xml: str, plan: Plan, tmp: Path, key: str, rep: Reporter, url: st
             format="GTiff",
             srcWin=[col, row, width, height],
             creationOptions=["TILED=YES", "COMPRESS=DEFLATE", "PREDICTOR=2", "BIGTIFF=IF_SAFER"],
-            metadataOptions=[f"{KEY}={key}"],
+            metadataOptions=[
+                f"{KEY}={key}",
+                f"{KEY}_ZOOM={'' if plan.zoom is None else plan.zoom}",
+                f"{KEY}_GROUND_M={plan.ground_m!r}",
+            ],
             callback=callback,
         )
     except RuntimeError as exc:
