@@ -250,16 +250,22 @@ def test_tile_size_as_qgis_records_it() -> None:
     assert choose_zoom(0.01, 24.5, hi) == 21  # 512 * 2**21 px: still one GDAL raster
 
 
-def test_tiles_of_the_wrong_size_say_which_setting_to_change(tmp_path: Path) -> None:
-    mosaic = web_mosaic(tmp_path / "m512.tif", ZOOM - 1, TX // 2, TY // 2, 2, 1, tile=512)
-    bbox = window_bbox(mosaic, 0, 0, 300, 300)
-    with serve_tiles(mosaic, ZOOM - 1, tile=512) as server:
-        request = FetchRequest(XyzSource(server.url), bbox, "EPSG:3857", 1.2, tmp_path / "o.tif")
-        with pytest.raises(
-            MapRefinerError, match="not 256 px images.*Tile resolution.*--tile-size 512"
-        ):
+@pytest.mark.parametrize(("served", "expected"), [(512, 256), (256, 512)])
+def test_tiles_of_the_wrong_size_say_which_setting_to_change(
+    served: int, expected: int, tmp_path: Path
+) -> None:
+    """Tiles served at one size, the layer saying the other: zoom 17's tiles either way."""
+    scale = served // 256
+    mosaic = web_mosaic(tmp_path / "m.tif", ZOOM - 1, TX // 2, TY // 2, 2 // scale, 1, tile=served)
+    bbox = window_bbox(mosaic, 0, 0, 200, 200)
+    resolution = 1.2 if expected == 256 else 0.6  # zoom 17 at 256 px, or at 512 px
+    with serve_tiles(mosaic, ZOOM - 1, tile=served) as server:
+        source = XyzSource(server.url, tile_size=expected)
+        request = FetchRequest(source, bbox, "EPSG:3857", resolution, tmp_path / "o.tif")
+        said = f"not {expected} px images.*Tile resolution.*--tile-size {served}"
+        with pytest.raises(MapRefinerError, match=said):
             fetch_xyz(request)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m512.tif"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.tif"]
 
 
 def test_xiamen_tiles_fetched_back_at_the_model_resolution(tmp_path: Path) -> None:
