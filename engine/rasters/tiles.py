@@ -23,7 +23,8 @@ DEFAULT_MAX_TILES = 2000  # about 130 Mpx; more is a long download and a long re
 XY_PLACEHOLDERS = ("{x}", "{y}", "{-y}")
 # QGIS leaves {s} as it is (a QGIS layer with {s} asks a host named "{s}...") and GDAL's TMS
 # mini-driver has no subdomain placeholder, so one subdomain serves the whole fetch: "a",
-# the first of Leaflet's default a, b, c, which every {s} service answers on.
+# the first of Leaflet's default subdomains a, b, c, the one a service written for {s}
+# URLs is surest to answer on.
 SUBDOMAIN = "a"
 
 
