@@ -364,6 +364,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop polygons smaller (m²)",
     )
     p.add_argument(
+        "--merge-small",
+        type=_bounded(float, 0.0, 1e12, "--merge-small"),
+        default=0.0,
+        metavar="M2",
+        help="merge regions smaller than this (m²) into their largest neighbour before "
+        "polygonising: a minimum area that leaves no gap between classes (--min-area "
+        "drops polygons instead)",
+    )
+    p.add_argument(
         "--regularize",
         nargs="?",
         const="building",

@@ -214,5 +214,6 @@ def test_regularise_errors_and_the_cli(classmap: Path, tmp_path: Path, capsys) -
     args = ["vectorize", str(classmap), "--out", str(out), "--classes", "building"]
     assert main([*args, "--regularize", "--regularize-tolerance", "0.8"]) == 0
     assert all(abs(a - 90.0) < 1e-6 for a in corner_angles(polygons(out)["building"][0]))
+    assert main([*args, "--regularize", "--merge-small", "2", "--overwrite"]) == 0
     assert main([*args, "--regularize", "roof", "--overwrite"]) == 2
     assert "Unknown class 'roof'" in capsys.readouterr().err

@@ -128,6 +128,26 @@ def test_simplify_and_minimum_area(classmap, tmp_path) -> None:
     assert result.feature_count == 4 and result.removed_small == 2
 
 
+def test_merging_small_regions_leaves_no_gap(classmap, tmp_path) -> None:
+    """The two lone building pixels (4 m² each) join the background around them: the
+    polygons still cover every valid pixel once, where dropping them leaves two holes;
+    the nodata half row takes nothing in."""
+    merged = vectorize(classmap, tmp_path / "merged.gpkg", NAMES, merge_small_m2=5.0)
+    rows, _, _ = read_back(merged.path)
+    assert Counter((cid, area) for cid, _, area in rows) == Counter(
+        {(0, 108 * 4.0): 1, (0, 6 * 4.0): 1, (1, 12 * 4.0): 1, (2, 12 * 4.0): 1}
+    )
+    assert sum(area for _, _, area in rows) == (144 - 6) * 4.0  # no gap
+    union = ogr.Geometry(ogr.wkbMultiPolygon)
+    ds = ogr.Open(str(merged.path))
+    for feat in ds.GetLayer(0):
+        union.AddGeometry(feat.GetGeometryRef())
+    assert union.UnionCascaded().GetArea() == (144 - 6) * 4.0  # and no overlap
+    dropped, _, _ = read_back(vectorize(classmap, tmp_path / "d.gpkg", NAMES, min_area_m2=5).path)
+    assert sum(area for _, _, area in dropped) == (144 - 6 - 2) * 4.0  # two holes
+    assert gdal.Open(str(classmap)).ReadAsArray()[6, 6] == 1  # the input is untouched
+
+
 def test_cancel_at_any_point_leaves_nothing(classmap, tmp_path) -> None:
     out_dir = tmp_path / "out"
     out_dir.mkdir()

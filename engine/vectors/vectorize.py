@@ -25,6 +25,7 @@ from ..rasters.read import open_raster
 from ..rasters.write import create_geotiff
 from ..refine.memory import bounded_memory
 from .regularize import Regularizer
+from .sieve import sieved
 from .write import VectorTarget
 
 gdal.UseExceptions()
@@ -60,6 +61,7 @@ def vectorize(
     source: str | None = None,
     regularize: Sequence[int | str] | None = None,
     regularize_m: float = 1.0,
+    merge_small_m2: float = 0.0,
 ) -> VectorizeResult:
     """Polygons of band 1 of a ``uint8`` class map, in the map's CRS.
 
@@ -74,7 +76,9 @@ def vectorize(
     polygon on its own (neighbours may then gap or overlap slightly); the polygons
     of the ``regularize`` classes (ids or names, e.g. building) get right angles and
     parallel edges where nearly so instead (.regularize, tolerance ``regularize_m``);
-    polygons under ``min_area_m2`` after that are dropped. The format comes
+    polygons under ``min_area_m2`` after that are dropped. ``merge_small_m2`` first
+    merges every region smaller than that into its largest neighbour on the map (.sieve),
+    so that a minimum area leaves no gap between classes. The format comes
     from the extension (.shp or .gpkg); nothing is left behind on failure or cancel.
     """
     inputs = [classmap_path] + ([scores_path] if scores_path else [])
@@ -100,11 +104,17 @@ def vectorize(
         set(_class_ids(regularize, names)) if regularize else set(),
         Regularizer(regularize_m),
     )
+    if not 0 <= merge_small_m2 < 1e12:
+        raise MapRefinerError(f"The area to merge must be 0 or more m², not {merge_small_m2}.")
     source = source if source is not None else (band.GetDescription() or "")
     with bounded_memory(), _scratch_folder(target) as scratch:
-        regions = regions_ds = None
+        regions = regions_ds = sieved_ds = None
         try:
             with target.write_errors():
+                if merge_small_m2 > 0:
+                    rows = max(1, BLOCK_PIXELS // grid.width)
+                    sieved_ds = sieved(band, grid, merge_small_m2, eight_connected, scratch, rows)
+                    band = sieved_ds.GetRasterBand(1)
                 regions, regions_ds = _polygonize(
                     band, grid, keep, eight_connected, report.sub(0.0, 0.7), scratch
                 )
@@ -127,7 +137,7 @@ def vectorize(
                     means,
                 )
         finally:  # SQLite's regions closed before the scratch folder goes
-            del regions, regions_ds
+            del regions, regions_ds, band, sieved_ds
     report.report(1.0)
     log.info(
         "Vectorized %d polygon(s) into %s (%d under %g m2 dropped).",
