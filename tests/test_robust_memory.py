@@ -1,5 +1,6 @@
-"""Memory flat in the raster's size for evaluate and vectorize: both read blocks of rows
-(and vectorize keeps its mask and regions on disk), with the same result as one piece."""
+"""Memory flat in the raster's size for evaluate, vectorize and compare: they read blocks
+of rows (vectorize and compare keep their mask and regions on disk), with the same result
+as one piece; a fine-tune reads and burns only around its polygons."""
 
 from __future__ import annotations
 
@@ -96,6 +97,65 @@ def test_vectorize_in_blocks_equals_one_piece(
         "blocks.gpkg",
         "c.tif",
         "s.tif",
+        "whole.gpkg",
+    ]  # no scratch folder left
+
+
+def prior_squares(path: Path, size: int, square: int, shift: int) -> Path:
+    """A prior layer of the class-1 squares of ``blocky(size, square)``, each shifted by
+    ``shift`` pixels and a little smaller, every fifth one missing."""
+    src = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+    lyr = src.CreateLayer("b", srs=ogr.osr.SpatialReference(wkt(UTM33N)), geom_type=ogr.wkbPolygon)
+    lyr.StartTransaction()
+    n = 0
+    for i in range(size // square):
+        for j in range(size // square):
+            n += (i + j) % 2
+            if (i + j) % 2 == 0 or n % 5 == 0:
+                continue
+            x0, y0 = GT[0] + (j * square + shift) * GT[1], GT[3] + (i * square + shift) * GT[5]
+            x1, y1 = x0 + (square - 2 * shift) * GT[1], y0 + (square - 2 * shift) * GT[5]
+            feat = ogr.Feature(lyr.GetLayerDefn())
+            feat.SetGeometry(
+                ogr.CreateGeometryFromWkt(
+                    f"POLYGON(({x0} {y0},{x1} {y0},{x1} {y1},{x0} {y1},{x0} {y0}))"
+                )
+            )
+            lyr.CreateFeature(feat)
+    lyr.CommitTransaction()
+    src = None
+    return path
+
+
+def _flags(path: Path) -> list[tuple]:
+    ds = ogr.Open(str(path))
+    return [
+        (f["status"], f["prior_fid"], f["iou"], f["shift_m"], f.GetGeometryRef().ExportToWkt())
+        for f in ds.GetLayer(0)
+    ]
+
+
+def test_compare_in_blocks_equals_one_piece(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refined objects are polygonized block by block, kept on disk in a scratch
+    folder beside the output (removed after), and the flags written as they come: the
+    same flags, in the same order, as one block."""
+    from map_refiner.engine.vectors.compare import CompareParams, compare
+
+    refined = blocky(tmp_path / "r.tif", 300, 23)
+    prior = prior_squares(tmp_path / "p.gpkg", 300, 23, 2)
+    params = CompareParams(class_name="class 1")
+    whole = compare(prior, refined, tmp_path / "whole.gpkg", params)
+    monkeypatch.setattr(vectorize_module, "BLOCK_PIXELS", 1200)  # 4 rows a block
+    blocks = compare(prior, refined, tmp_path / "blocks.gpkg", params)
+    assert blocks.counts == whole.counts and sum(whole.counts.values()) > 50
+    assert {s for s, n in whole.counts.items() if n} >= {"moved", "new"}
+    assert _flags(tmp_path / "blocks.gpkg") == _flags(tmp_path / "whole.gpkg")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "blocks.gpkg",
+        "p.gpkg",
+        "r.tif",
         "whole.gpkg",
     ]  # no scratch folder left
 
@@ -271,3 +331,16 @@ def test_corrections_spread_over_a_large_image_are_refused_before_it_is_read(
         finetune(image, source, out)
     assert re.search(r"spread over \d{4,5} x \d{4,5} pixels of the model's grid", str(e.value))
     assert not out.exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads Linux's VmHWM")
+def test_compare_memory_does_not_grow_with_the_raster(tmp_path: Path) -> None:
+    """A 12000 x 12000 map and 922 of its squares as the prior, GDAL's cache at 16 MB:
+    with the mask and the objects in memory compare grew by 233 MB; by blocks, with them
+    on disk, by 99 MB (docs/reliability.md has the 20000 x 20000 figures)."""
+    refined = blocky(tmp_path / "r.tif", 12000, 250)
+    prior = prior_squares(tmp_path / "p.gpkg", 12000, 250, 3)
+    base = _peak_mb()
+    out = tmp_path / "f.gpkg"
+    grown = _peak_mb("compare", prior, refined, "--class", "class 1", "--out", out) - base
+    assert grown < 160, grown

@@ -22,7 +22,7 @@ written in the refined map's CRS, atomically, as GeoPackage or Shapefile.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
@@ -35,8 +35,9 @@ from ..labels.rasterize import class_field_index
 from ..progress import CancelFn, ProgressFn, make_reporter
 from ..rasters.grid import grid_of, is_metric, local_metric_srs
 from ..rasters.read import open_raster
+from ..refine.memory import bounded_memory
 from .read import open_layer
-from .vectorize import _class_ids, _names, _polygonize
+from .vectorize import _class_ids, _names, _polygonize, _scratch_folder
 from .write import VectorTarget
 
 gdal.UseExceptions()
@@ -113,19 +114,41 @@ def compare(
         )
     names = _names(band, None)
     cls = _class_ids([params.class_name], names)[0]
-    regions, regions_ds = _polygonize(band, grid, [cls], False, report.sub(0.0, 0.4))
     metric = srs if is_metric(grid) else local_metric_srs(grid)
     to_metric = None if metric is srs else osr.CoordinateTransformation(srs, metric)
-    objects, objects_ds = _objects(regions, to_metric)
-    del regions_ds
     cats = list(band.GetCategoryNames() or [])
     named = [i for i, c in enumerate(cats) if c]  # a colour table pads its names with ""
     k = min(IGNORE - 1, max(2, cls + 1, (named[-1] + 1) if named else 0))
     footprint = _footprint(grid.bounds, to_metric)
     prior = _prior_features(prior_path, metric, params, names[:k], cls, footprint)
-    report.report(0.5)
-    flags = _flag(prior, objects, params, report)
-    back = None if to_metric is None else osr.CoordinateTransformation(metric, srs)
+    with bounded_memory(), _scratch_folder(target) as scratch:
+        objects = objects_ds = None
+        try:
+            with target.write_errors():
+                regions, regions_ds = _polygonize(
+                    band, grid, [cls], False, report.sub(0.0, 0.4), scratch
+                )
+                objects, objects_ds = _objects(regions, to_metric, scratch)
+                del regions, regions_ds
+            report.report(0.5)
+            flags = _flag(prior, objects, params, report)
+            back = None if to_metric is None else osr.CoordinateTransformation(metric, srs)
+            counts = _write(target, srs, flags, back)
+        finally:  # SQLite's objects closed before the scratch folder goes
+            del objects, objects_ds
+    report.report(1.0)
+    result = CompareResult(target.path, counts)
+    log.info("Compared %s with %s: %s.", Path(str(prior_path)).name, target.path, result.summary())
+    return result
+
+
+def _write(
+    target: VectorTarget,
+    srs: osr.SpatialReference,
+    flags: Iterator[_Flag],
+    back: osr.CoordinateTransformation | None,
+) -> dict[str, int]:
+    """Write the flags (in metres; ``back`` to the map's CRS) as they come; their counts."""
     counts = {s: 0 for s in STATUSES}
     with target.writing(srs, ogr.wkbMultiPolygon) as out:
         with target.write_errors():
@@ -159,21 +182,19 @@ def compare(
             with target.write_errors():
                 out.CreateFeature(feat)
             counts[f.status] += 1
-    del objects_ds
-    report.report(1.0)
-    result = CompareResult(target.path, counts)
-    log.info("Compared %s with %s: %s.", Path(str(prior_path)).name, target.path, result.summary())
-    return result
+    return counts
 
 
 def _objects(
-    regions: ogr.Layer, to_metric: osr.CoordinateTransformation | None
-) -> tuple[ogr.Layer, ogr.DataSource]:
-    """The refined objects as a memory layer in metres (spatial filters find neighbours),
-    and its data source (keep it referenced while using the layer)."""
-    mem = ogr.GetDriverByName("Memory").CreateDataSource("objects")
-    layer = mem.CreateLayer("objects", geom_type=ogr.wkbPolygon)
+    regions: ogr.Layer, to_metric: osr.CoordinateTransformation | None, scratch: Path
+) -> tuple[ogr.Layer, gdal.Dataset]:
+    """The refined objects in metres, in a GeoPackage layer in ``scratch`` (its spatial
+    index finds neighbours; memory stays flat in the map's size), and its data source
+    (keep it referenced while using the layer)."""
+    store = gdal.GetDriverByName("GPKG").Create(str(scratch / "objects.gpkg"), 0, 0, 0)
+    layer = store.CreateLayer("objects", geom_type=ogr.wkbPolygon)
     defn = layer.GetLayerDefn()
+    layer.StartTransaction()  # one commit, not one per object
     for region in regions:
         geom = region.GetGeometryRef().Clone()
         if to_metric is not None:
@@ -181,7 +202,8 @@ def _objects(
         feat = ogr.Feature(defn)
         feat.SetGeometry(geom)
         layer.CreateFeature(feat)
-    return layer, mem
+    layer.CommitTransaction()
+    return layer, store
 
 
 def _prior_features(
@@ -294,8 +316,9 @@ def _flag(
     objects: ogr.Layer,
     params: CompareParams,
     report,  # noqa: ANN001 - a Reporter
-) -> list[_Flag]:
-    flags: list[_Flag] = []
+) -> Iterator[_Flag]:
+    """Each prior feature's flag, then the new objects', one at a time (written as they
+    come, never all held)."""
     explained: set[int] = set()
     for n, (fid, geom) in enumerate(prior):
         if n % 200 == 0:
@@ -303,14 +326,16 @@ def _flag(
             report.report(0.5 + 0.4 * n / max(1, len(prior)))
         near = geom.Buffer(params.search_m)
         objects.SetSpatialFilter(near)
-        candidates = [(o.GetFID(), o.GetGeometryRef().Clone()) for o in objects]
+        candidates = sorted(
+            ((o.GetFID(), o.GetGeometryRef().Clone()) for o in objects), key=lambda c: c[0]
+        )
         objects.SetSpatialFilter(None)
         candidates = [(i, g) for i, g in candidates if g.Intersects(near)]
         for i, g in candidates:
             if g.Intersects(geom):
                 explained.add(i)
         if not candidates:
-            flags.append(_Flag("not seen", geom, fid))
+            yield _Flag("not seen", geom, fid)
             continue
         covered = sum(
             (geom.Intersection(g).GetArea() for _, g in candidates if g.Intersects(geom)), 0.0
@@ -322,17 +347,16 @@ def _flag(
         dx, dy = c1.GetX() - c0.GetX(), c1.GetY() - c0.GetY()
         shift = (dx * dx + dy * dy) ** 0.5
         if iou >= params.kept_iou and shift < params.moved_m:
-            flags.append(_Flag("kept", geom, fid, iou, dx, dy))
+            yield _Flag("kept", geom, fid, iou, dx, dy)
         elif shift >= params.moved_m and _iou(_shifted(geom, dx, dy), best) >= params.kept_iou:
-            flags.append(_Flag("moved", geom, fid, iou, dx, dy))
+            yield _Flag("moved", geom, fid, iou, dx, dy)
         elif covered < params.seen_share * geom.GetArea() and iou < params.kept_iou / 2:
-            flags.append(_Flag("not seen", geom, fid, iou))
+            yield _Flag("not seen", geom, fid, iou)
         else:
-            flags.append(_Flag("reshaped", geom, fid, iou, dx, dy))
+            yield _Flag("reshaped", geom, fid, iou, dx, dy)
     for obj in objects:
         if obj.GetFID() in explained:
             continue
         g = obj.GetGeometryRef()
         if g.GetArea() >= params.min_area_m2:
-            flags.append(_Flag("new", g.Clone()))
-    return flags
+            yield _Flag("new", g.Clone())
