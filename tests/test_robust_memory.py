@@ -247,6 +247,42 @@ FOUR = [
 ]
 
 
+def test_a_window_of_the_label_vote_equals_the_whole_grids_cropped() -> None:
+    """Any cells of a grid coarser or finer than the labels' (or the same), voted from the
+    pixels under them alone, as the whole grid's vote gives them; and labels in a box of
+    pixels label no cell outside the cells those pixels vote in."""
+    from map_refiner.engine.labels.rasters import (
+        cells_of_pixels,
+        downsample_labels,
+        downsample_window,
+        pixels_of_cells,
+    )
+
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        h, w = rng.integers(1, 60, size=2)
+        mh, mw = rng.integers(1, 80, size=2)
+        labels = rng.choice(np.array([0, 1, 2, 255], np.uint8), size=(h, w))
+        whole = downsample_labels(labels, int(mw), int(mh))
+        x0, y0 = int(rng.integers(0, mw)), int(rng.integers(0, mh))
+        x1, y1 = int(rng.integers(x0 + 1, mw + 1)), int(rng.integers(y0 + 1, mh + 1))
+        px0, px1 = pixels_of_cells(int(w), int(mw), x0, x1)
+        py0, py1 = pixels_of_cells(int(h), int(mh), y0, y1)
+        part = downsample_window(
+            labels[py0:py1, px0:px1], (int(w), int(h)), (int(mw), int(mh)), (x0, y0, x1, y1)
+        )
+        assert (part == whole[y0:y1, x0:x1]).all(), (h, w, mh, mw, x0, y0, x1, y1)
+        i0, j0 = int(rng.integers(0, w)), int(rng.integers(0, h))  # labels in a box only
+        i1, j1 = int(rng.integers(i0 + 1, w + 1)), int(rng.integers(j0 + 1, h + 1))
+        boxed = np.full_like(labels, 255)
+        boxed[j0:j1, i0:i1] = labels[j0:j1, i0:i1]
+        cx0, cx1 = cells_of_pixels(int(w), int(mw), i0, i1)
+        cy0, cy1 = cells_of_pixels(int(h), int(mh), j0, j1)
+        outside = downsample_labels(boxed, int(mw), int(mh))
+        outside[cy0:cy1, cx0:cx1] = 255
+        assert (outside == 255).all()
+
+
 @pytest.mark.parametrize(
     "model_m, whole",
     [(0.5, True), (0.7, True), (0.7, False), (0.35, False), (0.5, False)],
