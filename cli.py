@@ -364,6 +364,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop polygons smaller (m²)",
     )
     p.add_argument(
+        "--shared-borders",
+        action="store_true",
+        help="with --simplify: simplify each border once for both its sides, so that "
+        "neighbouring polygons keep meeting exactly (no gaps or overlaps; holds every "
+        "polygon in memory)",
+    )
+    p.add_argument(
         "--merge-small",
         type=_bounded(float, 0.0, 1e12, "--merge-small"),
         default=0.0,

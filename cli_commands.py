@@ -196,6 +196,7 @@ def _vectorize(a: argparse.Namespace) -> int:
         regularize=a.regularize.split(",") if a.regularize else None,
         regularize_m=a.regularize_tolerance,
         merge_small_m2=a.merge_small,
+        shared_borders=a.shared_borders,
     )
     print(f"wrote {res.path} ({res.feature_count} polygons)")
     return 0

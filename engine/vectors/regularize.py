@@ -326,4 +326,5 @@ def _iou(a: ogr.Geometry, b: ogr.Geometry) -> float:
     inter = a.Intersection(b)
     union = a.Union(b)
     area = union.GetArea() if union is not None else 0.0
-    return (inter.GetArea() if inter is not None else 0.0) / area if area > 0 else 0.0
+    shared = inter.GetArea() if inter is not None and inter.GetDimension() == 2 else 0.0
+    return shared / area if area > 0 else 0.0

@@ -6,6 +6,7 @@ atomically as Shapefile or GeoPackage."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -25,6 +26,7 @@ from ..rasters.read import open_raster
 from ..rasters.write import create_geotiff
 from ..refine.memory import bounded_memory
 from .regularize import Regularizer
+from .shared_borders import simplify_shared
 from .sieve import sieved
 from .write import VectorTarget
 
@@ -62,6 +64,7 @@ def vectorize(
     regularize: Sequence[int | str] | None = None,
     regularize_m: float = 1.0,
     merge_small_m2: float = 0.0,
+    shared_borders: bool = False,
 ) -> VectorizeResult:
     """Polygons of band 1 of a ``uint8`` class map, in the map's CRS.
 
@@ -73,7 +76,9 @@ def vectorize(
     grid), ``mean_prob``: the mean probability of the polygon's class over its
     pixels. Nodata/255 is skipped;
     ``classes`` (ids or names) keeps only those. ``simplify_m`` simplifies each
-    polygon on its own (neighbours may then gap or overlap slightly); the polygons
+    polygon on its own (neighbours may then gap or overlap slightly), or with
+    ``shared_borders`` each border once for both its sides (.shared_borders; all the
+    polygons in memory at once), so that neighbours still meet exactly; the polygons
     of the ``regularize`` classes (ids or names, e.g. building) get right angles and
     parallel edges where nearly so instead (.regularize, tolerance ``regularize_m``);
     polygons under ``min_area_m2`` after that are dropped. ``merge_small_m2`` first
@@ -99,10 +104,16 @@ def vectorize(
         raise MapRefinerError(
             f"The regularisation tolerance must be between 0 and 10000 m, not {regularize_m}."
         )
+    if shared_borders and (regularize or simplify_m <= 0):
+        raise MapRefinerError(
+            "Shared borders are for --simplify alone: give a tolerance, and no "
+            "--regularize (a regularised wall moves without its neighbour)."
+        )
     shaper = _Shaper(
         simplify_m,
         set(_class_ids(regularize, names)) if regularize else set(),
         Regularizer(regularize_m),
+        shared_borders,
     )
     if not 0 <= merge_small_m2 < 1e12:
         raise MapRefinerError(f"The area to merge must be 0 or more m², not {merge_small_m2}.")
@@ -322,12 +333,22 @@ def _write(
     total = max(1, regions.GetFeatureCount())
     count = small = 0
     defn = out.GetLayerDefn()
+    shared = None
+    if shaper.shared_borders:  # every region first: a border is simplified once for both
+        shared = simplify_shared(
+            [measure.local(r.GetGeometryRef()) for r in regions], shaper.simplify_m
+        )
+        regions.ResetReading()
+        report.check()
     for i, region in enumerate(regions):
         if i % _CHECK_EVERY == 0:
             report.check()
             report.report(i / total)
         cid = region.GetField(0)
-        geom, area = measure.shaped(region.GetGeometryRef(), shaper.shape_of(cid))
+        shape = shaper.shape_of(cid)
+        if shared is not None:
+            shape = functools.partial(_given, shared[i])
+        geom, area = measure.shaped(region.GetGeometryRef(), shape)
         if geom is None or geom.IsEmpty():
             continue
         if area < min_area_m2:
@@ -348,13 +369,19 @@ def _write(
     return count, small
 
 
+def _given(outline: ogr.Geometry, _geom: ogr.Geometry, _border: object) -> ogr.Geometry:
+    return outline
+
+
 @dataclass(frozen=True)
 class _Shaper:
-    """What becomes of each class's outlines: regularised, simplified or kept."""
+    """What becomes of each class's outlines: regularised, simplified (each on its own,
+    or with ``shared_borders`` each border once for both sides) or kept."""
 
     simplify_m: float
     regularize: set[int]
     regularizer: Regularizer
+    shared_borders: bool = False
 
     def shape_of(self, class_id: int) -> Shape | None:
         if class_id in self.regularize:
@@ -383,9 +410,7 @@ class _Measure:
 
     def shaped(self, geom: ogr.Geometry, shape: Shape | None) -> tuple[ogr.Geometry | None, float]:
         """``geom`` reshaped by ``shape`` in metres (None: kept), and its area in m²."""
-        local = geom.Clone()
-        if self.to_local is not None:
-            local.Transform(self.to_local)
+        local = self.local(geom)
         if shape is not None:
             local = shape(local, self.on_border(geom))
             if local is None or local.IsEmpty():
@@ -395,6 +420,13 @@ class _Measure:
             geom = local.Clone()
             geom.Transform(self.from_local)
         return geom, local.GetArea()
+
+    def local(self, geom: ogr.Geometry) -> ogr.Geometry:
+        """A copy of ``geom`` in metres."""
+        local = geom.Clone()
+        if self.to_local is not None:
+            local.Transform(self.to_local)
+        return local
 
     def on_border(self, geom: ogr.Geometry) -> list[np.ndarray]:
         """Per ring of a polygon in the map's CRS, which points lie on the map's edge
