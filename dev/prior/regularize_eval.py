@@ -116,6 +116,49 @@ def mask_as_classmap(mask: Path, out: Path) -> Path:
     return out
 
 
+def coverage_rows(name: str, classmap: Path, metric: osr.SpatialReference) -> list[dict]:
+    """Every class of the map simplified at 1 m, each polygon on its own and with shared
+    borders: the area the polygons leave uncovered and the area they cover twice."""
+    raw, _, _ = union_in(vectorize(classmap, classmap.with_name("all.gpkg")).path, metric)
+    rows = []
+    for label, kw in (
+        ("each polygon on its own (`--simplify 1`)", {}),
+        ("shared borders (`--simplify 1 --shared-borders`)", {"shared_borders": True}),
+    ):
+        out = classmap.with_name(f"all_{len(rows)}.gpkg")
+        t0 = time.perf_counter()
+        vectorize(classmap, out, simplify_m=1.0, **kw)
+        seconds = time.perf_counter() - t0
+        union, count, vertices = union_in(out, metric)
+        total = sum_of_areas(out, metric)
+        rows.append(
+            {
+                "scene": name,
+                "variant": label,
+                "polygons": count,
+                "vertices": vertices,
+                "gap": raw.GetArea() - union.GetArea(),
+                "overlap": total - union.GetArea(),
+                "seconds": seconds,
+            }
+        )
+    return rows
+
+
+def sum_of_areas(path: Path, metric: osr.SpatialReference) -> float:
+    ds = ogr.Open(str(path))
+    lyr = ds.GetLayer(0)
+    src = lyr.GetSpatialRef().Clone()
+    src.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    ct = osr.CoordinateTransformation(src, metric)
+    total = 0.0
+    for feat in lyr:
+        geom = feat.GetGeometryRef().Clone()
+        geom.Transform(ct)
+        total += geom.GetArea()
+    return total
+
+
 def run_scene(name: str, a: argparse.Namespace, work: Path, source: str) -> list[dict]:
     """The variants' rows for the scene's refined map (``source`` "refined") or its
     reference mask taken as the map ("reference mask")."""
@@ -150,6 +193,8 @@ def run_scene(name: str, a: argparse.Namespace, work: Path, source: str) -> list
             f"each, {seconds:.2f} s)",
             flush=True,
         )
+    if source == "refined":
+        a.coverage += coverage_rows(name, classmap, metric)
     return rows
 
 
@@ -202,6 +247,21 @@ def report(rows: list[dict], a: argparse.Namespace, command: str, state: dict) -
         lines.append(
             f"- {scene}, {source} ({made}{raw['ref_count']} reference polygons): {changes}."
         )
+    lines += [
+        "",
+        "Shared borders: every class of each refined map vectorised and simplified at 1 m, "
+        "each polygon on its own or with `--shared-borders` (each border simplified once "
+        "for both sides). Gaps: map area no polygon covers; overlaps: area two polygons "
+        "cover (m², in ground metres).",
+        "",
+        "| scene | simplification | polygons | vertices | gaps m² | overlaps m² | vectorize s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in a.coverage:
+        lines.append(
+            f"| {r['scene']} | {r['variant']} | {r['polygons']} | {r['vertices']} "
+            f"| {r['gap']:.2f} | {r['overlap']:.2f} | {r['seconds']:.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -215,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report", type=Path, default=ROOT / "docs" / "results_prior.md")
     a = ap.parse_args(argv)
     a.tolerances = [float(t) for t in a.tolerances.split(",")]
+    a.coverage = []
     command = "python -m map_refiner.dev.prior.regularize_eval" + (
         " " + " ".join(argv) if argv else ""
     )
