@@ -119,13 +119,13 @@ def mask_as_classmap(mask: Path, out: Path) -> Path:
 def coverage_rows(name: str, classmap: Path, metric: osr.SpatialReference) -> list[dict]:
     """Every class of the map simplified at 1 m, each polygon on its own and with shared
     borders: the area the polygons leave uncovered and the area they cover twice."""
-    raw, _, _ = union_in(vectorize(classmap, classmap.with_name("all.gpkg")).path, metric)
+    raw, _, _ = union_in(vectorize(classmap, classmap.with_name(f"{name}_all.gpkg")).path, metric)
     rows = []
     for label, kw in (
         ("each polygon on its own (`--simplify 1`)", {}),
         ("shared borders (`--simplify 1 --shared-borders`)", {"shared_borders": True}),
     ):
-        out = classmap.with_name(f"all_{len(rows)}.gpkg")
+        out = classmap.with_name(f"{name}_all_{len(rows)}.gpkg")
         t0 = time.perf_counter()
         vectorize(classmap, out, simplify_m=1.0, **kw)
         seconds = time.perf_counter() - t0
