@@ -53,6 +53,24 @@ def test_vectorize_writes_class_polygons(run_alg, refined, tmp_path) -> None:  #
     vertices = [f.geometry().constGet().nCoordinates() for f in regular_layer.getFeatures()]
     raw = [f.geometry().constGet().nCoordinates() for f in layer.getFeatures()]
     assert vertices and sum(vertices) < sum(raw) / 2  # fewer corners than the pixel outlines
+    tiled = tmp_path / "tiled.gpkg"
+    result = run_alg(
+        "map_refiner:vectorize",
+        {
+            "INPUT": str(refined),
+            "SIMPLIFY_M": 1.0,
+            "SHARED_BORDERS": True,
+            "MERGE_SMALL_M2": 2.0,
+            "OUTPUT": str(tiled),
+        },
+    )
+    tiles = QgsVectorLayer(str(tiled), "t", "ogr")
+    area = sum(f.geometry().area() for f in tiles.getFeatures())
+    assert area == pytest.approx(500 * 500 * 0.3 * 0.3)  # the whole map once: no gap, no overlap
+    plain = run_alg(
+        "map_refiner:vectorize", {"INPUT": str(refined), "OUTPUT": str(tmp_path / "p.gpkg")}
+    )
+    assert result["FEATURE_COUNT"] < plain["FEATURE_COUNT"]  # specks merged, yet no hole
 
 
 def test_evaluate_scores_a_map_and_the_reference_itself(

@@ -10,6 +10,7 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingFeedback,
     QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
@@ -39,6 +40,7 @@ class VectorizeAlgorithm(QgsProcessingAlgorithm):
         "FEATURE_COUNT",
     )
     REGULARIZE, REGULARIZE_M = "REGULARIZE", "REGULARIZE_M"
+    SHARED_BORDERS, MERGE_SMALL = "SHARED_BORDERS", "MERGE_SMALL_M2"
 
     def name(self) -> str:
         return "vectorize"
@@ -79,6 +81,27 @@ class VectorizeAlgorithm(QgsProcessingAlgorithm):
                     minValue=0.0,
                 ),
                 "0 keeps the pixel outlines.",
+            )
+        )
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterBoolean(
+                    self.SHARED_BORDERS, "Simplify shared borders once", defaultValue=False
+                ),
+                "Each border simplified once for both its sides: neighbouring classes keep "
+                "meeting with no gap or overlap (needs a tolerance; not with regularising).",
+            )
+        )
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterNumber(
+                    self.MERGE_SMALL,
+                    "Merge regions smaller than (m²) into their neighbour",
+                    QgsProcessingParameterNumber.Type.Double,
+                    defaultValue=0.0,
+                    minValue=0.0,
+                ),
+                "Before polygonising: a minimum area that leaves no hole. 0 merges nothing.",
             )
         )
         self.addParameter(
@@ -135,6 +158,8 @@ class VectorizeAlgorithm(QgsProcessingAlgorithm):
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         regular = parse_names(self.parameterAsString(parameters, self.REGULARIZE, context))
         regular_m = self.parameterAsDouble(parameters, self.REGULARIZE_M, context)
+        shared = self.parameterAsBoolean(parameters, self.SHARED_BORDERS, context)
+        merge_small = self.parameterAsDouble(parameters, self.MERGE_SMALL, context)
 
         def job(progress, is_cancelled):  # noqa: ANN001, ANN202
             from ...engine.vectors.vectorize import vectorize
@@ -149,6 +174,8 @@ class VectorizeAlgorithm(QgsProcessingAlgorithm):
                 min_area_m2=min_area,
                 regularize=regular_ids,
                 regularize_m=regular_m,
+                shared_borders=shared,
+                merge_small_m2=merge_small,
                 overwrite=True,
                 progress=progress,
                 is_cancelled=is_cancelled,
