@@ -137,8 +137,8 @@ def coverage_rows(name: str, classmap: Path, metric: osr.SpatialReference) -> li
                 "variant": label,
                 "polygons": count,
                 "vertices": vertices,
-                "gap": raw.GetArea() - union.GetArea(),
-                "overlap": total - union.GetArea(),
+                "gap": max(raw.GetArea() - union.GetArea(), 0.0),  # below 0: rounding
+                "overlap": max(total - union.GetArea(), 0.0),
                 "seconds": seconds,
             }
         )

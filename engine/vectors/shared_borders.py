@@ -4,7 +4,8 @@ Simplifying each polygon on its own moves a border two ways, once for each side.
 the borders are simplified once: the outlines are cut into arcs at every point where
 three or more regions meet (GEOS's noding union of the rings: a border two regions
 share becomes one arc), each arc is simplified with its end points fixed, arcs that
-would then cross or touch another are put back as they were (until none do), and the
+would then cross or touch another are simplified again at half the tolerance, down to
+a sixteenth, then put back as they were (until none do), and the
 faces are rebuilt from the arcs (GEOS polygonize), each given to the region it
 overlaps most. Two neighbours therefore meet along the very same simplified line.
 
@@ -27,17 +28,23 @@ def simplify_shared(polygons: Sequence[ogr.Geometry], tolerance: float) -> list[
     arcs = _arcs(polygons)
     ends = {_key(p) for arc in arcs for p in _ends(arc)}
     simple = [arc.SimplifyPreserveTopology(tolerance) for arc in arcs]
+    level = [tolerance] * len(arcs)
     back: set[int] = set()  # arcs put back as they were (the original arcs never cross)
-    while True:  # each round puts at least one more back: it ends
+    while True:  # each round halves a tolerance or puts an arc back: it ends
         bad = _crossing(simple, ends) - back
         if not bad:
             faces = _faces(simple, polygons)
             bad = _arcs_of_lost(faces, polygons, arcs) - back
             if not bad:
                 return faces
+            level = [0.0 if i in bad else t for i, t in enumerate(level)]
         for i in bad:
-            simple[i] = arcs[i].Clone()
-        back |= bad
+            level[i] /= 2
+            if level[i] < tolerance / 16:
+                simple[i] = arcs[i].Clone()
+                back.add(i)
+            else:
+                simple[i] = arcs[i].SimplifyPreserveTopology(level[i])
 
 
 def _arcs_of_lost(
