@@ -11,6 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from ...training.corrections.finetune import FLIP_PER_SCORE, flip_cap
+from ...training.corrections.fit import CPU_STEPS, GPU_STEPS, FitParams
 from ..provenance import git_state
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -266,8 +267,9 @@ def write(
         "- *accuracy* is the share of the undrawn half's pixels called right (building or "
         "not): where the reference holds almost no building there (loveda_0), building IoU "
         "swings between 0 and 100 on a few pixels and accuracy is the figure to read.",
-        "- On a CPU a fit runs 30 steps before the held-out check and half as many as its "
-        "best step afterwards (training/corrections/fit.py CPU_STEPS); a GPU runs 150, so "
+        f"- On a CPU a fit runs {CPU_STEPS} steps of {FitParams.patch_size} px patches "
+        "before the held-out check and half as many as its best step afterwards "
+        f"(training/corrections/fit.py CPU_STEPS); a GPU runs {GPU_STEPS}, so "
         "these rows are the CPU product's, not the method's limit. The study applies the "
         "flip check to the ratio each fit records (a dropped fit leaves the base networks, "
         "whose undrawn half is the starting map), so that it can show what a dropped fit "
