@@ -390,10 +390,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--regularize-tolerance",
         type=_bounded(float, 0.01, 1e3, "--regularize-tolerance"),
-        default=1.0,
+        default=None,
         help="how far (m) a regularised outline may cut across the map's: the "
         "simplification tolerance and the distance under which parallel edges merge "
-        "(default 1)",
+        "(default 1, or two pixels of a map coarser than 0.5 m)",
     )
     p.add_argument("--overwrite", action="store_true")
 

@@ -202,6 +202,20 @@ def test_a_building_the_map_cuts_keeps_its_cut(tmp_path: Path) -> None:
     assert angles[0] == pytest.approx(76.0, abs=1.0) and angles[3] == pytest.approx(104.0, abs=1.0)
 
 
+def test_the_default_tolerance_grows_with_a_coarse_maps_pixels(tmp_path: Path) -> None:
+    """On 2.5 m pixels a 1 m tolerance leaves the staircase (its steps are larger); the
+    default, two pixels of such a map, straightens it."""
+    fine = burned([(rotated([(10.0, 14.0), (50.0, 14.0), (50.0, 40.0), (10.0, 40.0)], 17.0), 1)])
+    coarse = np.ascontiguousarray(fine[2::5, 2::5])  # the 0.5 m burn sampled every 2.5 m
+    gt = (GT[0], 2.5, 0.0, GT[3], 0.0, -2.5)
+    path = write_raster(tmp_path / "coarse.tif", coarse, gt, 32633)
+    default = polygons(vectorize(path, tmp_path / "d.gpkg", classes=[1], regularize=[1]).path)
+    one_m = vectorize(path, tmp_path / "o.gpkg", classes=[1], regularize=[1], regularize_m=1.0)
+    assert len(corner_angles(default["class 1"][0])) == 4
+    assert all(abs(a - 90.0) < 1e-6 for a in corner_angles(default["class 1"][0]))
+    assert len(corner_angles(polygons(one_m.path)["class 1"][0])) > 10
+
+
 def test_regularise_errors_and_the_cli(classmap: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
     from map_refiner.cli import main
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from ..rasters.write import create_geotiff
 from ..refine.memory import bounded_memory
 from .regularize import Regularizer
 from .shared_borders import simplify_shared
-from .sieve import sieved
+from .sieve import pixel_area_m2, sieved
 from .write import VectorTarget
 
 gdal.UseExceptions()
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 PathLike = Union[str, Path]
 Shape = Callable[[ogr.Geometry, Sequence[np.ndarray]], ogr.Geometry]  # outline, its map-edge points
 _CHECK_EVERY = 500  # features between cancel checks while writing
+DEFAULT_REGULARIZE_M = 1.0  # the networks' ground resolution; docs/results_prior.md
 BLOCK_PIXELS = 1 << 20  # pixels of the class map (and probabilities) read at once
 
 
@@ -62,7 +64,7 @@ def vectorize(
     scores_path: PathLike | None = None,
     source: str | None = None,
     regularize: Sequence[int | str] | None = None,
-    regularize_m: float = 1.0,
+    regularize_m: float | None = None,
     merge_small_m2: float = 0.0,
     shared_borders: bool = False,
 ) -> VectorizeResult:
@@ -80,7 +82,8 @@ def vectorize(
     ``shared_borders`` each border once for both its sides (.shared_borders; all the
     polygons in memory at once), so that neighbours still meet exactly; the polygons
     of the ``regularize`` classes (ids or names, e.g. building) get right angles and
-    parallel edges where nearly so instead (.regularize, tolerance ``regularize_m``);
+    parallel edges where nearly so instead (.regularize, tolerance ``regularize_m``,
+    by default 1 m or two pixels of a coarser map: below a pixel, a staircase stays);
     polygons under ``min_area_m2`` after that are dropped. ``merge_small_m2`` first
     merges every region smaller than that into its largest neighbour on the map (.sieve),
     so that a minimum area leaves no gap between classes. The format comes
@@ -100,6 +103,9 @@ def vectorize(
     grid = grid_of(ds)  # first: GDAL 3.6 GTiff reads the .aux.xml (category names) only then
     names = _names(band, class_names)
     keep = _class_ids(classes, names)
+    if regularize_m is None:
+        pixel_m = math.sqrt(pixel_area_m2(grid)) if regularize else 0.0
+        regularize_m = max(DEFAULT_REGULARIZE_M, 2 * pixel_m)
     if not 0 < regularize_m < 1e4:
         raise MapRefinerError(
             f"The regularisation tolerance must be between 0 and 10000 m, not {regularize_m}."
