@@ -132,10 +132,11 @@ class VectorizeAlgorithm(QgsProcessingAlgorithm):
                     self.REGULARIZE_M,
                     "Regularisation tolerance (m)",
                     QgsProcessingParameterNumber.Type.Double,
-                    defaultValue=1.0,
-                    minValue=0.01,
+                    defaultValue=0.0,
+                    minValue=0.0,
                 ),
-                "How far a regularised outline may cut across the map's.",
+                "How far a regularised outline may cut across the map's. 0: 1 m, or two "
+                "pixels of a map coarser than 0.5 m.",
             )
         )
         self.addParameter(
@@ -173,7 +174,7 @@ class VectorizeAlgorithm(QgsProcessingAlgorithm):
                 simplify_m=simplify,
                 min_area_m2=min_area,
                 regularize=regular_ids,
-                regularize_m=regular_m,
+                regularize_m=regular_m or None,
                 shared_borders=shared,
                 merge_small_m2=merge_small,
                 overwrite=True,
