@@ -395,6 +395,13 @@ def build_parser() -> argparse.ArgumentParser:
         "simplification tolerance and the distance under which parallel edges merge "
         "(default 1, or two pixels of a map coarser than 0.5 m)",
     )
+    p.add_argument(
+        "--regularize-every-edge",
+        action="store_true",
+        help="turn every edge of a regularised outline onto the building's axes, however "
+        "far (all corners right angles, as buildingregulariser does), not only the "
+        "edges that nearly are",
+    )
     p.add_argument("--overwrite", action="store_true")
 
     p = sub.add_parser(

@@ -195,6 +195,7 @@ def _vectorize(a: argparse.Namespace) -> int:
         scores_path=a.scores,
         regularize=a.regularize.split(",") if a.regularize else None,
         regularize_m=a.regularize_tolerance,
+        regularize_every_edge=a.regularize_every_edge,
         merge_small_m2=a.merge_small,
         shared_borders=a.shared_borders,
     )

@@ -112,6 +112,16 @@ def test_an_edge_far_from_both_axes_is_kept() -> None:
     assert iou(regular, truth) > 0.98
 
 
+def test_every_edge_turns_the_cut_corner_too() -> None:
+    """buildingregulariser's way: the 45-degree cut becomes a right-angled step."""
+    cut = [(12.0, 16.0), (36.0, 16.0), (46.0, 26.0), (46.0, 40.0), (12.0, 40.0)]
+    truth = rotated(cut, 12.0)
+    regular = Regularizer(1.0, every_edge=True).polygon(staircase(truth))
+    assert regular.IsValid()
+    assert all(abs(a - 90.0) < 1e-6 for a in corner_angles(regular))
+    assert iou(regular, truth) > 0.95
+
+
 def test_a_round_outline_stays_close_and_valid() -> None:
     """Nothing right-angled about a disc: the outline may not follow, but it never drifts
     or comes out broken (an outline failing the overlap check falls back to simplified)."""
@@ -229,5 +239,8 @@ def test_regularise_errors_and_the_cli(classmap: Path, tmp_path: Path, capsys) -
     assert main([*args, "--regularize", "--regularize-tolerance", "0.8"]) == 0
     assert all(abs(a - 90.0) < 1e-6 for a in corner_angles(polygons(out)["building"][0]))
     assert main([*args, "--regularize", "--merge-small", "2", "--overwrite"]) == 0
+    assert main([*args, "--regularize", "--regularize-every-edge", "--overwrite"]) == 0
+    assert main([*args, "--regularize-every-edge", "--overwrite"]) == 2
+    assert "say which classes (--regularize)" in capsys.readouterr().err
     assert main([*args, "--regularize", "roof", "--overwrite"]) == 2
     assert "Unknown class 'roof'" in capsys.readouterr().err

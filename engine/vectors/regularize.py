@@ -35,11 +35,14 @@ _STEP_SIN = math.sin(math.radians(20.0))  # lines closer in angle meet through a
 @dataclass(frozen=True)
 class Regularizer:
     """How outlines are regularised: ``tolerance_m`` is the Douglas-Peucker tolerance and
-    the distance under which parallel neighbouring edges merge."""
+    the distance under which parallel neighbouring edges merge. ``every_edge`` turns
+    every edge onto the nearer main axis, however far (buildingregulariser's way): all
+    corners right angles, and only an invalid outline falls back."""
 
     tolerance_m: float = 1.0
     max_turn_deg: float = 15.0
     min_iou: float = 0.75
+    every_edge: bool = False
 
     def polygon(
         self, geom: ogr.Geometry, border: Sequence[np.ndarray] | None = None
@@ -59,10 +62,12 @@ class Regularizer:
         if out[0] is None:
             return fallback
         poly = _polygon([r for r in out if r is not None])
-        if not poly.IsValid() or _iou(poly, geom) < self.min_iou:
+        if not poly.IsValid():
             return fallback
-        if _farthest_corner(poly, geom) > 1.5 * self.tolerance_m:  # not "nearly so"
-            return fallback
+        if self.every_edge:
+            return poly
+        if _iou(poly, geom) < self.min_iou or _farthest_corner(poly, geom) > 1.5 * self.tolerance_m:
+            return fallback  # not "nearly so"
         return poly
 
     def ring(
@@ -76,6 +81,8 @@ class Regularizer:
         if len(keep) < 3:
             return None
         turn = (math.radians(self.max_turn_deg), self.tolerance_m)
+        if self.every_edge:
+            turn = (math.pi / 4 + 1e-9, math.inf)
         lines = _edge_lines(pts, keep, theta, turn, on_edge)
         lines = _drop_short(_merge_parallel(lines, self.tolerance_m), self.tolerance_m)
         lines = _merge_parallel(lines, self.tolerance_m)

@@ -65,6 +65,7 @@ def vectorize(
     source: str | None = None,
     regularize: Sequence[int | str] | None = None,
     regularize_m: float | None = None,
+    regularize_every_edge: bool = False,
     merge_small_m2: float = 0.0,
     shared_borders: bool = False,
 ) -> VectorizeResult:
@@ -83,7 +84,8 @@ def vectorize(
     polygons in memory at once), so that neighbours still meet exactly; the polygons
     of the ``regularize`` classes (ids or names, e.g. building) get right angles and
     parallel edges where nearly so instead (.regularize, tolerance ``regularize_m``,
-    by default 1 m or two pixels of a coarser map: below a pixel, a staircase stays);
+    by default 1 m or two pixels of a coarser map: below a pixel, a staircase stays;
+    ``regularize_every_edge``: every edge turned, all corners right angles);
     polygons under ``min_area_m2`` after that are dropped. ``merge_small_m2`` first
     merges every region smaller than that into its largest neighbour on the map (.sieve),
     so that a minimum area leaves no gap between classes. The format comes
@@ -103,6 +105,10 @@ def vectorize(
     grid = grid_of(ds)  # first: GDAL 3.6 GTiff reads the .aux.xml (category names) only then
     names = _names(band, class_names)
     keep = _class_ids(classes, names)
+    if regularize_every_edge and not regularize:
+        raise MapRefinerError(
+            "Turning every edge is a way of regularising; say which classes (--regularize)."
+        )
     if regularize_m is None:
         pixel_m = math.sqrt(pixel_area_m2(grid)) if regularize else 0.0
         regularize_m = max(DEFAULT_REGULARIZE_M, 2 * pixel_m)
@@ -118,7 +124,7 @@ def vectorize(
     shaper = _Shaper(
         simplify_m,
         set(_class_ids(regularize, names)) if regularize else set(),
-        Regularizer(regularize_m),
+        Regularizer(regularize_m, every_edge=regularize_every_edge),
         shared_borders,
     )
     if not 0 <= merge_small_m2 < 1e12:

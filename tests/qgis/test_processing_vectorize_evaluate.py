@@ -45,6 +45,7 @@ def test_vectorize_writes_class_polygons(run_alg, refined, tmp_path) -> None:  #
             "CLASSES": "building",
             "REGULARIZE": "building",
             "REGULARIZE_M": 1.5,
+            "REGULARIZE_EVERY_EDGE": True,
             "MIN_AREA_M2": 1.0,
             "OUTPUT": str(regular),
         },

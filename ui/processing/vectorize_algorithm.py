@@ -41,6 +41,7 @@ class VectorizeAlgorithm(QgsProcessingAlgorithm):
     )
     REGULARIZE, REGULARIZE_M = "REGULARIZE", "REGULARIZE_M"
     SHARED_BORDERS, MERGE_SMALL = "SHARED_BORDERS", "MERGE_SMALL_M2"
+    EVERY_EDGE = "REGULARIZE_EVERY_EDGE"
 
     def name(self) -> str:
         return "vectorize"
@@ -140,6 +141,15 @@ class VectorizeAlgorithm(QgsProcessingAlgorithm):
             )
         )
         self.addParameter(
+            with_help(
+                QgsProcessingParameterBoolean(
+                    self.EVERY_EDGE, "Regularise every edge", defaultValue=False
+                ),
+                "Turn every edge onto the building's axes (all corners right angles), not "
+                "only the edges that nearly are.",
+            )
+        )
+        self.addParameter(
             QgsProcessingParameterVectorDestination(
                 self.OUTPUT, "Polygons", QgsProcessing.SourceType.TypeVectorPolygon
             )
@@ -160,6 +170,7 @@ class VectorizeAlgorithm(QgsProcessingAlgorithm):
         regular = parse_names(self.parameterAsString(parameters, self.REGULARIZE, context))
         regular_m = self.parameterAsDouble(parameters, self.REGULARIZE_M, context)
         shared = self.parameterAsBoolean(parameters, self.SHARED_BORDERS, context)
+        every_edge = self.parameterAsBoolean(parameters, self.EVERY_EDGE, context)
         merge_small = self.parameterAsDouble(parameters, self.MERGE_SMALL, context)
 
         def job(progress, is_cancelled):  # noqa: ANN001, ANN202
@@ -175,6 +186,7 @@ class VectorizeAlgorithm(QgsProcessingAlgorithm):
                 min_area_m2=min_area,
                 regularize=regular_ids,
                 regularize_m=regular_m or None,
+                regularize_every_edge=every_edge,
                 shared_borders=shared,
                 merge_small_m2=merge_small,
                 overwrite=True,
