@@ -235,7 +235,7 @@ def run_scene(name: str, a: argparse.Namespace, work: Path, source: str) -> list
                 ("regularised, 1 m (--regularize)", regular),
                 ("every edge turned (--regularize-every-edge)", every),
             ]
-            a.figure_made = outlines_figure(image, reference, panels, a.figure)
+            a.figure_made = outlines_figure(image, reference, panels, a.figure, a.figure_window)
     return rows
 
 
@@ -323,6 +323,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--boundary", type=float, default=1.0, help="boundary tolerance (m)")
     ap.add_argument("--report", type=Path, default=ROOT / "docs" / "results_prior.md")
     ap.add_argument("--figure-scene", default="kampala_drone")
+    ap.add_argument(
+        "--figure-window",
+        type=lambda t: tuple(int(v) for v in t.split(",")),
+        default=(0, 1024, 1024, 1024),
+        help="x0,y0,width,height in the image's pixels (default: Kampala's lower left quarter)",
+    )
     ap.add_argument(
         "--figure", type=Path, default=ROOT / "docs" / "figures" / "regularized_outlines.png"
     )
