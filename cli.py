@@ -256,6 +256,19 @@ def build_parser() -> argparse.ArgumentParser:
         "each class, measured on the image; docs/results_prior.md compares them)",
     )
     p.add_argument(
+        "--no-prior-shift",
+        action="store_true",
+        help="leave the prior where it is (default: move it by the shift, up to 5 m, that "
+        "lays it best over the model's own map, when that shift is clear and over 0.75 m)",
+    )
+    p.add_argument(
+        "--prior-keep",
+        type=_bounded(float, 0.0, 1.0, "--prior-keep"),
+        default=None,
+        help="keep the prior's own class on a pixel unless the refined map gives it less "
+        "than this probability (default 0.1; 0: the refined map everywhere)",
+    )
+    p.add_argument(
         "--allow-large",
         action="store_true",
         help="go ahead with a refine estimated at more than about an hour on a 2-core CPU "

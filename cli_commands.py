@@ -37,6 +37,8 @@ def _refine(a: argparse.Namespace) -> int:
         prior_class_field=a.prior_class_field,
         prior_layer=a.prior_layer,
         prior_strength=a.prior_strength,
+        prior_register=not a.no_prior_shift,
+        prior_keep=a.prior_keep,
     )
     if a.scheduler:
         return _refine_on_cluster(a, params)
@@ -51,6 +53,8 @@ def _refine(a: argparse.Namespace) -> int:
         f"wrote {res.out} ({res.iterations} iterations, {res.tiles} tiles, {res.device}, "
         f"{res.seconds:.1f} s{kept})"
     )
+    if res.prior_note:
+        print(f"prior: {res.prior_note}")
     return 0
 
 

@@ -92,19 +92,30 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="score the right halves only (what dev/default_model/snap.py never trains on)",
     )
+    ap.add_argument(
+        "--also-unregistered",
+        action="store_true",
+        help="also each strength as before session 7: no shift found, no pixel of the "
+        "prior kept (--no-prior-shift --prior-keep 0)",
+    )
     ap.add_argument("--report", type=Path, default=ROOT / "docs" / "results_prior.md")
     a = ap.parse_args(argv)
     a.out_dir.mkdir(parents=True, exist_ok=True)
     sc = scenes(a.data, ROOT / "out" / "corrections" / "data")
     rows = []
     for strength in a.strengths.split(","):
-        rows += run_strength(a, sc, None if strength == "calibrated" else float(strength))
+        value = None if strength == "calibrated" else float(strength)
+        rows += run_strength(a, sc, value)
+        if a.also_unregistered:
+            rows += run_strength(a, sc, value, registered=False)
     (a.out_dir / "rows.json").write_text(json.dumps(rows, indent=1))
     write_report(rows, a, a.report)
     return 0
 
 
-def run_strength(a: argparse.Namespace, sc: dict, strength: float | None) -> list[dict]:
+def run_strength(
+    a: argparse.Namespace, sc: dict, strength: float | None, registered: bool = True
+) -> list[dict]:
     rows = []
     for name in GEOREFERENCED:
         if a.right_half and name == "austin_enh":  # the snap model trains on all of it
@@ -125,6 +136,8 @@ def run_strength(a: argparse.Namespace, sc: dict, strength: float | None) -> lis
                     prior=prior,
                     prior_value_map={0: 0, 1: 1},
                     prior_strength=strength,
+                    prior_register=registered,
+                    prior_keep=None if registered else 0.0,
                     overwrite=True,
                 )
             )
@@ -136,7 +149,8 @@ def run_strength(a: argparse.Namespace, sc: dict, strength: float | None) -> lis
             else:
                 scored = ref
             row = {
-                "strength": "calibrated" if strength is None else strength,
+                "strength": ("calibrated" if strength is None else str(strength))
+                + ("" if registered else " (unregistered, keep 0)"),
                 "scene": name,
                 "prior": kind,
                 "prior_iou": round(100 * iou(before, scored), 1),
@@ -166,6 +180,7 @@ def write_report(rows: list[dict], a: argparse.Namespace, path: Path) -> None:
         f"--iterations {a.iterations}"
         + (f" --model {a.model}" if a.model else "")
         + (" --right-half" if a.right_half else "")
+        + (" --also-unregistered" if a.also_unregistered else "")
         + f"` (commit {state['commit']}{dirty}; this 2-core CPU).",
         "",
         "Each georeferenced shared scene's accurate building reference is made wrong the "
@@ -207,6 +222,15 @@ def write_report(rows: list[dict], a: argparse.Namespace, path: Path) -> None:
         "*calibrated* (the default) starts each prior class from the coarse CNN's own mean "
         "heat vector for that class on the image (engine/refine/prior.py); a number is a "
         "fixed logit for the prior's class.",
+        "",
+        "Since session 7 a refine from a prior first finds the shift (up to 5 m) that lays "
+        "the prior best over the model's own refined map on a lattice of windows, and "
+        "moves the prior by it when it is clear and longer than 0.75 m "
+        "(engine/refine/registration.py); then, on the image's own pixels, the prior's "
+        "class stays wherever the refined map gives it at least 0.1 probability "
+        "(prior.keep_prior), so a right outline keeps its detail instead of being rounded "
+        "to the model's 0.6 m grid. *unregistered, keep 0* rows are the same refine "
+        "without either (`--no-prior-shift --prior-keep 0`), as it was before.",
     ]
     kept = kept_sections(path, [REGULARISED])  # another study's section of this file
     path.write_text("\n".join(lines) + "\n" + (f"\n{kept}\n" if kept else ""))

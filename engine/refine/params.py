@@ -52,6 +52,11 @@ class RefineParams:
     prior_layer: str | None = None  # a vector prior's layer (None: the file's only one)
     prior_strength: float | None = None  # a fixed logit for the prior's class; None: the
     # CNN's own heat vectors, measured on this image (prior.calibration)
+    prior_register: bool = True  # move the prior by the shift that lays it best over the
+    # model's own map first (refine_pass.register_prior)
+    prior_keep: float | None = None  # the prior's own class stays on a pixel of the
+    # image's grid unless the refined map gives it less than this probability (0: the
+    # refined map everywhere; None: prior.PRIOR_KEEP)
 
 
 @dataclass
@@ -68,3 +73,4 @@ class RefineResult:
     coarse: Path | None = None
     corrections: int = 0  # drawn corrections burned over the map
     trajectory: Trajectory | None = None  # the iterations kept, when asked
+    prior_note: str = ""  # what registration did with the prior ("" without a prior)

@@ -27,7 +27,7 @@ from ..rasters.write import CLASS_NODATA, RefinedWriter, refined_writer
 from .memory import bounded_memory, release_free_memory
 from .params import KeepIterations, RefineParams, RefineResult
 from .predict import classes_and_probs
-from .prior import DEFAULT_STRENGTH, Prior
+from .prior import DEFAULT_STRENGTH, PRIOR_KEEP, Prior, keep_prior
 from .refine_pass import RefinePass, open_pass, prepare_pass
 from .tiling import Tile
 from .trajectory import TrajectoryCollector
@@ -65,8 +65,10 @@ def refine_raster(
             layer=params.prior_layer,
             class_names=p.config.class_names,
         )
+        note = p.register_prior().why if params.prior_register else "not registered"
         if strength is None:
             p.calibrate_prior()
+        p.prior_keep = PRIOR_KEEP if params.prior_keep is None else params.prior_keep
     info, config, iterations, total = p.info, p.config, p.iterations, p.tile_count()
     log.info(
         "refining %s (%dx%d, %.2fx%.2f m) on a %dx%d model grid, %d tiles, %d iterations, %s",
@@ -124,6 +126,7 @@ def refine_raster(
         params.coarse,
         p.kept.features if p.kept is not None else 0,
         traj.result(seconds) if traj is not None else None,
+        note if params.prior is not None else "",
     )
 
 
@@ -182,6 +185,9 @@ def refine_tile(
     res = p.predict(tile, keep)
     refined = res.logits if keep is None else res.logits[-1]
     cls, probs = classes_and_probs(refined, res.valid, CLASS_NODATA, scores)
+    prior = p.prior_classes(tile)
+    if prior is not None:
+        keep_prior(prior, refined, cls, res.valid, p.prior_keep)
     drawn = p.drawn(tile)
     if drawn is not None:
         burn_into(drawn, cls, probs, res.valid)

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from osgeo import gdal
 
 from ..errors import MapRefinerError
@@ -41,6 +42,18 @@ from ..vocabulary import numeric_value_map
 
 #: Default logit of the prior's class (the others 0).
 DEFAULT_STRENGTH = 1.0
+#: A pixel of the image keeps the prior's own class unless the refined map gives that
+#: class less than this probability there (keep_prior). The RNN works on the model's
+#: 0.6 m grid: a right prior's outlines, drawn at the image's resolution, came back
+#: rounded to that grid (a right reference's trip through the grid alone costs it
+#: about 6 points of building IoU on the shared scenes, the snap model 8-10). Kept
+#: where the refined map does not contradict them, they keep their detail; where
+#: the image says otherwise (a shifted outline's far side, a missing building), the
+#: refined map wins. With the prior registered first (registration.py), 0.1 kept a
+#: right reference at 99.1-99.6 building IoU on the four georeferenced shared scenes'
+#: right halves (0 kept it at 89.9-91.9; 0.25 at 96.8-98.0) and took references
+#: shifted by 2 m from 48-63 to 89-99 (docs/results_prior_snap.md). Chosen on them.
+PRIOR_KEEP = 0.1
 
 
 @dataclass
@@ -54,6 +67,8 @@ class Prior:
     class_names: Sequence[str] = field(default_factory=tuple)  # the model's, for a vector prior
     line_width_m: float = 7.0  # a vector prior's lines, burned to this width
     layer: str | None = None  # a vector prior's layer (None: the file's only one)
+    shift: tuple[float, float] = (0.0, 0.0)  # the prior moved by (east, north) in the
+    # image's CRS units before use (refine_pass.register_prior)
 
     def __post_init__(self) -> None:
         if not (0 < self.strength < 100):
@@ -135,9 +150,20 @@ class Prior:
                 details=str(exc),
             ) from exc
 
+    def _placed(self, grid: GridSpec) -> GridSpec:
+        """Where to read the prior for ``grid``: shifted back by the prior's own shift, so
+        that what it holds lands ``shift`` further on the image."""
+        sx, sy = self.shift
+        if not (sx or sy):
+            return grid
+        gt = grid.geotransform
+        moved = (gt[0] - sx, gt[1], gt[2], gt[3] - sy, gt[4], gt[5])
+        return GridSpec(grid.width, grid.height, moved, grid.projection_wkt)
+
     def probabilities_on(self, grid: GridSpec) -> tuple[np.ndarray, np.ndarray]:
         """A probability prior on ``grid`` (bilinear): ``(K, h, w)`` float32 summing to 1
         where it has data, and that mask (no data, NaN or an all-zero pixel: none)."""
+        grid = self._placed(grid)
         nodata = self.ds.GetRasterBand(1).GetNoDataValue()
         warped = self._warp(
             self.ds,
@@ -156,6 +182,7 @@ class Prior:
 
     def classes_on(self, grid: GridSpec) -> np.ndarray:
         """The prior's class on each pixel of ``grid`` (int32, -1 where it has none)."""
+        grid = self._placed(grid)
         if self.is_vector:
             burned = burn_vector(
                 self.path,
@@ -189,6 +216,16 @@ class Prior:
         classes[values == fill] = -1
         return classes
 
+    def classes_at(self, grid: GridSpec) -> np.ndarray:
+        """The prior's class on each pixel of ``grid`` (-1 where it has none); for a
+        probability prior, its most probable class."""
+        if not self.is_probability:
+            return self.classes_on(grid)
+        probs, covered = self.probabilities_on(grid)
+        classes = probs.argmax(0).astype(np.int32)
+        classes[~covered] = -1
+        return classes
+
     def heat(self, grid: GridSpec) -> tuple[np.ndarray, np.ndarray]:
         """Starting heat maps on ``grid``, ``(num_classes, h, w)`` float32, and where the
         prior covers it ``(h, w)`` bool (elsewhere the CNN's own heat maps are used).
@@ -210,6 +247,22 @@ class Prior:
             sel = classes == k
             out[:, sel] = vectors[k][:, None]
         return out, classes >= 0
+
+
+def keep_prior(
+    prior: np.ndarray, logits: torch.Tensor, cls: np.ndarray, valid: np.ndarray, at_least: float
+) -> int:
+    """The prior's class (``prior``, -1 where none) over the class map ``cls`` where the
+    refined ``logits`` (``(K, h, w)``, same pixels) give it at least ``at_least``
+    probability, on valid pixels only; returns how many pixels changed."""
+    has = (prior >= 0) & valid
+    if not has.any():
+        return 0
+    index = torch.from_numpy(np.clip(prior, 0, None).astype(np.int64)).to(logits.device)
+    probs = torch.softmax(logits.float(), dim=0).gather(0, index[None])[0].cpu().numpy()
+    sel = has & (probs >= at_least) & (cls != prior)
+    cls[sel] = prior[sel]
+    return int(sel.sum())
 
 
 def is_probability(ds: gdal.Dataset, num_classes: int) -> bool:

@@ -6,6 +6,7 @@ once and run through the networks, with the model's kept corrections at hand."""
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,8 @@ from ..rasters.grid import GridSpec, grid_of, scaled
 from ..rasters.read import RasterInfo, check_bands, ground_resolution, open_raster, raster_info
 from .predict import WindowResult, predict_tile, stack_bands
 from .prior import Prior
-from .tiling import Grids, Tile, count_tiles, make_grids, plan_tiles
+from .registration import SEARCH_M, Offset, agreement, best_offset
+from .tiling import Grids, Tile, count_tiles, lattice_tiles, make_grids, plan_tiles
 
 log = logging.getLogger(__name__)
 PathLike = Union[str, Path]
@@ -50,6 +52,8 @@ class RefinePass:
     tile_size: int
     kept: KeptCorrections | None = None  # drawn corrections burned over this image's map
     prior: Prior | None = None  # a map the RNN starts from instead of the coarse CNN's
+    prior_keep: float = 0.0  # the prior's class stays where the refined map gives it
+    # at least this probability (prior.keep_prior; 0: never)
 
     @property
     def device_label(self) -> str:
@@ -89,6 +93,58 @@ class RefinePass:
         return self.prior.heat(
             window_grid(self.model_grid(), tile.mx0, tile.my0, tile.mx1, tile.my1)
         )
+
+    def prior_classes(self, tile: Tile) -> np.ndarray | None:
+        """The prior's class on ``tile``'s own pixels of the image (-1 where it has none),
+        when the prior's pixels are to be kept where the refined map allows."""
+        if self.prior is None or self.prior_keep <= 0:
+            return None
+        return self.prior.classes_at(
+            window_grid(grid_of(self.ds), tile.x0, tile.y0, tile.x1, tile.y1)
+        )
+
+    def register_prior(self, search_m: float = SEARCH_M) -> Offset:
+        """Move the prior by the shift that best lays it over the model's own refined map
+        on a lattice of windows (registration.py), when that shift is clear and longer
+        than a model pixel; returns the offset found and whether it was applied."""
+        if self.prior is None:
+            return Offset(0.0, 0.0, 0.0, False, "no prior")
+        pixel_m = float(min(self.resolution_m))
+        radius = max(1, int(math.ceil(search_m / pixel_m)))
+        full = grid_of(self.ds)
+        surfaces = []
+        for tile in lattice_tiles(self.grids, self.iterations):
+            res = predict_tile(
+                self.net,
+                self.config,
+                self.ds,
+                self.bands,
+                self.grids,
+                tile,
+                self.iterations,
+                self.device,
+                autocast=self.autocast,
+            )
+            probs = torch.softmax(res.logits.float(), dim=0).cpu().numpy()
+            prior = self.prior.classes_at(window_grid(full, tile.x0, tile.y0, tile.x1, tile.y1))
+            surfaces.append(agreement(prior, probs, res.valid, radius))
+        offset = best_offset(surfaces, pixel_m)
+        if offset.applied:
+            gt = full.geotransform
+            self.prior.shift = (offset.dx * gt[1], offset.dy * gt[5])
+        if offset.applied:
+            east = offset.dx * self.resolution_m[0]
+            north = -offset.dy * self.resolution_m[1]
+            offset = Offset(
+                offset.dy,
+                offset.dx,
+                offset.metres,
+                True,
+                f"moved {abs(east):.1f} m {'east' if east >= 0 else 'west'} and "
+                f"{abs(north):.1f} m {'north' if north >= 0 else 'south'} to fit the image",
+            )
+        log.info("prior registration: %s", offset.why)
+        return offset
 
     def model_grid(self) -> GridSpec:
         """The model grid over the image (same extent, the model's pixels)."""

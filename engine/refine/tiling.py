@@ -96,3 +96,24 @@ def count_tiles(grids: Grids, tile_model_px: int = 512) -> int:
     sx = max(1, int(tile_model_px / grids.scale_x))
     sy = max(1, int(tile_model_px / grids.scale_y))
     return math.ceil(grids.width / sx) * math.ceil(grids.height / sy)
+
+
+def lattice_tiles(
+    grids: Grids, iterations: int, windows: int = 3, side_px: int = 2048
+) -> list[Tile]:
+    """Up to ``windows`` x ``windows`` output tiles of at most ``side_px`` input pixels
+    on a fixed lattice spread over the raster (corners, edges' middles, centre), each
+    once: a sample of the image that does not depend on the tile size."""
+    halo = halo_for(iterations)
+    sw, sh = min(side_px, grids.width), min(side_px, grids.height)
+    out: list[Tile] = []
+    for fy in range(windows):
+        for fx in range(windows):
+            x0 = int((grids.width - sw) * fx / max(1, windows - 1))
+            y0 = int((grids.height - sh) * fy / max(1, windows - 1))
+            mx0, mx1 = _model_span(x0, x0 + sw, grids.scale_x, grids.model_width, halo)
+            my0, my1 = _model_span(y0, y0 + sh, grids.scale_y, grids.model_height, halo)
+            tile = Tile(x0, y0, x0 + sw, y0 + sh, mx0, my0, mx1, my1)
+            if tile not in out:
+                out.append(tile)
+    return out

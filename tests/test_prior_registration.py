@@ -1,0 +1,125 @@
+"""A prior shifted as a whole is moved back onto the image before the RNN starts from
+it, and its own pixels stay where the refined map does not contradict them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from helpers_engine import random_model, scene, write_image
+from osgeo import gdal
+from test_prior import GT, write_mask
+
+from map_refiner.cli import main as cli_main
+from map_refiner.engine.modelfile.io import save_model
+from map_refiner.engine.rasters.grid import grid_of
+from map_refiner.engine.refine import refine_pass
+from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
+from map_refiner.engine.refine.predict import WindowResult
+from map_refiner.engine.refine.prior import Prior, keep_prior
+from map_refiner.engine.refine.registration import MIN_SHIFT_M, agreement, best_offset
+
+gdal.UseExceptions()
+
+
+def blobs(h: int, w: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    m = np.zeros((h, w), bool)
+    for _ in range(12):
+        y, x = rng.integers(0, h - 12), rng.integers(0, w - 12)
+        m[y : y + rng.integers(4, 12), x : x + rng.integers(4, 12)] = True
+    return m
+
+
+def probs_of(mask: np.ndarray) -> np.ndarray:
+    p = np.where(mask, 0.85, 0.15)
+    return np.stack([1 - p, p]).astype(np.float32)
+
+
+def test_the_shift_that_fits_is_found_to_a_fraction_of_a_pixel() -> None:
+    truth = blobs(120, 140)
+    prior = np.roll(truth, (4, -3), axis=(0, 1)).astype(np.int32)  # drawn 4 down, 3 left
+    surface = agreement(prior, probs_of(truth), np.ones(truth.shape, bool), radius=8)
+    off = best_offset([surface], pixel_m=0.5)
+    assert off.applied, off.why
+    assert abs(off.dy - -4) < 0.5 and abs(off.dx - 3) < 0.5, off
+    assert off.metres == pytest.approx(2.5, abs=0.3)
+
+
+def test_a_right_prior_small_shifts_and_no_evidence_are_left_alone() -> None:
+    truth = blobs(120, 140, seed=1)
+    valid = np.ones(truth.shape, bool)
+    right = agreement(truth.astype(np.int32), probs_of(truth), valid, radius=8)
+    assert not best_offset([right], pixel_m=0.5).applied
+    one = agreement(np.roll(truth, 1, axis=1).astype(np.int32), probs_of(truth), valid, 8)
+    small = best_offset([one], pixel_m=0.5)  # 0.5 m: under MIN_SHIFT_M
+    assert not small.applied and small.metres < MIN_SHIFT_M and "within" in small.why
+    flat = np.stack([np.full(truth.shape, 0.5)] * 2).astype(np.float32)
+    assert not best_offset([agreement(truth.astype(np.int32), flat, valid, 8)], 0.5).applied
+    far = agreement(np.roll(truth, 20, axis=1).astype(np.int32), probs_of(truth), valid, 8)
+    assert not best_offset([far], pixel_m=0.5).applied  # beyond the search: no clear peak
+    assert not best_offset([], pixel_m=0.5).applied
+
+
+def test_a_shifted_prior_is_read_where_it_belongs(tmp_path: Path) -> None:
+    mask = np.zeros((40, 50), np.uint8)
+    mask[10:20, 10:30] = 1
+    path = write_mask(tmp_path / "p.tif", mask, GT)
+    write_image(tmp_path / "img.tif", scene(40, 50, seed=1), GT)
+    grid = grid_of(gdal.Open(str(tmp_path / "img.tif")))
+    prior = Prior(path, 2)
+    here = prior.classes_at(grid)
+    prior.shift = (1.2, -0.6)  # 2 pixels east, 1 south
+    moved = prior.classes_at(grid)
+    np.testing.assert_array_equal(moved[11:21, 12:32], here[10:20, 10:30])
+    assert (moved == 1).sum() == (here == 1).sum()
+
+
+def test_the_prior_stays_where_the_map_allows_it() -> None:
+    prior = np.array([[1, 1, 0, -1]], np.int32)
+    cls = np.array([[0, 0, 1, 0]], np.uint8)
+    # probability of class 1 per pixel: 0.3, 0.05, 0.95, 0.5
+    p1 = np.array([[0.3, 0.05, 0.95, 0.5]])
+    logits = torch.from_numpy(np.log(np.stack([1 - p1, p1]))).float()
+    valid = np.array([[True, True, True, True]])
+    changed = keep_prior(prior, logits, cls, valid, at_least=0.1)
+    # pixel 0: the prior's building has 0.3 >= 0.1: kept; pixel 1: 0.05, the map wins;
+    # pixel 2: the prior's background has 0.05 < 0.1: the map wins; pixel 3: no prior
+    assert cls.tolist() == [[1, 0, 1, 0]] and changed == 1
+
+
+def test_a_refine_moves_a_shifted_prior_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """With a model whose map is the truth, a prior drawn 3 px east (1.8 m) is moved
+    1.8 m west, and the refined map is the truth; --no-prior-shift leaves it."""
+    net, cfg = random_model(resolution_m=0.6, seed=2)
+    model = save_model(net, cfg, tmp_path / "m.safetensors")
+    truth = blobs(80, 100, seed=3)
+    image = tmp_path / "img.tif"
+    write_image(image, scene(80, 100, seed=7), GT)
+    prior = write_mask(tmp_path / "prior.tif", np.roll(truth, 3, axis=1).astype(np.uint8), GT)
+
+    def the_truth(net, config, ds, bands, grids, tile, *args, **kw) -> WindowResult:  # noqa: ANN001
+        win = truth[tile.y0 : tile.y1, tile.x0 : tile.x1]
+        p = torch.from_numpy(probs_of(win))
+        return WindowResult(torch.log(p), np.ones(win.shape, bool))
+
+    monkeypatch.setattr(refine_pass, "predict_tile", the_truth)
+    params = {"image": image, "model_path": model, "device": "cpu", "prior": prior}
+    res = refine_raster(RefineParams(out=tmp_path / "a.tif", iterations=0, **params))
+    assert "moved 1.8 m west and 0.0 m" in res.prior_note, res.prior_note
+    out = gdal.Open(str(tmp_path / "a.tif")).ReadAsArray()
+    assert ((out == 1) == truth).mean() > 0.99
+    res = refine_raster(
+        RefineParams(out=tmp_path / "b.tif", iterations=0, prior_register=False, **params)
+    )
+    assert res.prior_note == "not registered"
+    assert ((gdal.Open(str(tmp_path / "b.tif")).ReadAsArray() == 1) == truth).mean() < 0.97
+    cli_main(
+        ["refine", str(image), "--out", str(tmp_path / "c.tif"), "--model", str(model)]
+        + ["--prior", str(prior), "--iterations", "0"]
+    )
+    assert "prior: moved 1.8 m west" in capsys.readouterr().out
