@@ -70,9 +70,12 @@ class RefinePass:
     def tile_count(self) -> int:
         return count_tiles(self.grids, self.tile_size)
 
-    def predict(self, tile: Tile, keep: Sequence[int] | None = None) -> WindowResult:
+    def predict(
+        self, tile: Tile, keep: Sequence[int] | None = None, from_prior: bool = True
+    ) -> WindowResult:
         """Scores of ``tile`` on the input grid: the last iteration ``(K, h, w)``, or
-        the iterations listed in ``keep`` ``(len(keep), K, h, w)``."""
+        the iterations listed in ``keep`` ``(len(keep), K, h, w)``; from the prior when
+        there is one (unless ``from_prior`` is False), else from the coarse CNN."""
         return predict_tile(
             self.net,
             self.config,
@@ -84,7 +87,7 @@ class RefinePass:
             self.device,
             keep=keep,
             autocast=self.autocast,
-            start=self._prior_heat(tile),
+            start=self._prior_heat(tile) if from_prior else None,
         )
 
     def _prior_heat(self, tile: Tile) -> tuple[np.ndarray, np.ndarray] | None:
@@ -114,17 +117,7 @@ class RefinePass:
         full = grid_of(self.ds)
         surfaces = []
         for tile in lattice_tiles(self.grids, self.iterations):
-            res = predict_tile(
-                self.net,
-                self.config,
-                self.ds,
-                self.bands,
-                self.grids,
-                tile,
-                self.iterations,
-                self.device,
-                autocast=self.autocast,
-            )
+            res = self.predict(tile, from_prior=False)
             probs = torch.softmax(res.logits.float(), dim=0).cpu().numpy()
             prior = self.prior.classes_at(window_grid(full, tile.x0, tile.y0, tile.x1, tile.y1))
             surfaces.append(agreement(prior, probs, res.valid, radius))
