@@ -56,6 +56,7 @@ def test_a_right_prior_small_shifts_and_no_evidence_are_left_alone() -> None:
     one = agreement(np.roll(truth, 1, axis=1).astype(np.int32), probs_of(truth), valid, 8)
     small = best_offset([one], pixel_m=0.5)  # 0.5 m: under MIN_SHIFT_M
     assert not small.applied and small.metres < MIN_SHIFT_M and "within" in small.why
+    assert small.why.startswith("left in place")
     flat = np.stack([np.full(truth.shape, 0.5)] * 2).astype(np.float32)
     assert not best_offset([agreement(truth.astype(np.int32), flat, valid, 8)], 0.5).applied
     far = agreement(np.roll(truth, 20, axis=1).astype(np.int32), probs_of(truth), valid, 8)
@@ -116,7 +117,7 @@ def test_a_refine_moves_a_shifted_prior_back(
     res = refine_raster(
         RefineParams(out=tmp_path / "b.tif", iterations=0, prior_register=False, **params)
     )
-    assert res.prior_note == "not registered"
+    assert res.prior_note == "left in place (not registered)"
     assert ((gdal.Open(str(tmp_path / "b.tif")).ReadAsArray() == 1) == truth).mean() < 0.97
     cli_main(
         ["refine", str(image), "--out", str(tmp_path / "c.tif"), "--model", str(model)]

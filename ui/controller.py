@@ -313,6 +313,8 @@ class Controller:
                 f"Refined {job.source_name} in {result.seconds:.1f} s on {result.device} "
                 f"→ {result.out}"
             )
+        if result.prior_note:
+            text += f"; prior map {result.prior_note}"
         if not job.show_iterations:
             text += "; Export to shapefile now uses this map"
         show_success(self.iface.messageBar(), text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ...training.corrections.fit import CPU_STEPS, FitParams
 from .flops import coarse_flops_per_pixel, rnn_executed_flops_per_pixel, rnn_flops_per_pixel
 
 HEADER = """# Benchmarks
@@ -239,13 +240,15 @@ def write_report(res: dict, out: Path) -> str:
             f"{cr['refine_s']:.1f} s; fit {'adopted' if cr['adopted'] else 'not adopted'})."
         ]
     )
+    fit = FitParams()
     lines += [
         "",
         "## Training",
         "",
         f"- Fine-tune as the plugin runs it (`training.corrections.finetune`, its defaults: "
-        f"the RNN and the CNN's last layer, batch 8 of 64 px patches, {it} unrolled "
-        f"iterations, held-out and flip checks, 30 held-out-phase steps on a CPU) on "
+        f"the RNN and the CNN's last layer, batch {fit.batch_size} of {fit.patch_size} px "
+        f"patches, {it} unrolled iterations, held-out and flip checks, {CPU_STEPS} "
+        "held-out-phase steps on a CPU, then half the best step again on every polygon) on "
         f"{ft['polygons']:.0f} correction polygons (3 buildings near the centre of "
         f"`austin_dev` with their background rings, copied from the reference): "
         f"**{ft['seconds']:.1f} s** from the call to the saved model file "

@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{100 * snap_cov:.1f} %, the bundled model alone {100 * plain_cov:.1f} %; the "
         f"refined-from-OSM map agrees with OSM on {100 * agree:.1f} % of the pixels.",
         "",
-        f"Registration (engine/refine/registration.py): the OSM layer was {snapped.prior_note}"
+        f"Registration (engine/refine/registration.py): the OSM layer {snapped.prior_note}"
         ". A whole layer offset from the imagery shows as most buildings *moved* by about "
         "the same distance; without registration (before session 7) this crop gave 262 "
         "kept, 66 moved (median 1.8 m) and 256 reshaped, with the outlines still partly off "

@@ -111,7 +111,7 @@ class RefinePass:
         on a lattice of windows (registration.py), when that shift is clear and longer
         than a model pixel; returns the offset found and whether it was applied."""
         if self.prior is None:
-            return Offset(0.0, 0.0, 0.0, False, "no prior")
+            return Offset(0.0, 0.0, 0.0, False, "no prior to place")
         pixel_m = float(min(self.resolution_m))
         radius = max(1, int(math.ceil(search_m / pixel_m)))
         full = grid_of(self.ds)

@@ -73,15 +73,19 @@ def best_offset(
     parabola through its neighbours; applied only when it lies inside the search and
     is at least ``min_shift_m`` long."""
     if not surfaces:
-        return Offset(0.0, 0.0, 0.0, False, "the prior covers none of the windows looked at")
+        return Offset(
+            0.0, 0.0, 0.0, False, "left in place: it covers none of the windows looked at"
+        )
     c = np.sum(surfaces, axis=0)
     r = (c.shape[0] - 1) // 2
     if not np.isfinite(c).all() or np.ptp(c) <= 0:
-        return Offset(0.0, 0.0, 0.0, False, "the model's map gives no evidence of a shift")
+        return Offset(
+            0.0, 0.0, 0.0, False, "left in place: the model's map gives no evidence of a shift"
+        )
     iy, ix = np.unravel_index(int(np.argmax(c)), c.shape)
     if iy in (0, 2 * r) or ix in (0, 2 * r):
         return Offset(
-            0.0, 0.0, 0.0, False, "the best fit lies at the edge of the search: no clear shift"
+            0.0, 0.0, 0.0, False, "left in place: the best fit lies at the edge of the search"
         )
 
     def vertex(lo: float, mid: float, hi: float) -> float:
@@ -89,10 +93,18 @@ def best_offset(
         return 0.0 if den >= 0 else float(np.clip(0.5 * (lo - hi) / den, -0.5, 0.5))
 
     if c[iy, ix] - c[r, r] < CLEAR_PEAK * abs(c[iy, ix]):
-        return Offset(0.0, 0.0, 0.0, False, "no shift fits the image clearly better than none")
+        return Offset(
+            0.0, 0.0, 0.0, False, "left in place: no shift fits the image clearly better than none"
+        )
     dy = iy - r + vertex(c[iy - 1, ix], c[iy, ix], c[iy + 1, ix])
     dx = ix - r + vertex(c[iy, ix - 1], c[iy, ix], c[iy, ix + 1])
     metres = float(np.hypot(dy, dx) * pixel_m)
     if metres < min_shift_m:
-        return Offset(dy, dx, metres, False, f"{metres:.1f} m is within a model pixel")
+        return Offset(
+            dy,
+            dx,
+            metres,
+            False,
+            f"left in place: its {metres:.1f} m offset is within a model pixel",
+        )
     return Offset(dy, dx, metres, True, f"moved by {metres:.1f} m to fit the image")
