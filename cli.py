@@ -331,8 +331,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--steps",
         type=_STEPS,
         default=None,
-        help="steps of the held-out phase (default 30 on a CPU, 150 on a GPU; "
+        help="steps of the held-out phase (default 60 on a CPU, 150 on a GPU; "
         "the refit on every polygon adds up to half as many)",
+    )
+    p.add_argument(
+        "--allow-large",
+        action="store_true",
+        help="go ahead with corrections spread over more than 4000 x 4000 pixels of the "
+        "model's grid of a large image (refused otherwise: the fine-tune holds that whole "
+        "area in memory, several GB)",
     )
     p.add_argument(
         "--time-budget",

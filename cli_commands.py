@@ -168,6 +168,7 @@ def _finetune(a: argparse.Namespace) -> int:
         bands=a.bands,
         input_resolution_m=a.input_resolution,
         overwrite=a.overwrite,
+        allow_large=a.allow_large,
         progress=ProgressBar("finetune"),
     )
     print(f"wrote {res.model} ({res.steps} steps, {res.seconds:.0f} s on {res.device})")

@@ -363,10 +363,30 @@ def test_corrections_spread_over_a_large_image_are_refused_before_it_is_read(
         _polygons(tmp_path / "c.gpkg", corners), class_field="class", mode="sparse"
     )
     out = tmp_path / "m.safetensors"
-    with pytest.raises(MapRefinerError, match="closer together, or fine-tune on a crop") as e:
+    with pytest.raises(MapRefinerError, match="closer together, fine-tune on a crop") as e:
         finetune(image, source, out)
     assert re.search(r"spread over \d{4,5} x \d{4,5} pixels of the model's grid", str(e.value))
+    assert "--allow-large" in str(e.value)
     assert not out.exists()
+
+
+def test_allow_large_lets_a_spread_fine_tune_go_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bound scaled down to a small image: refused without --allow-large, fitted with."""
+    from map_refiner.cli import main as cli_main
+    from map_refiner.training.corrections import data
+
+    monkeypatch.setattr(data, "WHOLE_IMAGE_PIXELS", 100)
+    monkeypatch.setattr(data, "MAX_WINDOW_PIXELS", 1000)
+    image = _image(tmp_path / "img.tif", 700, (200, 200, 300))
+    labels = _polygons(tmp_path / "c.gpkg", FOUR)
+    out = tmp_path / "m.safetensors"
+    args = ["finetune", str(image), str(labels), "--class-field", "class", "--steps", "1"]
+    assert cli_main(args + ["--out", str(out)]) != 0
+    assert not out.exists()
+    assert cli_main(args + ["--out", str(out), "--allow-large"]) == 0
+    assert out.exists()
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads Linux's VmHWM")

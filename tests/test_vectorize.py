@@ -270,3 +270,25 @@ def test_probabilities_of_another_refine_are_refused(classmap, tmp_path) -> None
     with pytest.raises(MapRefinerError, match="probability band"):
         vectorize(classmap, tmp_path / "o.gpkg", NAMES, scores_path=two)
     assert not (tmp_path / "o.gpkg").exists()
+
+
+def test_a_killed_runs_scratch_folder_is_removed_by_the_next_run(classmap, tmp_path) -> None:
+    """A vectorize killed mid-run leaves its hidden scratch folder (the mask and the regions
+    on disk) beside the output; the next run beside the same output removes it, but never
+    the folder of a run that is still going (its lock is held)."""
+    import fcntl
+
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    dead = out_dir / ".p.0123abcd.scratch"
+    dead.mkdir()
+    (dead / ".lock").write_bytes(b"")
+    (dead / "regions.gpkg").write_bytes(b"x" * 100)
+    live = out_dir / ".p.4567cdef.scratch"
+    live.mkdir()
+    with open(live / ".lock", "wb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        vectorize(classmap, out_dir / "p.gpkg", NAMES)
+        assert files_in(out_dir) == [".p.4567cdef.scratch", "p.gpkg"]
+    vectorize(classmap, out_dir / "p.gpkg", NAMES, overwrite=True)
+    assert files_in(out_dir) == ["p.gpkg"]

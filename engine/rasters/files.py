@@ -187,6 +187,54 @@ def claim_temp(path: Path) -> tuple[Path, IO[bytes] | None]:
     return tmp, handle
 
 
+SCRATCH_LOCK = ".lock"
+
+
+@contextlib.contextmanager
+def scratch_folder(path: Path) -> Iterator[Path]:
+    """A hidden folder beside ``path`` for a run's intermediate files, locked while the
+    run lives and removed at its end; a folder of an earlier run that was killed (its
+    lock free) is removed first, as stale temporaries are."""
+    remove_stale_scratch(path)
+    folder = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.scratch")
+    try:
+        folder.mkdir()
+        handle = open(folder / SCRATCH_LOCK, "xb")  # noqa: SIM115 - held for the run
+        if fcntl is not None:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise MapRefinerError(
+            f"Cannot create a scratch folder beside {path.name} in {path.parent} "
+            f"({exc.strerror or exc}); check the folder is writable and has space.",
+            details=repr(exc),
+        ) from exc
+    try:
+        yield folder
+    finally:
+        release(handle)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_stale_scratch(path: Path) -> list[Path]:
+    """Delete scratch folders beside ``path`` whose run is gone (no live lock inside)."""
+    pattern = re.compile(re.escape(f".{path.stem}.") + r"[0-9a-f]{8}\.scratch")
+    removed: list[Path] = []
+    try:
+        candidates = [p for p in path.parent.iterdir() if pattern.fullmatch(p.name)]
+    except OSError:
+        return removed
+    for folder in candidates:
+        lock = folder / SCRATCH_LOCK
+        if lock.exists() and not _remove_if_unlocked(lock):
+            continue  # a live run holds it
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    if removed:
+        log.info("removed %d stale scratch folder(s) beside %s", len(removed), path.name)
+    return removed
+
+
 def release(handle: IO[bytes] | None) -> None:
     if handle is not None:
         with contextlib.suppress(OSError):

@@ -9,7 +9,6 @@ import contextlib
 import functools
 import logging
 import math
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from osgeo import gdal, ogr, osr
 from ..errors import MapRefinerError
 from ..labels.classes import IGNORE
 from ..progress import CancelFn, ProgressFn, Reporter, make_reporter
-from ..rasters.files import write_error
+from ..rasters.files import scratch_folder
 from ..rasters.grid import GridSpec, grid_of, is_metric, local_metric_srs, mem_dataset
 from ..rasters.read import open_raster
 from ..rasters.write import create_geotiff
@@ -237,13 +236,10 @@ def _mean_probabilities(
 @contextlib.contextmanager
 def _scratch_folder(target: VectorTarget) -> Iterator[Path]:
     """A hidden folder beside the output for the mask and the regions (on disk, so memory
-    stays flat in the map's size), removed at the end."""
-    try:
-        tmp = tempfile.TemporaryDirectory(prefix=f".{target.path.stem}.", dir=target.path.parent)
-    except OSError as exc:
-        raise write_error(target.path, exc) from exc
-    with tmp as folder:
-        yield Path(folder)
+    stays flat in the map's size), removed at the end; a killed run's is removed by the
+    next run beside the same output (rasters.files.scratch_folder)."""
+    with scratch_folder(target.path) as folder:
+        yield folder
 
 
 def _row_blocks(grid: GridSpec) -> Iterator[tuple[int, int]]:

@@ -77,8 +77,10 @@ def load_corrections(
     config: ModelConfig,
     bands: Sequence[int] | None = None,
     input_resolution_m: float | None = None,
+    allow_large: bool = False,
 ) -> Corrections:
-    """Read the correction layer (sparse: only drawn pixels count) and the image."""
+    """Read the correction layer (sparse: only drawn pixels count) and the image
+    (``allow_large``: around corrections spread past MAX_WINDOW_PIXELS too)."""
     if not source.is_vector or source.mode != "sparse":
         raise MapRefinerError(
             "A fine-tune learns from correction polygons: give a vector layer in sparse mode "
@@ -120,7 +122,8 @@ def load_corrections(
         win = (0, 0, *size)
     else:
         win = grown_box(drawn_box, MARGIN, size)
-        _check_window(win, config.ground_resolution_m, Path(image_path).name, earlier)
+        if not allow_large:
+            _check_window(win, config.ground_resolution_m, Path(image_path).name, earlier)
     x0, y0, x1, y1 = win
     model_grid = scaled(grid, *size)
     features = kept.features_on(window(model_grid, x0, y0, x1 - x0, y1 - y0)).astype(np.int64)
@@ -189,5 +192,6 @@ def _check_window(
         f"({w * resolution_m / 1000:.1f} x {h * resolution_m / 1000:.1f} km); a fine-tune "
         f"holds that whole area in memory and takes at most {side} x {side} "
         f"({side * resolution_m / 1000:.1f} km across). Draw this round's corrections "
-        "closer together, or fine-tune on a crop of the image around them."
+        "closer together, fine-tune on a crop of the image around them, or add "
+        "--allow-large if this machine has the memory."
     )

@@ -120,8 +120,10 @@ def finetune(
     overwrite: bool = False,
     progress: ProgressFn | None = None,
     is_cancelled: CancelFn | None = None,
+    allow_large: bool = False,
 ) -> FinetuneResult:
-    """Fit ``base_model`` (default: the bundled one) to the polygons of ``labels``."""
+    """Fit ``base_model`` (default: the bundled one) to the polygons of ``labels``
+    (``allow_large``: also corrections spread past data.MAX_WINDOW_PIXELS)."""
     params = copy.deepcopy(params) if params is not None else FitParams()
     params.check()
     rep = make_reporter(progress, is_cancelled)
@@ -132,7 +134,7 @@ def finetune(
     steps_first = params.steps_on(dev)
     net, config = load_model(base_model, "cpu")
     config = copy.deepcopy(config)
-    corr = load_corrections(image, labels, config, bands, input_resolution_m)
+    corr = load_corrections(image, labels, config, bands, input_resolution_m, allow_large)
     rep.report(0.05)
     torch.manual_seed(params.seed)
     fit = CorrectionFit(net, corr.tile, params, dev)
