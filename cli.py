@@ -48,6 +48,15 @@ def _band_list(text: str) -> list[int]:
         ) from None
 
 
+def _allow_large_training(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-large",
+        action="store_true",
+        help="train on a raster past 20000 x 20000 pixels (or 6000 x 6000 on the model's "
+        "grid): refused otherwise, as training holds it whole in memory",
+    )
+
+
 def _bounded(kind: type, lo: float, hi: float, what: str):  # noqa: ANN202 - an argparse type
     """An argparse type: a finite ``kind`` number in ``[lo, hi]``, else one clear line."""
 
@@ -295,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=_LR, default=0.01)
     p.add_argument("--seed", type=_SEED, default=0)
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
+    _allow_large_training(p)
     _common(p)
 
     p = sub.add_parser("train-rnn", help="train the refinement RNN on an accurate tile")
@@ -312,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=_LR, default=0.01)
     p.add_argument("--class-agnostic", action="store_true", help="one MLP for all classes")
     p.add_argument("--no-resume", action="store_true")
+    _allow_large_training(p)
     _common(p)
 
     p = sub.add_parser("finetune", help="fine-tune a model on correction polygons")

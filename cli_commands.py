@@ -119,6 +119,7 @@ def _train_coarse(a: argparse.Namespace) -> int:
             device=a.device,
             resume=not a.no_resume,
             overwrite=a.overwrite,
+            allow_large=a.allow_large,
         ),
         progress=ProgressBar("train-coarse"),
     )
@@ -147,6 +148,7 @@ def _train_rnn(a: argparse.Namespace) -> int:
             input_resolution_m=a.input_resolution,
             resume=not a.no_resume,
             overwrite=a.overwrite,
+            allow_large=a.allow_large,
         ),
         progress=ProgressBar("train-rnn"),
     )

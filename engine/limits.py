@@ -31,6 +31,13 @@ MAX_FINER = 256.0
 MAX_MODEL_PIXELS = 5_000_000_000
 #: Seconds per model megapixel on the development CPU, for the estimate in messages.
 CPU_S_PER_MODEL_MPX = 0.64
+#: Training (train-rnn, train-coarse) holds its whole labelled raster in memory: the
+#: labels on the image's grid (a byte a pixel, and a few copies while they are burned
+#: and voted onto the model's grid) and the normalised image on the model's grid (4
+#: bytes a band). Past 20000 x 20000 image pixels or 6000 x 6000 model pixels that is
+#: several GB: a 30000-40000 px raster took 4-6 GB before failing.
+MAX_TRAINING_IMAGE_PIXELS = 400_000_000
+MAX_TRAINING_MODEL_PIXELS = 36_000_000
 
 
 def check_iterations(n: int, what: str = "The number of iterations") -> int:
@@ -95,4 +102,24 @@ def check_work(model_pixels: int, allow_large: bool) -> None:
         f"This refine covers {model_pixels / 1e9:.1f} billion pixels on the model's grid: "
         f"about {hours:.0f} hours on a 2-core CPU. Refine a smaller extent, or insist "
         "(--allow-large in the command line) to go ahead."
+    )
+
+
+def check_training_size(
+    image_px: tuple[int, int], model_px: tuple[int, int], bands: int, allow_large: bool
+) -> None:
+    """Refuse a training raster whose labels and image would not fit in a few GB, before
+    anything is read, unless the user insists."""
+    iw, ih = image_px
+    mw, mh = model_px
+    if allow_large or (
+        iw * ih <= MAX_TRAINING_IMAGE_PIXELS and mw * mh <= MAX_TRAINING_MODEL_PIXELS
+    ):
+        return
+    gb = (3 * iw * ih + 4 * bands * mw * mh) / 1e9
+    raise MapRefinerError(
+        f"Training reads the whole labelled raster into memory: {iw} x {ih} pixels "
+        f"({mw} x {mh} on the model's grid) would take about {gb:.0f} GB. Crop the image "
+        "and labels to the labelled area (e.g. gdal_translate -projwin), or insist "
+        "(--allow-large in the command line) if this machine has the memory."
     )

@@ -400,3 +400,33 @@ def test_compare_memory_does_not_grow_with_the_raster(tmp_path: Path) -> None:
     out = tmp_path / "f.gpkg"
     grown = _peak_mb("compare", prior, refined, "--class", "class 1", "--out", out) - base
     assert grown < 160, grown
+
+
+def test_training_on_a_raster_too_large_to_hold_is_refused_unless_insisted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """train-rnn and train-coarse hold the whole labelled raster in memory: past the bound
+    they stop before reading it, with what to do; --allow-large goes ahead (here with the
+    bound scaled down to a small image, so that going ahead is cheap)."""
+    from map_refiner.cli import main as cli_main
+    from map_refiner.engine import limits
+
+    image = _image(tmp_path / "img.tif", 20000, (0, 0, 16))  # sparse: costs nothing
+    labels = _polygons(tmp_path / "c.gpkg", FOUR)
+    for command in ("train-rnn", "train-coarse"):
+        out = tmp_path / f"{command}.safetensors"
+        args = [command, str(image), str(labels), "--class-field", "class", "--out", str(out)]
+        assert cli_main(args + ["--steps", "1"]) != 0
+        assert not out.exists()
+    from map_refiner.engine.errors import MapRefinerError
+
+    with pytest.raises(MapRefinerError, match="whole labelled raster into memory.*allow-large"):
+        limits.check_training_size((20000, 20000), (10000, 10000), 3, False)
+    limits.check_training_size((20000, 20000), (10000, 10000), 3, True)
+    monkeypatch.setattr(limits, "MAX_TRAINING_IMAGE_PIXELS", 100)
+    small = _image(tmp_path / "small.tif", 700, (200, 200, 300))
+    out = tmp_path / "rnn.safetensors"
+    args = ["train-rnn", str(small), str(labels), "--class-field", "class", "--steps", "1"]
+    assert cli_main(args + ["--out", str(out)]) != 0
+    assert cli_main(args + ["--out", str(out), "--allow-large"]) == 0
+    assert out.exists()

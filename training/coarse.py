@@ -47,6 +47,7 @@ def train_coarse(
         bands,
         params.input_resolution_m,
         extra_ignore=params.ignore_mask,
+        allow_large=params.allow_large,
     )
     rep.sub(0.0, 0.05).report(1.0)
     net = seeded_build(params.seed, lambda: build_model(config))

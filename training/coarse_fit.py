@@ -47,6 +47,7 @@ class CoarseParams:
     overwrite: bool = False
     name: str = "coarse CNN"
     max_seconds: float | None = None  # stop early after this long (GPU time budgets)
+    allow_large: bool = False  # train on a raster past limits.check_training_size
     ignore_mask: np.ndarray | None = None  # image grid; True = do not learn from this pixel
 
 

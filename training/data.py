@@ -18,6 +18,7 @@ from osgeo import gdal
 
 from ..engine.errors import MapRefinerError
 from ..engine.labels import rasterize as label_io
+from ..engine.limits import check_training_size
 from ..engine.modelfile.config import ModelConfig
 from ..engine.rasters.read import check_bands, ground_resolution, open_raster, raster_info
 from ..engine.refine.predict import model_image
@@ -91,6 +92,7 @@ def load_training_tile(
     margin: int | None = None,
     extra_ignore: np.ndarray | None = None,
     chunk: int = 1024,
+    allow_large: bool = False,
 ) -> TrainingTile:
     """Read the image and labels onto the model grid.
 
@@ -104,6 +106,12 @@ def load_training_tile(
     bands = list(bands) if bands else list(config.bands)
     check_bands(info, bands)
     grids = model_grids(ds, config, input_resolution_m)
+    check_training_size(
+        (info.width, info.height),
+        (grids.model_width, grids.model_height),
+        len(bands),
+        allow_large,
+    )
     lab = image_labels(ds, source, config.class_names)
     if extra_ignore is not None:
         lab = np.where(extra_ignore, IGNORE, lab).astype(np.uint8)

@@ -49,6 +49,7 @@ def train_rnn(
         params.bands,
         params.input_resolution_m,
         margin=params.margin,
+        allow_large=params.allow_large,
     )
     rep.sub(0.0, 0.05).report(1.0)
     if params.init == "fresh" or params.class_specific != config.class_specific:

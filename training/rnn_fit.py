@@ -45,6 +45,7 @@ class RnnParams:
     overwrite: bool = False
     name: str | None = None
     max_seconds: float | None = None  # stop early after this long (GPU time budgets)
+    allow_large: bool = False  # train on a raster past limits.check_training_size
 
 
 def coarse_heat(net: MapRefinerNet, image: torch.Tensor, device: torch.device) -> torch.Tensor:
