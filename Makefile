@@ -59,7 +59,7 @@ bench: venv
 	$(PY) -m map_refiner.dev.benchmarks.bench --data $(DATA)
 
 # A refine on a local Dask cluster against the single process: writes
-# docs/benchmarks_cluster.md (~10 min; alone on the machine, like bench).
+# docs/benchmarks_cluster.md (~15 min: a 275 Mpx mosaic; alone on the machine, like bench).
 bench-cluster: venv
 	$(PY) -m map_refiner.dev.benchmarks.cluster --data $(DATA)
 

@@ -136,7 +136,9 @@ def county(res: dict, km2: float = 2000.0, res_m: float = 0.3) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--mosaic", type=int, default=4, help="n for an n x n mosaic of the crop")
+    ap.add_argument(
+        "--mosaic", type=int, default=6, help="n for an n x n mosaic of the crop (6: 275 Mpx)"
+    )
     ap.add_argument("--crop-km", type=float, default=1.5, help="side of the Xiamen crop (km)")
     ap.add_argument(
         "--single-threads",

@@ -35,10 +35,7 @@ def write_report(res: dict, out: Path) -> str:
         f"- input: a {res['mosaic']} x {res['mosaic']} VRT mosaic of a "
         f"{res['crop_km'] ** 2:.2f} km² Xiamen crop "
         f"({res['input_mpx']:.1f} Mpx at {res['pixel_m']:.3f} m, {res['model_mpx']:.1f} Mpx on "
-        f"the model's 0.6 m grid); several hundred megapixels (`--mosaic 8`: 489 Mpx) "
-        "take about four times as long as this mosaic in every run, past the ten minutes "
-        "this benchmark is allowed on a 2-core machine; the per-block figures do not "
-        "depend on the mosaic's size",
+        "the model's 0.6 m grid)",
         f"- tiles of {res['tile']} model px; a block (one Dask task) is "
         f"{res['block_tiles']} x {res['block_tiles']} tiles; workers are `local:N`: N "
         "worker processes of one thread each (one torch thread each); `refine` in one "
