@@ -45,7 +45,8 @@ class LabelsBox(QgsCollapsibleGroupBox):
         self.steps_spin.setSpecialValueText("default")
         self.steps_spin.setClearValue(0)
         self.steps_spin.setToolTip(
-            "Optimiser steps; default: 30 on a CPU (150 on a GPU) to fine-tune, "
+            # training/corrections/fit.py CPU_STEPS/GPU_STEPS (not imported: torch)
+            "Optimiser steps; default: 60 on a CPU (150 on a GPU) to fine-tune, "
             "2000 for a coarse CNN"
         )
         self.finetune_button = QPushButton("Fine-tune", self)

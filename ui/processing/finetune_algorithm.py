@@ -52,7 +52,7 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
                 "The model whose RNN is fine-tuned.",
             )
         )
-        for param in label_parameters("Default: 30 on a CPU (150 on a GPU), then a refit."):
+        for param in label_parameters("Default: 60 on a CPU (150 on a GPU), then a refit."):
             self.addParameter(param)
 
     def processAlgorithm(
