@@ -54,6 +54,7 @@ def refine_raster(
     check_outputs(params)
     p = open_refine_pass(params, model)
     check_work(p.grids.model_width * p.grids.model_height, params.allow_large)
+    note = ""  # what registration did with the prior
     if params.prior is not None:
         strength = params.prior_strength
         p.prior = Prior(
@@ -126,7 +127,7 @@ def refine_raster(
         params.coarse,
         p.kept.features if p.kept is not None else 0,
         traj.result(seconds) if traj is not None else None,
-        note if params.prior is not None else "",
+        note,
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Union
 
@@ -27,7 +27,7 @@ from ..rasters.read import RasterInfo, check_bands, ground_resolution, open_rast
 from .predict import WindowResult, predict_tile, stack_bands
 from .prior import Prior
 from .registration import SEARCH_M, Offset, agreement, best_offset
-from .tiling import Grids, Tile, count_tiles, lattice_tiles, make_grids, plan_tiles
+from .tiling import Grids, Tile, count_tiles, lattice, lattice_tiles, make_grids, plan_tiles
 
 log = logging.getLogger(__name__)
 PathLike = Union[str, Path]
@@ -125,15 +125,11 @@ class RefinePass:
         if offset.applied:
             gt = full.geotransform
             self.prior.shift = (offset.dx * gt[1], offset.dy * gt[5])
-        if offset.applied:
             east = offset.dx * self.resolution_m[0]
             north = -offset.dy * self.resolution_m[1]
-            offset = Offset(
-                offset.dy,
-                offset.dx,
-                offset.metres,
-                True,
-                f"moved {abs(east):.1f} m {'east' if east >= 0 else 'west'} and "
+            offset = replace(
+                offset,
+                why=f"moved {abs(east):.1f} m {'east' if east >= 0 else 'west'} and "
                 f"{abs(north):.1f} m {'north' if north >= 0 else 'south'} to fit the image",
             )
         log.info("prior registration: %s", offset.why)
@@ -156,10 +152,9 @@ class RefinePass:
 
         mw, mh = self.grids.model_width, self.grids.model_height
         heats, valids = [], []
-        for fy in range(windows):
-            for fx in range(windows):
-                x0 = int((mw - min(side, mw)) * fx / max(1, windows - 1)) // 4 * 4
-                y0 = int((mh - min(side, mh)) * fy / max(1, windows - 1)) // 4 * 4
+        for y in lattice(mh, side, windows):
+            for x in lattice(mw, side, windows):
+                x0, y0 = x // 4 * 4, y // 4 * 4
                 x1, y1 = min(mw, x0 + side), min(mh, y0 + side)
                 img = model_image(
                     self.ds, self.bands, self.grids, self.config, x0, y0, x1, y1, self.device

@@ -52,7 +52,7 @@ def agreement(prior: np.ndarray, probs: np.ndarray, valid: np.ndarray, radius: i
     size = (h + 2 * radius, w + 2 * radius)
     out = np.zeros((2 * radius + 1, 2 * radius + 1))
     covered = valid & (prior >= 0)
-    if covered.sum() < 2 or not valid.any():
+    if covered.sum() < 2:  # (covered pixels are valid ones)
         return out
     idx = np.r_[0 : radius + 1, -radius:0]
     for k in range(probs.shape[0]):

@@ -98,6 +98,12 @@ def count_tiles(grids: Grids, tile_model_px: int = 512) -> int:
     return math.ceil(grids.width / sx) * math.ceil(grids.height / sy)
 
 
+def lattice(size: int, side: int, windows: int) -> list[int]:
+    """Starts of ``windows`` windows of ``side`` pixels spread evenly along an axis of
+    ``size`` (first at 0, last at the end; one at 0 when ``side`` covers the axis)."""
+    return [int((size - min(side, size)) * f / max(1, windows - 1)) for f in range(windows)]
+
+
 def lattice_tiles(
     grids: Grids, iterations: int, windows: int = 3, side_px: int = 2048
 ) -> list[Tile]:
@@ -107,10 +113,8 @@ def lattice_tiles(
     halo = halo_for(iterations)
     sw, sh = min(side_px, grids.width), min(side_px, grids.height)
     out: list[Tile] = []
-    for fy in range(windows):
-        for fx in range(windows):
-            x0 = int((grids.width - sw) * fx / max(1, windows - 1))
-            y0 = int((grids.height - sh) * fy / max(1, windows - 1))
+    for y0 in lattice(grids.height, side_px, windows):
+        for x0 in lattice(grids.width, side_px, windows):
             mx0, mx1 = _model_span(x0, x0 + sw, grids.scale_x, grids.model_width, halo)
             my0, my1 = _model_span(y0, y0 + sh, grids.scale_y, grids.model_height, halo)
             tile = Tile(x0, y0, x0 + sw, y0 + sh, mx0, my0, mx1, my1)

@@ -33,11 +33,12 @@ from ..errors import MapRefinerError
 from ..labels.classes import IGNORE, ClassResolver
 from ..labels.rasterize import class_field_index
 from ..progress import CancelFn, ProgressFn, make_reporter
+from ..rasters.files import scratch_folder
 from ..rasters.grid import grid_of, is_metric, local_metric_srs
 from ..rasters.read import open_raster
 from ..refine.memory import bounded_memory
 from .read import open_layer
-from .vectorize import _class_ids, _names, _polygonize, _scratch_folder
+from .vectorize import _class_ids, _names, _polygonize
 from .write import VectorTarget
 
 gdal.UseExceptions()
@@ -121,7 +122,7 @@ def compare(
     k = min(IGNORE - 1, max(2, cls + 1, (named[-1] + 1) if named else 0))
     footprint = _footprint(grid.bounds, to_metric)
     prior = _prior_features(prior_path, metric, params, names[:k], cls, footprint)
-    with bounded_memory(), _scratch_folder(target) as scratch:
+    with bounded_memory(), scratch_folder(target.path) as scratch:
         objects = objects_ds = None
         try:
             with target.write_errors():

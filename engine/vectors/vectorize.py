@@ -5,7 +5,6 @@ atomically as Shapefile or GeoPackage."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import math
@@ -129,7 +128,9 @@ def vectorize(
     if not 0 <= merge_small_m2 < 1e12:
         raise MapRefinerError(f"The area to merge must be 0 or more m², not {merge_small_m2}.")
     source = source if source is not None else (band.GetDescription() or "")
-    with bounded_memory(), _scratch_folder(target) as scratch:
+    # the mask and the regions on disk beside the output, so memory stays flat in the
+    # map's size; a killed run's folder goes at the next run beside the same output
+    with bounded_memory(), scratch_folder(target.path) as scratch:
         regions = regions_ds = sieved_ds = None
         try:
             with target.write_errors():
@@ -231,15 +232,6 @@ def _mean_probabilities(
             counts += np.bincount(zones[sel], minlength=n)
     regions.ResetReading()
     return (sums / np.maximum(counts, 1))[1:]
-
-
-@contextlib.contextmanager
-def _scratch_folder(target: VectorTarget) -> Iterator[Path]:
-    """A hidden folder beside the output for the mask and the regions (on disk, so memory
-    stays flat in the map's size), removed at the end; a killed run's is removed by the
-    next run beside the same output (rasters.files.scratch_folder)."""
-    with scratch_folder(target.path) as folder:
-        yield folder
 
 
 def _row_blocks(grid: GridSpec) -> Iterator[tuple[int, int]]:
