@@ -188,14 +188,25 @@ def serve_tiles(
     same tiles named by {q}, ``wms_url`` a WMS."""
     tiles = TileServer(source, zoom, flip_y, delay_s, tile)
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(tiles))
-    root = f"http://127.0.0.1:{httpd.server_address[1]}"
+    root = server_root(httpd)
     tiles.url = f"{root}/tiles/{{z}}/{{x}}/{{y}}.png"
     tiles.quadkey_url = f"{root}/q/{{q}}.png"
     tiles.wms_url = f"{root}/wms"
+    with running(httpd):
+        yield tiles
+
+
+def server_root(httpd: ThreadingHTTPServer) -> str:
+    return f"http://127.0.0.1:{httpd.server_address[1]}"
+
+
+@contextmanager
+def running(httpd: ThreadingHTTPServer) -> Iterator[None]:
+    """``httpd`` serving on a daemon thread until the block ends, then closed."""
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
-        yield tiles
+        yield
     finally:
         httpd.shutdown()
         httpd.server_close()

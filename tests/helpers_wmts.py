@@ -5,14 +5,13 @@ from an EPSG:3857 raster on one zoom level's lattice, served by http.server on 1
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from helpers_tiles import HALF, TILE, TileServer, pixel_size
+from helpers_tiles import HALF, TILE, TileServer, pixel_size, running, server_root
 from osgeo import gdal
 
 gdal.UseExceptions()
@@ -111,16 +110,11 @@ def serve_wmts(
 
     handler = functools.partial(Handler, directory=str(folder))
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    root = f"http://127.0.0.1:{httpd.server_address[1]}"
+    root = server_root(httpd)
     cut_tiles(source, zoom, folder, tile)
     caps = folder / "1.0.0" / "WMTSCapabilities.xml"
     caps.parent.mkdir(parents=True, exist_ok=True)
     caps.write_text(capabilities_xml(root, zooms, tile))
     wmts.capabilities_url = f"{root}/1.0.0/WMTSCapabilities.xml"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with running(httpd):
         yield wmts
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
