@@ -53,6 +53,19 @@ def listing(folder: Path) -> list[str]:
 # --- --coarse: both files or neither ----------------------------------------------------------
 
 
+def disk_full_on_closing(monkeypatch: pytest.MonkeyPatch, failing: str) -> None:
+    """The disk fills as the refined writer closes the output named ``failing`` (GDAL
+    flushes it then): the file is finished, then the error comes."""
+    close = raster_write.RefinedWriter._close
+
+    def full(self: raster_write.RefinedWriter) -> None:
+        close(self)
+        if self.targets[0][1].name == failing:
+            raise RuntimeError(f"{self.targets[0][0]}: No space left on device")
+
+    monkeypatch.setattr(raster_write.RefinedWriter, "_close", full)
+
+
 @pytest.mark.parametrize("failing", ["c.tif", "coarse.tif"])
 def test_a_full_disk_on_either_map_writes_neither(
     job: tuple[Path, Path],
@@ -66,14 +79,7 @@ def test_a_full_disk_on_either_map_writes_neither(
     image, model = job
     out = tmp_path / "out"
     out.mkdir()
-    close = raster_write.RefinedWriter._close
-
-    def full(self: raster_write.RefinedWriter) -> None:
-        close(self)
-        if self.targets[0][1].name == failing:
-            raise RuntimeError(f"{self.targets[0][0]}: No space left on device")
-
-    monkeypatch.setattr(raster_write.RefinedWriter, "_close", full)
+    disk_full_on_closing(monkeypatch, failing)
     rc, err = run_cli(
         ["refine", image, "--out", out / "c.tif", "--coarse", out / "coarse.tif", "--model"]
         + [model],
@@ -246,14 +252,7 @@ def test_a_cluster_assembly_that_fails_on_either_map_writes_neither(
     out = tmp_path / "out"
     out.mkdir()
     job, p = cluster_parts(out / "c.tif", out / "coarse.tif", out / "s.tif")
-    close = raster_write.RefinedWriter._close
-
-    def full(self: raster_write.RefinedWriter) -> None:
-        close(self)
-        if self.targets[0][1].name == failing:
-            raise RuntimeError(f"{self.targets[0][0]}: No space left on device")
-
-    monkeypatch.setattr(raster_write.RefinedWriter, "_close", full)
+    disk_full_on_closing(monkeypatch, failing)
     with pytest.raises(MapRefinerError, match=f"Writing {failing} failed: the disk is full"):
         assemble.assemble_geotiff(job, p.info, p.config)
     assert listing(out) == ["c.parts"]
