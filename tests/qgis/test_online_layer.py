@@ -65,6 +65,16 @@ def setup(plugin, tiny_model, qgis_new_project, qgis_iface, tmp_path):  # noqa: 
     return plugin.controller, plugin.controller.ensure_dialog(), canvas, folder
 
 
+def refine_and_wait(controller, job, wait_until, wait_for_tasks) -> str:  # noqa: ANN001
+    """Start the refine of a job that fetches its image, wait for the refined layer and
+    the tasks; the layer's name."""
+    controller.start_refine(job)
+    name = f"{job.fetch.request.out.stem} — refined by tiny test model (2 it.)"
+    wait_until(lambda: QgsProject.instance().mapLayersByName(name), 120)
+    wait_for_tasks()
+    return name
+
+
 def mosaic_rect(mosaic: Path, col: int, row: int, w: int, h: int) -> QgsRectangle:
     gt = gdal.Open(str(mosaic)).GetGeoTransform()
     return QgsRectangle(
@@ -90,10 +100,7 @@ def test_an_xyz_layer_is_fetched_over_the_view_and_refined(
         job = dialog.refine_job()
         fetched = job.fetch.request.out
         assert fetched.parent == folder and fetched.name.startswith("Local_XYZ_")
-        controller.start_refine(job)
-        refined_name = f"{fetched.stem} — refined by tiny test model (2 it.)"
-        wait_until(lambda: QgsProject.instance().mapLayersByName(refined_name), 120)
-        wait_for_tasks()
+        refined_name = refine_and_wait(controller, job, wait_until, wait_for_tasks)
         served = len(server.served)
 
     bar = qgis_iface.messageBar()
@@ -243,10 +250,7 @@ def test_a_wmts_layer_is_fetched_over_the_view_and_refined(
         job = dialog.refine_job()
         fetched = job.fetch.request.out
         assert fetched.parent == folder and fetched.name.startswith("Local_WMTS_")
-        controller.start_refine(job)
-        refined_name = f"{fetched.stem} — refined by tiny test model (2 it.)"
-        wait_until(lambda: QgsProject.instance().mapLayersByName(refined_name), 120)
-        wait_for_tasks()
+        refined_name = refine_and_wait(controller, job, wait_until, wait_for_tasks)
         served = len(wmts.tiles_requested)
     bar = qgis_iface.messageBar()
     assert bar.get_messages(Qgis.MessageLevel.Critical) == []
@@ -376,10 +380,7 @@ def test_a_wms_layer_is_fetched_over_the_view_and_refined(
         canvas.setExtent(mosaic_rect(mosaic, 300, 250, 400, 300))
         job = dialog.refine_job()
         fetched = job.fetch.request.out
-        controller.start_refine(job)
-        refined_name = f"{fetched.stem} — refined by tiny test model (2 it.)"
-        wait_until(lambda: QgsProject.instance().mapLayersByName(refined_name), 120)
-        wait_for_tasks()
+        refine_and_wait(controller, job, wait_until, wait_for_tasks)
         served = len(server.served)
     said = " ".join(qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Success))
     assert f"Fetched {served} tiles (" in said and "from Local WMS" in said
