@@ -21,6 +21,7 @@ from ..engine.labels import rasterize as label_io
 from ..engine.limits import check_training_size
 from ..engine.modelfile.config import ModelConfig
 from ..engine.rasters.read import check_bands, ground_resolution, open_raster, raster_info
+from ..engine.refine.normalisation import for_image
 from ..engine.refine.predict import model_image
 from ..engine.refine.tiling import Grids, make_grids
 from .tile import IGNORE, LabelSource, TrainingTile
@@ -151,7 +152,10 @@ def read_model_window(
     chunk: int = 1024,
 ) -> torch.Tensor:
     """The normalised image on the model-grid ``window`` (x0, y0, x1, y1), ``(C, h, w)``,
-    read in chunks so that a large window never needs a second full-size copy."""
+    read in chunks so that a large window never needs a second full-size copy. A model
+    that normalises by each image's own statistics gets those of the whole raster (not
+    of the window), as a refine of the raster does."""
+    config = for_image(config, ds, bands, grids)
     x0, y0, x1, y1 = window
     image = torch.empty((len(bands), y1 - y0, x1 - x0), dtype=torch.float32)
     dev = torch.device("cpu")

@@ -102,18 +102,24 @@ def train(
     leave_out: list[str],
     seed: int,
     lr: float,
+    base: Path | None = None,
+    normalisation: str = "model",
+    adapt: str = "head+rnn",
 ) -> dict:
     configure_threads()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    net, config = load_model(None, "cpu")
+    net, config = load_model(base, "cpu")
     config = copy.deepcopy(config)
+    config.normalisation = normalisation
     work = ROOT / "out" / "multiscene"
     work.mkdir(parents=True, exist_ok=True)
-    chosen = {
-        n: s for n, s in scenes(data, work / "data").items() if n not in KEPT_OUT + tuple(leave_out)
-    }
-    params = FitParams(adapt="head+rnn", anchor_weight=0.0, balance=False)
+    every = scenes(data, work / "data")
+    unknown = sorted(set(leave_out) - set(every))
+    if unknown:
+        raise SystemExit(f"no scene named {', '.join(unknown)}; the scenes: {', '.join(every)}")
+    chosen = {n: s for n, s in every.items() if n not in KEPT_OUT + tuple(leave_out)}
+    params = FitParams(adapt=adapt, anchor_weight=0.0, balance=False)
     fits: dict[str, list[CorrectionFit]] = {}
     weights: dict[str, float] = {}
     for name, scene in chosen.items():
@@ -162,8 +168,9 @@ def train(
     net.eval()
     seconds = time.perf_counter() - t0
     record = {
-        "what": "CNN head (conv4, upsampling) and RNN on the left halves of accurately "
-        "labelled scenes, colour-jittered copies; conv1-3 as trained on Xiamen",
+        "what": f"the layers of fine-tune mode {adapt!r} (head: conv4 and the upsampling; "
+        "deep: conv3 as well) and the RNN on the left halves of accurately labelled "
+        "scenes, colour-jittered copies; the earlier CNN layers as trained on Xiamen",
         "scenes": {n: round(float(w), 3) for n, w in zip(names, odds)},
         "whole": [n for n in names if n in WHOLE],
         "left_out": list(KEPT_OUT) + leave_out,
@@ -172,6 +179,9 @@ def train(
         "optimiser": f"Adam lr {lr}, cosine to 0, batch {params.batch_size} of "
         f"{params.patch_size} px patches, half centred on each class",
         "seed": seed,
+        "base": str(base) if base else "the bundled model",
+        "normalisation": normalisation,
+        "adapt": adapt,
         "seconds": round(seconds, 1),
         "loss_last_100": round(float(np.mean(history[-100:])), 4),
         "device": "cpu",
@@ -222,6 +232,14 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--leave-out", default="")
+    t.add_argument("--base", type=Path, default=None, help="starting model (default: bundled)")
+    t.add_argument(
+        "--normalisation",
+        choices=("model", "image"),
+        default="model",
+        help="image: each image normalised by its own band statistics",
+    )
+    t.add_argument("--adapt", default="head+rnn", help="what is trained (FitParams.adapt)")
     c = sub.add_parser("compare", help="score two models, for the model card")
     c.add_argument("--old", type=Path, required=True)
     c.add_argument("--new", type=Path, required=True)
@@ -236,7 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if a.cmd == "train":
         leave = [n for n in a.leave_out.split(",") if n]
-        print(json.dumps(train(a.out, a.data, a.steps, a.copies, leave, a.seed, a.lr)))
+        record = train(
+            a.out, a.data, a.steps, a.copies, leave, a.seed, a.lr, a.base, a.normalisation, a.adapt
+        )
+        print(json.dumps(record))
     elif a.cmd == "compare":
         both = {"old": score(a.old, a.data), "new": score(a.new, a.data)}
         a.json.write_text(json.dumps(both, indent=1) + "\n")

@@ -11,6 +11,8 @@ from ..errors import MapRefinerError
 from ..limits import check_iterations, check_model_resolution
 
 FORMAT_VERSION = 1
+#: How a model's input is normalised (ModelConfig.normalisation).
+NORMALISATIONS = ("model", "image")
 DEFAULT_COLOURS: list[tuple[int, int, int]] = [
     (235, 235, 225),
     (200, 40, 40),
@@ -38,6 +40,9 @@ class ModelConfig:
     band_names: list[str] = field(default_factory=lambda: ["red", "green", "blue"])
     mean: list[float] = field(default_factory=lambda: [127.5, 127.5, 127.5])
     std: list[float] = field(default_factory=lambda: [64.0, 64.0, 64.0])
+    # "model": every image is normalised with ``mean``/``std`` above; "image": with the
+    # image's own band statistics on the model grid (engine/refine/normalisation.py).
+    normalisation: str = "model"
     ground_resolution_m: float = 1.0
     default_iterations: int = 5
     class_specific: bool = True
@@ -125,6 +130,12 @@ class ModelConfig:
                 "not a JSON object; re-export the model with Map Refiner."
             )
         n = len(self.bands)
+        if self.normalisation not in NORMALISATIONS:
+            raise MapRefinerError(
+                f"The model's configuration asks for normalisation {self.normalisation!r}; "
+                f"this version of Map Refiner knows {' and '.join(NORMALISATIONS)}. Update "
+                "the plugin or re-export the model."
+            )
         if self.num_classes < 2:
             raise MapRefinerError("A model needs at least two classes.")
         if self.num_classes > 255:  # class maps are uint8 with 255 as nodata

@@ -76,6 +76,26 @@ def _read_model_window(
     return resample_window(t, rows, cols), tile_valid
 
 
+def read_model_pixels(
+    ds, bands: Sequence[int], grids: Grids, window: tuple[int, int, int, int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The raw band values on model-grid ``window`` (x0, y0, x1, y1), ``(C, h, w)``
+    float32 on the CPU, and which model pixels are wholly made of valid image pixels
+    (for measuring the image's statistics: engine/refine/normalisation.py)."""
+    mx0, my0, mx1, my1 = window
+    sx0, sx1 = source_range(mx0, mx1, grids.scale_x, grids.width)
+    sy0, sy1 = source_range(my0, my1, grids.scale_y, grids.height)
+    data, valid = read_window(ds, bands, sx0, sy0, sx1 - sx0, sy1 - sy0)
+    v = torch.from_numpy(valid).to(torch.float32)
+    t = torch.cat([torch.from_numpy(data) * v, v[None]])
+    rows = axis_band(my0, my1, grids.scale_y, sy0, sy1, grids.height)
+    cols = axis_band(mx0, mx1, grids.scale_x, sx0, sx1, grids.width)
+    out = resample_window(t, rows, cols)
+    share = out[-1]
+    good = share > 0.999
+    return out[:-1] / share.clamp(min=1e-6), good
+
+
 def predict_tile(
     model: MapRefinerNet,
     config: ModelConfig,

@@ -24,6 +24,7 @@ from ..modelfile.io import load_model
 from ..networks.models import MapRefinerNet
 from ..rasters.grid import GridSpec, grid_of, scaled
 from ..rasters.read import RasterInfo, check_bands, ground_resolution, open_raster, raster_info
+from .normalisation import for_image
 from .predict import WindowResult, predict_tile, stack_bands
 from .prior import Prior
 from .registration import SEARCH_M, Offset, agreement, best_offset
@@ -233,6 +234,8 @@ def prepare_pass(
     n = check_iterations(config.default_iterations if iterations is None else iterations)
     rx, ry = ground_resolution(info, input_resolution_m)
     grids = make_grids(info.width, info.height, rx, ry, config.ground_resolution_m)
+    # A per-image-normalised model gets this raster's statistics here, once per pass.
+    config = for_image(config, ds, band_list, grids)
     return RefinePass(
         ds, info, net, config, device, autocast, band_list, n, (rx, ry), grids, int(tile_size)
     )
