@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers_tiles import pixel_size, web_mosaic
 from helpers_wmts import serve_wmts
@@ -123,3 +124,32 @@ def test_cli_fetch_from_a_wmts(
         assert main([*args, "--wmts", "mosaic", "--out", str(tmp_path / "o.tif")]) == 2
         assert "--tile-matrix-set ID" in capsys.readouterr().err
     assert_fetched_window(out, mosaic, 50, 60, 300, 200)
+
+
+def test_a_kvp_wmts_gives_the_pixels_of_the_restful_one(mosaic: Path, tmp_path: Path) -> None:
+    """A service whose capabilities (asked by KVP of its endpoint, as QGIS records such a
+    layer) offer GetTile only by KVP, with no ResourceURL: the same tile matrix, tiles and
+    pixels as the RESTful route, every tile asked by a GetTile with query parameters."""
+    bbox = window_bbox(mosaic, 100, 50, 500, 350)
+    with serve_wmts(mosaic, ZOOM, tmp_path / "served") as wmts:
+        rest = WmtsSource(wmts.capabilities_url, "mosaic", "g", "default", "image/png")
+        restful = fetch_xyz(FetchRequest(rest, bbox, "EPSG:3857", 0.6, tmp_path / "rest.tif"))
+        rest_tiles = sorted(wmts.tiles_requested)
+        assert wmts.kvp_tiles == []
+        del wmts.requested[:]
+        kvp = WmtsSource(wmts.kvp_url, "mosaic", "g", "default", "image/png")
+        assert kvp.capabilities_url == f"{wmts.kvp_url}?SERVICE=WMTS&REQUEST=GetCapabilities"
+        request = FetchRequest(kvp, bbox, "EPSG:3857", 0.6, tmp_path / "kvp.tif")
+        result = fetch_xyz(request)
+    assert "/kvp/capabilities.xml" in wmts.requested  # the KVP document, not the RESTful one
+    assert "/1.0.0/WMTSCapabilities.xml" not in wmts.requested
+    assert sorted(wmts.tiles_requested) == rest_tiles and len(wmts.kvp_tiles) == 6
+    for query in wmts.kvp_tiles:
+        said = (query["SERVICE"], query["REQUEST"], query["TILEMATRIX"])
+        assert said == ("WMTS", "GetTile", "18")
+    assert (result.zoom, result.tiles, result.bytes) == (restful.zoom, 6, restful.bytes)
+    assert (result.width, result.height) == (restful.width, restful.height) == (500, 350)
+    kvp_ds, rest_ds = gdal.Open(str(result.path)), gdal.Open(str(restful.path))
+    assert kvp_ds.GetGeoTransform() == rest_ds.GetGeoTransform()
+    np.testing.assert_array_equal(kvp_ds.ReadAsArray(), rest_ds.ReadAsArray())
+    assert_fetched_window(result.path, mosaic, 100, 50, 500, 350)
