@@ -151,6 +151,24 @@ class MapRefinerDialog(QDialog):
         self.min_area_spin.setValue(DEFAULT_MIN_AREA_M2)
         self.min_area_spin.setClearValue(DEFAULT_MIN_AREA_M2)
         self.min_area_spin.setToolTip("Polygons smaller than this are not exported (0: all)")
+        self.regularize_check = QCheckBox("Regularise building outlines", self)
+        self.regularize_check.setToolTip(
+            "The building polygons get right angles and parallel edges where the outline "
+            "is nearly so, instead of the pixel staircase (as map-refiner vectorize --regularize)"
+        )
+        self.regularize_spin = QgsDoubleSpinBox(self)
+        self.regularize_spin.setRange(0.0, 1000.0)
+        self.regularize_spin.setDecimals(2)
+        self.regularize_spin.setSingleStep(0.5)
+        self.regularize_spin.setSuffix(" m")
+        self.regularize_spin.setSpecialValueText("default tolerance")
+        self.regularize_spin.setValue(0.0)
+        self.regularize_spin.setClearValue(0.0)
+        self.regularize_spin.setToolTip(
+            "How far a regularised outline may cut across the map's (default: 1 m, or two "
+            "pixels of a map coarser than 0.5 m); below a pixel the staircase stays"
+        )
+        self.regularize_spin.setEnabled(False)
         self.labels = LabelsBox(self)
         self.progress_bar = QProgressBar(self)
         self.progress_bar.setRange(0, 100)
@@ -218,6 +236,10 @@ class MapRefinerDialog(QDialog):
         export_row.addWidget(self.min_area_spin)
         export_row.addWidget(self.export_background_check, 1)
         form.addRow("Export", export_row)
+        regularize_row = QHBoxLayout()
+        regularize_row.addWidget(self.regularize_check)
+        regularize_row.addWidget(self.regularize_spin, 1)
+        form.addRow("", regularize_row)
         progress_row = QHBoxLayout()
         progress_row.addWidget(self.progress_bar, 1)
         progress_row.addWidget(self.status_label)
@@ -233,6 +255,7 @@ class MapRefinerDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
         self.refine_button.clicked.connect(self._on_refine)
         self.export_button.clicked.connect(self._on_export)
+        self.regularize_check.toggled.connect(self.regularize_spin.setEnabled)
         self.labels.finetune_button.clicked.connect(self._on_finetune)
         self.labels.train_coarse_button.clicked.connect(self._on_train_coarse)
         self.labels.undo_button.clicked.connect(self.undo_round_requested)
@@ -380,6 +403,8 @@ class MapRefinerDialog(QDialog):
             self.fallback_dir,
             include_background=self.export_background_check.isChecked(),
             min_area_m2=self.min_area_spin.value(),
+            regularize=self.regularize_check.isChecked(),
+            regularize_m=self.regularize_spin.value() or None,
         )
 
     def finetune_job(self) -> FinetuneJob:

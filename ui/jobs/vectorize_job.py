@@ -42,6 +42,9 @@ class ClassMap:
 DEFAULT_MIN_AREA_M2 = 2.0
 #: Classes left out of an export unless asked for: one huge polygon of everything else.
 BACKGROUND = "background"
+#: The class whose outlines "Regularise building outlines" squares, as the CLI's bare
+#: ``vectorize --regularize`` does.
+REGULARIZED_CLASS = "building"
 
 
 @dataclass
@@ -51,6 +54,8 @@ class VectorizeJob:
     source_name: str
     include_background: bool = False
     min_area_m2: float = DEFAULT_MIN_AREA_M2
+    regularize: bool = False  # the building class gets right angles (vectorize --regularize)
+    regularize_m: float | None = None  # None: the engine's default (1 m, or 2 coarse pixels)
 
     def classes(self) -> list[str] | None:
         """The class names to export (None: all of them)."""
@@ -85,9 +90,13 @@ def build_vectorize_job(
     fallback_dir: Path | None = None,
     include_background: bool = False,
     min_area_m2: float = DEFAULT_MIN_AREA_M2,
+    regularize: bool = False,
+    regularize_m: float | None = None,
 ) -> VectorizeJob:
     """The chosen raster if it is a class map, else its latest refined map this session;
-    without the background class and polygons under ``min_area_m2`` unless asked."""
+    without the background class and polygons under ``min_area_m2`` unless asked; with
+    ``regularize``, the building class's outlines get right angles and parallel edges
+    where nearly so (tolerance ``regularize_m`` m, None or 0: the engine's default)."""
     if not isinstance(layer, QgsRasterLayer):
         raise MapRefinerError(
             "Choose a raster layer: a refined class map, or an image you refined in this session."
@@ -98,8 +107,21 @@ def build_vectorize_job(
             f"“{layer.name()}” is not a class map and was not refined in this "
             "session; refine it first, or choose its refined layer."
         )
+    if regularize and REGULARIZED_CLASS not in (n.lower() for n in classmap.names):
+        raise MapRefinerError(
+            f"“{layer.name()}” has no {REGULARIZED_CLASS} class to regularise (its classes: "
+            f"{', '.join(classmap.names)}); untick Regularise building outlines."
+        )
     out = output_beside(classmap.path, "_polygons", ".shp", project_dir(project), fallback_dir)
-    return VectorizeJob(classmap, out, layer.name(), include_background, float(min_area_m2))
+    return VectorizeJob(
+        classmap,
+        out,
+        layer.name(),
+        include_background,
+        float(min_area_m2),
+        regularize,
+        float(regularize_m) if regularize and regularize_m else None,
+    )
 
 
 def run_vectorize(
@@ -113,6 +135,8 @@ def run_vectorize(
         class_names=job.classmap.names,
         classes=job.classes(),
         min_area_m2=job.min_area_m2,
+        regularize=[REGULARIZED_CLASS] if job.regularize else None,
+        regularize_m=job.regularize_m,
         progress=progress,
         is_cancelled=is_cancelled,
         scores_path=job.classmap.scores
