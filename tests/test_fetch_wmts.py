@@ -104,10 +104,11 @@ def test_a_kvp_endpoint_asks_for_the_capabilities() -> None:
     assert rest.capabilities_url == rest.url
     kvp = WmtsSource("http://h/wmts?SERVICE=WMTS&REQUEST=GetCapabilities", "l", "g")
     assert kvp.capabilities_url == kvp.url
-    assert (
-        WmtsSource("http://h/wmts", "l", "g").capabilities_url
-        == "http://h/wmts?SERVICE=WMTS&REQUEST=GetCapabilities"
-    )
+    for url in ("http://h/wmts", "http://h/wmts?", "http://h/wmts?SERVICE=WMTS"):
+        asked = WmtsSource(url, "l", "g").capabilities_url
+        assert asked == "http://h/wmts?SERVICE=WMTS&REQUEST=GetCapabilities", url
+    asked = WmtsSource("http://h/wmts?map=a", "l", "g").capabilities_url
+    assert asked == "http://h/wmts?map=a&SERVICE=WMTS&REQUEST=GetCapabilities"
 
 
 def test_cli_fetch_from_a_wmts(

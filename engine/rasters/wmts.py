@@ -43,11 +43,15 @@ class WmtsSource:
     @property
     def capabilities_url(self) -> str:
         """The GetCapabilities document: QGIS keeps a RESTful one's URL, or a KVP endpoint
-        (to which, as QGIS does, the request is added)."""
-        if self.url.lower().endswith(".xml") or "request=getcapabilities" in self.url.lower():
+        (to which, as QGIS does, the request is added; SERVICE only when not there)."""
+        lower = self.url.lower()
+        if lower.endswith(".xml") or "request=getcapabilities" in lower:
             return self.url
-        joiner = "&" if "?" in self.url else "?"
-        return f"{self.url}{joiner}SERVICE=WMTS&REQUEST=GetCapabilities"
+        asked = "REQUEST=GetCapabilities"
+        if "service=wmts" not in lower:
+            asked = f"SERVICE=WMTS&{asked}"
+        joiner = "" if self.url.endswith(("?", "&")) else ("&" if "?" in self.url else "?")
+        return f"{self.url}{joiner}{asked}"
 
 
 @dataclass(frozen=True)
