@@ -147,6 +147,29 @@ def test_cancel_leaves_nothing(mosaic: Path, tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mosaic.tif"]
 
 
+def test_progress_and_cancel_come_after_each_row_of_tiles(mosaic: Path, tmp_path: Path) -> None:
+    """GDAL copies the window one row of tiles at a time (fetch.swath_bytes): progress after
+    each row, and a cancel after the first row stops before the second is asked for."""
+    with serve_tiles(mosaic, ZOOM) as server:
+        source, bbox = XyzSource(server.url), window_bbox(mosaic, 0, 0, 768, 512)
+        seen: list[tuple[float, int]] = []
+        fetch_xyz(
+            FetchRequest(source, bbox, "EPSG:3857", 0.6, tmp_path / "rows.tif"),
+            lambda f: seen.append((f, len(server.served))),
+        )
+        assert seen == [(0.0, 0), (0.5, 3), (1.0, 6)]
+        server.served.clear()
+        with pytest.raises(CancelledError):
+            fetch_xyz(
+                FetchRequest(source, bbox, "EPSG:3857", 0.6, tmp_path / "cancelled.tif"),
+                None,
+                lambda: len(server.served) > 0,
+            )
+        assert len(server.served) == 3  # the first row only
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mosaic.tif", "rows.tif"]
+    assert gdal.GetConfigOption("GDAL_SWATH_SIZE") is None  # left as it was
+
+
 def test_a_service_without_the_area_is_one_clear_error(mosaic: Path, tmp_path: Path) -> None:
     with serve_tiles(mosaic, ZOOM) as server:
         bbox = (0.0, 0.0, 100.0, 100.0)  # far from the mosaic: every tile 404

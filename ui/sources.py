@@ -29,8 +29,9 @@ def raster_path(layer: QgsMapLayer | None) -> Path:
         raise MapRefinerError("Choose a raster layer to refine.")
     if layer.providerType() == "wms":  # XYZ and WMS layers
         raise MapRefinerError(
-            f"“{layer.name()}” is an online layer: refine it from the Map Refiner dialog, "
-            "which fetches the map view first, or save the view as a GeoTIFF (right-click ▸ "
+            f"“{layer.name()}” is an online layer: refine it from the Map Refiner dialog "
+            "(which fetches the map view first) or with Processing's Refine classification "
+            "map (set its Area to fetch), or save the view as a GeoTIFF (right-click ▸ "
             "Export ▸ Save As…, or map-refiner fetch) and use that."
         )
     path = layer_file(layer)

@@ -19,6 +19,7 @@ from ..progress import CancelFn, ProgressFn, Reporter
 from .files import atomic_path, check_output_path
 from .tiles import (
     DEFAULT_MAX_TILES,
+    TILE_SIZE,
     TilePlan,
     XyzSource,
     plan_tiles,
@@ -186,6 +187,15 @@ def fetch_xyz(
     return FetchResult(out, plan.zoom, tiles, size, width, height, plan.ground_m)
 
 
+def swath_bytes(plan: Plan) -> int:
+    """One row of tiles of the window: GDAL copies (and so downloads) that much at a time,
+    calling back (progress, cancel) after each row instead of once after the whole window
+    when it fits GDAL's default swath. 256 px for WMS blocks and WMTS tiles (GDAL does not
+    say a WMTS matrix's tile size)."""
+    size = plan.tile_size if isinstance(plan, TilePlan) else TILE_SIZE
+    return plan.window[2] * 3 * size
+
+
 def _translate(xml: str, plan: Plan, tmp: Path, key: str, rep: Reporter, url: str) -> None:
     def callback(fraction: float, _msg: str, _data: object) -> int:
         if rep.is_cancelled():
@@ -194,6 +204,8 @@ def _translate(xml: str, plan: Plan, tmp: Path, key: str, rep: Reporter, url: st
         return 1
 
     col, row, width, height = plan.window
+    swath = gdal.GetThreadLocalConfigOption("GDAL_SWATH_SIZE", None)
+    gdal.SetThreadLocalConfigOption("GDAL_SWATH_SIZE", str(swath_bytes(plan)))
     # a missing tile (404) is a blank block, which GDAL also reports as an error line
     gdal.PushErrorHandler("CPLQuietErrorHandler")
     try:
@@ -220,6 +232,7 @@ def _translate(xml: str, plan: Plan, tmp: Path, key: str, rep: Reporter, url: st
     finally:
         src = None  # noqa: F841 - GDAL closes the service before the cache is read
         gdal.PopErrorHandler()
+        gdal.SetThreadLocalConfigOption("GDAL_SWATH_SIZE", swath)
     if rep.is_cancelled():
         raise CancelledError()
 

@@ -32,7 +32,7 @@ from ...engine.rasters.fetch import (
 from ...engine.rasters.tiles import XyzSource, xyz_tile_size
 from ...engine.rasters.wms import WmsSource
 from ...engine.rasters.wmts import WmtsSource
-from ..paths import unique_path, writable_folder
+from ..paths import writable_folder
 from ..sources import project_dir
 
 View = tuple[QgsRectangle, QgsCoordinateReferenceSystem]
@@ -95,18 +95,31 @@ def build_fetch_job(
     project: QgsProject,
     fallback_dir: Path | None = None,
 ) -> FetchJob:
-    """The view's extent at ``resolution_m`` into ``<layer>_<fetch key>.tif`` (the same
-    file for the same view, so it is fetched once; never another file's name)."""
+    """The view's extent at ``resolution_m`` into ``<layer>_<fetch key>.tif`` beside the
+    project (the same file for the same view, so it is fetched once; never another
+    file's name)."""
     if view is None or view[0].isEmpty():
         raise MapRefinerError(
             f"Zoom the map to the area of “{layer.name()}” to refine; its view is fetched."
         )
+    return fetch_job_in(layer, view, resolution_m, online_folder(project, fallback_dir))
+
+
+def fetch_job_in(
+    layer: QgsRasterLayer,
+    view: View,
+    resolution_m: float,
+    folder: Path,
+    avoid: frozenset[Path] = frozenset(),
+) -> FetchJob:
+    """``view``'s extent (in its CRS, else the layer's) at ``resolution_m`` into
+    ``folder/<layer>_<fetch key>.tif``: the file that already holds this fetch, else a
+    name no file and none of ``avoid`` (the caller's inputs and outputs) has."""
     extent, crs = view
     if not crs.isValid():
         crs = layer.crs()
     bbox = (extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum())
     source = online_source(layer)
-    folder = online_folder(project, fallback_dir)
     probe = FetchRequest(source, bbox, crs.toWkt(), resolution_m, folder / "probe.tif")
     if probe.plans_offline:  # a WMTS plan reads the service: its task checks the budget
         check_tile_budget(probe.plan(), probe.max_tiles)
@@ -114,8 +127,11 @@ def build_fetch_job(
         source.check()
     key = fetch_key(probe)
     out = folder / f"{safe_stem(layer.name())}_{key[:8]}.tif"
-    if out.exists() and not cached_fetch(out, key):
-        out = unique_path(out)
+    taken = {p.resolve() for p in avoid}
+    n = 1
+    while out.resolve() in taken or (out.exists() and not cached_fetch(out, key)):
+        n += 1
+        out = folder / f"{safe_stem(layer.name())}_{key[:8]}_{n}.tif"
     return FetchJob(
         FetchRequest(source, bbox, crs.toWkt(), resolution_m, out, probe.max_tiles), layer.name()
     )

@@ -11,8 +11,10 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
+    QgsProcessingOutputRasterLayer,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterExtent,
     QgsProcessingParameterField,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
@@ -23,10 +25,12 @@ from qgis.core import (
 )
 
 from ...engine.vocabulary import DEVICES, PRECISIONS, VALUE_MAP_EXAMPLE, parse_raster_value_map
+from ..jobs.fetch_job import is_online
 from ..layers import coarse_layer_name, refined_layer_name
 from ..sources import layer_file, layer_in_file, raster_path
 from .common import with_help
 from .engine_call import call_engine
+from .online_input import FETCH_SHARE, fetch_image, model_resolution, plan_fetch
 from .styling import style_on_load
 
 HELP = (
@@ -39,7 +43,14 @@ HELP = (
     "With an existing class map (another tool's classification or a rasterized OSM "
     "layer) the RNN starts from that map instead of the coarse CNN and moves its "
     "outlines onto the image's edges; without a model file it uses the bundled snap "
-    "model, trained for this."
+    "model, trained for this.\n\n"
+    "The input may be an online layer (XYZ tiles, WMS or WMTS): then set “Area to fetch”. "
+    "That area's imagery is fetched at the model's resolution (for XYZ and WMTS the "
+    "coarsest zoom or tile matrix at least as fine as the model) into "
+    "<layer>_<8 hex>.tif beside the output (in the Processing temp folder for a "
+    "temporary output), which a later run on the same area reuses; the log says how "
+    "many tiles and MB were fetched. At most 2000 tiles: a larger area is refused before "
+    "any request."
 )
 
 
@@ -56,6 +67,8 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
     )
     PRIOR, PRIOR_VALUE_MAP, PRIOR_STRENGTH = "PRIOR", "PRIOR_VALUE_MAP", "PRIOR_STRENGTH"
     PRIOR_VECTOR, PRIOR_CLASS_FIELD = "PRIOR_VECTOR", "PRIOR_CLASS_FIELD"
+    EXTENT, FETCHED = "EXTENT", "FETCHED"
+    EXTENT_LABEL = "Area to fetch (XYZ, WMS or WMTS input only)"
 
     def name(self) -> str:
         return "refine"
@@ -73,7 +86,16 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(
             with_help(
                 QgsProcessingParameterRasterLayer(self.INPUT, "Input raster"),
-                "The image to classify (a raster file, e.g. RGB GeoTIFF).",
+                "The image to classify: a raster file (e.g. RGB GeoTIFF), or an XYZ, WMS or "
+                "WMTS layer, whose imagery over “Area to fetch” is fetched first.",
+            )
+        )
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterExtent(self.EXTENT, self.EXTENT_LABEL, optional=True),
+                "Needed when the input is an online layer (XYZ, WMS or WMTS): the area to "
+                "fetch and refine, e.g. the map canvas extent or a drawn rectangle. "
+                "Ignored for a raster file.",
             )
         )
         self.addParameter(
@@ -194,6 +216,11 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
                 "Optional: the map before any RNN iteration, to compare with the refined one.",
             )
         )
+        self.addOutput(
+            QgsProcessingOutputRasterLayer(
+                self.FETCHED, "Fetched image (online input only): the GeoTIFF refined"
+            )
+        )
 
     def processAlgorithm(
         self,
@@ -226,12 +253,27 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
             if parameters.get(self.PRIOR_STRENGTH) is None
             else self.parameterAsDouble(parameters, self.PRIOR_STRENGTH, context)
         )
+        with_prior = prior_layer is not None or prior_vector is not None
+        image, share = None, 1.0
+        if is_online(layer):  # fetched first; the fetch never takes an output's name
+            fetch = plan_fetch(
+                layer,
+                self.parameterAsExtent(parameters, self.EXTENT, context),
+                self.parameterAsExtentCrs(parameters, self.EXTENT, context),
+                model_resolution(Path(model) if model else None, with_prior),
+                Path(out),
+                frozenset(Path(p) for p in (out, scores, coarse) if p),
+                self.EXTENT_LABEL,
+            )
+            image, share = fetch_image(fetch, feedback), 1.0 - FETCH_SHARE
+        elif parameters.get(self.EXTENT) is not None:
+            feedback.pushInfo("“Area to fetch” is ignored: the input is a raster file.")
 
         def job(progress, is_cancelled):  # noqa: ANN001, ANN202
             from ...engine.refine.pipeline import RefineParams, refine_raster
 
             params = RefineParams(
-                image=raster_path(layer),
+                image=image or raster_path(layer),
                 out=Path(out),
                 model_path=Path(model) if model else None,
                 iterations=iterations,
@@ -248,7 +290,11 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
                 prior_layer=layer_in_file(prior_vector) if prior_vector is not None else None,
                 prior_strength=strength,
             )
-            return refine_raster(params, progress=progress, is_cancelled=is_cancelled)
+            return refine_raster(
+                params,
+                progress=lambda f: progress(1.0 - share + share * f),
+                is_cancelled=is_cancelled,
+            )
 
         result = call_engine(feedback, job)
         feedback.pushInfo(
@@ -266,4 +312,5 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
             style_on_load(
                 context, coarse, coarse_layer_name(layer.name()), result.class_names, result.colours
             )
-        return {self.OUTPUT: out, self.SCORES: scores or None, self.COARSE: coarse or None}
+        outputs = {self.OUTPUT: out, self.SCORES: scores or None, self.COARSE: coarse or None}
+        return outputs if image is None else {**outputs, self.FETCHED: str(image)}
