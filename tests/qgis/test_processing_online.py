@@ -283,3 +283,26 @@ def test_an_extent_in_another_crs_is_carried_to_the_tiles(
     np.testing.assert_array_equal(
         ds.ReadAsArray(), src.ReadAsArray(col, row, ds.RasterXSize, ds.RasterYSize)
     )
+
+
+def test_a_layer_given_by_its_source_string_as_qgis_process_does(
+    processing_with_plugin, qgis_new_project, tiny_model, mosaic, tmp_path
+) -> None:  # noqa: ANN001
+    """``wms://<source>`` (no project layer; qgis_process passes layers so): a layer
+    without a name, so the fetch and the log are named after the service's host."""
+    with serve_tiles(mosaic, ZOOM) as server:
+        feedback = LoggingFeedback()
+        result = processing_with_plugin.run(
+            "map_refiner:refine",
+            {
+                "INPUT": "wms://" + xyz_layer(server.url).source(),
+                "EXTENT": extent_text(mosaic, 300, 250, 400, 300),
+                "MODEL": str(tiny_model),
+                "OUTPUT": str(tmp_path / "r.tif"),
+            },
+            feedback=feedback,
+        )
+    fetched = Path(result["FETCHED"])
+    assert fetched.parent == tmp_path and fetched.name.startswith("127.0.0.1_")
+    assert "Fetched 6 tiles (" in feedback.log and f"from 127.0.0.1 → {fetched}" in feedback.log
+    assert_mosaic_pixels(fetched, mosaic, 400, 300)

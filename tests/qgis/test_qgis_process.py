@@ -79,3 +79,36 @@ def test_qgis_process_without_torch_says_how_to_install(profile, austin_rgb, tmp
     assert run.returncode != 0
     assert "needs torch" in run.stdout + run.stderr and "pip install" in run.stdout + run.stderr
     assert not (tmp_path / "o.tif").exists()
+
+
+def test_qgis_process_refines_an_xyz_layer_over_an_extent(profile, tiny_model, tmp_path) -> None:  # noqa: ANN001
+    """An XYZ layer on 127.0.0.1 given as ``wms://<source>`` with an EXTENT: fetched beside
+    the output and refined; the JSON result names the fetched GeoTIFF."""
+    from helpers_tiles import serve_tiles, web_mosaic
+    from test_online_layer import TX, TY, ZOOM, xyz_layer
+    from test_processing_online import extent_text
+
+    mosaic = web_mosaic(tmp_path / "mosaic.tif", ZOOM, TX, TY, cols=3, rows=2)
+    out = tmp_path / "out" / "refined.tif"
+    out.parent.mkdir()
+    with serve_tiles(mosaic, ZOOM) as server:
+        run = _qgis_process(
+            profile,
+            [
+                "--json",
+                "run",
+                "map_refiner:refine",
+                "--",
+                "INPUT=wms://" + xyz_layer(server.url).source(),
+                f"EXTENT={extent_text(mosaic, 100, 50, 400, 300)}",
+                f"MODEL={tiny_model}",
+                f"OUTPUT={out}",
+            ],
+        )
+        served = len(server.served)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    result = json.loads(run.stdout[run.stdout.index("{") :])["results"]
+    fetched = Path(result["FETCHED"])
+    assert fetched.parent == out.parent and fetched.name.startswith("127.0.0.1_")
+    assert served == 4 and out.exists()  # pixels 100..499 x 50..349: 2 x 2 tiles
+    assert fetched.is_file() and "Fetched 4 tiles (" in run.stdout + run.stderr

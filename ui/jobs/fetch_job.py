@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
@@ -79,6 +80,16 @@ def online_source(layer: QgsRasterLayer) -> XyzSource | WmsSource | WmtsSource:
     )
 
 
+def online_name(layer: QgsRasterLayer) -> str:
+    """The layer's name; for a layer without one (Processing loads ``wms://…`` strings
+    so, as qgis_process passes them), its service's host."""
+    if layer.name():
+        return layer.name()
+    url = QgsDataSourceUri()
+    url.setEncodedUri(layer.source())
+    return urlsplit(url.param("url")).hostname or "online imagery"
+
+
 def safe_stem(name: str) -> str:
     return re.sub(r"[^\w.-]+", "_", name).strip("_.") or "imagery"
 
@@ -126,14 +137,15 @@ def fetch_job_in(
     else:
         source.check()
     key = fetch_key(probe)
-    out = folder / f"{safe_stem(layer.name())}_{key[:8]}.tif"
+    name = online_name(layer)
+    out = folder / f"{safe_stem(name)}_{key[:8]}.tif"
     taken = {p.resolve() for p in avoid}
     n = 1
     while out.resolve() in taken or (out.exists() and not cached_fetch(out, key)):
         n += 1
-        out = folder / f"{safe_stem(layer.name())}_{key[:8]}_{n}.tif"
+        out = folder / f"{safe_stem(name)}_{key[:8]}_{n}.tif"
     return FetchJob(
-        FetchRequest(source, bbox, crs.toWkt(), resolution_m, out, probe.max_tiles), layer.name()
+        FetchRequest(source, bbox, crs.toWkt(), resolution_m, out, probe.max_tiles), name
     )
 
 

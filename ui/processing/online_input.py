@@ -15,7 +15,7 @@ from qgis.core import (
     QgsRectangle,
 )
 
-from ..jobs.fetch_job import FetchJob, fetch_job_in, fetched_message, run_fetch
+from ..jobs.fetch_job import FetchJob, fetch_job_in, fetched_message, online_name, run_fetch
 from ..paths import is_writable_folder
 from .engine_call import call_engine
 
@@ -66,7 +66,7 @@ def plan_fetch(
 
     if extent.isNull() or extent.isEmpty():
         raise QgsProcessingException(
-            f"“{layer.name()}” is an online layer (XYZ, WMS or WMTS): set “{extent_name}” "
+            f"“{online_name(layer)}” is an online layer (XYZ, WMS or WMTS): set “{extent_name}” "
             "(e.g. the map canvas extent or a drawn rectangle) to the area to refine; its "
             "imagery is fetched there at the model's resolution."
         )

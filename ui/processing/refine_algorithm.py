@@ -254,7 +254,7 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
             else self.parameterAsDouble(parameters, self.PRIOR_STRENGTH, context)
         )
         with_prior = prior_layer is not None or prior_vector is not None
-        image, share = None, 1.0
+        image, share, name = None, 1.0, layer.name() if layer is not None else ""
         if is_online(layer):  # fetched first; the fetch never takes an output's name
             fetch = plan_fetch(
                 layer,
@@ -265,7 +265,7 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
                 frozenset(Path(p) for p in (out, scores, coarse) if p),
                 self.EXTENT_LABEL,
             )
-            image, share = fetch_image(fetch, feedback), 1.0 - FETCH_SHARE
+            image, share, name = fetch_image(fetch, feedback), 1.0 - FETCH_SHARE, fetch.layer_name
         elif parameters.get(self.EXTENT) is not None:
             feedback.pushInfo("“Area to fetch” is ignored: the input is a raster file.")
 
@@ -304,13 +304,13 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
         style_on_load(
             context,
             out,
-            refined_layer_name(layer.name(), result.iterations),
+            refined_layer_name(name, result.iterations),
             result.class_names,
             result.colours,
         )
         if coarse:
             style_on_load(
-                context, coarse, coarse_layer_name(layer.name()), result.class_names, result.colours
+                context, coarse, coarse_layer_name(name), result.class_names, result.colours
             )
         outputs = {self.OUTPUT: out, self.SCORES: scores or None, self.COARSE: coarse or None}
         return outputs if image is None else {**outputs, self.FETCHED: str(image)}
