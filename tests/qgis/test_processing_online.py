@@ -306,3 +306,35 @@ def test_a_layer_given_by_its_source_string_as_qgis_process_does(
     assert fetched.parent == tmp_path and fetched.name.startswith("127.0.0.1_")
     assert "Fetched 6 tiles (" in feedback.log and f"from 127.0.0.1 → {fetched}" in feedback.log
     assert_mosaic_pixels(fetched, mosaic, 400, 300)
+
+
+def test_a_wms_layer_is_fetched_on_a_grid_of_the_models_resolution(
+    processing_with_plugin, qgis_new_project, tiny_model, mosaic, tmp_path
+) -> None:  # noqa: ANN001
+    with serve_tiles(mosaic, ZOOM) as server:
+        layer = QgsRasterLayer(
+            f"crs=EPSG:3857&format=image/png&layers=mosaic&styles=&url={server.wms_url}",
+            "Local WMS",
+            "wms",
+        )
+        assert layer.isValid(), layer.error().summary()
+        qgis_new_project.addMapLayer(layer)
+        server.served.clear()
+        feedback = LoggingFeedback()
+        result = processing_with_plugin.run(
+            "map_refiner:refine",
+            {
+                "INPUT": layer.id(),
+                "EXTENT": extent_text(mosaic, 300, 250, 400, 300),
+                "MODEL": str(tiny_model),
+                "OUTPUT": str(tmp_path / "r.tif"),
+            },
+            feedback=feedback,
+        )
+        served = len(server.served)
+    fetched = gdal.Open(result["FETCHED"])
+    assert f"Fetched {served} tiles (" in feedback.log and "from Local WMS" in feedback.log
+    assert fetched.GetGeoTransform()[1] == pytest.approx(0.6 / 0.9207, rel=1e-3)  # 0.6 m
+    assert (fetched.ReadAsArray() > 0).mean() > 0.9  # the mosaic's pixels, not blank
+    out = gdal.Open(result["OUTPUT"])
+    assert out.GetGeoTransform() == pytest.approx(fetched.GetGeoTransform())
