@@ -49,3 +49,50 @@ def test_iou_and_boundary_f_score() -> None:
     # past the corner) and the last metre of the near vertical side at each end
     assert far["precision"] == pytest.approx(18 / 40, abs=0.01)
     assert far["recall"] == pytest.approx(18 / 40, abs=0.01)
+
+
+def _osm_measure(tmp_path: Path, note: str) -> dict:
+    """What dev.prior.osm.measure returns, made up (the reports only format it)."""
+    summary = {
+        "counts": {"kept": 19, "moved": 1, "reshaped": 0, "not seen": 0, "new": 0},
+        "moved_median_m": 2.6,
+        "moved_p90_m": 2.6,
+        "mean_iou": 0.83,
+    }
+    figure = tmp_path / "figures" / "f.png"
+    return {
+        "seconds": 1.0,
+        "results": {"snapped": summary, "plain": summary},
+        "osm_cov": 0.005,
+        "snap_cov": 0.005,
+        "plain_cov": 0.002,
+        "agree": 0.99,
+        "osm_pixels": 1287,
+        "note": note,
+        "figure": figure,
+        "boxes": [(0, 0, 10, 10)],
+        "pixels": {"snapped": (1210, 0.94), "plain": (375, 0.11)},
+        "details": {"snapped": [], "plain": []},
+    }
+
+
+def test_each_osm_scene_rewrites_only_its_own_part_and_the_reading_stays(tmp_path: Path) -> None:
+    from map_refiner.dev.prior import osm
+
+    report = tmp_path / "results_prior_osm.md"
+    osm.xiamen_report(_osm_measure(tmp_path, "moved 2.6 m west"), 3800, 2600, 2000, report)
+    osm.swellendam_report(_osm_measure(tmp_path, "left in place"), 600, 1270, 498, report)
+    text = report.read_text()
+    assert text.startswith("# Real OpenStreetMap buildings snapped to the image (Xiamen)")
+    assert "the OSM layer moved 2.6 m west" in text
+    assert text.count(f"## {osm.SWELLENDAM}") == 1 and "(to be read)" in text
+    # the reading is written by hand below the mark; a rerun of either scene keeps it
+    report.write_text(text.replace("(to be read)", "Read by a person."))
+    osm.swellendam_report(_osm_measure(tmp_path, "left in place again"), 600, 1270, 498, report)
+    osm.xiamen_report(_osm_measure(tmp_path, "moved 3.0 m west"), 3800, 2600, 2000, report)
+    text = report.read_text()
+    assert "moved 2.6 m west" not in text and "the OSM layer moved 3.0 m west" in text
+    assert "the OSM layer left in place again." in text
+    assert text.count("Read by a person.") == 1 and "(to be read)" not in text
+    assert text.count(f"## {osm.SWELLENDAM}") == 1
+    assert text.index("moved 3.0 m west") < text.index(f"## {osm.SWELLENDAM}")
