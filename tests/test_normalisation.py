@@ -1,4 +1,4 @@
-"""Per-image input normalisation (engine/refine/normalisation.py): a model whose config
+"""Per-image input normalisation (engine/refine/predict.py): a model whose config
 says ``normalisation: "image"`` sees each raster through the raster's own band
 statistics, the same for every tile, block and fine-tune window of that raster."""
 
@@ -16,9 +16,9 @@ from osgeo import gdal
 from map_refiner.engine.errors import MapRefinerError
 from map_refiner.engine.modelfile.config import ModelConfig
 from map_refiner.engine.modelfile.io import load_model, save_model
-from map_refiner.engine.refine import normalisation
-from map_refiner.engine.refine.normalisation import for_image, image_statistics
+from map_refiner.engine.refine import predict as normalisation
 from map_refiner.engine.refine.pipeline import refine_array
+from map_refiner.engine.refine.predict import for_image, image_statistics
 from map_refiner.training.data import model_grids, read_model_window
 
 GT = (500000.0, 0.5, 0.0, 4000000.0, 0.0, -0.5)

@@ -21,8 +21,7 @@ from ..engine.labels import rasterize as label_io
 from ..engine.limits import check_training_size
 from ..engine.modelfile.config import ModelConfig
 from ..engine.rasters.read import check_bands, ground_resolution, open_raster, raster_info
-from ..engine.refine.normalisation import for_image
-from ..engine.refine.predict import model_image
+from ..engine.refine.predict import for_image, model_image
 from ..engine.refine.tiling import Grids, make_grids
 from .tile import IGNORE, LabelSource, TrainingTile
 

@@ -41,7 +41,7 @@ class ModelConfig:
     mean: list[float] = field(default_factory=lambda: [127.5, 127.5, 127.5])
     std: list[float] = field(default_factory=lambda: [64.0, 64.0, 64.0])
     # "model": every image is normalised with ``mean``/``std`` above; "image": with the
-    # image's own band statistics on the model grid (engine/refine/normalisation.py).
+    # image's own band statistics on the model grid (engine/refine/predict.py).
     normalisation: str = "model"
     ground_resolution_m: float = 1.0
     default_iterations: int = 5

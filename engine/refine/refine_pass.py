@@ -24,8 +24,7 @@ from ..modelfile.io import load_model
 from ..networks.models import MapRefinerNet
 from ..rasters.grid import GridSpec, grid_of, scaled
 from ..rasters.read import RasterInfo, check_bands, ground_resolution, open_raster, raster_info
-from .normalisation import for_image
-from .predict import WindowResult, predict_tile, stack_bands
+from .predict import WindowResult, for_image, predict_tile, stack_bands
 from .prior import Prior
 from .registration import SEARCH_M, Offset, agreement, best_offset
 from .tiling import Grids, Tile, count_tiles, lattice, lattice_tiles, make_grids, plan_tiles
