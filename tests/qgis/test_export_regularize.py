@@ -89,17 +89,22 @@ def export(dialog, project, wait_for_tasks) -> list:  # noqa: ANN001
     return sorted(added[0].getFeatures(), key=lambda f: f.geometry().centroid().asPoint().x())
 
 
-@pytest.fixture
-def dialog_on_map(plugin, qgis_new_project, tmp_path):  # noqa: ANN001, ANN201
+def dialog_on(plugin, project, path: Path, names: list[str]):  # noqa: ANN001, ANN201
+    """The plugin's dialog with a class map of ``names`` written at ``path`` as input."""
     from map_refiner.ui.layers import class_map_layer
 
-    path = write_class_map(tmp_path / "buildings_map.tif", NAMES)
-    layer = class_map_layer(path, "buildings map", NAMES, COLOURS)
-    qgis_new_project.addMapLayer(layer)
+    write_class_map(path, names)
+    layer = class_map_layer(path, path.stem.replace("_", " "), names, COLOURS)
+    project.addMapLayer(layer)
     plugin.controller.show_dialog()
     dialog = plugin.controller.dialog
     dialog.input_combo.setLayer(layer)
     return dialog
+
+
+@pytest.fixture
+def dialog_on_map(plugin, qgis_new_project, tmp_path):  # noqa: ANN001, ANN201
+    return dialog_on(plugin, qgis_new_project, tmp_path / "buildings_map.tif", NAMES)
 
 
 def test_regularise_is_off_by_default_and_its_tolerance_follows_the_box(dialog_on_map) -> None:  # noqa: ANN001
@@ -164,15 +169,8 @@ def test_the_tolerance_reaches_the_engine(dialog_on_map, qgis_new_project, wait_
 def test_a_map_without_buildings_is_refused_before_any_task(
     plugin, qgis_new_project, tmp_path
 ) -> None:  # noqa: ANN001
-    from map_refiner.ui.layers import class_map_layer
-
     names = ["background", "water"]
-    path = write_class_map(tmp_path / "water_map.tif", names)
-    layer = class_map_layer(path, "water map", names, COLOURS)
-    qgis_new_project.addMapLayer(layer)
-    plugin.controller.show_dialog()
-    dialog = plugin.controller.dialog
-    dialog.input_combo.setLayer(layer)
+    dialog = dialog_on(plugin, qgis_new_project, tmp_path / "water_map.tif", names)
     dialog.regularize_check.setChecked(True)
     dialog.export_button.click()
     assert plugin.controller.tasks == []

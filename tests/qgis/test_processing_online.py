@@ -66,6 +66,14 @@ def extent_text(mosaic: Path, col: int, row: int, w: int, h: int) -> str:
     return f"{r.xMinimum()!r},{r.xMaximum()!r},{r.yMinimum()!r},{r.yMaximum()!r} [EPSG:3857]"
 
 
+def refine_area(  # noqa: ANN001
+    processing, inp: str, model: Path, output: str, extent: str, feedback
+) -> dict:
+    """map_refiner:refine of ``inp`` (a layer id or source) over ``extent`` with ``model``."""
+    params = {"INPUT": inp, "EXTENT": extent, "MODEL": str(model), "OUTPUT": output}
+    return processing.run("map_refiner:refine", params, feedback=feedback)
+
+
 def assert_mosaic_pixels(fetched: Path, mosaic: Path, w: int, h: int) -> None:
     """``fetched`` is on the zoom-18 grid, covers a ``w`` x ``h`` window of the mosaic and
     holds its pixels there."""
@@ -141,15 +149,13 @@ def test_a_file_input_ignores_the_extent(
     processing_with_plugin, tiny_model, rgb_path, tmp_path
 ) -> None:  # noqa: ANN001
     feedback = LoggingFeedback()
-    result = processing_with_plugin.run(
-        "map_refiner:refine",
-        {
-            "INPUT": str(rgb_path),
-            "EXTENT": "0,1,0,1 [EPSG:3857]",
-            "MODEL": str(tiny_model),
-            "OUTPUT": str(tmp_path / "r.tif"),
-        },
-        feedback=feedback,
+    result = refine_area(
+        processing_with_plugin,
+        str(rgb_path),
+        tiny_model,
+        str(tmp_path / "r.tif"),
+        "0,1,0,1 [EPSG:3857]",
+        feedback,
     )
     assert "FETCHED" not in result or result["FETCHED"] is None
     assert "“Area to fetch” is ignored" in feedback.log
@@ -226,15 +232,13 @@ def test_a_kvp_wmts_layer_into_a_temporary_output(
         qgis_new_project.addMapLayer(layer)
         wmts.kvp_tiles.clear()
         feedback = LoggingFeedback()
-        result = processing_with_plugin.run(
-            "map_refiner:refine",
-            {
-                "INPUT": layer.id(),
-                "EXTENT": extent_text(mosaic, 300, 250, 400, 300),
-                "MODEL": str(tiny_model),
-                "OUTPUT": "TEMPORARY_OUTPUT",
-            },
-            feedback=feedback,
+        result = refine_area(
+            processing_with_plugin,
+            layer.id(),
+            tiny_model,
+            "TEMPORARY_OUTPUT",
+            extent_text(mosaic, 300, 250, 400, 300),
+            feedback,
         )
         asked = [(q["TILEMATRIX"], q["TILECOL"], q["TILEROW"]) for q in wmts.kvp_tiles]
     fetched = Path(result["FETCHED"])
@@ -292,15 +296,13 @@ def test_a_layer_given_by_its_source_string_as_qgis_process_does(
     without a name, so the fetch and the log are named after the service's host."""
     with serve_tiles(mosaic, ZOOM) as server:
         feedback = LoggingFeedback()
-        result = processing_with_plugin.run(
-            "map_refiner:refine",
-            {
-                "INPUT": "wms://" + xyz_layer(server.url).source(),
-                "EXTENT": extent_text(mosaic, 300, 250, 400, 300),
-                "MODEL": str(tiny_model),
-                "OUTPUT": str(tmp_path / "r.tif"),
-            },
-            feedback=feedback,
+        result = refine_area(
+            processing_with_plugin,
+            "wms://" + xyz_layer(server.url).source(),
+            tiny_model,
+            str(tmp_path / "r.tif"),
+            extent_text(mosaic, 300, 250, 400, 300),
+            feedback,
         )
     fetched = Path(result["FETCHED"])
     assert fetched.parent == tmp_path and fetched.name.startswith("127.0.0.1_")
@@ -321,15 +323,13 @@ def test_a_wms_layer_is_fetched_on_a_grid_of_the_models_resolution(
         qgis_new_project.addMapLayer(layer)
         server.served.clear()
         feedback = LoggingFeedback()
-        result = processing_with_plugin.run(
-            "map_refiner:refine",
-            {
-                "INPUT": layer.id(),
-                "EXTENT": extent_text(mosaic, 300, 250, 400, 300),
-                "MODEL": str(tiny_model),
-                "OUTPUT": str(tmp_path / "r.tif"),
-            },
-            feedback=feedback,
+        result = refine_area(
+            processing_with_plugin,
+            layer.id(),
+            tiny_model,
+            str(tmp_path / "r.tif"),
+            extent_text(mosaic, 300, 250, 400, 300),
+            feedback,
         )
         served = len(server.served)
     fetched = gdal.Open(result["FETCHED"])
