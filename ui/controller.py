@@ -258,7 +258,10 @@ class Controller:
             and self.last_refine.params.model_path == last.model
             and self.iterations is not None
         ):  # the slider shows the round's map: its iterations and regions go with it
-            self.iterations.clear()
+            self.iterations.clear(
+                f"{last.name} was undone: its map's iterations went with it. Refine to "
+                "see a map's iterations again."
+            )
             self.last_refine = None
         remove_layers(project, gone)
         # Export must not use the round's maps: the image's latest map is its parent's again

@@ -39,6 +39,16 @@ def refined_layer_name(source_name: str, iterations: int, model_name: str | None
     return f"{source_name} — refined{by} ({iterations} it.)"
 
 
+def refine_group_name(source_name: str, model_name: str | None = None) -> str:
+    """``<source> — Map Refiner`` with the bundled model; with another model its name,
+    less the source's (``<source> — Map Refiner: round 2 (7 corrections)``), so that the
+    groups of several refines of one image can be told apart when folded."""
+    if not model_name:
+        return f"{source_name} — Map Refiner"
+    short = model_name.removeprefix(f"{source_name} — ")
+    return f"{source_name} — Map Refiner: {short}"
+
+
 def coarse_layer_name(source_name: str) -> str:
     return f"{source_name} — coarse (CNN)"
 

@@ -8,6 +8,8 @@ from qgis.core import Qgis, QgsPalettedRasterRenderer, QgsSingleBandPseudoColorR
 
 from map_refiner.ui.jobs.refine_job import RefineJob
 
+GROUP = "austin_dev_rgb — Map Refiner: tiny test model"  # a refine's group names its model
+
 
 def _layer_children(group):  # noqa: ANN001, ANN202
     """The group's own layers (not those of its subgroups, such as the iterations view)."""
@@ -64,7 +66,7 @@ def test_scores_come_as_a_group_of_probability_layers(
 ) -> None:  # noqa: ANN001
     plugin.controller.start_refine(_job(austin_rgb, tmp_path / "r.tif", tiny_model, scores=True))
     wait_for_tasks()
-    group = qgis_new_project.layerTreeRoot().findGroup("austin_dev_rgb — Map Refiner")
+    group = qgis_new_project.layerTreeRoot().findGroup(GROUP)
     assert group is not None
     assert group.children()[0].name() == "austin_dev_rgb — iterations"  # the slider's view
     nodes = _layer_children(group)
@@ -88,7 +90,7 @@ def test_coarse_map_joins_the_group_unchecked(
     job.params = replace(job.params, coarse=tmp_path / "r_coarse.tif")
     plugin.controller.start_refine(job)
     wait_for_tasks()
-    group = qgis_new_project.layerTreeRoot().findGroup("austin_dev_rgb — Map Refiner")
+    group = qgis_new_project.layerTreeRoot().findGroup(GROUP)
     assert group is not None
     nodes = _layer_children(group)
     assert [n.layer().name() for n in nodes] == [

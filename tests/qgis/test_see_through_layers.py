@@ -11,7 +11,7 @@ from qgis.core import QgsRasterLayer
 from map_refiner.ui.dialog.correction_layer import create_correction_layer
 from map_refiner.ui.dialog.model_info import model_label
 from map_refiner.ui.jobs.refine_job import RefineJob
-from map_refiner.ui.layers import keep_corrections_on_top, refined_layer_name
+from map_refiner.ui.layers import keep_corrections_on_top, refine_group_name, refined_layer_name
 
 
 def _top_names(project) -> list[str]:  # noqa: ANN001
@@ -91,6 +91,15 @@ def test_result_names_say_which_model_made_them(tiny_model: Path) -> None:
         refined_layer_name("img", 5, "img — round 2 (7 corrections)")
         == "img — refined by img — round 2 (7 corrections) (5 it.)"
     )
+    # each refine's group says which model, so folded groups can be told apart
+    assert refine_group_name("img") == "img — Map Refiner"
+    assert (
+        refine_group_name("img", "img — round 2 (7 corrections)")
+        == "img — Map Refiner: round 2 (7 corrections)"
+    )
+    assert refine_group_name("img", "other — round 1 (3 corrections)") == (
+        "img — Map Refiner: other — round 1 (3 corrections)"
+    )
 
 
 def test_one_class_map_on_screen_until_the_slider_moves(
@@ -123,15 +132,19 @@ def test_the_iterations_view_sits_inside_the_refines_group(
     root = qgis_new_project.layerTreeRoot()
     view = root.findGroup("scene — iterations")
     refine = view.parent()
-    assert refine is not root and refine.name() == "scene — Map Refiner"
+    assert refine is not root and refine.name() == "scene — Map Refiner: tiny test model"
     first, second = refine.children()[:2]
     assert first is view  # above the refined map, so another iteration shows over it
     assert "refined by tiny test model" in second.layer().name()
     tops = [n.name() for n in root.children()]
-    assert "scene — iterations" not in tops and tops.count("scene — Map Refiner") == 1
+    assert (
+        "scene — iterations" not in tops and tops.count("scene — Map Refiner: tiny test model") == 1
+    )
     flow.recompute()  # other iterations: the new view goes to the same place
     wait_until(lambda: flow.task is None and flow.result is not None, 300)
     wait_for_tasks()
     view = root.findGroup("scene — iterations")
-    assert view.parent() is not root and view.parent().name() == "scene — Map Refiner"
+    assert (
+        view.parent() is not root and view.parent().name() == "scene — Map Refiner: tiny test model"
+    )
     assert [g.name() for g in root.findGroups(True)].count("scene — iterations") == 1

@@ -118,6 +118,9 @@ def test_undo_round_goes_back_to_the_parent_model_and_map(
     by_round = [n for n in names if "refined by austin_dev_rgb — round 1 (3 corrections)" in n]
     by_parent = [n for n in names if "refined by tiny test model" in n]
     assert len(by_round) == 1 and len(by_parent) == 1, names
+    groups = [g.name() for g in project.layerTreeRoot().findGroups()]  # one per refine
+    assert "austin_dev_rgb — Map Refiner: round 1 (3 corrections)" in groups, groups
+    assert "austin_dev_rgb — Map Refiner: tiny test model" in groups, groups
     flow = controller.iterations
     assert flow is not None and flow.result is not None  # the round's map in the slider
     view = list(flow.layer_ids.values())
@@ -130,6 +133,8 @@ def test_undo_round_goes_back_to_the_parent_model_and_map(
     assert any("refined by tiny test model" in n for n in names)  # ... the parent's stays
     # ... and so does the slider's view of it: its iterations and "where to draw next"
     assert flow.result is None and not flow.rects
+    title = flow.dock.title_label.text()  # the dock says why it is empty, not "no refine yet"
+    assert "round 1 (3 corrections) was undone" in title and "No iterations yet" not in title
     assert all(project.mapLayer(i) is None for i in view)
     empty = [g.name() for g in project.layerTreeRoot().findGroups(True) if not g.children()]
     assert empty == []  # no group left behind empty

@@ -24,6 +24,8 @@ from qgis.PyQt.QtWidgets import (
 
 from ...engine.refine.uncertainty import KINDS, Region
 
+NO_ITERATIONS = "No iterations yet: refine a raster with the dialog."
+
 
 class IterationsDock(QgsDockWidget):
     iteration_changed = pyqtSignal(int)
@@ -146,9 +148,9 @@ class IterationsDock(QgsDockWidget):
             self.regions_list.addItem(item)
         self.regions_list.blockSignals(False)
 
-    def clear(self) -> None:
-        """No raster: an empty list, a disabled slider, a title that says so."""
-        self.title_label.setText("No iterations yet: refine a raster with the dialog.")
+    def clear(self, title: str = NO_ITERATIONS) -> None:
+        """No raster: an empty list, a disabled slider, a title that says so (or why)."""
+        self.title_label.setText(title)
         self.set_regions([], [])
         self.set_range(0, 0)
         self.set_busy(False, "")

@@ -34,7 +34,7 @@ from ..layers import (
     remove_layers,
 )
 from ..messages import show_error
-from .dock import IterationsDock
+from .dock import NO_ITERATIONS, IterationsDock
 from .uncertainty_layers import regions_layer, set_regions, uncertainty_renderer
 
 log = logging.getLogger(__name__)
@@ -300,13 +300,13 @@ class IterationsFlow(QObject):
         remove_layers(QgsProject.instance(), list(self.layer_ids.values()))
         self.layer_ids = {}
 
-    def clear(self) -> None:
+    def clear(self, why: str | None = None) -> None:
         """The map the slider showed left the project (its round was undone): its
-        iterations, uncertainty and regions go too, and the dock empties."""
+        iterations, uncertainty and regions go too, and the dock empties, saying ``why``."""
         self._remove_layers()
-        self.reset()
+        self.reset(why)
 
-    def reset(self) -> None:
+    def reset(self, why: str | None = None) -> None:
         """The project was closed or a new one started: forget the old raster's
         iterations (its layers went with the project) and empty the dock."""
         self.timer.stop()
@@ -320,7 +320,7 @@ class IterationsFlow(QObject):
         self.has_refined_layer = False
         self.refined_layer_id = None
         if self.dock is not None:
-            self.dock.clear()
+            self.dock.clear(why or NO_ITERATIONS)
 
     def unload(self) -> None:
         self.timer.stop()

@@ -17,6 +17,7 @@ from ..layers import (
     coarse_layer_name,
     keep_corrections_on_top,
     probability_layers,
+    refine_group_name,
     refined_layer_name,
 )
 from ..sources import coarse_path_for, layer_file, layer_in_file, raster_path, scores_path_for
@@ -196,7 +197,8 @@ def add_refine_result(
     if result.scores is not None:
         extra += probability_layers(result.scores, source_name, result.class_names, result.colours)
     if extra or grouped:
-        add_in_group(project, f"{source_name} — Map Refiner", [layer] + extra, visible=1)
+        group = refine_group_name(source_name, model_name)
+        add_in_group(project, group, [layer] + extra, visible=1)
     else:
         project.addMapLayer(layer, False)
         project.layerTreeRoot().insertLayer(0, layer)
