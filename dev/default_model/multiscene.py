@@ -79,12 +79,16 @@ def left_half_tile(image: Path, reference: Path, config, whole: bool = False) ->
     return tile
 
 
-def jittered(image: torch.Tensor, rng: np.random.Generator, blur: bool) -> torch.Tensor:
-    """A colour-jittered copy of a normalised ``(C, H, W)`` image."""
-    c = image.shape[0]
-    gain = torch.tensor(rng.uniform(0.8, 1.25, size=c), dtype=image.dtype)[:, None, None]
-    shift = torch.tensor(rng.uniform(-0.3, 0.3, size=c), dtype=image.dtype)[:, None, None]
-    contrast = float(rng.uniform(0.7, 1.3))
+def jittered(
+    image: torch.Tensor, rng: np.random.Generator, blur: bool, strength: float = 1.0
+) -> torch.Tensor:
+    """A colour-jittered copy of a normalised ``(C, H, W)`` image: per-band gain
+    0.8-1.25, shift +-0.3 std, contrast 0.7-1.3 at ``strength`` 1 (the ranges grow
+    with it: gain 0.8^s-1.25^s, shift +-0.3 s, contrast 1 +- 0.3 s, at least 0.3)."""
+    c, s = image.shape[0], strength
+    gain = torch.tensor(rng.uniform(0.8**s, 1.25**s, size=c), dtype=image.dtype)[:, None, None]
+    shift = torch.tensor(rng.uniform(-0.3 * s, 0.3 * s, size=c), dtype=image.dtype)[:, None, None]
+    contrast = float(rng.uniform(max(0.3, 1 - 0.3 * s), 1 + 0.3 * s))
     mean = image.mean(dim=(1, 2), keepdim=True)
     out = (image - mean) * contrast * gain + mean + shift
     if blur:
@@ -105,6 +109,7 @@ def train(
     base: Path | None = None,
     normalisation: str = "model",
     adapt: str = "head+rnn",
+    jitter: float = 1.0,
 ) -> dict:
     configure_threads()
     torch.manual_seed(seed)
@@ -126,7 +131,7 @@ def train(
         tile = left_half_tile(scene.image, scene.reference, config, whole=name in WHOLE)
         weights[name] = min(1.0, tile.labelled_pixels / FULL_WEIGHT_PX)
         versions = [tile.image] + [
-            jittered(tile.image, rng, blur=(i % 2 == 1)) for i in range(copies)
+            jittered(tile.image, rng, blur=(i % 2 == 1), strength=jitter) for i in range(copies)
         ]
         fits[name] = []
         for img in versions:
@@ -182,6 +187,7 @@ def train(
         "base": str(base) if base else "the bundled model",
         "normalisation": normalisation,
         "adapt": adapt,
+        "jitter": jitter,
         "seconds": round(seconds, 1),
         "loss_last_100": round(float(np.mean(history[-100:])), 4),
         "device": "cpu",
@@ -240,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         help="image: each image normalised by its own band statistics",
     )
     t.add_argument("--adapt", default="head+rnn", help="what is trained (FitParams.adapt)")
+    t.add_argument("--jitter", type=float, default=1.0, help="colour jitter strength")
     c = sub.add_parser("compare", help="score two models, for the model card")
     c.add_argument("--old", type=Path, required=True)
     c.add_argument("--new", type=Path, required=True)
@@ -255,7 +262,17 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd == "train":
         leave = [n for n in a.leave_out.split(",") if n]
         record = train(
-            a.out, a.data, a.steps, a.copies, leave, a.seed, a.lr, a.base, a.normalisation, a.adapt
+            a.out,
+            a.data,
+            a.steps,
+            a.copies,
+            leave,
+            a.seed,
+            a.lr,
+            a.base,
+            a.normalisation,
+            a.adapt,
+            a.jitter,
         )
         print(json.dumps(record))
     elif a.cmd == "compare":
