@@ -2,10 +2,18 @@
 ``--session rounds``: the correction loop as a cartographer drives it through the
 dialog's widgets.
 
-Refine the image; New correction layer; draw reference buildings the map missed and
-background squares (copied from the shared reference polygons, as a user would trace
+Refine the image; New correction layer; draw the reference buildings nearest the image's
+centre (most of which the map already has) and background squares clear of every
+reference building (copied from the shared reference polygons, as a user would trace
 them); Fine-tune (round 1); Refine; draw more; Fine-tune (round 2); Refine; Undo round;
 Export to shapefile. A screenshot after each step; status.json says what happened.
+
+For the pictures only (a 1920 x 1080 screen): the Browser panel is closed and the Layers
+panel widened (the group names read in full; the longest layer names are still cut), the
+dialog is widened (its rounds list shows the scores; the line's end is cut) and placed
+under the message bar, the map is zoomed before each shot so the image lies left of the
+dialog, and each shot waits for the canvas to finish drawing; the export shot hides the
+class maps so the exported polygons show over the image.
 """
 
 import os
@@ -15,10 +23,14 @@ import qgis.utils
 from qgis.core import (
     QgsFeature,
     QgsGeometry,
+    QgsLayerTreeGroup,
+    QgsMapLayerType,
     QgsProject,
     QgsRectangle,
     QgsVectorLayer,
 )
+from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtWidgets import QDockWidget
 
 from map_refiner.dev.desktop.steps import (
     IMAGE,
@@ -42,7 +54,42 @@ def dialog():
 def place_dialog():
     d = dialog()
     d.adjustSize()
-    d.move(SCREEN[0] - d.width() - 30, 60)
+    d.resize(max(d.width(), 800), d.height())
+    d.move(SCREEN[0] - d.width() - 30, 150)  # under the message bar
+
+
+def shot(name):
+    """The image fitted left of the dialog again (the panels and message bar resize the
+    canvas as the session goes), then the screenshot."""
+    fit_map()
+    shoot(name)
+
+
+def arrange_panels():
+    """Browser closed, Layers panel wide: the tree's long round names read in full."""
+    window = iface.mainWindow()
+    docks = {dock.objectName(): dock for dock in window.findChildren(QDockWidget)}
+    if "Browser" in docks:
+        docks["Browser"].hide()
+    if "Layers" in docks:
+        window.resizeDocks([docks["Layers"]], [470], Qt.Horizontal)
+
+
+def fit_map():
+    """Zoom so the whole image lies in the canvas left of the dialog."""
+    canvas = iface.mapCanvas()
+    visible = dialog().frameGeometry().x() - canvas.mapToGlobal(canvas.rect().topLeft()).x()
+    visible = max(300, min(visible - 20, canvas.width()))
+    e = QgsProject.instance().mapLayersByName(Path(IMAGE).stem)[0].extent()
+    per_px = max(e.width() / (visible * 0.96), e.height() / (canvas.height() * 0.96))
+    x0 = e.xMinimum() - (visible * per_px - e.width()) / 2
+    y_mid = e.center().y()
+    half_h = canvas.height() * per_px / 2
+    canvas.setExtent(QgsRectangle(x0, y_mid - half_h, x0 + canvas.width() * per_px, y_mid + half_h))
+    status.setdefault("fit", []).append(
+        [canvas.width(), canvas.height(), visible, round(per_px, 3), canvas.scale()]
+    )
+    canvas.refresh()
 
 
 def wait(name, then):
@@ -58,15 +105,21 @@ def wait(name, then):
 
 
 def start():
+    arrange_panels()
     controller().show_dialog()
     place_dialog()
+    step("layout", 1000, refine_0)  # once the panels have their new sizes
+
+
+def refine_0():
+    fit_map()
     dialog().refine_button.click()
     wait("refine 0", refined_0)
 
 
 def refined_0():
     status["layers_0"] = names()
-    shoot("rounds_1_refined")
+    shot("rounds_1_refined")
     iface.setActiveLayer(QgsProject.instance().mapLayersByName(Path(IMAGE).stem)[0])
     controller().new_correction_layer()
     layer = iface.activeLayer()
@@ -79,7 +132,7 @@ def refined_0():
 
 def drawn_1():
     status["tree_1"] = tree()
-    shoot("rounds_2_corrections_on_top")
+    shot("rounds_2_corrections_on_top")
     dialog().labels.finetune_button.click()
     wait("round 1", tuned_1)
 
@@ -92,7 +145,7 @@ def tuned_1():
 
 
 def refined_1():
-    shoot("rounds_3_round1_refined")
+    shot("rounds_3_round1_refined")
     layer = QgsProject.instance().mapLayersByName(f"{Path(IMAGE).stem} — corrections")[0]
     draw(layer, buildings(3, 6), squares(1, offset=2))
     layer.triggerRepaint()
@@ -113,15 +166,20 @@ def refined_2():
         for i in range(dialog().labels.rounds_list.count())
     ]
     status["tree_2"] = tree()
-    shoot("rounds_4_two_rounds")
+    shot("rounds_4_two_rounds")
     dialog().labels.undo_button.click()
     step("undo", 1500, undone)
 
 
 def undone():
-    status["after_undo"] = {"tree": tree(), "model": str(dialog().model.model_path())}
+    classmap = controller().refined.get(Path(IMAGE))
+    status["after_undo"] = {
+        "tree": tree(),
+        "model": str(dialog().model.model_path()),
+        "export_map": str(classmap.path) if classmap else None,
+    }
     status["undo_message"] = message()
-    shoot("rounds_5_undone")
+    shot("rounds_5_undone")
     dialog().export_button.click()
     wait("export", exported)
 
@@ -133,21 +191,33 @@ def exported():
         sorted({f["class"] for f in polygons[0].getFeatures()}) if polygons else None
     )
     dialog().hide()
-    step("export shot", 2000, lambda: (shoot("rounds_6_exported"), finish()))
+    for layer in QgsProject.instance().mapLayers().values():  # the polygons over the image
+        if layer.type() == QgsMapLayerType.RasterLayer and " — refined " in layer.name():
+            QgsProject.instance().layerTreeRoot().findLayer(layer.id()).setItemVisibilityChecked(
+                False
+            )
+    status["tree_export"] = tree()
+    step("export shot", 2000, lambda: (shot("rounds_6_exported"), finish()))
 
 
 def names():
     return [layer.name() for layer in QgsProject.instance().mapLayers().values()]
 
 
-def tree():
-    root = QgsProject.instance().layerTreeRoot()
-    return [n.name() for n in root.children()]
+def tree(node=None):
+    """The layer tree, groups as {name: [children]}, top first."""
+    node = node or QgsProject.instance().layerTreeRoot()
+    return [
+        {child.name(): tree(child)} if isinstance(child, QgsLayerTreeGroup) else child.name()
+        for child in node.children()
+    ]
 
 
 def message():
-    item = iface.messageBar().currentItem()
-    return item.text() if item else ""
+    """The newest Map Refiner message (QGIS's own "task complete" notes come after it)."""
+    bar = iface.messageBar()  # items(): the ones under the current item, newest first
+    items = [i for i in [bar.currentItem(), *bar.items()] if i and i.title() == "Map Refiner"]
+    return items[0].text() if items else ""
 
 
 def buildings(first, last):

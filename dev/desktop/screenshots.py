@@ -1,8 +1,8 @@
 """Screenshots of the real QGIS desktop running Map Refiner, under Xvfb.
 
-Installs the working tree as a plugin in a throwaway profile, starts Xvfb and
-QGIS with dev/desktop/session.py, which opens the dialog on the Austin test
-tile, refines it and saves PNGs to docs/screenshots/:
+Installs the working tree as a plugin in a throwaway profile, starts Xvfb (1440 x 900;
+1920 x 1080 for --session rounds) and QGIS with dev/desktop/session.py, which opens the
+dialog on the Austin test tile, refines it and saves PNGs to docs/screenshots/:
 
     .venv/bin/python -m map_refiner.dev.desktop.screenshots [--model M.safetensors]
         [--session refine|rounds|online]
@@ -27,6 +27,9 @@ from .qgis_profile import QUIET_DESKTOP, enable_plugin, install_plugin, qgis_env
 
 DATA = ROOT.parent / "shared" / "data"
 SCREEN = "1440x900"
+# rounds: room for a layer tree whose round names read in full, the dialog wide enough
+# for its rounds list, and the image left of it
+SCREENS = {"rounds": "1920x1080"}
 
 
 def untrained_model(folder: Path) -> Path:
@@ -98,6 +101,7 @@ def run(
             work / "project" / f"{image.stem.split('_')[0]}_demo.qgz",
             out_dir,
             timeout,
+            SCREENS.get(session, SCREEN),
         )
     finally:
         if server is not None:
@@ -131,7 +135,14 @@ def copy_image(image: Path, work: Path) -> Path:
 
 
 def run_session(
-    session: Path, work: Path, env: dict, image: Path, project: Path, out_dir: Path, timeout: float
+    session: Path,
+    work: Path,
+    env: dict,
+    image: Path,
+    project: Path,
+    out_dir: Path,
+    timeout: float,
+    screen: str = SCREEN,
 ) -> dict:
     """QGIS under a fresh Xvfb display running ``session`` (dev/desktop/steps.py
     reads the MAP_REFINER_* variables set here); its status, shots copied to ``out_dir``."""
@@ -143,11 +154,11 @@ def run_session(
         DISPLAY=f":{display}",
         MAP_REFINER_SHOTS=str(shots),
         MAP_REFINER_IMAGE=str(copy_image(image, work)),
-        MAP_REFINER_SCREEN=SCREEN,
+        MAP_REFINER_SCREEN=screen,
         MAP_REFINER_PROJECT=str(project),
     )
     xvfb = subprocess.Popen(
-        ["Xvfb", f":{display}", "-screen", "0", f"{SCREEN}x24", "-nolisten", "tcp"],
+        ["Xvfb", f":{display}", "-screen", "0", f"{screen}x24", "-nolisten", "tcp"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

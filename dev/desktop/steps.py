@@ -10,6 +10,7 @@ with its traceback in status.json.
 import json
 import os
 import subprocess
+import time
 import traceback
 from pathlib import Path
 
@@ -43,8 +44,22 @@ def step(name, delay_ms, func):
     QTimer.singleShot(delay_ms, run)
 
 
-def shoot(name):
+def settle_canvas(timeout_s=20.0):
+    """Redraw the map canvas and wait until it is drawn: a shot right after layers are
+    added or removed would otherwise show the canvas's previous picture."""
+    canvas = qgis.utils.iface.mapCanvas()
+    canvas.refresh()
+    start = time.monotonic()
+    while time.monotonic() - start < timeout_s:
+        QgsApplication.processEvents()
+        if time.monotonic() - start > 0.5 and not canvas.isDrawing():
+            break
+        time.sleep(0.05)
     QgsApplication.processEvents()
+
+
+def shoot(name):
+    settle_canvas()
     path = SHOTS / f"{name}.png"
     subprocess.run(["import", "-window", "root", str(path)], check=True, timeout=60)
     status["shots"].append(path.name)
