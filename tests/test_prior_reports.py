@@ -96,3 +96,47 @@ def test_each_osm_scene_rewrites_only_its_own_part_and_the_reading_stays(tmp_pat
     assert text.count("Read by a person.") == 1 and "(to be read)" not in text
     assert text.count(f"## {osm.SWELLENDAM}") == 1
     assert text.index("moved 3.0 m west") < text.index(f"## {osm.SWELLENDAM}")
+
+
+def test_shifted_report_shows_registration_and_keeps_the_reading(tmp_path: Path) -> None:
+    import argparse
+
+    import numpy as np
+
+    from map_refiner.dev.prior import shifted
+
+    moved = "moved 1.9 m west and 2.1 m north to fit the image"
+    assert shifted.short_note(moved) == "moved 1.9 m west and 2.1 m north"
+    small = "left in place: its 0.3 m offset is within a model pixel"
+    assert shifted.short_note(small) == "in place (0.3 m found)"
+    assert shifted.short_note("left in place: no shift fits the image clearly") == "in place"
+    assert shifted.short_note("") == ""
+    ref = np.zeros((40, 60), bool)
+    ref[25:35, 45:55] = True  # the window goes where the buildings are
+    window = shifted.figure_window(ref, pixel_m=1.0, metres=20)
+    assert ref[window].sum() == ref.sum() and ref[window].shape == (20, 20)
+    a = argparse.Namespace(
+        strengths="calibrated",
+        iterations=5,
+        model=None,
+        right_half=False,
+        also_unregistered=True,
+        figure=tmp_path / "figures" / "prior_shifted.png",
+    )
+    row = {"scene": "s", "prior": "shift:2", "prior_iou": 50.0, "snapped_iou": 90.0}
+    rows = [
+        {**row, "strength": "calibrated", "registration": "moved 2.8 m"},
+        {**row, "strength": "calibrated (unregistered, keep 0)", "registration": ""},
+    ]
+    report = tmp_path / "results_prior.md"
+    shifted.write_report(rows, a, report)
+    text = report.read_text()
+    assert "| calibrated | s | shift:2 | 50.0 | 90.0 | +40.0 | moved 2.8 m |" in text
+    assert "| +40.0 | - |" in text and "](figures/prior_shifted.png)" in text
+    assert "--also-unregistered --figure" in text
+    report.write_text(text + f"\n## {shifted.READING}\n\nRead by a person.\n")
+    write_section(report, "Regularised outlines", "another study")
+    shifted.write_report(rows, a, report)
+    text = report.read_text()
+    assert text.count("Read by a person.") == 1 and "another study" in text
+    assert text.index("moved 2.8 m") < text.index("Read by a person.")

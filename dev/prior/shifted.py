@@ -1,10 +1,11 @@
 """How far the bundled RNN snaps a wrong map onto the image: the accurate reference of
 each georeferenced shared scene, made wrong the way real coarse maps are (shifted by
 1, 2 and 4 m; 20 % of the buildings removed), given as ``refine --prior``, scored
-against the reference. The RNN is the bundled one, trained on our CNN's heat maps, not
-on priors (no snap model yet).
+against the reference. The model is what ``refine --prior`` uses (the bundled snap
+model) unless ``--model`` names another (docs/results_prior.md: the default model).
 
     python -m map_refiner.dev.prior.shifted [--strengths 1,3] [--iterations 5]
+        [--also-unregistered] [--figure docs/figures/prior_shifted.png]
         # -> docs/results_prior.md, out/prior/rows.json; about 2 min a strength, alone
 """
 
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -99,23 +102,121 @@ def main(argv: list[str] | None = None) -> int:
         "prior kept (--no-prior-shift --prior-keep 0)",
     )
     ap.add_argument("--report", type=Path, default=ROOT / "docs" / "results_prior.md")
+    ap.add_argument(
+        "--figure",
+        type=Path,
+        default=None,
+        help="also a before/after figure there: per scene, the 2 m-shifted prior, it "
+        "snapped without and with registration, and the right prior snapped (the first "
+        "strength; with --also-unregistered)",
+    )
     a = ap.parse_args(argv)
     a.out_dir.mkdir(parents=True, exist_ok=True)
     sc = scenes(a.data, ROOT / "out" / "corrections" / "data")
     rows = []
-    for strength in a.strengths.split(","):
+    crops: dict = {}  # the figure's windows, of the first strength only
+    for i, strength in enumerate(a.strengths.split(",")):
         value = None if strength == "calibrated" else float(strength)
-        rows += run_strength(a, sc, value)
+        keep = crops if i == 0 and a.figure else None
+        rows += run_strength(a, sc, value, crops=keep)
         if a.also_unregistered:
-            rows += run_strength(a, sc, value, registered=False)
+            rows += run_strength(a, sc, value, registered=False, crops=keep)
     (a.out_dir / "rows.json").write_text(json.dumps(rows, indent=1))
+    if a.figure and crops and shifted_figure(crops, a.figure) is None:
+        a.figure = None  # no matplotlib: the report says nothing of a figure
     write_report(rows, a, a.report)
     return 0
 
 
+#: The figure's panels: (prior, registered) and their titles.
+PANELS = (
+    (("shift:2", None), "prior shifted 2 m"),
+    (("shift:2", False), "snapped, unregistered, keep 0"),
+    (("shift:2", True), "snapped (today's default)"),
+    (("shift:0", True), "right prior, snapped"),
+)
+
+
+#: The figure's windows, in ground metres.
+FIGURE_METRES = 75.0
+
+#: The section of the report written by hand, which a rerun keeps.
+READING = "Reading"
+
+
+def figure_window(ref: np.ndarray, pixel_m: float, metres: float = FIGURE_METRES) -> tuple:
+    """The square window about ``metres`` wide (or the whole image where smaller) with
+    the most reference building pixels, as numpy slices."""
+    size = min(int(round(metres / pixel_m)), *ref.shape)
+    step = max(1, size // 4)
+    best, at = -1, (0, 0)
+    for y in range(0, ref.shape[0] - size + 1, step):
+        for x in range(0, ref.shape[1] - size + 1, step):
+            n = int(ref[y : y + size, x : x + size].sum())
+            if n > best:
+                best, at = n, (y, x)
+    return np.s_[at[0] : at[0] + size, at[1] : at[1] + size]
+
+
+def shifted_figure(crops: dict, out: Path) -> Path | None:
+    """One row per scene, one panel per ``PANELS`` entry: the image window, the
+    reference outlines in cyan and the panel's map in red. None without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    names = list(dict.fromkeys(name for name, _ in crops))
+    fig, axes = plt.subplots(len(names), len(PANELS), figsize=(3.2 * len(PANELS), 3.3 * len(names)))
+    axes = np.atleast_2d(axes)
+    for row, name in enumerate(names):
+        image, ref = crops[name, "image"], crops[name, "reference"]
+        for ax, (key, title) in zip(axes[row], PANELS):
+            ax.imshow(image)
+            ax.contour(ref.astype(float), [0.5], colors="cyan", linewidths=0.8)
+            shown = crops.get((name, key))
+            if shown is not None:
+                ax.contour(shown.astype(float), [0.5], colors="red", linewidths=1.0)
+            ax.set_title(f"{name}: {title}" if ax is axes[row][0] else title, fontsize=9)
+            ax.axis("off")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=70)
+    plt.close(fig)
+    return out
+
+
+def image_window(like: gdal.Dataset, window: tuple, x0: int = 0) -> np.ndarray:
+    """The image's first three bands over ``window`` (of its columns from ``x0`` on),
+    stretched to 0..1 for display."""
+    rgb = like.ReadAsArray()[:3, :, x0:][(slice(None), *window)]
+    rgb = rgb.transpose(1, 2, 0).astype(np.float32)
+    lo, hi = np.percentile(rgb, (1, 99))
+    return np.clip((rgb - lo) / max(hi - lo, 1e-6), 0, 1)
+
+
+def short_note(note: str) -> str:
+    """What registration did, for the table: ``moved 2.0 m west and 2.0 m north``,
+    ``in place (0.3 m found)`` (a shift under the threshold) or ``in place``."""
+    if note.startswith("moved "):
+        return note.removesuffix(" to fit the image")
+    found = re.match(r"left in place: its ([\d.]+) m offset", note)
+    if found:
+        return f"in place ({found.group(1)} m found)"
+    return "in place" if note else ""
+
+
 def run_strength(
-    a: argparse.Namespace, sc: dict, strength: float | None, registered: bool = True
+    a: argparse.Namespace,
+    sc: dict,
+    strength: float | None,
+    registered: bool = True,
+    crops: dict | None = None,
 ) -> list[dict]:
+    """Each scene's wrong priors refined and scored; with ``crops``, the figure's
+    windows of what ``PANELS`` shows are kept there."""
     rows = []
     for name in GEOREFERENCED:
         if a.right_half and name == "austin_enh":  # the snap model trains on all of it
@@ -126,7 +227,7 @@ def run_strength(
         for kind in ("shift:0", "shift:1", "shift:2", "shift:4", "drop:20"):
             prior = wrong_map(ref, like, kind, a.out_dir / f"{name}_{kind.replace(':', '')}.tif")
             out = a.out_dir / f"{name}_{kind.replace(':', '')}_snapped.tif"
-            refine_raster(
+            result = refine_raster(
                 RefineParams(
                     image=s.image,
                     out=out,
@@ -148,6 +249,18 @@ def run_strength(
                 snapped, before, scored = snapped[:, half:], before[:, half:], ref[:, half:]
             else:
                 scored = ref
+            if crops is not None:
+                if (name, "window") not in crops:
+                    window = figure_window(scored, like.GetGeoTransform()[1])
+                    crops[name, "window"] = window
+                    x0 = ref.shape[1] // 2 if a.right_half else 0
+                    crops[name, "image"] = image_window(like, window, x0)
+                    crops[name, "reference"] = scored[window]
+                window = crops[name, "window"]
+                if (kind, None) in [k for k, _ in PANELS]:
+                    crops[name, (kind, None)] = before[window]
+                if (kind, registered) in [k for k, _ in PANELS]:
+                    crops[name, (kind, registered)] = snapped[window]
             row = {
                 "strength": ("calibrated" if strength is None else str(strength))
                 + ("" if registered else " (unregistered, keep 0)"),
@@ -155,6 +268,7 @@ def run_strength(
                 "prior": kind,
                 "prior_iou": round(100 * iou(before, scored), 1),
                 "snapped_iou": round(100 * iou(snapped, scored), 1),
+                "registration": short_note(result.prior_note) if registered else "",
             }
             rows.append(row)
             print(json.dumps(row), flush=True)
@@ -181,6 +295,7 @@ def write_report(rows: list[dict], a: argparse.Namespace, path: Path) -> None:
         + (f" --model {a.model}" if a.model else "")
         + (" --right-half" if a.right_half else "")
         + (" --also-unregistered" if a.also_unregistered else "")
+        + (f" --figure {a.figure}" if a.figure else "")
         + f"` (commit {state['commit']}{dirty}; this 2-core CPU).",
         "",
         "Each georeferenced shared scene's accurate building reference is made wrong the "
@@ -196,13 +311,14 @@ def write_report(rows: list[dict], a: argparse.Namespace, path: Path) -> None:
         )
         + f". Model: {model_name(a.model)}.",
         "",
-        "| strength | scene | prior | prior's IoU | snapped IoU | change |",
-        "|---|---|---|---|---|---|",
+        "| strength | scene | prior | prior's IoU | snapped IoU | change | registration |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['strength']} | {r['scene']} | {r['prior']} | {r['prior_iou']:.1f} | "
-            f"{r['snapped_iou']:.1f} | {r['snapped_iou'] - r['prior_iou']:+.1f} |"
+            f"{r['snapped_iou']:.1f} | {r['snapped_iou'] - r['prior_iou']:+.1f} | "
+            f"{r.get('registration') or '-'} |"
         )
     lines.append("")
     for strength in dict.fromkeys(r["strength"] for r in rows):
@@ -230,9 +346,20 @@ def write_report(rows: list[dict], a: argparse.Namespace, path: Path) -> None:
         "class stays wherever the refined map gives it at least 0.1 probability "
         "(prior.keep_prior), so a right outline keeps its detail instead of being rounded "
         "to the model's 0.6 m grid. *unregistered, keep 0* rows are the same refine "
-        "without either (`--no-prior-shift --prior-keep 0`), as it was before.",
+        "without either (`--no-prior-shift --prior-keep 0`), as it was before. "
+        "*registration*: what it did with that prior (moved by how far, or left in place).",
     ]
-    kept = kept_sections(path, [REGULARISED])  # another study's section of this file
+    if a.figure:
+        lines += [
+            "",
+            f"![Per scene ({FIGURE_METRES:.0f} m windows with the most reference buildings"
+            + (" of the right half" if a.right_half else "")
+            + "): reference outlines in cyan; in red, the 2 m-shifted prior, it snapped "
+            "without registration or kept pixels, it snapped with today's defaults, and "
+            "the right prior snapped](" + os.path.relpath(a.figure, path.parent) + ")",
+        ]
+    # the hand-written reading and another study's section of this file stay
+    kept = kept_sections(path, [READING, REGULARISED])
     path.write_text("\n".join(lines) + "\n" + (f"\n{kept}\n" if kept else ""))
 
 
