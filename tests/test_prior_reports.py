@@ -140,3 +140,44 @@ def test_shifted_report_shows_registration_and_keeps_the_reading(tmp_path: Path)
     text = report.read_text()
     assert text.count("Read by a person.") == 1 and "another study" in text
     assert text.index("moved 2.8 m") < text.index("Read by a person.")
+
+
+def test_the_wrong_priors_of_the_shifted_study(tmp_path: Path) -> None:
+    """dilate:N grows every building by N m; scatter:N moves each one on its own by N m
+    (not all the same way); drop:P removes P % of them."""
+    import numpy as np
+    from osgeo import gdal
+    from scipy import ndimage
+
+    from map_refiner.dev.prior.shifted import wrong_map
+
+    ref = np.zeros((120, 120), dtype=bool)
+    for y, x in [(10, 10), (10, 70), (70, 10), (70, 70), (40, 40)]:
+        ref[y : y + 12, x : x + 16] = True
+    like = gdal.GetDriverByName("MEM").Create("", 120, 120, 1)
+    like.SetGeoTransform((500000.0, 0.5, 0.0, 4000000.0, 0.0, -0.5))
+
+    def read(kind: str) -> np.ndarray:
+        out = wrong_map(ref, like, kind, tmp_path / f"{kind.replace(':', '')}.tif", seed=3)
+        return gdal.Open(str(out)).ReadAsArray() == 1
+
+    grown = read("dilate:1")  # 2 px at 0.5 m
+    assert (grown & ref).sum() == ref.sum() and grown.sum() > ref.sum() + 5 * 2 * 2 * (12 + 16)
+    moved = read("scatter:2")  # 4 px each, in random directions
+    assert moved.sum() == ref.sum() and (moved & ref).sum() < ref.sum()
+    shifts = set()
+    labels, n = ndimage.label(moved)
+    assert n == 5
+    for i in range(1, n + 1):
+        ys, xs = np.nonzero(labels == i)
+        (ry, rx), d = min(
+            (
+                ((y, x), (ys.min() - y) ** 2 + (xs.min() - x) ** 2)
+                for y, x in [(10, 10), (10, 70), (70, 10), (70, 70), (40, 40)]
+            ),
+            key=lambda t: t[1],
+        )
+        assert 3 <= d**0.5 <= 5
+        shifts.add((ys.min() - ry, xs.min() - rx))
+    assert len(shifts) > 1
+    assert ndimage.label(read("drop:40"))[1] == 3

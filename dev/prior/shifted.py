@@ -31,14 +31,19 @@ from .sections import kept_sections
 gdal.UseExceptions()
 ROOT = Path(__file__).resolve().parents[2]
 GEOREFERENCED = ("austin_dev", "austin_enh", "kampala_drone", "nepal_drone", "rio_wv2")
+#: The wrong priors of the report's table.
+KINDS = ("shift:0", "shift:1", "shift:2", "shift:4", "drop:20")
 
 
 def wrong_map(ref: np.ndarray, like: gdal.Dataset, kind: str, out: Path, seed: int = 0) -> Path:
     """The reference made wrong: ``shift:N`` moves it N metres east and N south (the
     geotransform's origin, so the prior's own grid stays aligned to its pixels);
-    ``drop:P`` removes P % of its buildings."""
+    ``drop:P`` removes P % of its buildings; ``dilate:N`` grows every building by N
+    metres (a generalised, too-large outline); ``scatter:N`` moves each building on its
+    own by N metres in a random direction (errors no single shift can fix)."""
     gt = list(like.GetGeoTransform())
     mask = ref.copy()
+    pixel = abs(gt[1])
     if kind.startswith("shift:"):
         metres = float(kind.split(":")[1])
         gt[0] += metres
@@ -48,6 +53,21 @@ def wrong_map(ref: np.ndarray, like: gdal.Dataset, kind: str, out: Path, seed: i
         rng = np.random.default_rng(seed)
         gone = rng.choice(np.arange(1, n + 1), size=int(round(n * float(kind[5:]) / 100)))
         mask[np.isin(labels, gone)] = False
+    elif kind.startswith("dilate:"):
+        r = max(1, int(round(float(kind[7:]) / pixel)))
+        yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+        mask = ndimage.binary_dilation(mask, structure=yy * yy + xx * xx <= r * r)
+    elif kind.startswith("scatter:"):
+        d = float(kind[8:]) / pixel
+        labels, n = ndimage.label(mask)
+        rng = np.random.default_rng(seed)
+        mask = np.zeros_like(mask)
+        for i, angle in enumerate(rng.uniform(0, 2 * np.pi, size=n), start=1):
+            ys, xs = np.nonzero(labels == i)
+            ys = ys + int(round(d * np.sin(angle)))
+            xs = xs + int(round(d * np.cos(angle)))
+            inside = (ys >= 0) & (ys < mask.shape[0]) & (xs >= 0) & (xs < mask.shape[1])
+            mask[ys[inside], xs[inside]] = True
     ds = gdal.GetDriverByName("GTiff").Create(str(out), mask.shape[1], mask.shape[0], 1)
     ds.SetGeoTransform(gt)
     ds.SetProjection(like.GetProjection())
@@ -100,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also each strength as before session 7: no shift found, no pixel of the "
         "prior kept (--no-prior-shift --prior-keep 0)",
+    )
+    ap.add_argument(
+        "--kinds",
+        default=",".join(KINDS),
+        help="the wrong priors (shift:N, drop:P, dilate:N, scatter:N; default: %(default)s)",
     )
     ap.add_argument("--report", type=Path, default=ROOT / "docs" / "results_prior.md")
     ap.add_argument(
@@ -224,7 +249,7 @@ def run_strength(
         s = sc[name]
         like = gdal.Open(str(s.image))
         ref = gdal.Open(str(s.reference)).ReadAsArray() > 0
-        for kind in ("shift:0", "shift:1", "shift:2", "shift:4", "drop:20"):
+        for kind in a.kinds.split(","):
             prior = wrong_map(ref, like, kind, a.out_dir / f"{name}_{kind.replace(':', '')}.tif")
             out = a.out_dir / f"{name}_{kind.replace(':', '')}_snapped.tif"
             result = refine_raster(
