@@ -8,7 +8,10 @@ Why: a model trained on one sensor's colours sees another sensor's (a drone's
 bright roofs, a satellite's hazy greys) as a shifted, rescaled input, and marks the
 wrong things (docs/STATUS.md: the fixed-normalisation model on unseen scenes). With
 per-image statistics, a global change of brightness, contrast or gain between two
-images no longer reaches the network.
+images no longer reaches the network. Measured (docs/results_bundled_recipes.md): it
+helps a sensor left out of the training by 10-12 points of building IoU, but costs
+the scenes that were in it their own colours as a cue, so the bundled model keeps the
+fixed normalisation.
 
 The statistics are taken **on the model's grid** (after resampling, as the network
 sees the image: a drone scene downsampled ten times has a smaller spread than its
@@ -20,10 +23,9 @@ every fine-tune window of the same raster), so that they all normalise alike.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -172,7 +174,7 @@ def for_image(config: ModelConfig, ds, bands: Sequence[int], grids: Grids) -> Mo
     mean, std = image_statistics(ds, bands, grids)
     if not all(math.isfinite(v) for v in mean + std):
         raise MapRefinerError("The image's band statistics are not finite; check its pixels.")
-    return dataclasses.replace(config, mean=mean, std=std)
+    return replace(config, mean=mean, std=std)
 
 
 def predict_tile(
