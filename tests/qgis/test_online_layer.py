@@ -29,6 +29,12 @@ ZOOM, TX, TY = 18, 215000, 114000
 MERCATOR = QgsCoordinateReferenceSystem("EPSG:3857")
 
 
+def wms_layer(url: str) -> QgsRasterLayer:
+    """As QGIS's browser makes a WMS connection's layer of the local server's mosaic."""
+    uri = f"crs=EPSG:3857&format=image/png&layers=mosaic&styles=&url={url}"
+    return QgsRasterLayer(uri, "Local WMS", "wms")
+
+
 def xyz_layer(
     url: str, name: str = "Local XYZ", referer: str = "", pixel_ratio: str = ""
 ) -> QgsRasterLayer:
@@ -369,11 +375,7 @@ def test_a_wms_layer_is_fetched_over_the_view_and_refined(
 ) -> None:  # noqa: ANN001
     controller, dialog, canvas, folder = setup
     with serve_tiles(mosaic, ZOOM) as server:
-        layer = QgsRasterLayer(
-            f"crs=EPSG:3857&format=image/png&layers=mosaic&styles=&url={server.wms_url}",
-            "Local WMS",
-            "wms",
-        )
+        layer = wms_layer(server.wms_url)
         assert layer.isValid(), layer.error().summary()
         QgsProject.instance().addMapLayer(layer)
         dialog.input_combo.setLayer(layer)

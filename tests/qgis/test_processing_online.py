@@ -19,7 +19,7 @@ from qgis.core import (
     QgsProcessingUtils,
     QgsRasterLayer,
 )
-from test_online_layer import TX, TY, ZOOM, mosaic_rect, xyz_layer
+from test_online_layer import TX, TY, ZOOM, mosaic_rect, wms_layer, xyz_layer
 
 gdal.UseExceptions()
 
@@ -314,11 +314,7 @@ def test_a_wms_layer_is_fetched_on_a_grid_of_the_models_resolution(
     processing_with_plugin, qgis_new_project, tiny_model, mosaic, tmp_path
 ) -> None:  # noqa: ANN001
     with serve_tiles(mosaic, ZOOM) as server:
-        layer = QgsRasterLayer(
-            f"crs=EPSG:3857&format=image/png&layers=mosaic&styles=&url={server.wms_url}",
-            "Local WMS",
-            "wms",
-        )
+        layer = wms_layer(server.wms_url)
         assert layer.isValid(), layer.error().summary()
         qgis_new_project.addMapLayer(layer)
         server.served.clear()
