@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import logging
 from dataclasses import replace
 from functools import partial
@@ -48,6 +49,9 @@ class Controller:
         self.rounds: list[Round] = []  # this project's fine-tune rounds, oldest first
         # image -> its maps this session, oldest first, with the model each was made with
         self.history: dict[Path, list[tuple[Path | None, ClassMap]]] = {}
+        # refined layer id -> the refine that showed its iterations (Undo round shows a
+        # parent's again), oldest first
+        self.slider_refines: dict[str, RefineJob] = {}
         QgsProject.instance().cleared.connect(self.project_cleared)
 
     def project_cleared(self) -> None:
@@ -55,6 +59,7 @@ class Controller:
         refined maps, the slider's raster, the dialog's layer choices, stale messages)."""
         self.refined.clear()
         self.history.clear()
+        self.slider_refines.clear()
         self.rounds.clear()
         self.last_refine = None
         if self.iterations is not None:
@@ -241,8 +246,9 @@ class Controller:
 
     def undo_round(self) -> Round | None:
         """Back to the model the last round started from: it is selected again, the maps
-        refined with the round's model leave the project (the parent's maps stay), and
-        the round's model file stays on disk."""
+        refined with the round's model leave the project (the parent's maps stay), the
+        iterations dock shows the parent's latest map again when it showed the round's,
+        and the round's model file stays on disk."""
         if not self.rounds:
             show_warning(self.iface.messageBar(), "No fine-tune round of this project to undo.")
             return None
@@ -258,11 +264,11 @@ class Controller:
             and self.last_refine.params.model_path == last.model
             and self.iterations is not None
         ):  # the slider shows the round's map: its iterations and regions go with it
-            self.iterations.clear(
-                f"{last.name} was undone: its map's iterations went with it. Refine to "
-                "see a map's iterations again."
-            )
-            self.last_refine = None
+            self._back_to_parent_view(last, gone)
+        for layer_id in gone:
+            self.slider_refines.pop(layer_id, None)
+        if self.iterations is not None:
+            self.iterations.forget(gone)
         remove_layers(project, gone)
         # Export must not use the round's maps: the image's latest map is its parent's again
         kept = [(m, c) for m, c in self.history.get(last.image, []) if m != last.model]
@@ -281,6 +287,36 @@ class Controller:
             f"it removed from the project (the model file stays: {last.model}).",
         )
         return last
+
+    def _back_to_parent_view(self, undone: Round, gone: list[str]) -> None:
+        """The dock shows the parent's latest map with its iterations again, as its refine
+        left it, or says why it cannot (the round's view goes either way)."""
+        flow = self.iteration_flow()
+        project = QgsProject.instance()
+        parent = [
+            (layer_id, job)
+            for layer_id, job in self.slider_refines.items()
+            if job.params.image == undone.image
+            and job.params.model_path == undone.parent
+            and layer_id not in gone
+            and project.mapLayer(layer_id) is not None
+        ]
+        label = model_label(undone.parent) or "the bundled model"
+        if parent:
+            layer_id, job = parent[-1]
+            name = project.mapLayer(layer_id).name()
+            shown = f"{undone.name} was undone: back to {label}'s map “{name}”"
+            if flow.restore(layer_id, html.escape(f"{shown} and its iterations.")):
+                self.last_refine = job
+                return
+            why = f"{shown}, whose iterations are no longer kept. Refine it again to see them."
+        else:
+            why = (
+                f"{undone.name} was undone: its map's iterations went with it. Refine to "
+                "see a map's iterations again."
+            )
+        flow.clear(why)
+        self.last_refine = None
 
     def _start(self, task: EngineTask, text: str) -> EngineTask:
         self.tasks.append(task)
@@ -325,6 +361,10 @@ class Controller:
             self.dialog.suggest_output_if_auto()
         if outcome.slider is not None:
             self.last_refine = job
+            project = QgsProject.instance()
+            for layer_id in [i for i in self.slider_refines if project.mapLayer(i) is None]:
+                del self.slider_refines[layer_id]  # removed by hand
+            self.slider_refines[layer.id()] = job
             self.iteration_flow().show_refined(outcome.slider, result.iterations, layer.id())
 
     def _fetched(self, job: RefineJob, task: EngineTask, result) -> None:  # noqa: ANN001

@@ -132,8 +132,9 @@ def test_undo_round_goes_back_to_the_parent_model_and_map(
     assert not any("round 1" in n for n in names), names  # the round's map is gone ...
     assert any("refined by tiny test model" in n for n in names)  # ... the parent's stays
     # ... and so does the slider's view of it: its iterations and "where to draw next"
-    assert flow.result is None and not flow.rects
-    title = flow.dock.title_label.text()  # the dock says why it is empty, not "no refine yet"
+    # (the parent's view is shown again: test_undo_round_shows_the_parents_iterations_again)
+    assert flow.result is not None and flow.result.job.model_path == tiny_model
+    title = flow.dock.title_label.text()
     assert "round 1 (3 corrections) was undone" in title and "No iterations yet" not in title
     assert all(project.mapLayer(i) is None for i in view)
     empty = [g.name() for g in project.layerTreeRoot().findGroups(True) if not g.children()]
@@ -144,6 +145,92 @@ def test_undo_round_goes_back_to_the_parent_model_and_map(
     assert controller.refined[Path(image.source())].path == first.params.out
     assert controller.undo_round() is None  # nothing left to undo: a message, no error
     assert qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical) == []
+
+
+def _parent_then_round(controller, dialog, image, wait_for_tasks):  # noqa: ANN001, ANN202
+    """A refine (2 iterations) with the tiny model, a round on three drawn polygons, a
+    refine with the round: the parent's refine job and refined layer."""
+    summary = dialog.model.summary
+    labels = create_correction_layer(
+        image, summary.class_names, summary.colours, QgsProject.instance()
+    )
+    e = image.extent()
+    for dx, name in ((10, "building"), (60, "background"), (110, "building")):
+        _draw(
+            labels,
+            QgsRectangle(
+                e.xMinimum() + dx, e.yMinimum() + 10, e.xMinimum() + dx + 30, e.yMinimum() + 40
+            ),
+            name,
+        )
+    dialog.labels.set_layer(labels)
+    dialog.labels.set_mode("sparse")
+    dialog.iterations_spin.setValue(2)
+    first = dialog.refine_job()
+    controller.start_refine(first)
+    wait_for_tasks(timeout=120)
+    parent_layer = controller.iterations.refined_layer_id
+    controller.start_finetune(dialog.finetune_job())
+    wait_for_tasks(timeout=120)
+    dialog.suggest_output()
+    controller.start_refine(dialog.refine_job())
+    wait_for_tasks(timeout=120)
+    assert controller.iterations.refined_layer_id != parent_layer  # the round's map shown
+    return first, QgsProject.instance().mapLayer(parent_layer)
+
+
+def test_undo_round_shows_the_parents_iterations_again(
+    setup, qgis_iface, tiny_model, wait_for_tasks
+) -> None:  # noqa: ANN001
+    """Back a round is back where the user was: the parent's map with its slider."""
+    controller, dialog, image = setup
+    first, parent = _parent_then_round(controller, dialog, image, wait_for_tasks)
+    assert parent.name() == "austin_dev_rgb — refined by tiny test model (2 it.)"
+    flow = controller.iterations
+
+    controller.undo_round()
+    project = QgsProject.instance()
+    dock = flow.dock
+    # the first refine's view, as it left it: its maps, at its iterations, nothing recomputed
+    assert flow.task is None and flow.result is not None
+    assert flow.result.job.model_path == tiny_model and flow.refined_layer_id == parent.id()
+    assert flow.result.classes_path.exists() and flow.result.uncertainty_path.exists()
+    assert dock.slider.isEnabled() and dock.slider.maximum() == 2 and dock.slider.value() == 2
+    title = dock.title_label.text()  # which round is shown now, and which map
+    assert "austin_dev_rgb — round 1 (3 corrections) was undone: back to tiny test model" in title
+    assert parent.name() in title
+    classes = flow._layer("classes")
+    assert classes is not None and flow._layer("uncertainty") is not None
+    # the iterations view is back in the parent's group, its copy hidden at the refine's own
+    # iteration (the parent's map shows it)
+    root = project.layerTreeRoot()
+    group = root.findLayer(parent.id()).parent()
+    assert root.findLayer(classes.id()).parent().parent() is group
+    assert not root.findLayer(classes.id()).isVisible()
+    assert dock.regions_list.count() > 0 and flow.rects
+    # the slider works: iteration 0 shows the copy, named after that map's image
+    dock.slider.setValue(0)
+    assert classes.name() == "austin_dev_rgb — iteration 0 of 2"
+    assert root.findLayer(classes.id()).itemVisibilityChecked()
+    assert flow._layer("uncertainty").name().endswith("iteration 0")
+    # Keep iteration keeps from the parent's refine again
+    assert controller.last_refine.params == first.params
+    assert qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical) == []
+
+
+def test_undo_round_says_when_the_parents_iterations_are_gone(setup, wait_for_tasks) -> None:  # noqa: ANN001
+    controller, dialog, image = setup
+    _, parent = _parent_then_round(controller, dialog, image, wait_for_tasks)
+    flow = controller.iterations
+    for view, _ in flow.earlier.values():  # its maps were deleted from the disk
+        view.classes_path.unlink()
+
+    controller.undo_round()
+    assert flow.result is None and not flow.dock.slider.isEnabled()
+    title = flow.dock.title_label.text()
+    assert "round 1 (3 corrections) was undone: back to tiny test model" in title
+    assert parent.name() in title and "no longer kept" in title
+    assert controller.last_refine is None
 
 
 def test_train_coarse_from_reference_polygons(

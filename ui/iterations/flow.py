@@ -43,6 +43,9 @@ TOP_REGIONS = 5  # a short list a user works through, redone after each round
 PLAY_MS = 700
 #: The uncertainty layer's opacity: the image under it stays readable.
 UNCERTAINTY_OPACITY = 0.6
+#: Earlier refines' views kept (their maps on disk, their trajectory in memory: about
+#: 13 MB per iteration for the largest view, 2048 x 2048 px) for Undo round to show again.
+KEPT_VIEWS = 3
 
 
 class IterationsFlow(QObject):
@@ -60,6 +63,9 @@ class IterationsFlow(QObject):
         self.refined_layer_id: str | None = None  # its group holds the iterations view
         self.layer_ids: dict[str, str] = {}
         self.rects: list[QgsRectangle] = []
+        # refined layer id -> the view a later refine replaced, and its `shown`; oldest
+        # first (Undo round shows one again: restore)
+        self.earlier: dict[str, tuple[TrajectoryResult, int]] = {}
         self.cache = Path(tempfile.mkdtemp(prefix="map_refiner_iterations_"))
         self.folders = itertools.count()
         self.timer = QTimer(self)
@@ -114,10 +120,65 @@ class IterationsFlow(QObject):
         if self.task is not None:
             self.task.cancel()
             self.task = None
+        self._keep_current()
         self.source, self.shown = result.job, shown
         self.has_refined_layer = True
         self.refined_layer_id = refined_layer_id
         self._show(result)
+
+    def _keep_current(self) -> None:
+        """The view a new refine replaces stays on disk (the last KEPT_VIEWS of them)
+        while its refined layer is in the project, for Undo round."""
+        project = QgsProject.instance()
+        layer_id = self.refined_layer_id
+        if (
+            self.result is not None
+            and self.has_refined_layer
+            and layer_id is not None
+            and project.mapLayer(layer_id) is not None
+        ):
+            self.earlier.pop(layer_id, None)
+            self.earlier[layer_id] = (self.result, self.shown)
+            self.result = None  # its folder is kept: _show would delete it
+        for key in [k for k in self.earlier if project.mapLayer(k) is None]:
+            self._drop_earlier(key)
+        while len(self.earlier) > KEPT_VIEWS:
+            self._drop_earlier(next(iter(self.earlier)))
+
+    def _drop_earlier(self, layer_id: str) -> None:
+        view = self.earlier.pop(layer_id, None)
+        if view is not None:
+            shutil.rmtree(view[0].job.folder, ignore_errors=True)
+
+    def has_view_of(self, layer_id: str) -> bool:
+        """The view of that refined layer is kept and its maps are still on disk."""
+        view = self.earlier.get(layer_id)
+        return (
+            view is not None and view[0].classes_path.exists() and view[0].uncertainty_path.exists()
+        )
+
+    def restore(self, layer_id: str, note: str) -> bool:
+        """Show again the view an earlier refine of that layer had (its round's successor
+        was undone), as that refine showed it: nothing recomputed. ``note`` heads the
+        dock's title. False (nothing changed) when that view is no longer kept."""
+        if not self.has_view_of(layer_id):
+            self._drop_earlier(layer_id)
+            return False
+        result, shown = self.earlier.pop(layer_id)
+        self.timer.stop()
+        if self.task is not None:
+            self.task.cancel()
+            self.task = None
+        self.source, self.shown = result.job, shown
+        self.has_refined_layer = True
+        self.refined_layer_id = layer_id
+        self._show(result, note)
+        return True
+
+    def forget(self, layer_ids: list[str]) -> None:
+        """Those refined layers leave the project: their kept views go too."""
+        for layer_id in layer_ids:
+            self._drop_earlier(layer_id)
 
     def _window(self, layer_id: str) -> tuple[int, int, int, int] | None:
         """None (the whole raster), or the view of a raster larger than the cache."""
@@ -172,7 +233,7 @@ class IterationsFlow(QObject):
         self.task = None
         self._show(result)
 
-    def _show(self, result: TrajectoryResult) -> None:
+    def _show(self, result: TrajectoryResult, note: str = "") -> None:
         self._remove_layers()
         if self.result is not None:
             shutil.rmtree(self.result.job.folder, ignore_errors=True)
@@ -197,7 +258,8 @@ class IterationsFlow(QObject):
         x0, y0, x1, y1 = traj.window
         where = "whole raster" if result.whole_raster else f"view, pixels {x0}–{x1} × {y0}–{y1}"
         dock.title_label.setText(
-            f"<b>{name}</b>: iterations 0–{traj.iterations} over the {where} "
+            (f"{note}<br>" if note else "")
+            + f"<b>{name}</b>: iterations 0–{traj.iterations} over the {where} "
             f"({x1 - x0}×{y1 - y0} px), computed once in {traj.seconds:.1f} s on {traj.device}. "
             "Iteration 0 is the coarse CNN."
         )
@@ -302,13 +364,19 @@ class IterationsFlow(QObject):
 
     def clear(self, why: str | None = None) -> None:
         """The map the slider showed left the project (its round was undone): its
-        iterations, uncertainty and regions go too, and the dock empties, saying ``why``."""
+        iterations, uncertainty and regions go too, and the dock empties, saying ``why``
+        (earlier refines' kept views stay)."""
         self._remove_layers()
-        self.reset(why)
+        self._empty(why)
 
     def reset(self, why: str | None = None) -> None:
         """The project was closed or a new one started: forget the old raster's
         iterations (its layers went with the project) and empty the dock."""
+        for layer_id in list(self.earlier):
+            self._drop_earlier(layer_id)
+        self._empty(why)
+
+    def _empty(self, why: str | None) -> None:
         self.timer.stop()
         if self.task is not None:
             self.task.cancel()
