@@ -146,16 +146,19 @@ def test_the_wrong_priors_of_the_shifted_study(tmp_path: Path) -> None:
     """dilate:N grows every building by N m; scatter:N moves each one on its own by N m
     (not all the same way); drop:P removes P % of them."""
     import numpy as np
-    from osgeo import gdal
+    from osgeo import gdal, osr
     from scipy import ndimage
 
-    from map_refiner.dev.prior.shifted import wrong_map
+    from map_refiner.dev.prior.shifted import prior_on_image, wrong_map
 
     ref = np.zeros((120, 120), dtype=bool)
     for y, x in [(10, 10), (10, 70), (70, 10), (70, 70), (40, 40)]:
         ref[y : y + 12, x : x + 16] = True
     like = gdal.GetDriverByName("MEM").Create("", 120, 120, 1)
     like.SetGeoTransform((500000.0, 0.5, 0.0, 4000000.0, 0.0, -0.5))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32633)
+    like.SetProjection(srs.ExportToWkt())
 
     def read(kind: str) -> np.ndarray:
         out = wrong_map(ref, like, kind, tmp_path / f"{kind.replace(':', '')}.tif", seed=3)
@@ -181,3 +184,10 @@ def test_the_wrong_priors_of_the_shifted_study(tmp_path: Path) -> None:
         shifts.add((ys.min() - ry, xs.min() - rx))
     assert len(shifts) > 1
     assert ndimage.label(read("drop:40"))[1] == 3
+    # soft:N: two probability bands, never fully sure, whose most probable class is the
+    # (shifted) reference
+    soft = gdal.Open(str(wrong_map(ref, like, "soft:0", tmp_path / "soft0.tif"))).ReadAsArray()
+    assert soft.shape == (2, 120, 120) and np.allclose(soft.sum(0), 1, atol=1e-5)
+    assert soft.min() >= 0.05 - 1e-6 and soft.max() <= 0.95 + 1e-6
+    assert ((soft[1] > soft[0]) == ref).mean() > 0.98
+    assert (prior_on_image(tmp_path / "soft0.tif", like) == (soft[1] > soft[0])).all()

@@ -88,11 +88,31 @@ def degrade(
     return out
 
 
-def batch(d: dict, rng: np.random.Generator, size: int, patch: int, right: float = RIGHT_SHARE):
+def soft(prior: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A class map as another tool's building probability: the outline blurred over
+    0.5-2 model pixels, and never fully sure (a floor and ceiling of 0-0.15)."""
+    p = ndimage.gaussian_filter(prior.astype(np.float32), rng.uniform(0.5, 2.0))
+    floor = rng.uniform(0.0, 0.15)
+    return floor + (1 - 2 * floor) * p
+
+
+def batch(
+    d: dict,
+    rng: np.random.Generator,
+    size: int,
+    patch: int,
+    right: float = RIGHT_SHARE,
+    soft_share: float = 0.0,
+):
     h, w = d["labels"].shape
     side = patch + 2 * CONTEXT
     prior = degrade(d["labels"] == 1, rng, right=right)
-    start = torch.from_numpy(d["calib"][prior.astype(np.int64)].transpose(2, 0, 1).copy())
+    if rng.random() < soft_share:  # a probability prior mixes the classes' start vectors
+        p = soft(prior, rng)
+        mix = (1 - p)[..., None] * d["calib"][0] + p[..., None] * d["calib"][1]
+        start = torch.from_numpy(mix.transpose(2, 0, 1).astype(np.float32).copy())
+    else:
+        start = torch.from_numpy(d["calib"][prior.astype(np.int64)].transpose(2, 0, 1).copy())
     img = F.pad(d["img"], (CONTEXT, CONTEXT + patch, CONTEXT, CONTEXT + patch))
     heat = F.pad(start, (CONTEXT, CONTEXT + patch, CONTEXT, CONTEXT + patch))
     labels = np.pad(d["labels"], ((0, patch), (0, patch)), constant_values=IGNORE)
@@ -120,6 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--right-share", type=float, default=RIGHT_SHARE, help="steps whose prior is right"
     )
+    ap.add_argument(
+        "--soft-share",
+        type=float,
+        default=0.0,
+        help="steps whose prior is given as probabilities (another tool's soft map)",
+    )
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     configure_threads()
@@ -138,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     net.train()
     for step in range(1, a.steps + 1):
         d = data[int(rng.integers(len(data)))]
-        imgs, heats, targets = batch(d, rng, a.batch, a.patch, a.right_share)
+        imgs, heats, targets = batch(d, rng, a.batch, a.patch, a.right_share, a.soft_share)
         out = net.rnn(imgs, heats, config.default_iterations)
         out = out[:, :, CONTEXT : CONTEXT + a.patch, CONTEXT : CONTEXT + a.patch]
         loss = F.cross_entropy(out, targets, ignore_index=IGNORE)
@@ -162,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(time.perf_counter() - t0, 1),
         "final_loss": round(ema or float("nan"), 4),
         "degradations": "shift 0-4 m, drop 20 % of buildings (p 0.5), grow/shrink 0-2 px, "
-        f"{100 * a.right_share:.0f} % left right",
+        f"{100 * a.right_share:.0f} % left right, {100 * a.soft_share:.0f} % given as "
+        "probabilities (blurred 0.5-2 px, floor 0-0.15)",
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     save_model(net, config, a.out, overwrite=True)

@@ -40,11 +40,13 @@ def wrong_map(ref: np.ndarray, like: gdal.Dataset, kind: str, out: Path, seed: i
     geotransform's origin, so the prior's own grid stays aligned to its pixels);
     ``drop:P`` removes P % of its buildings; ``dilate:N`` grows every building by N
     metres (a generalised, too-large outline); ``scatter:N`` moves each building on its
-    own by N metres in a random direction (errors no single shift can fix)."""
+    own by N metres in a random direction (errors no single shift can fix); ``soft:N``
+    is ``shift:N`` as another tool's probabilities: two float bands (background,
+    building), the outline blurred over about a metre and never fully sure (0.05-0.95)."""
     gt = list(like.GetGeoTransform())
     mask = ref.copy()
     pixel = abs(gt[1])
-    if kind.startswith("shift:"):
+    if kind.startswith(("shift:", "soft:")):
         metres = float(kind.split(":")[1])
         gt[0] += metres
         gt[3] -= metres
@@ -68,10 +70,19 @@ def wrong_map(ref: np.ndarray, like: gdal.Dataset, kind: str, out: Path, seed: i
             xs = xs + int(round(d * np.cos(angle)))
             inside = (ys >= 0) & (ys < mask.shape[0]) & (xs >= 0) & (xs < mask.shape[1])
             mask[ys[inside], xs[inside]] = True
-    ds = gdal.GetDriverByName("GTiff").Create(str(out), mask.shape[1], mask.shape[0], 1)
+    if kind.startswith("soft:"):
+        p = 0.05 + 0.9 * ndimage.gaussian_filter(mask.astype(np.float32), 1.0 / pixel)
+        bands = [1 - p, p]
+        ds = gdal.GetDriverByName("GTiff").Create(
+            str(out), mask.shape[1], mask.shape[0], 2, gdal.GDT_Float32
+        )
+    else:
+        bands = [mask.astype(np.uint8)]
+        ds = gdal.GetDriverByName("GTiff").Create(str(out), mask.shape[1], mask.shape[0], 1)
     ds.SetGeoTransform(gt)
     ds.SetProjection(like.GetProjection())
-    ds.GetRasterBand(1).WriteArray(mask.astype(np.uint8))
+    for i, band in enumerate(bands, start=1):
+        ds.GetRasterBand(i).WriteArray(band)
     ds = None
     return out
 
@@ -91,7 +102,8 @@ def prior_on_image(prior: Path, like: gdal.Dataset) -> np.ndarray:
         resampleAlg="near",
         dstNodata=0,
     )
-    return out.ReadAsArray() == 1
+    arr = out.ReadAsArray()
+    return arr[1] > arr[0] if arr.ndim == 3 else arr == 1  # probabilities: most probable
 
 
 def main(argv: list[str] | None = None) -> int:
