@@ -272,7 +272,7 @@ def run_strength(
                     model_path=a.model,
                     iterations=a.iterations,
                     prior=prior,
-                    prior_value_map={0: 0, 1: 1},
+                    prior_value_map=None if kind.startswith("soft:") else {0: 0, 1: 1},
                     prior_strength=strength,
                     prior_register=registered,
                     prior_keep=None if registered else 0.0,
