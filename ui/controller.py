@@ -355,10 +355,11 @@ class Controller:
         if result.prior_note:
             text += f"; prior map {result.prior_note}"
         if not job.show_iterations:
-            text += "; Export to shapefile now uses this map"
+            text += "; Export polygons now uses this map"
         show_success(self.iface.messageBar(), text)
         if self.dialog is not None:
             self.dialog.suggest_output_if_auto()
+            self.dialog.refresh_export_classes()
         if outcome.slider is not None:
             self.last_refine = job
             project = QgsProject.instance()

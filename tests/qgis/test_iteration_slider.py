@@ -1,6 +1,6 @@
 """After a refine, the dock's slider shows iterations 0..N that the refine's own pass
 kept, by switching the layer's band (nothing recomputed), plays them, and "Keep"
-writes the chosen iteration from them, which Export to shapefile then uses."""
+writes the chosen iteration from them, which Export polygons then uses."""
 
 from __future__ import annotations
 

@@ -165,7 +165,7 @@ def test_export_to_shapefile_after_refine(
     )[0]
     from_layer = build_vectorize_job(refined_layer, {}, qgis_new_project, tmp_path)
     assert from_layer.classmap == job.classmap
-    assert job.out == tmp_path / "refined_polygons.shp"
+    assert job.out == tmp_path / "refined_polygons.gpkg"
 
     plugin.controller.start_vectorize(job)
     wait_for_tasks()

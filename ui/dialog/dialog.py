@@ -17,6 +17,7 @@ from qgis.core import (
     QgsVectorLayer,
 )
 from qgis.gui import (
+    QgsCheckableComboBox,
     QgsDoubleSpinBox,
     QgsFieldComboBox,
     QgsFileWidget,
@@ -24,7 +25,7 @@ from qgis.gui import (
     QgsMessageBar,
     QgsSpinBox,
 )
-from qgis.PyQt.QtCore import pyqtSignal
+from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -52,10 +53,14 @@ from ..jobs.training_jobs import (
     build_train_coarse_job,
 )
 from ..jobs.vectorize_job import (
+    BACKGROUND,
     DEFAULT_MIN_AREA_M2,
+    FORMATS,
     ClassMap,
     VectorizeJob,
     build_vectorize_job,
+    class_map_for,
+    default_export_classes,
 )
 from ..messages import show_error
 from ..settings import DialogDefaults
@@ -142,7 +147,34 @@ class MapRefinerDialog(QDialog):
         )
         self.export_background_check = QCheckBox("Export the background class too", self)
         self.export_background_check.setToolTip(
-            "Off: the shapefile holds the objects only, not one polygon of everything else"
+            "Off: the polygons are the objects only, not one polygon of everything else"
+        )
+        self.export_classes_combo = QgsCheckableComboBox(self)
+        self.export_classes_combo.setDefaultText("no class chosen")
+        self.export_classes_combo.setToolTip(
+            "The classes exported (all but the background by default; the background "
+            "follows the box beside)"
+        )
+        self.simplify_spin = QgsDoubleSpinBox(self)
+        self.simplify_spin.setRange(0.0, 1000.0)
+        self.simplify_spin.setDecimals(2)
+        self.simplify_spin.setSingleStep(0.5)
+        self.simplify_spin.setSuffix(" m")
+        self.simplify_spin.setSpecialValueText("no simplification")
+        self.simplify_spin.setValue(0.0)
+        self.simplify_spin.setClearValue(0.0)
+        self.simplify_spin.setToolTip(
+            "Outlines simplified to this tolerance, each border once for the classes on "
+            "both its sides, so that they still meet without gaps or overlaps (as "
+            "map-refiner vectorize --simplify M --shared-borders; regularised buildings "
+            "are simplified on their own)"
+        )
+        self.format_combo = QComboBox(self)
+        for name in FORMATS:
+            self.format_combo.addItem(name, name)
+        self.format_combo.setToolTip(
+            "<class map>_polygons.gpkg or .shp beside the map; an existing file is kept "
+            "and the new one numbered"
         )
         self.min_area_spin = QgsDoubleSpinBox(self)
         self.min_area_spin.setRange(0.0, 1e6)
@@ -175,7 +207,7 @@ class MapRefinerDialog(QDialog):
         self.status_label = QLabel("", self)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
         self.refine_button = QPushButton("Refine", self)
-        self.export_button = QPushButton("Export to shapefile", self)
+        self.export_button = QPushButton("Export polygons", self)
         self.export_button.setToolTip(
             "Polygons of the chosen class map, or of the chosen image's latest refined map"
         )
@@ -189,6 +221,7 @@ class MapRefinerDialog(QDialog):
         self._layout()
         self._connect()
         self._restore(defaults, active_layer)
+        self.refresh_export_classes()
         self.area.setVisible(is_online(self.input_combo.currentLayer()))
         self.set_running(False)
         self._device_task = self._describe_devices()
@@ -234,8 +267,15 @@ class MapRefinerDialog(QDialog):
         export_row = QHBoxLayout()
         export_row.addWidget(QLabel("smallest polygon", self))
         export_row.addWidget(self.min_area_spin)
-        export_row.addWidget(self.export_background_check, 1)
+        export_row.addWidget(QLabel("simplify", self))
+        export_row.addWidget(self.simplify_spin)
+        export_row.addWidget(self.format_combo, 1)
         form.addRow("Export", export_row)
+        classes_row = QHBoxLayout()
+        classes_row.addWidget(QLabel("classes", self))
+        classes_row.addWidget(self.export_classes_combo, 1)
+        classes_row.addWidget(self.export_background_check)
+        form.addRow("", classes_row)
         regularize_row = QHBoxLayout()
         regularize_row.addWidget(self.regularize_check)
         regularize_row.addWidget(self.regularize_spin, 1)
@@ -256,6 +296,8 @@ class MapRefinerDialog(QDialog):
         self.refine_button.clicked.connect(self._on_refine)
         self.export_button.clicked.connect(self._on_export)
         self.regularize_check.toggled.connect(self.regularize_spin.setEnabled)
+        self.export_background_check.toggled.connect(self._on_export_background)
+        self.export_classes_combo.checkedItemsChanged.connect(self._on_export_classes)
         self.labels.finetune_button.clicked.connect(self._on_finetune)
         self.labels.train_coarse_button.clicked.connect(self._on_train_coarse)
         self.labels.undo_button.clicked.connect(self.undo_round_requested)
@@ -291,6 +333,67 @@ class MapRefinerDialog(QDialog):
     def _on_input_changed(self, layer: QgsMapLayer | None) -> None:
         self.area.setVisible(is_online(layer))
         self.suggest_output_if_auto()
+        self.refresh_export_classes()
+
+    def refresh_export_classes(self) -> None:
+        """The class list from the chosen layer's class map (itself, or its latest
+        refined map), the background checked only with its box."""
+        classmap = class_map_for(self.input_combo.currentLayer(), self.refined)
+        names = classmap.names if classmap is not None else []
+        combo = self.export_classes_combo
+        if names == [combo.itemText(i) for i in range(combo.count())]:
+            return  # the user's choice stays while the map's classes do
+        chosen = default_export_classes(names, self.export_background_check.isChecked())
+        combo.blockSignals(True)
+        try:
+            combo.clear()
+            for name in names:
+                state = Qt.CheckState.Checked if name in chosen else Qt.CheckState.Unchecked
+                combo.addItemWithCheckState(name, state)
+        finally:
+            combo.blockSignals(False)
+
+    def _on_export_background(self, checked: bool) -> None:
+        combo = self.export_classes_combo
+        combo.blockSignals(True)
+        try:
+            for i in range(combo.count()):
+                if combo.itemText(i).lower() == BACKGROUND:
+                    combo.setItemCheckState(
+                        i, Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked
+                    )
+        finally:
+            combo.blockSignals(False)
+
+    def _on_export_classes(self, checked: list[str]) -> None:
+        self.export_background_check.blockSignals(True)
+        try:
+            self.export_background_check.setChecked(
+                any(name.lower() == BACKGROUND for name in checked)
+            )
+        finally:
+            self.export_background_check.blockSignals(False)
+
+    def set_export_classes(self, names: list[str]) -> None:
+        """Check exactly ``names`` in the class list (and the background box with it)."""
+        combo = self.export_classes_combo
+        for i in range(combo.count()):
+            checked = combo.itemText(i) in names
+            combo.setItemCheckState(
+                i, Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked
+            )
+        self._on_export_classes(list(names))
+
+    def export_classes(self) -> list[str] | None:
+        """The checked classes, or None when the chosen layer's classes are unknown."""
+        combo = self.export_classes_combo
+        if combo.count() == 0:
+            return None
+        return [
+            n
+            for n in (combo.itemText(i) for i in range(combo.count()))
+            if n in combo.checkedItems()
+        ]
 
     def _on_prior_changed(self, layer: QgsMapLayer | None) -> None:
         """A polygon layer asks for its class field, a raster for its value map."""
@@ -405,6 +508,9 @@ class MapRefinerDialog(QDialog):
             min_area_m2=self.min_area_spin.value(),
             regularize=self.regularize_check.isChecked(),
             regularize_m=self.regularize_spin.value() or None,
+            classes=self.export_classes(),
+            simplify_m=self.simplify_spin.value(),
+            file_format=self.format_combo.currentData(),
         )
 
     def finetune_job(self) -> FinetuneJob:

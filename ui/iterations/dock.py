@@ -67,7 +67,7 @@ class IterationsDock(QgsDockWidget):
         self.keep_button = QPushButton("Keep iteration 0", body)
         self.keep_button.setToolTip(
             "Write the whole raster refined with this many iterations; "
-            "it becomes the map that Export to shapefile uses"
+            "it becomes the map that Export polygons uses"
         )
         self.uncertainty_check = QCheckBox("Show the uncertainty layer", body)
         self.regions_list = QListWidget(body)

@@ -1,4 +1,5 @@
-"""The "Export to shapefile" action: a class map to polygons, styled by class."""
+"""The "Export polygons" action: a class map to polygons (GeoPackage or shapefile),
+styled by class."""
 
 from __future__ import annotations
 
@@ -45,6 +46,8 @@ BACKGROUND = "background"
 #: The class whose outlines "Regularise building outlines" squares, as the CLI's bare
 #: ``vectorize --regularize`` does.
 REGULARIZED_CLASS = "building"
+#: The export's formats: the file extension of each, by the name the dialog shows.
+FORMATS = {"GeoPackage": ".gpkg", "Shapefile": ".shp"}
 
 
 @dataclass
@@ -56,9 +59,20 @@ class VectorizeJob:
     min_area_m2: float = DEFAULT_MIN_AREA_M2
     regularize: bool = False  # the building class gets right angles (vectorize --regularize)
     regularize_m: float | None = None  # None: the engine's default (1 m, or 2 coarse pixels)
+    chosen: list[str] | None = None  # the classes to export; None: by include_background
+    simplify_m: float = 0.0  # > 0: borders simplified once for both sides (no gaps)
+
+    @property
+    def shared_borders(self) -> bool:
+        """Simplified borders shared by neighbours, as ``vectorize --simplify M
+        --shared-borders``; with regularised buildings each polygon is simplified on its
+        own instead (the engine keeps shared borders for simplification alone)."""
+        return self.simplify_m > 0 and not self.regularize
 
     def classes(self) -> list[str] | None:
         """The class names to export (None: all of them)."""
+        if self.chosen is not None:
+            return None if len(self.chosen) == len(self.classmap.names) else list(self.chosen)
         if self.include_background:
             return None
         kept = [n for n in self.classmap.names if n.lower() != BACKGROUND]
@@ -83,6 +97,18 @@ def class_map_of_layer(layer: QgsRasterLayer) -> ClassMap | None:
     return ClassMap(layer_file(layer), names, colours)
 
 
+def class_map_for(layer: QgsMapLayer | None, refined: dict[Path, ClassMap]) -> ClassMap | None:
+    """The layer's class map: itself, or its latest refined map this session."""
+    if not isinstance(layer, QgsRasterLayer):
+        return None
+    return class_map_of_layer(layer) or refined.get(layer_file(layer))
+
+
+def default_export_classes(names: list[str], include_background: bool = False) -> list[str]:
+    """The classes an export takes unless told: all but the background."""
+    return [n for n in names if include_background or n.lower() != BACKGROUND]
+
+
 def build_vectorize_job(
     layer: QgsMapLayer | None,
     refined: dict[Path, ClassMap],
@@ -92,16 +118,22 @@ def build_vectorize_job(
     min_area_m2: float = DEFAULT_MIN_AREA_M2,
     regularize: bool = False,
     regularize_m: float | None = None,
+    classes: list[str] | None = None,
+    simplify_m: float = 0.0,
+    file_format: str = "GeoPackage",
 ) -> VectorizeJob:
     """The chosen raster if it is a class map, else its latest refined map this session;
     without the background class and polygons under ``min_area_m2`` unless asked; with
     ``regularize``, the building class's outlines get right angles and parallel edges
-    where nearly so (tolerance ``regularize_m`` m, None or 0: the engine's default)."""
+    where nearly so (tolerance ``regularize_m`` m, None or 0: the engine's default).
+    ``classes`` (names) chooses the classes instead of ``include_background``;
+    ``simplify_m`` > 0 simplifies with borders shared between classes; ``file_format``
+    is a key of FORMATS (``<class map>_polygons.gpkg`` or ``.shp``, never overwritten)."""
     if not isinstance(layer, QgsRasterLayer):
         raise MapRefinerError(
             "Choose a raster layer: a refined class map, or an image you refined in this session."
         )
-    classmap = class_map_of_layer(layer) or refined.get(layer_file(layer))
+    classmap = class_map_for(layer, refined)
     if classmap is None:
         raise MapRefinerError(
             f"“{layer.name()}” is not a class map and was not refined in this "
@@ -112,7 +144,24 @@ def build_vectorize_job(
             f"“{layer.name()}” has no {REGULARIZED_CLASS} class to regularise (its classes: "
             f"{', '.join(classmap.names)}); untick Regularise building outlines."
         )
-    out = output_beside(classmap.path, "_polygons", ".shp", project_dir(project), fallback_dir)
+    if classes is not None:
+        unknown = [c for c in classes if c not in classmap.names]
+        if unknown:
+            raise MapRefinerError(
+                f"“{layer.name()}” has no class {', '.join(unknown)} (its classes: "
+                f"{', '.join(classmap.names)})."
+            )
+        if not classes:
+            raise MapRefinerError("Choose at least one class to export.")
+    if file_format not in FORMATS:
+        raise MapRefinerError(f"Polygons are written as {' or '.join(FORMATS)}, not {file_format}.")
+    if not 0 <= simplify_m < 1e4:
+        raise MapRefinerError(
+            f"The simplification tolerance must be 0 to 10000 m, not {simplify_m}."
+        )
+    out = output_beside(
+        classmap.path, "_polygons", FORMATS[file_format], project_dir(project), fallback_dir
+    )
     return VectorizeJob(
         classmap,
         out,
@@ -121,6 +170,8 @@ def build_vectorize_job(
         float(min_area_m2),
         regularize,
         float(regularize_m) if regularize and regularize_m else None,
+        list(classes) if classes is not None else None,
+        float(simplify_m),
     )
 
 
@@ -135,6 +186,8 @@ def run_vectorize(
         class_names=job.classmap.names,
         classes=job.classes(),
         min_area_m2=job.min_area_m2,
+        simplify_m=job.simplify_m,
+        shared_borders=job.shared_borders,
         regularize=[REGULARIZED_CLASS] if job.regularize else None,
         regularize_m=job.regularize_m,
         progress=progress,
