@@ -56,7 +56,8 @@ def kvp_operations(kvp_url: str) -> str:
     return (
         "<ows:OperationsMetadata>"
         + "".join(
-            f'<ows:Operation name="{op}"><ows:DCP><ows:HTTP>{get}</ows:HTTP></ows:DCP></ows:Operation>'
+            f'<ows:Operation name="{op}"><ows:DCP><ows:HTTP>{get}</ows:HTTP></ows:DCP>'
+            "</ows:Operation>"
             for op in ("GetCapabilities", "GetTile")
         )
         + "</ows:OperationsMetadata>"

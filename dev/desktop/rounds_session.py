@@ -24,8 +24,8 @@ from qgis.core import (
     QgsFeature,
     QgsGeometry,
     QgsLayerTreeGroup,
-    QgsMapLayerType,
     QgsProject,
+    QgsRasterLayer,
     QgsRectangle,
     QgsVectorLayer,
 )
@@ -72,7 +72,7 @@ def arrange_panels():
     if "Browser" in docks:
         docks["Browser"].hide()
     if "Layers" in docks:
-        window.resizeDocks([docks["Layers"]], [470], Qt.Horizontal)
+        window.resizeDocks([docks["Layers"]], [470], Qt.Orientation.Horizontal)
 
 
 def fit_map():
@@ -192,7 +192,7 @@ def exported():
     )
     dialog().hide()
     for layer in QgsProject.instance().mapLayers().values():  # the polygons over the image
-        if layer.type() == QgsMapLayerType.RasterLayer and " — refined " in layer.name():
+        if isinstance(layer, QgsRasterLayer) and " — refined " in layer.name():
             QgsProject.instance().layerTreeRoot().findLayer(layer.id()).setItemVisibilityChecked(
                 False
             )
