@@ -87,21 +87,7 @@ def test_undo_round_goes_back_to_the_parent_model_and_map(
     setup, qgis_iface, tmp_path, tiny_model, wait_for_tasks
 ) -> None:  # noqa: ANN001
     controller, dialog, image = setup
-    summary = dialog.model.summary
-    labels = create_correction_layer(
-        image, summary.class_names, summary.colours, QgsProject.instance()
-    )
-    e = image.extent()
-    for dx, name in ((10, "building"), (60, "background"), (110, "building")):
-        _draw(
-            labels,
-            QgsRectangle(
-                e.xMinimum() + dx, e.yMinimum() + 10, e.xMinimum() + dx + 30, e.yMinimum() + 40
-            ),
-            name,
-        )
-    dialog.labels.set_layer(labels)
-    dialog.labels.set_mode("sparse")
+    _three_corrections(dialog, image)
     dialog.iterations_spin.setValue(1)
     first = dialog.refine_job()
     controller.start_refine(first)  # the parent's map
@@ -147,9 +133,9 @@ def test_undo_round_goes_back_to_the_parent_model_and_map(
     assert qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical) == []
 
 
-def _parent_then_round(controller, dialog, image, wait_for_tasks):  # noqa: ANN001, ANN202
-    """A refine (2 iterations) with the tiny model, a round on three drawn polygons, a
-    refine with the round: the parent's refine job and refined layer."""
+def _three_corrections(dialog, image) -> None:  # noqa: ANN001
+    """Two buildings and a background square drawn in a new correction layer, chosen in
+    the dialog in sparse mode."""
     summary = dialog.model.summary
     labels = create_correction_layer(
         image, summary.class_names, summary.colours, QgsProject.instance()
@@ -165,6 +151,12 @@ def _parent_then_round(controller, dialog, image, wait_for_tasks):  # noqa: ANN0
         )
     dialog.labels.set_layer(labels)
     dialog.labels.set_mode("sparse")
+
+
+def _parent_then_round(controller, dialog, image, wait_for_tasks):  # noqa: ANN001, ANN202
+    """A refine (2 iterations) with the tiny model, a round on three drawn polygons, a
+    refine with the round: the parent's refine job and refined layer."""
+    _three_corrections(dialog, image)
     dialog.iterations_spin.setValue(2)
     first = dialog.refine_job()
     controller.start_refine(first)
