@@ -155,14 +155,7 @@ class MapRefinerDialog(QDialog):
             "The classes exported (all but the background by default; the background "
             "follows the box beside)"
         )
-        self.simplify_spin = QgsDoubleSpinBox(self)
-        self.simplify_spin.setRange(0.0, 1000.0)
-        self.simplify_spin.setDecimals(2)
-        self.simplify_spin.setSingleStep(0.5)
-        self.simplify_spin.setSuffix(" m")
-        self.simplify_spin.setSpecialValueText("no simplification")
-        self.simplify_spin.setValue(0.0)
-        self.simplify_spin.setClearValue(0.0)
+        self.simplify_spin = self._tolerance_spin("no simplification")
         self.simplify_spin.setToolTip(
             "Outlines simplified to this tolerance, each border once for the classes on "
             "both its sides, so that they still meet without gaps or overlaps (as "
@@ -188,14 +181,7 @@ class MapRefinerDialog(QDialog):
             "The building polygons get right angles and parallel edges where the outline "
             "is nearly so, instead of the pixel staircase (as map-refiner vectorize --regularize)"
         )
-        self.regularize_spin = QgsDoubleSpinBox(self)
-        self.regularize_spin.setRange(0.0, 1000.0)
-        self.regularize_spin.setDecimals(2)
-        self.regularize_spin.setSingleStep(0.5)
-        self.regularize_spin.setSuffix(" m")
-        self.regularize_spin.setSpecialValueText("default tolerance")
-        self.regularize_spin.setValue(0.0)
-        self.regularize_spin.setClearValue(0.0)
+        self.regularize_spin = self._tolerance_spin("default tolerance")
         self.regularize_spin.setToolTip(
             "How far a regularised outline may cut across the map's (default: 1 m, or two "
             "pixels of a map coarser than 0.5 m); below a pixel the staircase stays"
@@ -225,6 +211,18 @@ class MapRefinerDialog(QDialog):
         self.area.setVisible(is_online(self.input_combo.currentLayer()))
         self.set_running(False)
         self._device_task = self._describe_devices()
+
+    def _tolerance_spin(self, at_zero: str) -> QgsDoubleSpinBox:
+        """A tolerance in metres, 0 to 1000 in steps of 0.5, reading ``at_zero`` at 0."""
+        spin = QgsDoubleSpinBox(self)
+        spin.setRange(0.0, 1000.0)
+        spin.setDecimals(2)
+        spin.setSingleStep(0.5)
+        spin.setSuffix(" m")
+        spin.setSpecialValueText(at_zero)
+        spin.setValue(0.0)
+        spin.setClearValue(0.0)
+        return spin
 
     def _describe_devices(self) -> EngineTask:
         """The device line, found in a worker thread: it imports torch, which takes
