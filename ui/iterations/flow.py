@@ -117,14 +117,21 @@ class IterationsFlow(QObject):
     ) -> None:
         """The maps a refine kept, shown at its iterations (nothing recomputed), inside
         the group of the refine's own layer when it has one."""
+        self._keep_current()
+        self._present(result, shown, refined_layer_id)
+
+    def _present(
+        self, result: TrajectoryResult, shown: int, layer_id: str | None, note: str = ""
+    ) -> None:
+        """A refine's maps become the dock's view, shown at iteration ``shown`` inside the
+        group of its refined layer (any running trajectory task is cancelled)."""
         if self.task is not None:
             self.task.cancel()
             self.task = None
-        self._keep_current()
         self.source, self.shown = result.job, shown
         self.has_refined_layer = True
-        self.refined_layer_id = refined_layer_id
-        self._show(result)
+        self.refined_layer_id = layer_id
+        self._show(result, note)
 
     def _keep_current(self) -> None:
         """The view a new refine replaces stays on disk (the last KEPT_VIEWS of them)
@@ -166,13 +173,7 @@ class IterationsFlow(QObject):
             return False
         result, shown = self.earlier.pop(layer_id)
         self.timer.stop()
-        if self.task is not None:
-            self.task.cancel()
-            self.task = None
-        self.source, self.shown = result.job, shown
-        self.has_refined_layer = True
-        self.refined_layer_id = layer_id
-        self._show(result, note)
+        self._present(result, shown, layer_id, note)
         return True
 
     def forget(self, layer_ids: list[str]) -> None:
