@@ -35,7 +35,7 @@ from ..modelfile.config import ModelConfig
 from ..networks.inference import class_argmax, infer
 from ..networks.models import MapRefinerNet
 from ..rasters.read import read_window
-from .resample import axis_band, resample_window, source_range
+from .resample import AxisBand, axis_band, resample_window, source_range
 from .tiling import Grids, Tile, lattice
 
 
@@ -80,6 +80,39 @@ def _read_model_window(
 ) -> tuple[torch.Tensor, np.ndarray]:
     """The normalised image on model-grid ``window`` (x0, y0, x1, y1), and the
     valid mask of ``tile``'s input-grid pixels (empty without a tile), from one read."""
+    src = _source_window(ds, bands, grids, window, tile)
+    tile_valid = np.zeros((0, 0), dtype=bool)
+    if tile is not None:
+        sx0, sy0 = src.x0, src.y0
+        tile_valid = src.valid[tile.y0 - sy0 : tile.y1 - sy0, tile.x0 - sx0 : tile.x1 - sx0].copy()
+    # ``data`` is this call's own array: normalised in place. Invalid pixels
+    # carry the training mean (0 after normalisation).
+    t = normalise_(torch.from_numpy(src.data).to(device), config)
+    t.mul_(torch.from_numpy(src.valid).to(device))
+    return resample_window(t, src.rows, src.cols), tile_valid
+
+
+@dataclass
+class _SourceWindow:
+    """The input pixels under a model-grid window, read once, and the resampling
+    weights that take them onto it."""
+
+    data: np.ndarray  # (C, h, w) float32
+    valid: np.ndarray  # (h, w) bool
+    x0: int  # the read's first input column and row
+    y0: int
+    rows: AxisBand
+    cols: AxisBand
+
+
+def _source_window(
+    ds,
+    bands: Sequence[int],
+    grids: Grids,
+    window: tuple[int, int, int, int],
+    tile: Tile | None = None,
+) -> _SourceWindow:
+    """Read the input pixels model-grid ``window`` needs (and all of ``tile``'s)."""
     mx0, my0, mx1, my1 = window
     sx0, sx1 = source_range(mx0, mx1, grids.scale_x, grids.width)
     sy0, sy1 = source_range(my0, my1, grids.scale_y, grids.height)
@@ -87,16 +120,9 @@ def _read_model_window(
         sx0, sy0 = min(sx0, tile.x0), min(sy0, tile.y0)
         sx1, sy1 = max(sx1, tile.x1), max(sy1, tile.y1)
     data, valid = read_window(ds, bands, sx0, sy0, sx1 - sx0, sy1 - sy0)
-    tile_valid = np.zeros((0, 0), dtype=bool)
-    if tile is not None:
-        tile_valid = valid[tile.y0 - sy0 : tile.y1 - sy0, tile.x0 - sx0 : tile.x1 - sx0].copy()
-    # ``data`` is this call's own array: normalised in place. Invalid pixels
-    # carry the training mean (0 after normalisation).
-    t = normalise_(torch.from_numpy(data).to(device), config)
-    t.mul_(torch.from_numpy(valid).to(device))
     rows = axis_band(my0, my1, grids.scale_y, sy0, sy1, grids.height)
     cols = axis_band(mx0, mx1, grids.scale_x, sx0, sx1, grids.width)
-    return resample_window(t, rows, cols), tile_valid
+    return _SourceWindow(data, valid, sx0, sy0, rows, cols)
 
 
 def read_model_pixels(
@@ -105,15 +131,10 @@ def read_model_pixels(
     """The raw band values on model-grid ``window`` (x0, y0, x1, y1), ``(C, h, w)``
     float32 on the CPU, and which model pixels are wholly made of valid image pixels
     (for measuring the image's statistics: image_statistics below)."""
-    mx0, my0, mx1, my1 = window
-    sx0, sx1 = source_range(mx0, mx1, grids.scale_x, grids.width)
-    sy0, sy1 = source_range(my0, my1, grids.scale_y, grids.height)
-    data, valid = read_window(ds, bands, sx0, sy0, sx1 - sx0, sy1 - sy0)
-    v = torch.from_numpy(valid).to(torch.float32)
-    t = torch.cat([torch.from_numpy(data) * v, v[None]])
-    rows = axis_band(my0, my1, grids.scale_y, sy0, sy1, grids.height)
-    cols = axis_band(mx0, mx1, grids.scale_x, sx0, sx1, grids.width)
-    out = resample_window(t, rows, cols)
+    src = _source_window(ds, bands, grids, window)
+    v = torch.from_numpy(src.valid).to(torch.float32)
+    t = torch.cat([torch.from_numpy(src.data) * v, v[None]])
+    out = resample_window(t, src.rows, src.cols)
     share = out[-1]
     good = share > 0.999
     return out[:-1] / share.clamp(min=1e-6), good
