@@ -175,3 +175,47 @@ def test_geopackage_or_shapefile_with_the_attributes(
     # an existing file is kept: the next export is numbered beside it
     again = dialog.vectorize_job()
     assert again.out.name == f"three_map_polygons_2{ext}"
+
+
+def _model_at(folder: Path, resolution_m: float) -> Path:
+    """A seeded two-class model working at ``resolution_m`` m/pixel."""
+    import torch
+
+    from map_refiner.engine.modelfile.config import ModelConfig, make_classes
+    from map_refiner.engine.modelfile.io import build_model, save_model
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        classes=make_classes(["background", "building"]),
+        ground_resolution_m=resolution_m,
+        name=f"{resolution_m:g} m model",
+    )
+    return save_model(build_model(cfg), cfg, folder / f"model_{resolution_m:g}m.safetensors")
+
+
+def test_the_smallest_polygon_follows_the_model_until_changed_by_hand(
+    dialog,
+    tmp_path,  # noqa: ANN001
+) -> None:
+    """2 x 2 of the chosen model's pixels; a value typed by hand stays through model
+    changes, and the clear button gives the model's value back."""
+    spin = dialog.min_area_spin
+    assert dialog.model.summary.resolution_m == 0.6  # the bundled model
+    assert spin.value() == 1.44
+    coarse = _model_at(tmp_path, 2.0)
+    dialog.model.set_model_path(str(coarse))
+    assert spin.value() == 16.0 and dialog.vectorize_job().min_area_m2 == 16.0
+    dialog.model.set_model_path(str(tmp_path / "missing.safetensors"))  # unusable: kept
+    assert dialog.model.summary is None and spin.value() == 16.0
+    dialog.model.set_model_path("")
+    assert spin.value() == 1.44
+
+    spin.setValue(5.0)  # by hand
+    dialog.model.set_model_path(str(coarse))
+    assert spin.value() == 5.0 and dialog.vectorize_job().min_area_m2 == 5.0
+    dialog.model.set_model_path("")
+    assert spin.value() == 5.0
+    spin.clear()  # the clear button: the model's value, followed again
+    assert spin.value() == 1.44
+    dialog.model.set_model_path(str(coarse))
+    assert spin.value() == 16.0

@@ -240,4 +240,4 @@ def test_the_dialog_export_options_reach_the_job(plugin, qgis_new_project) -> No
     plugin.controller.show_dialog()
     dialog = plugin.controller.dialog
     assert not dialog.export_background_check.isChecked()
-    assert dialog.min_area_spin.value() == 2.0
+    assert dialog.min_area_spin.value() == 1.44  # 2 x 2 pixels of the bundled 0.6 m model

@@ -56,11 +56,13 @@ from ..jobs.vectorize_job import (
     BACKGROUND,
     DEFAULT_MIN_AREA_M2,
     FORMATS,
+    MIN_AREA_MODEL_PIXELS,
     ClassMap,
     VectorizeJob,
     build_vectorize_job,
     class_map_for,
     default_export_classes,
+    default_min_area_m2,
 )
 from ..messages import show_error
 from ..settings import DialogDefaults
@@ -100,6 +102,7 @@ class MapRefinerDialog(QDialog):
         self._output_auto = True
         self._programmatic = False
         self._iterations_auto = defaults.iterations < 0
+        self._min_area_auto = True  # follows the model until typed by hand
         self.message_bar = QgsMessageBar(self)
         self.input_combo = QgsMapLayerComboBox(self)
         self.input_combo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
@@ -171,11 +174,15 @@ class MapRefinerDialog(QDialog):
         )
         self.min_area_spin = QgsDoubleSpinBox(self)
         self.min_area_spin.setRange(0.0, 1e6)
-        self.min_area_spin.setDecimals(1)
+        self.min_area_spin.setDecimals(2)  # 2 x 2 pixels of a 0.3 m model: 0.36 m²
         self.min_area_spin.setSuffix(" m²")
-        self.min_area_spin.setValue(DEFAULT_MIN_AREA_M2)
+        self.min_area_spin.setValue(DEFAULT_MIN_AREA_M2)  # until a model is read
         self.min_area_spin.setClearValue(DEFAULT_MIN_AREA_M2)
-        self.min_area_spin.setToolTip("Polygons smaller than this are not exported (0: all)")
+        self.min_area_spin.setToolTip(
+            "Polygons smaller than this are not exported (0: all). By default "
+            f"{MIN_AREA_MODEL_PIXELS} x {MIN_AREA_MODEL_PIXELS} of the model's pixels, the "
+            "smallest object its grid resolves; it follows the model until you change it."
+        )
         self.regularize_check = QCheckBox("Regularise building outlines", self)
         self.regularize_check.setToolTip(
             "The building polygons get right angles and parallel edges where the outline "
@@ -305,6 +312,7 @@ class MapRefinerDialog(QDialog):
         self.prior_combo.layerChanged.connect(self._on_prior_changed)
         self.output_widget.fileChanged.connect(self._on_output_edited)
         self.iterations_spin.valueChanged.connect(self._on_iterations_edited)
+        self.min_area_spin.valueChanged.connect(self._on_min_area_edited)
         self.model.model_changed.connect(self._on_model_changed)
 
     def _restore(self, defaults: DialogDefaults, active_layer: QgsMapLayer | None) -> None:
@@ -418,12 +426,25 @@ class MapRefinerDialog(QDialog):
         if not self._programmatic:
             self._iterations_auto = False
 
+    def _on_min_area_edited(self, value: float) -> None:
+        """Typed by hand, the smallest polygon stays through model changes; set back to
+        the model's value (the clear button), it follows the model again."""
+        if not self._programmatic:
+            spin = self.min_area_spin
+            self._min_area_auto = round(value, spin.decimals()) == round(
+                spin.clearValue(), spin.decimals()
+            )
+
     def _on_model_changed(self, summary: ModelSummary | None) -> None:
         if summary is None:
             return
         self.iterations_spin.setClearValue(summary.default_iterations)
         if self._iterations_auto:
             self._set_quietly(self.iterations_spin.setValue, summary.default_iterations)
+        min_area = default_min_area_m2(summary.resolution_m)
+        self.min_area_spin.setClearValue(min_area)
+        if self._min_area_auto:
+            self._set_quietly(self.min_area_spin.setValue, min_area)
 
     def suggest_output(self) -> None:
         """A fresh ``<input>_refined.tif`` name (after each run too, while not typed by hand)."""

@@ -38,8 +38,13 @@ class ClassMap:
     scores: Path | None = None  # the refine's probabilities: polygons get mean_prob
 
 
-#: The export's default smallest polygon: a few pixels of 0.3 m imagery, so that the
-#: one-pixel slivers (0.09 m²) a class map holds do not become features.
+#: The export's default smallest polygon, in model pixels a side: the smallest object
+#: the model's grid resolves spans two of its pixels each way (one pixel alone is a
+#: speck, and a map resampled back to a finer image grid adds slivers under one model
+#: pixel). With the bundled model's 0.6 m grid: 1.44 m².
+MIN_AREA_MODEL_PIXELS = 2
+#: The smallest polygon where no model is known (a job built without the dialog, or the
+#: dialog's model unusable): about 2 x 2 pixels of a 0.6-0.7 m model.
 DEFAULT_MIN_AREA_M2 = 2.0
 #: Classes left out of an export unless asked for: one huge polygon of everything else.
 BACKGROUND = "background"
@@ -102,6 +107,12 @@ def class_map_for(layer: QgsMapLayer | None, refined: dict[Path, ClassMap]) -> C
     if not isinstance(layer, QgsRasterLayer):
         return None
     return class_map_of_layer(layer) or refined.get(layer_file(layer))
+
+
+def default_min_area_m2(resolution_m: float) -> float:
+    """The export's smallest polygon for a model working at ``resolution_m`` m/pixel:
+    MIN_AREA_MODEL_PIXELS x MIN_AREA_MODEL_PIXELS of its pixels."""
+    return (MIN_AREA_MODEL_PIXELS * resolution_m) ** 2
 
 
 def default_export_classes(names: list[str], include_background: bool = False) -> list[str]:

@@ -105,6 +105,10 @@ class VectorizeAlgorithm(QgsProcessingAlgorithm):
                 "Before polygonising: a minimum area that leaves no hole. 0 merges nothing.",
             )
         )
+        # 0, as `map-refiner vectorize --min-area`, not the dialog's 2 x 2 model pixels:
+        # this algorithm takes any class map and no model, and a parameter's default is
+        # fixed when the algorithm is built, so it cannot follow a model; scripts and
+        # models get every polygon unless they ask.
         self.addParameter(
             with_help(
                 QgsProcessingParameterNumber(
