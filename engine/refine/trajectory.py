@@ -58,6 +58,11 @@ class Trajectory:
         return self.classes.shape[0] - 1
 
     @property
+    def nbytes(self) -> int:
+        """The memory its maps hold: class maps, uncertainty and the valid mask."""
+        return self.classes.nbytes + self.uncertainty.nbytes + self.valid.nbytes
+
+    @property
     def window_geotransform(self) -> tuple[float, ...]:
         gt, (x0, y0) = self.geotransform, self.window[:2]
         return (

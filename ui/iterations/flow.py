@@ -44,8 +44,15 @@ PLAY_MS = 700
 #: The uncertainty layer's opacity: the image under it stays readable.
 UNCERTAINTY_OPACITY = 0.6
 #: Earlier refines' views kept (their maps on disk, their trajectory in memory: about
-#: 13 MB per iteration for the largest view, 2048 x 2048 px) for Undo round to show again.
+#: 13 MB per iteration for the largest view, 2048 x 2048 px) for Undo round to show again:
+#: at most this many, the oldest dropped first ...
 KEPT_VIEWS = 3
+#: ... and at most this much memory in their arrays together: three 5-iteration views of
+#: the largest size (76 MiB each) fit, a 50-iteration one (616 MiB) alone does not. The
+#: newest earlier view stays even alone over it: it is the one Undo round shows next (the
+#: round's parent), and the dock held it while showing it, so the kept views hold at
+#: most the budget or one view, whichever is larger.
+KEPT_VIEWS_BYTES = 256 * 2**20
 
 
 class IterationsFlow(QObject):
@@ -134,8 +141,8 @@ class IterationsFlow(QObject):
         self._show(result, note)
 
     def _keep_current(self) -> None:
-        """The view a new refine replaces stays on disk (the last KEPT_VIEWS of them)
-        while its refined layer is in the project, for Undo round."""
+        """The view a new refine replaces stays on disk (the last KEPT_VIEWS of them,
+        within KEPT_VIEWS_BYTES) while its refined layer is in the project, for Undo round."""
         project = QgsProject.instance()
         layer_id = self.refined_layer_id
         if (
@@ -149,8 +156,14 @@ class IterationsFlow(QObject):
             self.result = None  # its folder is kept: _show would delete it
         for key in [k for k in self.earlier if project.mapLayer(k) is None]:
             self._drop_earlier(key)
-        while len(self.earlier) > KEPT_VIEWS:
+        while len(self.earlier) > KEPT_VIEWS or (
+            len(self.earlier) > 1 and self.earlier_nbytes() > KEPT_VIEWS_BYTES
+        ):
             self._drop_earlier(next(iter(self.earlier)))
+
+    def earlier_nbytes(self) -> int:
+        """The memory the kept earlier views' maps hold."""
+        return sum(result.trajectory.nbytes for result, _ in self.earlier.values())
 
     def _drop_earlier(self, layer_id: str) -> None:
         view = self.earlier.pop(layer_id, None)
