@@ -271,6 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
         "lays it best over the model's own map, when that shift is clear and over 0.75 m)",
     )
     p.add_argument(
+        "--one-prior-shift",
+        action="store_true",
+        help="move the prior by one shift at most (default: where regions of it clearly "
+        "fit shifts over 2 m apart, by a shift varying smoothly across the image)",
+    )
+    p.add_argument(
         "--prior-keep",
         type=_bounded(float, 0.0, 1.0, "--prior-keep"),
         default=None,

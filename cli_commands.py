@@ -38,6 +38,7 @@ def _refine(a: argparse.Namespace) -> int:
         prior_layer=a.prior_layer,
         prior_strength=a.prior_strength,
         prior_register=not a.no_prior_shift,
+        prior_regions=not a.one_prior_shift,
         prior_keep=a.prior_keep,
     )
     if a.scheduler:

@@ -54,6 +54,8 @@ class RefineParams:
     # CNN's own heat vectors, measured on this image (prior.calibration)
     prior_register: bool = True  # move the prior by the shift that lays it best over the
     # model's own map first (refine_pass.register_prior)
+    prior_regions: bool = True  # or by a shift varying across the image, where regions
+    # of it clearly fit different shifts (False: one shift at most)
     prior_keep: float | None = None  # the prior's own class stays on a pixel of the
     # image's grid unless the refined map gives it less than this probability (0: the
     # refined map everywhere; None: prior.PRIOR_KEEP)

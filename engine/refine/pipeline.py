@@ -66,7 +66,11 @@ def refine_raster(
             layer=params.prior_layer,
             class_names=p.config.class_names,
         )
-        note = p.register_prior().why if params.prior_register else "left in place (not registered)"
+        note = (
+            p.register_prior(regions=params.prior_regions).why
+            if params.prior_register
+            else "left in place (not registered)"
+        )
         if strength is None:
             p.calibrate_prior()
         p.prior_keep = PRIOR_KEEP if params.prior_keep is None else params.prior_keep

@@ -39,6 +39,7 @@ from ..rasters.grid import GridSpec
 from ..rasters.read import open_raster
 from ..vectors.read import open_layer
 from ..vocabulary import numeric_value_map
+from .registration import ShiftField
 
 #: Default logit of the prior's class (the others 0).
 DEFAULT_STRENGTH = 1.0
@@ -69,6 +70,7 @@ class Prior:
     layer: str | None = None  # a vector prior's layer (None: the file's only one)
     shift: tuple[float, float] = (0.0, 0.0)  # the prior moved by (east, north) in the
     # image's CRS units before use (refine_pass.register_prior)
+    field: ShiftField | None = None  # or moved by a shift varying across the image
 
     def __post_init__(self) -> None:
         if not (0 < self.strength < 100):
@@ -163,6 +165,12 @@ class Prior:
     def probabilities_on(self, grid: GridSpec) -> tuple[np.ndarray, np.ndarray]:
         """A probability prior on ``grid`` (bilinear): ``(K, h, w)`` float32 summing to 1
         where it has data, and that mask (no data, NaN or an all-zero pixel: none)."""
+        if self.field is not None:
+            probs, covered = self.field.read(grid, self._probabilities_on)
+            return probs, covered
+        return self._probabilities_on(grid)
+
+    def _probabilities_on(self, grid: GridSpec) -> tuple[np.ndarray, np.ndarray]:
         grid = self._placed(grid)
         nodata = self.ds.GetRasterBand(1).GetNoDataValue()
         warped = self._warp(
@@ -182,6 +190,11 @@ class Prior:
 
     def classes_on(self, grid: GridSpec) -> np.ndarray:
         """The prior's class on each pixel of ``grid`` (int32, -1 where it has none)."""
+        if self.field is not None:
+            return self.field.read(grid, lambda g: (self._classes_on(g),))[0]
+        return self._classes_on(grid)
+
+    def _classes_on(self, grid: GridSpec) -> np.ndarray:
         grid = self._placed(grid)
         if self.is_vector:
             burned = burn_vector(

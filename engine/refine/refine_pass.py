@@ -26,7 +26,15 @@ from ..rasters.grid import GridSpec, grid_of, scaled
 from ..rasters.read import RasterInfo, check_bands, ground_resolution, open_raster, raster_info
 from .predict import WindowResult, for_image, predict_tile, stack_bands
 from .prior import Prior
-from .registration import SEARCH_M, Offset, agreement, best_offset
+from .registration import (
+    SEARCH_M,
+    Offset,
+    ShiftField,
+    agreement,
+    best_offset,
+    region_agreements,
+    region_shifts,
+)
 from .tiling import Grids, Tile, count_tiles, lattice, lattice_tiles, make_grids, plan_tiles
 
 log = logging.getLogger(__name__)
@@ -106,24 +114,55 @@ class RefinePass:
             window_grid(grid_of(self.ds), tile.x0, tile.y0, tile.x1, tile.y1)
         )
 
-    def register_prior(self, search_m: float = SEARCH_M) -> Offset:
+    def register_prior(self, search_m: float = SEARCH_M, regions: bool = True) -> Offset:
         """Move the prior by the shift that best lays it over the model's own refined map
         on a lattice of windows (registration.py), when that shift is clear and longer
-        than a model pixel; returns the offset found and whether it was applied."""
+        than a model pixel; or, where the windows' regions clearly disagree, by a shift
+        varying across the image (registration.region_shifts and ShiftField; unless
+        ``regions`` is False). Returns the offset found for the whole prior and what was
+        done."""
         if self.prior is None:
             return Offset(0.0, 0.0, 0.0, False, "no prior to place")
         pixel_m = float(min(self.resolution_m))
         radius = max(1, int(math.ceil(search_m / pixel_m)))
         full = grid_of(self.ds)
-        surfaces = []
+        surfaces, parts = [], []
         for tile in lattice_tiles(self.grids, self.iterations):
             res = self.predict(tile, from_prior=False)
             probs = torch.softmax(res.logits.float(), dim=0).cpu().numpy()
             prior = self.prior.classes_at(window_grid(full, tile.x0, tile.y0, tile.x1, tile.y1))
             surfaces.append(agreement(prior, probs, res.valid, radius))
+            parts += [
+                (tile.y0 + y, tile.x0 + x, c)
+                for y, x, c in region_agreements(prior, probs, res.valid, radius)
+            ]
         offset = best_offset(surfaces, pixel_m)
-        if offset.applied:
-            gt = full.geotransform
+        varying = region_shifts(parts, pixel_m, offset) if regions else None
+        gt = full.geotransform
+        if varying is not None:
+            self.prior.field = ShiftField.from_points(
+                [
+                    (gt[0] + r.x * gt[1], gt[3] + r.y * gt[5], r.dx * gt[1], r.dy * gt[5])
+                    for r in varying
+                ]
+            )
+            metres = [float(np.hypot(r.dy, r.dx) * pixel_m) for r in varying]
+            lo, hi = f"{min(metres):.1f}", f"{max(metres):.1f}"
+            span = f"{lo} m" if lo == hi else f"{lo} to {hi} m"
+            for r, m in zip(varying, metres):
+                log.info(
+                    "prior region at pixel (%.0f, %.0f): %.1f m (%s)",
+                    r.x,
+                    r.y,
+                    m,
+                    "its own peak" if r.own else "no clear peak of its own",
+                )
+            offset = replace(
+                offset,
+                applied=True,
+                why=f"moved by {span}, varying across the image ({len(varying)} regions)",
+            )
+        elif offset.applied:
             self.prior.shift = (offset.dx * gt[1], offset.dy * gt[5])
             east = offset.dx * self.resolution_m[0]
             north = -offset.dy * self.resolution_m[1]

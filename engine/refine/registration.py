@@ -10,14 +10,24 @@ the shared scenes' references shifted by 1, 2 and 4 m, it came back within one i
 pixel (docs/results_prior_snap.md). The prior is then moved by that offset before the
 RNN starts from it, and its own outlines, now in place, keep their detail
 (prior.keep_prior).
+
+A prior traced from several imageries, or over several km, is off by different
+amounts in different places: each window is also scored in regions, and where their
+own shifts clearly disagree (region_shifts) the prior is moved by a ShiftField
+instead, known at the regions' centres (a rectilinear grid: the lattice windows'
+regions), interpolated bilinearly between them and held at the outermost ones' values
+beyond.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..rasters.grid import GridSpec
 
 #: How far a prior is searched for, in ground metres around where it says it is.
 SEARCH_M = 5.0
@@ -29,6 +39,23 @@ MIN_SHIFT_M = 0.75
 #: A shift must fit the model's map better than none by this share of its agreement,
 #: or the prior stays where it is (a guard against noise, not tuned on data).
 CLEAR_PEAK = 0.02
+#: Each lattice window is also cut into this many regions along each axis, each with its
+#: own agreement surface (region_agreements): two per axis is the fewest that tells a
+#: window's halves apart both ways, and keeps a quarter of its evidence in each.
+REGION_SPLIT = 2
+#: Regions' own shifts must lie further apart than this (ground metres) for the prior
+#: to be moved by a field instead of one shift. One shift between two regions this far
+#: apart leaves each a metre off, more than MIN_SHIFT_M, what a whole prior is moved
+#: for. On the five georeferenced shared scenes the regions of a prior shifted as a
+#: whole by 1-4 m came back up to 0.9 m apart, 1.8 m once (a quadrant of austin_enh
+#: with few buildings), and the halves of a prior drawn 2.8 m apart 2.3-2.8 m apart
+#: (docs/results_prior.md, "Per-region shifts"). Set on those scenes.
+REGION_SPREAD_M = 2.0
+#: A region's own peak counts only where the prior's pixels there correlate with the
+#: model's map at least this much (a guard against noise, not tuned: a region of a
+#: map unrelated to the image peaks near 0, under 0.05 on 4800 pixels, while the
+#: shared scenes' wrong priors peaked at 0.41-0.87).
+REGION_CORRELATION = 0.2
 
 
 @dataclass(frozen=True)
@@ -48,22 +75,72 @@ def agreement(prior: np.ndarray, probs: np.ndarray, valid: np.ndarray, radius: i
     prior moved by ``(dy, dx)`` pixels agrees with the model's probabilities ``(K, h, w)``:
     the sum over classes of the correlation of the prior's class indicator with the
     class probability, both centred on their mean over valid pixels (zero outside)."""
-    h, w = prior.shape
-    size = (h + 2 * radius, w + 2 * radius)
     out = np.zeros((2 * radius + 1, 2 * radius + 1))
     covered = valid & (prior >= 0)
     if covered.sum() < 2:  # (covered pixels are valid ones)
         return out
-    idx = np.r_[0 : radius + 1, -radius:0]
     for k in range(probs.shape[0]):
-        a = np.where(covered, (prior == k).astype(np.float64), 0.0)
-        a[covered] -= a[covered].mean()
-        b = np.where(valid, probs[k].astype(np.float64), 0.0)
-        b[valid] -= b[valid].mean()
-        c = np.fft.irfft2(np.conj(np.fft.rfft2(a, s=size)) * np.fft.rfft2(b, s=size), s=size)
-        # c[dy, dx] = sum a[y, x] b[y + dy, x + dx]: the prior at (y, x) belongs at (y+dy, x+dx)
-        out += np.roll(c[np.ix_(idx, idx)], radius, axis=(0, 1))
+        out += _correlation(_indicator(prior, covered, k), _centred(probs[k], valid), radius)
     return out
+
+
+def region_agreements(
+    prior: np.ndarray, probs: np.ndarray, valid: np.ndarray, radius: int, split: int = REGION_SPLIT
+) -> list[tuple[float, float, np.ndarray]]:
+    """The window cut into ``split`` x ``split`` regions: per region, its centre
+    ``(y, x)`` in window pixels and the agreement of the prior's pixels in it alone with
+    the model's probabilities around it (``radius`` further, so that a moved region still
+    sees the image; the probabilities centred over the whole window, as in agreement),
+    divided by the norms of both, so that its values are correlations (at most 1)."""
+    h, w = prior.shape
+    centred = [_centred(probs[k], valid) for k in range(probs.shape[0])]
+    out = []
+    for ys, ye in _cuts(h, split):
+        for xs, xe in _cuts(w, split):
+            y0, y1 = max(0, ys - radius), min(h, ye + radius)
+            x0, x1 = max(0, xs - radius), min(w, xe + radius)
+            mine = np.full((y1 - y0, x1 - x0), -1, dtype=prior.dtype)
+            mine[ys - y0 : ye - y0, xs - x0 : xe - x0] = prior[ys:ye, xs:xe]
+            surface = np.zeros((2 * radius + 1, 2 * radius + 1))
+            covered = valid[y0:y1, x0:x1] & (mine >= 0)
+            if covered.sum() >= 2:
+                norm_a = norm_b = 0.0
+                for k, b in enumerate(centred):
+                    a = _indicator(mine, covered, k)
+                    surface += _correlation(a, b[y0:y1, x0:x1], radius)
+                    norm_a += float((a * a).sum())
+                    norm_b += float((b[y0:y1, x0:x1] ** 2).sum())
+                if norm_a > 0 and norm_b > 0:
+                    surface /= np.sqrt(norm_a * norm_b)
+            out.append(((ys + ye) / 2, (xs + xe) / 2, surface))
+    return out
+
+
+def _cuts(size: int, parts: int) -> list[tuple[int, int]]:
+    edges = [round(size * i / parts) for i in range(parts + 1)]
+    return [(a, b) for a, b in zip(edges, edges[1:]) if b > a]
+
+
+def _indicator(prior: np.ndarray, covered: np.ndarray, k: int) -> np.ndarray:
+    a = np.where(covered, (prior == k).astype(np.float64), 0.0)
+    a[covered] -= a[covered].mean()
+    return a
+
+
+def _centred(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    b = np.where(valid, probs.astype(np.float64), 0.0)
+    b[valid] -= b[valid].mean()
+    return b
+
+
+def _correlation(a: np.ndarray, b: np.ndarray, radius: int) -> np.ndarray:
+    """``c[radius + dy, radius + dx] = sum a[y, x] b[y + dy, x + dx]``: the prior at
+    ``(y, x)`` belongs at ``(y + dy, x + dx)``."""
+    h, w = a.shape
+    size = (h + 2 * radius, w + 2 * radius)
+    c = np.fft.irfft2(np.conj(np.fft.rfft2(a, s=size)) * np.fft.rfft2(b, s=size), s=size)
+    idx = np.r_[0 : radius + 1, -radius:0]
+    return np.roll(c[np.ix_(idx, idx)], radius, axis=(0, 1))
 
 
 def best_offset(
@@ -76,28 +153,10 @@ def best_offset(
         return Offset(
             0.0, 0.0, 0.0, False, "left in place: it covers none of the windows looked at"
         )
-    c = np.sum(surfaces, axis=0)
-    r = (c.shape[0] - 1) // 2
-    if not np.isfinite(c).all() or np.ptp(c) <= 0:
-        return Offset(
-            0.0, 0.0, 0.0, False, "left in place: the model's map gives no evidence of a shift"
-        )
-    iy, ix = np.unravel_index(int(np.argmax(c)), c.shape)
-    if iy in (0, 2 * r) or ix in (0, 2 * r):
-        return Offset(
-            0.0, 0.0, 0.0, False, "left in place: the best fit lies at the edge of the search"
-        )
-
-    def vertex(lo: float, mid: float, hi: float) -> float:
-        den = lo - 2 * mid + hi
-        return 0.0 if den >= 0 else float(np.clip(0.5 * (lo - hi) / den, -0.5, 0.5))
-
-    if c[iy, ix] - c[r, r] < CLEAR_PEAK * abs(c[iy, ix]):
-        return Offset(
-            0.0, 0.0, 0.0, False, "left in place: no shift fits the image clearly better than none"
-        )
-    dy = iy - r + vertex(c[iy - 1, ix], c[iy, ix], c[iy + 1, ix])
-    dx = ix - r + vertex(c[iy, ix - 1], c[iy, ix], c[iy, ix + 1])
+    found = clear_peak(np.sum(surfaces, axis=0))
+    if isinstance(found, str):
+        return Offset(0.0, 0.0, 0.0, False, f"left in place: {found}")
+    dy, dx = found
     metres = float(np.hypot(dy, dx) * pixel_m)
     if metres < min_shift_m:
         return Offset(
@@ -108,3 +167,139 @@ def best_offset(
             f"left in place: its {metres:.1f} m offset is within a model pixel",
         )
     return Offset(dy, dx, metres, True, f"moved by {metres:.1f} m to fit the image")
+
+
+def clear_peak(c: np.ndarray) -> tuple[float, float] | str:
+    """The peak ``(dy, dx)`` of an agreement surface to a fraction of a pixel, when it
+    is clear (inside the search, and ``CLEAR_PEAK`` better than no shift); else why not."""
+    r = (c.shape[0] - 1) // 2
+    if not np.isfinite(c).all() or np.ptp(c) <= 0:
+        return "the model's map gives no evidence of a shift"
+    iy, ix = np.unravel_index(int(np.argmax(c)), c.shape)
+    if iy in (0, 2 * r) or ix in (0, 2 * r):
+        return "the best fit lies at the edge of the search"
+
+    def vertex(lo: float, mid: float, hi: float) -> float:
+        den = lo - 2 * mid + hi
+        return 0.0 if den >= 0 else float(np.clip(0.5 * (lo - hi) / den, -0.5, 0.5))
+
+    if c[iy, ix] - c[r, r] < CLEAR_PEAK * abs(c[iy, ix]):
+        return "no shift fits the image clearly better than none"
+    dy = iy - r + vertex(c[iy - 1, ix], c[iy, ix], c[iy + 1, ix])
+    dx = ix - r + vertex(c[iy, ix - 1], c[iy, ix], c[iy, ix + 1])
+    return float(dy), float(dx)
+
+
+@dataclass(frozen=True)
+class RegionShift:
+    """A region's centre ``(y, x)`` and the shift ``(dy, dx)`` it gets (image pixels),
+    and whether that is its own clear peak (else the whole prior's shift)."""
+
+    y: float
+    x: float
+    dy: float
+    dx: float
+    own: bool
+
+
+def region_shifts(
+    regions: Sequence[tuple[float, float, np.ndarray]],
+    pixel_m: float,
+    whole: Offset,
+    spread_m: float = REGION_SPREAD_M,
+    min_shift_m: float = MIN_SHIFT_M,
+) -> list[RegionShift] | None:
+    """Each region's shift, when at least two regions have a clear peak of their own
+    (clear_peak, and a correlation of at least ``REGION_CORRELATION``: the surfaces are
+    region_agreements') and two of those lie more than ``spread_m`` apart; None when one
+    shift fits them all (the whole prior is then moved by ``whole``, or not). A
+    region's own shift under ``min_shift_m`` is no shift, as for the whole prior; a
+    region without a clear peak takes ``whole`` where it is applied, else none."""
+    found = [
+        (y, x, clear_peak(c) if c.max() >= REGION_CORRELATION else "too weak")
+        for y, x, c in regions
+    ]
+    peaks = np.array([p for _, _, p in found if not isinstance(p, str)]).reshape(-1, 2)
+    if len(peaks) < 2:
+        return None
+    apart = np.hypot(*(peaks[:, None, :] - peaks[None, :, :]).transpose(2, 0, 1))
+    if apart.max() * pixel_m <= spread_m:
+        return None
+    out = []
+    for y, x, p in found:
+        if isinstance(p, str):
+            dy, dx = (whole.dy, whole.dx) if whole.applied else (0.0, 0.0)
+        else:
+            dy, dx = p if np.hypot(*p) * pixel_m >= min_shift_m else (0.0, 0.0)
+        out.append(RegionShift(y, x, dy, dx, not isinstance(p, str)))
+    return out
+
+
+@dataclass(frozen=True)
+class ShiftField:
+    """``east[i, j]``, ``north[i, j]``: the shift, in CRS units along x and y, at the
+    point ``(xs[j], ys[i])`` (both ascending)."""
+
+    xs: np.ndarray
+    ys: np.ndarray
+    east: np.ndarray
+    north: np.ndarray
+
+    @classmethod
+    def from_points(cls, points: Sequence[tuple[float, float, float, float]]) -> ShiftField:
+        """From ``(x, y, east, north)`` points on a rectilinear grid; points at the same
+        place are averaged, and a node no point holds takes its nearest point's shift."""
+        xs = np.unique([p[0] for p in points])
+        ys = np.unique([p[1] for p in points])
+        sums = np.zeros((2, len(ys), len(xs)))
+        counts = np.zeros((len(ys), len(xs)))
+        for x, y, e, n in points:
+            i, j = np.searchsorted(ys, y), np.searchsorted(xs, x)
+            sums[:, i, j] += (e, n)
+            counts[i, j] += 1
+        for i, j in zip(*np.nonzero(counts == 0)):
+            near = min(points, key=lambda p: math.hypot(p[0] - xs[j], p[1] - ys[i]))
+            sums[:, i, j] = near[2:]
+            counts[i, j] = 1
+        east, north = sums / counts
+        return cls(xs, ys, east, north)
+
+    def longest(self) -> float:
+        """The longest shift anywhere, in CRS units."""
+        return float(np.hypot(self.east, self.north).max())
+
+    def on(self, grid: GridSpec) -> tuple[np.ndarray, np.ndarray]:
+        """The shift ``(east, north)`` at each pixel centre of ``grid``, ``(h, w)`` each."""
+        gt = grid.geotransform
+        px = gt[0] + (np.arange(grid.width) + 0.5) * gt[1]
+        py = gt[3] + (np.arange(grid.height) + 0.5) * gt[5]
+        wx, wy = _weights(px, self.xs), _weights(py, self.ys)
+        return wy @ self.east @ wx.T, wy @ self.north @ wx.T
+
+    def read(
+        self, grid: GridSpec, read_grid: Callable[[GridSpec], tuple[np.ndarray, ...]]
+    ) -> tuple[np.ndarray, ...]:
+        """What ``read_grid(g)`` returns (arrays ending in ``(g.height, g.width)``) for
+        ``grid``, each pixel taken from where the field says its content came from."""
+        gt = grid.geotransform
+        m = int(math.ceil(self.longest() / min(abs(gt[1]), abs(gt[5])))) + 1
+        wider = GridSpec(
+            grid.width + 2 * m,
+            grid.height + 2 * m,
+            (gt[0] - m * gt[1], gt[1], gt[2], gt[3] - m * gt[5], gt[4], gt[5]),
+            grid.projection_wkt,
+        )
+        east, north = self.on(grid)
+        # content moved by the shift: the pixel at p holds what the prior has at p - shift
+        rows = np.arange(grid.height)[:, None] + m - np.rint(north / gt[5]).astype(int)
+        cols = np.arange(grid.width)[None, :] + m - np.rint(east / gt[1]).astype(int)
+        rows = np.clip(rows, 0, wider.height - 1)
+        cols = np.clip(cols, 0, wider.width - 1)
+        return tuple(a[..., rows, cols] for a in read_grid(wider))
+
+
+def _weights(at: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+    """``(len(at), len(nodes))``: the linear interpolation weights of ``nodes``
+    (ascending) at ``at`` (the end nodes' values beyond them)."""
+    eye = np.eye(len(nodes))
+    return np.stack([np.interp(at, nodes, eye[j]) for j in range(len(nodes))], axis=1)
