@@ -184,6 +184,10 @@ def test_the_wrong_priors_of_the_shifted_study(tmp_path: Path) -> None:
         shifts.add((ys.min() - ry, xs.min() - rx))
     assert len(shifts) > 1
     assert ndimage.label(read("drop:40"))[1] == 3
+    # warp:1: the left half 2 px east and south, the right half 2 px west and north
+    warped = read("warp:1")
+    assert warped.sum() == ref.sum() and warped[12:24, 12:28].all()
+    assert warped[42:54, 42:58].all() and warped[8:20, 68:84].all()
     # soft:N: two probability bands, never fully sure, whose most probable class is the
     # (shifted) reference
     soft = gdal.Open(str(wrong_map(ref, like, "soft:0", tmp_path / "soft0.tif"))).ReadAsArray()
@@ -191,3 +195,37 @@ def test_the_wrong_priors_of_the_shifted_study(tmp_path: Path) -> None:
     assert soft.min() >= 0.05 - 1e-6 and soft.max() <= 0.95 + 1e-6
     assert ((soft[1] > soft[0]) == ref).mean() > 0.98
     assert (prior_on_image(tmp_path / "soft0.tif", like) == (soft[1] > soft[0])).all()
+
+
+def test_the_per_region_table_is_its_own_section(tmp_path: Path) -> None:
+    """--section writes the table into that section only; a rerun of the top keeps it."""
+    import argparse
+
+    from map_refiner.dev.prior import shifted
+
+    a = argparse.Namespace(
+        strengths="calibrated",
+        iterations=5,
+        model=None,
+        right_half=False,
+        also_unregistered=False,
+        also_one_shift=True,
+        kinds="shift:0,warp:2",
+        section=shifted.REGIONS[0],
+        figure=None,
+    )
+    row = {"scene": "s", "prior": "warp:2", "prior_iou": 40.0, "snapped_iou": 80.0}
+    rows = [
+        {**row, "strength": "calibrated", "registration": "moved by 2.8 m, varying"},
+        {**row, "strength": "calibrated (one shift)", "snapped_iou": 60.0, "registration": ""},
+    ]
+    report = tmp_path / "results_prior.md"
+    report.write_text("# Top\n\nthe main table\n")
+    shifted.write_report(rows, a, report)
+    text = report.read_text()
+    assert text.startswith("# Top\n\nthe main table\n\n## Per-region shifts\n")
+    assert "--kinds shift:0,warp:2 --also-one-shift --section" in text
+    assert "| calibrated (one shift) | s | warp:2 | 40.0 | 60.0 | +20.0 | - |" in text
+    assert "- strength calibrated, warp:2: mean change +40.0 points over 1 scenes." in text
+    shifted.write_report(rows, argparse.Namespace(**{**vars(a), "section": None}), report)
+    assert report.read_text().count("## Per-region shifts\n") == 1

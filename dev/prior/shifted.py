@@ -6,6 +6,7 @@ model) unless ``--model`` names another (docs/results_prior.md: the default mode
 
     python -m map_refiner.dev.prior.shifted [--strengths 1,3] [--iterations 5]
         [--also-unregistered] [--figure docs/figures/prior_shifted.png]
+        [--kinds shift:0,shift:2,warp:1,warp:2 --also-one-shift --section "Per-region shifts"]
         # -> docs/results_prior.md, out/prior/rows.json; about 2 min a strength, alone
 """
 
@@ -26,7 +27,7 @@ from ..corrections.scenes import scenes
 from ..corrections.study import iou
 from ..provenance import git_state
 from .regularize_eval import HEADING as REGULARISED
-from .sections import kept_sections
+from .sections import kept_sections, write_section
 
 gdal.UseExceptions()
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,10 +40,13 @@ def wrong_map(ref: np.ndarray, like: gdal.Dataset, kind: str, out: Path, seed: i
     """The reference made wrong: ``shift:N`` moves it N metres east and N south (the
     geotransform's origin, so the prior's own grid stays aligned to its pixels);
     ``drop:P`` removes P % of its buildings; ``dilate:N`` grows every building by N
-    metres (a generalised, too-large outline); ``scatter:N`` moves each building on its
-    own by N metres in a random direction (errors no single shift can fix); ``soft:N``
-    is ``shift:N`` as another tool's probabilities: two float bands (background,
-    building), the outline blurred over about a metre and never fully sure (0.05-0.95)."""
+    metres (a generalised, too-large outline); ``warp:N`` moves the left half N metres
+    east and N south and the right half N west and N north (a map traced from two
+    imageries registered differently; to the image's pixel); ``scatter:N`` moves each
+    building on its own by N metres in a random direction (errors no single shift can
+    fix); ``soft:N`` is ``shift:N`` as another tool's probabilities: two float bands
+    (background, building), the outline blurred over about a metre and never fully sure
+    (0.05-0.95)."""
     gt = list(like.GetGeoTransform())
     mask = ref.copy()
     pixel = abs(gt[1])
@@ -59,6 +63,11 @@ def wrong_map(ref: np.ndarray, like: gdal.Dataset, kind: str, out: Path, seed: i
         r = max(1, int(round(float(kind[7:]) / pixel)))
         yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
         mask = ndimage.binary_dilation(mask, structure=yy * yy + xx * xx <= r * r)
+    elif kind.startswith("warp:"):
+        d = int(round(float(kind[5:]) / pixel))
+        half = mask.shape[1] // 2
+        east_south, west_north = moved(mask, d, d), moved(mask, -d, -d)
+        mask = np.concatenate([east_south[:, :half], west_north[:, half:]], axis=1)
     elif kind.startswith("scatter:"):
         d = float(kind[8:]) / pixel
         labels, n = ndimage.label(mask)
@@ -84,6 +93,16 @@ def wrong_map(ref: np.ndarray, like: gdal.Dataset, kind: str, out: Path, seed: i
     for i, band in enumerate(bands, start=1):
         ds.GetRasterBand(i).WriteArray(band)
     ds = None
+    return out
+
+
+def moved(mask: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """``mask`` moved ``dy`` pixels down and ``dx`` right, empty where nothing comes in."""
+    out = np.zeros_like(mask)
+    h, w = mask.shape
+    out[max(0, dy) : h + min(0, dy), max(0, dx) : w + min(0, dx)] = mask[
+        max(0, -dy) : h + min(0, -dy), max(0, -dx) : w + min(0, -dx)
+    ]
     return out
 
 
@@ -134,9 +153,22 @@ def main(argv: list[str] | None = None) -> int:
         "prior kept (--no-prior-shift --prior-keep 0)",
     )
     ap.add_argument(
+        "--also-one-shift",
+        action="store_true",
+        help="also each strength with the prior moved by one shift at most, never by a "
+        "field varying across the image (--one-prior-shift)",
+    )
+    ap.add_argument(
+        "--section",
+        default=None,
+        help="write the table as this section of the report (## heading), leaving the "
+        "rest of it as it is (default: the report's top, keeping its other sections)",
+    )
+    ap.add_argument(
         "--kinds",
         default=",".join(KINDS),
-        help="the wrong priors (shift:N, drop:P, dilate:N, scatter:N; default: %(default)s)",
+        help="the wrong priors (shift:N, drop:P, dilate:N, scatter:N, warp:N; default: "
+        "%(default)s)",
     )
     ap.add_argument("--report", type=Path, default=ROOT / "docs" / "results_prior.md")
     ap.add_argument(
@@ -156,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         value = None if strength == "calibrated" else float(strength)
         keep = crops if i == 0 and a.figure else None
         rows += run_strength(a, sc, value, crops=keep)
+        if a.also_one_shift:
+            rows += run_strength(a, sc, value, regions=False)
         if a.also_unregistered:
             rows += run_strength(a, sc, value, registered=False, crops=keep)
     (a.out_dir / "rows.json").write_text(json.dumps(rows, indent=1))
@@ -179,6 +213,8 @@ FIGURE_METRES = 75.0
 
 #: The section of the report written by hand, which a rerun keeps.
 READING = "Reading"
+#: The per-region study's sections (``--section``), which a rerun of the top keeps.
+REGIONS = ("Per-region shifts", "Per-region shifts: reading")
 
 
 def figure_window(ref: np.ndarray, pixel_m: float, metres: float = FIGURE_METRES) -> tuple:
@@ -251,6 +287,7 @@ def run_strength(
     strength: float | None,
     registered: bool = True,
     crops: dict | None = None,
+    regions: bool = True,
 ) -> list[dict]:
     """Each scene's wrong priors refined and scored; with ``crops``, the figure's
     windows of what ``PANELS`` shows are kept there."""
@@ -275,6 +312,7 @@ def run_strength(
                     prior_value_map=None if kind.startswith("soft:") else {0: 0, 1: 1},
                     prior_strength=strength,
                     prior_register=registered,
+                    prior_regions=regions,
                     prior_keep=None if registered else 0.0,
                     overwrite=True,
                 )
@@ -300,7 +338,8 @@ def run_strength(
                     crops[name, (kind, registered)] = snapped[window]
             row = {
                 "strength": ("calibrated" if strength is None else str(strength))
-                + ("" if registered else " (unregistered, keep 0)"),
+                + ("" if registered else " (unregistered, keep 0)")
+                + ("" if regions else " (one shift)"),
                 "scene": name,
                 "prior": kind,
                 "prior_iou": round(100 * iou(before, scored), 1),
@@ -321,6 +360,7 @@ def model_name(path: Path | None) -> str:
 
 def write_report(rows: list[dict], a: argparse.Namespace, path: Path) -> None:
     state = git_state(untracked=False)
+    kinds, section = getattr(a, "kinds", ",".join(KINDS)), getattr(a, "section", None)
     dirty = ", with uncommitted changes" if state["dirty"] == "yes" else ""
     lines = [
         "# Refining a map you already have: "
@@ -332,6 +372,9 @@ def write_report(rows: list[dict], a: argparse.Namespace, path: Path) -> None:
         + (f" --model {a.model}" if a.model else "")
         + (" --right-half" if a.right_half else "")
         + (" --also-unregistered" if a.also_unregistered else "")
+        + (f" --kinds {kinds}" if kinds != ",".join(KINDS) else "")
+        + (" --also-one-shift" if getattr(a, "also_one_shift", False) else "")
+        + (f' --section "{section}"' if section else "")
         + (f" --figure {a.figure}" if a.figure else "")
         + f"` (commit {state['commit']}{dirty}; this 2-core CPU).",
         "",
@@ -359,7 +402,8 @@ def write_report(rows: list[dict], a: argparse.Namespace, path: Path) -> None:
         )
     lines.append("")
     for strength in dict.fromkeys(r["strength"] for r in rows):
-        for kind in ("shift:0", "shift:2", "shift:4", "drop:20"):
+        warps = [k for k in kinds.split(",") if k.startswith("warp:")]
+        for kind in ("shift:0", "shift:2", "shift:4", "drop:20", *warps):
             rs = [r for r in rows if r["prior"] == kind and r["strength"] == strength]
             if rs:
                 mean = sum(r["snapped_iou"] - r["prior_iou"] for r in rs) / len(rs)
@@ -367,6 +411,16 @@ def write_report(rows: list[dict], a: argparse.Namespace, path: Path) -> None:
                     f"- strength {strength}, {kind}: mean change {mean:+.1f} points over "
                     f"{len(rs)} scenes."
                 )
+    if section:  # the table and its means, without the report's title
+        lines = lines[2:] + [
+            "",
+            "`warp:N`: the left half of the reference moved N m east and N m south, the right "
+            "half N m west and N m north (a map traced from two imageries registered "
+            "differently). *(one shift)* rows: the same refine moved by one shift at most "
+            "(`--one-prior-shift`), as before per-region shifts.",
+        ]
+        write_section(path, section, "\n".join(lines))
+        return
     lines += [
         "",
         "Targets of the issue: +10 points over a 2 m-shifted prior, and never more than 1 "
@@ -395,8 +449,8 @@ def write_report(rows: list[dict], a: argparse.Namespace, path: Path) -> None:
             "without registration or kept pixels, it snapped with today's defaults, and "
             "the right prior snapped](" + os.path.relpath(a.figure, path.parent) + ")",
         ]
-    # the hand-written reading and another study's section of this file stay
-    kept = kept_sections(path, [READING, REGULARISED])
+    # the hand-written reading and other studies' sections of this file stay
+    kept = kept_sections(path, [READING, REGULARISED, *REGIONS])
     path.write_text("\n".join(lines) + "\n" + (f"\n{kept}\n" if kept else ""))
 
 
