@@ -188,6 +188,15 @@ def test_the_wrong_priors_of_the_shifted_study(tmp_path: Path) -> None:
     warped = read("warp:1")
     assert warped.sum() == ref.sum() and warped[12:24, 12:28].all()
     assert warped[42:54, 42:58].all() and warped[8:20, 68:84].all()
+    # ramp:1: columns moved 1 m (2 px) east and south at the left edge, 0 in the middle,
+    # 2 px west and north at the right edge
+    ramp = read("ramp:1")
+    labels, n = ndimage.label(ramp)
+    assert n == 5
+    centres = ndimage.center_of_mass(ramp, labels, range(1, n + 1))
+    left, right = min(centres, key=lambda c: c[0] + c[1]), max(centres, key=lambda c: c[1])
+    assert 1 <= left[0] - 15.5 <= 2 and 1 <= left[1] - 17.5 <= 2, left
+    assert -1 <= right[1] - 77.5 <= 0, right
     # soft:N: two probability bands, never fully sure, whose most probable class is the
     # (shifted) reference
     soft = gdal.Open(str(wrong_map(ref, like, "soft:0", tmp_path / "soft0.tif"))).ReadAsArray()

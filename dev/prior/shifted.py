@@ -42,7 +42,10 @@ def wrong_map(ref: np.ndarray, like: gdal.Dataset, kind: str, out: Path, seed: i
     ``drop:P`` removes P % of its buildings; ``dilate:N`` grows every building by N
     metres (a generalised, too-large outline); ``warp:N`` moves the left half N metres
     east and N south and the right half N west and N north (a map traced from two
-    imageries registered differently; to the image's pixel); ``scatter:N`` moves each
+    imageries registered differently; to the image's pixel); ``ramp:N`` moves each
+    column east and south by N metres at the left edge, less towards the middle, and
+    west and north beyond it, N at the right edge (an offset varying smoothly across the
+    image); ``scatter:N`` moves each
     building on its own by N metres in a random direction (errors no single shift can
     fix); ``soft:N`` is ``shift:N`` as another tool's probabilities: two float bands
     (background, building), the outline blurred over about a metre and never fully sure
@@ -68,6 +71,12 @@ def wrong_map(ref: np.ndarray, like: gdal.Dataset, kind: str, out: Path, seed: i
         half = mask.shape[1] // 2
         east_south, west_north = moved(mask, d, d), moved(mask, -d, -d)
         mask = np.concatenate([east_south[:, :half], west_north[:, half:]], axis=1)
+    elif kind.startswith("ramp:"):
+        h, w = mask.shape
+        d = np.rint(float(kind[5:]) * (1 - 2 * (np.arange(w) + 0.5) / w) / pixel).astype(int)
+        rows, cols = np.arange(h)[:, None] - d[None, :], np.arange(w)[None, :] - d[None, :]
+        inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+        mask = mask[np.clip(rows, 0, h - 1), np.clip(cols, 0, w - 1)] & inside
     elif kind.startswith("scatter:"):
         d = float(kind[8:]) / pixel
         labels, n = ndimage.label(mask)
@@ -167,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--kinds",
         default=",".join(KINDS),
-        help="the wrong priors (shift:N, drop:P, dilate:N, scatter:N, warp:N; default: "
+        help="the wrong priors (shift:N, drop:P, dilate:N, scatter:N, warp:N, ramp:N; default: "
         "%(default)s)",
     )
     ap.add_argument("--report", type=Path, default=ROOT / "docs" / "results_prior.md")
@@ -402,7 +411,7 @@ def write_report(rows: list[dict], a: argparse.Namespace, path: Path) -> None:
         )
     lines.append("")
     for strength in dict.fromkeys(r["strength"] for r in rows):
-        warps = [k for k in kinds.split(",") if k.startswith("warp:")]
+        warps = [k for k in kinds.split(",") if k.startswith(("warp:", "ramp:"))]
         for kind in ("shift:0", "shift:2", "shift:4", "drop:20", *warps):
             rs = [r for r in rows if r["prior"] == kind and r["strength"] == strength]
             if rs:
@@ -416,8 +425,11 @@ def write_report(rows: list[dict], a: argparse.Namespace, path: Path) -> None:
             "",
             "`warp:N`: the left half of the reference moved N m east and N m south, the right "
             "half N m west and N m north (a map traced from two imageries registered "
-            "differently). *(one shift)* rows: the same refine moved by one shift at most "
-            "(`--one-prior-shift`), as before per-region shifts.",
+            "differently); `ramp:N`: each column moved N m east and south at the left edge, "
+            "by less towards the middle and the other way beyond it, N m west and north at "
+            "the right edge (an offset varying smoothly). *(one shift)* rows: the same "
+            "refine moved by one shift at most (`--one-prior-shift`), as before per-region "
+            "shifts.",
         ]
         write_section(path, section, "\n".join(lines))
         return
