@@ -309,7 +309,8 @@ def run_strength(
         ref = gdal.Open(str(s.reference)).ReadAsArray() > 0
         for kind in a.kinds.split(","):
             prior = wrong_map(ref, like, kind, a.out_dir / f"{name}_{kind.replace(':', '')}.tif")
-            out = a.out_dir / f"{name}_{kind.replace(':', '')}_snapped.tif"
+            one = "" if regions else "_one_shift"  # kept beside the per-region one
+            out = a.out_dir / f"{name}_{kind.replace(':', '')}{one}_snapped.tif"
             result = refine_raster(
                 RefineParams(
                     image=s.image,

@@ -47,9 +47,9 @@ REGION_SPLIT = 2
 #: to be moved by a field instead of one shift. One shift between two regions this far
 #: apart leaves each a metre off, more than MIN_SHIFT_M, what a whole prior is moved
 #: for. On the five georeferenced shared scenes the regions of a prior shifted as a
-#: whole by 1-4 m came back up to 0.9 m apart, 1.8 m once (a quadrant of austin_enh
-#: with few buildings), and the halves of a prior drawn 2.8 m apart 2.3-2.8 m apart
-#: (docs/results_prior.md, "Per-region shifts"). Set on those scenes.
+#: whole by 1-4 m came back up to 1.0 m apart, 1.8 m once (a quadrant of austin_enh
+#: with few buildings), and the halves of a prior drawn 2.8 m apart 2.5-3.1 m apart
+#: (docs/results_prior.md, "Per-region shifts: reading"). Set on those scenes.
 REGION_SPREAD_M = 2.0
 #: A region's own peak counts only where the prior's pixels there correlate with the
 #: model's map at least this much (a guard against noise, not tuned: a region of a

@@ -1,0 +1,103 @@
+"""What registration's regions see: per shared scene and wrong prior (dev/prior/shifted.py
+kinds), the whole prior's shift and each region's own clear peak, and how far apart
+those peaks lie (what registration.REGION_SPREAD_M is compared with). The model's map
+is made once per scene; no refine is run.
+
+    python -m map_refiner.dev.prior.region_peaks [--kinds shift:1,shift:2,warp:1]
+        # -> a markdown table on stdout; about 10 s a scene, alone
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import torch
+from osgeo import gdal
+
+from ...engine.labels.kept import window_grid
+from ...engine.modelfile.header import DEFAULT_MODEL_PATH
+from ...engine.rasters.grid import grid_of
+from ...engine.refine.pipeline import RefineParams, open_refine_pass
+from ...engine.refine.prior import Prior
+from ...engine.refine.registration import (
+    REGION_CORRELATION,
+    SEARCH_M,
+    agreement,
+    best_offset,
+    clear_peak,
+    region_agreements,
+)
+from ...engine.refine.tiling import lattice_tiles
+from ..corrections.scenes import scenes
+from .shifted import GEOREFERENCED, ROOT, wrong_map
+
+gdal.UseExceptions()
+
+
+def peaks(p, prior: Prior) -> tuple[str, list[str], float | None]:  # noqa: ANN001
+    """The whole prior's shift, each region's own peak (or why none), in ground metres
+    east and south, and the largest distance between two regions' own peaks."""
+    pixel_m = float(min(p.resolution_m))
+    radius = max(1, int(math.ceil(SEARCH_M / pixel_m)))
+    full = grid_of(p.ds)
+    surfaces, regions = [], []
+    for tile in lattice_tiles(p.grids, p.iterations):
+        res = p.predict(tile, from_prior=False)
+        probs = torch.softmax(res.logits.float(), dim=0).cpu().numpy()
+        cls = prior.classes_at(window_grid(full, tile.x0, tile.y0, tile.x1, tile.y1))
+        surfaces.append(agreement(cls, probs, res.valid, radius))
+        regions += region_agreements(cls, probs, res.valid, radius)
+    whole = best_offset(surfaces, pixel_m)
+    shown, own = [], []
+    for _, _, c in regions:
+        found = clear_peak(c) if c.max() >= REGION_CORRELATION else "too weak"
+        if isinstance(found, str):
+            shown.append("-")
+        else:
+            own.append(np.array(found) * pixel_m)
+            shown.append(f"{found[1] * pixel_m:+.1f} E {found[0] * pixel_m:+.1f} S")
+    spread = max((float(np.hypot(*(a - b))) for a, b in combinations(own, 2)), default=None)
+    moved = f"{whole.dx * pixel_m:+.1f} E {whole.dy * pixel_m:+.1f} S"
+    return (moved if whole.applied else "in place"), shown, spread
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--out-dir", type=Path, default=ROOT / "out" / "region_peaks")
+    ap.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
+    ap.add_argument("--iterations", type=int, default=5)
+    ap.add_argument("--kinds", default="shift:0,shift:1,shift:2,shift:4,drop:20,warp:1,warp:2")
+    a = ap.parse_args(argv)
+    a.out_dir.mkdir(parents=True, exist_ok=True)
+    sc = scenes(a.data, ROOT / "out" / "corrections" / "data")
+    print("| scene | prior | whole prior | regions' own peaks (m) | apart (m) |")
+    print("|---|---|---|---|---|")
+    for name in GEOREFERENCED:
+        s = sc[name]
+        p = open_refine_pass(
+            RefineParams(
+                image=s.image,
+                out=a.out_dir / "unused.tif",
+                device="cpu",
+                model_path=a.model,
+                iterations=a.iterations,
+            ),
+            None,
+        )
+        like = gdal.Open(str(s.image))
+        ref = gdal.Open(str(s.reference)).ReadAsArray() > 0
+        for kind in a.kinds.split(","):
+            path = wrong_map(ref, like, kind, a.out_dir / f"{name}_{kind.replace(':', '')}.tif")
+            whole, shown, spread = peaks(p, Prior(path, p.config.num_classes, {0: 0, 1: 1}))
+            apart = "-" if spread is None else f"{spread:.1f}"
+            print(f"| {name} | {kind} | {whole} | {' / '.join(shown)} | {apart} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
