@@ -1,9 +1,13 @@
 """What registration's regions see: per shared scene and wrong prior (dev/prior/shifted.py
 kinds), the whole prior's shift and each region's own clear peak, and how far apart
 those peaks lie (what registration.REGION_SPREAD_M is compared with). The model's map
-is made once per scene; no refine is run.
+is made once per scene; no refine is run. With ``--bands DIR``, instead, the rasters
+shifted.py snapped there scored in column bands: the left quarter, the middle half
+(where a warp's step and the field's interpolation between regions lie), the right
+quarter.
 
     python -m map_refiner.dev.prior.region_peaks [--kinds shift:1,shift:2,warp:1]
+        [--bands out/prior_regions]
         # -> a markdown table on stdout; about 10 s a scene, alone
 """
 
@@ -33,6 +37,7 @@ from ...engine.refine.registration import (
 )
 from ...engine.refine.tiling import lattice_tiles
 from ..corrections.scenes import scenes
+from ..corrections.study import iou
 from .shifted import GEOREFERENCED, ROOT, wrong_map
 
 gdal.UseExceptions()
@@ -65,6 +70,24 @@ def peaks(p, prior: Prior) -> tuple[str, list[str], float | None]:  # noqa: ANN0
     return (moved if whole.applied else "in place"), shown, spread
 
 
+def bands(snapped: Path, sc: dict, kinds: list[str]) -> int:
+    """Building IoU of shifted.py's snapped rasters in ``snapped`` per column band."""
+    print("| scene | prior | registration | left quarter | middle half | right quarter |")
+    print("|---|---|---|---|---|---|")
+    for name in GEOREFERENCED:
+        ref = gdal.Open(str(sc[name].reference)).ReadAsArray() > 0
+        w = ref.shape[1]
+        cuts = (slice(0, w // 4), slice(w // 4, 3 * w // 4), slice(3 * w // 4, w))
+        for kind in kinds:
+            for one, label in (("", "per region"), ("_one_shift", "one shift")):
+                path = snapped / f"{name}_{kind.replace(':', '')}{one}_snapped.tif"
+                if path.exists():
+                    got = gdal.Open(str(path)).ReadAsArray() == 1
+                    ious = [f"{100 * iou(got[:, c], ref[:, c]):.1f}" for c in cuts]
+                    print(f"| {name} | {kind} | {label} | {' | '.join(ious)} |")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -72,9 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
     ap.add_argument("--iterations", type=int, default=5)
     ap.add_argument("--kinds", default="shift:0,shift:1,shift:2,shift:4,drop:20,warp:1,warp:2")
+    ap.add_argument("--bands", type=Path, default=None, help="shifted.py's --out-dir")
     a = ap.parse_args(argv)
     a.out_dir.mkdir(parents=True, exist_ok=True)
     sc = scenes(a.data, ROOT / "out" / "corrections" / "data")
+    if a.bands:
+        return bands(a.bands, sc, a.kinds.split(","))
     print("| scene | prior | whole prior | regions' own peaks (m) | apart (m) |")
     print("|---|---|---|---|---|")
     for name in GEOREFERENCED:
