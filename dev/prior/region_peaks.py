@@ -34,6 +34,7 @@ from ...engine.refine.registration import (
     best_offset,
     clear_peak,
     region_agreements,
+    region_shifts,
 )
 from ...engine.refine.tiling import lattice_tiles
 from ..corrections.scenes import scenes
@@ -43,9 +44,10 @@ from .shifted import GEOREFERENCED, ROOT, wrong_map
 gdal.UseExceptions()
 
 
-def peaks(p, prior: Prior) -> tuple[str, list[str], float | None]:  # noqa: ANN001
+def peaks(p, prior: Prior) -> tuple[str, list[str], float | None, bool]:  # noqa: ANN001
     """The whole prior's shift, each region's own peak (or why none), in ground metres
-    east and south, and the largest distance between two regions' own peaks."""
+    east and south, the largest distance between two regions' own peaks, and whether
+    registration moves the prior by a field."""
     pixel_m = float(min(p.resolution_m))
     radius = max(1, int(math.ceil(SEARCH_M / pixel_m)))
     full = grid_of(p.ds)
@@ -67,7 +69,31 @@ def peaks(p, prior: Prior) -> tuple[str, list[str], float | None]:  # noqa: ANN0
             shown.append(f"{found[1] * pixel_m:+.1f} E {found[0] * pixel_m:+.1f} S")
     spread = max((float(np.hypot(*(a - b))) for a, b in combinations(own, 2)), default=None)
     moved = f"{whole.dx * pixel_m:+.1f} E {whole.dy * pixel_m:+.1f} S"
-    return (moved if whole.applied else "in place"), shown, spread
+    field = region_shifts(regions, pixel_m, whole) is not None
+    return (moved if whole.applied else "in place"), shown, spread, field
+
+
+def one_map(a: argparse.Namespace) -> int:
+    """The regions of one image and one prior map as it is (``--image``, ``--prior``: a
+    vector layer, every feature a building, or a class raster), one region a line."""
+    p = open_refine_pass(
+        RefineParams(
+            image=a.image,
+            out=a.out_dir / "unused.tif",
+            device="cpu",
+            model_path=a.model,
+            iterations=a.iterations,
+            prior=a.prior,
+        ),
+        None,
+    )
+    prior = Prior(a.prior, p.config.num_classes, class_names=p.config.class_names)
+    whole, shown, spread, field = peaks(p, prior)
+    apart = "-" if spread is None else f"{spread:.1f} m"
+    print(f"whole prior: {whole}; regions' own peaks up to {apart} apart; field: {field}")
+    for i, peak in enumerate(shown):
+        print(f"region {i}: {peak}")
+    return 0
 
 
 def bands(snapped: Path, sc: dict, kinds: list[str]) -> int:
@@ -95,12 +121,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
     ap.add_argument("--iterations", type=int, default=5)
     ap.add_argument("--kinds", default="shift:0,shift:1,shift:2,shift:4,drop:20,warp:1,warp:2")
+    ap.add_argument("--image", type=Path, default=None, help="instead: this image ...")
+    ap.add_argument("--prior", type=Path, default=None, help="... and this prior map")
     ap.add_argument("--bands", type=Path, default=None, help="shifted.py's --out-dir")
     a = ap.parse_args(argv)
     a.out_dir.mkdir(parents=True, exist_ok=True)
     sc = scenes(a.data, ROOT / "out" / "corrections" / "data")
     if a.bands:
         return bands(a.bands, sc, a.kinds.split(","))
+    if a.image:
+        return one_map(a)
     print("| scene | prior | whole prior | regions' own peaks (m) | apart (m) |")
     print("|---|---|---|---|---|")
     for name in GEOREFERENCED:
@@ -119,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         ref = gdal.Open(str(s.reference)).ReadAsArray() > 0
         for kind in a.kinds.split(","):
             path = wrong_map(ref, like, kind, a.out_dir / f"{name}_{kind.replace(':', '')}.tif")
-            whole, shown, spread = peaks(p, Prior(path, p.config.num_classes, {0: 0, 1: 1}))
+            whole, shown, spread, _ = peaks(p, Prior(path, p.config.num_classes, {0: 0, 1: 1}))
             apart = "-" if spread is None else f"{spread:.1f}"
             print(f"| {name} | {kind} | {whole} | {' / '.join(shown)} | {apart} |", flush=True)
     return 0
