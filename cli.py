@@ -284,6 +284,21 @@ def build_parser() -> argparse.ArgumentParser:
         "than this probability (default 0.1; 0: the refined map everywhere)",
     )
     p.add_argument(
+        "--detail-iterations",
+        type=_bounded(int, 0, 50, "--detail-iterations"),
+        default=0,
+        help="for imagery finer than the model's grid: run this many more RNN iterations "
+        "on a finer grid (the image's own pixels, at most 4x finer than the model's), "
+        "for outlines at the image's detail (docs/results_detail.md; default 0: none)",
+    )
+    p.add_argument(
+        "--detail-resolution",
+        type=_bounded(float, 1e-3, 1e3, "--detail-resolution"),
+        default=None,
+        help="the detail iterations' pixel size in metres (default: the image's own, "
+        "but no finer than a quarter of the model's)",
+    )
+    p.add_argument(
         "--allow-large",
         action="store_true",
         help="go ahead with a refine estimated at more than about an hour on a 2-core CPU "

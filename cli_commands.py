@@ -40,7 +40,11 @@ def _refine(a: argparse.Namespace) -> int:
         prior_register=not a.no_prior_shift,
         prior_regions=not a.one_prior_shift,
         prior_keep=a.prior_keep,
+        detail_iterations=a.detail_iterations,
+        detail_resolution_m=a.detail_resolution,
     )
+    if a.detail_resolution is not None and not a.detail_iterations:
+        raise MapRefinerError("--detail-resolution needs --detail-iterations N (N of 1 or more).")
     if a.scheduler:
         return _refine_on_cluster(a, params)
     cluster_only = [f for f, v in _cluster_flags(a).items() if v]

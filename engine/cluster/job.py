@@ -110,4 +110,6 @@ def fingerprint(params: RefineParams, p: RefinePass, block_tiles: int, model_sha
         "scores": params.scores is not None,
         "coarse": params.coarse is not None,
     }
+    if p.detail is not None:  # only then: older jobs' parts keep their fingerprint
+        what["detail"] = [p.detail.iterations, p.detail.width, p.detail.height]
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()

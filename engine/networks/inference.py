@@ -112,6 +112,25 @@ def infer(
     return logits.float()
 
 
+def refine_more(
+    model: MapRefinerNet,
+    image: torch.Tensor,
+    heat: torch.Tensor,
+    iterations: int,
+    autocast: torch.dtype | None = None,
+) -> torch.Tensor:
+    """``iterations`` RNN steps from ``(K, h, w)`` heat maps on a ``(C, h, w)`` image
+    (no CNN), as :func:`infer` runs them; e.g. a refine's last steps on a finer grid."""
+    with (
+        torch.inference_mode(),
+        torch.autocast(
+            image.device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None
+        ),
+    ):
+        out = refine_heat(model.rnn, image[None], heat[None], iterations)
+    return out[0].float()
+
+
 def class_argmax(scores: torch.Tensor) -> torch.Tensor:
     """``scores.argmax(0)`` as uint8 for (K, h, w) scores, first class on ties.
 

@@ -59,6 +59,9 @@ class RefineParams:
     prior_keep: float | None = None  # the prior's own class stays on a pixel of the
     # image's grid unless the refined map gives it less than this probability (0: the
     # refined map everywhere; None: prior.PRIOR_KEEP)
+    detail_iterations: int = 0  # run this many more RNN iterations on a grid finer
+    # than the model's (the image's own pixels, no finer than a quarter of the model's)
+    detail_resolution_m: float | None = None  # that grid's pixel size instead
 
 
 @dataclass

@@ -29,7 +29,7 @@ from .params import KeepIterations, RefineParams, RefineResult
 from .predict import classes_and_probs
 from .prior import DEFAULT_STRENGTH, PRIOR_KEEP, Prior, keep_prior
 from .refine_pass import RefinePass, open_pass, prepare_pass
-from .tiling import Tile
+from .tiling import Tile, make_detail
 from .trajectory import TrajectoryCollector
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,8 @@ def refine_raster(
     check_outputs(params)
     p = open_refine_pass(params, model)
     check_work(p.grids.model_width * p.grids.model_height, params.allow_large)
+    if p.detail is not None:
+        check_work(p.detail.width * p.detail.height, params.allow_large)
     note = ""  # what registration did with the prior
     if params.prior is not None:
         strength = params.prior_strength
@@ -87,6 +89,14 @@ def refine_raster(
         iterations,
         p.device_label,
     )
+    if p.detail is not None:
+        log.info(
+            "then %d more iterations on a finer %dx%d grid (%.3f m)",
+            p.detail.iterations,
+            p.detail.width,
+            p.detail.height,
+            min(p.detail.resolution_m),
+        )
     wanted = params.keep_iterations
     traj = None
     if wanted is not None:
@@ -159,11 +169,19 @@ def open_refine_pass(
         input_resolution_m=params.input_resolution_m,
         tile_size=params.tile_size,
         keep_corrections=params.keep_corrections,
+        detail_iterations=params.detail_iterations,
+        detail_resolution_m=params.detail_resolution_m,
     )
 
 
 def map_description(p: RefinePass) -> str:
     """The class map band's description."""
+    if p.detail is not None:
+        d = p.detail
+        return (
+            f"{p.config.name}: {p.iterations} RNN iterations, then {d.iterations} at "
+            f"{min(d.resolution_m):.2g} m"
+        )
     return f"{p.config.name}: {p.iterations} RNN iterations"
 
 
@@ -271,11 +289,14 @@ def refine_array(
     input_resolution_m: float | None = None,
     tile_size: int = RefineParams.tile_size,
     trajectory: bool = False,
+    detail_iterations: int = 0,
+    detail_resolution_m: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Logits on the whole input grid in memory (for evaluation and small rasters).
 
     Returns ``(logits, valid)``; logits are ``(K, H, W)``, or ``(T+1, K, H, W)``
-    with ``trajectory``. The model runs as given (no kept corrections, fp32).
+    with ``trajectory``. The model runs as given (no kept corrections, fp32); with
+    ``detail_iterations``, the last iteration goes on that many on a finer grid.
     """
     p = prepare_pass(
         ds,
@@ -287,6 +308,10 @@ def refine_array(
         iterations,
         input_resolution_m,
         tile_size,
+    )
+    res_x, res_y = p.resolution_m
+    p.detail = make_detail(
+        p.grids, res_x, res_y, config.ground_resolution_m, detail_iterations, detail_resolution_m
     )
     info, k = p.info, config.num_classes
     keep = list(range(p.iterations + 1)) if trajectory else None

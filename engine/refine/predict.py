@@ -32,11 +32,11 @@ import torch
 
 from ..errors import MapRefinerError
 from ..modelfile.config import ModelConfig
-from ..networks.inference import class_argmax, infer
+from ..networks.inference import class_argmax, infer, refine_more
 from ..networks.models import MapRefinerNet
 from ..rasters.read import read_window
 from .resample import AxisBand, axis_band, resample_window, source_range
-from .tiling import Grids, Tile, lattice
+from .tiling import Detail, Grids, Tile, detail_window, lattice
 
 
 @dataclass
@@ -211,10 +211,12 @@ def predict_tile(
     keep: Sequence[int] | None = None,
     autocast: torch.dtype | None = None,
     start: tuple[np.ndarray, np.ndarray] | None = None,
+    detail: Detail | None = None,
 ) -> WindowResult:
     """Scores for one output tile, resampled back bilinearly to the input grid.
     ``start``: the RNN's starting heat maps on the tile's model window (a prior map),
-    instead of the coarse CNN's.
+    instead of the coarse CNN's. ``detail``: the last iteration's maps go on through
+    ``detail.iterations`` more on a finer grid (:func:`detail_scores`) before that.
 
     The tile is read once: the image of its model window and the valid mask of
     its own pixels come from the same window of the raster. With ``keep``, only
@@ -233,7 +235,48 @@ def predict_tile(
     logits = infer(model, img, iterations, trajectory, keep, autocast, first)
     rows = axis_band(tile.y0, tile.y1, 1.0 / grids.scale_y, tile.my0, tile.my1, grids.model_height)
     cols = axis_band(tile.x0, tile.x1, 1.0 / grids.scale_x, tile.mx0, tile.mx1, grids.model_width)
-    return WindowResult(resample_window(logits, rows, cols), valid)
+    if detail is None:
+        return WindowResult(resample_window(logits, rows, cols), valid)
+    steps = list(keep) if keep is not None else list(range(iterations + 1)) if trajectory else []
+    if steps and iterations not in steps:  # only earlier iterations asked for
+        return WindowResult(resample_window(logits, rows, cols), valid)
+    maps = logits if steps else logits[None]
+    last = maps[steps.index(iterations) if steps else 0]
+    fine = detail_scores(model, config, ds, bands, grids, tile, detail, last, device, autocast)
+    if not steps:
+        return WindowResult(fine, valid)
+    out = [fine if t == iterations else resample_window(m, rows, cols) for t, m in zip(steps, maps)]
+    return WindowResult(torch.stack(out), valid)
+
+
+def detail_scores(
+    model: MapRefinerNet,
+    config: ModelConfig,
+    ds,
+    bands: Sequence[int],
+    grids: Grids,
+    tile: Tile,
+    detail: Detail,
+    heat: torch.Tensor,
+    device: torch.device,
+    autocast: torch.dtype | None = None,
+) -> torch.Tensor:
+    """``detail.iterations`` more RNN steps on the fine grid from ``heat``, the model
+    window's refined scores ``(K, h, w)``: upsampled bilinearly onto the tile's fine
+    window, the image read there and normalised as for the model grid, then the
+    scores resampled to the tile's input pixels."""
+    fine = detail.grids(grids)
+    window = detail_window(grids, detail, tile)
+    fx0, fy0, fx1, fy1 = window
+    img, _ = _read_model_window(ds, bands, fine, config, window, device)
+    mh, mw = grids.model_height, grids.model_width
+    up_rows = axis_band(fy0, fy1, fine.model_height / mh, tile.my0, tile.my1, mh)
+    up_cols = axis_band(fx0, fx1, fine.model_width / mw, tile.mx0, tile.mx1, mw)
+    start = resample_window(heat, up_rows, up_cols)
+    out = refine_more(model, img, start, detail.iterations, autocast)
+    rows = axis_band(tile.y0, tile.y1, 1.0 / fine.scale_y, fy0, fy1, fine.model_height)
+    cols = axis_band(tile.x0, tile.x1, 1.0 / fine.scale_x, fx0, fx1, fine.model_width)
+    return resample_window(out, rows, cols)
 
 
 def classes_and_probs(

@@ -35,7 +35,17 @@ from .registration import (
     region_agreements,
     region_shifts,
 )
-from .tiling import Grids, Tile, count_tiles, lattice, lattice_tiles, make_grids, plan_tiles
+from .tiling import (
+    Detail,
+    Grids,
+    Tile,
+    count_tiles,
+    lattice,
+    lattice_tiles,
+    make_detail,
+    make_grids,
+    plan_tiles,
+)
 
 log = logging.getLogger(__name__)
 PathLike = Union[str, Path]
@@ -62,6 +72,7 @@ class RefinePass:
     prior: Prior | None = None  # a map the RNN starts from instead of the coarse CNN's
     prior_keep: float = 0.0  # the prior's class stays where the refined map gives it
     # at least this probability (prior.keep_prior; 0: never)
+    detail: Detail | None = None  # the last iterations again on a finer grid
 
     @property
     def device_label(self) -> str:
@@ -73,17 +84,23 @@ class RefinePass:
         return float((rx * ry) ** 0.5)
 
     def tiles(self) -> Iterator[Tile]:
-        return plan_tiles(self.grids, self.iterations, self.tile_size)
+        return plan_tiles(self.grids, self.iterations, self.tile_size, self.detail)
 
     def tile_count(self) -> int:
         return count_tiles(self.grids, self.tile_size)
 
     def predict(
-        self, tile: Tile, keep: Sequence[int] | None = None, from_prior: bool = True
+        self,
+        tile: Tile,
+        keep: Sequence[int] | None = None,
+        from_prior: bool = True,
+        fine: bool = True,
     ) -> WindowResult:
         """Scores of ``tile`` on the input grid: the last iteration ``(K, h, w)``, or
         the iterations listed in ``keep`` ``(len(keep), K, h, w)``; from the prior when
-        there is one (unless ``from_prior`` is False), else from the coarse CNN."""
+        there is one (unless ``from_prior`` is False), else from the coarse CNN; the
+        last one through the detail iterations when the pass has them (unless ``fine``
+        is False: a tile not planned for them)."""
         return predict_tile(
             self.net,
             self.config,
@@ -96,6 +113,7 @@ class RefinePass:
             keep=keep,
             autocast=self.autocast,
             start=self._prior_heat(tile) if from_prior else None,
+            detail=self.detail if fine else None,
         )
 
     def _prior_heat(self, tile: Tile) -> tuple[np.ndarray, np.ndarray] | None:
@@ -128,7 +146,7 @@ class RefinePass:
         full = grid_of(self.ds)
         surfaces, parts = [], []
         for tile in lattice_tiles(self.grids, self.iterations):
-            res = self.predict(tile, from_prior=False)
+            res = self.predict(tile, from_prior=False, fine=False)
             probs = torch.softmax(res.logits.float(), dim=0).cpu().numpy()
             prior = self.prior.classes_at(window_grid(full, tile.x0, tile.y0, tile.x1, tile.y1))
             surfaces.append(agreement(prior, probs, res.valid, radius))
@@ -231,9 +249,12 @@ def open_pass(
     input_resolution_m: float | None = None,
     tile_size: int = 1024,
     keep_corrections: bool = True,
+    detail_iterations: int = 0,
+    detail_resolution_m: float | None = None,
 ) -> RefinePass:
     """Open ``image``, load the model (``model`` if given, else ``model_path``, else
-    the bundled one) on the device, and plan the pass."""
+    the bundled one) on the device, and plan the pass (with ``detail_iterations``, the
+    last ones again on a finer grid: tiling.make_detail)."""
     check_tile_size(tile_size)
     ds = open_raster(image)
     configure_threads()
@@ -243,6 +264,10 @@ def open_pass(
     net.to(dev).eval()
     p = prepare_pass(
         ds, net, config, dev, autocast, bands, iterations, input_resolution_m, tile_size
+    )
+    rx, ry = p.resolution_m
+    p.detail = make_detail(
+        p.grids, rx, ry, config.ground_resolution_m, detail_iterations, detail_resolution_m
     )
     p.kept = drawn_corrections(config, ds, keep_corrections, Path(image).name)
     return p
