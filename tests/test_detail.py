@@ -172,3 +172,36 @@ def test_the_command_line_flags(tmp_path: Path, image: Path, model, capsys) -> N
     err = capsys.readouterr().err
     assert rc != 0 and "--detail-resolution needs --detail-iterations" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_cluster_gives_the_single_process_map(tmp_path: Path, image: Path, model) -> None:
+    """Blocks of a cluster job run the same detail iterations; the fingerprint says so."""
+    pytest.importorskip("distributed")
+    from test_cluster import one_torch_thread
+
+    from map_refiner.engine.cluster.driver import ClusterOptions, refine_on_cluster
+    from map_refiner.engine.cluster.job import fingerprint
+    from map_refiner.engine.refine.pipeline import open_refine_pass
+
+    model_file = save_model(*model, tmp_path / "m.safetensors")
+    kw = dict(model_path=model_file, detail_iterations=2, tile_size=32)
+    with one_torch_thread():  # as each worker runs: the same sums, the same ties
+        one = refine_raster(params(image, tmp_path / "one.tif", **kw))
+    refine_on_cluster(
+        params(image, tmp_path / "many.tif", **kw), ClusterOptions("local:2", block_tiles=2)
+    )
+    assert np.array_equal(read(tmp_path / "many.tif"), read(one.out))
+    plain = params(image, tmp_path / "x.tif", model_path=model_file, tile_size=32)
+    fine = params(image, tmp_path / "x.tif", **kw)
+    prints = {fingerprint(q, open_refine_pass(q), 2, "sha") for q in (plain, fine)}
+    assert len(prints) == 2
+
+
+def test_bf16_detail_iterations_keep_the_map(tmp_path: Path, image: Path, model) -> None:
+    """The path a CUDA refine takes (autocast, channels-last RNN), run on the CPU."""
+    kw = dict(detail_iterations=2, scores=None)
+    refine_raster(params(image, tmp_path / "a.tif", **kw), model=model)
+    res = refine_raster(params(image, tmp_path / "b.tif", precision="bf16", **kw), model=model)
+    assert res.device == "cpu (bf16 mixed precision)"
+    a, b = read(tmp_path / "a.tif"), read(tmp_path / "b.tif")
+    assert (a == b).mean() > 0.99

@@ -127,7 +127,9 @@ def refine_more(
             image.device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None
         ),
     ):
-        out = refine_heat(model.rnn, image[None], heat[None], iterations)
+        # As the CNN's scores under autocast: in its dtype (and so off the fp32 CPU path).
+        start = heat[None] if autocast is None else heat[None].to(autocast)
+        out = refine_heat(model.rnn, image[None], start, iterations)
     return out[0].float()
 
 
