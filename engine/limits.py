@@ -27,10 +27,18 @@ MAX_COARSER = 32.0
 MAX_FINER = 256.0
 #: Model-grid pixels of one refine before it asks for ``allow_large``: about an hour on
 #: the 2-core development CPU (0.64 s per model megapixel, docs/benchmarks.md), some
-#: 1,800 km2 at 0.6 m.
+#: 1,800 km2 at 0.6 m. Detail iterations' finer grid adds its own estimate (work_seconds).
 MAX_MODEL_PIXELS = 5_000_000_000
 #: Seconds per model megapixel on the development CPU, for the estimate in messages.
 CPU_S_PER_MODEL_MPX = 0.64
+#: Seconds per megapixel of the detail iterations' finer grid (``--detail-iterations``):
+#: the image filters and the resampling onto that grid and back once, then each
+#: iteration. An estimate, not a measurement of detail iterations: the RNN's rate in
+#: docs/benchmarks.md (0.44 s per megapixel for 5 iterations and the image filters)
+#: split by the arithmetic its CPU path runs (image filters 37 %, each iteration 13 %:
+#: dev/benchmarks/flops.py, 2 classes, 3 bands), and the resampling's 0.03 s there.
+CPU_S_PER_DETAIL_MPX = 0.19
+CPU_S_PER_DETAIL_MPX_ITERATION = 0.056
 #: Training (train-rnn, train-coarse) holds its whole labelled raster in memory: the
 #: labels on the image's grid (a byte a pixel, and a few copies while they are burned
 #: and voted onto the model's grid) and the normalised image on the model's grid (4
@@ -93,15 +101,38 @@ def check_scale(res_x_m: float, res_y_m: float, model_res_m: float) -> None:
         )
 
 
-def check_work(model_pixels: int, allow_large: bool) -> None:
-    """Refuse a refine that would run for hours unless the user insists."""
-    if model_pixels <= MAX_MODEL_PIXELS or allow_large:
+def work_seconds(model_pixels: int, detail_pixels: int = 0, detail_iterations: int = 0) -> float:
+    """The estimated seconds of a refine on the development CPU: its model grid's pixels
+    and, with detail iterations, those of their finer grid."""
+    per_detail_mpx = CPU_S_PER_DETAIL_MPX + detail_iterations * CPU_S_PER_DETAIL_MPX_ITERATION
+    seconds = model_pixels / 1e6 * CPU_S_PER_MODEL_MPX
+    if detail_pixels:
+        seconds += detail_pixels / 1e6 * per_detail_mpx
+    return seconds
+
+
+def check_work(
+    model_pixels: int, allow_large: bool, detail_pixels: int = 0, detail_iterations: int = 0
+) -> None:
+    """Refuse a refine that would run for hours unless the user insists: as long as
+    MAX_MODEL_PIXELS on the model's grid, the detail iterations' finer grid counted at
+    its own rate."""
+    seconds = work_seconds(model_pixels, detail_pixels, detail_iterations)
+    if seconds <= work_seconds(MAX_MODEL_PIXELS) or allow_large:
         return
-    hours = model_pixels / 1e6 * CPU_S_PER_MODEL_MPX / 3600
+    hours = max(1, round(seconds / 3600))
+    about = f"about {hours} hour{'s' if hours > 1 else ''} on a 2-core CPU"
+    insist = "insist (--allow-large in the command line) to go ahead."
+    if not detail_pixels:
+        raise MapRefinerError(
+            f"This refine covers {model_pixels / 1e9:.1f} billion pixels on the model's grid: "
+            f"{about}. Refine a smaller extent, or {insist}"
+        )
     raise MapRefinerError(
-        f"This refine covers {model_pixels / 1e9:.1f} billion pixels on the model's grid: "
-        f"about {hours:.0f} hours on a 2-core CPU. Refine a smaller extent, or insist "
-        "(--allow-large in the command line) to go ahead."
+        f"This refine covers {model_pixels / 1e9:.1f} billion pixels on the model's grid and "
+        f"{detail_pixels / 1e9:.1f} billion on the finer grid of its {detail_iterations} "
+        f"detail iteration{'s' if detail_iterations > 1 else ''}: {about} (estimated). "
+        f"Refine a smaller extent, use fewer detail iterations or none, or {insist}"
     )
 
 

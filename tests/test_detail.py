@@ -161,6 +161,18 @@ def test_refused_where_there_is_no_finer_grid(tmp_path: Path, model) -> None:
     assert sorted(q.name for q in tmp_path.iterdir()) == ["coarse.tif", "fine.tif"]
 
 
+def test_a_large_refine_counts_the_finer_grid(tmp_path: Path, image: Path, model, monkeypatch):
+    """The size check sees the detail iterations' grid and says so."""
+    from map_refiner.engine import limits
+
+    monkeypatch.setattr(limits, "MAX_MODEL_PIXELS", 2000)  # the model grid's 700 pass
+    refine_raster(params(image, tmp_path / "plain.tif"), model=model)
+    with pytest.raises(MapRefinerError) as exc:  # and 113 x 100 fine pixels do not
+        refine_raster(params(image, tmp_path / "fine.tif", detail_iterations=2), model=model)
+    assert "on the finer grid of its 2 detail iterations" in exc.value.message
+    assert not (tmp_path / "fine.tif").exists()
+
+
 def test_the_command_line_flags(tmp_path: Path, image: Path, model, capsys) -> None:
     model_file = save_model(*model, tmp_path / "m.safetensors")
     base = ["refine", str(image), "--model", str(model_file), "--iterations", "2"]

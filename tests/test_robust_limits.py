@@ -18,6 +18,7 @@ from map_refiner.engine.limits import (
     check_model_resolution,
     check_scale,
     check_work,
+    work_seconds,
 )
 from map_refiner.engine.modelfile.io import save_model
 from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
@@ -100,6 +101,27 @@ def test_a_refine_estimated_at_hours_needs_allow_large() -> None:
     with pytest.raises(MapRefinerError, match="allow-large"):
         check_work(MAX_MODEL_PIXELS + 1, allow_large=False)
     check_work(10 * MAX_MODEL_PIXELS, allow_large=True)
+
+
+def test_the_detail_iterations_grid_counts_at_its_own_rate() -> None:
+    """Detail iterations' finer grid is no model grid: its pixels cost less each (no CNN,
+    fewer iterations), and they add to the model grid's in one estimate."""
+    # 10 billion fine pixels of one iteration: under the hour a model grid's 5 billion take
+    check_work(0, False, detail_pixels=2 * MAX_MODEL_PIXELS, detail_iterations=1)
+    half = MAX_MODEL_PIXELS // 2
+    with pytest.raises(MapRefinerError) as exc:
+        check_work(half, False, detail_pixels=MAX_MODEL_PIXELS, detail_iterations=5)
+    message = exc.value.message
+    assert (
+        "2.5 billion pixels on the model's grid and 5.0 billion on the finer grid of its 5 "
+        "detail iterations" in message
+    )
+    hours = round(work_seconds(half, MAX_MODEL_PIXELS, 5) / 3600)
+    assert f": about {hours} hour" in message and "fewer detail iterations" in message
+    check_work(half, True, detail_pixels=MAX_MODEL_PIXELS, detail_iterations=5)
+    with pytest.raises(MapRefinerError) as exc:  # no detail: the message as before
+        check_work(MAX_MODEL_PIXELS + 1, False)
+    assert "billion pixels on the model's grid: about 1 hour on" in exc.value.message
 
 
 def test_refine_refuses_iterations_past_the_bound(tmp_path: Path) -> None:

@@ -53,9 +53,13 @@ def refine_raster(
     image, out = Path(params.image), Path(params.out)
     check_outputs(params)
     p = open_refine_pass(params, model)
-    check_work(p.grids.model_width * p.grids.model_height, params.allow_large)
-    if p.detail is not None:
-        check_work(p.detail.width * p.detail.height, params.allow_large)
+    d = p.detail
+    check_work(
+        p.grids.model_width * p.grids.model_height,
+        params.allow_large,
+        d.width * d.height if d is not None else 0,
+        d.iterations if d is not None else 0,
+    )
     note = ""  # what registration did with the prior
     if params.prior is not None:
         strength = params.prior_strength
