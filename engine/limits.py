@@ -39,6 +39,13 @@ CPU_S_PER_MODEL_MPX = 0.64
 #: dev/benchmarks/flops.py, 2 classes, 3 bands), and the resampling's 0.03 s there.
 CPU_S_PER_DETAIL_MPX = 0.19
 CPU_S_PER_DETAIL_MPX_ITERATION = 0.056
+#: Detail iterations (``refine --detail-iterations``) sharpened outlines on imagery at
+#: least this many times finer than the model's grid and cost IoU on imagery 1.2x finer
+#: (docs/results_detail.md): the dialog offers them, and Processing warns, from here.
+DETAIL_MIN_FINER = 2.0
+#: ... within this share: 0.3 m imagery on a 0.6 m model counts, whatever the fraction of
+#: a percent its projection puts between its nominal and its ground pixel size.
+DETAIL_TOLERANCE = 0.05
 #: Training (train-rnn, train-coarse) holds its whole labelled raster in memory: the
 #: labels on the image's grid (a byte a pixel, and a few copies while they are burned
 #: and voted onto the model's grid) and the normalised image on the model's grid (4
@@ -133,6 +140,18 @@ def check_work(
         f"{detail_pixels / 1e9:.1f} billion on the finer grid of its {detail_iterations} "
         f"detail iteration{'s' if detail_iterations > 1 else ''}: {about} (estimated). "
         f"Refine a smaller extent, use fewer detail iterations or none, or {insist}"
+    )
+
+
+def detail_unsuited(image_res_m: float, model_res_m: float) -> str | None:
+    """Why detail iterations do not suit imagery of ``image_res_m`` metre pixels on a
+    model of ``model_res_m``; None when it is at least DETAIL_MIN_FINER times finer."""
+    if image_res_m * DETAIL_MIN_FINER <= model_res_m * (1 + DETAIL_TOLERANCE):
+        return None
+    return (
+        f"this raster's pixels are {image_res_m:.2g} m, not 2x finer than the model's "
+        f"{model_res_m:g} m grid: detail iterations sharpen outlines on finer imagery "
+        "(drone, 0.3 m aerial) and lose accuracy on imagery near the model's resolution"
     )
 
 

@@ -19,6 +19,7 @@ class DialogDefaults:
 
     model_path: str = ""
     iterations: int = -1  # -1: the model's own default
+    detail_iterations: int = 0  # fine-grid iterations, when the raster allows them
     device: str = "auto"
     output_dir: str = ""
     write_scores: bool = False

@@ -43,6 +43,20 @@ def raster_path(layer: QgsMapLayer | None) -> Path:
     return path
 
 
+def ground_pixel_size(layer: QgsRasterLayer) -> float:
+    """The layer's pixel size on the ground in metres, as the engine measures it (the
+    geometric mean of x and y at the centre), from what QGIS knows of the layer: no file
+    is opened. Raises MapRefinerError (no CRS, broken georeferencing)."""
+    from ..engine.rasters.read import RasterInfo, ground_resolution
+
+    extent, w, h = layer.extent(), max(layer.width(), 1), max(layer.height(), 1)
+    gt = (extent.xMinimum(), extent.width() / w, 0.0, extent.yMaximum(), 0.0, -extent.height() / h)
+    crs = layer.crs()
+    wkt = crs.toWkt() if crs.isValid() else ""
+    rx, ry = ground_resolution(RasterInfo(layer.name(), w, h, layer.bandCount(), gt, wkt, []))
+    return float((rx * ry) ** 0.5)
+
+
 def project_dir(project: QgsProject) -> Path | None:
     """The saved project's folder, or None while the project is unsaved."""
     folder = project.absolutePath()

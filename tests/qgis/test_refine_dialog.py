@@ -236,3 +236,94 @@ def test_a_refine_from_polygons_runs_in_the_task(
     refine_raster(RefineParams(image=rgb_path, out=tmp_path / "cnn.tif", model_path=tiny_model))
     assert (got != gdal.Open(str(tmp_path / "cnn.tif")).ReadAsArray()).any()  # the prior counted
     assert qgis_new_project.mapLayersByName("scene — refined by tiny test model (2 it.)")
+
+
+def _raster_at(folder: Path, name: str, pixel: float, epsg: int = 26914) -> QgsRasterLayer:
+    """A small RGB layer of ``pixel``-sized pixels (CRS units) in ``epsg``."""
+    from conftest import write_rgb
+    from osgeo import gdal, osr
+
+    path = write_rgb(folder / f"{name}.tif", size=32)
+    ds = gdal.Open(str(path), gdal.GA_Update)
+    x0, y0 = (-97.74, 30.27) if epsg == 4326 else (620000.0, 3350000.0)
+    ds.SetGeoTransform((x0, pixel, 0.0, y0, 0.0, -pixel))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(epsg)
+    ds.SetProjection(srs.ExportToWkt())
+    ds = None
+    layer = QgsRasterLayer(str(path), name)
+    assert layer.isValid()
+    return layer
+
+
+def test_outline_detail_reaches_refine_params(tiny_model, qgis_new_project, tmp_path) -> None:  # noqa: ANN001
+    fine = _raster_at(tmp_path, "drone", 0.15)
+    qgis_new_project.addMapLayer(fine)
+    dialog = _dialog(qgis_new_project, fine, model_path=str(tiny_model))
+    assert dialog.detail.spin.isEnabled() and dialog.detail.spin.value() == 0
+    assert dialog.refine_job().params.detail_iterations == 0  # off by default
+    assert "finer grid" in dialog.detail.spin.toolTip()
+    dialog.detail.spin.setValue(2)
+    assert dialog.refine_job().params.detail_iterations == 2
+    assert dialog.current_defaults().detail_iterations == 2
+
+
+@pytest.mark.parametrize(
+    "pixel,epsg,offered",
+    [
+        (0.3, 26914, True),  # 2x finer than the tiny model's 0.6 m: offered
+        (0.32, 26914, False),
+        (0.5, 26914, False),  # finer, but not 2x: detail iterations lose IoU there
+        (0.6, 26914, False),
+        (0.15 / 111320, 4326, True),  # degrees: measured on the ground
+    ],
+)
+def test_outline_detail_is_off_for_a_raster_not_2x_finer(
+    pixel, epsg, offered, tiny_model, qgis_new_project, tmp_path
+) -> None:  # noqa: ANN001
+    layer = _raster_at(tmp_path, "image", pixel, epsg)
+    qgis_new_project.addMapLayer(layer)
+    dialog = _dialog(qgis_new_project, layer, model_path=str(tiny_model), detail_iterations=2)
+    assert dialog.detail.spin.isEnabled() == offered
+    assert dialog.refine_job().params.detail_iterations == (2 if offered else 0)
+    if not offered:
+        assert dialog.detail.spin.value() == 0
+        assert "not 2x finer than the model's 0.6 m grid" in dialog.detail.spin.toolTip()
+        assert dialog.current_defaults().detail_iterations == 2  # remembered all the same
+
+
+def test_outline_detail_follows_the_chosen_raster(
+    rgb_layer, tiny_model, qgis_new_project, tmp_path
+) -> None:  # noqa: ANN001
+    """Off for the 0.6 m raster, the number chosen comes back for a drone image; saved
+    and restored with the other options."""
+    fine = _raster_at(tmp_path, "drone", 0.075)
+    qgis_new_project.addMapLayer(fine)
+    save_defaults(DialogDefaults(model_path=str(tiny_model), detail_iterations=1))
+    dialog = MapRefinerDialog(qgis_new_project, load_defaults(), rgb_layer)
+    assert not dialog.detail.spin.isEnabled()
+    assert "off for this raster" in dialog.detail.note.text()
+    dialog.input_combo.setLayer(fine)
+    assert dialog.detail.spin.isEnabled() and dialog.detail.spin.value() == 1
+    dialog.detail.spin.setValue(3)
+    dialog.input_combo.setLayer(rgb_layer)
+    assert dialog.refine_job().params.detail_iterations == 0
+    save_defaults(dialog.current_defaults())
+    assert load_defaults().detail_iterations == 3
+    dialog.model.set_model_path(str(tmp_path / "missing.safetensors"))
+    dialog.input_combo.setLayer(fine)
+    assert not dialog.detail.spin.isEnabled()  # no usable model: no resolution to compare
+    dialog.model.set_model_path(str(tiny_model))
+    assert dialog.detail.iterations() == 3
+
+
+def test_a_kept_iteration_has_the_detail_iterations_only_at_the_last(rgb_layer, tmp_path) -> None:  # noqa: ANN001
+    """As the slider shows them: iterations before the last are the model grid's maps."""
+    from map_refiner.ui.jobs.refine_job import keep_iteration_job
+
+    job = build_refine_job(
+        rgb_layer, None, 3, "cpu", str(tmp_path / "o.tif"), False, detail_iterations=2
+    )
+    assert job.params.detail_iterations == 2
+    assert keep_iteration_job(job, 1).params.detail_iterations == 0
+    assert keep_iteration_job(job, 3).params.detail_iterations == 2

@@ -68,6 +68,7 @@ from ..messages import show_error
 from ..settings import DialogDefaults
 from ..sources import default_refined_path, raster_path
 from .area_box import AreaBox
+from .detail_box import DetailBox
 from .device_info import device_summary
 from .labels_widget import LabelsBox
 from .model_info import ModelSummary, is_fine_tuned
@@ -135,6 +136,7 @@ class MapRefinerDialog(QDialog):
         self.iterations_spin = QgsSpinBox(self)
         self.iterations_spin.setRange(0, 20)
         self.iterations_spin.setToolTip("RNN refinement steps; 0 gives the coarse CNN map.")
+        self.detail = DetailBox(self)  # the last iterations again on a finer grid
         self.device_combo = QComboBox(self)
         for name in DEVICES:
             self.device_combo.addItem(name, name)
@@ -262,6 +264,7 @@ class MapRefinerDialog(QDialog):
         prior_row.addWidget(self.prior_values)
         form.addRow("Start from", prior_row)
         form.addRow("Iterations", self.iterations_spin)
+        form.addRow("Outline detail", self.detail)
         device_row = QHBoxLayout()
         device_row.addWidget(self.device_combo)
         device_row.addWidget(self.device_label, 1)
@@ -326,6 +329,7 @@ class MapRefinerDialog(QDialog):
         self.labels.preferred_field = defaults.label_field
         if defaults.iterations >= 0:
             self._set_quietly(self.iterations_spin.setValue, defaults.iterations)
+        self.detail.set_wanted(defaults.detail_iterations)
         self.model.set_model_path(defaults.model_path)
         self.suggest_output()
 
@@ -338,6 +342,7 @@ class MapRefinerDialog(QDialog):
 
     def _on_input_changed(self, layer: QgsMapLayer | None) -> None:
         self.area.setVisible(is_online(layer))
+        self.detail.update_for(layer, self.model.summary)
         self.suggest_output_if_auto()
         self.refresh_export_classes()
 
@@ -436,6 +441,7 @@ class MapRefinerDialog(QDialog):
             )
 
     def _on_model_changed(self, summary: ModelSummary | None) -> None:
+        self.detail.update_for(self.input_combo.currentLayer(), summary)
         if summary is None:
             return
         self.iterations_spin.setClearValue(summary.default_iterations)
@@ -493,6 +499,7 @@ class MapRefinerDialog(QDialog):
             iterations=self.iterations_spin.value(),
             device=self.device_combo.currentData(),
             output=self.output_widget.filePath(),
+            detail_iterations=self.detail.iterations(),
             write_scores=self.scores_check.isChecked(),
             add_coarse=self.coarse_check.isChecked(),
             prior=self.prior_choice(),
@@ -564,6 +571,7 @@ class MapRefinerDialog(QDialog):
         return DialogDefaults(
             model_path=str(path) if path else "",
             iterations=-1 if self._iterations_auto else self.iterations_spin.value(),
+            detail_iterations=self.detail.wanted,
             device=self.device_combo.currentData(),
             output_dir=str(Path(output).parent) if output else "",
             write_scores=self.scores_check.isChecked(),

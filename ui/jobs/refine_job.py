@@ -69,10 +69,12 @@ def build_refine_job(
     add_coarse: bool = False,
     prior: PriorChoice | None = None,
     online: FetchJob | None = None,
+    detail_iterations: int = 0,
 ) -> RefineJob:
     """The refine of ``layer``; with ``prior``, from that map instead of the coarse CNN
     (no iterations slider then: its Recompute starts from the CNN); with ``online`` (an
-    XYZ layer), of the image that fetch writes."""
+    XYZ layer), of the image that fetch writes; with ``detail_iterations``, that many
+    more on a finer grid."""
     image = online.request.out if online is not None else raster_path(layer)
     if not output.strip():
         raise MapRefinerError("Choose an output file for the refined class map.")
@@ -92,6 +94,7 @@ def build_refine_job(
         device=device,
         scores=scores_path_for(out) if write_scores else None,
         coarse=coarse_path_for(out) if add_coarse else None,
+        detail_iterations=detail_iterations,
     )
     if prior is not None:
         from ...engine.vocabulary import parse_raster_value_map
@@ -125,16 +128,19 @@ def keep_iteration_job(
 ) -> RefineJob:
     """The map at ``iterations`` into a new ``<out>_it<N>.tif`` beside the last: written
     from the slider's maps when they hold it for the whole raster, else refined (the
-    slider covered only the view of a large raster, or the scores are wanted too)."""
+    slider covered only the view of a large raster, or the scores are wanted too). As the
+    slider shows them, only the refine's last iteration goes through its detail ones."""
     from ..paths import unique_path
 
     out = unique_path(job.params.out.with_name(f"{job.params.out.stem}_it{iterations}.tif"))
+    last = iterations == job.params.iterations
     params = replace(
         job.params,
         iterations=iterations,
         out=out,
         scores=scores_path_for(out) if job.params.scores else None,
         coarse=None,
+        detail_iterations=job.params.detail_iterations if last else 0,
     )
     derivable = (
         slider is not None

@@ -1,0 +1,97 @@
+"""The "Outline detail" option: the RNN's last iterations run again on a finer grid
+(refine --detail-iterations), offered only for a raster at least twice as fine as the
+model's grid. Decided from the layer's pixel size and the model file's header alone."""
+
+from __future__ import annotations
+
+from html import escape
+
+from qgis.core import QgsMapLayer, QgsRasterLayer
+from qgis.gui import QgsSpinBox
+from qgis.PyQt.QtWidgets import QHBoxLayout, QLabel, QWidget
+
+from ...engine.errors import MapRefinerError
+from ...engine.limits import detail_unsuited
+from ..jobs.fetch_job import is_online
+from ..sources import ground_pixel_size
+from .model_info import ModelSummary
+
+#: The dialog's range: one or two helped most on the shared scenes, five at most.
+MAX_DETAIL_ITERATIONS = 5
+HELP = (
+    "After the iterations on the model's grid, this many more RNN iterations on a finer "
+    "grid (the image's own pixels, at most 4x finer than the model's) draw the outlines "
+    "at the image's detail: for drone and 0.3 m aerial imagery, 1 or 2 are usually best; "
+    "it takes longer. Not for imagery less than 2x finer than the model's grid: there it "
+    "loses accuracy (docs/results_detail.md). 0: off."
+)
+
+
+def unsuited_reason(layer: QgsMapLayer | None, summary: ModelSummary | None) -> str | None:
+    """Why the detail iterations are off for ``layer`` and this model; None when offered."""
+    if summary is None:
+        return "choose a usable model first"
+    if is_online(layer):
+        return "online imagery is fetched at the model's resolution, so nothing is finer"
+    if not isinstance(layer, QgsRasterLayer):
+        return "choose a raster layer first"
+    try:
+        return detail_unsuited(ground_pixel_size(layer), summary.resolution_m)
+    except MapRefinerError as exc:
+        return f"its pixel size on the ground is unknown ({exc.message})"
+
+
+class DetailBox(QWidget):
+    """A spin box of fine-grid iterations and a line saying when it is off. The number the
+    user chose (``wanted``) stays while a raster turns the option off, and comes back."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.spin = QgsSpinBox(self)
+        self.spin.setRange(0, MAX_DETAIL_ITERATIONS)
+        self.spin.setClearValue(0)
+        self.spin.setSpecialValueText("off")
+        self.note = QLabel("fine-grid iterations", self)
+        self.note.setWordWrap(True)
+        self.wanted = 0
+        self.reason: str | None = None
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.spin)
+        row.addWidget(self.note, 1)
+        self.spin.valueChanged.connect(self._on_edited)
+        self._show()
+
+    def _on_edited(self, value: int) -> None:
+        if self.reason is None:
+            self.wanted = value
+
+    def set_wanted(self, value: int) -> None:
+        self.wanted = max(0, min(int(value), MAX_DETAIL_ITERATIONS))
+        self._show()
+
+    def update_for(self, layer: QgsMapLayer | None, summary: ModelSummary | None) -> None:
+        """Offered, or off with the reason, for this raster and model."""
+        self.reason = unsuited_reason(layer, summary)
+        self._show()
+
+    def iterations(self) -> int:
+        """What the refine runs: 0 while the option is off."""
+        return 0 if self.reason is not None else self.spin.value()
+
+    def _show(self) -> None:
+        self.spin.blockSignals(True)
+        try:
+            self.spin.setValue(0 if self.reason is not None else self.wanted)
+        finally:
+            self.spin.blockSignals(False)
+        self.spin.setEnabled(self.reason is None)
+        if self.reason is None:
+            self.note.setText("fine-grid iterations (drone and 0.3 m imagery)")
+            tip = escape(HELP, quote=False)
+        else:
+            self.note.setText("fine-grid iterations: off for this raster")
+            reason = escape(self.reason, quote=False)
+            tip = f"{escape(HELP, quote=False)}<br><br><b>Off here:</b> {reason}."
+        for widget in (self.spin, self.note):
+            widget.setToolTip(tip)
