@@ -272,3 +272,67 @@ def _line(layer, x0: float, y0: float):  # noqa: ANN001, ANN202
     feat = ogr.Feature(layer.GetLayerDefn())
     feat.SetGeometry(ogr.CreateGeometryFromWkt(f"LINESTRING({x0} {y0},{x0 + 60} {y0})"))
     return feat
+
+
+def _rgb_at(path, pixel: float):  # noqa: ANN001, ANN202
+    """A small seeded RGB GeoTIFF of ``pixel`` m pixels (UTM 14N)."""
+    from conftest import write_rgb
+
+    write_rgb(path, size=40)
+    ds = gdal.Open(str(path), gdal.GA_Update)
+    ds.SetGeoTransform((620000.0, pixel, 0.0, 3350000.0, 0.0, -pixel))
+    ds = None
+    return path
+
+
+def test_detail_iterations_are_an_advanced_parameter_passed_to_the_engine(
+    processing_with_plugin, tiny_model, tmp_path
+) -> None:  # noqa: ANN001
+    from qgis.core import QgsApplication, QgsProcessingParameterDefinition
+
+    alg = QgsApplication.processingRegistry().algorithmById("map_refiner:refine")
+    param = alg.parameterDefinition("DETAIL_ITERATIONS")
+    assert param.defaultValue() == 0
+    assert param.flags() & QgsProcessingParameterDefinition.Flag.FlagAdvanced
+    image = _rgb_at(tmp_path / "drone.tif", 0.15)
+    base = {"INPUT": str(image), "MODEL": str(tiny_model), "ITERATIONS": 1, "DEVICE": 1}
+    plain, fine = tmp_path / "plain.tif", tmp_path / "fine.tif"
+    processing_with_plugin.run("map_refiner:refine", {**base, "OUTPUT": str(plain)})
+    assert "tiny test model: 1 RNN iterations\n" in gdal.Info(str(plain))  # default: none
+    feedback = RecordingFeedback()
+    warnings: list[str] = []
+    feedback.pushWarning = warnings.append  # type: ignore[method-assign]
+    processing_with_plugin.run(
+        "map_refiner:refine",
+        {**base, "OUTPUT": str(fine), "DETAIL_ITERATIONS": 2},
+        feedback=feedback,
+    )
+    assert "1 RNN iterations, then 2 at 0.15 m" in gdal.Info(str(fine))
+    assert warnings == []
+
+
+def test_detail_iterations_on_imagery_near_the_model_grid(
+    processing_with_plugin, tiny_model, tmp_path
+) -> None:  # noqa: ANN001
+    """Finer but not 2x: a warning in the log, and the refine runs; not finer: the
+    engine's refusal is the algorithm's error."""
+    params = {"MODEL": str(tiny_model), "ITERATIONS": 1, "DEVICE": 1, "DETAIL_ITERATIONS": 1}
+    feedback = QgsProcessingFeedback()
+    warnings: list[str] = []
+    feedback.pushWarning = warnings.append  # type: ignore[method-assign]
+    out = tmp_path / "half.tif"
+    processing_with_plugin.run(
+        "map_refiner:refine",
+        {**params, "INPUT": str(_rgb_at(tmp_path / "half_metre.tif", 0.5)), "OUTPUT": str(out)},
+        feedback=feedback,
+    )
+    assert "then 1 at 0.5 m" in gdal.Info(str(out))
+    assert len(warnings) == 1 and "not 2x finer than the model's 0.6 m grid" in warnings[0]
+    coarse = _rgb_at(tmp_path / "coarse.tif", 0.6)
+    with pytest.raises(QgsProcessingException, match="no finer detail to refine to"):
+        processing_with_plugin.run(
+            "map_refiner:refine",
+            {**params, "INPUT": str(coarse), "OUTPUT": str(tmp_path / "o.tif")},
+            feedback=QgsProcessingFeedback(),
+        )
+    assert not (tmp_path / "o.tif").exists()

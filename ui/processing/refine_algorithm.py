@@ -22,12 +22,15 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
     QgsProcessingParameterVectorLayer,
+    QgsRasterLayer,
 )
 
+from ...engine.errors import MapRefinerError
+from ...engine.limits import detail_unsuited
 from ...engine.vocabulary import DEVICES, PRECISIONS, VALUE_MAP_EXAMPLE, parse_raster_value_map
 from ..jobs.fetch_job import is_online
 from ..layers import coarse_layer_name, refined_layer_name
-from ..sources import layer_file, layer_in_file, raster_path
+from ..sources import ground_pixel_size, layer_file, layer_in_file, raster_path
 from .common import with_help
 from .engine_call import call_engine
 from .online_input import FETCH_SHARE, fetch_image, model_resolution, plan_fetch
@@ -68,6 +71,7 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
     PRIOR, PRIOR_VALUE_MAP, PRIOR_STRENGTH = "PRIOR", "PRIOR_VALUE_MAP", "PRIOR_STRENGTH"
     PRIOR_VECTOR, PRIOR_CLASS_FIELD = "PRIOR_VECTOR", "PRIOR_CLASS_FIELD"
     EXTENT, FETCHED = "EXTENT", "FETCHED"
+    DETAIL_ITERATIONS = "DETAIL_ITERATIONS"
     EXTENT_LABEL = "Area to fetch (XYZ, WMS or WMTS input only)"
 
     def name(self) -> str:
@@ -139,6 +143,25 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
         )
         precision.setFlags(precision.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
         self.addParameter(precision)
+        detail = with_help(
+            QgsProcessingParameterNumber(
+                self.DETAIL_ITERATIONS,
+                "Fine-grid iterations (outline detail; 0: none)",
+                QgsProcessingParameterNumber.Type.Integer,
+                defaultValue=0,
+                minValue=0,
+                maxValue=50,
+            ),
+            "For imagery at least 2x finer than the model's grid (drone, 0.3 m aerial): "
+            "after the iterations, this many more RNN iterations on a finer grid (the "
+            "image's own pixels, at most 4x finer than the model's) draw the outlines at "
+            "the image's detail; 1 or 2 are usually best, and it takes longer. Not for "
+            "imagery less than 2x finer than the model's grid, where it loses accuracy (the "
+            "log warns); refused for imagery not finer than it. As map-refiner refine "
+            "--detail-iterations.",
+        )
+        detail.setFlags(detail.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+        self.addParameter(detail)
         self.addParameter(
             with_help(
                 QgsProcessingParameterRasterLayer(
@@ -237,6 +260,7 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
         )
         device = DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)]
         precision = PRECISIONS[self.parameterAsEnum(parameters, self.PRECISION, context)]
+        detail = self.parameterAsInt(parameters, self.DETAIL_ITERATIONS, context)
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         scores = self.parameterAsOutputLayer(parameters, self.SCORES, context)
         coarse = self.parameterAsOutputLayer(parameters, self.COARSE, context)
@@ -268,6 +292,8 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
             image, share, name = fetch_image(fetch, feedback), 1.0 - FETCH_SHARE, fetch.layer_name
         elif parameters.get(self.EXTENT) is not None:
             feedback.pushInfo("“Area to fetch” is ignored: the input is a raster file.")
+        if detail and layer is not None and not is_online(layer):
+            warn_unsuited_detail(layer, model, with_prior, feedback)
 
         def job(progress, is_cancelled):  # noqa: ANN001, ANN202
             from ...engine.refine.pipeline import RefineParams, refine_raster
@@ -289,6 +315,7 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
                 prior_class_field=prior_fields[0] if prior_fields else None,
                 prior_layer=layer_in_file(prior_vector) if prior_vector is not None else None,
                 prior_strength=strength,
+                detail_iterations=detail,
             )
             return refine_raster(
                 params,
@@ -314,3 +341,18 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
             )
         outputs = {self.OUTPUT: out, self.SCORES: scores or None, self.COARSE: coarse or None}
         return outputs if image is None else {**outputs, self.FETCHED: str(image)}
+
+
+def warn_unsuited_detail(
+    layer: QgsRasterLayer, model: str, with_prior: bool, feedback: QgsProcessingFeedback
+) -> None:
+    """A warning in the log where fine-grid iterations lose accuracy (imagery finer than
+    the model's grid, but not 2x); the engine itself refuses imagery not finer at all."""
+    try:
+        reason = detail_unsuited(
+            ground_pixel_size(layer), model_resolution(Path(model) if model else None, with_prior)
+        )
+    except (MapRefinerError, QgsProcessingException):
+        return  # the refine says what is wrong with the raster or the model
+    if reason is not None:
+        feedback.pushWarning(f"Fine-grid iterations: {reason}.")
