@@ -8,18 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from helpers_engine import random_model, scene, write_image
 from osgeo import gdal
 from test_prior import GT, write_mask
-from test_prior_registration import probs_of
+from test_prior_registration import model_sees, probs_of
 
 from map_refiner.cli import main as cli_main
 from map_refiner.engine.modelfile.io import save_model
 from map_refiner.engine.rasters.grid import grid_of
 from map_refiner.engine.refine import refine_pass
 from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
-from map_refiner.engine.refine.predict import WindowResult
 from map_refiner.engine.refine.prior import Prior
 from map_refiner.engine.refine.registration import (
     ShiftField,
@@ -128,12 +126,7 @@ def test_a_refine_puts_back_both_halves(
     write_image(image, scene(H, W, seed=7), GT)
     prior = write_mask(tmp_path / "prior.tif", two_halves(truth, 3, -3).astype(np.uint8), GT)
 
-    def the_truth(net, config, ds, bands, grids, tile, *args, **kw) -> WindowResult:  # noqa: ANN001
-        win = truth[tile.y0 : tile.y1, tile.x0 : tile.x1]
-        p = torch.from_numpy(probs_of(win))
-        return WindowResult(torch.log(p), np.ones(win.shape, bool))
-
-    monkeypatch.setattr(refine_pass, "predict_tile", the_truth)
+    monkeypatch.setattr(refine_pass, "predict_tile", model_sees(truth))
     params = {"image": image, "model_path": model, "device": "cpu", "prior": prior}
     half = W // 2
     margin = np.s_[:, 8 : W - 8]  # where the halves' own content stays on the raster

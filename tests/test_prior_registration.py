@@ -38,6 +38,18 @@ def probs_of(mask: np.ndarray) -> np.ndarray:
     return np.stack([1 - p, p]).astype(np.float32)
 
 
+def model_sees(truth: np.ndarray):  # noqa: ANN201
+    """A stand-in for predict_tile whose refined map is ``truth`` (a building mask on the
+    image grid), sure of it: registration then measures the prior against the truth."""
+
+    def predict(net, config, ds, bands, grids, tile, *args, **kw) -> WindowResult:  # noqa: ANN001
+        win = truth[tile.y0 : tile.y1, tile.x0 : tile.x1]
+        p = torch.from_numpy(probs_of(win))
+        return WindowResult(torch.log(p), np.ones(win.shape, bool))
+
+    return predict
+
+
 def test_the_shift_that_fits_is_found_to_a_fraction_of_a_pixel() -> None:
     truth = blobs(120, 140)
     prior = np.roll(truth, (4, -3), axis=(0, 1)).astype(np.int32)  # drawn 4 down, 3 left
@@ -103,12 +115,7 @@ def test_a_refine_moves_a_shifted_prior_back(
     write_image(image, scene(80, 100, seed=7), GT)
     prior = write_mask(tmp_path / "prior.tif", np.roll(truth, 3, axis=1).astype(np.uint8), GT)
 
-    def the_truth(net, config, ds, bands, grids, tile, *args, **kw) -> WindowResult:  # noqa: ANN001
-        win = truth[tile.y0 : tile.y1, tile.x0 : tile.x1]
-        p = torch.from_numpy(probs_of(win))
-        return WindowResult(torch.log(p), np.ones(win.shape, bool))
-
-    monkeypatch.setattr(refine_pass, "predict_tile", the_truth)
+    monkeypatch.setattr(refine_pass, "predict_tile", model_sees(truth))
     params = {"image": image, "model_path": model, "device": "cpu", "prior": prior}
     res = refine_raster(RefineParams(out=tmp_path / "a.tif", iterations=0, **params))
     assert "moved 1.8 m west and 0.0 m" in res.prior_note, res.prior_note
