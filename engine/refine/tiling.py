@@ -98,7 +98,7 @@ def make_detail(
         raise MapRefinerError(
             f"Detail iterations run on a grid finer than the model's ({model_res_m:g} m), "
             f"but this image's pixels are {(res_x_m * res_y_m) ** 0.5:.2f} m: there is no "
-            "finer detail to refine to; leave --detail-iterations out."
+            "finer detail to refine to; set the detail iterations to 0 (--detail-iterations)."
         )
     w = max(1, int(round(grids.width * res_x_m / fx)))
     h = max(1, int(round(grids.height * res_y_m / fy)))
