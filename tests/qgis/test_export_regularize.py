@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from osgeo import gdal, ogr, osr
-from qgis.core import Qgis, QgsVectorLayer
+from qgis.core import Qgis
+from test_export_choices import export as export_layer
 
 RES = 0.5  # m per pixel
 SIZE = 200  # pixels a side: 100 m
@@ -81,12 +82,8 @@ def corners(geometry) -> list[tuple[float, float]]:  # noqa: ANN001
 
 def export(dialog, project, wait_for_tasks) -> list:  # noqa: ANN001
     """Click Export and return the polygons layer's features (the one it just added)."""
-    before = set(project.mapLayers())
-    dialog.export_button.click()
-    wait_for_tasks()
-    added = [layer for lid, layer in project.mapLayers().items() if lid not in before]
-    assert len(added) == 1 and isinstance(added[0], QgsVectorLayer), added
-    return sorted(added[0].getFeatures(), key=lambda f: f.geometry().centroid().asPoint().x())
+    layer = export_layer(dialog, project, wait_for_tasks)
+    return sorted(layer.getFeatures(), key=lambda f: f.geometry().centroid().asPoint().x())
 
 
 def dialog_on(plugin, project, path: Path, names: list[str]):  # noqa: ANN001, ANN201
