@@ -15,8 +15,11 @@ from test_tiling import ONE_TILE, assert_same_result, raster
 from map_refiner import cli
 from map_refiner.engine.errors import CancelledError, MapRefinerError
 from map_refiner.engine.modelfile.io import save_model
+from map_refiner.engine.refine.params import KeepIterations
 from map_refiner.engine.refine.pipeline import RefineParams, refine_array, refine_raster
 from map_refiner.engine.refine.tiling import make_detail, make_grids, plan_tiles
+from map_refiner.engine.refine.trajectory import compute_trajectory
+from map_refiner.engine.refine.trajectory_io import write_iteration
 
 gdal.UseExceptions()
 GT = (600000.0, 0.1, 0.0, 5000000.0, 0.0, -0.1)  # 0.1 m pixels, the model 0.6 m
@@ -42,6 +45,11 @@ def params(image: Path, out: Path, **kw) -> RefineParams:
 
 def read(path: Path) -> np.ndarray:
     return gdal.Open(str(path)).ReadAsArray()
+
+
+def description(path: Path) -> str:
+    ds = gdal.Open(str(path))  # kept alive while its band is read
+    return ds.GetRasterBand(1).GetDescription()
 
 
 def test_the_detail_grid_is_the_image_s_own_but_no_finer_than_a_quarter() -> None:
@@ -123,6 +131,39 @@ def test_the_coarse_map_and_a_trajectory_keep_their_model_grid_steps() -> None:
     last, _ = refine_array(net, cfg, ds, 3, tile_size=ONE_TILE, detail_iterations=2)
     np.testing.assert_allclose(traj[:-1], plain[:-1], atol=1e-4)  # iterations 0..T-1
     assert_same_result(traj[-1], last)  # the last one through the detail iterations
+
+
+def test_the_iterations_view_ends_with_the_detail_iterations(
+    tmp_path: Path, image: Path, model
+) -> None:
+    """The views Recompute shows for a detail refine: iterations 0..T-1 those of the
+    model grid, the last one through the detail iterations, the refine's own map (and
+    the one a refine that keeps its iterations holds); without detail, as before."""
+    model_file = save_model(*model, tmp_path / "m.safetensors")
+    kw = dict(device="cpu", tile_size=16)
+    plain = compute_trajectory(image, 2, model_file, **kw)
+    off = compute_trajectory(image, 2, model_file, detail_iterations=0, **kw)
+    assert np.array_equal(off.classes, plain.classes) and off.detail_iterations == 0
+    assert np.array_equal(off.uncertainty, plain.uncertainty)
+    for detail_m, grid_m in ((None, 0.15), (0.3, 0.3)):
+        detail = dict(detail_iterations=2, detail_resolution_m=detail_m)
+        traj = compute_trajectory(image, 2, model_file, **detail, **kw)
+        assert traj.iterations == 2 and traj.detail_iterations == 2
+        assert traj.detail_resolution_m == pytest.approx(grid_m)
+        out = tmp_path / f"fine_{grid_m}.tif"
+        done = refine_raster(
+            params(image, out, model_path=model_file, keep_iterations=KeepIterations(), **detail)
+        )
+        assert np.array_equal(traj.classes[-1], read(out))
+        assert done.trajectory is not None
+        assert np.array_equal(traj.classes, done.trajectory.classes)
+        assert np.array_equal(traj.classes[:-1], plain.classes[:-1])
+        assert not np.array_equal(traj.classes[-1], plain.classes[-1])
+        kept = write_iteration(traj, 2, tmp_path / f"kept_{grid_m}.tif").out
+        assert description(kept) == description(out)
+        assert description(out).endswith(f"then 2 at {grid_m:.2g} m")
+    earlier = write_iteration(traj, 1, tmp_path / "kept_1.tif").out
+    assert description(earlier).endswith(": 1 RNN iterations")
 
 
 def test_cancel_and_errors_leave_nothing(tmp_path: Path, image: Path, model, monkeypatch) -> None:

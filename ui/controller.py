@@ -149,7 +149,14 @@ class Controller:
             job = replace(
                 job,
                 slider=flow.slider_job(
-                    p.image, p.model_path, p.device, p.precision, job.source_name, job.layer_id
+                    p.image,
+                    p.model_path,
+                    p.device,
+                    p.precision,
+                    job.source_name,
+                    job.layer_id,
+                    p.detail_iterations,
+                    p.detail_resolution_m,
                 ),
             )
         task = EngineTask(

@@ -64,6 +64,16 @@ class RefineParams:
     detail_resolution_m: float | None = None  # that grid's pixel size instead
 
 
+def describe_map(
+    name: str, iterations: int, detail_iterations: int = 0, detail_m: float = 0.0
+) -> str:
+    """A class map's band description: the model and the iterations that made it."""
+    text = f"{name}: {iterations} RNN iterations"
+    if detail_iterations:
+        text += f", then {detail_iterations} at {detail_m:.2g} m"
+    return text
+
+
 @dataclass
 class RefineResult:
     out: Path

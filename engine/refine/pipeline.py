@@ -25,7 +25,7 @@ from ..rasters.files import check_output_path
 from ..rasters.group import WriterGroup, writer_group
 from ..rasters.write import CLASS_NODATA, RefinedWriter, refined_writer
 from .memory import bounded_memory, release_free_memory
-from .params import KeepIterations, RefineParams, RefineResult
+from .params import KeepIterations, RefineParams, RefineResult, describe_map
 from .predict import classes_and_probs
 from .prior import DEFAULT_STRENGTH, PRIOR_KEEP, Prior, keep_prior
 from .refine_pass import RefinePass, open_pass, prepare_pass
@@ -180,13 +180,10 @@ def open_refine_pass(
 
 def map_description(p: RefinePass) -> str:
     """The class map band's description."""
-    if p.detail is not None:
-        d = p.detail
-        return (
-            f"{p.config.name}: {p.iterations} RNN iterations, then {d.iterations} at "
-            f"{min(d.resolution_m):.2g} m"
-        )
-    return f"{p.config.name}: {p.iterations} RNN iterations"
+    d = p.detail
+    if d is None:
+        return describe_map(p.config.name, p.iterations)
+    return describe_map(p.config.name, p.iterations, d.iterations, min(d.resolution_m))
 
 
 @dataclass

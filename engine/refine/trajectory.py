@@ -52,6 +52,8 @@ class Trajectory:
     device: str = "cpu"
     shrunk: bool = False  # the requested window was larger than MAX_PIXELS
     model_name: str = ""
+    detail_iterations: int = 0  # the last map went on through this many on a finer grid
+    detail_resolution_m: float = 0.0  # that grid's pixel size (0: no detail iterations)
 
     @property
     def iterations(self) -> int:
@@ -165,6 +167,8 @@ class TrajectoryCollector:
             p.device_label,
             self.shrunk,
             p.config.name,
+            p.detail.iterations if p.detail is not None else 0,
+            min(p.detail.resolution_m) if p.detail is not None else 0.0,
         )
 
 
@@ -183,9 +187,12 @@ def compute_trajectory(
     is_cancelled: CancelFn | None = None,
     precision: str = "auto",
     keep_corrections: bool = True,
+    detail_iterations: int = 0,
+    detail_resolution_m: float | None = None,
 ) -> Trajectory:
     """Class maps and uncertainty at iterations ``0..iterations`` over ``window``,
-    from a pass over the tiles that cover it."""
+    from a pass over the tiles that cover it; with ``detail_iterations``, the last one
+    goes on through that many on a finer grid, as ``refine_raster`` runs them."""
     t0 = time.perf_counter()
     rep = make_reporter(progress, is_cancelled)
     iterations = check_iterations(iterations)
@@ -199,6 +206,8 @@ def compute_trajectory(
         input_resolution_m=input_resolution_m,
         tile_size=tile_size,
         keep_corrections=keep_corrections,
+        detail_iterations=detail_iterations,
+        detail_resolution_m=detail_resolution_m,
     )
     kept = TrajectoryCollector(p, window, kind, max_pixels)
     tiles = [t for t in p.tiles() if kept.wants(t)]

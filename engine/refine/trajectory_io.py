@@ -14,7 +14,7 @@ from ..errors import MapRefinerError
 from ..rasters.files import check_output_path
 from ..rasters.read import RasterInfo
 from ..rasters.write import CLASS_NODATA, create_geotiff, refined_writer
-from .params import RefineResult
+from .params import RefineResult, describe_map
 from .trajectory import Trajectory
 
 gdal.UseExceptions()
@@ -50,7 +50,8 @@ def write_trajectory(traj: Trajectory, folder: Path, stem: str) -> tuple[Path, P
 
 def write_iteration(traj: Trajectory, iterations: int, out: Path) -> RefineResult:
     """Iteration ``iterations`` of the trajectory as the class map a refine with that
-    many iterations writes (colour table, class names, nodata), over its window."""
+    many iterations writes (colour table, class names, nodata, and the detail iterations
+    of the last one), over its window."""
     t0 = time.perf_counter()
     if not 0 <= iterations <= traj.iterations:
         raise MapRefinerError(
@@ -59,7 +60,9 @@ def write_iteration(traj: Trajectory, iterations: int, out: Path) -> RefineResul
     check_output_path(out, [], overwrite=False)
     _, h, w = traj.classes.shape
     grid = RasterInfo(str(out), w, h, 1, traj.window_geotransform, traj.projection, [None])
-    desc = f"{traj.model_name}: {iterations} RNN iterations"
+    last = iterations == traj.iterations  # only the last went through the detail ones
+    detail = traj.detail_iterations if last else 0
+    desc = describe_map(traj.model_name, iterations, detail, traj.detail_resolution_m)
     with refined_writer(grid, out, traj.class_names, traj.colours, None, desc) as writer:
         writer.write(0, 0, traj.classes[iterations])
     return RefineResult(

@@ -9,7 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from osgeo import gdal
-from qgis.core import QgsApplication, QgsPalettedRasterRenderer, QgsRasterLayer, QgsRectangle
+from qgis.core import (
+    QgsApplication,
+    QgsPalettedRasterRenderer,
+    QgsProject,
+    QgsRasterLayer,
+    QgsRectangle,
+)
 
 from map_refiner.engine.refine.params import RefineParams
 from map_refiner.engine.refine.pipeline import refine_raster
@@ -27,6 +33,7 @@ def refine_with_slider(
     wait_until,
     wait_for_tasks,
     iterations: int = 2,
+    **params,  # noqa: ANN003 - more RefineParams
 ) -> IterationsFlow:
     job = RefineJob(
         RefineParams(
@@ -35,6 +42,7 @@ def refine_with_slider(
             model_path=model,
             iterations=iterations,
             device="cpu",
+            **params,
         ),
         layer.name(),
         layer.id(),
@@ -60,9 +68,17 @@ def _band(path: str, band: int) -> np.ndarray:
     return ds.GetRasterBand(band).ReadAsArray()
 
 
-def _refined(image: Path, model: Path | None, iterations: int, out: Path) -> np.ndarray:
+def _refined(
+    image: Path,
+    model: Path | None,
+    iterations: int,
+    out: Path,
+    **params,  # noqa: ANN003 - more RefineParams
+) -> np.ndarray:
     refine_raster(
-        RefineParams(image=image, out=out, model_path=model, iterations=iterations, device="cpu")
+        RefineParams(
+            image=image, out=out, model_path=model, iterations=iterations, device="cpu", **params
+        )
     )
     return gdal.Open(str(out)).ReadAsArray()
 
@@ -264,6 +280,77 @@ def test_the_slider_shows_what_refine_wrote(
     np.testing.assert_array_equal(shown, gdal.Open(str(out)).ReadAsArray())
     coarse = _band(_classes(flow).source(), 1)
     assert (coarse == 1).sum() < (shown == 1).sum()  # the RNN recovers buildings
+
+
+def _recompute(flow: IterationsFlow, iterations: int, wait_until, wait_for_tasks) -> None:  # noqa: ANN001
+    flow.dock.max_spin.setValue(iterations)
+    assert flow.recompute() is not None
+    wait_until(lambda: flow.task is None, 300)
+    wait_for_tasks()
+
+
+def _shows_own_copy(flow: IterationsFlow) -> bool:
+    """The slider's class map is on screen (not the refined layer standing in for it)."""
+    node = QgsProject.instance().layerTreeRoot().findLayer(_classes(flow).id())
+    return node.itemVisibilityChecked()
+
+
+def test_recompute_ends_with_the_refine_s_detail_iterations(
+    plugin,
+    make_rgb,
+    tiny_model,
+    tmp_path,  # noqa: ANN001
+    qgis_new_project,
+    wait_until,
+    wait_for_tasks,
+) -> None:
+    """A refine with Outline detail on 0.15 m imagery (a 0.3 m fine grid chosen): Recompute's
+    last view is the map that refine writes with its detail iterations on the fine grid,
+    the earlier ones the model grid's; with more iterations the fine grid follows the
+    last, and Keep writes what the slider shows."""
+    path = make_rgb(tmp_path / "drone.tif", size=96, seed=3)
+    ds = gdal.Open(str(path), gdal.GA_Update)
+    ds.SetGeoTransform((620000.0, 0.15, 0.0, 3350000.0, 0.0, -0.15))
+    ds = None
+    layer = QgsRasterLayer(str(path), "drone")
+    qgis_new_project.addMapLayer(layer)
+    out = tmp_path / "r.tif"
+    detail = dict(detail_iterations=2, detail_resolution_m=0.3)
+    flow = refine_with_slider(
+        plugin, layer, tiny_model, out, wait_until, wait_for_tasks, 2, **detail
+    )
+    refined = gdal.Open(str(out)).ReadAsArray()
+    np.testing.assert_array_equal(_band(_classes(flow).source(), 3), refined)
+    plain = _refined(path, tiny_model, 2, tmp_path / "plain.tif")
+    assert (plain != refined).any()  # the detail iterations changed the map
+
+    _recompute(flow, 2, wait_until, wait_for_tasks)
+    classes = _classes(flow)
+    assert (flow.result.job.detail_iterations, flow.result.job.detail_resolution_m) == (2, 0.3)
+    assert flow.result.trajectory.detail_iterations == 2
+    np.testing.assert_array_equal(_band(classes.source(), 3), refined)
+    one = _refined(path, tiny_model, 1, tmp_path / "one.tif")
+    np.testing.assert_array_equal(_band(classes.source(), 2), one)  # the model grid's
+    assert classes.name() == "drone — iteration 2 of 2, then 2 at 0.3 m"
+    assert "then ran 2 more on a 0.3 m grid" in flow.dock.title_label.text()
+    assert not _shows_own_copy(flow)  # the refined layer is that map
+
+    _recompute(flow, 3, wait_until, wait_for_tasks)
+    classes = _classes(flow)
+    three = _refined(path, tiny_model, 3, tmp_path / "three.tif", **detail)
+    np.testing.assert_array_equal(_band(classes.source(), 4), three)
+    np.testing.assert_array_equal(_band(classes.source(), 3), plain)
+    flow.dock.slider.setValue(2)
+    assert classes.name() == "drone — iteration 2 of 3"
+    assert _shows_own_copy(flow)  # the refined layer ran the detail iterations after 2
+    flow.dock.slider.setValue(3)
+    flow.dock.keep_button.click()
+    wait_for_tasks()
+    np.testing.assert_array_equal(gdal.Open(str(tmp_path / "r_it3.tif")).ReadAsArray(), three)
+    flow.dock.slider.setValue(2)
+    flow.dock.keep_button.click()
+    wait_for_tasks()
+    np.testing.assert_array_equal(gdal.Open(str(tmp_path / "r_it2.tif")).ReadAsArray(), plain)
 
 
 @pytest.fixture(autouse=True)

@@ -11,6 +11,7 @@ import tempfile
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qgis.core import (
     QgsApplication,
@@ -36,6 +37,9 @@ from ..layers import (
 from ..messages import show_error
 from .dock import NO_ITERATIONS, IterationsDock
 from .uncertainty_layers import regions_layer, set_regions, uncertainty_renderer
+
+if TYPE_CHECKING:
+    from ...engine.refine.trajectory import Trajectory
 
 log = logging.getLogger(__name__)
 REGION_CELL_M = 12.0
@@ -100,9 +104,12 @@ class IterationsFlow(QObject):
         precision: str,
         source_name: str,
         layer_id: str,
+        detail_iterations: int = 0,
+        detail_resolution_m: float | None = None,
     ) -> TrajectoryJob:
         """Where and how a refine keeps the slider's maps: the whole raster, or the
-        view of one larger than the cache; the dock's uncertainty; a new folder."""
+        view of one larger than the cache; the dock's uncertainty; a new folder; the
+        refine's detail iterations, which Recompute runs after the last iteration too."""
         from ...engine.refine.uncertainty import KINDS
 
         kind = self.dock.kind_combo.currentData() if self.dock is not None else KINDS[0]
@@ -117,6 +124,8 @@ class IterationsFlow(QObject):
             source_name,
             precision,
             layer_id,
+            detail_iterations,
+            detail_resolution_m,
         )
 
     def show_refined(
@@ -276,6 +285,12 @@ class IterationsFlow(QObject):
             + f"<b>{name}</b>: iterations 0–{traj.iterations} over the {where} "
             f"({x1 - x0}×{y1 - y0} px), computed once in {traj.seconds:.1f} s on {traj.device}. "
             "Iteration 0 is the coarse CNN."
+            + (
+                f" Iteration {traj.iterations} then ran {traj.detail_iterations} more on a "
+                f"{traj.detail_resolution_m:.2g} m grid (outline detail), as the refine does."
+                if traj.detail_iterations
+                else ""
+            )
         )
         dock.set_range(traj.iterations, min(self.shown, traj.iterations))
         dock.set_busy(
@@ -302,17 +317,20 @@ class IterationsFlow(QObject):
         classes, unc = self._layer("classes"), self._layer("uncertainty")
         if classes is not None:
             classes.setRenderer(paletted_renderer(classes, traj.class_names, traj.colours, t + 1))
-            classes.setName(f"{name} — iteration {t} of {traj.iterations}")
+            classes.setName(f"{name} — iteration {t} of {traj.iterations}{_detail(traj, t)}")
             classes.triggerRepaint()
             # One class map on screen: at the refine's own iteration the refined layer
-            # shows it; the slider's copy appears only for another iteration.
+            # shows it; the slider's copy appears only for another iteration, or for the
+            # refine's own one when it is not the view's last (a Recompute with other
+            # iterations) and so lacks the detail iterations the refined layer ran.
+            refined = t == self.shown and (t == traj.iterations or not traj.detail_iterations)
             node = QgsProject.instance().layerTreeRoot().findLayer(classes.id())
             if node is not None:
-                node.setItemVisibilityChecked(t != self.shown or not self.has_refined_layer)
+                node.setItemVisibilityChecked(not (refined and self.has_refined_layer))
         if unc is not None:
             unc.setRenderer(uncertainty_renderer(unc, t + 1))
             unc.setOpacity(UNCERTAINTY_OPACITY)  # a new renderer starts opaque
-            unc.setName(f"{name} — uncertainty ({traj.kind}), iteration {t}")
+            unc.setName(f"{name} — uncertainty ({traj.kind}), iteration {t}{_detail(traj, t)}")
             unc.triggerRepaint()
         self._rank(t)
 
@@ -414,3 +432,10 @@ class IterationsFlow(QObject):
             self.dock.deleteLater()
             self.dock = None
         shutil.rmtree(self.cache, ignore_errors=True)
+
+
+def _detail(traj: Trajectory, t: int) -> str:
+    """What the view of iteration ``t`` adds to its name: the detail iterations it ran."""
+    if t != traj.iterations or not traj.detail_iterations:
+        return ""
+    return f", then {traj.detail_iterations} at {traj.detail_resolution_m:.2g} m"

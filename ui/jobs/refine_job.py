@@ -129,18 +129,21 @@ def keep_iteration_job(
     """The map at ``iterations`` into a new ``<out>_it<N>.tif`` beside the last: written
     from the slider's maps when they hold it for the whole raster, else refined (the
     slider covered only the view of a large raster, or the scores are wanted too). As the
-    slider shows them, only the refine's last iteration goes through its detail ones."""
+    slider shows them, only its last iteration (the refine's, or Recompute's) goes through
+    the refine's detail ones."""
     from ..paths import unique_path
 
     out = unique_path(job.params.out.with_name(f"{job.params.out.stem}_it{iterations}.tif"))
-    last = iterations == job.params.iterations
+    shown = slider.trajectory.iterations if slider is not None else job.params.iterations
+    detail = job.params.detail_iterations if iterations == shown else 0
     params = replace(
         job.params,
         iterations=iterations,
         out=out,
         scores=scores_path_for(out) if job.params.scores else None,
         coarse=None,
-        detail_iterations=job.params.detail_iterations if last else 0,
+        detail_iterations=detail,
+        detail_resolution_m=job.params.detail_resolution_m if detail else None,
     )
     derivable = (
         slider is not None

@@ -28,7 +28,9 @@ Window = tuple[int, int, int, int]
 
 @dataclass
 class TrajectoryJob:
-    """Where and how the slider's maps are made; ``window`` None: the whole raster."""
+    """Where and how the slider's maps are made; ``window`` None: the whole raster; with
+    the refine's detail iterations, the last map is the refine's own (the others are the
+    model grid's)."""
 
     image: Path
     model_path: Path | None
@@ -40,6 +42,8 @@ class TrajectoryJob:
     source_name: str
     precision: str = "auto"
     layer_id: str = ""
+    detail_iterations: int = 0  # the refine's: the last map goes on through them
+    detail_resolution_m: float | None = None
 
 
 @dataclass
@@ -93,6 +97,8 @@ def run_trajectory(
         progress=lambda f: progress(0.95 * f),
         is_cancelled=is_cancelled,
         precision=job.precision,
+        detail_iterations=job.detail_iterations,
+        detail_resolution_m=job.detail_resolution_m,
     )
     result = write_slider_maps(job, traj)
     progress(1.0)
