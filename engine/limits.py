@@ -46,6 +46,9 @@ DETAIL_MIN_FINER = 2.0
 #: ... within this share: 0.3 m imagery on a 0.6 m model counts, whatever the fraction of
 #: a percent its projection puts between its nominal and its ground pixel size.
 DETAIL_TOLERANCE = 0.05
+#: The finest detail grid by default: this many times finer than the model's (finer
+#: bought nothing where measured, at that many times the pixels: docs/results_detail.md).
+DETAIL_FACTOR = 4
 #: Training (train-rnn, train-coarse) holds its whole labelled raster in memory: the
 #: labels on the image's grid (a byte a pixel, and a few copies while they are burned
 #: and voted onto the model's grid) and the normalised image on the model's grid (4
@@ -141,6 +144,17 @@ def check_work(
         f"detail iteration{'s' if detail_iterations > 1 else ''}: {about} (estimated). "
         f"Refine a smaller extent, use fewer detail iterations or none, or {insist}"
     )
+
+
+def detail_grid_range(image_res_m: float, model_res_m: float) -> tuple[float, float, float]:
+    """The detail grid's pixel sizes a user may choose for imagery of ``image_res_m`` on a
+    model of ``model_res_m``, ``(finest, default, coarsest)``: no finer than the image's
+    own pixels (the engine reads nothing finer), by default at most DETAIL_FACTOR times
+    finer than the model's, and at least DETAIL_MIN_FINER times finer than it (a coarser
+    grid is the imagery that loses accuracy)."""
+    coarsest = model_res_m / DETAIL_MIN_FINER
+    finest = min(image_res_m, coarsest)
+    return finest, min(max(image_res_m, model_res_m / DETAIL_FACTOR), coarsest), coarsest
 
 
 def detail_unsuited(image_res_m: float, model_res_m: float) -> str | None:

@@ -14,6 +14,7 @@ from test_tiling import ONE_TILE, assert_same_result, raster
 
 from map_refiner import cli
 from map_refiner.engine.errors import CancelledError, MapRefinerError
+from map_refiner.engine.limits import detail_grid_range
 from map_refiner.engine.modelfile.io import save_model
 from map_refiner.engine.refine.params import KeepIterations
 from map_refiner.engine.refine.pipeline import RefineParams, refine_array, refine_raster
@@ -61,6 +62,16 @@ def test_the_detail_grid_is_the_image_s_own_but_no_finer_than_a_quarter() -> Non
     d = make_detail(grids, 0.1, 0.1, 0.6, 1, resolution_m=0.3)
     assert d is not None and (d.width, d.height) == (57, 50)
     assert make_detail(grids, 0.1, 0.1, 0.6, 0) is None
+
+
+def test_the_grid_a_user_may_choose_starts_at_the_engine_s_own() -> None:
+    """The dialog's fine-grid range (finest, default, coarsest): the default is the grid
+    the engine takes without --detail-resolution, the finest the image's own pixels."""
+    for image_m, sizes in ((0.075, (0.075, 0.15, 0.3)), (0.2, (0.2, 0.2, 0.3))):
+        assert detail_grid_range(image_m, 0.6) == pytest.approx(sizes)
+        d = make_detail(make_grids(170, 150, image_m, image_m, 0.6), image_m, image_m, 0.6, 1)
+        assert d is not None and d.resolution_m == pytest.approx((sizes[1], sizes[1]))
+    assert detail_grid_range(0.31, 0.6) == pytest.approx((0.3, 0.3, 0.3))  # 2x, within 5 %
 
 
 def test_without_detail_the_tile_plan_is_unchanged() -> None:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..errors import MapRefinerError
-from ..limits import check_iterations, check_scale
+from ..limits import DETAIL_FACTOR, check_iterations, check_scale
 from ..networks.models import COARSE_STRIDE, RNN_RADIUS_PER_ITERATION, receptive_radius
 from .resample import source_range
 
@@ -66,8 +66,6 @@ class Detail:
         return RNN_RADIUS_PER_ITERATION * (self.iterations + 1) + 1
 
 
-#: The finest detail grid by default: this many times finer than the model's.
-DETAIL_FACTOR = 4
 #: A detail grid within this share of the model's pixel size is not finer (a projected
 #: grid's ground pixels differ from its nominal size by a fraction of a percent).
 NOT_FINER = 0.95

@@ -311,6 +311,52 @@ def test_detail_iterations_are_an_advanced_parameter_passed_to_the_engine(
     assert warnings == []
 
 
+def test_the_fine_grid_s_pixel_size_is_an_advanced_parameter(
+    processing_with_plugin, tiny_model, tmp_path
+) -> None:  # noqa: ANN001
+    """DETAIL_RESOLUTION: empty, the engine's grid; a size reaches the engine, never finer
+    than the image's own pixels; without fine-grid iterations a warning and no effect; not
+    finer than the model's grid, the engine's refusal."""
+    from qgis.core import QgsApplication, QgsProcessingParameterDefinition
+
+    alg = QgsApplication.processingRegistry().algorithmById("map_refiner:refine")
+    param = alg.parameterDefinition("DETAIL_RESOLUTION")
+    assert param.defaultValue() is None
+    assert param.flags() & QgsProcessingParameterDefinition.Flag.FlagAdvanced
+    assert param.flags() & QgsProcessingParameterDefinition.Flag.FlagOptional
+    base = {
+        "INPUT": str(_rgb_at(tmp_path / "drone.tif", 0.15)),
+        "MODEL": str(tiny_model),
+        "ITERATIONS": 1,
+        "DEVICE": 1,
+        "DETAIL_ITERATIONS": 2,
+    }
+    for size, grid in ((0.3, "0.3"), (0.05, "0.15")):
+        out = tmp_path / f"grid_{size}.tif"
+        processing_with_plugin.run(
+            "map_refiner:refine", {**base, "OUTPUT": str(out), "DETAIL_RESOLUTION": size}
+        )
+        assert f"1 RNN iterations, then 2 at {grid} m" in gdal.Info(str(out))
+    feedback = RecordingFeedback()
+    warnings: list[str] = []
+    feedback.pushWarning = warnings.append  # type: ignore[method-assign]
+    out = tmp_path / "none.tif"
+    processing_with_plugin.run(
+        "map_refiner:refine",
+        {**base, "OUTPUT": str(out), "DETAIL_ITERATIONS": 0, "DETAIL_RESOLUTION": 0.3},
+        feedback=feedback,
+    )
+    assert "tiny test model: 1 RNN iterations\n" in gdal.Info(str(out))
+    assert len(warnings) == 1 and "pixel size is ignored" in warnings[0]
+    with pytest.raises(QgsProcessingException, match="finer than the model's grid"):
+        processing_with_plugin.run(
+            "map_refiner:refine",
+            {**base, "OUTPUT": str(tmp_path / "o.tif"), "DETAIL_RESOLUTION": 0.6},
+            feedback=QgsProcessingFeedback(),
+        )
+    assert not (tmp_path / "o.tif").exists()
+
+
 def test_detail_iterations_on_imagery_near_the_model_grid(
     processing_with_plugin, tiny_model, tmp_path
 ) -> None:  # noqa: ANN001

@@ -317,6 +317,43 @@ def test_outline_detail_follows_the_chosen_raster(
     assert dialog.detail.iterations() == 3
 
 
+def test_the_fine_grid_is_the_engine_s_until_chosen_and_clamped_as_it_clamps(
+    tiny_model, qgis_new_project, tmp_path
+) -> None:  # noqa: ANN001
+    """The fine grid's pixel size beside Outline detail: the engine's own grid (None to the
+    engine) until changed, between the image's own pixels and half the model's, back to
+    the engine's for another raster; hidden where the option is off."""
+    drone = _raster_at(tmp_path, "drone", 0.075)
+    aerial = _raster_at(tmp_path, "aerial", 0.2)
+    coarse = _raster_at(tmp_path, "coarse", 0.6)
+    for layer in (drone, aerial, coarse):
+        qgis_new_project.addMapLayer(layer)
+    dialog = _dialog(qgis_new_project, drone, model_path=str(tiny_model), detail_iterations=2)
+    grid = dialog.detail.grid
+    assert grid.isEnabled() and grid.value() == pytest.approx(0.15)  # model / 4
+    assert (grid.minimum(), grid.maximum()) == pytest.approx((0.075, 0.3))
+    assert "--detail-resolution" in grid.toolTip()
+    assert dialog.refine_job().params.detail_resolution_m is None
+    grid.setValue(0.3)
+    assert dialog.refine_job().params.detail_resolution_m == pytest.approx(0.3)
+    grid.setValue(0.01)  # finer than the image: its own pixels, as the engine takes it
+    assert dialog.refine_job().params.detail_resolution_m == pytest.approx(0.075)
+    grid.setValue(0.6)  # not 2x finer than the model: half its pixel at most
+    assert dialog.refine_job().params.detail_resolution_m == pytest.approx(0.3)
+    dialog.detail.spin.setValue(0)
+    assert not grid.isEnabled() and dialog.refine_job().params.detail_resolution_m is None
+    dialog.detail.spin.setValue(2)
+    dialog.input_combo.setLayer(aerial)  # the engine's grid is this image's own pixels
+    assert grid.value() == pytest.approx(0.2)
+    assert (grid.minimum(), grid.maximum()) == pytest.approx((0.2, 0.3))
+    assert dialog.refine_job().params.detail_resolution_m is None
+    grid.setValue(0.25)
+    grid.clear()  # the clear button: the engine's grid again
+    assert dialog.refine_job().params.detail_resolution_m is None
+    dialog.input_combo.setLayer(coarse)
+    assert grid.isHidden() and dialog.refine_job().params.detail_resolution_m is None
+
+
 def test_a_kept_iteration_has_the_detail_iterations_only_at_the_last(rgb_layer, tmp_path) -> None:  # noqa: ANN001
     """As the slider shows them: iterations before the last are the model grid's maps."""
     from map_refiner.ui.jobs.refine_job import keep_iteration_job

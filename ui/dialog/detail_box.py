@@ -1,17 +1,18 @@
 """The "Outline detail" option: the RNN's last iterations run again on a finer grid
 (refine --detail-iterations), offered only for a raster at least twice as fine as the
-model's grid. Decided from the layer's pixel size and the model file's header alone."""
+model's grid, and that grid's pixel size (--detail-resolution; by default the engine's).
+Decided from the layer's pixel size and the model file's header alone."""
 
 from __future__ import annotations
 
 from html import escape
 
 from qgis.core import QgsMapLayer, QgsRasterLayer
-from qgis.gui import QgsSpinBox
+from qgis.gui import QgsDoubleSpinBox, QgsSpinBox
 from qgis.PyQt.QtWidgets import QHBoxLayout, QLabel, QWidget
 
 from ...engine.errors import MapRefinerError
-from ...engine.limits import detail_unsuited
+from ...engine.limits import detail_grid_range, detail_unsuited
 from ..jobs.fetch_job import is_online
 from ..sources import ground_pixel_size
 from .model_info import ModelSummary
@@ -25,6 +26,14 @@ HELP = (
     "it takes longer. Not for imagery less than 2x finer than the model's grid: there it "
     "loses accuracy (docs/results_detail.md). 0: off."
 )
+GRID_HELP = (
+    "The fine grid's pixel size. By default (the clear button) the image's own pixels, "
+    "but at most 4x finer than the model's grid: finer bought nothing where measured, at "
+    "4x the pixels. A coarser grid (at most half the model's pixel size) runs faster; a "
+    "finer one is the image's own pixels at most. As refine --detail-resolution."
+)
+#: The grid spin box's step and precision (metres).
+GRID_DECIMALS = 3
 
 
 def unsuited_reason(layer: QgsMapLayer | None, summary: ModelSummary | None) -> str | None:
@@ -53,18 +62,27 @@ class DetailBox(QWidget):
         self.spin.setSpecialValueText("off")
         self.note = QLabel("fine-grid iterations", self)
         self.note.setWordWrap(True)
+        self.grid = QgsDoubleSpinBox(self)  # the fine grid's pixel size
+        self.grid.setDecimals(GRID_DECIMALS)
+        self.grid.setSingleStep(0.05)
+        self.grid.setPrefix("grid ")
+        self.grid.setSuffix(" m")
+        self.grid.setShowClearButton(True)
         self.wanted = 0
         self.reason: str | None = None
+        self.sizes = (0.0, 0.0, 0.0)  # finest, default (the engine's), coarsest grid
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.spin)
         row.addWidget(self.note, 1)
+        row.addWidget(self.grid)
         self.spin.valueChanged.connect(self._on_edited)
         self._show()
 
     def _on_edited(self, value: int) -> None:
         if self.reason is None:
             self.wanted = value
+        self.grid.setEnabled(self.reason is None and value > 0)
 
     def set_wanted(self, value: int) -> None:
         self.wanted = max(0, min(int(value), MAX_DETAIL_ITERATIONS))
@@ -73,11 +91,26 @@ class DetailBox(QWidget):
     def update_for(self, layer: QgsMapLayer | None, summary: ModelSummary | None) -> None:
         """Offered, or off with the reason, for this raster and model."""
         self.reason = unsuited_reason(layer, summary)
+        if self.reason is None and isinstance(layer, QgsRasterLayer) and summary is not None:
+            sizes = detail_grid_range(ground_pixel_size(layer), summary.resolution_m)
+            finest, default, coarsest = (round(v, GRID_DECIMALS) for v in sizes)
+            if (finest, default, coarsest) != self.sizes:  # another raster or model grid:
+                self.sizes = (finest, default, coarsest)  # the engine's own grid again
+                self.grid.setRange(finest, coarsest)
+                self.grid.setClearValue(default)
+                self.grid.clear()
         self._show()
 
     def iterations(self) -> int:
         """What the refine runs: 0 while the option is off."""
         return 0 if self.reason is not None else self.spin.value()
+
+    def resolution_m(self) -> float | None:
+        """The fine grid's pixel size the user chose; None: the engine's default (also
+        while the option is off)."""
+        if self.iterations() == 0 or self.grid.value() == self.grid.clearValue():
+            return None
+        return float(self.grid.value())
 
     def _show(self) -> None:
         self.spin.blockSignals(True)
@@ -86,6 +119,8 @@ class DetailBox(QWidget):
         finally:
             self.spin.blockSignals(False)
         self.spin.setEnabled(self.reason is None)
+        self.grid.setEnabled(self.reason is None and self.spin.value() > 0)
+        self.grid.setVisible(self.reason is None)
         if self.reason is None:
             self.note.setText("fine-grid iterations (drone and 0.3 m imagery)")
             tip = escape(HELP, quote=False)
@@ -95,3 +130,4 @@ class DetailBox(QWidget):
             tip = f"{escape(HELP, quote=False)}<br><br><b>Off here:</b> {reason}."
         for widget in (self.spin, self.note):
             widget.setToolTip(tip)
+        self.grid.setToolTip(escape(GRID_HELP, quote=False))

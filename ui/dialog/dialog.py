@@ -500,6 +500,7 @@ class MapRefinerDialog(QDialog):
             device=self.device_combo.currentData(),
             output=self.output_widget.filePath(),
             detail_iterations=self.detail.iterations(),
+            detail_resolution_m=self.detail.resolution_m(),
             write_scores=self.scores_check.isChecked(),
             add_coarse=self.coarse_check.isChecked(),
             prior=self.prior_choice(),
