@@ -29,7 +29,7 @@ from .jobs.refine_job import (
 from .jobs.tasks import EngineTask
 from .jobs.training_jobs import FinetuneJob, TrainCoarseJob, run_finetune, run_train_coarse
 from .jobs.vectorize_job import ClassMap, VectorizeJob, add_vectorize_result, run_vectorize
-from .layers import remove_layers
+from .layers import MODEL_KEY, remove_layers
 from .messages import show_error, show_success, show_warning
 from .rounds import Round
 from .settings import load_defaults, save_defaults
@@ -88,7 +88,7 @@ class Controller:
             self.dialog.cancel_requested.connect(self.cancel_all)
             self.dialog.new_correction_layer_requested.connect(self.new_correction_layer)
             self.dialog.undo_round_requested.connect(self.undo_round)
-            self.dialog.labels.set_rounds([r.describe() for r in self.rounds])
+            self._show_rounds()
             self.dialog.finished.connect(self._remember)
         return self.dialog
 
@@ -247,9 +247,15 @@ class Controller:
             )
         )
         if self.dialog is not None:
-            self.dialog.model.set_model_path(str(result.model))
-            self.dialog.labels.set_rounds([r.describe() for r in self.rounds])
+            self.dialog.model.set_model_path(str(result.model), "Selected by Fine-tune.")
+            self._show_rounds()
             self._remember()
+
+    def _show_rounds(self) -> None:
+        if self.dialog is not None:
+            self.dialog.labels.set_rounds(
+                [r.describe() for r in self.rounds], [r.details() for r in self.rounds]
+            )
 
     def undo_round(self) -> Round | None:
         """Back to the model the last round started from: it is selected again, the maps
@@ -264,7 +270,7 @@ class Controller:
         gone = [
             layer.id()
             for layer in project.mapLayers().values()
-            if f" — refined by {last.name} (" in layer.name()
+            if layer.customProperty(MODEL_KEY) == str(last.model)
         ]
         if (
             self.last_refine is not None
@@ -285,8 +291,11 @@ class Controller:
         else:
             self.refined.pop(last.image, None)
         if self.dialog is not None:
-            self.dialog.model.set_model_path(str(last.parent) if last.parent else "")
-            self.dialog.labels.set_rounds([r.describe() for r in self.rounds])
+            self.dialog.model.set_model_path(
+                str(last.parent) if last.parent else "",
+                f"Selected by Undo round: the model {last.name} started from.",
+            )
+            self._show_rounds()
             self._remember()
         show_success(
             self.iface.messageBar(),
@@ -351,6 +360,7 @@ class Controller:
             QgsProject.instance(),
             model_label(job.params.model_path),
             grouped=outcome.slider is not None,
+            model_path=job.params.model_path,
         )
         if job.kept_from is not None:
             text = f"Kept iteration {result.iterations} of {job.source_name} → {result.out}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -32,11 +33,41 @@ CORRECTIONS_ROLE = "corrections"
 SEE_THROUGH = ("background",)
 
 
+#: A custom layer property: the model file a class map was refined with ("" bundled).
+MODEL_KEY = "map_refiner/model"
+#: A model name longer than this is cut in layer names (the layer's title keeps it whole).
+NAME_CHARS = 40
+#: A correction round's model name (training/corrections/finetune.py).
+ROUND_NAME = re.compile(r"^(?P<image>.*) — (?P<round>round \d+) \(\d+ corrections?\)$")
+
+
+def short_model_name(source_name: str, model_name: str) -> str:
+    """The model as a layer name says it: a round of this image is ``round 2``, a round of
+    another ``other — round 1`` (the count of corrections is in the group's name and the
+    title), any other name cut to NAME_CHARS."""
+    match = ROUND_NAME.match(model_name)
+    if match:
+        image, number = match["image"], match["round"]
+        return number if image == source_name else f"{image} — {number}"
+    if len(model_name) <= NAME_CHARS:
+        return model_name
+    return model_name[: NAME_CHARS - 1].rstrip() + "…"
+
+
 def refined_layer_name(source_name: str, iterations: int, model_name: str | None = None) -> str:
-    """``<source> — refined (5 it.)`` with the bundled model; with another model its name
-    says which (``<source> — refined by tanzania — round 2 (7 corrections) (5 it.)``)."""
-    by = f" by {model_name}" if model_name else ""
+    """``<source> — refined (5 it.)`` with the bundled model; with another model its
+    short name says which (``<source> — refined by round 2 (5 it.)``), so that the name
+    reads whole in the Layers panel; refined_layer_title has it all."""
+    by = f" by {short_model_name(source_name, model_name)}" if model_name else ""
     return f"{source_name} — refined{by} ({iterations} it.)"
+
+
+def refined_layer_title(source_name: str, iterations: int, model_name: str | None = None) -> str:
+    """The whole story, for the layer's title (the Layers panel's tooltip shows it):
+    ``<source> refined by tanzania — round 2 (7 corrections), 5 RNN iterations``."""
+    return (
+        f"{source_name} refined by {model_name or 'the bundled model'}, {iterations} RNN iterations"
+    )
 
 
 def refine_group_name(source_name: str, model_name: str | None = None) -> str:

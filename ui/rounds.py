@@ -20,21 +20,45 @@ class Round:
     # measured for a fit that passed the held-out check
 
     def describe(self) -> str:
-        """One line for the dialog's list."""
+        """Two short lines for the dialog's list, the model's name and how the round did
+        (details() is the line's tooltip)."""
+        if self.tuned_score is None or self.base_score is None:
+            score = "not checked (too few polygons to hold one out)"
+        else:
+            score = (
+                f"held out: {100 * self.tuned_score:.0f} % right "
+                f"(start {100 * self.base_score:.0f} %)"
+            )
+        if self.adopted:
+            kept = "fit adopted"
+        elif self.flip_ratio is not None:  # passed the held-out check, not the flip check
+            kept = "fit dropped: changed too much elsewhere"
+        else:
+            kept = "fit dropped"
+        return f"{self.name}\n{score}, {kept}"
+
+    def details(self) -> str:
+        """The whole story of the round, for the line's tooltip."""
         if self.tuned_score is None or self.base_score is None:
             score = "not checked (too few polygons to hold one out)"
         else:
             score = (
                 f"{100 * self.tuned_score:.0f} % of your held-out polygons right "
-                f"(start {100 * self.base_score:.0f} %)"
+                f"(the starting model: {100 * self.base_score:.0f} %)"
             )
         if self.adopted:
-            kept = "networks adopted"
-        elif self.flip_ratio is not None:  # passed the held-out check, not the flip check
-            kept = "networks kept (the fit changed too much elsewhere), polygons shown"
+            kept = "the fitted networks adopted"
+        elif self.flip_ratio is not None:
+            kept = (
+                "the starting networks kept (the fit changed too much elsewhere); your "
+                "polygons are shown"
+            )
         else:
-            kept = "networks kept, polygons shown"
-        return f"{self.name}: {score}; {kept}"
+            kept = "the starting networks kept; your polygons are shown"
+        return (
+            f"{self.name}, fine-tuned on {self.image.name} from {self.parent_label()}: "
+            f"{score}; {kept}.\nModel file: {self.model}"
+        )
 
     def parent_label(self) -> str:
         return self.parent.name if self.parent is not None else "the bundled model"

@@ -71,7 +71,77 @@ def test_a_round_says_why_its_networks_were_kept() -> None:
 
     common = dict(model=Path("r.safetensors"), name="img — round 1 (5 corrections)")
     common.update(image=Path("img.tif"), parent=None, tuned_score=1.0, base_score=0.94)
-    assert "adopted" in Round(adopted=True, flip_ratio=0.1, **common).describe()
-    dropped = Round(adopted=False, flip_ratio=0.8, **common).describe()
-    assert "changed too much elsewhere" in dropped and "100 %" in dropped and "94 %" in dropped
+    assert "fit adopted" in Round(adopted=True, flip_ratio=0.1, **common).describe()
+    dropped = Round(adopted=False, flip_ratio=0.8, **common)
+    line = dropped.describe()
+    assert "changed too much elsewhere" in line and "100 %" in line and "94 %" in line
+    tip = dropped.details()  # the line's tooltip: the whole sentence, where from, the file
+    assert "100 % of your held-out polygons right (the starting model: 94 %)" in tip
+    assert "from the bundled model" in tip and "r.safetensors" in tip
     assert "too much" not in Round(adopted=False, flip_ratio=None, **common).describe()
+
+
+def test_the_dialog_says_which_image_a_fine_tuned_model_is_for_and_why(
+    plugin, rgb_layer, tiny_model, tmp_path, qgis_new_project
+) -> None:  # noqa: ANN001
+    """A model chosen for one image is never silently used for another."""
+    from conftest import write_rgb
+    from qgis.core import QgsRasterLayer
+
+    from map_refiner.engine.modelfile.io import load_model, save_model
+
+    net, cfg = load_model(tiny_model)
+    cfg.name = "scene — round 1 (3 corrections)"
+    cfg.training["finetune"] = [{"image": "scene.tif", "round": 1, "parent": "bundled"}]
+    tuned = save_model(net, cfg, tmp_path / "scene_round1.safetensors")
+    other = QgsRasterLayer(str(write_rgb(tmp_path / "other.tif", seed=1)), "other")
+    qgis_new_project.addMapLayer(other)
+    save_defaults(DialogDefaults(model_path=str(tuned)))
+    plugin.controller.iface.setActiveLayer(rgb_layer)
+    plugin.controller.show_dialog()  # as after a restart: the model comes from the settings
+    dialog = plugin.controller.dialog
+    dialog.input_combo.setLayer(rgb_layer)
+    note = dialog.model_note
+    assert not note.isHidden()
+    assert "Fine-tuned on scene.tif: its drawn polygons show" in note.text(), note.text()
+    assert "Remembered from your last use." in note.text()  # ... and why it is chosen
+    dialog.input_combo.setLayer(other)  # another image: said, in red
+    assert "not on this raster (other.tif)" in note.text() and "b00020" in note.text()
+    assert "only its networks apply here" in note.text()
+    dialog.model.set_model_path(str(tiny_model))  # a plain model, chosen by the user
+    assert note.isHidden()
+    dialog.model.set_model_path(str(tuned), "Selected by Fine-tune.")
+    assert "Selected by Fine-tune." in note.text()
+    dialog.model.bundled_radio.setChecked(True)  # by hand: the bundled model, no note
+    assert note.isHidden()
+    dialog.model.file_radio.setChecked(True)  # and the file again: no "why" any more
+    assert "Selected" not in note.text() and "not on this raster" in note.text()
+
+
+def test_a_long_model_note_pushes_the_rows_below_it_down(
+    plugin, rgb_layer, tiny_model, tmp_path, qgis_new_project
+) -> None:  # noqa: ANN001
+    """The note wraps onto more lines in a shown dialog: the dialog grows rather than
+    drawing the note over the model's resolution line."""
+    from qgis.PyQt.QtWidgets import QApplication
+
+    from map_refiner.engine.modelfile.io import load_model, save_model
+
+    net, cfg = load_model(tiny_model)
+    cfg.name = "elsewhere — round 1 (3 corrections)"
+    cfg.training["finetune"] = [{"image": "elsewhere.tif", "round": 1, "parent": "bundled"}]
+    tuned = save_model(net, cfg, tmp_path / "elsewhere_round1.safetensors")
+    plugin.controller.show_dialog()
+    dialog = plugin.controller.dialog
+    dialog.input_combo.setLayer(rgb_layer)
+    dialog.adjustSize()
+    dialog.resize(800, dialog.height())
+    QApplication.processEvents()
+    dialog.model.set_model_path(str(tuned), "Selected by Undo round: the model it started from.")
+    QApplication.processEvents()
+    info, note = dialog.model.info_label, dialog.model_note
+    info_bottom = info.mapTo(dialog, info.rect().bottomLeft()).y()
+    note_top = note.mapTo(dialog, note.rect().topLeft()).y()
+    assert note.height() >= note.heightForWidth(note.width()), (note.height(), note.width())
+    assert note_top > info_bottom and info.height() >= info.heightForWidth(info.width())
+    dialog.hide()

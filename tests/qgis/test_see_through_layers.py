@@ -11,7 +11,12 @@ from qgis.core import QgsRasterLayer
 from map_refiner.ui.dialog.correction_layer import create_correction_layer
 from map_refiner.ui.dialog.model_info import model_label
 from map_refiner.ui.jobs.refine_job import RefineJob
-from map_refiner.ui.layers import keep_corrections_on_top, refine_group_name, refined_layer_name
+from map_refiner.ui.layers import (
+    keep_corrections_on_top,
+    refine_group_name,
+    refined_layer_name,
+    refined_layer_title,
+)
 
 
 def _top_names(project) -> list[str]:  # noqa: ANN001
@@ -87,10 +92,23 @@ def test_result_names_say_which_model_made_them(tiny_model: Path) -> None:
     assert model_label(DEFAULT_MODEL_PATH) is None  # the bundled file chosen explicitly
     assert model_label(tiny_model) == "tiny test model"
     assert refined_layer_name("img", 5) == "img — refined (5 it.)"
+    # short enough to read whole in the Layers panel: a round of this image is its round,
+    # of another image that image's round; the title (the panel's tooltip) says it all
     assert (
         refined_layer_name("img", 5, "img — round 2 (7 corrections)")
-        == "img — refined by img — round 2 (7 corrections) (5 it.)"
+        == "img — refined by round 2 (5 it.)"
     )
+    assert (
+        refined_layer_name("img", 5, "other — round 12 (1 correction)")
+        == "img — refined by other — round 12 (5 it.)"
+    )
+    assert refined_layer_title("img", 5, "img — round 2 (7 corrections)") == (
+        "img refined by img — round 2 (7 corrections), 5 RNN iterations"
+    )
+    assert refined_layer_title("img", 5) == "img refined by the bundled model, 5 RNN iterations"
+    long = "coarse CNN from a_very_long_orthophoto_name_2026.tif"
+    cut = refined_layer_name("img", 5, long)
+    assert cut == f"img — refined by {long[:39]}… (5 it.)"
     # each refine's group says which model, so folded groups can be told apart
     assert refine_group_name("img") == "img — Map Refiner"
     assert (
@@ -148,3 +166,29 @@ def test_the_iterations_view_sits_inside_the_refines_group(
         view.parent() is not root and view.parent().name() == "scene — Map Refiner: tiny test model"
     )
     assert [g.name() for g in root.findGroups(True)].count("scene — iterations") == 1
+
+
+def test_the_layers_panel_tooltip_names_the_model_in_full(
+    plugin, austin_rgb, tiny_model, tmp_path, qgis_new_project, wait_for_tasks
+) -> None:  # noqa: ANN001
+    """The panel shows the short name; hovering it shows the model's whole name and file."""
+    from qgis.core import QgsLayerTreeModel
+    from qgis.PyQt.QtCore import Qt
+
+    from map_refiner.engine.modelfile.io import load_model, save_model
+    from map_refiner.engine.refine.pipeline import RefineParams
+
+    net, cfg = load_model(tiny_model)
+    cfg.name = "austin_dev_rgb — round 3 (11 corrections)"
+    tuned = save_model(net, cfg, tmp_path / "austin_dev_rgb_round3.safetensors")
+    params = RefineParams(
+        image=austin_rgb, out=tmp_path / "r.tif", model_path=tuned, iterations=1, device="cpu"
+    )
+    plugin.controller.start_refine(RefineJob(params, "austin_dev_rgb"))
+    wait_for_tasks()
+    (layer,) = qgis_new_project.mapLayersByName("austin_dev_rgb — refined by round 3 (1 it.)")
+    model = QgsLayerTreeModel(qgis_new_project.layerTreeRoot())
+    node = qgis_new_project.layerTreeRoot().findLayer(layer.id())
+    tip = model.data(model.node2index(node), Qt.ItemDataRole.ToolTipRole)
+    assert "austin_dev_rgb refined by austin_dev_rgb — round 3 (11 corrections)" in tip, tip
+    assert "austin_dev_rgb_round3.safetensors" in tip, tip

@@ -76,11 +76,20 @@ def test_finetune_on_drawn_corrections(
     assert dialog.model.model_path() == job.out
     assert tiny_model.exists()  # the base model is only read
     assert dialog.labels.rounds_list.count() == 1 and dialog.labels.undo_button.isEnabled()
-    assert (
-        dialog.labels.rounds_list.item(0)
-        .text()
-        .startswith("austin_dev_rgb — round 1 (2 corrections): ")
-    )
+    item = dialog.labels.rounds_list.item(0)
+    assert "not checked" in item.text()  # two polygons: none held out
+    tip = item.toolTip()  # the whole story is the line's tooltip
+    assert "fine-tuned on austin_dev_rgb.tif from tiny.safetensors" in tip, tip
+    assert str(job.out) in tip
+    # the line reads whole in a dialog as wide as the screenshots' (800 px)
+    dialog.resize(800, dialog.height())
+    dialog.show()
+    view = dialog.labels.rounds_list
+    lines = item.text().split("\n")
+    assert lines[0] == "austin_dev_rgb — round 1 (2 corrections)"
+    width = view.viewport().width()
+    assert all(view.fontMetrics().horizontalAdvance(line) < width for line in lines), width
+    dialog.hide()
 
 
 def test_undo_round_goes_back_to_the_parent_model_and_map(
@@ -101,9 +110,12 @@ def test_undo_round_goes_back_to_the_parent_model_and_map(
     wait_for_tasks(timeout=120)
     project = QgsProject.instance()
     names = [layer.name() for layer in project.mapLayers().values()]
-    by_round = [n for n in names if "refined by austin_dev_rgb — round 1 (3 corrections)" in n]
+    by_round = [n for n in names if n == "austin_dev_rgb — refined by round 1 (1 it.)"]
     by_parent = [n for n in names if "refined by tiny test model" in n]
     assert len(by_round) == 1 and len(by_parent) == 1, names
+    (renamed,) = project.mapLayersByName(by_round[0])
+    renamed.setName("buildings, second try")  # renamed by the user: still the round's map
+    renamed = renamed.id()
     groups = [g.name() for g in project.layerTreeRoot().findGroups()]  # one per refine
     assert "austin_dev_rgb — Map Refiner: round 1 (3 corrections)" in groups, groups
     assert "austin_dev_rgb — Map Refiner: tiny test model" in groups, groups
@@ -116,6 +128,7 @@ def test_undo_round_goes_back_to_the_parent_model_and_map(
     assert dialog.model.model_path() == tiny_model  # the parent model, selected again
     names = [layer.name() for layer in project.mapLayers().values()]
     assert not any("round 1" in n for n in names), names  # the round's map is gone ...
+    assert project.mapLayer(renamed) is None  # ... under any name
     assert any("refined by tiny test model" in n for n in names)  # ... the parent's stays
     # ... and so does the slider's view of it: its iterations and "where to draw next"
     # (the parent's view is shown again: test_undo_round_shows_the_parents_iterations_again)

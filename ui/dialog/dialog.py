@@ -5,6 +5,7 @@ Slots only read widgets and emit; the controller runs the jobs.
 
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 from typing import Callable
 
@@ -71,7 +72,7 @@ from .area_box import AreaBox
 from .detail_box import DetailBox
 from .device_info import device_summary
 from .labels_widget import LabelsBox
-from .model_info import ModelSummary, is_fine_tuned
+from .model_info import ModelSummary, is_fine_tuned, model_note
 from .model_widget import ModelChooser
 
 
@@ -137,6 +138,10 @@ class MapRefinerDialog(QDialog):
         self.iterations_spin.setRange(0, 20)
         self.iterations_spin.setToolTip("RNN refinement steps; 0 gives the coarse CNN map.")
         self.detail = DetailBox(self)  # the last iterations again on a finer grid
+        self.model_note = QLabel("", self)  # which image a fine-tuned model is for, and why
+        self.model_note.setWordWrap(True)
+        self.model_note.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.model_note.setVisible(False)
         self.device_combo = QComboBox(self)
         for name in DEVICES:
             self.device_combo.addItem(name, name)
@@ -257,6 +262,7 @@ class MapRefinerDialog(QDialog):
         form.addRow("Raster layer", self.input_combo)
         form.addRow("", self.area)
         form.addRow("Model", self.model)
+        form.addRow("", self.model_note)
         prior_row = QHBoxLayout()
         prior_row.addWidget(self.prior_combo, 1)
         prior_row.addWidget(self.prior_hint)
@@ -330,7 +336,9 @@ class MapRefinerDialog(QDialog):
         if defaults.iterations >= 0:
             self._set_quietly(self.iterations_spin.setValue, defaults.iterations)
         self.detail.set_wanted(defaults.detail_iterations)
-        self.model.set_model_path(defaults.model_path)
+        self.model.set_model_path(
+            defaults.model_path, "Remembered from your last use." if defaults.model_path else ""
+        )
         self.suggest_output()
 
     def _set_quietly(self, setter, value) -> None:  # noqa: ANN001 - any widget setter
@@ -343,6 +351,7 @@ class MapRefinerDialog(QDialog):
     def _on_input_changed(self, layer: QgsMapLayer | None) -> None:
         self.area.setVisible(is_online(layer))
         self.detail.update_for(layer, self.model.summary)
+        self.show_model_note()
         self.suggest_output_if_auto()
         self.refresh_export_classes()
 
@@ -440,8 +449,42 @@ class MapRefinerDialog(QDialog):
                 spin.clearValue(), spin.decimals()
             )
 
+    def show_model_note(self) -> None:
+        """Under a fine-tuned model, the image it was made for (a warning when the raster
+        is another) and why the dialog chose it; nothing under other models."""
+        summary, layer = self.model.summary, self.input_combo.currentLayer()
+        try:
+            raster = raster_path(layer).name if layer is not None and not is_online(layer) else None
+        except MapRefinerError:
+            raster = None
+        text = model_note(summary, raster, self.model.why)
+        other = summary is not None and raster is not None and summary.tuned_on not in ("", raster)
+        self.model_note.setText(
+            f"<span style='color:#b00020'>{escape(text)}</span>" if other else escape(text)
+        )
+        self.model_note.setVisible(bool(text))
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        """A note wrapping onto more lines makes the shown dialog taller rather than
+        squeezing its wrapped lines (Qt does not grow a shown window by itself)."""
+        layout = self.layout()
+        if layout is None or not self.isVisible():
+            return
+        for _ in range(3):  # a taller dialog may lay the lines out anew
+            layout.activate()
+            missing = sum(
+                max(0, label.heightForWidth(label.width()) - label.height())
+                for label in self.findChildren(QLabel)
+                if label.wordWrap() and label.isVisible()
+            )
+            if missing <= 0:
+                return
+            self.resize(self.width(), self.height() + missing)
+
     def _on_model_changed(self, summary: ModelSummary | None) -> None:
         self.detail.update_for(self.input_combo.currentLayer(), summary)
+        self.show_model_note()
         if summary is None:
             return
         self.iterations_spin.setClearValue(summary.default_iterations)

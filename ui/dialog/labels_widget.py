@@ -59,7 +59,9 @@ class LabelsBox(QgsCollapsibleGroupBox):
             "labels, with the model's classes and resolution"
         )
         self.rounds_list = QListWidget(self)
-        self.rounds_list.setMaximumHeight(72)
+        # two rounds of two lines each in view, the newest scrolled to
+        lines = self.rounds_list.fontMetrics().lineSpacing()
+        self.rounds_list.setMaximumHeight(4 * lines + 2 * self.rounds_list.frameWidth() + 8)
         self.rounds_list.setToolTip(
             "This project's fine-tune rounds, newest last, with how they scored on the "
             "polygons each one held out"
@@ -81,12 +83,10 @@ class LabelsBox(QgsCollapsibleGroupBox):
         actions.addWidget(self.steps_spin)
         actions.addStretch(1)
         actions.addWidget(self.finetune_button)
+        actions.addWidget(self.undo_button)
         actions.addWidget(self.train_coarse_button)
         form.addRow("Training steps", actions)
-        rounds = QHBoxLayout()
-        rounds.addWidget(self.rounds_list, 1)
-        rounds.addWidget(self.undo_button)
-        form.addRow("Rounds", rounds)
+        form.addRow("Rounds", self.rounds_list)  # the whole width: the lines read whole
         self.preferred_field = "class"
         self.layer_combo.layerChanged.connect(self._on_layer_changed)
 
@@ -115,10 +115,13 @@ class LabelsBox(QgsCollapsibleGroupBox):
         """None: the engine's default."""
         return self.steps_spin.value() or None
 
-    def set_rounds(self, lines: list[str]) -> None:
-        """The rounds' descriptions, newest last; Undo only when there is one."""
+    def set_rounds(self, lines: list[str], details: list[str] | None = None) -> None:
+        """The rounds' short lines, newest last, each with its ``details`` as tooltip;
+        Undo only when there is one."""
         self.rounds_list.clear()
         self.rounds_list.addItems(lines)
+        for i, text in enumerate(details or []):
+            self.rounds_list.item(i).setToolTip(text)
         if lines:
             self.rounds_list.scrollToBottom()
         self.undo_button.setEnabled(bool(lines))

@@ -21,6 +21,7 @@ class ModelSummary:
     colours: list[Colour]
     resolution_m: float
     default_iterations: int
+    tuned_on: str = ""  # a correction round's image (file name); "" for any other model
 
     def describe(self) -> str:
         return (
@@ -60,7 +61,33 @@ def _read(path: str, _mtime: float, bundled: bool) -> ModelSummary:
         config.colours,
         float(config.ground_resolution_m),
         int(config.default_iterations),
+        tuned_image(config.corrections, config.training.get("finetune")),
     )
+
+
+def tuned_image(corrections: object, rounds: object) -> str:
+    """The image a fine-tuned model's drawn polygons belong to (its last round's)."""
+    if isinstance(corrections, dict) and corrections.get("image"):
+        return str(corrections["image"])
+    records = [r for r in rounds if isinstance(r, dict)] if isinstance(rounds, list) else []
+    return str(records[-1].get("image") or "") if records else ""
+
+
+def model_note(summary: ModelSummary | None, raster: str | None, why: str = "") -> str:
+    """What the dialog says under a fine-tuned model: the image it was made for and
+    whether it is the chosen raster (``raster``: its file name, None when not a file),
+    and why the model is chosen, when the dialog chose it (``why``)."""
+    if summary is None or not summary.tuned_on:
+        return why
+    if raster is None or raster == summary.tuned_on:
+        note = f"Fine-tuned on {summary.tuned_on}: its drawn polygons show in the map."
+    else:
+        note = (
+            f"Fine-tuned on {summary.tuned_on}, not on this raster ({raster}): only its "
+            "networks apply here, its drawn polygons do not. Choose the bundled model or "
+            "another for this raster if that is not what you want."
+        )
+    return f"{note} {why}".strip()
 
 
 def model_label(path: Path | None) -> str | None:

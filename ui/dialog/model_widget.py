@@ -30,6 +30,8 @@ class ModelChooser(QWidget):
         self.info_label = QLabel(self)
         self.info_label.setWordWrap(True)
         self.summary: ModelSummary | None = None
+        self.why = ""  # why the dialog chose the model; "" once the user chooses one
+        self._choosing = False
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
         grid.addWidget(self.bundled_radio, 0, 0, 1, 2)
@@ -38,12 +40,23 @@ class ModelChooser(QWidget):
         grid.addWidget(self.info_label, 2, 0, 1, 2)
         self.bundled_radio.setChecked(True)
         self.file_widget.setEnabled(False)
-        self.bundled_radio.toggled.connect(self.refresh)
-        self.file_widget.fileChanged.connect(self.refresh)
+        self.bundled_radio.toggled.connect(self._on_user_choice)
+        self.file_widget.fileChanged.connect(self._on_user_choice)
 
-    def set_model_path(self, path: str) -> None:
-        self.file_widget.setFilePath(path)
-        (self.file_radio if path else self.bundled_radio).setChecked(True)
+    def _on_user_choice(self) -> None:
+        if not self._choosing:
+            self.why = ""
+        self.refresh()
+
+    def set_model_path(self, path: str, why: str = "") -> None:
+        """Choose ``path`` ("" the bundled model); ``why``: what the dialog says about
+        having chosen it, until the user chooses another."""
+        self._choosing, self.why = True, why
+        try:
+            self.file_widget.setFilePath(path)
+            (self.file_radio if path else self.bundled_radio).setChecked(True)
+        finally:
+            self._choosing = False
         self.refresh()
 
     def model_path(self) -> Path | None:

@@ -12,6 +12,7 @@ from ...engine.errors import MapRefinerError
 from ...engine.progress import CancelFn, ProgressFn
 from ..installer.deps import check_dependencies
 from ..layers import (
+    MODEL_KEY,
     add_in_group,
     class_map_layer,
     coarse_layer_name,
@@ -19,6 +20,7 @@ from ..layers import (
     probability_layers,
     refine_group_name,
     refined_layer_name,
+    refined_layer_title,
 )
 from ..sources import coarse_path_for, layer_file, layer_in_file, raster_path, scores_path_for
 from .fetch_job import FetchJob
@@ -191,13 +193,18 @@ def add_refine_result(
     project: QgsProject,
     model_name: str | None = None,
     grouped: bool = False,
+    model_path: Path | None = None,
 ) -> QgsRasterLayer:
     """Main thread: the styled class map (named after the model unless it is the bundled
-    one); with the coarse map and/or the probabilities, or when ``grouped`` (the
-    iterations view joins it), all in one group (only the refined map checked);
-    correction layers stay on top."""
+    one; its title, which the Layers panel's tooltip shows, names the model in full and
+    its abstract the model file); with the coarse map and/or the probabilities, or when
+    ``grouped`` (the iterations view joins it), all in one group (only the refined map
+    checked); correction layers stay on top."""
     name = refined_layer_name(source_name, result.iterations, model_name)
     layer = class_map_layer(result.out, name, result.class_names, result.colours)
+    layer.setTitle(refined_layer_title(source_name, result.iterations, model_name))
+    layer.setAbstract(f"Model: {model_path or 'bundled'}\nClass map: {result.out}")
+    layer.setCustomProperty(MODEL_KEY, str(model_path or ""))
     extra = []
     if result.coarse is not None:
         extra.append(
