@@ -9,11 +9,13 @@ them); Fine-tune (round 1); Refine; draw more; Fine-tune (round 2); Refine; Undo
 Export to shapefile. A screenshot after each step; status.json says what happened.
 
 For the pictures only (a 1920 x 1080 screen): the Browser panel is closed and the Layers
-panel widened (the group names read in full; the longest layer names are still cut), the
-dialog is widened (its rounds list shows the scores; the line's end is cut) and placed
-under the message bar, the map is zoomed before each shot so the image lies left of the
-dialog, and each shot waits for the canvas to finish drawing; the export shot hides the
-class maps so the exported polygons show over the image.
+panel widened, the dialog is widened and placed under the message bar, the map is zoomed
+before each shot so the image lies left of the dialog, and each shot waits for the canvas
+to finish drawing; two shots show a tooltip as a hover would (the round-1 line's in the
+Rounds list, the round-2 map's in the Layers panel: QGIS shows a layer's title there);
+the export shot hides the class maps so the exported polygons show over the image.
+status.json also records the export's smallest-polygon default and the iterations dock's
+kept earlier views against their memory cap after each refine and the undo.
 """
 
 import os
@@ -29,8 +31,8 @@ from qgis.core import (
     QgsRectangle,
     QgsVectorLayer,
 )
-from qgis.PyQt.QtCore import Qt
-from qgis.PyQt.QtWidgets import QDockWidget
+from qgis.PyQt.QtCore import QRect, Qt
+from qgis.PyQt.QtWidgets import QDockWidget, QToolTip
 
 from map_refiner.dev.desktop.steps import (
     IMAGE,
@@ -42,9 +44,11 @@ from map_refiner.dev.desktop.steps import (
     status,
     step,
 )
+from map_refiner.ui.iterations.flow import KEPT_VIEWS, KEPT_VIEWS_BYTES
 
 REFERENCE = os.environ.get("MAP_REFINER_REFERENCE", "")
 iface = qgis.utils.iface
+LAYERS_WIDTH = 520  # px: the deepest names (the iterations view's) read whole
 
 
 def dialog():
@@ -58,21 +62,63 @@ def place_dialog():
     d.move(SCREEN[0] - d.width() - 30, 150)  # under the message bar
 
 
-def shot(name):
+def shot(name, tip=None):
     """The image fitted left of the dialog again (the panels and message bar resize the
-    canvas as the session goes), then the screenshot."""
+    canvas as the session goes), then the screenshot, with ``tip`` (a function showing a
+    tooltip) called once the canvas is drawn."""
     fit_map()
+    if tip is not None:
+        tip()
     shoot(name)
+    QToolTip.hideText()
+
+
+def show_tip(widget, rect, text):
+    """The tooltip a hover over ``rect`` of ``widget`` shows (no pointer under Xvfb)."""
+    QToolTip.showText(widget.mapToGlobal(rect.center()), text, widget, QRect(rect), 60000)
+    status.setdefault("tooltips", []).append(text)
+
+
+def layer_tip(name_part):
+    """The Layers panel's tooltip of the first layer whose name holds ``name_part``."""
+    view = iface.layerTreeView()
+    model = view.layerTreeModel()
+    layer = next(
+        layer for layer in QgsProject.instance().mapLayers().values() if name_part in layer.name()
+    )
+    index = model.node2index(QgsProject.instance().layerTreeRoot().findLayer(layer.id()))
+    shown = view.model()  # QGIS 3.18+ puts a proxy model between the view and the tree's
+    rect = view.visualRect(shown.mapFromSource(index) if shown is not model else index)
+    show_tip(view.viewport(), rect, model.data(index, Qt.ItemDataRole.ToolTipRole))
+
+
+def rounds_tip(row):
+    rounds = dialog().labels.rounds_list
+    item = rounds.item(row)
+    show_tip(rounds.viewport(), rounds.visualItemRect(item), item.toolTip())
+
+
+def record(key):
+    """The dialog's model note and export default, and the dock's kept earlier views."""
+    flow = controller().iterations
+    status[key] = {
+        "layers_panel_width": iface.layerTreeView().width(),
+        "model_note": dialog().model_note.text() if dialog().model_note.isVisible() else "",
+        "smallest_polygon_m2": dialog().min_area_spin.value(),
+        "kept_views": len(flow.earlier) if flow else 0,
+        "kept_views_mib": round(flow.earlier_nbytes() / 2**20, 2) if flow else 0,
+        "kept_views_cap": [KEPT_VIEWS, KEPT_VIEWS_BYTES / 2**20],
+    }
 
 
 def arrange_panels():
-    """Browser closed, Layers panel wide: the tree's long round names read in full."""
+    """Browser closed, Layers panel wide: the names in the tree read in full."""
     window = iface.mainWindow()
     docks = {dock.objectName(): dock for dock in window.findChildren(QDockWidget)}
     if "Browser" in docks:
         docks["Browser"].hide()
     if "Layers" in docks:
-        window.resizeDocks([docks["Layers"]], [470], Qt.Orientation.Horizontal)
+        window.resizeDocks([docks["Layers"]], [LAYERS_WIDTH], Qt.Orientation.Horizontal)
 
 
 def fit_map():
@@ -119,6 +165,7 @@ def refine_0():
 
 def refined_0():
     status["layers_0"] = names()
+    record("after_refine_0")
     shot("rounds_1_refined")
     iface.setActiveLayer(QgsProject.instance().mapLayersByName(Path(IMAGE).stem)[0])
     controller().new_correction_layer()
@@ -145,7 +192,8 @@ def tuned_1():
 
 
 def refined_1():
-    shot("rounds_3_round1_refined")
+    record("after_refine_1")
+    shot("rounds_3_round1_refined", lambda: rounds_tip(0))
     layer = QgsProject.instance().mapLayersByName(f"{Path(IMAGE).stem} — corrections")[0]
     draw(layer, buildings(3, 6), squares(1, offset=2))
     layer.triggerRepaint()
@@ -166,7 +214,8 @@ def refined_2():
         for i in range(dialog().labels.rounds_list.count())
     ]
     status["tree_2"] = tree()
-    shot("rounds_4_two_rounds")
+    record("after_refine_2")
+    shot("rounds_4_two_rounds", lambda: layer_tip("refined by round 2"))
     dialog().labels.undo_button.click()
     step("undo", 1500, undone)
 
@@ -179,6 +228,7 @@ def undone():
         "export_map": str(classmap.path) if classmap else None,
     }
     status["undo_message"] = message()
+    record("after_undo")
     shot("rounds_5_undone")
     dialog().export_button.click()
     wait("export", exported)
