@@ -76,6 +76,14 @@ DESIGN_FIGURES: list[tuple[str, str, str]] = [
         "about 20x slower",
     ),
     (
+        "ui/jobs/torch_library.py",
+        "libtorch_cpu mapped by the C library's `dlopen` (GIL released) before a task's `import "
+        "torch`, against the import alone (`tests/qgis/test_startup_imports.py`, "
+        "`dev/benchmarks/event_loop_probe.py`)",
+        "the main thread's longest wait while the task imports torch 257-375 ms -> 67-88 ms; "
+        "Qt's C++ event loop away from its poll 319-405 ms in 7 of 10 runs -> 22-43 ms",
+    ),
+    (
         "engine/device.py",
         "bf16 autocast on an NVIDIA H200 (`dev/benchmarks/cuda_check.py`)",
         "the networks' compute on the 2.25 km² crop from 54 to 45 ms, class maps equal to fp32 on "

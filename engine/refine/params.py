@@ -13,6 +13,9 @@ if TYPE_CHECKING:
 
 Window = tuple[int, int, int, int]  # x0, y0, x1, y1 on the input grid
 
+#: Largest window kept (pixels): N+1 class maps and uncertainty maps of this size stay in memory.
+MAX_PIXELS = 2048 * 2048
+
 
 @dataclass
 class KeepIterations:
@@ -21,7 +24,7 @@ class KeepIterations:
 
     window: Window | None = None  # None: the whole raster
     kind: str = "entropy"  # or "margin" (engine/refine/uncertainty.py)
-    max_pixels: int | None = None  # a larger window shrinks; None: trajectory.MAX_PIXELS
+    max_pixels: int | None = None  # a larger window shrinks; None: MAX_PIXELS
 
 
 @dataclass

@@ -25,13 +25,10 @@ from ..limits import check_iterations
 from ..networks.inference import class_argmax
 from ..progress import CancelFn, ProgressFn, make_reporter
 from ..rasters.write import CLASS_NODATA
-from .params import Window
+from .params import MAX_PIXELS, Window
 from .refine_pass import RefinePass, open_pass
 from .tiling import Tile
 from .uncertainty import KINDS, uncertainty
-
-#: Largest window kept (pixels): N+1 class maps and uncertainty maps of this size stay in memory.
-MAX_PIXELS = 2048 * 2048
 
 
 @dataclass

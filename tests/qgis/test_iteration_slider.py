@@ -249,7 +249,8 @@ def test_a_raster_larger_than_the_cache_uses_the_view(
     wait_for_tasks,
     monkeypatch,
 ) -> None:
-    monkeypatch.setattr("map_refiner.engine.refine.trajectory.MAX_PIXELS", 1000)
+    monkeypatch.setattr("map_refiner.engine.refine.params.MAX_PIXELS", 1000)  # the dock's
+    monkeypatch.setattr("map_refiner.engine.refine.trajectory.MAX_PIXELS", 1000)  # the pass's
     monkeypatch.setattr(
         "map_refiner.ui.iterations.flow.view_window", lambda layer, extent, crs: (5, 6, 30, 40)
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ...engine.errors import MapRefinerError
 from ..installer.deps import check_dependencies
+from ..jobs.torch_library import load_torch_library
 
 
 def device_summary() -> str:
@@ -11,6 +12,7 @@ def device_summary() -> str:
         check_dependencies()
     except MapRefinerError:
         return "torch is not installed"
+    load_torch_library()
     from ...engine.device import describe_devices
 
     return describe_devices()

@@ -205,7 +205,7 @@ class IterationsFlow(QObject):
 
     def _window(self, layer_id: str) -> tuple[int, int, int, int] | None:
         """None (the whole raster), or the view of a raster larger than the cache."""
-        from ...engine.refine.trajectory import MAX_PIXELS
+        from ...engine.refine.params import MAX_PIXELS  # no torch on the main thread
 
         layer = QgsProject.instance().mapLayer(layer_id)
         if isinstance(layer, QgsRasterLayer) and layer.width() * layer.height() > MAX_PIXELS:

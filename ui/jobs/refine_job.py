@@ -24,6 +24,7 @@ from ..layers import (
 )
 from ..sources import coarse_path_for, layer_file, layer_in_file, raster_path, scores_path_for
 from .fetch_job import FetchJob
+from .torch_library import load_torch_library
 from .trajectory_job import TrajectoryJob, TrajectoryResult, write_slider_maps
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ def build_refine_job(
     elif out.suffix.lower() not in (".tif", ".tiff"):
         raise MapRefinerError(f"The class map is written as a GeoTIFF; name it {out.stem}.tif.")
     check_dependencies()
-    from ...engine.refine.pipeline import RefineParams
+    from ...engine.refine.params import RefineParams  # no torch here: the main thread
 
     params = RefineParams(
         image=image,
@@ -167,6 +168,7 @@ def keep_iteration_job(
 
 def run_refine(job: RefineJob, progress: ProgressFn, is_cancelled: CancelFn) -> RefineOutcome:
     """Runs in the task's worker thread."""
+    load_torch_library()
     from ...engine.refine.pipeline import KeepIterations, refine_raster
     from ...engine.refine.trajectory_io import write_iteration
 

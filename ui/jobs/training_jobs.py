@@ -15,6 +15,7 @@ from ..dialog.model_info import ModelSummary
 from ..installer.deps import check_dependencies
 from ..paths import output_beside, unique_path, writable_folder
 from ..sources import layer_file, layer_in_file, project_dir, raster_path
+from .torch_library import load_torch_library
 
 if TYPE_CHECKING:
     from ...training.coarse import CoarseParams, TrainResult
@@ -136,6 +137,7 @@ def build_train_coarse_job(
 
 
 def run_finetune(job: FinetuneJob, progress: ProgressFn, is_cancelled: CancelFn) -> FinetuneResult:
+    load_torch_library()
     from ...training.corrections.finetune import finetune
     from ...training.corrections.fit import FitParams
 
@@ -155,6 +157,7 @@ def run_finetune(job: FinetuneJob, progress: ProgressFn, is_cancelled: CancelFn)
 def run_train_coarse(
     job: TrainCoarseJob, progress: ProgressFn, is_cancelled: CancelFn
 ) -> TrainResult:
+    load_torch_library()
     from ...training.coarse import train_coarse
 
     return train_coarse(job.params, progress=progress, is_cancelled=is_cancelled)

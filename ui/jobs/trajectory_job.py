@@ -19,6 +19,7 @@ from qgis.core import (
 
 from ...engine.errors import MapRefinerError
 from ...engine.progress import CancelFn, ProgressFn
+from .torch_library import load_torch_library
 
 if TYPE_CHECKING:
     from ...engine.refine.trajectory import Trajectory
@@ -83,6 +84,7 @@ def run_trajectory(
     job: TrajectoryJob, progress: ProgressFn, is_cancelled: CancelFn
 ) -> TrajectoryResult:
     """Runs in the task's worker thread (Recompute: other iterations, uncertainty or view)."""
+    load_torch_library()
     from ...engine.refine.trajectory import compute_trajectory
 
     if job.iterations < 1:

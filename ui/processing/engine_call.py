@@ -12,6 +12,7 @@ from ...cli_crash import summary, write_crash_log
 from ...engine.errors import MapRefinerError
 from ...engine.progress import CancelFn, ProgressFn
 from ..installer.deps import check_dependencies
+from ..jobs.torch_library import load_torch_library
 
 
 def call_engine(
@@ -26,6 +27,7 @@ def call_engine(
     try:
         if needs_torch:
             check_dependencies()
+            load_torch_library()  # Processing runs algorithms in a task: off the GIL
         return job(lambda f: feedback.setProgress(100.0 * f), feedback.isCanceled)
     except MapRefinerError as exc:
         if exc.details:
