@@ -15,7 +15,16 @@ from qgis.core import (
     QgsRectangle,
 )
 
-from map_refiner.dev.desktop.steps import PROJECT, SCREEN, controller, finish, shoot, status, step
+from map_refiner.dev.desktop.steps import (
+    PROJECT,
+    SCREEN,
+    after_device_line,
+    controller,
+    finish,
+    shoot,
+    status,
+    step,
+)
 
 URL = os.environ["MAP_REFINER_XYZ_URL"]
 VIEW = [float(v) for v in os.environ["MAP_REFINER_VIEW"].split(",")]
@@ -56,8 +65,12 @@ def open_dialog():
     d.adjustSize()
     d.move(SCREEN[0] - d.width() - 30, 60)
     status["output"] = d.output_widget.filePath()
+    after_device_line(dialog_shot)
+
+
+def dialog_shot():
     shoot("online_1_dialog")
-    d.refine_button.click()
+    controller().dialog.refine_button.click()
     step("fetch and refine", 500, wait)
 
 

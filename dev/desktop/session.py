@@ -17,6 +17,7 @@ from qgis.PyQt.QtWidgets import QComboBox
 from map_refiner.dev.desktop.steps import (
     IMAGE,
     SCREEN,
+    after_device_line,
     controller,
     finish,
     open_image,
@@ -38,7 +39,7 @@ def open_dialog():
     dialog.coarse_check.setChecked(True)
     dialog.adjustSize()
     dialog.move(SCREEN[0] - dialog.width() - 40, 90)
-    step("dialog screenshot", 1500, dialog_shot)
+    step("wait for devices", 1500, lambda: after_device_line(dialog_shot))
 
 
 def dialog_shot():

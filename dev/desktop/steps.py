@@ -69,6 +69,16 @@ def controller():
     return qgis.utils.plugins["map_refiner"].controller
 
 
+def after_device_line(then, tries=60):
+    """``then`` once the dialog's device task has filled in its line (a shot then shows
+    the devices, not "Looking for devices…"), or after 30 s."""
+    if "Looking" in controller().dialog.device_label.text() and tries > 0:
+        step("wait for devices", 500, lambda: after_device_line(then, tries - 1))
+        return
+    status["device_line"] = controller().dialog.device_label.text()
+    then()
+
+
 def open_image(then_name, then):
     """Full-screen window, the image as the active layer, the project saved
     (outputs go beside it); then ``then`` as the next step."""
