@@ -337,7 +337,8 @@ def test_flip_ratio_measures_how_much_of_the_sure_map_a_fit_changes() -> None:
     gen = torch.Generator().manual_seed(1)
     labels = torch.full((64, 64), IGNORE, dtype=torch.uint8)
     labels[10:18, 10:18] = 1  # 64 of 4096 pixels drawn
-    params = FitParams(anchor_confidence=0.0)  # every undrawn pixel counts as sure
+    # every undrawn pixel counts as sure for the flip check, whatever the anchors use
+    params = FitParams(anchor_confidence=0.99, flip_confidence=0.0)
     fit = CorrectionFit(
         net,
         TrainingTile(torch.randn(3, 64, 64, generator=gen), labels),
@@ -345,11 +346,13 @@ def test_flip_ratio_measures_how_much_of_the_sure_map_a_fit_changes() -> None:
         torch.device("cpu"),
     )
     assert fit.flip_ratio() == 0.0  # the base networks change nothing
+    assert bool((fit.sure == (labels == IGNORE)).all())
+    assert int(fit.anchor.sum()) < int(fit.sure.sum())
     with torch.no_grad():  # now the networks call every pixel "building"
         net.coarse.conv4.bias[1] += 1e4
         net.coarse.conv4.bias[0] -= 1e4
     assert (fit.predict() == 1).all()
-    sure = fit.anchor
+    sure = fit.sure
     changed = float(((fit.base != 1) & sure).sum()) / float(sure.sum())
     assert changed > 0.1
     assert fit.flip_ratio() == pytest.approx(changed / (64 / 4096))

@@ -73,6 +73,7 @@ class FitParams:
     # (None: the whole window)
     anchor_weight: float = 0.3  # an anchor pixel counts this much against a drawn one
     anchor_confidence: float = 0.9  # anchor only where the base model is at least this sure
+    flip_confidence: float = 0.9  # the flip check counts the undrawn pixels this sure
     balance: bool = True  # drawn classes weigh alike, whatever their pixel counts
     flip_per_score: float = 3.0  # see finetune.FLIP_PER_SCORE (inf: no flip check)
     eval_every: int = 10
@@ -153,15 +154,16 @@ class CorrectionFit:
             base = self.logits()
             self.base = class_argmax(base).long()
             confidence = torch.softmax(base, 0).max(0).values.cpu()
-        self.anchor = self._anchor_mask(confidence)
+        self.anchor = self._anchor_mask(confidence, params.anchor_confidence)
+        self.sure = self._anchor_mask(confidence, params.flip_confidence)
         self.trained = self._trained_parameters()
         self.rng = np.random.default_rng(params.seed)
         self._pad()
 
     # -- what is learnt -------------------------------------------------------------
-    def _anchor_mask(self, confidence: torch.Tensor) -> torch.Tensor:
+    def _anchor_mask(self, confidence: torch.Tensor, at_least: float) -> torch.Tensor:
         """Unlabelled pixels within ``anchor_margin`` of the polygons' bounding box where
-        the base model is at least ``anchor_confidence`` sure."""
+        the base model is at least ``at_least`` sure."""
         m = self.params.anchor_margin
         box = torch.zeros_like(self.labels, dtype=torch.bool)
         if m is None:
@@ -173,8 +175,8 @@ class CorrectionFit:
                 max(0, int(xs.min()) - m) : int(xs.max()) + 1 + m,
             ] = True
         anchor = box & (self.labels == IGNORE)
-        if self.params.anchor_confidence > 0:
-            anchor &= confidence >= self.params.anchor_confidence
+        if at_least > 0:
+            anchor &= confidence >= at_least
         return anchor
 
     def _trained_parameters(self) -> list[torch.nn.Parameter]:
@@ -233,14 +235,14 @@ class CorrectionFit:
             return class_argmax(self.logits(box)).long()
 
     def flip_ratio(self) -> float:
-        """How much of the base model's sure map (the anchor pixels: undrawn, base at least
-        ``anchor_confidence`` sure) the current networks change, as a multiple of the
+        """How much of the base model's sure map (undrawn pixels where the base is at least
+        ``flip_confidence`` sure) the current networks change, as a multiple of the
         drawn share of the window. 0 for the base networks themselves."""
-        sure = int(self.anchor.sum())
+        sure = int(self.sure.sum())
         drawn = float((self.labels != IGNORE).float().mean())
         if not sure or drawn <= 0:
             return 0.0
-        flipped = int(((self.predict().cpu() != self.base.cpu()) & self.anchor).sum())
+        flipped = int(((self.predict().cpu() != self.base.cpu()) & self.sure).sum())
         return flipped / sure / drawn
 
     # -- training --------------------------------------------------------------------

@@ -1,0 +1,61 @@
+"""The settings comparison of correction-study rows (dev/corrections/compare_rows.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from map_refiner.dev.corrections.compare_rows import table
+
+
+def _row(scene: str, k: int, before: float, after_fit: float, **kw: object) -> dict:
+    row = {
+        "scene": scene,
+        "k": k,
+        "user": "largest",
+        "variant": "head+rnn",
+        "before": before,
+        "after": after_fit,
+        "after_fit": after_fit,
+        "acc_before": 90.0,
+        "acc_after": 90.0,
+        "adopted": True,
+        "passed_held_out": True,
+        "tuned_score": 1.0,
+        "flip_ratio": 0.1,
+    }
+    row.update(kw)
+    return row
+
+
+def _write(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_gains_losses_and_dropped_fits_per_setting(tmp_path: Path) -> None:
+    a = _write(
+        tmp_path / "a.jsonl",
+        [
+            _row("kampala", 4, 50.0, 45.0),
+            _row("nepal", 4, 40.0, 52.0),
+            _row("loveda_0", 4, 0.0, 100.0),  # not summed: a few pixels swing it
+            _row("nepal", 4, 40.0, 10.0, variant="rnn"),  # another variant: not shown
+        ],
+    )
+    b = _write(
+        tmp_path / "b.jsonl",
+        [
+            # the flip check drops this fit as the product does now: the base stays
+            _row("kampala", 4, 50.0, 45.0, flip_ratio=9.0, tuned_score=0.6),
+            _row("nepal", 4, 40.0, 40.0, adopted=False, passed_held_out=False),
+        ],
+    )
+    out = table([("a", a), ("b", b)]).splitlines()
+    assert out[0] == "| scene | K | start | a | b |"
+    assert "| kampala | 4 | 50.0 | -5.0 | +0.0 (dropped) |" in out
+    assert "| nepal | 4 | 40.0 | +12.0 | +0.0 (kept base) |" in out
+    assert "| loveda_0 | 4 | 0.0 | +100.0 | – |" in out
+    assert "| *sum of gains* | | | +7.0 | +0.0 |" in out
+    assert "| *sum of losses* | | | -5.0 | +0.0 |" in out
+    assert "| *runs worse* | | | 1 | 0 |" in out
