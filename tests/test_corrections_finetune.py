@@ -20,7 +20,14 @@ from map_refiner.engine.modelfile.io import load_model, save_model
 from map_refiner.engine.rasters.grid import grid_of
 from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
 from map_refiner.training.corrections.finetune import finetune, should_adopt
-from map_refiner.training.corrections.fit import CorrectionFit, FitParams
+from map_refiner.training.corrections.fit import (
+    ANCHOR_CONFIDENCE,
+    TRUSTED_ANCHOR_CONFIDENCE,
+    CorrectionFit,
+    FitParams,
+    anchor_threshold,
+    sure_and_wrong,
+)
 from map_refiner.training.corrections.holdout import balanced_accuracy, held_out_features
 from map_refiner.training.tile import LabelSource, TrainingTile
 
@@ -382,3 +389,32 @@ def test_a_fit_that_changes_too_much_of_the_sure_map_is_dropped(
     assert rec["flip_ratio"] == pytest.approx(res.flip_ratio, abs=1e-4)
     if not adopted:
         assert "changed" in res.message and "kept" in res.message
+
+
+def test_the_base_model_s_confidence_on_the_drawn_pixels_sets_the_anchors() -> None:
+    """Anchors go down to 0.7 only when the base model was rarely sure where the user
+    says it is wrong; an explicit anchor_confidence is used as given."""
+    labels = torch.full((4, 4), IGNORE, dtype=torch.long)
+    labels[0, :] = 1  # four drawn building pixels
+    base = torch.zeros((4, 4), dtype=torch.long)
+    base[0, 0] = 1  # the base gets one of them right, three wrong
+    confidence = torch.full((4, 4), 0.6)
+    confidence[0, 0] = confidence[0, 1] = 0.95  # sure of the right one and of one wrong one
+    assert sure_and_wrong(confidence, base, labels) == pytest.approx(1 / 3)
+    assert anchor_threshold(1 / 3) == TRUSTED_ANCHOR_CONFIDENCE
+    confidence[0, 2] = 0.99  # now sure of two of the three it gets wrong
+    assert sure_and_wrong(confidence, base, labels) == pytest.approx(2 / 3)
+    assert anchor_threshold(2 / 3) == ANCHOR_CONFIDENCE
+    assert sure_and_wrong(confidence, labels.clamp(min=0), labels) == 0.0  # nothing wrong
+
+    net, _ = random_model(resolution_m=0.6, seed=9)
+    gen = torch.Generator().manual_seed(1)
+    tile_labels = torch.full((64, 64), IGNORE, dtype=torch.uint8)
+    tile_labels[10:18, 10:18] = 1
+    tile = TrainingTile(torch.randn(3, 64, 64, generator=gen), tile_labels)
+    auto = CorrectionFit(net, tile, FitParams(), torch.device("cpu"))
+    assert auto.anchor_confidence == anchor_threshold(auto.sure_and_wrong)
+    fixed = CorrectionFit(net, tile, FitParams(anchor_confidence=0.5), torch.device("cpu"))
+    assert fixed.anchor_confidence == 0.5
+    with pytest.raises(MapRefinerError, match="anchor_confidence"):
+        FitParams(anchor_confidence=1.5).check()

@@ -155,6 +155,7 @@ def run_scene(
                     "base_score": res.base_score,
                     "tuned_score": res.tuned_score,
                     "flip_ratio": res.flip_ratio,
+                    "anchor_confidence": res.anchor_confidence,
                     "steps": res.steps,
                     "finetune_s": round(seconds, 1),
                     "commit": COMMIT,

@@ -54,9 +54,9 @@ REFIT_SHARE = 0.5
 ADOPT_AT_LEAST = 0.55
 #: A fit that passed the held-out check is adopted only when it changes at most
 #: ``FLIP_PER_SCORE x (held-out score - 0.5)`` times the drawn share of the image among
-#: the pixels the base model was sure of (p >= 0.9) and nobody drew on (the flip
-#: check): the more of the user's held-out corrections it gets right beyond chance,
-#: the more of the sure map it may change -- up to 1.5 times the drawn share when it
+#: the pixels the base model was sure of (p >= FitParams.flip_confidence, 0.9) and nobody
+#: drew on (the flip check): the more of the user's held-out corrections it gets right
+#: beyond chance, the more of the sure map it may change -- up to 1.5 times the drawn share when it
 #: gets all of them right, nothing beyond chance. A fit that learnt the drawn kind of
 #: error may rightly change more than was drawn (the drawn errors stand for
 #: systematic ones), one that learnt "paint everything" changes much more, and the
@@ -96,6 +96,7 @@ class FinetuneResult:
     seconds: float
     device: str
     message: str
+    anchor_confidence: float | None = None  # how sure the base had to be to anchor the fit
 
     @property
     def final_loss(self) -> float:  # what the CLI and the jobs print for every training
@@ -202,6 +203,7 @@ def finetune(
         steps,
         seconds,
         str(dev),
+        fit.anchor_confidence,
     )
     save_model(net.cpu(), config, out, overwrite=overwrite)
     rep.report(1.0)
@@ -217,6 +219,7 @@ def finetune(
         seconds,
         str(dev),
         message,
+        fit.anchor_confidence,
     )
 
 
@@ -276,6 +279,7 @@ def _record(
     steps: int,
     seconds: float,
     device: str,
+    anchor_confidence: float,
 ) -> None:
     """The model's name, its kept polygons and the round in its training record."""
     rounds: list[dict[str, Any]] = [
@@ -298,6 +302,7 @@ def _record(
         "tuned_score": None if tuned is None else round(tuned, 4),
         "flip_ratio": None if flips is None else round(flips, 4),
         "adapt": params.adapt,
+        "anchor_confidence": anchor_confidence,
         "steps": steps,
         "lr": params.lr,
         "seed": params.seed,

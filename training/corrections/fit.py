@@ -11,7 +11,10 @@ What a few polygons can teach safely, and how:
   (``anchor_confidence``), keep its map as their label with a small weight
   (``anchor_weight``). Without them a few polygons of one class teach
   "everything is that class"; limited to the sure pixels they leave the model
-  free to change where it hesitated.
+  free to change where it hesitated. How sure is chosen per round from the drawn
+  pixels themselves (``anchor_threshold``): a base model that was rarely sure where the
+  user says it is wrong earns anchors down to 0.7, one that was often sure and wrong
+  only at 0.9.
 * **Class balance**: each drawn class weighs alike, however many pixels it has.
 * **A stable optimiser**: Adam at 1e-3 with gradient clipping. AdaGrad at 0.01
   (the paper's rate for training from scratch) takes the first step's loss from
@@ -55,6 +58,23 @@ ADAPT_MODES: dict[str, int] = {"rnn": 4, "head+rnn": 3, "deep+rnn": 2}
 CPU_STEPS = 60
 #: The same on a GPU, where a step takes milliseconds.
 GPU_STEPS = 150
+#: Anchors hold where the base model is at least this sure (``FitParams.anchor_confidence``
+#: None: chosen by ``anchor_threshold``) ...
+ANCHOR_CONFIDENCE = 0.9
+#: ... or this sure, when its confidence held up on the user's drawn pixels: of the drawn
+#: pixels it gets wrong, at most ``SURE_AND_WRONG_AT_MOST`` were ones it was
+#: ANCHOR_CONFIDENCE sure of. More anchors keep more of a good map while a few polygons
+#: teach; on a map that is confidently wrong they hold its errors in place. Session 10,
+#: the largest-errors study at K=4/16 with three starting models (docs/results_anchors.md):
+#: anchors at 0.7 in every round took the bundled model from +4.9 points summed (losses
+#: -6.7) to +4.9 (-2.9) and the session-9 trunk candidate from +5.4 (-27.1) to +35.7
+#: (-0.9), but a model new to the imagery (the previous bundled one) from +169.4 to +70.7.
+#: That model was at least 0.9 sure of 41-94 % of the drawn pixels it got wrong, the two
+#: fitted to the scenes of 5-36 % in most rounds (dev/corrections/sure_and_wrong.py).
+#: With this rule (0.4 chosen on those rows, so not validated on others): bundled +8.2
+#: (-2.9), candidate +27.6 (-9.0), the new model +169.4 (none; every round at 0.9).
+TRUSTED_ANCHOR_CONFIDENCE = 0.7
+SURE_AND_WRONG_AT_MOST = 0.4
 #: Context, in model pixels, the RNN needs around a patch (2 px per iteration + 2).
 RNN_CONTEXT = 12
 #: Context, in cells of the CNN's stride-4 grid, the trained CNN layers need.
@@ -72,7 +92,8 @@ class FitParams:
     anchor_margin: int | None = None  # model px around the polygons where anchors hold
     # (None: the whole window)
     anchor_weight: float = 0.3  # an anchor pixel counts this much against a drawn one
-    anchor_confidence: float = 0.9  # anchor only where the base model is at least this sure
+    anchor_confidence: float | None = None  # anchor only where the base model is at least
+    # this sure (None: ANCHOR_CONFIDENCE or TRUSTED_ANCHOR_CONFIDENCE, see anchor_threshold)
     flip_confidence: float = 0.9  # the flip check counts the undrawn pixels this sure
     balance: bool = True  # drawn classes weigh alike, whatever their pixel counts
     flip_per_score: float = 3.0  # see finetune.FLIP_PER_SCORE (inf: no flip check)
@@ -96,6 +117,10 @@ class FitParams:
             )
         if self.steps is not None and self.steps < 1:
             raise MapRefinerError("A fine-tune needs at least one step.")
+        for name in ("anchor_confidence", "flip_confidence"):
+            value = getattr(self, name)
+            if value is not None and not (0 <= value <= 1):
+                raise MapRefinerError(f"{name} must be between 0 and 1, not {value}.")
         if not (0 < self.lr < 1):
             raise MapRefinerError(f"The learning rate must be between 0 and 1, not {self.lr}.")
 
@@ -135,6 +160,23 @@ def _head(net: MapRefinerNet, f: torch.Tensor, frozen: int) -> torch.Tensor:
     return c.upsample(c.conv4(f))
 
 
+def sure_and_wrong(confidence: torch.Tensor, base: torch.Tensor, labels: torch.Tensor) -> float:
+    """Of the drawn pixels whose class the base model gets wrong, the share it was at least
+    ANCHOR_CONFIDENCE sure of (0 when it gets every drawn pixel right)."""
+    wrong = (labels != IGNORE) & (base != labels)
+    if not bool(wrong.any()):
+        return 0.0
+    return float((confidence[wrong] >= ANCHOR_CONFIDENCE).float().mean())
+
+
+def anchor_threshold(share_sure_and_wrong: float) -> float:
+    """How sure the base model must be for its map to anchor a fit: 0.7 when its
+    confidence held up on the drawn pixels, else 0.9 (see TRUSTED_ANCHOR_CONFIDENCE)."""
+    if share_sure_and_wrong <= SURE_AND_WRONG_AT_MOST:
+        return TRUSTED_ANCHOR_CONFIDENCE
+    return ANCHOR_CONFIDENCE
+
+
 class CorrectionFit:
     """A model, the frozen part of its CNN over a tile, and what its fit learns from."""
 
@@ -154,7 +196,13 @@ class CorrectionFit:
             base = self.logits()
             self.base = class_argmax(base).long()
             confidence = torch.softmax(base, 0).max(0).values.cpu()
-        self.anchor = self._anchor_mask(confidence, params.anchor_confidence)
+        self.sure_and_wrong = sure_and_wrong(confidence, self.base.cpu(), self.labels)
+        self.anchor_confidence = (
+            params.anchor_confidence
+            if params.anchor_confidence is not None
+            else anchor_threshold(self.sure_and_wrong)
+        )
+        self.anchor = self._anchor_mask(confidence, self.anchor_confidence)
         self.sure = self._anchor_mask(confidence, params.flip_confidence)
         self.trained = self._trained_parameters()
         self.rng = np.random.default_rng(params.seed)
