@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from qgis.core import QgsRasterLayer
 
 from map_refiner.ui.dialog.correction_layer import create_correction_layer
@@ -131,11 +132,123 @@ def test_one_class_map_on_screen_until_the_slider_moves(
     )
     root = qgis_new_project.layerTreeRoot()
     node = root.findLayer(flow._layer("classes").id())
+    refined = root.findLayer(flow.refined_layer_id)
     assert flow.dock.slider.value() == 3 and not node.isVisible()  # the refined layer shows it
+    assert refined.isVisible()
     flow.dock.slider.setValue(1)
-    assert node.isVisible()  # another iteration: the slider's layer on top
+    assert node.isVisible()  # another iteration: the slider's layer alone
+    assert not refined.isVisible()
     flow.dock.slider.setValue(3)
-    assert not node.isVisible()
+    assert not node.isVisible() and refined.isVisible()
+
+
+def _class_maps_on_screen(project, flow) -> list[str]:  # noqa: ANN001
+    """The visible layers in the refine's group that draw a class map."""
+    ids = {flow.refined_layer_id, flow._layer("classes").id()}
+    return [
+        n.layerId()
+        for n in project.layerTreeRoot().findLayers()
+        if n.layerId() in ids and n.isVisible()
+    ]
+
+
+def _rendered_alpha(project, layer: QgsRasterLayer, image: QgsRasterLayer) -> np.ndarray:  # noqa: ANN001
+    """The canvas's rasters but the image, drawn on the layer's own grid: each pixel's alpha."""
+    from qgis.core import QgsMapRendererSequentialJob, QgsMapSettings
+    from qgis.PyQt.QtCore import QSize
+    from qgis.PyQt.QtGui import QColor
+
+    root = project.layerTreeRoot()
+    layers = [
+        n.layer()
+        for n in root.findLayers()
+        if n.isVisible() and n.layerId() != image.id() and isinstance(n.layer(), QgsRasterLayer)
+    ]
+    settings = QgsMapSettings()
+    settings.setLayers(layers)
+    settings.setDestinationCrs(layer.crs())
+    settings.setExtent(layer.extent())
+    settings.setOutputSize(QSize(layer.width(), layer.height()))
+    settings.setBackgroundColor(QColor(0, 0, 0, 0))
+    job = QgsMapRendererSequentialJob(settings)
+    job.start()
+    job.waitForFinished()
+    image = job.renderedImage().convertToFormat(job.renderedImage().Format.Format_ARGB32)
+    ptr = image.constBits()
+    ptr.setsize(image.sizeInBytes())
+    argb = np.frombuffer(ptr, np.uint8).reshape(image.height(), image.bytesPerLine() // 4, 4)
+    return argb[:, : layer.width(), 3].copy()
+
+
+def test_the_canvas_shows_only_the_slider_s_iteration(
+    plugin, rgb_layer, tiny_model, tmp_path, qgis_new_project, wait_until, wait_for_tasks
+) -> None:  # noqa: ANN001
+    """Away from the refine's iteration the refined map was left visible under the
+    slider's copy: both transparent around their buildings, the canvas drew both maps."""
+    from osgeo import gdal
+    from test_iteration_slider import refine_with_slider
+
+    flow = refine_with_slider(
+        plugin, rgb_layer, tiny_model, tmp_path / "r.tif", wait_until, wait_for_tasks, 3
+    )
+    view = flow._layer("classes")
+    ds = gdal.Open(view.source())
+    maps = {t: ds.GetRasterBand(t + 1).ReadAsArray() for t in (0, 1, 3)}
+    assert (maps[0] != maps[3]).any()  # iterations 0 and 3 differ, or the test shows nothing
+    refined, view_id = flow.refined_layer_id, view.id()
+    for t, drawn in ((0, view_id), (3, refined), (1, view_id), (3, refined)):
+        flow.dock.slider.setValue(t)
+        assert _class_maps_on_screen(qgis_new_project, flow) == [drawn], t
+        on_screen = _rendered_alpha(qgis_new_project, view, rgb_layer) > 0
+        np.testing.assert_array_equal(on_screen, maps[t] != 0, err_msg=f"iteration {t}")
+    flow.dock.slider.setValue(0)
+    flow.dock.keep_button.click()  # Keep adds iteration 0 as a map: still that map alone
+    wait_for_tasks()
+    assert qgis_new_project.mapLayersByName("scene — refined by tiny test model (0 it.)")
+    assert _class_maps_on_screen(qgis_new_project, flow) == [view_id]
+    np.testing.assert_array_equal(
+        _rendered_alpha(qgis_new_project, view, rgb_layer) > 0, maps[0] != 0
+    )
+
+
+def test_the_refined_layer_comes_back_with_the_slider_s_copy_gone(
+    plugin, rgb_layer, tiny_model, tmp_path, qgis_new_project, wait_until, wait_for_tasks
+) -> None:  # noqa: ANN001
+    """Never the refined layer hidden with no view in its place; a layer the user
+    unticked stays unticked."""
+    from test_iteration_slider import refine_with_slider
+
+    flow = refine_with_slider(
+        plugin, rgb_layer, tiny_model, tmp_path / "r.tif", wait_until, wait_for_tasks, 2
+    )
+    root = qgis_new_project.layerTreeRoot()
+    first = root.findLayer(flow.refined_layer_id)
+    flow.dock.slider.setValue(0)
+    assert not first.itemVisibilityChecked()
+    flow = refine_with_slider(  # a new refine: the first map is shown again
+        plugin, rgb_layer, tiny_model, tmp_path / "r2.tif", wait_until, wait_for_tasks, 2
+    )
+    assert first.itemVisibilityChecked()
+    second = root.findLayer(flow.refined_layer_id)
+    flow.dock.slider.setValue(0)
+    assert not second.itemVisibilityChecked()
+    qgis_new_project.removeMapLayer(flow._layer("classes").id())  # the copy removed by hand
+    assert second.itemVisibilityChecked()
+
+    flow = refine_with_slider(
+        plugin, rgb_layer, tiny_model, tmp_path / "r3.tif", wait_until, wait_for_tasks, 2
+    )
+    third = root.findLayer(flow.refined_layer_id)
+    third.setItemVisibilityChecked(False)  # the user hides the refined map
+    flow.dock.slider.setValue(0)
+    flow.dock.slider.setValue(2)
+    assert not third.itemVisibilityChecked()  # and it stays hidden
+    third.setItemVisibilityChecked(True)
+    flow.dock.slider.setValue(1)
+    assert not third.itemVisibilityChecked()
+    flow.clear("gone")  # the dock emptied (Undo round): the refined map shows again
+    assert third.itemVisibilityChecked()
+    assert flow._layer("classes") is None
 
 
 def test_the_iterations_view_sits_inside_the_refines_group(

@@ -72,6 +72,9 @@ class IterationsFlow(QObject):
         self.shown = 0  # the refine's iterations, where the slider starts
         self.has_refined_layer = False  # a refine's own class map shows iteration `shown`
         self.refined_layer_id: str | None = None  # its group holds the iterations view
+        # the refined layer this flow unticked while the slider shows another iteration
+        # (a layer the user unticked is left as it is)
+        self.hidden_refined: str | None = None
         self.layer_ids: dict[str, str] = {}
         self.rects: list[QgsRectangle] = []
         # refined layer id -> the view a later refine replaced, and its `shown`; oldest
@@ -82,6 +85,7 @@ class IterationsFlow(QObject):
         self.timer = QTimer(self)
         self.timer.setInterval(PLAY_MS)
         self.timer.timeout.connect(self._step)
+        QgsProject.instance().layersWillBeRemoved.connect(self._layers_removed)
 
     def ensure_dock(self) -> IterationsDock:
         if self.dock is None:
@@ -319,14 +323,17 @@ class IterationsFlow(QObject):
             classes.setRenderer(paletted_renderer(classes, traj.class_names, traj.colours, t + 1))
             classes.setName(f"{name} — iteration {t} of {traj.iterations}{_detail(traj, t)}")
             classes.triggerRepaint()
-            # One class map on screen: at the refine's own iteration the refined layer
-            # shows it; the slider's copy appears only for another iteration, or for the
-            # refine's own one when it is not the view's last (a Recompute with other
+            # One class map on screen, as both leave their background transparent: at
+            # the refine's own iteration the refined layer shows it; the slider's copy
+            # shows, with the refined layer unticked, only for another iteration, or for
+            # the refine's own one when it is not the view's last (a Recompute with other
             # iterations) and so lacks the detail iterations the refined layer ran.
             refined = t == self.shown and (t == traj.iterations or not traj.detail_iterations)
+            refined = refined and self._refined_node() is not None
             node = QgsProject.instance().layerTreeRoot().findLayer(classes.id())
             if node is not None:
-                node.setItemVisibilityChecked(not (refined and self.has_refined_layer))
+                node.setItemVisibilityChecked(not refined)
+                self._show_refined_layer(refined)
         if unc is not None:
             unc.setRenderer(uncertainty_renderer(unc, t + 1))
             unc.setOpacity(UNCERTAINTY_OPACITY)  # a new renderer starts opaque
@@ -384,6 +391,30 @@ class IterationsFlow(QObject):
             return
         dock.set_iteration(dock.slider.value() + 1)
 
+    def _refined_node(self):  # noqa: ANN202 - the refined layer's tree node or None
+        if not self.has_refined_layer or self.refined_layer_id is None:
+            return None
+        return QgsProject.instance().layerTreeRoot().findLayer(self.refined_layer_id)
+
+    def _show_refined_layer(self, visible: bool) -> None:
+        """Untick the refined layer while the slider's copy shows another iteration, and
+        tick it again only if this flow unticked it."""
+        if visible:
+            hidden, self.hidden_refined = self.hidden_refined, None
+            node = QgsProject.instance().layerTreeRoot().findLayer(hidden) if hidden else None
+            if node is not None:
+                node.setItemVisibilityChecked(True)
+            return
+        node = self._refined_node()
+        if node is not None and node.itemVisibilityChecked():
+            node.setItemVisibilityChecked(False)
+            self.hidden_refined = self.refined_layer_id
+
+    def _layers_removed(self, layer_ids: list[str]) -> None:
+        """The slider's copy removed by hand: the refined layer is shown again."""
+        if self.layer_ids.get("classes") in layer_ids:
+            self._show_refined_layer(True)
+
     def _show_uncertainty(self, visible: bool) -> None:
         layer = self._layer("uncertainty")
         node = QgsProject.instance().layerTreeRoot().findLayer(layer.id()) if layer else None
@@ -391,6 +422,7 @@ class IterationsFlow(QObject):
             node.setItemVisibilityChecked(visible)
 
     def _remove_layers(self) -> None:
+        self._show_refined_layer(True)
         remove_layers(QgsProject.instance(), list(self.layer_ids.values()))
         self.layer_ids = {}
 
@@ -418,11 +450,12 @@ class IterationsFlow(QObject):
         self.result = self.source = None
         self.layer_ids, self.rects, self.shown = {}, [], 0
         self.has_refined_layer = False
-        self.refined_layer_id = None
+        self.refined_layer_id = self.hidden_refined = None
         if self.dock is not None:
             self.dock.clear(why or NO_ITERATIONS)
 
     def unload(self) -> None:
+        QgsProject.instance().layersWillBeRemoved.disconnect(self._layers_removed)
         self.timer.stop()
         if self.task is not None:
             self.task.cancel()
