@@ -4,7 +4,7 @@
         [--desktop]
 
 A child process (offscreen QGIS, the plugin loaded through classFactory) runs the C++
-event loop (``app.exec_()``, which releases the GIL) with a 2 ms precise QTimer wired
+event loop (``app.exec()``, which releases the GIL) with a 2 ms precise QTimer wired
 to a C++ slot (``QSpinBox.stepUp``: no Python), opens the Map Refiner dialog from a
 single-shot timer and quits on the task manager's ``allTasksFinished`` (C++ to C++), so
 none of this probe's own Python runs while the task imports torch. The parent samples
@@ -84,7 +84,7 @@ def child(old: bool) -> None:
     QTimer.singleShot(200, begin)
     QgsApplication.taskManager().allTasksFinished.connect(app.quit)
     print("PID", os.getpid(), flush=True)
-    app.exec_()
+    app.exec()
     label = plugin.controller.dialog.device_label.text()
     print("REPORT " + json.dumps({**marks, "ticks": counter.value(), "label": label}), flush=True)
     os._exit(0)  # the probe's numbers are out; QGIS's teardown adds nothing
