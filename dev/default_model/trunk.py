@@ -12,7 +12,11 @@ from every scene, each patch augmented on the fly:
   seen at another ground resolution, as a sensor resampled to the model grid shows it);
 * radiometry: per-band gain, shift and contrast (multiscene.jittered, at
   ``--jitter``), a blur of random width and sensor noise, each on part of the patches;
-* class balance: half the patches centred on a building pixel, half on background.
+* class balance: half the patches centred on a building pixel, half on background;
+* hard examples (``--hard-from MODEL``): a share of the patches (``--hard-share``)
+  centred on a pixel that MODEL's refined map gets wrong (session 11: the session-9
+  candidate called leafless tree canopy building on austin_enh, a few hundred pixels
+  among 60 000 that plain class-balanced draws rarely centre on).
 
 Losses: cross-entropy on the map after the RNN's iterations (as the paper trains the
 RNN) plus ``--coarse-weight`` times cross-entropy on the CNN's own map, which keeps
@@ -47,7 +51,7 @@ from osgeo import gdal
 from ...engine.device import configure_threads
 from ...engine.labels.classes import IGNORE
 from ...engine.modelfile.io import load_model, save_model
-from ...engine.networks.models import MapRefinerNet
+from ...engine.networks.models import MapRefinerNet, pad_to_stride
 from ...training.data import load_training_tile
 from ...training.tile import LabelSource
 from ..corrections.scenes import scenes
@@ -76,6 +80,27 @@ class Source:
     width: int
     accurate: bool  # False: imprecise labels, train the CNN's map only
     weight: float
+    wrong: np.ndarray | None = None  # flat indices a mining model gets wrong
+
+    def mine(self, net: MapRefinerNet, iterations: int, window: int = 512) -> int:
+        """Record the labelled pixels ``net``'s refined map gets wrong; their count."""
+        margin = CNN_CTX + RNN_CTX + 4
+        img = self.image[:, SIZE:-SIZE, SIZE:-SIZE]
+        lab = self.labels[SIZE:-SIZE, SIZE:-SIZE]
+        h, w = lab.shape
+        pred = torch.zeros((h, w), dtype=torch.uint8)
+        with torch.no_grad():
+            for y in range(0, h, window):
+                for x in range(0, w, window):
+                    y0, x0 = max(0, y - margin), max(0, x - margin)
+                    y1, x1 = min(h, y + window + margin), min(w, x + window + margin)
+                    crop = pad_to_stride(img[None, :, y0:y1, x0:x1])
+                    out = net(crop, iterations)[0].argmax(0)
+                    yy, xx = min(h, y + window), min(w, x + window)
+                    pred[y:yy, x:xx] = out[y - y0 : yy - y0, x - x0 : xx - x0].to(torch.uint8)
+        wrong = (lab != IGNORE) & (pred != lab)
+        self.wrong = np.flatnonzero(wrong.flatten().numpy()).astype(np.int64)
+        return len(self.wrong)
 
     @classmethod
     def of(cls, name: str, image, labels, accurate: bool, weight: float) -> Source:
@@ -93,10 +118,16 @@ class Source:
             weight,
         )
 
-    def patch(self, rng: np.random.Generator, span: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """A ``span``-pixel crop centred on a pixel of a class drawn at even odds."""
-        c = list(self.where)[int(rng.integers(len(self.where)))]
-        idx = self.where[c][int(rng.integers(len(self.where[c])))]
+    def patch(
+        self, rng: np.random.Generator, span: int, hard: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A ``span``-pixel crop centred on a pixel of a class drawn at even odds, or
+        (``hard``, when mined) on a pixel the mining model got wrong."""
+        if hard and self.wrong is not None and len(self.wrong):
+            idx = self.wrong[int(rng.integers(len(self.wrong)))]
+        else:
+            c = list(self.where)[int(rng.integers(len(self.where)))]
+            idx = self.where[c][int(rng.integers(len(self.where[c])))]
         y, x = divmod(int(idx), self.width)
         y0, x0 = y + SIZE - span // 2, x + SIZE - span // 2
         return (
@@ -106,12 +137,17 @@ class Source:
 
 
 def augmented(
-    src: Source, rng: np.random.Generator, jitter: float, scale: tuple[float, float]
+    src: Source,
+    rng: np.random.Generator,
+    jitter: float,
+    scale: tuple[float, float],
+    hard_share: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One training patch of ``SIZE`` pixels with its labels, augmented."""
     s = math.exp(rng.uniform(math.log(scale[0]), math.log(scale[1])))
     span = min(2 * SIZE, max(8, int(round(SIZE / s))))
-    img, lab = src.patch(rng, span)
+    hard = hard_share > 0 and rng.random() < hard_share
+    img, lab = src.patch(rng, span, hard)
     if span != SIZE:
         img = F.interpolate(
             img[None], size=(SIZE, SIZE), mode="bilinear", align_corners=False, antialias=True
@@ -197,7 +233,26 @@ def train(a: argparse.Namespace) -> dict:
     config.normalisation = a.normalisation
     leave = [n for n in a.leave_out.split(",") if n]
     sources = load_sources(a.data, config, leave, a.osm)
-    odds = np.array([s.weight for s in sources])
+    mined: dict[str, int] = {}
+    if a.hard_from is not None:
+        miner, miner_config = load_model(a.hard_from, "cpu")
+        if (miner_config.normalisation, miner_config.mean, miner_config.std) != (
+            config.normalisation,
+            config.mean,
+            config.std,
+        ):
+            raise SystemExit("--hard-from needs a model with the same input normalisation")
+        miner.eval()
+        for s in sources:
+            if s.accurate:
+                mined[s.name] = s.mine(miner, config.default_iterations)
+                log.info("%s: %d pixels the mining model gets wrong", s.name, mined[s.name])
+        del miner
+    scale = dict(w.split("=") for w in a.weigh.split(",") if w)
+    unknown = sorted(set(scale) - {s.name for s in sources})
+    if unknown:
+        raise SystemExit(f"--weigh names no training scene: {', '.join(unknown)}")
+    odds = np.array([s.weight * float(scale.get(s.name, 1.0)) for s in sources])
     odds /= odds.sum()
     c = net.coarse
     trunk = [p for m in (c.conv1, c.conv2, c.conv3) for p in m.parameters()]
@@ -216,7 +271,9 @@ def train(a: argparse.Namespace) -> dict:
         imgs, labs, acc = [], [], []
         for _ in range(a.batch):
             src = sources[int(rng.choice(len(sources), p=odds))]
-            img, lab = augmented(src, rng, a.jitter, (a.scale_min, a.scale_max))
+            img, lab = augmented(
+                src, rng, a.jitter, (a.scale_min, a.scale_max), a.hard_share if mined else 0.0
+            )
             imgs.append(img)
             labs.append(lab)
             acc.append(src.accurate)
@@ -260,6 +317,11 @@ def train(a: argparse.Namespace) -> dict:
         "coarse_weight": a.coarse_weight,
         "augmentation": f"quarter turns, flips, scale {a.scale_min}-{a.scale_max}, colour "
         f"jitter {a.jitter}, blur and noise on 30 % each, half the patches on buildings",
+        "hard_examples": (
+            {"from": str(a.hard_from), "share": a.hard_share, "wrong_pixels": mined}
+            if mined
+            else None
+        ),
         "seed": a.seed,
         "base": str(a.base) if a.base else "the bundled model",
         "normalisation": a.normalisation,
@@ -294,6 +356,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scale-max", type=float, default=1.4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--checkpoint", action="store_true", help="save every 500 steps")
+    ap.add_argument(
+        "--hard-from",
+        type=Path,
+        default=None,
+        help="mine the pixels this model's refined map gets wrong on the training halves",
+    )
+    ap.add_argument(
+        "--weigh", default="", help="NAME=FACTOR,...: draw these scenes FACTOR times as often"
+    )
+    ap.add_argument(
+        "--hard-share", type=float, default=0.25, help="share of patches centred on them"
+    )
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     print(json.dumps(train(a)))

@@ -1,0 +1,91 @@
+"""The whole-model retrain's patch draws (dev/default_model/trunk.py): balanced by
+class, and, once a mining model is given, centred on what it gets wrong."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from map_refiner.dev.default_model.trunk import SIZE, Source
+from map_refiner.engine.labels.classes import IGNORE
+
+H = W = 48
+
+
+def _scene() -> Source:
+    """A scene whose image bands carry each pixel's row and column, so a patch's
+    centre says where it was drawn."""
+    labels = torch.zeros((H, W), dtype=torch.uint8)
+    labels[10:20, 10:20] = 1  # a building the mining model finds
+    labels[30:34, 30:34] = 1  # one it misses
+    labels[0:4, :] = IGNORE
+    yy, xx = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")
+    image = torch.stack([yy, xx, torch.zeros_like(yy)]).float()
+    return Source.of("synthetic", image, labels, True, 1.0)
+
+
+def _miner(crop: torch.Tensor, iterations: int) -> torch.Tensor:
+    """A stand-in model reading each pixel's position from the bands: finds the first
+    building, misses the second, and calls a background strip (row 5) and the
+    unlabelled rows building."""
+    assert iterations == 5
+    y, x = crop[0, 0], crop[0, 1]
+    truth = ((y >= 10) & (y < 20) & (x >= 10) & (x < 20)) | (y == 5) | (y < 4)
+    truth = truth.float()
+    return torch.stack([1 - truth, truth])[None]
+
+
+def _wrong() -> np.ndarray:
+    wrong = np.zeros((H, W), bool)
+    wrong[30:34, 30:34] = True
+    wrong[5, :] = True
+    return wrong
+
+
+def _centre(src: Source, rng: np.random.Generator, hard: bool) -> tuple[int, int]:
+    img, lab = src.patch(rng, SIZE, hard)
+    assert img.shape == (3, SIZE, SIZE) and lab.shape == (SIZE, SIZE)
+    c = SIZE // 2
+    return int(img[0, c, c]), int(img[1, c, c])
+
+
+def test_mining_records_exactly_the_labelled_pixels_the_model_gets_wrong() -> None:
+    src = _scene()
+    assert src.mine(_miner, 5) == 16 + W
+    assert set(src.wrong.tolist()) == set(np.flatnonzero(_wrong()).tolist())
+
+
+def test_mining_in_windows_equals_mining_whole() -> None:
+    whole, windows = _scene(), _scene()
+    whole.mine(_miner, 5)
+    windows.mine(_miner, 5, window=16)
+    assert np.array_equal(np.sort(whole.wrong), np.sort(windows.wrong))
+
+
+def test_hard_patches_centre_on_mined_pixels() -> None:
+    src = _scene()
+    src.mine(_miner, 5)
+    rng = np.random.default_rng(0)
+    wrong = _wrong()
+    centres = [_centre(src, rng, hard=True) for _ in range(300)]
+    assert all(wrong[y, x] for y, x in centres)
+    assert any(y == 5 for y, _ in centres) and any(y >= 30 for y, _ in centres)
+
+
+def test_plain_patches_balance_the_classes_and_ignore_mining() -> None:
+    for mined in (False, True):
+        src = _scene()
+        if mined:
+            src.mine(_miner, 5)
+        rng = np.random.default_rng(1)
+        labels = src.labels[SIZE:-SIZE, SIZE:-SIZE]
+        on_building = [int(labels[_centre(src, rng, hard=False)]) for _ in range(400)]
+        assert 0.4 < np.mean(on_building) < 0.6
+
+
+def test_hard_draw_without_mining_is_a_plain_one() -> None:
+    src = _scene()
+    rng = np.random.default_rng(2)
+    labels = src.labels[SIZE:-SIZE, SIZE:-SIZE]
+    on_building = [int(labels[_centre(src, rng, hard=True)]) for _ in range(400)]
+    assert 0.4 < np.mean(on_building) < 0.6
