@@ -4,8 +4,10 @@ class, and, once a mining model is given, centred on what it gets wrong."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
+from map_refiner.dev.default_model import trunk
 from map_refiner.dev.default_model.trunk import SIZE, Source
 from map_refiner.engine.labels.classes import IGNORE
 
@@ -24,15 +26,20 @@ def _scene() -> Source:
     return Source.of("synthetic", image, labels, True, 1.0)
 
 
-def _miner(crop: torch.Tensor, iterations: int) -> torch.Tensor:
-    """A stand-in model reading each pixel's position from the bands: finds the first
-    building, misses the second, and calls a background strip (row 5) and the
-    unlabelled rows building."""
+def _miner(net: object, crop: torch.Tensor, iterations: int) -> torch.Tensor:
+    """A stand-in for the engine's inference reading each pixel's position from the
+    bands: finds the first building, misses the second, and calls a background strip
+    (row 5) and the unlabelled rows building."""
     assert iterations == 5
-    y, x = crop[0, 0], crop[0, 1]
+    y, x = crop[0], crop[1]
     truth = ((y >= 10) & (y < 20) & (x >= 10) & (x < 20)) | (y == 5) | (y < 4)
     truth = truth.float()
-    return torch.stack([1 - truth, truth])[None]
+    return torch.stack([1 - truth, truth])
+
+
+@pytest.fixture(autouse=True)
+def _stand_in_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(trunk, "infer", _miner)
 
 
 def _wrong() -> np.ndarray:
@@ -51,20 +58,20 @@ def _centre(src: Source, rng: np.random.Generator, hard: bool) -> tuple[int, int
 
 def test_mining_records_exactly_the_labelled_pixels_the_model_gets_wrong() -> None:
     src = _scene()
-    assert src.mine(_miner, 5) == 16 + W
+    assert src.mine(None, 5) == 16 + W
     assert set(src.wrong.tolist()) == set(np.flatnonzero(_wrong()).tolist())
 
 
 def test_mining_in_windows_equals_mining_whole() -> None:
     whole, windows = _scene(), _scene()
-    whole.mine(_miner, 5)
-    windows.mine(_miner, 5, window=16)
+    whole.mine(None, 5)
+    windows.mine(None, 5, window=16)
     assert np.array_equal(np.sort(whole.wrong), np.sort(windows.wrong))
 
 
 def test_hard_patches_centre_on_mined_pixels() -> None:
     src = _scene()
-    src.mine(_miner, 5)
+    src.mine(None, 5)
     rng = np.random.default_rng(0)
     wrong = _wrong()
     centres = [_centre(src, rng, hard=True) for _ in range(300)]
@@ -76,7 +83,7 @@ def test_plain_patches_balance_the_classes_and_ignore_mining() -> None:
     for mined in (False, True):
         src = _scene()
         if mined:
-            src.mine(_miner, 5)
+            src.mine(None, 5)
         rng = np.random.default_rng(1)
         labels = src.labels[SIZE:-SIZE, SIZE:-SIZE]
         on_building = [int(labels[_centre(src, rng, hard=False)]) for _ in range(400)]

@@ -28,6 +28,17 @@ from ...engine.modelfile.io import load_model, save_model
 from ...engine.networks.models import MapRefinerNet
 
 
+def _inputs(config) -> tuple:
+    """What models must share to be averaged: classes, grid and input normalisation."""
+    return (
+        config.class_names,
+        config.normalisation,
+        config.mean,
+        config.std,
+        config.ground_resolution_m,
+    )
+
+
 def soup(paths: list[Path]) -> tuple[MapRefinerNet, object]:
     """The uniform average of the models' weights, with the first model's config."""
     if len(paths) < 2:
@@ -37,19 +48,7 @@ def soup(paths: list[Path]) -> tuple[MapRefinerNet, object]:
     total = {k: v.clone().double() for k, v in net.state_dict().items()}
     for p in paths[1:]:
         other, other_config = load_model(p, "cpu")
-        same = (
-            other_config.class_names,
-            other_config.normalisation,
-            other_config.mean,
-            other_config.std,
-            other_config.ground_resolution_m,
-        ) == (
-            config.class_names,
-            config.normalisation,
-            config.mean,
-            config.std,
-            config.ground_resolution_m,
-        )
+        same = _inputs(other_config) == _inputs(config)
         if not same:
             raise SystemExit(f"{p} differs from {paths[0]} in classes, resolution or inputs")
         state = other.state_dict()

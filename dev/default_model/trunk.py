@@ -51,7 +51,8 @@ from osgeo import gdal
 from ...engine.device import configure_threads
 from ...engine.labels.classes import IGNORE
 from ...engine.modelfile.io import load_model, save_model
-from ...engine.networks.models import MapRefinerNet, pad_to_stride
+from ...engine.networks.inference import infer
+from ...engine.networks.models import MapRefinerNet
 from ...training.data import load_training_tile
 from ...training.tile import LabelSource
 from ..corrections.scenes import scenes
@@ -89,15 +90,13 @@ class Source:
         lab = self.labels[SIZE:-SIZE, SIZE:-SIZE]
         h, w = lab.shape
         pred = torch.zeros((h, w), dtype=torch.uint8)
-        with torch.no_grad():
-            for y in range(0, h, window):
-                for x in range(0, w, window):
-                    y0, x0 = max(0, y - margin), max(0, x - margin)
-                    y1, x1 = min(h, y + window + margin), min(w, x + window + margin)
-                    crop = pad_to_stride(img[None, :, y0:y1, x0:x1])
-                    out = net(crop, iterations)[0].argmax(0)
-                    yy, xx = min(h, y + window), min(w, x + window)
-                    pred[y:yy, x:xx] = out[y - y0 : yy - y0, x - x0 : xx - x0].to(torch.uint8)
+        for y in range(0, h, window):
+            for x in range(0, w, window):
+                y0, x0 = max(0, y - margin), max(0, x - margin)
+                y1, x1 = min(h, y + window + margin), min(w, x + window + margin)
+                out = infer(net, img[:, y0:y1, x0:x1], iterations).argmax(0)
+                yy, xx = min(h, y + window), min(w, x + window)
+                pred[y:yy, x:xx] = out[y - y0 : yy - y0, x - x0 : xx - x0].to(torch.uint8)
         wrong = (lab != IGNORE) & (pred != lab)
         self.wrong = np.flatnonzero(wrong.flatten().numpy()).astype(np.int64)
         return len(self.wrong)

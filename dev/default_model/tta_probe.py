@@ -20,8 +20,9 @@ import torch
 from ...engine.device import configure_threads
 from ...engine.labels.classes import IGNORE
 from ...engine.modelfile.io import load_model
-from ...engine.networks.models import pad_to_stride
+from ...engine.networks.inference import infer
 from ..corrections.scenes import scenes
+from ..corrections.study import iou
 from .multiscene import ROOT, left_half_tile
 
 SCENES = ("austin_dev", "austin_enh", "kampala_drone", "nepal_drone", "rio_wv2")
@@ -31,9 +32,7 @@ def probabilities(net, image: torch.Tensor, iterations: int, turns: int, flip: b
     x = torch.rot90(image, turns, (1, 2))
     if flip:
         x = x.flip(2)
-    h, w = x.shape[-2:]
-    with torch.no_grad():
-        p = torch.softmax(net(pad_to_stride(x[None]), iterations)[0, :, :h, :w], 0)
+    p = torch.softmax(infer(net, x, iterations), 0)
     if flip:
         p = p.flip(2)
     return torch.rot90(p, -turns, (1, 2))
@@ -41,8 +40,7 @@ def probabilities(net, image: torch.Tensor, iterations: int, turns: int, flip: b
 
 def building_iou(pred: torch.Tensor, labels: torch.Tensor) -> float:
     known = labels != IGNORE
-    a, b = pred[known] == 1, labels[known] == 1
-    return 100 * (a & b).sum().item() / max(1, (a | b).sum().item())
+    return 100 * iou((pred[known] == 1).numpy(), (labels[known] == 1).numpy())
 
 
 def main(argv: list[str] | None = None) -> int:
