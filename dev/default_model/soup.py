@@ -28,7 +28,7 @@ from ...engine.modelfile.io import load_model, save_model
 from ...engine.networks.models import MapRefinerNet
 
 
-def _inputs(config) -> tuple:
+def model_inputs(config) -> tuple:
     """What models must share to be averaged: classes, grid and input normalisation."""
     return (
         config.class_names,
@@ -48,7 +48,7 @@ def soup(paths: list[Path]) -> tuple[MapRefinerNet, object]:
     total = {k: v.clone().double() for k, v in net.state_dict().items()}
     for p in paths[1:]:
         other, other_config = load_model(p, "cpu")
-        same = _inputs(other_config) == _inputs(config)
+        same = model_inputs(other_config) == model_inputs(config)
         if not same:
             raise SystemExit(f"{p} differs from {paths[0]} in classes, resolution or inputs")
         state = other.state_dict()

@@ -57,6 +57,7 @@ from ...training.data import load_training_tile
 from ...training.tile import LabelSource
 from ..corrections.scenes import scenes
 from .multiscene import FULL_WEIGHT_PX, KEPT_OUT, ROOT, WHOLE, jittered, left_half_tile
+from .soup import model_inputs
 
 gdal.UseExceptions()
 log = logging.getLogger(__name__)
@@ -235,12 +236,10 @@ def train(a: argparse.Namespace) -> dict:
     mined: dict[str, int] = {}
     if a.hard_from is not None:
         miner, miner_config = load_model(a.hard_from, "cpu")
-        if (miner_config.normalisation, miner_config.mean, miner_config.std) != (
-            config.normalisation,
-            config.mean,
-            config.std,
-        ):
-            raise SystemExit("--hard-from needs a model with the same input normalisation")
+        if model_inputs(miner_config) != model_inputs(config):
+            raise SystemExit(
+                "--hard-from needs a model with the same classes, grid and input normalisation"
+            )
         miner.eval()
         for s in sources:
             if s.accurate:
