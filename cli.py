@@ -286,10 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--detail-iterations",
         type=_bounded(int, 0, 50, "--detail-iterations"),
-        default=0,
+        default=None,
         help="for imagery finer than the model's grid: run this many more RNN iterations "
         "on a finer grid (the image's own pixels, at most 4x finer than the model's), "
-        "for outlines at the image's detail (docs/results_detail.md; default 0: none)",
+        "for outlines at the image's detail (docs/results_detail.md; default: the model's "
+        "own, 2 for the bundled model, on imagery at least 1.8x finer than its grid, else "
+        "none; 0: none)",
     )
     p.add_argument(
         "--detail-resolution",

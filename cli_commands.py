@@ -43,7 +43,7 @@ def _refine(a: argparse.Namespace) -> int:
         detail_iterations=a.detail_iterations,
         detail_resolution_m=a.detail_resolution,
     )
-    if a.detail_resolution is not None and not a.detail_iterations:
+    if a.detail_resolution is not None and a.detail_iterations == 0:
         raise MapRefinerError("--detail-resolution needs --detail-iterations N (N of 1 or more).")
     if a.scheduler:
         return _refine_on_cluster(a, params)

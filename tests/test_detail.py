@@ -234,8 +234,22 @@ def test_the_command_line_flags(tmp_path: Path, image: Path, model, capsys) -> N
     capsys.readouterr()
     rc = cli.main(base + ["--out", str(tmp_path / "b.tif"), "--detail-resolution", "0.2"])
     err = capsys.readouterr().err
-    assert rc != 0 and "--detail-resolution needs --detail-iterations" in err
+    assert rc != 0 and "no detail iterations run: this model has none of its own" in err
     assert len(err.strip().splitlines()) == 1
+    rc = cli.main(
+        base
+        + [
+            "--out",
+            str(tmp_path / "c.tif"),
+            "--detail-resolution",
+            "0.2",
+            "--detail-iterations",
+            "0",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert rc != 0 and "--detail-resolution needs --detail-iterations" in err
+    assert not (tmp_path / "b.tif").exists() and not (tmp_path / "c.tif").exists()
 
 
 def test_a_cluster_gives_the_single_process_map(tmp_path: Path, image: Path, model) -> None:

@@ -19,7 +19,10 @@ class DialogDefaults:
 
     model_path: str = ""
     iterations: int = -1  # -1: the model's own default
-    detail_iterations: int = 0  # fine-grid iterations, when the raster allows them
+    # Fine-grid iterations, when the raster allows them; -1: the model's own. (Named
+    # detail_iterations before the bundled model had a detail RNN, with 0 by default:
+    # the new name leaves those stored zeros behind.)
+    detail_choice: int = -1
     device: str = "auto"
     output_dir: str = ""
     write_scores: bool = False

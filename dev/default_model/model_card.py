@@ -50,6 +50,7 @@ def write_card(model_path: Path, data: Path) -> Path:
 
     names = " | ".join(f"IoU {n}" for n in cfg.class_names)
     scenes_text = _scenes_section(t.get("multiscene"), model_path.parent / "scores_scenes.json")
+    scenes_text += _detail_section(t.get("detail_rnn"), model_path.parent / "scores_detail.json")
     text = f"""# Model card: {cfg.name}
 
 File: `{model_path.name}` (safetensors weights; the JSON config is embedded and
@@ -145,6 +146,49 @@ say what a new area of a known sensor gets. A sensor it never saw gains much les
 sanity checks, not statistics: on them the retrained model finds almost no building.
 """
     return text
+
+
+def _detail_section(record: dict | None, scores_path: Path) -> str:
+    """The detail RNN (dev/detail/train.py) and its scores with and without it."""
+    if not record:
+        return ""
+    areas = ", ".join(f"`{n}` ({part})" for n, part in record["areas"].items())
+    text = f"""
+## Detail RNN (outlines on imagery finer than 0.6 m)
+A second RNN of the same shape runs {record["iterations"]} more iterations on a grid
+finer than the model's (the image's own pixels, no finer than 0.15 m), by default on
+imagery at least 1.8x finer than 0.6 m (0.3 m aerial, drones); `refine
+--detail-iterations 0` turns it off. It started from the RNN above and learnt on that
+grid (`python -m map_refiner.dev.detail.train`, Adam lr {record["lr"]}, {record["steps"]}
+steps of {record["batch_size"]} patches of {record["patch_size"]} fine pixels, seed
+{record["seed"]}, {record["seconds"]} s on this CPU; every other weight unchanged): {areas}.
+"""
+    if not scores_path.exists():
+        return text
+    scores = json.loads(scores_path.read_text())
+    rows = "\n".join(
+        f"| {n} | {s['today']['building_iou']:.1f} | {s['auto']['building_iou']:.1f} | "
+        f"{_f(s['today']['boundary_f_0.5m'])} | {_f(s['auto']['boundary_f_0.5m'])} |"
+        for n, s in scores.items()
+    )
+    return (
+        text
+        + f"""
+Right halves (austin_dev whole half, never trained on), in percent, without (`off`) and
+with the detail iterations the model runs by default (`auto`; Rio's 0.5 m pixels are
+not 1.8x finer, so it gets none); boundary F: outline pixels within 0.5 m both ways
+(`python -m map_refiner.dev.detail.score --settings today,auto --json
+resources/models/scores_detail.json`; docs/results_detail.md "A detail RNN"):
+
+| scene | building IoU off | auto | boundary F 0.5 m off | auto |
+|---|---|---|---|---|
+{rows}
+"""
+    )
+
+
+def _f(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}"
 
 
 def _more_terms(record: dict | None) -> str:

@@ -29,11 +29,12 @@ from ..corrections.study import iou
 gdal.UseExceptions()
 ROOT = Path(__file__).resolve().parents[2]
 MAPS = ROOT / "out" / "detail" / "maps"
-#: Setting name -> (detail iterations, detail grid in metres (None: the default, the
-#: image's own pixels but no finer than 0.15 m), model grid in metres (None: 0.6 m),
-#: iterations on the model grid (None: the model's 5)).
-SETTINGS: dict[str, tuple[int, float | None, float | None, int | None]] = {
+#: Setting name -> (detail iterations (None: the model's own), detail grid in metres
+#: (None: the default, the image's own pixels but no finer than 0.15 m), model grid in
+#: metres (None: 0.6 m), iterations on the model grid (None: the model's 5)).
+SETTINGS: dict[str, tuple[int | None, float | None, float | None, int | None]] = {
     "today": (0, None, None, None),
+    "auto": (None, None, None, None),  # the model's own detail iterations (its detail RNN)
     "detail1": (1, None, None, None),
     "detail2": (2, None, None, None),
     "detail5": (5, None, None, None),

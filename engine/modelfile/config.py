@@ -10,7 +10,10 @@ from typing import Any
 from ..errors import MapRefinerError
 from ..limits import check_iterations, check_model_resolution
 
-FORMAT_VERSION = 1
+#: The newest model file format this version reads. 2: the file may hold a detail RNN
+#: (``detail_iterations`` > 0, tensors ``detail_rnn.*``); files without one are still
+#: written as 1, so that earlier versions keep reading them.
+FORMAT_VERSION = 2
 #: How a model's input is normalised (ModelConfig.normalisation).
 NORMALISATIONS = ("model", "image")
 DEFAULT_COLOURS: list[tuple[int, int, int]] = [
@@ -45,13 +48,18 @@ class ModelConfig:
     normalisation: str = "model"
     ground_resolution_m: float = 1.0
     default_iterations: int = 5
+    # RNN iterations the model runs by default on a grid finer than its own, with its own
+    # detail RNN (tensors ``detail_rnn.*``, trained on that grid: dev/detail/train.py),
+    # on imagery at least tiling.DETAIL_AUTO_FINER times finer than ``ground_resolution_m``.
+    # 0: the file holds no detail RNN (detail iterations, when asked for, reuse ``rnn``).
+    detail_iterations: int = 0
     class_specific: bool = True
     name: str = "map-refiner model"
     training: dict[str, Any] = field(default_factory=dict)
     # Polygons a fine-tune was taught with, kept for the image they were drawn on
     # (engine/labels/kept.py); empty for a model that was not fine-tuned.
     corrections: dict[str, Any] = field(default_factory=dict)
-    format_version: int = FORMAT_VERSION
+    format_version: int = 1  # set by validate(): 2 with a detail RNN, else 1
     architecture: str = "maggiori2017-fcn-rnn"
 
     @property
@@ -115,6 +123,7 @@ class ModelConfig:
         try:
             self.ground_resolution_m = float(self.ground_resolution_m)
             self.default_iterations = int(self.default_iterations)
+            self.detail_iterations = int(self.detail_iterations)
             self.bands = [int(b) for b in self.bands]
             self.mean = [float(v) for v in self.mean]
             self.std = [float(v) for v in self.std]
@@ -165,6 +174,10 @@ class ModelConfig:
         self.default_iterations = check_iterations(
             self.default_iterations, "The model's default number of iterations"
         )
+        self.detail_iterations = check_iterations(
+            self.detail_iterations, "The model's default number of detail iterations"
+        )
+        self.format_version = 2 if self.detail_iterations else 1
 
 
 def make_classes(names: Sequence[str]) -> list[ClassInfo]:

@@ -44,7 +44,12 @@ def check_model_output(
 
 
 def build_model(config: ModelConfig) -> MapRefinerNet:
-    return MapRefinerNet(config.in_channels, config.num_classes, config.class_specific)
+    return MapRefinerNet(
+        config.in_channels,
+        config.num_classes,
+        config.class_specific,
+        detail=config.detail_iterations > 0,
+    )
 
 
 def write_safetensors(

@@ -119,8 +119,9 @@ def refine_more(
     iterations: int,
     autocast: torch.dtype | None = None,
 ) -> torch.Tensor:
-    """``iterations`` RNN steps from ``(K, h, w)`` heat maps on a ``(C, h, w)`` image
-    (no CNN), as :func:`infer` runs them; e.g. a refine's last steps on a finer grid."""
+    """``iterations`` steps of the model's fine-grid RNN (its detail RNN, else its RNN)
+    from ``(K, h, w)`` heat maps on a ``(C, h, w)`` image (no CNN), as :func:`infer`
+    runs them: a refine's last steps on a finer grid."""
     with (
         torch.inference_mode(),
         torch.autocast(
@@ -129,7 +130,7 @@ def refine_more(
     ):
         # As the CNN's scores under autocast: in its dtype (and so off the fp32 CPU path).
         start = heat[None] if autocast is None else heat[None].to(autocast)
-        out = refine_heat(model.rnn, image[None], start, iterations)
+        out = refine_heat(model.fine_rnn, image[None], start, iterations)
     return out[0].float()
 
 

@@ -263,14 +263,30 @@ class UnsharedRefinement(nn.Module):
 
 
 class MapRefinerNet(nn.Module):
-    """Coarse CNN followed by the refinement RNN; the unit a model file holds."""
+    """Coarse CNN followed by the refinement RNN; the unit a model file holds. With
+    ``detail``, a second RNN of the same shape, trained on a grid finer than the
+    model's, runs the detail iterations (engine/refine/predict.detail_scores)."""
 
     def __init__(
-        self, in_channels: int = 3, num_classes: int = 2, class_specific: bool = True
+        self,
+        in_channels: int = 3,
+        num_classes: int = 2,
+        class_specific: bool = True,
+        detail: bool = False,
     ) -> None:
         super().__init__()
         self.coarse = CoarseFCN(in_channels, num_classes)
         self.rnn = RefinementRNN(in_channels, num_classes, class_specific=class_specific)
+        self.detail_rnn: RefinementRNN | None = (
+            RefinementRNN(in_channels, num_classes, class_specific=class_specific)
+            if detail
+            else None
+        )
+
+    @property
+    def fine_rnn(self) -> RefinementRNN:
+        """The RNN for the detail grid: the detail RNN when the model has one."""
+        return self.detail_rnn if self.detail_rnn is not None else self.rnn
 
     def forward(self, image: torch.Tensor, iterations: int = 5) -> torch.Tensor:
         return self.rnn(image, self.coarse(image), iterations)

@@ -62,8 +62,10 @@ class RefineParams:
     prior_keep: float | None = None  # the prior's own class stays on a pixel of the
     # image's grid unless the refined map gives it less than this probability (0: the
     # refined map everywhere; None: prior.PRIOR_KEEP)
-    detail_iterations: int = 0  # run this many more RNN iterations on a grid finer
-    # than the model's (the image's own pixels, no finer than a quarter of the model's)
+    detail_iterations: int | None = None  # run this many more RNN iterations on a grid
+    # finer than the model's (the image's own pixels, no finer than a quarter of the
+    # model's); None: the model's own (ModelConfig.detail_iterations) on imagery at least
+    # tiling.DETAIL_AUTO_FINER times finer than its grid, else none
     detail_resolution_m: float | None = None  # that grid's pixel size instead
 
 

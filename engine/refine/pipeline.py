@@ -290,14 +290,15 @@ def refine_array(
     input_resolution_m: float | None = None,
     tile_size: int = RefineParams.tile_size,
     trajectory: bool = False,
-    detail_iterations: int = 0,
+    detail_iterations: int | None = 0,
     detail_resolution_m: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Logits on the whole input grid in memory (for evaluation and small rasters).
 
     Returns ``(logits, valid)``; logits are ``(K, H, W)``, or ``(T+1, K, H, W)``
     with ``trajectory``. The model runs as given (no kept corrections, fp32); with
-    ``detail_iterations``, the last iteration goes on that many on a finer grid.
+    ``detail_iterations``, the last iteration goes on that many on a finer grid (None:
+    the model's own where the image is fine enough, as a refine).
     """
     p = prepare_pass(
         ds,
@@ -312,7 +313,13 @@ def refine_array(
     )
     res_x, res_y = p.resolution_m
     p.detail = make_detail(
-        p.grids, res_x, res_y, config.ground_resolution_m, detail_iterations, detail_resolution_m
+        p.grids,
+        res_x,
+        res_y,
+        config.ground_resolution_m,
+        detail_iterations,
+        detail_resolution_m,
+        config.detail_iterations if p.iterations else 0,  # 0 iterations: the CNN's map
     )
     info, k = p.info, config.num_classes
     keep = list(range(p.iterations + 1)) if trajectory else None

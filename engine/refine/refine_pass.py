@@ -249,12 +249,13 @@ def open_pass(
     input_resolution_m: float | None = None,
     tile_size: int = 1024,
     keep_corrections: bool = True,
-    detail_iterations: int = 0,
+    detail_iterations: int | None = 0,
     detail_resolution_m: float | None = None,
 ) -> RefinePass:
     """Open ``image``, load the model (``model`` if given, else ``model_path``, else
     the bundled one) on the device, and plan the pass (with ``detail_iterations``, the
-    last ones again on a finer grid: tiling.make_detail)."""
+    last ones again on a finer grid: tiling.make_detail; None: the model's own where the
+    image is fine enough)."""
     check_tile_size(tile_size)
     ds = open_raster(image)
     configure_threads()
@@ -267,7 +268,13 @@ def open_pass(
     )
     rx, ry = p.resolution_m
     p.detail = make_detail(
-        p.grids, rx, ry, config.ground_resolution_m, detail_iterations, detail_resolution_m
+        p.grids,
+        rx,
+        ry,
+        config.ground_resolution_m,
+        detail_iterations,
+        detail_resolution_m,
+        config.detail_iterations if p.iterations else 0,  # 0 iterations: the CNN's map
     )
     p.kept = drawn_corrections(config, ds, keep_corrections, Path(image).name)
     return p

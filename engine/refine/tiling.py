@@ -66,6 +66,22 @@ class Detail:
         return RNN_RADIUS_PER_ITERATION * (self.iterations + 1) + 1
 
 
+#: A model's own detail iterations (ModelConfig.detail_iterations) run when nobody says
+#: how many, on imagery at least this many times finer than the model's grid: 0.3 m
+#: imagery and drones under the bundled model's 0.6 m, not Rio's 0.5 m, where any extra
+#: iteration cost building IoU (docs/results_detail.md).
+DETAIL_AUTO_FINER = 1.8
+
+
+def auto_detail_iterations(
+    model_iterations: int, res_x_m: float, res_y_m: float, model_res_m: float
+) -> int:
+    """The detail iterations a refine runs when not told: the model's own on imagery at
+    least DETAIL_AUTO_FINER times finer than its grid, else none."""
+    finer = model_res_m / math.sqrt(res_x_m * res_y_m)
+    return model_iterations if finer >= DETAIL_AUTO_FINER else 0
+
+
 #: A detail grid within this share of the model's pixel size is not finer (a projected
 #: grid's ground pixels differ from its nominal size by a fraction of a percent).
 NOT_FINER = 0.95
@@ -76,14 +92,30 @@ def make_detail(
     res_x_m: float,
     res_y_m: float,
     model_res_m: float,
-    iterations: int,
+    iterations: int | None,
     resolution_m: float | None = None,
+    model_iterations: int = 0,
 ) -> Detail | None:
     """The detail grid: the image's own pixels, but no finer than the model's grid /
     DETAIL_FACTOR (or ``resolution_m``). None without detail iterations; refused where
-    the image is not finer than the model's grid (nothing finer to refine to)."""
+    the image is not finer than the model's grid (nothing finer to refine to).
+    ``iterations`` None: the model's own (``model_iterations``) where the image is fine
+    enough (:func:`auto_detail_iterations`)."""
+    auto = iterations is None
+    if iterations is None:
+        iterations = auto_detail_iterations(model_iterations, res_x_m, res_y_m, model_res_m)
     n = check_iterations(iterations, "The number of detail iterations")
     if n == 0:
+        if auto and resolution_m is not None:
+            why = (
+                "this model has none of its own"
+                if not model_iterations
+                else f"this image is not {DETAIL_AUTO_FINER:g}x finer than the model's grid"
+            )
+            raise MapRefinerError(
+                f"A detail grid ({float(resolution_m):g} m) was given, but no detail "
+                f"iterations run: {why}. Set the detail iterations (--detail-iterations N)."
+            )
         return None
     target = model_res_m / DETAIL_FACTOR if resolution_m is None else float(resolution_m)
     if not (math.isfinite(target) and 0 < target < model_res_m):

@@ -184,7 +184,7 @@ def compute_trajectory(
     is_cancelled: CancelFn | None = None,
     precision: str = "auto",
     keep_corrections: bool = True,
-    detail_iterations: int = 0,
+    detail_iterations: int | None = 0,
     detail_resolution_m: float | None = None,
 ) -> Trajectory:
     """Class maps and uncertainty at iterations ``0..iterations`` over ``window``,

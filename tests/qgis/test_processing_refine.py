@@ -292,7 +292,7 @@ def test_detail_iterations_are_an_advanced_parameter_passed_to_the_engine(
 
     alg = QgsApplication.processingRegistry().algorithmById("map_refiner:refine")
     param = alg.parameterDefinition("DETAIL_ITERATIONS")
-    assert param.defaultValue() == 0
+    assert param.defaultValue() == -1  # the model's own (none for the tiny model)
     assert param.flags() & QgsProcessingParameterDefinition.Flag.FlagAdvanced
     image = _rgb_at(tmp_path / "drone.tif", 0.15)
     base = {"INPUT": str(image), "MODEL": str(tiny_model), "ITERATIONS": 1, "DEVICE": 1}

@@ -260,12 +260,16 @@ def test_outline_detail_reaches_refine_params(tiny_model, qgis_new_project, tmp_
     fine = _raster_at(tmp_path, "drone", 0.15)
     qgis_new_project.addMapLayer(fine)
     dialog = _dialog(qgis_new_project, fine, model_path=str(tiny_model))
-    assert dialog.detail.spin.isEnabled() and dialog.detail.spin.value() == 0
-    assert dialog.refine_job().params.detail_iterations == 0  # off by default
+    assert dialog.detail.spin.isEnabled() and dialog.detail.spin.value() == -1
+    assert dialog.detail.spin.text() == "auto"
+    assert dialog.refine_job().params.detail_iterations is None  # the model's own
     assert "finer grid" in dialog.detail.spin.toolTip()
+    assert "the model's own" in dialog.detail.spin.toolTip()
+    dialog.detail.spin.setValue(0)
+    assert dialog.refine_job().params.detail_iterations == 0  # off
     dialog.detail.spin.setValue(2)
     assert dialog.refine_job().params.detail_iterations == 2
-    assert dialog.current_defaults().detail_iterations == 2
+    assert dialog.current_defaults().detail_choice == 2
 
 
 @pytest.mark.parametrize(
@@ -283,13 +287,13 @@ def test_outline_detail_is_off_for_a_raster_not_2x_finer(
 ) -> None:  # noqa: ANN001
     layer = _raster_at(tmp_path, "image", pixel, epsg)
     qgis_new_project.addMapLayer(layer)
-    dialog = _dialog(qgis_new_project, layer, model_path=str(tiny_model), detail_iterations=2)
+    dialog = _dialog(qgis_new_project, layer, model_path=str(tiny_model), detail_choice=2)
     assert dialog.detail.spin.isEnabled() == offered
     assert dialog.refine_job().params.detail_iterations == (2 if offered else 0)
     if not offered:
         assert dialog.detail.spin.value() == 0
         assert "not 2x finer than the model's 0.6 m grid" in dialog.detail.spin.toolTip()
-        assert dialog.current_defaults().detail_iterations == 2  # remembered all the same
+        assert dialog.current_defaults().detail_choice == 2  # remembered all the same
 
 
 def test_outline_detail_follows_the_chosen_raster(
@@ -299,7 +303,7 @@ def test_outline_detail_follows_the_chosen_raster(
     and restored with the other options."""
     fine = _raster_at(tmp_path, "drone", 0.075)
     qgis_new_project.addMapLayer(fine)
-    save_defaults(DialogDefaults(model_path=str(tiny_model), detail_iterations=1))
+    save_defaults(DialogDefaults(model_path=str(tiny_model), detail_choice=1))
     dialog = MapRefinerDialog(qgis_new_project, load_defaults(), rgb_layer)
     assert not dialog.detail.spin.isEnabled()
     assert "off for this raster" in dialog.detail.note.text()
@@ -309,7 +313,7 @@ def test_outline_detail_follows_the_chosen_raster(
     dialog.input_combo.setLayer(rgb_layer)
     assert dialog.refine_job().params.detail_iterations == 0
     save_defaults(dialog.current_defaults())
-    assert load_defaults().detail_iterations == 3
+    assert load_defaults().detail_choice == 3
     dialog.model.set_model_path(str(tmp_path / "missing.safetensors"))
     dialog.input_combo.setLayer(fine)
     assert not dialog.detail.spin.isEnabled()  # no usable model: no resolution to compare
@@ -328,7 +332,7 @@ def test_the_fine_grid_is_the_engine_s_until_chosen_and_clamped_as_it_clamps(
     coarse = _raster_at(tmp_path, "coarse", 0.6)
     for layer in (drone, aerial, coarse):
         qgis_new_project.addMapLayer(layer)
-    dialog = _dialog(qgis_new_project, drone, model_path=str(tiny_model), detail_iterations=2)
+    dialog = _dialog(qgis_new_project, drone, model_path=str(tiny_model), detail_choice=2)
     grid = dialog.detail.grid
     assert grid.isEnabled() and grid.value() == pytest.approx(0.15)  # model / 4
     assert (grid.minimum(), grid.maximum()) == pytest.approx((0.075, 0.3))

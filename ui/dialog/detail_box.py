@@ -1,6 +1,8 @@
 """The "Outline detail" option: the RNN's last iterations run again on a finer grid
 (refine --detail-iterations), offered only for a raster at least twice as fine as the
 model's grid, and that grid's pixel size (--detail-resolution; by default the engine's).
+By default ("auto") the model's own detail iterations run: 2 with the bundled model,
+whose detail RNN was trained on that grid; none with a model without one.
 Decided from the layer's pixel size and the model file's header alone."""
 
 from __future__ import annotations
@@ -19,12 +21,15 @@ from .model_info import ModelSummary
 
 #: The dialog's range: one or two helped most on the shared scenes, five at most.
 MAX_DETAIL_ITERATIONS = 5
+#: The spin box's value for "the model's own" (RefineParams.detail_iterations None).
+AUTO = -1
 HELP = (
     "After the iterations on the model's grid, this many more RNN iterations on a finer "
     "grid (the image's own pixels, at most 4x finer than the model's) draw the outlines "
-    "at the image's detail: for drone and 0.3 m aerial imagery, 1 or 2 are usually best; "
-    "it takes longer. Not for imagery less than 2x finer than the model's grid: there it "
-    "loses accuracy (docs/results_detail.md). 0: off."
+    "at the image's detail: for drone and 0.3 m aerial imagery; it takes longer. Not for "
+    "imagery less than 2x finer than the model's grid: there it loses accuracy "
+    "(docs/results_detail.md). auto: the model's own (2 with the bundled model, whose "
+    "detail RNN was trained for that grid; none for a model without one). 0: off."
 )
 GRID_HELP = (
     "The fine grid's pixel size. By default (the clear button) the image's own pixels, "
@@ -57,9 +62,9 @@ class DetailBox(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.spin = QgsSpinBox(self)
-        self.spin.setRange(0, MAX_DETAIL_ITERATIONS)
-        self.spin.setClearValue(0)
-        self.spin.setSpecialValueText("off")
+        self.spin.setRange(AUTO, MAX_DETAIL_ITERATIONS)
+        self.spin.setClearValue(AUTO)
+        self.spin.setSpecialValueText("auto")
         self.note = QLabel("fine-grid iterations", self)
         self.note.setWordWrap(True)
         self.grid = QgsDoubleSpinBox(self)  # the fine grid's pixel size
@@ -68,7 +73,7 @@ class DetailBox(QWidget):
         self.grid.setPrefix("grid ")
         self.grid.setSuffix(" m")
         self.grid.setShowClearButton(True)
-        self.wanted = 0
+        self.wanted = AUTO
         self.reason: str | None = None
         self.sizes = (0.0, 0.0, 0.0)  # finest, default (the engine's), coarsest grid
         row = QHBoxLayout(self)
@@ -82,10 +87,10 @@ class DetailBox(QWidget):
     def _on_edited(self, value: int) -> None:
         if self.reason is None:
             self.wanted = value
-        self.grid.setEnabled(self.reason is None and value > 0)
+        self.grid.setEnabled(self.reason is None and value != 0)
 
     def set_wanted(self, value: int) -> None:
-        self.wanted = max(0, min(int(value), MAX_DETAIL_ITERATIONS))
+        self.wanted = max(AUTO, min(int(value), MAX_DETAIL_ITERATIONS))
         self._show()
 
     def update_for(self, layer: QgsMapLayer | None, summary: ModelSummary | None) -> None:
@@ -101,9 +106,12 @@ class DetailBox(QWidget):
                 self.grid.clear()
         self._show()
 
-    def iterations(self) -> int:
-        """What the refine runs: 0 while the option is off."""
-        return 0 if self.reason is not None else self.spin.value()
+    def iterations(self) -> int | None:
+        """What the refine runs: 0 while the option is off, None for the model's own."""
+        if self.reason is not None:
+            return 0
+        value = self.spin.value()
+        return None if value == AUTO else value
 
     def resolution_m(self) -> float | None:
         """The fine grid's pixel size the user chose; None: the engine's default (also
@@ -119,7 +127,7 @@ class DetailBox(QWidget):
         finally:
             self.spin.blockSignals(False)
         self.spin.setEnabled(self.reason is None)
-        self.grid.setEnabled(self.reason is None and self.spin.value() > 0)
+        self.grid.setEnabled(self.reason is None and self.spin.value() != 0)
         self.grid.setVisible(self.reason is None)
         if self.reason is None:
             self.note.setText("fine-grid iterations (drone and 0.3 m imagery)")

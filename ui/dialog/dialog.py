@@ -335,7 +335,7 @@ class MapRefinerDialog(QDialog):
         self.labels.preferred_field = defaults.label_field
         if defaults.iterations >= 0:
             self._set_quietly(self.iterations_spin.setValue, defaults.iterations)
-        self.detail.set_wanted(defaults.detail_iterations)
+        self.detail.set_wanted(defaults.detail_choice)
         self.model.set_model_path(
             defaults.model_path, "Remembered from your last use." if defaults.model_path else ""
         )
@@ -615,7 +615,7 @@ class MapRefinerDialog(QDialog):
         return DialogDefaults(
             model_path=str(path) if path else "",
             iterations=-1 if self._iterations_auto else self.iterations_spin.value(),
-            detail_iterations=self.detail.wanted,
+            detail_choice=self.detail.wanted,
             device=self.device_combo.currentData(),
             output_dir=str(Path(output).parent) if output else "",
             write_scores=self.scores_check.isChecked(),

@@ -72,13 +72,14 @@ def build_refine_job(
     add_coarse: bool = False,
     prior: PriorChoice | None = None,
     online: FetchJob | None = None,
-    detail_iterations: int = 0,
+    detail_iterations: int | None = 0,
     detail_resolution_m: float | None = None,
 ) -> RefineJob:
     """The refine of ``layer``; with ``prior``, from that map instead of the coarse CNN
     (no iterations slider then: its Recompute starts from the CNN); with ``online`` (an
     XYZ layer), of the image that fetch writes; with ``detail_iterations``, that many
-    more on a finer grid (of ``detail_resolution_m`` pixels; None: the engine's)."""
+    more on a finer grid (of ``detail_resolution_m`` pixels; None: the engine's; None
+    iterations: the model's own)."""
     image = online.request.out if online is not None else raster_path(layer)
     if not output.strip():
         raise MapRefinerError("Choose an output file for the refined class map.")
@@ -99,7 +100,7 @@ def build_refine_job(
         scores=scores_path_for(out) if write_scores else None,
         coarse=coarse_path_for(out) if add_coarse else None,
         detail_iterations=detail_iterations,
-        detail_resolution_m=detail_resolution_m if detail_iterations else None,
+        detail_resolution_m=detail_resolution_m if detail_iterations != 0 else None,
     )
     if prior is not None:
         from ...engine.vocabulary import parse_raster_value_map

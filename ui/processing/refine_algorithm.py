@@ -146,10 +146,10 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
         detail = with_help(
             QgsProcessingParameterNumber(
                 self.DETAIL_ITERATIONS,
-                "Fine-grid iterations (outline detail; 0: none)",
+                "Fine-grid iterations (outline detail; -1: the model's own; 0: none)",
                 QgsProcessingParameterNumber.Type.Integer,
-                defaultValue=0,
-                minValue=0,
+                defaultValue=-1,
+                minValue=-1,
                 maxValue=50,
             ),
             "For imagery at least 2x finer than the model's grid (drone, 0.3 m aerial): "
@@ -157,8 +157,10 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
             "image's own pixels, at most 4x finer than the model's) draw the outlines at "
             "the image's detail; 1 or 2 are usually best, and it takes longer. Not for "
             "imagery less than 2x finer than the model's grid, where it loses accuracy (the "
-            "log warns); refused for imagery not finer than it. As map-refiner refine "
-            "--detail-iterations.",
+            "log warns); refused for imagery not finer than it. -1 (the default): the "
+            "model's own, 2 with the bundled model (its detail RNN was trained for that "
+            "grid) on imagery at least 1.8x finer than its grid, none otherwise. As "
+            "map-refiner refine --detail-iterations.",
         )
         detail.setFlags(detail.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
         self.addParameter(detail)
@@ -277,13 +279,14 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
         )
         device = DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)]
         precision = PRECISIONS[self.parameterAsEnum(parameters, self.PRECISION, context)]
-        detail = self.parameterAsInt(parameters, self.DETAIL_ITERATIONS, context)
+        detail_n = self.parameterAsInt(parameters, self.DETAIL_ITERATIONS, context)
+        detail = None if detail_n < 0 else detail_n
         detail_m = (
             None
             if parameters.get(self.DETAIL_RESOLUTION) is None
             else self.parameterAsDouble(parameters, self.DETAIL_RESOLUTION, context)
         )
-        if detail_m is not None and not detail:
+        if detail_m is not None and detail == 0:
             feedback.pushWarning(
                 "The fine grid's pixel size is ignored: there are no fine-grid iterations."
             )
