@@ -28,6 +28,13 @@ def _read(path: Path) -> np.ndarray:
     return open_raster(path).ReadAsArray()
 
 
+def _iterations_run(path: Path) -> str:
+    """What made a class map, from its band description ("5 RNN iterations, then 2 at
+    0.3 m": the detail iterations too, when the model ran them)."""
+    ds = open_raster(path)  # kept while its band is read
+    return ds.GetRasterBand(1).GetDescription().rpartition(": ")[2]
+
+
 def run_demo(
     data: Path, out_dir: Path, model_path: Path | None, device: str, stream: TextIO
 ) -> int:
@@ -68,7 +75,7 @@ def run_demo(
     stream.write(
         f"Map Refiner demo: {config.name} on {image.name} "
         f"(model resolution {config.ground_resolution_m} m, "
-        f"{config.default_iterations} RNN iterations; {seconds:.1f} s for both maps)\n"
+        f"{_iterations_run(refined_tif)}; {seconds:.1f} s for both maps)\n"
     )
     for label, path in (("coarse CNN", coarse_tif), ("CNN + RNN", refined_tif)):
         s = evaluate_rasters(path, reference, config.class_names, reference_value_map=REFERENCE_MAP)

@@ -45,6 +45,8 @@ class DetailFitParams:
     patch_size: int = 96
     clip: float = 1.0
     seed: int = 0
+    start_scale: float = 1.0  # each patch's start scores multiplied by a factor drawn
+    # log-uniformly in [1/start_scale, start_scale] (1: as they are)
 
 
 def context(iterations: int) -> int:
@@ -81,6 +83,10 @@ def fit_detail_rnn(
             imgs.append(t.image[:, y : y + side, x : x + side])
             heats.append(t.start[:, y : y + side, x : x + side])
             tgts.append(t.labels[y + c : y + c + p, x + c : x + c + p])
+        if params.start_scale != 1.0:
+            span = np.log(params.start_scale)
+            factors = np.exp(rng.uniform(-span, span, size=len(heats)))
+            heats = [h * float(f) for h, f in zip(heats, factors)]
         k = int(rng.integers(4))
         batch = [torch.rot90(torch.stack(v), k, (-2, -1)) for v in (imgs, heats, tgts)]
         scores = out(batch[0], batch[1], params.iterations)[:, :, c : c + p, c : c + p]

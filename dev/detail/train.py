@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=DetailFitParams.steps)
     ap.add_argument("--lr", type=float, default=DetailFitParams.lr)
     ap.add_argument("--seed", type=int, default=DetailFitParams.seed)
+    ap.add_argument("--start-scale", type=float, default=DetailFitParams.start_scale)
     ap.add_argument("--overwrite", action="store_true")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -114,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
             tuple(t.image.shape[-2:]),
             100 * float((t.labels == 1).float().mean()),
         )
-    params = DetailFitParams(iterations=a.iterations, steps=a.steps, lr=a.lr, seed=a.seed)
+    params = DetailFitParams(
+        iterations=a.iterations, steps=a.steps, lr=a.lr, seed=a.seed, start_scale=a.start_scale
+    )
     t0 = time.perf_counter()
     rnn, losses = fit_detail_rnn(net.rnn, tiles, params, make_reporter(None, None))
     seconds = time.perf_counter() - t0
@@ -133,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         "steps": a.steps,
         "lr": a.lr,
         "seed": a.seed,
+        "start_scale": a.start_scale,
         "patch_size": params.patch_size,
         "batch_size": params.batch_size,
         "seconds": round(seconds, 1),

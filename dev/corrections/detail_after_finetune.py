@@ -1,0 +1,114 @@
+"""The largest-errors user's fine-tune scored with and without the detail iterations.
+
+For each scene and K: the starting model refines the scene as a user gets it (with its
+detail iterations where it has them and the image is fine enough), the user draws
+the K largest errors of that map on the left half (dev/corrections/users.py), the
+product's fine-tune runs (head+rnn, the flip check off, as the study's rows), and the
+right half is scored four ways: the starting model with (`base_auto`) and without
+(`base_off`, --detail-iterations 0) its detail iterations, the fitted model likewise
+(`fit_auto`, `fit_off`). A fine-tune fits the model grid's networks only; this says
+what the detail RNN, trained on the starting model's maps, does for a fitted one.
+
+    python -m map_refiner.dev.corrections.detail_after_finetune \\
+        --scenes kampala_drone,nepal_drone,austin_enh,austin_dev [--model M]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from osgeo import gdal
+
+from ...engine.refine.pipeline import RefineParams, refine_raster
+from ...training.corrections.finetune import finetune
+from ...training.corrections.fit import FitParams
+from ...training.tile import LabelSource
+from .scenes import scenes
+from .study import cell_px, iou, refine
+from .users import error_regions, ordered, write_corrections
+
+gdal.UseExceptions()
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def building(image: Path, out: Path, model: Path | None, detail: int | None) -> np.ndarray:
+    """The building mask of a refine with ``detail`` iterations (None: the model's own)."""
+    refine_raster(
+        RefineParams(
+            image=image,
+            out=out,
+            model_path=model,
+            device="cpu",
+            overwrite=True,
+            detail_iterations=detail,
+        )
+    )
+    ds = gdal.Open(str(out))
+    band = ds.GetRasterBand(1)
+    ds.GetGeoTransform()  # GDAL 3.6: category names once the metadata is read
+    names = [n.lower() for n in band.GetCategoryNames()]
+    return np.asarray(band.ReadAsArray() == names.index("building"))
+
+
+def right_half_iou(mask: np.ndarray, ref: np.ndarray) -> float:
+    half = ref.shape[1] // 2
+    return round(100 * iou(mask[:, half:], ref[:, half:]), 2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--scenes", default="kampala_drone,nepal_drone,austin_enh,austin_dev")
+    ap.add_argument("--ks", default="4,16")
+    ap.add_argument("--model", type=Path, default=None, help="default: the bundled one")
+    a = ap.parse_args(argv)
+    out_dir = ROOT / "out" / "corrections"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    all_scenes = scenes(a.data, out_dir / "data")
+    for name in a.scenes.split(","):
+        sc = all_scenes[name]
+        with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+            work = Path(tmp)
+            ref = gdal.Open(str(sc.reference)).ReadAsArray() > 0
+            half = ref.shape[1] // 2
+
+            pred, probs = refine(sc.image, work / "base.tif", a.model)
+            base_off = building(sc.image, work / "base_off.tif", a.model, 0)
+            like = gdal.Open(str(sc.image))
+            regions = error_regions(pred, ref, half)
+            order = ordered(regions, "largest", probs, half, cell_px(sc, like))
+            for k in map(int, a.ks.split(",")):
+                gpkg = write_corrections(order[:k], like, work / f"largest_{k}.gpkg")
+                fitted = work / f"fit_{k}.safetensors"
+                res = finetune(
+                    sc.image,
+                    LabelSource(gpkg, class_field="class", mode="sparse"),
+                    fitted,
+                    base_model=a.model,
+                    params=FitParams(flip_per_score=float("inf")),
+                    device="cpu",
+                    overwrite=True,
+                )
+                row = {
+                    "scene": name,
+                    "k": k,
+                    "adopted": res.adopted,
+                    "base_auto": right_half_iou(pred, ref),
+                    "base_off": right_half_iou(base_off, ref),
+                    "fit_auto": right_half_iou(
+                        building(sc.image, work / "fit.tif", fitted, None), ref
+                    ),
+                    "fit_off": right_half_iou(
+                        building(sc.image, work / "fit_off.tif", fitted, 0), ref
+                    ),
+                }
+                print(json.dumps(row), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
