@@ -153,3 +153,16 @@ def test_a_detail_fit_learns_on_the_fine_grid_and_leaves_its_base_alone() -> Non
     assert not any(p.requires_grad for p in rnn.parameters())
     with pytest.raises(MapRefinerError, match="larger accurately labelled areas"):
         fit_detail_rnn(net.rnn, [tile], DetailFitParams(patch_size=160), make_reporter(None, None))
+
+
+def test_the_detail_pass_keeps_the_model_grid_s_sure_pixels() -> None:
+    """keep_sure: where the model grid's map is at least 0.9 sure its scores stay, the
+    detail iterations' elsewhere (outlines are redrawn, confident interiors are not)."""
+    from map_refiner.engine.refine.predict import DETAIL_KEEPS_SURE, keep_sure
+
+    start = torch.tensor([[[3.0, 0.5, -3.0]], [[-3.0, 0.0, 3.0]]])  # sure, unsure, sure
+    out = torch.tensor([[[-5.0, -5.0, 5.0]], [[5.0, 5.0, -5.0]]])  # flips all three
+    kept = keep_sure(start, out, DETAIL_KEEPS_SURE)
+    assert torch.equal(kept[:, 0, 0], start[:, 0, 0]) and torch.equal(kept[:, 0, 2], start[:, 0, 2])
+    assert torch.equal(kept[:, 0, 1], out[:, 0, 1])
+    assert torch.equal(keep_sure(start, out, 1.01), out)  # nothing is that sure

@@ -23,35 +23,16 @@ from pathlib import Path
 import numpy as np
 from osgeo import gdal
 
-from ...engine.refine.pipeline import RefineParams, refine_raster
 from ...training.corrections.finetune import finetune
 from ...training.corrections.fit import FitParams
 from ...training.tile import LabelSource
+from ..detail.score import refine as refine_with
 from .scenes import scenes
 from .study import cell_px, iou, refine
 from .users import error_regions, ordered, write_corrections
 
 gdal.UseExceptions()
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def building(image: Path, out: Path, model: Path | None, detail: int | None) -> np.ndarray:
-    """The building mask of a refine with ``detail`` iterations (None: the model's own)."""
-    refine_raster(
-        RefineParams(
-            image=image,
-            out=out,
-            model_path=model,
-            device="cpu",
-            overwrite=True,
-            detail_iterations=detail,
-        )
-    )
-    ds = gdal.Open(str(out))
-    band = ds.GetRasterBand(1)
-    ds.GetGeoTransform()  # GDAL 3.6: category names once the metadata is read
-    names = [n.lower() for n in band.GetCategoryNames()]
-    return np.asarray(band.ReadAsArray() == names.index("building"))
 
 
 def right_half_iou(mask: np.ndarray, ref: np.ndarray) -> float:
@@ -77,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             half = ref.shape[1] // 2
 
             pred, probs = refine(sc.image, work / "base.tif", a.model)
-            base_off = building(sc.image, work / "base_off.tif", a.model, 0)
+            base_off = refine_with(sc.image, work / "base_off.tif", a.model, "today")
             like = gdal.Open(str(sc.image))
             regions = error_regions(pred, ref, half)
             order = ordered(regions, "largest", probs, half, cell_px(sc, like))
@@ -100,10 +81,10 @@ def main(argv: list[str] | None = None) -> int:
                     "base_auto": right_half_iou(pred, ref),
                     "base_off": right_half_iou(base_off, ref),
                     "fit_auto": right_half_iou(
-                        building(sc.image, work / "fit.tif", fitted, None), ref
+                        refine_with(sc.image, work / "fit.tif", fitted, "auto"), ref
                     ),
                     "fit_off": right_half_iou(
-                        building(sc.image, work / "fit_off.tif", fitted, 0), ref
+                        refine_with(sc.image, work / "fit_off.tif", fitted, "today"), ref
                     ),
                 }
                 print(json.dumps(row), flush=True)

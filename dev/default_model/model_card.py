@@ -155,6 +155,15 @@ def _detail_section(record: dict | None, scores_path: Path) -> str:
     if not record:
         return ""
     areas = ", ".join(f"`{n}` ({part})" for n, part in record["areas"].items())
+    others = record.get("starts_from") or []
+    starts = (
+        "the refined maps of this model and of "
+        + ", ".join(f"`{m}`" for m in others)
+        + " (other networks' maps of the same images: a fine-tuned model's maps are not"
+        " this model's either; docs/results_detail.md)"
+        if others
+        else "this model's refined maps"
+    )
     text = f"""
 ## Detail RNN (outlines on imagery finer than 0.6 m)
 A second RNN of the same shape runs {record["iterations"]} more iterations on a grid
@@ -163,7 +172,9 @@ imagery at least 1.8x finer than 0.6 m (0.3 m aerial, drones); `refine
 --detail-iterations 0` turns it off. It started from the RNN above and learnt on that
 grid (`python -m map_refiner.dev.detail.train`, Adam lr {record["lr"]}, {record["steps"]}
 steps of {record["batch_size"]} patches of {record["patch_size"]} fine pixels, seed
-{record["seed"]}, {record["seconds"]} s on this CPU; every other weight unchanged): {areas}.
+{record["seed"]}, {record["seconds"]} s on this CPU; every other weight unchanged): {areas},
+starting from {starts}. Where the model grid's map is at least 0.9 sure, the detail
+iterations keep its scores (predict.DETAIL_KEEPS_SURE).
 """
     if not scores_path.exists():
         return text
@@ -186,8 +197,8 @@ resources/models/scores_detail.json`; docs/results_detail.md "A detail RNN"):
 |---|---|---|---|---|
 {rows}
 
-loveda_0's right half holds no building: a few false building pixels (57 of 524288
-with this detail RNN) take its IoU from 100 to 0 at 99.99 % accuracy.
+loveda_0's right half holds no building: a few false building pixels take its IoU
+from 100 to 0 at 99.97 % accuracy (docs/results_detail.md).
 """
     )
 

@@ -94,6 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=DetailFitParams.lr)
     ap.add_argument("--seed", type=int, default=DetailFitParams.seed)
     ap.add_argument("--start-scale", type=float, default=DetailFitParams.start_scale)
+    ap.add_argument(
+        "--starts-from",
+        default="",
+        help="other models (comma-separated files) whose refined maps are also training "
+        "starts, besides the base model's: maps of other networks on the same images",
+    )
     ap.add_argument("--overwrite", action="store_true")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -102,12 +108,22 @@ def main(argv: list[str] | None = None) -> int:
     net, config = load_model(a.base, "cpu")
     all_scenes = scenes(a.data, ROOT / "out" / "multiscene" / "data")
     parts = dict(item.split(":") for item in a.scenes.split(","))
-    tiles = [
-        detail_tile(
-            n, all_scenes[n].image, all_scenes[n].reference, net, config, a.iterations, part
-        )
-        for n, part in parts.items()
-    ]
+    others = [Path(m) for m in a.starts_from.split(",") if m]
+    tiles = []
+    for source in [None, *others]:
+        s_net, s_config = (net, config) if source is None else load_model(source, "cpu")
+        tiles += [
+            detail_tile(
+                n,
+                all_scenes[n].image,
+                all_scenes[n].reference,
+                s_net,
+                s_config,
+                a.iterations,
+                part,
+            )
+            for n, part in parts.items()
+        ]
     for t in tiles:
         log.info(
             "%s: %s fine pixels, %.1f %% building",
@@ -132,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     config.detail_iterations = a.iterations
     config.training["detail_rnn"] = {
         "areas": parts,
+        "starts_from": [p.name for p in others],
         "iterations": a.iterations,
         "steps": a.steps,
         "lr": a.lr,
