@@ -120,7 +120,14 @@ def _wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
 
 def _wait_for_tasks(timeout: float = 60.0) -> None:
     manager = QgsApplication.taskManager()
-    _wait_until(lambda: manager.countActiveTasks() == 0, timeout)
+    try:
+        _wait_until(lambda: manager.countActiveTasks() == 0, timeout)
+    except TimeoutError as exc:  # say which tasks never ended, for a failure seen once
+        running = [
+            f"{t.description()!r} ({t.status()}, {t.progress():.0f} %)"
+            for t in manager.activeTasks()
+        ]
+        raise TimeoutError(f"tasks still running after {timeout:g} s: {running}") from exc
     for _ in range(3):
         QgsApplication.processEvents()
 

@@ -265,6 +265,11 @@ def test_outline_detail_reaches_refine_params(tiny_model, qgis_new_project, tmp_
     assert dialog.refine_job().params.detail_iterations is None  # the model's own
     assert "finer grid" in dialog.detail.spin.toolTip()
     assert "the model's own" in dialog.detail.spin.toolTip()
+    assert "auto: none for this model" in dialog.detail.note.text()  # no detail RNN
+    dialog.model.set_model_path(None)  # the bundled model has one, of 2 iterations
+    assert "auto: the model's 2" in dialog.detail.note.text()
+    assert dialog.refine_job().params.detail_iterations is None
+    dialog.model.set_model_path(str(tiny_model))
     dialog.detail.spin.setValue(0)
     assert dialog.refine_job().params.detail_iterations == 0  # off
     dialog.detail.spin.setValue(2)

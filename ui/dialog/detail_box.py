@@ -75,6 +75,7 @@ class DetailBox(QWidget):
         self.grid.setShowClearButton(True)
         self.wanted = AUTO
         self.reason: str | None = None
+        self.own = 0  # the model's own detail iterations, what "auto" runs here
         self.sizes = (0.0, 0.0, 0.0)  # finest, default (the engine's), coarsest grid
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
@@ -96,6 +97,7 @@ class DetailBox(QWidget):
     def update_for(self, layer: QgsMapLayer | None, summary: ModelSummary | None) -> None:
         """Offered, or off with the reason, for this raster and model."""
         self.reason = unsuited_reason(layer, summary)
+        self.own = summary.detail_iterations if summary is not None else 0
         if self.reason is None and isinstance(layer, QgsRasterLayer) and summary is not None:
             sizes = detail_grid_range(ground_pixel_size(layer), summary.resolution_m)
             finest, default, coarsest = (round(v, GRID_DECIMALS) for v in sizes)
@@ -130,7 +132,8 @@ class DetailBox(QWidget):
         self.grid.setEnabled(self.reason is None and self.spin.value() != 0)
         self.grid.setVisible(self.reason is None)
         if self.reason is None:
-            self.note.setText("fine-grid iterations (drone and 0.3 m imagery)")
+            auto = f"auto: the model's {self.own}" if self.own else "auto: none for this model"
+            self.note.setText(f"fine-grid iterations ({auto}; drone and 0.3 m imagery)")
             tip = escape(HELP, quote=False)
         else:
             self.note.setText("fine-grid iterations: off for this raster")

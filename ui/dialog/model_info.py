@@ -22,6 +22,7 @@ class ModelSummary:
     resolution_m: float
     default_iterations: int
     tuned_on: str = ""  # a correction round's image (file name); "" for any other model
+    detail_iterations: int = 0  # its own fine-grid iterations (a detail RNN); 0: none
 
     def describe(self) -> str:
         return (
@@ -62,6 +63,7 @@ def _read(path: str, _mtime: float, bundled: bool) -> ModelSummary:
         float(config.ground_resolution_m),
         int(config.default_iterations),
         tuned_image(config.corrections, config.training.get("finetune")),
+        int(config.detail_iterations),
     )
 
 
