@@ -255,7 +255,7 @@ def predict_tile(
 #: user's corrections: with the several-maps detail RNN, the Nepal drone scene's
 #: largest-errors fine-tune (4 background polygons) scored 58.7 without the detail
 #: iterations, 51.1 with them, 56.0 with this rule; on the starting maps it costs at
-#: most 0.6 points (docs/results_detail.md, "Sure pixels kept").
+#: most 0.6 points (docs/results_detail.md, "Several maps, sure pixels kept").
 DETAIL_KEEPS_SURE = 0.9
 
 
