@@ -4,9 +4,12 @@ polygons, then refine the whole raster again with the new model.
 The raster is a 2000 x 2000 px crop of the Xiamen mosaic (about 0.54 m pixels, so
 its model grid is nearly as large: the heaviest case for a 2000 px raster). The
 polygons are 8 OpenStreetMap buildings of the crop and 8 background squares, in
-the mask's classes (the figures are about time, not accuracy).
+the mask's classes (the figures are about time, not accuracy). ``--fine``: the same
+2000 x 2000 px from a 1000 x 1000 px crop resampled to half its pixel size (0.27 m), so
+the refine ends with the bundled model's detail iterations (0.3 m aerial's case).
 
     python -m map_refiner.dev.benchmarks.bench_corrections [--data ../shared/data] [--runs N]
+        [--fine]
 """
 
 from __future__ import annotations
@@ -27,15 +30,25 @@ SIDE = 2000
 ORIGIN = (3800, 2600)  # the bench's crop of the mosaic (bench.make_crop), fully covered
 
 
-def crop(data: Path, tmp: Path) -> dict[str, Path]:
-    """The image crop and the OSM mask on the same pixels."""
+def crop(data: Path, tmp: Path, scale: int = 1) -> dict[str, Path]:
+    """The image crop and the OSM mask on the same pixels (``scale`` 2: a crop of half
+    the side resampled to SIDE px, pixels half the size)."""
     from osgeo import gdal
 
     out = {}
-    for key, name in (("image", "xiamen_rgb.tif"), ("mask", "xiamen_osm_buildings_mask.tif")):
+    side = SIDE // scale
+    for key, name, how in (
+        ("image", "xiamen_rgb.tif", "bilinear"),
+        ("mask", "xiamen_osm_buildings_mask.tif", "nearest"),
+    ):
         out[key] = tmp / f"{key}.tif"
         gdal.Translate(
-            str(out[key]), str(data / "xiamen" / name), srcWin=[ORIGIN[0], ORIGIN[1], SIDE, SIDE]
+            str(out[key]),
+            str(data / "xiamen" / name),
+            srcWin=[ORIGIN[0], ORIGIN[1], side, side],
+            width=SIDE,
+            height=SIDE,
+            resampleAlg=how,
         )
     return out
 
@@ -65,11 +78,11 @@ def polygons(files: dict[str, Path], path: Path, count: int = 16) -> Path:
     return write_class_polygons(keep, ds, path)
 
 
-def correction_round(data: Path, tmp: Path | None = None) -> dict[str, float]:
+def correction_round(data: Path, tmp: Path | None = None, fine: bool = False) -> dict[str, float]:
     """Seconds of one round (fine-tune with the CLI's defaults, then refine)."""
     with tempfile.TemporaryDirectory(dir=tmp) as d:
         d = Path(d)
-        files = crop(data, d)
+        files = crop(data, d, 2 if fine else 1)
         gpkg = polygons(files, d / "corrections.gpkg")
         t0 = time.perf_counter()
         res = finetune(
@@ -103,8 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--runs", type=int, default=1, help="rounds to time (each printed, then the best)"
     )
+    ap.add_argument("--fine", action="store_true", help="0.27 m pixels: detail iterations run")
     a = ap.parse_args(argv)
-    runs = [correction_round(a.data) for _ in range(max(1, a.runs))]
+    runs = [correction_round(a.data, fine=a.fine) for _ in range(max(1, a.runs))]
     for r in runs:
         print(json.dumps(r))
     if len(runs) > 1:
