@@ -28,8 +28,8 @@ from .memory import bounded_memory, release_free_memory
 from .params import KeepIterations, RefineParams, RefineResult, describe_map
 from .predict import classes_and_probs
 from .prior import DEFAULT_STRENGTH, PRIOR_KEEP, Prior, keep_prior
-from .refine_pass import RefinePass, open_pass, prepare_pass
-from .tiling import Tile, make_detail
+from .refine_pass import RefinePass, open_pass, plan_detail, prepare_pass
+from .tiling import Tile
 from .trajectory import TrajectoryCollector
 
 log = logging.getLogger(__name__)
@@ -311,16 +311,7 @@ def refine_array(
         input_resolution_m,
         tile_size,
     )
-    res_x, res_y = p.resolution_m
-    p.detail = make_detail(
-        p.grids,
-        res_x,
-        res_y,
-        config.ground_resolution_m,
-        detail_iterations,
-        detail_resolution_m,
-        config.detail_iterations if p.iterations else 0,  # 0 iterations: the CNN's map
-    )
+    p.detail = plan_detail(p, detail_iterations, detail_resolution_m)
     info, k = p.info, config.num_classes
     keep = list(range(p.iterations + 1)) if trajectory else None
     shape = ((len(keep), k) if keep else (k,)) + (info.height, info.width)

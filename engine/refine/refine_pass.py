@@ -266,16 +266,7 @@ def open_pass(
     p = prepare_pass(
         ds, net, config, dev, autocast, bands, iterations, input_resolution_m, tile_size
     )
-    rx, ry = p.resolution_m
-    p.detail = make_detail(
-        p.grids,
-        rx,
-        ry,
-        config.ground_resolution_m,
-        detail_iterations,
-        detail_resolution_m,
-        config.detail_iterations if p.iterations else 0,  # 0 iterations: the CNN's map
-    )
+    p.detail = plan_detail(p, detail_iterations, detail_resolution_m)
     p.kept = drawn_corrections(config, ds, keep_corrections, Path(image).name)
     return p
 
@@ -309,6 +300,14 @@ def prepare_pass(
     return RefinePass(
         ds, info, net, config, device, autocast, band_list, n, (rx, ry), grids, int(tile_size)
     )
+
+
+def plan_detail(p: RefinePass, iterations: int | None, resolution_m: float | None) -> Detail | None:
+    """The pass's detail grid (tiling.make_detail); ``iterations`` None: the model's own
+    where the image is fine enough, none after 0 iterations (the CNN's map)."""
+    rx, ry = p.resolution_m
+    own = p.config.detail_iterations if p.iterations else 0
+    return make_detail(p.grids, rx, ry, p.config.ground_resolution_m, iterations, resolution_m, own)
 
 
 def drawn_corrections(config: ModelConfig, ds, wanted: bool, name: str) -> KeptCorrections | None:
