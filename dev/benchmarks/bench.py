@@ -177,8 +177,11 @@ def mosaic_vrt(crop: Path, out: Path, n: int) -> Path:
     return out
 
 
-def scaling_run(vrt: Path, out: Path, tile: int) -> dict[str, float]:
-    """Refine in a fresh process; its own wall time and peak resident memory.
+def scaling_run(
+    vrt: Path, out: Path, tile: int, detail_iterations: int | None = None
+) -> dict[str, float]:
+    """Refine in a fresh process; its own wall time and peak resident memory
+    (``detail_iterations`` as RefineParams takes it; None: the model's own).
 
     Peak memory is the process's VmHWM (Linux), not ``ru_maxrss``: the latter
     inherits the parent's peak across fork + exec."""
@@ -194,7 +197,8 @@ def scaling_run(vrt: Path, out: Path, tile: int) -> dict[str, float]:
         "base = hwm()\n"
         "t = time.perf_counter()\n"
         f"refine_raster(RefineParams(image=Path({str(vrt)!r}), "
-        f"out=Path({str(out)!r}), device='cpu', tile_size={tile}, overwrite=True))\n"
+        f"out=Path({str(out)!r}), device='cpu', tile_size={tile}, overwrite=True, "
+        f"detail_iterations={detail_iterations!r}))\n"
         "print(json.dumps({'s': time.perf_counter() - t, "
         "'rss_mb': hwm(), 'rss_after_import_mb': base}))\n"
     )

@@ -14,36 +14,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 from osgeo import gdal
 
 from ...engine.rasters.read import ground_resolution, open_raster, raster_info
-from .bench import make_crop
+from ...engine.refine.params import RefineParams
+from .bench import make_crop, scaling_run
 
 gdal.UseExceptions()
-
-
-def run(image: Path, out: Path, detail: int | None) -> dict[str, float]:
-    """A refine in a fresh process: wall time and peak resident memory (VmHWM)."""
-    code = (
-        "import json, time\n"
-        "from pathlib import Path\n"
-        "from map_refiner.engine.refine.pipeline import RefineParams, refine_raster\n"
-        "def hwm():\n"
-        "    for line in open('/proc/self/status'):\n"
-        "        if line.startswith('VmHWM:'):\n"
-        "            return int(line.split()[1]) / 1024\n"
-        "t = time.perf_counter()\n"
-        f"r = refine_raster(RefineParams(image=Path({str(image)!r}), out=Path({str(out)!r}), "
-        f"device='cpu', overwrite=True, detail_iterations={detail!r}))\n"
-        "print(json.dumps({'s': time.perf_counter() - t, 'rss_mb': hwm()}))\n"
-    )
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,12 +49,15 @@ def main(argv: list[str] | None = None) -> int:
         ground_m = ground_resolution(raster_info(open_raster(crop)))[0]
         rows = {}
         for name, detail in (("off", 0), ("auto", None)):
-            runs = [run(fine, tmp / f"{name}.tif", detail) for _ in range(a.repeat)]
+            refined = tmp / f"{name}.tif"
+            runs = [
+                scaling_run(fine, refined, RefineParams.tile_size, detail) for _ in range(a.repeat)
+            ]
             rows[name] = {
                 "s": round(min(r["s"] for r in runs), 2),
                 "rss_mb": round(max(r["rss_mb"] for r in runs)),
             }
-            result = gdal.Open(str(tmp / f"{name}.tif"))  # kept while its band is read
+            result = gdal.Open(str(refined))  # kept while its band is read
             rows[name]["map"] = result.GetRasterBand(1).GetDescription()
             del result
     out = {
