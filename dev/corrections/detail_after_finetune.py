@@ -24,11 +24,10 @@ import numpy as np
 from osgeo import gdal
 
 from ...training.corrections.finetune import finetune
-from ...training.corrections.fit import FitParams
 from ...training.tile import LabelSource
 from ..detail.score import refine as refine_with
 from .scenes import scenes
-from .study import cell_px, iou, refine
+from .study import VARIANTS, cell_px, iou, refine
 from .users import error_regions, ordered, write_corrections
 
 gdal.UseExceptions()
@@ -70,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                     LabelSource(gpkg, class_field="class", mode="sparse"),
                     fitted,
                     base_model=a.model,
-                    params=FitParams(flip_per_score=float("inf")),
+                    params=VARIANTS["head+rnn"],  # as the study's rows
                     device="cpu",
                     overwrite=True,
                 )
