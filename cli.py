@@ -369,6 +369,13 @@ def build_parser() -> argparse.ArgumentParser:
         "the refit on every polygon adds up to half as many)",
     )
     p.add_argument(
+        "--no-detail-fit",
+        action="store_true",
+        help="leave the model's detail RNN as it is (by default, where a refine of this "
+        "image runs it, it is fitted to the corrections on the fine grid too, and kept "
+        "only when it gets more of your held-out polygons right)",
+    )
+    p.add_argument(
         "--allow-large",
         action="store_true",
         help="go ahead with corrections spread over more than 4000 x 4000 pixels of the "

@@ -77,6 +77,14 @@ def main(argv: list[str] | None = None) -> int:
                     "scene": name,
                     "k": k,
                     "adopted": res.adopted,
+                    "detail": None
+                    if res.detail is None
+                    else {
+                        "adopted": res.detail.adopted,
+                        "base_score": round(res.detail.base_score, 4),
+                        "tuned_score": res.detail.tuned_score,
+                        "seconds": round(res.detail.seconds, 1),
+                    },
                     "base_auto": right_half_iou(pred, ref),
                     "base_off": right_half_iou(base_off, ref),
                     "fit_auto": right_half_iou(

@@ -157,6 +157,11 @@ def run_scene(
                     "flip_ratio": res.flip_ratio,
                     "anchor_confidence": res.anchor_confidence,
                     "steps": res.steps,
+                    # the detail stage (None: it did not run; see dropped rows' caveat
+                    # in docs/results_corrections.md "Session 13")
+                    "detail_adopted": None if res.detail is None else res.detail.adopted,
+                    "detail_base_score": None if res.detail is None else res.detail.base_score,
+                    "detail_tuned_score": None if res.detail is None else res.detail.tuned_score,
                     "finetune_s": round(seconds, 1),
                     "commit": COMMIT,
                 }

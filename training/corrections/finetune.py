@@ -38,20 +38,12 @@ from ...engine.modelfile.io import check_model_output, load_model, save_model
 from ...engine.progress import CancelFn, ProgressFn, make_reporter
 from ..tile import IGNORE, LabelSource
 from .data import Corrections, load_corrections
+from .detail_stage import DetailFit, DetailOutcome, held_out_phase, refit
+from .fine_data import load_fine_corrections
 from .fit import CorrectionFit, FitParams
-from .holdout import balanced_accuracy, held_out_features
+from .holdout import ADOPT_AT_LEAST, REFIT_SHARE, balanced_accuracy, held_out_features
 
 log = logging.getLogger(__name__)
-#: Share of the held-out phase's best step count spent on every polygon afterwards.
-REFIT_SHARE = 0.5
-#: A fit is adopted only when it gets more than this share of the held-out polygons'
-#: pixels right (balanced over classes), and more than the base model does. With
-#: two classes held out, 0.5 is what a map of one class scores: no evidence that the
-#: fit learnt the user's kind of correction. Fits that scored 0.50 on the shared
-#: scenes moved the undrawn half by -10, -3 and +11 points of building IoU, fits
-#: that scored a fifth made it worse (docs/results_corrections.md); a fit must clear
-#: chance by a margin.
-ADOPT_AT_LEAST = 0.55
 #: A fit that passed the held-out check is adopted only when it changes at most
 #: ``FLIP_PER_SCORE x (held-out score - 0.5)`` times the drawn share of the image among
 #: the pixels the base model was sure of (p >= FitParams.flip_confidence, 0.9) and nobody
@@ -97,6 +89,7 @@ class FinetuneResult:
     device: str
     message: str
     anchor_confidence: float | None = None  # how sure the base had to be to anchor the fit
+    detail: DetailOutcome | None = None  # the detail stage (None: it did not run)
 
     @property
     def final_loss(self) -> float:  # what the CLI and the jobs print for every training
@@ -136,11 +129,34 @@ def finetune(
     net, config = load_model(base_model, "cpu")
     config = copy.deepcopy(config)
     corr = load_corrections(image, labels, config, bands, input_resolution_m, allow_large)
+    held = held_out_features(corr.feature_classes(), params.seed)
+    fine = (
+        load_fine_corrections(
+            image, corr, config, list(bands) if bands else list(config.bands), input_resolution_m
+        )
+        if params.detail and held and net.detail_rnn is not None
+        else None
+    )
     rep.report(0.05)
     torch.manual_seed(params.seed)
     fit = CorrectionFit(net, corr.tile, params, dev)
+    stage = (
+        None
+        if fine is None or net.detail_rnn is None
+        else DetailFit(
+            net.detail_rnn,
+            fine,
+            fit.base_scores,
+            params,
+            fit.anchor_confidence,
+            dev,
+        )
+    )
+    # The progress bar: the model grid's held-out phase, the detail RNN's, the model
+    # grid's refit, the detail RNN's.
+    bar = (0.05, 0.7, 0.7, 0.95, 0.95) if stage is None else (0.05, 0.45, 0.7, 0.8, 0.95)
+    detail: DetailOutcome | None = None
     base_state = copy.deepcopy(net.state_dict())
-    held = held_out_features(corr.feature_classes(), params.seed)
     budget = params.max_seconds
     flips: float | None = None
     cap = math.inf  # the flip check's allowance, once a fit passed the held-out check
@@ -152,7 +168,7 @@ def finetune(
         first = fit.fit(
             train,
             steps_first,
-            rep.sub(0.05, 0.7),
+            rep.sub(bar[0], bar[1]),
             held_out=mask,
             boxes=corr.boxes(held),
             time_left=None if budget is None else 0.7 * budget,
@@ -160,11 +176,16 @@ def finetune(
         adopted = should_adopt(base_score, first.score)
         if adopted:
             net.load_state_dict(first.state)
+        if stage is not None:
+            with torch.no_grad():
+                now = fit.logits()  # the networks that never saw the held-out polygons
+            detail = held_out_phase(stage, now, held, steps_first, rep.sub(bar[1], bar[2]))
+        if adopted:
             more = max(1, int(round(REFIT_SHARE * first.step)))
             last = fit.fit(
                 fit.labels,
                 more,
-                rep.sub(0.7, 0.95),
+                rep.sub(bar[2], bar[3]),
                 time_left=None if budget is None else 0.3 * budget,
             )
             steps, seconds = first.steps + last.steps, first.seconds + last.seconds
@@ -179,6 +200,12 @@ def finetune(
         tuned_score: float | None = first.score
     else:  # nothing to check a fit on: the networks stay as they are
         adopted, base_score, tuned_score, steps, seconds = False, None, None, 0, 0.0
+    if stage is not None and detail is not None and net.detail_rnn is not None:
+        if detail.adopted:
+            with torch.no_grad():
+                settled = fit.logits()  # the model grid's scores with the networks kept
+            refit(stage, detail, settled, rep.sub(bar[3], bar[4]))
+        net.detail_rnn.load_state_dict(stage.rnn.state_dict())
     message = _message(
         adopted,
         len(held),
@@ -187,7 +214,7 @@ def finetune(
         tuned_score,
         flips,
         cap,
-    )
+    ) + _detail_message(detail)
     log.info(message)
     _record(
         config,
@@ -204,6 +231,7 @@ def finetune(
         seconds,
         str(dev),
         fit.anchor_confidence,
+        detail,
     )
     save_model(net.cpu(), config, out, overwrite=overwrite)
     rep.report(1.0)
@@ -220,7 +248,20 @@ def finetune(
         str(dev),
         message,
         fit.anchor_confidence,
+        detail,
     )
+
+
+def _detail_message(detail: DetailOutcome | None) -> str:
+    if detail is None:
+        return ""
+    scores = (
+        f"{100 * (detail.tuned_score or 0):.0f} % of the held-out polygons' fine pixels right "
+        f"(before: {100 * detail.base_score:.0f} %)"
+    )
+    if detail.adopted:
+        return f" Its outline detail pass was fitted too: {scores}."
+    return f" Its outline detail pass was kept as it was: fitted, it got {scores}."
 
 
 def _message(
@@ -280,6 +321,7 @@ def _record(
     seconds: float,
     device: str,
     anchor_confidence: float,
+    detail: DetailOutcome | None = None,
 ) -> None:
     """The model's name, its kept polygons and the round in its training record."""
     rounds: list[dict[str, Any]] = [
@@ -310,4 +352,12 @@ def _record(
         "seconds": round(seconds, 1),
         "labelled_pixels": corr.tile.labelled_pixels,
     }
+    if detail is not None:
+        record["detail"] = {
+            "adopted": detail.adopted,
+            "base_score": round(detail.base_score, 4),
+            "tuned_score": None if detail.tuned_score is None else round(detail.tuned_score, 4),
+            "steps": detail.steps,
+            "seconds": round(detail.seconds, 1),
+        }
     config.training["finetune"] = list(config.training.get("finetune") or []) + [record]

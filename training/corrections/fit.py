@@ -98,6 +98,8 @@ class FitParams:
     balance: bool = True  # drawn classes weigh alike, whatever their pixel counts
     flip_per_score: float = 3.0  # see finetune.FLIP_PER_SCORE (inf: no flip check)
     eval_every: int = 10
+    detail: bool = True  # also fit the detail RNN where a refine of the image runs it
+    # (detail_stage.py); False: the model grid's networks only
     clip: float = 1.0
     seed: int = 0
     max_seconds: float | None = None  # an optional wall-clock stop: makes a round's outcome
@@ -194,6 +196,7 @@ class CorrectionFit:
         with torch.no_grad():
             self.trunk = _trunk(net, self.x, self.frozen)
             base = self.logits()
+            self.base_scores = base  # (K, h, w): the starting networks' scores
             self.base = class_argmax(base).long()
             confidence = torch.softmax(base, 0).max(0).values.cpu()
         self.sure_and_wrong = sure_and_wrong(confidence, self.base.cpu(), self.labels)

@@ -14,6 +14,17 @@ from ..tile import IGNORE
 
 #: Share of the polygons held out when there are enough of them.
 HOLDOUT_SHARE = 0.34
+#: Share of the held-out phase's best step count a fit adopted spends on every polygon
+#: afterwards (the model grid's networks, finetune.py, and the detail RNN, detail_stage.py).
+REFIT_SHARE = 0.5
+#: A fit is adopted only when it gets more than this share of the held-out polygons'
+#: pixels right (balanced over classes), and more than the base model does. With
+#: two classes held out, 0.5 is what a map of one class scores: no evidence that the
+#: fit learnt the user's kind of correction. Fits that scored 0.50 on the shared
+#: scenes moved the undrawn half by -10, -3 and +11 points of building IoU, fits
+#: that scored a fifth made it worse (docs/results_corrections.md); a fit must clear
+#: chance by a margin.
+ADOPT_AT_LEAST = 0.55
 
 
 def held_out_features(
