@@ -183,7 +183,7 @@ def _toy_stage(seed: int = 0) -> tuple[DetailFit, torch.Tensor]:
             )
         )
     fine = FineCorrections(Detail(2, 2 * n, 2 * n, (0.3, 0.3)), crops)
-    params = FitParams(eval_every=5, lr=3e-3, seed=seed)
+    params = FitParams(eval_every=5, detail_lr=3e-3, seed=seed)
     return DetailFit(net.detail_rnn, fine, window, params, 0.9, torch.device("cpu")), window
 
 

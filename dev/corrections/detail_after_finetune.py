@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scenes", default="kampala_drone,nepal_drone,austin_enh,austin_dev")
     ap.add_argument("--ks", default="4,16")
     ap.add_argument("--model", type=Path, default=None, help="default: the bundled one")
+    ap.add_argument("--seed", type=int, default=0, help="the fine-tune's (FitParams.seed)")
+    ap.add_argument(
+        "--no-detail-fit", action="store_true", help="the fine-tune without its detail stage"
+    )
     a = ap.parse_args(argv)
     out_dir = ROOT / "out" / "corrections"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -69,13 +74,17 @@ def main(argv: list[str] | None = None) -> int:
                     LabelSource(gpkg, class_field="class", mode="sparse"),
                     fitted,
                     base_model=a.model,
-                    params=VARIANTS["head+rnn"],  # as the study's rows
+                    params=replace(  # as the study's rows
+                        VARIANTS["head+rnn"], seed=a.seed, detail=not a.no_detail_fit
+                    ),
                     device="cpu",
                     overwrite=True,
                 )
                 row = {
                     "scene": name,
                     "k": k,
+                    "seed": a.seed,
+                    "detail_fit": not a.no_detail_fit,
                     "adopted": res.adopted,
                     "detail": None
                     if res.detail is None

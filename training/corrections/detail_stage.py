@@ -212,7 +212,7 @@ class DetailFit:
         pools = self._pools(tgts, weights)
         for q in self.rnn.parameters():
             q.requires_grad_(True)
-        opt = torch.optim.Adam(self.rnn.parameters(), lr=self.params.lr)
+        opt = torch.optim.Adam(self.rnn.parameters(), lr=self.params.detail_lr)
         best_state, best_score, best_step = copy.deepcopy(self.rnn.state_dict()), None, 0
         losses: list[float] = []
         c, p = self.c, PATCH

@@ -132,7 +132,11 @@ def finetune(
     held = held_out_features(corr.feature_classes(), params.seed)
     fine = (
         load_fine_corrections(
-            image, corr, config, list(bands) if bands else list(config.bands), input_resolution_m
+            image,
+            corr,
+            config,
+            list(bands) if bands else list(config.bands),
+            input_resolution_m,
         )
         if params.detail and held and net.detail_rnn is not None
         else None

@@ -100,6 +100,8 @@ class FitParams:
     eval_every: int = 10
     detail: bool = True  # also fit the detail RNN where a refine of the image runs it
     # (detail_stage.py); False: the model grid's networks only
+    detail_lr: float = 1e-3  # the detail stage's Adam rate (3e-4, the detail RNN's own
+    # training rate, was worse: docs/results_corrections.md "Session 13")
     clip: float = 1.0
     seed: int = 0
     max_seconds: float | None = None  # an optional wall-clock stop: makes a round's outcome
