@@ -369,11 +369,12 @@ def build_parser() -> argparse.ArgumentParser:
         "the refit on every polygon adds up to half as many)",
     )
     p.add_argument(
-        "--no-detail-fit",
+        "--detail-fit",
         action="store_true",
-        help="leave the model's detail RNN as it is (by default, where a refine of this "
-        "image runs it, it is fitted to the corrections on the fine grid too, and kept "
-        "only when it gets more of your held-out polygons right)",
+        help="also fit the model's detail RNN to the corrections on the fine grid, where a "
+        "refine of this image runs it (kept only when it gets more of your held-out "
+        "polygons right; about doubles a round on fine imagery; not better on average in "
+        "the project's measurements, see docs/results_corrections.md)",
     )
     p.add_argument(
         "--allow-large",

@@ -175,7 +175,7 @@ def _finetune(a: argparse.Namespace) -> int:
             steps=a.steps,
             seed=a.seed,
             max_seconds=a.time_budget,
-            detail=not a.no_detail_fit,
+            detail=a.detail_fit,
         ),
         device=a.device,
         bands=a.bands,

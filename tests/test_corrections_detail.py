@@ -1,8 +1,10 @@
-"""The fine-tune's detail stage (training/corrections/detail_stage.py, fine_data.py):
+"""The fine-tune's detail stage (training/corrections/detail_stage.py, fine_data.py;
+opt-in: FitParams.detail, finetune --detail-fit):
 on imagery where a refine runs the model's detail RNN, the fine-tune fits that RNN to
 the drawn polygons on the fine grid too, keeps it only when it beats the starting
 detail RNN on the held-out polygons, and records what it did; elsewhere (coarser
-imagery, a model without one, ``detail=False``) the detail RNN is left alone."""
+imagery, a model without one, ``detail=False``, the default) the detail RNN is left
+alone."""
 
 from __future__ import annotations
 
@@ -127,7 +129,7 @@ def test_on_fine_imagery_the_detail_rnn_is_fitted_and_checked(fine: dict, tmp_pa
         corrections(tmp_path / "c.gpkg"),
         tmp_path / "new.safetensors",
         fine["model"],
-        FitParams(steps=6, eval_every=2),
+        FitParams(steps=6, eval_every=2, detail=True),
         device="cpu",
     )
     assert res.detail is not None and res.detail.base_score is not None
@@ -208,3 +210,21 @@ def test_a_detail_fit_no_better_on_held_out_polygons_is_not_adopted(monkeypatch)
     assert not out.adopted and out.tuned_score == 0.0
     assert _same(start, stage.rnn.state_dict())
     assert detail_stage.ADOPT_AT_LEAST > 0.5
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_the_cli_fits_the_detail_rnn_only_when_asked(
+    fine: dict, tmp_path: Path, capsys, flag: bool
+) -> None:
+    from map_refiner import cli
+
+    out = tmp_path / "new.safetensors"
+    args = ["finetune", fine["fine"], corrections(tmp_path / "c.gpkg").path]
+    args += ["--class-field", "class"]
+    args += ["--mode", "sparse", "--out", out, "--model", fine["model"], "--steps", "4"]
+    args += ["--device", "cpu"] + (["--detail-fit"] if flag else [])
+    assert cli.main([str(a) for a in args]) == 0
+    printed = capsys.readouterr().out
+    record = load_model(out)[1].training["finetune"][-1]
+    assert ("detail" in record) == flag
+    assert ("outline detail pass" in printed) == flag

@@ -47,9 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ks", default="4,16")
     ap.add_argument("--model", type=Path, default=None, help="default: the bundled one")
     ap.add_argument("--seed", type=int, default=0, help="the fine-tune's (FitParams.seed)")
-    ap.add_argument(
-        "--no-detail-fit", action="store_true", help="the fine-tune without its detail stage"
-    )
+    ap.add_argument("--detail-fit", action="store_true", help="the fine-tune with its detail stage")
     a = ap.parse_args(argv)
     out_dir = ROOT / "out" / "corrections"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -75,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                     fitted,
                     base_model=a.model,
                     params=replace(  # as the study's rows
-                        VARIANTS["head+rnn"], seed=a.seed, detail=not a.no_detail_fit
+                        VARIANTS["head+rnn"], seed=a.seed, detail=a.detail_fit
                     ),
                     device="cpu",
                     overwrite=True,
@@ -84,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                     "scene": name,
                     "k": k,
                     "seed": a.seed,
-                    "detail_fit": not a.no_detail_fit,
+                    "detail_fit": a.detail_fit,
                     "adopted": res.adopted,
                     "detail": None
                     if res.detail is None

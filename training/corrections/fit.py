@@ -98,8 +98,11 @@ class FitParams:
     balance: bool = True  # drawn classes weigh alike, whatever their pixel counts
     flip_per_score: float = 3.0  # see finetune.FLIP_PER_SCORE (inf: no flip check)
     eval_every: int = 10
-    detail: bool = True  # also fit the detail RNN where a refine of the image runs it
-    # (detail_stage.py); False: the model grid's networks only
+    detail: bool = False  # also fit the detail RNN where a refine of the image runs it
+    # (detail_stage.py; finetune --detail-fit). Off by default: over four fine-tune seeds
+    # on the five scenes finer than the model's grid it moved the loop by +7.9, -3.5,
+    # -0.3 and -1.0 points summed and doubled a fine round's time (docs/results_corrections.md
+    # "Session 13")
     detail_lr: float = 1e-3  # the detail stage's Adam rate (3e-4, the detail RNN's own
     # training rate, was worse: docs/results_corrections.md "Session 13")
     clip: float = 1.0
