@@ -53,6 +53,12 @@ class ModelConfig:
     # on imagery at least tiling.DETAIL_AUTO_FINER times finer than ``ground_resolution_m``.
     # 0: the file holds no detail RNN (detail iterations, when asked for, reuse ``rnn``).
     detail_iterations: int = 0
+    # The model grid's scores are divided by this before the detail iterations (and the
+    # sure-pixel rule, predict.detail_scores): a fine-tuned model is much surer of itself
+    # than the maps its detail RNN learnt from, and the RNN moves sure scores less; a
+    # fine-tune sets it so that its map is as often sure as its parent's
+    # (training/corrections/temperature.py). 1: as trained.
+    detail_temperature: float = 1.0
     class_specific: bool = True
     name: str = "map-refiner model"
     training: dict[str, Any] = field(default_factory=dict)
@@ -124,6 +130,7 @@ class ModelConfig:
             self.ground_resolution_m = float(self.ground_resolution_m)
             self.default_iterations = int(self.default_iterations)
             self.detail_iterations = int(self.detail_iterations)
+            self.detail_temperature = float(self.detail_temperature)
             self.bands = [int(b) for b in self.bands]
             self.mean = [float(v) for v in self.mean]
             self.std = [float(v) for v in self.std]
@@ -177,6 +184,11 @@ class ModelConfig:
         self.detail_iterations = check_iterations(
             self.detail_iterations, "The model's default number of detail iterations"
         )
+        if not (math.isfinite(self.detail_temperature) and 0.1 <= self.detail_temperature <= 100):
+            raise MapRefinerError(
+                f"The model's detail temperature is {self.detail_temperature}; it must be "
+                "between 0.1 and 100. Re-export the model with Map Refiner."
+            )
         self.format_version = 2 if self.detail_iterations else 1
 
 

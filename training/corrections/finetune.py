@@ -42,6 +42,7 @@ from .detail_stage import DetailFit, DetailOutcome, held_out_phase, refit
 from .fine_data import load_fine_corrections
 from .fit import CorrectionFit, FitParams
 from .holdout import ADOPT_AT_LEAST, REFIT_SHARE, balanced_accuracy, held_out_features
+from .temperature import matched_temperature
 
 log = logging.getLogger(__name__)
 #: A fit that passed the held-out check is adopted only when it changes at most
@@ -204,6 +205,13 @@ def finetune(
         tuned_score: float | None = first.score
     else:  # nothing to check a fit on: the networks stay as they are
         adopted, base_score, tuned_score, steps, seconds = False, None, None, 0, 0.0
+    if adopted and params.detail_temperature and config.detail_iterations > 0:
+        if detail is None or not detail.adopted:  # a fitted detail RNN learnt untempered maps
+            with torch.no_grad():
+                settled = fit.logits()
+            config.detail_temperature = matched_temperature(
+                fit.base_scores, settled, config.detail_temperature
+            )
     if stage is not None and detail is not None and net.detail_rnn is not None:
         if detail.adopted:
             with torch.no_grad():
@@ -349,6 +357,7 @@ def _record(
         "flip_ratio": None if flips is None else round(flips, 4),
         "adapt": params.adapt,
         "anchor_confidence": anchor_confidence,
+        "detail_temperature": config.detail_temperature,
         "steps": steps,
         "lr": params.lr,
         "seed": params.seed,

@@ -103,6 +103,8 @@ class FitParams:
     # on the five scenes finer than the model's grid it moved the loop by +7.9, -3.5,
     # -0.3 and -1.0 points summed and doubled a fine round's time (docs/results_corrections.md
     # "Session 13")
+    detail_temperature: bool = True  # an adopted fit's detail pass gets the temperature
+    # at which its map is as often sure as its parent's (temperature.py)
     detail_lr: float = 1e-3  # the detail stage's Adam rate (3e-4, the detail RNN's own
     # training rate, was worse: docs/results_corrections.md "Session 13")
     clip: float = 1.0

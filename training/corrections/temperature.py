@@ -1,0 +1,47 @@
+"""The score temperature a fine-tuned model hands its detail pass.
+
+A fine-tune sharpens the model grid's map: on the drone scenes the share of pixels it
+is at least 0.9 sure of went from 81 % to 92-97 % (dev/corrections/fitted_start_probe.py),
+and the detail RNN, trained on starting maps, moves such sure scores less, so the
+fitted map gained 1-2 points less from the detail pass than the starting one, or lost
+(docs/results_corrections.md, "Session 13"). The fitted model's scores are divided by
+the temperature at which its map over the correction window is as often sure as its
+parent's (at the parent's own temperature) before the detail iterations
+(ModelConfig.detail_temperature, predict.detail_scores).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ...engine.refine.predict import DETAIL_KEEPS_SURE
+
+#: The range searched; a fit rarely needs more than a few.
+MAX_TEMPERATURE = 16.0
+
+
+def sure_share(scores: torch.Tensor, temperature: float, level: float = DETAIL_KEEPS_SURE) -> float:
+    """Share of the pixels of ``(K, h, w)`` scores divided by ``temperature`` whose top
+    class probability reaches ``level``."""
+    prob = torch.softmax(scores.float() / temperature, 0).max(0).values
+    return float((prob >= level).float().mean())
+
+
+def matched_temperature(
+    parent: torch.Tensor, fitted: torch.Tensor, parent_temperature: float = 1.0
+) -> float:
+    """The temperature in [1, MAX_TEMPERATURE] at which ``fitted`` scores are as often sure
+    as ``parent`` scores at ``parent_temperature`` (1 when the fitted map is no surer)."""
+    target = sure_share(parent, parent_temperature)
+    if sure_share(fitted, 1.0) <= target:
+        return 1.0
+    if sure_share(fitted, MAX_TEMPERATURE) >= target:
+        return MAX_TEMPERATURE
+    lo, hi = 1.0, MAX_TEMPERATURE  # share(lo) > target >= share(hi); it falls as T grows
+    for _ in range(30):
+        mid = (lo * hi) ** 0.5
+        if sure_share(fitted, mid) > target:
+            lo = mid
+        else:
+            hi = mid
+    return round(hi, 3)
