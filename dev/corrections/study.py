@@ -162,6 +162,7 @@ def run_scene(
                     "detail_adopted": None if res.detail is None else res.detail.adopted,
                     "detail_base_score": None if res.detail is None else res.detail.base_score,
                     "detail_tuned_score": None if res.detail is None else res.detail.tuned_score,
+                    "detail_temperature": load_model(model, "cpu")[1].detail_temperature,
                     "finetune_s": round(seconds, 1),
                     "commit": COMMIT,
                 }
