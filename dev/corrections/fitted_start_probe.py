@@ -1,7 +1,8 @@
 """Why a fitted map gains less from the detail pass (session 13's probe).
 
 For one scene, K and fine-tune seed: the largest-errors user's corrections, the
-product's fine-tune without its detail stage, then the right half of the starting
+product's fine-tune without its detail stage and without the temperature it now records
+(ModelConfig.detail_temperature: this probe is why it exists), then the right half of the starting
 (``base``) and fitted (``fit``) models' maps: building IoU without the detail pass
 (``off``), the share of pixels the model grid's map is at least 0.9 sure of (``sure``),
 IoU through the detail pass with the sure-pixel rule (``keep0.9``) and without it
@@ -84,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
             sc.image,
             LabelSource(gpkg, class_field="class", mode="sparse"),
             fitted,
-            params=replace(VARIANTS["head+rnn"], seed=a.seed, detail=False),
+            params=replace(  # the fitted model as it was before its own temperature
+                VARIANTS["head+rnn"], seed=a.seed, detail=False, detail_temperature=False
+            ),
             device="cpu",
         )
         row: dict[str, object] = {"scene": a.scene, "k": a.k, "seed": a.seed}
