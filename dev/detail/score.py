@@ -14,6 +14,7 @@ of the reference's outline pixels, both ways). The maps are kept under
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 from pathlib import Path
@@ -22,6 +23,7 @@ import numpy as np
 from osgeo import gdal
 from scipy import ndimage
 
+from ...engine.modelfile.io import load_model, save_model
 from ...engine.refine.pipeline import RefineParams, refine_raster
 from ..corrections.scenes import scenes
 from ..corrections.study import iou
@@ -141,6 +143,16 @@ def markdown(res: dict[str, dict[str, dict[str, float | None]]], key: str) -> st
     return "\n".join(lines)
 
 
+def with_temperature(model: Path | None, temperature: float) -> Path:
+    """A copy of ``model`` (default: the bundled one) with its detail temperature set."""
+    net, config = load_model(model, "cpu")
+    config = copy.deepcopy(config)
+    config.detail_temperature = temperature
+    config.validate()
+    stem = model.stem if model is not None else "bundled"
+    return save_model(net, config, MAPS.parent / f"{stem}_T{temperature:g}.safetensors", True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=None, help="default: the bundled model")
@@ -148,10 +160,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scenes", default="", help="comma-separated names (default: all)")
     ap.add_argument("--settings", default=",".join(SETTINGS))
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="score a copy of the model whose detail pass divides the model grid's scores "
+        "by this first (ModelConfig.detail_temperature; written under out/detail/)",
+    )
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     only = [n for n in a.scenes.split(",") if n]
-    res = score(a.model, a.data, only, a.settings.split(","))
+    model = a.model
+    if a.temperature is not None:
+        model = with_temperature(a.model, a.temperature)
+    res = score(model, a.data, only, a.settings.split(","))
     if a.json:
         a.json.write_text(json.dumps(res, indent=1) + "\n")
     for key in ("building_iou", *(f"boundary_f_{t:g}m" for t in TOLERANCES)):
