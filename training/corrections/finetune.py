@@ -145,13 +145,16 @@ def finetune(
     rep.report(0.05)
     torch.manual_seed(params.seed)
     fit = CorrectionFit(net, corr.tile, params, dev)
+    # The detail stage sees the maps a refine hands the detail RNN: divided by the parent's
+    # detail temperature (a round whose detail RNN is fitted keeps it).
+    parent_temperature = config.detail_temperature
     stage = (
         None
         if fine is None or net.detail_rnn is None
         else DetailFit(
             net.detail_rnn,
             fine,
-            fit.base_scores,
+            fit.base_scores / parent_temperature,
             params,
             fit.anchor_confidence,
             dev,
@@ -184,7 +187,9 @@ def finetune(
         if stage is not None:
             with torch.no_grad():
                 now = fit.logits()  # the networks that never saw the held-out polygons
-            detail = held_out_phase(stage, now, held, steps_first, rep.sub(bar[1], bar[2]))
+            detail = held_out_phase(
+                stage, now / parent_temperature, held, steps_first, rep.sub(bar[1], bar[2])
+            )
         if adopted:
             more = max(1, int(round(REFIT_SHARE * first.step)))
             last = fit.fit(
@@ -216,7 +221,7 @@ def finetune(
         if detail.adopted:
             with torch.no_grad():
                 settled = fit.logits()  # the model grid's scores with the networks kept
-            refit(stage, detail, settled, rep.sub(bar[3], bar[4]))
+            refit(stage, detail, settled / parent_temperature, rep.sub(bar[3], bar[4]))
         net.detail_rnn.load_state_dict(stage.rnn.state_dict())
     message = _message(
         adopted,
