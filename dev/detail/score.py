@@ -58,11 +58,18 @@ def outline(mask: np.ndarray) -> np.ndarray:
     return mask & ~ndimage.binary_erosion(mask, border_value=1)
 
 
-def boundary_f(pred: np.ndarray, ref: np.ndarray, res_m: float, tol_m: float) -> float | None:
+def half(width: int, part: str) -> slice:
+    """The columns scored: the right half (never trained on), the left one, or all."""
+    return {"right": slice(width // 2, None), "left": slice(0, width // 2)}.get(part, slice(None))
+
+
+def boundary_f(
+    pred: np.ndarray, ref: np.ndarray, res_m: float, tol_m: float, part: str = "right"
+) -> float | None:
     """F-score of the outlines within ``tol_m``: precision over the map's outline pixels,
-    recall over the reference's, on the right half (outlines found on the whole scene);
+    recall over the reference's, on ``part`` (outlines found on the whole scene);
     None where neither has an outline there."""
-    cols = slice(ref.shape[1] // 2, None)
+    cols = half(ref.shape[1], part)
     bp, br = outline(pred), outline(ref)
     near_r = ndimage.distance_transform_edt(~br, sampling=res_m) <= tol_m
     near_p = ndimage.distance_transform_edt(~bp, sampling=res_m) <= tol_m
@@ -105,9 +112,14 @@ def refine(image: Path, out: Path, model: Path | None, setting: str) -> np.ndarr
 
 
 def score(
-    model: Path | None, data: Path, only: list[str], settings: list[str]
+    model: Path | None,
+    data: Path,
+    only: list[str],
+    settings: list[str],
+    part: str = "right",
 ) -> dict[str, dict[str, dict[str, float | None]]]:
-    """Right-half building IoU and boundary F of each scene under each setting."""
+    """Building IoU and boundary F of each scene's ``part`` (right: the half no model
+    was trained on) under each setting."""
     MAPS.mkdir(parents=True, exist_ok=True)
     out: dict[str, dict[str, dict[str, float | None]]] = {}
     for name, scene in scenes(data, ROOT / "out" / "multiscene" / "data").items():
@@ -119,14 +131,14 @@ def score(
         if res_m >= 0.6:
             continue  # not finer than the model's grid
         ref = gdal.Open(str(scene.reference)).ReadAsArray() > 0
-        cols = slice(ref.shape[1] // 2, None)
+        cols = half(ref.shape[1], part)
         for setting in settings:
             pred = refine(scene.image, MAPS / f"{name}_{setting}.tif", model, setting)
             row: dict[str, float | None] = {
                 "building_iou": round(100 * iou(pred[:, cols], ref[:, cols]), 2)
             }
             for tol in TOLERANCES:
-                f = boundary_f(pred, ref, res_m, tol)
+                f = boundary_f(pred, ref, res_m, tol, part)
                 row[f"boundary_f_{tol:g}m"] = None if f is None else round(100 * f, 2)
             out.setdefault(name, {})[setting] = row
             print(name, setting, row, flush=True)
@@ -167,13 +179,19 @@ def main(argv: list[str] | None = None) -> int:
         help="score a copy of the model whose detail pass divides the model grid's scores "
         "by this first (ModelConfig.detail_temperature; written under out/detail/)",
     )
+    ap.add_argument(
+        "--part",
+        choices=("right", "left", "whole"),
+        default="right",
+        help="the columns scored (right: the half every model here leaves out of training)",
+    )
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     only = [n for n in a.scenes.split(",") if n]
     model = a.model
     if a.temperature is not None:
         model = with_temperature(a.model, a.temperature)
-    res = score(model, a.data, only, a.settings.split(","))
+    res = score(model, a.data, only, a.settings.split(","), a.part)
     if a.json:
         a.json.write_text(json.dumps(res, indent=1) + "\n")
     for key in ("building_iou", *(f"boundary_f_{t:g}m" for t in TOLERANCES)):
