@@ -229,9 +229,7 @@ class Controller:
     def _finetuned(self, job: FinetuneJob, task: EngineTask, result) -> None:  # noqa: ANN001
         self._done(task)
         text = f"{result.message} → {result.model.name}; now selected"
-        # the detail stage (training/corrections/detail_stage.py), where it ran
-        detail_adopted = None if result.detail is None else result.detail.adopted
-        if result.adopted or detail_adopted:
+        if result.adopted:
             show_success(self.iface.messageBar(), text)
         else:
             show_warning(self.iface.messageBar(), text)
@@ -246,7 +244,6 @@ class Controller:
                 result.tuned_score,
                 result.base_score,
                 result.flip_ratio,
-                detail_adopted,
             )
         )
         if self.dialog is not None:

@@ -18,8 +18,6 @@ class Round:
     base_score: float | None  # the same, the starting model
     flip_ratio: float | None = None  # sure pixels the fit changed / drawn share; only
     # measured for a fit that passed the held-out check
-    detail_adopted: bool | None = None  # the detail RNN fitted too (None: not tried, the
-    # image is not fine enough for the model's detail pass or it has none)
 
     def describe(self) -> str:
         """Two short lines for the dialog's list, the model's name and how the round did
@@ -37,8 +35,6 @@ class Round:
             kept = "fit dropped: changed too much elsewhere"
         else:
             kept = "fit dropped"
-        if self.detail_adopted is not None:
-            kept += ", outlines fitted" if self.detail_adopted else ", outlines kept"
         return f"{self.name}\n{score}, {kept}"
 
     def details(self) -> str:
@@ -59,13 +55,6 @@ class Round:
             )
         else:
             kept = "the starting networks kept; your polygons are shown"
-        if self.detail_adopted is not None:
-            kept += (
-                "; the outline detail pass fitted to your polygons too"
-                if self.detail_adopted
-                else "; the outline detail pass kept as it was (fitted, it was no better on "
-                "your held-out polygons)"
-            )
         return (
             f"{self.name}, fine-tuned on {self.image.name} from {self.parent_label()}: "
             f"{score}; {kept}.\nModel file: {self.model}"

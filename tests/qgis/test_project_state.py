@@ -79,12 +79,6 @@ def test_a_round_says_why_its_networks_were_kept() -> None:
     assert "100 % of your held-out polygons right (the starting model: 94 %)" in tip
     assert "from the bundled model" in tip and "r.safetensors" in tip
     assert "too much" not in Round(adopted=False, flip_ratio=None, **common).describe()
-    assert "outlines" not in line  # no detail stage ran
-    fitted = Round(adopted=False, flip_ratio=None, detail_adopted=True, **common)
-    assert "outlines fitted" in fitted.describe()
-    assert "detail pass fitted to your polygons" in fitted.details()
-    kept = Round(adopted=True, flip_ratio=0.1, detail_adopted=False, **common)
-    assert "outlines kept" in kept.describe() and "no better" in kept.details()
 
 
 def test_the_dialog_says_which_image_a_fine_tuned_model_is_for_and_why(
