@@ -104,23 +104,41 @@ def test_coarse_map_joins_the_group_unchecked(
 
 
 def test_cancel_stops_the_job_and_leaves_no_output(
-    plugin, austin_rgb, tiny_model, tmp_path, qgis_iface, qgis_new_project, wait_for_tasks
+    plugin,
+    austin_rgb,
+    tiny_model,
+    tmp_path,
+    qgis_iface,
+    qgis_new_project,
+    wait_for_tasks,
+    monkeypatch,
 ) -> None:  # noqa: ANN001
+    import threading
+
+    from map_refiner.ui import controller as controller_module
+
     job = _job(austin_rgb, tmp_path / "never.tif", tiny_model, scores=True)
     job.params.tile_size = 64  # several tiles, so the cancel lands mid-run
-    task = plugin.controller.start_refine(job)
-    real_job = task.job
+    real_run = controller_module.run_refine
     progress_seen = []
+    started = threading.Event()  # the task exists before its job reports progress
+    holder = {}
 
-    def cancelling_job(progress, is_cancelled):  # noqa: ANN001, ANN202
+    # The job is wrapped before the task is queued: swapping task.job after
+    # start_refine raced with QGIS starting the task at once (seen in CI: the real
+    # job ran to the end before the swap).
+    def cancelling_run(refine_job, progress, is_cancelled):  # noqa: ANN001, ANN202
         def progress_then_cancel(fraction: float) -> None:
+            started.wait(30)
             progress_seen.append(fraction)
             progress(fraction)
-            task.cancel()  # as the Cancel button does, after the first tile
+            holder["task"].cancel()  # as the Cancel button does, after the first tile
 
-        return real_job(progress_then_cancel, is_cancelled)
+        return real_run(refine_job, progress_then_cancel, is_cancelled)
 
-    task.job = cancelling_job
+    monkeypatch.setattr(controller_module, "run_refine", cancelling_run)
+    holder["task"] = plugin.controller.start_refine(job)
+    started.set()
     wait_for_tasks()
 
     assert len(progress_seen) == 1 and progress_seen[0] < 1.0
