@@ -23,7 +23,7 @@ from ...engine.rasters.grid import grid_of, scaled, window
 from ...engine.rasters.read import ground_resolution, open_raster, raster_info
 from ...engine.refine.predict import for_image, model_image
 from ...engine.refine.resample import AxisBand, axis_band
-from ...engine.refine.tiling import Detail, make_detail
+from ...engine.refine.tiling import Detail, Grids, make_detail
 from ..data import model_grids
 from .data import Corrections, _labels_on_cells
 
@@ -55,14 +55,12 @@ class FineCorrections:
 
 
 def detail_run(
-    image_path: Path | str, config: ModelConfig, input_resolution_m: float | None = None
+    ds, grids: Grids, config: ModelConfig, input_resolution_m: float | None
 ) -> Detail | None:
-    """The detail grid a refine of this image runs by default with this model, or None
-    (no detail RNN, or the image is not fine enough)."""
+    """The detail grid a refine of ``ds`` (on the model ``grids``) runs by default with
+    this model, or None (no detail RNN, or the image is not fine enough)."""
     if config.detail_iterations <= 0:
         return None
-    ds = open_raster(image_path)
-    grids = model_grids(ds, config, input_resolution_m)
     rx, ry = ground_resolution(raster_info(ds), input_resolution_m)
     return make_detail(
         grids,
@@ -84,11 +82,11 @@ def load_fine_corrections(
     """Each drawn polygon of ``corr`` with FINE_MARGIN model pixels around it, on the
     detail grid a refine of this image would use; None when no detail iterations would
     run, or when the crops would exceed MAX_FINE_PIXELS."""
-    detail = detail_run(image_path, config, input_resolution_m)
-    if detail is None:
-        return None
     ds = open_raster(image_path)
     grids = model_grids(ds, config, input_resolution_m)
+    detail = detail_run(ds, grids, config, input_resolution_m)
+    if detail is None:
+        return None
     fine = detail.grids(grids)
     mw, mh = grids.model_width, grids.model_height
     sx, sy = detail.width / mw, detail.height / mh

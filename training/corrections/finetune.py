@@ -199,7 +199,9 @@ def finetune(
                 time_left=None if budget is None else 0.3 * budget,
             )
             steps, seconds = first.steps + last.steps, first.seconds + last.seconds
-            flips = fit.flip_ratio()
+            with torch.no_grad():
+                settled = fit.logits()  # the fitted networks' scores over the window
+            flips = fit.flip_ratio(settled)
             cap = flip_cap(first.score, params.flip_per_score)
             if flips > cap:  # learnt more than the corrections: keep the base
                 adopted = False
@@ -210,17 +212,15 @@ def finetune(
         tuned_score: float | None = first.score
     else:  # nothing to check a fit on: the networks stay as they are
         adopted, base_score, tuned_score, steps, seconds = False, None, None, 0, 0.0
+    if not adopted:  # the networks kept are the base's
+        settled = fit.base_scores
     if adopted and params.detail_temperature and config.detail_iterations > 0:
         if detail is None or not detail.adopted:  # a fitted detail RNN learnt untempered maps
-            with torch.no_grad():
-                settled = fit.logits()
             config.detail_temperature = matched_temperature(
                 fit.base_scores, settled, config.detail_temperature
             )
     if stage is not None and detail is not None and net.detail_rnn is not None:
         if detail.adopted:
-            with torch.no_grad():
-                settled = fit.logits()  # the model grid's scores with the networks kept
             refit(stage, detail, settled / parent_temperature, rep.sub(bar[3], bar[4]))
         net.detail_rnn.load_state_dict(stage.rnn.state_dict())
     message = _message(

@@ -292,15 +292,17 @@ class CorrectionFit:
         with torch.no_grad():
             return class_argmax(self.logits(box)).long()
 
-    def flip_ratio(self) -> float:
+    def flip_ratio(self, scores: torch.Tensor | None = None) -> float:
         """How much of the base model's sure map (undrawn pixels where the base is at least
         ``flip_confidence`` sure) the current networks change, as a multiple of the
-        drawn share of the window. 0 for the base networks themselves."""
+        drawn share of the window. 0 for the base networks themselves. ``scores``: the
+        current networks' logits over the window, when already computed."""
         sure = int(self.sure.sum())
         drawn = float((self.labels != IGNORE).float().mean())
         if not sure or drawn <= 0:
             return 0.0
-        flipped = int(((self.predict().cpu() != self.base.cpu()) & self.sure).sum())
+        pred = self.predict() if scores is None else class_argmax(scores).long()
+        flipped = int(((pred.cpu() != self.base.cpu()) & self.sure).sum())
         return flipped / sure / drawn
 
     # -- training --------------------------------------------------------------------
