@@ -162,6 +162,7 @@ def with_temperature(model: Path | None, temperature: float) -> Path:
     config.detail_temperature = temperature
     config.validate()
     stem = model.stem if model is not None else "bundled"
+    MAPS.parent.mkdir(parents=True, exist_ok=True)  # a fresh checkout has no out/detail
     return save_model(net, config, MAPS.parent / f"{stem}_T{temperature:g}.safetensors", True)
 
 
