@@ -9,7 +9,7 @@ the mask's classes (the figures are about time, not accuracy). ``--fine``: the s
 the refine ends with the bundled model's detail iterations (0.3 m aerial's case).
 
     python -m map_refiner.dev.benchmarks.bench_corrections [--data ../shared/data] [--runs N]
-        [--fine]
+        [--fine] [--folds N]
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import numpy as np
 
 from ...engine.refine.pipeline import RefineParams, refine_raster
 from ...training.corrections.finetune import finetune
+from ...training.corrections.fit import FitParams
 from ...training.tile import LabelSource
 
 SIDE = 2000
@@ -78,8 +79,11 @@ def polygons(files: dict[str, Path], path: Path, count: int = 16) -> Path:
     return write_class_polygons(keep, ds, path)
 
 
-def correction_round(data: Path, tmp: Path | None = None, fine: bool = False) -> dict[str, float]:
-    """Seconds of one round (fine-tune with the CLI's defaults, then refine)."""
+def correction_round(
+    data: Path, tmp: Path | None = None, fine: bool = False, folds: int | None = None
+) -> dict[str, float]:
+    """Seconds of one round (fine-tune with the CLI's defaults, or ``folds`` held-out
+    phases, then refine)."""
     with tempfile.TemporaryDirectory(dir=tmp) as d:
         d = Path(d)
         files = crop(data, d, 2 if fine else 1)
@@ -89,6 +93,7 @@ def correction_round(data: Path, tmp: Path | None = None, fine: bool = False) ->
             files["image"],
             LabelSource(gpkg, class_field="class", mode="sparse"),
             d / "round.safetensors",
+            params=None if folds is None else FitParams(folds=folds),
             device="cpu",
         )
         t1 = time.perf_counter()
@@ -117,8 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         "--runs", type=int, default=1, help="rounds to time (each printed, then the best)"
     )
     ap.add_argument("--fine", action="store_true", help="0.27 m pixels: detail iterations run")
+    ap.add_argument("--folds", type=int, default=None, help="FitParams.folds (default: its own)")
     a = ap.parse_args(argv)
-    runs = [correction_round(a.data, fine=a.fine) for _ in range(max(1, a.runs))]
+    runs = [correction_round(a.data, fine=a.fine, folds=a.folds) for _ in range(max(1, a.runs))]
     for r in runs:
         print(json.dumps(r))
     if len(runs) > 1:

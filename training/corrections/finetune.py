@@ -40,8 +40,8 @@ from ..tile import IGNORE, LabelSource
 from .data import Corrections, load_corrections
 from .detail_stage import DetailFit, DetailOutcome, held_out_phase, refit
 from .fine_data import load_fine_corrections
-from .fit import CorrectionFit, FitParams
-from .holdout import ADOPT_AT_LEAST, REFIT_SHARE, balanced_accuracy, held_out_features
+from .fit import CorrectionFit, FitParams, average_states
+from .holdout import ADOPT_AT_LEAST, REFIT_SHARE, balanced_accuracy, fold_holdouts
 from .temperature import matched_temperature
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,12 @@ class FinetuneResult:
         return float("nan")
 
 
+def _share(start: float, end: float, i: int, n: int) -> tuple[float, float]:
+    """The ``i``-th of ``n`` equal parts of the progress span ``start``..``end``."""
+    step = (end - start) / n
+    return start + i * step, start + (i + 1) * step
+
+
 def should_adopt(base_score: float, tuned_score: float | None) -> bool:
     """Whether a fit that scored ``tuned_score`` on the held-out polygons replaces a base
     model that scored ``base_score`` there: better than the base, and clear of chance."""
@@ -130,7 +136,8 @@ def finetune(
     net, config = load_model(base_model, "cpu")
     config = copy.deepcopy(config)
     corr = load_corrections(image, labels, config, bands, input_resolution_m, allow_large)
-    held = held_out_features(corr.feature_classes(), params.seed)
+    folds = fold_holdouts(corr.feature_classes(), params.seed, params.folds)
+    held = sorted({f for fold in folds for f in fold})  # every polygon some fold held out
     fine = (
         load_fine_corrections(
             image,
@@ -139,7 +146,7 @@ def finetune(
             list(bands) if bands else list(config.bands),
             input_resolution_m,
         )
-        if params.detail and held and net.detail_rnn is not None
+        if params.detail and folds and net.detail_rnn is not None
         else None
     )
     rep.report(0.05)
@@ -168,48 +175,61 @@ def finetune(
     budget = params.max_seconds
     flips: float | None = None
     cap = math.inf  # the flip check's allowance, once a fit passed the held-out check
-    if held:
-        mask = torch.isin(corr.features, torch.tensor(held)) & (fit.labels != IGNORE)
-        train = fit.labels.clone()
-        train[mask] = IGNORE
-        base_score = balanced_accuracy(fit.base, fit.labels, mask)
-        first = fit.fit(
-            train,
-            steps_first,
-            rep.sub(bar[0], bar[1]),
-            held_out=mask,
-            boxes=corr.boxes(held),
-            time_left=None if budget is None else 0.7 * budget,
-        )
-        adopted = should_adopt(base_score, first.score)
-        if adopted:
-            net.load_state_dict(first.state)
-        if stage is not None:
+    if folds:
+        n = len(folds)
+        # Each fold's held-out phase starts from the base networks and learns without its
+        # held-out polygons; the folds' mean score decides (cross-validation).
+        base_scores, firsts = [], []
+        for i, held_i in enumerate(folds):
+            net.load_state_dict(base_state)
+            mask = torch.isin(corr.features, torch.tensor(held_i)) & (fit.labels != IGNORE)
+            train = fit.labels.clone()
+            train[mask] = IGNORE
+            base_scores.append(balanced_accuracy(fit.base, fit.labels, mask))
+            firsts.append(
+                fit.fit(
+                    train,
+                    steps_first,
+                    rep.sub(*_share(bar[0], bar[1], i, n)),
+                    held_out=mask,
+                    boxes=corr.boxes(held_i),
+                    time_left=None if budget is None else 0.7 * budget / n,
+                )
+            )
+        base_score = sum(base_scores) / n
+        tuned_score: float | None = sum(f.score or 0.0 for f in firsts) / n
+        adopted = should_adopt(base_score, tuned_score)
+        net.load_state_dict(firsts[0].state if adopted else base_state)
+        if stage is not None:  # the detail stage checks on the first fold's split
             with torch.no_grad():
                 now = fit.logits()  # the networks that never saw the held-out polygons
             detail = held_out_phase(
-                stage, now / parent_temperature, held, steps_first, rep.sub(bar[1], bar[2])
+                stage, now / parent_temperature, folds[0], steps_first, rep.sub(bar[1], bar[2])
             )
+        steps, seconds = sum(f.steps for f in firsts), sum(f.seconds for f in firsts)
         if adopted:
-            more = max(1, int(round(REFIT_SHARE * first.step)))
-            last = fit.fit(
-                fit.labels,
-                more,
-                rep.sub(bar[2], bar[3]),
-                time_left=None if budget is None else 0.3 * budget,
-            )
-            steps, seconds = first.steps + last.steps, first.seconds + last.seconds
+            states = []
+            for i, first in enumerate(firsts):
+                net.load_state_dict(first.state)
+                last = fit.fit(
+                    fit.labels,
+                    max(1, int(round(REFIT_SHARE * first.step))),
+                    rep.sub(*_share(bar[2], bar[3], i, n)),
+                    time_left=None if budget is None else 0.3 * budget / n,
+                )
+                steps, seconds = steps + last.steps, seconds + last.seconds
+                states.append(last.state)
+            if len(states) > 1:  # the folds' networks averaged (one fine-tune of the same start)
+                net.load_state_dict(average_states(states))
             with torch.no_grad():
                 settled = fit.logits()  # the fitted networks' scores over the window
             flips = fit.flip_ratio(settled)
-            cap = flip_cap(first.score, params.flip_per_score)
+            cap = flip_cap(tuned_score, params.flip_per_score)
             if flips > cap:  # learnt more than the corrections: keep the base
                 adopted = False
                 net.load_state_dict(base_state)
         else:
             net.load_state_dict(base_state)
-            steps, seconds = first.steps, first.seconds
-        tuned_score: float | None = first.score
     else:  # nothing to check a fit on: the networks stay as they are
         adopted, base_score, tuned_score, steps, seconds = False, None, None, 0, 0.0
     if not adopted:  # the networks kept are the base's
@@ -231,6 +251,7 @@ def finetune(
         tuned_score,
         flips,
         cap,
+        max(1, len(folds)),
     ) + _detail_message(detail)
     log.info(message)
     _record(
@@ -249,6 +270,7 @@ def finetune(
         str(dev),
         fit.anchor_confidence,
         detail,
+        len(folds),
     )
     save_model(net.cpu(), config, out, overwrite=overwrite)
     rep.report(1.0)
@@ -289,6 +311,7 @@ def _message(
     tuned: float | None,
     flips: float | None = None,
     cap: float = math.inf,
+    folds: int = 1,
 ) -> str:
     if not held:
         return (
@@ -298,6 +321,10 @@ def _message(
         )
     scores = (
         f"{100 * (tuned or 0):.0f} % of your {held} held-out polygon(s) right "
+        f"(the starting model: {100 * (base or 0):.0f} %)"
+        if folds == 1
+        else f"{100 * (tuned or 0):.0f} % of the held-out polygons right on average over "
+        f"{folds} fits, each checked on some of your {held} polygons it did not learn from "
         f"(the starting model: {100 * (base or 0):.0f} %)"
     )
     if adopted:
@@ -339,6 +366,7 @@ def _record(
     device: str,
     anchor_confidence: float,
     detail: DetailOutcome | None = None,
+    folds: int = 1,
 ) -> None:
     """The model's name, its kept polygons and the round in its training record."""
     rounds: list[dict[str, Any]] = [
@@ -361,6 +389,7 @@ def _record(
         "tuned_score": None if tuned is None else round(tuned, 4),
         "flip_ratio": None if flips is None else round(flips, 4),
         "adapt": params.adapt,
+        "folds": folds,
         "anchor_confidence": anchor_confidence,
         "detail_temperature": config.detail_temperature,
         "steps": steps,

@@ -75,6 +75,8 @@ ANCHOR_CONFIDENCE = 0.9
 #: (-2.9), candidate +27.6 (-9.0), the new model +169.4 (none; every round at 0.9).
 TRUSTED_ANCHOR_CONFIDENCE = 0.7
 SURE_AND_WRONG_AT_MOST = 0.4
+#: The most held-out phases (folds) a round may run: each costs a held-out phase's time.
+MAX_FOLDS = 5
 #: Context, in model pixels, the RNN needs around a patch (2 px per iteration + 2).
 RNN_CONTEXT = 12
 #: Context, in cells of the CNN's stride-4 grid, the trained CNN layers need.
@@ -98,6 +100,8 @@ class FitParams:
     balance: bool = True  # drawn classes weigh alike, whatever their pixel counts
     flip_per_score: float = 3.0  # see finetune.FLIP_PER_SCORE (inf: no flip check)
     eval_every: int = 10
+    folds: int = 1  # held-out phases on different splits of the polygons (holdout.py
+    # fold_holdouts); their mean score decides and their refitted networks are averaged
     detail: bool = False  # also fit the detail RNN where a refine of the image runs it
     # (detail_stage.py; finetune --detail-fit). Off by default: over four fine-tune seeds
     # on the five scenes finer than the model's grid it moved the loop by +7.9, -3.5,
@@ -130,8 +134,23 @@ class FitParams:
             value = getattr(self, name)
             if value is not None and not (0 <= value <= 1):
                 raise MapRefinerError(f"{name} must be between 0 and 1, not {value}.")
+        if not (1 <= self.folds <= MAX_FOLDS):
+            raise MapRefinerError(f"folds must be between 1 and {MAX_FOLDS}, not {self.folds}.")
         if not (0 < self.lr < 1):
             raise MapRefinerError(f"The learning rate must be between 0 and 1, not {self.lr}.")
+
+
+def average_states(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The element-wise mean of state dicts of one network (integer entries: the first's).
+    Fine-tunes of the same start for a few steps stay close enough for their mean to be a
+    network that does what each does (Wortsman et al. 2022, "Model soups")."""
+    out = {}
+    for key, first in states[0].items():
+        if first.is_floating_point():
+            out[key] = torch.stack([s[key] for s in states]).mean(0)
+        else:
+            out[key] = first.clone()
+    return out
 
 
 @dataclass

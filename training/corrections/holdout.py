@@ -46,6 +46,42 @@ def held_out_features(
     return sorted(out)
 
 
+def fold_holdouts(
+    feature_class: dict[int, int], seed: int, folds: int, share: float = HOLDOUT_SHARE
+) -> list[list[int]]:
+    """The held-out features of ``folds`` fits (cross-validation over the polygons).
+
+    The first fold is ``held_out_features(feature_class, seed, share)``; each next one
+    holds out as many features of each class, taken first from those no earlier fold
+    held out, so that with enough polygons every fold checks the fit on others. Folds
+    that would repeat an earlier one are left out (one class of two polygons has two
+    folds at most). ``[]`` when nothing can be held out.
+    """
+    first = held_out_features(feature_class, seed, share)
+    if not first:
+        return []
+    out = [first]
+    rng = np.random.default_rng([seed, 1])  # a stream apart from the first fold's
+    used = set(first)
+    for _ in range(1, folds):
+        fold: list[int] = []
+        for cls in sorted(set(feature_class.values())):
+            feats = sorted(f for f, c in feature_class.items() if c == cls)
+            if len(feats) < 2:
+                continue
+            n = min(len(feats) - 1, max(1, int(round(share * len(feats)))))
+            fresh = [f for f in feats if f not in used]
+            take = [int(f) for f in rng.permutation(fresh)[:n]] if fresh else []
+            rest = [f for f in feats if f not in take]
+            take += [int(f) for f in rng.permutation(rest)[: n - len(take)]]
+            fold += take
+        fold = sorted(fold)
+        if fold not in out:
+            out.append(fold)
+        used |= set(fold)
+    return out
+
+
 def balanced_accuracy(pred: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> float:
     """Mean over the classes present in ``labels[mask]`` of the share of their pixels
     that ``pred`` gets right; 0 when ``mask`` selects no labelled pixel."""
