@@ -369,6 +369,15 @@ def build_parser() -> argparse.ArgumentParser:
         "the refit on every polygon adds up to half as many)",
     )
     p.add_argument(
+        "--folds",
+        type=_bounded(int, 1, vocab.MAX_FOLDS, "--folds"),
+        default=None,
+        help="held-out phases on different splits of your polygons, whose mean score "
+        "decides and whose fitted networks are averaged (default: "
+        f"{vocab.FINETUNE_FOLDS}; each adds a held-out phase's time; 1: one split, a round "
+        "about twice as likely to swing by several points)",
+    )
+    p.add_argument(
         "--detail-fit",
         action="store_true",
         help="also fit the model's detail RNN to the corrections on the fine grid, where a "

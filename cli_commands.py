@@ -176,6 +176,7 @@ def _finetune(a: argparse.Namespace) -> int:
             seed=a.seed,
             max_seconds=a.time_budget,
             detail=a.detail_fit,
+            **({} if a.folds is None else {"folds": a.folds}),
         ),
         device=a.device,
         bands=a.bands,

@@ -36,6 +36,11 @@ _LABEL_MODE_ALIASES = {"full": "tile"}  # the dialog's and Processing's earlier 
 #: each keeps frozen): the RNN alone, with the CNN's last layer, or its last two.
 ADAPT_MODES = ("rnn", "head+rnn", "deep+rnn")
 
+#: A fine-tune's held-out phases on different splits of the polygons (cross-validation,
+#: training/corrections/holdout.fold_holdouts): the default, and the most a round may run.
+FINETUNE_FOLDS = 1
+MAX_FOLDS = 5
+
 #: The value-map syntax: raster or field value, a colon, the class index.
 VALUE_MAP_EXAMPLE = "0:0,255:1"
 _PAIR = re.compile(r"^(.+?)\s*[:=]\s*(\d+)$")  # "=" was Processing's separator

@@ -91,3 +91,41 @@ def test_a_round_with_two_folds_checks_each_and_records_them(
         base = load_model(scene["model"])[0].state_dict()
         new = load_model(two.model)[0].state_dict()
         assert all(torch.equal(base[k], new[k]) for k in base)
+
+
+def test_the_first_fold_s_networks_are_the_one_split_round_s(
+    scene: dict,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """fold_networks="first": the second fold only adds evidence to the decision; the
+    networks kept are those a one-split round fits (its own patch stream)."""
+    import map_refiner.training.corrections.finetune as ft
+
+    monkeypatch.setattr(ft, "should_adopt", lambda base, tuned: True)
+    labels = corrections(tmp_path / "c.gpkg", FOUR)
+    common = dict(steps=6, eval_every=2, flip_per_score=float("inf"))
+    rounds = {
+        name: finetune(
+            scene["image"],
+            labels,
+            tmp_path / f"{name}.safetensors",
+            scene["model"],
+            FitParams(**common, **extra),  # type: ignore[arg-type]
+            device="cpu",
+        )
+        for name, extra in (
+            ("one", {"folds": 1}),
+            ("first", {"folds": 2, "fold_networks": "first"}),
+            ("mean", {"folds": 2, "fold_networks": "mean"}),
+        )
+    }
+    assert all(r.adopted for r in rounds.values())
+    w = {name: load_model(r.model)[0].state_dict() for name, r in rounds.items()}
+    base = load_model(scene["model"])[0].state_dict()
+    learnt = [k for k in base if not torch.equal(base[k], w["one"][k])]
+    assert learnt, "the round learnt something"
+    assert all(torch.equal(w["one"][k], w["first"][k]) for k in base)
+    assert any(not torch.equal(w["one"][k], w["mean"][k]) for k in learnt)
+    with pytest.raises(MapRefinerError, match="fold_networks"):
+        FitParams(fold_networks="best").check()

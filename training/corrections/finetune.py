@@ -4,10 +4,14 @@ a new model file out (the base file is only read).
 1. The polygons (with the earlier rounds' on the same image) are burned onto the
    model grid (data.py).
 2. About a third of them are held out; the model is fitted to the rest and scored
-   on them as it learns (fit.py, holdout.py).
+   on them as it learns (fit.py, holdout.py). With ``FitParams.folds`` > 1 this is
+   done again from the base networks on other splits (other polygons held out:
+   holdout.fold_holdouts), and the folds' mean score decides (cross-validation: one
+   held-out polygon is a coin toss of evidence).
 3. The fitted networks are adopted only when they get the held-out polygons more
    right than the base model does (and clear of chance); then the fit
-   continues on every polygon, and the result is checked once more away from the
+   continues on every polygon (each fold's networks, then averaged), and the result
+   is checked once more away from the
    polygons: if it changes much more of what the base model was sure of than was
    drawn (``FLIP_PER_SCORE``, scaled by its held-out score), it is dropped. When a
    check fails, or when no polygon can be held out (a single polygon of each
@@ -30,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ...engine.device import configure_threads, resolve_device
@@ -180,8 +185,12 @@ def finetune(
         # Each fold's held-out phase starts from the base networks and learns without its
         # held-out polygons; the folds' mean score decides (cross-validation).
         base_scores, firsts = [], []
+        # Each fold draws its patches from its own stream; the first fold's is the one a
+        # one-split round draws from, so its networks are that round's.
+        streams = [fit.rng] + [np.random.default_rng([params.seed, i]) for i in range(1, n)]
         for i, held_i in enumerate(folds):
             net.load_state_dict(base_state)
+            fit.rng = streams[i]
             mask = torch.isin(corr.features, torch.tensor(held_i)) & (fit.labels != IGNORE)
             train = fit.labels.clone()
             train[mask] = IGNORE
@@ -209,13 +218,15 @@ def finetune(
         steps, seconds = sum(f.steps for f in firsts), sum(f.seconds for f in firsts)
         if adopted:
             states = []
-            for i, first in enumerate(firsts):
+            refits = firsts if params.fold_networks == "mean" else firsts[:1]
+            for i, first in enumerate(refits):
                 net.load_state_dict(first.state)
+                fit.rng = streams[i]
                 last = fit.fit(
                     fit.labels,
                     max(1, int(round(REFIT_SHARE * first.step))),
-                    rep.sub(*_share(bar[2], bar[3], i, n)),
-                    time_left=None if budget is None else 0.3 * budget / n,
+                    rep.sub(*_share(bar[2], bar[3], i, len(refits))),
+                    time_left=None if budget is None else 0.3 * budget / len(refits),
                 )
                 steps, seconds = steps + last.steps, seconds + last.seconds
                 states.append(last.state)

@@ -36,6 +36,7 @@ import torch
 from torch.nn import functional as F
 
 from ...engine.errors import MapRefinerError
+from ...engine.vocabulary import FINETUNE_FOLDS, MAX_FOLDS
 from ...engine.networks.inference import class_argmax, coarse_scores, refine_heat
 from ...engine.networks.models import MapRefinerNet, pad_to_stride
 from ...engine.progress import Reporter
@@ -75,8 +76,6 @@ ANCHOR_CONFIDENCE = 0.9
 #: (-2.9), candidate +27.6 (-9.0), the new model +169.4 (none; every round at 0.9).
 TRUSTED_ANCHOR_CONFIDENCE = 0.7
 SURE_AND_WRONG_AT_MOST = 0.4
-#: The most held-out phases (folds) a round may run: each costs a held-out phase's time.
-MAX_FOLDS = 5
 #: Context, in model pixels, the RNN needs around a patch (2 px per iteration + 2).
 RNN_CONTEXT = 12
 #: Context, in cells of the CNN's stride-4 grid, the trained CNN layers need.
@@ -100,8 +99,11 @@ class FitParams:
     balance: bool = True  # drawn classes weigh alike, whatever their pixel counts
     flip_per_score: float = 3.0  # see finetune.FLIP_PER_SCORE (inf: no flip check)
     eval_every: int = 10
-    folds: int = 1  # held-out phases on different splits of the polygons (holdout.py
-    # fold_holdouts); their mean score decides and their refitted networks are averaged
+    folds: int = FINETUNE_FOLDS  # held-out phases on different splits of the polygons (holdout.py
+    # fold_holdouts); their mean score decides whether a fit is adopted
+    fold_networks: str = "first"  # what an adopted round keeps: the first fold's networks
+    # refitted on every polygon ("first": the one-split round's own networks), or every
+    # fold's refitted and averaged ("mean")
     detail: bool = False  # also fit the detail RNN where a refine of the image runs it
     # (detail_stage.py; finetune --detail-fit). Off by default: over four fine-tune seeds
     # on the five scenes finer than the model's grid it moved the loop by +7.9, -3.5,
@@ -134,6 +136,10 @@ class FitParams:
             value = getattr(self, name)
             if value is not None and not (0 <= value <= 1):
                 raise MapRefinerError(f"{name} must be between 0 and 1, not {value}.")
+        if self.fold_networks not in ("first", "mean"):
+            raise MapRefinerError(
+                f"fold_networks must be 'first' or 'mean', not {self.fold_networks!r}."
+            )
         if not (1 <= self.folds <= MAX_FOLDS):
             raise MapRefinerError(f"folds must be between 1 and {MAX_FOLDS}, not {self.folds}.")
         if not (0 < self.lr < 1):
