@@ -36,10 +36,10 @@ import torch
 from torch.nn import functional as F
 
 from ...engine.errors import MapRefinerError
-from ...engine.vocabulary import FINETUNE_FOLDS, MAX_FOLDS
 from ...engine.networks.inference import class_argmax, coarse_scores, refine_heat
 from ...engine.networks.models import MapRefinerNet, pad_to_stride
 from ...engine.progress import Reporter
+from ...engine.vocabulary import FINETUNE_FOLDS, MAX_FOLDS
 from ..tile import IGNORE, TrainingTile
 from .holdout import balanced_accuracy
 
