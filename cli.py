@@ -372,10 +372,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--folds",
         type=_bounded(int, 1, vocab.MAX_FOLDS, "--folds"),
         default=None,
-        help="held-out phases on different splits of your polygons, whose mean score "
-        "decides and whose fitted networks are averaged (default: "
-        f"{vocab.FINETUNE_FOLDS}; each adds a held-out phase's time; 1: one split, a round "
-        "about twice as likely to swing by several points)",
+        help="held-out phases on different splits of your polygons (cross-validation): "
+        "their mean score decides whether the fit is adopted (default: "
+        f"{vocab.FINETUNE_FOLDS}; each fold adds a held-out phase's time; not better on "
+        "average in the project's measurements, see docs/results_corrections.md)",
     )
     p.add_argument(
         "--detail-fit",

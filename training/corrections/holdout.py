@@ -37,13 +37,20 @@ def held_out_features(
     """
     rng = np.random.default_rng(seed)
     out: list[int] = []
-    for cls in sorted(set(feature_class.values())):
-        feats = sorted(f for f, c in feature_class.items() if c == cls)
-        if len(feats) < 2:
-            continue
-        n = min(len(feats) - 1, max(1, int(round(share * len(feats)))))
+    for feats, n in _classes(feature_class, share):
         out += [int(f) for f in rng.choice(feats, size=n, replace=False)]
     return sorted(out)
+
+
+def _classes(feature_class: dict[int, int], share: float) -> list[tuple[list[int], int]]:
+    """Per class with at least two features: its features, and how many to hold out
+    (about ``share`` of them, at least one, never all)."""
+    out = []
+    for cls in sorted(set(feature_class.values())):
+        feats = sorted(f for f, c in feature_class.items() if c == cls)
+        if len(feats) >= 2:
+            out.append((feats, min(len(feats) - 1, max(1, int(round(share * len(feats)))))))
+    return out
 
 
 def fold_holdouts(
@@ -65,11 +72,7 @@ def fold_holdouts(
     used = set(first)
     for _ in range(1, folds):
         fold: list[int] = []
-        for cls in sorted(set(feature_class.values())):
-            feats = sorted(f for f, c in feature_class.items() if c == cls)
-            if len(feats) < 2:
-                continue
-            n = min(len(feats) - 1, max(1, int(round(share * len(feats)))))
+        for feats, n in _classes(feature_class, share):
             fresh = [f for f in feats if f not in used]
             take = [int(f) for f in rng.permutation(fresh)[:n]] if fresh else []
             rest = [f for f in feats if f not in take]
