@@ -10,9 +10,9 @@ a new model file out (the base file is only read).
    held-out polygon is a coin toss of evidence).
 3. The fitted networks are adopted only when they get the held-out polygons more
    right than the base model does (and clear of chance); then the fit
-   continues on every polygon (each fold's networks, then averaged), and the result
-   is checked once more away from the
-   polygons: if it changes much more of what the base model was sure of than was
+   continues on every polygon (with folds: the first fold's networks, or every fold's
+   then averaged, FitParams.fold_networks), and the result is checked once more away
+   from the polygons: if it changes much more of what the base model was sure of than was
    drawn (``FLIP_PER_SCORE``, scaled by its held-out score), it is dropped. When a
    check fails, or when no polygon can be held out (a single polygon of each
    class), the base networks are kept and the result says why: a single
@@ -209,7 +209,9 @@ def finetune(
         tuned_score: float | None = sum(f.score or 0.0 for f in firsts) / n
         adopted = should_adopt(base_score, tuned_score)
         net.load_state_dict(firsts[0].state if adopted else base_state)
-        if stage is not None:  # the detail stage checks on the first fold's split
+        # The detail stage checks on the first fold's split, on the maps of the networks
+        # the model grid keeps at this point (the base's when the fit is not adopted).
+        if stage is not None:
             with torch.no_grad():
                 now = fit.logits()  # the networks that never saw the held-out polygons
             detail = held_out_phase(
