@@ -40,12 +40,12 @@ import torch
 from ...engine.device import configure_threads, resolve_device
 from ...engine.modelfile.config import ModelConfig
 from ...engine.modelfile.io import check_model_output, load_model, save_model
-from ...engine.progress import CancelFn, ProgressFn, make_reporter
+from ...engine.progress import CancelFn, ProgressFn, Reporter, make_reporter
 from ..tile import IGNORE, LabelSource
 from .data import Corrections, load_corrections
 from .detail_stage import DetailFit, DetailOutcome, held_out_phase, refit
 from .fine_data import load_fine_corrections
-from .fit import CorrectionFit, FitParams, average_states
+from .fit import CorrectionFit, FitOutcome, FitParams, average_states
 from .holdout import ADOPT_AT_LEAST, REFIT_SHARE, balanced_accuracy, fold_holdouts
 from .temperature import matched_temperature
 
@@ -100,12 +100,6 @@ class FinetuneResult:
     @property
     def final_loss(self) -> float:  # what the CLI and the jobs print for every training
         return float("nan")
-
-
-def _share(start: float, end: float, i: int, n: int) -> tuple[float, float]:
-    """The ``i``-th of ``n`` equal parts of the progress span ``start``..``end``."""
-    step = (end - start) / n
-    return start + i * step, start + (i + 1) * step
 
 
 def should_adopt(base_score: float, tuned_score: float | None) -> bool:
@@ -181,32 +175,10 @@ def finetune(
     flips: float | None = None
     cap = math.inf  # the flip check's allowance, once a fit passed the held-out check
     if folds:
-        n = len(folds)
-        # Each fold's held-out phase starts from the base networks and learns without its
-        # held-out polygons; the folds' mean score decides (cross-validation).
-        base_scores, firsts = [], []
-        # Each fold draws its patches from its own stream; the first fold's is the one a
-        # one-split round draws from, so its networks are that round's.
-        streams = [fit.rng] + [np.random.default_rng([params.seed, i]) for i in range(1, n)]
-        for i, held_i in enumerate(folds):
-            net.load_state_dict(base_state)
-            fit.rng = streams[i]
-            mask = torch.isin(corr.features, torch.tensor(held_i)) & (fit.labels != IGNORE)
-            train = fit.labels.clone()
-            train[mask] = IGNORE
-            base_scores.append(balanced_accuracy(fit.base, fit.labels, mask))
-            firsts.append(
-                fit.fit(
-                    train,
-                    steps_first,
-                    rep.sub(*_share(bar[0], bar[1], i, n)),
-                    held_out=mask,
-                    boxes=corr.boxes(held_i),
-                    time_left=None if budget is None else 0.7 * budget / n,
-                )
-            )
-        base_score = sum(base_scores) / n
-        tuned_score: float | None = sum(f.score or 0.0 for f in firsts) / n
+        firsts, streams, base_score, tuned = _held_out_phases(
+            fit, corr, folds, steps_first, base_state, rep.sub(bar[0], bar[1]), budget
+        )
+        tuned_score: float | None = tuned
         adopted = should_adopt(base_score, tuned_score)
         net.load_state_dict(firsts[0].state if adopted else base_state)
         # The detail stage checks on the first fold's split, on the maps of the networks
@@ -219,21 +191,11 @@ def finetune(
             )
         steps, seconds = sum(f.steps for f in firsts), sum(f.seconds for f in firsts)
         if adopted:
-            states = []
             refits = firsts if params.fold_networks == "mean" else firsts[:1]
-            for i, first in enumerate(refits):
-                net.load_state_dict(first.state)
-                fit.rng = streams[i]
-                last = fit.fit(
-                    fit.labels,
-                    max(1, int(round(REFIT_SHARE * first.step))),
-                    rep.sub(*_share(bar[2], bar[3], i, len(refits))),
-                    time_left=None if budget is None else 0.3 * budget / len(refits),
-                )
-                steps, seconds = steps + last.steps, seconds + last.seconds
-                states.append(last.state)
-            if len(states) > 1:  # the folds' networks averaged (one fine-tune of the same start)
-                net.load_state_dict(average_states(states))
+            more_steps, more_seconds = _refit_all(
+                fit, refits, streams, rep.sub(bar[2], bar[3]), budget
+            )
+            steps, seconds = steps + more_steps, seconds + more_seconds
             with torch.no_grad():
                 settled = fit.logits()  # the fitted networks' scores over the window
             flips = fit.flip_ratio(settled)
@@ -302,6 +264,72 @@ def finetune(
         fit.anchor_confidence,
         detail,
     )
+
+
+def _held_out_phases(
+    fit: CorrectionFit,
+    corr: Corrections,
+    folds: list[list[int]],
+    steps: int,
+    base_state: dict[str, torch.Tensor],
+    rep: Reporter,
+    budget: float | None,
+) -> tuple[list[FitOutcome], list[np.random.Generator], float, float]:
+    """Each fold's held-out phase: from the base networks, learning without its held-out
+    polygons and scored on them. Returns the folds' best states, their patch streams
+    (the first is the fit's own, the one a one-split round draws from, so its networks
+    are that round's), and the base's and the fits' mean held-out scores
+    (cross-validation)."""
+    n = len(folds)
+    seed = fit.params.seed
+    streams = [fit.rng] + [np.random.default_rng([seed, i]) for i in range(1, n)]
+    base_scores, firsts = [], []
+    for i, held in enumerate(folds):
+        fit.net.load_state_dict(base_state)
+        fit.rng = streams[i]
+        mask = torch.isin(corr.features, torch.tensor(held)) & (fit.labels != IGNORE)
+        train = fit.labels.clone()
+        train[mask] = IGNORE
+        base_scores.append(balanced_accuracy(fit.base, fit.labels, mask))
+        firsts.append(
+            fit.fit(
+                train,
+                steps,
+                rep.sub(i / n, (i + 1) / n),
+                held_out=mask,
+                boxes=corr.boxes(held),
+                time_left=None if budget is None else 0.7 * budget / n,
+            )
+        )
+    tuned = sum(f.score or 0.0 for f in firsts) / n
+    return firsts, streams, sum(base_scores) / n, tuned
+
+
+def _refit_all(
+    fit: CorrectionFit,
+    refits: list[FitOutcome],
+    streams: list[np.random.Generator],
+    rep: Reporter,
+    budget: float | None,
+) -> tuple[int, float]:
+    """Each of ``refits`` (held-out phases' best states) learns from every polygon for
+    REFIT_SHARE of its best step count; with more than one, the networks end as their
+    mean. Returns the steps and seconds spent."""
+    n, states, steps, seconds = len(refits), [], 0, 0.0
+    for i, first in enumerate(refits):
+        fit.net.load_state_dict(first.state)
+        fit.rng = streams[i]
+        last = fit.fit(
+            fit.labels,
+            max(1, int(round(REFIT_SHARE * first.step))),
+            rep.sub(i / n, (i + 1) / n),
+            time_left=None if budget is None else 0.3 * budget / n,
+        )
+        steps, seconds = steps + last.steps, seconds + last.seconds
+        states.append(last.state)
+    if n > 1:  # the folds' networks averaged (fine-tunes of the same start)
+        fit.net.load_state_dict(average_states(states))
+    return steps, seconds
 
 
 def _detail_message(detail: DetailOutcome | None) -> str:
