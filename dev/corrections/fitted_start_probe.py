@@ -23,7 +23,6 @@ from pathlib import Path
 from osgeo import gdal
 
 from ...engine.refine import predict
-from ...engine.refine.pipeline import RefineParams, refine_raster
 from ...training.corrections.finetune import finetune
 from ...training.tile import LabelSource
 from .scenes import scenes
@@ -32,27 +31,6 @@ from .users import error_regions, ordered, write_corrections
 
 gdal.UseExceptions()
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _run(image: Path, out: Path, model: Path | None, detail: int | None):
-    """Building mask and class probabilities, with ``detail`` detail iterations."""
-    sc = out.with_name(out.stem + "_s.tif")
-    refine_raster(
-        RefineParams(
-            image=image,
-            out=out,
-            model_path=model,
-            scores=sc,
-            device="cpu",
-            overwrite=True,
-            detail_iterations=detail,
-        )
-    )
-    ds = gdal.Open(str(out))
-    band = ds.GetRasterBand(1)
-    band.GetDescription()  # GDAL 3.6: category names appear once PAM is loaded
-    names = [n.lower() for n in band.GetCategoryNames()]
-    return band.ReadAsArray() == names.index("building"), gdal.Open(str(sc)).ReadAsArray()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,18 +70,18 @@ def main(argv: list[str] | None = None) -> int:
         )
         row: dict[str, object] = {"scene": a.scene, "k": a.k, "seed": a.seed}
         for tag, model in (("base", None), ("fit", fitted)):
-            off, p = _run(sc.image, work / "off.tif", model, 0)
+            off, p = refine(sc.image, work / "off.tif", model, 0)
             row[f"{tag}_off"] = round(100 * iou(off[:, half:], ref[:, half:]), 2)
             row[f"{tag}_sure"] = round(100 * float((p.max(0)[:, half:] >= 0.9).mean()), 1)
             try:
                 for keep in (0.9, 1.01):
                     predict.DETAIL_KEEPS_SURE = keep
-                    auto, _ = _run(sc.image, work / "auto.tif", model, None)
+                    auto, _ = refine(sc.image, work / "auto.tif", model, None)
                     row[f"{tag}_keep{keep}"] = round(100 * iou(auto[:, half:], ref[:, half:]), 2)
                 predict.DETAIL_KEEPS_SURE = 0.9
                 for t in (float(v) for v in a.temps.split(",")):
                     predict.detail_scores = divided(t)
-                    auto, _ = _run(sc.image, work / "auto.tif", model, None)
+                    auto, _ = refine(sc.image, work / "auto.tif", model, None)
                     row[f"{tag}_T{t:g}"] = round(100 * iou(auto[:, half:], ref[:, half:]), 2)
             finally:
                 predict.DETAIL_KEEPS_SURE = 0.9

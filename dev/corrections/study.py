@@ -51,19 +51,33 @@ COMMIT = git_state(untracked=False)["commit"]
 CELL_M = 12.0
 
 
-def refine(image: Path, out: Path, model: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Building mask and class probabilities of a refine through the product's path."""
+def refine(
+    image: Path, out: Path, model: Path | None = None, detail_iterations: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Building mask and class probabilities of a refine through the product's path
+    (``detail_iterations``: RefineParams', None the model's own)."""
     scores = out.with_name(out.stem + "_scores.tif")
     refine_raster(
         RefineParams(
-            image=image, out=out, model_path=model, scores=scores, device="cpu", overwrite=True
+            image=image,
+            out=out,
+            model_path=model,
+            scores=scores,
+            device="cpu",
+            overwrite=True,
+            detail_iterations=detail_iterations,
         )
     )
-    ds = gdal.Open(str(out))
+    return building_mask(out), gdal.Open(str(scores)).ReadAsArray()
+
+
+def building_mask(class_map: Path) -> np.ndarray:
+    """Where a refine's class map holds the class named building."""
+    ds = gdal.Open(str(class_map))
     band = ds.GetRasterBand(1)
     band.GetDescription()  # GDAL 3.6: category names appear once PAM is loaded
     names = [n.lower() for n in band.GetCategoryNames()]
-    return band.ReadAsArray() == names.index("building"), gdal.Open(str(scores)).ReadAsArray()
+    return band.ReadAsArray() == names.index("building")
 
 
 def iou(pred: np.ndarray, ref: np.ndarray) -> float:

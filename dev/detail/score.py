@@ -26,7 +26,7 @@ from scipy import ndimage
 from ...engine.modelfile.io import load_model, save_model
 from ...engine.refine.pipeline import RefineParams, refine_raster
 from ..corrections.scenes import scenes
-from ..corrections.study import iou
+from ..corrections.study import building_mask, iou
 
 gdal.UseExceptions()
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,11 +104,7 @@ def refine(image: Path, out: Path, model: Path | None, setting: str) -> np.ndarr
             overwrite=True,
         )
     )
-    ds = gdal.Open(str(out))
-    band = ds.GetRasterBand(1)
-    ds.GetGeoTransform()  # reads the metadata first (GDAL 3.6, as multiscene.score)
-    names = [n.lower() for n in band.GetCategoryNames()]
-    return np.asarray(band.ReadAsArray() == names.index("building"))
+    return building_mask(out)
 
 
 def score(

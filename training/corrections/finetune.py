@@ -180,12 +180,14 @@ def finetune(
         )
         tuned_score: float | None = tuned
         adopted = should_adopt(base_score, tuned_score)
-        net.load_state_dict(firsts[0].state if adopted else base_state)
         # The detail stage checks on the first fold's split, on the maps of the networks
         # the model grid keeps at this point (the base's when the fit is not adopted).
         if stage is not None:
-            with torch.no_grad():
-                now = fit.logits()  # the networks that never saw the held-out polygons
+            now = fit.base_scores
+            if adopted:
+                net.load_state_dict(firsts[0].state)
+                with torch.no_grad():
+                    now = fit.logits()  # the networks that never saw the held-out polygons
             detail = held_out_phase(
                 stage, now / parent_temperature, folds[0], steps_first, rep.sub(bar[1], bar[2])
             )
