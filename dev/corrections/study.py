@@ -171,6 +171,7 @@ def run_scene(
                     "flip_ratio": res.flip_ratio,
                     "anchor_confidence": res.anchor_confidence,
                     "steps": res.steps,
+                    "held_out_curve": [[n, round(v, 4)] for n, v in res.held_out_curve],
                     # the detail stage (None: it did not run; see dropped rows' caveat
                     # in docs/results_corrections.md "Session 13")
                     "detail_adopted": None if res.detail is None else res.detail.adopted,

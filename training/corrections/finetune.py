@@ -30,7 +30,7 @@ import copy
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,8 @@ class FinetuneResult:
     message: str
     anchor_confidence: float | None = None  # how sure the base had to be to anchor the fit
     detail: DetailOutcome | None = None  # the detail stage (None: it did not run)
+    held_out_curve: list[tuple[int, float]] = field(default_factory=list)  # the first
+    # fold's (step, held-out score) as it learnt (empty: no held-out phase)
 
     @property
     def final_loss(self) -> float:  # what the CLI and the jobs print for every training
@@ -209,6 +211,7 @@ def finetune(
             net.load_state_dict(base_state)
     else:  # nothing to check a fit on: the networks stay as they are
         adopted, base_score, tuned_score, steps, seconds = False, None, None, 0, 0.0
+        firsts: list[FitOutcome] = []
     if not adopted:  # the networks kept are the base's
         settled = fit.base_scores
     if adopted and params.detail_temperature and config.detail_iterations > 0:
@@ -265,6 +268,7 @@ def finetune(
         message,
         fit.anchor_confidence,
         detail,
+        firsts[0].scores if firsts else [],
     )
 
 

@@ -168,7 +168,8 @@ class FitOutcome:
     step: int
     steps: int
     seconds: float
-    history: list[float] = field(default_factory=list)
+    history: list[float] = field(default_factory=list)  # the loss at every step
+    scores: list[tuple[int, float]] = field(default_factory=list)  # (step, held-out score)
 
 
 def _trunk(net: MapRefinerNet, x: torch.Tensor, frozen: int) -> torch.Tensor:
@@ -437,6 +438,7 @@ class CorrectionFit:
         t0 = time.perf_counter()
         best = FitOutcome(copy.deepcopy(self.net.state_dict()), None, 0, 0, 0.0)
         history: list[float] = []
+        scores: list[tuple[int, float]] = []
         step = 0
         for step in range(1, steps + 1):
             rep.check()
@@ -453,6 +455,7 @@ class CorrectionFit:
                 step % self.params.eval_every == 0 or step == steps or out_of_time
             ):
                 score = self.held_out_score(held_out, boxes or [(0, self.h, 0, self.w)])
+                scores.append((step, score))
                 if best.score is None or score > best.score:
                     best = FitOutcome(copy.deepcopy(self.net.state_dict()), score, step, 0, 0.0)
             if out_of_time:
@@ -460,5 +463,6 @@ class CorrectionFit:
         if held_out is None:
             best = FitOutcome(copy.deepcopy(self.net.state_dict()), None, step, 0, 0.0)
         best.steps, best.seconds, best.history = step, time.perf_counter() - t0, history
+        best.scores = scores
         self.net.eval()
         return best
