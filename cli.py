@@ -267,8 +267,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-prior-shift",
         action="store_true",
-        help="leave the prior where it is (default: move it by the shift, up to 5 m, that "
+        help="leave the prior where it is (default: move it by the shift, up to 10 m, that "
         "lays it best over the model's own map, when that shift is clear and over 0.75 m)",
+    )
+    p.add_argument(
+        "--prior-search",
+        type=_bounded(float, 0.1, 50.0, "--prior-search"),
+        default=None,
+        metavar="M",
+        help="look for the prior's shift up to M metres on each axis (default 5; a map "
+        "the note says fits best at the edge of the search may be further off: OSM over "
+        "the Xiamen mosaic needed 10)",
     )
     p.add_argument(
         "--one-prior-shift",

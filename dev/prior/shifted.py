@@ -179,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         help="the wrong priors (shift:N, drop:P, dilate:N, scatter:N, warp:N, ramp:N; default: "
         "%(default)s)",
     )
+    ap.add_argument(
+        "--prior-search", type=float, default=None, help="refine --prior-search (default 5 m)"
+    )
     ap.add_argument("--report", type=Path, default=ROOT / "docs" / "results_prior.md")
     ap.add_argument(
         "--figure",
@@ -323,6 +326,7 @@ def run_strength(
                     prior_strength=strength,
                     prior_register=registered,
                     prior_regions=regions,
+                    prior_search_m=a.prior_search,
                     prior_keep=None if registered else 0.0,
                     overwrite=True,
                 )
@@ -443,7 +447,8 @@ def write_report(rows: list[dict], a: argparse.Namespace, path: Path) -> None:
         "heat vector for that class on the image (engine/refine/prior.py); a number is a "
         "fixed logit for the prior's class.",
         "",
-        "Since session 7 a refine from a prior first finds the shift (up to 5 m) that lays "
+        "Since session 7 a refine from a prior first finds the shift (up to 5 m; 10 m since "
+        "session 15) that lays "
         "the prior best over the model's own refined map on a lattice of windows, and "
         "moves the prior by it when it is clear and longer than 0.75 m "
         "(engine/refine/registration.py); then, on the image's own pixels, the prior's "

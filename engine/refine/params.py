@@ -59,6 +59,8 @@ class RefineParams:
     # model's own map first (refine_pass.register_prior)
     prior_regions: bool = True  # or by a shift varying across the image, where regions
     # of it clearly fit different shifts (False: one shift at most)
+    prior_search_m: float | None = None  # how far (ground metres on each axis) that
+    # shift is looked for (None: registration.SEARCH_M)
     prior_keep: float | None = None  # the prior's own class stays on a pixel of the
     # image's grid unless the refined map gives it less than this probability (0: the
     # refined map everywhere; None: prior.PRIOR_KEEP)

@@ -29,6 +29,7 @@ from .params import KeepIterations, RefineParams, RefineResult, describe_map
 from .predict import classes_and_probs
 from .prior import DEFAULT_STRENGTH, PRIOR_KEEP, Prior, keep_prior
 from .refine_pass import RefinePass, open_pass, plan_detail, prepare_pass
+from .registration import search_of
 from .tiling import Tile
 from .trajectory import TrajectoryCollector
 
@@ -73,7 +74,7 @@ def refine_raster(
             class_names=p.config.class_names,
         )
         note = (
-            p.register_prior(regions=params.prior_regions).why
+            p.register_prior(search_of(params.prior_search_m), regions=params.prior_regions).why
             if params.prior_register
             else "left in place (not registered)"
         )

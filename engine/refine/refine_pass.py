@@ -32,6 +32,7 @@ from .registration import (
     ShiftField,
     agreement,
     best_offset,
+    beyond_the_search,
     region_agreements,
     region_shifts,
 )
@@ -189,6 +190,7 @@ class RefinePass:
                 why=f"moved {abs(east):.1f} m {'east' if east >= 0 else 'west'} and "
                 f"{abs(north):.1f} m {'north' if north >= 0 else 'south'} to fit the image",
             )
+        offset = replace(offset, why=beyond_the_search(offset.why, parts, search_m))
         log.info("prior registration: %s", offset.why)
         return offset
 

@@ -27,10 +27,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import MapRefinerError
 from ..rasters.grid import GridSpec
 
-#: How far a prior is searched for, in ground metres around where it says it is.
+#: How far a prior is searched for, in ground metres around where it says it is (on
+#: each axis). A wider search is a choice (``refine --prior-search``, search_of): real OSM
+#: over the Xiamen mosaic is 5-10 m off in many quarters, and on the shared scenes a 10 m
+#: search gives the same maps as 5 m for every prior within 4 m and recovers 6 and 8 m
+#: shifts, but on the tests' maps of random models it finds shifts that are not there
+#: (docs/results_prior.md "Priors further off than the search").
 SEARCH_M = 5.0
+#: The widest search a user may ask for.
+MAX_SEARCH_M = 50.0
+#: Why a prior or a region was not moved when its best fit lies at the search's edge.
+AT_THE_EDGE = "the best fit lies at the edge of the search"
 #: A shift shorter than this (ground metres) is left alone: the RNN snaps what is
 #: left within about a model pixel (0.6 m), and the estimate for a right prior was
 #: 0.3 m on austin_dev and 0.55 m on rio_wv2 (whose reference or model may itself be
@@ -68,6 +78,42 @@ class Offset:
     metres: float
     applied: bool
     why: str
+
+
+def search_of(search_m: float | None) -> float:
+    """The search distance to use: ``search_m`` checked, or SEARCH_M."""
+    if search_m is None:
+        return SEARCH_M
+    if not (0 < search_m <= MAX_SEARCH_M):
+        raise MapRefinerError(
+            f"The prior search must be more than 0 and at most {MAX_SEARCH_M:g} m, "
+            f"not {search_m:g}."
+        )
+    return float(search_m)
+
+
+def beyond_the_search(
+    why: str, regions: Sequence[tuple[float, float, np.ndarray]], search_m: float
+) -> str:
+    """``why`` (what was done with the prior), saying so when it may be further off than
+    ``search_m``: its best fit, or some of its regions' (with a correlation of at least
+    REGION_CORRELATION), lie at the search's edge."""
+    further = (
+        f", so the map may be further off: a wider prior search (up to {MAX_SEARCH_M:g} m) "
+        "looks further"
+    )
+    if AT_THE_EDGE in why:
+        return why.replace(AT_THE_EDGE, f"{AT_THE_EDGE} ({search_m:g} m)") + further
+    edge = sum(
+        1 for _, _, c in regions if c.max() >= REGION_CORRELATION and clear_peak(c) == AT_THE_EDGE
+    )
+    if not edge:
+        return why
+    fit = "fits" if edge == 1 else "fit"
+    return (
+        f"{why}; {edge} of its {len(regions)} regions {fit} best at the edge of the "
+        f"{search_m:g} m search{further}"
+    )
 
 
 def agreement(prior: np.ndarray, probs: np.ndarray, valid: np.ndarray, radius: int) -> np.ndarray:
@@ -177,7 +223,7 @@ def clear_peak(c: np.ndarray) -> tuple[float, float] | str:
         return "the model's map gives no evidence of a shift"
     iy, ix = np.unravel_index(int(np.argmax(c)), c.shape)
     if iy in (0, 2 * r) or ix in (0, 2 * r):
-        return "the best fit lies at the edge of the search"
+        return AT_THE_EDGE
 
     def vertex(lo: float, mid: float, hi: float) -> float:
         den = lo - 2 * mid + hi

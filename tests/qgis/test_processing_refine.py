@@ -121,7 +121,8 @@ def test_an_existing_map_is_snapped_as_the_cli_does(
     processing_with_plugin, austin_rgb, tiny_model, tmp_path
 ) -> None:  # noqa: ANN001
     """PRIOR starts the RNN from another map: the same output as the engine's refine with
-    the same prior, and not the map the CNN would start from."""
+    the same prior and offset search, and not the map the CNN would start from; the log
+    says where the map was placed."""
     import numpy as np
 
     from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
@@ -136,6 +137,9 @@ def test_an_existing_map_is_snapped_as_the_cli_does(
     out_ds.GetRasterBand(1).WriteArray(mask)
     out_ds = None
     out, plain = tmp_path / "snapped.tif", tmp_path / "plain.tif"
+    feedback = QgsProcessingFeedback()
+    logged = []
+    feedback.pushInfo = logged.append  # type: ignore[method-assign]
     processing_with_plugin.run(
         "map_refiner:refine",
         {
@@ -146,10 +150,12 @@ def test_an_existing_map_is_snapped_as_the_cli_does(
             "PRIOR": str(prior),
             "PRIOR_VALUE_MAP": "0:0,255:1",
             "PRIOR_STRENGTH": 20.0,
+            "PRIOR_SEARCH_M": 8.0,
             "OUTPUT": str(out),
         },
-        feedback=QgsProcessingFeedback(),
+        feedback=feedback,
     )
+    assert any(line.startswith("Existing map ") for line in logged), logged
     engine = tmp_path / "engine.tif"
     refine_raster(
         RefineParams(
@@ -161,6 +167,7 @@ def test_an_existing_map_is_snapped_as_the_cli_does(
             prior=prior,
             prior_value_map={0: 0, 255: 1},
             prior_strength=20.0,
+            prior_search_m=8.0,
         )
     )
     refine_raster(

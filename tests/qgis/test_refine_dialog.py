@@ -373,3 +373,30 @@ def test_a_kept_iteration_has_the_detail_iterations_only_at_the_last(rgb_layer, 
     assert job.params.detail_iterations == 2
     assert keep_iteration_job(job, 1).params.detail_iterations == 0
     assert keep_iteration_job(job, 3).params.detail_iterations == 2
+
+
+def test_the_existing_map_s_offset_search_reaches_the_engine(
+    rgb_layer, tiny_model, qgis_new_project, tmp_path
+) -> None:  # noqa: ANN001
+    """With a map to start from, the dialog shows how far its offset is looked for
+    (the engine's 5 m unless raised); without one, the setting is hidden."""
+    from osgeo import ogr
+
+    gpkg = tmp_path / "osm.gpkg"
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(gpkg))
+    ds.CreateLayer("buildings", None, ogr.wkbPolygon)
+    ds = None
+    prior = QgsVectorLayer(f"{gpkg}|layername=buildings", "buildings", "ogr")
+    qgis_new_project.addMapLayer(prior)
+    dialog = _dialog(qgis_new_project, rgb_layer, model_path=str(tiny_model))
+    dialog.show()
+    assert not dialog.prior_search.isVisible()
+    dialog.prior_combo.setLayer(prior)
+    assert dialog.prior_search.isVisible() and dialog.prior_search.value() == 5.0
+    assert dialog.refine_job().params.prior_search_m == 5.0
+    dialog.prior_search.setValue(10.0)
+    assert dialog.refine_job().params.prior_search_m == 10.0
+    dialog.prior_combo.setLayer(None)
+    assert not dialog.prior_search.isVisible()
+    assert dialog.refine_job().params.prior_search_m is None
+    dialog.close()

@@ -43,6 +43,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ...engine.errors import MapRefinerError
+from ...engine.refine.registration import MAX_SEARCH_M, SEARCH_M
 from ...engine.vocabulary import DEVICES
 from ..jobs.fetch_job import FetchJob, View, build_fetch_job, is_online, online_folder, safe_stem
 from ..jobs.refine_job import PriorChoice, RefineJob, build_refine_job
@@ -133,6 +134,18 @@ class MapRefinerDialog(QDialog):
         self.prior_values = QLineEdit(self)
         self.prior_values.setPlaceholderText(
             "value map, e.g. 0:0,255:1 (empty: values are classes)"
+        )
+        self.prior_search = QgsDoubleSpinBox(self)  # how far its offset is looked for
+        self.prior_search.setRange(1.0, MAX_SEARCH_M)
+        self.prior_search.setDecimals(0)
+        self.prior_search.setSuffix(" m")
+        self.prior_search.setClearValue(SEARCH_M)
+        self.prior_search.setValue(SEARCH_M)
+        self.prior_search.setPrefix("offset up to ")
+        self.prior_search.setToolTip(
+            "How far the map's offset from the image is looked for, on each axis. When the "
+            "result says its best fit lies at the edge of the search, the map may be "
+            "further off: raise it (OSM over several km can be 10 m off)."
         )
         self.iterations_spin = QgsSpinBox(self)
         self.iterations_spin.setRange(0, 20)
@@ -268,6 +281,7 @@ class MapRefinerDialog(QDialog):
         prior_row.addWidget(self.prior_hint)
         prior_row.addWidget(self.prior_field)
         prior_row.addWidget(self.prior_values)
+        prior_row.addWidget(self.prior_search)
         form.addRow("Start from", prior_row)
         form.addRow("Iterations", self.iterations_spin)
         form.addRow("Outline detail", self.detail)
@@ -422,15 +436,19 @@ class MapRefinerDialog(QDialog):
         self.prior_field.setVisible(vector)
         self.prior_values.setVisible(isinstance(layer, QgsRasterLayer))
         self.prior_hint.setVisible(layer is None)
+        self.prior_search.setVisible(layer is not None)
 
     def prior_choice(self) -> PriorChoice | None:
         """The map to start from, or None (the model's coarse CNN)."""
         layer = self.prior_combo.currentLayer()
         if layer is None:
             return None
+        search = self.prior_search.value()
         if isinstance(layer, QgsVectorLayer):
-            return PriorChoice(layer, class_field=self.prior_field.currentField() or None)
-        return PriorChoice(layer, value_map=self.prior_values.text())
+            return PriorChoice(
+                layer, class_field=self.prior_field.currentField() or None, search_m=search
+            )
+        return PriorChoice(layer, value_map=self.prior_values.text(), search_m=search)
 
     def _on_output_edited(self, _path: str) -> None:
         if not self._programmatic:

@@ -52,6 +52,7 @@ class PriorChoice:
     layer: QgsMapLayer  # a class raster or a polygon layer
     class_field: str | None = None  # a polygon layer's class field (None: all buildings)
     value_map: str = ""  # a raster's "value:class" pairs (empty: values are classes)
+    search_m: float | None = None  # how far its offset is looked for (None: the engine's)
 
 
 @dataclass
@@ -117,6 +118,7 @@ def build_refine_job(
             params,
             prior=path,
             prior_class_field=prior.class_field,
+            prior_search_m=prior.search_m,
             prior_layer=layer_in_file(prior.layer)
             if isinstance(prior.layer, QgsVectorLayer)
             else None,

@@ -27,6 +27,7 @@ from qgis.core import (
 
 from ...engine.errors import MapRefinerError
 from ...engine.limits import detail_unsuited
+from ...engine.refine.registration import MAX_SEARCH_M, SEARCH_M
 from ...engine.vocabulary import DEVICES, PRECISIONS, VALUE_MAP_EXAMPLE, parse_raster_value_map
 from ..jobs.fetch_job import is_online
 from ..layers import coarse_layer_name, refined_layer_name
@@ -69,6 +70,7 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
         "COARSE",
     )
     PRIOR, PRIOR_VALUE_MAP, PRIOR_STRENGTH = "PRIOR", "PRIOR_VALUE_MAP", "PRIOR_STRENGTH"
+    PRIOR_SEARCH = "PRIOR_SEARCH_M"
     PRIOR_VECTOR, PRIOR_CLASS_FIELD = "PRIOR_VECTOR", "PRIOR_CLASS_FIELD"
     EXTENT, FETCHED = "EXTENT", "FETCHED"
     DETAIL_ITERATIONS, DETAIL_RESOLUTION = "DETAIL_ITERATIONS", "DETAIL_RESOLUTION"
@@ -233,7 +235,21 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
             "A fixed logit for the existing map's class; empty: each class starts from the "
             "CNN's own mean heat for that class on this image.",
         )
-        for param in (prior_map, strength):
+        search = with_help(
+            QgsProcessingParameterNumber(
+                self.PRIOR_SEARCH,
+                "Look for the existing map's offset up to (m)",
+                QgsProcessingParameterNumber.Type.Double,
+                defaultValue=SEARCH_M,
+                minValue=0.1,
+                maxValue=MAX_SEARCH_M,
+            ),
+            "How far, on each axis, the shift that lays the existing map best over the "
+            "image is looked for. When the log says its best fit lies at the edge of the "
+            "search, the map may be further off: raise it (OSM over several km can be "
+            "10 m off). As map-refiner refine --prior-search.",
+        )
+        for param in (prior_map, strength, search):
             param.setFlags(param.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
             self.addParameter(param)
         self.addParameter(
@@ -345,6 +361,7 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
                 prior_class_field=prior_fields[0] if prior_fields else None,
                 prior_layer=layer_in_file(prior_vector) if prior_vector is not None else None,
                 prior_strength=strength,
+                prior_search_m=self.parameterAsDouble(parameters, self.PRIOR_SEARCH, context),
                 detail_iterations=detail,
                 detail_resolution_m=detail_m,
             )
@@ -359,6 +376,8 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
             f"{result.tiles} tiles, {result.iterations} iterations on "
             f"{result.device} in {result.seconds:.1f} s: {', '.join(result.class_names)}"
         )
+        if result.prior_note:
+            feedback.pushInfo(f"Existing map {result.prior_note}.")
         style_on_load(
             context,
             out,
