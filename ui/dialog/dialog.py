@@ -141,7 +141,7 @@ class MapRefinerDialog(QDialog):
         self.prior_search.setSuffix(" m")
         self.prior_search.setClearValue(SEARCH_M)
         self.prior_search.setValue(SEARCH_M)
-        self.prior_search.setPrefix("offset up to ")
+        self.prior_search_label = QLabel("Look for its offset up to", self)
         self.prior_search.setToolTip(
             "How far the map's offset from the image is looked for, on each axis. When the "
             "result says its best fit lies at the edge of the search, the map may be "
@@ -281,8 +281,14 @@ class MapRefinerDialog(QDialog):
         prior_row.addWidget(self.prior_hint)
         prior_row.addWidget(self.prior_field)
         prior_row.addWidget(self.prior_values)
-        prior_row.addWidget(self.prior_search)
-        form.addRow("Start from", prior_row)
+        search_row = QHBoxLayout()  # shown with a map to start from
+        search_row.addWidget(self.prior_search_label)
+        search_row.addWidget(self.prior_search)
+        search_row.addStretch(1)
+        prior_rows = QVBoxLayout()
+        prior_rows.addLayout(prior_row)
+        prior_rows.addLayout(search_row)
+        form.addRow("Start from", prior_rows)
         form.addRow("Iterations", self.iterations_spin)
         form.addRow("Outline detail", self.detail)
         device_row = QHBoxLayout()
@@ -437,6 +443,7 @@ class MapRefinerDialog(QDialog):
         self.prior_values.setVisible(isinstance(layer, QgsRasterLayer))
         self.prior_hint.setVisible(layer is None)
         self.prior_search.setVisible(layer is not None)
+        self.prior_search_label.setVisible(layer is not None)
 
     def prior_choice(self) -> PriorChoice | None:
         """The map to start from, or None (the model's coarse CNN)."""
