@@ -140,13 +140,44 @@ def figure(
     for east, south in ((0.0, 0.0), r.peak or (0.0, 0.0)):
         dx, dy = int(round(east / pixel_m)), int(round(south / pixel_m))
         m = prior[y0 - dy : y0 - dy + side, x0 - dx : x0 - dx + side]  # the prior moved
-        edge = np.zeros(m.shape, bool)
-        edge[1:, :] |= m[1:, :] != m[:-1, :]
-        edge[:, 1:] |= m[:, 1:] != m[:, :-1]
-        panel = rgb.copy()
-        panel[edge] = (255, 0, 0)
-        panels.append(panel)
+        panels.append(_outlined(rgb, m == 1))
     Image.fromarray(np.concatenate(panels, 1)).quantize(128).save(out, optimize=True)
+
+
+def _outlined(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    edge = np.zeros(mask.shape, bool)
+    edge[1:, :] |= mask[1:, :] != mask[:-1, :]
+    edge[:, 1:] |= mask[:, 1:] != mask[:, :-1]
+    out = rgb.copy()
+    out[edge] = (255, 0, 0)
+    return out
+
+
+def side_by_side(
+    image: Path, maps: list[Path], centres: list[tuple[int, int]], out: Path, side: int = 300
+) -> None:
+    """Per centre (x, y in image pixels), a row: the image with each class map's building
+    outlines in red, the maps side by side."""
+    from PIL import Image
+
+    like = gdal.Open(str(image))
+    opened = [gdal.Open(str(m)) for m in maps]
+    rows = []
+    for cx, cy in centres:
+        x0, y0 = cx - side // 2, cy - side // 2
+        rgb = np.stack(
+            [like.GetRasterBand(b).ReadAsArray(x0, y0, side, side) for b in (1, 2, 3)], -1
+        ).astype(np.uint8)
+        rows.append(
+            np.concatenate(
+                [
+                    _outlined(rgb, ds.GetRasterBand(1).ReadAsArray(x0, y0, side, side) == 1)
+                    for ds in opened
+                ],
+                1,
+            )
+        )
+    Image.fromarray(np.concatenate(rows, 0)).quantize(128).save(out, optimize=True)
 
 
 def halves(a: Path, b: Path, seam: int = 30) -> str:
@@ -195,7 +226,22 @@ def main(argv: list[str] | None = None) -> int:
         help="instead: pairs of class maps (refines from prior_0.tif and a moved prior), "
         "each pair's building IoU on the west and on the east half",
     )
+    ap.add_argument(
+        "--side-by-side",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="instead: class maps of --image to show side by side around --centres, "
+        "written to --figure",
+    )
+    ap.add_argument(
+        "--centres", default="3200,7424", help="x,y image pixels; several separated by ';'"
+    )
     a = ap.parse_args(argv)
+    if a.side_by_side:
+        centres = [tuple(int(v) for v in c.split(",")) for c in a.centres.split(";")]
+        side_by_side(a.image, a.side_by_side, centres, a.figure)  # type: ignore[arg-type]
+        return 0
     if a.halves:
         print("| maps | west half IoU | east half IoU |")
         print("|---|---|---|")
