@@ -267,7 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-prior-shift",
         action="store_true",
-        help="leave the prior where it is (default: move it by the shift, up to 10 m, that "
+        help="leave the prior where it is (default: move it by the shift, up to 5 m (see "
+        "--prior-search), that "
         "lays it best over the model's own map, when that shift is clear and over 0.75 m)",
     )
     p.add_argument(
