@@ -34,7 +34,8 @@ from ..rasters.grid import GridSpec
 #: each axis). A wider search is a choice (``refine --prior-search``, search_of): real OSM
 #: over the Xiamen mosaic is 5-10 m off in many quarters, and on the shared scenes a 10 m
 #: search gives the same maps as 5 m for every prior within 4 m and recovers 6 and 8 m
-#: shifts, but on the tests' maps of random models it finds shifts that are not there
+#: shifts; but on Swellendam's 2.3 m imagery it moved an OSM layer that sits on the roofs
+#: by 2.2-2.5 m (a field of 4 regions) where 5 m left it, not understood, so 5 m stays
 #: (docs/results_prior.md "Priors further off than the search").
 SEARCH_M = 5.0
 #: The widest search a user may ask for.
