@@ -267,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-prior-shift",
         action="store_true",
-        help="leave the prior where it is (default: move it by the shift, up to 5 m (see "
+        help="leave the prior where it is (default: move it by the shift, up to 10 m (see "
         "--prior-search), that "
         "lays it best over the model's own map, when that shift is clear and over 0.75 m)",
     )
@@ -276,9 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=_bounded(float, 0.1, 50.0, "--prior-search"),
         default=None,
         metavar="M",
-        help="look for the prior's shift up to M metres on each axis (default 5; a map "
-        "the note says fits best at the edge of the search may be further off: OSM over "
-        "the Xiamen mosaic needed 10)",
+        help="look for the prior's shift up to M metres on each axis (default 10, 5 before "
+        "session 15; a map the note says fits best at the edge of the search may be "
+        "further off)",
     )
     p.add_argument(
         "--one-prior-shift",

@@ -137,24 +137,25 @@ def test_a_refine_moves_a_shifted_prior_back(
 def test_a_prior_further_off_than_the_search_is_left_and_the_note_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    """A prior drawn 12 px east (7.2 m): the default 5 m search leaves it in place and
-    says a wider search looks further; --prior-search 10 moves it back."""
+    """A prior drawn 20 px east (12 m): the default 10 m search leaves it in place and
+    says a wider search looks further; --prior-search 15 moves it back; 7.2 m off, the
+    default finds it and a 5 m search (the default before session 15) does not."""
     net, cfg = random_model(resolution_m=0.6, seed=2)
     model = save_model(net, cfg, tmp_path / "m.safetensors")
     truth = blobs(80, 100, seed=3)
     image = tmp_path / "img.tif"
     write_image(image, scene(80, 100, seed=7), GT)
-    prior = write_mask(tmp_path / "prior.tif", np.roll(truth, 12, axis=1).astype(np.uint8), GT)
+    prior = write_mask(tmp_path / "prior.tif", np.roll(truth, 20, axis=1).astype(np.uint8), GT)
     monkeypatch.setattr(refine_pass, "predict_tile", model_sees(truth))
     params = {"image": image, "model_path": model, "device": "cpu", "prior": prior}
     res = refine_raster(RefineParams(out=tmp_path / "a.tif", iterations=0, **params))
     assert res.prior_note.startswith("left in place"), res.prior_note
-    assert "at the edge of the search (5 m)" in res.prior_note
+    assert "at the edge of the search (10 m)" in res.prior_note
     assert "a wider prior search" in res.prior_note
     res = refine_raster(
-        RefineParams(out=tmp_path / "b.tif", iterations=0, prior_search_m=10, **params)
+        RefineParams(out=tmp_path / "b.tif", iterations=0, prior_search_m=15, **params)
     )
-    assert "moved 7.2 m west and 0.0 m" in res.prior_note, res.prior_note
+    assert "moved 12.0 m west and 0.0 m" in res.prior_note, res.prior_note
     assert "edge" not in res.prior_note
     out = gdal.Open(str(tmp_path / "b.tif")).ReadAsArray()
     assert ((out == 1) == truth).mean() > 0.99
@@ -163,8 +164,16 @@ def test_a_prior_further_off_than_the_search_is_left_and_the_note_says_so(
     assert not (tmp_path / "c.tif").exists()
     cli_main(
         ["refine", str(image), "--out", str(tmp_path / "d.tif"), "--model", str(model)]
-        + ["--prior", str(prior), "--iterations", "0", "--prior-search", "10"]
+        + ["--prior", str(prior), "--iterations", "0", "--prior-search", "15"]
     )
-    assert "prior: moved 7.2 m west" in capsys.readouterr().out
+    assert "prior: moved 12.0 m west" in capsys.readouterr().out
     rc = cli_main(["refine", str(image), "--out", str(tmp_path / "e.tif"), "--prior-search", "60"])
     assert rc == 2 and "--prior-search must be between" in capsys.readouterr().err
+    near = write_mask(tmp_path / "near.tif", np.roll(truth, 12, axis=1).astype(np.uint8), GT)
+    near_params = {**params, "prior": near}
+    res = refine_raster(RefineParams(out=tmp_path / "f.tif", iterations=0, **near_params))
+    assert "moved 7.2 m west and 0.0 m" in res.prior_note, res.prior_note
+    res = refine_raster(
+        RefineParams(out=tmp_path / "g.tif", iterations=0, prior_search_m=5, **near_params)
+    )
+    assert "at the edge of the search (5 m)" in res.prior_note, res.prior_note

@@ -30,6 +30,7 @@ from osgeo import gdal, ogr
 
 from ...engine.labels.kept import window_grid
 from ...engine.rasters.grid import grid_of
+from ...engine.rasters.read import ground_resolution, open_raster, raster_info
 from ...engine.refine.pipeline import RefineParams, open_refine_pass
 from ...engine.refine.prior import Prior
 from ...engine.refine.registration import (
@@ -250,7 +251,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     a.out_dir.mkdir(parents=True, exist_ok=True)
     like = gdal.Open(str(a.image))
-    pixel_m = abs(like.GetGeoTransform()[1])
+    # ground metres a pixel (as registration measures: the smaller axis), also for
+    # imagery in degrees
+    pixel_m = float(min(ground_resolution(raster_info(open_raster(a.image)))))
     base = burn(a.prior, like, a.out_dir / "prior_0.tif")
     paths = {0.0: a.out_dir / "prior_0.tif"}
     moved = {}  # the move in metres the east half really gets (whole pixels)

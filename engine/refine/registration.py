@@ -31,13 +31,14 @@ from ..errors import MapRefinerError
 from ..rasters.grid import GridSpec
 
 #: How far a prior is searched for, in ground metres around where it says it is (on
-#: each axis). A wider search is a choice (``refine --prior-search``, search_of): real OSM
-#: over the Xiamen mosaic is 5-10 m off in many quarters, and on the shared scenes a 10 m
-#: search gives the same maps as 5 m for every prior within 4 m and recovers 6 and 8 m
-#: shifts; but on Swellendam's 2.3 m imagery it moved an OSM layer that sits on the roofs
-#: by 2.2-2.5 m (a field of 4 regions) where 5 m left it, not understood, so 5 m stays
-#: (docs/results_prior.md "Priors further off than the search").
-SEARCH_M = 5.0
+#: each axis; ``refine --prior-search`` sets another, search_of). 5 m until session 15,
+#: 10 m since: real OSM over the Xiamen mosaic is 5-10 m off in many quarters (with 10 m
+#: their outlines land on the roofs, with 5 m they stay on the shadows), and on the
+#: shared scenes and Swellendam's OSM a 10 m search gives the same maps as 5 m for every
+#: prior within 4 m and recovers 6 and 8 m shifts. Neither search is safe on a map that
+#: means nothing: on random models' maps both placed priors by noise (5 m in 25 of 60
+#: runs, 10 m in 32); docs/results_prior.md "Priors further off than the search".
+SEARCH_M = 10.0
 #: The widest search a user may ask for.
 MAX_SEARCH_M = 50.0
 #: Why a prior or a region was not moved when its best fit lies at the search's edge.

@@ -379,7 +379,7 @@ def test_the_existing_map_s_offset_search_reaches_the_engine(
     rgb_layer, tiny_model, qgis_new_project, tmp_path
 ) -> None:  # noqa: ANN001
     """With a map to start from, the dialog shows how far its offset is looked for
-    (the engine's 5 m unless raised); without one, the setting is hidden."""
+    (the engine's 10 m unless changed); without one, the setting is hidden."""
     from osgeo import ogr
 
     gpkg = tmp_path / "osm.gpkg"
@@ -392,10 +392,10 @@ def test_the_existing_map_s_offset_search_reaches_the_engine(
     dialog.show()
     assert not dialog.prior_search.isVisible()
     dialog.prior_combo.setLayer(prior)
-    assert dialog.prior_search.isVisible() and dialog.prior_search.value() == 5.0
-    assert dialog.refine_job().params.prior_search_m == 5.0
-    dialog.prior_search.setValue(10.0)
+    assert dialog.prior_search.isVisible() and dialog.prior_search.value() == 10.0
     assert dialog.refine_job().params.prior_search_m == 10.0
+    dialog.prior_search.setValue(20.0)
+    assert dialog.refine_job().params.prior_search_m == 20.0
     dialog.prior_combo.setLayer(None)
     assert not dialog.prior_search.isVisible()
     assert dialog.refine_job().params.prior_search_m is None

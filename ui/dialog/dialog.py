@@ -145,7 +145,7 @@ class MapRefinerDialog(QDialog):
         self.prior_search.setToolTip(
             "How far the map's offset from the image is looked for, on each axis. When the "
             "result says its best fit lies at the edge of the search, the map may be "
-            "further off: raise it (OSM over several km can be 10 m off)."
+            "further off: raise it."
         )
         self.iterations_spin = QgsSpinBox(self)
         self.iterations_spin.setRange(0, 20)

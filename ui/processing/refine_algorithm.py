@@ -246,8 +246,8 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
             ),
             "How far, on each axis, the shift that lays the existing map best over the "
             "image is looked for. When the log says its best fit lies at the edge of the "
-            "search, the map may be further off: raise it (OSM over several km can be "
-            "10 m off). As map-refiner refine --prior-search.",
+            "search, the map may be further off: raise it. As map-refiner refine "
+            "--prior-search.",
         )
         for param in (prior_map, strength, search):
             param.setFlags(param.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
