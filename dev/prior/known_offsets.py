@@ -35,10 +35,9 @@ from ...engine.refine.pipeline import RefineParams, open_refine_pass
 from ...engine.refine.prior import Prior
 from ...engine.refine.registration import (
     CLEAR_PEAK,
-    REGION_CORRELATION,
     SEARCH_M,
-    clear_peak,
     region_agreements,
+    region_peak,
 )
 from ...engine.refine.tiling import lattice_tiles
 from .shifted import ROOT
@@ -110,7 +109,7 @@ def regions(p, cls_of, pixel_m: float, search_m: float = SEARCH_M) -> list[Regio
             iy, ix = np.unravel_index(int(np.argmax(c)), c.shape)
             top = float(c[iy, ix])
             gain = (top - float(c[r, r])) / abs(top) if top else 0.0
-            found = clear_peak(c) if c.max() >= REGION_CORRELATION else "too weak"
+            found = region_peak(c)
             peak = None if isinstance(found, str) else (found[1] * pixel_m, found[0] * pixel_m)
             out.append(
                 Region(

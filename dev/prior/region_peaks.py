@@ -28,12 +28,11 @@ from ...engine.rasters.grid import grid_of
 from ...engine.refine.pipeline import RefineParams, open_refine_pass
 from ...engine.refine.prior import Prior
 from ...engine.refine.registration import (
-    REGION_CORRELATION,
     SEARCH_M,
     agreement,
     best_offset,
-    clear_peak,
     region_agreements,
+    region_peak,
     region_shifts,
 )
 from ...engine.refine.tiling import lattice_tiles
@@ -61,7 +60,7 @@ def peaks(p, prior: Prior) -> tuple[str, list[str], float | None, bool]:  # noqa
     whole = best_offset(surfaces, pixel_m)
     shown, own = [], []
     for _, _, c in regions:
-        found = clear_peak(c) if c.max() >= REGION_CORRELATION else "too weak"
+        found = region_peak(c)
         if isinstance(found, str):
             shown.append("-")
         else:

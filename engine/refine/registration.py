@@ -106,9 +106,7 @@ def beyond_the_search(
     )
     if AT_THE_EDGE in why:
         return why.replace(AT_THE_EDGE, f"{AT_THE_EDGE} ({search_m:g} m)") + further
-    edge = sum(
-        1 for _, _, c in regions if c.max() >= REGION_CORRELATION and clear_peak(c) == AT_THE_EDGE
-    )
+    edge = sum(1 for _, _, c in regions if region_peak(c) == AT_THE_EDGE)
     if not edge:
         return why
     fit = "fits" if edge == 1 else "fit"
@@ -217,6 +215,12 @@ def best_offset(
     return Offset(dy, dx, metres, True, f"moved by {metres:.1f} m to fit the image")
 
 
+def region_peak(c: np.ndarray) -> tuple[float, float] | str:
+    """A region's own peak on its surface ``c`` (region_agreements'): clear_peak's answer
+    where the surface correlates at least REGION_CORRELATION, else "too weak"."""
+    return clear_peak(c) if c.max() >= REGION_CORRELATION else "too weak"
+
+
 def clear_peak(c: np.ndarray) -> tuple[float, float] | str:
     """The peak ``(dy, dx)`` of an agreement surface to a fraction of a pixel, when it
     is clear (inside the search, and ``CLEAR_PEAK`` better than no shift); else why not."""
@@ -263,10 +267,7 @@ def region_shifts(
     shift fits them all (the whole prior is then moved by ``whole``, or not). A
     region's own shift under ``min_shift_m`` is no shift, as for the whole prior; a
     region without a clear peak takes ``whole`` where it is applied, else none."""
-    found = [
-        (y, x, clear_peak(c) if c.max() >= REGION_CORRELATION else "too weak")
-        for y, x, c in regions
-    ]
+    found = [(y, x, region_peak(c)) for y, x, c in regions]
     peaks = np.array([p for _, _, p in found if not isinstance(p, str)]).reshape(-1, 2)
     if len(peaks) < 2:
         return None
