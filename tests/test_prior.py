@@ -63,15 +63,13 @@ def refined(job: dict, out: Path, **kw) -> np.ndarray:
     return gdal.Open(str(out)).ReadAsArray()
 
 
+def as_drawn(job: dict) -> dict:
+    """The fixture's 0/255 prior, left where it is drawn (see UNREGISTERED)."""
+    return {"prior": job["prior"], "prior_value_map": {0: 0, 255: 1}, "prior_register": False}
+
+
 def test_with_no_iteration_the_map_is_the_prior(job: dict, tmp_path: Path) -> None:
-    cls = refined(
-        job,
-        tmp_path / "o.tif",
-        iterations=0,
-        prior=job["prior"],
-        prior_value_map={0: 0, 255: 1},
-        prior_register=False,  # see UNREGISTERED
-    )
+    cls = refined(job, tmp_path / "o.tif", iterations=0, **as_drawn(job))
     agree = float(((cls == 1) == job["expected"]).mean())
     assert agree > 0.97, agree  # only the resampled edges may differ
     plain = refined(job, tmp_path / "plain.tif", iterations=0)
@@ -316,14 +314,7 @@ def test_a_one_hot_probability_prior_is_the_class_prior(job: dict, tmp_path: Pat
     prior = write_probs(tmp_path / "p.tif", probs, (GT[0], 1.2, 0, GT[3], 0, -1.2))
     cls = refined(job, tmp_path / "o.tif", iterations=0, prior=prior, prior_register=False)
     assert float(((cls == 1) == job["expected"]).mean()) > 0.97  # bilinear edges only
-    hard = refined(
-        job,
-        tmp_path / "h.tif",
-        iterations=3,
-        prior=job["prior"],
-        prior_value_map={0: 0, 255: 1},
-        prior_register=False,  # see UNREGISTERED
-    )
+    hard = refined(job, tmp_path / "h.tif", iterations=3, **as_drawn(job))
     soft = refined(job, tmp_path / "s.tif", iterations=3, prior=prior, prior_register=False)
     assert float((hard == soft).mean()) > 0.95
 
