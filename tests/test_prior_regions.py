@@ -48,11 +48,13 @@ def two_halves(truth: np.ndarray, left: int, right: int) -> np.ndarray:
     return out.astype(np.int32)
 
 
-def decide(prior: np.ndarray, truth: np.ndarray, probs: np.ndarray | None = None):  # noqa: ANN201
+def decide(  # noqa: ANN201
+    prior: np.ndarray, truth: np.ndarray, probs: np.ndarray | None = None, pixel_m: float = 0.6
+):
     probs = probs_of(truth) if probs is None else probs
     valid = np.ones(truth.shape, bool)
-    whole = best_offset([agreement(prior, probs, valid, 8)], pixel_m=0.6)
-    return whole, region_shifts(region_agreements(prior, probs, valid, 8), 0.6, whole)
+    whole = best_offset([agreement(prior, probs, valid, 8)], pixel_m=pixel_m)
+    return whole, region_shifts(region_agreements(prior, probs, valid, 8), pixel_m, whole)
 
 
 def test_halves_drawn_apart_get_their_own_shifts() -> None:
@@ -77,6 +79,23 @@ def test_one_shift_for_a_prior_off_as_a_whole_and_none_without_evidence() -> Non
     noise = np.random.default_rng(2).random(truth.shape) < 0.3
     whole, regions = decide(noise.astype(np.int32), truth)  # a prior unlike the image
     assert regions is None and not whole.applied
+
+
+def test_on_coarse_pixels_regions_a_pixel_apart_get_one_shift() -> None:
+    """On 2.4 m pixels a region's peak is found to about half a pixel, so halves one
+    pixel (2.4 m) apart are one shift (they were a field under the 2 m rule alone);
+    two pixels apart they are still a field, and on 0.3 m pixels 2.4 m apart too."""
+    truth = buildings(seed=3)
+    for pixel_m, (left, right), field in (
+        (2.4, (2, 1), False),
+        (2.4, (1, -1), True),
+        (0.3, (4, -4), True),
+        (0.3, (2, -1), False),
+    ):
+        whole, regions = decide(two_halves(truth, left, right), truth, pixel_m=pixel_m)
+        assert (regions is not None) == field, (pixel_m, left, right, regions)
+        if not field:
+            assert whole.applied == (abs(whole.dx) * pixel_m >= 0.75), whole
 
 
 def test_a_field_moves_each_part_of_the_prior_by_its_own_shift(tmp_path: Path) -> None:

@@ -238,3 +238,53 @@ def test_the_per_region_table_is_its_own_section(tmp_path: Path) -> None:
     assert "- strength calibrated, warp:2: mean change +40.0 points over 1 scenes." in text
     shifted.write_report(rows, argparse.Namespace(**{**vars(a), "section": None}), report)
     assert report.read_text().count("## Per-region shifts\n") == 1
+
+
+def test_coarse_scenes_for_the_shifted_study(tmp_path: Path) -> None:
+    """--pixel-m: a scene resampled to coarse pixels keeps its reference by majority on
+    the image's grid; on degrees (--degrees) a shift:N prior still moves N ground metres."""
+    import numpy as np
+    from osgeo import gdal, osr
+
+    from map_refiner.dev.corrections.scenes import Scene
+    from map_refiner.dev.prior.shifted import coarsened, wrong_map
+    from map_refiner.engine.rasters.grid import grid_of, metres_per_unit
+
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32633)
+
+    def tif(path: Path, arr: np.ndarray) -> Path:
+        ds = gdal.GetDriverByName("GTiff").Create(str(path), 80, 80, arr.shape[0])
+        ds.SetGeoTransform((500000.0, 0.3, 0.0, 4000000.0, 0.0, -0.3))
+        ds.SetProjection(srs.ExportToWkt())
+        for i, band in enumerate(arr, start=1):
+            ds.GetRasterBand(i).WriteArray(band)
+        return path
+
+    ref = np.zeros((80, 80), np.uint8)
+    ref[0:4, 0:4] = 255  # a whole coarse pixel: building
+    ref[0:4, 4:6] = 255  # half of one: building
+    ref[0:1, 8:12] = 255  # a quarter of one: not
+    image = np.stack([np.arange(80 * 80, dtype=np.uint8).reshape(80, 80)] * 3)
+    s = Scene("s", "test", tif(tmp_path / "rgb.tif", image), tif(tmp_path / "gt.tif", ref[None]))
+    c = coarsened(s, 1.2, tmp_path / "coarse")
+    like, gt = gdal.Open(str(c.image)), gdal.Open(str(c.reference))
+    assert (like.RasterXSize, like.RasterYSize) == (20, 20) and like.RasterCount == 3
+    assert gt.GetGeoTransform() == like.GetGeoTransform()
+    coarse = gt.ReadAsArray()
+    assert coarse[0, 0] == 255 and coarse[0, 1] == 255 and coarse[0, 2] == 0
+    assert (coarse > 0).sum() == 2
+    d = coarsened(s, 0.00001, tmp_path / "degrees", degrees=True)
+    deg = gdal.Open(str(d.image))
+    assert osr.SpatialReference(deg.GetProjection()).IsGeographic()
+    per_x, per_y = metres_per_unit(grid_of(deg))
+    prior = gdal.Open(
+        str(
+            wrong_map(
+                gdal.Open(str(d.reference)).ReadAsArray() > 0, deg, "shift:2.4", tmp_path / "p.tif"
+            )
+        )
+    )
+    east = (prior.GetGeoTransform()[0] - deg.GetGeoTransform()[0]) * per_x
+    south = (deg.GetGeoTransform()[3] - prior.GetGeoTransform()[3]) * per_y
+    assert abs(east - 2.4) < 1e-6 and abs(south - 2.4) < 1e-6

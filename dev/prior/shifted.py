@@ -22,8 +22,9 @@ import numpy as np
 from osgeo import gdal
 from scipy import ndimage
 
+from ...engine.rasters.grid import grid_of, metres_per_unit
 from ...engine.refine.pipeline import RefineParams, refine_raster
-from ..corrections.scenes import scenes
+from ..corrections.scenes import Scene, scenes
 from ..corrections.study import iou
 from ..provenance import git_state
 from .regularize_eval import HEADING as REGULARISED
@@ -52,11 +53,12 @@ def wrong_map(ref: np.ndarray, like: gdal.Dataset, kind: str, out: Path, seed: i
     (0.05-0.95)."""
     gt = list(like.GetGeoTransform())
     mask = ref.copy()
-    pixel = abs(gt[1])
+    per_x, per_y = metres_per_unit(grid_of(like))  # 1 on a metric grid
+    pixel = abs(gt[1]) * per_x
     if kind.startswith(("shift:", "soft:")):
         metres = float(kind.split(":")[1])
-        gt[0] += metres
-        gt[3] -= metres
+        gt[0] += metres / per_x
+        gt[3] -= metres / per_y
     elif kind.startswith("drop:"):
         labels, n = ndimage.label(mask)
         rng = np.random.default_rng(seed)
@@ -103,6 +105,50 @@ def wrong_map(ref: np.ndarray, like: gdal.Dataset, kind: str, out: Path, seed: i
         ds.GetRasterBand(i).WriteArray(band)
     ds = None
     return out
+
+
+def coarsened(s: Scene, pixel_m: float, out_dir: Path, degrees: bool = False) -> Scene:
+    """``s`` resampled to ``pixel_m`` ground metres (coarse imagery with a known answer):
+    the image averaged, the reference a building where at least half of the fine pixels
+    were; both on the same grid, kept in ``out_dir`` and reused. With ``degrees``,
+    ``pixel_m`` is in degrees of longitude and latitude on EPSG:4326 (as Swellendam's
+    orthophotos: 0.000025 degrees)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    image, reference = out_dir / f"{s.name}_rgb.tif", out_dir / f"{s.name}_gt.tif"
+    if not (image.exists() and reference.exists()):
+        gdal.Warp(
+            str(image),
+            str(s.image),
+            xRes=pixel_m,
+            yRes=pixel_m,
+            dstSRS="EPSG:4326" if degrees else None,
+            resampleAlg="average",
+        )
+        like = gdal.Open(str(image))
+        gt = like.GetGeoTransform()
+        w, h = like.RasterXSize, like.RasterYSize
+        fine = gdal.Open(str(s.reference))
+        share = gdal.Warp(
+            "",
+            gdal.Translate(
+                "", fine, format="MEM", outputType=gdal.GDT_Float32, scaleParams=[[0, 255, 0, 1]]
+            )
+            if fine.GetRasterBand(1).ReadAsArray().max() > 1
+            else fine,
+            format="MEM",
+            outputBounds=(gt[0], gt[3] + h * gt[5], gt[0] + w * gt[1], gt[3]),
+            width=w,
+            height=h,
+            dstSRS=like.GetProjection(),
+            outputType=gdal.GDT_Float32,
+            resampleAlg="average",
+        ).ReadAsArray()
+        ds = gdal.GetDriverByName("GTiff").Create(str(reference), w, h, 1)
+        ds.SetGeoTransform(gt)
+        ds.SetProjection(like.GetProjection())
+        ds.GetRasterBand(1).WriteArray(np.where(share >= 0.5, 255, 0).astype(np.uint8))
+        ds = None
+    return Scene(s.name, s.kind, image, reference)
 
 
 def moved(mask: np.ndarray, dy: int, dx: int) -> np.ndarray:
@@ -180,7 +226,19 @@ def main(argv: list[str] | None = None) -> int:
         "%(default)s)",
     )
     ap.add_argument(
-        "--prior-search", type=float, default=None, help="refine --prior-search (default 5 m)"
+        "--prior-search", type=float, default=None, help="refine --prior-search (default 10 m)"
+    )
+    ap.add_argument(
+        "--pixel-m",
+        type=float,
+        default=None,
+        help="first resample each scene to this many ground metres a pixel (image "
+        "averaged, reference by majority): coarse imagery with a known answer",
+    )
+    ap.add_argument(
+        "--degrees",
+        action="store_true",
+        help="--pixel-m is in degrees: each scene is resampled onto EPSG:4326",
     )
     ap.add_argument("--report", type=Path, default=ROOT / "docs" / "results_prior.md")
     ap.add_argument(
@@ -194,6 +252,10 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     a.out_dir.mkdir(parents=True, exist_ok=True)
     sc = scenes(a.data, ROOT / "out" / "corrections" / "data")
+    if a.pixel_m:
+        unit = "deg" if a.degrees else "m"
+        coarse = a.out_dir / f"coarse_{a.pixel_m:g}{unit}"
+        sc = {n: coarsened(sc[n], a.pixel_m, coarse, a.degrees) for n in GEOREFERENCED}
     rows = []
     crops: dict = {}  # the figure's windows, of the first strength only
     for i, strength in enumerate(a.strengths.split(",")):
@@ -227,6 +289,13 @@ FIGURE_METRES = 75.0
 READING = "Reading"
 #: The per-region study's sections (``--section``), which a rerun of the top keeps.
 REGIONS = ("Per-region shifts", "Per-region shifts: reading")
+#: Other hand-written or ``--section`` parts of the report, which a rerun of the top keeps.
+OTHERS = (
+    "Priors further off than the search",
+    "Coarse imagery (2.4 m)",
+    "Coarse imagery (0.000025 degrees)",
+    "Coarse imagery: reading",
+)
 
 
 def figure_window(ref: np.ndarray, pixel_m: float, metres: float = FIGURE_METRES) -> tuple:
@@ -385,6 +454,8 @@ def write_report(rows: list[dict], a: argparse.Namespace, path: Path) -> None:
         f"--iterations {a.iterations}"
         + (f" --model {a.model}" if a.model else "")
         + (" --right-half" if a.right_half else "")
+        + (f" --pixel-m {a.pixel_m:g}" if getattr(a, "pixel_m", None) else "")
+        + (" --degrees" if getattr(a, "degrees", False) else "")
         + (" --also-unregistered" if a.also_unregistered else "")
         + (f" --kinds {kinds}" if kinds != ",".join(KINDS) else "")
         + (" --also-one-shift" if getattr(a, "also_one_shift", False) else "")
@@ -416,8 +487,7 @@ def write_report(rows: list[dict], a: argparse.Namespace, path: Path) -> None:
         )
     lines.append("")
     for strength in dict.fromkeys(r["strength"] for r in rows):
-        warps = [k for k in kinds.split(",") if k.startswith(("warp:", "ramp:"))]
-        for kind in ("shift:0", "shift:2", "shift:4", "drop:20", *warps):
+        for kind in dict.fromkeys(r["prior"] for r in rows):
             rs = [r for r in rows if r["prior"] == kind and r["strength"] == strength]
             if rs:
                 mean = sum(r["snapped_iou"] - r["prior_iou"] for r in rs) / len(rs)
@@ -468,7 +538,7 @@ def write_report(rows: list[dict], a: argparse.Namespace, path: Path) -> None:
             "the right prior snapped](" + os.path.relpath(a.figure, path.parent) + ")",
         ]
     # the hand-written reading and other studies' sections of this file stay
-    kept = kept_sections(path, [READING, REGULARISED, *REGIONS])
+    kept = kept_sections(path, [READING, REGULARISED, *REGIONS, *OTHERS])
     path.write_text("\n".join(lines) + "\n" + (f"\n{kept}\n" if kept else ""))
 
 

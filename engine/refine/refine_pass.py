@@ -170,10 +170,12 @@ class RefinePass:
             span = f"{lo} m" if lo == hi else f"{lo} to {hi} m"
             for r, m in zip(varying, metres):
                 log.info(
-                    "prior region at pixel (%.0f, %.0f): %.1f m (%s)",
+                    "prior region at pixel (%.0f, %.0f): %.1f m, (%+.2f, %+.2f) px (%s)",
                     r.x,
                     r.y,
                     m,
+                    r.dx,
+                    r.dy,
                     "its own peak" if r.own else "no clear peak of its own",
                 )
             offset = replace(

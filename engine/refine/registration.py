@@ -63,6 +63,13 @@ REGION_SPLIT = 2
 #: with few buildings), and the halves of a prior drawn 2.8 m apart 2.5-3.1 m apart
 #: (docs/results_prior.md, "Per-region shifts: reading"). Set on those scenes.
 REGION_SPREAD_M = 2.0
+#: ... and further apart than this many image pixels, for coarse imagery where 2 m is
+#: less than a pixel. A region's peak is found only to a fraction of a pixel: on the five
+#: shared scenes resampled to 2.4-2.8 m pixels (``dev/prior/shifted.py --pixel-m``), the
+#: quarters of a prior shifted as a whole by 2 pixels found it to within 0.5 pixel each,
+#: so two of them came back up to about a pixel apart (1.03 the most). Above 1.33 m pixels
+#: this is what decides; below, REGION_SPREAD_M.
+REGION_SPREAD_PX = 1.5
 #: A region's own peak counts only where the prior's pixels there correlate with the
 #: model's map at least this much (a guard against noise, not tuned: a region of a
 #: map unrelated to the image peaks near 0, under 0.05 on 4800 pixels, while the
@@ -263,16 +270,17 @@ def region_shifts(
 ) -> list[RegionShift] | None:
     """Each region's shift, when at least two regions have a clear peak of their own
     (clear_peak, and a correlation of at least ``REGION_CORRELATION``: the surfaces are
-    region_agreements') and two of those lie more than ``spread_m`` apart; None when one
-    shift fits them all (the whole prior is then moved by ``whole``, or not). A
-    region's own shift under ``min_shift_m`` is no shift, as for the whole prior; a
-    region without a clear peak takes ``whole`` where it is applied, else none."""
+    region_agreements') and two of those lie more than ``spread_m`` and REGION_SPREAD_PX
+    image pixels (of ``pixel_m`` metres) apart; None when one shift fits them all (the
+    whole prior is then moved by ``whole``, or not). A region's own shift under
+    ``min_shift_m`` is no shift, as for the whole prior; a region without a clear peak
+    takes ``whole`` where it is applied, else none."""
     found = [(y, x, region_peak(c)) for y, x, c in regions]
     peaks = np.array([p for _, _, p in found if not isinstance(p, str)]).reshape(-1, 2)
     if len(peaks) < 2:
         return None
     apart = np.hypot(*(peaks[:, None, :] - peaks[None, :, :]).transpose(2, 0, 1))
-    if apart.max() * pixel_m <= spread_m:
+    if apart.max() <= max(spread_m / pixel_m, REGION_SPREAD_PX):
         return None
     out = []
     for y, x, p in found:
