@@ -53,7 +53,10 @@ def job(tmp_path: Path) -> dict:
 #: UNREGISTERED: the tests of where a prior lands read it through a random model, whose
 #: map means nothing; registration (tests/test_prior_registration.py) can place a prior
 #: by that noise (with a 10 m search it moved this fixture's prior 6-10 m; on random
-#: maps a 5 m search does so too), so they turn it off.
+#: maps a 5 m search does so too), so they turn it off. Since session 16 registration
+#: leaves a prior in place over a map that correlates with it under PLACE_CORRELATION
+#: (tests/test_prior_registration.py), which covers these maps; the tests keep it off so
+#: that what they check does not rest on that guard.
 
 
 def refined(job: dict, out: Path, **kw) -> np.ndarray:

@@ -20,7 +20,15 @@ from map_refiner.engine.refine import refine_pass
 from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
 from map_refiner.engine.refine.predict import WindowResult
 from map_refiner.engine.refine.prior import Prior, keep_prior
-from map_refiner.engine.refine.registration import MIN_SHIFT_M, agreement, best_offset
+from map_refiner.engine.refine.registration import (
+    MIN_SHIFT_M,
+    PLACE_CORRELATION,
+    agreement,
+    agreement_norms,
+    best_offset,
+    peak_correlation,
+    unplaceable,
+)
 
 gdal.UseExceptions()
 
@@ -177,3 +185,48 @@ def test_a_prior_further_off_than_the_search_is_left_and_the_note_says_so(
         RefineParams(out=tmp_path / "g.tif", iterations=0, prior_search_m=5, **near_params)
     )
     assert "at the edge of the search (5 m)" in res.prior_note, res.prior_note
+
+
+def test_a_map_that_means_nothing_places_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model whose map has nothing to do with the prior (another scene's buildings, or
+    a random model's map) leaves the prior where it is drawn and says why; the same
+    prior 3 px off over a map that is the truth is still moved back."""
+    net, cfg = random_model(resolution_m=0.6, seed=2)
+    model = save_model(net, cfg, tmp_path / "m.safetensors")
+    truth = blobs(80, 100, seed=3)
+    image = tmp_path / "img.tif"
+    write_image(image, scene(80, 100, seed=7), GT)
+    prior = write_mask(tmp_path / "prior.tif", np.roll(truth, 3, axis=1).astype(np.uint8), GT)
+    params = {"image": image, "model_path": model, "device": "cpu", "prior": prior}
+    res = refine_raster(RefineParams(out=tmp_path / "r.tif", iterations=0, **params))
+    assert res.prior_note.startswith("left in place: the model's map agrees too little")
+    assert f"under {PLACE_CORRELATION:g}" in res.prior_note
+    with monkeypatch.context() as m:
+        m.setattr(refine_pass, "predict_tile", model_sees(blobs(80, 100, seed=9)))
+        res = refine_raster(RefineParams(out=tmp_path / "o.tif", iterations=0, **params))
+        assert "agrees too little" in res.prior_note, res.prior_note
+    monkeypatch.setattr(refine_pass, "predict_tile", model_sees(truth))
+    res = refine_raster(RefineParams(out=tmp_path / "t.tif", iterations=0, **params))
+    assert "moved 1.8 m west" in res.prior_note, res.prior_note
+
+
+def test_the_whole_priors_correlation() -> None:
+    """peak_correlation is 1 for a prior that is the model's sure map, near 0 for an
+    unrelated one, and 0 without evidence; unplaceable draws the line."""
+    truth = blobs(120, 140, seed=4)
+    valid = np.ones(truth.shape, bool)
+    sure = np.stack([~truth, truth]).astype(np.float32)
+
+    def corr(prior: np.ndarray, probs: np.ndarray) -> float:
+        surface = agreement(prior.astype(np.int32), probs, valid, 8)
+        return peak_correlation([surface], [agreement_norms(prior.astype(np.int32), probs, valid)])
+
+    assert corr(truth, sure) == pytest.approx(1.0)
+    assert corr(np.roll(truth, 3, axis=1), sure) == pytest.approx(1.0, abs=0.01)  # rolled edges
+    assert abs(corr(blobs(120, 140, seed=5), sure)) < 0.2
+    assert corr(truth, np.full((2, 120, 140), 0.5, np.float32)) == 0.0
+    assert peak_correlation([], []) == 0.0
+    assert unplaceable(PLACE_CORRELATION) is None
+    assert unplaceable(PLACE_CORRELATION - 0.01).why.startswith("left in place")

@@ -295,6 +295,8 @@ OTHERS = (
     "Coarse imagery (2.4 m)",
     "Coarse imagery (0.000025 degrees)",
     "Coarse imagery: reading",
+    "A map that means nothing",
+    "A map that means nothing: reading",
 )
 
 

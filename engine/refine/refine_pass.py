@@ -31,10 +31,13 @@ from .registration import (
     Offset,
     ShiftField,
     agreement,
+    agreement_norms,
     best_offset,
     beyond_the_search,
+    peak_correlation,
     region_agreements,
     region_shifts,
+    unplaceable,
 )
 from .tiling import (
     Detail,
@@ -145,16 +148,23 @@ class RefinePass:
         pixel_m = float(min(self.resolution_m))
         radius = max(1, int(math.ceil(search_m / pixel_m)))
         full = grid_of(self.ds)
-        surfaces, parts = [], []
+        surfaces, parts, norms = [], [], []
         for tile in lattice_tiles(self.grids, self.iterations):
             res = self.predict(tile, from_prior=False, fine=False)
             probs = torch.softmax(res.logits.float(), dim=0).cpu().numpy()
             prior = self.prior.classes_at(window_grid(full, tile.x0, tile.y0, tile.x1, tile.y1))
             surfaces.append(agreement(prior, probs, res.valid, radius))
+            norms.append(agreement_norms(prior, probs, res.valid))
             parts += [
                 (tile.y0 + y, tile.x0 + x, c)
                 for y, x, c in region_agreements(prior, probs, res.valid, radius)
             ]
+        correlation = peak_correlation(surfaces, norms)
+        log.info("prior registration: correlation %.3f at the best shift", correlation)
+        weak = unplaceable(correlation) if surfaces else None
+        if weak is not None:  # a map that means nothing places nothing
+            log.info("prior registration: %s", weak.why)
+            return weak
         offset = best_offset(surfaces, pixel_m)
         varying = region_shifts(parts, pixel_m, offset) if regions else None
         gt = full.geotransform

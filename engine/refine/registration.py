@@ -55,6 +55,15 @@ CLEAR_PEAK = 0.02
 #: own agreement surface (region_agreements): two per axis is the fewest that tells a
 #: window's halves apart both ways, and keeps a quarter of its evidence in each.
 REGION_SPLIT = 2
+#: The whole prior is placed only where, at its best shift, it correlates with the
+#: model's map at least this much (peak_correlation over the whole lattice); below, the
+#: map cannot tell where the prior belongs and registration leaves it where it is drawn.
+#: Measured (``python -m map_refiner.dev.prior.meaningless``, docs/results_prior.md
+#: "A map that means nothing"): the shared scenes' own references, right or shifted, read
+#: through the snap model 0.50-0.81, real OSM over Xiamen 0.34 and over Swellendam 0.37;
+#: random models' maps -0.05..0.18 (they had moved 10 of 45 priors by up to 10 m) and
+#: another scene's reference laid on the image -0.08..0.20. Set between the two groups.
+PLACE_CORRELATION = 0.25
 #: Regions' own shifts must lie further apart than this (ground metres) for the prior
 #: to be moved by a field instead of one shift. One shift between two regions this far
 #: apart leaves each a metre off, more than MIN_SHIFT_M, what a whole prior is moved
@@ -135,6 +144,45 @@ def agreement(prior: np.ndarray, probs: np.ndarray, valid: np.ndarray, radius: i
     for k in range(probs.shape[0]):
         out += _correlation(_indicator(prior, covered, k), _centred(probs[k], valid), radius)
     return out
+
+
+def agreement_norms(prior: np.ndarray, probs: np.ndarray, valid: np.ndarray) -> tuple[float, float]:
+    """The squared norms of what agreement correlates, summed over classes: the prior's
+    centred class indicators and the model's centred probabilities. A lattice's surfaces
+    summed and divided by the square root of both sums' product are correlations
+    (peak_correlation)."""
+    covered = valid & (prior >= 0)
+    if covered.sum() < 2:
+        return 0.0, 0.0
+    a = sum(float((_indicator(prior, covered, k) ** 2).sum()) for k in range(probs.shape[0]))
+    b = sum(float((_centred(probs[k], valid) ** 2).sum()) for k in range(probs.shape[0]))
+    return a, b
+
+
+def peak_correlation(surfaces: Sequence[np.ndarray], norms: Sequence[tuple[float, float]]) -> float:
+    """How well the prior, at its best shift, correlates with the model's map over the
+    whole lattice (at most 1; 0 without evidence): the summed surfaces' peak over the
+    square root of the product of the summed norms (agreement_norms)."""
+    a, b = sum(n[0] for n in norms), sum(n[1] for n in norms)
+    if not surfaces or a <= 0 or b <= 0:
+        return 0.0
+    return float(np.sum(surfaces, axis=0).max() / math.sqrt(a * b))
+
+
+def unplaceable(correlation: float) -> Offset | None:
+    """The prior left where it is drawn when the model's map correlates with it less than
+    PLACE_CORRELATION at its best shift (``correlation``: peak_correlation), else None."""
+    if correlation >= PLACE_CORRELATION:
+        return None
+    return Offset(
+        0.0,
+        0.0,
+        0.0,
+        False,
+        "left in place: the model's map agrees too little with it to tell where it "
+        f"belongs (correlation {correlation:.2f} at its best fit, under "
+        f"{PLACE_CORRELATION:g})",
+    )
 
 
 def region_agreements(
