@@ -20,10 +20,14 @@ from map_refiner.engine.refine import refine_pass
 from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
 from map_refiner.engine.refine.prior import Prior
 from map_refiner.engine.refine.registration import (
+    AT_THE_EDGE,
+    REGION_REACH,
     ShiftField,
     agreement,
     best_offset,
+    beyond_the_search,
     region_agreements,
+    region_peak,
     region_shifts,
 )
 
@@ -170,3 +174,21 @@ def test_a_refine_puts_back_both_halves(
         gdal.Open(str(tmp_path / "c.tif")).ReadAsArray()
         == gdal.Open(str(tmp_path / "b.tif")).ReadAsArray()
     ).all()
+
+
+def test_a_small_regions_surface_reaches_an_eighth_of_its_side() -> None:
+    """Regions much smaller than the search look only REGION_REACH of their side away
+    (shifted further, their prior overlaps too little of themselves to measure), and a
+    peak at that cut edge is not reported as the search's edge."""
+    truth = buildings(seed=5)
+    valid = np.ones(truth.shape, bool)
+    regions = region_agreements(truth.astype(np.int32), probs_of(truth), valid, 40)
+    reach = int(REGION_REACH * min(H // 2, W // 2))  # quarters of 60 x 80 px: 7
+    assert all(c.shape == (2 * reach + 1, 2 * reach + 1) for _, _, c in regions)
+    assert [
+        c.shape for _, _, c in region_agreements(truth.astype(np.int32), probs_of(truth), valid, 5)
+    ] == [(11, 11)] * 4
+    far = np.roll(truth, 9, axis=1).astype(np.int32)  # beyond a quarter's reach (7)
+    cut = region_agreements(far, probs_of(truth), valid, 40)
+    assert any(region_peak(c) == AT_THE_EDGE for _, _, c in cut)
+    assert beyond_the_search("left in place", cut, 20.0, radius=40) == "left in place"

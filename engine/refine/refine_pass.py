@@ -160,7 +160,14 @@ class RefinePass:
                 for y, x, c in region_agreements(prior, probs, res.valid, radius)
             ]
         correlation = peak_correlation(surfaces, norms)
-        log.info("prior registration: correlation %.3f at the best shift", correlation)
+        summed = np.sum(surfaces, axis=0) if surfaces else np.zeros((1, 1))
+        log.info(
+            "prior registration: correlation %.3f at the best shift, %.1f %% better than none",
+            correlation,
+            100 * (summed.max() - summed[radius, radius]) / max(abs(summed.max()), 1e-12)
+            if surfaces
+            else 0.0,
+        )
         weak = unplaceable(correlation) if surfaces else None
         if weak is not None:  # a map that means nothing places nothing
             log.info("prior registration: %s", weak.why)
@@ -202,7 +209,7 @@ class RefinePass:
                 why=f"moved {abs(east):.1f} m {'east' if east >= 0 else 'west'} and "
                 f"{abs(north):.1f} m {'north' if north >= 0 else 'south'} to fit the image",
             )
-        offset = replace(offset, why=beyond_the_search(offset.why, parts, search_m))
+        offset = replace(offset, why=beyond_the_search(offset.why, parts, search_m, radius))
         log.info("prior registration: %s", offset.why)
         return offset
 

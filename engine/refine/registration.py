@@ -79,6 +79,15 @@ REGION_SPREAD_M = 2.0
 #: so two of them came back up to about a pixel apart (1.03 the most). Above 1.33 m pixels
 #: this is what decides; below, REGION_SPREAD_M.
 REGION_SPREAD_PX = 1.5
+#: A region's own surface reaches at most this share of its smaller side (fewer pixels
+#: than the search where the region is small): shifted further, less of the region's
+#: prior overlaps its own pixels, and its correlation is measured on what is left at its
+#: edges. On the ISPRS tiles (25-46 m scenes, quarters of 256 px at 5-9 cm) a 10 m search
+#: reached 78-156 % of a quarter's side, and quarters peaked 2.9-3.9 m off for right
+#: priors, moving them by a field 10 and 41 points away from the reference
+#: (docs/results_prior.md "Every scene with an accurate reference"). Not tuned: 1/8
+#: keeps seven eighths of the region overlapping itself on each axis.
+REGION_REACH = 1 / 8
 #: A region's own peak counts only where the prior's pixels there correlate with the
 #: model's map at least this much (a guard against noise, not tuned: a region of a
 #: map unrelated to the image peaks near 0, under 0.05 on 4800 pixels, while the
@@ -111,18 +120,27 @@ def search_of(search_m: float | None) -> float:
 
 
 def beyond_the_search(
-    why: str, regions: Sequence[tuple[float, float, np.ndarray]], search_m: float
+    why: str,
+    regions: Sequence[tuple[float, float, np.ndarray]],
+    search_m: float,
+    radius: int | None = None,
 ) -> str:
     """``why`` (what was done with the prior), saying so when it may be further off than
     ``search_m``: its best fit, or some of its regions' (with a correlation of at least
-    REGION_CORRELATION), lie at the search's edge."""
+    REGION_CORRELATION), lie at the search's edge (of ``radius`` pixels: regions whose
+    surface REGION_REACH made smaller do not count)."""
     further = (
         f", so the map may be further off: a wider prior search (up to {MAX_SEARCH_M:g} m) "
         "looks further"
     )
     if AT_THE_EDGE in why:
         return why.replace(AT_THE_EDGE, f"{AT_THE_EDGE} ({search_m:g} m)") + further
-    edge = sum(1 for _, _, c in regions if region_peak(c) == AT_THE_EDGE)
+    # a region whose surface REGION_REACH cut short fits best at its own edge, not the
+    # search's: a wider search would not look further there
+    full = max((c.shape[0] for _, _, c in regions), default=0)
+    if radius is not None:
+        full = 2 * radius + 1
+    edge = sum(1 for _, _, c in regions if c.shape[0] == full and region_peak(c) == AT_THE_EDGE)
     if not edge:
         return why
     fit = "fits" if edge == 1 else "fit"
@@ -192,7 +210,8 @@ def region_agreements(
     ``(y, x)`` in window pixels and the agreement of the prior's pixels in it alone with
     the model's probabilities around it (``radius`` further, so that a moved region still
     sees the image; the probabilities centred over the whole window, as in agreement),
-    divided by the norms of both, so that its values are correlations (at most 1)."""
+    divided by the norms of both, so that its values are correlations (at most 1). A
+    region's surface reaches ``radius`` or REGION_REACH of its smaller side, the less."""
     h, w = prior.shape
     centred = [_centred(probs[k], valid) for k in range(probs.shape[0])]
     out = []
@@ -204,6 +223,7 @@ def region_agreements(
             mine[ys - y0 : ye - y0, xs - x0 : xe - x0] = prior[ys:ye, xs:xe]
             surface = np.zeros((2 * radius + 1, 2 * radius + 1))
             covered = valid[y0:y1, x0:x1] & (mine >= 0)
+            reach = min(radius, int(REGION_REACH * min(ye - ys, xe - xs)))
             if covered.sum() >= 2:
                 norm_a = norm_b = 0.0
                 for k, b in enumerate(centred):
@@ -213,7 +233,14 @@ def region_agreements(
                     norm_b += float((b[y0:y1, x0:x1] ** 2).sum())
                 if norm_a > 0 and norm_b > 0:
                     surface /= np.sqrt(norm_a * norm_b)
-            out.append(((ys + ye) / 2, (xs + xe) / 2, surface))
+            cut = radius - reach  # (REGION_REACH)
+            out.append(
+                (
+                    (ys + ye) / 2,
+                    (xs + xe) / 2,
+                    surface[cut : surface.shape[0] - cut, cut : surface.shape[1] - cut],
+                )
+            )
     return out
 
 
