@@ -240,6 +240,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="--pixel-m is in degrees: each scene is resampled onto EPSG:4326",
     )
+    ap.add_argument(
+        "--scenes",
+        default=",".join(GEOREFERENCED),
+        help="the scenes (default: the georeferenced ones, %(default)s; the ISPRS and "
+        "LoveDA tiles are PNGs the study gives a made-up UTM grid, the same for image and "
+        "reference)",
+    )
     ap.add_argument("--report", type=Path, default=ROOT / "docs" / "results_prior.md")
     ap.add_argument(
         "--figure",
@@ -255,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.pixel_m:
         unit = "deg" if a.degrees else "m"
         coarse = a.out_dir / f"coarse_{a.pixel_m:g}{unit}"
-        sc = {n: coarsened(sc[n], a.pixel_m, coarse, a.degrees) for n in GEOREFERENCED}
+        sc = {n: coarsened(sc[n], a.pixel_m, coarse, a.degrees) for n in a.scenes.split(",")}
     rows = []
     crops: dict = {}  # the figure's windows, of the first strength only
     for i, strength in enumerate(a.strengths.split(",")):
@@ -297,6 +304,7 @@ OTHERS = (
     "Coarse imagery: reading",
     "A map that means nothing",
     "A map that means nothing: reading",
+    "Every scene with an accurate reference",
 )
 
 
@@ -375,7 +383,7 @@ def run_strength(
     """Each scene's wrong priors refined and scored; with ``crops``, the figure's
     windows of what ``PANELS`` shows are kept there."""
     rows = []
-    for name in GEOREFERENCED:
+    for name in getattr(a, "scenes", ",".join(GEOREFERENCED)).split(","):
         if a.right_half and name == "austin_enh":  # the snap model trains on all of it
             continue
         s = sc[name]
@@ -458,6 +466,11 @@ def write_report(rows: list[dict], a: argparse.Namespace, path: Path) -> None:
         + (" --right-half" if a.right_half else "")
         + (f" --pixel-m {a.pixel_m:g}" if getattr(a, "pixel_m", None) else "")
         + (" --degrees" if getattr(a, "degrees", False) else "")
+        + (
+            f" --scenes {a.scenes}"
+            if getattr(a, "scenes", ",".join(GEOREFERENCED)) != ",".join(GEOREFERENCED)
+            else ""
+        )
         + (" --also-unregistered" if a.also_unregistered else "")
         + (f" --kinds {kinds}" if kinds != ",".join(KINDS) else "")
         + (" --also-one-shift" if getattr(a, "also_one_shift", False) else "")
