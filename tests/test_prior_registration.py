@@ -112,20 +112,27 @@ def test_the_prior_stays_where_the_map_allows_it() -> None:
     assert cls.tolist() == [[1, 0, 1, 0]] and changed == 1
 
 
-def test_a_refine_moves_a_shifted_prior_back(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
-) -> None:
-    """With a model whose map is the truth, a prior drawn 3 px east (1.8 m) is moved
-    1.8 m west, and the refined map is the truth; --no-prior-shift leaves it."""
+def drawn_east(tmp_path: Path, px: int) -> tuple[np.ndarray, dict]:
+    """The registration tests' job: buildings ``truth`` on an 80 x 100 px image at
+    0.6 m, a random model, and the truth drawn ``px`` pixels east as the prior; returns
+    the truth and the refine's parameters."""
     net, cfg = random_model(resolution_m=0.6, seed=2)
     model = save_model(net, cfg, tmp_path / "m.safetensors")
     truth = blobs(80, 100, seed=3)
     image = tmp_path / "img.tif"
     write_image(image, scene(80, 100, seed=7), GT)
-    prior = write_mask(tmp_path / "prior.tif", np.roll(truth, 3, axis=1).astype(np.uint8), GT)
+    prior = write_mask(tmp_path / "prior.tif", np.roll(truth, px, axis=1).astype(np.uint8), GT)
+    return truth, {"image": image, "model_path": model, "device": "cpu", "prior": prior}
 
+
+def test_a_refine_moves_a_shifted_prior_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """With a model whose map is the truth, a prior drawn 3 px east (1.8 m) is moved
+    1.8 m west, and the refined map is the truth; --no-prior-shift leaves it."""
+    truth, params = drawn_east(tmp_path, 3)
+    image, model, prior = params["image"], params["model_path"], params["prior"]
     monkeypatch.setattr(refine_pass, "predict_tile", model_sees(truth))
-    params = {"image": image, "model_path": model, "device": "cpu", "prior": prior}
     res = refine_raster(RefineParams(out=tmp_path / "a.tif", iterations=0, **params))
     assert "moved 1.8 m west and 0.0 m" in res.prior_note, res.prior_note
     out = gdal.Open(str(tmp_path / "a.tif")).ReadAsArray()
@@ -148,14 +155,9 @@ def test_a_prior_further_off_than_the_search_is_left_and_the_note_says_so(
     """A prior drawn 20 px east (12 m): the default 10 m search leaves it in place and
     says a wider search looks further; --prior-search 15 moves it back; 7.2 m off, the
     default finds it and a 5 m search (the default before session 15) does not."""
-    net, cfg = random_model(resolution_m=0.6, seed=2)
-    model = save_model(net, cfg, tmp_path / "m.safetensors")
-    truth = blobs(80, 100, seed=3)
-    image = tmp_path / "img.tif"
-    write_image(image, scene(80, 100, seed=7), GT)
-    prior = write_mask(tmp_path / "prior.tif", np.roll(truth, 20, axis=1).astype(np.uint8), GT)
+    truth, params = drawn_east(tmp_path, 20)
+    image, model, prior = params["image"], params["model_path"], params["prior"]
     monkeypatch.setattr(refine_pass, "predict_tile", model_sees(truth))
-    params = {"image": image, "model_path": model, "device": "cpu", "prior": prior}
     res = refine_raster(RefineParams(out=tmp_path / "a.tif", iterations=0, **params))
     assert res.prior_note.startswith("left in place"), res.prior_note
     assert "at the edge of the search (10 m)" in res.prior_note
@@ -193,13 +195,7 @@ def test_a_map_that_means_nothing_places_nothing(
     """A model whose map has nothing to do with the prior (another scene's buildings, or
     a random model's map) leaves the prior where it is drawn and says why; the same
     prior 3 px off over a map that is the truth is still moved back."""
-    net, cfg = random_model(resolution_m=0.6, seed=2)
-    model = save_model(net, cfg, tmp_path / "m.safetensors")
-    truth = blobs(80, 100, seed=3)
-    image = tmp_path / "img.tif"
-    write_image(image, scene(80, 100, seed=7), GT)
-    prior = write_mask(tmp_path / "prior.tif", np.roll(truth, 3, axis=1).astype(np.uint8), GT)
-    params = {"image": image, "model_path": model, "device": "cpu", "prior": prior}
+    truth, params = drawn_east(tmp_path, 3)
     res = refine_raster(RefineParams(out=tmp_path / "r.tif", iterations=0, **params))
     assert res.prior_note.startswith("left in place: the model's map agrees too little")
     assert f"under {PLACE_CORRELATION:g}" in res.prior_note
