@@ -27,6 +27,7 @@ from map_refiner.engine.refine.registration import (
     agreement_norms,
     best_offset,
     peak_correlation,
+    peak_gain,
     unplaceable,
 )
 
@@ -224,5 +225,9 @@ def test_the_whole_priors_correlation() -> None:
     assert abs(corr(blobs(120, 140, seed=5), sure)) < 0.2
     assert corr(truth, np.full((2, 120, 140), 0.5, np.float32)) == 0.0
     assert peak_correlation([], []) == 0.0
+    right = agreement(truth.astype(np.int32), sure, valid, 8)
+    moved = agreement(np.roll(truth, 3, axis=1).astype(np.int32), sure, valid, 8)
+    assert peak_gain([right]) == pytest.approx(0.0, abs=1e-9)
+    assert peak_gain([moved]) > 0.2 and peak_gain([]) == 0.0
     assert unplaceable(PLACE_CORRELATION) is None
     assert unplaceable(PLACE_CORRELATION - 0.01).why.startswith("left in place")

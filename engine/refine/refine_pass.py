@@ -35,6 +35,7 @@ from .registration import (
     best_offset,
     beyond_the_search,
     peak_correlation,
+    peak_gain,
     region_agreements,
     region_shifts,
     unplaceable,
@@ -160,13 +161,10 @@ class RefinePass:
                 for y, x, c in region_agreements(prior, probs, res.valid, radius)
             ]
         correlation = peak_correlation(surfaces, norms)
-        summed = np.sum(surfaces, axis=0) if surfaces else np.zeros((1, 1))
         log.info(
             "prior registration: correlation %.3f at the best shift, %.1f %% better than none",
             correlation,
-            100 * (summed.max() - summed[radius, radius]) / max(abs(summed.max()), 1e-12)
-            if surfaces
-            else 0.0,
+            100 * peak_gain(surfaces),
         )
         weak = unplaceable(correlation) if surfaces else None
         if weak is not None:  # a map that means nothing places nothing

@@ -187,6 +187,16 @@ def peak_correlation(surfaces: Sequence[np.ndarray], norms: Sequence[tuple[float
     return float(np.sum(surfaces, axis=0).max() / math.sqrt(a * b))
 
 
+def peak_gain(surfaces: Sequence[np.ndarray]) -> float:
+    """How much better the summed surfaces' best shift fits than no shift, as a share of
+    the best (what clear_peak compares with CLEAR_PEAK); 0 without surfaces."""
+    if not surfaces:
+        return 0.0
+    c = np.sum(surfaces, axis=0)
+    r = (c.shape[0] - 1) // 2
+    return float((c.max() - c[r, r]) / max(abs(c.max()), 1e-12))
+
+
 def unplaceable(correlation: float) -> Offset | None:
     """The prior left where it is drawn when the model's map correlates with it less than
     PLACE_CORRELATION at its best shift (``correlation``: peak_correlation), else None."""
