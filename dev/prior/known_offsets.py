@@ -31,7 +31,6 @@ from osgeo import gdal, ogr
 from ...engine.labels.kept import window_grid
 from ...engine.rasters.grid import grid_of
 from ...engine.rasters.read import ground_resolution, open_raster, raster_info
-from ...engine.refine.pipeline import RefineParams, open_refine_pass
 from ...engine.refine.prior import Prior
 from ...engine.refine.registration import (
     CLEAR_PEAK,
@@ -40,6 +39,7 @@ from ...engine.refine.registration import (
     region_peak,
 )
 from ...engine.refine.tiling import lattice_tiles
+from .region_peaks import study_pass
 from .shifted import ROOT
 
 gdal.UseExceptions()
@@ -261,17 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         d = int(round(s / pixel_m))
         moved[s] = d * pixel_m
         write(east_half_moved(base, d), like, paths[s])
-    p = open_refine_pass(
-        RefineParams(
-            image=a.image,
-            out=a.out_dir / "unused.tif",
-            device="cpu",
-            model_path=a.model,
-            iterations=a.iterations,
-            prior=paths[0.0],
-        ),
-        None,
-    )
+    p = study_pass(a, a.image, paths[0.0])
     full = grid_of(p.ds)
     maps = []  # the model's own map per lattice window, made once for every prior
     for tile in lattice_tiles(p.grids, p.iterations):

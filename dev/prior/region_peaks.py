@@ -27,6 +27,7 @@ from ...engine.modelfile.header import DEFAULT_MODEL_PATH
 from ...engine.rasters.grid import grid_of
 from ...engine.refine.pipeline import RefineParams, open_refine_pass
 from ...engine.refine.prior import Prior
+from ...engine.refine.refine_pass import RefinePass
 from ...engine.refine.registration import (
     SEARCH_M,
     agreement,
@@ -72,20 +73,27 @@ def peaks(p, prior: Prior) -> tuple[str, list[str], float | None, bool]:  # noqa
     return (moved if whole.applied else "in place"), shown, spread, field
 
 
-def one_map(a: argparse.Namespace) -> int:
-    """The regions of one image and one prior map as it is (``--image``, ``--prior``: a
-    vector layer, every feature a building, or a class raster), one region a line."""
-    p = open_refine_pass(
+def study_pass(a: argparse.Namespace, image: Path, prior: Path | None = None) -> RefinePass:
+    """A refine pass over ``image`` (from ``prior``, when given) with the study's model
+    and iterations (``a.model``, ``a.iterations``), for its registration surfaces; it
+    writes nothing."""
+    return open_refine_pass(
         RefineParams(
-            image=a.image,
+            image=image,
             out=a.out_dir / "unused.tif",
             device="cpu",
             model_path=a.model,
             iterations=a.iterations,
-            prior=a.prior,
+            prior=prior,
         ),
         None,
     )
+
+
+def one_map(a: argparse.Namespace) -> int:
+    """The regions of one image and one prior map as it is (``--image``, ``--prior``: a
+    vector layer, every feature a building, or a class raster), one region a line."""
+    p = study_pass(a, a.image, a.prior)
     prior = Prior(a.prior, p.config.num_classes, class_names=p.config.class_names)
     whole, shown, spread, field = peaks(p, prior)
     apart = "-" if spread is None else f"{spread:.1f} m"
@@ -134,16 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|")
     for name in GEOREFERENCED:
         s = sc[name]
-        p = open_refine_pass(
-            RefineParams(
-                image=s.image,
-                out=a.out_dir / "unused.tif",
-                device="cpu",
-                model_path=a.model,
-                iterations=a.iterations,
-            ),
-            None,
-        )
+        p = study_pass(a, s.image)
         like = gdal.Open(str(s.image))
         ref = gdal.Open(str(s.reference)).ReadAsArray() > 0
         for kind in a.kinds.split(","):
