@@ -136,9 +136,13 @@ def test_shifted_report_shows_registration_and_keeps_the_reading(tmp_path: Path)
     assert "--also-unregistered --figure" in text
     report.write_text(text + f"\n## {shifted.READING}\n\nRead by a person.\n")
     write_section(report, "Regularised outlines", "another study")
+    for heading in shifted.OTHERS:  # the other studies' and readings' sections
+        write_section(report, heading, f"kept: {heading}")
     shifted.write_report(rows, a, report)
     text = report.read_text()
     assert text.count("Read by a person.") == 1 and "another study" in text
+    assert all(text.count(f"kept: {h}\n") == 1 for h in shifted.OTHERS)
+    assert "Every scene with an accurate reference: reading" in shifted.OTHERS
     assert text.index("moved 2.8 m") < text.index("Read by a person.")
 
 

@@ -305,6 +305,7 @@ OTHERS = (
     "A map that means nothing",
     "A map that means nothing: reading",
     "Every scene with an accurate reference",
+    "Every scene with an accurate reference: reading",
 )
 
 
@@ -383,7 +384,7 @@ def run_strength(
     """Each scene's wrong priors refined and scored; with ``crops``, the figure's
     windows of what ``PANELS`` shows are kept there."""
     rows = []
-    for name in getattr(a, "scenes", ",".join(GEOREFERENCED)).split(","):
+    for name in a.scenes.split(","):
         if a.right_half and name == "austin_enh":  # the snap model trains on all of it
             continue
         s = sc[name]
@@ -454,6 +455,8 @@ def model_name(path: Path | None) -> str:
 def write_report(rows: list[dict], a: argparse.Namespace, path: Path) -> None:
     state = git_state(untracked=False)
     kinds, section = getattr(a, "kinds", ",".join(KINDS)), getattr(a, "section", None)
+    chosen = getattr(a, "scenes", ",".join(GEOREFERENCED))
+    own = chosen == ",".join(GEOREFERENCED)  # the georeferenced scenes, the default
     dirty = ", with uncommitted changes" if state["dirty"] == "yes" else ""
     lines = [
         "# Refining a map you already have: "
@@ -466,11 +469,7 @@ def write_report(rows: list[dict], a: argparse.Namespace, path: Path) -> None:
         + (" --right-half" if a.right_half else "")
         + (f" --pixel-m {a.pixel_m:g}" if getattr(a, "pixel_m", None) else "")
         + (" --degrees" if getattr(a, "degrees", False) else "")
-        + (
-            f" --scenes {a.scenes}"
-            if getattr(a, "scenes", ",".join(GEOREFERENCED)) != ",".join(GEOREFERENCED)
-            else ""
-        )
+        + ("" if own else f" --scenes {chosen}")
         + (" --also-unregistered" if a.also_unregistered else "")
         + (f" --kinds {kinds}" if kinds != ",".join(KINDS) else "")
         + (" --also-one-shift" if getattr(a, "also_one_shift", False) else "")
@@ -478,7 +477,9 @@ def write_report(rows: list[dict], a: argparse.Namespace, path: Path) -> None:
         + (f" --figure {a.figure}" if a.figure else "")
         + f"` (commit {state['commit']}{dirty}; this 2-core CPU).",
         "",
-        "Each georeferenced shared scene's accurate building reference is made wrong the "
+        "Each "
+        + ("georeferenced shared scene's" if own else f"scene's ({chosen.replace(',', ', ')})")
+        + " accurate building reference is made wrong the "
         "way coarse maps are (shifted east and south by 1, 2, 4 m; 20 % of the buildings "
         "removed; `shift:0` is the reference itself), given to `map-refiner refine IMAGE "
         "--prior PRIOR --prior-strength S`, and the result is scored against "
