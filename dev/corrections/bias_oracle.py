@@ -35,7 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     sc = scenes(a.data, ROOT / "out" / "corrections" / "data")
     names = a.scenes.split(",") if a.scenes else list(sc)
     deltas = [float(d) for d in a.deltas.split(",")]
-    work = Path(tempfile.mkdtemp(prefix="bias_oracle_"))
+    with tempfile.TemporaryDirectory(prefix="bias_oracle_") as tmp:
+        return oracle(a, sc, names, deltas, Path(tmp))
+
+
+def oracle(
+    a: argparse.Namespace, sc: dict, names: list[str], deltas: list[float], work: Path
+) -> int:
+    """Each scene's line, with the shifted models in ``work``."""
     models = {}
     for d in deltas:
         net, cfg = load_model(a.model, "cpu")[:2]

@@ -90,11 +90,16 @@ def main(argv: list[str] | None = None) -> int:
         "--report", type=Path, default=None, help="also the table as this report's section"
     )
     a = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="meaningless_") as tmp:
+        return study(a, Path(tmp))
+
+
+def study(a: argparse.Namespace, tmp: Path) -> int:
+    """The table (and the report's section), with the priors and models in ``tmp``."""
     caught = _Correlation()
     logging.getLogger("map_refiner.engine.refine.refine_pass").addHandler(caught)
     logging.getLogger("map_refiner.engine.refine.refine_pass").setLevel(logging.INFO)
     sc = scenes(a.data, ROOT / "out" / "corrections" / "data")
-    tmp = Path(tempfile.mkdtemp(prefix="meaningless_"))
     models = {"snap": None}
     for seed in a.random_seeds.split(","):
         models[f"random {seed}"] = random_model(int(seed), tmp / f"random_{seed}.safetensors")
