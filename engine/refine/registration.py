@@ -327,7 +327,7 @@ def clear_peak(c: np.ndarray) -> tuple[float, float] | str:
         den = lo - 2 * mid + hi
         return 0.0 if den >= 0 else float(np.clip(0.5 * (lo - hi) / den, -0.5, 0.5))
 
-    if c[iy, ix] - c[r, r] < CLEAR_PEAK * abs(c[iy, ix]):
+    if peak_gain([c]) < CLEAR_PEAK:
         return "no shift fits the image clearly better than none"
     dy = iy - r + vertex(c[iy - 1, ix], c[iy, ix], c[iy + 1, ix])
     dx = ix - r + vertex(c[iy, ix - 1], c[iy, ix], c[iy, ix + 1])
