@@ -4,7 +4,8 @@ study's "not adopted" rows get a counterfactual. A question for the next step of
 loop: are gains lost to the checks, or are the fits themselves weak?
 
     python -m map_refiner.dev.corrections.unchecked [--users largest] [--ks 4,16]
-        [--scenes a,b]   # rows -> out/corrections/rows_unchecked.jsonl; run alone
+        [--scenes a,b] [--model M] [--seed S] [--rows NAME] [--against ROWS]
+        # rows -> out/corrections/NAME (rows_unchecked.jsonl); run alone
 
 Not a product path: it patches ``finetune.should_adopt`` for its own process.
 """
@@ -31,10 +32,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scenes", default=None)
     ap.add_argument("--users", default="largest")
     ap.add_argument("--ks", default="4,16")
+    ap.add_argument("--model", type=Path, default=None, help="the starting model (bundled)")
+    ap.add_argument("--seed", type=int, default=0, help="the fine-tune's seed")
+    ap.add_argument("--rows", default="rows_unchecked.jsonl", help="file name in --out-dir")
+    ap.add_argument(
+        "--against", default="rows.jsonl", help="the study's rows (in --out-dir) to set beside"
+    )
     a = ap.parse_args(argv)
     ft.should_adopt = lambda base, tuned: tuned is not None  # every fit adopted
     VARIANTS["unchecked"] = replace(VARIANTS["head+rnn"], flip_per_score=float("inf"))
-    rows = a.out_dir / "rows_unchecked.jsonl"
+    rows = a.out_dir / a.rows
     all_scenes = scenes(a.data, a.out_dir / "data")
     for name in a.scenes.split(",") if a.scenes else list(all_scenes):
         with tempfile.TemporaryDirectory(dir=a.out_dir) as work:
@@ -45,10 +52,12 @@ def main(argv: list[str] | None = None) -> int:
                 ["unchecked"],
                 rows,
                 Path(work),
+                a.model,
+                {"seed": a.seed},
             )
     checked = {
         (r["scene"], r["user"], r["k"]): r
-        for r in map(json.loads, (a.out_dir / "rows.jsonl").read_text().splitlines())
+        for r in map(json.loads, (a.out_dir / a.against).read_text().splitlines())
         if r["variant"] == "head+rnn"
     }
     for r in map(json.loads, rows.read_text().splitlines()):

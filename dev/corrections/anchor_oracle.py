@@ -1,0 +1,229 @@
+"""What the fit's anchors cost: the correction-loop study with every anchor labelled from
+the accurate reference instead of the base model's map (the same pixels: where the base
+model is sure), and how many of the anchors the base model gets wrong. An oracle (it
+reads the reference), not a method: it says how much a fit would gain from anchors that
+are right, which is the question for the next step of the loop.
+
+    python -m map_refiner.dev.corrections.anchor_oracle \\
+        --model out/multiscene/old_default.safetensors [--seed S] [--scenes a,b] \\
+        [--rows NAME] [--measure-only] [--stability strong|mild] [--set FIELD=VALUE]
+        # rows -> out/corrections/NAME; lines on the anchors per round; run alone
+
+``--measure-only`` leaves the anchors as the product labels them and only prints how many
+the reference contradicts (per class); ``--stability`` also splits each class's anchors
+by whether the base networks keep their class under small input changes (a test-time
+check of its sureness).
+
+Not a product path: it replaces the fine-tune's window loader and CorrectionFit in its
+own process. Its rows are the study's (dev/corrections/study.py): compare them with
+``compare_rows``. Session 17's figures: docs/results_corrections.md "Session 17".
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from osgeo import gdal
+from torch.nn import functional as F
+
+from ...engine.networks.inference import class_argmax, refine_heat
+from ...engine.networks.models import pad_to_stride
+from ...training.corrections import finetune as ft
+from ...training.corrections.fit import CorrectionFit, _head, _trunk
+from ...training.data import model_grids
+from ...training.tile import IGNORE
+from .scenes import scenes
+from .study import ROOT, _overrides, run_scene
+
+gdal.UseExceptions()
+
+#: The perturbation set MeasuredFit's stability_line uses ("": none; --stability).
+STABILITY = {"set": ""}
+#: The reference of the scene being studied (set per scene).
+_REFERENCE: dict[str, Path] = {}
+
+
+def _with_reference(load):  # type: ignore[no-untyped-def]
+    """``load_corrections`` that also puts the reference on the window's model pixels
+    (``tile.reference``: 1 building, 0 not; majority of the image pixels in each)."""
+
+    def wrapped(image_path, source, config, bands=None, input_resolution_m=None, *rest):  # type: ignore[no-untyped-def]
+        corr = load(image_path, source, config, bands, input_resolution_m, *rest)
+        grids = model_grids(gdal.Open(str(image_path)), config, input_resolution_m)
+        x0, y0, x1, y1 = corr.tile.window
+        ref = gdal.Warp(
+            "",
+            str(_REFERENCE["path"]),
+            format="MEM",
+            width=grids.model_width,
+            height=grids.model_height,
+            resampleAlg="mode",
+        ).ReadAsArray()[y0:y1, x0:x1]
+        corr.tile.reference = torch.from_numpy((ref > 0).astype(np.int64))
+        return corr
+
+    return wrapped
+
+
+def anchor_line(fit: CorrectionFit, reference: torch.Tensor) -> str:
+    """How many anchors and how many of them ``reference`` (the window's true classes) says
+    the base model gets wrong; then per class the base model anchors: its anchors, their
+    share wrong, and the drawn pixels it called that class wrongly (the user's corrections
+    against it) with the share of those it was 0.9 sure of."""
+    a, base, lab = fit.anchor, fit.base.cpu(), fit.labels
+    wrong = float((base[a] != reference[a]).float().mean()) if a.any() else 0.0
+    parts = [f"anchors {int(a.sum())} at >= {fit.anchor_confidence:g}, {100 * wrong:.1f} % wrong"]
+    with torch.no_grad():
+        conf = torch.softmax(fit.base_scores, 0).max(0).values.cpu()
+    for c in torch.unique(base[a]).tolist():
+        ac = a & (base == c)
+        against = (lab != IGNORE) & (lab != c) & (base == c)
+        sure = (
+            f"{100 * float((conf[against] >= 0.9).float().mean()):.0f} %" if against.any() else "-"
+        )
+        parts.append(
+            f"class {c}: {int(ac.sum())} anchors, "
+            f"{100 * float((reference[ac] != c).float().mean()):.1f} % wrong; "
+            f"drawn against it {int(against.sum())} px, {sure} 0.9-sure"
+        )
+    return "; ".join(parts)
+
+
+#: Input changes the stability probe applies (normalised units): contrast, brightness, one
+#: band's offset, and a scale change (resampled down and back up); ``--stability`` picks a set.
+PERTURBATIONS = {
+    "strong": (
+        "contrast:0.7",
+        "contrast:1.3",
+        "bright:-0.4",
+        "bright:0.4",
+        "band0:0.4",
+        "scale:0.7",
+    ),
+    "mild": (
+        "contrast:0.85",
+        "contrast:1.15",
+        "bright:-0.2",
+        "bright:0.2",
+        "band0:0.2",
+        "scale:0.85",
+    ),
+}
+
+
+def perturbed_classes(fit: CorrectionFit, how: str) -> torch.Tensor:
+    """The base networks' class map over the window of an input changed by ``how``."""
+    kind, _, v = how.partition(":")
+    x = fit.x.clone()
+    value = float(v)
+    if kind == "contrast":
+        x = x * value
+    elif kind == "bright":
+        x = x + value
+    elif kind == "band0":
+        x[:, 0] += value
+    h, w = x.shape[-2:]
+    if kind == "scale":
+        small = F.interpolate(x, scale_factor=value, mode="bilinear", align_corners=False)
+        x = pad_to_stride(small)
+    with torch.no_grad():
+        heat = _head(fit.net, _trunk(fit.net, x, fit.frozen), fit.frozen)
+        out = refine_heat(fit.net.rnn, x, heat, fit.params.iterations)
+    if kind == "scale":
+        sh, sw = small.shape[-2:]
+        out = F.interpolate(out[:, :, :sh, :sw], size=(h, w), mode="bilinear", align_corners=False)
+    return class_argmax(out[0, :, : fit.h, : fit.w]).long().cpu()
+
+
+def stability_line(fit: CorrectionFit, reference: torch.Tensor, strength: str) -> str:
+    """Per anchored class, the share of anchors whose class every perturbation of the
+    ``strength`` set keeps, and how many of those and of the others the reference says are
+    wrong."""
+    base = fit.base.cpu()
+    stable = torch.ones_like(base, dtype=torch.bool)
+    for how in PERTURBATIONS[strength]:
+        stable &= perturbed_classes(fit, how) == base
+    parts = []
+    for c in torch.unique(base[fit.anchor]).tolist():
+        ac = fit.anchor & (base == c)
+        st, un = ac & stable, ac & ~stable
+        wr = [
+            f"{100 * float((reference[m] != c).float().mean()):.1f}" if m.any() else "-"
+            for m in (st, un)
+        ]
+        parts.append(
+            f"class {c}: {100 * float(st.sum()) / max(1, int(ac.sum())):.0f} % stable, "
+            f"wrong {wr[0]} % of stable, {wr[1]} % of unstable"
+        )
+    return "stability: " + "; ".join(parts)
+
+
+class MeasuredFit(CorrectionFit):
+    """A CorrectionFit whose tile carries ``reference``: prints ``anchor_line`` when made."""
+
+    def __init__(self, net, tile, params, device):  # type: ignore[no-untyped-def]
+        super().__init__(net, tile, params, device)
+        self.reference: torch.Tensor = tile.reference
+        print(anchor_line(self, self.reference))
+        if STABILITY["set"]:
+            print(stability_line(self, self.reference, STABILITY["set"]))
+
+
+class OracleFit(MeasuredFit):
+    """... that learns its anchors' labels from the reference (the same anchor pixels)."""
+
+    def targets(self, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        base = self.base
+        self.base = self.reference.to(base.device)  # targets reads the anchors' labels here
+        try:
+            return super().targets(labels)
+        finally:
+            self.base = base
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--out-dir", type=Path, default=ROOT / "out" / "corrections")
+    ap.add_argument("--model", type=Path, default=None, help="the starting model (bundled)")
+    ap.add_argument("--scenes", default=None)
+    ap.add_argument("--ks", default="4,16")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rows", default="rows_anchor_oracle.jsonl", help="file name in --out-dir")
+    ap.add_argument(
+        "--measure-only",
+        action="store_true",
+        help="anchors as the product labels them; only print how many are wrong",
+    )
+    ap.add_argument(
+        "--stability", choices=sorted(PERTURBATIONS), default="", help="also print stability_line"
+    )
+    ap.add_argument("--set", action="append", default=[], help="FIELD=VALUE of FitParams")
+    a = ap.parse_args(argv)
+    STABILITY["set"] = a.stability
+    ft.load_corrections = _with_reference(ft.load_corrections)
+    ft.CorrectionFit = MeasuredFit if a.measure_only else OracleFit  # type: ignore[misc]
+    all_scenes = scenes(a.data, a.out_dir / "data")
+    for name in a.scenes.split(",") if a.scenes else list(all_scenes):
+        _REFERENCE["path"] = all_scenes[name].reference
+        print(name)
+        with tempfile.TemporaryDirectory(dir=a.out_dir) as work:
+            run_scene(
+                all_scenes[name],
+                ["largest"],
+                [int(k) for k in a.ks.split(",")],
+                ["head+rnn"],
+                a.out_dir / a.rows,
+                Path(work),
+                a.model,
+                {"seed": a.seed, **_overrides(a.set)},
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
