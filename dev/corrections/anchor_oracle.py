@@ -5,14 +5,15 @@ reads the reference), not a method: it says how much a fit would gain from ancho
 are right, which is the question for the next step of the loop.
 
     python -m map_refiner.dev.corrections.anchor_oracle \\
-        --model out/multiscene/old_default.safetensors [--seed S] [--scenes a,b] \\
+        --model out/multiscene/old_default.safetensors [--seed S] [--scenes a,b] [--teacher M] \\
         [--rows NAME] [--measure-only] [--stability strong|mild] [--set FIELD=VALUE]
         # rows -> out/corrections/NAME; lines on the anchors per round; run alone
 
 ``--measure-only`` leaves the anchors as the product labels them and only prints how many
 the reference contradicts (per class); ``--stability`` also splits each class's anchors
 by whether the base networks keep their class under small input changes (a test-time
-check of its sureness).
+check of its sureness); ``--teacher M`` labels the anchors on the image's right half (the
+study's scored half) with model M's refined map instead of the reference.
 
 Not a product path: it replaces the fine-tune's window loader and CorrectionFit in its
 own process. Its rows are the study's (dev/corrections/study.py): compare them with
@@ -37,7 +38,7 @@ from ...training.corrections.fit import CorrectionFit, _head, _trunk
 from ...training.data import model_grids
 from ...training.tile import IGNORE
 from .scenes import scenes
-from .study import ROOT, _overrides, run_scene
+from .study import ROOT, _overrides, refine, run_scene
 
 gdal.UseExceptions()
 
@@ -64,6 +65,19 @@ def _with_reference(load):  # type: ignore[no-untyped-def]
             resampleAlg="mode",
         ).ReadAsArray()[y0:y1, x0:x1]
         corr.tile.reference = torch.from_numpy((ref > 0).astype(np.int64))
+        if "teacher" in _REFERENCE:  # the teacher's map on the right half, -1 elsewhere
+            t = gdal.Warp(
+                "",
+                str(_REFERENCE["teacher"]),
+                format="MEM",
+                width=grids.model_width,
+                height=grids.model_height,
+                resampleAlg="mode",
+            ).ReadAsArray()[y0:y1, x0:x1]
+            teacher = torch.from_numpy((t == 1).astype(np.int64))
+            left = max(0, min(x1, grids.model_width // 2) - x0)
+            teacher[:, :left] = -1
+            corr.tile.teacher = teacher
         return corr
 
     return wrapped
@@ -185,6 +199,28 @@ class OracleFit(MeasuredFit):
             self.base = base
 
 
+class TeacherFit(MeasuredFit):
+    """... whose anchors on the image's right half (the study's scored half) take another
+    model's classes (``tile.teacher``) instead of the base model's; the left half's as
+    the product labels them."""
+
+    def __init__(self, net, tile, params, device):  # type: ignore[no-untyped-def]
+        super().__init__(net, tile, params, device)
+        self.teacher: torch.Tensor = tile.teacher
+        right = self.anchor & (self.teacher >= 0)
+        wrong = float((self.teacher[right] != self.reference[right]).float().mean())
+        print(f"teacher: {int(right.sum())} right-half anchors, {100 * wrong:.1f} % wrong")
+
+    def targets(self, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        base = self.base
+        taught = torch.where(self.teacher >= 0, self.teacher.to(base.device), base)
+        self.base = taught  # targets reads the anchors' labels here
+        try:
+            return super().targets(labels)
+        finally:
+            self.base = base
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -202,16 +238,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--stability", choices=sorted(PERTURBATIONS), default="", help="also print stability_line"
     )
+    ap.add_argument(
+        "--teacher",
+        type=Path,
+        default=None,
+        help="anchors on the right half labelled by this model's refined map (not the "
+        "reference): what anchors from a model that knows the imagery better would give",
+    )
     ap.add_argument("--set", action="append", default=[], help="FIELD=VALUE of FitParams")
     a = ap.parse_args(argv)
     STABILITY["set"] = a.stability
     ft.load_corrections = _with_reference(ft.load_corrections)
-    ft.CorrectionFit = MeasuredFit if a.measure_only else OracleFit  # type: ignore[misc]
+    fit_kind = TeacherFit if a.teacher else (MeasuredFit if a.measure_only else OracleFit)
+    ft.CorrectionFit = fit_kind  # type: ignore[misc]
     all_scenes = scenes(a.data, a.out_dir / "data")
     for name in a.scenes.split(",") if a.scenes else list(all_scenes):
         _REFERENCE["path"] = all_scenes[name].reference
         print(name)
         with tempfile.TemporaryDirectory(dir=a.out_dir) as work:
+            if a.teacher:
+                _REFERENCE["teacher"] = Path(work) / "teacher.tif"
+                refine(all_scenes[name].image, _REFERENCE["teacher"], a.teacher)
             run_scene(
                 all_scenes[name],
                 ["largest"],
