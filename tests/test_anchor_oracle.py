@@ -80,3 +80,25 @@ def test_changes_that_change_nothing_leave_every_anchor_stable(monkeypatch) -> N
     # a brightness far outside the data changes the random networks' map somewhere
     flipped = anchor_oracle.perturbed_classes(fit, "bright:50")
     assert not torch.equal(flipped, fit.base.cpu())
+
+
+def test_a_teacher_labels_the_right_half_s_anchors_and_the_left_half_keeps_the_base_s(
+    capsys,
+) -> None:
+    from map_refiner.dev.corrections.anchor_oracle import TeacherFit
+
+    net, _ = random_model(resolution_m=0.6, seed=4)
+    tile = _tile(torch.zeros(64, 64, dtype=torch.long))
+    teacher = torch.ones(64, 64, dtype=torch.long)
+    teacher[:, :32] = -1  # no teacher on the left half
+    tile.teacher = teacher
+    fit = TeacherFit(net, tile, FitParams(anchor_confidence=0.0), torch.device("cpu"))
+    assert "teacher:" in capsys.readouterr().out
+    pad = 4 * CELL_CONTEXT
+    t = fit.targets(fit.labels)[0][pad : pad + 64, pad : pad + 64]
+    right = fit.anchor.clone()
+    right[:, :32] = False
+    left = fit.anchor & ~right
+    assert not bool((fit.base.cpu()[right] == 1).all())  # the teacher changes something
+    assert bool((t[right] == 1).all())
+    assert torch.equal(t[left], fit.base.cpu()[left])
