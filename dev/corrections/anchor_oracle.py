@@ -5,15 +5,18 @@ reads the reference), not a method: it says how much a fit would gain from ancho
 are right, which is the question for the next step of the loop.
 
     python -m map_refiner.dev.corrections.anchor_oracle \\
-        --model out/multiscene/old_default.safetensors [--seed S] [--scenes a,b] [--teacher M] \\
-        [--rows NAME] [--measure-only] [--stability strong|mild] [--set FIELD=VALUE]
+        --model out/multiscene/old_default.safetensors [--seed S] [--scenes a,b] \\
+        [--teacher M|reference] [--teacher-half right|left] [--rows NAME] \\
+        [--measure-only] [--stability strong|mild] [--set FIELD=VALUE]
         # rows -> out/corrections/NAME; lines on the anchors per round; run alone
 
 ``--measure-only`` leaves the anchors as the product labels them and only prints how many
 the reference contradicts (per class); ``--stability`` also splits each class's anchors
 by whether the base networks keep their class under small input changes (a test-time
 check of its sureness); ``--teacher M`` labels the anchors on the image's right half (the
-study's scored half) with model M's refined map instead of the reference.
+study's scored half) with model M's refined map instead of the reference (``--teacher
+reference --teacher-half left``: the reference on the left half, where the user draws: a
+user who also confirms the map where they work).
 
 Not a product path: it replaces the fine-tune's window loader and CorrectionFit in its
 own process. Its rows are the study's (dev/corrections/study.py): compare them with
@@ -44,6 +47,8 @@ gdal.UseExceptions()
 
 #: The perturbation set MeasuredFit's stability_line uses ("": none; --stability).
 STABILITY = {"set": ""}
+#: Which half of the image the teacher's labels cover (--teacher-half).
+_HALF = {"teacher": "right"}
 #: The reference of the scene being studied (set per scene).
 _REFERENCE: dict[str, Path] = {}
 
@@ -74,9 +79,14 @@ def _with_reference(load):  # type: ignore[no-untyped-def]
                 height=grids.model_height,
                 resampleAlg="mode",
             ).ReadAsArray()[y0:y1, x0:x1]
-            teacher = torch.from_numpy((t == 1).astype(np.int64))
-            left = max(0, min(x1, grids.model_width // 2) - x0)
-            teacher[:, :left] = -1
+            # a refine's class map holds building as 1, a reference as anything over 0
+            building = t == 1 if _REFERENCE["teacher"] != _REFERENCE["path"] else t > 0
+            teacher = torch.from_numpy(building.astype(np.int64))
+            left = max(0, min(x1, grids.model_width // 2) - x0)  # window columns on the left
+            if _HALF["teacher"] == "right":
+                teacher[:, :left] = -1
+            else:
+                teacher[:, left:] = -1
             corr.tile.teacher = teacher
         return corr
 
@@ -200,16 +210,20 @@ class OracleFit(MeasuredFit):
 
 
 class TeacherFit(MeasuredFit):
-    """... whose anchors on the image's right half (the study's scored half) take another
-    model's classes (``tile.teacher``) instead of the base model's; the left half's as
-    the product labels them."""
+    """... whose anchors on one half of the image (``tile.teacher`` >= 0: by default the
+    right half, the study's scored one) take another map's classes instead of the base
+    model's; the other half's as the product labels them."""
 
     def __init__(self, net, tile, params, device):  # type: ignore[no-untyped-def]
         super().__init__(net, tile, params, device)
         self.teacher: torch.Tensor = tile.teacher
         right = self.anchor & (self.teacher >= 0)
-        wrong = float((self.teacher[right] != self.reference[right]).float().mean())
-        print(f"teacher: {int(right.sum())} right-half anchors, {100 * wrong:.1f} % wrong")
+        wrong = (
+            float((self.teacher[right] != self.reference[right]).float().mean())
+            if right.any()
+            else 0.0
+        )
+        print(f"teacher: {int(right.sum())} anchors, {100 * wrong:.1f} % wrong")
 
     def targets(self, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         base = self.base
@@ -243,11 +257,15 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         default=None,
         help="anchors on the right half labelled by this model's refined map (not the "
-        "reference): what anchors from a model that knows the imagery better would give",
+        "reference): what anchors from a model that knows the imagery better would give; "
+        "'reference': by the reference itself (with --teacher-half left: the user's "
+        "confirming the map where they work)",
     )
+    ap.add_argument("--teacher-half", choices=("right", "left"), default="right")
     ap.add_argument("--set", action="append", default=[], help="FIELD=VALUE of FitParams")
     a = ap.parse_args(argv)
     STABILITY["set"] = a.stability
+    _HALF["teacher"] = a.teacher_half
     ft.load_corrections = _with_reference(ft.load_corrections)
     fit_kind = TeacherFit if a.teacher else (MeasuredFit if a.measure_only else OracleFit)
     ft.CorrectionFit = fit_kind  # type: ignore[misc]
@@ -256,7 +274,9 @@ def main(argv: list[str] | None = None) -> int:
         _REFERENCE["path"] = all_scenes[name].reference
         print(name)
         with tempfile.TemporaryDirectory(dir=a.out_dir) as work:
-            if a.teacher:
+            if a.teacher and str(a.teacher) == "reference":
+                _REFERENCE["teacher"] = all_scenes[name].reference
+            elif a.teacher:
                 _REFERENCE["teacher"] = Path(work) / "teacher.tif"
                 refine(all_scenes[name].image, _REFERENCE["teacher"], a.teacher)
             run_scene(

@@ -92,7 +92,13 @@ class FitParams:
     iterations: int = 5
     anchor_margin: int | None = None  # model px around the polygons where anchors hold
     # (None: the whole window)
-    anchor_weight: float = 0.3  # an anchor pixel counts this much against a drawn one
+    anchor_weight: float = 0.1  # an anchor pixel counts this much against a drawn one.
+    # 0.1 since session 17 (0.3 before): on a new sensor the starting model's sure pixels
+    # hold many of its errors (building anchors 23-96 % wrong on the new user's scenes,
+    # dev/corrections/anchor_oracle.py); at 0.1 the new user's study gained +720.2 over
+    # seeds 0-4 against +588.9 (worst round -2.8 against -11.6) and the bundled model's
+    # fine scenes +12.9 over seeds 0-1 against +2.4 (worst -1.9 against -7.7):
+    # docs/results_corrections.md "Session 17"
     anchor_confidence: float | None = None  # anchor only where the base model is at least
     # this sure (None: ANCHOR_CONFIDENCE or TRUSTED_ANCHOR_CONFIDENCE, see anchor_threshold)
     flip_confidence: float = 0.9  # the flip check counts the undrawn pixels this sure
