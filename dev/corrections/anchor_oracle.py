@@ -53,35 +53,31 @@ _HALF = {"teacher": "right"}
 _REFERENCE: dict[str, Path] = {}
 
 
+def _on_window(path: Path, width: int, height: int, window: tuple) -> np.ndarray:
+    """A class raster of the image's grid on a model grid of ``width`` x ``height`` (the
+    majority of the image pixels in each), cut to ``window`` (x0, y0, x1, y1)."""
+    x0, y0, x1, y1 = window
+    ds = gdal.Warp("", str(path), format="MEM", width=width, height=height, resampleAlg="mode")
+    return ds.ReadAsArray()[y0:y1, x0:x1]
+
+
 def _with_reference(load):  # type: ignore[no-untyped-def]
     """``load_corrections`` that also puts the reference on the window's model pixels
-    (``tile.reference``: 1 building, 0 not; majority of the image pixels in each)."""
+    (``tile.reference``: 1 building, 0 not) and, with a teacher, its map on one half
+    (``tile.teacher``, -1 on the other)."""
 
     def wrapped(image_path, source, config, bands=None, input_resolution_m=None, *rest):  # type: ignore[no-untyped-def]
         corr = load(image_path, source, config, bands, input_resolution_m, *rest)
         grids = model_grids(gdal.Open(str(image_path)), config, input_resolution_m)
-        x0, y0, x1, y1 = corr.tile.window
-        ref = gdal.Warp(
-            "",
-            str(_REFERENCE["path"]),
-            format="MEM",
-            width=grids.model_width,
-            height=grids.model_height,
-            resampleAlg="mode",
-        ).ReadAsArray()[y0:y1, x0:x1]
+        size, window = (grids.model_width, grids.model_height), corr.tile.window
+        ref = _on_window(_REFERENCE["path"], *size, window)
         corr.tile.reference = torch.from_numpy((ref > 0).astype(np.int64))
-        if "teacher" in _REFERENCE:  # the teacher's map on the right half, -1 elsewhere
-            t = gdal.Warp(
-                "",
-                str(_REFERENCE["teacher"]),
-                format="MEM",
-                width=grids.model_width,
-                height=grids.model_height,
-                resampleAlg="mode",
-            ).ReadAsArray()[y0:y1, x0:x1]
+        if "teacher" in _REFERENCE:
+            t = _on_window(_REFERENCE["teacher"], *size, window)
             # a refine's class map holds building as 1, a reference as anything over 0
             building = t == 1 if _REFERENCE["teacher"] != _REFERENCE["path"] else t > 0
             teacher = torch.from_numpy(building.astype(np.int64))
+            x0, x1 = window[0], window[2]
             left = max(0, min(x1, grids.model_width // 2) - x0)  # window columns on the left
             if _HALF["teacher"] == "right":
                 teacher[:, :left] = -1
