@@ -123,7 +123,7 @@ def beyond_the_search(
     why: str,
     regions: Sequence[tuple[float, float, np.ndarray]],
     search_m: float,
-    radius: int | None = None,
+    radius: int,
 ) -> str:
     """``why`` (what was done with the prior), saying so when it may be further off than
     ``search_m``: its best fit, or some of its regions' (with a correlation of at least
@@ -137,9 +137,7 @@ def beyond_the_search(
         return why.replace(AT_THE_EDGE, f"{AT_THE_EDGE} ({search_m:g} m)") + further
     # a region whose surface REGION_REACH cut short fits best at its own edge, not the
     # search's: a wider search would not look further there
-    full = max((c.shape[0] for _, _, c in regions), default=0)
-    if radius is not None:
-        full = 2 * radius + 1
+    full = 2 * radius + 1
     edge = sum(1 for _, _, c in regions if c.shape[0] == full and region_peak(c) == AT_THE_EDGE)
     if not edge:
         return why
