@@ -97,8 +97,9 @@ class FitParams:
     # hold many of its errors (building anchors 23-96 % wrong on the new user's scenes,
     # dev/corrections/anchor_oracle.py); at 0.1 the new user's study gained +720.2 over
     # seeds 0-4 against +588.9 (worst round -2.8 against -11.6) and the bundled model's
-    # fine scenes +12.9 over seeds 0-1 against +2.4 (worst -1.9 against -7.7):
-    # docs/results_corrections.md "Session 17"
+    # fine scenes +17.7 over seeds 0-3 against +7.5 (worst -2.7 against -7.7); austin_dev
+    # alone pays (+5.2 against +11.9 over those seeds): docs/results_corrections.md
+    # "Session 17"
     anchor_confidence: float | None = None  # anchor only where the base model is at least
     # this sure (None: ANCHOR_CONFIDENCE or TRUSTED_ANCHOR_CONFIDENCE, see anchor_threshold)
     flip_confidence: float = 0.9  # the flip check counts the undrawn pixels this sure
