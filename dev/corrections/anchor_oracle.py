@@ -34,6 +34,7 @@ import torch
 from osgeo import gdal
 from torch.nn import functional as F
 
+from ...engine.labels.rasters import downsample_window, pixels_of_cells
 from ...engine.networks.inference import class_argmax, refine_heat
 from ...engine.networks.models import pad_to_stride
 from ...training.corrections import finetune as ft
@@ -53,12 +54,20 @@ _HALF = {"teacher": "right"}
 _REFERENCE: dict[str, Path] = {}
 
 
-def _on_window(path: Path, width: int, height: int, window: tuple) -> np.ndarray:
-    """A class raster of the image's grid on a model grid of ``width`` x ``height`` (the
-    majority of the image pixels in each), cut to ``window`` (x0, y0, x1, y1)."""
+def _on_window(path: Path, size: tuple[int, int], window: tuple, building: int) -> np.ndarray:
+    """1 where a class raster of the image's grid holds ``building`` (0 elsewhere), on the
+    model grid of ``size`` (width, height) by the fine-tune's own vote
+    (engine/labels/rasters.downsample_window: how drawn labels reach the model grid), cut
+    to ``window`` (x0, y0, x1, y1); ``building`` -1: any value over 0 (a reference)."""
+    ds = gdal.Open(str(path))
     x0, y0, x1, y1 = window
-    ds = gdal.Warp("", str(path), format="MEM", width=width, height=height, resampleAlg="mode")
-    return ds.ReadAsArray()[y0:y1, x0:x1]
+    px0, px1 = pixels_of_cells(ds.RasterXSize, size[0], x0, x1)
+    py0, py1 = pixels_of_cells(ds.RasterYSize, size[1], y0, y1)
+    values = ds.GetRasterBand(1).ReadAsArray(px0, py0, px1 - px0, py1 - py0)
+    mask = values > 0 if building < 0 else values == building
+    return downsample_window(
+        mask.astype(np.uint8), (ds.RasterXSize, ds.RasterYSize), size, window
+    ).astype(np.int64)
 
 
 def _with_reference(load):  # type: ignore[no-untyped-def]
@@ -70,13 +79,11 @@ def _with_reference(load):  # type: ignore[no-untyped-def]
         corr = load(image_path, source, config, bands, input_resolution_m, *rest)
         grids = model_grids(gdal.Open(str(image_path)), config, input_resolution_m)
         size, window = (grids.model_width, grids.model_height), corr.tile.window
-        ref = _on_window(_REFERENCE["path"], *size, window)
-        corr.tile.reference = torch.from_numpy((ref > 0).astype(np.int64))
+        corr.tile.reference = torch.from_numpy(_on_window(_REFERENCE["path"], size, window, -1))
         if "teacher" in _REFERENCE:
-            t = _on_window(_REFERENCE["teacher"], *size, window)
             # a refine's class map holds building as 1, a reference as anything over 0
-            building = t == 1 if _REFERENCE["teacher"] != _REFERENCE["path"] else t > 0
-            teacher = torch.from_numpy(building.astype(np.int64))
+            building = 1 if _REFERENCE["teacher"] != _REFERENCE["path"] else -1
+            teacher = torch.from_numpy(_on_window(_REFERENCE["teacher"], size, window, building))
             x0, x1 = window[0], window[2]
             left = max(0, min(x1, grids.model_width // 2) - x0)  # window columns on the left
             if _HALF["teacher"] == "right":
