@@ -24,7 +24,7 @@ from map_refiner.engine.refine.registration import (
     MIN_SHIFT_M,
     PLACE_CORRELATION,
     agreement,
-    agreement_norms,
+    agreement_and_norms,
     best_offset,
     peak_correlation,
     peak_gain,
@@ -217,8 +217,8 @@ def test_the_whole_priors_correlation() -> None:
     sure = np.stack([~truth, truth]).astype(np.float32)
 
     def corr(prior: np.ndarray, probs: np.ndarray) -> float:
-        surface = agreement(prior.astype(np.int32), probs, valid, 8)
-        return peak_correlation([surface], [agreement_norms(prior.astype(np.int32), probs, valid)])
+        surface, norms = agreement_and_norms(prior.astype(np.int32), probs, valid, 8)
+        return peak_correlation([surface], [norms])
 
     assert corr(truth, sure) == pytest.approx(1.0)
     assert corr(np.roll(truth, 3, axis=1), sure) == pytest.approx(1.0, abs=0.01)  # rolled edges

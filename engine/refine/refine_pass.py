@@ -30,8 +30,7 @@ from .registration import (
     SEARCH_M,
     Offset,
     ShiftField,
-    agreement,
-    agreement_norms,
+    agreement_and_norms,
     best_offset,
     beyond_the_search,
     peak_correlation,
@@ -154,8 +153,9 @@ class RefinePass:
             res = self.predict(tile, from_prior=False, fine=False)
             probs = torch.softmax(res.logits.float(), dim=0).cpu().numpy()
             prior = self.prior.classes_at(window_grid(full, tile.x0, tile.y0, tile.x1, tile.y1))
-            surfaces.append(agreement(prior, probs, res.valid, radius))
-            norms.append(agreement_norms(prior, probs, res.valid))
+            surface, norm = agreement_and_norms(prior, probs, res.valid, radius)
+            surfaces.append(surface)
+            norms.append(norm)
             parts += [
                 (tile.y0 + y, tile.x0 + x, c)
                 for y, x, c in region_agreements(prior, probs, res.valid, radius)

@@ -153,32 +153,33 @@ def agreement(prior: np.ndarray, probs: np.ndarray, valid: np.ndarray, radius: i
     prior moved by ``(dy, dx)`` pixels agrees with the model's probabilities ``(K, h, w)``:
     the sum over classes of the correlation of the prior's class indicator with the
     class probability, both centred on their mean over valid pixels (zero outside)."""
+    return agreement_and_norms(prior, probs, valid, radius)[0]
+
+
+def agreement_and_norms(
+    prior: np.ndarray, probs: np.ndarray, valid: np.ndarray, radius: int
+) -> tuple[np.ndarray, tuple[float, float]]:
+    """agreement's surface and the squared norms of what it correlates, summed over
+    classes: the prior's centred class indicators and the model's centred probabilities.
+    A lattice's surfaces summed and divided by the square root of both norms' summed
+    product are correlations (peak_correlation)."""
     out = np.zeros((2 * radius + 1, 2 * radius + 1))
     covered = valid & (prior >= 0)
     if covered.sum() < 2:  # (covered pixels are valid ones)
-        return out
+        return out, (0.0, 0.0)
+    norm_a = norm_b = 0.0
     for k in range(probs.shape[0]):
-        out += _correlation(_indicator(prior, covered, k), _centred(probs[k], valid), radius)
-    return out
-
-
-def agreement_norms(prior: np.ndarray, probs: np.ndarray, valid: np.ndarray) -> tuple[float, float]:
-    """The squared norms of what agreement correlates, summed over classes: the prior's
-    centred class indicators and the model's centred probabilities. A lattice's surfaces
-    summed and divided by the square root of both sums' product are correlations
-    (peak_correlation)."""
-    covered = valid & (prior >= 0)
-    if covered.sum() < 2:
-        return 0.0, 0.0
-    a = sum(float((_indicator(prior, covered, k) ** 2).sum()) for k in range(probs.shape[0]))
-    b = sum(float((_centred(probs[k], valid) ** 2).sum()) for k in range(probs.shape[0]))
-    return a, b
+        a, b = _indicator(prior, covered, k), _centred(probs[k], valid)
+        out += _correlation(a, b, radius)
+        norm_a += float((a**2).sum())
+        norm_b += float((b**2).sum())
+    return out, (norm_a, norm_b)
 
 
 def peak_correlation(surfaces: Sequence[np.ndarray], norms: Sequence[tuple[float, float]]) -> float:
     """How well the prior, at its best shift, correlates with the model's map over the
     whole lattice (at most 1; 0 without evidence): the summed surfaces' peak over the
-    square root of the product of the summed norms (agreement_norms)."""
+    square root of the product of the summed norms (agreement_and_norms)."""
     a, b = sum(n[0] for n in norms), sum(n[1] for n in norms)
     if not surfaces or a <= 0 or b <= 0:
         return 0.0
