@@ -35,14 +35,14 @@ from osgeo import gdal
 from torch.nn import functional as F
 
 from ...engine.labels.rasters import downsample_window, pixels_of_cells
-from ...engine.networks.inference import class_argmax, refine_heat
+from ...engine.networks.inference import class_argmax, coarse_scores, refine_heat
 from ...engine.networks.models import pad_to_stride
 from ...training.corrections import finetune as ft
-from ...training.corrections.fit import CorrectionFit, _head, _trunk
+from ...training.corrections.fit import CorrectionFit
 from ...training.data import model_grids
 from ...training.tile import IGNORE
 from .scenes import scenes
-from .study import ROOT, _overrides, refine, run_scene
+from .study import ROOT, parse_overrides, refine, run_scene
 
 gdal.UseExceptions()
 
@@ -158,7 +158,7 @@ def perturbed_classes(fit: CorrectionFit, how: str) -> torch.Tensor:
         small = F.interpolate(x, scale_factor=value, mode="bilinear", align_corners=False)
         x = pad_to_stride(small)
     with torch.no_grad():
-        heat = _head(fit.net, _trunk(fit.net, x, fit.frozen), fit.frozen)
+        heat = coarse_scores(fit.net.coarse, x)
         out = refine_heat(fit.net.rnn, x, heat, fit.params.iterations)
     if kind == "scale":
         sh, sw = small.shape[-2:]
@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
                 a.out_dir / a.rows,
                 Path(work),
                 a.model,
-                {"seed": a.seed, **_overrides(a.set)},
+                {"seed": a.seed, **parse_overrides(a.set)},
             )
     return 0
 

@@ -163,6 +163,11 @@ def run_scene(
                     "acc_after": round(100 * accuracy(after[:, half:], ref[:, half:]), 2),
                     "acc_after_fit": round(100 * accuracy(fitted[:, half:], ref[:, half:]), 2),
                     "honoured": round(100 * honoured, 2),
+                    # what the user sees without a reference: the share of the image the
+                    # map calls building before and after the fit, and the share it changes
+                    "share_before": round(100 * float(pred.mean()), 2),
+                    "share_fit": round(100 * float(fitted.mean()), 2),
+                    "changed_fit": round(100 * float((fitted != pred).mean()), 2),
                     "adopted": res.adopted and not dropped,
                     "passed_held_out": res.adopted,
                     "held_out": res.held_out,
@@ -209,7 +214,7 @@ def _ground_m(image: Path) -> float:
     return ground_resolution(raster_info(open_raster(image)))[0]
 
 
-def _overrides(items: Sequence[str]) -> dict[str, float]:
+def parse_overrides(items: Sequence[str]) -> dict[str, float]:
     """``FIELD=VALUE`` pairs for FitParams fields (numbers, or a string field as is)."""
     known = {f.name: f for f in fields(FitParams)}
     out: dict = {}
@@ -244,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         help="override a FitParams field for every variant (repeatable)",
     )
     a = ap.parse_args(argv)
-    overrides = _overrides(a.set)
+    overrides = parse_overrides(a.set)
     a.out_dir.mkdir(parents=True, exist_ok=True)
     all_scenes = scenes(a.data, a.out_dir / "data")
     names = a.scenes.split(",") if a.scenes else list(all_scenes)
