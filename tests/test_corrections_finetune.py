@@ -391,6 +391,90 @@ def test_a_fit_that_changes_too_much_of_the_sure_map_is_dropped(
     assert rec["flip_ratio"] == pytest.approx(res.flip_ratio, abs=1e-4)
     if not adopted:
         assert "changed" in res.message and "kept" in res.message
+    assert (res.dropped_fit is not None) is not adopted  # an adopted fit is the model itself
+
+
+def test_a_dropped_fit_is_saved_beside_for_the_user_to_judge(
+    scene: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flip check cannot tell a fit that learnt the drawn errors everywhere from one
+    that paints the map: the networks it drops are saved as a model of their own (the
+    same round and polygons, named and recorded as a dropped fit), the round's model
+    keeps the base networks, and a file already there is never replaced."""
+    from map_refiner.training.corrections import finetune as ft
+
+    monkeypatch.setattr(ft, "should_adopt", lambda base, tuned: True)
+    monkeypatch.setattr(ft, "flip_cap", lambda score, per_score: -1.0)
+    out = tmp_path / "new.safetensors"
+    taken = tmp_path / "new_dropped_fit.safetensors"
+    taken.write_bytes(b"someone's file")
+    res = finetune(
+        scene["image"],
+        corrections(tmp_path / "c.gpkg", FOUR),
+        out,
+        scene["model"],
+        FitParams(steps=4, eval_every=2),
+        device="cpu",
+    )
+    assert not res.adopted
+    assert taken.read_bytes() == b"someone's file"
+    assert res.dropped_fit == tmp_path / "new_dropped_fit_2.safetensors"
+    assert res.dropped_fit.name in res.message
+    base, kept, dropped = (_weights(p) for p in (scene["model"], out, res.dropped_fit))
+    assert all(torch.equal(base[k], kept[k]) for k in base)
+    assert not all(torch.equal(base[k], dropped[k]) for k in base)
+    main_cfg, fit_cfg = load_model(out)[1], load_model(res.dropped_fit)[1]
+    assert fit_cfg.corrections == main_cfg.corrections  # the same drawn polygons shown
+    assert fit_cfg.name == main_cfg.name.replace("corrections)", "corrections, dropped fit)")
+    rec, main_rec = fit_cfg.training["finetune"][-1], main_cfg.training["finetune"][-1]
+    assert rec["adopted"] and rec["dropped_by_flip_check"] and not main_rec["adopted"]
+    assert rec["round"] == main_rec["round"] and rec["flip_ratio"] == main_rec["flip_ratio"]
+    assert "dropped_by_flip_check" not in main_rec
+
+
+def test_a_dropped_fit_that_cannot_be_saved_costs_nothing_else(
+    scene: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the dropped fit's file would replace an input (here: the base model), it is
+    not written; the round's model is, and the message says the fit was not saved."""
+    from map_refiner.training.corrections import finetune as ft
+
+    monkeypatch.setattr(ft, "should_adopt", lambda base, tuned: True)
+    monkeypatch.setattr(ft, "flip_cap", lambda score, per_score: -1.0)
+    monkeypatch.setattr(ft, "dropped_fit_path", lambda out, overwrite: scene["model"])
+    before = scene["model"].read_bytes()
+    res = finetune(
+        scene["image"],
+        corrections(tmp_path / "c.gpkg", FOUR),
+        tmp_path / "new.safetensors",
+        scene["model"],
+        FitParams(steps=4, eval_every=2),
+        device="cpu",
+        overwrite=True,
+    )
+    assert scene["model"].read_bytes() == before
+    assert res.dropped_fit is None and res.model.exists() and not res.adopted
+    assert "could not be saved" in res.message
+
+
+def test_no_dropped_fit_file_when_the_held_out_check_turns_a_fit_down(
+    scene: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a fit that passed the held-out check and failed the flip check is kept aside:
+    one that did worse on the user's own held-out polygons is not worth a look."""
+    from map_refiner.training.corrections import finetune as ft
+
+    monkeypatch.setattr(ft, "should_adopt", lambda base, tuned: False)
+    res = finetune(
+        scene["image"],
+        corrections(tmp_path / "c.gpkg", FOUR),
+        tmp_path / "new.safetensors",
+        scene["model"],
+        FitParams(steps=4, eval_every=2),
+        device="cpu",
+    )
+    assert not res.adopted and res.dropped_fit is None
+    assert sorted(p.name for p in tmp_path.glob("*.safetensors")) == ["new.safetensors"]
 
 
 def test_the_base_model_s_confidence_on_the_drawn_pixels_sets_the_anchors() -> None:

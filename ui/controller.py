@@ -88,6 +88,7 @@ class Controller:
             self.dialog.cancel_requested.connect(self.cancel_all)
             self.dialog.new_correction_layer_requested.connect(self.new_correction_layer)
             self.dialog.undo_round_requested.connect(self.undo_round)
+            self.dialog.dropped_fit_requested.connect(self.use_dropped_fit)
             self._show_rounds()
             self.dialog.finished.connect(self._remember)
         return self.dialog
@@ -244,6 +245,7 @@ class Controller:
                 result.tuned_score,
                 result.base_score,
                 result.flip_ratio,
+                result.dropped_fit,
             )
         )
         if self.dialog is not None:
@@ -254,8 +256,40 @@ class Controller:
     def _show_rounds(self) -> None:
         if self.dialog is not None:
             self.dialog.labels.set_rounds(
-                [r.describe() for r in self.rounds], [r.details() for r in self.rounds]
+                [r.describe() for r in self.rounds],
+                [r.details() for r in self.rounds],
+                dropped_fit=bool(self.rounds) and self.rounds[-1].dropped_fit is not None,
             )
+
+    def use_dropped_fit(self) -> Round | None:
+        """The last round with the fit its flip check dropped taken instead: that model
+        file is selected (refine to see its map), the rounds list says so, and Undo round
+        still goes back to the model the round started from."""
+        last = self.rounds[-1] if self.rounds else None
+        if last is None or last.dropped_fit is None:
+            show_warning(self.iface.messageBar(), "The last round has no dropped fit to use.")
+            return None
+        if not last.dropped_fit.is_file():
+            show_error(
+                self.iface.messageBar(),
+                MapRefinerError(
+                    f"The dropped fit {last.dropped_fit} is no longer there; fine-tune again "
+                    "to make it."
+                ),
+            )
+            return None
+        taken = last.with_dropped_fit(model_label(last.dropped_fit) or last.dropped_fit.stem)
+        self.rounds[-1] = taken
+        if self.dialog is not None:
+            self.dialog.model.set_model_path(str(taken.model), "Selected by Use dropped fit.")
+            self._show_rounds()
+            self._remember()
+        show_success(
+            self.iface.messageBar(),
+            f"{taken.name} selected: the fit the checks dropped. Refine to see what it does; "
+            f"Undo round goes back to {taken.parent_label()}.",
+        )
+        return taken
 
     def undo_round(self) -> Round | None:
         """Back to the model the last round started from: it is selected again, the maps
@@ -267,14 +301,15 @@ class Controller:
             return None
         last = self.rounds.pop()
         project = QgsProject.instance()
+        files = {str(f) for f in last.files()}
         gone = [
             layer.id()
             for layer in project.mapLayers().values()
-            if layer.customProperty(MODEL_KEY) == str(last.model)
+            if layer.customProperty(MODEL_KEY) in files
         ]
         if (
             self.last_refine is not None
-            and self.last_refine.params.model_path == last.model
+            and str(self.last_refine.params.model_path) in files
             and self.iterations is not None
         ):  # the slider shows the round's map: its iterations and regions go with it
             self._back_to_parent_view(last, gone)
@@ -284,7 +319,7 @@ class Controller:
             self.iterations.forget(gone)
         remove_layers(project, gone)
         # Export must not use the round's maps: the image's latest map is its parent's again
-        kept = [(m, c) for m, c in self.history.get(last.image, []) if m != last.model]
+        kept = [(m, c) for m, c in self.history.get(last.image, []) if str(m) not in files]
         self.history[last.image] = kept
         if kept:
             self.refined[last.image] = kept[-1][1]

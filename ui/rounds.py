@@ -3,7 +3,7 @@ model, how it scored on the user's held-out polygons; the last one can be undone
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 
@@ -18,6 +18,32 @@ class Round:
     base_score: float | None  # the same, the starting model
     flip_ratio: float | None = None  # sure pixels the fit changed / drawn share; only
     # measured for a fit that passed the held-out check
+    dropped_fit: Path | None = None  # the networks the flip check dropped, saved beside
+    # (finetune.dropped_fit_path); None: no such fit, or the user took it already
+    first_model: Path | None = None  # the round's own model file, when the user took its
+    # dropped fit instead (``model`` is then the dropped fit's file)
+
+    @property
+    def took_dropped_fit(self) -> bool:
+        return self.first_model is not None
+
+    def files(self) -> set[Path]:
+        """The model files this round made that the project may show maps of."""
+        return {self.model} | ({self.first_model} if self.first_model is not None else set())
+
+    def with_dropped_fit(self, name: str) -> Round:
+        """The same round with the fit the flip check dropped taken instead (``name``: that
+        model's own name)."""
+        if self.dropped_fit is None:
+            raise ValueError(f"{self.name} has no dropped fit")
+        return replace(
+            self,
+            model=self.dropped_fit,
+            name=name,
+            adopted=True,
+            dropped_fit=None,
+            first_model=self.model,
+        )
 
     def describe(self) -> str:
         """Two short lines for the dialog's list, the model's name and how the round did
@@ -29,7 +55,9 @@ class Round:
                 f"held out: {100 * self.tuned_score:.0f} % right "
                 f"(start {100 * self.base_score:.0f} %)"
             )
-        if self.adopted:
+        if self.took_dropped_fit:
+            kept = "dropped fit taken by you"
+        elif self.adopted:
             kept = "fit adopted"
         elif self.flip_ratio is not None:  # passed the held-out check, not the flip check
             kept = "fit dropped: changed too much elsewhere"
@@ -46,13 +74,26 @@ class Round:
                 f"{100 * self.tuned_score:.0f} % of your held-out polygons right "
                 f"(the starting model: {100 * self.base_score:.0f} %)"
             )
-        if self.adopted:
+        changed = (
+            f"changed {self.flip_ratio:.1f} times as much of the starting model's sure map "
+            "as you drew"
+            if self.flip_ratio is not None
+            else ""
+        )
+        if self.took_dropped_fit:
+            kept = (
+                f"the fit the checks had dropped ({changed}) taken at your request; the "
+                f"round's own model, with the starting networks: {self.first_model}"
+            )
+        elif self.adopted:
             kept = "the fitted networks adopted"
         elif self.flip_ratio is not None:
-            kept = (
-                "the starting networks kept (the fit changed too much elsewhere); your "
-                "polygons are shown"
-            )
+            kept = f"the starting networks kept (the fit {changed}); your polygons are shown"
+            if self.dropped_fit is not None:
+                kept += (
+                    f". The dropped fit is saved as {self.dropped_fit.name}: “Use dropped "
+                    "fit” selects it, to look at what it does"
+                )
         else:
             kept = "the starting networks kept; your polygons are shown"
         return (

@@ -151,6 +151,30 @@ def test_train_coarse_then_finetune_algorithms(run_alg, austin_rgb, tiny_model, 
     assert Path(tuned).exists() and tiny_model.exists()
 
 
+def test_finetune_algorithm_returns_the_dropped_fit(
+    run_alg, austin_rgb, tiny_model, tmp_path, monkeypatch
+) -> None:  # noqa: ANN001
+    """A fit the flip check drops comes back as DROPPED_FIT, a model beside OUTPUT."""
+    from map_refiner.training.corrections import finetune as ft
+
+    monkeypatch.setattr(ft, "should_adopt", lambda base, tuned: True)
+    monkeypatch.setattr(ft, "flip_cap", lambda score, per_score: -1.0)
+    out = run_alg(
+        "map_refiner:finetune",
+        {
+            "INPUT": str(austin_rgb),
+            "LABELS": str(austin_rgb.with_name("austin_dev_buildings.gpkg")),
+            "MODE": 0,
+            "STEPS": 2,
+            "DEVICE": 1,
+            "MODEL": str(tiny_model),
+            "OUTPUT": str(tmp_path / "tuned.safetensors"),
+        },
+    )
+    assert out["DROPPED_FIT"] == str(tmp_path / "tuned_dropped_fit.safetensors")
+    assert Path(out["DROPPED_FIT"]).exists() and Path(out["OUTPUT"]).exists()
+
+
 def test_vectorize_and_evaluate_need_no_torch(
     run_alg, refined, austin_rgb, tmp_path, monkeypatch
 ) -> None:  # noqa: ANN001

@@ -281,3 +281,58 @@ def test_memory_label_layer_is_refused(setup) -> None:  # noqa: ANN001
     dialog.labels.set_layer(scratch, "class")
     with pytest.raises(MapRefinerError, match="save it as a GeoPackage"):
         dialog.train_coarse_job()
+
+
+def test_a_dropped_fit_can_be_taken_and_the_round_still_undone(
+    setup, qgis_iface, tiny_model, wait_for_tasks, monkeypatch
+) -> None:  # noqa: ANN001
+    """A round whose fit the flip check dropped offers it: *Use dropped fit* selects the
+    fitted model saved beside the round's, the round's line says so, and Undo round takes
+    away the maps of both files and goes back to the parent."""
+    from map_refiner.training.corrections import finetune as ft
+
+    monkeypatch.setattr(ft, "should_adopt", lambda base, tuned: True)
+    monkeypatch.setattr(ft, "flip_cap", lambda score, per_score: -1.0)  # every fit dropped
+    controller, dialog, image = setup
+    _three_corrections(dialog, image)
+    dialog.iterations_spin.setValue(1)
+    controller.start_finetune(dialog.finetune_job())
+    wait_for_tasks(timeout=120)
+    round_model = dialog.model.model_path()
+    dropped = round_model.with_name("austin_dev_rgb_round1_dropped_fit.safetensors")
+    assert dropped.exists()
+    labels = dialog.labels
+    assert "fit dropped: changed too much elsewhere" in labels.rounds_list.item(0).text()
+    assert dropped.name in labels.rounds_list.item(0).toolTip()
+    assert labels.dropped_fit_button.isEnabled()
+    dialog.suggest_output()
+    controller.start_refine(dialog.refine_job())  # the round's own map (starting networks)
+    wait_for_tasks(timeout=120)
+
+    moved = dropped.with_name("elsewhere.safetensors")
+    dropped.rename(moved)  # gone from the disk: said, nothing changes
+    assert controller.use_dropped_fit() is None
+    assert qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical)
+    assert dialog.model.model_path() == round_model
+    moved.rename(dropped)
+
+    taken = controller.use_dropped_fit()
+    assert taken is not None and taken.model == dropped and taken.first_model == round_model
+    assert dialog.model.model_path() == dropped
+    line = labels.rounds_list.item(0).text()
+    assert labels.rounds_list.count() == 1 and "dropped fit taken by you" in line
+    assert "round 1 (3 corrections, dropped fit)" in line
+    assert not labels.dropped_fit_button.isEnabled()  # taken once
+    dialog.suggest_output()
+    controller.start_refine(dialog.refine_job())  # the dropped fit's map
+    wait_for_tasks(timeout=120)
+    project = QgsProject.instance()
+    names = [layer.name() for layer in project.mapLayers().values()]
+    assert sum("round 1" in n for n in names) >= 2, names  # a map of each file
+
+    undone = controller.undo_round()
+    assert undone is not None and dialog.model.model_path() == tiny_model
+    names = [layer.name() for layer in project.mapLayers().values()]
+    assert not any("round 1" in n for n in names), names
+    assert round_model.exists() and dropped.exists()  # nothing on disk is deleted
+    assert labels.rounds_list.count() == 0 and not labels.dropped_fit_button.isEnabled()

@@ -29,8 +29,9 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ import numpy as np
 import torch
 
 from ...engine.device import configure_threads, resolve_device
+from ...engine.errors import MapRefinerError
 from ...engine.modelfile.config import ModelConfig
 from ...engine.modelfile.io import check_model_output, load_model, save_model
 from ...engine.progress import CancelFn, ProgressFn, Reporter, make_reporter
@@ -98,6 +100,8 @@ class FinetuneResult:
     detail: DetailOutcome | None = None  # the detail stage (None: it did not run)
     held_out_curve: list[tuple[int, float]] = field(default_factory=list)  # the first
     # fold's (step, held-out score) as it learnt (empty: no held-out phase)
+    dropped_fit: Path | None = None  # a model file with the networks the flip check
+    # dropped (dropped_fit_path), for a user who wants to see what they do; None: none
 
     @property
     def final_loss(self) -> float:  # what the CLI and the jobs print for every training
@@ -176,6 +180,8 @@ def finetune(
     budget = params.max_seconds
     flips: float | None = None
     cap = math.inf  # the flip check's allowance, once a fit passed the held-out check
+    # the networks and scores of a fit the flip check dropped, saved beside for the user
+    dropped: tuple[dict[str, torch.Tensor], torch.Tensor] | None = None
     if folds:
         firsts, streams, base_score, tuned = _held_out_phases(
             fit, corr, folds, steps_first, base_state, rep.sub(bar[0], bar[1]), budget
@@ -206,6 +212,7 @@ def finetune(
             cap = flip_cap(tuned_score, params.flip_per_score)
             if flips > cap:  # learnt more than the corrections: keep the base
                 adopted = False
+                dropped = (copy.deepcopy(net.state_dict()), settled)
                 net.load_state_dict(base_state)
         else:
             net.load_state_dict(base_state)
@@ -223,6 +230,7 @@ def finetune(
         if detail.adopted:
             refit(stage, detail, settled / parent_temperature, rep.sub(bar[3], bar[4]))
         net.detail_rnn.load_state_dict(stage.rnn.state_dict())
+    parent_config = copy.deepcopy(config)  # before _record names this round's file
     message = _message(
         adopted,
         len(held),
@@ -234,25 +242,44 @@ def finetune(
         max(1, len(folds)),
     ) + _detail_message(detail)
     log.info(message)
-    _record(
-        config,
-        corr,
-        image,
-        base_model,
-        params,
-        adopted,
-        len(held),
-        base_score,
-        tuned_score,
-        flips,
-        steps,
-        seconds,
-        str(dev),
-        fit.anchor_confidence,
-        detail,
-        len(folds),
-    )
+
+    def record(cfg: ModelConfig, fitted: bool, dropped_fit: bool = False) -> None:
+        _record(
+            cfg,
+            corr,
+            image,
+            base_model,
+            params,
+            fitted,
+            len(held),
+            base_score,
+            tuned_score,
+            flips,
+            steps,
+            seconds,
+            str(dev),
+            fit.anchor_confidence,
+            detail,
+            len(folds),
+            dropped_fit,
+        )
+
+    record(config, adopted)
     save_model(net.cpu(), config, out, overwrite=overwrite)
+    dropped_fit = None
+    if dropped is not None:
+        dropped_fit = _save_dropped_fit(
+            net,
+            dropped,
+            parent_config,
+            fit.base_scores,
+            partial(record, fitted=True, dropped_fit=True),
+            dropped_fit_path(out, overwrite),
+            [image, labels.path] + ([base_model] if base_model else []),
+            overwrite,
+            params.detail_temperature,
+        )
+        message += _dropped_message(dropped_fit)
     rep.report(1.0)
     return FinetuneResult(
         out,
@@ -269,6 +296,64 @@ def finetune(
         fit.anchor_confidence,
         detail,
         firsts[0].scores if firsts else [],
+        dropped_fit,
+    )
+
+
+def dropped_fit_path(out: Path, overwrite: bool = False) -> Path:
+    """Where a round's dropped fit is saved: ``<out>_dropped_fit.safetensors`` beside the
+    round's model, or ``..._dropped_fit_2`` and on when that file (or its description) is
+    there and ``overwrite`` is off."""
+    first = out.with_name(f"{out.stem}_dropped_fit{out.suffix}")
+    path, n = first, 1
+    while not overwrite and (path.exists() or path.with_suffix(".json").exists()):
+        n += 1
+        path = first.with_name(f"{first.stem}_{n}{first.suffix}")
+    return path
+
+
+def _save_dropped_fit(
+    net: torch.nn.Module,
+    dropped: tuple[dict[str, torch.Tensor], torch.Tensor],
+    config: ModelConfig,
+    base_scores: torch.Tensor,
+    record: Callable[[ModelConfig], None],
+    path: Path,
+    inputs: list[Path],
+    overwrite: bool,
+    temper: bool,
+) -> Path | None:
+    """Save the networks the flip check dropped (``dropped``: their state and scores over
+    the window) as a model of their own at ``path``: the same round and polygons, its
+    name and record marking the fit as dropped, so that the user can look at what it
+    does. The check cannot tell a fit that learnt the drawn kind of error everywhere from
+    one that paints the map (docs/results_corrections.md, "Session 18"). Nothing is lost
+    when it cannot be written: the round's own model is saved first; the message says so."""
+    state, settled = dropped
+    keep = copy.deepcopy(net.state_dict())
+    net.load_state_dict(state)
+    if temper and config.detail_iterations > 0:  # as an adopted fit's (FitParams)
+        config.detail_temperature = matched_temperature(
+            base_scores, settled, config.detail_temperature
+        )
+    record(config)
+    try:
+        check_model_output(path, inputs, overwrite)
+        save_model(net.cpu(), config, path, overwrite=overwrite)
+    except MapRefinerError as exc:
+        log.warning("the dropped fit could not be saved as %s: %s", path, exc)
+        return None
+    finally:
+        net.load_state_dict(keep)
+    return path
+
+
+def _dropped_message(path: Path | None) -> str:
+    if path is None:
+        return " (Its networks could not be saved beside it.)"
+    return (
+        f" The dropped networks are saved as {path.name}: refine with that model to see what "
+        "they do, and keep it only if the map is better."
     )
 
 
@@ -414,15 +499,18 @@ def _record(
     anchor_confidence: float,
     detail: DetailOutcome | None = None,
     folds: int = 1,
+    dropped_fit: bool = False,
 ) -> None:
-    """The model's name, its kept polygons and the round in its training record."""
+    """The model's name, its kept polygons and the round in its training record
+    (``dropped_fit``: the file of the networks the flip check dropped)."""
     rounds: list[dict[str, Any]] = [
         r
         for r in (config.training.get("finetune") or [])
         if isinstance(r, dict) and r.get("image") == Path(image).name
     ]
     number = len(rounds) + 1
-    config.name = f"{Path(image).stem} — round {number} ({corr.kept.features} corrections)"
+    extra = ", dropped fit" if dropped_fit else ""
+    config.name = f"{Path(image).stem} — round {number} ({corr.kept.features} corrections{extra})"
     config.corrections = corr.kept.to_dict()
     record = {
         "image": Path(image).name,
@@ -446,6 +534,8 @@ def _record(
         "seconds": round(seconds, 1),
         "labelled_pixels": corr.tile.labelled_pixels,
     }
+    if dropped_fit:  # networks the flip check turned down, kept for the user to judge
+        record["dropped_by_flip_check"] = True
     if detail is not None:
         record["detail"] = {
             "adopted": detail.adopted,

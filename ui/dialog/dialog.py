@@ -84,6 +84,7 @@ class MapRefinerDialog(QDialog):
     train_coarse_requested = pyqtSignal(object)  # TrainCoarseJob
     new_correction_layer_requested = pyqtSignal()
     undo_round_requested = pyqtSignal()
+    dropped_fit_requested = pyqtSignal()  # take the last round's dropped fit
     cancel_requested = pyqtSignal()
 
     def __init__(
@@ -335,6 +336,7 @@ class MapRefinerDialog(QDialog):
         self.labels.finetune_button.clicked.connect(self._on_finetune)
         self.labels.train_coarse_button.clicked.connect(self._on_train_coarse)
         self.labels.undo_button.clicked.connect(self.undo_round_requested)
+        self.labels.dropped_fit_button.clicked.connect(self.dropped_fit_requested)
         self.cancel_button.clicked.connect(self.cancel_requested)
         self.labels.new_layer_button.clicked.connect(self.new_correction_layer_requested)
         self.input_combo.layerChanged.connect(self._on_input_changed)
@@ -675,6 +677,7 @@ class MapRefinerDialog(QDialog):
         ):
             button.setEnabled(not running)
         self.labels.undo_button.setEnabled(not running and self.labels.rounds_list.count() > 0)
+        self.labels.dropped_fit_button.setEnabled(not running and self.labels.dropped_fit_available)
         self.cancel_button.setEnabled(running)
         self.progress_bar.setValue(0)
         self.progress_bar.setVisible(running)

@@ -72,6 +72,15 @@ class LabelsBox(QgsCollapsibleGroupBox):
             "with it (its model file stays on disk)"
         )
         self.undo_button.setEnabled(False)
+        self.dropped_fit_button = QPushButton("Use dropped fit", self)
+        self.dropped_fit_button.setToolTip(
+            "The last round's fit got your held-out polygons right but changed much more of "
+            "the map than you drew, so its checks dropped it. Select it anyway, refine and "
+            "look: it may have learnt your kind of error everywhere, or painted the map. "
+            "Undo round goes back to the model the round started from."
+        )
+        self.dropped_fit_button.setEnabled(False)
+        self.dropped_fit_available = False  # the last round has a dropped fit to take
         row = QHBoxLayout()
         row.addWidget(self.layer_combo, 1)
         row.addWidget(self.new_layer_button)
@@ -84,6 +93,7 @@ class LabelsBox(QgsCollapsibleGroupBox):
         actions.addStretch(1)
         actions.addWidget(self.finetune_button)
         actions.addWidget(self.undo_button)
+        actions.addWidget(self.dropped_fit_button)
         actions.addWidget(self.train_coarse_button)
         form.addRow("Training steps", actions)
         form.addRow("Rounds", self.rounds_list)  # the whole width: the lines read whole
@@ -115,9 +125,11 @@ class LabelsBox(QgsCollapsibleGroupBox):
         """None: the engine's default."""
         return self.steps_spin.value() or None
 
-    def set_rounds(self, lines: list[str], details: list[str] | None = None) -> None:
+    def set_rounds(
+        self, lines: list[str], details: list[str] | None = None, dropped_fit: bool = False
+    ) -> None:
         """The rounds' short lines, newest last, each with its ``details`` as tooltip;
-        Undo only when there is one."""
+        Undo only when there is one, *Use dropped fit* only when the last round has one."""
         self.rounds_list.clear()
         self.rounds_list.addItems(lines)
         for i, text in enumerate(details or []):
@@ -125,6 +137,8 @@ class LabelsBox(QgsCollapsibleGroupBox):
         if lines:
             self.rounds_list.scrollToBottom()
         self.undo_button.setEnabled(bool(lines))
+        self.dropped_fit_available = bool(lines) and dropped_fit
+        self.dropped_fit_button.setEnabled(self.dropped_fit_available)
 
     def set_mode(self, mode: str) -> None:
         """Select ``mode`` (one of vocabulary.LABEL_MODES; ``full`` reads as ``tile``)."""

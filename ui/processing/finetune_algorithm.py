@@ -9,6 +9,7 @@ from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingFeedback,
+    QgsProcessingOutputFile,
     QgsProcessingParameterFile,
 )
 
@@ -23,7 +24,9 @@ HELP = (
     "model file (the base model is only read). A third of the polygons are held out: the "
     "fitted networks are adopted only when they get those more right than the base model, "
     "else the base networks are kept. The new model keeps every drawn polygon, so refining "
-    "this image shows what was drawn."
+    "this image shows what was drawn. A fit that passed that check but changed much more of "
+    "the map than was drawn is dropped too; its networks are then saved beside the new "
+    "model as <name>_dropped_fit.safetensors (DROPPED_FIT), to refine with and judge."
 )
 
 
@@ -54,6 +57,11 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
         )
         for param in label_parameters("Default: 60 on a CPU (150 on a GPU), then a refit."):
             self.addParameter(param)
+        self.addOutput(
+            QgsProcessingOutputFile(
+                "DROPPED_FIT", "Model with the fit the flip check dropped (empty: none)"
+            )
+        )
 
     def processAlgorithm(
         self,
@@ -84,4 +92,5 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
         result = call_engine(feedback, job)
         feedback.pushInfo(result.message)
         feedback.pushInfo(f"{result.steps} steps, {result.seconds:.0f} s on {result.device}")
-        return {"OUTPUT": str(result.model)}
+        dropped = str(result.dropped_fit) if result.dropped_fit is not None else ""
+        return {"OUTPUT": str(result.model), "DROPPED_FIT": dropped}
