@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 import time
 from collections.abc import Sequence
@@ -109,6 +110,7 @@ def run_scene(
     work: Path,
     base_model: Path | None = None,
     overrides: dict[str, float] | None = None,
+    keep_corrections: Path | None = None,
 ) -> None:
     done = done_rows(rows)
     base_name = load_model(base_model, "cpu")[1].name
@@ -126,6 +128,9 @@ def run_scene(
             if not drawn:
                 continue
             gpkg = write_corrections(drawn, like, work / f"{user}_{k}.gpkg")
+            if keep_corrections is not None:  # for a desktop session or a CLI round
+                keep_corrections.mkdir(parents=True, exist_ok=True)
+                shutil.copy(gpkg, keep_corrections / f"{scene.name}_{user}_{k}.gpkg")
             for variant in variants:
                 if (scene.name, user, k, variant) in done:
                     continue
@@ -261,6 +266,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="FIELD=VALUE",
         help="override a FitParams field for every variant (repeatable)",
     )
+    ap.add_argument(
+        "--keep-corrections",
+        type=Path,
+        help="also copy each round's drawn polygons here as <scene>_<user>_<k>.gpkg",
+    )
     a = ap.parse_args(argv)
     overrides = parse_overrides(a.set)
     a.out_dir.mkdir(parents=True, exist_ok=True)
@@ -280,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
                 Path(work),
                 a.model,
                 overrides,
+                a.keep_corrections,
             )
     return 0
 
