@@ -32,8 +32,11 @@ def test_a_dropped_fit_is_taken_only_when_better_where_the_user_looked() -> None
     worse_left = _row("a", left_fit=19.0, after_fit=40.0)  # better on the right only
     assert looking_gain(worse_left, 0.0) == (0.0, "left")  # the scored half never decides
     assert looking_gain(_row("a", left_fit=22.0), 5.0) == (0.0, "left")  # under the margin
-    adopted = _row("a", adopted=True, after=18.0)  # adopted rounds are as they were
-    assert looking_gain(adopted, 0.0) == (8.0, "")
+    adopted = _row("a", adopted=True, after=18.0)  # better on the left: kept
+    assert looking_gain(adopted, 0.0) == (8.0, "kept")
+    looks_worse = _row("a", adopted=True, after=18.0, left_fit=17.0)
+    assert looking_gain(looks_worse, 0.0) == (0.0, "undid")  # Undo round: the start again
+    assert looking_gain(looks_worse, 5.0) == (8.0, "kept")  # within the margin: kept
     failed = _row("a", passed_held_out=False)  # nothing saved to take
     assert looking_gain(failed, 0.0) == (0.0, "")
     old = {k: v for k, v in _row("a").items() if not k.startswith("left_")}

@@ -5,10 +5,11 @@ was drawn; the round then saves the fit beside it (finetune.dropped_fit_path) an
 dialog offers it. Whether a user gains by taking it depends on how they judge it. The
 simulated user here judges where they have looked: the half of the image they drew on,
 away from their polygons (the study's ``left_before`` / ``left_fit``: building IoU of the
-left half's undrawn pixels, starting map and fitted map). They take the dropped fit when
-it is better there by at least ``--margin`` points; the score stays the undrawn right half
-(``after_fit`` when taken). The user judges on pixels the study never scores, so nothing
-of the scored half leaks into the decision.
+left half's undrawn pixels, starting map and fitted map). They take a dropped fit when it
+is better there by more than ``--margin`` points, and undo an adopted round (*Undo
+round*: back to the starting map) when its fit is worse there by more than that; the
+score stays the undrawn right half. The user judges on pixels the study never scores, so
+nothing of the scored half leaks into the decision.
 
     python -m map_refiner.dev.corrections.looking_user out/corrections/rows_A.jsonl ...
         [--margin 0]
@@ -34,10 +35,16 @@ def dropped(r: dict) -> bool:
 
 def looking_gain(r: dict, margin: float) -> tuple[float, str]:
     """The round's gain for the looking user, and what they did: "" (nothing to judge),
-    "took" or "left" (a dropped fit, taken or not)."""
-    if not dropped(r) or "left_fit" not in r:
+    "took" or "left" (a dropped fit, taken or not), "kept" or "undid" (an adopted fit,
+    kept or undone with *Undo round*, which brings back the starting map)."""
+    if "left_fit" not in r or not r.get("passed_held_out"):
         return r["after"] - r["before"], ""
-    if r["left_fit"] - r["left_before"] >= margin:
+    better = r["left_fit"] - r["left_before"]
+    if r["adopted"]:
+        if better < -margin:
+            return 0.0, "undid"
+        return r["after"] - r["before"], "kept"
+    if better > margin:
         return r["after_fit"] - r["before"], "took"
     return r["after"] - r["before"], "left"
 
@@ -57,12 +64,11 @@ def table(paths: list[Path], margin: float) -> str:
                 continue
             base = r["after"] - r["before"]
             look, did = looking_gain(r, margin)
-            if did == "took":
-                mark = " (took it)"
-            elif did == "left":
-                mark = f" (left it: {r['after_fit'] - r['before']:+.1f})"
-            else:
-                mark = ""
+            mark = {
+                "took": " (took it)",
+                "left": f" (left it: {r['after_fit'] - r['before']:+.1f})",
+                "undid": " (undid it)",
+            }.get(did, "")
             cells.append(f"{base:+.1f} / {look:+.1f}{mark}")
             if scene not in NOT_SUMMED:
                 s = sums[i]

@@ -29,7 +29,7 @@ DATA = ROOT.parent / "shared" / "data"
 SCREEN = "1440x900"
 # rounds: room for a layer tree whose round names read in full, the dialog wide enough
 # for its rounds list, and the image left of it
-SCREENS = {"rounds": "1920x1080"}
+SCREENS = {"rounds": "1920x1080", "dropped": "1920x1080"}
 
 
 def untrained_model(folder: Path) -> Path:
@@ -65,12 +65,22 @@ def free_display() -> int:
     raise SystemExit("no free X display number")
 
 
-SESSIONS = {"refine": "session.py", "rounds": "rounds_session.py", "online": "online_session.py"}
+SESSIONS = {
+    "refine": "session.py",
+    "rounds": "rounds_session.py",
+    "online": "online_session.py",
+    "dropped": "dropped_session.py",
+}
 XIAMEN_TILES = (2048, 2048, 2048, 2048)  # the mosaic window served as XYZ tiles (online)
 
 
 def run(
-    image: Path, out_dir: Path, model: Path | None, timeout: float, session: str = "refine"
+    image: Path,
+    out_dir: Path,
+    model: Path | None,
+    timeout: float,
+    session: str = "refine",
+    corrections: Path | None = None,
 ) -> dict:
     for tool in ("Xvfb", "qgis", "import"):
         if shutil.which(tool) is None:
@@ -87,6 +97,9 @@ def run(
     if reference.exists():  # a copy: QGIS may write beside a GeoPackage it opens
         (work / "data").mkdir(exist_ok=True)
         env.update(MAP_REFINER_REFERENCE=str(shutil.copy(reference, work / "data")))
+    if corrections is not None:  # a copy too (the dropped session fine-tunes on it)
+        (work / "data").mkdir(exist_ok=True)
+        env.update(MAP_REFINER_CORRECTIONS=str(shutil.copy(corrections, work / "data")))
     env.pop("QT_QPA_PLATFORM", None)
     server = None
     if session == "online":  # the image's tiles on 127.0.0.1, the view at their centre
@@ -199,12 +212,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="refine: dialog, refine, export, correction layer; rounds: two fine-tune "
         "rounds, undo, export (needs the image's *_buildings.gpkg reference beside it); "
         "online: an XYZ layer of the image's tiles on 127.0.0.1, fetched and refined "
-        "(--image ../shared/data/xiamen/xiamen_rgb.tif)",
+        "(--image ../shared/data/xiamen/xiamen_rgb.tif); dropped: a fine-tune on "
+        "--corrections whose fit the flip check drops, taken with Use dropped fit",
+    )
+    parser.add_argument(
+        "--corrections",
+        type=Path,
+        help="correction polygons (a GeoPackage with a class field) for --session dropped",
     )
     args = parser.parse_args(argv)
     if not args.image.exists():
         raise SystemExit(f"{args.image} not found (see ../shared/data/README.md)")
-    status = run(args.image, args.out_dir, args.model, args.timeout, args.session)
+    status = run(args.image, args.out_dir, args.model, args.timeout, args.session, args.corrections)
     print(json.dumps(status, indent=2))
     return 1 if status.get("error") else 0
 
