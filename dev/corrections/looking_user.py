@@ -4,8 +4,10 @@ The flip check drops a fit that changes much more of the starting model's sure m
 was drawn; the round then saves the fit beside it (finetune.dropped_fit_path) and the
 dialog offers it. Whether a user gains by taking it depends on how they judge it. The
 simulated user here judges where they have looked: the half of the image they drew on,
-away from their polygons (the study's ``left_before`` / ``left_fit``: building IoU of the
-left half's undrawn pixels, starting map and fitted map). They take a dropped fit when it
+as they see it (the study's ``left_before`` / ``left_fit``: building IoU of the left half
+of the starting map with their polygons shown, and of the fitted map, which shows them
+too; the undrawn pixels alone are no measure where the polygons cover most of the half's
+buildings, as on Potsdam). They take a dropped fit when it
 is better there by more than ``--margin`` points, and undo an adopted round (*Undo
 round*: back to the starting map) when its fit is worse there by more than that; the
 score stays the undrawn right half. The user judges on pixels the study never scores, so
