@@ -180,8 +180,8 @@ def finetune(
     budget = params.max_seconds
     flips: float | None = None
     cap = math.inf  # the flip check's allowance, once a fit passed the held-out check
-    # the networks and scores of a fit the flip check dropped, saved beside for the user
-    dropped: tuple[dict[str, torch.Tensor], torch.Tensor] | None = None
+    # the networks and detail temperature of a fit the flip check dropped, saved beside
+    dropped: tuple[dict[str, torch.Tensor], float] | None = None
     if folds:
         firsts, streams, base_score, tuned = _held_out_phases(
             fit, corr, folds, steps_first, base_state, rep.sub(bar[0], bar[1]), budget
@@ -212,7 +212,10 @@ def finetune(
             cap = flip_cap(tuned_score, params.flip_per_score)
             if flips > cap:  # learnt more than the corrections: keep the base
                 adopted = False
-                dropped = (copy.deepcopy(net.state_dict()), settled)
+                temperature = config.detail_temperature  # as an adopted fit's, below
+                if params.detail_temperature and config.detail_iterations > 0:
+                    temperature = matched_temperature(fit.base_scores, settled, temperature)
+                dropped = (copy.deepcopy(net.state_dict()), temperature)
                 net.load_state_dict(base_state)
         else:
             net.load_state_dict(base_state)
@@ -272,12 +275,10 @@ def finetune(
             net,
             dropped,
             parent_config,
-            fit.base_scores,
             partial(record, fitted=True, dropped_fit=True),
             dropped_fit_path(out, overwrite),
             [image, labels.path] + ([base_model] if base_model else []),
             overwrite,
-            params.detail_temperature,
         )
         message += _dropped_message(dropped_fit)
     rep.report(1.0)
@@ -314,28 +315,21 @@ def dropped_fit_path(out: Path, overwrite: bool = False) -> Path:
 
 def _save_dropped_fit(
     net: torch.nn.Module,
-    dropped: tuple[dict[str, torch.Tensor], torch.Tensor],
+    dropped: tuple[dict[str, torch.Tensor], float],
     config: ModelConfig,
-    base_scores: torch.Tensor,
     record: Callable[[ModelConfig], None],
     path: Path,
     inputs: list[Path],
     overwrite: bool,
-    temper: bool,
 ) -> Path | None:
-    """Save the networks the flip check dropped (``dropped``: their state and scores over
-    the window) as a model of their own at ``path``: the same round and polygons, its
+    """Save the networks the flip check dropped (``dropped``: their state and their detail
+    temperature) as a model of their own at ``path``: the same round and polygons, its
     name and record marking the fit as dropped, so that the user can look at what it
     does. The check cannot tell a fit that learnt the drawn kind of error everywhere from
     one that paints the map (docs/results_corrections.md, "Session 18"). Nothing is lost
     when it cannot be written: the round's own model is saved first; the message says so."""
-    state, settled = dropped
-    keep = copy.deepcopy(net.state_dict())
-    net.load_state_dict(state)
-    if temper and config.detail_iterations > 0:  # as an adopted fit's (FitParams)
-        config.detail_temperature = matched_temperature(
-            base_scores, settled, config.detail_temperature
-        )
+    state, config.detail_temperature = dropped
+    net.load_state_dict(state)  # the round's own model is saved: the networks are free
     record(config)
     try:
         check_model_output(path, inputs, overwrite)
@@ -343,8 +337,6 @@ def _save_dropped_fit(
     except MapRefinerError as exc:
         log.warning("the dropped fit could not be saved as %s: %s", path, exc)
         return None
-    finally:
-        net.load_state_dict(keep)
     return path
 
 
