@@ -173,13 +173,10 @@ def run_scene(
                     "share_before": round(100 * float(pred.mean()), 2),
                     "share_fit": round(100 * float(fitted.mean()), 2),
                     "changed_fit": round(100 * float((fitted != pred).mean()), 2),
-                    # the drawn (left) half, where the user has looked, as they see it:
-                    # building IoU of the starting map with their polygons shown and of
-                    # the fitted networks' map (which shows them too)
-                    "left_before": round(
-                        100 * iou(_burned(pred, drawn)[:, :half], ref[:, :half]), 2
-                    ),
-                    "left_fit": round(100 * iou(fitted[:, :half], ref[:, :half]), 2),
+                    # the undrawn half split in two, for a user who looks at one part of
+                    # the map and is scored on the other (looking_user.py): building IoU
+                    # of its top and bottom quarters, starting and fitted maps
+                    **quarters(pred, fitted, ref, half),
                     "adopted": res.adopted and not dropped,
                     "passed_held_out": res.adopted,
                     "held_out": res.held_out,
@@ -201,6 +198,17 @@ def run_scene(
                 with rows.open("a") as f:
                     f.write(json.dumps(row) + "\n")
                 print(json.dumps(row), flush=True)
+
+
+def quarters(pred: np.ndarray, fitted: np.ndarray, ref: np.ndarray, half: int) -> dict:
+    """Building IoU of the starting and fitted maps on the undrawn half's top and bottom
+    quarters of the image."""
+    mid = ref.shape[0] // 2
+    out = {}
+    for name, rows in (("top", slice(0, mid)), ("bottom", slice(mid, None))):
+        for key, m in (("before", pred), ("fit", fitted)):
+            out[f"{name}_{key}"] = round(100 * iou(m[rows, half:], ref[rows, half:]), 2)
+    return out
 
 
 def _burned(pred: np.ndarray, drawn: list) -> np.ndarray:
