@@ -365,6 +365,31 @@ def test_flip_ratio_measures_how_much_of_the_sure_map_a_fit_changes() -> None:
     assert fit.flip_ratio() == pytest.approx(changed / (64 / 4096))
 
 
+def _forced_round(
+    scene: dict,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    passes: bool = True,
+    cap: float = -1.0,
+    **kw: object,
+):  # noqa: ANN202 - FinetuneResult
+    """A four-step round on FOUR whose held-out check says ``passes`` and whose flip
+    check allows ``cap`` (under 0: any fit is dropped), into tmp_path/new.safetensors."""
+    from map_refiner.training.corrections import finetune as ft
+
+    monkeypatch.setattr(ft, "should_adopt", lambda base, tuned: passes)
+    monkeypatch.setattr(ft, "flip_cap", lambda score, per_score: cap)
+    return finetune(
+        scene["image"],
+        corrections(tmp_path / "c.gpkg", FOUR),
+        tmp_path / "new.safetensors",
+        scene["model"],
+        FitParams(steps=4, eval_every=2),
+        device="cpu",
+        **kw,
+    )
+
+
 @pytest.mark.parametrize("cap, adopted", [(-1.0, False), (float("inf"), True)])
 def test_a_fit_that_changes_too_much_of_the_sure_map_is_dropped(
     scene: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cap: float, adopted: bool
@@ -372,18 +397,7 @@ def test_a_fit_that_changes_too_much_of_the_sure_map_is_dropped(
     """The check after the held-out one: past the cap the base networks stay (forced
     here by the cap, with a fit that passed the held-out check; a cap under 0 is passed
     by any fit, even one that changes none of the sure map)."""
-    from map_refiner.training.corrections import finetune as ft
-
-    monkeypatch.setattr(ft, "should_adopt", lambda base, tuned: True)
-    monkeypatch.setattr(ft, "flip_cap", lambda score, per_score: cap)
-    res = finetune(
-        scene["image"],
-        corrections(tmp_path / "c.gpkg", FOUR),
-        tmp_path / "new.safetensors",
-        scene["model"],
-        FitParams(steps=4, eval_every=2),
-        device="cpu",
-    )
+    res = _forced_round(scene, tmp_path, monkeypatch, cap=cap)
     assert res.adopted is adopted and res.flip_ratio is not None and res.flip_ratio >= 0
     b, n = _weights(scene["model"]), _weights(res.model)
     assert all(torch.equal(b[k], n[k]) for k in b) is not adopted
@@ -401,21 +415,10 @@ def test_a_dropped_fit_is_saved_beside_for_the_user_to_judge(
     that paints the map: the networks it drops are saved as a model of their own (the
     same round and polygons, named and recorded as a dropped fit), the round's model
     keeps the base networks, and a file already there is never replaced."""
-    from map_refiner.training.corrections import finetune as ft
-
-    monkeypatch.setattr(ft, "should_adopt", lambda base, tuned: True)
-    monkeypatch.setattr(ft, "flip_cap", lambda score, per_score: -1.0)
-    out = tmp_path / "new.safetensors"
     taken = tmp_path / "new_dropped_fit.safetensors"
     taken.write_bytes(b"someone's file")
-    res = finetune(
-        scene["image"],
-        corrections(tmp_path / "c.gpkg", FOUR),
-        out,
-        scene["model"],
-        FitParams(steps=4, eval_every=2),
-        device="cpu",
-    )
+    res = _forced_round(scene, tmp_path, monkeypatch)
+    out = res.model
     assert not res.adopted
     assert taken.read_bytes() == b"someone's file"
     assert res.dropped_fit == tmp_path / "new_dropped_fit_2.safetensors"
@@ -439,19 +442,9 @@ def test_a_dropped_fit_that_cannot_be_saved_costs_nothing_else(
     not written; the round's model is, and the message says the fit was not saved."""
     from map_refiner.training.corrections import finetune as ft
 
-    monkeypatch.setattr(ft, "should_adopt", lambda base, tuned: True)
-    monkeypatch.setattr(ft, "flip_cap", lambda score, per_score: -1.0)
     monkeypatch.setattr(ft, "dropped_fit_path", lambda out, overwrite: scene["model"])
     before = scene["model"].read_bytes()
-    res = finetune(
-        scene["image"],
-        corrections(tmp_path / "c.gpkg", FOUR),
-        tmp_path / "new.safetensors",
-        scene["model"],
-        FitParams(steps=4, eval_every=2),
-        device="cpu",
-        overwrite=True,
-    )
+    res = _forced_round(scene, tmp_path, monkeypatch, overwrite=True)
     assert scene["model"].read_bytes() == before
     assert res.dropped_fit is None and res.model.exists() and not res.adopted
     assert "could not be saved" in res.message
@@ -462,17 +455,7 @@ def test_no_dropped_fit_file_when_the_held_out_check_turns_a_fit_down(
 ) -> None:
     """Only a fit that passed the held-out check and failed the flip check is kept aside:
     one that did worse on the user's own held-out polygons is not worth a look."""
-    from map_refiner.training.corrections import finetune as ft
-
-    monkeypatch.setattr(ft, "should_adopt", lambda base, tuned: False)
-    res = finetune(
-        scene["image"],
-        corrections(tmp_path / "c.gpkg", FOUR),
-        tmp_path / "new.safetensors",
-        scene["model"],
-        FitParams(steps=4, eval_every=2),
-        device="cpu",
-    )
+    res = _forced_round(scene, tmp_path, monkeypatch, passes=False)
     assert not res.adopted and res.dropped_fit is None
     assert sorted(p.name for p in tmp_path.glob("*.safetensors")) == ["new.safetensors"]
 

@@ -134,7 +134,8 @@ def finetune(
     params.check()
     rep = make_reporter(progress, is_cancelled)
     out = Path(out)
-    check_model_output(out, [image, labels.path] + ([base_model] if base_model else []), overwrite)
+    inputs = [Path(image), labels.path] + ([Path(base_model)] if base_model else [])
+    check_model_output(out, inputs, overwrite)
     configure_threads()
     dev = resolve_device(device)
     steps_first = params.steps_on(dev)
@@ -277,7 +278,7 @@ def finetune(
             parent_config,
             partial(record, fitted=True, dropped_fit=True),
             dropped_fit_path(out, overwrite),
-            [image, labels.path] + ([base_model] if base_model else []),
+            inputs,
             overwrite,
         )
         message += _dropped_message(dropped_fit)
