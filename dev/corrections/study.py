@@ -111,6 +111,7 @@ def run_scene(
     base_model: Path | None = None,
     overrides: dict[str, float] | None = None,
     keep_corrections: Path | None = None,
+    keep_maps: Path | None = None,
 ) -> None:
     done = done_rows(rows)
     base_name = load_model(base_model, "cpu")[1].name
@@ -195,9 +196,35 @@ def run_scene(
                     "finetune_s": round(seconds, 1),
                     "commit": COMMIT,
                 }
+                if keep_maps is not None:  # for studies of the maps a check could see
+                    save_maps(keep_maps, row, pred, fitted, drawn, probs)
                 with rows.open("a") as f:
                     f.write(json.dumps(row) + "\n")
                 print(json.dumps(row), flush=True)
+
+
+def save_maps(
+    folder: Path, row: dict, pred: np.ndarray, fitted: np.ndarray, drawn: list, probs
+) -> Path:
+    """The round's starting and fitted building maps (bit-packed), the drawn polygons
+    (0 none, 1 background, 2 building) and the starting map's building probability
+    (uint8, percent) as ``<scene>_<user>_<k>_<variant>_seed<S>.npz``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    labels = np.zeros(pred.shape, np.uint8)
+    for m, c in drawn:
+        labels[m] = 2 if c else 1
+    seed = int(row["overrides"].get("seed", 0))
+    out = folder / f"{row['scene']}_{row['user']}_{row['k']}_{row['variant']}_seed{seed}.npz"
+    np.savez_compressed(
+        out,
+        shape=np.array(pred.shape),
+        pred=np.packbits(pred),
+        fitted=np.packbits(fitted),
+        drawn=labels,
+        prob=np.round(100 * np.asarray(probs[-1], np.float32)).astype(np.uint8),
+        row=json.dumps(row),
+    )
+    return out
 
 
 def quarters(pred: np.ndarray, fitted: np.ndarray, ref: np.ndarray, half: int) -> dict:
@@ -273,6 +300,12 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="also copy each round's drawn polygons here as <scene>_<user>_<k>.gpkg",
     )
+    ap.add_argument(
+        "--keep-maps",
+        type=Path,
+        help="also save each round's starting and fitted maps, drawn polygons and the "
+        "starting building probability here (save_maps)",
+    )
     a = ap.parse_args(argv)
     overrides = parse_overrides(a.set)
     a.out_dir.mkdir(parents=True, exist_ok=True)
@@ -293,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
                 a.model,
                 overrides,
                 a.keep_corrections,
+                a.keep_maps,
             )
     return 0
 
