@@ -195,11 +195,14 @@ def test_a_map_that_means_nothing_places_nothing(
 ) -> None:
     """A model whose map has nothing to do with the prior (another scene's buildings, or
     a random model's map) leaves the prior where it is drawn and says why; the same
-    prior 3 px off over a map that is the truth is still moved back."""
+    prior 3 px off over a map that is the truth is still moved back. The result carries
+    the correlation the note quotes."""
     truth, params = drawn_east(tmp_path, 3)
     res = refine_raster(RefineParams(out=tmp_path / "r.tif", iterations=0, **params))
     assert res.prior_note.startswith("left in place: the model's map agrees too little")
     assert f"under {PLACE_CORRELATION:g}" in res.prior_note
+    assert res.prior_correlation is not None and res.prior_correlation < PLACE_CORRELATION
+    assert f"correlation {res.prior_correlation:.2f} at its best fit" in res.prior_note
     with monkeypatch.context() as m:
         m.setattr(refine_pass, "predict_tile", model_sees(blobs(80, 100, seed=9)))
         res = refine_raster(RefineParams(out=tmp_path / "o.tif", iterations=0, **params))
@@ -207,6 +210,11 @@ def test_a_map_that_means_nothing_places_nothing(
     monkeypatch.setattr(refine_pass, "predict_tile", model_sees(truth))
     res = refine_raster(RefineParams(out=tmp_path / "t.tif", iterations=0, **params))
     assert "moved 1.8 m west" in res.prior_note, res.prior_note
+    assert res.prior_correlation is not None and res.prior_correlation > 0.9
+    res = refine_raster(
+        RefineParams(out=tmp_path / "u.tif", iterations=0, prior_register=False, **params)
+    )
+    assert res.prior_correlation is None
 
 
 def test_the_whole_priors_correlation() -> None:

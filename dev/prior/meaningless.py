@@ -15,8 +15,6 @@ would test), and what registration did.
 from __future__ import annotations
 
 import argparse
-import logging
-import re
 import tempfile
 from pathlib import Path
 
@@ -36,19 +34,6 @@ from .shifted import GEOREFERENCED, ROOT, wrong_map
 SECTION = "A map that means nothing"
 
 gdal.UseExceptions()
-
-
-class _Correlation(logging.Handler):
-    """Keeps the last correlation registration logged."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.value: float | None = None
-
-    def emit(self, record: logging.LogRecord) -> None:
-        found = re.search(r"correlation ([-\d.]+) at the best shift", record.getMessage())
-        if found:
-            self.value = float(found.group(1))
 
 
 def random_model(seed: int, out: Path) -> Path:
@@ -96,9 +81,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def study(a: argparse.Namespace, tmp: Path) -> int:
     """The table (and the report's section), with the priors and models in ``tmp``."""
-    caught = _Correlation()
-    logging.getLogger("map_refiner.engine.refine.refine_pass").addHandler(caught)
-    logging.getLogger("map_refiner.engine.refine.refine_pass").setLevel(logging.INFO)
     sc = scenes(a.data, ROOT / "out" / "corrections" / "data")
     models = {"snap": None}
     for seed in a.random_seeds.split(","):
@@ -120,7 +102,6 @@ def study(a: argparse.Namespace, tmp: Path) -> int:
             else:
                 theirs = gdal.Open(str(sc[other].reference)).ReadAsArray() > 0
                 prior = laid_on(theirs, like, tmp / f"{name}_other.tif")
-            caught.value = None
             result = refine_raster(
                 RefineParams(
                     image=s.image,
@@ -132,7 +113,8 @@ def study(a: argparse.Namespace, tmp: Path) -> int:
                     overwrite=True,
                 )
             )
-            corr = "-" if caught.value is None else f"{caught.value:.3f}"
+            found = result.prior_correlation
+            corr = "-" if found is None else f"{found:.3f}"
             lines.append(f"| {name} | {kind} | {model} | {corr} | {result.prior_note} |")
             print(lines[-1], flush=True)
     if a.report:

@@ -96,3 +96,6 @@ class RefineResult:
     corrections: int = 0  # drawn corrections burned over the map
     trajectory: Trajectory | None = None  # the iterations kept, when asked
     prior_note: str = ""  # what registration did with the prior ("" without a prior)
+    # the whole prior's correlation with the model's map at its best shift (None: no
+    # prior, or not registered)
+    prior_correlation: float | None = None

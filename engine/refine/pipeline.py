@@ -62,6 +62,7 @@ def refine_raster(
         d.iterations if d is not None else 0,
     )
     note = ""  # what registration did with the prior
+    correlation: float | None = None  # and how well it agreed with the model's map
     if params.prior is not None:
         strength = params.prior_strength
         p.prior = Prior(
@@ -73,11 +74,13 @@ def refine_raster(
             layer=params.prior_layer,
             class_names=p.config.class_names,
         )
-        note = (
-            p.register_prior(search_of(params.prior_search_m), regions=params.prior_regions).why
-            if params.prior_register
-            else "left in place (not registered)"
-        )
+        if params.prior_register:
+            placed = p.register_prior(
+                search_of(params.prior_search_m), regions=params.prior_regions
+            )
+            note, correlation = placed.why, placed.correlation
+        else:
+            note = "left in place (not registered)"
         if strength is None:
             p.calibrate_prior()
         p.prior_keep = PRIOR_KEEP if params.prior_keep is None else params.prior_keep
@@ -147,6 +150,7 @@ def refine_raster(
         p.kept.features if p.kept is not None else 0,
         traj.result(seconds) if traj is not None else None,
         note,
+        correlation,
     )
 
 

@@ -207,7 +207,11 @@ class RefinePass:
                 why=f"moved {abs(east):.1f} m {'east' if east >= 0 else 'west'} and "
                 f"{abs(north):.1f} m {'north' if north >= 0 else 'south'} to fit the image",
             )
-        offset = replace(offset, why=beyond_the_search(offset.why, parts, search_m, radius))
+        offset = replace(
+            offset,
+            why=beyond_the_search(offset.why, parts, search_m, radius),
+            correlation=correlation,
+        )
         log.info("prior registration: %s", offset.why)
         return offset
 

@@ -105,6 +105,9 @@ class Offset:
     metres: float
     applied: bool
     why: str
+    #: the whole prior's correlation with the model's map at its best shift
+    #: (peak_correlation; None: not measured)
+    correlation: float | None = None
 
 
 def search_of(search_m: float | None) -> float:
@@ -209,6 +212,7 @@ def unplaceable(correlation: float) -> Offset | None:
         "left in place: the model's map agrees too little with it to tell where it "
         f"belongs (correlation {correlation:.2f} at its best fit, under "
         f"{PLACE_CORRELATION:g})",
+        correlation,
     )
 
 
