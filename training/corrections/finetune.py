@@ -345,8 +345,9 @@ def _dropped_message(path: Path | None) -> str:
     if path is None:
         return " (Its networks could not be saved beside it.)"
     return (
-        f" The dropped networks are saved as {path.name}: refine with that model to see what "
-        "they do, and keep it only if the map is better."
+        f" The dropped networks are saved as {path.name}: refine with that model (Use dropped "
+        "fit in the dialog) to see what they do, and keep it only if the map is better where "
+        "you did not draw."
     )
 
 
@@ -459,9 +460,9 @@ def _message(
             f"Not adopted: the fine-tuned networks got {scores}, but they changed "
             f"{flips:.1f} times as much of what the starting model was sure of as you drew "
             f"(at most {cap:.1f} is accepted for that held-out score): they learnt more than "
-            "your corrections "
-            "say, which usually damages the rest of the map. The starting networks are kept; "
-            f"the new model still shows your {polygons} drawn polygon(s) on this image."
+            "your corrections say, which can fix more errors of the kinds you drew or damage "
+            "the rest of the map, and no check here can tell which. The starting networks are "
+            f"kept; the new model still shows your {polygons} drawn polygon(s) on this image."
         )
     why = (
         "no better"
