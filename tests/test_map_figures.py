@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from map_refiner.dev.corrections.map_figures import figures, load, outcome
+from map_refiner.dev.corrections.map_figures import colour_figures, figures, load, outcome
 from map_refiner.dev.corrections.study import save_maps
 
 
@@ -41,3 +41,19 @@ def test_saved_maps_read_back_and_their_figures(tmp_path: Path) -> None:
     assert fig["flood"] == pytest.approx(100 * 384 / 388)  # all but the 4 px object
     assert fig["median_object"] == pytest.approx(202.0)  # objects of 400 and 4 px
     assert fig["drawn_building"] == pytest.approx(50.0)
+
+
+def test_colour_figures_say_what_the_added_pixels_look_like() -> None:
+    pred = np.zeros((10, 10), bool)
+    pred[0:3] = True  # the starting map's buildings: grey 100
+    fitted = pred.copy()
+    fitted[3:5] = True  # the fit adds rows 3-4
+    image = np.zeros((3, 10, 10), np.uint8)
+    image[:, 0:3] = 100
+    image[:, 3:5] = 110  # the added pixels: close to the buildings' grey
+    image[:, 5:] = 10  # the background both maps keep
+    drawn = np.zeros((10, 10), np.uint8)
+    fig = colour_figures(image, pred, fitted, drawn)
+    assert fig["to_building"] == pytest.approx(np.sqrt(3) * 10)
+    assert fig["to_background"] == pytest.approx(np.sqrt(3) * 100)
+    assert fig["colour_ratio"] == pytest.approx(0.1)

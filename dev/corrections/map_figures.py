@@ -2,12 +2,14 @@
 reference: the maps ``study --keep-maps DIR`` saved (save_maps), one line a round and the
 ranges per scene and outcome.
 
-    python -m map_refiner.dev.corrections.map_figures out/corrections/maps_s19
+    python -m map_refiner.dev.corrections.map_figures out/corrections/maps_s19 [--data DIR]
 
 A round is ``dropped`` when its fit passed the held-out check and the flip check turned
 it down, ``adopted`` when it was kept, ``none`` when no fit passed; ``change`` is what the
 fit would do to the undrawn half's building IoU had it been adopted (the study's
-``after_fit - before``: the only figure here that uses the reference).
+``after_fit - before``: the only figure here that uses the reference). With ``--data``
+(the shared data folder) the scenes' images give what the added pixels look like
+(colour_figures).
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from osgeo import gdal
 from scipy import ndimage
+
+from .scenes import scenes
 
 #: A fitted building object this many times the largest drawn building polygon or more
 #: counts as a flood.
@@ -59,6 +64,29 @@ def figures(pred: np.ndarray, fitted: np.ndarray, drawn: np.ndarray) -> dict[str
     }
 
 
+def colour_figures(
+    image: np.ndarray, pred: np.ndarray, fitted: np.ndarray, drawn: np.ndarray
+) -> dict[str, float]:
+    """How far (Euclidean, in the image's values over its first three bands) the mean
+    colour of the undrawn pixels the fit turns to building lies from the starting map's
+    buildings and from the background both maps keep, and the ratio of the two (under 1:
+    the added pixels look more like the map's buildings)."""
+    undrawn = drawn == 0
+    rgb = image[:3].astype(np.float64)
+
+    def mean(mask: np.ndarray) -> np.ndarray:
+        return rgb[:, mask].mean(axis=1) if mask.any() else np.full(3, np.nan)
+
+    added = mean(~pred & fitted & undrawn)
+    to_building = float(np.linalg.norm(added - mean(pred & undrawn)))
+    to_background = float(np.linalg.norm(added - mean(~pred & ~fitted & undrawn)))
+    return {
+        "to_building": to_building,
+        "to_background": to_background,
+        "colour_ratio": to_building / to_background if to_background > 0 else float("nan"),
+    }
+
+
 def outcome(row: dict) -> str:
     if row["passed_held_out"] and not row["adopted"]:
         return "dropped"
@@ -68,11 +96,18 @@ def outcome(row: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folder", type=Path, help="a study's --keep-maps folder")
+    ap.add_argument("--data", type=Path, default=None, help="the shared data, for colours")
     a = ap.parse_args(argv)
+    found = scenes(a.data, a.folder.parent / "data") if a.data is not None else {}
+    images: dict[str, np.ndarray] = {}
     groups: dict[tuple[str, str], list[dict[str, float]]] = defaultdict(list)
     for path in sorted(a.folder.glob("*.npz")):
         pred, fitted, drawn, row = load(path)
         f = {"change": row["after_fit"] - row["before"], **figures(pred, fitted, drawn)}
+        if found:
+            if row["scene"] not in images:
+                images[row["scene"]] = gdal.Open(str(found[row["scene"]].image)).ReadAsArray()
+            f |= colour_figures(images[row["scene"]], pred, fitted, drawn)
         seed = row["overrides"].get("seed", 0)
         print(
             f"{row['scene']:16} K={row['k']:<2} seed {seed} {outcome(row):8}",
