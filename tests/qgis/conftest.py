@@ -40,6 +40,19 @@ def task_threads() -> int:
     return pool.maxThreadCount()
 
 
+@pytest.fixture
+def quiet_canvas(qgis_iface):  # noqa: ANN001, ANN201
+    """The map canvas keeps its extent but does not draw until the test ends: its render
+    jobs would ask a test's local tile server for tiles on the threads QGIS 3.22's tasks
+    share (task_threads), and a test of the plugin's own fetch counts what the server was
+    asked. A refresh scheduled before this draws the project as it is now."""
+    canvas = qgis_iface.mapCanvas()
+    canvas.setRenderFlag(False)
+    QgsApplication.processEvents()
+    yield canvas
+    canvas.setRenderFlag(True)
+
+
 @pytest.fixture(autouse=True)
 def clean_plugin_settings() -> Iterator[None]:
     QgsSettings().remove("map_refiner")

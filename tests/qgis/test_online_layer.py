@@ -12,7 +12,6 @@ from helpers_wmts import serve_wmts
 from osgeo import gdal
 from qgis.core import (
     Qgis,
-    QgsApplication,
     QgsCoordinateReferenceSystem,
     QgsDataSourceUri,
     QgsProject,
@@ -61,21 +60,15 @@ def mosaic(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def setup(plugin, tiny_model, qgis_new_project, qgis_iface, tmp_path):  # noqa: ANN001, ANN201
-    """A saved project in tmp_path/project, the dialog on the tiny model, a 3857 map.
-    The canvas keeps its extent but does not draw: its render jobs would ask the local
-    server for tiles on the threads QGIS 3.22's tasks share (tests/qgis/conftest.py
-    task_threads), and what these tests check is the plugin's own fetch."""
+def setup(plugin, tiny_model, qgis_new_project, quiet_canvas, tmp_path):  # noqa: ANN001, ANN201
+    """A saved project in tmp_path/project, the dialog on the tiny model, a 3857 map that
+    does not draw (quiet_canvas: what these tests check is the plugin's own fetch)."""
     folder = tmp_path / "project"
     folder.mkdir()
     qgis_new_project.setFileName(str(folder / "project.qgz"))
     save_defaults(DialogDefaults(model_path=str(tiny_model), device="cpu"))
-    canvas = qgis_iface.mapCanvas()
-    canvas.setRenderFlag(False)
-    canvas.setDestinationCrs(MERCATOR)
-    QgsApplication.processEvents()  # a refresh scheduled before now draws the empty project
-    yield plugin.controller, plugin.controller.ensure_dialog(), canvas, folder
-    canvas.setRenderFlag(True)
+    quiet_canvas.setDestinationCrs(MERCATOR)
+    return plugin.controller, plugin.controller.ensure_dialog(), quiet_canvas, folder
 
 
 def refine_and_wait(controller, job, wait_until, wait_for_tasks) -> str:  # noqa: ANN001

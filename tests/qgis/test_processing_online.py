@@ -24,6 +24,11 @@ from test_online_layer import TX, TY, ZOOM, mosaic_rect, wms_layer, xyz_layer
 gdal.UseExceptions()
 
 
+@pytest.fixture(autouse=True)
+def _no_drawing(quiet_canvas):  # noqa: ANN001, ANN202
+    """The layers these tests add are not drawn (quiet_canvas)."""
+
+
 @pytest.fixture
 def processing_with_plugin(qgis_processing, plugin):  # noqa: ANN001, ANN201
     import processing
