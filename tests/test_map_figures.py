@@ -24,10 +24,9 @@ def test_saved_maps_read_back_and_their_figures(tmp_path: Path) -> None:
     drawn_background = np.zeros(shape, bool)
     drawn_background[25:29, 0:4] = True
     drawn = [(drawn_building, 1), (drawn_background, 0)]
-    probs = np.stack([1 - pred, pred]).astype(np.float32)
     row = {"scene": "s", "user": "largest", "k": 2, "variant": "head+rnn"}
     row |= {"overrides": {"seed": 3}, "passed_held_out": True, "adopted": False}
-    path = save_maps(tmp_path, row, pred, fitted, drawn, probs)
+    path = save_maps(tmp_path, row, pred, fitted, drawn)
     assert path.name == "s_largest_2_head+rnn_seed3.npz"
     p, f, d, r = load(path)
     np.testing.assert_array_equal(p, pred)

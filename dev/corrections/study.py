@@ -197,18 +197,15 @@ def run_scene(
                     "commit": COMMIT,
                 }
                 if keep_maps is not None:  # for studies of the maps a check could see
-                    save_maps(keep_maps, row, pred, fitted, drawn, probs)
+                    save_maps(keep_maps, row, pred, fitted, drawn)
                 with rows.open("a") as f:
                     f.write(json.dumps(row) + "\n")
                 print(json.dumps(row), flush=True)
 
 
-def save_maps(
-    folder: Path, row: dict, pred: np.ndarray, fitted: np.ndarray, drawn: list, probs
-) -> Path:
-    """The round's starting and fitted building maps (bit-packed), the drawn polygons
-    (0 none, 1 background, 2 building) and the starting map's building probability
-    (uint8, percent) as ``<scene>_<user>_<k>_<variant>_seed<S>.npz``."""
+def save_maps(folder: Path, row: dict, pred: np.ndarray, fitted: np.ndarray, drawn: list) -> Path:
+    """The round's starting and fitted building maps (bit-packed) and the drawn polygons
+    (0 none, 1 background, 2 building) as ``<scene>_<user>_<k>_<variant>_seed<S>.npz``."""
     folder.mkdir(parents=True, exist_ok=True)
     labels = np.zeros(pred.shape, np.uint8)
     for m, c in drawn:
@@ -221,7 +218,6 @@ def save_maps(
         pred=np.packbits(pred),
         fitted=np.packbits(fitted),
         drawn=labels,
-        prob=np.round(100 * np.asarray(probs[-1], np.float32)).astype(np.uint8),
         row=json.dumps(row),
     )
     return out
@@ -303,8 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--keep-maps",
         type=Path,
-        help="also save each round's starting and fitted maps, drawn polygons and the "
-        "starting building probability here (save_maps)",
+        help="also save each round's starting and fitted maps and drawn polygons here (save_maps)",
     )
     a = ap.parse_args(argv)
     overrides = parse_overrides(a.set)
