@@ -22,11 +22,7 @@ from qgis.core import (
 from test_online_layer import TX, TY, ZOOM, mosaic_rect, wms_layer, xyz_layer
 
 gdal.UseExceptions()
-
-
-@pytest.fixture(autouse=True)
-def _no_drawing(quiet_canvas):  # noqa: ANN001, ANN202
-    """The layers these tests add are not drawn (quiet_canvas)."""
+pytestmark = pytest.mark.usefixtures("quiet_canvas")  # the layers they add are not drawn
 
 
 @pytest.fixture
