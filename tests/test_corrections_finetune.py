@@ -379,12 +379,16 @@ def _forced_round(
 
     monkeypatch.setattr(ft, "should_adopt", lambda base, tuned: passes)
     monkeypatch.setattr(ft, "flip_cap", lambda score, per_score: cap)
+    # (the flip check always judges unless ``params`` says otherwise)
+    params = kw.pop("params", None) or FitParams(
+        steps=4, eval_every=2, flip_sure_ratio=float("inf")
+    )
     return finetune(
         scene["image"],
         corrections(tmp_path / "c.gpkg", FOUR),
         tmp_path / "new.safetensors",
         scene["model"],
-        FitParams(steps=4, eval_every=2),
+        params,
         device="cpu",
         **kw,
     )
@@ -406,6 +410,53 @@ def test_a_fit_that_changes_too_much_of_the_sure_map_is_dropped(
     if not adopted:
         assert "changed" in res.message and "kept" in res.message
     assert (res.dropped_fit is not None) is not adopted  # an adopted fit is the model itself
+
+
+def test_the_flip_check_stands_aside_where_the_base_model_is_as_sure_of_its_errors(
+    scene: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fit the flip check would drop is adopted when the base model was sure on the drawn
+    pixels it gets wrong at least flip_sure_ratio times as often as on the whole window
+    (here 0: any round), the message says why and the record keeps the ratio; at inf the
+    check always judges."""
+    skip = _forced_round(
+        scene, tmp_path, monkeypatch, params=FitParams(steps=4, eval_every=2, flip_sure_ratio=0.0)
+    )
+    assert skip.adopted and skip.dropped_fit is None and skip.sure_ratio is not None
+    assert "not held against it" in skip.message
+    rec = load_model(skip.model)[1].training["finetune"][-1]
+    assert rec["sure_ratio"] == pytest.approx(skip.sure_ratio, abs=1e-4)
+    (tmp_path / "inf").mkdir()
+    keep = _forced_round(
+        scene,
+        tmp_path / "inf",
+        monkeypatch,
+        params=FitParams(steps=4, eval_every=2, flip_sure_ratio=float("inf")),
+    )
+    assert not keep.adopted and keep.dropped_fit is not None
+    assert "not held against it" not in keep.message
+
+
+def test_sure_ratio_compares_sureness_on_the_drawn_errors_with_the_window_s() -> None:
+    """1 for a base model sure of every pixel that the user says is wrong everywhere they
+    drew; 0 when it is sure of nothing (no sureness to weigh)."""
+    from map_refiner.training.corrections.finetune import flip_check_applies
+
+    labels = torch.full((64, 64), IGNORE, dtype=torch.uint8)
+    labels[10:18, 10:18] = 0  # the user says background
+    tile = TrainingTile(torch.randn(3, 64, 64, generator=torch.Generator().manual_seed(1)), labels)
+    for bias, expected in ((1e4, 1.0), (0.0, 0.0)):
+        net, _ = random_model(resolution_m=0.6, seed=9)
+        with torch.no_grad():  # every pixel "building", as surely as ``bias`` makes it
+            net.coarse.upsample.weight.zero_()
+            net.coarse.upsample.bias.copy_(torch.tensor([0.0, bias]))
+            for p in net.rnn.parameters():
+                p.zero_()
+        fit = CorrectionFit(net, tile, FitParams(), torch.device("cpu"))
+        assert fit.sure_ratio == pytest.approx(expected)
+    assert flip_check_applies(None) and flip_check_applies(0.89)
+    assert not flip_check_applies(0.9) and not flip_check_applies(1.2)
+    assert flip_check_applies(5.0, float("inf"))
 
 
 def test_a_dropped_fit_is_saved_beside_for_the_user_to_judge(

@@ -246,6 +246,7 @@ class Controller:
                 result.base_score,
                 result.flip_ratio,
                 result.dropped_fit,
+                unguarded=result.unguarded,
             )
         )
         if self.dialog is not None:

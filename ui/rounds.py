@@ -22,6 +22,8 @@ class Round:
     # (finetune.dropped_fit_path); None: no such fit, or the user took it already
     first_model: Path | None = None  # the round's own model file, when the user took its
     # dropped fit instead (``model`` is then the dropped fit's file)
+    unguarded: bool = False  # adopted without the flip check: the starting model was as
+    # sure on the drawn errors as elsewhere (training/corrections/finetune.flip_check_applies)
 
     @property
     def took_dropped_fit(self) -> bool:
@@ -57,6 +59,8 @@ class Round:
             )
         if self.took_dropped_fit:
             kept = "dropped fit taken by you"
+        elif self.adopted and self.unguarded:
+            kept = "fit adopted, look where you did not draw"
         elif self.adopted:
             kept = "fit adopted"
         elif self.flip_ratio is not None:  # passed the held-out check, not the flip check
@@ -85,6 +89,15 @@ class Round:
                 f"the fit the checks had dropped ({changed}) taken at your request; the "
                 f"round's own model, with the starting networks: {self.first_model}"
             )
+        elif self.adopted and self.unguarded:
+            kept = (
+                "the fitted networks adopted without the check of how much of the starting "
+                "model's sure map they change: it was as sure on the errors you drew as on the "
+                "rest of the map, so its sure map is no guide here. Look at the map where you "
+                "did not draw; “Undo round” goes back"
+            )
+            if self.flip_ratio is not None:
+                kept += f" (the fit {changed})"
         elif self.adopted:
             kept = "the fitted networks adopted"
         elif self.flip_ratio is not None:

@@ -159,6 +159,7 @@ def test_finetune_algorithm_returns_the_dropped_fit(
 
     monkeypatch.setattr(ft, "should_adopt", lambda base, tuned: True)
     monkeypatch.setattr(ft, "flip_cap", lambda score, per_score: -1.0)
+    monkeypatch.setattr(ft, "flip_check_applies", lambda ratio, at_least: True)
     out = run_alg(
         "map_refiner:finetune",
         {

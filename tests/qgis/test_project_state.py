@@ -79,6 +79,10 @@ def test_a_round_says_why_its_networks_were_kept() -> None:
     assert "100 % of your held-out polygons right (the starting model: 94 %)" in tip
     assert "from the bundled model" in tip and "r.safetensors" in tip
     assert "too much" not in Round(adopted=False, flip_ratio=None, **common).describe()
+    # adopted although the fit changed much of the sure map: the check stood aside
+    unguarded = Round(adopted=True, flip_ratio=4.2, unguarded=True, **common)
+    assert "look where you did not draw" in unguarded.describe()
+    assert "no guide" in unguarded.details() and "4.2 times" in unguarded.details()
 
 
 def test_the_dialog_says_which_image_a_fine_tuned_model_is_for_and_why(

@@ -293,6 +293,7 @@ def test_a_dropped_fit_can_be_taken_and_the_round_still_undone(
 
     monkeypatch.setattr(ft, "should_adopt", lambda base, tuned: True)
     monkeypatch.setattr(ft, "flip_cap", lambda score, per_score: -1.0)  # every fit dropped
+    monkeypatch.setattr(ft, "flip_check_applies", lambda ratio, at_least: True)
     controller, dialog, image = setup
     _three_corrections(dialog, image)
     dialog.iterations_spin.setValue(1)

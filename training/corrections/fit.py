@@ -105,6 +105,9 @@ class FitParams:
     flip_confidence: float = 0.9  # the flip check counts the undrawn pixels this sure
     balance: bool = True  # drawn classes weigh alike, whatever their pixel counts
     flip_per_score: float = 3.0  # see finetune.FLIP_PER_SCORE (inf: no flip check)
+    flip_sure_ratio: float = 0.9  # the flip check judges a fit only when the base model
+    # was sure on the drawn pixels it gets wrong less often than this times on the whole
+    # window (CorrectionFit.sure_ratio; inf: always). See finetune.FLIP_SURE_RATIO
     eval_every: int = 10
     folds: int = FINETUNE_FOLDS  # held-out phases on different splits of the polygons (holdout.py
     # fold_holdouts); their mean score decides whether a fit is adopted
@@ -240,6 +243,11 @@ class CorrectionFit:
             self.base = class_argmax(base).long()
             confidence = torch.softmax(base, 0).max(0).values.cpu()
         self.sure_and_wrong = sure_and_wrong(confidence, self.base.cpu(), self.labels)
+        # how often the base was sure on the drawn pixels it gets wrong, relative to how
+        # often it is sure on the whole window: near 1 its sureness says nothing of where
+        # it is right, and the flip check, which guards its sure map, has nothing to guard
+        sure_share = float((confidence >= ANCHOR_CONFIDENCE).float().mean())
+        self.sure_ratio = self.sure_and_wrong / sure_share if sure_share > 0 else 0.0
         self.anchor_confidence = (
             params.anchor_confidence
             if params.anchor_confidence is not None
