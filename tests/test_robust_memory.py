@@ -347,27 +347,136 @@ def test_finetune_memory_does_not_grow_with_the_raster(tmp_path: Path) -> None:
     assert peaks[16000] - peaks[700] < 100, peaks
 
 
-def test_corrections_spread_over_a_large_image_are_refused_before_it_is_read(
+CORNERS = [
+    (2, 2, 30, 30, "building"),
+    (40, 2, 70, 30, "background"),
+    (11950, 11950, 11990, 11990, "background"),
+    (11900, 11950, 11930, 11990, "building"),
+]
+
+
+def test_corrections_far_apart_on_a_large_image_are_fitted_as_separate_windows(
     tmp_path: Path,
 ) -> None:
-    """Two polygons at opposite corners of a 12000 x 12000 image: the window between
-    them is 100 million model pixels (a 3900 x 3900 one took 3.4 GB); refused with what
-    to do, nothing written."""
-    from map_refiner.engine.errors import MapRefinerError
+    """Polygons at opposite corners of a 12000 x 12000 image: the window between them
+    would be 100 million model pixels (a 3900 x 3900 one took 3.4 GB); each corner's
+    group gets a window of its own, the two side by side on one canvas, and the round
+    learns from both."""
+    from map_refiner.engine.modelfile.io import load_model
+    from map_refiner.training.corrections import data
     from map_refiner.training.corrections.finetune import finetune
+    from map_refiner.training.corrections.fit import FitParams
     from map_refiner.training.tile import LabelSource
 
     image = _image(tmp_path / "img.tif", 12000, (0, 0, 16))
-    corners = [(2, 2, 30, 30, "building"), (11950, 11950, 11990, 11990, "background")]
     source = LabelSource(
-        _polygons(tmp_path / "c.gpkg", corners), class_field="class", mode="sparse"
+        _polygons(tmp_path / "c.gpkg", CORNERS), class_field="class", mode="sparse"
+    )
+    _, cfg = load_model(None)
+    corr = data.load_corrections(image, source, cfg)
+    assert len(corr.pieces) == 2
+    h, w = corr.tile.labels.shape
+    assert h * w < 2_000_000  # not the 100 million between them
+    assert sorted(corr.feature_classes().values()) == [0, 0, 1, 1]
+    out = tmp_path / "m.safetensors"
+    res = finetune(image, source, out, params=FitParams(steps=2, eval_every=1))
+    assert out.exists() and res.polygons == 4 and res.held_out >= 2
+
+
+def test_corrections_whose_windows_even_apart_are_too_large_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bound scaled down so that even the two corners' windows pass it: refused
+    before the image is read, with what to do, nothing written."""
+    from map_refiner.engine.errors import MapRefinerError
+    from map_refiner.training.corrections import data
+    from map_refiner.training.corrections.finetune import finetune
+    from map_refiner.training.tile import LabelSource
+
+    monkeypatch.setattr(data, "MAX_WINDOW_PIXELS", 100_000)
+    image = _image(tmp_path / "img.tif", 12000, (0, 0, 16))
+    source = LabelSource(
+        _polygons(tmp_path / "c.gpkg", CORNERS), class_field="class", mode="sparse"
     )
     out = tmp_path / "m.safetensors"
     with pytest.raises(MapRefinerError, match="closer together, fine-tune on a crop") as e:
         finetune(image, source, out)
     assert re.search(r"spread over \d{4,5} x \d{4,5} pixels of the model's grid", str(e.value))
-    assert "--allow-large" in str(e.value)
+    assert "still cover 0." in str(e.value) and "--allow-large" in str(e.value)
     assert not out.exists()
+
+
+def test_windows_apart_carry_the_labels_and_features_of_a_whole_grid_burn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At test scale (a 700 px image, the whole-image and window bounds scaled down):
+    two groups of polygons far apart make two windows on one canvas; each piece holds
+    exactly the labels, feature numbers and image of its window of the whole grid, the
+    gaps hold nothing, and every drawn pixel is there once."""
+    import torch
+    from helpers_engine import random_model
+
+    from map_refiner.engine.labels.rasterize import downsample_labels
+    from map_refiner.engine.rasters.grid import grid_of, scaled
+    from map_refiner.training.corrections import data
+    from map_refiner.training.data import read_model_window
+    from map_refiner.training.tile import LabelSource
+
+    monkeypatch.setattr(data, "WHOLE_IMAGE_PIXELS", 1000)
+    monkeypatch.setattr(data, "MARGIN", 24)
+    monkeypatch.setattr(data, "MAX_WINDOW_PIXELS", 60_000)
+    image = _image(tmp_path / "img.tif", 700, (0, 0, 700))
+    far = [(600, 610, 640, 650, "building"), (650, 600, 680, 640, "background")]
+    source = LabelSource(
+        _polygons(tmp_path / "c.gpkg", FOUR + far), class_field="class", mode="sparse"
+    )
+    _, cfg = random_model(resolution_m=0.5, seed=2)
+    corr = data.load_corrections(image, source, cfg)
+    assert len(corr.pieces) == 2
+    ds = gdal.Open(str(image))
+    grids = data.model_grids(ds, cfg)
+    model_grid = scaled(grid_of(ds), grids.model_width, grids.model_height)
+    labels = downsample_labels(
+        corr.kept.labels_on(grid_of(ds)), model_grid.width, model_grid.height
+    )
+    features = corr.kept.features_on(model_grid)
+    valid = corr.tile.valid
+    assert valid is not None and int(valid.sum()) == sum(
+        (p.window[2] - p.window[0]) * (p.window[3] - p.window[1]) for p in corr.pieces
+    )
+    for piece in corr.pieces:
+        x0, y0, x1, y1 = piece.window
+        (ax, ay), pw, ph = piece.at, x1 - x0, y1 - y0
+        assert ax % 4 == 0 and ay % 4 == 0
+        on = (slice(ay, ay + ph), slice(ax, ax + pw))
+        assert (corr.tile.labels.numpy()[on] == labels[y0:y1, x0:x1]).all()
+        assert (corr.features.numpy()[on] == features[y0:y1, x0:x1]).all()
+        window_image = read_model_window(ds, list(cfg.bands), grids, cfg, piece.window)
+        assert torch.equal(corr.tile.image[:, on[0], on[1]], window_image)
+    assert corr.tile.labelled_pixels == int((labels != 255).sum())
+    gaps = ~valid.numpy()
+    assert (corr.tile.labels.numpy()[gaps] == 255).all() and (
+        corr.features.numpy()[gaps] == -1
+    ).all()
+    assert float(corr.tile.image[:, torch.from_numpy(gaps)].abs().max()) == 0.0
+    h, w = valid.shape
+    assert h * w <= 60_000
+
+
+def test_composite_merges_overlapping_windows_and_keeps_the_rest_apart() -> None:
+    from map_refiner.training.corrections.data import PIECE_GAP, composite
+
+    pieces = composite([(0, 0, 100, 100), (80, 40, 200, 120), (1000, 1000, 1050, 1090)])
+    assert sorted(p.window for p in pieces) == [(0, 0, 200, 120), (1000, 1000, 1050, 1090)]
+    boxes = [
+        (p.at[0], p.at[1], p.at[0] + p.window[2] - p.window[0], p.at[1] + p.window[3] - p.window[1])
+        for p in pieces
+    ]
+    a, b = boxes
+    apart_x = max(b[0] - a[2], a[0] - b[2])
+    apart_y = max(b[1] - a[3], a[1] - b[3])
+    assert max(apart_x, apart_y) >= PIECE_GAP  # never touching, a gap between
+    assert all(x % 4 == 0 and y % 4 == 0 for x, y, _, _ in boxes)
 
 
 def test_allow_large_lets_a_spread_fine_tune_go_ahead(

@@ -38,6 +38,8 @@ class TrainingTile:
     labels: torch.Tensor
     window: tuple[int, int, int, int] = (0, 0, 0, 0)  # model-grid window read: x0, y0, x1, y1
     info: dict[str, float] = field(default_factory=dict)
+    valid: torch.Tensor | None = None  # (H, W) bool: where the tile holds the image (None:
+    # everywhere; a fine-tune's canvas of several windows has empty gaps between them)
 
     @property
     def labelled_pixels(self) -> int:

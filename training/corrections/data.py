@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
 
@@ -41,16 +41,31 @@ MARGIN = 192
 #: exactly what they were before the bound (whole images up to WHOLE_IMAGE_PIXELS,
 #: else the corrections' box and MARGIN), so the same polygons give the same model.
 MAX_WINDOW_PIXELS = 16_000_000
+#: Model pixels left empty between the pieces of a composite window (see
+#: load_corrections): past the frozen CNN layers' reach (about 60 px) and the RNN's, so
+#: one piece's image never shows through into another's scores.
+PIECE_GAP = 96
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One model-grid window of the image (x0, y0, x1, y1) and where it sits on the
+    fit's canvas (its top-left corner, x and y)."""
+
+    window: tuple[int, int, int, int]
+    at: tuple[int, int] = (0, 0)
 
 
 @dataclass
 class Corrections:
-    """The image and the drawn labels on a model-grid window, and which polygon
-    each labelled pixel belongs to."""
+    """The image and the drawn labels on a model-grid window (or on a canvas of several
+    windows, ``pieces``), and which polygon each labelled pixel belongs to."""
 
     tile: TrainingTile
     features: torch.Tensor  # (h, w) int64: drawn feature number, -1 where none
     kept: KeptCorrections  # every polygon so far, on the image grid
+    pieces: list[Piece] = field(default_factory=list)  # more than one: a composite; the
+    # canvas between them is empty (tile.valid False, no label, a flat mean image)
 
     def boxes(self, features: Sequence[int]) -> list[tuple[int, int, int, int]]:
         """Each feature's bounding box on the window, ``(y0, y1, x0, x1)``."""
@@ -112,32 +127,125 @@ def load_corrections(
         )
     grids = model_grids(ds, config, input_resolution_m)
     size = (grids.model_width, grids.model_height)
-    drawn_box = _drawn_cells(kept, size)
-    if drawn_box is None:
+    boxes = _drawn_boxes(kept, size)
+    if not boxes:
         raise MapRefinerError(
             "The corrections are too small to show on the model's grid "
             f"({config.ground_resolution_m:g} m pixels); draw polygons a few metres across."
         )
-    if size[0] * size[1] <= WHOLE_IMAGE_PIXELS:
-        win = (0, 0, *size)
-    else:
-        win = grown_box(drawn_box, MARGIN, size)
-        if not allow_large:
-            _check_window(win, config.ground_resolution_m, Path(image_path).name, earlier)
-    x0, y0, x1, y1 = win
+    pieces = [Piece((0, 0, *size))]
+    if size[0] * size[1] > WHOLE_IMAGE_PIXELS:
+        win = grown_box(_union(boxes), MARGIN, size)
+        pieces = [Piece(win)]
+        if _area(win) > MAX_WINDOW_PIXELS and not allow_large:
+            # far-apart corrections: a window around each group of them, side by side
+            pieces = composite([grown_box(b, MARGIN, size) for b in boxes])
+            if _canvas_area(pieces) > MAX_WINDOW_PIXELS:
+                _check_window(
+                    win,
+                    config.ground_resolution_m,
+                    Path(image_path).name,
+                    earlier,
+                    _canvas_area(pieces),
+                )
     model_grid = scaled(grid, *size)
-    features = kept.features_on(window(model_grid, x0, y0, x1 - x0, y1 - y0)).astype(np.int64)
-    labels = _labels_on_cells(kept, size, win)
-    image = read_model_window(ds, bands, grids, config, win)
-    tile = TrainingTile(image, torch.from_numpy(labels), win)
+    parts = []
+    for piece in pieces:
+        x0, y0, x1, y1 = piece.window
+        parts.append(
+            (
+                read_model_window(ds, bands, grids, config, piece.window),
+                _labels_on_cells(kept, size, piece.window),
+                kept.features_on(window(model_grid, x0, y0, x1 - x0, y1 - y0)),
+            )
+        )
+    if len(pieces) == 1:
+        image, labels, features = parts[0]
+        tile = TrainingTile(image, torch.from_numpy(labels), pieces[0].window)
+    else:
+        image, labels, features, valid = _on_canvas(pieces, parts)
+        tile = TrainingTile(image, torch.from_numpy(labels), _union([p.window for p in pieces]))
+        tile.valid = torch.from_numpy(valid)
     log.info(
-        "corrections on %s: %d polygons, %d model pixels drawn, model window %s",
+        "corrections on %s: %d polygons, %d model pixels drawn, model window%s %s",
         Path(image_path).name,
         kept.features,
         tile.labelled_pixels,
-        win,
+        "s" if len(pieces) > 1 else "",
+        ", ".join(str(p.window) for p in pieces),
     )
-    return Corrections(tile, torch.from_numpy(np.ascontiguousarray(features)), kept)
+    features = np.ascontiguousarray(features.astype(np.int64))
+    return Corrections(tile, torch.from_numpy(features), kept, pieces)
+
+
+def _area(box: tuple[int, int, int, int]) -> int:
+    return (box[2] - box[0]) * (box[3] - box[1])
+
+
+def _union(boxes: Sequence[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
+    b = np.array(boxes)
+    return int(b[:, 0].min()), int(b[:, 1].min()), int(b[:, 2].max()), int(b[:, 3].max())
+
+
+def _canvas_area(pieces: Sequence[Piece]) -> int:
+    w = max(p.at[0] + p.window[2] - p.window[0] for p in pieces)
+    h = max(p.at[1] + p.window[3] - p.window[1] for p in pieces)
+    return w * h
+
+
+def composite(windows: Sequence[tuple[int, int, int, int]]) -> list[Piece]:
+    """Windows (x0, y0, x1, y1) that overlap merged into their box, again until none
+    does, then laid out on a canvas in rows (tallest first, a row about as wide as the
+    canvas is tall), PIECE_GAP apart, each corner on the stride-4 lattice. The fit then
+    holds only the pieces and their gaps, not the whole area between far-apart
+    corrections."""
+    boxes = [tuple(int(v) for v in w) for w in windows]
+    merged_any = True
+    while merged_any:
+        merged_any = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                    boxes[i] = _union([a, b])
+                    del boxes[j]
+                    merged_any = True
+                    break
+            if merged_any:
+                break
+    order = sorted(boxes, key=lambda b: (-(b[3] - b[1]), b[1], b[0]))
+    total = sum(_area(b) + PIECE_GAP * (b[2] - b[0] + b[3] - b[1]) for b in order)
+    row_width = max(max(b[2] - b[0] for b in order), int(total**0.5))
+    pieces, x, y, row_h = [], 0, 0, 0
+    for b in order:
+        w, h = b[2] - b[0], b[3] - b[1]
+        if x > 0 and x + w > row_width:  # the next row
+            x, y, row_h = 0, y + row_h + PIECE_GAP, 0
+        pieces.append(Piece(b, (x, y)))  # type: ignore[arg-type]
+        x = -(-(x + w + PIECE_GAP) // 4) * 4
+        row_h = max(row_h, -(-h // 4) * 4)
+    return pieces
+
+
+def _on_canvas(
+    pieces: Sequence[Piece], parts: Sequence[tuple[torch.Tensor, np.ndarray, np.ndarray]]
+) -> tuple[torch.Tensor, np.ndarray, np.ndarray, np.ndarray]:
+    """The pieces' images, labels and feature numbers on one canvas, and where the
+    canvas holds the image (``valid``); the gaps are the normalised image's mean (0),
+    unlabelled, no feature."""
+    w = max(p.at[0] + p.window[2] - p.window[0] for p in pieces)
+    h = max(p.at[1] + p.window[3] - p.window[1] for p in pieces)
+    image = torch.zeros((parts[0][0].shape[0], h, w), dtype=torch.float32)
+    labels = np.full((h, w), IGNORE, dtype=np.uint8)
+    features = np.full((h, w), -1, dtype=np.int64)
+    valid = np.zeros((h, w), dtype=bool)
+    for piece, (img, lab, feat) in zip(pieces, parts):
+        (ax, ay), ph, pw = piece.at, img.shape[1], img.shape[2]
+        image[:, ay : ay + ph, ax : ax + pw] = img
+        labels[ay : ay + ph, ax : ax + pw] = lab
+        features[ay : ay + ph, ax : ax + pw] = feat
+        valid[ay : ay + ph, ax : ax + pw] = True
+    return image, labels, features, valid
 
 
 def _labels_on_cells(
@@ -153,11 +261,12 @@ def _labels_on_cells(
     return downsample_window(on_image, (g.width, g.height), size, cells)
 
 
-def _drawn_cells(kept: KeptCorrections, size: tuple[int, int]) -> tuple[int, int, int, int] | None:
-    """The box ``(x0, y0, x1, y1)`` of the model-grid cells the polygons label, or None.
-    Each polygon is burned alone, around itself: a cell is labelled when any polygon
-    labels a pixel in it, so the union of their boxes is the box of all of them burned
-    together, and spread polygons never burn the image between them."""
+def _drawn_boxes(kept: KeptCorrections, size: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+    """The box ``(x0, y0, x1, y1)`` of the model-grid cells each polygon labels (none for
+    a polygon too small to label a cell). Each polygon is burned alone, around itself: a
+    cell is labelled when any polygon labels a pixel in it, so the union of their boxes
+    is the box of all of them burned together, and spread polygons never burn the image
+    between them."""
     g = kept.grid
     boxes = []
     for shape in kept.shapes:
@@ -171,17 +280,26 @@ def _drawn_cells(kept: KeptCorrections, size: tuple[int, int]) -> tuple[int, int
         alone = KeptCorrections(g, [shape])
         ys, xs = np.nonzero(_labels_on_cells(alone, size, (cx0, cy0, cx1, cy1)) != IGNORE)
         if len(xs):
-            boxes.append((cx0 + xs.min(), cy0 + ys.min(), cx0 + xs.max() + 1, cy0 + ys.max() + 1))
-    if not boxes:
-        return None
-    b = np.array(boxes)
-    return int(b[:, 0].min()), int(b[:, 1].min()), int(b[:, 2].max()), int(b[:, 3].max())
+            boxes.append(
+                (
+                    int(cx0 + xs.min()),
+                    int(cy0 + ys.min()),
+                    int(cx0 + xs.max() + 1),
+                    int(cy0 + ys.max() + 1),
+                )
+            )
+    return boxes
 
 
 def _check_window(
-    win: tuple[int, int, int, int], resolution_m: float, image: str, earlier: bool
+    win: tuple[int, int, int, int],
+    resolution_m: float,
+    image: str,
+    earlier: bool,
+    pieces_area: int,
 ) -> None:
-    """Refuse a window past MAX_WINDOW_PIXELS before anything is read."""
+    """Refuse corrections whose windows, even apart, pass MAX_WINDOW_PIXELS, before the
+    image is read."""
     w, h = win[2] - win[0], win[3] - win[1]
     if w * h <= MAX_WINDOW_PIXELS:
         return
@@ -189,8 +307,9 @@ def _check_window(
     also = " (with the earlier rounds' on this image)" if earlier else ""
     raise MapRefinerError(
         f"The corrections{also} on {image} spread over {w} x {h} pixels of the model's grid "
-        f"({w * resolution_m / 1000:.1f} x {h * resolution_m / 1000:.1f} km); a fine-tune "
-        f"holds that whole area in memory and takes at most {side} x {side} "
+        f"({w * resolution_m / 1000:.1f} x {h * resolution_m / 1000:.1f} km), and the "
+        f"windows around each group of them still cover {pieces_area / 1e6:.1f} million; "
+        f"a fine-tune holds them in memory and takes at most {side} x {side} "
         f"({side * resolution_m / 1000:.1f} km across). Draw this round's corrections "
         "closer together, fine-tune on a crop of the image around them, or add "
         "--allow-large if this machine has the memory."

@@ -82,6 +82,12 @@ def load_fine_corrections(
     """Each drawn polygon of ``corr`` with FINE_MARGIN model pixels around it, on the
     detail grid a refine of this image would use; None when no detail iterations would
     run, or when the crops would exceed MAX_FINE_PIXELS."""
+    if len(corr.pieces) > 1:
+        log.info(
+            "the corrections lie in %d windows apart: the detail RNN is not fitted this round",
+            len(corr.pieces),
+        )
+        return None
     ds = open_raster(image_path)
     grids = model_grids(ds, config, input_resolution_m)
     detail = detail_run(ds, grids, config, input_resolution_m)

@@ -247,7 +247,9 @@ def finetune(
                 adopted = False
                 temperature = config.detail_temperature  # as an adopted fit's, below
                 if params.detail_temperature and config.detail_iterations > 0:
-                    temperature = matched_temperature(fit.base_scores, settled, temperature)
+                    temperature = matched_temperature(
+                        fit.on_image(fit.base_scores), fit.on_image(settled), temperature
+                    )
                 dropped = (copy.deepcopy(net.state_dict()), temperature)
                 net.load_state_dict(base_state)
         else:
@@ -260,7 +262,7 @@ def finetune(
     if adopted and params.detail_temperature and config.detail_iterations > 0:
         if detail is None or not detail.adopted:  # a fitted detail RNN learnt untempered maps
             config.detail_temperature = matched_temperature(
-                fit.base_scores, settled, config.detail_temperature
+                fit.on_image(fit.base_scores), fit.on_image(settled), config.detail_temperature
             )
     if stage is not None and detail is not None and net.detail_rnn is not None:
         if detail.adopted:

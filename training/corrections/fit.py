@@ -233,6 +233,12 @@ class CorrectionFit:
         self.frozen = ADAPT_MODES[params.adapt]
         self.labels = tile.labels.long()
         self.h, self.w = self.labels.shape
+        # where the window holds the image (a canvas of several windows has gaps)
+        self.valid = (
+            tile.valid.bool()
+            if tile.valid is not None
+            else torch.ones((self.h, self.w), dtype=torch.bool)
+        )
         self.image = tile.image.to(device)
         self.x = pad_to_stride(self.image[None])
         net.eval()
@@ -246,7 +252,7 @@ class CorrectionFit:
         # how often the base was sure on the drawn pixels it gets wrong, relative to how
         # often it is sure on the whole window: near 1 its sureness says nothing of where
         # it is right, and the flip check, which guards its sure map, has nothing to guard
-        sure_share = float((confidence >= ANCHOR_CONFIDENCE).float().mean())
+        sure_share = float((confidence[self.valid] >= ANCHOR_CONFIDENCE).float().mean())
         self.sure_ratio = self.sure_and_wrong / sure_share if sure_share > 0 else 0.0
         self.anchor_confidence = (
             params.anchor_confidence
@@ -273,7 +279,7 @@ class CorrectionFit:
                 max(0, int(ys.min()) - m) : int(ys.max()) + 1 + m,
                 max(0, int(xs.min()) - m) : int(xs.max()) + 1 + m,
             ] = True
-        anchor = box & (self.labels == IGNORE)
+        anchor = box & (self.labels == IGNORE) & self.valid
         if at_least > 0:
             anchor &= confidence >= at_least
         return anchor
@@ -328,6 +334,11 @@ class CorrectionFit:
         out = refine_heat(self.net.rnn, img, heat, self.params.iterations)
         return out[0, :, y0 - ya : y1 - ya, x0 - xa : x1 - xa]
 
+    def on_image(self, scores: torch.Tensor) -> torch.Tensor:
+        """``(K, h, w)`` scores over the window, without the gaps of a canvas of several
+        windows (``(K, n)`` then)."""
+        return scores if bool(self.valid.all()) else scores[:, self.valid.to(scores.device)]
+
     def predict(self, box: tuple[int, int, int, int] | None = None) -> torch.Tensor:
         self.net.eval()
         with torch.no_grad():
@@ -339,7 +350,7 @@ class CorrectionFit:
         drawn share of the window. 0 for the base networks themselves. ``scores``: the
         current networks' logits over the window, when already computed."""
         sure = int(self.sure.sum())
-        drawn = float((self.labels != IGNORE).float().mean())
+        drawn = float((self.labels != IGNORE).sum()) / max(1, int(self.valid.sum()))
         if not sure or drawn <= 0:
             return 0.0
         pred = self.predict() if scores is None else class_argmax(scores).long()
