@@ -523,7 +523,7 @@ def _unguarded_message(sure_ratio: float, flips: float | None) -> str:
         "you drew, which was not held against it: the starting model was as sure on the errors "
         f"you drew as on the rest of the map ({sure_ratio:.2f} times as often), so what it is "
         "sure of is no guide to what it gets right here. Look at the new map where you did not "
-        "draw; Undo round goes back."
+        "draw; if it is worse there, go back to the starting model (Undo round in the dialog)."
     )
 
 
