@@ -142,8 +142,10 @@ def augmented(
     jitter: float,
     scale: tuple[float, float],
     hard_share: float = 0.0,
+    turns: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One training patch of ``SIZE`` pixels with its labels, augmented."""
+    """One training patch of ``SIZE`` pixels with its labels, augmented (``turns``: a
+    quarter turn and a flip too)."""
     s = math.exp(rng.uniform(math.log(scale[0]), math.log(scale[1])))
     span = min(2 * SIZE, max(8, int(round(SIZE / s))))
     hard = hard_share > 0 and rng.random() < hard_share
@@ -154,10 +156,11 @@ def augmented(
         )[0]
         lab = F.interpolate(lab[None, None].float(), size=(SIZE, SIZE), mode="nearest")[0, 0]
         lab = lab.to(torch.uint8)
-    k = int(rng.integers(4))
-    img, lab = torch.rot90(img, k, (1, 2)), torch.rot90(lab, k, (0, 1))
-    if rng.integers(2):
-        img, lab = img.flip(2), lab.flip(1)
+    if turns:
+        k = int(rng.integers(4))
+        img, lab = torch.rot90(img, k, (1, 2)), torch.rot90(lab, k, (0, 1))
+        if rng.integers(2):
+            img, lab = img.flip(2), lab.flip(1)
     img = jittered(img.contiguous(), rng, blur=False, strength=jitter)
     if rng.random() < 0.3:
         sigma = float(rng.uniform(0.4, 1.5))
@@ -270,7 +273,12 @@ def train(a: argparse.Namespace) -> dict:
         for _ in range(a.batch):
             src = sources[int(rng.choice(len(sources), p=odds))]
             img, lab = augmented(
-                src, rng, a.jitter, (a.scale_min, a.scale_max), a.hard_share if mined else 0.0
+                src,
+                rng,
+                a.jitter,
+                (a.scale_min, a.scale_max),
+                a.hard_share if mined else 0.0,
+                not a.no_turns,
             )
             imgs.append(img)
             labs.append(lab)
@@ -313,7 +321,8 @@ def train(a: argparse.Namespace) -> dict:
         "patch": f"{OUT} px scored, {SIZE} px read",
         "optimiser": f"Adam lr {a.lr} (trunk x{a.trunk_lr_scale}), 100-step warm-up, cosine",
         "coarse_weight": a.coarse_weight,
-        "augmentation": f"quarter turns, flips, scale {a.scale_min}-{a.scale_max}, colour "
+        "augmentation": ("" if a.no_turns else "quarter turns, flips, ")
+        + f"scale {a.scale_min}-{a.scale_max}, colour "
         f"jitter {a.jitter}, blur and noise on 30 % each, half the patches on buildings",
         "hard_examples": (
             {"from": str(a.hard_from), "share": a.hard_share, "wrong_pixels": mined}
@@ -353,6 +362,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scale-min", type=float, default=0.7)
     ap.add_argument("--scale-max", type=float, default=1.4)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--no-turns",
+        action="store_true",
+        help="no quarter turns or flips (the sun's direction in the patches kept)",
+    )
     ap.add_argument("--checkpoint", action="store_true", help="save every 500 steps")
     ap.add_argument(
         "--hard-from",
