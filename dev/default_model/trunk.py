@@ -8,8 +8,10 @@ sensor left out of the training (+10 to +12 building IoU) but underfits on that 
 trunk: this script trains every layer, so the trunk can learn colours and textures
 from every scene, each patch augmented on the fly:
 
-* geometry: a quarter turn and a flip, and a scale change of 0.7-1.4 (the same roof
-  seen at another ground resolution, as a sensor resampled to the model grid shows it);
+* geometry: a quarter turn and a flip (on ``--turn-share`` of the patches: they hide
+  the sun's direction, which Austin's shadows all share), and a scale change of 0.7-1.4
+  (the same roof seen at another ground resolution, as a sensor resampled to the model
+  grid shows it);
 * radiometry: per-band gain, shift and contrast (multiscene.jittered, at
   ``--jitter``), a blur of random width and sensor noise, each on part of the patches;
 * class balance: half the patches centred on a building pixel, half on background;
@@ -142,10 +144,10 @@ def augmented(
     jitter: float,
     scale: tuple[float, float],
     hard_share: float = 0.0,
-    turns: bool = True,
+    turn_share: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One training patch of ``SIZE`` pixels with its labels, augmented (``turns``: a
-    quarter turn and a flip too)."""
+    """One training patch of ``SIZE`` pixels with its labels, augmented (``turn_share``:
+    the share of patches given a random quarter turn and flip)."""
     s = math.exp(rng.uniform(math.log(scale[0]), math.log(scale[1])))
     span = min(2 * SIZE, max(8, int(round(SIZE / s))))
     hard = hard_share > 0 and rng.random() < hard_share
@@ -156,7 +158,7 @@ def augmented(
         )[0]
         lab = F.interpolate(lab[None, None].float(), size=(SIZE, SIZE), mode="nearest")[0, 0]
         lab = lab.to(torch.uint8)
-    if turns:
+    if turn_share >= 1 or rng.random() < turn_share:  # (1: the stream of earlier runs)
         k = int(rng.integers(4))
         img, lab = torch.rot90(img, k, (1, 2)), torch.rot90(lab, k, (0, 1))
         if rng.integers(2):
@@ -278,7 +280,7 @@ def train(a: argparse.Namespace) -> dict:
                 a.jitter,
                 (a.scale_min, a.scale_max),
                 a.hard_share if mined else 0.0,
-                not a.no_turns,
+                a.turn_share,
             )
             imgs.append(img)
             labs.append(lab)
@@ -321,9 +323,9 @@ def train(a: argparse.Namespace) -> dict:
         "patch": f"{OUT} px scored, {SIZE} px read",
         "optimiser": f"Adam lr {a.lr} (trunk x{a.trunk_lr_scale}), 100-step warm-up, cosine",
         "coarse_weight": a.coarse_weight,
-        "augmentation": ("" if a.no_turns else "quarter turns, flips, ")
-        + f"scale {a.scale_min}-{a.scale_max}, colour "
-        f"jitter {a.jitter}, blur and noise on 30 % each, half the patches on buildings",
+        "augmentation": f"quarter turns and flips on {100 * a.turn_share:.0f} %, "
+        f"scale {a.scale_min}-{a.scale_max}, colour jitter {a.jitter}, blur and noise on "
+        "30 % each, half the patches on buildings",
         "hard_examples": (
             {"from": str(a.hard_from), "share": a.hard_share, "wrong_pixels": mined}
             if mined
@@ -363,9 +365,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scale-max", type=float, default=1.4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
-        "--no-turns",
-        action="store_true",
-        help="no quarter turns or flips (the sun's direction in the patches kept)",
+        "--turn-share",
+        type=float,
+        default=1.0,
+        help="share of patches turned and flipped (0: the sun's direction always kept)",
     )
     ap.add_argument("--checkpoint", action="store_true", help="save every 500 steps")
     ap.add_argument(
