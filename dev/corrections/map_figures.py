@@ -41,13 +41,19 @@ def load(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     return pred, fitted, z["drawn"], json.loads(str(z["row"]))
 
 
+def changes(
+    pred: np.ndarray, fitted: np.ndarray, drawn: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The undrawn pixels, and those of them the fit turns to building and to background."""
+    undrawn = drawn == 0
+    return undrawn, ~pred & fitted & undrawn, pred & ~fitted & undrawn
+
+
 def figures(pred: np.ndarray, fitted: np.ndarray, drawn: np.ndarray) -> dict[str, float]:
     """Shares (percent of the image) of the undrawn pixels the fit turns to building and
     to background, the share of those it turns to building that lie in flood objects,
     the fitted objects' median size (pixels) and the drawn pixels' building share."""
-    undrawn = drawn == 0
-    added = ~pred & fitted & undrawn
-    removed = pred & ~fitted & undrawn
+    _, added, removed = changes(pred, fitted, drawn)
     polygons, _ = ndimage.label(drawn == 2)
     largest = int(np.bincount(polygons.ravel())[1:].max(initial=0))
     objects, count = ndimage.label(fitted)
@@ -71,13 +77,13 @@ def colour_figures(
     colour of the undrawn pixels the fit turns to building lies from the starting map's
     buildings and from the background both maps keep, and the ratio of the two (under 1:
     the added pixels look more like the map's buildings)."""
-    undrawn = drawn == 0
+    undrawn, added_px, _ = changes(pred, fitted, drawn)
     rgb = image[:3].astype(np.float64)
 
     def mean(mask: np.ndarray) -> np.ndarray:
         return rgb[:, mask].mean(axis=1) if mask.any() else np.full(3, np.nan)
 
-    added = mean(~pred & fitted & undrawn)
+    added = mean(added_px)
     to_building = float(np.linalg.norm(added - mean(pred & undrawn)))
     to_background = float(np.linalg.norm(added - mean(~pred & ~fitted & undrawn)))
     return {
