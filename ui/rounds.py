@@ -60,7 +60,7 @@ class Round:
         if self.took_dropped_fit:
             kept = "dropped fit taken by you"
         elif self.adopted and self.unguarded:
-            kept = "fit adopted, look where you did not draw"
+            kept = "fit adopted, check the undrawn map"
         elif self.adopted:
             kept = "fit adopted"
         elif self.flip_ratio is not None:  # passed the held-out check, not the flip check

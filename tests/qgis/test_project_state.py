@@ -81,7 +81,7 @@ def test_a_round_says_why_its_networks_were_kept() -> None:
     assert "too much" not in Round(adopted=False, flip_ratio=None, **common).describe()
     # adopted although the fit changed much of the sure map: the check stood aside
     unguarded = Round(adopted=True, flip_ratio=4.2, unguarded=True, **common)
-    assert "look where you did not draw" in unguarded.describe()
+    assert "check the undrawn map" in unguarded.describe()
     assert "no guide" in unguarded.details() and "4.2 times" in unguarded.details()
 
 
