@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import combinations
 from pathlib import Path
 from typing import Union
 
@@ -140,13 +141,10 @@ def load_corrections(
         if _area(win) > MAX_WINDOW_PIXELS and not allow_large:
             # far-apart corrections: a window around each group of them, side by side
             pieces = composite([grown_box(b, MARGIN, size) for b in boxes])
-            if _canvas_area(pieces) > MAX_WINDOW_PIXELS:
+            w, h = _canvas_size(pieces)
+            if w * h > MAX_WINDOW_PIXELS:
                 _check_window(
-                    win,
-                    config.ground_resolution_m,
-                    Path(image_path).name,
-                    earlier,
-                    _canvas_area(pieces),
+                    win, config.ground_resolution_m, Path(image_path).name, earlier, w * h
                 )
     model_grid = scaled(grid, *size)
     parts = []
@@ -187,10 +185,15 @@ def _union(boxes: Sequence[tuple[int, int, int, int]]) -> tuple[int, int, int, i
     return int(b[:, 0].min()), int(b[:, 1].min()), int(b[:, 2].max()), int(b[:, 3].max())
 
 
-def _canvas_area(pieces: Sequence[Piece]) -> int:
+def _overlap(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _canvas_size(pieces: Sequence[Piece]) -> tuple[int, int]:
+    """The canvas's width and height."""
     w = max(p.at[0] + p.window[2] - p.window[0] for p in pieces)
     h = max(p.at[1] + p.window[3] - p.window[1] for p in pieces)
-    return w * h
+    return w, h
 
 
 def composite(windows: Sequence[tuple[int, int, int, int]]) -> list[Piece]:
@@ -200,19 +203,13 @@ def composite(windows: Sequence[tuple[int, int, int, int]]) -> list[Piece]:
     holds only the pieces and their gaps, not the whole area between far-apart
     corrections."""
     boxes = [tuple(int(v) for v in w) for w in windows]
-    merged_any = True
-    while merged_any:
-        merged_any = False
-        for i in range(len(boxes)):
-            for j in range(i + 1, len(boxes)):
-                a, b = boxes[i], boxes[j]
-                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
-                    boxes[i] = _union([a, b])
-                    del boxes[j]
-                    merged_any = True
-                    break
-            if merged_any:
-                break
+    while pair := next(
+        ((i, j) for i, j in combinations(range(len(boxes)), 2) if _overlap(boxes[i], boxes[j])),
+        None,
+    ):
+        i, j = pair
+        boxes[i] = _union([boxes[i], boxes[j]])
+        del boxes[j]
     order = sorted(boxes, key=lambda b: (-(b[3] - b[1]), b[1], b[0]))
     total = sum(_area(b) + PIECE_GAP * (b[2] - b[0] + b[3] - b[1]) for b in order)
     row_width = max(max(b[2] - b[0] for b in order), int(total**0.5))
@@ -233,8 +230,7 @@ def _on_canvas(
     """The pieces' images, labels and feature numbers on one canvas, and where the
     canvas holds the image (``valid``); the gaps are the normalised image's mean (0),
     unlabelled, no feature."""
-    w = max(p.at[0] + p.window[2] - p.window[0] for p in pieces)
-    h = max(p.at[1] + p.window[3] - p.window[1] for p in pieces)
+    w, h = _canvas_size(pieces)
     image = torch.zeros((parts[0][0].shape[0], h, w), dtype=torch.float32)
     labels = np.full((h, w), IGNORE, dtype=np.uint8)
     features = np.full((h, w), -1, dtype=np.int64)
