@@ -10,7 +10,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from ...training.corrections.finetune import FLIP_PER_SCORE, flip_cap, flip_check_applies
+from ...training.corrections.finetune import FLIP_PER_SCORE, flip_allowance
 from ...training.corrections.fit import CPU_STEPS, GPU_STEPS, FitParams
 from ..provenance import git_state
 
@@ -28,9 +28,7 @@ def rederive(r: dict) -> dict:
     polygons all lie on the other half."""
     if not r.get("passed_held_out") or r.get("flip_ratio") is None:
         return r
-    adopted = r["flip_ratio"] <= flip_cap(r.get("tuned_score")) or not flip_check_applies(
-        r.get("sure_ratio")
-    )
+    adopted = r["flip_ratio"] <= flip_allowance(r.get("tuned_score"), r.get("sure_ratio"))
     fitted_acc = r.get("acc_after_fit", r["acc_after"] if r["adopted"] else None)
     return {
         **r,

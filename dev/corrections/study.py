@@ -27,7 +27,7 @@ from osgeo import gdal
 
 from ...engine.modelfile.io import load_model
 from ...engine.refine.pipeline import RefineParams, refine_raster
-from ...training.corrections.finetune import finetune, flip_cap, flip_check_applies
+from ...training.corrections.finetune import finetune, flip_allowance
 from ...training.corrections.fit import FitParams
 from ...training.tile import LabelSource
 from ..provenance import git_state
@@ -148,11 +148,8 @@ def run_scene(
                 )
                 seconds = time.perf_counter() - t0
                 fitted, _ = refine(scene.image, work / "after.tif", model)
-                dropped = (
-                    res.adopted
-                    and (res.flip_ratio or 0.0) > flip_cap(res.tuned_score)
-                    and flip_check_applies(res.sure_ratio)
-                )
+                allowance = flip_allowance(res.tuned_score, res.sure_ratio)
+                dropped = res.adopted and (res.flip_ratio or 0.0) > allowance
                 after = _burned(pred, drawn) if dropped else fitted
                 pixels = sum(int(m.sum()) for m, _ in drawn)
                 honoured = sum(int((after[m] == bool(c)).sum()) for m, c in drawn) / max(1, pixels)

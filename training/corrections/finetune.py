@@ -111,6 +111,22 @@ def flip_check_applies(sure_ratio: float | None, at_least: float = FLIP_SURE_RAT
     return sure_ratio is None or sure_ratio < at_least
 
 
+def flip_allowance(
+    held_out_score: float | None,
+    sure_ratio: float | None,
+    per_score: float = FLIP_PER_SCORE,
+    at_least: float = FLIP_SURE_RATIO,
+) -> float:
+    """The most of the sure map a fit may change: flip_cap, or no bound where the check
+    stands aside (flip_check_applies). The fine-tune and the studies that re-derive its
+    decision from their rows use this one rule."""
+    return (
+        flip_cap(held_out_score, per_score)
+        if flip_check_applies(sure_ratio, at_least)
+        else math.inf
+    )
+
+
 @dataclass
 class FinetuneResult:
     model: Path
@@ -240,9 +256,9 @@ def finetune(
             with torch.no_grad():
                 settled = fit.logits()  # the fitted networks' scores over the window
             flips = fit.flip_ratio(settled)
-            cap = flip_cap(tuned_score, params.flip_per_score)
-            if not flip_check_applies(fit.sure_ratio, params.flip_sure_ratio):
-                cap = math.inf
+            cap = flip_allowance(
+                tuned_score, fit.sure_ratio, params.flip_per_score, params.flip_sure_ratio
+            )
             if flips > cap:  # learnt more than the corrections: keep the base
                 adopted = False
                 temperature = config.detail_temperature  # as an adopted fit's, below
@@ -279,7 +295,11 @@ def finetune(
         cap,
         max(1, len(folds)),
     )
-    unguarded = adopted and math.isinf(cap) and not math.isinf(params.flip_per_score)
+    unguarded = (
+        adopted
+        and not math.isinf(params.flip_per_score)
+        and not flip_check_applies(fit.sure_ratio, params.flip_sure_ratio)
+    )
     if unguarded:
         message += _unguarded_message(fit.sure_ratio, flips)
     message += _detail_message(detail)
