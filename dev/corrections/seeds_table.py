@@ -1,0 +1,113 @@
+"""The correction loop of one or more starting models over fine-tune seeds, from study rows.
+
+Each argument is ``NAME=GLOB``: the rows files of one starting model, one per fine-tune
+seed (the study's ``--set seed=S``). For every scene and K: the starting map's building
+IoU of the undrawn half, each seed's change (the flip check as it is now,
+report.rederive; ``n`` = the fit did not pass the held-out check, ``d`` = the flip check
+dropped it) and the mean map after the round; then per model the summed change, the
+rounds worse and the rounds adopted, with the flip check as it is now and with it judging
+every fit (``flip_sure_ratio`` = inf, the rule before session 20). Scenes whose undrawn
+half holds almost no building are left out of the sums (compare_rows.NOT_SUMMED).
+
+    python -m map_refiner.dev.corrections.seeds_table \\
+        "bundled recipe=out/corrections/rows_s21_lo_hr_lo_seed*.jsonl" \\
+        "half turns=out/corrections/rows_s21_lo_ht_lo_rnn_seed*.jsonl"
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import math
+from pathlib import Path
+
+from ...training.corrections.finetune import flip_allowance
+from .compare_rows import NOT_SUMMED
+from .report import rederive
+
+
+def _adopted_under(r: dict, at_least: float) -> bool:
+    """Whether the round's fit is adopted with the flip check standing aside from
+    ``at_least`` (math.inf: the check judges every fit)."""
+    if not r.get("passed_held_out") or r.get("flip_ratio") is None:
+        return False
+    return r["flip_ratio"] <= flip_allowance(
+        r.get("tuned_score"), r.get("sure_ratio"), at_least=at_least
+    )
+
+
+def _mark(r: dict) -> str:
+    gain = r["after"] - r["before"]
+    if r["adopted"]:
+        return f"{gain:+.1f}"
+    return "+0.0 d" if r.get("passed_held_out") else "+0.0 n"
+
+
+def rows_of(pattern: str, variant: str, user: str) -> list[dict]:
+    files = sorted(glob.glob(pattern))
+    if not files:
+        raise SystemExit(f"{pattern!r}: no rows file matches")
+    out = []
+    for f in files:
+        for line in Path(f).read_text().splitlines():
+            if line.strip():
+                r = rederive(json.loads(line))
+                if (r["variant"], r["user"]) == (variant, user):
+                    out.append(r)
+    return out
+
+
+def table(named: list[tuple[str, list[dict]]]) -> str:
+    lines = [
+        "| model | scene | K | start | change per fine-tune seed | mean after |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, rows in named:
+        keys = sorted({(r["scene"], r["k"]) for r in rows})
+        for scene, k in keys:
+            rs = [r for r in rows if (r["scene"], r["k"]) == (scene, k)]
+            after = sum(r["after"] for r in rs) / len(rs)
+            lines.append(
+                f"| {name} | {scene} | {k} | {rs[0]['before']:.1f} | "
+                f"{' / '.join(_mark(r) for r in rs)} | {after:.1f} |"
+            )
+    lines += [
+        "",
+        "| model | rounds | summed change | worse | adopted | "
+        "with the flip check on every fit: summed, worse, adopted |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, rows in named:
+        summed = [r for r in rows if r["scene"] not in NOT_SUMMED]
+        now = [r["after"] - r["before"] for r in summed]
+        always = [
+            (r["after_fit"] - r["before"]) if _adopted_under(r, math.inf) else 0.0 for r in summed
+        ]
+        lines.append(
+            f"| {name} | {len(summed)} | {sum(now):+.1f} | {sum(g < -0.05 for g in now)} | "
+            f"{sum(r['adopted'] for r in summed)} | {sum(always):+.1f}, "
+            f"{sum(g < -0.05 for g in always)}, "
+            f"{sum(_adopted_under(r, math.inf) for r in summed)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("models", nargs="+", help="NAME=GLOB of one model's rows files")
+    ap.add_argument("--variant", default="head+rnn")
+    ap.add_argument("--user", default="largest")
+    a = ap.parse_args(argv)
+    named = []
+    for item in a.models:
+        name, sep, pattern = item.partition("=")
+        if not sep:
+            raise SystemExit(f"{item!r}: give NAME=GLOB")
+        named.append((name, rows_of(pattern, a.variant, a.user)))
+    print(table(named), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
