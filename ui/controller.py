@@ -247,7 +247,6 @@ class Controller:
                 result.flip_ratio,
                 result.dropped_fit,
                 unguarded=result.unguarded,
-                split=result.split,
             )
         )
         if self.dialog is not None:

@@ -24,8 +24,6 @@ class Round:
     # dropped fit instead (``model`` is then the dropped fit's file)
     unguarded: bool = False  # adopted without the flip check: the starting model was as
     # sure on the drawn errors as elsewhere (training/corrections/finetune.flip_check_applies)
-    split: bool = False  # one polygon of each class: the far half of the largest was held
-    # out (training/corrections/holdout.split_for_check)
 
     @property
     def took_dropped_fit(self) -> bool:
@@ -56,8 +54,8 @@ class Round:
             score = "not checked (too few polygons to hold one out)"
         else:
             score = (
-                f"{'half a polygon' if self.split else 'held'} out: "
-                f"{100 * self.tuned_score:.0f} % right (start {100 * self.base_score:.0f} %)"
+                f"held out: {100 * self.tuned_score:.0f} % right "
+                f"(start {100 * self.base_score:.0f} %)"
             )
         if self.took_dropped_fit:
             kept = "dropped fit taken by you"
@@ -77,11 +75,7 @@ class Round:
             score = "not checked (too few polygons to hold one out)"
         else:
             score = (
-                f"{100 * self.tuned_score:.0f} % of the far half of your largest polygon "
-                "right, having learnt from the rest: with one polygon of each class nothing "
-                f"else could check it (the starting model: {100 * self.base_score:.0f} %)"
-                if self.split
-                else f"{100 * self.tuned_score:.0f} % of your held-out polygons right "
+                f"{100 * self.tuned_score:.0f} % of your held-out polygons right "
                 f"(the starting model: {100 * self.base_score:.0f} %)"
             )
         changed = (

@@ -83,10 +83,6 @@ def test_a_round_says_why_its_networks_were_kept() -> None:
     unguarded = Round(adopted=True, flip_ratio=4.2, unguarded=True, **common)
     assert "check the undrawn map" in unguarded.describe()
     assert "no guide" in unguarded.details() and "4.2 times" in unguarded.details()
-    # one polygon of each class: half of the largest was what checked the fit
-    split = Round(adopted=True, flip_ratio=0.1, split=True, **common)
-    assert "half a polygon out: 100 % right" in split.describe()
-    assert "far half of your largest polygon" in split.details()
 
 
 def test_the_dialog_says_which_image_a_fine_tuned_model_is_for_and_why(
