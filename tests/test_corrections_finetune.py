@@ -28,11 +28,7 @@ from map_refiner.training.corrections.fit import (
     anchor_threshold,
     sure_and_wrong,
 )
-from map_refiner.training.corrections.holdout import (
-    balanced_accuracy,
-    held_out_features,
-    split_for_check,
-)
+from map_refiner.training.corrections.holdout import balanced_accuracy, held_out_features
 from map_refiner.training.tile import LabelSource, TrainingTile
 
 gdal.UseExceptions()
@@ -308,57 +304,21 @@ def test_scores_on_a_box_equal_the_whole_windows(adapt: str) -> None:
 
 
 def test_with_nothing_to_hold_out_the_networks_stay(scene: dict, tmp_path: Path) -> None:
-    """One small polygon per class (too small to cut in two): no check is possible, so
-    nothing is learnt unchecked (the drawn polygons are still kept and shown)."""
-    small = [((12, 10, 22, 20), "building"), ((2, 50, 10, 60), "background")]  # 100, 80 px
+    """One polygon per class: no check is possible, so nothing is learnt unchecked
+    (the drawn polygons are still kept and shown)."""
     res = finetune(
         scene["image"],
-        corrections(tmp_path / "c.gpkg", small),
+        corrections(tmp_path / "c.gpkg", [FOUR[0], FOUR[2]]),
         tmp_path / "new.safetensors",
         scene["model"],
         FitParams(steps=5),
         device="cpu",
     )
-    assert not res.adopted and res.held_out == 0 and res.steps == 0 and not res.split
+    assert not res.adopted and res.held_out == 0 and res.steps == 0
     assert "none can be held out" in res.message
     b, n = _weights(scene["model"]), _weights(res.model)
     assert all(torch.equal(b[k], n[k]) for k in b)
     assert KeptCorrections.from_dict(load_model(res.model)[1].corrections).features == 2
-
-
-def test_one_large_polygon_is_cut_in_two_to_check_a_fit(scene: dict, tmp_path: Path) -> None:
-    """One polygon of each class, the building one large enough: its far half is held
-    out, a fit is learnt from the rest and judged there, and the round says so."""
-    res = finetune(
-        scene["image"],
-        corrections(tmp_path / "c.gpkg", [FOUR[1], ((2, 50, 10, 60), "background")]),
-        tmp_path / "new.safetensors",
-        scene["model"],
-        FitParams(steps=5),
-        device="cpu",
-    )
-    assert res.split and res.held_out == 1 and res.steps >= 5
-    assert res.tuned_score is not None and "far half of your largest polygon" in res.message
-    record = load_model(res.model)[1].training["finetune"][-1]
-    assert record["held_out_half_polygon"] is True and record["polygons"] == 2
-    # the kept polygons are the user's two, not the halves
-    assert KeptCorrections.from_dict(load_model(res.model)[1].corrections).features == 2
-
-
-def test_split_for_check_cuts_the_largest_polygon_across_its_longer_side() -> None:
-    features = torch.full((40, 60), -1, dtype=torch.int64)
-    features[5:15, 10:50] = 0  # 10 x 40: the longer side runs along x
-    features[30:35, 2:8] = 3  # another class's small polygon
-    cut = split_for_check(features, {0: 1, 3: 0})
-    assert cut is not None
-    near, far = cut[5:15, 10:50] == 0, cut[5:15, 10:50] == 4  # the new number: max + 1
-    assert bool((near | far).all()) and abs(int(near.sum()) - int(far.sum())) <= 10
-    assert bool(near[:, :20].all()) and bool(far[:, 21:].all())  # cut across x
-    assert torch.equal(cut[30:35, 2:8], features[30:35, 2:8])
-    # two polygons of a class: they are what is held out, nothing is cut
-    assert split_for_check(features, {0: 1, 3: 1}) is None
-    # too small to cut
-    assert split_for_check(features, {0: 1, 3: 0}, at_least=401) is None
 
 
 def test_a_round_runs_a_fixed_step_count_per_device() -> None:

@@ -187,7 +187,6 @@ def run_scene(
                     "flip_ratio": res.flip_ratio,
                     "anchor_confidence": res.anchor_confidence,
                     "sure_ratio": res.sure_ratio,
-                    "split": res.split,
                     "steps": res.steps,
                     "held_out_curve": [[n, round(v, 4)] for n, v in res.held_out_curve],
                     # the detail stage (None: it did not run; see dropped rows' caveat

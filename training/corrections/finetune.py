@@ -30,7 +30,7 @@ import copy
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -48,13 +48,7 @@ from .data import Corrections, load_corrections
 from .detail_stage import DetailFit, DetailOutcome, held_out_phase, refit
 from .fine_data import load_fine_corrections
 from .fit import CorrectionFit, FitOutcome, FitParams, average_states
-from .holdout import (
-    ADOPT_AT_LEAST,
-    REFIT_SHARE,
-    balanced_accuracy,
-    fold_holdouts,
-    split_for_check,
-)
+from .holdout import ADOPT_AT_LEAST, REFIT_SHARE, balanced_accuracy, fold_holdouts
 from .temperature import matched_temperature
 
 log = logging.getLogger(__name__)
@@ -154,8 +148,6 @@ class FinetuneResult:
     unguarded: bool = False  # adopted with the flip check standing aside (flip_check_applies)
     dropped_fit: Path | None = None  # a model file with the networks the flip check
     # dropped (dropped_fit_path), for a user who wants to see what they do; None: none
-    split: bool = False  # no class had two polygons: the far half of the largest one
-    # was held out (holdout.split_for_check)
 
     @property
     def final_loss(self) -> float:  # what the CLI and the jobs print for every training
@@ -197,11 +189,6 @@ def finetune(
     config = copy.deepcopy(config)
     corr = load_corrections(image, labels, config, bands, input_resolution_m, allow_large)
     folds = fold_holdouts(corr.feature_classes(), params.seed, params.folds)
-    # no class with two polygons: half of the largest checks a fit of the model grid
-    cut = None if folds else split_for_check(corr.features, corr.feature_classes())
-    if cut is not None:
-        corr = replace(corr, features=cut)
-        folds = fold_holdouts(corr.feature_classes(), params.seed, params.folds)
     held = sorted({f for fold in folds for f in fold})  # every polygon some fold held out
     fine = (
         load_fine_corrections(
@@ -211,8 +198,7 @@ def finetune(
             list(bands) if bands else list(config.bands),
             input_resolution_m,
         )
-        # the detail stage holds out whole polygons of the fine grid: not a cut one
-        if params.detail and folds and cut is None and net.detail_rnn is not None
+        if params.detail and folds and net.detail_rnn is not None
         else None
     )
     rep.report(0.05)
@@ -308,7 +294,6 @@ def finetune(
         flips,
         cap,
         max(1, len(folds)),
-        cut is not None,
     )
     unguarded = (
         adopted
@@ -340,7 +325,6 @@ def finetune(
             len(folds),
             dropped_fit,
             fit.sure_ratio,
-            cut is not None,
         )
 
     record(config, adopted)
@@ -376,7 +360,6 @@ def finetune(
         sure_ratio=fit.sure_ratio,
         unguarded=unguarded,
         dropped_fit=dropped_fit,
-        split=cut is not None,
     )
 
 
@@ -516,22 +499,15 @@ def _message(
     flips: float | None = None,
     cap: float = math.inf,
     folds: int = 1,
-    split: bool = False,
 ) -> str:
     if not held:
         return (
             f"Not adopted: with {polygons} polygon(s), none can be held out to check what the "
-            "networks would learn (draw at least two polygons of a class, or a larger one to be "
-            "cut in two), so the starting "
+            "networks would learn (draw at least two polygons of a class), so the starting "
             "networks are kept. The new model shows your drawn polygon(s) on this image."
         )
     scores = (
-        f"{100 * (tuned or 0):.0f} % of the far half of your largest polygon right, "
-        "having learnt from the rest (the starting model: "
-        f"{100 * (base or 0):.0f} %; with one polygon of each class, nothing else could "
-        "check it: draw a second polygon of a class for a surer check)"
-        if split
-        else f"{100 * (tuned or 0):.0f} % of your {held} held-out polygon(s) right "
+        f"{100 * (tuned or 0):.0f} % of your {held} held-out polygon(s) right "
         f"(the starting model: {100 * (base or 0):.0f} %)"
         if folds == 1
         else f"{100 * (tuned or 0):.0f} % of the held-out polygons right on average over "
@@ -590,7 +566,6 @@ def _record(
     folds: int = 1,
     dropped_fit: bool = False,
     sure_ratio: float = 0.0,
-    split: bool = False,
 ) -> None:
     """The model's name, its kept polygons and the round in its training record
     (``dropped_fit``: the file of the networks the flip check dropped)."""
@@ -628,8 +603,6 @@ def _record(
     }
     if dropped_fit:  # networks the flip check turned down, kept for the user to judge
         record["dropped_by_flip_check"] = True
-    if split:  # the check was made on the far half of the largest polygon
-        record["held_out_half_polygon"] = True
     if detail is not None:
         record["detail"] = {
             "adopted": detail.adopted,

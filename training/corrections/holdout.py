@@ -12,10 +12,6 @@ import torch
 
 from ..tile import IGNORE
 
-#: The fewest model-grid pixels a polygon needs to be cut in two for a check
-#: (split_for_check): halves of 64 pixels, 8 x 8 model pixels (about 5 x 5 m at the
-#: bundled model's 0.6 m), each larger than the 5 x 5 filters' reach. Not tuned.
-SPLIT_AT_LEAST = 128
 #: Share of the polygons held out when there are enough of them.
 HOLDOUT_SHARE = 0.34
 #: Share of the held-out phase's best step count a fit adopted spends on every polygon
@@ -54,30 +50,6 @@ def _classes(feature_class: dict[int, int], share: float) -> list[tuple[list[int
         feats = sorted(f for f, c in feature_class.items() if c == cls)
         if len(feats) >= 2:
             out.append((feats, min(len(feats) - 1, max(1, int(round(share * len(feats)))))))
-    return out
-
-
-def split_for_check(
-    features: torch.Tensor, feature_class: dict[int, int], at_least: int = SPLIT_AT_LEAST
-) -> torch.Tensor | None:
-    """Feature numbers with the largest polygon cut in two, when no class has two
-    polygons (nothing else can be held out) and it has at least ``at_least`` pixels:
-    cut across the longer side of its bounding box at the median, so that each half
-    holds about half its pixels; the far half gets a new number. None otherwise."""
-    if not feature_class or _classes(feature_class, HOLDOUT_SHARE):
-        return None
-    sizes = {f: int((features == f).sum()) for f in feature_class}
-    largest = max(sizes, key=lambda f: (sizes[f], -f))
-    if sizes[largest] < at_least:
-        return None
-    ys, xs = torch.nonzero(features == largest, as_tuple=True)
-    along = ys if int(ys.max() - ys.min()) >= int(xs.max() - xs.min()) else xs
-    cut = int(torch.median(along))
-    far = along > cut
-    if not bool(far.any()) or bool(far.all()):
-        return None
-    out = features.clone()
-    out[ys[far], xs[far]] = int(features.max()) + 1
     return out
 
 
