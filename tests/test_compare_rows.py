@@ -2,35 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from helpers_rows import study_row as _row
+from helpers_rows import write_rows as _write
+
 from map_refiner.dev.corrections.compare_rows import table
-
-
-def _row(scene: str, k: int, before: float, after_fit: float, **kw: object) -> dict:
-    row = {
-        "scene": scene,
-        "k": k,
-        "user": "largest",
-        "variant": "head+rnn",
-        "before": before,
-        "after": after_fit,
-        "after_fit": after_fit,
-        "acc_before": 90.0,
-        "acc_after": 90.0,
-        "adopted": True,
-        "passed_held_out": True,
-        "tuned_score": 1.0,
-        "flip_ratio": 0.1,
-    }
-    row.update(kw)
-    return row
-
-
-def _write(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
 
 
 def test_gains_losses_and_dropped_fits_per_setting(tmp_path: Path) -> None:

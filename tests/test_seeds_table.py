@@ -2,37 +2,24 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
+from helpers_rows import study_row
+from helpers_rows import write_rows as _write
 
 from map_refiner.dev.corrections.seeds_table import main, rows_of, table
 
 
 def _row(scene: str, k: int, before: float, after_fit: float, **kw: object) -> dict:
-    row = {
-        "scene": scene,
-        "k": k,
-        "user": "largest",
-        "variant": "head+rnn",
-        "before": before,
-        "after": after_fit,
-        "after_fit": after_fit,
-        "acc_before": 90.0,
-        "acc_after": 90.0,
-        "adopted": True,
-        "passed_held_out": True,
-        "tuned_score": 0.9,
-        "flip_ratio": 0.5,
-        "sure_ratio": 0.3,
-    }
-    row.update(kw)
-    return row
-
-
-def _write(path: Path, rows: list[dict]) -> None:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    """A round the flip check judges (sure ratio 0.3) and keeps (0.5 against 1.2)."""
+    return study_row(
+        scene,
+        k,
+        before,
+        after_fit,
+        **{"tuned_score": 0.9, "flip_ratio": 0.5, "sure_ratio": 0.3, **kw},
+    )
 
 
 def test_seeds_side_by_side_and_the_flip_check_on_every_fit(tmp_path: Path) -> None:

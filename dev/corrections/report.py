@@ -10,7 +10,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from ...training.corrections.finetune import FLIP_PER_SCORE, flip_allowance
+from ...training.corrections.finetune import FLIP_PER_SCORE, FLIP_SURE_RATIO, flip_allowance
 from ...training.corrections.fit import CPU_STEPS, GPU_STEPS, FitParams
 from ..provenance import git_state
 
@@ -21,14 +21,18 @@ def load(path: Path) -> list[dict]:
     return [rederive(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
 
 
-def rederive(r: dict) -> dict:
+def rederive(r: dict, sure_ratio_at_least: float = FLIP_SURE_RATIO) -> dict:
     """The row under the flip check as it is now (a row records the fit, its held-out
     score and its ratio; which fits the check drops changed between sessions). A dropped
     fit leaves the base networks, whose undrawn half is the starting map: the drawn
-    polygons all lie on the other half."""
+    polygons all lie on the other half. ``sure_ratio_at_least``: from which sure ratio
+    the check stands aside (math.inf: it judges every fit, the rule before session 20)."""
     if not r.get("passed_held_out") or r.get("flip_ratio") is None:
         return r
-    adopted = r["flip_ratio"] <= flip_allowance(r.get("tuned_score"), r.get("sure_ratio"))
+    allowance = flip_allowance(
+        r.get("tuned_score"), r.get("sure_ratio"), at_least=sure_ratio_at_least
+    )
+    adopted = r["flip_ratio"] <= allowance
     fitted_acc = r.get("acc_after_fit", r["acc_after"] if r["adopted"] else None)
     return {
         **r,

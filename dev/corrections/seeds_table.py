@@ -18,23 +18,11 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
 import math
 from pathlib import Path
 
-from ...training.corrections.finetune import flip_allowance
 from .compare_rows import NOT_SUMMED
-from .report import rederive
-
-
-def _adopted_under(r: dict, at_least: float) -> bool:
-    """Whether the round's fit is adopted with the flip check standing aside from
-    ``at_least`` (math.inf: the check judges every fit)."""
-    if not r.get("passed_held_out") or r.get("flip_ratio") is None:
-        return False
-    return r["flip_ratio"] <= flip_allowance(
-        r.get("tuned_score"), r.get("sure_ratio"), at_least=at_least
-    )
+from .report import load, rederive
 
 
 def _mark(r: dict) -> str:
@@ -48,14 +36,7 @@ def rows_of(pattern: str, variant: str, user: str) -> list[dict]:
     files = sorted(glob.glob(pattern))
     if not files:
         raise SystemExit(f"{pattern!r}: no rows file matches")
-    out = []
-    for f in files:
-        for line in Path(f).read_text().splitlines():
-            if line.strip():
-                r = rederive(json.loads(line))
-                if (r["variant"], r["user"]) == (variant, user):
-                    out.append(r)
-    return out
+    return [r for f in files for r in load(Path(f)) if (r["variant"], r["user"]) == (variant, user)]
 
 
 def table(named: list[tuple[str, list[dict]]]) -> str:
@@ -80,15 +61,13 @@ def table(named: list[tuple[str, list[dict]]]) -> str:
     ]
     for name, rows in named:
         summed = [r for r in rows if r["scene"] not in NOT_SUMMED]
+        checked = [rederive(r, math.inf) for r in summed]  # the check on every fit
         now = [r["after"] - r["before"] for r in summed]
-        always = [
-            (r["after_fit"] - r["before"]) if _adopted_under(r, math.inf) else 0.0 for r in summed
-        ]
+        always = [r["after"] - r["before"] for r in checked]
         lines.append(
             f"| {name} | {len(summed)} | {sum(now):+.1f} | {sum(g < -0.05 for g in now)} | "
             f"{sum(r['adopted'] for r in summed)} | {sum(always):+.1f}, "
-            f"{sum(g < -0.05 for g in always)}, "
-            f"{sum(_adopted_under(r, math.inf) for r in summed)} |"
+            f"{sum(g < -0.05 for g in always)}, {sum(r['adopted'] for r in checked)} |"
         )
     return "\n".join(lines) + "\n"
 
