@@ -74,6 +74,17 @@ def _bounded(kind: type, lo: float, hi: float, what: str):  # noqa: ANN202 - an 
     return parse
 
 
+def _model_file(text: str) -> Path:
+    """A model file, or the name of a bundled model (``default``, ``general``) where no
+    file of that name exists."""
+    from .engine.modelfile.header import BUNDLED_MODELS
+
+    path = Path(text)
+    if text in BUNDLED_MODELS and not path.exists():
+        return BUNDLED_MODELS[text]
+    return path
+
+
 def _tile_size(text: str) -> int:
     """At most 16384 model pixels a side (one such tile already needs tens of GB); the
     engine says the least."""
@@ -205,7 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("refine", help="coarse CNN + RNN refinement of a raster")
     p.add_argument("image", type=Path)
     p.add_argument("--out", type=Path, required=True, help="output class map (GeoTIFF)")
-    p.add_argument("--model", type=Path, help="model file (default: the bundled model)")
+    p.add_argument(
+        "--model",
+        type=_model_file,
+        help="model file, or a bundled model: default (the default) or general (drones, "
+        "satellites and other sensors unlike Austin's aerial photos)",
+    )
     p.add_argument(
         "--iterations",
         type=int,
@@ -343,7 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train-rnn", help="train the refinement RNN on an accurate tile")
     p.add_argument("image", type=Path)
     _label_args(p)
-    p.add_argument("--model", type=Path, help="base model (default: the bundled model)")
+    p.add_argument(
+        "--model", type=_model_file, help="base model: a file, default (the default) or general"
+    )
     p.add_argument("--out", type=Path, required=True, help="new model file (.safetensors)")
     p.add_argument("--steps", type=_STEPS, default=3000)
     p.add_argument("--seed", type=_SEED, default=0)
@@ -361,7 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("finetune", help="fine-tune a model on correction polygons")
     p.add_argument("image", type=Path)
     _label_args(p, default_mode="sparse")
-    p.add_argument("--model", type=Path, help="base model (default: the bundled model)")
+    p.add_argument(
+        "--model", type=_model_file, help="base model: a file, default (the default) or general"
+    )
     p.add_argument("--out", type=Path, required=True, help="new model file (.safetensors)")
     p.add_argument(
         "--adapt",
@@ -546,7 +566,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_bounded(float, 1e-3, 1e5, "--resolution"),
         help="ground metres per pixel wanted (default: the model's)",
     )
-    p.add_argument("--model", type=Path, help="model whose resolution to fetch at")
+    p.add_argument("--model", type=_model_file, help="model whose resolution to fetch at")
     p.add_argument("--max-zoom", type=_bounded(int, 0, 22, "--max-zoom"), default=19)
     p.add_argument(
         "--tile-size",
@@ -562,12 +582,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser("info", help="describe a model file")
-    p.add_argument("model", type=Path, nargs="?")
+    p.add_argument("model", type=_model_file, nargs="?", help="a file, default or general")
 
     p = sub.add_parser("demo", help="refine the Austin test tile and score it")
     p.add_argument("--data", type=Path, default=Path("../shared/data"))
     p.add_argument("--out-dir", type=Path, default=Path("out"))
-    p.add_argument("--model", type=Path)
+    p.add_argument("--model", type=_model_file)
     p.add_argument("--device", choices=vocab.DEVICES, default="auto")
     return ap
 

@@ -15,6 +15,7 @@ from osgeo import gdal
 
 from map_refiner import cli
 from map_refiner.cli_progress import ProgressBar
+from map_refiner.engine.modelfile.header import GENERAL_MODEL_PATH
 from map_refiner.engine.modelfile.io import DEFAULT_MODEL_PATH, save_model
 from map_refiner.engine.networks.models import count_parameters
 
@@ -243,6 +244,30 @@ def test_info_on_the_bundled_model(capsys) -> None:
     assert rc == 0
     d = json.loads(out)
     assert d["architecture"] == "maggiori2017-fcn-rnn" and d["parameters"] > 100_000
+
+
+def test_info_names_the_bundled_general_model(capsys) -> None:
+    if not GENERAL_MODEL_PATH.exists():
+        pytest.skip("the bundled general model is not in this checkout")
+    rc, out, _ = run_cli(["info", "general"], capsys)
+    assert rc == 0
+    d = json.loads(out)
+    assert d["name"].startswith("Map Refiner general")
+    assert d["training"]["trunk"]["left_out"] == ["austin_dev"]
+
+
+def test_model_names_stand_for_the_bundled_models(tmp_path: Path, monkeypatch) -> None:
+    parser = cli.build_parser()
+    args = parser.parse_args(["refine", "in.tif", "--out", "o.tif", "--model", "general"])
+    assert args.model == GENERAL_MODEL_PATH
+    args = parser.parse_args(
+        ["finetune", "in.tif", "c.gpkg", "--out", "n.safetensors", "--model", "default"]
+    )
+    assert args.model == DEFAULT_MODEL_PATH
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "general").write_bytes(b"")  # a file of that name is the user's own
+    args = parser.parse_args(["refine", "in.tif", "--out", "o.tif", "--model", "general"])
+    assert args.model == Path("general")
 
 
 def test_info_on_a_bad_file_is_one_line(tmp_path: Path, capsys) -> None:

@@ -1,6 +1,6 @@
 """Probe: two models' refined probabilities averaged, scored on each scene's right half.
 
-    python -m map_refiner.dev.default_model.ensemble_probe --models A.safetensors B.safetensors [--weights 0.5,0.5] [--scenes a,b]
+    python -m map_refiner.dev.default_model.ensemble_probe --models A B [--weights 0.5,0.5]
 
 Each model refines each shared scene (the product's path: detail pass and all) and
 writes its class probabilities; the probe scores each model alone and the weighted mean

@@ -24,6 +24,13 @@ DEFAULT_MODEL_PATH = (
 #: map onto the image (dev/default_model/snap.py); ``refine --prior`` uses it unless a
 #: model is given.
 SNAP_MODEL_PATH = DEFAULT_MODEL_PATH.with_name("snap.safetensors")
+#: The bundled general model: every layer retrained with turned and flipped patches, for
+#: imagery unlike Austin's aerial photos (drones, satellites, other countries); it starts
+#: higher than the default on sensors it never saw and lower on Austin's tiles
+#: (resources/models/GENERAL_MODEL_CARD.md).
+GENERAL_MODEL_PATH = DEFAULT_MODEL_PATH.with_name("general.safetensors")
+#: Names the CLI and Processing accept for the bundled models instead of a path.
+BUNDLED_MODELS = {"default": DEFAULT_MODEL_PATH, "general": GENERAL_MODEL_PATH}
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 
 

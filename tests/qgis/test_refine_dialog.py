@@ -8,6 +8,7 @@ import pytest
 from qgis.core import QgsRasterLayer, QgsVectorLayer
 
 from map_refiner.engine.errors import MapRefinerError
+from map_refiner.engine.modelfile.header import GENERAL_MODEL_PATH
 from map_refiner.ui.dialog.dialog import MapRefinerDialog
 from map_refiner.ui.jobs.refine_job import build_refine_job
 from map_refiner.ui.settings import DialogDefaults, load_defaults, save_defaults
@@ -64,6 +65,21 @@ def test_bundled_model_means_no_model_path(rgb_layer, qgis_new_project) -> None:
     assert dialog.model.bundled_radio.isChecked()
     assert dialog.model.model_path() is None
     assert dialog.refine_job().params.model_path is None
+
+
+def test_the_general_model_is_a_bundled_choice(rgb_layer, qgis_new_project) -> None:  # noqa: ANN001
+    dialog = _dialog(qgis_new_project, rgb_layer)
+    dialog.model.general_radio.setChecked(True)
+    assert dialog.model.model_path() == GENERAL_MODEL_PATH
+    assert not dialog.model.file_widget.isEnabled()
+    assert "general" in dialog.model.info_label.text()
+    assert dialog.refine_job().params.model_path == GENERAL_MODEL_PATH
+    # remembered as its file, it comes back as the general choice, not as "a file"
+    again = _dialog(qgis_new_project, rgb_layer, model_path=str(GENERAL_MODEL_PATH))
+    assert again.model.general_radio.isChecked()
+    assert not again.model.file_radio.isChecked()
+    again.model.bundled_radio.setChecked(True)
+    assert again.model.model_path() is None
 
 
 def test_incomplete_dialog_says_what_is_missing(qgis_new_project, tiny_model) -> None:  # noqa: ANN001

@@ -52,7 +52,8 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
                     extension="safetensors",
                     optional=True,
                 ),
-                "The model whose RNN is fine-tuned.",
+                "The model that is fine-tuned (the bundled general model is "
+                "resources/models/general.safetensors in the plugin's folder).",
             )
         )
         for param in label_parameters("Default: 60 on a CPU (150 on a GPU), then a refit."):

@@ -112,7 +112,9 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
                     extension="safetensors",
                     optional=True,
                 ),
-                "A .safetensors model saved by Map Refiner.",
+                "A .safetensors model saved by Map Refiner. The bundled general model "
+                "(drones, satellites and other sensors unlike the default's aerial photos) "
+                "is resources/models/general.safetensors in the plugin's folder.",
             )
         )
         self.addParameter(
