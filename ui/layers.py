@@ -49,6 +49,7 @@ def short_model_name(source_name: str, model_name: str) -> str:
     if match:
         image, number = match["image"], match["round"]
         return number if image == source_name else f"{image} — {number}"
+    model_name = without_product_name(model_name)
     if len(model_name) <= NAME_CHARS:
         return model_name
     return model_name[: NAME_CHARS - 1].rstrip() + "…"
@@ -76,8 +77,14 @@ def refine_group_name(source_name: str, model_name: str | None = None) -> str:
     groups of several refines of one image can be told apart when folded."""
     if not model_name:
         return f"{source_name} — Map Refiner"
-    short = model_name.removeprefix(f"{source_name} — ")
+    short = without_product_name(model_name.removeprefix(f"{source_name} — "))
     return f"{source_name} — Map Refiner: {short}"
+
+
+def without_product_name(model_name: str) -> str:
+    """A bundled model's name without the product's (``Map Refiner general (...)`` ->
+    ``general (...)``): the group and the plugin already say Map Refiner."""
+    return model_name.removeprefix("Map Refiner ") or model_name
 
 
 def coarse_layer_name(source_name: str) -> str:

@@ -119,6 +119,14 @@ def test_result_names_say_which_model_made_them(tiny_model: Path) -> None:
     assert refine_group_name("img", "other — round 1 (3 corrections)") == (
         "img — Map Refiner: other — round 1 (3 corrections)"
     )
+    # a bundled model's name does not say Map Refiner twice
+    general = "Map Refiner general (buildings, new sensors)"
+    assert (
+        refine_group_name("img", general) == "img — Map Refiner: general (buildings, new sensors)"
+    )
+    assert refined_layer_name("img", 5, general) == (
+        "img — refined by general (buildings, new sensors) (5 it.)"
+    )
 
 
 def test_one_class_map_on_screen_until_the_slider_moves(
