@@ -8,7 +8,7 @@ from pathlib import Path
 
 from qgis.gui import QgsFileWidget
 from qgis.PyQt.QtCore import pyqtSignal
-from qgis.PyQt.QtWidgets import QGridLayout, QLabel, QRadioButton, QWidget
+from qgis.PyQt.QtWidgets import QGridLayout, QLabel, QRadioButton, QSizePolicy, QWidget
 
 from ...engine.errors import MapRefinerError
 from ...engine.modelfile.header import GENERAL_MODEL_PATH
@@ -29,7 +29,7 @@ class ModelChooser(QWidget):
             "Best on aerial photos like those it learnt from (US orthophotos at 0.3 m)."
         )
         self.general_radio = QRadioButton(
-            "Bundled general model (drones, satellites, other sensors)", self
+            "Bundled general (drones, satellites, other sensors)", self
         )
         self.general_radio.setToolTip(
             "Every layer retrained with turned, flipped, rescaled and recoloured patches. On "
@@ -44,16 +44,18 @@ class ModelChooser(QWidget):
         self.file_widget.setDialogTitle("Choose a Map Refiner model")
         self.info_label = QLabel(self)
         self.info_label.setWordWrap(True)
+        # never squeezed below its two lines when the dialog is as tall as the screen
+        self.info_label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
         self.summary: ModelSummary | None = None
         self.why = ""  # why the dialog chose the model; "" once the user chooses one
         self._choosing = False
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
-        grid.addWidget(self.bundled_radio, 0, 0, 1, 2)
-        grid.addWidget(self.general_radio, 1, 0, 1, 2)
-        grid.addWidget(self.file_radio, 2, 0)
-        grid.addWidget(self.file_widget, 2, 1)
-        grid.addWidget(self.info_label, 3, 0, 1, 2)
+        grid.addWidget(self.bundled_radio, 0, 0)
+        grid.addWidget(self.general_radio, 0, 1)
+        grid.addWidget(self.file_radio, 1, 0)
+        grid.addWidget(self.file_widget, 1, 1)
+        grid.addWidget(self.info_label, 2, 0, 1, 2)
         self.bundled_radio.setChecked(True)
         self.file_widget.setEnabled(False)
         self.bundled_radio.toggled.connect(self._on_user_choice)
