@@ -112,7 +112,10 @@ def run_scene(
     overrides: dict[str, float] | None = None,
     keep_corrections: Path | None = None,
     keep_maps: Path | None = None,
+    fit_from: Path | None = None,
 ) -> None:
+    """``fit_from``: fine-tune that model instead of ``base_model`` on the polygons drawn
+    on ``base_model``'s errors (a user who refined with one model and fits another)."""
     done = done_rows(rows)
     base_name = load_model(base_model, "cpu")[1].name
     ref = gdal.Open(str(scene.reference)).ReadAsArray() > 0
@@ -141,7 +144,7 @@ def run_scene(
                     scene.image,
                     LabelSource(gpkg, class_field="class", mode="sparse"),
                     model,
-                    base_model=base_model,
+                    base_model=fit_from or base_model,
                     params=replace(VARIANTS[variant], **(overrides or {})),
                     device="cpu",
                     overwrite=True,
@@ -156,6 +159,7 @@ def run_scene(
                 row = {
                     "model": base_name,
                     "base_model": str(base_model) if base_model else None,
+                    "fit_from": str(fit_from) if fit_from else None,
                     "overrides": overrides or {},
                     "scene": scene.name,
                     "user": user,
@@ -303,6 +307,11 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="also save each round's starting and fitted maps and drawn polygons here (save_maps)",
     )
+    ap.add_argument(
+        "--fit-from",
+        type=Path,
+        help="fine-tune this model on the polygons drawn on --model's errors (default: --model)",
+    )
     a = ap.parse_args(argv)
     overrides = parse_overrides(a.set)
     a.out_dir.mkdir(parents=True, exist_ok=True)
@@ -324,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
                 overrides,
                 a.keep_corrections,
                 a.keep_maps,
+                a.fit_from,
             )
     return 0
 
