@@ -63,6 +63,28 @@ def test_defaults_use_the_model_iterations(
     assert "tiny test model: 2 RNN iterations" in gdal.Info(str(out))
 
 
+def test_the_general_model_is_a_bundled_choice(
+    processing_with_plugin, austin_rgb, tiny_model, tmp_path
+) -> None:  # noqa: ANN001
+    from map_refiner.engine.modelfile.header import GENERAL_MODEL_PATH
+
+    if not GENERAL_MODEL_PATH.exists():
+        pytest.skip("the bundled general model is not in this checkout")
+    out = tmp_path / "general.tif"
+    processing_with_plugin.run(
+        "map_refiner:refine",
+        {"INPUT": str(austin_rgb), "BUNDLED": 1, "ITERATIONS": 1, "DEVICE": 1, "OUTPUT": str(out)},
+    )
+    assert "Map Refiner general" in gdal.Info(str(out))
+    # a model file still wins over the choice
+    out2 = tmp_path / "file.tif"
+    processing_with_plugin.run(
+        "map_refiner:refine",
+        {"INPUT": str(austin_rgb), "MODEL": str(tiny_model), "BUNDLED": 1, "OUTPUT": str(out2)},
+    )
+    assert "tiny test model" in gdal.Info(str(out2))
+
+
 def test_precision_is_an_advanced_choice(
     processing_with_plugin, austin_rgb, tiny_model, tmp_path
 ) -> None:  # noqa: ANN001
@@ -389,3 +411,13 @@ def test_detail_iterations_on_imagery_near_the_model_grid(
             feedback=QgsProcessingFeedback(),
         )
     assert not (tmp_path / "o.tif").exists()
+
+
+def test_chosen_model_for_refine_and_finetune() -> None:
+    """Both algorithms read MODEL and BUNDLED through chosen_model."""
+    from map_refiner.engine.modelfile.header import GENERAL_MODEL_PATH
+    from map_refiner.ui.processing.common import chosen_model
+
+    assert chosen_model("", 0) == ""  # the default (or the snap model with a prior)
+    assert chosen_model("", 1) == str(GENERAL_MODEL_PATH)
+    assert chosen_model("mine.safetensors", 1) == "mine.safetensors"

@@ -15,7 +15,7 @@ from qgis.core import (
 
 from ..jobs.training_jobs import label_source
 from ..sources import raster_path
-from .common import with_help
+from .common import bundled_model_parameter, chosen_model, with_help
 from .engine_call import call_engine
 from .training_params import label_parameters, read_label_parameters
 
@@ -52,10 +52,10 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
                     extension="safetensors",
                     optional=True,
                 ),
-                "The model that is fine-tuned (the bundled general model is "
-                "resources/models/general.safetensors in the plugin's folder).",
+                "The model that is fine-tuned; empty: the bundled model chosen below.",
             )
         )
+        self.addParameter(bundled_model_parameter())
         for param in label_parameters("Default: 60 on a CPU (150 on a GPU), then a refit."):
             self.addParameter(param)
         self.addOutput(
@@ -71,7 +71,10 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
         feedback: QgsProcessingFeedback,
     ) -> dict[str, Any]:
         p = read_label_parameters(self, parameters, context)
-        model = self.parameterAsFile(parameters, "MODEL", context)
+        model = chosen_model(
+            self.parameterAsFile(parameters, "MODEL", context),
+            self.parameterAsEnum(parameters, "BUNDLED", context),
+        )
 
         def job(progress, is_cancelled):  # noqa: ANN001, ANN202
             from ...training.corrections.finetune import finetune

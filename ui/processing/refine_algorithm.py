@@ -32,7 +32,7 @@ from ...engine.vocabulary import DEVICES, PRECISIONS, VALUE_MAP_EXAMPLE, parse_r
 from ..jobs.fetch_job import is_online
 from ..layers import coarse_layer_name, refined_layer_name
 from ..sources import ground_pixel_size, layer_file, layer_in_file, raster_path
-from .common import with_help
+from .common import bundled_model_parameter, chosen_model, with_help
 from .engine_call import call_engine
 from .online_input import FETCH_SHARE, fetch_image, model_resolution, plan_fetch
 from .styling import style_on_load
@@ -112,11 +112,10 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
                     extension="safetensors",
                     optional=True,
                 ),
-                "A .safetensors model saved by Map Refiner. The bundled general model "
-                "(drones, satellites and other sensors unlike the default's aerial photos) "
-                "is resources/models/general.safetensors in the plugin's folder.",
+                "A .safetensors model saved by Map Refiner; empty: the bundled model chosen below.",
             )
         )
+        self.addParameter(bundled_model_parameter())
         self.addParameter(
             with_help(
                 QgsProcessingParameterNumber(
@@ -289,7 +288,10 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
         feedback: QgsProcessingFeedback,
     ) -> dict[str, Any]:
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        model = self.parameterAsFile(parameters, self.MODEL, context)
+        model = chosen_model(
+            self.parameterAsFile(parameters, self.MODEL, context),
+            self.parameterAsEnum(parameters, "BUNDLED", context),
+        )
         iterations = (
             None
             if parameters.get(self.ITERATIONS) is None
