@@ -82,6 +82,18 @@ def test_the_general_model_is_a_bundled_choice(rgb_layer, qgis_new_project) -> N
     assert again.model.model_path() is None
 
 
+def test_a_missing_general_model_cannot_be_chosen(
+    rgb_layer, qgis_new_project, tmp_path, monkeypatch
+) -> None:  # noqa: ANN001
+    from map_refiner.ui.dialog import model_widget
+
+    monkeypatch.setattr(model_widget, "GENERAL_MODEL_PATH", tmp_path / "general.safetensors")
+    dialog = _dialog(qgis_new_project, rgb_layer)
+    assert not dialog.model.general_radio.isEnabled()
+    assert "missing" in dialog.model.general_radio.toolTip()
+    assert dialog.model.bundled_radio.isChecked()
+
+
 def test_incomplete_dialog_says_what_is_missing(qgis_new_project, tiny_model) -> None:  # noqa: ANN001
     dialog = _dialog(qgis_new_project, None, model_path=str(tiny_model))
     with pytest.raises(MapRefinerError, match="Choose a raster layer"):

@@ -60,6 +60,12 @@ class ModelChooser(QWidget):
         self.file_widget.setEnabled(False)
         self.bundled_radio.toggled.connect(self._on_user_choice)
         self.general_radio.toggled.connect(self._on_user_choice)
+        if not GENERAL_MODEL_PATH.exists():  # a plugin copied without it
+            self.general_radio.setEnabled(False)
+            self.general_radio.setToolTip(
+                f"{GENERAL_MODEL_PATH.name} is missing from the plugin's folder; "
+                "reinstall the plugin to get it."
+            )
         self.file_widget.fileChanged.connect(self._on_user_choice)
 
     def _on_user_choice(self) -> None:
