@@ -76,11 +76,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "dist" / "map_refiner.zip")
     args = parser.parse_args(argv)
     names = build_zip(args.out)
-    if not any(n.endswith("resources/models/default.safetensors") for n in names):
-        print(
-            "warning: no bundled model (resources/models/default.safetensors) in the zip",
-            file=sys.stderr,
-        )
+    for model in ("default", "general"):
+        if not any(n.endswith(f"resources/models/{model}.safetensors") for n in names):
+            print(
+                f"warning: no bundled {model} model (resources/models/{model}.safetensors) "
+                "in the zip",
+                file=sys.stderr,
+            )
     print(f"wrote {args.out} ({len(names)} files, {args.out.stat().st_size / 1e6:.1f} MB)")
     return 0
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from osgeo import gdal
 
-from map_refiner.dev.package_zip import build_zip
+from map_refiner.dev.package_zip import ROOT, build_zip
 
 
 def test_zip_has_the_plugin_and_no_dev_files(tmp_path: Path) -> None:
@@ -43,6 +43,10 @@ def test_zip_has_the_plugin_and_no_dev_files(tmp_path: Path) -> None:
         "pyproject.toml",
     ):
         assert not any(banned in n for n in names), banned
+    for model in ("default", "general"):  # both bundled models, with their cards' JSON
+        if (ROOT / "resources" / "models" / f"{model}.safetensors").exists():
+            assert f"map_refiner/resources/models/{model}.safetensors" in names
+            assert f"map_refiner/resources/models/{model}.json" in names
     meta = configparser.ConfigParser()
     meta.read_string(zipfile.ZipFile(out).read("map_refiner/metadata.txt").decode())
     assert f"map_refiner/{meta['general']['icon']}" in names
