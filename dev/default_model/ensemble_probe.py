@@ -20,31 +20,19 @@ import numpy as np
 from osgeo import gdal
 
 from ...engine.device import configure_threads
-from ...engine.refine.pipeline import RefineParams, refine_raster
+from ...engine.modelfile.header import read_model_config
 from ..corrections.scenes import scenes
-from ..corrections.study import iou
+from ..corrections.study import iou, refine
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def building_probability(model: Path, image: Path, work: Path) -> np.ndarray:
-    """The model's refined building probability on ``image``'s grid."""
+    """The model's refined building probability on ``image``'s grid (the scores file's
+    band of the class named building: one float band per class)."""
+    building = read_model_config(model).class_names.index("building")
     with tempfile.TemporaryDirectory(dir=work) as d:
-        out = Path(d) / "map.tif"
-        scores = Path(d) / "scores.tif"
-        refine_raster(
-            RefineParams(image=image, out=out, model_path=model, device="cpu", scores=scores)
-        )
-        ds = gdal.Open(str(out))
-        ds.GetGeoTransform()
-        names = [n.lower() for n in ds.GetRasterBand(1).GetCategoryNames()]
-        k = names.index("building")
-        probs = gdal.Open(str(scores)).ReadAsArray().astype(np.float32)
-    if probs.ndim == 2:
-        probs = probs[None]
-    if probs.max() > 1.5:  # stored as bytes
-        probs = probs / 255.0
-    return probs[k] if probs.shape[0] > 1 else probs[0]
+        return refine(image, Path(d) / "map.tif", model)[1][building].astype(np.float32)
 
 
 def main(argv: list[str] | None = None) -> int:
