@@ -18,6 +18,8 @@ import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from ..engine.modelfile.header import BUNDLED_MODELS
+
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN_DIR = "map_refiner"
 TOP_LEVEL = (
@@ -76,11 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "dist" / "map_refiner.zip")
     args = parser.parse_args(argv)
     names = build_zip(args.out)
-    for model in ("default", "general"):
-        if not any(n.endswith(f"resources/models/{model}.safetensors") for n in names):
+    for model, path in BUNDLED_MODELS.items():
+        if not any(n.endswith(f"resources/models/{path.name}") for n in names):
             print(
-                f"warning: no bundled {model} model (resources/models/{model}.safetensors) "
-                "in the zip",
+                f"warning: no bundled {model} model (resources/models/{path.name}) in the zip",
                 file=sys.stderr,
             )
     print(f"wrote {args.out} ({len(names)} files, {args.out.stat().st_size / 1e6:.1f} MB)")
