@@ -11,7 +11,7 @@ import pytest
 from helpers_engine import random_model, scene, write_image
 from osgeo import gdal
 from test_prior import GT, write_mask
-from test_prior_registration import model_sees, probs_of
+from test_prior_registration import model_sees, probs_of, showing
 
 from map_refiner.cli import main as cli_main
 from map_refiner.engine.modelfile.io import save_model
@@ -146,7 +146,7 @@ def test_a_refine_puts_back_both_halves(
     model = save_model(net, cfg, tmp_path / "m.safetensors")
     truth = buildings(seed=3)
     image = tmp_path / "img.tif"
-    write_image(image, scene(H, W, seed=7), GT)
+    write_image(image, showing(truth), GT)
     prior = write_mask(tmp_path / "prior.tif", two_halves(truth, 3, -3).astype(np.uint8), GT)
 
     monkeypatch.setattr(refine_pass, "predict_tile", model_sees(truth))

@@ -43,6 +43,15 @@ def blobs(h: int, w: int, seed: int = 0) -> np.ndarray:
     return m
 
 
+def showing(truth: np.ndarray, seed: int = 7) -> np.ndarray:
+    """An image whose roofs are ``truth``: bright blocks on a darker blocky ground, so
+    that the prior's outlines sit on the image's edges where the truth lies (the edge
+    check of a prior's move, edges.py, reads them)."""
+    ground = scene(*truth.shape, seed=seed).astype(np.int32) // 2
+    roofs = 200 + np.random.default_rng(seed).integers(0, 30, size=ground.shape)
+    return np.where(truth[None], roofs, ground).astype(np.uint8)
+
+
 def probs_of(mask: np.ndarray) -> np.ndarray:
     p = np.where(mask, 0.85, 0.15)
     return np.stack([1 - p, p]).astype(np.float32)
@@ -113,15 +122,16 @@ def test_the_prior_stays_where_the_map_allows_it() -> None:
     assert cls.tolist() == [[1, 0, 1, 0]] and changed == 1
 
 
-def drawn_east(tmp_path: Path, px: int) -> tuple[np.ndarray, dict]:
+def drawn_east(tmp_path: Path, px: int, shown: bool = True) -> tuple[np.ndarray, dict]:
     """The registration tests' job: buildings ``truth`` on an 80 x 100 px image at
-    0.6 m, a random model, and the truth drawn ``px`` pixels east as the prior; returns
-    the truth and the refine's parameters."""
+    0.6 m that shows them, a random model, and the truth drawn ``px`` pixels east as
+    the prior; returns the truth and the refine's parameters. ``shown`` False: an image
+    unrelated to the truth, where a random model's map means nothing."""
     net, cfg = random_model(resolution_m=0.6, seed=2)
     model = save_model(net, cfg, tmp_path / "m.safetensors")
     truth = blobs(80, 100, seed=3)
     image = tmp_path / "img.tif"
-    write_image(image, scene(80, 100, seed=7), GT)
+    write_image(image, showing(truth) if shown else scene(80, 100, seed=7), GT)
     prior = write_mask(tmp_path / "prior.tif", np.roll(truth, px, axis=1).astype(np.uint8), GT)
     return truth, {"image": image, "model_path": model, "device": "cpu", "prior": prior}
 
@@ -197,7 +207,7 @@ def test_a_map_that_means_nothing_places_nothing(
     a random model's map) leaves the prior where it is drawn and says why; the same
     prior 3 px off over a map that is the truth is still moved back. The result carries
     the correlation the note quotes."""
-    truth, params = drawn_east(tmp_path, 3)
+    truth, params = drawn_east(tmp_path, 3, shown=False)
     res = refine_raster(RefineParams(out=tmp_path / "r.tif", iterations=0, **params))
     assert res.prior_note.startswith("left in place: the model's map agrees too little")
     assert f"under {PLACE_CORRELATION:g}" in res.prior_note
@@ -208,6 +218,8 @@ def test_a_map_that_means_nothing_places_nothing(
         res = refine_raster(RefineParams(out=tmp_path / "o.tif", iterations=0, **params))
         assert "agrees too little" in res.prior_note, res.prior_note
     monkeypatch.setattr(refine_pass, "predict_tile", model_sees(truth))
+    write_image(tmp_path / "shown.tif", showing(truth), GT)  # closed as it is dropped
+    params["image"] = tmp_path / "shown.tif"
     res = refine_raster(RefineParams(out=tmp_path / "t.tif", iterations=0, **params))
     assert "moved 1.8 m west" in res.prior_note, res.prior_note
     assert res.prior_correlation is not None and res.prior_correlation > 0.9

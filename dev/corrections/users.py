@@ -54,8 +54,11 @@ def ordered(
     half: int,
     cell_px: int,
     seed: int = 0,
+    signal: np.ndarray | None = None,
 ) -> list[Correction]:
-    """The corrections in the order ``user`` draws them."""
+    """The corrections in the order ``user`` draws them. ``signal``: what the uncertainty
+    user's list ranks instead of the base model's uncertainty (a per-pixel map in [0, 1],
+    e.g. two models' disagreement)."""
     by_size = sorted(regions, key=lambda r: -r[0])
     if user == "largest":
         return [c for _, c in by_size]
@@ -67,7 +70,8 @@ def ordered(
     valid = np.zeros(probs.shape[1:], dtype=bool)
     valid[:, :half] = True
     out, used = [], set()
-    for region in rank_regions(uncertainty(probs), valid, cell=cell_px, top=None):
+    ranked = uncertainty(probs) if signal is None else signal
+    for region in rank_regions(ranked, valid, cell=cell_px, top=None):
         for i, (_, (mask, cls)) in enumerate(by_size):
             if i not in used and mask[region.y0 : region.y1, region.x0 : region.x1].any():
                 used.add(i)

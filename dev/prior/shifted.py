@@ -364,12 +364,20 @@ def image_window(like: gdal.Dataset, window: tuple, x0: int = 0) -> np.ndarray:
 
 def short_note(note: str) -> str:
     """What registration did, for the table: ``moved 2.0 m west and 2.0 m north``,
-    ``in place (0.3 m found)`` (a shift under the threshold) or ``in place``."""
+    ``in place (0.3 m found)`` (a shift under the threshold), ``in place (edges: 1.8 m
+    west and 0.0 m north at 0.43)`` (a move the image's edges undid: edges.py) or
+    ``in place``."""
     if note.startswith("moved "):
         return note.removesuffix(" to fit the image")
     found = re.match(r"left in place: its ([\d.]+) m offset", note)
     if found:
         return f"in place ({found.group(1)} m found)"
+    edges = re.match(
+        r"left in place: the model's map would move it (.+), but that lays .*\(([\d.]+) times",
+        note,
+    )
+    if edges:
+        return f"in place (edges: {edges.group(1)} at {edges.group(2)})"
     return "in place" if note else ""
 
 
@@ -439,6 +447,7 @@ def run_strength(
                 "prior_iou": round(100 * iou(before, scored), 1),
                 "snapped_iou": round(100 * iou(snapped, scored), 1),
                 "registration": short_note(result.prior_note) if registered else "",
+                "edge_ratio": result.prior_edge_ratio,
             }
             rows.append(row)
             print(json.dumps(row), flush=True)

@@ -99,3 +99,6 @@ class RefineResult:
     # the whole prior's correlation with the model's map at its best shift (None: no
     # prior, or not registered)
     prior_correlation: float | None = None
+    # the image's edge strength under the moved prior's outlines over that as drawn
+    # (edges.py; None: not moved or not measured); under EDGE_AGREEMENT the move is undone
+    prior_edge_ratio: float | None = None

@@ -63,6 +63,7 @@ def refine_raster(
     )
     note = ""  # what registration did with the prior
     correlation: float | None = None  # and how well it agreed with the model's map
+    edges: float | None = None  # and with the image's edges, when it would move it
     if params.prior is not None:
         strength = params.prior_strength
         p.prior = Prior(
@@ -78,7 +79,7 @@ def refine_raster(
             placed = p.register_prior(
                 search_of(params.prior_search_m), regions=params.prior_regions
             )
-            note, correlation = placed.why, placed.correlation
+            note, correlation, edges = placed.why, placed.correlation, placed.edge_ratio
         else:
             note = "left in place (not registered)"
         if strength is None:
@@ -151,6 +152,7 @@ def refine_raster(
         traj.result(seconds) if traj is not None else None,
         note,
         correlation,
+        edges,
     )
 
 

@@ -5,6 +5,7 @@ once and run through the networks, with the model's kept corrections at hand."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from collections.abc import Iterator, Sequence
@@ -24,7 +25,8 @@ from ..modelfile.io import load_model
 from ..networks.models import MapRefinerNet
 from ..rasters.grid import GridSpec, grid_of, scaled
 from ..rasters.read import RasterInfo, check_bands, ground_resolution, open_raster, raster_info
-from .predict import WindowResult, for_image, predict_tile, stack_bands
+from .edges import EDGE_AGREEMENT, edge_ratio, edge_strength, edge_sum
+from .predict import WindowResult, for_image, model_image, predict_tile, stack_bands
 from .prior import Prior
 from .registration import (
     SEARCH_M,
@@ -207,6 +209,8 @@ class RefinePass:
                 why=f"moved {abs(east):.1f} m {'east' if east >= 0 else 'west'} and "
                 f"{abs(north):.1f} m {'north' if north >= 0 else 'south'} to fit the image",
             )
+        if offset.applied:
+            offset = self._edges_second_opinion(offset)
         offset = replace(
             offset,
             why=beyond_the_search(offset.why, parts, search_m, radius),
@@ -214,6 +218,56 @@ class RefinePass:
         )
         log.info("prior registration: %s", offset.why)
         return offset
+
+    def _edges_second_opinion(self, offset: Offset) -> Offset:
+        """Undo the prior's move when it lays the prior's outlines on weaker edges of the
+        image than where it was drawn (edges.py: the model's map misreads some imagery,
+        and a right prior would be dragged off its roofs)."""
+        ratio = self.prior_edge_ratio()
+        log.info("prior registration: edges under the moved outlines %s", ratio)
+        if ratio is None or ratio >= EDGE_AGREEMENT:
+            return replace(offset, edge_ratio=ratio)
+        assert self.prior is not None
+        self.prior.shift, self.prior.field = (0.0, 0.0), None
+        move = offset.why.removeprefix("moved ").removesuffix(" to fit the image")
+        return replace(
+            offset,
+            applied=False,
+            edge_ratio=ratio,
+            why=f"left in place: the model's map would move it {move}, but that lays its "
+            f"outlines on weaker edges of the image ({ratio:.2f} times as strong as where "
+            "it is drawn); the model may misread this imagery",
+        )
+
+    def prior_edge_ratio(self) -> float | None:
+        """Mean edge strength of the image under the placed prior's outlines over that
+        under the prior as drawn, on the model grid of the registration's lattice windows
+        (edges.edge_ratio; None: no outline on the image)."""
+        if self.prior is None:
+            return None
+        drawn = copy.copy(self.prior)
+        drawn.shift, drawn.field = (0.0, 0.0), None
+        mgrid = self.model_grid()
+        placed_sum, drawn_sum = [0.0, 0], [0.0, 0]
+        for tile in lattice_tiles(self.grids, self.iterations):
+            grid = window_grid(mgrid, tile.mx0, tile.my0, tile.mx1, tile.my1)
+            img = model_image(
+                self.ds,
+                self.bands,
+                self.grids,
+                self.config,
+                tile.mx0,
+                tile.my0,
+                tile.mx1,
+                tile.my1,
+                self.device,
+            )
+            strength = edge_strength(img)
+            for prior, acc in ((self.prior, placed_sum), (drawn, drawn_sum)):
+                total, count = edge_sum(strength, prior.classes_at(grid))
+                acc[0] += total
+                acc[1] += count
+        return edge_ratio((placed_sum[0], int(placed_sum[1])), (drawn_sum[0], int(drawn_sum[1])))
 
     def model_grid(self) -> GridSpec:
         """The model grid over the image (same extent, the model's pixels)."""

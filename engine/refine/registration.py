@@ -108,6 +108,9 @@ class Offset:
     #: the whole prior's correlation with the model's map at its best shift
     #: (peak_correlation; None: not measured)
     correlation: float | None = None
+    #: the image's mean edge strength under the moved prior's outlines over that under
+    #: the prior as drawn (edges.py; None: no move, or no outline to measure)
+    edge_ratio: float | None = None
 
 
 def search_of(search_m: float | None) -> float:

@@ -1,0 +1,90 @@
+"""The image's own edges as a second opinion on a prior's move: a move that lays the
+prior's outlines off the image's edges (a model misreading the imagery) is undone and
+the note says why; a move onto them stays."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from osgeo import gdal
+from test_prior_registration import drawn_east, model_sees, showing
+
+from map_refiner.engine.refine import refine_pass
+from map_refiner.engine.refine.edges import (
+    EDGE_AGREEMENT,
+    edge_ratio,
+    edge_strength,
+    edge_sum,
+    outline,
+)
+from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
+
+
+def square(h: int = 40, w: int = 40, at: int = 12, side: int = 14) -> np.ndarray:
+    m = np.zeros((h, w), bool)
+    m[at : at + side, at : at + side] = True
+    return m
+
+
+def test_outline_is_where_a_class_meets_another() -> None:
+    cls = square().astype(np.int32)
+    line = outline(cls)
+    # the pixel before each boundary, to the right and below: 4 sides of 14, the
+    # square's lower right pixel on two of them
+    assert line.sum() == 4 * 14 - 1
+    assert not line[20, 20] and not line[0, 0]
+    cls[:, :5] = -1  # no prior there: no outline against it
+    assert not outline(cls)[:, :5].any()
+
+
+def test_edges_are_strongest_on_the_square_and_a_moved_outline_scores_less() -> None:
+    truth = square()
+    img = torch.from_numpy(np.where(truth, 1.0, -1.0)[None].repeat(3, 0).astype(np.float32))
+    strength = edge_strength(img)
+    assert strength[12, 20] > 5 * strength[20, 20]  # on the border, not inside
+    right = edge_sum(strength, truth.astype(np.int32))
+    off = edge_sum(strength, np.roll(truth, 4, axis=1).astype(np.int32))
+    ratio = edge_ratio(off, right)
+    assert ratio is not None and ratio < 0.5
+    assert edge_ratio(right, off) > 2
+    assert edge_ratio((0.0, 0), right) is None  # nothing to compare
+
+
+def test_a_move_off_the_images_edges_is_undone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The prior is right (the image shows its roofs) but the model's map is the truth
+    moved 3 px west (a misreading model): registration would move the prior 1.8 m west;
+    the image's edges say it lay better as drawn, so it stays, and the note says why."""
+    truth, params = drawn_east(tmp_path, 0)
+    monkeypatch.setattr(refine_pass, "predict_tile", model_sees(np.roll(truth, -3, axis=1)))
+    res = refine_raster(RefineParams(out=tmp_path / "a.tif", iterations=0, **params))
+    note = res.prior_note
+    assert note.startswith("left in place: the model's map would move it 1.8 m west"), note
+    ratio = float(note.split("(")[1].split(" times")[0])
+    assert ratio < EDGE_AGREEMENT
+    assert "the model may misread this imagery" in note
+    out = gdal.Open(str(tmp_path / "a.tif")).ReadAsArray()
+    assert ((out == 1) == truth).mean() > 0.99
+
+
+def test_a_move_onto_the_images_edges_stays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same image and a prior drawn 3 px east of its roofs: the move back lays its
+    outlines on the roofs' edges, so it is made."""
+    truth, params = drawn_east(tmp_path, 3)
+    monkeypatch.setattr(refine_pass, "predict_tile", model_sees(truth))
+    res = refine_raster(RefineParams(out=tmp_path / "a.tif", iterations=0, **params))
+    assert "moved 1.8 m west" in res.prior_note, res.prior_note
+    out = gdal.Open(str(tmp_path / "a.tif")).ReadAsArray()
+    assert ((out == 1) == truth).mean() > 0.99
+    # and the image alone says so: moved back, the outlines lie on stronger edges
+    img = torch.from_numpy(showing(truth).astype(np.float32))
+    strength = edge_strength(img)
+    moved_back = edge_sum(strength, truth.astype(np.int32))
+    as_drawn = edge_sum(strength, np.roll(truth, 3, axis=1).astype(np.int32))
+    assert edge_ratio(moved_back, as_drawn) > 1 / EDGE_AGREEMENT
