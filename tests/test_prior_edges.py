@@ -8,19 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from osgeo import gdal
 from test_prior_registration import drawn_east, model_sees, showing
 
 from map_refiner.engine.refine import refine_pass
-from map_refiner.engine.refine.edges import (
+from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
+from map_refiner.engine.refine.registration import (
     EDGE_AGREEMENT,
     edge_ratio,
     edge_strength,
     edge_sum,
     outline,
 )
-from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
 
 
 def square(h: int = 40, w: int = 40, at: int = 12, side: int = 14) -> np.ndarray:
@@ -42,7 +41,7 @@ def test_outline_is_where_a_class_meets_another() -> None:
 
 def test_edges_are_strongest_on_the_square_and_a_moved_outline_scores_less() -> None:
     truth = square()
-    img = torch.from_numpy(np.where(truth, 1.0, -1.0)[None].repeat(3, 0).astype(np.float32))
+    img = np.where(truth, 1.0, -1.0)[None].repeat(3, 0).astype(np.float32)
     strength = edge_strength(img)
     assert strength[12, 20] > 5 * strength[20, 20]  # on the border, not inside
     right = edge_sum(strength, truth.astype(np.int32))
@@ -83,8 +82,7 @@ def test_a_move_onto_the_images_edges_stays(
     out = gdal.Open(str(tmp_path / "a.tif")).ReadAsArray()
     assert ((out == 1) == truth).mean() > 0.99
     # and the image alone says so: moved back, the outlines lie on stronger edges
-    img = torch.from_numpy(showing(truth).astype(np.float32))
-    strength = edge_strength(img)
+    strength = edge_strength(showing(truth).astype(np.float32))
     moved_back = edge_sum(strength, truth.astype(np.int32))
     as_drawn = edge_sum(strength, np.roll(truth, 3, axis=1).astype(np.int32))
     assert edge_ratio(moved_back, as_drawn) > 1 / EDGE_AGREEMENT

@@ -46,7 +46,7 @@ def blobs(h: int, w: int, seed: int = 0) -> np.ndarray:
 def showing(truth: np.ndarray, seed: int = 7) -> np.ndarray:
     """An image whose roofs are ``truth``: bright blocks on a darker blocky ground, so
     that the prior's outlines sit on the image's edges where the truth lies (the edge
-    check of a prior's move, edges.py, reads them)."""
+    check of a prior's move, registration.edge_ratio, reads them)."""
     ground = scene(*truth.shape, seed=seed).astype(np.int32) // 2
     roofs = 200 + np.random.default_rng(seed).integers(0, 30, size=ground.shape)
     return np.where(truth[None], roofs, ground).astype(np.uint8)

@@ -365,7 +365,7 @@ def image_window(like: gdal.Dataset, window: tuple, x0: int = 0) -> np.ndarray:
 def short_note(note: str) -> str:
     """What registration did, for the table: ``moved 2.0 m west and 2.0 m north``,
     ``in place (0.3 m found)`` (a shift under the threshold), ``in place (edges: 1.8 m
-    west and 0.0 m north at 0.43)`` (a move the image's edges undid: edges.py) or
+    west and 0.0 m north at 0.43)`` (a move the image's edges undid: registration.edge_ratio) or
     ``in place``."""
     if note.startswith("moved "):
         return note.removesuffix(" to fit the image")

@@ -100,5 +100,6 @@ class RefineResult:
     # prior, or not registered)
     prior_correlation: float | None = None
     # the image's edge strength under the moved prior's outlines over that as drawn
-    # (edges.py; None: not moved or not measured); under EDGE_AGREEMENT the move is undone
+    # (registration.edge_ratio; None: not moved or not measured); under
+    # registration.EDGE_AGREEMENT the move is undone
     prior_edge_ratio: float | None = None

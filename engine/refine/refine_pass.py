@@ -25,16 +25,19 @@ from ..modelfile.io import load_model
 from ..networks.models import MapRefinerNet
 from ..rasters.grid import GridSpec, grid_of, scaled
 from ..rasters.read import RasterInfo, check_bands, ground_resolution, open_raster, raster_info
-from .edges import EDGE_AGREEMENT, edge_ratio, edge_strength, edge_sum
 from .predict import WindowResult, for_image, model_image, predict_tile, stack_bands
 from .prior import Prior
 from .registration import (
+    EDGE_AGREEMENT,
     SEARCH_M,
     Offset,
     ShiftField,
     agreement_and_norms,
     best_offset,
     beyond_the_search,
+    edge_ratio,
+    edge_strength,
+    edge_sum,
     peak_correlation,
     peak_gain,
     region_agreements,
@@ -221,8 +224,8 @@ class RefinePass:
 
     def _edges_second_opinion(self, offset: Offset) -> Offset:
         """Undo the prior's move when it lays the prior's outlines on weaker edges of the
-        image than where it was drawn (edges.py: the model's map misreads some imagery,
-        and a right prior would be dragged off its roofs)."""
+        image than where it was drawn (registration.edge_ratio: the model's map misreads
+        some imagery, and a right prior would be dragged off its roofs)."""
         ratio = self.prior_edge_ratio()
         log.info("prior registration: edges under the moved outlines %s", ratio)
         if ratio is None or ratio >= EDGE_AGREEMENT:
@@ -242,7 +245,7 @@ class RefinePass:
     def prior_edge_ratio(self) -> float | None:
         """Mean edge strength of the image under the placed prior's outlines over that
         under the prior as drawn, on the model grid of the registration's lattice windows
-        (edges.edge_ratio; None: no outline on the image)."""
+        (registration.edge_ratio; None: no outline on the image)."""
         if self.prior is None:
             return None
         drawn = copy.copy(self.prior)
@@ -262,7 +265,7 @@ class RefinePass:
                 tile.my1,
                 self.device,
             )
-            strength = edge_strength(img)
+            strength = edge_strength(img.float().cpu().numpy())
             for prior, acc in ((self.prior, placed_sum), (drawn, drawn_sum)):
                 total, count = edge_sum(strength, prior.classes_at(grid))
                 acc[0] += total
