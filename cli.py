@@ -303,6 +303,13 @@ def build_parser() -> argparse.ArgumentParser:
         "fit shifts over 2 m apart, by a shift varying smoothly across the image)",
     )
     p.add_argument(
+        "--no-prior-edge-check",
+        action="store_true",
+        help="move the prior where the model's map says even when that lays its outlines "
+        "on weaker edges of the image than where it is drawn (default: such a move is "
+        "undone: the model may misread the imagery)",
+    )
+    p.add_argument(
         "--prior-keep",
         type=_bounded(float, 0.0, 1.0, "--prior-keep"),
         default=None,

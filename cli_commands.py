@@ -39,6 +39,7 @@ def _refine(a: argparse.Namespace) -> int:
         prior_strength=a.prior_strength,
         prior_register=not a.no_prior_shift,
         prior_regions=not a.one_prior_shift,
+        prior_edges=not a.no_prior_edge_check,
         prior_search_m=a.prior_search,
         prior_keep=a.prior_keep,
         detail_iterations=a.detail_iterations,

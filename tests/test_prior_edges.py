@@ -11,6 +11,7 @@ import pytest
 from osgeo import gdal
 from test_prior_registration import drawn_east, model_sees, showing
 
+from map_refiner.cli import main as cli_main
 from map_refiner.engine.refine import refine_pass
 from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
 from map_refiner.engine.refine.registration import (
@@ -53,11 +54,12 @@ def test_edges_are_strongest_on_the_square_and_a_moved_outline_scores_less() -> 
 
 
 def test_a_move_off_the_images_edges_is_undone(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     """The prior is right (the image shows its roofs) but the model's map is the truth
     moved 3 px west (a misreading model): registration would move the prior 1.8 m west;
-    the image's edges say it lay better as drawn, so it stays, and the note says why."""
+    the image's edges say it lay better as drawn, so it stays, and the note says why;
+    --no-prior-edge-check makes the move."""
     truth, params = drawn_east(tmp_path, 0)
     monkeypatch.setattr(refine_pass, "predict_tile", model_sees(np.roll(truth, -3, axis=1)))
     res = refine_raster(RefineParams(out=tmp_path / "a.tif", iterations=0, **params))
@@ -68,6 +70,19 @@ def test_a_move_off_the_images_edges_is_undone(
     assert "the model may misread this imagery" in note
     out = gdal.Open(str(tmp_path / "a.tif")).ReadAsArray()
     assert ((out == 1) == truth).mean() > 0.99
+    # told not to ask the edges, the refine makes the model's move
+    res = refine_raster(
+        RefineParams(out=tmp_path / "b.tif", iterations=0, prior_edges=False, **params)
+    )
+    assert res.prior_note.startswith("moved 1.8 m west"), res.prior_note
+    assert res.prior_edge_ratio is None
+    assert ((gdal.Open(str(tmp_path / "b.tif")).ReadAsArray() == 1) == truth).mean() < 0.97
+    cli_main(
+        ["refine", str(params["image"]), "--out", str(tmp_path / "c.tif")]
+        + ["--model", str(params["model_path"]), "--prior", str(params["prior"])]
+        + ["--iterations", "0", "--no-prior-edge-check"]
+    )
+    assert "prior: moved 1.8 m west" in capsys.readouterr().out
 
 
 def test_a_move_onto_the_images_edges_stays(

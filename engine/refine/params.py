@@ -59,6 +59,8 @@ class RefineParams:
     # model's own map first (refine_pass.register_prior)
     prior_regions: bool = True  # or by a shift varying across the image, where regions
     # of it clearly fit different shifts (False: one shift at most)
+    prior_edges: bool = True  # undo a move that lays the prior's outlines on weaker edges
+    # of the image than where it was drawn (registration.edge_ratio; False: never)
     prior_search_m: float | None = None  # how far (ground metres on each axis) that
     # shift is looked for (None: registration.SEARCH_M)
     prior_keep: float | None = None  # the prior's own class stays on a pixel of the

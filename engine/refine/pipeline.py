@@ -77,7 +77,9 @@ def refine_raster(
         )
         if params.prior_register:
             placed = p.register_prior(
-                search_of(params.prior_search_m), regions=params.prior_regions
+                search_of(params.prior_search_m),
+                regions=params.prior_regions,
+                edges=params.prior_edges,
             )
             note, correlation, edges = placed.why, placed.correlation, placed.edge_ratio
         else:

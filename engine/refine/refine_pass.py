@@ -141,12 +141,15 @@ class RefinePass:
             window_grid(grid_of(self.ds), tile.x0, tile.y0, tile.x1, tile.y1)
         )
 
-    def register_prior(self, search_m: float = SEARCH_M, regions: bool = True) -> Offset:
+    def register_prior(
+        self, search_m: float = SEARCH_M, regions: bool = True, edges: bool = True
+    ) -> Offset:
         """Move the prior by the shift that best lays it over the model's own refined map
         on a lattice of windows (registration.py), when that shift is clear and longer
         than a model pixel; or, where the windows' regions clearly disagree, by a shift
         varying across the image (registration.region_shifts and ShiftField; unless
-        ``regions`` is False). Returns the offset found for the whole prior and what was
+        ``regions`` is False); a move the image's own edges contradict is undone (unless
+        ``edges`` is False). Returns the offset found for the whole prior and what was
         done."""
         if self.prior is None:
             return Offset(0.0, 0.0, 0.0, False, "no prior to place")
@@ -212,7 +215,7 @@ class RefinePass:
                 why=f"moved {abs(east):.1f} m {'east' if east >= 0 else 'west'} and "
                 f"{abs(north):.1f} m {'north' if north >= 0 else 'south'} to fit the image",
             )
-        if offset.applied:
+        if offset.applied and edges:
             offset = self._edges_second_opinion(offset)
         offset = replace(
             offset,
