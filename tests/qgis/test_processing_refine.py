@@ -414,10 +414,18 @@ def test_detail_iterations_on_imagery_near_the_model_grid(
 
 
 def test_chosen_model_for_refine_and_finetune() -> None:
-    """Both algorithms read MODEL and BUNDLED through chosen_model."""
-    from map_refiner.engine.modelfile.header import GENERAL_MODEL_PATH
-    from map_refiner.ui.processing.common import chosen_model
+    """Both algorithms read MODEL and BUNDLED through chosen_model; BUNDLED offers
+    every bundled model, the default first."""
+    from map_refiner.engine.modelfile.header import BUNDLED_MODELS, GENERAL_MODEL_PATH
+    from map_refiner.ui.processing.common import (
+        bundled_model_parameter,
+        bundled_names,
+        chosen_model,
+    )
 
     assert chosen_model("", 0) == ""  # the default (or the snap model with a prior)
     assert chosen_model("", 1) == str(GENERAL_MODEL_PATH)
     assert chosen_model("mine.safetensors", 1) == "mine.safetensors"
+    assert bundled_names()[0] == "default" and set(bundled_names()) == set(BUNDLED_MODELS)
+    options = bundled_model_parameter().options()
+    assert len(options) == len(BUNDLED_MODELS) and options[1].startswith("general")

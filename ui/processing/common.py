@@ -18,8 +18,16 @@ def parse_names(text: str) -> list[str] | None:
     return names or None
 
 
-#: The bundled models Processing offers when no model file is given (BUNDLED).
-BUNDLED_CHOICES = ("default", "general (drones, satellites, other sensors)")
+#: What Processing's BUNDLED choice calls each bundled model (header.BUNDLED_MODELS'
+#: names; a model missing here is offered under its own name).
+BUNDLED_LABELS = {"general": "general (drones, satellites, other sensors)"}
+
+
+def bundled_names() -> list[str]:
+    """The bundled models' names in BUNDLED's order (the default first)."""
+    from ...engine.modelfile.header import BUNDLED_MODELS
+
+    return list(BUNDLED_MODELS)
 
 
 def bundled_model_parameter() -> QgsProcessingParameterDefinition:
@@ -29,7 +37,7 @@ def bundled_model_parameter() -> QgsProcessingParameterDefinition:
         QgsProcessingParameterEnum(
             "BUNDLED",
             "Bundled model, when no model file is given",
-            options=list(BUNDLED_CHOICES),
+            options=[BUNDLED_LABELS.get(n, n) for n in bundled_names()],
             defaultValue=0,
             optional=True,
         ),
@@ -41,10 +49,11 @@ def bundled_model_parameter() -> QgsProcessingParameterDefinition:
 
 
 def chosen_model(model_file: str, bundled: int) -> str:
-    """The model file given, else the general model's file when chosen, else "" (the
-    default, or the snap model with a map to start from)."""
-    if model_file or bundled != 1:
+    """The model file given, else the chosen bundled model's file, else "" (the default,
+    or the snap model with a map to start from)."""
+    names = bundled_names()
+    if model_file or not (0 < bundled < len(names)):
         return model_file
-    from ...engine.modelfile.header import GENERAL_MODEL_PATH
+    from ...engine.modelfile.header import BUNDLED_MODELS
 
-    return str(GENERAL_MODEL_PATH)
+    return str(BUNDLED_MODELS[names[bundled]])
