@@ -173,6 +173,7 @@ def test_an_existing_map_is_snapped_as_the_cli_does(
             "PRIOR_VALUE_MAP": "0:0,255:1",
             "PRIOR_STRENGTH": 20.0,
             "PRIOR_SEARCH_M": 8.0,
+            "PRIOR_EDGE_CHECK": False,
             "OUTPUT": str(out),
         },
         feedback=feedback,
@@ -190,6 +191,7 @@ def test_an_existing_map_is_snapped_as_the_cli_does(
             prior_value_map={0: 0, 255: 1},
             prior_strength=20.0,
             prior_search_m=8.0,
+            prior_edges=False,
         )
     )
     refine_raster(
@@ -429,3 +431,37 @@ def test_chosen_model_for_refine_and_finetune() -> None:
     assert bundled_names()[0] == "default" and set(bundled_names()) == set(BUNDLED_MODELS)
     options = bundled_model_parameter().options()
     assert len(options) == len(BUNDLED_MODELS) and options[1].startswith("general")
+
+
+def test_the_edge_check_reaches_the_engine(
+    processing_with_plugin, austin_rgb, tiny_model, tmp_path, monkeypatch
+) -> None:  # noqa: ANN001
+    """PRIOR_EDGE_CHECK (on unless unticked) is RefineParams.prior_edges."""
+    from qgis.core import QgsApplication
+
+    from map_refiner.engine.refine import pipeline
+
+    alg = QgsApplication.processingRegistry().algorithmById("map_refiner:refine")
+    assert alg.parameterDefinition("PRIOR_EDGE_CHECK").defaultValue() is True
+    seen = []
+    real = pipeline.refine_raster
+
+    def spy(params, **kw):  # noqa: ANN001, ANN003, ANN202
+        seen.append(params.prior_edges)
+        return real(params, **kw)
+
+    monkeypatch.setattr(pipeline, "refine_raster", spy)
+    for i, flag in enumerate((None, False)):
+        params = {
+            "INPUT": str(austin_rgb),
+            "MODEL": str(tiny_model),
+            "ITERATIONS": 1,
+            "DEVICE": 1,
+            "PRIOR": str(austin_rgb),
+            "PRIOR_VALUE_MAP": "0:0,255:1",
+            "OUTPUT": str(tmp_path / f"o{i}.tif"),
+        }
+        if flag is not None:
+            params["PRIOR_EDGE_CHECK"] = flag
+        processing_with_plugin.run("map_refiner:refine", params, feedback=QgsProcessingFeedback())
+    assert seen == [True, False]

@@ -12,6 +12,7 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingOutputRasterLayer,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
@@ -71,6 +72,7 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
     )
     PRIOR, PRIOR_VALUE_MAP, PRIOR_STRENGTH = "PRIOR", "PRIOR_VALUE_MAP", "PRIOR_STRENGTH"
     PRIOR_SEARCH = "PRIOR_SEARCH_M"
+    PRIOR_EDGES = "PRIOR_EDGE_CHECK"
     PRIOR_VECTOR, PRIOR_CLASS_FIELD = "PRIOR_VECTOR", "PRIOR_CLASS_FIELD"
     EXTENT, FETCHED = "EXTENT", "FETCHED"
     DETAIL_ITERATIONS, DETAIL_RESOLUTION = "DETAIL_ITERATIONS", "DETAIL_RESOLUTION"
@@ -250,7 +252,18 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
             "search, the map may be further off: raise it. As map-refiner refine "
             "--prior-search.",
         )
-        for param in (prior_map, strength, search):
+        edges = with_help(
+            QgsProcessingParameterBoolean(
+                self.PRIOR_EDGES,
+                "Leave the existing map in place when the image's edges contradict its move",
+                defaultValue=True,
+            ),
+            "A move that lays the existing map's outlines on weaker edges of the image than "
+            "where they are drawn is undone (the model may misread the imagery, e.g. "
+            "false-colour infrared). Untick to make the model's move anyway (as "
+            "map-refiner refine --no-prior-edge-check).",
+        )
+        for param in (prior_map, strength, search, edges):
             param.setFlags(param.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
             self.addParameter(param)
         self.addParameter(
@@ -366,6 +379,7 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
                 prior_layer=layer_in_file(prior_vector) if prior_vector is not None else None,
                 prior_strength=strength,
                 prior_search_m=self.parameterAsDouble(parameters, self.PRIOR_SEARCH, context),
+                prior_edges=self.parameterAsBool(parameters, self.PRIOR_EDGES, context),
                 detail_iterations=detail,
                 detail_resolution_m=detail_m,
             )
