@@ -407,7 +407,8 @@ def test_the_existing_map_s_offset_search_reaches_the_engine(
     rgb_layer, tiny_model, qgis_new_project, tmp_path
 ) -> None:  # noqa: ANN001
     """With a map to start from, the dialog shows how far its offset is looked for
-    (the engine's 10 m unless changed); without one, the setting is hidden."""
+    (the engine's 10 m unless changed) and whether the image's edges may undo its move
+    (ticked); without one, both are hidden."""
     from osgeo import ogr
 
     gpkg = tmp_path / "osm.gpkg"
@@ -424,7 +425,11 @@ def test_the_existing_map_s_offset_search_reaches_the_engine(
     assert dialog.refine_job().params.prior_search_m == 10.0
     dialog.prior_search.setValue(20.0)
     assert dialog.refine_job().params.prior_search_m == 20.0
+    assert dialog.prior_edges.isVisible() and dialog.prior_edges.isChecked()
+    assert dialog.refine_job().params.prior_edges is True
+    dialog.prior_edges.setChecked(False)
+    assert dialog.refine_job().params.prior_edges is False
     dialog.prior_combo.setLayer(None)
-    assert not dialog.prior_search.isVisible()
+    assert not dialog.prior_search.isVisible() and not dialog.prior_edges.isVisible()
     assert dialog.refine_job().params.prior_search_m is None
     dialog.close()

@@ -148,6 +148,13 @@ class MapRefinerDialog(QDialog):
             "result says its best fit lies at the edge of the search, the map may be "
             "further off: raise it."
         )
+        self.prior_edges = QCheckBox("Leave it in place when the image's edges disagree", self)
+        self.prior_edges.setChecked(True)
+        self.prior_edges.setToolTip(
+            "A move that lays the map's outlines on weaker edges of the image than where "
+            "they are drawn is undone: the model may misread the imagery (false-colour "
+            "infrared, for one). Untick to make the model's move anyway."
+        )
         self.iterations_spin = QgsSpinBox(self)
         self.iterations_spin.setRange(0, 20)
         self.iterations_spin.setToolTip("RNN refinement steps; 0 gives the coarse CNN map.")
@@ -289,6 +296,7 @@ class MapRefinerDialog(QDialog):
         prior_rows = QVBoxLayout()
         prior_rows.addLayout(prior_row)
         prior_rows.addLayout(search_row)
+        prior_rows.addWidget(self.prior_edges)
         form.addRow("Start from", prior_rows)
         form.addRow("Iterations", self.iterations_spin)
         form.addRow("Outline detail", self.detail)
@@ -446,18 +454,22 @@ class MapRefinerDialog(QDialog):
         self.prior_hint.setVisible(layer is None)
         self.prior_search.setVisible(layer is not None)
         self.prior_search_label.setVisible(layer is not None)
+        self.prior_edges.setVisible(layer is not None)
 
     def prior_choice(self) -> PriorChoice | None:
         """The map to start from, or None (the model's coarse CNN)."""
         layer = self.prior_combo.currentLayer()
         if layer is None:
             return None
-        search = self.prior_search.value()
+        search, edges = self.prior_search.value(), self.prior_edges.isChecked()
         if isinstance(layer, QgsVectorLayer):
             return PriorChoice(
-                layer, class_field=self.prior_field.currentField() or None, search_m=search
+                layer,
+                class_field=self.prior_field.currentField() or None,
+                search_m=search,
+                edges=edges,
             )
-        return PriorChoice(layer, value_map=self.prior_values.text(), search_m=search)
+        return PriorChoice(layer, value_map=self.prior_values.text(), search_m=search, edges=edges)
 
     def _on_output_edited(self, _path: str) -> None:
         if not self._programmatic:

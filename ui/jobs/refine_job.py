@@ -53,6 +53,7 @@ class PriorChoice:
     class_field: str | None = None  # a polygon layer's class field (None: all buildings)
     value_map: str = ""  # a raster's "value:class" pairs (empty: values are classes)
     search_m: float | None = None  # how far its offset is looked for (None: the engine's)
+    edges: bool = True  # undo a move the image's edges contradict (RefineParams.prior_edges)
 
 
 @dataclass
@@ -119,6 +120,7 @@ def build_refine_job(
             prior=path,
             prior_class_field=prior.class_field,
             prior_search_m=prior.search_m,
+            prior_edges=prior.edges,
             prior_layer=layer_in_file(prior.layer)
             if isinstance(prior.layer, QgsVectorLayer)
             else None,
