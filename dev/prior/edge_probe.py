@@ -7,7 +7,7 @@ gradient magnitude (luminance, lightly smoothed) and the reference's outline pix
 The edge score of a shift is the mean gradient under the outline moved by it. Printed
 per scene and known shift of the reference (0, 1, 2, 4 m east and south): the shift
 with the best edge score (it should undo the known one), the score there against the
-score where the reference lies, and the score at a given wrong shift.
+score of the shift that undoes it, and that score against the score in place.
 
     python -m map_refiner.dev.prior.edge_probe [--scenes a,b]
 """
