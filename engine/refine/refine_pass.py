@@ -181,6 +181,7 @@ class RefinePass:
         offset = best_offset(surfaces, pixel_m)
         varying = region_shifts(parts, pixel_m, offset) if regions else None
         gt = full.geotransform
+        move = ""  # how the prior is moved, in words ("2.0 m west and 1.5 m north")
         if varying is not None:
             self.prior.field = ShiftField.from_points(
                 [
@@ -201,22 +202,19 @@ class RefinePass:
                     r.dy,
                     "its own peak" if r.own else "no clear peak of its own",
                 )
-            offset = replace(
-                offset,
-                applied=True,
-                why=f"moved by {span}, varying across the image ({len(varying)} regions)",
-            )
+            move = f"by {span}, varying across the image ({len(varying)} regions)"
+            offset = replace(offset, applied=True, why=f"moved {move}")
         elif offset.applied:
             self.prior.shift = (offset.dx * gt[1], offset.dy * gt[5])
             east = offset.dx * self.resolution_m[0]
             north = -offset.dy * self.resolution_m[1]
-            offset = replace(
-                offset,
-                why=f"moved {abs(east):.1f} m {'east' if east >= 0 else 'west'} and "
-                f"{abs(north):.1f} m {'north' if north >= 0 else 'south'} to fit the image",
+            move = (
+                f"{abs(east):.1f} m {'east' if east >= 0 else 'west'} and "
+                f"{abs(north):.1f} m {'north' if north >= 0 else 'south'}"
             )
+            offset = replace(offset, why=f"moved {move} to fit the image")
         if offset.applied and edges:
-            offset = self._edges_second_opinion(offset)
+            offset = self._edges_second_opinion(offset, move)
         offset = replace(
             offset,
             why=beyond_the_search(offset.why, parts, search_m, radius),
@@ -225,17 +223,17 @@ class RefinePass:
         log.info("prior registration: %s", offset.why)
         return offset
 
-    def _edges_second_opinion(self, offset: Offset) -> Offset:
-        """Undo the prior's move when it lays the prior's outlines on weaker edges of the
-        image than where it was drawn (registration.edge_ratio: the model's map misreads
-        some imagery, and a right prior would be dragged off its roofs)."""
+    def _edges_second_opinion(self, offset: Offset, move: str) -> Offset:
+        """Undo the prior's move (``move``: it in words) when it lays the prior's outlines
+        on weaker edges of the image than where it was drawn (registration.edge_ratio: the
+        model's map misreads some imagery, and a right prior would be dragged off its
+        roofs)."""
         ratio = self.prior_edge_ratio()
         log.info("prior registration: edges under the moved outlines %s", ratio)
         if ratio is None or ratio >= EDGE_AGREEMENT:
             return replace(offset, edge_ratio=ratio)
         assert self.prior is not None
         self.prior.shift, self.prior.field = (0.0, 0.0), None
-        move = offset.why.removeprefix("moved ").removesuffix(" to fit the image")
         return replace(
             offset,
             applied=False,
