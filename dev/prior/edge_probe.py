@@ -3,7 +3,8 @@ model-free check on prior registration (issue 16: a right prior moved off its ro
 when the model misreads the imagery, e.g. Vaihingen's false colour).
 
 For every scene with an accurate reference, on a grid of about 0.6 m: the image's
-gradient magnitude (luminance, lightly smoothed) and the reference's outline pixels.
+gradient magnitude and the reference's outline pixels, as the engine's check measures
+them (registration.edge_strength, registration.outline).
 The edge score of a shift is the mean gradient under the outline moved by it. Printed
 per scene and known shift of the reference (0, 1, 2, 4 m east and south): the shift
 with the best edge score (it should undo the known one), the score there against the
@@ -20,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 from osgeo import gdal
-from scipy import ndimage, signal
+from scipy import signal
 
+from ...engine.refine.registration import edge_strength, outline
 from ..corrections.scenes import scenes
 
 GRID_M = 0.6
@@ -29,9 +31,10 @@ GRID_M = 0.6
 
 def on_grid(scene) -> tuple[np.ndarray, np.ndarray, float]:
     """Luminance and reference building mask averaged to about GRID_M, and the pixel size."""
-    img = gdal.Open(str(scene.image)).ReadAsArray().astype(np.float32)
+    ds = gdal.Open(str(scene.image))
+    img = ds.ReadAsArray().astype(np.float32)
     ref = gdal.Open(str(scene.reference)).ReadAsArray() > 0
-    gt = gdal.Open(str(scene.image)).GetGeoTransform()
+    gt = ds.GetGeoTransform()
     px = abs(gt[1])
     if px < 1e-3:  # degrees
         px *= 111_320.0
@@ -41,15 +44,6 @@ def on_grid(scene) -> tuple[np.ndarray, np.ndarray, float]:
     lum = lum[:h, :w].reshape(h // f, f, w // f, f).mean((1, 3))
     mask = ref[:h, :w].reshape(h // f, f, w // f, f).mean((1, 3)) >= 0.5
     return lum, mask, px * f
-
-
-def gradient(lum: np.ndarray) -> np.ndarray:
-    s = ndimage.gaussian_filter(lum, 0.7)
-    return np.hypot(ndimage.sobel(s, 0), ndimage.sobel(s, 1))
-
-
-def outline(mask: np.ndarray) -> np.ndarray:
-    return mask ^ ndimage.binary_erosion(mask)
 
 
 def edge_surface(edges: np.ndarray, line: np.ndarray, radius: int) -> np.ndarray:
@@ -68,11 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     found = scenes(args.data, Path("out/edge_probe"))
     for name in args.scenes.split(",") if args.scenes else list(found):
         lum, mask, px = on_grid(found[name])
-        edges = gradient(lum)
+        edges = edge_strength(lum[None])
         r = int(np.ceil(args.radius_m / px))
         for metres in (0, 1, 2, 4):
             t = int(round(metres / px))
-            line = outline(np.roll(mask, (t, t), (0, 1)))
+            line = outline(np.roll(mask, (t, t), (0, 1)).astype(np.int32))
             surf = edge_surface(edges, line, r)
             by, bx = np.unravel_index(np.argmax(surf), surf.shape)
             row = {
