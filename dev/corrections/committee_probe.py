@@ -8,9 +8,9 @@ default model's error pixels are the targets, and three signals rank the dialog'
 (half the L1 distance between their class probabilities, 0 where they agree, 1 where
 each is sure of a different class), and the mean of the two. Printed per scene and
 signal: the share of the half's error pixels inside the top cells covering 5 % and
-10 % of the half (a random list finds about 5 % and 10 %), and the error pixels a user
-who follows the list draws with K = 4 and 16 corrections (users.ordered, as a share of
-what the largest-errors user draws).
+10 % of the half (a random list finds about 5 % and 10 %), and the error pixels inside
+the K = 4 and 16 corrections of a user who follows the list (users.ordered), as a share
+of those inside the largest-errors user's.
 
     python -m map_refiner.dev.corrections.committee_probe [--scenes a,b] [--out-dir D]
 """
@@ -81,16 +81,17 @@ def probe_scene(scene, work: Path) -> dict:
     valid = np.zeros(ref.shape, bool)
     valid[:, :half] = True
     errors = (pred != ref) & valid
+    disagree = (pred != gpred)[:, :half]
     regions = error_regions(pred, ref, half)
     largest = ordered(regions, "largest", probs, half, cell)
     row: dict = {
         "scene": scene.name,
         "error_share": round(100 * float(errors[:, :half].mean()), 2),
-        "models_disagree": round(100 * float((pred != gpred)[:, :half].mean()), 2),
+        "models_disagree": round(100 * float(disagree.mean()), 2),
         "general_right_where_disagree": round(
             100
-            * float(((gpred == ref) & (pred != gpred))[:, :half].sum())
-            / max(1, int((pred != gpred)[:, :half].sum())),
+            * float((gpred[:, :half] == ref[:, :half])[disagree].sum())
+            / max(1, int(disagree.sum())),
             1,
         ),
     }
