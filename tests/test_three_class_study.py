@@ -10,6 +10,7 @@ import torch
 from map_refiner.dev.corrections.three_class import (
     IGNORE,
     error_regions,
+    halves,
     scores,
     table,
     three_class_net,
@@ -45,7 +46,9 @@ def test_the_user_draws_each_class_it_missed_and_traces_a_missed_building_whole(
     pred[5:15, 2:8] = 1  # the building's west end found
     pred[25:28, 10:40] = 2  # the road's west part missed
     pred[30:34, 2:10] = 1  # a false building
-    regions = error_regions(pred, ref, half=20)
+    drawn, scored = halves(ref.shape, "left")
+    assert drawn[:, :20].all() and not drawn[:, 20:].any() and (scored == ~drawn).all()
+    regions = error_regions(pred, ref, drawn)
     by_class = {c: (size, mask) for size, mask, c in regions}
     assert set(by_class) == {0, 1, 2}
     size, mask = by_class[1]
@@ -64,6 +67,15 @@ def test_scores_leave_no_data_out_and_average_the_three_classes() -> None:
     assert s["road"] == 50.0  # the IGNORE pixels called road do not count
     assert s["mean"] == round((100 / 3 + 100 * 2 / 3 + 50.0) / 3, 2)
     assert s["accuracy"] == round(100 * 4 / 6, 2)
+    top, bottom = halves(ref.shape, "top")
+    assert top[0].all() and not top[1].any()
+    assert scores(pred, ref, bottom) == {  # the bottom row's two labelled pixels
+        "background": 0.0,  # the road pixel called background
+        "building": 100.0,
+        "road": 0.0,
+        "mean": round(100 / 3, 2),
+        "accuracy": 50.0,
+    }
 
 
 def test_the_table_shows_every_seed_against_the_start() -> None:

@@ -11,7 +11,7 @@ workflow would have, and runs the loop on it:
   likely) and trained on colour-jittered copies of the tile (multiscene.py's
   recipe, three classes).
 * ``loop``: that model refines the tile it never saw; a simulated user draws the K
-  largest error regions of its map on the left half, per class (a missed building
+  largest error regions of its map on one half, per class (a missed building
   is traced whole, a missed road or a false building/road is outlined as the class
   the reference gives it), fine-tunes exactly as ``map-refiner finetune IMAGE
   CORR.gpkg --class-field class --mode sparse`` does, refines again, and the right
@@ -44,9 +44,10 @@ from osgeo import gdal, ogr, osr
 from scipy import ndimage
 
 from ...engine.device import configure_threads
+from ...engine.labels.classes import IGNORE as LABEL_IGNORE
 from ...engine.modelfile.config import ClassInfo
 from ...engine.modelfile.io import load_model, save_model
-from ...engine.networks.models import MapRefinerNet
+from ...engine.networks.models import MapRefinerNet, pad_to_stride
 from ...engine.refine.pipeline import RefineParams, refine_raster
 from ...training.corrections.finetune import finetune, flip_allowance
 from ...training.corrections.fit import CorrectionFit, FitParams
@@ -128,10 +129,35 @@ def three_class_net(base: MapRefinerNet) -> MapRefinerNet:
     return net
 
 
+def held_out_mean_iou(net: MapRefinerNet, image: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean IoU (%) of the three classes over ``labels``' labelled pixels, on the model
+    grid (5 RNN iterations, as a refine)."""
+    with torch.no_grad():
+        h, w = labels.shape
+        pred = net(pad_to_stride(image[None]))[0, :, :h, :w].argmax(0)
+    valid = labels != LABEL_IGNORE
+    ious = []
+    for c in range(len(NAMES)):
+        p, r = (pred == c) & valid, (labels == c) & valid
+        union = int((p | r).sum())
+        ious.append(100.0 * int((p & r).sum()) / union if union else 100.0)
+    return float(np.mean(ious))
+
+
 def train_model(
-    data: Path, train_on: str, out: Path, steps: int, copies: int, seed: int, lr: float
+    data: Path,
+    train_on: str,
+    out: Path,
+    steps: int,
+    copies: int,
+    seed: int,
+    lr: float,
+    validate: str | None = None,
 ) -> dict:
-    """The three-class model trained on ``train_on`` whole (multiscene.train's recipe)."""
+    """The three-class model trained on ``train_on`` whole (multiscene.train's recipe).
+    ``validate`` ("left" or "top", see halves): train on that half of the tile only and
+    score the other half's labels every 100 steps (the record's ``held_out_curve``), to
+    choose the step count for the whole tile without looking at the tile it is for."""
     configure_threads()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -144,6 +170,13 @@ def train_model(
     work = ROOT / "out" / "three_class"
     image, labels = tile_paths(data, work / "data", train_on)
     tile = load_training_tile(image, LabelSource(labels, value_map=VALUE_MAP), config)
+    held: torch.Tensor | None = None
+    if validate:
+        trained_half = torch.from_numpy(halves(tuple(tile.labels.shape), validate)[0])
+        held = tile.labels.clone()
+        held[trained_half] = LABEL_IGNORE
+        tile.labels[~trained_half] = LABEL_IGNORE
+    curve: list[tuple[int, float]] = []
     params = FitParams(adapt="head+rnn", anchor_weight=0.0, balance=False)
     fits = []
     copies_of = [jittered(tile.image, rng, blur=(i % 2 == 1)) for i in range(copies)]
@@ -167,7 +200,13 @@ def train_model(
         sched.step()
         history.append(loss.item())
         if step % 100 == 0:
-            print(f"step {step} loss {np.mean(history[-100:]):.4f}", flush=True)
+            line = f"step {step} loss {np.mean(history[-100:]):.4f}"
+            if held is not None:
+                net.eval()
+                curve.append((step, round(held_out_mean_iou(net, tile.image, held), 2)))
+                net.train()
+                line += f" held-out mean IoU {curve[-1][1]:.2f}"
+            print(line, flush=True)
     net.eval()
     record = {
         "what": "the bundled default's conv1-3 kept; conv4, the upsampling and the RNN "
@@ -181,6 +220,8 @@ def train_model(
         f"{params.patch_size} px patches",
         "seconds": round(time.perf_counter() - t0, 1),
         "loss_last_100": round(float(np.mean(history[-100:])), 4),
+        "validate": validate,
+        "held_out_curve": curve,
     }
     config.training["three_class"] = record
     config.name = f"LoveDA three classes (trained on {train_on})"
@@ -208,13 +249,27 @@ def refine_classes(image: Path, out: Path, model: Path) -> np.ndarray:
     return mapped
 
 
+def halves(shape: tuple[int, ...], split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(drawn, scored) masks: the left and right halves (``split`` "left", the issue's
+    protocol), or the top and bottom ones ("top": loveda_0 holds every building and
+    road in its left quarter, so its right half has nothing to score)."""
+    drawn = np.zeros(shape[:2], dtype=bool)
+    if split == "left":
+        drawn[:, : shape[1] // 2] = True
+    elif split == "top":
+        drawn[: shape[0] // 2] = True
+    else:
+        raise ValueError(f"unknown split {split!r}")
+    return drawn, ~drawn
+
+
 def error_regions(
-    pred: np.ndarray, ref: np.ndarray, half: int
+    pred: np.ndarray, ref: np.ndarray, left: np.ndarray
 ) -> list[tuple[int, np.ndarray, int]]:
-    """(size, mask, class) of every error region of the left half: pixels the reference
+    """(size, mask, class) of every error region inside ``left`` (the half the user draws
+    on, a mask): pixels the reference
     gives class c and the map does not, connected, drawn as c; a missed building is
     traced whole (every reference building the miss touches, as users.py)."""
-    left = np.arange(ref.shape[1])[None, :] < half
     buildings, _ = ndimage.label(ref == 1)
     out = []
     for c in range(len(NAMES)):
@@ -259,12 +314,15 @@ def write_corrections(drawn: list[tuple[np.ndarray, int]], like: gdal.Dataset, p
     return path
 
 
-def scores(pred: np.ndarray, ref: np.ndarray) -> dict[str, float]:
-    """IoU of each class (%), their mean and the accuracy, over labelled pixels."""
+def scores(pred: np.ndarray, ref: np.ndarray, where: np.ndarray | None = None) -> dict[str, float]:
+    """IoU of each class (%), their mean and the accuracy, over labelled pixels (of
+    ``where`` only, with it)."""
     valid = ref != IGNORE
+    if where is not None:
+        valid &= where
     out = {}
     for c, n in enumerate(NAMES):
-        p, r = (pred == c) & valid, ref == c
+        p, r = (pred == c) & valid, (ref == c) & valid
         union = (p | r).sum()
         out[n] = round(100 * float((p & r).sum() / union), 2) if union else 100.0
     out["mean"] = round(float(np.mean([out[n] for n in NAMES])), 2)
@@ -280,18 +338,21 @@ def run_loop(
     seeds: list[int],
     variants: list[str],
     rows: Path,
+    split: str = "left",
 ) -> None:
     work_root = ROOT / "out" / "three_class"
     image, labels = tile_paths(data, work_root / "data", scene)
     ref = reference(labels)
-    half = ref.shape[1] // 2
+    left, right = halves(ref.shape, split)
     like = gdal.Open(str(image))
     with tempfile.TemporaryDirectory(dir=work_root) as d:
         work = Path(d)
         pred = refine_classes(image, work / "base.tif", model)
-        before = scores(pred[:, half:], ref[:, half:])
-        regions = error_regions(pred, ref, half)
-        print(f"{scene}: start {before}; {len(regions)} error regions on the left half", flush=True)
+        before = scores(pred, ref, right)
+        regions = error_regions(pred, ref, left)
+        print(
+            f"{scene}: start {before}; {len(regions)} error regions on the drawn half", flush=True
+        )
         for k in ks:
             drawn = [(m, c) for _, m, c in regions[:k]]
             gpkg = write_corrections(drawn, like, work / f"k{k}.gpkg")
@@ -326,11 +387,12 @@ def run_loop(
                         "k": k,
                         "variant": variant,
                         "seed": seed,
+                        "split": split,
                         "drawn": len(drawn),
                         "classes": [NAMES[c] for _, c in drawn],
                         "before": before,
-                        "after": scores(after[:, half:], ref[:, half:]),
-                        "after_fit": scores(fitted[:, half:], ref[:, half:]),
+                        "after": scores(after, ref, right),
+                        "after_fit": scores(fitted, ref, right),
                         "honoured": round(100 * honoured, 2),
                         "adopted": res.adopted and not dropped,
                         "passed_held_out": res.adopted,
@@ -350,7 +412,7 @@ def run_loop(
 
 
 def table(rows: list[dict]) -> str:
-    """Markdown: each scene, K and variant over its seeds: the right half's mean IoU,
+    """Markdown: each scene, K and variant over its seeds: the scored half's mean IoU,
     building and road IoU before and after (one figure per seed), rounds adopted, the
     drawn pixels honoured."""
     out = [
@@ -360,7 +422,8 @@ def table(rows: list[dict]) -> str:
     ]
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["scene"], r["k"], r["variant"]), []).append(r)
+        where = "" if r.get("split", "left") == "left" else " (top drawn, bottom scored)"
+        groups.setdefault((r["scene"] + where, r["k"], r["variant"]), []).append(r)
     for (scene, k, variant), rs in sorted(groups.items()):
         rs.sort(key=lambda r: r["seed"])
         b = rs[0]["before"]
@@ -390,6 +453,11 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--copies", type=int, default=3)
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--lr", type=float, default=1e-3)
+    m.add_argument(
+        "--validate",
+        choices=("left", "top"),
+        help="train on this half only and print the other half's mean IoU every 100 steps",
+    )
     lp = sub.add_parser("loop", help="the correction loop on the other tile")
     lp.add_argument("--scene", required=True, choices=("loveda_0", "loveda_1"))
     lp.add_argument("--model", type=Path, required=True)
@@ -397,6 +465,13 @@ def main(argv: list[str] | None = None) -> int:
     lp.add_argument("--seeds", default="0")
     lp.add_argument("--variants", default="head+rnn,rnn")
     lp.add_argument("--rows", type=Path, required=True)
+    lp.add_argument(
+        "--split",
+        choices=("left", "top"),
+        default="left",
+        help="draw on the left half and score the right (the issue's protocol), or the "
+        "top and bottom",
+    )
     t = sub.add_parser("table", help="the rows as a markdown table")
     t.add_argument("rows", type=Path)
     for p in (m, lp):
@@ -405,7 +480,11 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd == "table":
         print(table([json.loads(x) for x in a.rows.read_text().splitlines() if x]))
     elif a.cmd == "model":
-        print(json.dumps(train_model(a.data, a.train_on, a.out, a.steps, a.copies, a.seed, a.lr)))
+        print(
+            json.dumps(
+                train_model(a.data, a.train_on, a.out, a.steps, a.copies, a.seed, a.lr, a.validate)
+            )
+        )
     else:
         run_loop(
             a.data,
@@ -415,6 +494,7 @@ def main(argv: list[str] | None = None) -> int:
             [int(s) for s in a.seeds.split(",")],
             a.variants.split(","),
             a.rows,
+            a.split,
         )
     return 0
 
