@@ -1,6 +1,7 @@
 """The image's own edges as a second opinion on a prior's move: a move that lays the
 prior's outlines off the image's edges (a model misreading the imagery) is undone and
-the note says why; a move onto them stays."""
+the note says why; a move onto them stays. And where the model's map agrees too little
+with a prior to place it, a prior whose outlines the image's edges follow is kept."""
 
 from __future__ import annotations
 
@@ -8,14 +9,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from osgeo import gdal
-from test_prior_registration import drawn_east, model_sees, showing
+from test_prior_registration import blobs, drawn_east, model_sees, showing
 
 from map_refiner.cli import main as cli_main
 from map_refiner.engine.refine import refine_pass
 from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
+from map_refiner.engine.refine.predict import WindowResult
+from map_refiner.engine.refine.prior import PRIOR_KEEP_MISREAD
 from map_refiner.engine.refine.registration import (
     EDGE_AGREEMENT,
+    EDGE_SUPPORT,
     edge_ratio,
     edge_strength,
     edge_sum,
@@ -101,3 +106,58 @@ def test_a_move_onto_the_images_edges_stays(
     moved_back = edge_sum(strength, truth.astype(np.int32))
     as_drawn = edge_sum(strength, np.roll(truth, 3, axis=1).astype(np.int32))
     assert edge_ratio(moved_back, as_drawn) > 1 / EDGE_AGREEMENT
+
+
+def model_sure_of(mask: np.ndarray, p: float = 0.995):  # noqa: ANN201
+    """A stand-in for predict_tile whose refined map is ``mask``, all but certain of it
+    (the kept-prior rule's 0.1 then keeps nothing of a prior it contradicts)."""
+
+    def predict(net, config, ds, bands, grids, tile, *args, **kw) -> WindowResult:  # noqa: ANN001
+        win = mask[tile.y0 : tile.y1, tile.x0 : tile.x1]
+        q = np.where(win, p, 1 - p)
+        probs = torch.from_numpy(np.stack([1 - q, q]).astype(np.float32))
+        return WindowResult(torch.log(probs), np.ones(win.shape, bool))
+
+    return predict
+
+
+def test_a_right_prior_the_model_cannot_read_is_kept_where_the_image_follows_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A right prior (the image shows its roofs) and a model whose map is other
+    buildings (a misreading model: it agrees too little with the prior to place it):
+    the image's edges follow the prior's outlines, so the prior's classes are kept
+    wherever the map does not all but exclude them, and the note says why."""
+    truth, params = drawn_east(tmp_path, 0)
+    elsewhere = blobs(80, 100, seed=11)
+    monkeypatch.setattr(refine_pass, "predict_tile", model_sure_of(elsewhere))
+    res = refine_raster(RefineParams(out=tmp_path / "a.tif", iterations=0, **params))
+    assert "agrees too little" in res.prior_note, res.prior_note
+    assert "the model may misread this imagery" in res.prior_note
+    assert res.prior_edge_support is not None and res.prior_edge_support >= EDGE_SUPPORT
+    assert f"at least {PRIOR_KEEP_MISREAD:g}" in res.prior_note
+    out = gdal.Open(str(tmp_path / "a.tif")).ReadAsArray()
+    assert ((out == 1) == truth).mean() > 0.99  # the prior, not the model's map
+    # told not to ask the edges, or given its own threshold, the refine keeps as before
+    for i, extra in enumerate(({"prior_edges": False}, {"prior_keep": 0.1})):
+        path = tmp_path / f"b{i}.tif"
+        res = refine_raster(RefineParams(out=path, iterations=0, **extra, **params))
+        assert "misread" not in res.prior_note, res.prior_note
+        out = gdal.Open(str(path)).ReadAsArray()
+        assert ((out == 1) == elsewhere).mean() > 0.99  # the model's sure map wins
+
+
+def test_a_prior_the_image_does_not_follow_is_not_kept_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same model and a prior the image does not show (an unrelated image): its
+    outlines lie on no particular edges, so nothing says the model misreads it."""
+    truth, params = drawn_east(tmp_path, 0, shown=False)
+    elsewhere = blobs(80, 100, seed=11)
+    monkeypatch.setattr(refine_pass, "predict_tile", model_sure_of(elsewhere))
+    res = refine_raster(RefineParams(out=tmp_path / "a.tif", iterations=0, **params))
+    assert "agrees too little" in res.prior_note, res.prior_note
+    assert res.prior_edge_support is not None and res.prior_edge_support < EDGE_SUPPORT
+    assert "misread" not in res.prior_note
+    out = gdal.Open(str(tmp_path / "a.tif")).ReadAsArray()
+    assert ((out == 1) == elsewhere).mean() > 0.99

@@ -105,3 +105,8 @@ class RefineResult:
     # (registration.edge_ratio; None: not moved or not measured); under
     # registration.EDGE_AGREEMENT the move is undone
     prior_edge_ratio: float | None = None
+    # where the model's map agreed too little with the prior to place it: the image's
+    # edge strength under its outlines over the image's mean (registration.edge_support;
+    # None: not measured); at registration.EDGE_SUPPORT or more the model is taken to
+    # misread the imagery and the prior is kept more (prior.PRIOR_KEEP_MISREAD)
+    prior_edge_support: float | None = None

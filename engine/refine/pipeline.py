@@ -27,7 +27,7 @@ from ..rasters.write import CLASS_NODATA, RefinedWriter, refined_writer
 from .memory import bounded_memory, release_free_memory
 from .params import KeepIterations, RefineParams, RefineResult, describe_map
 from .predict import classes_and_probs
-from .prior import DEFAULT_STRENGTH, PRIOR_KEEP, Prior, keep_prior
+from .prior import DEFAULT_STRENGTH, PRIOR_KEEP, PRIOR_KEEP_MISREAD, Prior, keep_prior
 from .refine_pass import RefinePass, open_pass, plan_detail, prepare_pass
 from .registration import search_of
 from .tiling import Tile
@@ -64,6 +64,8 @@ def refine_raster(
     note = ""  # what registration did with the prior
     correlation: float | None = None  # and how well it agreed with the model's map
     edges: float | None = None  # and with the image's edges, when it would move it
+    support: float | None = None  # the image's edges under it, when the map could not place it
+    misread = False  # the image follows the prior where the model's map does not
     if params.prior is not None:
         strength = params.prior_strength
         p.prior = Prior(
@@ -82,11 +84,22 @@ def refine_raster(
                 edges=params.prior_edges,
             )
             note, correlation, edges = placed.why, placed.correlation, placed.edge_ratio
+            support = placed.edge_support
+            misread = placed.misread
         else:
             note = "left in place (not registered)"
         if strength is None:
             p.calibrate_prior()
         p.prior_keep = PRIOR_KEEP if params.prior_keep is None else params.prior_keep
+        if misread and params.prior_keep is None:  # the image follows the prior, the
+            # model does not: keep the prior's classes unless the map all but excludes them
+            p.prior_keep = PRIOR_KEEP_MISREAD
+            note += (
+                f"; but the image's edges follow its outlines ({support:.2f} times the image's "
+                "mean edge strength), so the model may misread this imagery (bands in another "
+                f"order, false colour?): its classes are kept wherever the model's map "
+                f"gives them at least {PRIOR_KEEP_MISREAD:g}"
+            )
     info, config, iterations, total = p.info, p.config, p.iterations, p.tile_count()
     log.info(
         "refining %s (%dx%d, %.2fx%.2f m) on a %dx%d model grid, %d tiles, %d iterations, %s",
@@ -155,6 +168,7 @@ def refine_raster(
         note,
         correlation,
         edges,
+        support,
     )
 
 

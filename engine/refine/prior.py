@@ -55,6 +55,13 @@ DEFAULT_STRENGTH = 1.0
 #: right halves (0 kept it at 89.9-91.9; 0.25 at 96.8-98.0) and took references
 #: shifted by 2 m from 48-63 to 89-99 (docs/results_prior_snap.md). Chosen on them.
 PRIOR_KEEP = 0.1
+#: The same where the model's map agrees too little with the prior to place it while the
+#: image's edges follow the prior's outlines (registration.EDGE_SUPPORT): the model
+#: misreads the imagery (bands in the wrong order, false colour) and its map would erode
+#: a right prior even where it stays (Kampala read green-blue-red 36.3 building IoU,
+#: LoveDA_1 blue-green-red 34.8, Rio 76.2); at 0.001 they keep 92.2, 100.0 and 100.0
+#: (0.01: 59.0, 99.9, 99.1; docs/results_prior.md "A second misreading").
+PRIOR_KEEP_MISREAD = 0.001
 
 
 @dataclass

@@ -29,6 +29,7 @@ from .predict import WindowResult, for_image, model_image, predict_tile, stack_b
 from .prior import Prior
 from .registration import (
     EDGE_AGREEMENT,
+    EDGE_SUPPORT,
     SEARCH_M,
     Offset,
     ShiftField,
@@ -38,6 +39,7 @@ from .registration import (
     edge_ratio,
     edge_strength,
     edge_sum,
+    edge_support,
     peak_correlation,
     peak_gain,
     region_agreements,
@@ -176,7 +178,11 @@ class RefinePass:
         )
         weak = unplaceable(correlation) if surfaces else None
         if weak is not None:  # a map that means nothing places nothing
-            log.info("prior registration: %s", weak.why)
+            if edges:  # does the image follow the prior? then the model misreads it
+                support = self.prior_edge_support()
+                misread = support is not None and support >= EDGE_SUPPORT
+                weak = replace(weak, edge_support=support, misread=misread)
+            log.info("prior registration: %s (edge support %s)", weak.why, weak.edge_support)
             return weak
         offset = best_offset(surfaces, pixel_m)
         varying = region_shifts(parts, pixel_m, offset) if regions else None
@@ -251,8 +257,26 @@ class RefinePass:
             return None
         drawn = copy.copy(self.prior)
         drawn.shift, drawn.field = (0.0, 0.0), None
+        (placed, as_drawn), _ = self._edge_sums([self.prior, drawn])
+        return edge_ratio(placed, as_drawn)
+
+    def prior_edge_support(self) -> float | None:
+        """Mean edge strength of the image under the prior's outlines (where it is now)
+        over the image's mean edge strength, on the model grid of the registration's
+        lattice windows (registration.edge_support; None: no outline on the image)."""
+        if self.prior is None:
+            return None
+        (outlines,), image = self._edge_sums([self.prior])
+        return edge_support(outlines, image)
+
+    def _edge_sums(
+        self, priors: Sequence[Prior]
+    ) -> tuple[list[tuple[float, int]], tuple[float, int]]:
+        """Summed edge strength and pixel count under each prior's outlines, and over
+        the image, on the model grid of the registration's lattice windows."""
         mgrid = self.model_grid()
-        placed_sum, drawn_sum = [0.0, 0], [0.0, 0]
+        sums = [[0.0, 0] for _ in priors]
+        image = [0.0, 0]
         for tile in lattice_tiles(self.grids, self.iterations):
             grid = window_grid(mgrid, tile.mx0, tile.my0, tile.mx1, tile.my1)
             img = model_image(
@@ -267,11 +291,13 @@ class RefinePass:
                 self.device,
             )
             strength = edge_strength(img.float().cpu().numpy())
-            for prior, acc in ((self.prior, placed_sum), (drawn, drawn_sum)):
+            image[0] += float(strength.sum())
+            image[1] += int((strength > 0).sum())
+            for prior, acc in zip(priors, sums):
                 total, count = edge_sum(strength, prior.classes_at(grid))
                 acc[0] += total
                 acc[1] += count
-        return edge_ratio((placed_sum[0], int(placed_sum[1])), (drawn_sum[0], int(drawn_sum[1])))
+        return [(float(a), int(b)) for a, b in sums], (float(image[0]), int(image[1]))
 
     def model_grid(self) -> GridSpec:
         """The model grid over the image (same extent, the model's pixels)."""

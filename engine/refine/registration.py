@@ -124,6 +124,12 @@ class Offset:
     #: the image's mean edge strength under the moved prior's outlines over that under
     #: the prior as drawn (edge_ratio; None: no move, or no outline to measure)
     edge_ratio: float | None = None
+    #: where the model's map agrees too little with the prior to place it: the image's
+    #: mean edge strength under the prior's outlines over its mean anywhere (edge_support;
+    #: None: not measured). At EDGE_SUPPORT or more the image follows the prior and the
+    #: model is taken to misread the imagery (``misread``)
+    edge_support: float | None = None
+    misread: bool = False
 
 
 def search_of(search_m: float | None) -> float:
@@ -479,6 +485,16 @@ def _weights(at: np.ndarray, nodes: np.ndarray) -> np.ndarray:
 #: highest wrong move (0.89) and the lowest right one (0.978). Still a choice on the
 #: measured moves, with a margin of 0.04-0.05 each way.
 EDGE_AGREEMENT = 0.93
+#: Where the model's map agrees too little with a prior to place it (PLACE_CORRELATION),
+#: either the prior does not belong to the image or the model misreads the imagery. The
+#: image's own edges tell them apart (session 24, dev/prior/misread.py and docs/
+#: results_prior.md "A second misreading"): on the nine shared scenes with an accurate
+#: reference the mean edge strength under the reference's outlines is 1.66-3.74 times the
+#: image's mean, under another scene's reference laid on the same grid 0.88-1.13 (shifted
+#: 1.8 m: 1.13-2.86). From this support on, the model is taken to misread the imagery and
+#: the prior's classes are kept wherever its map does not all but exclude them
+#: (prior.PRIOR_KEEP_MISREAD). Midway between the two groups, set on them.
+EDGE_SUPPORT = 1.4
 #: Gaussian smoothing before the gradient, in model pixels.
 EDGE_SMOOTH_PX = 0.7
 
@@ -530,6 +546,16 @@ def edge_sum(strength: np.ndarray, classes: np.ndarray) -> tuple[float, int]:
     """Summed edge strength under the outlines of ``classes``, and their pixel count."""
     line = outline(classes) & (strength > 0)
     return float(strength[line].sum()), int(line.sum())
+
+
+def edge_support(outlines: tuple[float, int], image: tuple[float, int]) -> float | None:
+    """Mean edge strength under a prior's outlines over the image's mean edge strength
+    (``image``: summed strength and pixel count of the image; None when either has
+    nothing)."""
+    (so, n_o), (si, n_i) = outlines, image
+    if not n_o or not n_i or si <= 0:
+        return None
+    return (so / n_o) / (si / n_i)
 
 
 def edge_ratio(placed: tuple[float, int], drawn: tuple[float, int]) -> float | None:
