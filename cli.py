@@ -307,10 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="move the prior where the model's map says even when that lays its outlines "
         "on weaker edges of the image than where it is drawn (default: such a move is "
-        "undone: the model may misread the imagery); and where the model's map agrees "
-        "too little with the prior to place it, do not keep the prior more when the "
-        "image's edges follow its outlines (default: kept unless the map all but excludes "
-        "it)",
+        "undone: the model may misread the imagery); and do not keep the prior more where "
+        "the image's edges follow its outlines better than the model's map (default: a "
+        "prior the map cannot place but the edges follow, or one the map would reshape onto "
+        "weaker edges, is kept unless the map all but excludes it)",
     )
     p.add_argument(
         "--prior-keep",

@@ -1,7 +1,8 @@
 """The image's own edges as a second opinion on a prior's move: a move that lays the
 prior's outlines off the image's edges (a model misreading the imagery) is undone and
 the note says why; a move onto them stays. And where the model's map agrees too little
-with a prior to place it, a prior whose outlines the image's edges follow is kept."""
+with a prior to place it, a prior whose outlines the image's edges follow is kept, and
+so is one the model's map would reshape onto weaker edges."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import numpy as np
 import pytest
 import torch
 from osgeo import gdal
+from scipy import ndimage
+from test_prior import GT, write_mask
 from test_prior_registration import blobs, drawn_east, model_sees, showing
 
 from map_refiner.cli import main as cli_main
@@ -21,6 +24,7 @@ from map_refiner.engine.refine.prior import PRIOR_KEEP_MISREAD
 from map_refiner.engine.refine.registration import (
     EDGE_AGREEMENT,
     EDGE_SUPPORT,
+    RESHAPE_AGREEMENT,
     edge_ratio,
     edge_strength,
     edge_sum,
@@ -161,3 +165,42 @@ def test_a_prior_the_image_does_not_follow_is_not_kept_more(
     assert "misread" not in res.prior_note
     out = gdal.Open(str(tmp_path / "a.tif")).ReadAsArray()
     assert ((out == 1) == elsewhere).mean() > 0.99
+
+
+def test_a_model_that_reshapes_a_prior_off_the_images_edges_leaves_it_as_drawn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A right prior (the image shows its roofs) and a model whose map, from it, is each
+    roof shrunk by two pixels, all but certain (a misreading model): in place, but the
+    map's outlines would lie inside the roofs, on weaker edges than the prior's, so the
+    prior's classes are kept; told not to ask the edges, the model's map wins."""
+    truth, params = drawn_east(tmp_path, 0)
+    shrunk = ndimage.binary_erosion(truth, iterations=2)
+    monkeypatch.setattr(refine_pass, "predict_tile", model_sure_of(shrunk))
+    res = refine_raster(RefineParams(out=tmp_path / "a.tif", iterations=0, **params))
+    assert res.prior_reshape_ratio is not None and res.prior_reshape_ratio < RESHAPE_AGREEMENT
+    assert "reshape it onto weaker edges" in res.prior_note, res.prior_note
+    out = gdal.Open(str(tmp_path / "a.tif")).ReadAsArray()
+    assert ((out == 1) == truth).mean() > 0.99
+    res = refine_raster(
+        RefineParams(out=tmp_path / "b.tif", iterations=0, prior_edges=False, **params)
+    )
+    assert res.prior_reshape_ratio is None and "reshape" not in res.prior_note
+    out = gdal.Open(str(tmp_path / "b.tif")).ReadAsArray()
+    assert ((out == 1) == shrunk).mean() > 0.99
+
+
+def test_a_model_that_reshapes_a_prior_onto_the_images_edges_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A prior drawn two pixels too wide all round and a model whose map is the roofs:
+    its outlines lie on stronger edges than the prior's, so the map wins as before."""
+    truth, params = drawn_east(tmp_path, 0)
+    wide = ndimage.binary_dilation(truth, iterations=2).astype(np.uint8)
+    params["prior"] = write_mask(tmp_path / "wide.tif", wide, GT)
+    monkeypatch.setattr(refine_pass, "predict_tile", model_sure_of(truth))
+    res = refine_raster(RefineParams(out=tmp_path / "a.tif", iterations=0, **params))
+    assert res.prior_reshape_ratio is not None and res.prior_reshape_ratio > 1 / RESHAPE_AGREEMENT
+    assert "reshape" not in res.prior_note, res.prior_note
+    out = gdal.Open(str(tmp_path / "a.tif")).ReadAsArray()
+    assert ((out == 1) == truth).mean() > 0.99

@@ -110,3 +110,7 @@ class RefineResult:
     # None: not measured); at registration.EDGE_SUPPORT or more the model is taken to
     # misread the imagery and the prior is kept more (prior.PRIOR_KEEP_MISREAD)
     prior_edge_support: float | None = None
+    # the image's edge strength under the outlines of the map the networks make from the
+    # placed prior over that under the prior's own (RefinePass.prior_reshape_ratio; None:
+    # not measured); under registration.RESHAPE_AGREEMENT the prior is kept more
+    prior_reshape_ratio: float | None = None

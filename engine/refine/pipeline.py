@@ -29,7 +29,7 @@ from .params import KeepIterations, RefineParams, RefineResult, describe_map
 from .predict import classes_and_probs
 from .prior import DEFAULT_STRENGTH, PRIOR_KEEP, PRIOR_KEEP_MISREAD, Prior, keep_prior
 from .refine_pass import RefinePass, open_pass, plan_detail, prepare_pass
-from .registration import search_of
+from .registration import RESHAPE_AGREEMENT, search_of
 from .tiling import Tile
 from .trajectory import TrajectoryCollector
 
@@ -66,6 +66,7 @@ def refine_raster(
     edges: float | None = None  # and with the image's edges, when it would move it
     support: float | None = None  # the image's edges under it, when the map could not place it
     misread = False  # the image follows the prior where the model's map does not
+    reshape: float | None = None  # the model's map from the prior on the image's edges
     if params.prior is not None:
         strength = params.prior_strength
         p.prior = Prior(
@@ -91,6 +92,18 @@ def refine_raster(
         if strength is None:
             p.calibrate_prior()
         p.prior_keep = PRIOR_KEEP if params.prior_keep is None else params.prior_keep
+        if params.prior_edges and not misread and params.prior_keep is None:
+            # does the model reshape the prior onto the image's edges, or off them?
+            reshape = p.prior_reshape_ratio()
+            if reshape is not None and reshape < RESHAPE_AGREEMENT:
+                p.prior_keep = PRIOR_KEEP_MISREAD
+                note += (
+                    f"; the model's map would reshape it onto weaker edges of the image "
+                    f"({reshape:.2f} times as strong as under its own outlines), so the "
+                    "model may misread this imagery (bands in another order, false colour?):"
+                    f" its classes are kept wherever the model's map gives them at least "
+                    f"{PRIOR_KEEP_MISREAD:g}"
+                )
         if misread and params.prior_keep is None:  # the image follows the prior, the
             # model does not: keep the prior's classes unless the map all but excludes them
             p.prior_keep = PRIOR_KEEP_MISREAD
@@ -169,6 +182,7 @@ def refine_raster(
         correlation,
         edges,
         support,
+        reshape,
     )
 
 

@@ -59,6 +59,10 @@ from .tiling import (
 )
 
 log = logging.getLogger(__name__)
+#: The side (input pixels) of the windows the reshape check runs the networks on: on the
+#: whole Xiamen mosaic with its OSM layer, nine windows of 2048 px cost 21-27 s of an
+#: 86-98 s refine, nine of 1024 px 4.6 s of a 65 s one (session 24, this 2-core CPU).
+RESHAPE_SIDE_PX = 1024
 PathLike = Union[str, Path]
 #: Smallest tile, in model pixels.
 MIN_TILE = 16
@@ -259,6 +263,56 @@ class RefinePass:
         drawn.shift, drawn.field = (0.0, 0.0), None
         (placed, as_drawn), _ = self._edge_sums([self.prior, drawn])
         return edge_ratio(placed, as_drawn)
+
+    def prior_reshape_ratio(self) -> float | None:
+        """Mean edge strength of the image under the outlines of the map the networks
+        make from the prior over that under the prior's own outlines (where it is
+        placed), on the model grid of the registration's lattice windows: under 1 the
+        model reshapes the prior onto weaker edges of the image (registration.
+        RESHAPE_AGREEMENT). None: no outline on the image. Run after the prior is placed
+        and calibrated: it is the refine's own start."""
+        if self.prior is None:
+            return None
+        mgrid = self.model_grid()
+        made, own = [0.0, 0], [0.0, 0]
+        for tile in self._reshape_tiles():
+            res = self.predict(tile, from_prior=True, fine=False)
+            cls = np.where(res.valid, res.logits.float().argmax(0).cpu().numpy(), -1)
+            # the model window's pixels whose centres lie on the output tile
+            ix = np.floor((np.arange(tile.mx0, tile.mx1) + 0.5) / self.grids.scale_x)
+            iy = np.floor((np.arange(tile.my0, tile.my1) + 0.5) / self.grids.scale_y)
+            ix, iy = ix.astype(np.int64) - tile.x0, iy.astype(np.int64) - tile.y0
+            okx, oky = (ix >= 0) & (ix < cls.shape[1]), (iy >= 0) & (iy < cls.shape[0])
+            if not okx.any() or not oky.any():
+                continue
+            inside = np.ix_(oky, okx)
+            img = model_image(
+                self.ds,
+                self.bands,
+                self.grids,
+                self.config,
+                tile.mx0,
+                tile.my0,
+                tile.mx1,
+                tile.my1,
+                self.device,
+            )
+            strength = edge_strength(img.float().cpu().numpy())[inside]
+            window = window_grid(mgrid, tile.mx0, tile.my0, tile.mx1, tile.my1)
+            prior = self.prior.classes_at(window)[inside]
+            for classes, acc in ((cls[np.ix_(iy[oky], ix[okx])], made), (prior, own)):
+                total, count = edge_sum(strength, classes)
+                acc[0] += total
+                acc[1] += count
+        return edge_ratio((made[0], int(made[1])), (own[0], int(own[1])))
+
+    def _reshape_tiles(self) -> list[Tile]:
+        """The windows prior_reshape_ratio runs the networks on: smaller than the
+        registration's (RESHAPE_SIDE_PX; the check costs a predict of each), up to three
+        along each axis, as many as the image's shorter side holds without overlap."""
+        short = min(self.grids.width, self.grids.height)
+        windows = 1 if short <= RESHAPE_SIDE_PX else 2 if short <= 3 * RESHAPE_SIDE_PX else 3
+        return lattice_tiles(self.grids, self.iterations, windows, RESHAPE_SIDE_PX)
 
     def prior_edge_support(self) -> float | None:
         """Mean edge strength of the image under the prior's outlines (where it is now)

@@ -495,6 +495,15 @@ EDGE_AGREEMENT = 0.93
 #: the prior's classes are kept wherever its map does not all but exclude them
 #: (prior.PRIOR_KEEP_MISREAD). Midway between the two groups, set on them.
 EDGE_SUPPORT = 1.4
+#: Where a prior is placed, the map the networks make from it is compared with it on the
+#: image's edges (RefinePass.prior_reshape_ratio): a model that misreads the imagery
+#: reshapes a right prior onto weaker edges (session 24, on right references: Vaihingen's
+#: false colour 0.91, Kampala, Nepal and austin_enh read in the wrong band order
+#: 0.84-0.94), one that reads it right onto as strong or stronger ones (the nine scenes'
+#: right references read right 1.02-1.46, their 1-pixel dilations 1.04-1.92). Under this
+#: ratio the prior's classes are kept wherever the map does not all but exclude them
+#: (prior.PRIOR_KEEP_MISREAD). Midway between 0.94 and 1.02, set on those rows.
+RESHAPE_AGREEMENT = 0.98
 #: Gaussian smoothing before the gradient, in model pixels.
 EDGE_SMOOTH_PX = 0.7
 

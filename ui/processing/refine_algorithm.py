@@ -260,10 +260,11 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
             ),
             "A move that lays the existing map's outlines on weaker edges of the image than "
             "where they are drawn is undone (the model may misread the imagery, e.g. "
-            "false-colour infrared or bands in another order); and where the model's map "
-            "agrees too little with the existing map to place it but the image's edges "
-            "follow its outlines, the existing map is kept unless the model all but "
-            "excludes it. Untick to make the model's move and reshaping anyway (as "
+            "false-colour infrared or bands in another order); and where the image's edges "
+            "follow the existing map's outlines better than the model's own map (the model "
+            "cannot place it, or would reshape it onto weaker edges), the existing map is "
+            "kept unless the model all but excludes it. Untick to make the model's move and "
+            "reshaping anyway (as "
             "map-refiner refine --no-prior-edge-check).",
         )
         for param in (prior_map, strength, search, edges):
