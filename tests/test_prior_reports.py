@@ -111,6 +111,18 @@ def test_shifted_report_shows_registration_and_keeps_the_reading(tmp_path: Path)
     assert shifted.short_note(small) == "in place (0.3 m found)"
     assert shifted.short_note("left in place: no shift fits the image clearly") == "in place"
     assert shifted.short_note("") == ""
+    reshaped = (
+        "left in place: no shift fits the image clearly better than none; the model's map "
+        "would reshape it onto weaker edges of the image (0.89 times as strong as under "
+        "its own outlines), so the model may misread this imagery"
+    )
+    assert shifted.short_note(reshaped) == "in place + kept (reshape 0.89)"
+    followed = (
+        "left in place: the model's map agrees too little with it to tell where it belongs "
+        "(correlation 0.22 at its best fit, under 0.25); but the image's edges follow its "
+        "outlines (1.68 times the image's mean edge strength), so ..."
+    )
+    assert shifted.short_note(followed) == "in place + kept (support 1.68)"
     ref = np.zeros((40, 60), bool)
     ref[25:35, 45:55] = True  # the window goes where the buildings are
     window = shifted.figure_window(ref, pixel_m=1.0, metres=20)

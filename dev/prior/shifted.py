@@ -366,7 +366,24 @@ def short_note(note: str) -> str:
     """What registration did, for the table: ``moved 2.0 m west and 2.0 m north``,
     ``in place (0.3 m found)`` (a shift under the threshold), ``in place (edges: 1.8 m
     west and 0.0 m north at 0.43)`` (a move the image's edges undid: registration.edge_ratio) or
-    ``in place``."""
+    ``in place``; with `` + kept (reshape 0.89)`` or `` + kept (support 1.68)`` when the
+    prior's classes were kept more because the model's map would reshape it onto weaker
+    edges, or could not place it while the image's edges follow it (RefineResult.
+    prior_reshape_ratio, prior_edge_support)."""
+    kept = ""
+    for pattern, word in (
+        (r"reshape it onto weaker edges of the image \(([\d.]+) times", "reshape"),
+        (r"the image's edges follow its outlines \(([\d.]+) times", "support"),
+    ):
+        found = re.search(pattern, note)
+        if found:
+            kept = f" + kept ({word} {found.group(1)})"
+    note = note.split("; the model's map would reshape")[0].split("; but the image's edges")[0]
+    return _placed(note) + kept
+
+
+def _placed(note: str) -> str:
+    """short_note's part for registration alone."""
     if note.startswith("moved "):
         return note.removesuffix(" to fit the image")
     found = re.match(r"left in place: its ([\d.]+) m offset", note)
@@ -448,6 +465,8 @@ def run_strength(
                 "snapped_iou": round(100 * iou(snapped, scored), 1),
                 "registration": short_note(result.prior_note) if registered else "",
                 "edge_ratio": result.prior_edge_ratio,
+                "reshape_ratio": result.prior_reshape_ratio,
+                "edge_support": result.prior_edge_support,
             }
             rows.append(row)
             print(json.dumps(row), flush=True)
