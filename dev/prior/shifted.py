@@ -306,6 +306,9 @@ OTHERS = (
     "A map that means nothing: reading",
     "Every scene with an accurate reference",
     "Every scene with an accurate reference: reading",
+    "The image's edges as a second opinion",
+    "A second misreading: bands in the wrong order",
+    "A second misreading: reading",
 )
 
 
