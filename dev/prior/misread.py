@@ -65,11 +65,16 @@ def building_iou(class_map: Path, ref: np.ndarray) -> float:
 def row(scene: str, bands: list[int], results: dict[str, tuple[float, RefineResult]]) -> str:
     """One markdown row: the three ways' IoUs, the product's note and the move's ratio."""
     product = results["product"][1]
-    ratio = product.prior_edge_ratio  # measured whenever a move is proposed
-    support = product.prior_edge_support  # measured where the map could not place it
-    shown = "-" if ratio is None else f"{ratio:.2f}"
-    if support is not None:
-        shown = f"support {support:.2f}"
+    measured = [  # the move's ratio, the prior's support, the reshape ratio
+        f"{label}{value:.2f}"
+        for label, value in (
+            ("move ", product.prior_edge_ratio),
+            ("support ", product.prior_edge_support),
+            ("reshape ", product.prior_reshape_ratio),
+        )
+        if value is not None
+    ]
+    shown = ", ".join(measured) or "-"
     ious = " | ".join(f"{results[w][0]:.1f}" for w in WAYS)
     return f"| {scene} | {','.join(map(str, bands))} | {ious} | {shown} | {product.prior_note} |"
 
@@ -78,7 +83,7 @@ def study(names: list[str], orders: list[list[int]], data: Path, tmp: Path) -> l
     sc = scenes(data, ROOT / "out" / "corrections" / "data")
     lines = [
         "| scene | bands read | IoU: product | IoU: no edge check | IoU: left in place "
-        "| edges: the move's ratio, or the prior's support | what the product did |",
+        "| edges measured | what the product did |",
         "|---|---|---|---|---|---|---|",
     ]
     print("\n".join(lines), flush=True)
@@ -128,11 +133,14 @@ def main(argv: list[str] | None = None) -> int:
             "CPU). Each scene's reference (a right prior) refined with `refine --prior` (the "
             "snap model) from the image read with its bands in the order given: as the "
             "product does, with `--no-prior-edge-check`, and with `--no-prior-shift`; "
-            "building IoU (%) against the reference. *Edges*: the edge strength under "
-            "the outlines registration's move would give over that as drawn "
-            "(registration.edge_ratio), or, where the model's map agreed too little with "
-            "the prior to place it, the edge strength under the prior's outlines over the "
-            "image's mean (*support*, registration.edge_support); `-`: neither measured."
+            "building IoU (%) against the reference. *Edges measured* (the product's "
+            "refine): *move*, the edge strength under the outlines registration's move "
+            "would give over that as drawn (registration.edge_ratio); *support*, where the "
+            "model's map agreed too little with the prior to place it, the edge strength "
+            "under the prior's outlines over the image's mean (registration.edge_support); "
+            "*reshape*, the edge strength under the outlines of the map the networks make "
+            "from the placed prior over that under the prior's own "
+            "(RefinePass.prior_reshape_ratio)."
         )
         write_section(a.report, SECTION, head + "\n\n" + "\n".join(lines))
     return 0
