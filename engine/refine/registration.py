@@ -502,7 +502,10 @@ EDGE_SUPPORT = 1.4
 #: 0.84-0.94), one that reads it right onto as strong or stronger ones (the nine scenes'
 #: right references read right 1.02-1.46, their 1-pixel dilations 1.04-1.92). Under this
 #: ratio the prior's classes are kept wherever the map does not all but exclude them
-#: (prior.PRIOR_KEEP_MISREAD). Midway between 0.94 and 1.02, set on those rows.
+#: (prior.PRIOR_KEEP_MISREAD). Midway between 0.96 and 1.007 (20 %-thinned references),
+#: set on those rows; on Kampala resampled to 2.4 m a model reading it right fell to
+#: 0.97-0.98 and the rule kept four priors registration had placed right (each gained):
+#: docs/results_prior.md "A second misreading: reading".
 RESHAPE_AGREEMENT = 0.98
 #: Gaussian smoothing before the gradient, in model pixels.
 EDGE_SMOOTH_PX = 0.7
