@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from osgeo import gdal, ogr, osr
+from osgeo import gdal
 from scipy import ndimage
 
 from ...engine.device import configure_threads
@@ -56,6 +56,7 @@ from ...training.tile import LabelSource, TrainingTile
 from ..default_model.multiscene import jittered
 from ..provenance import git_state
 from .scenes import _png_copy
+from .users import write_class_polygons
 
 gdal.UseExceptions()
 ROOT = Path(__file__).resolve().parents[2]
@@ -293,25 +294,7 @@ def write_corrections(drawn: list[tuple[np.ndarray, int]], like: gdal.Dataset, p
     arr = np.zeros((like.RasterYSize, like.RasterXSize), np.uint8)
     for mask, c in drawn:
         arr[mask] = c + 1
-    mem = gdal.GetDriverByName("MEM").Create("", arr.shape[1], arr.shape[0], 1, gdal.GDT_Byte)
-    mem.SetGeoTransform(like.GetGeoTransform())
-    mem.SetProjection(like.GetProjection())
-    mem.GetRasterBand(1).WriteArray(arr)
-    drv = ogr.GetDriverByName("GPKG")
-    if path.exists():
-        drv.DeleteDataSource(str(path))
-    vds = drv.CreateDataSource(str(path))
-    lyr = vds.CreateLayer(
-        "corrections", osr.SpatialReference(wkt=like.GetProjection()), ogr.wkbPolygon
-    )
-    lyr.CreateField(ogr.FieldDefn("value", ogr.OFTInteger))
-    gdal.Polygonize(mem.GetRasterBand(1), mem.GetRasterBand(1), lyr, 0)
-    lyr.CreateField(ogr.FieldDefn("class", ogr.OFTString))
-    for f in lyr:
-        f.SetField("class", NAMES[f.GetField("value") - 1])
-        lyr.SetFeature(f)
-    vds = None
-    return path
+    return write_class_polygons(arr, like, path, NAMES)
 
 
 def scores(pred: np.ndarray, ref: np.ndarray, where: np.ndarray | None = None) -> dict[str, float]:

@@ -87,9 +87,15 @@ def write_corrections(corrections: list[Correction], like: gdal.Dataset, path: P
     return write_class_polygons(arr, like, path)
 
 
-def write_class_polygons(classes: np.ndarray, like: gdal.Dataset, path: Path) -> Path:
-    """Polygons of ``classes`` (on ``like``'s grid: 0 nothing, 1 background, 2 building)
-    as a GeoPackage layer ``corrections`` with a ``class`` field; replaces ``path``."""
+def write_class_polygons(
+    classes: np.ndarray,
+    like: gdal.Dataset,
+    path: Path,
+    names: tuple[str, ...] = ("background", "building"),
+) -> Path:
+    """Polygons of ``classes`` (on ``like``'s grid: 0 nothing, k the class ``names[k - 1]``,
+    by default 1 background and 2 building) as a GeoPackage layer ``corrections`` with a
+    ``class`` field holding the names; replaces ``path``."""
     mem = gdal.GetDriverByName("MEM").Create(
         "", like.RasterXSize, like.RasterYSize, 1, gdal.GDT_Byte
     )
@@ -107,7 +113,7 @@ def write_class_polygons(classes: np.ndarray, like: gdal.Dataset, path: Path) ->
     gdal.Polygonize(mem.GetRasterBand(1), mem.GetRasterBand(1), lyr, 0)
     lyr.CreateField(ogr.FieldDefn("class", ogr.OFTString))
     for f in lyr:
-        f.SetField("class", "building" if f.GetField("value") == 2 else "background")
+        f.SetField("class", names[f.GetField("value") - 1])
         lyr.SetFeature(f)
     vds = None
     return path

@@ -286,18 +286,7 @@ class RefinePass:
             if not okx.any() or not oky.any():
                 continue
             inside = np.ix_(oky, okx)
-            img = model_image(
-                self.ds,
-                self.bands,
-                self.grids,
-                self.config,
-                tile.mx0,
-                tile.my0,
-                tile.mx1,
-                tile.my1,
-                self.device,
-            )
-            strength = edge_strength(img.float().cpu().numpy())[inside]
+            strength = self._edge_strength(tile)[inside]
             window = window_grid(mgrid, tile.mx0, tile.my0, tile.mx1, tile.my1)
             prior = self.prior.classes_at(window)[inside]
             for classes, acc in ((cls[np.ix_(iy[oky], ix[okx])], made), (prior, own)):
@@ -333,18 +322,7 @@ class RefinePass:
         image = [0.0, 0]
         for tile in lattice_tiles(self.grids, self.iterations):
             grid = window_grid(mgrid, tile.mx0, tile.my0, tile.mx1, tile.my1)
-            img = model_image(
-                self.ds,
-                self.bands,
-                self.grids,
-                self.config,
-                tile.mx0,
-                tile.my0,
-                tile.mx1,
-                tile.my1,
-                self.device,
-            )
-            strength = edge_strength(img.float().cpu().numpy())
+            strength = self._edge_strength(tile)
             image[0] += float(strength.sum())
             image[1] += int((strength > 0).sum())
             for prior, acc in zip(priors, sums):
@@ -352,6 +330,22 @@ class RefinePass:
                 acc[0] += total
                 acc[1] += count
         return [(float(a), int(b)) for a, b in sums], (float(image[0]), int(image[1]))
+
+    def _edge_strength(self, tile: Tile) -> np.ndarray:
+        """The image's edge strength (registration.edge_strength) on ``tile``'s model
+        window."""
+        img = model_image(
+            self.ds,
+            self.bands,
+            self.grids,
+            self.config,
+            tile.mx0,
+            tile.my0,
+            tile.mx1,
+            tile.my1,
+            self.device,
+        )
+        return edge_strength(img.float().cpu().numpy())
 
     def model_grid(self) -> GridSpec:
         """The model grid over the image (same extent, the model's pixels)."""
