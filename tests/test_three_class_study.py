@@ -4,8 +4,11 @@ scores."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
+from osgeo import gdal, ogr, osr
 
 from map_refiner.dev.corrections.three_class import (
     IGNORE,
@@ -14,6 +17,7 @@ from map_refiner.dev.corrections.three_class import (
     scores,
     table,
     three_class_net,
+    write_corrections,
 )
 from map_refiner.engine.networks.models import MapRefinerNet
 
@@ -98,3 +102,20 @@ def test_the_table_shows_every_seed_against_the_start() -> None:
     assert "1 background, 1 building, 2 road" in line
     assert "60.0 (+3.7) / 56.3 (+0.0)" in line  # seed 0 first
     assert "41.0 (+11.0) / 30.0 (+0.0)" in line and "1 of 2" in line
+
+
+def test_the_corrections_layer_holds_the_models_class_names(tmp_path: Path) -> None:
+    like = gdal.GetDriverByName("MEM").Create("", 40, 30, 1)
+    like.SetGeoTransform((500000.0, 0.3, 0.0, 5000000.0, 0.0, -0.3))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32632)
+    like.SetProjection(srs.ExportToWkt())
+    roof, track = np.zeros((30, 40), bool), np.zeros((30, 40), bool)
+    roof[2:8, 2:8] = True
+    track[20:23, 5:35] = True
+    path = write_corrections([(roof, 1), (track, 2)], like, tmp_path / "c.gpkg")
+    ds = ogr.Open(str(path))  # held while its layer is read (GDAL frees it with ds)
+    got = sorted(
+        (f.GetField("class"), round(f.GetGeometryRef().GetArea() / 0.09)) for f in ds.GetLayer()
+    )
+    assert got == [("building", 36), ("road", 90)]
