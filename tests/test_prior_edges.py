@@ -77,6 +77,7 @@ def test_a_move_off_the_images_edges_is_undone(
     ratio = float(note.split("(")[1].split(" times")[0])
     assert ratio < EDGE_AGREEMENT
     assert "the model may misread this imagery" in note
+    assert res.prior_misread  # the dialog and Processing warn
     out = gdal.Open(str(tmp_path / "a.tif")).ReadAsArray()
     assert ((out == 1) == truth).mean() > 0.99
     # told not to ask the edges, the refine makes the model's move
@@ -84,7 +85,7 @@ def test_a_move_off_the_images_edges_is_undone(
         RefineParams(out=tmp_path / "b.tif", iterations=0, prior_edges=False, **params)
     )
     assert res.prior_note.startswith("moved 1.8 m west"), res.prior_note
-    assert res.prior_edge_ratio is None
+    assert res.prior_edge_ratio is None and not res.prior_misread
     assert ((gdal.Open(str(tmp_path / "b.tif")).ReadAsArray() == 1) == truth).mean() < 0.97
     cli_main(
         ["refine", str(params["image"]), "--out", str(tmp_path / "c.tif")]
@@ -103,6 +104,7 @@ def test_a_move_onto_the_images_edges_stays(
     monkeypatch.setattr(refine_pass, "predict_tile", model_sees(truth))
     res = refine_raster(RefineParams(out=tmp_path / "a.tif", iterations=0, **params))
     assert "moved 1.8 m west" in res.prior_note, res.prior_note
+    assert not res.prior_misread
     out = gdal.Open(str(tmp_path / "a.tif")).ReadAsArray()
     assert ((out == 1) == truth).mean() > 0.99
     # and the image alone says so: moved back, the outlines lie on stronger edges
@@ -139,14 +141,14 @@ def test_a_right_prior_the_model_cannot_read_is_kept_where_the_image_follows_it(
     assert "agrees too little" in res.prior_note, res.prior_note
     assert "the model may misread this imagery" in res.prior_note
     assert res.prior_edge_support is not None and res.prior_edge_support >= EDGE_SUPPORT
-    assert f"at least {PRIOR_KEEP_MISREAD:g}" in res.prior_note
+    assert f"at least {PRIOR_KEEP_MISREAD:g}" in res.prior_note and res.prior_misread
     out = gdal.Open(str(tmp_path / "a.tif")).ReadAsArray()
     assert ((out == 1) == truth).mean() > 0.99  # the prior, not the model's map
     # told not to ask the edges, or given its own threshold, the refine keeps as before
     for i, extra in enumerate(({"prior_edges": False}, {"prior_keep": 0.1})):
         path = tmp_path / f"b{i}.tif"
         res = refine_raster(RefineParams(out=path, iterations=0, **extra, **params))
-        assert "misread" not in res.prior_note, res.prior_note
+        assert "misread" not in res.prior_note and not res.prior_misread, res.prior_note
         out = gdal.Open(str(path)).ReadAsArray()
         assert ((out == 1) == elsewhere).mean() > 0.99  # the model's sure map wins
 
@@ -162,7 +164,7 @@ def test_a_prior_the_image_does_not_follow_is_not_kept_more(
     res = refine_raster(RefineParams(out=tmp_path / "a.tif", iterations=0, **params))
     assert "agrees too little" in res.prior_note, res.prior_note
     assert res.prior_edge_support is not None and res.prior_edge_support < EDGE_SUPPORT
-    assert "misread" not in res.prior_note
+    assert "misread" not in res.prior_note and not res.prior_misread
     out = gdal.Open(str(tmp_path / "a.tif")).ReadAsArray()
     assert ((out == 1) == elsewhere).mean() > 0.99
 
@@ -179,13 +181,14 @@ def test_a_model_that_reshapes_a_prior_off_the_images_edges_leaves_it_as_drawn(
     monkeypatch.setattr(refine_pass, "predict_tile", model_sure_of(shrunk))
     res = refine_raster(RefineParams(out=tmp_path / "a.tif", iterations=0, **params))
     assert res.prior_reshape_ratio is not None and res.prior_reshape_ratio < RESHAPE_AGREEMENT
-    assert "reshape it onto weaker edges" in res.prior_note, res.prior_note
+    assert "reshape it onto weaker edges" in res.prior_note and res.prior_misread
     out = gdal.Open(str(tmp_path / "a.tif")).ReadAsArray()
     assert ((out == 1) == truth).mean() > 0.99
     res = refine_raster(
         RefineParams(out=tmp_path / "b.tif", iterations=0, prior_edges=False, **params)
     )
     assert res.prior_reshape_ratio is None and "reshape" not in res.prior_note
+    assert not res.prior_misread
     out = gdal.Open(str(tmp_path / "b.tif")).ReadAsArray()
     assert ((out == 1) == shrunk).mean() > 0.99
 
@@ -201,6 +204,6 @@ def test_a_model_that_reshapes_a_prior_onto_the_images_edges_does(
     monkeypatch.setattr(refine_pass, "predict_tile", model_sure_of(truth))
     res = refine_raster(RefineParams(out=tmp_path / "a.tif", iterations=0, **params))
     assert res.prior_reshape_ratio is not None and res.prior_reshape_ratio > 1 / RESHAPE_AGREEMENT
-    assert "reshape" not in res.prior_note, res.prior_note
+    assert "reshape" not in res.prior_note and not res.prior_misread, res.prior_note
     out = gdal.Open(str(tmp_path / "a.tif")).ReadAsArray()
     assert ((out == 1) == truth).mean() > 0.99

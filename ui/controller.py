@@ -409,7 +409,10 @@ class Controller:
             text += f"; prior map {result.prior_note}"
         if not job.show_iterations:
             text += "; Export polygons now uses this map"
-        show_success(self.iface.messageBar(), text)
+        if result.prior_misread:  # the image's edges doubt the model: the user must read it
+            show_warning(self.iface.messageBar(), text)
+        else:
+            show_success(self.iface.messageBar(), text)
         if self.dialog is not None:
             self.dialog.suggest_output_if_auto()
             self.dialog.refresh_export_classes()

@@ -114,3 +114,6 @@ class RefineResult:
     # placed prior over that under the prior's own (RefinePass.prior_reshape_ratio; None:
     # not measured); under registration.RESHAPE_AGREEMENT the prior is kept more
     prior_reshape_ratio: float | None = None
+    # the image's edges say the model may misread this imagery (a move undone, or the
+    # prior kept more; the note says which): the dialog and Processing warn
+    prior_misread: bool = False

@@ -29,7 +29,7 @@ from .params import KeepIterations, RefineParams, RefineResult, describe_map
 from .predict import classes_and_probs
 from .prior import DEFAULT_STRENGTH, PRIOR_KEEP, PRIOR_KEEP_MISREAD, Prior, keep_prior
 from .refine_pass import RefinePass, open_pass, plan_detail, prepare_pass
-from .registration import RESHAPE_AGREEMENT, search_of
+from .registration import EDGE_AGREEMENT, RESHAPE_AGREEMENT, search_of
 from .tiling import Tile
 from .trajectory import TrajectoryCollector
 
@@ -67,6 +67,7 @@ def refine_raster(
     support: float | None = None  # the image's edges under it, when the map could not place it
     misread = False  # the image follows the prior where the model's map does not
     reshape: float | None = None  # the model's map from the prior on the image's edges
+    warn = False  # the edges say the model may misread the imagery (RefineResult.prior_misread)
     if params.prior is not None:
         strength = params.prior_strength
         p.prior = Prior(
@@ -87,6 +88,7 @@ def refine_raster(
             note, correlation, edges = placed.why, placed.correlation, placed.edge_ratio
             support = placed.edge_support
             misread = placed.misread
+            warn = edges is not None and edges < EDGE_AGREEMENT  # a move the edges undid
         else:
             note = "left in place (not registered)"
         if strength is None:
@@ -97,6 +99,7 @@ def refine_raster(
             reshape = p.prior_reshape_ratio()
             if reshape is not None and reshape < RESHAPE_AGREEMENT:
                 p.prior_keep = PRIOR_KEEP_MISREAD
+                warn = True
                 note += (
                     f"; the model's map would reshape it onto weaker edges of the image "
                     f"({reshape:.2f} times as strong as under its own outlines), so the "
@@ -107,6 +110,7 @@ def refine_raster(
         if misread and params.prior_keep is None:  # the image follows the prior, the
             # model does not: keep the prior's classes unless the map all but excludes them
             p.prior_keep = PRIOR_KEEP_MISREAD
+            warn = True
             note += (
                 f"; but the image's edges follow its outlines ({support:.2f} times the image's "
                 "mean edge strength), so the model may misread this imagery (bands in another "
@@ -183,6 +187,7 @@ def refine_raster(
         edges,
         support,
         reshape,
+        warn,
     )
 
 

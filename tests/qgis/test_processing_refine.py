@@ -465,3 +465,56 @@ def test_the_edge_check_reaches_the_engine(
             params["PRIOR_EDGE_CHECK"] = flag
         processing_with_plugin.run("map_refiner:refine", params, feedback=QgsProcessingFeedback())
     assert seen == [True, False]
+
+
+def test_a_model_that_may_misread_the_imagery_is_a_warning(
+    processing_with_plugin, austin_rgb, tiny_model, tmp_path, monkeypatch
+) -> None:  # noqa: ANN001
+    """When the image's edges doubt the model (RefineResult.prior_misread), the prior's
+    note is pushed as a warning, not as information."""
+    from dataclasses import replace
+
+    from map_refiner.engine.refine import pipeline
+
+    real = pipeline.refine_raster
+    doubted = []
+
+    def doubting(params, **kw):  # noqa: ANN001, ANN003, ANN202
+        res = real(params, **kw)
+        return replace(res, prior_note="left in place: X", prior_misread=bool(doubted))
+
+    monkeypatch.setattr(pipeline, "refine_raster", doubting)
+
+    class Feedback(QgsProcessingFeedback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.warnings: list[str] = []
+            self.infos: list[str] = []
+
+        def pushWarning(self, text: str) -> None:  # noqa: N802
+            self.warnings.append(text)
+
+        def pushInfo(self, text: str) -> None:  # noqa: N802
+            self.infos.append(text)
+
+    for i in range(2):
+        feedback = Feedback()
+        processing_with_plugin.run(
+            "map_refiner:refine",
+            {
+                "INPUT": str(austin_rgb),
+                "MODEL": str(tiny_model),
+                "ITERATIONS": 1,
+                "DEVICE": 1,
+                "PRIOR": str(austin_rgb),
+                "PRIOR_VALUE_MAP": "0:0,255:1",
+                "OUTPUT": str(tmp_path / f"o{i}.tif"),
+            },
+            feedback=feedback,
+        )
+        note = "Existing map left in place: X."
+        if doubted:
+            assert note in feedback.warnings and note not in feedback.infos
+        else:
+            assert note in feedback.infos and note not in feedback.warnings
+        doubted.append(True)

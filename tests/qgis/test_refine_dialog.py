@@ -433,3 +433,41 @@ def test_the_existing_map_s_offset_search_reaches_the_engine(
     assert not dialog.prior_search.isVisible() and not dialog.prior_edges.isVisible()
     assert dialog.refine_job().params.prior_search_m is None
     dialog.close()
+
+
+def test_a_refine_whose_model_may_misread_the_imagery_warns(
+    plugin,
+    rgb_layer,
+    tiny_model,
+    qgis_new_project,
+    qgis_iface,
+    tmp_path,
+    wait_for_tasks,
+    monkeypatch,
+) -> None:  # noqa: ANN001
+    """When the image's edges doubt the model (RefineResult.prior_misread), the result's
+    line stays in the message bar as a warning instead of a passing success."""
+    from dataclasses import replace
+
+    from qgis.core import Qgis
+
+    from map_refiner.engine.refine import pipeline
+
+    real = pipeline.refine_raster
+
+    def doubting(params, **kw):  # noqa: ANN001, ANN003, ANN202
+        note = "left in place: the model may misread this imagery"
+        return replace(real(params, **kw), prior_note=note, prior_misread=True)
+
+    monkeypatch.setattr(pipeline, "refine_raster", doubting)
+    osm = QgsVectorLayer(str(_polygons(tmp_path / "osm.gpkg")), "osm", "ogr")
+    qgis_new_project.addMapLayer(osm)
+    dialog = _dialog(qgis_new_project, rgb_layer, model_path=str(tiny_model))
+    dialog.prior_combo.setLayer(osm)
+    dialog.output_widget.setFilePath(str(tmp_path / "doubted.tif"))
+    bar = qgis_iface.messageBar()
+    plugin.controller.start_refine(dialog.refine_job())
+    wait_for_tasks()
+    warned = " ".join(bar.get_messages(Qgis.MessageLevel.Warning))
+    assert "prior map left in place: the model may misread this imagery" in warned
+    assert not any("doubted.tif" in m for m in bar.get_messages(Qgis.MessageLevel.Success))

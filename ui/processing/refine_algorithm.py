@@ -399,7 +399,8 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
             f"{result.device} in {result.seconds:.1f} s: {', '.join(result.class_names)}"
         )
         if result.prior_note:
-            feedback.pushInfo(f"Existing map {result.prior_note}.")
+            say = feedback.pushWarning if result.prior_misread else feedback.pushInfo
+            say(f"Existing map {result.prior_note}.")
         style_on_load(
             context,
             out,
