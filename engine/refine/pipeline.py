@@ -29,7 +29,7 @@ from .params import KeepIterations, RefineParams, RefineResult, describe_map
 from .predict import classes_and_probs
 from .prior import DEFAULT_STRENGTH, PRIOR_KEEP, PRIOR_KEEP_MISREAD, Prior, keep_prior
 from .refine_pass import RefinePass, open_pass, plan_detail, prepare_pass
-from .registration import EDGE_AGREEMENT, RESHAPE_AGREEMENT, search_of
+from .registration import RESHAPE_AGREEMENT, search_of
 from .tiling import Tile
 from .trajectory import TrajectoryCollector
 
@@ -88,34 +88,34 @@ def refine_raster(
             note, correlation, edges = placed.why, placed.correlation, placed.edge_ratio
             support = placed.edge_support
             misread = placed.misread
-            warn = edges is not None and edges < EDGE_AGREEMENT  # a move the edges undid
+            # a move the image's edges undid (RefinePass._edges_second_opinion)
+            warn = edges is not None and not placed.applied
         else:
             note = "left in place (not registered)"
         if strength is None:
             p.calibrate_prior()
         p.prior_keep = PRIOR_KEEP if params.prior_keep is None else params.prior_keep
-        if params.prior_edges and not misread and params.prior_keep is None:
+        doubt = ""  # why the image's edges follow the prior better than the model's map
+        if params.prior_keep is None and misread:  # the map could not place it at all
+            doubt = (
+                f"but the image's edges follow its outlines ({support:.2f} times the image's "
+                "mean edge strength)"
+            )
+        elif params.prior_keep is None and params.prior_edges:
             # does the model reshape the prior onto the image's edges, or off them?
             reshape = p.prior_reshape_ratio()
             if reshape is not None and reshape < RESHAPE_AGREEMENT:
-                p.prior_keep = PRIOR_KEEP_MISREAD
-                warn = True
-                note += (
-                    f"; the model's map would reshape it onto weaker edges of the image "
-                    f"({reshape:.2f} times as strong as under its own outlines), so the "
-                    "model may misread this imagery (bands in another order, false colour?):"
-                    f" its classes are kept wherever the model's map gives them at least "
-                    f"{PRIOR_KEEP_MISREAD:g}"
+                doubt = (
+                    "the model's map would reshape it onto weaker edges of the image "
+                    f"({reshape:.2f} times as strong as under its own outlines)"
                 )
-        if misread and params.prior_keep is None:  # the image follows the prior, the
-            # model does not: keep the prior's classes unless the map all but excludes them
+        if doubt:  # keep the prior's classes unless the map all but excludes them
             p.prior_keep = PRIOR_KEEP_MISREAD
             warn = True
             note += (
-                f"; but the image's edges follow its outlines ({support:.2f} times the image's "
-                "mean edge strength), so the model may misread this imagery (bands in another "
-                f"order, false colour?): its classes are kept wherever the model's map "
-                f"gives them at least {PRIOR_KEEP_MISREAD:g}"
+                f"; {doubt}, so the model may misread this imagery (bands in another order, "
+                "false colour?): its classes are kept wherever the model's map gives them at "
+                f"least {PRIOR_KEEP_MISREAD:g}"
             )
     info, config, iterations, total = p.info, p.config, p.iterations, p.tile_count()
     log.info(
