@@ -204,9 +204,16 @@ def run_scene(
                 }
                 if keep_maps is not None:  # for studies of the maps a check could see
                     save_maps(keep_maps, row, pred, fitted, drawn)
-                with rows.open("a") as f:
-                    f.write(json.dumps(row) + "\n")
-                print(json.dumps(row), flush=True)
+                append_row(rows, row)
+
+
+def append_row(rows: Path, row: dict) -> None:
+    """``row`` appended to the JSON-lines file ``rows`` (made with its folder when new)
+    and printed, so a run can be followed and resumed."""
+    rows.parent.mkdir(parents=True, exist_ok=True)
+    with rows.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+    print(json.dumps(row), flush=True)
 
 
 def save_maps(folder: Path, row: dict, pred: np.ndarray, fitted: np.ndarray, drawn: list) -> Path:

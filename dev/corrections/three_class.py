@@ -56,6 +56,7 @@ from ...training.tile import LabelSource, TrainingTile
 from ..default_model.multiscene import jittered
 from ..provenance import git_state
 from .scenes import _png_copy
+from .study import append_row
 from .users import write_class_polygons
 
 gdal.UseExceptions()
@@ -388,10 +389,7 @@ def run_loop(
                         "finetune_s": round(seconds, 1),
                         "commit": COMMIT,
                     }
-                    rows.parent.mkdir(parents=True, exist_ok=True)
-                    with rows.open("a") as f:
-                        f.write(json.dumps(row) + "\n")
-                    print(json.dumps(row), flush=True)
+                    append_row(rows, row)
 
 
 def table(rows: list[dict]) -> str:

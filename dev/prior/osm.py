@@ -28,7 +28,7 @@ from osgeo import gdal, ogr
 
 from ...engine.refine.pipeline import RefineParams, refine_raster
 from ...engine.vectors.compare import STATUSES, CompareParams, compare
-from ..provenance import git_state
+from ..provenance import commit_label
 from .sections import kept_sections, write_section
 
 gdal.UseExceptions()
@@ -298,9 +298,7 @@ def command(scene: str, x0: int, y0: int, side: int) -> str:
 
 
 def provenance() -> str:
-    state = git_state(paths=("engine", "dev/prior", "resources/models"), untracked=False)
-    dirty = ", with uncommitted changes" if state["dirty"] == "yes" else ""
-    return f"commit {state['commit']}{dirty}; this 2-core CPU"
+    return f"{commit_label(paths=('engine', 'dev/prior', 'resources/models'))}; this 2-core CPU"
 
 
 def coverage(m: dict) -> str:

@@ -26,7 +26,7 @@ from ...engine.rasters.grid import grid_of, metres_per_unit
 from ...engine.refine.pipeline import RefineParams, refine_raster
 from ..corrections.scenes import Scene, scenes
 from ..corrections.study import iou
-from ..provenance import git_state
+from ..provenance import commit_label
 from .regularize_eval import HEADING as REGULARISED
 from .sections import kept_sections, write_section
 
@@ -484,11 +484,9 @@ def model_name(path: Path | None) -> str:
 
 
 def write_report(rows: list[dict], a: argparse.Namespace, path: Path) -> None:
-    state = git_state(untracked=False)
     kinds, section = getattr(a, "kinds", ",".join(KINDS)), getattr(a, "section", None)
     chosen = getattr(a, "scenes", ",".join(GEOREFERENCED))
     own = chosen == ",".join(GEOREFERENCED)  # the georeferenced scenes, the default
-    dirty = ", with uncommitted changes" if state["dirty"] == "yes" else ""
     lines = [
         "# Refining a map you already have: "
         + ("right halves, " if a.right_half else "")
@@ -506,7 +504,7 @@ def write_report(rows: list[dict], a: argparse.Namespace, path: Path) -> None:
         + (" --also-one-shift" if getattr(a, "also_one_shift", False) else "")
         + (f' --section "{section}"' if section else "")
         + (f" --figure {a.figure}" if a.figure else "")
-        + f"` (commit {state['commit']}{dirty}; this 2-core CPU).",
+        + f"` ({commit_label()}; this 2-core CPU).",
         "",
         "Each "
         + ("georeferenced shared scene's" if own else f"scene's ({chosen.replace(',', ', ')})")
