@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 from osgeo import gdal
@@ -433,6 +434,21 @@ def test_chosen_model_for_refine_and_finetune() -> None:
     assert len(options) == len(BUNDLED_MODELS) and options[1].startswith("general")
 
 
+def _refined_from_itself(image: Path, model: Path, out: Path) -> dict:
+    """Processing parameters of a one-iteration CPU refine of ``image`` with ``model``,
+    the image itself given as the prior (values 0 and 255 as background and building):
+    a prior that exercises the parameters, not one that means anything."""
+    return {
+        "INPUT": str(image),
+        "MODEL": str(model),
+        "ITERATIONS": 1,
+        "DEVICE": 1,
+        "PRIOR": str(image),
+        "PRIOR_VALUE_MAP": "0:0,255:1",
+        "OUTPUT": str(out),
+    }
+
+
 def test_the_edge_check_reaches_the_engine(
     processing_with_plugin, austin_rgb, tiny_model, tmp_path, monkeypatch
 ) -> None:  # noqa: ANN001
@@ -452,15 +468,7 @@ def test_the_edge_check_reaches_the_engine(
 
     monkeypatch.setattr(pipeline, "refine_raster", spy)
     for i, flag in enumerate((None, False)):
-        params = {
-            "INPUT": str(austin_rgb),
-            "MODEL": str(tiny_model),
-            "ITERATIONS": 1,
-            "DEVICE": 1,
-            "PRIOR": str(austin_rgb),
-            "PRIOR_VALUE_MAP": "0:0,255:1",
-            "OUTPUT": str(tmp_path / f"o{i}.tif"),
-        }
+        params = _refined_from_itself(austin_rgb, tiny_model, tmp_path / f"o{i}.tif")
         if flag is not None:
             params["PRIOR_EDGE_CHECK"] = flag
         processing_with_plugin.run("map_refiner:refine", params, feedback=QgsProcessingFeedback())
@@ -501,15 +509,7 @@ def test_a_model_that_may_misread_the_imagery_is_a_warning(
         feedback = Feedback()
         processing_with_plugin.run(
             "map_refiner:refine",
-            {
-                "INPUT": str(austin_rgb),
-                "MODEL": str(tiny_model),
-                "ITERATIONS": 1,
-                "DEVICE": 1,
-                "PRIOR": str(austin_rgb),
-                "PRIOR_VALUE_MAP": "0:0,255:1",
-                "OUTPUT": str(tmp_path / f"o{i}.tif"),
-            },
+            _refined_from_itself(austin_rgb, tiny_model, tmp_path / f"o{i}.tif"),
             feedback=feedback,
         )
         note = "Existing map left in place: X."
