@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
-from osgeo import ogr
+from osgeo import gdal, ogr, osr
 
 from map_refiner.dev.prior.regularize_eval import scores
 from map_refiner.dev.prior.sections import kept_sections, write_section
@@ -304,3 +305,43 @@ def test_coarse_scenes_for_the_shifted_study(tmp_path: Path) -> None:
     east = (prior.GetGeoTransform()[0] - deg.GetGeoTransform()[0]) * per_x
     south = (deg.GetGeoTransform()[3] - prior.GetGeoTransform()[3]) * per_y
     assert abs(east - 2.4) < 1e-6 and abs(south - 2.4) < 1e-6
+
+
+def test_a_look_changes_the_colours_and_keeps_the_grid_and_other_bands(tmp_path: Path) -> None:
+    """dev/prior/misread.apply_look: the third misreading's images (haze, casts,
+    exposure, contrast) are the scene's own pixels changed, on the scene's own grid."""
+    from map_refiner.dev.prior.misread import AIRLIGHT, LOOKS, apply_look
+
+    src = tmp_path / "scene.tif"
+    rng = np.random.default_rng(0)
+    arr = rng.integers(0, 256, (4, 20, 30)).astype(np.uint8)
+    ds = gdal.GetDriverByName("GTiff").Create(str(src), 30, 20, 4, gdal.GDT_Byte)
+    ds.SetGeoTransform((500000.0, 0.3, 0.0, 5000000.0, 0.0, -0.3))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32632)
+    ds.SetProjection(srs.ExportToWkt())
+    for i in range(4):
+        ds.GetRasterBand(i + 1).WriteArray(arr[i])
+    ds = None
+
+    def look(name: str) -> np.ndarray:
+        out = apply_look(src, name, tmp_path / f"{name}.tif")
+        got = gdal.Open(str(out))
+        assert got.GetGeoTransform() == (500000.0, 0.3, 0.0, 5000000.0, 0.0, -0.3)
+        assert got.RasterCount == 4 and got.GetRasterBand(1).DataType == gdal.GDT_Byte
+        pixels = got.ReadAsArray()
+        assert (pixels[3] == arr[3]).all()  # a fourth band is not colour: copied
+        return pixels[:3].astype(float)
+
+    hazy = look("haze 0.5")  # halfway to the airlight: half the contrast, brighter
+    assert np.abs(hazy - (0.5 * arr[:3] + 0.5 * np.asarray(AIRLIGHT)[:, None, None])).max() <= 0.5
+    dark = look("dark")
+    assert np.abs(dark - 0.5 * arr[:3]).max() <= 0.5
+    bright = look("bright")  # clipped, never wrapped round
+    assert bright.max() == 255 and (bright >= arr[:3] - 0.5).all()
+    warm = look("warm cast")  # red up, blue down, green as it was
+    assert (warm[1] == arr[1]).all()
+    assert warm[0].mean() > arr[0].mean() and warm[2].mean() < arr[2].mean()
+    flat = look("flat")  # half the spread about each band's mean
+    assert np.isclose(flat.std(axis=(1, 2)), 0.5 * arr[:3].std(axis=(1, 2)), rtol=0.02).all()
+    assert set(LOOKS) >= {"haze 0.3", "cool cast", "green cast"}

@@ -114,7 +114,8 @@ def refine_raster(
             warn = True
             note += (
                 f"; {doubt}, so the model may misread this imagery (bands in another order, "
-                "false colour?): its classes are kept wherever the model's map gives them at "
+                "false colour, haze, an unusual colour balance?): its classes are kept "
+                "wherever the model's map gives them at "
                 f"least {PRIOR_KEEP_MISREAD:g}"
             )
     info, config, iterations, total = p.info, p.config, p.iterations, p.tile_count()

@@ -153,7 +153,8 @@ class MapRefinerDialog(QDialog):
         self.prior_edges.setToolTip(
             "A move that lays the map's outlines on weaker edges of the image than where "
             "they are drawn is undone: the model may misread the imagery (false-colour "
-            "infrared, or bands in another order). And where the image's edges follow the "
+            "infrared, bands in another order, haze or an unusual colour balance). And "
+            "where the image's edges follow the "
             "map's outlines better than the model's own map (the model cannot place it, "
             "or would reshape it onto weaker edges), the map is kept unless the model all "
             "but excludes it. Untick to make the model's move, and its reshaping, anyway."
