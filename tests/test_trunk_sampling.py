@@ -96,3 +96,40 @@ def test_hard_draw_without_mining_is_a_plain_one() -> None:
     labels = src.labels[SIZE:-SIZE, SIZE:-SIZE]
     on_building = [int(labels[_centre(src, rng, hard=True)]) for _ in range(400)]
     assert 0.4 < np.mean(on_building) < 0.6
+
+
+def test_a_restyled_patch_takes_the_drawn_band_statistics_and_keeps_its_content() -> None:
+    """--restyle: a scene recoloured as another sensor shows it. The scene's own band
+    means and spreads go to ones drawn within RESTYLE_MEAN/RESTYLE_STD (raw scale), a
+    pixel keeps its place within its band (the mapping is increasing and affine), and
+    augmented() recolours only when asked."""
+    gen = torch.Generator().manual_seed(0)
+    image = 0.5 + 0.8 * torch.randn((3, H, W), generator=gen)  # normalised, off-centre
+    src = Source.of("synthetic", image, torch.zeros((H, W), dtype=torch.uint8), True, 1.0)
+    assert torch.allclose(src.band_mean, image.flatten(1).mean(1), atol=1e-5)
+    norm = (np.array([90.0, 88.0, 85.0]), np.array([42.0, 40.0, 40.0]))
+    rng = np.random.default_rng(3)
+    seen_means = []
+    for _ in range(200):
+        out = trunk.restyled(image, src, rng, norm)
+        raw = out * torch.tensor(norm[1])[:, None, None].float()
+        raw = raw + torch.tensor(norm[0])[:, None, None].float()
+        means, stds = raw.flatten(1).mean(1), raw.flatten(1).std(1)
+        (lo, hi), (flo, fhi) = trunk.RESTYLE_MEAN
+        assert (means >= lo * flo - 1e-3).all() and (means <= hi * fhi + 1e-3).all()
+        (lo, hi), (flo, fhi) = trunk.RESTYLE_STD
+        assert (stds >= lo * flo - 1e-3).all() and (stds <= hi * fhi + 1e-3).all()
+        # the same pixels are the brightest: content kept, colours changed
+        assert torch.equal(out[0].argmax(), image[0].argmax())
+        seen_means.append(float(means.mean()))
+    assert max(seen_means) - min(seen_means) > 60  # a wide range of looks is drawn
+
+    def stream(restyle: float) -> list[torch.Tensor]:
+        rng = np.random.default_rng(5)
+        return [
+            trunk.augmented(src, rng, 1.5, (0.7, 1.4), restyle=restyle, norm=norm)[0]
+            for _ in range(3)
+        ]
+
+    plain, recoloured = stream(0.0), stream(1.0)
+    assert not any(torch.equal(a, b) for a, b in zip(plain, recoloured))

@@ -14,6 +14,11 @@ from every scene, each patch augmented on the fly:
   grid shows it);
 * radiometry: per-band gain, shift and contrast (multiscene.jittered, at
   ``--jitter``), a blur of random width and sensor noise, each on part of the patches;
+  with ``--restyle P`` (session 25), P of the patches first recoloured as another
+  sensor would show the scene: the scene's band means and spreads replaced by ones drawn
+  over the range real sensors give on the model grid (RESTYLE_MEAN, RESTYLE_STD), so a
+  patch of Austin may come out as bright and warm as Kampala's drone mosaic (band means
+  159/134/100, 1.7 spreads above the training mean: beyond the jitter's +-0.45);
 * class balance: half the patches centred on a building pixel, half on background;
 * hard examples (``--hard-from MODEL``): a share of the patches (``--hard-share``)
   centred on a pixel that MODEL's refined map gets wrong (session 11: the session-9
@@ -85,6 +90,9 @@ class Source:
     accurate: bool  # False: imprecise labels, train the CNN's map only
     weight: float
     wrong: np.ndarray | None = None  # flat indices a mining model gets wrong
+    # the scene's band means and spreads in normalised units (for --restyle)
+    band_mean: torch.Tensor | None = None
+    band_std: torch.Tensor | None = None
 
     def mine(self, net: MapRefinerNet, iterations: int, window: int = 512) -> int:
         """Record the labelled pixels ``net``'s refined map gets wrong; their count."""
@@ -110,6 +118,8 @@ class Source:
         flat = labels.flatten().numpy()
         where = {c: np.flatnonzero(flat == c).astype(np.int64) for c in (0, 1)}
         where = {c: v for c, v in where.items() if len(v)}
+        valid = (image != 0).any(0)  # nodata reads as the training mean: 0
+        pixels = image[:, valid] if bool(valid.any()) else image.flatten(1)
         return cls(
             name,
             F.pad(image, (SIZE,) * 4),
@@ -118,6 +128,8 @@ class Source:
             w,
             accurate,
             weight,
+            band_mean=pixels.mean(1),
+            band_std=pixels.std(1).clamp_min(1e-3),
         )
 
     def patch(
@@ -138,6 +150,37 @@ class Source:
         )
 
 
+#: --restyle's target band means on the raw 8-bit scale: an overall brightness drawn
+#: from the first range, each band scaled by a factor from the second (a colour cast);
+#: the shared scenes' means run from 80 (Xiamen) to 159 (Kampala's red band).
+RESTYLE_MEAN = ((60.0, 175.0), (0.75, 1.25))
+#: --restyle's target band spreads (raw standard deviations), drawn the same way:
+#: haze and low sun give 20, a contrasty drone mosaic 65.
+RESTYLE_STD = ((20.0, 65.0), (0.85, 1.15))
+
+
+def restyled(
+    img: torch.Tensor,
+    src: Source,
+    rng: np.random.Generator,
+    norm: tuple[np.ndarray, np.ndarray],
+) -> torch.Tensor:
+    """``img`` (a patch of ``src``, normalised by ``norm``: the model's raw band means
+    and spreads) as a sensor with other band statistics would show the scene: the
+    scene's means and spreads mapped onto ones drawn from RESTYLE_MEAN and RESTYLE_STD."""
+    c = img.shape[0]
+    (lo, hi), (flo, fhi) = RESTYLE_MEAN
+    mean_raw = rng.uniform(lo, hi) * rng.uniform(flo, fhi, size=c)
+    (lo, hi), (flo, fhi) = RESTYLE_STD
+    std_raw = rng.uniform(lo, hi) * rng.uniform(flo, fhi, size=c)
+    model_mean, model_std = norm
+    t = torch.tensor((mean_raw - model_mean[:c]) / model_std[:c], dtype=img.dtype)
+    u = torch.tensor(std_raw / model_std[:c], dtype=img.dtype)
+    assert src.band_mean is not None and src.band_std is not None
+    m, s = src.band_mean[:, None, None], src.band_std[:, None, None]
+    return (img - m) / s * u[:, None, None] + t[:, None, None]
+
+
 def augmented(
     src: Source,
     rng: np.random.Generator,
@@ -145,9 +188,12 @@ def augmented(
     scale: tuple[float, float],
     hard_share: float = 0.0,
     turn_share: float = 1.0,
+    restyle: float = 0.0,
+    norm: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One training patch of ``SIZE`` pixels with its labels, augmented (``turn_share``:
-    the share of patches given a random quarter turn and flip)."""
+    the share of patches given a random quarter turn and flip; ``restyle``: the share
+    recoloured by ``restyled``, which needs ``norm``)."""
     s = math.exp(rng.uniform(math.log(scale[0]), math.log(scale[1])))
     span = min(2 * SIZE, max(8, int(round(SIZE / s))))
     hard = hard_share > 0 and rng.random() < hard_share
@@ -163,6 +209,8 @@ def augmented(
         img, lab = torch.rot90(img, k, (1, 2)), torch.rot90(lab, k, (0, 1))
         if rng.integers(2):
             img, lab = img.flip(2), lab.flip(1)
+    if restyle > 0 and norm is not None and rng.random() < restyle:
+        img = restyled(img, src, rng, norm)
     img = jittered(img.contiguous(), rng, blur=False, strength=jitter)
     if rng.random() < 0.3:
         sigma = float(rng.uniform(0.4, 1.5))
@@ -268,6 +316,9 @@ def train(a: argparse.Namespace) -> dict:
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / 100) * 0.5 * (1 + math.cos(math.pi * s / a.steps))
     )
+    norm = (np.asarray(config.mean, np.float64), np.asarray(config.std, np.float64))
+    if a.restyle > 0 and config.normalisation != "model":
+        raise SystemExit("--restyle recolours patches on the model's fixed normalisation")
     t0, history = time.perf_counter(), []
     net.train()
     for step in range(1, a.steps + 1):
@@ -281,6 +332,8 @@ def train(a: argparse.Namespace) -> dict:
                 (a.scale_min, a.scale_max),
                 a.hard_share if mined else 0.0,
                 a.turn_share,
+                a.restyle,
+                norm,
             )
             imgs.append(img)
             labs.append(lab)
@@ -325,7 +378,13 @@ def train(a: argparse.Namespace) -> dict:
         "coarse_weight": a.coarse_weight,
         "augmentation": f"quarter turns and flips on {100 * a.turn_share:.0f} %, "
         f"scale {a.scale_min}-{a.scale_max}, colour jitter {a.jitter}, blur and noise on "
-        "30 % each, half the patches on buildings",
+        "30 % each, half the patches on buildings"
+        + (
+            f", {100 * a.restyle:.0f} % recoloured as another sensor (band means "
+            f"{RESTYLE_MEAN}, spreads {RESTYLE_STD})"
+            if a.restyle > 0
+            else ""
+        ),
         "hard_examples": (
             {"from": str(a.hard_from), "share": a.hard_share, "wrong_pixels": mined}
             if mined
@@ -369,6 +428,12 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=1.0,
         help="share of patches turned and flipped (0: the sun's direction always kept)",
+    )
+    ap.add_argument(
+        "--restyle",
+        type=float,
+        default=0.0,
+        help="share of patches recoloured as another sensor would show the scene",
     )
     ap.add_argument("--checkpoint", action="store_true", help="save every 500 steps")
     ap.add_argument(
