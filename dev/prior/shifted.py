@@ -309,6 +309,8 @@ OTHERS = (
     "The image's edges as a second opinion",
     "A second misreading: bands in the wrong order",
     "A second misreading: reading",
+    "A third misreading: haze, colour balance, exposure",
+    "A third misreading: reading",
 )
 
 

@@ -483,8 +483,13 @@ def _weights(at: np.ndarray, nodes: np.ndarray) -> np.ndarray:
 #: Potsdam blue-green-red) and 0.87-0.89 (Rio grey and blue-green-red: 96.8-99.2 ->
 #: 65.3-70.2 building IoU at 0.85), so the threshold is now midway between the
 #: highest wrong move (0.89) and the lowest right one (0.978). Still a choice on the
-#: measured moves, with a margin of 0.04-0.05 each way.
-EDGE_AGREEMENT = 0.93
+#: measured moves, with a margin of 0.04-0.05 each way. Session 25 changed the imagery's
+#: look instead (misread.py --looks: haze, colour casts, exposure, contrast; "A third
+#: misreading"): a warm cast on Kampala drew registration 0.9328 of the way (right prior
+#: 97.6 -> 85.9), just over 0.93, so the threshold is now midway between 0.933 and
+#: 0.978: 0.955, margins of about 0.02 each way. No move in the other prior reports'
+#: logs (sessions 23-24) lies between 0.93 and 0.977, so none of their rows changes.
+EDGE_AGREEMENT = 0.955
 #: Where the model's map agrees too little with a prior to place it (PLACE_CORRELATION),
 #: either the prior does not belong to the image or the model misreads the imagery. The
 #: image's own edges tell them apart (session 24, dev/prior/misread.py and docs/
