@@ -12,6 +12,11 @@ calibrated start, and fits the RNN (from the bundled one) to the reference with 
 
     python -m map_refiner.dev.default_model.snap --out out/snap/snap.safetensors [--steps 1200]
     python -m map_refiner.dev.prior.shifted --model out/snap/snap.safetensors --right-half
+
+Session 25: ``--base`` starts from another model's RNN (the shipped snap model, to train
+it further), and ``--looks P`` gives a share P of the patches the look of other
+imagery (a random exposure, colour cast, haze and contrast: ``looked``), as
+dev/prior/misread.py's looks test a right prior with.
 """
 
 from __future__ import annotations
@@ -96,6 +101,46 @@ def soft(prior: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return floor + (1 - 2 * floor) * p
 
 
+#: ``--looks``' ranges: overall gain (log-uniform), per-band cast, haze (a blend
+#: towards AIRLIGHT) and contrast about the patch's mean; raw 8-bit scale, clipped.
+LOOK_GAIN = (0.5, 1.6)
+LOOK_CAST = (0.8, 1.25)
+LOOK_HAZE = (0.0, 0.5)
+LOOK_CONTRAST = (0.5, 1.2)
+AIRLIGHT = (205.0, 215.0, 230.0)
+
+
+def looked(
+    imgs: torch.Tensor,
+    rng: np.random.Generator,
+    norm: tuple[np.ndarray, np.ndarray],
+    share: float,
+) -> torch.Tensor:
+    """``imgs`` (``(N, C, H, W)``, normalised by ``norm``: the model's raw band means and
+    spreads), a share ``share`` of them given another look on the raw scale: a gain, a
+    colour cast, haze and a contrast change drawn from the LOOK_* ranges, clipped to
+    0-255 as an 8-bit image would be."""
+    out = imgs.clone()
+    c = imgs.shape[1]
+    mean = torch.tensor(norm[0][:c], dtype=imgs.dtype)[:, None, None]
+    std = torch.tensor(norm[1][:c], dtype=imgs.dtype)[:, None, None]
+    air = torch.tensor(AIRLIGHT[:c], dtype=imgs.dtype)[:, None, None]
+    for i in range(imgs.shape[0]):
+        if rng.random() >= share:
+            continue
+        raw = imgs[i] * std + mean
+        contrast = float(rng.uniform(*LOOK_CONTRAST))
+        centre = raw.mean(dim=(1, 2), keepdim=True)
+        raw = centre + contrast * (raw - centre)
+        gain = np.exp(rng.uniform(np.log(LOOK_GAIN[0]), np.log(LOOK_GAIN[1])))
+        cast = torch.tensor(gain * rng.uniform(*LOOK_CAST, size=c), dtype=imgs.dtype)
+        raw = raw * cast[:, None, None]
+        haze = float(rng.uniform(*LOOK_HAZE))
+        raw = (1 - haze) * raw + haze * air
+        out[i] = (raw.clamp(0, 255) - mean) / std
+    return out
+
+
 def batch(
     d: dict,
     rng: np.random.Generator,
@@ -141,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
         "--right-share", type=float, default=RIGHT_SHARE, help="steps whose prior is right"
     )
     ap.add_argument(
+        "--base", type=Path, default=None, help="start from this model (default: the bundled)"
+    )
+    ap.add_argument("--looks", type=float, default=0.0, help="share of patches given another look")
+    ap.add_argument(
         "--soft-share",
         type=float,
         default=0.0,
@@ -151,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_threads()
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
-    net, config = load_model(None, "cpu")
+    net, config = load_model(a.base, "cpu")
     config = copy.deepcopy(config)
     sc = scenes(a.data, ROOT / "out" / "corrections" / "data")
     data = [scene_data(net, config, sc[name], part) for name, part in TRAIN.items()]
@@ -165,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     for step in range(1, a.steps + 1):
         d = data[int(rng.integers(len(data)))]
         imgs, heats, targets = batch(d, rng, a.batch, a.patch, a.right_share, a.soft_share)
+        if a.looks > 0:
+            imgs = looked(imgs, rng, (np.asarray(config.mean), np.asarray(config.std)), a.looks)
         out = net.rnn(imgs, heats, config.default_iterations)
         out = out[:, :, CONTEXT : CONTEXT + a.patch, CONTEXT : CONTEXT + a.patch]
         loss = F.cross_entropy(out, targets, ignore_index=IGNORE)
@@ -178,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
             log.info("step %d loss %.4f (%.0f s)", step, ema, time.perf_counter() - t0)
     net.eval()
     config.name = "Map Refiner snap (buildings, priors)"
+    if "snap" in config.training:  # trained further: keep the first training's record
+        config.training["snap_first"] = config.training["snap"]
     config.training["snap"] = {
         "scenes": TRAIN,
         "steps": a.steps,
@@ -190,6 +243,13 @@ def main(argv: list[str] | None = None) -> int:
         "degradations": "shift 0-4 m, drop 20 % of buildings (p 0.5), grow/shrink 0-2 px, "
         f"{100 * a.right_share:.0f} % left right, {100 * a.soft_share:.0f} % given as "
         "probabilities (blurred 0.5-2 px, floor 0-0.15)",
+        "base": str(a.base) if a.base else "the bundled model",
+        "looks": (
+            f"{100 * a.looks:.0f} % of patches: gain {LOOK_GAIN}, cast {LOOK_CAST}, haze "
+            f"{LOOK_HAZE}, contrast {LOOK_CONTRAST}"
+            if a.looks > 0
+            else None
+        ),
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     save_model(net, config, a.out, overwrite=True)
