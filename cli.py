@@ -309,8 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
         "on weaker edges of the image than where it is drawn (default: such a move is "
         "undone: the model may misread the imagery); and do not keep the prior more where "
         "the image's edges follow its outlines better than the model's map (default: a "
-        "prior the map cannot place but the edges follow, or one the map would reshape onto "
-        "weaker edges, is kept unless the map all but excludes it)",
+        "prior whose move was undone, one the map cannot place but the edges follow, or one "
+        "the map would reshape onto weaker edges, is kept unless the map all but excludes "
+        "it)",
     )
     p.add_argument(
         "--prior-keep",

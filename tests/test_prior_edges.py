@@ -20,7 +20,7 @@ from map_refiner.cli import main as cli_main
 from map_refiner.engine.refine import refine_pass
 from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
 from map_refiner.engine.refine.predict import WindowResult
-from map_refiner.engine.refine.prior import PRIOR_KEEP_MISREAD
+from map_refiner.engine.refine.prior import PRIOR_KEEP, PRIOR_KEEP_MISREAD
 from map_refiner.engine.refine.registration import (
     EDGE_AGREEMENT,
     EDGE_SUPPORT,
@@ -125,6 +125,36 @@ def model_sure_of(mask: np.ndarray, p: float = 0.995):  # noqa: ANN201
         return WindowResult(torch.log(probs), np.ones(win.shape, bool))
 
     return predict
+
+
+def test_a_move_the_edges_undo_keeps_the_prior_where_a_sure_map_contradicts_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Session 25: the prior is right and a misreading model is all but certain of the
+    roofs 3 px west (a cool cast on Kampala: a map sure of what is not there). The edges
+    undo registration's move, and that doubt alone (the reshape check finding nothing,
+    as on Kampala) keeps the prior's classes wherever the map gives them at least
+    PRIOR_KEEP_MISREAD: the refined map is the prior, not the map. At the usual 0.1 the
+    sure map would take the roofs' east edges."""
+    truth, params = drawn_east(tmp_path, 0)
+    monkeypatch.setattr(refine_pass, "predict_tile", model_sure_of(np.roll(truth, -3, axis=1)))
+    monkeypatch.setattr(refine_pass.RefinePass, "prior_reshape_ratio", lambda self: 1.0)
+    res = refine_raster(RefineParams(out=tmp_path / "a.tif", iterations=0, **params))
+    note = res.prior_note
+    assert note.startswith("left in place: the model's map would move it 1.8 m west"), note
+    assert "reshape" not in note and res.prior_misread
+    assert note.endswith(
+        f"its classes are kept wherever the model's map gives them at least {PRIOR_KEEP_MISREAD:g}"
+    ), note
+    out = gdal.Open(str(tmp_path / "a.tif")).ReadAsArray()
+    assert ((out == 1) == truth).mean() > 0.99
+    # a prior_keep the user sets is theirs: at 0.1 the sure map wins the edges
+    res = refine_raster(
+        RefineParams(out=tmp_path / "b.tif", iterations=0, prior_keep=PRIOR_KEEP, **params)
+    )
+    assert "kept wherever" not in res.prior_note and res.prior_misread
+    out = gdal.Open(str(tmp_path / "b.tif")).ReadAsArray()
+    assert ((out == 1) == truth).mean() < 0.97
 
 
 def test_a_right_prior_the_model_cannot_read_is_kept_where_the_image_follows_it(

@@ -118,6 +118,18 @@ def refine_raster(
                 "wherever the model's map gives them at "
                 f"least {PRIOR_KEEP_MISREAD:g}"
             )
+        elif warn and params.prior_keep is None:
+            # a move the image's edges undid: the model misreads the imagery, and a map
+            # sure of what is not there (a cool cast on Kampala: a third of the
+            # reference's area called building, on strong edges, so the reshape check
+            # passes) would still overrule the prior at PRIOR_KEEP. Session 25, docs/
+            # results_prior.md "A third misreading": every undone move's row gains
+            # (74.8 -> 99.5 at most), none loses.
+            p.prior_keep = PRIOR_KEEP_MISREAD
+            note += (
+                ": its classes are kept wherever the model's map gives them at "
+                f"least {PRIOR_KEEP_MISREAD:g}"
+            )
     info, config, iterations, total = p.info, p.config, p.iterations, p.tile_count()
     log.info(
         "refining %s (%dx%d, %.2fx%.2f m) on a %dx%d model grid, %d tiles, %d iterations, %s",

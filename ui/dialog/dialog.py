@@ -153,11 +153,11 @@ class MapRefinerDialog(QDialog):
         self.prior_edges.setToolTip(
             "A move that lays the map's outlines on weaker edges of the image than where "
             "they are drawn is undone: the model may misread the imagery (false-colour "
-            "infrared, bands in another order, haze or an unusual colour balance). And "
-            "where the image's edges follow the "
-            "map's outlines better than the model's own map (the model cannot place it, "
-            "or would reshape it onto weaker edges), the map is kept unless the model all "
-            "but excludes it. Untick to make the model's move, and its reshaping, anyway."
+            "infrared, bands in another order, haze or an unusual colour balance). Then, "
+            "and where the image's edges follow the map's outlines better than the "
+            "model's own map (the model cannot place it, or would reshape it onto weaker "
+            "edges), the map is kept unless the model all but excludes it. Untick to make "
+            "the model's move, and its reshaping, anyway."
         )
         self.iterations_spin = QgsSpinBox(self)
         self.iterations_spin.setRange(0, 20)

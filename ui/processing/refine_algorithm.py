@@ -260,8 +260,8 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
             ),
             "A move that lays the existing map's outlines on weaker edges of the image than "
             "where they are drawn is undone (the model may misread the imagery, e.g. "
-            "false-colour infrared, bands in another order, haze or a colour cast); and "
-            "where the image's edges "
+            "false-colour infrared, bands in another order, haze or a colour cast); then, "
+            "and where the image's edges "
             "follow the existing map's outlines better than the model's own map (the model "
             "cannot place it, or would reshape it onto weaker edges), the existing map is "
             "kept unless the model all but excludes it. Untick to make the model's move and "
