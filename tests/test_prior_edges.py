@@ -237,3 +237,26 @@ def test_a_model_that_reshapes_a_prior_onto_the_images_edges_does(
     assert "reshape" not in res.prior_note and not res.prior_misread, res.prior_note
     out = gdal.Open(str(tmp_path / "a.tif")).ReadAsArray()
     assert ((out == 1) == truth).mean() > 0.99
+
+
+def test_a_drawn_object_stays_unless_the_map_all_but_excludes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Session 25: the prior's objects are kept down to PRIOR_KEEP_OBJECTS, its
+    background to PRIOR_KEEP. A map 0.95 sure that one of the prior's buildings is not
+    there leaves it (0.05 >= 0.02); a user's --prior-keep 0.1 is one value for every
+    class, and the map wins."""
+    truth, params = drawn_east(tmp_path, 0)
+    lab, n = ndimage.label(truth)
+    assert n >= 2
+    gone = lab == 1
+    monkeypatch.setattr(refine_pass, "predict_tile", model_sure_of(truth & ~gone, p=0.95))
+    res = refine_raster(RefineParams(out=tmp_path / "a.tif", iterations=0, **params))
+    assert not res.prior_misread, res.prior_note
+    out = gdal.Open(str(tmp_path / "a.tif")).ReadAsArray() == 1
+    assert out[gone].mean() > 0.99 and (out == truth).mean() > 0.99
+    res = refine_raster(
+        RefineParams(out=tmp_path / "b.tif", iterations=0, prior_keep=PRIOR_KEEP, **params)
+    )
+    out = gdal.Open(str(tmp_path / "b.tif")).ReadAsArray() == 1
+    assert out[gone].mean() < 0.01

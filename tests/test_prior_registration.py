@@ -120,6 +120,15 @@ def test_the_prior_stays_where_the_map_allows_it() -> None:
     # pixel 0: the prior's building has 0.3 >= 0.1: kept; pixel 1: 0.05, the map wins;
     # pixel 2: the prior's background has 0.05 < 0.1: the map wins; pixel 3: no prior
     assert cls.tolist() == [[1, 0, 1, 0]] and changed == 1
+    # session 25: the prior's objects (every class but background) kept down to 0.02:
+    # pixel 1's building (0.05) now stays; its background (pixel 2, 0.05) still gives way
+    cls = np.array([[0, 0, 1, 0]], np.uint8)
+    changed = keep_prior(prior, logits, cls, valid, 0.1, objects=0.02, background=0)
+    assert cls.tolist() == [[1, 1, 1, 0]] and changed == 2
+    # without a background class every class keeps at_least
+    cls = np.array([[0, 0, 1, 0]], np.uint8)
+    keep_prior(prior, logits, cls, valid, 0.1, objects=0.02, background=None)
+    assert cls.tolist() == [[1, 0, 1, 0]]
 
 
 def drawn_east(tmp_path: Path, px: int, shown: bool = True) -> tuple[np.ndarray, dict]:

@@ -27,7 +27,14 @@ from ..rasters.write import CLASS_NODATA, RefinedWriter, refined_writer
 from .memory import bounded_memory, release_free_memory
 from .params import KeepIterations, RefineParams, RefineResult, describe_map
 from .predict import classes_and_probs
-from .prior import DEFAULT_STRENGTH, PRIOR_KEEP, PRIOR_KEEP_MISREAD, Prior, keep_prior
+from .prior import (
+    DEFAULT_STRENGTH,
+    PRIOR_KEEP,
+    PRIOR_KEEP_MISREAD,
+    PRIOR_KEEP_OBJECTS,
+    Prior,
+    keep_prior,
+)
 from .refine_pass import RefinePass, open_pass, plan_detail, prepare_pass
 from .registration import RESHAPE_AGREEMENT, search_of
 from .tiling import Tile
@@ -95,6 +102,9 @@ def refine_raster(
         if strength is None:
             p.calibrate_prior()
         p.prior_keep = PRIOR_KEEP if params.prior_keep is None else params.prior_keep
+        # a drawn object is kept unless the map all but excludes it (the user's own
+        # --prior-keep is one value for every class)
+        p.prior_keep_objects = PRIOR_KEEP_OBJECTS if params.prior_keep is None else None
         doubt = ""  # why the image's edges follow the prior better than the model's map
         if params.prior_keep is None and misread:  # the map could not place it at all
             doubt = (
@@ -110,7 +120,7 @@ def refine_raster(
                     f"({reshape:.2f} times as strong as under its own outlines)"
                 )
         if doubt:  # keep the prior's classes unless the map all but excludes them
-            p.prior_keep = PRIOR_KEEP_MISREAD
+            p.prior_keep = p.prior_keep_objects = PRIOR_KEEP_MISREAD
             warn = True
             note += (
                 f"; {doubt}, so the model may misread this imagery (bands in another order, "
@@ -125,7 +135,7 @@ def refine_raster(
             # passes) would still overrule the prior at PRIOR_KEEP. Session 25, docs/
             # results_prior.md "A third misreading": every undone move's row gains
             # (74.8 -> 99.5 at most), none loses.
-            p.prior_keep = PRIOR_KEEP_MISREAD
+            p.prior_keep = p.prior_keep_objects = PRIOR_KEEP_MISREAD
             note += (
                 ": its classes are kept wherever the model's map gives them at "
                 f"least {PRIOR_KEEP_MISREAD:g}"
@@ -266,7 +276,7 @@ def refine_tile(
     cls, probs = classes_and_probs(refined, res.valid, CLASS_NODATA, scores)
     prior = p.prior_classes(tile)
     if prior is not None:
-        keep_prior(prior, refined, cls, res.valid, p.prior_keep)
+        keep_prior(prior, refined, cls, res.valid, p.prior_keep, p.prior_keep_objects, p.background)
     drawn = p.drawn(tile)
     if drawn is not None:
         burn_into(drawn, cls, probs, res.valid)

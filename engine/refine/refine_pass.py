@@ -87,7 +87,16 @@ class RefinePass:
     prior: Prior | None = None  # a map the RNN starts from instead of the coarse CNN's
     prior_keep: float = 0.0  # the prior's class stays where the refined map gives it
     # at least this probability (prior.keep_prior; 0: never)
+    prior_keep_objects: float | None = None  # the same for the prior's classes other than
+    # background (its drawn objects; None: prior_keep for every class)
     detail: Detail | None = None  # the last iterations again on a finer grid
+
+    @property
+    def background(self) -> int | None:
+        """The index of the model's background class (None: it has none by that name):
+        the prior's classes other than it are its objects (prior_keep_objects)."""
+        names = [n.lower() for n in self.config.class_names]
+        return names.index("background") if "background" in names else None
 
     @property
     def device_label(self) -> str:
