@@ -318,7 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_bounded(float, 0.0, 1.0, "--prior-keep"),
         default=None,
         help="keep the prior's own class on a pixel unless the refined map gives it less "
-        "than this probability (default 0.1; 0: the refined map everywhere)",
+        "than this probability, one value for every class (default: 0.1 for background, "
+        "0.02 for the prior's objects; 0: the refined map everywhere)",
     )
     p.add_argument(
         "--detail-iterations",
