@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from osgeo import gdal, ogr, osr
+from helpers_engine import write_image
+from osgeo import gdal, ogr
 
 from map_refiner.dev.prior.regularize_eval import scores
 from map_refiner.dev.prior.sections import kept_sections, write_section
@@ -315,14 +316,7 @@ def test_a_look_changes_the_colours_and_keeps_the_grid_and_other_bands(tmp_path:
     src = tmp_path / "scene.tif"
     rng = np.random.default_rng(0)
     arr = rng.integers(0, 256, (4, 20, 30)).astype(np.uint8)
-    ds = gdal.GetDriverByName("GTiff").Create(str(src), 30, 20, 4, gdal.GDT_Byte)
-    ds.SetGeoTransform((500000.0, 0.3, 0.0, 5000000.0, 0.0, -0.3))
-    srs = osr.SpatialReference()
-    srs.ImportFromEPSG(32632)
-    ds.SetProjection(srs.ExportToWkt())
-    for i in range(4):
-        ds.GetRasterBand(i + 1).WriteArray(arr[i])
-    ds = None
+    write_image(src, arr, (500000.0, 0.3, 0.0, 5000000.0, 0.0, -0.3), 32632)
 
     def look(name: str) -> np.ndarray:
         out = apply_look(src, name, tmp_path / f"{name}.tif")
