@@ -119,22 +119,20 @@ def refine_raster(
                     "the model's map would reshape it onto weaker edges of the image "
                     f"({reshape:.2f} times as strong as under its own outlines)"
                 )
-        if doubt:  # keep the prior's classes unless the map all but excludes them
-            p.prior_keep = p.prior_keep_objects = PRIOR_KEEP_MISREAD
+        if doubt:
             warn = True
             note += (
                 f"; {doubt}, so the model may misread this imagery (bands in another order, "
-                "false colour, haze, an unusual colour balance?): its classes are kept "
-                "wherever the model's map gives them at "
-                f"least {PRIOR_KEEP_MISREAD:g}"
+                "false colour, haze, an unusual colour balance?)"
             )
-        elif warn and params.prior_keep is None:
-            # a move the image's edges undid: the model misreads the imagery, and a map
-            # sure of what is not there (a cool cast on Kampala: a third of the
-            # reference's area called building, on strong edges, so the reshape check
-            # passes) would still overrule the prior at PRIOR_KEEP. Session 25, docs/
-            # results_prior.md "A third misreading": every undone move's row gains
-            # (74.8 -> 99.5 at most), none loses.
+        if warn and params.prior_keep is None:
+            # the edges doubt the model's map (one of the rules above, or a move they
+            # undid): keep the prior's classes unless the map all but excludes them. An
+            # undone move counts since session 25: a map sure of what is not there (a
+            # cool cast on Kampala: a third of the reference's area called building, on
+            # strong edges, so the reshape check passes) would still overrule the prior
+            # at PRIOR_KEEP; docs/results_prior.md "A third misreading": every undone
+            # move's row gains (74.8 -> 99.5 at most), none loses.
             p.prior_keep = p.prior_keep_objects = PRIOR_KEEP_MISREAD
             note += (
                 ": its classes are kept wherever the model's map gives them at "
