@@ -41,6 +41,7 @@ from ...engine.refine.prior import calibration
 from ...training.data import load_training_tile
 from ...training.tile import LabelSource
 from ..corrections.scenes import scenes
+from ..prior.misread import relook
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,12 +103,12 @@ def soft(prior: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 #: ``--looks``' ranges: overall gain (log-uniform), per-band cast, haze (a blend
-#: towards AIRLIGHT) and contrast about the patch's mean; raw 8-bit scale, clipped.
+#: towards misread.AIRLIGHT) and contrast about the patch's mean; raw 8-bit scale,
+#: clipped (misread.relook, the looks dev/prior/misread.py tests a right prior with).
 LOOK_GAIN = (0.5, 1.6)
 LOOK_CAST = (0.8, 1.25)
 LOOK_HAZE = (0.0, 0.5)
 LOOK_CONTRAST = (0.5, 1.2)
-AIRLIGHT = (205.0, 215.0, 230.0)
 
 
 def looked(
@@ -124,20 +125,15 @@ def looked(
     c = imgs.shape[1]
     mean = torch.tensor(norm[0][:c], dtype=imgs.dtype)[:, None, None]
     std = torch.tensor(norm[1][:c], dtype=imgs.dtype)[:, None, None]
-    air = torch.tensor(AIRLIGHT[:c], dtype=imgs.dtype)[:, None, None]
     for i in range(imgs.shape[0]):
         if rng.random() >= share:
             continue
-        raw = imgs[i] * std + mean
         contrast = float(rng.uniform(*LOOK_CONTRAST))
-        centre = raw.mean(dim=(1, 2), keepdim=True)
-        raw = centre + contrast * (raw - centre)
         gain = np.exp(rng.uniform(np.log(LOOK_GAIN[0]), np.log(LOOK_GAIN[1])))
-        cast = torch.tensor(gain * rng.uniform(*LOOK_CAST, size=c), dtype=imgs.dtype)
-        raw = raw * cast[:, None, None]
+        cast = gain * rng.uniform(*LOOK_CAST, size=c)
         haze = float(rng.uniform(*LOOK_HAZE))
-        raw = (1 - haze) * raw + haze * air
-        out[i] = (raw.clamp(0, 255) - mean) / std
+        raw = relook((imgs[i] * std + mean).numpy(), cast, haze, contrast)
+        out[i] = (torch.from_numpy(raw).clamp(0, 255) - mean) / std
     return out
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -54,21 +55,21 @@ SCENES = (
     "loveda_1",
 )
 ORDERS = "3,2,1;2,3,1;1,1,1"
-#: Looks a real image can have (`--looks default`): name -> (per-band gain, per-band
-#: offset, blend towards the airlight, contrast about the image's mean). Haze is the
-#: image blended with a bright blue-grey airlight (satellite scenes on a hazy day); the
-#: casts are a sensor's or a day's white balance; dark/bright are under- and
-#: over-exposure (clipped at 255); flat is a low-contrast stretch.
-LOOKS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float], float, float]] = {
-    "as is": ((1.0, 1.0, 1.0), (0.0, 0.0, 0.0), 0.0, 1.0),
-    "haze 0.3": ((1.0, 1.0, 1.0), (0.0, 0.0, 0.0), 0.3, 1.0),
-    "haze 0.5": ((1.0, 1.0, 1.0), (0.0, 0.0, 0.0), 0.5, 1.0),
-    "warm cast": ((1.25, 1.0, 0.75), (0.0, 0.0, 0.0), 0.0, 1.0),
-    "cool cast": ((0.8, 1.0, 1.25), (0.0, 0.0, 0.0), 0.0, 1.0),
-    "green cast": ((0.85, 1.2, 0.85), (0.0, 0.0, 0.0), 0.0, 1.0),
-    "dark": ((0.5, 0.5, 0.5), (0.0, 0.0, 0.0), 0.0, 1.0),
-    "bright": ((1.6, 1.6, 1.6), (0.0, 0.0, 0.0), 0.0, 1.0),
-    "flat": ((1.0, 1.0, 1.0), (0.0, 0.0, 0.0), 0.0, 0.5),
+#: Looks a real image can have (`--looks default`): name -> (per-band gain, blend
+#: towards the airlight, contrast about the image's mean). Haze is the image blended
+#: with a bright blue-grey airlight (satellite scenes on a hazy day); the casts are a
+#: sensor's or a day's white balance; dark/bright are under- and over-exposure (clipped
+#: at 255); flat is a low-contrast stretch.
+LOOKS: dict[str, tuple[tuple[float, float, float], float, float]] = {
+    "as is": ((1.0, 1.0, 1.0), 0.0, 1.0),
+    "haze 0.3": ((1.0, 1.0, 1.0), 0.3, 1.0),
+    "haze 0.5": ((1.0, 1.0, 1.0), 0.5, 1.0),
+    "warm cast": ((1.25, 1.0, 0.75), 0.0, 1.0),
+    "cool cast": ((0.8, 1.0, 1.25), 0.0, 1.0),
+    "green cast": ((0.85, 1.2, 0.85), 0.0, 1.0),
+    "dark": ((0.5, 0.5, 0.5), 0.0, 1.0),
+    "bright": ((1.6, 1.6, 1.6), 0.0, 1.0),
+    "flat": ((1.0, 1.0, 1.0), 0.0, 0.5),
 }
 #: Haze's airlight (RGB): bright and slightly blue, as scattered light is.
 AIRLIGHT = (205.0, 215.0, 230.0)
@@ -88,21 +89,28 @@ def building_iou(class_map: Path, ref: np.ndarray) -> float:
     return 100.0 * iou(gdal.Open(str(class_map)).ReadAsArray() == 1, ref)
 
 
+def relook(rgb: np.ndarray, gain: Sequence[float], haze: float, contrast: float) -> np.ndarray:
+    """``rgb`` (``(C, H, W)`` float32 on the 8-bit scale) with another look: ``contrast``
+    about each band's mean, a per-band ``gain``, then ``haze`` towards AIRLIGHT; not
+    clipped. The looks this study tests (LOOKS) and those dev/default_model/snap.py
+    --looks trains on."""
+    c = rgb.shape[0]
+    if contrast != 1.0:
+        mean = rgb.reshape(c, -1).mean(axis=1)[:, None, None]
+        rgb = mean + contrast * (rgb - mean)
+    rgb = rgb * np.asarray(gain[:c], np.float32)[:, None, None]
+    if haze:
+        rgb = (1.0 - haze) * rgb + haze * np.asarray(AIRLIGHT[:c], np.float32)[:, None, None]
+    return rgb
+
+
 def apply_look(image: Path, look: str, out: Path) -> Path:
     """``image`` (8-bit, RGB in its first three bands) rewritten at ``out`` with ``look``
     (a LOOKS name) applied, on the same grid; other bands are copied unchanged."""
-    gain, offset, haze, contrast = LOOKS[look]
+    gain, haze, contrast = LOOKS[look]
     src = gdal.Open(str(image))
     arr = src.ReadAsArray().astype(np.float32)
-    rgb = arr[:3]
-    if contrast != 1.0:
-        mean = rgb.reshape(3, -1).mean(axis=1)[:, None, None]
-        rgb = mean + contrast * (rgb - mean)
-    rgb = rgb * np.asarray(gain, np.float32)[:, None, None]
-    rgb = rgb + np.asarray(offset, np.float32)[:, None, None]
-    if haze:
-        rgb = (1.0 - haze) * rgb + haze * np.asarray(AIRLIGHT, np.float32)[:, None, None]
-    arr[:3] = rgb
+    arr[:3] = relook(arr[:3], gain, haze, contrast)
     out_arr = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
     dst = gdal.GetDriverByName("GTiff").Create(
         str(out), src.RasterXSize, src.RasterYSize, src.RasterCount, gdal.GDT_Byte
