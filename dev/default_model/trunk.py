@@ -89,10 +89,10 @@ class Source:
     width: int
     accurate: bool  # False: imprecise labels, train the CNN's map only
     weight: float
-    wrong: np.ndarray | None = None  # flat indices a mining model gets wrong
     # the scene's band means and spreads in normalised units (for --restyle)
-    band_mean: torch.Tensor | None = None
-    band_std: torch.Tensor | None = None
+    band_mean: torch.Tensor
+    band_std: torch.Tensor
+    wrong: np.ndarray | None = None  # flat indices a mining model gets wrong
 
     def mine(self, net: MapRefinerNet, iterations: int, window: int = 512) -> int:
         """Record the labelled pixels ``net``'s refined map gets wrong; their count."""
@@ -176,7 +176,6 @@ def restyled(
     model_mean, model_std = norm
     t = torch.tensor((mean_raw - model_mean[:c]) / model_std[:c], dtype=img.dtype)
     u = torch.tensor(std_raw / model_std[:c], dtype=img.dtype)
-    assert src.band_mean is not None and src.band_std is not None
     m, s = src.band_mean[:, None, None], src.band_std[:, None, None]
     return (img - m) / s * u[:, None, None] + t[:, None, None]
 
