@@ -310,8 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
         "undone: the model may misread the imagery); and do not keep the prior more where "
         "the image's edges follow its outlines better than the model's map (default: a "
         "prior whose move was undone, one the map cannot place but the edges follow, or one "
-        "the map would reshape onto weaker edges, is kept unless the map all but excludes "
-        "it)",
+        "the map would reshape onto weaker edges, is kept as drawn: the model only fills "
+        "what it leaves open)",
     )
     p.add_argument(
         "--prior-keep",

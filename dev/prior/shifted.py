@@ -372,7 +372,7 @@ def short_note(note: str) -> str:
     ``in place (0.3 m found)`` (a shift under the threshold), ``in place (edges: 1.8 m
     west and 0.0 m north at 0.43)`` (a move the image's edges undid: registration.edge_ratio) or
     ``in place``; with `` + kept (reshape 0.89)`` or `` + kept (support 1.68)`` when the
-    prior's classes were kept more because the model's map would reshape it onto weaker
+    prior's classes were kept as drawn because the model's map would reshape it onto weaker
     edges, or could not place it while the image's edges follow it (RefineResult.
     prior_reshape_ratio, prior_edge_support)."""
     kept = ""

@@ -108,12 +108,12 @@ class RefineResult:
     # where the model's map agreed too little with the prior to place it: the image's
     # edge strength under its outlines over the image's mean (registration.edge_support;
     # None: not measured); at registration.EDGE_SUPPORT or more the model is taken to
-    # misread the imagery and the prior is kept more (prior.PRIOR_KEEP_MISREAD)
+    # misread the imagery and the prior is kept as drawn (RefinePass.prior_as_drawn)
     prior_edge_support: float | None = None
     # the image's edge strength under the outlines of the map the networks make from the
     # placed prior over that under the prior's own (RefinePass.prior_reshape_ratio; None:
-    # not measured); under registration.RESHAPE_AGREEMENT the prior is kept more
+    # not measured); under registration.RESHAPE_AGREEMENT the prior is kept as drawn
     prior_reshape_ratio: float | None = None
     # the image's edges say the model may misread this imagery (a move undone, or the
-    # prior kept more; the note says which): the dialog and Processing warn
+    # prior kept as drawn; the note says which): the dialog and Processing warn
     prior_misread: bool = False

@@ -30,7 +30,6 @@ from .predict import classes_and_probs
 from .prior import (
     DEFAULT_STRENGTH,
     PRIOR_KEEP,
-    PRIOR_KEEP_MISREAD,
     PRIOR_KEEP_OBJECTS,
     Prior,
     keep_prior,
@@ -127,17 +126,16 @@ def refine_raster(
             )
         if warn and params.prior_keep is None:
             # the edges doubt the model's map (one of the rules above, or a move they
-            # undid): keep the prior's classes unless the map all but excludes them. An
-            # undone move counts since session 25: a map sure of what is not there (a
-            # cool cast on Kampala: a third of the reference's area called building, on
-            # strong edges, so the reshape check passes) would still overrule the prior
-            # at PRIOR_KEEP; docs/results_prior.md "A third misreading": every undone
-            # move's row gains (74.8 -> 99.5 at most), none loses.
-            p.prior_keep = p.prior_keep_objects = PRIOR_KEEP_MISREAD
-            note += (
-                ": its classes are kept wherever the model's map gives them at "
-                f"least {PRIOR_KEEP_MISREAD:g}"
-            )
+            # undid): the model misreads this imagery, so the prior's classes are kept as
+            # drawn and the refined map only fills what the prior leaves open. Sessions
+            # 24-25 kept them wherever the map gave them at least 0.001, and a misreading
+            # map can be surer than that of what is not there (austin_enh under a cool
+            # cast 93.0 building IoU on a right prior, Kampala read blue-green-red 85.3);
+            # docs/results_prior.md "A third misreading: reading". An undone move counts
+            # since session 25 (a cool cast on Kampala: a map sure of buildings that are
+            # not there, on strong edges, so the reshape check passes).
+            p.prior_as_drawn = True
+            note += ": its classes are kept as drawn"
     info, config, iterations, total = p.info, p.config, p.iterations, p.tile_count()
     log.info(
         "refining %s (%dx%d, %.2fx%.2f m) on a %dx%d model grid, %d tiles, %d iterations, %s",
@@ -273,7 +271,9 @@ def refine_tile(
     refined = res.logits if keep is None else res.logits[-1]
     cls, probs = classes_and_probs(refined, res.valid, CLASS_NODATA, scores)
     prior = p.prior_classes(tile)
-    if prior is not None:
+    if prior is not None and p.prior_as_drawn:
+        keep_prior(prior, refined, cls, res.valid, 0.0)
+    elif prior is not None:
         keep_prior(prior, refined, cls, res.valid, p.prior_keep, p.prior_keep_objects, p.background)
     drawn = p.drawn(tile)
     if drawn is not None:

@@ -68,13 +68,6 @@ PRIOR_KEEP = 0.1
 #: grown by a pixel are trimmed a little less (-2.57 -> -3.07): docs/results_prior.md,
 #: "Every scene with an accurate reference: reading". Chosen on those nine scenes.
 PRIOR_KEEP_OBJECTS = 0.02
-#: The same where the model's map agrees too little with the prior to place it while the
-#: image's edges follow the prior's outlines (registration.EDGE_SUPPORT): the model
-#: misreads the imagery (bands in the wrong order, false colour) and its map would erode
-#: a right prior even where it stays (Kampala read green-blue-red 36.3 building IoU,
-#: LoveDA_1 blue-green-red 34.8, Rio 76.2); at 0.001 they keep 92.2, 100.0 and 100.0
-#: (0.01: 59.0, 99.9, 99.1; docs/results_prior.md "A second misreading").
-PRIOR_KEEP_MISREAD = 0.001
 
 
 @dataclass
@@ -294,10 +287,15 @@ def keep_prior(
     """The prior's class (``prior``, -1 where none) over the class map ``cls`` where the
     refined ``logits`` (``(K, h, w)``, same pixels) give it at least ``at_least``
     probability (``objects`` instead for every class but ``background``, when both are
-    given), on valid pixels only; returns how many pixels changed."""
+    given; 0: wherever the prior has a class, the prior as drawn), on valid pixels only;
+    returns how many pixels changed."""
     has = (prior >= 0) & valid
     if not has.any():
         return 0
+    if at_least <= 0 and (objects is None or objects <= 0):
+        sel = has & (cls != prior)
+        cls[sel] = prior[sel]
+        return int(sel.sum())
     index = torch.from_numpy(np.clip(prior, 0, None).astype(np.int64)).to(logits.device)
     probs = torch.softmax(logits.float(), dim=0).gather(0, index[None])[0].cpu().numpy()
     need: float | np.ndarray = at_least

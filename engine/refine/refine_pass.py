@@ -89,6 +89,8 @@ class RefinePass:
     # at least this probability (prior.keep_prior; 0: never)
     prior_keep_objects: float | None = None  # the same for the prior's classes other than
     # background (its drawn objects; None: prior_keep for every class)
+    prior_as_drawn: bool = False  # the prior's class stays wherever it has one, whatever
+    # the refined map says (the image's edges doubt the model: pipeline.refine_raster)
     detail: Detail | None = None  # the last iterations again on a finer grid
 
     @property
@@ -150,7 +152,7 @@ class RefinePass:
     def prior_classes(self, tile: Tile) -> np.ndarray | None:
         """The prior's class on ``tile``'s own pixels of the image (-1 where it has none),
         when the prior's pixels are to be kept where the refined map allows."""
-        if self.prior is None or self.prior_keep <= 0:
+        if self.prior is None or (self.prior_keep <= 0 and not self.prior_as_drawn):
             return None
         return self.prior.classes_at(
             window_grid(grid_of(self.ds), tile.x0, tile.y0, tile.x1, tile.y1)

@@ -497,8 +497,8 @@ EDGE_AGREEMENT = 0.955
 #: reference the mean edge strength under the reference's outlines is 1.66-3.74 times the
 #: image's mean, under another scene's reference laid on the same grid 0.88-1.13 (shifted
 #: 1.8 m: 1.13-2.86). From this support on, the model is taken to misread the imagery and
-#: the prior's classes are kept wherever its map does not all but exclude them
-#: (prior.PRIOR_KEEP_MISREAD). Midway between the two groups, set on them.
+#: the prior's classes are kept as drawn
+#: (RefinePass.prior_as_drawn). Midway between the two groups, set on them.
 EDGE_SUPPORT = 1.4
 #: Where a prior is placed, the map the networks make from it is compared with it on the
 #: image's edges (RefinePass.prior_reshape_ratio): a model that misreads the imagery
@@ -506,8 +506,8 @@ EDGE_SUPPORT = 1.4
 #: false colour 0.91, Kampala, Nepal and austin_enh read in the wrong band order
 #: 0.84-0.94), one that reads it right onto as strong or stronger ones (the nine scenes'
 #: right references read right 1.02-1.46, their 1-pixel dilations 1.04-1.92). Under this
-#: ratio the prior's classes are kept wherever the map does not all but exclude them
-#: (prior.PRIOR_KEEP_MISREAD). Midway between 0.96 and 1.007 (20 %-thinned references),
+#: ratio the prior's classes are kept as drawn
+#: (RefinePass.prior_as_drawn). Midway between 0.96 and 1.007 (20 %-thinned references),
 #: set on those rows; on Kampala resampled to 2.4 m a model reading it right fell to
 #: 0.97-0.98 and the rule kept four priors registration had placed right (each gained):
 #: docs/results_prior.md "A second misreading: reading".

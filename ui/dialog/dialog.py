@@ -156,7 +156,8 @@ class MapRefinerDialog(QDialog):
             "infrared, bands in another order, haze or an unusual colour balance). Then, "
             "and where the image's edges follow the map's outlines better than the "
             "model's own map (the model cannot place it, or would reshape it onto weaker "
-            "edges), the map is kept unless the model all but excludes it. Untick to make "
+            "edges), the map is kept as drawn and the model only fills what it leaves open. "
+            "Untick to make "
             "the model's move, and its reshaping, anyway."
         )
         self.iterations_spin = QgsSpinBox(self)

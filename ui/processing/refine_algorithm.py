@@ -264,7 +264,8 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
             "and where the image's edges "
             "follow the existing map's outlines better than the model's own map (the model "
             "cannot place it, or would reshape it onto weaker edges), the existing map is "
-            "kept unless the model all but excludes it. Untick to make the model's move and "
+            "kept as drawn (the model only fills what it leaves open). Untick to make the "
+            "model's move and "
             "reshaping anyway (as "
             "map-refiner refine --no-prior-edge-check).",
         )
