@@ -274,6 +274,13 @@ def build_parser() -> argparse.ArgumentParser:
         "'buildings'; default: the file's only layer)",
     )
     p.add_argument(
+        "--prior-line-width",
+        type=_bounded(float, 0.01, 1000.0, "--prior-line-width"),
+        default=None,
+        help="a vector prior's lines (roads, tracks) are burned to this width in metres "
+        "(default 7, as training labels' --line-width; polygons are burned as drawn)",
+    )
+    p.add_argument(
         "--prior-strength",
         type=_bounded(float, 0.01, 99.0, "--prior-strength"),
         default=None,

@@ -36,6 +36,7 @@ def _refine(a: argparse.Namespace) -> int:
         prior_value_map=a.prior_value_map,  # checked by the prior (raster values: numbers)
         prior_class_field=a.prior_class_field,
         prior_layer=a.prior_layer,
+        prior_line_width_m=a.prior_line_width,
         prior_strength=a.prior_strength,
         prior_register=not a.no_prior_shift,
         prior_regions=not a.one_prior_shift,

@@ -238,7 +238,7 @@ def test_bad_vector_priors_are_one_clear_error(job: dict, tmp_path: Path) -> Non
     gpkg = write_polygons(tmp_path / "prior.gpkg", _boxes_of(job))
     with pytest.raises(MapRefinerError, match="no field 'class'; choose one of: kind"):
         refined(job, tmp_path / "o.tif", prior=gpkg, prior_class_field="class")
-    with pytest.raises(MapRefinerError, match="a class field and a layer are for a vector prior"):
+    with pytest.raises(MapRefinerError, match="a class field, a layer and a line width are for"):
         refined(job, tmp_path / "o.tif", prior=job["prior"], prior_class_field="kind")
     with pytest.raises(MapRefinerError, match="maps raster values"):
         refined(job, tmp_path / "o.tif", prior=job["prior"], prior_value_map={"yes": 1})
@@ -275,7 +275,7 @@ def test_a_vector_prior_of_several_layers_needs_one_named(job: dict, tmp_path: P
         MapRefinerError, match="no layer 'roads'; choose one of: landuse, buildings"
     ):
         refined(job, out, prior=gpkg, prior_layer="roads")
-    with pytest.raises(MapRefinerError, match="a layer are for a vector prior"):
+    with pytest.raises(MapRefinerError, match="a layer and a line width are for a vector prior"):
         refined(job, out, prior=job["prior"], prior_layer="buildings")
     assert not out.exists()
 
@@ -293,6 +293,32 @@ def test_the_cli_names_a_vector_priors_layer(job: dict, tmp_path: Path, capsys) 
     assert not out.exists()
     assert main(args + ["--prior-layer", "buildings"]) == 0
     assert (gdal.Open(str(out)).ReadAsArray() == 1).any()
+
+
+def test_a_vector_priors_lines_are_burned_to_the_width_given(job: dict, tmp_path: Path) -> None:
+    """A road centre line as a prior: burned 7 m wide by default, as wide as
+    --prior-line-width says otherwise; a line width for a raster prior is an error."""
+    from osgeo import ogr
+
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32633)
+    gpkg = tmp_path / "roads.gpkg"
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(gpkg))
+    lyr = ds.CreateLayer("roads", srs, ogr.wkbLineString)
+    feat = ogr.Feature(lyr.GetLayerDefn())
+    y = GT[3] - 40 * 0.6  # along image row 40
+    feat.SetGeometry(ogr.CreateGeometryFromWkt(f"LINESTRING({GT[0]} {y},{GT[0] + 60} {y})"))
+    lyr.CreateFeature(feat)
+    ds = None
+    kw = {"iterations": 0, "prior": gpkg, "prior_register": False, "prior_keep": 0.0}
+    wide = refined(job, tmp_path / "w.tif", **kw)
+    narrow = refined(job, tmp_path / "n.tif", prior_line_width_m=2.4, **kw)
+    # the model grid is the image's 0.6 m: 7 m is about 12 rows, 2.4 m 4
+    assert 10 <= int((wide[:, 50] == 1).sum()) <= 13
+    assert 3 <= int((narrow[:, 50] == 1).sum()) <= 5
+    assert (narrow[38:42, 50] == 1).all()  # centred on the line, between rows 39 and 40
+    with pytest.raises(MapRefinerError, match="a line width are for a vector prior"):
+        refined(job, tmp_path / "o.tif", prior=job["prior"], prior_line_width_m=3.0)
 
 
 # -- a probability prior (one float band per class) --------------------------------------

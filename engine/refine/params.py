@@ -53,6 +53,8 @@ class RefineParams:
     prior_class_field: str | None = None  # a vector prior's class field (None: every
     # feature is class 1)
     prior_layer: str | None = None  # a vector prior's layer (None: the file's only one)
+    prior_line_width_m: float | None = None  # a vector prior's lines are burned to this
+    # ground width in metres (None: prior.LINE_WIDTH_M)
     prior_strength: float | None = None  # a fixed logit for the prior's class; None: the
     # CNN's own heat vectors, measured on this image (prior.calibration)
     prior_register: bool = True  # move the prior by the shift that lays it best over the

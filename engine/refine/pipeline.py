@@ -84,6 +84,7 @@ def refine_raster(
             class_field=params.prior_class_field,
             layer=params.prior_layer,
             class_names=p.config.class_names,
+            line_width_m=params.prior_line_width_m,
         )
         if params.prior_register:
             placed = p.register_prior(

@@ -68,6 +68,9 @@ PRIOR_KEEP = 0.1
 #: grown by a pixel are trimmed a little less (-2.57 -> -3.07): docs/results_prior.md,
 #: "Every scene with an accurate reference: reading". Chosen on those nine scenes.
 PRIOR_KEEP_OBJECTS = 0.02
+#: Ground width (m) a vector prior's lines (roads, tracks) are burned to, as training
+#: labels' lines are by default (cli `--line-width`): a two-lane road.
+LINE_WIDTH_M = 7.0
 
 
 @dataclass
@@ -79,7 +82,8 @@ class Prior:
     class_heat: np.ndarray | None = None  # (K, K): row k = the heat vector of prior class k
     class_field: str | None = None  # a vector prior's class field (None: every feature is 1)
     class_names: Sequence[str] = field(default_factory=tuple)  # the model's, for a vector prior
-    line_width_m: float = 7.0  # a vector prior's lines, burned to this width
+    line_width_m: float | None = None  # a vector prior's lines are burned to this ground
+    # width in metres (None: LINE_WIDTH_M)
     layer: str | None = None  # a vector prior's layer (None: the file's only one)
     shift: tuple[float, float] = (0.0, 0.0)  # the prior moved by (east, north) in the
     # image's CRS units before use (refine_pass.register_prior)
@@ -95,10 +99,11 @@ class Prior:
         if self.is_vector:
             self._check_vector()
             return
-        if self.class_field is not None or self.layer is not None:
+        if self.class_field is not None or self.layer is not None or self.line_width_m is not None:
             raise MapRefinerError(
                 f"The prior {Path(self.path).name} is a raster: its values are the classes "
-                "(with a value map); a class field and a layer are for a vector prior."
+                "(with a value map); a class field, a layer and a line width are for a "
+                "vector prior."
             )
         values = numeric_value_map(
             {str(k): v for k, v in (self.value_map or {}).items()}, "The prior's value map"
@@ -217,7 +222,7 @@ class Prior:
                 self.class_field,
                 self.value_map,
                 self.layer,
-                line_width_m=self.line_width_m,
+                line_width_m=LINE_WIDTH_M if self.line_width_m is None else self.line_width_m,
                 mode="tile",
                 allow_empty=True,
             ).labels.astype(np.int32)
