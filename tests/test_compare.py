@@ -205,3 +205,34 @@ def test_a_class_map_whose_names_are_padded_compares(scene: dict, tmp_path: Path
         scene["prior"], scene["map"], tmp_path / "f.gpkg", CompareParams("building", "kind")
     )
     assert res.counts["kept"] == 1
+
+
+def test_touching_features_one_object_stands_for_are_judged_together(tmp_path: Path) -> None:
+    """Terraced houses: three prior polygons sharing walls, which the refined map (no
+    pixel between them) joins into one object. In place they are each kept, shifted
+    together each moved by the row's shift, with group_size 3; a fourth house of the
+    row that the image does not show is not seen, and a lone house stays judged alone."""
+    cls = np.zeros((200, 200), np.uint8)
+    cls[20:40, 20:80] = 1  # the row of three houses, 20 x 20 px each
+    cls[100:120, 40:100] = 1  # the same row elsewhere, the prior 2.5 m west of it
+    cls[150:170, 150:170] = 1  # a lone house
+    prior = [(box(20, 20 + 20 * i, 40, 40 + 20 * i), "building") for i in range(3)]
+    prior += [(box(20, 80, 40, 100), "building")]  # the row's fourth house: not there
+    prior += [(box(100, 40 + 20 * i, 120, 60 + 20 * i, dx_m=-2.5), "building") for i in range(3)]
+    prior += [(box(150, 150, 170, 170), "building")]
+    out = tmp_path / "flags.gpkg"
+    res = compare(
+        write_prior(tmp_path / "osm.gpkg", prior), write_classmap(tmp_path / "r.tif", cls), out
+    )
+    got = {f["fid"]: f for f in flags(out) if f["fid"] is not None}
+    ds = ogr.Open(str(out))  # held while its layer is read
+    groups = {f.GetField("prior_fid"): f.GetField("group_size") for f in ds.GetLayer(0)}
+    ds = None
+    for fid in (1, 2, 3):
+        assert got[fid]["status"] == "kept" and groups[fid] == 3, got[fid]
+    assert got[4]["status"] == "not seen"
+    for fid in (5, 6, 7):
+        assert got[fid]["status"] == "moved" and groups[fid] == 3, got[fid]
+        assert got[fid]["shift"] == pytest.approx(2.5, abs=0.1) and got[fid]["dx"] > 0
+    assert got[8]["status"] == "kept" and groups[8] == 1
+    assert res.counts == {"kept": 4, "moved": 3, "reshaped": 0, "not seen": 1, "new": 0}

@@ -14,6 +14,13 @@ flag per prior feature and one per refined object no prior feature explains:
   ``seen_share`` of it);
 * ``new``: a refined object (at least ``min_area_m2``) that touches no prior feature.
 
+Prior features that share one refined object (terraced houses, buildings drawn touching:
+the refined map has no pixel between them, so it joins them) are judged together first:
+where the object is the union of those it covers (at least ``kept_iou`` of each, in
+place or once moved by the group's offset), each of them is kept or moved with the
+group's IoU and shift, and ``group_size`` says how many features the object stands
+for. The others, and features alone on their object, are judged one by one as above.
+
 A mapper then reviews a list instead of the whole map. Geometry work happens in
 metres (the map's CRS when it is metric, else a local projection); the flags are
 written in the refined map's CRS, atomically, as GeoPackage or Shapefile.
@@ -46,6 +53,9 @@ ogr.UseExceptions()
 log = logging.getLogger(__name__)
 PathLike = Union[str, Path]
 STATUSES = ("kept", "moved", "reshaped", "not seen", "new")
+#: How often a group of features sharing one refined object is moved and pruned of the
+#: members the object does not cover (_grouped); two rounds settle the tests' rows.
+GROUP_ROUNDS = 4
 
 
 @dataclass
@@ -88,6 +98,7 @@ class _Flag:
     iou: float | None = None
     dx: float | None = None
     dy: float | None = None
+    group_size: int | None = None  # prior features judged together on one object
 
 
 def compare(
@@ -161,6 +172,7 @@ def _write(
                 ("dx_m", ogr.OFTReal),
                 ("dy_m", ogr.OFTReal),
                 ("area_m2", ogr.OFTReal),
+                ("group_size", ogr.OFTInteger),
             ):
                 out.CreateField(ogr.FieldDefn(name, kind))
         defn = out.GetLayerDefn()
@@ -176,6 +188,8 @@ def _write(
                 feat.SetField("dy_m", round(f.dy, 3))
                 feat.SetField("shift_m", round((f.dx**2 + f.dy**2) ** 0.5, 3))
             feat.SetField("area_m2", round(f.geom.GetArea(), 3))
+            if f.group_size is not None:
+                feat.SetField("group_size", f.group_size)
             geom = f.geom.Clone()
             if back is not None:
                 geom.Transform(back)
@@ -318,46 +332,140 @@ def _flag(
     params: CompareParams,
     report,  # noqa: ANN001 - a Reporter
 ) -> Iterator[_Flag]:
-    """Each prior feature's flag, then the new objects', one at a time (written as they
-    come, never all held)."""
+    """Each prior feature's flag (one by one, then those sharing a refined object judged
+    together: _grouped), then the new objects', one at a time (the new objects written as
+    they come, never all held)."""
     explained: set[int] = set()
+    flags: list[tuple[_Flag, int | None]] = []  # each feature's own flag, its best object
     for n, (fid, geom) in enumerate(prior):
         if n % 200 == 0:
             report.check()
-            report.report(0.5 + 0.4 * n / max(1, len(prior)))
-        near = geom.Buffer(params.search_m)
-        objects.SetSpatialFilter(near)
-        candidates = sorted(
-            ((o.GetFID(), o.GetGeometryRef().Clone()) for o in objects), key=lambda c: c[0]
-        )
-        objects.SetSpatialFilter(None)
-        candidates = [(i, g) for i, g in candidates if g.Intersects(near)]
-        for i, g in candidates:
-            if g.Intersects(geom):
-                explained.add(i)
-        if not candidates:
-            yield _Flag("not seen", geom, fid)
+            report.report(0.5 + 0.35 * n / max(1, len(prior)))
+        flag, best_i = _alone(fid, geom, objects, params, explained)
+        flags.append((flag, best_i))
+    members: dict[int, list[int]] = {}  # refined object -> the features it is best for
+    for n, (_, best_i) in enumerate(flags):
+        if best_i is not None:
+            members.setdefault(best_i, []).append(n)
+    report.report(0.85)
+    for obj_i, group in members.items():
+        if len(group) < 2:
             continue
-        covered = sum(
-            (geom.Intersection(g).GetArea() for _, g in candidates if g.Intersects(geom)), 0.0
-        )
-        best_i, best = max(candidates, key=lambda c: c[1].Intersection(near).GetArea())
-        explained.add(best_i)
-        iou = _iou(geom, best)
-        c0, c1 = geom.Centroid(), best.Centroid()
-        dx, dy = c1.GetX() - c0.GetX(), c1.GetY() - c0.GetY()
-        shift = (dx * dx + dy * dy) ** 0.5
-        if iou >= params.kept_iou and shift < params.moved_m:
-            yield _Flag("kept", geom, fid, iou, dx, dy)
-        elif shift >= params.moved_m and _iou(_shifted(geom, dx, dy), best) >= params.kept_iou:
-            yield _Flag("moved", geom, fid, iou, dx, dy)
-        elif covered < params.seen_share * geom.GetArea() and iou < params.kept_iou / 2:
-            yield _Flag("not seen", geom, fid, iou)
-        else:
-            yield _Flag("reshaped", geom, fid, iou, dx, dy)
+        report.check()
+        feat = objects.GetFeature(obj_i)  # held: its geometry belongs to it
+        obj = feat.GetGeometryRef().Clone()
+        del feat
+        judged = _grouped([(flags[n][0].prior_fid, flags[n][0].geom) for n in group], obj, params)
+        for n, flag in zip(group, judged):
+            if flag is not None:
+                flags[n] = (flag, obj_i)
+    report.report(0.9)
+    for flag, _ in flags:
+        yield flag
     for obj in objects:
         if obj.GetFID() in explained:
             continue
         g = obj.GetGeometryRef()
         if g.GetArea() >= params.min_area_m2:
             yield _Flag("new", g.Clone())
+
+
+def _alone(
+    fid: int,
+    geom: ogr.Geometry,
+    objects: ogr.Layer,
+    params: CompareParams,
+    explained: set[int],
+) -> tuple[_Flag, int | None]:
+    """One prior feature's flag against the refined objects near it, judged alone, and
+    its best object (the one covering most of it and its surroundings; None: none near).
+    Every object it touches is added to ``explained``."""
+    near = geom.Buffer(params.search_m)
+    objects.SetSpatialFilter(near)
+    candidates = sorted(
+        ((o.GetFID(), o.GetGeometryRef().Clone()) for o in objects), key=lambda c: c[0]
+    )
+    objects.SetSpatialFilter(None)
+    candidates = [(i, g) for i, g in candidates if g.Intersects(near)]
+    for i, g in candidates:
+        if g.Intersects(geom):
+            explained.add(i)
+    if not candidates:
+        return _Flag("not seen", geom, fid), None
+    covered = sum(
+        (geom.Intersection(g).GetArea() for _, g in candidates if g.Intersects(geom)), 0.0
+    )
+    best_i, best = max(candidates, key=lambda c: c[1].Intersection(near).GetArea())
+    explained.add(best_i)
+    iou = _iou(geom, best)
+    c0, c1 = geom.Centroid(), best.Centroid()
+    dx, dy = c1.GetX() - c0.GetX(), c1.GetY() - c0.GetY()
+    shift = (dx * dx + dy * dy) ** 0.5
+    if iou >= params.kept_iou and shift < params.moved_m:
+        return _Flag("kept", geom, fid, iou, dx, dy, 1), best_i
+    if shift >= params.moved_m and _iou(_shifted(geom, dx, dy), best) >= params.kept_iou:
+        return _Flag("moved", geom, fid, iou, dx, dy, 1), best_i
+    if covered < params.seen_share * geom.GetArea() and iou < params.kept_iou / 2:
+        return _Flag("not seen", geom, fid, iou), best_i
+    return _Flag("reshaped", geom, fid, iou, dx, dy, 1), best_i
+
+
+def _grouped(
+    features: Sequence[tuple[int | None, ogr.Geometry]], obj: ogr.Geometry, params: CompareParams
+) -> list[_Flag | None]:
+    """Features that share the refined object ``obj`` judged together. In place first:
+    the members the object covers at least kept_iou of (a house of the row the image
+    does not show leaves the group), kept where the object is their union (IoU >=
+    kept_iou, centroids under moved_m apart). Else moved: the group is moved by the
+    offset between its union's centroid and the object's, and members the moved object
+    covers less than kept_iou of leave it, until it settles (GROUP_ROUNDS); moved where
+    the object is their union moved by an offset of at least moved_m. Each member of a
+    kept or moved group of at least two gets that flag with the group's IoU and offset;
+    None for the others (judged alone)."""
+    geoms = [g for _, g in features]
+    present = [i for i, g in enumerate(geoms) if _covered(g, obj) >= params.kept_iou]
+    status = ""
+    if len(present) >= 2:
+        union, dx, dy = _union_and_offset([geoms[i] for i in present], obj)
+        iou = _iou(union, obj)
+        if iou >= params.kept_iou and (dx * dx + dy * dy) ** 0.5 < params.moved_m:
+            status = "kept"
+    if not status:
+        present = list(range(len(geoms)))
+        union, dx, dy = _union_and_offset(geoms, obj)
+        for _ in range(GROUP_ROUNDS):
+            stay = [
+                i for i in present if _covered(_shifted(geoms[i], dx, dy), obj) >= params.kept_iou
+            ]
+            if stay == present or len(stay) < 2:
+                break
+            present = stay
+            union, dx, dy = _union_and_offset([geoms[i] for i in present], obj)
+        iou = _iou(union, obj)
+        shift = (dx * dx + dy * dy) ** 0.5
+        moved = _iou(_shifted(union, dx, dy), obj) >= params.kept_iou
+        if len(stay) < 2 or shift < params.moved_m or not moved:
+            return [None] * len(features)
+        status = "moved"
+    return [
+        _Flag(status, g, fid, iou, dx, dy, len(present)) if i in present else None
+        for i, (fid, g) in enumerate(features)
+    ]
+
+
+def _union_and_offset(
+    geoms: Sequence[ogr.Geometry], obj: ogr.Geometry
+) -> tuple[ogr.Geometry, float, float]:
+    """The union of ``geoms`` and the offset (east, north) from its centroid to ``obj``'s."""
+    union = ogr.Geometry(ogr.wkbMultiPolygon)
+    for g in geoms:
+        union = union.Union(g)
+    c0, c1 = union.Centroid(), obj.Centroid()
+    return union, c1.GetX() - c0.GetX(), c1.GetY() - c0.GetY()
+
+
+def _covered(geom: ogr.Geometry, obj: ogr.Geometry) -> float:
+    """The share of ``geom``'s area inside ``obj``."""
+    inside = geom.Intersection(obj)
+    area = geom.GetArea()
+    return inside.GetArea() / area if inside is not None and area > 0 else 0.0
