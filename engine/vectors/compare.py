@@ -356,9 +356,9 @@ def _flag(
         obj = feat.GetGeometryRef().Clone()
         del feat
         judged = _grouped([(flags[n][0].prior_fid, flags[n][0].geom) for n in group], obj, params)
-        for n, flag in zip(group, judged):
-            if flag is not None:
-                flags[n] = (flag, obj_i)
+        for n, together in zip(group, judged):
+            if together is not None:
+                flags[n] = (together, obj_i)
     report.report(0.9)
     for flag, _ in flags:
         yield flag
