@@ -5,7 +5,7 @@ Installs the working tree as a plugin in a throwaway profile, starts Xvfb (1440 
 dialog on the Austin test tile, refines it and saves PNGs to docs/screenshots/:
 
     .venv/bin/python -m map_refiner.dev.desktop.screenshots [--model M.safetensors]
-        [--session refine|rounds|online]
+        [--session refine|rounds|online|dropped|prior]
 
 Without --model it uses the bundled model, or a seeded untrained model when
 the bundled one is missing (the screenshots then show the UI, not accuracy).
@@ -70,6 +70,7 @@ SESSIONS = {
     "rounds": "rounds_session.py",
     "online": "online_session.py",
     "dropped": "dropped_session.py",
+    "prior": "prior_session.py",
 }
 XIAMEN_TILES = (2048, 2048, 2048, 2048)  # the mosaic window served as XYZ tiles (online)
 
@@ -81,6 +82,7 @@ def run(
     timeout: float,
     session: str = "refine",
     corrections: Path | None = None,
+    prior: Path | None = None,
 ) -> dict:
     for tool in ("Xvfb", "qgis", "import"):
         if shutil.which(tool) is None:
@@ -100,6 +102,9 @@ def run(
     if corrections is not None:  # a copy too (the dropped session fine-tunes on it)
         (work / "data").mkdir(exist_ok=True)
         env.update(MAP_REFINER_CORRECTIONS=str(shutil.copy(corrections, work / "data")))
+    if prior is not None:  # a copy: QGIS may write beside a GeoPackage it opens
+        (work / "data").mkdir(exist_ok=True)
+        env.update(MAP_REFINER_PRIOR=str(shutil.copy(prior, work / "data")))
     env.pop("QT_QPA_PLATFORM", None)
     server = None
     if session == "online":  # the image's tiles on 127.0.0.1, the view at their centre
@@ -213,17 +218,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rounds, undo, export (needs the image's *_buildings.gpkg reference beside it); "
         "online: an XYZ layer of the image's tiles on 127.0.0.1, fetched and refined "
         "(--image ../shared/data/xiamen/xiamen_rgb.tif); dropped: a fine-tune on "
-        "--corrections whose fit the flip check drops, taken with Use dropped fit",
+        "--corrections whose fit the flip check drops, taken with Use dropped fit; "
+        "prior: --prior (a polygon layer, e.g. OSM buildings) as the dialog's Start "
+        "from, refined, then flagged by Processing's compare",
     )
     parser.add_argument(
         "--corrections",
         type=Path,
         help="correction polygons (a GeoPackage with a class field) for --session dropped",
     )
+    parser.add_argument(
+        "--prior",
+        type=Path,
+        help="the map the user has (a polygon layer) for --session prior",
+    )
     args = parser.parse_args(argv)
     if not args.image.exists():
         raise SystemExit(f"{args.image} not found (see ../shared/data/README.md)")
-    status = run(args.image, args.out_dir, args.model, args.timeout, args.session, args.corrections)
+    if args.session == "prior" and args.prior is None:
+        raise SystemExit("--session prior needs --prior LAYER.gpkg")
+    status = run(
+        args.image,
+        args.out_dir,
+        args.model,
+        args.timeout,
+        args.session,
+        args.corrections,
+        args.prior,
+    )
     print(json.dumps(status, indent=2))
     return 1 if status.get("error") else 0
 

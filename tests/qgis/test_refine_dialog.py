@@ -234,6 +234,39 @@ def test_start_from_a_map_you_have(
         dialog.refine_job()
 
 
+def test_the_dialog_says_the_snap_model_refines_a_map_you_have(
+    rgb_layer, tiny_model, qgis_new_project, tmp_path
+) -> None:  # noqa: ANN001
+    """Under the bundled default model, choosing a map to start from says that the
+    bundled snap model will refine it (the refine takes it: pipeline.prepare_pass); a
+    model file chosen by hand is used as it is, and says nothing of the kind."""
+    from qgis.PyQt.QtCore import Qt
+    from qgis.PyQt.QtGui import QTextDocument
+
+    from map_refiner.engine.modelfile.header import SNAP_MODEL_PATH
+
+    if not SNAP_MODEL_PATH.exists():
+        pytest.skip("the bundled snap model is not in this checkout")
+    dialog = _dialog(qgis_new_project, rgb_layer)
+    dialog.model.bundled_radio.setChecked(True)
+    osm = QgsVectorLayer(str(_polygons(tmp_path / "osm.gpkg")), "osm", "ogr")
+    qgis_new_project.addMapLayer(osm)
+    assert "snap model" not in dialog.model_note.text()
+    dialog.prior_combo.setLayer(osm)
+    assert not dialog.model_note.isHidden()
+    assert "the bundled snap model refines it" in dialog.model_note.text()
+    # shown as rich text: the escaped apostrophe reads as one, not as "&#x27;"
+    assert dialog.model_note.textFormat() == Qt.TextFormat.RichText
+    shown = QTextDocument()
+    shown.setHtml(dialog.model_note.text())
+    assert "the image's edges" in shown.toPlainText()
+    dialog.prior_combo.setLayer(None)
+    assert dialog.model_note.isHidden()
+    dialog.prior_combo.setLayer(osm)
+    dialog.model.set_model_path(str(tiny_model))
+    assert "snap model" not in dialog.model_note.text()
+
+
 def test_a_refine_from_polygons_runs_in_the_task(
     plugin, rgb_layer, rgb_path, tiny_model, qgis_new_project, tmp_path, wait_for_tasks
 ) -> None:  # noqa: ANN001

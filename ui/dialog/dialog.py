@@ -43,6 +43,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ...engine.errors import MapRefinerError
+from ...engine.modelfile.header import SNAP_MODEL_PATH
 from ...engine.refine.registration import MAX_SEARCH_M, SEARCH_M
 from ...engine.vocabulary import DEVICES
 from ..jobs.fetch_job import FetchJob, View, build_fetch_job, is_online, online_folder, safe_stem
@@ -166,6 +167,7 @@ class MapRefinerDialog(QDialog):
         self.detail = DetailBox(self)  # the last iterations again on a finer grid
         self.model_note = QLabel("", self)  # which image a fine-tuned model is for, and why
         self.model_note.setWordWrap(True)
+        self.model_note.setTextFormat(Qt.TextFormat.RichText)  # its text is escaped HTML
         self.model_note.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.model_note.setVisible(False)
         self.device_combo = QComboBox(self)
@@ -460,6 +462,7 @@ class MapRefinerDialog(QDialog):
         self.prior_search.setVisible(layer is not None)
         self.prior_search_label.setVisible(layer is not None)
         self.prior_edges.setVisible(layer is not None)
+        self.show_model_note()
 
     def prior_choice(self) -> PriorChoice | None:
         """The map to start from, or None (the model's coarse CNN)."""
@@ -495,13 +498,20 @@ class MapRefinerDialog(QDialog):
 
     def show_model_note(self) -> None:
         """Under a fine-tuned model, the image it was made for (a warning when the raster
-        is another) and why the dialog chose it; nothing under other models."""
+        is another) and why the dialog chose it; under the bundled default model with a
+        map to start from, that the snap model refines it; nothing under other models."""
         summary, layer = self.model.summary, self.input_combo.currentLayer()
         try:
             raster = raster_path(layer).name if layer is not None and not is_online(layer) else None
         except MapRefinerError:
             raster = None
         text = model_note(summary, raster, self.model.why)
+        if self.prior_combo.currentLayer() is not None and self.model.model_path() is None:
+            if SNAP_MODEL_PATH.exists():  # the refine takes it (pipeline.prepare_pass)
+                text = (
+                    "With a map to start from, the bundled snap model refines it instead "
+                    "(trained to move existing maps onto the image's edges)."
+                )
         other = summary is not None and raster is not None and summary.tuned_on not in ("", raster)
         self.model_note.setText(
             f"<span style='color:#b00020'>{escape(text)}</span>" if other else escape(text)
