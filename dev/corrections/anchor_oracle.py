@@ -88,7 +88,7 @@ def _with_reference(load):  # type: ignore[no-untyped-def]
             left = max(0, min(x1, grids.model_width // 2) - x0)  # window columns on the left
             if _HALF["teacher"] == "right":
                 teacher[:, :left] = -1
-            else:
+            elif _HALF["teacher"] == "left":
                 teacher[:, left:] = -1
             corr.tile.teacher = teacher
         return corr
@@ -238,6 +238,33 @@ class TeacherFit(MeasuredFit):
             self.base = base
 
 
+class PartnerFit(MeasuredFit):
+    """... whose anchors hold only where another model's refined map (``tile.teacher``,
+    the whole image: a second model the product could run on the user's image) gives
+    the base model's class: two models that read the imagery differently agreeing on a
+    pixel they are unlikely to both get wrong. Nothing here reads the reference but the
+    printed line."""
+
+    def __init__(self, net, tile, params, device):  # type: ignore[no-untyped-def]
+        super().__init__(net, tile, params, device)
+        partner = tile.teacher.to(self.anchor.device)
+        agree = self.anchor & (partner == self.base.to(partner.device))
+        parts = [f"partner keeps {int(agree.sum())} of {int(self.anchor.sum())} anchors"]
+        for c in torch.unique(self.base[self.anchor]).tolist():
+            kept = agree & (self.base == c)
+            dropped = self.anchor & ~agree & (self.base == c)
+            ref = self.reference
+            parts.append(
+                f"class {c}: kept {int(kept.sum())}, "
+                f"{100 * float((ref[kept] != c).float().mean()) if kept.any() else 0:.1f} % "
+                f"wrong; dropped {int(dropped.sum())}, "
+                f"{100 * float((ref[dropped] != c).float().mean()) if dropped.any() else 0:.1f}"
+                " % wrong"
+            )
+        print("; ".join(parts))
+        self.anchor = agree
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -265,12 +292,25 @@ def main(argv: list[str] | None = None) -> int:
         "confirming the map where they work)",
     )
     ap.add_argument("--teacher-half", choices=("right", "left"), default="right")
+    ap.add_argument(
+        "--partner",
+        type=Path,
+        default=None,
+        help="anchors only where this model's refined map of the whole image agrees with "
+        "the base model's (PartnerFit): a second opinion the product could compute",
+    )
     ap.add_argument("--set", action="append", default=[], help="FIELD=VALUE of FitParams")
     a = ap.parse_args(argv)
     STABILITY["set"] = a.stability
-    _HALF["teacher"] = a.teacher_half
+    _HALF["teacher"] = "both" if a.partner else a.teacher_half
     ft.load_corrections = _with_reference(ft.load_corrections)
-    fit_kind = TeacherFit if a.teacher else (MeasuredFit if a.measure_only else OracleFit)
+    fit_kind = (
+        PartnerFit
+        if a.partner
+        else TeacherFit
+        if a.teacher
+        else (MeasuredFit if a.measure_only else OracleFit)
+    )
     ft.CorrectionFit = fit_kind  # type: ignore[misc]
     all_scenes = scenes(a.data, a.out_dir / "data")
     for name in a.scenes.split(",") if a.scenes else list(all_scenes):
@@ -279,9 +319,9 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(dir=a.out_dir) as work:
             if a.teacher and str(a.teacher) == "reference":
                 _REFERENCE["teacher"] = all_scenes[name].reference
-            elif a.teacher:
+            elif a.teacher or a.partner:
                 _REFERENCE["teacher"] = Path(work) / "teacher.tif"
-                refine(all_scenes[name].image, _REFERENCE["teacher"], a.teacher)
+                refine(all_scenes[name].image, _REFERENCE["teacher"], a.partner or a.teacher)
             run_scene(
                 all_scenes[name],
                 ["largest"],

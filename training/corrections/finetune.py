@@ -49,6 +49,7 @@ from .detail_stage import DetailFit, DetailOutcome, held_out_phase, refit
 from .fine_data import load_fine_corrections
 from .fit import CorrectionFit, FitOutcome, FitParams, average_states
 from .holdout import ADOPT_AT_LEAST, REFIT_SHARE, balanced_accuracy, fold_holdouts
+from .partner import partner_classes, partner_for
 from .temperature import matched_temperature
 
 log = logging.getLogger(__name__)
@@ -202,8 +203,16 @@ def finetune(
         else None
     )
     rep.report(0.05)
+    partner = partner_for(net, config) if params.anchor_partner else None
+    agree = None if partner is None else partner_classes(partner, corr.tile, config, dev)
     torch.manual_seed(params.seed)
-    fit = CorrectionFit(net, corr.tile, params, dev)
+    fit = CorrectionFit(net, corr.tile, params, dev, agree)
+    if partner is not None:
+        log.info(
+            "anchors where %s agrees with the base model: %.0f %% of them",
+            partner.name,
+            100 * (fit.anchors_agreed or 0.0),
+        )
     # The detail stage sees the maps a refine hands the detail RNN: divided by the parent's
     # detail temperature (a round whose detail RNN is fitted keeps it).
     parent_temperature = config.detail_temperature
@@ -325,6 +334,7 @@ def finetune(
             len(folds),
             dropped_fit,
             fit.sure_ratio,
+            None if partner is None else (partner.name, fit.anchors_agreed),
         )
 
     record(config, adopted)
@@ -566,6 +576,7 @@ def _record(
     folds: int = 1,
     dropped_fit: bool = False,
     sure_ratio: float = 0.0,
+    partner: tuple[str, float | None] | None = None,
 ) -> None:
     """The model's name, its kept polygons and the round in its training record
     (``dropped_fit``: the file of the networks the flip check dropped)."""
@@ -601,6 +612,9 @@ def _record(
         "seconds": round(seconds, 1),
         "labelled_pixels": corr.tile.labelled_pixels,
     }
+    if partner is not None:  # the model whose agreement chose the anchors (partner.py)
+        record["anchor_partner"] = partner[0]
+        record["anchors_agreed"] = None if partner[1] is None else round(partner[1], 4)
     if dropped_fit:  # networks the flip check turned down, kept for the user to judge
         record["dropped_by_flip_check"] = True
     if detail is not None:

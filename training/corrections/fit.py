@@ -102,6 +102,8 @@ class FitParams:
     # "Session 17"
     anchor_confidence: float | None = None  # anchor only where the base model is at least
     # this sure (None: ANCHOR_CONFIDENCE or TRUSTED_ANCHOR_CONFIDENCE, see anchor_threshold)
+    anchor_partner: bool = False  # anchors only where the other bundled model's map of the
+    # window agrees with the base model's (partner.py; a base of another lineage has none)
     flip_confidence: float = 0.9  # the flip check counts the undrawn pixels this sure
     balance: bool = True  # drawn classes weigh alike, whatever their pixel counts
     flip_per_score: float = 3.0  # see finetune.FLIP_PER_SCORE (inf: no flip check)
@@ -226,8 +228,15 @@ class CorrectionFit:
     """A model, the frozen part of its CNN over a tile, and what its fit learns from."""
 
     def __init__(
-        self, net: MapRefinerNet, tile: TrainingTile, params: FitParams, device: torch.device
+        self,
+        net: MapRefinerNet,
+        tile: TrainingTile,
+        params: FitParams,
+        device: torch.device,
+        agree: torch.Tensor | None = None,
     ) -> None:
+        """``agree``: a second model's class on each cell of the window (partner.py); the
+        anchors then hold only where it gives the base model's class."""
         params.check()
         self.net, self.params, self.device = net.to(device), params, device
         self.frozen = ADAPT_MODES[params.adapt]
@@ -260,6 +269,11 @@ class CorrectionFit:
             else anchor_threshold(self.sure_and_wrong)
         )
         self.anchor = self._anchor_mask(confidence, self.anchor_confidence)
+        self.anchors_agreed: float | None = None  # the share of anchors a partner kept
+        if agree is not None:
+            before = int(self.anchor.sum())
+            self.anchor &= agree.to(self.anchor.device) == self.base.to(self.anchor.device)
+            self.anchors_agreed = int(self.anchor.sum()) / before if before else 1.0
         self.sure = self._anchor_mask(confidence, params.flip_confidence)
         self.trained = self._trained_parameters()
         self.rng = np.random.default_rng(params.seed)

@@ -1,0 +1,76 @@
+"""The other bundled model as a second opinion on a fit's anchors (training/corrections/
+partner.py): who is whose partner, and that the anchors then hold only where both agree."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from helpers_engine import random_model
+
+from map_refiner.engine.modelfile.header import DEFAULT_MODEL_PATH, GENERAL_MODEL_PATH
+from map_refiner.engine.modelfile.io import load_model
+from map_refiner.training.corrections.fit import CorrectionFit, FitParams
+from map_refiner.training.corrections.partner import partner_classes, partner_for
+from map_refiner.training.tile import IGNORE, TrainingTile
+
+BUNDLED = DEFAULT_MODEL_PATH.exists() and GENERAL_MODEL_PATH.exists()
+
+
+@pytest.mark.skipif(not BUNDLED, reason="the bundled models are not in this checkout")
+def test_each_bundled_model_s_partner_is_the_other_one() -> None:
+    """A fine-tune never changes conv1, so the lineage shows in it; a round of the default
+    model (here: its head changed) still has the general model as partner."""
+    net, cfg = load_model(None, "cpu")
+    assert partner_for(net, cfg) == GENERAL_MODEL_PATH
+    with torch.no_grad():
+        net.coarse.conv4.weight.add_(0.01)  # what a round changes
+    assert partner_for(net, cfg) == GENERAL_MODEL_PATH
+    general, gcfg = load_model(GENERAL_MODEL_PATH, "cpu")
+    assert partner_for(general, gcfg) == DEFAULT_MODEL_PATH
+
+
+@pytest.mark.skipif(not BUNDLED, reason="the bundled models are not in this checkout")
+def test_a_model_of_another_lineage_or_grid_has_no_partner() -> None:
+    own, cfg = random_model(resolution_m=0.6, seed=3)
+    assert partner_for(own, cfg) is None  # a user's own model
+    net, cfg = load_model(None, "cpu")
+    cfg.ground_resolution_m = 0.3  # the partner could not read the same window
+    assert partner_for(net, cfg) is None
+    net, cfg = load_model(None, "cpu")
+    cfg.normalisation = "image"
+    assert partner_for(net, cfg) is None
+
+
+@pytest.mark.skipif(not BUNDLED, reason="the bundled models are not in this checkout")
+def test_the_partner_reads_the_window_in_its_own_normalisation() -> None:
+    """The window comes normalised for the base model; the partner's classes are those it
+    gives the same pixels normalised its own way, one per cell."""
+    _, cfg = load_model(None, "cpu")
+    gen = torch.Generator().manual_seed(0)
+    raw = torch.rand(3, 48, 40, generator=gen) * 255
+    mean = torch.tensor(cfg.mean)[:, None, None]
+    std = torch.tensor(cfg.std)[:, None, None]
+    tile = TrainingTile((raw - mean) / std, torch.full((48, 40), IGNORE, dtype=torch.uint8))
+    got = partner_classes(GENERAL_MODEL_PATH, tile, cfg, torch.device("cpu"))
+    assert got.shape == (48, 40) and got.dtype == torch.int64
+    assert set(np.unique(got.numpy())) <= {0, 1}
+
+
+def test_anchors_hold_only_where_the_partner_agrees() -> None:
+    net, _ = random_model(resolution_m=0.6, seed=9)
+    gen = torch.Generator().manual_seed(1)
+    labels = torch.full((64, 64), IGNORE, dtype=torch.uint8)
+    labels[10:18, 10:18] = 1
+    tile = TrainingTile(torch.randn(3, 64, 64, generator=gen), labels)
+    params = FitParams(anchor_confidence=0.0)  # every unlabelled pixel is an anchor
+    alone = CorrectionFit(net, tile, params, torch.device("cpu"))
+    assert alone.anchors_agreed is None
+    agree = alone.base.clone()
+    agree[:, :32] = 1 - agree[:, :32]  # the partner disagrees on the left half
+    both = CorrectionFit(net, tile, params, torch.device("cpu"), agree)
+    assert not both.anchor[:, :32].any()
+    assert torch.equal(both.anchor[:, 32:], alone.anchor[:, 32:])
+    assert both.anchors_agreed == pytest.approx(
+        float(alone.anchor[:, 32:].sum()) / float(alone.anchor.sum())
+    )

@@ -1,0 +1,79 @@
+"""A second opinion for a fit's anchors: the other bundled model's map of the window.
+
+A fit keeps the base model's map where that model is sure (the anchors, fit.py), and on
+imagery new to it those sure pixels hold many of its errors (session 17: building anchors
+23-96 % wrong on the scenes a model never saw). The two bundled models read imagery
+differently (the default's CNN trunk was trained on Xiamen's OSM, the general model's on
+every shared scene with quarter turns), so a pixel both call the same class is less often
+wrong: on never-seen scenes (session 26, dev/corrections/anchor_oracle.py ``--partner``)
+the anchors the other model disagrees with were 5-8 times as often wrong as those it
+agrees with, and keeping only the agreed ones lifted the loop (docs/results_corrections.md
+"Session 26").
+
+``partner_for`` picks the other bundled model for a base that descends from one of them
+(a fine-tune never changes the CNN's first layer, so its weights tell the lineage); a
+model of another lineage, other classes or another grid has no partner. ``partner_classes``
+is that model's class on each cell of the fit's window.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from ...engine.modelfile.config import ModelConfig
+from ...engine.modelfile.header import DEFAULT_MODEL_PATH, GENERAL_MODEL_PATH
+from ...engine.modelfile.io import load_model, read_model_file
+from ...engine.networks.inference import class_argmax, run_networks
+from ...engine.networks.models import MapRefinerNet
+from ..tile import TrainingTile
+
+log = logging.getLogger(__name__)
+
+#: The CNN's first layer, whose weights a fine-tune never changes (fit.ADAPT_MODES train
+#: conv3 at the deepest): the same weights, the same bundled ancestor.
+LINEAGE_KEY = "coarse.conv1.weight"
+
+
+def partner_for(net: MapRefinerNet, config: ModelConfig) -> Path | None:
+    """The bundled model that is not ``net``'s ancestor, when ``net`` descends from one of
+    the two bundled models and the other has its classes, bands, grid and fixed
+    normalisation; else None."""
+    own = net.state_dict().get(LINEAGE_KEY)
+    if own is None or config.normalisation != "model":
+        return None
+    pair = [(DEFAULT_MODEL_PATH, GENERAL_MODEL_PATH), (GENERAL_MODEL_PATH, DEFAULT_MODEL_PATH)]
+    for ancestor, other in pair:
+        if not ancestor.exists() or not other.exists():
+            continue
+        theirs = read_model_file(ancestor)[1].get(LINEAGE_KEY)
+        if theirs is None or theirs.shape != own.shape or not torch.equal(theirs, own.cpu()):
+            continue
+        cfg = read_model_file(other)[0]
+        same = (
+            list(cfg.class_names) == list(config.class_names)
+            and list(cfg.bands) == list(config.bands)
+            and abs(cfg.ground_resolution_m - config.ground_resolution_m) < 1e-6
+            and cfg.normalisation == "model"
+        )
+        return other if same else None
+    return None
+
+
+def partner_classes(
+    path: Path, tile: TrainingTile, config: ModelConfig, device: torch.device
+) -> torch.Tensor:
+    """The class the model at ``path`` gives each cell of ``tile`` (the fit's window,
+    normalised for ``config``), after its own RNN iterations; ``(h, w)`` int64 on the CPU."""
+    net, cfg = load_model(path, "cpu")
+    mean = torch.tensor(config.mean, dtype=torch.float32)[:, None, None]
+    std = torch.tensor(config.std, dtype=torch.float32)[:, None, None]
+    pmean = torch.tensor(cfg.mean, dtype=torch.float32)[:, None, None]
+    pstd = torch.tensor(cfg.std, dtype=torch.float32)[:, None, None]
+    image = ((tile.image.float().cpu() * std + mean) - pmean) / pstd
+    net = net.to(device).eval()
+    with torch.inference_mode():
+        logits = run_networks(net, image.to(device), cfg.default_iterations)
+    return class_argmax(logits.float()).long().cpu()
