@@ -427,6 +427,14 @@ def build_parser() -> argparse.ArgumentParser:
         "average in the project's measurements, see docs/results_corrections.md)",
     )
     p.add_argument(
+        "--no-anchor-partner",
+        action="store_true",
+        help="keep the base model's map wherever it is sure (the anchors), whatever the "
+        "bundled general model says (default, for a model of the bundled default's "
+        "lineage: only where the general model agrees; docs/results_corrections.md "
+        '"Session 26")',
+    )
+    p.add_argument(
         "--detail-fit",
         action="store_true",
         help="also fit the model's detail RNN to the corrections on the fine grid, where a "

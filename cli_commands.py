@@ -179,6 +179,7 @@ def _finetune(a: argparse.Namespace) -> int:
             seed=a.seed,
             max_seconds=a.time_budget,
             detail=a.detail_fit,
+            **({"anchor_partner": ""} if a.no_anchor_partner else {}),
             **({} if a.folds is None else {"folds": a.folds}),
         ),
         device=a.device,

@@ -1,7 +1,9 @@
-"""The other bundled model as a second opinion on a fit's anchors (training/corrections/
+"""The bundled general model as a second opinion on a fit's anchors (training/corrections/
 partner.py): who is whose partner, and that the anchors then hold only where both agree."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,16 +20,20 @@ BUNDLED = DEFAULT_MODEL_PATH.exists() and GENERAL_MODEL_PATH.exists()
 
 
 @pytest.mark.skipif(not BUNDLED, reason="the bundled models are not in this checkout")
-def test_each_bundled_model_s_partner_is_the_other_one() -> None:
+def test_the_default_model_s_lineage_takes_the_general_model_as_partner() -> None:
     """A fine-tune never changes conv1, so the lineage shows in it; a round of the default
-    model (here: its head changed) still has the general model as partner."""
+    model (here: its head changed) still has the general model as partner. The general
+    model has none (PARTNERS: the default reads new imagery less well), unless a file is
+    named; "" is none."""
     net, cfg = load_model(None, "cpu")
     assert partner_for(net, cfg) == GENERAL_MODEL_PATH
     with torch.no_grad():
         net.coarse.conv4.weight.add_(0.01)  # what a round changes
     assert partner_for(net, cfg) == GENERAL_MODEL_PATH
+    assert partner_for(net, cfg, "") is None
     general, gcfg = load_model(GENERAL_MODEL_PATH, "cpu")
-    assert partner_for(general, gcfg) == DEFAULT_MODEL_PATH
+    assert partner_for(general, gcfg) is None
+    assert partner_for(general, gcfg, str(DEFAULT_MODEL_PATH)) == DEFAULT_MODEL_PATH
 
 
 @pytest.mark.skipif(not BUNDLED, reason="the bundled models are not in this checkout")
@@ -74,3 +80,31 @@ def test_anchors_hold_only_where_the_partner_agrees() -> None:
     assert both.anchors_agreed == pytest.approx(
         float(alone.anchor[:, 32:].sum()) / float(alone.anchor.sum())
     )
+
+
+@pytest.mark.skipif(not BUNDLED, reason="the bundled models are not in this checkout")
+def test_a_round_of_the_bundled_model_records_its_partner_and_the_cli_can_turn_it_off(
+    tmp_path: Path,
+) -> None:
+    """A round from the bundled default model anchors where the general model agrees and
+    says so in its record; `finetune --no-anchor-partner` keeps every anchor."""
+    from test_corrections_finetune import FOUR, corrections, write_rgb
+
+    from map_refiner.cli import main
+    from map_refiner.training.corrections.finetune import finetune
+
+    rng = np.random.default_rng(0)
+    img = rng.normal(90, 12, (3, 96, 96))
+    for y, x, s in [(10, 12, 14), (50, 60, 20), (70, 8, 12), (20, 70, 10)]:
+        img[:, y : y + s, x : x + s] += 80
+    image = write_rgb(tmp_path / "img.tif", np.clip(img, 0, 255).astype(np.uint8))
+    labels = corrections(tmp_path / "c.gpkg", FOUR)
+    res = finetune(image, labels, tmp_path / "a.safetensors", None, FitParams(steps=4), "cpu")
+    rec = load_model(res.model)[1].training["finetune"][-1]
+    assert rec["anchor_partner"] == GENERAL_MODEL_PATH.name
+    assert 0.0 <= rec["anchors_agreed"] <= 1.0
+    out = tmp_path / "b.safetensors"
+    args = ["finetune", str(image), str(labels.path), "--class-field", "class"]
+    args += ["--mode", "sparse", "--out", str(out), "--steps", "4", "--no-anchor-partner"]
+    assert main(args) == 0
+    assert "anchor_partner" not in load_model(out)[1].training["finetune"][-1]

@@ -192,8 +192,8 @@ def stability_line(fit: CorrectionFit, reference: torch.Tensor, strength: str) -
 class MeasuredFit(CorrectionFit):
     """A CorrectionFit whose tile carries ``reference``: prints ``anchor_line`` when made."""
 
-    def __init__(self, net, tile, params, device):  # type: ignore[no-untyped-def]
-        super().__init__(net, tile, params, device)
+    def __init__(self, net, tile, params, device, agree=None):  # type: ignore[no-untyped-def]
+        super().__init__(net, tile, params, device, agree)
         self.reference: torch.Tensor = tile.reference
         print(anchor_line(self, self.reference))
         if STABILITY["set"]:
@@ -217,8 +217,8 @@ class TeacherFit(MeasuredFit):
     right half, the study's scored one) take another map's classes instead of the base
     model's; the other half's as the product labels them."""
 
-    def __init__(self, net, tile, params, device):  # type: ignore[no-untyped-def]
-        super().__init__(net, tile, params, device)
+    def __init__(self, net, tile, params, device, agree=None):  # type: ignore[no-untyped-def]
+        super().__init__(net, tile, params, device, agree)
         self.teacher: torch.Tensor = tile.teacher
         right = self.anchor & (self.teacher >= 0)
         wrong = (
@@ -245,8 +245,8 @@ class PartnerFit(MeasuredFit):
     pixel they are unlikely to both get wrong. Nothing here reads the reference but the
     printed line."""
 
-    def __init__(self, net, tile, params, device):  # type: ignore[no-untyped-def]
-        super().__init__(net, tile, params, device)
+    def __init__(self, net, tile, params, device, agree=None):  # type: ignore[no-untyped-def]
+        super().__init__(net, tile, params, device, agree)
         partner = tile.teacher.to(self.anchor.device)
         agree = self.anchor & (partner == self.base.to(partner.device))
         parts = [f"partner keeps {int(agree.sum())} of {int(self.anchor.sum())} anchors"]
@@ -260,6 +260,16 @@ class PartnerFit(MeasuredFit):
                 f"wrong; dropped {int(dropped.sum())}, "
                 f"{100 * float((ref[dropped] != c).float().mean()) if dropped.any() else 0:.1f}"
                 " % wrong"
+            )
+        drawn = self.labels != IGNORE
+        if drawn.any():
+            lab = self.labels[drawn]
+            on = partner[drawn.to(partner.device)].to(lab.device)
+            base = self.base[drawn.to(self.base.device)].to(lab.device)
+            right = 100 * float((on == lab).float().mean())
+            parts.append(
+                f"drawn {int(drawn.sum())} px: partner right on {right:.1f} %, "
+                f"base on {100 * float((base == lab).float().mean()):.1f} %"
             )
         print("; ".join(parts))
         self.anchor = agree
@@ -330,7 +340,12 @@ def main(argv: list[str] | None = None) -> int:
                 a.out_dir / a.rows,
                 Path(work),
                 a.model,
-                {"seed": a.seed, **parse_overrides(a.set)},
+                # with --partner the probe's own agreement, not the product's as well
+                {
+                    "seed": a.seed,
+                    **({"anchor_partner": ""} if a.partner else {}),
+                    **parse_overrides(a.set),
+                },
             )
     return 0
 

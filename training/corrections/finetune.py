@@ -203,7 +203,7 @@ def finetune(
         else None
     )
     rep.report(0.05)
-    partner = partner_for(net, config) if params.anchor_partner else None
+    partner = partner_for(net, config, params.anchor_partner)
     agree = None if partner is None else partner_classes(partner, corr.tile, config, dev)
     torch.manual_seed(params.seed)
     fit = CorrectionFit(net, corr.tile, params, dev, agree)

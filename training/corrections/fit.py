@@ -102,8 +102,10 @@ class FitParams:
     # "Session 17"
     anchor_confidence: float | None = None  # anchor only where the base model is at least
     # this sure (None: ANCHOR_CONFIDENCE or TRUSTED_ANCHOR_CONFIDENCE, see anchor_threshold)
-    anchor_partner: bool = False  # anchors only where the other bundled model's map of the
-    # window agrees with the base model's (partner.py; a base of another lineage has none)
+    anchor_partner: str = "bundled"  # anchors only where a second model's map of the
+    # window agrees with the base model's (partner.py): "bundled", the bundled general
+    # model for a base of the default model's lineage (none for others); a model file's
+    # path (studies); "" none. Since session 26 (docs/results_corrections.md "Session 26")
     flip_confidence: float = 0.9  # the flip check counts the undrawn pixels this sure
     balance: bool = True  # drawn classes weigh alike, whatever their pixel counts
     flip_per_score: float = 3.0  # see finetune.FLIP_PER_SCORE (inf: no flip check)
