@@ -9,7 +9,7 @@ the mask's classes (the figures are about time, not accuracy). ``--fine``: the s
 the refine ends with the bundled model's detail iterations (0.3 m aerial's case).
 
     python -m map_refiner.dev.benchmarks.bench_corrections [--data ../shared/data] [--runs N]
-        [--fine] [--folds N]
+        [--fine] [--folds N] [--partner-ratio]
 """
 
 from __future__ import annotations
@@ -80,10 +80,14 @@ def polygons(files: dict[str, Path], path: Path, count: int = 16) -> Path:
 
 
 def correction_round(
-    data: Path, tmp: Path | None = None, fine: bool = False, folds: int | None = None
+    data: Path,
+    tmp: Path | None = None,
+    fine: bool = False,
+    folds: int | None = None,
+    partner: bool = True,
 ) -> dict[str, float]:
     """Seconds of one round (fine-tune with the CLI's defaults, or ``folds`` held-out
-    phases, then refine)."""
+    phases, or without the anchors' partner, then refine)."""
     with tempfile.TemporaryDirectory(dir=tmp) as d:
         d = Path(d)
         files = crop(data, d, 2 if fine else 1)
@@ -93,7 +97,10 @@ def correction_round(
             files["image"],
             LabelSource(gpkg, class_field="class", mode="sparse"),
             d / "round.safetensors",
-            params=None if folds is None else FitParams(folds=folds),
+            params=FitParams(
+                **({} if folds is None else {"folds": folds}),
+                **({} if partner else {"anchor_partner": ""}),
+            ),
             device="cpu",
         )
         t1 = time.perf_counter()
@@ -123,7 +130,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--fine", action="store_true", help="0.27 m pixels: detail iterations run")
     ap.add_argument("--folds", type=int, default=None, help="FitParams.folds (default: its own)")
+    ap.add_argument(
+        "--partner-ratio",
+        action="store_true",
+        help="time rounds with and without the anchors' partner in turn, and print the ratio",
+    )
     a = ap.parse_args(argv)
+    if a.partner_ratio:
+        both: dict[bool, list[float]] = {True: [], False: []}
+        for _ in range(max(1, a.runs)):
+            for partner in (False, True):
+                r = correction_round(a.data, fine=a.fine, folds=a.folds, partner=partner)
+                print(json.dumps({"partner": partner, **r}))
+                both[partner].append(r["round_s"])
+        best = {k: min(v) for k, v in both.items()}
+        print(
+            f"best round: {best[True]:.1f} s with the partner, {best[False]:.1f} s without "
+            f"({best[True] / best[False]:.2f}x)"
+        )
+        return 0
     runs = [correction_round(a.data, fine=a.fine, folds=a.folds) for _ in range(max(1, a.runs))]
     for r in runs:
         print(json.dumps(r))
