@@ -1,24 +1,23 @@
-"""A second opinion for a fit's anchors: the other bundled model's map of the window.
+"""A second opinion for a fit's anchors: the bundled general model's map of the window.
 
 A fit keeps the base model's map where that model is sure (the anchors, fit.py), and on
 imagery new to it those sure pixels hold many of its errors (session 17: building anchors
 23-96 % wrong on the scenes a model never saw). The two bundled models read imagery
 differently (the default's CNN trunk was trained on Xiamen's OSM, the general model's on
-every shared scene with quarter turns), so a pixel both call the same class is less often
-wrong: on never-seen scenes (session 26, dev/corrections/anchor_oracle.py ``--partner``)
-the anchors the other model disagrees with were 5-8 times as often wrong as those it
-agrees with, and keeping only the agreed ones lifted the loop (docs/results_corrections.md
-"Session 26").
+every shared scene with turns, colour, scale and blur augmented), so a pixel both call
+the same class is less often wrong: on never-seen scenes (session 26,
+dev/corrections/anchor_oracle.py ``--partner``) the anchors the other model disagrees
+with were 5-8 times as often wrong as those it agrees with, and keeping only the agreed
+ones lifted the loop (docs/results_corrections.md "Session 26").
 
 ``partner_for`` picks the bundled general model for a base that descends from the bundled
 default model (a fine-tune never changes the CNN's first layer, so its weights tell the
-lineage); a model of another lineage, other classes or another grid has none. ``partner_classes``
-is that model's class on each cell of the fit's window.
+lineage); a model of another lineage, other classes or another grid has none.
+``partner_classes`` is that model's class on each cell of the fit's window.
 """
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import torch
@@ -29,8 +28,6 @@ from ...engine.modelfile.io import load_model, read_model_file
 from ...engine.networks.inference import class_argmax, run_networks
 from ...engine.networks.models import MapRefinerNet
 from ..tile import TrainingTile
-
-log = logging.getLogger(__name__)
 
 #: The CNN's first layer, whose weights a fine-tune never changes (fit.ADAPT_MODES train
 #: conv3 at the deepest): the same weights, the same bundled ancestor.
