@@ -103,6 +103,9 @@ def test_a_round_of_the_bundled_model_records_its_partner_and_the_cli_can_turn_i
     rec = load_model(res.model)[1].training["finetune"][-1]
     assert rec["anchor_partner"] == GENERAL_MODEL_PATH.name
     assert 0.0 <= rec["anchors_agreed"] <= 1.0
+    # an adopted round says so in its message (the dialog's rounds list shows it)
+    assert res.adopted, res.message  # 100 % of the held-out polygons, on this seed
+    assert "held only where the bundled general model agrees" in res.message
     out = tmp_path / "b.safetensors"
     args = ["finetune", str(image), str(labels.path), "--class-field", "class"]
     args += ["--mode", "sparse", "--out", str(out), "--steps", "4", "--no-anchor-partner"]

@@ -311,6 +311,12 @@ def finetune(
     )
     if unguarded:
         message += _unguarded_message(fit.sure_ratio, flips)
+    if adopted and partner is not None and fit.anchors_agreed is not None:
+        message += (
+            " While it learnt, the rest of the map was held only where the bundled "
+            f"{partner.stem} model agrees with the starting one "
+            f"({100 * fit.anchors_agreed:.0f} % of the pixels the starting model was sure of)."
+        )
     message += _detail_message(detail)
     log.info(message)
 
