@@ -69,7 +69,8 @@ def test_anchors_hold_only_where_the_partner_agrees() -> None:
     labels = torch.full((64, 64), IGNORE, dtype=torch.uint8)
     labels[10:18, 10:18] = 1
     tile = TrainingTile(torch.randn(3, 64, 64, generator=gen), labels)
-    params = FitParams(anchor_confidence=0.0)  # every unlabelled pixel is an anchor
+    # every unlabelled pixel an anchor, and one the flip check guards
+    params = FitParams(anchor_confidence=0.0, flip_confidence=0.0)
     alone = CorrectionFit(net, tile, params, torch.device("cpu"))
     assert alone.anchors_agreed is None
     agree = alone.base.clone()
@@ -77,6 +78,8 @@ def test_anchors_hold_only_where_the_partner_agrees() -> None:
     both = CorrectionFit(net, tile, params, torch.device("cpu"), agree)
     assert not both.anchor[:, :32].any()
     assert torch.equal(both.anchor[:, 32:], alone.anchor[:, 32:])
+    assert alone.sure[:, :32].any() and not both.sure[:, :32].any()  # agreed pixels only
+    assert torch.equal(both.sure[:, 32:], alone.sure[:, 32:])
     assert both.anchors_agreed == pytest.approx(
         float(alone.anchor[:, 32:].sum()) / float(alone.anchor.sum())
     )

@@ -106,6 +106,10 @@ class FitParams:
     # window agrees with the base model's (partner.py): "bundled", the bundled general
     # model for a base of the default model's lineage (none for others); a model file's
     # path (studies); "" none. Since session 26 (docs/results_corrections.md "Session 26")
+    flip_partner: bool = True  # the flip check counts only the sure pixels the anchors'
+    # partner agrees with (where it disagrees the starting map is often wrong, so a change
+    # there is not damage). Session 26: on 84 rounds one changed, adopted (Nepal never
+    # seen, K=4, +16.1 instead of dropped); docs/results_corrections.md "Session 26"
     flip_confidence: float = 0.9  # the flip check counts the undrawn pixels this sure
     balance: bool = True  # drawn classes weigh alike, whatever their pixel counts
     flip_per_score: float = 3.0  # see finetune.FLIP_PER_SCORE (inf: no flip check)
@@ -277,6 +281,8 @@ class CorrectionFit:
             self.anchor &= agree.to(self.anchor.device) == self.base.to(self.anchor.device)
             self.anchors_agreed = int(self.anchor.sum()) / before if before else 1.0
         self.sure = self._anchor_mask(confidence, params.flip_confidence)
+        if agree is not None and params.flip_partner:  # the flip check guards agreed pixels
+            self.sure &= agree.to(self.sure.device) == self.base.to(self.sure.device)
         self.trained = self._trained_parameters()
         self.rng = np.random.default_rng(params.seed)
         self._pad()
