@@ -397,14 +397,9 @@ def _alone(
     )
     best_i, best = max(candidates, key=lambda c: c[1].Intersection(near).GetArea())
     explained.add(best_i)
-    iou = _iou(geom, best)
-    c0, c1 = geom.Centroid(), best.Centroid()
-    dx, dy = c1.GetX() - c0.GetX(), c1.GetY() - c0.GetY()
-    shift = (dx * dx + dy * dy) ** 0.5
-    if iou >= params.kept_iou and shift < params.moved_m:
-        return _Flag("kept", geom, fid, iou, dx, dy, 1), best_i
-    if shift >= params.moved_m and _iou(_shifted(geom, dx, dy), best) >= params.kept_iou:
-        return _Flag("moved", geom, fid, iou, dx, dy, 1), best_i
+    status, iou, dx, dy = _placed(geom, best, params)
+    if status:
+        return _Flag(status, geom, fid, iou, dx, dy, 1), best_i
     if covered < params.seen_share * geom.GetArea() and iou < params.kept_iou / 2:
         return _Flag("not seen", geom, fid, iou), best_i
     return _Flag("reshaped", geom, fid, iou, dx, dy, 1), best_i
@@ -426,13 +421,11 @@ def _grouped(
     present = [i for i, g in enumerate(geoms) if _covered(g, obj) >= params.kept_iou]
     status = ""
     if len(present) >= 2:
-        union, dx, dy = _union_and_offset([geoms[i] for i in present], obj)
-        iou = _iou(union, obj)
-        if iou >= params.kept_iou and (dx * dx + dy * dy) ** 0.5 < params.moved_m:
-            status = "kept"
-    if not status:
+        status, iou, dx, dy = _placed(_union([geoms[i] for i in present]), obj, params)
+    if status != "kept":
         present = list(range(len(geoms)))
-        union, dx, dy = _union_and_offset(geoms, obj)
+        union = _union(geoms)
+        dx, dy = _offset(union, obj)
         for _ in range(GROUP_ROUNDS):
             stay = [
                 i for i in present if _covered(_shifted(geoms[i], dx, dy), obj) >= params.kept_iou
@@ -440,28 +433,45 @@ def _grouped(
             if stay == present or len(stay) < 2:
                 break
             present = stay
-            union, dx, dy = _union_and_offset([geoms[i] for i in present], obj)
-        iou = _iou(union, obj)
-        shift = (dx * dx + dy * dy) ** 0.5
-        moved = _iou(_shifted(union, dx, dy), obj) >= params.kept_iou
-        if len(stay) < 2 or shift < params.moved_m or not moved:
+            union = _union([geoms[i] for i in present])
+            dx, dy = _offset(union, obj)
+        status, iou, dx, dy = _placed(union, obj, params)
+        if len(stay) < 2 or status != "moved":
             return [None] * len(features)
-        status = "moved"
     return [
         _Flag(status, g, fid, iou, dx, dy, len(present)) if i in present else None
         for i, (fid, g) in enumerate(features)
     ]
 
 
-def _union_and_offset(
-    geoms: Sequence[ogr.Geometry], obj: ogr.Geometry
-) -> tuple[ogr.Geometry, float, float]:
-    """The union of ``geoms`` and the offset (east, north) from its centroid to ``obj``'s."""
+def _placed(
+    geom: ogr.Geometry, obj: ogr.Geometry, params: CompareParams
+) -> tuple[str, float, float, float]:
+    """Whether the refined object ``obj`` is ``geom`` in place ("kept": IoU >= kept_iou,
+    centroids under moved_m apart) or shifted ("moved": ``geom`` moved by the centroids'
+    offset, at least moved_m, has IoU >= kept_iou with it), else ""; with their IoU in
+    place and that offset (east, north)."""
+    iou = _iou(geom, obj)
+    dx, dy = _offset(geom, obj)
+    shift = (dx * dx + dy * dy) ** 0.5
+    if iou >= params.kept_iou and shift < params.moved_m:
+        return "kept", iou, dx, dy
+    if shift >= params.moved_m and _iou(_shifted(geom, dx, dy), obj) >= params.kept_iou:
+        return "moved", iou, dx, dy
+    return "", iou, dx, dy
+
+
+def _union(geoms: Sequence[ogr.Geometry]) -> ogr.Geometry:
     union = ogr.Geometry(ogr.wkbMultiPolygon)
     for g in geoms:
         union = union.Union(g)
-    c0, c1 = union.Centroid(), obj.Centroid()
-    return union, c1.GetX() - c0.GetX(), c1.GetY() - c0.GetY()
+    return union
+
+
+def _offset(geom: ogr.Geometry, obj: ogr.Geometry) -> tuple[float, float]:
+    """The offset (east, north) from ``geom``'s centroid to ``obj``'s."""
+    c0, c1 = geom.Centroid(), obj.Centroid()
+    return c1.GetX() - c0.GetX(), c1.GetY() - c0.GetY()
 
 
 def _covered(geom: ogr.Geometry, obj: ogr.Geometry) -> float:
