@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from ...engine.modelfile.config import ModelConfig
-from ...engine.modelfile.header import DEFAULT_MODEL_PATH, GENERAL_MODEL_PATH
+from ...engine.modelfile.header import DEFAULT_MODEL_PATH, GENERAL_MODEL_PATH, read_model_config
 from ...engine.modelfile.io import load_model, read_model_file
 from ...engine.networks.inference import class_argmax, run_networks
 from ...engine.networks.models import MapRefinerNet
@@ -60,7 +60,7 @@ def partner_for(net: MapRefinerNet, config: ModelConfig, choice: str = "bundled"
                 other = partner
         if other is None:
             return None
-    cfg = read_model_file(other)[0]
+    cfg = read_model_config(other)  # its header only
     same = (
         list(cfg.class_names) == list(config.class_names)
         and list(cfg.bands) == list(config.bands)
