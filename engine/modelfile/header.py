@@ -34,6 +34,15 @@ BUNDLED_MODELS = {"default": DEFAULT_MODEL_PATH, "general": GENERAL_MODEL_PATH}
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 
 
+def model_for_refine(model: Path | None, with_prior: bool) -> Path | None:
+    """The model file a refine uses: ``model`` when one is given; else, with a prior, the
+    bundled snap model (trained to start from a prior; docs/results_prior_snap.md) when
+    it is installed; else None, the bundled default model."""
+    if model is None and with_prior and SNAP_MODEL_PATH.exists():
+        return SNAP_MODEL_PATH
+    return model
+
+
 def check_model_path(path: Path) -> Path:
     """Refuse what is not a regular file before opening it: a FIFO or a device would
     block the read forever or stream without end."""

@@ -18,7 +18,7 @@ from ..errors import MapRefinerError
 from ..labels.kept import burn_into
 from ..limits import check_work
 from ..modelfile.config import ModelConfig
-from ..modelfile.header import SNAP_MODEL_PATH
+from ..modelfile.header import model_for_refine
 from ..networks.models import MapRefinerNet
 from ..progress import CancelFn, ProgressFn, make_reporter
 from ..rasters.files import check_output_path
@@ -216,14 +216,11 @@ def open_refine_pass(
 ) -> RefinePass:
     """The pass ``params`` ask for (``model`` if given, else their model file, else the
     bundled one; the snap model with a prior), for one process or a cluster's block."""
-    model_path = params.model_path
-    if (
-        model is None
-        and model_path is None
-        and params.prior is not None
-        and SNAP_MODEL_PATH.exists()
-    ):
-        model_path = SNAP_MODEL_PATH  # trained to start from a prior (docs/results_prior_snap.md)
+    model_path = (
+        params.model_path
+        if model is not None
+        else model_for_refine(params.model_path, params.prior is not None)
+    )
     return open_pass(
         Path(params.image),
         model_path,

@@ -43,7 +43,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ...engine.errors import MapRefinerError
-from ...engine.modelfile.header import SNAP_MODEL_PATH
+from ...engine.modelfile.header import model_for_refine
 from ...engine.refine.registration import MAX_SEARCH_M, SEARCH_M
 from ...engine.vocabulary import DEVICES
 from ..jobs.fetch_job import FetchJob, View, build_fetch_job, is_online, online_folder, safe_stem
@@ -506,12 +506,12 @@ class MapRefinerDialog(QDialog):
         except MapRefinerError:
             raster = None
         text = model_note(summary, raster, self.model.why)
-        if self.prior_combo.currentLayer() is not None and self.model.model_path() is None:
-            if SNAP_MODEL_PATH.exists():  # the refine takes it (pipeline.prepare_pass)
-                text = (
-                    "With a map to start from, the bundled snap model refines it instead "
-                    "(trained to move existing maps onto the image's edges)."
-                )
+        with_prior = self.prior_combo.currentLayer() is not None
+        if self.model.model_path() is None and model_for_refine(None, with_prior) is not None:
+            text = (  # the refine takes the snap model for it (model_for_refine)
+                "With a map to start from, the bundled snap model refines it instead "
+                "(trained to move existing maps onto the image's edges)."
+            )
         other = summary is not None and raster is not None and summary.tuned_on not in ("", raster)
         self.model_note.setText(
             f"<span style='color:#b00020'>{escape(text)}</span>" if other else escape(text)

@@ -28,14 +28,13 @@ def model_resolution(model: Path | None, with_prior: bool) -> float:
     from ...engine.errors import MapRefinerError
     from ...engine.modelfile.header import (
         DEFAULT_MODEL_PATH,
-        SNAP_MODEL_PATH,
+        model_for_refine,
         read_model_config,
     )
 
-    if model is None:
-        model = SNAP_MODEL_PATH if with_prior and SNAP_MODEL_PATH.exists() else DEFAULT_MODEL_PATH
+    chosen = model_for_refine(model, with_prior) or DEFAULT_MODEL_PATH
     try:
-        return float(read_model_config(model).ground_resolution_m)
+        return float(read_model_config(chosen).ground_resolution_m)
     except MapRefinerError as exc:
         raise QgsProcessingException(exc.message) from exc
 
