@@ -275,14 +275,15 @@ class CorrectionFit:
             else anchor_threshold(self.sure_and_wrong)
         )
         self.anchor = self._anchor_mask(confidence, self.anchor_confidence)
+        self.sure = self._anchor_mask(confidence, params.flip_confidence)
         self.anchors_agreed: float | None = None  # the share of anchors a partner kept
         if agree is not None:
+            agreed = agree.to(self.anchor.device) == self.base.to(self.anchor.device)
             before = int(self.anchor.sum())
-            self.anchor &= agree.to(self.anchor.device) == self.base.to(self.anchor.device)
+            self.anchor &= agreed
             self.anchors_agreed = int(self.anchor.sum()) / before if before else 1.0
-        self.sure = self._anchor_mask(confidence, params.flip_confidence)
-        if agree is not None and params.flip_partner:  # the flip check guards agreed pixels
-            self.sure &= agree.to(self.sure.device) == self.base.to(self.sure.device)
+            if params.flip_partner:  # the flip check guards agreed pixels only, too
+                self.sure &= agreed
         self.trained = self._trained_parameters()
         self.rng = np.random.default_rng(params.seed)
         self._pad()
