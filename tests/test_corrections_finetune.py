@@ -4,6 +4,7 @@ that a drawn polygon is honoured, and that a few polygons cannot blow it up."""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
 from map_refiner.training.corrections.finetune import finetune, should_adopt
 from map_refiner.training.corrections.fit import (
     ANCHOR_CONFIDENCE,
+    CELL_CONTEXT,
     TRUSTED_ANCHOR_CONFIDENCE,
     CorrectionFit,
     FitParams,
@@ -426,6 +428,8 @@ def test_the_flip_check_stands_aside_where_the_base_model_is_as_sure_of_its_erro
     assert "not held against it" in skip.message
     rec = load_model(skip.model)[1].training["finetune"][-1]
     assert rec["sure_ratio"] == pytest.approx(skip.sure_ratio, abs=1e-4)
+    # the same ratio weighs the anchors as unsure (FitParams.anchor_weight_unsure)
+    assert skip.anchor_weight == rec["anchor_weight"] == FitParams().anchor_weight_unsure
     (tmp_path / "inf").mkdir()
     keep = _forced_round(
         scene,
@@ -435,6 +439,7 @@ def test_the_flip_check_stands_aside_where_the_base_model_is_as_sure_of_its_erro
     )
     assert not keep.adopted and keep.dropped_fit is not None
     assert "not held against it" not in keep.message
+    assert keep.anchor_weight == FitParams().anchor_weight
 
 
 def test_sure_ratio_compares_sureness_on_the_drawn_errors_with_the_window_s() -> None:
@@ -457,6 +462,72 @@ def test_sure_ratio_compares_sureness_on_the_drawn_errors_with_the_window_s() ->
     assert flip_check_applies(None) and flip_check_applies(0.89)
     assert not flip_check_applies(0.9) and not flip_check_applies(1.2)
     assert flip_check_applies(5.0, float("inf"))
+
+
+def test_anchors_weigh_less_where_the_base_model_is_as_sure_of_its_errors() -> None:
+    """The anchors weigh anchor_weight where the base model's sureness means something
+    (sure_ratio under flip_sure_ratio) and anchor_weight_unsure where it was as sure of the
+    drawn pixels it gets wrong as of the whole window; the training targets carry that
+    weight on the anchors and 1 on a drawn pixel (one class drawn: no rebalancing)."""
+    labels = torch.full((64, 64), IGNORE, dtype=torch.uint8)
+    labels[10:18, 10:18] = 0  # the user says background where the base says building
+    tile = TrainingTile(torch.randn(3, 64, 64, generator=torch.Generator().manual_seed(1)), labels)
+    params = FitParams(anchor_weight=0.3, anchor_weight_unsure=0.1, anchor_confidence=0.5)
+    for bias, ratio_at_least, weight in ((1e4, 0.9, 0.1), (1e4, 1.5, 0.3)):
+        net, _ = random_model(resolution_m=0.6, seed=9)
+        with torch.no_grad():  # every pixel "building", surely: sure_ratio 1
+            net.coarse.upsample.weight.zero_()
+            net.coarse.upsample.bias.copy_(torch.tensor([0.0, bias]))
+            for p in net.rnn.parameters():
+                p.zero_()
+        fit = CorrectionFit(
+            net, tile, replace(params, flip_sure_ratio=ratio_at_least), torch.device("cpu")
+        )
+        assert fit.sure_ratio == pytest.approx(1.0)
+        assert fit.anchor_weight == pytest.approx(weight)
+        _, w = fit.targets(fit.labels)
+        pad = 4 * CELL_CONTEXT  # targets() pads the window for patch slicing
+        w = w[pad : pad + 64, pad : pad + 64]
+        assert float(w[12, 12]) == pytest.approx(1.0)  # drawn
+        assert float(w[40, 40]) == pytest.approx(weight)  # an anchor: sure, undrawn
+
+
+@pytest.mark.parametrize(
+    "augment, turned, mirrored",
+    [("turns", True, True), ("mirror", False, True), ("none", False, False)],
+)
+def test_the_fit_turns_its_patches_only_when_asked(
+    augment: str, turned: bool, mirrored: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FitParams.augment: "turns" gives the fit's patches quarter turns and mirroring,
+    "mirror" mirroring only, "none" the image's own orientation (shadows fall one way)."""
+    labels = torch.full((64, 64), IGNORE, dtype=torch.uint8)
+    labels[10:18, 10:18] = 0
+    labels[40:48, 40:48] = 1
+    tile = TrainingTile(torch.randn(3, 64, 64, generator=torch.Generator().manual_seed(1)), labels)
+    net, _ = random_model(resolution_m=0.6, seed=9)
+    fit = CorrectionFit(net, tile, FitParams(augment=augment), torch.device("cpu"))
+    seen = {"turns": 0, "flips": 0}
+    rot90, flip = torch.rot90, torch.Tensor.flip
+
+    def counting_rot90(v: torch.Tensor, k: int = 1, dims=(0, 1)) -> torch.Tensor:
+        seen["turns"] += k % 4 != 0
+        return rot90(v, k, dims)
+
+    def counting_flip(v: torch.Tensor, *dims) -> torch.Tensor:
+        seen["flips"] += 1
+        return flip(v, *dims)
+
+    monkeypatch.setattr(torch, "rot90", counting_rot90)
+    monkeypatch.setattr(torch.Tensor, "flip", counting_flip)
+    tgt, weight = fit.targets(fit.labels)
+    pools = fit._pools(fit.labels)
+    for _ in range(16):
+        fit._loss(tgt, weight, pools)
+    assert (seen["turns"] > 0) is turned
+    assert (seen["flips"] > 0) is mirrored
+    with pytest.raises(MapRefinerError, match="augment"):
+        FitParams(augment="spin").check()
 
 
 def test_a_dropped_fit_is_saved_beside_for_the_user_to_judge(

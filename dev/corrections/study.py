@@ -190,6 +190,7 @@ def run_scene(
                     "tuned_score": res.tuned_score,
                     "flip_ratio": res.flip_ratio,
                     "anchor_confidence": res.anchor_confidence,
+                    "anchor_weight": res.anchor_weight,
                     "sure_ratio": res.sure_ratio,
                     "steps": res.steps,
                     "held_out_curve": [[n, round(v, 4)] for n, v in res.held_out_curve],

@@ -30,7 +30,7 @@ import copy
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -149,6 +149,7 @@ class FinetuneResult:
     unguarded: bool = False  # adopted with the flip check standing aside (flip_check_applies)
     dropped_fit: Path | None = None  # a model file with the networks the flip check
     # dropped (dropped_fit_path), for a user who wants to see what they do; None: none
+    anchor_weight: float | None = None  # what an anchor weighed (CorrectionFit.anchor_weight)
 
     @property
     def final_loss(self) -> float:  # what the CLI and the jobs print for every training
@@ -223,7 +224,7 @@ def finetune(
             net.detail_rnn,
             fine,
             fit.base_scores / parent_temperature,
-            params,
+            replace(params, anchor_weight=fit.anchor_weight),
             fit.anchor_confidence,
             dev,
         )
@@ -341,6 +342,7 @@ def finetune(
             dropped_fit,
             fit.sure_ratio,
             None if partner is None else (partner.name, fit.anchors_agreed),
+            fit.anchor_weight,
         )
 
     record(config, adopted)
@@ -375,6 +377,7 @@ def finetune(
         firsts[0].scores if firsts else [],
         sure_ratio=fit.sure_ratio,
         unguarded=unguarded,
+        anchor_weight=fit.anchor_weight,
         dropped_fit=dropped_fit,
     )
 
@@ -583,6 +586,7 @@ def _record(
     dropped_fit: bool = False,
     sure_ratio: float = 0.0,
     partner: tuple[str, float | None] | None = None,
+    anchor_weight: float | None = None,
 ) -> None:
     """The model's name, its kept polygons and the round in its training record
     (``dropped_fit``: the file of the networks the flip check dropped)."""
@@ -610,6 +614,7 @@ def _record(
         "adapt": params.adapt,
         "folds": folds,
         "anchor_confidence": anchor_confidence,
+        "anchor_weight": anchor_weight,
         "detail_temperature": config.detail_temperature,
         "steps": steps,
         "lr": params.lr,

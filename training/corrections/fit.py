@@ -14,8 +14,13 @@ What a few polygons can teach safely, and how:
   free to change where it hesitated. How sure is chosen per round from the drawn
   pixels themselves (``anchor_threshold``): a base model that was rarely sure where the
   user says it is wrong earns anchors down to 0.7, one that was often sure and wrong
-  only at 0.9.
+  only at 0.9. How much they weigh too: 0.3 (``anchor_weight``), but only 0.1
+  (``anchor_weight_unsure``) where the base model was as sure of the drawn pixels it
+  gets wrong as of the whole window (``sure_ratio``): imagery new to it, whose sure
+  map holds its errors.
 * **Class balance**: each drawn class weighs alike, however many pixels it has.
+* **The image's own orientation** (``augment``): a fit learns one scene, so its patches
+  are neither turned nor mirrored (shadows and roofs keep their direction).
 * **A stable optimiser**: Adam at 1e-3 with gradient clipping. AdaGrad at 0.01
   (the paper's rate for training from scratch) takes the first step's loss from
   0.2 to 11 on a pretrained model.
@@ -82,6 +87,10 @@ RNN_CONTEXT = 12
 CELL_CONTEXT = 9
 
 
+#: How the fit's patches are turned: quarter turns and mirroring, mirroring, none.
+AUGMENTS = ("turns", "mirror", "none")
+
+
 @dataclass
 class FitParams:
     adapt: str = "head+rnn"
@@ -92,14 +101,21 @@ class FitParams:
     iterations: int = 5
     anchor_margin: int | None = None  # model px around the polygons where anchors hold
     # (None: the whole window)
-    anchor_weight: float = 0.1  # an anchor pixel counts this much against a drawn one.
-    # 0.1 since session 17 (0.3 before): on a new sensor the starting model's sure pixels
-    # hold many of its errors (building anchors 23-96 % wrong on the new user's scenes,
-    # dev/corrections/anchor_oracle.py); at 0.1 the new user's study gained +720.2 over
-    # seeds 0-4 against +588.9 (worst round -2.8 against -11.6) and the bundled model's
-    # fine scenes +17.7 over seeds 0-3 against +7.5 (worst -2.7 against -7.7); austin_dev
-    # alone pays (+5.2 against +11.9 over those seeds): docs/results_corrections.md
-    # "Session 17"
+    anchor_weight: float = 0.3  # an anchor pixel counts this much against a drawn one,
+    # where the base model's sureness means something (sure_ratio under flip_sure_ratio;
+    # elsewhere anchor_weight_unsure). 0.3 until session 17, 0.1 for every round in
+    # sessions 17-26, 0.3 here again since session 27: with the anchors' partner the
+    # anchors kept are mostly right, and on the bundled model's nine scenes (largest
+    # errors, K=4/16, seeds 0-1) 0.3 gives +27.9 against +13.8 with 4 rounds worse against
+    # 8, and a user who draws every error of the left half +8.8 against -4.6;
+    # docs/results_corrections.md "Session 27"
+    anchor_weight_unsure: float = 0.1  # the anchors' weight where the base model was as
+    # sure of the drawn pixels it gets wrong as of the whole window (sure_ratio at least
+    # flip_sure_ratio): imagery new to it, whose sure map holds its errors (building
+    # anchors 23-96 % wrong on the new user's scenes, dev/corrections/anchor_oracle.py).
+    # Session 17 found 0.1 better than 0.3 there (+720.2 against +588.9 over five seeds);
+    # session 27: on 48 never-seen rounds 0.3 for every round +1010.6, this rule +1113.2,
+    # 0.1 for every round +1102.7
     anchor_confidence: float | None = None  # anchor only where the base model is at least
     # this sure (None: ANCHOR_CONFIDENCE or TRUSTED_ANCHOR_CONFIDENCE, see anchor_threshold)
     anchor_partner: str = "bundled"  # anchors only where a second model's map of the
@@ -132,6 +148,12 @@ class FitParams:
     detail_lr: float = 1e-3  # the detail stage's Adam rate (3e-4, the detail RNN's own
     # training rate, was worse: docs/results_corrections.md "Session 13")
     clip: float = 1.0
+    augment: str = "none"  # the fit's patches: "turns" (quarter turns and mirroring, as
+    # until session 26), "mirror" (mirroring only), "none" (the image's own orientation:
+    # a fit learns one scene, whose shadows fall one way). Session 27, with the anchors'
+    # weight rule: the bundled model's nine scenes +29.3 against +13.8 (3 rounds worse
+    # against 8), a user who draws every error +24.5 against -4.6, 48 never-seen rounds
+    # +1121.2 against +1102.7 (none worse); docs/results_corrections.md "Session 27"
     seed: int = 0
     max_seconds: float | None = None  # an optional wall-clock stop: makes a round's outcome
     # depend on the machine's speed and load, so nothing sets it by default
@@ -162,6 +184,10 @@ class FitParams:
             raise MapRefinerError(f"folds must be between 1 and {MAX_FOLDS}, not {self.folds}.")
         if not (0 < self.lr < 1):
             raise MapRefinerError(f"The learning rate must be between 0 and 1, not {self.lr}.")
+        if self.augment not in AUGMENTS:
+            raise MapRefinerError(
+                f"augment must be one of {', '.join(AUGMENTS)}, not {self.augment!r}."
+            )
 
 
 def average_states(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -269,6 +295,11 @@ class CorrectionFit:
         # it is right, and the flip check, which guards its sure map, has nothing to guard
         sure_share = float((confidence[self.valid] >= ANCHOR_CONFIDENCE).float().mean())
         self.sure_ratio = self.sure_and_wrong / sure_share if sure_share > 0 else 0.0
+        self.anchor_weight = (
+            params.anchor_weight
+            if self.sure_ratio < params.flip_sure_ratio
+            else params.anchor_weight_unsure
+        )
         self.anchor_confidence = (
             params.anchor_confidence
             if params.anchor_confidence is not None
@@ -382,11 +413,11 @@ class CorrectionFit:
 
     # -- training --------------------------------------------------------------------
     def targets(self, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-pixel target and weight: drawn pixels 1, anchors ``anchor_weight``."""
+        """Per-pixel target and weight: drawn pixels 1, anchors ``self.anchor_weight``."""
         drawn = labels != IGNORE
         anchor = self.anchor & ~drawn
         tgt = torch.where(drawn, labels, torch.where(anchor, self.base, torch.full_like(labels, 0)))
-        weight = drawn.float() + self.params.anchor_weight * anchor.float()
+        weight = drawn.float() + self.anchor_weight * anchor.float()
         if self.params.balance:
             present = [c for c in torch.unique(labels[drawn]).tolist()]
             n = float(drawn.sum())
@@ -460,6 +491,8 @@ class CorrectionFit:
             [weight[y + 4 * cc : y + 4 * cc + p, x + 4 * cc : x + 4 * cc + p] for y, x in corners]
         )
         k, flip = int(self.rng.integers(4)), bool(self.rng.integers(2))
+        if self.params.augment != "turns":  # drawn all the same: one random stream
+            k, flip = 0, flip and self.params.augment == "mirror"
         imgs, heat, t, w = (torch.rot90(v, k, (-2, -1)) for v in (imgs, heat, t, w))
         if flip:
             imgs, heat, t, w = (v.flip(-1) for v in (imgs, heat, t, w))
