@@ -323,6 +323,80 @@ def test_with_nothing_to_hold_out_the_networks_stay(scene: dict, tmp_path: Path)
     assert KeptCorrections.from_dict(load_model(res.model)[1].corrections).features == 2
 
 
+@pytest.mark.parametrize("agrees, adopted", [(0.9, True), (0.2, False), (None, False)])
+def test_a_round_with_nothing_to_hold_out_is_judged_by_the_partner(
+    scene: dict,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    agrees: float | None,
+    adopted: bool,
+) -> None:
+    """One polygon per class and a partner: the fit runs on every polygon and is adopted
+    only when the partner agrees with at least PARTNER_AGREES_AT_LEAST of what it changed
+    (forced here); the message and the record say so. Without a partner, or with
+    partner_check off, no fit runs (the test above)."""
+    from map_refiner.training.corrections import finetune as ft
+
+    net, cfg = random_model(resolution_m=0.6, seed=6)
+    partner = save_model(net, cfg, tmp_path / "partner.safetensors")
+    monkeypatch.setattr(ft, "partner_agreement", lambda fit, scores, agree: agrees)
+    res = finetune(
+        scene["image"],
+        corrections(tmp_path / "c.gpkg", [FOUR[0], FOUR[2]]),
+        tmp_path / "new.safetensors",
+        scene["model"],
+        FitParams(steps=4, anchor_partner=str(partner)),
+        device="cpu",
+    )
+    assert res.adopted is adopted and res.held_out == 0 and res.steps > 0
+    assert res.partner_agreement == agrees and "checked against the bundled partner" in res.message
+    b, n = _weights(scene["model"]), _weights(res.model)
+    assert all(torch.equal(b[k], n[k]) for k in b) is not adopted
+    rec = load_model(res.model)[1].training["finetune"][-1]
+    assert rec.get("partner_agreement") == agrees and rec["adopted"] is adopted
+    off = finetune(
+        scene["image"],
+        corrections(tmp_path / "c2.gpkg", [FOUR[0], FOUR[2]]),
+        tmp_path / "off.safetensors",
+        scene["model"],
+        FitParams(steps=4, anchor_partner=str(partner), partner_check=False),
+        device="cpu",
+    )
+    assert not off.adopted and off.steps == 0 and "none can be held out" in off.message
+    # nor where the base model was as sure of its drawn errors as of the window
+    unsure = finetune(
+        scene["image"],
+        corrections(tmp_path / "c3.gpkg", [FOUR[0], FOUR[2]]),
+        tmp_path / "unsure.safetensors",
+        scene["model"],
+        FitParams(steps=4, anchor_partner=str(partner), flip_sure_ratio=0.0),
+        device="cpu",
+    )
+    assert not unsure.adopted and unsure.steps == 0 and "none can be held out" in unsure.message
+
+
+def test_partner_agreement_is_the_share_of_the_fit_s_changes_the_partner_gives() -> None:
+    """Counted on the undrawn pixels whose class the fit changed: 1 where the partner
+    gives the new class, 0 where it gives the old one, None when nothing changed."""
+    from map_refiner.training.corrections.finetune import partner_agreement
+
+    labels = torch.full((64, 64), IGNORE, dtype=torch.uint8)
+    labels[10:18, 10:18] = 1
+    tile = TrainingTile(torch.randn(3, 64, 64, generator=torch.Generator().manual_seed(1)), labels)
+    net, _ = random_model(resolution_m=0.6, seed=9)
+    fit = CorrectionFit(net, tile, FitParams(), torch.device("cpu"))
+    flipped = fit.base_scores.flip(0)  # two classes: every pixel's call swapped
+    new = 1 - fit.base
+    assert partner_agreement(fit, flipped, new) == pytest.approx(1.0)
+    assert partner_agreement(fit, flipped, fit.base) == pytest.approx(0.0)
+    half = new.clone()
+    half[:, 32:] = fit.base[:, 32:]  # the partner agrees on the left half only
+    share = partner_agreement(fit, flipped, half)
+    undrawn = labels == IGNORE
+    assert share == pytest.approx(float(undrawn[:, :32].sum()) / float(undrawn.sum()))
+    assert partner_agreement(fit, fit.base_scores, new) is None
+
+
 def test_a_round_runs_a_fixed_step_count_per_device() -> None:
     """Not a time budget: under one, the same round gave +3.2 and -5.7 points in two
     runs as the machine's load changed the steps it got."""

@@ -247,6 +247,7 @@ class Controller:
                 result.flip_ratio,
                 result.dropped_fit,
                 unguarded=result.unguarded,
+                partner_agreement=getattr(result, "partner_agreement", None),
             )
         )
         if self.dialog is not None:

@@ -24,6 +24,8 @@ class Round:
     # dropped fit instead (``model`` is then the dropped fit's file)
     unguarded: bool = False  # adopted without the flip check: the starting model was as
     # sure on the drawn errors as elsewhere (training/corrections/finetune.flip_check_applies)
+    partner_agreement: float | None = None  # nothing could be held out: the share of the
+    # fit's changes the bundled general model agreed with (finetune.partner_agreement)
 
     @property
     def took_dropped_fit(self) -> bool:
@@ -50,7 +52,9 @@ class Round:
     def describe(self) -> str:
         """Two short lines for the dialog's list, the model's name and how the round did
         (details() is the line's tooltip)."""
-        if self.tuned_score is None or self.base_score is None:
+        if self.partner_agreement is not None:
+            score = f"checked by the general model: {100 * self.partner_agreement:.0f} % agree"
+        elif self.tuned_score is None or self.base_score is None:
             score = "not checked (too few polygons to hold one out)"
         else:
             score = (
@@ -71,7 +75,14 @@ class Round:
 
     def details(self) -> str:
         """The whole story of the round, for the line's tooltip."""
-        if self.tuned_score is None or self.base_score is None:
+        if self.partner_agreement is not None:
+            score = (
+                "too few polygons to hold one out, so the fit was checked against the bundled "
+                f"general model: it agrees with {100 * self.partner_agreement:.0f} % of what "
+                "the fit changed (at least half is needed). Look at the map where you did not "
+                "draw; “Undo round” goes back"
+            )
+        elif self.tuned_score is None or self.base_score is None:
             score = "not checked (too few polygons to hold one out)"
         else:
             score = (

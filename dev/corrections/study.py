@@ -191,6 +191,7 @@ def run_scene(
                     "flip_ratio": res.flip_ratio,
                     "anchor_confidence": res.anchor_confidence,
                     "anchor_weight": res.anchor_weight,
+                    "partner_agreement": res.partner_agreement,
                     "sure_ratio": res.sure_ratio,
                     "steps": res.steps,
                     "held_out_curve": [[n, round(v, 4)] for n, v in res.held_out_curve],

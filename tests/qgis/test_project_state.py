@@ -83,6 +83,12 @@ def test_a_round_says_why_its_networks_were_kept() -> None:
     unguarded = Round(adopted=True, flip_ratio=4.2, unguarded=True, **common)
     assert "check the undrawn map" in unguarded.describe()
     assert "no guide" in unguarded.details() and "4.2 times" in unguarded.details()
+    # one polygon per class: nothing held out, the general model judged the fit
+    judged = dict(common, tuned_score=None, base_score=None)
+    partner = Round(adopted=True, partner_agreement=0.73, **judged)
+    assert "checked by the general model: 73 % agree" in partner.describe()
+    assert "not checked" not in partner.describe() and "Undo round" in partner.details()
+    assert "not checked" in Round(adopted=False, **judged).describe()
 
 
 def test_the_dialog_says_which_image_a_fine_tuned_model_is_for_and_why(

@@ -126,6 +126,11 @@ class FitParams:
     # partner agrees with (where it disagrees the starting map is often wrong, so a change
     # there is not damage). Session 26: on 84 rounds one changed, adopted (Nepal never
     # seen, K=4, +16.1 instead of dropped); docs/results_corrections.md "Session 26"
+    partner_check: bool = True  # a round with nothing to hold out (one polygon per class)
+    # still fits when the anchors have a partner and the base model's sureness means
+    # something (sure_ratio under flip_sure_ratio), and is adopted only when the partner's
+    # map agrees with at least half of what the fit changed (finetune.PARTNER_AGREES_AT_LEAST).
+    # Session 27: docs/results_corrections.md
     flip_confidence: float = 0.9  # the flip check counts the undrawn pixels this sure
     balance: bool = True  # drawn classes weigh alike, whatever their pixel counts
     flip_per_score: float = 3.0  # see finetune.FLIP_PER_SCORE (inf: no flip check)
