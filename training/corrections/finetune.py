@@ -301,7 +301,12 @@ def finetune(
         # new to it): there the partner shared its errors (Kampala and Rio never seen:
         # fits the partner agreed with at 0.55-0.90 lost 1.5-7.2 points)
         base_score, tuned_score = None, None
-        first = fit.fit(fit.labels, steps_first, rep.sub(bar[0], bar[1]), time_left=budget)
+        first = fit.fit(
+            fit.labels,
+            steps_first,
+            rep.sub(bar[0], bar[1]),
+            time_left=None if budget is None else 0.7 * budget,
+        )
         firsts = [first]
         more_steps, more_seconds = _refit_all(
             fit, firsts, [fit.rng], rep.sub(bar[2], bar[3]), budget
