@@ -63,7 +63,11 @@ def _cases(rs: list[dict], fit: bool = False) -> str:
         gain = r["after_fit"] - r["before"] if fit else _gain(r)
         out.append(
             f"{r['scene']} {r['user']} K={r['k']} {r['variant']} {gain:+.1f} "
-            f"(ratio {r['flip_ratio']:.2f})"
+            + (
+                f"(ratio {r['flip_ratio']:.2f})"
+                if r.get("flip_ratio") is not None
+                else "(judged by the partner: nothing held out)"
+            )
         )
     return ", ".join(out) or "none"
 
@@ -245,7 +249,8 @@ def write(
                 f"runs ({text or 'none'}); better by 5 points or more in "
                 f"{sum(_gain(r) >= 5 for r in rs)}."
             )
-    checked = [r for r in rows if r.get("passed_held_out")]
+    # (a round with nothing held out was judged by the partner, not by these checks)
+    checked = [r for r in rows if r.get("passed_held_out") and r.get("held_out")]
     if checked:
         dropped = [r for r in checked if not r["adopted"]]
         lost = [r for r in dropped if r["after_fit"] < r["before"] - 0.05]
