@@ -247,7 +247,7 @@ class Controller:
                 result.flip_ratio,
                 result.dropped_fit,
                 unguarded=result.unguarded,
-                partner_agreement=getattr(result, "partner_agreement", None),
+                partner_agreement=result.partner_agreement,
             )
         )
         if self.dialog is not None:

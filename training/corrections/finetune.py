@@ -294,7 +294,11 @@ def finetune(
                 net.load_state_dict(base_state)
         else:
             net.load_state_dict(base_state)
-    elif agree is not None and params.partner_check and fit.sure_ratio < params.flip_sure_ratio:
+    elif (
+        agree is not None
+        and params.partner_check
+        and flip_check_applies(fit.sure_ratio, params.flip_sure_ratio)
+    ):
         # nothing to hold out: learn every polygon (a held-out phase's steps and an
         # adopted round's refit) and let the partner judge what the fit changed. Not
         # where the base model was as sure of its drawn errors as of the window (imagery
