@@ -10,7 +10,7 @@ per scene and known shift of the reference (0, 1, 2, 4 m east and south): the sh
 with the best edge score (it should undo the known one), the score there against the
 score of the shift that undoes it, and that score against the score in place.
 
-    python -m map_refiner.dev.prior.edge_probe [--scenes a,b]
+    python -m map_refiner.dev.prior.edge_probe [--scenes a,b] [--grid-m 0.6]
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ from ..corrections.scenes import scenes
 GRID_M = 0.6
 
 
-def on_grid(scene) -> tuple[np.ndarray, np.ndarray, float]:
-    """Luminance and reference building mask averaged to about GRID_M, and the pixel size."""
+def on_grid(scene, grid_m: float = GRID_M) -> tuple[np.ndarray, np.ndarray, float]:
+    """Luminance and reference building mask averaged to about ``grid_m`` (never finer
+    than the image), and the pixel size."""
     ds = gdal.Open(str(scene.image))
     img = ds.ReadAsArray().astype(np.float32)
     ref = gdal.Open(str(scene.reference)).ReadAsArray() > 0
@@ -38,7 +39,7 @@ def on_grid(scene) -> tuple[np.ndarray, np.ndarray, float]:
     px = abs(gt[1])
     if px < 1e-3:  # degrees
         px *= 111_320.0
-    f = max(1, int(round(GRID_M / px)))
+    f = max(1, int(round(grid_m / px)))
     lum = img[:3].mean(0) if img.ndim == 3 else img
     h, w = (lum.shape[0] // f) * f, (lum.shape[1] // f) * f
     lum = lum[:h, :w].reshape(h // f, f, w // f, f).mean((1, 3))
@@ -58,10 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--scenes", default=None)
     ap.add_argument("--radius-m", type=float, default=6.0)
+    ap.add_argument("--grid-m", type=float, default=GRID_M, help="the grid's pixel size")
     args = ap.parse_args(argv)
     found = scenes(args.data, Path("out/edge_probe"))
     for name in args.scenes.split(",") if args.scenes else list(found):
-        lum, mask, px = on_grid(found[name])
+        lum, mask, px = on_grid(found[name], args.grid_m)
         edges = edge_strength(lum[None])
         r = int(np.ceil(args.radius_m / px))
         for metres in (0, 1, 2, 4):
