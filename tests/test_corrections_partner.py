@@ -22,9 +22,9 @@ BUNDLED = DEFAULT_MODEL_PATH.exists() and GENERAL_MODEL_PATH.exists()
 @pytest.mark.skipif(not BUNDLED, reason="the bundled models are not in this checkout")
 def test_the_default_model_s_lineage_takes_the_general_model_as_partner() -> None:
     """A fine-tune never changes conv1, so the lineage shows in it; a round of the default
-    model (here: its head changed) still has the general model as partner. The general
-    model has none (PARTNERS: the default reads new imagery less well), unless a file is
-    named; "" is none."""
+    model (here: its head changed) still has the general model as partner, and a round of
+    the general model the default (PARTNERS, session 28); a named file is taken instead,
+    "" is none."""
     net, cfg = load_model(None, "cpu")
     assert partner_for(net, cfg) == GENERAL_MODEL_PATH
     with torch.no_grad():
@@ -32,8 +32,13 @@ def test_the_default_model_s_lineage_takes_the_general_model_as_partner() -> Non
     assert partner_for(net, cfg) == GENERAL_MODEL_PATH
     assert partner_for(net, cfg, "") is None
     general, gcfg = load_model(GENERAL_MODEL_PATH, "cpu")
-    assert partner_for(general, gcfg) is None
-    assert partner_for(general, gcfg, str(DEFAULT_MODEL_PATH)) == DEFAULT_MODEL_PATH
+    assert partner_for(general, gcfg) == DEFAULT_MODEL_PATH
+    with torch.no_grad():
+        general.coarse.conv4.weight.add_(0.01)
+        general.rnn.parameters().__next__().add_(0.01)
+    assert partner_for(general, gcfg) == DEFAULT_MODEL_PATH
+    assert partner_for(general, gcfg, "") is None
+    assert partner_for(general, gcfg, str(GENERAL_MODEL_PATH)) == GENERAL_MODEL_PATH
 
 
 @pytest.mark.skipif(not BUNDLED, reason="the bundled models are not in this checkout")

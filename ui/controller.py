@@ -248,6 +248,7 @@ class Controller:
                 result.dropped_fit,
                 unguarded=result.unguarded,
                 partner_agreement=result.partner_agreement,
+                partner=result.partner or "general",
             )
         )
         if self.dialog is not None:

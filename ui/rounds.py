@@ -25,7 +25,8 @@ class Round:
     unguarded: bool = False  # adopted without the flip check: the starting model was as
     # sure on the drawn errors as elsewhere (training/corrections/finetune.flip_check_applies)
     partner_agreement: float | None = None  # nothing could be held out: the share of the
-    # fit's changes the bundled general model agreed with (finetune.partner_agreement)
+    # fit's changes the partner model agreed with (finetune.partner_agreement)
+    partner: str = "general"  # which bundled model that was (FinetuneResult.partner)
 
     @property
     def took_dropped_fit(self) -> bool:
@@ -53,7 +54,9 @@ class Round:
         """Two short lines for the dialog's list, the model's name and how the round did
         (details() is the line's tooltip)."""
         if self.partner_agreement is not None:
-            score = f"checked by the general model: {100 * self.partner_agreement:.0f} % agree"
+            score = (
+                f"checked by the {self.partner} model: {100 * self.partner_agreement:.0f} % agree"
+            )
         elif self.tuned_score is None or self.base_score is None:
             score = "not checked (too few polygons to hold one out)"
         else:
@@ -78,8 +81,8 @@ class Round:
         if self.partner_agreement is not None:
             score = (
                 "too few polygons to hold one out, so the fit was checked against the bundled "
-                f"general model: it agrees with {100 * self.partner_agreement:.0f} % of what "
-                "the fit changed (at least half is needed). Look at the map where you did not "
+                f"{self.partner} model: it agrees with {100 * self.partner_agreement:.0f} % of "
+                "what the fit changed (at least half is needed). Look at the map where you did not "
                 "draw; “Undo round” goes back"
             )
         elif self.tuned_score is None or self.base_score is None:

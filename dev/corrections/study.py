@@ -324,9 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if a.model is not None and not any(x.startswith("anchor_partner=") for x in a.set):
         print(
-            "note: a model of the bundled default's lineage takes the bundled general model's "
-            "agreement on its anchors (FitParams.anchor_partner), and the general model has "
-            "seen every shared scene; for a scene the models must never have seen, pass "
+            "note: a model of either bundled model's lineage takes the other bundled model's "
+            "agreement on its anchors (FitParams.anchor_partner, partner.PARTNERS), and both "
+            "have seen every shared scene; for a scene the models must never have seen, pass "
             "--set anchor_partner=MODEL (one trained without it) or --set anchor_partner="
         )
     overrides = parse_overrides(a.set)

@@ -89,6 +89,10 @@ def test_a_round_says_why_its_networks_were_kept() -> None:
     assert "checked by the general model: 73 % agree" in partner.describe()
     assert "not checked" not in partner.describe() and "Undo round" in partner.details()
     assert "not checked" in Round(adopted=False, **judged).describe()
+    # a round of the general model's lineage is judged by the default model
+    by_default = Round(adopted=True, partner_agreement=0.61, partner="default", **judged)
+    assert "checked by the default model: 61 % agree" in by_default.describe()
+    assert "bundled default model" in by_default.details()
 
 
 def test_the_dialog_says_which_image_a_fine_tuned_model_is_for_and_why(

@@ -163,6 +163,8 @@ class FinetuneResult:
     anchor_weight: float | None = None  # what an anchor weighed (CorrectionFit.anchor_weight)
     partner_agreement: float | None = None  # a round with nothing to hold out: the share
     # of the fit's changes the partner agreed with (PARTNER_AGREES_AT_LEAST); else None
+    partner: str | None = None  # the model whose agreement chose the anchors (its file's
+    # stem: "general" or "default" for the bundled ones); None: no partner
 
     @property
     def final_loss(self) -> float:  # what the CLI and the jobs print for every training
@@ -426,6 +428,7 @@ def finetune(
         anchor_weight=fit.anchor_weight,
         dropped_fit=dropped_fit,
         partner_agreement=partner_agrees,
+        partner=None if partner is None else partner.stem,
     )
 
 

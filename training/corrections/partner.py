@@ -1,4 +1,4 @@
-"""A second opinion for a fit's anchors: the bundled general model's map of the window.
+"""A second opinion for a fit's anchors: the other bundled model's map of the window.
 
 A fit keeps the base model's map where that model is sure (the anchors, fit.py), and on
 imagery new to it those sure pixels hold many of its errors (session 17: building anchors
@@ -11,8 +11,9 @@ with were 5-8 times as often wrong as those it agrees with, and keeping only the
 ones lifted the loop (docs/results_corrections.md "Session 26").
 
 ``partner_for`` picks the bundled general model for a base that descends from the bundled
-default model (a fine-tune never changes the CNN's first layer, so its weights tell the
-lineage); a model of another lineage, other classes or another grid has none.
+default model, and the default model for one that descends from the general model (a
+fine-tune never changes the CNN's first layer, so its weights tell the lineage); a model
+of another lineage, other classes or another grid has none.
 ``partner_classes`` is that model's class on each cell of the fit's window.
 """
 
@@ -33,17 +34,21 @@ from ..tile import TrainingTile
 #: conv3 at the deepest): the same weights, the same bundled ancestor.
 LINEAGE_KEY = "coarse.conv1.weight"
 #: (ancestor, partner): a base of the default model's lineage takes the general model's
-#: agreement. Not the other way: the default model reads imagery new to it less well
-#: (its recipe starts 8 points lower on the six never-seen scenes, session 24), and as
-#: the general recipe's partner it gained +15.5 over 24 never-seen rounds but lost one
-#: by 13.6 (docs/results_corrections.md "Session 26").
-PARTNERS = ((DEFAULT_MODEL_PATH, GENERAL_MODEL_PATH),)
+#: agreement, and since session 28 the other way too. Session 26 had measured the default
+#: as the general recipe's partner under that session's fit (anchors at 0.1, turned
+#: patches): +15.5 over 24 never-seen rounds but one lost by 13.6. Under session 27's fit
+#: (anchors by sure ratio, the image's own orientation, the partner check) the general
+#: model's own scenes gain +86.4 over 32 rounds with none worse, against +21.6 with 7 worse
+#: (austin_enh -4.6, Kampala -2.4) without a partner, and the general recipe on scenes it
+#: never saw +544.5 against +515.4 over 48 rounds, none worse against one (-4.2), +5/+15
+#: reached in 29 against 23 (docs/results_corrections.md "Session 28").
+PARTNERS = ((DEFAULT_MODEL_PATH, GENERAL_MODEL_PATH), (GENERAL_MODEL_PATH, DEFAULT_MODEL_PATH))
 
 
 def partner_for(net: MapRefinerNet, config: ModelConfig, choice: str = "bundled") -> Path | None:
-    """The model whose map chooses ``net``'s anchors: for ``choice`` "bundled", the bundled
-    general model when ``net`` descends from the bundled default model and the general
-    model has its classes, bands, grid and fixed normalisation (PARTNERS); a model file
+    """The model whose map chooses ``net``'s anchors: for ``choice`` "bundled", the other
+    bundled model when ``net`` descends from one of them (PARTNERS) and the other has its
+    classes, bands, grid and fixed normalisation; a model file
     for any other ``choice`` but "" (checked the same way); else None."""
     if not choice or config.normalisation != "model":
         return None
