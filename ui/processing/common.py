@@ -2,7 +2,28 @@
 
 from __future__ import annotations
 
-from qgis.core import QgsProcessingParameterDefinition
+from qgis.core import QgsProcessingAlgorithm, QgsProcessingParameterDefinition
+
+
+class MapRefinerAlgorithm(QgsProcessingAlgorithm):
+    """What every Map Refiner algorithm tells Processing about itself: its id (``NAME``),
+    title (``TITLE``) and help (``HELP``), set by each subclass, and a fresh copy."""
+
+    NAME = ""
+    TITLE = ""
+    HELP = ""
+
+    def name(self) -> str:
+        return self.NAME
+
+    def displayName(self) -> str:  # noqa: N802
+        return self.TITLE
+
+    def shortHelpString(self) -> str:  # noqa: N802
+        return self.HELP
+
+    def createInstance(self) -> MapRefinerAlgorithm:  # noqa: N802
+        return type(self)()
 
 
 def with_help(

@@ -8,7 +8,6 @@ from typing import Any
 from qgis.core import (
     QgsMapLayer,
     QgsProcessing,
-    QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingFeedback,
     QgsProcessingLayerPostProcessorInterface,
@@ -23,7 +22,7 @@ from qgis.core import (
 
 from ..layers import flags_renderer
 from ..sources import layer_file, layer_in_file
-from .common import with_help
+from .common import MapRefinerAlgorithm, with_help
 from .engine_call import call_engine
 
 HELP = (
@@ -49,7 +48,10 @@ class FlagsStyler(QgsProcessingLayerPostProcessorInterface):
             layer.triggerRepaint()
 
 
-class CompareAlgorithm(QgsProcessingAlgorithm):
+class CompareAlgorithm(MapRefinerAlgorithm):
+    NAME = "compare"
+    TITLE = "Flag what the image contradicts in a vector map"
+    HELP = HELP
     PRIOR, FIELD, REFINED, CLASS, MOVED, SEARCH, MIN_AREA, OUTPUT = (
         "PRIOR",
         "PRIOR_CLASS_FIELD",
@@ -60,18 +62,6 @@ class CompareAlgorithm(QgsProcessingAlgorithm):
         "MIN_AREA_M2",
         "OUTPUT",
     )
-
-    def name(self) -> str:
-        return "compare"
-
-    def displayName(self) -> str:  # noqa: N802
-        return "Flag what the image contradicts in a vector map"
-
-    def shortHelpString(self) -> str:  # noqa: N802
-        return HELP
-
-    def createInstance(self) -> CompareAlgorithm:  # noqa: N802
-        return CompareAlgorithm()
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         self.addParameter(

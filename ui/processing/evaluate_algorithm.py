@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 from qgis.core import (
-    QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingFeedback,
     QgsProcessingOutputNumber,
@@ -18,7 +17,7 @@ from qgis.core import (
 
 from ...engine.vocabulary import VALUE_MAP_EXAMPLE, parse_value_map
 from ..sources import layer_file
-from .common import parse_names, with_help
+from .common import MapRefinerAlgorithm, parse_names, with_help
 from .engine_call import call_engine
 
 HELP = (
@@ -29,7 +28,10 @@ HELP = (
 )
 
 
-class EvaluateAlgorithm(QgsProcessingAlgorithm):
+class EvaluateAlgorithm(MapRefinerAlgorithm):
+    NAME = "evaluate"
+    TITLE = "Score a class map against a reference"
+    HELP = HELP
     PREDICTION, REFERENCE, NAMES, REF_MAP, PRED_MAP, OUTPUT = (
         "PREDICTION",
         "REFERENCE",
@@ -38,18 +40,6 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
         "PREDICTION_VALUE_MAP",
         "OUTPUT",
     )
-
-    def name(self) -> str:
-        return "evaluate"
-
-    def displayName(self) -> str:  # noqa: N802
-        return "Score a class map against a reference"
-
-    def shortHelpString(self) -> str:  # noqa: N802
-        return HELP
-
-    def createInstance(self) -> EvaluateAlgorithm:  # noqa: N802
-        return EvaluateAlgorithm()
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         self.addParameter(

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 from qgis.core import (
-    QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingFeedback,
     QgsProcessingOutputFile,
@@ -15,7 +14,7 @@ from qgis.core import (
 
 from ..jobs.training_jobs import label_source
 from ..sources import raster_path
-from .common import bundled_model_parameter, chosen_model, with_help
+from .common import MapRefinerAlgorithm, bundled_model_parameter, chosen_model, with_help
 from .engine_call import call_engine
 from .training_params import label_parameters, read_label_parameters
 
@@ -30,18 +29,10 @@ HELP = (
 )
 
 
-class FinetuneAlgorithm(QgsProcessingAlgorithm):
-    def name(self) -> str:
-        return "finetune"
-
-    def displayName(self) -> str:  # noqa: N802
-        return "Fine-tune on correction polygons"
-
-    def shortHelpString(self) -> str:  # noqa: N802
-        return HELP
-
-    def createInstance(self) -> FinetuneAlgorithm:  # noqa: N802
-        return FinetuneAlgorithm()
+class FinetuneAlgorithm(MapRefinerAlgorithm):
+    NAME = "finetune"
+    TITLE = "Fine-tune on correction polygons"
+    HELP = HELP
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         self.addParameter(

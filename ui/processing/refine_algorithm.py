@@ -7,7 +7,6 @@ from typing import Any
 
 from qgis.core import (
     QgsProcessing,
-    QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
@@ -33,7 +32,7 @@ from ...engine.vocabulary import DEVICES, PRECISIONS, VALUE_MAP_EXAMPLE, parse_r
 from ..jobs.fetch_job import is_online
 from ..layers import coarse_layer_name, refined_layer_name
 from ..sources import ground_pixel_size, layer_file, layer_in_file, raster_path
-from .common import bundled_model_parameter, chosen_model, with_help
+from .common import MapRefinerAlgorithm, bundled_model_parameter, chosen_model, with_help
 from .engine_call import call_engine
 from .online_input import FETCH_SHARE, fetch_image, model_resolution, plan_fetch
 from .styling import style_on_load
@@ -59,7 +58,10 @@ HELP = (
 )
 
 
-class RefineAlgorithm(QgsProcessingAlgorithm):
+class RefineAlgorithm(MapRefinerAlgorithm):
+    NAME = "refine"
+    TITLE = "Refine classification map"
+    HELP = HELP
     INPUT, MODEL, ITERATIONS, DEVICE, PRECISION, OUTPUT, SCORES, COARSE = (
         "INPUT",
         "MODEL",
@@ -77,18 +79,6 @@ class RefineAlgorithm(QgsProcessingAlgorithm):
     EXTENT, FETCHED = "EXTENT", "FETCHED"
     DETAIL_ITERATIONS, DETAIL_RESOLUTION = "DETAIL_ITERATIONS", "DETAIL_RESOLUTION"
     EXTENT_LABEL = "Area to fetch (XYZ, WMS or WMTS input only)"
-
-    def name(self) -> str:
-        return "refine"
-
-    def displayName(self) -> str:  # noqa: N802
-        return "Refine classification map"
-
-    def shortHelpString(self) -> str:  # noqa: N802
-        return HELP
-
-    def createInstance(self) -> RefineAlgorithm:  # noqa: N802
-        return RefineAlgorithm()
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         self.addParameter(

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 from qgis.core import (
-    QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingFeedback,
     QgsProcessingParameterNumber,
@@ -16,7 +15,7 @@ from qgis.core import (
 from ...engine.errors import MapRefinerError
 from ..jobs.training_jobs import label_source
 from ..sources import raster_path
-from .common import parse_names, with_help
+from .common import MapRefinerAlgorithm, parse_names, with_help
 from .engine_call import call_engine
 from .training_params import label_parameters, read_label_parameters
 
@@ -28,18 +27,10 @@ HELP = (
 )
 
 
-class TrainCoarseAlgorithm(QgsProcessingAlgorithm):
-    def name(self) -> str:
-        return "train_coarse"
-
-    def displayName(self) -> str:  # noqa: N802
-        return "Train a coarse CNN from reference polygons"
-
-    def shortHelpString(self) -> str:  # noqa: N802
-        return HELP
-
-    def createInstance(self) -> TrainCoarseAlgorithm:  # noqa: N802
-        return TrainCoarseAlgorithm()
+class TrainCoarseAlgorithm(MapRefinerAlgorithm):
+    NAME = "train_coarse"
+    TITLE = "Train a coarse CNN from reference polygons"
+    HELP = HELP
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         for param in label_parameters("Default 2000."):

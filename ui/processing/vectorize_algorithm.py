@@ -6,7 +6,6 @@ from typing import Any
 
 from qgis.core import (
     QgsProcessing,
-    QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingFeedback,
     QgsProcessingOutputNumber,
@@ -18,7 +17,7 @@ from qgis.core import (
 )
 
 from ..sources import layer_file
-from .common import parse_names, with_help
+from .common import MapRefinerAlgorithm, parse_names, with_help
 from .engine_call import call_engine
 
 HELP = (
@@ -30,7 +29,10 @@ HELP = (
 )
 
 
-class VectorizeAlgorithm(QgsProcessingAlgorithm):
+class VectorizeAlgorithm(MapRefinerAlgorithm):
+    NAME = "vectorize"
+    TITLE = "Class map to polygons"
+    HELP = HELP
     INPUT, CLASSES, SIMPLIFY, MIN_AREA, OUTPUT, COUNT = (
         "INPUT",
         "CLASSES",
@@ -42,18 +44,6 @@ class VectorizeAlgorithm(QgsProcessingAlgorithm):
     REGULARIZE, REGULARIZE_M = "REGULARIZE", "REGULARIZE_M"
     SHARED_BORDERS, MERGE_SMALL = "SHARED_BORDERS", "MERGE_SMALL_M2"
     EVERY_EDGE = "REGULARIZE_EVERY_EDGE"
-
-    def name(self) -> str:
-        return "vectorize"
-
-    def displayName(self) -> str:  # noqa: N802
-        return "Class map to polygons"
-
-    def shortHelpString(self) -> str:  # noqa: N802
-        return HELP
-
-    def createInstance(self) -> VectorizeAlgorithm:  # noqa: N802
-        return VectorizeAlgorithm()
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         self.addParameter(
