@@ -13,6 +13,7 @@ the K = 4 and 16 corrections of a user who follows the list (users.ordered), as 
 of those inside the largest-errors user's.
 
     python -m map_refiner.dev.corrections.committee_probe [--scenes a,b] [--out-dir D]
+        [--model M --other O]   (never seen: a model and a partner trained without the scenes)
 """
 
 from __future__ import annotations
@@ -70,12 +71,15 @@ def fixed_pixels(corrections: list, k: int, errors: np.ndarray) -> int:
     return int((drawn & errors).sum())
 
 
-def probe_scene(scene, work: Path) -> dict:
+def probe_scene(
+    scene, work: Path, model: Path = DEFAULT_MODEL_PATH, other: Path = GENERAL_MODEL_PATH
+) -> dict:
+    """``model``: the one whose errors a user draws; ``other``: the second opinion."""
     work.mkdir(parents=True, exist_ok=True)
     ref = gdal.Open(str(scene.reference)).ReadAsArray() > 0
     half = ref.shape[1] // 2
-    pred, probs = refine(scene.image, work / "default.tif", DEFAULT_MODEL_PATH)
-    gpred, gprobs = refine(scene.image, work / "general.tif", GENERAL_MODEL_PATH)
+    pred, probs = refine(scene.image, work / "default.tif", model)
+    gpred, gprobs = refine(scene.image, work / "general.tif", other)
     like = gdal.Open(str(scene.image))
     cell = cell_px(scene, like)
     valid = np.zeros(ref.shape, bool)
@@ -115,12 +119,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--out-dir", type=Path, default=Path("out/committee"))
     ap.add_argument("--scenes", default=None)
+    ap.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="whose errors")
+    ap.add_argument("--other", type=Path, default=GENERAL_MODEL_PATH, help="second opinion")
     args = ap.parse_args(argv)
     found = all_scenes(args.data, args.out_dir / "scenes")
     names = args.scenes.split(",") if args.scenes else list(found)
     rows = []
     for name in names:
-        row = probe_scene(found[name], args.out_dir / name)
+        row = probe_scene(found[name], args.out_dir / name, args.model, args.other)
         rows.append(row)
         print(json.dumps(row), flush=True)
     (args.out_dir / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
