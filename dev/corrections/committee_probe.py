@@ -29,14 +29,9 @@ from ...engine.modelfile.header import DEFAULT_MODEL_PATH, GENERAL_MODEL_PATH
 from ...engine.refine.uncertainty import cell_scores, uncertainty
 from .scenes import scenes as all_scenes
 from .study import cell_px, refine
-from .users import error_regions, ordered
+from .users import disagreement, error_regions, ordered
 
 SIGNALS = ("uncertainty", "disagreement", "both")
-
-
-def disagreement(probs: np.ndarray, other: np.ndarray) -> np.ndarray:
-    """Half the L1 distance between two models' class probabilities, per pixel."""
-    return (0.5 * np.abs(probs - other).sum(axis=0)).astype(np.float32)
 
 
 def signal(kind: str, probs: np.ndarray, other: np.ndarray) -> np.ndarray:

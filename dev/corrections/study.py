@@ -32,7 +32,7 @@ from ...training.corrections.fit import FitParams
 from ...training.tile import LabelSource
 from ..provenance import git_state
 from .scenes import Scene, scenes
-from .users import USERS, error_regions, ordered, write_corrections
+from .users import USERS, disagreement, error_regions, ordered, write_corrections
 
 gdal.UseExceptions()
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,6 +70,21 @@ def refine(
         )
     )
     return building_mask(out), gdal.Open(str(scores)).ReadAsArray()
+
+
+def partner_of(base_model: Path | None, overrides: dict | None) -> Path:
+    """The model the disagreement user's list asks: the fit's anchor partner (a model file
+    in ``overrides``, else the bundled one partner.partner_for picks)."""
+    from ...training.corrections.partner import partner_for
+
+    named = (overrides or {}).get("anchor_partner", "bundled")
+    if named and named != "bundled":
+        return Path(str(named))
+    net, config = load_model(base_model, "cpu")
+    found = partner_for(net, config)
+    if found is None:
+        raise SystemExit("the disagreement user needs a partner: pass --set anchor_partner=MODEL")
+    return found
 
 
 def building_mask(class_map: Path) -> np.ndarray:
@@ -125,8 +140,14 @@ def run_scene(
     like = gdal.Open(str(scene.image))
     cell = cell_px(scene, like)
     regions = error_regions(pred, ref, half)
+    second = None  # the disagreement user's list: the base model against its partner
+    if "disagreement" in users:
+        other = refine(scene.image, work / "partner.tif", partner_of(base_model, overrides))[1]
+        second = disagreement(probs, other)
     for user in users:
-        order = ordered(regions, user, probs, half, cell)
+        order = ordered(
+            regions, user, probs, half, cell, signal=second if user == "disagreement" else None
+        )
         for k in ks:
             drawn = order[:k]
             if not drawn:

@@ -10,7 +10,10 @@ differ in the order they find the errors:
 * ``uncertainty``: follows the dialog's "where to draw next" list (the base
   model's most uncertain 12 m cells, engine/refine/uncertainty.py), drawing the
   error regions that fall in each listed place, largest first;
-* ``random``: the error regions in a random order (seeded).
+* ``random``: the error regions in a random order (seeded);
+* ``disagreement``: follows a list ranked like the uncertainty user's, but by the base
+  model's disagreement with a second model (``disagreement``: the fit's anchor partner
+  in study.py), which may point at errors the base model is sure of.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from scipy import ndimage
 from ...engine.refine.uncertainty import rank_regions, uncertainty
 
 Correction = tuple[np.ndarray, int]  # pixel mask on the image grid, class (1 building)
-USERS = ("largest", "uncertainty", "random")
+USERS = ("largest", "uncertainty", "random", "disagreement")
 MIN_PIXELS = 20  # smaller error specks are not worth a polygon
 
 
@@ -47,6 +50,12 @@ def error_regions(pred: np.ndarray, ref: np.ndarray, half: int) -> list[tuple[in
     return out
 
 
+def disagreement(probs: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Half the L1 distance between two models' class probabilities, per pixel (0 where
+    they agree, 1 where each is sure of a different class)."""
+    return (0.5 * np.abs(probs - other).sum(axis=0)).astype(np.float32)
+
+
 def ordered(
     regions: list[tuple[int, Correction]],
     user: str,
@@ -65,8 +74,10 @@ def ordered(
     if user == "random":
         order = np.random.default_rng(seed).permutation(len(regions))
         return [regions[i][1] for i in order]
-    if user != "uncertainty":
+    if user not in ("uncertainty", "disagreement"):
         raise ValueError(f"unknown user {user!r}")
+    if user == "disagreement" and signal is None:
+        raise ValueError("the disagreement user needs a second model's signal")
     valid = np.zeros(probs.shape[1:], dtype=bool)
     valid[:, :half] = True
     out, used = [], set()
