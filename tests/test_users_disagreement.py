@@ -1,0 +1,43 @@
+"""dev/corrections/users.py: the simulated user who follows a where-to-draw list ranked by
+the base model's disagreement with a second model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from map_refiner.dev.corrections.users import disagreement, ordered
+
+
+def test_disagreement_is_half_the_l1_distance_of_the_class_probabilities() -> None:
+    a = np.zeros((2, 2, 3), np.float32)
+    a[1] = 1.0  # sure of class 1 everywhere
+    b = a.copy()
+    b[:, 0, 0] = (1.0, 0.0)  # sure of the other class at (0, 0)
+    b[:, 1, 2] = (0.5, 0.5)  # unsure at (1, 2)
+    d = disagreement(a, b)
+    assert d[0, 0] == pytest.approx(1.0) and d[1, 2] == pytest.approx(0.5)
+    assert d[0, 1] == 0.0 and d.dtype == np.float32
+
+
+def test_the_disagreement_user_draws_first_where_the_models_disagree() -> None:
+    """Two error regions on the left half; the base model is unsure only over the larger
+    (the uncertainty user's first), the second model disagrees only over the smaller: the
+    disagreement user draws that one first. Without a second model's signal it cannot
+    rank anything."""
+    h, w, half = 16, 32, 16
+    small = np.zeros((h, w), bool)
+    small[1:3, 1:3] = True
+    large = np.zeros((h, w), bool)
+    large[9:15, 9:15] = True
+    regions = [(int(small.sum()), (small, 1)), (int(large.sum()), (large, 0))]
+    probs = np.zeros((2, h, w), np.float32)
+    probs[0] = 1.0  # sure everywhere
+    probs[:, 8:16, 8:16] = 0.5  # but over the larger region
+    signal = np.zeros((h, w), np.float32)
+    signal[0:4, 0:4] = 1.0
+    first = ordered(regions, "disagreement", probs, half, cell_px=4, signal=signal)
+    assert first[0][0] is small and first[1][0] is large
+    assert ordered(regions, "uncertainty", probs, half, cell_px=4)[0][0] is large
+    with pytest.raises(ValueError, match="second model"):
+        ordered(regions, "disagreement", probs, half, cell_px=4)
