@@ -137,6 +137,18 @@ def test_a_fine_tune_writes_a_new_model_and_never_touches_the_base(
     assert KeptCorrections.from_dict(cfg.corrections).features == 4
 
 
+def test_a_round_of_one_polygon_is_named_in_the_singular(scene: dict, tmp_path: Path) -> None:
+    res = finetune(
+        scene["image"],
+        corrections(tmp_path / "one.gpkg", FOUR[:1]),
+        tmp_path / "r1.safetensors",
+        scene["model"],
+        FitParams(steps=2),
+        device="cpu",
+    )
+    assert load_model(res.model)[1].name == "img — round 1 (1 correction)"
+
+
 def test_a_second_round_keeps_the_first_rounds_polygons(scene: dict, tmp_path: Path) -> None:
     first = finetune(
         scene["image"],

@@ -622,7 +622,7 @@ def partner_agreement(
 def _partner_check_message(adopted: bool, agrees: float | None, polygons: int, partner: str) -> str:
     share = "none of the map" if agrees is None else f"{100 * agrees:.0f} % of what it changed"
     why = (
-        f"With {polygons} polygon(s), none can be held out (one per class), so the fit was "
+        f"with {polygons} polygon(s), none can be held out (one per class), so the fit was "
         f"checked against the bundled {partner} model, which reads the imagery differently: "
         f"it agrees with {share}"
     )
@@ -681,7 +681,8 @@ def _record(
     ]
     number = len(rounds) + 1
     extra = ", dropped fit" if dropped_fit else ""
-    config.name = f"{Path(image).stem} — round {number} ({corr.kept.features} corrections{extra})"
+    drawn = f"{corr.kept.features} correction{'' if corr.kept.features == 1 else 's'}"
+    config.name = f"{Path(image).stem} — round {number} ({drawn}{extra})"
     config.corrections = corr.kept.to_dict()
     record = {
         "image": Path(image).name,
