@@ -430,9 +430,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-anchor-partner",
         action="store_true",
         help="keep the base model's map wherever it is sure (the anchors), whatever the "
-        "bundled general model says (default, for a model of the bundled default's "
-        "lineage: only where the general model agrees; docs/results_corrections.md "
-        '"Session 26")',
+        "other bundled model says (default, for a model of either bundled model's "
+        "lineage: only where the other one agrees; docs/results_corrections.md "
+        '"Session 26" and "Session 28")',
     )
     p.add_argument(
         "--detail-fit",

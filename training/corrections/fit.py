@@ -119,9 +119,10 @@ class FitParams:
     anchor_confidence: float | None = None  # anchor only where the base model is at least
     # this sure (None: ANCHOR_CONFIDENCE or TRUSTED_ANCHOR_CONFIDENCE, see anchor_threshold)
     anchor_partner: str = "bundled"  # anchors only where a second model's map of the
-    # window agrees with the base model's (partner.py): "bundled", the bundled general
-    # model for a base of the default model's lineage (none for others); a model file's
-    # path (studies); "" none. Since session 26 (docs/results_corrections.md "Session 26")
+    # window agrees with the base model's (partner.py): "bundled", the other bundled model
+    # for a base of either bundled model's lineage (none for others); a model file's path
+    # (studies); "" none. Since session 26 for the default's lineage, session 28 for the
+    # general model's (docs/results_corrections.md "Session 26", "Session 28")
     flip_partner: bool = True  # the flip check counts only the sure pixels the anchors'
     # partner agrees with (where it disagrees the starting map is often wrong, so a change
     # there is not damage). Session 26: on 84 rounds one changed, adopted (Nepal never
