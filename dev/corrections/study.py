@@ -213,6 +213,7 @@ def run_scene(
                     "anchor_confidence": res.anchor_confidence,
                     "anchor_weight": res.anchor_weight,
                     "partner_agreement": res.partner_agreement,
+                    "one_class_agreement": res.one_class_agreement,
                     "sure_ratio": res.sure_ratio,
                     "steps": res.steps,
                     "held_out_curve": [[n, round(v, 4)] for n, v in res.held_out_curve],

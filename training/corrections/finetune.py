@@ -165,6 +165,9 @@ class FinetuneResult:
     # of the fit's changes the partner agreed with (PARTNER_AGREES_AT_LEAST); else None
     partner: str | None = None  # the model whose agreement chose the anchors (its file's
     # stem: "general" or "default" for the bundled ones); None: no partner
+    one_class_agreement: float | None = None  # a fit that passed the held-out check on
+    # polygons all of one class: the share of its changes the partner agreed with
+    # (partner_agreement; recorded, not yet a rule); else None
 
     @property
     def final_loss(self) -> float:  # what the CLI and the jobs print for every training
@@ -252,6 +255,7 @@ def finetune(
     budget = params.max_seconds
     flips: float | None = None
     partner_agrees: float | None = None  # a round without held-out polygons: see below
+    one_class_agrees: float | None = None  # a fit on polygons of one class: the same share
     cap = math.inf  # the flip check's allowance, once a fit passed the held-out check
     # the networks and detail temperature of a fit the flip check dropped, saved beside
     dropped: tuple[dict[str, torch.Tensor], float] | None = None
@@ -281,6 +285,9 @@ def finetune(
             steps, seconds = steps + more_steps, seconds + more_seconds
             with torch.no_grad():
                 settled = fit.logits()  # the fitted networks' scores over the window
+            if agree is not None and len(set(corr.feature_classes().values())) == 1:
+                # every polygon of one class: the held-out check cannot see the others go
+                one_class_agrees = partner_agreement(fit, settled, agree)
             flips = fit.flip_ratio(settled)
             cap = flip_allowance(
                 tuned_score, fit.sure_ratio, params.flip_per_score, params.flip_sure_ratio
@@ -429,6 +436,7 @@ def finetune(
         dropped_fit=dropped_fit,
         partner_agreement=partner_agrees,
         partner=None if partner is None else partner.stem,
+        one_class_agreement=one_class_agrees,
     )
 
 
