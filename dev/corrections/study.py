@@ -27,6 +27,7 @@ from osgeo import gdal
 
 from ...engine.modelfile.io import load_model
 from ...engine.refine.pipeline import RefineParams, refine_raster
+from ...engine.refine.uncertainty import uncertainty
 from ...training.corrections.finetune import finetune, flip_allowance
 from ...training.corrections.fit import FitParams
 from ...training.tile import LabelSource
@@ -140,14 +141,13 @@ def run_scene(
     like = gdal.Open(str(scene.image))
     cell = cell_px(scene, like)
     regions = error_regions(pred, ref, half)
-    second = None  # the disagreement user's list: the base model against its partner
-    if "disagreement" in users:
+    signals: dict[str, np.ndarray] = {}  # the lists of the users who ask the partner
+    if {"disagreement", "either"} & set(users):
         other = refine(scene.image, work / "partner.tif", partner_of(base_model, overrides))[1]
-        second = disagreement(probs, other)
+        signals["disagreement"] = disagreement(probs, other)
+        signals["either"] = np.maximum(uncertainty(probs), signals["disagreement"])
     for user in users:
-        order = ordered(
-            regions, user, probs, half, cell, signal=second if user == "disagreement" else None
-        )
+        order = ordered(regions, user, probs, half, cell, signal=signals.get(user))
         for k in ks:
             drawn = order[:k]
             if not drawn:

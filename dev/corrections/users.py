@@ -13,7 +13,9 @@ differ in the order they find the errors:
 * ``random``: the error regions in a random order (seeded);
 * ``disagreement``: follows a list ranked like the uncertainty user's, but by the base
   model's disagreement with a second model (``disagreement``: the fit's anchor partner
-  in study.py), which may point at errors the base model is sure of.
+  in study.py), which may point at errors the base model is sure of;
+* ``either``: the same list ranked by the larger of the two, the base model's
+  uncertainty and that disagreement (the signal passed in is already that maximum).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from scipy import ndimage
 from ...engine.refine.uncertainty import rank_regions, uncertainty
 
 Correction = tuple[np.ndarray, int]  # pixel mask on the image grid, class (1 building)
-USERS = ("largest", "uncertainty", "random", "disagreement")
+USERS = ("largest", "uncertainty", "random", "disagreement", "either")
 MIN_PIXELS = 20  # smaller error specks are not worth a polygon
 
 
@@ -74,9 +76,9 @@ def ordered(
     if user == "random":
         order = np.random.default_rng(seed).permutation(len(regions))
         return [regions[i][1] for i in order]
-    if user not in ("uncertainty", "disagreement"):
+    if user not in ("uncertainty", "disagreement", "either"):
         raise ValueError(f"unknown user {user!r}")
-    if user == "disagreement" and signal is None:
+    if user in ("disagreement", "either") and signal is None:
         raise ValueError("the disagreement user needs a second model's signal")
     valid = np.zeros(probs.shape[1:], dtype=bool)
     valid[:, :half] = True
