@@ -578,6 +578,36 @@ def test_anchors_weigh_less_where_the_base_model_is_as_sure_of_its_errors() -> N
         assert float(w[40, 40]) == pytest.approx(weight)  # an anchor: sure, undrawn
 
 
+@pytest.mark.parametrize("side, capped", [(20, False), (4, True)])
+def test_balanced_anchors_give_each_class_the_same_total_weight(side: int, capped: bool) -> None:
+    """FitParams.anchor_balance: a class's anchor pixels weigh anchor_weight / (classes x
+    its share of the anchors), so a rare class carries as much in all as the common one,
+    up to ANCHOR_BALANCE_CAP times anchor_weight; off, every anchor weighs anchor_weight."""
+    from map_refiner.training.corrections.fit import ANCHOR_BALANCE_CAP
+
+    labels = torch.full((64, 64), IGNORE, dtype=torch.uint8)
+    labels[2:10, 2:10] = 0  # one background polygon
+    tile = TrainingTile(torch.randn(3, 64, 64, generator=torch.Generator().manual_seed(1)), labels)
+    net, _ = random_model(resolution_m=0.6, seed=9)
+    pad = 4 * CELL_CONTEXT
+    totals = {}
+    for balance in (False, True):
+        fit = CorrectionFit(net, tile, FitParams(anchor_balance=balance), torch.device("cpu"))
+        fit.anchor = fit.labels == IGNORE  # every undrawn pixel an anchor
+        fit.base = torch.zeros_like(fit.base)
+        fit.base[30 : 30 + side, 30 : 30 + side] = 1  # a rare building
+        w = fit.targets(fit.labels)[1][pad : pad + 64, pad : pad + 64]
+        building, background = fit.anchor & (fit.base == 1), fit.anchor & (fit.base == 0)
+        totals[balance] = (float(w[building].sum()), float(w[background].sum()))
+        assert float(w[5, 5]) == pytest.approx(1.0)  # a drawn pixel
+    assert totals[False][0] == pytest.approx(fit.anchor_weight * side * side)
+    b, g = totals[True]
+    if capped:
+        assert b == pytest.approx(ANCHOR_BALANCE_CAP * fit.anchor_weight * side * side)
+    else:
+        assert b == pytest.approx(g, rel=1e-4)
+
+
 @pytest.mark.parametrize(
     "augment, turned, mirrored",
     [("turns", True, True), ("mirror", False, True), ("none", False, False)],

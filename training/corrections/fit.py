@@ -64,6 +64,9 @@ ADAPT_MODES: dict[str, int] = {"rnn": 4, "head+rnn": 3, "deep+rnn": 2}
 CPU_STEPS = 60
 #: The same on a GPU, where a step takes milliseconds.
 GPU_STEPS = 150
+#: FitParams.anchor_balance: a rare class's anchors weigh at most this many times
+#: anchor_weight (a class holding 1 % of two classes' anchors would otherwise get 50).
+ANCHOR_BALANCE_CAP = 10.0
 #: Anchors hold where the base model is at least this sure (``FitParams.anchor_confidence``
 #: None: chosen by ``anchor_threshold``) ...
 ANCHOR_CONFIDENCE = 0.9
@@ -160,6 +163,11 @@ class FitParams:
     # weight rule: the bundled model's nine scenes +29.3 against +13.8 (3 rounds worse
     # against 8), a user who draws every error +24.5 against -4.6, 48 never-seen rounds
     # +1121.2 against +1102.7 (none worse); docs/results_corrections.md "Session 27"
+    anchor_balance: bool = False  # anchors of each class carry the same total weight
+    # (a class's anchor pixels weigh anchor_weight / (classes x its share of the anchors),
+    # at most ANCHOR_BALANCE_CAP times anchor_weight), so a rare class the user did not draw
+    # is held as firmly as the common one. Session 28, opt-in: see
+    # docs/results_corrections.md "Session 28"
     seed: int = 0
     max_seconds: float | None = None  # an optional wall-clock stop: makes a round's outcome
     # depend on the machine's speed and load, so nothing sets it by default
@@ -424,6 +432,13 @@ class CorrectionFit:
         anchor = self.anchor & ~drawn
         tgt = torch.where(drawn, labels, torch.where(anchor, self.base, torch.full_like(labels, 0)))
         weight = drawn.float() + self.anchor_weight * anchor.float()
+        if self.params.anchor_balance and bool(anchor.any()):
+            kinds = torch.unique(self.base[anchor]).tolist()
+            total = float(anchor.sum())
+            for c in kinds:
+                sel = anchor & (self.base == c)
+                factor = min(ANCHOR_BALANCE_CAP, total / (len(kinds) * float(sel.sum())))
+                weight[sel] = self.anchor_weight * factor
         if self.params.balance:
             present = [c for c in torch.unique(labels[drawn]).tolist()]
             n = float(drawn.sum())
