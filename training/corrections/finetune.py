@@ -208,7 +208,8 @@ def finetune(
     net, config = load_model(base_model, "cpu")
     config = copy.deepcopy(config)
     corr = load_corrections(image, labels, config, bands, input_resolution_m, allow_large)
-    folds = fold_holdouts(corr.feature_classes(), params.seed, params.folds)
+    feature_classes = corr.feature_classes()
+    folds = fold_holdouts(feature_classes, params.seed, params.folds)
     held = sorted({f for fold in folds for f in fold})  # every polygon some fold held out
     fine = (
         load_fine_corrections(
@@ -285,7 +286,7 @@ def finetune(
             steps, seconds = steps + more_steps, seconds + more_seconds
             with torch.no_grad():
                 settled = fit.logits()  # the fitted networks' scores over the window
-            if agree is not None and len(set(corr.feature_classes().values())) == 1:
+            if agree is not None and len(set(feature_classes.values())) == 1:
                 # every polygon of one class: the held-out check cannot see the others go
                 one_class_agrees = partner_agreement(fit, settled, agree)
             flips = fit.flip_ratio(settled)
