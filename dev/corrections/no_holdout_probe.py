@@ -28,7 +28,7 @@ import numpy as np
 from ...engine.labels.classes import IGNORE
 from ...training.corrections import finetune as ft
 from .scenes import scenes
-from .study import ROOT, refine, run_scene
+from .study import ROOT, refine, run_scene_in
 
 GENERAL = ROOT / "resources" / "models" / "general.safetensors"
 
@@ -88,18 +88,17 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {} if a.model is None else {"anchor_partner": str(a.partner)}
     for name in a.scenes.split(",") if a.scenes else list(every):
         for seed in [int(s) for s in a.seeds.split(",")]:
-            with tempfile.TemporaryDirectory(dir=a.out_dir) as work:
-                run_scene(
-                    every[name],
-                    a.users.split(","),
-                    [int(k) for k in a.ks.split(",")],
-                    ["head+rnn"],
-                    rows,
-                    Path(work),
-                    a.model,
-                    {**overrides, "seed": seed},
-                    keep_maps=maps,
-                )
+            run_scene_in(
+                a.out_dir,
+                every[name],
+                a.users.split(","),
+                [int(k) for k in a.ks.split(",")],
+                ["head+rnn"],
+                rows,
+                base_model=a.model,
+                overrides={**overrides, "seed": seed},
+                keep_maps=maps,
+            )
         with tempfile.TemporaryDirectory(dir=a.out_dir) as work:
             partner, _ = refine(every[name].image, Path(work) / "partner.tif", a.partner)
         for npz in sorted(maps.glob(f"{name}_*.npz")):

@@ -88,6 +88,13 @@ def partner_of(base_model: Path | None, overrides: dict | None) -> Path:
     return found
 
 
+def run_scene_in(out_dir: Path, scene: Scene, *args, **kwargs) -> None:
+    """``run_scene(scene, ...)`` with a temporary work folder under ``out_dir``, removed
+    afterwards (``args``: run_scene's users, ks, variants and rows; ``kwargs``: the rest)."""
+    with tempfile.TemporaryDirectory(dir=out_dir) as work:
+        run_scene(scene, *args, work=Path(work), **kwargs)
+
+
 def building_mask(class_map: Path) -> np.ndarray:
     """Where a refine's class map holds the class named building."""
     ds = gdal.Open(str(class_map))
@@ -359,20 +366,19 @@ def main(argv: list[str] | None = None) -> int:
     if any(u not in USERS for u in users):
         raise SystemExit(f"users are {', '.join(USERS)}")
     for name in names:
-        with tempfile.TemporaryDirectory(dir=a.out_dir) as work:
-            run_scene(
-                all_scenes[name],
-                users,
-                [int(k) for k in a.ks.split(",")],
-                a.variants.split(","),
-                a.out_dir / a.rows,
-                Path(work),
-                a.model,
-                overrides,
-                a.keep_corrections,
-                a.keep_maps,
-                a.fit_from,
-            )
+        run_scene_in(
+            a.out_dir,
+            all_scenes[name],
+            users,
+            [int(k) for k in a.ks.split(",")],
+            a.variants.split(","),
+            a.out_dir / a.rows,
+            base_model=a.model,
+            overrides=overrides,
+            keep_corrections=a.keep_corrections,
+            keep_maps=a.keep_maps,
+            fit_from=a.fit_from,
+        )
     return 0
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from osgeo import gdal
 
 from ...training.corrections import finetune as ft
 from .scenes import scenes
-from .study import ROOT, VARIANTS, run_scene
+from .study import ROOT, VARIANTS, run_scene_in
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,17 +43,16 @@ def main(argv: list[str] | None = None) -> int:
     rows = a.out_dir / a.rows
     all_scenes = scenes(a.data, a.out_dir / "data")
     for name in a.scenes.split(",") if a.scenes else list(all_scenes):
-        with tempfile.TemporaryDirectory(dir=a.out_dir) as work:
-            run_scene(
-                all_scenes[name],
-                a.users.split(","),
-                [int(k) for k in a.ks.split(",")],
-                ["unchecked"],
-                rows,
-                Path(work),
-                a.model,
-                {"seed": a.seed},
-            )
+        run_scene_in(
+            a.out_dir,
+            all_scenes[name],
+            a.users.split(","),
+            [int(k) for k in a.ks.split(",")],
+            ["unchecked"],
+            rows,
+            base_model=a.model,
+            overrides={"seed": a.seed},
+        )
     checked = {
         (r["scene"], r["user"], r["k"]): r
         for r in map(json.loads, (a.out_dir / a.against).read_text().splitlines())
