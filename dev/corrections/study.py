@@ -25,7 +25,9 @@ from pathlib import Path
 import numpy as np
 from osgeo import gdal
 
+from ...engine.modelfile.config import ModelConfig
 from ...engine.modelfile.io import load_model
+from ...engine.networks.models import MapRefinerNet
 from ...engine.refine.pipeline import RefineParams, refine_raster
 from ...engine.refine.uncertainty import uncertainty
 from ...training.corrections.finetune import finetune, flip_allowance
@@ -73,15 +75,15 @@ def refine(
     return building_mask(out), gdal.Open(str(scores)).ReadAsArray()
 
 
-def partner_of(base_model: Path | None, overrides: dict | None) -> Path:
+def partner_of(net: MapRefinerNet, config: ModelConfig, overrides: dict | None) -> Path:
     """The model the disagreement user's list asks: the fit's anchor partner (a model file
-    in ``overrides``, else the bundled one partner.partner_for picks)."""
+    in ``overrides``, else the bundled one partner.partner_for picks for the base model
+    ``net``, ``config``)."""
     from ...training.corrections.partner import partner_for
 
     named = (overrides or {}).get("anchor_partner", "bundled")
     if named and named != "bundled":
         return Path(str(named))
-    net, config = load_model(base_model, "cpu")
     found = partner_for(net, config)
     if found is None:
         raise SystemExit("the disagreement user needs a partner: pass --set anchor_partner=MODEL")
@@ -140,7 +142,8 @@ def run_scene(
     """``fit_from``: fine-tune that model instead of ``base_model`` on the polygons drawn
     on ``base_model``'s errors (a user who refined with one model and fits another)."""
     done = done_rows(rows)
-    base_name = load_model(base_model, "cpu")[1].name
+    base_net, base_config = load_model(base_model, "cpu")
+    base_name = base_config.name
     ref = gdal.Open(str(scene.reference)).ReadAsArray() > 0
     half = ref.shape[1] // 2
     pred, probs = refine(scene.image, work / "base.tif", base_model)
@@ -150,7 +153,8 @@ def run_scene(
     regions = error_regions(pred, ref, half)
     signals: dict[str, np.ndarray] = {}  # the lists of the users who ask the partner
     if {"disagreement", "either"} & set(users):
-        other = refine(scene.image, work / "partner.tif", partner_of(base_model, overrides))[1]
+        partner = partner_of(base_net, base_config, overrides)
+        other = refine(scene.image, work / "partner.tif", partner)[1]
         signals["disagreement"] = disagreement(probs, other)
         signals["either"] = np.maximum(uncertainty(probs), signals["disagreement"])
     for user in users:
