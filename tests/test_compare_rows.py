@@ -28,7 +28,7 @@ def test_gains_losses_and_dropped_fits_per_setting(tmp_path: Path) -> None:
             _row("nepal", 4, 40.0, 40.0, adopted=False, passed_held_out=False),
         ],
     )
-    out = table([("a", a), ("b", b)]).splitlines()
+    out = table([("a", a, None), ("b", b, None)]).splitlines()
     assert out[0] == "| scene | K | start | a | b |"
     assert "| kampala | 4 | 50.0 | -5.0 | +0.0 (dropped) |" in out
     assert "| nepal | 4 | 40.0 | +12.0 | +0.0 (kept base) |" in out
@@ -36,3 +36,13 @@ def test_gains_losses_and_dropped_fits_per_setting(tmp_path: Path) -> None:
     assert "| *sum of gains* | | | +7.0 | +0.0 |" in out
     assert "| *sum of losses* | | | -5.0 | +0.0 |" in out
     assert "| *runs worse* | | | 1 | 0 |" in out
+
+
+def test_a_file_may_name_its_own_variant(tmp_path: Path) -> None:
+    a = _write(tmp_path / "a.jsonl", [_row("nepal", 4, 40.0, 52.0)])
+    b = _write(
+        tmp_path / "b.jsonl",
+        [_row("nepal", 4, 40.0, 45.0), _row("nepal", 4, 40.0, 60.0, variant="deep+rnn")],
+    )
+    out = table([("a", a, None), ("b", b, "deep+rnn")]).splitlines()
+    assert "| nepal | 4 | 40.0 | +12.0 | +20.0 |" in out

@@ -30,19 +30,21 @@ def _cell(r: dict | None) -> str:
     return f"{gain:+.1f}{mark}"
 
 
-def table(named: list[tuple[str, Path]], variant: str = "head+rnn", user: str = "largest") -> str:
+def table(
+    named: list[tuple[str, Path, str | None]], variant: str = "head+rnn", user: str = "largest"
+) -> str:
     """A markdown table: one row per scene and K, one column per rows file (the rows of
-    one fine-tune ``variant`` and simulated ``user``)."""
+    one fine-tune ``variant``, or the file's own where given, and simulated ``user``)."""
     sets = [
         (
             name,
             {
                 (r["scene"], r["k"]): r
                 for r in load(path)
-                if (r["variant"], r["user"]) == (variant, user)
+                if (r["variant"], r["user"]) == (own or variant, user)
             },
         )
-        for name, path in named
+        for name, path, own in named
     ]
     keys = sorted({k for _, rows in sets for k in rows}, key=lambda k: (k[0], k[1]))
     head = "| scene | K | start | " + " | ".join(n for n, _ in sets) + " |"
@@ -70,16 +72,19 @@ def table(named: list[tuple[str, Path]], variant: str = "head+rnn", user: str = 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("files", nargs="+", help="NAME=ROWS.jsonl, one per column")
+    ap.add_argument(
+        "files", nargs="+", help="NAME=ROWS.jsonl[@VARIANT], one per column (VARIANT: its own)"
+    )
     ap.add_argument("--variant", default="head+rnn", help="the fine-tune variant compared")
     ap.add_argument("--user", default="largest", help="the simulated user compared")
     a = ap.parse_args(argv)
     named = []
     for item in a.files:
         name, sep, path = item.rpartition("=")
+        path, at, own = path.partition("@")
         if not sep or not Path(path).is_file():
             raise SystemExit(f"{item!r}: give NAME=ROWS.jsonl with an existing rows file")
-        named.append((name, Path(path)))
+        named.append((name, Path(path), own if at else None))
     print(table(named, a.variant, a.user), end="")
     return 0
 
