@@ -407,8 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=vocab.ADAPT_MODES,
         default="head+rnn",
         help="what learns: the RNN and the coarse CNN's last layer (head+rnn, "
-        "default), the RNN alone (rnn, the paper's fine-tune), or also the "
-        "CNN's third layer (deep+rnn)",
+        "default), the RNN alone (rnn, the paper's fine-tune), also the "
+        "CNN's third layer (deep+rnn), or its second and third (deeper+rnn)",
     )
     p.add_argument(
         "--steps",

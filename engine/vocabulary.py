@@ -34,7 +34,7 @@ _LABEL_MODE_ALIASES = {"full": "tile"}  # the dialog's and Processing's earlier 
 
 #: What a fine-tune may change (training/corrections/fit.py says how many CNN layers
 #: each keeps frozen): the RNN alone, with the CNN's last layer, or its last two.
-ADAPT_MODES = ("rnn", "head+rnn", "deep+rnn")
+ADAPT_MODES = ("rnn", "head+rnn", "deep+rnn", "deeper+rnn")
 
 #: A fine-tune's held-out phases on different splits of the polygons (cross-validation,
 #: training/corrections/holdout.fold_holdouts): the default, and the most a round may run.

@@ -98,6 +98,10 @@ def _sha(path: Path) -> str:
         ("rnn", ("rnn.",)),
         ("head+rnn", ("rnn.", "coarse.conv4", "coarse.upsample")),
         ("deep+rnn", ("rnn.", "coarse.conv3", "coarse.conv4", "coarse.upsample")),
+        (
+            "deeper+rnn",
+            ("rnn.", "coarse.conv2", "coarse.conv3", "coarse.conv4", "coarse.upsample"),
+        ),
     ],
 )
 def test_only_the_chosen_layers_learn(scene: dict, tmp_path: Path, adapt: str, learns) -> None:
@@ -297,7 +301,7 @@ def test_a_few_polygons_cannot_blow_the_bundled_model_up(tmp_path: Path) -> None
     assert np.mean(out.history[-5:]) < out.history[0]
 
 
-@pytest.mark.parametrize("adapt", ["rnn", "head+rnn", "deep+rnn"])
+@pytest.mark.parametrize("adapt", ["rnn", "head+rnn", "deep+rnn", "deeper+rnn"])
 def test_scores_on_a_box_equal_the_whole_windows(adapt: str) -> None:
     """Held-out polygons are scored on a crop around them: the same numbers."""
     net, _ = random_model(resolution_m=0.6, seed=9)

@@ -51,6 +51,7 @@ VARIANTS: dict[str, FitParams] = {
     "rnn": FitParams(adapt="rnn", flip_per_score=float("inf")),
     # the CNN's third layer trained too (session 29; not a default variant)
     "deep+rnn": FitParams(adapt="deep+rnn", flip_per_score=float("inf")),
+    "deeper+rnn": FitParams(adapt="deeper+rnn", flip_per_score=float("inf")),
 }
 COMMIT = git_state(untracked=False)["commit"]
 #: The dialog's "where to draw next" cells are 12 m across.

@@ -4,9 +4,10 @@ What a few polygons can teach safely, and how:
 
 * **What changes** (``adapt``): the refinement RNN together with the coarse CNN's
   last layer and upsampling (``head+rnn``, the default: on new imagery the CNN is
-  what is wrong), the paper's RNN alone (``rnn``), or also the CNN's third layer
-  (``deep+rnn``). The frozen part of the CNN is computed once over the window;
-  every step then runs only what learns.
+  what is wrong), the paper's RNN alone (``rnn``), also the CNN's third layer
+  (``deep+rnn``), or its second and third (``deeper+rnn``; the first layer never
+  learns: partner.py tells a model's lineage by it). The frozen part of the CNN is
+  computed once over the window; every step then runs only what learns.
 * **Anchors**: pixels no polygon covers, where the base model is sure of itself
   (``anchor_confidence``), keep its map as their label with a small weight
   (``anchor_weight``). Without them a few polygons of one class teach
@@ -49,7 +50,7 @@ from ..tile import IGNORE, TrainingTile
 from .holdout import balanced_accuracy
 
 #: What a fine-tune may change, and how many CNN layers stay frozen before it.
-ADAPT_MODES: dict[str, int] = {"rnn": 4, "head+rnn": 3, "deep+rnn": 2}
+ADAPT_MODES: dict[str, int] = {"rnn": 4, "head+rnn": 3, "deep+rnn": 2, "deeper+rnn": 1}
 #: Steps of the held-out phase on a CPU, so that a round (fit, refit, refine) stays
 #: under 30 s on the 2-core development machine (the `make bench` row). A fixed count
 #: rather than a time budget: under a budget the same round gave +3.2 and -5.7 points
@@ -248,6 +249,8 @@ def _head(net: MapRefinerNet, f: torch.Tensor, frozen: int) -> torch.Tensor:
     c = net.coarse
     if frozen == 4:
         return f
+    if frozen < 2:
+        f = F.relu(c.conv2(f))
     if frozen < 3:
         f = F.relu(c.conv3(f))
     return c.upsample(c.conv4(f))
@@ -359,6 +362,8 @@ class CorrectionFit:
             layers += [c.conv4, c.upsample]
         if self.frozen <= 2:
             layers.append(c.conv3)
+        if self.frozen <= 1:
+            layers.append(c.conv2)
         for p in self.net.parameters():
             p.requires_grad_(False)
         params = [p for layer in layers for p in layer.parameters()]
