@@ -119,6 +119,27 @@ def test_only_the_chosen_layers_learn(scene: dict, tmp_path: Path, adapt: str, l
     }
 
 
+def test_the_trunk_learns_at_its_own_rate(scene: dict, tmp_path: Path) -> None:
+    """trunk_lr_scale scales the second and third layers' rate only: at 0 they keep
+    their weights while the head and the RNN learn."""
+    from map_refiner.engine.progress import make_reporter
+    from map_refiner.training.corrections.data import load_corrections
+
+    net, cfg = load_model(scene["model"], "cpu")
+    corr = load_corrections(scene["image"], corrections(tmp_path / "c.gpkg", FOUR), cfg)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    params = FitParams(adapt="deeper+rnn", trunk_lr_scale=0.0)
+    fit = CorrectionFit(net, corr.tile, params, torch.device("cpu"))
+    fit.fit(fit.labels, 5, make_reporter())
+    changed = {
+        k.rsplit(".", 1)[0] for k, v in net.state_dict().items() if not torch.equal(before[k], v)
+    }
+    assert "coarse.conv4" in changed
+    assert not {"coarse.conv2", "coarse.conv3"} & changed
+    with pytest.raises(MapRefinerError, match="trunk_lr_scale"):
+        FitParams(trunk_lr_scale=2.0).check()
+
+
 def test_a_fine_tune_writes_a_new_model_and_never_touches_the_base(
     scene: dict, tmp_path: Path
 ) -> None:

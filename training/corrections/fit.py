@@ -172,6 +172,8 @@ class FitParams:
     seed: int = 0
     max_seconds: float | None = None  # an optional wall-clock stop: makes a round's outcome
     # depend on the machine's speed and load, so nothing sets it by default
+    trunk_lr_scale: float = 1.0  # the CNN's second and third layers (deep+rnn, deeper+rnn)
+    # learn at this times lr (the layers nearer the image keep more of what they know)
 
     def steps_on(self, device: torch.device) -> int:
         """The held-out phase's step count: a fixed number per kind of device, so that a
@@ -197,6 +199,10 @@ class FitParams:
             )
         if not (1 <= self.folds <= MAX_FOLDS):
             raise MapRefinerError(f"folds must be between 1 and {MAX_FOLDS}, not {self.folds}.")
+        if not (0 <= self.trunk_lr_scale <= 1):
+            raise MapRefinerError(
+                f"trunk_lr_scale must be between 0 and 1, not {self.trunk_lr_scale}."
+            )
         if not (0 < self.lr < 1):
             raise MapRefinerError(f"The learning rate must be between 0 and 1, not {self.lr}.")
         if self.augment not in AUGMENTS:
@@ -540,7 +546,16 @@ class CorrectionFit:
         best-scoring state."""
         if not (labels != IGNORE).any():
             raise MapRefinerError("No drawn pixel is left to learn from.")
-        opt = torch.optim.Adam(self.trained, lr=self.params.lr)
+        c = self.net.coarse
+        deep = {id(p) for layer in (c.conv2, c.conv3) for p in layer.parameters()}
+        groups = [
+            {"params": [p for p in self.trained if id(p) not in deep]},
+            {
+                "params": [p for p in self.trained if id(p) in deep],
+                "lr": self.params.lr * self.params.trunk_lr_scale,
+            },
+        ]
+        opt = torch.optim.Adam([g for g in groups if g["params"]], lr=self.params.lr)
         tgt, weight = self.targets(labels)
         pools = self._pools(labels)
         t0 = time.perf_counter()
