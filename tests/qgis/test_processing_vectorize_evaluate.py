@@ -236,3 +236,36 @@ def test_compare_flags_a_vector_map_and_styles_them_by_status(
         "not seen",
         "new",
     ]
+
+
+def test_finetune_algorithm_passes_what_learns(
+    run_alg, austin_rgb, tiny_model, tmp_path, monkeypatch
+) -> None:  # noqa: ANN001
+    """ADAPT picks the fit's layers, in engine.vocabulary.ADAPT_MODES's order; default
+    head+rnn."""
+    from map_refiner.engine import vocabulary as vocab
+    from map_refiner.training.corrections import finetune as ft
+    from map_refiner.ui.processing.finetune_algorithm import ADAPT_CHOICES
+
+    assert tuple(mode for mode, _ in ADAPT_CHOICES) == vocab.ADAPT_MODES
+    real, seen = ft.finetune, []
+
+    def spy(*args, params, **kwargs):  # noqa: ANN001, ANN202
+        seen.append(params.adapt)
+        return real(*args, params=params, **kwargs)
+
+    monkeypatch.setattr(ft, "finetune", spy)
+    inputs = {
+        "INPUT": str(austin_rgb),
+        "LABELS": str(austin_rgb.with_name("austin_dev_buildings.gpkg")),
+        "MODE": 0,
+        "STEPS": 2,
+        "DEVICE": 1,
+        "MODEL": str(tiny_model),
+    }
+    run_alg("map_refiner:finetune", {**inputs, "OUTPUT": str(tmp_path / "a.safetensors")})
+    run_alg(
+        "map_refiner:finetune",
+        {**inputs, "ADAPT": 0, "OUTPUT": str(tmp_path / "b.safetensors")},
+    )
+    assert seen == ["head+rnn", "rnn"]

@@ -9,6 +9,8 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingFeedback,
     QgsProcessingOutputFile,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
 )
 
@@ -17,6 +19,14 @@ from ..sources import raster_path
 from .common import MapRefinerAlgorithm, bundled_model_parameter, chosen_model, with_help
 from .engine_call import call_engine
 from .training_params import label_parameters, read_label_parameters
+
+#: What learns (engine.vocabulary.ADAPT_MODES, in that order), as the list shows it.
+ADAPT_CHOICES = (
+    ("rnn", "The RNN alone (the paper's fine-tune)"),
+    ("head+rnn", "The RNN and the CNN's last layer (default: best on imagery new to the model)"),
+    ("deep+rnn", "Also the CNN's third layer"),
+    ("deeper+rnn", "Also the CNN's second and third layers"),
+)
 
 HELP = (
     "Fine-tunes a model on a few correction polygons drawn over an image and saves a new "
@@ -49,6 +59,19 @@ class FinetuneAlgorithm(MapRefinerAlgorithm):
         self.addParameter(bundled_model_parameter())
         for param in label_parameters("Default: 60 on a CPU (150 on a GPU), then a refit."):
             self.addParameter(param)
+        adapt = with_help(
+            QgsProcessingParameterEnum(
+                "ADAPT",
+                "What learns",
+                options=[label for _, label in ADAPT_CHOICES],
+                defaultValue=1,
+            ),
+            "The default fits the RNN and the CNN's last layer. Deeper fits learn more from "
+            "the same polygons on imagery the model already reads well and less on a sensor "
+            "it never saw (docs/results_corrections.md, Session 29).",
+        )
+        adapt.setFlags(adapt.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+        self.addParameter(adapt)
         self.addOutput(
             QgsProcessingOutputFile(
                 "DROPPED_FIT", "Model with the fit the flip check dropped (empty: none)"
@@ -66,12 +89,13 @@ class FinetuneAlgorithm(MapRefinerAlgorithm):
             self.parameterAsFile(parameters, "MODEL", context),
             self.parameterAsEnum(parameters, "BUNDLED", context),
         )
+        adapt = self.parameterAsEnum(parameters, "ADAPT", context)
 
         def job(progress, is_cancelled):  # noqa: ANN001, ANN202
             from ...training.corrections.finetune import finetune
             from ...training.corrections.fit import FitParams
 
-            params = FitParams(steps=p["steps"]) if p["steps"] else FitParams()
+            params = FitParams(adapt=ADAPT_CHOICES[adapt][0], steps=p["steps"] or None)
             return finetune(
                 raster_path(p["image"]),
                 label_source(p["labels"], p["field"], p["mode"]),
