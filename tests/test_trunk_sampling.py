@@ -133,3 +133,25 @@ def test_a_restyled_patch_takes_the_drawn_band_statistics_and_keeps_its_content(
 
     plain, recoloured = stream(0.0), stream(1.0)
     assert not any(torch.equal(a, b) for a, b in zip(plain, recoloured))
+
+
+def test_decoloured_patches_are_grey_or_shuffled() -> None:
+    """--grey turns a patch's bands into their mean; --band-shuffle reorders them; at 0
+    the patch is untouched."""
+    img = torch.stack([torch.full((4, 4), v) for v in (1.0, 2.0, 6.0)])
+    rng = np.random.default_rng(0)
+    assert torch.equal(trunk.decoloured(img, rng, 0.0, 0.0), img)
+    grey = trunk.decoloured(img, rng, 1.0, 0.0)
+    assert torch.equal(grey, torch.full((3, 4, 4), 3.0))
+    orders = {
+        tuple(float(b[0, 0]) for b in trunk.decoloured(img, rng, 0.0, 1.0)) for _ in range(40)
+    }
+    assert orders <= {
+        (1.0, 2.0, 6.0),
+        (1.0, 6.0, 2.0),
+        (2.0, 1.0, 6.0),
+        (2.0, 6.0, 1.0),
+        (6.0, 1.0, 2.0),
+        (6.0, 2.0, 1.0),
+    }
+    assert len(orders) == 6

@@ -180,6 +180,20 @@ def restyled(
     return (img - m) / s * u[:, None, None] + t[:, None, None]
 
 
+def decoloured(
+    img: torch.Tensor, rng: np.random.Generator, grey: float, shuffle: float
+) -> torch.Tensor:
+    """``img`` with its colour made useless as a cue, on part of the patches (session 29):
+    with probability ``grey`` every band becomes the bands' mean (a grey patch), else with
+    probability ``shuffle`` the bands come in a random order. The network must then find
+    roofs by shape and texture, which a new sensor changes less than colour."""
+    if grey > 0 and rng.random() < grey:
+        return img.mean(0, keepdim=True).expand_as(img).contiguous()
+    if shuffle > 0 and rng.random() < shuffle:
+        return img[torch.as_tensor(rng.permutation(img.shape[0]))]
+    return img
+
+
 def augmented(
     src: Source,
     rng: np.random.Generator,
@@ -189,10 +203,13 @@ def augmented(
     turn_share: float = 1.0,
     restyle: float = 0.0,
     norm: tuple[np.ndarray, np.ndarray] | None = None,
+    grey: float = 0.0,
+    shuffle: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One training patch of ``SIZE`` pixels with its labels, augmented (``turn_share``:
     the share of patches given a random quarter turn and flip; ``restyle``: the share
-    recoloured by ``restyled``, which needs ``norm``)."""
+    recoloured by ``restyled``, which needs ``norm``; ``grey`` and ``shuffle``: the shares
+    passed through ``decoloured``)."""
     s = math.exp(rng.uniform(math.log(scale[0]), math.log(scale[1])))
     span = min(2 * SIZE, max(8, int(round(SIZE / s))))
     hard = hard_share > 0 and rng.random() < hard_share
@@ -210,6 +227,7 @@ def augmented(
             img, lab = img.flip(2), lab.flip(1)
     if restyle > 0 and norm is not None and rng.random() < restyle:
         img = restyled(img, src, rng, norm)
+    img = decoloured(img, rng, grey, shuffle)
     img = jittered(img.contiguous(), rng, blur=False, strength=jitter)
     if rng.random() < 0.3:
         sigma = float(rng.uniform(0.4, 1.5))
@@ -333,6 +351,8 @@ def train(a: argparse.Namespace) -> dict:
                 a.turn_share,
                 a.restyle,
                 norm,
+                a.grey,
+                a.band_shuffle,
             )
             imgs.append(img)
             labs.append(lab)
@@ -383,7 +403,9 @@ def train(a: argparse.Namespace) -> dict:
             f"{RESTYLE_MEAN}, spreads {RESTYLE_STD})"
             if a.restyle > 0
             else ""
-        ),
+        )
+        + (f", {100 * a.grey:.0f} % grey" if a.grey > 0 else "")
+        + (f", {100 * a.band_shuffle:.0f} % of the rest bands shuffled" if a.band_shuffle else ""),
         "hard_examples": (
             {"from": str(a.hard_from), "share": a.hard_share, "wrong_pixels": mined}
             if mined
@@ -433,6 +455,15 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=0.0,
         help="share of patches recoloured as another sensor would show the scene",
+    )
+    ap.add_argument(
+        "--grey", type=float, default=0.0, help="share of patches turned grey (bands' mean)"
+    )
+    ap.add_argument(
+        "--band-shuffle",
+        type=float,
+        default=0.0,
+        help="share of the other patches whose bands come in a random order",
     )
     ap.add_argument("--checkpoint", action="store_true", help="save every 500 steps")
     ap.add_argument(
