@@ -266,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--steps",
         type=int,
         default=None,
-        help="fine-tune steps (default: the product's, 30 + the refit on a CPU)",
+        help="fine-tune steps (default: the product's, fit.CPU_STEPS + the refit on a CPU)",
     )
     parser.add_argument("--seeds", type=int, default=3, help="random users (one fine-tune each)")
     parser.add_argument("--cell-m", type=float, default=12.0, help="region cell size, metres")

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from osgeo import gdal
 
+from ...training.corrections.fit import CPU_STEPS
+
 if TYPE_CHECKING:
     from .experiment import Setup
 
@@ -279,11 +281,11 @@ def write_report(
         "A simulated user on `../shared/data/austin/austin_dev_*` copies K corrections from the "
         "reference, fine-tunes the bundled model on them with the plugin's *Fine-tune* "
         "(`training.corrections.finetune` with its defaults: the RNN and the CNN's last layer, "
-        "held-out and flip checks, "
+        "held-out and flip checks, the anchors' partner, "
         + (
             f"{first['steps']} steps"
             if first["steps"]
-            else "the product's CPU step count (30, then the refit)"
+            else f"the product's CPU step count ({CPU_STEPS}, then the refit)"
         )
         + ", seed 0; labels per section), and the "
         "result is scored on the rest of the tile (the corrected pixels are left out; the bundled "
