@@ -116,6 +116,19 @@ def test_bad_value_map_is_a_clear_error(run_alg, austin_rgb) -> None:  # noqa: A
         )
 
 
+def _finetune_inputs(austin_rgb: Path, tiny_model: Path) -> dict:
+    """map_refiner:finetune's inputs for two steps of the tiny model on austin_dev's
+    building polygons (no OUTPUT)."""
+    return {
+        "INPUT": str(austin_rgb),
+        "LABELS": str(austin_rgb.with_name("austin_dev_buildings.gpkg")),
+        "MODE": 0,
+        "STEPS": 2,
+        "DEVICE": 1,
+        "MODEL": str(tiny_model),
+    }
+
+
 def test_train_coarse_then_finetune_algorithms(run_alg, austin_rgb, tiny_model, tmp_path) -> None:  # noqa: ANN001
     from map_refiner.engine.modelfile.io import read_model_file
 
@@ -138,15 +151,7 @@ def test_train_coarse_then_finetune_algorithms(run_alg, austin_rgb, tiny_model, 
 
     tuned = run_alg(
         "map_refiner:finetune",
-        {
-            "INPUT": str(austin_rgb),
-            "LABELS": buildings,
-            "MODE": 0,
-            "STEPS": 2,
-            "DEVICE": 1,
-            "MODEL": str(tiny_model),
-            "OUTPUT": str(tmp_path / "tuned.safetensors"),
-        },
+        {**_finetune_inputs(austin_rgb, tiny_model), "OUTPUT": str(tmp_path / "tuned.safetensors")},
     )["OUTPUT"]
     assert Path(tuned).exists() and tiny_model.exists()
 
@@ -162,15 +167,7 @@ def test_finetune_algorithm_returns_the_dropped_fit(
     monkeypatch.setattr(ft, "flip_check_applies", lambda ratio, at_least: True)
     out = run_alg(
         "map_refiner:finetune",
-        {
-            "INPUT": str(austin_rgb),
-            "LABELS": str(austin_rgb.with_name("austin_dev_buildings.gpkg")),
-            "MODE": 0,
-            "STEPS": 2,
-            "DEVICE": 1,
-            "MODEL": str(tiny_model),
-            "OUTPUT": str(tmp_path / "tuned.safetensors"),
-        },
+        {**_finetune_inputs(austin_rgb, tiny_model), "OUTPUT": str(tmp_path / "tuned.safetensors")},
     )
     assert out["DROPPED_FIT"] == str(tmp_path / "tuned_dropped_fit.safetensors")
     assert Path(out["DROPPED_FIT"]).exists() and Path(out["OUTPUT"]).exists()
@@ -255,14 +252,7 @@ def test_finetune_algorithm_passes_what_learns(
         return real(*args, params=params, **kwargs)
 
     monkeypatch.setattr(ft, "finetune", spy)
-    inputs = {
-        "INPUT": str(austin_rgb),
-        "LABELS": str(austin_rgb.with_name("austin_dev_buildings.gpkg")),
-        "MODE": 0,
-        "STEPS": 2,
-        "DEVICE": 1,
-        "MODEL": str(tiny_model),
-    }
+    inputs = _finetune_inputs(austin_rgb, tiny_model)
     run_alg("map_refiner:finetune", {**inputs, "OUTPUT": str(tmp_path / "a.safetensors")})
     run_alg(
         "map_refiner:finetune",
