@@ -46,3 +46,18 @@ def test_a_file_may_name_its_own_variant(tmp_path: Path) -> None:
     )
     out = table([("a", a, None), ("b", b, "deep+rnn")]).splitlines()
     assert "| nepal | 4 | 40.0 | +12.0 | +20.0 |" in out
+
+
+def test_a_one_class_fit_that_erased_a_class_is_rederived_as_dropped(tmp_path: Path) -> None:
+    """A row recording class_kept under FitParams.class_kept_at_least counts as the
+    starting map (report.rederive), as the product would have kept it."""
+    rows = _write(
+        tmp_path / "a.jsonl",
+        [
+            _row("loveda_1", 4, 30.0, 18.0, class_kept=0.01),
+            _row("nepal", 4, 40.0, 58.0, class_kept=0.19),
+        ],
+    )
+    out = table([("a", rows, None)]).splitlines()
+    assert "| loveda_1 | 4 | 30.0 | +0.0 (dropped) |" in out
+    assert "| nepal | 4 | 40.0 | +18.0 |" in out

@@ -750,3 +750,54 @@ def test_the_base_model_s_confidence_on_the_drawn_pixels_sets_the_anchors() -> N
     assert fixed.anchor_confidence == 0.5
     with pytest.raises(MapRefinerError, match="anchor_confidence"):
         FitParams(anchor_confidence=1.5).check()
+
+
+def test_kept_share_is_the_least_kept_class_nobody_drew() -> None:
+    """kept_share: pixels the fitted map gives each undrawn class over those the base
+    map gives it, on undrawn pixels; classes drawn or under MIN_CLASS_PIXELS are skipped."""
+    from map_refiner.training.corrections.fit import MIN_CLASS_PIXELS
+
+    net, _ = random_model(resolution_m=0.6, seed=9)
+    labels = torch.full((40, 40), IGNORE, dtype=torch.uint8)
+    labels[:5, :5] = 0  # a background polygon
+    tile = TrainingTile(torch.randn(3, 40, 40, generator=torch.Generator().manual_seed(1)), labels)
+    fit = CorrectionFit(net, tile, FitParams(), torch.device("cpu"))
+    fit.base = torch.zeros((40, 40), dtype=torch.long)
+    fit.base[:, 20:] = 1  # 800 building pixels on the base map, none drawn
+    scores = torch.zeros((2, 40, 40))
+    scores[1, :, 30:] = 1.0  # the fit keeps half of them
+    assert fit.kept_share(scores, {0}) == (1, pytest.approx(0.5))
+    assert fit.kept_share(scores, {0, 1}) is None
+    fit.base[:, :] = 0
+    fit.base[0, : MIN_CLASS_PIXELS - 1] = 1  # too few to judge
+    assert fit.kept_share(scores, {0}) is None
+
+
+def test_a_one_class_fit_that_erases_another_class_is_dropped(
+    scene: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two building polygons (one held out) and a fit that keeps 2 % of the background
+    elsewhere: not adopted, said why, the fit saved beside; at class_kept_at_least 0 the
+    same fit is adopted."""
+    from map_refiner.training.corrections import finetune as ft
+
+    monkeypatch.setattr(ft, "should_adopt", lambda base, tuned: True)
+    monkeypatch.setattr(CorrectionFit, "kept_share", lambda self, scores, drawn: (0, 0.02))
+    labels = corrections(tmp_path / "c.gpkg", [FOUR[0], FOUR[1]])
+    params = FitParams(steps=3, flip_per_score=float("inf"), anchor_partner="")
+    res = finetune(
+        scene["image"], labels, tmp_path / "a.safetensors", scene["model"], params, device="cpu"
+    )
+    assert not res.adopted and res.erased
+    assert res.class_kept == ("background", 0.02)
+    assert "kept only 2 % of the background" in res.message
+    assert res.dropped_fit is not None and res.dropped_fit.exists()
+    res = finetune(
+        scene["image"],
+        labels,
+        tmp_path / "b.safetensors",
+        scene["model"],
+        replace(params, class_kept_at_least=0.0),
+        device="cpu",
+    )
+    assert res.adopted and not res.erased and res.class_kept == ("background", 0.02)

@@ -23,7 +23,8 @@ def load(path: Path) -> list[dict]:
 
 def rederive(r: dict, sure_ratio_at_least: float = FLIP_SURE_RATIO) -> dict:
     """The row under the flip check as it is now (a row records the fit, its held-out
-    score and its ratio; which fits the check drops changed between sessions). A dropped
+    score and its ratio; which fits the check drops changed between sessions), and under
+    the one-class fit's erased-class check where the row records its share. A dropped
     fit leaves the base networks, whose undrawn half is the starting map: the drawn
     polygons all lie on the other half. ``sure_ratio_at_least``: from which sure ratio
     the check stands aside (math.inf: it judges every fit, the rule before session 20)."""
@@ -32,7 +33,9 @@ def rederive(r: dict, sure_ratio_at_least: float = FLIP_SURE_RATIO) -> dict:
     allowance = flip_allowance(
         r.get("tuned_score"), r.get("sure_ratio"), at_least=sure_ratio_at_least
     )
-    adopted = r["flip_ratio"] <= allowance
+    kept = r.get("class_kept")  # a one-class fit's least-kept undrawn class (session 29)
+    erased = kept is not None and kept < FitParams().class_kept_at_least
+    adopted = r["flip_ratio"] <= allowance and not erased
     fitted_acc = r.get("acc_after_fit", r["acc_after"] if r["adopted"] else None)
     return {
         **r,

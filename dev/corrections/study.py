@@ -45,13 +45,15 @@ ROOT = Path(__file__).resolve().parents[2]
 #: outcome does not depend on the machine's load (the time in a row does).
 #: The flip check is applied after the fit from the ratio it records (a dropped fit
 #: leaves the base networks, whose undrawn half is the starting map), so that a row
-#: also says what a dropped fit would have done.
+#: also says what a dropped fit would have done; so is the one-class fit's erased-class
+#: check (class_kept_at_least, report.rederive).
+_RECORD = {"flip_per_score": float("inf"), "class_kept_at_least": 0.0}
 VARIANTS: dict[str, FitParams] = {
-    "head+rnn": FitParams(adapt="head+rnn", flip_per_score=float("inf")),
-    "rnn": FitParams(adapt="rnn", flip_per_score=float("inf")),
+    "head+rnn": FitParams(adapt="head+rnn", **_RECORD),
+    "rnn": FitParams(adapt="rnn", **_RECORD),
     # the CNN's third layer trained too (session 29; not a default variant)
-    "deep+rnn": FitParams(adapt="deep+rnn", flip_per_score=float("inf")),
-    "deeper+rnn": FitParams(adapt="deeper+rnn", flip_per_score=float("inf")),
+    "deep+rnn": FitParams(adapt="deep+rnn", **_RECORD),
+    "deeper+rnn": FitParams(adapt="deeper+rnn", **_RECORD),
 }
 COMMIT = git_state(untracked=False)["commit"]
 #: The dialog's "where to draw next" cells are 12 m across.
@@ -228,6 +230,8 @@ def run_scene(
                     "anchor_weight": res.anchor_weight,
                     "partner_agreement": res.partner_agreement,
                     "one_class_agreement": res.one_class_agreement,
+                    "class_kept": None if res.class_kept is None else res.class_kept[1],
+                    "class_kept_name": None if res.class_kept is None else res.class_kept[0],
                     "sure_ratio": res.sure_ratio,
                     "steps": res.steps,
                     "held_out_curve": [[n, round(v, 4)] for n, v in res.held_out_curve],

@@ -168,6 +168,10 @@ class FinetuneResult:
     one_class_agreement: float | None = None  # a fit that passed the held-out check on
     # polygons all of one class: the share of its changes the partner agreed with
     # (partner_agreement; recorded, not yet a rule); else None
+    class_kept: tuple[str, float] | None = None  # a fit that passed the held-out check on
+    # polygons all of one class: the class nobody drew it kept least of, and the share of
+    # its undrawn window pixels kept (CorrectionFit.kept_share); else None
+    erased: bool = False  # that share was under FitParams.class_kept_at_least: not adopted
 
     @property
     def final_loss(self) -> float:  # what the CLI and the jobs print for every training
@@ -257,6 +261,8 @@ def finetune(
     flips: float | None = None
     partner_agrees: float | None = None  # a round without held-out polygons: see below
     one_class_agrees: float | None = None  # a fit on polygons of one class: the same share
+    kept: tuple[int, float] | None = None  # and the class nobody drew it kept least of
+    erased = False  # ... under params.class_kept_at_least: not adopted
     cap = math.inf  # the flip check's allowance, once a fit passed the held-out check
     # the networks and detail temperature of a fit the flip check dropped, saved beside
     dropped: tuple[dict[str, torch.Tensor], float] | None = None
@@ -286,14 +292,18 @@ def finetune(
             steps, seconds = steps + more_steps, seconds + more_seconds
             with torch.no_grad():
                 settled = fit.logits()  # the fitted networks' scores over the window
-            if agree is not None and len(set(feature_classes.values())) == 1:
+            drawn_classes = set(feature_classes.values())
+            if len(drawn_classes) == 1:
                 # every polygon of one class: the held-out check cannot see the others go
-                one_class_agrees = partner_agreement(fit, settled, agree)
+                if agree is not None:
+                    one_class_agrees = partner_agreement(fit, settled, agree)
+                kept = fit.kept_share(settled, drawn_classes)
+                erased = kept is not None and kept[1] < params.class_kept_at_least
             flips = fit.flip_ratio(settled)
             cap = flip_allowance(
                 tuned_score, fit.sure_ratio, params.flip_per_score, params.flip_sure_ratio
             )
-            if flips > cap:  # learnt more than the corrections: keep the base
+            if flips > cap or erased:  # learnt more than the corrections: keep the base
                 adopted = False
                 temperature = config.detail_temperature  # as an adopted fit's, below
                 if params.detail_temperature and config.detail_iterations > 0:
@@ -363,6 +373,10 @@ def finetune(
         and not math.isinf(params.flip_per_score)
         and not flip_check_applies(fit.sure_ratio, params.flip_sure_ratio)
     )
+    if erased and kept is not None:
+        message = _erased_message(
+            config.class_names[kept[0]], kept[1], params.class_kept_at_least, corr.kept.features
+        )
     if firsts and not folds and partner is not None:  # judged by the partner instead
         message = _partner_check_message(adopted, partner_agrees, corr.kept.features, partner.stem)
     if unguarded:
@@ -438,6 +452,8 @@ def finetune(
         partner_agreement=partner_agrees,
         partner=None if partner is None else partner.stem,
         one_class_agreement=one_class_agrees,
+        class_kept=None if kept is None else (config.class_names[kept[0]], kept[1]),
+        erased=erased,
     )
 
 
@@ -645,6 +661,17 @@ def _partner_check_message(adopted: bool, agrees: float | None, polygons: int, p
         f"Not adopted: {why} (at least {100 * PARTNER_AGREES_AT_LEAST:.0f} % is needed), so "
         "the starting networks are kept. The new model shows your drawn polygon(s) on this "
         "image; draw at least two polygons of a class so a fit can be checked on them."
+    )
+
+
+def _erased_message(name: str, kept: float, at_least: float, polygons: int) -> str:
+    return (
+        f"Not adopted: every polygon you drew is of one class, and the fine-tuned networks "
+        f"kept only {100 * kept:.0f} % of the {name} the starting model showed elsewhere in "
+        f"the area you drew in (at least {100 * at_least:.0f} % is needed): a fit on one class "
+        f"can learn to erase the others, which your held-out polygons cannot show. The "
+        f"starting networks are kept; the new model still shows your {polygons} drawn "
+        f"polygon(s) on this image. Draw a polygon of {name} too if some should stay."
     )
 
 

@@ -85,6 +85,9 @@ ANCHOR_CONFIDENCE = 0.9
 #: (-2.9), candidate +27.6 (-9.0), the new model +169.4 (none; every round at 0.9).
 TRUSTED_ANCHOR_CONFIDENCE = 0.7
 SURE_AND_WRONG_AT_MOST = 0.4
+#: A class the base map shows on fewer undrawn window pixels than this is not checked for
+#: being erased by a one-class fit (kept_share): a few pixels swing its share.
+MIN_CLASS_PIXELS = 100
 #: Context, in model pixels, the RNN needs around a patch (2 px per iteration + 2).
 RNN_CONTEXT = 12
 #: Context, in cells of the CNN's stride-4 grid, the trained CNN layers need.
@@ -174,6 +177,10 @@ class FitParams:
     # depend on the machine's speed and load, so nothing sets it by default
     trunk_lr_scale: float = 1.0  # the CNN's second and third layers (deep+rnn, deeper+rnn)
     # learn at this times lr (the layers nearer the image keep more of what they know)
+    class_kept_at_least: float = 0.1  # a fit on polygons all of one class is not adopted
+    # when another class keeps under this share of its undrawn pixels in the window
+    # (CorrectionFit.kept_share: the fit erased a class nobody drew); 0: no such check.
+    # Session 29: docs/results_corrections.md
 
     def steps_on(self, device: torch.device) -> int:
         """The held-out phase's step count: a fixed number per kind of device, so that a
@@ -199,6 +206,10 @@ class FitParams:
             )
         if not (1 <= self.folds <= MAX_FOLDS):
             raise MapRefinerError(f"folds must be between 1 and {MAX_FOLDS}, not {self.folds}.")
+        if not (0 <= self.class_kept_at_least <= 1):
+            raise MapRefinerError(
+                f"class_kept_at_least must be between 0 and 1, not {self.class_kept_at_least}."
+            )
         if not (0 <= self.trunk_lr_scale <= 1):
             raise MapRefinerError(
                 f"trunk_lr_scale must be between 0 and 1, not {self.trunk_lr_scale}."
@@ -435,6 +446,23 @@ class CorrectionFit:
         pred = self.predict() if scores is None else class_argmax(scores).long()
         flipped = int(((pred.cpu() != self.base.cpu()) & self.sure).sum())
         return flipped / sure / drawn
+
+    def kept_share(self, scores: torch.Tensor, drawn: set[int]) -> tuple[int, float] | None:
+        """Of the classes nobody drew, the one the fitted ``scores`` keep least of on the
+        window's undrawn pixels, and that share (pixels the fit gives the class / pixels the
+        base map gives it); None when the base map shows no such class on at least
+        MIN_CLASS_PIXELS of them."""
+        undrawn = (self.labels == IGNORE) & self.valid
+        base, new = self.base.cpu()[undrawn], class_argmax(scores).long().cpu()[undrawn]
+        least: tuple[int, float] | None = None
+        for c in range(int(scores.shape[0])):
+            had = int((base == c).sum())
+            if c in drawn or had < MIN_CLASS_PIXELS:
+                continue
+            share = int((new == c).sum()) / had
+            if least is None or share < least[1]:
+                least = (c, share)
+        return least
 
     # -- training --------------------------------------------------------------------
     def targets(self, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
