@@ -249,6 +249,7 @@ class Controller:
                 unguarded=result.unguarded,
                 partner_agreement=result.partner_agreement,
                 partner=result.partner or "general",
+                erased=result.class_kept[0] if result.erased and result.class_kept else None,
             )
         )
         if self.dialog is not None:

@@ -27,6 +27,8 @@ class Round:
     partner_agreement: float | None = None  # nothing could be held out: the share of the
     # fit's changes the partner model agreed with (finetune.partner_agreement)
     partner: str = "general"  # which bundled model that was (FinetuneResult.partner)
+    erased: str | None = None  # a fit on one class dropped because it erased this class
+    # elsewhere (FinetuneResult.erased, class_kept); None: not so
 
     @property
     def took_dropped_fit(self) -> bool:
@@ -70,6 +72,8 @@ class Round:
             kept = "fit adopted, check the undrawn map"
         elif self.adopted:
             kept = "fit adopted"
+        elif self.erased is not None:
+            kept = f"fit dropped: it erased the {self.erased}"
         elif self.flip_ratio is not None:  # passed the held-out check, not the flip check
             kept = "fit dropped: changed too much elsewhere"
         else:
@@ -114,8 +118,14 @@ class Round:
                 kept += f" (the fit {changed})"
         elif self.adopted:
             kept = "the fitted networks adopted"
-        elif self.flip_ratio is not None:
-            kept = f"the starting networks kept (the fit {changed}); your polygons are shown"
+        elif self.erased is not None or self.flip_ratio is not None:
+            why = (
+                f"every polygon is of one class and the fit removed nearly all the "
+                f"{self.erased} elsewhere in the area you drew in"
+                if self.erased is not None
+                else f"the fit {changed}"
+            )
+            kept = f"the starting networks kept ({why}); your polygons are shown"
             if self.dropped_fit is not None:
                 kept += (
                     f". The dropped fit is saved as {self.dropped_fit.name}: “Use dropped "
