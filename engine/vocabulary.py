@@ -33,7 +33,8 @@ LABEL_MODE_TEXT = {
 _LABEL_MODE_ALIASES = {"full": "tile"}  # the dialog's and Processing's earlier name
 
 #: What a fine-tune may change (training/corrections/fit.py says how many CNN layers
-#: each keeps frozen): the RNN alone, with the CNN's last layer, or its last two.
+#: each keeps frozen): the RNN alone, with the CNN's last layer, its last two, or its
+#: last three (every layer but the first).
 ADAPT_MODES = ("rnn", "head+rnn", "deep+rnn", "deeper+rnn")
 
 #: A fine-tune's held-out phases on different splits of the polygons (cross-validation,
