@@ -790,7 +790,7 @@ def test_a_one_class_fit_that_erases_another_class_is_dropped(
     )
     assert not res.adopted and res.erased
     assert res.class_kept == ("background", 0.02)
-    assert "kept only 2 % of the background" in res.message
+    assert "kept only 2 % of the background pixels" in res.message
     assert res.dropped_fit is not None and res.dropped_fit.exists()
     res = finetune(
         scene["image"],

@@ -73,7 +73,7 @@ class Round:
         elif self.adopted:
             kept = "fit adopted"
         elif self.erased is not None:
-            kept = f"fit dropped: it erased the {self.erased}"
+            kept = f"fit dropped: it erased most {self.erased} pixels"
         elif self.flip_ratio is not None:  # passed the held-out check, not the flip check
             kept = "fit dropped: changed too much elsewhere"
         else:
@@ -103,8 +103,9 @@ class Round:
             else ""
         )
         if self.took_dropped_fit:
+            what = self._erasure() if self.erased is not None else changed
             kept = (
-                f"the fit the checks had dropped ({changed}) taken at your request; the "
+                f"the fit the checks had dropped ({what}) taken at your request; the "
                 f"round's own model, with the starting networks: {self.first_model}"
             )
         elif self.adopted and self.unguarded:
@@ -120,8 +121,7 @@ class Round:
             kept = "the fitted networks adopted"
         elif self.erased is not None or self.flip_ratio is not None:
             why = (
-                f"every polygon is of one class and the fit removed nearly all the "
-                f"{self.erased} elsewhere in the area you drew in"
+                f"every polygon is of one class and the fit {self._erasure()}"
                 if self.erased is not None
                 else f"the fit {changed}"
             )
@@ -137,6 +137,9 @@ class Round:
             f"{self.name}, fine-tuned on {self.image.name} from {self.parent_label()}: "
             f"{score}; {kept}.\nModel file: {self.model}"
         )
+
+    def _erasure(self) -> str:
+        return f"removed nearly all {self.erased} pixels elsewhere in the area you drew in"
 
     def parent_label(self) -> str:
         return self.parent.name if self.parent is not None else "the bundled model"

@@ -93,10 +93,18 @@ def test_a_round_says_why_its_networks_were_kept() -> None:
     by_default = Round(adopted=True, partner_agreement=0.61, partner="default", **judged)
     assert "checked by the default model: 61 % agree" in by_default.describe()
     assert "bundled default model" in by_default.details()
-    erased = Round(adopted=False, flip_ratio=0.3, erased="building", **common)
-    assert "fit dropped: it erased the building" in erased.describe()
+    erased = Round(
+        adopted=False,
+        flip_ratio=0.3,
+        erased="building",
+        dropped_fit=Path("r_dropped_fit.safetensors"),
+        **common,
+    )
+    assert "fit dropped: it erased most building pixels" in erased.describe()
     assert "too much" not in erased.describe()
-    assert "removed nearly all the building" in erased.details()
+    assert "removed nearly all building pixels" in erased.details()
+    taken = erased.with_dropped_fit("img — round 1 (5 corrections, dropped fit)")
+    assert "removed nearly all building pixels" in taken.details()
 
 
 def test_the_dialog_says_which_image_a_fine_tuned_model_is_for_and_why(

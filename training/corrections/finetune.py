@@ -667,7 +667,7 @@ def _partner_check_message(adopted: bool, agrees: float | None, polygons: int, p
 def _erased_message(name: str, kept: float, at_least: float, polygons: int) -> str:
     return (
         f"Not adopted: every polygon you drew is of one class, and the fine-tuned networks "
-        f"kept only {100 * kept:.0f} % of the {name} the starting model showed elsewhere in "
+        f"kept only {100 * kept:.0f} % of the {name} pixels the starting model showed elsewhere in "
         f"the area you drew in (at least {100 * at_least:.0f} % is needed): a fit on one class "
         f"can learn to erase the others, which your held-out polygons cannot show. The "
         f"starting networks are kept; the new model still shows your {polygons} drawn "
