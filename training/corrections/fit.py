@@ -349,7 +349,8 @@ class CorrectionFit:
             self.anchors_agreed = int(self.anchor.sum()) / before if before else 1.0
             if params.flip_partner:  # the flip check guards agreed pixels only, too
                 self.sure &= agreed
-        self.trained = self._trained_parameters()
+        self.groups = self._trained_groups()
+        self.trained = [p for params, _ in self.groups for p in params]
         self.rng = np.random.default_rng(params.seed)
         self._pad()
 
@@ -372,21 +373,29 @@ class CorrectionFit:
             anchor &= confidence >= at_least
         return anchor
 
-    def _trained_parameters(self) -> list[torch.nn.Parameter]:
+    def _trained_groups(self) -> list[tuple[list[torch.nn.Parameter], float]]:
+        """The parameters that learn, each group with its rate's factor of params.lr: the
+        RNN and the CNN's head at 1, the CNN's trunk layers (deep+rnn, deeper+rnn) at
+        trunk_lr_scale; the rest of the network frozen."""
         c = self.net.coarse
-        layers: list[torch.nn.Module] = [self.net.rnn]
+        head: list[torch.nn.Module] = [self.net.rnn]
         if self.frozen <= 3:
-            layers += [c.conv4, c.upsample]
+            head += [c.conv4, c.upsample]
+        trunk: list[torch.nn.Module] = []
         if self.frozen <= 2:
-            layers.append(c.conv3)
+            trunk.append(c.conv3)
         if self.frozen <= 1:
-            layers.append(c.conv2)
+            trunk.append(c.conv2)
         for p in self.net.parameters():
             p.requires_grad_(False)
-        params = [p for layer in layers for p in layer.parameters()]
-        for p in params:
-            p.requires_grad_(True)
-        return params
+        groups = []
+        for layers, scale in ((head, 1.0), (trunk, self.params.trunk_lr_scale)):
+            params = [p for layer in layers for p in layer.parameters()]
+            for p in params:
+                p.requires_grad_(True)
+            if params:
+                groups.append((params, scale))
+        return groups
 
     def _pad(self) -> None:
         """Padded copies, so that a patch near the window's edge is a plain slice."""
@@ -574,16 +583,9 @@ class CorrectionFit:
         best-scoring state."""
         if not (labels != IGNORE).any():
             raise MapRefinerError("No drawn pixel is left to learn from.")
-        c = self.net.coarse
-        deep = {id(p) for layer in (c.conv2, c.conv3) for p in layer.parameters()}
-        groups = [
-            {"params": [p for p in self.trained if id(p) not in deep]},
-            {
-                "params": [p for p in self.trained if id(p) in deep],
-                "lr": self.params.lr * self.params.trunk_lr_scale,
-            },
-        ]
-        opt = torch.optim.Adam([g for g in groups if g["params"]], lr=self.params.lr)
+        opt = torch.optim.Adam(
+            [{"params": params, "lr": self.params.lr * scale} for params, scale in self.groups]
+        )
         tgt, weight = self.targets(labels)
         pools = self._pools(labels)
         t0 = time.perf_counter()
