@@ -28,6 +28,7 @@ from map_refiner.training.corrections.fit import (
     CorrectionFit,
     FitParams,
     anchor_threshold,
+    fold_input_norm,
     sure_and_wrong,
 )
 from map_refiner.training.corrections.holdout import balanced_accuracy, held_out_features
@@ -322,7 +323,76 @@ def test_a_few_polygons_cannot_blow_the_bundled_model_up(tmp_path: Path) -> None
     assert np.mean(out.history[-5:]) < out.history[0]
 
 
-@pytest.mark.parametrize("adapt", ["rnn", "head+rnn", "deep+rnn", "deeper+rnn"])
+@pytest.mark.parametrize("adapt", ["norm+head+rnn", "norm+rnn"])
+def test_a_norm_fit_learns_the_input_s_scale_and_shift_and_no_cnn_layer_before_the_head(
+    scene: dict, tmp_path: Path, adapt: str
+) -> None:
+    from map_refiner.engine.progress import make_reporter
+    from map_refiner.training.corrections.data import load_corrections
+
+    net, cfg = load_model(scene["model"], "cpu")
+    corr = load_corrections(scene["image"], corrections(tmp_path / "c.gpkg", FOUR), cfg)
+    fit = CorrectionFit(net, corr.tile, FitParams(adapt=adapt), torch.device("cpu"))
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    assert {"input_norm.log_scale", "input_norm.shift"} <= set(before)
+    fit.fit(fit.labels, 3, make_reporter())
+    changed = {
+        k.rsplit(".", 1)[0] for k, v in net.state_dict().items() if not torch.equal(before[k], v)
+    }
+    head = {"coarse.conv4", "coarse.upsample"} if adapt == "norm+head+rnn" else set()
+    rnn = {k.rsplit(".", 1)[0] for k in before if k.startswith("rnn.")}
+    assert changed == {"input_norm"} | head | rnn
+
+
+def test_a_learnt_normalisation_folds_into_the_model_s_mean_and_std() -> None:
+    """The saved model (plain weights, folded mean and std) reads the raw image exactly as
+    the fit's networks read it through their InputNorm: the round's map is the fit's."""
+    from map_refiner.engine.networks.inference import run_networks
+
+    net, cfg = random_model(resolution_m=0.6, seed=4)
+    gen = torch.Generator().manual_seed(2)
+    raw = torch.rand(3, 90, 70, generator=gen) * 255
+    mean = torch.tensor(cfg.mean)[:, None, None]
+    std = torch.tensor(cfg.std)[:, None, None]
+    labels = torch.full((90, 70), IGNORE, dtype=torch.uint8)
+    labels[20:30, 20:40] = 1
+    tile = TrainingTile((raw - mean) / std, labels)
+    fit = CorrectionFit(net, tile, FitParams(adapt="norm+head+rnn"), torch.device("cpu"))
+    with torch.no_grad():
+        fit.norm.log_scale.copy_(torch.tensor([0.3, -0.2, 0.1]))
+        fit.norm.shift.copy_(torch.tensor([-0.4, 0.25, 0.6]))
+        fitted = fit.logits()
+    plain, folded = fold_input_norm(net, cfg)
+    assert not hasattr(plain, "input_norm") and hasattr(net, "input_norm")
+    assert folded.mean != cfg.mean and folded.std != cfg.std and cfg.mean == [120.0] * 3
+    fmean = torch.tensor(folded.mean)[:, None, None]
+    fstd = torch.tensor(folded.std)[:, None, None]
+    with torch.no_grad():
+        saved = run_networks(plain.eval(), (raw - fmean) / fstd, 5)
+    torch.testing.assert_close(saved, fitted, atol=2e-4, rtol=0)
+    assert fold_input_norm(plain, folded) == (plain, folded)  # nothing to fold
+
+
+def test_a_norm_round_saves_a_plain_model_file(scene: dict, tmp_path: Path) -> None:
+    res = finetune(
+        scene["image"],
+        corrections(tmp_path / "c.gpkg", FOUR),
+        tmp_path / "new.safetensors",
+        scene["model"],
+        FitParams(adapt="norm+head+rnn", steps=6, eval_every=2),
+        device="cpu",
+    )
+    net, cfg = load_model(res.model)  # strict: no InputNorm weights in the file
+    assert not hasattr(net, "input_norm")
+    assert cfg.training["finetune"][-1]["adapt"] == "norm+head+rnn"
+    _, base = load_model(scene["model"])
+    if not res.adopted:  # the base's networks, identity normalisation: the same numbers
+        assert cfg.mean == pytest.approx(base.mean) and cfg.std == pytest.approx(base.std)
+
+
+@pytest.mark.parametrize(
+    "adapt", ["rnn", "head+rnn", "deep+rnn", "deeper+rnn", "norm+head+rnn", "norm+rnn"]
+)
 def test_scores_on_a_box_equal_the_whole_windows(adapt: str) -> None:
     """Held-out polygons are scored on a crop around them: the same numbers."""
     net, _ = random_model(resolution_m=0.6, seed=9)
@@ -336,6 +406,9 @@ def test_scores_on_a_box_equal_the_whole_windows(adapt: str) -> None:
         torch.device("cpu"),
     )
     with torch.no_grad():
+        if fit.norm is not None:  # a learnt normalisation that is not the identity
+            fit.norm.log_scale.fill_(0.2)
+            fit.norm.shift.fill_(-0.3)
         whole = fit.logits()
         for y0, y1, x0, x1 in [(0, 30, 0, 40), (50, 61, 37, 90), (170, 203, 120, 161)]:
             part = fit.logits((y0, y1, x0, x1))

@@ -54,6 +54,9 @@ VARIANTS: dict[str, FitParams] = {
     # the CNN's third layer trained too (session 29; not a default variant)
     "deep+rnn": FitParams(adapt="deep+rnn", **_RECORD),
     "deeper+rnn": FitParams(adapt="deeper+rnn", **_RECORD),
+    # the input's per-band scale and shift learnt too (session 30; not a default variant)
+    "norm+head+rnn": FitParams(adapt="norm+head+rnn", **_RECORD),
+    "norm+rnn": FitParams(adapt="norm+rnn", **_RECORD),
 }
 COMMIT = git_state(untracked=False)["commit"]
 #: The dialog's "where to draw next" cells are 12 m across.

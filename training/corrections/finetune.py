@@ -48,7 +48,7 @@ from ..tile import IGNORE, LabelSource
 from .data import Corrections, load_corrections
 from .detail_stage import DetailFit, DetailOutcome, held_out_phase, refit
 from .fine_data import load_fine_corrections
-from .fit import CorrectionFit, FitOutcome, FitParams, average_states
+from .fit import CorrectionFit, FitOutcome, FitParams, average_states, fold_input_norm
 from .holdout import ADOPT_AT_LEAST, REFIT_SHARE, balanced_accuracy, fold_holdouts
 from .partner import partner_classes, partner_for
 from .temperature import matched_temperature
@@ -416,7 +416,7 @@ def finetune(
         )
 
     record(config, adopted)
-    save_model(net.cpu(), config, out, overwrite=overwrite)
+    save_model(*fold_input_norm(net.cpu(), config), out, overwrite=overwrite)
     dropped_fit = None
     if dropped is not None:
         dropped_fit = _save_dropped_fit(
@@ -489,7 +489,7 @@ def _save_dropped_fit(
     record(config)
     try:
         check_model_output(path, inputs, overwrite)
-        save_model(net.cpu(), config, path, overwrite=overwrite)
+        save_model(*fold_input_norm(net.cpu(), config), path, overwrite=overwrite)
     except MapRefinerError as exc:
         log.warning("the dropped fit could not be saved as %s: %s", path, exc)
         return None

@@ -8,6 +8,11 @@ What a few polygons can teach safely, and how:
   (``deep+rnn``), or its second and third (``deeper+rnn``; the first layer never
   learns: partner.py tells a model's lineage by it). The frozen part of the CNN is
   computed once over the window; every step then runs only what learns.
+  ``norm+head+rnn`` and ``norm+rnn`` also learn the input's normalisation: a scale and a
+  shift per band (InputNorm), what a new sensor's colours would need and too few
+  numbers to learn the drawn roofs' own look. The whole CNN then runs at every step;
+  a saved round folds them into the model's mean and std (fold_input_norm), so its
+  weights and file format stay those of any model.
 * **Anchors**: pixels no polygon covers, where the base model is sure of itself
   (``anchor_confidence``), keep its map as their label with a small weight
   (``anchor_weight``). Without them a few polygons of one class teach
@@ -42,6 +47,7 @@ import torch
 from torch.nn import functional as F
 
 from ...engine.errors import MapRefinerError
+from ...engine.modelfile.config import ModelConfig
 from ...engine.networks.inference import class_argmax, coarse_scores, refine_heat
 from ...engine.networks.models import MapRefinerNet, pad_to_stride
 from ...engine.progress import Reporter
@@ -50,7 +56,16 @@ from ..tile import IGNORE, TrainingTile
 from .holdout import balanced_accuracy
 
 #: What a fine-tune may change, and how many CNN layers stay frozen before it.
-ADAPT_MODES: dict[str, int] = {"rnn": 4, "head+rnn": 3, "deep+rnn": 2, "deeper+rnn": 1}
+ADAPT_MODES: dict[str, int] = {
+    "rnn": 4,
+    "head+rnn": 3,
+    "deep+rnn": 2,
+    "deeper+rnn": 1,
+    "norm+rnn": 4,
+    "norm+head+rnn": 3,
+}
+#: The modes that also learn the input's normalisation (InputNorm).
+NORM_PREFIX = "norm+"
 #: Steps of the held-out phase on a CPU, so that a round (fit, refit, refine) stays
 #: under 30 s on the 2-core development machine (the `make bench` row). A fixed count
 #: rather than a time budget: under a budget the same round gave +3.2 and -5.7 points
@@ -177,6 +192,9 @@ class FitParams:
     # depend on the machine's speed and load, so nothing sets it by default
     trunk_lr_scale: float = 1.0  # the CNN's second and third layers (deep+rnn, deeper+rnn)
     # learn at this times lr (the layers nearer the image keep more of what they know)
+    norm_lr_scale: float = 10.0  # the input's per-band scale and shift (norm+ modes) learn
+    # at this times lr: at 1e-3 the 120 steps of a round move a band by at most 0.12 of
+    # its spread, less than a new sensor's colours are off
     class_kept_at_least: float = 0.1  # a fit on polygons all of one class is not adopted
     # when another class keeps under this share of its undrawn pixels in the window
     # (CorrectionFit.kept_share: the fit erased a class nobody drew); 0: no such check.
@@ -209,6 +227,10 @@ class FitParams:
         if not (0 <= self.class_kept_at_least <= 1):
             raise MapRefinerError(
                 f"class_kept_at_least must be between 0 and 1, not {self.class_kept_at_least}."
+            )
+        if not (0 < self.norm_lr_scale <= 100):
+            raise MapRefinerError(
+                f"norm_lr_scale must be above 0 and at most 100, not {self.norm_lr_scale}."
             )
         if not (0 <= self.trunk_lr_scale <= 1):
             raise MapRefinerError(
@@ -246,6 +268,44 @@ class FitOutcome:
     seconds: float
     history: list[float] = field(default_factory=list)  # the loss at every step
     scores: list[tuple[int, float]] = field(default_factory=list)  # (step, held-out score)
+
+
+class InputNorm(torch.nn.Module):
+    """A learnt scale and shift per band of the normalised image (identity at first):
+    ``x * exp(log_scale) + shift`` where the window holds the image, 0 elsewhere (the
+    zero padding and canvas gaps of the model's own normalisation)."""
+
+    def __init__(self, bands: int) -> None:
+        super().__init__()
+        self.log_scale = torch.nn.Parameter(torch.zeros(bands))
+        self.shift = torch.nn.Parameter(torch.zeros(bands))
+
+    def forward(self, x: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
+        scale = self.log_scale.exp()[:, None, None]
+        return (x * scale + self.shift[:, None, None]) * inside
+
+    def key(self) -> tuple[float, ...]:
+        """The current values (what the cached features were computed for)."""
+        return tuple(torch.cat([self.log_scale, self.shift]).detach().cpu().tolist())
+
+
+def fold_input_norm(net: MapRefinerNet, config: ModelConfig) -> tuple[MapRefinerNet, ModelConfig]:
+    """``net`` without its fit's InputNorm and ``config`` with it folded into the model's
+    mean and std (copies; both as given when the net has none): with ``a`` the scale and
+    ``b`` the shift, ``a (x - m) / s + b = (x - m') / s'`` for ``s' = s / a`` and
+    ``m' = m - b s'``."""
+    norm = getattr(net, "input_norm", None)
+    if norm is None:
+        return net, config
+    a = norm.log_scale.detach().exp().cpu().double()
+    b = norm.shift.detach().cpu().double()
+    cfg = copy.deepcopy(config)
+    std = torch.tensor(config.std, dtype=torch.float64) / a
+    mean = torch.tensor(config.mean, dtype=torch.float64) - b * std
+    cfg.std, cfg.mean = [float(v) for v in std], [float(v) for v in mean]
+    plain = copy.deepcopy(net)
+    del plain.input_norm
+    return plain, cfg
 
 
 def _trunk(net: MapRefinerNet, x: torch.Tensor, frozen: int) -> torch.Tensor:
@@ -316,6 +376,14 @@ class CorrectionFit:
         )
         self.image = tile.image.to(device)
         self.x = pad_to_stride(self.image[None])
+        self.norm: InputNorm | None = None
+        if params.adapt.startswith(NORM_PREFIX):
+            if self.net.coarse.conv1.in_channels != self.image.shape[0]:
+                raise MapRefinerError("The window's bands differ from the model's.")
+            self.norm = InputNorm(int(self.image.shape[0])).to(device)
+            self.net.input_norm = self.norm  # in the net's state: kept, restored, averaged
+            self.inside = pad_to_stride(self.valid.float().to(device)[None, None])
+            self._norm_key: tuple[float, ...] | None = None
         net.eval()
         with torch.no_grad():
             self.trunk = _trunk(net, self.x, self.frozen)
@@ -389,7 +457,12 @@ class CorrectionFit:
         for p in self.net.parameters():
             p.requires_grad_(False)
         groups = []
-        for layers, scale in ((head, 1.0), (trunk, self.params.trunk_lr_scale)):
+        norm: list[torch.nn.Module] = [] if self.norm is None else [self.norm]
+        for layers, scale in (
+            (head, 1.0),
+            (trunk, self.params.trunk_lr_scale),
+            (norm, self.params.norm_lr_scale),
+        ):
             params = [p for layer in layers for p in layer.parameters()]
             for p in params:
                 p.requires_grad_(True)
@@ -402,6 +475,8 @@ class CorrectionFit:
         p, cc = self.params.patch_size, CELL_CONTEXT
         px = 4 * cc
         self.img_pad = F.pad(self.image, (px, px + p, px, px + p))
+        if self.norm is not None:
+            self.inside_pad = F.pad(self.valid.float().to(self.device), (px, px + p, px, px + p))
         if self.frozen == 4:
             heat = self.trunk[0, :, : self.h, : self.w]
             self.trunk_pad = F.pad(heat[None], (px, px + p, px, px + p), mode="replicate")[0]
@@ -412,6 +487,7 @@ class CorrectionFit:
     def logits(self, box: tuple[int, int, int, int] | None = None) -> torch.Tensor:
         """Scores over the window, or over ``box`` (y0, y1, x0, x1) of it, computed from
         the frozen trunk with just the context the trained layers need."""
+        self._refresh()
         if box is None:
             heat = _head(self.net, self.trunk, self.frozen)
             out = refine_heat(self.net.rnn, self.x, heat, self.params.iterations)
@@ -432,6 +508,16 @@ class CorrectionFit:
             heat = heat[:, :, ya - 4 * ca : yb - 4 * ca, xa - 4 * da : xb - 4 * da]
         out = refine_heat(self.net.rnn, img, heat, self.params.iterations)
         return out[0, :, y0 - ya : y1 - ya, x0 - xa : x1 - xa]
+
+    def _refresh(self) -> None:
+        """With a learnt input normalisation, the image and frozen features the current
+        values give (recomputed only when they changed: a step, or a state loaded)."""
+        if self.norm is None or self._norm_key == self.norm.key():
+            return
+        with torch.no_grad():
+            self.x = self.norm(pad_to_stride(self.image[None])[0], self.inside[0])[None]
+            self.trunk = _trunk(self.net, self.x, self.frozen)
+        self._norm_key = self.norm.key()
 
     def on_image(self, scores: torch.Tensor) -> torch.Tensor:
         """``(K, h, w)`` scores over the window, without the gaps of a canvas of several
@@ -539,7 +625,16 @@ class CorrectionFit:
         corners = self._corners(pools)
         side = p + 8 * cc
         imgs = torch.stack([self.img_pad[:, y : y + side, x : x + side] for y, x in corners])
-        if self.frozen == 4:
+        if self.norm is not None:  # the whole CNN runs on the renormalised patches
+            inside = torch.stack(
+                [self.inside_pad[y : y + side, x : x + side] for y, x in corners]
+            )[:, None]
+            imgs = self.norm(imgs, inside)
+            if self.frozen == 4:
+                heat = self.net.coarse(imgs)
+            else:
+                heat = _head(self.net, _trunk(self.net, imgs, self.frozen), self.frozen)
+        elif self.frozen == 4:
             heat = torch.stack([self.trunk_pad[:, y : y + side, x : x + side] for y, x in corners])
         else:
             cells = p // 4 + 2 * cc
