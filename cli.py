@@ -409,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="what learns: the RNN and the coarse CNN's last layer (head+rnn, "
         "default), the RNN alone (rnn, the paper's fine-tune), also the "
         "CNN's third layer (deep+rnn), or its second and third (deeper+rnn); "
-        "norm+rnn and norm+head+rnn also learn the image's scale and shift per band",
+        "norm+head+rnn also learns the image's scale and shift per band",
     )
     p.add_argument(
         "--steps",

@@ -34,9 +34,9 @@ _LABEL_MODE_ALIASES = {"full": "tile"}  # the dialog's and Processing's earlier 
 
 #: What a fine-tune may change (training/corrections/fit.py says how many CNN layers
 #: each keeps frozen): the RNN alone, with the CNN's last layer, its last two, or its
-#: last three (every layer but the first); ``norm+`` also the input's scale and shift
+#: last three (every layer but the first); ``norm+head+rnn`` also the input's scale and shift
 #: per band (folded into the saved model's mean and std).
-ADAPT_MODES = ("rnn", "head+rnn", "deep+rnn", "deeper+rnn", "norm+rnn", "norm+head+rnn")
+ADAPT_MODES = ("rnn", "head+rnn", "deep+rnn", "deeper+rnn", "norm+head+rnn")
 
 #: A fine-tune's held-out phases on different splits of the polygons (cross-validation,
 #: training/corrections/holdout.fold_holdouts): the default, and the most a round may run.

@@ -56,7 +56,6 @@ VARIANTS: dict[str, FitParams] = {
     "deeper+rnn": FitParams(adapt="deeper+rnn", **_RECORD),
     # the input's per-band scale and shift learnt too (session 30; not a default variant)
     "norm+head+rnn": FitParams(adapt="norm+head+rnn", **_RECORD),
-    "norm+rnn": FitParams(adapt="norm+rnn", **_RECORD),
 }
 COMMIT = git_state(untracked=False)["commit"]
 #: The dialog's "where to draw next" cells are 12 m across.

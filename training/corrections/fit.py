@@ -8,7 +8,7 @@ What a few polygons can teach safely, and how:
   (``deep+rnn``), or its second and third (``deeper+rnn``; the first layer never
   learns: partner.py tells a model's lineage by it). The frozen part of the CNN is
   computed once over the window; every step then runs only what learns.
-  ``norm+head+rnn`` and ``norm+rnn`` also learn the input's normalisation: a scale and a
+  ``norm+head+rnn`` also learns the input's normalisation: a scale and a
   shift per band (InputNorm), what a new sensor's colours would need and too few
   numbers to learn the drawn roofs' own look. The whole CNN then runs at every step;
   a saved round folds them into the model's mean and std (fold_input_norm), so its
@@ -61,7 +61,6 @@ ADAPT_MODES: dict[str, int] = {
     "head+rnn": 3,
     "deep+rnn": 2,
     "deeper+rnn": 1,
-    "norm+rnn": 4,
     "norm+head+rnn": 3,
 }
 #: The modes that also learn the input's normalisation (InputNorm).
@@ -321,6 +320,16 @@ def _trunk(net: MapRefinerNet, x: torch.Tensor, frozen: int) -> torch.Tensor:
     return x
 
 
+def _trunk_within(net: MapRefinerNet, x: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
+    """The first three CNN layers on patches (with autograd), each layer's output zero on
+    the cells outside the window (``inside``: ``(B, 1, h, w)`` 0/1), as the window's own
+    pass sees them: features computed over the whole window, padded with zeros."""
+    c = net.coarse
+    x = F.relu(c.conv1(x)) * inside
+    x = F.relu(c.conv2(x)) * inside
+    return F.relu(c.conv3(x)) * inside
+
+
 def _head(net: MapRefinerNet, f: torch.Tensor, frozen: int) -> torch.Tensor:
     """The trained CNN layers after the frozen trunk (nothing for ``frozen`` = 4)."""
     c = net.coarse
@@ -378,6 +387,8 @@ class CorrectionFit:
         self.x = pad_to_stride(self.image[None])
         self.norm: InputNorm | None = None
         if params.adapt.startswith(NORM_PREFIX):
+            if self.frozen != 3:
+                raise MapRefinerError("The input's normalisation learns with the CNN's head.")
             if self.net.coarse.conv1.in_channels != self.image.shape[0]:
                 raise MapRefinerError("The window's bands differ from the model's.")
             self.norm = InputNorm(int(self.image.shape[0])).to(device)
@@ -419,6 +430,8 @@ class CorrectionFit:
                 self.sure &= agreed
         self.groups = self._trained_groups()
         self.trained = [p for params, _ in self.groups for p in params]
+        norm_params = set() if self.norm is None else set(self.norm.parameters())
+        self.networks_trained = [p for p in self.trained if p not in norm_params]
         self.rng = np.random.default_rng(params.seed)
         self._pad()
 
@@ -477,6 +490,10 @@ class CorrectionFit:
         self.img_pad = F.pad(self.image, (px, px + p, px, px + p))
         if self.norm is not None:
             self.inside_pad = F.pad(self.valid.float().to(self.device), (px, px + p, px, px + p))
+            # the cells the window's own features cover: beyond them trunk_pad is zero
+            hc, wc = self.trunk.shape[-2:]
+            cells = torch.ones((hc, wc), device=self.device)
+            self.cells_pad = F.pad(cells, (cc, cc + p // 4, cc, cc + p // 4))
         if self.frozen == 4:
             heat = self.trunk[0, :, : self.h, : self.w]
             self.trunk_pad = F.pad(heat[None], (px, px + p, px, px + p), mode="replicate")[0]
@@ -618,26 +635,25 @@ class CorrectionFit:
             pred[y0:y1, x0:x1] = self.predict((y0, y1, x0, x1))
         return balanced_accuracy(pred, self.labels, held_out)
 
-    def _loss(
-        self, tgt: torch.Tensor, weight: torch.Tensor, pools: list[np.ndarray]
-    ) -> torch.Tensor:
+    def patches(self, corners: list[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The image and the RNN's starting heat maps around the patches at ``corners``
+        (each ``(B, ., p + 2 RNN_CONTEXT, ...)``), through the layers that learn: the
+        frozen features are cut from the window's, the rest runs here (with autograd)."""
         p, rc, cc = self.params.patch_size, RNN_CONTEXT, CELL_CONTEXT
-        corners = self._corners(pools)
-        side = p + 8 * cc
+        side, cells = p + 8 * cc, p // 4 + 2 * cc
         imgs = torch.stack([self.img_pad[:, y : y + side, x : x + side] for y, x in corners])
         if self.norm is not None:  # the whole CNN runs on the renormalised patches
             inside = torch.stack(
                 [self.inside_pad[y : y + side, x : x + side] for y, x in corners]
             )[:, None]
             imgs = self.norm(imgs, inside)
-            if self.frozen == 4:
-                heat = self.net.coarse(imgs)
-            else:
-                heat = _head(self.net, _trunk(self.net, imgs, self.frozen), self.frozen)
+            cell_inside = torch.stack(
+                [self.cells_pad[y // 4 : y // 4 + cells, x // 4 : x // 4 + cells] for y, x in corners]
+            )[:, None]
+            heat = _head(self.net, _trunk_within(self.net, imgs, cell_inside), self.frozen)
         elif self.frozen == 4:
             heat = torch.stack([self.trunk_pad[:, y : y + side, x : x + side] for y, x in corners])
         else:
-            cells = p // 4 + 2 * cc
             feats = torch.stack(
                 [
                     self.trunk_pad[:, y // 4 : y // 4 + cells, x // 4 : x // 4 + cells]
@@ -646,8 +662,17 @@ class CorrectionFit:
             )
             heat = _head(self.net, feats, self.frozen)
         o = 4 * cc - rc
-        imgs = imgs[:, :, o : o + p + 2 * rc, o : o + p + 2 * rc]
-        heat = heat[:, :, o : o + p + 2 * rc, o : o + p + 2 * rc]
+        return (
+            imgs[:, :, o : o + p + 2 * rc, o : o + p + 2 * rc],
+            heat[:, :, o : o + p + 2 * rc, o : o + p + 2 * rc],
+        )
+
+    def _loss(
+        self, tgt: torch.Tensor, weight: torch.Tensor, pools: list[np.ndarray]
+    ) -> torch.Tensor:
+        p, rc, cc = self.params.patch_size, RNN_CONTEXT, CELL_CONTEXT
+        corners = self._corners(pools)
+        imgs, heat = self.patches(corners)
         t = torch.stack(
             [tgt[y + 4 * cc : y + 4 * cc + p, x + 4 * cc : x + 4 * cc + p] for y, x in corners]
         )
@@ -694,7 +719,11 @@ class CorrectionFit:
             loss = self._loss(tgt, weight, pools)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.trained, self.params.clip)
+            # the input's scale and shift are clipped on their own: their gradients sum
+            # over every pixel and would otherwise shrink the networks' steps
+            torch.nn.utils.clip_grad_norm_(self.networks_trained, self.params.clip)
+            if self.norm is not None:
+                torch.nn.utils.clip_grad_norm_(self.norm.parameters(), self.params.clip)
             opt.step()
             history.append(float(loss.detach()))
             rep.report(step / steps)

@@ -26,7 +26,6 @@ ADAPT_CHOICES = (
     ("head+rnn", "The RNN and the CNN's last layer (default: best on imagery new to the model)"),
     ("deep+rnn", "Also the CNN's third layer"),
     ("deeper+rnn", "Also the CNN's second and third layers"),
-    ("norm+rnn", "The RNN and the image's colours (a scale and shift per band)"),
     ("norm+head+rnn", "The RNN, the CNN's last layer and the image's colours"),
 )
 
