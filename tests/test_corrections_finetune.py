@@ -372,29 +372,37 @@ def test_a_learnt_normalisation_folds_into_the_model_s_mean_and_std() -> None:
     assert fold_input_norm(plain, folded) == (plain, folded)  # nothing to fold
 
 
-def test_a_norm_fit_s_patches_see_what_the_window_s_pass_sees() -> None:
-    """The patches of a norm fit run the whole CNN themselves; the heat maps they hand the
-    RNN equal the head+rnn fit's (cut from the window's features), window edges included,
-    wherever the loss reads them (the RNN's context ring aside)."""
+@pytest.mark.parametrize("adapt", ["rnn", "head+rnn", "deep+rnn", "deeper+rnn", "norm+head+rnn"])
+def test_a_fit_s_patches_see_what_the_window_s_pass_sees(adapt: str) -> None:
+    """The heat maps a fit's patches hand the RNN, where the loss reads them, equal the
+    window's own pass's (the maps a refine of the window starts from), window edges
+    included: the layers run on a patch see zeros beyond the window as the window's do."""
     net, _ = random_model(resolution_m=0.6, seed=5)
     gen = torch.Generator().manual_seed(3)
     image = torch.randn(3, 150, 130, generator=gen)
     labels = torch.full((150, 130), IGNORE, dtype=torch.uint8)
     labels[60:70, 50:80] = 1
-    fits = [
-        CorrectionFit(
-            copy.deepcopy(net), TrainingTile(image, labels), FitParams(adapt=a), torch.device("cpu")
-        )
-        for a in ("head+rnn", "norm+head+rnn")
-    ]
-    corners = [(0, 0), (60, 48), (148, 128), (0, 124), (100, 0)]
+    fit = CorrectionFit(net, TrainingTile(image, labels), FitParams(adapt=adapt), torch.device("cpu"))
+    from map_refiner.training.corrections.fit import _head
+
+    rc, p = 12, fit.params.patch_size
     with torch.no_grad():
-        (img_a, heat_a), (img_b, heat_b) = (f.patches(corners) for f in fits)
-    rc, p = 12, fits[0].params.patch_size
-    torch.testing.assert_close(img_b, img_a)
-    torch.testing.assert_close(
-        heat_b[..., rc : rc + p, rc : rc + p], heat_a[..., rc : rc + p, rc : rc + p], atol=1e-4, rtol=0
-    )
+        whole = _head(net, fit.trunk, fit.frozen)[0] if fit.frozen < 4 else fit.trunk[0]
+        for y, x in [(0, 0), (60, 48), (148, 128), (0, 124), (100, 0), (140, 100)]:
+            _, heat = fit.patches([(y, x)])
+            # the loss reads rows rc .. rc + p of a patch: the window's rows y .. y + p
+            h, w = min(p, 150 - y), min(p, 130 - x)
+            got = heat[0, :, rc : rc + h, rc : rc + w].clone()
+            want = whole[:, y : y + h, x : x + w].clone()
+            # but the window's outer two pixels, where the x4 upsampling of the patch also
+            # reads the head's output for the cells just beyond the window (none in the
+            # window's pass): a seam the default fit has always had
+            for t in (got, want):
+                t[:, : max(0, 2 - y)] = 0
+                t[:, :, : max(0, 2 - x)] = 0
+                t[:, max(0, 148 - y) :] = 0
+                t[:, :, max(0, 128 - x) :] = 0
+            torch.testing.assert_close(got, want, atol=1e-4, rtol=0)
 
 
 def test_a_norm_round_saves_a_plain_model_file(scene: dict, tmp_path: Path) -> None:

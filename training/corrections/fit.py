@@ -330,15 +330,21 @@ def _trunk_within(net: MapRefinerNet, x: torch.Tensor, inside: torch.Tensor) -> 
     return F.relu(c.conv3(x)) * inside
 
 
-def _head(net: MapRefinerNet, f: torch.Tensor, frozen: int) -> torch.Tensor:
-    """The trained CNN layers after the frozen trunk (nothing for ``frozen`` = 4)."""
+def _head(
+    net: MapRefinerNet, f: torch.Tensor, frozen: int, inside: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The trained CNN layers after the frozen trunk (nothing for ``frozen`` = 4). On
+    patches cut from a window's features, ``inside`` (0/1 per cell) zeroes each trained
+    layer's output beyond the window, as the window's own pass has it."""
     c = net.coarse
     if frozen == 4:
         return f
     if frozen < 2:
         f = F.relu(c.conv2(f))
+        f = f if inside is None else f * inside
     if frozen < 3:
         f = F.relu(c.conv3(f))
+        f = f if inside is None else f * inside
     return c.upsample(c.conv4(f))
 
 
@@ -490,7 +496,7 @@ class CorrectionFit:
         self.img_pad = F.pad(self.image, (px, px + p, px, px + p))
         if self.norm is not None:
             self.inside_pad = F.pad(self.valid.float().to(self.device), (px, px + p, px, px + p))
-            # the cells the window's own features cover: beyond them trunk_pad is zero
+        if self.frozen < 4:  # the cells the window's own features cover (trunk_pad's zeros)
             hc, wc = self.trunk.shape[-2:]
             cells = torch.ones((hc, wc), device=self.device)
             self.cells_pad = F.pad(cells, (cc, cc + p // 4, cc, cc + p // 4))
@@ -660,7 +666,12 @@ class CorrectionFit:
                     for y, x in corners
                 ]
             )
-            heat = _head(self.net, feats, self.frozen)
+            cell_inside = None
+            if self.frozen < 3:  # conv3 (and conv2) run here: zero beyond the window
+                cell_inside = torch.stack(
+                    [self.cells_pad[y // 4 : y // 4 + cells, x // 4 : x // 4 + cells] for y, x in corners]
+                )[:, None]
+            heat = _head(self.net, feats, self.frozen, cell_inside)
         o = 4 * cc - rc
         return (
             imgs[:, :, o : o + p + 2 * rc, o : o + p + 2 * rc],
