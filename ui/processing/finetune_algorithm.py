@@ -69,7 +69,8 @@ class FinetuneAlgorithm(MapRefinerAlgorithm):
             ),
             "The default fits the RNN and the CNN's last layer. Deeper fits learn more from "
             "the same polygons on imagery the model already reads well and less on a sensor "
-            "it never saw (docs/results_corrections.md, Session 29).",
+            "it never saw (docs/results_corrections.md, Session 29); learning the image's "
+            "colours too did no better than the default (Session 30).",
         )
         adapt.setFlags(adapt.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
         self.addParameter(adapt)
