@@ -3,7 +3,6 @@ that a drawn polygon is honoured, and that a few polygons cannot blow it up."""
 
 from __future__ import annotations
 
-import copy
 import hashlib
 from dataclasses import replace
 from pathlib import Path
@@ -382,7 +381,9 @@ def test_a_fit_s_patches_see_what_the_window_s_pass_sees(adapt: str) -> None:
     image = torch.randn(3, 150, 130, generator=gen)
     labels = torch.full((150, 130), IGNORE, dtype=torch.uint8)
     labels[60:70, 50:80] = 1
-    fit = CorrectionFit(net, TrainingTile(image, labels), FitParams(adapt=adapt), torch.device("cpu"))
+    fit = CorrectionFit(
+        net, TrainingTile(image, labels), FitParams(adapt=adapt), torch.device("cpu")
+    )
     from map_refiner.training.corrections.fit import _head
 
     rc, p = 12, fit.params.patch_size
@@ -422,9 +423,7 @@ def test_a_norm_round_saves_a_plain_model_file(scene: dict, tmp_path: Path) -> N
         assert cfg.mean == pytest.approx(base.mean) and cfg.std == pytest.approx(base.std)
 
 
-@pytest.mark.parametrize(
-    "adapt", ["rnn", "head+rnn", "deep+rnn", "deeper+rnn", "norm+head+rnn"]
-)
+@pytest.mark.parametrize("adapt", ["rnn", "head+rnn", "deep+rnn", "deeper+rnn", "norm+head+rnn"])
 def test_scores_on_a_box_equal_the_whole_windows(adapt: str) -> None:
     """Held-out polygons are scored on a crop around them: the same numbers."""
     net, _ = random_model(resolution_m=0.6, seed=9)

@@ -393,8 +393,6 @@ class CorrectionFit:
         self.x = pad_to_stride(self.image[None])
         self.norm: InputNorm | None = None
         if params.adapt.startswith(NORM_PREFIX):
-            if self.frozen != 3:
-                raise MapRefinerError("The input's normalisation learns with the CNN's head.")
             if self.net.coarse.conv1.in_channels != self.image.shape[0]:
                 raise MapRefinerError("The window's bands differ from the model's.")
             self.norm = InputNorm(int(self.image.shape[0])).to(device)
@@ -641,6 +639,13 @@ class CorrectionFit:
             pred[y0:y1, x0:x1] = self.predict((y0, y1, x0, x1))
         return balanced_accuracy(pred, self.labels, held_out)
 
+    def _cells_inside(self, corners: list[tuple[int, int]]) -> torch.Tensor:
+        """``(B, 1, cells, cells)``: 1 on the patches' cells the window's features cover."""
+        cells = self.params.patch_size // 4 + 2 * CELL_CONTEXT
+        return torch.stack(
+            [self.cells_pad[y // 4 : y // 4 + cells, x // 4 : x // 4 + cells] for y, x in corners]
+        )[:, None]
+
     def patches(self, corners: list[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """The image and the RNN's starting heat maps around the patches at ``corners``
         (each ``(B, ., p + 2 RNN_CONTEXT, ...)``), through the layers that learn: the
@@ -649,14 +654,12 @@ class CorrectionFit:
         side, cells = p + 8 * cc, p // 4 + 2 * cc
         imgs = torch.stack([self.img_pad[:, y : y + side, x : x + side] for y, x in corners])
         if self.norm is not None:  # the whole CNN runs on the renormalised patches
-            inside = torch.stack(
-                [self.inside_pad[y : y + side, x : x + side] for y, x in corners]
-            )[:, None]
+            inside = torch.stack([self.inside_pad[y : y + side, x : x + side] for y, x in corners])[
+                :, None
+            ]
             imgs = self.norm(imgs, inside)
-            cell_inside = torch.stack(
-                [self.cells_pad[y // 4 : y // 4 + cells, x // 4 : x // 4 + cells] for y, x in corners]
-            )[:, None]
-            heat = _head(self.net, _trunk_within(self.net, imgs, cell_inside), self.frozen)
+            feats = _trunk_within(self.net, imgs, self._cells_inside(corners))
+            heat = _head(self.net, feats, self.frozen)
         elif self.frozen == 4:
             heat = torch.stack([self.trunk_pad[:, y : y + side, x : x + side] for y, x in corners])
         else:
@@ -666,12 +669,9 @@ class CorrectionFit:
                     for y, x in corners
                 ]
             )
-            cell_inside = None
-            if self.frozen < 3:  # conv3 (and conv2) run here: zero beyond the window
-                cell_inside = torch.stack(
-                    [self.cells_pad[y // 4 : y // 4 + cells, x // 4 : x // 4 + cells] for y, x in corners]
-                )[:, None]
-            heat = _head(self.net, feats, self.frozen, cell_inside)
+            # conv3 (and conv2) run here: zero beyond the window
+            inside = self._cells_inside(corners) if self.frozen < 3 else None
+            heat = _head(self.net, feats, self.frozen, inside)
         o = 4 * cc - rc
         return (
             imgs[:, :, o : o + p + 2 * rc, o : o + p + 2 * rc],
