@@ -41,3 +41,25 @@ def test_the_disagreement_user_draws_first_where_the_models_disagree() -> None:
     assert ordered(regions, "uncertainty", probs, half, cell_px=4)[0][0] is large
     with pytest.raises(ValueError, match="second model"):
         ordered(regions, "disagreement", probs, half, cell_px=4)
+
+
+def test_the_interleaving_user_takes_the_two_lists_in_turns_and_draws_each_error_once() -> None:
+    """Three error regions: the base model is unsure over A then B, the second model
+    disagrees over C then A; in turns: A (first of uncertainty), C (first of disagreement),
+    then B (A is drawn already)."""
+    h, w, half = 24, 48, 24
+    masks = {}
+    for name, (y, x) in {"a": (1, 1), "b": (9, 9), "c": (17, 17)}.items():
+        m = np.zeros((h, w), bool)
+        m[y : y + 3, x : x + 3] = True
+        masks[name] = m
+    regions = [(9, (masks[n], 1)) for n in ("a", "b", "c")]
+    probs = np.zeros((2, h, w), np.float32)
+    probs[0] = 1.0
+    probs[:, 0:4, 0:4] = 0.5  # most unsure over a
+    probs[:, 8:12, 8:12] = np.array([0.6, 0.4], np.float32)[:, None, None]  # less over b
+    signal = np.zeros((h, w), np.float32)
+    signal[16:20, 16:20] = 1.0  # the models disagree most over c
+    signal[0:4, 0:4] = 0.5  # then over a
+    drawn = ordered(regions, "interleave", probs, half, cell_px=4, signal=signal)
+    assert [next(n for n, m in masks.items() if m is d[0]) for d in drawn] == ["a", "c", "b"]

@@ -159,11 +159,12 @@ def run_scene(
     cell = cell_px(scene, like)
     regions = error_regions(pred, ref, half)
     signals: dict[str, np.ndarray] = {}  # the lists of the users who ask the partner
-    if {"disagreement", "either"} & set(users):
+    if {"disagreement", "either", "interleave"} & set(users):
         partner = partner_of(base_net, base_config, overrides)
         other = refine(scene.image, work / "partner.tif", partner)[1]
         signals["disagreement"] = disagreement(probs, other)
         signals["either"] = np.maximum(uncertainty(probs), signals["disagreement"])
+        signals["interleave"] = signals["disagreement"]
     for user in users:
         order = ordered(regions, user, probs, half, cell, signal=signals.get(user))
         for k in ks:

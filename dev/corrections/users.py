@@ -15,7 +15,9 @@ differ in the order they find the errors:
   model's disagreement with a second model (``disagreement``: the fit's anchor partner
   in study.py), which may point at errors the base model is sure of;
 * ``either``: the same list ranked by the larger of the two, the base model's
-  uncertainty and that disagreement (the signal passed in is already that maximum).
+  uncertainty and that disagreement (the signal passed in is already that maximum);
+* ``interleave``: the uncertainty user's list and the disagreement user's taken in
+  turns (first of one, first of the other, ...), each error drawn once.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from scipy import ndimage
 from ...engine.refine.uncertainty import rank_regions, uncertainty
 
 Correction = tuple[np.ndarray, int]  # pixel mask on the image grid, class (1 building)
-USERS = ("largest", "uncertainty", "random", "disagreement", "either")
+USERS = ("largest", "uncertainty", "random", "disagreement", "either", "interleave")
 MIN_PIXELS = 20  # smaller error specks are not worth a polygon
 
 
@@ -76,20 +78,32 @@ def ordered(
     if user == "random":
         order = np.random.default_rng(seed).permutation(len(regions))
         return [regions[i][1] for i in order]
-    if user not in ("uncertainty", "disagreement", "either"):
+    if user not in ("uncertainty", "disagreement", "either", "interleave"):
         raise ValueError(f"unknown user {user!r}")
-    if user in ("disagreement", "either") and signal is None:
+    if user in ("disagreement", "either", "interleave") and signal is None:
         raise ValueError("the disagreement user needs a second model's signal")
     valid = np.zeros(probs.shape[1:], dtype=bool)
     valid[:, :half] = True
-    out, used = [], set()
-    ranked = uncertainty(probs) if signal is None else signal
+    if user == "interleave":
+        lists = [_listed(by_size, s, valid, cell_px) for s in (uncertainty(probs), signal)]
+        turns = [i for pair in zip(*lists, strict=True) for i in pair]
+    else:
+        turns = _listed(by_size, uncertainty(probs) if user == "uncertainty" else signal, valid, cell_px)
+    order = list(dict.fromkeys(turns))  # each error once, where it first comes
+    return [by_size[i][1] for i in order]
+
+
+def _listed(
+    by_size: list[tuple[int, Correction]], ranked: np.ndarray, valid: np.ndarray, cell_px: int
+) -> list[int]:
+    """Indices into ``by_size`` in the order a user following the list of places ranked
+    by ``ranked`` draws them (the errors in each place largest first, then the rest)."""
+    out: list[int] = []
     for region in rank_regions(ranked, valid, cell=cell_px, top=None):
-        for i, (_, (mask, cls)) in enumerate(by_size):
-            if i not in used and mask[region.y0 : region.y1, region.x0 : region.x1].any():
-                used.add(i)
-                out.append((mask, cls))
-    return out + [c for i, (_, c) in enumerate(by_size) if i not in used]
+        for i, (_, (mask, _cls)) in enumerate(by_size):
+            if i not in out and mask[region.y0 : region.y1, region.x0 : region.x1].any():
+                out.append(i)
+    return out + [i for i in range(len(by_size)) if i not in out]
 
 
 def write_corrections(corrections: list[Correction], like: gdal.Dataset, path: Path) -> Path:
