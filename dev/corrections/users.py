@@ -88,7 +88,9 @@ def ordered(
         lists = [_listed(by_size, s, valid, cell_px) for s in (uncertainty(probs), signal)]
         turns = [i for pair in zip(*lists, strict=True) for i in pair]
     else:
-        turns = _listed(by_size, uncertainty(probs) if user == "uncertainty" else signal, valid, cell_px)
+        turns = _listed(
+            by_size, uncertainty(probs) if user == "uncertainty" else signal, valid, cell_px
+        )
     order = list(dict.fromkeys(turns))  # each error once, where it first comes
     return [by_size[i][1] for i in order]
 
