@@ -417,10 +417,35 @@ def test_a_norm_round_saves_a_plain_model_file(scene: dict, tmp_path: Path) -> N
     )
     net, cfg = load_model(res.model)  # strict: no InputNorm weights in the file
     assert not hasattr(net, "input_norm")
-    assert cfg.training["finetune"][-1]["adapt"] == "norm+head+rnn"
+    rec = cfg.training["finetune"][-1]
+    assert rec["adapt"] == "norm+head+rnn"
+    scale, shift = rec["input_norm"]["scale"], rec["input_norm"]["shift"]
     _, base = load_model(scene["model"])
+    assert cfg.std == pytest.approx([s / a for s, a in zip(base.std, scale)], rel=1e-3)
+    assert cfg.mean == pytest.approx(
+        [m - b * s for m, b, s in zip(base.mean, shift, cfg.std)], rel=1e-3
+    )
     if not res.adopted:  # the base's networks, identity normalisation: the same numbers
+        assert scale == [1.0, 1.0, 1.0] and shift == [0.0, 0.0, 0.0]
         assert cfg.mean == pytest.approx(base.mean) and cfg.std == pytest.approx(base.std)
+
+
+def test_a_norm_round_is_refused_for_a_model_that_normalises_each_image(
+    scene: dict, tmp_path: Path
+) -> None:
+    net, cfg = load_model(scene["model"], "cpu")
+    cfg.normalisation = "image"
+    per_image = save_model(net, cfg, tmp_path / "per_image.safetensors")
+    with pytest.raises(MapRefinerError, match="normalises each image"):
+        finetune(
+            scene["image"],
+            corrections(tmp_path / "c.gpkg", FOUR),
+            tmp_path / "new.safetensors",
+            per_image,
+            FitParams(adapt="norm+head+rnn", steps=2),
+            device="cpu",
+        )
+    assert not (tmp_path / "new.safetensors").exists()
 
 
 @pytest.mark.parametrize("adapt", ["rnn", "head+rnn", "deep+rnn", "deeper+rnn", "norm+head+rnn"])

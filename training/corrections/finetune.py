@@ -48,7 +48,14 @@ from ..tile import IGNORE, LabelSource
 from .data import Corrections, load_corrections
 from .detail_stage import DetailFit, DetailOutcome, held_out_phase, refit
 from .fine_data import load_fine_corrections
-from .fit import CorrectionFit, FitOutcome, FitParams, average_states, fold_input_norm
+from .fit import (
+    NORM_PREFIX,
+    CorrectionFit,
+    FitOutcome,
+    FitParams,
+    average_states,
+    fold_input_norm,
+)
 from .holdout import ADOPT_AT_LEAST, REFIT_SHARE, balanced_accuracy, fold_holdouts
 from .partner import partner_classes, partner_for
 from .temperature import matched_temperature
@@ -211,6 +218,11 @@ def finetune(
     steps_first = params.steps_on(dev)
     net, config = load_model(base_model, "cpu")
     config = copy.deepcopy(config)
+    if params.adapt.startswith(NORM_PREFIX) and config.normalisation != "model":
+        raise MapRefinerError(
+            f"{params.adapt} learns a fixed normalisation, and this model normalises each "
+            "image by its own colours; fine-tune it with another --adapt (head+rnn)."
+        )
     corr = load_corrections(image, labels, config, bands, input_resolution_m, allow_large)
     feature_classes = corr.feature_classes()
     folds = fold_holdouts(feature_classes, params.seed, params.folds)

@@ -292,7 +292,8 @@ def fold_input_norm(net: MapRefinerNet, config: ModelConfig) -> tuple[MapRefiner
     """``net`` without its fit's InputNorm and ``config`` with it folded into the model's
     mean and std (copies; both as given when the net has none): with ``a`` the scale and
     ``b`` the shift, ``a (x - m) / s + b = (x - m') / s'`` for ``s' = s / a`` and
-    ``m' = m - b s'``."""
+    ``m' = m - b s'``. The round last recorded in the config (``training["finetune"]``)
+    gets ``input_norm``: the scale and shift it learnt."""
     norm = getattr(net, "input_norm", None)
     if norm is None:
         return net, config
@@ -302,6 +303,12 @@ def fold_input_norm(net: MapRefinerNet, config: ModelConfig) -> tuple[MapRefiner
     std = torch.tensor(config.std, dtype=torch.float64) / a
     mean = torch.tensor(config.mean, dtype=torch.float64) - b * std
     cfg.std, cfg.mean = [float(v) for v in std], [float(v) for v in mean]
+    rounds = cfg.training.get("finetune") or []
+    if rounds and isinstance(rounds[-1], dict):  # the round just recorded says what it learnt
+        rounds[-1]["input_norm"] = {
+            "scale": [round(float(v), 4) for v in a],
+            "shift": [round(float(v), 4) for v in b],
+        }
     plain = copy.deepcopy(net)
     del plain.input_norm
     return plain, cfg
