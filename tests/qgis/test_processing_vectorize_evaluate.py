@@ -258,4 +258,12 @@ def test_finetune_algorithm_passes_what_learns(
         "map_refiner:finetune",
         {**inputs, "ADAPT": 0, "OUTPUT": str(tmp_path / "b.safetensors")},
     )
-    assert seen == ["head+rnn", "rnn"]
+    run_alg(
+        "map_refiner:finetune",
+        {**inputs, "ADAPT": 4, "OUTPUT": str(tmp_path / "c.safetensors")},
+    )
+    assert seen == ["head+rnn", "rnn", "norm+head+rnn"]
+    from map_refiner.engine.modelfile.io import load_model
+
+    _, cfg = load_model(tmp_path / "c.safetensors")  # a plain model file, the colours folded in
+    assert set(cfg.training["finetune"][-1]["input_norm"]) == {"scale", "shift"}
