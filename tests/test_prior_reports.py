@@ -202,6 +202,9 @@ def test_the_wrong_priors_of_the_shifted_study(tmp_path: Path) -> None:
         shifts.add((ys.min() - ry, xs.min() - rx))
     assert len(shifts) > 1
     assert ndimage.label(read("drop:40"))[1] == 3
+    for seed in range(12):  # two of five buildings, never one drawn twice
+        out = wrong_map(ref, like, "drop:40", tmp_path / f"drop_{seed}.tif", seed=seed)
+        assert ndimage.label(gdal.Open(str(out)).ReadAsArray() == 1)[1] == 3
     # warp:1: the left half 2 px east and south, the right half 2 px west and north
     warped = read("warp:1")
     assert warped.sum() == ref.sum() and warped[12:24, 12:28].all()

@@ -62,7 +62,8 @@ def wrong_map(ref: np.ndarray, like: gdal.Dataset, kind: str, out: Path, seed: i
     elif kind.startswith("drop:"):
         labels, n = ndimage.label(mask)
         rng = np.random.default_rng(seed)
-        gone = rng.choice(np.arange(1, n + 1), size=int(round(n * float(kind[5:]) / 100)))
+        count = int(round(n * float(kind[5:]) / 100))
+        gone = rng.choice(np.arange(1, n + 1), size=count, replace=False)  # P %, each once
         mask[np.isin(labels, gone)] = False
     elif kind.startswith("dilate:"):
         r = max(1, int(round(float(kind[7:]) / pixel)))
