@@ -101,11 +101,13 @@ def _listed(
     """Indices into ``by_size`` in the order a user following the list of places ranked
     by ``ranked`` draws them (the errors in each place largest first, then the rest)."""
     out: list[int] = []
+    used: set[int] = set()
     for region in rank_regions(ranked, valid, cell=cell_px, top=None):
         for i, (_, (mask, _cls)) in enumerate(by_size):
-            if i not in out and mask[region.y0 : region.y1, region.x0 : region.x1].any():
+            if i not in used and mask[region.y0 : region.y1, region.x0 : region.x1].any():
+                used.add(i)
                 out.append(i)
-    return out + [i for i in range(len(by_size)) if i not in out]
+    return out + [i for i in range(len(by_size)) if i not in used]
 
 
 def write_corrections(corrections: list[Correction], like: gdal.Dataset, path: Path) -> Path:
