@@ -342,7 +342,11 @@ def _head(
 ) -> torch.Tensor:
     """The trained CNN layers after the frozen trunk (nothing for ``frozen`` = 4). On
     patches cut from a window's features, ``inside`` (0/1 per cell) zeroes each trained
-    layer's output beyond the window, as the window's own pass has it."""
+    layer's output beyond the window, as the window's own pass has it. The head's own
+    output is not zeroed there: the x4 upsampling then moves the window's outer two
+    pixels a little (up to 0.06), and zeroing it too lost on both sets of rounds
+    (session 30: own scenes +125.0 against +162.5, never seen +1105.5 against +1121.2;
+    docs/results_corrections.md "Session 30")."""
     c = net.coarse
     if frozen == 4:
         return f
