@@ -35,7 +35,14 @@ from ...training.corrections.fit import FitParams
 from ...training.tile import LabelSource
 from ..provenance import git_state
 from .scenes import Scene, scenes
-from .users import USERS, disagreement, error_regions, ordered, write_corrections
+from .users import (
+    USERS,
+    disagreement,
+    drawn_as,
+    error_regions,
+    ordered,
+    write_corrections,
+)
 
 gdal.UseExceptions()
 ROOT = Path(__file__).resolve().parents[2]
@@ -145,9 +152,11 @@ def run_scene(
     keep_corrections: Path | None = None,
     keep_maps: Path | None = None,
     fit_from: Path | None = None,
+    drawing: str = "traced",
 ) -> None:
     """``fit_from``: fine-tune that model instead of ``base_model`` on the polygons drawn
-    on ``base_model``'s errors (a user who refined with one model and fits another)."""
+    on ``base_model``'s errors (a user who refined with one model and fits another);
+    ``drawing``: how the user draws each error (users.drawn_as)."""
     done = done_rows(rows)
     base_net, base_config = load_model(base_model, "cpu")
     base_name = base_config.name
@@ -157,6 +166,7 @@ def run_scene(
     before = iou(pred[:, half:], ref[:, half:])
     like = gdal.Open(str(scene.image))
     cell = cell_px(scene, like)
+    seed = int((overrides or {}).get("seed", 0))
     regions = error_regions(pred, ref, half)
     signals: dict[str, np.ndarray] = {}  # the lists of the users who ask the partner
     if {"disagreement", "either", "interleave"} & set(users):
@@ -168,7 +178,7 @@ def run_scene(
     for user in users:
         order = ordered(regions, user, probs, half, cell, signal=signals.get(user))
         for k in ks:
-            drawn = order[:k]
+            drawn = drawn_as(order[:k], drawing, pixel_m(scene, like), half, seed)
             if not drawn:
                 continue
             gpkg = write_corrections(drawn, like, work / f"{user}_{k}.gpkg")
@@ -203,6 +213,7 @@ def run_scene(
                     "overrides": overrides or {},
                     "scene": scene.name,
                     "user": user,
+                    "drawing": drawing,
                     "k": k,
                     "variant": variant,
                     "drawn": len(drawn),
@@ -302,11 +313,16 @@ def _burned(pred: np.ndarray, drawn: list) -> np.ndarray:
 
 
 def cell_px(scene: Scene, like: gdal.Dataset) -> int:
-    """The dialog's "where to draw next" cell (CELL_M) in the scene's pixels; the PNG
-    scenes carry a nominal resolution in their geotransform."""
+    """The dialog's "where to draw next" cell (CELL_M) in the scene's pixels."""
+    return max(8, int(round(CELL_M / pixel_m(scene, like))))
+
+
+def pixel_m(scene: Scene, like: gdal.Dataset) -> float:
+    """The scene's pixel size in metres; the PNG scenes carry a nominal resolution in
+    their geotransform."""
     if scene.name.startswith(("isprs", "loveda")):
-        return max(8, int(round(CELL_M / abs(like.GetGeoTransform()[1]))))
-    return max(8, int(round(CELL_M / _ground_m(scene.image))))
+        return abs(like.GetGeoTransform()[1])
+    return _ground_m(scene.image)
 
 
 def _ground_m(image: Path) -> float:
@@ -364,6 +380,12 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="fine-tune this model on the polygons drawn on --model's errors (default: --model)",
     )
+    ap.add_argument(
+        "--drawing",
+        default="traced",
+        help="how the users draw each error: traced (default), rough:D or loose:D "
+        "(D metres; users.drawn_as); name a --rows file of its own",
+    )
     a = ap.parse_args(argv)
     if a.model is not None and not any(x.startswith("anchor_partner=") for x in a.set):
         print(
@@ -392,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
             keep_corrections=a.keep_corrections,
             keep_maps=a.keep_maps,
             fit_from=a.fit_from,
+            drawing=a.drawing,
         )
     return 0
 

@@ -18,6 +18,13 @@ differ in the order they find the errors:
   uncertainty and that disagreement (the signal passed in is already that maximum);
 * ``interleave``: the uncertainty user's list and the disagreement user's taken in
   turns (first of one, first of the other, ...), each error drawn once.
+
+How the user draws each error (``drawn_as``, the study's ``--drawing``): ``traced``,
+pixel for pixel from the reference (every user above, by default); ``rough:D``, as a
+person clicks a polygon's corners at a working zoom: the outline simplified by D metres
+(Douglas-Peucker) and moved out or in by up to D metres (uniform, each polygon its own,
+seeded); ``loose:D``, the same simplification but every outline D metres too far out
+(a user who covers the error generously). Drawings stay on the left half.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from ...engine.refine.uncertainty import rank_regions, uncertainty
 
 Correction = tuple[np.ndarray, int]  # pixel mask on the image grid, class (1 building)
 USERS = ("largest", "uncertainty", "random", "disagreement", "either", "interleave")
+DRAWINGS = ("traced", "rough", "loose")
 MIN_PIXELS = 20  # smaller error specks are not worth a polygon
 
 
@@ -108,6 +116,61 @@ def _listed(
                 used.add(i)
                 out.append(i)
     return out + [i for i in range(len(by_size)) if i not in used]
+
+
+def drawn_as(
+    corrections: list[Correction], drawing: str, pixel_m: float, half: int, seed: int = 0
+) -> list[Correction]:
+    """``corrections`` as the user draws them (module docstring): ``traced`` as they are,
+    ``rough:D`` or ``loose:D`` redrawn as polygons, clipped to the left ``half`` columns."""
+    style, _, amount = drawing.partition(":")
+    if style not in DRAWINGS:
+        raise ValueError(f"drawing is one of {', '.join(DRAWINGS)} (rough:D, loose:D)")
+    if style == "traced":
+        return corrections
+    if not amount:
+        raise ValueError(f"{style} needs a distance in metres: {style}:1")
+    d_px = float(amount) / pixel_m
+    rng = np.random.default_rng(seed)
+    out = []
+    for mask, cls in corrections:
+        offset = d_px if style == "loose" else float(rng.uniform(-d_px, d_px))
+        redrawn = _redrawn(mask, d_px, offset)
+        redrawn[:, half:] = False
+        out.append((redrawn if redrawn.sum() >= MIN_PIXELS else mask, cls))
+    return out
+
+
+def _redrawn(mask: np.ndarray, simplify_px: float, offset_px: float) -> np.ndarray:
+    """``mask``'s outline simplified by ``simplify_px`` and moved out by ``offset_px``
+    (in when negative), burned back onto the mask's grid (pixel coordinates)."""
+    ys, xs = np.nonzero(mask)
+    pad = int(np.ceil(abs(offset_px) + simplify_px)) + 2
+    y0, x0 = max(0, ys.min() - pad), max(0, xs.min() - pad)
+    y1, x1 = min(mask.shape[0], ys.max() + 1 + pad), min(mask.shape[1], xs.max() + 1 + pad)
+    crop = mask[y0:y1, x0:x1].astype(np.uint8)
+    h, w = crop.shape
+    mem = gdal.GetDriverByName("MEM").Create("", w, h, 1, gdal.GDT_Byte)
+    mem.SetGeoTransform((0.0, 1.0, 0.0, 0.0, 0.0, 1.0))
+    mem.GetRasterBand(1).WriteArray(crop)
+    vds = ogr.GetDriverByName("Memory").CreateDataSource("")
+    lyr = vds.CreateLayer("drawn", None, ogr.wkbPolygon)
+    gdal.Polygonize(mem.GetRasterBand(1), mem.GetRasterBand(1), lyr, -1)
+    out_lyr = vds.CreateLayer("redrawn", None, ogr.wkbPolygon)
+    for f in lyr:
+        g = f.GetGeometryRef().SimplifyPreserveTopology(simplify_px).Buffer(offset_px, 2)
+        if g is not None and not g.IsEmpty():
+            nf = ogr.Feature(out_lyr.GetLayerDefn())
+            nf.SetGeometry(g)
+            out_lyr.CreateFeature(nf)
+    burnt = gdal.GetDriverByName("MEM").Create("", w, h, 1, gdal.GDT_Byte)
+    burnt.SetGeoTransform((0.0, 1.0, 0.0, 0.0, 0.0, 1.0))
+    gdal.PushErrorHandler("CPLQuietErrorHandler")  # neither side has a CRS: pixels
+    gdal.RasterizeLayer(burnt, [1], out_lyr, burn_values=[1])
+    gdal.PopErrorHandler()
+    out = np.zeros_like(mask)
+    out[y0:y1, x0:x1] = burnt.GetRasterBand(1).ReadAsArray() > 0
+    return out
 
 
 def write_corrections(corrections: list[Correction], like: gdal.Dataset, path: Path) -> Path:
