@@ -55,3 +55,10 @@ def test_an_unknown_drawing_or_one_without_a_distance_is_refused() -> None:
         drawn_as(errors, "sketchy:1", 0.3, 50)
     with pytest.raises(ValueError, match="needs a distance"):
         drawn_as(errors, "loose", 0.3, 50)
+
+
+def test_inside_drawings_stay_within_the_error() -> None:
+    errors = [(_square(10 + 20 * i, 24 + 20 * i, 10, 30), 1) for i in range(4)]
+    drawn = drawn_as(errors, "inside:1", 0.25, 50, seed=1)
+    for (mask, _), (inner, _) in zip(errors, drawn, strict=True):
+        assert inner.any() and not (inner & ~mask).any()

@@ -24,7 +24,8 @@ pixel for pixel from the reference (every user above, by default); ``rough:D``, 
 person clicks a polygon's corners at a working zoom: the outline simplified by D metres
 (Douglas-Peucker) and moved out or in by up to D metres (uniform, each polygon its own,
 seeded); ``loose:D``, the same simplification but every outline D metres too far out
-(a user who covers the error generously). Drawings stay on the left half.
+(a user who covers the error generously); ``inside:D``, moved in by up to D metres (a
+user told to keep inside the object's edges). Drawings stay on the left half.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from ...engine.refine.uncertainty import rank_regions, uncertainty
 
 Correction = tuple[np.ndarray, int]  # pixel mask on the image grid, class (1 building)
 USERS = ("largest", "uncertainty", "random", "disagreement", "either", "interleave")
-DRAWINGS = ("traced", "rough", "loose")
+DRAWINGS = ("traced", "rough", "loose", "inside")
 MIN_PIXELS = 20  # smaller error specks are not worth a polygon
 
 
@@ -122,10 +123,11 @@ def drawn_as(
     corrections: list[Correction], drawing: str, pixel_m: float, half: int, seed: int = 0
 ) -> list[Correction]:
     """``corrections`` as the user draws them (module docstring): ``traced`` as they are,
-    ``rough:D`` or ``loose:D`` redrawn as polygons, clipped to the left ``half`` columns."""
+    ``rough:D``, ``loose:D`` or ``inside:D`` redrawn as polygons, clipped to the left
+    ``half`` columns."""
     style, _, amount = drawing.partition(":")
     if style not in DRAWINGS:
-        raise ValueError(f"drawing is one of {', '.join(DRAWINGS)} (rough:D, loose:D)")
+        raise ValueError(f"drawing is one of {', '.join(DRAWINGS)} (rough:D, loose:D, inside:D)")
     if style == "traced":
         return corrections
     if not amount:
@@ -134,7 +136,8 @@ def drawn_as(
     rng = np.random.default_rng(seed)
     out = []
     for mask, cls in corrections:
-        offset = d_px if style == "loose" else float(rng.uniform(-d_px, d_px))
+        low, high = {"loose": (d_px, d_px), "rough": (-d_px, d_px), "inside": (-d_px, 0.0)}[style]
+        offset = float(rng.uniform(low, high))
         redrawn = _redrawn(mask, d_px, offset)
         redrawn[:, half:] = False
         out.append((redrawn if redrawn.sum() >= MIN_PIXELS else mask, cls))
