@@ -930,3 +930,28 @@ def test_a_one_class_fit_that_erases_another_class_is_dropped(
         device="cpu",
     )
     assert res.adopted and not res.erased and res.class_kept == ("background", 0.02)
+
+
+def test_a_fit_with_an_edge_band_learns_each_polygon_s_interior_only(
+    scene: dict, tmp_path: Path
+) -> None:
+    """FitParams.edge_band_m: 1.2 m is two pixels of the 0.6 m test image (and grid), so
+    each drawn square loses two pixels along its outline; the polygons, their classes
+    and what the model keeps to burn stay the same."""
+    from map_refiner.training.corrections.data import load_corrections
+
+    _, cfg = load_model(scene["model"], "cpu")
+    source = corrections(tmp_path / "c.gpkg", FOUR)
+    whole = load_corrections(scene["image"], source, cfg)
+    inner = load_corrections(scene["image"], source, cfg, edge_band_m=1.2)
+    a, b = whole.tile.labels, inner.tile.labels
+    assert whole.tile.window == inner.tile.window
+    assert ((b != IGNORE) <= (a != IGNORE)).all() and (b[b != IGNORE] == a[b != IGNORE]).all()
+    # the 14 x 14 building square (12..26, 10..24) keeps its 10 x 10 interior
+    x0, y0 = 12 - whole.tile.window[0], 10 - whole.tile.window[1]
+    assert int((a[y0 : y0 + 14, x0 : x0 + 14] == 1).sum()) == 14 * 14
+    assert int((b[y0 : y0 + 14, x0 : x0 + 14] == 1).sum()) == 10 * 10
+    assert inner.feature_classes() == whole.feature_classes()
+    assert inner.kept.to_dict() == whole.kept.to_dict()
+    with pytest.raises(MapRefinerError, match="edge_band_m"):
+        FitParams(edge_band_m=-1.0).check()

@@ -23,9 +23,10 @@ from ...engine.labels.rasterize import vector_shapes
 from ...engine.labels.rasters import cells_of_pixels, downsample_window, pixels_of_cells
 from ...engine.modelfile.config import ModelConfig
 from ...engine.rasters.grid import grid_of, scaled, window
-from ...engine.rasters.read import check_bands, open_raster, raster_info
+from ...engine.rasters.read import check_bands, ground_resolution, open_raster, raster_info
 from ..data import grown_box, model_grids, read_model_window
 from ..tile import IGNORE, LabelSource, TrainingTile
+from .interior import interior
 
 log = logging.getLogger(__name__)
 PathLike = Union[str, Path]
@@ -94,9 +95,11 @@ def load_corrections(
     bands: Sequence[int] | None = None,
     input_resolution_m: float | None = None,
     allow_large: bool = False,
+    edge_band_m: float = 0.0,
 ) -> Corrections:
     """Read the correction layer (sparse: only drawn pixels count) and the image
-    (``allow_large``: around corrections spread past MAX_WINDOW_PIXELS too)."""
+    (``allow_large``: around corrections spread past MAX_WINDOW_PIXELS too;
+    ``edge_band_m``: the labels leave out that band inside each outline, interior.py)."""
     if not source.is_vector or source.mode != "sparse":
         raise MapRefinerError(
             "A fine-tune learns from correction polygons: give a vector layer in sparse mode "
@@ -108,6 +111,10 @@ def load_corrections(
     bands = list(bands) if bands else list(config.bands)
     check_bands(info, bands)
     grid = grid_of(ds)
+    band_px = 0
+    if edge_band_m > 0:
+        pixel_m = float(np.mean(ground_resolution(info, input_resolution_m)))
+        band_px = round(edge_band_m / pixel_m)
     vm = {str(k): int(v) for k, v in source.value_map.items()} if source.value_map else None
     drawn = vector_shapes(
         source.path,
@@ -153,7 +160,7 @@ def load_corrections(
         parts.append(
             (
                 read_model_window(ds, bands, grids, config, piece.window),
-                _labels_on_cells(kept, size, piece.window),
+                _labels_on_cells(kept, size, piece.window, band_px),
                 kept.features_on(window(model_grid, x0, y0, x1 - x0, y1 - y0)),
             )
         )
@@ -245,15 +252,22 @@ def _on_canvas(
 
 
 def _labels_on_cells(
-    kept: KeptCorrections, size: tuple[int, int], cells: tuple[int, int, int, int]
+    kept: KeptCorrections,
+    size: tuple[int, int],
+    cells: tuple[int, int, int, int],
+    band_px: int = 0,
 ) -> np.ndarray:
     """The drawn classes on the model-grid ``cells`` (x0, y0, x1, y1) of a model grid of
-    ``size``: only the image pixels under them are burned."""
+    ``size``: only the image pixels under them are burned (``band_px``: without that many
+    image pixels inside each outline, interior.interior)."""
     g = kept.grid
     x0, y0, x1, y1 = cells
     px0, px1 = pixels_of_cells(g.width, size[0], x0, x1)
     py0, py1 = pixels_of_cells(g.height, size[1], y0, y1)
-    on_image = kept.labels_on(window(g, px0, py0, px1 - px0, py1 - py0))
+    pixels = window(g, px0, py0, px1 - px0, py1 - py0)
+    on_image = kept.labels_on(pixels)
+    if band_px > 0:
+        on_image = interior(on_image, band_px, kept.features_on(pixels))
     return downsample_window(on_image, (g.width, g.height), size, cells)
 
 

@@ -223,7 +223,9 @@ def finetune(
             f"{params.adapt} learns a fixed normalisation, and this model normalises each "
             "image by its own colours; fine-tune it with another --adapt (head+rnn)."
         )
-    corr = load_corrections(image, labels, config, bands, input_resolution_m, allow_large)
+    corr = load_corrections(
+        image, labels, config, bands, input_resolution_m, allow_large, params.edge_band_m
+    )
     feature_classes = corr.feature_classes()
     folds = fold_holdouts(feature_classes, params.seed, params.folds)
     held = sorted({f for fold in folds for f in fold})  # every polygon some fold held out
@@ -751,6 +753,7 @@ def _record(
         "detail_temperature": config.detail_temperature,
         "steps": steps,
         "lr": params.lr,
+        "edge_band_m": params.edge_band_m,
         "seed": params.seed,
         "device": device,
         "seconds": round(seconds, 1),

@@ -198,6 +198,9 @@ class FitParams:
     # when another class keeps under this share of its undrawn pixels in the window
     # (CorrectionFit.kept_share: the fit erased a class nobody drew); 0: no such check.
     # Session 29: docs/results_corrections.md
+    edge_band_m: float = 0.0  # the fit leaves out the drawn pixels within this many
+    # metres of a polygon's outline (interior.interior; a polygon with nothing that far
+    # inside keeps all): where a hand-drawn outline may be off. Session 31
 
     def steps_on(self, device: torch.device) -> int:
         """The held-out phase's step count: a fixed number per kind of device, so that a
@@ -226,6 +229,10 @@ class FitParams:
         if not (0 <= self.class_kept_at_least <= 1):
             raise MapRefinerError(
                 f"class_kept_at_least must be between 0 and 1, not {self.class_kept_at_least}."
+            )
+        if not (0 <= self.edge_band_m <= 10):
+            raise MapRefinerError(
+                f"edge_band_m must be between 0 and 10 metres, not {self.edge_band_m}."
             )
         if not (0 < self.norm_lr_scale <= 100):
             raise MapRefinerError(
