@@ -99,7 +99,8 @@ def load_corrections(
 ) -> Corrections:
     """Read the correction layer (sparse: only drawn pixels count) and the image
     (``allow_large``: around corrections spread past MAX_WINDOW_PIXELS too;
-    ``edge_band_m``: the labels leave out that band inside each outline, interior.py)."""
+    ``edge_band_m``: the tile's ``unweighted`` marks the cells only the band of that
+    width inside each outline labels, interior.py)."""
     if not source.is_vector or source.mode != "sparse":
         raise MapRefinerError(
             "A fine-tune learns from correction polygons: give a vector layer in sparse mode "
@@ -154,16 +155,20 @@ def load_corrections(
                     win, config.ground_resolution_m, Path(image_path).name, earlier, w * h
                 )
     model_grid = scaled(grid, *size)
-    parts = []
+    parts, bands_of = [], []
     for piece in pieces:
         x0, y0, x1, y1 = piece.window
+        labels = _labels_on_cells(kept, size, piece.window)
         parts.append(
             (
                 read_model_window(ds, bands, grids, config, piece.window),
-                _labels_on_cells(kept, size, piece.window, band_px),
+                labels,
                 kept.features_on(window(model_grid, x0, y0, x1 - x0, y1 - y0)),
             )
         )
+        if band_px > 0:  # the cells only the band along an outline labels
+            inner = _labels_on_cells(kept, size, piece.window, band_px)
+            bands_of.append((labels != IGNORE) & (inner == IGNORE))
     if len(pieces) == 1:
         image, labels, features = parts[0]
         tile = TrainingTile(image, torch.from_numpy(labels), pieces[0].window)
@@ -171,6 +176,8 @@ def load_corrections(
         image, labels, features, valid = _on_canvas(pieces, parts)
         tile = TrainingTile(image, torch.from_numpy(labels), _union([p.window for p in pieces]))
         tile.valid = torch.from_numpy(valid)
+    if bands_of:
+        tile.unweighted = torch.from_numpy(_placed(pieces, bands_of, labels.shape))
     log.info(
         "corrections on %s: %d polygons, %d model pixels drawn, model window%s %s",
         Path(image_path).name,
@@ -229,6 +236,20 @@ def composite(windows: Sequence[tuple[int, int, int, int]]) -> list[Piece]:
         x = -(-(x + w + PIECE_GAP) // 4) * 4
         row_h = max(row_h, -(-h // 4) * 4)
     return pieces
+
+
+def _placed(
+    pieces: Sequence[Piece], masks: Sequence[np.ndarray], shape: tuple[int, ...]
+) -> np.ndarray:
+    """Each piece's mask where the piece sits on the canvas (of ``shape``); one piece's
+    mask is the window's own."""
+    if len(pieces) == 1:
+        return masks[0]
+    out = np.zeros(shape, dtype=bool)
+    for piece, m in zip(pieces, masks):
+        (ax, ay), (ph, pw) = piece.at, m.shape
+        out[ay : ay + ph, ax : ax + pw] = m
+    return out
 
 
 def _on_canvas(

@@ -544,13 +544,15 @@ def _held_out_phases(
         mask = torch.isin(corr.features, torch.tensor(held)) & (fit.labels != IGNORE)
         train = fit.labels.clone()
         train[mask] = IGNORE
-        base_scores.append(balanced_accuracy(fit.base, fit.labels, mask))
+        scored = mask & ~fit.unweighted  # the held-out polygons' interiors (edge_band_m)
+        scored = scored if bool(scored.any()) else mask
+        base_scores.append(balanced_accuracy(fit.base, fit.labels, scored))
         firsts.append(
             fit.fit(
                 train,
                 steps,
                 rep.sub(i / n, (i + 1) / n),
-                held_out=mask,
+                held_out=scored,
                 boxes=corr.boxes(held),
                 time_left=None if budget is None else 0.7 * budget / n,
             )

@@ -401,6 +401,12 @@ class CorrectionFit:
         self.frozen = ADAPT_MODES[params.adapt]
         self.labels = tile.labels.long()
         self.h, self.w = self.labels.shape
+        # drawn pixels the loss and the held-out score leave out (FitParams.edge_band_m)
+        self.unweighted = (
+            tile.unweighted.bool()
+            if tile.unweighted is not None
+            else torch.zeros((self.h, self.w), dtype=torch.bool)
+        )
         # where the window holds the image (a canvas of several windows has gaps)
         self.valid = (
             tile.valid.bool()
@@ -600,10 +606,12 @@ class CorrectionFit:
 
     # -- training --------------------------------------------------------------------
     def targets(self, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-pixel target and weight: drawn pixels 1, anchors ``self.anchor_weight``."""
+        """Per-pixel target and weight: drawn pixels 1 (0 in the band along the outlines,
+        ``self.unweighted``), anchors ``self.anchor_weight``."""
         drawn = labels != IGNORE
         anchor = self.anchor & ~drawn
         tgt = torch.where(drawn, labels, torch.where(anchor, self.base, torch.full_like(labels, 0)))
+        drawn = drawn & ~self.unweighted
         weight = drawn.float() + self.anchor_weight * anchor.float()
         if self.params.anchor_balance and bool(anchor.any()):
             kinds = torch.unique(self.base[anchor]).tolist()
@@ -616,7 +624,7 @@ class CorrectionFit:
             present = [c for c in torch.unique(labels[drawn]).tolist()]
             n = float(drawn.sum())
             for c in present:
-                sel = labels == c
+                sel = drawn & (labels == c)
                 weight[sel] = n / (len(present) * float(sel.sum()))
         pad = 4 * CELL_CONTEXT
         p = self.params.patch_size
@@ -628,7 +636,7 @@ class CorrectionFit:
     def _pools(self, labels: torch.Tensor) -> list[np.ndarray]:
         """Where patches are centred: the drawn pixels of each class, then the area the
         anchors cover (``(n, 2)`` row/column arrays)."""
-        drawn = (labels != IGNORE).numpy()
+        drawn = ((labels != IGNORE) & ~self.unweighted).numpy()
         lab = labels.numpy()
         pools = [np.argwhere(drawn & (lab == c)) for c in np.unique(lab[drawn])]
         return pools + [np.argwhere((self.anchor | (labels != IGNORE)).numpy())]
