@@ -930,3 +930,38 @@ def test_a_one_class_fit_that_erases_another_class_is_dropped(
         device="cpu",
     )
     assert res.adopted and not res.erased and res.class_kept == ("background", 0.02)
+
+
+def test_a_fit_with_an_edge_band_learns_each_polygon_s_interior_only(
+    scene: dict, tmp_path: Path
+) -> None:
+    """FitParams.edge_band_m: 1.2 m is two pixels of the 0.6 m test image (and grid), so
+    the cells along each drawn square's outline, two deep, are labelled but unweighted:
+    the loss gives them no weight and they are no anchors; the labels, polygons, classes
+    and what the model keeps to burn stay the same."""
+    from map_refiner.training.corrections.data import load_corrections
+
+    _, cfg = load_model(scene["model"], "cpu")
+    source = corrections(tmp_path / "c.gpkg", FOUR)
+    whole = load_corrections(scene["image"], source, cfg)
+    inner = load_corrections(scene["image"], source, cfg, edge_band_m=1.2)
+    assert whole.tile.unweighted is None
+    assert torch.equal(whole.tile.labels, inner.tile.labels)
+    band = inner.tile.unweighted
+    assert band is not None and not (band & (inner.tile.labels == IGNORE)).any()
+    # the 14 x 14 building square (12..26, 10..24) keeps its 10 x 10 interior weighted
+    x0, y0 = 12 - whole.tile.window[0], 10 - whole.tile.window[1]
+    square = band[y0 : y0 + 14, x0 : x0 + 14]
+    assert int(square.sum()) == 14 * 14 - 10 * 10 and not square[2:12, 2:12].any()
+    assert inner.feature_classes() == whole.feature_classes()
+    assert inner.kept.to_dict() == whole.kept.to_dict()
+    fit = CorrectionFit(
+        load_model(scene["model"], "cpu")[0], inner.tile, FitParams(), torch.device("cpu")
+    )
+    _, weight = fit.targets(fit.labels)
+    pad = 4 * CELL_CONTEXT
+    w = weight[pad : pad + fit.h, pad : pad + fit.w].cpu()
+    assert (w[band] == 0).all() and (w[(fit.labels != IGNORE) & ~band] > 0).all()
+    assert not (fit.anchor & band).any()
+    with pytest.raises(MapRefinerError, match="edge_band_m"):
+        FitParams(edge_band_m=-1.0).check()

@@ -23,9 +23,10 @@ from ...engine.labels.rasterize import vector_shapes
 from ...engine.labels.rasters import cells_of_pixels, downsample_window, pixels_of_cells
 from ...engine.modelfile.config import ModelConfig
 from ...engine.rasters.grid import grid_of, scaled, window
-from ...engine.rasters.read import check_bands, open_raster, raster_info
+from ...engine.rasters.read import check_bands, ground_resolution, open_raster, raster_info
 from ..data import grown_box, model_grids, read_model_window
 from ..tile import IGNORE, LabelSource, TrainingTile
+from .interior import interior
 
 log = logging.getLogger(__name__)
 PathLike = Union[str, Path]
@@ -94,9 +95,12 @@ def load_corrections(
     bands: Sequence[int] | None = None,
     input_resolution_m: float | None = None,
     allow_large: bool = False,
+    edge_band_m: float = 0.0,
 ) -> Corrections:
     """Read the correction layer (sparse: only drawn pixels count) and the image
-    (``allow_large``: around corrections spread past MAX_WINDOW_PIXELS too)."""
+    (``allow_large``: around corrections spread past MAX_WINDOW_PIXELS too;
+    ``edge_band_m``: the tile's ``unweighted`` marks the cells only the band of that
+    width inside each outline labels, interior.py)."""
     if not source.is_vector or source.mode != "sparse":
         raise MapRefinerError(
             "A fine-tune learns from correction polygons: give a vector layer in sparse mode "
@@ -108,6 +112,10 @@ def load_corrections(
     bands = list(bands) if bands else list(config.bands)
     check_bands(info, bands)
     grid = grid_of(ds)
+    band_px = 0
+    if edge_band_m > 0:
+        pixel_m = float(np.mean(ground_resolution(info, input_resolution_m)))
+        band_px = round(edge_band_m / pixel_m)
     vm = {str(k): int(v) for k, v in source.value_map.items()} if source.value_map else None
     drawn = vector_shapes(
         source.path,
@@ -147,16 +155,20 @@ def load_corrections(
                     win, config.ground_resolution_m, Path(image_path).name, earlier, w * h
                 )
     model_grid = scaled(grid, *size)
-    parts = []
+    parts, bands_of = [], []
     for piece in pieces:
         x0, y0, x1, y1 = piece.window
+        labels = _labels_on_cells(kept, size, piece.window)
         parts.append(
             (
                 read_model_window(ds, bands, grids, config, piece.window),
-                _labels_on_cells(kept, size, piece.window),
+                labels,
                 kept.features_on(window(model_grid, x0, y0, x1 - x0, y1 - y0)),
             )
         )
+        if band_px > 0:  # the cells only the band along an outline labels
+            inner = _labels_on_cells(kept, size, piece.window, band_px)
+            bands_of.append((labels != IGNORE) & (inner == IGNORE))
     if len(pieces) == 1:
         image, labels, features = parts[0]
         tile = TrainingTile(image, torch.from_numpy(labels), pieces[0].window)
@@ -164,6 +176,8 @@ def load_corrections(
         image, labels, features, valid = _on_canvas(pieces, parts)
         tile = TrainingTile(image, torch.from_numpy(labels), _union([p.window for p in pieces]))
         tile.valid = torch.from_numpy(valid)
+    if bands_of:
+        tile.unweighted = torch.from_numpy(_placed(pieces, bands_of, labels.shape))
     log.info(
         "corrections on %s: %d polygons, %d model pixels drawn, model window%s %s",
         Path(image_path).name,
@@ -224,6 +238,20 @@ def composite(windows: Sequence[tuple[int, int, int, int]]) -> list[Piece]:
     return pieces
 
 
+def _placed(
+    pieces: Sequence[Piece], masks: Sequence[np.ndarray], shape: tuple[int, ...]
+) -> np.ndarray:
+    """Each piece's mask where the piece sits on the canvas (of ``shape``); one piece's
+    mask is the window's own."""
+    if len(pieces) == 1:
+        return masks[0]
+    out = np.zeros(shape, dtype=bool)
+    for piece, m in zip(pieces, masks):
+        (ax, ay), (ph, pw) = piece.at, m.shape
+        out[ay : ay + ph, ax : ax + pw] = m
+    return out
+
+
 def _on_canvas(
     pieces: Sequence[Piece], parts: Sequence[tuple[torch.Tensor, np.ndarray, np.ndarray]]
 ) -> tuple[torch.Tensor, np.ndarray, np.ndarray, np.ndarray]:
@@ -245,15 +273,22 @@ def _on_canvas(
 
 
 def _labels_on_cells(
-    kept: KeptCorrections, size: tuple[int, int], cells: tuple[int, int, int, int]
+    kept: KeptCorrections,
+    size: tuple[int, int],
+    cells: tuple[int, int, int, int],
+    band_px: int = 0,
 ) -> np.ndarray:
     """The drawn classes on the model-grid ``cells`` (x0, y0, x1, y1) of a model grid of
-    ``size``: only the image pixels under them are burned."""
+    ``size``: only the image pixels under them are burned (``band_px``: without that many
+    image pixels inside each outline, interior.interior)."""
     g = kept.grid
     x0, y0, x1, y1 = cells
     px0, px1 = pixels_of_cells(g.width, size[0], x0, x1)
     py0, py1 = pixels_of_cells(g.height, size[1], y0, y1)
-    on_image = kept.labels_on(window(g, px0, py0, px1 - px0, py1 - py0))
+    pixels = window(g, px0, py0, px1 - px0, py1 - py0)
+    on_image = kept.labels_on(pixels)
+    if band_px > 0:
+        on_image = interior(on_image, band_px, kept.features_on(pixels))
     return downsample_window(on_image, (g.width, g.height), size, cells)
 
 

@@ -223,7 +223,9 @@ def finetune(
             f"{params.adapt} learns a fixed normalisation, and this model normalises each "
             "image by its own colours; fine-tune it with another --adapt (head+rnn)."
         )
-    corr = load_corrections(image, labels, config, bands, input_resolution_m, allow_large)
+    corr = load_corrections(
+        image, labels, config, bands, input_resolution_m, allow_large, params.edge_band_m
+    )
     feature_classes = corr.feature_classes()
     folds = fold_holdouts(feature_classes, params.seed, params.folds)
     held = sorted({f for fold in folds for f in fold})  # every polygon some fold held out
@@ -542,13 +544,15 @@ def _held_out_phases(
         mask = torch.isin(corr.features, torch.tensor(held)) & (fit.labels != IGNORE)
         train = fit.labels.clone()
         train[mask] = IGNORE
-        base_scores.append(balanced_accuracy(fit.base, fit.labels, mask))
+        scored = mask & ~fit.unweighted  # the held-out polygons' interiors (edge_band_m)
+        scored = scored if bool(scored.any()) else mask
+        base_scores.append(balanced_accuracy(fit.base, fit.labels, scored))
         firsts.append(
             fit.fit(
                 train,
                 steps,
                 rep.sub(i / n, (i + 1) / n),
-                held_out=mask,
+                held_out=scored,
                 boxes=corr.boxes(held),
                 time_left=None if budget is None else 0.7 * budget / n,
             )
@@ -751,6 +755,7 @@ def _record(
         "detail_temperature": config.detail_temperature,
         "steps": steps,
         "lr": params.lr,
+        "edge_band_m": params.edge_band_m,
         "seed": params.seed,
         "device": device,
         "seconds": round(seconds, 1),

@@ -198,6 +198,9 @@ class FitParams:
     # when another class keeps under this share of its undrawn pixels in the window
     # (CorrectionFit.kept_share: the fit erased a class nobody drew); 0: no such check.
     # Session 29: docs/results_corrections.md
+    edge_band_m: float = 0.0  # the fit leaves out the drawn pixels within this many
+    # metres of a polygon's outline (interior.interior; a polygon with nothing that far
+    # inside keeps all): where a hand-drawn outline may be off. Session 31
 
     def steps_on(self, device: torch.device) -> int:
         """The held-out phase's step count: a fixed number per kind of device, so that a
@@ -226,6 +229,10 @@ class FitParams:
         if not (0 <= self.class_kept_at_least <= 1):
             raise MapRefinerError(
                 f"class_kept_at_least must be between 0 and 1, not {self.class_kept_at_least}."
+            )
+        if not (0 <= self.edge_band_m <= 10):
+            raise MapRefinerError(
+                f"edge_band_m must be between 0 and 10 metres, not {self.edge_band_m}."
             )
         if not (0 < self.norm_lr_scale <= 100):
             raise MapRefinerError(
@@ -394,6 +401,12 @@ class CorrectionFit:
         self.frozen = ADAPT_MODES[params.adapt]
         self.labels = tile.labels.long()
         self.h, self.w = self.labels.shape
+        # drawn pixels the loss and the held-out score leave out (FitParams.edge_band_m)
+        self.unweighted = (
+            tile.unweighted.bool()
+            if tile.unweighted is not None
+            else torch.zeros((self.h, self.w), dtype=torch.bool)
+        )
         # where the window holds the image (a canvas of several windows has gaps)
         self.valid = (
             tile.valid.bool()
@@ -593,10 +606,12 @@ class CorrectionFit:
 
     # -- training --------------------------------------------------------------------
     def targets(self, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-pixel target and weight: drawn pixels 1, anchors ``self.anchor_weight``."""
+        """Per-pixel target and weight: drawn pixels 1 (0 in the band along the outlines,
+        ``self.unweighted``), anchors ``self.anchor_weight``."""
         drawn = labels != IGNORE
         anchor = self.anchor & ~drawn
         tgt = torch.where(drawn, labels, torch.where(anchor, self.base, torch.full_like(labels, 0)))
+        drawn = drawn & ~self.unweighted
         weight = drawn.float() + self.anchor_weight * anchor.float()
         if self.params.anchor_balance and bool(anchor.any()):
             kinds = torch.unique(self.base[anchor]).tolist()
@@ -609,7 +624,7 @@ class CorrectionFit:
             present = [c for c in torch.unique(labels[drawn]).tolist()]
             n = float(drawn.sum())
             for c in present:
-                sel = labels == c
+                sel = drawn & (labels == c)
                 weight[sel] = n / (len(present) * float(sel.sum()))
         pad = 4 * CELL_CONTEXT
         p = self.params.patch_size
@@ -621,7 +636,7 @@ class CorrectionFit:
     def _pools(self, labels: torch.Tensor) -> list[np.ndarray]:
         """Where patches are centred: the drawn pixels of each class, then the area the
         anchors cover (``(n, 2)`` row/column arrays)."""
-        drawn = (labels != IGNORE).numpy()
+        drawn = ((labels != IGNORE) & ~self.unweighted).numpy()
         lab = labels.numpy()
         pools = [np.argwhere(drawn & (lab == c)) for c in np.unique(lab[drawn])]
         return pools + [np.argwhere((self.anchor | (labels != IGNORE)).numpy())]
