@@ -40,8 +40,8 @@ class TrainingTile:
     info: dict[str, float] = field(default_factory=dict)
     valid: torch.Tensor | None = None  # (H, W) bool: where the tile holds the image (None:
     # everywhere; a fine-tune's canvas of several windows has empty gaps between them)
-    unweighted: torch.Tensor | None = None  # (H, W) bool: labelled pixels the loss and the
-    # held-out score leave out (a fine-tune's band along hand-drawn outlines); None: none
+    unweighted: torch.Tensor | None = None  # (H, W) bool: labelled pixels the loss leaves
+    # out (a fine-tune's band along hand-drawn outlines); None: none
 
     @property
     def labelled_pixels(self) -> int:

@@ -401,7 +401,7 @@ class CorrectionFit:
         self.frozen = ADAPT_MODES[params.adapt]
         self.labels = tile.labels.long()
         self.h, self.w = self.labels.shape
-        # drawn pixels the loss and the held-out score leave out (FitParams.edge_band_m)
+        # drawn pixels the loss leaves out (FitParams.edge_band_m)
         self.unweighted = (
             tile.unweighted.bool()
             if tile.unweighted is not None
