@@ -436,6 +436,16 @@ def build_parser() -> argparse.ArgumentParser:
         '"Session 26" and "Session 28")',
     )
     p.add_argument(
+        "--edge-band",
+        type=_bounded(float, 0.0, vocab.MAX_EDGE_BAND_M, "--edge-band"),
+        default=None,
+        metavar="M",
+        help="how far your outlines may be off the objects' edges, in metres: the fit "
+        "leaves that band inside each polygon out (the refined map still shows the "
+        f"polygons whole; default {vocab.EDGE_BAND_M:g}: outlines traced exactly; see "
+        'docs/results_corrections.md "Session 31")',
+    )
+    p.add_argument(
         "--detail-fit",
         action="store_true",
         help="also fit the model's detail RNN to the corrections on the fine grid, where a "

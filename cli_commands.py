@@ -181,6 +181,7 @@ def _finetune(a: argparse.Namespace) -> int:
             detail=a.detail_fit,
             **({"anchor_partner": ""} if a.no_anchor_partner else {}),
             **({} if a.folds is None else {"folds": a.folds}),
+            **({} if a.edge_band is None else {"edge_band_m": a.edge_band}),
         ),
         device=a.device,
         bands=a.bands,

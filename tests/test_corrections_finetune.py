@@ -965,3 +965,17 @@ def test_a_fit_with_an_edge_band_learns_each_polygon_s_interior_only(
     assert not (fit.anchor & band).any()
     with pytest.raises(MapRefinerError, match="edge_band_m"):
         FitParams(edge_band_m=-1.0).check()
+
+
+def test_the_cli_passes_the_edge_band_to_the_fit_and_its_record(
+    scene: dict, tmp_path: Path
+) -> None:
+    from map_refiner.cli import main
+
+    labels = corrections(tmp_path / "c.gpkg", FOUR)
+    out = tmp_path / "band.safetensors"
+    args = ["finetune", str(scene["image"]), str(labels.path), "--class-field", "class"]
+    args += ["--mode", "sparse", "--model", str(scene["model"]), "--out", str(out)]
+    assert main([*args, "--steps", "2", "--edge-band", "1.2"]) == 0
+    assert load_model(out)[1].training["finetune"][-1]["edge_band_m"] == 1.2
+    assert main([*args, "--steps", "2", "--edge-band", "-1", "--overwrite"]) == 2  # usage

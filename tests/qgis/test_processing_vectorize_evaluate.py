@@ -239,7 +239,7 @@ def test_finetune_algorithm_passes_what_learns(
     run_alg, austin_rgb, tiny_model, tmp_path, monkeypatch
 ) -> None:  # noqa: ANN001
     """ADAPT picks the fit's layers, in engine.vocabulary.ADAPT_MODES's order; default
-    head+rnn."""
+    head+rnn. EDGE_BAND reaches the fit (default vocab.EDGE_BAND_M) and its record."""
     from map_refiner.engine import vocabulary as vocab
     from map_refiner.training.corrections import finetune as ft
     from map_refiner.ui.processing.finetune_algorithm import ADAPT_CHOICES
@@ -248,7 +248,7 @@ def test_finetune_algorithm_passes_what_learns(
     real, seen = ft.finetune, []
 
     def spy(*args, params, **kwargs):  # noqa: ANN001, ANN202
-        seen.append(params.adapt)
+        seen.append((params.adapt, params.edge_band_m))
         return real(*args, params=params, **kwargs)
 
     monkeypatch.setattr(ft, "finetune", spy)
@@ -256,14 +256,17 @@ def test_finetune_algorithm_passes_what_learns(
     run_alg("map_refiner:finetune", {**inputs, "OUTPUT": str(tmp_path / "a.safetensors")})
     run_alg(
         "map_refiner:finetune",
-        {**inputs, "ADAPT": 0, "OUTPUT": str(tmp_path / "b.safetensors")},
+        {**inputs, "ADAPT": 0, "EDGE_BAND": 1.0, "OUTPUT": str(tmp_path / "b.safetensors")},
     )
     run_alg(
         "map_refiner:finetune",
         {**inputs, "ADAPT": 4, "OUTPUT": str(tmp_path / "c.safetensors")},
     )
-    assert seen == ["head+rnn", "rnn", "norm+head+rnn"]
+    band = vocab.EDGE_BAND_M
+    assert seen == [("head+rnn", band), ("rnn", 1.0), ("norm+head+rnn", band)]
     from map_refiner.engine.modelfile.io import load_model
+
+    assert load_model(tmp_path / "b.safetensors")[1].training["finetune"][-1]["edge_band_m"] == 1.0
 
     _, cfg = load_model(tmp_path / "c.safetensors")  # a plain model file, the colours folded in
     assert set(cfg.training["finetune"][-1]["input_norm"]) == {"scale", "shift"}

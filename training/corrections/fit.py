@@ -51,7 +51,7 @@ from ...engine.modelfile.config import ModelConfig
 from ...engine.networks.inference import class_argmax, coarse_scores, refine_heat
 from ...engine.networks.models import MapRefinerNet, pad_to_stride
 from ...engine.progress import Reporter
-from ...engine.vocabulary import FINETUNE_FOLDS, MAX_FOLDS
+from ...engine.vocabulary import EDGE_BAND_M, FINETUNE_FOLDS, MAX_EDGE_BAND_M, MAX_FOLDS
 from ..tile import IGNORE, TrainingTile
 from .holdout import balanced_accuracy
 
@@ -198,7 +198,7 @@ class FitParams:
     # when another class keeps under this share of its undrawn pixels in the window
     # (CorrectionFit.kept_share: the fit erased a class nobody drew); 0: no such check.
     # Session 29: docs/results_corrections.md
-    edge_band_m: float = 0.0  # the fit leaves out the drawn pixels within this many
+    edge_band_m: float = EDGE_BAND_M  # the fit leaves out the drawn pixels within this many
     # metres of a polygon's outline (interior.interior; a polygon with nothing that far
     # inside keeps all): where a hand-drawn outline may be off. Session 31
 
@@ -230,9 +230,10 @@ class FitParams:
             raise MapRefinerError(
                 f"class_kept_at_least must be between 0 and 1, not {self.class_kept_at_least}."
             )
-        if not (0 <= self.edge_band_m <= 10):
+        if not (0 <= self.edge_band_m <= MAX_EDGE_BAND_M):
             raise MapRefinerError(
-                f"edge_band_m must be between 0 and 10 metres, not {self.edge_band_m}."
+                f"edge_band_m must be between 0 and {MAX_EDGE_BAND_M:g} metres, "
+                f"not {self.edge_band_m}."
             )
         if not (0 < self.norm_lr_scale <= 100):
             raise MapRefinerError(

@@ -12,8 +12,10 @@ from qgis.core import (
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
 )
 
+from ...engine import vocabulary as vocab
 from ..jobs.training_jobs import label_source
 from ..sources import raster_path
 from .common import MapRefinerAlgorithm, bundled_model_parameter, chosen_model, with_help
@@ -74,6 +76,21 @@ class FinetuneAlgorithm(MapRefinerAlgorithm):
         )
         adapt.setFlags(adapt.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
         self.addParameter(adapt)
+        band = with_help(
+            QgsProcessingParameterNumber(
+                "EDGE_BAND",
+                "Outlines drawn within (m)",
+                type=QgsProcessingParameterNumber.Type.Double,
+                defaultValue=vocab.EDGE_BAND_M,
+                minValue=0.0,
+                maxValue=vocab.MAX_EDGE_BAND_M,
+            ),
+            "How far your polygons' outlines may be off the objects' edges: the fit leaves "
+            "that band inside each polygon out (the refined map still shows the polygons "
+            "whole). 0: outlines traced exactly (docs/results_corrections.md, Session 31).",
+        )
+        band.setFlags(band.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+        self.addParameter(band)
         self.addOutput(
             QgsProcessingOutputFile(
                 "DROPPED_FIT", "Model with the fit the flip check dropped (empty: none)"
@@ -92,12 +109,15 @@ class FinetuneAlgorithm(MapRefinerAlgorithm):
             self.parameterAsEnum(parameters, "BUNDLED", context),
         )
         adapt = self.parameterAsEnum(parameters, "ADAPT", context)
+        band = self.parameterAsDouble(parameters, "EDGE_BAND", context)
 
         def job(progress, is_cancelled):  # noqa: ANN001, ANN202
             from ...training.corrections.finetune import finetune
             from ...training.corrections.fit import FitParams
 
-            params = FitParams(adapt=ADAPT_CHOICES[adapt][0], steps=p["steps"] or None)
+            params = FitParams(
+                adapt=ADAPT_CHOICES[adapt][0], steps=p["steps"] or None, edge_band_m=band
+            )
             return finetune(
                 raster_path(p["image"]),
                 label_source(p["labels"], p["field"], p["mode"]),
