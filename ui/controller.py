@@ -486,8 +486,9 @@ class Controller:
         self.iface.setActiveLayer(layer)
         show_success(
             self.iface.messageBar(),
-            f"Draw polygons in “{layer.name()}” and pick their class; saved in "
-            f"{layer.source().split('|')[0]}",
+            f"Draw polygons in “{layer.name()}” and pick their class, each outline just "
+            "inside the object's edges (one that spills over teaches the wrong edge); "
+            f"saved in {layer.source().split('|')[0]}",
         )
 
     def unload(self) -> None:

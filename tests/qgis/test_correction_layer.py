@@ -53,3 +53,7 @@ def test_action_selects_it_as_the_dialog_label_layer(
     assert plugin.controller.dialog.labels.field() == "class"
     assert plugin.controller.dialog.labels.mode() == "sparse"  # a correction layer is sparse
     assert qgis_iface.activeLayer() is label_layer
+    # the message says how to draw: inside the edges (docs/results_corrections.md,
+    # Session 31: outlines a metre over the edges cost most of what a round teaches)
+    said = " ".join(qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Success))
+    assert "just inside the object's edges" in said, said

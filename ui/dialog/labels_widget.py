@@ -48,6 +48,11 @@ class LabelsBox(QgsCollapsibleGroupBox):
         )
         self.new_layer_button = QToolButton(self)
         self.new_layer_button.setText("New correction layer…")
+        self.new_layer_button.setToolTip(
+            "A polygon layer for corrections beside the raster, with the model's classes. "
+            "Draw each polygon just inside the object's edges: one that spills over "
+            "teaches the model the wrong edge."
+        )
         self.steps_spin = QgsSpinBox(self)
         self.steps_spin.setRange(0, 100000)
         self.steps_spin.setSingleStep(50)
