@@ -45,16 +45,13 @@ MAX_FOLDS = 5
 
 #: How far a hand-drawn correction's outline may be off the object's edge, in metres: the
 #: fit leaves that band inside each outline out of its loss (training/corrections/
-#: interior.py; the refined map still shows the polygons whole). The default, the most,
-#: and the dialog's choices (docs/results_corrections.md "Session 31").
+#: interior.py; the refined map still shows the polygons whole). The default (none) and
+#: the most. Measured in docs/results_corrections.md "Session 31": a band gives back most
+#: of what rough outlines cost on imagery the model reads, and costs on imagery new to it,
+#: so it is the CLI's and Processing's option only, and the dialog asks for outlines drawn
+#: just inside the edges instead.
 EDGE_BAND_M = 0.0
 MAX_EDGE_BAND_M = 10.0
-EDGE_BAND_CHOICES = (
-    (0.0, "exactly"),
-    (0.5, "within 0.5 m"),
-    (1.0, "within 1 m"),
-    (2.0, "within 2 m"),
-)
 
 #: The value-map syntax: raster or field value, a colon, the class index.
 VALUE_MAP_EXAMPLE = "0:0,255:1"

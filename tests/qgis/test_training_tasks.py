@@ -61,16 +61,10 @@ def test_finetune_on_drawn_corrections(
     )
     dialog.labels.set_layer(labels)
     dialog.labels.set_mode("sparse")
-    from map_refiner.engine import vocabulary as vocab
-
-    assert dialog.labels.edge_band_m() == vocab.EDGE_BAND_M  # the default choice
-    combo = dialog.labels.outline_combo
-    combo.setCurrentIndex(combo.findData(1.0))  # "Outlines drawn: within 1 m"
 
     job = dialog.finetune_job()
     assert job.out == tmp_path / "austin_dev_rgb_round1.safetensors"  # image and round
     assert (job.labels.class_field, job.labels.mode, job.steps) == ("class", "sparse", 2)
-    assert job.edge_band_m == 1.0
     assert labels.isModified()
     controller.start_finetune(job)
     wait_for_tasks(timeout=120)
@@ -81,9 +75,11 @@ def test_finetune_on_drawn_corrections(
     assert QgsVectorLayer(str(job.labels.path), "saved", "ogr").featureCount() == 2
     assert dialog.model.model_path() == job.out
     assert tiny_model.exists()  # the base model is only read
+    from map_refiner.engine import vocabulary as vocab
     from map_refiner.engine.modelfile.io import load_model
 
-    assert load_model(job.out)[1].training["finetune"][-1]["edge_band_m"] == 1.0
+    # the dialog offers no band: it asks for outlines inside the edges (Session 31)
+    assert load_model(job.out)[1].training["finetune"][-1]["edge_band_m"] == vocab.EDGE_BAND_M
     assert dialog.labels.rounds_list.count() == 1 and dialog.labels.undo_button.isEnabled()
     item = dialog.labels.rounds_list.item(0)
     assert "not checked" in item.text()  # two polygons: none held out

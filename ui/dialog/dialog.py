@@ -648,7 +648,6 @@ class MapRefinerDialog(QDialog):
             self.device_combo.currentData(),
             self.project,
             self.fallback_dir,
-            self.labels.edge_band_m(),
         )
 
     def train_coarse_job(self) -> TrainCoarseJob:

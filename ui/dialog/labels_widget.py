@@ -14,7 +14,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from ...engine.vocabulary import EDGE_BAND_CHOICES, EDGE_BAND_M, LABEL_MODE_TEXT, label_mode
+from ...engine.vocabulary import LABEL_MODE_TEXT, label_mode
 
 
 class LabelsBox(QgsCollapsibleGroupBox):
@@ -37,15 +37,6 @@ class LabelsBox(QgsCollapsibleGroupBox):
         self.mode_combo = QComboBox(self)
         for key, text in LABEL_MODE_TEXT.items():
             self.mode_combo.addItem(text, key)
-        self.outline_combo = QComboBox(self)
-        for metres, text in EDGE_BAND_CHOICES:
-            self.outline_combo.addItem(text, metres)
-        self.outline_combo.setCurrentIndex(max(0, self.outline_combo.findData(EDGE_BAND_M)))
-        self.outline_combo.setToolTip(
-            "How closely your correction polygons follow the objects' edges. A fine-tune "
-            "leaves that band inside each polygon out, where a quickly drawn outline may be "
-            "off; the refined map still shows every polygon whole."
-        )
         self.new_layer_button = QToolButton(self)
         self.new_layer_button.setText("New correction layer…")
         self.new_layer_button.setToolTip(
@@ -102,7 +93,6 @@ class LabelsBox(QgsCollapsibleGroupBox):
         form.addRow("Polygon layer", row)
         form.addRow("Class field", self.field_combo)
         form.addRow("Mode", self.mode_combo)
-        form.addRow("Outlines drawn", self.outline_combo)
         actions = QHBoxLayout()
         actions.addWidget(self.steps_spin)
         actions.addStretch(1)
@@ -135,10 +125,6 @@ class LabelsBox(QgsCollapsibleGroupBox):
 
     def mode(self) -> str:
         return self.mode_combo.currentData()
-
-    def edge_band_m(self) -> float:
-        """How far the polygons' outlines may be off, in metres (FitParams.edge_band_m)."""
-        return float(self.outline_combo.currentData())
 
     def steps(self) -> int | None:
         """None: the engine's default."""

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 
 from qgis.core import QgsMapLayer, QgsProject, QgsVectorLayer
 
-from ...engine import vocabulary as vocab
 from ...engine.errors import MapRefinerError
 from ...engine.progress import CancelFn, ProgressFn
 from ...engine.vocabulary import label_mode
@@ -35,7 +34,6 @@ class FinetuneJob:
     steps: int | None
     device: str
     label_layer_id: str
-    edge_band_m: float = vocab.EDGE_BAND_M  # how far the outlines may be off (FitParams)
 
 
 @dataclass
@@ -89,7 +87,6 @@ def build_finetune_job(
     device: str,
     project: QgsProject,
     fallback_dir: Path | None = None,
-    edge_band_m: float = vocab.EDGE_BAND_M,
 ) -> FinetuneJob:
     if label_mode(mode) != "sparse":
         raise MapRefinerError(
@@ -101,7 +98,7 @@ def build_finetune_job(
     folder = writable_folder([project_dir(project), labels.path.parent, fallback_dir])
     number = rounds_of(base_model, image.name) + 1
     out = unique_path(folder / f"{image.stem}_round{number}.safetensors")
-    return FinetuneJob(image, labels, out, base_model, steps, device, label_layer.id(), edge_band_m)
+    return FinetuneJob(image, labels, out, base_model, steps, device, label_layer.id())
 
 
 def build_train_coarse_job(
@@ -144,9 +141,7 @@ def run_finetune(job: FinetuneJob, progress: ProgressFn, is_cancelled: CancelFn)
     from ...training.corrections.finetune import finetune
     from ...training.corrections.fit import FitParams
 
-    params = FitParams(edge_band_m=job.edge_band_m)
-    if job.steps:
-        params.steps = job.steps
+    params = FitParams(steps=job.steps) if job.steps else FitParams()
     return finetune(
         job.image,
         job.labels,
