@@ -198,9 +198,12 @@ class FitParams:
     # when another class keeps under this share of its undrawn pixels in the window
     # (CorrectionFit.kept_share: the fit erased a class nobody drew); 0: no such check.
     # Session 29: docs/results_corrections.md
-    edge_band_m: float = EDGE_BAND_M  # the fit leaves out the drawn pixels within this many
-    # metres of a polygon's outline (interior.interior; a polygon with nothing that far
-    # inside keeps all): where a hand-drawn outline may be off. Session 31
+    edge_band_m: float = EDGE_BAND_M  # the loss leaves out the drawn pixels within this
+    # many metres of a polygon's outline (interior.interior; a polygon with nothing that
+    # far inside keeps all), where a hand-drawn outline may be off; they stay labelled (no
+    # anchors) and the held-out check scores them. Off by default: session 31 found it
+    # gives rough outlines their gain back on imagery the model reads and costs on imagery
+    # new to it (docs/results_corrections.md "Session 31")
 
     def steps_on(self, device: torch.device) -> int:
         """The held-out phase's step count: a fixed number per kind of device, so that a
