@@ -158,7 +158,7 @@ def load_corrections(
     parts, bands_of = [], []
     for piece in pieces:
         x0, y0, x1, y1 = piece.window
-        labels = _labels_on_cells(kept, size, piece.window)
+        labels, band = _cell_labels(kept, size, piece.window, band_px)
         parts.append(
             (
                 read_model_window(ds, bands, grids, config, piece.window),
@@ -166,9 +166,8 @@ def load_corrections(
                 kept.features_on(window(model_grid, x0, y0, x1 - x0, y1 - y0)),
             )
         )
-        if band_px > 0:  # the cells only the band along an outline labels
-            inner = _labels_on_cells(kept, size, piece.window, band_px)
-            bands_of.append((labels != IGNORE) & (inner == IGNORE))
+        if band is not None:
+            bands_of.append(band)
     if len(pieces) == 1:
         image, labels, features = parts[0]
         tile = TrainingTile(image, torch.from_numpy(labels), pieces[0].window)
@@ -273,23 +272,34 @@ def _on_canvas(
 
 
 def _labels_on_cells(
+    kept: KeptCorrections, size: tuple[int, int], cells: tuple[int, int, int, int]
+) -> np.ndarray:
+    """The drawn classes on the model-grid ``cells`` (x0, y0, x1, y1) of a model grid of
+    ``size``: only the image pixels under them are burned."""
+    return _cell_labels(kept, size, cells)[0]
+
+
+def _cell_labels(
     kept: KeptCorrections,
     size: tuple[int, int],
     cells: tuple[int, int, int, int],
     band_px: int = 0,
-) -> np.ndarray:
-    """The drawn classes on the model-grid ``cells`` (x0, y0, x1, y1) of a model grid of
-    ``size``: only the image pixels under them are burned (``band_px``: without that many
-    image pixels inside each outline, interior.interior)."""
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`_labels_on_cells`, and with ``band_px`` the cells only the band of that many
+    image pixels inside an outline labels (interior.interior; None without a band), from
+    one burn of the polygons."""
     g = kept.grid
     x0, y0, x1, y1 = cells
     px0, px1 = pixels_of_cells(g.width, size[0], x0, x1)
     py0, py1 = pixels_of_cells(g.height, size[1], y0, y1)
     pixels = window(g, px0, py0, px1 - px0, py1 - py0)
     on_image = kept.labels_on(pixels)
-    if band_px > 0:
-        on_image = interior(on_image, band_px, kept.features_on(pixels))
-    return downsample_window(on_image, (g.width, g.height), size, cells)
+    labels = downsample_window(on_image, (g.width, g.height), size, cells)
+    if band_px <= 0:
+        return labels, None
+    inner = interior(on_image, band_px, kept.features_on(pixels))
+    inner_cells = downsample_window(inner, (g.width, g.height), size, cells)
+    return labels, (labels != IGNORE) & (inner_cells == IGNORE)
 
 
 def _drawn_boxes(kept: KeptCorrections, size: tuple[int, int]) -> list[tuple[int, int, int, int]]:

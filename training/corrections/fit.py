@@ -612,10 +612,11 @@ class CorrectionFit:
     def targets(self, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-pixel target and weight: drawn pixels 1 (0 in the band along the outlines,
         ``self.unweighted``), anchors ``self.anchor_weight``."""
-        drawn = labels != IGNORE
-        anchor = self.anchor & ~drawn
-        tgt = torch.where(drawn, labels, torch.where(anchor, self.base, torch.full_like(labels, 0)))
-        drawn = drawn & ~self.unweighted
+        anchor = self.anchor & (labels == IGNORE)
+        tgt = torch.where(
+            labels != IGNORE, labels, torch.where(anchor, self.base, torch.full_like(labels, 0))
+        )
+        drawn = self._weighted(labels)
         weight = drawn.float() + self.anchor_weight * anchor.float()
         if self.params.anchor_balance and bool(anchor.any()):
             kinds = torch.unique(self.base[anchor]).tolist()
@@ -637,10 +638,15 @@ class CorrectionFit:
             F.pad(weight, (pad, pad + p, pad, pad + p)).to(self.device),
         )
 
+    def _weighted(self, labels: torch.Tensor) -> torch.Tensor:
+        """The drawn pixels of ``labels`` the loss counts (not in the band along an
+        outline, ``self.unweighted``)."""
+        return (labels != IGNORE) & ~self.unweighted
+
     def _pools(self, labels: torch.Tensor) -> list[np.ndarray]:
         """Where patches are centred: the drawn pixels of each class, then the area the
         anchors cover (``(n, 2)`` row/column arrays)."""
-        drawn = ((labels != IGNORE) & ~self.unweighted).numpy()
+        drawn = self._weighted(labels).numpy()
         lab = labels.numpy()
         pools = [np.argwhere(drawn & (lab == c)) for c in np.unique(lab[drawn])]
         return pools + [np.argwhere((self.anchor | (labels != IGNORE)).numpy())]
