@@ -133,10 +133,10 @@ def drawn_as(
     if not amount:
         raise ValueError(f"{style} needs a distance in metres: {style}:1")
     d_px = float(amount) / pixel_m
+    low, high = {"loose": (d_px, d_px), "rough": (-d_px, d_px), "inside": (-d_px, 0.0)}[style]
     rng = np.random.default_rng(seed)
     out = []
     for mask, cls in corrections:
-        low, high = {"loose": (d_px, d_px), "rough": (-d_px, d_px), "inside": (-d_px, 0.0)}[style]
         offset = float(rng.uniform(low, high))
         redrawn = _redrawn(mask, d_px, offset)
         redrawn[:, half:] = False
