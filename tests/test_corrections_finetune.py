@@ -967,6 +967,40 @@ def test_a_fit_with_an_edge_band_learns_each_polygon_s_interior_only(
         FitParams(edge_band_m=-1.0).check()
 
 
+def test_a_fit_with_outline_edges_leaves_out_only_what_an_outline_overdrew(
+    scene: dict, tmp_path: Path
+) -> None:
+    """FitParams.outline_edges: a building drawn two pixels past the bright 20 x 20 roof
+    at (60, 50) gives up exactly that ring (labelled, unweighted, no anchors); the roof
+    at (12, 10) traced on its edge and a background square on flat ground keep every
+    cell; labels, classes and kept polygons stay as drawn."""
+    from map_refiner.training.corrections.data import load_corrections
+
+    _, cfg = load_model(scene["model"], "cpu")
+    boxes = [((58, 48, 82, 72), "building"), FOUR[0], FOUR[2]]
+    source = corrections(tmp_path / "c.gpkg", boxes)
+    whole = load_corrections(scene["image"], source, cfg)
+    edges = load_corrections(scene["image"], source, cfg, outline_edges=True)
+    assert torch.equal(whole.tile.labels, edges.tile.labels)
+    assert edges.feature_classes() == whole.feature_classes()
+    assert edges.kept.to_dict() == whole.kept.to_dict()
+    over = edges.tile.unweighted
+    assert over is not None
+    x0, y0 = whole.tile.window[0], whole.tile.window[1]
+    want = torch.zeros_like(over)
+    want[48 - y0 : 72 - y0, 58 - x0 : 82 - x0] = True
+    want[50 - y0 : 70 - y0, 60 - x0 : 80 - x0] = False
+    assert torch.equal(over, want)
+    fit = CorrectionFit(
+        load_model(scene["model"], "cpu")[0], edges.tile, FitParams(), torch.device("cpu")
+    )
+    _, weight = fit.targets(fit.labels)
+    pad = 4 * CELL_CONTEXT
+    w = weight[pad : pad + fit.h, pad : pad + fit.w].cpu()
+    assert (w[over] == 0).all() and (w[(fit.labels != IGNORE) & ~over] > 0).all()
+    assert not (fit.anchor & over).any()
+
+
 def test_the_cli_passes_the_edge_band_to_the_fit_and_its_record(
     scene: dict, tmp_path: Path
 ) -> None:

@@ -27,6 +27,7 @@ from ...engine.rasters.read import check_bands, ground_resolution, open_raster, 
 from ..data import grown_box, model_grids, read_model_window
 from ..tile import IGNORE, LabelSource, TrainingTile
 from .interior import interior
+from .overdrawn import ImageReader, overdrawn
 
 log = logging.getLogger(__name__)
 PathLike = Union[str, Path]
@@ -96,11 +97,13 @@ def load_corrections(
     input_resolution_m: float | None = None,
     allow_large: bool = False,
     edge_band_m: float = 0.0,
+    outline_edges: bool = False,
 ) -> Corrections:
     """Read the correction layer (sparse: only drawn pixels count) and the image
     (``allow_large``: around corrections spread past MAX_WINDOW_PIXELS too;
     ``edge_band_m``: the tile's ``unweighted`` marks the cells only the band of that
-    width inside each outline labels, interior.py)."""
+    width inside each outline labels, interior.py; ``outline_edges``: and those only
+    the part an outline overdrew past the image's edge labels, overdrawn.py)."""
     if not source.is_vector or source.mode != "sparse":
         raise MapRefinerError(
             "A fine-tune learns from correction polygons: give a vector layer in sparse mode "
@@ -112,10 +115,9 @@ def load_corrections(
     bands = list(bands) if bands else list(config.bands)
     check_bands(info, bands)
     grid = grid_of(ds)
-    band_px = 0
-    if edge_band_m > 0:
-        pixel_m = float(np.mean(ground_resolution(info, input_resolution_m)))
-        band_px = round(edge_band_m / pixel_m)
+    pixel_m = float(np.mean(ground_resolution(info, input_resolution_m)))
+    band_px = round(edge_band_m / pixel_m) if edge_band_m > 0 else 0
+    edges = _ImageEdges(ds, bands, pixel_m) if outline_edges else None
     vm = {str(k): int(v) for k, v in source.value_map.items()} if source.value_map else None
     drawn = vector_shapes(
         source.path,
@@ -158,7 +160,7 @@ def load_corrections(
     parts, bands_of = [], []
     for piece in pieces:
         x0, y0, x1, y1 = piece.window
-        labels, band = _cell_labels(kept, size, piece.window, band_px)
+        labels, band = _cell_labels(kept, size, piece.window, band_px, edges)
         parts.append(
             (
                 read_model_window(ds, bands, grids, config, piece.window),
@@ -279,15 +281,41 @@ def _labels_on_cells(
     return _cell_labels(kept, size, cells)[0]
 
 
+@dataclass(frozen=True)
+class _ImageEdges:
+    """The image's own pixels, for the edges an overdrawn outline is checked against."""
+
+    ds: object  # gdal.Dataset
+    bands: Sequence[int]
+    pixel_m: float
+
+    def reader(self, px0: int, py0: int) -> ImageReader:
+        """Reads rows y0:y1, columns x0:x1 of a pixel window whose corner is (px0, py0)."""
+
+        def read(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+            return np.stack(
+                [
+                    self.ds.GetRasterBand(b).ReadAsArray(  # type: ignore[attr-defined]
+                        int(px0 + x0), int(py0 + y0), int(x1 - x0), int(y1 - y0)
+                    )
+                    for b in self.bands
+                ]
+            ).astype(np.float32)
+
+        return read
+
+
 def _cell_labels(
     kept: KeptCorrections,
     size: tuple[int, int],
     cells: tuple[int, int, int, int],
     band_px: int = 0,
+    edges: _ImageEdges | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """:func:`_labels_on_cells`, and with ``band_px`` the cells only the band of that many
-    image pixels inside an outline labels (interior.interior; None without a band), from
-    one burn of the polygons."""
+    image pixels inside an outline labels (interior.interior), with ``edges`` those only
+    the part of an outline overdrawn past the image's edge labels (overdrawn.overdrawn;
+    None with neither), from one burn of the polygons."""
     g = kept.grid
     x0, y0, x1, y1 = cells
     px0, px1 = pixels_of_cells(g.width, size[0], x0, x1)
@@ -295,9 +323,15 @@ def _cell_labels(
     pixels = window(g, px0, py0, px1 - px0, py1 - py0)
     on_image = kept.labels_on(pixels)
     labels = downsample_window(on_image, (g.width, g.height), size, cells)
-    if band_px <= 0:
+    if band_px <= 0 and edges is None:
         return labels, None
-    inner = interior(on_image, band_px, kept.features_on(pixels))
+    features = kept.features_on(pixels)
+    inner = interior(on_image, band_px, features)
+    if edges is not None:
+        over = overdrawn(on_image, features, edges.reader(px0, py0), edges.pixel_m)
+        if inner is on_image:
+            inner = on_image.copy()
+        inner[over] = IGNORE
     inner_cells = downsample_window(inner, (g.width, g.height), size, cells)
     return labels, (labels != IGNORE) & (inner_cells == IGNORE)
 

@@ -224,7 +224,14 @@ def finetune(
             "image by its own colours; fine-tune it with another --adapt (head+rnn)."
         )
     corr = load_corrections(
-        image, labels, config, bands, input_resolution_m, allow_large, params.edge_band_m
+        image,
+        labels,
+        config,
+        bands,
+        input_resolution_m,
+        allow_large,
+        params.edge_band_m,
+        params.outline_edges,
     )
     feature_classes = corr.feature_classes()
     folds = fold_holdouts(feature_classes, params.seed, params.folds)
@@ -757,6 +764,7 @@ def _record(
         "steps": steps,
         "lr": params.lr,
         "edge_band_m": params.edge_band_m,
+        "outline_edges": params.outline_edges,
         "seed": params.seed,
         "device": device,
         "seconds": round(seconds, 1),

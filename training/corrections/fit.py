@@ -204,6 +204,9 @@ class FitParams:
     # anchors) and the held-out check scores them. Off by default: session 31 found it
     # gives rough outlines their gain back on imagery the model reads and costs on imagery
     # new to it (docs/results_corrections.md "Session 31")
+    outline_edges: bool = False  # the loss leaves out the drawn pixels between an outline
+    # drawn past the object's edge and that edge, where the image shows one clearly inside
+    # the outline (overdrawn.py); an outline on its edge keeps every pixel. Session 32
 
     def steps_on(self, device: torch.device) -> int:
         """The held-out phase's step count: a fixed number per kind of device, so that a

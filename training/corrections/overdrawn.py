@@ -1,0 +1,128 @@
+"""The part of a drawn polygon that the image's edges say lies past the object's edge.
+
+A cartographer's outline lies within a metre or so of the object's edge, on either
+side (session 31: outlines a metre too generous take nearly all a round teaches on
+imagery the model reads, outlines a metre inside cost little). Where a polygon was
+drawn too generously, its outline runs beside the object's edge rather than on it, and
+a band of the polygon's class lies on the neighbouring ground. The image shows where
+the edge is: the polygon shrunk step by step (image pixels, a square erosion) lays its
+outline on the edge where the image's edge strength along it peaks. When that happens
+well inside the drawn outline, and clearly (EDGE_GAIN over the outline as drawn, and
+stronger than anywhere outside it), the pixels between the drawn outline and the edge
+are what the hand overdrew. The fit leaves them out of its loss (like the fixed edge
+band, interior.py, but only where the image says so and only as far as it says): an
+outline on the edge, or inside it, keeps every pixel.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from ...engine.refine.registration import _filtered
+from ..tile import IGNORE
+from .interior import _all_within
+
+#: How far inside the drawn outline the object's edge is looked for, in metres (the
+#: hand's error measured in session 31's studies is up to about a metre).
+REACH_M = 1.5
+#: The edge strength along the shrunk outline must beat the drawn outline's by this
+#: factor (and every outline grown outwards within the reach) to count.
+EDGE_GAIN = 1.15
+#: Gaussian smoothing before the gradient, in metres (texture on drone imagery).
+SMOOTH_M = 0.15
+
+
+def colour_edges(image: np.ndarray, pixel_m: float) -> np.ndarray:
+    """Gradient magnitude summed over the bands, each band smoothed and scaled by its
+    own spread: ``(C, h, w)`` -> ``(h, w)`` float32 (colour edges between areas of equal
+    brightness count too)."""
+    img = np.asarray(image, dtype=np.float32)
+    sigma = max(0.5, SMOOTH_M / pixel_m)
+    r = max(1, int(math.ceil(3 * sigma)))
+    g = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    g = (g / g.sum()).astype(np.float32)
+    diff = np.array([-1.0, 0.0, 1.0], np.float32)
+    tri = np.array([1.0, 2.0, 1.0], np.float32)
+    out = np.zeros(img.shape[1:], np.float32)
+    for band in img:
+        spread = float(band.std())
+        if spread <= 0:
+            continue
+        b = _filtered(_filtered(band / spread, g, 1), g, 0)
+        gx = _filtered(_filtered(b, diff, 1), tri, 0)
+        gy = _filtered(_filtered(b, diff, 0), tri, 1)
+        out += np.hypot(gx, gy)
+    return out
+
+
+def edge_profile(mask: np.ndarray, strength: np.ndarray, reach_px: int) -> np.ndarray:
+    """Mean edge strength along the outline of ``mask`` grown (negative steps) or shrunk
+    (positive) by 0..``reach_px`` pixels: ``2 * reach_px + 1`` values, index ``reach_px``
+    the outline as drawn; NaN where a step has no outline (shrunk to nothing)."""
+    out = np.full(2 * reach_px + 1, np.nan, np.float64)
+    inner = [mask]
+    for k in range(1, reach_px + 2):
+        inner.append(_all_within(mask, k))
+    outer = [~mask]
+    for k in range(1, reach_px + 1):
+        outer.append(_all_within(~mask, k))
+    for k in range(reach_px + 1):  # shrunk by k: the pixels k steps in from the outline
+        ring = inner[k] & ~inner[k + 1]
+        if ring.any():
+            out[reach_px + k] = float(strength[ring].mean())
+    for k in range(1, reach_px + 1):  # grown by k: the pixels k steps out
+        ring = outer[k - 1] & ~outer[k]
+        if ring.any():
+            out[reach_px - k] = float(strength[ring].mean())
+    return out
+
+
+def overdrawn_steps(profile: np.ndarray, gain: float = EDGE_GAIN) -> int:
+    """How many steps in from the drawn outline the object's edge lies (0: on it, or
+    outside it, or not clearly anywhere)."""
+    reach = (len(profile) - 1) // 2
+    drawn = profile[reach]
+    if not np.isfinite(drawn):
+        return 0
+    inside = profile[reach + 1 :]
+    if not np.isfinite(inside).any():
+        return 0
+    k = int(np.nanargmax(inside)) + 1
+    best = inside[k - 1]
+    outside = profile[:reach]
+    if best < gain * drawn or (np.isfinite(outside).any() and best <= np.nanmax(outside)):
+        return 0
+    return k
+
+
+#: Reads the image's bands on rows y0:y1, columns x0:x1 of the labels' grid: (C, h, w).
+ImageReader = Callable[[int, int, int, int], np.ndarray]
+
+
+def overdrawn(
+    labels: np.ndarray,
+    features: np.ndarray,
+    read: ImageReader,
+    pixel_m: float,
+    reach_m: float = REACH_M,
+) -> np.ndarray:
+    """The drawn pixels (``labels`` not IGNORE) between each polygon's outline (``features``:
+    its number per pixel, -1 none) and the object's edge the image (``read``, the same
+    grid, ``pixel_m`` metres a pixel) shows inside it: True where the hand overdrew."""
+    out = np.zeros(labels.shape, dtype=bool)
+    reach = max(1, int(round(reach_m / pixel_m)))
+    drawn = (features >= 0) & (labels != IGNORE)
+    for f in np.unique(features[drawn]):
+        ys, xs = np.nonzero(drawn & (features == f))
+        pad = reach + 4
+        y0, y1 = max(0, ys.min() - pad), min(labels.shape[0], ys.max() + 1 + pad)
+        x0, x1 = max(0, xs.min() - pad), min(labels.shape[1], xs.max() + 1 + pad)
+        m = drawn[y0:y1, x0:x1] & (features[y0:y1, x0:x1] == f)
+        strength = colour_edges(read(y0, y1, x0, x1), pixel_m)
+        k = overdrawn_steps(edge_profile(m, strength, reach))
+        if k:
+            out[y0:y1, x0:x1] |= m & ~_all_within(m, k)
+    return out
