@@ -447,6 +447,16 @@ def build_parser() -> argparse.ArgumentParser:
         'drawing just inside the edges did better (docs/results_corrections.md "Session 31")',
     )
     p.add_argument(
+        "--outline-edges",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="where a polygon's outline runs past an object's edge that the image shows "
+        "clearly inside it, the fit leaves the overdrawn strip out (the refined map still "
+        "shows the polygons whole); outlines on or inside the edges keep every pixel "
+        f"(default: {'on' if vocab.OUTLINE_EDGES else 'off'}; "
+        'docs/results_corrections.md "Session 32")',
+    )
+    p.add_argument(
         "--detail-fit",
         action="store_true",
         help="also fit the model's detail RNN to the corrections on the fine grid, where a "

@@ -182,6 +182,7 @@ def _finetune(a: argparse.Namespace) -> int:
             **({"anchor_partner": ""} if a.no_anchor_partner else {}),
             **({} if a.folds is None else {"folds": a.folds}),
             **({} if a.edge_band is None else {"edge_band_m": a.edge_band}),
+            **({} if a.outline_edges is None else {"outline_edges": a.outline_edges}),
         ),
         device=a.device,
         bands=a.bands,

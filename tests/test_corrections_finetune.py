@@ -14,6 +14,7 @@ from helpers_data import box_wkt, real_data, wkt_of, write_vector
 from helpers_engine import random_model
 from osgeo import gdal, ogr
 
+from map_refiner.engine import vocabulary as vocab
 from map_refiner.engine.errors import MapRefinerError
 from map_refiner.engine.labels.classes import IGNORE
 from map_refiner.engine.labels.kept import KeptCorrections
@@ -1013,3 +1014,8 @@ def test_the_cli_passes_the_edge_band_to_the_fit_and_its_record(
     assert main([*args, "--steps", "2", "--edge-band", "1.2"]) == 0
     assert load_model(out)[1].training["finetune"][-1]["edge_band_m"] == 1.2
     assert main([*args, "--steps", "2", "--edge-band", "-1", "--overwrite"]) == 2  # usage
+    record = load_model(out)[1].training["finetune"][-1]
+    assert record["outline_edges"] is vocab.OUTLINE_EDGES
+    for flag, want in (("--outline-edges", True), ("--no-outline-edges", False)):
+        assert main([*args, "--steps", "2", flag, "--overwrite"]) == 0
+        assert load_model(out)[1].training["finetune"][-1]["outline_edges"] is want

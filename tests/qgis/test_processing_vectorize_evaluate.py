@@ -239,7 +239,8 @@ def test_finetune_algorithm_passes_what_learns(
     run_alg, austin_rgb, tiny_model, tmp_path, monkeypatch
 ) -> None:  # noqa: ANN001
     """ADAPT picks the fit's layers, in engine.vocabulary.ADAPT_MODES's order; default
-    head+rnn. EDGE_BAND reaches the fit (default vocab.EDGE_BAND_M) and its record."""
+    head+rnn. EDGE_BAND reaches the fit (default vocab.EDGE_BAND_M) and its record, and
+    OUTLINE_EDGES (default vocab.OUTLINE_EDGES) too."""
     from map_refiner.engine import vocabulary as vocab
     from map_refiner.training.corrections import finetune as ft
     from map_refiner.ui.processing.finetune_algorithm import ADAPT_CHOICES
@@ -248,7 +249,7 @@ def test_finetune_algorithm_passes_what_learns(
     real, seen = ft.finetune, []
 
     def spy(*args, params, **kwargs):  # noqa: ANN001, ANN202
-        seen.append((params.adapt, params.edge_band_m))
+        seen.append((params.adapt, params.edge_band_m, params.outline_edges))
         return real(*args, params=params, **kwargs)
 
     monkeypatch.setattr(ft, "finetune", spy)
@@ -262,8 +263,18 @@ def test_finetune_algorithm_passes_what_learns(
         "map_refiner:finetune",
         {**inputs, "ADAPT": 4, "OUTPUT": str(tmp_path / "c.safetensors")},
     )
-    band = vocab.EDGE_BAND_M
-    assert seen == [("head+rnn", band), ("rnn", 1.0), ("norm+head+rnn", band)]
+    flipped = not vocab.OUTLINE_EDGES
+    run_alg(
+        "map_refiner:finetune",
+        {**inputs, "OUTLINE_EDGES": flipped, "OUTPUT": str(tmp_path / "d.safetensors")},
+    )
+    band, edges = vocab.EDGE_BAND_M, vocab.OUTLINE_EDGES
+    assert seen == [
+        ("head+rnn", band, edges),
+        ("rnn", 1.0, edges),
+        ("norm+head+rnn", band, edges),
+        ("head+rnn", band, flipped),
+    ]
     from map_refiner.engine.modelfile.io import load_model
 
     assert load_model(tmp_path / "b.safetensors")[1].training["finetune"][-1]["edge_band_m"] == 1.0

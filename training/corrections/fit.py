@@ -51,7 +51,13 @@ from ...engine.modelfile.config import ModelConfig
 from ...engine.networks.inference import class_argmax, coarse_scores, refine_heat
 from ...engine.networks.models import MapRefinerNet, pad_to_stride
 from ...engine.progress import Reporter
-from ...engine.vocabulary import EDGE_BAND_M, FINETUNE_FOLDS, MAX_EDGE_BAND_M, MAX_FOLDS
+from ...engine.vocabulary import (
+    EDGE_BAND_M,
+    FINETUNE_FOLDS,
+    MAX_EDGE_BAND_M,
+    MAX_FOLDS,
+    OUTLINE_EDGES,
+)
 from ..tile import IGNORE, TrainingTile
 from .holdout import balanced_accuracy
 
@@ -204,7 +210,7 @@ class FitParams:
     # anchors) and the held-out check scores them. Off by default: session 31 found it
     # gives rough outlines their gain back on imagery the model reads and costs on imagery
     # new to it (docs/results_corrections.md "Session 31")
-    outline_edges: bool = False  # the loss leaves out the drawn pixels between an outline
+    outline_edges: bool = OUTLINE_EDGES  # the loss leaves out the drawn pixels between an outline
     # drawn past the object's edge and that edge, where the image shows one clearly inside
     # the outline (overdrawn.py); an outline on its edge keeps every pixel. Session 32
 

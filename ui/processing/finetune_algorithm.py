@@ -9,6 +9,7 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingFeedback,
     QgsProcessingOutputFile,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
@@ -94,6 +95,19 @@ class FinetuneAlgorithm(MapRefinerAlgorithm):
         )
         band.setFlags(band.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
         self.addParameter(band)
+        edges = with_help(
+            QgsProcessingParameterBoolean(
+                "OUTLINE_EDGES",
+                "Leave out what an outline overdrew past the image's edges",
+                defaultValue=vocab.OUTLINE_EDGES,
+            ),
+            "Where a polygon's outline runs past an object's edge that the image shows "
+            "clearly inside it, the fit leaves the overdrawn strip out (the refined map "
+            "still shows the polygons whole); outlines on or inside the edges keep every "
+            "pixel (docs/results_corrections.md, Session 32).",
+        )
+        edges.setFlags(edges.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+        self.addParameter(edges)
         self.addOutput(
             QgsProcessingOutputFile(
                 "DROPPED_FIT", "Model with the fit the flip check dropped (empty: none)"
@@ -113,13 +127,17 @@ class FinetuneAlgorithm(MapRefinerAlgorithm):
         )
         adapt = self.parameterAsEnum(parameters, "ADAPT", context)
         band = self.parameterAsDouble(parameters, "EDGE_BAND", context)
+        edges = self.parameterAsBoolean(parameters, "OUTLINE_EDGES", context)
 
         def job(progress, is_cancelled):  # noqa: ANN001, ANN202
             from ...training.corrections.finetune import finetune
             from ...training.corrections.fit import FitParams
 
             params = FitParams(
-                adapt=ADAPT_CHOICES[adapt][0], steps=p["steps"] or None, edge_band_m=band
+                adapt=ADAPT_CHOICES[adapt][0],
+                steps=p["steps"] or None,
+                edge_band_m=band,
+                outline_edges=edges,
             )
             return finetune(
                 raster_path(p["image"]),
