@@ -992,6 +992,7 @@ def test_a_fit_with_outline_edges_leaves_out_only_what_an_outline_overdrew(
     want[48 - y0 : 72 - y0, 58 - x0 : 82 - x0] = True
     want[50 - y0 : 70 - y0, 60 - x0 : 80 - x0] = False
     assert torch.equal(over, want)
+    assert whole.overdrawn is None and torch.equal(edges.overdrawn, want)
     fit = CorrectionFit(
         load_model(scene["model"], "cpu")[0], edges.tile, FitParams(), torch.device("cpu")
     )
@@ -1000,6 +1001,34 @@ def test_a_fit_with_outline_edges_leaves_out_only_what_an_outline_overdrew(
     w = weight[pad : pad + fit.h, pad : pad + fit.w].cpu()
     assert (w[over] == 0).all() and (w[(fit.labels != IGNORE) & ~over] > 0).all()
     assert not (fit.anchor & over).any()
+
+
+def test_the_held_out_check_does_not_score_what_an_outline_overdrew(
+    scene: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With outline_edges the held-out polygons are scored without their overdrawn strip
+    (the image says the drawn class is wrong there); without it, whole."""
+    from map_refiner.training.corrections import finetune as ft
+
+    seen = []
+    real = ft.balanced_accuracy
+
+    def spy(pred, labels, mask):  # noqa: ANN001, ANN202
+        seen.append(mask.clone())
+        return real(pred, labels, mask)
+
+    monkeypatch.setattr(ft, "balanced_accuracy", spy)
+    boxes = [((58, 48, 82, 72), "building"), FOUR[0], FOUR[2], FOUR[3]]
+    labels = corrections(tmp_path / "c.gpkg", boxes)
+    counts = {}
+    for edges in (False, True):
+        seen.clear()
+        params = FitParams(steps=2, outline_edges=edges, anchor_partner="", seed=3)
+        out = tmp_path / f"{edges}.safetensors"
+        finetune(scene["image"], labels, out, scene["model"], params, device="cpu")
+        counts[edges] = int(seen[0].sum())
+    # seed 3 holds the loose building out (one building, one background polygon held)
+    assert counts[False] - counts[True] == 24 * 24 - 20 * 20
 
 
 def test_the_cli_passes_the_edge_band_to_the_fit_and_its_record(

@@ -69,6 +69,8 @@ class Corrections:
     kept: KeptCorrections  # every polygon so far, on the image grid
     pieces: list[Piece] = field(default_factory=list)  # more than one: a composite; the
     # canvas between them is empty (tile.valid False, no label, a flat mean image)
+    overdrawn: torch.Tensor | None = None  # (h, w) bool: cells only the strip an outline
+    # overdrew past the image's edge labels (outline_edges; also in tile.unweighted)
 
     def boxes(self, features: Sequence[int]) -> list[tuple[int, int, int, int]]:
         """Each feature's bounding box on the window, ``(y0, y1, x0, x1)``."""
@@ -157,10 +159,10 @@ def load_corrections(
                     win, config.ground_resolution_m, Path(image_path).name, earlier, w * h
                 )
     model_grid = scaled(grid, *size)
-    parts, bands_of = [], []
+    parts, bands_of, overs = [], [], []
     for piece in pieces:
         x0, y0, x1, y1 = piece.window
-        labels, band = _cell_labels(kept, size, piece.window, band_px, edges)
+        labels, band, over = _cell_labels(kept, size, piece.window, band_px, edges)
         parts.append(
             (
                 read_model_window(ds, bands, grids, config, piece.window),
@@ -170,6 +172,8 @@ def load_corrections(
         )
         if band is not None:
             bands_of.append(band)
+        if over is not None:
+            overs.append(over)
     if len(pieces) == 1:
         image, labels, features = parts[0]
         tile = TrainingTile(image, torch.from_numpy(labels), pieces[0].window)
@@ -188,7 +192,8 @@ def load_corrections(
         ", ".join(str(p.window) for p in pieces),
     )
     features = np.ascontiguousarray(features.astype(np.int64))
-    return Corrections(tile, torch.from_numpy(features), kept, pieces)
+    over_cells = torch.from_numpy(_placed(pieces, overs, labels.shape)) if overs else None
+    return Corrections(tile, torch.from_numpy(features), kept, pieces, over_cells)
 
 
 def _area(box: tuple[int, int, int, int]) -> int:
@@ -311,11 +316,12 @@ def _cell_labels(
     cells: tuple[int, int, int, int],
     band_px: int = 0,
     edges: _ImageEdges | None = None,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """:func:`_labels_on_cells`, and with ``band_px`` the cells only the band of that many
-    image pixels inside an outline labels (interior.interior), with ``edges`` those only
-    the part of an outline overdrawn past the image's edge labels (overdrawn.overdrawn;
-    None with neither), from one burn of the polygons."""
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """:func:`_labels_on_cells`; with ``band_px`` or ``edges`` the cells only the band of
+    that many image pixels inside an outline (interior.interior) or the part of an outline
+    overdrawn past the image's edge (overdrawn.overdrawn) labels (None with neither); and
+    with ``edges`` the cells only that overdrawn part labels (else None); from one burn of
+    the polygons."""
     g = kept.grid
     x0, y0, x1, y1 = cells
     px0, px1 = pixels_of_cells(g.width, size[0], x0, x1)
@@ -324,16 +330,23 @@ def _cell_labels(
     on_image = kept.labels_on(pixels)
     labels = downsample_window(on_image, (g.width, g.height), size, cells)
     if band_px <= 0 and edges is None:
-        return labels, None
+        return labels, None, None
     features = kept.features_on(pixels)
     inner = interior(on_image, band_px, features)
+    over_cells = None
     if edges is not None:
         over = overdrawn(on_image, features, edges.reader(px0, py0), edges.pixel_m)
+        kept_part = on_image.copy()
+        kept_part[over] = IGNORE
+        cut = downsample_window(kept_part, (g.width, g.height), size, cells)
+        over_cells = (labels != IGNORE) & (cut == IGNORE)
+        if band_px <= 0:
+            return labels, over_cells, over_cells
         if inner is on_image:
             inner = on_image.copy()
         inner[over] = IGNORE
     inner_cells = downsample_window(inner, (g.width, g.height), size, cells)
-    return labels, (labels != IGNORE) & (inner_cells == IGNORE)
+    return labels, (labels != IGNORE) & (inner_cells == IGNORE), over_cells
 
 
 def _drawn_boxes(kept: KeptCorrections, size: tuple[int, int]) -> list[tuple[int, int, int, int]]:

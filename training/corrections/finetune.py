@@ -553,14 +553,17 @@ def _held_out_phases(
         train[mask] = IGNORE
         # scored on the whole held-out polygons, band too (edge_band_m): their interiors
         # alone are the errors' hardest pixels, where session 31's Nepal rounds scored
-        # under ADOPT_AT_LEAST (calibrated on whole polygons) and no fit was adopted
-        base_scores.append(balanced_accuracy(fit.base, fit.labels, mask))
+        # under ADOPT_AT_LEAST (calibrated on whole polygons) and no fit was adopted; but
+        # not on what an outline overdrew past the image's edge (outline_edges): the image
+        # says the drawn class is wrong there
+        scored = mask if corr.overdrawn is None else mask & ~corr.overdrawn
+        base_scores.append(balanced_accuracy(fit.base, fit.labels, scored))
         firsts.append(
             fit.fit(
                 train,
                 steps,
                 rep.sub(i / n, (i + 1) / n),
-                held_out=mask,
+                held_out=scored,
                 boxes=corr.boxes(held),
                 time_left=None if budget is None else 0.7 * budget / n,
             )
