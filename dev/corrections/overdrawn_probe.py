@@ -19,7 +19,7 @@ import numpy as np
 from osgeo import gdal
 
 from ...training.corrections.interior import interior
-from ...training.corrections.overdrawn import overdrawn
+from ...training.corrections.overdrawn import EDGE_GAIN, NO_EDGE, overdrawn
 from ...training.tile import IGNORE
 from .scenes import scenes
 from .study import pixel_m, refine
@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scenes", default="")
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--k", type=int, default=16)
+    ap.add_argument("--gain", type=float, default=EDGE_GAIN)
+    ap.add_argument("--no-edge", type=float, default=NO_EDGE)
     ap.add_argument("--drawings", default=",".join(DRAWN))
     a = ap.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             labels, features = burned(drawn, ref.shape)
             on = labels != IGNORE
             wrong = on & (labels != ref.astype(np.int64))
-            over = overdrawn(labels, features, crops(image), pm)
+            over = overdrawn(labels, features, crops(image), pm, gain=a.gain, no_edge=a.no_edge)
             band = on & (interior(labels, int(round(1.0 / pm)), features) == IGNORE)
             n = int(on.sum())
             print(
