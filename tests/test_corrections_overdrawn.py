@@ -110,3 +110,16 @@ def test_two_polygons_are_judged_each_on_its_own() -> None:
     labels[2:12, 2:12], features[2:12, 2:12] = 0, 1  # background far from any edge
     out = overdrawn(labels, features, reader(img), pixel_m=0.25)
     assert not out[:15, :15].any() and out[17:43, 17:43].sum() == 26 * 26 - 20 * 20
+
+
+def test_a_background_polygon_outlines_no_object_and_is_kept_whole() -> None:
+    """A false roof drawn as background three pixels past the roof: with the background
+    class named (data.py passes the model's), its strongest edges inside may be anything,
+    so it keeps every pixel; a building polygon drawn the same way does not."""
+    img = roof_image()
+    labels, features = drawn(17, 43, 17, 43)
+    labels[labels == 1] = 0
+    assert overdrawn(labels, features, reader(img), pixel_m=0.25).any()
+    assert not overdrawn(labels, features, reader(img), pixel_m=0.25, ground=0).any()
+    labels[labels == 0] = 1
+    assert overdrawn(labels, features, reader(img), pixel_m=0.25, ground=0).any()

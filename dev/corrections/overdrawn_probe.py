@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--k", type=int, default=16)
     ap.add_argument("--gain", type=float, default=EDGE_GAIN)
     ap.add_argument("--no-edge", type=float, default=NO_EDGE)
+    ap.add_argument("--every-class", action="store_true", help="background polygons too")
     ap.add_argument("--drawings", default=",".join(DRAWN))
     a = ap.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
@@ -73,7 +74,15 @@ def main(argv: list[str] | None = None) -> int:
             labels, features = burned(drawn, ref.shape)
             on = labels != IGNORE
             wrong = on & (labels != ref.astype(np.int64))
-            over = overdrawn(labels, features, crops(image), pm, gain=a.gain, no_edge=a.no_edge)
+            over = overdrawn(
+                labels,
+                features,
+                crops(image),
+                pm,
+                gain=a.gain,
+                no_edge=a.no_edge,
+                ground=None if a.every_class else 0,
+            )
             band = on & (interior(labels, int(round(1.0 / pm)), features) == IGNORE)
             n = int(on.sum())
             print(

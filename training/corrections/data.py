@@ -119,7 +119,9 @@ def load_corrections(
     grid = grid_of(ds)
     pixel_m = float(np.mean(ground_resolution(info, input_resolution_m)))
     band_px = round(edge_band_m / pixel_m) if edge_band_m > 0 else 0
-    edges = _ImageEdges(ds, bands, pixel_m) if outline_edges else None
+    names = list(config.class_names)
+    ground = names.index("background") if "background" in names else None
+    edges = _ImageEdges(ds, bands, pixel_m, ground) if outline_edges else None
     vm = {str(k): int(v) for k, v in source.value_map.items()} if source.value_map else None
     drawn = vector_shapes(
         source.path,
@@ -293,6 +295,7 @@ class _ImageEdges:
     ds: object  # gdal.Dataset
     bands: Sequence[int]
     pixel_m: float
+    ground: int | None  # the background class: its polygons outline no object
 
     def reader(self, px0: int, py0: int) -> ImageReader:
         """Reads rows y0:y1, columns x0:x1 of a pixel window whose corner is (px0, py0)."""
@@ -335,7 +338,9 @@ def _cell_labels(
     inner = interior(on_image, band_px, features)
     over_cells = None
     if edges is not None:
-        over = overdrawn(on_image, features, edges.reader(px0, py0), edges.pixel_m)
+        over = overdrawn(
+            on_image, features, edges.reader(px0, py0), edges.pixel_m, ground=edges.ground
+        )
         kept_part = on_image.copy()
         kept_part[over] = IGNORE
         cut = downsample_window(kept_part, (g.width, g.height), size, cells)

@@ -123,15 +123,23 @@ def overdrawn(
     reach_m: float = REACH_M,
     gain: float = EDGE_GAIN,
     no_edge: float = NO_EDGE,
+    ground: int | None = None,
 ) -> np.ndarray:
     """The drawn pixels (``labels`` not IGNORE) between each polygon's outline (``features``:
     its number per pixel, -1 none) and the object's edge the image (``read``, the same
-    grid, ``pixel_m`` metres a pixel) shows inside it: True where the hand overdrew."""
+    grid, ``pixel_m`` metres a pixel) shows inside it: True where the hand overdrew.
+    Polygons of class ``ground`` (background) outline no object and are kept whole: a
+    false object drawn as background need not end on an edge of the image, and the
+    strongest edges inside it may be anything (measured on a never-seen Nepal round of
+    session 32: a traced false-building region lost 75 % of its cells)."""
     out = np.zeros(labels.shape, dtype=bool)
     reach = max(1, int(round(reach_m / pixel_m)))
     drawn = (features >= 0) & (labels != IGNORE)
     for f in np.unique(features[drawn]):
-        ys, xs = np.nonzero(drawn & (features == f))
+        mine = drawn & (features == f)
+        if ground is not None and (labels[mine] == ground).all():
+            continue
+        ys, xs = np.nonzero(mine)
         pad = reach + 4
         y0, y1 = max(0, ys.min() - pad), min(labels.shape[0], ys.max() + 1 + pad)
         x0, x1 = max(0, xs.min() - pad), min(labels.shape[1], xs.max() + 1 + pad)
