@@ -52,11 +52,13 @@ MAX_FOLDS = 5
 #: just inside the edges instead.
 EDGE_BAND_M = 0.0
 MAX_EDGE_BAND_M = 10.0
-#: Whether a fine-tune leaves out of its loss the strip of a polygon drawn past an
-#: object's edge that the image shows clearly inside the outline (training/corrections/
-#: overdrawn.py; FitParams.outline_edges, `finetune --outline-edges`, Processing's
-#: OUTLINE_EDGES). Measured in docs/results_corrections.md "Session 32".
-OUTLINE_EDGES = False
+#: Whether a fine-tune leaves out of its loss the strip of an object's polygon drawn
+#: past the object's edge that the image shows clearly inside the outline (training/
+#: corrections/overdrawn.py; FitParams.outline_edges, `finetune --[no-]outline-edges`,
+#: Processing's OUTLINE_EDGES; the dialog's rounds take this default). On since session
+#: 32: traced outlines gave the same rounds to the decimal (32 own-scene, 20 never-seen),
+#: outlines a metre too generous gained (docs/results_corrections.md "Session 32").
+OUTLINE_EDGES = True
 
 #: The value-map syntax: raster or field value, a colon, the class index.
 VALUE_MAP_EXAMPLE = "0:0,255:1"

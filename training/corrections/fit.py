@@ -210,9 +210,11 @@ class FitParams:
     # anchors) and the held-out check scores them. Off by default: session 31 found it
     # gives rough outlines their gain back on imagery the model reads and costs on imagery
     # new to it (docs/results_corrections.md "Session 31")
-    outline_edges: bool = OUTLINE_EDGES  # the loss leaves out the drawn pixels between an outline
-    # drawn past the object's edge and that edge, where the image shows one clearly inside
-    # the outline (overdrawn.py); an outline on its edge keeps every pixel. Session 32
+    outline_edges: bool = OUTLINE_EDGES  # the loss leaves out the drawn pixels between an
+    # object's outline drawn past its edge and that edge, where the image shows one clearly
+    # inside the outline (overdrawn.py), and the held-out check does not score them; an
+    # outline on its edge or inside it, and a background polygon, keep every pixel
+    # (session 32: docs/results_corrections.md)
 
     def steps_on(self, device: torch.device) -> int:
         """The held-out phase's step count: a fixed number per kind of device, so that a
