@@ -526,22 +526,27 @@ def _filtered(a: np.ndarray, kernel: np.ndarray, axis: int) -> np.ndarray:
     return sum(w * (p[k : k + n] if axis == 0 else p[:, k : k + n]) for k, w in enumerate(kernel))
 
 
+def gradient_magnitude(a: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Sobel gradient magnitude of the 2-D ``a`` after a Gaussian smoothing of
+    ``sigma_px`` pixels (edges replicated)."""
+    r = max(1, int(math.ceil(3 * sigma_px)))
+    g = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma_px) ** 2)
+    g = (g / g.sum()).astype(np.float32)
+    a = _filtered(_filtered(a, g, 1), g, 0)
+    diff = np.array([-1.0, 0.0, 1.0], np.float32)
+    tri = np.array([1.0, 2.0, 1.0], np.float32)
+    gx = _filtered(_filtered(a, diff, 1), tri, 0)
+    gy = _filtered(_filtered(a, diff, 0), tri, 1)
+    return np.hypot(gx, gy)
+
+
 def edge_strength(image: np.ndarray) -> np.ndarray:
     """Gradient magnitude of the bands' mean, lightly smoothed: ``(C, h, w)`` ->
     ``(h, w)`` float32; zero within two pixels of where the image has no data (every
     band 0)."""
     img = np.asarray(image, dtype=np.float32)
     valid = (img != 0).any(0)
-    lum = img.mean(0)
-    r = max(1, int(math.ceil(3 * EDGE_SMOOTH_PX)))
-    g = np.exp(-0.5 * (np.arange(-r, r + 1) / EDGE_SMOOTH_PX) ** 2)
-    g = (g / g.sum()).astype(np.float32)
-    lum = _filtered(_filtered(lum, g, 1), g, 0)
-    diff = np.array([-1.0, 0.0, 1.0], np.float32)
-    tri = np.array([1.0, 2.0, 1.0], np.float32)
-    gx = _filtered(_filtered(lum, diff, 1), tri, 0)
-    gy = _filtered(_filtered(lum, diff, 0), tri, 1)
-    strength = np.hypot(gx, gy).astype(np.float32)
+    strength = gradient_magnitude(img.mean(0), EDGE_SMOOTH_PX).astype(np.float32)
     gap = (~valid).astype(np.float32)
     box = np.ones(5, np.float32)
     strength[_filtered(_filtered(gap, box, 1), box, 0) > 0] = 0.0

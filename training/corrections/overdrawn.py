@@ -16,12 +16,11 @@ outline on the edge, or inside it, keeps every pixel.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
 
-from ...engine.refine.registration import _filtered
+from ...engine.refine.registration import gradient_magnitude
 from ..tile import IGNORE
 from .interior import _all_within
 
@@ -51,20 +50,11 @@ def colour_edges(image: np.ndarray, pixel_m: float) -> np.ndarray:
     brightness count too)."""
     img = np.asarray(image, dtype=np.float32)
     sigma = max(0.5, SMOOTH_M / pixel_m)
-    r = max(1, int(math.ceil(3 * sigma)))
-    g = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
-    g = (g / g.sum()).astype(np.float32)
-    diff = np.array([-1.0, 0.0, 1.0], np.float32)
-    tri = np.array([1.0, 2.0, 1.0], np.float32)
     out = np.zeros(img.shape[1:], np.float32)
     for band in img:
         spread = float(band.std())
-        if spread <= 0:
-            continue
-        b = _filtered(_filtered(band / spread, g, 1), g, 0)
-        gx = _filtered(_filtered(b, diff, 1), tri, 0)
-        gy = _filtered(_filtered(b, diff, 0), tri, 1)
-        out += np.hypot(gx, gy)
+        if spread > 0:
+            out += gradient_magnitude(band / spread, sigma)
     return out
 
 
