@@ -81,6 +81,12 @@ class ModelConfig:
         return [c.name for c in self.classes]
 
     @property
+    def background(self) -> int | None:
+        """The index of the class named background (any case; None: there is none)."""
+        names = [n.lower() for n in self.class_names]
+        return names.index("background") if "background" in names else None
+
+    @property
     def colours(self) -> list[tuple[int, int, int]]:
         """The classes' RGB colours, in class order (for colour tables and renderers)."""
         return [c.colour for c in self.classes]

@@ -97,8 +97,7 @@ class RefinePass:
     def background(self) -> int | None:
         """The index of the model's background class (None: it has none by that name):
         the prior's classes other than it are its objects (prior_keep_objects)."""
-        names = [n.lower() for n in self.config.class_names]
-        return names.index("background") if "background" in names else None
+        return self.config.background
 
     @property
     def device_label(self) -> str:

@@ -119,9 +119,7 @@ def load_corrections(
     grid = grid_of(ds)
     pixel_m = float(np.mean(ground_resolution(info, input_resolution_m)))
     band_px = round(edge_band_m / pixel_m) if edge_band_m > 0 else 0
-    names = list(config.class_names)
-    ground = names.index("background") if "background" in names else None
-    edges = _ImageEdges(ds, bands, pixel_m, ground) if outline_edges else None
+    edges = _ImageEdges(ds, bands, pixel_m, config.background) if outline_edges else None
     vm = {str(k): int(v) for k, v in source.value_map.items()} if source.value_map else None
     drawn = vector_shapes(
         source.path,
@@ -347,9 +345,7 @@ def _cell_labels(
         over_cells = (labels != IGNORE) & (cut == IGNORE)
         if band_px <= 0:
             return labels, over_cells, over_cells
-        if inner is on_image:
-            inner = on_image.copy()
-        inner[over] = IGNORE
+        inner[over] = IGNORE  # interior() made a copy: band_px > 0
     inner_cells = downsample_window(inner, (g.width, g.height), size, cells)
     return labels, (labels != IGNORE) & (inner_cells == IGNORE), over_cells
 
