@@ -933,6 +933,17 @@ def test_a_one_class_fit_that_erases_another_class_is_dropped(
     assert res.adopted and not res.erased and res.class_kept == ("background", 0.02)
 
 
+def assert_unweighted_in_the_fit(model: Path, tile: TrainingTile, left_out: torch.Tensor) -> None:
+    """A fit on ``tile`` gives the ``left_out`` cells no weight in its loss and no anchors,
+    and every other drawn cell a weight."""
+    fit = CorrectionFit(load_model(model, "cpu")[0], tile, FitParams(), torch.device("cpu"))
+    _, weight = fit.targets(fit.labels)
+    pad = 4 * CELL_CONTEXT
+    w = weight[pad : pad + fit.h, pad : pad + fit.w].cpu()
+    assert (w[left_out] == 0).all() and (w[(fit.labels != IGNORE) & ~left_out] > 0).all()
+    assert not (fit.anchor & left_out).any()
+
+
 def test_a_fit_with_an_edge_band_learns_each_polygon_s_interior_only(
     scene: dict, tmp_path: Path
 ) -> None:
@@ -956,14 +967,7 @@ def test_a_fit_with_an_edge_band_learns_each_polygon_s_interior_only(
     assert int(square.sum()) == 14 * 14 - 10 * 10 and not square[2:12, 2:12].any()
     assert inner.feature_classes() == whole.feature_classes()
     assert inner.kept.to_dict() == whole.kept.to_dict()
-    fit = CorrectionFit(
-        load_model(scene["model"], "cpu")[0], inner.tile, FitParams(), torch.device("cpu")
-    )
-    _, weight = fit.targets(fit.labels)
-    pad = 4 * CELL_CONTEXT
-    w = weight[pad : pad + fit.h, pad : pad + fit.w].cpu()
-    assert (w[band] == 0).all() and (w[(fit.labels != IGNORE) & ~band] > 0).all()
-    assert not (fit.anchor & band).any()
+    assert_unweighted_in_the_fit(scene["model"], inner.tile, band)
     with pytest.raises(MapRefinerError, match="edge_band_m"):
         FitParams(edge_band_m=-1.0).check()
 
@@ -993,14 +997,7 @@ def test_a_fit_with_outline_edges_leaves_out_only_what_an_outline_overdrew(
     want[50 - y0 : 70 - y0, 60 - x0 : 80 - x0] = False
     assert torch.equal(over, want)
     assert whole.overdrawn is None and torch.equal(edges.overdrawn, want)
-    fit = CorrectionFit(
-        load_model(scene["model"], "cpu")[0], edges.tile, FitParams(), torch.device("cpu")
-    )
-    _, weight = fit.targets(fit.labels)
-    pad = 4 * CELL_CONTEXT
-    w = weight[pad : pad + fit.h, pad : pad + fit.w].cpu()
-    assert (w[over] == 0).all() and (w[(fit.labels != IGNORE) & ~over] > 0).all()
-    assert not (fit.anchor & over).any()
+    assert_unweighted_in_the_fit(scene["model"], edges.tile, over)
 
 
 def test_the_held_out_check_does_not_score_what_an_outline_overdrew(
