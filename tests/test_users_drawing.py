@@ -62,3 +62,18 @@ def test_inside_drawings_stay_within_the_error() -> None:
     drawn = drawn_as(errors, "inside:1", 0.25, 50, seed=1)
     for (mask, _), (inner, _) in zip(errors, drawn, strict=True):
         assert inner.any() and not (inner & ~mask).any()
+
+
+def test_shifted_drawings_keep_the_size_and_move_each_outline_by_the_distance() -> None:
+    """1 m at 0.25 m pixels: each square the same size, moved 4 px (rounded per axis) in a
+    direction of its own, so generous on one side and inside on the other."""
+    errors = [(_square(10 + 20 * i, 24 + 20 * i, 10, 30), 1) for i in range(4)]
+    drawn = drawn_as(errors, "shifted:1", 0.25, 50, seed=2)
+    moves = set()
+    for (mask, _), (moved, _) in zip(errors, drawn, strict=True):
+        assert moved.sum() == mask.sum()
+        (ys, xs), (my, mx) = np.nonzero(mask), np.nonzero(moved)
+        dy, dx = int(my.min() - ys.min()), int(mx.min() - xs.min())
+        assert 3 <= np.hypot(dy, dx) <= 5 and (moved & ~mask).any() and (mask & ~moved).any()
+        moves.add((dy, dx))
+    assert len(moves) > 1

@@ -25,7 +25,10 @@ person clicks a polygon's corners at a working zoom: the outline simplified by D
 (Douglas-Peucker) and moved out or in by up to D metres (uniform, each polygon its own,
 seeded); ``loose:D``, the same simplification but every outline D metres too far out
 (a user who covers the error generously); ``inside:D``, moved in by up to D metres (a
-user told to keep inside the object's edges). Drawings stay on the left half.
+user told to keep inside the object's edges); ``shifted:D``, the same simplification,
+the outline neither grown nor shrunk but moved D metres in a random direction (each
+polygon its own): generous on one side, inside on the other, as a hand that drew at a
+working zoom or on imagery a little off. Drawings stay on the left half.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from ...engine.refine.uncertainty import rank_regions, uncertainty
 
 Correction = tuple[np.ndarray, int]  # pixel mask on the image grid, class (1 building)
 USERS = ("largest", "uncertainty", "random", "disagreement", "either", "interleave")
-DRAWINGS = ("traced", "rough", "loose", "inside")
+DRAWINGS = ("traced", "rough", "loose", "inside", "shifted")
 MIN_PIXELS = 20  # smaller error specks are not worth a polygon
 
 
@@ -127,20 +130,39 @@ def drawn_as(
     ``half`` columns."""
     style, _, amount = drawing.partition(":")
     if style not in DRAWINGS:
-        raise ValueError(f"drawing is one of {', '.join(DRAWINGS)} (rough:D, loose:D, inside:D)")
+        raise ValueError(f"drawing is one of {', '.join(DRAWINGS)} (rough:D, loose:D, inside:D, shifted:D)")
     if style == "traced":
         return corrections
     if not amount:
         raise ValueError(f"{style} needs a distance in metres: {style}:1")
     d_px = float(amount) / pixel_m
-    low, high = {"loose": (d_px, d_px), "rough": (-d_px, d_px), "inside": (-d_px, 0.0)}[style]
+    low, high = {
+        "loose": (d_px, d_px),
+        "rough": (-d_px, d_px),
+        "inside": (-d_px, 0.0),
+        "shifted": (0.0, 0.0),
+    }[style]
     rng = np.random.default_rng(seed)
     out = []
     for mask, cls in corrections:
         offset = float(rng.uniform(low, high))
         redrawn = _redrawn(mask, d_px, offset)
+        if style == "shifted":
+            angle = float(rng.uniform(0.0, 2 * np.pi))
+            redrawn = _moved(redrawn, round(d_px * np.sin(angle)), round(d_px * np.cos(angle)))
         redrawn[:, half:] = False
         out.append((redrawn if redrawn.sum() >= MIN_PIXELS else mask, cls))
+    return out
+
+
+def _moved(mask: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """``mask`` moved ``dy`` rows down and ``dx`` columns right (what leaves the grid is
+    lost)."""
+    h, w = mask.shape
+    out = np.zeros_like(mask)
+    out[max(0, dy) : h + min(0, dy), max(0, dx) : w + min(0, dx)] = mask[
+        max(0, -dy) : h + min(0, -dy), max(0, -dx) : w + min(0, -dx)
+    ]
     return out
 
 
