@@ -130,7 +130,8 @@ def drawn_as(
     ``half`` columns."""
     style, _, amount = drawing.partition(":")
     if style not in DRAWINGS:
-        raise ValueError(f"drawing is one of {', '.join(DRAWINGS)} (rough:D, loose:D, inside:D, shifted:D)")
+        styles = ", ".join(DRAWINGS)
+        raise ValueError(f"drawing is one of {styles} (rough:D, loose:D, inside:D, shifted:D)")
     if style == "traced":
         return corrections
     if not amount:
