@@ -8,6 +8,7 @@ removes and the right ones it takes with them, against a fixed 1 m band
 (interior.interior, FitParams.edge_band_m).
 
     python -m map_refiner.dev.corrections.overdrawn_probe [--scenes a,b] [--k 16]
+        [--min-side M] [--reuse]
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ import numpy as np
 from osgeo import gdal
 
 from ...training.corrections.interior import interior
-from ...training.corrections.overdrawn import EDGE_GAIN, NO_EDGE, overdrawn
+from ...training.corrections.overdrawn import EDGE_GAIN, MIN_SIDE_M, NO_EDGE, overdrawn
 from ...training.tile import IGNORE
 from .scenes import scenes
-from .study import pixel_m, refine
+from .study import building_mask, pixel_m, refine
 from .users import drawn_as, error_regions
 
-DRAWN = ("traced", "rough:1", "loose:1", "inside:1", "rough:0.5")
+DRAWN = ("traced", "rough:1", "loose:1", "inside:1", "rough:0.5", "shifted:1")
 
 
 def burned(corrections: list, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -54,15 +55,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gain", type=float, default=EDGE_GAIN)
     ap.add_argument("--no-edge", type=float, default=NO_EDGE)
     ap.add_argument("--every-class", action="store_true", help="background polygons too")
+    ap.add_argument(
+        "--min-side", type=float, default=MIN_SIDE_M, help="metres; 0: whole polygons only"
+    )
+    ap.add_argument("--side-gain", type=float, default=2.0)
+    ap.add_argument("--reuse", action="store_true", help="read the maps an earlier run made")
     ap.add_argument("--drawings", default=",".join(DRAWN))
+    ap.add_argument("--set", action="append", default=[], help="overdrawn.NAME=VALUE")
     a = ap.parse_args(argv)
+    from ...training.corrections import overdrawn as module
+
+    for kv in a.set:
+        k, v = kv.split("=")
+        setattr(module, k, type(getattr(module, k))(eval(v)))
     a.out.mkdir(parents=True, exist_ok=True)
     every = scenes(a.data, Path("out/corrections/data"))
     names = a.scenes.split(",") if a.scenes else [n for n in every if n != "loveda_0"]
     for name in names:
         s = every[name]
         tag = a.model.stem if a.model else "default"
-        pred, _ = refine(s.image, a.out / f"{name}_{tag}.tif", a.model)
+        made = a.out / f"{name}_{tag}.tif"
+        pred = (
+            building_mask(made) if a.reuse and made.exists() else refine(s.image, made, a.model)[0]
+        )
         ref = gdal.Open(str(s.reference)).ReadAsArray() > 0
         half = ref.shape[1] // 2
         ds = gdal.Open(str(s.image))
@@ -82,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
                 gain=a.gain,
                 no_edge=a.no_edge,
                 ground=None if a.every_class else 0,
+                min_side_m=a.min_side,
+                side_gain=a.side_gain,
             )
             band = on & (interior(labels, int(round(1.0 / pm)), features) == IGNORE)
             n = int(on.sum())

@@ -12,6 +12,14 @@ stronger than anywhere outside it), the pixels between the drawn outline and the
 are what the hand overdrew. The fit leaves them out of its loss (like the fixed edge
 band, interior.py, but only where the image says so and only as far as it says): an
 outline on the edge, or inside it, keeps every pixel.
+
+A hand's outline is rarely off by the same amount all round: generous on one side, it
+is often tight or inside on the other (an outline drawn a metre to one side). So the
+same test is made for each stretch of the outline on its own, seen from eight
+directions (``side_profile``): the outline's pixels that face a direction, and the
+pixels 1, 2, ... steps in or out from them along it. A stretch that faces a direction
+leaves out only the strip between it and the edge found in that direction; the polygon
+as a whole (``edge_profile``) is tested too, and a pixel is left out when either says so.
 """
 
 from __future__ import annotations
@@ -42,6 +50,13 @@ EDGE_GAIN = 1.5
 NO_EDGE = 1.3
 #: Gaussian smoothing before the gradient, in metres (texture on drone imagery).
 SMOOTH_M = 0.15
+#: The directions (rows, columns) each stretch of outline is looked at from.
+DIRECTIONS = ((0, 1), (0, -1), (1, 0), (-1, 0), (1, 1), (1, -1), (-1, 1), (-1, -1))
+#: A stretch is tested on its own when at least this long (metres of outline facing
+#: the direction): shorter ones have too few pixels for a clear peak.
+MIN_SIDE_M = 2.0
+SIDE_MEDIAN = True
+TIGHT_VETO = True
 
 
 def colour_edges(image: np.ndarray, pixel_m: float) -> np.ndarray:
@@ -101,6 +116,122 @@ def overdrawn_steps(profile: np.ndarray, gain: float = EDGE_GAIN, no_edge: float
     return k
 
 
+def _ahead(m: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """``m`` at each pixel's neighbour ``(dy, dx)`` away (False past the crop)."""
+    h, w = m.shape
+    out = np.zeros_like(m)
+    out[max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)] = m[
+        max(0, dy) : h + min(0, dy), max(0, dx) : w + min(0, dx)
+    ]
+    return out
+
+
+def facing(mask: np.ndarray, smooth_px: int) -> np.ndarray:
+    """For each pixel of ``mask``'s outline (pixels with a neighbour outside), the index in
+    DIRECTIONS of the way it faces: its outward normal (the slope of the mask averaged
+    over a ``2 * smooth_px + 1`` square) to the nearest eighth of a turn; -1 elsewhere."""
+    m = mask.astype(np.float32)
+    k = 2 * smooth_px + 1
+    pad = np.pad(m, ((smooth_px + 1, smooth_px), (smooth_px + 1, smooth_px)))
+    c = pad.cumsum(0)
+    rows = c[k:] - c[:-k]
+    c = rows.cumsum(1)
+    box = (c[:, k:] - c[:, :-k]) / (k * k)
+    gy, gx = np.gradient(box)
+    angle = np.arctan2(-gy, -gx)  # the way out, rows down
+    sector = np.round(angle / (np.pi / 4)).astype(np.int64) % 8
+    by_sector = [
+        DIRECTIONS.index((int(round(np.sin(s * np.pi / 4))), int(round(np.cos(s * np.pi / 4)))))
+        for s in range(8)
+    ]
+    out = np.full(mask.shape, -1, np.int64)
+    edge = mask & ~_all_within(mask, 1)
+    out[edge] = np.asarray(by_sector)[sector[edge]]
+    return out
+
+
+def side_rings(
+    mask: np.ndarray, direction: tuple[int, int], reach: int, faces: np.ndarray | None = None
+) -> list[np.ndarray]:
+    """The stretch of ``mask``'s outline that faces ``direction`` and its copies moved
+    steps along it: ``2 * reach + 1`` masks, index ``reach`` the outline pixels whose
+    neighbour that way is outside, ``reach + k`` the pixels whose first outside pixel that
+    way is k + 1 steps ahead (the stretch shrunk by k), ``reach - k`` the outside pixels
+    whose first mask pixel the other way is k steps behind (grown by k). With ``faces``
+    (a mask of outline pixels), only the rays that leave the mask through those pixels:
+    the stretch a side of the object faces, not the corners of the sides beside it."""
+    dy, dx = direction
+    rings = [np.zeros_like(mask)] * (2 * reach + 1)
+    alive = mask.copy()
+    for k in range(reach + 1):
+        ahead = _ahead(mask, (k + 1) * dy, (k + 1) * dx)
+        ring = alive & ~ahead
+        if faces is not None:
+            ring &= _ahead(faces, k * dy, k * dx)
+        rings[reach + k] = ring
+        alive &= ahead
+    outside = ~mask
+    for k in range(1, reach + 1):
+        behind = _ahead(mask, -k * dy, -k * dx)
+        ring = outside & behind
+        if faces is not None:
+            ring &= _ahead(faces, -k * dy, -k * dx)
+        rings[reach - k] = ring
+        outside &= ~behind
+    return rings
+
+
+def side_profile(rings: list[np.ndarray], strength: np.ndarray) -> np.ndarray:
+    """Mean edge strength on each of :func:`side_rings`' masks (NaN where one is empty),
+    laid out as :func:`edge_profile`'s."""
+    stat = np.median if SIDE_MEDIAN else np.mean
+    return np.array([float(stat(strength[r])) if r.any() else np.nan for r in rings])
+
+
+def overdrawn_in(
+    mask: np.ndarray,
+    strength: np.ndarray,
+    reach: int,
+    gain: float = EDGE_GAIN,
+    no_edge: float = NO_EDGE,
+    min_side_px: int = 0,
+    side_gain: float = 2.0,
+) -> np.ndarray:
+    """What one polygon (``mask``, its crop; ``strength`` the image's edges there) overdrew:
+    the strip the polygon as a whole puts outside the edge (``edge_profile``), and with
+    ``min_side_px`` each stretch at least that many pixels long the strip it does
+    (``side_rings``, each direction's steps scaled to its step length)."""
+    sides = np.zeros_like(mask)
+    tight = False
+    faces = facing(mask, max(2, reach // 2)) if min_side_px else None
+    for i, d in enumerate(DIRECTIONS if min_side_px else ()):
+        r = max(1, int(round(reach / float(np.hypot(*d)))))
+        rings = side_rings(mask, d, r, faces == i)
+        if int(rings[r].sum()) < min_side_px:
+            continue
+        profile = side_profile(rings, strength)
+        tight |= TIGHT_VETO and _edge_outside(profile, side_gain)
+        k = overdrawn_steps(profile, side_gain, no_edge)
+        for j in range(k):
+            sides |= rings[r + j]
+    if tight:
+        return sides
+    k = overdrawn_steps(edge_profile(mask, strength, reach), gain, no_edge)
+    return sides | (mask & ~_all_within(mask, k)) if k else sides
+
+
+def _edge_outside(profile: np.ndarray, gain: float) -> bool:
+    """Whether the profile's edge lies clearly outside the drawn outline (a stretch drawn
+    inside the object)."""
+    reach = (len(profile) - 1) // 2
+    drawn, outside, inside = profile[reach], profile[:reach], profile[reach + 1 :]
+    if not (np.isfinite(drawn) and np.isfinite(outside).any()):
+        return False
+    best = np.nanmax(outside)
+    beyond = not np.isfinite(inside).any() or best > np.nanmax(inside)
+    return bool(best >= gain * drawn and beyond)
+
+
 #: Reads the image's bands on rows y0:y1, columns x0:x1 of the labels' grid: (C, h, w).
 ImageReader = Callable[[int, int, int, int], np.ndarray]
 
@@ -114,6 +245,8 @@ def overdrawn(
     gain: float = EDGE_GAIN,
     no_edge: float = NO_EDGE,
     ground: int | None = None,
+    min_side_m: float = MIN_SIDE_M,
+    side_gain: float = 2.0,
 ) -> np.ndarray:
     """The drawn pixels (``labels`` not IGNORE) between each polygon's outline (``features``:
     its number per pixel, -1 none) and the object's edge the image (``read``, the same
@@ -121,9 +254,12 @@ def overdrawn(
     Polygons of class ``ground`` (background) outline no object and are kept whole: a
     false object drawn as background need not end on an edge of the image, and the
     strongest edges inside it may be anything (measured on a never-seen Nepal round of
-    session 32: a traced false-building region lost 75 % of its cells)."""
+    session 32: a traced false-building region lost 75 % of its cells). Each stretch of
+    outline at least ``min_side_m`` long is tested on its own as well (0: the polygon
+    only, session 32's rule)."""
     out = np.zeros(labels.shape, dtype=bool)
     reach = max(1, int(round(reach_m / pixel_m)))
+    min_side_px = max(1, int(round(min_side_m / pixel_m))) if min_side_m > 0 else 0
     drawn = (features >= 0) & (labels != IGNORE)
     for f in np.unique(features[drawn]):
         mine = drawn & (features == f)
@@ -135,7 +271,5 @@ def overdrawn(
         x0, x1 = max(0, xs.min() - pad), min(labels.shape[1], xs.max() + 1 + pad)
         m = drawn[y0:y1, x0:x1] & (features[y0:y1, x0:x1] == f)
         strength = colour_edges(read(y0, y1, x0, x1), pixel_m)
-        k = overdrawn_steps(edge_profile(m, strength, reach), gain, no_edge)
-        if k:
-            out[y0:y1, x0:x1] |= m & ~_all_within(m, k)
+        out[y0:y1, x0:x1] |= overdrawn_in(m, strength, reach, gain, no_edge, min_side_px, side_gain)
     return out
