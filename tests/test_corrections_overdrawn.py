@@ -8,10 +8,13 @@ import numpy as np
 import pytest
 
 from map_refiner.training.corrections.overdrawn import (
+    DIRECTIONS,
     colour_edges,
     edge_profile,
+    facing,
     overdrawn,
     overdrawn_steps,
+    side_rings,
 )
 from map_refiner.training.tile import IGNORE
 
@@ -51,18 +54,30 @@ def test_an_outline_drawn_past_the_roof_gives_up_the_ring_outside_it(over: int) 
     [
         (20, 40, 20, 40),
         (19, 41, 19, 41),
-        (18, 42, 18, 42),
         (22, 38, 22, 38),
         (24, 36, 21, 39),
         (10, 50, 10, 50),
     ],
 )
 def test_an_outline_on_the_edge_or_inside_it_keeps_every_pixel(box) -> None:
-    """On the edge, a pixel or two off it (within the smoothed edge's reach: the outline
-    counts as on an edge of its own, NO_EDGE), inside it, or further out than the search
+    """On the edge, a pixel off it (within the smoothed edge's reach: the outline counts
+    as on an edge of its own, NO_EDGE), inside it, or further out than the search
     reaches."""
     labels, features = drawn(*box)
     assert not overdrawn(labels, features, reader(roof_image()), pixel_m=0.25).any()
+
+
+def test_an_outline_two_pixels_out_on_the_edges_flank_gives_up_part_of_its_ring() -> None:
+    """Two pixels out, the outline stands out from the ground only as the smoothed
+    edge's flank: the polygon as a whole keeps it (NO_EDGE), each stretch (no dip in
+    its profile between the outline and the edge) gives up its own strip, none of the
+    roof."""
+    labels, features = drawn(18, 42, 18, 42)
+    img, roof = roof_image(), roof_mask()
+    out = overdrawn(labels, features, reader(img), pixel_m=0.25)
+    ring = (labels != IGNORE) & ~roof
+    assert not (out & roof).any() and out.sum() >= 0.3 * ring.sum()
+    assert not overdrawn(labels, features, reader(img), pixel_m=0.25, min_side_m=0).any()
 
 
 def test_no_edge_in_the_image_no_pixel_given_up() -> None:
@@ -100,6 +115,9 @@ def test_the_profile_peaks_where_the_shrunk_outline_meets_the_edge() -> None:
     # the outline drawn stands out from the ground outside it: an edge of its own
     assert overdrawn_steps(np.array([1.0, 1.0, 1.5, 4.0, 5.0])) == 0
     assert overdrawn_steps(np.array([1.0, 1.0, 1.5, 4.0, 5.0]), no_edge=0) == 2
+    # ... unless it lies on the rising flank of the edge inside (no dip on the way in)
+    assert overdrawn_steps(np.array([1.0, 1.0, 1.5, 4.0, 5.0]), flank=True) == 2
+    assert overdrawn_steps(np.array([1.0, 1.0, 1.5, 1.2, 5.0]), flank=True) == 0
 
 
 def test_two_polygons_are_judged_each_on_its_own() -> None:
@@ -123,3 +141,66 @@ def test_a_background_polygon_outlines_no_object_and_is_kept_whole() -> None:
     assert not overdrawn(labels, features, reader(img), pixel_m=0.25, ground=0).any()
     labels[labels == 0] = 1
     assert overdrawn(labels, features, reader(img), pixel_m=0.25, ground=0).any()
+
+
+def roof_mask() -> np.ndarray:
+    m = np.zeros((60, 60), bool)
+    m[20:40, 20:40] = True
+    return m
+
+
+@pytest.mark.parametrize("move", [(0, 3), (3, 0), (-5, 0), (0, 5)])
+def test_an_outline_drawn_to_one_side_gives_up_part_of_its_strip_there_and_nothing_else(
+    move: tuple[int, int],
+) -> None:
+    """Moved 3 or 5 px off the roof: generous on one side, inside on the other. The
+    polygon as a whole shows no clear edge inside (session 32's rule finds nothing); the
+    stretch on the generous side does, and gives up its strip (away from the corners,
+    whose pixels face two ways), none of the roof."""
+    dy, dx = move
+    labels, features = drawn(20 + dy, 40 + dy, 20 + dx, 40 + dx)
+    img, roof = roof_image(), roof_mask()
+    strip = (labels != IGNORE) & ~roof
+    out = overdrawn(labels, features, reader(img), pixel_m=0.25)
+    assert not (out & roof).any() and not (out & ~strip).any()
+    assert out.sum() >= 0.4 * strip.sum()
+    assert not overdrawn(labels, features, reader(img), pixel_m=0.25, min_side_m=0).any()
+
+
+@pytest.mark.parametrize("move", [(-3, -3), (2, -4), (-3, 3)])
+def test_an_outline_moved_off_a_corner_keeps_every_roof_pixel(move: tuple[int, int]) -> None:
+    """Moved diagonally: the polygon as a whole finds the roof's edge inside it and
+    session 32's rule shrinks it all round, taking roof pixels on the tight sides; a
+    stretch whose edge lies outside it now vetoes that, and the generous stretches give
+    up only their own strips."""
+    dy, dx = move
+    labels, features = drawn(20 + dy, 40 + dy, 20 + dx, 40 + dx)
+    img, roof = roof_image(), roof_mask()
+    out = overdrawn(labels, features, reader(img), pixel_m=0.25)
+    assert out.any() and not (out & roof).any()
+    whole = overdrawn(labels, features, reader(img), pixel_m=0.25, min_side_m=0)
+    assert (whole & roof).sum() > 50
+
+
+def test_each_outline_pixel_faces_the_way_out_of_its_side() -> None:
+    """A square's sides face right, left, down and up; its corners diagonally."""
+    m = np.zeros((30, 30), bool)
+    m[5:25, 5:25] = True
+    f = facing(m, 2)
+    assert (f[~m] == -1).all() and (f[8:22, 8:22] == -1).all()
+    assert (f[10:20, 24] == DIRECTIONS.index((0, 1))).all()
+    assert (f[10:20, 5] == DIRECTIONS.index((0, -1))).all()
+    assert (f[24, 10:20] == DIRECTIONS.index((1, 0))).all()
+    assert (f[5, 10:20] == DIRECTIONS.index((-1, 0))).all()
+    assert f[24, 24] == DIRECTIONS.index((1, 1)) and f[5, 5] == DIRECTIONS.index((-1, -1))
+
+
+def test_a_stretchs_rings_step_in_and_out_along_its_direction() -> None:
+    m = np.zeros((30, 30), bool)
+    m[5:25, 5:25] = True
+    east = facing(m, 2) == DIRECTIONS.index((0, 1))
+    rings = side_rings(m, (0, 1), 3, east)
+    assert len(rings) == 7
+    for k, col in zip(range(7), (27, 26, 25, 24, 23, 22, 21), strict=True):
+        ys, xs = np.nonzero(rings[k])
+        assert set(xs.tolist()) == {col} and set(ys.tolist()) == set(np.nonzero(east[:, 24])[0])

@@ -57,6 +57,7 @@ DIRECTIONS = ((0, 1), (0, -1), (1, 0), (-1, 0), (1, 1), (1, -1), (-1, 1), (-1, -
 MIN_SIDE_M = 2.0
 SIDE_MEDIAN = True
 TIGHT_VETO = True
+SIDE_FLANK = True
 
 
 def colour_edges(image: np.ndarray, pixel_m: float) -> np.ndarray:
@@ -95,20 +96,27 @@ def edge_profile(mask: np.ndarray, strength: np.ndarray, reach_px: int) -> np.nd
     return out
 
 
-def overdrawn_steps(profile: np.ndarray, gain: float = EDGE_GAIN, no_edge: float = NO_EDGE) -> int:
+def overdrawn_steps(
+    profile: np.ndarray, gain: float = EDGE_GAIN, no_edge: float = NO_EDGE, flank: bool = False
+) -> int:
     """How many steps in from the drawn outline the object's edge lies (0: on it, or
-    outside it, or not clearly anywhere)."""
+    outside it, or not clearly anywhere). With ``flank``, an outline that stands out from
+    the ground (``no_edge``) counts as an edge of its own only where the profile dips
+    between it and the stronger edge inside: an outline on the rising flank of a soft
+    edge (drone imagery blurs an edge over a metre) is not one."""
     reach = (len(profile) - 1) // 2
     drawn = profile[reach]
     if not np.isfinite(drawn):
         return 0
-    ground = profile[: max(1, reach // 2)]  # half the reach and more outside the outline
-    if no_edge and np.isfinite(ground).any() and drawn > no_edge * np.nanmean(ground):
-        return 0  # the outline as drawn lies on an edge of its own
     inside = profile[reach + 1 :]
     if not np.isfinite(inside).any():
         return 0
     k = int(np.nanargmax(inside)) + 1
+    ground = profile[: max(1, reach // 2)]  # half the reach and more outside the outline
+    if no_edge and np.isfinite(ground).any() and drawn > no_edge * np.nanmean(ground):
+        between = inside[: k - 1]
+        if not flank or (np.isfinite(between).any() and np.nanmin(between) < drawn):
+            return 0  # the outline as drawn lies on an edge of its own
     best = inside[k - 1]
     outside = profile[:reach]
     if best < gain * drawn or (np.isfinite(outside).any() and best <= np.nanmax(outside)):
@@ -211,7 +219,7 @@ def overdrawn_in(
             continue
         profile = side_profile(rings, strength)
         tight |= TIGHT_VETO and _edge_outside(profile, side_gain)
-        k = overdrawn_steps(profile, side_gain, no_edge)
+        k = overdrawn_steps(profile, side_gain, no_edge, SIDE_FLANK)
         for j in range(k):
             sides |= rings[r + j]
     if tight:
