@@ -8,7 +8,10 @@ removes and the right ones it takes with them, against a fixed 1 m band
 (interior.interior, FitParams.edge_band_m).
 
     python -m map_refiner.dev.corrections.overdrawn_probe [--scenes a,b] [--k 16]
-        [--min-side M] [--reuse]
+        [--min-side M] [--side-gain G] [--reuse]
+
+``--min-side 0`` is session 32's whole-polygon rule; ``--reuse`` reads the maps an earlier
+run left in ``--out`` instead of refining again (session 33: out/s32/probe).
 """
 
 from __future__ import annotations
@@ -20,7 +23,13 @@ import numpy as np
 from osgeo import gdal
 
 from ...training.corrections.interior import interior
-from ...training.corrections.overdrawn import EDGE_GAIN, MIN_SIDE_M, NO_EDGE, overdrawn
+from ...training.corrections.overdrawn import (
+    EDGE_GAIN,
+    MIN_SIDE_M,
+    NO_EDGE,
+    SIDE_GAIN,
+    overdrawn,
+)
 from ...training.tile import IGNORE
 from .scenes import scenes
 from .study import building_mask, pixel_m, refine
@@ -58,16 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--min-side", type=float, default=MIN_SIDE_M, help="metres; 0: whole polygons only"
     )
-    ap.add_argument("--side-gain", type=float, default=2.0)
+    ap.add_argument("--side-gain", type=float, default=SIDE_GAIN)
     ap.add_argument("--reuse", action="store_true", help="read the maps an earlier run made")
     ap.add_argument("--drawings", default=",".join(DRAWN))
-    ap.add_argument("--set", action="append", default=[], help="overdrawn.NAME=VALUE")
     a = ap.parse_args(argv)
-    from ...training.corrections import overdrawn as module
-
-    for kv in a.set:
-        k, v = kv.split("=")
-        setattr(module, k, type(getattr(module, k))(eval(v)))
     a.out.mkdir(parents=True, exist_ok=True)
     every = scenes(a.data, Path("out/corrections/data"))
     names = a.scenes.split(",") if a.scenes else [n for n in every if n != "loveda_0"]
