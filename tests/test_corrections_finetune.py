@@ -1000,6 +1000,29 @@ def test_a_fit_with_outline_edges_leaves_out_only_what_an_outline_overdrew(
     assert_unweighted_in_the_fit(scene["model"], edges.tile, over)
 
 
+def test_outline_side_m_judges_each_stretch_of_an_outline_drawn_to_one_side(
+    scene: dict, tmp_path: Path
+) -> None:
+    """FitParams.outline_side_m (opt-in): the roof at (60, 50) drawn two pixels east of it
+    gives up cells of its east strip only (no roof cell); the roof traced on its edge and
+    the background square keep every cell, as with the whole-polygon rule."""
+    from map_refiner.training.corrections.data import load_corrections
+    from map_refiner.training.corrections.overdrawn import MIN_SIDE_M
+
+    _, cfg = load_model(scene["model"], "cpu")
+    source = corrections(tmp_path / "c.gpkg", [((62, 50, 82, 70), "building"), FOUR[0], FOUR[2]])
+    sides = load_corrections(
+        scene["image"], source, cfg, outline_edges=True, outline_side_m=MIN_SIDE_M
+    )
+    over = sides.tile.unweighted
+    assert over is not None and over.any()
+    x0, y0 = sides.tile.window[0], sides.tile.window[1]
+    ys, xs = torch.nonzero(over, as_tuple=True)
+    assert set((xs + x0).tolist()) <= {80, 81} and set((ys + y0).tolist()) <= set(range(50, 70))
+    assert FitParams(outline_side_m=MIN_SIDE_M).outline_side_m == MIN_SIDE_M
+    assert FitParams().outline_side_m == 0.0
+
+
 def test_the_held_out_check_does_not_score_what_an_outline_overdrew(
     scene: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1042,6 +1065,7 @@ def test_the_cli_passes_the_edge_band_to_the_fit_and_its_record(
     assert main([*args, "--steps", "2", "--edge-band", "-1", "--overwrite"]) == 2  # usage
     record = load_model(out)[1].training["finetune"][-1]
     assert record["outline_edges"] is vocab.OUTLINE_EDGES
+    assert record["outline_side_m"] == 0.0
     for flag, want in (("--outline-edges", True), ("--no-outline-edges", False)):
         assert main([*args, "--steps", "2", flag, "--overwrite"]) == 0
         assert load_model(out)[1].training["finetune"][-1]["outline_edges"] is want

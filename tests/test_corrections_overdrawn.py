@@ -9,6 +9,7 @@ import pytest
 
 from map_refiner.training.corrections.overdrawn import (
     DIRECTIONS,
+    MIN_SIDE_M,
     colour_edges,
     edge_profile,
     facing,
@@ -54,27 +55,28 @@ def test_an_outline_drawn_past_the_roof_gives_up_the_ring_outside_it(over: int) 
     [
         (20, 40, 20, 40),
         (19, 41, 19, 41),
+        (18, 42, 18, 42),
         (22, 38, 22, 38),
         (24, 36, 21, 39),
         (10, 50, 10, 50),
     ],
 )
 def test_an_outline_on_the_edge_or_inside_it_keeps_every_pixel(box) -> None:
-    """On the edge, a pixel off it (within the smoothed edge's reach: the outline counts
-    as on an edge of its own, NO_EDGE), inside it, or further out than the search
-    reaches."""
+    """On the edge, a pixel or two off it (within the smoothed edge's reach: the outline
+    counts as on an edge of its own, NO_EDGE), inside it, or further out than the search
+    reaches (the default, whole-polygon rule)."""
     labels, features = drawn(*box)
     assert not overdrawn(labels, features, reader(roof_image()), pixel_m=0.25).any()
 
 
 def test_an_outline_two_pixels_out_on_the_edges_flank_gives_up_part_of_its_ring() -> None:
     """Two pixels out, the outline stands out from the ground only as the smoothed
-    edge's flank: the polygon as a whole keeps it (NO_EDGE), each stretch (no dip in
-    its profile between the outline and the edge) gives up its own strip, none of the
-    roof."""
+    edge's flank: the polygon as a whole keeps it (NO_EDGE), the opt-in stretch rule
+    (no dip in a stretch's profile between the outline and the edge) gives up each
+    stretch's strip, none of the roof."""
     labels, features = drawn(18, 42, 18, 42)
     img, roof = roof_image(), roof_mask()
-    out = overdrawn(labels, features, reader(img), pixel_m=0.25)
+    out = overdrawn(labels, features, reader(img), pixel_m=0.25, min_side_m=MIN_SIDE_M)
     ring = (labels != IGNORE) & ~roof
     assert not (out & roof).any() and out.sum() >= 0.3 * ring.sum()
     assert not overdrawn(labels, features, reader(img), pixel_m=0.25, min_side_m=0).any()
@@ -154,31 +156,33 @@ def test_an_outline_drawn_to_one_side_gives_up_part_of_its_strip_there_and_nothi
     move: tuple[int, int],
 ) -> None:
     """Moved 3 or 5 px off the roof: generous on one side, inside on the other. The
-    polygon as a whole shows no clear edge inside (session 32's rule finds nothing); the
-    stretch on the generous side does, and gives up its strip (away from the corners,
-    whose pixels face two ways), none of the roof."""
+    polygon as a whole shows no clear edge inside (the default rule finds nothing); with
+    the stretch rule the stretch on the generous side does, and gives up its strip (away
+    from the corners, whose pixels face two ways), none of the roof."""
     dy, dx = move
     labels, features = drawn(20 + dy, 40 + dy, 20 + dx, 40 + dx)
     img, roof = roof_image(), roof_mask()
     strip = (labels != IGNORE) & ~roof
-    out = overdrawn(labels, features, reader(img), pixel_m=0.25)
+    out = overdrawn(labels, features, reader(img), pixel_m=0.25, min_side_m=MIN_SIDE_M)
     assert not (out & roof).any() and not (out & ~strip).any()
     assert out.sum() >= 0.4 * strip.sum()
     assert not overdrawn(labels, features, reader(img), pixel_m=0.25, min_side_m=0).any()
 
 
 @pytest.mark.parametrize("move", [(-3, -3), (2, -4), (-3, 3)])
-def test_an_outline_moved_off_a_corner_keeps_every_roof_pixel(move: tuple[int, int]) -> None:
-    """Moved diagonally: the polygon as a whole finds the roof's edge inside it and
-    session 32's rule shrinks it all round, taking roof pixels on the tight sides; a
-    stretch whose edge lies outside it now vetoes that, and the generous stretches give
-    up only their own strips."""
+def test_an_outline_moved_off_a_corner_keeps_every_roof_pixel_stretch_by_stretch(
+    move: tuple[int, int],
+) -> None:
+    """Moved diagonally: the polygon as a whole finds the roof's edge inside it and the
+    default rule shrinks it all round, taking roof pixels on the tight sides (what the
+    stretch rule is for); with the stretch rule the generous stretches give up only
+    their own strips."""
     dy, dx = move
     labels, features = drawn(20 + dy, 40 + dy, 20 + dx, 40 + dx)
     img, roof = roof_image(), roof_mask()
-    out = overdrawn(labels, features, reader(img), pixel_m=0.25)
+    out = overdrawn(labels, features, reader(img), pixel_m=0.25, min_side_m=MIN_SIDE_M)
     assert out.any() and not (out & roof).any()
-    whole = overdrawn(labels, features, reader(img), pixel_m=0.25, min_side_m=0)
+    whole = overdrawn(labels, features, reader(img), pixel_m=0.25)
     assert (whole & roof).sum() > 50
 
 
@@ -204,3 +208,18 @@ def test_a_stretchs_rings_step_in_and_out_along_its_direction() -> None:
     for k, col in zip(range(7), (27, 26, 25, 24, 23, 22, 21), strict=True):
         ys, xs = np.nonzero(rings[k])
         assert set(xs.tolist()) == {col} and set(ys.tolist()) == set(np.nonzero(east[:, 24])[0])
+
+
+def test_a_stretch_that_meets_another_polygon_or_the_images_edge_is_not_judged() -> None:
+    """The roof drawn 3 px too far east in two polygons split at column 32 (no outline
+    was drawn along the split): only the east stretch gives up its strip; with the roof
+    at the image's west edge, the stretch along that edge has no outside to compare."""
+    img, roof = roof_image(), roof_mask()
+    labels, features = drawn(20, 40, 20, 43)
+    features[20:40, 20:32] = 1
+    out = overdrawn(labels, features, reader(img), pixel_m=0.25, min_side_m=MIN_SIDE_M)
+    assert not (out & roof).any() and out[:, 40:43].sum() >= 0.4 * 3 * 20
+    cut = img[:, :, 20:]  # the roof now starts at the image's first column
+    labels, features = drawn(20, 40, 0, 23)
+    out = overdrawn(labels, features, reader(cut), pixel_m=0.25, min_side_m=MIN_SIDE_M)
+    assert not out[:, :20].any() and out[:, 20:23].any()

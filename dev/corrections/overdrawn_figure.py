@@ -4,7 +4,7 @@ For a few of a scene's largest missed buildings (the bundled default model's map
 half), drawn as the study's user draws them (users.drawn_as, seed 0): the image with the
 reference outline (cyan), the drawn outline (yellow) and the pixels the fit leaves out
 (red), under session 32's whole-polygon rule (``min_side_m=0``) and with each stretch of
-outline tested on its own (the default).
+outline judged on its own (the opt-in stretch rule, ``min_side_m=MIN_SIDE_M``).
 
     python -m map_refiner.dev.corrections.overdrawn_figure --scene kampala_drone \\
         --drawing shifted:1 --out docs/figures/overdrawn_sides.png [--reuse]
@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 from osgeo import gdal  # noqa: E402
 
 from ...training.corrections.interior import _all_within  # noqa: E402
-from ...training.corrections.overdrawn import overdrawn  # noqa: E402
+from ...training.corrections.overdrawn import MIN_SIDE_M, overdrawn  # noqa: E402
 from .overdrawn_probe import burned, crops  # noqa: E402
 from .scenes import scenes  # noqa: E402
 from .study import building_mask, pixel_m, refine  # noqa: E402
@@ -58,8 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     drawn = drawn_as(missed, a.drawing, pm, half, 0)
     labels, features = burned(drawn, ref.shape)
     rules = {
-        "whole polygon (session 32)": overdrawn(labels, features, crops(image), pm, min_side_m=0),
-        "each stretch (session 33)": overdrawn(labels, features, crops(image), pm),
+        "whole polygon (the default)": overdrawn(labels, features, crops(image), pm),
+        "each stretch (session 33, opt-in)": overdrawn(
+            labels, features, crops(image), pm, min_side_m=MIN_SIDE_M
+        ),
     }
     fig, axes = plt.subplots(len(rules), len(drawn), figsize=(3.2 * len(drawn), 6.6))
     axes = np.atleast_2d(axes)

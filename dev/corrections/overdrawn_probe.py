@@ -10,7 +10,8 @@ removes and the right ones it takes with them, against a fixed 1 m band
     python -m map_refiner.dev.corrections.overdrawn_probe [--scenes a,b] [--k 16]
         [--min-side M] [--side-gain G] [--reuse]
 
-``--min-side 0`` is session 32's whole-polygon rule; ``--reuse`` reads the maps an earlier
+``--min-side 2`` judges each stretch of outline on its own (the opt-in stretch rule; 0, the
+default, each polygon as a whole); ``--reuse`` reads the maps an earlier
 run left in ``--out`` instead of refining again (session 33: out/s32/probe).
 """
 
@@ -65,7 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-edge", type=float, default=NO_EDGE)
     ap.add_argument("--every-class", action="store_true", help="background polygons too")
     ap.add_argument(
-        "--min-side", type=float, default=MIN_SIDE_M, help="metres; 0: whole polygons only"
+        "--min-side",
+        type=float,
+        default=0.0,
+        help=f"metres: the stretch rule (measured at {MIN_SIDE_M}); 0 (the fit's default): "
+        "whole polygons",
     )
     ap.add_argument("--side-gain", type=float, default=SIDE_GAIN)
     ap.add_argument("--reuse", action="store_true", help="read the maps an earlier run made")

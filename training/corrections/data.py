@@ -100,12 +100,14 @@ def load_corrections(
     allow_large: bool = False,
     edge_band_m: float = 0.0,
     outline_edges: bool = False,
+    outline_side_m: float = 0.0,
 ) -> Corrections:
     """Read the correction layer (sparse: only drawn pixels count) and the image
     (``allow_large``: around corrections spread past MAX_WINDOW_PIXELS too;
     ``edge_band_m``: the tile's ``unweighted`` marks the cells only the band of that
     width inside each outline labels, interior.py; ``outline_edges``: and those only
-    the part an outline overdrew past the image's edge labels, overdrawn.py)."""
+    the part an outline overdrew past the image's edge labels, overdrawn.py, judged
+    stretch by stretch with ``outline_side_m``)."""
     if not source.is_vector or source.mode != "sparse":
         raise MapRefinerError(
             "A fine-tune learns from correction polygons: give a vector layer in sparse mode "
@@ -119,7 +121,11 @@ def load_corrections(
     grid = grid_of(ds)
     pixel_m = float(np.mean(ground_resolution(info, input_resolution_m)))
     band_px = round(edge_band_m / pixel_m) if edge_band_m > 0 else 0
-    edges = _ImageEdges(ds, bands, pixel_m, config.background) if outline_edges else None
+    edges = (
+        _ImageEdges(ds, bands, pixel_m, config.background, outline_side_m)
+        if outline_edges
+        else None
+    )
     vm = {str(k): int(v) for k, v in source.value_map.items()} if source.value_map else None
     drawn = vector_shapes(
         source.path,
@@ -294,6 +300,7 @@ class _ImageEdges:
     bands: Sequence[int]
     pixel_m: float
     ground: int | None  # the background class: its polygons outline no object
+    side_m: float = 0.0  # overdrawn's stretch rule (min_side_m; 0: whole polygons)
 
     def reader(self, px0: int, py0: int) -> ImageReader:
         """Reads rows y0:y1, columns x0:x1 of a pixel window whose corner is (px0, py0)."""
@@ -337,7 +344,12 @@ def _cell_labels(
     over_cells = None
     if edges is not None:
         over = overdrawn(
-            on_image, features, edges.reader(px0, py0), edges.pixel_m, ground=edges.ground
+            on_image,
+            features,
+            edges.reader(px0, py0),
+            edges.pixel_m,
+            ground=edges.ground,
+            min_side_m=edges.side_m,
         )
         kept_part = on_image.copy()
         kept_part[over] = IGNORE

@@ -232,6 +232,7 @@ def finetune(
         allow_large,
         params.edge_band_m,
         params.outline_edges,
+        params.outline_side_m,
     )
     feature_classes = corr.feature_classes()
     folds = fold_holdouts(feature_classes, params.seed, params.folds)
@@ -768,6 +769,7 @@ def _record(
         "lr": params.lr,
         "edge_band_m": params.edge_band_m,
         "outline_edges": params.outline_edges,
+        "outline_side_m": params.outline_side_m,
         "seed": params.seed,
         "device": device,
         "seconds": round(seconds, 1),

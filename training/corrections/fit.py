@@ -215,6 +215,10 @@ class FitParams:
     # inside the outline (overdrawn.py), and the held-out check does not score them; an
     # outline on its edge or inside it, and a background polygon, keep every pixel
     # (session 32: docs/results_corrections.md)
+    outline_side_m: float = 0.0  # with outline_edges, each stretch of outline at least
+    # this many metres long judged on its own (overdrawn.py's stretch rule, MIN_SIDE_M 2
+    # as measured); 0: each polygon as a whole. Off: session 33 measured less gain with it
+    # (docs/results_corrections.md "Session 33")
 
     def steps_on(self, device: torch.device) -> int:
         """The held-out phase's step count: a fixed number per kind of device, so that a
