@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     fig.tight_layout()
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(a.out, dpi=110)
+    fig.savefig(a.out, dpi=72)
     print(a.out)
     return 0
 
