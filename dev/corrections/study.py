@@ -41,6 +41,7 @@ from .users import (
     drawn_as,
     error_regions,
     ordered,
+    snapped_to_edges,
     write_corrections,
 )
 
@@ -178,7 +179,11 @@ def run_scene(
     for user in users:
         order = ordered(regions, user, probs, half, cell, signal=signals.get(user))
         for k in ks:
-            drawn = drawn_as(order[:k], drawing, pixel_m(scene, like), half, seed)
+            style, _, snap = drawing.partition("+")
+            drawn = drawn_as(order[:k], style, pixel_m(scene, like), half, seed)
+            if snap == "snap" and drawn:  # session 33's experiment: outlines snapped
+                image = like.ReadAsArray()[:3].astype(np.float32)
+                drawn = snapped_to_edges(drawn, image, pixel_m(scene, like), half)
             if not drawn:
                 continue
             gpkg = write_corrections(drawn, like, work / f"{user}_{k}.gpkg")

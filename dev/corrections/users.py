@@ -199,6 +199,38 @@ def _redrawn(mask: np.ndarray, simplify_px: float, offset_px: float) -> np.ndarr
     return out
 
 
+def snapped_to_edges(
+    corrections: list[Correction], image: np.ndarray, pixel_m: float, half: int
+) -> list[Correction]:
+    """Each building polygon's outline moved stretch by stretch onto the image's edges
+    (overdrawn.snap_outline, session 33's experiment: ``study --drawing shifted:1+snap``);
+    background polygons as drawn; on the left ``half`` only."""
+    from ...training.corrections.overdrawn import MIN_SIDE_M, REACH_M, colour_edges, snap_outline
+
+    reach = max(1, int(round(REACH_M / pixel_m)))
+    min_side = max(1, int(round(MIN_SIDE_M / pixel_m)))
+    every = np.zeros(image.shape[1:], bool)
+    for m, _ in corrections:
+        every |= m
+    out = []
+    for mask, cls in corrections:
+        if cls != 1:
+            out.append((mask, cls))
+            continue
+        ys, xs = np.nonzero(mask)
+        pad = reach + 4
+        y0, y1 = max(0, ys.min() - pad), min(mask.shape[0], ys.max() + 1 + pad)
+        x0, x1 = max(0, xs.min() - pad), min(mask.shape[1], xs.max() + 1 + pad)
+        m = mask[y0:y1, x0:x1]
+        others = every[y0:y1, x0:x1] & ~m
+        strength = colour_edges(image[:, y0:y1, x0:x1], pixel_m)
+        moved = np.zeros_like(mask)
+        moved[y0:y1, x0:x1] = snap_outline(m, strength, reach, min_side, others=others)
+        moved[:, half:] = False
+        out.append((moved if moved.sum() >= MIN_PIXELS else mask, cls))
+    return out
+
+
 def write_corrections(corrections: list[Correction], like: gdal.Dataset, path: Path) -> Path:
     """The corrections as a GeoPackage polygon layer with a ``class`` field."""
     arr = np.zeros((like.RasterYSize, like.RasterXSize), np.uint8)

@@ -253,6 +253,42 @@ def overdrawn_in(
     return sides | (mask & ~_all_within(mask, k)) if k else sides
 
 
+def snap_outline(
+    mask: np.ndarray,
+    strength: np.ndarray,
+    reach: int,
+    min_side_px: int,
+    side_gain: float = SIDE_GAIN,
+    no_edge: float = NO_EDGE,
+    others: np.ndarray | None = None,
+) -> np.ndarray:
+    """``mask`` (a polygon's crop) with each stretch of its outline at least
+    ``min_side_px`` long moved onto the edge the image shows within ``reach`` (experiment,
+    session 33): a stretch drawn past the object gives up its strip (as the stretch rule
+    of :func:`overdrawn_in`), and one drawn inside it gains the pixels between it and the
+    edge found outside (the same test on the profile read outwards), never another
+    polygon's (``others``)."""
+    out = mask.copy()
+    faces = facing(mask, max(2, reach // 2))
+    for i, d in enumerate(DIRECTIONS):
+        r = max(1, int(round(reach / float(np.hypot(*d)))))
+        room = _ahead(np.ones_like(mask), r * d[0], r * d[1])
+        if others is not None:
+            room &= ~_ahead(others, d[0], d[1])
+        rings = side_rings(mask, d, r, (faces == i) & room)
+        if int(rings[r].sum()) < min_side_px:
+            continue
+        profile = side_profile(rings, strength)
+        k = overdrawn_steps(profile, side_gain, no_edge, flank=True)
+        for j in range(k):
+            out &= ~rings[r + j]
+        if not k:
+            grow = overdrawn_steps(profile[::-1], side_gain, no_edge, flank=True)
+            for j in range(1, grow):
+                out |= rings[r - j] & (True if others is None else ~others)
+    return out
+
+
 #: Reads the image's bands on rows y0:y1, columns x0:x1 of the labels' grid: (C, h, w).
 ImageReader = Callable[[int, int, int, int], np.ndarray]
 
