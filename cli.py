@@ -594,6 +594,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
 
     p = sub.add_parser(
+        "snap-outlines",
+        help="correction polygons moved onto the image's edges, stretch by stretch (a new layer)",
+    )
+    p.add_argument("image", type=Path, help="the raster the polygons were drawn on")
+    p.add_argument("corrections", type=Path, help="the correction layer (.gpkg, .shp, ...)")
+    p.add_argument("--out", type=Path, required=True, help="the snapped layer, .gpkg or .shp")
+    p.add_argument("--class-field", default="class", help="the field holding class names")
+    p.add_argument(
+        "--keep",
+        default="background",
+        help="classes whose polygons stay as drawn, comma-separated (default: background)",
+    )
+    p.add_argument("--layer", default=None, help="the layer, for a file with several")
+    p.add_argument("--overwrite", action="store_true")
+
+    p = sub.add_parser(
         "fetch", help="an XYZ, WMTS or WMS service's imagery over an extent, to refine"
     )
     p.add_argument(

@@ -228,6 +228,22 @@ def _vectorize(a: argparse.Namespace) -> int:
     return 0
 
 
+def _snap_outlines(a: argparse.Namespace) -> int:
+    from .training.corrections.snap_outlines import snap_outlines
+
+    res = snap_outlines(
+        a.image,
+        a.corrections,
+        a.out,
+        class_field=a.class_field,
+        keep=[k.strip() for k in a.keep.split(",") if k.strip()],
+        layer=a.layer,
+        overwrite=a.overwrite,
+    )
+    print(res.message())
+    return 0
+
+
 def _compare(a: argparse.Namespace) -> int:
     from .engine.vectors.compare import CompareParams, compare
 
@@ -312,6 +328,7 @@ VERBS = {
     "evaluate": _evaluate,
     "vectorize": _vectorize,
     "compare": _compare,
+    "snap-outlines": _snap_outlines,
     "fetch": _fetch,
     "info": _info,
     "demo": _demo,
