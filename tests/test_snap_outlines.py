@@ -34,11 +34,14 @@ ROOF = px_box(30, 30, 50, 50)
 
 @pytest.fixture()
 def image(tmp_path: Path) -> Path:
+    return write_roof_image(tmp_path / "img.tif")
+
+
+def write_roof_image(path: Path) -> Path:
     """80 x 80 px of noisy ground at 0.25 m with a bright 5 x 5 m roof at 30..50."""
     rng = np.random.default_rng(0)
     img = rng.normal(90, 8, (3, 80, 80))
     img[:, 30:50, 30:50] += 70
-    path = tmp_path / "img.tif"
     ds = gdal.GetDriverByName("GTiff").Create(str(path), 80, 80, 3, gdal.GDT_Byte)
     ds.SetGeoTransform(GT)
     ds.SetProjection(wkt_of(EPSG))

@@ -43,6 +43,7 @@ def test_load_and_unload_leave_nothing_behind(qgis_iface, qgis_new_project, monk
             "map_refiner:evaluate",
             "map_refiner:finetune",
             "map_refiner:refine",
+            "map_refiner:snap_outlines",
             "map_refiner:train_coarse",
             "map_refiner:vectorize",
         ]

@@ -281,3 +281,46 @@ def test_finetune_algorithm_passes_what_learns(
 
     _, cfg = load_model(tmp_path / "c.safetensors")  # a plain model file, the colours folded in
     assert set(cfg.training["finetune"][-1]["input_norm"]) == {"scale", "shift"}
+
+
+def test_snap_outlines_writes_a_new_layer_and_loads_it(
+    qgis_processing, plugin, tmp_path, qgis_new_project
+) -> None:  # noqa: ANN001
+    """map_refiner:snap_outlines moves a roof drawn to one side onto the roof, keeps the
+    background polygon, leaves the correction layer as it was and loads the result
+    (needs no torch)."""
+    import hashlib
+
+    import processing
+    from qgis.core import QgsProcessingContext, QgsProject
+    from test_snap_outlines import layer, px_box, write_roof_image
+
+    image = write_roof_image(tmp_path / "img.tif")
+    corr = layer(
+        tmp_path / "corr.gpkg",
+        [
+            (px_box(33, 30, 53, 50), {"class": "building"}),
+            (px_box(2, 2, 20, 20), {"class": "background"}),
+        ],
+    )
+    before = hashlib.sha256(corr.read_bytes()).hexdigest()
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    result = processing.runAndLoadResults(
+        "map_refiner:snap_outlines",
+        {
+            "INPUT": str(image),
+            "CORRECTIONS": str(corr),
+            "CLASS_FIELD": "class",
+            "OUTPUT": str(tmp_path / "snapped.gpkg"),
+        },
+        context=context,
+    )
+    out = QgsVectorLayer(result["OUTPUT"], "snapped")
+    got = {f["class"]: f["snapped"] for f in out.getFeatures()}
+    assert got == {"building": 1, "background": 0}
+    assert hashlib.sha256(corr.read_bytes()).hexdigest() == before
+    loaded = [
+        lyr for lyr in QgsProject.instance().mapLayers().values() if lyr.name().endswith("snapped")
+    ]
+    assert len(loaded) == 1

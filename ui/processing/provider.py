@@ -10,6 +10,7 @@ from .compare_algorithm import CompareAlgorithm
 from .evaluate_algorithm import EvaluateAlgorithm
 from .finetune_algorithm import FinetuneAlgorithm
 from .refine_algorithm import RefineAlgorithm
+from .snap_outlines_algorithm import SnapOutlinesAlgorithm
 from .train_coarse_algorithm import TrainCoarseAlgorithm
 from .vectorize_algorithm import VectorizeAlgorithm
 
@@ -18,6 +19,7 @@ ALGORITHMS = (
     VectorizeAlgorithm,
     EvaluateAlgorithm,
     CompareAlgorithm,
+    SnapOutlinesAlgorithm,
     FinetuneAlgorithm,
     TrainCoarseAlgorithm,
 )
