@@ -77,3 +77,21 @@ def test_shifted_drawings_keep_the_size_and_move_each_outline_by_the_distance() 
         assert 3 <= np.hypot(dy, dx) <= 5 and (moved & ~mask).any() and (mask & ~moved).any()
         moves.add((dy, dx))
     assert len(moves) > 1
+
+
+def test_snapped_drawings_move_a_shifted_roof_onto_its_edges_and_keep_background() -> None:
+    """study --drawing STYLE+snap: the building polygon drawn 3 px east of a bright roof
+    gives up most of its strip past the roof and gains most of the roof it left out;
+    the background polygon stays as drawn."""
+    from map_refiner.dev.corrections.users import snapped_to_edges
+
+    rng = np.random.default_rng(0)
+    img = rng.normal(90, 8, (3, 100, 100)).astype(np.float32)
+    img[:, 20:40, 20:40] += 70
+    roof = _square(20, 40, 20, 40)
+    drawn = _square(20, 40, 23, 43)
+    yard = _square(2, 12, 2, 12)
+    (moved, c1), (kept, c0) = snapped_to_edges([(drawn, 1), (yard, 0)], img, 0.25, 100)
+    assert (c1, c0) == (1, 0) and (kept == yard).all()
+    assert (moved & ~roof).sum() < 0.7 * (drawn & ~roof).sum()
+    assert (roof & ~moved).sum() < 0.7 * (roof & ~drawn).sum()

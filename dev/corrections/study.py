@@ -389,7 +389,8 @@ def main(argv: list[str] | None = None) -> int:
         "--drawing",
         default="traced",
         help="how the users draw each error: traced (default), rough:D, loose:D, "
-        "inside:D or shifted:D (D metres; users.drawn_as); name a --rows file of its own",
+        "inside:D or shifted:D (D metres; users.drawn_as), +snap for outlines then snapped to "
+        "the image's edges (shifted:1+snap); name a --rows file of its own",
     )
     a = ap.parse_args(argv)
     if a.model is not None and not any(x.startswith("anchor_partner=") for x in a.set):

@@ -28,7 +28,9 @@ seeded); ``loose:D``, the same simplification but every outline D metres too far
 user told to keep inside the object's edges); ``shifted:D``, the same simplification,
 the outline neither grown nor shrunk but moved D metres in a random direction (each
 polygon its own): generous on one side, inside on the other, as a hand that drew at a
-working zoom or on imagery a little off. Drawings stay on the left half.
+working zoom or on imagery a little off. ``STYLE+snap`` (e.g. ``shifted:1+snap``): the
+drawn outlines then moved onto the image's edges as `map-refiner snap-outlines` moves
+them (``snapped_to_edges``). Drawings stay on the left half.
 """
 
 from __future__ import annotations
