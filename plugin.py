@@ -62,6 +62,12 @@ class MapRefinerPlugin:
         )
         self._add_action(
             QIcon(),
+            "Snap correction outlines…",
+            self.controller.snap_outlines,
+            "Move a correction layer's outlines onto the image's edges, as a new layer",
+        )
+        self._add_action(
+            QIcon(),
             "Install engine dependencies…",
             self.controller.open_installer,
             "Install, repair or remove torch for Map Refiner in this QGIS profile",

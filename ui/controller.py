@@ -8,7 +8,7 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
-from qgis.core import QgsApplication, QgsProject, QgsRasterLayer
+from qgis.core import QgsApplication, QgsProject, QgsRasterLayer, QgsVectorLayer
 from qgis.gui import QgisInterface
 
 from ..engine.errors import MapRefinerError
@@ -490,6 +490,39 @@ class Controller:
             "inside the object's edges (one that spills over teaches the wrong edge); "
             f"saved in {layer.source().split('|')[0]}",
         )
+
+    def snap_outlines_parameters(self) -> dict[str, str]:
+        """Processing's ``map_refiner:snap_outlines`` filled with the raster and correction
+        layer in use: the active layer where it is one, else the dialog's choices."""
+        active = self.iface.activeLayer()
+        dialog = self.dialog
+        raster = active if isinstance(active, QgsRasterLayer) else None
+        corrections = active if isinstance(active, QgsVectorLayer) else None
+        if raster is None and dialog is not None:
+            raster = dialog.input_combo.currentLayer()
+        if corrections is None and dialog is not None:
+            corrections = dialog.labels.layer()
+        params = {}
+        if isinstance(raster, QgsRasterLayer):
+            params["INPUT"] = raster.id()
+        if isinstance(corrections, QgsVectorLayer):
+            params["CORRECTIONS"] = corrections.id()
+        return params
+
+    def snap_outlines(self) -> None:
+        """Processing's own dialog for the step (its progress, cancel and result layer)."""
+        try:
+            import processing  # QGIS's Processing plugin (its dialogs)
+        except ImportError:
+            show_error(
+                self.iface.messageBar(),
+                MapRefinerError(
+                    "Snapping runs in Processing: enable the Processing plugin "
+                    "(Plugins ▸ Manage and Install Plugins) and try again."
+                ),
+            )
+            return
+        processing.execAlgorithmDialog("map_refiner:snap_outlines", self.snap_outlines_parameters())
 
     def unload(self) -> None:
         try:

@@ -57,3 +57,29 @@ def test_action_selects_it_as_the_dialog_label_layer(
     # Session 31: outlines a metre over the edges cost most of what a round teaches)
     said = " ".join(qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Success))
     assert "just inside the object's edges" in said, said
+
+
+def test_snap_action_opens_processing_filled_with_the_layers_in_use(
+    qgis_processing, plugin, rgb_layer, tiny_model, qgis_iface, qgis_new_project, monkeypatch
+) -> None:  # noqa: ANN001
+    """*Snap correction outlines…* opens Processing's dialog for map_refiner:snap_outlines
+    with the raster and the correction layer in use (the new correction layer is active
+    after *New correction layer*)."""
+    import processing
+
+    from map_refiner.ui.settings import DialogDefaults, save_defaults
+
+    opened = []
+    monkeypatch.setattr(processing, "execAlgorithmDialog", lambda *a: opened.append(a))
+    save_defaults(DialogDefaults(model_path=str(tiny_model)))
+    qgis_iface.setActiveLayer(rgb_layer)
+    plugin.actions[1].trigger()  # "New correction layer": now the active layer
+    corrections = qgis_iface.activeLayer()
+    snap = [a for a in plugin.actions if a.text() == "Snap correction outlines…"][0]
+    snap.trigger()
+    assert opened == [
+        (
+            "map_refiner:snap_outlines",
+            {"INPUT": rgb_layer.id(), "CORRECTIONS": corrections.id()},
+        )
+    ]

@@ -47,10 +47,15 @@ def test_load_and_unload_leave_nothing_behind(qgis_iface, qgis_new_project, monk
             "map_refiner:train_coarse",
             "map_refiner:vectorize",
         ]
-        texts = [c.args[1].text() for c in qgis_iface.addPluginToRasterMenu.call_args_list[-3:]]
-        assert texts == ["Map Refiner…", "New correction layer", "Install engine dependencies…"]
+        texts = [c.args[1].text() for c in qgis_iface.addPluginToRasterMenu.call_args_list[-4:]]
+        assert texts == [
+            "Map Refiner…",
+            "New correction layer",
+            "Snap correction outlines…",
+            "Install engine dependencies…",
+        ]
         assert qgis_iface.addPluginToRasterMenu.call_args_list[-1].args[0] == "Map Refiner"
-        assert len(_plugin_actions(qgis_iface.mainWindow())) == 3
+        assert len(_plugin_actions(qgis_iface.mainWindow())) == 4
         assert len(logging.getLogger("map_refiner").handlers) == len(handlers_before) + 1
 
         plugin.unload()
@@ -61,7 +66,7 @@ def test_load_and_unload_leave_nothing_behind(qgis_iface, qgis_new_project, monk
 
     added = [c.args for c in qgis_iface.addPluginToRasterMenu.call_args_list]
     removed = [c.args for c in qgis_iface.removePluginRasterMenu.call_args_list]
-    assert added == removed and len(added) == 6
+    assert added == removed and len(added) == 8
     tool_added = [c.args for c in qgis_iface.addToolBarIcon.call_args_list]
     assert tool_added == [c.args for c in qgis_iface.removeToolBarIcon.call_args_list]
     assert len(tool_added) == 2
