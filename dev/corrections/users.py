@@ -225,9 +225,13 @@ def snapped_to_edges(
         x0, x1 = max(0, xs.min() - pad), min(mask.shape[1], xs.max() + 1 + pad)
         m = mask[y0:y1, x0:x1]
         others = every[y0:y1, x0:x1] & ~m
-        strength = colour_edges(image[:, y0:y1, x0:x1], pixel_m)
+        crop = image[:, y0:y1, x0:x1]
+        strength = colour_edges(crop, pixel_m)
+        colours = crop / np.maximum(crop.reshape(len(crop), -1).std(axis=1), 1e-6)[:, None, None]
         moved = np.zeros_like(mask)
-        moved[y0:y1, x0:x1] = snap_outline(m, strength, reach, min_side, others=others)
+        moved[y0:y1, x0:x1] = snap_outline(
+            m, strength, reach, min_side, others=others, colours=colours
+        )
         moved[:, half:] = False
         out.append((moved if moved.sum() >= MIN_PIXELS else mask, cls))
     return out

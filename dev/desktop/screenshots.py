@@ -5,7 +5,7 @@ Installs the working tree as a plugin in a throwaway profile, starts Xvfb (1440 
 dialog on the Austin test tile, refines it and saves PNGs to docs/screenshots/:
 
     .venv/bin/python -m map_refiner.dev.desktop.screenshots [--model M.safetensors]
-        [--session refine|rounds|online|dropped|prior]
+        [--session refine|rounds|online|dropped|prior|snap]
 
 Without --model it uses the bundled model, or a seeded untrained model when
 the bundled one is missing (the screenshots then show the UI, not accuracy).
@@ -71,6 +71,7 @@ SESSIONS = {
     "online": "online_session.py",
     "dropped": "dropped_session.py",
     "prior": "prior_session.py",
+    "snap": "snap_session.py",
 }
 XIAMEN_TILES = (2048, 2048, 2048, 2048)  # the mosaic window served as XYZ tiles (online)
 

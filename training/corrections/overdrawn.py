@@ -261,13 +261,16 @@ def snap_outline(
     side_gain: float = SIDE_GAIN,
     no_edge: float = NO_EDGE,
     others: np.ndarray | None = None,
+    colours: np.ndarray | None = None,
 ) -> np.ndarray:
     """``mask`` (a polygon's crop) with each stretch of its outline at least
-    ``min_side_px`` long moved onto the edge the image shows within ``reach`` (experiment,
-    session 33): a stretch drawn past the object gives up its strip (as the stretch rule
-    of :func:`overdrawn_in`), and one drawn inside it gains the pixels between it and the
-    edge found outside (the same test on the profile read outwards), never another
-    polygon's (``others``)."""
+    ``min_side_px`` long moved onto the edge the image shows within ``reach`` (session
+    33; ``map-refiner snap-outlines``): a stretch drawn past the object gives up its strip
+    (as the stretch rule of :func:`overdrawn_in`), and one drawn inside it gains the
+    pixels between it and the edge found outside (the same test on the profile read
+    outwards, without the flank rule), never another polygon's (``others``), and with
+    ``colours`` (the crop's bands scaled by their spread) only where the strip looks more
+    like the object inside the outline than like the ground past that edge."""
     out = mask.copy()
     faces = facing(mask, max(2, reach // 2))
     for i, d in enumerate(DIRECTIONS):
@@ -283,10 +286,33 @@ def snap_outline(
         for j in range(k):
             out &= ~rings[r + j]
         if not k:
-            grow = overdrawn_steps(profile[::-1], side_gain, no_edge, flank=True)
+            # out: only from an outline that is no edge of its own (no flank rule: a
+            # traced outline beside a stronger shadow edge stays)
+            grow = overdrawn_steps(profile[::-1], side_gain, no_edge)
+            if grow > 1 and colours is not None and not _like_inside(rings, r, grow, colours):
+                grow = 0
             for j in range(1, grow):
                 out |= rings[r - j] & (True if others is None else ~others)
     return out
+
+
+def _like_inside(rings: list[np.ndarray], r: int, grow: int, colours: np.ndarray) -> bool:
+    """Whether the strip a stretch would gain (``grow - 1`` rings out) looks more like the
+    object just inside the outline (as many rings in) than like the ground beyond the
+    edge found (as many rings past it): ``colours`` are the bands scaled by their spread."""
+
+    def mean(ms: list[np.ndarray]) -> np.ndarray | None:
+        m = np.logical_or.reduce(ms) if ms else None
+        return colours[:, m].mean(axis=1) if m is not None and m.any() else None
+
+    strip = mean(rings[r - grow + 1 : r])
+    inside = mean(rings[r : r + grow])
+    beyond = mean(rings[max(0, r - 2 * grow) : r - grow])
+    if strip is None or inside is None:
+        return False
+    if beyond is None:
+        return True
+    return bool(np.linalg.norm(strip - inside) < np.linalg.norm(strip - beyond))
 
 
 #: Reads the image's bands on rows y0:y1, columns x0:x1 of the labels' grid: (C, h, w).

@@ -188,7 +188,10 @@ def _snapped(
     image = np.stack([ds.GetRasterBand(b).ReadAsArray(x0, y0, w, h) for b in bands]).astype(
         np.float32
     )
-    moved = snap_outline(mask, colour_edges(image, pixel_m), reach, min_side, others=other)
+    colours = image / np.maximum(image.reshape(len(image), -1).std(axis=1), 1e-6)[:, None, None]
+    moved = snap_outline(
+        mask, colour_edges(image, pixel_m), reach, min_side, others=other, colours=colours
+    )
     if not moved.any() or (moved == mask).all():
         return None
     return _polygons(moved, crop_gt)
