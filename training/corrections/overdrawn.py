@@ -285,9 +285,13 @@ def snap_outline(
         k = overdrawn_steps(profile, side_gain, no_edge, flank=True)
         for j in range(k):
             out &= ~rings[r + j]
-        if not k:
+        inward = profile[r + 1 :]
+        clear_inside = np.isfinite(inward).any() and np.nanmax(inward) >= side_gain * profile[r]
+        if not k and not clear_inside:
             # out: only from an outline that is no edge of its own (no flank rule: a
-            # traced outline beside a stronger shadow edge stays)
+            # traced outline beside a stronger shadow edge stays) and with no clear edge
+            # inside it either (a generous outline near a stronger shadow edge outside
+            # has both: it stays as drawn)
             grow = overdrawn_steps(profile[::-1], side_gain, no_edge)
             if grow > 1 and colours is not None and not _like_inside(rings, r, grow, colours):
                 grow = 0
