@@ -1,6 +1,6 @@
 """The last resort for a bug (an unexpected exception): one line for the user and a log
 file holding the traceback, never a traceback on the terminal (the command line) or in
-the algorithm's log (Processing, ui/processing/engine_call.py)."""
+the algorithm's log (Processing, ui/processing/common.py)."""
 
 from __future__ import annotations
 

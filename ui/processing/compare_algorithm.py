@@ -22,8 +22,7 @@ from qgis.core import (
 
 from ..layers import flags_renderer
 from ..sources import layer_file, layer_in_file
-from .common import MapRefinerAlgorithm, with_help
-from .engine_call import call_engine
+from .common import MapRefinerAlgorithm, call_engine, with_help
 
 HELP = (
     "Compares a vector map you already have (OSM buildings, a cadastre, an older survey) "

@@ -17,8 +17,7 @@ from qgis.core import (
 
 from ...engine.vocabulary import VALUE_MAP_EXAMPLE, parse_value_map
 from ..sources import layer_file
-from .common import MapRefinerAlgorithm, parse_names, with_help
-from .engine_call import call_engine
+from .common import MapRefinerAlgorithm, call_engine, parse_names, with_help
 
 HELP = (
     "Overall accuracy, per-class IoU and mean IoU of a class map against a reference "

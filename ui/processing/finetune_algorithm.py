@@ -19,8 +19,13 @@ from qgis.core import (
 from ...engine import vocabulary as vocab
 from ..jobs.training_jobs import label_source
 from ..sources import raster_path
-from .common import MapRefinerAlgorithm, bundled_model_parameter, chosen_model, with_help
-from .engine_call import call_engine
+from .common import (
+    MapRefinerAlgorithm,
+    bundled_model_parameter,
+    call_engine,
+    chosen_model,
+    with_help,
+)
 from .training_params import label_parameters, read_label_parameters
 
 #: What learns (engine.vocabulary.ADAPT_MODES, in that order), as the list shows it.

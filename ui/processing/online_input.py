@@ -17,7 +17,7 @@ from qgis.core import (
 
 from ..jobs.fetch_job import FetchJob, fetch_job_in, fetched_message, online_name, run_fetch
 from ..paths import is_writable_folder
-from .engine_call import call_engine
+from .common import call_engine
 
 FETCH_SHARE = 0.3  # of the algorithm's progress bar, when it fetches before refining
 

@@ -32,8 +32,13 @@ from ...engine.vocabulary import DEVICES, PRECISIONS, VALUE_MAP_EXAMPLE, parse_r
 from ..jobs.fetch_job import is_online
 from ..layers import coarse_layer_name, refined_layer_name
 from ..sources import ground_pixel_size, layer_file, layer_in_file, raster_path
-from .common import MapRefinerAlgorithm, bundled_model_parameter, chosen_model, with_help
-from .engine_call import call_engine
+from .common import (
+    MapRefinerAlgorithm,
+    bundled_model_parameter,
+    call_engine,
+    chosen_model,
+    with_help,
+)
 from .online_input import FETCH_SHARE, fetch_image, model_resolution, plan_fetch
 from .styling import style_on_load
 

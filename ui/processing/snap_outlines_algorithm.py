@@ -17,8 +17,7 @@ from qgis.core import (
 )
 
 from ..sources import layer_file, layer_in_file, raster_path
-from .common import MapRefinerAlgorithm, parse_names, with_help
-from .engine_call import call_engine
+from .common import MapRefinerAlgorithm, call_engine, parse_names, with_help
 
 HELP = (
     "Moves each object polygon of a correction layer onto the edges the image shows "

@@ -15,8 +15,7 @@ from qgis.core import (
 from ...engine.errors import MapRefinerError
 from ..jobs.training_jobs import label_source
 from ..sources import raster_path
-from .common import MapRefinerAlgorithm, parse_names, with_help
-from .engine_call import call_engine
+from .common import MapRefinerAlgorithm, call_engine, parse_names, with_help
 from .training_params import label_parameters, read_label_parameters
 
 HELP = (

@@ -17,8 +17,7 @@ from qgis.core import (
 )
 
 from ..sources import layer_file
-from .common import MapRefinerAlgorithm, parse_names, with_help
-from .engine_call import call_engine
+from .common import MapRefinerAlgorithm, call_engine, parse_names, with_help
 
 HELP = (
     "One polygon per connected region of a class in a Map Refiner class map, with "
