@@ -38,7 +38,7 @@ never seen +629.1 against +648.2), with fewer and smaller losses (worst -1.8 aga
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -213,6 +213,25 @@ def side_profile(rings: list[np.ndarray], strength: np.ndarray) -> np.ndarray:
     return np.array([float(np.median(strength[r])) if r.any() else np.nan for r in rings])
 
 
+def stretches(
+    mask: np.ndarray, reach: int, min_side_px: int, others: np.ndarray | None = None
+) -> Iterator[tuple[int, list[np.ndarray]]]:
+    """Each stretch of ``mask``'s outline at least ``min_side_px`` pixels long that faces
+    one of DIRECTIONS, as ``(r, rings)``: :func:`side_rings` with ``r`` steps each way
+    (``reach`` scaled to the direction's step length). A stretch whose outside runs off
+    the crop (the image's edge) or into another polygon (``others``: where two overlap,
+    one holds the pixels, and no outline was drawn there) is left out."""
+    faces = facing(mask, max(2, reach // 2))
+    for i, d in enumerate(DIRECTIONS):
+        r = max(1, int(round(reach / float(np.hypot(*d)))))
+        room = _ahead(np.ones_like(mask), r * d[0], r * d[1])
+        if others is not None:
+            room &= ~_ahead(others, d[0], d[1])
+        rings = side_rings(mask, d, r, (faces == i) & room)
+        if int(rings[r].sum()) >= min_side_px:
+            yield r, rings
+
+
 def overdrawn_in(
     mask: np.ndarray,
     strength: np.ndarray,
@@ -231,18 +250,7 @@ def overdrawn_in(
     is that long. ``others``: the other polygons' pixels in the crop."""
     sides = np.zeros_like(mask)
     tested = False
-    faces = facing(mask, max(2, reach // 2)) if min_side_px else None
-    for i, d in enumerate(DIRECTIONS if min_side_px else ()):
-        r = max(1, int(round(reach / float(np.hypot(*d)))))
-        # a stretch whose outside runs off the crop (the image's edge) or into another
-        # polygon (where two overlap, one holds the pixels: no outline drawn there) is
-        # not tested
-        room = _ahead(np.ones_like(mask), r * d[0], r * d[1])
-        if others is not None:
-            room &= ~_ahead(others, d[0], d[1])
-        rings = side_rings(mask, d, r, (faces == i) & room)
-        if int(rings[r].sum()) < min_side_px:
-            continue
+    for r, rings in stretches(mask, reach, min_side_px, others) if min_side_px else ():
         tested = True
         k = overdrawn_steps(side_profile(rings, strength), side_gain, no_edge, flank=True)
         for j in range(k):
@@ -272,15 +280,7 @@ def snap_outline(
     ``colours`` (the crop's bands scaled by their spread) only where the strip looks more
     like the object inside the outline than like the ground past that edge."""
     out = mask.copy()
-    faces = facing(mask, max(2, reach // 2))
-    for i, d in enumerate(DIRECTIONS):
-        r = max(1, int(round(reach / float(np.hypot(*d)))))
-        room = _ahead(np.ones_like(mask), r * d[0], r * d[1])
-        if others is not None:
-            room &= ~_ahead(others, d[0], d[1])
-        rings = side_rings(mask, d, r, (faces == i) & room)
-        if int(rings[r].sum()) < min_side_px:
-            continue
+    for r, rings in stretches(mask, reach, min_side_px, others):
         profile = side_profile(rings, strength)
         k = overdrawn_steps(profile, side_gain, no_edge, flank=True)
         for j in range(k):

@@ -25,7 +25,7 @@ from ...engine.errors import MapRefinerError
 from ...engine.labels.geometry import make_prep
 from ...engine.labels.rasterize import class_field_index
 from ...engine.progress import CancelFn, ProgressFn, make_reporter
-from ...engine.rasters.grid import grid_of
+from ...engine.rasters.grid import GridSpec, grid_of, window
 from ...engine.rasters.read import ground_resolution, open_raster, raster_info
 from ...engine.vectors.read import open_layer
 from ...engine.vectors.write import VectorTarget
@@ -148,7 +148,7 @@ def _in_grid(
 def _snapped(
     ds: gdal.Dataset,
     bands: Sequence[int],
-    grid,
+    grid: GridSpec,
     inv: tuple[float, ...],
     shape: ogr.Geometry,
     others: list[ogr.Geometry],
@@ -170,16 +170,8 @@ def _snapped(
     y1 = min(grid.height, int(np.ceil(max(rows))) + pad)
     if x1 - x0 < 3 or y1 - y0 < 3:
         return None
-    gt = grid.geotransform
-    crop_gt = (
-        gt[0] + x0 * gt[1] + y0 * gt[2],
-        gt[1],
-        gt[2],
-        gt[3] + x0 * gt[4] + y0 * gt[5],
-        gt[4],
-        gt[5],
-    )
     w, h = x1 - x0, y1 - y0
+    crop_gt = window(grid, x0, y0, w, h).geotransform
     mask = _burn([shape], crop_gt, w, h)
     if not mask.any():
         return None
