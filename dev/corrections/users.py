@@ -42,6 +42,7 @@ from osgeo import gdal, ogr, osr
 from scipy import ndimage
 
 from ...engine.refine.uncertainty import rank_regions, uncertainty
+from ...training.corrections.overdrawn import ahead, reach_px, snap_in_crop
 
 Correction = tuple[np.ndarray, int]  # pixel mask on the image grid, class (1 building)
 USERS = ("largest", "uncertainty", "random", "disagreement", "either", "interleave")
@@ -152,20 +153,10 @@ def drawn_as(
         redrawn = _redrawn(mask, d_px, offset)
         if style == "shifted":
             angle = float(rng.uniform(0.0, 2 * np.pi))
-            redrawn = _moved(redrawn, round(d_px * np.sin(angle)), round(d_px * np.cos(angle)))
+            dy, dx = round(d_px * np.sin(angle)), round(d_px * np.cos(angle))
+            redrawn = ahead(redrawn, -dy, -dx)  # moved dy rows down, dx columns right
         redrawn[:, half:] = False
         out.append((redrawn if redrawn.sum() >= MIN_PIXELS else mask, cls))
-    return out
-
-
-def _moved(mask: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """``mask`` moved ``dy`` rows down and ``dx`` columns right (what leaves the grid is
-    lost)."""
-    h, w = mask.shape
-    out = np.zeros_like(mask)
-    out[max(0, dy) : h + min(0, dy), max(0, dx) : w + min(0, dx)] = mask[
-        max(0, -dy) : h + min(0, -dy), max(0, -dx) : w + min(0, -dx)
-    ]
     return out
 
 
@@ -207,10 +198,7 @@ def snapped_to_edges(
     """Each building polygon's outline moved stretch by stretch onto the image's edges
     (overdrawn.snap_outline, session 33's experiment: ``study --drawing shifted:1+snap``);
     background polygons as drawn; on the left ``half`` only."""
-    from ...training.corrections.overdrawn import MIN_SIDE_M, REACH_M, colour_edges, snap_outline
-
-    reach = max(1, int(round(REACH_M / pixel_m)))
-    min_side = max(1, int(round(MIN_SIDE_M / pixel_m)))
+    reach = reach_px(pixel_m)
     every = np.zeros(image.shape[1:], bool)
     for m, _ in corrections:
         every |= m
@@ -224,13 +212,9 @@ def snapped_to_edges(
         y0, y1 = max(0, ys.min() - pad), min(mask.shape[0], ys.max() + 1 + pad)
         x0, x1 = max(0, xs.min() - pad), min(mask.shape[1], xs.max() + 1 + pad)
         m = mask[y0:y1, x0:x1]
-        others = every[y0:y1, x0:x1] & ~m
-        crop = image[:, y0:y1, x0:x1]
-        strength = colour_edges(crop, pixel_m)
-        colours = crop / np.maximum(crop.reshape(len(crop), -1).std(axis=1), 1e-6)[:, None, None]
         moved = np.zeros_like(mask)
-        moved[y0:y1, x0:x1] = snap_outline(
-            m, strength, reach, min_side, others=others, colours=colours
+        moved[y0:y1, x0:x1] = snap_in_crop(
+            m, image[:, y0:y1, x0:x1], pixel_m, others=every[y0:y1, x0:x1] & ~m
         )
         moved[:, half:] = False
         out.append((moved if moved.sum() >= MIN_PIXELS else mask, cls))

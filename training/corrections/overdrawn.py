@@ -78,6 +78,11 @@ MIN_SIDE_M = 2.0
 SIDE_GAIN = 2.0
 
 
+def reach_px(pixel_m: float, reach_m: float = REACH_M) -> int:
+    """REACH_M (or ``reach_m``) in pixels of ``pixel_m`` metres, at least one."""
+    return max(1, int(round(reach_m / pixel_m)))
+
+
 def colour_edges(image: np.ndarray, pixel_m: float) -> np.ndarray:
     """Gradient magnitude summed over the bands, each band smoothed and scaled by its
     own spread: ``(C, h, w)`` -> ``(h, w)`` float32 (colour edges between areas of equal
@@ -142,8 +147,9 @@ def overdrawn_steps(
     return k
 
 
-def _ahead(m: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """``m`` at each pixel's neighbour ``(dy, dx)`` away (False past the crop)."""
+def ahead(m: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """``m`` at each pixel's neighbour ``(dy, dx)`` away (False past the crop); with
+    ``-dy, -dx``, ``m`` moved ``dy`` rows down and ``dx`` columns right."""
     h, w = m.shape
     out = np.zeros_like(m)
     out[max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)] = m[
@@ -190,18 +196,18 @@ def side_rings(
     rings = [np.zeros_like(mask)] * (2 * reach + 1)
     alive = mask.copy()
     for k in range(reach + 1):
-        ahead = _ahead(mask, (k + 1) * dy, (k + 1) * dx)
-        ring = alive & ~ahead
+        further = ahead(mask, (k + 1) * dy, (k + 1) * dx)
+        ring = alive & ~further
         if faces is not None:
-            ring &= _ahead(faces, k * dy, k * dx)
+            ring &= ahead(faces, k * dy, k * dx)
         rings[reach + k] = ring
-        alive &= ahead
+        alive &= further
     outside = ~mask
     for k in range(1, reach + 1):
-        behind = _ahead(mask, -k * dy, -k * dx)
+        behind = ahead(mask, -k * dy, -k * dx)
         ring = outside & behind
         if faces is not None:
-            ring &= _ahead(faces, -k * dy, -k * dx)
+            ring &= ahead(faces, -k * dy, -k * dx)
         rings[reach - k] = ring
         outside &= ~behind
     return rings
@@ -224,9 +230,9 @@ def stretches(
     faces = facing(mask, max(2, reach // 2))
     for i, d in enumerate(DIRECTIONS):
         r = max(1, int(round(reach / float(np.hypot(*d)))))
-        room = _ahead(np.ones_like(mask), r * d[0], r * d[1])
+        room = ahead(np.ones_like(mask), r * d[0], r * d[1])
         if others is not None:
-            room &= ~_ahead(others, d[0], d[1])
+            room &= ~ahead(others, d[0], d[1])
         rings = side_rings(mask, d, r, (faces == i) & room)
         if int(rings[r].sum()) >= min_side_px:
             yield r, rings
@@ -319,6 +325,25 @@ def _like_inside(rings: list[np.ndarray], r: int, grow: int, colours: np.ndarray
     return bool(np.linalg.norm(strip - inside) < np.linalg.norm(strip - beyond))
 
 
+def snap_in_crop(
+    mask: np.ndarray, image: np.ndarray, pixel_m: float, others: np.ndarray | None = None
+) -> np.ndarray:
+    """:func:`snap_outline` of one polygon's crop (``mask``) on the image's crop there
+    (``image``, ``(C, h, w)``, ``pixel_m`` metres a pixel): REACH_M and MIN_SIDE_M in its
+    pixels, its colour edges, and its bands scaled by their spread for the look test."""
+    img = np.asarray(image, dtype=np.float32)
+    colours = img / np.maximum(img.reshape(len(img), -1).std(axis=1), 1e-6)[:, None, None]
+    min_side = max(1, int(round(MIN_SIDE_M / pixel_m)))
+    return snap_outline(
+        mask,
+        colour_edges(img, pixel_m),
+        reach_px(pixel_m),
+        min_side,
+        others=others,
+        colours=colours,
+    )
+
+
 #: Reads the image's bands on rows y0:y1, columns x0:x1 of the labels' grid: (C, h, w).
 ImageReader = Callable[[int, int, int, int], np.ndarray]
 
@@ -345,7 +370,7 @@ def overdrawn(
     ``min_side_m`` (FitParams.outline_side_m; 0, the default: the polygon as a whole,
     session 32's rule) each stretch of outline at least that long is judged on its own."""
     out = np.zeros(labels.shape, dtype=bool)
-    reach = max(1, int(round(reach_m / pixel_m)))
+    reach = reach_px(pixel_m, reach_m)
     min_side_px = max(1, int(round(min_side_m / pixel_m))) if min_side_m > 0 else 0
     drawn = (features >= 0) & (labels != IGNORE)
     for f in np.unique(features[drawn]):

@@ -29,7 +29,7 @@ from ...engine.rasters.grid import GridSpec, grid_of, window
 from ...engine.rasters.read import ground_resolution, open_raster, raster_info
 from ...engine.vectors.read import open_layer
 from ...engine.vectors.write import VectorTarget
-from .overdrawn import MIN_SIDE_M, REACH_M, colour_edges, snap_outline
+from .overdrawn import reach_px, snap_in_crop
 
 PathLike = Union[str, Path]
 #: The field the output adds: 1 where the outline moved, 0 where it stayed as drawn.
@@ -85,8 +85,6 @@ def snap_outlines(
     feats = [f for f in lyr]
     shapes = [_in_grid(f.GetGeometryRef(), to_grid) for f in feats]
     keep_names = {k.lower() for k in keep}
-    reach = max(1, int(round(REACH_M / pixel_m)))
-    min_side = max(1, int(round(MIN_SIDE_M / pixel_m)))
     inv = gdal.InvGeoTransform(grid.geotransform)
     defn = lyr.GetLayerDefn()
     snapped = kept = 0
@@ -101,7 +99,7 @@ def snap_outlines(
             moved = None
             if shape is not None and name.lower() not in keep_names:
                 others = [s for s in shapes if s is not None and s is not shape]
-                moved = _snapped(ds, bands, grid, inv, shape, others, pixel_m, reach, min_side)
+                moved = _snapped(ds, bands, grid, inv, shape, others, pixel_m)
             geom = f.GetGeometryRef().Clone() if f.GetGeometryRef() else None
             if moved is not None:
                 geom = moved.Clone()
@@ -153,8 +151,6 @@ def _snapped(
     shape: ogr.Geometry,
     others: list[ogr.Geometry],
     pixel_m: float,
-    reach: int,
-    min_side: int,
 ) -> ogr.Geometry | None:
     """``shape`` (grid CRS) moved onto the image's edges, or None where it stays."""
     minx, maxx, miny, maxy = shape.GetEnvelope()
@@ -163,7 +159,7 @@ def _snapped(
         c, r = gdal.ApplyGeoTransform(inv, x, y)
         cols.append(c)
         rows.append(r)
-    pad = reach + 4
+    pad = reach_px(pixel_m) + 4
     x0 = max(0, int(np.floor(min(cols))) - pad)
     y0 = max(0, int(np.floor(min(rows))) - pad)
     x1 = min(grid.width, int(np.ceil(max(cols))) + pad)
@@ -180,10 +176,7 @@ def _snapped(
     image = np.stack([ds.GetRasterBand(b).ReadAsArray(x0, y0, w, h) for b in bands]).astype(
         np.float32
     )
-    colours = image / np.maximum(image.reshape(len(image), -1).std(axis=1), 1e-6)[:, None, None]
-    moved = snap_outline(
-        mask, colour_edges(image, pixel_m), reach, min_side, others=other, colours=colours
-    )
+    moved = snap_in_crop(mask, image, pixel_m, others=other)
     if not moved.any() or (moved == mask).all():
         return None
     return _polygons(moved, crop_gt)
