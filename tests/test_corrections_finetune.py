@@ -1023,6 +1023,40 @@ def test_outline_side_m_judges_each_stretch_of_an_outline_drawn_to_one_side(
     assert FitParams().outline_side_m == 0.0
 
 
+def test_snap_outlines_teaches_the_outline_moved_onto_the_roof_and_keeps_it_as_drawn(
+    scene: dict, tmp_path: Path
+) -> None:
+    """FitParams.snap_outlines: the roof at (60, 50) drawn two pixels east of it is learnt
+    moved onto the roof (a column of roof gained in the west, one of ground given up in the
+    east), with its feature number on every cell it labels; the background
+    square stays; what the model keeps to burn is the polygons as drawn."""
+    from map_refiner.training.corrections.data import load_corrections
+
+    _, cfg = load_model(scene["model"], "cpu")
+    boxes = [((62, 50, 82, 70), "building"), FOUR[2]]
+    source = corrections(tmp_path / "c.gpkg", boxes)
+    drawn = load_corrections(scene["image"], source, cfg)
+    snapped = load_corrections(scene["image"], source, cfg, snap_outlines=True)
+    assert snapped.snapped == 1 and drawn.snapped == 0 and drawn.taught is None
+    assert snapped.kept.to_dict() == drawn.kept.to_dict()  # burned as drawn
+    assert snapped.labelled_by is snapped.taught and drawn.labelled_by is drawn.kept
+    x0, y0 = drawn.tile.window[0], drawn.tile.window[1]
+
+    def building_columns(c) -> set[int]:  # noqa: ANN001
+        rows = c.tile.labels[50 - y0 : 70 - y0]
+        return set((torch.nonzero(rows == 1, as_tuple=True)[1] + x0).tolist())
+
+    assert building_columns(drawn) == set(range(62, 82))
+    # 0.6 m pixels: the outline moves a pixel west, onto the roof, on both sides
+    assert building_columns(snapped) == set(range(61, 81))
+    assert snapped.feature_classes() == drawn.feature_classes()
+    labelled = snapped.tile.labels != IGNORE
+    assert (snapped.features[labelled] >= 0).all()
+    back = (drawn.tile.labels == 0) | (snapped.tile.labels == 0)
+    assert torch.equal(drawn.tile.labels[back], snapped.tile.labels[back])
+    assert not FitParams().snap_outlines
+
+
 def test_the_held_out_check_does_not_score_what_an_outline_overdrew(
     scene: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

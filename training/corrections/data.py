@@ -28,6 +28,7 @@ from ..data import grown_box, model_grids, read_model_window
 from ..tile import IGNORE, LabelSource, TrainingTile
 from .interior import interior
 from .overdrawn import ImageReader, overdrawn
+from .snap_outlines import snapped_kept
 
 log = logging.getLogger(__name__)
 PathLike = Union[str, Path]
@@ -71,6 +72,14 @@ class Corrections:
     # canvas between them is empty (tile.valid False, no label, a flat mean image)
     overdrawn: torch.Tensor | None = None  # (h, w) bool: cells only the strip an outline
     # overdrew past the image's edge labels (outline_edges; also in tile.unweighted)
+    taught: KeptCorrections | None = None  # the polygons the labels come from when they
+    # are not ``kept`` as drawn (snap_outlines: moved onto the image's edges)
+    snapped: int = 0  # how many of them moved
+
+    @property
+    def labelled_by(self) -> KeptCorrections:
+        """The polygons the labels were burned from: ``taught`` if any, else ``kept``."""
+        return self.kept if self.taught is None else self.taught
 
     def boxes(self, features: Sequence[int]) -> list[tuple[int, int, int, int]]:
         """Each feature's bounding box on the window, ``(y0, y1, x0, x1)``."""
@@ -101,13 +110,16 @@ def load_corrections(
     edge_band_m: float = 0.0,
     outline_edges: bool = False,
     outline_side_m: float = 0.0,
+    snap_outlines: bool = False,
 ) -> Corrections:
     """Read the correction layer (sparse: only drawn pixels count) and the image
     (``allow_large``: around corrections spread past MAX_WINDOW_PIXELS too;
     ``edge_band_m``: the tile's ``unweighted`` marks the cells only the band of that
     width inside each outline labels, interior.py; ``outline_edges``: and those only
     the part an outline overdrew past the image's edge labels, overdrawn.py, judged
-    stretch by stretch with ``outline_side_m``)."""
+    stretch by stretch with ``outline_side_m``; ``snap_outlines``: the labels come from
+    the object polygons moved onto the image's edges, snap_outlines.snapped_kept, while
+    ``kept``, which a refine burns, holds them as drawn)."""
     if not source.is_vector or source.mode != "sparse":
         raise MapRefinerError(
             "A fine-tune learns from correction polygons: give a vector layer in sparse mode "
@@ -144,6 +156,11 @@ def load_corrections(
             "the base model's %d earlier corrections of this image are learnt again",
             kept.features - new.features,
         )
+    drawn_kept, snapped = kept, 0
+    if snap_outlines:
+        keep = () if config.background is None else (config.background,)
+        kept, snapped = snapped_kept(drawn_kept, ds, bands, pixel_m, keep)
+        log.info("%d of %d outlines learnt moved onto the image's edges", snapped, len(kept.shapes))
     grids = model_grids(ds, config, input_resolution_m)
     size = (grids.model_width, grids.model_height)
     boxes = _drawn_boxes(kept, size)
@@ -199,7 +216,10 @@ def load_corrections(
     )
     features = np.ascontiguousarray(features.astype(np.int64))
     over_cells = torch.from_numpy(_placed(pieces, overs, labels.shape)) if overs else None
-    return Corrections(tile, torch.from_numpy(features), kept, pieces, over_cells)
+    taught = kept if snap_outlines else None
+    return Corrections(
+        tile, torch.from_numpy(features), drawn_kept, pieces, over_cells, taught, snapped
+    )
 
 
 def _area(box: tuple[int, int, int, int]) -> int:

@@ -121,8 +121,10 @@ def load_fine_corrections(
     dev = torch.device("cpu")
     for fx0, fy0, fx1, fy1 in spans:
         img = model_image(ds, bands, fine, cfg, fx0, fy0, fx1, fy1, dev)
-        labels = _labels_on_cells(corr.kept, (detail.width, detail.height), (fx0, fy0, fx1, fy1))
-        feats = corr.kept.features_on(window(fine_geo, fx0, fy0, fx1 - fx0, fy1 - fy0))
+        labels = _labels_on_cells(
+            corr.labelled_by, (detail.width, detail.height), (fx0, fy0, fx1, fy1)
+        )
+        feats = corr.labelled_by.features_on(window(fine_geo, fx0, fy0, fx1 - fx0, fy1 - fy0))
         crops.append(
             FineCrop(
                 img.float().contiguous(),

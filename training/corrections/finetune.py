@@ -233,6 +233,7 @@ def finetune(
         params.edge_band_m,
         params.outline_edges,
         params.outline_side_m,
+        params.snap_outlines,
     )
     feature_classes = corr.feature_classes()
     folds = fold_holdouts(feature_classes, params.seed, params.folds)
@@ -770,6 +771,8 @@ def _record(
         "edge_band_m": params.edge_band_m,
         "outline_edges": params.outline_edges,
         "outline_side_m": params.outline_side_m,
+        "snap_outlines": params.snap_outlines,
+        "outlines_snapped": corr.snapped,
         "seed": params.seed,
         "device": device,
         "seconds": round(seconds, 1),

@@ -22,7 +22,9 @@ import numpy as np
 from osgeo import gdal, ogr, osr
 
 from ...engine.errors import MapRefinerError
+from ...engine.labels.burn import Shape
 from ...engine.labels.geometry import make_prep
+from ...engine.labels.kept import KeptCorrections
 from ...engine.labels.rasterize import class_field_index
 from ...engine.progress import CancelFn, ProgressFn, make_reporter
 from ...engine.rasters.grid import GridSpec, grid_of, window
@@ -118,6 +120,34 @@ def snap_outlines(
     del lyr, vds  # the source layer lived as long as its features were read
     report.report(1.0)
     return SnapResult(Path(out), len(feats), snapped, kept)
+
+
+def snapped_kept(
+    kept: KeptCorrections,
+    ds: gdal.Dataset,
+    bands: Sequence[int],
+    pixel_m: float,
+    keep: Sequence[int] = (),
+) -> tuple[KeptCorrections, int]:
+    """``kept``'s polygons (on ``ds``'s grid, in its CRS) with every polygon whose class
+    is not in ``keep`` moved onto the image's edges as :func:`snap_outlines` moves them
+    (FitParams.snap_outlines: what a fit learns from, while the drawn polygons are the
+    ones a refine burns); and how many moved."""
+    grid = kept.grid
+    inv = gdal.InvGeoTransform(grid.geotransform)
+    geoms = [ogr.CreateGeometryFromWkt(s.wkt) for s in kept.shapes]
+    shapes, moved_count = [], 0
+    for i, (s, geom) in enumerate(zip(kept.shapes, geoms, strict=True)):
+        moved = None
+        if s.cls not in keep and geom is not None and not geom.IsEmpty():
+            others = geoms[:i] + geoms[i + 1 :]
+            moved = _snapped(ds, bands, grid, inv, geom, others, pixel_m)
+        if moved is None:
+            shapes.append(s)
+        else:
+            shapes.append(Shape(s.cls, s.feature, moved.ExportToWkt()))
+            moved_count += 1
+    return KeptCorrections(grid, shapes, kept.image), moved_count
 
 
 def _inverse(
