@@ -457,6 +457,16 @@ def build_parser() -> argparse.ArgumentParser:
         'docs/results_corrections.md "Session 32")',
     )
     p.add_argument(
+        "--snap-outlines",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the fit learns each object polygon with its outline moved onto the edges "
+        "the image shows within 1.5 m, as snap-outlines moves it (background polygons as "
+        "drawn); the refined map still shows the polygons as drawn "
+        f"(default: {'on' if vocab.SNAP_OUTLINES else 'off'}; "
+        'docs/results_corrections.md "Session 34")',
+    )
+    p.add_argument(
         "--detail-fit",
         action="store_true",
         help="also fit the model's detail RNN to the corrections on the fine grid, where a "

@@ -183,6 +183,7 @@ def _finetune(a: argparse.Namespace) -> int:
             **({} if a.folds is None else {"folds": a.folds}),
             **({} if a.edge_band is None else {"edge_band_m": a.edge_band}),
             **({} if a.outline_edges is None else {"outline_edges": a.outline_edges}),
+            **({} if a.snap_outlines is None else {"snap_outlines": a.snap_outlines}),
         ),
         device=a.device,
         bands=a.bands,

@@ -59,6 +59,13 @@ MAX_EDGE_BAND_M = 10.0
 #: 32: traced outlines gave the same rounds to the decimal (32 own-scene, 20 never-seen),
 #: outlines a metre too generous gained (docs/results_corrections.md "Session 32").
 OUTLINE_EDGES = True
+#: Whether a fine-tune learns each object polygon with its outline moved onto the edges
+#: the image shows within 1.5 m (training/corrections/snap_outlines.snapped_kept, the
+#: move `map-refiner snap-outlines` writes as a layer), while the model keeps the
+#: polygons as drawn for the refine's burn (FitParams.snap_outlines, `finetune
+#: --[no-]snap-outlines`, Processing's SNAP_OUTLINES; the dialog's rounds take this
+#: default). Session 34: docs/results_corrections.md.
+SNAP_OUTLINES = False
 
 #: The value-map syntax: raster or field value, a colon, the class index.
 VALUE_MAP_EXAMPLE = "0:0,255:1"

@@ -1100,6 +1100,10 @@ def test_the_cli_passes_the_edge_band_to_the_fit_and_its_record(
     record = load_model(out)[1].training["finetune"][-1]
     assert record["outline_edges"] is vocab.OUTLINE_EDGES
     assert record["outline_side_m"] == 0.0
+    assert record["snap_outlines"] is vocab.SNAP_OUTLINES
     for flag, want in (("--outline-edges", True), ("--no-outline-edges", False)):
         assert main([*args, "--steps", "2", flag, "--overwrite"]) == 0
         assert load_model(out)[1].training["finetune"][-1]["outline_edges"] is want
+    for flag, want in (("--snap-outlines", True), ("--no-snap-outlines", False)):
+        assert main([*args, "--steps", "2", flag, "--overwrite"]) == 0
+        assert load_model(out)[1].training["finetune"][-1]["snap_outlines"] is want

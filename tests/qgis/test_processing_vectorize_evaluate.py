@@ -240,7 +240,7 @@ def test_finetune_algorithm_passes_what_learns(
 ) -> None:  # noqa: ANN001
     """ADAPT picks the fit's layers, in engine.vocabulary.ADAPT_MODES's order; default
     head+rnn. EDGE_BAND reaches the fit (default vocab.EDGE_BAND_M) and its record, and
-    OUTLINE_EDGES (default vocab.OUTLINE_EDGES) too."""
+    OUTLINE_EDGES (default vocab.OUTLINE_EDGES) and SNAP_OUTLINES (vocab.SNAP_OUTLINES) too."""
     from map_refiner.engine import vocabulary as vocab
     from map_refiner.training.corrections import finetune as ft
     from map_refiner.ui.processing.finetune_algorithm import ADAPT_CHOICES
@@ -249,7 +249,7 @@ def test_finetune_algorithm_passes_what_learns(
     real, seen = ft.finetune, []
 
     def spy(*args, params, **kwargs):  # noqa: ANN001, ANN202
-        seen.append((params.adapt, params.edge_band_m, params.outline_edges))
+        seen.append((params.adapt, params.edge_band_m, params.outline_edges, params.snap_outlines))
         return real(*args, params=params, **kwargs)
 
     monkeypatch.setattr(ft, "finetune", spy)
@@ -268,12 +268,18 @@ def test_finetune_algorithm_passes_what_learns(
         "map_refiner:finetune",
         {**inputs, "OUTLINE_EDGES": flipped, "OUTPUT": str(tmp_path / "d.safetensors")},
     )
-    band, edges = vocab.EDGE_BAND_M, vocab.OUTLINE_EDGES
+    snap = not vocab.SNAP_OUTLINES
+    run_alg(
+        "map_refiner:finetune",
+        {**inputs, "SNAP_OUTLINES": snap, "OUTPUT": str(tmp_path / "e.safetensors")},
+    )
+    band, edges, snapped = vocab.EDGE_BAND_M, vocab.OUTLINE_EDGES, vocab.SNAP_OUTLINES
     assert seen == [
-        ("head+rnn", band, edges),
-        ("rnn", 1.0, edges),
-        ("norm+head+rnn", band, edges),
-        ("head+rnn", band, flipped),
+        ("head+rnn", band, edges, snapped),
+        ("rnn", 1.0, edges, snapped),
+        ("norm+head+rnn", band, edges, snapped),
+        ("head+rnn", band, flipped, snapped),
+        ("head+rnn", band, edges, snap),
     ]
     from map_refiner.engine.modelfile.io import load_model
 

@@ -82,6 +82,7 @@ def test_finetune_on_drawn_corrections(
     assert load_model(job.out)[1].training["finetune"][-1]["edge_band_m"] == vocab.EDGE_BAND_M
     record = load_model(job.out)[1].training["finetune"][-1]
     assert record["outline_edges"] == vocab.OUTLINE_EDGES  # the dialog's round: the default
+    assert record["snap_outlines"] == vocab.SNAP_OUTLINES
     assert dialog.labels.rounds_list.count() == 1 and dialog.labels.undo_button.isEnabled()
     item = dialog.labels.rounds_list.item(0)
     assert "not checked" in item.text()  # two polygons: none held out

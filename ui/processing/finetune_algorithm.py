@@ -113,6 +113,19 @@ class FinetuneAlgorithm(MapRefinerAlgorithm):
         )
         edges.setFlags(edges.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
         self.addParameter(edges)
+        snap = with_help(
+            QgsProcessingParameterBoolean(
+                "SNAP_OUTLINES",
+                "Learn the outlines moved onto the image's edges",
+                defaultValue=vocab.SNAP_OUTLINES,
+            ),
+            "The fit learns each object polygon with its outline moved onto the edges the "
+            "image shows within 1.5 m, as 'Snap correction outlines' moves it (background "
+            "polygons as drawn); the refined map still shows the polygons as drawn "
+            "(docs/results_corrections.md, Session 34).",
+        )
+        snap.setFlags(snap.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+        self.addParameter(snap)
         self.addOutput(
             QgsProcessingOutputFile(
                 "DROPPED_FIT", "Model with the fit the flip check dropped (empty: none)"
@@ -133,6 +146,7 @@ class FinetuneAlgorithm(MapRefinerAlgorithm):
         adapt = self.parameterAsEnum(parameters, "ADAPT", context)
         band = self.parameterAsDouble(parameters, "EDGE_BAND", context)
         edges = self.parameterAsBoolean(parameters, "OUTLINE_EDGES", context)
+        snap = self.parameterAsBoolean(parameters, "SNAP_OUTLINES", context)
 
         def job(progress, is_cancelled):  # noqa: ANN001, ANN202
             from ...training.corrections.finetune import finetune
@@ -143,6 +157,7 @@ class FinetuneAlgorithm(MapRefinerAlgorithm):
                 steps=p["steps"] or None,
                 edge_band_m=band,
                 outline_edges=edges,
+                snap_outlines=snap,
             )
             return finetune(
                 raster_path(p["image"]),
