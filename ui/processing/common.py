@@ -49,6 +49,12 @@ def with_help(
     return param
 
 
+def advanced(param: QgsProcessingParameterDefinition) -> QgsProcessingParameterDefinition:
+    """``param`` shown under the dialog's Advanced parameters."""
+    param.setFlags(param.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+    return param
+
+
 def parse_names(text: str) -> list[str] | None:
     """``"background, building"`` -> ``["background", "building"]``; empty -> None."""
     names = [n.strip() for n in (text or "").split(",") if n.strip()]

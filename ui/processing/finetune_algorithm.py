@@ -10,7 +10,6 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProcessingOutputFile,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
@@ -21,6 +20,7 @@ from ..jobs.training_jobs import label_source
 from ..sources import raster_path
 from .common import (
     MapRefinerAlgorithm,
+    advanced,
     bundled_model_parameter,
     call_engine,
     chosen_model,
@@ -36,6 +36,14 @@ ADAPT_CHOICES = (
     ("deeper+rnn", "Also the CNN's second and third layers"),
     ("norm+head+rnn", "The RNN, the CNN's last layer and the image's colours"),
 )
+
+
+def _switch(name: str, label: str, default: bool, text: str) -> QgsProcessingParameterBoolean:
+    """An advanced yes/no parameter with its help."""
+    return advanced(  # type: ignore[return-value]
+        with_help(QgsProcessingParameterBoolean(name, label, defaultValue=default), text)
+    )
+
 
 HELP = (
     "Fine-tunes a model on a few correction polygons drawn over an image and saves a new "
@@ -80,8 +88,7 @@ class FinetuneAlgorithm(MapRefinerAlgorithm):
             "it never saw (docs/results_corrections.md, Session 29); learning the image's "
             "colours too did no better than the default (Session 30).",
         )
-        adapt.setFlags(adapt.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
-        self.addParameter(adapt)
+        self.addParameter(advanced(adapt))
         band = with_help(
             QgsProcessingParameterNumber(
                 "EDGE_BAND",
@@ -98,34 +105,29 @@ class FinetuneAlgorithm(MapRefinerAlgorithm):
             "drawing just inside the edges did better (docs/results_corrections.md, "
             "Session 31).",
         )
-        band.setFlags(band.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
-        self.addParameter(band)
-        edges = with_help(
-            QgsProcessingParameterBoolean(
+        self.addParameter(advanced(band))
+        self.addParameter(
+            _switch(
                 "OUTLINE_EDGES",
                 "Leave out what an outline overdrew past the image's edges",
-                defaultValue=vocab.OUTLINE_EDGES,
-            ),
-            "Where a polygon's outline runs past an object's edge that the image shows "
-            "clearly inside it, the fit leaves the overdrawn strip out (the refined map "
-            "still shows the polygons whole); outlines on or inside the edges keep every "
-            "pixel (docs/results_corrections.md, Session 32).",
+                vocab.OUTLINE_EDGES,
+                "Where a polygon's outline runs past an object's edge that the image shows "
+                "clearly inside it, the fit leaves the overdrawn strip out (the refined map "
+                "still shows the polygons whole); outlines on or inside the edges keep every "
+                "pixel (docs/results_corrections.md, Session 32).",
+            )
         )
-        edges.setFlags(edges.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
-        self.addParameter(edges)
-        snap = with_help(
-            QgsProcessingParameterBoolean(
+        self.addParameter(
+            _switch(
                 "SNAP_OUTLINES",
                 "Learn the outlines moved onto the image's edges",
-                defaultValue=vocab.SNAP_OUTLINES,
-            ),
-            "The fit learns each object polygon with its outline moved onto the edges the "
-            "image shows within 1.5 m, as 'Snap correction outlines' moves it (background "
-            "polygons as drawn); the refined map still shows the polygons as drawn "
-            "(docs/results_corrections.md, Session 34).",
+                vocab.SNAP_OUTLINES,
+                "The fit learns each object polygon with its outline moved onto the edges the "
+                "image shows within 1.5 m, as 'Snap correction outlines' moves it (background "
+                "polygons as drawn); the refined map still shows the polygons as drawn "
+                "(docs/results_corrections.md, Session 34).",
+            )
         )
-        snap.setFlags(snap.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
-        self.addParameter(snap)
         self.addOutput(
             QgsProcessingOutputFile(
                 "DROPPED_FIT", "Model with the fit the flip check dropped (empty: none)"

@@ -12,7 +12,6 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProcessingOutputRasterLayer,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
     QgsProcessingParameterField,
@@ -34,6 +33,7 @@ from ..layers import coarse_layer_name, refined_layer_name
 from ..sources import ground_pixel_size, layer_file, layer_in_file, raster_path
 from .common import (
     MapRefinerAlgorithm,
+    advanced,
     bundled_model_parameter,
     call_engine,
     chosen_model,
@@ -141,8 +141,7 @@ class RefineAlgorithm(MapRefinerAlgorithm):
             "auto: bf16 mixed precision on a CUDA GPU that supports it (class maps within "
             "0.1 IoU points of fp32), fp32 on the CPU, where bf16 is slower.",
         )
-        precision.setFlags(precision.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
-        self.addParameter(precision)
+        self.addParameter(advanced(precision))
         detail = with_help(
             QgsProcessingParameterNumber(
                 self.DETAIL_ITERATIONS,
@@ -162,8 +161,7 @@ class RefineAlgorithm(MapRefinerAlgorithm):
             "grid) on imagery at least 1.8x finer than its grid, none otherwise. As "
             "map-refiner refine --detail-iterations.",
         )
-        detail.setFlags(detail.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
-        self.addParameter(detail)
+        self.addParameter(advanced(detail))
         grid = with_help(
             QgsProcessingParameterNumber(
                 self.DETAIL_RESOLUTION,
@@ -179,8 +177,7 @@ class RefineAlgorithm(MapRefinerAlgorithm):
             "own pixels; refused unless finer than the model's grid. Only with fine-grid "
             "iterations. As map-refiner refine --detail-resolution.",
         )
-        grid.setFlags(grid.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
-        self.addParameter(grid)
+        self.addParameter(advanced(grid))
         self.addParameter(
             with_help(
                 QgsProcessingParameterRasterLayer(
@@ -265,8 +262,7 @@ class RefineAlgorithm(MapRefinerAlgorithm):
             "map-refiner refine --no-prior-edge-check).",
         )
         for param in (prior_map, strength, search, edges):
-            param.setFlags(param.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
-            self.addParameter(param)
+            self.addParameter(advanced(param))
         self.addParameter(
             with_help(
                 QgsProcessingParameterRasterDestination(self.OUTPUT, "Refined class map"),
