@@ -57,6 +57,7 @@ from ...engine.vocabulary import (
     MAX_EDGE_BAND_M,
     MAX_FOLDS,
     OUTLINE_EDGES,
+    SNAP_OUTLINES,
 )
 from ..tile import IGNORE, TrainingTile
 from .holdout import balanced_accuracy
@@ -219,7 +220,7 @@ class FitParams:
     # this many metres long judged on its own (overdrawn.py's stretch rule, MIN_SIDE_M 2
     # as measured); 0: each polygon as a whole. Off: session 33 measured less gain with it
     # (docs/results_corrections.md "Session 33")
-    snap_outlines: bool = False  # the fit learns each object polygon with its outline
+    snap_outlines: bool = SNAP_OUTLINES  # the fit learns each object polygon with its outline
     # moved onto the image's edges (snap_outlines.snapped_kept, as `map-refiner
     # snap-outlines` moves them), while the polygons a refine burns stay as drawn
     # (session 34: docs/results_corrections.md)
