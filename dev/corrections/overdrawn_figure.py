@@ -20,14 +20,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from osgeo import gdal  # noqa: E402
 
 from ...training.corrections.interior import _all_within  # noqa: E402
 from ...training.corrections.overdrawn import MIN_SIDE_M, overdrawn  # noqa: E402
+from .left_half import left_half  # noqa: E402
 from .overdrawn_probe import burned, crops  # noqa: E402
 from .scenes import scenes  # noqa: E402
-from .study import building_mask, pixel_m, refine  # noqa: E402
-from .users import drawn_as, error_regions  # noqa: E402
+from .users import drawn_as  # noqa: E402
 
 
 def outline(mask: np.ndarray) -> np.ndarray:
@@ -44,18 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("docs/figures/overdrawn_sides.png"))
     ap.add_argument("--reuse", action="store_true", help="read the map an earlier run made")
     a = ap.parse_args(argv)
-    s = scenes(a.data, Path("out/corrections/data"))[a.scene]
-    made = a.maps / f"{a.scene}_default.tif"
-    a.maps.mkdir(parents=True, exist_ok=True)
-    pred = building_mask(made) if a.reuse and made.exists() else refine(s.image, made)[0]
-    ref = gdal.Open(str(s.reference)).ReadAsArray() > 0
-    half = ref.shape[1] // 2
-    ds = gdal.Open(str(s.image))
-    pm = pixel_m(s, ds)
-    image = ds.ReadAsArray()[:3].astype(np.float32)
-    regions = sorted(error_regions(pred, ref, half), key=lambda r: -r[0])
-    missed = [c for _, c in regions if c[1] == 1][: a.polygons]
-    drawn = drawn_as(missed, a.drawing, pm, half, 0)
+    scene = left_half(scenes(a.data, Path("out/corrections/data"))[a.scene], a.maps, None, a.reuse)
+    ref, half, pm, image = scene.ref, scene.half, scene.pixel_m, scene.image()
+    drawn = drawn_as(scene.missed(a.polygons), a.drawing, pm, half, 0)
     labels, features = burned(drawn, ref.shape)
     rules = {
         "whole polygon (the default)": overdrawn(labels, features, crops(image), pm),

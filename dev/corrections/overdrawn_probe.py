@@ -21,7 +21,6 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from osgeo import gdal
 
 from ...training.corrections.interior import interior
 from ...training.corrections.overdrawn import (
@@ -32,9 +31,9 @@ from ...training.corrections.overdrawn import (
     overdrawn,
 )
 from ...training.tile import IGNORE
+from .left_half import left_half
 from .scenes import scenes
-from .study import building_mask, pixel_m, refine
-from .users import drawn_as, error_regions
+from .users import drawn_as
 
 DRAWN = ("traced", "rough:1", "loose:1", "inside:1", "rough:0.5", "shifted:1")
 
@@ -80,20 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     every = scenes(a.data, Path("out/corrections/data"))
     names = a.scenes.split(",") if a.scenes else [n for n in every if n != "loveda_0"]
     for name in names:
-        s = every[name]
-        tag = a.model.stem if a.model else "default"
-        made = a.out / f"{name}_{tag}.tif"
-        pred = (
-            building_mask(made) if a.reuse and made.exists() else refine(s.image, made, a.model)[0]
-        )
-        ref = gdal.Open(str(s.reference)).ReadAsArray() > 0
-        half = ref.shape[1] // 2
-        ds = gdal.Open(str(s.image))
-        pm = pixel_m(s, ds)
-        image = ds.ReadAsArray()[:3].astype(np.float32)
-        regions = sorted(error_regions(pred, ref, half), key=lambda r: -r[0])[: a.k]
+        scene = left_half(every[name], a.out, a.model, a.reuse)
+        ref, half, pm, image = scene.ref, scene.half, scene.pixel_m, scene.image()
         for drawing in a.drawings.split(","):
-            drawn = drawn_as([c for _, c in regions], drawing, pm, half, 0)
+            drawn = drawn_as(scene.errors[: a.k], drawing, pm, half, 0)
             labels, features = burned(drawn, ref.shape)
             on = labels != IGNORE
             wrong = on & (labels != ref.astype(np.int64))

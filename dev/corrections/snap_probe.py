@@ -16,11 +16,10 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from osgeo import gdal
 
+from .left_half import left_half
 from .scenes import scenes
-from .study import building_mask, pixel_m, refine
-from .users import drawn_as, error_regions, snapped_to_edges
+from .users import drawn_as, snapped_to_edges
 
 DRAWN = ("traced", "shifted:1", "rough:1", "loose:1")
 
@@ -36,18 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     every = scenes(a.data, Path("out/corrections/data"))
     names = a.scenes.split(",") if a.scenes else [n for n in every if n != "loveda_0"]
     for name in names:
-        s = every[name]
-        made = a.maps / f"{name}_default.tif"
-        a.maps.mkdir(parents=True, exist_ok=True)
-        pred = building_mask(made) if made.exists() else refine(s.image, made)[0]
-        ref = gdal.Open(str(s.reference)).ReadAsArray() > 0
-        half = ref.shape[1] // 2
-        ds = gdal.Open(str(s.image))
-        pm = pixel_m(s, ds)
-        image = ds.ReadAsArray()[:3].astype(np.float32)
-        regions = sorted(error_regions(pred, ref, half), key=lambda r: -r[0])[: a.k]
+        scene = left_half(every[name], a.maps)
+        ref, half, pm, image = scene.ref, scene.half, scene.pixel_m, scene.image()
         for drawing in a.drawings.split(","):
-            drawn = drawn_as([c for _, c in regions], drawing, pm, half, 0)
+            drawn = drawn_as(scene.errors[: a.k], drawing, pm, half, 0)
             snapped = snapped_to_edges(drawn, image, pm, half)
             before = np.zeros_like(ref)
             after = np.zeros_like(ref)

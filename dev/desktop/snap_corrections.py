@@ -12,11 +12,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from osgeo import gdal
-
+from ..corrections.left_half import left_half
 from ..corrections.scenes import scenes
-from ..corrections.study import building_mask, pixel_m, refine
-from ..corrections.users import drawn_as, error_regions, write_corrections
+from ..corrections.users import drawn_as, write_corrections
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,18 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--drawing", default="shifted:1")
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)
-    s = scenes(a.data, Path("out/corrections/data"))[a.scene]
-    made = a.maps / f"{a.scene}_default.tif"
-    a.maps.mkdir(parents=True, exist_ok=True)
-    pred = building_mask(made) if made.exists() else refine(s.image, made)[0]
-    ref = gdal.Open(str(s.reference)).ReadAsArray() > 0
-    half = ref.shape[1] // 2
-    like = gdal.Open(str(s.image))
-    regions = sorted(error_regions(pred, ref, half), key=lambda r: -r[0])
-    missed = [c for _, c in regions if c[1] == 1][: a.k]
-    drawn = drawn_as(missed, a.drawing, pixel_m(s, like), half, 0)
+    scene = left_half(scenes(a.data, Path("out/corrections/data"))[a.scene], a.maps)
+    drawn = drawn_as(scene.missed(a.k), a.drawing, scene.pixel_m, scene.half, 0)
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    print(write_corrections(drawn, like, a.out))
+    print(write_corrections(drawn, scene.like, a.out))
     return 0
 
 
