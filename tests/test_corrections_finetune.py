@@ -542,6 +542,33 @@ def test_a_round_with_nothing_to_hold_out_is_judged_by_the_partner(
     assert not unsure.adopted and unsure.steps == 0 and "none can be held out" in unsure.message
 
 
+def test_a_fit_that_passed_the_held_out_check_records_the_partner_s_agreement(
+    scene: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FinetuneResult.fit_agreement (recorded, not a rule): a fit on polygons of both
+    classes that passed the held-out check (forced) carries the share of its changes the
+    partner agreed with; without a partner it is None."""
+    from map_refiner.training.corrections import finetune as ft
+
+    net, cfg = random_model(resolution_m=0.6, seed=6)
+    partner = save_model(net, cfg, tmp_path / "partner.safetensors")
+    monkeypatch.setattr(ft, "partner_agreement", lambda fit, scores, agree: 0.42)
+    monkeypatch.setattr(ft, "should_adopt", lambda base, tuned: True)
+    got = {}
+    for name, who in (("with", str(partner)), ("without", "")):
+        got[name] = finetune(
+            scene["image"],
+            corrections(tmp_path / f"{name}.gpkg", FOUR),
+            tmp_path / f"{name}.safetensors",
+            scene["model"],
+            FitParams(steps=2, anchor_partner=who, flip_per_score=float("inf")),
+            device="cpu",
+        )
+    assert got["with"].held_out > 0 and got["with"].fit_agreement == 0.42
+    assert got["with"].one_class_agreement is None  # both classes drawn
+    assert got["without"].fit_agreement is None
+
+
 def test_partner_agreement_is_the_share_of_the_fit_s_changes_the_partner_gives() -> None:
     """Counted on the undrawn pixels whose class the fit changed: 1 where the partner
     gives the new class, 0 where it gives the old one, None when nothing changed."""

@@ -179,6 +179,9 @@ class FinetuneResult:
     # polygons all of one class: the class nobody drew it kept least of, and the share of
     # its undrawn window pixels kept (CorrectionFit.kept_share); else None
     erased: bool = False  # that share was under FitParams.class_kept_at_least: not adopted
+    fit_agreement: float | None = None  # a fit that passed the held-out check, with a
+    # partner: the share of its changes the partner agreed with (partner_agreement, on
+    # polygons of any classes; recorded, not a rule: session 34 collects it for one)
 
     @property
     def final_loss(self) -> float:  # what the CLI and the jobs print for every training
@@ -284,6 +287,7 @@ def finetune(
     flips: float | None = None
     partner_agrees: float | None = None  # a round without held-out polygons: see below
     one_class_agrees: float | None = None  # a fit on polygons of one class: the same share
+    fit_agrees: float | None = None  # ... of any fit that passed the held-out check
     kept: tuple[int, float] | None = None  # and the class nobody drew it kept least of
     erased = False  # ... under params.class_kept_at_least: not adopted
     cap = math.inf  # the flip check's allowance, once a fit passed the held-out check
@@ -316,10 +320,11 @@ def finetune(
             with torch.no_grad():
                 settled = fit.logits()  # the fitted networks' scores over the window
             drawn_classes = set(feature_classes.values())
+            if agree is not None:
+                fit_agrees = partner_agreement(fit, settled, agree)
             if len(drawn_classes) == 1:
                 # every polygon of one class: the held-out check cannot see the others go
-                if agree is not None:
-                    one_class_agrees = partner_agreement(fit, settled, agree)
+                one_class_agrees = fit_agrees
                 kept = fit.kept_share(settled, drawn_classes)
                 erased = kept is not None and kept[1] < params.class_kept_at_least
             flips = fit.flip_ratio(settled)
@@ -477,6 +482,7 @@ def finetune(
         one_class_agreement=one_class_agrees,
         class_kept=None if kept is None else (config.class_names[kept[0]], kept[1]),
         erased=erased,
+        fit_agreement=fit_agrees,
     )
 
 
