@@ -1081,7 +1081,20 @@ def test_snap_outlines_teaches_the_outline_moved_onto_the_roof_and_keeps_it_as_d
     assert (snapped.features[labelled] >= 0).all()
     back = (drawn.tile.labels == 0) | (snapped.tile.labels == 0)
     assert torch.equal(drawn.tile.labels[back], snapped.tile.labels[back])
-    assert not FitParams().snap_outlines
+    assert FitParams().snap_outlines is vocab.SNAP_OUTLINES
+    res = finetune(
+        scene["image"],
+        source,
+        tmp_path / "snapped.safetensors",
+        scene["model"],
+        FitParams(steps=2, snap_outlines=True, anchor_partner=""),
+        device="cpu",
+    )
+    assert "It learnt 1 of the 2 outlines moved onto the image's edges" in res.message
+    rec = load_model(res.model)[1].training["finetune"][-1]
+    assert rec["snap_outlines"] is True and rec["outlines_snapped"] == 1
+    drawn_kept = KeptCorrections.from_dict(load_model(res.model)[1].corrections)
+    assert drawn_kept.to_dict()["shapes"] == drawn.kept.to_dict()["shapes"]
 
 
 def test_the_held_out_check_does_not_score_what_an_outline_overdrew(

@@ -416,6 +416,11 @@ def finetune(
             f"({100 * fit.anchors_agreed:.0f} % of the pixels the starting model was sure of)."
         )
     message += _detail_message(detail)
+    if corr.snapped:
+        message += (
+            f" It learnt {corr.snapped} of the {len(corr.kept.shapes)} outlines moved onto the "
+            "image's edges (at most 1.5 m; the map shows them as drawn)."
+        )
     log.info(message)
 
     def record(cfg: ModelConfig, fitted: bool, dropped_fit: bool = False) -> None:
