@@ -9,7 +9,11 @@ the mask's classes (the figures are about time, not accuracy). ``--fine``: the s
 the refine ends with the bundled model's detail iterations (0.3 m aerial's case).
 
     python -m map_refiner.dev.benchmarks.bench_corrections [--data ../shared/data] [--runs N]
-        [--fine] [--folds N] [--partner-ratio]
+        [--fine] [--folds N] [--ratio partner|snap]
+
+``--ratio``: rounds with a setting off and on in turn, and the ratio of their best times
+(``partner``: the anchors' partner, ``--partner-ratio`` too; ``snap``:
+FitParams.snap_outlines).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from ...training.corrections.fit import FitParams
 from ...training.tile import LabelSource
 
 SIDE = 2000
+#: ``--ratio``'s settings other than the partner: the FitParams field turned off and on.
+RATIOS = {"partner": "anchor_partner", "snap": "snap_outlines"}
 ORIGIN = (3800, 2600)  # the bench's crop of the mosaic (bench.make_crop), fully covered
 
 
@@ -85,9 +91,11 @@ def correction_round(
     fine: bool = False,
     folds: int | None = None,
     partner: bool = True,
+    settings: dict | None = None,
 ) -> dict[str, float]:
     """Seconds of one round (fine-tune with the CLI's defaults, or ``folds`` held-out
-    phases, or without the anchors' partner, then refine)."""
+    phases, or without the anchors' partner, or other FitParams ``settings``, then
+    refine)."""
     with tempfile.TemporaryDirectory(dir=tmp) as d:
         d = Path(d)
         files = crop(data, d, 2 if fine else 1)
@@ -100,6 +108,7 @@ def correction_round(
             params=FitParams(
                 **({} if folds is None else {"folds": folds}),
                 **({} if partner else {"anchor_partner": ""}),
+                **(settings or {}),
             ),
             device="cpu",
         )
@@ -131,21 +140,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fine", action="store_true", help="0.27 m pixels: detail iterations run")
     ap.add_argument("--folds", type=int, default=None, help="FitParams.folds (default: its own)")
     ap.add_argument(
-        "--partner-ratio",
-        action="store_true",
-        help="time rounds with and without the anchors' partner in turn, and print the ratio",
+        "--ratio",
+        choices=sorted(RATIOS),
+        default=None,
+        help="time rounds with the setting off and on in turn, and print the ratio",
     )
+    ap.add_argument("--partner-ratio", action="store_true", help="the same as --ratio partner")
     a = ap.parse_args(argv)
-    if a.partner_ratio:
+    which = "partner" if a.partner_ratio else a.ratio
+    if which:
         both: dict[bool, list[float]] = {True: [], False: []}
         for _ in range(max(1, a.runs)):
-            for partner in (False, True):
-                r = correction_round(a.data, fine=a.fine, folds=a.folds, partner=partner)
-                print(json.dumps({"partner": partner, **r}))
-                both[partner].append(r["round_s"])
+            for on in (False, True):
+                r = correction_round(
+                    a.data,
+                    fine=a.fine,
+                    folds=a.folds,
+                    partner=on or which != "partner",
+                    settings={RATIOS[which]: on} if which != "partner" else None,
+                )
+                print(json.dumps({which: on, **r}))
+                both[on].append(r["round_s"])
         best = {k: min(v) for k, v in both.items()}
         print(
-            f"best round: {best[True]:.1f} s with the partner, {best[False]:.1f} s without "
+            f"best round: {best[True]:.1f} s with {which}, {best[False]:.1f} s without "
             f"({best[True] / best[False]:.2f}x)"
         )
         return 0
