@@ -64,8 +64,13 @@ OUTLINE_EDGES = True
 #: move `map-refiner snap-outlines` writes as a layer), while the model keeps the
 #: polygons as drawn for the refine's burn (FitParams.snap_outlines, `finetune
 #: --[no-]snap-outlines`, Processing's SNAP_OUTLINES; the dialog's rounds take this
-#: default). Session 34: docs/results_corrections.md.
-SNAP_OUTLINES = False
+#: default). On since session 34 (docs/results_corrections.md "Session 34"; largest
+#: errors, K=4/16, the bundled model's eight scenes over two seeds and four never-seen
+#: groups over up to three): traced outlines own +183.1 against +162.5, never seen +530.5
+#: against +524.1; a metre to one side +76.8 / +633.0 against +49.4 / +648.2; rough
+#: +101.1 / +118.5 against +80.2 / +95.5; a metre too generous +80.4 / +507.3 against
+#: +49.5 / +451.5 (13 own rounds worse against 10); no never-seen round worse either way.
+SNAP_OUTLINES = True
 
 #: The value-map syntax: raster or field value, a colon, the class index.
 VALUE_MAP_EXAMPLE = "0:0,255:1"
