@@ -1,0 +1,66 @@
+"""Sum study rows by setting (the sums in docs/results_corrections.md since session 32).
+
+Each argument is ``NAME=GLOB``: the rows files of one setting (several seeds or scene
+groups). Printed per setting: rounds, the summed change of the undrawn half's building
+IoU (after - before), rounds worse and the worst, rounds reaching the issue's +5 at K=4 /
++15 at K=16, adopted rounds, and the sum per scene. ``--agreement``: also each adopted
+round's FinetuneResult.fit_agreement (the share of its changes the partner agreed with,
+session 34) against its change, lowest first.
+
+    python -m map_refiner.dev.corrections.sum_rows \\
+        "snap=out/corrections/rows_s34_fsnap_traced_own_*" \\
+        "drawn=out/corrections/rows_s32_oe4_traced_own_*" [--agreement]
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+
+
+def rows_of(pattern: str) -> list[dict]:
+    return [
+        json.loads(line)
+        for path in sorted(glob.glob(pattern))
+        for line in open(path)
+        if line.strip()
+    ]
+
+
+def summary(name: str, rows: list[dict]) -> str:
+    d = [r["after"] - r["before"] for r in rows]
+    reach = sum(1 for r, x in zip(rows, d) if x >= (5 if r["k"] == 4 else 15))
+    by: dict[str, float] = {}
+    for r, x in zip(rows, d):
+        by[r["scene"]] = by.get(r["scene"], 0.0) + x
+    per = " ".join(f"{s[:7]}:{v:+.1f}" for s, v in by.items())
+    worse = sum(1 for x in d if x < 0)
+    return (
+        f"{name:22s} rounds {len(rows):3d} sum {sum(d):+8.1f} worse {worse:2d} "
+        f"(worst {min(d) if d else 0:+.1f}) reach {reach:2d} "
+        f"adopted {sum(bool(r['adopted']) for r in rows):2d} | {per}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("settings", nargs="+", help="NAME=GLOB")
+    ap.add_argument("--agreement", action="store_true")
+    a = ap.parse_args(argv)
+    for arg in a.settings:
+        name, _, pattern = arg.partition("=")
+        rows = rows_of(pattern)
+        print(summary(name, rows))
+        if a.agreement:
+            fits = [r for r in rows if r["adopted"] and r.get("fit_agreement") is not None]
+            for r in sorted(fits, key=lambda r: r["fit_agreement"]):
+                print(
+                    f"  {r['fit_agreement']:.3f} {r['after'] - r['before']:+6.1f} "
+                    f"K={r['k']:2d} {r['scene']}"
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
