@@ -1064,7 +1064,8 @@ def test_snap_outlines_teaches_the_outline_moved_onto_the_roof_and_keeps_it_as_d
     source = corrections(tmp_path / "c.gpkg", boxes)
     drawn = load_corrections(scene["image"], source, cfg)
     snapped = load_corrections(scene["image"], source, cfg, snap_outlines=True)
-    assert snapped.snapped == 1 and drawn.snapped == 0 and drawn.taught is None
+    assert (snapped.snapped, snapped.snap_tried) == (1, 1)  # the background square not tried
+    assert drawn.snapped == 0 and drawn.taught is None
     assert snapped.kept.to_dict() == drawn.kept.to_dict()  # burned as drawn
     assert snapped.labelled_by is snapped.taught and drawn.labelled_by is drawn.kept
     x0, y0 = drawn.tile.window[0], drawn.tile.window[1]
@@ -1090,7 +1091,7 @@ def test_snap_outlines_teaches_the_outline_moved_onto_the_roof_and_keeps_it_as_d
         FitParams(steps=2, snap_outlines=True, anchor_partner=""),
         device="cpu",
     )
-    assert "It learnt 1 of the 2 outlines moved onto the image's edges" in res.message
+    assert "It learnt 1 of 1 object outlines moved onto the image's edges" in res.message
     rec = load_model(res.model)[1].training["finetune"][-1]
     assert rec["snap_outlines"] is True and rec["outlines_snapped"] == 1
     drawn_kept = KeptCorrections.from_dict(load_model(res.model)[1].corrections)

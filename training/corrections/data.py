@@ -75,6 +75,7 @@ class Corrections:
     taught: KeptCorrections | None = None  # the polygons the labels come from when they
     # are not ``kept`` as drawn (snap_outlines: moved onto the image's edges)
     snapped: int = 0  # how many of them moved
+    snap_tried: int = 0  # of how many object outlines (background polygons stay as drawn)
 
     @property
     def labelled_by(self) -> KeptCorrections:
@@ -156,11 +157,11 @@ def load_corrections(
             "the base model's %d earlier corrections of this image are learnt again",
             kept.features - new.features,
         )
-    drawn_kept, snapped = kept, 0
+    drawn_kept, snapped, tried = kept, 0, 0
     if snap_outlines:
         keep = () if config.background is None else (config.background,)
-        kept, snapped = snapped_kept(drawn_kept, ds, bands, pixel_m, keep)
-        log.info("%d of %d outlines learnt moved onto the image's edges", snapped, len(kept.shapes))
+        kept, snapped, tried = snapped_kept(drawn_kept, ds, bands, pixel_m, keep)
+        log.info("%d of %d object outlines learnt moved onto the image's edges", snapped, tried)
     grids = model_grids(ds, config, input_resolution_m)
     size = (grids.model_width, grids.model_height)
     boxes = _drawn_boxes(kept, size)
@@ -218,7 +219,7 @@ def load_corrections(
     over_cells = torch.from_numpy(_placed(pieces, overs, labels.shape)) if overs else None
     taught = kept if snap_outlines else None
     return Corrections(
-        tile, torch.from_numpy(features), drawn_kept, pieces, over_cells, taught, snapped
+        tile, torch.from_numpy(features), drawn_kept, pieces, over_cells, taught, snapped, tried
     )
 
 

@@ -418,8 +418,9 @@ def finetune(
     message += _detail_message(detail)
     if corr.snapped:
         message += (
-            f" It learnt {corr.snapped} of the {len(corr.kept.shapes)} outlines moved onto the "
-            "image's edges (at most 1.5 m; the map shows them as drawn)."
+            f" It learnt {corr.snapped} of {corr.snap_tried} object outlines moved onto the "
+            "image's edges (at most 1.5 m; background polygons as drawn; the map shows every "
+            "polygon as drawn)."
         )
     log.info(message)
 

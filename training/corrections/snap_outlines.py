@@ -128,18 +128,19 @@ def snapped_kept(
     bands: Sequence[int],
     pixel_m: float,
     keep: Sequence[int] = (),
-) -> tuple[KeptCorrections, int]:
+) -> tuple[KeptCorrections, int, int]:
     """``kept``'s polygons (on ``ds``'s grid, in its CRS) with every polygon whose class
     is not in ``keep`` moved onto the image's edges as :func:`snap_outlines` moves them
     (FitParams.snap_outlines: what a fit learns from, while the drawn polygons are the
-    ones a refine burns); and how many moved."""
+    ones a refine burns); how many moved, and of how many tried."""
     grid = kept.grid
     inv = gdal.InvGeoTransform(grid.geotransform)
     geoms = [ogr.CreateGeometryFromWkt(s.wkt) for s in kept.shapes]
-    shapes, moved_count = [], 0
+    shapes, moved_count, tried = [], 0, 0
     for i, (s, geom) in enumerate(zip(kept.shapes, geoms, strict=True)):
         moved = None
         if s.cls not in keep and geom is not None and not geom.IsEmpty():
+            tried += 1
             others = geoms[:i] + geoms[i + 1 :]
             moved = _snapped(ds, bands, grid, inv, geom, others, pixel_m)
         if moved is None:
@@ -147,7 +148,7 @@ def snapped_kept(
         else:
             shapes.append(Shape(s.cls, s.feature, moved.ExportToWkt()))
             moved_count += 1
-    return KeptCorrections(grid, shapes, kept.image), moved_count
+    return KeptCorrections(grid, shapes, kept.image), moved_count, tried
 
 
 def _inverse(
