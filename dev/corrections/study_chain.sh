@@ -3,7 +3,8 @@
 #   bash dev/corrections/study_chain.sh own|never TAG DRAWING [--set FIELD=VALUE ...]
 # own: the bundled default model's eight scenes (loveda_0 out), fine-tune seeds 0-1;
 # never: the never-seen models of dev/corrections/never_seen_models.sh with their
-# partners, seeds 0-2 (GROUPS_ and SEEDS_ narrow them). Largest errors, K=4/16, head+rnn,
+# partners, seeds 0-2 (GROUPS_ and SEEDS_ narrow them). Largest errors (USERS_ names
+# another of the study's users), K=4/16, head+rnn,
 # one torch thread (the rows depend on the thread count, not on the load: two chains may
 # run side by side). Rows: out/corrections/rows_${SESSION}_TAG_*.jsonl (a new TAG per
 # setting: the study skips rounds a rows file already holds); progress in
@@ -18,7 +19,7 @@ export OMP_NUM_THREADS=1
 [ -n "${SNAP:-}" ] && export PYTHONPATH=$SNAP
 mkdir -p out/$SESSION
 P=out/$SESSION/progress_$WHICH
-S="$PY -m map_refiner.dev.corrections.study --variants head+rnn --users largest --ks 4,16 --drawing $DRAWING"
+S="$PY -m map_refiner.dev.corrections.study --variants head+rnn --users ${USERS_:-largest} --ks 4,16 --drawing $DRAWING"
 if [ $WHICH = own ]; then
   for F in ${SEEDS_:-0 1}; do
     echo "$(date) $TAG own seed $F" >> $P
