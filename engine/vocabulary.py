@@ -70,6 +70,8 @@ OUTLINE_EDGES = True
 #: against +524.1; a metre to one side +76.8 / +633.0 against +49.4 / +648.2; rough
 #: +101.1 / +118.5 against +80.2 / +95.5; a metre too generous +80.4 / +507.3 against
 #: +49.5 / +451.5 (13 own rounds worse against 10); no never-seen round worse either way.
+#: For users drawing roughly what the where-to-draw list or chance shows them it is a
+#: wash (+393.1 against +376.6, 15 rounds worse against 11).
 SNAP_OUTLINES = True
 
 #: The value-map syntax: raster or field value, a colon, the class index.
