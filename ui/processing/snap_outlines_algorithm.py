@@ -25,9 +25,11 @@ HELP = (
     "object, out where it was drawn inside it. Stretches with no clear edge nearby, "
     "background polygons and the classes you keep stay as drawn; fields are kept and a "
     "'snapped' field says which outlines moved. The correction layer itself is not "
-    "changed: look at the new layer, edit it if needed, and fine-tune on it. In the "
-    "project's study, outlines drawn a metre to one side gained more after snapping "
-    "(docs/results_corrections.md, Session 33)."
+    "changed: look at the new layer, edit it if needed, and fine-tune on it. A "
+    "fine-tune makes the same move on its own (its 'Learn the outlines moved onto the "
+    "image's edges', on by default) while the refined map shows your polygons as drawn; "
+    "this tool is for when you want the drawn layer itself on the edges "
+    "(docs/results_corrections.md, Sessions 33 and 34)."
 )
 
 
