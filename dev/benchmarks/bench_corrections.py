@@ -32,8 +32,11 @@ from ...training.corrections.fit import FitParams
 from ...training.tile import LabelSource
 
 SIDE = 2000
-#: ``--ratio``'s settings other than the partner: the FitParams field turned off and on.
-RATIOS = {"partner": "anchor_partner", "snap": "snap_outlines"}
+#: ``--ratio``'s settings: the FitParams overrides of a round without it and with it.
+RATIOS: dict[str, tuple[dict, dict]] = {
+    "partner": ({"anchor_partner": ""}, {}),
+    "snap": ({"snap_outlines": False}, {"snap_outlines": True}),
+}
 ORIGIN = (3800, 2600)  # the bench's crop of the mosaic (bench.make_crop), fully covered
 
 
@@ -90,12 +93,10 @@ def correction_round(
     tmp: Path | None = None,
     fine: bool = False,
     folds: int | None = None,
-    partner: bool = True,
     settings: dict | None = None,
 ) -> dict[str, float]:
     """Seconds of one round (fine-tune with the CLI's defaults, or ``folds`` held-out
-    phases, or without the anchors' partner, or other FitParams ``settings``, then
-    refine)."""
+    phases, or other FitParams ``settings``, then refine)."""
     with tempfile.TemporaryDirectory(dir=tmp) as d:
         d = Path(d)
         files = crop(data, d, 2 if fine else 1)
@@ -107,7 +108,6 @@ def correction_round(
             d / "round.safetensors",
             params=FitParams(
                 **({} if folds is None else {"folds": folds}),
-                **({} if partner else {"anchor_partner": ""}),
                 **(settings or {}),
             ),
             device="cpu",
@@ -153,11 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(max(1, a.runs)):
             for on in (False, True):
                 r = correction_round(
-                    a.data,
-                    fine=a.fine,
-                    folds=a.folds,
-                    partner=on or which != "partner",
-                    settings={RATIOS[which]: on} if which != "partner" else None,
+                    a.data, fine=a.fine, folds=a.folds, settings=RATIOS[which][int(on)]
                 )
                 print(json.dumps({which: on, **r}))
                 both[on].append(r["round_s"])
