@@ -157,14 +157,14 @@ def load_corrections(
             "the base model's %d earlier corrections of this image are learnt again",
             kept.features - new.features,
         )
-    drawn_kept, snapped, tried = kept, 0, 0
+    taught, snapped, tried = kept, 0, 0  # the polygons the labels are burned from
     if snap_outlines:
         keep = () if config.background is None else (config.background,)
-        kept, snapped, tried = snapped_kept(drawn_kept, ds, bands, pixel_m, keep)
+        taught, snapped, tried = snapped_kept(kept, ds, bands, pixel_m, keep)
         log.info("%d of %d object outlines learnt moved onto the image's edges", snapped, tried)
     grids = model_grids(ds, config, input_resolution_m)
     size = (grids.model_width, grids.model_height)
-    boxes = _drawn_boxes(kept, size)
+    boxes = _drawn_boxes(taught, size)
     if not boxes:
         raise MapRefinerError(
             "The corrections are too small to show on the model's grid "
@@ -186,12 +186,12 @@ def load_corrections(
     parts, bands_of, overs = [], [], []
     for piece in pieces:
         x0, y0, x1, y1 = piece.window
-        labels, band, over = _cell_labels(kept, size, piece.window, band_px, edges)
+        labels, band, over = _cell_labels(taught, size, piece.window, band_px, edges)
         parts.append(
             (
                 read_model_window(ds, bands, grids, config, piece.window),
                 labels,
-                kept.features_on(window(model_grid, x0, y0, x1 - x0, y1 - y0)),
+                taught.features_on(window(model_grid, x0, y0, x1 - x0, y1 - y0)),
             )
         )
         if band is not None:
@@ -217,9 +217,15 @@ def load_corrections(
     )
     features = np.ascontiguousarray(features.astype(np.int64))
     over_cells = torch.from_numpy(_placed(pieces, overs, labels.shape)) if overs else None
-    taught = kept if snap_outlines else None
     return Corrections(
-        tile, torch.from_numpy(features), drawn_kept, pieces, over_cells, taught, snapped, tried
+        tile,
+        torch.from_numpy(features),
+        kept,
+        pieces,
+        over_cells,
+        taught if snap_outlines else None,
+        snapped,
+        tried,
     )
 
 
