@@ -90,7 +90,9 @@ def refine(
     return building_mask(out), gdal.Open(str(scores)).ReadAsArray()
 
 
-def partner_of(net: MapRefinerNet, config: ModelConfig, overrides: dict | None) -> Path:
+def partner_of(
+    net: MapRefinerNet, config: ModelConfig, overrides: dict | None, required: bool = True
+) -> Path | None:
     """The model the disagreement user's list asks: the fit's anchor partner (a model file
     in ``overrides``, else the bundled one partner.partner_for picks for the base model
     ``net``, ``config``)."""
@@ -100,7 +102,7 @@ def partner_of(net: MapRefinerNet, config: ModelConfig, overrides: dict | None) 
     if named and named != "bundled":
         return Path(str(named))
     found = partner_for(net, config)
-    if found is None:
+    if found is None and required:
         raise SystemExit("the disagreement user needs a partner: pass --set anchor_partner=MODEL")
     return found
 
@@ -170,9 +172,13 @@ def run_scene(
     seed = int((overrides or {}).get("seed", 0))
     regions = error_regions(pred, ref, half)
     signals: dict[str, np.ndarray] = {}  # the lists of the users who ask the partner
+    partner = partner_of(base_net, base_config, overrides, required=False)
+    other = None if partner is None else refine(scene.image, work / "partner.tif", partner)[1]
     if {"disagreement", "either", "interleave"} & set(users):
-        partner = partner_of(base_net, base_config, overrides)
-        other = refine(scene.image, work / "partner.tif", partner)[1]
+        if other is None:
+            raise SystemExit(
+                "the disagreement user needs a partner: pass --set anchor_partner=MODEL"
+            )
         signals["disagreement"] = disagreement(probs, other)
         signals["either"] = np.maximum(uncertainty(probs), signals["disagreement"])
         signals["interleave"] = signals["disagreement"]
@@ -205,7 +211,7 @@ def run_scene(
                     overwrite=True,
                 )
                 seconds = time.perf_counter() - t0
-                fitted, _ = refine(scene.image, work / "after.tif", model)
+                fitted, fitted_probs = refine(scene.image, work / "after.tif", model)
                 allowance = flip_allowance(res.tuned_score, res.sure_ratio)
                 dropped = res.adopted and (res.flip_ratio or 0.0) > allowance
                 after = _burned(pred, drawn) if dropped else fitted
@@ -239,6 +245,9 @@ def run_scene(
                     # the map and is scored on the other (looking_user.py): building IoU
                     # of its top and bottom quarters, starting and fitted maps
                     **quarters(pred, fitted, ref, half),
+                    # what the fit changed of the starting map's sure pixels over the whole
+                    # image, away from the drawn polygons (a check a round could run)
+                    **whole_image_changes(probs, fitted_probs, drawn, other),
                     "adopted": res.adopted and not dropped,
                     "passed_held_out": res.adopted,
                     "held_out": res.held_out,
@@ -306,6 +315,37 @@ def quarters(pred: np.ndarray, fitted: np.ndarray, ref: np.ndarray, half: int) -
     for name, rows in (("top", slice(0, mid)), ("bottom", slice(mid, None))):
         for key, m in (("before", pred), ("fit", fitted)):
             out[f"{name}_{key}"] = round(100 * iou(m[rows, half:], ref[rows, half:]), 2)
+    return out
+
+
+def whole_image_changes(
+    probs: np.ndarray, fitted_probs: np.ndarray, drawn: list, partner: np.ndarray | None
+) -> dict:
+    """How much of the starting map's sure pixels (p >= 0.9) the fit changes over the
+    whole image, away from the drawn polygons: the share flipped, that share over the
+    drawn share of the image, the sure building pixels made background and the sure
+    background made building; with a partner's probabilities, the same on the sure
+    pixels the partner agrees with (``_partner`` fields)."""
+    base, new = probs.argmax(0), fitted_probs.argmax(0)
+    undrawn = np.ones(base.shape, bool)
+    for m, _ in drawn:
+        undrawn &= ~m
+    drawn_share = 1.0 - float(undrawn.mean())
+    sure = (probs.max(0) >= 0.9) & undrawn
+    out: dict[str, float | None] = {}
+    groups = [("", sure)]
+    if partner is not None:
+        groups.append(("_partner", sure & (partner.argmax(0) == base)))
+    for tag, where in groups:
+        n = int(where.sum())
+        flipped = float((where & (new != base)).sum()) / max(1, n)
+        out[f"whole_flip{tag}"] = round(flipped, 5)
+        out[f"whole_flip_per_drawn{tag}"] = round(flipped / drawn_share, 4) if drawn_share else None
+        for name, c in (("erased", 1), ("added", 0)):
+            had = where & (base == c)
+            out[f"whole_{name}{tag}"] = round(
+                float((had & (new != c)).sum()) / max(1, int(had.sum())), 5
+            )
     return out
 
 
