@@ -26,7 +26,7 @@ import numpy as np
 from osgeo import gdal
 
 from ...engine.modelfile.config import ModelConfig
-from ...engine.modelfile.io import load_model
+from ...engine.modelfile.io import load_model, save_model
 from ...engine.networks.models import MapRefinerNet
 from ...engine.refine.pipeline import RefineParams, refine_raster
 from ...engine.refine.uncertainty import uncertainty
@@ -156,9 +156,12 @@ def run_scene(
     keep_maps: Path | None = None,
     fit_from: Path | None = None,
     drawing: str = "traced",
+    temperatures: Sequence[float] = (),
 ) -> None:
-    """``fit_from``: fine-tune that model instead of ``base_model`` on the polygons drawn
-    on ``base_model``'s errors (a user who refined with one model and fits another);
+    """``temperatures``: an adopted fit's map also made with each of these detail
+    temperatures (0: no detail pass), row field ``after_by_temperature``; ``fit_from``:
+    fine-tune that model instead of ``base_model`` on the polygons drawn on
+    ``base_model``'s errors (a user who refined with one model and fits another);
     ``drawing``: how the user draws each error (users.drawn_as)."""
     done = done_rows(rows)
     base_net, base_config = load_model(base_model, "cpu")
@@ -273,6 +276,12 @@ def run_scene(
                     "finetune_s": round(seconds, 1),
                     "commit": COMMIT,
                 }
+                if temperatures:
+                    row["after_by_temperature"] = (
+                        by_temperature(scene.image, model, work, ref, half, temperatures)
+                        if row["adopted"]
+                        else None
+                    )
                 if keep_maps is not None:  # for studies of the maps a check could see
                     save_maps(keep_maps, row, pred, fitted, drawn)
                 append_row(rows, row)
@@ -346,6 +355,27 @@ def whole_image_changes(
             out[f"whole_{name}{tag}"] = round(
                 float((had & (new != c)).sum()) / max(1, int(had.sum())), 5
             )
+    return out
+
+
+def by_temperature(
+    image: Path, model: Path, work: Path, ref: np.ndarray, half: int, temperatures: Sequence[float]
+) -> dict[str, float] | None:
+    """Building IoU of the undrawn half refined by the fitted ``model`` with each detail
+    temperature (0: the detail pass off), by temperature; None for a model without a
+    detail pass."""
+    net, config = load_model(model, "cpu")
+    if net.detail_rnn is None or config.detail_iterations <= 0:
+        return None
+    out = {}
+    for t in temperatures:
+        if t <= 0:
+            fitted, _ = refine(image, work / "after_t.tif", model, detail_iterations=0)
+        else:
+            config.detail_temperature = float(t)
+            tempered = save_model(net, config, work / "tempered.safetensors", overwrite=True)
+            fitted, _ = refine(image, work / "after_t.tif", tempered)
+        out[f"{t:g}"] = round(100 * iou(fitted[:, half:], ref[:, half:]), 2)
     return out
 
 
@@ -433,6 +463,12 @@ def main(argv: list[str] | None = None) -> int:
         "inside:D or shifted:D (D metres; users.drawn_as), +snap for outlines then snapped to "
         "the image's edges (shifted:1+snap); name a --rows file of its own",
     )
+    ap.add_argument(
+        "--temperatures",
+        default="",
+        help="comma-separated detail temperatures an adopted fit's map is also made with "
+        "(0: no detail pass; row field after_by_temperature)",
+    )
     a = ap.parse_args(argv)
     if a.model is not None and not any(x.startswith("anchor_partner=") for x in a.set):
         print(
@@ -462,6 +498,7 @@ def main(argv: list[str] | None = None) -> int:
             keep_maps=a.keep_maps,
             fit_from=a.fit_from,
             drawing=a.drawing,
+            temperatures=[float(t) for t in a.temperatures.split(",") if t],
         )
     return 0
 

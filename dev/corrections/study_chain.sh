@@ -28,7 +28,7 @@ if [ $WHICH = own ]; then
     echo "rc=$? $(date)" >> $P
   done
 else
-  L=out/s32/loo
+  L=${LOO_:-out/s32/loo}
   for SC in ${GROUPS_:-nepal_drone loveda_1 lo}; do
     SCN=$SC; [ $SC = lo ] && SCN=kampala_drone,rio_wv2
     for F in ${SEEDS_:-0 1 2}; do
