@@ -5,7 +5,10 @@ groups). Printed per setting: rounds, the summed change of the undrawn half's bu
 IoU (after - before), rounds worse and the worst, rounds reaching the issue's +5 at K=4 /
 +15 at K=16, adopted rounds, and the sum per scene. ``--agreement``: also each adopted
 round's FinetuneResult.fit_agreement (the share of its changes the partner agreed with,
-session 34) against its change, lowest first.
+session 34) against its change, lowest first. ``--temperatures``: rows made with
+``study --temperatures`` summed again as if each adopted fit's detail pass had taken
+another temperature: ``T=t`` every fit at t (0: no detail pass), ``cap=c`` the matched
+temperature but at most c (session 35).
 
     python -m map_refiner.dev.corrections.sum_rows \\
         "snap=out/corrections/rows_s34_fsnap_traced_own_*" \\
@@ -43,15 +46,38 @@ def summary(name: str, rows: list[dict]) -> str:
     )
 
 
+def policies(rows: list[dict]) -> dict[str, list[dict]]:
+    """The rows as each temperature policy would have made them (``after`` replaced)."""
+    keys = sorted({k for r in rows for k in (r.get("after_by_temperature") or {})}, key=float)
+    out = {"matched": rows}
+    for k in keys:
+        out[f"T={k}"] = [_after(r, k) for r in rows]
+    for k in keys:
+        if float(k) > 1:
+            out[f"cap={k}"] = [
+                r if r["detail_temperature"] <= float(k) else _after(r, k) for r in rows
+            ]
+    return out
+
+
+def _after(row: dict, key: str) -> dict:
+    by = row.get("after_by_temperature")
+    return row if not by else {**row, "after": by[key]}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("settings", nargs="+", help="NAME=GLOB")
     ap.add_argument("--agreement", action="store_true")
+    ap.add_argument("--temperatures", action="store_true")
     a = ap.parse_args(argv)
     for arg in a.settings:
         name, _, pattern = arg.partition("=")
         rows = rows_of(pattern)
         print(summary(name, rows))
+        if a.temperatures:
+            for policy, made in list(policies(rows).items())[1:]:
+                print(summary(f"  {policy}", made))
         if a.agreement:
             fits = [r for r in rows if r["adopted"] and r.get("fit_agreement") is not None]
             for r in sorted(fits, key=lambda r: r["fit_agreement"]):
