@@ -262,6 +262,7 @@ def run_scene(
                     "partner_agreement": res.partner_agreement,
                     "one_class_agreement": res.one_class_agreement,
                     "fit_agreement": res.fit_agreement,
+                    "detail_held_out": res.detail_held_out,
                     "class_kept": None if res.class_kept is None else res.class_kept[1],
                     "class_kept_name": None if res.class_kept is None else res.class_kept[0],
                     "sure_ratio": res.sure_ratio,

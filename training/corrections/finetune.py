@@ -47,7 +47,7 @@ from ...engine.progress import CancelFn, ProgressFn, Reporter, make_reporter
 from ..tile import IGNORE, LabelSource
 from .data import Corrections, load_corrections
 from .detail_stage import DetailFit, DetailOutcome, held_out_phase, refit
-from .fine_data import load_fine_corrections
+from .fine_data import FineCorrections, load_fine_corrections
 from .fit import (
     NORM_PREFIX,
     CorrectionFit,
@@ -182,6 +182,9 @@ class FinetuneResult:
     fit_agreement: float | None = None  # a fit that passed the held-out check, with a
     # partner: the share of its changes the partner agreed with (partner_agreement, on
     # polygons of any classes; recorded, not a rule: session 34 collects it for one)
+    detail_held_out: dict[str, float] | None = None  # an adopted fit of a model with a
+    # detail pass: the held-out polygons' score on the detail grid by temperature
+    # (held_out_by_temperature; recorded, not yet a rule: session 35)
 
     @property
     def final_loss(self) -> float:  # what the CLI and the jobs print for every training
@@ -293,6 +296,7 @@ def finetune(
     cap = math.inf  # the flip check's allowance, once a fit passed the held-out check
     # the networks and detail temperature of a fit the flip check dropped, saved beside
     dropped: tuple[dict[str, torch.Tensor], float] | None = None
+    first_scores: torch.Tensor | None = None  # the held-out phase's map (detail_held_out)
     if folds:
         firsts, streams, base_score, tuned = _held_out_phases(
             fit, corr, folds, steps_first, base_state, rep.sub(bar[0], bar[1]), budget
@@ -311,6 +315,12 @@ def finetune(
                 stage, now / parent_temperature, folds[0], steps_first, rep.sub(bar[1], bar[2])
             )
         steps, seconds = sum(f.steps for f in firsts), sum(f.seconds for f in firsts)
+        if adopted and net.detail_rnn is not None and config.detail_iterations > 0:
+            # the held-out phase's networks (they never saw the held-out polygons): their
+            # map through the detail pass at each temperature is judged below
+            net.load_state_dict(firsts[0].state)
+            with torch.no_grad():
+                first_scores = fit.logits()
         if adopted:
             refits = firsts if params.fold_networks == "mean" else firsts[:1]
             more_steps, more_seconds = _refit_all(
@@ -380,6 +390,26 @@ def finetune(
             config.detail_temperature = matched_temperature(
                 fit.on_image(fit.base_scores), fit.on_image(settled), config.detail_temperature
             )
+    detail_held_out = None
+    if first_scores is not None and net.detail_rnn is not None:
+        detail_held_out = held_out_by_temperature(
+            net.detail_rnn,
+            fine
+            or load_fine_corrections(
+                image,
+                corr,
+                config,
+                list(bands) if bands else list(config.bands),
+                input_resolution_m,
+            ),
+            fit,
+            first_scores,
+            parent_temperature,
+            config.detail_temperature,
+            folds[0],
+            params,
+            dev,
+        )
     if stage is not None and detail is not None and net.detail_rnn is not None:
         if detail.adopted:
             refit(stage, detail, settled / parent_temperature, rep.sub(bar[3], bar[4]))
@@ -489,7 +519,43 @@ def finetune(
         class_kept=None if kept is None else (config.class_names[kept[0]], kept[1]),
         erased=erased,
         fit_agreement=fit_agrees,
+        detail_held_out=detail_held_out,
     )
+
+
+#: The detail temperatures whose held-out scores a round records (detail_held_out).
+HELD_OUT_TEMPERATURES = (1.0, 1.5, 2.0, 3.0)
+
+
+def held_out_by_temperature(
+    rnn: torch.nn.Module,
+    fine: FineCorrections | None,
+    fit: CorrectionFit,
+    first_scores: torch.Tensor,
+    parent_temperature: float,
+    matched: float,
+    held: list[int],
+    params: FitParams,
+    dev: torch.device,
+) -> dict[str, float] | None:
+    """The held-out polygons' balanced accuracy on the detail grid when the held-out
+    phase's map (``first_scores``) goes through the starting detail RNN at each of
+    HELD_OUT_TEMPERATURES and at the ``matched`` one (keys "1", "1.5", ..., "matched"),
+    and the starting map's at the parent's temperature ("start"); None without fine
+    crops (imagery not finer than the detail grid needs)."""
+    if fine is None:
+        return None
+    scorer = DetailFit(
+        rnn, fine, fit.base_scores / parent_temperature, params, fit.anchor_confidence, dev
+    )
+    out = {}
+    scorer.set_starts(fit.base_scores / parent_temperature)
+    out["start"] = round(scorer.score(scorer.base_rnn, held), 4)
+    for key, t in [(f"{t:g}", t) for t in HELD_OUT_TEMPERATURES] + [("matched", matched)]:
+        scorer.set_starts(first_scores / t)
+        out[key] = round(scorer.score(scorer.base_rnn, held), 4)
+    log.info("held-out polygons through the detail pass by temperature: %s", out)
+    return out
 
 
 def dropped_fit_path(out: Path, overwrite: bool = False) -> Path:
