@@ -8,7 +8,9 @@ round's FinetuneResult.fit_agreement (the share of its changes the partner agree
 session 34) against its change, lowest first. ``--temperatures``: rows made with
 ``study --temperatures`` summed again as if each adopted fit's detail pass had taken
 another temperature: ``T=t`` every fit at t (0: no detail pass), ``cap=c`` the matched
-temperature but at most c (session 35).
+temperature but at most c, ``held-out`` the temperature whose map scored best on the
+held-out polygons (FinetuneResult.detail_held_out; ties to the lowest or to the matched
+one) (session 35).
 
     python -m map_refiner.dev.corrections.sum_rows \\
         "snap=out/corrections/rows_s34_fsnap_traced_own_*" \\
@@ -57,7 +59,25 @@ def policies(rows: list[dict]) -> dict[str, list[dict]]:
             out[f"cap={k}"] = [
                 r if r["detail_temperature"] <= float(k) else _after(r, k) for r in rows
             ]
+    if any(r.get("detail_held_out") for r in rows):
+        for name, prefer in (("held-out, low T", None), ("held-out, matched", "matched")):
+            out[name] = [_chosen(r, prefer) for r in rows]
     return out
+
+
+def _chosen(row: dict, prefer: str | None) -> dict:
+    """The row as if its fit's detail temperature had been the one whose map scored best
+    on the held-out polygons (FinetuneResult.detail_held_out): ties go to ``prefer``,
+    then to the lowest temperature."""
+    held, by = row.get("detail_held_out"), row.get("after_by_temperature")
+    if not held or not by:
+        return row
+    temps = {
+        k: (row["detail_temperature"] if k == "matched" else float(k)) for k in held if k != "start"
+    }
+    best = max(held[k] for k in temps)
+    tied = sorted((k for k in temps if held[k] == best), key=lambda k: (k != prefer, temps[k]))
+    return row if tied[0] == "matched" else {**row, "after": by[tied[0]]}
 
 
 def _after(row: dict, key: str) -> dict:
