@@ -51,7 +51,9 @@ def write_card(model_path: Path, data: Path) -> Path:
     names = " | ".join(f"IoU {n}" for n in cfg.class_names)
     refined_label = f"CNN + RNN ({cfg.default_iterations} iterations{_then(cfg.detail_iterations)})"
     scenes_text = _scenes_section(t.get("multiscene"), model_path.parent / "scores_scenes.json")
-    scenes_text += _detail_section(t.get("detail_rnn"), model_path.parent / "scores_detail.json")
+    scenes_text += _detail_section(
+        t.get("detail_rnn"), model_path.parent / "scores_detail.json", cfg.detail_temperature
+    )
     text = f"""# Model card: {cfg.name}
 
 File: `{model_path.name}` (safetensors weights; the JSON config is embedded and
@@ -150,7 +152,7 @@ sanity checks, not statistics: on them the retrained model finds almost no build
     return text
 
 
-def _detail_section(record: dict | None, scores_path: Path) -> str:
+def _detail_section(record: dict | None, scores_path: Path, temperature: float = 1.0) -> str:
     """The detail RNN (dev/detail/train.py) and its scores with and without it."""
     if not record:
         return ""
@@ -174,7 +176,7 @@ grid (`python -m map_refiner.dev.detail.train`, Adam lr {record["lr"]}, {record[
 steps of {record["batch_size"]} patches of {record["patch_size"]} fine pixels, seed
 {record["seed"]}, {record["seconds"]} s on this CPU; every other weight unchanged): {areas},
 starting from {starts}. Where the model grid's map is at least 0.9 sure, the detail
-iterations keep its scores (predict.DETAIL_KEEPS_SURE).
+iterations keep its scores (predict.DETAIL_KEEPS_SURE).{_temperature(temperature)}
 """
     if not scores_path.exists():
         return text
@@ -201,6 +203,17 @@ loveda_0's right half holds no building: a few false building pixels take its Io
 from 100 to 0 at 99.97 % accuracy (docs/results_detail.md).
 """
     )
+
+
+def _temperature(temperature: float) -> str:
+    """The card's sentence on the model's detail temperature (none at 1)."""
+    if temperature == 1.0:
+        return ""
+    return f"""
+Before the detail iterations the model grid's scores are divided by the model's detail
+temperature, {temperature:g} (session 35: the starting maps of models that never saw a
+scene gain at 2 on every such scene measured, and the table below is made with it;
+docs/results_detail.md "Session 35")."""
 
 
 def _then(detail_iterations: int) -> str:

@@ -57,7 +57,9 @@ class ModelConfig:
     # sure-pixel rule, predict.detail_scores): a fine-tuned model is much surer of itself
     # than the maps its detail RNN learnt from, and the RNN moves sure scores less; a
     # fine-tune sets it so that its map is as often sure as its parent's
-    # (training/corrections/temperature.py). 1: as trained.
+    # (training/corrections/temperature.py). 1: as trained. The bundled default's is 2
+    # (session 35: starting maps on scenes its networks never saw gain at 2;
+    # docs/results_detail.md "Session 35").
     detail_temperature: float = 1.0
     class_specific: bool = True
     name: str = "map-refiner model"

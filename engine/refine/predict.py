@@ -282,7 +282,8 @@ def detail_scores(
     window, the image read there and normalised as for the model grid, then the
     scores resampled to the tile's input pixels. Where the model grid's map was at least
     DETAIL_KEEPS_SURE sure, its scores stay (:func:`keep_sure`). The upsampled scores are
-    first divided by the model's ``detail_temperature`` (1 but for fine-tuned models)."""
+    first divided by the model's ``detail_temperature`` (the bundled default's 2, a
+    fine-tuned model's matched to its parent's sureness)."""
     fine = detail.grids(grids)
     window = detail_window(grids, detail, tile)
     fx0, fy0, fx1, fy1 = window
@@ -291,7 +292,7 @@ def detail_scores(
     up_rows = axis_band(fy0, fy1, fine.model_height / mh, tile.my0, tile.my1, mh)
     up_cols = axis_band(fx0, fx1, fine.model_width / mw, tile.mx0, tile.mx1, mw)
     start = resample_window(heat, up_rows, up_cols)
-    if config.detail_temperature != 1.0:  # a fine-tuned model's (ModelConfig)
+    if config.detail_temperature != 1.0:  # ModelConfig.detail_temperature
         start = start / config.detail_temperature
     out = refine_more(model, img, start, detail.iterations, autocast)
     out = keep_sure(start, out, DETAIL_KEEPS_SURE)
