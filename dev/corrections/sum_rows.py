@@ -50,7 +50,8 @@ def summary(name: str, rows: list[dict]) -> str:
 
 def policies(rows: list[dict]) -> dict[str, list[dict]]:
     """The rows as each temperature policy would have made them (``after`` replaced)."""
-    keys = sorted({k for r in rows for k in (r.get("after_by_temperature") or {})}, key=float)
+    swept = [set(r["after_by_temperature"]) for r in rows if r.get("after_by_temperature")]
+    keys = sorted(set.intersection(*swept) if swept else set(), key=float)  # in every row
     out = {"matched": rows}
     for k in keys:
         out[f"T={k}"] = [_after(r, k) for r in rows]
