@@ -37,6 +37,9 @@ def test_a_map_made_surer_gets_the_temperature_that_undoes_it() -> None:
     assert matched_temperature(parent, 3 * parent) == pytest.approx(3.0, rel=0.02)
     assert matched_temperature(parent, parent * 0.5) == 1.0  # less sure: left alone
     assert matched_temperature(parent, parent, 2.0) == pytest.approx(2.0, rel=0.02)
+    # a parent trusted at 2 (the bundled models): a fit no surer keeps the parent's 2
+    assert matched_temperature(parent, parent * 0.5, 2.0) == 2.0
+    assert matched_temperature(parent, 3 * parent, 2.0) == pytest.approx(6.0, rel=0.02)
     t = matched_temperature(parent, 3 * parent)
     assert sure_share(3 * parent, t) == pytest.approx(sure_share(parent, 1.0), abs=0.01)
 
@@ -93,3 +96,33 @@ def test_an_adopted_fit_records_its_temperature(
         assert 1.0 <= cfg.detail_temperature <= 16.0
     else:
         assert cfg.detail_temperature == 1.0  # the parent's
+
+
+def test_the_held_out_polygons_scored_by_temperature_only_when_asked(
+    scene: dict, tmp_path: Path, monkeypatch
+) -> None:
+    """FitParams.record_detail_held_out (a study's diagnostic): an adopted fit of a model
+    with a detail pass scores the held-out polygons through it at each temperature."""
+    monkeypatch.setattr(finetune_module, "should_adopt", lambda base, tuned: True)
+    params = FitParams(steps=6, eval_every=2, flip_per_score=float("inf"))
+    args = (scene["fine"], corrections(tmp_path / "c.gpkg"))
+    plain = finetune_module.finetune(
+        *args, tmp_path / "a.safetensors", scene["model"], params, device="cpu"
+    )
+    assert plain.adopted and plain.detail_held_out is None
+    asked = finetune_module.finetune(
+        *args,
+        tmp_path / "b.safetensors",
+        scene["model"],
+        FitParams(steps=6, eval_every=2, flip_per_score=float("inf"), record_detail_held_out=True),
+        device="cpu",
+    )
+    scores = asked.detail_held_out
+    assert scores is not None
+    assert set(scores) == {"start", "1", "1.5", "2", "3", "matched"}
+    assert all(0.0 <= v <= 1.0 for v in scores.values())
+    # the diagnostic changes nothing the round keeps
+    assert (
+        load_model(asked.model)[1].detail_temperature
+        == load_model(plain.model)[1].detail_temperature
+    )

@@ -209,7 +209,9 @@ def run_scene(
                     LabelSource(gpkg, class_field="class", mode="sparse"),
                     model,
                     base_model=fit_from or base_model,
-                    params=replace(VARIANTS[variant], **(overrides or {})),
+                    params=replace(
+                        VARIANTS[variant], record_detail_held_out=True, **(overrides or {})
+                    ),
                     device="cpu",
                     overwrite=True,
                 )

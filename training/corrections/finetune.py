@@ -315,7 +315,12 @@ def finetune(
                 stage, now / parent_temperature, folds[0], steps_first, rep.sub(bar[1], bar[2])
             )
         steps, seconds = sum(f.steps for f in firsts), sum(f.seconds for f in firsts)
-        if adopted and net.detail_rnn is not None and config.detail_iterations > 0:
+        if (
+            adopted
+            and params.record_detail_held_out
+            and net.detail_rnn is not None
+            and config.detail_iterations > 0
+        ):
             # the held-out phase's networks (they never saw the held-out polygons): their
             # map through the detail pass at each temperature is judged below
             net.load_state_dict(firsts[0].state)

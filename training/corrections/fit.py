@@ -224,6 +224,10 @@ class FitParams:
     # moved onto the image's edges (snap_outlines.snapped_kept, as `map-refiner
     # snap-outlines` moves them), while the polygons a refine burns stay as drawn
     # (session 34: docs/results_corrections.md)
+    record_detail_held_out: bool = False  # an adopted fit of a model with a detail pass
+    # also scores the held-out polygons through it at several temperatures
+    # (FinetuneResult.detail_held_out): a study's diagnostic (session 35), a few detail
+    # passes over the polygons' crops that a user's round does not need
 
     def steps_on(self, device: torch.device) -> int:
         """The held-out phase's step count: a fixed number per kind of device, so that a
