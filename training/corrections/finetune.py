@@ -182,9 +182,11 @@ class FinetuneResult:
     fit_agreement: float | None = None  # a fit that passed the held-out check, with a
     # partner: the share of its changes the partner agreed with (partner_agreement, on
     # polygons of any classes; recorded, not a rule: session 34 collects it for one)
-    detail_held_out: dict[str, float] | None = None  # an adopted fit of a model with a
-    # detail pass: the held-out polygons' score on the detail grid by temperature
-    # (held_out_by_temperature; recorded, not yet a rule: session 35)
+    detail_held_out: dict[str, float] | None = None  # with FitParams.record_detail_held_out,
+    # a fit of a model with a detail pass that passed the held-out check: the held-out
+    # polygons' score on the detail grid by temperature (held_out_by_temperature; "matched"
+    # is the parent's temperature when the flip check then drops the fit). Session 35:
+    # it favours the lowest temperature on every scene, so it is recorded, not a rule
 
     @property
     def final_loss(self) -> float:  # what the CLI and the jobs print for every training
