@@ -18,7 +18,11 @@ from map_refiner.engine.modelfile.config import ModelConfig
 from map_refiner.engine.modelfile.io import load_model, save_model
 from map_refiner.training.corrections import finetune as finetune_module
 from map_refiner.training.corrections.fit import FitParams
-from map_refiner.training.corrections.temperature import matched_temperature, sure_share
+from map_refiner.training.corrections.temperature import (
+    margin_temperature,
+    matched_temperature,
+    sure_share,
+)
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +130,15 @@ def test_the_held_out_polygons_scored_by_temperature_only_when_asked(
         load_model(asked.model)[1].detail_temperature
         == load_model(plain.model)[1].detail_temperature
     )
+
+
+def test_the_margin_match_scales_with_the_fit_and_keeps_the_parents_floor() -> None:
+    """temperature.margin_temperature (FitParams.detail_temperature_by "margin"): the
+    parent's temperature times how much the fit scaled the median score margin."""
+    torch.manual_seed(0)
+    parent = torch.randn(2, 64, 64) * 2.5
+    assert margin_temperature(parent, 3 * parent) == pytest.approx(3.0, rel=0.01)
+    assert margin_temperature(parent, 3 * parent, 2.0) == pytest.approx(6.0, rel=0.01)
+    assert margin_temperature(parent, 0.5 * parent, 2.0) == 2.0  # less sure: the parent's
+    with pytest.raises(MapRefinerError, match="detail temperature match"):
+        FitParams(detail_temperature_by="entropy").check()

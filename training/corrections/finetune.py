@@ -58,7 +58,7 @@ from .fit import (
 )
 from .holdout import ADOPT_AT_LEAST, REFIT_SHARE, balanced_accuracy, fold_holdouts
 from .partner import partner_classes, partner_for
-from .temperature import matched_temperature
+from .temperature import fitted_temperature
 
 log = logging.getLogger(__name__)
 #: A fit that passed the held-out check is adopted only when it changes at most
@@ -352,8 +352,11 @@ def finetune(
                 adopted = False
                 temperature = config.detail_temperature  # as an adopted fit's, below
                 if params.detail_temperature and config.detail_iterations > 0:
-                    temperature = matched_temperature(
-                        fit.on_image(fit.base_scores), fit.on_image(settled), temperature
+                    temperature = fitted_temperature(
+                        params.detail_temperature_by,
+                        fit.on_image(fit.base_scores),
+                        fit.on_image(settled),
+                        temperature,
                     )
                 dropped = (copy.deepcopy(net.state_dict()), temperature)
                 net.load_state_dict(base_state)
@@ -394,8 +397,11 @@ def finetune(
         settled = fit.base_scores
     if adopted and params.detail_temperature and config.detail_iterations > 0:
         if detail is None or not detail.adopted:  # a fitted detail RNN learnt untempered maps
-            config.detail_temperature = matched_temperature(
-                fit.on_image(fit.base_scores), fit.on_image(settled), config.detail_temperature
+            config.detail_temperature = fitted_temperature(
+                params.detail_temperature_by,
+                fit.on_image(fit.base_scores),
+                fit.on_image(settled),
+                config.detail_temperature,
             )
     detail_held_out = None
     if first_scores is not None and net.detail_rnn is not None:

@@ -228,6 +228,9 @@ class FitParams:
     # also scores the held-out polygons through it at several temperatures
     # (FinetuneResult.detail_held_out): a study's diagnostic (session 35), a few detail
     # passes over the polygons' crops that a user's round does not need
+    detail_temperature_by: str = "sure_share"  # how an adopted fit's detail temperature is
+    # matched to its parent's: "sure_share" (temperature.matched_temperature) or "margin"
+    # (temperature.margin_temperature; session 35's trial)
 
     def steps_on(self, device: torch.device) -> int:
         """The held-out phase's step count: a fixed number per kind of device, so that a
@@ -237,6 +240,11 @@ class FitParams:
         return CPU_STEPS if device.type == "cpu" else GPU_STEPS
 
     def check(self) -> None:
+        if self.detail_temperature_by not in ("sure_share", "margin"):
+            raise MapRefinerError(
+                f"Unknown detail temperature match {self.detail_temperature_by!r}; "
+                "use sure_share or margin."
+            )
         if self.adapt not in ADAPT_MODES:
             raise MapRefinerError(
                 f"Unknown adapt mode {self.adapt!r}; use one of {', '.join(ADAPT_MODES)}."

@@ -27,6 +27,28 @@ def sure_share(scores: torch.Tensor, temperature: float, level: float = DETAIL_K
     return float((prob >= level).float().mean())
 
 
+def margin(scores: torch.Tensor) -> torch.Tensor:
+    """Each pixel's top score minus its second of ``(K, h, w)`` scores."""
+    top = torch.topk(scores.float(), 2, dim=0).values
+    return top[0] - top[1]
+
+
+def margin_temperature(
+    parent: torch.Tensor, fitted: torch.Tensor, parent_temperature: float = 1.0
+) -> float:
+    """The parent's temperature times how much the fit scaled the scores' median margin
+    (top score minus the second) over the window, at least the parent's and at most
+    MAX_TEMPERATURE: a measure of how much surer the fit made the map that does not
+    saturate where the parent is already sure of nearly every pixel (session 35: matching
+    the sure share there took 7-12)."""
+    floor = max(1.0, parent_temperature)
+    before = float(margin(parent).median())
+    if before <= 0:
+        return floor
+    ratio = float(margin(fitted).median()) / before
+    return round(min(MAX_TEMPERATURE, max(floor, parent_temperature * ratio)), 3)
+
+
 def matched_temperature(
     parent: torch.Tensor, fitted: torch.Tensor, parent_temperature: float = 1.0
 ) -> float:
@@ -49,3 +71,14 @@ def matched_temperature(
         else:
             hi = mid
     return round(hi, 3)
+
+
+#: How a fit's detail temperature may be matched to its parent's (FitParams.detail_temperature_by).
+MATCHES = {"sure_share": matched_temperature, "margin": margin_temperature}
+
+
+def fitted_temperature(
+    by: str, parent: torch.Tensor, fitted: torch.Tensor, parent_temperature: float
+) -> float:
+    """A fit's detail temperature, matched ``by`` one of MATCHES."""
+    return MATCHES[by](parent, fitted, parent_temperature)
