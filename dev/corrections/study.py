@@ -209,7 +209,7 @@ def run_scene(
                     LabelSource(gpkg, class_field="class", mode="sparse"),
                     model,
                     base_model=fit_from or base_model,
-                    params=replace(
+                    params=replace(  # the held-out diagnostic's time counts in finetune_s
                         VARIANTS[variant], record_detail_held_out=True, **(overrides or {})
                     ),
                     device="cpu",
