@@ -246,17 +246,15 @@ def finetune(
     feature_classes = corr.feature_classes()
     folds = fold_holdouts(feature_classes, params.seed, params.folds)
     held = sorted({f for fold in folds for f in fold})  # every polygon some fold held out
-    fine = (
-        load_fine_corrections(
-            image,
-            corr,
-            config,
-            list(bands) if bands else list(config.bands),
-            input_resolution_m,
-        )
-        if params.detail and folds and net.detail_rnn is not None
-        else None
+    read_fine = partial(  # the polygons' crops on the detail grid (fine_data)
+        load_fine_corrections,
+        image,
+        corr,
+        config,
+        list(bands) if bands else list(config.bands),
+        input_resolution_m,
     )
+    fine = read_fine() if params.detail and folds and net.detail_rnn is not None else None
     rep.report(0.05)
     partner = partner_for(net, config, params.anchor_partner)
     agree = None if partner is None else partner_classes(partner, corr.tile, config, dev)
@@ -407,14 +405,7 @@ def finetune(
     if first_scores is not None and net.detail_rnn is not None:
         detail_held_out = held_out_by_temperature(
             net.detail_rnn,
-            fine
-            or load_fine_corrections(
-                image,
-                corr,
-                config,
-                list(bands) if bands else list(config.bands),
-                input_resolution_m,
-            ),
+            fine or read_fine(),
             fit,
             first_scores,
             parent_temperature,

@@ -61,6 +61,7 @@ from ...engine.vocabulary import (
 )
 from ..tile import IGNORE, TrainingTile
 from .holdout import balanced_accuracy
+from .temperature import MATCHES
 
 #: What a fine-tune may change, and how many CNN layers stay frozen before it.
 ADAPT_MODES: dict[str, int] = {
@@ -240,10 +241,10 @@ class FitParams:
         return CPU_STEPS if device.type == "cpu" else GPU_STEPS
 
     def check(self) -> None:
-        if self.detail_temperature_by not in ("sure_share", "margin"):
+        if self.detail_temperature_by not in MATCHES:
             raise MapRefinerError(
                 f"Unknown detail temperature match {self.detail_temperature_by!r}; "
-                "use sure_share or margin."
+                f"use {' or '.join(MATCHES)}."
             )
         if self.adapt not in ADAPT_MODES:
             raise MapRefinerError(
