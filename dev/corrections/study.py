@@ -157,8 +157,12 @@ def run_scene(
     fit_from: Path | None = None,
     drawing: str = "traced",
     temperatures: Sequence[float] = (),
+    keep_models: Path | None = None,
 ) -> None:
-    """``temperatures``: an adopted fit's map also made with each of these detail
+    """``keep_models``: each adopted fit's model file copied there as
+    ``<scene>_<user>_<k>_<variant>_seed<S>.safetensors`` (with its JSON), for probes that
+    refine the fitted networks again another way (dev/detail/rule_probe.py);
+    ``temperatures``: an adopted fit's map also made with each of these detail
     temperatures (0: no detail pass), row field ``after_by_temperature``; ``fit_from``:
     fine-tune that model instead of ``base_model`` on the polygons drawn on
     ``base_model``'s errors (a user who refined with one model and fits another);
@@ -287,6 +291,8 @@ def run_scene(
                     )
                 if keep_maps is not None:  # for studies of the maps a check could see
                     save_maps(keep_maps, row, pred, fitted, drawn)
+                if keep_models is not None and row["adopted"]:
+                    keep_model(keep_models, row, model)
                 append_row(rows, row)
 
 
@@ -316,6 +322,17 @@ def save_maps(folder: Path, row: dict, pred: np.ndarray, fitted: np.ndarray, dra
         drawn=labels,
         row=json.dumps(row),
     )
+    return out
+
+
+def keep_model(folder: Path, row: dict, model: Path) -> Path:
+    """The round's fitted model file and its JSON config copied into ``folder`` as
+    ``<scene>_<user>_<k>_<variant>_seed<S>.safetensors`` (and ``.json``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    seed = int(row["overrides"].get("seed", 0))
+    out = folder / f"{row['scene']}_{row['user']}_{row['k']}_{row['variant']}_seed{seed}.safetensors"
+    shutil.copy(model, out)
+    shutil.copy(model.with_suffix(".json"), out.with_suffix(".json"))
     return out
 
 
@@ -472,6 +489,11 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated detail temperatures an adopted fit's map is also made with "
         "(0: no detail pass; row field after_by_temperature)",
     )
+    ap.add_argument(
+        "--keep-models",
+        type=Path,
+        help="also copy each adopted fit's model file here (keep_model)",
+    )
     a = ap.parse_args(argv)
     if a.model is not None and not any(x.startswith("anchor_partner=") for x in a.set):
         print(
@@ -502,6 +524,7 @@ def main(argv: list[str] | None = None) -> int:
             fit_from=a.fit_from,
             drawing=a.drawing,
             temperatures=[float(t) for t in a.temperatures.split(",") if t],
+            keep_models=a.keep_models,
         )
     return 0
 
