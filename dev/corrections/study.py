@@ -330,7 +330,8 @@ def keep_model(folder: Path, row: dict, model: Path) -> Path:
     ``<scene>_<user>_<k>_<variant>_seed<S>.safetensors`` (and ``.json``)."""
     folder.mkdir(parents=True, exist_ok=True)
     seed = int(row["overrides"].get("seed", 0))
-    out = folder / f"{row['scene']}_{row['user']}_{row['k']}_{row['variant']}_seed{seed}.safetensors"
+    name = f"{row['scene']}_{row['user']}_{row['k']}_{row['variant']}_seed{seed}"
+    out = folder / f"{name}.safetensors"
     shutil.copy(model, out)
     shutil.copy(model.with_suffix(".json"), out.with_suffix(".json"))
     return out
