@@ -11,7 +11,9 @@ A rule is a ``+``-joined list of:
   grid map's class outlines (pixels farther from them keep the model grid's scores);
 - ``keepT``: the sure-pixel rule (predict.DETAIL_KEEPS_SURE) judged at temperature T
   instead of the detail temperature (``keep2``: a fit's pixels kept as its parent's
-  temperature would keep them).
+  temperature would keep them); ``keepown``: judged at the model's own detail temperature
+  (with ``tT``: the scores the detail RNN sees divided by T, the pixels it may change
+  those the model's own temperature leaves unsure).
 
     python -m map_refiner.dev.detail.rule_probe --models 'out/s36/models/own_traced/*.safetensors' \
         --rules as_is,band1,band2,band4 --json out/s36/rules_own_traced.json
@@ -21,6 +23,7 @@ A rule is a ``+``-joined list of:
 from __future__ import annotations
 
 import argparse
+import copy
 import glob
 import json
 import tempfile
@@ -32,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from ...engine.modelfile.io import load_model, save_model
+from ...engine.networks.models import MapRefinerNet
 from ...engine.refine import predict
 from ..corrections.scenes import scenes
 from ..corrections.study import ROOT, iou, refine
@@ -48,11 +52,18 @@ START_SCENES = (
 )
 
 
+#: ``keep`` at the model's own detail temperature (``keepown``).
+OWN = -1.0
+
+
 def parse_rule(rule: str) -> dict[str, float]:
     """``t2+band2`` -> {"t": 2.0, "band": 2.0}; ``as_is`` -> {}."""
     out: dict[str, float] = {}
     for part in rule.split("+"):
         if part == "as_is":
+            continue
+        if part == "keepown":
+            out["keep"] = OWN
             continue
         for key in ("band", "keep", "t"):
             if part.startswith(key):
@@ -106,11 +117,24 @@ def detail_rule(rule: dict[str, float]) -> Iterator[dict[str, float]]:
         predict.detail_scores, predict.keep_sure = original_scores, original_keep
 
 
-def score(image: Path, model: Path | None, rule: dict[str, float], ref, work: Path) -> float:
-    """Building IoU (%) of the right half of ``model``'s refine of ``image`` under ``rule``."""
-    if "t" in rule:
-        net, config = load_model(model, "cpu")
-        config.detail_temperature = rule["t"]
+def score(
+    image: Path,
+    model: Path | None,
+    rule: dict[str, float],
+    ref,
+    work: Path,
+    detail_from: MapRefinerNet | None = None,
+) -> float:
+    """Building IoU (%) of the right half of ``model``'s refine of ``image`` under ``rule``
+    (``detail_from``: with that network's detail RNN instead of the model's own)."""
+    net, config = load_model(model, "cpu")
+    if rule.get("keep") == OWN:
+        rule = {**rule, "keep": config.detail_temperature}
+    if "t" in rule or detail_from is not None:
+        if "t" in rule:
+            config.detail_temperature = rule["t"]
+        if detail_from is not None:
+            net.detail_rnn = copy.deepcopy(detail_from.detail_rnn)
         model = save_model(net, config, work / "tempered.safetensors", overwrite=True)
     with detail_rule(rule):
         pred, _ = refine(image, work / "map.tif", model)
@@ -126,6 +150,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", type=Path, default=None, help="with --starts (default: bundled)")
     ap.add_argument("--scenes", default=",".join(START_SCENES), help="with --starts")
     ap.add_argument("--rules", default="as_is,band1,band2,band4")
+    ap.add_argument(
+        "--detail-from",
+        type=Path,
+        default=None,
+        help="every model refined with this model's detail RNN instead of its own "
+        "(its temperature kept; the rows' keys get the donor's name)",
+    )
     ap.add_argument("--json", type=Path, required=True)
     a = ap.parse_args(argv)
     from osgeo import gdal
@@ -145,16 +176,18 @@ def main(argv: list[str] | None = None) -> int:
     rules = a.rules.split(",")
     rows = json.loads(a.json.read_text()) if a.json.exists() else {}
     totals = dict.fromkeys(rules, 0.0)
+    donor = None if a.detail_from is None else load_model(a.detail_from, "cpu")[0]
+    tag = "" if a.detail_from is None else f"@{a.detail_from.stem}"
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
         work = Path(tmp)
         for name, model in jobs:
             scene = all_scenes[name]
             ref = gdal.Open(str(scene.reference)).ReadAsArray() > 0
-            key = f"{name}:{model.name if model else 'bundled'}"
+            key = f"{name}:{model.name if model else 'bundled'}{tag}"
             row = rows.setdefault(key, {})
             for rule in rules:
                 if rule not in row:
-                    row[rule] = score(scene.image, model, parse_rule(rule), ref, work)
+                    row[rule] = score(scene.image, model, parse_rule(rule), ref, work, donor)
                     a.json.write_text(json.dumps(rows, indent=1))
                 totals[rule] += row[rule]
             print(key, " ".join(f"{r}={row[r]}" for r in rules), flush=True)
