@@ -32,6 +32,7 @@ from ...engine.refine.refine_pass import open_pass
 from ...engine.refine.tiling import lattice_tiles
 from ..corrections.scenes import scenes
 from ..corrections.study import iou, refine
+from .choice_probe import save_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The windows ``building_maps`` samples: up to WINDOWS x WINDOWS of SIDE_M metres a side.
@@ -114,9 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             row["product_agreement"] = None if product is None else round(100 * product, 2)
         result[key] = row
         print(key, row, flush=True)
-        tmp = a.json.with_name(a.json.name + ".partial")
-        tmp.write_text(json.dumps(result, indent=1))
-        tmp.replace(a.json)
+        save_rows(a.json, result)
     return 0
 
 

@@ -59,6 +59,14 @@ def features(image: Path, probs: np.ndarray, building: int, res_m: float) -> dic
     }
 
 
+def save_rows(path: Path, rows: dict) -> None:
+    """``rows`` written to the JSON file ``path`` whole or not at all (a probe resumes
+    from it)."""
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(rows, indent=1))
+    tmp.replace(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pair", action="append", required=True, help="SCENE:MODEL,MODEL,...")
@@ -88,9 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             row["scene"], row["model"] = name, str(m)
             result[key] = row
             print(key, row, flush=True)
-            tmp = a.json.with_name(a.json.name + ".partial")
-            tmp.write_text(json.dumps(result, indent=1))
-            tmp.replace(a.json)
+            save_rows(a.json, result)
     return 0
 
 
