@@ -221,8 +221,9 @@ def run_scene(
                 )
                 seconds = time.perf_counter() - t0
                 fitted, fitted_probs = refine(scene.image, work / "after.tif", model)
-                allowance = flip_allowance(res.tuned_score, res.sure_ratio)
-                dropped = res.adopted and (res.flip_ratio or 0.0) > allowance
+                dropped = flip_dropped(
+                    res.adopted, res.flip_ratio, res.tuned_score, res.sure_ratio, overrides
+                )
                 after = _burned(pred, drawn) if dropped else fitted
                 pixels = sum(int(m.sum()) for m, _ in drawn)
                 honoured = sum(int((after[m] == bool(c)).sum()) for m, c in drawn) / max(1, pixels)
@@ -294,6 +295,26 @@ def run_scene(
                 if keep_models is not None and row["adopted"]:
                     keep_model(keep_models, row, model)
                 append_row(rows, row)
+
+
+def flip_dropped(
+    passed: bool,
+    flip_ratio: float | None,
+    tuned_score: float | None,
+    sure_ratio: float | None,
+    overrides: dict | None = None,
+) -> bool:
+    """Whether the product's flip check drops a fit the study ran without it (_RECORD),
+    judged with the study's FitParams overrides (``--set flip_sure_ratio=0.85`` is the
+    fine-tune's rule in that study; until session 36 the study judged with the defaults)."""
+    judge = replace(
+        FitParams(),
+        **{
+            k: v for k, v in (overrides or {}).items() if k in ("flip_per_score", "flip_sure_ratio")
+        },
+    )
+    allowance = flip_allowance(tuned_score, sure_ratio, judge.flip_per_score, judge.flip_sure_ratio)
+    return passed and (flip_ratio or 0.0) > allowance
 
 
 def append_row(rows: Path, row: dict) -> None:
