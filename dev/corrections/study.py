@@ -333,8 +333,7 @@ def save_maps(folder: Path, row: dict, pred: np.ndarray, fitted: np.ndarray, dra
     labels = np.zeros(pred.shape, np.uint8)
     for m, c in drawn:
         labels[m] = 2 if c else 1
-    seed = int(row["overrides"].get("seed", 0))
-    out = folder / f"{row['scene']}_{row['user']}_{row['k']}_{row['variant']}_seed{seed}.npz"
+    out = folder / f"{round_name(row)}.npz"
     np.savez_compressed(
         out,
         shape=np.array(pred.shape),
@@ -346,13 +345,17 @@ def save_maps(folder: Path, row: dict, pred: np.ndarray, fitted: np.ndarray, dra
     return out
 
 
+def round_name(row: dict) -> str:
+    """A round's file name stem: ``<scene>_<user>_<k>_<variant>_seed<S>``."""
+    seed = int(row["overrides"].get("seed", 0))
+    return f"{row['scene']}_{row['user']}_{row['k']}_{row['variant']}_seed{seed}"
+
+
 def keep_model(folder: Path, row: dict, model: Path) -> Path:
     """The round's fitted model file and its JSON config copied into ``folder`` as
     ``<scene>_<user>_<k>_<variant>_seed<S>.safetensors`` (and ``.json``)."""
     folder.mkdir(parents=True, exist_ok=True)
-    seed = int(row["overrides"].get("seed", 0))
-    name = f"{row['scene']}_{row['user']}_{row['k']}_{row['variant']}_seed{seed}"
-    out = folder / f"{name}.safetensors"
+    out = folder / f"{round_name(row)}.safetensors"
     shutil.copy(model, out)
     shutil.copy(model.with_suffix(".json"), out.with_suffix(".json"))
     return out
