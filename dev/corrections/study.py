@@ -14,6 +14,7 @@ appended to a JSON-lines file as they finish, so a run can be resumed.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import shutil
 import tempfile
@@ -23,6 +24,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 from osgeo import gdal
 
 from ...engine.modelfile.config import ModelConfig
@@ -307,11 +309,8 @@ def flip_dropped(
     """Whether the product's flip check drops a fit the study ran without it (_RECORD),
     judged with the study's FitParams overrides (``--set flip_sure_ratio=0.85`` is the
     fine-tune's rule in that study; until session 36 the study judged with the defaults)."""
-    judge = replace(
-        FitParams(),
-        **{
-            k: v for k, v in (overrides or {}).items() if k in ("flip_per_score", "flip_sure_ratio")
-        },
+    judge = FitParams(
+        **{k: v for k, v in (overrides or {}).items() if k in ("flip_per_score", "flip_sure_ratio")}
     )
     allowance = flip_allowance(tuned_score, sure_ratio, judge.flip_per_score, judge.flip_sure_ratio)
     return passed and (flip_ratio or 0.0) > allowance
@@ -417,11 +416,25 @@ def by_temperature(
         if t <= 0:
             fitted, _ = refine(image, work / "after_t.tif", model, detail_iterations=0)
         else:
-            config.detail_temperature = float(t)
-            tempered = save_model(net, config, work / "tempered.safetensors", overwrite=True)
-            fitted, _ = refine(image, work / "after_t.tif", tempered)
+            fitted, _ = refine(image, work / "after_t.tif", detail_variant(model, work, t))
         out[f"{t:g}"] = round(100 * iou(fitted[:, half:], ref[:, half:]), 2)
     return out
+
+
+def detail_variant(
+    model: Path | None,
+    work: Path,
+    temperature: float | None = None,
+    detail_rnn: torch.nn.Module | None = None,
+) -> Path:
+    """A copy of ``model`` (None: the bundled one) in ``work`` whose detail pass divides by
+    ``temperature`` and runs ``detail_rnn`` (None: the model's own), to refine again."""
+    net, config = load_model(model, "cpu")
+    if temperature is not None:
+        config.detail_temperature = float(temperature)
+    if detail_rnn is not None:
+        net.detail_rnn = copy.deepcopy(detail_rnn)
+    return save_model(net, config, work / "detail_variant.safetensors", overwrite=True)
 
 
 def _burned(pred: np.ndarray, drawn: list) -> np.ndarray:

@@ -57,13 +57,10 @@ def building_maps(image: Path, model: Path) -> list[np.ndarray]:
 def agreement(first: list[np.ndarray], second: list[np.ndarray]) -> float | None:
     """Building IoU of two models' maps over the same windows (valid pixels of both);
     None where neither finds a building."""
-    both = union = 0
-    for a, b in zip(first, second):
-        valid = (a >= 0) & (b >= 0)
-        a, b = (a == 1) & valid, (b == 1) & valid
-        both += int((a & b).sum())
-        union += int((a | b).sum())
-    return both / union if union else None
+    valid = [(a >= 0) & (b >= 0) for a, b in zip(first, second)]
+    a = np.concatenate([(m == 1)[v] for m, v in zip(first, valid)])
+    b = np.concatenate([(m == 1)[v] for m, v in zip(second, valid)])
+    return iou(a, b) if (a | b).any() else None
 
 
 def main(argv: list[str] | None = None) -> int:

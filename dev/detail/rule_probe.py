@@ -23,7 +23,6 @@ A rule is a ``+``-joined list of:
 from __future__ import annotations
 
 import argparse
-import copy
 import glob
 import json
 import tempfile
@@ -34,11 +33,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ...engine.modelfile.io import load_model, save_model
+from ...engine.modelfile.header import DEFAULT_MODEL_PATH, read_model_config
+from ...engine.modelfile.io import load_model
 from ...engine.networks.models import MapRefinerNet
 from ...engine.refine import predict
 from ..corrections.scenes import scenes
-from ..corrections.study import ROOT, iou, refine
+from ..corrections.study import ROOT, detail_variant, iou, refine
 
 #: The shared scenes a starting model is probed on (Rio has no detail pass).
 START_SCENES = (
@@ -127,15 +127,12 @@ def score(
 ) -> float:
     """Building IoU (%) of the right half of ``model``'s refine of ``image`` under ``rule``
     (``detail_from``: with that network's detail RNN instead of the model's own)."""
-    net, config = load_model(model, "cpu")
     if rule.get("keep") == OWN:
-        rule = {**rule, "keep": config.detail_temperature}
+        own = read_model_config(model or DEFAULT_MODEL_PATH).detail_temperature
+        rule = {**rule, "keep": own}
     if "t" in rule or detail_from is not None:
-        if "t" in rule:
-            config.detail_temperature = rule["t"]
-        if detail_from is not None:
-            net.detail_rnn = copy.deepcopy(detail_from.detail_rnn)
-        model = save_model(net, config, work / "tempered.safetensors", overwrite=True)
+        donor = None if detail_from is None else detail_from.detail_rnn
+        model = detail_variant(model, work, rule.get("t"), donor)
     with detail_rule(rule):
         pred, _ = refine(image, work / "map.tif", model)
     half = ref.shape[1] // 2
