@@ -219,8 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model",
         type=_model_file,
-        help="model file, or a bundled model: default (the default) or general (drones, "
-        "satellites and other sensors unlike Austin's aerial photos)",
+        help="model file, or a bundled model: default (best on aerial photos like those it "
+        "learnt from) or general (drones, satellites and other sensors unlike them); none "
+        "named: the bundled model chosen for the image (the default where the image looks "
+        "like one of the default model's training scenes, else the general; the choice is "
+        "printed)",
     )
     p.add_argument(
         "--iterations",
@@ -399,7 +402,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image", type=Path)
     _label_args(p, default_mode="sparse")
     p.add_argument(
-        "--model", type=_model_file, help="base model: a file, default (the default) or general"
+        "--model",
+        type=_model_file,
+        help="base model: a file, default or general (none named: the bundled model chosen "
+        "for the image, as refine chooses it)",
     )
     p.add_argument("--out", type=Path, required=True, help="new model file (.safetensors)")
     p.add_argument(

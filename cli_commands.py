@@ -45,6 +45,7 @@ def _refine(a: argparse.Namespace) -> int:
         prior_keep=a.prior_keep,
         detail_iterations=a.detail_iterations,
         detail_resolution_m=a.detail_resolution,
+        choose_model=a.model is None,  # the bundled model chosen for the image
     )
     if a.detail_resolution is not None and a.detail_iterations == 0:
         raise MapRefinerError("--detail-resolution needs --detail-iterations N (N of 1 or more).")
@@ -61,6 +62,8 @@ def _refine(a: argparse.Namespace) -> int:
         f"wrote {res.out} ({res.iterations} iterations, {res.tiles} tiles, {res.device}, "
         f"{res.seconds:.1f} s{kept})"
     )
+    if res.model_note:
+        print(f"model: {res.model_note}")
     if res.prior_note:
         print(f"prior: {res.prior_note}")
     return 0
@@ -92,6 +95,8 @@ def _refine_on_cluster(a: argparse.Namespace, params: RefineParams) -> int:
         f"blocks, {len(run.computed)} computed, {resumed} resumed, {res.device}, "
         f"{res.seconds:.1f} s)"
     )
+    if res.model_note:
+        print(f"model: {res.model_note}")
     return 0
 
 
@@ -191,6 +196,7 @@ def _finetune(a: argparse.Namespace) -> int:
         overwrite=a.overwrite,
         allow_large=a.allow_large,
         progress=ProgressBar("finetune"),
+        choose_base=a.model is None,  # the bundled model chosen for the image
     )
     print(f"wrote {res.model} ({res.steps} steps, {res.seconds:.0f} s on {res.device})")
     print(res.message)

@@ -23,11 +23,18 @@ from .jobs.refine_job import (
     RefineJob,
     RefineOutcome,
     add_refine_result,
+    as_named,
     keep_iteration_job,
     run_refine,
 )
 from .jobs.tasks import EngineTask
-from .jobs.training_jobs import FinetuneJob, TrainCoarseJob, run_finetune, run_train_coarse
+from .jobs.training_jobs import (
+    FinetuneJob,
+    TrainCoarseJob,
+    round_parent,
+    run_finetune,
+    run_train_coarse,
+)
 from .jobs.vectorize_job import ClassMap, VectorizeJob, add_vectorize_result, run_vectorize
 from .layers import MODEL_KEY, remove_layers
 from .messages import show_error, show_success, show_warning
@@ -240,7 +247,7 @@ class Controller:
                 result.model,
                 name,
                 job.image,
-                job.base_model,
+                round_parent(job, result),
                 result.adopted,
                 result.tuned_score,
                 result.base_score,
@@ -389,6 +396,7 @@ class Controller:
 
     def _refined(self, job: RefineJob, task: EngineTask, outcome: RefineOutcome) -> None:
         self._done(task)
+        job, outcome = as_named(job, outcome)  # the bundled model the refine chose, named
         result = outcome.result
         classmap = ClassMap(result.out, result.class_names, result.colours, result.scores)
         self.refined[job.params.image] = classmap
@@ -408,6 +416,8 @@ class Controller:
                 f"Refined {job.source_name} in {result.seconds:.1f} s on {result.device} "
                 f"→ {result.out}"
             )
+        if result.model_note:
+            text += f"; {result.model_note}"
         if result.prior_note:
             text += f"; prior map {result.prior_note}"
         if not job.show_iterations:

@@ -17,6 +17,14 @@ def unique_path(path: Path) -> Path:
     return candidate
 
 
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name the same file (False when either cannot be resolved)."""
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
+
+
 def is_writable_folder(folder: Path) -> bool:
     """Writable, and not marked read-only (root may write anywhere; data folders say no)."""
     try:

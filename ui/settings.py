@@ -15,7 +15,8 @@ PREFIX = "map_refiner/"
 
 @dataclass
 class DialogDefaults:
-    """What the dialog restores when it opens; empty model_path = bundled model."""
+    """What the dialog restores when it opens; empty model_path = the bundled model chosen
+    for the image (ModelChooser.remembered)."""
 
     model_path: str = ""
     iterations: int = -1  # -1: the model's own default

@@ -18,6 +18,13 @@ A rule is a ``+``-joined list of:
     python -m map_refiner.dev.detail.rule_probe --models 'out/s36/models/own_traced/*.safetensors' \
         --rules as_is,band1,band2,band4 --json out/s36/rules_own_traced.json
     python -m map_refiner.dev.detail.rule_probe --starts --rules as_is,band2 --json J
+
+``--agreement`` also records, without the reference, how far each rule's detail pass
+moves the map from the model grid's own (the same model refined with the detail pass
+off): per rule ``RULE@agree``, the building IoU (%) of the two maps over the whole image,
+and ``RULE@share``, the building share (%) of the rule's map; per model ``off``, the
+right half's building IoU with the detail pass off, and ``off@share``. A label-free
+signal for choosing a fitted model's detail temperature (session 37).
 """
 
 from __future__ import annotations
@@ -127,6 +134,22 @@ def score(
 ) -> float:
     """Building IoU (%) of the right half of ``model``'s refine of ``image`` under ``rule``
     (``detail_from``: with that network's detail RNN instead of the model's own)."""
+    return right_half_iou(refined(image, model, rule, work, detail_from), ref)
+
+
+def right_half_iou(pred, ref) -> float:
+    half = ref.shape[1] // 2
+    return round(100 * iou(pred[:, half:], ref[:, half:]), 2)
+
+
+def refined(
+    image: Path,
+    model: Path | None,
+    rule: dict[str, float],
+    work: Path,
+    detail_from: MapRefinerNet | None = None,
+):
+    """The building mask of ``model``'s refine of ``image`` under ``rule``."""
     if rule.get("keep") == OWN:
         own = read_model_config(model or DEFAULT_MODEL_PATH).detail_temperature
         rule = {**rule, "keep": own}
@@ -135,8 +158,25 @@ def score(
         model = detail_variant(model, work, rule.get("t"), donor)
     with detail_rule(rule):
         pred, _ = refine(image, work / "map.tif", model)
-    half = ref.shape[1] // 2
-    return round(100 * iou(pred[:, half:], ref[:, half:]), 2)
+    return pred
+
+
+def agreement_rows(
+    row: dict, image: Path, model: Path | None, rules: list[str], ref, work: Path, donor
+) -> None:
+    """Fill ``row`` with the label-free figures of ``--agreement`` (see the module's
+    docstring) for the rules it lacks them for."""
+    if all(f"{r}@agree" in row for r in rules) and "off" in row:
+        return
+    off, _ = refine(image, work / "off.tif", model, detail_iterations=0)
+    row["off"] = right_half_iou(off, ref)
+    row["off@share"] = round(100 * float(off.mean()), 2)
+    for rule in rules:
+        if f"{rule}@agree" in row:
+            continue
+        pred = refined(image, model, parse_rule(rule), work, donor)
+        row[f"{rule}@agree"] = round(100 * iou(pred, off), 2)
+        row[f"{rule}@share"] = round(100 * float(pred.mean()), 2)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,6 +193,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="every model refined with this model's detail RNN instead of its own "
         "(its temperature kept; the rows' keys get the donor's name)",
+    )
+    ap.add_argument(
+        "--agreement",
+        action="store_true",
+        help="also record each rule's map against the model grid's own (no reference used)",
     )
     ap.add_argument("--json", type=Path, required=True)
     a = ap.parse_args(argv)
@@ -187,7 +232,12 @@ def main(argv: list[str] | None = None) -> int:
                     row[rule] = score(scene.image, model, parse_rule(rule), ref, work, donor)
                     a.json.write_text(json.dumps(rows, indent=1))
                 totals[rule] += row[rule]
-            print(key, " ".join(f"{r}={row[r]}" for r in rules), flush=True)
+            if a.agreement:
+                agreement_rows(row, scene.image, model, rules, ref, work, donor)
+                a.json.write_text(json.dumps(rows, indent=1))
+            shown = [k for k in row if k in rules or (a.agreement and k.split("@")[0] in rules)]
+            shown += ["off", "off@share"] if a.agreement else []
+            print(key, " ".join(f"{k}={row[k]}" for k in shown), flush=True)
     print("sum", " ".join(f"{r}={v:.1f}" for r, v in totals.items()))
     return 0
 

@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import MapRefinerError
 from ..progress import CancelFn, ProgressFn, Reporter, make_reporter
 from ..refine.params import RefineParams, RefineResult
-from ..refine.pipeline import check_outputs, map_description, open_refine_pass
+from ..refine.pipeline import check_outputs, chosen_model, map_description, open_refine_pass
 from ..refine.refine_pass import RefinePass
 from . import assemble, parts
 from .block import refine_block
@@ -65,6 +65,7 @@ def refine_on_cluster(
     check_supported(params, options)
     import_distributed()  # before anything is written
     check_outputs(params, options.out_format == "vrt")
+    params, choice = chosen_model(params)  # the workers get the file chosen, by name
     job, p = plan_job(params, options.block_tiles)
     params = job.params
     parts.check_folder(job.parts, options.resume, params.overwrite)
@@ -103,6 +104,8 @@ def refine_on_cluster(
         (p.grids.model_width, p.grids.model_height),
         params.coarse,
         p.kept.features if p.kept is not None else 0,
+        model_path=params.model_path,
+        model_note=choice.note if choice is not None else "",
     )
     return ClusterRun(result, len(job.blocks), todo, records, assemble_s)
 

@@ -73,6 +73,10 @@ class RefineParams:
     # model's); None: the model's own (ModelConfig.detail_iterations) on imagery at least
     # tiling.DETAIL_AUTO_FINER times finer than its grid, else none
     detail_resolution_m: float | None = None  # that grid's pixel size instead
+    choose_model: bool = False  # with no model_path and no prior: the bundled model chosen
+    # for the image by its look (model_choice.choose_bundled: the default model on imagery
+    # like its training scenes, else the general one); False: the bundled default model.
+    # What the CLI, the dialog and Processing do when the user names no model
 
 
 def describe_map(
@@ -119,3 +123,7 @@ class RefineResult:
     # the image's edges say the model may misread this imagery (a move undone, or the
     # prior kept as drawn; the note says which): the dialog and Processing warn
     prior_misread: bool = False
+    model_path: Path | None = None  # the model file the refine used (None: the bundled
+    # default model, named by no one)
+    model_note: str = ""  # which bundled model was chosen for the image and why ("" when
+    # none was chosen: RefineParams.choose_model)

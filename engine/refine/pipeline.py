@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Union
 
@@ -25,6 +25,7 @@ from ..rasters.files import check_output_path
 from ..rasters.group import WriterGroup, writer_group
 from ..rasters.write import CLASS_NODATA, RefinedWriter, refined_writer
 from .memory import bounded_memory, release_free_memory
+from .model_choice import ModelChoice, choose_bundled
 from .params import KeepIterations, RefineParams, RefineResult, describe_map
 from .predict import classes_and_probs
 from .prior import (
@@ -59,6 +60,7 @@ def refine_raster(
     rep = make_reporter(progress, is_cancelled)
     image, out = Path(params.image), Path(params.out)
     check_outputs(params)
+    params, choice = chosen_model(params, model is not None)
     p = open_refine_pass(params, model)
     d = p.detail
     check_work(
@@ -208,7 +210,24 @@ def refine_raster(
         support,
         reshape,
         warn,
+        params.model_path,
+        choice.note if choice is not None else "",
     )
+
+
+def chosen_model(
+    params: RefineParams, model_given: bool = False
+) -> tuple[RefineParams, ModelChoice | None]:
+    """``params`` with the bundled model chosen for the image when they ask for one
+    (RefineParams.choose_model) and name no model, prior or loaded ``model``; and the
+    choice (None: none made)."""
+    if not params.choose_model or params.model_path is not None or params.prior is not None:
+        return params, None
+    if model_given:
+        return params, None
+    choice = choose_bundled(Path(params.image), params.bands, params.input_resolution_m)
+    log.info("model: %s", choice.note)
+    return replace(params, model_path=choice.path), choice
 
 
 def open_refine_pass(

@@ -417,21 +417,30 @@ def test_detail_iterations_on_imagery_near_the_model_grid(
 
 
 def test_chosen_model_for_refine_and_finetune() -> None:
-    """Both algorithms read MODEL and BUNDLED through chosen_model; BUNDLED offers
-    every bundled model, the default first."""
+    """Both algorithms read MODEL and BUNDLED through chosen_model and
+    chooses_for_image; BUNDLED offers every bundled model, the default first, then the
+    model chosen for the image, its default."""
     from map_refiner.engine.modelfile.header import BUNDLED_MODELS, GENERAL_MODEL_PATH
     from map_refiner.ui.processing.common import (
         bundled_model_parameter,
         bundled_names,
+        chooses_for_image,
         chosen_model,
     )
 
     assert chosen_model("", 0) == ""  # the default (or the snap model with a prior)
     assert chosen_model("", 1) == str(GENERAL_MODEL_PATH)
     assert chosen_model("mine.safetensors", 1) == "mine.safetensors"
+    chosen = len(BUNDLED_MODELS)
+    assert chosen_model("", chosen) == "" and chooses_for_image("", chosen)
+    assert not chooses_for_image("mine.safetensors", chosen)
+    assert not chooses_for_image("", 0) and not chooses_for_image("", 1)
     assert bundled_names()[0] == "default" and set(bundled_names()) == set(BUNDLED_MODELS)
-    options = bundled_model_parameter().options()
-    assert len(options) == len(BUNDLED_MODELS) and options[1].startswith("general")
+    parameter = bundled_model_parameter()
+    options = parameter.options()
+    assert len(options) == len(BUNDLED_MODELS) + 1 and options[1].startswith("general")
+    assert options[chosen].startswith("chosen for the image")
+    assert parameter.defaultValue() == chosen
 
 
 def _refined_from_itself(image: Path, model: Path, out: Path) -> dict:

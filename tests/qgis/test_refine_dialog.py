@@ -8,7 +8,7 @@ import pytest
 from qgis.core import QgsRasterLayer, QgsVectorLayer
 
 from map_refiner.engine.errors import MapRefinerError
-from map_refiner.engine.modelfile.header import GENERAL_MODEL_PATH
+from map_refiner.engine.modelfile.header import DEFAULT_MODEL_PATH, GENERAL_MODEL_PATH
 from map_refiner.ui.dialog.dialog import MapRefinerDialog
 from map_refiner.ui.jobs.refine_job import build_refine_job
 from map_refiner.ui.settings import DialogDefaults, load_defaults, save_defaults
@@ -60,11 +60,27 @@ def test_output_goes_beside_a_saved_project(
     assert Path(dialog.output_widget.filePath()) == folder / "scene_refined.tif"
 
 
-def test_bundled_model_means_no_model_path(rgb_layer, qgis_new_project) -> None:  # noqa: ANN001
+def test_the_model_chosen_for_the_image_is_the_dialog_s_first_choice(
+    rgb_layer, qgis_new_project
+) -> None:  # noqa: ANN001
+    """Opened afresh, the dialog leaves the bundled model to the image's look (the
+    engine chooses: RefineParams.choose_model); the bundled default is a choice of its
+    own, and each is remembered as itself."""
     dialog = _dialog(qgis_new_project, rgb_layer)
-    assert dialog.model.bundled_radio.isChecked()
+    assert dialog.model.auto_radio.isChecked() and dialog.model.chooses_for_image()
     assert dialog.model.model_path() is None
-    assert dialog.refine_job().params.model_path is None
+    job = dialog.refine_job()
+    assert job.params.model_path is None and job.params.choose_model
+    assert "as the image decides" in dialog.model.info_label.text()
+    assert dialog.current_defaults().model_path == ""
+    dialog.model.bundled_radio.setChecked(True)
+    assert dialog.model.model_path() is None and not dialog.model.chooses_for_image()
+    assert not dialog.refine_job().params.choose_model
+    assert "as the image decides" not in dialog.model.info_label.text()
+    remembered = dialog.current_defaults().model_path
+    assert Path(remembered) == DEFAULT_MODEL_PATH
+    again = _dialog(qgis_new_project, rgb_layer, model_path=remembered)
+    assert again.model.bundled_radio.isChecked() and not again.model.file_radio.isChecked()
 
 
 def test_the_general_model_is_a_bundled_choice(rgb_layer, qgis_new_project) -> None:  # noqa: ANN001
@@ -80,6 +96,7 @@ def test_the_general_model_is_a_bundled_choice(rgb_layer, qgis_new_project) -> N
     assert not again.model.file_radio.isChecked()
     again.model.bundled_radio.setChecked(True)
     assert again.model.model_path() is None
+    assert not again.refine_job().params.choose_model
 
 
 def test_a_missing_general_model_cannot_be_chosen(
@@ -91,7 +108,7 @@ def test_a_missing_general_model_cannot_be_chosen(
     dialog = _dialog(qgis_new_project, rgb_layer)
     assert not dialog.model.general_radio.isEnabled()
     assert "missing" in dialog.model.general_radio.toolTip()
-    assert dialog.model.bundled_radio.isChecked()
+    assert dialog.model.auto_radio.isChecked()  # the engine then takes the default
 
 
 def test_incomplete_dialog_says_what_is_missing(qgis_new_project, tiny_model) -> None:  # noqa: ANN001

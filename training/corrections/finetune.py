@@ -44,6 +44,7 @@ from ...engine.modelfile.config import ModelConfig
 from ...engine.modelfile.io import check_model_output, load_model, save_model
 from ...engine.networks.inference import class_argmax
 from ...engine.progress import CancelFn, ProgressFn, Reporter, make_reporter
+from ...engine.refine.model_choice import choose_bundled
 from ..tile import IGNORE, LabelSource
 from .data import Corrections, load_corrections
 from .detail_stage import DetailFit, DetailOutcome, held_out_phase, refit
@@ -187,6 +188,9 @@ class FinetuneResult:
     # polygons' score on the detail grid by temperature (held_out_by_temperature; "matched"
     # is the parent's temperature when the flip check then drops the fit). Session 35:
     # it favours the lowest temperature on every scene, so it is recorded, not a rule
+    base_model: Path | None = None  # the model it started from (None: the bundled default)
+    base_note: str = ""  # which bundled model was chosen for the image and why ("" when
+    # none was: finetune's choose_base)
 
     @property
     def final_loss(self) -> float:  # what the CLI and the jobs print for every training
@@ -212,11 +216,17 @@ def finetune(
     progress: ProgressFn | None = None,
     is_cancelled: CancelFn | None = None,
     allow_large: bool = False,
+    choose_base: bool = False,
 ) -> FinetuneResult:
-    """Fit ``base_model`` (default: the bundled one) to the polygons of ``labels``
-    (``allow_large``: also corrections spread past data.MAX_WINDOW_PIXELS)."""
+    """Fit ``base_model`` (default: the bundled default model; with ``choose_base``, the
+    bundled model chosen for ``image``, model_choice.choose_bundled) to the polygons of
+    ``labels`` (``allow_large``: also corrections spread past data.MAX_WINDOW_PIXELS)."""
     params = copy.deepcopy(params) if params is not None else FitParams()
     params.check()
+    base_note = ""  # which bundled model was chosen for the image, and why
+    if base_model is None and choose_base:
+        choice = choose_bundled(Path(image), bands, input_resolution_m)
+        base_model, base_note = choice.path, choice.note
     rep = make_reporter(progress, is_cancelled)
     out = Path(out)
     inputs = [Path(image), labels.path] + ([Path(base_model)] if base_model else [])
@@ -456,6 +466,8 @@ def finetune(
             "image's edges (at most 1.5 m; background polygons as drawn; the map shows every "
             "polygon as drawn)."
         )
+    if base_note:
+        message = f"Started from {base_note}. {message}"
     log.info(message)
 
     def record(cfg: ModelConfig, fitted: bool, dropped_fit: bool = False) -> None:
@@ -524,6 +536,8 @@ def finetune(
         erased=erased,
         fit_agreement=fit_agrees,
         detail_held_out=detail_held_out,
+        base_model=base_model,
+        base_note=base_note,
     )
 
 

@@ -593,6 +593,7 @@ class MapRefinerDialog(QDialog):
         return build_refine_job(
             layer=self.input_combo.currentLayer(),
             model_path=self.model.model_path(),
+            choose_model=self.model.chooses_for_image(),
             iterations=self.iterations_spin.value(),
             device=self.device_combo.currentData(),
             output=self.output_widget.filePath(),
@@ -648,6 +649,7 @@ class MapRefinerDialog(QDialog):
             self.device_combo.currentData(),
             self.project,
             self.fallback_dir,
+            choose_base=self.model.chooses_for_image(),
         )
 
     def train_coarse_job(self) -> TrainCoarseJob:
@@ -664,10 +666,9 @@ class MapRefinerDialog(QDialog):
         )
 
     def current_defaults(self) -> DialogDefaults:
-        path = self.model.model_path()
         output = self.output_widget.filePath().strip()
         return DialogDefaults(
-            model_path=str(path) if path else "",
+            model_path=self.model.remembered(),
             iterations=-1 if self._iterations_auto else self.iterations_spin.value(),
             detail_choice=self.detail.wanted,
             device=self.device_combo.currentData(),

@@ -1,5 +1,5 @@
-"""Choosing a model: a bundled one (default or general) or a .safetensors file, with its
-classes shown."""
+"""Choosing a model: the bundled one chosen for the image, a bundled one named (default or
+general) or a .safetensors file, with its classes shown."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from qgis.PyQt.QtCore import pyqtSignal
 from qgis.PyQt.QtWidgets import QGridLayout, QLabel, QRadioButton, QSizePolicy, QWidget
 
 from ...engine.errors import MapRefinerError
-from ...engine.modelfile.header import GENERAL_MODEL_PATH
+from ...engine.modelfile.header import DEFAULT_MODEL_PATH, GENERAL_MODEL_PATH
+from ..paths import same_file
 from .model_info import ModelSummary, read_model_summary
 
 MODEL_FILTER = "Map Refiner models (*.safetensors)"
@@ -24,6 +25,13 @@ class ModelChooser(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.auto_radio = QRadioButton("Bundled, chosen for the image", self)
+        self.auto_radio.setToolTip(
+            "When the refine or fine-tune starts, the image's colours are compared with the "
+            "scenes the bundled default model learnt from: the default model where they are "
+            "alike, the general model where they are not (other sensors, colours, haze). "
+            "The result's message says which it took and why."
+        )
         self.bundled_radio = QRadioButton("Bundled default model", self)
         self.bundled_radio.setToolTip(
             "Best on aerial photos like those it learnt from (US orthophotos at 0.3 m)."
@@ -53,13 +61,15 @@ class ModelChooser(QWidget):
         self._choosing = False
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
-        grid.addWidget(self.bundled_radio, 0, 0)
-        grid.addWidget(self.general_radio, 0, 1)
-        grid.addWidget(self.file_radio, 1, 0)
-        grid.addWidget(self.file_widget, 1, 1)
-        grid.addWidget(self.info_label, 2, 0, 1, 2)
-        self.bundled_radio.setChecked(True)
+        grid.addWidget(self.auto_radio, 0, 0, 1, 2)
+        grid.addWidget(self.bundled_radio, 1, 0)
+        grid.addWidget(self.general_radio, 1, 1)
+        grid.addWidget(self.file_radio, 2, 0)
+        grid.addWidget(self.file_widget, 2, 1)
+        grid.addWidget(self.info_label, 3, 0, 1, 2)
+        self.auto_radio.setChecked(True)
         self.file_widget.setEnabled(False)
+        self.auto_radio.toggled.connect(self._on_user_choice)
         self.bundled_radio.toggled.connect(self._on_user_choice)
         self.general_radio.toggled.connect(self._on_user_choice)
         if not GENERAL_MODEL_PATH.exists():  # a plugin copied without it
@@ -76,23 +86,38 @@ class ModelChooser(QWidget):
         self.refresh()
 
     def set_model_path(self, path: str, why: str = "") -> None:
-        """Choose ``path`` ("" the bundled default model; the general model's file checks
-        its button); ``why``: what the dialog says about having chosen it, until the user
-        chooses another."""
+        """Choose ``path`` ("" the bundled model chosen for the image; the bundled models'
+        files check their buttons); ``why``: what the dialog says about having chosen it,
+        until the user chooses another."""
         self._choosing, self.why = True, why
         try:
-            if path and _same_file(Path(path), GENERAL_MODEL_PATH):
+            if path and same_file(Path(path), GENERAL_MODEL_PATH):
                 self.general_radio.setChecked(True)
+            elif path and same_file(Path(path), DEFAULT_MODEL_PATH):
+                self.bundled_radio.setChecked(True)
             else:
                 self.file_widget.setFilePath(path)
-                (self.file_radio if path else self.bundled_radio).setChecked(True)
+                (self.file_radio if path else self.auto_radio).setChecked(True)
         finally:
             self._choosing = False
         self.refresh()
 
+    def chooses_for_image(self) -> bool:
+        """Whether the refine or fine-tune is to choose the bundled model for the image
+        (engine/refine/model_choice.py); model_path() is None then."""
+        return self.auto_radio.isChecked()
+
+    def remembered(self) -> str:
+        """What set_model_path takes to choose the same again ("" chosen for the image)."""
+        if self.auto_radio.isChecked():
+            return ""
+        path = self.model_path()
+        return str(path if path is not None else DEFAULT_MODEL_PATH)
+
     def model_path(self) -> Path | None:
-        """None means the bundled default model."""
-        if self.bundled_radio.isChecked():
+        """None means the bundled default model, or (chooses_for_image) the bundled model
+        the engine chooses for the image."""
+        if self.auto_radio.isChecked() or self.bundled_radio.isChecked():
             return None
         if self.general_radio.isChecked():
             return GENERAL_MODEL_PATH
@@ -109,23 +134,19 @@ class ModelChooser(QWidget):
             self.summary = None
             self.info_label.setText(f"<span style='color:#b00020'>{escape(exc.message)}</span>")
         else:
-            self.info_label.setText(summary_html(self.summary))
+            self.info_label.setText(summary_html(self.summary, self.chooses_for_image()))
         self.model_changed.emit(self.summary)
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve()
-    except OSError:
-        return False
-
-
-def summary_html(summary: ModelSummary) -> str:
+def summary_html(summary: ModelSummary, chosen: bool = False) -> str:
+    """The model's name (with ``chosen``: the bundled default or general model, as the
+    image decides; both have the default's classes and resolution), classes and grid."""
     swatches = " ".join(
         f"<span style='background-color:rgb{colour};'>&nbsp;&nbsp;&nbsp;</span>&nbsp;{escape(name)}"
         for name, colour in zip(summary.class_names, summary.colours)
     )
+    name = "The bundled default or general model, as the image decides" if chosen else summary.name
     return (
-        f"<b>{escape(summary.name)}</b> — {swatches}<br>"
+        f"<b>{escape(name)}</b> — {swatches}<br>"
         f"Works at {summary.resolution_m:g} m/pixel; input is resampled to it and back."
     )

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from qgis.core import QgsMapLayer, QgsProject, QgsRasterLayer, QgsVectorLayer
 
 from ...engine.errors import MapRefinerError
+from ...engine.modelfile.header import DEFAULT_MODEL_PATH
 from ...engine.progress import CancelFn, ProgressFn
 from ..installer.deps import check_dependencies
 from ..layers import (
@@ -22,6 +23,7 @@ from ..layers import (
     refined_layer_name,
     refined_layer_title,
 )
+from ..paths import same_file
 from ..sources import coarse_path_for, layer_file, layer_in_file, raster_path, scores_path_for
 from .fetch_job import FetchJob
 from .torch_library import load_torch_library
@@ -76,12 +78,14 @@ def build_refine_job(
     online: FetchJob | None = None,
     detail_iterations: int | None = 0,
     detail_resolution_m: float | None = None,
+    choose_model: bool = False,
 ) -> RefineJob:
     """The refine of ``layer``; with ``prior``, from that map instead of the coarse CNN
     (no iterations slider then: its Recompute starts from the CNN); with ``online`` (an
     XYZ layer), of the image that fetch writes; with ``detail_iterations``, that many
     more on a finer grid (of ``detail_resolution_m`` pixels; None: the engine's; None
-    iterations: the model's own)."""
+    iterations: the model's own); with ``choose_model`` and no model, the bundled model
+    the engine chooses for the image (RefineParams.choose_model)."""
     image = online.request.out if online is not None else raster_path(layer)
     if not output.strip():
         raise MapRefinerError("Choose an output file for the refined class map.")
@@ -103,6 +107,7 @@ def build_refine_job(
         coarse=coarse_path_for(out) if add_coarse else None,
         detail_iterations=detail_iterations,
         detail_resolution_m=detail_resolution_m if detail_iterations != 0 else None,
+        choose_model=choose_model and model_path is None,
     )
     if prior is not None:
         from ...engine.vocabulary import parse_raster_value_map
@@ -192,6 +197,24 @@ def run_refine(job: RefineJob, progress: ProgressFn, is_cancelled: CancelFn) -> 
         slider = write_slider_maps(job.slider, result.trajectory)
         progress(1.0)
     return RefineOutcome(result, slider)
+
+
+def as_named(job: RefineJob, outcome: RefineOutcome) -> tuple[RefineJob, RefineOutcome]:
+    """After a refine that chose the bundled model for the image (RefineParams.
+    choose_model): the job, and its iterations' maps, as if that model had been named
+    (None for the bundled default, as the dialog names it), so that the result's name,
+    Keep iteration, Recompute and Undo round use the model the refine used."""
+    if not job.params.choose_model:
+        return job, outcome
+    used = outcome.result.model_path
+    named = None if used is None or same_file(used, DEFAULT_MODEL_PATH) else used
+    job = replace(job, params=replace(job.params, model_path=named, choose_model=False))
+    if job.slider is not None:
+        job = replace(job, slider=replace(job.slider, model_path=named))
+    if outcome.slider is not None:
+        slider = replace(outcome.slider, job=replace(outcome.slider.job, model_path=named))
+        outcome = replace(outcome, slider=slider)
+    return job, outcome
 
 
 def add_refine_result(

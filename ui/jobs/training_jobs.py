@@ -34,6 +34,7 @@ class FinetuneJob:
     steps: int | None
     device: str
     label_layer_id: str
+    choose_base: bool = False  # no base model: the bundled one chosen for the image
 
 
 @dataclass
@@ -77,6 +78,18 @@ def rounds_of(model: Path | None, image_name: str) -> int:
     return sum(1 for r in records if isinstance(r, dict) and r.get("image") == image_name)
 
 
+def round_parent(job: FinetuneJob, result: FinetuneResult) -> Path | None:
+    """The model a round started from, as the dialog names it: the job's, or the bundled
+    model the fine-tune chose for the image (None for the bundled default)."""
+    if not job.choose_base or result.base_model is None:
+        return job.base_model
+    from ...engine.modelfile.header import DEFAULT_MODEL_PATH
+    from ..paths import same_file
+
+    chosen = Path(result.base_model)
+    return None if same_file(chosen, DEFAULT_MODEL_PATH) else chosen
+
+
 def build_finetune_job(
     image_layer: QgsMapLayer | None,
     label_layer: QgsMapLayer | None,
@@ -87,7 +100,10 @@ def build_finetune_job(
     device: str,
     project: QgsProject,
     fallback_dir: Path | None = None,
+    choose_base: bool = False,
 ) -> FinetuneJob:
+    """The round on ``image_layer``'s raster (``choose_base`` and no base model: from the
+    bundled model the engine chooses for the image)."""
     if label_mode(mode) != "sparse":
         raise MapRefinerError(
             "Fine-tune learns from correction polygons: choose “sparse” labels "
@@ -98,7 +114,16 @@ def build_finetune_job(
     folder = writable_folder([project_dir(project), labels.path.parent, fallback_dir])
     number = rounds_of(base_model, image.name) + 1
     out = unique_path(folder / f"{image.stem}_round{number}.safetensors")
-    return FinetuneJob(image, labels, out, base_model, steps, device, label_layer.id())
+    return FinetuneJob(
+        image,
+        labels,
+        out,
+        base_model,
+        steps,
+        device,
+        label_layer.id(),
+        choose_base and base_model is None,
+    )
 
 
 def build_train_coarse_job(
@@ -151,6 +176,7 @@ def run_finetune(job: FinetuneJob, progress: ProgressFn, is_cancelled: CancelFn)
         device=job.device,
         progress=progress,
         is_cancelled=is_cancelled,
+        choose_base=job.choose_base,
     )
 
 

@@ -64,6 +64,9 @@ def parse_names(text: str) -> list[str] | None:
 #: What Processing's BUNDLED choice calls each bundled model (header.BUNDLED_MODELS'
 #: names; a model missing here is offered under its own name).
 BUNDLED_LABELS = {"general": "general (drones, satellites, other sensors)"}
+#: BUNDLED's last option, after the bundled models (its default): the bundled model the
+#: engine chooses for the image (engine/refine/model_choice.py).
+CHOSEN_LABEL = "chosen for the image (default or general)"
 
 
 def bundled_names() -> list[str]:
@@ -80,20 +83,30 @@ def bundled_model_parameter() -> QgsProcessingParameterDefinition:
         QgsProcessingParameterEnum(
             "BUNDLED",
             "Bundled model, when no model file is given",
-            options=[BUNDLED_LABELS.get(n, n) for n in bundled_names()],
-            defaultValue=0,
+            options=[BUNDLED_LABELS.get(n, n) for n in bundled_names()] + [CHOSEN_LABEL],
+            defaultValue=len(bundled_names()),
             optional=True,
         ),
         "default: best on aerial photos like the US orthophotos it learnt from; general: "
         "every layer retrained with turned, flipped, rescaled and recoloured patches, "
         "usually the better start on drone, satellite and other imagery "
-        "(resources/models/GENERAL_MODEL_CARD.md). A model file overrides this.",
+        "(resources/models/GENERAL_MODEL_CARD.md); chosen for the image (the default "
+        "choice): the default model where the image's colours are like those of the scenes "
+        "it learnt from, else the general model, as the log says. A model file overrides "
+        "this.",
     )
+
+
+def chooses_for_image(model_file: str, bundled: int) -> bool:
+    """Whether no model file is given and BUNDLED asks for the model chosen for the image
+    (RefineParams.choose_model, finetune's choose_base)."""
+    return not model_file and bundled == len(bundled_names())
 
 
 def chosen_model(model_file: str, bundled: int) -> str:
     """The model file given, else the chosen bundled model's file, else "" (the default,
-    or the snap model with a map to start from)."""
+    the model the engine chooses for the image (chooses_for_image), or the snap model
+    with a map to start from)."""
     names = bundled_names()
     if model_file or not (0 < bundled < len(names)):
         return model_file

@@ -23,6 +23,7 @@ from .common import (
     advanced,
     bundled_model_parameter,
     call_engine,
+    chooses_for_image,
     chosen_model,
     with_help,
 )
@@ -141,10 +142,9 @@ class FinetuneAlgorithm(MapRefinerAlgorithm):
         feedback: QgsProcessingFeedback,
     ) -> dict[str, Any]:
         p = read_label_parameters(self, parameters, context)
-        model = chosen_model(
-            self.parameterAsFile(parameters, "MODEL", context),
-            self.parameterAsEnum(parameters, "BUNDLED", context),
-        )
+        model_file = self.parameterAsFile(parameters, "MODEL", context)
+        bundled = self.parameterAsEnum(parameters, "BUNDLED", context)
+        model = chosen_model(model_file, bundled)
         adapt = self.parameterAsEnum(parameters, "ADAPT", context)
         band = self.parameterAsDouble(parameters, "EDGE_BAND", context)
         edges = self.parameterAsBoolean(parameters, "OUTLINE_EDGES", context)
@@ -171,6 +171,7 @@ class FinetuneAlgorithm(MapRefinerAlgorithm):
                 overwrite=True,
                 progress=progress,
                 is_cancelled=is_cancelled,
+                choose_base=chooses_for_image(model_file, bundled),
             )
 
         result = call_engine(feedback, job)

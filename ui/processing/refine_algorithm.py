@@ -36,6 +36,7 @@ from .common import (
     advanced,
     bundled_model_parameter,
     call_engine,
+    chooses_for_image,
     chosen_model,
     with_help,
 )
@@ -298,10 +299,9 @@ class RefineAlgorithm(MapRefinerAlgorithm):
         feedback: QgsProcessingFeedback,
     ) -> dict[str, Any]:
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        model = chosen_model(
-            self.parameterAsFile(parameters, self.MODEL, context),
-            self.parameterAsEnum(parameters, "BUNDLED", context),
-        )
+        model_file = self.parameterAsFile(parameters, self.MODEL, context)
+        bundled = self.parameterAsEnum(parameters, "BUNDLED", context)
+        model = chosen_model(model_file, bundled)
         iterations = (
             None
             if parameters.get(self.ITERATIONS) is None
@@ -379,6 +379,7 @@ class RefineAlgorithm(MapRefinerAlgorithm):
                 prior_edges=self.parameterAsBool(parameters, self.PRIOR_EDGES, context),
                 detail_iterations=detail,
                 detail_resolution_m=detail_m,
+                choose_model=chooses_for_image(model_file, bundled),
             )
             return refine_raster(
                 params,
@@ -391,6 +392,8 @@ class RefineAlgorithm(MapRefinerAlgorithm):
             f"{result.tiles} tiles, {result.iterations} iterations on "
             f"{result.device} in {result.seconds:.1f} s: {', '.join(result.class_names)}"
         )
+        if result.model_note:
+            feedback.pushInfo(f"Model: {result.model_note}.")
         if result.prior_note:
             say = feedback.pushWarning if result.prior_misread else feedback.pushInfo
             say(f"Existing map {result.prior_note}.")

@@ -1,0 +1,203 @@
+"""Which bundled model a refine or a first fine-tune uses when the user names none.
+
+The bundled default model reads imagery like the scenes it was trained on best (Austin's
+aerial photos above all); the bundled general model starts higher on imagery unlike
+them (other sensors, colours, haze: docs/results_bundled_recipes.md "Session 36").
+Without labels the two maps cannot be judged (session 36: their agreement picks no
+better than "always general"), but the image's look can be compared with the default
+model's training scenes: each scene's *look* is a handful of colour statistics on the
+model's grid (LOOK_FEATURES), stored for the default model's training areas in
+HOME_LOOKS_PATH (built by ``python -m map_refiner.dev.default_model.home_looks build``);
+an image whose look lies within HOME_DISTANCE of one of them gets the default model,
+any other the general model (session 37, docs/results_bundled_recipes.md).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from osgeo import gdal
+
+from ..errors import MapRefinerError
+from ..modelfile.header import DEFAULT_MODEL_PATH, GENERAL_MODEL_PATH
+from ..rasters.read import check_bands, ground_resolution, open_raster, raster_info
+
+#: The default model's training areas' looks (LOOK_FEATURES of each), beside the model.
+HOME_LOOKS_PATH = DEFAULT_MODEL_PATH.with_name("default_home.json")
+#: An image is the default model's when its look lies within this of one of its training
+#: areas' (look_distance: the mean absolute difference of the features, in percent of
+#: the 8-bit range). Session 37 (docs/results_bundled_recipes.md): the right halves of
+#: the default's own scenes, read as they are, lie 0.6-1.8 from their own left halves
+#: (austin_dev 1.5-1.7 from austin_enh), the ISPRS crops and LoveDA_0's halves 2.6-3.5
+#: (the general model reads both ISPRS crops better), the scenes the default's recipe
+#: never saw 3.2 and more (LoveDA_1 1.3, next to LoveDA_0, where the default reads it
+#: better), every scene under another look (haze, colour casts, dark, bright, flat) 2.3
+#: and more. Any value from 1.8 to 2.6 picks the same model on the 12 scenes as they are;
+#: 2.2 is the middle. Chosen on these scenes: no other labelled imagery was left to
+#: check it on.
+HOME_DISTANCE = 2.2
+#: The grid the looks are measured on: the bundled models' own (metres).
+LOOK_GRID_M = 0.6
+#: Looks are read from at most LOOK_WINDOWS x LOOK_WINDOWS windows of LOOK_SIDE grid
+#: pixels on a lattice over the image (the whole image when it is smaller).
+LOOK_SIDE = 512
+LOOK_WINDOWS = 3
+#: Luminance percentiles, then each band minus the luminance at these percentiles.
+LUMINANCE_PERCENTILES = (2, 10, 25, 50, 75, 90, 98)
+CHROMA_PERCENTILES = (10, 50, 90)
+LOOK_FEATURES = len(LUMINANCE_PERCENTILES) + 3 * len(CHROMA_PERCENTILES)
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """The bundled model chosen for an image, and why."""
+
+    path: Path
+    distance: float | None  # to the nearest training area's look (None: not measured)
+    nearest: str | None  # that training area
+    note: str  # one sentence for the user
+
+
+def look_features(rgb: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """The look of ``rgb`` (``(3, h, w)``, 8-bit scale) over its ``valid`` pixels:
+    luminance percentiles and each band's offset from the luminance at a few
+    percentiles (LOOK_FEATURES values)."""
+    px = rgb[:, valid].astype(np.float64)
+    if px.shape[1] < 16:
+        raise MapRefinerError("The image has too few valid pixels to judge its look.")
+    lum = px.mean(0)
+    chroma = [np.percentile(px[b] - lum, CHROMA_PERCENTILES) for b in range(3)]
+    return np.concatenate([np.percentile(lum, LUMINANCE_PERCENTILES), *chroma])
+
+
+def look_distance(look: np.ndarray, homes: dict[str, np.ndarray]) -> tuple[float, str]:
+    """The distance of ``look`` to the nearest of ``homes`` (the mean absolute difference
+    of the features, in percent of the 8-bit range) and that home's name."""
+    best = min(
+        (float(np.abs(look - np.asarray(v)).mean()) / 255.0 * 100.0, name)
+        for name, v in homes.items()
+    )
+    return round(best[0], 3), best[1]
+
+
+def _lattice(size: int, side: int, count: int) -> list[int]:
+    """Window starts along ``size``: windows of ``side`` covering it when ``count`` of them
+    do, else ``count`` of them spread evenly from one end to the other."""
+    if size <= side * count:
+        return list(range(0, size, side))
+    step = (size - side) / (count - 1)
+    return [int(round(i * step)) for i in range(count)]
+
+
+def image_look(
+    ds: gdal.Dataset,
+    bands: Sequence[int],
+    pixel_m: float,
+    window: tuple[int, int, int, int] | None = None,
+) -> np.ndarray:
+    """The look (look_features) of ``bands`` of ``ds`` (pixel size ``pixel_m``) on a grid
+    of about LOOK_GRID_M, over ``window`` (x0, y0, x1, y1; default: the whole image) or,
+    on a large image, over a lattice of windows."""
+    if len(bands) != 3:
+        raise MapRefinerError("Judging an image's look needs three bands.")
+    x0, y0, x1, y1 = window or (0, 0, ds.RasterXSize, ds.RasterYSize)
+    factor = max(1, int(round(LOOK_GRID_M / pixel_m)))
+    side = LOOK_SIDE * factor  # a window's side in the image's pixels
+    chunks, valids = [], []
+    for wy in _lattice(y1 - y0, side, LOOK_WINDOWS):
+        for wx in _lattice(x1 - x0, side, LOOK_WINDOWS):
+            w, h = min(side, x1 - x0 - wx), min(side, y1 - y0 - wy)
+            bw, bh = max(1, w // factor), max(1, h // factor)
+            rgb, valid = _read_coarse(ds, bands, x0 + wx, y0 + wy, w, h, bw, bh)
+            chunks.append(rgb.reshape(3, -1))
+            valids.append(valid.reshape(-1))
+    rgb = np.concatenate(chunks, axis=1)
+    return look_features(rgb[:, :, None], np.concatenate(valids)[:, None])
+
+
+def _read_coarse(
+    ds: gdal.Dataset, bands: Sequence[int], x: int, y: int, w: int, h: int, bw: int, bh: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``bands`` of a window averaged to ``bw`` x ``bh`` pixels, and where they hold data
+    (not nodata, not black in every band, not transparent)."""
+    data = np.empty((len(bands), bh, bw), dtype=np.float32)
+    valid = np.ones((bh, bw), dtype=bool)
+    for i, b in enumerate(bands):
+        band = ds.GetRasterBand(b)
+        arr = band.ReadAsArray(
+            x,
+            y,
+            w,
+            h,
+            buf_xsize=bw,
+            buf_ysize=bh,
+            buf_type=gdal.GDT_Float32,
+            resample_alg=gdal.GRIORA_Average,
+        )
+        nd = band.GetNoDataValue()
+        if nd is not None and not math.isnan(nd):
+            valid &= arr != nd
+        valid &= np.isfinite(arr)
+        data[i] = np.nan_to_num(arr)
+    valid &= (data > 0).any(0)
+    for i in range(ds.RasterCount, 0, -1):
+        if ds.GetRasterBand(i).GetColorInterpretation() == gdal.GCI_AlphaBand:
+            alpha = ds.GetRasterBand(i).ReadAsArray(
+                x, y, w, h, buf_xsize=bw, buf_ysize=bh, resample_alg=gdal.GRIORA_Average
+            )
+            valid &= alpha > 127
+            break
+    return data, valid
+
+
+def home_looks(path: Path = HOME_LOOKS_PATH) -> dict[str, np.ndarray]:
+    """The default model's training areas' looks, by name ({} when the file is missing)."""
+    if not path.exists():
+        return {}
+    areas = json.loads(path.read_text())["areas"]
+    return {name: np.asarray(v, dtype=np.float64) for name, v in areas.items()}
+
+
+def choose_bundled(
+    image: Path,
+    bands: Sequence[int] | None = None,
+    input_resolution_m: float | None = None,
+    homes: dict[str, np.ndarray] | None = None,
+) -> ModelChoice:
+    """The bundled model for ``image``: the default where its look is within HOME_DISTANCE
+    of one of the default model's training areas', else the general model. The default
+    where the general model or the looks are not installed, or the image has no three
+    bands to judge."""
+    homes = home_looks() if homes is None else homes
+    default = ModelChoice(DEFAULT_MODEL_PATH, None, None, "the bundled default model")
+    if not GENERAL_MODEL_PATH.exists() or not homes:
+        return default
+    ds = open_raster(image)
+    info = raster_info(ds)
+    chosen = list(bands) if bands else [1, 2, 3]
+    if len(chosen) != 3 or info.band_count < 3:
+        return default
+    check_bands(info, chosen)
+    pixel_m = math.sqrt(math.prod(ground_resolution(info, input_resolution_m)))
+    distance, nearest = look_distance(image_look(ds, chosen, pixel_m), homes)
+    if distance <= HOME_DISTANCE:
+        return ModelChoice(
+            DEFAULT_MODEL_PATH,
+            distance,
+            nearest,
+            f"the bundled default model: this image looks like one of its training scenes "
+            f"({nearest}, {distance:.1f} apart, within {HOME_DISTANCE:g})",
+        )
+    return ModelChoice(
+        GENERAL_MODEL_PATH,
+        distance,
+        nearest,
+        f"the bundled general model: this image looks unlike the default model's training "
+        f"scenes (the nearest, {nearest}, is {distance:.1f} apart, over {HOME_DISTANCE:g}); "
+        "name the default model to use it instead",
+    )

@@ -1,0 +1,222 @@
+"""engine/refine/model_choice.py: the bundled model chosen for an image by its look, and
+the refine and fine-tune that use it when the user names no model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers_data import real_data
+from helpers_engine import make_tif, random_model, scene, write_image
+from osgeo import gdal, ogr
+
+from map_refiner.engine.modelfile.header import DEFAULT_MODEL_PATH, GENERAL_MODEL_PATH
+from map_refiner.engine.modelfile.io import save_model
+from map_refiner.engine.refine import model_choice
+from map_refiner.engine.refine.model_choice import (
+    HOME_DISTANCE,
+    LOOK_FEATURES,
+    ModelChoice,
+    choose_bundled,
+    home_looks,
+    image_look,
+    look_distance,
+    look_features,
+)
+from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
+
+gdal.UseExceptions()
+GT = (500000.0, 0.3, 0.0, 4000000.0, 0.0, -0.3)  # 0.3 m pixels: 2 to a look's grid cell
+
+
+def look_of(path: Path) -> np.ndarray:
+    return image_look(gdal.Open(str(path)), [1, 2, 3], 0.3)
+
+
+def test_a_look_is_colour_statistics_that_ignore_pixels_without_data() -> None:
+    rng = np.random.default_rng(0)
+    rgb = rng.uniform(40, 200, size=(3, 50, 60)).astype(np.float32)
+    valid = np.ones((50, 60), bool)
+    look = look_features(rgb, valid)
+    assert look.shape == (LOOK_FEATURES,)
+    # luminance percentiles rise; chroma lies around zero for grey-ish noise
+    assert np.all(np.diff(look[:7]) >= 0) and np.all(np.abs(look[7:]) < 80)
+    # pixels outside ``valid`` do not count, whatever they hold
+    spoiled = rgb.copy()
+    spoiled[:, :, :10] = 255.0
+    some = valid.copy()
+    some[:, :10] = False
+    assert np.allclose(look_features(spoiled, some), look_features(rgb[:, :, 10:], valid[:, 10:]))
+    with pytest.raises(Exception, match="too few valid pixels"):
+        look_features(rgb, np.zeros_like(valid))
+
+
+def test_the_distance_is_to_the_nearest_home_in_percent_of_the_8_bit_range() -> None:
+    look = np.zeros(LOOK_FEATURES)
+    homes = {"far": np.full(LOOK_FEATURES, 51.0), "near": np.full(LOOK_FEATURES, 2.55)}
+    assert look_distance(look, homes) == (1.0, "near")  # 2.55 of 255 = 1 %
+
+
+def test_an_image_reads_the_same_look_whatever_its_nodata_border(tmp_path: Path) -> None:
+    arr = scene(120, 160, seed=3)
+    plain = write_image(tmp_path / "a.tif", arr, GT)
+    plain = None  # noqa: F841
+    bordered = np.zeros((3, 120, 200), np.uint8)
+    bordered[:, :, :160] = arr  # black where a mosaic has no tile
+    ds = write_image(tmp_path / "b.tif", bordered, GT)
+    ds = None  # noqa: F841
+    assert np.allclose(look_of(tmp_path / "a.tif"), look_of(tmp_path / "b.tif"), atol=1.0)
+
+
+def test_a_large_image_is_read_on_a_lattice_of_windows(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """Past LOOK_WINDOWS windows of LOOK_SIDE a side only those windows are read, and
+    a uniform image reads the same either way."""
+    arr = np.full((3, 200, 260), 90, np.uint8)
+    arr[1] = 120
+    ds = write_image(tmp_path / "u.tif", arr, GT)
+    ds = None  # noqa: F841
+    whole = look_of(tmp_path / "u.tif")
+    monkeypatch.setattr(model_choice, "LOOK_SIDE", 16)  # 3 x 3 windows of 32 px
+    reads = []
+    original = model_choice._read_coarse
+    monkeypatch.setattr(
+        model_choice,
+        "_read_coarse",
+        lambda *a: reads.append(a[2:6]) or original(*a),  # (x, y, w, h)
+    )
+    assert np.allclose(look_of(tmp_path / "u.tif"), whole)
+    assert len(reads) == 9 and all(w == 32 and h == 32 for _, _, w, h in reads)
+    assert {x for x, _, _, _ in reads} == {0, 114, 228}  # spread over the 260 px
+
+
+def _homes_like(path: Path, shift: float = 0.0) -> dict[str, np.ndarray]:
+    return {"here": look_of(path) + shift}
+
+
+def test_the_default_model_where_the_image_looks_like_a_training_area(tmp_path: Path) -> None:
+    image = make_tif(tmp_path / "img.tif", 96, 96, seed=4, geotransform=GT)
+    near = choose_bundled(image, homes=_homes_like(image, 0.5 * HOME_DISTANCE * 2.55))
+    assert near.path == DEFAULT_MODEL_PATH and near.nearest == "here"
+    assert near.distance is not None and near.distance <= HOME_DISTANCE
+    assert "default model" in near.note and "here" in near.note
+    far = choose_bundled(image, homes=_homes_like(image, 2 * HOME_DISTANCE * 2.55))
+    assert far.path == GENERAL_MODEL_PATH and far.distance > HOME_DISTANCE
+    assert "general model" in far.note and "unlike" in far.note
+    assert "name the default model" in far.note  # how to have the default anyway
+
+
+def test_without_the_looks_or_three_bands_the_default_model_stays(tmp_path: Path) -> None:
+    image = make_tif(tmp_path / "img.tif", 64, 64, geotransform=GT)
+    assert choose_bundled(image, homes={}).path == DEFAULT_MODEL_PATH
+    ds = write_image(tmp_path / "grey.tif", scene(64, 64, bands=1), GT)
+    ds = None  # noqa: F841
+    homes = _homes_like(image, 100.0)
+    assert choose_bundled(tmp_path / "grey.tif", homes=homes).path == DEFAULT_MODEL_PATH
+    # the refine's own bands are judged (here: other than the image's first three)
+    ds = write_image(tmp_path / "four.tif", scene(64, 64, bands=4), GT)
+    ds = None  # noqa: F841
+    assert choose_bundled(tmp_path / "four.tif", [2, 3, 4], homes=homes).distance is not None
+
+
+def test_the_bundled_looks_name_the_default_model_s_training_areas() -> None:
+    homes = home_looks()
+    assert set(homes) == {
+        "austin_enh",
+        "kampala_drone",
+        "nepal_drone",
+        "rio_wv2",
+        "isprs_potsdam",
+        "isprs_vaihingen",
+        "loveda_0",
+        "loveda_1",
+    }
+    assert all(v.shape == (LOOK_FEATURES,) for v in homes.values())
+    made_by = json.loads(model_choice.HOME_LOOKS_PATH.read_text())["made_by"]
+    assert "home_looks build" in made_by
+
+
+def test_on_the_shared_scenes_austin_stays_with_the_default_and_a_cast_goes_general(
+    tmp_path: Path,
+) -> None:
+    """austin_dev (no network trained on it) lies near austin_enh's look; the same tile
+    with a warm colour cast (another sensor's balance) gets the general model."""
+    austin = real_data("austin", "austin_dev_rgb.tif")
+    assert choose_bundled(austin).path == DEFAULT_MODEL_PATH
+    src = gdal.Open(str(austin))
+    arr = src.ReadAsArray().astype(np.float32)
+    arr = np.clip(arr * np.array([1.25, 1.0, 0.75])[:, None, None], 0, 255).astype(np.uint8)
+    warm = tmp_path / "warm.tif"
+    ds = write_image(warm, arr, src.GetGeoTransform(), epsg=26914)
+    ds = None  # noqa: F841
+    assert choose_bundled(warm).path == GENERAL_MODEL_PATH
+
+
+def test_a_refine_asked_to_choose_uses_and_names_the_model_chosen(
+    tmp_path: Path, monkeypatch
+) -> None:  # noqa: ANN001
+    image = make_tif(tmp_path / "img.tif", 64, 64, geotransform=GT)
+    net, cfg = random_model(resolution_m=0.6, seed=1)
+    model = save_model(net, cfg, tmp_path / "m.safetensors")
+    asked = []
+
+    def choose(path, bands, input_m):  # noqa: ANN001, ANN202
+        asked.append((Path(path), bands, input_m))
+        return ModelChoice(model, 3.0, "here", "the test's model, chosen")
+
+    monkeypatch.setattr("map_refiner.engine.refine.pipeline.choose_bundled", choose)
+    params = RefineParams(image=image, out=tmp_path / "o.tif", device="cpu", iterations=1)
+    chosen = refine_raster(replace_(params, choose_model=True))
+    assert asked == [(image, None, None)]
+    assert chosen.model_path == model and chosen.model_note == "the test's model, chosen"
+    # named models and priors are never second-guessed
+    named = refine_raster(
+        replace_(params, out=tmp_path / "n.tif", model_path=model, choose_model=True)
+    )
+    assert named.model_note == "" and named.model_path == model and len(asked) == 1
+
+
+def replace_(params: RefineParams, **changes) -> RefineParams:
+    from dataclasses import replace
+
+    return replace(params, **changes)
+
+
+def test_a_fine_tune_asked_to_choose_starts_from_the_model_chosen(
+    tmp_path: Path, monkeypatch
+) -> None:  # noqa: ANN001
+    from helpers_data import box_wkt, write_vector
+
+    from map_refiner.training.corrections.finetune import finetune
+    from map_refiner.training.corrections.fit import FitParams
+    from map_refiner.training.tile import LabelSource
+
+    image = make_tif(tmp_path / "img.tif", 96, 96, seed=2, geotransform=GT)
+    net, cfg = random_model(resolution_m=0.6, seed=3)
+    base = save_model(net, cfg, tmp_path / "base.safetensors")
+    x0, y0 = GT[0], GT[3]
+    polygons = tmp_path / "c.gpkg"
+    write_vector(
+        polygons,
+        [
+            (box_wkt(x0 + 2, y0 - 12, x0 + 8, y0 - 4), {"class": "building"}),
+            (box_wkt(x0 + 14, y0 - 26, x0 + 22, y0 - 18), {"class": "background"}),
+        ],
+        epsg=32633,
+        fields={"class": ogr.OFTString},
+    )
+    monkeypatch.setattr(
+        "map_refiner.training.corrections.finetune.choose_bundled",
+        lambda path, bands, input_m: ModelChoice(base, 0.5, "here", "the test's base"),
+    )
+    res = finetune(
+        image,
+        LabelSource(path=polygons, class_field="class", mode="sparse"),
+        tmp_path / "round1.safetensors",
+        params=FitParams(steps=2, anchor_partner=""),
+        device="cpu",
+        choose_base=True,
+    )
+    assert res.base_model == base and res.base_note == "the test's base"
+    assert res.message.startswith("Started from the test's base.")
