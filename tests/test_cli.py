@@ -270,6 +270,44 @@ def test_model_names_stand_for_the_bundled_models(tmp_path: Path, monkeypatch) -
     assert args.model == Path("general")
 
 
+def test_refine_and_finetune_without_a_model_choose_one_for_the_image(
+    tmp_path: Path, capsys, monkeypatch, model_file: Path
+) -> None:  # noqa: ANN001
+    """No --model: the engine chooses the bundled model for the image and the CLI prints
+    which and why; a model named (default included) is taken as named."""
+    from map_refiner.engine.refine.model_choice import ModelChoice
+
+    asked = []
+
+    def choose(image, bands, input_m):  # noqa: ANN001, ANN202
+        asked.append(Path(image))
+        return ModelChoice(model_file, 9.9, "somewhere", "the tiny model, for the test")
+
+    monkeypatch.setattr("map_refiner.engine.refine.pipeline.choose_bundled", choose)
+    image = make_tif(tmp_path / "in.tif", 40, 40, seed=5)
+    common = ["--iterations", "1", "--device", "cpu"]
+    rc, stdout, _ = run_cli(["refine", image, "--out", tmp_path / "a.tif", *common], capsys)
+    assert rc == 0 and asked == [image]
+    assert "model: the tiny model, for the test" in stdout
+    rc, stdout, _ = run_cli(
+        ["refine", image, "--out", tmp_path / "b.tif", "--model", model_file, *common], capsys
+    )
+    assert rc == 0 and len(asked) == 1 and "model:" not in stdout
+    seen = []
+
+    def finetune(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        seen.append((args[3], kwargs["choose_base"]))
+        raise KeyboardInterrupt  # enough: the arguments are what is checked
+
+    monkeypatch.setattr("map_refiner.training.corrections.finetune.finetune", finetune)
+    for extra, expected in (
+        ([], (None, True)),
+        (["--model", "default"], (DEFAULT_MODEL_PATH, False)),
+    ):
+        run_cli(["finetune", image, image, "--out", tmp_path / "n.safetensors", *extra], capsys)
+        assert seen[-1] == expected
+
+
 def test_info_on_a_bad_file_is_one_line(tmp_path: Path, capsys) -> None:
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x80\x04not a model")

@@ -259,3 +259,40 @@ def test_the_dialog_export_options_reach_the_job(plugin, qgis_new_project) -> No
     dialog = plugin.controller.dialog
     assert not dialog.export_background_check.isChecked()
     assert dialog.min_area_spin.value() == 1.44  # 2 x 2 pixels of the bundled 0.6 m model
+
+
+def test_a_refine_that_chose_the_general_model_is_named_and_recomputed_as_it(
+    plugin, austin_rgb, tmp_path, qgis_iface, qgis_new_project, wait_for_tasks
+) -> None:  # noqa: ANN001
+    """The dialog's first choice leaves the bundled model to the image: Austin's tile gets
+    the default model, the same tile under a warm colour cast the general one; the
+    message says which and why, and the job the controller keeps (Keep iteration,
+    Recompute, the rounds) names the model the refine used."""
+    from dataclasses import replace
+
+    import numpy as np
+    from osgeo import gdal
+
+    from map_refiner.engine.modelfile.header import GENERAL_MODEL_PATH
+
+    src = gdal.Open(str(austin_rgb))
+    arr = src.ReadAsArray().astype(np.float32) * np.array([1.25, 1.0, 0.75])[:, None, None]
+    warm = tmp_path / "warm.tif"
+    ds = gdal.GetDriverByName("GTiff").Create(str(warm), src.RasterXSize, src.RasterYSize, 3)
+    ds.SetGeoTransform(src.GetGeoTransform())
+    ds.SetProjection(src.GetProjection())
+    ds.WriteArray(np.clip(arr, 0, 255).astype(np.uint8))
+    ds = None
+    for image, general in ((austin_rgb, False), (warm, True)):
+        job = _job(image, tmp_path / f"{image.stem}_out.tif", None, iterations=1)
+        plugin.controller.start_refine(replace(job, params=replace(job.params, choose_model=True)))
+        wait_for_tasks()
+        kept = plugin.controller.last_refine
+        assert kept is not None and not kept.params.choose_model
+        assert kept.params.model_path == (GENERAL_MODEL_PATH if general else None)
+        assert kept.slider is not None and kept.slider.model_path == kept.params.model_path
+        said = qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Success)[-1]
+        assert ("the bundled general model" if general else "the bundled default model") in said
+    named = [layer.name() for layer in qgis_new_project.mapLayers().values()]
+    assert any(n.startswith("austin_dev_rgb — refined (") for n in named)  # the default
+    assert any("general" in n.lower() and n.startswith("austin_dev_rgb — refined by") for n in named)

@@ -345,3 +345,33 @@ def test_a_dropped_fit_can_be_taken_and_the_round_still_undone(
     assert not any("round 1" in n for n in names), names
     assert round_model.exists() and dropped.exists()  # nothing on disk is deleted
     assert labels.rounds_list.count() == 0 and not labels.dropped_fit_button.isEnabled()
+
+
+def test_a_round_that_chose_its_base_names_it_as_its_parent(tmp_path) -> None:  # noqa: ANN001
+    """Undo round goes back to the bundled model the fine-tune chose for the image: the
+    general model by its file, the default as the dialog names it (None)."""
+    from types import SimpleNamespace
+
+    from map_refiner.engine.modelfile.header import DEFAULT_MODEL_PATH, GENERAL_MODEL_PATH
+    from map_refiner.training.tile import LabelSource
+    from map_refiner.ui.jobs.training_jobs import FinetuneJob, round_parent
+
+    labels = LabelSource(path=tmp_path / "c.gpkg", class_field="class", mode="sparse")
+    chose = FinetuneJob(
+        tmp_path / "i.tif", labels, tmp_path / "r.safetensors", None, None, "cpu", "", True
+    )
+    named = FinetuneJob(
+        tmp_path / "i.tif",
+        labels,
+        tmp_path / "r.safetensors",
+        tmp_path / "m.safetensors",
+        None,
+        "cpu",
+        "",
+    )
+    assert round_parent(chose, SimpleNamespace(base_model=GENERAL_MODEL_PATH)) == GENERAL_MODEL_PATH
+    assert round_parent(chose, SimpleNamespace(base_model=DEFAULT_MODEL_PATH)) is None
+    assert (
+        round_parent(named, SimpleNamespace(base_model=tmp_path / "m.safetensors"))
+        == named.base_model
+    )
