@@ -275,7 +275,7 @@ def test_refine_and_finetune_without_a_model_choose_one_for_the_image(
 ) -> None:  # noqa: ANN001
     """No --model: the engine chooses the bundled model for the image and the CLI prints
     which and why; a model named (default included) is taken as named."""
-    from map_refiner.engine.refine.model_choice import ModelChoice
+    from map_refiner.engine.modelfile.bundled_choice import ModelChoice
 
     asked = []
 

@@ -344,11 +344,20 @@ def test_without_dask_the_error_says_what_to_install(image, monkeypatch, tmp_pat
     assert list(tmp_path.iterdir()) == []
 
 
-def test_the_command_line(image, reference, scheduler, tmp_path, capsys) -> None:
+def test_the_command_line(image, reference, scheduler, tmp_path, capsys, monkeypatch) -> None:
+    """No --model: the driver chooses the bundled model for the image (here told to take
+    the default, which made the reference) and the workers refine with the file chosen."""
+    from map_refiner.engine.modelfile.bundled_choice import ModelChoice
+    from map_refiner.engine.modelfile.header import DEFAULT_MODEL_PATH
+
+    chose = ModelChoice(DEFAULT_MODEL_PATH, 0.5, "here", "the default, for the test")
+    monkeypatch.setattr("map_refiner.engine.refine.pipeline.choose_bundled", lambda *a: chose)
     out = tmp_path / "map.tif"
     argv = ["refine", str(image), "--out", str(out), "--device", "cpu", "--tile-size", "64"]
     assert cli_main([*argv, "--scheduler", scheduler, "--block-tiles", "2"]) == 0
-    assert "12 blocks, 12 computed, 0 resumed" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "12 blocks, 12 computed, 0 resumed" in said
+    assert "model: the default, for the test" in said
     assert np.array_equal(read(out), reference["map"])
     assert cli_main([*argv, "--resume", "--overwrite"]) == 2
     assert "add --scheduler" in capsys.readouterr().err

@@ -1,11 +1,11 @@
 """The default model's training areas' looks, and how well the look picks a bundled model.
 
-``build`` writes resources/models/default_home.json: engine/refine/model_choice's look of
+``build`` writes resources/models/default_home.json: engine/modelfile/bundled_choice's look of
 each area the bundled default model's networks were trained on (dev/default_model/
 multiscene.py: the left half of every shared scene with an accurate reference but
 austin_dev, austin_enh whole).
 
-``probe`` measures the rule (model_choice.HOME_DISTANCE) on session 36's pairs
+``probe`` measures the rule (bundled_choice.HOME_DISTANCE) on session 36's pairs
 (dev/default_model/agreement_probe.py's rows, out/s36/agreement.json: both bundled
 recipes' right-half building IoU on every scene as it is and under eight other looks,
 and on four scenes each recipe never saw, with its leave-one-out models): each pair's
@@ -15,8 +15,13 @@ same source stands for; a scene under a look by the whole image) and the rule's 
 summed at several thresholds beside "always the default" (the product until session 37),
 "always the general" and the better of the two.
 
+``loop`` sums the correction-study rows of both recipes (sessions 35-36, out/corrections/
+rows_s3[56]_*: LOOP_GROUPS) as the rule would pick the base of each scene: the maps users
+start from and end with, against "always the default" and "always the general".
+
     python -m map_refiner.dev.default_model.home_looks build
     python -m map_refiner.dev.default_model.home_looks probe --rows out/s36/agreement.json
+    python -m map_refiner.dev.default_model.home_looks loop
 """
 
 from __future__ import annotations
@@ -29,8 +34,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ...engine.modelfile.bundled_choice import (
+    HOME_DISTANCE,
+    HOME_LOOKS_PATH,
+    image_look,
+    look_distance,
+)
 from ...engine.rasters.read import ground_resolution, open_raster, raster_info
-from ...engine.refine.model_choice import HOME_DISTANCE, HOME_LOOKS_PATH, image_look, look_distance
 from ..corrections.scenes import Scene, scenes
 from ..prior.misread import apply_look
 from .multiscene import KEPT_OUT, WHOLE
@@ -43,6 +53,19 @@ LEFT_OUT = {
     "rio_wv2": ("kampala_drone", "rio_wv2"),
     "nepal_drone": ("nepal_drone",),
     "loveda_1": ("loveda_1",),
+}
+#: The correction-study rows of each recipe, by group (default's rows, general's rows):
+#: the same users, drawings, K and seeds (docs/results_bundled_recipes.md "Session 36").
+LOOP_GROUPS = {
+    "own, largest traced": ("rows_s36_k36_traced_own*", "rows_s35_genT2_own*"),
+    "own, largest rough:1": ("rows_s36_k36_rough1_own*", "rows_s36_genown_rough1_own*"),
+    "own, largest loose:1": ("rows_s36_k36_loose1_own*", "rows_s36_genown_loose1_own*"),
+    "own, uncertainty rough:1": ("rows_s35_u2_*", "rows_s36_genown_unc_*"),
+    "never seen, largest traced": ("rows_s36_k36_traced_never_*", "rows_s36_gen_traced_never_*"),
+    "never seen, largest rough:1": ("rows_s36_k36_rough1_never_*", "rows_s36_gen_rough1_never_*"),
+    "never seen, largest loose:1": ("rows_s36_k36_loose1_never_*", "rows_s36_gen_loose1_never_*"),
+    "never seen, uncertainty rough:1": ("rows_s36_defbase_unc_*", "rows_s36_gen_unc_*"),
+    "never seen, random rough:1": ("rows_s35_r2_*", "rows_s36_gen_rnd_*"),
 }
 THRESHOLDS = (1.0, 1.5, 1.8, 2.0, 2.2, 2.4, 2.6, 2.8, 3.0, 3.5)
 
@@ -71,7 +94,7 @@ def build(data: Path, out: Path) -> None:
         json.dumps(
             {
                 "model": "default.safetensors",
-                "look": "engine/refine/model_choice.py look_features on a 0.6 m grid",
+                "look": "engine/modelfile/bundled_choice.py look_features on a 0.6 m grid",
                 "made_by": "python -m map_refiner.dev.default_model.home_looks build",
                 "areas": {k: [round(float(x), 3) for x in v] for k, v in areas.items()},
             },
@@ -123,24 +146,86 @@ def probe(data: Path, rows_path: Path) -> None:
             return j[3] if j[0] <= t else j[4]
 
         better = sum(pick(j) >= max(j[3], j[4]) for j in judged)
-        mark = " (model_choice.HOME_DISTANCE)" if t == HOME_DISTANCE else ""
+        mark = " (bundled_choice.HOME_DISTANCE)" if t == HOME_DISTANCE else ""
         print(
             f"| default within {t:g}{mark} | {sum(map(pick, judged)):.1f} | "
             f"{sum(map(pick, as_is)):.1f} | {better} of {len(judged)} |"
         )
 
 
+def rule_picks_general(data: Path) -> dict[str, set[str]]:
+    """The scenes whose image the rule gives the general model, for the own rounds (the
+    bundled default's training areas as homes, the scene's right half judged) and the
+    never-seen ones (the leave-one-out model's homes, the whole image judged)."""
+    found = scenes(data, ROOT / "out" / "corrections" / "data")
+    homes = training_areas(found)
+    own, never = set(), set()
+    for name, scene in found.items():
+        if look_distance(look_of(scene.image, "right"), homes)[0] > HOME_DISTANCE:
+            own.add(name)
+        if name in LEFT_OUT:
+            near = {k: v for k, v in homes.items() if k not in LEFT_OUT[name]}
+            if look_distance(look_of(scene.image), near)[0] > HOME_DISTANCE:
+                never.add(name)
+    return {"own": own, "never": never}
+
+
+def loop(data: Path, rows_dir: Path) -> None:
+    picks = rule_picks_general(data)
+    print(
+        f"the rule's general model: own {sorted(picks['own'])}, never seen {sorted(picks['never'])}"
+    )
+    print()
+    print("| rounds | always the default: start -> final (worse) | the rule | always the general |")
+    print("|---|---|---|---|")
+    totals = {k: [0.0, 0.0, 0] for k in ("default", "rule", "general")}
+    for group, (d_glob, g_glob) in LOOP_GROUPS.items():
+        d, g = _rows(rows_dir, d_glob), _rows(rows_dir, g_glob)
+        keys = sorted(set(d) & set(g))
+        general = picks["never" if group.startswith("never") else "own"]
+        sums = {k: [0.0, 0.0, 0] for k in totals}
+        for key in keys:
+            for name, row in (
+                ("default", d[key]),
+                ("general", g[key]),
+                ("rule", g[key] if key[0] in general else d[key]),
+            ):
+                sums[name][0] += row["before"]
+                sums[name][1] += row["after"]
+                sums[name][2] += row["after"] < row["before"] - 0.05
+        for name, v in sums.items():
+            totals[name] = [a + b for a, b in zip(totals[name], v)]
+        cells = [f"{v[0]:.1f} -> {v[1]:.1f} ({v[2]})" for v in sums.values()]
+        print(f"| {group} ({len(keys)}) | " + " | ".join(cells) + " |")
+    cells = [f"{v[0]:.1f} -> {v[1]:.1f} ({v[2]})" for v in totals.values()]
+    print("| all | " + " | ".join(cells) + " |")
+
+
+def _rows(folder: Path, pattern: str) -> dict[tuple, dict]:
+    """Study rows by (scene, user, drawing, K, seed)."""
+    out = {}
+    for path in sorted(folder.glob(pattern)):
+        for line in path.read_text().splitlines():
+            r = json.loads(line)
+            key = (r["scene"], r["user"], r["drawing"], r["k"], r["overrides"].get("seed"))
+            out[key] = r
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("step", choices=["build", "probe"])
+    ap.add_argument("step", choices=["build", "probe", "loop"])
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--out", type=Path, default=HOME_LOOKS_PATH)
     ap.add_argument("--rows", type=Path, default=ROOT / "out" / "s36" / "agreement.json")
+    ap.add_argument("--rows-dir", type=Path, default=ROOT / "out" / "corrections")
     a = ap.parse_args(argv)
     if a.step == "build":
         build(a.data, a.out)
-    else:
+    elif a.step == "probe":
         probe(a.data, a.rows)
+    else:
+        loop(a.data, a.rows_dir)
     return 0
 
 

@@ -74,7 +74,7 @@ class RefineParams:
     # tiling.DETAIL_AUTO_FINER times finer than its grid, else none
     detail_resolution_m: float | None = None  # that grid's pixel size instead
     choose_model: bool = False  # with no model_path and no prior: the bundled model chosen
-    # for the image by its look (model_choice.choose_bundled: the default model on imagery
+    # for the image by its look (bundled_choice.choose_bundled: the default model on imagery
     # like its training scenes, else the general one); False: the bundled default model.
     # What the CLI, the dialog and Processing do when the user names no model
 

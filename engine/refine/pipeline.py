@@ -17,6 +17,7 @@ import torch
 from ..errors import MapRefinerError
 from ..labels.kept import burn_into
 from ..limits import check_work
+from ..modelfile.bundled_choice import ModelChoice, choose_bundled
 from ..modelfile.config import ModelConfig
 from ..modelfile.header import model_for_refine
 from ..networks.models import MapRefinerNet
@@ -25,7 +26,6 @@ from ..rasters.files import check_output_path
 from ..rasters.group import WriterGroup, writer_group
 from ..rasters.write import CLASS_NODATA, RefinedWriter, refined_writer
 from .memory import bounded_memory, release_free_memory
-from .model_choice import ModelChoice, choose_bundled
 from .params import KeepIterations, RefineParams, RefineResult, describe_map
 from .predict import classes_and_probs
 from .prior import (

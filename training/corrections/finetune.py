@@ -40,11 +40,11 @@ import torch
 
 from ...engine.device import configure_threads, resolve_device
 from ...engine.errors import MapRefinerError
+from ...engine.modelfile.bundled_choice import choose_bundled
 from ...engine.modelfile.config import ModelConfig
 from ...engine.modelfile.io import check_model_output, load_model, save_model
 from ...engine.networks.inference import class_argmax
 from ...engine.progress import CancelFn, ProgressFn, Reporter, make_reporter
-from ...engine.refine.model_choice import choose_bundled
 from ..tile import IGNORE, LabelSource
 from .data import Corrections, load_corrections
 from .detail_stage import DetailFit, DetailOutcome, held_out_phase, refit
@@ -219,7 +219,7 @@ def finetune(
     choose_base: bool = False,
 ) -> FinetuneResult:
     """Fit ``base_model`` (default: the bundled default model; with ``choose_base``, the
-    bundled model chosen for ``image``, model_choice.choose_bundled) to the polygons of
+    bundled model chosen for ``image``, bundled_choice.choose_bundled) to the polygons of
     ``labels`` (``allow_large``: also corrections spread past data.MAX_WINDOW_PIXELS)."""
     params = copy.deepcopy(params) if params is not None else FitParams()
     params.check()

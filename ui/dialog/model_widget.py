@@ -104,7 +104,7 @@ class ModelChooser(QWidget):
 
     def chooses_for_image(self) -> bool:
         """Whether the refine or fine-tune is to choose the bundled model for the image
-        (engine/refine/model_choice.py); model_path() is None then."""
+        (engine/modelfile/bundled_choice.py); model_path() is None then."""
         return self.auto_radio.isChecked()
 
     def remembered(self) -> str:

@@ -65,7 +65,7 @@ def parse_names(text: str) -> list[str] | None:
 #: names; a model missing here is offered under its own name).
 BUNDLED_LABELS = {"general": "general (drones, satellites, other sensors)"}
 #: BUNDLED's last option, after the bundled models (its default): the bundled model the
-#: engine chooses for the image (engine/refine/model_choice.py).
+#: engine chooses for the image (engine/modelfile/bundled_choice.py).
 CHOSEN_LABEL = "chosen for the image (default or general)"
 
 

@@ -1,4 +1,4 @@
-"""engine/refine/model_choice.py: the bundled model chosen for an image by its look, and
+"""engine/modelfile/bundled_choice.py: the bundled model chosen for an image by its look, and
 the refine and fine-tune that use it when the user names no model."""
 
 from __future__ import annotations
@@ -12,10 +12,8 @@ from helpers_data import real_data
 from helpers_engine import make_tif, random_model, scene, write_image
 from osgeo import gdal, ogr
 
-from map_refiner.engine.modelfile.header import DEFAULT_MODEL_PATH, GENERAL_MODEL_PATH
-from map_refiner.engine.modelfile.io import save_model
-from map_refiner.engine.refine import model_choice
-from map_refiner.engine.refine.model_choice import (
+from map_refiner.engine.modelfile import bundled_choice
+from map_refiner.engine.modelfile.bundled_choice import (
     HOME_DISTANCE,
     LOOK_FEATURES,
     ModelChoice,
@@ -25,6 +23,8 @@ from map_refiner.engine.refine.model_choice import (
     look_distance,
     look_features,
 )
+from map_refiner.engine.modelfile.header import DEFAULT_MODEL_PATH, GENERAL_MODEL_PATH
+from map_refiner.engine.modelfile.io import save_model
 from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
 
 gdal.UseExceptions()
@@ -78,11 +78,11 @@ def test_a_large_image_is_read_on_a_lattice_of_windows(tmp_path: Path, monkeypat
     ds = write_image(tmp_path / "u.tif", arr, GT)
     ds = None  # noqa: F841
     whole = look_of(tmp_path / "u.tif")
-    monkeypatch.setattr(model_choice, "LOOK_SIDE", 16)  # 3 x 3 windows of 32 px
+    monkeypatch.setattr(bundled_choice, "LOOK_SIDE", 16)  # 3 x 3 windows of 32 px
     reads = []
-    original = model_choice._read_coarse
+    original = bundled_choice._read_coarse
     monkeypatch.setattr(
-        model_choice,
+        bundled_choice,
         "_read_coarse",
         lambda *a: reads.append(a[2:6]) or original(*a),  # (x, y, w, h)
     )
@@ -133,7 +133,7 @@ def test_the_bundled_looks_name_the_default_model_s_training_areas() -> None:
         "loveda_1",
     }
     assert all(v.shape == (LOOK_FEATURES,) for v in homes.values())
-    made_by = json.loads(model_choice.HOME_LOOKS_PATH.read_text())["made_by"]
+    made_by = json.loads(bundled_choice.HOME_LOOKS_PATH.read_text())["made_by"]
     assert "home_looks build" in made_by
 
 

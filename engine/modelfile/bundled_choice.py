@@ -24,22 +24,22 @@ import numpy as np
 from osgeo import gdal
 
 from ..errors import MapRefinerError
-from ..modelfile.header import DEFAULT_MODEL_PATH, GENERAL_MODEL_PATH
 from ..rasters.read import check_bands, ground_resolution, open_raster, raster_info
+from .header import DEFAULT_MODEL_PATH, GENERAL_MODEL_PATH
 
 #: The default model's training areas' looks (LOOK_FEATURES of each), beside the model.
 HOME_LOOKS_PATH = DEFAULT_MODEL_PATH.with_name("default_home.json")
 #: An image is the default model's when its look lies within this of one of its training
 #: areas' (look_distance: the mean absolute difference of the features, in percent of
-#: the 8-bit range). Session 37 (docs/results_bundled_recipes.md): the right halves of
-#: the default's own scenes, read as they are, lie 0.6-1.8 from their own left halves
-#: (austin_dev 1.5-1.7 from austin_enh), the ISPRS crops and LoveDA_0's halves 2.6-3.5
-#: (the general model reads both ISPRS crops better), the scenes the default's recipe
-#: never saw 3.2 and more (LoveDA_1 1.3, next to LoveDA_0, where the default reads it
-#: better), every scene under another look (haze, colour casts, dark, bright, flat) 2.3
-#: and more. Any value from 1.8 to 2.6 picks the same model on the 12 scenes as they are;
-#: 2.2 is the middle. Chosen on these scenes: no other labelled imagery was left to
-#: check it on.
+#: the 8-bit range). Session 37 (docs/results_bundled_recipes.md "Session 37"): the right
+#: halves of the default's own scenes, read as they are, lie 0.7-1.9 from the training
+#: areas (austin_dev's 1.7 from austin_enh, the whole tile 1.5); the ISPRS crops' and
+#: LoveDA_0's 2.7-3.4 (the general model reads both ISPRS crops better); the scenes the
+#: default's recipe never saw 2.9 and more (LoveDA_1 1.3, next to LoveDA_0, where the
+#: default reads it better); every scene under another look (haze, colour casts, dark,
+#: bright, flat) 2.3 and more. Any value from 1.9 to 2.6 picks the same model on the 12
+#: scenes as they are; 2.2 is about the middle. Chosen on these scenes: no other
+#: labelled imagery was left to check it on.
 HOME_DISTANCE = 2.2
 #: The grid the looks are measured on: the bundled models' own (metres).
 LOOK_GRID_M = 0.6
