@@ -62,6 +62,12 @@ Input: bands {cfg.bands} (RGB), normalised with the mean/std in the config.
 Ground resolution: {cfg.ground_resolution_m} m per pixel (inputs are resampled to it
 bilinearly and the scores back to the input grid). Default RNN iterations: {cfg.default_iterations}.
 
+When it runs: wherever a model is named `default` (CLI `--model default`, the dialog's
+*Bundled default model*, Processing `BUNDLED=0`), and wherever none is named and the
+image looks like one of the areas it was trained on (its colour percentiles within 2.2 of
+one of `default_home.json`'s; engine/modelfile/bundled_choice.py; otherwise the bundled
+general model runs; docs/results_bundled_recipes.md "Session 37").
+
 ## Training
 - Coarse CNN (paper's section III, SGD lr {c.get("lr")}, momentum {c.get("momentum")},
   weight decay {c.get("weight_decay")}, batches of {c.get("batch_size")} patches with
