@@ -727,8 +727,8 @@ def test_sure_ratio_compares_sureness_on_the_drawn_errors_with_the_window_s() ->
                 p.zero_()
         fit = CorrectionFit(net, tile, FitParams(), torch.device("cpu"))
         assert fit.sure_ratio == pytest.approx(expected)
-    assert flip_check_applies(None) and flip_check_applies(0.89)
-    assert not flip_check_applies(0.9) and not flip_check_applies(1.2)
+    assert flip_check_applies(None) and flip_check_applies(0.84)
+    assert not flip_check_applies(0.85) and not flip_check_applies(1.2)
     assert flip_check_applies(5.0, float("inf"))
 
 

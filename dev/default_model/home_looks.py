@@ -22,6 +22,12 @@ start from and end with, against "always the default" and "always the general".
     python -m map_refiner.dev.default_model.home_looks build
     python -m map_refiner.dev.default_model.home_looks probe --rows out/s36/agreement.json
     python -m map_refiner.dev.default_model.home_looks loop
+    python -m map_refiner.dev.default_model.home_looks loop85
+
+``loop85`` compares, on the rounds the rule gives each recipe, the study rows made with
+the flip check standing aside from a sure ratio of 0.85 (session 36's rows_s36_*fs85_*,
+their adoption re-derived with study.flip_dropped, as the study now derives it) with the
+same rounds at 0.9 (FitParams.flip_sure_ratio until session 37).
 """
 
 from __future__ import annotations
@@ -201,6 +207,87 @@ def loop(data: Path, rows_dir: Path) -> None:
     print("| all | " + " | ".join(cells) + " |")
 
 
+#: Rounds measured at both sure ratios: (rows at 0.9, rows at 0.85, the scenes the rule
+#: gives that recipe; None: every scene of the rows).
+LOOP85_GROUPS = {
+    "general, never seen, largest traced": (
+        "rows_s36_gen_traced_never_*",
+        "rows_s36_genfs85_traced_never_*",
+        ("kampala_drone", "rio_wv2", "nepal_drone"),
+    ),
+    "general, never seen, largest rough:1": (
+        "rows_s36_gen_rough1_never_*",
+        "rows_s36_genfs85_rough1_never_*",
+        ("kampala_drone", "rio_wv2", "nepal_drone"),
+    ),
+    "general, never seen, uncertainty rough:1": (
+        "rows_s36_gen_unc_*",
+        "rows_s36_genfs85_unc_*",
+        ("kampala_drone", "rio_wv2", "nepal_drone"),
+    ),
+    "general, never seen, random rough:1": (
+        "rows_s36_gen_rnd_*",
+        "rows_s36_genfs85_ran_*",
+        ("kampala_drone", "rio_wv2", "nepal_drone"),
+    ),
+    "default, never seen, largest traced": (
+        "rows_s36_k36_traced_never_*",
+        "rows_s36_deffs85_traced_never_*",
+        ("loveda_1",),
+    ),
+    "default, never seen, largest rough:1": (
+        "rows_s36_k36_rough1_never_*",
+        "rows_s36_deffs85_rough1_never_*",
+        ("loveda_1",),
+    ),
+    "default, never seen, uncertainty rough:1": (
+        "rows_s36_defbase_unc_*",
+        "rows_s36_deffs85_unc_*",
+        ("loveda_1",),
+    ),
+    "default, never seen, random rough:1": (
+        "rows_s35_r2_*",
+        "rows_s36_deffs85_ran_*",
+        ("loveda_1",),
+    ),
+    "default, own, largest traced": (
+        "rows_s36_k36_traced_own*",
+        "rows_s36_deffs85_traced_own*",
+        None,
+    ),
+    "general, own, largest traced": ("rows_s35_genT2_own*", "rows_s36_genfs85_traced_own*", None),
+}
+
+
+def after_rederived(row: dict) -> float:
+    """A study row's map after the round, its adoption judged again with the row's own
+    flip-check overrides (the study's re-derivation ignored them until session 36)."""
+    from ..corrections.study import flip_dropped
+
+    if row.get("after_fit") is None or not row.get("passed_held_out"):
+        return row["after"]
+    erased = row.get("class_kept") is not None and row["class_kept"] < 0.1
+    dropped = flip_dropped(
+        True, row.get("flip_ratio"), row.get("tuned_score"), row.get("sure_ratio"), row["overrides"]
+    )
+    return row["before"] if dropped or erased else row["after_fit"]
+
+
+def loop85(rows_dir: Path) -> None:
+    print("| rounds | at 0.9: final (worse than start) | at 0.85 | change |")
+    print("|---|---|---|---|")
+    for group, (at90, at85, kept) in LOOP85_GROUPS.items():
+        a, b = _rows(rows_dir, at90), _rows(rows_dir, at85)
+        keys = [k for k in sorted(set(a) & set(b)) if kept is None or k[0] in kept]
+        s90 = sum(a[k]["after"] for k in keys)
+        s85 = sum(after_rederived(b[k]) for k in keys)
+        w90 = sum(a[k]["after"] < a[k]["before"] - 0.05 for k in keys)
+        w85 = sum(after_rederived(b[k]) < b[k]["before"] - 0.05 for k in keys)
+        print(
+            f"| {group} ({len(keys)}) | {s90:.1f} ({w90}) | {s85:.1f} ({w85}) | {s85 - s90:+.1f} |"
+        )
+
+
 def _rows(folder: Path, pattern: str) -> dict[tuple, dict]:
     """Study rows by (scene, user, drawing, K, seed)."""
     out = {}
@@ -214,7 +301,7 @@ def _rows(folder: Path, pattern: str) -> dict[tuple, dict]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("step", choices=["build", "probe", "loop"])
+    ap.add_argument("step", choices=["build", "probe", "loop", "loop85"])
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--out", type=Path, default=HOME_LOOKS_PATH)
     ap.add_argument("--rows", type=Path, default=ROOT / "out" / "s36" / "agreement.json")
@@ -224,8 +311,10 @@ def main(argv: list[str] | None = None) -> int:
         build(a.data, a.out)
     elif a.step == "probe":
         probe(a.data, a.rows)
-    else:
+    elif a.step == "loop":
         loop(a.data, a.rows_dir)
+    else:
+        loop85(a.rows_dir)
     return 0
 
 

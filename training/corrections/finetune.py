@@ -111,6 +111,14 @@ def flip_cap(held_out_score: float | None, per_score: float = FLIP_PER_SCORE) ->
 #: their sum from +54.7 to +50.4 with three more rounds worse. Kept for the case it is
 #: for, a starting model confidently wrong on the user's imagery; the message tells the
 #: user to look, and Undo round goes back.
+#: 0.85 since session 37 (docs/results_corrections.md "Session 37"): the bundled general
+#: model's never-seen Rio rounds (sure ratio 0.87-0.89; their fits 17.3 -> 40-43) were
+#: dropped at 0.9, +171.1 over 24 never-seen largest-errors rounds at 0.85 and -0.3 over
+#: 24 uncertainty and random ones; session 36 had kept 0.9 for one default-recipe round
+#: on never-seen Nepal (60.0 -> 46.3, below its start 47.1), imagery the general model
+#: serves since session 37 unless the default is named (engine/modelfile/
+#: bundled_choice.py). The default recipe's other never-seen rounds moved +14.3, its own
+#: traced rounds and the general model's not at all; chosen on these rows.
 FLIP_SURE_RATIO = FitParams.flip_sure_ratio
 
 #: A round with nothing to hold out (one polygon per class) has no held-out score; where

@@ -164,9 +164,10 @@ class FitParams:
     flip_confidence: float = 0.9  # the flip check counts the undrawn pixels this sure
     balance: bool = True  # drawn classes weigh alike, whatever their pixel counts
     flip_per_score: float = 3.0  # see finetune.FLIP_PER_SCORE (inf: no flip check)
-    flip_sure_ratio: float = 0.9  # the flip check judges a fit only when the base model
+    flip_sure_ratio: float = 0.85  # the flip check judges a fit only when the base model
     # was sure on the drawn pixels it gets wrong less often than this times on the whole
-    # window (CorrectionFit.sure_ratio; inf: always). See finetune.FLIP_SURE_RATIO
+    # window (CorrectionFit.sure_ratio; inf: always); also where the anchors weigh
+    # anchor_weight_unsure. 0.9 until session 37. See finetune.FLIP_SURE_RATIO
     eval_every: int = 10
     folds: int = FINETUNE_FOLDS  # held-out phases on different splits of the polygons (holdout.py
     # fold_holdouts); their mean score decides whether a fit is adopted
