@@ -14,14 +14,17 @@ from osgeo import gdal, ogr
 
 from map_refiner.engine.modelfile import bundled_choice
 from map_refiner.engine.modelfile.bundled_choice import (
+    HELD_OUT_MARGIN,
     HOME_DISTANCE,
     LOOK_FEATURES,
     ModelChoice,
     choose_bundled,
+    held_out_scores,
     home_looks,
     image_look,
     look_distance,
     look_features,
+    prefers_general,
 )
 from map_refiner.engine.modelfile.header import DEFAULT_MODEL_PATH, GENERAL_MODEL_PATH
 from map_refiner.engine.modelfile.io import save_model
@@ -97,14 +100,35 @@ def _homes_like(path: Path, shift: float = 0.0) -> dict[str, np.ndarray]:
 
 def test_the_default_model_where_the_image_looks_like_a_training_area(tmp_path: Path) -> None:
     image = make_tif(tmp_path / "img.tif", 96, 96, seed=4, geotransform=GT)
-    near = choose_bundled(image, homes=_homes_like(image, 0.5 * HOME_DISTANCE * 2.55))
+    near = choose_bundled(image, homes=_homes_like(image, 0.5 * HOME_DISTANCE * 2.55), scores={})
     assert near.path == DEFAULT_MODEL_PATH and near.nearest == "here"
     assert near.distance is not None and near.distance <= HOME_DISTANCE
     assert "default model" in near.note and "here" in near.note
-    far = choose_bundled(image, homes=_homes_like(image, 2 * HOME_DISTANCE * 2.55))
+    far = choose_bundled(image, homes=_homes_like(image, 2 * HOME_DISTANCE * 2.55), scores={})
     assert far.path == GENERAL_MODEL_PATH and far.distance > HOME_DISTANCE
     assert "general model" in far.note and "unlike" in far.note
     assert "name the default model" in far.note  # how to have the default anyway
+
+
+def test_near_a_training_area_the_model_that_reads_its_held_out_half_better(
+    tmp_path: Path,
+) -> None:
+    """Within HOME_DISTANCE of an area, the general model where it reads that area's
+    held-out half better by HELD_OUT_MARGIN or more, else the default."""
+    image = make_tif(tmp_path / "img.tif", 96, 96, seed=4, geotransform=GT)
+    homes = _homes_like(image, 0.5)
+    for scores, expected in (
+        ({"default": 40.0, "general": 45.0}, GENERAL_MODEL_PATH),
+        ({"default": 40.0, "general": 40.0 + HELD_OUT_MARGIN / 2}, DEFAULT_MODEL_PATH),
+        ({"default": 50.0, "general": 45.0}, DEFAULT_MODEL_PATH),
+        (None, DEFAULT_MODEL_PATH),
+    ):
+        chosen = choose_bundled(image, homes=homes, scores={"here": scores} if scores else {})
+        assert chosen.path == expected and chosen.nearest == "here"
+        if expected == GENERAL_MODEL_PATH:
+            assert "reads better (45.0 building IoU against the default's 40.0)" in chosen.note
+    assert prefers_general({"default": 1.0, "general": 1.0 + HELD_OUT_MARGIN})
+    assert not prefers_general({"general": 99.0}) and not prefers_general(None)
 
 
 def test_without_the_looks_or_three_bands_the_default_model_stays(tmp_path: Path) -> None:
@@ -133,6 +157,10 @@ def test_the_bundled_looks_name_the_default_model_s_training_areas() -> None:
         "loveda_1",
     }
     assert all(v.shape == (LOOK_FEATURES,) for v in homes.values())
+    held = held_out_scores()
+    assert set(held) == set(homes)
+    assert all(0 <= s["default"] <= 100 and 0 <= s["general"] <= 100 for s in held.values())
+    assert not prefers_general(held["austin_enh"])  # Austin's imagery stays the default's
     made_by = json.loads(bundled_choice.HOME_LOOKS_PATH.read_text())["made_by"]
     assert "home_looks build" in made_by
 

@@ -3,7 +3,9 @@
 ``build`` writes resources/models/default_home.json: engine/modelfile/bundled_choice's look of
 each area the bundled default model's networks were trained on (dev/default_model/
 multiscene.py: the left half of every shared scene with an accurate reference but
-austin_dev, austin_enh whole).
+austin_dev, austin_enh whole), and both bundled models' building IoU on that scene's
+held-out right half, refined through the product's path (what bundled_choice.
+prefers_general reads; a few minutes on this CPU).
 
 ``probe`` measures the rule (bundled_choice.HOME_DISTANCE) on session 36's pairs
 (dev/default_model/agreement_probe.py's rows, out/s36/agreement.json: both bundled
@@ -43,9 +45,12 @@ import numpy as np
 from ...engine.modelfile.bundled_choice import (
     HOME_DISTANCE,
     HOME_LOOKS_PATH,
+    held_out_scores,
     image_look,
     look_distance,
+    prefers_general,
 )
+from ...engine.modelfile.header import BUNDLED_MODELS
 from ...engine.rasters.read import ground_resolution, open_raster, raster_info
 from ..corrections.scenes import Scene, scenes
 from ..prior.misread import apply_look
@@ -94,8 +99,28 @@ def training_areas(found: dict[str, Scene]) -> dict[str, np.ndarray]:
     }
 
 
+def held_out(scene: Scene, work: Path) -> dict[str, float]:
+    """Both bundled models' building IoU (%) on ``scene``'s right half."""
+    from osgeo import gdal
+
+    from ..corrections.study import iou, refine
+
+    ref = gdal.Open(str(scene.reference)).ReadAsArray() > 0
+    half = ref.shape[1] // 2
+    out = {}
+    for name, model in BUNDLED_MODELS.items():
+        pred, _ = refine(scene.image, work / f"{name}.tif", model)
+        out[name] = round(100 * iou(pred[:, half:], ref[:, half:]), 2)
+    return out
+
+
 def build(data: Path, out: Path) -> None:
-    areas = training_areas(scenes(data, ROOT / "out" / "corrections" / "data"))
+    found = scenes(data, ROOT / "out" / "corrections" / "data")
+    areas = training_areas(found)
+    with tempfile.TemporaryDirectory() as tmp:
+        scores = {name: held_out(found[name], Path(tmp)) for name in areas}
+    for name, s in scores.items():
+        print(f"{name}: default {s['default']}, general {s['general']}", flush=True)
     out.write_text(
         json.dumps(
             {
@@ -103,6 +128,7 @@ def build(data: Path, out: Path) -> None:
                 "look": "engine/modelfile/bundled_choice.py look_features on a 0.6 m grid",
                 "made_by": "python -m map_refiner.dev.default_model.home_looks build",
                 "areas": {k: [round(float(x), 3) for x in v] for k, v in areas.items()},
+                "held_out": scores,
             },
             indent=1,
         )
@@ -146,32 +172,44 @@ def probe(data: Path, rows_path: Path) -> None:
         ("the better of the two", lambda j: max(j[3], j[4])),
     ):
         print(f"| {name} | {sum(map(pick, judged)):.1f} | {sum(map(pick, as_is)):.1f} | - |")
-    for t in THRESHOLDS:
+    held = held_out_scores()
+    for prefer in (False, True):
+        for t in THRESHOLDS:
 
-        def pick(j, t=t):
-            return j[3] if j[0] <= t else j[4]
+            def pick(j, t=t, prefer=prefer):
+                near = j[0] <= t and not (prefer and prefers_general(held.get(j[1])))
+                return j[3] if near else j[4]
 
-        better = sum(pick(j) >= max(j[3], j[4]) for j in judged)
-        mark = " (bundled_choice.HOME_DISTANCE)" if t == HOME_DISTANCE else ""
-        print(
-            f"| default within {t:g}{mark} | {sum(map(pick, judged)):.1f} | "
-            f"{sum(map(pick, as_is)):.1f} | {better} of {len(judged)} |"
-        )
+            better = sum(pick(j) >= max(j[3], j[4]) for j in judged)
+            rule = "the nearest area's better model" if prefer else "the default"
+            mark = " (the rule)" if prefer and t == HOME_DISTANCE else ""
+            print(
+                f"| {rule} within {t:g}{mark} | {sum(map(pick, judged)):.1f} | "
+                f"{sum(map(pick, as_is)):.1f} | {better} of {len(judged)} |"
+            )
 
 
 def rule_picks_general(data: Path) -> dict[str, set[str]]:
-    """The scenes whose image the rule gives the general model, for the own rounds (the
-    bundled default's training areas as homes, the scene's right half judged) and the
-    never-seen ones (the leave-one-out model's homes, the whole image judged)."""
+    """The scenes whose image the rule gives the general model (bundled_choice.
+    choose_bundled's: far from every training area, or nearest one whose held-out half
+    the general model reads better), for the own rounds (the bundled default's training
+    areas as homes, the scene's right half judged) and the never-seen ones (the
+    leave-one-out model's homes, the whole image judged)."""
     found = scenes(data, ROOT / "out" / "corrections" / "data")
     homes = training_areas(found)
+    held = held_out_scores()
+
+    def general(look: np.ndarray, near: dict[str, np.ndarray]) -> bool:
+        distance, nearest = look_distance(look, near)
+        return distance > HOME_DISTANCE or prefers_general(held.get(nearest))
+
     own, never = set(), set()
     for name, scene in found.items():
-        if look_distance(look_of(scene.image, "right"), homes)[0] > HOME_DISTANCE:
+        if general(look_of(scene.image, "right"), homes):
             own.add(name)
         if name in LEFT_OUT:
             near = {k: v for k, v in homes.items() if k not in LEFT_OUT[name]}
-            if look_distance(look_of(scene.image), near)[0] > HOME_DISTANCE:
+            if general(look_of(scene.image), near):
                 never.add(name)
     return {"own": own, "never": never}
 
