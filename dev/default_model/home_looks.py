@@ -258,6 +258,11 @@ LOOP85_GROUPS = {
         "rows_s36_genfs85_rough1_never_*",
         ("kampala_drone", "rio_wv2", "nepal_drone"),
     ),
+    "general, never seen, largest loose:1": (
+        "rows_s36_gen_loose1_never_*",
+        "rows_s37_gen85_never_*",  # session 37, made at 0.85 (Kampala and Rio only)
+        ("kampala_drone", "rio_wv2", "nepal_drone"),
+    ),
     "general, never seen, uncertainty rough:1": (
         "rows_s36_gen_unc_*",
         "rows_s36_genfs85_unc_*",
@@ -294,6 +299,11 @@ LOOP85_GROUPS = {
         None,
     ),
     "general, own, largest traced": ("rows_s35_genT2_own*", "rows_s36_genfs85_traced_own*", None),
+    "general, own, largest rough:1 (Nepal)": (
+        "rows_s36_genown_rough1_own*",
+        "rows_s37_gen85own_rough1_own*",  # session 37: its one round with a ratio in 0.85-0.9
+        ("nepal_drone",),
+    ),
 }
 
 

@@ -28,9 +28,10 @@ class ModelChooser(QWidget):
         self.auto_radio = QRadioButton("Bundled, chosen for the image", self)
         self.auto_radio.setToolTip(
             "When the refine or fine-tune starts, the image's colours are compared with the "
-            "scenes the bundled default model learnt from: the default model where they are "
-            "alike, the general model where they are not (other sensors, colours, haze). "
-            "The result's message says which it took and why."
+            "scenes the bundled default model learnt from: like one of them, the model that "
+            "reads that scene's held-out half better (the default on Austin's aerial photos); "
+            "unlike all of them (other sensors, colours, haze), the general model. The "
+            "result's message says which it took and why."
         )
         self.bundled_radio = QRadioButton("Bundled default model", self)
         self.bundled_radio.setToolTip(

@@ -91,9 +91,9 @@ def bundled_model_parameter() -> QgsProcessingParameterDefinition:
         "every layer retrained with turned, flipped, rescaled and recoloured patches, "
         "usually the better start on drone, satellite and other imagery "
         "(resources/models/GENERAL_MODEL_CARD.md); chosen for the image (the default "
-        "choice): the default model where the image's colours are like those of the scenes "
-        "it learnt from, else the general model, as the log says. A model file overrides "
-        "this.",
+        "choice): where the image's colours are like those of a scene the default model "
+        "learnt from, the model that reads that scene's held-out half better, else the "
+        "general model, as the log says. A model file overrides this.",
     )
 
 
