@@ -245,33 +245,35 @@ def loop(data: Path, rows_dir: Path) -> None:
     print("| all | " + " | ".join(cells) + " |")
 
 
+#: The never-seen scenes the rule gives the general recipe (rule_picks_general's "never").
+NEVER_GENERAL = ("kampala_drone", "rio_wv2", "nepal_drone")
 #: Rounds measured at both sure ratios: (rows at 0.9, rows at 0.85, the scenes the rule
 #: gives that recipe; None: every scene of the rows).
 LOOP85_GROUPS = {
     "general, never seen, largest traced": (
         "rows_s36_gen_traced_never_*",
         "rows_s36_genfs85_traced_never_*",
-        ("kampala_drone", "rio_wv2", "nepal_drone"),
+        NEVER_GENERAL,
     ),
     "general, never seen, largest rough:1": (
         "rows_s36_gen_rough1_never_*",
         "rows_s36_genfs85_rough1_never_*",
-        ("kampala_drone", "rio_wv2", "nepal_drone"),
+        NEVER_GENERAL,
     ),
     "general, never seen, largest loose:1": (
         "rows_s36_gen_loose1_never_*",
         "rows_s37_gen85_never_*",  # session 37, made at 0.85 (Kampala and Rio only)
-        ("kampala_drone", "rio_wv2", "nepal_drone"),
+        NEVER_GENERAL,
     ),
     "general, never seen, uncertainty rough:1": (
         "rows_s36_gen_unc_*",
         "rows_s36_genfs85_unc_*",
-        ("kampala_drone", "rio_wv2", "nepal_drone"),
+        NEVER_GENERAL,
     ),
     "general, never seen, random rough:1": (
         "rows_s36_gen_rnd_*",
         "rows_s36_genfs85_ran_*",
-        ("kampala_drone", "rio_wv2", "nepal_drone"),
+        NEVER_GENERAL,
     ),
     "default, never seen, largest traced": (
         "rows_s36_k36_traced_never_*",
