@@ -144,6 +144,17 @@ def test_without_the_looks_or_three_bands_the_default_model_stays(tmp_path: Path
     assert choose_bundled(tmp_path / "four.tif", [2, 3, 4], homes=homes).distance is not None
 
 
+def test_an_image_with_almost_no_data_keeps_the_default_model(tmp_path: Path) -> None:
+    """Black (no data) nearly everywhere: the refine goes on with the default model, and
+    says why, rather than failing on the look."""
+    arr = np.zeros((3, 64, 64), np.uint8)
+    arr[:, :2, :2] = 100
+    ds = write_image(tmp_path / "black.tif", arr, GT)
+    ds = None  # noqa: F841
+    chosen = choose_bundled(tmp_path / "black.tif", homes={"here": np.zeros(LOOK_FEATURES)})
+    assert chosen.path == DEFAULT_MODEL_PATH and "too little data" in chosen.note
+
+
 def test_the_bundled_looks_name_the_default_model_s_training_areas() -> None:
     homes = home_looks()
     assert set(homes) == {

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +64,14 @@ CHROMA_PERCENTILES = (10, 50, 90)
 LOOK_FEATURES = len(LUMINANCE_PERCENTILES) + 3 * len(CHROMA_PERCENTILES)
 
 
+#: Fewer pixels with data than this (on the look's grid) tell too little of an image.
+MIN_LOOK_PIXELS = 16
+
+
+class TooFewPixels(MapRefinerError):
+    """The windows a look is read from hold (almost) no data."""
+
+
 @dataclass(frozen=True)
 class ModelChoice:
     """The bundled model chosen for an image, and why."""
@@ -79,8 +87,8 @@ def look_features(rgb: np.ndarray, valid: np.ndarray) -> np.ndarray:
     luminance percentiles and each band's offset from the luminance at a few
     percentiles (LOOK_FEATURES values)."""
     px = rgb[:, valid].astype(np.float64)
-    if px.shape[1] < 16:
-        raise MapRefinerError("The image has too few valid pixels to judge its look.")
+    if px.shape[1] < MIN_LOOK_PIXELS:
+        raise TooFewPixels(f"The image has too few valid pixels ({px.shape[1]}) to judge its look.")
     lum = px.mean(0)
     chroma = [np.percentile(px[b] - lum, CHROMA_PERCENTILES) for b in range(3)]
     return np.concatenate([np.percentile(lum, LUMINANCE_PERCENTILES), *chroma])
@@ -212,7 +220,11 @@ def choose_bundled(
         return default
     check_bands(info, chosen)
     pixel_m = math.sqrt(math.prod(ground_resolution(info, input_resolution_m)))
-    distance, nearest = look_distance(image_look(ds, chosen, pixel_m), homes)
+    try:
+        look = image_look(ds, chosen, pixel_m)
+    except TooFewPixels:  # a sparse mosaic whose sampled windows hold almost no data
+        return replace(default, note="the bundled default model (too little data to judge)")
+    distance, nearest = look_distance(look, homes)
     if distance > HOME_DISTANCE:
         return ModelChoice(
             GENERAL_MODEL_PATH,
