@@ -25,6 +25,14 @@ start from and end with, against "always the default" and "always the general".
     python -m map_refiner.dev.default_model.home_looks probe --rows out/s36/agreement.json
     python -m map_refiner.dev.default_model.home_looks loop
     python -m map_refiner.dev.default_model.home_looks loop85
+    python -m map_refiner.dev.default_model.home_looks osm
+
+``osm`` scores both bundled models on Xiamen's mosaic (where the rule sends the general
+model) against the OSM building mask on the source's own validation and evaluation tiles
+(OSM's outlines are metres off and miss buildings: low figures for both). Not an
+independent check of the rule: the default's CNN trained on the training tiles' OSM only,
+but the general recipe's trunk (dev/default_model/trunk.py) on the whole mosaic's OSM,
+these tiles included.
 
 ``loop85`` compares, on the rounds the rule gives each recipe, the study rows made with
 the flip check standing aside from a sure ratio of 0.85 (session 36's rows_s36_*fs85_*,
@@ -349,9 +357,48 @@ def _rows(folder: Path, pattern: str) -> dict[tuple, dict]:
     return out
 
 
+def osm_check(data: Path, work: Path) -> None:
+    from osgeo import gdal
+
+    from ...engine.modelfile.bundled_choice import choose_bundled
+    from ..corrections.study import iou, refine
+    from ..webtiles import read_tiles, split_mask, tile_pixel_box
+
+    image = data / "xiamen" / "xiamen_rgb.tif"
+    labels = gdal.Open(str(data / "xiamen" / "xiamen_osm_buildings_mask.tif"))
+    osm = labels.ReadAsArray()
+    chosen = choose_bundled(image)
+    print(f"the rule: {chosen.note}")
+    work.mkdir(parents=True, exist_ok=True)
+    maps = {
+        name: refine(image, work / f"{name}.tif", model)[0]
+        for name, model in BUNDLED_MODELS.items()
+    }
+    print("| tiles | default: building IoU vs OSM | general | tiles where the general is higher |")
+    print("|---|---|---|---|")
+    for split in ("validation", "evaluation"):
+        inside = split_mask(labels, data / "xiamen" / f"{split}.tiles") & (osm != 255)
+        ref = (osm == 1) & inside
+        ious = {name: 100 * iou(m & inside, ref) for name, m in maps.items()}
+        wins, tiles = 0, 0
+        for x, y, z in read_tiles(data / "xiamen" / f"{split}.tiles"):
+            c0, r0, c1, r1 = tile_pixel_box(labels, x, y, z)
+            box = (slice(max(0, r0), max(0, r1)), slice(max(0, c0), max(0, c1)))
+            here = inside[box]
+            if not here.any() or not ref[box].any():
+                continue
+            tiles += 1
+            per = {n: iou(m[box] & here, ref[box]) for n, m in maps.items()}
+            wins += per["general"] > per["default"]
+        print(
+            f"| {split} ({tiles} with OSM buildings) | {ious['default']:.1f} | "
+            f"{ious['general']:.1f} | {wins} of {tiles} |"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("step", choices=["build", "probe", "loop", "loop85"])
+    ap.add_argument("step", choices=["build", "probe", "loop", "loop85", "osm"])
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--out", type=Path, default=HOME_LOOKS_PATH)
     ap.add_argument("--rows", type=Path, default=ROOT / "out" / "s36" / "agreement.json")
@@ -363,8 +410,10 @@ def main(argv: list[str] | None = None) -> int:
         probe(a.data, a.rows)
     elif a.step == "loop":
         loop(a.data, a.rows_dir)
-    else:
+    elif a.step == "loop85":
         loop85(a.rows_dir)
+    else:
+        osm_check(a.data, ROOT / "out" / "home_looks_osm")
     return 0
 
 
