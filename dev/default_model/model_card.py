@@ -64,9 +64,9 @@ bilinearly and the scores back to the input grid). Default RNN iterations: {cfg.
 
 When it runs: wherever a model is named `default` (CLI `--model default`, the dialog's
 *Bundled default model*, Processing `BUNDLED=0`), and wherever none is named and the
-image looks like one of the areas it was trained on (its colour percentiles within 2.2 of
-one of `default_home.json`'s) whose held-out half it reads at least as well as the general
-model (Austin, Kampala, LoveDA); otherwise the bundled general model runs
+image looks like one of the areas it was trained on (its colour percentiles within 2.4 of
+one of `default_home.json`'s) whose held-out half the general model does not read two
+points better (Austin, Kampala, LoveDA, Vaihingen); otherwise the bundled general model runs
 (engine/modelfile/bundled_choice.py; docs/results_bundled_recipes.md "Session 37").
 
 ## Training
