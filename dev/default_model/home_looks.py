@@ -26,6 +26,10 @@ start from and end with, against "always the default" and "always the general".
     python -m map_refiner.dev.default_model.home_looks loop
     python -m map_refiner.dev.default_model.home_looks loop85
     python -m map_refiner.dev.default_model.home_looks osm
+    python -m map_refiner.dev.default_model.home_looks choices
+
+``choices`` prints the rule's choice, distance and time (the look's reading alone,
+choose_bundled) for every shared image, Xiamen's mosaic and Swellendam's orthophotos.
 
 ``osm`` scores both bundled models on Xiamen's mosaic (where the rule sends the general
 model) against the OSM building mask on the source's own validation and evaluation tiles
@@ -396,9 +400,26 @@ def osm_check(data: Path, work: Path) -> None:
         )
 
 
+def choices(data: Path) -> None:
+    import time
+
+    from ...engine.modelfile.bundled_choice import choose_bundled
+
+    found = scenes(data, ROOT / "out" / "corrections" / "data")
+    images = [s.image for s in found.values()] + [data / "xiamen" / "xiamen_rgb.tif"]
+    images += sorted((data / "swellendam").glob("*.tif"))
+    print("| image | model | nearest area | distance | seconds |")
+    print("|---|---|---|---|---|")
+    for image in images:
+        t0 = time.perf_counter()
+        c = choose_bundled(image)
+        seconds = time.perf_counter() - t0
+        print(f"| {image.name} | {c.path.stem} | {c.nearest} | {c.distance} | {seconds:.2f} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("step", choices=["build", "probe", "loop", "loop85", "osm"])
+    ap.add_argument("step", choices=["build", "probe", "loop", "loop85", "osm", "choices"])
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--out", type=Path, default=HOME_LOOKS_PATH)
     ap.add_argument("--rows", type=Path, default=ROOT / "out" / "s36" / "agreement.json")
@@ -412,8 +433,10 @@ def main(argv: list[str] | None = None) -> int:
         loop(a.data, a.rows_dir)
     elif a.step == "loop85":
         loop85(a.rows_dir)
-    else:
+    elif a.step == "osm":
         osm_check(a.data, ROOT / "out" / "home_looks_osm")
+    else:
+        choices(a.data)
     return 0
 
 
