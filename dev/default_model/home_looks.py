@@ -27,6 +27,11 @@ start from and end with, against "always the default" and "always the general".
     python -m map_refiner.dev.default_model.home_looks loop85
     python -m map_refiner.dev.default_model.home_looks osm
     python -m map_refiner.dev.default_model.home_looks choices
+    python -m map_refiner.dev.default_model.home_looks targets
+
+``targets`` counts the largest-errors traced rounds that reach the issue's +5 (K=4) / +15
+(K=16) over their start, today's (the default's rows at 0.9) against the rule's with the
+flip check at 0.85 (the general recipe's rows at 0.85 where the rule gives it the scene).
 
 ``choices`` prints the rule's choice, distance and time (the look's reading alone,
 choose_bundled) for every shared image, Xiamen's mosaic and Swellendam's orthophotos.
@@ -417,9 +422,36 @@ def choices(data: Path) -> None:
         print(f"| {image.name} | {c.path.stem} | {c.nearest} | {c.distance} | {seconds:.2f} |")
 
 
+def targets(data: Path, rows_dir: Path) -> None:
+    picks = rule_picks_general(data)
+    for group, (today, general, kind) in {
+        "own, largest traced": ("rows_s36_k36_traced_own*", "rows_s36_genfs85_traced_own*", "own"),
+        "never seen, largest traced": (
+            "rows_s36_k36_traced_never_*",
+            "rows_s36_genfs85_traced_never_*",
+            "never",
+        ),
+    }.items():
+        d, g = _rows(rows_dir, today), _rows(rows_dir, general)
+        keys = sorted(set(d) & set(g))
+        counts = []
+        for rule in (False, True):
+            met = 0
+            for key in keys:
+                if rule and key[0] in picks[kind]:
+                    row, after = g[key], after_rederived(g[key])
+                else:
+                    row, after = d[key], d[key]["after"]
+                met += after - row["before"] >= (5 if key[3] == 4 else 15)
+            counts.append(met)
+        print(f"{group}: {counts[0]} of {len(keys)} today, {counts[1]} with the rule and 0.85")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("step", choices=["build", "probe", "loop", "loop85", "osm", "choices"])
+    ap.add_argument(
+        "step", choices=["build", "probe", "loop", "loop85", "osm", "choices", "targets"]
+    )
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--out", type=Path, default=HOME_LOOKS_PATH)
     ap.add_argument("--rows", type=Path, default=ROOT / "out" / "s36" / "agreement.json")
@@ -435,8 +467,10 @@ def main(argv: list[str] | None = None) -> int:
         loop85(a.rows_dir)
     elif a.step == "osm":
         osm_check(a.data, ROOT / "out" / "home_looks_osm")
-    else:
+    elif a.step == "choices":
         choices(a.data)
+    else:
+        targets(a.data, a.rows_dir)
     return 0
 
 
