@@ -28,6 +28,11 @@ start from and end with, against "always the default" and "always the general".
     python -m map_refiner.dev.default_model.home_looks osm
     python -m map_refiner.dev.default_model.home_looks choices
     python -m map_refiner.dev.default_model.home_looks targets
+    python -m map_refiner.dev.default_model.home_looks quarters
+
+``quarters`` splits each scene's held-out right half into its top and bottom quarter and
+prints both bundled models' building IoU on each: whether an area's preference (set on
+the whole half) holds on both parts of it.
 
 ``targets`` counts the largest-errors traced rounds that reach the issue's +5 (K=4) / +15
 (K=16) over their start, today's (the default's rows at 0.9) against the rule's with the
@@ -447,10 +452,35 @@ def targets(data: Path, rows_dir: Path) -> None:
         print(f"{group}: {counts[0]} of {len(keys)} today, {counts[1]} with the rule and 0.85")
 
 
+def quarters(data: Path) -> None:
+    from osgeo import gdal
+
+    from ..corrections.study import iou, refine
+
+    found = scenes(data, ROOT / "out" / "corrections" / "data")
+    print("| scene | top-right quarter: default / general | bottom-right quarter |")
+    print("|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, scene in found.items():
+            ref = gdal.Open(str(scene.reference)).ReadAsArray() > 0
+            h, w = ref.shape
+            maps = {
+                m: refine(scene.image, Path(tmp) / f"{m}.tif", path)[0]
+                for m, path in BUNDLED_MODELS.items()
+            }
+            cells = []
+            for rows in (slice(0, h // 2), slice(h // 2, h)):
+                part = (rows, slice(w // 2, w))
+                a, b = (100 * iou(maps[m][part], ref[part]) for m in ("default", "general"))
+                cells.append(f"{a:.1f} / {b:.1f}")
+            print(f"| {name} | {cells[0]} | {cells[1]} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
-        "step", choices=["build", "probe", "loop", "loop85", "osm", "choices", "targets"]
+        "step",
+        choices=["build", "probe", "loop", "loop85", "osm", "choices", "targets", "quarters"],
     )
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--out", type=Path, default=HOME_LOOKS_PATH)
@@ -469,8 +499,10 @@ def main(argv: list[str] | None = None) -> int:
         osm_check(a.data, ROOT / "out" / "home_looks_osm")
     elif a.step == "choices":
         choices(a.data)
-    else:
+    elif a.step == "targets":
         targets(a.data, a.rows_dir)
+    else:
+        quarters(a.data)
     return 0
 
 
