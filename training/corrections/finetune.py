@@ -112,9 +112,9 @@ def flip_cap(held_out_score: float | None, per_score: float = FLIP_PER_SCORE) ->
 #: for, a starting model confidently wrong on the user's imagery; the message tells the
 #: user to look, and Undo round goes back.
 #: 0.85 since session 37 (docs/results_corrections.md "Session 37"): the bundled general
-#: model's never-seen Rio rounds (sure ratio 0.87-0.89; their fits 17.3 -> 40-43) were
-#: dropped at 0.9, +171.1 over 24 never-seen largest-errors rounds at 0.85 and -0.3 over
-#: 24 uncertainty and random ones; session 36 had kept 0.9 for one default-recipe round
+#: model's never-seen Rio rounds (sure ratio 0.87-0.90; their fits 17.3 -> 38-45) were
+#: dropped at 0.9: +216.6 over 32 never-seen largest-errors rounds at 0.85 (traced,
+#: rough:1, loose:1), -0.3 over 24 uncertainty and random ones, -0.4 on one own round; session 36 had kept 0.9 for one default-recipe round
 #: on never-seen Nepal (60.0 -> 46.3, below its start 47.1), imagery the general model
 #: serves since session 37 unless the default is named (engine/modelfile/
 #: bundled_choice.py). The default recipe's other never-seen rounds moved +14.3, its own
