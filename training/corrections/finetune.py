@@ -114,10 +114,10 @@ def flip_cap(held_out_score: float | None, per_score: float = FLIP_PER_SCORE) ->
 #: 0.85 since session 37 (docs/results_corrections.md "Session 37"): the bundled general
 #: model's never-seen Rio rounds (sure ratio 0.87-0.90; their fits 17.3 -> 38-45) were
 #: dropped at 0.9: +216.6 over 32 never-seen largest-errors rounds at 0.85 (traced,
-#: rough:1, loose:1), -0.3 over 24 uncertainty and random ones, -0.4 on one own round; session 36 had kept 0.9 for one default-recipe round
-#: on never-seen Nepal (60.0 -> 46.3, below its start 47.1), imagery the general model
-#: serves since session 37 unless the default is named (engine/modelfile/
-#: bundled_choice.py). The default recipe's other never-seen rounds moved +14.3, its own
+#: rough:1, loose:1), -0.3 over 24 uncertainty and random ones, -0.4 on one own round.
+#: Session 36 had kept 0.9 for one default-recipe round on never-seen Nepal (60.0 ->
+#: 46.3, below its start 47.1), imagery the general model serves since session 37 unless
+#: the default is named (engine/modelfile/bundled_choice.py). The default recipe's other never-seen rounds moved +14.3, its own
 #: traced rounds and the general model's not at all; chosen on these rows.
 FLIP_SURE_RATIO = FitParams.flip_sure_ratio
 
