@@ -117,8 +117,9 @@ def flip_cap(held_out_score: float | None, per_score: float = FLIP_PER_SCORE) ->
 #: rough:1, loose:1), -0.3 over 24 uncertainty and random ones, -0.4 on one own round.
 #: Session 36 had kept 0.9 for one default-recipe round on never-seen Nepal (60.0 ->
 #: 46.3, below its start 47.1), imagery the general model serves since session 37 unless
-#: the default is named (engine/modelfile/bundled_choice.py). The default recipe's other never-seen rounds moved +14.3, its own
-#: traced rounds and the general model's not at all; chosen on these rows.
+#: the default is named (engine/modelfile/bundled_choice.py). The default recipe's other
+#: never-seen rounds moved +14.3, its own traced rounds and the general model's not at
+#: all; chosen on these rows.
 FLIP_SURE_RATIO = FitParams.flip_sure_ratio
 
 #: A round with nothing to hold out (one polygon per class) has no held-out score; where
