@@ -74,6 +74,7 @@ from ...engine.modelfile.bundled_choice import (
 )
 from ...engine.modelfile.header import BUNDLED_MODELS
 from ...engine.rasters.read import ground_resolution, open_raster, raster_info
+from ..corrections.final_maps import Key, paired_rows
 from ..corrections.scenes import Scene, scenes
 from ..prior.misread import apply_look
 from .multiscene import KEPT_OUT, WHOLE
@@ -254,7 +255,7 @@ def loop(data: Path, rows_dir: Path) -> None:
             for name, row in (
                 ("default", d[key]),
                 ("general", g[key]),
-                ("rule", g[key] if key[0] in general else d[key]),
+                ("rule", g[key] if key[1] in general else d[key]),
             ):
                 sums[name][0] += row["before"]
                 sums[name][1] += row["after"]
@@ -350,7 +351,7 @@ def loop85(rows_dir: Path) -> None:
     print("|---|---|---|---|")
     for group, (at90, at85, kept) in LOOP85_GROUPS.items():
         a, b = _rows(rows_dir, at90), _rows(rows_dir, at85)
-        keys = [k for k in sorted(set(a) & set(b)) if kept is None or k[0] in kept]
+        keys = [k for k in sorted(set(a) & set(b)) if kept is None or k[1] in kept]
         s90 = sum(a[k]["after"] for k in keys)
         s85 = sum(after_rederived(b[k]) for k in keys)
         w90 = sum(a[k]["after"] < a[k]["before"] - 0.05 for k in keys)
@@ -360,15 +361,9 @@ def loop85(rows_dir: Path) -> None:
         )
 
 
-def _rows(folder: Path, pattern: str) -> dict[tuple, dict]:
-    """Study rows by (scene, user, drawing, K, seed)."""
-    out = {}
-    for path in sorted(folder.glob(pattern)):
-        for line in path.read_text().splitlines():
-            r = json.loads(line)
-            key = (r["scene"], r["user"], r["drawing"], r["k"], r["overrides"].get("seed"))
-            out[key] = r
-    return out
+def _rows(folder: Path, pattern: str) -> dict[Key, dict]:
+    """Study rows by (group, scene, K, drawing, user, seed): final_maps.paired_rows."""
+    return paired_rows(str(folder / pattern))
 
 
 def osm_check(data: Path, work: Path) -> None:
@@ -443,11 +438,11 @@ def targets(data: Path, rows_dir: Path) -> None:
         for rule in (False, True):
             met = 0
             for key in keys:
-                if rule and key[0] in picks[kind]:
+                if rule and key[1] in picks[kind]:
                     row, after = g[key], after_rederived(g[key])
                 else:
                     row, after = d[key], d[key]["after"]
-                met += after - row["before"] >= (5 if key[3] == 4 else 15)
+                met += after - row["before"] >= (5 if key[2] == 4 else 15)
             counts.append(met)
         print(f"{group}: {counts[0]} of {len(keys)} today, {counts[1]} with the rule and 0.85")
 
