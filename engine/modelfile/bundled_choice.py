@@ -26,7 +26,7 @@ import numpy as np
 from osgeo import gdal
 
 from ..errors import MapRefinerError
-from ..rasters.read import check_bands, ground_resolution, open_raster, raster_info
+from ..rasters.read import alpha_band, check_bands, ground_resolution, open_raster, raster_info
 from .header import DEFAULT_MODEL_PATH, GENERAL_MODEL_PATH
 
 #: The default model's training areas' looks (LOOK_FEATURES of each), beside the model.
@@ -168,30 +168,32 @@ def _read_coarse(
         valid &= np.isfinite(arr)
         data[i] = np.nan_to_num(arr)
     valid &= (data > 0).any(0)
-    for i in range(ds.RasterCount, 0, -1):
-        if ds.GetRasterBand(i).GetColorInterpretation() == gdal.GCI_AlphaBand:
-            alpha = ds.GetRasterBand(i).ReadAsArray(
-                x, y, w, h, buf_xsize=bw, buf_ysize=bh, resample_alg=gdal.GRIORA_Average
-            )
-            valid &= alpha > 127
-            break
+    alpha = alpha_band(ds)
+    if alpha is not None:
+        opaque = ds.GetRasterBand(alpha).ReadAsArray(
+            x, y, w, h, buf_xsize=bw, buf_ysize=bh, resample_alg=gdal.GRIORA_Average
+        )
+        valid &= opaque > 127
     return data, valid
 
 
-def home_looks(path: Path = HOME_LOOKS_PATH) -> dict[str, np.ndarray]:
-    """The default model's training areas' looks, by name ({} when the file is missing)."""
-    if not path.exists():
-        return {}
-    areas = json.loads(path.read_text())["areas"]
+def _home_file(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def home_looks(path: Path = HOME_LOOKS_PATH, home: dict | None = None) -> dict[str, np.ndarray]:
+    """The default model's training areas' looks, by name ({} when the file is missing;
+    ``home``: the file already read)."""
+    areas = (_home_file(path) if home is None else home).get("areas", {})
     return {name: np.asarray(v, dtype=np.float64) for name, v in areas.items()}
 
 
-def held_out_scores(path: Path = HOME_LOOKS_PATH) -> dict[str, dict[str, float]]:
+def held_out_scores(
+    path: Path = HOME_LOOKS_PATH, home: dict | None = None
+) -> dict[str, dict[str, float]]:
     """Each training area's held-out half's building IoU by bundled model ({"default":
-    .., "general": ..}; {} when the file has none)."""
-    if not path.exists():
-        return {}
-    return dict(json.loads(path.read_text()).get("held_out", {}))
+    .., "general": ..}; {} when the file has none; ``home``: the file already read)."""
+    return dict((_home_file(path) if home is None else home).get("held_out", {}))
 
 
 def prefers_general(scores: dict[str, float] | None) -> bool:
@@ -212,8 +214,9 @@ def choose_bundled(
     the default model's training areas', the model that reads that area's held-out half
     better (prefers_general), else the general model. The default where the general
     model or the looks are not installed, or the image has no three bands to judge."""
-    homes = home_looks() if homes is None else homes
-    scores = held_out_scores() if scores is None else scores
+    home = _home_file(HOME_LOOKS_PATH) if homes is None or scores is None else {}
+    homes = home_looks(home=home) if homes is None else homes
+    scores = held_out_scores(home=home) if scores is None else scores
     default = ModelChoice(DEFAULT_MODEL_PATH, None, None, "the bundled default model")
     if not GENERAL_MODEL_PATH.exists() or not homes:
         return default

@@ -246,7 +246,7 @@ def _read_window(
             valid &= ~bad
             arr = np.where(bad, 0, arr)
         data[i] = arr
-    alpha = _alpha_band(ds)
+    alpha = alpha_band(ds)
     mask_flags = ds.GetRasterBand(bands[0]).GetMaskFlags()
     if alpha is not None:
         # Read directly: GDAL's mask ignores alpha when nodata is set, or for non-8/16-bit types.
@@ -257,7 +257,8 @@ def _read_window(
     return data, valid
 
 
-def _alpha_band(ds: gdal.Dataset) -> int | None:
+def alpha_band(ds: gdal.Dataset) -> int | None:
+    """The 1-based index of ``ds``'s alpha band, the last one if several (None: none)."""
     for i in range(ds.RasterCount, 0, -1):
         if ds.GetRasterBand(i).GetColorInterpretation() == gdal.GCI_AlphaBand:
             return i
