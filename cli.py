@@ -626,6 +626,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
 
     p = sub.add_parser(
+        "changes",
+        help="where a newer class map of an image differs from an older one (after a "
+        "correction round: what it changed)",
+    )
+    p.add_argument("before", type=Path, help="the older class map")
+    p.add_argument("after", type=Path, help="the newer class map (its grid is the output's)")
+    p.add_argument(
+        "--out", type=Path, help="a GeoTIFF of the changes: 1 + the class a pixel became, else 0"
+    )
+    p.add_argument(
+        "--class-names",
+        help="comma-separated, for maps that do not name their classes (default: the maps')",
+    )
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser(
         "fetch", help="an XYZ, WMTS or WMS service's imagery over an extent, to refine"
     )
     p.add_argument(

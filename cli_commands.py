@@ -272,6 +272,26 @@ def _compare(a: argparse.Namespace) -> int:
     return 0
 
 
+def _changes(a: argparse.Namespace) -> int:
+    from .engine.scoring.changes import map_changes
+
+    res = map_changes(
+        a.before,
+        a.after,
+        a.out,
+        class_names=a.class_names.split(",") if a.class_names else None,
+        overwrite=a.overwrite,
+        progress=ProgressBar("changes") if a.out is not None else None,
+    )
+    if a.json:
+        print(json.dumps(res.to_dict(), indent=2))
+    else:
+        print(f"{a.after.name} against {a.before.name}: {res.summary()}")
+        if res.out is not None:
+            print(f"wrote {res.out}")
+    return 0
+
+
 def _fetch(a: argparse.Namespace) -> int:
     from .engine.rasters.fetch import FetchRequest, fetch_xyz
     from .engine.rasters.tiles import XyzSource, xyz_tile_size
@@ -335,6 +355,7 @@ VERBS = {
     "evaluate": _evaluate,
     "vectorize": _vectorize,
     "compare": _compare,
+    "changes": _changes,
     "snap-outlines": _snap_outlines,
     "fetch": _fetch,
     "info": _info,

@@ -20,6 +20,7 @@ from .installer.flow import InstallerFlow, offer_install
 from .iterations.flow import IterationsFlow
 from .jobs.fetch_job import View, add_fetched_layer, fetched_message, run_fetch
 from .jobs.refine_job import (
+    PreviousMap,
     RefineJob,
     RefineOutcome,
     add_refine_result,
@@ -36,8 +37,9 @@ from .jobs.training_jobs import (
     run_train_coarse,
 )
 from .jobs.vectorize_job import ClassMap, VectorizeJob, add_vectorize_result, run_vectorize
-from .layers import MODEL_KEY, remove_layers
+from .layers import MODEL_KEY, remove_layers, short_model_name
 from .messages import show_error, show_success, show_warning
+from .paths import same_file
 from .rounds import Round
 from .settings import load_defaults, save_defaults
 
@@ -151,6 +153,8 @@ class Controller:
                 self._failed,
             )
             return self._start(task, f"Fetching the view of {job.fetch.layer_name}…")
+        if job.previous is None and not job.keeps_iteration:
+            job = replace(job, previous=self.previous_map(job.params.image, job.source_name))
         if job.show_iterations and job.slider is None:  # the slider's maps, from the same pass
             p = job.params
             flow = self.iteration_flow()
@@ -174,6 +178,17 @@ class Controller:
             self._failed,
         )
         return self._start(task, f"Refining {job.source_name}…")
+
+    def previous_map(self, image: Path, source_name: str) -> PreviousMap | None:
+        """The image's latest map of this session, which a refine with another model is
+        compared with (RefineJob.previous); None when there is none."""
+        maps = self.history.get(image)
+        if not maps:
+            return None
+        model, classmap = maps[-1]
+        name = model_label(model)
+        label = short_model_name(source_name, name) if name else "the bundled model"
+        return PreviousMap(classmap.path, model, label)
 
     def start_vectorize(self, job: VectorizeJob) -> EngineTask:
         task = EngineTask(
@@ -263,6 +278,14 @@ class Controller:
             self.dialog.model.set_model_path(str(result.model), "Selected by Fine-tune.")
             self._show_rounds()
             self._remember()
+
+    def _note_round_changes(self, model: Path | None, changed: str) -> None:
+        """The round whose model made the new map says, in the rounds list, what its first
+        map changed against the previous one."""
+        for i, done in enumerate(self.rounds):
+            if model is not None and done.changes is None and same_file(done.model, model):
+                self.rounds[i] = replace(done, changes=changed)
+                self._show_rounds()
 
     def _show_rounds(self) -> None:
         if self.dialog is not None:
@@ -401,6 +424,7 @@ class Controller:
         classmap = ClassMap(result.out, result.class_names, result.colours, result.scores)
         self.refined[job.params.image] = classmap
         self.history.setdefault(job.params.image, []).append((job.params.model_path, classmap))
+        changes = outcome.changes
         layer = add_refine_result(
             result,
             job.source_name,
@@ -408,6 +432,7 @@ class Controller:
             model_label(job.params.model_path),
             grouped=outcome.slider is not None,
             model_path=job.params.model_path,
+            changes=(changes, job.previous) if changes and job.previous else None,
         )
         if job.kept_from is not None:
             text = f"Kept iteration {result.iterations} of {job.source_name} → {result.out}"
@@ -418,6 +443,10 @@ class Controller:
             )
         if result.model_note:
             text += f"; {result.model_note}"
+        if changes is not None and job.previous is not None:
+            changed = f"against the map of {job.previous.label}, {changes.summary()}"
+            text += f"; {changed} (layer “changes since {job.previous.label}”)"
+            self._note_round_changes(job.params.model_path, changed)
         if result.prior_note:
             text += f"; prior map {result.prior_note}"
         if not job.show_iterations:

@@ -176,6 +176,28 @@ def class_map_layer(
     return layer
 
 
+def changes_layer_name(source_name: str, previous_label: str) -> str:
+    """``<source> — changes since round 1``: what a refine with another model changed."""
+    return f"{source_name} — changes since {previous_label}"
+
+
+def changes_layer(
+    path: Path, name: str, names: Sequence[str], colours: Sequence[Colour]
+) -> QgsRasterLayer:
+    """The changes raster (engine/scoring/changes.py): each "became <class>" value in its
+    colour, unchanged pixels (0, the nodata value) transparent."""
+    from ..engine.scoring.changes import change_legend
+
+    layer = open_raster_layer(path, name)
+    labels, rgba = change_legend(names, colours)
+    classes = [
+        QgsPalettedRasterRenderer.Class(value, QColor(*rgba[value]), labels[value])
+        for value in range(1, len(labels))
+    ]
+    layer.setRenderer(QgsPalettedRasterRenderer(layer.dataProvider(), 1, classes))
+    return layer
+
+
 def probability_layers(
     path: Path, source_name: str, names: Sequence[str], colours: Sequence[Colour]
 ) -> list[QgsRasterLayer]:

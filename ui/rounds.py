@@ -29,6 +29,9 @@ class Round:
     partner: str = "general"  # which bundled model that was (FinetuneResult.partner)
     erased: str | None = None  # a fit on one class dropped because it erased this class
     # elsewhere (FinetuneResult.erased, class_kept); None: not so
+    changes: str | None = None  # what the round's first map changed against the map
+    # before it ("against the map of round 1, 2.1 % of the map changed: ..."); None: no
+    # map of the round yet, or nothing to compare it with
 
     @property
     def took_dropped_fit(self) -> bool:
@@ -133,9 +136,14 @@ class Round:
                 )
         else:
             kept = "the starting networks kept; your polygons are shown"
+        changes = (
+            f"\nIts map, {self.changes}: look at the changes layer where you did not draw."
+            if self.changes
+            else ""
+        )
         return (
             f"{self.name}, fine-tuned on {self.image.name} from {self.parent_label()}: "
-            f"{score}; {kept}.\nModel file: {self.model}"
+            f"{score}; {kept}.{changes}\nModel file: {self.model}"
         )
 
     def _erasure(self) -> str:

@@ -297,3 +297,55 @@ def test_a_refine_that_chose_the_general_model_is_named_and_recomputed_as_it(
     assert any(n.startswith("austin_dev_rgb — refined (") for n in named)  # the default
     by_general = [n for n in named if n.startswith("austin_dev_rgb — refined by")]
     assert by_general and all("general" in n.lower() for n in by_general)
+
+
+def test_a_refine_with_another_model_shows_what_it_changed(
+    plugin, austin_rgb, tiny_model, tmp_path, qgis_iface, qgis_new_project, wait_for_tasks
+) -> None:  # noqa: ANN001
+    """After a refine with another model (a correction round's, or the other bundled one)
+    the new group has a changes layer on top, checked, each "became <class>" in a colour
+    that shows on the class map, and the message says how much changed; a refine with the
+    same model again, or Keep iteration, adds none."""
+    from osgeo import gdal
+
+    from map_refiner.engine.scoring.changes import CHANGE_COLOURS, CHANGE_PALE
+
+    controller = plugin.controller
+    first = tmp_path / "first.tif"
+    controller.start_refine(_job(austin_rgb, first, tiny_model, iterations=1))
+    wait_for_tasks()
+    second = tmp_path / "second.tif"
+    controller.start_refine(_job(austin_rgb, second, None, iterations=1))  # the bundled one
+    wait_for_tasks()
+    assert qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical) == []
+    said = qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Success)[-1]
+    assert "against the map of tiny test model, " in said and "% of the map changed" in said
+    name = "austin_dev_rgb — changes since tiny test model"
+    (layer,) = qgis_new_project.mapLayersByName(name)
+    changes = tmp_path / "second_changes.tif"
+    assert layer.source() == str(changes)
+    old = gdal.Open(str(first)).ReadAsArray()
+    new = gdal.Open(str(second)).ReadAsArray()
+    written = gdal.Open(str(changes)).ReadAsArray()
+    assert ((written > 0) == (old != new)).all() and (
+        written[old != new] == new[old != new] + 1
+    ).all()
+    classes = layer.renderer().classes()
+    assert [(c.value, c.label) for c in classes] == [
+        (1, "became background"),
+        (2, "became building"),
+    ]
+    assert classes[0].color.getRgb()[:3] == CHANGE_PALE
+    assert classes[1].color.getRgb()[:3] == CHANGE_COLOURS[0]
+    assert "% of the map changed" in layer.title()
+    group = qgis_new_project.layerTreeRoot().findGroup("austin_dev_rgb — Map Refiner")
+    nodes = _layer_children(group)
+    assert [n.layer().name() for n in nodes[:2]] == [name, "austin_dev_rgb — refined (1 it.)"]
+    assert nodes[0].isVisible() and nodes[1].isVisible()
+
+    controller.start_refine(_job(austin_rgb, tmp_path / "third.tif", None, iterations=1))
+    wait_for_tasks()
+    assert len(qgis_new_project.mapLayersByName(name)) == 1  # same model: nothing new
+    assert not (tmp_path / "third_changes.tif").exists()
+    said = qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Success)[-1]
+    assert "changed" not in said

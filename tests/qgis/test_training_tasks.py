@@ -127,6 +127,13 @@ def test_undo_round_goes_back_to_the_parent_model_and_map(
     groups = [g.name() for g in project.layerTreeRoot().findGroups()]  # one per refine
     assert "austin_dev_rgb — Map Refiner: round 1 (3 corrections)" in groups, groups
     assert "austin_dev_rgb — Map Refiner: tiny test model" in groups, groups
+    # what the round's map changed against its parent's: a layer in the round's group,
+    # and a line in the round's story
+    (changes,) = project.mapLayersByName("austin_dev_rgb — changes since tiny test model")
+    changes = changes.id()
+    tip = dialog.labels.rounds_list.item(0).toolTip()
+    assert "Its map, against the map of tiny test model, " in tip, tip
+    assert "% of the map changed" in tip
     flow = controller.iterations
     assert flow is not None and flow.result is not None  # the round's map in the slider
     view = list(flow.layer_ids.values())
@@ -137,6 +144,7 @@ def test_undo_round_goes_back_to_the_parent_model_and_map(
     names = [layer.name() for layer in project.mapLayers().values()]
     assert not any("round 1" in n for n in names), names  # the round's map is gone ...
     assert project.mapLayer(renamed) is None  # ... under any name
+    assert project.mapLayer(changes) is None  # ... with what it changed
     assert any("refined by tiny test model" in n for n in names)  # ... the parent's stays
     # ... and so does the slider's view of it: its iterations and "where to draw next"
     # (the parent's view is shown again: test_undo_round_shows_the_parents_iterations_again)

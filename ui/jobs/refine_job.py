@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qgis.core import QgsMapLayer, QgsProject, QgsRasterLayer, QgsVectorLayer
 
-from ...engine.errors import MapRefinerError
+from ...engine.errors import CancelledError, MapRefinerError
 from ...engine.modelfile.header import DEFAULT_MODEL_PATH
 from ...engine.progress import CancelFn, ProgressFn
 from ..installer.deps import check_dependencies
 from ..layers import (
     MODEL_KEY,
     add_in_group,
+    changes_layer,
+    changes_layer_name,
     class_map_layer,
     coarse_layer_name,
     keep_corrections_on_top,
@@ -23,7 +26,7 @@ from ..layers import (
     refined_layer_name,
     refined_layer_title,
 )
-from ..paths import same_file
+from ..paths import same_file, unique_path
 from ..sources import coarse_path_for, layer_file, layer_in_file, raster_path, scores_path_for
 from .fetch_job import FetchJob
 from .torch_library import load_torch_library
@@ -32,6 +35,19 @@ from .trajectory_job import TrajectoryJob, TrajectoryResult, write_slider_maps
 if TYPE_CHECKING:
     from ...engine.refine.pipeline import RefineParams, RefineResult
     from ...engine.refine.trajectory import Trajectory
+    from ...engine.scoring.changes import MapChanges
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PreviousMap:
+    """The image's latest map before a refine with another model (after a correction
+    round: the map the round's parent made), to show what the new map changes."""
+
+    path: Path
+    model: Path | None  # the model it was refined with; None: the bundled default
+    label: str  # that model as layer names say it ("bundled", "round 1", "general ...")
 
 
 @dataclass
@@ -45,6 +61,8 @@ class RefineJob:
     slider: TrajectoryJob | None = None  # where they go (set when the job starts)
     kept_from: Trajectory | None = None  # an iteration the slider holds: written, not refined
     fetch: FetchJob | None = None  # online imagery: fetched into params.image first
+    previous: PreviousMap | None = None  # compared with the new map when the model differs
+    keeps_iteration: bool = False  # Keep iteration's job (never compared: same model)
 
 
 @dataclass
@@ -64,6 +82,7 @@ class RefineOutcome:
 
     result: RefineResult
     slider: TrajectoryResult | None = None
+    changes: MapChanges | None = None  # the new map against RefineJob.previous
 
 
 def build_refine_job(
@@ -146,8 +165,6 @@ def keep_iteration_job(
     slider covered only the view of a large raster, or the scores are wanted too). As the
     slider shows them, only its last iteration (the refine's, or Recompute's) goes through
     the refine's detail ones."""
-    from ..paths import unique_path
-
     out = unique_path(job.params.out.with_name(f"{job.params.out.stem}_it{iterations}.tif"))
     shown = slider.trajectory.iterations if slider is not None else job.params.iterations
     detail = job.params.detail_iterations if iterations == shown else 0
@@ -173,6 +190,7 @@ def keep_iteration_job(
         job.layer_id,
         show_iterations=False,
         kept_from=slider.trajectory if slider is not None and derivable else None,
+        keeps_iteration=True,
     )
 
 
@@ -196,7 +214,50 @@ def run_refine(job: RefineJob, progress: ProgressFn, is_cancelled: CancelFn) -> 
     if job.slider is not None and result.trajectory is not None:
         slider = write_slider_maps(job.slider, result.trajectory)
         progress(1.0)
-    return RefineOutcome(result, slider)
+    return RefineOutcome(result, slider, map_changes_of(job, result, is_cancelled))
+
+
+def used_model(job: RefineJob, result: RefineResult) -> Path | None:
+    """The model the refine used as the dialog names it: None for the bundled default."""
+    used = result.model_path if job.params.choose_model else job.params.model_path
+    return None if used is None or same_file(used, DEFAULT_MODEL_PATH) else used
+
+
+def map_changes_of(
+    job: RefineJob, result: RefineResult, is_cancelled: CancelFn
+) -> MapChanges | None:
+    """The new map against the image's previous one when that was made with another model
+    (engine/scoring/changes.py), written as ``<out>_changes.tif`` beside the new map; None
+    when there is nothing to compare. A comparison that fails or is cancelled costs the
+    refine nothing: it is left out (a failure logged), the map shown."""
+    previous = job.previous
+    if previous is None or job.keeps_iteration or not previous.path.is_file():
+        return None
+    model = used_model(job, result)
+    same_model = (
+        model is None
+        and previous.model is None
+        or model is not None
+        and previous.model is not None
+        and same_file(model, previous.model)
+    )
+    if same_model or same_file(previous.path, result.out):
+        return None
+    from ...engine.scoring.changes import map_changes
+
+    out = unique_path(result.out.with_name(f"{result.out.stem}_changes.tif"))
+    try:
+        found = map_changes(previous.path, result.out, out, is_cancelled=is_cancelled)
+    except CancelledError:  # the map itself is done: it is shown, without the comparison
+        return None
+    except MapRefinerError as exc:
+        log.warning("What changed against %s was not computed: %s", previous.path, exc)
+        return None
+    if found.changed == 0:  # nothing to look at: no layer, no file
+        for path in (out, Path(f"{out}.aux.xml")):
+            path.unlink(missing_ok=True)
+        return replace(found, out=None)
+    return found
 
 
 def as_named(job: RefineJob, outcome: RefineOutcome) -> tuple[RefineJob, RefineOutcome]:
@@ -206,8 +267,7 @@ def as_named(job: RefineJob, outcome: RefineOutcome) -> tuple[RefineJob, RefineO
     Keep iteration, Recompute and Undo round use the model the refine used."""
     if not job.params.choose_model:
         return job, outcome
-    used = outcome.result.model_path
-    named = None if used is None or same_file(used, DEFAULT_MODEL_PATH) else used
+    named = used_model(job, outcome.result)
     job = replace(job, params=replace(job.params, model_path=named, choose_model=False))
     if job.slider is not None:
         job = replace(job, slider=replace(job.slider, model_path=named))
@@ -224,12 +284,14 @@ def add_refine_result(
     model_name: str | None = None,
     grouped: bool = False,
     model_path: Path | None = None,
+    changes: tuple[MapChanges, PreviousMap] | None = None,
 ) -> QgsRasterLayer:
     """Main thread: the styled class map (named after the model unless it is the bundled
     one; its title, which the Layers panel's tooltip shows, names the model in full and
     its abstract the model file); with the coarse map and/or the probabilities, or when
     ``grouped`` (the iterations view joins it), all in one group (only the refined map
-    checked); correction layers stay on top."""
+    checked); with ``changes`` (against the previous map), the changes layer on top of
+    the group, checked too; correction layers stay on top."""
     name = refined_layer_name(source_name, result.iterations, model_name)
     layer = class_map_layer(result.out, name, result.class_names, result.colours)
     layer.setTitle(refined_layer_title(source_name, result.iterations, model_name))
@@ -244,9 +306,22 @@ def add_refine_result(
         )
     if result.scores is not None:
         extra += probability_layers(result.scores, source_name, result.class_names, result.colours)
-    if extra or grouped:
+    on_top = []
+    if changes is not None and changes[0].out is not None:
+        found, previous = changes
+        shown = changes_layer(
+            found.out,
+            changes_layer_name(source_name, previous.label),
+            result.class_names,
+            result.colours,
+        )
+        shown.setTitle(f"Against {previous.path.name} ({previous.label}): {found.summary()}")
+        shown.setAbstract(f"Changes: {found.out}\nPrevious map: {previous.path}")
+        shown.setCustomProperty(MODEL_KEY, str(model_path or ""))  # Undo round removes it
+        on_top.append(shown)
+    if extra or grouped or on_top:
         group = refine_group_name(source_name, model_name)
-        add_in_group(project, group, [layer] + extra, visible=1)
+        add_in_group(project, group, on_top + [layer] + extra, visible=1 + len(on_top))
     else:
         project.addMapLayer(layer, False)
         project.layerTreeRoot().insertLayer(0, layer)
