@@ -186,16 +186,24 @@ def changes_layer(
 ) -> QgsRasterLayer:
     """The changes raster (engine/scoring/changes.py): each "became <class>" value in its
     colour, unchanged pixels (0, the nodata value) transparent."""
+    layer = open_raster_layer(path, name)
+    layer.setRenderer(changes_renderer(layer, names, colours))
+    return layer
+
+
+def changes_renderer(
+    layer: QgsRasterLayer, names: Sequence[str], colours: Sequence[Colour]
+) -> QgsPalettedRasterRenderer:
+    """Each "became <class>" value of a changes raster in its colour (engine/scoring/
+    changes.change_legend); 0, unchanged, is not drawn."""
     from ..engine.scoring.changes import change_legend
 
-    layer = open_raster_layer(path, name)
     labels, rgba = change_legend(names, colours)
     classes = [
         QgsPalettedRasterRenderer.Class(value, QColor(*rgba[value]), labels[value])
         for value in range(1, len(labels))
     ]
-    layer.setRenderer(QgsPalettedRasterRenderer(layer.dataProvider(), 1, classes))
-    return layer
+    return QgsPalettedRasterRenderer(layer.dataProvider(), 1, classes)
 
 
 def probability_layers(

@@ -60,6 +60,7 @@ class MapChanges:
     transitions: np.ndarray  # (K, K) pixels: rows = class before, columns = class after
     pixel_area_m2: float | None  # None: the grid has no CRS (areas in pixels then)
     out: Path | None = None  # the changes raster, when one was written
+    colours: tuple[Colour, ...] = ()  # the classes' own colours (the maps' legend)
 
     @property
     def compared(self) -> int:
@@ -125,7 +126,8 @@ class MapChanges:
 
 def class_legend(ds: gdal.Dataset) -> tuple[list[str], list[Colour]] | None:
     """A class map's class names and colours, as the engine writes them (band 1's
-    category names and colour table up to the last named class); None when it has none."""
+    category names and colour table up to the last named class); None when it names no
+    class."""
     band = ds.GetRasterBand(1)
     # the colour table first: GDAL 3.6's GeoTIFF driver reads the .aux.xml sidecar, where
     # the category names are, only once something else has asked for it
@@ -137,8 +139,10 @@ def class_legend(ds: gdal.Dataset) -> tuple[list[str], list[Colour]] | None:
         names = names[:CLASS_NODATA]
         while names and not names[-1]:
             names.pop()
-    if not names or table is None:
+    if not names:
         return None
+    if table is None:  # named, not coloured: grey (the changes use their own colours)
+        return names, [(128, 128, 128)] * len(names)
     colours = [tuple(table.GetColorEntry(i)[:3]) for i in range(len(names))]
     return names, colours
 
@@ -197,7 +201,7 @@ def map_changes(
                     f"{before.name} and {after.name} share no pixel with data; compare two "
                     "maps of the same image."
                 )
-    return MapChanges(names, transitions, _pixel_area(grid), out)
+    return MapChanges(names, transitions, _pixel_area(grid), out, tuple(colours))
 
 
 class _ChangesFile:

@@ -39,6 +39,7 @@ def test_load_and_unload_leave_nothing_behind(qgis_iface, qgis_new_project, monk
         assert registry.providerById("map_refiner") is not None
         ids = sorted(a.id() for a in registry.providerById("map_refiner").algorithms())
         assert ids == [
+            "map_refiner:changes",
             "map_refiner:compare",
             "map_refiner:evaluate",
             "map_refiner:finetune",

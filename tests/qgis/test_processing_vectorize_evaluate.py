@@ -330,3 +330,44 @@ def test_snap_outlines_writes_a_new_layer_and_loads_it(
         lyr for lyr in QgsProject.instance().mapLayers().values() if lyr.name().endswith("snapped")
     ]
     assert len(loaded) == 1
+
+
+def test_changes_between_two_maps_loads_styled_and_needs_no_torch(
+    qgis_processing, plugin, tmp_path, qgis_new_project, monkeypatch
+) -> None:  # noqa: ANN001
+    """map_refiner:changes writes where the newer map differs, says how much in its
+    outputs, and the loaded layer draws each "became <class>" value."""
+    import sys
+
+    import numpy as np
+    import processing
+    from osgeo import gdal
+    from qgis.core import QgsPalettedRasterRenderer, QgsProcessingContext, QgsProject
+    from test_compare import write_classmap
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    old = np.zeros((100, 100), np.uint8)
+    old[10:30, 10:30] = 1
+    new = old.copy()
+    new[60:80, 60:80] = 1
+    before = write_classmap(tmp_path / "before.tif", old)
+    after = write_classmap(tmp_path / "after.tif", new)
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    out = tmp_path / "changes.tif"
+    result = processing.runAndLoadResults(
+        "map_refiner:changes",
+        {"BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(out)},
+        context=context,
+    )
+    assert result["CHANGED_SHARE"] == pytest.approx(0.04)
+    assert result["SUMMARY"].startswith("4.0 % of the map changed: building +")
+    written = gdal.Open(str(out)).ReadAsArray()
+    assert (written[60:80, 60:80] == 2).all() and (written == 2).sum() == 400
+    assert (written == 0).sum() == 100 * 100 - 400
+    (loaded,) = [
+        lyr for lyr in QgsProject.instance().mapLayers().values() if "changes since" in lyr.name()
+    ]
+    renderer = loaded.renderer()
+    assert isinstance(renderer, QgsPalettedRasterRenderer)
+    assert [c.label for c in renderer.classes()] == ["became background", "became building"]

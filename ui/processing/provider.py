@@ -6,6 +6,7 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from ..icons import plugin_icon
+from .changes_algorithm import ChangesAlgorithm
 from .compare_algorithm import CompareAlgorithm
 from .evaluate_algorithm import EvaluateAlgorithm
 from .finetune_algorithm import FinetuneAlgorithm
@@ -19,6 +20,7 @@ ALGORITHMS = (
     VectorizeAlgorithm,
     EvaluateAlgorithm,
     CompareAlgorithm,
+    ChangesAlgorithm,
     SnapOutlinesAlgorithm,
     FinetuneAlgorithm,
     TrainCoarseAlgorithm,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from qgis.core import (
     QgsMapLayer,
@@ -19,10 +19,16 @@ _ALIVE: list[ClassMapStyler] = []
 
 
 class ClassMapStyler(QgsProcessingLayerPostProcessorInterface):
-    def __init__(self, names: Sequence[str], colours: Sequence[tuple[int, int, int]]) -> None:
+    def __init__(
+        self,
+        names: Sequence[str],
+        colours: Sequence[tuple[int, int, int]],
+        renderer: Callable = paletted_renderer,
+    ) -> None:
         super().__init__()
         self.names = list(names)
         self.colours = list(colours)
+        self.renderer = renderer  # (layer, names, colours) -> the layer's renderer
 
     def postProcessLayer(
         self,
@@ -31,7 +37,7 @@ class ClassMapStyler(QgsProcessingLayerPostProcessorInterface):
         feedback: QgsProcessingFeedback,
     ) -> None:
         if isinstance(layer, QgsRasterLayer):
-            layer.setRenderer(paletted_renderer(layer, self.names, self.colours))
+            layer.setRenderer(self.renderer(layer, self.names, self.colours))
             layer.triggerRepaint()
 
 
@@ -41,11 +47,14 @@ def style_on_load(
     name: str,
     names: Sequence[str],
     colours: Sequence[tuple[int, int, int]],
+    renderer: Callable = paletted_renderer,
 ) -> None:
+    """The layer Processing loads from ``path`` named ``name`` and drawn by ``renderer``
+    (a class map's palette unless told otherwise)."""
     if not context.willLoadLayerOnCompletion(path):
         return
     details = context.layerToLoadOnCompletionDetails(path)
     details.name = name
-    styler = ClassMapStyler(names, colours)
+    styler = ClassMapStyler(names, colours, renderer)
     _ALIVE[:] = _ALIVE[-7:] + [styler]
     details.setPostProcessor(styler)
