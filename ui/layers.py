@@ -35,6 +35,8 @@ SEE_THROUGH = ("background",)
 
 #: A custom layer property: the model file a class map was refined with ("" bundled).
 MODEL_KEY = "map_refiner/model"
+#: A custom layer property of a changes layer: the image (layer name) it shows changes of.
+CHANGES_OF_KEY = "map_refiner/changes_of"
 #: A model name longer than this is cut in layer names (the layer's title keeps it whole).
 NAME_CHARS = 40
 #: A correction round's model name (training/corrections/finetune.py).
@@ -215,6 +217,14 @@ def probability_layers(
         layer.setRenderer(probability_renderer(layer, band, colour))
         layers.append(layer)
     return layers
+
+
+def hide_layers(project: QgsProject, key: str, value: str) -> None:
+    """Untick every layer whose custom property ``key`` is ``value``."""
+    for node in project.layerTreeRoot().findLayers():
+        layer = node.layer()
+        if layer is not None and layer.customProperty(key) == value:
+            node.setItemVisibilityChecked(False)
 
 
 def keep_corrections_on_top(project: QgsProject) -> None:

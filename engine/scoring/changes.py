@@ -188,7 +188,7 @@ def map_changes(
     transitions = np.zeros((k, k), dtype=np.int64)
     rows = max(1, BLOCK_PIXELS // grid.width)
     with bounded_memory():
-        with _changes_file(out, grid, names, colours, overwrite) as file:
+        with _changes_file(before, after, out, grid, names, colours, overwrite) as file:
             for y0 in range(0, grid.height, rows):
                 cm, changes = _block(before_ds, after_ds, grid, y0, rows, k)
                 transitions += cm
@@ -220,6 +220,10 @@ class _ChangesFile:
         )
         _style(self.ds.GetRasterBand(1), *legend)
 
+    def describe(self, text: str) -> None:
+        assert self.ds is not None
+        self.ds.GetRasterBand(1).SetDescription(text)  # what QGIS's legend says of the band
+
     def write(self, changes: np.ndarray, y0: int) -> None:
         assert self.ds is not None
         self.ds.GetRasterBand(1).WriteArray(changes, 0, y0)
@@ -232,6 +236,8 @@ class _ChangesFile:
 
 @contextlib.contextmanager
 def _changes_file(
+    before: Path,
+    after: Path,
     out: Path | None,
     grid: GridSpec,
     names: Sequence[str],
@@ -249,6 +255,7 @@ def _changes_file(
         with atomic_path(out, overwrite) as tmp:
             aux = Path(str(tmp) + ".aux.xml")  # the category names (GDAL's sidecar)
             file = _ChangesFile(tmp, out, grid, (names, colours))
+            file.describe(f"{after.name} against {before.name}")
             yield file
             file.close()
         remove_stale_sidecars(out)

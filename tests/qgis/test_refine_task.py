@@ -343,9 +343,20 @@ def test_a_refine_with_another_model_shows_what_it_changed(
     assert [n.layer().name() for n in nodes[:2]] == [name, "austin_dev_rgb — refined (1 it.)"]
     assert nodes[0].isVisible() and nodes[1].isVisible()
 
+    assert gdal.Open(str(changes)).GetRasterBand(1).GetDescription() == (
+        "second.tif against first.tif"
+    )
     controller.start_refine(_job(austin_rgb, tmp_path / "third.tif", None, iterations=1))
     wait_for_tasks()
     assert len(qgis_new_project.mapLayersByName(name)) == 1  # same model: nothing new
     assert not (tmp_path / "third_changes.tif").exists()
     said = qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Success)[-1]
     assert "changed" not in said
+    # back to the first model: a newer changes layer, the older one unticked so that its
+    # colours do not show through where the newest map is background
+    controller.start_refine(_job(austin_rgb, tmp_path / "fourth.tif", tiny_model, iterations=1))
+    wait_for_tasks()
+    (newer,) = qgis_new_project.mapLayersByName("austin_dev_rgb — changes since the bundled model")
+    root = qgis_new_project.layerTreeRoot()
+    assert root.findLayer(newer.id()).isVisible()
+    assert not root.findLayer(layer.id()).itemVisibilityChecked()

@@ -14,12 +14,14 @@ from ...engine.modelfile.header import DEFAULT_MODEL_PATH
 from ...engine.progress import CancelFn, ProgressFn
 from ..installer.deps import check_dependencies
 from ..layers import (
+    CHANGES_OF_KEY,
     MODEL_KEY,
     add_in_group,
     changes_layer,
     changes_layer_name,
     class_map_layer,
     coarse_layer_name,
+    hide_layers,
     keep_corrections_on_top,
     probability_layers,
     refine_group_name,
@@ -318,6 +320,8 @@ def add_refine_result(
         shown.setTitle(f"Against {previous.path.name} ({previous.label}): {found.summary()}")
         shown.setAbstract(f"Changes: {found.out}\nPrevious map: {previous.path}")
         shown.setCustomProperty(MODEL_KEY, str(model_path or ""))  # Undo round removes it
+        shown.setCustomProperty(CHANGES_OF_KEY, source_name)
+        hide_layers(project, CHANGES_OF_KEY, source_name)  # the image's older changes
         on_top.append(shown)
     if extra or grouped or on_top:
         group = refine_group_name(source_name, model_name)
