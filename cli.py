@@ -639,6 +639,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--class-names",
         help="comma-separated, for maps that do not name their classes (default: the maps')",
     )
+    p.add_argument(
+        "--model",
+        type=_model_file,
+        help="the fine-tuned model AFTER was refined with: the changes outside the polygons "
+        "it keeps (drawn by the user) are counted apart",
+    )
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--json", action="store_true", help="print JSON")
 

@@ -12,6 +12,7 @@ from helpers_data import write_raster
 from osgeo import gdal
 
 from map_refiner.engine.errors import CancelledError, MapRefinerError
+from map_refiner.engine.rasters.grid import GridSpec
 from map_refiner.engine.rasters.read import open_raster
 from map_refiner.engine.rasters.write import style_class_band
 from map_refiner.engine.scoring.changes import (
@@ -172,3 +173,30 @@ def test_cli_changes(two_maps, tmp_path: Path, capsys) -> None:
     assert row["became"] == {"background": 40, "building": 40} and row["changes"] is None
     assert cli.main(["changes", str(old), str(new), "--out", str(out)]) == 2  # exists
     assert "already exists" in capsys.readouterr().err
+
+
+def test_changes_away_from_the_drawn_polygons(two_maps, tmp_path: Path) -> None:
+    """A round's kept polygons: what changed outside them is counted apart (the lost
+    building pixels lie under the drawn polygon, the gained ones away from it)."""
+    from map_refiner.engine.labels.burn import Shape
+    from map_refiner.engine.labels.kept import KeptCorrections
+    from map_refiner.engine.rasters.grid import grid_of
+
+    old, new = two_maps
+    x0, y0 = GT[0] + 5 * 0.5, GT[3] - 5 * 0.5  # columns 5-9, rows 5-15
+    box = f"POLYGON(({x0} {y0},{x0 + 2} {y0},{x0 + 2} {y0 - 5},{x0} {y0 - 5},{x0} {y0}))"
+    grid = grid_of(open_raster(new))
+    drawn = KeptCorrections(grid, [Shape(0, 0, box)])
+    c = map_changes(old, new, drawn=drawn)
+    away = c.away_from_drawn()
+    assert away is not None
+    assert (c.changed, away.changed, away.became(1), away.left(1)) == (80, 40, 40, 0)
+    assert away.compared == c.compared - 40
+    assert c.summary() == (
+        "outside the drawn polygons, 1.7 % of the map changed: building +10 m² / -0 m² "
+        "(3.3 % with them)"
+    )
+    assert c.to_dict()["outside_drawn"]["changed_pixels"] == 40
+    # polygons drawn on another image say nothing about this one
+    elsewhere = KeptCorrections(GridSpec(10, 10, GT, grid.projection_wkt), [Shape(0, 0, box)])
+    assert map_changes(old, new, drawn=elsewhere).away_from_drawn() is None

@@ -445,8 +445,13 @@ class Controller:
             text += f"; {result.model_note}"
         if changes is not None and job.previous is not None:
             changed = f"against the map of {job.previous.label}, {changes.summary()}"
-            text += f"; {changed} (layer “changes since {job.previous.label}”)"
-            self._note_round_changes(job.params.model_path, changed)
+            if changes.out is not None:
+                text += f"; {changed} (layer “changes since {job.previous.label}”)"
+            else:
+                text += f"; {changed}"
+            elsewhere = changes.away_from_drawn() or changes
+            look = ": look at the changes layer where you did not draw" if elsewhere.changed else ""
+            self._note_round_changes(job.params.model_path, f"Its map, {changed}{look}.")
         if result.prior_note:
             text += f"; prior map {result.prior_note}"
         if not job.show_iterations:

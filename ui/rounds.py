@@ -30,8 +30,8 @@ class Round:
     erased: str | None = None  # a fit on one class dropped because it erased this class
     # elsewhere (FinetuneResult.erased, class_kept); None: not so
     changes: str | None = None  # what the round's first map changed against the map
-    # before it ("against the map of round 1, 2.1 % of the map changed: ..."); None: no
-    # map of the round yet, or nothing to compare it with
+    # before it ("Its map, against the map of round 1, outside the drawn polygons, 2.1 %
+    # of the map changed: ..."); None: no map of the round yet, or nothing to compare
 
     @property
     def took_dropped_fit(self) -> bool:
@@ -136,11 +136,7 @@ class Round:
                 )
         else:
             kept = "the starting networks kept; your polygons are shown"
-        changes = (
-            f"\nIts map, {self.changes}: look at the changes layer where you did not draw."
-            if self.changes
-            else ""
-        )
+        changes = f"\n{self.changes}" if self.changes else ""
         return (
             f"{self.name}, fine-tuned on {self.image.name} from {self.parent_label()}: "
             f"{score}; {kept}.{changes}\nModel file: {self.model}"

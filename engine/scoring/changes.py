@@ -19,7 +19,7 @@ import contextlib
 import math
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Union
 
@@ -28,10 +28,11 @@ from osgeo import gdal
 
 from ..errors import MapRefinerError
 from ..labels.classes import IGNORE
+from ..labels.kept import KeptCorrections
 from ..labels.rasters import read_block, to_labels
 from ..progress import CancelFn, ProgressFn, make_reporter
 from ..rasters.files import atomic_path, check_output_path, remove_stale_sidecars
-from ..rasters.grid import GridSpec, grid_of, metres_per_unit
+from ..rasters.grid import GridSpec, grid_of, metres_per_unit, window
 from ..rasters.read import open_raster
 from ..rasters.write import CLASS_NODATA, create_geotiff
 from ..refine.memory import bounded_memory
@@ -61,6 +62,8 @@ class MapChanges:
     pixel_area_m2: float | None  # None: the grid has no CRS (areas in pixels then)
     out: Path | None = None  # the changes raster, when one was written
     colours: tuple[Colour, ...] = ()  # the classes' own colours (the maps' legend)
+    outside: np.ndarray | None = None  # the same counts away from the drawn polygons
+    # (map_changes' ``drawn``); None: none given, or drawn on another image
 
     @property
     def compared(self) -> int:
@@ -92,9 +95,25 @@ class MapChanges:
             return f"{m2:.0f} m²"
         return f"{m2 / SQUARE_METRES_PER_HECTARE:.2f} ha"
 
+    def away_from_drawn(self) -> MapChanges | None:
+        """The changes outside the drawn polygons alone; None when they are not known."""
+        if self.outside is None:
+            return None
+        return replace(self, transitions=self.outside, outside=None)
+
     def summary(self) -> str:
         """One line: the share changed and what each class gained and lost, e.g.
-        ``2.1 % of the map changed: building +0.84 ha / -0.12 ha``."""
+        ``2.1 % of the map changed: building +0.84 ha / -0.12 ha``; with drawn polygons,
+        that outside them first (what a correction round did where no one drew)."""
+        away = self.away_from_drawn()
+        if away is None:
+            return self._account()
+        return (
+            f"outside the drawn polygons, {away._account()} "
+            f"({100 * self.changed_share:.1f} % with them)"
+        )
+
+    def _account(self) -> str:
         if self.compared == 0:
             return "the two maps share no pixel with data"
         if self.changed == 0:
@@ -121,7 +140,19 @@ class MapChanges:
             "became": {n: self.became(k) for k, n in enumerate(self.class_names)},
             "left": {n: self.left(k) for k, n in enumerate(self.class_names)},
             "changes": str(self.out) if self.out is not None else None,
+            "outside_drawn": (away := self.away_from_drawn()) and away.to_dict(),
         }
+
+
+def drawn_by(model: PathLike | None, class_count: int) -> KeptCorrections | None:
+    """The polygons a fine-tuned model keeps (drawn by the user, burned into its maps of
+    that image); None for a model without any."""
+    if model is None:
+        return None
+    from ..labels.kept import from_config
+    from ..modelfile.header import read_model_config  # the file's JSON header only
+
+    return from_config(read_model_config(model).corrections, class_count)
 
 
 def class_legend(ds: gdal.Dataset) -> tuple[list[str], list[Colour]] | None:
@@ -172,11 +203,14 @@ def map_changes(
     overwrite: bool = False,
     progress: ProgressFn | None = None,
     is_cancelled: CancelFn | None = None,
+    drawn: KeptCorrections | None = None,
 ) -> MapChanges:
     """Compare class map ``after`` with ``before`` (read onto ``after``'s grid), and with
     ``out`` write the changes raster there (atomically; an existing file only with
     ``overwrite``; never one of the two maps). Class names come from ``class_names`` or
-    from ``after``'s own categories; two maps whose categories differ are refused."""
+    from ``after``'s own categories; two maps whose categories differ are refused. With
+    ``drawn`` (a fine-tuned model's kept polygons, drawn on ``after``'s grid) the changes
+    away from them are counted apart (MapChanges.outside)."""
     before, after = Path(before), Path(after)
     report = make_reporter(progress, is_cancelled)
     after_ds, before_ds = open_raster(after), open_raster(before)
@@ -186,12 +220,17 @@ def map_changes(
         out = check_output_path(out, (before, after), overwrite)
     k = len(names)
     transitions = np.zeros((k, k), dtype=np.int64)
+    on_grid = drawn is not None and drawn.matches(grid)
+    outside = np.zeros((k, k), dtype=np.int64) if on_grid else None
+    box = drawn.pixel_box() if drawn is not None and on_grid else None
     rows = max(1, BLOCK_PIXELS // grid.width)
     with bounded_memory():
         with _changes_file(before, after, out, grid, names, colours, overwrite) as file:
             for y0 in range(0, grid.height, rows):
-                cm, changes = _block(before_ds, after_ds, grid, y0, rows, k)
+                cm, changes, away = _block(before_ds, after_ds, grid, y0, rows, k, drawn, box)
                 transitions += cm
+                if outside is not None:
+                    outside += away
                 if file is not None:
                     file.write(changes, y0)
                 report.check()
@@ -201,7 +240,7 @@ def map_changes(
                     f"{before.name} and {after.name} share no pixel with data; compare two "
                     "maps of the same image."
                 )
-    return MapChanges(names, transitions, _pixel_area(grid), out, tuple(colours))
+    return MapChanges(names, transitions, _pixel_area(grid), out, tuple(colours), outside)
 
 
 class _ChangesFile:
@@ -270,15 +309,29 @@ def _changes_file(
 
 
 def _block(
-    before_ds: gdal.Dataset, after_ds: gdal.Dataset, grid: GridSpec, y0: int, rows: int, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    block = (0, y0, grid.width, min(rows, grid.height - y0))
+    before_ds: gdal.Dataset,
+    after_ds: gdal.Dataset,
+    grid: GridSpec,
+    y0: int,
+    rows: int,
+    k: int,
+    drawn: KeptCorrections | None = None,
+    box: tuple[int, int, int, int] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The block's transitions, its changes raster and its transitions away from the
+    ``drawn`` polygons (burned only where their ``box`` of pixels meets the block)."""
+    height = min(rows, grid.height - y0)
+    block = (0, y0, grid.width, height)
     old = to_labels(*read_block(before_ds, grid, block), None, _name(before_ds))
     new = to_labels(*read_block(after_ds, grid, block), None, _name(after_ds))
     cm = confusion_matrix(new, old, k)  # rows: the reference argument, here the older map
     changes = np.where(new == old, UNCHANGED, new.astype(np.int64) + 1).astype(np.uint8)
     changes[(old == IGNORE) | (new == IGNORE)] = UNCHANGED
-    return cm, changes
+    away = cm
+    if drawn is not None and box is not None and box[1] < y0 + height and y0 < box[3]:
+        under = drawn.labels_on(window(grid, 0, y0, grid.width, height)) != IGNORE
+        away = confusion_matrix(np.where(under, IGNORE, new), old, k)
+    return cm, changes, away
 
 
 def _classes(

@@ -132,8 +132,8 @@ def test_undo_round_goes_back_to_the_parent_model_and_map(
     (changes,) = project.mapLayersByName("austin_dev_rgb — changes since tiny test model")
     changes = changes.id()
     tip = dialog.labels.rounds_list.item(0).toolTip()
-    assert "Its map, against the map of tiny test model, " in tip, tip
-    assert "% of the map changed" in tip
+    assert "Its map, against the map of tiny test model, outside the drawn polygons, " in tip
+    assert "% with them)" in tip, tip
     flow = controller.iterations
     assert flow is not None and flow.result is not None  # the round's map in the slider
     view = list(flow.layer_ids.values())

@@ -245,11 +245,12 @@ def map_changes_of(
     )
     if same_model or same_file(previous.path, result.out):
         return None
-    from ...engine.scoring.changes import map_changes
+    from ...engine.scoring.changes import drawn_by, map_changes
 
     out = unique_path(result.out.with_name(f"{result.out.stem}_changes.tif"))
     try:
-        found = map_changes(previous.path, result.out, out, is_cancelled=is_cancelled)
+        drawn = drawn_by(model, len(result.class_names))  # a round's polygons: counted apart
+        found = map_changes(previous.path, result.out, out, is_cancelled=is_cancelled, drawn=drawn)
     except CancelledError:  # the map itself is done: it is shown, without the comparison
         return None
     except MapRefinerError as exc:
