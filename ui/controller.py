@@ -37,7 +37,7 @@ from .jobs.training_jobs import (
     run_train_coarse,
 )
 from .jobs.vectorize_job import ClassMap, VectorizeJob, add_vectorize_result, run_vectorize
-from .layers import MODEL_KEY, remove_layers, short_model_name
+from .layers import MODEL_KEY, remove_layers, short_model_name, show_parent_changes
 from .messages import show_error, show_success, show_warning
 from .paths import same_file
 from .rounds import Round
@@ -352,6 +352,7 @@ class Controller:
         if self.iterations is not None:
             self.iterations.forget(gone)
         remove_layers(project, gone)
+        show_parent_changes(project, last.parent)
         # Export must not use the round's maps: the image's latest map is its parent's again
         kept = [(m, c) for m, c in self.history.get(last.image, []) if str(m) not in files]
         self.history[last.image] = kept

@@ -227,6 +227,21 @@ def hide_layers(project: QgsProject, key: str, value: str) -> None:
             node.setItemVisibilityChecked(False)
 
 
+def show_parent_changes(project: QgsProject, parent: Path | None) -> None:
+    """After Undo round: the newest changes layer of a map refined with the round's parent
+    (unticked when the round's map came) is ticked again."""
+    model = str(parent or "")
+    nodes = [
+        node
+        for node in project.layerTreeRoot().findLayers()
+        if node.layer() is not None
+        and node.layer().customProperty(CHANGES_OF_KEY) is not None
+        and node.layer().customProperty(MODEL_KEY) == model
+    ]
+    if nodes:  # the tree lists newer groups first
+        nodes[0].setItemVisibilityChecked(True)
+
+
 def keep_corrections_on_top(project: QgsProject) -> None:
     """Move every correction layer (``ROLE_KEY``) to the top of the layer tree, in its
     order, so that what the user draws is never hidden under a result."""

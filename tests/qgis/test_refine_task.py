@@ -360,3 +360,43 @@ def test_a_refine_with_another_model_shows_what_it_changed(
     root = qgis_new_project.layerTreeRoot()
     assert root.findLayer(newer.id()).isVisible()
     assert not root.findLayer(layer.id()).itemVisibilityChecked()
+
+
+def test_undo_round_ticks_the_parents_changes_again(
+    plugin, austin_rgb, tiny_model, tmp_path, qgis_new_project, wait_for_tasks
+) -> None:  # noqa: ANN001
+    """Maps by three models in turn (the last two as a round and its parent): the newest
+    changes layer is the one ticked; undoing the round removes its changes layer and
+    ticks the parent's again."""
+    import torch
+
+    from map_refiner.engine.modelfile.config import ModelConfig, make_classes
+    from map_refiner.engine.modelfile.io import build_model, save_model
+    from map_refiner.ui.rounds import Round
+
+    models = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        cfg = ModelConfig(
+            classes=make_classes(["background", "building"]),
+            ground_resolution_m=0.6,
+            default_iterations=1,
+            name=f"model {seed}",
+        )
+        models.append(save_model(build_model(cfg), cfg, tmp_path / f"m{seed}.safetensors"))
+    controller = plugin.controller
+    for i, model in enumerate([tiny_model, *models]):
+        controller.start_refine(_job(austin_rgb, tmp_path / f"map{i}.tif", model, iterations=1))
+        wait_for_tasks()
+    parents, rounds = (
+        qgis_new_project.mapLayersByName(f"austin_dev_rgb — changes since {n}")
+        for n in ("tiny test model", "model 1")
+    )
+    root = qgis_new_project.layerTreeRoot()
+    assert len(parents) == len(rounds) == 1
+    assert not root.findLayer(parents[0].id()).itemVisibilityChecked()
+    assert root.findLayer(rounds[0].id()).itemVisibilityChecked()
+    controller.rounds.append(Round(models[1], "model 2", austin_rgb, models[0], True, 1.0, 0.5))
+    controller.undo_round()
+    assert qgis_new_project.mapLayersByName("austin_dev_rgb — changes since model 1") == []
+    assert root.findLayer(parents[0].id()).itemVisibilityChecked()
