@@ -1,5 +1,6 @@
 """One round of the correction loop, timed as a user lives it: fine-tune on 16
-polygons, then refine the whole raster again with the new model.
+polygons, then refine the whole raster again with the new model and compare that map with
+the one before the round (the plugin's changes layer; session 38).
 
 The raster is a 2000 x 2000 px crop of the Xiamen mosaic (about 0.54 m pixels, so
 its model grid is nearly as large: the heaviest case for a 2000 px raster). The
@@ -27,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ...engine.refine.pipeline import RefineParams, refine_raster
+from ...engine.scoring.changes import drawn_by, map_changes
 from ...training.corrections.finetune import finetune
 from ...training.corrections.fit import FitParams
 from ...training.tile import LabelSource
@@ -101,6 +103,8 @@ def correction_round(
         d = Path(d)
         files = crop(data, d, 2 if fine else 1)
         gpkg = polygons(files, d / "corrections.gpkg")
+        parent = d / "parent.tif"  # the map the user drew on (not part of the round)
+        refine_raster(RefineParams(image=files["image"], out=parent, device="cpu"))
         t0 = time.perf_counter()
         res = finetune(
             files["image"],
@@ -119,6 +123,12 @@ def correction_round(
             )
         )
         t2 = time.perf_counter()
+        # what the plugin does after a round's refine: the changes against the parent's
+        # map, those outside the drawn polygons apart (ui/jobs/refine_job.map_changes_of)
+        changes = map_changes(
+            parent, d / "round.tif", d / "round_changes.tif", drawn=drawn_by(res.model, 2)
+        )
+        t3 = time.perf_counter()
     return {
         "pixels": float(SIDE * SIDE),
         "polygons": float(res.polygons),
@@ -126,7 +136,9 @@ def correction_round(
         "fit_s": res.seconds,
         "steps": float(res.steps),
         "refine_s": t2 - t1,
-        "round_s": t2 - t0,
+        "changes_s": t3 - t2,
+        "changed_share": changes.changed_share,
+        "round_s": t3 - t0,
         "adopted": float(res.adopted),
     }
 

@@ -246,7 +246,13 @@ def write_report(res: dict, out: Path) -> str:
             f"squares) over a {cr['pixels'] / 1e6:.0f} Mpx crop of the Xiamen mosaic, then "
             f"refine it again: **{cr['round_s']:.1f} s** (fine-tune {cr['finetune_s']:.1f} s "
             f"of which {cr['fit_s']:.1f} s fitting, {cr['steps']:.0f} steps; refine "
-            f"{cr['refine_s']:.1f} s; fit {'adopted' if cr['adopted'] else 'not adopted'})."
+            f"{cr['refine_s']:.1f} s"
+            + (
+                f"; the changes against the map before, {cr['changes_s']:.2f} s"
+                if "changes_s" in cr
+                else ""
+            )
+            + f"; fit {'adopted' if cr['adopted'] else 'not adopted'})."
         ]
     )
     fit = FitParams()
