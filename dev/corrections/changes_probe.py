@@ -1,0 +1,151 @@
+"""Probe: of what a correction round changed where the user did not draw, how much came
+out right against an accurate reference, and whether keeping only the changes the round's
+model is sure of would have kept the right ones (session 38).
+
+The plugin's changes layer (engine/scoring/changes.py) shows a cartographer where a
+round's map differs from the map before it; this says, where a reference exists, what
+looking at it would find. Building masks are compared on the scene's right half (the
+study's undrawn half): the changed pixels, the share of them the reference agrees with,
+building IoU before and after, and with a gate T the round's map with its changes kept
+only where the round's model gives the new class at least T (the parent's class
+elsewhere).
+
+Two ways in:
+
+    python -m map_refiner.dev.corrections.changes_probe --maps BEFORE.tif AFTER.tif \
+        AFTER_scores.tif REFERENCE.tif
+    python -m map_refiner.dev.corrections.changes_probe --models 'out/s36/models/own_*/*.safetensors' \
+        --json out/s38/changes_own.json
+
+``--models``: fitted models a study kept (``study --keep-models DIR``, adopted rounds
+only), each refined again through the product's path with its scores, and its parent (the
+``parent_path`` its fine-tune recorded; none: the bundled default) refined once per scene;
+the rows are stored in ``--json`` and a rerun only adds the missing ones. Measured in
+docs/results_corrections.md ("Session 38").
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+GATES = (0.55, 0.6, 0.7, 0.8, 0.9)
+
+
+def judge(
+    before: np.ndarray, after: np.ndarray, sure: np.ndarray, ref: np.ndarray
+) -> dict[str, object]:
+    """Right-half figures of a round (boolean building masks ``before``/``after``, the
+    round's top probability ``sure`` and the reference ``ref``, all on one grid)."""
+    half = before.shape[1] // 2
+    b, a, s, r = before[:, half:], after[:, half:], sure[:, half:], ref[:, half:]
+    changed = a != b
+    row: dict[str, object] = {
+        "before": _iou(b, r),
+        "after": _iou(a, r),
+        "changed_share": round(100 * float(changed.mean()), 3),
+        "changed_right": _share(changed & (a == r), changed),
+        "became_building_right": _share(changed & a & r, changed & a),
+        "became_background_right": _share(changed & ~a & ~r, changed & ~a),
+    }
+    for t in GATES:
+        gated = np.where(changed & (s >= t), a, b)
+        row[f"gate{t}"] = _iou(gated, r)
+    return row
+
+
+def _iou(pred: np.ndarray, ref: np.ndarray) -> float:
+    union = (pred | ref).sum()
+    return round(100 * float((pred & ref).sum() / union) if union else 100.0, 2)
+
+
+def _share(part: np.ndarray, whole: np.ndarray) -> float | None:
+    n = int(whole.sum())
+    return round(100 * float(part.sum()) / n, 1) if n else None
+
+
+def maps_mode(before: Path, after: Path, scores: Path, reference: Path) -> dict[str, object]:
+    from osgeo import gdal
+
+    from ..corrections.study import building_mask
+
+    ref = gdal.Open(str(reference)).ReadAsArray() > 0
+    sure = gdal.Open(str(scores)).ReadAsArray().max(0)
+    return judge(building_mask(before), building_mask(after), sure, ref)
+
+
+def parent_of(model: Path) -> Path | None:
+    """The model a kept fit started from (its fine-tune's record; None: bundled)."""
+    from ...engine.modelfile.header import read_model_config
+
+    record = read_model_config(model).training.get("finetune", [{}])[-1]
+    path = record.get("parent_path")
+    if not path:
+        return None
+    bundled = Path(__file__).resolve().parents[2] / "resources" / "models" / Path(path).name
+    # a bundled model recorded from a worktree since removed: the same file here
+    return Path(path) if Path(path).exists() or not bundled.exists() else bundled
+
+
+def models_mode(pattern: str, data: Path, out: Path) -> dict[str, dict]:
+    from osgeo import gdal
+
+    from .scenes import scenes
+    from .study import ROOT, refine
+
+    files = sorted(glob.glob(pattern))
+    if not files:
+        raise SystemExit(f"no model matches {pattern!r}")
+    work_root = ROOT / "out" / "corrections"
+    found = scenes(data, work_root / "data")
+    named = sorted(found, key=len, reverse=True)  # loveda_1 before loveda
+    rows = json.loads(out.read_text()) if out.exists() else {}
+    parents: dict[tuple[str, str], np.ndarray] = {}
+    with tempfile.TemporaryDirectory(dir=work_root) as tmp:
+        work = Path(tmp)
+        for f in map(Path, files):
+            key = f"{f.parent.name}/{f.stem}"
+            if key in rows:
+                continue
+            name = next(n for n in named if f.name.startswith(n + "_"))
+            scene = found[name]
+            parent = parent_of(f)
+            if (name, str(parent)) not in parents:
+                parents[(name, str(parent))], _ = refine(scene.image, work / "parent.tif", parent)
+            before = parents[(name, str(parent))]
+            after, probs = refine(scene.image, work / "round.tif", f)
+            ref = gdal.Open(str(scene.reference)).ReadAsArray() > 0
+            row = judge(before, after, probs.max(0), ref)
+            rows[key] = {"scene": name, "parent": str(parent or "bundled"), **row}
+            out.write_text(json.dumps(rows, indent=1))
+            print(key, json.dumps(row), flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--maps", nargs=4, type=Path, metavar=("BEFORE", "AFTER", "SCORES", "REF"))
+    p.add_argument("--models", help="glob of fitted models a study kept")
+    p.add_argument("--data", type=Path, default=Path("../shared/data"))
+    p.add_argument("--json", type=Path, help="with --models: the rows (kept, added to)")
+    a = p.parse_args(argv)
+    if a.maps:
+        print(json.dumps(maps_mode(*a.maps), indent=1))
+        return 0
+    if not a.models or a.json is None:
+        p.error("give --maps, or --models with --json")
+    rows = models_mode(a.models, a.data, a.json)
+    keys = ["before", "after"] + [f"gate{t}" for t in GATES]
+    sums = {k: round(sum(r[k] for r in rows.values()), 1) for k in keys}
+    worse = {k: sum(r[k] < r["before"] - 0.05 for r in rows.values()) for k in keys[1:]}
+    print(f"{len(rows)} rounds, summed right halves: {sums}; worse than before: {worse}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
