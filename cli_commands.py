@@ -329,6 +329,9 @@ def _info(a: argparse.Namespace) -> int:
     cfg, tensors = read_model_file(a.model or DEFAULT_MODEL_PATH)
     d = cfg.to_dict()
     d["parameters"] = int(sum(t.numel() for t in tensors.values()))
+    parent = cfg.parent_config()
+    if parent is not None:  # the parent inside (a correction round's gate): its name only
+        d["gate_parent"] = parent.name
     rounds = [r for r in (cfg.training.get("finetune") or []) if isinstance(r, dict)]
     if rounds:  # a fine-tuned model: which round it is and what it came from, first
         last = rounds[-1]
@@ -340,6 +343,7 @@ def _info(a: argparse.Namespace) -> int:
                 "adopted": last.get("adopted"),
                 "held_out_score": last.get("tuned_score"),
                 "starting_model_score": last.get("base_score"),
+                "change_gate": cfg.change_gate,
             },
             **d,
         }

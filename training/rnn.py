@@ -42,6 +42,8 @@ def train_rnn(
     device = resolve_device(params.device)
     net, config = load_model(params.base_model, "cpu")
     config = copy.deepcopy(config)
+    # a trained RNN is no correction round: a base round's change gate does not carry over
+    net.gate_parent, config.change_gate, config.gate_parent = None, 0.0, {}
     tile = load_training_tile(
         params.image,
         params.labels,

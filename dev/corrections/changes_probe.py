@@ -14,8 +14,8 @@ Two ways in:
 
     python -m map_refiner.dev.corrections.changes_probe --maps BEFORE.tif AFTER.tif \
         AFTER_scores.tif REFERENCE.tif
-    python -m map_refiner.dev.corrections.changes_probe --models 'out/s36/models/own_*/*.safetensors' \
-        --json out/s38/changes_own.json
+    python -m map_refiner.dev.corrections.changes_probe \
+        --models 'out/s36/models/own_*/*.safetensors' --json out/s38/changes_own.json
 
 ``--models``: fitted models a study kept (``study --keep-models DIR``, adopted rounds
 only), each refined again through the product's path with its scores, and its parent (the

@@ -11,9 +11,11 @@ from ..errors import MapRefinerError
 from ..limits import check_iterations, check_model_resolution
 
 #: The newest model file format this version reads. 2: the file may hold a detail RNN
-#: (``detail_iterations`` > 0, tensors ``detail_rnn.*``); files without one are still
-#: written as 1, so that earlier versions keep reading them.
-FORMAT_VERSION = 2
+#: (``detail_iterations`` > 0, tensors ``detail_rnn.*``); 3: a correction round's file may
+#: hold its parent's networks (``change_gate`` > 0, tensors ``gate_parent.*``, the parent's
+#: configuration in ``gate_parent``). Files without either are still written as 1, so that
+#: earlier versions keep reading them.
+FORMAT_VERSION = 3
 #: How a model's input is normalised (ModelConfig.normalisation).
 NORMALISATIONS = ("model", "image")
 DEFAULT_COLOURS: list[tuple[int, int, int]] = [
@@ -67,7 +69,14 @@ class ModelConfig:
     # Polygons a fine-tune was taught with, kept for the image they were drawn on
     # (engine/labels/kept.py); empty for a model that was not fine-tuned.
     corrections: dict[str, Any] = field(default_factory=dict)
-    format_version: int = 1  # set by validate(): 2 with a detail RNN, else 1
+    format_version: int = 1  # set by validate(): 3 with a gate parent, 2 with a detail RNN
+    # A correction round's map keeps a change from its parent's map only where the round's
+    # networks give the new class at least this probability (the parent's class
+    # elsewhere; engine/refine/gate.py); 0: no gate. Set by a fine-tune whose fit was
+    # adopted (FitParams.change_gate), with the parent's configuration in ``gate_parent``
+    # and its networks in the file (MapRefinerNet.gate_parent, tensors ``gate_parent.*``).
+    change_gate: float = 0.0
+    gate_parent: dict[str, Any] = field(default_factory=dict)
     architecture: str = "maggiori2017-fcn-rnn"
 
     @property
@@ -197,7 +206,30 @@ class ModelConfig:
                 f"The model's detail temperature is {self.detail_temperature}; it must be "
                 "between 0.1 and 100. Re-export the model with Map Refiner."
             )
-        self.format_version = 2 if self.detail_iterations else 1
+        if not (math.isfinite(self.change_gate) and 0.0 <= self.change_gate < 1.0):
+            raise MapRefinerError(
+                f"The model's change gate is {self.change_gate}; it must be at least 0 and "
+                "under 1. Re-export the model with Map Refiner."
+            )
+        if self.change_gate > 0 and not self.gate_parent:
+            raise MapRefinerError(
+                "The model has a change gate but no parent to gate against; the file is "
+                "damaged or was edited by hand. Fine-tune again."
+            )
+        if self.gate_parent:
+            parent = self.parent_config()
+            if parent is None or parent.num_classes != self.num_classes:
+                raise MapRefinerError(
+                    "The model's gate parent has other classes than the model; the file is "
+                    "damaged or was edited by hand. Fine-tune again."
+                )
+            parent.validate()
+        self.format_version = 3 if self.gate_parent else 2 if self.detail_iterations else 1
+
+    def parent_config(self) -> ModelConfig | None:
+        """The configuration of the networks a correction round gates its changes against
+        (``gate_parent``); None when it has none."""
+        return ModelConfig.from_dict(self.gate_parent) if self.gate_parent else None
 
 
 def make_classes(names: Sequence[str]) -> list[ClassInfo]:

@@ -44,12 +44,16 @@ def check_model_output(
 
 
 def build_model(config: ModelConfig) -> MapRefinerNet:
-    return MapRefinerNet(
+    net = MapRefinerNet(
         config.in_channels,
         config.num_classes,
         config.class_specific,
         detail=config.detail_iterations > 0,
     )
+    parent = config.parent_config()
+    if parent is not None:  # a correction round's parent, its own parent inside (gate.py)
+        net.gate_parent = build_model(parent)
+    return net
 
 
 def write_safetensors(

@@ -282,6 +282,9 @@ class MapRefinerNet(nn.Module):
             if detail
             else None
         )
+        # A correction round's parent, whose map the round's changes are gated against
+        # (ModelConfig.change_gate, engine/refine/gate.py); None: no gate.
+        self.gate_parent: MapRefinerNet | None = None
 
     @property
     def fine_rnn(self) -> RefinementRNN:

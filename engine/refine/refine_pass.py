@@ -25,6 +25,7 @@ from ..modelfile.io import load_model
 from ..networks.models import MapRefinerNet
 from ..rasters.grid import GridSpec, grid_of, scaled
 from ..rasters.read import RasterInfo, check_bands, ground_resolution, open_raster, raster_info
+from .gate import Gate, gate_chain, gated_result
 from .predict import WindowResult, for_image, model_image, predict_tile, stack_bands
 from .prior import Prior
 from .registration import (
@@ -92,6 +93,7 @@ class RefinePass:
     prior_as_drawn: bool = False  # the prior's class stays wherever it has one, whatever
     # the refined map says (the image's edges doubt the model: pipeline.refine_raster)
     detail: Detail | None = None  # the last iterations again on a finer grid
+    gate: Gate | None = None  # a correction round's parent and change gate (gate.py)
 
     @property
     def background(self) -> int | None:
@@ -126,20 +128,29 @@ class RefinePass:
         there is one (unless ``from_prior`` is False), else from the coarse CNN; the
         last one through the detail iterations when the pass has them (unless ``fine``
         is False: a tile not planned for them)."""
-        return predict_tile(
-            self.net,
-            self.config,
-            self.ds,
-            self.bands,
-            self.grids,
-            tile,
-            self.iterations,
-            self.device,
-            keep=keep,
-            autocast=self.autocast,
-            start=self._prior_heat(tile) if from_prior else None,
-            detail=self.detail if fine else None,
-        )
+        start = self._prior_heat(tile) if from_prior else None
+
+        def run(net: MapRefinerNet, config: ModelConfig) -> WindowResult:
+            return predict_tile(
+                net,
+                config,
+                self.ds,
+                self.bands,
+                self.grids,
+                tile,
+                self.iterations,
+                self.device,
+                keep=keep,
+                autocast=self.autocast,
+                start=start,
+                detail=self.detail if fine else None,
+            )
+
+        res = run(self.net, self.config)
+        if self.gate is None or start is not None:  # a prior's map is no round's change
+            return res
+        logits = gated_result(self.gate, res.logits, lambda n, c: run(n, c).logits)
+        return WindowResult(logits, res.valid)
 
     def _prior_heat(self, tile: Tile) -> tuple[np.ndarray, np.ndarray] | None:
         if self.prior is None:
@@ -461,10 +472,12 @@ def prepare_pass(
     rx, ry = ground_resolution(info, input_resolution_m)
     grids = make_grids(info.width, info.height, rx, ry, config.ground_resolution_m)
     # A per-image-normalised model gets this raster's statistics here, once per pass.
-    config = for_image(config, ds, band_list, grids)
-    return RefinePass(
-        ds, info, net, config, device, autocast, band_list, n, (rx, ry), grids, int(tile_size)
+    fed = for_image(config, ds, band_list, grids)
+    p = RefinePass(
+        ds, info, net, fed, device, autocast, band_list, n, (rx, ry), grids, int(tile_size)
     )
+    p.gate = gate_chain(net, config, lambda c: for_image(c, ds, band_list, grids), device)
+    return p
 
 
 def plan_detail(p: RefinePass, iterations: int | None, resolution_m: float | None) -> Detail | None:

@@ -44,6 +44,7 @@ from ...engine.modelfile.bundled_choice import choose_bundled
 from ...engine.modelfile.config import ModelConfig
 from ...engine.modelfile.io import check_model_output, load_model, save_model
 from ...engine.networks.inference import class_argmax
+from ...engine.networks.models import MapRefinerNet
 from ...engine.progress import CancelFn, ProgressFn, Reporter, make_reporter
 from ..tile import IGNORE, LabelSource
 from .data import Corrections, load_corrections
@@ -245,6 +246,8 @@ def finetune(
     steps_first = params.steps_on(dev)
     net, config = load_model(base_model, "cpu")
     config = copy.deepcopy(config)
+    # the parent as loaded: an adopted fit's map is gated against it (with_gate)
+    parent = (copy.deepcopy(net), copy.deepcopy(config)) if params.change_gate > 0 else None
     if params.adapt.startswith(NORM_PREFIX) and config.normalisation != "model":
         raise MapRefinerError(
             f"{params.adapt} learns a fixed normalisation, and this model normalises each "
@@ -505,7 +508,12 @@ def finetune(
         )
 
     record(config, adopted)
-    save_model(*fold_input_norm(net.cpu(), config), out, overwrite=overwrite)
+    saved = fold_input_norm(net.cpu(), config)
+    save_model(
+        *(with_gate(*saved, parent, params.change_gate) if adopted else saved),
+        out,
+        overwrite=overwrite,
+    )
     dropped_fit = None
     if dropped is not None:
         dropped_fit = _save_dropped_fit(
@@ -516,6 +524,7 @@ def finetune(
             dropped_fit_path(out, overwrite),
             inputs,
             overwrite,
+            partial(with_gate, parent=parent, at_least=params.change_gate),
         )
         message += _dropped_message(dropped_fit)
     rep.report(1.0)
@@ -597,6 +606,26 @@ def dropped_fit_path(out: Path, overwrite: bool = False) -> Path:
     return path
 
 
+def with_gate(
+    net: MapRefinerNet,
+    config: ModelConfig,
+    parent: tuple[MapRefinerNet, ModelConfig] | None,
+    at_least: float,
+) -> tuple[MapRefinerNet, ModelConfig]:
+    """A fitted round's networks and configuration with its change gate: the ``parent``'s
+    networks (with their own gate, when the parent is a gated round) inside, so that its
+    map keeps a change from the parent's only where the fit is at least ``at_least`` sure
+    of it (engine/refine/gate.py); as they are without a parent or a gate."""
+    if parent is None or at_least <= 0:
+        return net, config
+    parent_net, parent_config = parent
+    gated, gated_config = copy.deepcopy(net), copy.deepcopy(config)  # ``net`` stays as it is
+    gated.gate_parent = parent_net.cpu()
+    gated_config.change_gate = float(at_least)
+    gated_config.gate_parent = parent_config.to_dict()
+    return gated, gated_config
+
+
 def _save_dropped_fit(
     net: torch.nn.Module,
     dropped: tuple[dict[str, torch.Tensor], float],
@@ -605,6 +634,8 @@ def _save_dropped_fit(
     path: Path,
     inputs: list[Path],
     overwrite: bool,
+    gate: Callable[[torch.nn.Module, ModelConfig], tuple[torch.nn.Module, ModelConfig]]
+    | None = None,
 ) -> Path | None:
     """Save the networks the flip check dropped (``dropped``: their state and their detail
     temperature) as a model of their own at ``path``: the same round and polygons, its
@@ -617,7 +648,8 @@ def _save_dropped_fit(
     record(config)
     try:
         check_model_output(path, inputs, overwrite)
-        save_model(*fold_input_norm(net.cpu(), config), path, overwrite=overwrite)
+        saved = fold_input_norm(net.cpu(), config)
+        save_model(*(gate(*saved) if gate is not None else saved), path, overwrite=overwrite)
     except MapRefinerError as exc:
         log.warning("the dropped fit could not be saved as %s: %s", path, exc)
         return None

@@ -63,6 +63,11 @@ from ..tile import IGNORE, TrainingTile
 from .holdout import balanced_accuracy
 from .temperature import MATCHES
 
+#: FitParams.change_gate's default: the study of session 38 (docs/results_corrections.md,
+#: "Session 38": the rounds of sessions 36 and 38 refined with their changes kept only
+#: where the fitted networks reach a gate; dev/corrections/changes_probe.py).
+CHANGE_GATE = 0.6
+
 #: What a fine-tune may change, and how many CNN layers stay frozen before it.
 ADAPT_MODES: dict[str, int] = {
     "rnn": 4,
@@ -233,6 +238,9 @@ class FitParams:
     detail_temperature_by: str = "sure_share"  # how an adopted fit's detail temperature is
     # matched to its parent's: "sure_share" (temperature.matched_temperature) or "margin"
     # (temperature.margin_temperature; session 35's trial)
+    change_gate: float = CHANGE_GATE  # an adopted fit's map keeps a change from its
+    # parent's map only where the fitted networks are at least this sure of the new class
+    # (the parent's networks go into the round's file: engine/refine/gate.py); 0: no gate
 
     def steps_on(self, device: torch.device) -> int:
         """The held-out phase's step count: a fixed number per kind of device, so that a
@@ -282,6 +290,10 @@ class FitParams:
             )
         if not (0 < self.lr < 1):
             raise MapRefinerError(f"The learning rate must be between 0 and 1, not {self.lr}.")
+        if not (0 <= self.change_gate < 1):
+            raise MapRefinerError(
+                f"change_gate must be at least 0 and under 1, not {self.change_gate}."
+            )
         if self.augment not in AUGMENTS:
             raise MapRefinerError(
                 f"augment must be one of {', '.join(AUGMENTS)}, not {self.augment!r}."

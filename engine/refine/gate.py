@@ -1,0 +1,110 @@
+"""A correction round's change gate: its map keeps a change from its parent's map only
+where the round's networks are sure of the new class.
+
+A fine-tune on a few polygons changes the map far from them too, and on the bundled
+model's own imagery about half of those changes are wrong (docs/results_corrections.md
+"Session 38": of what 86 adopted rounds changed on the undrawn half of the shared scenes,
+a pixel changed by a round that was under 0.6 sure of its new class was right far less
+often than one it was sure of). A round whose fit is adopted therefore keeps its parent's
+networks in its file (MapRefinerNet.gate_parent, ModelConfig.gate_parent) and a gate
+(ModelConfig.change_gate): each tile is refined by both, and where their classes differ
+the round's scores stand only where its top probability reaches the gate, the parent's
+elsewhere. A parent that is itself a gated round is refined through its own gate, so a
+chain of rounds costs one more pass of the networks per round.
+
+The drawn polygons are burned over the gated map as before (engine/labels/kept.py): what
+the user drew always shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import MapRefinerError
+from ..modelfile.config import ModelConfig
+from ..networks.inference import class_argmax
+from ..networks.models import MapRefinerNet
+
+
+@dataclass
+class Gate:
+    """The parent a round's scores are gated against, and the gate."""
+
+    net: MapRefinerNet  # the parent's networks
+    config: ModelConfig  # the parent's configuration, as this raster is fed to it
+    at_least: float  # the round's ModelConfig.change_gate
+    parent: Gate | None = None  # the parent's own gate (a chain of rounds)
+
+
+def gate_chain(
+    net: MapRefinerNet,
+    config: ModelConfig,
+    for_image: Callable[[ModelConfig], ModelConfig],
+    device: torch.device | None = None,
+) -> Gate | None:
+    """The gates of ``net`` and of its parents (None: not a gated round); ``for_image``
+    turns a parent's configuration into the one this raster is fed with
+    (predict.for_image), ``device`` is where the parents' networks run."""
+    parent_config = config.parent_config()
+    if config.change_gate <= 0 or net.gate_parent is None or parent_config is None:
+        return None
+    if (
+        parent_config.ground_resolution_m != config.ground_resolution_m
+        or list(parent_config.bands) != list(config.bands)
+        or parent_config.num_classes != config.num_classes
+    ):
+        raise MapRefinerError(
+            f"The model {config.name} gates its changes against a parent of another grid, "
+            "bands or classes; the file is damaged or was edited by hand. Fine-tune again."
+        )
+    parent = net.gate_parent
+    if device is not None:
+        parent.to(device).eval()
+    fed = for_image(parent_config)
+    return Gate(parent, fed, config.change_gate, gate_chain(parent, fed, for_image, device))
+
+
+def gated_result(
+    gate: Gate | None,
+    scores: torch.Tensor,
+    predict: Callable[[MapRefinerNet, ModelConfig], torch.Tensor],
+) -> torch.Tensor:
+    """``scores`` (a round's logits on a tile, ``(K, h, w)`` or ``(T, K, h, w)``) with its
+    changes from the parent's map kept only where ``gate`` lets them through;
+    ``predict(net, config)`` gives a parent's logits on the same tile."""
+    if gate is None:
+        return scores
+    parent = gated_result(gate.parent, predict(gate.net, gate.config), predict)
+    return gate_changes(scores, parent, gate.at_least)
+
+
+def gate_changes(scores: torch.Tensor, parent: torch.Tensor, at_least: float) -> torch.Tensor:
+    """``scores`` where its class is the parent's, or its top softmax probability is at
+    least ``at_least``; ``parent`` elsewhere. Both ``(K, h, w)`` or ``(T, K, h, w)``."""
+    if scores.shape != parent.shape:
+        raise ValueError(f"scores {tuple(scores.shape)} and parent {tuple(parent.shape)} differ")
+    if scores.dim() == 4:
+        return torch.stack([gate_changes(s, p, at_least) for s, p in zip(scores, parent)])
+    parent = parent.to(scores.dtype)
+    keep = (class_argmax(scores) == class_argmax(parent)) | (top_probability(scores) >= at_least)
+    return torch.where(keep[None], scores, parent)
+
+
+def top_probability(scores: torch.Tensor) -> torch.Tensor:
+    """The largest softmax probability over the classes of ``(K, h, w)`` logits, class
+    by class (torch's reductions over a short leading dimension are slow on the CPU:
+    inference.class_argmax)."""
+    s = scores.float()
+    top = s[0].clone()
+    for k in range(1, s.shape[0]):
+        torch.maximum(top, s[k], out=top)
+    total = torch.zeros_like(top)
+    for k in range(s.shape[0]):
+        total += torch.exp(s[k] - top)
+    return total.reciprocal_()
+
+
+__all__: Sequence[str] = ["Gate", "gate_chain", "gate_changes", "gated_result"]

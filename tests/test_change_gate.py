@@ -1,0 +1,153 @@
+"""A correction round's change gate (engine/refine/gate.py): its map keeps a change from its
+parent's only where the round is sure; the parent travels in the round's file, rounds nest,
+and a fine-tune whose fit is adopted writes the gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from helpers_engine import make_tif, random_model
+from osgeo import gdal
+
+from map_refiner.engine.errors import MapRefinerError
+from map_refiner.engine.modelfile.io import load_model, save_model
+from map_refiner.engine.refine.gate import gate_changes, top_probability
+from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
+from map_refiner.training.corrections.finetune import with_gate
+from map_refiner.training.corrections.fit import CHANGE_GATE, FitParams
+
+
+def logits(probs_of_class_1: list[float]) -> torch.Tensor:
+    """Two-class logits ``(2, 1, n)`` whose softmax gives class 1 these probabilities."""
+    p = torch.tensor(probs_of_class_1)
+    return torch.stack([torch.zeros_like(p), torch.log(p / (1 - p))])[:, None, :]
+
+
+def test_a_change_stands_only_where_the_round_is_sure() -> None:
+    # round: class 0 (p 0.9), then class 1 at 0.55, 0.65, 0.99; parent: 0, 0, 0, 1
+    round_ = logits([0.1, 0.55, 0.65, 0.99])
+    parent = logits([0.2, 0.3, 0.4, 0.8])
+    out = gate_changes(round_, parent, 0.6)
+    assert torch.equal(out[..., 0], round_[..., 0])  # same class: the round's scores
+    assert torch.equal(out[..., 1], parent[..., 1])  # a change at 0.55: the parent's
+    assert torch.equal(out[..., 2], round_[..., 2])  # a change at 0.65 stands
+    assert torch.equal(out[..., 3], round_[..., 3])
+    trajectory = gate_changes(torch.stack([round_, parent]), torch.stack([parent, parent]), 0.6)
+    assert torch.equal(trajectory[0], out) and torch.equal(trajectory[1], parent)
+    three = torch.randn(3, 5, 7)
+    assert torch.allclose(top_probability(three), torch.softmax(three, 0).max(0).values)
+
+
+def test_a_gated_round_keeps_its_parents_in_its_file(tmp_path: Path) -> None:
+    """Round 2 of round 1 of a model: each file holds its parent (format 3), loaded back
+    weight for weight; a trained RNN or a damaged gate is refused or dropped."""
+    base, round1, round2 = (random_model(resolution_m=0.6, seed=s) for s in (1, 2, 3))
+    net1, cfg1 = with_gate(*round1, base, 0.6)
+    save_model(net1, cfg1, tmp_path / "r1.safetensors")
+    loaded1 = load_model(tmp_path / "r1.safetensors")
+    net2, cfg2 = with_gate(*round2, loaded1, 0.7)
+    save_model(net2, cfg2, tmp_path / "r2.safetensors")
+    net, cfg = load_model(tmp_path / "r2.safetensors")
+    assert cfg.format_version == 3 and cfg.change_gate == 0.7
+    assert cfg.parent_config().change_gate == 0.6  # round 1's own gate, inside
+    assert net.gate_parent is not None and net.gate_parent.gate_parent is not None
+    expected = {
+        **round2[0].state_dict(),
+        **{f"gate_parent.{k}": v for k, v in net1.state_dict().items()},
+    }
+    got = net.state_dict()
+    assert set(got) == set(expected)
+    assert all(torch.equal(got[k], expected[k]) for k in expected)
+    assert round2[1].change_gate == 0.0 and round2[0].gate_parent is None  # not changed
+    cfg.gate_parent = {}
+    with pytest.raises(MapRefinerError, match="no parent"):
+        cfg.validate()
+    cfg1.change_gate = 1.0
+    with pytest.raises(MapRefinerError, match="change gate"):
+        cfg1.validate()
+
+
+def test_a_gated_refine_is_the_round_s_map_where_it_is_sure_else_the_parent_s(
+    tmp_path: Path,
+) -> None:
+    image = make_tif(tmp_path / "img.tif", 120, 140, seed=4)
+    parent = save_model(*random_model(resolution_m=0.6, seed=7), tmp_path / "p.safetensors")
+    fitted = random_model(resolution_m=0.6, seed=8)
+    child = save_model(*fitted, tmp_path / "c.safetensors")
+    gated = save_model(*with_gate(*fitted, load_model(parent), 0.6), tmp_path / "g.safetensors")
+
+    def run(model: Path, scores: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        out = tmp_path / f"{model.stem}.tif"
+        s = tmp_path / f"{model.stem}_scores.tif" if scores else None
+        refine_raster(RefineParams(image=image, out=out, model_path=model, scores=s, device="cpu"))
+        read = gdal.Open(str(out)).ReadAsArray()
+        return read, None if s is None else gdal.Open(str(s)).ReadAsArray()
+
+    a, _ = run(parent)
+    b, probs = run(child, scores=True)
+    g, _ = run(gated)
+    top = probs.max(0)
+    expected = np.where((a == b) | (top >= 0.6), b, a)
+    clear = np.abs(top - 0.6) > 1e-4  # away from the gate itself, where rounding may tip it
+    assert (a != b).sum() > 100 and ((a != b) & (top < 0.6)).sum() > 10  # a real test
+    assert (g[clear] == expected[clear]).all()
+
+
+def _round(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, adopted: bool, gate: float):
+    """A four-step fine-tune of a random model on two squares of each class, adopted or
+    not as asked (the held-out and flip checks forced)."""
+    from helpers_data import box_wkt, write_vector
+    from osgeo import ogr
+
+    from map_refiner.training.corrections import finetune as ft
+    from map_refiner.training.tile import LabelSource
+
+    monkeypatch.setattr(ft, "should_adopt", lambda base, tuned: adopted)
+    monkeypatch.setattr(ft, "flip_cap", lambda score, per_score: float("inf"))
+    image = make_tif(tmp_path / "img.tif", 96, 96, seed=2, geotransform=GT, epsg=32633)
+    base = save_model(*random_model(resolution_m=0.6, seed=5), tmp_path / "base.safetensors")
+    boxes = [((5, 5, 20, 20), "building"), ((60, 60, 80, 80), "building")]
+    boxes += [((30, 30, 45, 45), "background"), ((5, 60, 15, 75), "background")]
+    feats = [
+        (
+            box_wkt(GT[0] + x0 * 0.6, GT[3] - y1 * 0.6, GT[0] + x1 * 0.6, GT[3] - y0 * 0.6),
+            {"class": c},
+        )
+        for (x0, y0, x1, y1), c in boxes
+    ]
+    write_vector(tmp_path / "c.gpkg", feats, epsg=32633, fields={"class": ogr.OFTString})
+    return base, ft.finetune(
+        image,
+        LabelSource(tmp_path / "c.gpkg", class_field="class", mode="sparse"),
+        tmp_path / "round.safetensors",
+        base,
+        FitParams(steps=4, eval_every=2, flip_sure_ratio=float("inf"), change_gate=gate),
+        device="cpu",
+    )
+
+
+GT = (500000.0, 0.6, 0.0, 4000000.0, 0.0, -0.6)
+
+
+@pytest.mark.parametrize("adopted, gate", [(True, CHANGE_GATE), (False, CHANGE_GATE), (True, 0.0)])
+def test_an_adopted_fit_is_saved_with_its_parent_and_gate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, adopted: bool, gate: float
+) -> None:
+    base, res = _round(tmp_path, monkeypatch, adopted, gate)
+    assert res.adopted is adopted
+    net, cfg = load_model(res.model)
+    base_net, base_cfg = load_model(base)
+    if adopted and gate > 0:
+        assert cfg.change_gate == CHANGE_GATE and cfg.gate_parent == base_cfg.to_dict()
+        parent = net.gate_parent.state_dict()
+        assert all(torch.equal(parent[k], v) for k, v in base_net.state_dict().items())
+    else:  # the base's networks (not adopted) or no gate asked for: nothing to gate
+        assert cfg.change_gate == 0.0 and net.gate_parent is None and cfg.format_version < 3
+
+
+def test_change_gate_is_checked() -> None:
+    with pytest.raises(MapRefinerError, match="change_gate"):
+        FitParams(change_gate=1.0).check()
