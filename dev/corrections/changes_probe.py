@@ -20,7 +20,8 @@ Two ways in:
 ``--models``: fitted models a study kept (``study --keep-models DIR``, adopted rounds
 only), each refined again through the product's path with its scores, and its parent (the
 ``parent_path`` its fine-tune recorded; none: the bundled default) refined once per scene;
-the rows are stored in ``--json`` and a rerun only adds the missing ones. Measured in
+the rows are stored in ``--json`` and a rerun only adds the missing ones; it ends with a
+table per folder of models. Measured in
 docs/results_corrections.md ("Session 38").
 """
 
@@ -127,6 +128,27 @@ def models_mode(pattern: str, data: Path, out: Path) -> dict[str, dict]:
     return rows
 
 
+def table(rows: dict[str, dict]) -> str:
+    """Per group of rounds (the kept models' folder) and over all: the right halves'
+    change summed over the rounds without a gate and with each, how many end below their
+    start (by more than 0.05), and the worst change."""
+    groups: dict[str, list[dict]] = {}
+    for key, row in rows.items():
+        groups.setdefault(key.split("/")[0], []).append(row)
+    groups["all"] = list(rows.values())
+    keys = ["after"] + [f"gate{t}" for t in GATES]
+    head = "| rounds | " + " | ".join(["no gate"] + [f"gate {t}" for t in GATES]) + " |"
+    lines = [head, "|---" * (len(keys) + 1) + "|"]
+    for name, group in groups.items():
+        cells = []
+        for k in keys:
+            d = [r[k] - r["before"] for r in group]
+            worse = sum(x < -0.05 for x in d)
+            cells.append(f"{sum(d):+.1f} ({worse}; {min(d):+.1f})")
+        lines.append(f"| {name} ({len(group)}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--maps", nargs=4, type=Path, metavar=("BEFORE", "AFTER", "SCORES", "REF"))
@@ -140,10 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     if not a.models or a.json is None:
         p.error("give --maps, or --models with --json")
     rows = models_mode(a.models, a.data, a.json)
-    keys = ["before", "after"] + [f"gate{t}" for t in GATES]
-    sums = {k: round(sum(r[k] for r in rows.values()), 1) for k in keys}
-    worse = {k: sum(r[k] < r["before"] - 0.05 for r in rows.values()) for k in keys[1:]}
-    print(f"{len(rows)} rounds, summed right halves: {sums}; worse than before: {worse}")
+    print("right half's building IoU change summed (rounds below their start; worst):")
+    print(table(rows))
     return 0
 
 
