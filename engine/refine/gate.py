@@ -2,10 +2,13 @@
 where the round's networks are sure of the new class.
 
 A fine-tune on a few polygons changes the map far from them too, and on the bundled
-model's own imagery about half of those changes are wrong (docs/results_corrections.md
-"Session 38": of what 86 adopted rounds changed on the undrawn half of the shared scenes,
-a pixel changed by a round that was under 0.6 sure of its new class was right far less
-often than one it was sure of). A round whose fit is adopted therefore keeps its parent's
+model's own imagery about half of those changes are wrong (the stop check's austin_dev
+rounds: 51-52 % of the pixels they changed on the undrawn half are right). The changes a
+round is sure of are right more often: on the 86 adopted rounds of session 36, keeping a
+change only where the round gives its new class at least 0.7 left 7 rounds below their
+start instead of 15 (the worst -1.4 instead of -10.5) and summed +1186.7 points of
+building IoU on the undrawn halves instead of +1176.8 (docs/results_corrections.md
+"Session 38", dev/corrections/changes_probe.py). A round whose fit is adopted therefore keeps its parent's
 networks in its file (MapRefinerNet.gate_parent, ModelConfig.gate_parent) and a gate
 (ModelConfig.change_gate): each tile is refined by both, and where their classes differ
 the round's scores stand only where its top probability reaches the gate, the parent's
