@@ -472,6 +472,11 @@ def finetune(
             f"({100 * fit.anchors_agreed:.0f} % of the pixels the starting model was sure of)."
         )
     message += _detail_message(detail)
+    if adopted and parent is not None:
+        message += (
+            " Away from your polygons its map keeps a change from the starting model's map "
+            f"only where it is at least {100 * params.change_gate:.0f} % sure of it."
+        )
     if corr.snapped:
         message += (
             f" It learnt {corr.snapped} of {corr.snap_tried} object outlines moved onto the "
