@@ -10,11 +10,12 @@ start instead of 15 (the worst -1.4 instead of -10.5) and summed +1186.7 points 
 building IoU on the undrawn halves instead of +1176.8 (docs/results_corrections.md
 "Session 38", dev/corrections/changes_probe.py).
 
-A round whose fit is adopted therefore keeps its parent's networks in its file (MapRefinerNet.gate_parent, ModelConfig.gate_parent) and a gate
-(ModelConfig.change_gate): each tile is refined by both, and where their classes differ
-the round's scores stand only where its top probability reaches the gate, the parent's
-elsewhere. A parent that is itself a gated round is refined through its own gate, so a
-chain of rounds costs one more pass of the networks per round.
+A round whose fit is adopted therefore keeps its parent's networks in its file
+(MapRefinerNet.gate_parent, ModelConfig.gate_parent) and a gate (ModelConfig.change_gate):
+each tile is refined by both, and where their classes differ the round's scores stand
+only where its top probability reaches the gate, the parent's elsewhere. A parent that is
+itself a gated round is refined through its own gate, so a chain of rounds costs one
+more pass of the networks per round.
 
 The drawn polygons are burned over the gated map as before (engine/labels/kept.py): what
 the user drew always shows.
