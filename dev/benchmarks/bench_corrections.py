@@ -10,11 +10,12 @@ the mask's classes (the figures are about time, not accuracy). ``--fine``: the s
 the refine ends with the bundled model's detail iterations (0.3 m aerial's case).
 
     python -m map_refiner.dev.benchmarks.bench_corrections [--data ../shared/data] [--runs N]
-        [--fine] [--folds N] [--ratio partner|snap]
+        [--fine] [--folds N] [--ratio partner|snap|gate]
 
 ``--ratio``: rounds with a setting off and on in turn, and the ratio of their best times
 (``partner``: the anchors' partner, ``--partner-ratio`` too; ``snap``:
-FitParams.snap_outlines).
+FitParams.snap_outlines; ``gate``: FitParams.change_gate, the round's refine then runs
+its parent's networks too).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ SIDE = 2000
 RATIOS: dict[str, tuple[dict, dict]] = {
     "partner": ({"anchor_partner": ""}, {}),
     "snap": ({"snap_outlines": False}, {"snap_outlines": True}),
+    "gate": ({"change_gate": 0.0}, {}),
 }
 ORIGIN = (3800, 2600)  # the bench's crop of the mosaic (bench.make_crop), fully covered
 
