@@ -1,4 +1,4 @@
-"""A correction round's change gate (engine/refine/gate.py): its map keeps a change from its
+"""A correction round's change gate (engine/networks/gate.py): its map keeps a change from its
 parent's only where the round is sure; the parent travels in the round's file, rounds nest,
 and a fine-tune whose fit is adopted writes the gate."""
 
@@ -14,7 +14,7 @@ from osgeo import gdal
 
 from map_refiner.engine.errors import MapRefinerError
 from map_refiner.engine.modelfile.io import load_model, save_model
-from map_refiner.engine.refine.gate import gate_changes, top_probability
+from map_refiner.engine.networks.gate import gate_changes, top_probability
 from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
 from map_refiner.training.corrections.finetune import with_gate
 from map_refiner.training.corrections.fit import CHANGE_GATE, FitParams

@@ -72,7 +72,7 @@ class ModelConfig:
     format_version: int = 1  # set by validate(): 3 with a gate parent, 2 with a detail RNN
     # A correction round's map keeps a change from its parent's map only where the round's
     # networks give the new class at least this probability (the parent's class
-    # elsewhere; engine/refine/gate.py); 0: no gate. Set by a fine-tune whose fit was
+    # elsewhere; engine/networks/gate.py); 0: no gate. Set by a fine-tune whose fit was
     # adopted (FitParams.change_gate), with the parent's configuration in ``gate_parent``
     # and its networks in the file (MapRefinerNet.gate_parent, tensors ``gate_parent.*``).
     change_gate: float = 0.0
@@ -148,6 +148,7 @@ class ModelConfig:
             self.default_iterations = int(self.default_iterations)
             self.detail_iterations = int(self.detail_iterations)
             self.detail_temperature = float(self.detail_temperature)
+            self.change_gate = float(self.change_gate)
             self.bands = [int(b) for b in self.bands]
             self.mean = [float(v) for v in self.mean]
             self.std = [float(v) for v in self.std]
@@ -157,10 +158,12 @@ class ModelConfig:
                 "mean or std; re-export the model with Map Refiner.",
                 details=repr(exc),
             ) from exc
-        if not (isinstance(self.training, dict) and isinstance(self.corrections, dict)):
+        if not all(
+            isinstance(d, dict) for d in (self.training, self.corrections, self.gate_parent)
+        ):
             raise MapRefinerError(
-                "The model's configuration has a 'training' or 'corrections' entry that is "
-                "not a JSON object; re-export the model with Map Refiner."
+                "The model's configuration has a 'training', 'corrections' or 'gate_parent' "
+                "entry that is not a JSON object; re-export the model with Map Refiner."
             )
         n = len(self.bands)
         if self.normalisation not in NORMALISATIONS:

@@ -283,7 +283,7 @@ class MapRefinerNet(nn.Module):
             else None
         )
         # A correction round's parent, whose map the round's changes are gated against
-        # (ModelConfig.change_gate, engine/refine/gate.py); None: no gate.
+        # (ModelConfig.change_gate, engine/networks/gate.py); None: no gate.
         self.gate_parent: MapRefinerNet | None = None
 
     @property

@@ -22,10 +22,10 @@ from ..labels.kept import KeptCorrections, from_config, window_grid
 from ..limits import check_iterations
 from ..modelfile.config import ModelConfig
 from ..modelfile.io import load_model
+from ..networks.gate import Gate, gate_chain, gated_result
 from ..networks.models import MapRefinerNet
 from ..rasters.grid import GridSpec, grid_of, scaled
 from ..rasters.read import RasterInfo, check_bands, ground_resolution, open_raster, raster_info
-from .gate import Gate, gate_chain, gated_result
 from .predict import WindowResult, for_image, model_image, predict_tile, stack_bands
 from .prior import Prior
 from .registration import (

@@ -620,7 +620,7 @@ def with_gate(
     """A fitted round's networks and configuration with its change gate: the ``parent``'s
     networks (with their own gate, when the parent is a gated round) inside, so that its
     map keeps a change from the parent's only where the fit is at least ``at_least`` sure
-    of it (engine/refine/gate.py); as they are without a parent or a gate."""
+    of it (engine/networks/gate.py); as they are without a parent or a gate."""
     if parent is None or at_least <= 0:
         return net, config
     parent_net, parent_config = parent

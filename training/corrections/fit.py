@@ -245,7 +245,7 @@ class FitParams:
     # (temperature.margin_temperature; session 35's trial)
     change_gate: float = CHANGE_GATE  # an adopted fit's map keeps a change from its
     # parent's map only where the fitted networks are at least this sure of the new class
-    # (the parent's networks go into the round's file: engine/refine/gate.py); 0: no gate
+    # (the parent's networks go into the round's file: engine/networks/gate.py); 0: no gate
 
     def steps_on(self, device: torch.device) -> int:
         """The held-out phase's step count: a fixed number per kind of device, so that a

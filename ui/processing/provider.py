@@ -6,9 +6,8 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from ..icons import plugin_icon
-from .changes_algorithm import ChangesAlgorithm
 from .compare_algorithm import CompareAlgorithm
-from .evaluate_algorithm import EvaluateAlgorithm
+from .evaluate_algorithm import ChangesAlgorithm, EvaluateAlgorithm
 from .finetune_algorithm import FinetuneAlgorithm
 from .refine_algorithm import RefineAlgorithm
 from .snap_outlines_algorithm import SnapOutlinesAlgorithm

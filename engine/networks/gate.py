@@ -30,8 +30,8 @@ import torch
 
 from ..errors import MapRefinerError
 from ..modelfile.config import ModelConfig
-from ..networks.inference import class_argmax
-from ..networks.models import MapRefinerNet
+from .inference import class_argmax
+from .models import MapRefinerNet
 
 
 @dataclass
