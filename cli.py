@@ -473,6 +473,17 @@ def build_parser() -> argparse.ArgumentParser:
         'docs/results_corrections.md "Session 34")',
     )
     p.add_argument(
+        "--change-gate",
+        type=_bounded(float, 0.0, 0.999, "--change-gate"),
+        default=None,
+        metavar="P",
+        help="an adopted fit's map keeps a change from the starting model's map only where "
+        "the fit gives the new class at least P; the model file then holds the starting "
+        "model's networks too, and its refines run both (default "
+        f"{vocab.CHANGE_GATE:g}; 0: no gate, every change kept; "
+        'docs/results_corrections.md "Session 38")',
+    )
+    p.add_argument(
         "--detail-fit",
         action="store_true",
         help="also fit the model's detail RNN to the corrections on the fine grid, where a "

@@ -189,6 +189,7 @@ def _finetune(a: argparse.Namespace) -> int:
             **({} if a.edge_band is None else {"edge_band_m": a.edge_band}),
             **({} if a.outline_edges is None else {"outline_edges": a.outline_edges}),
             **({} if a.snap_outlines is None else {"snap_outlines": a.snap_outlines}),
+            **({} if a.change_gate is None else {"change_gate": a.change_gate}),
         ),
         device=a.device,
         bands=a.bands,

@@ -151,3 +151,22 @@ def test_an_adopted_fit_is_saved_with_its_parent_and_gate(
 def test_change_gate_is_checked() -> None:
     with pytest.raises(MapRefinerError, match="change_gate"):
         FitParams(change_gate=1.0).check()
+
+
+def test_the_cli_passes_the_change_gate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from map_refiner import cli
+    from map_refiner.engine import vocabulary as vocab
+    from map_refiner.training.corrections import finetune as ft
+
+    seen: list[float] = []
+
+    def stop(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        seen.append((args[4] if len(args) > 4 else kwargs["params"]).change_gate)
+        raise MapRefinerError("stopped here")
+
+    monkeypatch.setattr(ft, "finetune", stop)
+    args = ["finetune", str(tmp_path / "i.tif"), str(tmp_path / "c.gpkg")]
+    args += ["--class-field", "class", "--mode", "sparse", "--out", str(tmp_path / "m.safetensors")]
+    assert cli.main(args) == 2 and cli.main(args + ["--change-gate", "0"]) == 2
+    assert seen == [vocab.CHANGE_GATE, 0.0]
+    assert cli.main(args + ["--change-gate", "1"]) == 2 and len(seen) == 2  # refused first

@@ -240,16 +240,18 @@ def test_finetune_algorithm_passes_what_learns(
 ) -> None:  # noqa: ANN001
     """ADAPT picks the fit's layers, in engine.vocabulary.ADAPT_MODES's order; default
     head+rnn. EDGE_BAND reaches the fit (default vocab.EDGE_BAND_M) and its record, and
-    OUTLINE_EDGES (default vocab.OUTLINE_EDGES) and SNAP_OUTLINES (vocab.SNAP_OUTLINES) too."""
+    OUTLINE_EDGES (default vocab.OUTLINE_EDGES), SNAP_OUTLINES (vocab.SNAP_OUTLINES) and
+    CHANGE_GATE (vocab.CHANGE_GATE) too."""
     from map_refiner.engine import vocabulary as vocab
     from map_refiner.training.corrections import finetune as ft
     from map_refiner.ui.processing.finetune_algorithm import ADAPT_CHOICES
 
     assert tuple(mode for mode, _ in ADAPT_CHOICES) == vocab.ADAPT_MODES
-    real, seen = ft.finetune, []
+    real, seen, gates = ft.finetune, [], []
 
     def spy(*args, params, **kwargs):  # noqa: ANN001, ANN202
         seen.append((params.adapt, params.edge_band_m, params.outline_edges, params.snap_outlines))
+        gates.append(params.change_gate)
         return real(*args, params=params, **kwargs)
 
     monkeypatch.setattr(ft, "finetune", spy)
@@ -273,6 +275,12 @@ def test_finetune_algorithm_passes_what_learns(
         "map_refiner:finetune",
         {**inputs, "SNAP_OUTLINES": snap, "OUTPUT": str(tmp_path / "e.safetensors")},
     )
+    run_alg(
+        "map_refiner:finetune",
+        {**inputs, "CHANGE_GATE": 0.0, "OUTPUT": str(tmp_path / "f.safetensors")},
+    )
+    assert gates == [vocab.CHANGE_GATE] * 5 + [0.0]
+    seen.pop()
     band, edges, snapped = vocab.EDGE_BAND_M, vocab.OUTLINE_EDGES, vocab.SNAP_OUTLINES
     assert seen == [
         ("head+rnn", band, edges, snapped),

@@ -52,6 +52,7 @@ from ...engine.networks.inference import class_argmax, coarse_scores, refine_hea
 from ...engine.networks.models import MapRefinerNet, pad_to_stride
 from ...engine.progress import Reporter
 from ...engine.vocabulary import (
+    CHANGE_GATE,
     EDGE_BAND_M,
     FINETUNE_FOLDS,
     MAX_EDGE_BAND_M,
@@ -62,16 +63,6 @@ from ...engine.vocabulary import (
 from ..tile import IGNORE, TrainingTile
 from .holdout import balanced_accuracy
 from .temperature import MATCHES
-
-#: FitParams.change_gate's default (session 38, docs/results_corrections.md "Session 38"):
-#: the 86 adopted largest-errors rounds session 36 kept (own and never-seen scenes, traced,
-#: rough and loose drawing) refined with their changes kept only where the fitted networks
-#: reach a gate (dev/corrections/changes_probe.py). The rule, fixed before the uncertainty
-#: and random users' rounds were measured: the gate with the fewest rounds below their
-#: start whose summed gain is not below the ungated one. 0.7: +1186.7 (7 below, worst
-#: -1.4) against +1176.8 ungated (15 below, worst -10.5); 0.6 sums more (+1213.4) with 10
-#: below (worst -3.8).
-CHANGE_GATE = 0.7
 
 #: What a fine-tune may change, and how many CNN layers stay frozen before it.
 ADAPT_MODES: dict[str, int] = {

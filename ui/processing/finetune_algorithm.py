@@ -129,6 +129,21 @@ class FinetuneAlgorithm(MapRefinerAlgorithm):
                 "(docs/results_corrections.md, Session 34).",
             )
         )
+        gate = with_help(
+            QgsProcessingParameterNumber(
+                "CHANGE_GATE",
+                "Keep a change away from the polygons only where the fit is this sure",
+                type=QgsProcessingParameterNumber.Double,
+                defaultValue=vocab.CHANGE_GATE,
+                minValue=0.0,
+                maxValue=0.999,
+            ),
+            "An adopted fit's map keeps a change from the starting model's map only where the "
+            "fit gives the new class at least this probability; the model file then holds the "
+            "starting model's networks too and its refines run both. 0: every change kept "
+            "(docs/results_corrections.md, Session 38).",
+        )
+        self.addParameter(advanced(gate))
         self.addOutput(
             QgsProcessingOutputFile(
                 "DROPPED_FIT", "Model with the fit the flip check dropped (empty: none)"
@@ -149,6 +164,7 @@ class FinetuneAlgorithm(MapRefinerAlgorithm):
         band = self.parameterAsDouble(parameters, "EDGE_BAND", context)
         edges = self.parameterAsBoolean(parameters, "OUTLINE_EDGES", context)
         snap = self.parameterAsBoolean(parameters, "SNAP_OUTLINES", context)
+        change_gate = self.parameterAsDouble(parameters, "CHANGE_GATE", context)
 
         def job(progress, is_cancelled):  # noqa: ANN001, ANN202
             from ...training.corrections.finetune import finetune
@@ -160,6 +176,7 @@ class FinetuneAlgorithm(MapRefinerAlgorithm):
                 edge_band_m=band,
                 outline_edges=edges,
                 snap_outlines=snap,
+                change_gate=change_gate,
             )
             return finetune(
                 raster_path(p["image"]),
