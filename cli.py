@@ -644,7 +644,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("before", type=Path, help="the older class map")
     p.add_argument("after", type=Path, help="the newer class map (its grid is the output's)")
     p.add_argument(
-        "--out", type=Path, help="a GeoTIFF of the changes: 1 + the class a pixel became, else 0"
+        "--out",
+        type=Path,
+        help="a GeoTIFF of the changes: 1 + the class a pixel became, else 0 (with --model, "
+        "only the changes away from the model's kept polygons)",
     )
     p.add_argument(
         "--class-names",

@@ -187,7 +187,9 @@ def test_changes_away_from_the_drawn_polygons(two_maps, tmp_path: Path) -> None:
     box = f"POLYGON(({x0} {y0},{x0 + 2} {y0},{x0 + 2} {y0 - 5},{x0} {y0 - 5},{x0} {y0}))"
     grid = grid_of(open_raster(new))
     drawn = KeptCorrections(grid, [Shape(0, 0, box)])
-    c = map_changes(old, new, drawn=drawn)
+    c = map_changes(old, new, tmp_path / "changes.tif", drawn=drawn)
+    written = values(tmp_path / "changes.tif")
+    assert (written[5:15, 5:9] == 0).all() and (written == 2).sum() == 40  # away only
     away = c.away_from_drawn()
     assert away is not None
     assert (c.changed, away.changed, away.became(1), away.left(1)) == (80, 40, 40, 0)

@@ -210,7 +210,8 @@ def map_changes(
     ``overwrite``; never one of the two maps). Class names come from ``class_names`` or
     from ``after``'s own categories; two maps whose categories differ are refused. With
     ``drawn`` (a fine-tuned model's kept polygons, drawn on ``after``'s grid) the changes
-    away from them are counted apart (MapChanges.outside)."""
+    away from them are counted apart (MapChanges.outside) and the raster holds only those
+    (the polygons show in the user's own correction layer)."""
     before, after = Path(before), Path(after)
     report = make_reporter(progress, is_cancelled)
     after_ds, before_ds = open_raster(after), open_raster(before)
@@ -318,8 +319,9 @@ def _block(
     drawn: KeptCorrections | None = None,
     box: tuple[int, int, int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The block's transitions, its changes raster and its transitions away from the
-    ``drawn`` polygons (burned only where their ``box`` of pixels meets the block)."""
+    """The block's transitions, its changes raster (with ``drawn`` polygons, only the
+    changes away from them) and its transitions away from them (burned only where their
+    ``box`` of pixels meets the block)."""
     height = min(rows, grid.height - y0)
     block = (0, y0, grid.width, height)
     old = to_labels(*read_block(before_ds, grid, block), None, _name(before_ds))
@@ -331,6 +333,7 @@ def _block(
     if drawn is not None and box is not None and box[1] < y0 + height and y0 < box[3]:
         under = drawn.labels_on(window(grid, 0, y0, grid.width, height)) != IGNORE
         away = confusion_matrix(np.where(under, IGNORE, new), old, k)
+        changes[under] = UNCHANGED  # what the user drew shows in their own layer
     return cm, changes, away
 
 
