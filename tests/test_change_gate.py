@@ -170,3 +170,30 @@ def test_the_cli_passes_the_change_gate(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert cli.main(args) == 2 and cli.main(args + ["--change-gate", "0"]) == 2
     assert seen == [vocab.CHANGE_GATE, 0.0]
     assert cli.main(args + ["--change-gate", "1"]) == 2 and len(seen) == 2  # refused first
+
+
+def test_a_round_of_a_gated_round_nests_and_refines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Round 2 fine-tuned from round 1's file holds round 1 (with the base inside) as its
+    gate parent, and refines; the base file is never touched."""
+    from map_refiner.training.corrections import finetune as ft
+    from map_refiner.training.tile import LabelSource
+
+    base, first = _round(tmp_path, monkeypatch, True, CHANGE_GATE)
+    before = base.read_bytes()
+    second = ft.finetune(
+        tmp_path / "img.tif",
+        LabelSource(tmp_path / "c.gpkg", class_field="class", mode="sparse"),
+        tmp_path / "round2.safetensors",
+        first.model,
+        FitParams(steps=4, eval_every=2, flip_sure_ratio=float("inf")),
+        device="cpu",
+    )
+    assert second.adopted and base.read_bytes() == before
+    net, cfg = load_model(second.model)
+    assert cfg.parent_config().name == load_model(first.model)[1].name
+    assert net.gate_parent.gate_parent is not None and cfg.parent_config().gate_parent
+    out = tmp_path / "map.tif"
+    refine_raster(RefineParams(image=tmp_path / "img.tif", out=out, model_path=second.model))
+    assert gdal.Open(str(out)).ReadAsArray().max() <= 1
