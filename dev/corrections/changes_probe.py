@@ -17,12 +17,12 @@ Two ways in:
     python -m map_refiner.dev.corrections.changes_probe \
         --models 'out/s36/models/own_*/*.safetensors' --json out/s38/changes_own.json
 
-``--models``: fitted models a study kept (``study --keep-models DIR``, adopted rounds
-only), each refined again through the product's path with its scores, and its parent (the
-``parent_path`` its fine-tune recorded; none: the bundled default) refined once per scene;
-the rows are stored in ``--json`` and a rerun only adds the missing ones; it ends with a
-table per folder of models. Measured in
-docs/results_corrections.md ("Session 38").
+``--models``: fitted models a study kept (``study --set change_gate=0 --keep-models
+DIR``: ungated, adopted rounds only; a gated file is refused), each refined again through
+the product's path with its scores, and its parent (the ``parent_path`` its fine-tune
+recorded; none: the bundled default) refined once per scene; the rows are stored in
+``--json`` and a rerun only adds the missing ones; it ends with a table per folder of
+models. Measured in docs/results_corrections.md ("Session 38").
 """
 
 from __future__ import annotations
@@ -96,6 +96,7 @@ def parent_of(model: Path) -> Path | None:
 def models_mode(pattern: str, data: Path, out: Path) -> dict[str, dict]:
     from osgeo import gdal
 
+    from ...engine.modelfile.header import read_model_config
     from .scenes import scenes
     from .study import ROOT, refine
 
@@ -113,6 +114,11 @@ def models_mode(pattern: str, data: Path, out: Path) -> dict[str, dict]:
             key = f"{f.parent.name}/{f.stem}"
             if key in rows:
                 continue
+            if read_model_config(f).change_gate > 0:
+                raise SystemExit(
+                    f"{f} gates its own changes already; keep ungated fits for this probe "
+                    "(study ... --set change_gate=0 --keep-models DIR)"
+                )
             name = next(n for n in named if f.name.startswith(n + "_"))
             scene = found[name]
             parent = parent_of(f)
