@@ -1,0 +1,103 @@
+"""Two rounds of the correction loop, with and without the change gate (session 38).
+
+``prep``: the round-1 fits session 36 kept (largest errors, traced, K=4; ungated files in
+out/s36/models/{own,never}_traced) and a gated copy of each (its parent inside at 0.7,
+finetune.with_gate), listed in out/s38/chain2/jobs.json. ``dev/corrections/two_rounds.sh
+gated|plain`` then runs the same user's second round from each (the study with ``--model``
+the round-1 file, K=4). ``summary``: start -> round 1 -> round 2 per chain, right halves.
+
+    python -m map_refiner.dev.corrections.two_rounds prep
+    bash dev/corrections/two_rounds.sh gated & bash dev/corrections/two_rounds.sh plain
+    python -m map_refiner.dev.corrections.two_rounds summary
+
+Measured in docs/results_corrections.md ("Session 38", "Two rounds").
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+from pathlib import Path
+
+WORK = Path("out/s38/chain2")
+PROBE = Path("out/s38/changes_rounds.json")  # changes_probe's rows of the round-1 fits
+GATE = 0.7
+
+
+def prep() -> list[dict[str, str]]:
+    from ...engine.modelfile.io import load_model, save_model
+    from ...training.corrections.finetune import with_gate
+    from .changes_probe import parent_of
+
+    jobs = []
+    for folder in ("own_traced", "never_traced"):
+        for name in sorted(
+            glob.glob(f"out/s36/models/{folder}/*_largest_4_head+rnn_seed*.safetensors")
+        ):
+            f = Path(name)
+            parent = parent_of(f)
+            gated = WORK / "gated" / folder / f.name
+            gated.parent.mkdir(parents=True, exist_ok=True)
+            if not gated.exists():
+                save_model(*with_gate(*load_model(f), load_model(parent), GATE), gated)
+            jobs.append(
+                {
+                    "folder": folder,
+                    "plain": str(f),
+                    "gated": str(gated),
+                    "parent": str(parent or ""),
+                }
+            )
+    (WORK / "jobs.json").write_text(json.dumps(jobs, indent=1))
+    return jobs
+
+
+def summary() -> str:
+    probe = json.loads(PROBE.read_text())
+    jobs = json.loads((WORK / "jobs.json").read_text())
+    totals = {"plain": [0.0, 0.0, 0, 0], "gated": [0.0, 0.0, 0, 0]}
+    lines = [
+        "| round 1 model | start | plain: round 1 -> round 2 | gated: round 1 -> round 2 |",
+        "|---|---|---|---|",
+    ]
+    for job in jobs:
+        name = Path(job["plain"]).stem
+        key = f"{job['folder']}/{name}"
+        p = probe[key]
+        cells = []
+        for which, first in (("plain", p["after"]), ("gated", p[f"gate{GATE}"])):
+            found = glob.glob(f"out/corrections/rows_s38_r2_{which}_{job['folder']}_{name}.jsonl")
+            rows = [json.loads(line) for line in open(found[0])] if found else []
+            if not rows:
+                cells.append("-")
+                continue
+            second, adopted = rows[-1]["after"], rows[-1]["adopted"]
+            cells.append(f"{first:.1f} -> {second:.1f}" + ("" if adopted else " (not adopted)"))
+            t = totals[which]
+            t[0] += first - p["before"]
+            t[1] += second - p["before"]
+            t[2] += second < p["before"] - 0.05
+            t[3] += second < first - 0.05
+        lines.append(f"| {key} | {p['before']:.1f} | {cells[0]} | {cells[1]} |")
+    for which, t in totals.items():
+        lines.append(
+            f"{which}: round 1 {t[0]:+.1f}, after round 2 {t[1]:+.1f} over the start; below "
+            f"the start after round 2: {t[2]}; round 2 below round 1: {t[3]}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("step", choices=("prep", "summary"))
+    a = ap.parse_args(argv)
+    if a.step == "prep":
+        print(f"{len(prep())} round-1 models in {WORK / 'jobs.json'}")
+    else:
+        print(summary())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
