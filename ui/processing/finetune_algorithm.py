@@ -133,7 +133,7 @@ class FinetuneAlgorithm(MapRefinerAlgorithm):
             QgsProcessingParameterNumber(
                 "CHANGE_GATE",
                 "Keep a change away from the polygons only where the fit is this sure",
-                type=QgsProcessingParameterNumber.Double,
+                type=QgsProcessingParameterNumber.Type.Double,
                 defaultValue=vocab.CHANGE_GATE,
                 minValue=0.0,
                 maxValue=0.999,
