@@ -160,10 +160,13 @@ def run_scene(
     drawing: str = "traced",
     temperatures: Sequence[float] = (),
     keep_models: Path | None = None,
+    keep_dropped: bool = False,
 ) -> None:
     """``keep_models``: each adopted fit's model file copied there as
     ``<scene>_<user>_<k>_<variant>_seed<S>.safetensors`` (with its JSON), for probes that
-    refine the fitted networks again another way (dev/detail/rule_probe.py);
+    refine the fitted networks again another way (dev/detail/rule_probe.py); with
+    ``keep_dropped``, the fits the product's flip check drops go to ``<keep_models>_dropped``
+    (dev/corrections/changes_probe.py measures what they would do);
     ``temperatures``: an adopted fit's map also made with each of these detail
     temperatures (0: no detail pass), row field ``after_by_temperature``; ``fit_from``:
     fine-tune that model instead of ``base_model`` on the polygons drawn on
@@ -296,6 +299,9 @@ def run_scene(
                     save_maps(keep_maps, row, pred, fitted, drawn)
                 if keep_models is not None and row["adopted"]:
                     keep_model(keep_models, row, model)
+                elif keep_models is not None and keep_dropped and dropped:
+                    # a fit the flip check drops, beside: what it would do if adopted
+                    keep_model(keep_models.with_name(keep_models.name + "_dropped"), row, model)
                 append_row(rows, row)
 
 
@@ -532,6 +538,11 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="also copy each adopted fit's model file here (keep_model)",
     )
+    ap.add_argument(
+        "--keep-dropped",
+        action="store_true",
+        help="with --keep-models, also the fits the flip check drops, in <DIR>_dropped",
+    )
     a = ap.parse_args(argv)
     if a.model is not None and not any(x.startswith("anchor_partner=") for x in a.set):
         print(
@@ -563,6 +574,7 @@ def main(argv: list[str] | None = None) -> int:
             drawing=a.drawing,
             temperatures=[float(t) for t in a.temperatures.split(",") if t],
             keep_models=a.keep_models,
+            keep_dropped=a.keep_dropped,
         )
     return 0
 
