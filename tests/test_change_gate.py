@@ -197,3 +197,38 @@ def test_a_round_of_a_gated_round_nests_and_refines(
     out = tmp_path / "map.tif"
     refine_raster(RefineParams(image=tmp_path / "img.tif", out=out, model_path=second.model))
     assert gdal.Open(str(out)).ReadAsArray().max() <= 1
+
+
+def test_a_round_shares_its_parent_s_frozen_trunk_and_the_map_is_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A head+rnn fit leaves the CNN's first three layers as they were: the tile runs them
+    once for the round and its parent (the image read once too), and the scores are those
+    of running each network on its own, to the bit."""
+    import copy
+
+    from map_refiner.engine.networks import gate
+
+    parent = random_model(resolution_m=0.6, seed=7)
+    net = copy.deepcopy(parent[0])
+    with torch.no_grad():
+        net.coarse.conv4.weight.mul_(1.5)
+        for p in net.rnn.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    fitted = with_gate(net, copy.deepcopy(parent[1]), parent, 0.7)
+    model = save_model(*fitted, tmp_path / "g.safetensors")
+    loaded, _ = load_model(model)
+    assert gate.share_trunk(loaded, loaded.gate_parent)
+    assert loaded.gate_parent.coarse.conv3 is loaded.coarse.conv3
+    other = random_model(resolution_m=0.6, seed=8)[0]
+    assert not gate.share_trunk(other, loaded.gate_parent)  # another trunk: not shared
+    image = make_tif(tmp_path / "img.tif", 150, 130, seed=3)
+
+    def scores(name: str) -> np.ndarray:
+        out, s = tmp_path / f"{name}.tif", tmp_path / f"{name}_scores.tif"
+        refine_raster(RefineParams(image=image, out=out, model_path=model, scores=s, device="cpu"))
+        return gdal.Open(str(s)).ReadAsArray()
+
+    shared = scores("shared")
+    monkeypatch.setattr(gate, "share_trunk", lambda net, parent: False)
+    assert np.array_equal(shared, scores("apart"))

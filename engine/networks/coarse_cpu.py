@@ -49,14 +49,31 @@ def conv_as_shifted_sums(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
 @torch.no_grad()
 def coarse_forward_cpu(net: CoarseFCN, image: torch.Tensor) -> torch.Tensor:
     """``CoarseFCN.forward`` for inference on the CPU, one image at a time."""
+    return coarse_head_cpu(net, coarse_trunk_cpu(net, image))
+
+
+@torch.no_grad()
+def coarse_trunk_cpu(net: CoarseFCN, image: torch.Tensor) -> list[torch.Tensor]:
+    """The first three layers' features of each image (channels-last), which a
+    correction round and its parents share when their trunks are one
+    (engine/networks/gate.py)."""
     outs = []
     for one in image.split(1):
         x = one.contiguous(memory_format=torch.channels_last)
         # In-place ReLU: no fresh 64/128-channel maps to allocate and fault in.
         x = net.conv1(x).relu_()
         x = net.conv2(x).relu_()
-        x = net.conv3(x).relu_()
-        x = conv_as_shifted_sums(x, net.conv4)
+        outs.append(net.conv3(x).relu_())
+    return outs
+
+
+@torch.no_grad()
+def coarse_head_cpu(net: CoarseFCN, features: list[torch.Tensor]) -> torch.Tensor:
+    """The last layer and the x4 upsampling on :func:`coarse_trunk_cpu`'s features (read,
+    not changed)."""
+    outs = []
+    for feats in features:
+        x = conv_as_shifted_sums(feats, net.conv4)
         # The transposed convolution is much faster on channels-last input, and
         # much slower when a side is odd: pad with zeros (which add nothing to
         # any output) to even sides, then crop back to 4x the size.

@@ -66,10 +66,28 @@ def gate_chain(
             "bands or classes; the file is damaged or was edited by hand. Fine-tune again."
         )
     parent = net.gate_parent
+    share_trunk(net, parent)
     if device is not None:
         parent.to(device).eval()
     fed = for_image(parent_config)
     return Gate(parent, fed, config.change_gate, gate_chain(parent, fed, for_image, device))
+
+
+def share_trunk(net: MapRefinerNet, parent: MapRefinerNet) -> bool:
+    """Make ``parent`` use ``net``'s first three CNN layers where their weights are the
+    same (a fit that leaves the trunk frozen, the default head+rnn), so that a tile runs
+    them once for both (inference.coarse_scores' memo); whether it did."""
+    layers = ("conv1", "conv2", "conv3")
+    mine = [getattr(net.coarse, n) for n in layers]
+    theirs = [getattr(parent.coarse, n) for n in layers]
+    if not all(
+        torch.equal(a.weight, b.weight) and torch.equal(a.bias, b.bias)
+        for a, b in zip(mine, theirs)
+    ):
+        return False
+    for name, layer in zip(layers, mine):
+        setattr(parent.coarse, name, layer)
+    return True
 
 
 def gated_result(
@@ -112,4 +130,4 @@ def top_probability(scores: torch.Tensor) -> torch.Tensor:
     return total.reciprocal_()
 
 
-__all__: Sequence[str] = ["Gate", "gate_chain", "gate_changes", "gated_result"]
+__all__: Sequence[str] = ["Gate", "gate_chain", "gate_changes", "gated_result", "share_trunk"]

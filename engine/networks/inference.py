@@ -15,20 +15,42 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 
-from .coarse_cpu import coarse_forward_cpu
+from .coarse_cpu import coarse_forward_cpu, coarse_head_cpu, coarse_trunk_cpu
 from .models import CoarseFCN, MapRefinerNet, RefinementRNN, pad_to_stride
 from .rnn_wavefront import iterate_wavefront
 
 
-def coarse_scores(coarse: CoarseFCN, x: torch.Tensor) -> torch.Tensor:
-    """The coarse CNN's scores on ``(B, C, H, W)`` images, without autograd."""
+def coarse_scores(
+    coarse: CoarseFCN, x: torch.Tensor, memo: dict | None = None, key: object = None
+) -> torch.Tensor:
+    """The coarse CNN's scores on ``(B, C, H, W)`` images, without autograd. With ``memo``
+    and ``key`` (one tile's networks, gate.py) the first three layers' features are kept
+    there under ``key`` + the layers, and reused by a network that shares those layers."""
     with torch.no_grad():
-        if x.device.type == "cpu" and x.dtype == torch.float32 and not _autocast_on_cpu():
-            # Under autocast the plain layers run, as on CUDA (the shifted sums
-            # would accumulate in bf16).
-            return coarse_forward_cpu(coarse, x)
-        return coarse(x)
+        # Under autocast the plain layers run, as on CUDA (the shifted sums would
+        # accumulate in bf16).
+        fast = x.device.type == "cpu" and x.dtype == torch.float32 and not _autocast_on_cpu()
+        if memo is None or key is None:
+            return coarse_forward_cpu(coarse, x) if fast else coarse(x)
+        slot = (key, id(coarse.conv1), id(coarse.conv2), id(coarse.conv3), fast)
+        if slot not in memo:
+            memo[slot] = coarse_trunk_cpu(coarse, x) if fast else _trunk(coarse, x)
+        feats = memo[slot]
+        return coarse_head_cpu(coarse, feats) if fast else _head(coarse, feats)
+
+
+def _trunk(coarse: CoarseFCN, x: torch.Tensor) -> torch.Tensor:
+    """CoarseFCN.forward's first three layers."""
+    x = F.relu(coarse.conv1(x))
+    x = F.relu(coarse.conv2(x))
+    return F.relu(coarse.conv3(x))
+
+
+def _head(coarse: CoarseFCN, feats: torch.Tensor) -> torch.Tensor:
+    """CoarseFCN.forward's last layer and upsampling."""
+    return coarse.upsample(coarse.conv4(feats))
 
 
 def rnn_steps(
@@ -63,10 +85,12 @@ def run_networks(
     trajectory: bool = False,
     keep: Sequence[int] | None = None,
     start: tuple[torch.Tensor, torch.Tensor] | None = None,
+    memo: dict | None = None,
 ) -> torch.Tensor:
     """Coarse CNN then ``iterations`` RNN steps on a ``(C, h, w)`` window, without
-    autograd. With ``start`` (``(K, h, w)`` heat maps, e.g. a prior map's, and the
-    ``(h, w)`` pixels they cover) the RNN starts from them instead of the CNN's there.
+    autograd (``memo``: coarse_scores'). With ``start`` (``(K, h, w)`` heat maps, e.g. a
+    prior map's, and the ``(h, w)`` pixels they cover) the RNN starts from them instead of
+    the CNN's there.
 
     Returns ``(K, h, w)`` logits, or ``(iterations + 1, K, h, w)`` when
     ``trajectory`` is set (iteration 0 is the coarse map), or only the
@@ -74,7 +98,7 @@ def run_networks(
     """
     h, w = image.shape[-2:]
     x = pad_to_stride(image.unsqueeze(0))
-    heat = coarse_scores(model.coarse, x)
+    heat = coarse_scores(model.coarse, x, memo, ("image", id(image)))
     if start is not None:
         first, covered = start
         heat = heat.clone()
@@ -98,6 +122,7 @@ def infer(
     keep: Sequence[int] | None = None,
     autocast: torch.dtype | None = None,
     start: tuple[torch.Tensor, torch.Tensor] | None = None,
+    memo: dict | None = None,
 ) -> torch.Tensor:
     """:func:`run_networks` without autograd, under ``autocast`` (e.g. bfloat16,
     see device.inference_autocast) when given; the scores come back in float32.
@@ -108,7 +133,7 @@ def infer(
             image.device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None
         ),
     ):
-        logits = run_networks(model, image, iterations, trajectory, keep, start)
+        logits = run_networks(model, image, iterations, trajectory, keep, start, memo)
     return logits.float()
 
 

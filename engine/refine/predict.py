@@ -24,8 +24,9 @@ every fine-tune window of the same raster), so that they all normalise alike.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -37,6 +38,8 @@ from ..networks.models import MapRefinerNet
 from ..rasters.read import read_window
 from .resample import AxisBand, axis_band, resample_window, source_range
 from .tiling import Detail, Grids, Tile, detail_window, lattice
+
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -212,8 +215,12 @@ def predict_tile(
     autocast: torch.dtype | None = None,
     start: tuple[np.ndarray, np.ndarray] | None = None,
     detail: Detail | None = None,
+    memo: dict | None = None,
 ) -> WindowResult:
     """Scores for one output tile, resampled back bilinearly to the input grid.
+    ``memo``: what several networks run on the same tile share (a correction round and
+    its parents, engine/networks/gate.py): the image read and normalised alike, and the
+    CNN's first three layers where they are one (inference.coarse_scores).
     ``start``: the RNN's starting heat maps on the tile's model window (a prior map),
     instead of the coarse CNN's. ``detail``: the last iteration's maps go on through
     ``detail.iterations`` more on a finer grid (:func:`detail_scores`) before that.
@@ -226,13 +233,17 @@ def predict_tile(
     in mixed precision; the scores are resampled in float32 either way.
     """
     window = (tile.mx0, tile.my0, tile.mx1, tile.my1)
-    img, valid = _read_model_window(ds, bands, grids, config, window, device, tile)
+    img, valid = _shared(
+        memo,
+        ("model", window, tuple(config.mean), tuple(config.std)),
+        lambda: _read_model_window(ds, bands, grids, config, window, device, tile),
+    )
     first = (
         None
         if start is None
         else (torch.from_numpy(start[0]).to(device), torch.from_numpy(start[1]).to(device))
     )
-    logits = infer(model, img, iterations, trajectory, keep, autocast, first)
+    logits = infer(model, img, iterations, trajectory, keep, autocast, first, memo)
     rows = axis_band(tile.y0, tile.y1, 1.0 / grids.scale_y, tile.my0, tile.my1, grids.model_height)
     cols = axis_band(tile.x0, tile.x1, 1.0 / grids.scale_x, tile.mx0, tile.mx1, grids.model_width)
     if detail is None:
@@ -242,11 +253,22 @@ def predict_tile(
         return WindowResult(resample_window(logits, rows, cols), valid)
     maps = logits if steps else logits[None]
     last = maps[steps.index(iterations) if steps else 0]
-    fine = detail_scores(model, config, ds, bands, grids, tile, detail, last, device, autocast)
+    fine = detail_scores(
+        model, config, ds, bands, grids, tile, detail, last, device, autocast, memo
+    )
     if not steps:
         return WindowResult(fine, valid)
     out = [fine if t == iterations else resample_window(m, rows, cols) for t, m in zip(steps, maps)]
     return WindowResult(torch.stack(out), valid)
+
+
+def _shared(memo: dict | None, key: tuple, read: Callable[[], _T]) -> _T:
+    """``read()``, kept in ``memo`` under ``key`` for the next network of the tile."""
+    if memo is None:
+        return read()
+    if key not in memo:
+        memo[key] = read()
+    return memo[key]
 
 
 #: The detail iterations redraw outlines; pixels the model grid's map was at least this
@@ -276,6 +298,7 @@ def detail_scores(
     heat: torch.Tensor,
     device: torch.device,
     autocast: torch.dtype | None = None,
+    memo: dict | None = None,
 ) -> torch.Tensor:
     """``detail.iterations`` more RNN steps on the fine grid from ``heat``, the model
     window's refined scores ``(K, h, w)``: upsampled bilinearly onto the tile's fine
@@ -287,7 +310,11 @@ def detail_scores(
     fine = detail.grids(grids)
     window = detail_window(grids, detail, tile)
     fx0, fy0, fx1, fy1 = window
-    img, _ = _read_model_window(ds, bands, fine, config, window, device)
+    img, _ = _shared(
+        memo,
+        ("fine", window, tuple(config.mean), tuple(config.std)),
+        lambda: _read_model_window(ds, bands, fine, config, window, device),
+    )
     mh, mw = grids.model_height, grids.model_width
     up_rows = axis_band(fy0, fy1, fine.model_height / mh, tile.my0, tile.my1, mh)
     up_cols = axis_band(fx0, fx1, fine.model_width / mw, tile.mx0, tile.mx1, mw)

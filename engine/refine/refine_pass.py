@@ -129,6 +129,7 @@ class RefinePass:
         last one through the detail iterations when the pass has them (unless ``fine``
         is False: a tile not planned for them)."""
         start = self._prior_heat(tile) if from_prior else None
+        memo: dict | None = {} if self.gate is not None and start is None else None
 
         def run(net: MapRefinerNet, config: ModelConfig) -> WindowResult:
             return predict_tile(
@@ -144,6 +145,7 @@ class RefinePass:
                 autocast=self.autocast,
                 start=start,
                 detail=self.detail if fine else None,
+                memo=memo,
             )
 
         res = run(self.net, self.config)
