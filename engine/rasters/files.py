@@ -309,9 +309,22 @@ def place(tmp: Path, final: Path, overwrite: bool) -> None:
 def remove_stale_sidecars(final: Path) -> None:
     """After ``final`` was replaced: the old file's overviews and statistics go with it,
     so that QGIS never shows the old map at small scales."""
-    for side in (Path(str(final) + ".ovr"), Path(str(final) + ".aux.xml")):
+    for side in (Path(str(final) + ".ovr"), sidecar(final)):
         with contextlib.suppress(FileNotFoundError):
             side.unlink()
+
+
+def sidecar(path: Path) -> Path:
+    """GDAL's ``.aux.xml`` beside ``path`` (category names, statistics)."""
+    return Path(str(path) + ".aux.xml")
+
+
+def adopt_sidecar(tmp: Path, final: Path) -> None:
+    """After ``tmp`` was placed at ``final``: the old file's overviews and statistics go,
+    and ``tmp``'s own sidecar (a class map's category names) becomes ``final``'s."""
+    remove_stale_sidecars(final)
+    if sidecar(tmp).exists():
+        os.replace(sidecar(tmp), sidecar(final))
 
 
 @contextlib.contextmanager

@@ -4,7 +4,6 @@ name and renamed into place only when complete."""
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -13,7 +12,7 @@ import numpy as np
 from osgeo import gdal
 
 from ..errors import MapRefinerError
-from .files import claim_temp, place, release, remove_stale_sidecars, write_error
+from .files import adopt_sidecar, claim_temp, place, release, sidecar, write_error
 from .read import RasterInfo
 
 if TYPE_CHECKING:
@@ -163,7 +162,6 @@ class RefinedWriter:
         """Move the finished files onto their targets, appending each to ``placed``."""
         try:
             for tmp, final in self.targets:
-                aux = Path(str(tmp) + ".aux.xml")  # category names live in GDAL's sidecar
                 try:
                     place(tmp, final, self.overwrite)
                 except MapRefinerError:
@@ -173,9 +171,7 @@ class RefinedWriter:
                     self.abort()
                     raise write_error(final, exc) from exc
                 placed.append(final)
-                remove_stale_sidecars(final)  # the old map's overviews and statistics
-                if aux.exists():
-                    os.replace(aux, Path(str(final) + ".aux.xml"))
+                adopt_sidecar(tmp, final)  # category names live in GDAL's sidecar
         finally:
             self._release()
 
@@ -191,7 +187,7 @@ class RefinedWriter:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             with contextlib.suppress(OSError):
-                Path(str(tmp) + ".aux.xml").unlink()
+                sidecar(tmp).unlink()
         self._release()
 
 

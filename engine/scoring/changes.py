@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,7 +30,7 @@ from ..labels.classes import IGNORE
 from ..labels.kept import KeptCorrections
 from ..labels.rasters import read_block, to_labels
 from ..progress import CancelFn, ProgressFn, make_reporter
-from ..rasters.files import atomic_path, check_output_path, remove_stale_sidecars
+from ..rasters.files import adopt_sidecar, atomic_path, check_output_path, sidecar
 from ..rasters.grid import GridSpec, grid_of, metres_per_unit, window
 from ..rasters.read import open_raster
 from ..rasters.write import CLASS_NODATA, create_geotiff
@@ -289,24 +288,21 @@ def _changes_file(
     if out is None:
         yield None
         return
-    aux: Path | None = None
+    tmp: Path | None = None
     file: _ChangesFile | None = None
     try:
         with atomic_path(out, overwrite) as tmp:
-            aux = Path(str(tmp) + ".aux.xml")  # the category names (GDAL's sidecar)
             file = _ChangesFile(tmp, out, grid, (names, colours))
             file.describe(f"{after.name} against {before.name}")
             yield file
             file.close()
-        remove_stale_sidecars(out)
-        if aux.exists():
-            os.replace(aux, Path(str(out) + ".aux.xml"))
+        adopt_sidecar(tmp, out)  # the category names
     finally:
         if file is not None:
             file.close()  # before its sidecar is removed: closing writes it
-        if aux is not None:
+        if tmp is not None:
             with contextlib.suppress(OSError):
-                aux.unlink()
+                sidecar(tmp).unlink()
 
 
 def _block(
