@@ -232,3 +232,13 @@ def test_a_round_shares_its_parent_s_frozen_trunk_and_the_map_is_the_same(
     shared = scores("shared")
     monkeypatch.setattr(gate, "share_trunk", lambda net, parent: False)
     assert np.array_equal(shared, scores("apart"))
+
+
+def test_a_gate_parent_of_another_grid_or_classes_is_refused() -> None:
+    for parent in (
+        random_model(resolution_m=0.5, seed=2),
+        random_model(resolution_m=0.6, seed=2, classes=("background", "building", "road")),
+    ):
+        _, cfg = with_gate(*random_model(resolution_m=0.6, seed=1), parent, 0.7)
+        with pytest.raises(MapRefinerError, match="other classes, bands or grid"):
+            cfg.validate()

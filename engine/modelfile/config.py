@@ -219,14 +219,16 @@ class ModelConfig:
                 "The model has a change gate but no parent to gate against; the file is "
                 "damaged or was edited by hand. Fine-tune again."
             )
-        if self.gate_parent:
-            parent = self.parent_config()
-            if parent is None or parent.num_classes != self.num_classes:
-                raise MapRefinerError(
-                    "The model's gate parent has other classes than the model; the file is "
-                    "damaged or was edited by hand. Fine-tune again."
-                )
-            parent.validate()
+        parent = self.parent_config()  # validated as it is read (from_dict)
+        if parent is not None and (
+            parent.num_classes != self.num_classes
+            or parent.ground_resolution_m != self.ground_resolution_m
+            or list(parent.bands) != list(self.bands)
+        ):
+            raise MapRefinerError(
+                "The model's gate parent has other classes, bands or grid than the model; the "
+                "file is damaged or was edited by hand. Fine-tune again."
+            )
         self.format_version = 3 if self.gate_parent else 2 if self.detail_iterations else 1
 
     def parent_config(self) -> ModelConfig | None:

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import MapRefinerError
 from ..modelfile.config import ModelConfig
 from .inference import class_argmax
 from .models import MapRefinerNet
@@ -53,18 +52,9 @@ def gate_chain(
     """The gates of ``net`` and of its parents (None: not a gated round); ``for_image``
     turns a parent's configuration into the one this raster is fed with
     (predict.for_image), ``device`` is where the parents' networks run."""
-    parent_config = config.parent_config()
+    parent_config = config.parent_config()  # of the model's grid, bands and classes: validate
     if config.change_gate <= 0 or net.gate_parent is None or parent_config is None:
         return None
-    if (
-        parent_config.ground_resolution_m != config.ground_resolution_m
-        or list(parent_config.bands) != list(config.bands)
-        or parent_config.num_classes != config.num_classes
-    ):
-        raise MapRefinerError(
-            f"The model {config.name} gates its changes against a parent of another grid, "
-            "bands or classes; the file is damaged or was edited by hand. Fine-tune again."
-        )
     parent = net.gate_parent
     share_trunk(net, parent)
     if device is not None:
