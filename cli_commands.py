@@ -274,21 +274,16 @@ def _compare(a: argparse.Namespace) -> int:
 
 
 def _changes(a: argparse.Namespace) -> int:
-    from .engine.rasters.read import open_raster
-    from .engine.scoring.changes import class_legend, drawn_by, map_changes
+    from .engine.scoring.changes import drawn_by, map_changes
 
-    names = a.class_names.split(",") if a.class_names else None
-    if a.model is not None and names is None:
-        legend = class_legend(open_raster(a.after))
-        names = legend[0] if legend is not None else None
     res = map_changes(
         a.before,
         a.after,
         a.out,
-        class_names=names,
+        class_names=a.class_names.split(",") if a.class_names else None,
         overwrite=a.overwrite,
         progress=ProgressBar("changes") if a.out is not None else None,
-        drawn=drawn_by(a.model, len(names)) if a.model is not None and names else None,
+        drawn=drawn_by(a.model),
     )
     if a.json:
         print(json.dumps(res.to_dict(), indent=2))

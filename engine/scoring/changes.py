@@ -143,15 +143,16 @@ class MapChanges:
         }
 
 
-def drawn_by(model: PathLike | None, class_count: int) -> KeptCorrections | None:
+def drawn_by(model: PathLike | None) -> KeptCorrections | None:
     """The polygons a fine-tuned model keeps (drawn by the user, burned into its maps of
-    that image); None for a model without any."""
+    that image; checked against the model's own classes); None for a model without any."""
     if model is None:
         return None
     from ..labels.kept import from_config
     from ..modelfile.header import read_model_config  # the file's JSON header only
 
-    return from_config(read_model_config(model).corrections, class_count)
+    config = read_model_config(model)
+    return from_config(config.corrections, config.num_classes)
 
 
 def class_legend(ds: gdal.Dataset) -> tuple[list[str], list[Colour]] | None:

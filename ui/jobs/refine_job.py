@@ -235,13 +235,9 @@ def map_changes_of(
     previous = job.previous
     if previous is None or job.keeps_iteration or not previous.path.is_file():
         return None
-    model = used_model(job, result)
-    same_model = (
-        model is None
-        and previous.model is None
-        or model is not None
-        and previous.model is not None
-        and same_file(model, previous.model)
+    model = used_model(job, result)  # None, like PreviousMap.model, for the bundled default
+    same_model = model == previous.model or (
+        model is not None and previous.model is not None and same_file(model, previous.model)
     )
     if same_model or same_file(previous.path, result.out):
         return None
@@ -249,7 +245,7 @@ def map_changes_of(
 
     out = unique_path(result.out.with_name(f"{result.out.stem}_changes.tif"))
     try:
-        drawn = drawn_by(model, len(result.class_names))  # a round's polygons: counted apart
+        drawn = drawn_by(model)  # a round's polygons: counted apart
         found = map_changes(previous.path, result.out, out, is_cancelled=is_cancelled, drawn=drawn)
     except CancelledError:  # the map itself is done: it is shown, without the comparison
         return None
