@@ -446,10 +446,8 @@ class Controller:
             text += f"; {result.model_note}"
         if changes is not None and job.previous is not None:
             changed = f"against the map of {job.previous.label}, {changes.summary()}"
-            if changes.out is not None:
-                text += f"; {changed} (layer “changes since {job.previous.label}”)"
-            else:
-                text += f"; {changed}"
+            shown = f" (layer “changes since {job.previous.label}”)" if changes.out else ""
+            text += f"; {changed}{shown}"
             elsewhere = changes.away_from_drawn() or changes
             look = ": look at the changes layer where you did not draw" if elsewhere.changed else ""
             self._note_round_changes(job.params.model_path, f"Its map, {changed}{look}.")
