@@ -39,10 +39,19 @@ GATES = (0.55, 0.6, 0.7, 0.8, 0.9)
 
 
 def judge(
-    before: np.ndarray, after: np.ndarray, sure: np.ndarray, ref: np.ndarray
+    before: np.ndarray,
+    after: np.ndarray,
+    sure: np.ndarray,
+    ref: np.ndarray,
+    sure_at_parent: np.ndarray | None = None,
+    drawn: set[str] | None = None,
 ) -> dict[str, object]:
     """Right-half figures of a round (boolean building masks ``before``/``after``, the
-    round's top probability ``sure`` and the reference ``ref``, all on one grid)."""
+    round's top probability ``sure`` and the reference ``ref``, all on one grid);
+    ``sure_at_parent``: the round's top probability at its parent's detail temperature
+    (rows ``pgate{T}``, session 39); ``drawn``: the classes the round's polygons carry
+    (by name), whose changes alone rows ``dgate{T}`` (the gate and a
+    change only to a drawn class) and ``direction`` (that alone) keep."""
     half = before.shape[1] // 2
     b, a, s, r = before[:, half:], after[:, half:], sure[:, half:], ref[:, half:]
     changed = a != b
@@ -57,7 +66,51 @@ def judge(
     for t in GATES:
         gated = np.where(changed & (s >= t), a, b)
         row[f"gate{t}"] = _iou(gated, r)
+    if sure_at_parent is not None:
+        sp = sure_at_parent[:, half:]
+        for t in GATES:
+            row[f"pgate{t}"] = _iou(np.where(changed & (sp >= t), a, b), r)
+    if drawn is not None:
+        to_drawn = (a & ("building" in drawn)) | (~a & ("background" in drawn))
+        row["direction"] = _iou(np.where(changed & to_drawn, a, b), r)
+        for t in GATES:
+            row[f"dgate{t}"] = _iou(np.where(changed & to_drawn & (s >= t), a, b), r)
     return row
+
+
+def drawn_classes(model: Path) -> set[str]:
+    """The class names of the polygons a round's model keeps (its ``corrections``)."""
+    from ...engine.modelfile.header import read_model_config
+
+    config = read_model_config(model)
+    shapes = (config.corrections or {}).get("shapes", [])
+    return {config.class_names[int(s["class"])] for s in shapes}
+
+
+def top_at(probs: np.ndarray, ratio: float) -> np.ndarray:
+    """The top class probability of ``(K, h, w)`` probabilities with their logits
+    multiplied by ``ratio`` (a map refined at detail temperature T seen at T / ratio)."""
+    if ratio == 1.0:
+        return probs.max(0)
+    logits = ratio * np.log(np.clip(probs.astype(np.float64), 1e-12, 1.0))
+    logits -= logits.max(0, keepdims=True)
+    e = np.exp(logits)
+    return (e.max(0) / e.sum(0)).astype(np.float32)
+
+
+def parent_ratio(model: Path, parent: Path | None, image: Path) -> float:
+    """How much a round's detail temperature exceeds its parent's where the refine of
+    ``image`` runs the detail pass (1 where it does not: its scores are not divided)."""
+    from ...engine.modelfile.header import DEFAULT_MODEL_PATH, read_model_config
+    from ...engine.refine.tiling import auto_detail_iterations
+    from .study import _ground_m
+
+    config = read_model_config(model)
+    parent_config = read_model_config(parent or DEFAULT_MODEL_PATH)
+    px = _ground_m(image)
+    if not auto_detail_iterations(config.detail_iterations, px, px, config.ground_resolution_m):
+        return 1.0
+    return config.detail_temperature / parent_config.detail_temperature
 
 
 def _iou(pred: np.ndarray, ref: np.ndarray) -> float:
@@ -127,7 +180,10 @@ def models_mode(pattern: str, data: Path, out: Path) -> dict[str, dict]:
             before = parents[(name, str(parent))]
             after, probs = refine(scene.image, work / "round.tif", f)
             ref = gdal.Open(str(scene.reference)).ReadAsArray() > 0
-            row = judge(before, after, probs.max(0), ref)
+            ratio = parent_ratio(f, parent, scene.image)
+            drawn = drawn_classes(f)
+            row = judge(before, after, probs.max(0), ref, top_at(probs, ratio), drawn)
+            row["ratio"] = round(ratio, 3)
             rows[key] = {"scene": name, "parent": str(parent or "bundled"), **row}
             out.write_text(json.dumps(rows, indent=1))
             print(key, json.dumps(row), flush=True)
