@@ -484,6 +484,13 @@ def build_parser() -> argparse.ArgumentParser:
         'docs/results_corrections.md "Session 38")',
     )
     p.add_argument(
+        "--any-change",
+        action="store_true",
+        help="with the gate, keep sure changes to any class; by default a round whose "
+        "polygons are all of one class keeps changes to that class only (docs/"
+        'results_corrections.md "Session 39")',
+    )
+    p.add_argument(
         "--detail-fit",
         action="store_true",
         help="also fit the model's detail RNN to the corrections on the fine grid, where a "

@@ -190,6 +190,7 @@ def _finetune(a: argparse.Namespace) -> int:
             **({} if a.outline_edges is None else {"outline_edges": a.outline_edges}),
             **({} if a.snap_outlines is None else {"snap_outlines": a.snap_outlines}),
             **({} if a.change_gate is None else {"change_gate": a.change_gate}),
+            **({"change_to_drawn": False} if a.any_change else {}),
         ),
         device=a.device,
         bands=a.bands,
@@ -340,6 +341,7 @@ def _info(a: argparse.Namespace) -> int:
                 "held_out_score": last.get("tuned_score"),
                 "starting_model_score": last.get("base_score"),
                 "change_gate": cfg.change_gate,
+                "changes_to": [cfg.class_names[c] for c in cfg.change_to] or "any class",
             },
             **d,
         }

@@ -13,9 +13,10 @@ from ..limits import check_iterations, check_model_resolution
 #: The newest model file format this version reads. 2: the file may hold a detail RNN
 #: (``detail_iterations`` > 0, tensors ``detail_rnn.*``); 3: a correction round's file may
 #: hold its parent's networks (``change_gate`` > 0, tensors ``gate_parent.*``, the parent's
-#: configuration in ``gate_parent``). Files without either are still written as 1, so that
-#: earlier versions keep reading them.
-FORMAT_VERSION = 3
+#: configuration in ``gate_parent``); 4: the round's changes are kept only to some classes
+#: (``change_to``). Files without any of these are still written as 1, so that earlier
+#: versions keep reading them.
+FORMAT_VERSION = 4
 #: How a model's input is normalised (ModelConfig.normalisation).
 NORMALISATIONS = ("model", "image")
 DEFAULT_COLOURS: list[tuple[int, int, int]] = [
@@ -69,7 +70,8 @@ class ModelConfig:
     # Polygons a fine-tune was taught with, kept for the image they were drawn on
     # (engine/labels/kept.py); empty for a model that was not fine-tuned.
     corrections: dict[str, Any] = field(default_factory=dict)
-    format_version: int = 1  # set by validate(): 3 with a gate parent, 2 with a detail RNN
+    format_version: int = 1  # set by validate(): 4 with change_to, 3 with a gate parent, 2
+    # with a detail RNN
     # A correction round's map keeps a change from its parent's map only where the round's
     # networks give the new class at least this probability (the parent's class
     # elsewhere; engine/networks/gate.py); 0: no gate. Set by a fine-tune whose fit was
@@ -77,6 +79,9 @@ class ModelConfig:
     # and its networks in the file (MapRefinerNet.gate_parent, tensors ``gate_parent.*``).
     change_gate: float = 0.0
     gate_parent: dict[str, Any] = field(default_factory=dict)
+    # The classes a gated round's changes may go to (the classes of its drawn polygons when
+    # they are not all of the model's; FitParams.change_to_drawn); empty: any class.
+    change_to: list[int] = field(default_factory=list)
     architecture: str = "maggiori2017-fcn-rnn"
 
     @property
@@ -149,13 +154,14 @@ class ModelConfig:
             self.detail_iterations = int(self.detail_iterations)
             self.detail_temperature = float(self.detail_temperature)
             self.change_gate = float(self.change_gate)
+            self.change_to = [int(c) for c in self.change_to]
             self.bands = [int(b) for b in self.bands]
             self.mean = [float(v) for v in self.mean]
             self.std = [float(v) for v in self.std]
         except (TypeError, ValueError, OverflowError) as exc:
             raise MapRefinerError(
                 "The model's configuration has a non-numeric resolution, band, "
-                "mean or std; re-export the model with Map Refiner.",
+                "mean, std or class list; re-export the model with Map Refiner.",
                 details=repr(exc),
             ) from exc
         if not all(
@@ -219,6 +225,16 @@ class ModelConfig:
                 "The model has a change gate but no parent to gate against; the file is "
                 "damaged or was edited by hand. Fine-tune again."
             )
+        if self.change_to and (
+            self.change_gate <= 0
+            or len(set(self.change_to)) != len(self.change_to)
+            or not all(0 <= c < self.num_classes for c in self.change_to)
+        ):
+            raise MapRefinerError(
+                f"The model keeps its changes only to classes {self.change_to}, which are not "
+                f"distinct classes of its {self.num_classes} with a change gate; the file is "
+                "damaged or was edited by hand. Fine-tune again."
+            )
         parent = self.parent_config()  # validated as it is read (from_dict)
         if parent is not None and (
             parent.num_classes != self.num_classes
@@ -229,7 +245,9 @@ class ModelConfig:
                 "The model's gate parent has other classes, bands or grid than the model; the "
                 "file is damaged or was edited by hand. Fine-tune again."
             )
-        self.format_version = 3 if self.gate_parent else 2 if self.detail_iterations else 1
+        self.format_version = (
+            4 if self.change_to else 3 if self.gate_parent else 2 if self.detail_iterations else 1
+        )
 
     def parent_config(self) -> ModelConfig | None:
         """The configuration of the networks a correction round gates its changes against

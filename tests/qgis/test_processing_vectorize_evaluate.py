@@ -240,8 +240,8 @@ def test_finetune_algorithm_passes_what_learns(
 ) -> None:  # noqa: ANN001
     """ADAPT picks the fit's layers, in engine.vocabulary.ADAPT_MODES's order; default
     head+rnn. EDGE_BAND reaches the fit (default vocab.EDGE_BAND_M) and its record, and
-    OUTLINE_EDGES (default vocab.OUTLINE_EDGES), SNAP_OUTLINES (vocab.SNAP_OUTLINES) and
-    CHANGE_GATE (vocab.CHANGE_GATE) too."""
+    OUTLINE_EDGES (default vocab.OUTLINE_EDGES), SNAP_OUTLINES (vocab.SNAP_OUTLINES),
+    CHANGE_GATE (vocab.CHANGE_GATE) and CHANGES_TO_DRAWN (vocab.CHANGES_TO_DRAWN) too."""
     from map_refiner.engine import vocabulary as vocab
     from map_refiner.training.corrections import finetune as ft
     from map_refiner.ui.processing.finetune_algorithm import ADAPT_CHOICES
@@ -251,7 +251,7 @@ def test_finetune_algorithm_passes_what_learns(
 
     def spy(*args, params, **kwargs):  # noqa: ANN001, ANN202
         seen.append((params.adapt, params.edge_band_m, params.outline_edges, params.snap_outlines))
-        gates.append(params.change_gate)
+        gates.append((params.change_gate, params.change_to_drawn))
         return real(*args, params=params, **kwargs)
 
     monkeypatch.setattr(ft, "finetune", spy)
@@ -279,7 +279,14 @@ def test_finetune_algorithm_passes_what_learns(
         "map_refiner:finetune",
         {**inputs, "CHANGE_GATE": 0.0, "OUTPUT": str(tmp_path / "f.safetensors")},
     )
-    assert gates == [vocab.CHANGE_GATE] * 5 + [0.0]
+    to_drawn = not vocab.CHANGES_TO_DRAWN
+    run_alg(
+        "map_refiner:finetune",
+        {**inputs, "CHANGES_TO_DRAWN": to_drawn, "OUTPUT": str(tmp_path / "g.safetensors")},
+    )
+    gate, drawn = vocab.CHANGE_GATE, vocab.CHANGES_TO_DRAWN
+    assert gates == [(gate, drawn)] * 5 + [(0.0, drawn), (gate, to_drawn)]
+    seen.pop()
     seen.pop()
     band, edges, snapped = vocab.EDGE_BAND_M, vocab.OUTLINE_EDGES, vocab.SNAP_OUTLINES
     assert seen == [

@@ -40,6 +40,7 @@ import torch
 
 from ...engine.device import configure_threads, resolve_device
 from ...engine.errors import MapRefinerError
+from ...engine.labels.kept import KeptCorrections
 from ...engine.modelfile.bundled_choice import choose_bundled
 from ...engine.modelfile.config import ModelConfig
 from ...engine.modelfile.io import check_model_output, load_model, save_model
@@ -472,10 +473,17 @@ def finetune(
             f"({100 * fit.anchors_agreed:.0f} % of the pixels the starting model was sure of)."
         )
     message += _detail_message(detail)
+    change_to = change_classes(corr.kept, config.num_classes) if params.change_to_drawn else ()
     if adopted and parent is not None:
         message += (
             " Away from your polygons its map keeps a change from the starting model's map "
-            f"only where it is at least {100 * params.change_gate:.0f} % sure of it."
+            f"only where it is at least {100 * params.change_gate:.0f} % sure of it"
+            + (
+                f", and only a change to {' or '.join(config.class_names[c] for c in change_to)}"
+                ", the only class your polygons carry."
+                if change_to
+                else "."
+            )
         )
     if corr.snapped:
         message += (
@@ -515,7 +523,7 @@ def finetune(
     record(config, adopted)
     saved = fold_input_norm(net.cpu(), config)
     save_model(
-        *(with_gate(*saved, parent, params.change_gate) if adopted else saved),
+        *(with_gate(*saved, parent, params.change_gate, change_to) if adopted else saved),
         out,
         overwrite=overwrite,
     )
@@ -529,7 +537,7 @@ def finetune(
             dropped_fit_path(out, overwrite),
             inputs,
             overwrite,
-            partial(with_gate, parent=parent, at_least=params.change_gate),
+            partial(with_gate, parent=parent, at_least=params.change_gate, to_classes=change_to),
         )
         message += _dropped_message(dropped_fit)
     rep.report(1.0)
@@ -616,11 +624,13 @@ def with_gate(
     config: ModelConfig,
     parent: tuple[MapRefinerNet, ModelConfig] | None,
     at_least: float,
+    to_classes: Sequence[int] = (),
 ) -> tuple[MapRefinerNet, ModelConfig]:
     """A fitted round's networks and configuration with its change gate: the ``parent``'s
     networks (with their own gate, when the parent is a gated round) inside, so that its
     map keeps a change from the parent's only where the fit is at least ``at_least`` sure
-    of it (engine/networks/gate.py); as they are without a parent or a gate."""
+    of it, and (``to_classes`` given) only to one of those classes
+    (engine/networks/gate.py); as they are without a parent or a gate."""
     if parent is None or at_least <= 0:
         return net, config
     parent_net, parent_config = parent
@@ -628,7 +638,15 @@ def with_gate(
     gated.gate_parent = parent_net.cpu()
     gated_config.change_gate = float(at_least)
     gated_config.gate_parent = parent_config.to_dict()
+    gated_config.change_to = sorted(int(c) for c in to_classes)
     return gated, gated_config
+
+
+def change_classes(kept: KeptCorrections, num_classes: int) -> tuple[int, ...]:
+    """The classes of the ``kept`` polygons when they are not all of the model's
+    ``num_classes`` (a gated round keeps changes to them only), else none (any class)."""
+    drawn = sorted({s.cls for s in kept.shapes})
+    return tuple(drawn) if 0 < len(drawn) < num_classes else ()
 
 
 def _save_dropped_fit(

@@ -53,6 +53,7 @@ from ...engine.networks.models import MapRefinerNet, pad_to_stride
 from ...engine.progress import Reporter
 from ...engine.vocabulary import (
     CHANGE_GATE,
+    CHANGES_TO_DRAWN,
     EDGE_BAND_M,
     FINETUNE_FOLDS,
     MAX_EDGE_BAND_M,
@@ -237,6 +238,9 @@ class FitParams:
     change_gate: float = CHANGE_GATE  # an adopted fit's map keeps a change from its
     # parent's map only where the fitted networks are at least this sure of the new class
     # (the parent's networks go into the round's file: engine/networks/gate.py); 0: no gate
+    change_to_drawn: bool = CHANGES_TO_DRAWN  # with the gate, a round whose polygons are all of one
+    # class (of fewer classes than the model's) keeps changes to that class (those) only
+    # (ModelConfig.change_to; session 39, engine/networks/gate.py)
 
     def steps_on(self, device: torch.device) -> int:
         """The held-out phase's step count: a fixed number per kind of device, so that a

@@ -144,6 +144,17 @@ class FinetuneAlgorithm(MapRefinerAlgorithm):
             "(docs/results_corrections.md, Session 38).",
         )
         self.addParameter(advanced(gate))
+        self.addParameter(
+            _switch(
+                "CHANGES_TO_DRAWN",
+                "With polygons all of one class, keep changes to that class only",
+                vocab.CHANGES_TO_DRAWN,
+                "With the gate, a round whose polygons are all of one class (only missed "
+                "buildings, say) keeps changes to that class only: nothing drawn showed it "
+                "where that class is wrong, so it takes none of it away elsewhere "
+                "(docs/results_corrections.md, Session 39).",
+            )
+        )
         self.addOutput(
             QgsProcessingOutputFile(
                 "DROPPED_FIT", "Model with the fit the flip check dropped (empty: none)"
@@ -165,6 +176,7 @@ class FinetuneAlgorithm(MapRefinerAlgorithm):
         edges = self.parameterAsBoolean(parameters, "OUTLINE_EDGES", context)
         snap = self.parameterAsBoolean(parameters, "SNAP_OUTLINES", context)
         change_gate = self.parameterAsDouble(parameters, "CHANGE_GATE", context)
+        to_drawn = self.parameterAsBoolean(parameters, "CHANGES_TO_DRAWN", context)
 
         def job(progress, is_cancelled):  # noqa: ANN001, ANN202
             from ...training.corrections.finetune import finetune
@@ -177,6 +189,7 @@ class FinetuneAlgorithm(MapRefinerAlgorithm):
                 outline_edges=edges,
                 snap_outlines=snap,
                 change_gate=change_gate,
+                change_to_drawn=to_drawn,
             )
             return finetune(
                 raster_path(p["image"]),

@@ -1,0 +1,179 @@
+"""A gated round whose polygons are all of one class keeps changes to that class only
+(ModelConfig.change_to, engine/networks/gate.py; session 39): the gate's rule, what a
+fine-tune writes, what a refine of such a round gives, and the refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from helpers_engine import make_tif, random_model
+from osgeo import gdal
+
+from map_refiner.engine.errors import MapRefinerError
+from map_refiner.engine.labels.burn import Shape
+from map_refiner.engine.labels.kept import KeptCorrections
+from map_refiner.engine.modelfile.io import load_model, save_model
+from map_refiner.engine.networks.gate import gate_changes
+from map_refiner.engine.rasters.grid import GridSpec
+from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
+from map_refiner.training.corrections.finetune import change_classes, with_gate
+from map_refiner.training.corrections.fit import FitParams
+
+
+def logits(probs_of_class_1: list[float]) -> torch.Tensor:
+    """Two-class logits ``(2, 1, n)`` whose softmax gives class 1 these probabilities."""
+    p = torch.tensor(probs_of_class_1)
+    return torch.stack([torch.zeros_like(p), torch.log(p / (1 - p))])[:, None, :]
+
+
+def test_only_changes_to_the_drawn_classes_stand() -> None:
+    # round: sure of class 0, sure of class 1, unsure of 1; parent: 1, 0, 0
+    round_ = logits([0.05, 0.95, 0.6])
+    parent = logits([0.9, 0.2, 0.3])
+    to_building = gate_changes(round_, parent, 0.7, (1,))
+    assert torch.equal(to_building[..., 0], parent[..., 0])  # a sure change to 0: not drawn
+    assert torch.equal(to_building[..., 1], round_[..., 1])  # a sure change to 1 stands
+    assert torch.equal(to_building[..., 2], parent[..., 2])  # unsure: the gate as before
+    to_background = gate_changes(round_, parent, 0.7, (0,))
+    assert torch.equal(to_background[..., 0], round_[..., 0])
+    assert torch.equal(to_background[..., 1], parent[..., 1])
+    assert torch.equal(gate_changes(round_, parent, 0.7, (0, 1)), gate_changes(round_, parent, 0.7))
+    same = logits([0.1, 0.9, 0.2])  # the parent's classes: the round's scores, whatever to
+    assert torch.equal(gate_changes(same, logits([0.3, 0.6, 0.4]), 0.7, (0,)), same)
+    trajectory = gate_changes(
+        torch.stack([round_, round_]), torch.stack([parent, parent]), 0.7, (1,)
+    )
+    assert torch.equal(trajectory[1], to_building)
+
+
+def _kept(classes: list[int]) -> KeptCorrections:
+    grid = GridSpec(10, 10, (0.0, 1.0, 0.0, 10.0, 0.0, -1.0), "")
+    wkt = "POLYGON ((1 1,2 1,2 2,1 2,1 1))"
+    return KeptCorrections(grid, [Shape(c, i, wkt) for i, c in enumerate(classes)])
+
+
+def test_the_drawn_classes_limit_only_when_some_class_was_not_drawn() -> None:
+    assert change_classes(_kept([1, 1, 1]), 2) == (1,)
+    assert change_classes(_kept([0]), 2) == (0,)
+    assert change_classes(_kept([1, 0, 1]), 2) == ()  # every class drawn: any change
+    assert change_classes(_kept([2, 0, 2]), 3) == (0, 2)
+    assert change_classes(_kept([]), 2) == ()
+
+
+def test_a_limited_round_is_written_as_format_4_and_refused_when_damaged(tmp_path: Path) -> None:
+    parent = random_model(resolution_m=0.6, seed=1)
+    net, cfg = with_gate(*random_model(resolution_m=0.6, seed=2), parent, 0.7, (1,))
+    loaded = load_model(save_model(net, cfg, tmp_path / "r.safetensors"))[1]
+    assert loaded.change_to == [1] and loaded.format_version == 4
+    _, plain = with_gate(*random_model(resolution_m=0.6, seed=2), parent, 0.7)
+    plain.validate()
+    assert plain.change_to == [] and plain.format_version == 3
+    for bad in ([2], [1, 1], [-1], ["building"]):
+        hostile = load_model(tmp_path / "r.safetensors")[1]
+        hostile.change_to = bad  # type: ignore[assignment]
+        with pytest.raises(MapRefinerError, match="class"):
+            hostile.validate()
+    hostile = load_model(tmp_path / "r.safetensors")[1]
+    hostile.change_gate = 0.0
+    with pytest.raises(MapRefinerError, match="change gate"):
+        hostile.validate()
+
+
+def test_a_limited_refine_keeps_only_sure_changes_to_the_drawn_class(tmp_path: Path) -> None:
+    image = make_tif(tmp_path / "img.tif", 120, 140, seed=4)
+    parent = save_model(*random_model(resolution_m=0.6, seed=7), tmp_path / "p.safetensors")
+    fitted = random_model(resolution_m=0.6, seed=8)
+    child = save_model(*fitted, tmp_path / "c.safetensors")
+    limited = with_gate(*fitted, load_model(parent), 0.6, (1,))
+    gated = save_model(*limited, tmp_path / "g.safetensors")
+
+    def run(model: Path, scores: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        out = tmp_path / f"{model.stem}.tif"
+        s = tmp_path / f"{model.stem}_scores.tif" if scores else None
+        refine_raster(RefineParams(image=image, out=out, model_path=model, scores=s, device="cpu"))
+        read = gdal.Open(str(out)).ReadAsArray()
+        return read, None if s is None else gdal.Open(str(s)).ReadAsArray()
+
+    a, _ = run(parent)
+    b, probs = run(child, scores=True)
+    g, _ = run(gated)
+    top = probs.max(0)
+    expected = np.where((a == b) | ((top >= 0.6) & (b == 1)), b, a)
+    clear = np.abs(top - 0.6) > 1e-4
+    assert ((a != b) & (b == 0) & (top >= 0.6)).sum() > 10  # sure changes to 0 to block
+    assert ((a != b) & (b == 1) & (top >= 0.6)).sum() > 10  # and sure ones to 1 to keep
+    assert (g[clear] == expected[clear]).all()
+
+
+def _finetune(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, classes: list[str], **params):
+    from helpers_data import box_wkt, write_vector
+    from osgeo import ogr
+
+    from map_refiner.training.corrections import finetune as ft
+    from map_refiner.training.tile import LabelSource
+
+    monkeypatch.setattr(ft, "should_adopt", lambda base, tuned: True)
+    monkeypatch.setattr(ft, "flip_cap", lambda score, per_score: float("inf"))
+    gt = (500000.0, 0.6, 0.0, 4000000.0, 0.0, -0.6)
+    image = make_tif(tmp_path / "img.tif", 96, 96, seed=2, geotransform=gt, epsg=32633)
+    base = save_model(*random_model(resolution_m=0.6, seed=5), tmp_path / "base.safetensors")
+    boxes = [(5, 5, 20, 20), (60, 60, 80, 80), (30, 30, 45, 45), (5, 60, 15, 75)]
+    feats = [
+        (
+            box_wkt(gt[0] + x0 * 0.6, gt[3] - y1 * 0.6, gt[0] + x1 * 0.6, gt[3] - y0 * 0.6),
+            {"class": c},
+        )
+        for (x0, y0, x1, y1), c in zip(boxes, classes)
+    ]
+    write_vector(tmp_path / "c.gpkg", feats, epsg=32633, fields={"class": ogr.OFTString})
+    return ft.finetune(
+        image,
+        LabelSource(tmp_path / "c.gpkg", class_field="class", mode="sparse"),
+        tmp_path / "round.safetensors",
+        base,
+        FitParams(steps=4, eval_every=2, flip_sure_ratio=float("inf"), **params),
+        device="cpu",
+    )
+
+
+@pytest.mark.parametrize(
+    "classes, params, limited",
+    [
+        (["building"] * 4, {}, [1]),
+        (["background"] * 4, {}, [0]),
+        (["building", "building", "background", "background"], {}, []),
+        (["building"] * 4, {"change_to_drawn": False}, []),
+    ],
+)
+def test_a_fine_tune_limits_a_round_of_one_class_to_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, classes, params, limited
+) -> None:  # noqa: ANN001
+    res = _finetune(tmp_path, monkeypatch, classes, **params)
+    assert res.adopted
+    cfg = load_model(res.model)[1]
+    assert cfg.change_to == limited
+    said = "the only class your polygons carry"
+    assert (said in res.message) is bool(limited)
+    if limited:
+        name = ("background", "building")[limited[0]]
+        assert f"only a change to {name}, {said}" in res.message
+
+
+def test_the_cli_passes_any_change(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from map_refiner import cli
+    from map_refiner.training.corrections import finetune as ft
+
+    seen: list[bool] = []
+
+    def stop(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        seen.append((args[4] if len(args) > 4 else kwargs["params"]).change_to_drawn)
+        raise MapRefinerError("stopped here")
+
+    monkeypatch.setattr(ft, "finetune", stop)
+    args = ["finetune", str(tmp_path / "i.tif"), str(tmp_path / "c.gpkg")]
+    args += ["--class-field", "class", "--mode", "sparse", "--out", str(tmp_path / "m.safetensors")]
+    assert cli.main(args) == 2 and cli.main(args + ["--any-change"]) == 2
+    assert seen == [True, False]
