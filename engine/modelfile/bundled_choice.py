@@ -26,7 +26,14 @@ import numpy as np
 from osgeo import gdal
 
 from ..errors import MapRefinerError
-from ..rasters.read import alpha_band, check_bands, ground_resolution, open_raster, raster_info
+from ..rasters.read import (
+    alpha_band,
+    check_bands,
+    ground_resolution,
+    open_raster,
+    raster_info,
+    value_scale,
+)
 from .header import DEFAULT_MODEL_PATH, GENERAL_MODEL_PATH
 
 #: The default model's training areas' looks (LOOK_FEATURES of each), beside the model.
@@ -139,7 +146,7 @@ def image_look(
             rgb, valid = _read_coarse(ds, bands, x0 + wx, y0 + wy, w, h, bw, bh)
             chunks.append(rgb.reshape(3, -1))
             valids.append(valid.reshape(-1))
-    rgb = np.concatenate(chunks, axis=1)
+    rgb = np.concatenate(chunks, axis=1) * value_scale(ds, bands)  # in the 8-bit range
     return look_features(rgb[:, :, None], np.concatenate(valids)[:, None])
 
 

@@ -278,3 +278,44 @@ def check_bands(info: RasterInfo, bands: Sequence[int]) -> None:
             f"Band(s) {complex_bands} of {Path(info.path).name} hold complex numbers (e.g. SAR); "
             "the model reads real-valued imagery, so convert them (e.g. to amplitude) first."
         )
+
+
+#: The values a model trained on 8-bit imagery expects lie in 0-255 (ModelConfig.mean).
+EIGHT_BIT_MAX = 255.0
+_INTEGER = {
+    gdal.GDT_Byte,
+    gdal.GDT_UInt16,
+    gdal.GDT_Int16,
+    gdal.GDT_UInt32,
+    gdal.GDT_Int32,
+}
+
+
+def value_scale(ds: gdal.Dataset, bands: Sequence[int]) -> float:
+    """What ``bands`` of ``ds`` are multiplied by to read them in the 8-bit range: 1 for
+    8-bit imagery and for any whose values stay within 0-255; for integer values beyond
+    it, a division by a power of two that brings the raster's bit depth to 8 bits (its
+    NBITS, else the bits its largest value needs: 11-bit satellite values divided by 8,
+    8-bit values stored in 16 bits times 256 divided by 256, exactly); for floating-point
+    values within 0-1 (reflectance), 255 (session 39: a 16-bit copy of austin_dev read as
+    is gave 5.8 building IoU instead of 56.6; docs/results_corrections.md)."""
+    types = {ds.GetRasterBand(b).DataType for b in bands}
+    if types == {gdal.GDT_Byte}:
+        return 1.0
+    top = 0.0
+    for b in bands:
+        try:
+            top = max(top, float(ds.GetRasterBand(b).ComputeRasterMinMax(True)[1]))
+        except RuntimeError:  # no valid pixel in the sample: nothing to scale by
+            continue
+    if not math.isfinite(top):
+        return 1.0
+    if not types <= _INTEGER and 0 < top <= 1.0:
+        return EIGHT_BIT_MAX
+    if top <= EIGHT_BIT_MAX:
+        return 1.0
+    nbits = [
+        int(ds.GetRasterBand(b).GetMetadataItem("NBITS", "IMAGE_STRUCTURE") or 0) for b in bands
+    ]
+    bits = max(nbits) if min(nbits) > 8 else math.ceil(math.log2(top + 1))
+    return 1.0 / 2 ** (bits - 8)

@@ -35,7 +35,7 @@ from ..errors import MapRefinerError
 from ..modelfile.config import ModelConfig
 from ..networks.inference import class_argmax, infer, refine_more
 from ..networks.models import MapRefinerNet
-from ..rasters.read import read_window
+from ..rasters.read import EIGHT_BIT_MAX, read_window, value_scale
 from .resample import AxisBand, axis_band, resample_window, source_range
 from .tiling import Detail, Grids, Tile, detail_window, lattice
 
@@ -191,10 +191,17 @@ def image_statistics(ds, bands: Sequence[int], grids: Grids) -> tuple[list[float
 
 
 def for_image(config: ModelConfig, ds, bands: Sequence[int], grids: Grids) -> ModelConfig:
-    """``config`` as this raster must be fed: unchanged for a fixed-normalisation model,
-    else a copy carrying the raster's own statistics as its mean/std."""
+    """``config`` as this raster must be fed: for a fixed-normalisation model unchanged,
+    or, where the raster's values lie beyond the 8-bit range such a model was trained in
+    (rasters.read.value_scale), a copy whose mean/std read them scaled into it; else a
+    copy carrying the raster's own statistics as its mean/std."""
     if config.normalisation != "image":
-        return config
+        scale = value_scale(ds, bands) if max(config.mean) <= EIGHT_BIT_MAX else 1.0
+        if scale == 1.0:
+            return config
+        return replace(
+            config, mean=[m / scale for m in config.mean], std=[s / scale for s in config.std]
+        )
     mean, std = image_statistics(ds, bands, grids)
     if not all(math.isfinite(v) for v in mean + std):
         raise MapRefinerError("The image's band statistics are not finite; check its pixels.")
