@@ -17,7 +17,13 @@ out/s36/models) and those it did not (out/s38/models, models2):
 
     python -m map_refiner.dev.corrections.changes_probe \
         --models 'out/s3[68]/models*/*/*.safetensors' --json out/s39/changes_pgate.json
-    python -m map_refiner.dev.corrections.gate_rules --json out/s39/changes_pgate.json
+    python -m map_refiner.dev.corrections.changes_probe \
+        --models 'out/s39/models/*_*/*.safetensors' --json out/s39/changes_s39.json
+    python -m map_refiner.dev.corrections.gate_rules \
+        --json out/s39/changes_pgate.json out/s39/changes_s39.json
+
+Session 39's own kept rounds (out/s39/models: never-seen Kampala and Rio seeds 2-3, own
+scenes seed 2), made after the direction rule was chosen, are a third set.
 """
 
 from __future__ import annotations
@@ -67,10 +73,14 @@ def held_out_gain(record: dict) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--json", type=Path, required=True, help="changes_probe rows with pgate")
+    p.add_argument(
+        "--json", type=Path, nargs="+", required=True, help="changes_probe rows with pgate"
+    )
     p.add_argument("--sure-ratio", type=float, default=0.85, help="FitParams.flip_sure_ratio")
     a = p.parse_args(argv)
-    rows = json.loads(a.json.read_text())
+    rows: Rows = {}
+    for path in a.json:
+        rows |= json.loads(path.read_text())
     chosen = {k: r for k, r in kept_records("out/s36/models/*/*.safetensors").items() if k in rows}
     chosen = {k: r for k, r in chosen.items() if not k.startswith("gen_ad/")}
     later = {
@@ -78,7 +88,16 @@ def main(argv: list[str] | None = None) -> int:
         **kept_records("out/s38/models2/*/*.safetensors"),
     }
     later = {k: r for k, r in later.items() if k in rows}
-    sets = {"session 36 (chosen on)": chosen, "session 38 (not)": later, "all": chosen | later}
+    newest = {
+        k: r
+        for pattern in ("never_gen_*", "own_*")
+        for k, r in kept_records(f"out/s39/models/{pattern}/*.safetensors").items()
+        if k in rows
+    }
+    sets = {"session 36 (chosen on)": chosen, "session 38 (not)": later}
+    if newest:
+        sets["session 39 (not)"] = newest
+    sets["all"] = chosen | later | newest
 
     def at(key: str) -> Callable[[str, dict], float]:
         return lambda k, r: rows[k][key]
