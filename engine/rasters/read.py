@@ -221,7 +221,11 @@ def read_window(
     """Read ``bands`` (1-based) of a window as float32 ``(C, h, w)`` and a valid mask.
 
     A pixel is invalid when any band holds that band's nodata value or NaN, or
-    where an alpha band (RGBA) or a per-dataset mask is 0.
+    where an alpha band (RGBA) or a per-dataset mask is 0; in a raster that declares
+    none of these, where every band is 0 (a reprojected image's black collar, a
+    mosaic's missing tile: session 39, a black collar read as data drew false buildings
+    along it, austin_dev reprojected to EPSG:4326 46.6 building IoU against 54.8 with
+    its collar as no data).
     """
     try:
         return _read_window(ds, bands, x0, y0, w, h)
@@ -254,6 +258,8 @@ def _read_window(
     elif mask_flags & gdal.GMF_PER_DATASET and not mask_flags & gdal.GMF_ALL_VALID:
         m = ds.GetRasterBand(bands[0]).GetMaskBand().ReadAsArray(x0, y0, w, h)
         valid &= m > 0
+    elif all(ds.GetRasterBand(b).GetNoDataValue() is None for b in bands):
+        valid &= (data != 0).any(0)  # nothing declared: black in every band is no data
     return data, valid
 
 
