@@ -1,6 +1,7 @@
 """A gated round whose polygons are all of one class keeps changes to that class only
-(ModelConfig.change_to, engine/networks/gate.py; session 39): the gate's rule, what a
-fine-tune writes, what a refine of such a round gives, and the refusals."""
+(ModelConfig.change_to, engine/networks/gate.py; session 39): the gate's rule, the drawn
+classes, what a refine of such a round gives, and the refusals (what a fine-tune writes
+and the CLI's --any-change: tests/test_change_gate.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ from map_refiner.engine.networks.gate import gate_changes
 from map_refiner.engine.rasters.grid import GridSpec
 from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
 from map_refiner.training.corrections.finetune import change_classes, with_gate
-from map_refiner.training.corrections.fit import FitParams
 
 
 def logits(probs_of_class_1: list[float]) -> torch.Tensor:
@@ -106,74 +106,3 @@ def test_a_limited_refine_keeps_only_sure_changes_to_the_drawn_class(tmp_path: P
     assert ((a != b) & (b == 0) & (top >= 0.6)).sum() > 10  # sure changes to 0 to block
     assert ((a != b) & (b == 1) & (top >= 0.6)).sum() > 10  # and sure ones to 1 to keep
     assert (g[clear] == expected[clear]).all()
-
-
-def _finetune(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, classes: list[str], **params):
-    from helpers_data import box_wkt, write_vector
-    from osgeo import ogr
-
-    from map_refiner.training.corrections import finetune as ft
-    from map_refiner.training.tile import LabelSource
-
-    monkeypatch.setattr(ft, "should_adopt", lambda base, tuned: True)
-    monkeypatch.setattr(ft, "flip_cap", lambda score, per_score: float("inf"))
-    gt = (500000.0, 0.6, 0.0, 4000000.0, 0.0, -0.6)
-    image = make_tif(tmp_path / "img.tif", 96, 96, seed=2, geotransform=gt, epsg=32633)
-    base = save_model(*random_model(resolution_m=0.6, seed=5), tmp_path / "base.safetensors")
-    boxes = [(5, 5, 20, 20), (60, 60, 80, 80), (30, 30, 45, 45), (5, 60, 15, 75)]
-    feats = [
-        (
-            box_wkt(gt[0] + x0 * 0.6, gt[3] - y1 * 0.6, gt[0] + x1 * 0.6, gt[3] - y0 * 0.6),
-            {"class": c},
-        )
-        for (x0, y0, x1, y1), c in zip(boxes, classes)
-    ]
-    write_vector(tmp_path / "c.gpkg", feats, epsg=32633, fields={"class": ogr.OFTString})
-    return ft.finetune(
-        image,
-        LabelSource(tmp_path / "c.gpkg", class_field="class", mode="sparse"),
-        tmp_path / "round.safetensors",
-        base,
-        FitParams(steps=4, eval_every=2, flip_sure_ratio=float("inf"), **params),
-        device="cpu",
-    )
-
-
-@pytest.mark.parametrize(
-    "classes, params, limited",
-    [
-        (["building"] * 4, {}, [1]),
-        (["background"] * 4, {}, [0]),
-        (["building", "building", "background", "background"], {}, []),
-        (["building"] * 4, {"change_to_drawn": False}, []),
-    ],
-)
-def test_a_fine_tune_limits_a_round_of_one_class_to_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, classes, params, limited
-) -> None:  # noqa: ANN001
-    res = _finetune(tmp_path, monkeypatch, classes, **params)
-    assert res.adopted
-    cfg = load_model(res.model)[1]
-    assert cfg.change_to == limited
-    said = "the only class your polygons carry"
-    assert (said in res.message) is bool(limited)
-    if limited:
-        name = ("background", "building")[limited[0]]
-        assert f"only a change to {name}, {said}" in res.message
-
-
-def test_the_cli_passes_any_change(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from map_refiner import cli
-    from map_refiner.training.corrections import finetune as ft
-
-    seen: list[bool] = []
-
-    def stop(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        seen.append((args[4] if len(args) > 4 else kwargs["params"]).change_to_drawn)
-        raise MapRefinerError("stopped here")
-
-    monkeypatch.setattr(ft, "finetune", stop)
-    args = ["finetune", str(tmp_path / "i.tif"), str(tmp_path / "c.gpkg")]
-    args += ["--class-field", "class", "--mode", "sparse", "--out", str(tmp_path / "m.safetensors")]
-    assert cli.main(args) == 2 and cli.main(args + ["--any-change"]) == 2
-    assert seen == [True, False]

@@ -96,9 +96,16 @@ def test_a_gated_refine_is_the_round_s_map_where_it_is_sure_else_the_parent_s(
     assert (g[clear] == expected[clear]).all()
 
 
-def _round(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, adopted: bool, gate: float):
-    """A four-step fine-tune of a random model on two squares of each class, adopted or
-    not as asked (the held-out and flip checks forced)."""
+def _round(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    adopted: bool,
+    gate: float,
+    classes: tuple[str, ...] = ("building", "building", "background", "background"),
+    **params: object,
+):
+    """A four-step fine-tune of a random model on four squares of ``classes`` (two of
+    each by default), adopted or not as asked (the held-out and flip checks forced)."""
     from helpers_data import box_wkt, write_vector
     from osgeo import ogr
 
@@ -109,8 +116,8 @@ def _round(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, adopted: bool, gate:
     monkeypatch.setattr(ft, "flip_cap", lambda score, per_score: float("inf"))
     image = make_tif(tmp_path / "img.tif", 96, 96, seed=2, geotransform=GT, epsg=32633)
     base = save_model(*random_model(resolution_m=0.6, seed=5), tmp_path / "base.safetensors")
-    boxes = [((5, 5, 20, 20), "building"), ((60, 60, 80, 80), "building")]
-    boxes += [((30, 30, 45, 45), "background"), ((5, 60, 15, 75), "background")]
+    squares = [(5, 5, 20, 20), (60, 60, 80, 80), (30, 30, 45, 45), (5, 60, 15, 75)]
+    boxes = list(zip(squares, classes))
     feats = [
         (
             box_wkt(GT[0] + x0 * 0.6, GT[3] - y1 * 0.6, GT[0] + x1 * 0.6, GT[3] - y0 * 0.6),
@@ -124,7 +131,7 @@ def _round(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, adopted: bool, gate:
         LabelSource(tmp_path / "c.gpkg", class_field="class", mode="sparse"),
         tmp_path / "round.safetensors",
         base,
-        FitParams(steps=4, eval_every=2, flip_sure_ratio=float("inf"), change_gate=gate),
+        FitParams(steps=4, eval_every=2, flip_sure_ratio=float("inf"), change_gate=gate, **params),
         device="cpu",
     )
 
@@ -153,23 +160,27 @@ def test_change_gate_is_checked() -> None:
         FitParams(change_gate=1.0).check()
 
 
-def test_the_cli_passes_the_change_gate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_the_cli_passes_the_change_gate_and_any_change(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from map_refiner import cli
     from map_refiner.engine import vocabulary as vocab
     from map_refiner.training.corrections import finetune as ft
 
-    seen: list[float] = []
+    seen: list[tuple[float, bool]] = []
 
     def stop(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        seen.append((args[4] if len(args) > 4 else kwargs["params"]).change_gate)
+        params = args[4] if len(args) > 4 else kwargs["params"]
+        seen.append((params.change_gate, params.change_to_drawn))
         raise MapRefinerError("stopped here")
 
     monkeypatch.setattr(ft, "finetune", stop)
     args = ["finetune", str(tmp_path / "i.tif"), str(tmp_path / "c.gpkg")]
     args += ["--class-field", "class", "--mode", "sparse", "--out", str(tmp_path / "m.safetensors")]
     assert cli.main(args) == 2 and cli.main(args + ["--change-gate", "0"]) == 2
-    assert seen == [vocab.CHANGE_GATE, 0.0]
-    assert cli.main(args + ["--change-gate", "1"]) == 2 and len(seen) == 2  # refused first
+    assert cli.main(args + ["--any-change"]) == 2
+    assert seen == [(vocab.CHANGE_GATE, True), (0.0, True), (vocab.CHANGE_GATE, False)]
+    assert cli.main(args + ["--change-gate", "1"]) == 2 and len(seen) == 3  # refused first
 
 
 def test_a_round_of_a_gated_round_nests_and_refines(
@@ -242,3 +253,26 @@ def test_a_gate_parent_of_another_grid_or_classes_is_refused() -> None:
         _, cfg = with_gate(*random_model(resolution_m=0.6, seed=1), parent, 0.7)
         with pytest.raises(MapRefinerError, match="other classes, bands or grid"):
             cfg.validate()
+
+
+@pytest.mark.parametrize(
+    "classes, params, limited",
+    [
+        (("building",) * 4, {}, [1]),
+        (("background",) * 4, {}, [0]),
+        (("building", "building", "background", "background"), {}, []),
+        (("building",) * 4, {"change_to_drawn": False}, []),
+    ],
+)
+def test_a_round_of_one_class_keeps_changes_to_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, classes, params, limited
+) -> None:  # noqa: ANN001
+    """The direction rule (ModelConfig.change_to; tests/test_change_direction.py): a round
+    whose polygons are all of one class keeps changes to that class only, and says so."""
+    _, res = _round(tmp_path, monkeypatch, True, CHANGE_GATE, classes, **params)
+    assert load_model(res.model)[1].change_to == limited
+    said = "the only class your polygons carry"
+    assert (said in res.message) is bool(limited)
+    if limited:
+        name = ("background", "building")[limited[0]]
+        assert f"only a change to {name}, {said}" in res.message
