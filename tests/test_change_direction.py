@@ -1,17 +1,15 @@
 """A gated round whose polygons are all of one class keeps changes to that class only
 (ModelConfig.change_to, engine/networks/gate.py; session 39): the gate's rule, the drawn
-classes, what a refine of such a round gives, and the refusals (what a fine-tune writes
-and the CLI's --any-change: tests/test_change_gate.py)."""
+classes, and the refusals (what a fine-tune writes, a limited refine and the CLI's --any-change:
+tests/test_change_gate.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from helpers_engine import make_tif, random_model
-from osgeo import gdal
+from helpers_engine import random_model
 
 from map_refiner.engine.errors import MapRefinerError
 from map_refiner.engine.labels.burn import Shape
@@ -19,7 +17,6 @@ from map_refiner.engine.labels.kept import KeptCorrections
 from map_refiner.engine.modelfile.io import load_model, save_model
 from map_refiner.engine.networks.gate import gate_changes
 from map_refiner.engine.rasters.grid import GridSpec
-from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
 from map_refiner.training.corrections.finetune import change_classes, with_gate
 
 
@@ -80,29 +77,3 @@ def test_a_limited_round_is_written_as_format_4_and_refused_when_damaged(tmp_pat
     hostile.change_gate = 0.0
     with pytest.raises(MapRefinerError, match="change gate"):
         hostile.validate()
-
-
-def test_a_limited_refine_keeps_only_sure_changes_to_the_drawn_class(tmp_path: Path) -> None:
-    image = make_tif(tmp_path / "img.tif", 120, 140, seed=4)
-    parent = save_model(*random_model(resolution_m=0.6, seed=7), tmp_path / "p.safetensors")
-    fitted = random_model(resolution_m=0.6, seed=8)
-    child = save_model(*fitted, tmp_path / "c.safetensors")
-    limited = with_gate(*fitted, load_model(parent), 0.6, (1,))
-    gated = save_model(*limited, tmp_path / "g.safetensors")
-
-    def run(model: Path, scores: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-        out = tmp_path / f"{model.stem}.tif"
-        s = tmp_path / f"{model.stem}_scores.tif" if scores else None
-        refine_raster(RefineParams(image=image, out=out, model_path=model, scores=s, device="cpu"))
-        read = gdal.Open(str(out)).ReadAsArray()
-        return read, None if s is None else gdal.Open(str(s)).ReadAsArray()
-
-    a, _ = run(parent)
-    b, probs = run(child, scores=True)
-    g, _ = run(gated)
-    top = probs.max(0)
-    expected = np.where((a == b) | ((top >= 0.6) & (b == 1)), b, a)
-    clear = np.abs(top - 0.6) > 1e-4
-    assert ((a != b) & (b == 0) & (top >= 0.6)).sum() > 10  # sure changes to 0 to block
-    assert ((a != b) & (b == 1) & (top >= 0.6)).sum() > 10  # and sure ones to 1 to keep
-    assert (g[clear] == expected[clear]).all()

@@ -70,14 +70,19 @@ def test_a_gated_round_keeps_its_parents_in_its_file(tmp_path: Path) -> None:
         cfg1.validate()
 
 
+@pytest.mark.parametrize("to_classes", [(), (1,)])
 def test_a_gated_refine_is_the_round_s_map_where_it_is_sure_else_the_parent_s(
-    tmp_path: Path,
+    tmp_path: Path, to_classes: tuple[int, ...]
 ) -> None:
+    """With ``to_classes`` (the direction rule, ModelConfig.change_to) only the sure
+    changes to those classes stand."""
     image = make_tif(tmp_path / "img.tif", 120, 140, seed=4)
     parent = save_model(*random_model(resolution_m=0.6, seed=7), tmp_path / "p.safetensors")
     fitted = random_model(resolution_m=0.6, seed=8)
     child = save_model(*fitted, tmp_path / "c.safetensors")
-    gated = save_model(*with_gate(*fitted, load_model(parent), 0.6), tmp_path / "g.safetensors")
+    gated = save_model(
+        *with_gate(*fitted, load_model(parent), 0.6, to_classes), tmp_path / "g.safetensors"
+    )
 
     def run(model: Path, scores: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
         out = tmp_path / f"{model.stem}.tif"
@@ -90,9 +95,11 @@ def test_a_gated_refine_is_the_round_s_map_where_it_is_sure_else_the_parent_s(
     b, probs = run(child, scores=True)
     g, _ = run(gated)
     top = probs.max(0)
-    expected = np.where((a == b) | (top >= 0.6), b, a)
+    allowed = np.isin(b, to_classes) if to_classes else np.ones_like(b, dtype=bool)
+    expected = np.where((a == b) | ((top >= 0.6) & allowed), b, a)
     clear = np.abs(top - 0.6) > 1e-4  # away from the gate itself, where rounding may tip it
     assert (a != b).sum() > 100 and ((a != b) & (top < 0.6)).sum() > 10  # a real test
+    assert ((a != b) & (top >= 0.6) & ~allowed).sum() > 10 or not to_classes  # blocked ones
     assert (g[clear] == expected[clear]).all()
 
 
