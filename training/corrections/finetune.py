@@ -480,7 +480,7 @@ def finetune(
             f"only where it is at least {100 * params.change_gate:.0f} % sure of it"
             + (
                 f", and only a change to {' or '.join(config.class_names[c] for c in change_to)}"
-                ", the only class your polygons carry."
+                f", the only class{'es' if len(change_to) > 1 else ''} your polygons carry."
                 if change_to
                 else "."
             )
