@@ -21,7 +21,7 @@ from ..engine.labels import rasterize as label_io
 from ..engine.limits import check_training_size
 from ..engine.modelfile.config import ModelConfig
 from ..engine.rasters.read import check_bands, ground_resolution, open_raster, raster_info
-from ..engine.refine.predict import for_image, model_image
+from ..engine.refine.predict import for_image, model_image, stack_bands
 from ..engine.refine.tiling import Grids, make_grids
 from .tile import IGNORE, LabelSource, TrainingTile
 
@@ -103,7 +103,7 @@ def load_training_tile(
     """
     ds = open_raster(image_path)
     info = raster_info(ds)
-    bands = list(bands) if bands else list(config.bands)
+    bands = stack_bands(ds, bands, config)
     check_bands(info, bands)
     grids = model_grids(ds, config, input_resolution_m)
     check_training_size(

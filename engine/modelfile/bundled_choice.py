@@ -29,6 +29,7 @@ from ..errors import MapRefinerError
 from ..rasters.read import (
     alpha_band,
     check_bands,
+    colour_bands,
     ground_resolution,
     open_raster,
     raster_info,
@@ -229,7 +230,7 @@ def choose_bundled(
         return default
     ds = open_raster(image)
     info = raster_info(ds)
-    chosen = list(bands) if bands else [1, 2, 3]
+    chosen = list(bands) if bands else colour_bands(ds, ("red", "green", "blue")) or [1, 2, 3]
     if len(chosen) != 3 or info.band_count < 3:
         return default
     check_bands(info, chosen)

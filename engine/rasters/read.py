@@ -325,3 +325,20 @@ def value_scale(ds: gdal.Dataset, bands: Sequence[int]) -> float:
     ]
     bits = max(nbits) if min(nbits) > 8 else math.ceil(math.log2(top + 1))
     return 1.0 / 2 ** (bits - 8)
+
+
+_COLOUR_INTERP = {gdal.GCI_RedBand: "red", gdal.GCI_GreenBand: "green", gdal.GCI_BlueBand: "blue"}
+
+
+def colour_bands(ds: gdal.Dataset, names: Sequence[str]) -> list[int] | None:
+    """The 1-based bands of ``ds`` whose colour interpretation is each of ``names`` (red,
+    green, blue) in that order, or None when they are not all named exactly once (an image
+    whose bands say nothing of their colours is read in the model's own order)."""
+    found: dict[str, list[int]] = {}
+    for i in range(1, ds.RasterCount + 1):
+        name = _COLOUR_INTERP.get(ds.GetRasterBand(i).GetColorInterpretation())
+        if name is not None:
+            found.setdefault(name, []).append(i)
+    if not names or any(len(found.get(n.lower(), [])) != 1 for n in names):
+        return None
+    return [found[n.lower()][0] for n in names]

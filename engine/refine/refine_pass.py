@@ -464,7 +464,7 @@ def prepare_pass(
     and its tiles planned (``iterations`` None: the model's own)."""
     check_tile_size(tile_size)
     info = raster_info(ds)
-    band_list = stack_bands(list(bands) if bands else None, config)
+    band_list = stack_bands(ds, bands, config)
     check_bands(info, band_list)
     if len(band_list) != config.in_channels:
         raise MapRefinerError(

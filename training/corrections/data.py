@@ -24,6 +24,7 @@ from ...engine.labels.rasters import cells_of_pixels, downsample_window, pixels_
 from ...engine.modelfile.config import ModelConfig
 from ...engine.rasters.grid import grid_of, scaled, window
 from ...engine.rasters.read import check_bands, ground_resolution, open_raster, raster_info
+from ...engine.refine.predict import stack_bands
 from ..data import grown_box, model_grids, read_model_window
 from ..tile import IGNORE, LabelSource, TrainingTile
 from .interior import interior
@@ -129,7 +130,7 @@ def load_corrections(
         )
     ds = open_raster(image_path)
     info = raster_info(ds)
-    bands = list(bands) if bands else list(config.bands)
+    bands = stack_bands(ds, bands, config)
     check_bands(info, bands)
     grid = grid_of(ds)
     pixel_m = float(np.mean(ground_resolution(info, input_resolution_m)))

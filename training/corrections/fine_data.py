@@ -21,7 +21,7 @@ import torch
 from ...engine.modelfile.config import ModelConfig
 from ...engine.rasters.grid import grid_of, scaled, window
 from ...engine.rasters.read import ground_resolution, open_raster, raster_info
-from ...engine.refine.predict import for_image, model_image
+from ...engine.refine.predict import for_image, model_image, stack_bands
 from ...engine.refine.resample import AxisBand, axis_band
 from ...engine.refine.tiling import Detail, Grids, make_detail
 from ..data import model_grids
@@ -76,7 +76,7 @@ def load_fine_corrections(
     image_path: Path | str,
     corr: Corrections,
     config: ModelConfig,
-    bands: list[int],
+    bands: list[int] | None,
     input_resolution_m: float | None = None,
 ) -> FineCorrections | None:
     """Each drawn polygon of ``corr`` with FINE_MARGIN model pixels around it, on the
@@ -89,6 +89,7 @@ def load_fine_corrections(
         )
         return None
     ds = open_raster(image_path)
+    bands = stack_bands(ds, bands, config)
     grids = model_grids(ds, config, input_resolution_m)
     detail = detail_run(ds, grids, config, input_resolution_m)
     if detail is None:

@@ -274,7 +274,7 @@ def finetune(
         image,
         corr,
         config,
-        list(bands) if bands else list(config.bands),
+        list(bands) if bands else None,
         input_resolution_m,
     )
     fine = read_fine() if params.detail and folds and net.detail_rnn is not None else None

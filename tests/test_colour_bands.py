@@ -1,0 +1,68 @@
+"""A model of red, green and blue bands reads the bands an image names so, whatever
+their order (rasters.read.colour_bands, predict.stack_bands; session 39): an image stored
+blue-green-red with its colours named refines as the red-green-blue original; bands
+named nothing, or a colour twice, are read in the model's own order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from helpers_engine import make_tif, random_model
+from osgeo import gdal
+
+from map_refiner.engine.modelfile.io import save_model
+from map_refiner.engine.rasters.read import colour_bands
+from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
+from map_refiner.engine.refine.predict import stack_bands
+
+RED, GREEN, BLUE = gdal.GCI_RedBand, gdal.GCI_GreenBand, gdal.GCI_BlueBand
+RGB = ("red", "green", "blue")
+
+
+def reordered(src: Path, out: Path, order: list[int], interps: list[int]) -> Path:
+    """``src``'s bands in ``order`` (1-based), their colour interpretations ``interps``."""
+    ds = gdal.Open(str(src))
+    drv = gdal.GetDriverByName("GTiff")
+    out_ds = drv.Create(str(out), ds.RasterXSize, ds.RasterYSize, len(order), gdal.GDT_Byte)
+    out_ds.SetGeoTransform(ds.GetGeoTransform())
+    out_ds.SetProjection(ds.GetProjection())
+    for i, (b, interp) in enumerate(zip(order, interps), start=1):
+        band = out_ds.GetRasterBand(i)
+        band.WriteArray(ds.GetRasterBand(b).ReadAsArray())
+        band.SetColorInterpretation(interp)
+    out_ds = None
+    return out
+
+
+def test_the_named_colours_are_found_in_any_order(tmp_path: Path) -> None:
+    image = make_tif(tmp_path / "img.tif", 40, 50, seed=1)
+    undefined = gdal.GCI_Undefined
+    cases = [
+        ([3, 2, 1], [BLUE, GREEN, RED], [3, 2, 1]),
+        ([1, 2, 3, 1], [RED, GREEN, BLUE, undefined], [1, 2, 3]),  # RGB + near infrared
+        ([3, 2, 1, 1], [BLUE, GREEN, RED, undefined], [3, 2, 1]),  # BGR + near infrared
+        ([1, 2, 3], [undefined] * 3, None),
+        ([1, 2, 3], [RED, RED, BLUE], None),
+    ]
+    for k, (order, interps, expected) in enumerate(cases):
+        path = reordered(image, tmp_path / f"c{k}.tif", order, interps)
+        assert colour_bands(gdal.Open(str(path)), RGB) == expected
+
+
+def test_a_blue_green_red_image_refines_as_its_red_green_blue_original(tmp_path: Path) -> None:
+    image = make_tif(tmp_path / "img.tif", 70, 80, seed=2)
+    net, config = random_model(resolution_m=0.6, seed=4)
+    config.band_names = list(RGB)
+    model = save_model(net, config, tmp_path / "m.safetensors")
+    rgb = reordered(image, tmp_path / "rgb.tif", [1, 2, 3], [RED, GREEN, BLUE])
+    bgr = reordered(image, tmp_path / "bgr.tif", [3, 2, 1], [BLUE, GREEN, RED])
+    maps = []
+    for path in (rgb, bgr):
+        out, scores = tmp_path / f"map_{path.stem}.tif", tmp_path / f"map_{path.stem}_s.tif"
+        refine_raster(RefineParams(image=path, out=out, model_path=model, scores=scores))
+        maps.append(gdal.Open(str(scores)).ReadAsArray())
+    assert np.array_equal(maps[0], maps[1])
+    assert stack_bands(gdal.Open(str(bgr)), [1, 2, 3], config) == [1, 2, 3]  # asked: as asked
+    config.band_names = ["b0", "b1", "b2"]  # a model of other bands: its own order
+    assert stack_bands(gdal.Open(str(bgr)), None, config) == [1, 2, 3]
