@@ -274,9 +274,16 @@ def alpha_band(ds: gdal.Dataset) -> int | None:
 def check_bands(info: RasterInfo, bands: Sequence[int]) -> None:
     missing = [b for b in bands if b < 1 or b > info.band_count]
     if missing:
+        grey = (
+            f", for a grey or panchromatic image {','.join('1' * len(bands))} (a colour model "
+            "then reads it as grey),"
+            if info.band_count == 1
+            else ""
+        )
         raise MapRefinerError(
             f"{Path(info.path).name} has {info.band_count} band(s) but the model reads band(s) "
-            f"{list(bands)}; choose the bands to use (--bands) or a model made for this imagery."
+            f"{list(bands)}; choose the bands to use (--bands){grey} or a model made for "
+            "this imagery."
         )
     complex_bands = [b for b in bands if info.band_types and info.band_types[b - 1] in _COMPLEX]
     if complex_bands:
