@@ -39,13 +39,14 @@ def _label_mode(text: str) -> str:
 
 
 def _band_list(text: str) -> list[int]:
-    """``"1,2,3"`` -> ``[1, 2, 3]``."""
+    """``"1,2,3"`` -> ``[1, 2, 3]`` (vocab.parse_bands)."""
     try:
-        return [int(b) for b in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"bad band list {text!r}; use 1-based band numbers, e.g. '1,2,3'"
-        ) from None
+        bands = vocab.parse_bands(text)
+    except MapRefinerError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if bands is None:
+        raise argparse.ArgumentTypeError("give 1-based band numbers, e.g. '1,2,3'")
+    return bands
 
 
 def _allow_large_training(p: argparse.ArgumentParser) -> None:

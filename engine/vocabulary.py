@@ -103,6 +103,22 @@ VALUE_MAP_EXAMPLE = "0:0,255:1"
 _PAIR = re.compile(r"^(.+?)\s*[:=]\s*(\d+)$")  # "=" was Processing's separator
 
 
+def parse_bands(text: str | None) -> list[int] | None:
+    """``"3,2,1"`` -> ``[3, 2, 1]`` (1-based bands in the order the model reads them);
+    empty: None (the model's own, or the bands the image names red, green and blue)."""
+    if text is None or not text.strip():
+        return None
+    try:
+        bands = [int(b) for b in text.replace(" ", "").split(",")]
+    except ValueError:
+        raise MapRefinerError(
+            f"Bad band list {text!r}; use 1-based band numbers, e.g. '1,2,3' or '3,2,1'."
+        ) from None
+    if any(b < 1 for b in bands):
+        raise MapRefinerError(f"Bands are numbered from 1; got {text!r}.")
+    return bands
+
+
 def choice(value: str | None, choices: tuple[str, ...], what: str) -> str:
     """``value`` (any case; empty: the first choice) if it is one of ``choices``."""
     name = (value or choices[0]).strip().lower()

@@ -66,3 +66,17 @@ def test_a_blue_green_red_image_refines_as_its_red_green_blue_original(tmp_path:
     assert stack_bands(gdal.Open(str(bgr)), [1, 2, 3], config) == [1, 2, 3]  # asked: as asked
     config.band_names = ["b0", "b1", "b2"]  # a model of other bands: its own order
     assert stack_bands(gdal.Open(str(bgr)), None, config) == [1, 2, 3]
+
+
+def test_a_band_list_is_read_alike_by_the_cli_and_processing() -> None:
+    import pytest
+
+    from map_refiner import cli
+    from map_refiner.engine.errors import MapRefinerError
+    from map_refiner.engine.vocabulary import parse_bands
+
+    assert parse_bands("3, 2,1") == [3, 2, 1] and parse_bands(" ") is None
+    for bad in ("3,two,1", "0,1,2", "1,,2"):
+        with pytest.raises(MapRefinerError, match="[Bb]and"):
+            parse_bands(bad)
+    assert cli.main(["refine", "x.tif", "--out", "y.tif", "--bands", "3,two,1"]) == 2

@@ -527,3 +527,34 @@ def test_a_model_that_may_misread_the_imagery_is_a_warning(
         else:
             assert note in feedback.infos and note not in feedback.warnings
         doubted.append(True)
+
+
+def test_bands_reach_the_engine_in_the_order_given(
+    processing_with_plugin, austin_rgb, tiny_model, tmp_path
+) -> None:  # noqa: ANN001
+    """BANDS (advanced): an image stored blue-green-red without colour names, read 3,2,1,
+    gives the red-green-blue original's map; a bad list is a clear error."""
+    import numpy as np
+
+    bgr = tmp_path / "bgr.tif"
+    options = "-b 3 -b 2 -b 1 -colorinterp undefined,undefined,undefined"
+    gdal.Translate(str(bgr), str(austin_rgb), options=options)
+    maps = {}
+    for name, image, bands in (("rgb", austin_rgb, ""), ("bgr", bgr, "3,2,1")):
+        out = tmp_path / f"map_{name}.tif"
+        processing_with_plugin.run(
+            "map_refiner:refine",
+            {"INPUT": str(image), "MODEL": str(tiny_model), "BANDS": bands, "OUTPUT": str(out)},
+        )
+        maps[name] = gdal.Open(str(out)).ReadAsArray()
+    assert np.array_equal(maps["rgb"], maps["bgr"])
+    with pytest.raises(QgsProcessingException, match="band"):
+        processing_with_plugin.run(
+            "map_refiner:refine",
+            {
+                "INPUT": str(bgr),
+                "MODEL": str(tiny_model),
+                "BANDS": "3,two,1",
+                "OUTPUT": str(tmp_path / "bad.tif"),
+            },
+        )

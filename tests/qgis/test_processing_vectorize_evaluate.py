@@ -241,17 +241,19 @@ def test_finetune_algorithm_passes_what_learns(
     """ADAPT picks the fit's layers, in engine.vocabulary.ADAPT_MODES's order; default
     head+rnn. EDGE_BAND reaches the fit (default vocab.EDGE_BAND_M) and its record, and
     OUTLINE_EDGES (default vocab.OUTLINE_EDGES), SNAP_OUTLINES (vocab.SNAP_OUTLINES),
-    CHANGE_GATE (vocab.CHANGE_GATE) and CHANGES_TO_DRAWN (vocab.CHANGES_TO_DRAWN) too."""
+    CHANGE_GATE (vocab.CHANGE_GATE), CHANGES_TO_DRAWN (vocab.CHANGES_TO_DRAWN) and BANDS
+    too."""
     from map_refiner.engine import vocabulary as vocab
     from map_refiner.training.corrections import finetune as ft
     from map_refiner.ui.processing.finetune_algorithm import ADAPT_CHOICES
 
     assert tuple(mode for mode, _ in ADAPT_CHOICES) == vocab.ADAPT_MODES
-    real, seen, gates = ft.finetune, [], []
+    real, seen, gates, bands = ft.finetune, [], [], []
 
     def spy(*args, params, **kwargs):  # noqa: ANN001, ANN202
         seen.append((params.adapt, params.edge_band_m, params.outline_edges, params.snap_outlines))
         gates.append((params.change_gate, params.change_to_drawn))
+        bands.append(kwargs.get("bands"))
         return real(*args, params=params, **kwargs)
 
     monkeypatch.setattr(ft, "finetune", spy)
@@ -284,8 +286,15 @@ def test_finetune_algorithm_passes_what_learns(
         "map_refiner:finetune",
         {**inputs, "CHANGES_TO_DRAWN": to_drawn, "OUTPUT": str(tmp_path / "g.safetensors")},
     )
+    run_alg(
+        "map_refiner:finetune",
+        {**inputs, "BANDS": "3,2,1", "OUTPUT": str(tmp_path / "h.safetensors")},
+    )
+    assert bands == [None] * 7 + [[3, 2, 1]]  # BANDS (advanced) reaches the fine-tune
+    gates.pop()
     gate, drawn = vocab.CHANGE_GATE, vocab.CHANGES_TO_DRAWN
     assert gates == [(gate, drawn)] * 5 + [(0.0, drawn), (gate, to_drawn)]
+    seen.pop()
     seen.pop()
     seen.pop()
     band, edges, snapped = vocab.EDGE_BAND_M, vocab.OUTLINE_EDGES, vocab.SNAP_OUTLINES

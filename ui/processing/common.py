@@ -76,6 +76,24 @@ def bundled_names() -> list[str]:
     return list(BUNDLED_MODELS)
 
 
+def bands_parameter() -> QgsProcessingParameterDefinition:
+    """The bands the model reads, in its order (advanced; empty: the model's own, or the
+    bands the image names red, green and blue): vocab.parse_bands."""
+    from qgis.core import QgsProcessingParameterString
+
+    return advanced(
+        with_help(
+            QgsProcessingParameterString(
+                "BANDS", "Bands to read, in the model's order (e.g. 3,2,1)", optional=True
+            ),
+            "1-based band numbers, comma-separated, in the order the model reads them (red, "
+            "green, blue for the bundled models). Empty: the bands the image names red, green "
+            "and blue, else 1,2,3. For an image stored blue-green-red without colour names: "
+            "3,2,1; for a grey image: 1,1,1.",
+        )
+    )
+
+
 def bundled_model_parameter() -> QgsProcessingParameterDefinition:
     from qgis.core import QgsProcessingParameterEnum
 

@@ -21,6 +21,7 @@ from ..sources import raster_path
 from .common import (
     MapRefinerAlgorithm,
     advanced,
+    bands_parameter,
     bundled_model_parameter,
     call_engine,
     chooses_for_image,
@@ -75,6 +76,7 @@ class FinetuneAlgorithm(MapRefinerAlgorithm):
             )
         )
         self.addParameter(bundled_model_parameter())
+        self.addParameter(bands_parameter())
         for param in label_parameters("Default: 60 on a CPU (150 on a GPU), then a refit."):
             self.addParameter(param)
         adapt = with_help(
@@ -177,6 +179,7 @@ class FinetuneAlgorithm(MapRefinerAlgorithm):
         snap = self.parameterAsBoolean(parameters, "SNAP_OUTLINES", context)
         change_gate = self.parameterAsDouble(parameters, "CHANGE_GATE", context)
         to_drawn = self.parameterAsBoolean(parameters, "CHANGES_TO_DRAWN", context)
+        bands = vocab.parse_bands(self.parameterAsString(parameters, "BANDS", context))
 
         def job(progress, is_cancelled):  # noqa: ANN001, ANN202
             from ...training.corrections.finetune import finetune
@@ -198,6 +201,7 @@ class FinetuneAlgorithm(MapRefinerAlgorithm):
                 base_model=Path(model) if model else None,
                 params=params,
                 device=p["device"],
+                bands=bands,
                 overwrite=True,
                 progress=progress,
                 is_cancelled=is_cancelled,

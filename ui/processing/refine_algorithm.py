@@ -27,13 +27,20 @@ from qgis.core import (
 from ...engine.errors import MapRefinerError
 from ...engine.limits import detail_unsuited
 from ...engine.refine.registration import MAX_SEARCH_M, SEARCH_M
-from ...engine.vocabulary import DEVICES, PRECISIONS, VALUE_MAP_EXAMPLE, parse_raster_value_map
+from ...engine.vocabulary import (
+    DEVICES,
+    PRECISIONS,
+    VALUE_MAP_EXAMPLE,
+    parse_bands,
+    parse_raster_value_map,
+)
 from ..jobs.fetch_job import is_online
 from ..layers import coarse_layer_name, refined_layer_name
 from ..sources import ground_pixel_size, layer_file, layer_in_file, raster_path
 from .common import (
     MapRefinerAlgorithm,
     advanced,
+    bands_parameter,
     bundled_model_parameter,
     call_engine,
     chooses_for_image,
@@ -114,6 +121,7 @@ class RefineAlgorithm(MapRefinerAlgorithm):
             )
         )
         self.addParameter(bundled_model_parameter())
+        self.addParameter(bands_parameter())
         self.addParameter(
             with_help(
                 QgsProcessingParameterNumber(
@@ -307,6 +315,7 @@ class RefineAlgorithm(MapRefinerAlgorithm):
             if parameters.get(self.ITERATIONS) is None
             else self.parameterAsInt(parameters, self.ITERATIONS, context)
         )
+        bands = parse_bands(self.parameterAsString(parameters, "BANDS", context))
         device = DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)]
         precision = PRECISIONS[self.parameterAsEnum(parameters, self.PRECISION, context)]
         detail_n = self.parameterAsInt(parameters, self.DETAIL_ITERATIONS, context)
@@ -363,6 +372,7 @@ class RefineAlgorithm(MapRefinerAlgorithm):
                 out=Path(out),
                 model_path=Path(model) if model else None,
                 iterations=iterations,
+                bands=bands,
                 device=device,
                 precision=precision,
                 scores=Path(scores) if scores else None,
