@@ -548,7 +548,7 @@ def test_bands_reach_the_engine_in_the_order_given(
         )
         maps[name] = gdal.Open(str(out)).ReadAsArray()
     assert np.array_equal(maps["rgb"], maps["bgr"])
-    with pytest.raises(QgsProcessingException, match="band"):
+    with pytest.raises(QgsProcessingException, match="Bad band list '3,two,1'"):
         processing_with_plugin.run(
             "map_refiner:refine",
             {

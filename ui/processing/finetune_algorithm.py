@@ -179,7 +179,7 @@ class FinetuneAlgorithm(MapRefinerAlgorithm):
         snap = self.parameterAsBoolean(parameters, "SNAP_OUTLINES", context)
         change_gate = self.parameterAsDouble(parameters, "CHANGE_GATE", context)
         to_drawn = self.parameterAsBoolean(parameters, "CHANGES_TO_DRAWN", context)
-        bands = vocab.parse_bands(self.parameterAsString(parameters, "BANDS", context))
+        bands = self.parameterAsString(parameters, "BANDS", context)
 
         def job(progress, is_cancelled):  # noqa: ANN001, ANN202
             from ...training.corrections.finetune import finetune
@@ -201,7 +201,7 @@ class FinetuneAlgorithm(MapRefinerAlgorithm):
                 base_model=Path(model) if model else None,
                 params=params,
                 device=p["device"],
-                bands=bands,
+                bands=vocab.parse_bands(bands),  # a bad list: the engine's one-line error
                 overwrite=True,
                 progress=progress,
                 is_cancelled=is_cancelled,

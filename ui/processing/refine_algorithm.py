@@ -315,7 +315,7 @@ class RefineAlgorithm(MapRefinerAlgorithm):
             if parameters.get(self.ITERATIONS) is None
             else self.parameterAsInt(parameters, self.ITERATIONS, context)
         )
-        bands = parse_bands(self.parameterAsString(parameters, "BANDS", context))
+        bands = self.parameterAsString(parameters, "BANDS", context)
         device = DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)]
         precision = PRECISIONS[self.parameterAsEnum(parameters, self.PRECISION, context)]
         detail_n = self.parameterAsInt(parameters, self.DETAIL_ITERATIONS, context)
@@ -372,7 +372,7 @@ class RefineAlgorithm(MapRefinerAlgorithm):
                 out=Path(out),
                 model_path=Path(model) if model else None,
                 iterations=iterations,
-                bands=bands,
+                bands=parse_bands(bands),  # a bad list: the engine's one-line error
                 device=device,
                 precision=precision,
                 scores=Path(scores) if scores else None,
