@@ -109,6 +109,7 @@ def _round(
     adopted: bool,
     gate: float,
     classes: tuple[str, ...] = ("building", "building", "background", "background"),
+    bands: list[int] | None = None,
     **params: object,
 ):
     """A four-step fine-tune of a random model on four squares of ``classes`` (two of
@@ -140,6 +141,7 @@ def _round(
         base,
         FitParams(steps=4, eval_every=2, flip_sure_ratio=float("inf"), change_gate=gate, **params),
         device="cpu",
+        bands=bands,
     )
 
 
@@ -283,3 +285,21 @@ def test_a_round_of_one_class_keeps_changes_to_it(
     if limited:
         name = ("background", "building")[limited[0]]
         assert f"only a change to {name}, {said}" in res.message
+
+
+def test_a_round_fitted_on_chosen_bands_reads_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bands chosen for a fine-tune (--bands, Processing's BANDS) go into the round's file
+    (and its gate parent's), so a refine that names none, the dialog's, reads them too."""
+    _, res = _round(tmp_path, monkeypatch, True, CHANGE_GATE, bands=[3, 2, 1])
+    _, cfg = load_model(res.model)
+    assert cfg.bands == [3, 2, 1] and cfg.parent_config().bands == [3, 2, 1]
+    maps = []
+    for name, bands in (("named", [3, 2, 1]), ("own", None)):
+        out = tmp_path / f"map_{name}.tif"
+        refine_raster(
+            RefineParams(image=tmp_path / "img.tif", out=out, model_path=res.model, bands=bands)
+        )
+        maps.append(gdal.Open(str(out)).ReadAsArray())
+    assert np.array_equal(maps[0], maps[1])

@@ -520,6 +520,9 @@ def finetune(
             partner_agrees,
         )
 
+    if bands:  # the round reads the bands it was fitted on, whoever refines with it
+        for cfg in (config, parent_config, *(() if parent is None else (parent[1],))):
+            cfg.bands = [int(b) for b in bands]
     record(config, adopted)
     saved = fold_input_norm(net.cpu(), config)
     save_model(
