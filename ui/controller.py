@@ -169,6 +169,7 @@ class Controller:
                     job.layer_id,
                     p.detail_iterations,
                     p.detail_resolution_m,
+                    p.bands,
                 ),
             )
         task = EngineTask(
@@ -444,6 +445,8 @@ class Controller:
             )
         if result.model_note:
             text += f"; {result.model_note}"
+        if job.params.bands:
+            text += f"; read bands {', '.join(map(str, job.params.bands))} as chosen under Bands"
         if changes is not None and job.previous is not None:
             changed = f"against the map of {job.previous.label}, {changes.summary()}"
             shown = f" (layer “changes since {job.previous.label}”)" if changes.out else ""

@@ -349,3 +349,25 @@ def colour_bands(ds: gdal.Dataset, names: Sequence[str]) -> list[int] | None:
     if not names or any(len(found.get(n.lower(), [])) != 1 for n in names):
         return None
     return [found[n.lower()][0] for n in names]
+
+
+def model_bands(
+    ds: gdal.Dataset,
+    chosen: Sequence[int] | None,
+    band_names: object,
+    own: Sequence[int],
+) -> list[int]:
+    """The bands of ``ds`` a model of ``band_names`` (its config's) and band numbers
+    ``own`` reads: ``chosen`` when given; else, for a model of red, green and blue bands,
+    those ``ds``'s bands say they are (colour_bands: an image stored blue-green-red with
+    its colours named is read red-green-blue, session 39); else ``own``. Needs no torch:
+    the dialog says which bands a refine will read before it runs."""
+    if chosen:
+        return list(chosen)
+    listed = band_names if isinstance(band_names, list) else []  # a hand-edited config
+    names = [str(n).lower() for n in listed]
+    if sorted(names) == ["blue", "green", "red"]:
+        named = colour_bands(ds, names)
+        if named is not None:
+            return named
+    return list(own)

@@ -35,7 +35,7 @@ from ..errors import MapRefinerError
 from ..modelfile.config import ModelConfig
 from ..networks.inference import class_argmax, infer, refine_more
 from ..networks.models import MapRefinerNet
-from ..rasters.read import EIGHT_BIT_MAX, colour_bands, read_window, value_scale
+from ..rasters.read import EIGHT_BIT_MAX, model_bands, read_window, value_scale
 from .resample import AxisBand, axis_band, resample_window, source_range
 from .tiling import Detail, Grids, Tile, detail_window, lattice
 
@@ -349,16 +349,7 @@ def classes_and_probs(
 
 
 def stack_bands(ds, bands: Sequence[int] | None, config: ModelConfig) -> list[int]:
-    """The bands of ``ds`` a model reads: ``bands`` when given; else, for a model of red,
-    green and blue bands, those ``ds``'s bands say they are (rasters.read.colour_bands: an
-    image stored blue-green-red with its colours named is read red-green-blue, session 39);
+    """The bands of ``ds`` a model reads (rasters.read.model_bands): ``bands`` when given;
+    else, for a model of red, green and blue bands, those ``ds``'s bands say they are;
     else the model's own band numbers."""
-    if bands:
-        return list(bands)
-    listed = config.band_names if isinstance(config.band_names, list) else []  # hand-edited
-    names = [str(n).lower() for n in listed]
-    if sorted(names) == ["blue", "green", "red"]:
-        named = colour_bands(ds, names)
-        if named is not None:
-            return named
-    return list(config.bands)
+    return model_bands(ds, bands, config.band_names, config.bands)

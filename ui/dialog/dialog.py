@@ -71,6 +71,7 @@ from ..messages import show_error
 from ..settings import DialogDefaults
 from ..sources import default_refined_path, raster_path
 from .area_box import AreaBox
+from .bands_box import BandsBox
 from .detail_box import DetailBox
 from .device_info import device_summary
 from .labels_widget import LabelsBox
@@ -165,6 +166,7 @@ class MapRefinerDialog(QDialog):
         self.iterations_spin.setRange(0, 20)
         self.iterations_spin.setToolTip("RNN refinement steps; 0 gives the coarse CNN map.")
         self.detail = DetailBox(self)  # the last iterations again on a finer grid
+        self.bands_box = BandsBox(self)  # which bands a colour model reads
         self.model_note = QLabel("", self)  # which image a fine-tuned model is for, and why
         self.model_note.setWordWrap(True)
         self.model_note.setTextFormat(Qt.TextFormat.RichText)  # its text is escaped HTML
@@ -291,6 +293,7 @@ class MapRefinerDialog(QDialog):
         form.addRow("", self.area)
         form.addRow("Model", self.model)
         form.addRow("", self.model_note)
+        form.addRow("Bands", self.bands_box)
         prior_row = QHBoxLayout()
         prior_row.addWidget(self.prior_combo, 1)
         prior_row.addWidget(self.prior_hint)
@@ -388,6 +391,7 @@ class MapRefinerDialog(QDialog):
     def _on_input_changed(self, layer: QgsMapLayer | None) -> None:
         self.area.setVisible(is_online(layer))
         self.detail.update_for(layer, self.model.summary)
+        self.bands_box.update_for(layer, self.model.summary)
         self.show_model_note()
         self.suggest_output_if_auto()
         self.refresh_export_classes()
@@ -538,6 +542,7 @@ class MapRefinerDialog(QDialog):
 
     def _on_model_changed(self, summary: ModelSummary | None) -> None:
         self.detail.update_for(self.input_combo.currentLayer(), summary)
+        self.bands_box.update_for(self.input_combo.currentLayer(), summary)
         self.show_model_note()
         if summary is None:
             return
@@ -603,6 +608,7 @@ class MapRefinerDialog(QDialog):
             add_coarse=self.coarse_check.isChecked(),
             prior=self.prior_choice(),
             online=self.fetch_job(),
+            bands=self.bands_box.bands(),
         )
 
     def fetch_job(self) -> FetchJob | None:
@@ -650,6 +656,7 @@ class MapRefinerDialog(QDialog):
             self.project,
             self.fallback_dir,
             choose_base=self.model.chooses_for_image(),
+            bands=self.bands_box.bands(),
         )
 
     def train_coarse_job(self) -> TrainCoarseJob:

@@ -23,6 +23,8 @@ class ModelSummary:
     default_iterations: int
     tuned_on: str = ""  # a correction round's image (file name); "" for any other model
     detail_iterations: int = 0  # its own fine-grid iterations (a detail RNN); 0: none
+    bands: tuple[int, ...] = (1, 2, 3)  # the image bands it reads (ModelConfig.bands)
+    band_names: tuple[str, ...] = ("red", "green", "blue")  # what they are (band_names)
 
     def describe(self) -> str:
         return (
@@ -64,6 +66,8 @@ def _read(path: str, _mtime: float, bundled: bool) -> ModelSummary:
         int(config.default_iterations),
         tuned_image(config.corrections, config.training.get("finetune")),
         int(config.detail_iterations),
+        tuple(int(b) for b in config.bands),
+        tuple(str(n) for n in config.band_names) if isinstance(config.band_names, list) else (),
     )
 
 

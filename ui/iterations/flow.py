@@ -110,6 +110,7 @@ class IterationsFlow(QObject):
         layer_id: str,
         detail_iterations: int = 0,
         detail_resolution_m: float | None = None,
+        bands: list[int] | None = None,
     ) -> TrajectoryJob:
         """Where and how a refine keeps the slider's maps: the whole raster, or the
         view of one larger than the cache; the dock's uncertainty; a new folder; the
@@ -130,6 +131,7 @@ class IterationsFlow(QObject):
             layer_id,
             detail_iterations,
             detail_resolution_m,
+            tuple(bands) if bands else None,
         )
 
     def show_refined(

@@ -100,13 +100,16 @@ def build_refine_job(
     detail_iterations: int | None = 0,
     detail_resolution_m: float | None = None,
     choose_model: bool = False,
+    bands: list[int] | None = None,
 ) -> RefineJob:
     """The refine of ``layer``; with ``prior``, from that map instead of the coarse CNN
     (no iterations slider then: its Recompute starts from the CNN); with ``online`` (an
     XYZ layer), of the image that fetch writes; with ``detail_iterations``, that many
     more on a finer grid (of ``detail_resolution_m`` pixels; None: the engine's; None
     iterations: the model's own); with ``choose_model`` and no model, the bundled model
-    the engine chooses for the image (RefineParams.choose_model)."""
+    the engine chooses for the image (RefineParams.choose_model); with ``bands``, those
+    of the raster as the model's (the dialog's Bands; online imagery is fetched as red,
+    green, blue, so none there)."""
     image = online.request.out if online is not None else raster_path(layer)
     if not output.strip():
         raise MapRefinerError("Choose an output file for the refined class map.")
@@ -129,6 +132,7 @@ def build_refine_job(
         detail_iterations=detail_iterations,
         detail_resolution_m=detail_resolution_m if detail_iterations != 0 else None,
         choose_model=choose_model and model_path is None,
+        bands=list(bands) if bands and online is None else None,
     )
     if prior is not None:
         from ...engine.vocabulary import parse_raster_value_map
@@ -183,6 +187,7 @@ def keep_iteration_job(
         slider is not None
         and slider.whole_raster
         and (slider.job.image, slider.job.model_path) == (job.params.image, job.params.model_path)
+        and list(slider.job.bands or []) == list(job.params.bands or [])
         and iterations <= slider.trajectory.iterations
         and params.scores is None
     )

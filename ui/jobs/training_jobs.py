@@ -35,6 +35,7 @@ class FinetuneJob:
     device: str
     label_layer_id: str
     choose_base: bool = False  # no base model: the bundled one chosen for the image
+    bands: list[int] | None = None  # the dialog's Bands (None: the image's own)
 
 
 @dataclass
@@ -101,6 +102,7 @@ def build_finetune_job(
     project: QgsProject,
     fallback_dir: Path | None = None,
     choose_base: bool = False,
+    bands: list[int] | None = None,
 ) -> FinetuneJob:
     """The round on ``image_layer``'s raster (``choose_base`` and no base model: from the
     bundled model the engine chooses for the image)."""
@@ -123,6 +125,7 @@ def build_finetune_job(
         device,
         label_layer.id(),
         choose_base and base_model is None,
+        list(bands) if bands else None,
     )
 
 
@@ -177,6 +180,7 @@ def run_finetune(job: FinetuneJob, progress: ProgressFn, is_cancelled: CancelFn)
         progress=progress,
         is_cancelled=is_cancelled,
         choose_base=job.choose_base,
+        bands=job.bands,
     )
 
 

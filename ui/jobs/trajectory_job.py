@@ -45,6 +45,7 @@ class TrajectoryJob:
     layer_id: str = ""
     detail_iterations: int = 0  # the refine's: the last map goes on through them
     detail_resolution_m: float | None = None
+    bands: tuple[int, ...] | None = None  # the refine's chosen bands (None: the image's own)
 
 
 @dataclass
@@ -101,6 +102,7 @@ def run_trajectory(
         precision=job.precision,
         detail_iterations=job.detail_iterations,
         detail_resolution_m=job.detail_resolution_m,
+        bands=job.bands,
     )
     result = write_slider_maps(job, traj)
     progress(1.0)
