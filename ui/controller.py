@@ -42,6 +42,7 @@ from .messages import show_error, show_success, show_warning
 from .paths import same_file
 from .rounds import Round
 from .settings import load_defaults, save_defaults
+from .turn_back import TurnBackFlow
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class Controller:
         self.last_refine: RefineJob | None = None  # what "Keep iteration N" keeps from
         self.installer: InstallerFlow | None = None
         self.iterations: IterationsFlow | None = None
+        self.turn_back: TurnBackFlow | None = None  # the Turn changes back map tool
         self.rounds: list[Round] = []  # this project's fine-tune rounds, oldest first
         # image -> its maps this session, oldest first, with the model each was made with
         self.history: dict[Path, list[tuple[Path | None, ClassMap]]] = {}
@@ -96,6 +98,7 @@ class Controller:
             self.dialog.train_coarse_requested.connect(self.start_train_coarse)
             self.dialog.cancel_requested.connect(self.cancel_all)
             self.dialog.new_correction_layer_requested.connect(self.new_correction_layer)
+            self.dialog.turn_back_toggled.connect(self.turn_back_flow().set_active)
             self.dialog.undo_round_requested.connect(self.undo_round)
             self.dialog.dropped_fit_requested.connect(self.use_dropped_fit)
             self._show_rounds()
@@ -503,6 +506,21 @@ class Controller:
         for task in self.tasks:
             task.cancel()
 
+    def turn_back_flow(self) -> TurnBackFlow:
+        """The *Turn changes back* map tool (ui/turn_back.py), made once."""
+        if self.turn_back is None:
+
+            def corrections() -> tuple[QgsVectorLayer | None, str]:
+                labels = self.ensure_dialog().labels
+                return labels.layer(), labels.field()
+
+            def released() -> None:
+                if self.dialog is not None:
+                    self.dialog.labels.turn_back_button.setChecked(False)
+
+            self.turn_back = TurnBackFlow(self.iface, corrections, released)
+        return self.turn_back
+
     def new_correction_layer(self) -> None:
         try:
             dialog = self.ensure_dialog()
@@ -576,10 +594,10 @@ class Controller:
         except (TypeError, RuntimeError):
             pass
         self.cancel_all()
-        for flow in (self.installer, self.iterations):
+        for flow in (self.installer, self.iterations, self.turn_back):
             if flow is not None:
                 flow.unload()
-        self.installer = self.iterations = None
+        self.installer = self.iterations = self.turn_back = None
         if self.dialog is not None:
             self.dialog.close()
             self.dialog.deleteLater()

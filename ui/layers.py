@@ -37,6 +37,9 @@ SEE_THROUGH = ("background",)
 MODEL_KEY = "map_refiner/model"
 #: A custom layer property of a changes layer: the image (layer name) it shows changes of.
 CHANGES_OF_KEY = "map_refiner/changes_of"
+#: A custom layer property of a changes layer: the previous class map it was made against
+#: (the file a change is turned back to: ui/turn_back.py).
+PREVIOUS_MAP_KEY = "map_refiner/previous_map"
 #: A model name longer than this is cut in layer names (the layer's title keeps it whole).
 NAME_CHARS = 40
 #: A correction round's model name (training/corrections/finetune.py).

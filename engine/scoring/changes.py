@@ -241,7 +241,7 @@ def map_changes(
                     f"{before.name} and {after.name} share no pixel with data; compare two "
                     "maps of the same image."
                 )
-    return MapChanges(names, transitions, _pixel_area(grid), out, tuple(colours), outside)
+    return MapChanges(names, transitions, pixel_area(grid), out, tuple(colours), outside)
 
 
 class _ChangesFile:
@@ -377,7 +377,7 @@ def _style(band: gdal.Band, names: Sequence[str], colours: Sequence[Colour]) -> 
     band.SetNoDataValue(UNCHANGED)
 
 
-def _pixel_area(grid: GridSpec) -> float | None:
+def pixel_area(grid: GridSpec) -> float | None:
     if grid.srs() is None:
         return None
     try:

@@ -130,6 +130,9 @@ def test_undo_round_goes_back_to_the_parent_model_and_map(
     # what the round's map changed against its parent's: a layer in the round's group,
     # and a line in the round's story
     (changes,) = project.mapLayersByName("austin_dev_rgb — changes since tiny test model")
+    from map_refiner.ui.layers import PREVIOUS_MAP_KEY
+
+    assert changes.customProperty(PREVIOUS_MAP_KEY) == str(first.params.out)  # Turn back's
     changes = changes.id()
     tip = dialog.labels.rounds_list.item(0).toolTip()
     assert "Its map, against the map of tiny test model, outside the drawn polygons, " in tip

@@ -85,6 +85,7 @@ class MapRefinerDialog(QDialog):
     finetune_requested = pyqtSignal(object)  # FinetuneJob
     train_coarse_requested = pyqtSignal(object)  # TrainCoarseJob
     new_correction_layer_requested = pyqtSignal()
+    turn_back_toggled = pyqtSignal(bool)  # the Turn changes back map tool on or off
     undo_round_requested = pyqtSignal()
     dropped_fit_requested = pyqtSignal()  # take the last round's dropped fit
     cancel_requested = pyqtSignal()
@@ -357,6 +358,7 @@ class MapRefinerDialog(QDialog):
         self.labels.dropped_fit_button.clicked.connect(self.dropped_fit_requested)
         self.cancel_button.clicked.connect(self.cancel_requested)
         self.labels.new_layer_button.clicked.connect(self.new_correction_layer_requested)
+        self.labels.turn_back_button.toggled.connect(self.turn_back_toggled)
         self.input_combo.layerChanged.connect(self._on_input_changed)
         self.prior_combo.layerChanged.connect(self._on_prior_changed)
         self.output_widget.fileChanged.connect(self._on_output_edited)

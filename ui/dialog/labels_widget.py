@@ -44,6 +44,15 @@ class LabelsBox(QgsCollapsibleGroupBox):
             "Draw each polygon just inside the object's edges: one that spills over "
             "teaches the model the wrong edge."
         )
+        self.turn_back_button = QToolButton(self)
+        self.turn_back_button.setText("Turn changes back")
+        self.turn_back_button.setCheckable(True)
+        self.turn_back_button.setToolTip(
+            "After refining with a round's model, click a change its changes layer shows "
+            "where the new map is wrong (a real roof erased, a car park become a building): "
+            "the whole change becomes a polygon of the class it had, in this correction "
+            "layer, for the next Fine-tune to learn. The layer's Undo takes one away."
+        )
         self.steps_spin = QgsSpinBox(self)
         self.steps_spin.setRange(0, 100000)
         self.steps_spin.setSingleStep(50)
@@ -89,6 +98,7 @@ class LabelsBox(QgsCollapsibleGroupBox):
         row = QHBoxLayout()
         row.addWidget(self.layer_combo, 1)
         row.addWidget(self.new_layer_button)
+        row.addWidget(self.turn_back_button)
         form = QFormLayout(self)
         form.addRow("Polygon layer", row)
         form.addRow("Class field", self.field_combo)

@@ -16,6 +16,7 @@ from ..installer.deps import check_dependencies
 from ..layers import (
     CHANGES_OF_KEY,
     MODEL_KEY,
+    PREVIOUS_MAP_KEY,
     add_in_group,
     changes_layer,
     changes_layer_name,
@@ -323,6 +324,7 @@ def add_refine_result(
         shown.setAbstract(f"Changes: {found.out}\nPrevious map: {previous.path}")
         shown.setCustomProperty(MODEL_KEY, str(model_path or ""))  # Undo round removes it
         shown.setCustomProperty(CHANGES_OF_KEY, source_name)
+        shown.setCustomProperty(PREVIOUS_MAP_KEY, str(previous.path))  # to turn changes back
         hide_layers(project, CHANGES_OF_KEY, source_name)  # the image's older changes
         on_top.append(shown)
     if extra or grouped or on_top:

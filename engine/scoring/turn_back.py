@@ -1,0 +1,170 @@
+"""One change of a round's map, picked on the changes raster, as a correction polygon.
+
+After a correction round the changes layer (engine/scoring/changes.py) shows where the
+new map took another class than the previous one away from the drawn polygons. Where a
+change is wrong (a real roof erased, a car park become a building), the user turns it
+back: the connected region of that change (pixels that went from one class to the same
+other class, 8-connected) becomes a polygon of the class it had before, which the plugin
+adds to the correction layer. The next round learns it like any drawn polygon, and its
+map keeps it (the drawn polygons are burned into the map).
+
+Only a window of the changes raster around the picked pixel is read (REACH_PX either
+side), so a pick is instant on any raster; a region larger than the window is cut at its
+edge, which ChangeRegion.cut says.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from osgeo import gdal, ogr
+
+from ..errors import MapRefinerError
+from ..labels.classes import IGNORE
+from ..labels.rasters import read_block, to_labels
+from ..rasters.grid import GridSpec, grid_of
+from ..rasters.read import open_raster
+from .changes import UNCHANGED, class_legend, pixel_area
+
+PathLike = Union[str, Path]
+#: Pixels read either side of the picked one (a window of 1025 x 1025 at most).
+REACH_PX = 512
+
+
+@dataclass(frozen=True)
+class ChangeRegion:
+    """A connected change: its outline in the changes raster's CRS, what it was and
+    what it became."""
+
+    wkt: str
+    srs_wkt: str
+    was: str  # the class it had on the previous map: the correction's class
+    became: str
+    pixels: int
+    area_m2: float | None  # None without a CRS in metres
+    cut: bool  # larger than the window read: the polygon stops at the window's edge
+
+    def describe(self) -> str:
+        size = f"{self.area_m2:,.0f} m²" if self.area_m2 is not None else f"{self.pixels} px"
+        return f"{size} that became {self.became}"
+
+
+def change_region_at(
+    changes: PathLike, before: PathLike, x: float, y: float, reach_px: int = REACH_PX
+) -> ChangeRegion | None:
+    """The change under the point ``(x, y)`` (in ``changes``'s CRS) of a changes raster
+    and the previous class map ``before`` it was made against (read onto its grid); None
+    where nothing changed there (or the point lies off the raster)."""
+    changes_ds, before_ds = open_raster(changes), open_raster(before)
+    legend = class_legend(before_ds)
+    if legend is None:
+        raise MapRefinerError(
+            f"{Path(before).name} does not name its classes, so a change cannot be turned "
+            "back to one; refine again to write a map that does."
+        )
+    names = legend[0]
+    grid = grid_of(changes_ds)
+    at = _pixel(grid, x, y)
+    if at is None:
+        return None
+    col, row = at
+    x0, y0 = max(0, col - reach_px), max(0, row - reach_px)
+    x1, y1 = min(grid.width, col + reach_px + 1), min(grid.height, row + reach_px + 1)
+    block = (x0, y0, x1 - x0, y1 - y0)
+    became = changes_ds.GetRasterBand(1).ReadAsArray(*block).astype(np.int64)
+    old = to_labels(*read_block(before_ds, grid, block), None, Path(before).name)
+    k = len(names)
+    valid = (became != UNCHANGED) & (became <= k) & (old != IGNORE) & (old < k)
+    code = np.where(valid, old.astype(np.int64) * k + became, 0)  # became is class + 1
+    picked = int(code[row - y0, col - x0])
+    if picked == 0:
+        return None
+    outline, pixels = _component(code == picked, grid, x0, y0, (col - x0, row - y0))
+    was, to = divmod(picked - 1, k)
+    cut = _reaches_cut_side(outline.GetEnvelope(), grid, block)
+    area = pixel_area(grid)
+    return ChangeRegion(
+        outline.ExportToWkt(),
+        grid.projection_wkt,
+        names[was],
+        names[to],
+        pixels,
+        pixels * area if area is not None else None,
+        cut,
+    )
+
+
+def _pixel(grid: GridSpec, x: float, y: float) -> tuple[int, int] | None:
+    inverse = gdal.InvGeoTransform(grid.geotransform)
+    if inverse is None:
+        return None
+    px, py = gdal.ApplyGeoTransform(inverse, x, y)
+    if not (math.isfinite(px) and math.isfinite(py)):
+        return None
+    col, row = int(math.floor(px)), int(math.floor(py))
+    if not (0 <= col < grid.width and 0 <= row < grid.height):
+        return None
+    return col, row
+
+
+def _component(
+    mask: np.ndarray, grid: GridSpec, x0: int, y0: int, at: tuple[int, int]
+) -> tuple[ogr.Geometry, int]:
+    """The 8-connected part of ``mask`` holding pixel ``at`` (window coordinates), as a
+    polygon on the raster's grid, and its pixel count."""
+    height, width = mask.shape
+    gt = grid.geotransform
+    mem = gdal.GetDriverByName("MEM").Create("", width, height, 1, gdal.GDT_Byte)
+    mem.SetGeoTransform(
+        (
+            gt[0] + x0 * gt[1] + y0 * gt[2],
+            gt[1],
+            gt[2],
+            gt[3] + x0 * gt[4] + y0 * gt[5],
+            gt[4],
+            gt[5],
+        )
+    )
+    band = mem.GetRasterBand(1)
+    band.WriteArray(mask.astype(np.uint8))
+    source = ogr.GetDriverByName("Memory").CreateDataSource("")  # kept: the layer's owner
+    layer = source.CreateLayer("region")
+    layer.CreateField(ogr.FieldDefn("value", ogr.OFTInteger))
+    gdal.Polygonize(band, band, layer, 0, ["8CONNECTED=8"])
+    cx, cy = gdal.ApplyGeoTransform(mem.GetGeoTransform(), at[0] + 0.5, at[1] + 0.5)
+    point = ogr.Geometry(ogr.wkbPoint)
+    point.AddPoint_2D(cx, cy)
+    for feature in layer:
+        geometry = feature.GetGeometryRef()
+        if geometry.Contains(point):
+            pixels = int(round(geometry.GetArea() / abs(gt[1] * gt[5] - gt[2] * gt[4])))
+            return geometry.Clone(), pixels
+    raise MapRefinerError("The picked change could not be outlined.")  # not reached
+
+
+def _reaches_cut_side(
+    env: tuple[float, float, float, float], grid: GridSpec, block: tuple[int, int, int, int]
+) -> bool:
+    """Whether an outline's envelope (minx, maxx, miny, maxy) touches a side of the window
+    read that is not the raster's own edge (north-up grids; a rotated grid is never said
+    to be cut)."""
+    gt = grid.geotransform
+    if gt[2] or gt[4]:
+        return False
+    x0, y0, w, h = block
+    tol = min(abs(gt[1]), abs(gt[5])) / 2
+
+    def touches(value: float, low: float, high: float) -> bool:
+        return abs(low - value) < tol or abs(high - value) < tol
+
+    sides = [
+        (x0 > 0, touches(gt[0] + x0 * gt[1], env[0], env[1])),
+        (x0 + w < grid.width, touches(gt[0] + (x0 + w) * gt[1], env[0], env[1])),
+        (y0 > 0, touches(gt[3] + y0 * gt[5], env[2], env[3])),
+        (y0 + h < grid.height, touches(gt[3] + (y0 + h) * gt[5], env[2], env[3])),
+    ]
+    return any(inside and touching for inside, touching in sides)

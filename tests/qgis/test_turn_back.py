@@ -1,0 +1,164 @@
+"""*Turn changes back*: a click on a round's changes layer adds the change there to the
+correction layer as a polygon of the class it had (ui/turn_back.py); errors say what to
+do; the dialog's button holds the map tool."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from osgeo import gdal, osr
+from qgis.core import (
+    Qgis,
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsPointXY,
+    QgsProject,
+    QgsRasterLayer,
+)
+from qgis.gui import QgsMapToolPan
+
+from map_refiner.engine.rasters.write import style_class_band
+from map_refiner.engine.scoring.changes import map_changes
+from map_refiner.ui.dialog.correction_layer import create_correction_layer
+from map_refiner.ui.layers import CHANGES_OF_KEY, PREVIOUS_MAP_KEY, changes_layer
+
+NAMES = ["background", "building"]
+COLOURS = [(235, 235, 225), (200, 40, 40)]
+GT = (620000.0, 0.6, 0.0, 3350000.0, 0.0, -0.6)  # the rgb fixtures' grid (UTM 14N)
+
+
+def _class_map(path: Path, array: np.ndarray) -> Path:
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), 48, 48, 1, gdal.GDT_Byte)
+    ds.SetGeoTransform(GT)
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(26914)
+    ds.SetProjection(srs.ExportToWkt())
+    ds.GetRasterBand(1).WriteArray(array.astype(np.uint8))
+    style_class_band(ds.GetRasterBand(1), NAMES, COLOURS)
+    ds = None
+    return path
+
+
+@pytest.fixture
+def changes(tmp_path, qgis_new_project) -> QgsRasterLayer:  # noqa: ANN001
+    """A round's changes layer as a refine adds it: a roof (rows 4-11, columns 4-15) the
+    round erased, and a new building (rows 30-35, columns 30-35)."""
+    old = np.zeros((48, 48), np.uint8)
+    old[4:12, 4:16] = 1
+    new = old.copy()
+    new[4:12, 4:16] = 0
+    new[30:36, 30:36] = 1
+    before = _class_map(tmp_path / "parent.tif", old)
+    after = _class_map(tmp_path / "round.tif", new)
+    found = map_changes(before, after, tmp_path / "round_changes.tif")
+    layer = changes_layer(found.out, "scene — changes since round 0", NAMES, COLOURS)
+    layer.setCustomProperty(CHANGES_OF_KEY, "scene")
+    layer.setCustomProperty(PREVIOUS_MAP_KEY, str(before))
+    qgis_new_project.addMapLayer(layer)
+    return layer
+
+
+def _centre(col: float, row: float) -> QgsPointXY:
+    return QgsPointXY(GT[0] + (col + 0.5) * GT[1], GT[3] + (row + 0.5) * GT[5])
+
+
+@pytest.fixture
+def flow(plugin, rgb_layer, tiny_model, qgis_iface, changes):  # noqa: ANN001, ANN201
+    """The dialog on the tiny model with a new correction layer, the canvas in the
+    changes' CRS."""
+    from map_refiner.ui.settings import DialogDefaults, save_defaults
+
+    save_defaults(DialogDefaults(model_path=str(tiny_model)))
+    dialog = plugin.controller.ensure_dialog()
+    dialog.input_combo.setLayer(rgb_layer)
+    qgis_iface.mapCanvas().setDestinationCrs(changes.crs())
+    return plugin.controller, dialog
+
+
+def test_a_clicked_change_becomes_a_correction_of_the_class_it_had(
+    flow, rgb_layer, qgis_iface, qgis_new_project
+) -> None:  # noqa: ANN001
+    controller, dialog = flow
+    summary = dialog.model.summary
+    labels = create_correction_layer(
+        rgb_layer, summary.class_names, summary.colours, qgis_new_project
+    )
+    dialog.labels.set_layer(labels, "class")
+    turn_back = controller.turn_back_flow()
+
+    turn_back.pick(_centre(8, 6))  # the erased roof
+    turn_back.pick(_centre(33, 33))  # the new building
+    assert qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical) == []
+    features = sorted(labels.getFeatures(), key=lambda f: f["class"])
+    assert [f["class"] for f in features] == ["background", "building"]
+    roof = features[1].geometry()
+    assert roof.area() == pytest.approx(8 * 12 * 0.36, rel=1e-6)
+    assert roof.boundingBox().xMinimum() == pytest.approx(GT[0] + 4 * 0.6)
+    success = qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Success)[-1]
+    assert "that became building: drawn as background" in success, success
+    labels.undoStack().undo()  # one edit command each: the layer's Undo takes it away
+    assert labels.featureCount() == 1
+
+
+def test_a_correction_layer_in_another_crs_gets_the_polygon_in_its_own(
+    flow, rgb_layer, qgis_new_project, tmp_path
+) -> None:  # noqa: ANN001
+    controller, dialog = flow
+    summary = dialog.model.summary
+    labels = create_correction_layer(
+        rgb_layer, summary.class_names, summary.colours, qgis_new_project
+    )
+    wgs84 = QgsCoordinateReferenceSystem("EPSG:4326")
+    from qgis.core import QgsVectorLayer
+
+    other = QgsVectorLayer("Polygon?crs=EPSG:4326&field=class:string", "lonlat", "memory")
+    qgis_new_project.addMapLayer(other)
+    dialog.labels.set_layer(other, "class")
+    controller.turn_back_flow().pick(_centre(8, 6))
+    (feature,) = list(other.getFeatures())
+    back = QgsCoordinateTransform(wgs84, labels.crs(), QgsProject.instance())
+    centre = back.transform(feature.geometry().centroid().asPoint())
+    assert centre.x() == pytest.approx(GT[0] + 10 * 0.6, abs=0.01)
+    assert centre.y() == pytest.approx(GT[3] - 8 * 0.6, abs=0.01)
+
+
+def test_clicks_that_turn_nothing_back_say_why(flow, rgb_layer, qgis_iface, changes) -> None:  # noqa: ANN001
+    controller, dialog = flow
+    turn_back = controller.turn_back_flow()
+    bar = qgis_iface.messageBar()
+
+    def last_error() -> str:
+        return bar.get_messages(Qgis.MessageLevel.Critical)[-1]
+
+    dialog.labels.set_layer(None)
+    turn_back.pick(_centre(8, 6))
+    assert "Choose or create a correction layer first" in last_error()
+    from qgis.core import QgsVectorLayer
+
+    labels = QgsVectorLayer("Polygon?crs=EPSG:26914&field=class:string", "c", "memory")
+    QgsProject.instance().addMapLayer(labels)
+    dialog.labels.set_layer(labels, "class")
+    turn_back.pick(_centre(40, 4))  # unchanged
+    assert "Nothing changed there" in last_error()
+    turn_back.pick(QgsPointXY(GT[0] - 500, GT[3]))  # beside the raster
+    assert "No changes layer there" in last_error()
+    changes.setCustomProperty(PREVIOUS_MAP_KEY, "")  # a changes layer of an older plugin
+    turn_back.pick(_centre(8, 6))
+    assert "No changes layer there" in last_error()
+    assert labels.featureCount() == 0
+
+
+def test_the_button_holds_the_map_tool_until_another_is_chosen(flow, qgis_iface) -> None:  # noqa: ANN001
+    controller, dialog = flow
+    canvas = qgis_iface.mapCanvas()
+    button = dialog.labels.turn_back_button
+    button.setChecked(True)
+    assert canvas.mapTool() is controller.turn_back.tool
+    pan = QgsMapToolPan(canvas)
+    canvas.setMapTool(pan)  # the user picks another tool: the button goes up
+    assert not button.isChecked()
+    button.setChecked(True)
+    button.setChecked(False)
+    assert canvas.mapTool() is not controller.turn_back.tool

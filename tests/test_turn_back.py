@@ -1,0 +1,98 @@
+"""A change picked on the changes raster becomes a polygon of the class it had
+(engine/scoring/turn_back.py): the connected region only, 8-connected, with what it was
+and became, and nothing where nothing changed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from osgeo import gdal, ogr
+from test_map_changes import GT, class_map
+
+from map_refiner.engine.errors import MapRefinerError
+from map_refiner.engine.scoring.changes import map_changes
+from map_refiner.engine.scoring.turn_back import change_region_at
+
+
+def _at(col: float, row: float, gt=GT) -> tuple[float, float]:  # noqa: ANN001
+    """The map coordinates of a pixel's centre."""
+    return gt[0] + (col + 0.5) * gt[1], gt[3] + (row + 0.5) * gt[5]
+
+
+@pytest.fixture
+def changed(tmp_path: Path) -> tuple[Path, Path]:
+    """A roof erased (rows 5-14, columns 5-24), two new buildings touching at a corner
+    (8-connected, one region) and one apart; returns (changes raster, previous map)."""
+    old = np.zeros((60, 80), np.uint8)
+    old[5:15, 5:25] = 1
+    new = old.copy()
+    new[5:15, 5:25] = 0  # the erased roof: 200 px became background
+    new[30:34, 40:44] = 1  # 16 px
+    new[34:38, 44:48] = 1  # 16 px touching the other at a corner
+    new[50:52, 70:72] = 1  # 4 px apart
+    before = class_map(tmp_path / "old.tif", old)
+    after = class_map(tmp_path / "new.tif", new)
+    out = tmp_path / "changes.tif"
+    map_changes(before, after, out)
+    return out, before
+
+
+def _pixels(region) -> int:  # noqa: ANN001
+    return round(ogr.CreateGeometryFromWkt(region.wkt).GetArea() / (GT[1] * -GT[5]))
+
+
+def test_an_erased_roof_turns_back_into_a_building(changed) -> None:  # noqa: ANN001
+    changes, before = changed
+    region = change_region_at(changes, before, *_at(10, 8))
+    assert region is not None
+    assert (region.was, region.became, region.pixels, region.cut) == (
+        "building",
+        "background",
+        200,
+        False,
+    )
+    assert region.area_m2 == pytest.approx(50.0, rel=1e-3)  # 0.25 m² pixels
+    assert _pixels(region) == 200
+    outline = ogr.CreateGeometryFromWkt(region.wkt)
+    assert outline.GetEnvelope() == pytest.approx(
+        (GT[0] + 5 * 0.5, GT[0] + 25 * 0.5, GT[3] - 15 * 0.5, GT[3] - 5 * 0.5)
+    )
+    assert "32631" in region.srs_wkt and region.describe() == "50 m² that became background"
+
+
+def test_a_region_is_8_connected_and_only_itself(changed) -> None:  # noqa: ANN001
+    changes, before = changed
+    region = change_region_at(changes, before, *_at(46, 36))  # the second square
+    assert (region.was, region.became, region.pixels) == ("background", "building", 32)
+    alone = change_region_at(changes, before, *_at(70, 50))
+    assert alone.pixels == 4
+
+
+def test_nothing_where_nothing_changed_or_off_the_raster(changed) -> None:  # noqa: ANN001
+    changes, before = changed
+    assert change_region_at(changes, before, *_at(60, 10)) is None  # unchanged background
+    assert change_region_at(changes, before, *_at(-3, 10)) is None
+    assert change_region_at(changes, before, *_at(10, 500)) is None
+
+
+def test_a_region_larger_than_the_window_is_said_to_be_cut(changed) -> None:  # noqa: ANN001
+    changes, before = changed
+    region = change_region_at(changes, before, *_at(10, 8), reach_px=3)
+    assert region.cut and region.pixels == 49  # 7 x 7 around the pick
+    whole = change_region_at(changes, before, *_at(10, 8), reach_px=30)
+    assert not whole.cut and whole.pixels == 200
+
+
+def test_a_previous_map_without_class_names_is_refused(changed, tmp_path) -> None:  # noqa: ANN001
+    changes, before = changed
+    plain = tmp_path / "plain.tif"
+    gdal.Translate(str(plain), str(before))
+    ds = gdal.Open(str(plain), gdal.GA_Update)
+    ds.GetRasterBand(1).SetCategoryNames([])
+    ds = None
+    for aux in tmp_path.glob("plain.tif.aux.xml"):
+        aux.unlink()
+    with pytest.raises(MapRefinerError, match="does not name its classes"):
+        change_region_at(changes, plain, *_at(10, 8))
