@@ -194,8 +194,13 @@ def run_scene(
         signals["disagreement"] = disagreement(probs, other)
         signals["either"] = np.maximum(uncertainty(probs), signals["disagreement"])
         signals["interleave"] = signals["disagreement"]
+    if "turned" in users:  # the user who turns back a round's wrong changes (session 40)
+        regions_of = {"turned": turned_regions(scene, base_model, work, pred, ref, half)}
     for user in users:
-        order = ordered(regions, user, probs, half, cell, signal=signals.get(user))
+        if user == "turned":  # the largest first, as the changes layer shows them
+            order = ordered(regions_of["turned"], "largest", probs, half, cell)
+        else:
+            order = ordered(regions, user, probs, half, cell, signal=signals.get(user))
         for k in ks:
             style, _, snap = drawing.partition("+")
             drawn = drawn_as(order[:k], style, pixel_m(scene, like), half, seed)
@@ -303,6 +308,29 @@ def run_scene(
                     # a fit the flip check drops, beside: what it would do if adopted
                     keep_model(keep_models.with_name(keep_models.name + "_dropped"), row, model)
                 append_row(rows, row)
+
+
+def turned_regions(
+    scene: Scene,
+    round_model: Path | None,
+    work: Path,
+    pred: np.ndarray,
+    ref: np.ndarray,
+    half: int,
+) -> list:
+    """The left half's wrong changes of a gated round's map (``pred``, of ``round_model``)
+    against its gate parent's map, as error regions (size, correction of the class the
+    reference gives, which the parent's map had): what a user who turns back the changes
+    layer's wrong changes (ui/turn_back.py) draws, each wrong part traced."""
+    if round_model is None:
+        raise SystemExit("the turned user needs --model, a gated round")
+    net, config = load_model(round_model, "cpu")
+    if net.gate_parent is None or not config.gate_parent:
+        raise SystemExit(f"{round_model} holds no gate parent: the turned user needs one")
+    parent = work / "gate_parent.safetensors"
+    save_model(net.gate_parent, ModelConfig.from_dict(config.gate_parent), parent)
+    before = refine(scene.image, work / "gate_parent.tif", parent)[0]
+    return error_regions(np.where(pred != before, pred, ref), ref, half)
 
 
 def flip_dropped(

@@ -9,6 +9,8 @@ the round-1 file, K=4). ``summary``: start -> round 1 -> round 2 per chain, righ
     python -m map_refiner.dev.corrections.two_rounds prep
     bash dev/corrections/two_rounds.sh gated & bash dev/corrections/two_rounds.sh plain
     python -m map_refiner.dev.corrections.two_rounds summary
+    bash dev/corrections/turned_rounds.sh 0 2 & bash dev/corrections/turned_rounds.sh 1 2
+    python -m map_refiner.dev.corrections.two_rounds turned   # session 40
 
 Measured in docs/results_corrections.md ("Session 38", "Two rounds").
 """
@@ -88,12 +90,67 @@ def summary() -> str:
     return "\n".join(lines)
 
 
+def turned() -> str:
+    """Session 40: the second round from each gated round-1 model by the largest-errors
+    user and by the user who turns back round 1's wrong changes
+    (dev/corrections/turned_rounds.sh; rows out/corrections/rows_s40_r2_*.jsonl)."""
+    probe = json.loads(PROBE.read_text())
+    jobs = json.loads((WORK / "jobs.json").read_text())
+    users = ("largest", "turned")
+    totals = {u: [0.0, 0, 0] for u in users}  # gain over round 1, below it, not adopted
+    first_gain, lines = (
+        0.0,
+        [
+            "| round 1 model | start | round 1 (gated) | round 2, largest errors | round 2, "
+            "wrong changes turned back |",
+            "|---|---|---|---|---|",
+        ],
+    )
+    for job in jobs:
+        name = Path(job["gated"]).stem
+        key = f"{job['folder']}/{name}"
+        path = Path(f"out/corrections/rows_s40_r2_{job['folder']}_{name}.jsonl")
+        rows = (
+            {r["user"]: r for r in map(json.loads, path.read_text().splitlines())}
+            if (path.exists())
+            else {}
+        )
+        if not rows:
+            lines.append(f"| {key} | - | - | - | - |")
+            continue
+        first = next(iter(rows.values()))["before"]
+        first_gain += first - probe[key]["before"]
+        cells = []
+        for user in users:
+            row = rows.get(user)
+            if row is None:
+                cells.append("nothing to draw")
+                continue
+            t = totals[user]
+            t[0] += row["after"] - first
+            t[1] += row["after"] < first - 0.05
+            t[2] += not row["adopted"]
+            note = "" if row["adopted"] else ", not adopted"
+            cells.append(f"{row['after']:.1f} ({row['drawn']} drawn{note})")
+        lines.append(
+            f"| {key} | {probe[key]['before']:.1f} | {first:.1f} | " + " | ".join(cells) + " |"
+        )
+    lines.append(f"\nround 1 over the start, summed: {first_gain:+.1f}")
+    for user, t in totals.items():
+        lines.append(
+            f"{user}: round 2 over round 1 {t[0]:+.1f}; below round 1: {t[1]}; not adopted: {t[2]}"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("step", choices=("prep", "summary"))
+    ap.add_argument("step", choices=("prep", "summary", "turned"))
     a = ap.parse_args(argv)
     if a.step == "prep":
         print(f"{len(prep())} round-1 models in {WORK / 'jobs.json'}")
+    elif a.step == "turned":
+        print(turned())
     else:
         print(summary())
     return 0

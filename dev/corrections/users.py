@@ -45,7 +45,7 @@ from ...engine.refine.uncertainty import rank_regions, uncertainty
 from ...training.corrections.overdrawn import ahead, reach_px, snap_in_crop
 
 Correction = tuple[np.ndarray, int]  # pixel mask on the image grid, class (1 building)
-USERS = ("largest", "uncertainty", "random", "disagreement", "either", "interleave")
+USERS = ("largest", "uncertainty", "random", "disagreement", "either", "interleave", "turned")
 DRAWINGS = ("traced", "rough", "loose", "inside", "shifted")
 MIN_PIXELS = 20  # smaller error specks are not worth a polygon
 
