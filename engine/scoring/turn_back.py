@@ -26,7 +26,7 @@ from osgeo import gdal, ogr
 from ..errors import MapRefinerError
 from ..labels.classes import IGNORE
 from ..labels.rasters import read_block, to_labels
-from ..rasters.grid import GridSpec, grid_of
+from ..rasters.grid import GridSpec, grid_of, window
 from ..rasters.read import open_raster
 from .changes import UNCHANGED, class_legend, pixel_area
 
@@ -119,16 +119,7 @@ def _component(
     height, width = mask.shape
     gt = grid.geotransform
     mem = gdal.GetDriverByName("MEM").Create("", width, height, 1, gdal.GDT_Byte)
-    mem.SetGeoTransform(
-        (
-            gt[0] + x0 * gt[1] + y0 * gt[2],
-            gt[1],
-            gt[2],
-            gt[3] + x0 * gt[4] + y0 * gt[5],
-            gt[4],
-            gt[5],
-        )
-    )
+    mem.SetGeoTransform(window(grid, x0, y0, width, height).geotransform)
     band = mem.GetRasterBand(1)
     band.WriteArray(mask.astype(np.uint8))
     source = ogr.GetDriverByName("Memory").CreateDataSource("")  # kept: the layer's owner

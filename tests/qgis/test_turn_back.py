@@ -103,13 +103,9 @@ def test_a_clicked_change_becomes_a_correction_of_the_class_it_had(
 
 
 def test_a_correction_layer_in_another_crs_gets_the_polygon_in_its_own(
-    flow, rgb_layer, qgis_new_project, tmp_path
+    flow, changes, qgis_new_project
 ) -> None:  # noqa: ANN001
     controller, dialog = flow
-    summary = dialog.model.summary
-    labels = create_correction_layer(
-        rgb_layer, summary.class_names, summary.colours, qgis_new_project
-    )
     wgs84 = QgsCoordinateReferenceSystem("EPSG:4326")
     from qgis.core import QgsVectorLayer
 
@@ -118,7 +114,7 @@ def test_a_correction_layer_in_another_crs_gets_the_polygon_in_its_own(
     dialog.labels.set_layer(other, "class")
     controller.turn_back_flow().pick(_centre(8, 6))
     (feature,) = list(other.getFeatures())
-    back = QgsCoordinateTransform(wgs84, labels.crs(), QgsProject.instance())
+    back = QgsCoordinateTransform(wgs84, changes.crs(), QgsProject.instance())
     centre = back.transform(feature.geometry().centroid().asPoint())
     assert centre.x() == pytest.approx(GT[0] + 10 * 0.6, abs=0.01)
     assert centre.y() == pytest.approx(GT[3] - 8 * 0.6, abs=0.01)
