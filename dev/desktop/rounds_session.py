@@ -5,8 +5,10 @@ dialog's widgets.
 Refine the image; New correction layer; draw the reference buildings nearest the image's
 centre (most of which the map already has) and background squares clear of every
 reference building (copied from the shared reference polygons, as a user would trace
-them); Fine-tune (round 1); Refine; draw more; Fine-tune (round 2); Refine; Undo round;
-Export to shapefile. A screenshot after each step; status.json says what happened.
+them); Fine-tune (round 1); Refine; Turn changes back on round 1's largest change
+(session 40: the button, then a click on the canvas); draw more; Fine-tune (round 2);
+Refine; Undo round; Export to shapefile. A screenshot after each step; status.json says
+what happened.
 
 For the pictures only (a 1920 x 1080 screen): the Browser panel is closed and the Layers
 panel widened, the dialog is widened and placed under the message bar, the map is zoomed
@@ -108,6 +110,52 @@ def tuned_1():
 def refined_1():
     record("after_refine_1")
     shot("rounds_3_round1_refined", lambda: rounds_tip(0))
+    turn_back_largest()
+    step("turned back", 1500, drawn_2)
+
+
+def turn_back_largest():
+    """Turn changes back (session 40): the button pressed, then a click on the canvas at
+    a point inside round 1's largest change, as a user's mouse would."""
+    from osgeo import gdal, ogr
+    from qgis.PyQt.QtCore import QPoint, Qt
+    from qgis.PyQt.QtTest import QTest
+
+    from map_refiner.ui.layers import CHANGES_OF_KEY
+
+    changes = [
+        layer
+        for layer in QgsProject.instance().mapLayers().values()
+        if layer.customProperty(CHANGES_OF_KEY) is not None
+    ]
+    status["turn_back_layers"] = [layer.name() for layer in changes]
+    if not changes:
+        return
+    raster = gdal.Open(changes[0].source())  # kept: its band's owner
+    band = raster.GetRasterBand(1)
+    source = ogr.GetDriverByName("Memory").CreateDataSource("")
+    found = source.CreateLayer("changes")
+    found.CreateField(ogr.FieldDefn("value", ogr.OFTInteger))
+    gdal.Polygonize(band, band, found, 0, ["8CONNECTED=8"])
+    largest = max(found, key=lambda f: f.GetGeometryRef().GetArea())
+    inside = largest.GetGeometryRef().PointOnSurface()
+    dialog().labels.turn_back_button.click()
+    canvas = iface.mapCanvas()
+    at = canvas.getCoordinateTransform().transform(inside.GetX(), inside.GetY())
+    QTest.mouseClick(
+        canvas.viewport(), Qt.LeftButton, Qt.NoModifier, QPoint(int(at.x()), int(at.y()))
+    )
+    status["turn_back"] = {
+        "clicked_area_map_units": round(largest.GetGeometryRef().GetArea(), 1),
+        "message": message(),
+        "map_tool_is_turn_back": canvas.mapTool() is controller().turn_back.tool,
+    }
+
+
+def drawn_2():
+    shot("rounds_3b_turned_back")
+    dialog().labels.turn_back_button.click()  # up again: the tool released
+    status["turn_back"]["released"] = not dialog().labels.turn_back_button.isChecked()
     layer = QgsProject.instance().mapLayersByName(f"{Path(IMAGE).stem} — corrections")[0]
     draw(layer, buildings(3, 6), squares(1, offset=2))
     layer.triggerRepaint()
