@@ -55,3 +55,27 @@ def test_a_black_collar_is_no_data_in_the_refined_map(tmp_path: Path) -> None:
     classes = gdal.Open(str(out)).ReadAsArray()
     black = (gdal.Open(str(image)).ReadAsArray() == 0).all(0)
     assert (classes[black] == 255).all() and (classes[~black] != 255).all()
+
+
+def test_a_band_at_the_declared_nodata_value_is_no_hole_in_the_map(tmp_path: Path) -> None:
+    """Imagery declaring nodata 255 whose roofs saturate one band at 255: the map has no
+    holes there, only where every band is 255 (session 40: a drone scene so declared had
+    2.3 % of its map as holes on bright roofs, building IoU 68.98 -> 66.57)."""
+    src = gdal.Open(str(make_tif(tmp_path / "img.tif", 80, 90, seed=4)))
+    ds = gdal.GetDriverByName("GTiff").CreateCopy(str(tmp_path / "white.tif"), src)
+    red = ds.GetRasterBand(1).ReadAsArray()
+    red[10:30, 10:40] = 255  # a roof saturating red
+    ds.GetRasterBand(1).WriteArray(red)
+    for b in range(1, 4):
+        arr = ds.GetRasterBand(b).ReadAsArray()
+        arr[50:60, 50:70] = 255  # a white collar: every band
+        ds.GetRasterBand(b).WriteArray(arr)
+        ds.GetRasterBand(b).SetNoDataValue(255)
+    ds = None
+    model = save_model(*random_model(resolution_m=0.6, seed=3), tmp_path / "m.safetensors")
+    out = tmp_path / "map.tif"
+    refine_raster(RefineParams(image=tmp_path / "white.tif", out=out, model_path=model))
+    classes = gdal.Open(str(out)).ReadAsArray()
+    assert (classes[10:30, 10:40] != 255).all()
+    assert (classes[50:60, 50:70] == 255).all()
+    assert (classes == 255).sum() == 10 * 20

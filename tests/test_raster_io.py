@@ -109,17 +109,25 @@ def test_read_window_values_and_offsets() -> None:
     assert valid.all()
 
 
-def test_nodata_in_any_band_invalidates_the_pixel() -> None:
+def test_nodata_in_every_band_invalidates_the_pixel() -> None:
+    """A collar holds the value in every band; one band at it is real (a white roof
+    saturating red where nodata is 255; session 40). As gdalwarp reads a source with one
+    nodata value (UNIFIED_SRC_NODATA=PARTIAL)."""
     arr = np.full((3, 6, 6), 7, np.uint8)
-    arr[0, 1, 1] = 0
+    arr[0, 1, 1] = 0  # one band at the value: data
     arr[2, 4, 5] = 0
+    arr[:, 3, 2] = 0  # every band: no data
     data, valid = read_window(mem(arr, nodata=0), [1, 2, 3], 0, 0, 6, 6)
     expected = np.ones((6, 6), bool)
-    expected[1, 1] = expected[4, 5] = False
+    expected[3, 2] = False
     np.testing.assert_array_equal(valid, expected)
-    # Without nodata, 0 is a value like any other.
+    assert data[0, 1, 1] == 0 and data[1, 1, 1] == 7
+    # one band read three times (a grey image): its own value decides
+    _, valid = read_window(mem(arr, nodata=0), [1, 1, 1], 0, 0, 6, 6)
+    assert not valid[1, 1] and not valid[3, 2] and valid.sum() == 34
+    # Without nodata, 0 in some bands is a value like any other.
     _, valid = read_window(mem(arr), [1, 2, 3], 0, 0, 6, 6)
-    assert valid.all()
+    assert valid.sum() == 35  # ... and black in every band no data (session 39)
 
 
 @pytest.mark.parametrize("nodata", [None, float("nan"), -9999.0])

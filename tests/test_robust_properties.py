@@ -51,6 +51,8 @@ class Case:
         ds.SetProjection(wkt(UTM33N))
         for i in range(n):
             band = ds.GetRasterBand(i + 1)
+            if i >= 3:  # not GTiff's implicit alpha of a fourth byte band: data
+                band.SetColorInterpretation(gdal.GCI_Undefined)
             if self.nodata is not None:
                 band.SetNoDataValue(self.nodata)
             band.WriteArray(self.data[i])
@@ -89,6 +91,9 @@ def cases(draw, max_side: int = 48) -> Case:
         if marked is None or b == marked:
             data[b][hole] = np.nan if use_nan else (nodata if nodata is not None else 0)
     invalid = hole if layout != "none" else np.zeros((h, w), bool)
+    if marked is not None and dtype.kind != "f" and any(b - 1 != marked for b in bands):
+        # one integer band at the nodata value is data (session 40); a float band's is not
+        invalid = np.zeros((h, w), bool)
     alpha = None
     if draw(st.booleans()):
         alpha = np.full((h, w), 255, np.uint8)

@@ -20,7 +20,13 @@ from ..engine.errors import MapRefinerError
 from ..engine.labels import rasterize as label_io
 from ..engine.limits import check_training_size
 from ..engine.modelfile.config import ModelConfig
-from ..engine.rasters.read import check_bands, ground_resolution, open_raster, raster_info
+from ..engine.rasters.read import (
+    at_declared_nodata,
+    check_bands,
+    ground_resolution,
+    open_raster,
+    raster_info,
+)
 from ..engine.refine.predict import for_image, model_image, stack_bands
 from ..engine.refine.tiling import Grids, make_grids
 from .tile import IGNORE, LabelSource, TrainingTile
@@ -176,6 +182,7 @@ def band_statistics(
     step = max(1, int(math.sqrt(ds.RasterXSize * ds.RasterYSize / max_pixels)))
     bw, bh = max(1, ds.RasterXSize // step), max(1, ds.RasterYSize // step)
     arrs, valid = [], np.ones((bh, bw), dtype=bool)
+    values: list[float | None] = []
     for b in bands:
         band = ds.GetRasterBand(b)
         try:
@@ -188,11 +195,12 @@ def band_statistics(
                 "is damaged or truncated; use a complete copy.",
                 details=str(exc),
             ) from exc
-        nd = band.GetNoDataValue()
-        if nd is not None:
-            valid &= a != nd
+        values.append(band.GetNoDataValue())
         valid &= np.isfinite(a)
         arrs.append(a)
+    at_nodata = at_declared_nodata(arrs, values)  # every band at it: no data (session 40)
+    if at_nodata is not None:
+        valid &= ~at_nodata
     stack = np.stack(arrs)
     # All-zero pixels are treated as "no image" (mosaics are black where no tile).
     valid &= stack.sum(axis=0) > 0

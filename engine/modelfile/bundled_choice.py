@@ -28,6 +28,7 @@ from osgeo import gdal
 from ..errors import MapRefinerError
 from ..rasters.read import (
     alpha_band,
+    at_declared_nodata,
     check_bands,
     colour_bands,
     ground_resolution,
@@ -158,6 +159,8 @@ def _read_coarse(
     (not nodata, not black in every band, not transparent)."""
     data = np.empty((len(bands), bh, bw), dtype=np.float32)
     valid = np.ones((bh, bw), dtype=bool)
+    arrays: list[np.ndarray] = []
+    values: list[float | None] = []
     for i, b in enumerate(bands):
         band = ds.GetRasterBand(b)
         arr = band.ReadAsArray(
@@ -170,11 +173,13 @@ def _read_coarse(
             buf_type=gdal.GDT_Float32,
             resample_alg=gdal.GRIORA_Average,
         )
-        nd = band.GetNoDataValue()
-        if nd is not None and not math.isnan(nd):
-            valid &= arr != nd
+        values.append(band.GetNoDataValue())
         valid &= np.isfinite(arr)
         data[i] = np.nan_to_num(arr)
+        arrays.append(arr)
+    at_nodata = at_declared_nodata(arrays, values)  # every band at it: no data
+    if at_nodata is not None:
+        valid &= ~at_nodata
     valid &= (data > 0).any(0)
     alpha = alpha_band(ds)
     if alpha is not None:

@@ -220,12 +220,15 @@ def read_window(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Read ``bands`` (1-based) of a window as float32 ``(C, h, w)`` and a valid mask.
 
-    A pixel is invalid when any band holds that band's nodata value or NaN, or
-    where an alpha band (RGBA) or a per-dataset mask is 0; in a raster that declares
-    none of these, where every band is 0 (a reprojected image's black collar, a
-    mosaic's missing tile: session 39, a black collar read as data drew false buildings
-    along it, austin_dev reprojected to EPSG:4326 46.6 building IoU against 54.8 with
-    its collar as no data).
+    A pixel is invalid where every integer band that declares a nodata value holds it
+    (a collar or a missing tile: one value in all bands; session 40: a pixel with one
+    band at the value is real, a white roof saturating red in imagery declaring nodata
+    255, as gdalwarp reads a source with one nodata value, UNIFIED_SRC_NODATA=PARTIAL),
+    where any floating-point band holds its nodata value or any band is NaN, or where an alpha band (RGBA) or a per-dataset mask is 0; in a
+    raster that declares none of these, where every band is 0 (a reprojected image's
+    black collar, a mosaic's missing tile: session 39, a black collar read as data drew
+    false buildings along it, austin_dev reprojected to EPSG:4326 46.6 building IoU
+    against 54.8 with its collar as no data).
     """
     try:
         return _read_window(ds, bands, x0, y0, w, h)
@@ -238,18 +241,21 @@ def _read_window(
 ) -> tuple[np.ndarray, np.ndarray]:
     data = np.empty((len(bands), h, w), dtype=np.float32)
     valid = np.ones((h, w), dtype=bool)
+    raws, values = [], []
     for i, b in enumerate(bands):
         band = ds.GetRasterBand(b)
         raw = band.ReadAsArray(x0, y0, w, h)
-        nd = band.GetNoDataValue()
-        if nd is not None and not math.isnan(nd):
-            valid &= raw != nd  # in the band's own type: float32 would merge close values
+        raws.append(raw)  # compared in the band's own type: float32 would merge values
+        values.append(band.GetNoDataValue())
         arr = raw.astype(np.float32, copy=False)
         bad = ~np.isfinite(arr)
         if bad.any():
             valid &= ~bad
             arr = np.where(bad, 0, arr)
         data[i] = arr
+    at_nodata = at_declared_nodata(raws, values)
+    if at_nodata is not None:
+        valid &= ~at_nodata
     alpha = alpha_band(ds)
     mask_flags = ds.GetRasterBand(bands[0]).GetMaskFlags()
     if alpha is not None:
@@ -261,6 +267,29 @@ def _read_window(
     elif all(ds.GetRasterBand(b).GetNoDataValue() is None for b in bands):
         valid &= (data != 0).any(0)  # nothing declared: black in every band is no data
     return data, valid
+
+
+def at_declared_nodata(
+    arrays: Sequence[np.ndarray], values: Sequence[float | None]
+) -> np.ndarray | None:
+    """The no-data pixels of bands ``arrays`` that declare ``values`` (None or NaN: none),
+    or None when none declares one: where every integer band holds its value (a collar,
+    a missing tile; one integer band at it is a real pixel clipped at the range's end, a
+    white roof saturating red where nodata is 255: session 40), or any floating-point
+    band holds its own (-9999 is no reflectance). Used by read_window, the bundled model's
+    look and the training statistics."""
+    every, any_float = None, None
+    for arr, value in zip(arrays, values, strict=True):
+        if value is None or math.isnan(value):
+            continue
+        hit = arr == value
+        if arr.dtype.kind == "f":
+            any_float = hit if any_float is None else any_float | hit
+        else:
+            every = hit if every is None else every & hit
+    if every is None or any_float is None:
+        return every if any_float is None else any_float
+    return every | any_float
 
 
 def alpha_band(ds: gdal.Dataset) -> int | None:
