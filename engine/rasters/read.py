@@ -224,8 +224,9 @@ def read_window(
     (a collar or a missing tile: one value in all bands; session 40: a pixel with one
     band at the value is real, a white roof saturating red in imagery declaring nodata
     255, as gdalwarp reads a source with one nodata value, UNIFIED_SRC_NODATA=PARTIAL),
-    where any floating-point band holds its nodata value or any band is NaN, or where an alpha band (RGBA) or a per-dataset mask is 0; in a
-    raster that declares none of these, where every band is 0 (a reprojected image's
+    where any floating-point band holds its nodata value or any band is NaN, or where
+    an alpha band (RGBA) or a per-dataset mask is 0; in a raster that declares none of
+    these, where every band is 0 (a reprojected image's
     black collar, a mosaic's missing tile: session 39, a black collar read as data drew
     false buildings along it, austin_dev reprojected to EPSG:4326 46.6 building IoU
     against 54.8 with its collar as no data).
