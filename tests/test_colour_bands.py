@@ -80,3 +80,35 @@ def test_a_band_list_is_read_alike_by_the_cli_and_processing() -> None:
         with pytest.raises(MapRefinerError, match="[Bb]and"):
             parse_bands(bad)
     assert cli.main(["refine", "x.tif", "--out", "y.tif", "--bands", "3,two,1"]) == 2
+
+
+def test_a_paletted_image_is_refused_with_how_to_expand_it(tmp_path: Path) -> None:
+    """One band of colour-table indices (a PNG-8 or GIF made a GeoTIFF) is no brightness:
+    read as grey (--bands 1,1,1) the model would see index numbers; the refusal says how
+    to expand it to red, green and blue (session 40)."""
+    import pytest
+
+    from map_refiner.engine.errors import MapRefinerError
+
+    rgb = gdal.Open(str(make_tif(tmp_path / "img.tif", 40, 50, seed=1)))
+    out = gdal.GetDriverByName("GTiff").Create(str(tmp_path / "pct.tif"), 50, 40, 1, gdal.GDT_Byte)
+    out.SetGeoTransform(rgb.GetGeoTransform())
+    out.SetProjection(rgb.GetProjection())
+    table = gdal.ColorTable()
+    for i in range(256):
+        table.SetColorEntry(i, (i, 255 - i, (7 * i) % 256, 255))
+    band = out.GetRasterBand(1)
+    band.SetRasterColorTable(table)
+    band.SetColorInterpretation(gdal.GCI_PaletteIndex)
+    band.WriteArray(rgb.GetRasterBand(1).ReadAsArray())
+    out = None
+    model = save_model(*random_model(resolution_m=0.6, seed=3), tmp_path / "m.safetensors")
+    for bands in (None, [1, 1, 1]):
+        params = RefineParams(
+            image=tmp_path / "pct.tif", out=tmp_path / "map.tif", model_path=model, bands=bands
+        )
+        with pytest.raises(MapRefinerError, match="paletted image") as caught:
+            refine_raster(params)
+        assert "gdal_translate -expand rgb pct.tif pct_rgb.tif" in caught.value.message
+        assert "PCT to RGB" in caught.value.message
+    assert not (tmp_path / "map.tif").exists()

@@ -143,7 +143,10 @@ def turn_back_largest():
     canvas = iface.mapCanvas()
     at = canvas.getCoordinateTransform().transform(inside.GetX(), inside.GetY())
     QTest.mouseClick(
-        canvas.viewport(), Qt.LeftButton, Qt.NoModifier, QPoint(int(at.x()), int(at.y()))
+        canvas.viewport(),
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+        QPoint(int(at.x()), int(at.y())),
     )
     status["turn_back"] = {
         "clicked_area_map_units": round(largest.GetGeometryRef().GetArea(), 1),

@@ -35,6 +35,7 @@ class RasterInfo:
     projection: str
     nodata: list[float | None]
     band_types: tuple[int, ...] = ()
+    paletted: tuple[bool, ...] = ()  # each band: colour-table indices (a PNG-8, a GIF)
 
     @property
     def has_crs(self) -> bool:
@@ -132,6 +133,7 @@ def raster_info(ds: gdal.Dataset) -> RasterInfo:
         ds.GetProjection() or "",
         [b.GetNoDataValue() for b in bands],
         tuple(b.DataType for b in bands),
+        tuple(b.GetColorInterpretation() == gdal.GCI_PaletteIndex for b in bands),
     )
 
 
@@ -302,6 +304,15 @@ def alpha_band(ds: gdal.Dataset) -> int | None:
 
 
 def check_bands(info: RasterInfo, bands: Sequence[int]) -> None:
+    indexed = [b for b in bands if 1 <= b <= len(info.paletted) and info.paletted[b - 1]]
+    if indexed:
+        name = Path(info.path).name
+        raise MapRefinerError(
+            f"{name} is a paletted image (band {indexed[0]} holds colour-table indices, "
+            "not brightness); expand it to red, green and blue first (gdal_translate "
+            f"-expand rgb {name} {Path(name).stem}_rgb.tif, or in QGIS Raster ▸ Conversion ▸ "
+            "PCT to RGB) and use that."
+        )
     missing = [b for b in bands if b < 1 or b > info.band_count]
     if missing:
         grey = (
