@@ -64,6 +64,8 @@ def _refine(a: argparse.Namespace) -> int:
     )
     if res.model_note:
         print(f"model: {res.model_note}")
+    if res.scale_note:
+        print(f"note: {res.scale_note}")
     if res.prior_note:
         print(f"prior: {res.prior_note}")
     return 0
@@ -97,6 +99,8 @@ def _refine_on_cluster(a: argparse.Namespace, params: RefineParams) -> int:
     )
     if res.model_note:
         print(f"model: {res.model_note}")
+    if res.scale_note:
+        print(f"note: {res.scale_note}")
     return 0
 
 

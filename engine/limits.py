@@ -111,6 +111,27 @@ def check_scale(res_x_m: float, res_y_m: float, model_res_m: float) -> None:
         )
 
 
+#: Imagery this many times coarser than the model's grid gets a note with its map: four
+#: shared scenes averaged to 2x the bundled default's 0.6 m changed building IoU by +0.4
+#: to -10.6 points, to 4x by -8.8 to -34.2, to 8x by -36.4 to -56.3 (session 40,
+#: dev/default_model/coarse_probe.py, docs/results_bundled_recipes.md "Session 40").
+COARSE_NOTE = 3.0
+
+
+def coarse_note(res_x_m: float, res_y_m: float, model_res_m: float) -> str:
+    """What a refine says of an image whose pixels are COARSE_NOTE times the model's or
+    more ("" otherwise): what is lost, and what maps such imagery better."""
+    coarse = max(res_x_m, res_y_m)
+    if coarse < COARSE_NOTE * model_res_m:
+        return ""
+    return (
+        f"the image's pixels are {coarse:.2g} m, {coarse / model_res_m:.0f}x the model's "
+        f"{model_res_m:g} m: objects a few image pixels across are lost or merged (on the "
+        "shared scenes at 4x building IoU fell by 9 to 34 points); a model trained at this "
+        "resolution maps it better (train-coarse, train-rnn)"
+    )
+
+
 def work_seconds(model_pixels: int, detail_pixels: int = 0, detail_iterations: int = 0) -> float:
     """The estimated seconds of a refine on the development CPU: its model grid's pixels
     and, with detail iterations, those of their finer grid."""

@@ -448,6 +448,8 @@ class Controller:
             )
         if result.model_note:
             text += f"; {result.model_note}"
+        if result.scale_note:
+            text += f"; {result.scale_note}"
         if job.params.bands:
             text += f"; read bands {', '.join(map(str, job.params.bands))} as chosen under Bands"
         if changes is not None and job.previous is not None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MapRefinerError
+from ..limits import coarse_note
 from ..progress import CancelFn, ProgressFn, Reporter, make_reporter
 from ..refine.params import RefineParams, RefineResult
 from ..refine.pipeline import check_outputs, chosen_model, map_description, open_refine_pass
@@ -106,6 +107,7 @@ def refine_on_cluster(
         p.kept.features if p.kept is not None else 0,
         model_path=params.model_path,
         model_note=choice.note if choice is not None else "",
+        scale_note=coarse_note(*p.resolution_m, config.ground_resolution_m),
     )
     return ClusterRun(result, len(job.blocks), todo, records, assemble_s)
 

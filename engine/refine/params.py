@@ -127,3 +127,4 @@ class RefineResult:
     # default model, named by no one)
     model_note: str = ""  # which bundled model was chosen for the image and why ("" when
     # none was chosen: RefineParams.choose_model)
+    scale_note: str = ""  # imagery far coarser than the model's grid (limits.coarse_note)

@@ -16,7 +16,7 @@ import torch
 
 from ..errors import MapRefinerError
 from ..labels.kept import burn_into
-from ..limits import check_work
+from ..limits import check_work, coarse_note
 from ..modelfile.bundled_choice import ModelChoice, choose_bundled
 from ..modelfile.config import ModelConfig
 from ..modelfile.header import model_for_refine
@@ -212,6 +212,7 @@ def refine_raster(
         warn,
         params.model_path,
         choice.note if choice is not None else "",
+        coarse_note(*p.resolution_m, config.ground_resolution_m),
     )
 
 
