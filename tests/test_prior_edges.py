@@ -23,8 +23,10 @@ from map_refiner.engine.refine.predict import WindowResult
 from map_refiner.engine.refine.prior import PRIOR_KEEP, keep_prior
 from map_refiner.engine.refine.registration import (
     EDGE_AGREEMENT,
+    EDGE_MOVE,
     EDGE_SUPPORT,
     RESHAPE_AGREEMENT,
+    edge_offset,
     edge_ratio,
     edge_strength,
     edge_sum,
@@ -93,6 +95,39 @@ def test_a_move_off_the_images_edges_is_undone(
         + ["--iterations", "0", "--no-prior-edge-check"]
     )
     assert "prior: moved 1.8 m west" in capsys.readouterr().out
+
+
+def test_a_prior_the_edges_undo_a_move_of_goes_onto_the_images_edges_instead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The prior is drawn 2 px (1.2 m) east of the roofs the image shows and the model's
+    map is the truth 8 px east (a misreading model): its move (6 px east) lays the
+    outlines on weaker edges and is undone, and the shift that lays them on the image's
+    strongest edges (1.2 m west) moves the prior instead (registration.edge_offset,
+    session 40); its classes are kept as drawn there, so the map is the truth."""
+    truth, params = drawn_east(tmp_path, 2)
+    monkeypatch.setattr(refine_pass, "predict_tile", model_sees(np.roll(truth, 8, axis=1)))
+    res = refine_raster(RefineParams(out=tmp_path / "a.tif", iterations=0, **params))
+    note = res.prior_note
+    assert note.startswith("moved 1.2 m west and 0.0 m"), note
+    assert "onto the image's edges" in note and "the model's map would move it 3.6 m east" in note
+    assert res.prior_misread and note.endswith("its classes are kept as drawn")
+    out = gdal.Open(str(tmp_path / "a.tif")).ReadAsArray()
+    assert ((out == 1) == truth).mean() > 0.99
+
+
+def test_the_strongest_edges_move_a_prior_only_when_clearly_stronger() -> None:
+    surface = np.ones((9, 9))
+    surface[4, 4] = 2.0  # as drawn
+    surface[2, 6] = 2.0 * EDGE_MOVE + 0.1  # 2 px up, 2 px right
+    assert edge_offset([surface], 0.6) == pytest.approx((-2.0, 2.0, EDGE_MOVE + 0.05), abs=0.01)
+    surface[2, 6] = 2.0 * EDGE_MOVE - 0.1  # not clearly stronger: stays
+    assert isinstance(edge_offset([surface], 0.6), str)
+    surface[4, 4], surface[4, 5] = 2.0, 2.0 * EDGE_MOVE + 0.5  # one pixel: within a model pixel
+    assert "within a model pixel" in edge_offset([surface], 0.6)
+    surface[0, 0] = 100.0  # at the search's edge
+    assert isinstance(edge_offset([surface], 0.6), str)
+    assert isinstance(edge_offset([], 0.6), str)
 
 
 def test_a_move_onto_the_images_edges_stays(

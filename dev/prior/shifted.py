@@ -371,7 +371,9 @@ def image_window(like: gdal.Dataset, window: tuple, x0: int = 0) -> np.ndarray:
 def short_note(note: str) -> str:
     """What registration did, for the table: ``moved 2.0 m west and 2.0 m north``,
     ``in place (0.3 m found)`` (a shift under the threshold), ``in place (edges: 1.8 m
-    west and 0.0 m north at 0.43)`` (a move the image's edges undid: registration.edge_ratio) or
+    west and 0.0 m north at 0.43)`` (a move the image's edges undid: registration.edge_ratio),
+    ``moved 1.8 m west and 1.8 m north by the edges (1.51; model: 0.4 m east and 3.9 m north
+    at 0.79)`` (such a move replaced by the image's edges' own, session 40) or
     ``in place``; with `` + kept (reshape 0.89)`` or `` + kept (support 1.68)`` when the
     prior's classes were kept as drawn because the model's map would reshape it onto weaker
     edges, or could not place it while the image's edges follow it (RefineResult.
@@ -390,6 +392,14 @@ def short_note(note: str) -> str:
 
 def _placed(note: str) -> str:
     """short_note's part for registration alone."""
+    by_edges = re.match(
+        r"moved (.+) onto the image's edges \(([\d.]+) times.*the model's map would move it "
+        r"(.+), but that lays .*\(([\d.]+) times",
+        note,
+    )
+    if by_edges:  # session 40: the model's move undone, the image's edges placed it
+        a, gain, b, ratio = by_edges.groups()
+        return f"moved {a} by the edges ({gain}; model: {b} at {ratio})"
     if note.startswith("moved "):
         return note.removesuffix(" to fit the image")
     found = re.match(r"left in place: its ([\d.]+) m offset", note)

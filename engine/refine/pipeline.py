@@ -97,8 +97,9 @@ def refine_raster(
             note, correlation, edges = placed.why, placed.correlation, placed.edge_ratio
             support = placed.edge_support
             misread = placed.misread
-            # a move the image's edges undid (RefinePass._edges_second_opinion)
-            warn = edges is not None and not placed.applied
+            # a move the image's edges undid (RefinePass._edges_second_opinion), whether
+            # left in place or moved onto the image's own edges instead
+            warn = edges is not None and (not placed.applied or placed.by_edges)
         else:
             note = "left in place (not registered)"
         if strength is None:

@@ -37,10 +37,12 @@ from .registration import (
     agreement_and_norms,
     best_offset,
     beyond_the_search,
+    edge_offset,
     edge_ratio,
     edge_strength,
     edge_sum,
     edge_support,
+    outline_surface,
     peak_correlation,
     peak_gain,
     region_agreements,
@@ -247,7 +249,7 @@ class RefinePass:
             )
             offset = replace(offset, why=f"moved {move} to fit the image")
         if offset.applied and edges:
-            offset = self._edges_second_opinion(offset, move)
+            offset = self._edges_second_opinion(offset, move, search_m)
         offset = replace(
             offset,
             why=beyond_the_search(offset.why, parts, search_m, radius),
@@ -256,25 +258,61 @@ class RefinePass:
         log.info("prior registration: %s", offset.why)
         return offset
 
-    def _edges_second_opinion(self, offset: Offset, move: str) -> Offset:
+    def _edges_second_opinion(self, offset: Offset, move: str, search_m: float) -> Offset:
         """Undo the prior's move (``move``: it in words) when it lays the prior's outlines
         on weaker edges of the image than where it was drawn (registration.edge_ratio: the
         model's map misreads some imagery, and a right prior would be dragged off its
-        roofs)."""
+        roofs); then move it by the shift that lays its outlines on the image's strongest
+        edges instead, when that is clear (registration.edge_offset, session 40)."""
         ratio = self.prior_edge_ratio()
         log.info("prior registration: edges under the moved outlines %s", ratio)
         if ratio is None or ratio >= EDGE_AGREEMENT:
             return replace(offset, edge_ratio=ratio)
         assert self.prior is not None
         self.prior.shift, self.prior.field = (0.0, 0.0), None
+        doubt = (
+            f"the model's map would move it {move}, but that lays its outlines on weaker "
+            f"edges of the image ({ratio:.2f} times as strong as where it is drawn); the "
+            "model may misread this imagery"
+        )
+        found = self._edge_offset(search_m)
+        log.info("prior registration: by the image's edges %s", found)
+        if isinstance(found, str):
+            return replace(offset, applied=False, edge_ratio=ratio, why=f"left in place: {doubt}")
+        dy, dx, gain = found
+        mgt = self.model_grid().geotransform
+        self.prior.shift = (dx * mgt[1], dy * mgt[5])
+        east, north = dx * mgt[1], dy * mgt[5]  # north-up grids: metres east and north
+        shift_m = float(np.hypot(east, north))
+        where = (
+            f"{abs(east):.1f} m {'east' if east >= 0 else 'west'} and "
+            f"{abs(north):.1f} m {'north' if north >= 0 else 'south'}"
+        )
         return replace(
             offset,
-            applied=False,
+            dy=dy * mgt[5] / self.ds.GetGeoTransform()[5],
+            dx=dx * mgt[1] / self.ds.GetGeoTransform()[1],
+            metres=shift_m,
+            applied=True,
+            by_edges=True,
             edge_ratio=ratio,
-            why=f"left in place: the model's map would move it {move}, but that lays its "
-            f"outlines on weaker edges of the image ({ratio:.2f} times as strong as where "
-            "it is drawn); the model may misread this imagery",
+            why=f"moved {where} onto the image's edges ({gain:.2f} times as strong as where "
+            f"it is drawn): {doubt}",
         )
+
+    def _edge_offset(self, search_m: float) -> tuple[float, float, float] | str:
+        """registration.edge_offset of the prior as drawn over the lattice windows' model
+        grid: the shift (model pixels) that lays its outlines on the strongest edges."""
+        assert self.prior is not None
+        mgrid = self.model_grid()
+        pixel_m = float(self.config.ground_resolution_m)
+        radius = max(1, int(math.ceil(search_m / pixel_m)))
+        surfaces = []
+        for tile in lattice_tiles(self.grids, self.iterations):
+            grid = window_grid(mgrid, tile.mx0, tile.my0, tile.mx1, tile.my1)
+            strength = self._edge_strength(tile)
+            surfaces.append(outline_surface(self.prior.classes_at(grid), strength, radius))
+        return edge_offset(surfaces, pixel_m)
 
     def prior_edge_ratio(self) -> float | None:
         """Mean edge strength of the image under the placed prior's outlines over that

@@ -130,6 +130,9 @@ class Offset:
     #: model is taken to misread the imagery (``misread``)
     edge_support: float | None = None
     misread: bool = False
+    #: moved onto the image's own edges after the model's move was undone (session 40:
+    #: edge_offset), so the model still misreads the imagery
+    by_edges: bool = False
 
 
 def search_of(search_m: float | None) -> float:
@@ -578,6 +581,43 @@ def edge_support(outlines: tuple[float, int], image: tuple[float, int]) -> float
     if not n_o or not n_i or si <= 0:
         return None
     return (so / n_o) / (si / n_i)
+
+
+#: A prior whose model-made move the image's edges undid is moved instead by the shift
+#: that lays its outlines on the strongest edges (edge_offset), when the mean edge
+#: strength under them grows this much over where it is drawn (session 40; set on the
+#: prior reports' rows where an edge doubt fires: docs/results_prior.md "Session 40").
+EDGE_MOVE = 1.15
+
+
+def edge_offset(surfaces: Sequence[np.ndarray], pixel_m: float) -> tuple[float, float, float] | str:
+    """The shift ``(dy, dx)`` (the surfaces' pixels) of the summed edge-strength-under-
+    outline surfaces' clear peak, and its gain over no shift; or why there is none."""
+    if not surfaces:
+        return "no outline on the image"
+    total = np.sum(surfaces, axis=0)
+    r = (total.shape[0] - 1) // 2
+    if total[r, r] <= 0:
+        return "no edge under its outlines"
+    found = clear_peak(total)
+    if isinstance(found, str):
+        return found
+    # whole pixels: the outlines and the smoothed gradient meet at half pixels, so a
+    # parabola's vertex wanders by a fraction of one (0.3-0.5 px on a known shift)
+    iy, ix = np.unravel_index(int(np.argmax(total)), total.shape)
+    dy, dx = float(iy - r), float(ix - r)
+    gain = float(total.max() / total[r, r])
+    if gain < EDGE_MOVE:
+        return f"its outlines lie on edges {gain:.2f} times as strong {dy:+.1f},{dx:+.1f} px off"
+    if np.hypot(dy, dx) * pixel_m < MIN_SHIFT_M:
+        return "the strongest edges lie within a model pixel of it"
+    return dy, dx, gain
+
+
+def outline_surface(classes: np.ndarray, strength: np.ndarray, radius: int) -> np.ndarray:
+    """The summed edge ``strength`` under the outlines of ``classes`` moved by each shift
+    up to ``radius`` pixels (``s[radius + dy, radius + dx]``: moved down dy, right dx)."""
+    return _correlation(outline(classes).astype(np.float64), strength.astype(np.float64), radius)
 
 
 def edge_ratio(placed: tuple[float, int], drawn: tuple[float, int]) -> float | None:
