@@ -10,15 +10,12 @@ limits.COARSE_NOTE (session 40; docs/results_bundled_recipes.md "Session 40").
 
 from __future__ import annotations
 
-import argparse
-import json
-import tempfile
 from pathlib import Path
 
 from osgeo import gdal
 
-from ..corrections.scenes import scenes
-from ..corrections.study import ROOT, iou, refine
+from ..corrections.study import iou, refine
+from .scene_probe import scene_probe_main
 
 PIXELS_M = (None, 1.2, 2.4, 4.8)
 
@@ -52,17 +49,7 @@ def scene_row(image: Path, reference: Path, work: Path) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("scenes", nargs="+")
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--json", type=Path, required=True)
-    a = ap.parse_args(argv)
-    found = scenes(a.data, ROOT / "out" / "corrections" / "data")
-    with tempfile.TemporaryDirectory() as tmp:
-        rows = {n: scene_row(found[n].image, found[n].reference, Path(tmp)) for n in a.scenes}
-    a.json.parent.mkdir(parents=True, exist_ok=True)
-    a.json.write_text(json.dumps(rows, indent=1))
-    return 0
+    return scene_probe_main(__doc__, scene_row, argv)
 
 
 if __name__ == "__main__":

@@ -11,16 +11,13 @@ the share of the class map left as no data.
 
 from __future__ import annotations
 
-import argparse
-import json
-import tempfile
 from pathlib import Path
 
 from osgeo import gdal
 
 from ...engine.rasters.write import CLASS_NODATA
-from ..corrections.scenes import scenes
-from ..corrections.study import ROOT, iou, refine
+from ..corrections.study import iou, refine
+from .scene_probe import scene_probe_main
 
 VALUES = (None, 0, 255)
 
@@ -45,20 +42,7 @@ def scene_row(image: Path, reference: Path, work: Path) -> dict[str, dict[str, f
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("scenes", nargs="+")
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--json", type=Path, required=True)
-    a = ap.parse_args(argv)
-    found = scenes(a.data, ROOT / "out" / "corrections" / "data")
-    rows = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in a.scenes:
-            scene = found[name]
-            rows[name] = scene_row(scene.image, scene.reference, Path(tmp))
-    a.json.parent.mkdir(parents=True, exist_ok=True)
-    a.json.write_text(json.dumps(rows, indent=1))
-    return 0
+    return scene_probe_main(__doc__, scene_row, argv)
 
 
 if __name__ == "__main__":
