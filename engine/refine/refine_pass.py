@@ -211,8 +211,6 @@ class RefinePass:
                 support = self.prior_edge_support()
                 misread = support is not None and support >= EDGE_SUPPORT
                 weak = replace(weak, edge_support=support, misread=misread)
-                if not misread:  # does it follow the prior moved onto its edges?
-                    weak = self._onto_edges_if_followed(weak, search_m)
             log.info("prior registration: %s (edge support %s)", weak.why, weak.edge_support)
             return weak
         offset = best_offset(surfaces, pixel_m)
@@ -300,39 +298,6 @@ class RefinePass:
             edge_ratio=ratio,
             why=f"moved {where} onto the image's edges ({gain:.2f} times as strong as where "
             f"it is drawn): {doubt}",
-        )
-
-    def _onto_edges_if_followed(self, weak: Offset, search_m: float) -> Offset:
-        """A prior the model's map cannot place, whose outlines the image's edges do not
-        follow where it is drawn: moved by registration.edge_offset when the image's edges
-        follow it there (EDGE_SUPPORT), a misread model's prior off by a shift (session 40);
-        else ``weak`` as it is, the prior where drawn."""
-        assert self.prior is not None
-        found = self._edge_offset(search_m)
-        log.info("prior registration: by the image's edges %s", found)
-        if isinstance(found, str):
-            return weak
-        dy, dx, gain = found
-        mgt = self.model_grid().geotransform
-        self.prior.shift = (dx * mgt[1], dy * mgt[5])
-        support = self.prior_edge_support()
-        if support is None or support < EDGE_SUPPORT:
-            self.prior.shift = (0.0, 0.0)
-            return weak
-        east, north = dx * mgt[1], dy * mgt[5]
-        return replace(
-            weak,
-            dy=dy * mgt[5] / self.ds.GetGeoTransform()[5],
-            dx=dx * mgt[1] / self.ds.GetGeoTransform()[1],
-            metres=float(np.hypot(east, north)),
-            applied=True,
-            by_edges=True,
-            edge_support=support,
-            misread=True,
-            why=f"moved {abs(east):.1f} m {'east' if east >= 0 else 'west'} and "
-            f"{abs(north):.1f} m {'north' if north >= 0 else 'south'} onto the image's edges "
-            f"({gain:.2f} times as strong as where it is drawn): "
-            + weak.why.removeprefix("left in place: "),
         )
 
     def _edge_offset(self, search_m: float) -> tuple[float, float, float] | str:
