@@ -46,20 +46,29 @@ def changes_layer_at(
     project: QgsProject, point: QgsPointXY, crs: QgsCoordinateReferenceSystem
 ) -> tuple[QgsRasterLayer, QgsPointXY] | None:
     """The topmost shown changes layer under ``point`` (and the point in its CRS) that
-    knows the previous map it was made against."""
+    knows the previous map it was made against; raises MapRefinerError when the only
+    ones there do not (made before session 40: refine again to make a new one)."""
+    older = None
     for node in project.layerTreeRoot().findLayers():  # top to bottom, as drawn
         layer = node.layer()
         if not (
             isinstance(layer, QgsRasterLayer)
             and node.isVisible()
             and layer.customProperty(CHANGES_OF_KEY) is not None
-            and layer.customProperty(PREVIOUS_MAP_KEY)
         ):
             continue
         to_layer = QgsCoordinateTransform(crs, layer.crs(), project)
         at = to_layer.transform(point)
-        if layer.extent().contains(at):
+        if not layer.extent().contains(at):
+            continue
+        if layer.customProperty(PREVIOUS_MAP_KEY):
             return layer, at
+        older = older or layer
+    if older is not None:
+        raise MapRefinerError(
+            f"“{older.name()}” does not say which map it was compared with (made by an "
+            "older Map Refiner): refine again with the round's model to make a new one."
+        )
     return None
 
 
