@@ -13,6 +13,7 @@ from osgeo import gdal
 from map_refiner.engine.errors import MapRefinerError
 from map_refiner.engine.rasters.read import (
     EARTH_RADIUS_M,
+    at_declared_nodata,
     check_bands,
     ground_resolution,
     open_raster,
@@ -128,6 +129,21 @@ def test_nodata_in_every_band_invalidates_the_pixel() -> None:
     # Without nodata, 0 in some bands is a value like any other.
     _, valid = read_window(mem(arr), [1, 2, 3], 0, 0, 6, 6)
     assert valid.sum() == 35  # ... and black in every band no data (session 39)
+
+
+def test_nodata_is_judged_by_the_band_s_type_not_the_buffer_s() -> None:
+    """The bundled model's look and the training statistics read byte bands into float
+    buffers: one band at 255 is still data there (at_declared_nodata asks the band)."""
+    arr = np.full((3, 4, 4), 9, np.uint8)
+    arr[0, 1, 1] = 255  # a roof saturating red
+    arr[:, 2, 2] = 255  # a white collar
+    ds = mem(arr, nodata=255)
+    bands = [ds.GetRasterBand(b) for b in (1, 2, 3)]
+    floats = [band.ReadAsArray().astype(np.float64) for band in bands]
+    found = at_declared_nodata(floats, bands)
+    assert found is not None and found.sum() == 1 and found[2, 2]
+    plain = mem(arr)  # kept: its band's owner
+    assert at_declared_nodata(floats, [plain.GetRasterBand(1)] * 3) is None
 
 
 @pytest.mark.parametrize("nodata", [None, float("nan"), -9999.0])

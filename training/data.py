@@ -182,7 +182,6 @@ def band_statistics(
     step = max(1, int(math.sqrt(ds.RasterXSize * ds.RasterYSize / max_pixels)))
     bw, bh = max(1, ds.RasterXSize // step), max(1, ds.RasterYSize // step)
     arrs, valid = [], np.ones((bh, bw), dtype=bool)
-    values: list[float | None] = []
     for b in bands:
         band = ds.GetRasterBand(b)
         try:
@@ -195,10 +194,9 @@ def band_statistics(
                 "is damaged or truncated; use a complete copy.",
                 details=str(exc),
             ) from exc
-        values.append(band.GetNoDataValue())
         valid &= np.isfinite(a)
         arrs.append(a)
-    at_nodata = at_declared_nodata(arrs, values)  # every band at it: no data (session 40)
+    at_nodata = at_declared_nodata(arrs, [ds.GetRasterBand(b) for b in bands])
     if at_nodata is not None:
         valid &= ~at_nodata
     stack = np.stack(arrs)

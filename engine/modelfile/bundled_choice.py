@@ -160,7 +160,6 @@ def _read_coarse(
     data = np.empty((len(bands), bh, bw), dtype=np.float32)
     valid = np.ones((bh, bw), dtype=bool)
     arrays: list[np.ndarray] = []
-    values: list[float | None] = []
     for i, b in enumerate(bands):
         band = ds.GetRasterBand(b)
         arr = band.ReadAsArray(
@@ -173,11 +172,10 @@ def _read_coarse(
             buf_type=gdal.GDT_Float32,
             resample_alg=gdal.GRIORA_Average,
         )
-        values.append(band.GetNoDataValue())
         valid &= np.isfinite(arr)
         data[i] = np.nan_to_num(arr)
         arrays.append(arr)
-    at_nodata = at_declared_nodata(arrays, values)  # every band at it: no data
+    at_nodata = at_declared_nodata(arrays, [ds.GetRasterBand(b) for b in bands])
     if at_nodata is not None:
         valid &= ~at_nodata
     valid &= (data > 0).any(0)

@@ -228,10 +228,10 @@ def read_window(
     255, as gdalwarp reads a source with one nodata value, UNIFIED_SRC_NODATA=PARTIAL),
     where any floating-point band holds its nodata value or any band is NaN, or where
     an alpha band (RGBA) or a per-dataset mask is 0; in a raster that declares none of
-    these, where every band is 0 (a reprojected image's
-    black collar, a mosaic's missing tile: session 39, a black collar read as data drew
-    false buildings along it, austin_dev reprojected to EPSG:4326 46.6 building IoU
-    against 54.8 with its collar as no data).
+    these, where every band is 0 (a reprojected image's black collar, a mosaic's missing
+    tile: session 39, a black collar read as data drew false buildings along it,
+    austin_dev reprojected to EPSG:4326 46.6 building IoU against 54.8 with its collar as
+    no data).
     """
     try:
         return _read_window(ds, bands, x0, y0, w, h)
@@ -244,19 +244,18 @@ def _read_window(
 ) -> tuple[np.ndarray, np.ndarray]:
     data = np.empty((len(bands), h, w), dtype=np.float32)
     valid = np.ones((h, w), dtype=bool)
-    raws, values = [], []
+    raws = []
     for i, b in enumerate(bands):
         band = ds.GetRasterBand(b)
         raw = band.ReadAsArray(x0, y0, w, h)
         raws.append(raw)  # compared in the band's own type: float32 would merge values
-        values.append(band.GetNoDataValue())
         arr = raw.astype(np.float32, copy=False)
         bad = ~np.isfinite(arr)
         if bad.any():
             valid &= ~bad
             arr = np.where(bad, 0, arr)
         data[i] = arr
-    at_nodata = at_declared_nodata(raws, values)
+    at_nodata = at_declared_nodata(raws, [ds.GetRasterBand(b) for b in bands])
     if at_nodata is not None:
         valid &= ~at_nodata
     alpha = alpha_band(ds)
@@ -273,20 +272,23 @@ def _read_window(
 
 
 def at_declared_nodata(
-    arrays: Sequence[np.ndarray], values: Sequence[float | None]
+    arrays: Sequence[np.ndarray], bands: Sequence[gdal.Band]
 ) -> np.ndarray | None:
-    """The no-data pixels of bands ``arrays`` that declare ``values`` (None or NaN: none),
-    or None when none declares one: where every integer band holds its value (a collar,
-    a missing tile; one integer band at it is a real pixel clipped at the range's end, a
-    white roof saturating red where nodata is 255: session 40), or any floating-point
-    band holds its own (-9999 is no reflectance). Used by read_window, the bundled model's
-    look and the training statistics."""
+    """The no-data pixels of ``arrays`` read from ``bands`` (in any buffer type), or None
+    when no band declares a nodata value: where every integer band holds its value (a
+    collar, a missing tile; one integer band at it is a real pixel clipped at the range's
+    end, a white roof saturating red where nodata is 255: session 40), or any
+    floating-point band holds its own (-9999 is no reflectance). Integer or floating
+    point is the band's own type, not the buffer's (the bundled model's look and the
+    training statistics read integer bands into floats). Used by read_window, the look
+    and the training statistics."""
     every, any_float = None, None
-    for arr, value in zip(arrays, values, strict=True):
+    for arr, band in zip(arrays, bands, strict=True):
+        value = band.GetNoDataValue()
         if value is None or math.isnan(value):
             continue
         hit = arr == value
-        if arr.dtype.kind == "f":
+        if band.DataType not in _INTEGER:
             any_float = hit if any_float is None else any_float | hit
         else:
             every = hit if every is None else every & hit
