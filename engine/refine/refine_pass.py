@@ -241,12 +241,7 @@ class RefinePass:
             offset = replace(offset, applied=True, why=f"moved {move}")
         elif offset.applied:
             self.prior.shift = (offset.dx * gt[1], offset.dy * gt[5])
-            east = offset.dx * self.resolution_m[0]
-            north = -offset.dy * self.resolution_m[1]
-            move = (
-                f"{abs(east):.1f} m {'east' if east >= 0 else 'west'} and "
-                f"{abs(north):.1f} m {'north' if north >= 0 else 'south'}"
-            )
+            move = self._in_words(offset.dy, offset.dx)
             offset = replace(offset, why=f"moved {move} to fit the image")
         if offset.applied and edges:
             offset = self._edges_second_opinion(offset, move, search_m)
@@ -279,25 +274,30 @@ class RefinePass:
         log.info("prior registration: by the image's edges %s", found)
         if isinstance(found, str):
             return replace(offset, applied=False, edge_ratio=ratio, why=f"left in place: {doubt}")
-        dy, dx, gain = found
-        mgt = self.model_grid().geotransform
-        self.prior.shift = (dx * mgt[1], dy * mgt[5])
-        east, north = dx * mgt[1], dy * mgt[5]  # north-up grids: metres east and north
-        shift_m = float(np.hypot(east, north))
-        where = (
-            f"{abs(east):.1f} m {'east' if east >= 0 else 'west'} and "
-            f"{abs(north):.1f} m {'north' if north >= 0 else 'south'}"
-        )
+        dy_m, dx_m, gain = found  # model pixels
+        dy, dx = dy_m / self.grids.scale_y, dx_m / self.grids.scale_x  # image pixels
+        gt = grid_of(self.ds).geotransform
+        self.prior.shift = (dx * gt[1], dy * gt[5])
+        where = self._in_words(dy, dx)
         return replace(
             offset,
-            dy=dy * mgt[5] / self.ds.GetGeoTransform()[5],
-            dx=dx * mgt[1] / self.ds.GetGeoTransform()[1],
-            metres=shift_m,
+            dy=dy,
+            dx=dx,
+            metres=float(np.hypot(dy * self.resolution_m[1], dx * self.resolution_m[0])),
             applied=True,
             by_edges=True,
             edge_ratio=ratio,
             why=f"moved {where} onto the image's edges ({gain:.2f} times as strong as where "
             f"it is drawn): {doubt}",
+        )
+
+    def _in_words(self, dy: float, dx: float) -> str:
+        """A shift of ``(dy, dx)`` image pixels in metres on the ground, as the notes say
+        it ("2.0 m west and 1.5 m north")."""
+        east, north = dx * self.resolution_m[0], -dy * self.resolution_m[1]
+        return (
+            f"{abs(east):.1f} m {'east' if east >= 0 else 'west'} and "
+            f"{abs(north):.1f} m {'north' if north >= 0 else 'south'}"
         )
 
     def _edge_offset(self, search_m: float) -> tuple[float, float, float] | str:
