@@ -16,16 +16,13 @@ image itself is stretched too. Whole-image building IoU.
 
 from __future__ import annotations
 
-import argparse
-import json
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from osgeo import gdal
 
-from ..corrections.scenes import scenes
-from ..corrections.study import ROOT, iou, refine
+from ..corrections.study import iou, refine
+from .scene_probe import scene_probe_main
 
 STRETCHES = ((2, 98, False), (2, 98, True), (0.1, 99.9, True), (0.5, 99.5, True))
 
@@ -84,19 +81,7 @@ def scene_row(image: Path, reference: Path, work: Path) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("scenes", nargs="+")
-    p.add_argument("--data", type=Path, default=Path("../shared/data"))
-    p.add_argument("--json", type=Path, required=True)
-    a = p.parse_args(argv)
-    found = scenes(a.data, ROOT / "out" / "corrections" / "data")
-    rows = json.loads(a.json.read_text()) if a.json.exists() else {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in a.scenes:
-            rows[name] = scene_row(found[name].image, found[name].reference, Path(tmp))
-            a.json.write_text(json.dumps(rows, indent=1))
-            print(name, json.dumps(rows[name]), flush=True)
-    return 0
+    return scene_probe_main(__doc__, scene_row, argv)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""The command line the per-scene probes share (nodata_probe, coarse_probe): scene names,
-``--data``, ``--json``; each scene's row from ``scene_row(image, reference, work)`` in a
-scratch folder, all rows written to the JSON file."""
+"""The command line the per-scene probes share (bit_depth_probe, nodata_probe,
+coarse_probe): scene names, ``--data``, ``--json``; each scene's row from
+``scene_row(image, reference, work)`` in a scratch folder, added to the JSON file's rows
+(kept from an earlier run) and written after each scene."""
 
 from __future__ import annotations
 
@@ -23,8 +24,11 @@ def scene_probe_main(doc: str, scene_row: SceneRow, argv: list[str] | None = Non
     ap.add_argument("--json", type=Path, required=True)
     a = ap.parse_args(argv)
     found = scenes(a.data, ROOT / "out" / "corrections" / "data")
-    with tempfile.TemporaryDirectory() as tmp:
-        rows = {n: scene_row(found[n].image, found[n].reference, Path(tmp)) for n in a.scenes}
+    rows = json.loads(a.json.read_text()) if a.json.exists() else {}
     a.json.parent.mkdir(parents=True, exist_ok=True)
-    a.json.write_text(json.dumps(rows, indent=1))
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in a.scenes:
+            rows[name] = scene_row(found[name].image, found[name].reference, Path(tmp))
+            a.json.write_text(json.dumps(rows, indent=1))
+            print(name, json.dumps(rows[name]), flush=True)
     return 0
