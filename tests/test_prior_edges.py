@@ -23,14 +23,19 @@ from map_refiner.engine.refine.predict import WindowResult
 from map_refiner.engine.refine.prior import PRIOR_KEEP, keep_prior
 from map_refiner.engine.refine.registration import (
     EDGE_AGREEMENT,
+    EDGE_MIRRORS,
     EDGE_MOVE,
+    EDGE_STANDING,
     EDGE_SUPPORT,
     RESHAPE_AGREEMENT,
     edge_offset,
     edge_ratio,
     edge_strength,
     edge_sum,
+    mirrored_surfaces,
     outline,
+    outline_surface,
+    peak_standing,
 )
 
 
@@ -120,14 +125,58 @@ def test_the_strongest_edges_move_a_prior_only_when_clearly_stronger() -> None:
     surface = np.ones((9, 9))
     surface[4, 4] = 2.0  # as drawn
     surface[2, 6] = 2.0 * EDGE_MOVE + 0.1  # 2 px up, 2 px right
-    assert edge_offset([surface], 0.6) == pytest.approx((-2.0, 2.0, EDGE_MOVE + 0.05), abs=0.01)
+    unlike = [np.ones((9, 9))]  # its mirror images' surface: flat
+    found = edge_offset([surface], 0.6, unlike)
+    assert found == pytest.approx((-2.0, 2.0, EDGE_MOVE + 0.05), abs=0.01)
     surface[2, 6] = 2.0 * EDGE_MOVE - 0.1  # not clearly stronger: stays
-    assert isinstance(edge_offset([surface], 0.6), str)
+    assert isinstance(edge_offset([surface], 0.6, unlike), str)
     surface[4, 4], surface[4, 5] = 2.0, 2.0 * EDGE_MOVE + 0.5  # one pixel: within a model pixel
-    assert "within a model pixel" in edge_offset([surface], 0.6)
+    assert "within a model pixel" in edge_offset([surface], 0.6, unlike)
     surface[0, 0] = 100.0  # at the search's edge
-    assert isinstance(edge_offset([surface], 0.6), str)
-    assert isinstance(edge_offset([], 0.6), str)
+    assert isinstance(edge_offset([surface], 0.6, unlike), str)
+    assert isinstance(edge_offset([], 0.6, unlike), str)
+
+
+def test_the_strongest_edges_must_stand_out_of_the_search_and_beyond_its_mirrors() -> None:
+    """The best of many shifts of a prior that does not belong is high by chance: a peak
+    that is just the largest of a noisy surface does not move the prior, one that stands
+    EDGE_STANDING robust deviations above the rest does, unless the prior's mirror
+    images find shifts nearly as strong (session 41)."""
+    rng = np.random.default_rng(0)
+    noise = 10 + rng.normal(0, 1, (35, 35))
+    noise[17, 17] = 10.0  # as drawn: the median
+    unlike = [10 + rng.normal(0, 1, (35, 35)) for _ in range(3)]
+    assert peak_standing(noise) < EDGE_STANDING  # the largest of 1225 normal draws: ~3.4
+    found = edge_offset([noise], 0.6, unlike)
+    assert isinstance(found, str) and "does not stand out" in found, found
+    peaked = noise.copy()
+    peaked[14, 20] = 10 + 1.4826 * 0.6745 * (EDGE_STANDING + 1)  # 5+ deviations
+    assert peak_standing(peaked) > EDGE_STANDING
+    # ... but its mirrors reach nearly as high: chance, not the image following it
+    found = edge_offset([peaked], 0.6, unlike)
+    assert isinstance(found, str) and "mirror image" in found, found
+    peaked[14, 20] = EDGE_MIRRORS * max(m.max() for m in unlike) + 0.1
+    assert edge_offset([peaked], 0.6, unlike) == pytest.approx(
+        (-3.0, 3.0, peaked[14, 20] / 10.0), abs=0.01
+    )
+    flat = np.ones((9, 9))
+    assert peak_standing(flat) == 0.0
+    flat[3, 3] = 2.0
+    assert peak_standing(flat) == np.inf
+
+
+def test_a_prior_s_mirror_images_are_its_outlines_where_the_image_has_no_reason_for_them() -> None:
+    """mirrored_surfaces: the same outlines flipped, scored over the same edges; a prior
+    that sits on its image's edges scores far above its mirrors at no shift."""
+    truth = blobs(80, 100, seed=3)
+    strength = edge_strength(showing(truth).astype(np.float32))
+    classes = truth.astype(np.int32)
+    own = outline_surface(classes, strength, 5)
+    mirrors = mirrored_surfaces(classes, strength, 5)
+    assert len(mirrors) == 3 and all(m.shape == own.shape for m in mirrors)
+    assert own[5, 5] == own.max() > 2 * max(m.max() for m in mirrors)
+    lr = outline_surface(np.ascontiguousarray(classes[:, ::-1]), strength, 5)
+    np.testing.assert_allclose(mirrors[0], lr)
 
 
 def test_a_move_onto_the_images_edges_stays(
@@ -230,6 +279,34 @@ def test_a_prior_the_image_does_not_follow_is_not_kept_more(
     assert res.prior_edge_support is not None and res.prior_edge_support < EDGE_SUPPORT
     assert "misread" not in res.prior_note and not res.prior_misread
     out = gdal.Open(str(tmp_path / "a.tif")).ReadAsArray()
+    assert ((out == 1) == elsewhere).mean() > 0.99
+
+
+def test_a_shifted_prior_the_model_cannot_place_goes_onto_the_images_edges(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A prior drawn 3 px (1.8 m) east of the roofs the image shows, and a model whose map
+    is other buildings (a misreading model: it agrees too little with the prior to place
+    it): the image's edges do not follow the prior where drawn, but its outlines' best
+    shift stands out of the search and lays them on the roofs' edges, so it is moved 1.8
+    m west and its classes are kept there (session 41). Told not to ask the edges, it
+    stays and the model's sure map wins."""
+    truth, params = drawn_east(tmp_path, 3)
+    elsewhere = blobs(80, 100, seed=11)
+    monkeypatch.setattr(refine_pass, "predict_tile", model_sure_of(elsewhere))
+    res = refine_raster(RefineParams(out=tmp_path / "a.tif", iterations=0, **params))
+    note = res.prior_note
+    assert note.startswith("moved 1.8 m west and 0.0 m"), note
+    assert "onto the image's edges" in note and "agrees too little" in note
+    assert res.prior_misread and "kept as drawn" in note
+    assert res.prior_edge_support is not None and res.prior_edge_support >= EDGE_SUPPORT
+    out = gdal.Open(str(tmp_path / "a.tif")).ReadAsArray()
+    assert ((out == 1) == truth).mean() > 0.99
+    res = refine_raster(
+        RefineParams(out=tmp_path / "b.tif", iterations=0, prior_edges=False, **params)
+    )
+    assert "onto the image's edges" not in res.prior_note and not res.prior_misread
+    out = gdal.Open(str(tmp_path / "b.tif")).ReadAsArray()
     assert ((out == 1) == elsewhere).mean() > 0.99
 
 

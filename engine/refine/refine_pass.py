@@ -42,6 +42,7 @@ from .registration import (
     edge_strength,
     edge_sum,
     edge_support,
+    mirrored_surfaces,
     outline_surface,
     peak_correlation,
     peak_gain,
@@ -211,6 +212,8 @@ class RefinePass:
                 support = self.prior_edge_support()
                 misread = support is not None and support >= EDGE_SUPPORT
                 weak = replace(weak, edge_support=support, misread=misread)
+                # does the image follow it better moved onto its edges?
+                weak = self._onto_edges_if_followed(weak, search_m)
             log.info("prior registration: %s (edge support %s)", weak.why, weak.edge_support)
             return weak
         offset = best_offset(surfaces, pixel_m)
@@ -291,6 +294,38 @@ class RefinePass:
             f"it is drawn): {doubt}",
         )
 
+    def _onto_edges_if_followed(self, weak: Offset, search_m: float) -> Offset:
+        """A prior the model's map cannot place: moved by registration.edge_offset (a
+        shift that lays its outlines on clearly stronger edges and stands out of the
+        search) when the image's edges follow it there (EDGE_SUPPORT), a misreading
+        model's prior off by a shift (session 41); else ``weak`` as it is, the prior
+        where drawn."""
+        assert self.prior is not None
+        found = self._edge_offset(search_m)
+        log.info("prior registration: by the image's edges %s", found)
+        if isinstance(found, str):
+            return weak
+        dy_m, dx_m, gain = found  # model pixels
+        dy, dx = dy_m / self.grids.scale_y, dx_m / self.grids.scale_x  # image pixels
+        gt = grid_of(self.ds).geotransform
+        self.prior.shift = (dx * gt[1], dy * gt[5])
+        support = self.prior_edge_support()
+        if support is None or support < EDGE_SUPPORT:
+            self.prior.shift = (0.0, 0.0)
+            return weak
+        return replace(
+            weak,
+            dy=dy,
+            dx=dx,
+            metres=float(np.hypot(dy * self.resolution_m[1], dx * self.resolution_m[0])),
+            applied=True,
+            by_edges=True,
+            edge_support=support,
+            misread=True,
+            why=f"moved {self._in_words(dy, dx)} onto the image's edges ({gain:.2f} times "
+            "as strong as where it is drawn): " + weak.why.removeprefix("left in place: "),
+        )
+
     def _in_words(self, dy: float, dx: float) -> str:
         """A shift of ``(dy, dx)`` image pixels in metres on the ground, as the notes say
         it ("2.0 m west and 1.5 m north")."""
@@ -302,17 +337,21 @@ class RefinePass:
 
     def _edge_offset(self, search_m: float) -> tuple[float, float, float] | str:
         """registration.edge_offset of the prior as drawn over the lattice windows' model
-        grid: the shift (model pixels) that lays its outlines on the strongest edges."""
+        grid: the shift (model pixels) that lays its outlines on the strongest edges,
+        clearly beyond its mirror images' best (mirrored_surfaces)."""
         assert self.prior is not None
         mgrid = self.model_grid()
         pixel_m = float(self.config.ground_resolution_m)
         radius = max(1, int(math.ceil(search_m / pixel_m)))
-        surfaces = []
+        surfaces, mirrors = [], [np.zeros((2 * radius + 1,) * 2)] * 3
         for tile in lattice_tiles(self.grids, self.iterations):
             grid = window_grid(mgrid, tile.mx0, tile.my0, tile.mx1, tile.my1)
             strength = self._edge_strength(tile)
-            surfaces.append(outline_surface(self.prior.classes_at(grid), strength, radius))
-        return edge_offset(surfaces, pixel_m)
+            classes = self.prior.classes_at(grid)
+            surfaces.append(outline_surface(classes, strength, radius))
+            mirrored = mirrored_surfaces(classes, strength, radius)
+            mirrors = [m + n for m, n in zip(mirrors, mirrored)]
+        return edge_offset(surfaces, pixel_m, mirrors)
 
     def prior_edge_ratio(self) -> float | None:
         """Mean edge strength of the image under the placed prior's outlines over that
