@@ -13,7 +13,7 @@ from test_map_changes import GT, class_map
 
 from map_refiner.engine.errors import MapRefinerError
 from map_refiner.engine.scoring.changes import map_changes
-from map_refiner.engine.scoring.turn_back import change_region_at
+from map_refiner.engine.scoring.turn_back import change_region_at, changes_in_area
 
 
 def _at(col: float, row: float, gt=GT) -> tuple[float, float]:  # noqa: ANN001
@@ -96,3 +96,56 @@ def test_a_previous_map_without_class_names_is_refused(changed, tmp_path) -> Non
         aux.unlink()
     with pytest.raises(MapRefinerError, match="does not name its classes"):
         change_region_at(changes, plain, *_at(10, 8))
+
+
+def _edge(col: float, row: float) -> tuple[float, float]:
+    """The map coordinates of a pixel's upper-left corner."""
+    return GT[0] + col * GT[1], GT[3] + row * GT[5]
+
+
+def test_a_rectangle_turns_back_every_change_in_it_one_polygon_per_class(changed) -> None:  # noqa: ANN001
+    """Session 41: the whole picture at once. A rectangle over everything: the erased
+    roof back to building (200 px), the three new buildings back to background (36 px in
+    two regions); one (multi)polygon for each class they had."""
+    changes, before = changed
+    (xa, ya), (xb, yb) = _edge(0, 60), _edge(80, 0)
+    found = changes_in_area(changes, before, xa, ya, xb, yb)
+    assert found is not None
+    assert found.pixels_by_class == {"background": 36, "building": 200}
+    assert found.regions == 3
+    roof = ogr.CreateGeometryFromWkt(found.wkt_by_class["building"])
+    assert roof.GetArea() == pytest.approx(200 * 0.25)
+    new = ogr.CreateGeometryFromWkt(found.wkt_by_class["background"])
+    assert new.GetArea() == pytest.approx(36 * 0.25)
+    # three parts: the squares touching at a corner are one region, two polygons
+    assert new.GetGeometryCount() == 3
+    assert "32631" in found.srs_wkt
+    assert found.describe() == "3 changes (9 m² back to background, 50 m² back to building)"
+
+
+def test_a_rectangle_cuts_changes_at_its_sides(changed) -> None:  # noqa: ANN001
+    """Only pixels whose centre lies inside: half the roof (columns 5-14 of 5-24), none
+    of the buildings; a rectangle drawn from any corner is the same."""
+    changes, before = changed
+    (xa, ya), (xb, yb) = _edge(0, 20), _edge(15, 0)
+    found = changes_in_area(changes, before, xb, yb, xa, ya)  # corners swapped
+    assert found is not None and found.pixels_by_class == {"building": 100}
+    roof = ogr.CreateGeometryFromWkt(found.wkt_by_class["building"])
+    assert roof.GetEnvelope() == pytest.approx(
+        (GT[0] + 5 * 0.5, GT[0] + 15 * 0.5, GT[3] - 15 * 0.5, GT[3] - 5 * 0.5)
+    )
+
+
+def test_a_rectangle_with_no_change_or_off_the_raster_turns_nothing_back(changed) -> None:  # noqa: ANN001
+    changes, before = changed
+    (xa, ya), (xb, yb) = _edge(50, 20), _edge(80, 0)  # unchanged background
+    assert changes_in_area(changes, before, xa, ya, xb, yb) is None
+    (xa, ya), (xb, yb) = _edge(-50, 20), _edge(-10, 0)  # beside the raster
+    assert changes_in_area(changes, before, xa, ya, xb, yb) is None
+
+
+def test_a_rectangle_too_large_to_read_says_what_to_do(changed) -> None:  # noqa: ANN001
+    changes, before = changed
+    (xa, ya), (xb, yb) = _edge(0, 60), _edge(80, 0)
+    with pytest.raises(MapRefinerError, match=r"covers 80 x 60 pixels .* at most about 40 x 40"):
+        changes_in_area(changes, before, xa, ya, xb, yb, max_px=1600)

@@ -1,10 +1,12 @@
 """*Turn changes back*: click a change on a round's changes layer and it becomes a
 correction polygon of the class it had before (engine/scoring/turn_back.py), in the
-dialog's correction layer, for the next Fine-tune to learn (and its map to keep).
+dialog's correction layer, for the next Fine-tune to learn (and its map to keep); drag a
+rectangle and every change inside it does (session 41).
 
 A map tool, active while the dialog's button is down; each click reads a window of the
-changes raster around it (instant), so it runs on the main thread. The polygon is one
-edit command of the correction layer: the layer's Undo takes it away again."""
+changes raster around it and a rectangle at most engine AREA_MAX_PX pixels (instant to a
+second), so it runs on the main thread. What one click or drag adds is one edit command
+of the correction layer: the layer's Undo takes it away again."""
 
 from __future__ import annotations
 
@@ -19,35 +21,90 @@ from qgis.core import (
     QgsPointXY,
     QgsProject,
     QgsRasterLayer,
+    QgsRectangle,
     QgsVectorLayer,
+    QgsWkbTypes,
 )
-from qgis.gui import QgisInterface, QgsMapCanvas, QgsMapMouseEvent, QgsMapToolEmitPoint
-from qgis.PyQt.QtCore import pyqtSignal
+from qgis.gui import (
+    QgisInterface,
+    QgsMapCanvas,
+    QgsMapMouseEvent,
+    QgsMapToolEmitPoint,
+    QgsRubberBand,
+)
+from qgis.PyQt.QtCore import QPoint, pyqtSignal
+from qgis.PyQt.QtGui import QColor
 
 from ..engine.errors import MapRefinerError
 from .dialog.correction_layer import CLASS_FIELD
 from .layers import CHANGES_OF_KEY, PREVIOUS_MAP_KEY
 from .messages import show_error, show_success, show_warning
 
+#: A press and release further apart than this (screen pixels, either way) is a drag:
+#: a rectangle; closer, a click.
+DRAG_PX = 4
+
 
 class PickTool(QgsMapToolEmitPoint):
-    """Emits the clicked point (in the canvas's CRS)."""
+    """Emits the clicked point, or the rectangle dragged (in the canvas's CRS)."""
 
     picked = pyqtSignal(QgsPointXY)
+    dragged = pyqtSignal(QgsRectangle)
 
     def __init__(self, canvas: QgsMapCanvas) -> None:
         super().__init__(canvas)
+        self.start: QPoint | None = None  # where the left button went down
+        self.band: QgsRubberBand | None = None
+
+    def canvasPressEvent(self, e: QgsMapMouseEvent) -> None:  # noqa: N802 - Qt's name
+        self.start = e.pos()
+
+    def canvasMoveEvent(self, e: QgsMapMouseEvent) -> None:  # noqa: N802 - Qt's name
+        if self.start is None or not self._is_drag(e.pos()):
+            return
+        if self.band is None:
+            self.band = QgsRubberBand(self.canvas(), QgsWkbTypes.GeometryType.PolygonGeometry)
+            self.band.setColor(QColor(255, 0, 0, 160))
+            self.band.setFillColor(QColor(255, 0, 0, 40))
+            self.band.setWidth(2)
+        self.band.setToGeometry(QgsGeometry.fromRect(self._rectangle(e.pos())), None)
 
     def canvasReleaseEvent(self, e: QgsMapMouseEvent) -> None:  # noqa: N802 - Qt's name
-        self.picked.emit(self.toMapCoordinates(e.pos()))
+        start, self.start = self.start, None
+        self._clear_band()
+        if start is not None and self._is_drag(e.pos(), start):
+            self.dragged.emit(self._rectangle(e.pos(), start))
+        else:
+            self.picked.emit(self.toMapCoordinates(e.pos()))
+
+    def deactivate(self) -> None:
+        self.start = None
+        self._clear_band()
+        super().deactivate()
+
+    def _is_drag(self, pos: QPoint, start: QPoint | None = None) -> bool:
+        start = start if start is not None else self.start
+        assert start is not None
+        return abs(pos.x() - start.x()) > DRAG_PX or abs(pos.y() - start.y()) > DRAG_PX
+
+    def _rectangle(self, pos: QPoint, start: QPoint | None = None) -> QgsRectangle:
+        start = start if start is not None else self.start
+        assert start is not None
+        return QgsRectangle(self.toMapCoordinates(start), self.toMapCoordinates(pos))
+
+    def _clear_band(self) -> None:
+        if self.band is not None:
+            self.canvas().scene().removeItem(self.band)
+            self.band = None
 
 
 def changes_layer_at(
-    project: QgsProject, point: QgsPointXY, crs: QgsCoordinateReferenceSystem
-) -> tuple[QgsRasterLayer, QgsPointXY] | None:
-    """The topmost shown changes layer under ``point`` (and the point in its CRS) that
-    knows the previous map it was made against; raises MapRefinerError when the only
-    ones there do not (made before session 40: refine again to make a new one)."""
+    project: QgsProject, area: QgsPointXY | QgsRectangle, crs: QgsCoordinateReferenceSystem
+) -> tuple[QgsRasterLayer, QgsPointXY | QgsRectangle] | None:
+    """The topmost shown changes layer under ``area`` (a point, or a rectangle it
+    overlaps), and ``area`` in its CRS, that knows the previous map it was made against;
+    raises MapRefinerError when the only ones there do not (made before session 40:
+    refine again to make a new one)."""
     older = None
     for node in project.layerTreeRoot().findLayers():  # top to bottom, as drawn
         layer = node.layer()
@@ -58,9 +115,14 @@ def changes_layer_at(
         ):
             continue
         to_layer = QgsCoordinateTransform(crs, layer.crs(), project)
-        at = to_layer.transform(point)
-        if not layer.extent().contains(at):
-            continue
+        if isinstance(area, QgsRectangle):
+            at: QgsPointXY | QgsRectangle = to_layer.transformBoundingBox(area)
+            if not layer.extent().intersects(at):
+                continue
+        else:
+            at = to_layer.transform(area)
+            if not layer.extent().contains(at):
+                continue
         if layer.customProperty(PREVIOUS_MAP_KEY):
             return layer, at
         older = older or layer
@@ -85,28 +147,7 @@ def turn_back(
         raise MapRefinerError(
             f"Nothing changed there on “{changes.name()}”: click a coloured pixel of it."
         )
-    field = class_field or CLASS_FIELD
-    index = corrections.fields().indexOf(field)
-    if index < 0:
-        raise MapRefinerError(
-            f"“{corrections.name()}” has no field “{field}” for the class; choose its class "
-            "field in the dialog, or make a correction layer with New correction layer…"
-        )
-    geometry = QgsGeometry.fromWkt(region.wkt)
-    source = QgsCoordinateReferenceSystem.fromWkt(region.srs_wkt)
-    if source.isValid() and corrections.crs().isValid() and source != corrections.crs():
-        geometry.transform(QgsCoordinateTransform(source, corrections.crs(), QgsProject.instance()))
-    feature = QgsFeature(corrections.fields())
-    feature.setGeometry(geometry)
-    feature.setAttribute(index, region.was)
-    if not corrections.isEditable() and not corrections.startEditing():
-        raise MapRefinerError(f"“{corrections.name()}” cannot be edited; choose another layer.")
-    corrections.beginEditCommand("Map Refiner: turn a change back")
-    added = corrections.addFeature(feature)
-    corrections.endEditCommand()
-    if not added:
-        raise MapRefinerError(f"The polygon could not be added to “{corrections.name()}”.")
-    corrections.triggerRepaint()
+    _add_polygons(corrections, class_field, [(region.wkt, region.was)], region.srs_wkt, "a change")
     text = (
         f"Turned back {region.describe()}: drawn as {region.was} in “{corrections.name()}”; "
         "Fine-tune to learn it (the layer's Undo takes it away)"
@@ -115,6 +156,85 @@ def turn_back(
         text += "; the change is larger than the part read around your click, so click it "
         text += "again beyond the new polygon's edge for the rest"
     return text
+
+
+def turn_back_area(
+    changes: QgsRasterLayer, area: QgsRectangle, corrections: QgsVectorLayer, class_field: str
+) -> str:
+    """Add every change inside ``area`` (in ``changes``'s CRS) to ``corrections``: one
+    polygon for each class the changed pixels had (split into parts on a single-polygon
+    layer); returns what the message bar says. Raises MapRefinerError."""
+    from ..engine.scoring.turn_back import changes_in_area
+
+    before = Path(str(changes.customProperty(PREVIOUS_MAP_KEY)))
+    found = changes_in_area(
+        changes.source(),
+        before,
+        area.xMinimum(),
+        area.yMinimum(),
+        area.xMaximum(),
+        area.yMaximum(),
+    )
+    if found is None:
+        raise MapRefinerError(
+            f"Nothing changed inside that rectangle on “{changes.name()}”: drag it over "
+            "the coloured pixels to turn back."
+        )
+    _add_polygons(
+        corrections,
+        class_field,
+        [(wkt, was) for was, wkt in found.wkt_by_class.items()],
+        found.srs_wkt,
+        "the changes in a rectangle",
+    )
+    return (
+        f"Turned back {found.describe()} in “{corrections.name()}”; Fine-tune to learn "
+        "them (the layer's Undo takes them away)"
+    )
+
+
+def _add_polygons(
+    corrections: QgsVectorLayer,
+    class_field: str,
+    polygons: list[tuple[str, str]],
+    srs_wkt: str,
+    what: str,
+) -> None:
+    """Add ``polygons`` (WKT in ``srs_wkt``, class name) to ``corrections`` in one edit
+    command named after ``what``; a multipolygon goes in as its parts where the layer
+    holds single polygons. Raises MapRefinerError."""
+    field = class_field or CLASS_FIELD
+    index = corrections.fields().indexOf(field)
+    if index < 0:
+        raise MapRefinerError(
+            f"“{corrections.name()}” has no field “{field}” for the class; choose its class "
+            "field in the dialog, or make a correction layer with New correction layer…"
+        )
+    source = QgsCoordinateReferenceSystem.fromWkt(srs_wkt)
+    to_layer = None
+    if source.isValid() and corrections.crs().isValid() and source != corrections.crs():
+        to_layer = QgsCoordinateTransform(source, corrections.crs(), QgsProject.instance())
+    single = not QgsWkbTypes.isMultiType(corrections.wkbType())
+    features = []
+    for wkt, name in polygons:
+        geometry = QgsGeometry.fromWkt(wkt)
+        if to_layer is not None:
+            geometry.transform(to_layer)
+        parts = geometry.asGeometryCollection() if single else [geometry]
+        for part in parts:
+            feature = QgsFeature(corrections.fields())
+            feature.setGeometry(part)
+            feature.setAttribute(index, name)
+            features.append(feature)
+    if not corrections.isEditable() and not corrections.startEditing():
+        raise MapRefinerError(f"“{corrections.name()}” cannot be edited; choose another layer.")
+    corrections.beginEditCommand(f"Map Refiner: turn back {what}")
+    added = all(corrections.addFeature(f) for f in features)
+    if not added:
+        corrections.destroyEditCommand()
+        raise MapRefinerError(f"The polygons could not be added to “{corrections.name()}”.")
+    corrections.endEditCommand()
+    corrections.triggerRepaint()
 
 
 class TurnBackFlow:
@@ -140,6 +260,7 @@ class TurnBackFlow:
         if self.tool is None:
             self.tool = PickTool(canvas)
             self.tool.picked.connect(self.pick)
+            self.tool.dragged.connect(self.pick_area)
             self.tool.deactivated.connect(self.released)
         canvas.setMapTool(self.tool)
         layer, _field = self.corrections()
@@ -151,6 +272,14 @@ class TurnBackFlow:
             )
 
     def pick(self, point: QgsPointXY) -> None:
+        """Turn back the change under a click."""
+        self._turn_back(point)
+
+    def pick_area(self, area: QgsRectangle) -> None:
+        """Turn back every change inside a dragged rectangle."""
+        self._turn_back(area)
+
+    def _turn_back(self, area: QgsPointXY | QgsRectangle) -> None:
         project = QgsProject.instance()
         try:
             layer, field = self.corrections()
@@ -160,13 +289,18 @@ class TurnBackFlow:
                     "changes you click go there."
                 )
             crs = self.iface.mapCanvas().mapSettings().destinationCrs()
-            found = changes_layer_at(project, point, crs)
+            found = changes_layer_at(project, area, crs)
             if found is None:
                 raise MapRefinerError(
                     "No changes layer there: refine with a round's model, then click what "
-                    "its changes layer shows where the new map is wrong."
+                    "its changes layer shows where the new map is wrong (or drag a rectangle "
+                    "over them)."
                 )
-            text = turn_back(found[0], found[1], layer, field)
+            changes, at = found
+            if isinstance(at, QgsRectangle):
+                text = turn_back_area(changes, at, layer, field)
+            else:
+                text = turn_back(changes, at, layer, field)
         except MapRefinerError as exc:
             show_error(self.iface.messageBar(), exc)
             return

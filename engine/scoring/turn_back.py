@@ -11,6 +11,10 @@ map keeps it (the drawn polygons are burned into the map).
 Only a window of the changes raster around the picked pixel is read (REACH_PX either
 side), so a pick is instant on any raster; a region larger than the window is cut at its
 edge, which ChangeRegion.cut says.
+
+A rectangle turns back every change in it at once (changes_in_area, session 41): where a
+round broke a whole neighbourhood, one drag instead of a click per roof. Each class the
+changed pixels had becomes one (multi)polygon, cut at the rectangle's sides.
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ from .changes import UNCHANGED, class_legend, pixel_area
 PathLike = Union[str, Path]
 #: Pixels read either side of the picked one (a window of 1025 x 1025 at most).
 REACH_PX = 512
+#: The largest rectangle changes_in_area reads, in pixels of the changes raster (about
+#: 64 MB of working arrays; a 2.4 x 2.4 km square at 0.6 m).
+AREA_MAX_PX = 4096 * 4096
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,143 @@ def change_region_at(
         pixels * area if area is not None else None,
         cut,
     )
+
+
+@dataclass(frozen=True)
+class AreaChanges:
+    """Every change inside a rectangle: per class the changed pixels had (the corrections'
+    class), their outline as one (multi)polygon in the changes raster's CRS."""
+
+    wkt_by_class: dict[str, str]  # class before -> (multi)polygon WKT
+    pixels_by_class: dict[str, int]
+    srs_wkt: str
+    regions: int  # connected changes (8-connected, one class to one other) in it
+    pixel_area_m2: float | None  # None without a CRS in metres
+
+    def describe(self) -> str:
+        parts = []
+        for was, pixels in self.pixels_by_class.items():
+            size = (
+                f"{pixels * self.pixel_area_m2:,.0f} m²"
+                if self.pixel_area_m2 is not None
+                else f"{pixels} px"
+            )
+            parts.append(f"{size} back to {was}")
+        n = self.regions
+        return f"{n} change{'s' if n != 1 else ''} ({', '.join(parts)})"
+
+
+def changes_in_area(
+    changes: PathLike,
+    before: PathLike,
+    xmin: float,
+    ymin: float,
+    xmax: float,
+    ymax: float,
+    max_px: int = AREA_MAX_PX,
+) -> AreaChanges | None:
+    """Every change of a changes raster whose pixel centre lies inside the rectangle
+    (any two opposite corners, in ``changes``'s CRS), against the previous class map
+    ``before`` (read onto its grid): per class it had, one (multi)polygon; None where
+    nothing changed there."""
+    xmin, xmax = sorted((xmin, xmax))
+    ymin, ymax = sorted((ymin, ymax))
+    changes_ds, before_ds = open_raster(changes), open_raster(before)
+    legend = class_legend(before_ds)
+    if legend is None:
+        raise MapRefinerError(
+            f"{Path(before).name} does not name its classes, so changes cannot be turned "
+            "back to them; refine again to write a map that does."
+        )
+    names = legend[0]
+    grid = grid_of(changes_ds)
+    block = _block_of(grid, xmin, ymin, xmax, ymax)
+    if block is None:
+        return None
+    x0, y0, w, h = block
+    if w * h > max_px:
+        side = int(max_px**0.5)
+        raise MapRefinerError(
+            f"That rectangle covers {w} x {h} pixels of the changes layer; draw one of at "
+            f"most about {side} x {side} (or zoom in and turn the changes back in parts)."
+        )
+    became = changes_ds.GetRasterBand(1).ReadAsArray(*block).astype(np.int32)
+    old = to_labels(*read_block(before_ds, grid, block), None, Path(before).name)
+    k = len(names)
+    valid = (became != UNCHANGED) & (became <= k) & (old != IGNORE) & (old < k)
+    valid &= _centres_inside(grid, block, xmin, ymin, xmax, ymax)
+    if not valid.any():
+        return None
+    code = np.where(valid, old.astype(np.int32) * k + became, 0)  # became is class + 1
+    found = _polygons(code, grid, x0, y0)
+    by_class: dict[int, ogr.Geometry] = {}
+    for value, geometry in found:
+        was = (value - 1) // k
+        by_class.setdefault(was, ogr.Geometry(ogr.wkbMultiPolygon)).AddGeometry(geometry)
+    was_of = np.where(code > 0, (code - 1) // k, -1)
+    return AreaChanges(
+        {names[c]: g.UnionCascaded().ExportToWkt() for c, g in sorted(by_class.items())},
+        {names[c]: int((was_of == c).sum()) for c in sorted(by_class)},
+        grid.projection_wkt,
+        len(found),
+        pixel_area(grid),
+    )
+
+
+def _block_of(
+    grid: GridSpec, xmin: float, ymin: float, xmax: float, ymax: float
+) -> tuple[int, int, int, int] | None:
+    """The window (x0, y0, width, height) of the raster's pixels around a rectangle in its
+    CRS (its corners' pixel bounding box, clipped to the raster); None off the raster."""
+    inverse = gdal.InvGeoTransform(grid.geotransform)
+    if inverse is None:
+        return None
+    corners = [gdal.ApplyGeoTransform(inverse, x, y) for x in (xmin, xmax) for y in (ymin, ymax)]
+    cols, rows = [c for c, _ in corners], [r for _, r in corners]
+    if not all(math.isfinite(v) for v in cols + rows):
+        return None
+    x0, x1 = max(0, int(math.floor(min(cols)))), min(grid.width, int(math.ceil(max(cols))))
+    y0, y1 = max(0, int(math.floor(min(rows)))), min(grid.height, int(math.ceil(max(rows))))
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def _centres_inside(
+    grid: GridSpec,
+    block: tuple[int, int, int, int],
+    xmin: float,
+    ymin: float,
+    xmax: float,
+    ymax: float,
+) -> np.ndarray:
+    """Whether each pixel of ``block`` has its centre inside the rectangle (any affine
+    grid)."""
+    x0, y0, w, h = block
+    gt = grid.geotransform
+    cols = np.arange(x0, x0 + w) + 0.5
+    rows = np.arange(y0, y0 + h)[:, None] + 0.5
+    x = gt[0] + cols * gt[1] + rows * gt[2]
+    y = gt[3] + cols * gt[4] + rows * gt[5]
+    return (x >= xmin) & (x <= xmax) & (y >= ymin) & (y <= ymax)
+
+
+def _polygons(code: np.ndarray, grid: GridSpec, x0: int, y0: int) -> list[tuple[int, ogr.Geometry]]:
+    """The 8-connected regions of equal non-zero ``code`` as polygons on the raster's
+    grid, with their code."""
+    height, width = code.shape
+    mem = gdal.GetDriverByName("MEM").Create("", width, height, 1, gdal.GDT_Int32)
+    mem.SetGeoTransform(window(grid, x0, y0, width, height).geotransform)
+    band = mem.GetRasterBand(1)
+    band.WriteArray(code)
+    mask = gdal.GetDriverByName("MEM").Create("", width, height, 1, gdal.GDT_Byte)
+    mask_band = mask.GetRasterBand(1)
+    mask_band.WriteArray((code > 0).astype(np.uint8))
+    source = ogr.GetDriverByName("Memory").CreateDataSource("")  # kept: the layer's owner
+    layer = source.CreateLayer("regions")
+    layer.CreateField(ogr.FieldDefn("value", ogr.OFTInteger))
+    gdal.Polygonize(band, mask_band, layer, 0, ["8CONNECTED=8"])
+    return [(int(f.GetField(0)), f.GetGeometryRef().Clone()) for f in layer]
 
 
 def _pixel(grid: GridSpec, x: float, y: float) -> tuple[int, int] | None:

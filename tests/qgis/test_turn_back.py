@@ -158,3 +158,106 @@ def test_the_button_holds_the_map_tool_until_another_is_chosen(flow, qgis_iface)
     button.setChecked(True)
     button.setChecked(False)
     assert canvas.mapTool() is not controller.turn_back.tool
+
+
+def _rect(col0: float, row0: float, col1: float, row1: float):  # noqa: ANN202
+    from qgis.core import QgsRectangle
+
+    return QgsRectangle(
+        GT[0] + col0 * GT[1], GT[3] + row1 * GT[5], GT[0] + col1 * GT[1], GT[3] + row0 * GT[5]
+    )
+
+
+def test_a_dragged_rectangle_turns_back_every_change_inside_it(
+    flow, rgb_layer, qgis_iface, qgis_new_project
+) -> None:  # noqa: ANN001
+    """Session 41: one drag over both changes adds one polygon per class they had, as one
+    edit command; a rectangle over half the roof adds that half only."""
+    controller, dialog = flow
+    summary = dialog.model.summary
+    labels = create_correction_layer(
+        rgb_layer, summary.class_names, summary.colours, qgis_new_project
+    )
+    dialog.labels.set_layer(labels, "class")
+    turn_back = controller.turn_back_flow()
+    turn_back.pick_area(_rect(0, 0, 48, 48))
+    assert qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical) == []
+    features = sorted(labels.getFeatures(), key=lambda f: f["class"])
+    assert [f["class"] for f in features] == ["background", "building"]
+    assert features[0].geometry().area() == pytest.approx(6 * 6 * 0.36, rel=1e-6)
+    assert features[1].geometry().area() == pytest.approx(8 * 12 * 0.36, rel=1e-6)
+    success = qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Success)[-1]
+    assert "Turned back 2 changes (13 m² back to background, 35 m² back to building)" in (
+        success
+    ), success
+    labels.undoStack().undo()  # the drag was one edit command
+    assert labels.featureCount() == 0
+    turn_back.pick_area(_rect(0, 0, 10, 48))  # columns 4-9 of the roof's 4-15
+    (half,) = list(labels.getFeatures())
+    assert half["class"] == "building"
+    assert half.geometry().area() == pytest.approx(8 * 6 * 0.36, rel=1e-6)
+
+
+def test_a_rectangle_on_a_single_polygon_layer_adds_each_part(flow, qgis_new_project) -> None:  # noqa: ANN001
+    """A user's own layer of single polygons: each class's (multi)polygon goes in as
+    single polygons."""
+    from qgis.core import QgsVectorLayer
+
+    controller, dialog = flow
+    labels = QgsVectorLayer("Polygon?crs=EPSG:26914&field=class:string", "single", "memory")
+    qgis_new_project.addMapLayer(labels)
+    dialog.labels.set_layer(labels, "class")
+    controller.turn_back_flow().pick_area(_rect(0, 0, 48, 48))
+    classes = sorted(f["class"] for f in labels.getFeatures())
+    assert classes == ["background", "building"]
+    assert all(not f.geometry().isMultipart() for f in labels.getFeatures())
+
+
+def test_a_rectangle_where_nothing_changed_says_so(flow, qgis_iface, qgis_new_project) -> None:  # noqa: ANN001
+    from qgis.core import QgsVectorLayer
+
+    controller, dialog = flow
+    labels = QgsVectorLayer("Polygon?crs=EPSG:26914&field=class:string", "c", "memory")
+    qgis_new_project.addMapLayer(labels)
+    dialog.labels.set_layer(labels, "class")
+    controller.turn_back_flow().pick_area(_rect(20, 0, 48, 20))  # unchanged background
+    error = qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical)[-1]
+    assert "Nothing changed inside that rectangle" in error, error
+    assert labels.featureCount() == 0
+
+
+def test_the_tool_tells_a_click_from_a_drag(flow, qgis_iface) -> None:  # noqa: ANN001
+    """Press, move and release the mouse on the canvas: a short move is a click, a long
+    one a rectangle from the press to the release."""
+    from qgis.gui import QgsMapMouseEvent
+    from qgis.PyQt.QtCore import QEvent, QPoint, Qt
+
+    from map_refiner.ui.turn_back import DRAG_PX
+
+    controller, dialog = flow
+    dialog.labels.turn_back_button.setChecked(True)
+    tool = controller.turn_back.tool
+    canvas = qgis_iface.mapCanvas()
+    clicks, drags = [], []
+    tool.picked.connect(clicks.append)
+    tool.dragged.connect(drags.append)
+
+    def event(kind: QEvent.Type, x: int, y: int) -> QgsMapMouseEvent:
+        button = Qt.MouseButton.LeftButton
+        return QgsMapMouseEvent(
+            canvas, kind, QPoint(x, y), button, button, Qt.KeyboardModifier.NoModifier
+        )
+
+    tool.canvasPressEvent(event(QEvent.Type.MouseButtonPress, 10, 10))
+    tool.canvasReleaseEvent(event(QEvent.Type.MouseButtonRelease, 10 + DRAG_PX, 10))
+    assert len(clicks) == 1 and drags == []
+    tool.canvasPressEvent(event(QEvent.Type.MouseButtonPress, 10, 10))
+    tool.canvasMoveEvent(event(QEvent.Type.MouseMove, 40, 30))
+    assert tool.band is not None  # the rectangle is shown while dragging
+    tool.canvasReleaseEvent(event(QEvent.Type.MouseButtonRelease, 60, 50))
+    assert len(clicks) == 1 and len(drags) == 1 and tool.band is None
+    (rect,) = drags
+    start, end = tool.toMapCoordinates(QPoint(10, 10)), tool.toMapCoordinates(QPoint(60, 50))
+    assert rect.xMinimum() == pytest.approx(min(start.x(), end.x()))
+    assert rect.yMaximum() == pytest.approx(max(start.y(), end.y()))
+    dialog.labels.turn_back_button.setChecked(False)
