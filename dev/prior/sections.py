@@ -42,3 +42,13 @@ def kept_sections(path: Path, headings: list[str]) -> str:
     text = path.read_text() if path.exists() else ""
     parts = [split_section(text, h)[1].strip() for h in headings]
     return "\n\n".join(p for p in parts if p)
+
+
+def session_headings(path: Path) -> list[str]:
+    """The headings of ``path``'s hand-written session sections (``## Session N: ...``),
+    which a script that rewrites the rest of the file keeps (session 41: a rerun of the
+    top of docs/results_prior.md had dropped session 40's)."""
+    text = path.read_text() if path.exists() else ""
+    return [
+        line[3:].strip() for line in text.splitlines() if line.startswith("## Session ")
+    ]

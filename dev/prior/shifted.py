@@ -28,7 +28,7 @@ from ..corrections.scenes import Scene, scenes
 from ..corrections.study import iou
 from ..provenance import commit_label
 from .regularize_eval import HEADING as REGULARISED
-from .sections import kept_sections, write_section
+from .sections import kept_sections, session_headings, write_section
 
 gdal.UseExceptions()
 ROOT = Path(__file__).resolve().parents[2]
@@ -596,7 +596,9 @@ def write_report(rows: list[dict], a: argparse.Namespace, path: Path) -> None:
             "the right prior snapped](" + os.path.relpath(a.figure, path.parent) + ")",
         ]
     # the hand-written reading and other studies' sections of this file stay
-    kept = kept_sections(path, [READING, REGULARISED, *REGIONS, *OTHERS])
+    kept = kept_sections(
+        path, [READING, REGULARISED, *REGIONS, *OTHERS, *session_headings(path)]
+    )
     path.write_text("\n".join(lines) + "\n" + (f"\n{kept}\n" if kept else ""))
 
 
