@@ -6,7 +6,8 @@ Refine the image; New correction layer; draw the reference buildings nearest the
 centre (most of which the map already has) and background squares clear of every
 reference building (copied from the shared reference polygons, as a user would trace
 them); Fine-tune (round 1); Refine; Turn changes back on round 1's largest change
-(session 40: the button, then a click on the canvas); draw more; Fine-tune (round 2);
+(session 40: the button, then a click on the canvas) and on every change in a rectangle
+around the next largest (session 41: a drag on the canvas); draw more; Fine-tune (round 2);
 Refine; Undo round; Export to shapefile. A screenshot after each step; status.json says
 what happened.
 
@@ -137,7 +138,10 @@ def turn_back_largest():
     found = source.CreateLayer("changes")
     found.CreateField(ogr.FieldDefn("value", ogr.OFTInteger))
     gdal.Polygonize(band, band, found, 0, ["8CONNECTED=8"])
-    largest = max(found, key=lambda f: f.GetGeometryRef().GetArea())
+    ranked = sorted(found, key=lambda f: -f.GetGeometryRef().GetArea())
+    largest = ranked[0]
+    if len(ranked) > 1:  # for the rectangle (drag_over_next)
+        status["turn_back_next_box"] = list(ranked[1].GetGeometryRef().GetEnvelope())
     inside = largest.GetGeometryRef().PointOnSurface()
     dialog().labels.turn_back_button.click()
     canvas = iface.mapCanvas()
@@ -155,8 +159,35 @@ def turn_back_largest():
     }
 
 
+def drag_over_next():
+    """Turn changes back by rectangle (session 41): a drag on the canvas, with the tool
+    still active, over a box 10 map units wider than round 1's second largest change,
+    as a user's mouse would (press, move, release)."""
+    from qgis.PyQt.QtCore import QPoint, Qt
+    from qgis.PyQt.QtTest import QTest
+
+    second = status.get("turn_back_next_box")
+    if not second:
+        return
+    canvas = iface.mapCanvas()
+    xmin, xmax, ymin, ymax = second
+    to_screen = canvas.getCoordinateTransform()
+    a = to_screen.transform(xmin - 10, ymax + 10)
+    b = to_screen.transform(xmax + 10, ymin - 10)
+    start, end = QPoint(int(a.x()), int(a.y())), QPoint(int(b.x()), int(b.y()))
+    view = canvas.viewport()
+    left, none = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    QTest.mousePress(view, left, none, start)
+    QTest.mouseMove(view, QPoint((start.x() + end.x()) // 2, (start.y() + end.y()) // 2))
+    QTest.mouseMove(view, end)
+    QTest.mouseRelease(view, left, none, end)
+    status["turn_back_rectangle"] = {"screen": [a.x(), a.y(), b.x(), b.y()], "message": message()}
+
+
 def drawn_2():
     shot("rounds_3b_turned_back")
+    drag_over_next()
+    shot("rounds_3c_rectangle_turned_back")
     dialog().labels.turn_back_button.click()  # up again: the tool released
     status["turn_back"]["released"] = not dialog().labels.turn_back_button.isChecked()
     layer = QgsProject.instance().mapLayersByName(f"{Path(IMAGE).stem} — corrections")[0]

@@ -49,6 +49,4 @@ def session_headings(path: Path) -> list[str]:
     which a script that rewrites the rest of the file keeps (session 41: a rerun of the
     top of docs/results_prior.md had dropped session 40's)."""
     text = path.read_text() if path.exists() else ""
-    return [
-        line[3:].strip() for line in text.splitlines() if line.startswith("## Session ")
-    ]
+    return [line[3:].strip() for line in text.splitlines() if line.startswith("## Session ")]

@@ -596,9 +596,7 @@ def write_report(rows: list[dict], a: argparse.Namespace, path: Path) -> None:
             "the right prior snapped](" + os.path.relpath(a.figure, path.parent) + ")",
         ]
     # the hand-written reading and other studies' sections of this file stay
-    kept = kept_sections(
-        path, [READING, REGULARISED, *REGIONS, *OTHERS, *session_headings(path)]
-    )
+    kept = kept_sections(path, [READING, REGULARISED, *REGIONS, *OTHERS, *session_headings(path)])
     path.write_text("\n".join(lines) + "\n" + (f"\n{kept}\n" if kept else ""))
 
 
