@@ -120,7 +120,7 @@ def test_a_rectangle_turns_back_every_change_in_it_one_polygon_per_class(changed
     # three parts: the squares touching at a corner are one region, two polygons
     assert new.GetGeometryCount() == 3
     assert "32631" in found.srs_wkt
-    assert found.describe() == "3 changes (9 m² back to background, 50 m² back to building)"
+    assert found.describe() == "3 changes (9.0 m² back to background, 50 m² back to building)"
 
 
 def test_a_rectangle_cuts_changes_at_its_sides(changed) -> None:  # noqa: ANN001

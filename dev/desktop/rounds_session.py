@@ -140,8 +140,20 @@ def turn_back_largest():
     gdal.Polygonize(band, band, found, 0, ["8CONNECTED=8"])
     ranked = sorted(found, key=lambda f: -f.GetGeometryRef().GetArea())
     largest = ranked[0]
-    if len(ranked) > 1:  # for the rectangle (drag_over_next)
-        status["turn_back_next_box"] = list(ranked[1].GetGeometryRef().GetEnvelope())
+    gt = raster.GetGeoTransform()
+    xs = sorted((gt[0], gt[0] + raster.RasterXSize * gt[1]))
+    ys = sorted((gt[3], gt[3] + raster.RasterYSize * gt[5]))
+
+    def clear_of_sides(env, margin=15.0):  # 15 map units inside the image's sides
+        return (
+            xs[0] + margin < env[0] < env[1] < xs[1] - margin
+            and ys[0] + margin < env[2] < env[3] < ys[1] - margin
+        )
+
+    # for the rectangle (drag_over_next)
+    clear = [e for e in (f.GetGeometryRef().GetEnvelope() for f in ranked[1:]) if clear_of_sides(e)]
+    if clear:
+        status["turn_back_next_box"] = list(clear[0])
     inside = largest.GetGeometryRef().PointOnSurface()
     dialog().labels.turn_back_button.click()
     canvas = iface.mapCanvas()
@@ -161,33 +173,39 @@ def turn_back_largest():
 
 def drag_over_next():
     """Turn changes back by rectangle (session 41): a drag on the canvas, with the tool
-    still active, over a box 10 map units wider than round 1's second largest change,
-    as a user's mouse would (press, move, release)."""
+    still active, over a box 8 map units wider than round 1's largest change after the
+    clicked one that lies clear of the image's sides, as a user's mouse would (press,
+    move, a shot with the rectangle shown, release)."""
     from qgis.PyQt.QtCore import QPoint, Qt
     from qgis.PyQt.QtTest import QTest
 
-    second = status.get("turn_back_next_box")
-    if not second:
+    box = status.get("turn_back_next_box")
+    if not box:
         return
+    fit_map()
     canvas = iface.mapCanvas()
-    xmin, xmax, ymin, ymax = second
+    xmin, xmax, ymin, ymax = box
     to_screen = canvas.getCoordinateTransform()
-    a = to_screen.transform(xmin - 10, ymax + 10)
-    b = to_screen.transform(xmax + 10, ymin - 10)
+    a = to_screen.transform(xmin - 8, ymax + 8)
+    b = to_screen.transform(xmax + 8, ymin - 8)
     start, end = QPoint(int(a.x()), int(a.y())), QPoint(int(b.x()), int(b.y()))
     view = canvas.viewport()
     left, none = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
     QTest.mousePress(view, left, none, start)
     QTest.mouseMove(view, QPoint((start.x() + end.x()) // 2, (start.y() + end.y()) // 2))
     QTest.mouseMove(view, end)
+    shot("rounds_3c_rectangle_drag")
     QTest.mouseRelease(view, left, none, end)
-    status["turn_back_rectangle"] = {"screen": [a.x(), a.y(), b.x(), b.y()], "message": message()}
+    status["turn_back_rectangle"] = {
+        "screen": [start.x(), start.y(), end.x(), end.y()],
+        "message": message(),
+    }
 
 
 def drawn_2():
     shot("rounds_3b_turned_back")
     drag_over_next()
-    shot("rounds_3c_rectangle_turned_back")
+    shot("rounds_3d_rectangle_turned_back")
     dialog().labels.turn_back_button.click()  # up again: the tool released
     status["turn_back"]["released"] = not dialog().labels.turn_back_button.isChecked()
     layer = QgsProject.instance().mapLayersByName(f"{Path(IMAGE).stem} — corrections")[0]

@@ -119,11 +119,11 @@ class AreaChanges:
     def describe(self) -> str:
         parts = []
         for was, pixels in self.pixels_by_class.items():
-            size = (
-                f"{pixels * self.pixel_area_m2:,.0f} m²"
-                if self.pixel_area_m2 is not None
-                else f"{pixels} px"
-            )
+            if self.pixel_area_m2 is None:
+                size = f"{pixels} px"
+            else:  # a few specks are not "0 m²"
+                area = pixels * self.pixel_area_m2
+                size = f"{area:,.0f} m²" if area >= 10 else f"{area:.1f} m²"
             parts.append(f"{size} back to {was}")
         n = self.regions
         return f"{n} change{'s' if n != 1 else ''} ({', '.join(parts)})"
