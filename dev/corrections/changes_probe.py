@@ -45,6 +45,7 @@ def judge(
     ref: np.ndarray,
     sure_at_parent: np.ndarray | None = None,
     drawn: set[str] | None = None,
+    pixel_m2: float | None = None,
 ) -> dict[str, object]:
     """Right-half figures of a round (boolean building masks ``before``/``after``, the
     round's top probability ``sure`` and the reference ``ref``, all on one grid);
@@ -75,6 +76,44 @@ def judge(
         row["direction"] = _iou(np.where(changed & to_drawn, a, b), r)
         for t in GATES:
             row[f"dgate{t}"] = _iou(np.where(changed & to_drawn & (s >= t), a, b), r)
+        row.update(object_gates(changed & to_drawn, s, a, b, r, pixel_m2))
+    return row
+
+
+#: Session 41's object-wise variants of the product's gate (dgate0.7): a connected change
+#: kept whole when its mean top probability reaches T (``ogate{T}``), and the product's
+#: gate with its kept changes smaller than A m² dropped (``sgate{A}``).
+OBJECT_GATES = (0.6, 0.7, 0.8)
+MIN_AREAS_M2 = (1.0, 4.0, 16.0)
+
+
+def object_gates(
+    candidate: np.ndarray,
+    sure: np.ndarray,
+    after: np.ndarray,
+    before: np.ndarray,
+    ref: np.ndarray,
+    pixel_m2: float | None,
+) -> dict[str, float]:
+    """Right-half IoU with the round's changes (``candidate``: changed, to a drawn class)
+    gated by connected change (8-connected) instead of by pixel."""
+    from scipy import ndimage
+
+    eight = np.ones((3, 3), bool)
+    row: dict[str, float] = {}
+    labels, n = ndimage.label(candidate, structure=eight)
+    index = np.arange(1, n + 1)
+    mean = np.asarray(ndimage.mean(sure, labels, index)) if n else np.zeros(0)
+    for t in OBJECT_GATES:
+        keep = np.concatenate([[False], mean >= t])
+        row[f"ogate{t}"] = _iou(np.where(keep[labels], after, before), ref)
+    if pixel_m2 is not None:
+        kept = candidate & (sure >= 0.7)
+        labels, n = ndimage.label(kept, structure=eight)
+        sizes = np.asarray(ndimage.sum(kept, labels, np.arange(1, n + 1))) * pixel_m2
+        for area in MIN_AREAS_M2:
+            keep = np.concatenate([[False], sizes >= area])
+            row[f"sgate{area:g}"] = _iou(np.where(keep[labels], after, before), ref)
     return row
 
 
@@ -151,7 +190,7 @@ def models_mode(pattern: str, data: Path, out: Path) -> dict[str, dict]:
 
     from ...engine.modelfile.header import read_model_config
     from .scenes import scenes
-    from .study import ROOT, refine
+    from .study import ROOT, _ground_m, refine
 
     files = sorted(glob.glob(pattern))
     if not files:
@@ -182,7 +221,8 @@ def models_mode(pattern: str, data: Path, out: Path) -> dict[str, dict]:
             ref = gdal.Open(str(scene.reference)).ReadAsArray() > 0
             ratio = parent_ratio(f, parent, scene.image)
             drawn = drawn_classes(f)
-            row = judge(before, after, probs.max(0), ref, top_at(probs, ratio), drawn)
+            px = _ground_m(scene.image)
+            row = judge(before, after, probs.max(0), ref, top_at(probs, ratio), drawn, px * px)
             row["ratio"] = round(ratio, 3)
             rows[key] = {"scene": name, "parent": str(parent or "bundled"), **row}
             out.write_text(json.dumps(rows, indent=1))

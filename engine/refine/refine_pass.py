@@ -273,26 +273,10 @@ class RefinePass:
             f"edges of the image ({ratio:.2f} times as strong as where it is drawn); the "
             "model may misread this imagery"
         )
-        found = self._edge_offset(search_m)
-        log.info("prior registration: by the image's edges %s", found)
+        found = self._move_onto_edges(search_m)
         if isinstance(found, str):
             return replace(offset, applied=False, edge_ratio=ratio, why=f"left in place: {doubt}")
-        dy_m, dx_m, gain = found  # model pixels
-        dy, dx = dy_m / self.grids.scale_y, dx_m / self.grids.scale_x  # image pixels
-        gt = grid_of(self.ds).geotransform
-        self.prior.shift = (dx * gt[1], dy * gt[5])
-        where = self._in_words(dy, dx)
-        return replace(
-            offset,
-            dy=dy,
-            dx=dx,
-            metres=float(np.hypot(dy * self.resolution_m[1], dx * self.resolution_m[0])),
-            applied=True,
-            by_edges=True,
-            edge_ratio=ratio,
-            why=f"moved {where} onto the image's edges ({gain:.2f} times as strong as where "
-            f"it is drawn): {doubt}",
-        )
+        return self._moved_by_edges(offset, found, doubt, edge_ratio=ratio)
 
     def _onto_edges_if_followed(self, weak: Offset, search_m: float) -> Offset:
         """A prior the model's map cannot place: moved by registration.edge_offset (a
@@ -301,29 +285,46 @@ class RefinePass:
         model's prior off by a shift (session 41); else ``weak`` as it is, the prior
         where drawn."""
         assert self.prior is not None
-        found = self._edge_offset(search_m)
-        log.info("prior registration: by the image's edges %s", found)
+        found = self._move_onto_edges(search_m)
         if isinstance(found, str):
             return weak
-        dy_m, dx_m, gain = found  # model pixels
-        dy, dx = dy_m / self.grids.scale_y, dx_m / self.grids.scale_x  # image pixels
-        gt = grid_of(self.ds).geotransform
-        self.prior.shift = (dx * gt[1], dy * gt[5])
         support = self.prior_edge_support()
         if support is None or support < EDGE_SUPPORT:
             self.prior.shift = (0.0, 0.0)
             return weak
+        doubt = weak.why.removeprefix("left in place: ")
+        return self._moved_by_edges(weak, found, doubt, edge_support=support, misread=True)
+
+    def _move_onto_edges(self, search_m: float) -> tuple[float, float, float] | str:
+        """The prior moved by registration.edge_offset (its shift set): that shift in
+        image pixels ``(dy, dx)`` and its gain; or why there is none (the prior left)."""
+        assert self.prior is not None
+        found = self._edge_offset(search_m)
+        log.info("prior registration: by the image's edges %s", found)
+        if isinstance(found, str):
+            return found
+        dy_m, dx_m, gain = found  # model pixels
+        dy, dx = dy_m / self.grids.scale_y, dx_m / self.grids.scale_x  # image pixels
+        gt = grid_of(self.ds).geotransform
+        self.prior.shift = (dx * gt[1], dy * gt[5])
+        return dy, dx, gain
+
+    def _moved_by_edges(
+        self, offset: Offset, found: tuple[float, float, float], doubt: str, **measured: Any
+    ) -> Offset:
+        """``offset`` as the edge move ``found`` (image pixels, gain) made it, the note
+        ending with ``doubt`` (why the model's own placing was not taken)."""
+        dy, dx, gain = found
         return replace(
-            weak,
+            offset,
             dy=dy,
             dx=dx,
             metres=float(np.hypot(dy * self.resolution_m[1], dx * self.resolution_m[0])),
             applied=True,
             by_edges=True,
-            edge_support=support,
-            misread=True,
             why=f"moved {self._in_words(dy, dx)} onto the image's edges ({gain:.2f} times "
-            "as strong as where it is drawn): " + weak.why.removeprefix("left in place: "),
+            f"as strong as where it is drawn): {doubt}",
+            **measured,
         )
 
     def _in_words(self, dy: float, dx: float) -> str:

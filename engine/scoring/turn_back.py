@@ -66,15 +66,8 @@ def change_region_at(
     """The change under the point ``(x, y)`` (in ``changes``'s CRS) of a changes raster
     and the previous class map ``before`` it was made against (read onto its grid); None
     where nothing changed there (or the point lies off the raster)."""
-    changes_ds, before_ds = open_raster(changes), open_raster(before)
-    legend = class_legend(before_ds)
-    if legend is None:
-        raise MapRefinerError(
-            f"{Path(before).name} does not name its classes, so a change cannot be turned "
-            "back to one; refine again to write a map that does."
-        )
-    names = legend[0]
-    grid = grid_of(changes_ds)
+    maps = _Maps.open(changes, before)
+    names, grid = maps.names, maps.grid
     at = _pixel(grid, x, y)
     if at is None:
         return None
@@ -82,11 +75,8 @@ def change_region_at(
     x0, y0 = max(0, col - reach_px), max(0, row - reach_px)
     x1, y1 = min(grid.width, col + reach_px + 1), min(grid.height, row + reach_px + 1)
     block = (x0, y0, x1 - x0, y1 - y0)
-    became = changes_ds.GetRasterBand(1).ReadAsArray(*block).astype(np.int64)
-    old = to_labels(*read_block(before_ds, grid, block), None, Path(before).name)
     k = len(names)
-    valid = (became != UNCHANGED) & (became <= k) & (old != IGNORE) & (old < k)
-    code = np.where(valid, old.astype(np.int64) * k + became, 0)  # became is class + 1
+    code = maps.codes(block)
     picked = int(code[row - y0, col - x0])
     if picked == 0:
         return None
@@ -144,15 +134,8 @@ def changes_in_area(
     nothing changed there."""
     xmin, xmax = sorted((xmin, xmax))
     ymin, ymax = sorted((ymin, ymax))
-    changes_ds, before_ds = open_raster(changes), open_raster(before)
-    legend = class_legend(before_ds)
-    if legend is None:
-        raise MapRefinerError(
-            f"{Path(before).name} does not name its classes, so changes cannot be turned "
-            "back to them; refine again to write a map that does."
-        )
-    names = legend[0]
-    grid = grid_of(changes_ds)
+    maps = _Maps.open(changes, before)
+    names, grid = maps.names, maps.grid
     block = _block_of(grid, xmin, ymin, xmax, ymax)
     if block is None:
         return None
@@ -163,14 +146,10 @@ def changes_in_area(
             f"That rectangle covers {w} x {h} pixels of the changes layer; draw one of at "
             f"most about {side} x {side} (or zoom in and turn the changes back in parts)."
         )
-    became = changes_ds.GetRasterBand(1).ReadAsArray(*block).astype(np.int32)
-    old = to_labels(*read_block(before_ds, grid, block), None, Path(before).name)
     k = len(names)
-    valid = (became != UNCHANGED) & (became <= k) & (old != IGNORE) & (old < k)
-    valid &= _centres_inside(grid, block, xmin, ymin, xmax, ymax)
-    if not valid.any():
+    code = np.where(_centres_inside(grid, block, xmin, ymin, xmax, ymax), maps.codes(block), 0)
+    if not code.any():
         return None
-    code = np.where(valid, old.astype(np.int32) * k + became, 0)  # became is class + 1
     found = _polygons(code, grid, x0, y0)
     by_class: dict[int, ogr.Geometry] = {}
     for value, geometry in found:
@@ -184,6 +163,38 @@ def changes_in_area(
         len(found),
         pixel_area(grid),
     )
+
+
+@dataclass
+class _Maps:
+    """A changes raster and the previous class map it was made against, open, with the
+    previous map's class names and the changes raster's grid."""
+
+    changes: gdal.Dataset
+    before: gdal.Dataset
+    before_name: str
+    names: list[str]
+    grid: GridSpec
+
+    @classmethod
+    def open(cls, changes: PathLike, before: PathLike) -> _Maps:
+        changes_ds, before_ds = open_raster(changes), open_raster(before)
+        legend = class_legend(before_ds)
+        if legend is None:
+            raise MapRefinerError(
+                f"{Path(before).name} does not name its classes, so changes cannot be "
+                "turned back to them; refine again to write a map that does."
+            )
+        return cls(changes_ds, before_ds, Path(before).name, legend[0], grid_of(changes_ds))
+
+    def codes(self, block: tuple[int, int, int, int]) -> np.ndarray:
+        """``block`` of the changes raster as ``class before x K + class after + 1``
+        (int32), 0 where nothing changed or either map has no class."""
+        k = len(self.names)
+        became = self.changes.GetRasterBand(1).ReadAsArray(*block).astype(np.int32)
+        old = to_labels(*read_block(self.before, self.grid, block), None, self.before_name)
+        valid = (became != UNCHANGED) & (became <= k) & (old != IGNORE) & (old < k)
+        return np.where(valid, old.astype(np.int32) * k + became, 0)  # became is class + 1
 
 
 def _block_of(

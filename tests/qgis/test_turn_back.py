@@ -77,15 +77,19 @@ def flow(plugin, rgb_layer, tiny_model, qgis_iface, changes):  # noqa: ANN001, A
     return plugin.controller, dialog
 
 
+def _new_correction_layer(dialog, raster, project):  # noqa: ANN001, ANN202
+    """New correction layer… as the dialog makes it, chosen in the dialog."""
+    summary = dialog.model.summary
+    labels = create_correction_layer(raster, summary.class_names, summary.colours, project)
+    dialog.labels.set_layer(labels, "class")
+    return labels
+
+
 def test_a_clicked_change_becomes_a_correction_of_the_class_it_had(
     flow, rgb_layer, qgis_iface, qgis_new_project
 ) -> None:  # noqa: ANN001
     controller, dialog = flow
-    summary = dialog.model.summary
-    labels = create_correction_layer(
-        rgb_layer, summary.class_names, summary.colours, qgis_new_project
-    )
-    dialog.labels.set_layer(labels, "class")
+    labels = _new_correction_layer(dialog, rgb_layer, qgis_new_project)
     turn_back = controller.turn_back_flow()
 
     turn_back.pick(_centre(8, 6))  # the erased roof
@@ -174,11 +178,7 @@ def test_a_dragged_rectangle_turns_back_every_change_inside_it(
     """Session 41: one drag over both changes adds one polygon per class they had, as one
     edit command; a rectangle over half the roof adds that half only."""
     controller, dialog = flow
-    summary = dialog.model.summary
-    labels = create_correction_layer(
-        rgb_layer, summary.class_names, summary.colours, qgis_new_project
-    )
-    dialog.labels.set_layer(labels, "class")
+    labels = _new_correction_layer(dialog, rgb_layer, qgis_new_project)
     turn_back = controller.turn_back_flow()
     turn_back.pick_area(_rect(0, 0, 48, 48))
     assert qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical) == []
