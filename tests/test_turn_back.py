@@ -66,6 +66,8 @@ def test_a_region_is_8_connected_and_only_itself(changed) -> None:  # noqa: ANN0
     changes, before = changed
     region = change_region_at(changes, before, *_at(46, 36))  # the second square
     assert (region.was, region.became, region.pixels) == ("background", "building", 32)
+    outline = ogr.CreateGeometryFromWkt(region.wkt)  # two squares meeting at a corner
+    assert outline.IsValid() and outline.GetArea() == pytest.approx(32 * 0.25)
     alone = change_region_at(changes, before, *_at(70, 50))
     assert alone.pixels == 4
 
@@ -105,22 +107,23 @@ def _edge(col: float, row: float) -> tuple[float, float]:
 
 def test_a_rectangle_turns_back_every_change_in_it_one_polygon_per_class(changed) -> None:  # noqa: ANN001
     """Session 41: the whole picture at once. A rectangle over everything: the erased
-    roof back to building (200 px), the three new buildings back to background (36 px in
-    two regions); one (multi)polygon for each class they had."""
+    roof back to building (200 px), the three new buildings back to background (36 px);
+    one (multi)polygon for each class they had."""
     changes, before = changed
     (xa, ya), (xb, yb) = _edge(0, 60), _edge(80, 0)
     found = changes_in_area(changes, before, xa, ya, xb, yb)
     assert found is not None
     assert found.pixels_by_class == {"background": 36, "building": 200}
-    assert found.regions == 3
+    assert found.regions == 4  # pieces, 4-connected: the two squares touching at a corner
     roof = ogr.CreateGeometryFromWkt(found.wkt_by_class["building"])
     assert roof.GetArea() == pytest.approx(200 * 0.25)
     new = ogr.CreateGeometryFromWkt(found.wkt_by_class["background"])
     assert new.GetArea() == pytest.approx(36 * 0.25)
-    # three parts: the squares touching at a corner are one region, two polygons
-    assert new.GetGeometryCount() == 3
+    # three parts meeting at a corner at most: a valid multipolygon
+    assert new.GetGeometryCount() == 3 and new.IsValid()
+    assert roof.IsValid()
     assert "32631" in found.srs_wkt
-    assert found.describe() == "3 changes (9.0 m² back to background, 50 m² back to building)"
+    assert found.describe() == "4 changes (9.0 m² back to background, 50 m² back to building)"
 
 
 def test_a_rectangle_cuts_changes_at_its_sides(changed) -> None:  # noqa: ANN001
