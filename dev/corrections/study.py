@@ -38,12 +38,14 @@ from ...training.tile import LabelSource
 from ..provenance import git_state
 from .scenes import Scene, scenes
 from .users import (
+    SWEEP_PAD_M,
     USERS,
     disagreement,
     drawn_as,
     error_regions,
     ordered,
     snapped_to_edges,
+    swept,
     write_corrections,
 )
 
@@ -194,16 +196,24 @@ def run_scene(
         signals["disagreement"] = disagreement(probs, other)
         signals["either"] = np.maximum(uncertainty(probs), signals["disagreement"])
         signals["interleave"] = signals["disagreement"]
-    if "turned" in users:  # the user who turns back a round's wrong changes (session 40)
-        regions_of = {"turned": turned_regions(scene, base_model, work, pred, ref, half)}
+    if {"turned", "swept"} & set(users):  # users who turn back a round's wrong changes
+        wrong, parent_map = turned_regions(scene, base_model, work, pred, ref, half)
+        largest = ordered(wrong, "largest", probs, half, cell)
+        pad = int(round(SWEEP_PAD_M / pixel_m(scene, like)))
+        # session 40: each wrong change clicked; session 41: a rectangle dragged over each
+        drags = {
+            "turned": [[c] for c in largest],
+            "swept": swept(largest, pred, parent_map, half, pad),
+        }
     for user in users:
-        if user == "turned":  # the largest first, as the changes layer shows them
-            order = ordered(regions_of["turned"], "largest", probs, half, cell)
+        if user in ("turned", "swept"):  # the largest first, as the changes layer shows them
+            per_k = {k: [c for drag in drags[user][:k] for c in drag] for k in ks}
         else:
             order = ordered(regions, user, probs, half, cell, signal=signals.get(user))
+            per_k = {k: order[:k] for k in ks}
         for k in ks:
             style, _, snap = drawing.partition("+")
-            drawn = drawn_as(order[:k], style, pixel_m(scene, like), half, seed)
+            drawn = drawn_as(per_k[k], style, pixel_m(scene, like), half, seed)
             if snap == "snap" and drawn:  # session 33's experiment: outlines snapped
                 image = like.ReadAsArray()[:3].astype(np.float32)
                 drawn = snapped_to_edges(drawn, image, pixel_m(scene, like), half)
@@ -317,11 +327,12 @@ def turned_regions(
     pred: np.ndarray,
     ref: np.ndarray,
     half: int,
-) -> list:
+) -> tuple[list, np.ndarray]:
     """The left half's wrong changes of a gated round's map (``pred``, of ``round_model``)
     against its gate parent's map, as error regions (size, correction of the class the
     reference gives, which the parent's map had): what a user who turns back the changes
-    layer's wrong changes (ui/turn_back.py) draws, each wrong part traced."""
+    layer's wrong changes (ui/turn_back.py) draws, each wrong part traced; and the gate
+    parent's building map."""
     if round_model is None:
         raise SystemExit("the turned user needs --model, a gated round")
     net, config = load_model(round_model, "cpu")
@@ -330,7 +341,7 @@ def turned_regions(
     parent = work / "gate_parent.safetensors"
     save_model(net.gate_parent, ModelConfig.from_dict(config.gate_parent), parent)
     before = refine(scene.image, work / "gate_parent.tif", parent)[0]
-    return error_regions(np.where(pred != before, pred, ref), ref, half)
+    return error_regions(np.where(pred != before, pred, ref), ref, half), before
 
 
 def flip_dropped(

@@ -93,30 +93,33 @@ def summary() -> str:
 def turned() -> str:
     """Session 40: the second round from each gated round-1 model by the largest-errors
     user and by the user who turns back round 1's wrong changes
-    (dev/corrections/turned_rounds.sh; rows out/corrections/rows_s40_r2_*.jsonl)."""
+    (dev/corrections/turned_rounds.sh; rows out/corrections/rows_s40_r2_*.jsonl); session
+    41: and by the user who drags a rectangle over each (USERS=swept TAG=s41, rows
+    rows_s41_r2_*.jsonl), where those rows exist."""
     probe = json.loads(PROBE.read_text())
     jobs = json.loads((WORK / "jobs.json").read_text())
-    users = ("largest", "turned")
+    users = {"largest": "s40", "turned": "s40", "swept": "s41"}
     totals = {u: [0.0, 0, 0] for u in users}  # gain over round 1, below it, not adopted
     first_gain, lines = (
         0.0,
         [
             "| round 1 model | start | round 1 (gated) | round 2, largest errors | round 2, "
-            "wrong changes turned back |",
-            "|---|---|---|---|---|",
+            "wrong changes turned back | round 2, a rectangle over each |",
+            "|---|---|---|---|---|---|",
         ],
     )
     for job in jobs:
         name = Path(job["gated"]).stem
         key = f"{job['folder']}/{name}"
-        path = Path(f"out/corrections/rows_s40_r2_{job['folder']}_{name}.jsonl")
-        rows = (
-            {r["user"]: r for r in map(json.loads, path.read_text().splitlines())}
-            if (path.exists())
-            else {}
-        )
+        rows = {}
+        for tag in sorted(set(users.values())):
+            path = Path(f"out/corrections/rows_{tag}_r2_{job['folder']}_{name}.jsonl")
+            if path.exists():
+                for r in map(json.loads, path.read_text().splitlines()):
+                    if users.get(r["user"]) == tag:
+                        rows[r["user"]] = r
         if not rows:
-            lines.append(f"| {key} | - | - | - | - |")
+            lines.append(f"| {key} | - | - | - | - | - |")
             continue
         first = next(iter(rows.values()))["before"]
         first_gain += first - probe[key]["before"]

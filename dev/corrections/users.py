@@ -45,7 +45,16 @@ from ...engine.refine.uncertainty import rank_regions, uncertainty
 from ...training.corrections.overdrawn import ahead, reach_px, snap_in_crop
 
 Correction = tuple[np.ndarray, int]  # pixel mask on the image grid, class (1 building)
-USERS = ("largest", "uncertainty", "random", "disagreement", "either", "interleave", "turned")
+USERS = (
+    "largest",
+    "uncertainty",
+    "random",
+    "disagreement",
+    "either",
+    "interleave",
+    "turned",
+    "swept",
+)
 DRAWINGS = ("traced", "rough", "loose", "inside", "shifted")
 MIN_PIXELS = 20  # smaller error specks are not worth a polygon
 
@@ -259,3 +268,41 @@ def write_class_polygons(
         lyr.SetFeature(f)
     vds = None
     return path
+
+
+#: How far past a wrong change the swept user's rectangle reaches (metres; session 41:
+#: the desktop session's drag is the change's box 8 m wider each way).
+SWEEP_PAD_M = 8.0
+
+
+def swept(
+    wrong: list[Correction],
+    pred: np.ndarray,
+    before: np.ndarray,
+    half: int,
+    pad_px: int,
+) -> list[list[Correction]]:
+    """The rectangle user's drags (session 41, Turn changes back by rectangle): for each
+    of a round's wrong changes ``wrong`` (in the order the user picks them), its box
+    ``pad_px`` wider each way on the left ``half``; every change inside (``pred``, the
+    round's building map, against ``before``, its parent's), right or wrong, turned back
+    to the class it had: up to two corrections a drag (back to building, to background)."""
+    changed = pred != before
+    changed[:, half:] = False
+    h, w = pred.shape
+    drags = []
+    for mask, _ in wrong:
+        rows, cols = np.nonzero(mask)
+        y0, y1 = max(0, rows.min() - pad_px), min(h, rows.max() + pad_px + 1)
+        x0, x1 = max(0, cols.min() - pad_px), min(half, cols.max() + pad_px + 1)
+        box = np.zeros_like(changed)
+        box[y0:y1, x0:x1] = True
+        inside = changed & box
+        drags.append(
+            [
+                (inside & (before == c), int(c))
+                for c in (True, False)
+                if (inside & (before == c)).any()
+            ]
+        )
+    return drags
