@@ -34,3 +34,17 @@ def test_a_box_with_changes_of_one_class_is_one_correction() -> None:
     wrong = [(pred.copy(), 0)]
     (drag,) = swept(wrong, pred, before, half=10, pad_px=2)
     assert len(drag) == 1 and drag[0][1] == 0 and drag[0][0].sum() == 16
+
+
+def test_the_careful_user_drags_only_where_most_changes_are_wrong() -> None:
+    """``swept_wrong``: a box whose changes are mostly right is not dragged."""
+    before = np.zeros((20, 40), bool)
+    pred = before.copy()
+    pred[2:6, 2:6] = True  # 16 px new building
+    ref = before.copy()
+    ref[2:6, 2:5] = True  # the reference has 12 of them: only 4 px wrong
+    wrong = [(pred & ~ref, 1)]
+    assert swept(wrong, pred, before, half=20, pad_px=1, ref=ref, wrong_at_least=0.8) == []
+    ref[:] = False  # all wrong: dragged (the box around column 5 holds columns 4-5)
+    (drag,) = swept(wrong, pred, before, half=20, pad_px=1, ref=ref, wrong_at_least=0.8)
+    assert drag[0][0].sum() == 8 and drag[0][1] == 0

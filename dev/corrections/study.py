@@ -39,6 +39,7 @@ from ..provenance import git_state
 from .scenes import Scene, scenes
 from .users import (
     SWEEP_PAD_M,
+    SWEEP_WRONG_AT_LEAST,
     USERS,
     disagreement,
     drawn_as,
@@ -196,7 +197,8 @@ def run_scene(
         signals["disagreement"] = disagreement(probs, other)
         signals["either"] = np.maximum(uncertainty(probs), signals["disagreement"])
         signals["interleave"] = signals["disagreement"]
-    if {"turned", "swept"} & set(users):  # users who turn back a round's wrong changes
+    drags: dict[str, list[list]] = {}  # users who turn a round's changes back, per drag
+    if {"turned", "swept", "swept_wrong"} & set(users):  # they turn back a round's changes
         wrong, parent_map = turned_regions(scene, base_model, work, pred, ref, half)
         largest = ordered(wrong, "largest", probs, half, cell)
         pad = int(round(SWEEP_PAD_M / pixel_m(scene, like)))
@@ -204,9 +206,10 @@ def run_scene(
         drags = {
             "turned": [[c] for c in largest],
             "swept": swept(largest, pred, parent_map, half, pad),
+            "swept_wrong": swept(largest, pred, parent_map, half, pad, ref, SWEEP_WRONG_AT_LEAST),
         }
     for user in users:
-        if user in ("turned", "swept"):  # the largest first, as the changes layer shows them
+        if user in drags:  # the largest first, as the changes layer shows them
             per_k = {k: [c for drag in drags[user][:k] for c in drag] for k in ks}
         else:
             order = ordered(regions, user, probs, half, cell, signal=signals.get(user))

@@ -54,6 +54,7 @@ USERS = (
     "interleave",
     "turned",
     "swept",
+    "swept_wrong",
 )
 DRAWINGS = ("traced", "rough", "loose", "inside", "shifted")
 MIN_PIXELS = 20  # smaller error specks are not worth a polygon
@@ -273,6 +274,9 @@ def write_class_polygons(
 #: How far past a wrong change the swept user's rectangle reaches (metres; session 41:
 #: the desktop session's drag is the change's box 8 m wider each way).
 SWEEP_PAD_M = 8.0
+#: The careful rectangle user (``swept_wrong``) drags only where at least this share of
+#: the changed pixels inside the box are wrong, as the tooltip advises.
+SWEEP_WRONG_AT_LEAST = 0.8
 
 
 def swept(
@@ -281,12 +285,16 @@ def swept(
     before: np.ndarray,
     half: int,
     pad_px: int,
+    ref: np.ndarray | None = None,
+    wrong_at_least: float = 0.0,
 ) -> list[list[Correction]]:
     """The rectangle user's drags (session 41, Turn changes back by rectangle): for each
     of a round's wrong changes ``wrong`` (in the order the user picks them), its box
     ``pad_px`` wider each way on the left ``half``; every change inside (``pred``, the
     round's building map, against ``before``, its parent's), right or wrong, turned back
-    to the class it had: up to two corrections a drag (back to building, to background)."""
+    to the class it had: up to two corrections a drag (back to building, to background).
+    With ``ref`` (the reference building mask), only the boxes where at least
+    ``wrong_at_least`` of the changed pixels are wrong are dragged."""
     changed = pred != before
     changed[:, half:] = False
     h, w = pred.shape
@@ -298,6 +306,8 @@ def swept(
         box = np.zeros_like(changed)
         box[y0:y1, x0:x1] = True
         inside = changed & box
+        if ref is not None and (inside & (pred != ref)).sum() < wrong_at_least * inside.sum():
+            continue
         drags.append(
             [
                 (inside & (before == c), int(c))
