@@ -94,18 +94,20 @@ def turned() -> str:
     """Session 40: the second round from each gated round-1 model by the largest-errors
     user and by the user who turns back round 1's wrong changes
     (dev/corrections/turned_rounds.sh; rows out/corrections/rows_s40_r2_*.jsonl); session
-    41: and by the user who drags a rectangle over each (USERS=swept TAG=s41, rows
-    rows_s41_r2_*.jsonl), where those rows exist."""
+    41: and by the users who drag a rectangle over each, or only where most of what it
+    covers is wrong (USERS=swept,swept_wrong TAG=s41, rows rows_s41_r2_*.jsonl), where
+    those rows exist."""
     probe = json.loads(PROBE.read_text())
     jobs = json.loads((WORK / "jobs.json").read_text())
-    users = {"largest": "s40", "turned": "s40", "swept": "s41"}
+    users = {"largest": "s40", "turned": "s40", "swept": "s41", "swept_wrong": "s41"}
     totals = {u: [0.0, 0, 0] for u in users}  # gain over round 1, below it, not adopted
     first_gain, lines = (
         0.0,
         [
             "| round 1 model | start | round 1 (gated) | round 2, largest errors | round 2, "
-            "wrong changes turned back | round 2, a rectangle over each |",
-            "|---|---|---|---|---|---|",
+            "wrong changes turned back | round 2, a rectangle over each | round 2, a "
+            "rectangle where most is wrong |",
+            "|---|---|---|---|---|---|---|",
         ],
     )
     for job in jobs:
@@ -119,7 +121,7 @@ def turned() -> str:
                     if users.get(r["user"]) == tag:
                         rows[r["user"]] = r
         if not rows:
-            lines.append(f"| {key} | - | - | - | - | - |")
+            lines.append(f"| {key} | - | - | - | - | - | - |")
             continue
         first = next(iter(rows.values()))["before"]
         first_gain += first - probe[key]["before"]
