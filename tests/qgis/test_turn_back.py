@@ -242,7 +242,7 @@ def test_the_tool_tells_a_click_from_a_drag(flow, qgis_iface) -> None:  # noqa: 
     tool.picked.connect(clicks.append)
     tool.dragged.connect(drags.append)
 
-    def event(kind: QEvent.Type, x: int, y: int) -> QgsMapMouseEvent:
+    def event(kind, x: int, y: int) -> QgsMapMouseEvent:  # noqa: ANN001 - a QEvent type
         button = Qt.MouseButton.LeftButton
         return QgsMapMouseEvent(
             canvas, kind, QPoint(x, y), button, button, Qt.KeyboardModifier.NoModifier
