@@ -42,8 +42,8 @@ from .registration import (
     edge_strength,
     edge_sum,
     edge_support,
-    mirrored_surfaces,
-    outline_surface,
+    mirrors_of,
+    outline_surfaces,
     peak_correlation,
     peak_gain,
     region_agreements,
@@ -339,7 +339,7 @@ class RefinePass:
     def _edge_offset(self, search_m: float) -> tuple[float, float, float] | str:
         """registration.edge_offset of the prior as drawn over the lattice windows' model
         grid: the shift (model pixels) that lays its outlines on the strongest edges,
-        clearly beyond its mirror images' best (mirrored_surfaces)."""
+        clearly beyond its mirror images' best (registration.mirrored_surfaces)."""
         assert self.prior is not None
         mgrid = self.model_grid()
         pixel_m = float(self.config.ground_resolution_m)
@@ -349,8 +349,8 @@ class RefinePass:
             grid = window_grid(mgrid, tile.mx0, tile.my0, tile.mx1, tile.my1)
             strength = self._edge_strength(tile)
             classes = self.prior.classes_at(grid)
-            surfaces.append(outline_surface(classes, strength, radius))
-            mirrored = mirrored_surfaces(classes, strength, radius)
+            own, *mirrored = outline_surfaces([classes, *mirrors_of(classes)], strength, radius)
+            surfaces.append(own)
             mirrors = [m + n for m, n in zip(mirrors, mirrored)]
         return edge_offset(surfaces, pixel_m, mirrors)
 

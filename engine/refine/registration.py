@@ -661,16 +661,35 @@ def mirrored_surfaces(classes: np.ndarray, strength: np.ndarray, radius: int) ->
     """outline_surface of ``classes`` mirrored left to right, upside down and both, over
     the same ``strength``: how high the search reaches for outlines like the prior's
     that the image has no reason to follow (edge_offset's ``mirrors``)."""
-    return [
-        outline_surface(np.ascontiguousarray(m), strength, radius)
-        for m in (classes[:, ::-1], classes[::-1], classes[::-1, ::-1])
-    ]
+    return outline_surfaces(mirrors_of(classes), strength, radius)
+
+
+def mirrors_of(classes: np.ndarray) -> list[np.ndarray]:
+    """``classes`` mirrored left to right, upside down and both."""
+    return [np.ascontiguousarray(m) for m in (classes[:, ::-1], classes[::-1], classes[::-1, ::-1])]
 
 
 def outline_surface(classes: np.ndarray, strength: np.ndarray, radius: int) -> np.ndarray:
     """The summed edge ``strength`` under the outlines of ``classes`` moved by each shift
     up to ``radius`` pixels (``s[radius + dy, radius + dx]``: moved down dy, right dx)."""
-    return _correlation(outline(classes).astype(np.float64), strength.astype(np.float64), radius)
+    return outline_surfaces([classes], strength, radius)[0]
+
+
+def outline_surfaces(
+    many: Sequence[np.ndarray], strength: np.ndarray, radius: int
+) -> list[np.ndarray]:
+    """outline_surface of each of ``many`` class arrays over one ``strength`` (whose
+    Fourier transform they share)."""
+    h, w = strength.shape
+    size = (h + 2 * radius, w + 2 * radius)
+    edges = np.fft.rfft2(strength.astype(np.float64), s=size)
+    idx = np.r_[0 : radius + 1, -radius:0]
+    out = []
+    for classes in many:
+        line = np.fft.rfft2(outline(classes).astype(np.float64), s=size)
+        c = np.fft.irfft2(np.conj(line) * edges, s=size)
+        out.append(np.roll(c[np.ix_(idx, idx)], radius, axis=(0, 1)))
+    return out
 
 
 def edge_ratio(placed: tuple[float, int], drawn: tuple[float, int]) -> float | None:
