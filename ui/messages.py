@@ -37,6 +37,11 @@ def show_success(bar: QgsMessageBar, text: str) -> None:
     bar.pushMessage(TITLE, text, level=Qgis.MessageLevel.Success, duration=8)
 
 
+def show_info(bar: QgsMessageBar, text: str) -> None:
+    """How to use what was just switched on; goes by itself."""
+    bar.pushMessage(TITLE, text, level=Qgis.MessageLevel.Info, duration=6)
+
+
 def show_warning(bar: QgsMessageBar, text: str) -> None:
     """A result the user must read (it did not do all they asked); stays until closed."""
     log.warning(text)

@@ -38,7 +38,7 @@ from qgis.PyQt.QtGui import QColor
 from ..engine.errors import MapRefinerError
 from .dialog.correction_layer import CLASS_FIELD
 from .layers import CHANGES_OF_KEY, PREVIOUS_MAP_KEY
-from .messages import show_error, show_success, show_warning
+from .messages import show_error, show_info, show_success, show_warning
 
 #: A press and release further apart than this (screen pixels, either way) is a drag:
 #: a rectangle; closer, a click.
@@ -270,6 +270,12 @@ class TurnBackFlow:
                 "Choose or create a correction layer first (New correction layer…): the "
                 "changes you click go there.",
             )
+            return
+        show_info(
+            self.iface.messageBar(),
+            f"Click a change on a changes layer to turn it back into “{layer.name()}”, or "
+            "drag a rectangle over several (where most of them are wrong).",
+        )
 
     def pick(self, point: QgsPointXY) -> None:
         """Turn back the change under a click."""

@@ -156,6 +156,12 @@ def test_the_button_holds_the_map_tool_until_another_is_chosen(flow, qgis_iface)
     button = dialog.labels.turn_back_button
     button.setChecked(True)
     assert canvas.mapTool() is controller.turn_back.tool
+    # how to use it, once it is on (the fixture's dialog has no correction layer: a
+    # warning says to choose one)
+    assert (
+        "Choose or create a correction layer first"
+        in (qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Warning)[-1])
+    )
     pan = QgsMapToolPan(canvas)
     canvas.setMapTool(pan)  # the user picks another tool: the button goes up
     assert not button.isChecked()
@@ -176,9 +182,13 @@ def test_a_dragged_rectangle_turns_back_every_change_inside_it(
     flow, rgb_layer, qgis_iface, qgis_new_project
 ) -> None:  # noqa: ANN001
     """Session 41: one drag over both changes adds one polygon per class they had, as one
-    edit command; a rectangle over half the roof adds that half only."""
+    edit command; a rectangle over half the roof adds that half only. The tool says how
+    to use it when it is switched on."""
     controller, dialog = flow
     labels = _new_correction_layer(dialog, rgb_layer, qgis_new_project)
+    dialog.labels.turn_back_button.setChecked(True)
+    info = qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Info)[-1]
+    assert "or drag a rectangle over several" in info and labels.name() in info, info
     turn_back = controller.turn_back_flow()
     turn_back.pick_area(_rect(0, 0, 48, 48))
     assert qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical) == []
