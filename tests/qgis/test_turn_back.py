@@ -271,3 +271,23 @@ def test_the_tool_tells_a_click_from_a_drag(flow, qgis_iface) -> None:  # noqa: 
     assert rect.xMinimum() == pytest.approx(min(start.x(), end.x()))
     assert rect.yMaximum() == pytest.approx(max(start.y(), end.y()))
     dialog.labels.turn_back_button.setChecked(False)
+
+
+def test_a_rectangle_drawn_on_a_canvas_in_another_crs(flow, changes, qgis_new_project) -> None:  # noqa: ANN001
+    """The canvas in longitude and latitude, the changes in UTM: the dragged rectangle is
+    brought into the changes layer's CRS (its bounding box there) and turns back the roof
+    inside it."""
+    from qgis.core import QgsRectangle, QgsVectorLayer
+
+    controller, dialog = flow
+    wgs84 = QgsCoordinateReferenceSystem("EPSG:4326")
+    controller.iface.mapCanvas().setDestinationCrs(wgs84)
+    labels = QgsVectorLayer("Polygon?crs=EPSG:26914&field=class:string", "c", "memory")
+    qgis_new_project.addMapLayer(labels)
+    dialog.labels.set_layer(labels, "class")
+    to_canvas = QgsCoordinateTransform(changes.crs(), wgs84, QgsProject.instance())
+    box = to_canvas.transformBoundingBox(_rect(2, 2, 18, 14))  # around the roof (4-15, 4-11)
+    controller.turn_back_flow().pick_area(QgsRectangle(box))
+    (roof,) = list(labels.getFeatures())
+    assert roof["class"] == "building"
+    assert roof.geometry().area() == pytest.approx(8 * 12 * 0.36, rel=1e-6)
