@@ -32,7 +32,7 @@ from qgis.gui import (
     QgsMapToolEmitPoint,
     QgsRubberBand,
 )
-from qgis.PyQt.QtCore import QPoint, pyqtSignal
+from qgis.PyQt.QtCore import QPoint, Qt, pyqtSignal
 from qgis.PyQt.QtGui import QColor
 
 from ..engine.errors import MapRefinerError
@@ -57,7 +57,8 @@ class PickTool(QgsMapToolEmitPoint):
         self.band: QgsRubberBand | None = None
 
     def canvasPressEvent(self, e: QgsMapMouseEvent) -> None:  # noqa: N802 - Qt's name
-        self.start = e.pos()
+        if e.button() == Qt.MouseButton.LeftButton:
+            self.start = e.pos()
 
     def canvasMoveEvent(self, e: QgsMapMouseEvent) -> None:  # noqa: N802 - Qt's name
         if self.start is None or not self._is_drag(e.pos()):
@@ -70,6 +71,8 @@ class PickTool(QgsMapToolEmitPoint):
         self.band.setToGeometry(QgsGeometry.fromRect(self._rectangle(e.pos())), None)
 
     def canvasReleaseEvent(self, e: QgsMapMouseEvent) -> None:  # noqa: N802 - Qt's name
+        if e.button() != Qt.MouseButton.LeftButton:  # the right button is QGIS's (pan menu)
+            return
         start, self.start = self.start, None
         self._clear_band()
         if start is not None and self._is_drag(e.pos(), start):

@@ -252,8 +252,7 @@ def test_the_tool_tells_a_click_from_a_drag(flow, qgis_iface) -> None:  # noqa: 
     tool.picked.connect(clicks.append)
     tool.dragged.connect(drags.append)
 
-    def event(kind, x: int, y: int) -> QgsMapMouseEvent:  # noqa: ANN001 - a QEvent type
-        button = Qt.MouseButton.LeftButton
+    def event(kind, x: int, y: int, button=Qt.MouseButton.LeftButton) -> QgsMapMouseEvent:  # noqa: ANN001
         return QgsMapMouseEvent(
             canvas, kind, QPoint(x, y), button, button, Qt.KeyboardModifier.NoModifier
         )
@@ -270,6 +269,11 @@ def test_the_tool_tells_a_click_from_a_drag(flow, qgis_iface) -> None:  # noqa: 
     start, end = tool.toMapCoordinates(QPoint(10, 10)), tool.toMapCoordinates(QPoint(60, 50))
     assert rect.xMinimum() == pytest.approx(min(start.x(), end.x()))
     assert rect.yMaximum() == pytest.approx(max(start.y(), end.y()))
+    # the right button is left to QGIS: neither a click nor a drag
+    right = Qt.MouseButton.RightButton
+    tool.canvasPressEvent(event(QEvent.Type.MouseButtonPress, 10, 10, right))
+    tool.canvasReleaseEvent(event(QEvent.Type.MouseButtonRelease, 60, 50, right))
+    assert len(clicks) == 1 and len(drags) == 1
     dialog.labels.turn_back_button.setChecked(False)
 
 
