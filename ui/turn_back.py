@@ -33,7 +33,7 @@ from qgis.gui import (
     QgsRubberBand,
 )
 from qgis.PyQt.QtCore import QPoint, Qt, pyqtSignal
-from qgis.PyQt.QtGui import QColor
+from qgis.PyQt.QtGui import QColor, QKeyEvent
 
 from ..engine.errors import MapRefinerError
 from .dialog.correction_layer import CLASS_FIELD
@@ -55,10 +55,11 @@ class PickTool(QgsMapToolEmitPoint):
         super().__init__(canvas)
         self.start: QPoint | None = None  # where the left button went down
         self.band: QgsRubberBand | None = None
+        self.escaped = False  # Esc during a press: its release does nothing
 
     def canvasPressEvent(self, e: QgsMapMouseEvent) -> None:  # noqa: N802 - Qt's name
         if e.button() == Qt.MouseButton.LeftButton:
-            self.start = e.pos()
+            self.start, self.escaped = e.pos(), False
 
     def canvasMoveEvent(self, e: QgsMapMouseEvent) -> None:  # noqa: N802 - Qt's name
         if self.start is None or not self._is_drag(e.pos()):
@@ -75,10 +76,20 @@ class PickTool(QgsMapToolEmitPoint):
             return
         start, self.start = self.start, None
         self._clear_band()
+        if self.escaped:
+            self.escaped = False
+            return
         if start is not None and self._is_drag(e.pos(), start):
             self.dragged.emit(self._rectangle(e.pos(), start))
         else:
             self.picked.emit(self.toMapCoordinates(e.pos()))
+
+    def keyPressEvent(self, e: QKeyEvent) -> None:  # noqa: N802 - Qt's name
+        """Esc drops the rectangle being dragged."""
+        if e.key() == Qt.Key.Key_Escape and self.start is not None:
+            self.start, self.escaped = None, True
+            self._clear_band()
+            e.accept()
 
     def deactivate(self) -> None:
         self.start = None

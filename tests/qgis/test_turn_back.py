@@ -269,6 +269,16 @@ def test_the_tool_tells_a_click_from_a_drag(flow, qgis_iface) -> None:  # noqa: 
     start, end = tool.toMapCoordinates(QPoint(10, 10)), tool.toMapCoordinates(QPoint(60, 50))
     assert rect.xMinimum() == pytest.approx(min(start.x(), end.x()))
     assert rect.yMaximum() == pytest.approx(max(start.y(), end.y()))
+    # Esc while dragging drops the rectangle: its release does nothing
+    from qgis.PyQt.QtGui import QKeyEvent
+
+    tool.canvasPressEvent(event(QEvent.Type.MouseButtonPress, 10, 10))
+    tool.canvasMoveEvent(event(QEvent.Type.MouseMove, 40, 30))
+    escape = QKeyEvent(QEvent.Type.KeyPress, Qt.Key.Key_Escape, Qt.KeyboardModifier.NoModifier)
+    tool.keyPressEvent(escape)
+    assert tool.band is None
+    tool.canvasReleaseEvent(event(QEvent.Type.MouseButtonRelease, 60, 50))
+    assert len(clicks) == 1 and len(drags) == 1
     # the right button is left to QGIS: neither a click nor a drag
     right = Qt.MouseButton.RightButton
     tool.canvasPressEvent(event(QEvent.Type.MouseButtonPress, 10, 10, right))
