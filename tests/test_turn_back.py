@@ -114,7 +114,7 @@ def test_a_rectangle_turns_back_every_change_in_it_one_polygon_per_class(changed
     found = changes_in_area(changes, before, xa, ya, xb, yb)
     assert found is not None
     assert found.pixels_by_class == {"background": 36, "building": 200}
-    assert found.regions == 4  # pieces, 4-connected: the two squares touching at a corner
+    assert found.pieces == 4  # 4-connected: the two squares touching at a corner are two
     roof = ogr.CreateGeometryFromWkt(found.wkt_by_class["building"])
     assert roof.GetArea() == pytest.approx(200 * 0.25)
     new = ogr.CreateGeometryFromWkt(found.wkt_by_class["background"])
@@ -123,7 +123,7 @@ def test_a_rectangle_turns_back_every_change_in_it_one_polygon_per_class(changed
     assert new.GetGeometryCount() == 3 and new.IsValid()
     assert roof.IsValid()
     assert "32631" in found.srs_wkt
-    assert found.describe() == "4 changes (9.0 m² back to background, 50 m² back to building)"
+    assert found.describe() == "9.0 m² back to background, 50 m² back to building"
 
 
 def test_a_rectangle_cuts_changes_at_its_sides(changed) -> None:  # noqa: ANN001

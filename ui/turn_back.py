@@ -202,8 +202,8 @@ def turn_back_area(
         "the changes in a rectangle",
     )
     return (
-        f"Turned back {found.describe()} in “{corrections.name()}”; Fine-tune to learn "
-        "them (the layer's Undo takes them away)"
+        f"Turned back every change in the rectangle ({found.describe()}) in "
+        f"“{corrections.name()}”; Fine-tune to learn them (the layer's Undo takes them away)"
     )
 
 

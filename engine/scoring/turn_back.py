@@ -104,10 +104,12 @@ class AreaChanges:
     wkt_by_class: dict[str, str]  # class before -> (multi)polygon WKT
     pixels_by_class: dict[str, int]
     srs_wkt: str
-    regions: int  # its polygons: changed pixels of one class before, 4-connected
+    pieces: int  # its polygons: changed pixels of one class before, 4-connected
     pixel_area_m2: float | None  # None without a CRS in metres
 
     def describe(self) -> str:
+        """What went back to which class ("23 m² back to background, 0.1 m² back to
+        building"): areas, not counts (a round's specks on a fine grid are many pieces)."""
         parts = []
         for was, pixels in self.pixels_by_class.items():
             if self.pixel_area_m2 is None:
@@ -116,8 +118,7 @@ class AreaChanges:
                 area = pixels * self.pixel_area_m2
                 size = f"{area:,.0f} m²" if area >= 10 else f"{area:.1f} m²"
             parts.append(f"{size} back to {was}")
-        n = self.regions
-        return f"{n} change{'s' if n != 1 else ''} ({', '.join(parts)})"
+        return ", ".join(parts)
 
 
 def changes_in_area(
