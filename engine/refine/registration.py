@@ -302,11 +302,21 @@ def _centred(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
 def _correlation(a: np.ndarray, b: np.ndarray, radius: int) -> np.ndarray:
     """``c[radius + dy, radius + dx] = sum a[y, x] b[y + dy, x + dx]``: the prior at
     ``(y, x)`` belongs at ``(y + dy, x + dx)``."""
-    h, w = a.shape
+    return _correlations([a], b, radius)[0]
+
+
+def _correlations(many: Sequence[np.ndarray], b: np.ndarray, radius: int) -> list[np.ndarray]:
+    """_correlation of each of ``many`` (of ``b``'s shape) with ``b``, whose Fourier
+    transform they share."""
+    h, w = b.shape
     size = (h + 2 * radius, w + 2 * radius)
-    c = np.fft.irfft2(np.conj(np.fft.rfft2(a, s=size)) * np.fft.rfft2(b, s=size), s=size)
+    fb = np.fft.rfft2(b, s=size)
     idx = np.r_[0 : radius + 1, -radius:0]
-    return np.roll(c[np.ix_(idx, idx)], radius, axis=(0, 1))
+    out = []
+    for a in many:
+        c = np.fft.irfft2(np.conj(np.fft.rfft2(a, s=size)) * fb, s=size)
+        out.append(np.roll(c[np.ix_(idx, idx)], radius, axis=(0, 1)))
+    return out
 
 
 def best_offset(
@@ -680,16 +690,8 @@ def outline_surfaces(
 ) -> list[np.ndarray]:
     """outline_surface of each of ``many`` class arrays over one ``strength`` (whose
     Fourier transform they share)."""
-    h, w = strength.shape
-    size = (h + 2 * radius, w + 2 * radius)
-    edges = np.fft.rfft2(strength.astype(np.float64), s=size)
-    idx = np.r_[0 : radius + 1, -radius:0]
-    out = []
-    for classes in many:
-        line = np.fft.rfft2(outline(classes).astype(np.float64), s=size)
-        c = np.fft.irfft2(np.conj(line) * edges, s=size)
-        out.append(np.roll(c[np.ix_(idx, idx)], radius, axis=(0, 1)))
-    return out
+    lines = [outline(classes).astype(np.float64) for classes in many]
+    return _correlations(lines, strength.astype(np.float64), radius)
 
 
 def edge_ratio(placed: tuple[float, int], drawn: tuple[float, int]) -> float | None:
