@@ -239,21 +239,21 @@ def _centres_inside(
     return (x >= xmin) & (x <= xmax) & (y >= ymin) & (y <= ymax)
 
 
-def _polygons(code: np.ndarray, grid: GridSpec, x0: int, y0: int) -> list[tuple[int, ogr.Geometry]]:
-    """The 4-connected regions of equal non-zero ``code`` as polygons on the raster's
-    grid, with their code (valid: 8-connected ones can touch themselves at a corner)."""
+def _polygons(
+    code: np.ndarray, grid: GridSpec, x0: int, y0: int, eight: bool = False
+) -> list[tuple[int, ogr.Geometry]]:
+    """The regions of equal non-zero ``code`` (a window at ``x0``, ``y0``) as polygons on
+    the raster's grid, with their code: 4-connected (valid), or ``eight``-connected (a
+    ring can then touch itself at a corner)."""
     height, width = code.shape
     mem = gdal.GetDriverByName("MEM").Create("", width, height, 1, gdal.GDT_Int32)
     mem.SetGeoTransform(window(grid, x0, y0, width, height).geotransform)
     band = mem.GetRasterBand(1)
-    band.WriteArray(code)
-    mask = gdal.GetDriverByName("MEM").Create("", width, height, 1, gdal.GDT_Byte)
-    mask_band = mask.GetRasterBand(1)
-    mask_band.WriteArray((code > 0).astype(np.uint8))
+    band.WriteArray(code.astype(np.int32, copy=False))
     source = ogr.GetDriverByName("Memory").CreateDataSource("")  # kept: the layer's owner
     layer = source.CreateLayer("regions")
     layer.CreateField(ogr.FieldDefn("value", ogr.OFTInteger))
-    gdal.Polygonize(band, mask_band, layer, 0)
+    gdal.Polygonize(band, band, layer, 0, ["8CONNECTED=8"] if eight else [])  # 0: no region
     return [(int(f.GetField(0)), f.GetGeometryRef().Clone()) for f in layer]
 
 
@@ -275,26 +275,16 @@ def _component(
 ) -> tuple[ogr.Geometry, int]:
     """The 8-connected part of ``mask`` holding pixel ``at`` (window coordinates), as a
     polygon on the raster's grid, and its pixel count."""
-    height, width = mask.shape
-    gt = grid.geotransform
-    mem = gdal.GetDriverByName("MEM").Create("", width, height, 1, gdal.GDT_Byte)
-    mem.SetGeoTransform(window(grid, x0, y0, width, height).geotransform)
-    band = mem.GetRasterBand(1)
-    band.WriteArray(mask.astype(np.uint8))
-    source = ogr.GetDriverByName("Memory").CreateDataSource("")  # kept: the layer's owner
-    layer = source.CreateLayer("region")
-    layer.CreateField(ogr.FieldDefn("value", ogr.OFTInteger))
-    gdal.Polygonize(band, band, layer, 0, ["8CONNECTED=8"])
-    cx, cy = gdal.ApplyGeoTransform(mem.GetGeoTransform(), at[0] + 0.5, at[1] + 0.5)
+    gt = window(grid, x0, y0, *mask.shape[::-1]).geotransform
+    cx, cy = gdal.ApplyGeoTransform(gt, at[0] + 0.5, at[1] + 0.5)
     point = ogr.Geometry(ogr.wkbPoint)
     point.AddPoint_2D(cx, cy)
-    for feature in layer:
-        geometry = feature.GetGeometryRef()
+    for _, geometry in _polygons(mask.astype(np.int32), grid, x0, y0, eight=True):
         if geometry.Contains(point):
             pixels = int(round(geometry.GetArea() / abs(gt[1] * gt[5] - gt[2] * gt[4])))
             if not geometry.IsValid():  # an 8-connected ring touching itself at a corner
                 return geometry.MakeValid(), pixels
-            return geometry.Clone(), pixels
+            return geometry, pixels
     raise MapRefinerError("The picked change could not be outlined.")  # not reached
 
 
