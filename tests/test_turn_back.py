@@ -13,7 +13,11 @@ from test_map_changes import GT, class_map
 
 from map_refiner.engine.errors import MapRefinerError
 from map_refiner.engine.scoring.changes import map_changes
-from map_refiner.engine.scoring.turn_back import change_region_at, changes_in_area
+from map_refiner.engine.scoring.turn_back import (
+    change_region_at,
+    changes_in_area,
+    largest_changes,
+)
 
 
 def _at(col: float, row: float, gt=GT) -> tuple[float, float]:  # noqa: ANN001
@@ -152,3 +156,50 @@ def test_a_rectangle_too_large_to_read_says_what_to_do(changed) -> None:  # noqa
     (xa, ya), (xb, yb) = _edge(0, 60), _edge(80, 0)
     with pytest.raises(MapRefinerError, match=r"covers 80 x 60 pixels .* at most about 40 x 40"):
         changes_in_area(changes, before, xa, ya, xb, yb, max_px=1600)
+
+
+def test_the_largest_changes_come_first_each_what_a_click_turns_back(changed) -> None:  # noqa: ANN001
+    changes, before = changed
+    found = largest_changes(changes, before)
+    # the 4 px change lies under the 16 px a listed change needs
+    assert [(r.was, r.became, r.pixels, r.cut) for r in found] == [
+        ("building", "background", 200, False),
+        ("background", "building", 32, False),
+    ]
+    for region in found:  # the same polygon as a click on it
+        at = ogr.CreateGeometryFromWkt(region.wkt).PointOnSurface()
+        clicked = change_region_at(changes, before, at.GetX(), at.GetY())
+        assert ogr.CreateGeometryFromWkt(region.wkt).Equals(ogr.CreateGeometryFromWkt(clicked.wkt))
+        assert ogr.CreateGeometryFromWkt(region.wkt).IsValid()
+    assert [r.pixels for r in largest_changes(changes, before, top=1)] == [200]
+    assert [r.pixels for r in largest_changes(changes, before, min_pixels=1)] == [200, 32, 4]
+    assert largest_changes(changes, before, min_pixels=500) == []
+
+
+def test_changes_across_a_tile_side_are_listed_as_cut_parts(changed) -> None:  # noqa: ANN001
+    changes, before = changed
+    # tiles of 16 px: the roof (columns 5-24) is cut at column 16 into 11 and 9 columns
+    found = largest_changes(changes, before, tile_px=16, min_pixels=1)
+    roof = [r for r in found if r.became == "background"]
+    assert sorted(r.pixels for r in roof) == [90, 110] and all(r.cut for r in roof)
+    alone = [r for r in found if r.pixels == 4]
+    assert len(alone) == 1 and not alone[0].cut
+    assert sum(r.pixels for r in found) == 200 + 32 + 4
+
+
+def test_no_change_lists_nothing_and_a_cancel_stops_the_search(tmp_path) -> None:  # noqa: ANN001
+    from map_refiner.engine.errors import CancelledError
+
+    old = np.zeros((40, 40), np.uint8)
+    old[5:15, 5:15] = 1
+    before = class_map(tmp_path / "old.tif", old)
+    new = old.copy()
+    new[20:30, 20:30] = 1
+    after = class_map(tmp_path / "new.tif", new)
+    out = tmp_path / "changes.tif"
+    map_changes(before, after, out)
+    same = tmp_path / "same.tif"
+    map_changes(before, class_map(tmp_path / "copy.tif", old), same)
+    assert largest_changes(same, before) == []
+    with pytest.raises(CancelledError):
+        largest_changes(out, before, is_cancelled=lambda: True)

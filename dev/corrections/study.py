@@ -45,6 +45,7 @@ from .users import (
     drawn_as,
     error_regions,
     ordered,
+    reviewed,
     snapped_to_edges,
     swept,
     write_corrections,
@@ -198,7 +199,7 @@ def run_scene(
         signals["either"] = np.maximum(uncertainty(probs), signals["disagreement"])
         signals["interleave"] = signals["disagreement"]
     drags: dict[str, list[list]] = {}  # users who turn a round's changes back, per drag
-    if {"turned", "swept", "swept_wrong"} & set(users):  # they turn back a round's changes
+    if {"turned", "swept", "swept_wrong", "reviewed"} & set(users):  # they turn changes back
         wrong, parent_map = turned_regions(scene, base_model, work, pred, ref, half)
         largest = ordered(wrong, "largest", probs, half, cell)
         pad = int(round(SWEEP_PAD_M / pixel_m(scene, like)))
@@ -208,6 +209,8 @@ def run_scene(
             "swept": swept(largest, pred, parent_map, half, pad),
             "swept_wrong": swept(largest, pred, parent_map, half, pad, ref, SWEEP_WRONG_AT_LEAST),
         }
+        if "reviewed" in users:  # session 42: the dock's list of the round's largest changes
+            drags["reviewed"] = reviewed(review_list(base_model, work, half), pred, ref, like)
     for user in users:
         if user in drags:  # the largest first, as the changes layer shows them
             per_k = {k: [c for drag in drags[user][:k] for c in drag] for k in ks}
@@ -345,6 +348,24 @@ def turned_regions(
     save_model(net.gate_parent, ModelConfig.from_dict(config.gate_parent), parent)
     before = refine(scene.image, work / "gate_parent.tif", parent)[0]
     return error_regions(np.where(pred != before, pred, ref), ref, half), before
+
+
+def review_list(round_model: Path, work: Path, half: int) -> list:
+    """The iterations dock's review list after a round (session 42): the round's map
+    (``work/base.tif``) against its gate parent's (``work/gate_parent.tif``, from
+    turned_regions) as the plugin writes the changes layer (engine map_changes, the
+    round's kept polygons left out), its right half blanked (the user draws on the left
+    only), listed by engine largest_changes."""
+    from ...engine.scoring.changes import drawn_by, map_changes
+    from ...engine.scoring.turn_back import largest_changes
+
+    out, parent = work / "changes.tif", work / "gate_parent.tif"
+    map_changes(parent, work / "base.tif", out, overwrite=True, drawn=drawn_by(round_model))
+    ds = gdal.Open(str(out), gdal.GA_Update)
+    blank = np.zeros((ds.RasterYSize, ds.RasterXSize - half), np.uint8)
+    ds.GetRasterBand(1).WriteArray(blank, half, 0)
+    ds = None
+    return largest_changes(out, parent)
 
 
 def flip_dropped(

@@ -95,33 +95,38 @@ def turned() -> str:
     user and by the user who turns back round 1's wrong changes
     (dev/corrections/turned_rounds.sh; rows out/corrections/rows_s40_r2_*.jsonl); session
     41: and by the users who drag a rectangle over each, or only where most of what it
-    covers is wrong (USERS=swept,swept_wrong TAG=s41, rows rows_s41_r2_*.jsonl), where
-    those rows exist."""
+    covers is wrong (USERS=swept,swept_wrong TAG=s41, rows rows_s41_r2_*.jsonl); session
+    42: and by the user who goes down the dock's review list of round 1's largest changes
+    and clicks the mostly wrong ones (USERS=reviewed TAG=s42), where those rows exist."""
     probe = json.loads(PROBE.read_text())
     jobs = json.loads((WORK / "jobs.json").read_text())
-    users = {"largest": "s40", "turned": "s40", "swept": "s41", "swept_wrong": "s41"}
+    users = {  # the rows' tag, the table's heading
+        "largest": ("s40", "largest errors"),
+        "turned": ("s40", "wrong changes turned back"),
+        "swept": ("s41", "a rectangle over each"),
+        "swept_wrong": ("s41", "a rectangle where most is wrong"),
+        "reviewed": ("s42", "the review list's wrong changes"),
+    }
     totals = {u: [0.0, 0, 0] for u in users}  # gain over round 1, below it, not adopted
-    first_gain, lines = (
-        0.0,
-        [
-            "| round 1 model | start | round 1 (gated) | round 2, largest errors | round 2, "
-            "wrong changes turned back | round 2, a rectangle over each | round 2, a "
-            "rectangle where most is wrong |",
-            "|---|---|---|---|---|---|---|",
-        ],
-    )
+    first_gain = 0.0
+    lines = [
+        "| round 1 model | start | round 1 (gated) | "
+        + " | ".join(f"round 2, {heading}" for _, heading in users.values())
+        + " |",
+        "|---|---|---|" + "---|" * len(users),
+    ]
     for job in jobs:
         name = Path(job["gated"]).stem
         key = f"{job['folder']}/{name}"
         rows = {}
-        for tag in sorted(set(users.values())):
+        for tag in sorted({tag for tag, _ in users.values()}):
             path = Path(f"out/corrections/rows_{tag}_r2_{job['folder']}_{name}.jsonl")
             if path.exists():
                 for r in map(json.loads, path.read_text().splitlines()):
-                    if users.get(r["user"]) == tag:
+                    if users.get(r["user"], ("",))[0] == tag:
                         rows[r["user"]] = r
         if not rows:
-            lines.append(f"| {key} | - | - | - | - | - | - |")
+            lines.append(f"| {key} | - | - |" + " - |" * len(users))
             continue
         first = next(iter(rows.values()))["before"]
         first_gain += first - probe[key]["before"]

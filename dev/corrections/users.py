@@ -55,6 +55,7 @@ USERS = (
     "turned",
     "swept",
     "swept_wrong",
+    "reviewed",
 )
 DRAWINGS = ("traced", "rough", "loose", "inside", "shifted")
 MIN_PIXELS = 20  # smaller error specks are not worth a polygon
@@ -277,6 +278,46 @@ SWEEP_PAD_M = 8.0
 #: The careful rectangle user (``swept_wrong``) drags only where at least this share of
 #: the changed pixels inside the box are wrong, as the tooltip advises.
 SWEEP_WRONG_AT_LEAST = 0.8
+
+
+#: The reviewing user (``reviewed``, session 42) turns back a listed change when more than
+#: this share of its pixels is wrong (it looks at the image and sees the change is wrong).
+REVIEW_WRONG_OVER = 0.5
+
+
+def reviewed(
+    pieces: list,
+    pred: np.ndarray,
+    ref: np.ndarray,
+    like: gdal.Dataset,
+    wrong_over: float = REVIEW_WRONG_OVER,
+) -> list[list[Correction]]:
+    """The review-list user (session 42): goes down the iterations dock's list of a
+    round's largest changes (``pieces``, engine largest_changes of the left half's changes
+    layer), looks at each and turns back, with a click, those mostly wrong against the
+    reference (``pred``: the round's building map): the whole change, as the tool adds it,
+    of the class it had. One drag (a list of corrections) per change turned back."""
+    clicks = []
+    for piece in pieces:
+        mask = burned_polygon(piece.wkt, like)
+        if mask.any() and (mask & (pred != ref)).sum() > wrong_over * mask.sum():
+            clicks.append([(mask, int(piece.was == "building"))])
+    return clicks
+
+
+def burned_polygon(wkt: str, like: gdal.Dataset) -> np.ndarray:
+    """A polygon (WKT in ``like``'s CRS) as a mask of ``like``'s pixels (centres inside)."""
+    width, height = like.RasterXSize, like.RasterYSize
+    mem = gdal.GetDriverByName("MEM").Create("", width, height, 1, gdal.GDT_Byte)
+    mem.SetGeoTransform(like.GetGeoTransform())
+    mem.SetProjection(like.GetProjection())
+    source = ogr.GetDriverByName("Memory").CreateDataSource("")
+    layer = source.CreateLayer("piece", srs=like.GetSpatialRef())
+    feature = ogr.Feature(layer.GetLayerDefn())
+    feature.SetGeometry(ogr.CreateGeometryFromWkt(wkt))
+    layer.CreateFeature(feature)
+    gdal.RasterizeLayer(mem, [1], layer, burn_values=[1])
+    return mem.ReadAsArray() > 0
 
 
 def swept(

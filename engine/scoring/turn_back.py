@@ -15,10 +15,17 @@ edge, which ChangeRegion.cut says.
 A rectangle turns back every change in it at once (changes_in_area, session 41): where a
 round broke a whole neighbourhood, one drag instead of a click per roof. Each class the
 changed pixels had becomes one (multi)polygon, cut at the rectangle's sides.
+
+Which changes to look at (largest_changes, session 42): the same connected changes a click
+outlines, the largest first, for the iterations dock's review list and `map-refiner
+changes --largest N`. The correction study's user who turned back a round's largest wrong
+changes taught the next round most (session 40: +10.0 over 15 chains against +2.6 for
+drawing the largest errors); the list finds them without scanning the whole map.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +37,7 @@ from osgeo import gdal, ogr
 from ..errors import MapRefinerError
 from ..labels.classes import IGNORE
 from ..labels.rasters import read_block, to_labels
+from ..progress import CancelFn, make_reporter
 from ..rasters.grid import GridSpec, grid_of, window
 from ..rasters.read import open_raster
 from .changes import UNCHANGED, class_legend, pixel_area
@@ -41,6 +49,13 @@ REACH_PX = 512
 #: square at 0.6 m; about 1.5 s on this 2-core CPU where a noisy round left 77,000 specks
 #: in it, 0.1 s for a few changes: it runs on QGIS's main thread).
 AREA_MAX_PX = 2048 * 2048
+#: The review list (largest_changes): this many changes, the largest first ...
+REVIEW_TOP = 10
+#: ... each of at least this many pixels (specks are not worth a look) ...
+REVIEW_MIN_PX = 16
+#: ... found in tiles of the changes raster this many pixels a side (bounded memory on any
+#: raster; a change across a tile's side is listed as its parts, each said to be cut).
+REVIEW_TILE_PX = 4096
 
 
 @dataclass(frozen=True)
@@ -167,6 +182,59 @@ def changes_in_area(
         len(found),
         pixel_area(grid),
     )
+
+
+def largest_changes(
+    changes: PathLike,
+    before: PathLike,
+    top: int = REVIEW_TOP,
+    min_pixels: int = REVIEW_MIN_PX,
+    tile_px: int = REVIEW_TILE_PX,
+    is_cancelled: CancelFn | None = None,
+) -> list[ChangeRegion]:
+    """The ``top`` largest connected changes of a changes raster (each what a click on it
+    turns back: pixels that went from one class to the same other class, 8-connected)
+    against the previous class map ``before``, of at least ``min_pixels``, the largest
+    first (ties in reading order)."""
+    maps = _Maps.open(changes, before)
+    names, grid = maps.names, maps.grid
+    report = make_reporter(None, is_cancelled)
+    k = len(names)
+    cell = abs(
+        grid.geotransform[1] * grid.geotransform[5] - grid.geotransform[2] * grid.geotransform[4]
+    )
+    kept: list[tuple[int, int, int, ogr.Geometry, tuple[int, int, int, int]]] = []
+    order = 0
+    for y0 in range(0, grid.height, tile_px):
+        for x0 in range(0, grid.width, tile_px):
+            report.check()
+            block = (x0, y0, min(tile_px, grid.width - x0), min(tile_px, grid.height - y0))
+            code = maps.codes(block)
+            if not code.any():
+                continue
+            for value, geometry in _polygons(code, grid, x0, y0, eight=True):
+                pixels = int(round(geometry.GetArea() / cell))
+                order += 1
+                if pixels >= min_pixels:  # the order breaks ties: reading order first
+                    kept.append((pixels, -order, value, geometry, block))
+            kept = heapq.nlargest(top, kept, key=lambda item: item[:2])
+    area = pixel_area(grid)
+    found = []
+    for pixels, _, value, geometry, block in kept:
+        was, to = divmod(value - 1, k)
+        valid = geometry if geometry.IsValid() else geometry.MakeValid()
+        found.append(
+            ChangeRegion(
+                valid.ExportToWkt(),
+                grid.projection_wkt,
+                names[was],
+                names[to],
+                pixels,
+                pixels * area if area is not None else None,
+                _reaches_cut_side(geometry.GetEnvelope(), grid, block),
+            )
+        )
+    return found
 
 
 @dataclass
