@@ -17,7 +17,7 @@ from .dialog.dialog import MapRefinerDialog
 from .dialog.model_info import model_label
 from .installer.deps import MissingDependencies, check_dependencies
 from .installer.flow import InstallerFlow, offer_install
-from .iterations.flow import IterationsFlow
+from .iterations.flow import IterationsFlow, Review
 from .jobs.fetch_job import View, add_fetched_layer, fetched_message, run_fetch
 from .jobs.refine_job import (
     PreviousMap,
@@ -127,6 +127,7 @@ class Controller:
         if self.iterations is None:
             self.iterations = IterationsFlow(self.iface)
             self.iterations.keep_requested.connect(self.keep_iteration)
+            self.iterations.turn_back_change = lambda c: self.turn_back_flow().turn_back_listed(c)
         return self.iterations
 
     def keep_iteration(self, iterations: int) -> EngineTask | None:
@@ -476,7 +477,11 @@ class Controller:
             for layer_id in [i for i in self.slider_refines if project.mapLayer(i) is None]:
                 del self.slider_refines[layer_id]  # removed by hand
             self.slider_refines[layer.id()] = job
-            self.iteration_flow().show_refined(outcome.slider, result.iterations, layer.id())
+            against = job.previous.label if job.previous is not None else ""
+            review = Review(outcome.review, against) if outcome.review else None
+            self.iteration_flow().show_refined(
+                outcome.slider, result.iterations, layer.id(), review
+            )
 
     def _fetched(self, job: RefineJob, task: EngineTask, result) -> None:  # noqa: ANN001
         """The fetched image becomes a layer, the dialog's input, and is refined."""

@@ -3,6 +3,9 @@ correction polygon of the class it had before (engine/scoring/turn_back.py), in 
 dialog's correction layer, for the next Fine-tune to learn (and its map to keep); drag a
 rectangle and every change inside it does (session 41).
 
+The iterations dock's review list (the round's largest changes) turns one back with its
+button through the same flow (turn_back_listed).
+
 A map tool, active while the dialog's button is down; each click reads a window of the
 changes raster around it and a rectangle at most engine AREA_MAX_PX pixels (instant to a
 second), so it runs on the main thread. What one click or drag adds is one edit command
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
@@ -39,6 +43,9 @@ from ..engine.errors import MapRefinerError
 from .dialog.correction_layer import CLASS_FIELD
 from .layers import CHANGES_OF_KEY, PREVIOUS_MAP_KEY
 from .messages import show_error, show_info, show_success, show_warning
+
+if TYPE_CHECKING:
+    from ..engine.scoring.turn_back import ChangeRegion
 
 #: A press and release further apart than this (screen pixels, either way) is a drag:
 #: a rectangle; closer, a click.
@@ -207,6 +214,20 @@ def turn_back_area(
     )
 
 
+def turn_back_listed(change: ChangeRegion, corrections: QgsVectorLayer, class_field: str) -> str:
+    """Add a change of the dock's review list (engine largest_changes) to ``corrections``
+    as a polygon of the class it had; returns what the message bar says. Raises
+    MapRefinerError."""
+    _add_polygons(corrections, class_field, [(change.wkt, change.was)], change.srs_wkt, "a change")
+    text = (
+        f"Turned back {change.describe()}: drawn as {change.was} in “{corrections.name()}”; "
+        "Fine-tune to learn it (the layer's Undo takes it away)"
+    )
+    if change.cut:
+        text += "; it ran past a tile's side of the list, so turn back the rest with a click"
+    return text
+
+
 def _add_polygons(
     corrections: QgsVectorLayer,
     class_field: str,
@@ -325,6 +346,23 @@ class TurnBackFlow:
             show_error(self.iface.messageBar(), exc)
             return
         show_success(self.iface.messageBar(), text)
+
+    def turn_back_listed(self, change: ChangeRegion) -> bool:
+        """Turn back a change of the dock's review list (the button under it); False, with
+        the reason in the message bar, when it could not."""
+        try:
+            layer, field = self.corrections()
+            if layer is None:
+                raise MapRefinerError(
+                    "Choose or create a correction layer first (New correction layer…): the "
+                    "changes you turn back go there."
+                )
+            text = turn_back_listed(change, layer, field)
+        except MapRefinerError as exc:
+            show_error(self.iface.messageBar(), exc)
+            return False
+        show_success(self.iface.messageBar(), text)
+        return True
 
     def unload(self) -> None:
         self.set_active(False)

@@ -242,11 +242,91 @@ def test_undo_round_shows_the_parents_iterations_again(
     assert qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical) == []
 
 
+def test_after_a_round_the_dock_lists_its_largest_changes_to_turn_back(
+    setup, qgis_iface, wait_for_tasks, tmp_path
+) -> None:  # noqa: ANN001
+    """After a refine with another model than the image's previous map (a round's), the
+    dock's list ranks the new map's largest changes (RefineOutcome.review): each is what a
+    click on the changes layer turns back; a row zooms there; its button adds it to the
+    correction layer once. (The tiny model's two-step rounds change nothing away from the
+    drawn polygons under the change gate: another random model stands for the round.)"""
+    import torch
+
+    from map_refiner.engine.modelfile.config import ModelConfig, make_classes
+    from map_refiner.engine.modelfile.io import build_model, save_model
+    from map_refiner.engine.scoring.turn_back import change_region_at
+
+    controller, dialog, image = setup
+    _three_corrections(dialog, image)  # the dialog's correction layer
+    dialog.iterations_spin.setValue(2)
+    first = dialog.refine_job()
+    controller.start_refine(first)
+    wait_for_tasks(timeout=120)
+    parent_layer = controller.iterations.refined_layer_id
+    torch.manual_seed(1)
+    cfg = ModelConfig(
+        classes=make_classes(["background", "building"]),
+        ground_resolution_m=0.6,
+        default_iterations=2,
+        name="another model",
+    )
+    other = save_model(build_model(cfg), cfg, tmp_path / "other.safetensors")
+    dialog.model.set_model_path(str(other))
+    dialog.suggest_output()
+    controller.start_refine(dialog.refine_job())
+    wait_for_tasks(timeout=120)
+    flow, project = controller.iterations, QgsProject.instance()
+    dock, review = flow.dock, flow.review
+    assert review.changes and review.against == "tiny test model"
+    assert dock.list_kind() == "changes" and dock.list_combo.isEnabled()
+    assert dock.turn_back_button.isVisibleTo(dock) and not dock.turn_back_button.isEnabled()
+    pixels = [c.pixels for c in review.changes]
+    assert pixels == sorted(pixels, reverse=True) and dock.regions_list.count() == len(pixels)
+    assert dock.regions_list.item(0).text().startswith(f"1.  {review.changes[0].area_m2:,.0f}")
+    (changes,) = project.mapLayersByName("austin_dev_rgb — changes since tiny test model")
+    for listed in review.changes[:3]:  # the polygon a click on it turns back
+        at = QgsGeometry.fromWkt(listed.wkt).pointOnSurface().asPoint()
+        clicked = change_region_at(changes.source(), first.params.out, at.x(), at.y())
+        assert clicked is not None and (clicked.was, clicked.became) == (listed.was, listed.became)
+        assert QgsGeometry.fromWkt(clicked.wkt).equals(QgsGeometry.fromWkt(listed.wkt))
+    assert flow._layer("regions").featureCount() == len(review.changes)  # on the map too
+
+    dock.regions_list.setCurrentRow(1)
+    flow.zoom_to(1)
+    canvas = qgis_iface.mapCanvas()
+    assert canvas.extent().contains(flow.rects[1]) and dock.turn_back_button.isEnabled()
+    labels = dialog.labels.layer()
+    before = {f.id() for f in labels.getFeatures()}
+    dock.turn_back_button.click()
+    (added,) = [f for f in labels.getFeatures() if f.id() not in before]
+    assert added["class"] == review.changes[1].was
+    listed = QgsGeometry.fromWkt(review.changes[1].wkt)
+    assert added.geometry().area() == pytest.approx(listed.area(), rel=1e-9)
+    assert review.done[1] and "turned back" in dock.regions_list.item(1).text()
+    assert not dock.turn_back_button.isEnabled()  # once
+    flow.turn_back_row(1)
+    assert labels.featureCount() == len(before) + 1
+    dock.slider.setValue(0)  # the list is the refine's map's: it stays at every iteration
+    assert dock.regions_list.count() == len(review.changes) and review.done[1]
+    dock.list_combo.setCurrentIndex(0)  # the uncertain places instead
+    assert dock.regions_list.item(0).text().startswith("1.  uncertainty")
+    assert not dock.turn_back_button.isVisibleTo(dock)
+    dock.list_combo.setCurrentIndex(1)
+    assert "turned back" in dock.regions_list.item(1).text()
+
+    # the earlier map's view again (as Undo round shows it): it had nothing to compare
+    assert flow.restore(parent_layer, "back")
+    assert flow.review.changes == () and dock.list_kind() == "uncertain"
+    assert not dock.list_combo.isEnabled() and not dock.turn_back_button.isVisibleTo(dock)
+    assert dock.regions_list.item(0).text().startswith("1.  uncertainty")
+    assert qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical) == []
+
+
 def test_undo_round_says_when_the_parents_iterations_are_gone(setup, wait_for_tasks) -> None:  # noqa: ANN001
     controller, dialog, image = setup
     _, parent = _parent_then_round(controller, dialog, image, wait_for_tasks)
     flow = controller.iterations
-    for view, _ in flow.earlier.values():  # its maps were deleted from the disk
+    for view, *_ in flow.earlier.values():  # its maps were deleted from the disk
         view.classes_path.unlink()
 
     controller.undo_round()

@@ -1,5 +1,6 @@
 """The dock after a refine: an iteration slider with play, "keep this iteration", and
-the ranked list of uncertain regions. Widgets and signals only; see flow.py."""
+the ranked list of uncertain regions, or after a round of the round's largest changes to
+review (each turned back with a button). Widgets and signals only; see flow.py."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Sequence
 
 from qgis.gui import QgsDockWidget
 from qgis.PyQt.QtCore import Qt, pyqtSignal
+from qgis.PyQt.QtGui import QPalette
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -25,13 +27,31 @@ from qgis.PyQt.QtWidgets import (
 from ...engine.refine.uncertainty import KINDS, Region
 
 NO_ITERATIONS = "No iterations yet: refine a raster with the dialog."
+#: What the "Where to draw next" list ranks: (key, combo text, hint under the combo).
+LISTS = (
+    (
+        "uncertain",
+        "Most uncertain places",
+        "The most uncertain places at the iteration shown. Click one to zoom there, draw "
+        "corrections in it, then Fine-tune.",
+    ),
+    (
+        "changes",
+        "Largest changes of this round",
+        "What this round's map changed most where you did not draw, the largest first. "
+        "Click one to zoom there; where the change is wrong, Turn back this change (it "
+        "goes into the correction layer), then Fine-tune.",
+    ),
+)
 
 
 class IterationsDock(QgsDockWidget):
     iteration_changed = pyqtSignal(int)
     recompute_requested = pyqtSignal()
     keep_requested = pyqtSignal(int)
-    region_activated = pyqtSignal(int)  # row in the list, 0 = most uncertain
+    region_activated = pyqtSignal(int)  # row in the list, 0 = the first
+    list_changed = pyqtSignal(str)  # what the list ranks: a LISTS key
+    turn_back_requested = pyqtSignal(int)  # row of the review list to turn back
     play_toggled = pyqtSignal(bool)
     uncertainty_toggled = pyqtSignal(bool)
 
@@ -70,8 +90,23 @@ class IterationsDock(QgsDockWidget):
             "it becomes the map that Export polygons uses"
         )
         self.uncertainty_check = QCheckBox("Show the uncertainty layer", body)
+        self.list_combo = QComboBox(body)
+        for key, text, _hint in LISTS:
+            self.list_combo.addItem(text, key)
+        self.list_combo.setToolTip(
+            "After a correction round, the list can rank the round's largest changes "
+            "instead: the ones to look at before the next round"
+        )
+        self.hint_label = QLabel(LISTS[0][2], body)
+        self.hint_label.setWordWrap(True)
         self.regions_list = QListWidget(body)
-        self.regions_list.setToolTip("Most uncertain first; click to zoom there")
+        self.regions_list.setToolTip("The first is the one to look at first; click to zoom there")
+        self.turn_back_button = QPushButton("Turn back this change", body)
+        self.turn_back_button.setToolTip(
+            "Add the selected change to the correction layer as the class it had before, "
+            "for the next Fine-tune to learn (the layer's Undo takes it away)"
+        )
+        self.done: list[bool] = []  # rows of the review list turned back
         self.status_label = QLabel("", body)
         self.status_label.setWordWrap(True)
         self._layout(body)
@@ -91,15 +126,11 @@ class IterationsDock(QgsDockWidget):
         compute_row.addWidget(self.recompute_button, 1)
         regions = QGroupBox("Where to draw next", body)
         rbox = QVBoxLayout(regions)
-        hint = QLabel(
-            "The most uncertain places at the iteration shown. Click one to zoom "
-            "there, draw corrections in it, then Fine-tune.",
-            regions,
-        )
-        hint.setWordWrap(True)
-        rbox.addWidget(hint)
+        rbox.addWidget(self.list_combo)
+        rbox.addWidget(self.hint_label)
         rbox.addWidget(self.uncertainty_check)
         rbox.addWidget(self.regions_list, 1)
+        rbox.addWidget(self.turn_back_button)
         box = QVBoxLayout(body)
         box.addWidget(self.title_label)
         box.addLayout(slider_row)
@@ -118,6 +149,11 @@ class IterationsDock(QgsDockWidget):
         self.uncertainty_check.toggled.connect(self.uncertainty_toggled)
         self.regions_list.itemClicked.connect(self._on_item)
         self.regions_list.itemActivated.connect(self._on_item)
+        self.regions_list.currentRowChanged.connect(lambda _row: self._enable_turn_back())
+        self.list_combo.currentIndexChanged.connect(self._on_list)
+        self.turn_back_button.clicked.connect(
+            lambda: self.turn_back_requested.emit(self.regions_list.currentRow())
+        )
 
     def _on_value(self, value: int) -> None:
         self.keep_button.setText(f"Keep iteration {value}")
@@ -125,6 +161,34 @@ class IterationsDock(QgsDockWidget):
 
     def _on_item(self, item: QListWidgetItem) -> None:
         self.region_activated.emit(self.regions_list.row(item))
+
+    def _on_list(self, _index: int) -> None:
+        key = self.list_kind()
+        self.hint_label.setText(next(hint for k, _t, hint in LISTS if k == key))
+        self.turn_back_button.setVisible(key == "changes")
+        self._enable_turn_back()
+        self.list_changed.emit(key)
+
+    def list_kind(self) -> str:
+        """What the list ranks now: a LISTS key."""
+        return str(self.list_combo.currentData())
+
+    def offer_changes(self, offered: bool) -> None:
+        """Offer the round's changes as the list (and show them: a round's refine), or
+        only the uncertain places (a refine without a previous map to compare)."""
+        self.list_combo.blockSignals(True)
+        self.list_combo.setCurrentIndex(1 if offered else 0)
+        self.list_combo.setEnabled(offered)
+        self.list_combo.blockSignals(False)
+        self.hint_label.setText(LISTS[1 if offered else 0][2])
+        self.turn_back_button.setVisible(offered)
+        self._enable_turn_back()
+
+    def _enable_turn_back(self) -> None:
+        row = self.regions_list.currentRow()
+        self.turn_back_button.setEnabled(
+            0 <= row < self.regions_list.count() and not (row < len(self.done) and self.done[row])
+        )
 
     def set_range(self, iterations: int, value: int) -> None:
         for widget in (self.slider, self.spin):
@@ -141,16 +205,36 @@ class IterationsDock(QgsDockWidget):
         self.slider.setValue(value)
 
     def set_regions(self, regions: Sequence[Region], sizes_m: Sequence[str]) -> None:
+        self.set_rows(
+            [
+                f"{region.rank}.  uncertainty {region.score:.2f}  ·  {size}"
+                for region, size in zip(regions, sizes_m)
+            ]
+        )
+
+    def set_rows(self, rows: Sequence[str], done: Sequence[bool] = ()) -> None:
+        """The list's rows; those ``done`` (changes turned back) greyed, still clickable
+        to look at, not turned back twice. The selected row stays selected."""
+        current = self.regions_list.currentRow()
+        self.done = list(done)
         self.regions_list.blockSignals(True)
         self.regions_list.clear()
-        for region, size in zip(regions, sizes_m):
-            item = QListWidgetItem(f"{region.rank}.  uncertainty {region.score:.2f}  ·  {size}")
+        for i, text in enumerate(rows):
+            item = QListWidgetItem(text)
+            if i < len(done) and done[i]:
+                item.setForeground(
+                    self.palette().brush(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
+                )
             self.regions_list.addItem(item)
+        if 0 <= current < len(rows):
+            self.regions_list.setCurrentRow(current)
         self.regions_list.blockSignals(False)
+        self._enable_turn_back()
 
     def clear(self, title: str = NO_ITERATIONS) -> None:
         """No raster: an empty list, a disabled slider, a title that says so (or why)."""
         self.title_label.setText(title)
+        self.offer_changes(False)
         self.set_regions([], [])
         self.set_range(0, 0)
         self.set_busy(False, "")

@@ -1,6 +1,7 @@
 """What the iterations dock does: show the maps a refine kept at every iteration (or
 recompute them in a task), switch the map layers' band when the slider moves
-(nothing is recomputed), rank uncertain regions and zoom to them."""
+(nothing is recomputed), rank uncertain regions and zoom to them; after a round, list
+the round's largest changes to review and turn back the wrong ones."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import itertools
 import logging
 import shutil
 import tempfile
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qgis.core import (
     QgsApplication,
+    QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsGeometry,
     QgsProject,
@@ -40,6 +43,7 @@ from .uncertainty_layers import regions_layer, set_regions, uncertainty_renderer
 
 if TYPE_CHECKING:
     from ...engine.refine.trajectory import Trajectory
+    from ...engine.scoring.turn_back import ChangeRegion
 
 log = logging.getLogger(__name__)
 REGION_CELL_M = 12.0
@@ -57,6 +61,30 @@ KEPT_VIEWS = 3
 #: round's parent), and the dock held it while showing it, so the kept views hold at
 #: most the budget or one view, whichever is larger.
 KEPT_VIEWS_BYTES = 256 * 2**20
+
+
+@dataclass
+class Review:
+    """A round's refine's largest changes (RefineOutcome.review), the list the dock shows
+    after a round, and which of them the user turned back."""
+
+    changes: Sequence[ChangeRegion] = ()
+    against: str = ""  # the previous map's label ("round 1", "bundled")
+    done: list[bool] = field(default_factory=list)
+
+    def rows(self) -> list[str]:
+        return [
+            f"{i}.  {_size(c)} became {c.became} (was {c.was})"
+            + ("  ·  turned back" if i <= len(self.done) and self.done[i - 1] else "")
+            + ("  ·  cut at a tile's side" if c.cut else "")
+            for i, c in enumerate(self.changes, start=1)
+        ]
+
+
+def _size(change: ChangeRegion) -> str:
+    if change.area_m2 is None:
+        return f"{change.pixels} px"
+    return f"{change.area_m2:,.0f} m²" if change.area_m2 >= 10 else f"{change.area_m2:.1f} m²"
 
 
 class IterationsFlow(QObject):
@@ -77,9 +105,13 @@ class IterationsFlow(QObject):
         self.hidden_refined: str | None = None
         self.layer_ids: dict[str, str] = {}
         self.rects: list[QgsRectangle] = []
-        # refined layer id -> the view a later refine replaced, and its `shown`; oldest
-        # first (Undo round shows one again: restore)
-        self.earlier: dict[str, tuple[TrajectoryResult, int]] = {}
+        self.outlines: list[QgsGeometry] = []  # the listed changes' (in the layer's CRS)
+        self.review = Review()
+        # adds a listed change to the correction layer; True when it did (controller)
+        self.turn_back_change: Callable[[ChangeRegion], bool] | None = None
+        # refined layer id -> the view a later refine replaced, its `shown` and its review
+        # list; oldest first (Undo round shows one again: restore)
+        self.earlier: dict[str, tuple[TrajectoryResult, int, Review]] = {}
         self.cache = Path(tempfile.mkdtemp(prefix="map_refiner_iterations_"))
         self.folders = itertools.count()
         self.timer = QTimer(self)
@@ -96,6 +128,8 @@ class IterationsFlow(QObject):
             self.dock.region_activated.connect(self.zoom_to)
             self.dock.play_toggled.connect(self.play)
             self.dock.uncertainty_toggled.connect(self._show_uncertainty)
+            self.dock.list_changed.connect(lambda _key: self._rank_shown())
+            self.dock.turn_back_requested.connect(self.turn_back_row)
             self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
         self.dock.show()
         return self.dock
@@ -135,15 +169,25 @@ class IterationsFlow(QObject):
         )
 
     def show_refined(
-        self, result: TrajectoryResult, shown: int, refined_layer_id: str | None = None
+        self,
+        result: TrajectoryResult,
+        shown: int,
+        refined_layer_id: str | None = None,
+        review: Review | None = None,
     ) -> None:
         """The maps a refine kept, shown at its iterations (nothing recomputed), inside
-        the group of the refine's own layer when it has one."""
+        the group of the refine's own layer when it has one; with a round's ``review``
+        (its largest changes), the list shows those."""
         self._keep_current()
-        self._present(result, shown, refined_layer_id)
+        self._present(result, shown, refined_layer_id, review=review or Review())
 
     def _present(
-        self, result: TrajectoryResult, shown: int, layer_id: str | None, note: str = ""
+        self,
+        result: TrajectoryResult,
+        shown: int,
+        layer_id: str | None,
+        note: str = "",
+        review: Review | None = None,
     ) -> None:
         """A refine's maps become the dock's view, shown at iteration ``shown`` inside the
         group of its refined layer (any running trajectory task is cancelled)."""
@@ -153,6 +197,8 @@ class IterationsFlow(QObject):
         self.source, self.shown = result.job, shown
         self.has_refined_layer = True
         self.refined_layer_id = layer_id
+        self.review = review or Review()
+        self.ensure_dock().offer_changes(bool(self.review.changes))
         self._show(result, note)
 
     def _keep_current(self) -> None:
@@ -167,7 +213,7 @@ class IterationsFlow(QObject):
             and project.mapLayer(layer_id) is not None
         ):
             self.earlier.pop(layer_id, None)
-            self.earlier[layer_id] = (self.result, self.shown)
+            self.earlier[layer_id] = (self.result, self.shown, self.review)
             self.result = None  # its folder is kept: _show would delete it
         for key in [k for k in self.earlier if project.mapLayer(k) is None]:
             self._drop_earlier(key)
@@ -178,7 +224,7 @@ class IterationsFlow(QObject):
 
     def earlier_nbytes(self) -> int:
         """The memory the kept earlier views' maps hold."""
-        return sum(result.trajectory.nbytes for result, _ in self.earlier.values())
+        return sum(view[0].trajectory.nbytes for view in self.earlier.values())
 
     def _drop_earlier(self, layer_id: str) -> None:
         view = self.earlier.pop(layer_id, None)
@@ -199,9 +245,9 @@ class IterationsFlow(QObject):
         if not self.has_view_of(layer_id):
             self._drop_earlier(layer_id)
             return False
-        result, shown = self.earlier.pop(layer_id)
+        result, shown, review = self.earlier.pop(layer_id)
         self.timer.stop()
-        self._present(result, shown, layer_id, note)
+        self._present(result, shown, layer_id, note, review)
         return True
 
     def forget(self, layer_ids: list[str]) -> None:
@@ -343,7 +389,17 @@ class IterationsFlow(QObject):
             unc.triggerRepaint()
         self._rank(t)
 
+    def _rank_shown(self) -> None:
+        if self.result is not None:
+            self._rank(self.ensure_dock().slider.value())
+
     def _rank(self, t: int) -> None:
+        """The dock's list and the regions layer: the uncertain places at iteration ``t``,
+        or the round's largest changes (the same at every iteration: the refine's map
+        against the previous one)."""
+        if self.review.changes and self.ensure_dock().list_kind() == "changes":
+            self._list_changes()
+            return
         from ...engine.refine.uncertainty import rank_regions
 
         traj = self.result.trajectory  # type: ignore[union-attr]
@@ -352,13 +408,43 @@ class IterationsFlow(QObject):
             traj.uncertainty[t].astype("float32"), traj.valid, cell=cell, top=TOP_REGIONS
         )
         self.rects = [QgsRectangle(*traj.box_to_map(r.x0, r.y0, r.x1, r.y1)) for r in regions]
+        self.outlines = []
         layer = self._layer("regions")
         if layer is not None:
-            set_regions(layer, regions, self.rects)
+            set_regions(layer, [(r.rank, r.score) for r in regions], self.rects)
         size = traj.pixel_size_m
         self.ensure_dock().set_regions(
             regions, [f"{(r.x1 - r.x0) * size:.0f} × {(r.y1 - r.y0) * size:.0f} m" for r in regions]
         )
+
+    def _list_changes(self) -> None:
+        """The review list: each change's outline (in the regions layer's CRS, the
+        image's: the changes raster lies on the refined map's grid) and its box."""
+        changes = self.review.changes
+        layer = self._layer("regions")
+        self.outlines = [QgsGeometry.fromWkt(c.wkt) for c in changes]
+        for change, outline in zip(changes, self.outlines):
+            crs = QgsCoordinateReferenceSystem.fromWkt(change.srs_wkt)
+            if layer is not None and crs.isValid() and crs != layer.crs():
+                outline.transform(QgsCoordinateTransform(crs, layer.crs(), QgsProject.instance()))
+        self.rects = [g.boundingBox() for g in self.outlines]
+        if layer is not None:
+            ranked = [(i, c.area_m2 or float(c.pixels)) for i, c in enumerate(changes, start=1)]
+            set_regions(layer, ranked, self.rects)
+        self.ensure_dock().set_rows(self.review.rows(), self.review.done)
+
+    def turn_back_row(self, row: int) -> None:
+        """Turn back the listed change of ``row`` (into the correction layer, through the
+        controller's turn_back_change); the row then says so."""
+        review = self.review
+        if not 0 <= row < len(review.changes) or self.turn_back_change is None:
+            return
+        if row < len(review.done) and review.done[row]:
+            return
+        if self.turn_back_change(review.changes[row]):
+            review.done = [*review.done, *[False] * (len(review.changes) - len(review.done))]
+            review.done[row] = True
+            self._list_changes()
 
     def zoom_to(self, row: int) -> None:
         """Zoom the canvas to a region, with as much context again around it."""
@@ -374,7 +460,12 @@ class IterationsFlow(QObject):
         view.scale(2.0)
         canvas.setExtent(view)
         canvas.refresh()
-        canvas.flashGeometries([QgsGeometry.fromRect(rect)], canvas.mapSettings().destinationCrs())
+        flash = QgsGeometry(self.outlines[row]) if row < len(self.outlines) else None
+        if flash is not None:  # a listed change: its own outline
+            flash.transform(transform)
+        else:
+            flash = QgsGeometry.fromRect(rect)
+        canvas.flashGeometries([flash], canvas.mapSettings().destinationCrs())
 
     def play(self, on: bool) -> None:
         dock = self.ensure_dock()
@@ -450,7 +541,8 @@ class IterationsFlow(QObject):
         if self.result is not None:
             shutil.rmtree(self.result.job.folder, ignore_errors=True)
         self.result = self.source = None
-        self.layer_ids, self.rects, self.shown = {}, [], 0
+        self.layer_ids, self.rects, self.outlines, self.shown = {}, [], [], 0
+        self.review = Review()
         self.has_refined_layer = False
         self.refined_layer_id = self.hidden_refined = None
         if self.dock is not None:

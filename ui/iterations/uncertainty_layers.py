@@ -23,7 +23,6 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 from qgis.PyQt.QtGui import QColor
 
-from ...engine.refine.uncertainty import Region
 from ..layers import unit_ramp_renderer
 
 # Transparent where the model is sure, then yellow -> orange -> magenta.
@@ -42,7 +41,8 @@ def uncertainty_renderer(layer: QgsRasterLayer, band: int) -> QgsSingleBandPseud
 
 
 def regions_layer(crs: QgsCoordinateReferenceSystem, name: str) -> QgsVectorLayer:
-    """A memory layer of rectangles with ``rank`` and ``score``, labelled by rank."""
+    """A memory layer of rectangles with ``rank`` and ``score``, labelled by rank: the
+    dock's list on the map (uncertain places, or a round's largest changes)."""
     layer = QgsVectorLayer("Polygon", name, "memory")
     layer.setCrs(crs)
     layer.dataProvider().addAttributes(
@@ -75,16 +75,17 @@ def regions_layer(crs: QgsCoordinateReferenceSystem, name: str) -> QgsVectorLaye
 
 
 def set_regions(
-    layer: QgsVectorLayer, regions: Sequence[Region], rects: Sequence[QgsRectangle]
+    layer: QgsVectorLayer, ranked: Sequence[tuple[int, float]], rects: Sequence[QgsRectangle]
 ) -> list[QgsFeature]:
-    """Replace the layer's rectangles with ``rects`` (one per region, in the layer's CRS)."""
+    """Replace the layer's rectangles with ``rects`` (in the layer's CRS), each with its
+    (rank, score) from ``ranked`` (an uncertainty, or a change's area in m²)."""
     provider = layer.dataProvider()
     provider.truncate()
     features = []
-    for region, rect in zip(regions, rects):
+    for (rank, score), rect in zip(ranked, rects):
         feature = QgsFeature(layer.fields())
         feature.setGeometry(QgsGeometry.fromRect(rect))
-        feature.setAttributes([region.rank, round(region.score, 3)])
+        feature.setAttributes([rank, round(score, 3)])
         features.append(feature)
     provider.addFeatures(features)
     layer.updateExtents()

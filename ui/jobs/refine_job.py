@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from ...engine.refine.pipeline import RefineParams, RefineResult
     from ...engine.refine.trajectory import Trajectory
     from ...engine.scoring.changes import MapChanges
+    from ...engine.scoring.turn_back import ChangeRegion
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,9 @@ class RefineOutcome:
     result: RefineResult
     slider: TrajectoryResult | None = None
     changes: MapChanges | None = None  # the new map against RefineJob.previous
+    # its largest changes away from the drawn polygons, the largest first: the iterations
+    # dock's review list (engine/scoring/turn_back.largest_changes)
+    review: tuple[ChangeRegion, ...] = ()
 
 
 def build_refine_job(
@@ -222,7 +226,8 @@ def run_refine(job: RefineJob, progress: ProgressFn, is_cancelled: CancelFn) -> 
     if job.slider is not None and result.trajectory is not None:
         slider = write_slider_maps(job.slider, result.trajectory)
         progress(1.0)
-    return RefineOutcome(result, slider, map_changes_of(job, result, is_cancelled))
+    changes = map_changes_of(job, result, is_cancelled)
+    return RefineOutcome(result, slider, changes, review_of(job, changes, is_cancelled))
 
 
 def used_model(job: RefineJob, result: RefineResult) -> Path | None:
@@ -263,6 +268,25 @@ def map_changes_of(
             path.unlink(missing_ok=True)
         return replace(found, out=None)
     return found
+
+
+def review_of(
+    job: RefineJob, changes: MapChanges | None, is_cancelled: CancelFn
+) -> tuple[ChangeRegion, ...]:
+    """The largest changes of the changes raster a refine wrote, for the dock's review
+    list; none when it wrote none. Like the comparison, a list that fails or is cancelled
+    costs the refine nothing: it is left out (a failure logged)."""
+    if changes is None or changes.out is None or job.previous is None:
+        return ()
+    from ...engine.scoring.turn_back import largest_changes
+
+    try:
+        return tuple(largest_changes(changes.out, job.previous.path, is_cancelled=is_cancelled))
+    except CancelledError:
+        return ()
+    except MapRefinerError as exc:
+        log.warning("The largest changes of %s were not listed: %s", changes.out, exc)
+        return ()
 
 
 def as_named(job: RefineJob, outcome: RefineOutcome) -> tuple[RefineJob, RefineOutcome]:
