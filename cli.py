@@ -667,6 +667,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the fine-tuned model AFTER was refined with: the changes outside the polygons "
         "it keeps (drawn by the user) are counted apart",
     )
+    p.add_argument(
+        "--largest",
+        type=_bounded(int, 1, 1000, "--largest"),
+        metavar="N",
+        help="with --out, list the N largest connected changes (the ones to look at first: "
+        "the plugin's review list), each with its area and centre",
+    )
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--json", action="store_true", help="print JSON")
 

@@ -12,6 +12,7 @@ from .engine.errors import MapRefinerError
 
 if TYPE_CHECKING:
     from .engine.refine.params import RefineParams
+    from .engine.scoring.turn_back import ChangeRegion
 
 
 def _refine(a: argparse.Namespace) -> int:
@@ -281,6 +282,8 @@ def _compare(a: argparse.Namespace) -> int:
 def _changes(a: argparse.Namespace) -> int:
     from .engine.scoring.changes import drawn_by, map_changes
 
+    if a.largest is not None and a.out is None:
+        raise MapRefinerError("--largest lists the changes of the raster --out writes; add --out.")
     res = map_changes(
         a.before,
         a.after,
@@ -290,13 +293,46 @@ def _changes(a: argparse.Namespace) -> int:
         progress=ProgressBar("changes") if a.out is not None else None,
         drawn=drawn_by(a.model),
     )
+    largest = []
+    if a.largest is not None and res.out is not None:
+        from osgeo import ogr
+
+        from .engine.scoring.turn_back import largest_changes
+
+        largest = largest_changes(res.out, a.before, top=a.largest)
     if a.json:
-        print(json.dumps(res.to_dict(), indent=2))
-    else:
-        print(f"{a.after.name} against {a.before.name}: {res.summary()}")
-        if res.out is not None:
-            print(f"wrote {res.out}")
+        found = res.to_dict()
+        if a.largest is not None:
+            found["largest"] = [_change_row(c) for c in largest]
+        print(json.dumps(found, indent=2))
+        return 0
+    print(f"{a.after.name} against {a.before.name}: {res.summary()}")
+    if res.out is not None:
+        print(f"wrote {res.out}")
+    for i, change in enumerate(largest, start=1):
+        at = ogr.CreateGeometryFromWkt(change.wkt).PointOnSurface()
+        print(f"{i:3d}. {change.describe()} (was {change.was}) at {at.GetX():.2f}, {at.GetY():.2f}")
     return 0
+
+
+def _change_row(change: ChangeRegion) -> dict[str, object]:
+    """A listed change (engine ChangeRegion) as JSON: what it was and became, its size, a
+    point inside it (where a click turns it back) and its box (minx, miny, maxx, maxy),
+    in the changes raster's CRS."""
+    from osgeo import ogr
+
+    outline = ogr.CreateGeometryFromWkt(change.wkt)
+    inside = outline.PointOnSurface()
+    minx, maxx, miny, maxy = outline.GetEnvelope()
+    return {
+        "was": change.was,
+        "became": change.became,
+        "pixels": change.pixels,
+        "area_m2": change.area_m2,
+        "point": [inside.GetX(), inside.GetY()],
+        "box": [minx, miny, maxx, maxy],
+        "cut": change.cut,
+    }
 
 
 def _fetch(a: argparse.Namespace) -> int:

@@ -175,6 +175,33 @@ def test_cli_changes(two_maps, tmp_path: Path, capsys) -> None:
     assert "already exists" in capsys.readouterr().err
 
 
+def test_cli_lists_the_largest_changes(two_maps, tmp_path: Path, capsys) -> None:
+    """``--largest N``: the review list, the largest first, in words and as JSON."""
+    from map_refiner import cli
+
+    old, new = two_maps
+    out = tmp_path / "changes.tif"
+    assert cli.main(["changes", str(old), str(new), "--out", str(out), "--largest", "5"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2].startswith("  1. 10 m² that became background (was building) at ")
+    assert lines[-1].startswith("  2. 10 m² that became building (was background) at ")
+    out.unlink()
+    argv = ["changes", str(old), str(new), "--out", str(out), "--largest", "1", "--json"]
+    assert cli.main(argv) == 0
+    (first,) = json.loads(capsys.readouterr().out)["largest"]
+    assert (first["was"], first["became"], first["pixels"], first["cut"]) == (
+        "building",
+        "background",
+        40,
+        False,
+    )
+    x, y = first["point"]  # inside the 4 x 10 px lost strip (columns 5-8, rows 5-14)
+    assert GT[0] + 5 * 0.5 < x < GT[0] + 9 * 0.5 and GT[3] - 15 * 0.5 < y < GT[3] - 5 * 0.5
+    assert first["box"] == pytest.approx([GT[0] + 2.5, GT[3] - 7.5, GT[0] + 4.5, GT[3] - 2.5])
+    assert cli.main(["changes", str(old), str(new), "--largest", "3"]) == 2  # no raster
+    assert "add --out" in capsys.readouterr().err
+
+
 def test_changes_away_from_the_drawn_polygons(two_maps, tmp_path: Path) -> None:
     """A round's kept polygons: what changed outside them is counted apart (the lost
     building pixels lie under the drawn polygon, the gained ones away from it)."""
