@@ -5,7 +5,8 @@ dialog's widgets.
 Refine the image; New correction layer; draw the reference buildings nearest the image's
 centre (most of which the map already has) and background squares clear of every
 reference building (copied from the shared reference polygons, as a user would trace
-them); Fine-tune (round 1); Refine; Turn changes back on round 1's largest change
+them); Fine-tune (round 1); Refine; the dock's list of round 1's largest changes, its
+first row clicked (session 42); Turn changes back on round 1's largest change
 (session 40: the button, then a click on the canvas) and on every change in a rectangle
 around the next largest (session 41: a drag on the canvas); draw more; Fine-tune (round 2);
 Refine; Undo round; Export to shapefile. A screenshot after each step; status.json says
@@ -47,7 +48,15 @@ from map_refiner.dev.desktop.dialog_shots import (
     tree,
     wait,
 )
-from map_refiner.dev.desktop.steps import IMAGE, controller, finish, open_image, status, step
+from map_refiner.dev.desktop.steps import (
+    IMAGE,
+    controller,
+    finish,
+    open_image,
+    shoot,
+    status,
+    step,
+)
 from map_refiner.ui.iterations.flow import KEPT_VIEWS, KEPT_VIEWS_BYTES
 
 REFERENCE = os.environ.get("MAP_REFINER_REFERENCE", "")
@@ -111,6 +120,30 @@ def tuned_1():
 def refined_1():
     record("after_refine_1")
     shot("rounds_3_round1_refined", lambda: rounds_tip(0))
+    review_list()
+    step("review list", 1500, turned_back_1)
+
+
+def review_list():
+    """The iterations dock's list after round 1 (session 42): the round's largest
+    changes; its first row clicked (the canvas zooms there and flashes the change). The
+    dialog is hidden for the shot: it would cover the dock."""
+    flow = controller().iterations
+    dock = flow.dock
+    status["review_list"] = {
+        "list": dock.list_kind(),
+        "rows": [dock.regions_list.item(i).text() for i in range(dock.regions_list.count())],
+    }
+    dialog().hide()
+    if dock.regions_list.count():
+        dock.regions_list.setCurrentRow(0)
+        flow.zoom_to(0)
+
+
+def turned_back_1():
+    shoot("rounds_3a_review_list")  # as zoomed by the row (shot() would fit the image)
+    dialog().show()
+    place_dialog()
     turn_back_largest()
     step("turned back", 1500, drawn_2)
 

@@ -295,6 +295,7 @@ def test_after_a_round_the_dock_lists_its_largest_changes_to_turn_back(
     flow.zoom_to(1)
     canvas = qgis_iface.mapCanvas()
     assert canvas.extent().contains(flow.rects[1]) and dock.turn_back_button.isEnabled()
+    assert min(canvas.extent().width(), canvas.extent().height()) >= 59.9  # 30 m, doubled
     labels = dialog.labels.layer()
     before = {f.id() for f in labels.getFeatures()}
     dock.turn_back_button.click()

@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 REGION_CELL_M = 12.0
 TOP_REGIONS = 5  # a short list a user works through, redone after each round
 PLAY_MS = 700
+#: A listed place is zoomed to with at least this much ground around it (then doubled).
+ZOOM_MIN_M = 30.0
 #: The uncertainty layer's opacity: the image under it stays readable.
 UNCERTAINTY_OPACITY = 0.6
 #: Earlier refines' views kept (their maps on disk, their trajectory in memory: about
@@ -74,7 +76,7 @@ class Review:
 
     def rows(self) -> list[str]:
         return [
-            f"{i}.  {_size(c)} became {c.became} (was {c.was})"
+            f"{i}.  {_size(c)}  {c.was} → {c.became}"
             + ("  ·  turned back" if i <= len(self.done) and self.done[i - 1] else "")
             + ("  ·  cut at a tile's side" if c.cut else "")
             for i, c in enumerate(self.changes, start=1)
@@ -456,8 +458,12 @@ class IterationsFlow(QObject):
             classes.crs(), canvas.mapSettings().destinationCrs(), QgsProject.instance()
         )
         rect = transform.transformBoundingBox(self.rects[row])
-        view = QgsRectangle(rect)
+        # ZOOM_MIN_M in the layer's units: its pixel in them against the pixel in metres
+        traj = self.result.trajectory if self.result is not None else None
+        per_m = classes.rasterUnitsPerPixelX() / traj.pixel_size_m if traj is not None else 0.0
+        view = _at_least(self.rects[row], ZOOM_MIN_M * per_m)
         view.scale(2.0)
+        view = transform.transformBoundingBox(view)
         canvas.setExtent(view)
         canvas.refresh()
         flash = QgsGeometry(self.outlines[row]) if row < len(self.outlines) else None
@@ -559,6 +565,16 @@ class IterationsFlow(QObject):
             self.dock.deleteLater()
             self.dock = None
         shutil.rmtree(self.cache, ignore_errors=True)
+
+
+def _at_least(rect: QgsRectangle, side: float) -> QgsRectangle:
+    """``rect`` grown about its centre to ``side`` where it is smaller (a small change
+    zoomed to alone shows no context: a few blown-up pixels)."""
+    centre = rect.center()
+    half_w, half_h = max(rect.width(), side) / 2, max(rect.height(), side) / 2
+    return QgsRectangle(
+        centre.x() - half_w, centre.y() - half_h, centre.x() + half_w, centre.y() + half_h
+    )
 
 
 def _detail(traj: Trajectory, t: int) -> str:
