@@ -199,7 +199,7 @@ def run_scene(
         signals["either"] = np.maximum(uncertainty(probs), signals["disagreement"])
         signals["interleave"] = signals["disagreement"]
     drags: dict[str, list[list]] = {}  # users who turn a round's changes back, per drag
-    if {"turned", "swept", "swept_wrong", "reviewed"} & set(users):  # they turn changes back
+    if {"turned", "swept", "swept_wrong", "reviewed", "clicked"} & set(users):  # turn back
         wrong, parent_map = turned_regions(scene, base_model, work, pred, ref, half)
         largest = ordered(wrong, "largest", probs, half, cell)
         pad = int(round(SWEEP_PAD_M / pixel_m(scene, like)))
@@ -211,6 +211,9 @@ def run_scene(
         }
         if "reviewed" in users:  # session 42: the dock's list of the round's largest changes
             drags["reviewed"] = reviewed(review_list(base_model, work, half), pred, ref, like)
+        if "clicked" in users:  # ... and every change looked at: the largest wrong clicked
+            every = review_list(base_model, work, half, top=10**6)
+            drags["clicked"] = reviewed(every, pred, ref, like)
     for user in users:
         if user in drags:  # the largest first, as the changes layer shows them
             per_k = {k: [c for drag in drags[user][:k] for c in drag] for k in ks}
@@ -350,12 +353,12 @@ def turned_regions(
     return error_regions(np.where(pred != before, pred, ref), ref, half), before
 
 
-def review_list(round_model: Path, work: Path, half: int) -> list:
+def review_list(round_model: Path, work: Path, half: int, top: int | None = None) -> list:
     """The iterations dock's review list after a round (session 42): the round's map
     (``work/base.tif``) against its gate parent's (``work/gate_parent.tif``, from
     turned_regions) as the plugin writes the changes layer (engine map_changes, the
     round's kept polygons left out), its right half blanked (the user draws on the left
-    only), listed by engine largest_changes."""
+    only), listed by engine largest_changes (its first ``top``; the product's by default)."""
     from ...engine.scoring.changes import drawn_by, map_changes
     from ...engine.scoring.turn_back import largest_changes
 
@@ -365,7 +368,7 @@ def review_list(round_model: Path, work: Path, half: int) -> list:
     blank = np.zeros((ds.RasterYSize, ds.RasterXSize - half), np.uint8)
     ds.GetRasterBand(1).WriteArray(blank, half, 0)
     ds = None
-    return largest_changes(out, parent)
+    return largest_changes(out, parent) if top is None else largest_changes(out, parent, top=top)
 
 
 def flip_dropped(

@@ -97,21 +97,25 @@ def turned() -> str:
     41: and by the users who drag a rectangle over each, or only where most of what it
     covers is wrong (USERS=swept,swept_wrong TAG=s41, rows rows_s41_r2_*.jsonl); session
     42: and by the user who goes down the dock's review list of round 1's largest changes
-    and clicks the mostly wrong ones (USERS=reviewed TAG=s42), where those rows exist."""
+    and clicks the mostly wrong ones (USERS=reviewed: TAG=s42 with a 10-row list, s42c
+    with the 25 rows shipped), and by one who looks at every change (USERS=clicked
+    TAG=s42b), where those rows exist."""
     probe = json.loads(PROBE.read_text())
     jobs = json.loads((WORK / "jobs.json").read_text())
-    users = {  # the rows' tag, the table's heading
-        "largest": ("s40", "largest errors"),
-        "turned": ("s40", "wrong changes turned back"),
-        "swept": ("s41", "a rectangle over each"),
-        "swept_wrong": ("s41", "a rectangle where most is wrong"),
-        "reviewed": ("s42", "the review list's wrong changes"),
+    users = {  # a column: the rows' tag and user, the table's heading
+        "largest": ("s40", "largest", "largest errors"),
+        "turned": ("s40", "turned", "wrong changes turned back"),
+        "swept": ("s41", "swept", "a rectangle over each"),
+        "swept_wrong": ("s41", "swept_wrong", "a rectangle where most is wrong"),
+        "reviewed10": ("s42", "reviewed", "a 10-row review list's wrong changes clicked"),
+        "clicked": ("s42b", "clicked", "every change's largest wrong ones clicked"),
+        "reviewed": ("s42c", "reviewed", "the 25-row review list's wrong changes clicked"),
     }
     totals = {u: [0.0, 0, 0] for u in users}  # gain over round 1, below it, not adopted
     first_gain = 0.0
     lines = [
         "| round 1 model | start | round 1 (gated) | "
-        + " | ".join(f"round 2, {heading}" for _, heading in users.values())
+        + " | ".join(f"round 2, {heading}" for *_, heading in users.values())
         + " |",
         "|---|---|---|" + "---|" * len(users),
     ]
@@ -119,12 +123,12 @@ def turned() -> str:
         name = Path(job["gated"]).stem
         key = f"{job['folder']}/{name}"
         rows = {}
-        for tag in sorted({tag for tag, _ in users.values()}):
+        for column, (tag, user, _) in users.items():
             path = Path(f"out/corrections/rows_{tag}_r2_{job['folder']}_{name}.jsonl")
             if path.exists():
                 for r in map(json.loads, path.read_text().splitlines()):
-                    if users.get(r["user"], ("",))[0] == tag:
-                        rows[r["user"]] = r
+                    if r["user"] == user:
+                        rows[column] = r
         if not rows:
             lines.append(f"| {key} | - | - |" + " - |" * len(users))
             continue

@@ -56,6 +56,7 @@ USERS = (
     "swept",
     "swept_wrong",
     "reviewed",
+    "clicked",
 )
 DRAWINGS = ("traced", "rough", "loose", "inside", "shifted")
 MIN_PIXELS = 20  # smaller error specks are not worth a polygon
@@ -296,7 +297,10 @@ def reviewed(
     round's largest changes (``pieces``, engine largest_changes of the left half's changes
     layer), looks at each and turns back, with a click, those mostly wrong against the
     reference (``pred``: the round's building map): the whole change, as the tool adds it,
-    of the class it had. One drag (a list of corrections) per change turned back."""
+    of the class it had. One drag (a list of corrections) per change turned back. Given
+    every change of the left half (``clicked``), the user who looks at every change and
+    clicks the largest wrong ones: what clicking gives without the list's cut."""
+
     clicks = []
     for piece in pieces:
         mask = burned_polygon(piece.wkt, like)
