@@ -128,6 +128,7 @@ class Controller:
             self.iterations = IterationsFlow(self.iface)
             self.iterations.keep_requested.connect(self.keep_iteration)
             self.iterations.turn_back_change = lambda c: self.turn_back_flow().turn_back_listed(c)
+            self.iterations.corrections = self.corrections
         return self.iterations
 
     def keep_iteration(self, iterations: int) -> EngineTask | None:
@@ -513,13 +514,19 @@ class Controller:
         for task in self.tasks:
             task.cancel()
 
+    def corrections(self) -> tuple[QgsVectorLayer | None, str]:
+        """The dialog's correction layer and its class field (None without a dialog)."""
+        if self.dialog is None:
+            return None, ""
+        return self.dialog.labels.layer(), self.dialog.labels.field()
+
     def turn_back_flow(self) -> TurnBackFlow:
         """The *Turn changes back* map tool (ui/turn_back.py), made once."""
         if self.turn_back is None:
 
             def corrections() -> tuple[QgsVectorLayer | None, str]:
-                labels = self.ensure_dialog().labels
-                return labels.layer(), labels.field()
+                self.ensure_dialog()
+                return self.corrections()
 
             def released() -> None:
                 if self.dialog is not None:

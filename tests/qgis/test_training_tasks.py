@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from qgis.core import (
     Qgis,
+    QgsApplication,
     QgsFeature,
     QgsGeometry,
     QgsProject,
@@ -307,6 +308,19 @@ def test_after_a_round_the_dock_lists_its_largest_changes_to_turn_back(
     assert not dock.turn_back_button.isEnabled()  # once
     flow.turn_back_row(1)
     assert labels.featureCount() == len(before) + 1
+    # the marks follow the correction layer: its Undo takes one away, a click with Turn
+    # changes back on a listed change adds one
+    labels.undoStack().undo()
+    QgsApplication.processEvents()
+    assert labels.featureCount() == len(before) and not review.done[1]
+    assert "turned back" not in dock.regions_list.item(1).text()
+    assert dock.turn_back_button.isEnabled()  # row 1 still selected, back to turn back
+    at = QgsGeometry.fromWkt(review.changes[2].wkt).pointOnSurface().asPoint()
+    controller.turn_back_flow().pick(at)  # the canvas is in the image's CRS
+    QgsApplication.processEvents()
+    assert review.done == [i == 2 for i in range(len(review.changes))]
+    dock.turn_back_button.click()
+    assert labels.featureCount() == len(before) + 2 and review.done[1]
     dock.slider.setValue(0)  # the list is the refine's map's: it stays at every iteration
     assert dock.regions_list.count() == len(review.changes) and review.done[1]
     dock.list_combo.setCurrentIndex(0)  # the uncertain places instead

@@ -19,14 +19,17 @@ from qgis.core import (
     QgsApplication,
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
+    QgsFeatureRequest,
     QgsGeometry,
     QgsProject,
     QgsRasterLayer,
     QgsRectangle,
+    QgsVectorLayer,
 )
 from qgis.gui import QgisInterface
 from qgis.PyQt.QtCore import QObject, Qt, QTimer, pyqtSignal
 
+from ..dialog.correction_layer import CLASS_FIELD
 from ..jobs.tasks import EngineTask
 from ..jobs.trajectory_job import TrajectoryJob, TrajectoryResult, run_trajectory, view_window
 from ..layers import (
@@ -68,7 +71,8 @@ KEPT_VIEWS_BYTES = 256 * 2**20
 @dataclass
 class Review:
     """A round's refine's largest changes (RefineOutcome.review), the list the dock shows
-    after a round, and which of them the user turned back."""
+    after a round, and which of them the correction layer holds (IterationsFlow.
+    _turned_back, read again whenever that layer changes)."""
 
     changes: Sequence[ChangeRegion] = ()
     against: str = ""  # the previous map's label ("round 1", "bundled")
@@ -77,10 +81,13 @@ class Review:
     def rows(self) -> list[str]:
         return [
             f"{i}.  {_size(c)}  {c.was} → {c.became}"
-            + ("  ·  turned back" if i <= len(self.done) and self.done[i - 1] else "")
+            + ("  ·  turned back" if self.is_done(i - 1) else "")
             + ("  ·  cut at a tile's side" if c.cut else "")
             for i, c in enumerate(self.changes, start=1)
         ]
+
+    def is_done(self, row: int) -> bool:
+        return row < len(self.done) and self.done[row]
 
 
 def _size(change: ChangeRegion) -> str:
@@ -111,6 +118,11 @@ class IterationsFlow(QObject):
         self.review = Review()
         # adds a listed change to the correction layer; True when it did (controller)
         self.turn_back_change: Callable[[ChangeRegion], bool] | None = None
+        # the dialog's correction layer and class field (controller): the list marks the
+        # changes it holds, and follows its edits (the layers whose signals are connected)
+        self.corrections: Callable[[], tuple[QgsVectorLayer | None, str]] | None = None
+        self.watched: set[str] = set()
+        self.refresh_pending = False
         # refined layer id -> the view a later refine replaced, its `shown` and its review
         # list; oldest first (Undo round shows one again: restore)
         self.earlier: dict[str, tuple[TrajectoryResult, int, Review]] = {}
@@ -433,7 +445,62 @@ class IterationsFlow(QObject):
         if layer is not None:
             ranked = [(i, c.area_m2 or float(c.pixels)) for i, c in enumerate(changes, start=1)]
             set_regions(layer, ranked, self.rects)
+        self.review.done = self._turned_back()
         self.ensure_dock().set_rows(self.review.rows(), self.review.done)
+
+    def _turned_back(self) -> list[bool]:
+        """Which listed changes the correction layer holds: a polygon of the class the
+        change had over a point inside it (turned back with the list's button or a click
+        with the tool, or drawn there by hand; the layer's Undo takes the mark away with
+        the polygon)."""
+        layer, field_name = self.corrections() if self.corrections is not None else (None, "")
+        if layer is None:
+            return []
+        self._watch(layer)
+        index = layer.fields().indexOf(field_name or CLASS_FIELD)
+        if index < 0:
+            return []
+        done = []
+        for change in self.review.changes:
+            point = QgsGeometry.fromWkt(change.wkt).pointOnSurface()
+            crs = QgsCoordinateReferenceSystem.fromWkt(change.srs_wkt)
+            if crs.isValid() and layer.crs().isValid() and crs != layer.crs():
+                point.transform(QgsCoordinateTransform(crs, layer.crs(), QgsProject.instance()))
+            request = QgsFeatureRequest().setFilterRect(point.boundingBox().buffered(1e-6))
+            done.append(
+                any(
+                    f.attribute(index) == change.was and f.geometry().contains(point)
+                    for f in layer.getFeatures(request)
+                )
+            )
+        return done
+
+    def _watch(self, layer: QgsVectorLayer) -> None:
+        """Read the marks again when the correction layer's polygons change (an edit, its
+        Undo or Redo, a save, a rollback)."""
+        if layer.id() in self.watched:
+            return
+        self.watched.add(layer.id())
+        for signal in (
+            layer.featureAdded,
+            layer.featuresDeleted,
+            layer.geometryChanged,
+            layer.attributeValueChanged,
+            layer.afterRollBack,
+            layer.dataChanged,
+        ):
+            signal.connect(self._corrections_edited)
+
+    def _corrections_edited(self, *_args: object) -> None:
+        if not self.refresh_pending:  # once for a burst of signals (one edit command)
+            self.refresh_pending = True
+            QTimer.singleShot(0, self._refresh_review)
+
+    def _refresh_review(self) -> None:
+        self.refresh_pending = False
+        if self.result is not None and self.review.changes and self.dock is not None:
+            if self.dock.list_kind() == "changes":
+                self._list_changes()
 
     def turn_back_row(self, row: int) -> None:
         """Turn back the listed change of ``row`` (into the correction layer, through the
@@ -441,12 +508,10 @@ class IterationsFlow(QObject):
         review = self.review
         if not 0 <= row < len(review.changes) or self.turn_back_change is None:
             return
-        if row < len(review.done) and review.done[row]:
+        if review.is_done(row):
             return
         if self.turn_back_change(review.changes[row]):
-            review.done = [*review.done, *[False] * (len(review.changes) - len(review.done))]
-            review.done[row] = True
-            self._list_changes()
+            self._list_changes()  # the row marked (the layer's signals also ask for it)
 
     def zoom_to(self, row: int) -> None:
         """Zoom the canvas to a region, with as much context again around it."""
