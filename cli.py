@@ -672,7 +672,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=_bounded(int, 1, 1000, "--largest"),
         metavar="N",
         help="with --out, list the N largest connected changes (the ones to look at first: "
-        "the plugin's review list), each with its area and centre",
+        "the plugin's review list), each with its area and a point inside it",
+    )
+    p.add_argument(
+        "--largest-out",
+        type=Path,
+        metavar="LIST.gpkg",
+        help="with --out, also write that list (25 unless --largest says) as polygons: rank, "
+        "class (what each change was: paste chosen ones into a correction layer to turn "
+        "them back), became, pixels, area_m2, cut",
     )
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--json", action="store_true", help="print JSON")

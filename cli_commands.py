@@ -282,8 +282,15 @@ def _compare(a: argparse.Namespace) -> int:
 def _changes(a: argparse.Namespace) -> int:
     from .engine.scoring.changes import drawn_by, map_changes
 
-    if a.largest is not None and a.out is None:
-        raise MapRefinerError("--largest lists the changes of the raster --out writes; add --out.")
+    listing = a.largest is not None or a.largest_out is not None
+    if listing and a.out is None:
+        raise MapRefinerError(
+            "--largest and --largest-out list the changes of the raster --out writes; add --out."
+        )
+    if a.largest_out is not None:  # before the comparison: a bad name costs no work
+        from .engine.vectors.write import VectorTarget
+
+        VectorTarget.for_path(a.largest_out, [a.before, a.after, a.out], a.overwrite)
     res = map_changes(
         a.before,
         a.after,
@@ -294,21 +301,32 @@ def _changes(a: argparse.Namespace) -> int:
         drawn=drawn_by(a.model),
     )
     largest = []
-    if a.largest is not None and res.out is not None:
-        from osgeo import ogr
+    if listing and res.out is not None:
+        from .engine.scoring.turn_back import REVIEW_TOP, largest_changes, write_changes_list
 
-        from .engine.scoring.turn_back import largest_changes
+        largest = largest_changes(res.out, a.before, top=a.largest or REVIEW_TOP)
+        if a.largest_out is not None:
+            from osgeo import gdal
 
-        largest = largest_changes(res.out, a.before, top=a.largest)
+            srs = gdal.Open(str(res.out)).GetProjection()
+            written = write_changes_list(
+                largest, srs, a.largest_out, [a.before, a.after, res.out], a.overwrite
+            )
+            said = f"wrote {written}: the {len(largest)} largest changes"
+            print(said, file=sys.stderr if a.json else sys.stdout)  # JSON alone on stdout
     if a.json:
         found = res.to_dict()
-        if a.largest is not None:
+        if listing:
             found["largest"] = [_change_row(c) for c in largest]
         print(json.dumps(found, indent=2))
         return 0
     print(f"{a.after.name} against {a.before.name}: {res.summary()}")
     if res.out is not None:
         print(f"wrote {res.out}")
+    if a.largest is None:
+        return 0
+    from osgeo import ogr
+
     for i, change in enumerate(largest, start=1):
         at = ogr.CreateGeometryFromWkt(change.wkt).PointOnSurface()
         print(f"{i:3d}. {change.describe()} (was {change.was}) at {at.GetX():.2f}, {at.GetY():.2f}")

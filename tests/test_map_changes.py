@@ -202,6 +202,44 @@ def test_cli_lists_the_largest_changes(two_maps, tmp_path: Path, capsys) -> None
     assert "add --out" in capsys.readouterr().err
 
 
+def test_cli_writes_the_largest_changes_as_polygons(two_maps, tmp_path: Path, capsys) -> None:
+    """``--largest-out``: the list as a GeoPackage whose ``class`` is what each change was
+    (a correction turning it back), in the maps' CRS; refused without --out, or onto an
+    input, before any work."""
+    from osgeo import ogr
+
+    from map_refiner import cli
+
+    old, new = two_maps
+    out, listed = tmp_path / "changes.tif", tmp_path / "largest.gpkg"
+    argv = ["changes", str(old), str(new), "--out", str(out), "--largest-out", str(listed)]
+    assert cli.main(argv) == 0
+    assert f"wrote {listed}: the 2 largest changes" in capsys.readouterr().out
+    ds = ogr.Open(str(listed))
+    layer = ds.GetLayer(0)
+    rows = [
+        (f["rank"], f["class"], f["became"], f["pixels"], f["cut"], round(f["area_m2"], 1))
+        for f in layer
+    ]
+    assert rows == [
+        (1, "building", "background", 40, 0, 10.0),
+        (2, "background", "building", 40, 0, 10.0),
+    ]
+    assert layer.GetSpatialRef().GetAuthorityCode(None) == "32631"
+    layer.ResetReading()
+    first = layer.GetNextFeature()  # kept: its geometry's owner
+    assert first.GetGeometryRef().GetArea() == pytest.approx(40 * 0.25)
+    ds = None
+    assert cli.main(argv) == 2  # both outputs exist now: nothing replaced without --overwrite
+    assert "already exists" in capsys.readouterr().err
+    bad = ["changes", str(old), str(new), "--largest-out", str(tmp_path / "l.gpkg")]
+    assert cli.main(bad) == 2 and "add --out" in capsys.readouterr().err
+    onto = ["changes", str(old), str(new), "--out", str(tmp_path / "c2.tif")]
+    assert cli.main([*onto, "--largest-out", str(old)]) == 2  # not a vector name: refused first
+    assert not (tmp_path / "c2.tif").exists()
+    capsys.readouterr()
+
+
 def test_changes_away_from_the_drawn_polygons(two_maps, tmp_path: Path) -> None:
     """A round's kept polygons: what changed outside them is counted apart (the lost
     building pixels lie under the drawn polygon, the gained ones away from it)."""

@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
 import numpy as np
-from osgeo import gdal, ogr
+from osgeo import gdal, ogr, osr
 
 from ..errors import MapRefinerError
 from ..labels.classes import IGNORE
@@ -59,6 +60,15 @@ REVIEW_MIN_PX = 16
 #: ... found in tiles of the changes raster this many pixels a side (bounded memory on any
 #: raster; a change across a tile's side is listed as its parts, each said to be cut).
 REVIEW_TILE_PX = 4096
+#: The review list's fields as written (write_changes_list).
+LIST_FIELDS = (
+    ("rank", ogr.OFTInteger),
+    ("class", ogr.OFTString),
+    ("became", ogr.OFTString),
+    ("pixels", ogr.OFTInteger64),
+    ("area_m2", ogr.OFTReal),
+    ("cut", ogr.OFTInteger),
+)
 
 
 @dataclass(frozen=True)
@@ -238,6 +248,42 @@ def largest_changes(
             )
         )
     return found
+
+
+def write_changes_list(
+    changes: Sequence[ChangeRegion],
+    srs_wkt: str,
+    out: PathLike,
+    inputs: Sequence[PathLike] = (),
+    overwrite: bool = False,
+) -> Path:
+    """The review list as polygons in a GeoPackage or Shapefile (written atomically; never
+    one of ``inputs``): ``rank``, ``class`` (the class each change had: what a correction
+    turning it back says, so that chosen features paste into a correction layer whose
+    class field is ``class``), ``became``, ``pixels``, ``area_m2`` (empty without a CRS in
+    metres) and ``cut`` (1: across a tile's side, listed as its part), in ``srs_wkt``."""
+    from ..vectors.write import VectorTarget
+
+    target = VectorTarget.for_path(out, inputs, overwrite)
+    srs = osr.SpatialReference(wkt=srs_wkt) if srs_wkt else None
+    if srs is not None:
+        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    with target.writing(srs, ogr.wkbMultiPolygon) as layer:
+        with target.write_errors():
+            for name, kind in LIST_FIELDS:
+                layer.CreateField(ogr.FieldDefn(name, kind))
+        defn = layer.GetLayerDefn()
+        for rank, change in enumerate(changes, start=1):
+            feature = ogr.Feature(defn)
+            values = (rank, change.was, change.became, change.pixels, change.area_m2, change.cut)
+            for (name, _), value in zip(LIST_FIELDS, values):
+                if value is not None:
+                    feature.SetField(name, int(value) if isinstance(value, bool) else value)
+            geometry = ogr.CreateGeometryFromWkt(change.wkt)
+            feature.SetGeometry(ogr.ForceToMultiPolygon(geometry))
+            with target.write_errors():
+                layer.CreateFeature(feature)
+    return target.path
 
 
 def _without_specks(code: np.ndarray, min_pixels: int) -> np.ndarray:

@@ -292,9 +292,10 @@ def test_after_a_round_the_dock_lists_its_largest_changes_to_turn_back(
         assert QgsGeometry.fromWkt(clicked.wkt).equals(QgsGeometry.fromWkt(listed.wkt))
     assert flow._layer("regions").featureCount() == len(review.changes)  # on the map too
 
+    canvas = qgis_iface.mapCanvas()
+    canvas.setDestinationCrs(image.crs())  # an earlier test may have left another
     dock.regions_list.setCurrentRow(1)
     flow.zoom_to(1)
-    canvas = qgis_iface.mapCanvas()
     assert canvas.extent().contains(flow.rects[1]) and dock.turn_back_button.isEnabled()
     assert min(canvas.extent().width(), canvas.extent().height()) >= 59.9  # 30 m, doubled
     labels = dialog.labels.layer()
@@ -316,7 +317,7 @@ def test_after_a_round_the_dock_lists_its_largest_changes_to_turn_back(
     assert "turned back" not in dock.regions_list.item(1).text()
     assert dock.turn_back_button.isEnabled()  # row 1 still selected, back to turn back
     at = QgsGeometry.fromWkt(review.changes[2].wkt).pointOnSurface().asPoint()
-    controller.turn_back_flow().pick(at)  # the canvas is in the image's CRS
+    controller.turn_back_flow().pick(at)  # the canvas is in the image's CRS (set above)
     QgsApplication.processEvents()
     assert review.done == [i == 2 for i in range(len(review.changes))]
     dock.turn_back_button.click()
