@@ -395,3 +395,43 @@ def test_changes_between_two_maps_loads_styled_and_needs_no_torch(
     renderer = loaded.renderer()
     assert isinstance(renderer, QgsPalettedRasterRenderer)
     assert [c.label for c in renderer.classes()] == ["became background", "became building"]
+
+
+def test_changes_lists_the_largest_as_polygons_to_paste(
+    qgis_processing, plugin, tmp_path, qgis_new_project
+) -> None:  # noqa: ANN001
+    """map_refiner:changes with LARGEST: the largest changes as polygons, loaded under a
+    name that says so, their class what each change was (a correction turning it back)."""
+    import numpy as np
+    import processing
+    from qgis.core import QgsProcessingContext, QgsProject, QgsVectorLayer
+    from test_compare import write_classmap
+
+    old = np.zeros((100, 100), np.uint8)
+    old[10:30, 10:30] = 1
+    new = old.copy()
+    new[10:30, 10:20] = 0  # 200 px erased
+    new[60:80, 60:75] = 1  # 300 px new
+    new[90:92, 90:92] = 1  # 4 px: too small to list
+    before = write_classmap(tmp_path / "before.tif", old)
+    after = write_classmap(tmp_path / "after.tif", new)
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    listed = tmp_path / "largest.gpkg"
+    result = processing.runAndLoadResults(
+        "map_refiner:changes",
+        {
+            "BEFORE": str(before),
+            "AFTER": str(after),
+            "OUTPUT": str(tmp_path / "changes.tif"),
+            "LARGEST": str(listed),
+            "LARGEST_COUNT": 5,
+        },
+        context=context,
+    )
+    layer = QgsVectorLayer(result["LARGEST"], "largest")
+    rows = [(f["rank"], f["class"], f["became"], f["pixels"]) for f in layer.getFeatures()]
+    assert rows == [(1, "background", "building", 300), (2, "building", "background", 200)]
+    assert layer.crs().authid() == "EPSG:32633"  # the maps' (test_compare's writer)
+    names = [lyr.name() for lyr in QgsProject.instance().mapLayers().values()]
+    assert "after — largest changes since before" in names, names

@@ -9,16 +9,20 @@ from pathlib import Path
 from typing import Any
 
 from qgis.core import (
+    QgsProcessing,
     QgsProcessingContext,
     QgsProcessingFeedback,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
     QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
+    QgsProcessingParameterVectorDestination,
 )
 
+from ...engine.scoring.turn_back import REVIEW_TOP
 from ...engine.vocabulary import VALUE_MAP_EXAMPLE, parse_value_map
 from ..layers import changes_layer_name, changes_renderer
 from ..sources import layer_file
@@ -146,7 +150,10 @@ CHANGES_HELP = (
     "output holds 1 + the class a pixel became, 0 (no data, drawn transparent) where its "
     "class stayed; it lies on the newer map's grid (the older map is read onto it). The "
     "log says how much of the map changed and what each class gained and lost. Both maps "
-    "must be class maps of the same classes (Map Refiner's refined maps name theirs)."
+    "must be class maps of the same classes (Map Refiner's refined maps name theirs). "
+    "Optionally the largest changes as polygons, the largest first (the iterations dock's "
+    "review list): rank, class (what each change was: select the wrong ones and paste them "
+    "into a correction layer to turn them back), became, pixels, area_m2, cut."
 )
 
 
@@ -155,6 +162,7 @@ class ChangesAlgorithm(MapRefinerAlgorithm):
     TITLE = "What changed between two class maps"
     HELP = CHANGES_HELP
     BEFORE, AFTER, OUTPUT = "BEFORE", "AFTER", "OUTPUT"
+    LARGEST, LARGEST_COUNT = "LARGEST", "LARGEST_COUNT"
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         self.addParameter(
@@ -170,6 +178,28 @@ class ChangesAlgorithm(MapRefinerAlgorithm):
             )
         )
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Changes"))
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterNumber(
+                    self.LARGEST_COUNT,
+                    "How many of the largest changes to list",
+                    QgsProcessingParameterNumber.Type.Integer,
+                    defaultValue=REVIEW_TOP,
+                    minValue=1,
+                    maxValue=1000,
+                ),
+                "Connected changes (one class to one other, 8-connected) of at least 16 pixels.",
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterVectorDestination(
+                self.LARGEST,
+                "Largest changes",
+                QgsProcessing.SourceType.TypeVectorPolygon,
+                optional=True,
+                createByDefault=False,
+            )
+        )
         self.addOutput(QgsProcessingOutputNumber("CHANGED_SHARE", "Share of the map changed"))
         self.addOutput(QgsProcessingOutputString("SUMMARY", "What changed, as text"))
 
@@ -182,20 +212,40 @@ class ChangesAlgorithm(MapRefinerAlgorithm):
         before = self.parameterAsRasterLayer(parameters, self.BEFORE, context)
         after = self.parameterAsRasterLayer(parameters, self.AFTER, context)
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        largest = self.parameterAsOutputLayer(parameters, self.LARGEST, context) or None
+        count = self.parameterAsInt(parameters, self.LARGEST_COUNT, context)
+        listed: list[int] = []
 
         def job(progress, is_cancelled):  # noqa: ANN001, ANN202
-            from ...engine.scoring.changes import map_changes
+            from osgeo import gdal
 
-            return map_changes(
+            from ...engine.scoring.changes import map_changes
+            from ...engine.scoring.turn_back import largest_changes, write_changes_list
+
+            share = 0.8 if largest else 1.0
+            found = map_changes(
                 layer_file(before),
                 layer_file(after),
                 Path(out),
                 overwrite=True,  # Processing's file dialog asked already
-                progress=progress,
+                progress=lambda f: progress(share * f),
                 is_cancelled=is_cancelled,
             )
+            if largest and found.out is not None:
+                changes = largest_changes(
+                    found.out, layer_file(before), top=count, is_cancelled=is_cancelled
+                )
+                srs = gdal.Open(str(found.out)).GetProjection()  # the changes raster's
+                write_changes_list(changes, srs, largest, [found.out], overwrite=True)
+                listed.append(len(changes))
+            return found
 
         found = call_engine(feedback, job, needs_torch=False)
+        if listed:
+            feedback.pushInfo(f"Listed the {listed[0]} largest changes in {largest}")
+            if context.willLoadLayerOnCompletion(largest):
+                details = context.layerToLoadOnCompletionDetails(largest)
+                details.name = f"{after.name()} — largest changes since {before.name()}"
         feedback.pushInfo(f"{after.name()} against {before.name()}: {found.summary()}")
         style_on_load(
             context,
@@ -207,6 +257,7 @@ class ChangesAlgorithm(MapRefinerAlgorithm):
         )
         return {
             self.OUTPUT: out,
+            self.LARGEST: largest,
             "CHANGED_SHARE": found.changed_share,
             "SUMMARY": found.summary(),
         }
