@@ -168,15 +168,13 @@ def turn_back(
         raise MapRefinerError(
             f"Nothing changed there on “{changes.name()}”: click a coloured pixel of it."
         )
-    _add_polygons(corrections, class_field, [(region.wkt, region.was)], region.srs_wkt, "a change")
-    text = (
-        f"Turned back {region.describe()}: drawn as {region.was} in “{corrections.name()}”; "
-        "Fine-tune to learn it (the layer's Undo takes it away)"
+    return turn_back_listed(
+        region,
+        corrections,
+        class_field,
+        "the change is larger than the part read around your click, so click it again "
+        "beyond the new polygon's edge for the rest",
     )
-    if region.cut:
-        text += "; the change is larger than the part read around your click, so click it "
-        text += "again beyond the new polygon's edge for the rest"
-    return text
 
 
 def turn_back_area(
@@ -214,17 +212,22 @@ def turn_back_area(
     )
 
 
-def turn_back_listed(change: ChangeRegion, corrections: QgsVectorLayer, class_field: str) -> str:
-    """Add a change of the dock's review list (engine largest_changes) to ``corrections``
-    as a polygon of the class it had; returns what the message bar says. Raises
-    MapRefinerError."""
+def turn_back_listed(
+    change: ChangeRegion,
+    corrections: QgsVectorLayer,
+    class_field: str,
+    cut_note: str = "it ran past a tile's side of the list, so turn back the rest with a click",
+) -> str:
+    """Add a change (clicked, or of the dock's review list: engine largest_changes) to
+    ``corrections`` as a polygon of the class it had; returns what the message bar says,
+    with ``cut_note`` for a change cut where it was read. Raises MapRefinerError."""
     _add_polygons(corrections, class_field, [(change.wkt, change.was)], change.srs_wkt, "a change")
     text = (
         f"Turned back {change.describe()}: drawn as {change.was} in “{corrections.name()}”; "
         "Fine-tune to learn it (the layer's Undo takes it away)"
     )
     if change.cut:
-        text += "; it ran past a tile's side of the list, so turn back the rest with a click"
+        text += f"; {cut_note}"
     return text
 
 

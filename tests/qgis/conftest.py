@@ -60,22 +60,33 @@ def clean_plugin_settings() -> Iterator[None]:
     QgsSettings().remove("map_refiner")
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A seeded random two-class model at 0.6 m, 2 iterations by default."""
+def random_model(path: Path, seed: int = 0, name: str = "tiny test model") -> Path:
+    """A seeded random two-class model at 0.6 m, 2 iterations by default, saved at ``path``."""
     import torch
 
     from map_refiner.engine.modelfile.config import ModelConfig, make_classes
     from map_refiner.engine.modelfile.io import build_model, save_model
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     cfg = ModelConfig(
         classes=make_classes(["background", "building"]),
         ground_resolution_m=0.6,
         default_iterations=2,
-        name="tiny test model",
+        name=name,
     )
-    return save_model(build_model(cfg), cfg, tmp_path_factory.mktemp("model") / "tiny.safetensors")
+    return save_model(build_model(cfg), cfg, path)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A seeded random two-class model at 0.6 m, 2 iterations by default."""
+    return random_model(tmp_path_factory.mktemp("model") / "tiny.safetensors")
+
+
+@pytest.fixture
+def make_model() -> Callable[..., Path]:
+    """random_model, for a test that needs a second model (another seed and name)."""
+    return random_model
 
 
 @pytest.fixture(scope="session")

@@ -244,17 +244,13 @@ def test_undo_round_shows_the_parents_iterations_again(
 
 
 def test_after_a_round_the_dock_lists_its_largest_changes_to_turn_back(
-    setup, qgis_iface, wait_for_tasks, tmp_path
+    setup, qgis_iface, wait_for_tasks, tmp_path, make_model
 ) -> None:  # noqa: ANN001
     """After a refine with another model than the image's previous map (a round's), the
     dock's list ranks the new map's largest changes (RefineOutcome.review): each is what a
     click on the changes layer turns back; a row zooms there; its button adds it to the
     correction layer once. (The tiny model's two-step rounds change nothing away from the
     drawn polygons under the change gate: another random model stands for the round.)"""
-    import torch
-
-    from map_refiner.engine.modelfile.config import ModelConfig, make_classes
-    from map_refiner.engine.modelfile.io import build_model, save_model
     from map_refiner.engine.scoring.turn_back import change_region_at
 
     controller, dialog, image = setup
@@ -264,14 +260,7 @@ def test_after_a_round_the_dock_lists_its_largest_changes_to_turn_back(
     controller.start_refine(first)
     wait_for_tasks(timeout=120)
     parent_layer = controller.iterations.refined_layer_id
-    torch.manual_seed(1)
-    cfg = ModelConfig(
-        classes=make_classes(["background", "building"]),
-        ground_resolution_m=0.6,
-        default_iterations=2,
-        name="another model",
-    )
-    other = save_model(build_model(cfg), cfg, tmp_path / "other.safetensors")
+    other = make_model(tmp_path / "other.safetensors", seed=1, name="another model")
     dialog.model.set_model_path(str(other))
     dialog.suggest_output()
     controller.start_refine(dialog.refine_job())
