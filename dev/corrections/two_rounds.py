@@ -110,6 +110,7 @@ def turned() -> str:
         "reviewed10": ("s42", "reviewed", "a 10-row review list's wrong changes clicked"),
         "clicked": ("s42b", "clicked", "every change's largest wrong ones clicked"),
         "reviewed": ("s42c", "reviewed", "the 25-row review list's wrong changes clicked"),
+        "clicked_whole": ("s42d", "clicked_whole", "... an erased roof back whole"),
     }
     totals = {u: [0.0, 0, 0] for u in users}  # gain over round 1, below it, not adopted
     first_gain = 0.0

@@ -57,6 +57,7 @@ USERS = (
     "swept_wrong",
     "reviewed",
     "clicked",
+    "clicked_whole",
 )
 DRAWINGS = ("traced", "rough", "loose", "inside", "shifted")
 MIN_PIXELS = 20  # smaller error specks are not worth a polygon
@@ -292,6 +293,8 @@ def reviewed(
     ref: np.ndarray,
     like: gdal.Dataset,
     wrong_over: float = REVIEW_WRONG_OVER,
+    parent: np.ndarray | None = None,
+    half: int | None = None,
 ) -> list[list[Correction]]:
     """The review-list user (session 42): goes down the iterations dock's list of a
     round's largest changes (``pieces``, engine largest_changes of the left half's changes
@@ -299,12 +302,20 @@ def reviewed(
     reference (``pred``: the round's building map): the whole change, as the tool adds it,
     of the class it had. One drag (a list of corrections) per change turned back. Given
     every change of the left half (``clicked``), the user who looks at every change and
-    clicks the largest wrong ones: what clicking gives without the list's cut."""
-
+    clicks the largest wrong ones: what clicking gives without the list's cut. With
+    ``parent`` (the parent's building map) and ``half``, a part of a roof the round erased
+    goes back as the parent's whole building there (its 8-connected building pixels that
+    touch the change, on the left half): ``clicked_whole``, a tool that would turn back
+    the object, not only the part the round changed."""
+    whole = ndimage.label(parent, structure=np.ones((3, 3)))[0] if parent is not None else None
     clicks = []
     for piece in pieces:
         mask = burned_polygon(piece.wkt, like)
         if mask.any() and (mask & (pred != ref)).sum() > wrong_over * mask.sum():
+            if whole is not None and piece.was == "building":
+                ids = np.unique(whole[mask])
+                mask = mask | np.isin(whole, ids[ids > 0])
+                mask[:, half:] = False
             clicks.append([(mask, int(piece.was == "building"))])
     return clicks
 
