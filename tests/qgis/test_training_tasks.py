@@ -283,8 +283,7 @@ def test_after_a_round_the_dock_lists_its_largest_changes_to_turn_back(
 
     canvas = qgis_iface.mapCanvas()
     canvas.setDestinationCrs(image.crs())  # an earlier test may have left another
-    dock.regions_list.setCurrentRow(1)
-    flow.zoom_to(1)
+    dock.regions_list.setCurrentRow(1)  # a row chosen (a click, or the arrow keys) zooms
     assert canvas.extent().contains(flow.rects[1]) and dock.turn_back_button.isEnabled()
     assert min(canvas.extent().width(), canvas.extent().height()) >= 59.9  # 30 m, doubled
     labels = dialog.labels.layer()
@@ -295,6 +294,9 @@ def test_after_a_round_the_dock_lists_its_largest_changes_to_turn_back(
     listed = QgsGeometry.fromWkt(review.changes[1].wkt)
     assert added.geometry().area() == pytest.approx(listed.area(), rel=1e-9)
     assert review.done[1] and "turned back" in dock.regions_list.item(1).text()
+    # on to the next row, zoomed to
+    assert dock.regions_list.currentRow() == 2 and canvas.extent().contains(flow.rects[2])
+    dock.regions_list.setCurrentRow(1)
     assert not dock.turn_back_button.isEnabled()  # once
     flow.turn_back_row(1)
     assert labels.featureCount() == len(before) + 1
@@ -304,13 +306,14 @@ def test_after_a_round_the_dock_lists_its_largest_changes_to_turn_back(
     QgsApplication.processEvents()
     assert labels.featureCount() == len(before) and not review.done[1]
     assert "turned back" not in dock.regions_list.item(1).text()
-    assert dock.turn_back_button.isEnabled()  # row 1 still selected, back to turn back
+    assert dock.turn_back_button.isEnabled()  # row 1 still chosen, back to turn back
     at = QgsGeometry.fromWkt(review.changes[2].wkt).pointOnSurface().asPoint()
     controller.turn_back_flow().pick(at)  # the canvas is in the image's CRS (set above)
     QgsApplication.processEvents()
     assert review.done == [i == 2 for i in range(len(review.changes))]
-    dock.turn_back_button.click()
+    dock.turn_back_button.click()  # row 1 again: the next not turned back is row 3
     assert labels.featureCount() == len(before) + 2 and review.done[1]
+    assert dock.regions_list.currentRow() == 3
     dock.slider.setValue(0)  # the list is the refine's map's: it stays at every iteration
     assert dock.regions_list.count() == len(review.changes) and review.done[1]
     dock.list_combo.setCurrentIndex(0)  # the uncertain places instead

@@ -100,6 +100,27 @@ def test_a_click_on_a_region_zooms_the_map_there(austin_flow, qgis_iface) -> Non
     assert min(wide, tall) == pytest.approx(1.0, rel=0.05) and max(wide, tall) >= 0.95
 
 
+def test_the_arrow_keys_step_through_the_list_and_a_click_zooms_once(
+    austin_flow, monkeypatch
+) -> None:  # noqa: ANN001
+    """Choosing a row (the arrow keys, or a click's press) zooms there; the click's release
+    on that row does not zoom a second time, a later click on it does."""
+    from map_refiner.ui.iterations import dock as dock_module
+
+    dock = austin_flow.dock
+    zooms: list[int] = []
+    dock.region_activated.connect(zooms.append)
+    dock.regions_list.setCurrentRow(0)
+    dock.regions_list.setCurrentRow(1)  # the Down key does this
+    assert zooms == [0, 1]
+    dock.regions_list.itemClicked.emit(dock.regions_list.item(1))  # the same click's release
+    assert zooms == [0, 1]
+    now = dock_module.time.monotonic()
+    monkeypatch.setattr(dock_module.time, "monotonic", lambda: now + dock_module.REZOOM_S + 1)
+    dock.regions_list.itemClicked.emit(dock.regions_list.item(1))  # clicked again later
+    assert zooms == [0, 1, 1]
+
+
 def test_margin_is_the_other_uncertainty(austin_flow, wait_until) -> None:  # noqa: ANN001
     flow, dock = austin_flow, austin_flow.dock
     dock.kind_combo.setCurrentIndex(dock.kind_combo.findData("margin"))

@@ -4,6 +4,7 @@ review (each turned back with a button). Widgets and signals only; see flow.py."
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from qgis.gui import QgsDockWidget
@@ -27,6 +28,9 @@ from qgis.PyQt.QtWidgets import (
 from ...engine.refine.uncertainty import KINDS, Region
 
 NO_ITERATIONS = "No iterations yet: refine a raster with the dialog."
+#: A click's release within this many seconds of the press that chose its row (and zoomed
+#: there) does not zoom again.
+REZOOM_S = 0.8
 #: What the "Where to draw next" list ranks: (key, combo text, hint under the combo).
 LISTS = (
     (
@@ -107,6 +111,7 @@ class IterationsDock(QgsDockWidget):
             "for the next Fine-tune to learn (the layer's Undo takes it away)"
         )
         self.done: list[bool] = []  # rows of the review list turned back
+        self.zoomed = (-1, 0.0)  # the row last zoomed to, and when (time.monotonic)
         self.status_label = QLabel("", body)
         self.status_label.setWordWrap(True)
         self._layout(body)
@@ -149,7 +154,7 @@ class IterationsDock(QgsDockWidget):
         self.uncertainty_check.toggled.connect(self.uncertainty_toggled)
         self.regions_list.itemClicked.connect(self._on_item)
         self.regions_list.itemActivated.connect(self._on_item)
-        self.regions_list.currentRowChanged.connect(lambda _row: self._enable_turn_back())
+        self.regions_list.currentRowChanged.connect(self._on_current)
         self.list_combo.currentIndexChanged.connect(self._on_list)
         self.turn_back_button.clicked.connect(
             lambda: self.turn_back_requested.emit(self.regions_list.currentRow())
@@ -159,8 +164,30 @@ class IterationsDock(QgsDockWidget):
         self.keep_button.setText(f"Keep iteration {value}")
         self.iteration_changed.emit(value)
 
+    def _on_current(self, row: int) -> None:
+        """Another row chosen (a click, or the arrow keys: the list is stepped through
+        with them): zoom there."""
+        self._enable_turn_back()
+        if row >= 0:
+            self.zoomed = (row, time.monotonic())
+            self.region_activated.emit(row)
+
     def _on_item(self, item: QListWidgetItem) -> None:
-        self.region_activated.emit(self.regions_list.row(item))
+        """A click or Enter on a row: zoom there again, unless choosing that row (the
+        mouse press) just did."""
+        row = self.regions_list.row(item)
+        last, at = self.zoomed
+        if row == last and time.monotonic() - at < REZOOM_S:
+            return
+        self.zoomed = (row, time.monotonic())
+        self.region_activated.emit(row)
+
+    def select_next(self, after: int) -> None:
+        """Choose the first row after ``after`` not turned back (it is zoomed to), if any."""
+        for row in range(after + 1, self.regions_list.count()):
+            if not (row < len(self.done) and self.done[row]):
+                self.regions_list.setCurrentRow(row)
+                return
 
     def _on_list(self, _index: int) -> None:
         key = self.list_kind()

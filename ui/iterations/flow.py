@@ -512,6 +512,7 @@ class IterationsFlow(QObject):
             return
         if self.turn_back_change(review.changes[row]):
             self._list_changes()  # the row marked (the layer's signals also ask for it)
+            self.ensure_dock().select_next(row)  # and on to the next one, zoomed to
 
     def zoom_to(self, row: int) -> None:
         """Zoom the canvas to a region, with as much context again around it."""
