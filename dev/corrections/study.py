@@ -199,7 +199,8 @@ def run_scene(
         signals["either"] = np.maximum(uncertainty(probs), signals["disagreement"])
         signals["interleave"] = signals["disagreement"]
     drags: dict[str, list[list]] = {}  # users who turn a round's changes back, per drag
-    if {"turned", "swept", "swept_wrong", "reviewed", "clicked", "clicked_whole"} & set(users):
+    turning = {"turned", "swept", "swept_wrong", "reviewed", "clicked", "clicked_whole"}
+    if (turning | {"clicked_trimmed"}) & set(users):  # they turn back a round's changes
         wrong, parent_map = turned_regions(scene, base_model, work, pred, ref, half)
         largest = ordered(wrong, "largest", probs, half, cell)
         pad = int(round(SWEEP_PAD_M / pixel_m(scene, like)))
@@ -211,10 +212,11 @@ def run_scene(
         }
         if "reviewed" in users:  # session 42: the dock's list of the round's largest changes
             drags["reviewed"] = reviewed(review_list(base_model, work, half), pred, ref, like)
-        if {"clicked", "clicked_whole"} & set(users):  # every change looked at
+        if {"clicked", "clicked_whole", "clicked_trimmed"} & set(users):  # every change seen
             every = review_list(base_model, work, half, top=10**6)
             drags["clicked"] = reviewed(every, pred, ref, like)
             drags["clicked_whole"] = reviewed(every, pred, ref, like, parent=parent_map, half=half)
+            drags["clicked_trimmed"] = reviewed(every, pred, ref, like, trimmed=True)
     for user in users:
         if user in drags:  # the largest first, as the changes layer shows them
             per_k = {k: [c for drag in drags[user][:k] for c in drag] for k in ks}

@@ -111,6 +111,7 @@ def turned() -> str:
         "clicked": ("s42b", "clicked", "every change's largest wrong ones clicked"),
         "reviewed": ("s42c", "reviewed", "the 25-row review list's wrong changes clicked"),
         "clicked_whole": ("s42d", "clicked_whole", "... an erased roof back whole"),
+        "clicked_trimmed": ("s42e", "clicked_trimmed", "... each trimmed to its wrong part"),
     }
     totals = {u: [0.0, 0, 0] for u in users}  # gain over round 1, below it, not adopted
     first_gain = 0.0

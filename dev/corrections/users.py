@@ -58,6 +58,7 @@ USERS = (
     "reviewed",
     "clicked",
     "clicked_whole",
+    "clicked_trimmed",
 )
 DRAWINGS = ("traced", "rough", "loose", "inside", "shifted")
 MIN_PIXELS = 20  # smaller error specks are not worth a polygon
@@ -295,6 +296,7 @@ def reviewed(
     wrong_over: float = REVIEW_WRONG_OVER,
     parent: np.ndarray | None = None,
     half: int | None = None,
+    trimmed: bool = False,
 ) -> list[list[Correction]]:
     """The review-list user (session 42): goes down the iterations dock's list of a
     round's largest changes (``pieces``, engine largest_changes of the left half's changes
@@ -306,12 +308,16 @@ def reviewed(
     ``parent`` (the parent's building map) and ``half``, a part of a roof the round erased
     goes back as the parent's whole building there (its 8-connected building pixels that
     touch the change, on the left half): ``clicked_whole``, a tool that would turn back
-    the object, not only the part the round changed."""
+    the object, not only the part the round changed. With ``trimmed``, each clicked change
+    is cut down to its wrong pixels (``clicked_trimmed``: a user who edits the polygon to
+    leave out the part of the change that is right)."""
     whole = ndimage.label(parent, structure=np.ones((3, 3)))[0] if parent is not None else None
     clicks = []
     for piece in pieces:
         mask = burned_polygon(piece.wkt, like)
         if mask.any() and (mask & (pred != ref)).sum() > wrong_over * mask.sum():
+            if trimmed:
+                mask = mask & (pred != ref)
             if whole is not None and piece.was == "building":
                 ids = np.unique(whole[mask])
                 mask = mask | np.isin(whole, ids[ids > 0])

@@ -43,8 +43,9 @@ LISTS = (
         "changes",
         "Largest changes of this round",
         "What this round's map changed most where you did not draw, the largest first. "
-        "Click one to zoom there; where the change is wrong, Turn back this change (it "
-        "goes into the correction layer), then Fine-tune.",
+        "Click one (or use the arrow keys) to zoom there; where the change is wrong, Turn "
+        "back this change (it goes into the correction layer; trim away any part that is "
+        "right), then Fine-tune.",
     ),
 )
 
