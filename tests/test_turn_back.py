@@ -16,6 +16,7 @@ from map_refiner.engine.scoring.changes import map_changes
 from map_refiner.engine.scoring.turn_back import (
     change_region_at,
     changes_in_area,
+    changes_in_shape,
     largest_changes,
 )
 
@@ -140,6 +141,31 @@ def test_a_rectangle_cuts_changes_at_its_sides(changed) -> None:  # noqa: ANN001
     roof = ogr.CreateGeometryFromWkt(found.wkt_by_class["building"])
     assert roof.GetEnvelope() == pytest.approx(
         (GT[0] + 5 * 0.5, GT[0] + 15 * 0.5, GT[3] - 15 * 0.5, GT[3] - 5 * 0.5)
+    )
+
+
+def test_an_outline_turns_back_only_the_part_of_a_change_inside_it(changed) -> None:  # noqa: ANN001
+    """A freehand outline around the wrong part of a change: the changed pixels whose
+    centre lies inside it, cut at the outline (a triangle over the erased roof's left end:
+    rows 5-14, columns 5-24), nothing of the changes outside."""
+    changes, before = changed
+    corners = [_edge(0, 0), _edge(20.25, 0), _edge(0, 20.25), _edge(0, 0)]  # x + y <= 20.25
+    wkt = "POLYGON ((" + ",".join(f"{x} {y}" for x, y in corners) + "))"
+    found = changes_in_shape(changes, before, wkt)
+    # roof pixels (col, row) whose centre (col + 0.5, row + 0.5) lies under the hypotenuse
+    expected = sum(1 for c in range(5, 25) for r in range(5, 15) if c + r + 1 < 20.25)
+    assert found is not None and found.pixels_by_class == {"building": expected}
+    assert 0 < expected < 200
+    outline = ogr.CreateGeometryFromWkt(found.wkt_by_class["building"])
+    assert outline.IsValid() and outline.GetArea() == pytest.approx(expected * 0.25)
+    # a shape with no area, or around nothing that changed, turns nothing back
+    assert changes_in_shape(changes, before, "POLYGON ((0 0,1 1,0 0))") is None
+    far = [_edge(60, 5), _edge(70, 5), _edge(70, 15), _edge(60, 15), _edge(60, 5)]
+    assert (
+        changes_in_shape(
+            changes, before, "POLYGON ((" + ",".join(f"{x} {y}" for x, y in far) + "))"
+        )
+        is None
     )
 
 

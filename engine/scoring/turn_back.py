@@ -14,7 +14,9 @@ edge, which ChangeRegion.cut says.
 
 A rectangle turns back every change in it at once (changes_in_area, session 41): where a
 round broke a whole neighbourhood, one drag instead of a click per roof. Each class the
-changed pixels had becomes one (multi)polygon, cut at the rectangle's sides.
+changed pixels had becomes one (multi)polygon, cut at the rectangle's sides. Any polygon
+does the same (changes_in_shape, session 42): an outline drawn freehand around the wrong
+part of a change turns back only that part.
 
 Which changes to look at (largest_changes, session 42): the same connected changes a click
 outlines, the largest first, for the iterations dock's review list and `map-refiner
@@ -164,8 +166,28 @@ def changes_in_area(
     nothing changed there."""
     xmin, xmax = sorted((xmin, xmax))
     ymin, ymax = sorted((ymin, ymax))
+    ring = f"{xmin} {ymin},{xmax} {ymin},{xmax} {ymax},{xmin} {ymax},{xmin} {ymin}"
+    return changes_in_shape(changes, before, f"POLYGON (({ring}))", max_px, "rectangle")
+
+
+def changes_in_shape(
+    changes: PathLike,
+    before: PathLike,
+    wkt: str,
+    max_px: int = AREA_MAX_PX,
+    what: str = "outline",
+) -> AreaChanges | None:
+    """Every change of a changes raster whose pixel centre lies inside the polygon ``wkt``
+    (a rectangle, or an outline drawn freehand around the wrong part of a change, in
+    ``changes``'s CRS), against the previous class map ``before`` (read onto its grid):
+    per class it had, one (multi)polygon cut at the outline; None where nothing changed
+    there. ``what`` names the shape in the message for one too large."""
+    shape = ogr.CreateGeometryFromWkt(wkt)
+    if shape is None or shape.IsEmpty() or shape.GetArea() <= 0:
+        return None
     maps = _Maps.open(changes, before)
     names, grid = maps.names, maps.grid
+    xmin, xmax, ymin, ymax = shape.GetEnvelope()
     block = _block_of(grid, xmin, ymin, xmax, ymax)
     if block is None:
         return None
@@ -173,11 +195,11 @@ def changes_in_area(
     if w * h > max_px:
         side = int(max_px**0.5)
         raise MapRefinerError(
-            f"That rectangle covers {w} x {h} pixels of the changes layer; draw one of at "
+            f"That {what} covers {w} x {h} pixels of the changes layer; draw one of at "
             f"most about {side} x {side} (or zoom in and turn the changes back in parts)."
         )
     k = len(names)
-    code = np.where(_centres_inside(grid, block, xmin, ymin, xmax, ymax), maps.codes(block), 0)
+    code = np.where(_centres_inside(grid, block, shape), maps.codes(block), 0)
     if not code.any():
         return None
     # by the class each changed pixel had, 4-connected: the polygons of one class are
@@ -355,22 +377,21 @@ def _block_of(
 
 
 def _centres_inside(
-    grid: GridSpec,
-    block: tuple[int, int, int, int],
-    xmin: float,
-    ymin: float,
-    xmax: float,
-    ymax: float,
+    grid: GridSpec, block: tuple[int, int, int, int], shape: ogr.Geometry
 ) -> np.ndarray:
-    """Whether each pixel of ``block`` has its centre inside the rectangle (any affine
-    grid)."""
+    """Whether each pixel of ``block`` has its centre inside ``shape`` (in the raster's
+    CRS; any affine grid): the shape burned onto the block's window by GDAL."""
     x0, y0, w, h = block
-    gt = grid.geotransform
-    cols = np.arange(x0, x0 + w) + 0.5
-    rows = np.arange(y0, y0 + h)[:, None] + 0.5
-    x = gt[0] + cols * gt[1] + rows * gt[2]
-    y = gt[3] + cols * gt[4] + rows * gt[5]
-    return (x >= xmin) & (x <= xmax) & (y >= ymin) & (y <= ymax)
+    mem = gdal.GetDriverByName("MEM").Create("", w, h, 1, gdal.GDT_Byte)
+    mem.SetGeoTransform(window(grid, x0, y0, w, h).geotransform)
+    mem.SetProjection(grid.projection_wkt)
+    source = ogr.GetDriverByName("Memory").CreateDataSource("")  # kept: the layer's owner
+    layer = source.CreateLayer("shape", srs=grid.srs())  # the same CRS: nothing to warn of
+    feature = ogr.Feature(layer.GetLayerDefn())
+    feature.SetGeometry(shape)
+    layer.CreateFeature(feature)
+    gdal.RasterizeLayer(mem, [1], layer, burn_values=[1])  # pixel centres inside
+    return mem.ReadAsArray() > 0
 
 
 def _polygons(

@@ -208,6 +208,84 @@ def test_a_dragged_rectangle_turns_back_every_change_inside_it(
     assert half.geometry().area() == pytest.approx(8 * 6 * 0.36, rel=1e-6)
 
 
+def test_a_freehand_outline_with_shift_turns_back_only_the_part_inside(
+    flow, rgb_layer, qgis_iface, qgis_new_project
+) -> None:  # noqa: ANN001
+    """Session 42: Shift held, the press, moves and release draw a freehand outline; only
+    the changed pixels inside it go back (a triangle over the erased roof's left end), as
+    one edit command; an outline over nothing that changed says so; Esc drops one."""
+    from qgis.gui import QgsMapMouseEvent
+    from qgis.PyQt.QtCore import QEvent, QPoint, Qt
+
+    controller, dialog = flow
+    labels = _new_correction_layer(dialog, rgb_layer, qgis_new_project)
+    dialog.labels.turn_back_button.setChecked(True)
+    assert (
+        "hold Shift and draw around"
+        in qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Info)[-1]
+    )
+    tool = controller.turn_back.tool
+    canvas = qgis_iface.mapCanvas()
+    # zoomed in on the roof's left end: a raster pixel spans screen pixels (the headless
+    # canvas's map is a few dozen pixels tall)
+    canvas.setExtent(_rect(0, 0, 16, 16))
+    canvas.refresh()
+    outlines = []
+    tool.outlined.connect(outlines.append)
+    shift = Qt.KeyboardModifier.ShiftModifier
+
+    def screen(col: float, row: float) -> QPoint:
+        at = canvas.getCoordinateTransform().transform(GT[0] + col * GT[1], GT[3] + row * GT[5])
+        return QPoint(round(at.x()), round(at.y()))
+
+    def draw(points: list[tuple[float, float]], escape: bool = False) -> None:
+        left = Qt.MouseButton.LeftButton
+        press = QgsMapMouseEvent(
+            canvas, QEvent.Type.MouseButtonPress, screen(*points[0]), left, left, shift
+        )
+        tool.canvasPressEvent(press)
+        for point in points[1:]:
+            move = QgsMapMouseEvent(
+                canvas, QEvent.Type.MouseMove, screen(*point), Qt.MouseButton.NoButton, left, shift
+            )
+            tool.canvasMoveEvent(move)
+        if escape:
+            from qgis.PyQt.QtGui import QKeyEvent
+
+            key = QKeyEvent(QEvent.Type.KeyPress, Qt.Key.Key_Escape, Qt.KeyboardModifier.NoModifier)
+            tool.keyPressEvent(key)
+        release = QgsMapMouseEvent(
+            canvas, QEvent.Type.MouseButtonRelease, screen(*points[0]), left, left, shift
+        )
+        tool.canvasReleaseEvent(release)
+
+    # around the roof's (rows 4-11, columns 4-15) left end: columns 2-8, rows 2-14
+    draw([(2, 2), (8, 2), (8, 8), (8, 14), (2, 14)])
+    assert len(outlines) == 1 and tool.band is None
+    (part,) = list(labels.getFeatures())
+    assert part["class"] == "building"
+    # the roof's pixels whose centre lies inside the outline drawn (its corners are where
+    # the canvas's screen pixels fall): a part of the roof, not all of it
+    (outline,) = outlines
+    inside = sum(
+        outline.contains(QgsPointXY(GT[0] + (c + 0.5) * GT[1], GT[3] + (r + 0.5) * GT[5]))
+        for c in range(4, 16)
+        for r in range(4, 12)
+    )
+    assert 0 < inside < 8 * 12
+    assert part.geometry().area() == pytest.approx(inside * 0.36, rel=1e-6)
+    success = qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Success)[-1]
+    assert "every change in the outline" in success, success
+    labels.undoStack().undo()  # one edit command
+    assert labels.featureCount() == 0
+    draw([(20, 20), (26, 20), (26, 26), (20, 26)])  # unchanged background
+    error = qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical)[-1]
+    assert "Nothing changed inside that outline" in error, error
+    draw([(2, 2), (8, 2), (8, 14), (2, 14)], escape=True)
+    assert len(outlines) == 2 and labels.featureCount() == 0  # dropped: nothing emitted
+    dialog.labels.turn_back_button.setChecked(False)
+
+
 def test_a_rectangle_on_a_single_polygon_layer_adds_each_part(flow, qgis_new_project) -> None:  # noqa: ANN001
     """A user's own layer of single polygons: each class's (multi)polygon goes in as
     single polygons."""

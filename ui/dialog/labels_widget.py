@@ -52,8 +52,9 @@ class LabelsBox(QgsCollapsibleGroupBox):
             "where the new map is wrong (a real roof erased, a car park become a building): "
             "the whole change becomes a polygon of the class it had, in this correction "
             "layer, for the next Fine-tune to learn. Drag a rectangle to turn back every "
-            "change inside it, right ones too: where most of them are wrong. The layer's "
-            "Undo takes one click or drag away."
+            "change inside it, right ones too: where most of them are wrong. Hold Shift and "
+            "draw around the wrong part of a change to turn back only that part (where part "
+            "of a change is right). The layer's Undo takes one click or drag away."
         )
         self.steps_spin = QgsSpinBox(self)
         self.steps_spin.setRange(0, 100000)

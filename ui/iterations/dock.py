@@ -44,8 +44,9 @@ LISTS = (
         "Largest changes of this round",
         "What this round's map changed most where you did not draw, the largest first. "
         "Click one (or use the arrow keys) to zoom there; where the change is wrong, Turn "
-        "back this change (it goes into the correction layer; trim away any part that is "
-        "right), then Fine-tune.",
+        "back this change (it goes into the correction layer; where part of it is right, "
+        "use Turn changes back with Shift held to draw around the wrong part instead), then "
+        "Fine-tune.",
     ),
 )
 
