@@ -35,6 +35,7 @@ from qgis.gui import (
     QgisInterface,
     QgsMapCanvas,
     QgsMapMouseEvent,
+    QgsMapTool,
     QgsMapToolEmitPoint,
     QgsRubberBand,
 )
@@ -70,6 +71,11 @@ class PickTool(QgsMapToolEmitPoint):
         self.band: QgsRubberBand | None = None
         self.escaped = False  # Esc during a press: its release does nothing
         self.path: list[QPoint] | None = None  # a freehand outline's points (Shift held)
+
+    def flags(self) -> QgsMapTool.Flags:
+        """None of QgsMapToolEmitPoint's: its AllowZoomRect would let the canvas take a
+        Shift and drag as a zoom, which here draws an outline."""
+        return QgsMapTool.Flags()
 
     def canvasPressEvent(self, e: QgsMapMouseEvent) -> None:  # noqa: N802 - Qt's name
         if e.button() == Qt.MouseButton.LeftButton:

@@ -235,10 +235,63 @@ def drag_over_next():
     }
 
 
+def outline_part():
+    """Turn changes back by outline (session 42): Shift held, a freehand outline around
+    the left half of the review list's third change, drawn with the mouse (press with
+    Shift, moves, a shot while drawing, release), zoomed in on it; then a shot of what
+    went back (the dialog hidden for both: it would cover the canvas)."""
+    from qgis.PyQt.QtCore import QPoint, Qt
+    from qgis.PyQt.QtTest import QTest
+
+    flow = controller().iterations
+    if len(flow.review.changes) < 3:
+        return
+    dialog().hide()
+    canvas = iface.mapCanvas()
+    box = QgsGeometry.fromWkt(flow.review.changes[2].wkt).boundingBox()
+    view = QgsRectangle(box)
+    view.scale(4.0)
+    canvas.setExtent(view)
+    canvas.refresh()
+    canvas.waitWhileRendering()
+    xmid = (box.xMinimum() + box.xMaximum()) / 2
+    pad = box.width() / 4
+    corners = [
+        (box.xMinimum() - pad, box.yMaximum() + pad),
+        (xmid, box.yMaximum() + pad),
+        (xmid, box.yMinimum() - pad),
+        (box.xMinimum() - pad, box.yMinimum() - pad),
+    ]
+    to_screen = canvas.getCoordinateTransform()
+    points = []
+    for (xa, ya), (xb, yb) in zip(corners, corners[1:] + corners[:1]):
+        for t in (0.0, 0.25, 0.5, 0.75):  # each side in steps, as a hand draws
+            at = to_screen.transform(xa + t * (xb - xa), ya + t * (yb - ya))
+            points.append(QPoint(int(at.x()), int(at.y())))
+    view_widget = canvas.viewport()
+    left, shift = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier
+    QTest.mousePress(view_widget, left, shift, points[0])
+    for point in points[1:] + points[:1]:
+        QTest.mouseMove(view_widget, point)
+    shoot("rounds_3e_outline_drawn")
+    QTest.mouseRelease(view_widget, left, shift, points[0])
+    status["turn_back_outline"] = {
+        "change": flow.review.changes[2].describe(),
+        "screen_points": len(points),
+        "message": message(),
+    }
+    canvas.refresh()
+    canvas.waitWhileRendering()
+    shoot("rounds_3f_outline_turned_back")
+    dialog().show()
+    place_dialog()
+
+
 def drawn_2():
     shot("rounds_3b_turned_back")
     drag_over_next()
     shot("rounds_3d_rectangle_turned_back")
+    outline_part()
     dialog().labels.turn_back_button.click()  # up again: the tool released
     status["turn_back"]["released"] = not dialog().labels.turn_back_button.isChecked()
     layer = QgsProject.instance().mapLayersByName(f"{Path(IMAGE).stem} — corrections")[0]

@@ -225,6 +225,10 @@ def test_a_freehand_outline_with_shift_turns_back_only_the_part_inside(
         in qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Info)[-1]
     )
     tool = controller.turn_back.tool
+    from qgis.gui import QgsMapTool
+
+    # the canvas would take Shift and a drag as a zoom with QgsMapToolEmitPoint's flags
+    assert not tool.flags() & QgsMapTool.Flag.AllowZoomRect
     canvas = qgis_iface.mapCanvas()
     # zoomed in on the roof's left end: a raster pixel spans screen pixels (the headless
     # canvas's map is a few dozen pixels tall)
