@@ -2,8 +2,8 @@
 correction polygon of the class it had before (engine/scoring/turn_back.py), in the
 dialog's correction layer, for the next Fine-tune to learn (and its map to keep); drag a
 rectangle and every change inside it does (session 41); hold Shift and draw freehand
-around the wrong part of a change and only that part does (session 42: a study user who
-trimmed each clicked change to its wrong part taught the next round +11.9 against +6.2).
+around the wrong part of a change and only that part does (session 42; whether that
+teaches the next round more than a click was not settled: docs/results_corrections.md).
 
 The iterations dock's review list (the round's largest changes) turns one back with its
 button through the same flow (turn_back_listed).

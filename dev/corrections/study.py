@@ -53,6 +53,7 @@ from .users import (
 
 gdal.UseExceptions()
 ROOT = Path(__file__).resolve().parents[2]
+OUTLINED = {"clicked_outlined", "clicked_outlined05"}  # session 42: outlined by hand
 #: The fine-tunes compared: the shipped one (the RNN and the coarse CNN's last
 #: layer) and the paper's RNN-only fine-tune, with the same safeguards. Both run as
 #: the product does, with its CPU step count, so a row says what a user gets; the
@@ -200,7 +201,7 @@ def run_scene(
         signals["interleave"] = signals["disagreement"]
     drags: dict[str, list[list]] = {}  # users who turn a round's changes back, per drag
     turning = {"turned", "swept", "swept_wrong", "reviewed", "clicked", "clicked_whole"}
-    if (turning | {"clicked_trimmed"}) & set(users):  # they turn back a round's changes
+    if (turning | {"clicked_trimmed"} | OUTLINED) & set(users):  # turn changes back
         wrong, parent_map = turned_regions(scene, base_model, work, pred, ref, half)
         largest = ordered(wrong, "largest", probs, half, cell)
         pad = int(round(SWEEP_PAD_M / pixel_m(scene, like)))
@@ -212,11 +213,16 @@ def run_scene(
         }
         if "reviewed" in users:  # session 42: the dock's list of the round's largest changes
             drags["reviewed"] = reviewed(review_list(base_model, work, half), pred, ref, like)
-        if {"clicked", "clicked_whole", "clicked_trimmed"} & set(users):  # every change seen
+        if ({"clicked", "clicked_whole", "clicked_trimmed"} | OUTLINED) & set(users):
             every = review_list(base_model, work, half, top=10**6)
             drags["clicked"] = reviewed(every, pred, ref, like)
             drags["clicked_whole"] = reviewed(every, pred, ref, like, parent=parent_map, half=half)
             drags["clicked_trimmed"] = reviewed(every, pred, ref, like, trimmed=True)
+            for user, metres in (("clicked_outlined", 1.0), ("clicked_outlined05", 0.5)):
+                rough = metres / pixel_m(scene, like)  # a hand's outline, this far either way
+                drags[user] = reviewed(
+                    every, pred, ref, like, trimmed=True, rough_px=rough, seed=seed
+                )
     for user in users:
         if user in drags:  # the largest first, as the changes layer shows them
             per_k = {k: [c for drag in drags[user][:k] for c in drag] for k in ks}

@@ -112,6 +112,8 @@ def turned() -> str:
         "reviewed": ("s42c", "reviewed", "the 25-row review list's wrong changes clicked"),
         "clicked_whole": ("s42d", "clicked_whole", "... an erased roof back whole"),
         "clicked_trimmed": ("s42e", "clicked_trimmed", "... each trimmed to its wrong part"),
+        "clicked_outlined": ("s42f", "clicked_outlined", "... the wrong part outlined, 1 m"),
+        "clicked_outlined05": ("s42g", "clicked_outlined05", "... outlined, 0.5 m"),
     }
     totals = {u: [0.0, 0, 0] for u in users}  # gain over round 1, below it, not adopted
     first_gain = 0.0

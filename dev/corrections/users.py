@@ -59,6 +59,8 @@ USERS = (
     "clicked",
     "clicked_whole",
     "clicked_trimmed",
+    "clicked_outlined",
+    "clicked_outlined05",
 )
 DRAWINGS = ("traced", "rough", "loose", "inside", "shifted")
 MIN_PIXELS = 20  # smaller error specks are not worth a polygon
@@ -297,6 +299,8 @@ def reviewed(
     parent: np.ndarray | None = None,
     half: int | None = None,
     trimmed: bool = False,
+    rough_px: float = 0.0,
+    seed: int = 0,
 ) -> list[list[Correction]]:
     """The review-list user (session 42): goes down the iterations dock's list of a
     round's largest changes (``pieces``, engine largest_changes of the left half's changes
@@ -310,14 +314,25 @@ def reviewed(
     touch the change, on the left half): ``clicked_whole``, a tool that would turn back
     the object, not only the part the round changed. With ``trimmed``, each clicked change
     is cut down to its wrong pixels (``clicked_trimmed``: a user who edits the polygon to
-    leave out the part of the change that is right)."""
+    leave out the part of the change that is right); with ``rough_px`` too, the wrong part
+    outlined by hand as *Turn changes back* with Shift takes it (``clicked_outlined``): its
+    outline simplified by ``rough_px`` and moved out or in by up to that much (each its
+    own, seeded), and only the change's pixels inside it (study: 1 m, ``clicked_outlined05``
+    0.5 m)."""
     whole = ndimage.label(parent, structure=np.ones((3, 3)))[0] if parent is not None else None
+    rng = np.random.default_rng(seed)
     clicks = []
     for piece in pieces:
         mask = burned_polygon(piece.wkt, like)
         if mask.any() and (mask & (pred != ref)).sum() > wrong_over * mask.sum():
             if trimmed:
-                mask = mask & (pred != ref)
+                wrong = mask & (pred != ref)
+                if rough_px > 0:
+                    offset = float(rng.uniform(-rough_px, rough_px))
+                    wrong = mask & _redrawn(wrong, rough_px, offset)
+                if not wrong.any():
+                    continue
+                mask = wrong
             if whole is not None and piece.was == "building":
                 ids = np.unique(whole[mask])
                 mask = mask | np.isin(whole, ids[ids > 0])

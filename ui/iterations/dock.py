@@ -44,9 +44,8 @@ LISTS = (
         "Largest changes of this round",
         "What this round's map changed most where you did not draw, the largest first. "
         "Click one (or use the arrow keys) to zoom there; where the change is wrong, Turn "
-        "back this change (it goes into the correction layer; where part of it is right, "
-        "use Turn changes back with Shift held to draw around the wrong part instead), then "
-        "Fine-tune.",
+        "back this change (it goes into the correction layer; to turn back only part of "
+        "it, draw around that part with Turn changes back and Shift held), then Fine-tune.",
     ),
 )
 
