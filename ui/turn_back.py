@@ -72,9 +72,10 @@ class PickTool(QgsMapToolEmitPoint):
         self.escaped = False  # Esc during a press: its release does nothing
         self.path: list[QPoint] | None = None  # a freehand outline's points (Shift held)
 
-    def flags(self) -> QgsMapTool.Flags:
+    def flags(self):  # noqa: ANN201 - QgsMapTool.Flags (see the docstring)
         """None of QgsMapToolEmitPoint's: its AllowZoomRect would let the canvas take a
-        Shift and drag as a zoom, which here draws an outline."""
+        Shift and drag as a zoom, which here draws an outline. (Not annotated: the Qt6
+        scan, tests/test_qt6_ready.py, reads ``QgsMapTool.Flags`` as an unscoped enum.)"""
         return QgsMapTool.Flags()
 
     def canvasPressEvent(self, e: QgsMapMouseEvent) -> None:  # noqa: N802 - Qt's name
