@@ -5,7 +5,9 @@
 # what the changes layer and Turn changes back give). Jobs PART, PART+PARTS, ...; one torch
 # thread; TREE, SNAP as for study_chain.sh. Rows: out/corrections/rows_${TAG}_r2_*.jsonl
 # (TAG s40). Session 41: USERS=swept TAG=s41 runs the rectangle user alone (users.swept:
-# every change in a box 8 m wider than each wrong change turned back).
+# every change in a box 8 m wider than each wrong change turned back). Session 42:
+# SEED_OFFSET=100 adds to each chain's seed (the fit's and the drawing's): a second sample
+# of the same second rounds, to see how much a sum moves by chance.
 PART=$1; PARTS=$2
 cd ${TREE:-.}
 export OMP_NUM_THREADS=1
@@ -18,7 +20,7 @@ for i in $(seq $PART $PARTS $((N-1))); do
   read FOLDER GATED <<< $(python3 -c "import json; j=json.load(open('out/s38/chain2/jobs.json'))[$i]; print(j['folder'], j['gated'])")
   NAME=$(basename $GATED .safetensors)
   SCENE=${NAME%%_largest*}
-  SEED=${NAME##*seed}
+  SEED=$(( ${NAME##*seed} + ${SEED_OFFSET:-0} ))
   PARTNER=""
   if [ $FOLDER = never_traced ]; then
     G=$SCENE; [ $SCENE = kampala_drone ] && G=lo; [ $SCENE = rio_wv2 ] && G=lo

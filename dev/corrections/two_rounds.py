@@ -114,6 +114,8 @@ def turned() -> str:
         "clicked_trimmed": ("s42e", "clicked_trimmed", "... each trimmed to its wrong part"),
         "clicked_outlined": ("s42f", "clicked_outlined", "... the wrong part outlined, 1 m"),
         "clicked_outlined05": ("s42g", "clicked_outlined05", "... outlined, 0.5 m"),
+        "largest_s100": ("s42s", "largest", "largest errors, seeds + 100"),
+        "reviewed_s100": ("s42s", "reviewed", "the 25-row list's wrong changes, seeds + 100"),
     }
     totals = {u: [0.0, 0, 0] for u in users}  # gain over round 1, below it, not adopted
     first_gain = 0.0
