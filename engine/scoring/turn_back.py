@@ -20,9 +20,9 @@ part of a change turns back only that part.
 
 Which changes to look at (largest_changes, session 42): the same connected changes a click
 outlines, the largest first, for the iterations dock's review list and `map-refiner
-changes --largest N`. In the correction study a user who went down that list and clicked
-the mostly wrong changes taught the next round +6.2 points over 15 second rounds, against
-+2.6 for drawing the map's largest errors again (docs/results_corrections.md "Session 42").
+changes --largest N`: a way to find what a round changed (in the correction study, a user
+clicking the list's mostly wrong changes taught the next round no more than one drawing
+the map's largest errors: docs/results_corrections.md "Session 42").
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ REACH_PX = 512
 AREA_MAX_PX = 2048 * 2048
 #: The review list (largest_changes): this many changes, the largest first (session 42:
 #: over 15 second rounds the 4th mostly wrong change of a round lay at most 21 rows down,
-#: dev/corrections/review_depth.py; a 10-row list left a clicking user short on three,
-#: -0.9 summed against +6.2 for one who found every wrong change) ...
+#: dev/corrections/review_depth.py; a 10-row list left a clicking user short of four on
+#: three rounds) ...
 REVIEW_TOP = 25
 #: ... each of at least this many pixels (specks are not worth a look) ...
 REVIEW_MIN_PX = 16
