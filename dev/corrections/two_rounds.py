@@ -116,6 +116,8 @@ def turned() -> str:
         "clicked_outlined05": ("s42g", "clicked_outlined05", "... outlined, 0.5 m"),
         "largest_s100": ("s42s", "largest", "largest errors, seeds + 100"),
         "reviewed_s100": ("s42s", "reviewed", "the 25-row list's wrong changes, seeds + 100"),
+        "largest_s200": ("s42t", "largest", "largest errors, seeds + 200"),
+        "reviewed_s200": ("s42t", "reviewed", "the 25-row list's wrong changes, seeds + 200"),
     }
     totals = {u: [0.0, 0, 0] for u in users}  # gain over round 1, below it, not adopted
     first_gain = 0.0
