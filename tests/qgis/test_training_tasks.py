@@ -316,8 +316,9 @@ def test_after_a_round_the_dock_lists_its_largest_changes_to_turn_back(
     assert dock.regions_list.currentRow() == 3
     dock.slider.setValue(0)  # the list is the refine's map's: it stays at every iteration
     assert dock.regions_list.count() == len(review.changes) and review.done[1]
-    dock.list_combo.setCurrentIndex(0)  # the uncertain places instead
+    dock.list_combo.setCurrentIndex(0)  # the uncertain places instead, none chosen yet
     assert dock.regions_list.item(0).text().startswith("1.  uncertainty")
+    assert dock.regions_list.currentRow() == -1
     assert not dock.turn_back_button.isVisibleTo(dock)
     dock.list_combo.setCurrentIndex(1)
     assert "turned back" in dock.regions_list.item(1).text()

@@ -190,7 +190,14 @@ class IterationsDock(QgsDockWidget):
                 self.regions_list.setCurrentRow(row)
                 return
 
+    def _no_row(self) -> None:
+        """No row chosen: another list is coming (its rows mean other places)."""
+        self.regions_list.blockSignals(True)
+        self.regions_list.setCurrentRow(-1)
+        self.regions_list.blockSignals(False)
+
     def _on_list(self, _index: int) -> None:
+        self._no_row()
         key = self.list_kind()
         self.hint_label.setText(next(hint for k, _t, hint in LISTS if k == key))
         self.turn_back_button.setVisible(key == "changes")
@@ -204,6 +211,7 @@ class IterationsDock(QgsDockWidget):
     def offer_changes(self, offered: bool) -> None:
         """Offer the round's changes as the list (and show them: a round's refine), or
         only the uncertain places (a refine without a previous map to compare)."""
+        self._no_row()
         self.list_combo.blockSignals(True)
         self.list_combo.setCurrentIndex(1 if offered else 0)
         self.list_combo.setEnabled(offered)
