@@ -43,9 +43,10 @@ LISTS = (
         "changes",
         "Largest changes of this round",
         "What this round's map changed most where you did not draw, the largest first. "
-        "Click one (or use the arrow keys) to zoom there; where the change is wrong, Turn "
-        "back this change (it goes into the correction layer; to turn back only part of "
-        "it, draw around that part with Turn changes back and Shift held), then Fine-tune.",
+        "Click one (or use the arrow keys) to zoom there; where the change is plainly "
+        "wrong, Turn back this change (it goes into the correction layer; to turn back "
+        "only part of it, draw around that part with Turn changes back and Shift held). "
+        "Draw the largest errors you still see too, with care, then Fine-tune.",
     ),
 )
 
