@@ -250,3 +250,24 @@ def test_dropping_specks_first_lists_the_same_changes(tmp_path, monkeypatch) -> 
             m.setattr(turn_back, "_without_specks", lambda code, _min: code)
             plain = largest_changes(out, before, top=100, min_pixels=min_pixels)
         assert sieved == plain and len(plain) > 2
+
+
+def test_changes_between_three_classes_say_what_each_was_and_became(tmp_path) -> None:  # noqa: ANN001
+    """A three-class map (LoveDA's kind): each listed change names its own pair of
+    classes, and a change of one pair next to one of another is listed apart."""
+    names = ["background", "building", "water"]
+    old = np.zeros((40, 40), np.uint8)
+    old[5:15, 5:15] = 1  # a building ...
+    new = old.copy()
+    new[5:15, 5:10] = 2  # ... half of it became water (50 px)
+    new[5:15, 10:15] = 0  # ... the other half background (50 px), touching it
+    new[25:35, 25:35] = 2  # background became water (100 px)
+    before = class_map(tmp_path / "old.tif", old, names=names)
+    out = tmp_path / "changes.tif"
+    map_changes(before, class_map(tmp_path / "new.tif", new, names=names), out)
+    found = largest_changes(out, before)
+    assert [(r.was, r.became, r.pixels) for r in found] == [
+        ("background", "water", 100),
+        ("building", "water", 50),
+        ("building", "background", 50),
+    ]
