@@ -433,5 +433,7 @@ def test_changes_lists_the_largest_as_polygons_to_paste(
     rows = [(f["rank"], f["class"], f["became"], f["pixels"]) for f in layer.getFeatures()]
     assert rows == [(1, "background", "building", 300), (2, "building", "background", 200)]
     assert layer.crs().authid() == "EPSG:32633"  # the maps' (test_compare's writer)
-    names = [lyr.name() for lyr in QgsProject.instance().mapLayers().values()]
-    assert "after — largest changes since before" in names, names
+    (loaded,) = QgsProject.instance().mapLayersByName("after — largest changes since before")
+    assert loaded.labelsEnabled() and loaded.labeling().settings().fieldName == "rank"
+    symbol = loaded.renderer().symbol()  # the dock's style: dashed outlines, no fill
+    assert symbol.color().alpha() == 0

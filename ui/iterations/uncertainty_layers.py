@@ -49,6 +49,13 @@ def regions_layer(crs: QgsCoordinateReferenceSystem, name: str) -> QgsVectorLaye
         [QgsField("rank", QVariant.Int), QgsField("score", QVariant.Double)]
     )
     layer.updateFields()
+    style_as_ranked(layer)
+    return layer
+
+
+def style_as_ranked(layer: QgsVectorLayer) -> None:
+    """Dashed cyan outlines labelled by their ``rank`` field: the dock's list on the map,
+    and Processing's list of a round's largest changes."""
     layer.setRenderer(
         QgsSingleSymbolRenderer(
             QgsFillSymbol.createSimple(
@@ -71,7 +78,6 @@ def regions_layer(crs: QgsCoordinateReferenceSystem, name: str) -> QgsVectorLaye
     settings.setFormat(fmt)
     layer.setLabeling(QgsVectorLayerSimpleLabeling(settings))
     layer.setLabelsEnabled(True)
-    return layer
 
 
 def set_regions(

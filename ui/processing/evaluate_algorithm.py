@@ -27,7 +27,7 @@ from ...engine.vocabulary import VALUE_MAP_EXAMPLE, parse_value_map
 from ..layers import changes_layer_name, changes_renderer
 from ..sources import layer_file
 from .common import MapRefinerAlgorithm, call_engine, parse_names, with_help
-from .styling import style_on_load
+from .styling import ranked_on_load, style_on_load
 
 HELP = (
     "Overall accuracy, per-class IoU and mean IoU of a class map against a reference "
@@ -243,9 +243,8 @@ class ChangesAlgorithm(MapRefinerAlgorithm):
         found = call_engine(feedback, job, needs_torch=False)
         if listed:
             feedback.pushInfo(f"Listed the {listed[0]} largest changes in {largest}")
-            if context.willLoadLayerOnCompletion(largest):
-                details = context.layerToLoadOnCompletionDetails(largest)
-                details.name = f"{after.name()} — largest changes since {before.name()}"
+            name = f"{after.name()} — largest changes since {before.name()}"
+            ranked_on_load(context, largest, name)
         feedback.pushInfo(f"{after.name()} against {before.name()}: {found.summary()}")
         style_on_load(
             context,

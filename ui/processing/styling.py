@@ -10,12 +10,13 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProcessingLayerPostProcessorInterface,
     QgsRasterLayer,
+    QgsVectorLayer,
 )
 
 from ..layers import paletted_renderer
 
 # Processing keeps only a pointer to post-processors: keep them alive here.
-_ALIVE: list[ClassMapStyler] = []
+_ALIVE: list[QgsProcessingLayerPostProcessorInterface] = []
 
 
 class ClassMapStyler(QgsProcessingLayerPostProcessorInterface):
@@ -56,5 +57,33 @@ def style_on_load(
     details = context.layerToLoadOnCompletionDetails(path)
     details.name = name
     styler = ClassMapStyler(names, colours, renderer)
+    _ALIVE[:] = _ALIVE[-7:] + [styler]
+    details.setPostProcessor(styler)
+
+
+class RankedStyler(QgsProcessingLayerPostProcessorInterface):
+    """Ranked polygons (the list of a round's largest changes) as the dock draws its list:
+    dashed outlines labelled by rank."""
+
+    def postProcessLayer(
+        self,
+        layer: QgsMapLayer,
+        context: QgsProcessingContext,  # noqa: N802
+        feedback: QgsProcessingFeedback,
+    ) -> None:
+        from ..iterations.uncertainty_layers import style_as_ranked
+
+        if isinstance(layer, QgsVectorLayer):
+            style_as_ranked(layer)
+            layer.triggerRepaint()
+
+
+def ranked_on_load(context: QgsProcessingContext, path: str, name: str) -> None:
+    """The ranked-polygons layer Processing loads from ``path``, named ``name``."""
+    if not context.willLoadLayerOnCompletion(path):
+        return
+    details = context.layerToLoadOnCompletionDetails(path)
+    details.name = name
+    styler = RankedStyler()
     _ALIVE[:] = _ALIVE[-7:] + [styler]
     details.setPostProcessor(styler)
