@@ -6,23 +6,21 @@ from __future__ import annotations
 from typing import Any
 
 from qgis.core import (
-    QgsMapLayer,
     QgsProcessing,
     QgsProcessingContext,
     QgsProcessingFeedback,
-    QgsProcessingLayerPostProcessorInterface,
     QgsProcessingParameterField,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
     QgsProcessingParameterVectorDestination,
     QgsProcessingParameterVectorLayer,
-    QgsVectorLayer,
 )
 
 from ..layers import flags_renderer
 from ..sources import layer_file, layer_in_file
 from .common import MapRefinerAlgorithm, call_engine, with_help
+from .styling import vector_style_on_load
 
 HELP = (
     "Compares a vector map you already have (OSM buildings, a cadastre, an older survey) "
@@ -31,20 +29,6 @@ HELP = (
     "not seen in the image; each refined object no feature touches is new. The layer is "
     "styled by status; filter it on the status field to review one kind of change."
 )
-# Processing keeps only a pointer to post-processors: keep them alive here.
-_ALIVE: list[QgsProcessingLayerPostProcessorInterface] = []
-
-
-class FlagsStyler(QgsProcessingLayerPostProcessorInterface):
-    def postProcessLayer(  # noqa: N802
-        self,
-        layer: QgsMapLayer,
-        context: QgsProcessingContext,
-        feedback: QgsProcessingFeedback,
-    ) -> None:
-        if isinstance(layer, QgsVectorLayer):
-            layer.setRenderer(flags_renderer())
-            layer.triggerRepaint()
 
 
 class CompareAlgorithm(MapRefinerAlgorithm):
@@ -144,10 +128,10 @@ class CompareAlgorithm(MapRefinerAlgorithm):
 
         result = call_engine(feedback, job, needs_torch=False)
         feedback.pushInfo(result.summary())
-        if context.willLoadLayerOnCompletion(out):
-            details = context.layerToLoadOnCompletionDetails(out)
-            details.name = f"{prior.name()} — changes seen in {refined.name()}"
-            styler = FlagsStyler()
-            _ALIVE[:] = _ALIVE[-7:] + [styler]
-            details.setPostProcessor(styler)
+        vector_style_on_load(
+            context,
+            out,
+            f"{prior.name()} — changes seen in {refined.name()}",
+            lambda layer: layer.setRenderer(flags_renderer()),
+        )
         return {self.OUTPUT: str(result.path)}

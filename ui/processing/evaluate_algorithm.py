@@ -24,10 +24,11 @@ from qgis.core import (
 
 from ...engine.scoring.turn_back import REVIEW_TOP
 from ...engine.vocabulary import VALUE_MAP_EXAMPLE, parse_value_map
+from ..iterations.uncertainty_layers import style_as_ranked
 from ..layers import changes_layer_name, changes_renderer
 from ..sources import layer_file
 from .common import MapRefinerAlgorithm, call_engine, parse_names, with_help
-from .styling import ranked_on_load, style_on_load
+from .styling import style_on_load, vector_style_on_load
 
 HELP = (
     "Overall accuracy, per-class IoU and mean IoU of a class map against a reference "
@@ -244,7 +245,7 @@ class ChangesAlgorithm(MapRefinerAlgorithm):
         if listed:
             feedback.pushInfo(f"Listed the {listed[0]} largest changes in {largest}")
             name = f"{after.name()} — largest changes since {before.name()}"
-            ranked_on_load(context, largest, name)
+            vector_style_on_load(context, largest, name, style_as_ranked)
         feedback.pushInfo(f"{after.name()} against {before.name()}: {found.summary()}")
         style_on_load(
             context,

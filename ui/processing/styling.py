@@ -52,18 +52,15 @@ def style_on_load(
 ) -> None:
     """The layer Processing loads from ``path`` named ``name`` and drawn by ``renderer``
     (a class map's palette unless told otherwise)."""
-    if not context.willLoadLayerOnCompletion(path):
-        return
-    details = context.layerToLoadOnCompletionDetails(path)
-    details.name = name
-    styler = ClassMapStyler(names, colours, renderer)
-    _ALIVE[:] = _ALIVE[-7:] + [styler]
-    details.setPostProcessor(styler)
+    _on_load(context, path, name, ClassMapStyler(names, colours, renderer))
 
 
-class RankedStyler(QgsProcessingLayerPostProcessorInterface):
-    """Ranked polygons (the list of a round's largest changes) as the dock draws its list:
-    dashed outlines labelled by rank."""
+class VectorStyler(QgsProcessingLayerPostProcessorInterface):
+    """A vector layer styled by ``style`` (which sets its renderer, its labels...)."""
+
+    def __init__(self, style: Callable[[QgsVectorLayer], None]) -> None:
+        super().__init__()
+        self.style = style
 
     def postProcessLayer(
         self,
@@ -71,19 +68,31 @@ class RankedStyler(QgsProcessingLayerPostProcessorInterface):
         context: QgsProcessingContext,  # noqa: N802
         feedback: QgsProcessingFeedback,
     ) -> None:
-        from ..iterations.uncertainty_layers import style_as_ranked
-
         if isinstance(layer, QgsVectorLayer):
-            style_as_ranked(layer)
+            self.style(layer)
             layer.triggerRepaint()
 
 
-def ranked_on_load(context: QgsProcessingContext, path: str, name: str) -> None:
-    """The ranked-polygons layer Processing loads from ``path``, named ``name``."""
+def vector_style_on_load(
+    context: QgsProcessingContext,
+    path: str,
+    name: str,
+    style: Callable[[QgsVectorLayer], None],
+) -> None:
+    """The vector layer Processing loads from ``path`` named ``name`` and styled by
+    ``style`` (compare's flags by status, the largest changes as the dock's list)."""
+    _on_load(context, path, name, VectorStyler(style))
+
+
+def _on_load(
+    context: QgsProcessingContext,
+    path: str,
+    name: str,
+    styler: QgsProcessingLayerPostProcessorInterface,
+) -> None:
     if not context.willLoadLayerOnCompletion(path):
         return
     details = context.layerToLoadOnCompletionDetails(path)
     details.name = name
-    styler = RankedStyler()
     _ALIVE[:] = _ALIVE[-7:] + [styler]
     details.setPostProcessor(styler)
