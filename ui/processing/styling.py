@@ -19,17 +19,14 @@ from ..layers import paletted_renderer
 _ALIVE: list[QgsProcessingLayerPostProcessorInterface] = []
 
 
-class ClassMapStyler(QgsProcessingLayerPostProcessorInterface):
-    def __init__(
-        self,
-        names: Sequence[str],
-        colours: Sequence[tuple[int, int, int]],
-        renderer: Callable = paletted_renderer,
-    ) -> None:
+class LayerStyler(QgsProcessingLayerPostProcessorInterface):
+    """A loaded layer of the kind ``kind`` styled by ``style`` (which sets its renderer,
+    its labels...)."""
+
+    def __init__(self, style: Callable[..., None], kind: type = QgsMapLayer) -> None:
         super().__init__()
-        self.names = list(names)
-        self.colours = list(colours)
-        self.renderer = renderer  # (layer, names, colours) -> the layer's renderer
+        self.style = style
+        self.kind = kind
 
     def postProcessLayer(
         self,
@@ -37,8 +34,8 @@ class ClassMapStyler(QgsProcessingLayerPostProcessorInterface):
         context: QgsProcessingContext,  # noqa: N802
         feedback: QgsProcessingFeedback,
     ) -> None:
-        if isinstance(layer, QgsRasterLayer):
-            layer.setRenderer(self.renderer(layer, self.names, self.colours))
+        if isinstance(layer, self.kind):
+            self.style(layer)
             layer.triggerRepaint()
 
 
@@ -50,27 +47,13 @@ def style_on_load(
     colours: Sequence[tuple[int, int, int]],
     renderer: Callable = paletted_renderer,
 ) -> None:
-    """The layer Processing loads from ``path`` named ``name`` and drawn by ``renderer``
-    (a class map's palette unless told otherwise)."""
-    _on_load(context, path, name, ClassMapStyler(names, colours, renderer))
+    """The raster layer Processing loads from ``path`` named ``name`` and drawn by
+    ``renderer`` (a class map's palette unless told otherwise)."""
 
+    def style(layer: QgsMapLayer) -> None:
+        layer.setRenderer(renderer(layer, list(names), list(colours)))
 
-class VectorStyler(QgsProcessingLayerPostProcessorInterface):
-    """A vector layer styled by ``style`` (which sets its renderer, its labels...)."""
-
-    def __init__(self, style: Callable[[QgsVectorLayer], None]) -> None:
-        super().__init__()
-        self.style = style
-
-    def postProcessLayer(
-        self,
-        layer: QgsMapLayer,
-        context: QgsProcessingContext,  # noqa: N802
-        feedback: QgsProcessingFeedback,
-    ) -> None:
-        if isinstance(layer, QgsVectorLayer):
-            self.style(layer)
-            layer.triggerRepaint()
+    _on_load(context, path, name, LayerStyler(style, QgsRasterLayer))
 
 
 def vector_style_on_load(
@@ -81,14 +64,14 @@ def vector_style_on_load(
 ) -> None:
     """The vector layer Processing loads from ``path`` named ``name`` and styled by
     ``style`` (compare's flags by status, the largest changes as the dock's list)."""
-    _on_load(context, path, name, VectorStyler(style))
+    _on_load(context, path, name, LayerStyler(style, QgsVectorLayer))
 
 
 def _on_load(
     context: QgsProcessingContext,
     path: str,
     name: str,
-    styler: QgsProcessingLayerPostProcessorInterface,
+    styler: LayerStyler,
 ) -> None:
     if not context.willLoadLayerOnCompletion(path):
         return
