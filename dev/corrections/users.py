@@ -41,6 +41,8 @@ import numpy as np
 from osgeo import gdal, ogr, osr
 from scipy import ndimage
 
+from ...engine.labels.burn import shape_mask
+from ...engine.rasters.grid import grid_of
 from ...engine.refine.uncertainty import rank_regions, uncertainty
 from ...training.corrections.overdrawn import ahead, reach_px, snap_in_crop
 
@@ -343,17 +345,7 @@ def reviewed(
 
 def burned_polygon(wkt: str, like: gdal.Dataset) -> np.ndarray:
     """A polygon (WKT in ``like``'s CRS) as a mask of ``like``'s pixels (centres inside)."""
-    width, height = like.RasterXSize, like.RasterYSize
-    mem = gdal.GetDriverByName("MEM").Create("", width, height, 1, gdal.GDT_Byte)
-    mem.SetGeoTransform(like.GetGeoTransform())
-    mem.SetProjection(like.GetProjection())
-    source = ogr.GetDriverByName("Memory").CreateDataSource("")
-    layer = source.CreateLayer("piece", srs=like.GetSpatialRef())
-    feature = ogr.Feature(layer.GetLayerDefn())
-    feature.SetGeometry(ogr.CreateGeometryFromWkt(wkt))
-    layer.CreateFeature(feature)
-    gdal.RasterizeLayer(mem, [1], layer, burn_values=[1])
-    return mem.ReadAsArray() > 0
+    return shape_mask(grid_of(like), ogr.CreateGeometryFromWkt(wkt))
 
 
 def swept(

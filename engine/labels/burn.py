@@ -73,6 +73,19 @@ class BurnList:
         return ds.GetRasterBand(1).ReadAsArray()
 
 
+def shape_mask(grid: GridSpec, geom: ogr.Geometry) -> np.ndarray:
+    """Pixels of ``grid`` whose centre lies inside ``geom`` (in the grid's CRS; any affine
+    grid): the shape burned by GDAL."""
+    ds = mem_dataset(grid, fill=0)
+    mem = ogr.GetDriverByName("Memory").CreateDataSource("shape")  # kept: the layer's owner
+    lyr = mem.CreateLayer("shape", srs=grid.srs())
+    feat = ogr.Feature(lyr.GetLayerDefn())
+    feat.SetGeometry(geom)
+    lyr.CreateFeature(feat)
+    gdal.RasterizeLayer(ds, [1], lyr, burn_values=[1])
+    return ds.GetRasterBand(1).ReadAsArray() > 0
+
+
 def extent_mask(grid: GridSpec, extent: Extent) -> np.ndarray:
     """Pixels of ``grid`` inside ``extent`` (a bbox, geometry or WKT in grid CRS units)."""
     if extent is None:
@@ -86,14 +99,7 @@ def extent_mask(grid: GridSpec, extent: Extent) -> np.ndarray:
         geom = ogr.CreateGeometryFromWkt(
             f"POLYGON(({x0} {y0},{x1} {y0},{x1} {y1},{x0} {y1},{x0} {y0}))"
         )
-    ds = mem_dataset(grid, fill=0)
-    mem = ogr.GetDriverByName("Memory").CreateDataSource("extent")
-    lyr = mem.CreateLayer("extent", srs=grid.srs())
-    feat = ogr.Feature(lyr.GetLayerDefn())
-    feat.SetGeometry(geom)
-    lyr.CreateFeature(feat)
-    gdal.RasterizeLayer(ds, [1], lyr, burn_values=[1])
-    mask = ds.GetRasterBand(1).ReadAsArray() > 0
+    mask = shape_mask(grid, geom)
     if not mask.any():
         raise MapRefinerError(
             "The label extent does not cover any pixel of the raster; "

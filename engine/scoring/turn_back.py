@@ -38,6 +38,7 @@ import numpy as np
 from osgeo import gdal, ogr, osr
 
 from ..errors import MapRefinerError
+from ..labels.burn import shape_mask
 from ..labels.classes import IGNORE
 from ..labels.rasters import read_block, to_labels
 from ..progress import CancelFn, make_reporter
@@ -199,7 +200,7 @@ def changes_in_shape(
             f"most about {side} x {side} (or zoom in and turn the changes back in parts)."
         )
     k = len(names)
-    code = np.where(_centres_inside(grid, block, shape), maps.codes(block), 0)
+    code = np.where(shape_mask(window(grid, x0, y0, w, h), shape), maps.codes(block), 0)
     if not code.any():
         return None
     # by the class each changed pixel had, 4-connected: the polygons of one class are
@@ -374,24 +375,6 @@ def _block_of(
     if x1 <= x0 or y1 <= y0:
         return None
     return x0, y0, x1 - x0, y1 - y0
-
-
-def _centres_inside(
-    grid: GridSpec, block: tuple[int, int, int, int], shape: ogr.Geometry
-) -> np.ndarray:
-    """Whether each pixel of ``block`` has its centre inside ``shape`` (in the raster's
-    CRS; any affine grid): the shape burned onto the block's window by GDAL."""
-    x0, y0, w, h = block
-    mem = gdal.GetDriverByName("MEM").Create("", w, h, 1, gdal.GDT_Byte)
-    mem.SetGeoTransform(window(grid, x0, y0, w, h).geotransform)
-    mem.SetProjection(grid.projection_wkt)
-    source = ogr.GetDriverByName("Memory").CreateDataSource("")  # kept: the layer's owner
-    layer = source.CreateLayer("shape", srs=grid.srs())  # the same CRS: nothing to warn of
-    feature = ogr.Feature(layer.GetLayerDefn())
-    feature.SetGeometry(shape)
-    layer.CreateFeature(feature)
-    gdal.RasterizeLayer(mem, [1], layer, burn_values=[1])  # pixel centres inside
-    return mem.ReadAsArray() > 0
 
 
 def _polygons(
