@@ -1151,3 +1151,48 @@ def test_the_cli_passes_the_edge_band_to_the_fit_and_its_record(
     for flag, want in (("--snap-outlines", True), ("--no-snap-outlines", False)):
         assert main([*args, "--steps", "2", flag, "--overwrite"]) == 0
         assert load_model(out)[1].training["finetune"][-1]["snap_outlines"] is want
+
+
+def test_a_weight_average_follows_the_steps_and_lends_its_values_only_inside_the_block() -> None:
+    from map_refiner.training.corrections.fit import WeightAverage
+
+    p = torch.nn.Parameter(torch.zeros(3))
+    avg = WeightAverage([p], 0.5)
+    with torch.no_grad():
+        p.fill_(4.0)
+    avg.update()  # 0.5 * 0 + 0.5 * 4
+    with torch.no_grad():
+        p.fill_(8.0)
+    avg.update()  # 0.5 * 2 + 0.5 * 8
+    with avg.applied():
+        assert torch.equal(p.detach(), torch.full((3,), 5.0))
+    assert torch.equal(p.detach(), torch.full((3,), 8.0))  # its own value back
+    off = WeightAverage([p], 0.0)  # no average: the parameters themselves
+    off.update()
+    with off.applied():
+        assert torch.equal(p.detach(), torch.full((3,), 8.0))
+    with pytest.raises(MapRefinerError, match="average"):
+        FitParams(average=1.0).check()
+
+
+def test_an_averaged_fit_keeps_the_average_of_its_steps() -> None:
+    """The state a fit scores and keeps is the moving average of its steps' weights: it
+    lies between the start and the last step's weights; the frozen layers stay."""
+    from map_refiner.engine.progress import Reporter
+
+    net, _ = random_model(resolution_m=0.6, seed=5)
+    gen = torch.Generator().manual_seed(3)
+    labels = torch.full((96, 96), IGNORE, dtype=torch.uint8)
+    labels[10:30, 10:30], labels[60:80, 50:70] = 1, 0
+    tile = TrainingTile(torch.randn(3, 96, 96, generator=gen), labels)
+    start = {k: v.clone() for k, v in net.state_dict().items()}
+    fit = CorrectionFit(net, tile, FitParams(average=0.8), torch.device("cpu"))
+    out = fit.fit(fit.labels, 12, Reporter())
+    last = net.state_dict()
+    for key in ("rnn.out.weight", "coarse.conv4.weight"):
+        if key not in last:
+            key = next(k for k in last if k.startswith(key.split(".")[0]) and "weight" in k)
+        moved_last = float((last[key] - start[key]).norm())
+        moved_kept = float((out.state[key] - start[key]).norm())
+        assert moved_last > 0 and 0 < moved_kept < moved_last, key
+    assert torch.equal(out.state["coarse.conv1.weight"], start["coarse.conv1.weight"])

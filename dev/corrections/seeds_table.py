@@ -6,7 +6,9 @@ IoU of the undrawn half, each seed's change (the flip check as it is now,
 report.rederive; ``n`` = the fit did not pass the held-out check, ``d`` = the flip check
 dropped it) and the mean map after the round; then per model the summed change, the
 rounds worse and the rounds adopted, with the flip check as it is now and with it judging
-every fit (``flip_sure_ratio`` = inf, the rule before session 20). Scenes whose undrawn
+every fit (``flip_sure_ratio`` = inf, the rule before session 20), each seed's summed
+change and the spread the seed gives a round (the standard deviation of a scene and K's
+changes over the seeds, averaged over the rounds; session 43). Scenes whose undrawn
 half holds almost no building are left out of the sums (compare_rows.NOT_SUMMED).
 
     python -m map_refiner.dev.corrections.seeds_table \\
@@ -39,10 +41,39 @@ def rows_of(pattern: str, variant: str, user: str) -> list[dict]:
     return [r for f in files for r in load(Path(f)) if (r["variant"], r["user"]) == (variant, user)]
 
 
+def _seed(r: dict) -> int:
+    return int((r.get("overrides") or {}).get("seed", 0))
+
+
+def spread(rs: list[dict]) -> float:
+    """The standard deviation of the rounds' changes (one round per seed; 0 for one)."""
+    d = [r["after"] - r["before"] for r in rs]
+    if len(d) < 2:
+        return 0.0
+    mean = sum(d) / len(d)
+    return math.sqrt(sum((x - mean) ** 2 for x in d) / (len(d) - 1))
+
+
+def mean_spread(rows: list[dict]) -> float:
+    """spread of each scene and K over the seeds, averaged over the scenes and Ks."""
+    keys = sorted({(r["scene"], r["k"]) for r in rows})
+    if not keys:
+        return 0.0
+    return sum(spread([r for r in rows if (r["scene"], r["k"]) == key]) for key in keys) / len(keys)
+
+
+def seed_sums(rows: list[dict]) -> list[float]:
+    """The summed change of each seed's rounds, seeds in order."""
+    return [
+        sum(r["after"] - r["before"] for r in rows if _seed(r) == s)
+        for s in sorted({_seed(r) for r in rows})
+    ]
+
+
 def table(named: list[tuple[str, list[dict]]]) -> str:
     lines = [
-        "| model | scene | K | start | change per fine-tune seed | mean after |",
-        "|---|---|---|---|---|---|",
+        "| model | scene | K | start | change per fine-tune seed | spread | mean after |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, rows in named:
         keys = sorted({(r["scene"], r["k"]) for r in rows})
@@ -51,13 +82,14 @@ def table(named: list[tuple[str, list[dict]]]) -> str:
             after = sum(r["after"] for r in rs) / len(rs)
             lines.append(
                 f"| {name} | {scene} | {k} | {rs[0]['before']:.1f} | "
-                f"{' / '.join(_mark(r) for r in rs)} | {after:.1f} |"
+                f"{' / '.join(_mark(r) for r in rs)} | {spread(rs):.1f} | {after:.1f} |"
             )
     lines += [
         "",
         "| model | rounds | summed change | worse | adopted | "
-        "with the flip check on every fit: summed, worse, adopted |",
-        "|---|---|---|---|---|---|",
+        "with the flip check on every fit: summed, worse, adopted | each seed's sum | "
+        "mean spread |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, rows in named:
         summed = [r for r in rows if r["scene"] not in NOT_SUMMED]
@@ -67,7 +99,8 @@ def table(named: list[tuple[str, list[dict]]]) -> str:
         lines.append(
             f"| {name} | {len(summed)} | {sum(now):+.1f} | {sum(g < -0.05 for g in now)} | "
             f"{sum(r['adopted'] for r in summed)} | {sum(always):+.1f}, "
-            f"{sum(g < -0.05 for g in always)}, {sum(r['adopted'] for r in checked)} |"
+            f"{sum(g < -0.05 for g in always)}, {sum(r['adopted'] for r in checked)} | "
+            f"{' / '.join(f'{v:+.1f}' for v in seed_sums(summed))} | {mean_spread(summed):.2f} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -759,8 +759,9 @@ def _refit_all(
         )
         steps, seconds = steps + last.steps, seconds + last.seconds
         states.append(last.state)
-    if n > 1:  # the folds' networks averaged (fine-tunes of the same start)
-        fit.net.load_state_dict(average_states(states))
+    # the folds' networks averaged (fine-tunes of the same start); one refit's kept state
+    # (its weights' moving average where FitParams.average asks for one)
+    fit.net.load_state_dict(average_states(states) if n > 1 else states[0])
     return steps, seconds
 
 
