@@ -82,16 +82,11 @@ def test_a_band_list_is_read_alike_by_the_cli_and_processing() -> None:
     assert cli.main(["refine", "x.tif", "--out", "y.tif", "--bands", "3,two,1"]) == 2
 
 
-def test_a_paletted_image_is_refused_with_how_to_expand_it(tmp_path: Path) -> None:
-    """One band of colour-table indices (a PNG-8 or GIF made a GeoTIFF) is no brightness:
-    read as grey (--bands 1,1,1) the model would see index numbers; the refusal says how
-    to expand it to red, green and blue (session 40)."""
-    import pytest
-
-    from map_refiner.engine.errors import MapRefinerError
-
+def _paletted(tmp_path: Path, name: str = "pct.tif") -> tuple[Path, gdal.Dataset]:
+    """A one-band GeoTIFF of colour-table indices (a PNG-8 or GIF made a GeoTIFF), and
+    the colour image it came from's dataset."""
     rgb = gdal.Open(str(make_tif(tmp_path / "img.tif", 40, 50, seed=1)))
-    out = gdal.GetDriverByName("GTiff").Create(str(tmp_path / "pct.tif"), 50, 40, 1, gdal.GDT_Byte)
+    out = gdal.GetDriverByName("GTiff").Create(str(tmp_path / name), 50, 40, 1, gdal.GDT_Byte)
     out.SetGeoTransform(rgb.GetGeoTransform())
     out.SetProjection(rgb.GetProjection())
     table = gdal.ColorTable()
@@ -102,13 +97,82 @@ def test_a_paletted_image_is_refused_with_how_to_expand_it(tmp_path: Path) -> No
     band.SetColorInterpretation(gdal.GCI_PaletteIndex)
     band.WriteArray(rgb.GetRasterBand(1).ReadAsArray())
     out = None
+    return tmp_path / name, rgb
+
+
+def test_a_paletted_image_refines_as_its_colours(tmp_path: Path) -> None:
+    """One band of colour-table indices is no brightness (read as grey the model would see
+    index numbers). Since session 43 it is read as the red, green and blue its table gives
+    (rasters.read.open_image): the same map as the image expanded by gdal_translate
+    -expand rgb, nothing written beside it, nothing left in GDAL's memory files. Session 40
+    refused it with how to expand it."""
+    from map_refiner.engine.rasters.read import EXPANDED_IN
+
+    pct, _ = _paletted(tmp_path)
+    expanded = tmp_path / "pct_rgb.tif"
+    gdal.Translate(str(expanded), str(pct), rgbExpand="rgb")
     model = save_model(*random_model(resolution_m=0.6, seed=3), tmp_path / "m.safetensors")
-    for bands in (None, [1, 1, 1]):
-        params = RefineParams(
-            image=tmp_path / "pct.tif", out=tmp_path / "map.tif", model_path=model, bands=bands
+    before = sorted(p.name for p in tmp_path.iterdir())
+    maps = []
+    for k, path in enumerate((pct, expanded)):
+        scores = tmp_path / f"s{k}.tif"
+        refine_raster(
+            RefineParams(image=path, out=tmp_path / f"map{k}.tif", model_path=model, scores=scores)
         )
-        with pytest.raises(MapRefinerError, match="paletted image") as caught:
-            refine_raster(params)
-        assert "gdal_translate -expand rgb pct.tif pct_rgb.tif" in caught.value.message
-        assert "PCT to RGB" in caught.value.message
-    assert not (tmp_path / "map.tif").exists()
+        maps.append(gdal.Open(str(scores)).ReadAsArray())
+    assert np.array_equal(maps[0], maps[1])
+    outputs = ("map0.tif", "map1.tif", "s0.tif", "s1.tif")  # and their sidecars
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(outputs)) == before
+    assert not gdal.ReadDir(EXPANDED_IN)
+
+
+def test_an_expanded_palette_keeps_its_transparency_and_its_name(tmp_path: Path) -> None:
+    """A palette with transparent entries (a PNG-8's) comes with an alpha band, which a
+    refine reads as no data; the dataset names the user's file (messages name it)."""
+    from map_refiner.engine.rasters.read import alpha_band, expanded, raster_info
+
+    mem = gdal.GetDriverByName("MEM").Create("", 8, 6, 1, gdal.GDT_Byte)
+    table = gdal.ColorTable()
+    table.SetColorEntry(0, (10, 20, 30, 255))
+    table.SetColorEntry(1, (200, 100, 50, 0))
+    band = mem.GetRasterBand(1)
+    band.SetRasterColorTable(table)
+    band.SetColorInterpretation(gdal.GCI_PaletteIndex)
+    values = np.zeros((6, 8), np.uint8)
+    values[2:4, 3:6] = 1
+    band.WriteArray(values)
+    png = tmp_path / "scan.png"
+    gdal.GetDriverByName("PNG").CreateCopy(str(png), mem)
+    ds = expanded(gdal.Open(str(png)))
+    assert ds.RasterCount == 4 and alpha_band(ds) == 4
+    arr = ds.ReadAsArray()
+    assert list(arr[:, 0, 0]) == [10, 20, 30, 255] and arr[3, 2, 3] == 0
+    assert Path(raster_info(ds).path).name == "scan.png"
+    assert not any(raster_info(ds).paletted)
+    plain = gdal.Open(str(make_tif(tmp_path / "rgb.tif", 10, 12, seed=1)))
+    assert expanded(plain) is plain  # any other raster as it is
+
+
+def test_a_paletted_band_among_others_is_refused_with_how_to_expand_it() -> None:
+    """Only a one-band paletted image is expanded (open_image); a paletted band in a raster
+    of several (rare) is still refused with what to do."""
+    import pytest
+
+    from map_refiner.engine.errors import MapRefinerError
+    from map_refiner.engine.rasters.read import RasterInfo, check_bands
+
+    info = RasterInfo(
+        "/data/two.tif",
+        50,
+        40,
+        3,
+        (0, 1, 0, 0, 0, -1),
+        "",
+        [None] * 3,
+        (1, 1, 1),
+        (True, False, False),
+    )
+    with pytest.raises(MapRefinerError, match="paletted image") as caught:
+        check_bands(info, [1, 2, 3])
+    assert "gdal_translate -expand rgb two.tif two_rgb.tif" in caught.value.message
+    check_bands(info, [2, 3, 3])  # the other bands are read

@@ -9,7 +9,7 @@ from ..engine.device import configure_threads, resolve_device
 from ..engine.modelfile.config import ModelConfig, make_classes
 from ..engine.modelfile.io import build_model, check_model_output, save_model
 from ..engine.progress import CancelFn, ProgressFn, make_reporter
-from ..engine.rasters.read import open_raster
+from ..engine.rasters.read import open_image
 from .checkpoint import checkpoint_for, remove_checkpoint
 from .coarse_fit import CoarseParams, TrainResult, coarse_record, fit_coarse, identity_rnn
 from .data import band_statistics, load_training_tile
@@ -28,7 +28,7 @@ def train_coarse(
     check_model_output(out, [params.image, params.labels.path], params.overwrite)
     configure_threads()
     device = resolve_device(params.device)
-    ds = open_raster(params.image)
+    ds = open_image(params.image)
     bands = params.bands or list(range(1, min(3, ds.RasterCount) + 1))
     mean, std = band_statistics(params.image, bands)
     config = ModelConfig(

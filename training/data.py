@@ -24,7 +24,7 @@ from ..engine.rasters.read import (
     at_declared_nodata,
     check_bands,
     ground_resolution,
-    open_raster,
+    open_image,
     raster_info,
 )
 from ..engine.refine.predict import for_image, model_image, stack_bands
@@ -107,7 +107,7 @@ def load_training_tile(
     of a large raster stays fast. ``extra_ignore`` (image grid, bool) marks
     pixels whose labels must not be used (e.g. held-out tiles).
     """
-    ds = open_raster(image_path)
+    ds = open_image(image_path)
     info = raster_info(ds)
     bands = stack_bands(ds, bands, config)
     check_bands(info, bands)
@@ -177,7 +177,7 @@ def band_statistics(
     image_path: PathLike, bands: Sequence[int], max_pixels: int = 4_000_000
 ) -> tuple[list[float], list[float]]:
     """Mean and std of each band over valid pixels (subsampled), for normalisation."""
-    ds = open_raster(image_path)
+    ds = open_image(image_path)
     check_bands(raster_info(ds), bands)
     step = max(1, int(math.sqrt(ds.RasterXSize * ds.RasterYSize / max_pixels)))
     bw, bh = max(1, ds.RasterXSize // step), max(1, ds.RasterYSize // step)

@@ -32,7 +32,7 @@ from ..rasters.read import (
     check_bands,
     colour_bands,
     ground_resolution,
-    open_raster,
+    open_image,
     raster_info,
     value_scale,
 )
@@ -231,7 +231,7 @@ def choose_bundled(
     default = ModelChoice(DEFAULT_MODEL_PATH, None, None, "the bundled default model")
     if not GENERAL_MODEL_PATH.exists() or not homes:
         return default
-    ds = open_raster(image)
+    ds = open_image(image)
     info = raster_info(ds)
     chosen = list(bands) if bands else colour_bands(ds, ("red", "green", "blue")) or [1, 2, 3]
     if len(chosen) != 3 or info.band_count < 3:

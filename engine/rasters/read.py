@@ -6,6 +6,7 @@ import math
 import os
 import re
 import stat
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,6 +109,51 @@ def open_raster(path: PathLike) -> gdal.Dataset:
     except RuntimeError as exc:
         raise _damaged(Path(p).name, exc) from exc
     return ds
+
+
+#: Where an expanded paletted image's VRT is made (in memory: never beside the user's file).
+EXPANDED_IN = "/vsimem/map_refiner_expanded"
+
+
+def open_image(path: PathLike) -> gdal.Dataset:
+    """open_raster for an image the networks read. A paletted image (one band of
+    colour-table indices: a PNG-8, a GIF, a paletted GeoTIFF) comes back as the colours
+    its table gives, red, green and blue (and alpha where the table has transparent
+    entries), so that the bands read as any colour image's; every other raster as
+    open_raster gives it. Class rasters (priors, references, our own maps, paletted
+    too) are opened with open_raster: their indices are classes."""
+    return expanded(open_raster(path))
+
+
+def expanded(ds: gdal.Dataset) -> gdal.Dataset:
+    """``ds`` with a single paletted band expanded to its colours (open_image): a VRT over
+    its file in memory, its description ending in the file's own name (the messages name it),
+    whose XML is removed at once (the open dataset no longer needs it). Other rasters as
+    they are."""
+    if ds.RasterCount != 1:
+        return ds
+    band = ds.GetRasterBand(1)
+    table = band.GetColorTable()
+    if band.GetColorInterpretation() != gdal.GCI_PaletteIndex or table is None:
+        return ds
+    transparent = any(table.GetColorEntry(i)[3] < 255 for i in range(table.GetCount()))
+    name = f"{EXPANDED_IN}/{uuid.uuid4().hex}/{Path(ds.GetDescription()).name or 'image'}"
+    try:
+        # from the file's name, not ``ds``: a VRT made from a dataset object reads through
+        # it, and Python may free that object first (a crash at garbage collection)
+        source = ds.GetDescription()
+        out = gdal.Translate(name, source, format="VRT", rgbExpand="rgba" if transparent else "rgb")
+    except RuntimeError as exc:
+        raise MapRefinerError(
+            f"Cannot expand the paletted image {Path(ds.GetDescription()).name} to its "
+            f"colours ({_first_line(exc)}); expand it to red, green and blue first "
+            "(gdal_translate -expand rgb, or in QGIS Raster ▸ Conversion ▸ PCT to RGB).",
+            details=str(exc),
+        ) from exc
+    finally:
+        if gdal.VSIStatL(name) is not None:
+            gdal.Unlink(name)
+    return out
 
 
 def _damaged(name: str, exc: BaseException) -> MapRefinerError:

@@ -25,7 +25,7 @@ from ..modelfile.io import load_model
 from ..networks.gate import Gate, gate_chain, gated_result
 from ..networks.models import MapRefinerNet
 from ..rasters.grid import GridSpec, grid_of, scaled
-from ..rasters.read import RasterInfo, check_bands, ground_resolution, open_raster, raster_info
+from ..rasters.read import RasterInfo, check_bands, ground_resolution, open_image, raster_info
 from .predict import WindowResult, for_image, model_image, predict_tile, stack_bands
 from .prior import Prior
 from .registration import (
@@ -513,7 +513,7 @@ def open_pass(
     last ones again on a finer grid: tiling.make_detail; None: the model's own where the
     image is fine enough)."""
     check_tile_size(tile_size)
-    ds = open_raster(image)
+    ds = open_image(image)
     configure_threads()
     dev = resolve_device(device)
     autocast = inference_autocast(precision, dev)

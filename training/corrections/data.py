@@ -23,7 +23,7 @@ from ...engine.labels.rasterize import vector_shapes
 from ...engine.labels.rasters import cells_of_pixels, downsample_window, pixels_of_cells
 from ...engine.modelfile.config import ModelConfig
 from ...engine.rasters.grid import grid_of, scaled, window
-from ...engine.rasters.read import check_bands, ground_resolution, open_raster, raster_info
+from ...engine.rasters.read import check_bands, ground_resolution, open_image, raster_info
 from ...engine.refine.predict import stack_bands
 from ..data import grown_box, model_grids, read_model_window
 from ..tile import IGNORE, LabelSource, TrainingTile
@@ -128,7 +128,7 @@ def load_corrections(
             "(only the pixels inside the polygons count). To train on a fully labelled tile or "
             "a label raster, use train-rnn."
         )
-    ds = open_raster(image_path)
+    ds = open_image(image_path)
     info = raster_info(ds)
     bands = stack_bands(ds, bands, config)
     check_bands(info, bands)

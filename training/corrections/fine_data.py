@@ -20,7 +20,7 @@ import torch
 
 from ...engine.modelfile.config import ModelConfig
 from ...engine.rasters.grid import grid_of, scaled, window
-from ...engine.rasters.read import ground_resolution, open_raster, raster_info
+from ...engine.rasters.read import ground_resolution, open_image, raster_info
 from ...engine.refine.predict import for_image, model_image, stack_bands
 from ...engine.refine.resample import AxisBand, axis_band
 from ...engine.refine.tiling import Detail, Grids, make_detail
@@ -88,7 +88,7 @@ def load_fine_corrections(
             len(corr.pieces),
         )
         return None
-    ds = open_raster(image_path)
+    ds = open_image(image_path)
     bands = stack_bands(ds, bands, config)
     grids = model_grids(ds, config, input_resolution_m)
     detail = detail_run(ds, grids, config, input_resolution_m)

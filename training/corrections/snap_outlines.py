@@ -28,7 +28,7 @@ from ...engine.labels.kept import KeptCorrections
 from ...engine.labels.rasterize import class_field_index
 from ...engine.progress import CancelFn, ProgressFn, make_reporter
 from ...engine.rasters.grid import GridSpec, grid_of, window
-from ...engine.rasters.read import ground_resolution, open_raster, raster_info
+from ...engine.rasters.read import ground_resolution, open_image, raster_info
 from ...engine.vectors.read import open_layer
 from ...engine.vectors.write import VectorTarget
 from .overdrawn import reach_px, snap_in_crop
@@ -69,7 +69,7 @@ def snap_outlines(
     SNAPPED_FIELD added. A cancel (CancelledError) leaves no file behind."""
     report = make_reporter(progress, is_cancelled)
     target = VectorTarget.for_path(out, [image, corrections], overwrite)
-    ds = open_raster(image)
+    ds = open_image(image)
     info = raster_info(ds)
     if info.band_count < max(bands):
         raise MapRefinerError(

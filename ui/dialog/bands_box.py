@@ -68,16 +68,11 @@ def shown_bands(layer: QgsRasterLayer, names: tuple[str, ...]) -> tuple[int, ...
 def image_bands(layer: QgsRasterLayer, summary: ModelSummary) -> tuple[int, ...] | None:
     """The bands a refine reads with no bands chosen (rasters.read.model_bands), or None
     when the file cannot be opened or lacks them (the refine then says why)."""
-    from osgeo import gdal
+    from ...engine.rasters.read import model_bands, open_image
 
-    from ...engine.rasters.read import model_bands
-
-    try:
-        path = raster_path(layer)
-        ds = gdal.OpenEx(str(path), gdal.OF_RASTER | gdal.OF_READONLY)
+    try:  # a paletted image's bands are its colours, as a refine reads them
+        ds = open_image(raster_path(layer))
     except (MapRefinerError, RuntimeError):
-        return None
-    if ds is None:
         return None
     bands = model_bands(ds, None, list(summary.band_names), summary.bands)
     return tuple(bands) if max(bands) <= ds.RasterCount else None
