@@ -1173,6 +1173,13 @@ def test_a_weight_average_follows_the_steps_and_lends_its_values_only_inside_the
         assert torch.equal(p.detach(), torch.full((3,), 8.0))
     with pytest.raises(MapRefinerError, match="average"):
         FitParams(average=1.0).check()
+    mean = WeightAverage([p], None)  # the plain mean of the start and each update
+    for value in (2.0, 5.0):
+        with torch.no_grad():
+            p.fill_(value)
+        mean.update()
+    with mean.applied():
+        assert torch.allclose(p.detach(), torch.full((3,), 5.0))  # (8 + 2 + 5) / 3
 
 
 def test_an_averaged_fit_keeps_the_average_of_its_steps() -> None:

@@ -756,6 +756,7 @@ def _refit_all(
             max(1, int(round(REFIT_SHARE * first.step))),
             rep.sub(i / n, (i + 1) / n),
             time_left=None if budget is None else 0.3 * budget / n,
+            mean_of_steps=fit.params.refit_mean,
         )
         steps, seconds = steps + last.steps, seconds + last.seconds
         states.append(last.state)

@@ -251,6 +251,11 @@ class FitParams:
     # spread over the seeds (mean standard deviation 5.54 -> 3.68 points) but learnt less
     # (+313.6 against +415.7 summed over 48 rounds, 3 worse either way): opt-in, not the
     # default (docs/results_corrections.md "Session 43")
+    refit_mean: bool = False  # an adopted round's refit (every polygon, from the held-out
+    # phase's best state) keeps the plain mean of its states, that best state and each
+    # step's after it, instead of its last step's: the checked state stays in the mix, so
+    # the mean lags no check. Session 43, the same study as ``average``: +388.4 against
+    # +415.7, 6 rounds worse against 3 (spread 3.85): not the default
 
     def steps_on(self, device: torch.device) -> int:
         """The held-out phase's step count: a fixed number per kind of device, so that a
@@ -448,19 +453,22 @@ def anchor_threshold(share_sure_and_wrong: float) -> float:
 class WeightAverage:
     """An exponential moving average of ``params`` over a fit's steps (FitParams.average),
     started from their values when made; with ``decay`` 0 it is the parameters
-    themselves and costs nothing."""
+    themselves and costs nothing; with ``decay`` None the plain mean of the values when
+    made and after each update (FitParams.refit_mean)."""
 
-    def __init__(self, params: list[torch.nn.Parameter], decay: float) -> None:
-        self.params, self.decay = params, decay
-        self.mean = [p.detach().clone() for p in params] if decay > 0 else []
+    def __init__(self, params: list[torch.nn.Parameter], decay: float | None) -> None:
+        self.params, self.decay, self.count = params, decay, 1
+        self.mean = [p.detach().clone() for p in params] if decay != 0 else []
 
     def update(self) -> None:
         """Fold the parameters' current values in (after an optimiser step)."""
         if not self.mean:
             return
+        self.count += 1
+        keep = self.decay if self.decay is not None else 1.0 - 1.0 / self.count
         with torch.no_grad():
             for m, p in zip(self.mean, self.params):
-                m.mul_(self.decay).add_(p.detach(), alpha=1.0 - self.decay)
+                m.mul_(keep).add_(p.detach(), alpha=1.0 - keep)
 
     @contextmanager
     def applied(self) -> Iterator[None]:
@@ -837,10 +845,12 @@ class CorrectionFit:
         held_out: torch.Tensor | None = None,
         boxes: list[tuple[int, int, int, int]] | None = None,
         time_left: float | None = None,
+        mean_of_steps: bool = False,
     ) -> FitOutcome:
         """``steps`` Adam steps on ``labels`` (IGNORE = not drawn); with ``held_out``
         (a mask of drawn pixels left out of ``labels``, inside ``boxes``), keep the
-        best-scoring state."""
+        best-scoring state. ``mean_of_steps``: the state kept is the plain mean of the
+        starting state and every step's (FitParams.refit_mean); else FitParams.average's."""
         if not (labels != IGNORE).any():
             raise MapRefinerError("No drawn pixel is left to learn from.")
         opt = torch.optim.Adam(
@@ -850,7 +860,7 @@ class CorrectionFit:
         pools = self._pools(labels)
         t0 = time.perf_counter()
         best = FitOutcome(copy.deepcopy(self.net.state_dict()), None, 0, 0, 0.0)
-        average = WeightAverage(self.trained, self.params.average)
+        average = WeightAverage(self.trained, None if mean_of_steps else self.params.average)
         history: list[float] = []
         scores: list[tuple[int, float]] = []
         step = 0
