@@ -1203,3 +1203,25 @@ def test_an_averaged_fit_keeps_the_average_of_its_steps() -> None:
         moved_kept = float((out.state[key] - start[key]).norm())
         assert moved_last > 0 and 0 < moved_kept < moved_last, key
     assert torch.equal(out.state["coarse.conv1.weight"], start["coarse.conv1.weight"])
+
+
+def test_with_no_refit_a_round_keeps_the_checked_state() -> None:
+    """FitParams.refit_share 0: the adopted networks are the held-out phase's best state
+    as checked (no step on every polygon); the default refits for half its steps."""
+    from map_refiner.engine.progress import Reporter
+    from map_refiner.training.corrections.finetune import _refit_all
+    from map_refiner.training.corrections.fit import FitOutcome
+
+    net, _ = random_model(resolution_m=0.6, seed=5)
+    gen = torch.Generator().manual_seed(3)
+    labels = torch.full((96, 96), IGNORE, dtype=torch.uint8)
+    labels[10:30, 10:30], labels[60:80, 50:70] = 1, 0
+    tile = TrainingTile(torch.randn(3, 96, 96, generator=gen), labels)
+    checked = {k: v + 0.01 if v.is_floating_point() else v for k, v in net.state_dict().items()}
+    for share, steps in ((0.0, 0), (0.5, 5)):
+        fit = CorrectionFit(net, tile, FitParams(refit_share=share), torch.device("cpu"))
+        outcome = FitOutcome(checked, 0.9, 10, 0, 0.0)
+        done, _ = _refit_all(fit, [outcome], [fit.rng], Reporter(), None)
+        assert done == steps
+        same = all(torch.equal(v, checked[k]) for k, v in fit.net.state_dict().items())
+        assert same == (share == 0)

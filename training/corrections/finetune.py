@@ -59,7 +59,7 @@ from .fit import (
     average_states,
     fold_input_norm,
 )
-from .holdout import ADOPT_AT_LEAST, REFIT_SHARE, balanced_accuracy, fold_holdouts
+from .holdout import ADOPT_AT_LEAST, balanced_accuracy, fold_holdouts
 from .partner import partner_classes, partner_for
 from .temperature import fitted_temperature
 
@@ -745,15 +745,19 @@ def _refit_all(
     budget: float | None,
 ) -> tuple[int, float]:
     """Each of ``refits`` (held-out phases' best states) learns from every polygon for
-    REFIT_SHARE of its best step count; with more than one, the networks end as their
-    mean. Returns the steps and seconds spent."""
+    FitParams.refit_share of its best step count (at 0 it stays as checked); with more
+    than one, the networks end as their mean. Returns the steps and seconds spent."""
     n, states, steps, seconds = len(refits), [], 0, 0.0
+    share = fit.params.refit_share
     for i, first in enumerate(refits):
         fit.net.load_state_dict(first.state)
+        if share <= 0:  # no refit: the checked state itself
+            states.append(first.state)
+            continue
         fit.rng = streams[i]
         last = fit.fit(
             fit.labels,
-            max(1, int(round(REFIT_SHARE * first.step))),
+            max(1, int(round(share * first.step))),
             rep.sub(i / n, (i + 1) / n),
             time_left=None if budget is None else 0.3 * budget / n,
             mean_of_steps=fit.params.refit_mean,

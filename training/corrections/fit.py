@@ -64,7 +64,7 @@ from ...engine.vocabulary import (
     SNAP_OUTLINES,
 )
 from ..tile import IGNORE, TrainingTile
-from .holdout import balanced_accuracy
+from .holdout import REFIT_SHARE, balanced_accuracy
 from .temperature import MATCHES
 
 #: What a fine-tune may change, and how many CNN layers stay frozen before it.
@@ -251,6 +251,12 @@ class FitParams:
     # spread over the seeds (mean standard deviation 5.54 -> 3.68 points) but learnt less
     # (+313.6 against +415.7 summed over 48 rounds, 3 worse either way): opt-in, not the
     # default (docs/results_corrections.md "Session 43")
+    refit_share: float = REFIT_SHARE  # an adopted round's refit on every polygon runs this
+    # share of the held-out phase's best step count; 0: no refit, the round keeps the
+    # checked state itself (networks that never learnt the held-out polygons; a refine
+    # still burns them in). Session 43, the same study as ``average``: no refit +343.9
+    # against +415.7, 5 rounds worse against 3 (Kampala K=4's checked states lose 5-13
+    # points, which the refit repairs on two seeds of three): the default refits
     refit_mean: bool = False  # an adopted round's refit (every polygon, from the held-out
     # phase's best state) keeps the plain mean of its states, that best state and each
     # step's after it, instead of its last step's: the checked state stays in the mix, so
@@ -309,6 +315,8 @@ class FitParams:
             raise MapRefinerError(
                 f"change_gate must be at least 0 and under 1, not {self.change_gate}."
             )
+        if not (0 <= self.refit_share <= 2):
+            raise MapRefinerError(f"refit_share must be between 0 and 2, not {self.refit_share}.")
         if not (0 <= self.average < 1):
             raise MapRefinerError(f"average must be at least 0 and under 1, not {self.average}.")
         if self.augment not in AUGMENTS:
