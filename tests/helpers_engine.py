@@ -68,6 +68,26 @@ def make_tif(path: Path, height: int, width: int, seed: int = 0, **kwargs) -> Pa
     return path
 
 
+def write_paletted(path: Path, like: Path) -> Path:
+    """A one-band GeoTIFF of colour-table indices on ``like``'s grid (a PNG-8 or GIF made a
+    GeoTIFF): ``like``'s first band as the indices of a 256-entry table."""
+    src = gdal.Open(str(like))
+    out = gdal.GetDriverByName("GTiff").Create(
+        str(path), src.RasterXSize, src.RasterYSize, 1, gdal.GDT_Byte
+    )
+    out.SetGeoTransform(src.GetGeoTransform())
+    out.SetProjection(src.GetProjection())
+    table = gdal.ColorTable()
+    for i in range(256):
+        table.SetColorEntry(i, (i, 255 - i, (7 * i) % 256, 255))
+    band = out.GetRasterBand(1)
+    band.SetRasterColorTable(table)
+    band.SetColorInterpretation(gdal.GCI_PaletteIndex)
+    band.WriteArray(src.GetRasterBand(1).ReadAsArray())
+    band = out = None  # noqa: F841 (closes the file)
+    return path
+
+
 def random_model(
     classes: Sequence[str] = ("background", "building"),
     resolution_m: float = 0.5,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from helpers_engine import make_tif, random_model
+from helpers_engine import make_tif, random_model, write_paletted
 from osgeo import gdal
 
 from map_refiner.engine.modelfile.io import save_model
@@ -82,24 +82,6 @@ def test_a_band_list_is_read_alike_by_the_cli_and_processing() -> None:
     assert cli.main(["refine", "x.tif", "--out", "y.tif", "--bands", "3,two,1"]) == 2
 
 
-def _paletted(tmp_path: Path, name: str = "pct.tif") -> tuple[Path, gdal.Dataset]:
-    """A one-band GeoTIFF of colour-table indices (a PNG-8 or GIF made a GeoTIFF), and
-    the colour image it came from's dataset."""
-    rgb = gdal.Open(str(make_tif(tmp_path / "img.tif", 40, 50, seed=1)))
-    out = gdal.GetDriverByName("GTiff").Create(str(tmp_path / name), 50, 40, 1, gdal.GDT_Byte)
-    out.SetGeoTransform(rgb.GetGeoTransform())
-    out.SetProjection(rgb.GetProjection())
-    table = gdal.ColorTable()
-    for i in range(256):
-        table.SetColorEntry(i, (i, 255 - i, (7 * i) % 256, 255))
-    band = out.GetRasterBand(1)
-    band.SetRasterColorTable(table)
-    band.SetColorInterpretation(gdal.GCI_PaletteIndex)
-    band.WriteArray(rgb.GetRasterBand(1).ReadAsArray())
-    out = None
-    return tmp_path / name, rgb
-
-
 def test_a_paletted_image_refines_as_its_colours(tmp_path: Path) -> None:
     """One band of colour-table indices is no brightness (read as grey the model would see
     index numbers). Since session 43 it is read as the red, green and blue its table gives
@@ -108,7 +90,7 @@ def test_a_paletted_image_refines_as_its_colours(tmp_path: Path) -> None:
     refused it with how to expand it."""
     from map_refiner.engine.rasters.read import EXPANDED_IN
 
-    pct, _ = _paletted(tmp_path)
+    pct = write_paletted(tmp_path / "pct.tif", make_tif(tmp_path / "img.tif", 40, 50, seed=1))
     expanded = tmp_path / "pct_rgb.tif"
     gdal.Translate(str(expanded), str(pct), rgbExpand="rgb")
     model = save_model(*random_model(resolution_m=0.6, seed=3), tmp_path / "m.safetensors")

@@ -44,11 +44,13 @@ def test_seeds_side_by_side_and_the_flip_check_on_every_fit(tmp_path: Path) -> N
     )
     rows = rows_of(str(tmp_path / "m_seed*.jsonl"), "head+rnn", "largest")
     out = table([("m", rows)]).splitlines()
-    assert "| m | rio | 4 | 10.0 | +20.0 / +0.0 n | 20.0 |" in out
-    assert "| m | kampala | 4 | 20.0 | +30.0 / +0.0 d | 35.0 |" in out
+    # each scene and K: the seeds' changes and their spread (standard deviation)
+    assert "| m | rio | 4 | 10.0 | +20.0 / +0.0 n | 14.1 | 20.0 |" in out
+    assert "| m | kampala | 4 | 20.0 | +30.0 / +0.0 d | 21.2 | 35.0 |" in out
     # summed without loveda_0: +50 now (2 of 4 adopted); with the check on every fit
-    # the kampala fit at sure_ratio 1.0 is dropped as well: +20, 1 adopted
-    assert "| m | 4 | +50.0 | 0 | 2 | +20.0, 0, 1 |" in out
+    # the kampala fit at sure_ratio 1.0 is dropped as well: +20, 1 adopted; each seed's
+    # (rows file's) sum, and the spread averaged over rio and kampala
+    assert "| m | 4 | +50.0 | 0 | 2 | +20.0, 0, 1 | +50.0 / +0.0 | 17.68 |" in out
 
 
 def test_a_pattern_that_matches_nothing_is_refused(tmp_path: Path) -> None:

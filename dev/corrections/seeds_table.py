@@ -38,10 +38,19 @@ def rows_of(pattern: str, variant: str, user: str) -> list[dict]:
     files = sorted(glob.glob(pattern))
     if not files:
         raise SystemExit(f"{pattern!r}: no rows file matches")
-    return [r for f in files for r in load(Path(f)) if (r["variant"], r["user"]) == (variant, user)]
+    return [
+        {**r, "rows_file": i}  # one file per seed: seed_sums sums each
+        for i, f in enumerate(files)
+        for r in load(Path(f))
+        if (r["variant"], r["user"]) == (variant, user)
+    ]
 
 
 def _seed(r: dict) -> int:
+    """The row's seed: its rows file's place among its setting's (one file a seed), else
+    the seed the study set."""
+    if "rows_file" in r:
+        return int(r["rows_file"])
     return int((r.get("overrides") or {}).get("seed", 0))
 
 
@@ -63,7 +72,7 @@ def mean_spread(rows: list[dict]) -> float:
 
 
 def seed_sums(rows: list[dict]) -> list[float]:
-    """The summed change of each seed's rounds, seeds in order."""
+    """The summed change of each seed's rounds (each rows file's), in order."""
     return [
         sum(r["after"] - r["before"] for r in rows if _seed(r) == s)
         for s in sorted({_seed(r) for r in rows})

@@ -201,20 +201,9 @@ def test_a_paletted_image_offers_its_colours(
     """A one-band paletted image (a PNG-8 made a GeoTIFF) is read as the red, green and
     blue of its colour table (rasters.read.open_image): the dialog offers those as the
     image's own bands, and the refine reads them with no bands chosen."""
-    src = gdal.Open(str(rgb_path))
-    out = gdal.GetDriverByName("GTiff").Create(
-        str(tmp_path / "pct.tif"), src.RasterXSize, src.RasterYSize, 1, gdal.GDT_Byte
-    )
-    out.SetGeoTransform(src.GetGeoTransform())
-    out.SetProjection(src.GetProjection())
-    table = gdal.ColorTable()
-    for i in range(256):
-        table.SetColorEntry(i, (i, 255 - i, (7 * i) % 256, 255))
-    band = out.GetRasterBand(1)
-    band.SetRasterColorTable(table)
-    band.SetColorInterpretation(gdal.GCI_PaletteIndex)
-    band.WriteArray(src.GetRasterBand(1).ReadAsArray())
-    out = band = None
+    from helpers_engine import write_paletted
+
+    write_paletted(tmp_path / "pct.tif", rgb_path)
     layer = _layer(tmp_path / "pct.tif", qgis_new_project)
     dialog = _dialog(qgis_new_project, layer, tiny_model)
     assert _keys(dialog) == ["image"]
