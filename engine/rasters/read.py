@@ -139,8 +139,8 @@ def expanded(ds: gdal.Dataset) -> gdal.Dataset:
     transparent = any(table.GetColorEntry(i)[3] < 255 for i in range(table.GetCount()))
     name = f"{EXPANDED_IN}/{uuid.uuid4().hex}/{Path(ds.GetDescription()).name or 'image'}"
     try:
-        # from the file's name, not ``ds``: a VRT made from a dataset object reads through
-        # it, and Python may free that object first (a crash at garbage collection)
+        # from the file's name: the VRT opens its own source and does not depend on the
+        # caller keeping ``ds`` open
         source = ds.GetDescription()
         out = gdal.Translate(name, source, format="VRT", rgbExpand="rgba" if transparent else "rgb")
     except RuntimeError as exc:
