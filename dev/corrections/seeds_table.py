@@ -47,11 +47,9 @@ def rows_of(pattern: str, variant: str, user: str) -> list[dict]:
 
 
 def _seed(r: dict) -> int:
-    """The row's seed: its rows file's place among its setting's (one file a seed), else
-    the seed the study set."""
-    if "rows_file" in r:
-        return int(r["rows_file"])
-    return int((r.get("overrides") or {}).get("seed", 0))
+    """The row's seed: its rows file's place among its setting's (rows_of; one file a
+    seed)."""
+    return int(r.get("rows_file", 0))
 
 
 def spread(rs: list[dict]) -> float:

@@ -750,10 +750,10 @@ def _refit_all(
     n, states, steps, seconds = len(refits), [], 0, 0.0
     share = fit.params.refit_share
     for i, first in enumerate(refits):
-        fit.net.load_state_dict(first.state)
         if share <= 0:  # no refit: the checked state itself
             states.append(first.state)
             continue
+        fit.net.load_state_dict(first.state)
         fit.rng = streams[i]
         last = fit.fit(
             fit.labels,
