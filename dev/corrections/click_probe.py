@@ -31,16 +31,7 @@ from scipy import ndimage
 
 from .scenes import scenes
 from .study import iou, refine
-from .users import error_regions
-
-
-def _innermost(mask: np.ndarray) -> tuple[int, int]:
-    ys, xs = np.nonzero(mask)
-    y0, x0 = ys.min(), xs.min()
-    sub = mask[y0 : ys.max() + 1, x0 : xs.max() + 1]
-    dist = ndimage.distance_transform_edt(np.pad(sub, 1))[1:-1, 1:-1]
-    cy, cx = np.unravel_index(np.argmax(dist), dist.shape)
-    return int(cy + y0), int(cx + x0)
+from .users import error_regions, innermost, outlined
 
 
 def _precision(found: np.ndarray, ref: np.ndarray, cls: int) -> float:
@@ -54,9 +45,14 @@ def probe_region(
     probs: np.ndarray,
     img: np.ndarray,
     ref: np.ndarray,
+    image: Path | None = None,
 ) -> dict:
-    cy, cx = _innermost(mask)
+    cy, cx = innermost(mask)
     row: dict = {"cls": cls, "size": int(mask.sum())}
+    if image is not None:  # session 44: the product's click tool (engine click_outline)
+        found = outlined(image, cy, cx, mask.shape)
+        row["stable"] = iou(found, mask)
+        row["stable_prec"] = _precision(found, ref, cls)
     lab, _ = ndimage.label(pred == pred[cy, cx])
     comp = lab == lab[cy, cx]
     row["map_obj"] = iou(comp, mask) if comp.sum() < 20 * mask.sum() else 0.0
@@ -97,16 +93,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--out", type=Path, default=Path("out/s31/probe"))
     ap.add_argument("--k", type=int, default=16)
+    ap.add_argument("--model", type=Path, default=None, help="the base model (bundled default)")
     a = ap.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
     found = {}
     for name, s in scenes(a.data, a.out / "data").items():
-        pred, probs = refine(s.image, a.out / f"{name}.tif")
+        pred, probs = refine(s.image, a.out / f"{name}.tif", a.model)
         ref = gdal.Open(str(s.reference)).ReadAsArray() > 0
         img = gdal.Open(str(s.image)).ReadAsArray()[:3].astype(np.float32)
         half = ref.shape[1] // 2
         regions = sorted(error_regions(pred, ref, half), key=lambda r: -r[0])[: a.k]
-        rows = [probe_region(m, c, pred, probs, img, ref) for _, (m, c) in regions]
+        rows = [probe_region(m, c, pred, probs, img, ref, s.image) for _, (m, c) in regions]
         found[name] = rows
         for cls in (0, 1):
             of = [r for r in rows if r["cls"] == cls]

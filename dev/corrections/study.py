@@ -41,6 +41,7 @@ from .users import (
     SWEEP_PAD_M,
     SWEEP_WRONG_AT_LEAST,
     USERS,
+    clicked,
     disagreement,
     drawn_as,
     error_regions,
@@ -231,7 +232,10 @@ def run_scene(
             per_k = {k: order[:k] for k in ks}
         for k in ks:
             style, _, snap = drawing.partition("+")
-            drawn = drawn_as(per_k[k], style, pixel_m(scene, like), half, seed)
+            if style == "click":  # session 44: the dialog's Outline with a click
+                drawn = clicked(per_k[k], scene.image, half)
+            else:
+                drawn = drawn_as(per_k[k], style, pixel_m(scene, like), half, seed)
             if snap == "snap" and drawn:  # session 33's experiment: outlines snapped
                 image = like.ReadAsArray()[:3].astype(np.float32)
                 drawn = snapped_to_edges(drawn, image, pixel_m(scene, like), half)
@@ -599,7 +603,8 @@ def main(argv: list[str] | None = None) -> int:
         "--drawing",
         default="traced",
         help="how the users draw each error: traced (default), rough:D, loose:D, "
-        "inside:D or shifted:D (D metres; users.drawn_as), +snap for outlines then snapped to "
+        "inside:D or shifted:D (D metres; users.drawn_as), click (users.clicked: the dialog's "
+        "Outline with a click), +snap for outlines then snapped to "
         "the image's edges (shifted:1+snap); name a --rows file of its own",
     )
     ap.add_argument(

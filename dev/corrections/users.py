@@ -28,9 +28,11 @@ seeded); ``loose:D``, the same simplification but every outline D metres too far
 user told to keep inside the object's edges); ``shifted:D``, the same simplification,
 the outline neither grown nor shrunk but moved D metres in a random direction (each
 polygon its own): generous on one side, inside on the other, as a hand that drew at a
-working zoom or on imagery a little off. ``STYLE+snap`` (e.g. ``shifted:1+snap``): the
-drawn outlines then moved onto the image's edges as `map-refiner snap-outlines` moves
-them (``snapped_to_edges``). Drawings stay on the left half.
+working zoom or on imagery a little off; ``click``, a click on each error's innermost pixel
+and the outline the dialog's *Outline with a click* grows from the image there (session
+44; ``clicked``, run by the study, which knows the image). ``STYLE+snap`` (e.g.
+``shifted:1+snap``): the drawn outlines then moved onto the image's edges as
+`map-refiner snap-outlines` moves them (``snapped_to_edges``). Drawings stay on the left half.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ USERS = (
     "clicked_outlined",
     "clicked_outlined05",
 )
-DRAWINGS = ("traced", "rough", "loose", "inside", "shifted")
+DRAWINGS = ("traced", "rough", "loose", "inside", "shifted", "click")
 MIN_PIXELS = 20  # smaller error specks are not worth a polygon
 
 
@@ -155,6 +157,8 @@ def drawn_as(
         raise ValueError(f"drawing is one of {styles} (rough:D, loose:D, inside:D, shifted:D)")
     if style == "traced":
         return corrections
+    if style == "click":
+        raise ValueError("click drawings are made by users.clicked (the image is needed)")
     if not amount:
         raise ValueError(f"{style} needs a distance in metres: {style}:1")
     d_px = float(amount) / pixel_m
@@ -236,6 +240,49 @@ def snapped_to_edges(
         )
         moved[:, half:] = False
         out.append((moved if moved.sum() >= MIN_PIXELS else mask, cls))
+    return out
+
+
+def innermost(mask: np.ndarray) -> tuple[int, int]:
+    """The pixel of ``mask`` furthest from its outline (where a user clicks it)."""
+    ys, xs = np.nonzero(mask)
+    y0, x0 = ys.min(), xs.min()
+    sub = mask[y0 : ys.max() + 1, x0 : xs.max() + 1]
+    dist = ndimage.distance_transform_edt(np.pad(sub, 1))[1:-1, 1:-1]
+    cy, cx = np.unravel_index(np.argmax(dist), dist.shape)
+    return int(cy + y0), int(cx + x0)
+
+
+def outlined(image: Path, cy: int, cx: int, shape: tuple[int, int]) -> np.ndarray:
+    """What engine.labels.click_outline.outline_at outlines for a click on pixel (cy, cx),
+    burned on the image's grid (nothing where it outlines nothing)."""
+    from ...engine.errors import MapRefinerError
+    from ...engine.labels.click_outline import outline_at
+
+    ds = gdal.Open(str(image))
+    gt = ds.GetGeoTransform()
+    x = gt[0] + (cx + 0.5) * gt[1] + (cy + 0.5) * gt[2]
+    y = gt[3] + (cx + 0.5) * gt[4] + (cy + 0.5) * gt[5]
+    try:
+        found = outline_at(image, x, y)
+    except MapRefinerError:
+        return np.zeros(shape, bool)
+    return burned_polygon(found.wkt, ds)
+
+
+def clicked(corrections: list[Correction], image: Path, half: int) -> list[Correction]:
+    """``corrections`` as a user of *Outline with a click* draws them (session 44): a click
+    on each error's innermost pixel, the outline the tool grows from the image there
+    (engine click_outline), of the error's class, clipped to the left ``half``; a click
+    whose outline is under MIN_PIXELS gives nothing (the user would draw that one by
+    hand: not simulated)."""
+    out = []
+    for mask, cls in corrections:
+        cy, cx = innermost(mask)
+        found = outlined(image, cy, cx, mask.shape)
+        found[:, half:] = False
+        if found.sum() >= MIN_PIXELS:
+            out.append((found, cls))
     return out
 
 
