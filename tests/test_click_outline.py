@@ -12,9 +12,9 @@ from osgeo import ogr
 
 from map_refiner.engine.errors import MapRefinerError
 from map_refiner.engine.labels.click_outline import (
+    edge_tolerance,
     minimax_from,
     outline_at,
-    stable_tolerance,
 )
 from tests.helpers_engine import UTM33N, write_image
 
@@ -147,9 +147,14 @@ def test_the_level_a_pixel_joins_at_is_the_highest_step_on_its_lowest_path() -> 
     assert np.isinf(minimax_from(walled, (0, 0))[:, 2]).all()
 
 
-def test_the_tolerance_kept_is_where_the_region_stops_growing() -> None:
-    # a region of 100 pixels at levels up to 1, then nothing until 5 (its edge), then the
-    # surroundings: the plateau is the tolerance
-    levels = np.concatenate([np.linspace(0.1, 1.0, 100), np.linspace(5.0, 9.0, 900)])
-    t = stable_tolerance(levels.reshape(10, 100).astype(np.float32), 10, 500)
-    assert 1.0 <= t < 5.0
+def test_the_tolerance_kept_puts_the_outline_on_the_strongest_edges() -> None:
+    # a 10 x 10 square joins at levels up to 1, a ragged arm beside it at 2, the rest at 5;
+    # the edges are strong round the square only: its level is kept, not the arm's
+    minimax = np.full((40, 40), 5.0, np.float32)
+    minimax[15:25, 15:25] = np.linspace(0.1, 1.0, 100).reshape(10, 10)
+    minimax[19:21, 25:40] = 2.0  # an arm along a road of the roof's colour
+    edges = np.zeros((40, 40), np.float32)
+    edges[14:26, 14:26] = 1.0
+    edges[15:25, 15:25] = 0.0  # inside the square: flat
+    t = edge_tolerance(minimax, edges, 4, 800)
+    assert 1.0 <= t < 2.0

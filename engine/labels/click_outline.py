@@ -1,27 +1,30 @@
-"""An object's outline from one click on the image (the dialog's *Outline with a click*,
-`map-refiner outline-at`): a cheaper way to draw a correction than tracing it.
+"""An object's outline from one click on the image (the dialog's *Outline with a click*):
+a cheaper way to draw a correction than tracing it.
 
 The user clicks inside an object the map has wrong (a missed roof, a car park taken for a
 building). Around the click a window of the image (REACH_M each way) is read, averaged down
 to at most WORK_PX pixels a side, its bands scaled by their spread in the window and
-median-filtered. Each pixel's colour distance to the click's colour is a height; the height at
-which a pixel joins the click's region, growing through 4-connected pixels, is its minimax
-distance (the lowest, over the paths from the click, of the highest height on the path:
-minimax_from). The region at a height t is every pixel whose minimax distance is at most
-t, so one map gives the regions of every tolerance. The tolerance kept is the region's
-most stable one (as in maximally stable extremal regions, Matas et al. 2002: where its
-area grows least as t grows, which is where the object's edges hold it), among regions of
-at least MIN_AREA_M2 and at most MAX_SHARE of the window; a larger region as stable as
-the steadiest (within STABLE_SLACK) is preferred, so a roof is not taken as one of its
-flat patches. One-pixel bridges to look-alike neighbours are cut (an opening), holes
-filled, and the outline is simplified and kept half a working pixel inside the object's
-edges (a polygon that spills over teaches the model the wrong edge).
+median-filtered. Each pixel's colour distance to the click's colour is a height; the
+height at which a pixel joins the click's region, growing through 4-connected pixels, is
+its minimax distance (the lowest, over the paths from the click, of the highest height on
+the path: minimax_from). The region at a height t is every pixel whose minimax distance is
+at most t, so one map gives the regions of every tolerance. The tolerance kept is the one
+whose region's outline lies on the strongest colour edges for its shape (edge_tolerance:
+the mean edge strength along the outline times the square root of the region's
+compactness, so a region that leaks along a road of the roof's colour loses to the roof),
+among regions of at least MIN_AREA_M2 and at most MAX_SHARE of the window. One-pixel
+bridges to look-alike neighbours are cut (an opening), holes filled, and the outline is
+simplified and kept half a working pixel inside the object's edges (a polygon that spills
+over teaches the model the wrong edge).
 
-Nothing is learnt: it is the image's own colours, so a roof in two tones comes back as
-the half clicked (click the other half too), and an object the same colour as its
-surroundings leaks until the window's share stops it (``cut`` says when it reached the
-window's side). docs/results_corrections.md ("Outline with a click") measures how close
-the outlines come to the references' and what a fine-tune learns from them.
+Nothing is learnt: it is the image's own colours, so a roof in two tones may come back as
+the part clicked (click the rest too), an object the colour of its surroundings as a
+small patch or a leak, and an object larger than the window cut at its side (``cut``).
+Session 44 chose the rule from three on the largest errors of every shared scene
+(`python -m map_refiner.dev.corrections.click_probe`; the most stable region, as in
+maximally stable extremal regions, leaked along roads and yards of the roof's colour);
+docs/results_corrections.md "Session 44" measures how close the outlines come to what a
+careful user traces and what a fine-tune learns from them.
 """
 
 from __future__ import annotations
@@ -57,15 +60,14 @@ REACH_M = 30.0
 WORK_PX = 256
 #: The smallest region offered (square metres of ground).
 MIN_AREA_M2 = 2.0
-#: The largest region offered, as a share of the window (larger: the region's growth
-#: slows only because the window runs out, which would read as stable).
+#: The largest region offered, as a share of the window.
 MAX_SHARE = 0.5
 #: Tolerances tried grow by this factor each step.
 STEP = 1.08
 #: The outline is moved this many working pixels in (see _polygon).
 INSET_PX = 0.5
-#: A larger region whose stability is within this of the steadiest one's is preferred.
-STABLE_SLACK = 0.05
+#: How much a region's compactness weighs against the edges its outline lies on.
+COMPACT_POWER = 0.5
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,8 @@ def outline_at(
     dist = _colour_distance(feats, ok, seed)
     minimax = minimax_from(dist, seed)
     area_px = MIN_AREA_M2 / (pixel_m * f) ** 2
-    tolerance = stable_tolerance(minimax, max(4.0, area_px), MAX_SHARE * minimax.size)
+    limits = max(4.0, area_px), MAX_SHARE * minimax.size
+    tolerance = edge_tolerance(minimax, edge_strength(feats, ok), *limits)
     region = _cleaned(minimax <= tolerance, seed)
     wgt = (
         gt[0] + x0 * gt[1] + y0 * gt[2],
@@ -214,31 +217,46 @@ def minimax_from(height: np.ndarray, seed: tuple[int, int]) -> np.ndarray:
     return level
 
 
-def stable_tolerance(minimax: np.ndarray, min_px: float, max_px: float) -> float:
-    """The level whose region (pixels at or below it) is the most stable as the level
-    grows (its area's relative growth over a step of STEP each way least), among regions
-    of ``min_px`` to ``max_px`` pixels; a larger region within STABLE_SLACK of the
-    steadiest is preferred. The smallest level reaching ``min_px`` when none qualifies."""
+def edge_strength(feats: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """The colour gradient's magnitude at each working pixel (central differences over the
+    bands; 0 on no data)."""
+    gy = np.zeros_like(feats)
+    gx = np.zeros_like(feats)
+    gy[:, 1:-1] = (feats[:, 2:] - feats[:, :-2]) / 2
+    gx[:, :, 1:-1] = (feats[:, :, 2:] - feats[:, :, :-2]) / 2
+    return np.where(ok, np.sqrt((gy**2 + gx**2).sum(axis=0)), 0.0).astype(np.float32)
+
+
+def edge_tolerance(minimax: np.ndarray, edges: np.ndarray, min_px: float, max_px: float) -> float:
+    """The level whose region (pixels at or below it) has its outline on the strongest
+    edges for its shape: the mean of ``edges`` over the pixels either side of its
+    outline, times the square root of its compactness (4 pi area / perimeter², at most 1;
+    a region that leaks along a road is long and ragged), the highest among the regions
+    of ``min_px`` to ``max_px`` pixels, levels a STEP apart."""
     levels = np.sort(minimax[np.isfinite(minimax)].ravel())
     if levels.size == 0:
         return float(minimax.min())
-    start = levels[min(levels.size - 1, max(0, int(math.ceil(min_px)) - 1))]
-    start = max(float(start), 1e-3)
+    start = max(float(levels[min(levels.size - 1, max(0, math.ceil(min_px) - 1))]), 1e-3)
     end = float(levels[min(levels.size - 1, max(0, int(max_px) - 1))])
-    if end <= start:
-        return start
-    count = int(math.log(end / start) / math.log(STEP)) + 1
-    ts = start * STEP ** np.arange(count + 1)
-    area = np.searchsorted(levels, ts, side="right").astype(np.float64)
-    below = np.searchsorted(levels, ts / STEP, side="right")
-    above = np.searchsorted(levels, ts * STEP, side="right")
-    growth = (above - below) / np.maximum(area, 1.0)
-    fits = (area >= min_px) & (area <= max_px)
-    if not fits.any():
-        return start
-    best = float(growth[fits].min())
-    chosen = np.nonzero(fits & (growth <= best + STABLE_SLACK))[0]
-    return float(ts[chosen[np.argmax(area[chosen])]])
+    best, best_t = -1.0, start
+    t = start
+    while t <= max(start, end) * (1 + 1e-6):
+        inside = minimax <= t
+        band = np.zeros_like(inside)
+        across = inside[1:] != inside[:-1]  # an outline between two rows
+        band[1:] |= across
+        band[:-1] |= across
+        along = inside[:, 1:] != inside[:, :-1]  # between two columns
+        band[:, 1:] |= along
+        band[:, :-1] |= along
+        if band.any():
+            perimeter = max(1.0, float(band.sum()) / 2.0)
+            compact = min(1.0, 4 * math.pi * float(inside.sum()) / perimeter**2)
+            score = float(edges[band].mean()) * compact**COMPACT_POWER
+            if score > best:
+                best, best_t = score, t
+        t *= STEP
+    return best_t
 
 
 def _cleaned(region: np.ndarray, seed: tuple[int, int]) -> np.ndarray:
