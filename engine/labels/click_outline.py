@@ -127,7 +127,7 @@ def outline_at(
     area_px = MIN_AREA_M2 / (pixel_m * f) ** 2
     limits = max(4.0, area_px), MAX_SHARE * minimax.size
     tolerance = edge_tolerance(minimax, edge_strength(feats, ok), *limits)
-    region = _cleaned(minimax <= tolerance, seed)
+    region = _cleaned(minimax <= tolerance, seed, limits[0])
     wgt = (
         gt[0] + x0 * gt[1] + y0 * gt[2],
         gt[1] * f,
@@ -259,9 +259,10 @@ def edge_tolerance(minimax: np.ndarray, edges: np.ndarray, min_px: float, max_px
     return best_t
 
 
-def _cleaned(region: np.ndarray, seed: tuple[int, int]) -> np.ndarray:
+def _cleaned(region: np.ndarray, seed: tuple[int, int], min_px: float) -> np.ndarray:
     """``region`` opened with a 3 x 3 cross (one-pixel bridges cut) and kept where it
-    joins the seed; the region as grown when the opening takes the seed's pixel away."""
+    joins the seed; the region as grown when the opening takes the seed's pixel away or
+    leaves it under ``min_px`` pixels (a thin object: a wall, a narrow roof)."""
     eroded = region.copy()
     eroded[1:] &= region[:-1]
     eroded[:-1] &= region[1:]
@@ -275,8 +276,10 @@ def _cleaned(region: np.ndarray, seed: tuple[int, int]) -> np.ndarray:
     opened &= region
     if not opened[seed]:
         opened = region
-    joined = minimax_from(np.where(opened, 0.0, np.inf).astype(np.float32), seed)
-    return np.isfinite(joined)
+    joined = np.isfinite(minimax_from(np.where(opened, 0.0, np.inf).astype(np.float32), seed))
+    if joined.sum() < min_px:
+        return np.isfinite(minimax_from(np.where(region, 0.0, np.inf).astype(np.float32), seed))
+    return joined
 
 
 def _polygon(
