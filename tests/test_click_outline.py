@@ -1,6 +1,7 @@
-"""*Outline with a click* (engine/labels/click_outline.py): a click inside an object gives
-its outline from the image, inside its edges; look-alikes joined by a thin bridge, holes,
-fine imagery, objects larger than the read and bad clicks."""
+"""The study's click tool (dev/corrections/click_outline.py, session 44: measured, not
+built into the product): a click inside an object gives its outline from the image,
+inside its edges; look-alikes joined by a thin bridge, holes, fine imagery, objects
+larger than the read and bad clicks."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ import numpy as np
 import pytest
 from osgeo import ogr
 
-from map_refiner.engine.errors import MapRefinerError
-from map_refiner.engine.labels.click_outline import (
+from map_refiner.dev.corrections.click_outline import (
     edge_tolerance,
     minimax_from,
     outline_at,
 )
+from map_refiner.engine.errors import MapRefinerError
 from tests.helpers_engine import UTM33N, write_image
 
 X0, Y0 = 500000.0, 4000000.0

@@ -12,7 +12,6 @@ from qgis.core import QgsApplication, QgsProject, QgsRasterLayer, QgsVectorLayer
 from qgis.gui import QgisInterface
 
 from ..engine.errors import MapRefinerError
-from .click_outline import ClickOutlineFlow, outline_bands
 from .dialog.correction_layer import CLASS_FIELD, create_correction_layer
 from .dialog.dialog import MapRefinerDialog
 from .dialog.model_info import model_label
@@ -58,7 +57,6 @@ class Controller:
         self.installer: InstallerFlow | None = None
         self.iterations: IterationsFlow | None = None
         self.turn_back: TurnBackFlow | None = None  # the Turn changes back map tool
-        self.click_outline: ClickOutlineFlow | None = None  # the Outline with a click tool
         self.rounds: list[Round] = []  # this project's fine-tune rounds, oldest first
         # image -> its maps this session, oldest first, with the model each was made with
         self.history: dict[Path, list[tuple[Path | None, ClassMap]]] = {}
@@ -101,7 +99,6 @@ class Controller:
             self.dialog.cancel_requested.connect(self.cancel_all)
             self.dialog.new_correction_layer_requested.connect(self.new_correction_layer)
             self.dialog.turn_back_toggled.connect(self.turn_back_flow().set_active)
-            self.dialog.outline_toggled.connect(self.click_outline_flow().set_active)
             self.dialog.undo_round_requested.connect(self.undo_round)
             self.dialog.dropped_fit_requested.connect(self.use_dropped_fit)
             self._show_rounds()
@@ -538,35 +535,6 @@ class Controller:
             self.turn_back = TurnBackFlow(self.iface, corrections, released)
         return self.turn_back
 
-    def click_outline_flow(self) -> ClickOutlineFlow:
-        """The *Outline with a click* map tool (ui/click_outline.py), made once."""
-        if self.click_outline is None:
-
-            def corrections() -> tuple[QgsVectorLayer | None, str]:
-                self.ensure_dialog()
-                return self.corrections()
-
-            def image() -> tuple[QgsRasterLayer | None, list[int]]:
-                dialog = self.ensure_dialog()
-                layer = dialog.input_combo.currentLayer()
-                if not isinstance(layer, QgsRasterLayer):
-                    return None, []
-                summary = dialog.model.summary
-                model = list(summary.bands) if summary is not None else []
-                return layer, outline_bands(dialog.bands_box.bands(), model, layer.bandCount())
-
-            def class_name() -> str:
-                return self.ensure_dialog().labels.outline_class()
-
-            def released() -> None:
-                if self.dialog is not None:
-                    self.dialog.labels.outline_button.setChecked(False)
-
-            self.click_outline = ClickOutlineFlow(
-                self.iface, corrections, image, class_name, released
-            )
-        return self.click_outline
-
     def new_correction_layer(self) -> None:
         try:
             dialog = self.ensure_dialog()
@@ -640,10 +608,10 @@ class Controller:
         except (TypeError, RuntimeError):
             pass
         self.cancel_all()
-        for flow in (self.installer, self.iterations, self.turn_back, self.click_outline):
+        for flow in (self.installer, self.iterations, self.turn_back):
             if flow is not None:
                 flow.unload()
-        self.installer = self.iterations = self.turn_back = self.click_outline = None
+        self.installer = self.iterations = self.turn_back = None
         if self.dialog is not None:
             self.dialog.close()
             self.dialog.deleteLater()

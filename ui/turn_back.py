@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Union
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
+    QgsFeature,
     QgsGeometry,
     QgsPointXY,
     QgsProject,
@@ -42,7 +43,7 @@ from qgis.PyQt.QtCore import QPoint, Qt, pyqtSignal
 from qgis.PyQt.QtGui import QColor, QKeyEvent
 
 from ..engine.errors import MapRefinerError
-from .correction_edits import add_polygons
+from .dialog.correction_layer import CLASS_FIELD
 from .layers import CHANGES_OF_KEY, PREVIOUS_MAP_KEY
 from .messages import show_error, show_info, show_success, show_warning
 
@@ -250,12 +251,12 @@ def turn_back_area(
             f"Nothing changed inside that {shape} on “{changes.name()}”: draw it over the "
             "coloured pixels to turn back."
         )
-    add_polygons(
+    _add_polygons(
         corrections,
         class_field,
         [(wkt, was) for was, wkt in found.wkt_by_class.items()],
         found.srs_wkt,
-        f"Map Refiner: turn back the changes in a {shape}",
+        f"the changes in a {shape}",
     )
     return (
         f"Turned back every change in the {shape} ({found.describe()}) in "
@@ -272,13 +273,7 @@ def turn_back_listed(
     """Add a change (clicked, or of the dock's review list: engine largest_changes) to
     ``corrections`` as a polygon of the class it had; returns what the message bar says,
     with ``cut_note`` for a change cut where it was read. Raises MapRefinerError."""
-    add_polygons(
-        corrections,
-        class_field,
-        [(change.wkt, change.was)],
-        change.srs_wkt,
-        "Map Refiner: turn back a change",
-    )
+    _add_polygons(corrections, class_field, [(change.wkt, change.was)], change.srs_wkt, "a change")
     text = (
         f"Turned back {change.describe()}: drawn as {change.was} in “{corrections.name()}”; "
         "Fine-tune to learn it (the layer's Undo takes it away)"
@@ -286,6 +281,50 @@ def turn_back_listed(
     if change.cut:
         text += f"; {cut_note}"
     return text
+
+
+def _add_polygons(
+    corrections: QgsVectorLayer,
+    class_field: str,
+    polygons: list[tuple[str, str]],
+    srs_wkt: str,
+    what: str,
+) -> None:
+    """Add ``polygons`` (WKT in ``srs_wkt``, class name) to ``corrections`` in one edit
+    command named after ``what``; a multipolygon goes in as its parts where the layer
+    holds single polygons. Raises MapRefinerError."""
+    field = class_field or CLASS_FIELD
+    index = corrections.fields().indexOf(field)
+    if index < 0:
+        raise MapRefinerError(
+            f"“{corrections.name()}” has no field “{field}” for the class; choose its class "
+            "field in the dialog, or make a correction layer with New correction layer…"
+        )
+    source = QgsCoordinateReferenceSystem.fromWkt(srs_wkt)
+    to_layer = None
+    if source.isValid() and corrections.crs().isValid() and source != corrections.crs():
+        to_layer = QgsCoordinateTransform(source, corrections.crs(), QgsProject.instance())
+    single = not QgsWkbTypes.isMultiType(corrections.wkbType())
+    features = []
+    for wkt, name in polygons:
+        geometry = QgsGeometry.fromWkt(wkt)
+        if to_layer is not None:
+            geometry.transform(to_layer)
+        parts = geometry.asGeometryCollection() if single else [geometry]
+        for part in parts:
+            feature = QgsFeature(corrections.fields())
+            feature.setGeometry(part)
+            feature.setAttribute(index, name)
+            features.append(feature)
+    if not corrections.isEditable() and not corrections.startEditing():
+        raise MapRefinerError(f"“{corrections.name()}” cannot be edited; choose another layer.")
+    corrections.beginEditCommand(f"Map Refiner: turn back {what}")
+    added = all(corrections.addFeature(f) for f in features)
+    if not added:
+        corrections.destroyEditCommand()
+        raise MapRefinerError(f"The polygons could not be added to “{corrections.name()}”.")
+    corrections.endEditCommand()
+    corrections.triggerRepaint()
 
 
 class TurnBackFlow:

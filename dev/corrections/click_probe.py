@@ -49,7 +49,7 @@ def probe_region(
 ) -> dict:
     cy, cx = innermost(mask)
     row: dict = {"cls": cls, "size": int(mask.sum())}
-    if image is not None:  # session 44: the product's click tool (engine click_outline)
+    if image is not None:  # session 44: click_outline.py's region growing
         found = outlined(image, cy, cx, mask.shape)
         row["stable"] = iou(found, mask)
         row["stable_prec"] = _precision(found, ref, cls)

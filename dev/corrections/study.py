@@ -232,7 +232,7 @@ def run_scene(
             per_k = {k: order[:k] for k in ks}
         for k in ks:
             style, _, snap = drawing.partition("+")
-            if style == "click":  # session 44: the dialog's Outline with a click
+            if style == "click":  # session 44: a click tool's outlines (click_outline.py)
                 drawn = clicked(per_k[k], scene.image, half)
             else:
                 drawn = drawn_as(per_k[k], style, pixel_m(scene, like), half, seed)
@@ -603,8 +603,8 @@ def main(argv: list[str] | None = None) -> int:
         "--drawing",
         default="traced",
         help="how the users draw each error: traced (default), rough:D, loose:D, "
-        "inside:D or shifted:D (D metres; users.drawn_as), click (users.clicked: the dialog's "
-        "Outline with a click), +snap for outlines then snapped to "
+        "inside:D or shifted:D (D metres; users.drawn_as), click (users.clicked: outlines "
+        "grown from a click, click_outline.py), +snap for outlines then snapped to "
         "the image's edges (shifted:1+snap); name a --rows file of its own",
     )
     ap.add_argument(

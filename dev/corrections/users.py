@@ -29,8 +29,9 @@ user told to keep inside the object's edges); ``shifted:D``, the same simplifica
 the outline neither grown nor shrunk but moved D metres in a random direction (each
 polygon its own): generous on one side, inside on the other, as a hand that drew at a
 working zoom or on imagery a little off; ``click``, a click on each error's innermost pixel
-and the outline the dialog's *Outline with a click* grows from the image there (session
-44; ``clicked``, run by the study, which knows the image). ``STYLE+snap`` (e.g.
+and the outline a colour region-growing tool grows from the image there (session 44's
+probe of a click tool, click_outline.py, not built into the product: its rounds taught
+next to nothing; ``clicked``, run by the study, which knows the image). ``STYLE+snap`` (e.g.
 ``shifted:1+snap``): the drawn outlines then moved onto the image's edges as
 `map-refiner snap-outlines` moves them (``snapped_to_edges``). Drawings stay on the left half.
 """
@@ -254,10 +255,10 @@ def innermost(mask: np.ndarray) -> tuple[int, int]:
 
 
 def outlined(image: Path, cy: int, cx: int, shape: tuple[int, int]) -> np.ndarray:
-    """What engine.labels.click_outline.outline_at outlines for a click on pixel (cy, cx),
+    """What click_outline.outline_at outlines for a click on pixel (cy, cx),
     burned on the image's grid (nothing where it outlines nothing)."""
     from ...engine.errors import MapRefinerError
-    from ...engine.labels.click_outline import outline_at
+    from .click_outline import outline_at
 
     ds = gdal.Open(str(image))
     gt = ds.GetGeoTransform()
@@ -271,9 +272,9 @@ def outlined(image: Path, cy: int, cx: int, shape: tuple[int, int]) -> np.ndarra
 
 
 def clicked(corrections: list[Correction], image: Path, half: int) -> list[Correction]:
-    """``corrections`` as a user of *Outline with a click* draws them (session 44): a click
+    """``corrections`` as a user of a click tool would draw them (session 44): a click
     on each error's innermost pixel, the outline the tool grows from the image there
-    (engine click_outline), of the error's class, clipped to the left ``half``; a click
+    (click_outline.py), of the error's class, clipped to the left ``half``; a click
     whose outline is under MIN_PIXELS gives nothing (the user would draw that one by
     hand: not simulated)."""
     out = []

@@ -86,7 +86,6 @@ class MapRefinerDialog(QDialog):
     train_coarse_requested = pyqtSignal(object)  # TrainCoarseJob
     new_correction_layer_requested = pyqtSignal()
     turn_back_toggled = pyqtSignal(bool)  # the Turn changes back map tool on or off
-    outline_toggled = pyqtSignal(bool)  # the Outline with a click map tool on or off
     undo_round_requested = pyqtSignal()
     dropped_fit_requested = pyqtSignal()  # take the last round's dropped fit
     cancel_requested = pyqtSignal()
@@ -360,7 +359,6 @@ class MapRefinerDialog(QDialog):
         self.cancel_button.clicked.connect(self.cancel_requested)
         self.labels.new_layer_button.clicked.connect(self.new_correction_layer_requested)
         self.labels.turn_back_button.toggled.connect(self.turn_back_toggled)
-        self.labels.outline_button.toggled.connect(self.outline_toggled)
         self.input_combo.layerChanged.connect(self._on_input_changed)
         self.prior_combo.layerChanged.connect(self._on_prior_changed)
         self.output_widget.fileChanged.connect(self._on_output_edited)
@@ -550,7 +548,6 @@ class MapRefinerDialog(QDialog):
         self.show_model_note()
         if summary is None:
             return
-        self.labels.set_class_names(list(summary.class_names))
         self.iterations_spin.setClearValue(summary.default_iterations)
         if self._iterations_auto:
             self._set_quietly(self.iterations_spin.setValue, summary.default_iterations)

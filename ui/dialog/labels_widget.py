@@ -56,20 +56,6 @@ class LabelsBox(QgsCollapsibleGroupBox):
             "draw around the wrong part of a change to turn back only that part (where part "
             "of a change is right). The layer's Undo takes one click or drag away."
         )
-        self.outline_button = QToolButton(self)
-        self.outline_button.setText("Outline with a click")
-        self.outline_button.setCheckable(True)
-        self.outline_button.setToolTip(
-            "Click inside an object the map has wrong (a missed roof, a car park taken for "
-            "a building): its outline, grown from the image's colours around the click, "
-            "becomes a polygon of the class chosen beside this button, in this correction "
-            "layer, for the next Fine-tune to learn. Look at each one before fine-tuning: "
-            "an object the colour of its surroundings leaks into them, a roof in two tones "
-            "comes back as the half clicked (click the other half too). The layer's Undo "
-            "takes one click away."
-        )
-        self.outline_class_combo = QComboBox(self)
-        self.outline_class_combo.setToolTip("The class a clicked outline is drawn as")
         self.steps_spin = QgsSpinBox(self)
         self.steps_spin.setRange(0, 100000)
         self.steps_spin.setSingleStep(50)
@@ -116,13 +102,8 @@ class LabelsBox(QgsCollapsibleGroupBox):
         row.addWidget(self.layer_combo, 1)
         row.addWidget(self.new_layer_button)
         row.addWidget(self.turn_back_button)
-        click_row = QHBoxLayout()
-        click_row.addWidget(self.outline_button)
-        click_row.addWidget(self.outline_class_combo)
-        click_row.addStretch(1)
         form = QFormLayout(self)
         form.addRow("Polygon layer", row)
-        form.addRow("Draw", click_row)
         form.addRow("Class field", self.field_combo)
         form.addRow("Mode", self.mode_combo)
         actions = QHBoxLayout()
@@ -148,23 +129,6 @@ class LabelsBox(QgsCollapsibleGroupBox):
             self.preferred_field = field
         self.layer_combo.setLayer(layer)
         self._on_layer_changed(layer)
-
-    def set_class_names(self, names: list[str]) -> None:
-        """The classes a clicked outline can be drawn as (the model's), the one chosen
-        kept while the model has it; else the first class that is not the background."""
-        combo = self.outline_class_combo
-        if names == [combo.itemText(i) for i in range(combo.count())]:
-            return
-        chosen = combo.currentText()
-        combo.clear()
-        combo.addItems(names)
-        objects = [n for n in names if n.lower() != "background"]
-        pick = chosen if chosen in names else (objects[0] if objects else "")
-        combo.setCurrentIndex(max(0, combo.findText(pick)))
-
-    def outline_class(self) -> str:
-        """The class a clicked outline is drawn as ("" before a model is chosen)."""
-        return self.outline_class_combo.currentText()
 
     def layer(self) -> QgsVectorLayer | None:
         return self.layer_combo.currentLayer()
