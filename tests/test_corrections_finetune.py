@@ -760,6 +760,32 @@ def test_anchors_weigh_less_where_the_base_model_is_as_sure_of_its_errors() -> N
         assert float(w[40, 40]) == pytest.approx(weight)  # an anchor: sure, undrawn
 
 
+def test_no_anchor_lies_within_anchor_clear_px_of_a_drawn_pixel() -> None:
+    """FitParams.anchor_clear_px (session 44, opt-in): a ring round each polygon is left
+    to the drawn pixels, for the anchors and the flip check's sure pixels alike."""
+    labels = torch.full((64, 64), IGNORE, dtype=torch.uint8)
+    labels[20:28, 20:28] = 1
+    tile = TrainingTile(torch.randn(3, 64, 64, generator=torch.Generator().manual_seed(1)), labels)
+    net, _ = random_model(resolution_m=0.6, seed=9)
+    with torch.no_grad():  # every pixel "background", surely
+        net.coarse.upsample.weight.zero_()
+        net.coarse.upsample.bias.copy_(torch.tensor([1e4, 0.0]))
+        for p in net.rnn.parameters():
+            p.zero_()
+    cpu = torch.device("cpu")
+    plain = CorrectionFit(net, tile, FitParams(anchor_confidence=0.5), cpu)
+    cleared = CorrectionFit(net, tile, FitParams(anchor_confidence=0.5, anchor_clear_px=3), cpu)
+    assert bool(plain.anchor[18, 24]) and bool(plain.anchor[30, 24])
+    ring = torch.zeros((64, 64), dtype=torch.bool)
+    ring[17:31, 17:31] = True  # within 3 px of the drawn square (a square's reach)
+    ring[20:28, 20:28] = False
+    assert not bool((cleared.anchor & ring).any())
+    assert not bool((cleared.sure & ring).any())
+    assert torch.equal(cleared.anchor & ~ring, plain.anchor & ~ring)  # the rest as before
+    with pytest.raises(MapRefinerError, match="anchor_clear_px"):
+        FitParams(anchor_clear_px=-1).check()
+
+
 @pytest.mark.parametrize("side, capped", [(20, False), (4, True)])
 def test_balanced_anchors_give_each_class_the_same_total_weight(side: int, capped: bool) -> None:
     """FitParams.anchor_balance: a class's anchor pixels weigh anchor_weight / (classes x

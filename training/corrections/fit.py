@@ -133,6 +133,10 @@ class FitParams:
     patch_size: int = 48  # see CPU_STEPS
     iterations: int = 5
     anchor_margin: int | None = None  # model px around the polygons where anchors hold
+    anchor_clear_px: int = 0  # no anchor (nor flip-check pixel) within this many model px
+    # of a drawn pixel: a polygon that covers only part of its object (a click's outline)
+    # would otherwise be anchored to the base model's wrong class right beside it, on the
+    # same object (session 44, opt-in)
     # (None: the whole window)
     anchor_weight: float = 0.3  # an anchor pixel counts this much against a drawn one,
     # where the base model's sureness means something (sure_ratio under flip_sure_ratio;
@@ -295,6 +299,10 @@ class FitParams:
         if not (0 <= self.class_kept_at_least <= 1):
             raise MapRefinerError(
                 f"class_kept_at_least must be between 0 and 1, not {self.class_kept_at_least}."
+            )
+        if not (0 <= self.anchor_clear_px <= 64):
+            raise MapRefinerError(
+                f"anchor_clear_px must be between 0 and 64 pixels, not {self.anchor_clear_px}."
             )
         if not (0 <= self.edge_band_m <= MAX_EDGE_BAND_M):
             raise MapRefinerError(
@@ -579,7 +587,8 @@ class CorrectionFit:
     # -- what is learnt -------------------------------------------------------------
     def _anchor_mask(self, confidence: torch.Tensor, at_least: float) -> torch.Tensor:
         """Unlabelled pixels within ``anchor_margin`` of the polygons' bounding box where
-        the base model is at least ``at_least`` sure."""
+        the base model is at least ``at_least`` sure, none within ``anchor_clear_px`` of a
+        drawn pixel."""
         m = self.params.anchor_margin
         box = torch.zeros_like(self.labels, dtype=torch.bool)
         if m is None:
@@ -593,6 +602,10 @@ class CorrectionFit:
         anchor = box & (self.labels == IGNORE) & self.valid
         if at_least > 0:
             anchor &= confidence >= at_least
+        c = self.params.anchor_clear_px
+        if c > 0:  # a ring round each polygon left to the drawn pixels
+            drawn = (self.labels != IGNORE).float()[None, None]
+            anchor &= ~(F.max_pool2d(drawn, 2 * c + 1, stride=1, padding=c)[0, 0] > 0)
         return anchor
 
     def _trained_groups(self) -> list[tuple[list[torch.nn.Parameter], float]]:
