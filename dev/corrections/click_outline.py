@@ -105,7 +105,7 @@ def outline_at(
     if max(bands) > info.band_count or min(bands) < 1:
         raise MapRefinerError(
             f"{name} has {info.band_count} band(s); the outline reads bands "
-            f"{', '.join(map(str, bands))}: choose the image's bands in the dialog."
+            f"{', '.join(map(str, bands))}."
         )
     check_bands(info, bands)
     gt = geotransform(ds)

@@ -11,9 +11,12 @@ for how much of what they outline has the class the user wants (precision):
 * ``wand_T``: a colour "magic wand" (the 3x3-smoothed image within T band-standard
   deviations of the clicked colour, connected to the click, holes filled) at T = 0.5, 1;
   ``wand_oracle`` the best T per region (an upper bound), ``wand_leak`` the T before the
-  region's largest jump in area.
+  region's largest jump in area;
+* ``click``: session 44's click tool (click_outline.py: the tolerance whose outline lies on
+  the strongest edges for its shape), measured, not built into the product.
 
     python -m map_refiner.dev.corrections.click_probe [--out out/s31/probe] [--k 16]
+        [--model M]   (the base model; default: the bundled default)
 
 Prints the means per scene and class (0: a false building to outline as background, 1:
 a missed building); docs/results_corrections.md "Session 31" reads them.
@@ -51,8 +54,8 @@ def probe_region(
     row: dict = {"cls": cls, "size": int(mask.sum())}
     if image is not None:  # session 44: click_outline.py's region growing
         found = outlined(image, cy, cx, mask.shape)
-        row["stable"] = iou(found, mask)
-        row["stable_prec"] = _precision(found, ref, cls)
+        row["click"] = iou(found, mask)
+        row["click_prec"] = _precision(found, ref, cls)
     lab, _ = ndimage.label(pred == pred[cy, cx])
     comp = lab == lab[cy, cx]
     row["map_obj"] = iou(comp, mask) if comp.sum() < 20 * mask.sum() else 0.0
@@ -88,6 +91,27 @@ def probe_region(
     return row
 
 
+def _print_means(name: str, cls: int, rows: list[dict]) -> None:
+    of = [r for r in rows if r["cls"] == cls]
+    if of:
+        keys = [k for k in of[0] if k not in ("cls", "size")]
+        means = {k: round(float(np.nanmean([r[k] for r in of])), 3) for k in keys}
+        print(name, "class", cls, len(of), means, flush=True)
+
+
+def _probe_scene(name: str, s, a: argparse.Namespace) -> list[dict]:  # noqa: ANN001 - a Scene
+    """The rows of one scene's K largest errors, their means printed per class."""
+    pred, probs = refine(s.image, a.out / f"{name}.tif", a.model)
+    ref = gdal.Open(str(s.reference)).ReadAsArray() > 0
+    img = gdal.Open(str(s.image)).ReadAsArray()[:3].astype(np.float32)
+    half = ref.shape[1] // 2
+    regions = sorted(error_regions(pred, ref, half), key=lambda r: -r[0])[: a.k]
+    rows = [probe_region(m, c, pred, probs, img, ref, s.image) for _, (m, c) in regions]
+    for cls in (0, 1):
+        _print_means(name, cls, rows)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -98,19 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     found = {}
     for name, s in scenes(a.data, a.out / "data").items():
-        pred, probs = refine(s.image, a.out / f"{name}.tif", a.model)
-        ref = gdal.Open(str(s.reference)).ReadAsArray() > 0
-        img = gdal.Open(str(s.image)).ReadAsArray()[:3].astype(np.float32)
-        half = ref.shape[1] // 2
-        regions = sorted(error_regions(pred, ref, half), key=lambda r: -r[0])[: a.k]
-        rows = [probe_region(m, c, pred, probs, img, ref, s.image) for _, (m, c) in regions]
-        found[name] = rows
-        for cls in (0, 1):
-            of = [r for r in rows if r["cls"] == cls]
-            if of:
-                keys = [k for k in of[0] if k not in ("cls", "size")]
-                means = {k: round(float(np.nanmean([r[k] for r in of])), 3) for k in keys}
-                print(name, "class", cls, len(of), means, flush=True)
+        found[name] = _probe_scene(name, s, a)
+    for cls in (0, 1):  # every scene's regions together (results_corrections "Session 44")
+        _print_means("all", cls, [r for rows in found.values() for r in rows])
     (a.out / "rows.json").write_text(json.dumps(found))
     return 0
 
