@@ -564,8 +564,9 @@ class Controller:
         self.iface.setActiveLayer(layer)
         show_success(
             self.iface.messageBar(),
-            f"Draw polygons in “{layer.name()}” and pick their class, each outline just "
-            "inside the object's edges (one that spills over teaches the wrong edge); "
+            f"Draw polygons in “{layer.name()}” and pick their class, each outline round "
+            "the whole object, just inside its edges (one that spills over teaches the "
+            "wrong edge, a patch of the object an edge inside it); "
             f"saved in {layer.source().split('|')[0]}",
         )
 

@@ -53,10 +53,11 @@ def test_action_selects_it_as_the_dialog_label_layer(
     assert plugin.controller.dialog.labels.field() == "class"
     assert plugin.controller.dialog.labels.mode() == "sparse"  # a correction layer is sparse
     assert qgis_iface.activeLayer() is label_layer
-    # the message says how to draw: inside the edges (docs/results_corrections.md,
-    # Session 31: outlines a metre over the edges cost most of what a round teaches)
+    # the message says how to draw: the whole object, inside its edges
+    # (docs/results_corrections.md, Session 31: outlines a metre over the edges cost most
+    # of what a round teaches; Session 44: patches of objects taught next to nothing)
     said = " ".join(qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Success))
-    assert "just inside the object's edges" in said, said
+    assert "round the whole object, just inside its edges" in said, said
 
 
 def test_snap_action_opens_processing_filled_with_the_layers_in_use(

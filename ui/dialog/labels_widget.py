@@ -41,8 +41,9 @@ class LabelsBox(QgsCollapsibleGroupBox):
         self.new_layer_button.setText("New correction layer…")
         self.new_layer_button.setToolTip(
             "A polygon layer for corrections beside the raster, with the model's classes. "
-            "Draw each polygon just inside the object's edges: one that spills over "
-            "teaches the model the wrong edge."
+            "Draw each polygon round the whole object, just inside its edges: one that "
+            "spills over teaches the model the wrong edge, and a patch of the object "
+            "teaches it an edge inside the object."
         )
         self.turn_back_button = QToolButton(self)
         self.turn_back_button.setText("Turn changes back")
