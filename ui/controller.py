@@ -566,7 +566,7 @@ class Controller:
             self.iface.messageBar(),
             f"Draw polygons in “{layer.name()}” and pick their class, each outline round "
             "the whole object, just inside its edges (one that spills over teaches the "
-            "wrong edge, a patch of the object an edge inside it); "
+            "wrong edge; a patch of the object teaches little and can make the map worse); "
             f"saved in {layer.source().split('|')[0]}",
         )
 

@@ -43,7 +43,7 @@ class LabelsBox(QgsCollapsibleGroupBox):
             "A polygon layer for corrections beside the raster, with the model's classes. "
             "Draw each polygon round the whole object, just inside its edges: one that "
             "spills over teaches the model the wrong edge, and a patch of the object "
-            "teaches it an edge inside the object."
+            "teaches little and can make the map worse."
         )
         self.turn_back_button = QToolButton(self)
         self.turn_back_button.setText("Turn changes back")
