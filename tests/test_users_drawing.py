@@ -95,3 +95,14 @@ def test_snapped_drawings_move_a_shifted_roof_onto_its_edges_and_keep_background
     assert (c1, c0) == (1, 0) and (kept == yard).all()
     assert (moved & ~roof).sum() < 0.7 * (drawn & ~roof).sum()
     assert (roof & ~moved).sum() < 0.7 * (roof & ~drawn).sum()
+
+
+def test_a_core_drawing_is_the_innermost_share_of_each_error_and_nothing_outside() -> None:
+    """core:F (session 44): a patch of each error as large as a click's outlines, exact."""
+    square = _square(20, 50, 10, 40)  # 900 px, its centre at (35, 25)
+    ((core, cls),) = drawn_as([(square, 1)], "core:0.2", 0.25, 50)
+    assert cls == 1 and not (core & ~square).any()
+    assert 0.15 * 900 <= core.sum() <= 0.3 * 900
+    assert core[34:36, 24:26].all() and not core[20].any() and not core[:, 10].any()
+    ((default, _),) = drawn_as([(square, 1)], "core", 0.25, 50)
+    assert (default == core).all()  # 0.2 unless told

@@ -31,7 +31,9 @@ polygon its own): generous on one side, inside on the other, as a hand that drew
 working zoom or on imagery a little off; ``click``, a click on each error's innermost pixel
 and the outline a colour region-growing tool grows from the image there (session 44's
 probe of a click tool, click_outline.py, not built into the product: its rounds taught
-next to nothing; ``clicked``, run by the study, which knows the image). ``STYLE+snap`` (e.g.
+next to nothing; ``clicked``, run by the study, which knows the image); ``core:F``, the
+innermost share F (default 0.2) of each error, exact: a patch of the object as large as
+the click's outlines but without their wrong pixels (session 44, ``core_of``). ``STYLE+snap`` (e.g.
 ``shifted:1+snap``): the drawn outlines then moved onto the image's edges as
 `map-refiner snap-outlines` moves them (``snapped_to_edges``). Drawings stay on the left half.
 """
@@ -67,7 +69,7 @@ USERS = (
     "clicked_outlined",
     "clicked_outlined05",
 )
-DRAWINGS = ("traced", "rough", "loose", "inside", "shifted", "click")
+DRAWINGS = ("traced", "rough", "loose", "inside", "shifted", "click", "core")
 MIN_PIXELS = 20  # smaller error specks are not worth a polygon
 
 
@@ -160,6 +162,9 @@ def drawn_as(
         return corrections
     if style == "click":
         raise ValueError("click drawings are made by users.clicked (the image is needed)")
+    if style == "core":  # session 44: a patch of each error, exact, its innermost share
+        share = float(amount or 0.2)
+        return [(core_of(mask, share), cls) for mask, cls in corrections]
     if not amount:
         raise ValueError(f"{style} needs a distance in metres: {style}:1")
     d_px = float(amount) / pixel_m
@@ -242,6 +247,23 @@ def snapped_to_edges(
         moved[:, half:] = False
         out.append((moved if moved.sum() >= MIN_PIXELS else mask, cls))
     return out
+
+
+def core_of(mask: np.ndarray, share: float) -> np.ndarray:
+    """The innermost ``share`` of ``mask``'s pixels (those furthest from its outline), the
+    part joined to its innermost pixel: a patch of the error drawn exactly (precision 1),
+    as large as a fraction of it (session 44's ``core:F`` drawing)."""
+    ys, xs = np.nonzero(mask)
+    y0, x0 = ys.min(), xs.min()
+    sub = mask[y0 : ys.max() + 1, x0 : xs.max() + 1]
+    dist = ndimage.distance_transform_edt(np.pad(sub, 1))[1:-1, 1:-1]
+    cut = np.quantile(dist[sub], 1.0 - share)
+    patch = sub & (dist >= cut)
+    lab, _ = ndimage.label(patch)
+    cy, cx = np.unravel_index(np.argmax(dist), dist.shape)
+    out = np.zeros_like(mask)
+    out[y0 : ys.max() + 1, x0 : xs.max() + 1] = lab == lab[cy, cx]
+    return out if out.any() else mask
 
 
 def innermost(mask: np.ndarray) -> tuple[int, int]:
