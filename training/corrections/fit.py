@@ -133,11 +133,12 @@ class FitParams:
     patch_size: int = 48  # see CPU_STEPS
     iterations: int = 5
     anchor_margin: int | None = None  # model px around the polygons where anchors hold
-    anchor_clear_px: int = 0  # no anchor (nor flip-check pixel) within this many model px
-    # of a drawn pixel: a polygon that covers only part of its object (a click's outline)
-    # would otherwise be anchored to the base model's wrong class right beside it, on the
-    # same object (session 44, opt-in)
     # (None: the whole window)
+    anchor_clear_px: int = 0  # no anchor (nor flip-check pixel) within this many model px
+    # of a drawn pixel, so that a polygon covering part of its object (a click's outline)
+    # is not anchored to the base model's wrong class right beside it (session 44,
+    # opt-in and off: 5 px gave click outlines +14.9 against +9.1 and cost traced
+    # polygons, +240.1 against +415.7 over 48 rounds; docs/results_corrections.md)
     anchor_weight: float = 0.3  # an anchor pixel counts this much against a drawn one,
     # where the base model's sureness means something (sure_ratio under flip_sure_ratio;
     # elsewhere anchor_weight_unsure). 0.3 until session 17, 0.1 for every round in
