@@ -33,9 +33,10 @@ and the outline a colour region-growing tool grows from the image there (session
 probe of a click tool, click_outline.py, not built into the product: its rounds taught
 next to nothing; ``clicked``, run by the study, which knows the image); ``core:F``, the
 innermost share F (default 0.2) of each error, exact: a patch of the object as large as
-the click's outlines but without their wrong pixels (session 44, ``core_of``). ``STYLE+snap`` (e.g.
-``shifted:1+snap``): the drawn outlines then moved onto the image's edges as
-`map-refiner snap-outlines` moves them (``snapped_to_edges``). Drawings stay on the left half.
+the click's outlines but without their wrong pixels (session 44, ``core_of``).
+``STYLE+snap`` (e.g. ``shifted:1+snap``): the drawn outlines then moved onto the image's
+edges as `map-refiner snap-outlines` moves them (``snapped_to_edges``). Drawings stay on
+the left half.
 """
 
 from __future__ import annotations
@@ -249,31 +250,31 @@ def snapped_to_edges(
     return out
 
 
+def _inside_distance(mask: np.ndarray) -> tuple[tuple[slice, slice], np.ndarray]:
+    """The slices of ``mask``'s bounding box and, inside it, each pixel's distance to the
+    mask's outline (0 outside the mask)."""
+    ys, xs = np.nonzero(mask)
+    box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+    return box, ndimage.distance_transform_edt(np.pad(mask[box], 1))[1:-1, 1:-1]
+
+
 def core_of(mask: np.ndarray, share: float) -> np.ndarray:
     """The innermost ``share`` of ``mask``'s pixels (those furthest from its outline), the
     part joined to its innermost pixel: a patch of the error drawn exactly (precision 1),
     as large as a fraction of it (session 44's ``core:F`` drawing)."""
-    ys, xs = np.nonzero(mask)
-    y0, x0 = ys.min(), xs.min()
-    sub = mask[y0 : ys.max() + 1, x0 : xs.max() + 1]
-    dist = ndimage.distance_transform_edt(np.pad(sub, 1))[1:-1, 1:-1]
-    cut = np.quantile(dist[sub], 1.0 - share)
-    patch = sub & (dist >= cut)
-    lab, _ = ndimage.label(patch)
-    cy, cx = np.unravel_index(np.argmax(dist), dist.shape)
+    box, dist = _inside_distance(mask)
+    sub = mask[box]
+    lab, _ = ndimage.label(sub & (dist >= np.quantile(dist[sub], 1.0 - share)))
     out = np.zeros_like(mask)
-    out[y0 : ys.max() + 1, x0 : xs.max() + 1] = lab == lab[cy, cx]
+    out[box] = lab == lab[np.unravel_index(np.argmax(dist), dist.shape)]
     return out if out.any() else mask
 
 
 def innermost(mask: np.ndarray) -> tuple[int, int]:
     """The pixel of ``mask`` furthest from its outline (where a user clicks it)."""
-    ys, xs = np.nonzero(mask)
-    y0, x0 = ys.min(), xs.min()
-    sub = mask[y0 : ys.max() + 1, x0 : xs.max() + 1]
-    dist = ndimage.distance_transform_edt(np.pad(sub, 1))[1:-1, 1:-1]
+    box, dist = _inside_distance(mask)
     cy, cx = np.unravel_index(np.argmax(dist), dist.shape)
-    return int(cy + y0), int(cx + x0)
+    return int(cy + box[0].start), int(cx + box[1].start)
 
 
 def outlined(image: Path, cy: int, cx: int, shape: tuple[int, int]) -> np.ndarray:
