@@ -106,3 +106,8 @@ def test_a_core_drawing_is_the_innermost_share_of_each_error_and_nothing_outside
     assert core[34:36, 24:26].all() and not core[20].any() and not core[:, 10].any()
     ((default, _),) = drawn_as([(square, 1)], "core", 0.25, 50)
     assert (default == core).all()  # 0.2 unless told
+
+
+def test_a_click_drawing_needs_the_image_it_grows_its_outlines_from() -> None:
+    with pytest.raises(ValueError, match="pass image"):
+        drawn_as([(_square(20, 50, 10, 40), 1)], "click", 0.25, 50)

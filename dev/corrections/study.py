@@ -41,7 +41,6 @@ from .users import (
     SWEEP_PAD_M,
     SWEEP_WRONG_AT_LEAST,
     USERS,
-    clicked,
     disagreement,
     drawn_as,
     error_regions,
@@ -232,10 +231,7 @@ def run_scene(
             per_k = {k: order[:k] for k in ks}
         for k in ks:
             style, _, snap = drawing.partition("+")
-            if style == "click":  # session 44: a click tool's outlines (click_outline.py)
-                drawn = clicked(per_k[k], scene.image, half)
-            else:
-                drawn = drawn_as(per_k[k], style, pixel_m(scene, like), half, seed)
+            drawn = drawn_as(per_k[k], style, pixel_m(scene, like), half, seed, scene.image)
             if snap == "snap" and drawn:  # session 33's experiment: outlines snapped
                 image = like.ReadAsArray()[:3].astype(np.float32)
                 drawn = snapped_to_edges(drawn, image, pixel_m(scene, like), half)

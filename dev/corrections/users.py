@@ -150,11 +150,16 @@ def _listed(
 
 
 def drawn_as(
-    corrections: list[Correction], drawing: str, pixel_m: float, half: int, seed: int = 0
+    corrections: list[Correction],
+    drawing: str,
+    pixel_m: float,
+    half: int,
+    seed: int = 0,
+    image: Path | None = None,
 ) -> list[Correction]:
     """``corrections`` as the user draws them (module docstring): ``traced`` as they are,
-    ``rough:D``, ``loose:D`` or ``inside:D`` redrawn as polygons, clipped to the left
-    ``half`` columns."""
+    ``rough:D``, ``loose:D`` or ``inside:D`` redrawn as polygons, ``click`` grown from
+    ``image`` (clicked), ``core:F`` their cores, clipped to the left ``half`` columns."""
     style, _, amount = drawing.partition(":")
     if style not in DRAWINGS:
         styles = ", ".join(DRAWINGS)
@@ -162,7 +167,9 @@ def drawn_as(
     if style == "traced":
         return corrections
     if style == "click":
-        raise ValueError("click drawings are made by users.clicked (the image is needed)")
+        if image is None:
+            raise ValueError("a click drawing grows its outlines from the image: pass image")
+        return clicked(corrections, image, half)
     if style == "core":  # session 44: a patch of each error, exact, its innermost share
         share = float(amount or 0.2)
         return [(core_of(mask, share), cls) for mask, cls in corrections]
