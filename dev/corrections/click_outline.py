@@ -43,6 +43,7 @@ import numpy as np
 from osgeo import gdal, ogr
 
 from ...engine.errors import MapRefinerError
+from ...engine.rasters.grid import GridSpec, grid_of, mem_dataset, scaled, window
 from ...engine.rasters.read import (
     check_bands,
     geotransform,
@@ -132,15 +133,8 @@ def outline_at(
     limits = max(4.0, area_px), MAX_SHARE * minimax.size
     tolerance = edge_tolerance(minimax, edge_strength(feats, ok), *limits)
     region = _cleaned(minimax <= tolerance, seed, limits[0])
-    wgt = (
-        gt[0] + x0 * gt[1] + y0 * gt[2],
-        gt[1] * f,
-        gt[2] * f,
-        gt[3] + x0 * gt[4] + y0 * gt[5],
-        gt[4] * f,
-        gt[5] * f,
-    )
-    geometry = _polygon(region, wgt, seed)
+    worked = scaled(window(grid_of(ds), x0, y0, w, h), w // f, h // f)
+    geometry = _polygon(region, worked, seed)
     if geometry is None:
         raise MapRefinerError(
             f"No object stands out around that point of {name}: draw it by hand instead."
@@ -286,14 +280,12 @@ def _cleaned(region: np.ndarray, seed: tuple[int, int], min_px: float) -> np.nda
     return joined
 
 
-def _polygon(
-    region: np.ndarray, gt: tuple[float, ...], seed: tuple[int, int]
-) -> ogr.Geometry | None:
-    """The region's outline in the window's coordinates (geotransform ``gt``), its holes
-    filled, simplified and moved INSET_PX working pixels in; None when nothing is left."""
-    h, w = region.shape
-    mem = gdal.GetDriverByName("MEM").Create("", w, h, 1, gdal.GDT_Byte)
-    mem.SetGeoTransform(tuple(gt))
+def _polygon(region: np.ndarray, grid: GridSpec, seed: tuple[int, int]) -> ogr.Geometry | None:
+    """The region's outline in the window's coordinates (``grid``, the working pixels), its
+    holes filled, simplified and moved INSET_PX working pixels in; None when nothing is
+    left."""
+    gt = grid.geotransform
+    mem = mem_dataset(grid)
     band = mem.GetRasterBand(1)
     band.WriteArray(region.astype(np.uint8))
     vds = ogr.GetDriverByName("Memory").CreateDataSource("outline")
