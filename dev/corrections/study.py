@@ -28,6 +28,7 @@ import torch
 from osgeo import gdal
 
 from ...engine.modelfile.config import ModelConfig
+from ...engine.modelfile.header import DEFAULT_MODEL_PATH
 from ...engine.modelfile.io import load_model, save_model
 from ...engine.networks.models import MapRefinerNet
 from ...engine.refine.pipeline import RefineParams, refine_raster
@@ -50,6 +51,7 @@ from .users import (
     swept,
     write_corrections,
 )
+from .verdicts import bbox_of, judged, load_verdicts, model_sha
 
 gdal.UseExceptions()
 ROOT = Path(__file__).resolve().parents[2]
@@ -166,8 +168,13 @@ def run_scene(
     temperatures: Sequence[float] = (),
     keep_models: Path | None = None,
     keep_dropped: bool = False,
+    verdicts: Path | None = None,
 ) -> None:
-    """``keep_models``: each adopted fit's model file copied there as
+    """``verdicts``: a person's verdicts on this map's error regions (verdicts.py): the
+    user leaves the left half's regions judged ``roof`` (a building the reference lacks)
+    undrawn and draws the next errors instead, and each row also scores the right half
+    without its ``roof`` regions (``before_judged``, ``after_judged``, ``after_fit_judged``);
+    ``keep_models``: each adopted fit's model file copied there as
     ``<scene>_<user>_<k>_<variant>_seed<S>.safetensors`` (with its JSON), for probes that
     refine the fitted networks again another way (dev/detail/rule_probe.py); with
     ``keep_dropped``, the fits the product's flip check drops go to ``<keep_models>_dropped``
@@ -188,6 +195,18 @@ def run_scene(
     cell = cell_px(scene, like)
     seed = int((overrides or {}).get("seed", 0))
     regions = error_regions(pred, ref, half)
+    scored = np.ones((ref.shape[0], ref.shape[1] - half), dtype=bool)  # the judged score's pixels
+    skipped = 0
+    if verdicts is not None:
+        sha = model_sha(base_model or DEFAULT_MODEL_PATH)
+        try:
+            roofs, ignore, _ = judged(load_verdicts(verdicts), scene.name, sha, pred, ref)
+        except ValueError as exc:
+            raise SystemExit(f"--verdicts: {exc}") from exc
+        keys = {tuple(bbox_of(m)) for m in roofs}
+        kept = [r for r in regions if r[1][1] == 1 or tuple(bbox_of(r[1][0])) not in keys]
+        skipped, regions = len(regions) - len(kept), kept
+        scored = ~ignore[:, half:]
     signals: dict[str, np.ndarray] = {}  # the lists of the users who ask the partner
     partner = partner_of(base_net, base_config, overrides, required=False)
     other = None if partner is None else refine(scene.image, work / "partner.tif", partner)[1]
@@ -278,6 +297,23 @@ def run_scene(
                     "drawn": len(drawn),
                     "classes": [int(c) for _, c in drawn],
                     "before": round(100 * before, 2),
+                    **(
+                        {
+                            "verdicts": str(verdicts),
+                            "skipped_roofs": skipped,
+                            "before_judged": round(
+                                100 * iou(pred[:, half:][scored], ref[:, half:][scored]), 2
+                            ),
+                            "after_judged": round(
+                                100 * iou(after[:, half:][scored], ref[:, half:][scored]), 2
+                            ),
+                            "after_fit_judged": round(
+                                100 * iou(fitted[:, half:][scored], ref[:, half:][scored]), 2
+                            ),
+                        }
+                        if verdicts is not None
+                        else {}
+                    ),
                     "after": round(100 * iou(after[:, half:], ref[:, half:]), 2),
                     "after_fit": round(100 * iou(fitted[:, half:], ref[:, half:]), 2),
                     "acc_before": round(100 * accuracy(pred[:, half:], ref[:, half:]), 2),
@@ -615,6 +651,13 @@ def main(argv: list[str] | None = None) -> int:
         help="also copy each adopted fit's model file here (keep_model)",
     )
     ap.add_argument(
+        "--verdicts",
+        type=Path,
+        help="a person's verdicts on the base map's error regions (verdicts.py, e.g. "
+        "dev/corrections/reference_verdicts.json): roofs the reference lacks are not drawn "
+        "as background, and rows also score the right half without them (*_judged)",
+    )
+    ap.add_argument(
         "--keep-dropped",
         action="store_true",
         help="with --keep-models, also the fits the flip check drops, in <DIR>_dropped",
@@ -651,6 +694,7 @@ def main(argv: list[str] | None = None) -> int:
             temperatures=[float(t) for t in a.temperatures.split(",") if t],
             keep_models=a.keep_models,
             keep_dropped=a.keep_dropped,
+            verdicts=a.verdicts,
         )
     return 0
 
