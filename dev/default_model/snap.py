@@ -41,6 +41,7 @@ from ...engine.refine.prior import calibration
 from ...training.data import load_training_tile
 from ...training.tile import LabelSource
 from ..corrections.scenes import scenes
+from ..prior.generalise import merged, simplified
 from ..prior.misread import relook
 
 log = logging.getLogger(__name__)
@@ -71,12 +72,23 @@ RIGHT_SHARE = 0.4
 
 
 def degrade(
-    ref: np.ndarray, rng: np.random.Generator, px_m: float = 0.6, right: float = RIGHT_SHARE
+    ref: np.ndarray,
+    rng: np.random.Generator,
+    px_m: float = 0.6,
+    right: float = RIGHT_SHARE,
+    generalise: float = 0.0,
 ) -> np.ndarray:
-    """The reference as a coarse map would have it."""
+    """The reference as a coarse map would have it; with probability ``generalise`` (of the
+    wrong priors) also generalised first: buildings less than 1-3 m apart merged into
+    blocks, or outlines simplified by 0.6-1.8 m (dev/prior/generalise.py), half each."""
     out = ref.copy()
     if rng.random() < right:
         return out
+    if generalise > 0 and rng.random() < generalise:  # no draw at 0: the shipped stream
+        if rng.random() < 0.5:
+            out = merged(out, rng.uniform(1.0, 3.0) / px_m)
+        else:
+            out = simplified(out, rng.uniform(0.6, 1.8) / px_m)
     shift = int(round(rng.uniform(0, 4.0) / px_m))
     angle = rng.uniform(0, 2 * np.pi)
     dy, dx = int(round(shift * np.sin(angle))), int(round(shift * np.cos(angle)))
@@ -144,10 +156,11 @@ def batch(
     patch: int,
     right: float = RIGHT_SHARE,
     soft_share: float = 0.0,
+    generalise: float = 0.0,
 ):
     h, w = d["labels"].shape
     side = patch + 2 * CONTEXT
-    prior = degrade(d["labels"] == 1, rng, right=right)
+    prior = degrade(d["labels"] == 1, rng, right=right, generalise=generalise)
     if rng.random() < soft_share:  # a probability prior mixes the classes' start vectors
         p = soft(prior, rng)
         mix = (1 - p)[..., None] * d["calib"][0] + p[..., None] * d["calib"][1]
@@ -191,6 +204,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="steps whose prior is given as probabilities (another tool's soft map)",
     )
+    ap.add_argument(
+        "--generalise",
+        type=float,
+        default=0.0,
+        help="share of the wrong priors also merged into blocks or simplified (session 45)",
+    )
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     configure_threads()
@@ -209,7 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     net.train()
     for step in range(1, a.steps + 1):
         d = data[int(rng.integers(len(data)))]
-        imgs, heats, targets = batch(d, rng, a.batch, a.patch, a.right_share, a.soft_share)
+        imgs, heats, targets = batch(
+            d, rng, a.batch, a.patch, a.right_share, a.soft_share, a.generalise
+        )
         if a.looks > 0:
             imgs = looked(imgs, rng, (np.asarray(config.mean), np.asarray(config.std)), a.looks)
         out = net.rnn(imgs, heats, config.default_iterations)
@@ -238,7 +259,13 @@ def main(argv: list[str] | None = None) -> int:
         "final_loss": round(ema or float("nan"), 4),
         "degradations": "shift 0-4 m, drop 20 % of buildings (p 0.5), grow/shrink 0-2 px, "
         f"{100 * a.right_share:.0f} % left right, {100 * a.soft_share:.0f} % given as "
-        "probabilities (blurred 0.5-2 px, floor 0-0.15)",
+        "probabilities (blurred 0.5-2 px, floor 0-0.15)"
+        + (
+            f"; {100 * a.generalise:.0f} % of the wrong ones first merged (gaps 1-3 m) or "
+            "simplified (0.6-1.8 m)"
+            if a.generalise > 0
+            else ""
+        ),
         "base": str(a.base) if a.base else "the bundled model",
         "looks": (
             f"{100 * a.looks:.0f} % of patches: gain {LOOK_GAIN}, cast {LOOK_CAST}, haze "

@@ -27,6 +27,7 @@ from ...engine.refine.pipeline import RefineParams, refine_raster
 from ..corrections.scenes import Scene, scenes
 from ..corrections.study import iou
 from ..provenance import commit_label
+from .generalise import merged, simplified
 from .regularize_eval import HEADING as REGULARISED
 from .sections import kept_sections, session_headings, write_section
 
@@ -48,9 +49,11 @@ def wrong_map(ref: np.ndarray, like: gdal.Dataset, kind: str, out: Path, seed: i
     west and north beyond it, N at the right edge (an offset varying smoothly across the
     image); ``scatter:N`` moves each
     building on its own by N metres in a random direction (errors no single shift can
-    fix); ``soft:N`` is ``shift:N`` as another tool's probabilities: two float bands
-    (background, building), the outline blurred over about a metre and never fully sure
-    (0.05-0.95)."""
+    fix); ``merge:N`` joins buildings less than N metres apart into blocks and
+    ``simplify:N`` simplifies every outline by N metres (generalise.py: a generalised
+    map's blocks and a coarse tracing's outlines); ``soft:N`` is ``shift:N`` as another
+    tool's probabilities: two float bands (background, building), the outline blurred over
+    about a metre and never fully sure (0.05-0.95)."""
     gt = list(like.GetGeoTransform())
     mask = ref.copy()
     per_x, per_y = metres_per_unit(grid_of(like))  # 1 on a metric grid
@@ -80,6 +83,10 @@ def wrong_map(ref: np.ndarray, like: gdal.Dataset, kind: str, out: Path, seed: i
         rows, cols = np.arange(h)[:, None] - d[None, :], np.arange(w)[None, :] - d[None, :]
         inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
         mask = mask[np.clip(rows, 0, h - 1), np.clip(cols, 0, w - 1)] & inside
+    elif kind.startswith("merge:"):
+        mask = merged(mask, float(kind[6:]) / pixel)
+    elif kind.startswith("simplify:"):
+        mask = simplified(mask, float(kind[9:]) / pixel)
     elif kind.startswith("scatter:"):
         d = float(kind[8:]) / pixel
         labels, n = ndimage.label(mask)
@@ -223,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--kinds",
         default=",".join(KINDS),
-        help="the wrong priors (shift:N, drop:P, dilate:N, scatter:N, warp:N, ramp:N; default: "
+        help="the wrong priors (shift:N, drop:P, dilate:N, scatter:N, warp:N, ramp:N, "
+        "merge:N, simplify:N; default: "
         "%(default)s)",
     )
     ap.add_argument(
