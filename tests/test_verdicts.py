@@ -105,3 +105,19 @@ def test_the_shared_verdicts_name_their_models_and_say_only_known_things() -> No
             "the new map (python -m map_refiner.dev.corrections.reference_audit) or drop "
             "its verdicts"
         )
+
+
+def test_the_judged_score_leaves_the_judged_roofs_out_of_the_right_half() -> None:
+    from map_refiner.dev.corrections.study import iou, judged_scores
+
+    ref = np.zeros((10, 20), bool)
+    ref[2:5, 12:16] = True
+    pred = ref.copy()
+    pred[6:8, 12:14] = True  # a roof the reference lacks, judged so
+    scored = np.ones((10, 10), bool)
+    scored[6:8, 2:4] = False
+    assert iou(pred[:, 10:], ref[:, 10:]) == 0.75
+    assert judged_scores({"before": pred, "after": ref}, ref, scored) == {
+        "before_judged": 100.0,
+        "after_judged": 100.0,
+    }

@@ -137,6 +137,18 @@ def iou(pred: np.ndarray, ref: np.ndarray) -> float:
     return float((pred & ref).sum() / union) if union else 1.0
 
 
+def judged_scores(maps: dict[str, np.ndarray], ref: np.ndarray, scored: np.ndarray) -> dict:
+    """``<name>_judged``: each map's building IoU of the right half over the pixels
+    ``scored`` (a mask of the right half: the judged study leaves a person's ``roof``
+    regions out, verdicts.py)."""
+    half = ref.shape[1] - scored.shape[1]
+    truth = ref[:, half:][scored]
+    return {
+        f"{name}_judged": round(100 * iou(m[:, half:][scored], truth), 2)
+        for name, m in maps.items()
+    }
+
+
 def accuracy(pred: np.ndarray, ref: np.ndarray) -> float:
     """Share of pixels whose building/background call matches the reference."""
     return float((pred == ref).mean())
@@ -298,19 +310,10 @@ def run_scene(
                     "classes": [int(c) for _, c in drawn],
                     "before": round(100 * before, 2),
                     **(
-                        {
-                            "verdicts": str(verdicts),
-                            "skipped_roofs": skipped,
-                            "before_judged": round(
-                                100 * iou(pred[:, half:][scored], ref[:, half:][scored]), 2
-                            ),
-                            "after_judged": round(
-                                100 * iou(after[:, half:][scored], ref[:, half:][scored]), 2
-                            ),
-                            "after_fit_judged": round(
-                                100 * iou(fitted[:, half:][scored], ref[:, half:][scored]), 2
-                            ),
-                        }
+                        {"verdicts": str(verdicts), "skipped_roofs": skipped}
+                        | judged_scores(
+                            {"before": pred, "after": after, "after_fit": fitted}, ref, scored
+                        )
                         if verdicts is not None
                         else {}
                     ),
