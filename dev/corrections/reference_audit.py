@@ -1,6 +1,7 @@
 """What the study's user draws, looked at against the image: the K largest error regions
-of the product's map on each scene's left half, each cropped from the image with its
-outline, one contact sheet a scene.
+of the product's map on one half of each scene (the left, where the user draws, or the
+right, where the studies score), each cropped from the image with its outline, one contact
+sheet a scene (session 45, docs/results_reference_audit.md).
 
 The correction studies' simulated user copies every correction from the scene's reference:
 a region the map calls building and the reference does not is drawn as background. That is
@@ -10,13 +11,16 @@ the reference or the map is right there (a roof the reference lacks, a roof it h
 the image does not show, or a true error), and writes the sheet the judgement is made on.
 
     python -m map_refiner.dev.corrections.reference_audit --out out/s45/audit [--k 16]
-        [--scenes rio_wv2,...] [--model M]   # M: default, the bundled model chosen per image
+        [--scenes rio_wv2,...] [--model M] [--half left|right] [--cols 4 --inches 3.2]
+        # M: default, the bundled model the image chooses; writes <scene>_<half>.png
 
 Each tile: the error region outlined (red: the map's false building, drawn as background;
 cyan: a reference building the map missed, drawn as building), the reference's other
 outlines thin yellow, the region's rank, class and area in the title. A JSON beside the
-sheets lists every region (rank, class, area m², bounding box in image pixels) so the
-judgement can be written down against it.
+sheets (``regions_<half>.json``) lists every region (rank, class, area m², bounding box
+in image pixels, the model's file hash) so the judgement can be written down against it:
+add a ``verdict`` to each row and the judged study reads them (verdicts.py,
+dev/corrections/reference_verdicts.json).
 """
 
 from __future__ import annotations
