@@ -16,7 +16,10 @@ calibrated start, and fits the RNN (from the bundled one) to the reference with 
 Session 25: ``--base`` starts from another model's RNN (the shipped snap model, to train
 it further), and ``--looks P`` gives a share P of the patches the look of other
 imagery (a random exposure, colour cast, haze and contrast: ``looked``), as
-dev/prior/misread.py's looks test a right prior with.
+dev/prior/misread.py's looks test a right prior with. Session 45: ``--generalise P`` first
+merges (gaps 1-3 m) or simplifies (0.6-1.8 m) a share P of the wrong priors
+(dev/prior/generalise.py); measured at 0.3 and not adopted (docs/results_prior.md
+"Session 45": Kampala's right prior -10.4).
 """
 
 from __future__ import annotations
