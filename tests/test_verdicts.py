@@ -11,10 +11,12 @@ import pytest
 
 from map_refiner.dev.corrections.verdicts import (
     bbox_of,
+    carved,
     judged,
     load_verdicts,
     model_sha,
     regions_of,
+    roof_areas,
 )
 
 
@@ -121,3 +123,23 @@ def test_the_judged_score_leaves_the_judged_roofs_out_of_the_right_half() -> Non
         "before_judged": 100.0,
         "after_judged": 100.0,
     }
+
+
+def test_judged_roofs_are_areas_another_model_s_user_does_not_paint_as_background() -> None:
+    """The roofs judged on one model's map, carved out of another map's background
+    corrections: a region mostly roof disappears, a larger one keeps the rest."""
+    pred, ref = _scene()
+    verdicts = [_row("left", 0, [5, 5, 25, 15], "roof"), _row("right", 0, [60, 5, 80, 20], "roof")]
+    areas = roof_areas(verdicts, "s", {"abc": pred, "zzz": pred}, ref)
+    assert areas.sum() == 200 + 300
+    other = np.zeros_like(pred)  # another model's false building over the roof and beyond
+    other[3:18, 3:40] = True
+    regions = [(int(other.sum()), (other, 0)), (150, (ref, 1))]
+    (size, (mask, cls)), missed = carved(regions, areas, 20)
+    assert cls == 0 and size == other.sum() - 200 and not (mask & areas).any()
+    assert missed[1][1] == 1 and missed[1][0] is ref  # a missed building is drawn whole
+    small = np.zeros_like(pred)
+    small[6:8, 6:10] = True  # inside the roof: nothing left to draw
+    assert carved([(8, (small, 0))], areas, 20) == []
+    with pytest.raises(ValueError, match="no judged map"):
+        roof_areas(verdicts, "s", {"zzz": pred}, ref)

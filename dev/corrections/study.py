@@ -39,6 +39,7 @@ from ...training.tile import LabelSource
 from ..provenance import git_state
 from .scenes import Scene, scenes
 from .users import (
+    MIN_PIXELS,
     SWEEP_PAD_M,
     SWEEP_WRONG_AT_LEAST,
     USERS,
@@ -51,7 +52,7 @@ from .users import (
     swept,
     write_corrections,
 )
-from .verdicts import bbox_of, judged, load_verdicts, model_sha
+from .verdicts import bbox_of, carved, judged, load_verdicts, model_sha, roof_areas
 
 gdal.UseExceptions()
 ROOT = Path(__file__).resolve().parents[2]
@@ -181,11 +182,15 @@ def run_scene(
     keep_models: Path | None = None,
     keep_dropped: bool = False,
     verdicts: Path | None = None,
+    verdict_areas: Path | None = None,
 ) -> None:
     """``verdicts``: a person's verdicts on this map's error regions (verdicts.py): the
     user leaves the left half's regions judged ``roof`` (a building the reference lacks)
     undrawn and draws the next errors instead, and each row also scores the right half
     without its ``roof`` regions (``before_judged``, ``after_judged``, ``after_fit_judged``);
+    ``verdict_areas``: the same verdicts taken as areas of the image, for a model nobody
+    judged: the judged maps' ``roof`` pixels (verdicts.roof_areas) are carved out of the
+    user's background corrections and left out of the judged score;
     ``keep_models``: each adopted fit's model file copied there as
     ``<scene>_<user>_<k>_<variant>_seed<S>.safetensors`` (with its JSON), for probes that
     refine the fitted networks again another way (dev/detail/rule_probe.py); with
@@ -219,6 +224,24 @@ def run_scene(
         kept = [r for r in regions if r[1][1] == 1 or tuple(bbox_of(r[1][0])) not in keys]
         skipped, regions = len(regions) - len(kept), kept
         scored = ~ignore[:, half:]
+    if verdict_areas is not None:
+        rows_v = load_verdicts(verdict_areas)
+        maps = {}
+        for name in sorted({v["model"] for v in rows_v if v["scene"] == scene.name}):
+            path = DEFAULT_MODEL_PATH.with_name(f"{name}.safetensors")
+            if path.exists():
+                maps[model_sha(path)] = refine(scene.image, work / f"judged_{name}.tif", path)[0]
+        try:
+            areas = roof_areas(rows_v, scene.name, maps, ref)
+        except ValueError as exc:
+            raise SystemExit(f"--verdict-areas: {exc}") from exc
+        kept = carved(regions, areas, MIN_PIXELS)
+        skipped = sum(int(m.sum()) for _, (m, c) in regions if c == 0) - sum(
+            int(m.sum()) for _, (m, c) in kept if c == 0
+        )  # pixels carved out
+        regions = kept
+        scored = ~areas[:, half:]
+    judged_by = verdicts if verdicts is not None else verdict_areas  # rows' *_judged fields
     signals: dict[str, np.ndarray] = {}  # the lists of the users who ask the partner
     partner = partner_of(base_net, base_config, overrides, required=False)
     other = None if partner is None else refine(scene.image, work / "partner.tif", partner)[1]
@@ -310,11 +333,11 @@ def run_scene(
                     "classes": [int(c) for _, c in drawn],
                     "before": round(100 * before, 2),
                     **(
-                        {"verdicts": str(verdicts), "skipped_roofs": skipped}
+                        {"verdicts": str(judged_by), "skipped_roofs": skipped}
                         | judged_scores(
                             {"before": pred, "after": after, "after_fit": fitted}, ref, scored
                         )
-                        if verdicts is not None
+                        if judged_by is not None
                         else {}
                     ),
                     "after": round(100 * iou(after[:, half:], ref[:, half:]), 2),
@@ -661,11 +684,20 @@ def main(argv: list[str] | None = None) -> int:
         "as background, and rows also score the right half without them (*_judged)",
     )
     ap.add_argument(
+        "--verdict-areas",
+        type=Path,
+        help="the verdicts' roofs as areas of the image, for a model nobody judged: carved "
+        "out of the user's background corrections and left out of the *_judged scores "
+        "(skipped_roofs then counts the pixels carved out)",
+    )
+    ap.add_argument(
         "--keep-dropped",
         action="store_true",
         help="with --keep-models, also the fits the flip check drops, in <DIR>_dropped",
     )
     a = ap.parse_args(argv)
+    if a.verdicts is not None and a.verdict_areas is not None:
+        raise SystemExit("give --verdicts (this map's regions) or --verdict-areas, not both")
     if a.model is not None and not any(x.startswith("anchor_partner=") for x in a.set):
         print(
             "note: a model of either bundled model's lineage takes the other bundled model's "
@@ -698,6 +730,7 @@ def main(argv: list[str] | None = None) -> int:
             keep_models=a.keep_models,
             keep_dropped=a.keep_dropped,
             verdicts=a.verdicts,
+            verdict_areas=a.verdict_areas,
         )
     return 0
 

@@ -111,3 +111,42 @@ def judged(
             "this map: the map is not the one judged"
         )
     return skip, ignore, matched
+
+
+def roof_areas(
+    verdicts: list[dict], scene: str, maps: dict[str, np.ndarray], ref: np.ndarray
+) -> np.ndarray:
+    """The image's pixels judged ``roof`` on ``scene`` (both halves), from every judged map
+    in ``maps`` (model_sha -> that model's building map): the buildings the reference
+    lacks, as areas any other model's study can use (``study --verdict-areas``).
+
+    Raises ValueError when no verdict of the scene has its map in ``maps``."""
+    out = np.zeros(ref.shape, dtype=bool)
+    used = 0
+    for sha, pred in maps.items():
+        mine = [v for v in verdicts if v["scene"] == scene and v["model_sha"] == sha]
+        if not mine:
+            continue
+        skip, ignore, _ = judged(mine, scene, sha, pred, ref)
+        for mask in skip:
+            out |= mask
+        out |= ignore
+        used += 1
+    if not used:
+        raise ValueError(f"no judged map of {scene} among the models given")
+    return out
+
+
+def carved(regions: list, areas: np.ndarray, min_pixels: int) -> list:
+    """The user's error regions (size, (mask, class)) with the judged roof ``areas`` taken
+    out of every background one (a user does not paint a roof the image shows as
+    background), regions left under ``min_pixels`` dropped, sizes recounted."""
+    out = []
+    for size, (mask, cls) in regions:
+        if cls == 0:
+            mask = mask & ~areas
+            size = int(mask.sum())
+            if size < min_pixels:
+                continue
+        out.append((size, (mask, cls)))
+    return out
