@@ -186,7 +186,7 @@ def drawn_as(
     out = []
     for mask, cls in corrections:
         offset = float(rng.uniform(low, high))
-        redrawn = _redrawn(mask, d_px, offset)
+        redrawn = redrawn_mask(mask, d_px, offset)
         if style == "shifted":
             angle = float(rng.uniform(0.0, 2 * np.pi))
             dy, dx = round(d_px * np.sin(angle)), round(d_px * np.cos(angle))
@@ -196,7 +196,7 @@ def drawn_as(
     return out
 
 
-def _redrawn(mask: np.ndarray, simplify_px: float, offset_px: float) -> np.ndarray:
+def redrawn_mask(mask: np.ndarray, simplify_px: float, offset_px: float) -> np.ndarray:
     """``mask``'s outline simplified by ``simplify_px`` and moved out by ``offset_px``
     (in when negative), burned back onto the mask's grid (pixel coordinates)."""
     ys, xs = np.nonzero(mask)
@@ -409,7 +409,7 @@ def reviewed(
                 wrong = mask & (pred != ref)
                 if rough_px > 0:
                     offset = float(rng.uniform(-rough_px, rough_px))
-                    wrong = mask & _redrawn(wrong, rough_px, offset)
+                    wrong = mask & redrawn_mask(wrong, rough_px, offset)
                 if not wrong.any():
                     continue
                 mask = wrong

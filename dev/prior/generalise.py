@@ -6,10 +6,9 @@ and outlines simplified. Raster in, raster out, on any grid (distances in its pi
 from __future__ import annotations
 
 import numpy as np
-from osgeo import gdal, ogr
 from scipy import ndimage
 
-gdal.UseExceptions()
+from ..corrections.users import redrawn_mask
 
 
 def disc(radius_px: int) -> np.ndarray:
@@ -32,29 +31,6 @@ def merged(mask: np.ndarray, gap_px: float) -> np.ndarray:
 def simplified(mask: np.ndarray, tolerance_px: float) -> np.ndarray:
     """Each building's outline simplified by ``tolerance_px`` (Douglas-Peucker, keeping
     every polygon valid: OGR's SimplifyPreserveTopology) and burned again, as a map traced
-    at a coarse zoom draws it."""
-    h, w = mask.shape
-    src = gdal.GetDriverByName("MEM").Create("", w, h, 1, gdal.GDT_Byte)
-    src.SetGeoTransform((0, 1, 0, 0, 0, 1))
-    src.GetRasterBand(1).WriteArray(mask.astype(np.uint8))
-    vec = ogr.GetDriverByName("Memory").CreateDataSource("")
-    layer = vec.CreateLayer("b", geom_type=ogr.wkbPolygon)
-    layer.CreateField(ogr.FieldDefn("v", ogr.OFTInteger))
-    band = src.GetRasterBand(1)
-    gdal.Polygonize(band, band, layer, 0)
-    out = gdal.GetDriverByName("MEM").Create("", w, h, 1, gdal.GDT_Byte)
-    out.SetGeoTransform((0, 1, 0, 0, 0, 1))
-    simple = vec.CreateLayer("s", geom_type=ogr.wkbPolygon)
-    for feature in layer:
-        geom = feature.GetGeometryRef().SimplifyPreserveTopology(float(tolerance_px))
-        if geom is None or geom.IsEmpty():
-            continue
-        f = ogr.Feature(simple.GetLayerDefn())
-        f.SetGeometry(geom)
-        simple.CreateFeature(f)
-    gdal.PushErrorHandler("CPLQuietErrorHandler")  # neither layer nor raster has a CRS
-    try:
-        gdal.RasterizeLayer(out, [1], simple, burn_values=[1])
-    finally:
-        gdal.PopErrorHandler()
-    return out.GetRasterBand(1).ReadAsArray().astype(bool)
+    at a coarse zoom draws it: the study users' redrawing (users.redrawn_mask) with no
+    offset."""
+    return redrawn_mask(mask, tolerance_px, 0.0) if mask.any() else mask.copy()
