@@ -27,7 +27,7 @@ from ...engine.refine.pipeline import RefineParams, refine_raster
 from ..corrections.scenes import Scene, scenes
 from ..corrections.study import iou
 from ..provenance import commit_label
-from .generalise import merged, simplified
+from .generalise import disc, merged, simplified
 from .regularize_eval import HEADING as REGULARISED
 from .sections import kept_sections, session_headings, write_section
 
@@ -70,8 +70,7 @@ def wrong_map(ref: np.ndarray, like: gdal.Dataset, kind: str, out: Path, seed: i
         mask[np.isin(labels, gone)] = False
     elif kind.startswith("dilate:"):
         r = max(1, int(round(float(kind[7:]) / pixel)))
-        yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
-        mask = ndimage.binary_dilation(mask, structure=yy * yy + xx * xx <= r * r)
+        mask = ndimage.binary_dilation(mask, structure=disc(r))
     elif kind.startswith("warp:"):
         d = int(round(float(kind[5:]) / pixel))
         half = mask.shape[1] // 2
