@@ -52,7 +52,7 @@ from .users import (
     swept,
     write_corrections,
 )
-from .verdicts import bbox_of, carved, judged, load_verdicts, model_sha, roof_areas
+from .verdicts import carved, load_verdicts, model_sha, roof_areas
 
 gdal.UseExceptions()
 ROOT = Path(__file__).resolve().parents[2]
@@ -150,6 +150,41 @@ def judged_scores(maps: dict[str, np.ndarray], ref: np.ndarray, scored: np.ndarr
     }
 
 
+def judged_roofs(
+    scene: Scene,
+    pred: np.ndarray,
+    ref: np.ndarray,
+    work: Path,
+    base_model: Path | None,
+    verdicts: Path | None,
+    verdict_areas: Path | None,
+) -> np.ndarray | None:
+    """The image's pixels a person judged roofs the reference lacks (verdicts.roof_areas),
+    from this map's own regions (``verdicts``: the base model's map was judged) or from the
+    judged bundled models' maps, refined here (``verdict_areas``); None without either."""
+    if verdicts is not None:
+        flag, rows = "--verdicts", load_verdicts(verdicts)
+        maps = {model_sha(base_model or DEFAULT_MODEL_PATH): pred}
+    elif verdict_areas is not None:
+        flag, rows = "--verdict-areas", load_verdicts(verdict_areas)
+        maps = {}
+        for name in sorted({v["model"] for v in rows if v["scene"] == scene.name}):
+            path = DEFAULT_MODEL_PATH.with_name(f"{name}.safetensors")
+            if path.exists():
+                maps[model_sha(path)] = refine(scene.image, work / f"judged_{name}.tif", path)[0]
+    else:
+        return None
+    try:
+        return roof_areas(rows, scene.name, maps, ref)
+    except ValueError as exc:
+        raise SystemExit(f"{flag}: {exc}") from exc
+
+
+def _background_px(regions: list) -> int:
+    """The pixels of the background corrections among ``regions`` ((size, (mask, class)))."""
+    return sum(int(m.sum()) for _, (m, c) in regions if c == 0)
+
+
 def accuracy(pred: np.ndarray, ref: np.ndarray) -> float:
     """Share of pixels whose building/background call matches the reference."""
     return float((pred == ref).mean())
@@ -214,31 +249,13 @@ def run_scene(
     regions = error_regions(pred, ref, half)
     scored = np.ones((ref.shape[0], ref.shape[1] - half), dtype=bool)  # the judged score's pixels
     skipped = 0
-    if verdicts is not None:
-        sha = model_sha(base_model or DEFAULT_MODEL_PATH)
-        try:
-            roofs, ignore, _ = judged(load_verdicts(verdicts), scene.name, sha, pred, ref)
-        except ValueError as exc:
-            raise SystemExit(f"--verdicts: {exc}") from exc
-        keys = {tuple(bbox_of(m)) for m in roofs}
-        kept = [r for r in regions if r[1][1] == 1 or tuple(bbox_of(r[1][0])) not in keys]
-        skipped, regions = len(regions) - len(kept), kept
-        scored = ~ignore[:, half:]
-    if verdict_areas is not None:
-        rows_v = load_verdicts(verdict_areas)
-        maps = {}
-        for name in sorted({v["model"] for v in rows_v if v["scene"] == scene.name}):
-            path = DEFAULT_MODEL_PATH.with_name(f"{name}.safetensors")
-            if path.exists():
-                maps[model_sha(path)] = refine(scene.image, work / f"judged_{name}.tif", path)[0]
-        try:
-            areas = roof_areas(rows_v, scene.name, maps, ref)
-        except ValueError as exc:
-            raise SystemExit(f"--verdict-areas: {exc}") from exc
+    areas = judged_roofs(scene, pred, ref, work, base_model, verdicts, verdict_areas)
+    if areas is not None:  # roofs the reference lacks: not painted as background, not scored
         kept = carved(regions, areas, MIN_PIXELS)
-        skipped = sum(int(m.sum()) for _, (m, c) in regions if c == 0) - sum(
-            int(m.sum()) for _, (m, c) in kept if c == 0
-        )  # pixels carved out
+        if verdicts is not None:  # this map's own regions: how many the user leaves undrawn
+            skipped = len(regions) - len(kept)
+        else:  # another map's roofs: how many background pixels they take out
+            skipped = _background_px(regions) - _background_px(kept)
         regions = kept
         scored = ~areas[:, half:]
     judged_by = verdicts if verdicts is not None else verdict_areas  # rows' *_judged fields

@@ -133,7 +133,10 @@ def roof_areas(
         out |= ignore
         used += 1
     if not used:
-        raise ValueError(f"no judged map of {scene} among the models given")
+        given = ", ".join(maps) or "none"
+        raise ValueError(
+            f"no judged map of {scene} among the models given ({given}): judge its map first"
+        )
     return out
 
 
