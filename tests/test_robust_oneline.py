@@ -131,7 +131,10 @@ def _two_value_colour(config: dict) -> dict:
         (lambda c: [1, 2], "is a JSON list, not an object"),
         (lambda c: "text", "is a JSON str, not an object"),
         (_two_value_colour, r"colour of class 'background' .* is \[200, 40\]; a colour is three"),
-        (lambda c: {**c, "training": [1]}, "'training', 'corrections' or 'gate_parent' entry"),
+        (
+            lambda c: {**c, "training": [1]},
+            "'training', 'corrections', 'gate_parent' or 'colour_match' entry",
+        ),
         (lambda c: {**c, "default_iterations": 1e308}, "non-numeric|iterations"),
     ],
     ids=["list", "string", "two-value-colour", "training-not-object", "huge-iterations"],

@@ -25,7 +25,7 @@ start from and end with, against "always the default" and "always the general".
     python -m map_refiner.dev.default_model.home_looks probe --rows out/s36/agreement.json
     python -m map_refiner.dev.default_model.home_looks loop
     python -m map_refiner.dev.default_model.home_looks loop85
-    python -m map_refiner.dev.default_model.home_looks osm
+    python -m map_refiner.dev.default_model.home_looks osm [--models name=FILE,...]
     python -m map_refiner.dev.default_model.home_looks choices
     python -m map_refiner.dev.default_model.home_looks targets
     python -m map_refiner.dev.default_model.home_looks quarters
@@ -366,7 +366,9 @@ def _rows(folder: Path, pattern: str) -> dict[Key, dict]:
     return paired_rows(str(folder / pattern))
 
 
-def osm_check(data: Path, work: Path) -> None:
+def osm_check(data: Path, work: Path, models: dict[str, Path] | None = None) -> None:
+    """Building IoU against Xiamen's OSM buildings of each of ``models`` (name: file;
+    default: the bundled ones), on the validation and evaluation tiles."""
     from osgeo import gdal
 
     from ...engine.modelfile.bundled_choice import choose_bundled
@@ -379,10 +381,15 @@ def osm_check(data: Path, work: Path) -> None:
     chosen = choose_bundled(image)
     print(f"the rule: {chosen.note}")
     work.mkdir(parents=True, exist_ok=True)
-    maps = {
-        name: refine(image, work / f"{name}.tif", model)[0]
-        for name, model in BUNDLED_MODELS.items()
-    }
+    models = dict(BUNDLED_MODELS) if models is None else models
+    maps = {name: refine(image, work / f"{name}.tif", model)[0] for name, model in models.items()}
+    if set(maps) != {"default", "general"}:  # other models: their IoU on each split
+        for split in ("validation", "evaluation"):
+            inside = split_mask(labels, data / "xiamen" / f"{split}.tiles") & (osm != 255)
+            ref = (osm == 1) & inside
+            ious = {name: round(100 * iou(m & inside, ref), 1) for name, m in maps.items()}
+            print(f"{split}: building IoU vs OSM {ious}")
+        return
     print("| tiles | default: building IoU vs OSM | general | tiles where the general is higher |")
     print("|---|---|---|---|")
     for split in ("validation", "evaluation"):
@@ -481,6 +488,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=HOME_LOOKS_PATH)
     ap.add_argument("--rows", type=Path, default=ROOT / "out" / "s36" / "agreement.json")
     ap.add_argument("--rows-dir", type=Path, default=ROOT / "out" / "corrections")
+    ap.add_argument("--models", default=None, help="osm: name=file,... (default: the bundled)")
     a = ap.parse_args(argv)
     if a.step == "build":
         build(a.data, a.out)
@@ -491,7 +499,10 @@ def main(argv: list[str] | None = None) -> int:
     elif a.step == "loop85":
         loop85(a.rows_dir)
     elif a.step == "osm":
-        osm_check(a.data, ROOT / "out" / "home_looks_osm")
+        models = None
+        if a.models:
+            models = {k: Path(v) for k, v in (m.split("=", 1) for m in a.models.split(","))}
+        osm_check(a.data, ROOT / "out" / "home_looks_osm", models)
     elif a.step == "choices":
         choices(a.data)
     elif a.step == "targets":

@@ -99,12 +99,23 @@ def look_features(rgb: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """The look of ``rgb`` (``(3, h, w)``, 8-bit scale) over its ``valid`` pixels:
     luminance percentiles and each band's offset from the luminance at a few
     percentiles (LOOK_FEATURES values)."""
-    px = rgb[:, valid].astype(np.float64)
-    if px.shape[1] < MIN_LOOK_PIXELS:
-        raise TooFewPixels(f"The image has too few valid pixels ({px.shape[1]}) to judge its look.")
-    lum = px.mean(0)
-    chroma = [np.percentile(px[b] - lum, CHROMA_PERCENTILES) for b in range(3)]
-    return np.concatenate([np.percentile(lum, LUMINANCE_PERCENTILES), *chroma])
+    n = int(valid.sum())
+    if n < MIN_LOOK_PIXELS:
+        raise TooFewPixels(f"The image has too few valid pixels ({n}) to judge its look.")
+    # Band by band in float64, the luminance summed in the order a mean over the bands
+    # sums it (the same values to the bit, without a float64 copy of all three bands: a
+    # large image's lattice holds 2.4 M pixels).
+    lum = rgb[0][valid].astype(np.float64)
+    lum += rgb[1][valid]
+    lum += rgb[2][valid]
+    lum /= 3
+    chroma = []
+    for b in range(3):
+        off = rgb[b][valid].astype(np.float64)
+        off -= lum
+        chroma.append(np.percentile(off, CHROMA_PERCENTILES, overwrite_input=True))
+    luminance = np.percentile(lum, LUMINANCE_PERCENTILES, overwrite_input=True)
+    return np.concatenate([luminance, *chroma])
 
 
 def look_distance(look: np.ndarray, homes: dict[str, np.ndarray]) -> tuple[float, str]:
@@ -126,15 +137,15 @@ def _lattice(size: int, side: int, count: int) -> list[int]:
     return [int(round(i * step)) for i in range(count)]
 
 
-def image_look(
+def look_pixels(
     ds: gdal.Dataset,
     bands: Sequence[int],
     pixel_m: float,
     window: tuple[int, int, int, int] | None = None,
-) -> np.ndarray:
-    """The look (look_features) of ``bands`` of ``ds`` (pixel size ``pixel_m``) on a grid
-    of about LOOK_GRID_M, over ``window`` (x0, y0, x1, y1; default: the whole image) or,
-    on a large image, over a lattice of windows."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """``bands`` of ``ds`` (pixel size ``pixel_m``) on a grid of about LOOK_GRID_M over
+    ``window`` (x0, y0, x1, y1; default: the whole image) or, on a large image, over a
+    lattice of windows: ``(3, n)`` values in the 8-bit range and which hold data."""
     if len(bands) != 3:
         raise MapRefinerError("Judging an image's look needs three bands.")
     x0, y0, x1, y1 = window or (0, 0, ds.RasterXSize, ds.RasterYSize)
@@ -148,8 +159,22 @@ def image_look(
             rgb, valid = _read_coarse(ds, bands, x0 + wx, y0 + wy, w, h, bw, bh)
             chunks.append(rgb.reshape(3, -1))
             valids.append(valid.reshape(-1))
-    rgb = np.concatenate(chunks, axis=1) * value_scale(ds, bands)  # in the 8-bit range
-    return look_features(rgb[:, :, None], np.concatenate(valids)[:, None])
+    rgb = np.concatenate(chunks, axis=1)
+    rgb *= value_scale(ds, bands)  # in the 8-bit range
+    return rgb, np.concatenate(valids)
+
+
+def image_look(
+    ds: gdal.Dataset,
+    bands: Sequence[int],
+    pixel_m: float,
+    window: tuple[int, int, int, int] | None = None,
+) -> np.ndarray:
+    """The look (look_features) of ``bands`` of ``ds`` (pixel size ``pixel_m``) on a grid
+    of about LOOK_GRID_M, over ``window`` (x0, y0, x1, y1; default: the whole image) or,
+    on a large image, over a lattice of windows (look_pixels)."""
+    rgb, valid = look_pixels(ds, bands, pixel_m, window)
+    return look_features(rgb[:, :, None], valid[:, None])
 
 
 def _read_coarse(
@@ -250,7 +275,8 @@ def choose_bundled(
             nearest,
             f"the bundled general model: this image looks unlike the default model's "
             f"training scenes (the nearest, {nearest}, is {distance:.1f} apart, over "
-            f"{HOME_DISTANCE:g}); name the default model to use it instead",
+            f"{HOME_DISTANCE:g}), so its colours are matched to theirs before the model "
+            f"reads it; name the default model to use it instead",
         )
     like = f"this image looks like {nearest}, one of the default model's training scenes "
     like += f"({distance:.1f} apart, within {HOME_DISTANCE:g})"

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..errors import MapRefinerError
 from ..limits import check_iterations, check_model_resolution
+from .colour_match import ColourMatch
 
 #: The newest model file format this version reads. 2: the file may hold a detail RNN
 #: (``detail_iterations`` > 0, tensors ``detail_rnn.*``); 3: a correction round's file may
@@ -16,7 +17,7 @@ from ..limits import check_iterations, check_model_resolution
 #: configuration in ``gate_parent``); 4: the round's changes are kept only to some classes
 #: (``change_to``). Files without any of these are still written as 1, so that earlier
 #: versions keep reading them.
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 #: How a model's input is normalised (ModelConfig.normalisation).
 NORMALISATIONS = ("model", "image")
 DEFAULT_COLOURS: list[tuple[int, int, int]] = [
@@ -49,6 +50,11 @@ class ModelConfig:
     # "model": every image is normalised with ``mean``/``std`` above; "image": with the
     # image's own band statistics on the model grid (engine/refine/predict.py).
     normalisation: str = "model"
+    # With a fixed normalisation: an image whose look lies far from every training area's
+    # is read with its colours matched to the training imagery (the entry's fields:
+    # engine/modelfile/colour_match.py; the matching: engine/modelfile/colour_fit.py, session
+    # 46). Empty: never.
+    colour_match: dict[str, Any] = field(default_factory=dict)
     ground_resolution_m: float = 1.0
     default_iterations: int = 5
     # RNN iterations the model runs by default on a grid finer than its own, with its own
@@ -70,8 +76,8 @@ class ModelConfig:
     # Polygons a fine-tune was taught with, kept for the image they were drawn on
     # (engine/labels/kept.py); empty for a model that was not fine-tuned.
     corrections: dict[str, Any] = field(default_factory=dict)
-    format_version: int = 1  # set by validate(): 4 with change_to, 3 with a gate parent, 2
-    # with a detail RNN
+    format_version: int = 1  # set by validate(): 5 with colour_match, 4 with change_to, 3
+    # with a gate parent, 2 with a detail RNN
     # A correction round's map keeps a change from its parent's map only where the round's
     # networks give the new class at least this probability (the parent's class
     # elsewhere; engine/networks/gate.py); 0: no gate. Set by a fine-tune whose fit was
@@ -165,12 +171,15 @@ class ModelConfig:
                 details=repr(exc),
             ) from exc
         if not all(
-            isinstance(d, dict) for d in (self.training, self.corrections, self.gate_parent)
+            isinstance(d, dict)
+            for d in (self.training, self.corrections, self.gate_parent, self.colour_match)
         ):
             raise MapRefinerError(
-                "The model's configuration has a 'training', 'corrections' or 'gate_parent' "
-                "entry that is not a JSON object; re-export the model with Map Refiner."
+                "The model's configuration has a 'training', 'corrections', 'gate_parent' or "
+                "'colour_match' entry that is not a JSON object; re-export the model with "
+                "Map Refiner."
             )
+        ColourMatch.from_config(self.colour_match)  # raises on a malformed entry
         n = len(self.bands)
         if self.normalisation not in NORMALISATIONS:
             raise MapRefinerError(
@@ -246,7 +255,15 @@ class ModelConfig:
                 "file is damaged or was edited by hand. Fine-tune again."
             )
         self.format_version = (
-            4 if self.change_to else 3 if self.gate_parent else 2 if self.detail_iterations else 1
+            5
+            if self.colour_match
+            else 4
+            if self.change_to
+            else 3
+            if self.gate_parent
+            else 2
+            if self.detail_iterations
+            else 1
         )
 
     def parent_config(self) -> ModelConfig | None:

@@ -23,6 +23,7 @@ every fine-tune window of the same raster), so that they all normalise alike.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -32,12 +33,16 @@ import numpy as np
 import torch
 
 from ..errors import MapRefinerError
+from ..modelfile.colour_fit import match_image, matched_normalisation
+from ..modelfile.colour_match import ColourMatch
 from ..modelfile.config import ModelConfig
 from ..networks.inference import class_argmax, infer, refine_more
 from ..networks.models import MapRefinerNet
 from ..rasters.read import EIGHT_BIT_MAX, model_bands, read_window, value_scale
 from .resample import AxisBand, axis_band, resample_window, source_range
 from .tiling import Detail, Grids, Tile, detail_window, lattice
+
+log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
@@ -193,10 +198,19 @@ def image_statistics(ds, bands: Sequence[int], grids: Grids) -> tuple[list[float
 def for_image(config: ModelConfig, ds, bands: Sequence[int], grids: Grids) -> ModelConfig:
     """``config`` as this raster must be fed: for a fixed-normalisation model unchanged,
     or, where the raster's values lie beyond the 8-bit range such a model was trained in
-    (rasters.read.value_scale), a copy whose mean/std read them scaled into it; else a
-    copy carrying the raster's own statistics as its mean/std."""
+    (rasters.read.value_scale), a copy whose mean/std read them scaled into it, or, where
+    the model matches the colours of an image unlike its training imagery (modelfile/colour_fit.py)
+    and this is one, a copy whose mean/std read it matched; else a copy carrying the
+    raster's own statistics as its mean/std."""
     if config.normalisation != "image":
         scale = value_scale(ds, bands) if max(config.mean) <= EIGHT_BIT_MAX else 1.0
+        match = ColourMatch.from_config(config.colour_match)
+        pixel_m = config.ground_resolution_m * grids.scale_x  # the raster's pixel size
+        matched = match_image(match, ds, bands, pixel_m) if match is not None else None
+        if matched is not None:
+            log.info("%s", matched.note())
+            mean, std = matched_normalisation(config.mean, config.std, matched, scale)
+            return replace(config, mean=mean, std=std)
         if scale == 1.0:
             return config
         return replace(

@@ -1,0 +1,207 @@
+"""Probe (session 46): does matching an image's colours to imagery a model knows help
+where the image looks like none of it?
+
+Session 19 standardised every image by its own band statistics at refine time and lost
+on every scene the model knew (a scene's colours carry what it shows); session 37 then
+learnt to tell, from a handful of colour statistics, whether an image lies near one of the
+default model's training areas. This probe asks the question those two leave open: for
+an image far from every training area (another sensor, a cast, haze, under-exposure), is
+a per-band linear stretch onto a known area's colours a better start?
+
+Each image's per-band percentiles (PERCENTILES, on a 0.6 m grid) are fitted by a
+per-band gain and offset (least squares) onto a *home*'s: ``pooled`` (the mean of the
+homes' percentiles) or ``nearest`` (the home the fit leaves the smallest residual on);
+``exposure``: one gain and offset for every band, the band-mean percentiles onto the
+pooled homes'.
+The matched image is refined by the product's path with the named model and its right
+half scored (building IoU) against the reference, beside the image as read and session
+19's per-image normalisation (``moments``).
+
+    python -m map_refiner.dev.default_model.colour_match_probe \\
+        --model resources/models/general.safetensors \\
+        --scenes austin_dev,kampala_drone,nepal_drone,rio_wv2 \\
+        --looks "as is,cool cast,dark,haze 0.5" --homes left-out --json out/s46/looks.json
+
+``--homes left-out``: every scene's left half but the scored scene's own (a look is not
+undone by matching onto the very scene it was made from); ``--homes a,b``: those scenes'
+left halves (``xiamen``: Xiamen's OSM scene, whole).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch  # noqa: F401  (before GDAL, as every dev module here)
+from osgeo import gdal
+
+from ...engine.modelfile.bundled_choice import image_look, look_distance
+from ...engine.modelfile.io import load_model, save_model
+from ...engine.refine.pipeline import RefineParams, refine_raster
+from ..corrections.scenes import scenes
+from ..corrections.study import ROOT, building_mask, iou
+from ..prior.misread import apply_look
+
+gdal.UseExceptions()
+
+PERCENTILES = (2, 10, 25, 50, 75, 90, 98)
+GRID_M = 0.6
+WAYS = ("as read", "moments", "pooled", "nearest", "exposure")
+
+
+def band_percentiles(image: Path, half: str = "whole") -> np.ndarray:
+    """Per-band percentiles ``(3, len(PERCENTILES))`` of ``image``'s first three bands on
+    a grid of about GRID_M, over its ``half`` (left / right / whole), pixels with data."""
+    ds = gdal.Open(str(image))
+    px = abs(ds.GetGeoTransform()[1])
+    w, h = ds.RasterXSize, ds.RasterYSize
+    x0, x1 = {"left": (0, w // 2), "right": (w // 2, w), "whole": (0, w)}[half]
+    f = max(1.0, GRID_M / px)
+    bw, bh = max(1, int((x1 - x0) / f)), max(1, int(h / f))
+    arr = np.stack(
+        [
+            ds.GetRasterBand(b).ReadAsArray(
+                x0,
+                0,
+                x1 - x0,
+                h,
+                buf_xsize=bw,
+                buf_ysize=bh,
+                buf_type=gdal.GDT_Float32,
+                resample_alg=gdal.GRIORA_Average,
+            )
+            for b in (1, 2, 3)
+        ]
+    )
+    valid = (arr > 0).any(0)
+    return np.stack([np.percentile(arr[b][valid], PERCENTILES) for b in range(3)])
+
+
+def look_of(image: Path, half: str = "whole") -> np.ndarray:
+    """bundled_choice's look of ``image``'s ``half``."""
+    ds = gdal.Open(str(image))
+    w = ds.RasterXSize
+    x0, x1 = {"left": (0, w // 2), "right": (w // 2, w), "whole": (0, w)}[half]
+    window = (x0, 0, x1, ds.RasterYSize)
+    return image_look(ds, [1, 2, 3], abs(ds.GetGeoTransform()[1]), window)
+
+
+def fit(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Per-band gain and offset taking ``src``'s percentiles onto ``dst``'s (least
+    squares; ``(bands, percentiles)``), and the mean absolute residual (8-bit levels)."""
+    gains, offsets, res = [], [], []
+    for b in range(src.shape[0]):
+        a = np.stack([src[b], np.ones_like(src[b])], 1)
+        (g, c), *_ = np.linalg.lstsq(a, dst[b], rcond=None)
+        gains.append(g)
+        offsets.append(c)
+        res.append(np.abs(a @ np.array([g, c]) - dst[b]).mean())
+    return np.array(gains), np.array(offsets), float(np.mean(res))
+
+
+def matched(image: Path, gains: np.ndarray, offsets: np.ndarray, out: Path) -> Path:
+    src = gdal.Open(str(image))
+    arr = src.ReadAsArray().astype(np.float32)
+    for b in range(3):
+        arr[b] = arr[b] * gains[b] + offsets[b]
+    dst = gdal.GetDriverByName("GTiff").Create(
+        str(out), src.RasterXSize, src.RasterYSize, src.RasterCount, gdal.GDT_Byte
+    )
+    dst.SetGeoTransform(src.GetGeoTransform())
+    dst.SetProjection(src.GetProjection())
+    for i in range(src.RasterCount):
+        dst.GetRasterBand(i + 1).WriteArray(np.clip(np.rint(arr[i]), 0, 255).astype(np.uint8))
+    dst = None
+    return out
+
+
+def right_iou(image: Path, reference: Path, model: Path, work: Path) -> float:
+    ref = gdal.Open(str(reference)).ReadAsArray() > 0
+    out = work / "map.tif"
+    refine_raster(RefineParams(image=image, out=out, model_path=model, device="cpu"))
+    pred = building_mask(out)
+    out.unlink()
+    cols = slice(ref.shape[1] // 2, None)
+    return round(100 * iou(pred[:, cols], ref[:, cols]), 2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--model", type=Path, required=True)
+    ap.add_argument("--scenes", default="austin_dev,kampala_drone,nepal_drone,rio_wv2")
+    ap.add_argument("--looks", default="as is,cool cast,dark,haze 0.5")
+    ap.add_argument("--homes", default="left-out")
+    ap.add_argument("--ways", default=",".join(WAYS))
+    ap.add_argument("--json", type=Path, required=True)
+    a = ap.parse_args(argv)
+    work = ROOT / "out" / "s46"
+    (work / "looks").mkdir(parents=True, exist_ok=True)
+    found = scenes(a.data, ROOT / "out" / "corrections" / "data")
+    home_names = list(found) if a.homes == "left-out" else a.homes.split(",")
+    homes: dict[str, np.ndarray] = {}
+    looks: dict[str, np.ndarray] = {}
+    for name in home_names:
+        if name == "xiamen":
+            homes[name] = band_percentiles(a.data / "xiamen/xiamen_rgb.tif")
+            looks[name] = look_of(a.data / "xiamen/xiamen_rgb.tif")
+        elif name != "austin_dev":  # never a training area
+            half = "whole" if name == "austin_enh" else "left"
+            homes[name] = band_percentiles(found[name].image, half)
+            looks[name] = look_of(found[name].image, half)
+    ways = a.ways.split(",")
+    cfg = load_model(a.model)[1]
+    results = json.loads(a.json.read_text()) if a.json.exists() else {}
+    for name in a.scenes.split(","):
+        scene = found[name]
+        for look in a.looks.split(","):
+            key = f"{name}+{look}"
+            image = scene.image
+            if look != "as is":
+                image = work / "looks" / f"{name}_{look.replace(' ', '')}.tif"
+                if not image.exists():
+                    apply_look(scene.image, look, image)
+            pct = band_percentiles(image)
+            own = {k: v for k, v in homes.items() if not (a.homes == "left-out" and k == name)}
+            row: dict[str, object] = {}
+            row["distance"], row["nearest look"] = look_distance(look_of(image), looks)
+            with tempfile.TemporaryDirectory(dir=work) as d:
+                tmp = Path(d)
+                for way in ways:
+                    if way == "as read":
+                        row[way] = right_iou(image, scene.reference, a.model, tmp)
+                    elif way == "moments":
+                        cfg.normalisation = "image"
+                        m = tmp / "m.safetensors"
+                        net = load_model(a.model)[0]
+                        save_model(net, cfg, m, overwrite=True)
+                        row[way] = right_iou(image, scene.reference, m, tmp)
+                        cfg.normalisation = "model"
+                    else:
+                        if way in ("pooled", "exposure"):
+                            target, home = np.mean(list(own.values()), 0), "pooled"
+                        else:
+                            fits = {k: fit(pct, v)[2] for k, v in own.items()}
+                            home = min(fits, key=fits.__getitem__)
+                            target = own[home]
+                        g, c, r = fit(pct, target)
+                        if way == "exposure":  # one gain and offset for every band
+                            g1, c1, r = fit(pct.mean(0)[None], target.mean(0)[None])
+                            g, c = np.repeat(g1, 3), np.repeat(c1, 3)
+                        path = matched(image, g, c, tmp / "matched.tif")
+                        row[way] = right_iou(path, scene.reference, a.model, tmp)
+                        row[f"{way} home"] = home
+                        row[f"{way} gains"] = [round(float(x), 3) for x in g]
+                        row[f"{way} offsets"] = [round(float(x), 1) for x in c]
+                        row[f"{way} residual"] = round(r, 2)
+            results[key] = row
+            print(key, json.dumps(row), flush=True)
+            a.json.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

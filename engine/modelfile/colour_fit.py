@@ -1,0 +1,115 @@
+"""An image that looks like none of a model's training imagery, read with its colours
+matched to that imagery (session 46).
+
+A model trained with a fixed normalisation reads another sensor's colours, a colour
+cast, haze or under-exposure as another input, and its map falls apart: the bundled
+general model calls no building on Nepal's drone scene darkened to half, 6 % of Rio's
+(docs/results_corrections.md "Session 45"). Per-image normalisation (session 19) takes
+every image's own colours away and costs the scenes a model knows; this matches only an
+image whose *look* (bundled_choice.look_features) lies farther than ``far`` from every
+training area's: each band's percentiles (the entry's, on the look's grid) are fitted by
+a gain and an offset onto the training areas' pooled percentiles (least squares). The
+model's normalisation absorbs them (mean' = (mean - offset) / gain, std' = std / gain),
+so the networks, the tiling and every caller of predict.for_image (refine, fine-tune,
+training windows, a round's gate parents) read the image alike, and an image near a
+training area is read exactly as before.
+
+Measured (docs/results_colour_match.md): leaving the scored scene's own area out of the
+pooled target, the general model's right halves under eight looks gain on the five main
+scenes (Nepal darkened 0.0 -> 64.4) and lose on the two ISPRS crops and LoveDA; the
+previous bundled model, which never saw Kampala, Nepal or Rio, reads them 28.8 -> 44.1,
+26.5 -> 48.6, 11.5 -> 35.2 and the 26 m Potsdam crop 46.5 -> 21.3.
+
+A model carries what it needs in its configuration (``colour_match``,
+engine/modelfile/colour_match.py), so a fine-tuned model saved anywhere matches as its
+parent did; a model without it is never matched.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .bundled_choice import TooFewPixels, look_distance, look_features, look_pixels
+from .colour_match import ColourMatch
+
+log = logging.getLogger(__name__)
+
+#: A fitted gain outside this range means an image with (almost) no spread in a band, or
+#: one far beyond what a linear stretch can bring back: it is read as it is.
+GAIN_RANGE = (0.2, 5.0)
+
+
+@dataclass(frozen=True)
+class Matched:
+    """How an image's bands are taken onto the training imagery's colours."""
+
+    gains: np.ndarray  # (3,), on the 8-bit scale
+    offsets: np.ndarray  # (3,)
+    distance: float  # the image's look from the nearest training area's
+    nearest: str
+
+    def note(self) -> str:
+        gains = ", ".join(f"{g:.2f}" for g in self.gains)
+        return (
+            f"the image's colours were matched to the model's training imagery (it looks "
+            f"unlike all of it: the nearest, {self.nearest}, is {self.distance:.1f} apart); "
+            f"band gains {gains}"
+        )
+
+
+def band_percentiles(rgb: np.ndarray, valid: np.ndarray, percentiles: Sequence[int]) -> np.ndarray:
+    """Each band's ``percentiles`` over the ``valid`` pixels of ``rgb`` ``(3, n)``."""
+    return np.stack([np.percentile(rgb[b][valid], percentiles) for b in range(rgb.shape[0])])
+
+
+def fit_gains(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per band, the gain and offset taking ``src``'s percentiles onto ``dst``'s (least
+    squares; both ``(bands, percentiles)``)."""
+    gains, offsets = [], []
+    for s, d in zip(src, dst):
+        a = np.stack([s, np.ones_like(s)], 1)
+        (g, c), *_ = np.linalg.lstsq(a, d, rcond=None)
+        gains.append(g)
+        offsets.append(c)
+    return np.asarray(gains), np.asarray(offsets)
+
+
+def match_image(match: ColourMatch, ds, bands: Sequence[int], pixel_m: float) -> Matched | None:
+    """How ``bands`` of ``ds`` (pixel size ``pixel_m``) are matched under ``match``; None
+    where the image lies within ``match.far`` of a training area, has too few pixels to
+    judge, or would need a gain outside GAIN_RANGE."""
+    if len(bands) != 3:
+        return None
+    rgb, valid = look_pixels(ds, bands, pixel_m)
+    try:
+        look = look_features(rgb[:, :, None], valid[:, None])
+    except TooFewPixels:
+        return None
+    if any(v.shape != look.shape for v in match.homes.values()):
+        return None  # looks of another kind than this version measures
+    distance, nearest = look_distance(look, match.homes)
+    if distance <= match.far:
+        return None
+    gains, offsets = fit_gains(band_percentiles(rgb, valid, match.percentiles), match.target)
+    if not (np.isfinite(gains).all() and np.isfinite(offsets).all()):
+        return None
+    if gains.min() < GAIN_RANGE[0] or gains.max() > GAIN_RANGE[1]:
+        log.info("colours not matched: band gains %s lie outside %s", gains, GAIN_RANGE)
+        return None
+    return Matched(gains, offsets, distance, nearest)
+
+
+def matched_normalisation(
+    mean: Sequence[float], std: Sequence[float], m: Matched, scale: float = 1.0
+) -> tuple[list[float], list[float]]:
+    """A fixed normalisation's ``mean``/``std`` (8-bit scale) that reads raw values times
+    ``scale`` (rasters.read.value_scale), matched by ``m``, as the original reads the
+    matched image: ((g * v * scale + c) - mean) / std = (v - mean') / std'."""
+    k = m.gains * scale
+    new_mean = [(mu - c) / kk for mu, c, kk in zip(mean, m.offsets, k)]
+    new_std = [s / kk for s, kk in zip(std, k)]
+    return [float(v) for v in new_mean], [float(v) for v in new_std]

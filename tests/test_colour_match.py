@@ -1,0 +1,182 @@
+"""Colours matched to the training imagery for an image that looks like none of it
+(engine/modelfile/colour_match.py, engine/modelfile/colour_fit.py, predict.for_image): an image
+near a training area is read exactly as before; one far from all of them is read as its
+colours taken onto the training imagery's, by every caller of for_image alike."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers_engine import random_model, scene, write_image
+from osgeo import gdal
+
+from map_refiner.engine.errors import MapRefinerError
+from map_refiner.engine.modelfile.bundled_choice import look_features, look_pixels
+from map_refiner.engine.modelfile.colour_fit import (
+    band_percentiles,
+    fit_gains,
+    match_image,
+    matched_normalisation,
+)
+from map_refiner.engine.modelfile.colour_match import PERCENTILES, ColourMatch
+from map_refiner.engine.modelfile.config import ModelConfig
+from map_refiner.engine.modelfile.header import BUNDLED_MODELS
+from map_refiner.engine.modelfile.io import load_model, save_model
+from map_refiner.engine.refine.pipeline import refine_array
+from map_refiner.engine.refine.predict import for_image
+from map_refiner.training.data import model_grids
+
+GT = (500000.0, 0.5, 0.0, 4000000.0, 0.0, -0.5)
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def mem(array: np.ndarray) -> gdal.Dataset:
+    return write_image(Path(""), array, GT, driver="MEM")
+
+
+def entry_for(arr: np.ndarray, far: float = 2.4) -> ColourMatch:
+    """An entry whose one training area is ``arr`` itself."""
+    rgb, valid = look_pixels(mem(arr), [1, 2, 3], 0.5)
+    look = look_features(rgb[:, :, None], valid[:, None])
+    return ColourMatch(PERCENTILES, band_percentiles(rgb, valid, PERCENTILES), {"home": look}, far)
+
+
+@pytest.fixture(scope="module")
+def home() -> np.ndarray:
+    return scene(96, 128, seed=11).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def model(home):
+    net, cfg = random_model(resolution_m=1.0, seed=7)
+    return net, dataclasses.replace(cfg, colour_match=entry_for(home).to_config())
+
+
+def darker(arr: np.ndarray) -> np.ndarray:
+    return np.clip(0.5 * arr, 0, 255)  # under-exposed: integral 8-bit values stay exact
+
+
+def test_the_gains_and_offsets_undo_a_linear_change_of_each_band() -> None:
+    rng = np.random.default_rng(1)
+    dst = np.sort(rng.uniform(10, 240, size=(3, 7)), axis=1)
+    g, c = np.array([0.5, 1.3, 2.0]), np.array([10.0, -20.0, 5.0])
+    src = (dst - c[:, None]) / g[:, None]
+    gains, offsets = fit_gains(src, dst)
+    assert np.allclose(gains, g) and np.allclose(offsets, c)
+
+
+def test_the_matched_normalisation_reads_raw_values_as_the_model_reads_matched_ones() -> None:
+    from map_refiner.engine.modelfile.colour_fit import Matched
+
+    m = Matched(np.array([1.8, 0.7, 1.1]), np.array([5.0, -12.0, 30.0]), 4.0, "home")
+    mean, std = [90.0, 85.0, 80.0], [40.0, 42.0, 38.0]
+    for scale in (1.0, 255.0 / 2047.0):
+        new_mean, new_std = matched_normalisation(mean, std, m, scale)
+        raw = np.array([17.0, 600.0, 1400.0])
+        matched = m.gains * raw * scale + m.offsets
+        assert np.allclose(
+            (raw - np.array(new_mean)) / np.array(new_std),
+            (matched - np.array(mean)) / np.array(std),
+        )
+
+
+def test_an_image_near_its_training_area_is_read_exactly_as_before(model, home) -> None:
+    _, cfg = model
+    ds = mem(home)
+    assert for_image(cfg, ds, [1, 2, 3], model_grids(ds, cfg, None)) is cfg
+
+
+def test_an_under_exposed_image_is_read_as_the_image_it_came_from(model, home) -> None:
+    net, cfg = model
+    dark = darker(home)
+    ds = mem(dark)
+    fed = for_image(cfg, ds, [1, 2, 3], model_grids(ds, cfg, None))
+    assert fed is not cfg
+    assert np.allclose(fed.std, np.array(cfg.std) / 2, rtol=0.05)  # the gains are about 2
+    as_read, _ = refine_array(net, cfg, mem(home), 3, tile_size=32)
+    matched, _ = refine_array(net, cfg, ds, 3, tile_size=32)
+    plain = dataclasses.replace(cfg, colour_match={})  # the same networks, never matching
+    unmatched, _ = refine_array(net, plain, ds, 3, tile_size=32)
+    scale = float(np.abs(as_read).max())
+    assert np.abs(matched - as_read).max() < 0.05 * scale
+    assert np.abs(unmatched - as_read).max() > 5 * np.abs(matched - as_read).max()
+
+
+def test_a_model_without_the_entry_never_matches(home) -> None:
+    _, cfg = random_model(resolution_m=1.0, seed=7)
+    ds = mem(darker(home))
+    assert for_image(cfg, ds, [1, 2, 3], model_grids(ds, cfg, None)) is cfg
+
+
+def test_an_image_a_linear_stretch_cannot_bring_back_is_read_as_it_is(model) -> None:
+    _, cfg = model
+    flat = np.full((3, 96, 128), 40.0, dtype=np.float32)
+    flat[:, :, :64] = 41.0  # almost no spread: the gains would be huge
+    ds = mem(flat)
+    match = ColourMatch.from_config(cfg.colour_match)
+    assert match is not None
+    assert match_image(match, ds, [1, 2, 3], 0.5) is None
+    assert for_image(cfg, ds, [1, 2, 3], model_grids(ds, cfg, None)) is cfg
+
+
+def test_the_entry_travels_with_the_model_file(model, tmp_path) -> None:
+    net, cfg = model
+    path = save_model(net, cfg, tmp_path / "m.safetensors")
+    _, loaded = load_model(path)
+    assert loaded.colour_match == cfg.colour_match
+    assert loaded.format_version == 5  # an older Map Refiner refuses it instead of
+    # reading far-off imagery unmatched
+
+
+TWO = [[1, 2]] * 3  # a well-formed target for two percentiles
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"percentiles": [2, 50, 98]},  # no target, homes or distance
+        {"percentiles": [2, 50], "target": TWO, "homes": {"a": [1.0]}, "far": 0},
+        {"percentiles": [2, 50], "target": [[1, 2]] * 2, "homes": {"a": [1.0]}, "far": 2},
+        {"percentiles": [2, 50], "target": [[1, math.nan]] * 3, "homes": {"a": [1.0]}, "far": 2},
+        {"percentiles": [2, 50], "target": TWO, "homes": {}, "far": 2},
+        {"percentiles": [2, 50], "target": TWO, "homes": {"a": [1], "b": [1, 2]}, "far": 3},
+    ],
+)
+def test_a_malformed_entry_is_refused_with_a_clear_error(broken) -> None:
+    _, cfg = random_model(seed=1)
+    d = cfg.to_dict()
+    d["colour_match"] = broken
+    with pytest.raises(MapRefinerError, match="colour matching"):
+        ModelConfig.from_dict(d)
+
+
+def test_the_bundled_models_carry_the_same_entry() -> None:
+    entries = [load_model(p)[1].colour_match for p in BUNDLED_MODELS.values()]
+    assert entries[0] and all(e == entries[0] for e in entries)
+    match = ColourMatch.from_config(entries[0])
+    assert match is not None and len(match.homes) == 8
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/data (see its README)")
+def test_the_shared_scenes_are_read_as_they_are_and_a_darkened_one_is_matched(tmp_path) -> None:
+    match = ColourMatch.from_config(load_model(BUNDLED_MODELS["default"])[1].colour_match)
+    assert match is not None
+    images = [
+        SHARED / "austin/austin_dev_rgb.tif",
+        SHARED / "kampala_drone/kampala_rgb.tif",
+        SHARED / "nepal_drone/nepal_rgb.tif",
+        SHARED / "rio_wv2/rio_rgb.tif",
+    ]
+    for image in images:  # each lies near its training area: never matched
+        ds = gdal.Open(str(image))
+        assert match_image(match, ds, [1, 2, 3], abs(ds.GetGeoTransform()[1])) is None, image
+    src = gdal.Open(str(images[2]))
+    dark = np.clip(np.rint(0.5 * src.ReadAsArray()[:3].astype(np.float32)), 0, 255)
+    ds = write_image(Path(""), dark.astype(np.uint8), src.GetGeoTransform(), driver="MEM")
+    m = match_image(match, ds, [1, 2, 3], abs(src.GetGeoTransform()[1]))
+    assert m is not None and m.distance > match.far
+    assert np.all((m.gains > 1.5) & (m.gains < 2.5))  # about twice as bright again
