@@ -3,22 +3,22 @@ matched to that imagery (session 46).
 
 A model trained with a fixed normalisation reads another sensor's colours, a colour
 cast, haze or under-exposure as another input, and its map falls apart: the bundled
-general model calls no building on Nepal's drone scene darkened to half, 6 % of Rio's
-(docs/results_corrections.md "Session 45"). Per-image normalisation (session 19) takes
-every image's own colours away and costs the scenes a model knows; this matches only an
-image whose *look* (bundled_choice.look_features) lies farther than ``far`` from every
-training area's: each band's percentiles (the entry's, on the look's grid) are fitted by
-a gain and an offset onto the training areas' pooled percentiles (least squares). The
-model's normalisation absorbs them (mean' = (mean - offset) / gain, std' = std / gain),
-so the networks, the tiling and every caller of predict.for_image (refine, fine-tune,
-training windows, a round's gate parents) read the image alike, and an image near a
-training area is read exactly as before.
+general model finds no building on Nepal's drone scene darkened to half (0.0 building
+IoU) and 5.7 on Rio's (docs/results_corrections.md "Session 45"). Per-image
+normalisation (session 19) takes every image's own colours away and costs the scenes a
+model knows; this matches only an image whose *look* (bundled_choice.look_features) lies
+farther than ``far`` from every training area's: each band's percentiles (the entry's,
+on the look's grid) are fitted by a gain and an offset onto the training areas' pooled
+percentiles (least squares). The model's normalisation absorbs them (mean' = (mean -
+offset) / gain, std' = std / gain), so the networks, the tiling and every caller of
+predict.for_image (refine, fine-tune, training windows, a round's gate parents) read the
+image alike, and an image near a training area is read exactly as before.
 
 Measured (docs/results_colour_match.md): leaving the scored scene's own area out of the
 pooled target, the general model's right halves under eight looks gain on the five main
 scenes (Nepal darkened 0.0 -> 64.4) and lose on the two ISPRS crops and LoveDA; the
-previous bundled model, which never saw Kampala, Nepal or Rio, reads them 28.8 -> 44.1,
-26.5 -> 48.6, 11.5 -> 35.2 and the 26 m Potsdam crop 46.5 -> 21.3.
+previous bundled model, which never saw Kampala, Nepal or Rio, reads them 28.8 -> 44.0,
+26.5 -> 48.6, 11.5 -> 35.2 and the 26 m Potsdam crop 46.5 -> 21.2.
 
 A model carries what it needs in its configuration (``colour_match``,
 engine/modelfile/colour_match.py), so a fine-tuned model saved anywhere matches as its
