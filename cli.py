@@ -253,6 +253,12 @@ def build_parser() -> argparse.ArgumentParser:
         "model's drawn corrections over the map of the image they were drawn on",
     )
     p.add_argument(
+        "--no-colour-match",
+        action="store_true",
+        help="read the image as it is even where it looks unlike the model's training "
+        "imagery (by default the bundled models match such an image's colours to theirs)",
+    )
+    p.add_argument(
         "--prior",
         type=Path,
         help="a class raster (any grid and CRS), a probability raster (one float band "
@@ -409,6 +415,12 @@ def build_parser() -> argparse.ArgumentParser:
         "for the image, as refine chooses it)",
     )
     p.add_argument("--out", type=Path, required=True, help="new model file (.safetensors)")
+    p.add_argument(
+        "--no-colour-match",
+        action="store_true",
+        help="read the image as it is even where it looks unlike the model's training "
+        "imagery; the new model then never matches an image's colours",
+    )
     p.add_argument(
         "--adapt",
         choices=vocab.ADAPT_MODES,

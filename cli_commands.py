@@ -32,6 +32,7 @@ def _refine(a: argparse.Namespace) -> int:
         tile_size=a.tile_size,
         overwrite=a.overwrite,
         keep_corrections=not a.no_corrections,
+        match_colours=not a.no_colour_match,
         allow_large=a.allow_large,
         prior=a.prior,
         prior_value_map=a.prior_value_map,  # checked by the prior (raster values: numbers)
@@ -65,6 +66,8 @@ def _refine(a: argparse.Namespace) -> int:
     )
     if res.model_note:
         print(f"model: {res.model_note}")
+    if res.colour_note:
+        print(f"note: {res.colour_note}")
     if res.scale_note:
         print(f"note: {res.scale_note}")
     if res.prior_note:
@@ -100,6 +103,8 @@ def _refine_on_cluster(a: argparse.Namespace, params: RefineParams) -> int:
     )
     if res.model_note:
         print(f"model: {res.model_note}")
+    if res.colour_note:
+        print(f"note: {res.colour_note}")
     if res.scale_note:
         print(f"note: {res.scale_note}")
     return 0
@@ -204,6 +209,7 @@ def _finetune(a: argparse.Namespace) -> int:
         allow_large=a.allow_large,
         progress=ProgressBar("finetune"),
         choose_base=a.model is None,  # the bundled model chosen for the image
+        match_colours=not a.no_colour_match,
     )
     print(f"wrote {res.model} ({res.steps} steps, {res.seconds:.0f} s on {res.device})")
     print(res.message)

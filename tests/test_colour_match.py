@@ -180,3 +180,85 @@ def test_the_shared_scenes_are_read_as_they_are_and_a_darkened_one_is_matched(tm
     m = match_image(match, ds, [1, 2, 3], abs(src.GetGeoTransform()[1]))
     assert m is not None and m.distance > match.far
     assert np.all((m.gains > 1.5) & (m.gains < 2.5))  # about twice as bright again
+
+
+def test_without_colour_match_strips_the_entry_from_the_model_and_its_gate_parents(model) -> None:
+    _, cfg = model
+    d = cfg.to_dict()
+    d["gate_parent"] = {**cfg.to_dict(), "gate_parent": cfg.to_dict()}
+    d["change_gate"] = 0.7
+    chained = ModelConfig.from_dict(d)
+    plain = chained.without_colour_match()
+    assert plain.colour_match == {} and plain.format_version == 3
+    parent = plain.parent_config()
+    assert parent is not None and parent.colour_match == {}
+    assert parent.parent_config() is not None
+    assert parent.parent_config().colour_match == {}  # type: ignore[union-attr]
+    assert chained.colour_match  # the original is left as it was
+
+
+def test_a_refine_says_it_matched_and_reads_as_is_when_told_not_to(model, home, tmp_path) -> None:
+    from map_refiner.engine.refine.pipeline import RefineParams, refine_raster
+
+    net, cfg = model
+    path = save_model(net, cfg, tmp_path / "m.safetensors")
+    plain_path = save_model(
+        net, dataclasses.replace(cfg, colour_match={}), tmp_path / "p.safetensors"
+    )
+    image = tmp_path / "dark.tif"
+    write_image(image, darker(home).astype(np.uint8), GT).FlushCache()
+
+    def refine(model_path: Path, name: str, **kw):
+        res = refine_raster(
+            RefineParams(
+                image=image, out=tmp_path / name, model_path=model_path, device="cpu", **kw
+            )
+        )
+        return res, gdal.Open(str(res.out)).ReadAsArray()
+
+    matched, a = refine(path, "a.tif")
+    as_is, b = refine(path, "b.tif", match_colours=False)
+    plain, c = refine(plain_path, "c.tif")
+    assert matched.colour_note.startswith("the image's colours were matched")
+    assert as_is.colour_note == "" and plain.colour_note == ""
+    assert np.array_equal(b, c)  # told not to match: as a model without the entry reads it
+
+
+def test_a_fine_tune_told_not_to_match_saves_a_model_that_never_matches(model, home, tmp_path):
+    from helpers_data import box_wkt, write_vector
+    from osgeo import ogr
+
+    from map_refiner.training.corrections.finetune import finetune
+    from map_refiner.training.corrections.fit import FitParams
+    from map_refiner.training.tile import LabelSource
+
+    net, cfg = model
+    base = save_model(net, cfg, tmp_path / "base.safetensors")
+    image = tmp_path / "dark.tif"
+    write_image(image, darker(home).astype(np.uint8), GT).FlushCache()
+    x0, y0 = GT[0], GT[3]
+    polygons = tmp_path / "c.gpkg"
+    write_vector(
+        polygons,
+        [
+            (box_wkt(x0 + 2, y0 - 12, x0 + 8, y0 - 4), {"class": "building"}),
+            (box_wkt(x0 + 14, y0 - 26, x0 + 22, y0 - 18), {"class": "background"}),
+        ],
+        epsg=32633,
+        fields={"class": ogr.OFTString},
+    )
+    labels = LabelSource(path=polygons, class_field="class", mode="sparse")
+    for match, name in ((True, "kept"), (False, "none")):
+        res = finetune(
+            image,
+            labels,
+            tmp_path / f"{name}.safetensors",
+            base,
+            FitParams(steps=2, anchor_partner=""),
+            device="cpu",
+            match_colours=match,
+        )
+        saved = load_model(res.model)[1]
+        assert bool(saved.colour_match) == match
+        parent = saved.parent_config()
+        assert parent is None or bool(parent.colour_match) == match

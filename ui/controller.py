@@ -450,6 +450,8 @@ class Controller:
             )
         if result.model_note:
             text += f"; {result.model_note}"
+        if result.colour_note:
+            text += f"; {result.colour_note}"
         if result.scale_note:
             text += f"; {result.scale_note}"
         if job.params.bands:

@@ -275,8 +275,7 @@ def choose_bundled(
             nearest,
             f"the bundled general model: this image looks unlike the default model's "
             f"training scenes (the nearest, {nearest}, is {distance:.1f} apart, over "
-            f"{HOME_DISTANCE:g}), so its colours are matched to theirs before the model "
-            f"reads it; name the default model to use it instead",
+            f"{HOME_DISTANCE:g}); name the default model to use it instead",
         )
     like = f"this image looks like {nearest}, one of the default model's training scenes "
     like += f"({distance:.1f} apart, within {HOME_DISTANCE:g})"

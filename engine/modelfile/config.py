@@ -266,6 +266,18 @@ class ModelConfig:
             else 1
         )
 
+    def without_colour_match(self) -> ModelConfig:
+        """A copy that reads every image as it is: no colour matching entry, in its gate
+        parents' configurations either (a refine or fine-tune told not to match)."""
+
+        def strip(d: dict[str, Any]) -> dict[str, Any]:
+            out = {k: v for k, v in d.items() if k != "colour_match"}
+            if isinstance(out.get("gate_parent"), dict) and out["gate_parent"]:
+                out["gate_parent"] = strip(out["gate_parent"])
+            return out
+
+        return ModelConfig.from_dict(strip(self.to_dict()))
+
     def parent_config(self) -> ModelConfig | None:
         """The configuration of the networks a correction round gates its changes against
         (``gate_parent``); None when it has none."""

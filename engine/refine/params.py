@@ -73,6 +73,8 @@ class RefineParams:
     # model's); None: the model's own (ModelConfig.detail_iterations) on imagery at least
     # tiling.DETAIL_AUTO_FINER times finer than its grid, else none
     detail_resolution_m: float | None = None  # that grid's pixel size instead
+    match_colours: bool = True  # False: read the image as it is even where the model
+    # would match its colours to its training imagery (ModelConfig.colour_match)
     choose_model: bool = False  # with no model_path and no prior: the bundled model chosen
     # for the image by its look (bundled_choice.choose_bundled: the default model on imagery
     # like its training scenes, else the general one); False: the bundled default model.
@@ -128,3 +130,5 @@ class RefineResult:
     model_note: str = ""  # which bundled model was chosen for the image and why ("" when
     # none was chosen: RefineParams.choose_model)
     scale_note: str = ""  # imagery far coarser than the model's grid (limits.coarse_note)
+    colour_note: str = ""  # the image's colours matched to the model's training imagery,
+    # and how ("": read as it is; RefinePass.colour_note)

@@ -214,6 +214,7 @@ def refine_raster(
         params.model_path,
         choice.note if choice is not None else "",
         coarse_note(*p.resolution_m, config.ground_resolution_m),
+        p.colour_note,
     )
 
 
@@ -255,6 +256,7 @@ def open_refine_pass(
         keep_corrections=params.keep_corrections,
         detail_iterations=params.detail_iterations,
         detail_resolution_m=params.detail_resolution_m,
+        match_colours=params.match_colours,
     )
 
 

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from ..errors import MapRefinerError
-from ..modelfile.colour_fit import match_image, matched_normalisation
+from ..modelfile.colour_fit import Matched, match_image, matched_normalisation
 from ..modelfile.colour_match import ColourMatch
 from ..modelfile.config import ModelConfig
 from ..networks.inference import class_argmax, infer, refine_more
@@ -195,21 +195,36 @@ def image_statistics(ds, bands: Sequence[int], grids: Grids) -> tuple[list[float
     return [float(v) for v in mean], [float(v) for v in std]
 
 
-def for_image(config: ModelConfig, ds, bands: Sequence[int], grids: Grids) -> ModelConfig:
+#: for_image's default: measure whether the image's colours are matched (colours_matched).
+MEASURE = object()
+
+
+def colours_matched(config: ModelConfig, ds, bands: Sequence[int], grids: Grids) -> Matched | None:
+    """How this raster's colours are matched for a fixed-normalisation model that carries a
+    colour matching entry (modelfile/colour_fit.py); None: read as it is."""
+    match = ColourMatch.from_config(config.colour_match)
+    if match is None or config.normalisation == "image":
+        return None
+    pixel_m = config.ground_resolution_m * grids.scale_x  # the raster's pixel size
+    return match_image(match, ds, bands, pixel_m)
+
+
+def for_image(
+    config: ModelConfig, ds, bands: Sequence[int], grids: Grids, matched: object = MEASURE
+) -> ModelConfig:
     """``config`` as this raster must be fed: for a fixed-normalisation model unchanged,
     or, where the raster's values lie beyond the 8-bit range such a model was trained in
     (rasters.read.value_scale), a copy whose mean/std read them scaled into it, or, where
-    the model matches the colours of an image unlike its training imagery (modelfile/colour_fit.py)
-    and this is one, a copy whose mean/std read it matched; else a copy carrying the
-    raster's own statistics as its mean/std."""
+    the model matches the colours of an image unlike its training imagery
+    (colours_matched; ``matched``: as already measured) and this is one, a copy whose
+    mean/std read it matched; else a copy carrying the raster's own statistics as its
+    mean/std."""
     if config.normalisation != "image":
         scale = value_scale(ds, bands) if max(config.mean) <= EIGHT_BIT_MAX else 1.0
-        match = ColourMatch.from_config(config.colour_match)
-        pixel_m = config.ground_resolution_m * grids.scale_x  # the raster's pixel size
-        matched = match_image(match, ds, bands, pixel_m) if match is not None else None
-        if matched is not None:
-            log.info("%s", matched.note())
-            mean, std = matched_normalisation(config.mean, config.std, matched, scale)
+        found = colours_matched(config, ds, bands, grids) if matched is MEASURE else matched
+        if isinstance(found, Matched):
+            log.info("%s", found.note())
+            mean, std = matched_normalisation(config.mean, config.std, found, scale)
             return replace(config, mean=mean, std=std)
         if scale == 1.0:
             return config

@@ -26,7 +26,14 @@ from ..networks.gate import Gate, gate_chain, gated_result
 from ..networks.models import MapRefinerNet
 from ..rasters.grid import GridSpec, grid_of, scaled
 from ..rasters.read import RasterInfo, check_bands, ground_resolution, open_image, raster_info
-from .predict import WindowResult, for_image, model_image, predict_tile, stack_bands
+from .predict import (
+    WindowResult,
+    colours_matched,
+    for_image,
+    model_image,
+    predict_tile,
+    stack_bands,
+)
 from .prior import Prior
 from .registration import (
     EDGE_AGREEMENT,
@@ -97,6 +104,8 @@ class RefinePass:
     # the refined map says (the image's edges doubt the model: pipeline.refine_raster)
     detail: Detail | None = None  # the last iterations again on a finer grid
     gate: Gate | None = None  # a correction round's parent and change gate (gate.py)
+    colour_note: str = ""  # how the image's colours were matched ("": read as it is;
+    # predict.colours_matched)
 
     @property
     def background(self) -> int | None:
@@ -507,17 +516,21 @@ def open_pass(
     keep_corrections: bool = True,
     detail_iterations: int | None = 0,
     detail_resolution_m: float | None = None,
+    match_colours: bool = True,
 ) -> RefinePass:
     """Open ``image``, load the model (``model`` if given, else ``model_path``, else
     the bundled one) on the device, and plan the pass (with ``detail_iterations``, the
     last ones again on a finer grid: tiling.make_detail; None: the model's own where the
-    image is fine enough)."""
+    image is fine enough; ``match_colours`` False: the image read as it is even where the
+    model would match its colours)."""
     check_tile_size(tile_size)
     ds = open_image(image)
     configure_threads()
     dev = resolve_device(device)
     autocast = inference_autocast(precision, dev)
     net, config = model if model else load_model(model_path, dev)
+    if not match_colours:
+        config = config.without_colour_match()
     net.to(dev).eval()
     p = prepare_pass(
         ds, net, config, dev, autocast, bands, iterations, input_resolution_m, tile_size
@@ -551,11 +564,14 @@ def prepare_pass(
     n = check_iterations(config.default_iterations if iterations is None else iterations)
     rx, ry = ground_resolution(info, input_resolution_m)
     grids = make_grids(info.width, info.height, rx, ry, config.ground_resolution_m)
-    # A per-image-normalised model gets this raster's statistics here, once per pass.
-    fed = for_image(config, ds, band_list, grids)
+    # A per-image-normalised model gets this raster's statistics here, once per pass, and
+    # an image unlike the model's training imagery its colours matched.
+    matched = colours_matched(config, ds, band_list, grids)
+    fed = for_image(config, ds, band_list, grids, matched)
     p = RefinePass(
         ds, info, net, fed, device, autocast, band_list, n, (rx, ry), grids, int(tile_size)
     )
+    p.colour_note = matched.note() if matched is not None else ""
     p.gate = gate_chain(net, config, lambda c: for_image(c, ds, band_list, grids), device)
     return p
 

@@ -228,10 +228,13 @@ def finetune(
     is_cancelled: CancelFn | None = None,
     allow_large: bool = False,
     choose_base: bool = False,
+    match_colours: bool = True,
 ) -> FinetuneResult:
     """Fit ``base_model`` (default: the bundled default model; with ``choose_base``, the
     bundled model chosen for ``image``, bundled_choice.choose_bundled) to the polygons of
-    ``labels`` (``allow_large``: also corrections spread past data.MAX_WINDOW_PIXELS)."""
+    ``labels`` (``allow_large``: also corrections spread past data.MAX_WINDOW_PIXELS;
+    ``match_colours`` False: the image read as it is, and the fitted model never matches
+    an image's colours, ModelConfig.without_colour_match)."""
     params = copy.deepcopy(params) if params is not None else FitParams()
     params.check()
     base_note = ""  # which bundled model was chosen for the image, and why
@@ -246,7 +249,7 @@ def finetune(
     dev = resolve_device(device)
     steps_first = params.steps_on(dev)
     net, config = load_model(base_model, "cpu")
-    config = copy.deepcopy(config)
+    config = copy.deepcopy(config) if match_colours else config.without_colour_match()
     # the parent as loaded: an adopted fit's map is gated against it (with_gate)
     parent = (copy.deepcopy(net), copy.deepcopy(config)) if params.change_gate > 0 else None
     if params.adapt.startswith(NORM_PREFIX) and config.normalisation != "model":

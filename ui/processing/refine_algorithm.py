@@ -404,6 +404,8 @@ class RefineAlgorithm(MapRefinerAlgorithm):
         )
         if result.model_note:
             feedback.pushInfo(f"Model: {result.model_note}.")
+        if result.colour_note:
+            feedback.pushInfo(f"Note: {result.colour_note}.")
         if result.scale_note:
             feedback.pushWarning(f"Note: {result.scale_note}.")
         if result.prior_note:
