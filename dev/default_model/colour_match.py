@@ -12,7 +12,9 @@ configuration of each model named (weights unchanged):
     python -m map_refiner.dev.default_model.colour_match build \\
         resources/models/default.safetensors resources/models/general.safetensors
 
-``--print`` only prints the entry.
+``--print`` only prints the entry; ``--areas xiamen,austin_enh`` builds the entry of a model
+trained on those areas instead (the previous bundled model's, for the new user's study
+with colours matched: docs/results_colour_match.md).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from ...engine.modelfile.colour_match import PERCENTILES, ColourMatch
 from ...engine.modelfile.io import load_model, save_model
 from ...engine.rasters.read import ground_resolution, open_raster, raster_info
 from ..corrections.scenes import scenes
+from .home_looks import look_of
 from .multiscene import KEPT_OUT, WHOLE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,15 +49,20 @@ def area_percentiles(image: Path, part: str) -> np.ndarray:
     return band_percentiles(rgb, valid, PERCENTILES)
 
 
-def entry(data: Path) -> ColourMatch:
-    """The bundled models' entry from the shared scenes in ``data``."""
+def entry(data: Path, names: list[str] | None = None) -> ColourMatch:
+    """The bundled models' entry from the shared scenes in ``data``; with ``names``, the
+    entry of a model trained on those areas instead (a scene's left half, austin_enh and
+    ``xiamen`` whole), their looks measured here (the previous bundled model's:
+    ``xiamen,austin_enh``)."""
     found = scenes(data, ROOT / "out" / "corrections" / "data")
-    areas = {
-        name: area_percentiles(s.image, "whole" if name in WHOLE else "left")
-        for name, s in found.items()
-        if name not in KEPT_OUT
-    }
-    homes = home_looks()
+    xiamen = data / "xiamen" / "xiamen_rgb.tif"
+    areas, looks = {}, {}
+    for name in names or [n for n in found if n not in KEPT_OUT]:
+        image = xiamen if name == "xiamen" else found[name].image
+        part = "whole" if name in WHOLE or name == "xiamen" else "left"
+        areas[name] = area_percentiles(image, part)
+        looks[name] = look_of(image, part)
+    homes = looks if names else home_looks()
     if set(homes) != set(areas):
         raise SystemExit(f"default_home.json's areas {sorted(homes)} are not {sorted(areas)}")
     target = np.mean([areas[n] for n in sorted(areas)], axis=0)
@@ -68,8 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("models", type=Path, nargs="*")
     b.add_argument("--data", type=Path, default=Path("../shared/data"))
     b.add_argument("--print", action="store_true", dest="show")
+    b.add_argument("--areas", default=None, help="another model's training areas (a,b,...)")
     a = ap.parse_args(argv)
-    made = entry(a.data).to_config()
+    made = entry(a.data, a.areas.split(",") if a.areas else None).to_config()
     if a.show or not a.models:
         print(json.dumps(made, indent=1))
     for path in a.models:
