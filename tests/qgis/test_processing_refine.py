@@ -558,3 +558,30 @@ def test_bands_reach_the_engine_in_the_order_given(
                 "OUTPUT": str(tmp_path / "bad.tif"),
             },
         )
+
+
+def test_the_colour_match_switch_reaches_the_engine(
+    processing_with_plugin, austin_rgb, tiny_model, tmp_path, monkeypatch
+) -> None:  # noqa: ANN001
+    """MATCH_COLOURS (on unless unticked) is RefineParams.match_colours."""
+    from qgis.core import QgsApplication
+
+    from map_refiner.engine.refine import pipeline
+
+    alg = QgsApplication.processingRegistry().algorithmById("map_refiner:refine")
+    assert alg.parameterDefinition("MATCH_COLOURS").defaultValue() is True
+    seen = []
+    real = pipeline.refine_raster
+
+    def spy(params, **kw):  # noqa: ANN001, ANN003, ANN202
+        seen.append(params.match_colours)
+        return real(params, **kw)
+
+    monkeypatch.setattr(pipeline, "refine_raster", spy)
+    base = {"INPUT": str(austin_rgb), "MODEL": str(tiny_model), "ITERATIONS": 1, "DEVICE": 1}
+    for i, flag in enumerate((None, False)):
+        params = {**base, "OUTPUT": str(tmp_path / f"m{i}.tif")}
+        if flag is not None:
+            params["MATCH_COLOURS"] = flag
+        processing_with_plugin.run("map_refiner:refine", params, feedback=QgsProcessingFeedback())
+    assert seen == [True, False]

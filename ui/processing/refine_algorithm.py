@@ -91,6 +91,7 @@ class RefineAlgorithm(MapRefinerAlgorithm):
     PRIOR_VECTOR, PRIOR_CLASS_FIELD = "PRIOR_VECTOR", "PRIOR_CLASS_FIELD"
     EXTENT, FETCHED = "EXTENT", "FETCHED"
     DETAIL_ITERATIONS, DETAIL_RESOLUTION = "DETAIL_ITERATIONS", "DETAIL_RESOLUTION"
+    MATCH_COLOURS = "MATCH_COLOURS"
     EXTENT_LABEL = "Area to fetch (XYZ, WMS or WMTS input only)"
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
@@ -171,6 +172,20 @@ class RefineAlgorithm(MapRefinerAlgorithm):
             "map-refiner refine --detail-iterations.",
         )
         self.addParameter(advanced(detail))
+        match = with_help(
+            QgsProcessingParameterBoolean(
+                self.MATCH_COLOURS,
+                "Match the colours of imagery unlike the model's training imagery",
+                defaultValue=True,
+            ),
+            "The bundled models read an image that looks like none of their training "
+            "imagery (another sensor, haze, a colour cast, an exposure) with each band "
+            "stretched onto the training imagery's colours; the log says when and how. "
+            "Untick to read the image as it is (false-colour or very high resolution "
+            "imagery whose own colours are the cue can read better so). As map-refiner "
+            "refine --no-colour-match.",
+        )
+        self.addParameter(advanced(match))
         grid = with_help(
             QgsProcessingParameterNumber(
                 self.DETAIL_RESOLUTION,
@@ -364,6 +379,8 @@ class RefineAlgorithm(MapRefinerAlgorithm):
         if detail and layer is not None and not is_online(layer):
             warn_unsuited_detail(layer, model, with_prior, feedback)
 
+        match_colours = self.parameterAsBool(parameters, self.MATCH_COLOURS, context)
+
         def job(progress, is_cancelled):  # noqa: ANN001, ANN202
             from ...engine.refine.pipeline import RefineParams, refine_raster
 
@@ -390,6 +407,7 @@ class RefineAlgorithm(MapRefinerAlgorithm):
                 detail_iterations=detail,
                 detail_resolution_m=detail_m,
                 choose_model=chooses_for_image(model_file, bundled),
+                match_colours=match_colours,
             )
             return refine_raster(
                 params,
