@@ -22,6 +22,10 @@ half scored (building IoU) against the reference, beside the image as read and s
         --scenes austin_dev,kampala_drone,nepal_drone,rio_wv2 \\
         --looks "as is,cool cast,dark,haze 0.5" --homes left-out --json out/s46/looks.json
 
+``--guards`` prints, from such a --json file (left-out pool), figures a guard against a
+harmful match could read without labels, for each looked image: none separated the
+scenes matching costs (Potsdam, LoveDA_1) from those it lifts (session 46).
+
 ``--homes left-out``: every scene's left half but the scored scene's own (a look is not
 undone by matching onto the very scene it was made from); ``--homes a,b``: those scenes'
 left halves (``xiamen``: Xiamen's OSM scene, whole).
@@ -38,7 +42,7 @@ import numpy as np
 import torch  # noqa: F401  (before GDAL, as every dev module here)
 from osgeo import gdal
 
-from ...engine.modelfile.bundled_choice import image_look, look_distance
+from ...engine.modelfile.bundled_choice import image_look, look_distance, look_features, look_pixels
 from ...engine.modelfile.io import load_model, save_model
 from ...engine.refine.pipeline import RefineParams, refine_raster
 from ..corrections.scenes import scenes
@@ -128,6 +132,47 @@ def right_iou(image: Path, reference: Path, model: Path, work: Path) -> float:
     return round(100 * iou(pred[:, cols], ref[:, cols]), 2)
 
 
+def guards(data: Path, names: list[str], looks: list[str], rows: dict) -> None:
+    """For each looked image, label-free figures a guard against a harmful match could read
+    (the matched image's look distance from the other areas, the spread of the band gains)
+    beside the right half's IoU as read and matched (``rows``: a --json file of this probe
+    with the left-out pool)."""
+    from ...engine.modelfile.bundled_choice import home_looks
+    from ...engine.modelfile.colour_fit import band_percentiles as bands_at
+    from ...engine.modelfile.colour_fit import fit_gains
+    from ...engine.modelfile.colour_match import PERCENTILES as PCT
+    from .colour_match import area_percentiles
+    from .multiscene import KEPT_OUT, WHOLE
+
+    found = scenes(data, ROOT / "out" / "corrections" / "data")
+    areas = {
+        n: area_percentiles(s.image, "whole" if n in WHOLE else "left")
+        for n, s in found.items()
+        if n not in KEPT_OUT
+    }
+    homes = home_looks()
+    print("| image | distance as read | matched | gains' spread | IoU as read | matched |")
+    print("|---|---|---|---|---|---|")
+    for name in names:
+        others = {k: v for k, v in homes.items() if k != name}
+        pool = np.mean([v for k, v in areas.items() if k != name], 0)
+        for look in looks:
+            image = ROOT / "out" / "s46" / "looks" / f"{name}_{look.replace(' ', '')}.tif"
+            if not image.exists():
+                apply_look(found[name].image, look, image)
+            ds = gdal.Open(str(image))
+            rgb, valid = look_pixels(ds, [1, 2, 3], abs(ds.GetGeoTransform()[1]))
+            g, c = fit_gains(bands_at(rgb, valid, PCT), pool)
+            m = np.clip(rgb * g[:, None] + c[:, None], 0, 255).astype(np.float32)
+            d0 = look_distance(look_features(rgb[:, :, None], valid[:, None]), others)[0]
+            d1 = look_distance(look_features(m[:, :, None], valid[:, None]), others)[0]
+            row = rows.get(f"{name}+{look}", {})
+            print(
+                f"| {name} {look} | {d0:.2f} | {d1:.2f} | {g.max() / g.min():.2f} | "
+                f"{row.get('as read', float('nan')):.1f} | {row.get('pooled', float('nan')):.1f} |"
+            )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -137,7 +182,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--homes", default="left-out")
     ap.add_argument("--ways", default=",".join(WAYS))
     ap.add_argument("--json", type=Path, required=True)
+    ap.add_argument(
+        "--guards", action="store_true", help="print guard figures from --json's rows instead"
+    )
     a = ap.parse_args(argv)
+    if a.guards:
+        rows = json.loads(a.json.read_text())
+        guards(a.data, a.scenes.split(","), a.looks.split(","), rows)
+        return 0
     work = ROOT / "out" / "s46"
     (work / "looks").mkdir(parents=True, exist_ok=True)
     found = scenes(a.data, ROOT / "out" / "corrections" / "data")
