@@ -209,3 +209,18 @@ def test_a_paletted_image_offers_its_colours(
     assert _keys(dialog) == ["image"]
     assert "1, 2, 3 as red, green, blue" in dialog.bands_box.combo.itemText(0)
     assert dialog.refine_job().params.bands is None
+
+
+def test_the_colour_match_switch_reaches_the_refine_and_the_round(
+    rgb_path, tiny_model, qgis_new_project
+) -> None:  # noqa: ANN001
+    """Ticked by default; unticked, the refine reads the image as it is and the round's
+    fine-tune saves a model that never matches (RefineParams.match_colours, finetune)."""
+    layer = _layer(rgb_path, qgis_new_project)
+    dialog = _dialog(qgis_new_project, layer, tiny_model)
+    _correction(dialog, layer, qgis_new_project)
+    assert dialog.match_colours_check.isChecked()
+    assert dialog.refine_job().params.match_colours and dialog.finetune_job().match_colours
+    dialog.match_colours_check.setChecked(False)
+    assert not dialog.refine_job().params.match_colours
+    assert not dialog.finetune_job().match_colours

@@ -437,3 +437,25 @@ def test_changes_lists_the_largest_as_polygons_to_paste(
     assert loaded.labelsEnabled() and loaded.labeling().settings().fieldName == "rank"
     symbol = loaded.renderer().symbol()  # the dock's style: dashed outlines, no fill
     assert symbol.color().alpha() == 0
+
+
+def test_finetune_algorithm_passes_the_colour_match_switch(
+    run_alg, austin_rgb, tiny_model, tmp_path, monkeypatch
+) -> None:  # noqa: ANN001
+    """MATCH_COLOURS (advanced, on by default) reaches finetune's match_colours."""
+    from map_refiner.training.corrections import finetune as ft
+
+    real, seen = ft.finetune, []
+
+    def spy(*args, **kwargs):  # noqa: ANN001, ANN202
+        seen.append(kwargs.get("match_colours"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ft, "finetune", spy)
+    inputs = _finetune_inputs(austin_rgb, tiny_model)
+    run_alg("map_refiner:finetune", {**inputs, "OUTPUT": str(tmp_path / "a.safetensors")})
+    run_alg(
+        "map_refiner:finetune",
+        {**inputs, "MATCH_COLOURS": False, "OUTPUT": str(tmp_path / "b.safetensors")},
+    )
+    assert seen == [True, False]

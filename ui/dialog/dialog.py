@@ -186,6 +186,17 @@ class MapRefinerDialog(QDialog):
             "The map before any RNN iteration, in the same group as "
             "the refined one, to compare them"
         )
+        self.match_colours_check = QCheckBox(
+            "Match the colours of imagery unlike the model's training imagery", self
+        )
+        self.match_colours_check.setChecked(True)
+        self.match_colours_check.setToolTip(
+            "The bundled models read an image that looks like none of their training "
+            "imagery (another sensor, haze, a colour cast, an exposure) with each band "
+            "stretched onto the training imagery's colours; the result's message says when. "
+            "Untick to read the image as it is, in the refine and in Fine-tune (false-colour "
+            "or very high resolution imagery whose own colours are the cue can read better so)"
+        )
         self.export_background_check = QCheckBox("Export the background class too", self)
         self.export_background_check.setToolTip(
             "Off: the polygons are the objects only, not one polygon of everything else"
@@ -318,6 +329,7 @@ class MapRefinerDialog(QDialog):
         form.addRow("Output class map", self.output_widget)
         form.addRow("", self.scores_check)
         form.addRow("", self.coarse_check)
+        form.addRow("", self.match_colours_check)
         export_row = QHBoxLayout()
         export_row.addWidget(QLabel("smallest polygon", self))
         export_row.addWidget(self.min_area_spin)
@@ -611,6 +623,7 @@ class MapRefinerDialog(QDialog):
             prior=self.prior_choice(),
             online=self.fetch_job(),
             bands=self.bands_box.bands(),
+            match_colours=self.match_colours_check.isChecked(),
         )
 
     def fetch_job(self) -> FetchJob | None:
@@ -659,6 +672,7 @@ class MapRefinerDialog(QDialog):
             self.fallback_dir,
             choose_base=self.model.chooses_for_image(),
             bands=self.bands_box.bands(),
+            match_colours=self.match_colours_check.isChecked(),
         )
 
     def train_coarse_job(self) -> TrainCoarseJob:

@@ -106,6 +106,7 @@ def build_refine_job(
     detail_resolution_m: float | None = None,
     choose_model: bool = False,
     bands: list[int] | None = None,
+    match_colours: bool = True,
 ) -> RefineJob:
     """The refine of ``layer``; with ``prior``, from that map instead of the coarse CNN
     (no iterations slider then: its Recompute starts from the CNN); with ``online`` (an
@@ -114,7 +115,8 @@ def build_refine_job(
     iterations: the model's own); with ``choose_model`` and no model, the bundled model
     the engine chooses for the image (RefineParams.choose_model); with ``bands``, those
     of the raster as the model's (the dialog's Bands; online imagery is fetched as red,
-    green, blue, so none there)."""
+    green, blue, so none there); ``match_colours`` False: the image read as it is even
+    where the model would match its colours (RefineParams.match_colours)."""
     image = online.request.out if online is not None else raster_path(layer)
     if not output.strip():
         raise MapRefinerError("Choose an output file for the refined class map.")
@@ -138,6 +140,7 @@ def build_refine_job(
         detail_resolution_m=detail_resolution_m if detail_iterations != 0 else None,
         choose_model=choose_model and model_path is None,
         bands=list(bands) if bands and online is None else None,
+        match_colours=match_colours,
     )
     if prior is not None:
         from ...engine.vocabulary import parse_raster_value_map

@@ -36,6 +36,7 @@ class FinetuneJob:
     label_layer_id: str
     choose_base: bool = False  # no base model: the bundled one chosen for the image
     bands: list[int] | None = None  # the dialog's Bands (None: the image's own)
+    match_colours: bool = True  # False: read as it is, and a model that never matches
 
 
 @dataclass
@@ -103,9 +104,11 @@ def build_finetune_job(
     fallback_dir: Path | None = None,
     choose_base: bool = False,
     bands: list[int] | None = None,
+    match_colours: bool = True,
 ) -> FinetuneJob:
     """The round on ``image_layer``'s raster (``choose_base`` and no base model: from the
-    bundled model the engine chooses for the image)."""
+    bundled model the engine chooses for the image; ``match_colours`` False: the image
+    read as it is, and a new model that never matches an image's colours)."""
     if label_mode(mode) != "sparse":
         raise MapRefinerError(
             "Fine-tune learns from correction polygons: choose “sparse” labels "
@@ -126,6 +129,7 @@ def build_finetune_job(
         label_layer.id(),
         choose_base and base_model is None,
         list(bands) if bands else None,
+        match_colours,
     )
 
 
@@ -181,6 +185,7 @@ def run_finetune(job: FinetuneJob, progress: ProgressFn, is_cancelled: CancelFn)
         is_cancelled=is_cancelled,
         choose_base=job.choose_base,
         bands=job.bands,
+        match_colours=job.match_colours,
     )
 
 

@@ -157,6 +157,18 @@ class FinetuneAlgorithm(MapRefinerAlgorithm):
                 "(docs/results_corrections.md, Session 39).",
             )
         )
+        self.addParameter(
+            _switch(
+                "MATCH_COLOURS",
+                "Match the colours of imagery unlike the model's training imagery",
+                True,
+                "The bundled models read an image that looks like none of their training "
+                "imagery with each band stretched onto the training imagery's colours. "
+                "Untick to fit on the image as it is: the new model then never matches an "
+                "image's colours (as map-refiner finetune --no-colour-match; refine it with "
+                "MATCH_COLOURS unticked too).",
+            )
+        )
         self.addOutput(
             QgsProcessingOutputFile(
                 "DROPPED_FIT", "Model with the fit the flip check dropped (empty: none)"
@@ -180,6 +192,7 @@ class FinetuneAlgorithm(MapRefinerAlgorithm):
         change_gate = self.parameterAsDouble(parameters, "CHANGE_GATE", context)
         to_drawn = self.parameterAsBoolean(parameters, "CHANGES_TO_DRAWN", context)
         bands = self.parameterAsString(parameters, "BANDS", context)
+        match_colours = self.parameterAsBoolean(parameters, "MATCH_COLOURS", context)
 
         def job(progress, is_cancelled):  # noqa: ANN001, ANN202
             from ...training.corrections.finetune import finetune
@@ -206,6 +219,7 @@ class FinetuneAlgorithm(MapRefinerAlgorithm):
                 progress=progress,
                 is_cancelled=is_cancelled,
                 choose_base=chooses_for_image(model_file, bundled),
+                match_colours=match_colours,
             )
 
         result = call_engine(feedback, job)
