@@ -260,5 +260,7 @@ def test_a_fine_tune_told_not_to_match_saves_a_model_that_never_matches(model, h
         )
         saved = load_model(res.model)[1]
         assert bool(saved.colour_match) == match
+        # the matched normalisation is the image's, never baked into the saved model
+        assert np.allclose(saved.mean, cfg.mean) and np.allclose(saved.std, cfg.std)
         parent = saved.parent_config()
         assert parent is None or bool(parent.colour_match) == match
