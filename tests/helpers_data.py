@@ -87,6 +87,21 @@ def box_wkt(x0: float, y0: float, x1: float, y1: float) -> str:
     return f"POLYGON(({x0} {y0},{x1} {y0},{x1} {y1},{x0} {y1},{x0} {y0}))"
 
 
+def two_corrections(path: Path, geotransform: Sequence[float], epsg: int = 32633) -> Path:
+    """A correction layer (field ``class``) with a building and a background box near the
+    top-left corner of a raster with ``geotransform`` (metres)."""
+    x0, y0 = geotransform[0], geotransform[3]
+    return write_vector(
+        path,
+        [
+            (box_wkt(x0 + 2, y0 - 12, x0 + 8, y0 - 4), {"class": "building"}),
+            (box_wkt(x0 + 14, y0 - 26, x0 + 22, y0 - 18), {"class": "background"}),
+        ],
+        epsg=epsg,
+        fields={"class": ogr.OFTString},
+    )
+
+
 def wgs84_metres_per_degree(lat: float) -> tuple[float, float]:
     """Ground metres per degree of longitude and of latitude on WGS84 (series formulas)."""
     p = math.radians(lat)

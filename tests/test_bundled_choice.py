@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from helpers_data import real_data
 from helpers_engine import make_tif, random_model, scene, write_image
-from osgeo import gdal, ogr
+from osgeo import gdal
 
 from map_refiner.engine.modelfile import bundled_choice
 from map_refiner.engine.modelfile.bundled_choice import (
@@ -225,7 +225,7 @@ def replace_(params: RefineParams, **changes) -> RefineParams:
 def test_a_fine_tune_asked_to_choose_starts_from_the_model_chosen(
     tmp_path: Path, monkeypatch
 ) -> None:  # noqa: ANN001
-    from helpers_data import box_wkt, write_vector
+    from helpers_data import two_corrections
 
     from map_refiner.training.corrections.finetune import finetune
     from map_refiner.training.corrections.fit import FitParams
@@ -234,17 +234,7 @@ def test_a_fine_tune_asked_to_choose_starts_from_the_model_chosen(
     image = make_tif(tmp_path / "img.tif", 96, 96, seed=2, geotransform=GT)
     net, cfg = random_model(resolution_m=0.6, seed=3)
     base = save_model(net, cfg, tmp_path / "base.safetensors")
-    x0, y0 = GT[0], GT[3]
-    polygons = tmp_path / "c.gpkg"
-    write_vector(
-        polygons,
-        [
-            (box_wkt(x0 + 2, y0 - 12, x0 + 8, y0 - 4), {"class": "building"}),
-            (box_wkt(x0 + 14, y0 - 26, x0 + 22, y0 - 18), {"class": "background"}),
-        ],
-        epsg=32633,
-        fields={"class": ogr.OFTString},
-    )
+    polygons = two_corrections(tmp_path / "c.gpkg", GT)
     monkeypatch.setattr(
         "map_refiner.training.corrections.finetune.choose_bundled",
         lambda path, bands, input_m: ModelChoice(base, 0.5, "here", "the test's base"),

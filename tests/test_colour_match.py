@@ -225,8 +225,7 @@ def test_a_refine_says_it_matched_and_reads_as_is_when_told_not_to(model, home, 
 
 
 def test_a_fine_tune_told_not_to_match_saves_a_model_that_never_matches(model, home, tmp_path):
-    from helpers_data import box_wkt, write_vector
-    from osgeo import ogr
+    from helpers_data import two_corrections
 
     from map_refiner.training.corrections.finetune import finetune
     from map_refiner.training.corrections.fit import FitParams
@@ -236,17 +235,7 @@ def test_a_fine_tune_told_not_to_match_saves_a_model_that_never_matches(model, h
     base = save_model(net, cfg, tmp_path / "base.safetensors")
     image = tmp_path / "dark.tif"
     write_image(image, darker(home).astype(np.uint8), GT).FlushCache()
-    x0, y0 = GT[0], GT[3]
-    polygons = tmp_path / "c.gpkg"
-    write_vector(
-        polygons,
-        [
-            (box_wkt(x0 + 2, y0 - 12, x0 + 8, y0 - 4), {"class": "building"}),
-            (box_wkt(x0 + 14, y0 - 26, x0 + 22, y0 - 18), {"class": "background"}),
-        ],
-        epsg=32633,
-        fields={"class": ogr.OFTString},
-    )
+    polygons = two_corrections(tmp_path / "c.gpkg", GT)
     labels = LabelSource(path=polygons, class_field="class", mode="sparse")
     for match, name in ((True, "kept"), (False, "none")):
         res = finetune(

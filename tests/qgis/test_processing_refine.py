@@ -458,29 +458,42 @@ def _refined_from_itself(image: Path, model: Path, out: Path) -> dict:
     }
 
 
-def test_the_edge_check_reaches_the_engine(
-    processing_with_plugin, austin_rgb, tiny_model, tmp_path, monkeypatch
-) -> None:  # noqa: ANN001
-    """PRIOR_EDGE_CHECK (on unless unticked) is RefineParams.prior_edges."""
+def _switch_seen(processing, monkeypatch, name: str, field: str, inputs) -> list:  # noqa: ANN001
+    """The refine algorithm's boolean ``name`` (on by default) as RefineParams ``field``
+    gets it: run once as given and once unticked (``inputs(i)``: the run's parameters)."""
     from qgis.core import QgsApplication
 
     from map_refiner.engine.refine import pipeline
 
     alg = QgsApplication.processingRegistry().algorithmById("map_refiner:refine")
-    assert alg.parameterDefinition("PRIOR_EDGE_CHECK").defaultValue() is True
+    assert alg.parameterDefinition(name).defaultValue() is True
     seen = []
     real = pipeline.refine_raster
 
     def spy(params, **kw):  # noqa: ANN001, ANN003, ANN202
-        seen.append(params.prior_edges)
+        seen.append(getattr(params, field))
         return real(params, **kw)
 
     monkeypatch.setattr(pipeline, "refine_raster", spy)
     for i, flag in enumerate((None, False)):
-        params = _refined_from_itself(austin_rgb, tiny_model, tmp_path / f"o{i}.tif")
+        params = inputs(i)
         if flag is not None:
-            params["PRIOR_EDGE_CHECK"] = flag
-        processing_with_plugin.run("map_refiner:refine", params, feedback=QgsProcessingFeedback())
+            params[name] = flag
+        processing.run("map_refiner:refine", params, feedback=QgsProcessingFeedback())
+    return seen
+
+
+def test_the_edge_check_reaches_the_engine(
+    processing_with_plugin, austin_rgb, tiny_model, tmp_path, monkeypatch
+) -> None:  # noqa: ANN001
+    """PRIOR_EDGE_CHECK (on unless unticked) is RefineParams.prior_edges."""
+
+    def inputs(i: int) -> dict:
+        return _refined_from_itself(austin_rgb, tiny_model, tmp_path / f"o{i}.tif")
+
+    seen = _switch_seen(
+        processing_with_plugin, monkeypatch, "PRIOR_EDGE_CHECK", "prior_edges", inputs
+    )
     assert seen == [True, False]
 
 
@@ -564,24 +577,12 @@ def test_the_colour_match_switch_reaches_the_engine(
     processing_with_plugin, austin_rgb, tiny_model, tmp_path, monkeypatch
 ) -> None:  # noqa: ANN001
     """MATCH_COLOURS (on unless unticked) is RefineParams.match_colours."""
-    from qgis.core import QgsApplication
-
-    from map_refiner.engine.refine import pipeline
-
-    alg = QgsApplication.processingRegistry().algorithmById("map_refiner:refine")
-    assert alg.parameterDefinition("MATCH_COLOURS").defaultValue() is True
-    seen = []
-    real = pipeline.refine_raster
-
-    def spy(params, **kw):  # noqa: ANN001, ANN003, ANN202
-        seen.append(params.match_colours)
-        return real(params, **kw)
-
-    monkeypatch.setattr(pipeline, "refine_raster", spy)
     base = {"INPUT": str(austin_rgb), "MODEL": str(tiny_model), "ITERATIONS": 1, "DEVICE": 1}
-    for i, flag in enumerate((None, False)):
-        params = {**base, "OUTPUT": str(tmp_path / f"m{i}.tif")}
-        if flag is not None:
-            params["MATCH_COLOURS"] = flag
-        processing_with_plugin.run("map_refiner:refine", params, feedback=QgsProcessingFeedback())
+
+    def inputs(i: int) -> dict:
+        return {**base, "OUTPUT": str(tmp_path / f"m{i}.tif")}
+
+    seen = _switch_seen(
+        processing_with_plugin, monkeypatch, "MATCH_COLOURS", "match_colours", inputs
+    )
     assert seen == [True, False]
