@@ -22,6 +22,10 @@ half scored (building IoU) against the reference, beside the image as read and s
         --scenes austin_dev,kampala_drone,nepal_drone,rio_wv2 \\
         --looks "as is,cool cast,dark,haze 0.5" --homes left-out --json out/s46/looks.json
 
+``--figure OUT.jpg`` draws the first scene under the first look, its map as read, its map
+with the colours matched and its reference, as outlines on the looked image (a corner of
+the right half).
+
 ``--guards`` prints, from such a --json file (left-out pool), figures a guard against a
 harmful match could read without labels, for each looked image: none separated the
 scenes matching costs (Potsdam, LoveDA_1) from those it lifts (session 46).
@@ -173,6 +177,52 @@ def guards(data: Path, names: list[str], looks: list[str], rows: dict) -> None:
             )
 
 
+def figure(data: Path, model: Path, name: str, look: str, out: Path, side_m: float = 100) -> None:
+    """The looked image of ``name`` with three outlines side by side over the right half's
+    top-left ``side_m`` x ``side_m`` metres: the map the model makes of it as read
+    (``match_colours`` off), the map with its colours matched, and the reference; each
+    panel the looked image as a user sees it."""
+    from PIL import Image
+
+    from ...engine.refine.pipeline import RefineParams as Params
+
+    scene = scenes(data, ROOT / "out" / "corrections" / "data")[name]
+    image = ROOT / "out" / "s46" / "looks" / f"{name}_{look.replace(' ', '')}.tif"
+    if not image.exists():
+        apply_look(scene.image, look, image)
+    ds = gdal.Open(str(image))
+    rgb = ds.ReadAsArray()[:3].transpose(1, 2, 0)
+    side = int(side_m / abs(ds.GetGeoTransform()[1]))
+    h, w = rgb.shape[:2]
+    x0, y0 = w // 2, 0
+    win = (slice(y0, min(h, y0 + side)), slice(x0, min(w, x0 + side)))
+    masks = []
+    with tempfile.TemporaryDirectory(dir=ROOT / "out" / "s46") as d:
+        for match in (False, True):
+            path = Path(d) / f"m{int(match)}.tif"
+            refine_raster(
+                Params(image=image, out=path, model_path=model, device="cpu", match_colours=match)
+            )
+            masks.append(building_mask(path))
+    masks.append(gdal.Open(str(scene.reference)).ReadAsArray() > 0)
+    panels = []
+    for m in masks:
+        m = m[win]
+        edge = (m ^ np.roll(m, 1, 0)) | (m ^ np.roll(m, 1, 1))
+        panel = rgb[win].copy()
+        panel[edge] = (255, 0, 255)
+        panels.append(panel)
+    ph, pw = panels[0].shape[:2]
+    both = np.full((ph, 3 * pw + 8, 3), 255, np.uint8)
+    for i, panel in enumerate(panels):
+        both[:, i * (pw + 4) : i * (pw + 4) + pw] = panel
+    img = Image.fromarray(both)
+    scale = min(1.0, 1500 / img.size[0])
+    img = img.resize((int(img.size[0] * scale), int(img.size[1] * scale)), Image.BILINEAR)
+    img.convert("RGB").save(out, quality=85)
+    print(out, img.size)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -185,7 +235,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--guards", action="store_true", help="print guard figures from --json's rows instead"
     )
+    ap.add_argument("--figure", type=Path, help="write SCENE+LOOK's figure here instead")
+    ap.add_argument("--side", type=float, default=100.0, help="the figure's side in metres")
     a = ap.parse_args(argv)
+    if a.figure:
+        name, look = a.scenes.split(",")[0], a.looks.split(",")[0]
+        figure(a.data, a.model, name, look, a.figure, a.side)
+        return 0
     if a.guards:
         rows = json.loads(a.json.read_text())
         guards(a.data, a.scenes.split(","), a.looks.split(","), rows)
