@@ -253,3 +253,17 @@ def test_a_fine_tune_told_not_to_match_saves_a_model_that_never_matches(model, h
         assert np.allclose(saved.mean, cfg.mean) and np.allclose(saved.std, cfg.std)
         parent = saved.parent_config()
         assert parent is None or bool(parent.colour_match) == match
+
+
+def test_imagery_too_coarse_for_the_model_is_read_as_it_is(model, home) -> None:
+    """Three times the model's grid or coarser (limits.COARSE_NOTE): never matched, as
+    session 46's 2.8 m orthophoto, whose forest the match turned into buildings."""
+    from map_refiner.engine.refine.predict import colours_matched
+
+    _, cfg = model  # a 1 m model
+    dark = darker(home)
+    for pixel_m, matched in ((0.5, True), (2.9, True), (3.0, False), (6.0, False)):
+        gt = (GT[0], pixel_m, 0.0, GT[3], 0.0, -pixel_m)
+        ds = write_image(Path(""), dark, gt, driver="MEM")
+        grids = model_grids(ds, cfg, None)
+        assert (colours_matched(cfg, ds, [1, 2, 3], grids) is not None) == matched, pixel_m

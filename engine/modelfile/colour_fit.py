@@ -12,7 +12,8 @@ on the look's grid) are fitted by a gain and an offset onto the training areas' 
 percentiles (least squares). The model's normalisation absorbs them (mean' = (mean -
 offset) / gain, std' = std / gain), so the networks, the tiling and every caller of
 predict.for_image (refine, fine-tune, training windows, a round's gate parents) read the
-image alike, and an image near a training area is read exactly as before.
+image alike, and an image near a training area is read exactly as before (so is imagery
+three times the model's grid or coarser: predict.colours_matched).
 
 Measured (docs/results_colour_match.md): leaving the scored scene's own area out of the
 pooled target, the general model's right halves under eight looks gain on the five main

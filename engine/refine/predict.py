@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from ..errors import MapRefinerError
+from ..limits import COARSE_NOTE
 from ..modelfile.colour_fit import Matched, match_image, matched_normalisation
 from ..modelfile.colour_match import ColourMatch
 from ..modelfile.config import ModelConfig
@@ -206,6 +207,13 @@ def colours_matched(config: ModelConfig, ds, bands: Sequence[int], grids: Grids)
     if match is None or config.normalisation == "image":
         return None
     pixel_m = config.ground_resolution_m * grids.scale_x  # the raster's pixel size
+    coarsest = config.ground_resolution_m * max(grids.scale_x, grids.scale_y)
+    if coarsest >= COARSE_NOTE * config.ground_resolution_m:
+        # Imagery the refine already calls too coarse for the model (limits.coarse_note)
+        # is read as it is: stretched onto the training imagery's colours, Swellendam's
+        # 2.8 m rural orthophoto (far from every area, 5x the grid) turned its forest's
+        # crowns into buildings (1.6 % of the map against 0.3 %; session 46).
+        return None
     return match_image(match, ds, bands, pixel_m)
 
 
