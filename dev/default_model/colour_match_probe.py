@@ -13,9 +13,11 @@ per-band gain and offset (least squares) onto a *home*'s: ``pooled`` (the mean o
 homes' percentiles) or ``nearest`` (the home the fit leaves the smallest residual on);
 ``exposure``: one gain and offset for every band, the band-mean percentiles onto the
 pooled homes'.
-The matched image is refined by the product's path with the named model and its right
-half scored (building IoU) against the reference, beside the image as read and session
-19's per-image normalisation (``moments``).
+The matched image is refined by the product's path with the named model (its own
+colour matching entry left aside: ``match_colours`` off) and its right half scored
+(building IoU) against the reference, beside the image as read and session 19's
+per-image normalisation (``moments``); ``--ways product`` adds the model read as the
+product reads it, with its entry.
 
     python -m map_refiner.dev.default_model.colour_match_probe \\
         --model resources/models/general.safetensors \\
@@ -40,6 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +60,7 @@ gdal.UseExceptions()
 
 PERCENTILES = (2, 10, 25, 50, 75, 90, 98)
 GRID_M = 0.6
-WAYS = ("as read", "moments", "pooled", "nearest", "exposure")
+WAYS = ("as read", "moments", "pooled", "nearest", "exposure")  # and "product" when asked
 
 
 def band_percentiles(image: Path, half: str = "whole") -> np.ndarray:
@@ -126,10 +129,14 @@ def matched(image: Path, gains: np.ndarray, offsets: np.ndarray, out: Path) -> P
     return out
 
 
-def right_iou(image: Path, reference: Path, model: Path, work: Path) -> float:
+def right_iou(image: Path, reference: Path, model: Path, work: Path, match: bool = False) -> float:
+    """Building IoU (%) of ``image``'s right half refined by ``model``; the product's own
+    colour matching only with ``match`` (the probe's ways match the image themselves, and
+    the bundled models carry the entry since this session)."""
     ref = gdal.Open(str(reference)).ReadAsArray() > 0
     out = work / "map.tif"
-    refine_raster(RefineParams(image=image, out=out, model_path=model, device="cpu"))
+    params = RefineParams(image=image, out=out, model_path=model, device="cpu")
+    refine_raster(replace(params, match_colours=match))
     pred = building_mask(out)
     out.unlink()
     cols = slice(ref.shape[1] // 2, None)
@@ -281,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
                 for way in ways:
                     if way == "as read":
                         row[way] = right_iou(image, scene.reference, a.model, tmp)
+                    elif way == "product":  # the model's own entry, as the product reads it
+                        row[way] = right_iou(image, scene.reference, a.model, tmp, True)
                     elif way == "moments":
                         cfg.normalisation = "image"
                         m = tmp / "m.safetensors"
