@@ -118,12 +118,19 @@ def check_scale(res_x_m: float, res_y_m: float, model_res_m: float) -> None:
 COARSE_NOTE = 3.0
 
 
+def too_coarse(res_x_m: float, res_y_m: float, model_res_m: float) -> bool:
+    """Whether an image's pixels (the larger side) are COARSE_NOTE times the model's or
+    more: what a refine notes, and what it reads without matching its colours
+    (predict.colours_matched)."""
+    return max(res_x_m, res_y_m) >= COARSE_NOTE * model_res_m
+
+
 def coarse_note(res_x_m: float, res_y_m: float, model_res_m: float) -> str:
     """What a refine says of an image whose pixels are COARSE_NOTE times the model's or
     more ("" otherwise): what is lost, and what maps such imagery better."""
-    coarse = max(res_x_m, res_y_m)
-    if coarse < COARSE_NOTE * model_res_m:
+    if not too_coarse(res_x_m, res_y_m, model_res_m):
         return ""
+    coarse = max(res_x_m, res_y_m)
     return (
         f"the image's pixels are {coarse:.2g} m, {coarse / model_res_m:.0f}x the model's "
         f"{model_res_m:g} m: objects a few image pixels across are lost or merged (on the "

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from ..errors import MapRefinerError
-from ..limits import COARSE_NOTE
+from ..limits import too_coarse
 from ..modelfile.colour_fit import Matched, match_image, matched_normalisation
 from ..modelfile.colour_match import ColourMatch
 from ..modelfile.config import ModelConfig
@@ -206,9 +206,9 @@ def colours_matched(config: ModelConfig, ds, bands: Sequence[int], grids: Grids)
     match = ColourMatch.from_config(config.colour_match)
     if match is None or config.normalisation == "image":
         return None
-    pixel_m = config.ground_resolution_m * grids.scale_x  # the raster's pixel size
-    coarsest = config.ground_resolution_m * max(grids.scale_x, grids.scale_y)
-    if coarsest >= COARSE_NOTE * config.ground_resolution_m:
+    res = config.ground_resolution_m
+    pixel_m = res * grids.scale_x  # the raster's pixel size
+    if too_coarse(pixel_m, res * grids.scale_y, res):
         # Imagery the refine already calls too coarse for the model (limits.coarse_note)
         # is read as it is: stretched onto the training imagery's colours, Swellendam's
         # 2.8 m rural orthophoto (far from every area, 5x the grid) turned its forest's

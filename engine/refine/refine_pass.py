@@ -27,6 +27,7 @@ from ..networks.models import MapRefinerNet
 from ..rasters.grid import GridSpec, grid_of, scaled
 from ..rasters.read import RasterInfo, check_bands, ground_resolution, open_image, raster_info
 from .predict import (
+    MEASURE,
     WindowResult,
     colours_matched,
     for_image,
@@ -572,7 +573,14 @@ def prepare_pass(
         ds, info, net, fed, device, autocast, band_list, n, (rx, ry), grids, int(tile_size)
     )
     p.colour_note = matched.note() if matched is not None else ""
-    p.gate = gate_chain(net, config, lambda c: for_image(c, ds, band_list, grids), device)
+
+    def fed_as(c: ModelConfig) -> ModelConfig:
+        """A gate parent's configuration as this raster feeds it: with the round's own
+        entry and normalisation, its colours matched as measured above (not read again)."""
+        same = c.colour_match == config.colour_match and c.normalisation == config.normalisation
+        return for_image(c, ds, band_list, grids, matched if same else MEASURE)
+
+    p.gate = gate_chain(net, config, fed_as, device)
     return p
 
 
