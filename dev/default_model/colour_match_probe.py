@@ -49,7 +49,13 @@ import numpy as np
 import torch  # noqa: F401  (before GDAL, as every dev module here)
 from osgeo import gdal
 
-from ...engine.modelfile.bundled_choice import image_look, look_distance, look_features, look_pixels
+from ...engine.modelfile.bundled_choice import (
+    image_look,
+    look_distance,
+    look_features,
+    look_pixels,
+)
+from ...engine.modelfile.colour_fit import fit_gains
 from ...engine.modelfile.io import load_model, save_model
 from ...engine.refine.pipeline import RefineParams, refine_raster
 from ..corrections.scenes import scenes
@@ -92,7 +98,8 @@ def band_percentiles(image: Path, half: str = "whole") -> np.ndarray:
 
 
 def look_of(image: Path, half: str = "whole") -> np.ndarray:
-    """bundled_choice's look of ``image``'s ``half``."""
+    """bundled_choice's look of ``image``'s ``half``, its pixel size the geotransform's
+    (the figures' way; home_looks.look_of reads the ground resolution, 0.003 apart here)."""
     ds = gdal.Open(str(image))
     w = ds.RasterXSize
     x0, x1 = {"left": (0, w // 2), "right": (w // 2, w), "whole": (0, w)}[half]
@@ -101,16 +108,11 @@ def look_of(image: Path, half: str = "whole") -> np.ndarray:
 
 
 def fit(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Per-band gain and offset taking ``src``'s percentiles onto ``dst``'s (least
-    squares; ``(bands, percentiles)``), and the mean absolute residual (8-bit levels)."""
-    gains, offsets, res = [], [], []
-    for b in range(src.shape[0]):
-        a = np.stack([src[b], np.ones_like(src[b])], 1)
-        (g, c), *_ = np.linalg.lstsq(a, dst[b], rcond=None)
-        gains.append(g)
-        offsets.append(c)
-        res.append(np.abs(a @ np.array([g, c]) - dst[b]).mean())
-    return np.array(gains), np.array(offsets), float(np.mean(res))
+    """colour_fit.fit_gains taking ``src``'s percentiles onto ``dst``'s (``(bands,
+    percentiles)``), and the fit's mean absolute residual (8-bit levels)."""
+    gains, offsets = fit_gains(src, dst)
+    res = np.abs(src * gains[:, None] + offsets[:, None] - dst).mean(axis=1)
+    return gains, offsets, float(np.mean(res))
 
 
 def matched(image: Path, gains: np.ndarray, offsets: np.ndarray, out: Path) -> Path:
@@ -150,7 +152,6 @@ def guards(data: Path, names: list[str], looks: list[str], rows: dict) -> None:
     with the left-out pool)."""
     from ...engine.modelfile.bundled_choice import home_looks
     from ...engine.modelfile.colour_fit import band_percentiles as bands_at
-    from ...engine.modelfile.colour_fit import fit_gains
     from ...engine.modelfile.colour_match import PERCENTILES as PCT
     from .colour_match import area_percentiles
     from .multiscene import KEPT_OUT, WHOLE
@@ -240,6 +241,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ways", default=",".join(WAYS))
     ap.add_argument("--json", type=Path, required=True)
     ap.add_argument(
+        "--austin-enh",
+        choices=("whole", "left"),
+        default="whole",
+        help="austin_enh's part as a home (left: as section 1's figures were made)",
+    )
+    ap.add_argument(
         "--guards", action="store_true", help="print guard figures from --json's rows instead"
     )
     ap.add_argument("--figure", type=Path, help="write SCENE+LOOK's figure here instead")
@@ -264,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
             homes[name] = band_percentiles(a.data / "xiamen/xiamen_rgb.tif")
             looks[name] = look_of(a.data / "xiamen/xiamen_rgb.tif")
         elif name != "austin_dev":  # never a training area
-            half = "whole" if name == "austin_enh" else "left"
+            half = a.austin_enh if name == "austin_enh" else "left"
             homes[name] = band_percentiles(found[name].image, half)
             looks[name] = look_of(found[name].image, half)
     ways = a.ways.split(",")
