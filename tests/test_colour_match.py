@@ -30,7 +30,7 @@ from map_refiner.engine.refine.pipeline import refine_array
 from map_refiner.engine.refine.predict import for_image
 from map_refiner.training.data import model_grids
 
-GT = (500000.0, 0.5, 0.0, 4000000.0, 0.0, -0.5)
+GT = (500000.0, 1.0, 0.0, 4000000.0, 0.0, -1.0)  # 96 x 128 m: over a hectare
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
@@ -40,7 +40,7 @@ def mem(array: np.ndarray) -> gdal.Dataset:
 
 def entry_for(arr: np.ndarray, far: float = 2.4) -> ColourMatch:
     """An entry whose one training area is ``arr`` itself."""
-    rgb, valid = look_pixels(mem(arr), [1, 2, 3], 0.5)
+    rgb, valid = look_pixels(mem(arr), [1, 2, 3], 1.0)
     look = look_features(rgb[:, :, None], valid[:, None])
     return ColourMatch(PERCENTILES, band_percentiles(rgb, valid, PERCENTILES), {"home": look}, far)
 
@@ -119,7 +119,7 @@ def test_an_image_a_linear_stretch_cannot_bring_back_is_read_as_it_is(model) -> 
     ds = mem(flat)
     match = ColourMatch.from_config(cfg.colour_match)
     assert match is not None
-    assert match_image(match, ds, [1, 2, 3], 0.5) is None
+    assert match_image(match, ds, [1, 2, 3], 1.0) is None
     assert for_image(cfg, ds, [1, 2, 3], model_grids(ds, cfg, None)) is cfg
 
 
@@ -262,8 +262,34 @@ def test_imagery_too_coarse_for_the_model_is_read_as_it_is(model, home) -> None:
 
     _, cfg = model  # a 1 m model
     dark = darker(home)
-    for pixel_m, matched in ((0.5, True), (2.9, True), (3.0, False), (6.0, False)):
+    for pixel_m, matched in ((1.0, True), (2.9, True), (3.0, False), (6.0, False)):
         gt = (GT[0], pixel_m, 0.0, GT[3], 0.0, -pixel_m)
         ds = write_image(Path(""), dark, gt, driver="MEM")
         grids = model_grids(ds, cfg, None)
         assert (colours_matched(cfg, ds, [1, 2, 3], grids) is not None) == matched, pixel_m
+
+
+def test_too_little_ground_is_read_as_it_is(model, home) -> None:
+    """Under a hectare with data (colour_fit.MIN_MATCH_AREA_M2) the percentiles describe a
+    few objects, not the sensor: the ISPRS crops, matched, lost under every look (session
+    47). The same darkened image is matched at 1 m pixels (1.2 ha) and read as it is at
+    0.8 m (0.79 ha), or where most of it is nodata."""
+    from map_refiner.engine.modelfile.colour_fit import MIN_MATCH_AREA_M2
+    from map_refiner.engine.refine.predict import colours_matched
+
+    _, cfg = model
+    dark = darker(home)
+    assert dark.shape[1] * dark.shape[2] * 0.8**2 < MIN_MATCH_AREA_M2 < dark[0].size
+    for pixel_m, matched in ((1.0, True), (0.8, False)):
+        gt = (GT[0], pixel_m, 0.0, GT[3], 0.0, -pixel_m)
+        ds = write_image(Path(""), dark, gt, driver="MEM")
+        found = colours_matched(cfg, ds, [1, 2, 3], model_grids(ds, cfg, None))
+        assert (found is not None) == matched, pixel_m
+    sparse = write_image(Path(""), dark.astype(np.uint8), GT, driver="MEM", nodata=0)
+    assert colours_matched(cfg, sparse, [1, 2, 3], model_grids(sparse, cfg, None)) is not None
+    for b in range(1, 4):  # two thirds of the rows without data: 0.4 ha left
+        band = sparse.GetRasterBand(b)
+        arr = band.ReadAsArray()
+        arr[: 2 * arr.shape[0] // 3] = 0
+        band.WriteArray(arr)
+    assert colours_matched(cfg, sparse, [1, 2, 3], model_grids(sparse, cfg, None)) is None

@@ -34,7 +34,8 @@ scenes matching costs (Potsdam, LoveDA_1) from those it lifts (session 46).
 
 ``--homes left-out``: every scene's left half but the scored scene's own (a look is not
 undone by matching onto the very scene it was made from); ``--homes a,b``: those scenes'
-left halves (``xiamen``: Xiamen's OSM scene, whole).
+left halves (``xiamen``: Xiamen's OSM scene, whole); ``--without a,b`` leaves those areas
+out of every pool (session 47: the pool without Vaihingen's false-colour area).
 """
 
 from __future__ import annotations
@@ -238,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scenes", default="austin_dev,kampala_drone,nepal_drone,rio_wv2")
     ap.add_argument("--looks", default="as is,cool cast,dark,haze 0.5")
     ap.add_argument("--homes", default="left-out")
+    ap.add_argument(
+        "--without", default="", help="areas left out of every pool (e.g. isprs_vaihingen)"
+    )
     ap.add_argument("--ways", default=",".join(WAYS))
     ap.add_argument("--json", type=Path, required=True)
     ap.add_argument(
@@ -267,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     homes: dict[str, np.ndarray] = {}
     looks: dict[str, np.ndarray] = {}
     for name in home_names:
+        if name in a.without.split(","):
+            continue
         if name == "xiamen":
             homes[name] = band_percentiles(a.data / "xiamen/xiamen_rgb.tif")
             looks[name] = look_of(a.data / "xiamen/xiamen_rgb.tif")

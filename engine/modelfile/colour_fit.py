@@ -13,7 +13,8 @@ percentiles (least squares). The model's normalisation absorbs them (mean' = (me
 offset) / gain, std' = std / gain), so the networks, the tiling and every caller of
 predict.for_image (refine, fine-tune, training windows, a round's gate parents) read the
 image alike, and an image near a training area is read exactly as before (so is imagery
-three times the model's grid or coarser: predict.colours_matched).
+three times the model's grid or coarser, predict.colours_matched, and an image under a
+hectare, MIN_MATCH_AREA_M2).
 
 Measured (docs/results_colour_match.md): leaving the scored scene's own area out of the
 pooled target, the general model's right halves under eight looks gain on the five main
@@ -42,6 +43,16 @@ log = logging.getLogger(__name__)
 #: A fitted gain outside this range means an image with (almost) no spread in a band, or
 #: one far beyond what a linear stretch can bring back: it is read as it is.
 GAIN_RANGE = (0.2, 5.0)
+
+#: Less ground with data than this (m²) is read as it is. The fit takes the image's
+#: percentiles for its sensor's, which holds where the image shows a mix of ground like
+#: the training areas'; the percentiles of a few roofs and a street describe those roofs.
+#: The two ISPRS crops (26 and 46 m across, 2-4 buildings each), matched, lost under
+#: every look (the general model's Potsdam under a warm cast 58.3 -> 3.6; the previous
+#: model's Potsdam as it is 46.5 -> 21.2); the smallest shared scene that gains, an
+#: Austin tile, is 150 m across (2.25 ha). One hectare lies between (session 47,
+#: docs/results_colour_match.md section 7).
+MIN_MATCH_AREA_M2 = 10_000.0
 
 
 @dataclass(frozen=True)
@@ -82,10 +93,16 @@ def fit_gains(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 def match_image(match: ColourMatch, ds, bands: Sequence[int], pixel_m: float) -> Matched | None:
     """How ``bands`` of ``ds`` (pixel size ``pixel_m``) are matched under ``match``; None
     where the image lies within ``match.far`` of a training area, has too few pixels to
-    judge, or would need a gain outside GAIN_RANGE."""
+    judge, covers less than MIN_MATCH_AREA_M2 with data, or would need a gain outside
+    GAIN_RANGE."""
     if len(bands) != 3:
         return None
     rgb, valid = look_pixels(ds, bands, pixel_m)
+    share = float(valid.mean()) if valid.size else 0.0
+    area = share * ds.RasterXSize * ds.RasterYSize * pixel_m * pixel_m
+    if area < MIN_MATCH_AREA_M2:
+        log.info("colours not matched: %.0f m² with data is too little ground to judge", area)
+        return None
     try:
         look = look_features(rgb[:, :, None], valid[:, None])
     except TooFewPixels:
