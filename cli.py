@@ -734,6 +734,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse a fetch of more tiles (default 2000)",
     )
 
+    p = sub.add_parser(
+        "survey-model",
+        help="one model file that reads every tile of a survey alike (the model and its "
+        "colour match judged once over all of them, so no seams between tiles)",
+    )
+    p.add_argument("images", type=Path, nargs="+", help="the survey's images (tiles)")
+    p.add_argument("--out", type=Path, required=True, help="new model file (.safetensors)")
+    p.add_argument(
+        "--model",
+        type=_model_file,
+        help="the model to fix the reading of (default: the bundled model the images "
+        "together choose)",
+    )
+    p.add_argument(
+        "--no-colour-match",
+        action="store_true",
+        help="read every image as it is (by default, where the images together look unlike "
+        "the model's training imagery, every one is matched the same way)",
+    )
+    p.add_argument("--bands", type=_band_list, help="1-based bands to judge, e.g. '1,2,3'")
+    p.add_argument(
+        "--input-resolution",
+        type=_bounded(float, 1e-4, 1e5, "--input-resolution"),
+        help="pixel size in metres, for rasters without a CRS",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+
     p = sub.add_parser("info", help="describe a model file")
     p.add_argument("model", type=_model_file, nargs="?", help="a file, default or general")
 

@@ -384,6 +384,24 @@ def _fetch(a: argparse.Namespace) -> int:
     return 0
 
 
+def _survey_model(a: argparse.Namespace) -> int:
+    from .engine.modelfile.survey import survey_model
+
+    reading = survey_model(
+        a.images,
+        a.out,
+        model=a.model,
+        bands=a.bands,
+        input_resolution_m=a.input_resolution,
+        match_colours=not a.no_colour_match,
+        overwrite=a.overwrite,
+        progress=ProgressBar("survey"),
+    )
+    print(reading.describe())
+    print(f"refine each tile with --model {reading.path}")
+    return 0
+
+
 def _info(a: argparse.Namespace) -> int:
     from .engine.modelfile.io import DEFAULT_MODEL_PATH, read_model_file
 
@@ -430,6 +448,7 @@ VERBS = {
     "changes": _changes,
     "snap-outlines": _snap_outlines,
     "fetch": _fetch,
+    "survey-model": _survey_model,
     "info": _info,
     "demo": _demo,
 }

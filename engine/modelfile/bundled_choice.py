@@ -267,17 +267,28 @@ def choose_bundled(
         look = image_look(ds, chosen, pixel_m)
     except TooFewPixels:  # a sparse mosaic whose sampled windows hold almost no data
         return replace(default, note="the bundled default model (too little data to judge)")
+    return choose_by_look(look, homes, scores)
+
+
+def choose_by_look(
+    look: np.ndarray,
+    homes: dict[str, np.ndarray],
+    scores: dict[str, dict[str, float]],
+    what: str = "this image looks",
+) -> ModelChoice:
+    """choose_bundled's rule for a measured ``look`` (of an image, or of a survey's images
+    together: ``what`` names them in the note)."""
     distance, nearest = look_distance(look, homes)
     if distance > HOME_DISTANCE:
         return ModelChoice(
             GENERAL_MODEL_PATH,
             distance,
             nearest,
-            f"the bundled general model: this image looks unlike the default model's "
+            f"the bundled general model: {what} unlike the default model's "
             f"training scenes (the nearest, {nearest}, is {distance:.1f} apart, over "
             f"{HOME_DISTANCE:g}); name the default model to use it instead",
         )
-    like = f"this image looks like {nearest}, one of the default model's training scenes "
+    like = f"{what} like {nearest}, one of the default model's training scenes "
     like += f"({distance:.1f} apart, within {HOME_DISTANCE:g})"
     held = scores.get(nearest)
     if prefers_general(held):

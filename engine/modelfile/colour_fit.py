@@ -63,9 +63,17 @@ class Matched:
     offsets: np.ndarray  # (3,)
     distance: float  # the image's look from the nearest training area's
     nearest: str
+    survey: int = 0  # judged over this many images once (a survey model); 0: this image
 
     def note(self) -> str:
         gains = ", ".join(f"{g:.2f}" for g in self.gains)
+        if self.survey:
+            return (
+                f"the image's colours were matched to the model's training imagery as the "
+                f"survey model fixes them for every image (judged once over "
+                f"{self.survey} image{'s' if self.survey > 1 else ''}: the nearest training "
+                f"area, {self.nearest}, {self.distance:.1f} apart); band gains {gains}"
+            )
         return (
             f"the image's colours were matched to the model's training imagery (it looks "
             f"unlike all of it: the nearest, {self.nearest}, is {self.distance:.1f} apart); "
@@ -91,15 +99,23 @@ def fit_gains(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 
 def match_image(match: ColourMatch, ds, bands: Sequence[int], pixel_m: float) -> Matched | None:
-    """How ``bands`` of ``ds`` (pixel size ``pixel_m``) are matched under ``match``; None
-    where the image lies within ``match.far`` of a training area, has too few pixels to
-    judge, covers less than MIN_MATCH_AREA_M2 with data, or would need a gain outside
-    GAIN_RANGE."""
+    """How ``bands`` of ``ds`` (pixel size ``pixel_m``) are matched under ``match``: a
+    survey model's fixed match as it is; else None where the image lies within
+    ``match.far`` of a training area, has too few pixels to judge, covers less than
+    MIN_MATCH_AREA_M2 with data, or would need a gain outside GAIN_RANGE."""
     if len(bands) != 3:
         return None
+    if match.fixed is not None:
+        f = match.fixed
+        return Matched(f.gains, f.offsets, f.distance, f.nearest, f.images)
     rgb, valid = look_pixels(ds, bands, pixel_m)
     share = float(valid.mean()) if valid.size else 0.0
-    area = share * ds.RasterXSize * ds.RasterYSize * pixel_m * pixel_m
+    return judge(match, rgb, valid, share * ds.RasterXSize * ds.RasterYSize * pixel_m * pixel_m)
+
+
+def judge(match: ColourMatch, rgb: np.ndarray, valid: np.ndarray, area: float) -> Matched | None:
+    """match_image's judgement of the look pixels ``rgb`` (``(3, n)``, 8-bit scale) where
+    ``valid``, of an image (or a survey's images) holding ``area`` m² of data."""
     if area < MIN_MATCH_AREA_M2:
         log.info("colours not matched: %.0f m² with data is too little ground to judge", area)
         return None

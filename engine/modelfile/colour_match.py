@@ -6,6 +6,11 @@ training area's (``homes``) is read with each band's percentiles (``percentiles`
 fitted onto the areas' pooled ones (``target``). The entry travels with the model, so a
 fine-tuned model saved anywhere matches as its parent did; a model without it never
 matches.
+
+A *survey model* (``map-refiner survey-model``, session 47) carries the match judged once
+over a set of images instead (``fixed``: the gains and offsets, the distance and nearest
+area they were judged at, how many images): every image it reads takes those, so the tiles
+of one survey are read alike, with no seam where a tile's own judgement would flip.
 """
 
 from __future__ import annotations
@@ -24,6 +29,53 @@ PERCENTILES = (2, 10, 25, 50, 75, 90, 98)
 
 
 @dataclass(frozen=True)
+class FixedMatch:
+    """A match judged once over a survey's images (``colour_match["fixed"]``)."""
+
+    gains: np.ndarray  # (3,), on the 8-bit scale
+    offsets: np.ndarray  # (3,)
+    distance: float  # the survey's look from the nearest training area's
+    nearest: str
+    images: int  # how many images it was judged over
+
+    @classmethod
+    def from_config(cls, d: Any) -> FixedMatch:
+        try:
+            gains = np.asarray(d["gains"], dtype=np.float64)
+            offsets = np.asarray(d["offsets"], dtype=np.float64)
+            fixed = cls(gains, offsets, float(d["distance"]), str(d["nearest"]), int(d["images"]))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise MapRefinerError(
+                "The model's fixed colour match is incomplete or malformed; make the survey "
+                "model again (map-refiner survey-model).",
+                details=repr(exc),
+            ) from exc
+        ok = (
+            gains.shape == (3,)
+            and offsets.shape == (3,)
+            and np.isfinite(gains).all()
+            and (gains > 0).all()
+            and np.isfinite(offsets).all()
+            and fixed.images >= 1
+        )
+        if not ok:
+            raise MapRefinerError(
+                "The model's fixed colour match needs three positive gains and three offsets; "
+                "make the survey model again (map-refiner survey-model)."
+            )
+        return fixed
+
+    def to_config(self) -> dict[str, Any]:
+        return {
+            "gains": [round(float(v), 6) for v in self.gains],
+            "offsets": [round(float(v), 4) for v in self.offsets],
+            "distance": round(self.distance, 3),
+            "nearest": self.nearest,
+            "images": self.images,
+        }
+
+
+@dataclass(frozen=True)
 class ColourMatch:
     """What a model's configuration says about matching images' colours."""
 
@@ -31,6 +83,7 @@ class ColourMatch:
     target: np.ndarray  # (3, len(percentiles)): the training areas' pooled percentiles
     homes: dict[str, np.ndarray]  # each training area's look (LOOK_FEATURES values)
     far: float  # an image farther than this from every home is matched
+    fixed: FixedMatch | None = None  # a survey model's match, taken by every image
 
     @classmethod
     def from_config(cls, d: dict[str, Any]) -> ColourMatch | None:
@@ -64,12 +117,16 @@ class ColourMatch:
                 "percentiles, the training areas' looks, a positive distance); re-export the "
                 "model with Map Refiner."
             )
-        return cls(pct, target, homes, far)
+        fixed = FixedMatch.from_config(d["fixed"]) if "fixed" in d else None
+        return cls(pct, target, homes, far, fixed)
 
     def to_config(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "percentiles": list(self.percentiles),
             "target": [[round(float(v), 3) for v in row] for row in self.target],
             "homes": {k: [round(float(x), 3) for x in v] for k, v in self.homes.items()},
             "far": self.far,
         }
+        if self.fixed is not None:
+            out["fixed"] = self.fixed.to_config()
+        return out

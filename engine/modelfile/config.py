@@ -15,9 +15,11 @@ from .colour_match import ColourMatch
 #: (``detail_iterations`` > 0, tensors ``detail_rnn.*``); 3: a correction round's file may
 #: hold its parent's networks (``change_gate`` > 0, tensors ``gate_parent.*``, the parent's
 #: configuration in ``gate_parent``); 4: the round's changes are kept only to some classes
-#: (``change_to``). Files without any of these are still written as 1, so that earlier
-#: versions keep reading them.
-FORMAT_VERSION = 5
+#: (``change_to``); 5: images unlike the training imagery are read with their colours
+#: matched (``colour_match``); 6: every image with the colours matched one way, a survey
+#: model's (``colour_match["fixed"]``). Files without any of these are still written as 1,
+#: so that earlier versions keep reading them.
+FORMAT_VERSION = 6
 #: How a model's input is normalised (ModelConfig.normalisation).
 NORMALISATIONS = ("model", "image")
 DEFAULT_COLOURS: list[tuple[int, int, int]] = [
@@ -76,7 +78,8 @@ class ModelConfig:
     # Polygons a fine-tune was taught with, kept for the image they were drawn on
     # (engine/labels/kept.py); empty for a model that was not fine-tuned.
     corrections: dict[str, Any] = field(default_factory=dict)
-    format_version: int = 1  # set by validate(): 5 with colour_match, 4 with change_to, 3
+    format_version: int = 1  # set by validate(): 6 with a fixed colour match, 5 with
+    # colour_match, 4 with change_to, 3
     # with a gate parent, 2 with a detail RNN
     # A correction round's map keeps a change from its parent's map only where the round's
     # networks give the new class at least this probability (the parent's class
@@ -255,7 +258,9 @@ class ModelConfig:
                 "file is damaged or was edited by hand. Fine-tune again."
             )
         self.format_version = (
-            5
+            6
+            if "fixed" in self.colour_match
+            else 5
             if self.colour_match
             else 4
             if self.change_to
@@ -269,14 +274,22 @@ class ModelConfig:
     def without_colour_match(self) -> ModelConfig:
         """A copy that reads every image as it is: no colour matching entry, in its gate
         parents' configurations either (a refine or fine-tune told not to match)."""
+        return self.with_colour_match({})
 
-        def strip(d: dict[str, Any]) -> dict[str, Any]:
+    def with_colour_match(self, entry: dict[str, Any]) -> ModelConfig:
+        """A copy whose colour matching entry is ``entry`` (a survey model's fixed one, or
+        empty: read every image as it is), in its gate parents' configurations too, so
+        that a round's parent networks read each image as the round's do."""
+
+        def put(d: dict[str, Any]) -> dict[str, Any]:
             out = {k: v for k, v in d.items() if k != "colour_match"}
+            if entry:
+                out["colour_match"] = entry
             if isinstance(out.get("gate_parent"), dict) and out["gate_parent"]:
-                out["gate_parent"] = strip(out["gate_parent"])
+                out["gate_parent"] = put(out["gate_parent"])
             return out
 
-        return ModelConfig.from_dict(strip(self.to_dict()))
+        return ModelConfig.from_dict(put(self.to_dict()))
 
     def parent_config(self) -> ModelConfig | None:
         """The configuration of the networks a correction round gates its changes against
