@@ -104,8 +104,10 @@ def probe(data: Path, model: Path, names: list[str], looks: list[str], out_json:
 
 
 def table(rows: dict) -> None:
-    print("| image | IoU read -> matched | sure read -> matched | building read -> matched "
-          "| changed |")
+    print(
+        "| image | IoU read -> matched | sure read -> matched | building read -> matched "
+        "| changed |"
+    )
     print("|---|---|---|---|---|")
     for key, r in rows.items():
         a, b = r["read"], r["matched"]
