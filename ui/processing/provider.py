@@ -11,7 +11,7 @@ from .evaluate_algorithm import ChangesAlgorithm, EvaluateAlgorithm
 from .finetune_algorithm import FinetuneAlgorithm
 from .refine_algorithm import RefineAlgorithm
 from .snap_outlines_algorithm import SnapOutlinesAlgorithm
-from .train_coarse_algorithm import TrainCoarseAlgorithm
+from .model_algorithms import TrainCoarseAlgorithm
 from .vectorize_algorithm import VectorizeAlgorithm
 
 ALGORITHMS = (
