@@ -45,6 +45,7 @@ def test_load_and_unload_leave_nothing_behind(qgis_iface, qgis_new_project, monk
             "map_refiner:finetune",
             "map_refiner:refine",
             "map_refiner:snap_outlines",
+            "map_refiner:survey_model",
             "map_refiner:train_coarse",
             "map_refiner:vectorize",
         ]

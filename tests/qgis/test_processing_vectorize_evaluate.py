@@ -459,3 +459,41 @@ def test_finetune_algorithm_passes_the_colour_match_switch(
         {**inputs, "MATCH_COLOURS": False, "OUTPUT": str(tmp_path / "b.safetensors")},
     )
     assert seen == [True, False]
+
+
+def test_survey_model_fixes_one_reading_for_the_chosen_layers(
+    run_alg, austin_rgb, tmp_path
+) -> None:  # noqa: ANN001
+    """map_refiner:survey_model over two raster layers: one model file whose configuration
+    names both, judged together (engine/modelfile/survey.py); a grey layer is refused
+    with what to do."""
+    import numpy as np
+    from osgeo import gdal
+    from qgis.core import QgsRasterLayer
+
+    from map_refiner.engine.modelfile.io import read_model_file
+
+    dark = tmp_path / "dark.tif"
+    src = gdal.Open(str(austin_rgb))
+    copy = gdal.GetDriverByName("GTiff").CreateCopy(str(dark), src)
+    for b in range(1, 4):
+        band = copy.GetRasterBand(b)
+        band.WriteArray((band.ReadAsArray() // 2).astype(np.uint8))
+    copy = None
+    layers = [QgsRasterLayer(str(p), p.stem) for p in (austin_rgb, dark)]
+    out = tmp_path / "survey.safetensors"
+    result = run_alg("map_refiner:survey_model", {"INPUTS": layers, "OUTPUT": str(out)})
+    assert Path(result["OUTPUT"]) == out and out.exists()
+    config, _ = read_model_file(out)
+    assert config.training["survey"]["images"] == [austin_rgb.name, "dark.tif"]
+    assert "survey of 2 images" in config.name
+    grey = tmp_path / "grey.tif"
+    gdal.Translate(str(grey), str(austin_rgb), bandList=[1])
+    with pytest.raises(QgsProcessingException, match="three colour bands"):
+        run_alg(
+            "map_refiner:survey_model",
+            {
+                "INPUTS": [QgsRasterLayer(str(grey), "grey")],
+                "OUTPUT": str(tmp_path / "g.safetensors"),
+            },
+        )

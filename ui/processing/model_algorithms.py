@@ -1,4 +1,6 @@
-"""Processing algorithm ``map_refiner:train_coarse``: a new coarse CNN from reference polygons."""
+"""Processing algorithms that write a model file: ``map_refiner:train_coarse`` (a new coarse
+CNN from reference polygons) and ``map_refiner:survey_model`` (one reading for a survey's
+tiles, engine/modelfile/survey.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from qgis.core import (
+    QgsProcessing,
     QgsProcessingContext,
     QgsProcessingFeedback,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
 )
@@ -15,8 +22,17 @@ from qgis.core import (
 from ...engine.errors import MapRefinerError
 from ..jobs.training_jobs import label_source
 from ..sources import raster_path
-from .common import MapRefinerAlgorithm, call_engine, parse_names, with_help
-from .training_params import label_parameters, read_label_parameters
+from .common import (
+    MapRefinerAlgorithm,
+    bands_parameter,
+    bundled_model_parameter,
+    call_engine,
+    chooses_for_image,
+    chosen_model,
+    parse_names,
+    with_help,
+)
+from .training_params import MODEL_FILTER, label_parameters, read_label_parameters
 
 HELP = (
     "Trains the coarse fully convolutional network of a new model on an image and "
@@ -94,3 +110,94 @@ class TrainCoarseAlgorithm(MapRefinerAlgorithm):
             f"{result.seconds:.0f} s on {result.device}"
         )
         return {"OUTPUT": str(result.model)}
+
+
+SURVEY_HELP = (
+    "Makes one model file that reads every tile of a survey alike. Without it, each tile "
+    "refined with the bundled models is judged on its own (which model, and whether its "
+    "colours are matched to the training imagery), and neighbouring tiles of one "
+    "orthophoto can be read two ways, with a seam between them. This judges once over all "
+    "the chosen images and fixes the result in the new model: refine (and fine-tune) every "
+    "tile with it, e.g. Refine classification map in batch mode with this model file."
+)
+
+
+class SurveyModelAlgorithm(MapRefinerAlgorithm):
+    NAME = "survey_model"
+    TITLE = "Survey model: read every tile alike"
+    HELP = SURVEY_HELP
+
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
+        self.addParameter(
+            QgsProcessingParameterMultipleLayers(
+                "INPUTS", "The survey's images (tiles)", QgsProcessing.SourceType.TypeRaster
+            )
+        )
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterFile(
+                    "MODEL",
+                    "Model (empty: a bundled model)",
+                    extension="safetensors",
+                    optional=True,
+                ),
+                "The model whose reading is fixed; empty: the bundled model chosen below (by "
+                "default the one the images together choose).",
+            )
+        )
+        self.addParameter(bundled_model_parameter())
+        self.addParameter(bands_parameter())
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterBoolean(
+                    "MATCH_COLOURS",
+                    "Match the colours of imagery unlike the model's training imagery",
+                    defaultValue=True,
+                ),
+                "Where the images together look unlike the model's training imagery, every "
+                "one is read with the same stretch onto its colours. Untick to read every "
+                "image as it is.",
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterFileDestination("OUTPUT", "Survey model", MODEL_FILTER)
+        )
+
+    def processAlgorithm(
+        self,
+        parameters: dict[str, Any],
+        context: QgsProcessingContext,  # noqa: N802
+        feedback: QgsProcessingFeedback,
+    ) -> dict[str, Any]:
+        layers = self.parameterAsLayerList(parameters, "INPUTS", context)
+        model_file = self.parameterAsFile(parameters, "MODEL", context)
+        bundled = self.parameterAsEnum(parameters, "BUNDLED", context)
+        model = chosen_model(model_file, bundled)
+        bands = self.parameterAsString(parameters, "BANDS", context)
+        match_colours = self.parameterAsBoolean(parameters, "MATCH_COLOURS", context)
+        out = self.parameterAsFileOutput(parameters, "OUTPUT", context)
+
+        def job(progress, is_cancelled):  # noqa: ANN001, ANN202
+            from ...engine import vocabulary as vocab
+            from ...engine.modelfile.header import DEFAULT_MODEL_PATH
+            from ...engine.modelfile.survey import survey_model
+
+            if not layers:
+                raise MapRefinerError("Choose the survey's images (one raster layer or more).")
+            images = [raster_path(layer) for layer in layers]  # a clear error for a bad one
+            chooses = chooses_for_image(model_file, bundled)
+            return survey_model(
+                images,
+                Path(out),
+                model=None if chooses else Path(model or DEFAULT_MODEL_PATH),
+                bands=vocab.parse_bands(bands),
+                match_colours=match_colours,
+                overwrite=True,
+                progress=progress,
+                is_cancelled=is_cancelled,
+            )
+
+        reading = call_engine(feedback, job)
+        for line in reading.describe().splitlines():
+            feedback.pushInfo(line)
+        return {"OUTPUT": str(reading.path)}

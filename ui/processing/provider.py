@@ -9,9 +9,9 @@ from ..icons import plugin_icon
 from .compare_algorithm import CompareAlgorithm
 from .evaluate_algorithm import ChangesAlgorithm, EvaluateAlgorithm
 from .finetune_algorithm import FinetuneAlgorithm
+from .model_algorithms import SurveyModelAlgorithm, TrainCoarseAlgorithm
 from .refine_algorithm import RefineAlgorithm
 from .snap_outlines_algorithm import SnapOutlinesAlgorithm
-from .model_algorithms import TrainCoarseAlgorithm
 from .vectorize_algorithm import VectorizeAlgorithm
 
 ALGORITHMS = (
@@ -23,6 +23,7 @@ ALGORITHMS = (
     SnapOutlinesAlgorithm,
     FinetuneAlgorithm,
     TrainCoarseAlgorithm,
+    SurveyModelAlgorithm,
 )
 
 
