@@ -103,10 +103,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--json", type=Path, required=True)
     ap.add_argument("--figure", type=Path)
-    ap.add_argument("--corner", default="3000,1000", help="the figure's tile corner x,y")
+    ap.add_argument("--corner", default="3000,3000", help="the figure's tile corner x,y")
+    ap.add_argument(
+        "--figure-only", action="store_true", help="draw the figure from --work's tile maps"
+    )
     a = ap.parse_args(argv)
     a.work.mkdir(parents=True, exist_ok=True)
     tiles = tiles_of(a.image, a.side, a.work)
+    if a.figure_only:
+        ds = gdal.Open(str(a.image))
+        shape = (ds.RasterYSize, ds.RasterXSize)
+        maps = {}
+        for key in ("each", "one"):
+            maps[key] = np.full(shape, 255, np.uint8)
+            for x, y, _ in tiles:
+                tile = gdal.Open(str(a.work / f"{key}_{x}_{y}.tif")).ReadAsArray()
+                maps[key][y : y + tile.shape[0], x : x + tile.shape[1]] = tile
+        x, y = (int(v) for v in a.corner.split(","))
+        figure(maps, a.image, x, y, a.figure)
+        return 0
     survey = a.work / "survey.safetensors"
     said = cli("survey-model", *[str(p) for _, _, p in tiles], "--out", str(survey), "--overwrite")
     print(said, flush=True)
