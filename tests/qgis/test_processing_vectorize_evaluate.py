@@ -469,7 +469,6 @@ def test_survey_model_fixes_one_reading_for_the_chosen_layers(
     with what to do."""
     import numpy as np
     from osgeo import gdal
-    from qgis.core import QgsRasterLayer
 
     from map_refiner.engine.modelfile.io import read_model_file
 
@@ -480,7 +479,9 @@ def test_survey_model_fixes_one_reading_for_the_chosen_layers(
         band = copy.GetRasterBand(b)
         band.WriteArray((band.ReadAsArray() // 2).astype(np.uint8))
     copy = None
-    layers = [QgsRasterLayer(str(p), p.stem) for p in (austin_rgb, dark)]
+    # as file paths: Processing loads them into its context, which owns them (layer objects
+    # made here outlived QGIS and crashed the test process at exit)
+    layers = [str(austin_rgb), str(dark)]
     out = tmp_path / "survey.safetensors"
     result = run_alg("map_refiner:survey_model", {"INPUTS": layers, "OUTPUT": str(out)})
     assert Path(result["OUTPUT"]) == out and out.exists()
@@ -493,7 +494,7 @@ def test_survey_model_fixes_one_reading_for_the_chosen_layers(
         run_alg(
             "map_refiner:survey_model",
             {
-                "INPUTS": [QgsRasterLayer(str(grey), "grey")],
+                "INPUTS": [str(grey)],
                 "OUTPUT": str(tmp_path / "g.safetensors"),
             },
         )
