@@ -94,6 +94,16 @@ def bands_parameter() -> QgsProcessingParameterDefinition:
     )
 
 
+def model_parameters(label: str, text: str) -> list[QgsProcessingParameterDefinition]:
+    """MODEL (a .safetensors file, optional: ``label``, help ``text``), then BUNDLED (the
+    bundled model when no file is given) and BANDS (advanced): how an algorithm names the
+    model it reads (chosen_model, chooses_for_image)."""
+    from qgis.core import QgsProcessingParameterFile
+
+    model = QgsProcessingParameterFile("MODEL", label, extension="safetensors", optional=True)
+    return [with_help(model, text), bundled_model_parameter(), bands_parameter()]
+
+
 def bundled_model_parameter() -> QgsProcessingParameterDefinition:
     from qgis.core import QgsProcessingParameterEnum
 

@@ -11,7 +11,6 @@ from qgis.core import (
     QgsProcessingOutputFile,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
-    QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
 )
 
@@ -21,11 +20,10 @@ from ..sources import raster_path
 from .common import (
     MapRefinerAlgorithm,
     advanced,
-    bands_parameter,
-    bundled_model_parameter,
     call_engine,
     chooses_for_image,
     chosen_model,
+    model_parameters,
     with_help,
 )
 from .training_params import label_parameters, read_label_parameters
@@ -64,19 +62,11 @@ class FinetuneAlgorithm(MapRefinerAlgorithm):
     HELP = HELP
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
-        self.addParameter(
-            with_help(
-                QgsProcessingParameterFile(
-                    "MODEL",
-                    "Base model (empty: bundled default)",
-                    extension="safetensors",
-                    optional=True,
-                ),
-                "The model that is fine-tuned; empty: the bundled model chosen below.",
-            )
-        )
-        self.addParameter(bundled_model_parameter())
-        self.addParameter(bands_parameter())
+        for param in model_parameters(
+            "Base model (empty: bundled default)",
+            "The model that is fine-tuned; empty: the bundled model chosen below.",
+        ):
+            self.addParameter(param)
         for param in label_parameters("Default: 60 on a CPU (150 on a GPU), then a refit."):
             self.addParameter(param)
         adapt = with_help(

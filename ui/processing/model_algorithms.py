@@ -12,7 +12,6 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingFeedback,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
@@ -24,11 +23,10 @@ from ..jobs.training_jobs import label_source
 from ..sources import raster_path
 from .common import (
     MapRefinerAlgorithm,
-    bands_parameter,
-    bundled_model_parameter,
     call_engine,
     chooses_for_image,
     chosen_model,
+    model_parameters,
     parse_names,
     with_help,
 )
@@ -133,20 +131,12 @@ class SurveyModelAlgorithm(MapRefinerAlgorithm):
                 "INPUTS", "The survey's images (tiles)", QgsProcessing.SourceType.TypeRaster
             )
         )
-        self.addParameter(
-            with_help(
-                QgsProcessingParameterFile(
-                    "MODEL",
-                    "Model (empty: a bundled model)",
-                    extension="safetensors",
-                    optional=True,
-                ),
-                "The model whose reading is fixed; empty: the bundled model chosen below (by "
-                "default the one the images together choose).",
-            )
-        )
-        self.addParameter(bundled_model_parameter())
-        self.addParameter(bands_parameter())
+        for param in model_parameters(
+            "Model (empty: a bundled model)",
+            "The model whose reading is fixed; empty: the bundled model chosen below (by "
+            "default the one the images together choose).",
+        ):
+            self.addParameter(param)
         self.addParameter(
             with_help(
                 QgsProcessingParameterBoolean(

@@ -15,7 +15,6 @@ from qgis.core import (
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
     QgsProcessingParameterField,
-    QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
@@ -40,11 +39,10 @@ from ..sources import ground_pixel_size, layer_file, layer_in_file, raster_path
 from .common import (
     MapRefinerAlgorithm,
     advanced,
-    bands_parameter,
-    bundled_model_parameter,
     call_engine,
     chooses_for_image,
     chosen_model,
+    model_parameters,
     with_help,
 )
 from .online_input import FETCH_SHARE, fetch_image, model_resolution, plan_fetch
@@ -110,19 +108,11 @@ class RefineAlgorithm(MapRefinerAlgorithm):
                 "Ignored for a raster file.",
             )
         )
-        self.addParameter(
-            with_help(
-                QgsProcessingParameterFile(
-                    self.MODEL,
-                    "Model file (empty: bundled default)",
-                    extension="safetensors",
-                    optional=True,
-                ),
-                "A .safetensors model saved by Map Refiner; empty: the bundled model chosen below.",
-            )
-        )
-        self.addParameter(bundled_model_parameter())
-        self.addParameter(bands_parameter())
+        for param in model_parameters(
+            "Model file (empty: bundled default)",
+            "A .safetensors model saved by Map Refiner; empty: the bundled model chosen below.",
+        ):
+            self.addParameter(param)
         self.addParameter(
             with_help(
                 QgsProcessingParameterNumber(
