@@ -37,9 +37,8 @@ from ...engine.modelfile.colour_match import PERCENTILES
 from ...engine.refine.pipeline import RefineParams, refine_raster
 from ..corrections.scenes import scenes
 from ..corrections.study import ROOT, building_mask, iou
-from ..prior.misread import apply_look
 from .colour_match import area_percentiles
-from .colour_match_probe import matched
+from .colour_match_probe import looked, matched
 from .multiscene import KEPT_OUT, WHOLE
 
 gdal.UseExceptions()
@@ -82,9 +81,7 @@ def probe(data: Path, model: Path, names: list[str], looks: list[str], out_json:
     for name in names:
         pool = np.mean([v for k, v in areas.items() if k != name], 0)
         for look in looks:
-            image = ROOT / "out" / "s46" / "looks" / f"{name}_{look.replace(' ', '')}.tif"
-            if not image.exists():
-                apply_look(found[name].image, look, image)
+            image = looked(found[name].image, name, look)
             ds = gdal.Open(str(image))
             rgb, valid = look_pixels(ds, [1, 2, 3], abs(ds.GetGeoTransform()[1]))
             ds = None

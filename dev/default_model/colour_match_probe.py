@@ -70,6 +70,16 @@ GRID_M = 0.6
 WAYS = ("as read", "moments", "pooled", "nearest", "exposure")  # and "product" when asked
 
 
+def looked(scene_image: Path, name: str, look: str) -> Path:
+    """``name``'s image under ``look`` (dev/prior/misread.py), made once under out/s46/looks
+    and reused by every probe of these looks."""
+    image = ROOT / "out" / "s46" / "looks" / f"{name}_{look.replace(' ', '')}.tif"
+    if not image.exists():
+        image.parent.mkdir(parents=True, exist_ok=True)
+        apply_look(scene_image, look, image)
+    return image
+
+
 def band_percentiles(image: Path, half: str = "whole") -> np.ndarray:
     """Per-band percentiles ``(3, len(PERCENTILES))`` of ``image``'s first three bands on
     a grid of about GRID_M, over its ``half`` (left / right / whole), pixels with data."""
@@ -170,9 +180,7 @@ def guards(data: Path, names: list[str], looks: list[str], rows: dict) -> None:
         others = {k: v for k, v in homes.items() if k != name}
         pool = np.mean([v for k, v in areas.items() if k != name], 0)
         for look in looks:
-            image = ROOT / "out" / "s46" / "looks" / f"{name}_{look.replace(' ', '')}.tif"
-            if not image.exists():
-                apply_look(found[name].image, look, image)
+            image = looked(found[name].image, name, look)
             ds = gdal.Open(str(image))
             rgb, valid = look_pixels(ds, [1, 2, 3], abs(ds.GetGeoTransform()[1]))
             g, c = fit_gains(bands_at(rgb, valid, PCT), pool)
@@ -196,9 +204,7 @@ def figure(data: Path, model: Path, name: str, look: str, out: Path, side_m: flo
     from ...engine.refine.pipeline import RefineParams as Params
 
     scene = scenes(data, ROOT / "out" / "corrections" / "data")[name]
-    image = ROOT / "out" / "s46" / "looks" / f"{name}_{look.replace(' ', '')}.tif"
-    if not image.exists():
-        apply_look(scene.image, look, image)
+    image = looked(scene.image, name, look)
     ds = gdal.Open(str(image))
     rgb = ds.ReadAsArray()[:3].transpose(1, 2, 0)
     side = int(side_m / abs(ds.GetGeoTransform()[1]))
@@ -265,7 +271,6 @@ def main(argv: list[str] | None = None) -> int:
         guards(a.data, a.scenes.split(","), a.looks.split(","), rows)
         return 0
     work = ROOT / "out" / "s46"
-    (work / "looks").mkdir(parents=True, exist_ok=True)
     found = scenes(a.data, ROOT / "out" / "corrections" / "data")
     home_names = list(found) if a.homes == "left-out" else a.homes.split(",")
     homes: dict[str, np.ndarray] = {}
@@ -289,9 +294,7 @@ def main(argv: list[str] | None = None) -> int:
             key = f"{name}+{look}"
             image = scene.image
             if look != "as is":
-                image = work / "looks" / f"{name}_{look.replace(' ', '')}.tif"
-                if not image.exists():
-                    apply_look(scene.image, look, image)
+                image = looked(scene.image, name, look)
             pct = band_percentiles(image)
             own = {k: v for k, v in homes.items() if not (a.homes == "left-out" and k == name)}
             row: dict[str, object] = {}
