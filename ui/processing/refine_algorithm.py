@@ -65,7 +65,11 @@ HELP = (
     "<layer>_<8 hex>.tif beside the output (in the Processing temp folder for a "
     "temporary output), which a later run on the same area reuses; the log says how "
     "many tiles and MB were fetched. At most 2000 tiles: a larger area is refused before "
-    "any request."
+    "any request.\n\n"
+    "Refining the tiles of one survey one by one (e.g. in batch mode)? Without a model "
+    "file each tile is judged alone and neighbouring tiles can be read two ways; make one "
+    "model for all of them first with “Survey model: read every tile alike” and give it "
+    "as the model file."
 )
 
 
