@@ -285,11 +285,11 @@ def choose_by_look(
             distance,
             nearest,
             f"the bundled general model: {what} unlike the default model's "
-            f"training scenes (the nearest, {nearest}, is {distance:.1f} apart, over "
+            f"training scenes (the nearest, {nearest}, is {distance:.2f} apart, over "
             f"{HOME_DISTANCE:g}); name the default model to use it instead",
         )
     like = f"{what} like {nearest}, one of the default model's training scenes "
-    like += f"({distance:.1f} apart, within {HOME_DISTANCE:g})"
+    like += f"({distance:.2f} apart, within {HOME_DISTANCE:g})"
     held = scores.get(nearest)
     if prefers_general(held):
         assert held is not None

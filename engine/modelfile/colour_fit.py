@@ -72,11 +72,11 @@ class Matched:
                 f"the image's colours were matched to the model's training imagery as the "
                 f"survey model fixes them for every image (judged once over "
                 f"{self.survey} image{'s' if self.survey > 1 else ''}: the nearest training "
-                f"area, {self.nearest}, {self.distance:.1f} apart); band gains {gains}"
+                f"area, {self.nearest}, {self.distance:.2f} apart); band gains {gains}"
             )
         return (
             f"the image's colours were matched to the model's training imagery (it looks "
-            f"unlike all of it: the nearest, {self.nearest}, is {self.distance:.1f} apart); "
+            f"unlike all of it: the nearest, {self.nearest}, is {self.distance:.2f} apart); "
             f"band gains {gains}"
         )
 

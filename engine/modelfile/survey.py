@@ -74,7 +74,7 @@ class SurveyReading:
             lines.append(
                 f"colours: every image is matched to the model's training imagery with band "
                 f"gains {gains} (the images together look unlike all of it: the nearest, "
-                f"{self.matched.nearest}, is {self.matched.distance:.1f} apart)"
+                f"{self.matched.nearest}, is {self.matched.distance:.2f} apart)"
             )
         return "\n".join(lines)
 
