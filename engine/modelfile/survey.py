@@ -29,6 +29,7 @@ import numpy as np
 from ..errors import MapRefinerError
 from ..limits import too_coarse
 from ..progress import CancelFn, ProgressFn, make_reporter
+from ..rasters.files import check_output_path
 from ..rasters.read import check_bands, colour_bands, ground_resolution, open_image, raster_info
 from .bundled_choice import (
     TooFewPixels,
@@ -46,9 +47,9 @@ from .io import load_model, save_model
 log = logging.getLogger(__name__)
 
 #: The look pixels kept over all the images together (each image an equal share, at least
-#: MIN_SHARE): a hundred tiles' looks would otherwise hold 240 M values.
+#: MIN_SHARE): a hundred tiles' looks would otherwise hold 240 M values (48 MB kept).
 SURVEY_PIXELS = 4_000_000
-MIN_SHARE = 20_000
+MIN_SHARE = 256
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,8 @@ class SurveyReading:
     images: int
 
     def describe(self) -> str:
-        lines = [f"wrote {self.path} (a survey model for {self.images} images)"]
+        images = f"{self.images} image{'s' if self.images != 1 else ''}"
+        lines = [f"wrote {self.path} (a survey model for {images})"]
         if self.choice:
             lines.append(f"model: {self.choice}")
         else:
@@ -139,6 +141,10 @@ def survey_model(
 ) -> SurveyReading:
     """Write ``out``: ``model`` (None: the bundled model the images' pooled look chooses)
     reading every image with one colour match judged over all of them (or none)."""
+    out = Path(out)
+    if out.suffix != ".safetensors":  # said before the images are read, not after
+        raise MapRefinerError(f"Model files end in .safetensors; got {out.name}.")
+    check_output_path(out, overwrite=overwrite)
     pooled = pooled_look(images, bands, input_resolution_m, progress, is_cancelled)
     choice = ""
     if model is None:
@@ -184,7 +190,7 @@ def survey_model(
         kept = FixedMatch.from_config(entry["fixed"])  # as the file holds it, rounded
         matched = Matched(kept.gains, kept.offsets, kept.distance, kept.nearest, kept.images)
     survey = cfg.with_colour_match(entry)
-    survey.name = f"{cfg.name} (survey of {len(images)} images)"
+    survey.name = f"{cfg.name} (survey of {len(images)} image{'s' if len(images) != 1 else ''})"
     survey.training = {
         **cfg.training,
         "survey": {"images": [Path(i).name for i in images][:1000], "from": Path(model).name},
