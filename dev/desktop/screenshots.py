@@ -72,6 +72,7 @@ SESSIONS = {
     "dropped": "dropped_session.py",
     "prior": "prior_session.py",
     "snap": "snap_session.py",
+    "survey": "survey_session.py",
 }
 XIAMEN_TILES = (2048, 2048, 2048, 2048)  # the mosaic window served as XYZ tiles (online)
 
@@ -221,7 +222,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(--image ../shared/data/xiamen/xiamen_rgb.tif); dropped: a fine-tune on "
         "--corrections whose fit the flip check drops, taken with Use dropped fit; "
         "prior: --prior (a polygon layer, e.g. OSM buildings) as the dialog's Start "
-        "from, refined, then flagged by Processing's compare",
+        "from, refined, then flagged by Processing's compare; survey: four tiles of the "
+        "image (--image ../shared/data/xiamen/xiamen_rgb.tif), Processing's survey model "
+        "on them, each refined with it",
     )
     parser.add_argument(
         "--corrections",
