@@ -4,7 +4,6 @@
 tile refined with the survey model by Processing's refine and loaded (the maps shot).
 """
 
-
 import processing
 import qgis.utils
 from osgeo import gdal
