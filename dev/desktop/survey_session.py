@@ -81,19 +81,9 @@ def survey_log(dialog, layers, out, tries=120):
 
 
 def maps_shot():
-    project = QgsProject.instance()
-    root = project.layerTreeRoot()
-    for layer in project.mapLayers().values():  # the maps above every tile's image
-        if layer.name().endswith("_refined"):
-            node = root.findLayer(layer)
-            root.insertChildNode(0, node.clone())
-            node.parent().removeChildNode(node)
-    step("maps on top", 2500, maps_on_top)
-
-
-def maps_on_top():
-    shoot("survey_3_maps")
-    status["layers"] = [layer.name() for layer in QgsProject.instance().mapLayers().values()]
+    shoot("survey_3_maps")  # each map right above its own tile (styling.place_above)
+    root = QgsProject.instance().layerTreeRoot()
+    status["layers"] = [node.name() for node in root.children()]
     finish()
 
 

@@ -586,3 +586,46 @@ def test_the_colour_match_switch_reaches_the_engine(
         processing_with_plugin, monkeypatch, "MATCH_COLOURS", "match_colours", inputs
     )
     assert seen == [True, False]
+
+
+def test_a_loaded_map_goes_right_above_its_image(
+    processing_with_plugin, tiny_model, tmp_path, qgis_new_project
+) -> None:  # noqa: ANN001
+    """Refined with the other tile on top (a batch of tiles refined one by one), the map
+    is loaded right above its own image, not above the selected layer, where the other
+    tiles' images would hide it (styling.place_above); with Processing's results group
+    set, it stays in that group."""
+    from conftest import write_rgb
+    from processing.core.ProcessingConfig import ProcessingConfig
+    from qgis.core import QgsProcessingContext, QgsProject, QgsRasterLayer
+
+    project = QgsProject.instance()
+    a, b = (write_rgb(tmp_path / f"{n}.tif", seed=i) for i, n in enumerate("ab"))
+    tile_a = QgsRasterLayer(str(a), "tile a")
+    tile_b = QgsRasterLayer(str(b), "tile b")
+    project.addMapLayer(tile_a)
+    project.addMapLayer(tile_b)
+    root = project.layerTreeRoot()
+    order = [n.name() for n in root.children()]
+    assert order.index("tile b") < order.index("tile a")  # b on top, as loaded
+
+    def refine(out: str) -> None:
+        context = QgsProcessingContext()
+        context.setProject(project)
+        processing_with_plugin.runAndLoadResults(
+            "map_refiner:refine",
+            {"INPUT": tile_a, "MODEL": str(tiny_model), "ITERATIONS": 1, "OUTPUT": out},
+            context=context,
+        )
+
+    refine(str(tmp_path / "a_map.tif"))
+    names = [n.name() for n in root.children()]
+    refined = names.index(next(n for n in names if "refined" in n))
+    assert names.index("tile b") < refined == names.index("tile a") - 1
+    ProcessingConfig.setSettingValue(ProcessingConfig.RESULTS_GROUP_NAME, "Results")
+    try:
+        refine(str(tmp_path / "a_map2.tif"))
+        group = root.findGroup("Results")
+        assert group is not None and len(group.children()) == 1
+    finally:
+        ProcessingConfig.setSettingValue(ProcessingConfig.RESULTS_GROUP_NAME, "")

@@ -429,6 +429,7 @@ class RefineAlgorithm(MapRefinerAlgorithm):
             refined_layer_name(name, result.iterations),
             result.class_names,
             result.colours,
+            above=layer.source() if layer is not None else "",  # the map above its image
         )
         if coarse:
             style_on_load(
