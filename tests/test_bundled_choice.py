@@ -110,6 +110,27 @@ def test_the_default_model_where_the_image_looks_like_a_training_area(tmp_path: 
     assert "name the default model" in far.note  # how to have the default anyway
 
 
+def test_satellite_like_pixels_get_the_general_model_near_a_default_area(tmp_path: Path) -> None:
+    """At SATELLITE_M or coarser (Rio's 0.5 m strip, Xiamen's 0.54 m mosaic: both read
+    better by the general model, session 47) an image near an area the default reads better
+    gets the general model; the same pixels at 0.3 m keep the default."""
+    from map_refiner.engine.modelfile.bundled_choice import SATELLITE_M
+
+    arr = scene(96, 96, seed=4)
+    chosen = {}
+    for pixel_m in (0.3, SATELLITE_M, 0.6):
+        gt = (GT[0], pixel_m, 0.0, GT[3], 0.0, -pixel_m)
+        image = tmp_path / f"img_{pixel_m}.tif"
+        write_image(image, arr, gt).FlushCache()
+        scores = {"here": {"default": 50.0, "general": 45.0}}
+        chosen[pixel_m] = choose_bundled(image, homes=_homes_like(image, 0.3), scores=scores)
+    assert chosen[0.3].path == DEFAULT_MODEL_PATH
+    for pixel_m in (SATELLITE_M, 0.6):
+        assert chosen[pixel_m].path == GENERAL_MODEL_PATH, pixel_m
+        assert "satellite-like" in chosen[pixel_m].note
+        assert "name the default model" in chosen[pixel_m].note
+
+
 def test_near_a_training_area_the_model_that_reads_its_held_out_half_better(
     tmp_path: Path,
 ) -> None:

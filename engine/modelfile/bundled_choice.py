@@ -11,7 +11,8 @@ HOME_LOOKS_PATH (built by ``python -m map_refiner.dev.default_model.home_looks b
 an image whose look lies within HOME_DISTANCE of one of them gets the model that reads
 that area's held-out half better (HELD_OUT_MARGIN; the default unless the general model
 is clearly better there), any other image the general model (session 37,
-docs/results_bundled_recipes.md).
+docs/results_bundled_recipes.md). Imagery at SATELLITE_M or coarser gets the general
+model too, whatever its look (session 47).
 """
 
 from __future__ import annotations
@@ -65,6 +66,17 @@ HOME_DISTANCE = 2.4
 #: that no network trained on, so the rule's own figures on them are not an independent
 #: test.
 HELD_OUT_MARGIN = 2.0
+#: Imagery with pixels this large or larger (metres, on the ground) gets the general model
+#: even where its look lies near an area the default reads better. Every image of that
+#: kind measured reads better with the general model: Rio's 0.5 m satellite strip by its
+#: own area's preference (43.0 against 33.4 building IoU on the held-out half), and the
+#: tiles of Xiamen's 0.54 m satellite mosaic whose looks lie 1.4-2.4 from austin_enh, where
+#: the rule above gave the default: the general model scores higher against Xiamen's OSM
+#: buildings on 18 of 21 (21.9 against 18.7; session 47, docs/results_colour_match.md
+#: section 8). The default's own strength is aerial and drone imagery finer than its
+#: grid (Austin 0.3 m, Kampala 7.5 cm, LoveDA 0.3 m); between 0.3 and 0.5 m nothing was
+#: measured, so the line sits at three quarters of the grid.
+SATELLITE_M = 0.45
 #: The grid the looks are measured on: the bundled models' own (metres).
 LOOK_GRID_M = 0.6
 #: Looks are read from at most LOOK_WINDOWS x LOOK_WINDOWS windows of LOOK_SIDE grid
@@ -267,7 +279,7 @@ def choose_bundled(
         look = image_look(ds, chosen, pixel_m)
     except TooFewPixels:  # a sparse mosaic whose sampled windows hold almost no data
         return replace(default, note="the bundled default model (too little data to judge)")
-    return choose_by_look(look, homes, scores)
+    return choose_by_look(look, homes, scores, pixel_m=pixel_m)
 
 
 def choose_by_look(
@@ -275,9 +287,11 @@ def choose_by_look(
     homes: dict[str, np.ndarray],
     scores: dict[str, dict[str, float]],
     what: str = "this image looks",
+    pixel_m: float | None = None,
 ) -> ModelChoice:
     """choose_bundled's rule for a measured ``look`` (of an image, or of a survey's images
-    together: ``what`` names them in the note)."""
+    together: ``what`` names them in the note) of imagery with ``pixel_m`` pixels (None:
+    not known)."""
     distance, nearest = look_distance(look, homes)
     if distance > HOME_DISTANCE:
         return ModelChoice(
@@ -291,6 +305,15 @@ def choose_by_look(
     like = f"{what} like {nearest}, one of the default model's training scenes "
     like += f"({distance:.2f} apart, within {HOME_DISTANCE:g})"
     held = scores.get(nearest)
+    if pixel_m is not None and pixel_m >= SATELLITE_M and not prefers_general(held):
+        return ModelChoice(
+            GENERAL_MODEL_PATH,
+            distance,
+            nearest,
+            f"the bundled general model: {like}, but its {pixel_m:.2f} m pixels are "
+            f"satellite-like (at least {SATELLITE_M:g} m), which the general model reads "
+            "better; name the default model to use it instead",
+        )
     if prefers_general(held):
         assert held is not None
         return ModelChoice(

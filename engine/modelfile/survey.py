@@ -157,7 +157,8 @@ def survey_model(
                 raise MapRefinerError(
                     "The images hold too little data to judge their look; check their nodata."
                 ) from exc
-            chosen = choose_by_look(look, homes, scores, what="these images look")
+            pixel_m = math.sqrt(pooled.pixel_m[0] * pooled.pixel_m[1])  # the coarsest's
+            chosen = choose_by_look(look, homes, scores, "these images look", pixel_m)
             model, choice = chosen.path, chosen.note
     net, cfg = load_model(model)
     if not choice and cfg.normalisation == "image":
