@@ -306,11 +306,12 @@ def choose_by_look(
     like += f"({distance:.2f} apart, within {HOME_DISTANCE:g})"
     held = scores.get(nearest)
     if pixel_m is not None and pixel_m >= SATELLITE_M and not prefers_general(held):
+        whose = "their" if what.startswith("these") else "its"
         return ModelChoice(
             GENERAL_MODEL_PATH,
             distance,
             nearest,
-            f"the bundled general model: {like}, but its {pixel_m:.2f} m pixels are "
+            f"the bundled general model: {like}, but {whose} {pixel_m:.2f} m pixels are "
             f"satellite-like (at least {SATELLITE_M:g} m), which the general model reads "
             "better; name the default model to use it instead",
         )
