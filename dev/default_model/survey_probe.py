@@ -69,7 +69,10 @@ def way_maps(
     for x, y, path in tiles:
         out = work / f"{name}_{x}_{y}.tif"
         text = cli("refine", str(path), "--out", str(out), "--overwrite", *model)
-        said.append(("G" if "general" in text else "D") + ("m" if "matched" in text else ""))
+        if model:  # a model named: the refine says no choice
+            said.append("named" + (" m" if "matched" in text else ""))
+        else:
+            said.append(("G" if "general" in text else "D") + ("m" if "matched" in text else ""))
         tile = gdal.Open(str(out)).ReadAsArray()
         pasted[y : y + tile.shape[0], x : x + tile.shape[1]] = tile
     return mosaic, pasted, said
