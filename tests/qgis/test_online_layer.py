@@ -302,8 +302,14 @@ def test_xiamen_tiles_through_the_dialog_with_the_bundled_model(
         canvas.setExtent(mosaic_rect(xiamen, 3000, 3500, 600, 400))
         job = dialog.refine_job()
         plugin.controller.start_refine(job)
-        name = f"{job.fetch.request.out.stem} — refined (5 it.)"
-        wait_until(lambda: QgsProject.instance().mapLayersByName(name), 180)
+        start = f"{job.fetch.request.out.stem} — refined"  # by the bundled model the
+        # view chooses (the general since session 47: 0.54 m pixels are satellite-like)
+
+        def refined_layers() -> list:
+            layers = QgsProject.instance().mapLayers().values()
+            return [lyr for lyr in layers if lyr.name().startswith(start)]
+
+        wait_until(refined_layers, 180)
         wait_for_tasks()
     fetched = job.fetch.request.out
     ds = gdal.Open(str(fetched))
@@ -313,8 +319,10 @@ def test_xiamen_tiles_through_the_dialog_with_the_bundled_model(
     assert gt[1] == pytest.approx(sgt[1]) and 0 <= col and 0 <= row
     window = tmp_path / "window.tif"  # the same pixels, cut from the file
     gdal.Translate(str(window), src, srcWin=[col, row, ds.RasterXSize, ds.RasterYSize])
-    direct = refine_raster(RefineParams(image=window, out=tmp_path / "direct.tif", device="cpu"))
-    (refined,) = QgsProject.instance().mapLayersByName(name)
+    direct = refine_raster(  # the bundled model chosen for the same pixels, as the dialog's
+        RefineParams(image=window, out=tmp_path / "direct.tif", device="cpu", choose_model=True)
+    )
+    (refined,) = refined_layers()
     ours = gdal.Open(refined.source()).ReadAsArray()
     np.testing.assert_array_equal(ours, gdal.Open(str(direct.out)).ReadAsArray())
     assert 0.02 < (ours == 1).mean() < 0.8  # buildings found, not everything
