@@ -30,8 +30,9 @@ class ModelChooser(QWidget):
             "When the refine or fine-tune starts, the image's colours are compared with the "
             "scenes the bundled default model learnt from: like one of them, the model that "
             "reads that scene's held-out half better (the default on Austin's aerial photos); "
-            "unlike all of them (other sensors, colours, haze), the general model. The "
-            "result's message says which it took and why."
+            "unlike all of them (other sensors, colours, haze), or with pixels of 0.45 m or "
+            "more (satellite-like), the general model. The result's message says which it "
+            "took and why."
         )
         self.bundled_radio = QRadioButton("Bundled default model", self)
         self.bundled_radio.setToolTip(

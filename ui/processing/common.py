@@ -121,7 +121,8 @@ def bundled_model_parameter() -> QgsProcessingParameterDefinition:
         "(resources/models/GENERAL_MODEL_CARD.md); chosen for the image (the default "
         "choice): where the image's colours are like those of a scene the default model "
         "learnt from, the model that reads that scene's held-out half better, else the "
-        "general model, as the log says. A model file overrides this.",
+        "general model (always for pixels of 0.45 m or more, satellite-like), as the log "
+        "says. A model file overrides this.",
     )
 
 
