@@ -176,6 +176,19 @@ def look_pixels(
     return rgb, np.concatenate(valids)
 
 
+def look_bands(ds: gdal.Dataset, bands: Sequence[int] | None) -> list[int]:
+    """The bands a look is read from: ``bands`` as given, else the bands the image names
+    red, green and blue, else 1, 2, 3."""
+    return list(bands) if bands else colour_bands(ds, ("red", "green", "blue")) or [1, 2, 3]
+
+
+def data_area(ds: gdal.Dataset, valid: np.ndarray, res_x_m: float, res_y_m: float) -> float:
+    """The ground (m²) of ``ds`` holding data, estimated from the share of look pixels
+    ``valid`` (look_pixels) over the raster's whole extent."""
+    share = float(valid.mean()) if valid.size else 0.0
+    return share * ds.RasterXSize * ds.RasterYSize * res_x_m * res_y_m
+
+
 def image_look(
     ds: gdal.Dataset,
     bands: Sequence[int],
@@ -270,7 +283,7 @@ def choose_bundled(
         return default
     ds = open_image(image)
     info = raster_info(ds)
-    chosen = list(bands) if bands else colour_bands(ds, ("red", "green", "blue")) or [1, 2, 3]
+    chosen = look_bands(ds, bands)
     if len(chosen) != 3 or info.band_count < 3:
         return default
     check_bands(info, chosen)

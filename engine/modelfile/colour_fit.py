@@ -31,12 +31,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
-from .bundled_choice import TooFewPixels, look_distance, look_features, look_pixels
-from .colour_match import ColourMatch
+from .bundled_choice import (
+    TooFewPixels,
+    data_area,
+    look_distance,
+    look_features,
+    look_pixels,
+)
+from .colour_match import ColourMatch, Matched
 
 log = logging.getLogger(__name__)
 
@@ -53,32 +58,6 @@ GAIN_RANGE = (0.2, 5.0)
 #: Austin tile, is 150 m across (2.25 ha). One hectare lies between (session 47,
 #: docs/results_colour_match.md section 7).
 MIN_MATCH_AREA_M2 = 10_000.0
-
-
-@dataclass(frozen=True)
-class Matched:
-    """How an image's bands are taken onto the training imagery's colours."""
-
-    gains: np.ndarray  # (3,), on the 8-bit scale
-    offsets: np.ndarray  # (3,)
-    distance: float  # the image's look from the nearest training area's
-    nearest: str
-    survey: int = 0  # judged over this many images once (a survey model); 0: this image
-
-    def note(self) -> str:
-        gains = ", ".join(f"{g:.2f}" for g in self.gains)
-        if self.survey:
-            return (
-                f"the image's colours were matched to the model's training imagery as the "
-                f"survey model fixes them for every image (judged once over "
-                f"{self.survey} image{'s' if self.survey > 1 else ''}: the nearest training "
-                f"area, {self.nearest}, {self.distance:.2f} apart); band gains {gains}"
-            )
-        return (
-            f"the image's colours were matched to the model's training imagery (it looks "
-            f"unlike all of it: the nearest, {self.nearest}, is {self.distance:.2f} apart); "
-            f"band gains {gains}"
-        )
 
 
 def band_percentiles(rgb: np.ndarray, valid: np.ndarray, percentiles: Sequence[int]) -> np.ndarray:
@@ -106,11 +85,9 @@ def match_image(match: ColourMatch, ds, bands: Sequence[int], pixel_m: float) ->
     if len(bands) != 3:
         return None
     if match.fixed is not None:
-        f = match.fixed
-        return Matched(f.gains, f.offsets, f.distance, f.nearest, f.images)
+        return match.fixed
     rgb, valid = look_pixels(ds, bands, pixel_m)
-    share = float(valid.mean()) if valid.size else 0.0
-    return judge(match, rgb, valid, share * ds.RasterXSize * ds.RasterYSize * pixel_m * pixel_m)
+    return judge(match, rgb, valid, data_area(ds, valid, pixel_m, pixel_m))
 
 
 def judge(match: ColourMatch, rgb: np.ndarray, valid: np.ndarray, area: float) -> Matched | None:

@@ -29,17 +29,35 @@ PERCENTILES = (2, 10, 25, 50, 75, 90, 98)
 
 
 @dataclass(frozen=True)
-class FixedMatch:
-    """A match judged once over a survey's images (``colour_match["fixed"]``)."""
+class Matched:
+    """How an image's bands are taken onto the training imagery's colours: judged on the
+    image (colour_fit.match_image), or once over a survey's images and kept in a survey
+    model's configuration (``colour_match["fixed"]``, ``images`` >= 1)."""
 
     gains: np.ndarray  # (3,), on the 8-bit scale
     offsets: np.ndarray  # (3,)
-    distance: float  # the survey's look from the nearest training area's
+    distance: float  # the image's (or survey's) look from the nearest training area's
     nearest: str
-    images: int  # how many images it was judged over
+    images: int = 0  # judged once over this many images (a survey model); 0: this image
+
+    def note(self) -> str:
+        gains = ", ".join(f"{g:.2f}" for g in self.gains)
+        if self.images:
+            return (
+                f"the image's colours were matched to the model's training imagery as the "
+                f"survey model fixes them for every image (judged once over "
+                f"{self.images} image{'s' if self.images > 1 else ''}: the nearest training "
+                f"area, {self.nearest}, {self.distance:.2f} apart); band gains {gains}"
+            )
+        return (
+            f"the image's colours were matched to the model's training imagery (it looks "
+            f"unlike all of it: the nearest, {self.nearest}, is {self.distance:.2f} apart); "
+            f"band gains {gains}"
+        )
 
     @classmethod
-    def from_config(cls, d: Any) -> FixedMatch:
+    def from_config(cls, d: Any) -> Matched:
+        """A survey model's fixed match (``colour_match["fixed"]``), validated."""
         try:
             gains = np.asarray(d["gains"], dtype=np.float64)
             offsets = np.asarray(d["offsets"], dtype=np.float64)
@@ -83,7 +101,7 @@ class ColourMatch:
     target: np.ndarray  # (3, len(percentiles)): the training areas' pooled percentiles
     homes: dict[str, np.ndarray]  # each training area's look (LOOK_FEATURES values)
     far: float  # an image farther than this from every home is matched
-    fixed: FixedMatch | None = None  # a survey model's match, taken by every image
+    fixed: Matched | None = None  # a survey model's match, taken by every image
 
     @classmethod
     def from_config(cls, d: dict[str, Any]) -> ColourMatch | None:
@@ -117,7 +135,7 @@ class ColourMatch:
                 "percentiles, the training areas' looks, a positive distance); re-export the "
                 "model with Map Refiner."
             )
-        fixed = FixedMatch.from_config(d["fixed"]) if "fixed" in d else None
+        fixed = Matched.from_config(d["fixed"]) if "fixed" in d else None
         return cls(pct, target, homes, far, fixed)
 
     def to_config(self) -> dict[str, Any]:

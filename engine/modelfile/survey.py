@@ -30,17 +30,19 @@ from ..errors import MapRefinerError
 from ..limits import too_coarse
 from ..progress import CancelFn, ProgressFn, make_reporter
 from ..rasters.files import check_output_path
-from ..rasters.read import check_bands, colour_bands, ground_resolution, open_image, raster_info
+from ..rasters.read import check_bands, ground_resolution, open_image, raster_info
 from .bundled_choice import (
     TooFewPixels,
     choose_by_look,
+    data_area,
     held_out_scores,
     home_looks,
+    look_bands,
     look_features,
     look_pixels,
 )
-from .colour_fit import Matched, judge
-from .colour_match import ColourMatch, FixedMatch
+from .colour_fit import judge
+from .colour_match import ColourMatch, Matched
 from .header import DEFAULT_MODEL_PATH, GENERAL_MODEL_PATH
 from .io import load_model, save_model
 
@@ -108,7 +110,7 @@ def pooled_look(
         reporter.check()
         ds = open_image(image)
         info = raster_info(ds)
-        chosen = list(bands) if bands else colour_bands(ds, ("red", "green", "blue")) or [1, 2, 3]
+        chosen = look_bands(ds, bands)
         if len(chosen) != 3 or info.band_count < 3:
             raise MapRefinerError(
                 f"{Path(image).name} has {info.band_count} band(s); a survey's images are "
@@ -117,8 +119,7 @@ def pooled_look(
         check_bands(info, chosen)
         gx, gy = ground_resolution(info, input_resolution_m)
         rgb, valid = look_pixels(ds, chosen, math.sqrt(gx * gy))
-        if valid.size:
-            area += float(valid.mean()) * ds.RasterXSize * ds.RasterYSize * gx * gy
+        area += data_area(ds, valid, gx, gy)
         keep = np.linspace(0, valid.size - 1, min(share, valid.size)).astype(np.int64)
         rgbs.append(rgb[:, keep])
         valids.append(valid[keep])
@@ -184,12 +185,8 @@ def survey_model(
         matched = judge(replace(base, fixed=None), pooled.rgb, pooled.valid, pooled.area_m2)
     entry: dict = {}
     if matched is not None and base is not None:
-        fixed = FixedMatch(
-            matched.gains, matched.offsets, matched.distance, matched.nearest, len(images)
-        )
-        entry = replace(base, fixed=fixed).to_config()
-        kept = FixedMatch.from_config(entry["fixed"])  # as the file holds it, rounded
-        matched = Matched(kept.gains, kept.offsets, kept.distance, kept.nearest, kept.images)
+        entry = replace(base, fixed=replace(matched, images=len(images))).to_config()
+        matched = Matched.from_config(entry["fixed"])  # as the file holds it, rounded
     survey = cfg.with_colour_match(entry)
     survey.name = f"{cfg.name} (survey of {len(images)} image{'s' if len(images) != 1 else ''})"
     survey.training = {
