@@ -74,15 +74,18 @@ def test_an_image_reads_the_same_look_whatever_its_nodata_border(tmp_path: Path)
 
 
 def test_a_large_image_is_read_on_a_lattice_of_windows(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
-    """Past LOOK_WINDOWS windows of LOOK_SIDE a side only those windows are read, and
-    a uniform image reads the same either way."""
+    """A side longer than LOOK_WINDOWS windows of LOOK_SIDE is sampled by SAMPLE_WINDOWS
+    windows of SAMPLE_SIDE from end to end, a shorter one read whole, and a uniform image
+    reads the same either way."""
     arr = np.full((3, 200, 260), 90, np.uint8)
     arr[1] = 120
-    ds = write_image(tmp_path / "u.tif", arr, GT)
-    ds = None  # noqa: F841
+    write_image(tmp_path / "u.tif", arr, GT)
+    write_image(tmp_path / "strip.tif", arr[:, :, :60], GT)
     whole = look_of(tmp_path / "u.tif")
-    monkeypatch.setattr(bundled_choice, "LOOK_SIDE", 16)  # 3 x 3 windows of 32 px
-    reads = []
+    monkeypatch.setattr(bundled_choice, "LOOK_SIDE", 16)  # 32 px: the grid is 0.6 m, GT's 0.3
+    monkeypatch.setattr(bundled_choice, "SAMPLE_SIDE", 4)  # 8 px
+    monkeypatch.setattr(bundled_choice, "SAMPLE_WINDOWS", 5)
+    reads: list[tuple[int, int, int, int]] = []
     original = bundled_choice._read_coarse
     monkeypatch.setattr(
         bundled_choice,
@@ -90,8 +93,13 @@ def test_a_large_image_is_read_on_a_lattice_of_windows(tmp_path: Path, monkeypat
         lambda *a: reads.append(a[2:6]) or original(*a),  # (x, y, w, h)
     )
     assert np.allclose(look_of(tmp_path / "u.tif"), whole)
-    assert len(reads) == 9 and all(w == 32 and h == 32 for _, _, w, h in reads)
-    assert {x for x, _, _, _ in reads} == {0, 114, 228}  # spread over the 260 px
+    assert len(reads) == 25 and all(w == 8 and h == 8 for _, _, w, h in reads)
+    assert {x for x, _, _, _ in reads} == {0, 63, 126, 189, 252}  # spread over the 260 px
+    assert {y for _, y, _, _ in reads} == {0, 48, 96, 144, 192}
+    reads.clear()
+    look_of(tmp_path / "strip.tif")  # 60 px across: read whole, 200 px down: sampled
+    assert sorted({(x, w) for x, _, w, _ in reads}) == [(0, 32), (32, 28)]
+    assert len(reads) == 10 and all(h == 8 for _, _, _, h in reads)
 
 
 def _homes_like(path: Path, shift: float = 0.0) -> dict[str, np.ndarray]:
