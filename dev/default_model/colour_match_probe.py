@@ -12,7 +12,8 @@ Each image's per-band percentiles (PERCENTILES, on a 0.6 m grid) are fitted by a
 per-band gain and offset (least squares) onto a *home*'s: ``pooled`` (the mean of the
 homes' percentiles) or ``nearest`` (the home the fit leaves the smallest residual on);
 ``exposure``: one gain and offset for every band, the band-mean percentiles onto the
-pooled homes'.
+pooled homes'; ``ends`` and ``tails`` (session 48): the pooled fit on the 2nd and 98th
+percentiles only, or on the 2nd, 10th, 90th and 98th (SUBSETS).
 The matched image is refined by the product's path with the named model (its own
 colour matching entry left aside: ``match_colours`` off) and its right half scored
 (building IoU) against the reference, beside the image as read and session 19's
@@ -68,6 +69,10 @@ gdal.UseExceptions()
 PERCENTILES = (2, 10, 25, 50, 75, 90, 98)
 GRID_M = 0.6
 WAYS = ("as read", "moments", "pooled", "nearest", "exposure")  # and "product" when asked
+#: Ways that fit the pooled target on some of its percentiles only (session 48): the
+#: darkest and brightest ground (shadows, bright roofs and roads) is set by the sensor and
+#: the light more than by what the scene holds, its middle by the land cover.
+SUBSETS = {"ends": (2, 98), "tails": (2, 10, 90, 98)}
 
 
 def looked(scene_image: Path, name: str, look: str) -> Path:
@@ -314,13 +319,16 @@ def main(argv: list[str] | None = None) -> int:
                         row[way] = right_iou(image, scene.reference, m, tmp)
                         cfg.normalisation = "model"
                     else:
-                        if way in ("pooled", "exposure"):
+                        if way in ("pooled", "exposure", *SUBSETS):
                             target, home = np.mean(list(own.values()), 0), "pooled"
                         else:
                             fits = {k: fit(pct, v)[2] for k, v in own.items()}
                             home = min(fits, key=fits.__getitem__)
                             target = own[home]
                         g, c, r = fit(pct, target)
+                        if way in SUBSETS:
+                            cols = [PERCENTILES.index(p) for p in SUBSETS[way]]
+                            g, c, r = fit(pct[:, cols], target[:, cols])
                         if way == "exposure":  # one gain and offset for every band
                             g1, c1, r = fit(pct.mean(0)[None], target.mean(0)[None])
                             g, c = np.repeat(g1, 3), np.repeat(c1, 3)
