@@ -59,6 +59,7 @@ from ...engine.modelfile.bundled_choice import (
 )
 from ...engine.modelfile.colour_fit import fit_gains
 from ...engine.modelfile.io import load_model, save_model
+from ...engine.rasters.read import value_scale
 from ...engine.refine.pipeline import RefineParams, refine_raster
 from ..corrections.scenes import scenes
 from ..corrections.study import ROOT, building_mask, iou
@@ -73,6 +74,10 @@ WAYS = ("as read", "moments", "pooled", "nearest", "exposure")  # and "product" 
 #: darkest and brightest ground (shadows, bright roofs and roads) is set by the sensor and
 #: the light more than by what the scene holds, its middle by the land cover.
 SUBSETS = {"ends": (2, 98), "tails": (2, 10, 90, 98)}
+#: ``gamma`` (session 48): the pooled fit after a power curve, v' = g 255 (v / 255)^gamma
+#: + c, gamma (one for all bands) the one of GAMMAS whose fit leaves the least residual:
+#: linear sensor values (the ``lin11`` look) are a display image's to the power 2.2.
+GAMMAS = tuple(round(0.35 + 0.05 * i, 2) for i in range(20))  # 0.35 .. 1.3
 
 
 def looked(scene_image: Path, name: str, look: str) -> Path:
@@ -81,7 +86,19 @@ def looked(scene_image: Path, name: str, look: str) -> Path:
     image = ROOT / "out" / "s46" / "looks" / f"{name}_{look.replace(' ', '')}.tif"
     if not image.exists():
         image.parent.mkdir(parents=True, exist_ok=True)
-        apply_look(scene_image, look, image)
+        if look == "lin11":  # 11-bit linear values, as a satellite's before a display stretch
+            src = gdal.Open(str(scene_image))
+            a = np.round((src.ReadAsArray()[:3] / 255.0) ** 2.2 * 2047).astype(np.uint16)
+            dst = gdal.GetDriverByName("GTiff").Create(
+                str(image), src.RasterXSize, src.RasterYSize, 3, gdal.GDT_UInt16
+            )
+            dst.SetGeoTransform(src.GetGeoTransform())
+            dst.SetProjection(src.GetProjection())
+            for i in range(3):
+                dst.GetRasterBand(i + 1).WriteArray(a[i])
+            dst = None
+        else:
+            apply_look(scene_image, look, image)
     return image
 
 
@@ -110,6 +127,7 @@ def band_percentiles(image: Path, half: str = "whole") -> np.ndarray:
         ]
     )
     valid = (arr > 0).any(0)
+    arr *= value_scale(ds, [1, 2, 3])
     return np.stack([np.percentile(arr[b][valid], PERCENTILES) for b in range(3)])
 
 
@@ -131,10 +149,27 @@ def fit(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray, float
     return gains, offsets, float(np.mean(res))
 
 
-def matched(image: Path, gains: np.ndarray, offsets: np.ndarray, out: Path) -> Path:
+def gamma_fit(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, float]:
+    """The GAMMAS power and the per-band gains and offsets taking ``src``'s percentiles
+    (8-bit range) onto ``dst``'s with the least mean residual."""
+    best = None
+    for gamma in GAMMAS:
+        g, c, r = fit(255.0 * (np.clip(src, 0, None) / 255.0) ** gamma, dst)
+        if best is None or r < best[3]:
+            best = (gamma, g, c, r)
+    assert best is not None
+    return best
+
+
+def matched(
+    image: Path, gains: np.ndarray, offsets: np.ndarray, out: Path, gamma: float = 1.0
+) -> Path:
     src = gdal.Open(str(image))
     arr = src.ReadAsArray().astype(np.float32)
+    arr[:3] *= value_scale(src, [1, 2, 3])
     for b in range(3):
+        if gamma != 1.0:
+            arr[b] = 255.0 * (np.clip(arr[b], 0, None) / 255.0) ** gamma
         arr[b] = arr[b] * gains[b] + offsets[b]
     dst = gdal.GetDriverByName("GTiff").Create(
         str(out), src.RasterXSize, src.RasterYSize, src.RasterCount, gdal.GDT_Byte
@@ -319,20 +354,24 @@ def main(argv: list[str] | None = None) -> int:
                         row[way] = right_iou(image, scene.reference, m, tmp)
                         cfg.normalisation = "model"
                     else:
-                        if way in ("pooled", "exposure", *SUBSETS):
+                        if way in ("pooled", "exposure", "gamma", *SUBSETS):
                             target, home = np.mean(list(own.values()), 0), "pooled"
                         else:
                             fits = {k: fit(pct, v)[2] for k, v in own.items()}
                             home = min(fits, key=fits.__getitem__)
                             target = own[home]
                         g, c, r = fit(pct, target)
+                        gamma = 1.0
+                        if way == "gamma":
+                            gamma, g, c, r = gamma_fit(pct, target)
+                            row["gamma"] = gamma
                         if way in SUBSETS:
                             cols = [PERCENTILES.index(p) for p in SUBSETS[way]]
                             g, c, r = fit(pct[:, cols], target[:, cols])
                         if way == "exposure":  # one gain and offset for every band
                             g1, c1, r = fit(pct.mean(0)[None], target.mean(0)[None])
                             g, c = np.repeat(g1, 3), np.repeat(c1, 3)
-                        path = matched(image, g, c, tmp / "matched.tif")
+                        path = matched(image, g, c, tmp / "matched.tif", gamma)
                         row[way] = right_iou(path, scene.reference, a.model, tmp)
                         row[f"{way} home"] = home
                         row[f"{way} gains"] = [round(float(x), 3) for x in g]
