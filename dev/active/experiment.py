@@ -65,10 +65,13 @@ LABEL_MODES = ("sparse", "anchored")
 
 
 def predict(model: Path | None, image: Path):  # noqa: ANN201
-    """``(probs (K, H, W), valid, iterations)`` of a model over the whole image."""
+    """``(probs (K, H, W), valid, iterations)`` of a model over the whole image, as a
+    refine makes it (the model's detail pass and a round's change gate; the drawn
+    polygons' kept pixels are left out of every score anyway)."""
     net, config = load_model(model, "cpu")
     its = config.default_iterations
-    logits, valid = refine_array(net.eval(), config, gdal.Open(str(image)), its)
+    ds = gdal.Open(str(image))
+    logits, valid = refine_array(net.eval(), config, ds, its, detail_iterations=None)
     return softmax(logits, axis=0), valid, its
 
 
