@@ -3,6 +3,7 @@ of the coarse CNN's: the RNN starts from it."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -243,6 +244,30 @@ def test_bad_vector_priors_are_one_clear_error(job: dict, tmp_path: Path) -> Non
     with pytest.raises(MapRefinerError, match="maps raster values"):
         refined(job, tmp_path / "o.tif", prior=job["prior"], prior_value_map={"yes": 1})
     assert not (tmp_path / "o.tif").exists()
+
+
+def test_a_vector_prior_of_none_of_the_models_classes_is_one_clear_error(
+    job: dict, tmp_path: Path, caplog
+) -> None:  # noqa: ANN001
+    """An OSM roads layer given to a buildings model: every feature skipped would start
+    the RNN from an empty map; it is an error before any work. Some features of another
+    class are left out, reported once for the layer (not once a window)."""
+    roads = [(*box[:4], "road") for box in _boxes_of(job)]
+    gpkg = write_polygons(tmp_path / "roads.gpkg", roads)
+    with pytest.raises(MapRefinerError, match=r"No feature of the prior roads.gpkg:prior has one "):
+        refined(job, tmp_path / "o.tif", prior=gpkg, prior_class_field="kind")
+    assert not (tmp_path / "o.tif").exists()
+    mixed = write_polygons(tmp_path / "mixed.gpkg", _boxes_of(job)[:1] + roads[1:])
+    caplog.set_level(logging.WARNING)
+    refined(
+        job, tmp_path / "m.tif", iterations=2, prior=mixed, prior_class_field="kind", tile_size=16
+    )
+    said = [r.getMessage() for r in caplog.records if "no class of this model" in r.getMessage()]
+    assert said == [
+        "1 of 2 features of the prior mixed.gpkg:prior have no class of this model (values "
+        "such as 'road') and are left out of it."
+    ]
+    assert not any("no usable class" in r.getMessage() for r in caplog.records)
 
 
 def _two_layers(job: dict, path: Path) -> Path:

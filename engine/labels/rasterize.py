@@ -95,7 +95,8 @@ def burn_vector(
     Features with no usable class, points and features that cannot be
     reprojected are skipped, counted and logged. A grid no feature falls on is an
     error (labels that teach nothing), unless ``allow_empty`` (a window of a map
-    with nothing there, e.g. a prior's tile without buildings).
+    with nothing there, e.g. a prior's tile without buildings); such a window's skipped
+    features are not logged either (the caller reports the layer once: refine/prior.py).
     """
     mode = label_mode(mode)
     result, burns = _read_features(
@@ -152,7 +153,8 @@ def _read_features(
             details=str(exc),
         ) from exc
     del ds  # the layer was read; close the file
-    _report(result, resolver, name)
+    if not allow_empty:
+        _report(result, resolver, name)
     if result.burned == 0 and not allow_empty:
         _refuse_empty(result, resolver, name, class_field)
     result.shapes = burns.shapes

@@ -25,6 +25,7 @@ kept 87-90 of a right one; fixed logits of 1 or 3 did worse (docs/results_prior.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,12 +35,15 @@ import torch
 from osgeo import gdal
 
 from ..errors import MapRefinerError
+from ..labels.classes import ClassResolver
 from ..labels.rasterize import IGNORE, burn_vector, class_field_index
 from ..rasters.grid import GridSpec
 from ..rasters.read import open_raster
 from ..vectors.read import open_layer
 from ..vocabulary import numeric_value_map
 from .registration import ShiftField
+
+log = logging.getLogger(__name__)
 
 #: Default logit of the prior's class (the others 0).
 DEFAULT_STRENGTH = 1.0
@@ -142,8 +146,44 @@ class Prior:
         name = f"{Path(self.path).name}:{lyr.GetName()}"
         if lyr.GetFeatureCount() == 0:
             raise MapRefinerError(f"The prior layer {name} has no features.")
-        class_field_index(lyr, self.class_field, name)
+        index = class_field_index(lyr, self.class_field, name)
+        if index >= 0:
+            self._check_classes(lyr, index, name)
         del ds
+
+    def _check_classes(self, lyr, index: int, name: str) -> None:  # noqa: ANN001
+        """Every feature's class, resolved as the burn does: a layer none of whose values
+        is one of the model's classes would start the RNN from an empty map (an OSM roads
+        layer given to a buildings model) and is an error; the features skipped otherwise
+        are reported once for the whole layer, not once a window."""
+        resolver = ClassResolver(self.class_names, self.value_map, False)
+        known = unknown = 0
+        lyr.ResetReading()
+        for feature in lyr:
+            value = feature.GetField(index) if feature.IsFieldSet(index) else None
+            if resolver.resolve(value) is None:
+                unknown += 1
+            else:
+                known += 1
+        lyr.ResetReading()
+        classes = ", ".join(self.class_names)
+        if known == 0:
+            raise MapRefinerError(
+                f"No feature of the prior {name} has one of this model's classes ({classes}) in "
+                f"field {self.class_field!r} (values such as {resolver.unknown_examples()}). Map "
+                "these values to the model's classes (a value map such as 'house:1'), choose "
+                "the field that holds the class names, or name no field to read every feature "
+                f"as {self.class_names[1]}."
+            )
+        if unknown:
+            log.warning(
+                "%d of %d features of the prior %s have no class of this model (values such "
+                "as %s) and are left out of it.",
+                unknown,
+                known + unknown,
+                name,
+                resolver.unknown_examples(),
+            )
 
     def _bounds(self, grid: GridSpec) -> tuple[float, float, float, float]:
         gt = grid.geotransform
