@@ -262,8 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--prior",
         type=Path,
         help="a class raster (any grid and CRS), a probability raster (one float band "
-        "per class) or a vector layer (polygons, e.g. OSM buildings) the RNN starts from "
-        "instead of the coarse CNN: snap an existing map to the image's edges",
+        "per class, or for a two-class model one band of the object class's probability) "
+        "or a vector layer (polygons, e.g. OSM buildings) the RNN starts from instead of "
+        "the coarse CNN: snap an existing map to the image's edges",
     )
     p.add_argument(
         "--prior-value-map",

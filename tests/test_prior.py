@@ -373,6 +373,49 @@ def test_a_one_hot_probability_prior_is_the_class_prior(job: dict, tmp_path: Pat
     assert float((hard == soft).mean()) > 0.95
 
 
+def test_one_band_of_building_probability_is_a_two_class_prior(job: dict, tmp_path: Path) -> None:
+    """Another tool's building probability map (one float band within 0-1) starts a
+    two-class model as the two bands (1 - p, p) do; it had been read as a class raster,
+    every probability under 1 truncated to background."""
+    from map_refiner.engine.rasters.grid import GridSpec
+    from map_refiner.engine.refine.prior import Prior
+
+    coarse = gdal.Open(str(job["prior"])).ReadAsArray() == 255
+    p = np.where(coarse, 0.8, 0.1).astype(np.float32)
+    p[:, 40:] = 0.6
+    gt = (GT[0], 1.2, 0, GT[3], 0, -1.2)
+    one = write_probs(tmp_path / "one.tif", p[None], gt)
+    two = write_probs(tmp_path / "two.tif", np.stack([1 - p, p]), gt)
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32633)
+    grid = GridSpec(50, 40, gt, srs.ExportToWkt())
+    a, b = Prior(one, 2).probabilities_on(grid), Prior(two, 2).probabilities_on(grid)
+    np.testing.assert_allclose(a[0], b[0], atol=1e-6)
+    assert a[1].all() and b[1].all()
+    cls = refined(job, tmp_path / "o.tif", iterations=0, prior=one, prior_register=False)
+    assert float(((cls == 1) == job["expected"] | (np.arange(100) >= 80)).mean()) > 0.97
+    with pytest.raises(MapRefinerError, match="a value map is for a class raster"):
+        Prior(one, 2, value_map={0: 0})
+
+
+def test_a_class_raster_of_other_values_is_one_clear_error(job: dict, tmp_path: Path) -> None:
+    """A 0/255 mask read without a value map would start from no prior where it says
+    building: an error that names the values and the value map to give."""
+    with pytest.raises(
+        MapRefinerError,
+        match=r"not this model's classes \(0 to 1\): 255; give "
+        r"a value map \(for a mask of 0 and 255: 0:0,255:1\)",
+    ):
+        refined(job, tmp_path / "o.tif", prior=job["prior"])
+    with pytest.raises(
+        MapRefinerError, match=r"leaves \d+ % of prior.tif without a class \(values 255\)"
+    ):
+        refined(job, tmp_path / "o.tif", prior=job["prior"], prior_value_map={0: 0})
+    assert not (tmp_path / "o.tif").exists()
+    cls = refined(job, tmp_path / "o.tif", iterations=0, **as_drawn(job))  # mapped: fine
+    assert float(((cls == 1) == job["expected"]).mean()) > 0.97
+
+
 def test_a_soft_prior_mixes_the_class_starts(job: dict, tmp_path: Path) -> None:
     """Probabilities 0.5/0.5 start halfway between the two classes' heat vectors: with
     a fixed strength that is a tie everywhere, broken the same way as a zero heat map."""

@@ -72,6 +72,11 @@ PRIOR_KEEP = 0.1
 #: grown by a pixel are trimmed a little less (-2.57 -> -3.07): docs/results_prior.md,
 #: "Every scene with an accurate reference: reading". Chosen on those nine scenes.
 PRIOR_KEEP_OBJECTS = 0.02
+#: A class raster prior is read on a sample of at most this many pixels a side to check
+#: its values (Prior._check_values); more than UNMAPPED_SHARE of them without a class is
+#: an error.
+SAMPLE_SIDE = 1024
+UNMAPPED_SHARE = 0.01
 #: Ground width (m) a vector prior's lines (roads, tracks) are burned to, as training
 #: labels' lines are by default (cli `--line-width`): a two-lane road.
 LINE_WIDTH_M = 7.0
@@ -121,8 +126,9 @@ class Prior:
         self.is_probability = is_probability(self.ds, self.num_classes)
         if self.is_probability and values is not None:
             raise MapRefinerError(
-                f"The prior {Path(self.path).name} holds one probability band per class; "
-                "a value map is for a class raster."
+                f"The prior {Path(self.path).name} holds probabilities (one band per class, "
+                "or one of the object class for a two-class model); a value map is for a "
+                "class raster."
             )
         lut = np.full(65536, -1, dtype=np.int32)
         if values is None:
@@ -136,6 +142,48 @@ class Prior:
                     )
                 lut[int(value)] = int(cls)
         self.lut = lut
+        if not self.is_probability:
+            self._check_values(values is not None)
+
+    def _check_values(self, mapped: bool) -> None:
+        """A class raster whose values are not the model's classes (a 0/255 mask from
+        another tool, read without a value map) would start the RNN from no prior where
+        they lie; it is an error that says which values and how to map them. Judged on a
+        sample of band 1 (at most SAMPLE_SIDE pixels a side), nodata left out."""
+        band = self.ds.GetRasterBand(1)
+        w, h = self.ds.RasterXSize, self.ds.RasterYSize
+        f = max(1, -(-max(w, h) // SAMPLE_SIDE))
+        sample = band.ReadAsArray(buf_xsize=max(1, w // f), buf_ysize=max(1, h // f))
+        data = sample.astype(np.float64).ravel()
+        nodata = band.GetNoDataValue()
+        data = data[np.isfinite(data)]
+        if nodata is not None:
+            data = data[data != nodata]
+        if data.size == 0:
+            return
+        whole = (data == np.floor(data)) & (data >= 0) & (data < self.lut.size)
+        known = np.zeros(data.size, dtype=bool)
+        known[whole] = self.lut[data[whole].astype(np.int64)] >= 0
+        if known.mean() > 1 - UNMAPPED_SHARE:
+            return
+        seen = np.unique(data[~known])
+        shown = ", ".join(f"{v:g}" for v in seen[:6]) + (", ..." if seen.size > 6 else "")
+        name = Path(self.path).name
+        if mapped:
+            raise MapRefinerError(
+                f"The prior's value map leaves {100 * (1 - known.mean()):.0f} % of {name} "
+                f"without a class (values {shown}); map them too, or they start from no prior."
+            )
+        values = np.unique(data)
+        hint = (
+            f" (for a mask of {values[0]:g} and {values[1]:g}: {values[0]:g}:0,{values[1]:g}:1)"
+            if values.size == 2 and self.num_classes == 2
+            else ""
+        )
+        raise MapRefinerError(
+            f"{name} holds values that are not this model's classes (0 to "
+            f"{self.num_classes - 1}): {shown}; give a value map{hint}."
+        )
 
     def _check_vector(self) -> None:
         """Open the layer once: a missing field, an empty layer or class names that the
@@ -239,7 +287,11 @@ class Prior:
             dstNodata=np.nan,
             outputType=gdal.GDT_Float32,
         )
-        probs = warped.ReadAsArray().reshape(self.num_classes, grid.height, grid.width)
+        if self.ds.RasterCount == 1:  # the object class's probability, background the rest
+            p = np.clip(warped.ReadAsArray().reshape(grid.height, grid.width), 0.0, 1.0)
+            probs = np.stack([1.0 - p, p])
+        else:
+            probs = warped.ReadAsArray().reshape(self.num_classes, grid.height, grid.width)
         probs = np.where(np.isfinite(probs), np.clip(probs, 0.0, None), np.nan)
         total = probs.sum(0)
         covered = np.isfinite(total) & (total > 1e-6)
@@ -352,8 +404,16 @@ def keep_prior(
 
 
 def is_probability(ds: gdal.Dataset, num_classes: int) -> bool:
-    """A raster of one floating-point band per class: per-class probabilities."""
+    """A raster of one floating-point band per class: per-class probabilities; or, for a
+    two-class model (background and one object class), one floating-point band within
+    0-1: the object class's probability (another tool's building probability map)."""
     floats = (gdal.GDT_Float32, gdal.GDT_Float64)
+    if ds.RasterCount == 1 and num_classes == 2 and ds.GetRasterBand(1).DataType in floats:
+        try:
+            low, high = ds.GetRasterBand(1).ComputeRasterMinMax(True)
+        except RuntimeError:  # no valid pixel
+            return False
+        return 0.0 <= low and high <= 1.0 and high > 0.0
     return ds.RasterCount == num_classes and all(
         ds.GetRasterBand(i + 1).DataType in floats for i in range(num_classes)
     )
