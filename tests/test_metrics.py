@@ -90,6 +90,24 @@ def test_evaluate_rasters_with_value_maps_and_nodata(tmp_path) -> None:
         evaluate_rasters(floats, ref, ["background", "building"], {0: 0, 255: 1})
 
 
+def test_a_0_255_reference_without_a_value_map_is_an_error(tmp_path) -> None:
+    """255 is 'not scored': a 0/255 building mask read as classes had scored building 0 %
+    on the background pixels alone, without a word."""
+    mask = np.where(REF == 1, 255, 0).astype(np.uint8)
+    ref = write_raster(tmp_path / "gt.tif", mask, GT, 32633)
+    pred = write_raster(tmp_path / "p.tif", np.where(PRED == 1, 1, 0).astype(np.uint8), GT, 32633)
+    names = ["background", "building"]
+    with pytest.raises(MapRefinerError, match=r"no pixel of building but \d+ pixels of 255"):
+        evaluate_rasters(pred, ref, names)
+    mapped = evaluate_rasters(pred, ref, names, reference_value_map={0: 0, 255: 1})
+    assert mapped.confusion[1].sum() == int((REF == 1).sum())
+    labelled = np.where(REF == 1, 1, 0).astype(np.uint8)
+    labelled[REF != 1] = np.where(np.arange(int((REF != 1).sum())) % 3 == 0, 255, 0)
+    ignored = write_raster(tmp_path / "i.tif", labelled, GT, 32633)
+    kept = evaluate_rasters(pred, ignored, names)  # 255 beside real classes: not scored
+    assert kept.pixel_count == int((labelled != 255).sum())
+
+
 def test_prediction_on_another_grid_and_crs_is_warped(tmp_path) -> None:
     ref = write_raster(tmp_path / "ref.tif", REF, GT, 32633)
     fine = np.kron(PRED, np.ones((4, 4), np.uint8))

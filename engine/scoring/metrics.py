@@ -41,11 +41,16 @@ def evaluate_rasters(
     k = len(class_names)
     cm = np.zeros((k, k), dtype=np.int64)
     predicted = False
+    ignored_255 = 0  # reference pixels valued 255 with data, read as IGNORE (no value map)
     rows = max(1, BLOCK_PIXELS // grid.width)
+    ref_name = Path(str(reference_path)).name
     with bounded_memory():  # a block of rows at a time, GDAL's cache capped: memory flat
         for y0 in range(0, grid.height, rows):
             block = (0, y0, grid.width, min(rows, grid.height - y0))
-            ref = _labels_on(ref_ds, grid, block, reference_value_map)
+            values, valid = read_block(ref_ds, grid, block)
+            ref = to_labels(values, valid, reference_value_map, ref_name)
+            if reference_value_map is None:
+                ignored_255 += int((valid & (values == IGNORE)).sum())
             pred = _labels_on(pred_ds, grid, block, prediction_value_map)
             predicted = predicted or bool((pred != IGNORE).any())
             cm += confusion_matrix(pred, ref, k)
@@ -54,6 +59,14 @@ def evaluate_rasters(
             f"The prediction {Path(str(prediction_path)).name} has no data over "
             f"the reference {Path(str(reference_path)).name}; check that they "
             "cover the same area and that their CRSs are set."
+        )
+    if ignored_255 and k > 1 and cm[1:].sum() == 0:  # rows: the reference
+        # A 0/255 mask read as classes: 255 means "not scored", so its objects drop out
+        # and every class but the first scores 0 without a word.
+        raise MapRefinerError(
+            f"The reference {ref_name} holds no pixel of {', '.join(class_names[1:])} but "
+            f"{ignored_255} pixels of 255, which are read as 'not scored'; if 255 marks "
+            f"{class_names[1]}, give a value map for the reference (e.g. 0:0,255:1)."
         )
     scores = Scores.from_confusion(cm, class_names)
     if scores.pixel_count == 0:
