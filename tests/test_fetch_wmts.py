@@ -95,7 +95,9 @@ def test_a_missing_layer_or_service_is_one_clear_line(mosaic: Path, tmp_path: Pa
     with pytest.raises(MapRefinerError, match="Could not open the WMTS layer mosaic"):
         fetch_xyz(FetchRequest(gone, bbox, "EPSG:3857", 0.6, tmp_path / "o.tif"))
     with pytest.raises(MapRefinerError, match="lacks a URL, a layer or a tile matrix set"):
-        fetch_xyz(FetchRequest(WmtsSource("", "m", "g"), bbox, "EPSG:3857", 0.6, tmp_path / "o"))
+        fetch_xyz(
+            FetchRequest(WmtsSource("", "m", "g"), bbox, "EPSG:3857", 0.6, tmp_path / "o.tif")
+        )
     assert not (tmp_path / "o.tif").exists()
 
 

@@ -142,6 +142,10 @@ def test_inputs_and_existing_files_are_never_overwritten(two_maps, tmp_path: Pat
     assert out.read_bytes() == b"mine"
     map_changes(old, new, out, overwrite=True)
     assert values(out).max() == 2
+    named = tmp_path / "changes.gpkg"  # a GeoTIFF would be written under a vector's name
+    with pytest.raises(MapRefinerError, match="give it a .tif name, not changes.gpkg"):
+        map_changes(old, new, named)
+    assert not named.exists()
 
 
 def test_cancel_leaves_nothing(two_maps, tmp_path: Path) -> None:

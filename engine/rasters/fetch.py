@@ -16,7 +16,7 @@ from osgeo import gdal
 
 from ..errors import CancelledError, MapRefinerError
 from ..progress import CancelFn, ProgressFn, Reporter
-from .files import atomic_path, check_output_path
+from .files import atomic_path, check_geotiff_name, check_output_path
 from .tiles import (
     DEFAULT_MAX_TILES,
     TILE_SIZE,
@@ -160,6 +160,7 @@ def fetch_xyz(
 ) -> FetchResult:
     """Fetch the request's extent into ``request.out`` (reused when it already holds the
     same fetch); refuses more than ``max_tiles`` tiles. Nothing is left on failure."""
+    check_geotiff_name(request.out, "fetched image")
     rep = Reporter(progress or (lambda _f: None), is_cancelled or (lambda: False))
     plan = request.plan() if request.plans_offline else None  # WMTS: reused offline too
     key = fetch_key(request, plan)

@@ -108,6 +108,15 @@ def check_output_path(
     return out
 
 
+def check_geotiff_name(out: PathLike, what: str, hint: str = "") -> None:
+    """A raster output is written as a GeoTIFF: a name that says another format (a
+    ``.gpkg``, a ``.png``) would leave a GeoTIFF under it, which other tools misread."""
+    if Path(out).suffix.lower() not in (".tif", ".tiff"):
+        raise MapRefinerError(
+            f"The {what} is written as a GeoTIFF: give it a .tif name, not {Path(out).name}{hint}."
+        )
+
+
 def write_error(path: PathLike, exc: BaseException) -> MapRefinerError:
     """A failed write as one actionable line (disk full, read-only, ...)."""
     path = Path(path)

@@ -22,7 +22,7 @@ from ..modelfile.config import ModelConfig
 from ..modelfile.header import model_for_refine
 from ..networks.models import MapRefinerNet
 from ..progress import CancelFn, ProgressFn, make_reporter
-from ..rasters.files import check_output_path
+from ..rasters.files import check_geotiff_name, check_output_path
 from ..rasters.group import WriterGroup, writer_group
 from ..rasters.write import CLASS_NODATA, RefinedWriter, refined_writer
 from .memory import bounded_memory, release_free_memory
@@ -327,11 +327,8 @@ def check_outputs(params: RefineParams, vrt: bool = False) -> None:
                 f"With --format vrt the {what} is written as a VRT over its parts: give it "
                 f"a .vrt name, not {Path(path).name}."
             )
-        if not vrt and suffix not in (".tif", ".tiff"):
-            raise MapRefinerError(
-                f"The {what} is written as a GeoTIFF: give it a .tif name, not "
-                f"{Path(path).name} (for polygons, run vectorize on the class map)."
-            )
+        if not vrt:
+            check_geotiff_name(path, what, " (for polygons, run vectorize on the class map)")
     written = {out.resolve(): "class map"}
     for path, what in ((params.scores, "scores file"), (params.coarse, "coarse class map")):
         if path is None:

@@ -30,7 +30,13 @@ from ..labels.classes import IGNORE
 from ..labels.kept import KeptCorrections
 from ..labels.rasters import read_block, to_labels
 from ..progress import CancelFn, ProgressFn, make_reporter
-from ..rasters.files import adopt_sidecar, atomic_path, check_output_path, sidecar
+from ..rasters.files import (
+    adopt_sidecar,
+    atomic_path,
+    check_geotiff_name,
+    check_output_path,
+    sidecar,
+)
 from ..rasters.grid import GridSpec, grid_of, metres_per_unit, window
 from ..rasters.read import open_raster
 from ..rasters.write import CLASS_NODATA, create_geotiff
@@ -218,6 +224,7 @@ def map_changes(
     names, colours = _classes(before_ds, after_ds, class_names)
     grid = grid_of(after_ds)
     if out is not None:
+        check_geotiff_name(out, "changes raster")
         out = check_output_path(out, (before, after), overwrite)
     k = len(names)
     transitions = np.zeros((k, k), dtype=np.int64)
