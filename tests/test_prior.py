@@ -414,6 +414,12 @@ def test_a_class_raster_of_other_values_is_one_clear_error(job: dict, tmp_path: 
     assert not (tmp_path / "o.tif").exists()
     cls = refined(job, tmp_path / "o.tif", iterations=0, **as_drawn(job))  # mapped: fine
     assert float(((cls == 1) == job["expected"]).mean()) > 0.97
+    from map_refiner.engine.labels.rasters import suggested_value_map
+
+    assert suggested_value_map(job["prior"]) == "0:0,255:1"  # what the dialog fills in
+    ones = write_mask(tmp_path / "ones.tif", np.eye(8, dtype=np.uint8), GT)
+    assert suggested_value_map(ones) is None  # already classes
+    assert suggested_value_map(job["image"]) is None  # an image, not a mask
 
 
 def test_a_soft_prior_mixes_the_class_starts(job: dict, tmp_path: Path) -> None:

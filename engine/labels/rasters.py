@@ -270,3 +270,48 @@ class _Axis:
             else:
                 out[inside] += a[idx[inside]]
         return out
+
+
+#: A class raster is sampled on at most this many pixels a side (sampled_values).
+SAMPLE_SIDE = 1024
+
+
+def sampled_values(ds: gdal.Dataset) -> np.ndarray:
+    """Band 1 of ``ds`` on a sample of at most SAMPLE_SIDE pixels a side (nearest), its
+    nodata and non-finite values left out: what a class raster prior's values are judged
+    on (refine/prior.py)."""
+    band = ds.GetRasterBand(1)
+    w, h = ds.RasterXSize, ds.RasterYSize
+    f = max(1, -(-max(w, h) // SAMPLE_SIDE))
+    sample = band.ReadAsArray(buf_xsize=max(1, w // f), buf_ysize=max(1, h // f))
+    data = sample.astype(np.float64).ravel()
+    data = data[np.isfinite(data)]
+    nodata = band.GetNoDataValue()
+    return data if nodata is None else data[data != nodata]
+
+
+def mask_value_map(values: np.ndarray, num_classes: int) -> str | None:
+    """The value map a two-class model needs for a mask of two values that are not both
+    classes already (0/255: ``"0:0,255:1"``), else None."""
+    seen = np.unique(values)
+    if num_classes != 2 or seen.size != 2 or seen[1] <= 1 or seen[0] < 0:
+        return None
+    if not all(v == np.floor(v) for v in seen):
+        return None
+    return f"{seen[0]:g}:0,{seen[1]:g}:1"
+
+
+def suggested_value_map(path: PathLike, num_classes: int = 2) -> str | None:
+    """For a dialog: the value map a raster prior at ``path`` needs, when it is a mask of
+    two values such as 0 and 255 (None: its values can be read as classes, or it is
+    not such a mask, or it cannot be read)."""
+    try:
+        ds = open_raster(path)
+    except MapRefinerError:
+        return None
+    if ds.RasterCount != 1 or ds.GetRasterBand(1).DataType not in _INTEGER_TYPES:
+        return None
+    return mask_value_map(sampled_values(ds), num_classes)
+
+
+_INTEGER_TYPES = (gdal.GDT_Byte, gdal.GDT_UInt16, gdal.GDT_Int16, gdal.GDT_UInt32, gdal.GDT_Int32)

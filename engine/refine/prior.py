@@ -37,6 +37,7 @@ from osgeo import gdal
 from ..errors import MapRefinerError
 from ..labels.classes import ClassResolver
 from ..labels.rasterize import IGNORE, burn_vector, class_field_index
+from ..labels.rasters import mask_value_map, sampled_values
 from ..rasters.grid import GridSpec
 from ..rasters.read import open_raster
 from ..vectors.read import open_layer
@@ -72,10 +73,8 @@ PRIOR_KEEP = 0.1
 #: grown by a pixel are trimmed a little less (-2.57 -> -3.07): docs/results_prior.md,
 #: "Every scene with an accurate reference: reading". Chosen on those nine scenes.
 PRIOR_KEEP_OBJECTS = 0.02
-#: A class raster prior is read on a sample of at most this many pixels a side to check
-#: its values (Prior._check_values); more than UNMAPPED_SHARE of them without a class is
-#: an error.
-SAMPLE_SIDE = 1024
+#: More than this share of a class raster prior's sampled values without a class
+#: (labels.rasters.sampled_values) is an error (Prior._check_values).
 UNMAPPED_SHARE = 0.01
 #: Ground width (m) a vector prior's lines (roads, tracks) are burned to, as training
 #: labels' lines are by default (cli `--line-width`): a two-lane road.
@@ -148,17 +147,8 @@ class Prior:
     def _check_values(self, mapped: bool) -> None:
         """A class raster whose values are not the model's classes (a 0/255 mask from
         another tool, read without a value map) would start the RNN from no prior where
-        they lie; it is an error that says which values and how to map them. Judged on a
-        sample of band 1 (at most SAMPLE_SIDE pixels a side), nodata left out."""
-        band = self.ds.GetRasterBand(1)
-        w, h = self.ds.RasterXSize, self.ds.RasterYSize
-        f = max(1, -(-max(w, h) // SAMPLE_SIDE))
-        sample = band.ReadAsArray(buf_xsize=max(1, w // f), buf_ysize=max(1, h // f))
-        data = sample.astype(np.float64).ravel()
-        nodata = band.GetNoDataValue()
-        data = data[np.isfinite(data)]
-        if nodata is not None:
-            data = data[data != nodata]
+        they lie; it is an error that says which values and how to map them."""
+        data = sampled_values(self.ds)
         if data.size == 0:
             return
         whole = (data == np.floor(data)) & (data >= 0) & (data < self.lut.size)
@@ -174,12 +164,9 @@ class Prior:
                 f"The prior's value map leaves {100 * (1 - known.mean()):.0f} % of {name} "
                 f"without a class (values {shown}); map them too, or they start from no prior."
             )
-        values = np.unique(data)
-        hint = (
-            f" (for a mask of {values[0]:g} and {values[1]:g}: {values[0]:g}:0,{values[1]:g}:1)"
-            if values.size == 2 and self.num_classes == 2
-            else ""
-        )
+        suggested = mask_value_map(data, self.num_classes)
+        low, high = np.unique(data)[[0, -1]]
+        hint = f" (for a mask of {low:g} and {high:g}: {suggested})" if suggested else ""
         raise MapRefinerError(
             f"{name} holds values that are not this model's classes (0 to "
             f"{self.num_classes - 1}): {shown}; give a value map{hint}."

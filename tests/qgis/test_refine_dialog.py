@@ -250,6 +250,28 @@ def test_start_from_a_map_you_have(
     with pytest.raises(MapRefinerError, match="another map than the image"):
         dialog.refine_job()
 
+    # a 0/255 mask gets its value map filled in (the engine refuses it without one);
+    # another layer replaces the suggestion, and what the user types stays
+    import numpy as np
+
+    binary = tmp_path / "binary.tif"
+    gdal.Translate(str(binary), str(mask), scaleParams=[[0, 255, 0, 255]], outputType=gdal.GDT_Byte)
+    ds = gdal.Open(str(binary), gdal.GA_Update)
+    band = ds.GetRasterBand(1)
+    band.WriteArray(np.where(band.ReadAsArray() > 127, 255, 0).astype(np.uint8))
+    ds = None
+    zero_255 = QgsRasterLayer(str(binary), "buildings 0/255")
+    qgis_new_project.addMapLayer(zero_255)
+    dialog.prior_values.setText("")
+    dialog.prior_combo.setLayer(zero_255)
+    assert dialog.prior_values.text() == "0:0,255:1"
+    assert dialog.refine_job().params.prior_value_map == {0: 0, 255: 1}
+    dialog.prior_combo.setLayer(raster)  # many values: nothing to suggest
+    assert dialog.prior_values.text() == ""
+    dialog.prior_values.setText("1:1")
+    dialog.prior_combo.setLayer(zero_255)
+    assert dialog.prior_values.text() == "1:1"
+
 
 def test_the_dialog_says_the_snap_model_refines_a_map_you_have(
     rgb_layer, tiny_model, qgis_new_project, tmp_path

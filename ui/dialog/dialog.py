@@ -43,6 +43,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ...engine.errors import MapRefinerError
+from ...engine.labels.rasters import suggested_value_map
 from ...engine.modelfile.header import model_for_refine
 from ...engine.refine.registration import MAX_SEARCH_M, SEARCH_M
 from ...engine.vocabulary import DEVICES
@@ -136,6 +137,7 @@ class MapRefinerDialog(QDialog):
         self.prior_hint = QLabel("empty: the model's coarse CNN", self)
         self.prior_hint.setEnabled(False)  # greyed, as a placeholder
         self.prior_values = QLineEdit(self)
+        self._suggested_values = ""  # what _on_prior_changed filled in (replaced on a change)
         self.prior_values.setPlaceholderText(
             "value map, e.g. 0:0,255:1 (empty: values are classes)"
         )
@@ -471,16 +473,32 @@ class MapRefinerDialog(QDialog):
         ]
 
     def _on_prior_changed(self, layer: QgsMapLayer | None) -> None:
-        """A polygon layer asks for its class field, a raster for its value map."""
+        """A polygon layer asks for its class field, a raster for its value map (filled in
+        for a mask of two values such as 0 and 255, unless the user typed one)."""
         vector = isinstance(layer, QgsVectorLayer)
         self.prior_field.setLayer(layer if vector else None)
         self.prior_field.setVisible(vector)
         self.prior_values.setVisible(isinstance(layer, QgsRasterLayer))
+        if self.prior_values.text() in ("", self._suggested_values):
+            self._suggested_values = self._value_map_for(layer)
+            self.prior_values.setText(self._suggested_values)
         self.prior_hint.setVisible(layer is None)
         self.prior_search.setVisible(layer is not None)
         self.prior_search_label.setVisible(layer is not None)
         self.prior_edges.setVisible(layer is not None)
         self.show_model_note()
+
+    @staticmethod
+    def _value_map_for(layer: QgsMapLayer | None) -> str:
+        """The value map a raster layer needs as a map to start from, when it is a mask of
+        two values such as 0/255 (the engine would refuse it without one); else empty."""
+        if not isinstance(layer, QgsRasterLayer):
+            return ""
+        try:
+            path = raster_path(layer)
+        except MapRefinerError:
+            return ""
+        return suggested_value_map(path) or ""
 
     def prior_choice(self) -> PriorChoice | None:
         """The map to start from, or None (the model's coarse CNN)."""
