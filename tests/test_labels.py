@@ -256,6 +256,20 @@ def test_label_raster_on_the_same_grid(tmp_path) -> None:
     assert as_indices[0, 0] == 7 and as_indices[2, 2] == IGNORE and as_indices[9, 0] == IGNORE
 
 
+def test_a_0_255_mask_without_a_map_is_an_error(tmp_path) -> None:
+    """255 is 'not labelled': a 0/255 building mask read as classes had trained on its
+    background alone, without a word (train-rnn wrote a model)."""
+    mask = np.zeros((10, 10), np.uint8)
+    mask[2:4, 2:4] = 255
+    path = write_raster(tmp_path / "m.tif", mask, UTM.geotransform, 32633)
+    with pytest.raises(MapRefinerError, match=r"m.tif holds no pixel of any class but 0, and 4 "):
+        read_label_raster(path, UTM)
+    assert (read_label_raster(path, UTM, {0: 0, 255: 1})[2:4, 2:4] == 1).all()
+    mask[0, 0] = 1  # objects besides: 255 is 'not labelled', as before
+    path = write_raster(tmp_path / "n.tif", mask, UTM.geotransform, 32633)
+    assert read_label_raster(path, UTM)[2, 2] == IGNORE
+
+
 def test_label_raster_without_a_map_needs_class_indices(tmp_path) -> None:
     values = np.full((10, 10), 1.0, np.float32)
     values[0, 0] = 2.5

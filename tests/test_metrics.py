@@ -97,7 +97,9 @@ def test_a_0_255_reference_without_a_value_map_is_an_error(tmp_path) -> None:
     ref = write_raster(tmp_path / "gt.tif", mask, GT, 32633)
     pred = write_raster(tmp_path / "p.tif", np.where(PRED == 1, 1, 0).astype(np.uint8), GT, 32633)
     names = ["background", "building"]
-    with pytest.raises(MapRefinerError, match=r"no pixel of building but \d+ pixels of 255"):
+    with pytest.raises(
+        MapRefinerError, match=r"gt.tif holds no pixel of any class but 0, and \d+ pixels of 255"
+    ):
         evaluate_rasters(pred, ref, names)
     mapped = evaluate_rasters(pred, ref, names, reference_value_map={0: 0, 255: 1})
     assert mapped.confusion[1].sum() == int((REF == 1).sum())

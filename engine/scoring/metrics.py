@@ -12,7 +12,7 @@ from osgeo import gdal
 
 from ..errors import MapRefinerError
 from ..labels.classes import IGNORE
-from ..labels.rasters import read_block, to_labels
+from ..labels.rasters import read_block, refuse_0_255_mask, to_labels
 from ..rasters.grid import GridSpec, grid_of
 from ..rasters.read import open_raster
 from ..refine.memory import bounded_memory
@@ -60,14 +60,7 @@ def evaluate_rasters(
             f"the reference {Path(str(reference_path)).name}; check that they "
             "cover the same area and that their CRSs are set."
         )
-    if ignored_255 and k > 1 and cm[1:].sum() == 0:  # rows: the reference
-        # A 0/255 mask read as classes: 255 means "not scored", so its objects drop out
-        # and every class but the first scores 0 without a word.
-        raise MapRefinerError(
-            f"The reference {ref_name} holds no pixel of {', '.join(class_names[1:])} but "
-            f"{ignored_255} pixels of 255, which are read as 'not scored'; if 255 marks "
-            f"{class_names[1]}, give a value map for the reference (e.g. 0:0,255:1)."
-        )
+    refuse_0_255_mask(ignored_255, bool(cm[1:].sum()), f"The reference {ref_name}")  # rows: ref
     scores = Scores.from_confusion(cm, class_names)
     if scores.pixel_count == 0:
         raise MapRefinerError(
