@@ -3,7 +3,9 @@
 e.g. OSM buildings) chosen as the dialog's *Start from* and refined onto the image,
 then Processing's ``map_refiner:compare`` flags each of its buildings against the
 refined map (loaded styled by status). Screenshots of the dialog, the refined map
-under the prior's outlines, and the flags; status.json says what happened.
+under the prior's outlines, and the flags; status.json says what happened. A raster
+MAP_REFINER_PRIOR (a .tif class mask, session 48) is chosen the same way, its value map as
+the dialog fills it in; no flags then (compare takes polygons).
 """
 
 import os
@@ -11,7 +13,7 @@ from pathlib import Path
 
 import processing
 import qgis.utils
-from qgis.core import QgsProject, QgsVectorLayer
+from qgis.core import QgsProject, QgsRasterLayer, QgsRasterTransparency, QgsVectorLayer
 from qgis.PyQt.QtGui import QColor
 
 from map_refiner.dev.desktop.steps import (
@@ -27,17 +29,26 @@ from map_refiner.dev.desktop.steps import (
 )
 
 PRIOR = os.environ["MAP_REFINER_PRIOR"]
+RASTER = PRIOR.lower().endswith((".tif", ".tiff"))
+NAME = "buildings mask" if RASTER else "OSM buildings"
 iface = qgis.utils.iface
 
 
 def add_prior():
-    layer = QgsVectorLayer(PRIOR, "OSM buildings", "ogr")
-    outline = layer.renderer().symbol().symbolLayer(0)  # outlines only, in blue
-    outline.setFillColor(QColor(0, 0, 0, 0))
-    outline.setStrokeColor(QColor(0, 170, 255))
-    outline.setStrokeWidth(0.5)
+    if RASTER:  # its background transparent, its buildings half seen through
+        layer = QgsRasterLayer(PRIOR, NAME)
+        clear = QgsRasterTransparency.TransparentSingleValuePixel()
+        clear.min, clear.max, clear.percentTransparent = 0.0, 0.0, 100.0
+        layer.renderer().rasterTransparency().setTransparentSingleValuePixelList([clear])
+        layer.setOpacity(0.5)
+    else:
+        layer = QgsVectorLayer(PRIOR, NAME, "ogr")
+        outline = layer.renderer().symbol().symbolLayer(0)  # outlines only, in blue
+        outline.setFillColor(QColor(0, 0, 0, 0))
+        outline.setStrokeColor(QColor(0, 170, 255))
+        outline.setStrokeWidth(0.5)
     QgsProject.instance().addMapLayer(layer)
-    status["prior_features"] = layer.featureCount()
+    status["prior_features"] = None if RASTER else layer.featureCount()
     iface.setActiveLayer(QgsProject.instance().mapLayersByName(Path(IMAGE).stem)[0])
     controller().show_dialog()
     d = controller().dialog
@@ -45,6 +56,7 @@ def add_prior():
     d.adjustSize()
     d.move(SCREEN[0] - d.width() - 30, 60)
     status["output"] = d.output_widget.filePath()
+    status["value_map"] = d.prior_values.text() if RASTER else None
     status["model_line"] = d.model.summary.name if d.model.summary is not None else None
     after_device_line(dialog_shot)
 
@@ -62,7 +74,7 @@ def wait_for_refine():
     status["messages"] = [item.text() for item in iface.messageBar().items()]
     controller().dialog.hide()
     status["layers"] = [layer.name() for layer in QgsProject.instance().mapLayers().values()]
-    prior = QgsProject.instance().mapLayersByName("OSM buildings")[0]
+    prior = QgsProject.instance().mapLayersByName(NAME)[0]
     root = QgsProject.instance().layerTreeRoot()
     root.findLayer(prior).setItemVisibilityChecked(True)
     layer_node = root.findLayer(prior)
@@ -79,6 +91,9 @@ def refined_shot():
         if layer.name().endswith("refined") or "refined" in layer.name()
     ]
     status["refined_layer"] = refined[0].name() if refined else None
+    if RASTER:  # compare flags polygons only
+        finish()
+        return
     out = Path(status["output"]).with_name("osm_flags.gpkg")
     result = processing.runAndLoadResults(
         "map_refiner:compare",
