@@ -398,22 +398,31 @@ def test_one_band_of_building_probability_is_a_two_class_prior(job: dict, tmp_pa
         Prior(one, 2, value_map={0: 0})
 
 
-def test_a_class_raster_of_other_values_is_one_clear_error(job: dict, tmp_path: Path) -> None:
+def test_a_class_raster_of_other_values_is_one_clear_error(
+    job: dict, tmp_path: Path, caplog
+) -> None:  # noqa: ANN001
     """A 0/255 mask read without a value map would start from no prior where it says
-    building: an error that names the values and the value map to give."""
+    building: an error that names the values and the value map to give. Values that
+    are no class beside real ones (a 0/1 map's undeclared 255 collar), or left out by a
+    value map, start from no prior as before, with a warning."""
     with pytest.raises(
         MapRefinerError,
-        match=r"not this model's classes \(0 to 1\): 255; give "
-        r"a value map \(for a mask of 0 and 255: 0:0,255:1\)",
+        match=r"holds no pixel of any class but 0, and values that are not this model's "
+        r"classes \(0 to 1\): 255; give a value map \(for a mask of 0 and 255: 0:0,255:1\)",
     ):
         refined(job, tmp_path / "o.tif", prior=job["prior"])
-    with pytest.raises(
-        MapRefinerError, match=r"leaves \d+ % of prior.tif without a class \(values 255\)"
-    ):
-        refined(job, tmp_path / "o.tif", prior=job["prior"], prior_value_map={0: 0})
     assert not (tmp_path / "o.tif").exists()
     cls = refined(job, tmp_path / "o.tif", iterations=0, **as_drawn(job))  # mapped: fine
     assert float(((cls == 1) == job["expected"]).mean()) > 0.97
+    coarse = gdal.Open(str(job["prior"])).ReadAsArray()
+    collar = np.where(coarse == 255, 1, 0).astype(np.uint8)
+    collar[:, 45:] = 255  # an undeclared no-data collar beside classes 0 and 1
+    path = write_mask(tmp_path / "collar.tif", collar, (GT[0], 1.2, 0, GT[3], 0, -1.2))
+    caplog.set_level(logging.WARNING)
+    kw = {"iterations": 0, "prior_register": False}
+    with_collar = refined(job, tmp_path / "c.tif", prior=path, **kw)
+    assert any("no class of this model (255)" in r.getMessage() for r in caplog.records)
+    assert float(((with_collar == 1) == job["expected"])[:, :90].mean()) > 0.97
     from map_refiner.engine.labels.rasters import suggested_value_map
 
     assert suggested_value_map(job["prior"]) == "0:0,255:1"  # what the dialog fills in

@@ -145,31 +145,41 @@ class Prior:
             self._check_values(values is not None)
 
     def _check_values(self, mapped: bool) -> None:
-        """A class raster whose values are not the model's classes (a 0/255 mask from
-        another tool, read without a value map) would start the RNN from no prior where
-        they lie; it is an error that says which values and how to map them."""
+        """Values of a class raster that are no class (read without a value map: values
+        from K up; with one: the values it leaves out) start the RNN from no prior where
+        they lie, as nodata does. Where they hold every object of the map (a 0/255 mask
+        from another tool read without a value map: nothing but background would be
+        left), that is an error that says which values and how to map them; otherwise,
+        over UNMAPPED_SHARE of the map, a warning (a 0/1 map's undeclared 255 collar
+        starts from no prior, as it always did)."""
         data = sampled_values(self.ds)
         if data.size == 0:
             return
         whole = (data == np.floor(data)) & (data >= 0) & (data < self.lut.size)
-        known = np.zeros(data.size, dtype=bool)
-        known[whole] = self.lut[data[whole].astype(np.int64)] >= 0
-        if known.mean() > 1 - UNMAPPED_SHARE:
+        classes = np.full(data.size, -1, dtype=np.int64)
+        classes[whole] = self.lut[data[whole].astype(np.int64)]
+        unknown = classes < 0
+        if unknown.mean() <= UNMAPPED_SHARE:
             return
-        seen = np.unique(data[~known])
+        seen = np.unique(data[unknown])
         shown = ", ".join(f"{v:g}" for v in seen[:6]) + (", ..." if seen.size > 6 else "")
         name = Path(self.path).name
-        if mapped:
-            raise MapRefinerError(
-                f"The prior's value map leaves {100 * (1 - known.mean()):.0f} % of {name} "
-                f"without a class (values {shown}); map them too, or they start from no prior."
+        share = 100 * unknown.mean()
+        if mapped or (classes > 0).any():
+            log.warning(
+                "%.0f %% of the prior %s holds values that are no class of this model (%s); "
+                "the refine starts from the model's own map there",
+                share,
+                name,
+                shown,
             )
+            return
         suggested = mask_value_map(data, self.num_classes)
         low, high = np.unique(data)[[0, -1]]
         hint = f" (for a mask of {low:g} and {high:g}: {suggested})" if suggested else ""
         raise MapRefinerError(
-            f"{name} holds values that are not this model's classes (0 to "
-            f"{self.num_classes - 1}): {shown}; give a value map{hint}."
+            f"{name} holds no pixel of any class but 0, and values that are not this "
+            f"model's classes (0 to {self.num_classes - 1}): {shown}; give a value map{hint}."
         )
 
     def _check_vector(self) -> None:
