@@ -289,16 +289,17 @@ class _Axis:
 
 
 #: A class raster is sampled on at most this many pixels a side (sampled_values).
-SAMPLE_SIDE = 1024
+VALUE_SAMPLE_SIDE = 1024
+_INTEGER_TYPES = (gdal.GDT_Byte, gdal.GDT_UInt16, gdal.GDT_Int16, gdal.GDT_UInt32, gdal.GDT_Int32)
 
 
 def sampled_values(ds: gdal.Dataset) -> np.ndarray:
-    """Band 1 of ``ds`` on a sample of at most SAMPLE_SIDE pixels a side (nearest), its
+    """Band 1 of ``ds`` on a sample of at most VALUE_SAMPLE_SIDE pixels a side (nearest), its
     nodata and non-finite values left out: what a class raster prior's values are judged
     on (refine/prior.py)."""
     band = ds.GetRasterBand(1)
     w, h = ds.RasterXSize, ds.RasterYSize
-    f = max(1, -(-max(w, h) // SAMPLE_SIDE))
+    f = max(1, -(-max(w, h) // VALUE_SAMPLE_SIDE))
     sample = band.ReadAsArray(buf_xsize=max(1, w // f), buf_ysize=max(1, h // f))
     data = sample.astype(np.float64).ravel()
     data = data[np.isfinite(data)]
@@ -328,6 +329,3 @@ def suggested_value_map(path: PathLike, num_classes: int = 2) -> str | None:
     if ds.RasterCount != 1 or ds.GetRasterBand(1).DataType not in _INTEGER_TYPES:
         return None
     return mask_value_map(sampled_values(ds), num_classes)
-
-
-_INTEGER_TYPES = (gdal.GDT_Byte, gdal.GDT_UInt16, gdal.GDT_Int16, gdal.GDT_UInt32, gdal.GDT_Int32)

@@ -74,7 +74,8 @@ PRIOR_KEEP = 0.1
 #: "Every scene with an accurate reference: reading". Chosen on those nine scenes.
 PRIOR_KEEP_OBJECTS = 0.02
 #: More than this share of a class raster prior's sampled values without a class
-#: (labels.rasters.sampled_values) is an error (Prior._check_values).
+#: (labels.rasters.sampled_values) is reported (Prior._check_values: an error where they
+#: hold every object of the map, else a warning).
 UNMAPPED_SHARE = 0.01
 #: Ground width (m) a vector prior's lines (roads, tracks) are burned to, as training
 #: labels' lines are by default (cli `--line-width`): a two-lane road.
