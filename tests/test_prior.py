@@ -418,6 +418,10 @@ def test_a_class_raster_of_other_values_is_one_clear_error(
     collar = np.where(coarse == 255, 1, 0).astype(np.uint8)
     collar[:, 45:] = 255  # an undeclared no-data collar beside classes 0 and 1
     path = write_mask(tmp_path / "collar.tif", collar, (GT[0], 1.2, 0, GT[3], 0, -1.2))
+    other = tmp_path / "other.tif"
+    write_image(other, scene(40, 50, seed=3), (GT[0], 1.2, 0, GT[3], 0, -1.2))
+    with pytest.raises(MapRefinerError, match=r"it looks like an image or a continuous raster"):
+        refined(job, tmp_path / "i.tif", prior=other)  # an image chosen by mistake
     caplog.set_level(logging.WARNING)
     kw = {"iterations": 0, "prior_register": False}
     with_collar = refined(job, tmp_path / "c.tif", prior=path, **kw)

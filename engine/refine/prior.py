@@ -77,6 +77,9 @@ PRIOR_KEEP_OBJECTS = 0.02
 #: (labels.rasters.sampled_values) is reported (Prior._check_values: an error where they
 #: hold every object of the map, else a warning).
 UNMAPPED_SHARE = 0.01
+#: A class raster prior with more distinct values that are no class than this, over half
+#: of it, is an image (or a continuous raster) chosen by mistake: an error.
+IMAGE_LIKE_VALUES = 32
 #: Ground width (m) a vector prior's lines (roads, tracks) are burned to, as training
 #: labels' lines are by default (cli `--line-width`): a two-lane road.
 LINE_WIDTH_M = 7.0
@@ -166,6 +169,13 @@ class Prior:
         shown = ", ".join(f"{v:g}" for v in seen[:6]) + (", ..." if seen.size > 6 else "")
         name = Path(self.path).name
         share = 100 * unknown.mean()
+        if not mapped and seen.size > IMAGE_LIKE_VALUES and unknown.mean() > 0.5:
+            raise MapRefinerError(
+                f"{name} holds {seen.size} different values that are not this model's "
+                f"classes (from {seen[0]:g} to {seen[-1]:g}, on {share:.0f} % of it): it looks "
+                "like an image or a continuous raster, not a class map; choose the class map "
+                "to start from (or give a value map)."
+            )
         if mapped or (classes > 0).any():
             log.warning(
                 "%.0f %% of the prior %s holds values that are no class of this model (%s); "
