@@ -537,6 +537,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_value_map,
         help=f"reference value to class, e.g. '{vocab.VALUE_MAP_EXAMPLE}'",
     )
+    p.add_argument(
+        "--prediction-map",
+        type=_value_map,
+        help="prediction value to class, for another tool's map, e.g. "
+        f"'{vocab.VALUE_MAP_EXAMPLE}' (default: values are class indices, as a refine's)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = sub.add_parser("vectorize", help="class map to polygons (Shapefile or GeoPackage)")

@@ -220,7 +220,11 @@ def _evaluate(a: argparse.Namespace) -> int:
     from .engine.scoring.metrics import evaluate_rasters
 
     scores = evaluate_rasters(
-        a.prediction, a.reference, a.classes.split(","), reference_value_map=a.reference_map
+        a.prediction,
+        a.reference,
+        a.classes.split(","),
+        reference_value_map=a.reference_map,
+        prediction_value_map=a.prediction_map,
     )
     print(json.dumps(scores.to_dict(), indent=2) if a.json else scores.format_table())
     return 0

@@ -108,6 +108,16 @@ def test_a_0_255_reference_without_a_value_map_is_an_error(tmp_path) -> None:
     ignored = write_raster(tmp_path / "i.tif", labelled, GT, 32633)
     kept = evaluate_rasters(pred, ignored, names)  # 255 beside real classes: not scored
     assert kept.pixel_count == int((labelled != 255).sum())
+    other_tool = write_raster(
+        tmp_path / "o.tif", np.where(PRED == 1, 255, 0).astype(np.uint8), GT, 32633
+    )
+    with pytest.raises(MapRefinerError, match=r"The prediction o.tif holds no pixel of any class"):
+        evaluate_rasters(other_tool, ref, names, reference_value_map={0: 0, 255: 1})
+    both = evaluate_rasters(other_tool, ref, names, {0: 0, 255: 1}, {0: 0, 255: 1})
+    assert (
+        both.confusion.tolist()
+        == evaluate_rasters(pred, ref, names, {0: 0, 255: 1}).confusion.tolist()
+    )
 
 
 def test_prediction_on_another_grid_and_crs_is_warped(tmp_path) -> None:
@@ -144,3 +154,24 @@ def test_austin_reference_through_wgs84_and_back(tmp_path) -> None:
     s = evaluate_rasters(geo, gt, ["background", "building"], {0: 0, 255: 1}, {0: 0, 255: 1})
     assert s.overall_accuracy > 0.995 and s.iou[1] > 0.98
     assert 0.999 * 250000 < s.pixel_count < 250000
+
+
+def test_the_cli_scores_another_tools_0_255_map(tmp_path, capsys) -> None:  # noqa: ANN001
+    from map_refiner import cli
+
+    mask = np.where(REF == 1, 255, 0).astype(np.uint8)
+    ref = write_raster(tmp_path / "gt.tif", mask, GT, 32633)
+    other = np.where(PRED == 1, 255, 0).astype(np.uint8)
+    pred = write_raster(tmp_path / "theirs.tif", other, GT, 32633)
+    args = ["evaluate", str(pred), str(ref), "--reference-map", "0:0,255:1", "--json"]
+    assert cli.main(args) == 2  # 'theirs' read as classes: refused, with the way out
+    assert "theirs.tif holds no pixel of any class but 0" in capsys.readouterr().err
+    assert cli.main([*args, "--prediction-map", "0:0,255:1"]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    expected = evaluate_rasters(
+        write_raster(tmp_path / "p.tif", (PRED == 1).astype(np.uint8), GT, 32633),
+        ref,
+        ["background", "building"],
+        {0: 0, 255: 1},
+    )
+    assert scored["confusion_matrix"] == expected.confusion.tolist()

@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Union
 
 import numpy as np
-from osgeo import gdal
 
 from ..errors import MapRefinerError
 from ..labels.classes import IGNORE
 from ..labels.rasters import read_block, refuse_0_255_mask, to_labels
-from ..rasters.grid import GridSpec, grid_of
+from ..rasters.grid import grid_of
 from ..rasters.read import open_raster
 from ..refine.memory import bounded_memory
 from .scores import Scores, confusion_matrix
@@ -41,17 +40,21 @@ def evaluate_rasters(
     k = len(class_names)
     cm = np.zeros((k, k), dtype=np.int64)
     predicted = False
-    ignored_255 = 0  # reference pixels valued 255 with data, read as IGNORE (no value map)
+    ignored_255 = [0, 0]  # reference, prediction pixels of 255 with data: IGNORE (no map)
     rows = max(1, BLOCK_PIXELS // grid.width)
     ref_name = Path(str(reference_path)).name
+    pred_name = Path(str(prediction_path)).name
     with bounded_memory():  # a block of rows at a time, GDAL's cache capped: memory flat
         for y0 in range(0, grid.height, rows):
             block = (0, y0, grid.width, min(rows, grid.height - y0))
             values, valid = read_block(ref_ds, grid, block)
             ref = to_labels(values, valid, reference_value_map, ref_name)
             if reference_value_map is None:
-                ignored_255 += int((valid & (values == IGNORE)).sum())
-            pred = _labels_on(pred_ds, grid, block, prediction_value_map)
+                ignored_255[0] += int((valid & (values == IGNORE)).sum())
+            values, valid = read_block(pred_ds, grid, block)
+            pred = to_labels(values, valid, prediction_value_map, pred_name)
+            if prediction_value_map is None:
+                ignored_255[1] += int((valid & (values == IGNORE)).sum())
             predicted = predicted or bool((pred != IGNORE).any())
             cm += confusion_matrix(pred, ref, k)
     if not predicted:
@@ -60,7 +63,8 @@ def evaluate_rasters(
             f"the reference {Path(str(reference_path)).name}; check that they "
             "cover the same area and that their CRSs are set."
         )
-    refuse_0_255_mask(ignored_255, bool(cm[1:].sum()), f"The reference {ref_name}")  # rows: ref
+    refuse_0_255_mask(ignored_255[0], bool(cm[1:].sum()), f"The reference {ref_name}")  # rows
+    refuse_0_255_mask(ignored_255[1], bool(cm[:, 1:].sum()), f"The prediction {pred_name}")
     scores = Scores.from_confusion(cm, class_names)
     if scores.pixel_count == 0:
         raise MapRefinerError(
@@ -68,13 +72,3 @@ def evaluate_rasters(
             "check their nodata values and value maps."
         )
     return scores
-
-
-def _labels_on(
-    ds: gdal.Dataset,
-    grid: GridSpec,
-    block: tuple[int, int, int, int],
-    value_map: Mapping[object, int] | None,
-) -> np.ndarray:
-    values, valid = read_block(ds, grid, block)
-    return to_labels(values, valid, value_map, Path(ds.GetDescription()).name)
