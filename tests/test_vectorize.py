@@ -292,3 +292,13 @@ def test_a_killed_runs_scratch_folder_is_removed_by_the_next_run(classmap, tmp_p
         assert files_in(out_dir) == [".p.4567cdef.scratch", "p.gpkg"]
     vectorize(classmap, out_dir / "p.gpkg", NAMES, overwrite=True)
     assert files_in(out_dir) == ["p.gpkg"]
+
+
+def test_another_tools_0_255_mask_is_refused_with_the_way_out(tmp_path) -> None:
+    """255 is no data in a class map: another tool's 0/255 mask had come out as polygons
+    of class 0 alone, its buildings dropped without a word."""
+    mask = np.where(class_map() == 1, 255, 0).astype(np.uint8)
+    path = write_raster(tmp_path / "theirs.tif", mask, GT, 32633)
+    with pytest.raises(MapRefinerError, match=r"theirs.tif holds no pixel of any class but 0"):
+        vectorize(path, tmp_path / "v.gpkg")
+    assert not (tmp_path / "v.gpkg").exists()

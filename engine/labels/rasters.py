@@ -52,16 +52,20 @@ def read_label_raster(
     return labels
 
 
-def refuse_0_255_mask(pixels_255: int, has_objects: bool, name: str) -> None:
+def refuse_0_255_mask(
+    pixels_255: int,
+    has_objects: bool,
+    name: str,
+    remedy: str = "give a value map (e.g. 0:0,255:1)",
+) -> None:
     """A mask of 0 and 255 read without a value map: 255 means "not labelled / not
-    scored", so its objects would drop out and a training or a score would see
-    background alone without a word. An error that says to give the value map, where
-    ``name`` holds ``pixels_255`` such pixels and no pixel of any class but 0."""
+    scored", so its objects would drop out and a training, a score or polygons would
+    see background alone without a word. An error that says what to do (``remedy``),
+    where ``name`` holds ``pixels_255`` such pixels and no pixel of any class but 0."""
     if pixels_255 and not has_objects:
         raise MapRefinerError(
             f"{name} holds no pixel of any class but 0, and {pixels_255} pixels of 255, which "
-            "are read as 'not labelled'; if 255 marks the objects (a 0/255 mask), give a "
-            "value map (e.g. 0:0,255:1)."
+            f"are read as 'not labelled'; if 255 marks the objects (a 0/255 mask), {remedy}."
         )
 
 

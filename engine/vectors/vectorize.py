@@ -18,6 +18,7 @@ from osgeo import gdal, ogr, osr
 
 from ..errors import MapRefinerError
 from ..labels.classes import IGNORE
+from ..labels.rasters import refuse_0_255_mask, sampled_values
 from ..progress import CancelFn, ProgressFn, Reporter, make_reporter
 from ..rasters.files import scratch_folder
 from ..rasters.grid import GridSpec, grid_of, is_metric, local_metric_srs, mem_dataset
@@ -101,6 +102,14 @@ def vectorize(
             f"{gdal.GetDataTypeName(band.DataType)}); vectorize a refined map."
         )
     grid = grid_of(ds)  # first: GDAL 3.6 GTiff reads the .aux.xml (category names) only then
+    sample = sampled_values(ds)  # another tool's 0/255 mask: its objects would be no data
+    refuse_0_255_mask(
+        int((sample == IGNORE).sum()),
+        bool(((sample > 0) & (sample < IGNORE)).any()),
+        Path(str(classmap_path)).name,
+        'make it a class map first (building 1, e.g. gdal_calc.py -A MAP --calc="A/255" '
+        "--type=Byte --outfile CLASSMAP.tif)",
+    )
     names = _names(band, class_names)
     keep = _class_ids(classes, names)
     if regularize_every_edge and not regularize:
