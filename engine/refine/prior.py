@@ -214,6 +214,9 @@ class Prior:
         are reported once for the whole layer, not once a window."""
         resolver = ClassResolver(self.class_names, self.value_map, False)
         known = unknown = 0
+        defn = lyr.GetLayerDefn()
+        others = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount()) if i != index]
+        lyr.SetIgnoredFields([*others, "OGR_GEOMETRY", "OGR_STYLE"])  # the class alone
         lyr.ResetReading()
         for feature in lyr:
             value = feature.GetField(index) if feature.IsFieldSet(index) else None
