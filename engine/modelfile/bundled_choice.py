@@ -171,16 +171,23 @@ def look_pixels(
         raise MapRefinerError("Judging an image's look needs three bands.")
     x0, y0, x1, y1 = window or (0, 0, ds.RasterXSize, ds.RasterYSize)
     factor = max(1, int(round(LOOK_GRID_M / pixel_m)))
-    chunks, valids = [], []
-    for wy, h in _spans(y1 - y0, factor):
-        for wx, w in _spans(x1 - x0, factor):
-            bw, bh = max(1, w // factor), max(1, h // factor)
-            rgb, valid = _read_coarse(ds, bands, x0 + wx, y0 + wy, w, h, bw, bh)
-            chunks.append(rgb.reshape(3, -1))
-            valids.append(valid.reshape(-1))
-    rgb = np.concatenate(chunks, axis=1)
+    windows = [
+        (wx, wy, w, h, max(1, w // factor), max(1, h // factor))
+        for wy, h in _spans(y1 - y0, factor)
+        for wx, w in _spans(x1 - x0, factor)
+    ]
+    # filled in place: hundreds of small windows held until one concatenation left
+    # their pages on the heap (the streaming test's mosaic: 27 MiB more at the peak)
+    rgb = np.empty((3, sum(bw * bh for *_, bw, bh in windows)), dtype=np.float32)
+    valid = np.empty(rgb.shape[1], dtype=bool)
+    at = 0
+    for wx, wy, w, h, bw, bh in windows:
+        part, ok = _read_coarse(ds, bands, x0 + wx, y0 + wy, w, h, bw, bh)
+        rgb[:, at : at + bw * bh] = part.reshape(3, -1)
+        valid[at : at + bw * bh] = ok.reshape(-1)
+        at += bw * bh
     rgb *= value_scale(ds, bands)  # in the 8-bit range
-    return rgb, np.concatenate(valids)
+    return rgb, valid
 
 
 def look_bands(ds: gdal.Dataset, bands: Sequence[int] | None) -> list[int]:
