@@ -187,11 +187,10 @@ def test_vectorize_and_evaluate_need_no_torch(
         ]
         > 0
     )
-    gt = str(austin_rgb.with_name("austin_dev_gt.tif"))
-    assert (
-        run_alg("map_refiner:evaluate", {"PREDICTION": gt, "REFERENCE": gt})["OVERALL_ACCURACY"]
-        == 1.0
-    )
+    gt = str(austin_rgb.with_name("austin_dev_gt.tif"))  # a 0/255 mask: mapped both ways
+    maps = {"REFERENCE_VALUE_MAP": "0:0,255:1", "PREDICTION_VALUE_MAP": "0:0,255:1"}
+    scored = run_alg("map_refiner:evaluate", {"PREDICTION": gt, "REFERENCE": gt, **maps})
+    assert scored["OVERALL_ACCURACY"] == 1.0
 
 
 def test_compare_flags_a_vector_map_and_styles_them_by_status(
