@@ -102,6 +102,20 @@ def test_a_large_image_is_read_on_a_lattice_of_windows(tmp_path: Path, monkeypat
     assert len(reads) == 10 and all(h == 8 for _, _, _, h in reads)
 
 
+def test_a_long_image_is_sampled_in_proportion_to_what_it_holds(tmp_path: Path) -> None:
+    """The look's sample holds each part of a long image in its share: a 3000 px strip
+    (1.8 km at 0.6 m) whose last fifth is another ground. Nine windows of 512 px (the rule
+    until session 48) gave that fifth a third of the sample; 24 small windows give it
+    about its fifth."""
+    strip = np.full((3, 100, 3000), 60, np.uint8)
+    strip[:, :, 2400:] = 200
+    write_image(tmp_path / "strip.tif", strip, (GT[0], 0.6, 0.0, GT[3], 0.0, -0.6))
+    ds = gdal.Open(str(tmp_path / "strip.tif"))
+    rgb, valid = bundled_choice.look_pixels(ds, [1, 2, 3], 0.6)
+    share = float((rgb[0][valid] > 128).mean())
+    assert 0.17 < share < 0.24, share
+
+
 def _homes_like(path: Path, shift: float = 0.0) -> dict[str, np.ndarray]:
     return {"here": look_of(path) + shift}
 
