@@ -5,10 +5,12 @@ too, its traceback in the crash log the command line uses."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from qgis.core import (
     QgsProcessingAlgorithm,
+    QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingParameterDefinition,
@@ -142,6 +144,29 @@ def chosen_model(model_file: str, bundled: int) -> str:
     from ...engine.modelfile.header import BUNDLED_MODELS
 
     return str(BUNDLED_MODELS[names[bundled]])
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """What model_parameters' MODEL, BUNDLED and BANDS say, read as every algorithm that
+    declares them reads them."""
+
+    path: str  # the model file (chosen_model); "" for the engine's own choice
+    for_image: bool  # the bundled model chosen for the image (chooses_for_image)
+    bands: str  # as typed: parsed in the engine task (a bad list is its one-line error)
+
+
+def read_model_parameters(
+    alg: QgsProcessingAlgorithm, parameters: dict[str, Any], context: QgsProcessingContext
+) -> ModelChoice:
+    """model_parameters' values for ``alg``'s run."""
+    model_file = alg.parameterAsFile(parameters, "MODEL", context)
+    bundled = alg.parameterAsEnum(parameters, "BUNDLED", context)
+    return ModelChoice(
+        chosen_model(model_file, bundled),
+        chooses_for_image(model_file, bundled),
+        alg.parameterAsString(parameters, "BANDS", context),
+    )
 
 
 def call_engine(

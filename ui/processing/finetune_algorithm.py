@@ -21,9 +21,8 @@ from .common import (
     MapRefinerAlgorithm,
     advanced,
     call_engine,
-    chooses_for_image,
-    chosen_model,
     model_parameters,
+    read_model_parameters,
     with_help,
 )
 from .training_params import label_parameters, read_label_parameters
@@ -172,16 +171,13 @@ class FinetuneAlgorithm(MapRefinerAlgorithm):
         feedback: QgsProcessingFeedback,
     ) -> dict[str, Any]:
         p = read_label_parameters(self, parameters, context)
-        model_file = self.parameterAsFile(parameters, "MODEL", context)
-        bundled = self.parameterAsEnum(parameters, "BUNDLED", context)
-        model = chosen_model(model_file, bundled)
+        choice = read_model_parameters(self, parameters, context)
         adapt = self.parameterAsEnum(parameters, "ADAPT", context)
         band = self.parameterAsDouble(parameters, "EDGE_BAND", context)
         edges = self.parameterAsBoolean(parameters, "OUTLINE_EDGES", context)
         snap = self.parameterAsBoolean(parameters, "SNAP_OUTLINES", context)
         change_gate = self.parameterAsDouble(parameters, "CHANGE_GATE", context)
         to_drawn = self.parameterAsBoolean(parameters, "CHANGES_TO_DRAWN", context)
-        bands = self.parameterAsString(parameters, "BANDS", context)
         match_colours = self.parameterAsBoolean(parameters, "MATCH_COLOURS", context)
 
         def job(progress, is_cancelled):  # noqa: ANN001, ANN202
@@ -201,14 +197,14 @@ class FinetuneAlgorithm(MapRefinerAlgorithm):
                 raster_path(p["image"]),
                 label_source(p["labels"], p["field"], p["mode"]),
                 Path(p["out"]),
-                base_model=Path(model) if model else None,
+                base_model=Path(choice.path) if choice.path else None,
                 params=params,
                 device=p["device"],
-                bands=vocab.parse_bands(bands),  # a bad list: the engine's one-line error
+                bands=vocab.parse_bands(choice.bands),  # a bad list: the engine's one-line error
                 overwrite=True,
                 progress=progress,
                 is_cancelled=is_cancelled,
-                choose_base=chooses_for_image(model_file, bundled),
+                choose_base=choice.for_image,
                 match_colours=match_colours,
             )
 

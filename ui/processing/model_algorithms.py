@@ -24,10 +24,9 @@ from ..sources import raster_path
 from .common import (
     MapRefinerAlgorithm,
     call_engine,
-    chooses_for_image,
-    chosen_model,
     model_parameters,
     parse_names,
+    read_model_parameters,
     with_help,
 )
 from .training_params import MODEL_FILTER, label_parameters, read_label_parameters
@@ -160,10 +159,7 @@ class SurveyModelAlgorithm(MapRefinerAlgorithm):
         feedback: QgsProcessingFeedback,
     ) -> dict[str, Any]:
         layers = self.parameterAsLayerList(parameters, "INPUTS", context)
-        model_file = self.parameterAsFile(parameters, "MODEL", context)
-        bundled = self.parameterAsEnum(parameters, "BUNDLED", context)
-        model = chosen_model(model_file, bundled)
-        bands = self.parameterAsString(parameters, "BANDS", context)
+        choice = read_model_parameters(self, parameters, context)
         match_colours = self.parameterAsBoolean(parameters, "MATCH_COLOURS", context)
         out = self.parameterAsFileOutput(parameters, "OUTPUT", context)
 
@@ -175,12 +171,11 @@ class SurveyModelAlgorithm(MapRefinerAlgorithm):
             if not layers:
                 raise MapRefinerError("Choose the survey's images (one raster layer or more).")
             images = [raster_path(layer) for layer in layers]  # a clear error for a bad one
-            chooses = chooses_for_image(model_file, bundled)
             return survey_model(
                 images,
                 Path(out),
-                model=None if chooses else Path(model or DEFAULT_MODEL_PATH),
-                bands=vocab.parse_bands(bands),
+                model=None if choice.for_image else Path(choice.path or DEFAULT_MODEL_PATH),
+                bands=vocab.parse_bands(choice.bands),
                 match_colours=match_colours,
                 overwrite=True,
                 progress=progress,

@@ -40,9 +40,8 @@ from .common import (
     MapRefinerAlgorithm,
     advanced,
     call_engine,
-    chooses_for_image,
-    chosen_model,
     model_parameters,
+    read_model_parameters,
     with_help,
 )
 from .online_input import FETCH_SHARE, fetch_image, model_resolution, plan_fetch
@@ -316,15 +315,12 @@ class RefineAlgorithm(MapRefinerAlgorithm):
         feedback: QgsProcessingFeedback,
     ) -> dict[str, Any]:
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        model_file = self.parameterAsFile(parameters, self.MODEL, context)
-        bundled = self.parameterAsEnum(parameters, "BUNDLED", context)
-        model = chosen_model(model_file, bundled)
+        choice = read_model_parameters(self, parameters, context)
         iterations = (
             None
             if parameters.get(self.ITERATIONS) is None
             else self.parameterAsInt(parameters, self.ITERATIONS, context)
         )
-        bands = self.parameterAsString(parameters, "BANDS", context)
         device = DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)]
         precision = PRECISIONS[self.parameterAsEnum(parameters, self.PRECISION, context)]
         detail_n = self.parameterAsInt(parameters, self.DETAIL_ITERATIONS, context)
@@ -362,7 +358,7 @@ class RefineAlgorithm(MapRefinerAlgorithm):
                 layer,
                 self.parameterAsExtent(parameters, self.EXTENT, context),
                 self.parameterAsExtentCrs(parameters, self.EXTENT, context),
-                model_resolution(Path(model) if model else None, with_prior),
+                model_resolution(Path(choice.path) if choice.path else None, with_prior),
                 Path(out),
                 frozenset(Path(p) for p in (out, scores, coarse) if p),
                 self.EXTENT_LABEL,
@@ -371,7 +367,7 @@ class RefineAlgorithm(MapRefinerAlgorithm):
         elif parameters.get(self.EXTENT) is not None:
             feedback.pushInfo("“Area to fetch” is ignored: the input is a raster file.")
         if detail and layer is not None and not is_online(layer):
-            warn_unsuited_detail(layer, model, with_prior, feedback)
+            warn_unsuited_detail(layer, choice.path, with_prior, feedback)
 
         match_colours = self.parameterAsBool(parameters, self.MATCH_COLOURS, context)
 
@@ -381,9 +377,9 @@ class RefineAlgorithm(MapRefinerAlgorithm):
             params = RefineParams(
                 image=image or raster_path(layer),
                 out=Path(out),
-                model_path=Path(model) if model else None,
+                model_path=Path(choice.path) if choice.path else None,
                 iterations=iterations,
-                bands=parse_bands(bands),  # a bad list: the engine's one-line error
+                bands=parse_bands(choice.bands),  # a bad list: the engine's one-line error
                 device=device,
                 precision=precision,
                 scores=Path(scores) if scores else None,
@@ -400,7 +396,7 @@ class RefineAlgorithm(MapRefinerAlgorithm):
                 prior_edges=self.parameterAsBool(parameters, self.PRIOR_EDGES, context),
                 detail_iterations=detail,
                 detail_resolution_m=detail_m,
-                choose_model=chooses_for_image(model_file, bundled),
+                choose_model=choice.for_image,
                 match_colours=match_colours,
             )
             return refine_raster(
