@@ -29,7 +29,6 @@ import numpy as np
 from ..errors import MapRefinerError
 from ..limits import too_coarse
 from ..progress import CancelFn, ProgressFn, make_reporter
-from ..rasters.files import check_output_path
 from ..rasters.read import check_bands, ground_resolution, open_image, raster_info
 from .bundled_choice import (
     TooFewPixels,
@@ -44,7 +43,7 @@ from .bundled_choice import (
 from .colour_fit import judge
 from .colour_match import ColourMatch, Matched
 from .header import DEFAULT_MODEL_PATH, GENERAL_MODEL_PATH
-from .io import load_model, save_model
+from .io import check_model_output, load_model, save_model
 
 log = logging.getLogger(__name__)
 
@@ -142,10 +141,7 @@ def survey_model(
 ) -> SurveyReading:
     """Write ``out``: ``model`` (None: the bundled model the images' pooled look chooses)
     reading every image with one colour match judged over all of them (or none)."""
-    out = Path(out)
-    if out.suffix != ".safetensors":  # said before the images are read, not after
-        raise MapRefinerError(f"Model files end in .safetensors; got {out.name}.")
-    check_output_path(out, overwrite=overwrite)
+    out = check_model_output(out, images, overwrite)  # said before the images are read
     pooled = pooled_look(images, bands, input_resolution_m, progress, is_cancelled)
     choice = ""
     if model is None:
