@@ -46,10 +46,15 @@ def read_label_raster(
             f"No pixel of {name} has a known class (it holds {seen}); "
             "give a value map for these values."
         )
-    if value_map is None:
-        objects = bool(((labels > 0) & (labels < IGNORE) & valid).any())
-        refuse_0_255_mask(int((valid & (values == IGNORE)).sum()), objects, name)
+    objects = bool(((labels > 0) & (labels < IGNORE) & valid).any())
+    refuse_0_255_mask(pixels_of_255(values, valid, value_map), objects, name)
     return labels
+
+
+def pixels_of_255(values: np.ndarray, valid: np.ndarray, value_map: object) -> int:
+    """Pixels with data valued 255 where no value map says what they are: read as IGNORE,
+    they are a 0/255 mask's objects (refuse_0_255_mask); 0 with a value map."""
+    return 0 if value_map is not None else int((valid & (values == IGNORE)).sum())
 
 
 def refuse_0_255_mask(

@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Union
 
 import numpy as np
+from osgeo import gdal
 
 from ..errors import MapRefinerError
 from ..labels.classes import IGNORE
-from ..labels.rasters import read_block, refuse_0_255_mask, to_labels
-from ..rasters.grid import grid_of
+from ..labels.rasters import pixels_of_255, read_block, refuse_0_255_mask, to_labels
+from ..rasters.grid import GridSpec, grid_of
 from ..rasters.read import open_raster
 from ..refine.memory import bounded_memory
 from .scores import Scores, confusion_matrix
@@ -47,21 +48,16 @@ def evaluate_rasters(
     with bounded_memory():  # a block of rows at a time, GDAL's cache capped: memory flat
         for y0 in range(0, grid.height, rows):
             block = (0, y0, grid.width, min(rows, grid.height - y0))
-            values, valid = read_block(ref_ds, grid, block)
-            ref = to_labels(values, valid, reference_value_map, ref_name)
-            if reference_value_map is None:
-                ignored_255[0] += int((valid & (values == IGNORE)).sum())
-            values, valid = read_block(pred_ds, grid, block)
-            pred = to_labels(values, valid, prediction_value_map, pred_name)
-            if prediction_value_map is None:
-                ignored_255[1] += int((valid & (values == IGNORE)).sum())
+            ref, n_ref = _labels_on(ref_ds, grid, block, reference_value_map, ref_name)
+            pred, n_pred = _labels_on(pred_ds, grid, block, prediction_value_map, pred_name)
+            ignored_255[0] += n_ref
+            ignored_255[1] += n_pred
             predicted = predicted or bool((pred != IGNORE).any())
             cm += confusion_matrix(pred, ref, k)
     if not predicted:
         raise MapRefinerError(
-            f"The prediction {Path(str(prediction_path)).name} has no data over "
-            f"the reference {Path(str(reference_path)).name}; check that they "
-            "cover the same area and that their CRSs are set."
+            f"The prediction {pred_name} has no data over the reference {ref_name}; check "
+            "that they cover the same area and that their CRSs are set."
         )
     refuse_0_255_mask(ignored_255[0], bool(cm[1:].sum()), f"The reference {ref_name}")  # rows
     refuse_0_255_mask(ignored_255[1], bool(cm[:, 1:].sum()), f"The prediction {pred_name}")
@@ -72,3 +68,16 @@ def evaluate_rasters(
             "check their nodata values and value maps."
         )
     return scores
+
+
+def _labels_on(
+    ds: gdal.Dataset,
+    grid: GridSpec,
+    block: tuple[int, int, int, int],
+    value_map: Mapping[object, int] | None,
+    name: str,
+) -> tuple[np.ndarray, int]:
+    """``block`` of ``ds`` as labels on ``grid``, and its pixels of 255 no value map
+    names (labels.rasters.pixels_of_255)."""
+    values, valid = read_block(ds, grid, block)
+    return to_labels(values, valid, value_map, name), pixels_of_255(values, valid, value_map)
