@@ -94,6 +94,8 @@ if layer is not None:
 report.update(open_ms=open_ms, longest_cpu_ms=max(cpu))
 dialog = plugin.controller.dialog
 report["device_label"] = dialog.device_label.text() if dialog is not None else None
+import gc
+report.update(frozen=gc.get_freeze_count(), collecting=gc.isenabled())
 plugin.unload()
 print("REPORT " + json.dumps(report))
 """
@@ -131,9 +133,14 @@ def test_opening_the_dialog_imports_torch_off_the_main_thread(tmp_path: Path) ->
     assert report["device_label"] and "Looking" not in report["device_label"], report
     # nothing the first open does on the main thread keeps it busy for 200 ms
     assert report["open_ms"] < 200 and report["longest_cpu_ms"] < 200, report
-    # nor does the main thread wait 200 ms for the GIL while the task imports torch: it
-    # waited 0.3-0.9 s while the import's dlopen of libtorch_cpu held the GIL
-    assert report["longest_wait_during_import_ms"] < 200, report
+    # nor does the main thread wait long for the GIL while the task imports torch: it
+    # waited 0.3-0.9 s while the import's dlopen of libtorch_cpu held the GIL, then
+    # 143-210 ms while full garbage collections over QGIS's and torch's objects did
+    # (40-51 ms since the import pauses them, 5 runs)
+    assert report["longest_wait_during_import_ms"] < 150, report
+    # the import ran with collection paused, which is on again, and torch's objects are
+    # out of every later collection
+    assert report["collecting"] is True and report["frozen"] > 100_000, report
 
 
 def test_refine_clicked_while_torch_loads_never_holds_the_main_thread(tmp_path: Path) -> None:
