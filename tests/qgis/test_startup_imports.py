@@ -145,15 +145,18 @@ def test_opening_the_dialog_imports_torch_off_the_main_thread(tmp_path: Path) ->
 
 def test_refine_clicked_while_torch_loads_never_holds_the_main_thread(tmp_path: Path) -> None:
     """Refine clicked as soon as the dialog opens: the click builds the job without torch,
-    the tasks import it, and no event-loop pass until torch is imported takes 200 ms."""
+    the tasks import it, and no event-loop pass until torch is imported takes 300 ms."""
     report = _run("refine", tmp_path)
     assert report["errors"] == []
     assert report["torch_thread"] != "MainThread", report
     # the dialog's first choice lets the image pick the bundled model: this synthetic
     # scene looks like none of the default's training areas, so the general one runs
     assert "scene — refined by general (buildings, new sensors) (5 it.)" in report["layers"], report
-    assert report["open_ms"] < 200, report
-    assert report["longest_wait_during_import_ms"] < 200, report
+    # the open and the click take 71-113 ms of wall time (idle machine, 8 runs), and that
+    # first pass is the longest until torch is in (97-140 ms); the bound keeps twice that
+    # (a CI run is slower), far under the 1.4-1.6 s of a click that imported torch itself
+    assert report["open_ms"] < 300, report
+    assert report["longest_wait_during_import_ms"] < 300, report
 
 
 def test_plugin_loads_without_torch_and_says_how_to_install_it(tmp_path: Path) -> None:
