@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from helpers_engine import random_model, scene, write_image
 from osgeo import gdal
 
 from map_refiner.engine.errors import MapRefinerError
+from map_refiner.engine.modelfile import colour_fit
 from map_refiner.engine.modelfile.bundled_choice import look_features, look_pixels
 from map_refiner.engine.modelfile.colour_fit import (
     band_percentiles,
@@ -293,3 +295,58 @@ def test_too_little_ground_is_read_as_it_is(model, home) -> None:
         arr[: 2 * arr.shape[0] // 3] = 0
         band.WriteArray(arr)
     assert colours_matched(cfg, sparse, [1, 2, 3], model_grids(sparse, cfg, None)) is None
+
+
+def linear(arr: np.ndarray) -> np.ndarray:
+    """A display image's values taken back to a sensor's linear 11-bit ones."""
+    return np.round((arr / 255.0) ** 2.2 * 2047).astype(np.uint16)
+
+
+def test_linear_values_stored_beyond_8_bits_are_read_through_a_power_curve(model, home) -> None:
+    """11-bit linear values are the home image to the power 2.2: no gain and offset undo
+    that, a power curve fitted with them does (session 49)."""
+    net, cfg = model
+    lin = mem(linear(home))
+    match = ColourMatch.from_config(cfg.colour_match)
+    assert match is not None
+    found = match_image(match, lin, [1, 2, 3], 1.0)
+    assert found is not None and abs(found.power - 1 / 2.2) < 0.03, found
+    assert "power curve of 0.45" in found.note()
+    fed = for_image(cfg, lin, [1, 2, 3], model_grids(lin, cfg, None))
+    assert fed.input_curve == [1 / 8, found.power]  # 11 bits onto 8 (value_scale)
+    as_read, _ = refine_array(net, cfg, mem(home), 3, tile_size=32)
+    curved, _ = refine_array(net, cfg, lin, 3, tile_size=32)
+    with mock.patch.object(colour_fit, "beyond_8_bits", lambda ds, bands: False):
+        assert match_image(match, lin, [1, 2, 3], 1.0).power == 1.0  # type: ignore[union-attr]
+        gains_only, _ = refine_array(net, cfg, lin, 3, tile_size=32)
+    scale = float(np.abs(as_read).max())
+    assert np.abs(curved - as_read).max() < 0.1 * scale
+    assert np.abs(gains_only - as_read).max() > 3 * np.abs(curved - as_read).max()
+
+
+def test_8_bit_imagery_and_linear_changes_get_no_curve(model, home) -> None:
+    """8-bit imagery is display-ready: never curved, read exactly as before; display-ready
+    values stored at 16 bits whose change is linear keep the power at 1 (the curves tried
+    never darken: none above 1)."""
+    _, cfg = model
+    match = ColourMatch.from_config(cfg.colour_match)
+    assert match is not None
+    dark8 = mem(darker(home).astype(np.uint8))
+    assert not colour_fit.beyond_8_bits(dark8, [1, 2, 3])
+    found = match_image(match, dark8, [1, 2, 3], 1.0)
+    assert found is not None and found.power == 1.0 and "power" not in found.note()
+    assert for_image(cfg, dark8, [1, 2, 3], model_grids(dark8, cfg, None)).input_curve == []
+    gains = np.array([0.6, 1.0, 0.8])[:, None, None]  # a cast with haze: per band linear
+    cast16 = mem((np.clip(home * gains + 40, 0, 255) * 256).astype(np.uint16))
+    assert colour_fit.beyond_8_bits(cast16, [1, 2, 3])
+    found16 = match_image(match, cast16, [1, 2, 3], 1.0)
+    assert found16 is not None and found16.power == 1.0
+    assert max(colour_fit.CURVE_POWERS) == 1.0
+
+
+def test_the_input_curve_is_never_saved_nor_read_from_a_file(model) -> None:
+    """How one raster is fed is not part of the model: a file cannot set a curve."""
+    _, cfg = model
+    fed = dataclasses.replace(cfg, input_curve=[0.125, 0.45])
+    assert "input_curve" not in fed.to_dict()
+    assert ModelConfig.from_dict({**cfg.to_dict(), "input_curve": [1.0, 0.3]}).input_curve == []

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers_engine import write_image
-from test_colour_match import GT, darker, home, model  # noqa: F401  (fixtures)
+from test_colour_match import GT, darker, home, linear, model  # noqa: F401  (fixtures)
 
 from map_refiner.cli import main
 from map_refiner.engine.errors import MapRefinerError
@@ -150,3 +150,30 @@ def test_the_command_chooses_the_bundled_model_and_a_round_keeps_the_fixed_match
     saved = load_model(res.model)[1]
     assert saved.colour_match == load_model(fixed.path)[1].colour_match
     assert matched_for(saved, b).gains.tolist() == fixed.matched.gains.tolist()  # type: ignore[union-attr]
+
+
+def test_a_survey_of_linear_tiles_fixes_one_power_curve_too(model, home, tmp_path) -> None:  # noqa: F811
+    """Tiles stored beyond 8 bits share one power curve as they share the gains; the file
+    says so with format 7, and a power out of range is refused."""
+    net, cfg = model
+    base = save_model(net, cfg, tmp_path / "base.safetensors")
+    paths = []
+    for name, arr in {"a": home, "b": 0.9 * home}.items():
+        path = tmp_path / f"{name}.tif"
+        write_image(path, linear(arr), GT).FlushCache()
+        paths.append(path)
+    reading = survey_model(paths, tmp_path / "s.safetensors", model=base)
+    assert reading.matched is not None and reading.matched.power < 1.0
+    _, survey = load_model(reading.path)
+    assert survey.format_version == 7
+    found = matched_for(survey, paths[1])
+    assert found is not None and found.power == reading.matched.power
+    assert "power curve" in found.note()
+    # an 8-bit tile among them: the survey fixes no curve
+    eight = tiles(tmp_path, {"c": darker(home)})[0]
+    mixed = survey_model([*paths, eight], tmp_path / "m.safetensors", model=base)
+    assert mixed.matched is not None and mixed.matched.power == 1.0
+    assert load_model(mixed.path)[1].format_version == 6
+    entry = survey.colour_match
+    with pytest.raises(MapRefinerError, match="power in"):
+        ColourMatch.from_config({**entry, "fixed": {**entry["fixed"], "power": 5.0}})

@@ -27,6 +27,10 @@ from ..errors import MapRefinerError
 #: colour_match.py): 2 to 98, the bulk of each band without its extremes.
 PERCENTILES = (2, 10, 25, 50, 75, 90, 98)
 
+#: The power curves colour_fit may fit (CURVE_POWERS) lie in this range; a file's fixed
+#: match with another is refused.
+POWER_RANGE = (0.2, 2.0)
+
 
 @dataclass(frozen=True)
 class Matched:
@@ -39,9 +43,18 @@ class Matched:
     distance: float  # the image's (or survey's) look from the nearest training area's
     nearest: str
     images: int = 0  # judged once over this many images (a survey model); 0: this image
+    # The power curve the values (8-bit scale) go through before the gains and offsets,
+    # v' = g 255 (v / 255)^power + c: fitted only for imagery stored beyond 8 bits, whose
+    # values may be a sensor's linear ones (colour_fit.CURVE_POWERS); 1: none.
+    power: float = 1.0
 
     def note(self) -> str:
         gains = ", ".join(f"{g:.2f}" for g in self.gains)
+        if self.power != 1.0:
+            gains += (
+                f", after a power curve of {self.power:.2f} (values beyond 8 bits, read as a "
+                "sensor's linear ones)"
+            )
         if self.images:
             return (
                 f"the image's colours were matched to the model's training imagery as the "
@@ -61,7 +74,14 @@ class Matched:
         try:
             gains = np.asarray(d["gains"], dtype=np.float64)
             offsets = np.asarray(d["offsets"], dtype=np.float64)
-            fixed = cls(gains, offsets, float(d["distance"]), str(d["nearest"]), int(d["images"]))
+            fixed = cls(
+                gains,
+                offsets,
+                float(d["distance"]),
+                str(d["nearest"]),
+                int(d["images"]),
+                float(d.get("power", 1.0)),
+            )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise MapRefinerError(
                 "The model's fixed colour match is incomplete or malformed; make the survey "
@@ -75,11 +95,13 @@ class Matched:
             and (gains > 0).all()
             and np.isfinite(offsets).all()
             and fixed.images >= 1
+            and POWER_RANGE[0] <= fixed.power <= POWER_RANGE[1]
         )
         if not ok:
             raise MapRefinerError(
-                "The model's fixed colour match needs three positive gains and three offsets; "
-                "make the survey model again (map-refiner survey-model)."
+                "The model's fixed colour match needs three positive gains, three offsets "
+                f"and a power in {POWER_RANGE[0]}-{POWER_RANGE[1]}; make the survey model "
+                "again (map-refiner survey-model)."
             )
         return fixed
 
@@ -90,6 +112,7 @@ class Matched:
             "distance": round(self.distance, 3),
             "nearest": self.nearest,
             "images": self.images,
+            **({"power": round(self.power, 4)} if self.power != 1.0 else {}),
         }
 
 

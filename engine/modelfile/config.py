@@ -17,9 +17,10 @@ from .colour_match import ColourMatch
 #: configuration in ``gate_parent``); 4: the round's changes are kept only to some classes
 #: (``change_to``); 5: images unlike the training imagery are read with their colours
 #: matched (``colour_match``); 6: every image with the colours matched one way, a survey
-#: model's (``colour_match["fixed"]``). Files without any of these are still written as 1,
+#: model's (``colour_match["fixed"]``); 7: that fixed match with a power curve (imagery
+#: stored beyond 8 bits, session 49). Files without any of these are still written as 1,
 #: so that earlier versions keep reading them.
-FORMAT_VERSION = 6
+FORMAT_VERSION = 7
 #: How a model's input is normalised (ModelConfig.normalisation).
 NORMALISATIONS = ("model", "image")
 DEFAULT_COLOURS: list[tuple[int, int, int]] = [
@@ -78,9 +79,9 @@ class ModelConfig:
     # Polygons a fine-tune was taught with, kept for the image they were drawn on
     # (engine/labels/kept.py); empty for a model that was not fine-tuned.
     corrections: dict[str, Any] = field(default_factory=dict)
-    format_version: int = 1  # set by validate(): 6 with a fixed colour match, 5 with
-    # colour_match, 4 with change_to, 3
-    # with a gate parent, 2 with a detail RNN
+    # set by validate(): 7 with a fixed match's power curve, 6 with a fixed colour match,
+    # 5 with colour_match, 4 with change_to, 3 with a gate parent, 2 with a detail RNN
+    format_version: int = 1
     # A correction round's map keeps a change from its parent's map only where the round's
     # networks give the new class at least this probability (the parent's class
     # elsewhere; engine/networks/gate.py); 0: no gate. Set by a fine-tune whose fit was
@@ -92,6 +93,11 @@ class ModelConfig:
     # they are not all of the model's; FitParams.change_to_drawn); empty: any class.
     change_to: list[int] = field(default_factory=list)
     architecture: str = "maggiori2017-fcn-rnn"
+    # Set only on a configuration as a raster is fed (refine.predict.for_image), never
+    # saved nor read from a file: [scale, power] where a colour match fitted a power
+    # curve (colour_fit.CURVE_POWERS): raw values are multiplied by ``scale`` onto the
+    # 8-bit scale and taken to 255 (v / 255)^power before ``mean``/``std``. Empty: none.
+    input_curve: list[float] = field(default_factory=list)
 
     @property
     def num_classes(self) -> int:
@@ -118,6 +124,7 @@ class ModelConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        del d["input_curve"]  # how one raster is fed, not part of the model
         d["classes"] = [{"name": c.name, "colour": list(c.colour)} for c in self.classes]
         return d
 
@@ -142,7 +149,7 @@ class ModelConfig:
                 ClassInfo(str(c["name"]), tuple(int(v) for v in c["colour"]))  # type: ignore[arg-type]
                 for c in d["classes"]
             ]
-            known = {f for f in cls.__dataclass_fields__}
+            known = {f for f in cls.__dataclass_fields__} - {"input_curve"}
             kwargs = {k: v for k, v in d.items() if k in known and k != "classes"}
             cfg = cls(classes=classes, **kwargs)
         except MapRefinerError:
@@ -258,7 +265,9 @@ class ModelConfig:
                 "file is damaged or was edited by hand. Fine-tune again."
             )
         self.format_version = (
-            6
+            7
+            if "power" in self.colour_match.get("fixed", {})
+            else 6
             if "fixed" in self.colour_match
             else 5
             if self.colour_match

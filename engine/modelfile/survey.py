@@ -40,7 +40,7 @@ from .bundled_choice import (
     look_features,
     look_pixels,
 )
-from .colour_fit import judge
+from .colour_fit import beyond_8_bits, judge
 from .colour_match import ColourMatch, Matched
 from .header import DEFAULT_MODEL_PATH, GENERAL_MODEL_PATH
 from .io import check_model_output, load_model, save_model
@@ -88,6 +88,7 @@ class _Pooled:
     valid: np.ndarray  # (n,)
     area_m2: float  # ground with data over all the images
     pixel_m: tuple[float, float]  # the coarsest image's pixel size (x, y)
+    curve: bool = False  # every image stored beyond 8 bits (colour_fit.beyond_8_bits)
 
 
 def pooled_look(
@@ -105,6 +106,7 @@ def pooled_look(
     rgbs, valids = [], []
     area = 0.0
     coarsest = (0.0, 0.0)
+    beyond = []
     for i, image in enumerate(images):
         reporter.check()
         ds = open_image(image)
@@ -118,6 +120,7 @@ def pooled_look(
         check_bands(info, chosen)
         gx, gy = ground_resolution(info, input_resolution_m)
         rgb, valid = look_pixels(ds, chosen, math.sqrt(gx * gy))
+        beyond.append(beyond_8_bits(ds, chosen))
         area += data_area(ds, valid, gx, gy)
         keep = np.linspace(0, valid.size - 1, min(share, valid.size)).astype(np.int64)
         rgbs.append(rgb[:, keep])
@@ -125,7 +128,8 @@ def pooled_look(
         coarsest = max(coarsest, (gx, gy), key=max)
         ds = None
         reporter.report((i + 1) / len(images))
-    return _Pooled(np.concatenate(rgbs, 1), np.concatenate(valids), area, coarsest)
+    rgb_all, valid_all = np.concatenate(rgbs, 1), np.concatenate(valids)
+    return _Pooled(rgb_all, valid_all, area, coarsest, all(beyond))
 
 
 def survey_model(
@@ -178,7 +182,8 @@ def survey_model(
         and cfg.normalisation != "image"
         and not too_coarse(*pooled.pixel_m, res)
     ):
-        matched = judge(replace(base, fixed=None), pooled.rgb, pooled.valid, pooled.area_m2)
+        unfixed = replace(base, fixed=None)
+        matched = judge(unfixed, pooled.rgb, pooled.valid, pooled.area_m2, pooled.curve)
     entry: dict = {}
     if matched is not None and base is not None:
         entry = replace(base, fixed=replace(matched, images=len(images))).to_config()

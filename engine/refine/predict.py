@@ -57,7 +57,11 @@ class WindowResult:
 
 
 def normalise_(data: torch.Tensor, config: ModelConfig) -> torch.Tensor:
-    """``(data - mean) / std`` per band, in place on ``(C, h, w)`` data."""
+    """``(data - mean) / std`` per band, in place on ``(C, h, w)`` data, after the
+    configuration's power curve where it has one (ModelConfig.input_curve)."""
+    if config.input_curve:
+        scale, power = config.input_curve
+        data.mul_(scale / EIGHT_BIT_MAX).clamp_(min=0.0).pow_(power).mul_(EIGHT_BIT_MAX)
     mean = torch.tensor(config.mean, dtype=data.dtype, device=data.device)[:, None, None]
     std = torch.tensor(config.std, dtype=data.dtype, device=data.device)[:, None, None]
     return data.sub_(mean).div_(std)
@@ -232,6 +236,9 @@ def for_image(
         found = colours_matched(config, ds, bands, grids) if matched is MEASURE else matched
         if isinstance(found, Matched):
             log.info("%s", found.note())
+            if found.power != 1.0:  # the curve takes the values onto the 8-bit scale
+                mean, std = matched_normalisation(config.mean, config.std, found)
+                return replace(config, mean=mean, std=std, input_curve=[scale, found.power])
             mean, std = matched_normalisation(config.mean, config.std, found, scale)
             return replace(config, mean=mean, std=std)
         if scale == 1.0:
@@ -279,7 +286,7 @@ def predict_tile(
     window = (tile.mx0, tile.my0, tile.mx1, tile.my1)
     img, valid = _shared(
         memo,
-        ("model", window, tuple(config.mean), tuple(config.std)),
+        ("model", window, tuple(config.mean), tuple(config.std), tuple(config.input_curve)),
         lambda: _read_model_window(ds, bands, grids, config, window, device, tile),
     )
     first = (
@@ -356,7 +363,7 @@ def detail_scores(
     fx0, fy0, fx1, fy1 = window
     img, _ = _shared(
         memo,
-        ("fine", window, tuple(config.mean), tuple(config.std)),
+        ("fine", window, tuple(config.mean), tuple(config.std), tuple(config.input_curve)),
         lambda: _read_model_window(ds, bands, fine, config, window, device),
     )
     mh, mw = grids.model_height, grids.model_width
