@@ -158,3 +158,31 @@ def test_a_paletted_band_among_others_is_refused_with_how_to_expand_it() -> None
         check_bands(info, [1, 2, 3])
     assert "gdal_translate -expand rgb two.tif two_rgb.tif" in caught.value.message
     check_bands(info, [2, 3, 3])  # the other bands are read
+
+
+def test_four_bands_that_name_no_colours_get_a_note_on_their_order(tmp_path: Path) -> None:
+    """A blue-green-red-infrared satellite product without colour names is read 1, 2, 3
+    (blue for red: austin_dev stored so reads 27.9 against 56.6); the refine says so and
+    how to choose 3, 2, 1. Named colours, chosen bands or three bands: no note."""
+    image = make_tif(tmp_path / "img.tif", 70, 80, seed=2)
+    net, config = random_model(resolution_m=0.6, seed=4)
+    config.band_names = list(RGB)
+    model = save_model(net, config, tmp_path / "m.safetensors")
+    undefined = gdal.GCI_Undefined
+    bgrn = reordered(image, tmp_path / "bgrn.tif", [3, 2, 1, 1], [undefined] * 4)
+    named = reordered(image, tmp_path / "named.tif", [3, 2, 1, 1], [BLUE, GREEN, RED, undefined])
+    three = reordered(image, tmp_path / "three.tif", [1, 2, 3], [undefined] * 3)
+
+    def note(path: Path, bands: list[int] | None = None) -> str:
+        out = tmp_path / f"map_{path.stem}_{bands}.tif"
+        params = RefineParams(image=path, out=out, model_path=model, bands=bands)
+        return refine_raster(params).colour_note
+
+    said = note(bgrn)
+    assert "bands 1, 2, 3 were read as red, green and blue" in said
+    assert "4 bands name no colours" in said and "choose bands 3, 2, 1" in said
+    assert note(bgrn, [3, 2, 1]) == "" and note(named) == "" and note(three) == ""
+    config.band_names = ["b0", "b1", "b2"]  # a model of other bands: nothing to say
+    other = save_model(net, config, tmp_path / "o.safetensors")
+    out = tmp_path / "other.tif"
+    assert refine_raster(RefineParams(image=bgrn, out=out, model_path=other)).colour_note == ""

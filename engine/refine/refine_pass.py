@@ -25,7 +25,14 @@ from ..modelfile.io import load_model
 from ..networks.gate import Gate, gate_chain, gated_result
 from ..networks.models import MapRefinerNet
 from ..rasters.grid import GridSpec, grid_of, scaled
-from ..rasters.read import RasterInfo, check_bands, ground_resolution, open_image, raster_info
+from ..rasters.read import (
+    RasterInfo,
+    check_bands,
+    ground_resolution,
+    open_image,
+    raster_info,
+    unnamed_bands_note,
+)
 from .predict import (
     MEASURE,
     WindowResult,
@@ -572,7 +579,11 @@ def prepare_pass(
     p = RefinePass(
         ds, info, net, fed, device, autocast, band_list, n, (rx, ry), grids, int(tile_size)
     )
-    p.colour_note = matched.note() if matched is not None else ""
+    notes = [
+        matched.note() if matched is not None else "",
+        unnamed_bands_note(ds, bands, config.band_names, band_list),
+    ]
+    p.colour_note = "; ".join(n for n in notes if n)
 
     def fed_as(c: ModelConfig) -> ModelConfig:
         """A gate parent's configuration as this raster feeds it: with the round's own
