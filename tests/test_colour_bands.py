@@ -182,6 +182,8 @@ def test_four_bands_that_name_no_colours_get_a_note_on_their_order(tmp_path: Pat
     assert "bands 1, 2, 3 were read as red, green and blue" in said
     assert "4 bands name no colours" in said and "choose bands 3, 2, 1" in said
     assert note(bgrn, [3, 2, 1]) == "" and note(named) == "" and note(three) == ""
+    eight = reordered(image, tmp_path / "eight.tif", [1, 3, 2, 1, 1, 2, 3, 3], [undefined] * 8)
+    assert "choose bands 5, 3, 2" in note(eight)
     config.band_names = ["b0", "b1", "b2"]  # a model of other bands: nothing to say
     other = save_model(net, config, tmp_path / "o.safetensors")
     out = tmp_path / "other.tif"

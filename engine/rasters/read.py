@@ -463,12 +463,23 @@ def unnamed_bands_note(
     if any(ds.GetRasterBand(i).GetColorInterpretation() in _COLOUR_INTERP for i in read):
         return ""
     shown = ", ".join(str(b) for b in read)
-    return (
-        f"bands {shown} were read as red, green and blue: the image's {ds.RasterCount} bands "
-        "name no colours. Satellite products of four bands are often stored blue, green, "
-        "red, near-infrared; for such an image choose bands 3, 2, 1 (the dialog's Bands, "
-        "--bands on the command line)"
+    said = (
+        f"bands {shown} were read as red, green and blue: the image's {ds.RasterCount} "
+        "bands name no colours. "
     )
+    where = "(the dialog's Bands, --bands on the command line)"
+    if ds.RasterCount == 4:
+        return (
+            said + "Satellite products of four bands are often stored blue, green, red, "
+            f"near-infrared; for such an image choose bands 3, 2, 1 {where}"
+        )
+    if ds.RasterCount == 8:
+        return (
+            said + "An eight-band satellite product is often stored coastal, blue, green, "
+            f"yellow, red, red edge and two near-infrared bands; for such an image choose "
+            f"bands 5, 3, 2 {where}"
+        )
+    return said + f"choose the image's red, green and blue bands {where}"
 
 
 def model_bands(
