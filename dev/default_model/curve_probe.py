@@ -1,10 +1,11 @@
 """Imagery stored beyond 8 bits, matched with a power curve or without (session 49).
 
 Each scene's image is written as 16-bit versions and refined through the product's path
-with the model the image chooses, once as the product reads it now (a matched image
-stored beyond 8 bits is fitted a power curve too, colour_fit.CURVE_POWERS) and once with
-that curve turned off (``colour_fit.beyond_8_bits`` patched to False: the gains and
-offsets alone, as before session 49). Whole-image building IoU:
+with the bundled model the image chooses (as the CLI with no model named), once as the
+product reads it now (a matched image stored beyond 8 bits is fitted a power curve too,
+colour_fit.CURVE_POWERS) and once with that curve turned off
+(``colour_fit.beyond_8_bits`` patched to False: the gains and offsets alone, as before
+session 49). Whole-image building IoU:
 
 - ``lin11``: 11-bit linear values, (v / 255)^2.2 x 2047, a display image's values taken
   back to linear (session 48's look; the curve family holds its inverse);
@@ -18,6 +19,8 @@ offsets alone, as before session 49). Whole-image building IoU:
 The power each image was matched with is read from the refine's log (``power``; 1: no
 curve, "-": not matched).
 
+``CURVE_PROBE_WIDE=1`` tries session 48's powers, 0.35-1.3, instead of the product's.
+
     python -m map_refiner.dev.default_model.curve_probe --json out/s49/curve.json \\
         austin_dev austin_enh kampala_drone nepal_drone rio_wv2 isprs_potsdam \\
         isprs_vaihingen loveda_0 loveda_1
@@ -26,6 +29,7 @@ curve, "-": not matched).
 from __future__ import annotations
 
 import logging
+import os
 import re
 from pathlib import Path
 from unittest import mock
@@ -34,12 +38,24 @@ import numpy as np
 from osgeo import gdal
 
 from ...engine.modelfile import colour_fit
+from ...engine.refine.pipeline import RefineParams, refine_raster
 from ..corrections.scenes import scenes
-from ..corrections.study import ROOT, iou, refine
+from ..corrections.study import ROOT, building_mask, iou
 from .bit_depth_probe import write
 from .scene_probe import scene_probe_main
 
 LOOKS = ("dark", "haze 0.3", "cool cast")
+if os.environ.get("CURVE_PROBE_WIDE"):  # session 48's range, 0.35-1.3, for comparison
+    colour_fit.CURVE_POWERS = tuple(round(0.35 + 0.05 * i, 2) for i in range(20))
+
+
+def refine(image: Path, out: Path) -> np.ndarray:
+    """The building mask of a refine as the CLI runs it with no model named: the bundled
+    model the image chooses (study.refine would take the default model)."""
+    refine_raster(RefineParams(image=image, out=out, overwrite=True, choose_model=True))
+    return building_mask(out)
+
+
 LOOKED = ROOT / "out" / "s46" / "looks"  # colour_match_probe.looked's images
 
 
@@ -85,9 +101,9 @@ def scene_row(image: Path, reference: Path, work: Path) -> dict[str, object]:
                 notes.messages.clear()
                 if way == "before":
                     with mock.patch.object(colour_fit, "beyond_8_bits", lambda ds, bands: False):
-                        pred, _ = refine(path, work / "out.tif")
+                        pred = refine(path, work / "out.tif")
                 else:
-                    pred, _ = refine(path, work / "out.tif")
+                    pred = refine(path, work / "out.tif")
                 row[f"{key} {way}"] = round(100 * iou(pred, ref), 1)
                 row[f"{key} {way} power"] = _power(notes.messages)
     finally:
