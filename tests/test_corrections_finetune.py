@@ -1251,3 +1251,11 @@ def test_with_no_refit_a_round_keeps_the_checked_state() -> None:
         assert done == steps
         same = all(torch.equal(v, checked[k]) for k, v in fit.net.state_dict().items())
         assert same == (share == 0)
+
+
+def test_a_change_just_over_its_allowance_reads_as_over_it() -> None:
+    """0.34 against 0.3 had read "0.3 times ... (at most 0.3 is accepted)" (session 49)."""
+    from map_refiner.training.corrections.finetune import _message
+
+    said = _message(False, 1, 4, 0.48, 0.6, flips=0.34, cap=0.3)
+    assert "0.34 times as much" in said and "at most 0.30 is accepted" in said

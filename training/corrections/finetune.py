@@ -814,8 +814,8 @@ def _message(
     if flips is not None and flips > cap:
         return (
             f"Not adopted: the fine-tuned networks got {scores}, but they changed "
-            f"{flips:.1f} times as much of what the starting model was sure of as you drew "
-            f"(at most {cap:.1f} is accepted for that held-out score): they learnt more than "
+            f"{flips:.2f} times as much of what the starting model was sure of as you drew "
+            f"(at most {cap:.2f} is accepted for that held-out score): they learnt more than "
             "your corrections say, which can fix more errors of the kinds you drew or damage "
             "the rest of the map, and no check here can tell which. The starting networks are "
             f"kept; the new model still shows your {polygons} drawn polygon(s) on this image."
