@@ -183,11 +183,22 @@ def raster_info(ds: gdal.Dataset) -> RasterInfo:
     )
 
 
+#: Where an image without georeferencing lies: as QGIS places it (columns rightward from
+#: x 0, rows downward from y 0, one unit a pixel). GDAL reports (0, 1, 0, 0, 0, 1) for it,
+#: rows going *up* in y; written to an output so, QGIS showed the refined map flipped
+#: below the image and the polygons drawn over the image fell off it (session 49).
+UNREFERENCED_GEOTRANSFORM = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)
+
+
 def geotransform(ds: gdal.Dataset) -> tuple[float, float, float, float, float, float]:
-    """The dataset's geotransform, finite, or a message about its georeferencing."""
+    """The dataset's geotransform, finite, or a message about its georeferencing; for an
+    image without any, UNREFERENCED_GEOTRANSFORM."""
     name = Path(ds.GetDescription()).name
     try:
-        x0, dx, rx, y0, ry, dy = (float(v) for v in ds.GetGeoTransform())
+        found = ds.GetGeoTransform(can_return_null=True)
+        if found is None:
+            return UNREFERENCED_GEOTRANSFORM
+        x0, dx, rx, y0, ry, dy = (float(v) for v in found)
     except RuntimeError as exc:  # e.g. a binary file where the world file should be
         raise MapRefinerError(
             f"Cannot read the georeferencing of {name} ({_first_line(exc)}): its world file "
