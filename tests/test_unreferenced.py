@@ -57,3 +57,19 @@ def test_polygons_drawn_over_it_in_qgis_are_burned_where_they_were_drawn(tmp_pat
     labels = rasterize_vector(drawn, grid, ["background", "building"], "class", mode="sparse")
     rows, cols = np.nonzero(labels == 1)
     assert (rows.min(), rows.max(), cols.min(), cols.max()) == (10, 19, 30, 49)
+
+
+def test_without_a_resolution_it_says_how_to_georeference_it(tmp_path: Path) -> None:
+    """No pixel size and no CRS: the Georeferencer; a pixel size without a CRS: Assign
+    Projection, which saves it in the file (a CRS set on the QGIS layer is not read)."""
+    import pytest
+
+    from map_refiner.engine.errors import MapRefinerError
+    from map_refiner.engine.rasters.read import ground_resolution, open_image, raster_info
+
+    with pytest.raises(MapRefinerError, match="Georeferencer.*--input-resolution"):
+        ground_resolution(raster_info(open_image(unreferenced(tmp_path / "photo.tif"))))
+    sized = tmp_path / "sized.tif"
+    gdal.Translate(str(sized), str(tmp_path / "photo.tif"), outputBounds=[0, 64, 80, 0])
+    with pytest.raises(MapRefinerError, match="Assign Projection.*--input-resolution"):
+        ground_resolution(raster_info(open_image(sized)))

@@ -234,10 +234,15 @@ def ground_resolution(info: RasterInfo, override_m: float | None = None) -> tupl
             )
         return float(override_m), float(override_m)
     if not info.has_crs:
+        fix = (
+            "georeference it (QGIS: Raster ▸ Georeferencer)"
+            if info.geotransform == UNREFERENCED_GEOTRANSFORM
+            else "save its CRS in the file (QGIS: Raster ▸ Projections ▸ Assign Projection; a "
+            "CRS set on the layer alone stays in the project)"
+        )
         raise MapRefinerError(
             f"{Path(info.path).name} has no coordinate reference system, so its pixel size on the "
-            "ground is unknown; assign a CRS in QGIS or give the resolution in metres "
-            "(--input-resolution)."
+            f"ground is unknown; {fix}, or give the resolution in metres (--input-resolution)."
         )
     src = osr.SpatialReference()
     src.ImportFromWkt(info.projection)
