@@ -168,7 +168,7 @@ def test_a_survey_of_linear_tiles_fixes_one_power_curve_too(model, home, tmp_pat
     assert survey.format_version == 7
     found = matched_for(survey, paths[1])
     assert found is not None and found.power == reading.matched.power
-    assert "power curve" in found.note()
+    assert "power curve" in found.note() and "after a power curve of" in reading.describe()
     # an 8-bit tile among them: the survey fixes no curve
     eight = tiles(tmp_path, {"c": darker(home)})[0]
     mixed = survey_model([*paths, eight], tmp_path / "m.safetensors", model=base)

@@ -74,6 +74,8 @@ class SurveyReading:
             lines.append("colours: every image is read as it is")
         else:
             gains = ", ".join(f"{g:.2f}" for g in self.matched.gains)
+            if self.matched.power != 1.0:
+                gains += f" after a power curve of {self.matched.power:.2f} (linear values)"
             lines.append(
                 f"colours: every image is matched to the model's training imagery with band "
                 f"gains {gains} (the images together look unlike all of it: the nearest, "
