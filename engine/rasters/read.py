@@ -456,6 +456,13 @@ def colour_bands(ds: gdal.Dataset, names: Sequence[str]) -> list[int] | None:
     return [found[n.lower()][0] for n in names]
 
 
+def _reads_rgb(band_names: object) -> bool:
+    """Whether a model's ``band_names`` (its config's; a hand-edited config may hold
+    anything) are red, green and blue, in any order."""
+    listed = band_names if isinstance(band_names, list) else []
+    return sorted(str(n).lower() for n in listed) == ["blue", "green", "red"]
+
+
 def unnamed_bands_note(
     ds: gdal.Dataset, chosen: Sequence[int] | None, band_names: object, read: Sequence[int]
 ) -> str:
@@ -464,17 +471,7 @@ def unnamed_bands_note(
     a satellite product stored blue, green, red, near-infrared, which read 1, 2, 3 gives
     the model blue for red (austin_dev stored so: 27.9 whole-image building IoU against
     56.6 with bands 3, 2, 1; session 49). "" otherwise."""
-    listed = band_names if isinstance(band_names, list) else []
-    if (
-        chosen
-        or ds.RasterCount < 4
-        or sorted(str(n).lower() for n in listed)
-        != [
-            "blue",
-            "green",
-            "red",
-        ]
-    ):
+    if chosen or ds.RasterCount < 4 or not _reads_rgb(band_names):
         return ""
     if any(ds.GetRasterBand(i).GetColorInterpretation() in _COLOUR_INTERP for i in read):
         return ""
@@ -511,10 +508,8 @@ def model_bands(
     the dialog says which bands a refine will read before it runs."""
     if chosen:
         return list(chosen)
-    listed = band_names if isinstance(band_names, list) else []  # a hand-edited config
-    names = [str(n).lower() for n in listed]
-    if sorted(names) == ["blue", "green", "red"]:
-        named = colour_bands(ds, names)
+    if _reads_rgb(band_names):
+        named = colour_bands(ds, [str(n).lower() for n in band_names])  # type: ignore[attr-defined]
         if named is not None:
             return named
     return list(own)
