@@ -188,3 +188,16 @@ def test_four_bands_that_name_no_colours_get_a_note_on_their_order(tmp_path: Pat
     other = save_model(net, config, tmp_path / "o.safetensors")
     out = tmp_path / "other.tif"
     assert refine_raster(RefineParams(image=bgrn, out=out, model_path=other)).colour_note == ""
+
+
+def test_a_fine_tune_says_it_too(tmp_path: Path) -> None:
+    """A user who refined with bands 3, 2, 1 and fine-tunes without them would teach the
+    model the colours in another order: the fine-tune's message carries the same note."""
+    from map_refiner.training.corrections.finetune import bands_note
+
+    image = make_tif(tmp_path / "img.tif", 40, 50, seed=1)
+    _, config = random_model(resolution_m=0.6, seed=4)
+    config.band_names = list(RGB)
+    bgrn = reordered(image, tmp_path / "bgrn.tif", [3, 2, 1, 1], [gdal.GCI_Undefined] * 4)
+    assert "choose bands 3, 2, 1" in bands_note(bgrn, None, config)
+    assert bands_note(bgrn, [3, 2, 1], config) == ""
