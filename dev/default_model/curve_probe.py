@@ -12,6 +12,8 @@ session 49). Whole-image building IoU:
 - ``lin11path``: the same with a path radiance added in linear space,
   ((v / 255)^2.2 x 0.85 + 0.05) x 2047, as a hazy day's sensor values: a transfer the
   curve family does not hold exactly;
+- ``lin12g1.8``, ``lin16g2.4``: other curves and bit depths (a display image's values to
+  the power 1.8 in 12 bits, 2.4 in 16), as other sensors' transfers might be;
 - ``x256 <look>``: display-ready imagery stored at 16 bits (the looked 8-bit image of
   out/s46/looks times 256) under a look far from the training areas, which is matched
   too: the curve must not cost it.
@@ -83,6 +85,8 @@ def scene_row(image: Path, reference: Path, work: Path) -> dict[str, object]:
     versions = {
         "lin11": np.round((a8 / 255.0) ** 2.2 * 2047),
         "lin11path": np.round(((a8 / 255.0) ** 2.2 * 0.85 + 0.05) * 2047),
+        "lin12g1.8": np.round((a8 / 255.0) ** 1.8 * 4095),
+        "lin16g2.4": np.round((a8 / 255.0) ** 2.4 * 65535),
     }
     for look in LOOKS:
         looked = LOOKED / f"{_scene_name(image)}_{look.replace(' ', '')}.tif"
