@@ -463,6 +463,36 @@ def _reads_rgb(band_names: object) -> bool:
     return sorted(str(n).lower() for n in listed) == ["blue", "green", "red"]
 
 
+#: Where a satellite product whose bands name no colours usually keeps red, green and
+#: blue, by its band count: four bands blue, green, red, near-infrared (Planet, Maxar);
+#: eight bands coastal, blue, green, yellow, red, red edge, two near-infrared (WorldView).
+PRODUCT_ORDERS = {
+    4: ({"red": 3, "green": 2, "blue": 1}, "blue, green, red, near-infrared"),
+    8: (
+        {"red": 5, "green": 3, "blue": 2},
+        "coastal, blue, green, yellow, red, red edge and two near-infrared bands",
+    ),
+}
+
+
+def names_no_colours(ds: gdal.Dataset) -> bool:
+    """Whether no band of ``ds`` names a colour (red, green or blue)."""
+    return not any(
+        ds.GetRasterBand(i).GetColorInterpretation() in _COLOUR_INTERP
+        for i in range(1, ds.RasterCount + 1)
+    )
+
+
+def product_order(ds: gdal.Dataset, names: Sequence[str]) -> list[int] | None:
+    """The bands a satellite product of ``ds``'s band count usually holds as each of
+    ``names`` (red, green, blue; PRODUCT_ORDERS), where its bands name no colours; else
+    None."""
+    order = PRODUCT_ORDERS.get(ds.RasterCount)
+    if order is None or not names_no_colours(ds) or not _reads_rgb(list(names)):
+        return None
+    return [order[0][str(n).lower()] for n in names]
+
+
 def unnamed_bands_note(
     ds: gdal.Dataset, chosen: Sequence[int] | None, band_names: object, read: Sequence[int]
 ) -> str:
@@ -471,9 +501,7 @@ def unnamed_bands_note(
     a satellite product stored blue, green, red, near-infrared, which read 1, 2, 3 gives
     the model blue for red (austin_dev stored so: 27.9 whole-image building IoU against
     56.6 with bands 3, 2, 1; session 49). "" otherwise."""
-    if chosen or ds.RasterCount < 4 or not _reads_rgb(band_names):
-        return ""
-    if any(ds.GetRasterBand(i).GetColorInterpretation() in _COLOUR_INTERP for i in read):
+    if chosen or ds.RasterCount < 4 or not _reads_rgb(band_names) or not names_no_colours(ds):
         return ""
     shown = ", ".join(str(b) for b in read)
     said = (
@@ -481,18 +509,15 @@ def unnamed_bands_note(
         "bands name no colours. "
     )
     where = "(the dialog's Bands, --bands on the command line)"
-    if ds.RasterCount == 4:
-        return (
-            said + "Satellite products of four bands are often stored blue, green, red, "
-            f"near-infrared; for such an image choose bands 3, 2, 1 {where}"
-        )
-    if ds.RasterCount == 8:
-        return (
-            said + "An eight-band satellite product is often stored coastal, blue, green, "
-            f"yellow, red, red edge and two near-infrared bands; for such an image choose "
-            f"bands 5, 3, 2 {where}"
-        )
-    return said + f"choose the image's red, green and blue bands {where}"
+    order = PRODUCT_ORDERS.get(ds.RasterCount)
+    if order is None:
+        return said + f"choose the image's red, green and blue bands {where}"
+    bands = order[0]
+    return (
+        said + f"A satellite product of {ds.RasterCount} bands is often stored {order[1]}; "
+        f"for such an image choose bands {bands['red']}, {bands['green']}, {bands['blue']} "
+        f"{where}"
+    )
 
 
 def model_bands(

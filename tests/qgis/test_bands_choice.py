@@ -224,3 +224,30 @@ def test_the_colour_match_switch_reaches_the_refine_and_the_round(
     dialog.match_colours_check.setChecked(False)
     assert not dialog.refine_job().params.match_colours
     assert not dialog.finetune_job().match_colours
+
+
+def test_four_bands_that_name_no_colours_offer_a_satellite_product_s_order(
+    rgb_path, tiny_model, qgis_new_project, tmp_path
+) -> None:  # noqa: ANN001
+    """Blue, green, red, infrared without colour names (a Planet or Maxar file): QGIS shows
+    1, 2, 3 and the refine reads them unless told; the box offers 3, 2, 1 in one click,
+    and once the layer is shown so, that is the shown choice (not offered twice)."""
+    bgrn = _copy(rgb_path, tmp_path / "bgrn.tif", [3, 2, 1, 1], None)
+    layer = _layer(bgrn, qgis_new_project)
+    dialog = _dialog(qgis_new_project, layer, tiny_model)
+    assert _keys(dialog) == ["image", "product"]
+    label = dialog.bands_box.combo.itemText(1)
+    assert "satellite product of 4 bands: bands 3, 2, 1 as red, green, blue" in label
+    assert dialog.refine_job().params.bands is None
+    assert "name no colours" in dialog.bands_box.note.text()
+    _choose(dialog, "product")
+    assert dialog.refine_job().params.bands == [3, 2, 1]
+    assert dialog.bands_box.note.text() == ""
+    _correction(dialog, layer, qgis_new_project)
+    assert dialog.finetune_job().bands == [3, 2, 1]
+    _show(layer, 3, 2, 1)
+    assert _keys(dialog) == ["image", "shown"]
+    named = _copy(rgb_path, tmp_path / "rgbn.tif", [1, 2, 3, 1], "red,green,blue,undefined")
+    assert _keys(_dialog(qgis_new_project, _layer(named, qgis_new_project, "n"), tiny_model)) == [
+        "image"
+    ]

@@ -41,7 +41,7 @@ HELP = (
 
 @dataclass(frozen=True)
 class BandChoice:
-    key: str  # "image", "shown" or "grey": what the user chose, kept across updates
+    key: str  # "image", "shown", "product" or "grey": what the user chose, kept across updates
     label: str
     bands: tuple[int, ...] | None  # None: the engine's own reading (the image's)
 
@@ -78,6 +78,19 @@ def image_bands(layer: QgsRasterLayer, summary: ModelSummary) -> tuple[int, ...]
     return tuple(bands) if max(bands) <= ds.RasterCount else None
 
 
+def product_bands(layer: QgsRasterLayer, names: tuple[str, ...]) -> tuple[int, ...] | None:
+    """The bands a satellite product of the layer's band count usually holds as each of
+    ``names`` where its file's bands name no colours (rasters.read.product_order)."""
+    from ...engine.rasters.read import open_image, product_order
+
+    try:
+        ds = open_image(raster_path(layer))
+    except (MapRefinerError, RuntimeError):
+        return None
+    order = product_order(ds, names)
+    return tuple(order) if order is not None else None
+
+
 def band_choices(layer: QgsMapLayer | None, summary: ModelSummary | None) -> list[BandChoice]:
     """What the box offers for ``layer`` and a model; empty when there is no choice (no
     raster file, online imagery, a model of other bands than red, green and blue)."""
@@ -95,6 +108,10 @@ def band_choices(layer: QgsMapLayer | None, summary: ModelSummary | None) -> lis
         choices.append(
             BandChoice("shown", f"as the layer shows them: {_listed(shown, names)}", shown)
         )
+    product = product_bands(layer, names)
+    if product is not None and product not in (own, shown):
+        label = f"as a satellite product of {layer.bandCount()} bands: {_listed(product, names)}"
+        choices.append(BandChoice("product", label, product))
     renderer = layer.renderer()
     if isinstance(renderer, QgsSingleBandGrayRenderer) and renderer.grayBand() >= 1:
         grey = (renderer.grayBand(),) * len(names)
@@ -129,13 +146,19 @@ class BandsBox(QWidget):
         self._hint()
 
     def _hint(self) -> None:
-        """Under the image's own bands, a word that the layer shows others as colours."""
+        """Under the image's own bands, a word that the layer shows others as colours, or
+        that its bands name no colours where a satellite product's order is offered."""
         keys = [self.combo.itemData(i).key for i in range(self.combo.count())]
         current = self.combo.currentData()
-        other = "shown" in keys and isinstance(current, BandChoice) and current.key == "image"
+        own = isinstance(current, BandChoice) and current.key == "image"
+        text = ""
+        if own and "shown" in keys:
+            text = "the layer shows other bands as its colours"
+        elif own and "product" in keys:
+            text = "its bands name no colours"
         if self.combo.count():
-            self.note.setText("the layer shows other bands as its colours" if other else "")
-            self.note.setVisible(other)
+            self.note.setText(text)
+            self.note.setVisible(bool(text))
 
     def update_for(self, layer: QgsMapLayer | None, summary: ModelSummary | None) -> None:
         """Offer ``layer``'s choices for the model, and follow its symbology's changes."""
