@@ -176,6 +176,8 @@ def _train_rnn(a: argparse.Namespace) -> int:
         progress=ProgressBar("train-rnn"),
     )
     print(f"wrote {res.model} ({res.steps} steps, loss {res.final_loss:.4f}, {res.seconds:.0f} s)")
+    if res.note:
+        print(f"note: {res.note}")
     return 0
 
 

@@ -193,7 +193,7 @@ def test_four_bands_that_name_no_colours_get_a_note_on_their_order(tmp_path: Pat
 def test_a_fine_tune_says_it_too(tmp_path: Path) -> None:
     """A user who refined with bands 3, 2, 1 and fine-tunes without them would teach the
     model the colours in another order: the fine-tune's message carries the same note."""
-    from map_refiner.training.corrections.finetune import bands_note
+    from map_refiner.engine.refine.predict import bands_note
 
     image = make_tif(tmp_path / "img.tif", 40, 50, seed=1)
     _, config = random_model(resolution_m=0.6, seed=4)

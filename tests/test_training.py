@@ -164,3 +164,39 @@ def test_labels_with_unknown_classes_are_refused(
             )
         )
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_an_rnn_trained_on_bands_that_name_no_colours_says_which_it_read(
+    scene: dict, coarse_model: Path, tmp_path: Path
+) -> None:
+    """A base of red, green and blue bands trained on a four-band image whose bands name no
+    colours: its CNN read bands 1, 2, 3 as red, green, blue, and the result says so and how
+    to choose 3, 2, 1 (session 49); with the bands chosen, nothing to say."""
+    from map_refiner.engine.modelfile.io import save_model
+
+    net, cfg = load_model(coarse_model)
+    cfg.band_names = ["red", "green", "blue"]
+    base = save_model(net, cfg, tmp_path / "rgb.safetensors")
+    four = tmp_path / "bgrn.tif"
+    gdal.Translate(
+        str(four),
+        str(scene["image"]),
+        options="-b 3 -b 2 -b 1 -b 1 -colorinterp undefined,undefined,undefined,undefined",
+    )
+
+    def trained(bands: list[int] | None, name: str) -> str:
+        params = RnnParams(
+            image=four,
+            labels=LabelSource(scene["labels"], {"0": 0, "255": 1}),
+            out=tmp_path / name,
+            base_model=base,
+            steps=2,
+            batch_size=2,
+            patch_size=24,
+            device="cpu",
+            bands=bands,
+        )
+        return train_rnn(params).note
+
+    assert "choose bands 3, 2, 1" in trained(None, "a.safetensors")
+    assert trained([3, 2, 1], "b.safetensors") == ""

@@ -60,6 +60,7 @@ class TrainResult:
     device: str
     history: list[float]
     resumed_from: int = 0
+    note: str = ""  # what the trainer wants said (train_rnn: bands that name no colours)
 
 
 def _canonical(v: object) -> object:

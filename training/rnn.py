@@ -13,6 +13,7 @@ from ..engine.limits import check_iterations
 from ..engine.modelfile.io import check_model_output, load_model, save_model
 from ..engine.networks.models import RefinementRNN
 from ..engine.progress import CancelFn, ProgressFn, make_reporter
+from ..engine.refine.predict import bands_note
 from .checkpoint import checkpoint_for, remove_checkpoint
 from .coarse_fit import TrainResult
 from .data import load_training_tile
@@ -75,6 +76,14 @@ def train_rnn(
         config.training["finetune"] = list(config.training.get("finetune") or []) + [record]
     save_model(net.cpu(), config, out, overwrite=params.overwrite)
     remove_checkpoint(ckpt)
+    note = bands_note(params.image, params.bands, config)  # the base CNN reads red, green, blue
     return TrainResult(
-        out, res.steps, res.final_loss, res.seconds, str(device), res.history, res.resumed_from
+        out,
+        res.steps,
+        res.final_loss,
+        res.seconds,
+        str(device),
+        res.history,
+        res.resumed_from,
+        note,
     )

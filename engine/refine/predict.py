@@ -39,7 +39,15 @@ from ..modelfile.colour_match import ColourMatch
 from ..modelfile.config import ModelConfig
 from ..networks.inference import class_argmax, infer, refine_more
 from ..networks.models import MapRefinerNet
-from ..rasters.read import EIGHT_BIT_MAX, model_bands, read_window, value_scale
+from ..rasters.read import (
+    EIGHT_BIT_MAX,
+    PathLike,
+    model_bands,
+    open_image,
+    read_window,
+    unnamed_bands_note,
+    value_scale,
+)
 from .resample import AxisBand, axis_band, resample_window, source_range
 from .tiling import Detail, Grids, Tile, detail_window, lattice
 
@@ -397,3 +405,12 @@ def stack_bands(ds, bands: Sequence[int] | None, config: ModelConfig) -> list[in
     else, for a model of red, green and blue bands, those ``ds``'s bands say they are;
     else the model's own band numbers."""
     return model_bands(ds, bands, config.band_names, config.bands)
+
+
+def bands_note(image: PathLike, bands: Sequence[int] | None, config: ModelConfig) -> str:
+    """rasters.read.unnamed_bands_note for ``image`` read by a model of ``config``: what
+    a fine-tune or an RNN's training says where the image's bands name no colours (a user
+    who refined with bands 3, 2, 1 and trains without them teaches the model the colours
+    in another order; session 49)."""
+    ds = open_image(image)
+    return unnamed_bands_note(ds, bands, config.band_names, stack_bands(ds, bands, config))

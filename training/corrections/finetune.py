@@ -47,8 +47,7 @@ from ...engine.modelfile.io import check_model_output, load_model, save_model
 from ...engine.networks.inference import class_argmax
 from ...engine.networks.models import MapRefinerNet
 from ...engine.progress import CancelFn, ProgressFn, Reporter, make_reporter
-from ...engine.rasters.read import open_image, unnamed_bands_note
-from ...engine.refine.predict import stack_bands
+from ...engine.refine.predict import bands_note
 from ..tile import IGNORE, LabelSource
 from .data import Corrections, load_corrections
 from .detail_stage import DetailFit, DetailOutcome, held_out_phase, refit
@@ -688,14 +687,6 @@ def _save_dropped_fit(
         log.warning("the dropped fit could not be saved as %s: %s", path, exc)
         return None
     return path
-
-
-def bands_note(image: Path, bands: Sequence[int] | None, config: ModelConfig) -> str:
-    """The refine's note on bands that name no colours (rasters.read.unnamed_bands_note),
-    for a fine-tune: a user who refined with bands 3, 2, 1 and fine-tunes without them
-    teaches the model the image's colours in another order."""
-    ds = open_image(image)
-    return unnamed_bands_note(ds, bands, config.band_names, stack_bands(ds, bands, config))
 
 
 def _dropped_message(path: Path | None) -> str:
