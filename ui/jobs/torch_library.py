@@ -10,8 +10,10 @@ collections the import's ~160,000 new objects set off, each a single C call unde
 GIL that grows with every object the process holds (QGIS's own included: 70-210 ms).
 So the import runs with collection paused, and torch's objects, which live as long as
 the process, are then frozen out of every later collection (``gc.freeze``), which also
-spares QGIS a ~120 ms full pass over them each time one runs after. Figures:
-docs/benchmarks.md.
+spares QGIS a ~120 ms full pass over them each time one runs after. The freeze takes
+every object alive at that moment, QGIS's and the plugin's too (mostly modules, classes
+and long-lived wrappers): a reference cycle among them that turns to garbage later is
+not collected, the price of never scanning them again. Figures: docs/benchmarks.md.
 """
 
 from __future__ import annotations
