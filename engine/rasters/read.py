@@ -456,11 +456,11 @@ def colour_bands(ds: gdal.Dataset, names: Sequence[str]) -> list[int] | None:
     return [found[n.lower()][0] for n in names]
 
 
-def _reads_rgb(band_names: object) -> bool:
-    """Whether a model's ``band_names`` (its config's; a hand-edited config may hold
-    anything) are red, green and blue, in any order."""
-    listed = band_names if isinstance(band_names, list) else []
-    return sorted(str(n).lower() for n in listed) == ["blue", "green", "red"]
+def _rgb_names(band_names: object) -> list[str] | None:
+    """A model's ``band_names`` (its config's; a hand-edited config may hold anything) in
+    lower case where they are red, green and blue, in any order; else None."""
+    names = [str(n).lower() for n in (band_names if isinstance(band_names, list) else [])]
+    return names if sorted(names) == ["blue", "green", "red"] else None
 
 
 #: Where a satellite product whose bands name no colours usually keeps red, green and
@@ -488,9 +488,10 @@ def product_order(ds: gdal.Dataset, names: Sequence[str]) -> list[int] | None:
     ``names`` (red, green, blue; PRODUCT_ORDERS), where its bands name no colours; else
     None."""
     order = PRODUCT_ORDERS.get(ds.RasterCount)
-    if order is None or not names_no_colours(ds) or not _reads_rgb(list(names)):
+    rgb = _rgb_names(list(names))
+    if order is None or rgb is None or not names_no_colours(ds):
         return None
-    return [order[0][str(n).lower()] for n in names]
+    return [order[0][n] for n in rgb]
 
 
 def unnamed_bands_note(
@@ -501,7 +502,7 @@ def unnamed_bands_note(
     a satellite product stored blue, green, red, near-infrared, which read 1, 2, 3 gives
     the model blue for red (austin_dev stored so: 27.9 whole-image building IoU against
     56.6 with bands 3, 2, 1; session 49). "" otherwise."""
-    if chosen or ds.RasterCount < 4 or not _reads_rgb(band_names) or not names_no_colours(ds):
+    if chosen or ds.RasterCount < 4 or _rgb_names(band_names) is None or not names_no_colours(ds):
         return ""
     shown = ", ".join(str(b) for b in read)
     said = (
@@ -533,8 +534,9 @@ def model_bands(
     the dialog says which bands a refine will read before it runs."""
     if chosen:
         return list(chosen)
-    if _reads_rgb(band_names):
-        named = colour_bands(ds, [str(n).lower() for n in band_names])  # type: ignore[attr-defined]
+    names = _rgb_names(band_names)
+    if names is not None:
+        named = colour_bands(ds, names)
         if named is not None:
             return named
     return list(own)
