@@ -244,11 +244,12 @@ def for_image(
         found = colours_matched(config, ds, bands, grids) if matched is MEASURE else matched
         if isinstance(found, Matched):
             log.info("%s", found.note())
-            if found.power != 1.0:  # the curve takes the values onto the 8-bit scale
-                mean, std = matched_normalisation(config.mean, config.std, found)
-                return replace(config, mean=mean, std=std, input_curve=[scale, found.power])
-            mean, std = matched_normalisation(config.mean, config.std, found, scale)
-            return replace(config, mean=mean, std=std)
+            # a power curve takes the values onto the 8-bit scale before the gains
+            curve = [scale, found.power] if found.power != 1.0 else []
+            mean, std = matched_normalisation(
+                config.mean, config.std, found, 1.0 if curve else scale
+            )
+            return replace(config, mean=mean, std=std, input_curve=curve)
         if scale == 1.0:
             return config
         return replace(
