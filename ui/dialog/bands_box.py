@@ -65,30 +65,26 @@ def shown_bands(layer: QgsRasterLayer, names: tuple[str, ...]) -> tuple[int, ...
     return bands if all(b >= 1 for b in bands) else None
 
 
-def image_bands(layer: QgsRasterLayer, summary: ModelSummary) -> tuple[int, ...] | None:
-    """The bands a refine reads with no bands chosen (rasters.read.model_bands), or None
-    when the file cannot be opened or lacks them (the refine then says why)."""
-    from ...engine.rasters.read import model_bands, open_image
+def file_bands(
+    layer: QgsRasterLayer, summary: ModelSummary, names: tuple[str, ...]
+) -> tuple[tuple[int, ...] | None, tuple[int, ...] | None]:
+    """From the layer's file, opened once: the bands a refine reads with no bands chosen
+    (rasters.read.model_bands; None when the file lacks them: the refine then says why),
+    and those a satellite product of its band count usually holds as ``names`` where its
+    bands name no colours (rasters.read.product_order); both None when it cannot be
+    opened."""
+    from ...engine.rasters.read import model_bands, open_image, product_order
 
     try:  # a paletted image's bands are its colours, as a refine reads them
         ds = open_image(raster_path(layer))
     except (MapRefinerError, RuntimeError):
-        return None
+        return None, None
     bands = model_bands(ds, None, list(summary.band_names), summary.bands)
-    return tuple(bands) if max(bands) <= ds.RasterCount else None
-
-
-def product_bands(layer: QgsRasterLayer, names: tuple[str, ...]) -> tuple[int, ...] | None:
-    """The bands a satellite product of the layer's band count usually holds as each of
-    ``names`` where its file's bands name no colours (rasters.read.product_order)."""
-    from ...engine.rasters.read import open_image, product_order
-
-    try:
-        ds = open_image(raster_path(layer))
-    except (MapRefinerError, RuntimeError):
-        return None
     order = product_order(ds, names)
-    return tuple(order) if order is not None else None
+    return (
+        tuple(bands) if max(bands) <= ds.RasterCount else None,
+        tuple(order) if order is not None else None,
+    )
 
 
 def band_choices(layer: QgsMapLayer | None, summary: ModelSummary | None) -> list[BandChoice]:
@@ -100,7 +96,7 @@ def band_choices(layer: QgsMapLayer | None, summary: ModelSummary | None) -> lis
     if sorted(names) != sorted(COLOURS) or len(summary.bands) != len(COLOURS):
         return []
     choices = []
-    own = image_bands(layer, summary)
+    own, product = file_bands(layer, summary, names)
     if own is not None:
         choices.append(BandChoice("image", f"by default: {_listed(own, names)}", None))
     shown = shown_bands(layer, names)
@@ -108,7 +104,6 @@ def band_choices(layer: QgsMapLayer | None, summary: ModelSummary | None) -> lis
         choices.append(
             BandChoice("shown", f"as the layer shows them: {_listed(shown, names)}", shown)
         )
-    product = product_bands(layer, names)
     if product is not None and product not in (own, shown):
         label = f"as a satellite product of {layer.bandCount()} bands: {_listed(product, names)}"
         choices.append(BandChoice("product", label, product))
