@@ -121,6 +121,35 @@ def test_only_the_chosen_layers_learn(scene: dict, tmp_path: Path, adapt: str, l
     }
 
 
+@pytest.mark.parametrize("adapt", ["rnn", "head+rnn", "deep+rnn", "deeper+rnn"])
+def test_a_patch_sees_what_the_window_sees(scene: dict, tmp_path: Path, adapt: str) -> None:
+    """A fit's patches (its CNN head unpadded, its RNN on the centres only) give the
+    window's own heat maps and RNN output there, whatever the layers that learn."""
+    from map_refiner.engine.networks.inference import refine_heat
+    from map_refiner.training.corrections.data import load_corrections
+    from map_refiner.training.corrections.fit import RNN_CONTEXT, _head
+
+    net, cfg = load_model(scene["model"], "cpu")
+    corr = load_corrections(scene["image"], corrections(tmp_path / "c.gpkg", FOUR), cfg)
+    fit = CorrectionFit(net, corr.tile, FitParams(adapt=adapt), torch.device("cpu"))
+    p, rc = fit.params.patch_size, RNN_CONTEXT
+    corners = [(24, 24), (28, 16)]
+    with torch.no_grad():
+        window = _head(net, fit.trunk, fit.frozen)  # the padded layers over the window
+        imgs, heat = fit.patches(corners)
+        centre = fit._rnn_centre(imgs, heat)
+        whole = refine_heat(net.rnn, fit.x, window, fit.params.iterations)
+    assert heat.shape[-2:] == (p + 2 * rc, p + 2 * rc) and centre.shape[-2:] == (p, p)
+    for i, (y, x) in enumerate(corners):  # a patch at (y, x) covers window pixels from y - rc
+        y0, x0 = y - rc, x - rc
+        torch.testing.assert_close(imgs[i], fit.x[0, :, y0 : y0 + p + 2 * rc, x0 : x0 + p + 2 * rc])
+        want = window[0, :, y0 : y0 + p + 2 * rc, x0 : x0 + p + 2 * rc]
+        torch.testing.assert_close(heat[i], want, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(
+            centre[i], whole[0, :, y : y + p, x : x + p], atol=1e-4, rtol=1e-4
+        )
+
+
 def test_the_trunk_learns_at_its_own_rate(scene: dict, tmp_path: Path) -> None:
     """trunk_lr_scale scales the second and third layers' rate only: at 0 they keep
     their weights while the head and the RNN learn."""

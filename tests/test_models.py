@@ -223,3 +223,27 @@ def test_training_sees_the_autograd_path() -> None:
     assert net.rnn.mlp_out.weight.grad is not None and net.coarse.conv1.weight.grad is not None
     heat = coarse_scores(net.coarse, image)
     assert not heat.requires_grad and not refine_heat(net.rnn, image, heat, 2).requires_grad
+
+
+@pytest.mark.parametrize("iterations, class_specific", [(1, True), (5, True), (3, False)])
+def test_forward_within_is_forward_away_from_the_edges(
+    iterations: int, class_specific: bool
+) -> None:
+    """``forward_within`` gives ``forward``'s maps and gradients on the pixels its
+    padding never reaches (a fit's patch centres), ``pad`` fewer per side and iteration."""
+    torch.manual_seed(6)
+    rnn = RefinementRNN(3, 3, class_specific=class_specific).double()  # no float rounding
+    for p in rnn.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    image, heat = torch.randn(2, 3, 30, 26).double(), torch.randn(2, 3, 30, 26).double()
+    m = iterations * rnn.pad
+    full = rnn(image, heat, iterations)
+    (full[..., m:-m, m:-m] ** 2).sum().backward()
+    grads = [p.grad.clone() for p in rnn.parameters()]
+    rnn.zero_grad()
+    within = rnn.forward_within(image, heat, iterations)
+    (within**2).sum().backward()
+    assert within.shape == (2, 3, 30 - 2 * m, 26 - 2 * m)
+    torch.testing.assert_close(within, full[..., m:-m, m:-m], atol=1e-10, rtol=1e-10)
+    for want, p in zip(grads, rnn.parameters()):
+        torch.testing.assert_close(p.grad, want, atol=1e-9, rtol=1e-10)

@@ -51,7 +51,7 @@ from torch.nn import functional as F
 from ...engine.errors import MapRefinerError
 from ...engine.modelfile.config import ModelConfig
 from ...engine.networks.inference import class_argmax, coarse_scores, refine_heat
-from ...engine.networks.models import MapRefinerNet, pad_to_stride
+from ...engine.networks.models import MapRefinerNet, RefinementRNN, pad_to_stride
 from ...engine.progress import Reporter
 from ...engine.vocabulary import (
     CHANGE_GATE,
@@ -429,7 +429,11 @@ def _trunk_within(net: MapRefinerNet, x: torch.Tensor, inside: torch.Tensor) -> 
 
 
 def _head(
-    net: MapRefinerNet, f: torch.Tensor, frozen: int, inside: torch.Tensor | None = None
+    net: MapRefinerNet,
+    f: torch.Tensor,
+    frozen: int,
+    inside: torch.Tensor | None = None,
+    unpadded: bool = False,
 ) -> torch.Tensor:
     """The trained CNN layers after the frozen trunk (nothing for ``frozen`` = 4). On
     patches cut from a window's features, ``inside`` (0/1 per cell) zeroes each trained
@@ -437,7 +441,13 @@ def _head(
     output is not zeroed there: the x4 upsampling then moves the window's outer two
     pixels a little (up to 0.06), and zeroing it too lost on both sets of rounds
     (session 30: own scenes +125.0 against +162.5, never seen +1105.5 against +1121.2;
-    docs/results_corrections.md "Session 30")."""
+    docs/results_corrections.md "Session 30").
+
+    ``unpadded``: the last layer without its zero padding, so the map starts
+    :func:`head_shift` pixels in and is that much smaller on each side, its values there
+    the padded layer's. oneDNN runs the padded 9x9 layer of 128 -> 2 channels on a fit's
+    patches about 6 times slower than the unpadded one (session 50, 80 ms against 12 ms a
+    batch on this CPU), and a patch needs only its centre (:meth:`Fitter.patches`)."""
     c = net.coarse
     if frozen == 4:
         return f
@@ -447,7 +457,17 @@ def _head(
     if frozen < 3:
         f = F.relu(c.conv3(f))
         f = f if inside is None else f * inside
+    if unpadded:
+        return c.upsample(F.conv2d(f, c.conv4.weight, c.conv4.bias))
     return c.upsample(c.conv4(f))
+
+
+def head_shift(net: MapRefinerNet) -> int:
+    """Pixels by which :func:`_head`'s unpadded map starts in from the padded one's
+    corner: the x4 upsampling of a map whose first cell is the padding's width in."""
+    pad = net.coarse.conv4.padding
+    assert isinstance(pad, tuple)
+    return 4 * int(pad[0])
 
 
 def sure_and_wrong(confidence: torch.Tensor, base: torch.Tensor, labels: torch.Tensor) -> float:
@@ -818,7 +838,7 @@ class CorrectionFit:
             ]
             imgs = self.norm(imgs, inside)
             feats = _trunk_within(self.net, imgs, self._cells_inside(corners))
-            heat = _head(self.net, feats, self.frozen)
+            heat = _head(self.net, feats, self.frozen, unpadded=True)
         elif self.frozen == 4:
             heat = torch.stack([self.trunk_pad[:, y : y + side, x : x + side] for y, x in corners])
         else:
@@ -830,17 +850,18 @@ class CorrectionFit:
             )
             # conv3 (and conv2) run here: zero beyond the window
             inside = self._cells_inside(corners) if self.frozen < 3 else None
-            heat = _head(self.net, feats, self.frozen, inside)
+            heat = _head(self.net, feats, self.frozen, inside, unpadded=True)
         o = 4 * cc - rc
+        oh = o if self.frozen == 4 else o - head_shift(self.net)  # the unpadded head's map
         return (
             imgs[:, :, o : o + p + 2 * rc, o : o + p + 2 * rc],
-            heat[:, :, o : o + p + 2 * rc, o : o + p + 2 * rc],
+            heat[:, :, oh : oh + p + 2 * rc, oh : oh + p + 2 * rc],
         )
 
     def _loss(
         self, tgt: torch.Tensor, weight: torch.Tensor, pools: list[np.ndarray]
     ) -> torch.Tensor:
-        p, rc, cc = self.params.patch_size, RNN_CONTEXT, CELL_CONTEXT
+        p, cc = self.params.patch_size, CELL_CONTEXT
         corners = self._corners(pools)
         imgs, heat = self.patches(corners)
         t = torch.stack(
@@ -855,9 +876,21 @@ class CorrectionFit:
         imgs, heat, t, w = (torch.rot90(v, k, (-2, -1)) for v in (imgs, heat, t, w))
         if flip:
             imgs, heat, t, w = (v.flip(-1) for v in (imgs, heat, t, w))
-        out = self.net.rnn(imgs, heat, self.params.iterations)[:, :, rc : rc + p, rc : rc + p]
+        out = self._rnn_centre(imgs, heat)
         ce = F.cross_entropy(out, t, reduction="none")
         return (ce * w).sum() / w.sum().clamp(min=1e-6)
+
+    def _rnn_centre(self, imgs: torch.Tensor, heat: torch.Tensor) -> torch.Tensor:
+        """The RNN's maps on the patches' centres (``RNN_CONTEXT`` in from each side),
+        computed only where the iterations reach them (RefinementRNN.forward_within)."""
+        p, rc, iterations = self.params.patch_size, RNN_CONTEXT, self.params.iterations
+        rnn = self.net.rnn
+        m = rc - iterations * rnn.pad if isinstance(rnn, RefinementRNN) else -1
+        if m < 0:  # another network, or more iterations than the context covers
+            return rnn(imgs, heat, iterations)[:, :, rc : rc + p, rc : rc + p]
+        side = p + 2 * iterations * rnn.pad
+        crop = (slice(None), slice(None), slice(m, m + side), slice(m, m + side))
+        return rnn.forward_within(imgs[crop], heat[crop], iterations)
 
     def fit(
         self,
