@@ -24,6 +24,7 @@ from torch.nn import functional as F
 from ..engine.errors import MapRefinerError
 from ..engine.networks.models import RNN_RADIUS_PER_ITERATION, RefinementRNN
 from ..engine.progress import Reporter
+from .adam import Adam
 
 
 @dataclass
@@ -71,7 +72,7 @@ def fit_detail_rnn(
     out = copy.deepcopy(rnn).train()
     for q in out.parameters():
         q.requires_grad_(True)
-    opt = torch.optim.Adam(out.parameters(), lr=params.lr)
+    opt = Adam(out.parameters(), lr=params.lr)
     losses: list[float] = []
     for step in range(1, params.steps + 1):
         rep.check()

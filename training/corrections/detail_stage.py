@@ -38,6 +38,7 @@ from ...engine.networks.models import RefinementRNN
 from ...engine.progress import Reporter
 from ...engine.refine.predict import DETAIL_KEEPS_SURE, keep_sure
 from ...engine.refine.resample import resample_window
+from ..adam import Adam
 from ..detail_fit import context
 from ..tile import IGNORE
 from .fine_data import FineCorrections
@@ -212,7 +213,7 @@ class DetailFit:
         pools = self._pools(tgts, weights)
         for q in self.rnn.parameters():
             q.requires_grad_(True)
-        opt = torch.optim.Adam(self.rnn.parameters(), lr=self.params.detail_lr)
+        opt = Adam(self.rnn.parameters(), lr=self.params.detail_lr)
         best_state, best_score, best_step = copy.deepcopy(self.rnn.state_dict()), None, 0
         losses: list[float] = []
         c, p = self.c, PATCH

@@ -63,6 +63,7 @@ from ...engine.vocabulary import (
     OUTLINE_EDGES,
     SNAP_OUTLINES,
 )
+from ..adam import Adam
 from ..tile import IGNORE, TrainingTile
 from .holdout import REFIT_SHARE, balanced_accuracy
 from .temperature import MATCHES
@@ -908,7 +909,7 @@ class CorrectionFit:
         starting state and every step's (FitParams.refit_mean); else FitParams.average's."""
         if not (labels != IGNORE).any():
             raise MapRefinerError("No drawn pixel is left to learn from.")
-        opt = torch.optim.Adam(
+        opt = Adam(
             [{"params": params, "lr": self.params.lr * scale} for params, scale in self.groups]
         )
         tgt, weight = self.targets(labels)
