@@ -43,8 +43,8 @@ def test_converged_at_is_the_first_point_near_the_best():
     assert converged_at([0.3, 0.3]) == 0
 
 
-def test_report_shows_ratios_from_the_figures(tmp_path: Path):
-    res = {
+def _figures() -> dict:
+    return {
         "k": 2,
         "iterations": 5,
         "matmul_gflops": 300.0,
@@ -78,6 +78,10 @@ def test_report_shows_ratios_from_the_figures(tmp_path: Path):
             "loss_curve": [(50, 0.1)],
         },
     }
+
+
+def test_report_shows_ratios_from_the_figures(tmp_path: Path):
+    res = _figures()
     text = write_report(res, tmp_path / "b.md")
     assert (tmp_path / "b.md").read_text() == text
     assert "**3.0x faster**" in text  # CRF 6 s against RNN 2 s
@@ -102,6 +106,19 @@ def test_report_shows_ratios_from_the_figures(tmp_path: Path):
     assert "**25.0 s** (fine-tune 20.0 s of which 12.0 s fitting, 40 steps" in text
     assert text.rstrip().endswith("two `make bench` runs |")
     assert "## Figures behind the code" in text and "| `engine/refine/resample.py` |" in text
+
+
+def test_a_new_run_keeps_the_session_notes(tmp_path: Path):
+    """The report's hand-written section survives a run that rewrites the page."""
+    out = tmp_path / "b.md"
+    out.write_text(
+        "# old\n\n## Session notes\n\nSession 99: 1.5 s.\n\n## Figures behind the code\n"
+    )
+    text = write_report(_figures(), out)
+    assert "## Session notes\n\nSession 99: 1.5 s." in text
+    assert text.index("Session 99") < text.index("## Figures behind the code")
+    assert text.count("## Figures behind the code") == 1 and "# old" not in text
+    assert write_report(_figures(), out) == text  # and again, unchanged
 
 
 def test_gpu_section_only_with_a_cuda_run(tmp_path: Path):

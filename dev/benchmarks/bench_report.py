@@ -85,6 +85,35 @@ DESIGN_FIGURES: list[tuple[str, str, str]] = [
         "(offscreen), 535-874 ms -> 64-99 ms (the QGIS desktop under Xvfb, 3 runs each)",
     ),
     (
+        "ui/jobs/torch_library.py (session 49)",
+        "torch imported with garbage collection paused, then `gc.freeze`, libtorch_python "
+        "mapped too, against libtorch_cpu mapped alone (`tests/qgis/test_startup_imports.py` 5 "
+        "runs, `dev/benchmarks/event_loop_probe.py --runs 4`, each alone)",
+        "the main thread's longest wait while the task imports torch 143-160 ms -> 40-51 ms; "
+        "the import 1.95-2.12 s -> 1.65-1.84 s",
+    ),
+    (
+        "training/corrections/fit.py (session 50)",
+        "oneDNN's 9x9 layer of 128 -> 2 channels on a fit's batch of 8 patches (30 x 30 "
+        "cells), padded against unpadded",
+        "80 ms against 12 ms; the padded layer on a 2000 x 2000 px window without autograd "
+        "2.4 s against `coarse_head_cpu`'s 0.35 s",
+    ),
+    (
+        "engine/networks/models.py (session 50)",
+        "`forward_within` on a fit's 48 px patches against the whole padded 72 px patch; "
+        "mlp_out as one matmul per class against oneDNN's grouped 1x1 convolution",
+        "with fit.py's unpadded head, the fit's 90 steps on austin_dev (K=4) 22 s -> 14 s; "
+        "the 1x1 layer's backward 15.6 ms against 7.0 ms on 64 x 64 patches (3.5 against 1.7 "
+        "on 60 x 60)",
+    ),
+    (
+        "training/adam.py (session 50)",
+        "torch.optim.Adam against the same arithmetic written out",
+        "2.0-2.4 s of every fine-tune (the optimiser's import of torch._dynamo) against "
+        "none; steps equal bit for bit",
+    ),
+    (
         "engine/device.py",
         "bf16 autocast on an NVIDIA H200 (`dev/benchmarks/cuda_check.py`)",
         "the networks' compute on the 2.25 km² crop from 54 to 45 ms, class maps equal to fp32 on "
@@ -285,6 +314,7 @@ def write_report(res: dict, out: Path) -> str:
             f"(Rendered from this run's figures at commit {res['rendered']}; no figure "
             "recomputed.)",
         ]
+    lines += _session_notes(out)
     lines += _design_figures()
     text = "\n".join(lines) + "\n"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -292,6 +322,22 @@ def write_report(res: dict, out: Path) -> str:
     tmp.write_text(text)
     tmp.replace(out)
     return text
+
+
+SESSION_NOTES = "## Session notes"
+
+
+def _session_notes(out: Path) -> list[str]:
+    """The report's hand-written section, kept from the file a new run replaces (each
+    session's figures measured by hand: a run of the benchmark must not lose them)."""
+    if not out.exists():
+        return []
+    text = out.read_text()
+    start = text.find(SESSION_NOTES)
+    if start < 0:
+        return []
+    end = text.find("## Figures behind the code", start)
+    return ["", text[start : end if end >= 0 else len(text)].rstrip()]
 
 
 def _design_figures() -> list[str]:
