@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
-from qgis.core import QgsMapLayer, QgsProject, QgsProviderRegistry, QgsRasterLayer
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsMapLayer,
+    QgsProject,
+    QgsProviderRegistry,
+    QgsRasterLayer,
+)
 
 from ..engine.errors import MapRefinerError
 from .paths import output_beside
@@ -41,6 +48,26 @@ def raster_path(layer: QgsMapLayer | None) -> Path:
             "(right-click ▸ Export ▸ Save As…) and refine that."
         )
     return path
+
+
+#: Where the VRTs that give a file its layer's CRS are kept (image_path).
+CRS_FOLDER = Path(tempfile.gettempdir()) / "map_refiner_crs"
+
+
+def image_path(layer: QgsMapLayer | None) -> Path:
+    """The file the engine reads for a raster layer (raster_path): where the file holds no
+    CRS but QGIS has given the layer one (Set Layer CRS, or on loading), a VRT over the
+    file with that CRS (engine/rasters/read.crs_assigned), so the image lies where QGIS
+    shows it instead of being refused. Output names still come from raster_path."""
+    path = raster_path(layer)
+    crs = layer.crs() if layer is not None else None
+    if crs is None or not crs.isValid():
+        return path
+    from ..engine.rasters.read import crs_assigned
+
+    return crs_assigned(
+        path, crs.toWkt(QgsCoordinateReferenceSystem.WKT_PREFERRED_GDAL), CRS_FOLDER
+    )
 
 
 def ground_pixel_size(layer: QgsRasterLayer) -> float:

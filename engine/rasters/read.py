@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
@@ -16,6 +17,7 @@ import numpy as np
 from osgeo import gdal, osr
 
 from ..errors import MapRefinerError
+from .files import atomic_path
 
 gdal.UseExceptions()
 osr.UseExceptions()
@@ -219,6 +221,33 @@ def _haversine(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
+
+
+def crs_assigned(path: Path, wkt: str, folder: Path) -> Path:
+    """``path`` as read with the CRS ``wkt`` when its file holds none: QGIS keeps a CRS set
+    on a layer (Set Layer CRS, or given on loading) in the project, not in the file the
+    engine reads, which then had no pixel size on the ground. A VRT over the file (left as
+    it is) in ``folder``, named by the file and the CRS, so a later round of the same layer
+    reads the same path. ``path`` itself when its file has a CRS of its own, or no
+    georeferencing (a CRS set on pixel coordinates says nothing of the ground), or ``wkt``
+    is not a CRS GDAL reads."""
+    ds = open_raster(path)
+    info = raster_info(ds)
+    ds = None
+    if info.has_crs or info.geotransform == UNREFERENCED_GEOTRANSFORM or not wkt:
+        return path
+    try:
+        if osr.SpatialReference().ImportFromWkt(wkt) != 0:
+            return path
+    except RuntimeError:  # osr raises where its exceptions are on
+        return path
+    key = hashlib.sha1(f"{Path(path).resolve()}\n{wkt}".encode()).hexdigest()[:12]
+    out = folder / f"{Path(path).stem}.crs-{key}.vrt"
+    if not out.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(out) as tmp:
+            gdal.Translate(str(tmp), str(Path(path).resolve()), format="VRT", outputSRS=wkt)
+    return out
 
 
 def ground_resolution(info: RasterInfo, override_m: float | None = None) -> tuple[float, float]:

@@ -543,3 +543,45 @@ def test_a_refine_whose_model_may_misread_the_imagery_warns(
     warned = " ".join(bar.get_messages(Qgis.MessageLevel.Warning))
     assert "prior map left in place: the model may misread this imagery" in warned
     assert not any("doubted.tif" in m for m in bar.get_messages(Qgis.MessageLevel.Success))
+
+
+def test_a_crs_set_on_the_layer_alone_is_the_one_the_refine_reads(
+    plugin, tiny_model, qgis_new_project, tmp_path, wait_for_tasks
+) -> None:  # noqa: ANN001
+    """A file without a CRS whose layer was given one in QGIS (Set Layer CRS) refines, and
+    its map lies where QGIS shows the image; the file is left as it was (session 50: the
+    engine, which reads the file, refused it for want of a pixel size)."""
+    import hashlib
+
+    from osgeo import gdal
+    from qgis.core import QgsCoordinateReferenceSystem
+
+    from map_refiner.engine.refine.pipeline import refine_raster
+    from map_refiner.ui.sources import CRS_FOLDER
+
+    layer = _raster_at(tmp_path, "nocrs", 0.6)
+    ds = gdal.Open(layer.source(), gdal.GA_Update)
+    ds.SetProjection("")
+    ds = None
+    src = Path(layer.source())
+    layer = QgsRasterLayer(str(src), "nocrs")
+    before = hashlib.sha256(src.read_bytes()).hexdigest()
+    qgis_new_project.addMapLayer(layer)
+    out = tmp_path / "refined.tif"
+    layer.setCrs(QgsCoordinateReferenceSystem("EPSG:0"))  # as loaded: no CRS
+    unknown = build_refine_job(layer, tiny_model, 1, "cpu", str(out), False)
+    assert unknown.params.image == src
+    with pytest.raises(MapRefinerError, match="no coordinate reference system"):
+        refine_raster(unknown.params)
+    layer.setCrs(QgsCoordinateReferenceSystem("EPSG:26914"))  # Set Layer CRS
+    dialog = _dialog(qgis_new_project, layer, model_path=str(tiny_model))
+    dialog.output_widget.setFilePath(str(out))
+    job = dialog.refine_job()
+    assert job.params.image.parent == CRS_FOLDER and job.params.out == out
+    plugin.controller.start_refine(job)
+    wait_for_tasks()
+    refined = gdal.Open(str(out))
+    assert "26914" in refined.GetProjection().replace('"', "")
+    assert refined.GetGeoTransform() == gdal.Open(str(src)).GetGeoTransform()
+    assert hashlib.sha256(src.read_bytes()).hexdigest() == before
+    assert not list(tmp_path.glob("*.vrt"))  # kept apart from the user's files

@@ -30,7 +30,13 @@ from ..layers import (
     refined_layer_title,
 )
 from ..paths import same_file, unique_path
-from ..sources import coarse_path_for, layer_file, layer_in_file, raster_path, scores_path_for
+from ..sources import (
+    coarse_path_for,
+    image_path,
+    layer_file,
+    layer_in_file,
+    scores_path_for,
+)
 from .fetch_job import FetchJob
 from .torch_library import load_torch_library
 from .trajectory_job import TrajectoryJob, TrajectoryResult, write_slider_maps
@@ -117,7 +123,7 @@ def build_refine_job(
     of the raster as the model's (the dialog's Bands; online imagery is fetched as red,
     green, blue, so none there); ``match_colours`` False: the image read as it is even
     where the model would match its colours (RefineParams.match_colours)."""
-    image = online.request.out if online is not None else raster_path(layer)
+    image = online.request.out if online is not None else image_path(layer)
     if not output.strip():
         raise MapRefinerError("Choose an output file for the refined class map.")
     out = Path(output.strip())

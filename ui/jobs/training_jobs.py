@@ -14,7 +14,7 @@ from ...engine.vocabulary import label_mode
 from ..dialog.model_info import ModelSummary
 from ..installer.deps import check_dependencies
 from ..paths import output_beside, unique_path, writable_folder
-from ..sources import layer_file, layer_in_file, project_dir, raster_path
+from ..sources import image_path, layer_file, layer_in_file, project_dir, raster_path
 from .torch_library import load_torch_library
 
 if TYPE_CHECKING:
@@ -114,11 +114,11 @@ def build_finetune_job(
             "Fine-tune learns from correction polygons: choose “sparse” labels "
             "(a fully labelled tile trains a new RNN: map-refiner train-rnn)."
         )
-    image = raster_path(image_layer)
+    source, image = raster_path(image_layer), image_path(image_layer)
     labels = label_source(label_layer, class_field, mode)
     folder = writable_folder([project_dir(project), labels.path.parent, fallback_dir])
-    number = rounds_of(base_model, image.name) + 1
-    out = unique_path(folder / f"{image.stem}_round{number}.safetensors")
+    number = rounds_of(base_model, image.name) + 1  # as the rounds record it: the file read
+    out = unique_path(folder / f"{source.stem}_round{number}.safetensors")
     return FinetuneJob(
         image,
         labels,
@@ -145,7 +145,7 @@ def build_train_coarse_job(
     fallback_dir: Path | None = None,
 ) -> TrainCoarseJob:
     """A new model with the current model's classes and resolution."""
-    image = raster_path(image_layer)
+    source, image = raster_path(image_layer), image_path(image_layer)
     labels = label_source(label_layer, class_field, mode)
     if model is None:
         raise MapRefinerError(
@@ -153,7 +153,7 @@ def build_train_coarse_job(
         )
     from ...training.coarse import CoarseParams
 
-    out = output_beside(image, "_coarse", ".safetensors", project_dir(project), fallback_dir)
+    out = output_beside(source, "_coarse", ".safetensors", project_dir(project), fallback_dir)
     params = CoarseParams(
         image=image,
         labels=labels,
@@ -161,7 +161,7 @@ def build_train_coarse_job(
         class_names=model.class_names,
         ground_resolution_m=model.resolution_m,
         device=device,
-        name=f"coarse CNN from {image.name}",
+        name=f"coarse CNN from {source.name}",
     )
     if steps:
         params.steps = steps

@@ -16,7 +16,7 @@ from qgis.core import (
 
 from ...engine import vocabulary as vocab
 from ..jobs.training_jobs import label_source
-from ..sources import raster_path
+from ..sources import image_path
 from .common import (
     MapRefinerAlgorithm,
     advanced,
@@ -194,7 +194,7 @@ class FinetuneAlgorithm(MapRefinerAlgorithm):
                 change_to_drawn=to_drawn,
             )
             return finetune(
-                raster_path(p["image"]),
+                image_path(p["image"]),
                 label_source(p["labels"], p["field"], p["mode"]),
                 Path(p["out"]),
                 base_model=Path(choice.path) if choice.path else None,

@@ -20,7 +20,7 @@ from qgis.core import (
 
 from ...engine.errors import MapRefinerError
 from ..jobs.training_jobs import label_source
-from ..sources import raster_path
+from ..sources import image_path
 from .common import (
     MapRefinerAlgorithm,
     call_engine,
@@ -86,7 +86,7 @@ class TrainCoarseAlgorithm(MapRefinerAlgorithm):
             names = parse_names(names_text)
             if not names or len(names) < 2:
                 raise MapRefinerError("Give at least two class names, e.g. background, building.")
-            image = raster_path(p["image"])
+            image = image_path(p["image"])
             params = CoarseParams(
                 image=image,
                 labels=label_source(p["labels"], p["field"], p["mode"]),
@@ -170,7 +170,7 @@ class SurveyModelAlgorithm(MapRefinerAlgorithm):
 
             if not layers:
                 raise MapRefinerError("Choose the survey's images (one raster layer or more).")
-            images = [raster_path(layer) for layer in layers]  # a clear error for a bad one
+            images = [image_path(layer) for layer in layers]  # a clear error for a bad one
             return survey_model(
                 images,
                 Path(out),

@@ -35,7 +35,7 @@ from ...engine.vocabulary import (
 )
 from ..jobs.fetch_job import is_online
 from ..layers import coarse_layer_name, refined_layer_name
-from ..sources import ground_pixel_size, layer_file, layer_in_file, raster_path
+from ..sources import ground_pixel_size, image_path, layer_file, layer_in_file, raster_path
 from .common import (
     MapRefinerAlgorithm,
     advanced,
@@ -375,7 +375,7 @@ class RefineAlgorithm(MapRefinerAlgorithm):
             from ...engine.refine.pipeline import RefineParams, refine_raster
 
             params = RefineParams(
-                image=image or raster_path(layer),
+                image=image or image_path(layer),
                 out=Path(out),
                 model_path=Path(choice.path) if choice.path else None,
                 iterations=iterations,

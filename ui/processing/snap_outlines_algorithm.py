@@ -16,7 +16,7 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
-from ..sources import layer_file, layer_in_file, raster_path
+from ..sources import image_path, layer_file, layer_in_file
 from .common import MapRefinerAlgorithm, call_engine, parse_names, with_help
 
 HELP = (
@@ -83,7 +83,7 @@ class SnapOutlinesAlgorithm(MapRefinerAlgorithm):
         context: QgsProcessingContext,  # noqa: N802
         feedback: QgsProcessingFeedback,
     ) -> dict[str, Any]:
-        image = raster_path(self.parameterAsRasterLayer(parameters, self.INPUT, context))
+        image = image_path(self.parameterAsRasterLayer(parameters, self.INPUT, context))
         corrections = self.parameterAsVectorLayer(parameters, self.CORRECTIONS, context)
         fields = self.parameterAsFields(parameters, self.FIELD, context)
         keep = parse_names(self.parameterAsString(parameters, self.KEEP, context)) or []
