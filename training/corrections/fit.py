@@ -449,7 +449,7 @@ def _head(
     :func:`head_shift` pixels in and is that much smaller on each side, its values there
     the padded layer's. oneDNN runs the padded 9x9 layer of 128 -> 2 channels on a fit's
     patches about 6 times slower than the unpadded one (session 50, 80 ms against 12 ms a
-    batch on this CPU), and a patch needs only its centre (:meth:`Fitter.patches`)."""
+    batch on this CPU), and a patch needs only its centre (:meth:`CorrectionFit.patches`)."""
     c = net.coarse
     if frozen == 4:
         return f
