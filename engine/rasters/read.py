@@ -266,12 +266,14 @@ def ground_resolution(info: RasterInfo, override_m: float | None = None) -> tupl
         fix = (
             "georeference it (QGIS: Raster ▸ Georeferencer)"
             if info.geotransform == UNREFERENCED_GEOTRANSFORM
-            else "save its CRS in the file (QGIS: Raster ▸ Projections ▸ Assign Projection; a "
-            "CRS set on the layer alone stays in the project)"
+            else "give it a CRS (in QGIS: the layer's Set CRS, which Map Refiner's dialog and "
+            "Processing read, or Raster ▸ Projections ▸ Assign Projection, which saves it in "
+            "the file for map-refiner too)"
         )
         raise MapRefinerError(
             f"{Path(info.path).name} has no coordinate reference system, so its pixel size on the "
-            f"ground is unknown; {fix}, or give the resolution in metres (--input-resolution)."
+            f"ground is unknown; {fix}, or give its pixel size in metres (--input-resolution; "
+            "Processing: Input pixel size on the ground)."
         )
     src = osr.SpatialReference()
     src.ImportFromWkt(info.projection)

@@ -629,3 +629,57 @@ def test_a_loaded_map_goes_right_above_its_image(
         assert group is not None and len(group.children()) == 1
     finally:
         ProcessingConfig.setSettingValue(ProcessingConfig.RESULTS_GROUP_NAME, "")
+
+
+def test_an_image_without_georeferencing_refines_with_its_pixel_size(
+    processing_with_plugin, tiny_model, tmp_path
+) -> None:  # noqa: ANN001
+    """INPUT_RESOLUTION (advanced) gives an unreferenced photo its pixel size, and the map
+    lies on its pixels as QGIS shows it; left empty, the engine's message says what to do;
+    a fine-tune takes it too."""
+    import numpy as np
+    from helpers_engine import scene
+
+    from map_refiner.engine.rasters.read import UNREFERENCED_GEOTRANSFORM
+
+    photo = tmp_path / "photo.tif"
+    ds = gdal.GetDriverByName("GTiff").Create(str(photo), 80, 64, 3, gdal.GDT_Byte)
+    for i, band in enumerate(scene(64, 80, seed=3).astype(np.uint8)):
+        ds.GetRasterBand(i + 1).WriteArray(band)
+    ds = None
+    base = {"INPUT": str(photo), "MODEL": str(tiny_model), "ITERATIONS": 1, "DEVICE": 1}
+    with pytest.raises(QgsProcessingException, match="Processing: Input pixel size on the ground"):
+        processing_with_plugin.run(
+            "map_refiner:refine", {**base, "OUTPUT": str(tmp_path / "no.tif")}
+        )
+    assert not (tmp_path / "no.tif").exists()
+    out = tmp_path / "refined.tif"
+    processing_with_plugin.run(
+        "map_refiner:refine", {**base, "INPUT_RESOLUTION": 0.3, "OUTPUT": str(out)}
+    )
+    assert gdal.Open(str(out)).GetGeoTransform() == UNREFERENCED_GEOTRANSFORM
+    from helpers_data import box_wkt, write_vector
+    from osgeo import ogr
+
+    drawn = write_vector(
+        tmp_path / "drawn.gpkg",
+        [
+            (box_wkt(10, -30, 30, -10), {"class": "building"}),
+            (box_wkt(50, -50, 70, -35), {"class": "background"}),
+        ],
+        fields={"class": ogr.OFTString},
+    )
+    tuned = tmp_path / "tuned.safetensors"
+    result = processing_with_plugin.run(
+        "map_refiner:finetune",
+        {
+            "INPUT": str(photo),
+            "LABELS": str(drawn),
+            "CLASS_FIELD": "class",
+            "MODEL": str(tiny_model),
+            "STEPS": 2,
+            "INPUT_RESOLUTION": 0.3,
+            "OUTPUT": str(tuned),
+        },
+    )
+    assert Path(result["OUTPUT"]).is_file()

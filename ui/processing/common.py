@@ -106,6 +106,41 @@ def model_parameters(label: str, text: str) -> list[QgsProcessingParameterDefini
     return [with_help(model, text), bundled_model_parameter(), bands_parameter()]
 
 
+INPUT_RESOLUTION = "INPUT_RESOLUTION"
+
+
+def input_resolution_parameter() -> QgsProcessingParameterDefinition:
+    """INPUT_RESOLUTION (advanced, optional): the input's pixel size on the ground, for an
+    image whose georeferencing does not give it (read_input_resolution)."""
+    from qgis.core import QgsProcessingParameterNumber
+
+    return advanced(
+        with_help(
+            QgsProcessingParameterNumber(
+                INPUT_RESOLUTION,
+                "Input pixel size on the ground, metres (empty: from its georeferencing)",
+                QgsProcessingParameterNumber.Type.Double,
+                optional=True,
+                minValue=0.0001,
+                maxValue=100000.0,
+            ),
+            "For an image whose file has no georeferencing or no CRS (a plain drone photo): "
+            "its pixel size on the ground, which the model needs; its maps lie on the "
+            "image's pixels as QGIS shows it. Given for a georeferenced image, it replaces "
+            "the size its georeferencing gives. As map-refiner --input-resolution.",
+        )
+    )
+
+
+def read_input_resolution(
+    alg: QgsProcessingAlgorithm, parameters: dict, context: QgsProcessingContext
+) -> float | None:
+    """INPUT_RESOLUTION in metres, None when it is left empty."""
+    if parameters.get(INPUT_RESOLUTION) is None:
+        return None
+    return alg.parameterAsDouble(parameters, INPUT_RESOLUTION, context)
+
+
 def bundled_model_parameter() -> QgsProcessingParameterDefinition:
     from qgis.core import QgsProcessingParameterEnum
 

@@ -21,7 +21,9 @@ from .common import (
     MapRefinerAlgorithm,
     advanced,
     call_engine,
+    input_resolution_parameter,
     model_parameters,
+    read_input_resolution,
     read_model_parameters,
     with_help,
 )
@@ -158,6 +160,7 @@ class FinetuneAlgorithm(MapRefinerAlgorithm):
                 "MATCH_COLOURS unticked too).",
             )
         )
+        self.addParameter(input_resolution_parameter())
         self.addOutput(
             QgsProcessingOutputFile(
                 "DROPPED_FIT", "Model with the fit the flip check dropped (empty: none)"
@@ -179,6 +182,7 @@ class FinetuneAlgorithm(MapRefinerAlgorithm):
         change_gate = self.parameterAsDouble(parameters, "CHANGE_GATE", context)
         to_drawn = self.parameterAsBoolean(parameters, "CHANGES_TO_DRAWN", context)
         match_colours = self.parameterAsBoolean(parameters, "MATCH_COLOURS", context)
+        resolution = read_input_resolution(self, parameters, context)
 
         def job(progress, is_cancelled):  # noqa: ANN001, ANN202
             from ...training.corrections.finetune import finetune
@@ -206,6 +210,7 @@ class FinetuneAlgorithm(MapRefinerAlgorithm):
                 is_cancelled=is_cancelled,
                 choose_base=choice.for_image,
                 match_colours=match_colours,
+                input_resolution_m=resolution,
             )
 
         result = call_engine(feedback, job)

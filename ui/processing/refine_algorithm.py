@@ -40,7 +40,9 @@ from .common import (
     MapRefinerAlgorithm,
     advanced,
     call_engine,
+    input_resolution_parameter,
     model_parameters,
+    read_input_resolution,
     read_model_parameters,
     with_help,
 )
@@ -195,6 +197,7 @@ class RefineAlgorithm(MapRefinerAlgorithm):
             "iterations. As map-refiner refine --detail-resolution.",
         )
         self.addParameter(advanced(grid))
+        self.addParameter(input_resolution_parameter())
         self.addParameter(
             with_help(
                 QgsProcessingParameterRasterLayer(
@@ -370,6 +373,7 @@ class RefineAlgorithm(MapRefinerAlgorithm):
             warn_unsuited_detail(layer, choice.path, with_prior, feedback)
 
         match_colours = self.parameterAsBool(parameters, self.MATCH_COLOURS, context)
+        resolution = read_input_resolution(self, parameters, context)
 
         def job(progress, is_cancelled):  # noqa: ANN001, ANN202
             from ...engine.refine.pipeline import RefineParams, refine_raster
@@ -398,6 +402,7 @@ class RefineAlgorithm(MapRefinerAlgorithm):
                 detail_resolution_m=detail_m,
                 choose_model=choice.for_image,
                 match_colours=match_colours,
+                input_resolution_m=None if image else resolution,  # a fetch has its own
             )
             return refine_raster(
                 params,
