@@ -175,6 +175,7 @@ class Controller:
                     p.detail_iterations,
                     p.detail_resolution_m,
                     p.bands,
+                    p.input_resolution_m,
                 ),
             )
         task = EngineTask(

@@ -70,6 +70,26 @@ def image_path(layer: QgsMapLayer | None) -> Path:
     )
 
 
+def needs_pixel_size(layer: QgsMapLayer | None) -> bool:
+    """Whether a raster file's layer gives the engine no pixel size on the ground: its file
+    has no georeferencing (a CRS QGIS gave its pixel coordinates says nothing of the
+    ground), or neither the file nor the layer has a CRS (image_path's VRT needs one)."""
+    from .jobs.fetch_job import is_online
+
+    if not isinstance(layer, QgsRasterLayer) or is_online(layer):
+        return False
+    from ..engine.rasters.read import UNREFERENCED_GEOTRANSFORM, open_raster, raster_info
+
+    try:
+        ds = open_raster(raster_path(layer))
+        info = raster_info(ds)
+    except (MapRefinerError, RuntimeError):
+        return False  # the refine says what is wrong with the file
+    if info.geotransform == UNREFERENCED_GEOTRANSFORM:
+        return True
+    return not info.has_crs and not layer.crs().isValid()
+
+
 def ground_pixel_size(layer: QgsRasterLayer) -> float:
     """The layer's pixel size on the ground in metres, as the engine measures it (the
     geometric mean of x and y at the centre), from what QGIS knows of the layer: no file

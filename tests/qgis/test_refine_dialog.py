@@ -585,3 +585,37 @@ def test_a_crs_set_on_the_layer_alone_is_the_one_the_refine_reads(
     assert refined.GetGeoTransform() == gdal.Open(str(src)).GetGeoTransform()
     assert hashlib.sha256(src.read_bytes()).hexdigest() == before
     assert not list(tmp_path.glob("*.vrt"))  # kept apart from the user's files
+
+
+def test_an_image_without_georeferencing_takes_its_pixel_size_in_the_dialog(
+    plugin, rgb_layer, tiny_model, qgis_new_project, tmp_path, wait_for_tasks
+) -> None:  # noqa: ANN001
+    """A plain photo (no georeferencing) shows the pixel size box; the size given reaches
+    the refine and its slider, and the map lies on the photo's pixels. A georeferenced
+    layer shows no box and passes none."""
+    import numpy as np
+    from helpers_engine import scene
+    from osgeo import gdal
+
+    from map_refiner.engine.rasters.read import UNREFERENCED_GEOTRANSFORM
+
+    photo = tmp_path / "photo.tif"
+    ds = gdal.GetDriverByName("GTiff").Create(str(photo), 80, 64, 3, gdal.GDT_Byte)
+    for i, band in enumerate(scene(64, 80, seed=3).astype(np.uint8)):
+        ds.GetRasterBand(i + 1).WriteArray(band)
+    ds = None
+    layer = QgsRasterLayer(str(photo), "photo")
+    qgis_new_project.addMapLayer(layer)
+    dialog = _dialog(qgis_new_project, layer, model_path=str(tiny_model))
+    assert dialog.pixel_size.needed and not dialog.pixel_size.isHidden()
+    out = tmp_path / "refined.tif"
+    dialog.output_widget.setFilePath(str(out))
+    assert dialog.refine_job().params.input_resolution_m is None  # not given yet
+    dialog.pixel_size.spin.setValue(0.3)
+    job = dialog.refine_job()
+    assert job.params.input_resolution_m == pytest.approx(0.3)
+    plugin.controller.start_refine(job)
+    wait_for_tasks()
+    assert gdal.Open(str(out)).GetGeoTransform() == UNREFERENCED_GEOTRANSFORM
+    dialog.input_combo.setLayer(rgb_layer)  # georeferenced: no box, no size passed
+    assert dialog.pixel_size.isHidden() and dialog.refine_job().params.input_resolution_m is None

@@ -78,6 +78,7 @@ from .device_info import device_summary
 from .labels_widget import LabelsBox
 from .model_info import ModelSummary, is_fine_tuned, model_note
 from .model_widget import ModelChooser
+from .pixel_size_box import PixelSizeBox
 
 
 class MapRefinerDialog(QDialog):
@@ -170,6 +171,7 @@ class MapRefinerDialog(QDialog):
         self.iterations_spin.setToolTip("RNN refinement steps; 0 gives the coarse CNN map.")
         self.detail = DetailBox(self)  # the last iterations again on a finer grid
         self.bands_box = BandsBox(self)  # which bands a colour model reads
+        self.pixel_size = PixelSizeBox(self)  # an image whose file gives no pixel size
         self.model_note = QLabel("", self)  # which image a fine-tuned model is for, and why
         self.model_note.setWordWrap(True)
         self.model_note.setTextFormat(Qt.TextFormat.RichText)  # its text is escaped HTML
@@ -305,6 +307,7 @@ class MapRefinerDialog(QDialog):
         form = QFormLayout()
         form.addRow("Raster layer", self.input_combo)
         form.addRow("", self.area)
+        form.addRow("", self.pixel_size)
         form.addRow("Model", self.model)
         form.addRow("", self.model_note)
         form.addRow("Bands", self.bands_box)
@@ -383,6 +386,8 @@ class MapRefinerDialog(QDialog):
     def _restore(self, defaults: DialogDefaults, active_layer: QgsMapLayer | None) -> None:
         if isinstance(active_layer, QgsRasterLayer):
             self.input_combo.setLayer(active_layer)
+        # the combo may hold its layer from the start, when no change is signalled
+        self.pixel_size.update_for(self.input_combo.currentLayer())
         self.device_combo.setCurrentIndex(max(self.device_combo.findData(defaults.device), 0))
         self.scores_check.setChecked(defaults.write_scores)
         self.coarse_check.setChecked(defaults.add_coarse)
@@ -406,6 +411,7 @@ class MapRefinerDialog(QDialog):
 
     def _on_input_changed(self, layer: QgsMapLayer | None) -> None:
         self.area.setVisible(is_online(layer))
+        self.pixel_size.update_for(layer)
         self.detail.update_for(layer, self.model.summary)
         self.bands_box.update_for(layer, self.model.summary)
         self.show_model_note()
@@ -642,6 +648,7 @@ class MapRefinerDialog(QDialog):
             online=self.fetch_job(),
             bands=self.bands_box.bands(),
             match_colours=self.match_colours_check.isChecked(),
+            input_resolution_m=self.pixel_size.value_m(),
         )
 
     def fetch_job(self) -> FetchJob | None:
@@ -691,6 +698,7 @@ class MapRefinerDialog(QDialog):
             choose_base=self.model.chooses_for_image(),
             bands=self.bands_box.bands(),
             match_colours=self.match_colours_check.isChecked(),
+            input_resolution_m=self.pixel_size.value_m(),
         )
 
     def train_coarse_job(self) -> TrainCoarseJob:

@@ -159,6 +159,7 @@ class IterationsFlow(QObject):
         detail_iterations: int = 0,
         detail_resolution_m: float | None = None,
         bands: list[int] | None = None,
+        input_resolution_m: float | None = None,
     ) -> TrajectoryJob:
         """Where and how a refine keeps the slider's maps: the whole raster, or the
         view of one larger than the cache; the dock's uncertainty; a new folder; the
@@ -180,6 +181,7 @@ class IterationsFlow(QObject):
             detail_iterations,
             detail_resolution_m,
             tuple(bands) if bands else None,
+            input_resolution_m,
         )
 
     def show_refined(

@@ -113,6 +113,7 @@ def build_refine_job(
     choose_model: bool = False,
     bands: list[int] | None = None,
     match_colours: bool = True,
+    input_resolution_m: float | None = None,
 ) -> RefineJob:
     """The refine of ``layer``; with ``prior``, from that map instead of the coarse CNN
     (no iterations slider then: its Recompute starts from the CNN); with ``online`` (an
@@ -122,7 +123,8 @@ def build_refine_job(
     the engine chooses for the image (RefineParams.choose_model); with ``bands``, those
     of the raster as the model's (the dialog's Bands; online imagery is fetched as red,
     green, blue, so none there); ``match_colours`` False: the image read as it is even
-    where the model would match its colours (RefineParams.match_colours)."""
+    where the model would match its colours (RefineParams.match_colours);
+    ``input_resolution_m``: the pixel size of an image without georeferencing."""
     image = online.request.out if online is not None else image_path(layer)
     if not output.strip():
         raise MapRefinerError("Choose an output file for the refined class map.")
@@ -147,6 +149,7 @@ def build_refine_job(
         choose_model=choose_model and model_path is None,
         bands=list(bands) if bands and online is None else None,
         match_colours=match_colours,
+        input_resolution_m=input_resolution_m if online is None else None,
     )
     if prior is not None:
         from ...engine.vocabulary import parse_raster_value_map

@@ -37,6 +37,7 @@ class FinetuneJob:
     choose_base: bool = False  # no base model: the bundled one chosen for the image
     bands: list[int] | None = None  # the dialog's Bands (None: the image's own)
     match_colours: bool = True  # False: read as it is, and a model that never matches
+    input_resolution_m: float | None = None  # an image without georeferencing: its pixel size
 
 
 @dataclass
@@ -105,6 +106,7 @@ def build_finetune_job(
     choose_base: bool = False,
     bands: list[int] | None = None,
     match_colours: bool = True,
+    input_resolution_m: float | None = None,
 ) -> FinetuneJob:
     """The round on ``image_layer``'s raster (``choose_base`` and no base model: from the
     bundled model the engine chooses for the image; ``match_colours`` False: the image
@@ -130,6 +132,7 @@ def build_finetune_job(
         choose_base and base_model is None,
         list(bands) if bands else None,
         match_colours,
+        input_resolution_m,
     )
 
 
@@ -186,6 +189,7 @@ def run_finetune(job: FinetuneJob, progress: ProgressFn, is_cancelled: CancelFn)
         choose_base=job.choose_base,
         bands=job.bands,
         match_colours=job.match_colours,
+        input_resolution_m=job.input_resolution_m,
     )
 
 

@@ -46,6 +46,7 @@ class TrajectoryJob:
     detail_iterations: int = 0  # the refine's: the last map goes on through them
     detail_resolution_m: float | None = None
     bands: tuple[int, ...] | None = None  # the refine's chosen bands (None: the image's own)
+    input_resolution_m: float | None = None  # the refine's (an image without georeferencing)
 
 
 @dataclass
@@ -103,6 +104,7 @@ def run_trajectory(
         detail_iterations=job.detail_iterations,
         detail_resolution_m=job.detail_resolution_m,
         bands=job.bands,
+        input_resolution_m=job.input_resolution_m,
     )
     result = write_slider_maps(job, traj)
     progress(1.0)
