@@ -82,3 +82,23 @@ def test_a_refine_of_it_is_placed_in_that_crs(tmp_path: Path) -> None:
     refine_raster(RefineParams(image=read, out=out, model_path=model))
     ds = gdal.Open(str(out))
     assert ds.GetGeoTransform() == GT and "32614" in ds.GetProjection().replace('"', "")
+
+
+def test_a_file_written_anew_gets_a_vrt_of_its_own(tmp_path: Path) -> None:
+    """A VRT describes its file's size and transform: a file replaced at the same path
+    (exported again, larger) must not be read through the old one."""
+    import os
+
+    src = image(tmp_path / "ortho.tif")
+    first = crs_assigned(src, wkt_of(32614), tmp_path / "crs")
+    arr = scene(100, 120, seed=4).astype(np.uint8)
+    ds = gdal.GetDriverByName("GTiff").Create(str(src), 120, 100, 3, gdal.GDT_Byte)
+    ds.SetGeoTransform(GT)
+    for i in range(3):
+        ds.GetRasterBand(i + 1).WriteArray(arr[i])
+    ds = None
+    os.utime(src, ns=(src.stat().st_atime_ns, src.stat().st_mtime_ns + 10**9))
+    second = crs_assigned(src, wkt_of(32614), tmp_path / "crs")
+    assert second != first
+    info = raster_info(open_raster(second))
+    assert (info.width, info.height) == (120, 100) and info.has_crs

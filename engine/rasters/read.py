@@ -228,9 +228,12 @@ def crs_assigned(path: Path, wkt: str, folder: Path) -> Path:
     on a layer (Set Layer CRS, or given on loading) in the project, not in the file the
     engine reads, which then had no pixel size on the ground. A VRT over the file (left as
     it is) in ``folder``, named by the file and the CRS, so a later round of the same layer
-    reads the same path. ``path`` itself when its file has a CRS of its own, or no
-    georeferencing (a CRS set on pixel coordinates says nothing of the ground), or ``wkt``
-    is not a CRS GDAL reads."""
+    reads the same path while the file is unchanged (its size and time are in the name: a
+    file written anew gets a VRT of its own). ``path`` itself when its file has a CRS of
+    its own, or no georeferencing (a CRS set on pixel coordinates says nothing of the
+    ground), or ``wkt`` is not a CRS GDAL reads, or it is no plain file (/vsi paths)."""
+    if not Path(path).is_file():
+        return path
     ds = open_raster(path)
     info = raster_info(ds)
     ds = None
@@ -241,7 +244,9 @@ def crs_assigned(path: Path, wkt: str, folder: Path) -> Path:
             return path
     except RuntimeError:  # osr raises where its exceptions are on
         return path
-    key = hashlib.sha1(f"{Path(path).resolve()}\n{wkt}".encode()).hexdigest()[:12]
+    st = Path(path).stat()
+    stamp = f"{Path(path).resolve()}\n{st.st_size}\n{st.st_mtime_ns}\n{wkt}"
+    key = hashlib.sha1(stamp.encode()).hexdigest()[:12]
     out = folder / f"{Path(path).stem}.crs-{key}.vrt"
     if not out.is_file():
         folder.mkdir(parents=True, exist_ok=True)

@@ -35,6 +35,7 @@ from ..sources import (
     image_path,
     layer_file,
     layer_in_file,
+    raster_path,
     scores_path_for,
 )
 from .fetch_job import FetchJob
@@ -160,7 +161,7 @@ def build_refine_job(
                 f"“{prior.layer.name()}” is not a file on disk; save it (GeoTIFF or "
                 "GeoPackage) and start from that."
             )
-        if path == image:
+        if path == image or (online is None and path == raster_path(layer)):
             raise MapRefinerError("Start from another map than the image being refined.")
         params = replace(
             params,
