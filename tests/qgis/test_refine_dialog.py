@@ -617,5 +617,10 @@ def test_an_image_without_georeferencing_takes_its_pixel_size_in_the_dialog(
     plugin.controller.start_refine(job)
     wait_for_tasks()
     assert gdal.Open(str(out)).GetGeoTransform() == UNREFERENCED_GEOTRANSFORM
+    from test_bands_choice import _correction
+
+    _correction(dialog, layer, qgis_new_project)  # a polygon drawn over the photo
+    assert dialog.finetune_job().input_resolution_m == pytest.approx(0.3)
+    assert dialog.train_coarse_job().params.input_resolution_m == pytest.approx(0.3)
     dialog.input_combo.setLayer(rgb_layer)  # georeferenced: no box, no size passed
     assert dialog.pixel_size.isHidden() and dialog.refine_job().params.input_resolution_m is None

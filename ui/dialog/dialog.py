@@ -712,6 +712,7 @@ class MapRefinerDialog(QDialog):
             self.device_combo.currentData(),
             self.project,
             self.fallback_dir,
+            input_resolution_m=self.pixel_size.value_m(),
         )
 
     def current_defaults(self) -> DialogDefaults:

@@ -146,8 +146,10 @@ def build_train_coarse_job(
     device: str,
     project: QgsProject,
     fallback_dir: Path | None = None,
+    input_resolution_m: float | None = None,
 ) -> TrainCoarseJob:
-    """A new model with the current model's classes and resolution."""
+    """A new model with the current model's classes and resolution (``input_resolution_m``:
+    the pixel size of an image without georeferencing)."""
     source, image = raster_path(image_layer), image_path(image_layer)
     labels = label_source(label_layer, class_field, mode)
     if model is None:
@@ -165,6 +167,7 @@ def build_train_coarse_job(
         ground_resolution_m=model.resolution_m,
         device=device,
         name=f"coarse CNN from {source.name}",
+        input_resolution_m=input_resolution_m,
     )
     if steps:
         params.steps = steps
