@@ -268,7 +268,9 @@ class MapRefinerDialog(QDialog):
         self._connect()
         self._restore(defaults, active_layer)
         self.refresh_export_classes()
+        # the combo may hold its layer from the start, when no change is signalled
         self.area.setVisible(is_online(self.input_combo.currentLayer()))
+        self.pixel_size.update_for(self.input_combo.currentLayer())
         self.set_running(False)
         self._device_task = self._describe_devices()
 
@@ -386,8 +388,6 @@ class MapRefinerDialog(QDialog):
     def _restore(self, defaults: DialogDefaults, active_layer: QgsMapLayer | None) -> None:
         if isinstance(active_layer, QgsRasterLayer):
             self.input_combo.setLayer(active_layer)
-        # the combo may hold its layer from the start, when no change is signalled
-        self.pixel_size.update_for(self.input_combo.currentLayer())
         self.device_combo.setCurrentIndex(max(self.device_combo.findData(defaults.device), 0))
         self.scores_check.setChecked(defaults.write_scores)
         self.coarse_check.setChecked(defaults.add_coarse)
