@@ -29,9 +29,7 @@ def coarse_scores(
     and ``key`` (one tile's networks, gate.py) the first three layers' features are kept
     there under ``key`` + the layers, and reused by a network that shares those layers."""
     with torch.no_grad():
-        # Under autocast the plain layers run, as on CUDA (the shifted sums would
-        # accumulate in bf16).
-        fast = x.device.type == "cpu" and x.dtype == torch.float32 and not _autocast_on_cpu()
+        fast = cpu_fast_path(x)
         if memo is None or key is None:
             return coarse_forward_cpu(coarse, x) if fast else coarse(x)
         slot = (key, id(coarse.conv1), id(coarse.conv2), id(coarse.conv3), fast)
@@ -173,6 +171,13 @@ def class_argmax(scores: torch.Tensor) -> torch.Tensor:
         cls.masked_fill_(better, k)
         best = torch.where(better, scores[k], best)
     return cls
+
+
+def cpu_fast_path(x: torch.Tensor) -> bool:
+    """Whether the CNN's inference on ``x`` takes its CPU path (coarse_cpu.py): float32 on
+    the CPU outside autocast (under autocast the plain layers run, as on CUDA: the shifted
+    sums would accumulate in bf16)."""
+    return x.device.type == "cpu" and x.dtype == torch.float32 and not _autocast_on_cpu()
 
 
 def _autocast_on_cpu() -> bool:

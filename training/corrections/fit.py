@@ -51,7 +51,12 @@ from torch.nn import functional as F
 from ...engine.errors import MapRefinerError
 from ...engine.modelfile.config import ModelConfig
 from ...engine.networks.coarse_cpu import coarse_head_cpu
-from ...engine.networks.inference import class_argmax, coarse_scores, refine_heat
+from ...engine.networks.inference import (
+    class_argmax,
+    coarse_scores,
+    cpu_fast_path,
+    refine_heat,
+)
 from ...engine.networks.models import MapRefinerNet, RefinementRNN, pad_to_stride
 from ...engine.progress import Reporter
 from ...engine.vocabulary import (
@@ -461,7 +466,7 @@ def _head(
         f = f if inside is None else f * inside
     if unpadded:
         return c.upsample(F.conv2d(f, c.conv4.weight, c.conv4.bias))
-    if not torch.is_grad_enabled() and f.device.type == "cpu" and f.dtype == torch.float32:
+    if not torch.is_grad_enabled() and cpu_fast_path(f):
         # a refine's own path (the same sums): oneDNN's padded layer took 2.4 s of a
         # 2000 x 2000 px window against 0.35 s (session 50), twice a fine-tune
         return coarse_head_cpu(c, list(f.split(1)))
