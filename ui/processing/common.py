@@ -132,13 +132,20 @@ def input_resolution_parameter() -> QgsProcessingParameterDefinition:
     )
 
 
-def read_input_resolution(
-    alg: QgsProcessingAlgorithm, parameters: dict, context: QgsProcessingContext
+def optional_number(
+    alg: QgsProcessingAlgorithm,
+    parameters: dict,
+    name: str,
+    context: QgsProcessingContext,
+    integer: bool = False,
 ) -> float | None:
-    """INPUT_RESOLUTION in metres, None when it is left empty."""
-    if parameters.get(INPUT_RESOLUTION) is None:
+    """An optional number parameter's value, None when it is left empty (Processing reads
+    an empty one as 0)."""
+    if parameters.get(name) is None:
         return None
-    return alg.parameterAsDouble(parameters, INPUT_RESOLUTION, context)
+    if integer:
+        return alg.parameterAsInt(parameters, name, context)
+    return alg.parameterAsDouble(parameters, name, context)
 
 
 def bundled_model_parameter() -> QgsProcessingParameterDefinition:

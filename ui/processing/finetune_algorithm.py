@@ -18,12 +18,13 @@ from ...engine import vocabulary as vocab
 from ..jobs.training_jobs import label_source
 from ..sources import image_path
 from .common import (
+    INPUT_RESOLUTION,
     MapRefinerAlgorithm,
     advanced,
     call_engine,
     input_resolution_parameter,
     model_parameters,
-    read_input_resolution,
+    optional_number,
     read_model_parameters,
     with_help,
 )
@@ -182,7 +183,7 @@ class FinetuneAlgorithm(MapRefinerAlgorithm):
         change_gate = self.parameterAsDouble(parameters, "CHANGE_GATE", context)
         to_drawn = self.parameterAsBoolean(parameters, "CHANGES_TO_DRAWN", context)
         match_colours = self.parameterAsBoolean(parameters, "MATCH_COLOURS", context)
-        resolution = read_input_resolution(self, parameters, context)
+        resolution = optional_number(self, parameters, INPUT_RESOLUTION, context)
 
         def job(progress, is_cancelled):  # noqa: ANN001, ANN202
             from ...training.corrections.finetune import finetune

@@ -37,12 +37,13 @@ from ..jobs.fetch_job import is_online
 from ..layers import coarse_layer_name, refined_layer_name
 from ..sources import ground_pixel_size, image_path, layer_file, layer_in_file, raster_path
 from .common import (
+    INPUT_RESOLUTION,
     MapRefinerAlgorithm,
     advanced,
     call_engine,
     input_resolution_parameter,
     model_parameters,
-    read_input_resolution,
+    optional_number,
     read_model_parameters,
     with_help,
 )
@@ -319,20 +320,12 @@ class RefineAlgorithm(MapRefinerAlgorithm):
     ) -> dict[str, Any]:
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         choice = read_model_parameters(self, parameters, context)
-        iterations = (
-            None
-            if parameters.get(self.ITERATIONS) is None
-            else self.parameterAsInt(parameters, self.ITERATIONS, context)
-        )
+        iterations = optional_number(self, parameters, self.ITERATIONS, context, integer=True)
         device = DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)]
         precision = PRECISIONS[self.parameterAsEnum(parameters, self.PRECISION, context)]
         detail_n = self.parameterAsInt(parameters, self.DETAIL_ITERATIONS, context)
         detail = None if detail_n < 0 else detail_n
-        detail_m = (
-            None
-            if parameters.get(self.DETAIL_RESOLUTION) is None
-            else self.parameterAsDouble(parameters, self.DETAIL_RESOLUTION, context)
-        )
+        detail_m = optional_number(self, parameters, self.DETAIL_RESOLUTION, context)
         if detail_m is not None and detail == 0:
             feedback.pushWarning(
                 "The fine grid's pixel size is ignored: there are no fine-grid iterations."
@@ -349,11 +342,7 @@ class RefineAlgorithm(MapRefinerAlgorithm):
                 "Give one existing map to start from: a class map or a polygon layer, not both."
             )
         prior_map = self.parameterAsString(parameters, self.PRIOR_VALUE_MAP, context)
-        strength = (
-            None
-            if parameters.get(self.PRIOR_STRENGTH) is None
-            else self.parameterAsDouble(parameters, self.PRIOR_STRENGTH, context)
-        )
+        strength = optional_number(self, parameters, self.PRIOR_STRENGTH, context)
         with_prior = prior_layer is not None or prior_vector is not None
         image, share, name = None, 1.0, layer.name() if layer is not None else ""
         if is_online(layer):  # fetched first; the fetch never takes an output's name
@@ -373,7 +362,7 @@ class RefineAlgorithm(MapRefinerAlgorithm):
             warn_unsuited_detail(layer, choice.path, with_prior, feedback)
 
         match_colours = self.parameterAsBool(parameters, self.MATCH_COLOURS, context)
-        resolution = read_input_resolution(self, parameters, context)
+        resolution = optional_number(self, parameters, INPUT_RESOLUTION, context)
 
         def job(progress, is_cancelled):  # noqa: ANN001, ANN202
             from ...engine.refine.pipeline import RefineParams, refine_raster
