@@ -253,7 +253,7 @@ FINETUNE_CASES: dict[str, LabelCase] = {
     ),
     "class-null": lambda t: (
         [_vec(t, [(cell_box(1, 1, 9, 9), {"c": None})]), "--class-field", "c"],
-        r"usable class .*None",
+        r"usable class .*an empty value",
     ),
     "class-unknown-names": lambda t: (
         [_vec(t, [(cell_box(1, 1, 9, 9), {"c": "lake"})]), "--class-field", "c"],
@@ -261,7 +261,25 @@ FINETUNE_CASES: dict[str, LabelCase] = {
     ),
     "class-index-beyond-model": lambda t: (
         [_vec(t, [(cell_box(1, 1, 9, 9), {"c": 3})], kind=INTEGER), "--class-field", "c"],
-        r"usable class .*values such as 3\)",
+        r"usable class .*\(3; feature id\(s\) 1\).*classes are background, building",
+    ),
+    # one polygon of several: refused too, naming it (a drawn correction is never dropped)
+    "class-unknown-beside-good": lambda t: (
+        [
+            _vec(
+                t,
+                [
+                    (cell_box(1, 1, 9, 9), {"c": "building"}),
+                    (cell_box(20, 20, 29, 29), {"c": "Gebaeude"}),
+                    (cell_box(40, 40, 49, 49), {"c": "background"}),
+                ],
+            ),
+            "--class-field",
+            "c",
+        ],
+        r"^map-refiner: error: 1 polygon\(s\) of l\.gpkg:labels have no usable class in field 'c' "
+        r"\('Gebaeude'; feature id\(s\) 2\).*background, building"
+        r".*'Gebaeude:1,background:0,building:1'",
     ),
     "value-map-beyond-model": lambda t: (
         [_vec(t, [(cell_box(1, 1, 9, 9), {"c": "x"})]), "--class-field", "c", "--value-map", "x:5"],
@@ -339,7 +357,7 @@ def test_skipped_features_are_reported_after_a_successful_run(
 ) -> None:
     labels = _vec(
         tmp_path,
-        [(cell_box(1, 1, 20, 20), {"c": "building"}), (cell_box(30, 30, 50, 50), {"c": "lake"})],
+        [(cell_box(1, 1, 20, 20), {"c": "building"}), (f"POINT({X0 + 40} {Y0 - 40})", {"c": "x"})],
     )
     rc = cli.main(
         [
@@ -364,5 +382,5 @@ def test_skipped_features_are_reported_after_a_successful_run(
     out, err = capsys.readouterr()
     assert rc == 0 and out.startswith("wrote ")
     warnings = [ln for ln in err.splitlines() if ln.startswith("WARNING")]
-    assert len(warnings) == 1 and "'lake'" in warnings[0] and "skipped" in warnings[0]
+    assert len(warnings) == 1 and "1 point feature(s)" in warnings[0] and "ignored" in warnings[0]
     assert err.rstrip().endswith(warnings[0]), "held warnings come after the progress bar"

@@ -51,6 +51,7 @@ class ClassResolver:
             }
         )
         self._unknown: list[str] = []
+        self._unknown_values: list[object] = []  # the same values as read (None: empty)
 
     def resolve(self, value: object) -> int | None:
         if self.constant:
@@ -60,10 +61,15 @@ class ClassResolver:
             shown = repr(value)
             if shown not in self._unknown:
                 self._unknown.append(shown)
+                self._unknown_values.append(value)
         return found
 
     def unknown_examples(self) -> str:
         return ", ".join(self._unknown) or "(none)"
+
+    def unknown_values(self) -> list[object]:
+        """Up to five distinct values no class was found for, as read (None: empty)."""
+        return list(self._unknown_values)
 
     def _lookup(self, key: str) -> int | None:
         if self.value_map is not None:

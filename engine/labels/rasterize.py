@@ -50,6 +50,7 @@ class VectorLabels:
     shapes: list[Shape] = field(default_factory=list)  # what was burned, in burn order
     burned: int = 0
     unknown_class: int = 0
+    unknown_ids: list[int] = field(default_factory=list)  # the first such features' ids
     points: int = 0
     failed: int = 0
 
@@ -114,11 +115,14 @@ def vector_shapes(
     value_map: Mapping[object, int] | None = None,
     layer: str | int | None = None,
     line_width_m: float = 7.0,
+    every_class: bool = False,
 ) -> VectorLabels:
     """What :func:`burn_vector` would burn onto ``grid``, unburned (``labels`` empty): for
-    a caller that burns only a window of a large grid (a fine-tune's corrections)."""
+    a caller that burns only a window of a large grid (a fine-tune's corrections).
+    ``every_class``: a feature near the grid without a usable class is an error, not
+    skipped (a user's correction polygon that would silently teach nothing)."""
     return _read_features(
-        path, grid, class_names, class_field, value_map, layer, line_width_m, False
+        path, grid, class_names, class_field, value_map, layer, line_width_m, False, every_class
     )[0]
 
 
@@ -131,6 +135,7 @@ def _read_features(
     layer: str | int | None,
     line_width_m: float,
     allow_empty: bool,
+    every_class: bool = False,
 ) -> tuple[VectorLabels, BurnList]:
     if line_width_m < 0:
         raise MapRefinerError(f"The line width must be positive, not {line_width_m} m.")
@@ -153,6 +158,8 @@ def _read_features(
             details=str(exc),
         ) from exc
     del ds  # the layer was read; close the file
+    if every_class and result.unknown_class:
+        _refuse_unknown(result, resolver, name, class_field, class_names)
     if not allow_empty:
         _report(result, resolver, name)
     if result.burned == 0 and not allow_empty:
@@ -199,6 +206,33 @@ def _refuse_empty(
     )
 
 
+def _refuse_unknown(
+    result: VectorLabels,
+    resolver: ClassResolver,
+    name: str,
+    class_field: str | None,
+    class_names: Sequence[str],
+) -> None:
+    """Features without a class the model knows, as an error naming them and the classes."""
+    ids = ", ".join(str(i) for i in result.unknown_ids)
+    more = ", ..." if result.unknown_class > len(result.unknown_ids) else ""
+    values = resolver.unknown_values()
+    shown = ", ".join("an empty value" if v is None else repr(v) for v in values)
+    named = next((v for v in values if v is not None), None)
+    # a value map lists every value it reads: the class names too
+    pairs = ([f"{named}:{len(class_names) - 1}"] if named is not None else []) + [
+        f"{n}:{i}" for i, n in enumerate(class_names)
+    ]
+    example = ",".join(pairs)
+    raise MapRefinerError(
+        f"{result.unknown_class} polygon(s) of {name} have no usable class in field "
+        f"{class_field!r} ({shown}; feature id(s) {ids}{more}), so they would teach nothing. "
+        f"The model's classes are {', '.join(class_names)}: give each polygon one of these "
+        f"names (or its index, 0-{len(class_names) - 1}), delete the polygons, or map your "
+        f"values to classes with a value map naming every value (e.g. '{example}')."
+    )
+
+
 def _collect(
     lyr: ogr.Layer, field_index: int, resolver: ClassResolver, prep: GeometryPrep, burns: BurnList
 ) -> VectorLabels:
@@ -216,6 +250,8 @@ def _collect(
         cls = resolver.resolve(value)
         if cls is None:
             result.unknown_class += 1
+            if len(result.unknown_ids) < 10:
+                result.unknown_ids.append(int(feat.GetFID()))
             continue
         try:
             parts = prep.burnable(geom)

@@ -149,6 +149,7 @@ def load_corrections(
         value_map=vm,
         layer=source.layer,
         line_width_m=source.line_width_m,
+        every_class=source.class_field is not None,
     )
     new = KeptCorrections(grid, drawn.shapes, Path(image_path).name)
     kept = merged(from_config(config.corrections, config.num_classes), new)
