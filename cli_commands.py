@@ -70,6 +70,8 @@ def _refine(a: argparse.Namespace) -> int:
         print(f"note: {res.colour_note}")
     if res.scale_note:
         print(f"note: {res.scale_note}")
+    if res.corrections_note:
+        print(f"note: {res.corrections_note}")
     if res.prior_note:
         print(f"prior: {res.prior_note}")
     return 0
@@ -107,6 +109,8 @@ def _refine_on_cluster(a: argparse.Namespace, params: RefineParams) -> int:
         print(f"note: {res.colour_note}")
     if res.scale_note:
         print(f"note: {res.scale_note}")
+    if res.corrections_note:
+        print(f"note: {res.corrections_note}")
     return 0
 
 

@@ -455,6 +455,8 @@ class Controller:
             text += f"; {result.colour_note}"
         if result.scale_note:
             text += f"; {result.scale_note}"
+        if result.corrections_note:
+            text += f"; {result.corrections_note}"
         if job.params.bands:
             text += f"; read bands {', '.join(map(str, job.params.bands))} as chosen under Bands"
         if changes is not None and job.previous is not None:

@@ -109,6 +109,7 @@ def refine_on_cluster(
         model_note=choice.note if choice is not None else "",
         scale_note=coarse_note(*p.resolution_m, config.ground_resolution_m),
         colour_note=p.colour_note,
+        corrections_note=p.kept_note,
     )
     return ClusterRun(result, len(job.blocks), todo, records, assemble_s)
 

@@ -6,7 +6,9 @@ the networks learnt from it. The fine-tune stores the drawn polygons (in the
 image's CRS) and the image's grid in the model's config; a refine of that same
 image burns them over the refined map, so every pixel whose centre lies inside a
 drawn polygon takes the drawn class. On any other raster they are not applied
-(the ground may have changed there).
+(the ground may have changed there), nor, since session 51, where the image on the
+same grid no longer shows under a polygon what it showed when it was drawn (another
+year's tile of the same grid: drawn_look.py).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from osgeo import gdal, ogr
 
 from ..errors import MapRefinerError
 from ..rasters.grid import GridSpec, same_grid, window
+from . import drawn_look
 from .burn import BurnList, Shape
 from .classes import IGNORE
 
@@ -32,10 +35,12 @@ class KeptCorrections:
     grid: GridSpec
     shapes: list[Shape]
     image: str = ""  # file name, for messages only
+    looks: dict[str, Any] | None = None  # what the image showed under each polygon
+    # (drawn_look.to_config; None: a model fine-tuned before session 51)
 
     def to_dict(self) -> dict[str, Any]:
         g = self.grid
-        return {
+        out = {
             "image": self.image,
             "width": g.width,
             "height": g.height,
@@ -43,6 +48,9 @@ class KeptCorrections:
             "crs": g.projection_wkt,
             "shapes": [{"class": s.cls, "feature": s.feature, "wkt": s.wkt} for s in self.shapes],
         }
+        if self.looks is not None:
+            out["looks"] = self.looks
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> KeptCorrections:
@@ -63,7 +71,10 @@ class KeptCorrections:
             raise MapRefinerError(
                 "The model's kept corrections are malformed; fine-tune the model again."
             )
-        return cls(grid, shapes, str(d.get("image", "")))
+        looks = d.get("looks")
+        return cls(
+            grid, shapes, str(d.get("image", "")), looks if isinstance(looks, dict) else None
+        )
 
     def check_classes(self, num_classes: int) -> None:
         if any(not 0 <= s.cls < num_classes for s in self.shapes):
@@ -79,6 +90,39 @@ class KeptCorrections:
     @property
     def features(self) -> int:
         return len({s.feature for s in self.shapes})
+
+    def with_looks(self, ds: gdal.Dataset, bands: Sequence[int]) -> KeptCorrections:
+        """These polygons with what ``ds`` (the image they are drawn on, on their grid)
+        shows under each of them, in ``bands``."""
+        looks = {}
+        for f in sorted({s.feature for s in self.shapes}):
+            box = self.pixel_box([s for s in self.shapes if s.feature == f])
+            if box is not None:
+                looks[f] = drawn_look.thumbnail(ds, box, bands)
+        return KeptCorrections(
+            self.grid, self.shapes, self.image, drawn_look.to_config(bands, looks)
+        )
+
+    def still_shown(self, ds: gdal.Dataset) -> tuple[KeptCorrections, int]:
+        """The polygons under which ``ds`` (an image on their grid) shows what the image
+        they were drawn on showed, and how many features are left out. Every polygon
+        when no looks were kept (a model fine-tuned before session 51)."""
+        kept = drawn_look.from_config(self.looks)
+        if kept is None:
+            return self, 0
+        bands, looks = kept
+        if any(not 1 <= b <= ds.RasterCount for b in bands):
+            return KeptCorrections(self.grid, [], self.image, self.looks), self.features
+        shown = set()
+        for f in sorted({s.feature for s in self.shapes}):
+            box = self.pixel_box([s for s in self.shapes if s.feature == f])
+            if f in looks and box is not None and drawn_look.looks_alike(looks[f], ds, box, bands):
+                shown.add(f)
+        left = self.features - len(shown)
+        if not left:
+            return self, 0
+        shapes = [s for s in self.shapes if s.feature in shown]
+        return KeptCorrections(self.grid, shapes, self.image, self.looks), left
 
     def pixel_box(self, shapes: Sequence[Shape] | None = None) -> tuple[int, int, int, int] | None:
         """The pixels ``(x0, y0, x1, y1)`` of the image's grid that hold ``shapes`` (default

@@ -132,3 +132,5 @@ class RefineResult:
     scale_note: str = ""  # imagery far coarser than the model's grid (limits.coarse_note)
     colour_note: str = ""  # the image's colours matched to the model's training imagery,
     # and how ("": read as it is; RefinePass.colour_note)
+    corrections_note: str = ""  # the model's drawn corrections on this image's grid that
+    # were not burned in, the image under them being another (RefinePass.kept_note)

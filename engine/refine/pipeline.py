@@ -215,6 +215,7 @@ def refine_raster(
         choice.note if choice is not None else "",
         coarse_note(*p.resolution_m, config.ground_resolution_m),
         p.colour_note,
+        p.kept_note,
     )
 
 

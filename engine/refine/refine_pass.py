@@ -103,6 +103,7 @@ class RefinePass:
     grids: Grids
     tile_size: int
     kept: KeptCorrections | None = None  # drawn corrections burned over this image's map
+    kept_note: str = ""  # drawn corrections on this grid left out: the image differs there
     prior: Prior | None = None  # a map the RNN starts from instead of the coarse CNN's
     prior_keep: float = 0.0  # the prior's class stays where the refined map gives it
     # at least this probability (prior.keep_prior; 0: never)
@@ -544,7 +545,7 @@ def open_pass(
         ds, net, config, dev, autocast, bands, iterations, input_resolution_m, tile_size
     )
     p.detail = plan_detail(p, detail_iterations, detail_resolution_m)
-    p.kept = drawn_corrections(config, ds, keep_corrections, Path(image).name)
+    p.kept, p.kept_note = drawn_corrections(config, ds, keep_corrections, Path(image).name)
     return p
 
 
@@ -603,14 +604,18 @@ def plan_detail(p: RefinePass, iterations: int | None, resolution_m: float | Non
     return make_detail(p.grids, rx, ry, p.config.ground_resolution_m, iterations, resolution_m, own)
 
 
-def drawn_corrections(config: ModelConfig, ds, wanted: bool, name: str) -> KeptCorrections | None:
-    """The model's kept corrections when they belong to this image and are wanted."""
+def drawn_corrections(
+    config: ModelConfig, ds, wanted: bool, name: str
+) -> tuple[KeptCorrections | None, str]:
+    """The model's kept corrections when they belong to this image and are wanted (only
+    those under which the image shows what it showed when they were drawn), and a note
+    for the user when some on this image's grid are left out for that ("" when none)."""
     kept = from_config(config.corrections, config.num_classes)
     if kept is None:
-        return None
+        return None, ""
     if not wanted:
         log.info("the model's %d drawn corrections are not applied (asked not to)", kept.features)
-        return None
+        return None, ""
     if not kept.matches(grid_of(ds)):
         log.info(
             "the model's %d drawn corrections belong to %s, not to %s: not applied",
@@ -618,6 +623,19 @@ def drawn_corrections(config: ModelConfig, ds, wanted: bool, name: str) -> KeptC
             kept.image or "another image",
             name,
         )
-        return None
+        return None, ""
+    total = kept.features
+    kept, gone = kept.still_shown(ds)
+    note = ""
+    if gone:
+        note = (
+            f"{gone} of the model's {total} drawn corrections were not burned in: {name} lies "
+            f"on the grid of {kept.image or 'the image they were drawn on'} but shows "
+            "something else under them (another acquisition?); the fine-tuned networks "
+            "still apply"
+        )
+        log.info(note)
+    if not kept.shapes:
+        return None, note
     log.info("applying the model's %d drawn corrections to %s", kept.features, name)
-    return kept
+    return kept, note

@@ -152,7 +152,17 @@ def load_corrections(
         every_class=source.class_field is not None,
     )
     new = KeptCorrections(grid, drawn.shapes, Path(image_path).name)
-    kept = merged(from_config(config.corrections, config.num_classes), new)
+    old = from_config(config.corrections, config.num_classes)
+    if old is not None and old.matches(grid):
+        old, gone = old.still_shown(ds)
+        if gone:
+            log.warning(
+                "%d of the base model's earlier corrections on this grid are not learnt again: "
+                "this image does not show under them what %s showed when they were drawn",
+                gone,
+                old.image or "the image they were drawn on",
+            )
+    kept = merged(old, new).with_looks(ds, bands)
     earlier = len(kept.shapes) > len(new.shapes)
     if earlier:
         log.info(

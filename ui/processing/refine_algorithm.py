@@ -410,6 +410,8 @@ class RefineAlgorithm(MapRefinerAlgorithm):
             feedback.pushInfo(f"Note: {result.colour_note}.")
         if result.scale_note:
             feedback.pushWarning(f"Note: {result.scale_note}.")
+        if result.corrections_note:
+            feedback.pushWarning(f"Note: {result.corrections_note}.")
         if result.prior_note:
             say = feedback.pushWarning if result.prior_misread else feedback.pushInfo
             say(f"Existing map {result.prior_note}.")
