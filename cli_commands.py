@@ -314,7 +314,7 @@ def _changes(a: argparse.Namespace) -> int:
         class_names=a.class_names.split(",") if a.class_names else None,
         overwrite=a.overwrite,
         progress=ProgressBar("changes") if a.out is not None else None,
-        drawn=drawn_by(a.model),
+        drawn=drawn_by(a.model, a.after),
     )
     largest = []
     if listing and res.out is not None:
@@ -421,6 +421,8 @@ def _info(a: argparse.Namespace) -> int:
     parent = cfg.parent_config()
     if parent is not None:  # the parent inside (a correction round's gate): its name only
         d["gate_parent"] = parent.name
+    if cfg.corrections:  # the images' thumbnails under the polygons: how many, not values
+        d["corrections"] = _without_look_values(cfg.corrections)
     rounds = [r for r in (cfg.training.get("finetune") or []) if isinstance(r, dict)]
     if rounds:  # a fine-tuned model: which round it is and what it came from, first
         last = rounds[-1]
@@ -434,11 +436,44 @@ def _info(a: argparse.Namespace) -> int:
                 "starting_model_score": last.get("base_score"),
                 "change_gate": cfg.change_gate,
                 "changes_to": [cfg.class_names[c] for c in cfg.change_to] or "any class",
+                "drawn_on": _drawn_on(cfg.corrections),
             },
             **d,
         }
     print(json.dumps(d, indent=2))
     return 0
+
+
+def _drawn_on(corrections: dict) -> dict[str, int]:
+    """The images a fine-tuned model keeps drawn polygons of, and how many of each."""
+    from .engine.labels.kept import OTHER_IMAGES
+
+    entries = [corrections, *(corrections.get(OTHER_IMAGES) or [])] if corrections else []
+    return {
+        str(e.get("image")): len({s.get("feature") for s in e.get("shapes") or []})
+        for e in entries
+        if isinstance(e, dict)
+    }
+
+
+def _without_look_values(corrections: dict) -> dict:
+    """A model's kept corrections with each image's looks (drawn_look: 8 x 8 block means
+    under every polygon) said in a line instead of listed."""
+    from .engine.labels.kept import OTHER_IMAGES
+
+    def short(entry: dict) -> dict:
+        out = dict(entry)
+        looks = out.get("looks")
+        if isinstance(looks, dict):
+            out["looks"] = (
+                f"{looks.get('side')} x {looks.get('side')} block means of bands "
+                f"{looks.get('bands')} under each of {len(looks.get('features') or {})} polygons"
+            )
+        if isinstance(out.get(OTHER_IMAGES), list):
+            out[OTHER_IMAGES] = [short(e) if isinstance(e, dict) else e for e in out[OTHER_IMAGES]]
+        return out
+
+    return short(corrections)
 
 
 def _demo(a: argparse.Namespace) -> int:

@@ -128,7 +128,10 @@ def correction_round(
         # what the plugin does after a round's refine: the changes against the parent's
         # map, those outside the drawn polygons apart (ui/jobs/refine_job.map_changes_of)
         changes = map_changes(
-            parent, d / "round.tif", d / "round_changes.tif", drawn=drawn_by(res.model)
+            parent,
+            d / "round.tif",
+            d / "round_changes.tif",
+            drawn=drawn_by(res.model, d / "round.tif"),
         )
         t3 = time.perf_counter()
     return {

@@ -451,7 +451,13 @@ def review_list(round_model: Path, work: Path, half: int, top: int | None = None
     from ...engine.scoring.turn_back import largest_changes
 
     out, parent = work / "changes.tif", work / "gate_parent.tif"
-    map_changes(parent, work / "base.tif", out, overwrite=True, drawn=drawn_by(round_model))
+    map_changes(
+        parent,
+        work / "base.tif",
+        out,
+        overwrite=True,
+        drawn=drawn_by(round_model, work / "base.tif"),
+    )
     ds = gdal.Open(str(out), gdal.GA_Update)
     blank = np.zeros((ds.RasterYSize, ds.RasterXSize - half), np.uint8)
     ds.GetRasterBand(1).WriteArray(blank, half, 0)

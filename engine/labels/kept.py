@@ -195,13 +195,72 @@ def burn_into(
     return int(drawn.sum())
 
 
-def from_config(corrections: dict[str, Any], num_classes: int) -> KeptCorrections | None:
-    """The config's kept corrections, or None when it has none."""
+#: The key of a model's corrections entry that holds the polygons of the other images it
+#: was fine-tuned on (a cartographer working tile by tile: each tile's polygons stay
+#: burned into its maps after rounds on the next tiles; session 51).
+OTHER_IMAGES = "other_images"
+
+
+def from_config(
+    corrections: dict[str, Any], num_classes: int, grid: GridSpec | None = None
+) -> KeptCorrections | None:
+    """The config's kept corrections, or None when it has none: with ``grid``, those of
+    the image on that grid when the model keeps some for it (OTHER_IMAGES), else those of
+    its last round's image."""
     if not corrections:
         return None
     kept = KeptCorrections.from_dict(corrections)
+    if grid is not None and not kept.matches(grid):
+        for entry in _other_entries(corrections):
+            other = KeptCorrections.from_dict(entry)
+            if other.matches(grid):
+                kept = other
+                break
     kept.check_classes(num_classes)
     return kept
 
 
-__all__: Sequence[str] = ["KeptCorrections", "burn_into", "from_config", "merged", "window_grid"]
+def to_config(kept: KeptCorrections, earlier: dict[str, Any] | None) -> dict[str, Any]:
+    """A round's kept corrections as its model's config entry: ``kept`` (the polygons of
+    the round's image), with those of every other image the base model's entry
+    ``earlier`` keeps (OTHER_IMAGES), so that a model fine-tuned image after image burns
+    each image's polygons into that image's maps."""
+    out = kept.to_dict()
+    others = []
+    for entry in [earlier, *_other_entries(earlier)] if earlier else []:
+        entry = {k: v for k, v in entry.items() if k != OTHER_IMAGES}
+        if not KeptCorrections.from_dict(entry).matches(kept.grid):
+            others.append(entry)
+    if others:
+        out[OTHER_IMAGES] = others
+    return out
+
+
+def kept_images(corrections: object) -> list[str]:
+    """The file names of the images a model keeps drawn polygons of, its last round's
+    first (a model's header only: the dialog's note)."""
+    if not isinstance(corrections, dict):
+        return []
+    entries = [corrections, *_other_entries(corrections)]
+    return [str(e["image"]) for e in entries if isinstance(e, dict) and e.get("image")]
+
+
+def _other_entries(corrections: dict[str, Any]) -> list[dict[str, Any]]:
+    others = corrections.get(OTHER_IMAGES) or []
+    if not isinstance(others, list) or not all(isinstance(e, dict) for e in others):
+        raise MapRefinerError(
+            "The model's kept corrections are malformed; fine-tune the model again."
+        )
+    return others
+
+
+__all__: Sequence[str] = [
+    "OTHER_IMAGES",
+    "KeptCorrections",
+    "burn_into",
+    "from_config",
+    "kept_images",
+    "merged",
+    "to_config",
+    "window_grid",
+]

@@ -610,7 +610,7 @@ def drawn_corrections(
     """The model's kept corrections when they belong to this image and are wanted (only
     those under which the image shows what it showed when they were drawn), and a note
     for the user when some on this image's grid are left out for that ("" when none)."""
-    kept = from_config(config.corrections, config.num_classes)
+    kept = from_config(config.corrections, config.num_classes, grid_of(ds))
     if kept is None:
         return None, ""
     if not wanted:

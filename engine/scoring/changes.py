@@ -149,16 +149,19 @@ class MapChanges:
         }
 
 
-def drawn_by(model: PathLike | None) -> KeptCorrections | None:
+def drawn_by(model: PathLike | None, on: PathLike | None = None) -> KeptCorrections | None:
     """The polygons a fine-tuned model keeps (drawn by the user, burned into its maps of
-    that image; checked against the model's own classes); None for a model without any."""
+    that image; checked against the model's own classes); None for a model without any.
+    ``on``: a map of one of the images it keeps polygons of (a model fine-tuned image
+    after image keeps each one's): those of that map's grid."""
     if model is None:
         return None
     from ..labels.kept import from_config
     from ..modelfile.header import read_model_config  # the file's JSON header only
 
     config = read_model_config(model)
-    return from_config(config.corrections, config.num_classes)
+    grid = grid_of(open_raster(on)) if on is not None else None
+    return from_config(config.corrections, config.num_classes, grid)
 
 
 def class_legend(ds: gdal.Dataset) -> tuple[list[str], list[Colour]] | None:

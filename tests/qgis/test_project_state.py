@@ -171,3 +171,44 @@ def test_a_long_model_note_pushes_the_rows_below_it_down(
     assert note.height() >= note.heightForWidth(note.width()), (note.height(), note.width())
     assert note_top > info_bottom and info.height() >= info.heightForWidth(info.width())
     dialog.hide()
+
+
+def test_a_model_tuned_tile_after_tile_keeps_each_tiles_polygons_in_its_note(
+    plugin, rgb_layer, tiny_model, tmp_path, qgis_new_project
+) -> None:  # noqa: ANN001
+    """A round on the next tile keeps the earlier tile's polygons (kept.OTHER_IMAGES):
+    the dialog says they show on that tile, not in red that only the networks apply."""
+    from conftest import write_rgb
+    from qgis.core import QgsRasterLayer
+
+    from map_refiner.engine.modelfile.io import load_model, save_model
+
+    def entry(name: str) -> dict:
+        return {
+            "image": name,
+            "width": 8,
+            "height": 8,
+            "geotransform": [0.0, 1.0, 0.0, 8.0, 0.0, -1.0],
+            "crs": "",
+            "shapes": [{"class": 1, "feature": 0, "wkt": "POLYGON((1 1,2 1,2 2,1 2,1 1))"}],
+        }
+
+    net, cfg = load_model(tiny_model)
+    cfg.name = "scene — round 1 (1 correction)"
+    cfg.training["finetune"] = [{"image": "scene.tif", "round": 1, "parent": "other_round1"}]
+    cfg.corrections = {**entry("scene.tif"), "other_images": [entry("other.tif")]}
+    tuned = save_model(net, cfg, tmp_path / "scene_round1.safetensors")
+    other = QgsRasterLayer(str(write_rgb(tmp_path / "other.tif", seed=1)), "other")
+    third = QgsRasterLayer(str(write_rgb(tmp_path / "third.tif", seed=2)), "third")
+    qgis_new_project.addMapLayer(other)
+    qgis_new_project.addMapLayer(third)
+    save_defaults(DialogDefaults(model_path=str(tuned)))
+    plugin.controller.iface.setActiveLayer(rgb_layer)
+    plugin.controller.show_dialog()
+    dialog = plugin.controller.dialog
+    note = dialog.model_note
+    dialog.input_combo.setLayer(other)
+    assert "before that on this raster (other.tif)" in note.text(), note.text()
+    assert "b00020" not in note.text()
+    dialog.input_combo.setLayer(third)  # an image it keeps nothing of: red, as before
+    assert "not on this raster (third.tif)" in note.text() and "b00020" in note.text()

@@ -152,7 +152,7 @@ def load_corrections(
         every_class=source.class_field is not None,
     )
     new = KeptCorrections(grid, drawn.shapes, Path(image_path).name)
-    old = from_config(config.corrections, config.num_classes)
+    old = from_config(config.corrections, config.num_classes, grid)
     if old is not None and old.matches(grid):
         old, gone = old.still_shown(ds)
         if gone:

@@ -41,6 +41,7 @@ import torch
 from ...engine.device import configure_threads, resolve_device
 from ...engine.errors import MapRefinerError
 from ...engine.labels.kept import KeptCorrections
+from ...engine.labels.kept import to_config as kept_to_config
 from ...engine.modelfile.bundled_choice import choose_bundled
 from ...engine.modelfile.config import ModelConfig
 from ...engine.modelfile.io import check_model_output, load_model, save_model
@@ -924,7 +925,7 @@ def _record(
     extra = ", dropped fit" if dropped_fit else ""
     drawn = f"{corr.kept.features} correction{'' if corr.kept.features == 1 else 's'}"
     config.name = f"{Path(image).stem} — round {number} ({drawn}{extra})"
-    config.corrections = corr.kept.to_dict()
+    config.corrections = kept_to_config(corr.kept, config.corrections)  # other images' too
     record = {
         "image": Path(image).name,
         "round": number,

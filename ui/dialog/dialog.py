@@ -554,7 +554,7 @@ class MapRefinerDialog(QDialog):
                 "With a map to start from, the bundled snap model refines it instead "
                 "(trained to move existing maps onto the image's edges)."
             )
-        other = summary is not None and raster is not None and summary.tuned_on not in ("", raster)
+        other = summary is not None and summary.foreign_to(raster)
         self.model_note.setText(
             f"<span style='color:#b00020'>{escape(text)}</span>" if other else escape(text)
         )

@@ -25,6 +25,16 @@ class ModelSummary:
     detail_iterations: int = 0  # its own fine-grid iterations (a detail RNN); 0: none
     bands: tuple[int, ...] = (1, 2, 3)  # the image bands it reads (ModelConfig.bands)
     band_names: tuple[str, ...] = ("red", "green", "blue")  # what they are (band_names)
+    drawn_on: tuple[str, ...] = ()  # every image whose drawn polygons it keeps (file
+    # names, tuned_on's first: a model fine-tuned image after image keeps each one's)
+
+    def foreign_to(self, raster: str | None) -> bool:
+        """A fine-tuned model that keeps no polygons of ``raster`` (a file name)."""
+        return bool(self.tuned_on) and raster is not None and raster not in self.images
+
+    @property
+    def images(self) -> tuple[str, ...]:
+        return self.drawn_on or ((self.tuned_on,) if self.tuned_on else ())
 
     def describe(self) -> str:
         return (
@@ -49,6 +59,7 @@ def read_model_summary(path: Path | None) -> ModelSummary:
 @functools.lru_cache(maxsize=8)
 def _read(path: str, _mtime: float, bundled: bool) -> ModelSummary:
     from ...engine.errors import MapRefinerError
+    from ...engine.labels.kept import kept_images
     from ...engine.modelfile.header import read_model_config
 
     if bundled and not Path(path).exists():
@@ -68,6 +79,7 @@ def _read(path: str, _mtime: float, bundled: bool) -> ModelSummary:
         int(config.detail_iterations),
         tuple(int(b) for b in config.bands),
         tuple(str(n) for n in config.band_names) if isinstance(config.band_names, list) else (),
+        tuple(kept_images(config.corrections)),
     )
 
 
@@ -87,6 +99,11 @@ def model_note(summary: ModelSummary | None, raster: str | None, why: str = "") 
         return why
     if raster is None or raster == summary.tuned_on:
         note = f"Fine-tuned on {summary.tuned_on}: its drawn polygons show in the map."
+    elif raster in summary.images:
+        note = (
+            f"Fine-tuned on {summary.tuned_on} and before that on this raster ({raster}): "
+            "the polygons drawn on it show in the map."
+        )
     else:
         note = (
             f"Fine-tuned on {summary.tuned_on}, not on this raster ({raster}): only its "

@@ -269,7 +269,7 @@ def map_changes_of(
 
     out = unique_path(result.out.with_name(f"{result.out.stem}_changes.tif"))
     try:
-        drawn = drawn_by(model)  # a round's polygons: counted apart
+        drawn = drawn_by(model, result.out)  # a round's polygons: counted apart
         found = map_changes(previous.path, result.out, out, is_cancelled=is_cancelled, drawn=drawn)
     except CancelledError:  # the map itself is done: it is shown, without the comparison
         return None
