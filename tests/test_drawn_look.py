@@ -165,3 +165,51 @@ def test_a_fine_tune_on_another_image_on_the_grid_does_not_learn_them_again(
     assert "2 of the base model's earlier corrections on this grid are not learnt" in caplog.text
     # and the new model keeps what next year's image shows under its one polygon
     assert there.kept.still_shown(gdal.Open(str(next_year)))[1] == 0
+
+
+def test_no_data_under_a_polygon_is_part_of_its_look(tmp_path: Path) -> None:
+    """A float image with NaN under part of a polygon's box (a collar): the same image
+    keeps the polygon; an image with data there now, or NaN elsewhere, does not."""
+    arr = scene(90, 110, seed=3).astype(np.float32)
+    holed = arr.copy()
+    holed[:, 8:14, 8:40] = np.nan  # over polygon 0's box (10..30, 10..25)
+    write_image(tmp_path / "f.tif", holed, GT)
+    k = kept().with_looks(gdal.Open(str(tmp_path / "f.tif")), [1, 2, 3])
+    looks = drawn_look.from_config(KeptCorrections.from_dict(k.to_dict()).looks)
+    assert looks is not None and None in looks[1][0][0]  # kept as JSON null
+    assert k.still_shown(gdal.Open(str(tmp_path / "f.tif")))[1] == 0
+    write_image(tmp_path / "full.tif", arr, GT)
+    left, gone = k.still_shown(gdal.Open(str(tmp_path / "full.tif")))
+    assert gone == 1 and {s.feature for s in left.shapes} == {1}
+
+
+def test_a_polygon_over_a_large_image_is_read_from_few_pixels(tmp_path: Path) -> None:
+    """Block means from at most READ_SIDE x READ_SIDE pixels of the box, whatever its
+    size: a background polygon drawn over a whole county is not read whole."""
+    from map_refiner.engine.labels.burn import Shape
+    from map_refiner.engine.rasters.grid import grid_of
+
+    side = 3000
+    ds = gdal.GetDriverByName("MEM").Create("", side, side, 3, gdal.GDT_Byte)
+    ds.SetGeoTransform(GT)
+    for b in range(3):
+        ds.GetRasterBand(b + 1).WriteArray(scene(side, side, bands=1, seed=b)[0])
+    x1, y1 = GT[0] + side * GT[1], GT[3] + side * GT[5]
+    ring = f"{GT[0]} {GT[3]},{x1} {GT[3]},{x1} {y1},{GT[0]} {y1},{GT[0]} {GT[3]}"
+    whole = KeptCorrections(grid_of(ds), [Shape(0, 0, f"POLYGON(({ring}))")], "county.tif")
+    reads = []
+    band = ds.GetRasterBand(1)
+    original = gdal.Band.ReadAsArray
+
+    def counted(self, *args, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
+        reads.append((kw.get("buf_xsize"), kw.get("buf_ysize")))
+        return original(self, *args, **kw)
+
+    gdal.Band.ReadAsArray = counted  # type: ignore[method-assign]
+    try:
+        k = whole.with_looks(ds, [1, 2, 3])
+        assert k.still_shown(ds)[1] == 0
+    finally:
+        gdal.Band.ReadAsArray = original  # type: ignore[method-assign]
+    assert band is not None and reads
+    assert all(r == (drawn_look.READ_SIDE, drawn_look.READ_SIDE) for r in reads), reads
