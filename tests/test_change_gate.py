@@ -70,6 +70,17 @@ def test_a_gated_round_keeps_its_parents_in_its_file(tmp_path: Path) -> None:
         cfg1.validate()
 
 
+def test_the_parent_inside_a_round_keeps_no_drawn_polygons() -> None:
+    """A round's own polygons hold every earlier round's (kept.to_config); its parent's
+    copy inside would make a chain of rounds over a survey's tiles grow with the square
+    of their number."""
+    base, round1 = random_model(resolution_m=0.6, seed=1), random_model(resolution_m=0.6, seed=2)
+    base[1].corrections = {"image": "a.tif", "shapes": [], "width": 1}
+    _, cfg = with_gate(*round1, base, 0.7)
+    assert cfg.gate_parent["corrections"] == {}
+    assert base[1].corrections  # the parent's own configuration is left as it was
+
+
 @pytest.mark.parametrize("to_classes", [(), (1,)])
 def test_a_gated_refine_is_the_round_s_map_where_it_is_sure_else_the_parent_s(
     tmp_path: Path, to_classes: tuple[int, ...]

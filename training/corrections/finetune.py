@@ -648,7 +648,10 @@ def with_gate(
     gated, gated_config = copy.deepcopy(net), copy.deepcopy(config)  # ``net`` stays as it is
     gated.gate_parent = parent_net.cpu()
     gated_config.change_gate = float(at_least)
-    gated_config.gate_parent = parent_config.to_dict()
+    # the parent's networks and how it reads an image, not its drawn polygons: a refine
+    # burns the round's own (which hold every earlier round's and image's), and a chain of
+    # rounds over a survey's tiles would carry each earlier round's polygons again
+    gated_config.gate_parent = {**parent_config.to_dict(), "corrections": {}}
     gated_config.change_to = sorted(int(c) for c in to_classes)
     return gated, gated_config
 
