@@ -314,3 +314,23 @@ def test_a_round_fitted_on_chosen_bands_reads_them(
         )
         maps.append(gdal.Open(str(out)).ReadAsArray())
     assert np.array_equal(maps[0], maps[1])
+
+
+def test_a_gate_chain_is_cut_to_a_number_of_parents() -> None:
+    """finetune.cut_gate_chain: round 3 of a chain keeps round 2 (and, with 2, round 1)
+    inside, the last one kept without a gate of its own; the round's own networks and
+    the kept parents' weights are untouched."""
+    from map_refiner.training.corrections.finetune import cut_gate_chain
+
+    base, r1, r2, r3 = (random_model(resolution_m=0.6, seed=s) for s in (1, 2, 3, 4))
+    chain = with_gate(*r3, with_gate(*r2, with_gate(*r1, base, 0.7), 0.7), 0.7)
+    for parents in (0, 1, 2, 3, 9):
+        net, cfg = cut_gate_chain(*chain, parents)
+        cfg.validate()
+        depth, here, level = 0, net, cfg
+        while here.gate_parent is not None:
+            assert level.change_gate == 0.7
+            here, level, depth = here.gate_parent, level.parent_config(), depth + 1
+        assert depth == min(parents, 3) and level.change_gate == 0.0 and not level.gate_parent
+        assert all(torch.equal(a, b) for a, b in zip(net.rnn.parameters(), r3[0].rnn.parameters()))
+    assert chain[0].gate_parent.gate_parent.gate_parent is not None  # the chain as it was

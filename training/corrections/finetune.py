@@ -656,6 +656,23 @@ def with_gate(
     return gated, gated_config
 
 
+def cut_gate_chain(
+    net: MapRefinerNet, config: ModelConfig, parents: int
+) -> tuple[MapRefinerNet, ModelConfig]:
+    """Copies of a round's ``net`` and ``config`` with at most ``parents`` generations of
+    gate parents inside: the last one kept loses its own gate (its map is then its
+    fitted networks' own), and the generations below it go."""
+    net, d = copy.deepcopy(net), config.to_dict()
+    here, level = net, d
+    for _ in range(max(0, parents)):
+        if here.gate_parent is None or not level.get("gate_parent"):
+            break
+        here, level = here.gate_parent, level["gate_parent"]
+    here.gate_parent = None
+    level.update(change_gate=0.0, gate_parent={}, change_to=[])
+    return net, ModelConfig.from_dict(d)
+
+
 def change_classes(kept: KeptCorrections, num_classes: int) -> tuple[int, ...]:
     """The classes of the ``kept`` polygons when they are not all of the model's
     ``num_classes`` (a gated round keeps changes to them only), else none (any class)."""
