@@ -46,9 +46,12 @@ def iou(pred: np.ndarray, ref: np.ndarray) -> float:
     return float((pred & ref).sum() / union) if union else 1.0
 
 
-def largest_errors(pred: np.ndarray, ref: np.ndarray, half: int, k: int) -> list:
+def largest_errors(
+    pred: np.ndarray, ref: np.ndarray, half: int, k: int, roofs: np.ndarray | None = None
+) -> list:
     """The ``k`` largest error regions of the left half (mask, class 1 building / 0
-    background), missed buildings traced whole from the reference (the hook's user)."""
+    background), missed buildings traced whole from the reference (the hook's user);
+    ``roofs``: roofs the reference lacks (verdicts.roof_areas), never drawn as background."""
     from scipy import ndimage
 
     found = []
@@ -56,6 +59,8 @@ def largest_errors(pred: np.ndarray, ref: np.ndarray, half: int, k: int) -> list
     for err, cls in (((~pred) & ref, 1), (pred & (~ref), 0)):
         err = err.copy()
         err[:, half:] = False
+        if roofs is not None and cls == 0:
+            err &= ~roofs
         lab, n = ndimage.label(err)
         if not n:
             continue
@@ -85,7 +90,15 @@ def refined(image: Path, model: Path | None, out: Path, depth: int | None = None
     return time.perf_counter() - t0
 
 
-def run_scene(scene, rounds: int, k: int, depths: list[int], work: Path, rows) -> None:  # noqa: ANN001
+def run_scene(  # noqa: PLR0913
+    scene,  # noqa: ANN001
+    rounds: int,
+    k: int,
+    depths: list[int],
+    work: Path,
+    rows,  # noqa: ANN001
+    verdict_areas: Path | None = None,
+) -> None:
     work.mkdir(parents=True, exist_ok=True)
     ref = _classes(scene.reference) > 0
     half = ref.shape[1] // 2
@@ -94,10 +107,22 @@ def run_scene(scene, rounds: int, k: int, depths: list[int], work: Path, rows) -
     model: Path | None = None
     current = work / "round0.tif"
     refined(scene.image, None, current)
-    start = iou(_classes(current)[:, half:] == 1, ref[:, half:])
+    roofs = None
+    if verdict_areas is not None:  # the judged user (study --verdict-areas)
+        from .study import judged_roofs
+
+        pred0 = _classes(current) == 1
+        roofs = judged_roofs(scene, pred0, ref, work, None, None, verdict_areas)
+    scored = np.ones(ref[:, half:].shape, bool) if roofs is None else ~roofs[:, half:]
+
+    def score(path: Path) -> tuple[float, float]:
+        m = _classes(path)[:, half:] == 1
+        return iou(m, ref[:, half:]), iou(m[scored], ref[:, half:][scored])
+
+    start, start_judged = score(current)
     for r in range(1, rounds + 1):
         pred = _classes(current) == 1
-        for mask, cls in largest_errors(pred, ref, half, k):
+        for mask, cls in largest_errors(pred, ref, half, k, roofs):
             drawn[mask] = 2 if cls == 1 else 1
         layer = write_class_polygons(drawn, like, work / f"layer{r}.gpkg")
         out = work / f"round{r}.safetensors"
@@ -117,6 +142,7 @@ def run_scene(scene, rounds: int, k: int, depths: list[int], work: Path, rows) -
                 continue  # the chain is no deeper
             path = current if depth is None else work / f"round{r}_depth{depth}.tif"
             seconds = refined(scene.image, model, path, depth)
+            now, now_judged = score(path)
             row = {
                 "scene": scene.name,
                 "round": r,
@@ -124,8 +150,14 @@ def run_scene(scene, rounds: int, k: int, depths: list[int], work: Path, rows) -
                 "full_depth": r,
                 "adopted": bool(res.adopted),
                 "start": round(100 * start, 2),
-                "right_half_biou": round(
-                    100 * iou(_classes(path)[:, half:] == 1, ref[:, half:]), 2
+                "right_half_biou": round(100 * now, 2),
+                **(
+                    {
+                        "start_judged": round(100 * start_judged, 2),
+                        "right_half_biou_judged": round(100 * now_judged, 2),
+                    }
+                    if roofs is not None
+                    else {}
                 ),
                 "refine_s": round(seconds, 2),
             }
@@ -143,6 +175,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--depths", default="1,2,3")
     ap.add_argument("--work", type=Path, default=Path("out/s51/chain"))
     ap.add_argument("--rows", type=Path, default=None)
+    ap.add_argument(
+        "--verdict-areas",
+        type=Path,
+        default=None,
+        help="the judged user (study --verdict-areas): roofs the reference lacks are not "
+        "drawn as background, and rows also score the right half without them (*_judged)",
+    )
     a = ap.parse_args(argv)
     every = scenes(a.data, a.work / "scenes")
     depths = [int(d) for d in a.depths.split(",") if d]
@@ -150,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     rows_path.parent.mkdir(parents=True, exist_ok=True)
     with rows_path.open("a") as rows:
         for name in a.scenes.split(","):
-            run_scene(every[name], a.rounds, a.k, depths, a.work / name, rows)
+            run_scene(every[name], a.rounds, a.k, depths, a.work / name, rows, a.verdict_areas)
     return 0
 
 
