@@ -229,7 +229,8 @@ def _refuse_unknown(
         f"{class_field!r} ({shown}; feature id(s) {ids}{more}), so they would teach nothing. "
         f"The model's classes are {', '.join(class_names)}: give each polygon one of these "
         f"names (or its index, 0-{len(class_names) - 1}), delete the polygons, or map your "
-        f"values to classes with a value map naming every value (e.g. '{example}')."
+        f"values to classes with a value map naming every value (--value-map; Processing: "
+        f"the class field's values; e.g. '{example}')."
     )
 
 

@@ -236,7 +236,24 @@ def test_processing_finetune_with_unusable_labels(
             feedback=QgsProcessingFeedback(),
         )
     assert "\n" not in str(caught.value).strip()
+    assert "Processing: the class field's values" in str(caught.value)
     assert not (tmp_path / "new.safetensors").exists()
+    # the advanced VALUE_MAP reads such a field, as the CLI's --value-map does
+    result = processing_with_plugin.run(
+        "map_refiner:finetune",
+        {
+            "INPUT": str(tmp_path / "rgb.tif"),
+            "LABELS": str(labels),
+            "CLASS_FIELD": "c",
+            "VALUE_MAP": "lake:1",
+            "MODEL": str(tiny_model),
+            "STEPS": 1,
+            "DEVICE": 1,
+            "OUTPUT": str(tmp_path / "new.safetensors"),
+        },
+        feedback=QgsProcessingFeedback(),
+    )
+    assert Path(result["OUTPUT"]).is_file()
 
 
 def test_processing_read_only_output_folder(

@@ -46,8 +46,14 @@ class TrainCoarseJob:
     label_layer_id: str
 
 
-def label_source(layer: QgsMapLayer | None, class_field: str, mode: str) -> LabelSource:
-    """The polygon layer's file as the engine's LabelSource (no field: every polygon is class 1)."""
+def label_source(
+    layer: QgsMapLayer | None,
+    class_field: str,
+    mode: str,
+    value_map: dict[str, int] | None = None,
+) -> LabelSource:
+    """The polygon layer's file as the engine's LabelSource (no field: every polygon is
+    class 1; ``value_map``: the field's values as class indices)."""
     if not isinstance(layer, QgsVectorLayer):
         raise MapRefinerError("Choose a polygon layer of labels (or create a correction layer).")
     if layer.providerType() != "ogr":
@@ -63,6 +69,7 @@ def label_source(layer: QgsMapLayer | None, class_field: str, mode: str) -> Labe
         class_field=class_field or None,
         layer=layer_in_file(layer),
         mode=label_mode(mode),
+        value_map=value_map,
     )
 
 

@@ -200,7 +200,7 @@ class FinetuneAlgorithm(MapRefinerAlgorithm):
             )
             return finetune(
                 image_path(p["image"]),
-                label_source(p["labels"], p["field"], p["mode"]),
+                label_source(p["labels"], p["field"], p["mode"], p["value_map"]),
                 Path(p["out"]),
                 base_model=Path(choice.path) if choice.path else None,
                 params=params,

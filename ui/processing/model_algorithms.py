@@ -89,7 +89,7 @@ class TrainCoarseAlgorithm(MapRefinerAlgorithm):
             image = image_path(p["image"])
             params = CoarseParams(
                 image=image,
-                labels=label_source(p["labels"], p["field"], p["mode"]),
+                labels=label_source(p["labels"], p["field"], p["mode"], p["value_map"]),
                 out=Path(p["out"]),
                 class_names=names,
                 ground_resolution_m=resolution,

@@ -14,11 +14,12 @@ from qgis.core import (
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
     QgsProcessingParameterVectorLayer,
 )
 
-from ...engine.vocabulary import DEVICES, LABEL_MODE_TEXT, LABEL_MODES
-from .common import with_help
+from ...engine.vocabulary import DEVICES, LABEL_MODE_TEXT, LABEL_MODES, parse_value_map
+from .common import advanced, with_help
 
 MODEL_FILTER = "Map Refiner models (*.safetensors)"
 
@@ -40,6 +41,16 @@ def label_parameters(steps_help: str) -> list[QgsProcessingParameterDefinition]:
                 "CLASS_FIELD", "Class field", parentLayerParameterName="LABELS", optional=True
             ),
             "Class names or indices; empty: every polygon is class 1.",
+        ),
+        advanced(
+            with_help(
+                QgsProcessingParameterString(
+                    "VALUE_MAP", "Class field's values (value:class, …)", optional=True
+                ),
+                "The class field's values as class indices, every value to read listed, e.g. "
+                "Gebaeude:1,Hintergrund:0 for a field in another language; empty: the field "
+                "holds the model's class names or indices.",
+            )
         ),
         with_help(
             QgsProcessingParameterEnum(
@@ -76,6 +87,7 @@ def read_label_parameters(
         "image": alg.parameterAsRasterLayer(parameters, "INPUT", context),
         "labels": alg.parameterAsVectorLayer(parameters, "LABELS", context),
         "field": (alg.parameterAsFields(parameters, "CLASS_FIELD", context) or [""])[0],
+        "value_map": parse_value_map(alg.parameterAsString(parameters, "VALUE_MAP", context)),
         "mode": LABEL_MODES[alg.parameterAsEnum(parameters, "MODE", context)],
         "steps": None if steps in (None, "") else alg.parameterAsInt(parameters, "STEPS", context),
         "device": DEVICES[alg.parameterAsEnum(parameters, "DEVICE", context)],
