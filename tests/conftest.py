@@ -26,3 +26,20 @@ def shared_data_untouched() -> Iterator[None]:
     after = _listing(SHARED_DATA)
     changed = sorted(k for k in after if before.get(k) != after[k])
     assert not changed, f"tests wrote into ../shared/data: {changed}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_kept_maps() -> Iterator[None]:
+    """Refines keep no maps for later rounds (engine/networks/map_cache.py) unless a test
+    turns it on in a folder of its own: a map one test computed is never another's (a
+    test that patches the arithmetic would read the unpatched map), and nothing is written
+    into the user's cache."""
+    import os
+
+    before = os.environ.get("MAP_REFINER_MAP_CACHE")
+    os.environ["MAP_REFINER_MAP_CACHE"] = "off"
+    yield
+    if before is None:
+        os.environ.pop("MAP_REFINER_MAP_CACHE", None)
+    else:
+        os.environ["MAP_REFINER_MAP_CACHE"] = before

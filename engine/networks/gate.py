@@ -96,14 +96,18 @@ def gated_result(
     gate: Gate | None,
     scores: torch.Tensor,
     predict: Callable[[MapRefinerNet, ModelConfig], torch.Tensor],
+    kept: Callable[[MapRefinerNet, ModelConfig], torch.Tensor | None] | None = None,
 ) -> torch.Tensor:
     """``scores`` (a round's logits on a tile, ``(K, h, w)`` or ``(T, K, h, w)``) with its
     changes from the parent's map kept only where ``gate`` lets them through;
-    ``predict(net, config)`` gives a parent's logits on the same tile."""
+    ``predict(net, config)`` gives a parent's logits on the same tile, ``kept(net,
+    config)`` a parent's gated logits a refine before computed (map_cache.py), or None."""
     if gate is None:
         return scores
-    parent = gated_result(gate.parent, predict(gate.net, gate.config), predict)
-    return gate_changes(scores, parent, gate.at_least, gate.to_classes)
+    parent = kept(gate.net, gate.config) if kept is not None else None
+    if parent is None:
+        parent = gated_result(gate.parent, predict(gate.net, gate.config), predict, kept)
+    return gate_changes(scores, parent.to(scores.device), gate.at_least, gate.to_classes)
 
 
 def gate_changes(

@@ -20,6 +20,7 @@ from ..limits import check_work, coarse_note
 from ..modelfile.bundled_choice import ModelChoice, choose_bundled
 from ..modelfile.config import ModelConfig
 from ..modelfile.header import model_for_refine
+from ..networks.map_cache import MapCache
 from ..networks.models import MapRefinerNet
 from ..progress import CancelFn, ProgressFn, make_reporter
 from ..rasters.files import check_geotiff_name, check_output_path
@@ -62,6 +63,8 @@ def refine_raster(
     check_outputs(params)
     params, choice = chosen_model(params, model is not None)
     p = open_refine_pass(params, model)
+    if params.prior is None:  # the maps kept for, and read by, correction rounds' refines
+        p.cache = MapCache.for_pass(image, p.info.width * p.info.height, pass_settings(p))
     d = p.detail
     check_work(
         p.grids.model_width * p.grids.model_height,
@@ -232,6 +235,22 @@ def chosen_model(
     choice = choose_bundled(Path(params.image), params.bands, params.input_resolution_m)
     log.info("model: %s", choice.note)
     return replace(params, model_path=choice.path), choice
+
+
+def pass_settings(p: RefinePass) -> dict:
+    """Everything besides the networks and the image that makes a pass's maps
+    (map_cache.py's key)."""
+    return {
+        "bands": list(p.bands),
+        "iterations": p.iterations,
+        "resolution_m": list(p.resolution_m),
+        "grids": repr(p.grids),
+        "tile_size": p.tile_size,
+        "detail": repr(p.detail),
+        "autocast": str(p.autocast),
+        "device": str(p.device),
+        "tiles": [repr(t) for t in p.tiles()][:1] + [p.tile_count()],
+    }
 
 
 def open_refine_pass(

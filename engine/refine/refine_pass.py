@@ -23,6 +23,7 @@ from ..limits import check_iterations
 from ..modelfile.config import ModelConfig
 from ..modelfile.io import load_model
 from ..networks.gate import Gate, gate_chain, gated_result
+from ..networks.map_cache import MapCache
 from ..networks.models import MapRefinerNet
 from ..rasters.grid import GridSpec, grid_of, scaled
 from ..rasters.read import (
@@ -115,6 +116,8 @@ class RefinePass:
     gate: Gate | None = None  # a correction round's parent and change gate (gate.py)
     colour_note: str = ""  # how the image's colours were matched ("": read as it is;
     # predict.colours_matched)
+    cache: MapCache | None = None  # where this pass's maps are kept for the next round's
+    # refine, and its gate parents' are read (map_cache.py; None: not kept)
 
     @property
     def background(self) -> int | None:
@@ -170,9 +173,16 @@ class RefinePass:
             )
 
         res = run(self.net, self.config)
-        if self.gate is None or start is not None:  # a prior's map is no round's change
+        if start is not None:  # a prior's map is no round's change, nor kept for one
             return res
-        logits = gated_result(self.gate, res.logits, lambda n, c: run(n, c).logits)
+        at = [tile.x0, tile.y0, tile.x1, tile.y1, tile.mx0, tile.my0, tile.mx1, tile.my1]
+        at.append(int(fine and self.detail is not None))
+        logits = res.logits
+        if self.gate is not None:
+            kept = None if self.cache is None else self.cache.lookup(at, keep, logits.shape)
+            logits = gated_result(self.gate, logits, lambda n, c: run(n, c).logits, kept)
+        if self.cache is not None:  # for the next round's refine of this image
+            self.cache.put(self.net, self.config, at, keep, logits)
         return WindowResult(logits, res.valid)
 
     def _prior_heat(self, tile: Tile) -> tuple[np.ndarray, np.ndarray] | None:
