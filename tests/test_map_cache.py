@@ -116,6 +116,26 @@ def test_another_image_or_setting_is_a_miss(
     assert len(passes) == 2 * tiles
 
 
+def test_a_vrt_whose_source_changed_is_a_miss(
+    chain: dict[str, Path], tmp_path: Path, monkeypatch, passes: list[int]
+) -> None:  # noqa: ANN001
+    """The key holds every file GDAL reads for the image (a VRT's sources too)."""
+    monkeypatch.setenv(map_cache.ENV, str(tmp_path / "maps"))
+    tiles = tiles_of(chain, tmp_path, passes)
+    vrt = tmp_path / "mosaic.vrt"
+    gdal.BuildVRT(str(vrt), [str(chain["image"])]).FlushCache()
+    via = {**chain, "image": vrt}
+    refined(via, "base", tmp_path / "base_vrt.tif")
+    passes.clear()
+    refined(via, "r1", tmp_path / "r1_vrt.tif")
+    assert len(passes) == tiles  # read through the VRT: a hit
+    write_image(chain["image"], scene(96, 96, seed=5), GT, epsg=32633)  # the source anew
+    os.utime(chain["image"], ns=(2, 2))
+    passes.clear()
+    refined(via, "r1", tmp_path / "r1_vrt2.tif")
+    assert len(passes) == 2 * tiles
+
+
 def test_a_damaged_map_is_computed_again(
     chain: dict[str, Path], tmp_path: Path, monkeypatch, passes: list[int]
 ) -> None:  # noqa: ANN001

@@ -14,9 +14,10 @@ its parent's there instead of running its chain.
 A map is found only under a key of everything that made it: the networks' tensors with
 their nested parents, their configuration as the image is fed to them (without name,
 training record and drawn polygons, at every level), the engine's own source, torch's
-version, the image file (path, size, modification time) and every setting of the pass
-(bands, iterations, pixel size, grids, tile size, detail plan, precision, device), and
-the tile and the iterations kept. Anything else is a miss and is computed as before.
+and GDAL's versions, the image's files (path, size and modification time of each: a
+VRT's sources, a world file) and every setting of the pass (bands, iterations, pixel
+size, grids, tile size, detail plan, precision, device), and the tile and the
+iterations kept. Anything else is a miss and is computed as before.
 Files are written whole (a temporary name, then renamed); one that cannot be read is a
 miss. The folder holds at most MAX_BYTES: the oldest passes go first.
 
@@ -37,6 +38,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from osgeo import gdal
 
 from ..modelfile.config import ModelConfig
 
@@ -102,22 +104,31 @@ class MapCache:
         self._digests: dict[int, str] = {}
 
     @classmethod
-    def for_pass(cls, image: str | Path, pixels: int, settings: dict[str, Any]) -> MapCache | None:
-        """The cache of a pass over ``image`` (``pixels`` on its grid) with ``settings``;
-        None when switched off, for a large image, or one not in a plain file."""
+    def for_pass(
+        cls, files: Sequence[str], pixels: int, settings: dict[str, Any]
+    ) -> MapCache | None:
+        """The cache of a pass over an image made of ``files`` (GDAL's file list: the
+        image, a VRT's sources, world files and side-cars), ``pixels`` on its grid, with
+        ``settings``; None when switched off, for a large image, or one not all in plain
+        files."""
         folder = cache_folder()
-        path = Path(image)
-        if folder is None or pixels > MAX_IMAGE_PIXELS or str(image).startswith("/vsi"):
+        if folder is None or pixels > MAX_IMAGE_PIXELS or not files:
             return None
-        try:
-            st = path.resolve().stat()
-        except OSError:
-            return None
+        image = []
+        for name in sorted(files):
+            if str(name).startswith("/vsi"):
+                return None
+            try:
+                st = Path(name).resolve().stat()
+            except OSError:
+                return None
+            image.append([str(Path(name).resolve()), st.st_size, st.st_mtime_ns])
         key = {
             "format": FORMAT,
             "engine": engine_digest(),
             "torch": torch.__version__,
-            "image": [str(path.resolve()), st.st_size, st.st_mtime_ns],
+            "gdal": gdal.__version__,
+            "image": image,
             "settings": settings,
         }
         digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode())

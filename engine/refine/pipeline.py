@@ -64,7 +64,8 @@ def refine_raster(
     params, choice = chosen_model(params, model is not None)
     p = open_refine_pass(params, model)
     if params.prior is None:  # the maps kept for, and read by, correction rounds' refines
-        p.cache = MapCache.for_pass(image, p.info.width * p.info.height, pass_settings(p))
+        files = p.ds.GetFileList() or []
+        p.cache = MapCache.for_pass(files, p.info.width * p.info.height, pass_settings(p))
     d = p.detail
     check_work(
         p.grids.model_width * p.grids.model_height,
