@@ -221,36 +221,24 @@ def test_processing_finetune_with_unusable_labels(
 ) -> None:  # noqa: ANN001
     labels = polygons_with_unknown_classes(tmp_path)
     assert QgsVectorLayer(str(labels), "l", "ogr").isValid()
+    params = {
+        "INPUT": str(make_rgb(tmp_path / "rgb.tif")),
+        "LABELS": str(labels),
+        "CLASS_FIELD": "c",
+        "MODEL": str(tiny_model),
+        "STEPS": 1,
+        "DEVICE": 1,
+        "OUTPUT": str(tmp_path / "new.safetensors"),
+    }
     with pytest.raises(QgsProcessingException, match=r"usable class .*'lake'") as caught:
-        processing_with_plugin.run(
-            "map_refiner:finetune",
-            {
-                "INPUT": str(make_rgb(tmp_path / "rgb.tif")),
-                "LABELS": str(labels),
-                "CLASS_FIELD": "c",
-                "MODEL": str(tiny_model),
-                "STEPS": 1,
-                "DEVICE": 1,
-                "OUTPUT": str(tmp_path / "new.safetensors"),
-            },
-            feedback=QgsProcessingFeedback(),
-        )
+        processing_with_plugin.run("map_refiner:finetune", params, feedback=QgsProcessingFeedback())
     assert "\n" not in str(caught.value).strip()
     assert "Processing: the class field's values" in str(caught.value)
     assert not (tmp_path / "new.safetensors").exists()
     # the advanced VALUE_MAP reads such a field, as the CLI's --value-map does
     result = processing_with_plugin.run(
         "map_refiner:finetune",
-        {
-            "INPUT": str(tmp_path / "rgb.tif"),
-            "LABELS": str(labels),
-            "CLASS_FIELD": "c",
-            "VALUE_MAP": "lake:1",
-            "MODEL": str(tiny_model),
-            "STEPS": 1,
-            "DEVICE": 1,
-            "OUTPUT": str(tmp_path / "new.safetensors"),
-        },
+        {**params, "VALUE_MAP": "lake:1"},
         feedback=QgsProcessingFeedback(),
     )
     assert Path(result["OUTPUT"]).is_file()
