@@ -19,7 +19,8 @@ VRT's sources, a world file) and every setting of the pass (bands, iterations, p
 size, grids, tile size, detail plan, precision, device), and the tile and the
 iterations kept. Anything else is a miss and is computed as before.
 Files are written whole (a temporary name, then renamed); one that cannot be read is a
-miss. The folder holds at most MAX_BYTES: the oldest passes go first.
+miss. The folder holds at most MAX_BYTES besides the pass being opened: the oldest
+passes go first.
 
 ``MAP_REFINER_MAP_CACHE``: the folder (default ``$XDG_CACHE_HOME/map_refiner/maps``, or
 ``~/.cache/...``), or ``off``.
@@ -133,7 +134,7 @@ class MapCache:
         }
         digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode())
         cache = cls(folder, digest.hexdigest()[:32])
-        _trim(folder)
+        _trim(folder, cache.folder)
         return cache
 
     def digest(self, net: torch.nn.Module, config: ModelConfig) -> str:
@@ -207,15 +208,17 @@ def _load(path: Path) -> np.ndarray | None:
     return arr if arr.dtype == np.float32 else None
 
 
-def _trim(folder: Path) -> None:
-    """The oldest passes' maps removed until the folder holds at most MAX_BYTES."""
+def _trim(folder: Path, keep: Path) -> None:
+    """The oldest passes' maps removed until the folder holds at most MAX_BYTES; never
+    ``keep``'s, the pass being opened (its parents' maps are there)."""
     try:
-        passes = [p for p in folder.iterdir() if p.is_dir()]
+        passes = [p for p in folder.iterdir() if p.is_dir() and p != keep]
         sizes = {p: sum(f.stat().st_size for f in p.iterdir()) for p in passes}
-    except OSError:
+        ages = {p: p.stat().st_mtime for p in passes}
+    except OSError:  # another process trimming: its turn
         return
     total = sum(sizes.values())
-    for p in sorted(passes, key=lambda p: p.stat().st_mtime):
+    for p in sorted(passes, key=ages.__getitem__):
         if total <= MAX_BYTES:
             break
         shutil.rmtree(p, ignore_errors=True)
