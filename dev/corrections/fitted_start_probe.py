@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -42,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     a = ap.parse_args(argv)
     sc = scenes(a.data, ROOT / "out" / "corrections" / "data")[a.scene]
+    # the refines below patch predict.detail_scores: no map kept by an unpatched refine
+    # may stand in for a gate parent's (engine/networks/map_cache.py)
+    os.environ["MAP_REFINER_MAP_CACHE"] = "off"
     original = predict.detail_scores
 
     def divided(t: float):
