@@ -14,6 +14,7 @@ depth, to ``--rows``.
 
     python -m map_refiner.dev.corrections.chain_depth --scenes austin_dev,kampala_drone
         [--rounds 6] [--k 4] [--depths 1,2,3] [--work out/s51/chain] [--rows ROWS.jsonl]
+        [--verdict-areas dev/corrections/reference_verdicts.json] [--seed N]
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from osgeo import gdal
 from ...engine.modelfile.io import load_model
 from ...engine.refine.pipeline import RefineParams, refine_raster
 from ...training.corrections.finetune import cut_gate_chain, finetune
+from ...training.corrections.fit import FitParams
 from ...training.tile import LabelSource
 from .scenes import scenes
 from .users import write_class_polygons
@@ -98,6 +100,7 @@ def run_scene(  # noqa: PLR0913
     work: Path,
     rows,  # noqa: ANN001
     verdict_areas: Path | None = None,
+    seed: int = 0,
 ) -> None:
     work.mkdir(parents=True, exist_ok=True)
     ref = _classes(scene.reference) > 0
@@ -131,6 +134,7 @@ def run_scene(  # noqa: PLR0913
             LabelSource(layer, class_field="class", mode="sparse"),
             out,
             base_model=model,
+            params=FitParams(seed=seed),
             device="cpu",
             overwrite=True,
             choose_base=model is None,
@@ -145,6 +149,7 @@ def run_scene(  # noqa: PLR0913
             now, now_judged = score(path)
             row = {
                 "scene": scene.name,
+                "seed": seed,
                 "round": r,
                 "depth": depth if depth is not None else r,
                 "full_depth": r,
@@ -175,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--depths", default="1,2,3")
     ap.add_argument("--work", type=Path, default=Path("out/s51/chain"))
     ap.add_argument("--rows", type=Path, default=None)
+    ap.add_argument("--seed", type=int, default=0, help="the fine-tunes' seed (FitParams.seed)")
     ap.add_argument(
         "--verdict-areas",
         type=Path,
