@@ -195,7 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     rows_path.parent.mkdir(parents=True, exist_ok=True)
     with rows_path.open("a") as rows:
         for name in a.scenes.split(","):
-            run_scene(every[name], a.rounds, a.k, depths, a.work / name, rows, a.verdict_areas)
+            run_scene(
+                every[name], a.rounds, a.k, depths, a.work / name, rows, a.verdict_areas, a.seed
+            )
     return 0
 
 
