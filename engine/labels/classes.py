@@ -50,26 +50,23 @@ class ClassResolver:
                 value_key(v): check_class_index(c, k, f"Value {v!r}") for v, c in value_map.items()
             }
         )
-        self._unknown: list[str] = []
-        self._unknown_values: list[object] = []  # the same values as read (None: empty)
+        self._unknown: list[object] = []  # distinct values with no class, as read
 
     def resolve(self, value: object) -> int | None:
         if self.constant:
             return FOREGROUND
         found = None if value is None else self._lookup(value_key(value))
         if found is None and len(self._unknown) < 5:
-            shown = repr(value)
-            if shown not in self._unknown:
-                self._unknown.append(shown)
-                self._unknown_values.append(value)
+            if repr(value) not in map(repr, self._unknown):
+                self._unknown.append(value)
         return found
 
     def unknown_examples(self) -> str:
-        return ", ".join(self._unknown) or "(none)"
+        return ", ".join(map(repr, self._unknown)) or "(none)"
 
     def unknown_values(self) -> list[object]:
         """Up to five distinct values no class was found for, as read (None: empty)."""
-        return list(self._unknown_values)
+        return list(self._unknown)
 
     def _lookup(self, key: str) -> int | None:
         if self.value_map is not None:
