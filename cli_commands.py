@@ -446,13 +446,11 @@ def _info(a: argparse.Namespace) -> int:
 
 def _drawn_on(corrections: dict) -> dict[str, int]:
     """The images a fine-tuned model keeps drawn polygons of, and how many of each."""
-    from .engine.labels.kept import OTHER_IMAGES
+    from .engine.labels.kept import image_entries
 
-    entries = [corrections, *(corrections.get(OTHER_IMAGES) or [])] if corrections else []
     return {
         str(e.get("image")): len({s.get("feature") for s in e.get("shapes") or []})
-        for e in entries
-        if isinstance(e, dict)
+        for e in image_entries(corrections)
     }
 
 

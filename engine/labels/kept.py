@@ -94,11 +94,7 @@ class KeptCorrections:
     def with_looks(self, ds: gdal.Dataset, bands: Sequence[int]) -> KeptCorrections:
         """These polygons with what ``ds`` (the image they are drawn on, on their grid)
         shows under each of them, in ``bands``."""
-        looks = {}
-        for f in sorted({s.feature for s in self.shapes}):
-            box = self.pixel_box([s for s in self.shapes if s.feature == f])
-            if box is not None:
-                looks[f] = drawn_look.thumbnail(ds, box, bands)
+        looks = {f: drawn_look.thumbnail(ds, box, bands) for f, box in self._feature_boxes()}
         return KeptCorrections(
             self.grid, self.shapes, self.image, drawn_look.to_config(bands, looks)
         )
@@ -113,16 +109,25 @@ class KeptCorrections:
         bands, looks = kept
         if any(not 1 <= b <= ds.RasterCount for b in bands):
             return KeptCorrections(self.grid, [], self.image, self.looks), self.features
-        shown = set()
-        for f in sorted({s.feature for s in self.shapes}):
-            box = self.pixel_box([s for s in self.shapes if s.feature == f])
-            if f in looks and box is not None and drawn_look.looks_alike(looks[f], ds, box, bands):
-                shown.add(f)
+        shown = {
+            f
+            for f, box in self._feature_boxes()
+            if f in looks and drawn_look.looks_alike(looks[f], ds, box, bands)
+        }
         left = self.features - len(shown)
         if not left:
             return self, 0
         shapes = [s for s in self.shapes if s.feature in shown]
         return KeptCorrections(self.grid, shapes, self.image, self.looks), left
+
+    def _feature_boxes(self) -> list[tuple[int, tuple[int, int, int, int]]]:
+        """Each drawn feature's pixel box on the grid (pixel_box), those on it only."""
+        out = []
+        for f in sorted({s.feature for s in self.shapes}):
+            box = self.pixel_box([s for s in self.shapes if s.feature == f])
+            if box is not None:
+                out.append((f, box))
+        return out
 
     def pixel_box(self, shapes: Sequence[Shape] | None = None) -> tuple[int, int, int, int] | None:
         """The pixels ``(x0, y0, x1, y1)`` of the image's grid that hold ``shapes`` (default
@@ -211,7 +216,7 @@ def from_config(
         return None
     kept = KeptCorrections.from_dict(corrections)
     if grid is not None and not kept.matches(grid):
-        for entry in _other_entries(corrections):
+        for entry in image_entries(corrections)[1:]:
             other = KeptCorrections.from_dict(entry)
             if other.matches(grid):
                 kept = other
@@ -226,11 +231,11 @@ def to_config(kept: KeptCorrections, earlier: dict[str, Any] | None) -> dict[str
     ``earlier`` keeps (OTHER_IMAGES), so that a model fine-tuned image after image burns
     each image's polygons into that image's maps."""
     out = kept.to_dict()
-    others = []
-    for entry in [earlier, *_other_entries(earlier)] if earlier else []:
-        entry = {k: v for k, v in entry.items() if k != OTHER_IMAGES}
-        if not KeptCorrections.from_dict(entry).matches(kept.grid):
-            others.append(entry)
+    others = [
+        entry
+        for entry in image_entries(earlier)
+        if not KeptCorrections.from_dict(entry).matches(kept.grid)
+    ]
     if others:
         out[OTHER_IMAGES] = others
     return out
@@ -239,19 +244,21 @@ def to_config(kept: KeptCorrections, earlier: dict[str, Any] | None) -> dict[str
 def kept_images(corrections: object) -> list[str]:
     """The file names of the images a model keeps drawn polygons of, its last round's
     first (a model's header only: the dialog's note)."""
-    if not isinstance(corrections, dict):
+    return [str(e["image"]) for e in image_entries(corrections) if e.get("image")]
+
+
+def image_entries(corrections: object) -> list[dict[str, Any]]:
+    """A model's kept-corrections entry image by image, its last round's image first, each
+    without the OTHER_IMAGES it nests (none for a model without corrections)."""
+    if not isinstance(corrections, dict) or not corrections:
         return []
-    entries = [corrections, *_other_entries(corrections)]
-    return [str(e["image"]) for e in entries if isinstance(e, dict) and e.get("image")]
-
-
-def _other_entries(corrections: dict[str, Any]) -> list[dict[str, Any]]:
     others = corrections.get(OTHER_IMAGES) or []
     if not isinstance(others, list) or not all(isinstance(e, dict) for e in others):
         raise MapRefinerError(
             "The model's kept corrections are malformed; fine-tune the model again."
         )
-    return others
+    main = {k: v for k, v in corrections.items() if k != OTHER_IMAGES}
+    return [main, *others]
 
 
 __all__: Sequence[str] = [
@@ -259,6 +266,7 @@ __all__: Sequence[str] = [
     "KeptCorrections",
     "burn_into",
     "from_config",
+    "image_entries",
     "kept_images",
     "merged",
     "to_config",

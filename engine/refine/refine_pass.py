@@ -620,13 +620,14 @@ def drawn_corrections(
     """The model's kept corrections when they belong to this image and are wanted (only
     those under which the image shows what it showed when they were drawn), and a note
     for the user when some on this image's grid are left out for that ("" when none)."""
-    kept = from_config(config.corrections, config.num_classes, grid_of(ds))
+    grid = grid_of(ds)
+    kept = from_config(config.corrections, config.num_classes, grid)
     if kept is None:
         return None, ""
     if not wanted:
         log.info("the model's %d drawn corrections are not applied (asked not to)", kept.features)
         return None, ""
-    if not kept.matches(grid_of(ds)):
+    if not kept.matches(grid):
         log.info(
             "the model's %d drawn corrections belong to %s, not to %s: not applied",
             kept.features,
