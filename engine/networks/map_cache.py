@@ -18,7 +18,7 @@ and GDAL's versions, the image's files (path, size and modification time of each
 VRT's sources, a world file) and every setting of the pass (bands, iterations, pixel
 size, grids, tile size, detail plan, precision, device), and the tile and the
 iterations kept. Anything else is a miss and is computed as before.
-Files are written whole (a temporary name, then renamed); one that cannot be read is a
+Files are written whole (rasters/files.atomic_path); one that cannot be read is a
 miss. The folder holds at most MAX_BYTES besides the pass being opened: the oldest
 passes go first.
 
@@ -41,7 +41,9 @@ import numpy as np
 import torch
 from osgeo import gdal
 
+from ..errors import MapRefinerError
 from ..modelfile.config import ModelConfig
+from ..rasters.files import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -183,15 +185,12 @@ class MapCache:
         """Keep ``logits`` (float32) for ``net`` on ``tile``; a failure to write is only
         logged (the refine itself is done)."""
         path = self._file(self.digest(net, config), tile, keep)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as f:
+            with atomic_path(path) as tmp, open(tmp, "wb") as f:
                 np.save(f, logits.detach().float().cpu().numpy())
-            os.replace(tmp, path)
-        except OSError as exc:
+        except (OSError, MapRefinerError) as exc:
             log.debug("map not kept for the next round: %s", exc)
-            tmp.unlink(missing_ok=True)
 
     def lookup(
         self, tile: Sequence[int], keep: Sequence[int] | None, shape: Sequence[int]

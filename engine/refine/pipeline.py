@@ -250,8 +250,7 @@ def pass_settings(p: RefinePass) -> dict:
         "detail": repr(p.detail),
         "autocast": str(p.autocast),
         "device": str(p.device),
-        "tiles": [repr(t) for t in p.tiles()][:1] + [p.tile_count()],
-    }
+    }  # the tile plan follows from these (plan_tiles); each map's name holds its tile
 
 
 def open_refine_pass(
