@@ -14,7 +14,11 @@ depth, to ``--rows``.
 
     python -m map_refiner.dev.corrections.chain_depth --scenes austin_dev,kampala_drone
         [--rounds 6] [--k 4] [--depths 1,2,3] [--work out/s51/chain] [--rows ROWS.jsonl]
-        [--verdict-areas dev/corrections/reference_verdicts.json] [--seed N]
+        [--verdict-areas dev/corrections/reference_verdicts.json] [--seed N] [--from-root]
+
+``--from-root``: each round fine-tunes the root model (the one the image chooses) on the
+whole layer so far instead of the last round's model, so a round is gated against the
+root only and its refine is one gated pass (session 52).
 """
 
 from __future__ import annotations
@@ -101,6 +105,7 @@ def run_scene(  # noqa: PLR0913
     rows,  # noqa: ANN001
     verdict_areas: Path | None = None,
     seed: int = 0,
+    from_root: bool = False,
 ) -> None:
     work.mkdir(parents=True, exist_ok=True)
     ref = _classes(scene.reference) > 0
@@ -133,11 +138,11 @@ def run_scene(  # noqa: PLR0913
             scene.image,
             LabelSource(layer, class_field="class", mode="sparse"),
             out,
-            base_model=model,
+            base_model=None if from_root else model,
             params=FitParams(seed=seed),
             device="cpu",
             overwrite=True,
-            choose_base=model is None,
+            choose_base=from_root or model is None,
         )
         model = out
         current = work / f"round{r}.tif"
@@ -150,6 +155,7 @@ def run_scene(  # noqa: PLR0913
             row = {
                 "scene": scene.name,
                 "seed": seed,
+                "from_root": from_root,
                 "round": r,
                 "depth": depth if depth is not None else r,
                 "full_depth": r,
@@ -188,6 +194,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the judged user (study --verdict-areas): roofs the reference lacks are not "
         "drawn as background, and rows also score the right half without them (*_judged)",
     )
+    ap.add_argument(
+        "--from-root",
+        action="store_true",
+        help="every round fine-tunes the bundled model the image chooses on the whole "
+        "layer so far (one gate, no chain) instead of the last round's model",
+    )
     a = ap.parse_args(argv)
     every = scenes(a.data, a.work / "scenes")
     depths = [int(d) for d in a.depths.split(",") if d]
@@ -196,7 +208,15 @@ def main(argv: list[str] | None = None) -> int:
     with rows_path.open("a") as rows:
         for name in a.scenes.split(","):
             run_scene(
-                every[name], a.rounds, a.k, depths, a.work / name, rows, a.verdict_areas, a.seed
+                every[name],
+                a.rounds,
+                a.k,
+                depths,
+                a.work / name,
+                rows,
+                a.verdict_areas,
+                a.seed,
+                a.from_root,
             )
     return 0
 
