@@ -206,8 +206,9 @@ def test_the_cli_passes_the_change_gate_and_any_change(
 def test_a_round_of_a_gated_round_nests_and_refines(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Round 2 fine-tuned from round 1's file holds round 1 (with the base inside) as its
-    gate parent, and refines; the base file is never touched."""
+    """Round 2 fine-tuned from round 1's networks (``from_image_start`` off: the way before
+    session 52, tests/test_image_start.py has the default) holds round 1 (with the base
+    inside) as its gate parent, and refines; the base file is never touched."""
     from map_refiner.training.corrections import finetune as ft
     from map_refiner.training.tile import LabelSource
 
@@ -218,7 +219,7 @@ def test_a_round_of_a_gated_round_nests_and_refines(
         LabelSource(tmp_path / "c.gpkg", class_field="class", mode="sparse"),
         tmp_path / "round2.safetensors",
         first.model,
-        FitParams(steps=4, eval_every=2, flip_sure_ratio=float("inf")),
+        FitParams(steps=4, eval_every=2, flip_sure_ratio=float("inf"), from_image_start=False),
         device="cpu",
     )
     assert second.adopted and base.read_bytes() == before

@@ -14,11 +14,14 @@ depth, to ``--rows``.
 
     python -m map_refiner.dev.corrections.chain_depth --scenes austin_dev,kampala_drone
         [--rounds 6] [--k 4] [--depths 1,2,3] [--work out/s51/chain] [--rows ROWS.jsonl]
-        [--verdict-areas dev/corrections/reference_verdicts.json] [--seed N] [--from-root]
+        [--verdict-areas dev/corrections/reference_verdicts.json] [--seed N] [--from-root | --last-round]
 
-``--from-root``: each round fine-tunes the root model (the one the image chooses) on the
-whole layer so far instead of the last round's model, so a round is gated against the
-root only and its refine is one gated pass (session 52).
+By default each round fine-tunes the last round's model as a user does, which since
+session 52 fits the networks the image's first round started from on the whole layer so
+far (training/corrections/image_start.py); ``--last-round``: the way before session 52,
+each round fitting the last round's networks (a gate chain; session 51's rows);
+``--from-root``: each round fine-tunes the root model itself (the one the image chooses),
+so a round not adopted shows the root's map, not the last round's (session 52's study).
 """
 
 from __future__ import annotations
@@ -106,6 +109,7 @@ def run_scene(  # noqa: PLR0913
     verdict_areas: Path | None = None,
     seed: int = 0,
     from_root: bool = False,
+    last_round: bool = False,
 ) -> None:
     work.mkdir(parents=True, exist_ok=True)
     ref = _classes(scene.reference) > 0
@@ -139,7 +143,7 @@ def run_scene(  # noqa: PLR0913
             LabelSource(layer, class_field="class", mode="sparse"),
             out,
             base_model=None if from_root else model,
-            params=FitParams(seed=seed),
+            params=FitParams(seed=seed, from_image_start=not last_round),
             device="cpu",
             overwrite=True,
             choose_base=from_root or model is None,
@@ -156,6 +160,7 @@ def run_scene(  # noqa: PLR0913
                 "scene": scene.name,
                 "seed": seed,
                 "from_root": from_root,
+                "last_round": last_round,
                 "round": r,
                 "depth": depth if depth is not None else r,
                 "full_depth": r,
@@ -200,6 +205,12 @@ def main(argv: list[str] | None = None) -> int:
         help="every round fine-tunes the bundled model the image chooses on the whole "
         "layer so far (one gate, no chain) instead of the last round's model",
     )
+    ap.add_argument(
+        "--last-round",
+        action="store_true",
+        help="every round fits the last round's networks (FitParams.from_image_start off: "
+        "the rounds before session 52, a gate chain)",
+    )
     a = ap.parse_args(argv)
     every = scenes(a.data, a.work / "scenes")
     depths = [int(d) for d in a.depths.split(",") if d]
@@ -217,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                 a.verdict_areas,
                 a.seed,
                 a.from_root,
+                a.last_round,
             )
     return 0
 

@@ -48,6 +48,8 @@ from ...engine.modelfile.io import check_model_output, load_model, save_model
 from ...engine.networks.inference import class_argmax
 from ...engine.networks.models import MapRefinerNet
 from ...engine.progress import CancelFn, ProgressFn, Reporter, make_reporter
+from ...engine.rasters.grid import grid_of
+from ...engine.rasters.read import open_raster
 from ...engine.refine.predict import bands_note
 from ..tile import IGNORE, LabelSource
 from .data import Corrections, load_corrections
@@ -62,6 +64,7 @@ from .fit import (
     fold_input_norm,
 )
 from .holdout import ADOPT_AT_LEAST, balanced_accuracy, fold_holdouts
+from .image_start import image_start, kept_round
 from .partner import partner_classes, partner_for
 from .temperature import fitted_temperature
 
@@ -251,9 +254,21 @@ def finetune(
     dev = resolve_device(device)
     steps_first = params.steps_on(dev)
     net, config = load_model(base_model, "cpu")
+    # a round on an image the base was already fine-tuned on fits the networks the image's
+    # rounds started from, on every polygon drawn on it so far (image_start.py); the base
+    # (the last round) keeps its networks when the fit is not adopted
+    given: tuple[MapRefinerNet, ModelConfig] | None = None
+    start = None
+    if params.from_image_start and base_model is not None:
+        start = image_start(net, config, Path(image), grid_of(open_raster(str(image))))
+    if start is not None:
+        given, (net, config) = (net, config), start
     config = copy.deepcopy(config) if match_colours else config.without_colour_match()
     # the parent as loaded: an adopted fit's map is gated against it (with_gate)
     parent = (copy.deepcopy(net), copy.deepcopy(config)) if params.change_gate > 0 else None
+    if given is not None:  # the round's history and polygons are the last round's
+        config.training = copy.deepcopy(given[1].training)
+        config.corrections = copy.deepcopy(given[1].corrections)
     if params.adapt.startswith(NORM_PREFIX) and config.normalisation != "model":
         raise MapRefinerError(
             f"{params.adapt} learns a fixed normalisation, and this model normalises each "
@@ -456,7 +471,14 @@ def finetune(
         flips,
         cap,
         max(1, len(folds)),
+        "the starting networks" if given is None else "the last round's networks",
     )
+    if given is not None:
+        message += (
+            f" It was fitted on every polygon drawn on {Path(image).name} so far, from the "
+            "model this image's first round started from (the starting model here)"
+            + (", and its map is gated against that model's." if adopted else ".")
+        )
     unguarded = (
         adopted
         and bool(folds)
@@ -532,12 +554,15 @@ def finetune(
         for cfg in (config, parent_config, *(() if parent is None else (parent[1],))):
             cfg.bands = [int(b) for b in bands]
     record(config, adopted)
-    saved = fold_input_norm(net.cpu(), config)
-    save_model(
-        *(with_gate(*saved, parent, params.change_gate, change_to) if adopted else saved),
-        out,
-        overwrite=overwrite,
-    )
+    if adopted:
+        saved = with_gate(
+            *fold_input_norm(net.cpu(), config), parent, params.change_gate, change_to
+        )
+    elif given is not None:  # the last round's networks stay, with this round's polygons
+        saved = (given[0], kept_round(given[1], config, list(bands) if bands else None))
+    else:
+        saved = fold_input_norm(net.cpu(), config)
+    save_model(*saved, out, overwrite=overwrite)
     dropped_fit = None
     if dropped is not None:
         dropped_fit = _save_dropped_fit(
@@ -819,12 +844,14 @@ def _message(
     flips: float | None = None,
     cap: float = math.inf,
     folds: int = 1,
+    kept: str = "the starting networks",
 ) -> str:
+    """What a round did; ``kept``: the networks a round not adopted keeps."""
     if not held:
         return (
             f"Not adopted: with {polygons} polygon(s), none can be held out to check what the "
-            "networks would learn (draw at least two polygons of a class), so the starting "
-            "networks are kept. The new model shows your drawn polygon(s) on this image."
+            f"networks would learn (draw at least two polygons of a class), so {kept} "
+            "are kept. The new model shows your drawn polygon(s) on this image."
         )
     scores = (
         f"{100 * (tuned or 0):.0f} % of your {held} held-out polygon(s) right "
@@ -842,8 +869,8 @@ def _message(
             f"{flips:.2f} times as much of what the starting model was sure of as you drew "
             f"(at most {cap:.2f} is accepted for that held-out score): they learnt more than "
             "your corrections say, which can fix more errors of the kinds you drew or damage "
-            "the rest of the map, and no check here can tell which. The starting networks are "
-            f"kept; the new model still shows your {polygons} drawn polygon(s) on this image."
+            f"the rest of the map, and no check here can tell which. {kept[0].upper()}{kept[1:]} "
+            f"are kept; the new model still shows your {polygons} drawn polygon(s) on this image."
         )
     why = (
         "no better"
@@ -851,8 +878,8 @@ def _message(
         else f"not above the {100 * ADOPT_AT_LEAST:.0f} % a fine-tune must clear"
     )
     return (
-        f"Not adopted: the fine-tuned networks got {scores}, {why}, so the starting "
-        f"networks are kept. The new model still shows your {polygons} drawn polygon(s) on "
+        f"Not adopted: the fine-tuned networks got {scores}, {why}, so {kept} "
+        f"are kept. The new model still shows your {polygons} drawn polygon(s) on "
         "this image; more corrections of the same kinds may teach it more."
     )
 

@@ -252,6 +252,10 @@ class FitParams:
     change_gate: float = CHANGE_GATE  # an adopted fit's map keeps a change from its
     # parent's map only where the fitted networks are at least this sure of the new class
     # (the parent's networks go into the round's file: engine/networks/gate.py); 0: no gate
+    from_image_start: bool = True  # a round on an image the base model was already
+    # fine-tuned on fits the networks that image's rounds started from, on every polygon
+    # drawn there so far (image_start.py; session 52: six rounds on four scenes at two
+    # seeds); False: the base model's own networks, as before session 52
     change_to_drawn: bool = CHANGES_TO_DRAWN  # with the gate, a round whose polygons are all of one
     # class (of fewer classes than the model's) keeps changes to that class (those) only
     # (ModelConfig.change_to; session 39, engine/networks/gate.py)
