@@ -14,7 +14,8 @@ depth, to ``--rows``.
 
     python -m map_refiner.dev.corrections.chain_depth --scenes austin_dev,kampala_drone
         [--rounds 6] [--k 4] [--depths 1,2,3] [--work out/s51/chain] [--rows ROWS.jsonl]
-        [--verdict-areas dev/corrections/reference_verdicts.json] [--seed N] [--from-root | --last-round]
+        [--verdict-areas dev/corrections/reference_verdicts.json] [--seed N]
+        [--from-root | --last-round]
 
 By default each round fine-tunes the last round's model as a user does, which since
 session 52 fits the networks the image's first round started from on the whole layer so
