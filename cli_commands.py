@@ -431,6 +431,7 @@ def _info(a: argparse.Namespace) -> int:
                 "name": cfg.name,
                 "round": last.get("round"),
                 "parent": last.get("parent"),
+                **({"fitted_from": last["fitted_from"]} if last.get("fitted_from") else {}),
                 "adopted": last.get("adopted"),
                 "held_out_score": last.get("tuned_score"),
                 "starting_model_score": last.get("base_score"),

@@ -94,6 +94,8 @@ def test_a_second_round_on_the_image_fits_and_gates_against_the_image_s_start(ro
     rounds_done = [(r["image"], r["round"], r["adopted"]) for r in cfg.training["finetune"]]
     assert rounds_done == [("img.tif", 1, True), ("img.tif", 2, True)]
     assert "round 2" in cfg.name and "first round started from" in second.message
+    assert cfg.training["finetune"][-1]["fitted_from"] == base_cfg.name
+    assert "fitted_from" not in load_model(first.model)[1].training["finetune"][-1]
     assert cfg.corrections and cfg.change_gate == CHANGE_GATE
     out = image.parent / "map.tif"
     refine_raster(RefineParams(image=image, out=out, model_path=second.model))
@@ -185,3 +187,17 @@ def test_the_start_is_found_only_for_a_round_on_this_image_s_name_and_grid(round
     assert image_start(net, cfg, image, elsewhere) is None
     # a model never fine-tuned starts here
     assert image_start(*load_model(base), image, grid) is None
+
+
+def test_info_says_what_a_round_was_fitted_from(rounds, capsys: pytest.CaptureFixture) -> None:  # noqa: ANN001
+    import json
+
+    from map_refiner import cli
+
+    _, base, run = rounds
+    second = run(run(base, "r1", True).model, "r2", True)
+    capsys.readouterr()
+    assert cli.main(["info", str(second.model)]) == 0
+    shown = json.loads(capsys.readouterr().out)["round"]
+    assert shown["round"] == 2 and shown["parent"] == "r1.safetensors"
+    assert shown["fitted_from"] == load_model(base)[1].name

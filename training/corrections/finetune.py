@@ -549,6 +549,8 @@ def finetune(
             fit.anchor_weight,
             partner_agrees,
         )
+        if start is not None:  # the networks fitted: the start of this image's rounds
+            cfg.training["finetune"][-1]["fitted_from"] = start[1].name
 
     if bands:  # the round reads the bands it was fitted on, whoever refines with it
         for cfg in (config, parent_config, *(() if parent is None else (parent[1],))):
