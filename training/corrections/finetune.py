@@ -7,9 +7,9 @@ a new model file out (the base file is only read).
    on them as it learns (fit.py, holdout.py). On an image the base model was already
    fine-tuned on, the networks fitted are those the image's first round started from
    (image_start.py), so the held-out polygons are ones they never saw. With
-   ``FitParams.folds`` > 1 this is done again from the base networks on other splits (other polygons held out:
-   holdout.fold_holdouts), and the folds' mean score decides (cross-validation: one
-   held-out polygon is a coin toss of evidence).
+   ``FitParams.folds`` > 1 this is done again from the base networks on other splits
+   (other polygons held out: holdout.fold_holdouts), and the folds' mean score decides
+   (cross-validation: one held-out polygon is a coin toss of evidence).
 3. The fitted networks are adopted only when they get the held-out polygons more
    right than the base model does (and clear of chance); then the fit
    continues on every polygon (with folds: the first fold's networks, or every fold's
