@@ -201,3 +201,33 @@ def test_info_says_what_a_round_was_fitted_from(rounds, capsys: pytest.CaptureFi
     shown = json.loads(capsys.readouterr().out)["round"]
     assert shown["round"] == 2 and shown["parent"] == "r1.safetensors"
     assert shown["fitted_from"] == load_model(base)[1].name
+
+
+def test_a_polygon_deleted_from_the_layer_is_gone_from_the_next_round_s_map(
+    rounds, tmp_path: Path
+) -> None:  # noqa: ANN001
+    """Round 1 learnt a wrong polygon; the user deletes it from the layer and runs round 2:
+    the map no longer shows it (it was kept and burned in every later map before session
+    52), and the round says so."""
+    from osgeo import gdal
+
+    image, base, run = rounds
+    wrong = (40, 5, 55, 20)
+    source = layer(tmp_path, "with_wrong", [*SQUARES, wrong])  # the fifth is a building
+    first = ft.finetune(
+        image,
+        source,
+        tmp_path / "w1.safetensors",
+        base,
+        FitParams(steps=4, eval_every=2, flip_sure_ratio=float("inf")),
+        device="cpu",
+    )
+    shown = tmp_path / "w1.tif"
+    refine_raster(RefineParams(image=image, out=shown, model_path=first.model))
+    assert (gdal.Open(str(shown)).ReadAsArray()[5:20, 40:55] == 1).all()
+    second = run(first.model, "without_wrong", True)  # the four squares only
+    assert "1 polygon is no longer in your layer" in second.message
+    out = tmp_path / "w2.tif"
+    refine_raster(RefineParams(image=image, out=out, model_path=second.model))
+    assert not (gdal.Open(str(out)).ReadAsArray()[5:20, 40:55] == 1).all()
+    assert load_model(second.model)[1].training["finetune"][-1]["polygons"] == 4

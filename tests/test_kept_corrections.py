@@ -14,7 +14,7 @@ from osgeo import gdal
 from map_refiner.engine.errors import MapRefinerError
 from map_refiner.engine.labels.burn import Shape
 from map_refiner.engine.labels.classes import IGNORE
-from map_refiner.engine.labels.kept import KeptCorrections, merged, window_grid
+from map_refiner.engine.labels.kept import KeptCorrections, left_out, merged, window_grid
 from map_refiner.engine.modelfile.config import ModelConfig
 from map_refiner.engine.modelfile.io import load_model, save_model
 from map_refiner.engine.rasters.grid import GridSpec
@@ -78,8 +78,36 @@ def test_a_polygon_drawn_again_in_the_next_round_is_kept_once() -> None:
     both = merged(round1, layer_now)
     assert both.features == 3 and len(both.shapes) == 3
     assert sorted(s.feature for s in both.shapes) == [0, 1, 2]
-    other = kept(((0, 0, (10, 10, 30, 25)),))  # the same outline, now background: a change
-    assert merged(round1, other).features == 3
+    fresh = kept(((0, 0, (12, 40, 30, 55)),))  # a new layer for the next round: added
+    assert merged(round1, fresh).features == 3 and left_out(round1, fresh) == 0
+
+
+def test_a_polygon_deleted_reshaped_or_reclassed_in_the_layer_goes() -> None:
+    """The user draws on in round 1's layer, deleting a wrong polygon, reshaping one and
+    turning one to the other class: the layer is the whole set (session 52; it was merged
+    with round 1's, so a deleted polygon stayed in every later map)."""
+    round1 = kept(
+        (
+            (1, 0, (10, 10, 30, 25)),
+            (0, 1, (60, 40, 90, 70)),
+            (1, 2, (35, 50, 50, 65)),
+            (1, 3, (70, 5, 90, 20)),
+        )
+    )
+    layer_now = kept(
+        (
+            (1, 0, (10, 10, 30, 25)),  # as it was
+            (0, 1, (60, 40, 80, 70)),  # reshaped
+            (0, 2, (35, 50, 50, 65)),  # now background
+            (1, 3, (5, 70, 20, 85)),  # new; (70, 5, 90, 20) deleted
+        )
+    )
+    both = merged(round1, layer_now)
+    assert both.shapes == layer_now.shapes and left_out(round1, layer_now) == 3
+    labels = both.labels_on(GRID)
+    assert (labels[10:20, 75:85] == IGNORE).all()  # the deleted building is gone
+    assert (labels[45:60, 82:88] == IGNORE).all()  # so is the reshaped one's cut part
+    assert (labels[55, 40] == 0) and (labels[15, 15] == 1)
 
 
 @pytest.fixture

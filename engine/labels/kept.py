@@ -164,19 +164,41 @@ class KeptCorrections:
 
 
 def merged(old: KeptCorrections | None, new: KeptCorrections) -> KeptCorrections:
-    """``new`` after ``old`` when both belong to the same image (later polygons win
-    where they overlap), else ``new`` alone. A polygon ``new`` holds again (a user keeps
-    drawing in the same correction layer, round after round) is kept once: the old
-    copy goes, so it is neither counted nor learnt twice."""
-    if old is None or not old.matches(new.grid):
+    """The polygons a round on ``new``'s image learns and keeps: ``new`` alone when ``old``
+    belongs to another image, or when ``new`` continues ``old``'s layer (continues_layer: the
+    user draws on in the same correction layer, where a polygon deleted, reshaped or given
+    another class is gone from the layer and must go from the model too); else (a new
+    layer for a further round) ``new`` after ``old``, later polygons winning where they
+    overlap."""
+    if old is None or not old.matches(new.grid) or continues_layer(old, new):
         return new
-    again = {(s.cls, s.wkt) for s in new.shapes}
-    old_shapes = [s for s in old.shapes if (s.cls, s.wkt) not in again]
-    renumber = {f: i for i, f in enumerate(sorted({s.feature for s in old_shapes}))}
-    shapes = [Shape(s.cls, renumber[s.feature], s.wkt) for s in old_shapes]
+    renumber = {f: i for i, f in enumerate(sorted({s.feature for s in old.shapes}))}
+    shapes = [Shape(s.cls, renumber[s.feature], s.wkt) for s in old.shapes]
     offset = len(renumber)
     shapes += [Shape(s.cls, s.feature + offset, s.wkt) for s in new.shapes]
     return KeptCorrections(new.grid, shapes, new.image)
+
+
+def continues_layer(old: KeptCorrections, new: KeptCorrections) -> bool:
+    """True when ``new`` (a round's layer) holds one of ``old``'s outlines again, whatever
+    its class: the user drew on in the layer the earlier round learnt from (outlines are
+    read from a layer the same way each time, so a polygon left as it was has the same
+    one). Until session 52 such a layer was merged with the earlier polygons, so a polygon
+    deleted from it stayed in every later map."""
+    if not old.matches(new.grid):
+        return False
+    outlines = {s.wkt for s in new.shapes}
+    return any(s.wkt in outlines for s in old.shapes)
+
+
+def left_out(old: KeptCorrections | None, new: KeptCorrections) -> int:
+    """How many of ``old``'s polygons a layer that continues it no longer holds as they
+    were (deleted, reshaped or given another class there): 0 when it does not continue
+    it."""
+    if old is None or not continues_layer(old, new):
+        return 0
+    now = {(s.cls, s.wkt) for s in new.shapes}
+    return len({s.feature for s in old.shapes if (s.cls, s.wkt) not in now})
 
 
 def window_grid(grid: GridSpec, x0: int, y0: int, x1: int, y1: int) -> GridSpec:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ...engine.errors import MapRefinerError
-from ...engine.labels.kept import KeptCorrections, from_config, merged
+from ...engine.labels.kept import KeptCorrections, from_config, left_out, merged
 from ...engine.labels.rasterize import vector_shapes
 from ...engine.labels.rasters import cells_of_pixels, downsample_window, pixels_of_cells
 from ...engine.modelfile.config import ModelConfig
@@ -77,6 +77,8 @@ class Corrections:
     # are not ``kept`` as drawn (snap_outlines: moved onto the image's edges)
     snapped: int = 0  # how many of them moved
     snap_tried: int = 0  # of how many object outlines (background polygons stay as drawn)
+    left_out: int = 0  # earlier rounds' polygons the layer, which continues theirs, no
+    # longer holds as they were (deleted, reshaped or reclassed there): gone from the model
 
     @property
     def labelled_by(self) -> KeptCorrections:
@@ -162,6 +164,13 @@ def load_corrections(
                 gone,
                 old.image or "the image they were drawn on",
             )
+    dropped = left_out(old, new)
+    if dropped:  # the round's message says so too
+        log.info(
+            "%d of the base model's earlier corrections of this image are no longer in the "
+            "layer as they were (deleted, reshaped or given another class there): they go",
+            dropped,
+        )
     kept = merged(old, new).with_looks(ds, bands)
     earlier = len(kept.shapes) > len(new.shapes)
     if earlier:
@@ -238,6 +247,7 @@ def load_corrections(
         taught if snap_outlines else None,
         snapped,
         tried,
+        dropped,
     )
 
 

@@ -514,6 +514,13 @@ def finetune(
                 else "."
             )
         )
+    if corr.left_out:
+        message += (
+            f" {corr.left_out} polygon{' is' if corr.left_out == 1 else 's are'} no longer in "
+            "your layer as the earlier round kept "
+            f"{'it' if corr.left_out == 1 else 'them'} (deleted, reshaped or given another "
+            "class): the new model keeps the layer's polygons only."
+        )
     if corr.snapped:
         message += (
             f" It learnt {corr.snapped} of {corr.snap_tried} object outlines moved onto the "
