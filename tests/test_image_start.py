@@ -166,27 +166,46 @@ def _with_rounds(config: ModelConfig, *rounds: tuple[str, bool]) -> ModelConfig:
     return config
 
 
-def test_the_start_is_found_only_for_a_round_on_this_image_s_name_and_grid(rounds) -> None:  # noqa: ANN001
-    from map_refiner.engine.rasters.grid import grid_of
+def test_the_start_is_found_only_for_a_round_on_this_image(rounds, tmp_path: Path) -> None:  # noqa: ANN001
+    import copy
+    import shutil
+
     from map_refiner.engine.rasters.read import open_raster
 
     image, base, run = rounds
     net, cfg = load_model(run(base, "r1", True).model)
-    grid = grid_of(open_raster(image))
-    found = image_start(net, cfg, image, grid)
+    found = image_start(net, cfg, image, open_raster(image))
     assert found is not None and same_tensors(found[0], load_model(base)[0])
-    # another file name, or a round whose last adopted fit was on another image
-    assert image_start(net, cfg, image.with_name("other.tif"), grid) is None
+    # a copy under another name: the same grid and look, the same image
+    renamed = Path(shutil.copy(image, tmp_path / "renamed.tif"))
+    assert image_start(net, cfg, renamed, open_raster(renamed)) is not None
+    # a model whose last adopted round was on another image starts here
     moved = _with_rounds(cfg.parent_config(), ("img.tif", True), ("b.tif", True))
     moved.corrections = cfg.corrections
-    assert image_start(net, moved, image, grid) is None
-    # the same name on another grid: not this image
-    from map_refiner.engine.rasters.grid import GridSpec
-
-    elsewhere = GridSpec(grid.width, grid.height, (GT[0] + 5000.0, *GT[1:]), grid.projection_wkt)
-    assert image_start(net, cfg, image, elsewhere) is None
+    assert image_start(net, moved, image, open_raster(image)) is None
+    # rounds recorded before session 52 (no image_grid) are told by the image's name
+    old = copy.deepcopy(cfg)
+    for r in old.training["finetune"]:
+        r.pop("image_grid")
+    assert image_start(net, old, image, open_raster(image)) is not None
+    assert image_start(net, old, renamed, open_raster(renamed)) is None
+    # an image of the same name on another grid, or another year's image on this grid
+    # (none of the polygons shows what it showed when drawn): not this image
+    (tmp_path / "east").mkdir()
+    (tmp_path / "2024").mkdir()
+    east = make_tif(
+        tmp_path / "east" / "img.tif",
+        96,
+        96,
+        seed=2,
+        geotransform=(GT[0] + 5000.0, *GT[1:]),
+        epsg=32633,
+    )
+    assert image_start(net, cfg, east, open_raster(east)) is None
+    later = make_tif(tmp_path / "2024" / "img.tif", 96, 96, seed=9, geotransform=GT, epsg=32633)
+    assert image_start(net, cfg, later, open_raster(later)) is None
     # a model never fine-tuned starts here
-    assert image_start(*load_model(base), image, grid) is None
+    assert image_start(*load_model(base), image, open_raster(image)) is None
 
 
 def test_info_says_what_a_round_was_fitted_from(rounds, capsys: pytest.CaptureFixture) -> None:  # noqa: ANN001

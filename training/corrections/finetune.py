@@ -50,7 +50,6 @@ from ...engine.modelfile.io import check_model_output, load_model, save_model
 from ...engine.networks.inference import class_argmax
 from ...engine.networks.models import MapRefinerNet
 from ...engine.progress import CancelFn, ProgressFn, Reporter, make_reporter
-from ...engine.rasters.grid import grid_of
 from ...engine.rasters.read import open_raster
 from ...engine.refine.predict import bands_note
 from ..tile import IGNORE, LabelSource
@@ -66,7 +65,7 @@ from .fit import (
     fold_input_norm,
 )
 from .holdout import ADOPT_AT_LEAST, balanced_accuracy, fold_holdouts
-from .image_start import image_start, kept_round
+from .image_start import grid_key, image_start, kept_round
 from .partner import partner_classes, partner_for
 from .temperature import fitted_temperature
 
@@ -262,7 +261,7 @@ def finetune(
     given: tuple[MapRefinerNet, ModelConfig] | None = None
     start = None
     if params.from_image_start and base_model is not None:
-        start = image_start(net, config, Path(image), grid_of(open_raster(str(image))))
+        start = image_start(net, config, Path(image), open_raster(str(image)))
     if start is not None:
         given, (net, config) = (net, config), start
     config = copy.deepcopy(config) if match_colours else config.without_colour_match()
@@ -986,6 +985,7 @@ def _record(
     config.corrections = kept_to_config(corr.kept, config.corrections)  # other images' too
     record = {
         "image": Path(image).name,
+        "image_grid": grid_key(corr.kept.grid),
         "round": number,
         "parent": base_model.name if base_model else "bundled",
         "parent_path": str(Path(base_model).resolve()) if base_model else None,

@@ -16,40 +16,63 @@ gated against that one model, so a refine is one gated pass whatever the number 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
+
+from osgeo import gdal
 
 from ...engine.labels.kept import from_config
 from ...engine.modelfile.config import ModelConfig
 from ...engine.networks.models import MapRefinerNet
-from ...engine.rasters.grid import GridSpec
+from ...engine.rasters.grid import GridSpec, grid_of
 
 
-def _last_adopted_image(config: ModelConfig) -> str | None:
-    """The image file name of the last round whose networks ``config``'s model holds (its
-    last adopted fine-tune), None for a model never adopted a fit."""
+def grid_key(grid: GridSpec) -> str:
+    """A short digest of an image's grid (size, geotransform, CRS): a round's record keeps
+    it (``image_grid``) so that two images of one name are told apart."""
+    gt = [round(v, 6) for v in grid.geotransform]
+    text = json.dumps([grid.width, grid.height, gt, grid.projection_wkt or ""])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _last_adopted_on(config: ModelConfig, name: str, key: str) -> bool:
+    """True when the last round whose networks ``config``'s model holds (its last adopted
+    fine-tune) was on this image: the same grid (rounds since session 52 record it), or
+    for older rounds the same file name."""
     rounds = config.training.get("finetune") if isinstance(config.training, dict) else None
     adopted: list[dict[str, Any]] = [
         r for r in (rounds or []) if isinstance(r, dict) and r.get("adopted")
     ]
-    return str(adopted[-1].get("image")) if adopted else None
+    if not adopted:
+        return False
+    last = adopted[-1]
+    if last.get("image_grid"):
+        return last["image_grid"] == key
+    return last.get("image") == name
 
 
 def image_start(
-    net: MapRefinerNet, config: ModelConfig, image: Path, grid: GridSpec
+    net: MapRefinerNet, config: ModelConfig, image: Path, ds: gdal.Dataset
 ) -> tuple[MapRefinerNet, ModelConfig] | None:
     """The networks and configuration (as its rounds' gates hold them) that the rounds of
-    this image started from, when ``net`` holds a round fitted on it (its last adopted fit
-    was on an image of this name, and the model keeps polygons on this grid); None when
-    ``net`` is where this image starts (a bundled or trained model, a model whose rounds
-    were on other images, or rounds made without a change gate, whose parents are not
-    kept)."""
-    name = Path(image).name
+    this image (``ds``, opened from ``image``) started from, when ``net`` holds a round
+    fitted on it: its last adopted fit was on this image, and the model keeps polygons
+    on its grid under which it still shows what it showed when they were drawn. None
+    when ``net`` is where this image starts (a bundled or trained model, a model whose
+    rounds were on other images or on another year's image of this grid, or rounds made
+    without a change gate, whose parents are not kept)."""
+    grid = grid_of(ds)
     kept = from_config(config.corrections, config.num_classes, grid)
-    if kept is None or not kept.matches(grid):
+    if kept is None or not kept.matches(grid) or not kept.features:
         return None
+    shown, gone = kept.still_shown(ds)
+    if gone and not shown.features:
+        return None  # another image on the same grid (drawn_look.py)
+    name, key = Path(image).name, grid_key(grid)
     here, here_config = net, config
-    while _last_adopted_image(here_config) == name:
+    while _last_adopted_on(here_config, name, key):
         parent_config = here_config.parent_config()
         if here.gate_parent is None or parent_config is None:
             break  # a round without a gate: its parent is not in the file
