@@ -147,16 +147,29 @@ def test_a_round_on_another_image_fits_the_model_it_is_given(rounds, tmp_path: P
         for (x0, y0, x1, y1), c in zip(SQUARES, CLASSES)
     ]
     write_vector(tmp_path / "o.gpkg", feats, epsg=32633, fields={"class": ogr.OFTString})
-    res = ft.finetune(
-        other,
-        LabelSource(tmp_path / "o.gpkg", class_field="class", mode="sparse"),
-        tmp_path / "o1.safetensors",
-        first.model,
-        FitParams(steps=4, eval_every=2, flip_sure_ratio=float("inf")),
-        device="cpu",
-    )
-    net, _ = load_model(res.model)
-    assert same_tensors(net.gate_parent, load_model(first.model)[0])
+
+    def on_other(model: Path, out: str):  # noqa: ANN202
+        return ft.finetune(
+            other,
+            LabelSource(tmp_path / "o.gpkg", class_field="class", mode="sparse"),
+            tmp_path / f"{out}.safetensors",
+            model,
+            FitParams(steps=4, eval_every=2, flip_sure_ratio=float("inf")),
+            device="cpu",
+        )
+
+    r1_net = load_model(first.model)[0]
+    net, _ = load_model(on_other(first.model, "o1").model)
+    assert same_tensors(net.gate_parent, r1_net)
+    # the other image's second round starts where that image started, round 1 of the
+    # first image (its own gate inside), not where the first image started
+    net2, cfg2 = load_model(on_other(tmp_path / "o1.safetensors", "o2").model)
+    assert same_tensors(net2.gate_parent, r1_net) and net2.gate_parent.gate_parent is not None
+    assert [(r["image"], r["round"]) for r in cfg2.training["finetune"]] == [
+        ("img.tif", 1),
+        ("other.tif", 1),
+        ("other.tif", 2),
+    ]
 
 
 def _with_rounds(config: ModelConfig, *rounds: tuple[str, bool]) -> ModelConfig:
