@@ -413,7 +413,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         type=_model_file,
         help="base model: a file, default or general (none named: the bundled model chosen "
-        "for the image, as refine chooses it)",
+        "for the image, as refine chooses it); a round fine-tuned on this image before is "
+        "fitted again from the model the image's first round started from, on every polygon "
+        "of the layer, and kept as it is when that fit is not adopted",
     )
     p.add_argument("--out", type=Path, required=True, help="new model file (.safetensors)")
     p.add_argument(

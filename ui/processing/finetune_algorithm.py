@@ -54,7 +54,11 @@ HELP = (
     "else the base networks are kept. The new model keeps every drawn polygon, so refining "
     "this image shows what was drawn. A fit that passed that check but changed much more of "
     "the map than was drawn is dropped too; its networks are then saved beside the new "
-    "model as <name>_dropped_fit.safetensors (DROPPED_FIT), to refine with and judge."
+    "model as <name>_dropped_fit.safetensors (DROPPED_FIT), to refine with and judge. "
+    "A base model fine-tuned on this image before (an earlier round) is fitted again from "
+    "the model this image's first round started from, on every polygon of the layer (the "
+    "layer is the whole set: a polygon deleted from it goes); when that fit is not "
+    "adopted, the earlier round's networks are kept."
 )
 
 
