@@ -263,7 +263,8 @@ def finetune(
     if params.from_image_start and base_model is not None:
         start = image_start(net, config, Path(image), open_raster(str(image)))
     if start is not None:
-        given, (net, config) = (net, config), start
+        kept_as = config if match_colours else config.without_colour_match()
+        given, (net, config) = (net, kept_as), start
     config = copy.deepcopy(config) if match_colours else config.without_colour_match()
     # the parent as loaded: an adopted fit's map is gated against it (with_gate)
     parent = (copy.deepcopy(net), copy.deepcopy(config)) if params.change_gate > 0 else None
