@@ -95,6 +95,7 @@ def test_a_second_round_on_the_image_fits_and_gates_against_the_image_s_start(ro
     assert rounds_done == [("img.tif", 1, True), ("img.tif", 2, True)]
     assert "round 2" in cfg.name and "first round started from" in second.message
     assert cfg.training["finetune"][-1]["fitted_from"] == base_cfg.name
+    assert second.fitted_from == base_cfg.name and first.fitted_from is None
     assert "fitted_from" not in load_model(first.model)[1].training["finetune"][-1]
     assert cfg.corrections and cfg.change_gate == CHANGE_GATE
     out = image.parent / "map.tif"

@@ -279,6 +279,7 @@ class Controller:
                 partner_agreement=result.partner_agreement,
                 partner=result.partner or "general",
                 erased=result.class_kept[0] if result.erased and result.class_kept else None,
+                fitted_from=result.fitted_from,
             )
         )
         if self.dialog is not None:

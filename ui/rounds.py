@@ -29,6 +29,8 @@ class Round:
     partner: str = "general"  # which bundled model that was (FinetuneResult.partner)
     erased: str | None = None  # a fit on one class dropped because it erased this class
     # elsewhere (FinetuneResult.erased, class_kept); None: not so
+    fitted_from: str | None = None  # a later round on the image: the model the image's
+    # rounds started from, which it was fitted from (FinetuneResult.fitted_from)
     changes: str | None = None  # what the round's first map changed against the map
     # before it ("Its map, against the map of round 1, outside the drawn polygons, 2.1 %
     # of the map changed: ..."); None: no map of the round yet, or nothing to compare
@@ -97,7 +99,8 @@ class Round:
         else:
             score = (
                 f"{100 * self.tuned_score:.0f} % of your held-out polygons right "
-                f"(the starting model: {100 * self.base_score:.0f} %)"
+                f"({'that' if self.fitted_from else 'the starting'} model: "
+                f"{100 * self.base_score:.0f} %)"
             )
         changed = (
             f"changed {self.flip_ratio:.1f} times as much of the starting model's sure map "
@@ -136,9 +139,16 @@ class Round:
                 )
         else:
             kept = "the starting networks kept; your polygons are shown"
+        start = ""
+        if self.fitted_from:  # a later round on the image (image_start.py)
+            start = (
+                f" (fitted again, on every polygon drawn so far, from {self.fitted_from}, "
+                "where this image's rounds started)"
+            )
+            kept = kept.replace("the starting networks", "the last round's networks")
         changes = f"\n{self.changes}" if self.changes else ""
         return (
-            f"{self.name}, fine-tuned on {self.image.name} from {self.parent_label()}: "
+            f"{self.name}, fine-tuned on {self.image.name} from {self.parent_label()}{start}: "
             f"{score}; {kept}.{changes}\nModel file: {self.model}"
         )
 

@@ -105,6 +105,13 @@ def test_a_round_says_why_its_networks_were_kept() -> None:
     assert "removed nearly all building pixels" in erased.details()
     taken = erased.with_dropped_fit("img — round 1 (5 corrections, dropped fit)")
     assert "removed nearly all building pixels" in taken.details()
+    # a later round, fitted again from where the image's rounds started (session 52)
+    later = dict(common, name="img — round 2 (9 corrections)", parent=Path("r1.safetensors"))
+    again = Round(adopted=False, flip_ratio=None, fitted_from="Map Refiner default", **later)
+    tip = again.details()
+    assert "from r1.safetensors (fitted again, on every polygon drawn so far, from Map " in tip
+    assert "(that model: 94 %)" in tip and "the last round's networks kept" in tip
+    assert "starting" not in tip
 
 
 def test_the_dialog_says_which_image_a_fine_tuned_model_is_for_and_why(

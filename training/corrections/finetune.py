@@ -208,6 +208,8 @@ class FinetuneResult:
     base_model: Path | None = None  # the model it started from (None: the bundled default)
     base_note: str = ""  # which bundled model was chosen for the image and why ("" when
     # none was: finetune's choose_base)
+    fitted_from: str | None = None  # a later round on the image: the name of the model the
+    # image's rounds started from, which it was fitted from (image_start.py); else None
 
     @property
     def final_loss(self) -> float:  # what the CLI and the jobs print for every training
@@ -615,6 +617,7 @@ def finetune(
         fit_agreement=fit_agrees,
         detail_held_out=detail_held_out,
         base_model=base_model,
+        fitted_from=None if start is None else start[1].name,
         base_note=base_note,
     )
 
