@@ -22,7 +22,7 @@ import numpy as np
 from osgeo import gdal, ogr
 
 from ..errors import MapRefinerError
-from ..rasters.grid import GridSpec, same_grid, window
+from ..rasters.grid import GridSpec, grid_of, lattice_offset, same_grid, window
 from . import drawn_look
 from .burn import BurnList, Shape
 from .classes import IGNORE
@@ -247,6 +247,59 @@ def from_config(
     return kept
 
 
+@dataclass
+class OnLattice:
+    """The polygons a model keeps of images on the same pixel lattice as another image
+    (lattice_offset: a crop of the image they were drawn on, a mosaic of its tiles, another
+    fetch of a tiled web map), on that image's grid: those whose box lies wholly on it and
+    under which it shows what was shown when they were drawn."""
+
+    kept: KeptCorrections | None  # None: none to burn
+    unlike: int = 0  # polygons on it under which it shows something else
+    cut: int = 0  # polygons its edge cuts (not judged, not burned)
+
+
+def on_lattice(corrections: dict[str, Any], num_classes: int, ds: gdal.Dataset) -> OnLattice:
+    """The kept polygons of every image entry whose grid is a window of the same lattice as
+    ``ds``'s (not ``ds``'s own grid: from_config gives those), carried onto ``ds``'s grid
+    (OnLattice). A polygon is judged by what the image shows under its whole box, so one
+    the image's edge cuts is left out and counted; models fine-tuned before session 51
+    keep no looks, so their polygons go only to the grid they were drawn on."""
+    grid = grid_of(ds)
+    shapes: list[Shape] = []
+    names: list[str] = []
+    unlike = cut = 0
+    for entry in image_entries(corrections):
+        drawn = KeptCorrections.from_dict(entry)
+        offset = lattice_offset(grid, drawn.grid)
+        if offset is None or same_grid(drawn.grid, grid) or drawn.looks is None:
+            continue  # (a model fine-tuned before session 51 keeps no looks to tell by)
+        drawn.check_classes(num_classes)
+        inside: set[int] = set()
+        for f, (x0, y0, x1, y1) in drawn._feature_boxes():
+            box = (x0 + offset[0], y0 + offset[1], x1 + offset[0], y1 + offset[1])
+            if box[2] <= 0 or box[3] <= 0 or box[0] >= grid.width or box[1] >= grid.height:
+                continue  # off this image
+            if box[0] < 0 or box[1] < 0 or box[2] > grid.width or box[3] > grid.height:
+                cut += 1
+            else:
+                inside.add(f)
+        here = KeptCorrections(
+            grid, [s for s in drawn.shapes if s.feature in inside], drawn.image, drawn.looks
+        )
+        if not here.shapes:
+            continue
+        here, gone = here.still_shown(ds)
+        unlike += gone
+        renumber = {f: i for i, f in enumerate(sorted({s.feature for s in here.shapes}))}
+        first = len({s.feature for s in shapes})
+        shapes += [Shape(s.cls, first + renumber[s.feature], s.wkt) for s in here.shapes]
+        if here.shapes:
+            names.append(drawn.image)
+    kept = KeptCorrections(grid, shapes, ", ".join(n for n in names if n)) if shapes else None
+    return OnLattice(kept, unlike, cut)
+
+
 def to_config(kept: KeptCorrections, earlier: dict[str, Any] | None) -> dict[str, Any]:
     """A round's kept corrections as its model's config entry: ``kept`` (the polygons of
     the round's image), with those of every other image the base model's entry
@@ -287,6 +340,7 @@ __all__: Sequence[str] = [
     "OTHER_IMAGES",
     "KeptCorrections",
     "burn_into",
+    "on_lattice",
     "from_config",
     "image_entries",
     "kept_images",

@@ -102,6 +102,29 @@ def same_grid(a: GridSpec, b: GridSpec) -> bool:
     return sa is None or sb is None or bool(sa.IsSame(sb))
 
 
+def lattice_offset(a: GridSpec, b: GridSpec) -> tuple[int, int] | None:
+    """Where ``b``'s first pixel lies among ``a``'s pixels (columns, rows) when both grids
+    are windows of one pixel lattice (the same CRS, pixel size and rotation, origins a
+    whole number of pixels apart: a crop of an image, a mosaic of its tiles, another fetch
+    of a tiled web map); None otherwise."""
+    ga, gb = a.geotransform, b.geotransform
+    tol = 1e-6 * max(abs(ga[1]), abs(ga[5]), 1e-12)
+    if any(abs(ga[i] - gb[i]) > tol for i in (1, 2, 4, 5)):
+        return None
+    sa, sb = a.srs(), b.srs()
+    if (sa is None) != (sb is None) or (sa is not None and not sa.IsSame(sb)):
+        return None
+    inv = gdal.InvGeoTransform(ga)
+    if inv is None:
+        return None
+    px = inv[0] + gb[0] * inv[1] + gb[3] * inv[2]
+    py = inv[3] + gb[0] * inv[4] + gb[3] * inv[5]
+    dx, dy = round(px), round(py)
+    if abs(px - dx) > 1e-3 or abs(py - dy) > 1e-3:
+        return None
+    return int(dx), int(dy)
+
+
 def mem_dataset(grid: GridSpec, dtype: int = gdal.GDT_Byte, fill: float = 0) -> gdal.Dataset:
     """An in-memory single-band raster on ``grid``, filled with ``fill``."""
     ds = gdal.GetDriverByName("MEM").Create("", grid.width, grid.height, 1, dtype)

@@ -18,7 +18,7 @@ import torch
 
 from ..device import configure_threads, device_label, inference_autocast, resolve_device
 from ..errors import MapRefinerError
-from ..labels.kept import KeptCorrections, from_config, window_grid
+from ..labels.kept import KeptCorrections, from_config, on_lattice, window_grid
 from ..limits import check_iterations
 from ..modelfile.config import ModelConfig
 from ..modelfile.io import load_model
@@ -514,6 +514,42 @@ class RefinePass:
         return self.kept.labels_on(window_grid(self.kept.grid, tile.x0, tile.y0, tile.x1, tile.y1))
 
 
+def _on_lattice(
+    config: ModelConfig, ds, drawn_on: KeptCorrections, name: str
+) -> tuple[KeptCorrections | None, str]:
+    """drawn_corrections for an image on none of the grids the model keeps polygons of:
+    those of images on its pixel lattice (a crop, a mosaic of tiles, another fetch of a
+    tiled web map: kept.on_lattice), with a note of those left out."""
+    found = on_lattice(config.corrections, config.num_classes, ds)
+    said = []
+    if found.cut:
+        said.append(f"{found.cut} cut by its edge (drawn partly outside it)")
+    if found.unlike:
+        said.append(f"{found.unlike} under which it shows something else")
+    note = (
+        f"{found.cut + found.unlike} of the model's drawn corrections on {name}'s pixels "
+        f"{'was' if found.cut + found.unlike == 1 else 'were'} not burned in: "
+        f"{' and '.join(said)}"
+        if said
+        else ""
+    )
+    if found.kept is None:
+        log.info(
+            "the model's %d drawn corrections belong to %s, not to %s: not applied",
+            drawn_on.features,
+            drawn_on.image or "another image",
+            name,
+        )
+        return None, note
+    log.info(
+        "applying the model's %d drawn corrections of %s to %s (the same pixels)",
+        found.kept.features,
+        found.kept.image or "another image",
+        name,
+    )
+    return found.kept, note
+
+
 def check_tile_size(tile_size: int) -> None:
     if int(tile_size) < MIN_TILE:
         raise MapRefinerError(
@@ -628,13 +664,7 @@ def drawn_corrections(
         log.info("the model's %d drawn corrections are not applied (asked not to)", kept.features)
         return None, ""
     if not kept.matches(grid):
-        log.info(
-            "the model's %d drawn corrections belong to %s, not to %s: not applied",
-            kept.features,
-            kept.image or "another image",
-            name,
-        )
-        return None, ""
+        return _on_lattice(config, ds, kept, name)
     total = kept.features
     kept, gone = kept.still_shown(ds)
     note = ""
