@@ -172,11 +172,15 @@ def merged(old: KeptCorrections | None, new: KeptCorrections) -> KeptCorrections
     overlap."""
     if old is None or not old.matches(new.grid) or continues_layer(old, new):
         return new
-    renumber = {f: i for i, f in enumerate(sorted({s.feature for s in old.shapes}))}
-    shapes = [Shape(s.cls, renumber[s.feature], s.wkt) for s in old.shapes]
-    offset = len(renumber)
-    shapes += [Shape(s.cls, s.feature + offset, s.wkt) for s in new.shapes]
-    return KeptCorrections(new.grid, shapes, new.image)
+    return KeptCorrections(new.grid, _appended(_appended([], old.shapes), new.shapes), new.image)
+
+
+def _appended(shapes: list[Shape], more: Sequence[Shape]) -> list[Shape]:
+    """``shapes`` and then ``more``, whose features are numbered on after those of
+    ``shapes`` (in their order)."""
+    first = len({s.feature for s in shapes})
+    renumber = {f: first + i for i, f in enumerate(sorted({s.feature for s in more}))}
+    return shapes + [Shape(s.cls, renumber[s.feature], s.wkt) for s in more]
 
 
 def continues_layer(old: KeptCorrections, new: KeptCorrections) -> bool:
@@ -291,9 +295,7 @@ def on_lattice(corrections: dict[str, Any], num_classes: int, ds: gdal.Dataset) 
             continue
         here, gone = here.still_shown(ds)
         unlike += gone
-        renumber = {f: i for i, f in enumerate(sorted({s.feature for s in here.shapes}))}
-        first = len({s.feature for s in shapes})
-        shapes += [Shape(s.cls, first + renumber[s.feature], s.wkt) for s in here.shapes]
+        shapes = _appended(shapes, here.shapes)
         if here.shapes:
             names.append(drawn.image)
     kept = KeptCorrections(grid, shapes, ", ".join(n for n in names if n)) if shapes else None
