@@ -130,3 +130,55 @@ def test_lattice_offset() -> None:
     assert lattice_offset(GRID, coarser) is None
     other_crs = GridSpec(110, 90, GT, wkt(32632))
     assert lattice_offset(GRID, other_crs) is None
+
+
+def test_a_crop_with_rounds_of_its_own_shows_the_image_s_polygons_too(
+    image: Path, tmp_path: Path
+) -> None:
+    """The image's polygons under the crop's own, which win where they overlap."""
+    whole = drawn_on(image)
+    part = crop(image, tmp_path / "crop.tif", 5, 5, 95, 80)
+    ds = gdal.Open(str(part))
+    grid = GridSpec(ds.RasterXSize, ds.RasterYSize, ds.GetGeoTransform(), wkt(UTM33N))
+    own = KeptCorrections(grid, [Shape(0, 0, box(12, 12, 20, 20))], part.name).with_looks(
+        ds, [1, 2, 3]
+    )  # background drawn over part of the image's building polygon
+    cls, res = refined(part, model_with(tmp_path, to_config(own, to_config(whole, None))))
+    assert res.corrections == 3
+    expected = whole.labels_on(GRID)[5:85, 5:100]
+    expected[7:15, 7:15] = 0  # the crop's own polygon (box() is in the image's pixels)
+    assert (cls[expected != IGNORE] == expected[expected != IGNORE]).all()
+
+
+def test_a_fine_tune_on_a_crop_learns_the_image_s_polygons_on_it(
+    image: Path, tmp_path: Path
+) -> None:
+    from helpers_data import write_vector
+    from osgeo import ogr
+
+    from map_refiner.engine.labels.kept import from_config
+    from map_refiner.engine.modelfile.io import load_model
+    from map_refiner.training.corrections.finetune import finetune
+    from map_refiner.training.corrections.fit import FitParams
+    from map_refiner.training.tile import LabelSource
+
+    model = model_with(tmp_path, drawn_on(image).to_dict())
+    part = crop(image, tmp_path / "crop.tif", 5, 5, 95, 80)
+    feats = [
+        (box(40, 10, 50, 20), {"class": "building"}),
+        (box(15, 60, 25, 70), {"class": "background"}),
+    ]
+    write_vector(tmp_path / "c.gpkg", feats, epsg=UTM33N, fields={"class": ogr.OFTString})
+    res = finetune(
+        part,
+        LabelSource(tmp_path / "c.gpkg", class_field="class", mode="sparse"),
+        tmp_path / "r.safetensors",
+        model,
+        FitParams(steps=4, eval_every=2),
+        device="cpu",
+    )
+    assert res.polygons == 4  # the layer's two and the image's two lying on the crop
+    _, cfg = load_model(res.model)
+    ds = gdal.Open(str(part))
+    grid = GridSpec(ds.RasterXSize, ds.RasterYSize, ds.GetGeoTransform(), wkt(UTM33N))
+    assert from_config(cfg.corrections, 2, grid).features == 4

@@ -172,7 +172,15 @@ def merged(old: KeptCorrections | None, new: KeptCorrections) -> KeptCorrections
     overlap."""
     if old is None or not old.matches(new.grid) or continues_layer(old, new):
         return new
-    return KeptCorrections(new.grid, _appended(_appended([], old.shapes), new.shapes), new.image)
+    return stacked(old, new)
+
+
+def stacked(under: KeptCorrections, over: KeptCorrections) -> KeptCorrections:
+    """The polygons of ``under`` and then ``over`` (both on ``over``'s grid), ``over``'s
+    winning where they overlap."""
+    return KeptCorrections(
+        over.grid, _appended(_appended([], under.shapes), over.shapes), over.image
+    )
 
 
 def _appended(shapes: list[Shape], more: Sequence[Shape]) -> list[Shape]:
@@ -343,6 +351,7 @@ __all__: Sequence[str] = [
     "KeptCorrections",
     "burn_into",
     "on_lattice",
+    "stacked",
     "from_config",
     "image_entries",
     "kept_images",

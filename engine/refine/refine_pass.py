@@ -18,7 +18,7 @@ import torch
 
 from ..device import configure_threads, device_label, inference_autocast, resolve_device
 from ..errors import MapRefinerError
-from ..labels.kept import KeptCorrections, from_config, on_lattice, window_grid
+from ..labels.kept import KeptCorrections, from_config, on_lattice, stacked, window_grid
 from ..limits import check_iterations
 from ..modelfile.config import ModelConfig
 from ..modelfile.io import load_model
@@ -514,42 +514,6 @@ class RefinePass:
         return self.kept.labels_on(window_grid(self.kept.grid, tile.x0, tile.y0, tile.x1, tile.y1))
 
 
-def _on_lattice(
-    config: ModelConfig, ds, drawn_on: KeptCorrections, name: str
-) -> tuple[KeptCorrections | None, str]:
-    """drawn_corrections for an image on none of the grids the model keeps polygons of:
-    those of images on its pixel lattice (a crop, a mosaic of tiles, another fetch of a
-    tiled web map: kept.on_lattice), with a note of those left out."""
-    found = on_lattice(config.corrections, config.num_classes, ds)
-    said = []
-    if found.cut:
-        said.append(f"{found.cut} cut by its edge (drawn partly outside it)")
-    if found.unlike:
-        said.append(f"{found.unlike} under which it shows something else")
-    note = (
-        f"{found.cut + found.unlike} of the model's drawn corrections on {name}'s pixels "
-        f"{'was' if found.cut + found.unlike == 1 else 'were'} not burned in: "
-        f"{' and '.join(said)}"
-        if said
-        else ""
-    )
-    if found.kept is None:
-        log.info(
-            "the model's %d drawn corrections belong to %s, not to %s: not applied",
-            drawn_on.features,
-            drawn_on.image or "another image",
-            name,
-        )
-        return None, note
-    log.info(
-        "applying the model's %d drawn corrections of %s to %s (the same pixels)",
-        found.kept.features,
-        found.kept.image or "another image",
-        name,
-    )
-    return found.kept, note
-
-
 def check_tile_size(tile_size: int) -> None:
     if int(tile_size) < MIN_TILE:
         raise MapRefinerError(
@@ -654,8 +618,10 @@ def drawn_corrections(
     config: ModelConfig, ds, wanted: bool, name: str
 ) -> tuple[KeptCorrections | None, str]:
     """The model's kept corrections when they belong to this image and are wanted (only
-    those under which the image shows what it showed when they were drawn), and a note
-    for the user when some on this image's grid are left out for that ("" when none)."""
+    those under which the image shows what it showed when they were drawn): those of its
+    own grid, and those of other images on its pixel lattice that lie whole on it (a crop,
+    a mosaic of drawn tiles: kept.on_lattice), its own winning where they overlap; and a
+    note for the user when some on this image's pixels are left out ("" when none)."""
     grid = grid_of(ds)
     kept = from_config(config.corrections, config.num_classes, grid)
     if kept is None:
@@ -663,20 +629,54 @@ def drawn_corrections(
     if not wanted:
         log.info("the model's %d drawn corrections are not applied (asked not to)", kept.features)
         return None, ""
-    if not kept.matches(grid):
-        return _on_lattice(config, ds, kept, name)
-    total = kept.features
-    kept, gone = kept.still_shown(ds)
-    note = ""
-    if gone:
-        note = (
-            f"{gone} of the model's {total} drawn corrections were not burned in: {name} lies "
-            f"on the grid of {kept.image or 'the image they were drawn on'} but shows "
-            "something else under them (another acquisition?); the fine-tuned networks "
-            "still apply"
-        )
-        log.info(note)
-    if not kept.shapes:
-        return None, note
-    log.info("applying the model's %d drawn corrections to %s", kept.features, name)
-    return kept, note
+    notes = []
+    own = None
+    if kept.matches(grid):
+        total = kept.features
+        own, gone = kept.still_shown(ds)
+        if gone:
+            notes.append(
+                f"{gone} of the model's {total} drawn corrections were not burned in: {name} "
+                f"lies on the grid of {kept.image or 'the image they were drawn on'} but shows "
+                "something else under them (another acquisition?); the fine-tuned networks "
+                "still apply"
+            )
+    lattice, note = _on_lattice(config, ds, name)
+    if note:
+        notes.append(note)
+    for said in notes:
+        log.info(said)
+    if own is not None and own.shapes:
+        out = own if lattice is None else stacked(lattice, own)
+    elif lattice is not None:
+        out = lattice
+    else:
+        if own is None:
+            log.info(
+                "the model's %d drawn corrections belong to %s, not to %s: not applied",
+                kept.features,
+                kept.image or "another image",
+                name,
+            )
+        return None, "; ".join(notes)
+    log.info("applying the model's %d drawn corrections to %s", out.features, name)
+    return out, "; ".join(notes)
+
+
+def _on_lattice(config: ModelConfig, ds, name: str) -> tuple[KeptCorrections | None, str]:
+    """The kept polygons of other images on this image's pixel lattice that lie whole on
+    it (kept.on_lattice), and a note of those left out ("" when none)."""
+    found = on_lattice(config.corrections, config.num_classes, ds)
+    said = []
+    if found.cut:
+        said.append(f"{found.cut} cut by its edge (drawn partly outside it)")
+    if found.unlike:
+        said.append(f"{found.unlike} under which it shows something else")
+    note = (
+        f"{found.cut + found.unlike} of the model's drawn corrections on {name}'s pixels "
+        f"{'was' if found.cut + found.unlike == 1 else 'were'} not burned in: "
+        f"{' and '.join(said)}"
+        if said
+        else ""
+    )
+    return found.kept, note

@@ -18,7 +18,14 @@ import numpy as np
 import torch
 
 from ...engine.errors import MapRefinerError
-from ...engine.labels.kept import KeptCorrections, from_config, left_out, merged
+from ...engine.labels.kept import (
+    KeptCorrections,
+    from_config,
+    left_out,
+    merged,
+    on_lattice,
+    stacked,
+)
 from ...engine.labels.rasterize import vector_shapes
 from ...engine.labels.rasters import cells_of_pixels, downsample_window, pixels_of_cells
 from ...engine.modelfile.config import ModelConfig
@@ -164,6 +171,16 @@ def load_corrections(
                 gone,
                 old.image or "the image they were drawn on",
             )
+    else:
+        old = None
+    # the polygons of other images on this image's pixels (a crop of the image they were
+    # drawn on, a mosaic of its tiles), as a refine of it shows them (kept.on_lattice)
+    lattice = (
+        on_lattice(config.corrections, config.num_classes, ds).kept if config.corrections else None
+    )
+    if lattice is not None:
+        log.info("%d corrections of %s lie on this image's pixels", lattice.features, lattice.image)
+        old = lattice if old is None else stacked(lattice, old)
     dropped = left_out(old, new)
     if dropped:  # the round's message says so too
         log.info(
