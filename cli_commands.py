@@ -59,7 +59,11 @@ def _refine(a: argparse.Namespace) -> int:
             f"{', '.join(cluster_only)}: only for a refine on a cluster; add --scheduler."
         )
     res = refine_raster(params, progress=ProgressBar("refine"))
-    kept = f", {res.corrections} drawn corrections kept" if res.corrections else ""
+    kept = (
+        f", {res.corrections} drawn correction{'' if res.corrections == 1 else 's'} kept"
+        if res.corrections
+        else ""
+    )
     print(
         f"wrote {res.out} ({res.iterations} iterations, {res.tiles} tiles, {res.device}, "
         f"{res.seconds:.1f} s{kept})"
