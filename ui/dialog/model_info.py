@@ -107,8 +107,9 @@ def model_note(summary: ModelSummary | None, raster: str | None, why: str = "") 
     else:
         note = (
             f"Fine-tuned on {summary.tuned_on}, not on this raster ({raster}): only its "
-            "networks apply here, its drawn polygons do not. Choose the bundled model or "
-            "another for this raster if that is not what you want."
+            "networks apply here, and its drawn polygons only where this raster holds the "
+            "same pixels (a crop or mosaic of the image they were drawn on). Choose the "
+            "bundled model or another for this raster if that is not what you want."
         )
     return f"{note} {why}".strip()
 
