@@ -32,7 +32,7 @@ from ...engine.rasters.grid import GridSpec, grid_of
 def grid_key(grid: GridSpec) -> str:
     """A short digest of an image's grid (size, geotransform, CRS): a round's record keeps
     it (``image_grid``) so that two images of one name are told apart."""
-    gt = [round(v, 6) for v in grid.geotransform]
+    gt = [f"{v:.12g}" for v in grid.geotransform]  # degrees too (pixels of 1e-6)
     text = json.dumps([grid.width, grid.height, gt, grid.projection_wkt or ""])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
