@@ -310,6 +310,34 @@ def on_lattice(corrections: dict[str, Any], num_classes: int, ds: gdal.Dataset) 
     return OnLattice(kept, unlike, cut)
 
 
+@dataclass
+class Shown:
+    """What a model's kept polygons are on one image (shown_on): what a refine of it
+    burns and a fine-tune on it learns again."""
+
+    kept: KeptCorrections | None  # those of its own grid it still shows, with those of
+    # other images on its lattice under them (OnLattice); None when none
+    entry: KeptCorrections | None  # the model's entry for its grid, or its last round's
+    # when it has none for it (from_config); None for a model keeping none
+    on_grid: bool  # ``entry`` is this image's grid's
+    gone: int  # polygons of its grid under which it shows something else
+    lattice: OnLattice
+
+
+def shown_on(corrections: dict[str, Any], num_classes: int, ds: gdal.Dataset) -> Shown:
+    """The kept polygons ``ds`` shows (Shown): those of its own grid under which it shows
+    what it showed when they were drawn (still_shown), over those of images on its pixel
+    lattice lying whole on it (on_lattice), which they win over where they overlap."""
+    grid = grid_of(ds)
+    entry = from_config(corrections, num_classes, grid)
+    on_grid = entry is not None and entry.matches(grid)
+    own, gone = entry.still_shown(ds) if entry is not None and on_grid else (None, 0)
+    lattice = on_lattice(corrections, num_classes, ds)
+    parts = [k for k in (lattice.kept, own) if k is not None and k.shapes]
+    kept = stacked(*parts) if len(parts) == 2 else (parts[0] if parts else None)
+    return Shown(kept, entry, on_grid, gone, lattice)
+
+
 def to_config(kept: KeptCorrections, earlier: dict[str, Any] | None) -> dict[str, Any]:
     """A round's kept corrections as its model's config entry: ``kept`` (the polygons of
     the round's image), with those of every other image the base model's entry
@@ -351,6 +379,7 @@ __all__: Sequence[str] = [
     "KeptCorrections",
     "burn_into",
     "on_lattice",
+    "shown_on",
     "stacked",
     "from_config",
     "image_entries",

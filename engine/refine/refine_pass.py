@@ -18,7 +18,7 @@ import torch
 
 from ..device import configure_threads, device_label, inference_autocast, resolve_device
 from ..errors import MapRefinerError
-from ..labels.kept import KeptCorrections, from_config, on_lattice, stacked, window_grid
+from ..labels.kept import KeptCorrections, OnLattice, from_config, shown_on, window_grid
 from ..limits import check_iterations
 from ..modelfile.config import ModelConfig
 from ..modelfile.io import load_model
@@ -620,63 +620,56 @@ def drawn_corrections(
     """The model's kept corrections when they belong to this image and are wanted (only
     those under which the image shows what it showed when they were drawn): those of its
     own grid, and those of other images on its pixel lattice that lie whole on it (a crop,
-    a mosaic of drawn tiles: kept.on_lattice), its own winning where they overlap; and a
+    a mosaic of drawn tiles), its own winning where they overlap (kept.shown_on); and a
     note for the user when some on this image's pixels are left out ("" when none)."""
-    grid = grid_of(ds)
-    kept = from_config(config.corrections, config.num_classes, grid)
-    if kept is None:
-        return None, ""
     if not wanted:
-        log.info("the model's %d drawn corrections are not applied (asked not to)", kept.features)
+        kept = from_config(config.corrections, config.num_classes)
+        if kept is not None:
+            log.info(
+                "the model's %d drawn corrections are not applied (asked not to)", kept.features
+            )
+        return None, ""
+    shown = shown_on(config.corrections, config.num_classes, ds)
+    if shown.entry is None:
         return None, ""
     notes = []
-    own = None
-    if kept.matches(grid):
-        total = kept.features
-        own, gone = kept.still_shown(ds)
-        if gone:
-            notes.append(
-                f"{gone} of the model's {total} drawn corrections were not burned in: {name} "
-                f"lies on the grid of {kept.image or 'the image they were drawn on'} but shows "
-                "something else under them (another acquisition?); the fine-tuned networks "
-                "still apply"
-            )
-    lattice, note = _on_lattice(config, ds, name)
+    if shown.gone:
+        notes.append(
+            f"{shown.gone} of the model's {shown.entry.features} drawn corrections were not "
+            f"burned in: {name} lies on the grid of "
+            f"{shown.entry.image or 'the image they were drawn on'} but shows something else "
+            "under them (another acquisition?); the fine-tuned networks still apply"
+        )
+    note = _lattice_note(shown.lattice, name)
     if note:
         notes.append(note)
     for said in notes:
         log.info(said)
-    if own is not None and own.shapes:
-        out = own if lattice is None else stacked(lattice, own)
-    elif lattice is not None:
-        out = lattice
-    else:
-        if own is None:
+    if shown.kept is None:
+        if not shown.on_grid:
             log.info(
                 "the model's %d drawn corrections belong to %s, not to %s: not applied",
-                kept.features,
-                kept.image or "another image",
+                shown.entry.features,
+                shown.entry.image or "another image",
                 name,
             )
         return None, "; ".join(notes)
-    log.info("applying the model's %d drawn corrections to %s", out.features, name)
-    return out, "; ".join(notes)
+    log.info("applying the model's %d drawn corrections to %s", shown.kept.features, name)
+    return shown.kept, "; ".join(notes)
 
 
-def _on_lattice(config: ModelConfig, ds, name: str) -> tuple[KeptCorrections | None, str]:
-    """The kept polygons of other images on this image's pixel lattice that lie whole on
-    it (kept.on_lattice), and a note of those left out ("" when none)."""
-    found = on_lattice(config.corrections, config.num_classes, ds)
+def _lattice_note(found: OnLattice, name: str) -> str:
+    """What the user is told of the polygons of other images on this image's pixel
+    lattice that are not burned in (kept.on_lattice; "" when none)."""
     said = []
     if found.cut:
         said.append(f"{found.cut} cut by its edge (drawn partly outside it)")
     if found.unlike:
         said.append(f"{found.unlike} under which it shows something else")
-    note = (
+    if not said:
+        return ""
+    return (
         f"{found.cut + found.unlike} of the model's drawn corrections on {name}'s pixels "
         f"{'was' if found.cut + found.unlike == 1 else 'were'} not burned in: "
         f"{' and '.join(said)}"
-        if said
-        else ""
     )
-    return found.kept, note

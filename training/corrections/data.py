@@ -18,14 +18,7 @@ import numpy as np
 import torch
 
 from ...engine.errors import MapRefinerError
-from ...engine.labels.kept import (
-    KeptCorrections,
-    from_config,
-    left_out,
-    merged,
-    on_lattice,
-    stacked,
-)
+from ...engine.labels.kept import KeptCorrections, left_out, merged, shown_on
 from ...engine.labels.rasterize import vector_shapes
 from ...engine.labels.rasters import cells_of_pixels, downsample_window, pixels_of_cells
 from ...engine.modelfile.config import ModelConfig
@@ -161,26 +154,20 @@ def load_corrections(
         every_class=source.class_field is not None,
     )
     new = KeptCorrections(grid, drawn.shapes, Path(image_path).name)
-    old = from_config(config.corrections, config.num_classes, grid)
-    if old is not None and old.matches(grid):
-        old, gone = old.still_shown(ds)
-        if gone:
-            log.warning(
-                "%d of the base model's earlier corrections on this grid are not learnt again: "
-                "this image does not show under them what %s showed when they were drawn",
-                gone,
-                old.image or "the image they were drawn on",
-            )
-    else:
-        old = None
-    # the polygons of other images on this image's pixels (a crop of the image they were
-    # drawn on, a mosaic of its tiles), as a refine of it shows them (kept.on_lattice)
-    lattice = (
-        on_lattice(config.corrections, config.num_classes, ds).kept if config.corrections else None
-    )
-    if lattice is not None:
-        log.info("%d corrections of %s lie on this image's pixels", lattice.features, lattice.image)
-        old = lattice if old is None else stacked(lattice, old)
+    # the base model's polygons this image shows, as a refine of it burns them: those of
+    # its grid, over those of other images on its pixels (a crop, a mosaic of its tiles)
+    shown = shown_on(config.corrections, config.num_classes, ds)
+    if shown.gone and shown.entry is not None:
+        log.warning(
+            "%d of the base model's earlier corrections on this grid are not learnt again: "
+            "this image does not show under them what %s showed when they were drawn",
+            shown.gone,
+            shown.entry.image or "the image they were drawn on",
+        )
+    found = shown.lattice.kept
+    if found is not None:
+        log.info("%d corrections of %s lie on this image's pixels", found.features, found.image)
+    old = shown.kept
     dropped = left_out(old, new)
     if dropped:  # the round's message says so too
         log.info(
