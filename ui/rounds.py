@@ -108,11 +108,14 @@ class Round:
             if self.flip_ratio is not None
             else ""
         )
+        # the networks a round not adopted keeps: a later round's are the last round's
+        # (image_start.py), a first round's its starting model's
+        base = "the last round's networks" if self.fitted_from else "the starting networks"
         if self.took_dropped_fit:
             what = self._erasure() if self.erased is not None else changed
             kept = (
                 f"the fit the checks had dropped ({what}) taken at your request; the "
-                f"round's own model, with the starting networks: {self.first_model}"
+                f"round's own model, with {base}: {self.first_model}"
             )
         elif self.adopted and self.unguarded:
             kept = (
@@ -131,21 +134,20 @@ class Round:
                 if self.erased is not None
                 else f"the fit {changed}"
             )
-            kept = f"the starting networks kept ({why}); your polygons are shown"
+            kept = f"{base} kept ({why}); your polygons are shown"
             if self.dropped_fit is not None:
                 kept += (
                     f". The dropped fit is saved as {self.dropped_fit.name}: “Use dropped "
                     "fit” selects it, to look at what it does"
                 )
         else:
-            kept = "the starting networks kept; your polygons are shown"
+            kept = f"{base} kept; your polygons are shown"
         start = ""
         if self.fitted_from:  # a later round on the image (image_start.py)
             start = (
                 f" (fitted again, on every polygon drawn so far, from {self.fitted_from}, "
                 "where this image's rounds started)"
             )
-            kept = kept.replace("the starting networks", "the last round's networks")
         changes = f"\n{self.changes}" if self.changes else ""
         return (
             f"{self.name}, fine-tuned on {self.image.name} from {self.parent_label()}{start}: "

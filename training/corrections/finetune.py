@@ -261,12 +261,13 @@ def finetune(
     # rounds started from, on every polygon drawn on it so far (image_start.py); the base
     # (the last round) keeps its networks when the fit is not adopted
     given: tuple[MapRefinerNet, ModelConfig] | None = None
+    fitted_from: str | None = None  # the name of that start, when it is fitted
     start = None
     if params.from_image_start and base_model is not None:
         start = image_start(net, config, Path(image), open_raster(str(image)))
     if start is not None:
-        kept_as = config if match_colours else config.without_colour_match()
-        given, (net, config) = (net, kept_as), start
+        given = (net, config if match_colours else config.without_colour_match())
+        (net, config), fitted_from = start, start[1].name
     config = copy.deepcopy(config) if match_colours else config.without_colour_match()
     # the parent as loaded: an adopted fit's map is gated against it (with_gate)
     parent = (copy.deepcopy(net), copy.deepcopy(config)) if params.change_gate > 0 else None
@@ -560,8 +561,8 @@ def finetune(
             fit.anchor_weight,
             partner_agrees,
         )
-        if start is not None:  # the networks fitted: the start of this image's rounds
-            cfg.training["finetune"][-1]["fitted_from"] = start[1].name
+        if fitted_from is not None:  # the networks fitted: the start of this image's rounds
+            cfg.training["finetune"][-1]["fitted_from"] = fitted_from
 
     if bands:  # the round reads the bands it was fitted on, whoever refines with it
         for cfg in (config, parent_config, *(() if parent is None else (parent[1],))):
@@ -617,7 +618,7 @@ def finetune(
         fit_agreement=fit_agrees,
         detail_held_out=detail_held_out,
         base_model=base_model,
-        fitted_from=None if start is None else start[1].name,
+        fitted_from=fitted_from,
         base_note=base_note,
     )
 
