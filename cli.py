@@ -118,7 +118,8 @@ def _label_args(p: argparse.ArgumentParser, default_mode: str = "tile") -> None:
     p.add_argument("labels", type=Path, help="label raster (mask) or vector file (gpkg, shp, ...)")
     p.add_argument(
         "--class-field",
-        help="vector: attribute holding the class (default: every feature is class 1)",
+        help="vector: attribute holding the class (default: every feature is class 1; "
+        "refused where another field names the model's other classes)",
     )
     p.add_argument(
         "--value-map",
@@ -276,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--prior-class-field",
         default=None,
         help="a vector prior's field holding the class (default: every feature is class 1, "
-        "e.g. building; what no feature covers is class 0)",
+        "e.g. building, refused where another field names the model's other classes; what "
+        "no feature covers is class 0)",
     )
     p.add_argument(
         "--prior-layer",

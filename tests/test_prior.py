@@ -235,6 +235,24 @@ def test_a_vector_priors_class_field_holds_class_names(job: dict, tmp_path: Path
     np.testing.assert_array_equal(tiled, whole)
 
 
+def test_a_vector_prior_naming_classes_in_a_field_not_chosen_is_refused(
+    job: dict, tmp_path: Path
+) -> None:
+    """Without a class field every feature is a building: a layer whose field names the
+    model's background too would start the RNN from a map with that background as
+    building. Refused before any work, naming the field (reliability row 160)."""
+    x, y = GT[0], GT[3]
+    boxes = _boxes_of(job) + [(x + 12 * 1.2, y - 18 * 1.2, x + 20 * 1.2, y - 8 * 1.2, "background")]
+    gpkg = write_polygons(tmp_path / "prior.gpkg", boxes)
+    with pytest.raises(
+        MapRefinerError,
+        match=r"every feature of the prior prior\.gpkg:prior would be read as building, but its "
+        r"field 'kind' \(1 background, 2 building\) names",
+    ):
+        refined(job, tmp_path / "o.tif", prior=gpkg)
+    assert not (tmp_path / "o.tif").exists()
+
+
 def test_bad_vector_priors_are_one_clear_error(job: dict, tmp_path: Path) -> None:
     gpkg = write_polygons(tmp_path / "prior.gpkg", _boxes_of(job))
     with pytest.raises(MapRefinerError, match="no field 'class'; choose one of: kind"):

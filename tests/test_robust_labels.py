@@ -165,6 +165,26 @@ def test_unknown_and_null_classes_beside_good_ones_are_skipped_and_named(
     np.testing.assert_array_equal(res.labels, cells(0, 0, 4, 4))
 
 
+def test_a_field_of_other_values_or_of_class_1_alone_is_no_class_field(tmp_path: Path) -> None:
+    """Without a class field every feature is class 1 (a layer of building outlines): text
+    values that name no class (OSM's building=yes), a text field naming class 1 only, an
+    id of 0 in a field not named as a class field leave it so."""
+    feats = [
+        (cell_box(0, 0, 4, 4), {"building": "yes", "kind": "building", "osm_id": 0}),
+        (cell_box(10, 0, 14, 4), {"building": "house", "kind": None, "osm_id": 1}),
+    ]
+    path = write_vector(
+        tmp_path / "osm.gpkg",
+        feats,
+        32633,
+        fields={"building": TEXT, "kind": TEXT, "osm_id": INTEGER},
+    )
+    got = burn_vector(path, GRID, NAMES, mode="sparse").labels
+    want = cells(0, 0, 4, 4)
+    want[0:4, 10:14] = 1
+    np.testing.assert_array_equal(got, want)
+
+
 # --- refused, with a message that says what to do ----------------------------------------------
 
 
@@ -214,6 +234,32 @@ def test_a_label_raster_class_the_model_lacks_is_refused_at_any_resolution(tmp_p
             )
         )
     assert not (tmp_path / "n.safetensors").exists()
+
+
+@pytest.mark.parametrize(
+    ("fields", "values", "told"),
+    [
+        ({"kind": TEXT}, ["building", "background"], r"field 'kind' \(1 background, 1 building\)"),
+        ({"class": INTEGER}, [1, 0], r"field 'class' \(1 background, 1 building\)"),
+        ({"Label": TEXT}, ["background", "background"], r"field 'Label' \(2 background\)"),
+    ],
+)
+def test_a_field_naming_other_classes_is_not_read_as_class_1_in_silence(
+    tmp_path: Path, fields: dict[str, int], values: list[object], told: str
+) -> None:
+    """A correction layer's own field says which polygons are background; read without a
+    class field they were all building (taught so, and burned into the map)."""
+    (name,) = fields
+    feats = [(cell_box(10 * i, 0, 10 * i + 4, 4), {name: v}) for i, v in enumerate(values)]
+    path = write_vector(tmp_path / "c.gpkg", feats, 32633, fields=fields)
+    with pytest.raises(MapRefinerError, match=r"No class field was chosen.*" + told) as err:
+        burn_vector(path, GRID, NAMES, mode="sparse")
+    assert f"--class-field {name}" in str(err.value)
+    # chosen, it burns each polygon as its field says
+    got = burn_vector(path, GRID, NAMES, class_field=name, mode="sparse").labels
+    assert [int(got[0, 10 * i]) for i in range(len(values))] == [
+        NAMES.index(v) if isinstance(v, str) else v for v in values
+    ]
 
 
 # --- the same through the command line: one line, nothing written ------------------------------
@@ -280,6 +326,22 @@ FINETUNE_CASES: dict[str, LabelCase] = {
         r"^map-refiner: error: 1 polygon\(s\) of l\.gpkg:labels have no usable class in field 'c' "
         r"\('Gebaeude'; feature id\(s\) 2\).*background, building"
         r".*'Gebaeude:1,background:0,building:1'",
+    ),
+    # the layer's own field says which are background, but no class field was given
+    # (reliability row 160: they were all taught and burned as building)
+    "class-field-not-chosen": lambda t: (
+        [
+            _vec(
+                t,
+                [
+                    (cell_box(1, 1, 9, 9), {"c": "building"}),
+                    (cell_box(20, 20, 29, 29), {"c": "Background"}),
+                ],
+            )
+        ],
+        r"No class field was chosen, so every feature of l\.gpkg:labels would be read as "
+        r"building, but its field 'c' \(1 background, 1 building\) names the model's classes"
+        r".*--class-field c",
     ),
     "value-map-beyond-model": lambda t: (
         [_vec(t, [(cell_box(1, 1, 9, 9), {"c": "x"})]), "--class-field", "c", "--value-map", "x:5"],

@@ -24,6 +24,7 @@ from .burn import BurnList, Extent, Shape, filter_to_grid
 from .classes import IGNORE, ClassResolver
 from .geometry import GeometryPrep, is_point, make_prep
 from .rasters import downsample_labels, read_label_raster
+from .unchosen_field import UnchosenFields
 
 __all__ = [
     "IGNORE",
@@ -149,8 +150,13 @@ def _read_features(
     filter_to_grid(lyr, layer_srs, grid, line_width_m)
     burns = BurnList(grid)
     prep = _prep(layer_srs, grid, line_width_m, name)
+    # no class field: are the model's other classes named in one nobody chose? (not for a
+    # prior's windows: its layer was checked once, refine/prior.py)
+    watch = (
+        UnchosenFields.of_layer(lyr, class_names) if field_index < 0 and not allow_empty else None
+    )
     try:
-        result = _collect(lyr, field_index, resolver, prep, burns)
+        result = _collect(lyr, field_index, resolver, prep, burns, watch)
     except RuntimeError as exc:  # e.g. a truncated .shp: GDAL fails mid-way through the features
         raise MapRefinerError(
             f"Cannot read the features of {name}: the file is damaged or "
@@ -158,6 +164,8 @@ def _read_features(
             details=str(exc),
         ) from exc
     del ds  # the layer was read; close the file
+    if watch is not None:
+        watch.refuse(name)
     if every_class and result.unknown_class:
         _refuse_unknown(result, resolver, name, class_field, class_names)
     if not allow_empty:
@@ -235,13 +243,20 @@ def _refuse_unknown(
 
 
 def _collect(
-    lyr: ogr.Layer, field_index: int, resolver: ClassResolver, prep: GeometryPrep, burns: BurnList
+    lyr: ogr.Layer,
+    field_index: int,
+    resolver: ClassResolver,
+    prep: GeometryPrep,
+    burns: BurnList,
+    watch: UnchosenFields | None = None,
 ) -> VectorLabels:
     result = VectorLabels(np.empty((0, 0), np.uint8))
     for feat in lyr:
         geom = feat.GetGeometryRef()
         if geom is None or geom.IsEmpty():
             continue
+        if watch is not None:
+            watch.see(feat)
         if is_point(geom):
             result.points += 1
             continue

@@ -38,6 +38,7 @@ from ..errors import MapRefinerError
 from ..labels.classes import ClassResolver
 from ..labels.rasterize import IGNORE, burn_vector, class_field_index
 from ..labels.rasters import mask_value_map, sampled_values
+from ..labels.unchosen_field import refuse_unchosen
 from ..rasters.grid import GridSpec
 from ..rasters.read import open_raster
 from ..vectors.read import open_layer
@@ -205,6 +206,8 @@ class Prior:
         index = class_field_index(lyr, self.class_field, name)
         if index >= 0:
             self._check_classes(lyr, index, name)
+        else:
+            refuse_unchosen(lyr, self.class_names, f"the prior {name}")
         del ds
 
     def _check_classes(self, lyr, index: int, name: str) -> None:  # noqa: ANN001

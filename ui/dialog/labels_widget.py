@@ -33,7 +33,10 @@ class LabelsBox(QgsCollapsibleGroupBox):
             | QgsFieldProxyModel.Filter.LongLong
         )
         self.field_combo.setAllowEmptyFieldName(True)
-        self.field_combo.setToolTip("Class names or indices; empty: every polygon is class 1")
+        self.field_combo.setToolTip(
+            "Class names or indices; empty: every polygon is class 1 (refused where another field "
+            "names the model's other classes)"
+        )
         self.mode_combo = QComboBox(self)
         for key, text in LABEL_MODE_TEXT.items():
             self.mode_combo.addItem(text, key)

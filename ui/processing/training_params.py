@@ -40,7 +40,8 @@ def label_parameters(steps_help: str) -> list[QgsProcessingParameterDefinition]:
             QgsProcessingParameterField(
                 "CLASS_FIELD", "Class field", parentLayerParameterName="LABELS", optional=True
             ),
-            "Class names or indices; empty: every polygon is class 1.",
+            "Class names or indices; empty: every polygon is class 1 (refused where another "
+            "field names the model's other classes).",
         ),
         advanced(
             with_help(
