@@ -185,6 +185,23 @@ def test_label_layer_takes_the_remembered_field(rgb_layer, tiny_model, qgis_new_
     assert dialog.labels.field() == ""  # no field: every polygon is class 1
 
 
+def test_label_layer_without_the_remembered_field_takes_one_named_as_a_class(
+    rgb_layer, tiny_model, qgis_new_project
+) -> None:  # noqa: ANN001
+    """A correction layer from elsewhere names its class field 'Klasse' or 'Class': left
+    empty, every polygon would be read as class 1 (the engine refuses such a layer)."""
+    dialog = _dialog(qgis_new_project, rgb_layer, model_path=str(tiny_model), label_field="class")
+    for fields, want in [
+        ("field=id:integer&field=Klasse:string", "Klasse"),
+        ("field=Class:string", "Class"),
+        ("field=name:string", ""),
+    ]:
+        layer = QgsVectorLayer(f"Polygon?crs=EPSG:26914&{fields}", "corrections", "memory")
+        qgis_new_project.addMapLayer(layer)
+        dialog.labels.layer_combo.setLayer(layer)  # as the user picks it
+        assert dialog.labels.field() == want, fields
+
+
 def _polygons(path: Path) -> Path:
     """One polygon over the top-left quarter of the scene (UTM 14N), with a class field."""
     from osgeo import ogr, osr

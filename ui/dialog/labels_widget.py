@@ -14,6 +14,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from ...engine.labels.unchosen_field import CLASS_LIKE
 from ...engine.vocabulary import LABEL_MODE_TEXT, label_mode
 
 
@@ -124,8 +125,22 @@ class LabelsBox(QgsCollapsibleGroupBox):
 
     def _on_layer_changed(self, layer: QgsVectorLayer | None) -> None:
         self.field_combo.setLayer(layer)
-        has_it = layer is not None and layer.fields().indexOf(self.preferred_field) >= 0
-        self.field_combo.setField(self.preferred_field if has_it else "")
+        self.field_combo.setField(self._class_field_of(layer))
+
+    def _class_field_of(self, layer: QgsVectorLayer | None) -> str:
+        """The remembered field if the layer has it, else its first field named like a
+        class field (``Class``, ``label``, ``klasse``...: a layer from elsewhere), else
+        none (every polygon class 1; the engine refuses that where a field names the
+        model's other classes). None chosen (an empty remembered field) stays none."""
+        if layer is None or not self.preferred_field:
+            return ""
+        names = [f.name() for f in layer.fields()]
+        wanted = [self.preferred_field.lower(), *sorted(CLASS_LIKE)]
+        for want in wanted:
+            for name in names:
+                if name.strip().lower() == want:
+                    return name
+        return ""
 
     def set_layer(self, layer: QgsVectorLayer | None, field: str | None = None) -> None:
         """Select ``layer``; its field ``field`` (default: the remembered one) if it has it."""
