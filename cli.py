@@ -552,7 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("vectorize", help="class map to polygons (Shapefile or GeoPackage)")
     p.add_argument("classmap", type=Path)
     p.add_argument("--out", type=Path, required=True, help=".shp or .gpkg")
-    p.add_argument("--classes", help="only these class names, comma-separated")
+    p.add_argument("--classes", help="only these classes (names or ids), comma-separated")
     p.add_argument(
         "--scores",
         type=Path,

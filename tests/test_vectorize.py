@@ -92,6 +92,9 @@ def test_only_some_classes_and_names_from_the_raster(tmp_path) -> None:
     assert by_name.feature_count == 3 and {r[:2] for r in rows} == {(1, "building")}
     vectorize(path, tmp_path / "r.shp", classes=[2])
     assert [r[:2] for r in read_back(tmp_path / "r.shp")[0]] == [(2, "road")]
+    # an id as the CLI's --classes and Processing's text give it ("names or ids")
+    vectorize(path, tmp_path / "s.gpkg", classes=[" 2"])
+    assert [r[:2] for r in read_back(tmp_path / "s.gpkg")[0]] == [(2, "road")]
     with pytest.raises(MapRefinerError, match="Unknown class 'tree'"):
         vectorize(path, tmp_path / "t.gpkg", classes=["tree"])
 

@@ -270,6 +270,8 @@ def _class_ids(classes: Sequence[int | str] | None, names: list[str]) -> list[in
     ids = []
     for c in classes:
         i = c if isinstance(c, (int, np.integer)) else lookup.get(str(c).strip().lower())
+        if i is None and str(c).strip().isdigit():  # an id given as text (CLI, Processing)
+            i = int(str(c).strip())
         if i is None or not 0 <= int(i) < IGNORE:
             raise MapRefinerError(
                 f"Unknown class {c!r}; give class ids or names of the map (see its legend)."
