@@ -546,6 +546,10 @@ def test_a_round_with_nothing_to_hold_out_is_judged_by_the_partner(
     )
     assert res.adopted is adopted and res.held_out == 0 and res.steps > 0
     assert res.partner_agreement == agrees and "checked against the bundled partner" in res.message
+    # what the fit changed of the sure map is recorded for studies, adopted or not, and is
+    # not the held-out path's flip ratio (the rounds list reads that as a held-out check)
+    assert res.partner_flip_ratio is not None and res.partner_flip_ratio >= 0
+    assert res.flip_ratio is None
     b, n = _weights(scene["model"]), _weights(res.model)
     assert all(torch.equal(b[k], n[k]) for k in b) is not adopted
     rec = load_model(res.model)[1].training["finetune"][-1]

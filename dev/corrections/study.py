@@ -384,6 +384,7 @@ def run_scene(
                     "anchor_confidence": res.anchor_confidence,
                     "anchor_weight": res.anchor_weight,
                     "partner_agreement": res.partner_agreement,
+                    "partner_flip_ratio": res.partner_flip_ratio,
                     "one_class_agreement": res.one_class_agreement,
                     "fit_agreement": res.fit_agreement,
                     "detail_held_out": res.detail_held_out,

@@ -188,6 +188,8 @@ class FinetuneResult:
     anchor_weight: float | None = None  # what an anchor weighed (CorrectionFit.anchor_weight)
     partner_agreement: float | None = None  # a round with nothing to hold out: the share
     # of the fit's changes the partner agreed with (PARTNER_AGREES_AT_LEAST); else None
+    partner_flip_ratio: float | None = None  # that round's fit: sure base pixels it
+    # changes / drawn share (Fit.flip_ratio; recorded, not a rule); else None
     partner: str | None = None  # the model whose agreement chose the anchors (its file's
     # stem: "general" or "default" for the bundled ones); None: no partner
     one_class_agreement: float | None = None  # a fit that passed the held-out check on
@@ -337,6 +339,7 @@ def finetune(
     budget = params.max_seconds
     flips: float | None = None
     partner_agrees: float | None = None  # a round without held-out polygons: see below
+    partner_flips: float | None = None  # ... and how much of the sure map its fit changed
     one_class_agrees: float | None = None  # a fit on polygons of one class: the same share
     fit_agrees: float | None = None  # ... of any fit that passed the held-out check
     kept: tuple[int, float] | None = None  # and the class nobody drew it kept least of
@@ -433,6 +436,7 @@ def finetune(
         with torch.no_grad():
             settled = fit.logits()
         partner_agrees = partner_agreement(fit, settled, agree)
+        partner_flips = fit.flip_ratio(settled)  # recorded (studies), not a rule
         adopted = partner_agrees is not None and partner_agrees >= PARTNER_AGREES_AT_LEAST
         if not adopted:
             net.load_state_dict(base_state)
@@ -611,6 +615,7 @@ def finetune(
         anchor_weight=fit.anchor_weight,
         dropped_fit=dropped_fit,
         partner_agreement=partner_agrees,
+        partner_flip_ratio=partner_flips,
         partner=None if partner is None else partner.stem,
         one_class_agreement=one_class_agrees,
         class_kept=None if kept is None else (config.class_names[kept[0]], kept[1]),
