@@ -575,6 +575,45 @@ def test_a_round_with_nothing_to_hold_out_is_judged_by_the_partner(
     assert not unsure.adopted and unsure.steps == 0 and "none can be held out" in unsure.message
 
 
+@pytest.mark.parametrize("check", [True, False])
+def test_a_round_the_partner_agrees_with_is_still_dropped_when_it_changes_too_much(
+    scene: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, check: bool
+) -> None:
+    """The partner's agreement stands in for a held-out score in the flip check (session
+    53): at 60 % agreement a fit may change at most 3 x 0.1 = 0.3 times the drawn share of
+    the sure map; one that changes 5 times it is dropped, its networks saved beside for
+    the user to try, and the message says why. partner_flip_check=False: the agreement
+    alone decides, as before."""
+    from map_refiner.training.corrections import finetune as ft
+
+    net, cfg = random_model(resolution_m=0.6, seed=6)
+    partner = save_model(net, cfg, tmp_path / "partner.safetensors")
+    monkeypatch.setattr(ft, "partner_agreement", lambda fit, scores, agree: 0.6)
+    monkeypatch.setattr(ft.CorrectionFit, "flip_ratio", lambda self, scores=None: 5.0)
+    res = finetune(
+        scene["image"],
+        corrections(tmp_path / "c.gpkg", [FOUR[0], FOUR[2]]),
+        tmp_path / "new.safetensors",
+        scene["model"],
+        FitParams(steps=4, anchor_partner=str(partner), partner_flip_check=check),
+        device="cpu",
+    )
+    assert res.held_out == 0 and res.partner_agreement == 0.6 and res.partner_flip_ratio == 5.0
+    b, n = _weights(scene["model"]), _weights(res.model)
+    if check:
+        assert not res.adopted and res.flip_ratio == 5.0
+        assert all(torch.equal(b[k], n[k]) for k in b)  # the starting networks
+        assert "agrees with 60 % of what it changed, but the fit changed 5.0 times" in res.message
+        assert "at most 0.30 is accepted" in res.message
+        assert res.dropped_fit is not None and res.dropped_fit.exists()
+        assert "Use dropped fit" in res.message
+        rec = load_model(res.model)[1].training["finetune"][-1]
+        assert rec["adopted"] is False and rec["flip_ratio"] == 5.0
+    else:
+        assert res.adopted and res.flip_ratio is None and res.dropped_fit is None
+        assert not all(torch.equal(b[k], n[k]) for k in b)
+
+
 def test_a_fit_that_passed_the_held_out_check_records_the_partner_s_agreement(
     scene: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -17,7 +17,7 @@ class Round:
     tuned_score: float | None  # held-out polygons right, the fitted networks
     base_score: float | None  # the same, the starting model
     flip_ratio: float | None = None  # sure pixels the fit changed / drawn share; only
-    # measured for a fit that passed the held-out check
+    # for a fit that passed the held-out check, or one the partner judged and then dropped
     dropped_fit: Path | None = None  # the networks the flip check dropped, saved beside
     # (finetune.dropped_fit_path); None: no such fit, or the user took it already
     first_model: Path | None = None  # the round's own model file, when the user took its
@@ -91,8 +91,12 @@ class Round:
             score = (
                 "too few polygons to hold one out, so the fit was checked against the bundled "
                 f"{self.partner} model: it agrees with {100 * self.partner_agreement:.0f} % of "
-                "what the fit changed (at least half is needed). Look at the map where you did not "
-                "draw; “Undo round” goes back"
+                "what the fit changed (at least half is needed)"
+                + (
+                    ". Look at the map where you did not draw; “Undo round” goes back"
+                    if self.adopted
+                    else ""
+                )
             )
         elif self.tuned_score is None or self.base_score is None:
             score = "not checked (too few polygons to hold one out)"

@@ -93,6 +93,14 @@ def test_a_round_says_why_its_networks_were_kept() -> None:
     by_default = Round(adopted=True, partner_agreement=0.61, partner="default", **judged)
     assert "checked by the default model: 61 % agree" in by_default.describe()
     assert "bundled default model" in by_default.details()
+    # the partner agreed, but the fit changed more of the sure map than that vouches for
+    # (session 53): dropped, and the tooltip does not send the user to Undo round
+    flipped = dict(judged, dropped_fit=Path("r_dropped_fit.safetensors"))
+    over = Round(adopted=False, partner_agreement=0.96, flip_ratio=8.5, **flipped)
+    assert "96 % agree, fit dropped: changed too much elsewhere" in over.describe()
+    tip = over.details()
+    assert "8.5 times as much of the starting model's sure map" in tip
+    assert "Undo round" not in tip and "r_dropped_fit.safetensors" in tip
     erased = Round(
         adopted=False,
         flip_ratio=0.3,

@@ -219,6 +219,10 @@ class FitParams:
     norm_lr_scale: float = 10.0  # the input's per-band scale and shift (norm+ modes) learn
     # at this times lr: at 1e-3 the 120 steps of a round move a band by at most 0.12 of
     # its spread, less than a new sensor's colours are off
+    partner_flip_check: bool = True  # a round judged by the partner (nothing to hold out)
+    # is dropped, as a held-out fit is, when it changes more of the sure map than
+    # flip_per_score x (the partner's agreement - 0.5) times the drawn share (session 53:
+    # finetune.PARTNER_AGREES_AT_LEAST's comment); False: the agreement alone decides
     class_kept_at_least: float = 0.1  # a fit on polygons all of one class is not adopted
     # when another class keeps under this share of its undrawn pixels in the window
     # (CorrectionFit.kept_share: the fit erased a class nobody drew); 0: no such check.
