@@ -61,3 +61,19 @@ def test_a_one_class_fit_that_erased_a_class_is_rederived_as_dropped(tmp_path: P
     out = table([("a", rows, None)]).splitlines()
     assert "| loveda_1 | 4 | 30.0 | +0.0 (dropped) |" in out
     assert "| nepal | 4 | 40.0 | +18.0 |" in out
+
+
+def test_a_partner_judged_round_is_rederived_under_its_flip_check(tmp_path: Path) -> None:
+    """A round with nothing to hold out records the partner's agreement and what its fit
+    changed of the sure map (session 53): report.rederive drops it as the product now does
+    when that change passes 3 x (agreement - 0.5) times the drawn share."""
+    rows = _write(
+        tmp_path / "a.jsonl",
+        [
+            _row("austin_enh", 1, 66.0, 62.0, partner_agreement=0.5, partner_flip_ratio=17.8),
+            _row("loveda_1", 1, 27.0, 27.9, partner_agreement=0.8, partner_flip_ratio=0.3),
+        ],
+    )
+    out = table([("a", rows, None)]).splitlines()
+    assert "| austin_enh | 1 | 66.0 | +0.0 (dropped) |" in out
+    assert "| loveda_1 | 1 | 27.0 | +0.9 |" in out

@@ -10,7 +10,12 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from ...training.corrections.finetune import FLIP_PER_SCORE, FLIP_SURE_RATIO, flip_allowance
+from ...training.corrections.finetune import (
+    FLIP_PER_SCORE,
+    FLIP_SURE_RATIO,
+    flip_allowance,
+    flip_cap,
+)
 from ...training.corrections.fit import CPU_STEPS, GPU_STEPS, FitParams
 from ..provenance import commit_label
 
@@ -28,14 +33,20 @@ def rederive(r: dict, sure_ratio_at_least: float = FLIP_SURE_RATIO) -> dict:
     fit leaves the base networks, whose undrawn half is the starting map: the drawn
     polygons all lie on the other half. ``sure_ratio_at_least``: from which sure ratio
     the check stands aside (math.inf: it judges every fit, the rule before session 20)."""
-    if not r.get("passed_held_out") or r.get("flip_ratio") is None:
+    partner = r.get("partner_flip_ratio")  # a round the partner judged (session 53)
+    if not r.get("passed_held_out") or (r.get("flip_ratio") is None and partner is None):
         return r
-    allowance = flip_allowance(
-        r.get("tuned_score"), r.get("sure_ratio"), at_least=sure_ratio_at_least
-    )
-    kept = r.get("class_kept")  # a one-class fit's least-kept undrawn class (session 29)
-    erased = kept is not None and kept < FitParams().class_kept_at_least
-    adopted = r["flip_ratio"] <= allowance and not erased
+    if partner is not None:  # the partner's agreement as its score (partner_flip_check)
+        adopted = not FitParams().partner_flip_check or partner <= flip_cap(
+            r.get("partner_agreement")
+        )
+    else:
+        allowance = flip_allowance(
+            r.get("tuned_score"), r.get("sure_ratio"), at_least=sure_ratio_at_least
+        )
+        kept = r.get("class_kept")  # a one-class fit's least-kept undrawn class (session 29)
+        erased = kept is not None and kept < FitParams().class_kept_at_least
+        adopted = r["flip_ratio"] <= allowance and not erased
     fitted_acc = r.get("acc_after_fit", r["acc_after"] if r["adopted"] else None)
     return {
         **r,

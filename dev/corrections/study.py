@@ -33,7 +33,7 @@ from ...engine.modelfile.io import load_model, save_model
 from ...engine.networks.models import MapRefinerNet
 from ...engine.refine.pipeline import RefineParams, refine_raster
 from ...engine.refine.uncertainty import uncertainty
-from ...training.corrections.finetune import finetune, flip_allowance
+from ...training.corrections.finetune import finetune, flip_allowance, flip_cap
 from ...training.corrections.fit import FitParams
 from ...training.tile import LabelSource
 from ..provenance import git_state
@@ -331,7 +331,13 @@ def run_scene(
                 seconds = time.perf_counter() - t0
                 fitted, fitted_probs = refine(scene.image, work / "after.tif", model)
                 dropped = flip_dropped(
-                    res.adopted, res.flip_ratio, res.tuned_score, res.sure_ratio, overrides
+                    res.adopted,
+                    res.flip_ratio,
+                    res.tuned_score,
+                    res.sure_ratio,
+                    overrides,
+                    res.partner_agreement,
+                    res.partner_flip_ratio,
                 )
                 after = _burned(pred, drawn) if dropped else fitted
                 pixels = sum(int(m.sum()) for m, _ in drawn)
@@ -472,13 +478,22 @@ def flip_dropped(
     tuned_score: float | None,
     sure_ratio: float | None,
     overrides: dict | None = None,
+    partner_agreement: float | None = None,
+    partner_flip_ratio: float | None = None,
 ) -> bool:
     """Whether the product's flip check drops a fit the study ran without it (_RECORD),
     judged with the study's FitParams overrides (``--set flip_sure_ratio=0.85`` is the
-    fine-tune's rule in that study; until session 36 the study judged with the defaults)."""
-    judge = FitParams(
-        **{k: v for k, v in (overrides or {}).items() if k in ("flip_per_score", "flip_sure_ratio")}
-    )
+    fine-tune's rule in that study; until session 36 the study judged with the defaults).
+    A round the partner judged (``partner_flip_ratio`` recorded) is judged with the
+    partner's agreement as its score (FitParams.partner_flip_check, session 53)."""
+    keys = ("flip_per_score", "flip_sure_ratio", "partner_flip_check")
+    judge = FitParams(**{k: v for k, v in (overrides or {}).items() if k in keys})
+    if partner_flip_ratio is not None:
+        return (
+            passed
+            and judge.partner_flip_check
+            and partner_flip_ratio > flip_cap(partner_agreement, judge.flip_per_score)
+        )
     allowance = flip_allowance(tuned_score, sure_ratio, judge.flip_per_score, judge.flip_sure_ratio)
     return passed and (flip_ratio or 0.0) > allowance
 
