@@ -411,15 +411,7 @@ def finetune(
             )
             if flips > cap or erased:  # learnt more than the corrections: keep the base
                 adopted = False
-                temperature = config.detail_temperature  # as an adopted fit's, below
-                if params.detail_temperature and config.detail_iterations > 0:
-                    temperature = fitted_temperature(
-                        params.detail_temperature_by,
-                        fit.on_image(fit.base_scores),
-                        fit.on_image(settled),
-                        temperature,
-                    )
-                dropped = (copy.deepcopy(net.state_dict()), temperature)
+                dropped = _dropped_networks(net, config, params, fit, settled)
                 net.load_state_dict(base_state)
         else:
             net.load_state_dict(base_state)
@@ -451,20 +443,13 @@ def finetune(
         partner_flips = fit.flip_ratio(settled)
         adopted = partner_agrees is not None and partner_agrees >= PARTNER_AGREES_AT_LEAST
         # and the flip check, with the partner's agreement as the score (session 53: a
-        # change of the sure map the agreement hardly vouches for; PARTNER_FLIP_CHECK)
+        # change of the sure map the agreement hardly vouches for; see
+        # PARTNER_AGREES_AT_LEAST and FitParams.partner_flip_check)
         if adopted and params.partner_flip_check:
             cap = flip_cap(partner_agrees, params.flip_per_score)
             if partner_flips > cap:
                 adopted, flips = False, partner_flips
-                temperature = config.detail_temperature
-                if params.detail_temperature and config.detail_iterations > 0:
-                    temperature = fitted_temperature(
-                        params.detail_temperature_by,
-                        fit.on_image(fit.base_scores),
-                        fit.on_image(settled),
-                        temperature,
-                    )
-                dropped = (copy.deepcopy(net.state_dict()), temperature)
+                dropped = _dropped_networks(net, config, params, fit, settled)
         if not adopted:
             net.load_state_dict(base_state)
     else:  # nothing to check a fit on: the networks stay as they are
@@ -782,6 +767,26 @@ def _save_dropped_fit(
         log.warning("the dropped fit could not be saved as %s: %s", path, exc)
         return None
     return path
+
+
+def _dropped_networks(
+    net: MapRefinerNet,
+    config: ModelConfig,
+    params: FitParams,
+    fit: CorrectionFit,
+    settled: torch.Tensor,
+) -> tuple[dict[str, torch.Tensor], float]:
+    """A fit a check dropped, to save beside the round: its networks and the detail
+    temperature an adopted fit with its map would get (fitted_temperature)."""
+    temperature = config.detail_temperature
+    if params.detail_temperature and config.detail_iterations > 0:
+        temperature = fitted_temperature(
+            params.detail_temperature_by,
+            fit.on_image(fit.base_scores),
+            fit.on_image(settled),
+            temperature,
+        )
+    return copy.deepcopy(net.state_dict()), temperature
 
 
 def _dropped_message(path: Path | None) -> str:
