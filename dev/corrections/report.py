@@ -14,7 +14,7 @@ from ...training.corrections.finetune import (
     FLIP_PER_SCORE,
     FLIP_SURE_RATIO,
     flip_allowance,
-    flip_cap,
+    partner_flip_drops,
 )
 from ...training.corrections.fit import CPU_STEPS, GPU_STEPS, FitParams
 from ..provenance import commit_label
@@ -37,8 +37,8 @@ def rederive(r: dict, sure_ratio_at_least: float = FLIP_SURE_RATIO) -> dict:
     if not r.get("passed_held_out") or (r.get("flip_ratio") is None and partner is None):
         return r
     if partner is not None:  # the partner's agreement as its score (partner_flip_check)
-        adopted = not FitParams().partner_flip_check or partner <= flip_cap(
-            r.get("partner_agreement")
+        adopted = not partner_flip_drops(
+            r.get("partner_agreement"), partner, check=FitParams().partner_flip_check
         )
     else:
         allowance = flip_allowance(

@@ -33,7 +33,7 @@ from ...engine.modelfile.io import load_model, save_model
 from ...engine.networks.models import MapRefinerNet
 from ...engine.refine.pipeline import RefineParams, refine_raster
 from ...engine.refine.uncertainty import uncertainty
-from ...training.corrections.finetune import finetune, flip_allowance, flip_cap
+from ...training.corrections.finetune import finetune, flip_allowance, partner_flip_drops
 from ...training.corrections.fit import FitParams
 from ...training.tile import LabelSource
 from ..provenance import git_state
@@ -489,10 +489,8 @@ def flip_dropped(
     keys = ("flip_per_score", "flip_sure_ratio", "partner_flip_check")
     judge = FitParams(**{k: v for k, v in (overrides or {}).items() if k in keys})
     if partner_flip_ratio is not None:
-        return (
-            passed
-            and judge.partner_flip_check
-            and partner_flip_ratio > flip_cap(partner_agreement, judge.flip_per_score)
+        return passed and partner_flip_drops(
+            partner_agreement, partner_flip_ratio, judge.flip_per_score, judge.partner_flip_check
         )
     allowance = flip_allowance(tuned_score, sure_ratio, judge.flip_per_score, judge.flip_sure_ratio)
     return passed and (flip_ratio or 0.0) > allowance

@@ -176,6 +176,19 @@ def flip_allowance(
     )
 
 
+def partner_flip_drops(
+    agreement: float | None,
+    flips: float,
+    per_score: float = FLIP_PER_SCORE,
+    check: bool = True,
+) -> bool:
+    """Whether the flip check drops a fit the partner judged (nothing held out): it changes
+    more of the sure map (``flips``) than flip_cap allows for the partner's ``agreement``
+    as its score (session 53; ``check``: FitParams.partner_flip_check). The fine-tune and
+    the studies that re-derive its decision from their rows use this one rule."""
+    return check and flips > flip_cap(agreement, per_score)
+
+
 @dataclass
 class FinetuneResult:
     model: Path
@@ -445,11 +458,12 @@ def finetune(
         # and the flip check, with the partner's agreement as the score (session 53: a
         # change of the sure map the agreement hardly vouches for; see
         # PARTNER_AGREES_AT_LEAST and FitParams.partner_flip_check)
-        if adopted and params.partner_flip_check:
-            cap = flip_cap(partner_agrees, params.flip_per_score)
-            if partner_flips > cap:
-                adopted, flips = False, partner_flips
-                dropped = _dropped_networks(net, config, params, fit, settled)
+        if adopted and partner_flip_drops(
+            partner_agrees, partner_flips, params.flip_per_score, params.partner_flip_check
+        ):
+            adopted, flips = False, partner_flips
+            cap = flip_cap(partner_agrees, params.flip_per_score)  # for the message
+            dropped = _dropped_networks(net, config, params, fit, settled)
         if not adopted:
             net.load_state_dict(base_state)
     else:  # nothing to check a fit on: the networks stay as they are
